@@ -1,0 +1,44 @@
+// Validation of what a user passes to commit, done before any data is read so that bad input changes nothing.
+import { CkvcError } from '../core/errors.js';
+
+/** Parses KEY=VALUE metrics; values must be finite numbers. */
+export function parseMetrics(input: string[] | Record<string, number> | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  const pairs: [string, unknown][] = Array.isArray(input)
+    ? input.map((s) => {
+        const eq = s.indexOf('=');
+        if (eq <= 0) throw new CkvcError('CKVC_BAD_METRIC', `metric ${JSON.stringify(s)} is not KEY=NUMBER (e.g. --metric loss=0.31)`, { metric: s });
+        return [s.slice(0, eq), s.slice(eq + 1)];
+      })
+    : Object.entries(input ?? {});
+  for (const [k, raw] of pairs) {
+    const v = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+    if (!Number.isFinite(v)) throw new CkvcError('CKVC_BAD_METRIC', `metric "${k}" has value ${JSON.stringify(raw)}, which is not a finite number`, { metric: k, value: raw });
+    if (!/^[A-Za-z0-9_.\/:-]{1,128}$/.test(k)) throw new CkvcError('CKVC_BAD_METRIC', `metric name ${JSON.stringify(k)} may only use letters, digits and _ . / : -`, { metric: k });
+    out[k] = v;
+  }
+  return out;
+}
+
+export function parseLabels(input: string[] | Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  const pairs: [string, string][] = Array.isArray(input)
+    ? input.map((s) => {
+        const eq = s.indexOf('=');
+        if (eq <= 0) throw new CkvcError('CKVC_BAD_ARGUMENT', `label ${JSON.stringify(s)} is not KEY=VALUE`, { label: s });
+        return [s.slice(0, eq), s.slice(eq + 1)];
+      })
+    : Object.entries(input ?? {});
+  for (const [k, v] of pairs) {
+    if (typeof v !== 'string') throw new CkvcError('CKVC_BAD_ARGUMENT', `label "${k}" must have a string value`, { label: k });
+    out[k] = v;
+  }
+  return out;
+}
+
+export function parseCount(value: unknown, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) throw new CkvcError('CKVC_BAD_ARGUMENT', `${what} must be a whole number >= 0, got ${JSON.stringify(value)}`, { [what]: value });
+  return n;
+}

@@ -1,0 +1,150 @@
+// `ckvc commit`: ingest the paths, record provenance, and move the branch by compare-and-swap. If another
+// process lands a commit on the same branch meanwhile, ours is re-parented onto it and retried, so both land.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { configHash, parseConfig } from '../core/config-snapshot.js';
+import { CkvcError, isCkvcError } from '../core/errors.js';
+import type { ObjectId } from '../core/object-id.js';
+import { encodeCommit, type CodeRef, type CommitObject, type ConfigRef } from '../core/objects/commit-object.js';
+import { assertRefName } from '../core/ref-name.js';
+import { readGitProvenance } from '../provenance/git-provenance.js';
+import { ingestPaths, type IngestProgress } from '../store/ingest/tree-ingest.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { REF_PREFIX } from '../store/ref-store.js';
+import { resolveRevision } from '../store/revision-resolver.js';
+import { defaultAuthor } from './author.js';
+import { parseCount, parseLabels, parseMetrics } from './commit-input.js';
+
+export interface CommitOptions {
+  paths: string[];
+  message: string;
+  branch?: string;
+  /** Path of a YAML or JSON config file to snapshot. */
+  config?: string;
+  metrics?: string[] | Record<string, number>;
+  step?: number | string;
+  epoch?: number;
+  run?: string;
+  labels?: string[] | Record<string, string>;
+  /** Warm-start parents: revisions on other branches this checkpoint was initialised from. */
+  parents?: string[];
+  author?: string;
+  /** Where to look for the code's git repository; defaults to the current directory. */
+  cwd?: string;
+  progress?: IngestProgress;
+  signal?: AbortSignal;
+}
+
+export interface CommitResult {
+  id: ObjectId;
+  branch: string;
+  parents: ObjectId[];
+  tree: ObjectId;
+  files: number;
+  tensors: number;
+  bytes: number;
+  newBytes: number;
+  configHash?: string;
+  code?: CodeRef;
+}
+
+const MAX_CAS_RETRIES = 20;
+
+async function readConfigFile(p: string): Promise<{ bytes: Buffer; value: ReturnType<typeof parseConfig> }> {
+  let bytes: Buffer;
+  try {
+    const st = await fs.stat(p);
+    if (!st.isFile()) throw new CkvcError('CKVC_BAD_CONFIG', `config ${p} is not a file`, { path: p });
+    if (st.size > 64 * 1024 * 1024) throw new CkvcError('CKVC_BAD_CONFIG', `config ${p} is over 64 MiB; a config is settings, not data`, { path: p });
+    bytes = await fs.readFile(p);
+  } catch (e) {
+    if (isCkvcError(e)) throw e;
+    throw new CkvcError('CKVC_INPUT_NOT_FOUND', `config ${p} cannot be read (${(e as NodeJS.ErrnoException).code}); check the path`, { path: p });
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new CkvcError('CKVC_BAD_CONFIG', `config ${p} is not UTF-8 text`, { path: p });
+  }
+  return { bytes, value: parseConfig(text, p) };
+}
+
+async function targetBranch(store: ObjectStore, explicit: string | undefined): Promise<string> {
+  if (explicit !== undefined) {
+    assertRefName(explicit, 'branch');
+    return explicit;
+  }
+  const head = await store.refs.readHead();
+  if (head.kind === 'detached') throw new CkvcError('CKVC_BAD_ARGUMENT', 'HEAD is detached; pass -b BRANCH to say where this commit goes', {});
+  return head.branch;
+}
+
+export async function commit(store: ObjectStore, opts: CommitOptions): Promise<CommitResult> {
+  // Everything the user typed is checked before a byte of data is read.
+  if (typeof opts.message !== 'string' || opts.message.trim() === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'a commit needs a message: -m "what this checkpoint is"', {});
+  const branch = await targetBranch(store, opts.branch);
+  const metrics = parseMetrics(opts.metrics);
+  const labels = parseLabels(opts.labels);
+  const step = parseCount(opts.step, 'step');
+  if (opts.epoch !== undefined && !Number.isFinite(opts.epoch)) throw new CkvcError('CKVC_BAD_ARGUMENT', `epoch must be a number, got ${String(opts.epoch)}`, {});
+  const cfg = opts.config ? await readConfigFile(opts.config) : undefined;
+  const warm: ObjectId[] = [];
+  for (const rev of opts.parents ?? []) warm.push((await resolveRevision(store, rev)).id);
+  const code = await readGitProvenance(opts.cwd ?? process.cwd()).catch(() => undefined);
+  const author = defaultAuthor(opts.author);
+
+  const writer = store.writer();
+  try {
+    const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, { progress: opts.progress, signal: opts.signal });
+    let config: ConfigRef | undefined;
+    if (cfg) {
+      const snapshot = await writer.put('chunk', cfg.bytes);
+      config = { hash: configHash(cfg.value.value), snapshot, name: path.basename(opts.config!), format: cfg.value.format, size: cfg.bytes.length };
+    }
+    const base: Omit<CommitObject, 'parents'> = {
+      tree, message: opts.message, author, time: Date.now(), branch, config, code: code && { ...code },
+      metrics, step, epoch: opts.epoch, run: opts.run, labels,
+    };
+    const ref = REF_PREFIX.branch + branch;
+    let tip = (await store.refs.read(ref)) ?? null;
+    let id = await writer.put('commit', encodeCommit({ ...base, parents: parentList(tip, warm) }));
+    await writer.commit();
+    if (opts.signal?.aborted) throw new CkvcError('CKVC_INTERRUPTED', 'interrupted before the branch was moved; nothing was committed', {});
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await store.refs.update(ref, id, { expect: tip, who: author, message: `commit: ${opts.message}` });
+        break;
+      } catch (e) {
+        if (!isCkvcError(e, 'CKVC_REF_CONFLICT') || attempt >= MAX_CAS_RETRIES) throw e;
+        // Someone else landed first: put our commit on top of theirs (the data is already durable).
+        tip = (await store.refs.read(ref)) ?? null;
+        const again = store.writer();
+        id = await again.put('commit', encodeCommit({ ...base, parents: parentList(tip, warm) }));
+        await again.commit();
+      }
+    }
+    await followUnbornHead(store, branch);
+    return {
+      id, branch, parents: parentList(tip, warm), tree, files: summary.files, tensors: summary.tensors,
+      bytes: summary.bytes, newBytes: writer.stats.bytesNew, configHash: config?.hash, code,
+    };
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
+}
+
+function parentList(tip: ObjectId | null, warm: ObjectId[]): ObjectId[] {
+  const out = tip ? [tip] : [];
+  for (const w of warm) if (!out.includes(w)) out.push(w);
+  return out;
+}
+
+/** A fresh store's HEAD names an unborn 'main'; the first commit to another branch takes HEAD along. */
+async function followUnbornHead(store: ObjectStore, branch: string): Promise<void> {
+  const head = await store.refs.readHead();
+  if (head.kind === 'branch' && head.branch !== branch && !(await store.refs.read(REF_PREFIX.branch + head.branch))) {
+    await store.refs.writeHead(branch);
+  }
+}

@@ -1,0 +1,105 @@
+// Branches, tags, HEAD and reflogs as data.
+import { CkvcError } from '../core/errors.js';
+import type { ObjectId } from '../core/object-id.js';
+import { encodeTag } from '../core/objects/tag-object.js';
+import { assertRefName } from '../core/ref-name.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { REF_PREFIX, type RefKind, type ReflogEntry } from '../store/ref-store.js';
+import { resolveRevision } from '../store/revision-resolver.js';
+import { defaultAuthor } from './author.js';
+
+export interface RefTip {
+  name: string;
+  /** What the ref file holds (a commit, or an annotated tag object). */
+  id: ObjectId;
+  commit: ObjectId;
+  current: boolean;
+  time: number;
+  message: string;
+  metrics: Record<string, number>;
+  step?: number;
+  /** For annotated tags. */
+  tagMessage?: string;
+}
+
+async function tips(store: ObjectStore, kind: RefKind): Promise<RefTip[]> {
+  const head = await store.refs.readHead();
+  const out: RefTip[] = [];
+  for (const r of await store.refs.list(kind)) {
+    let commit = r.id;
+    let tagMessage: string | undefined;
+    if (kind === 'tag' && (await store.typeOf(r.id)) === 'tag') {
+      const t = await store.readTag(r.id);
+      commit = t.target;
+      tagMessage = t.message;
+    }
+    const c = await store.readCommit(commit);
+    out.push({
+      name: r.name, id: r.id, commit, current: kind === 'branch' && head.kind === 'branch' && head.branch === r.name,
+      time: c.time, message: c.message, metrics: c.metrics, step: c.step, tagMessage,
+    });
+  }
+  return out;
+}
+
+export const listBranches = (store: ObjectStore) => tips(store, 'branch');
+export const listTags = (store: ObjectStore) => tips(store, 'tag');
+
+export async function createBranch(store: ObjectStore, name: string, start = 'HEAD'): Promise<{ name: string; id: ObjectId }> {
+  assertRefName(name, 'branch');
+  const { id } = await resolveRevision(store, start);
+  await store.refs.update(REF_PREFIX.branch + name, id, { expect: null, who: defaultAuthor(), message: `branch: created from ${start}` });
+  return { name, id };
+}
+
+export async function deleteBranch(store: ObjectStore, name: string): Promise<{ name: string; id: ObjectId }> {
+  assertRefName(name, 'branch');
+  const head = await store.refs.readHead();
+  if (head.kind === 'branch' && head.branch === name) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot delete branch '${name}': HEAD is on it; 'ckvc switch' to another branch first`, { name });
+  }
+  const id = await store.refs.read(REF_PREFIX.branch + name);
+  if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch named '${name}'`, { name });
+  await store.refs.update(REF_PREFIX.branch + name, null, { expect: id, who: defaultAuthor(), message: 'branch: deleted' });
+  return { name, id };
+}
+
+export async function createTag(store: ObjectStore, name: string, rev = 'HEAD', message?: string): Promise<{ name: string; id: ObjectId; commit: ObjectId }> {
+  assertRefName(name, 'tag');
+  const { id: commit } = await resolveRevision(store, rev);
+  let id = commit;
+  if (message !== undefined) {
+    const writer = store.writer();
+    try {
+      id = await writer.put('tag', encodeTag({ target: commit, name, message, tagger: defaultAuthor(), time: Date.now() }));
+      await writer.commit();
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+  }
+  await store.refs.update(REF_PREFIX.tag + name, id, { expect: null, who: defaultAuthor(), message: `tag: ${rev}` });
+  return { name, id, commit };
+}
+
+export async function deleteTag(store: ObjectStore, name: string): Promise<{ name: string; id: ObjectId }> {
+  assertRefName(name, 'tag');
+  const id = await store.refs.read(REF_PREFIX.tag + name);
+  if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no tag named '${name}'`, { name });
+  await store.refs.update(REF_PREFIX.tag + name, null, { expect: id, who: defaultAuthor(), message: 'tag: deleted' });
+  return { name, id };
+}
+
+export async function switchBranch(store: ObjectStore, name: string): Promise<{ branch: string; id?: ObjectId }> {
+  assertRefName(name, 'branch');
+  const id = await store.refs.read(REF_PREFIX.branch + name);
+  if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch named '${name}'; create it with 'ckvc branch ${name} [START]' or commit with -b ${name}`, { name });
+  await store.refs.writeHead(name);
+  return { branch: name, id };
+}
+
+/** The moves of a branch (or tag with kind 'tag'), newest first: how to find a commit a branch has left. */
+export async function reflog(store: ObjectStore, name: string, kind: RefKind = 'branch'): Promise<ReflogEntry[]> {
+  assertRefName(name, kind);
+  return (await store.refs.reflog(REF_PREFIX[kind] + name)).reverse();
+}

@@ -1,0 +1,92 @@
+import type { Argv } from 'yargs';
+import type { RefTip } from '../../api/index.js';
+import { withStore, type GlobalArgs } from '../context.js';
+import { green, info, json, metrics, out, short, time } from '../render.js';
+
+interface BranchArgs extends GlobalArgs {
+  name?: string;
+  start?: string;
+  delete?: boolean;
+}
+
+interface TagArgs extends GlobalArgs {
+  name?: string;
+  rev?: string;
+  message?: string;
+  delete?: boolean;
+}
+
+interface NameArgs extends GlobalArgs {
+  name: string;
+  tag?: boolean;
+}
+
+function listing(tips: RefTip[]): void {
+  const width = Math.max(0, ...tips.map((t) => t.name.length));
+  for (const t of tips) {
+    const mark = t.current ? green('*') : ' ';
+    const facts = [t.step !== undefined ? `step=${t.step}` : '', metrics(t.metrics)].filter(Boolean).join(' ');
+    out(`${mark} ${t.name.padEnd(width)}  ${short(t.commit)}  ${time(t.time)}  ${facts ? `${facts}  ` : ''}${t.message.split('\n')[0]}`);
+  }
+}
+
+export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y
+    .command<BranchArgs>(
+      'branch [name] [start]',
+      'List branches with their tips, create one at START (default HEAD), or delete one with -d',
+      (a) => a
+        .positional('name', { type: 'string' })
+        .positional('start', { type: 'string' })
+        .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the branch (its reflog keeps the tip)' }) as unknown as Argv<BranchArgs>,
+      async (args) => withStore(args, async (s) => {
+        if (!args.name) {
+          const tips = await s.branches();
+          return args.json ? json(tips) : listing(tips);
+        }
+        const r = args.delete ? await s.deleteBranch(args.name) : await s.createBranch(args.name, args.start);
+        if (args.json) return json(r);
+        info(`${args.delete ? 'deleted' : 'created'} branch ${r.name} (was ${short(r.id)})`.replace(' (was', args.delete ? ' (was' : ' at').replace(/ at (.*)\)$/, ' at $1'));
+      }),
+    )
+    .command<TagArgs>(
+      'tag [name] [rev]',
+      'List tags, tag REV (default HEAD) with -m for an annotated tag, or delete one with -d',
+      (a) => a
+        .positional('name', { type: 'string' })
+        .positional('rev', { type: 'string' })
+        .option('message', { alias: 'm', type: 'string', describe: 'make an annotated tag with this message' })
+        .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the tag' }) as unknown as Argv<TagArgs>,
+      async (args) => withStore(args, async (s) => {
+        if (!args.name) {
+          const tips = await s.tags();
+          return args.json ? json(tips) : listing(tips);
+        }
+        if (args.delete) {
+          const r = await s.deleteTag(args.name);
+          return args.json ? json(r) : info(`deleted tag ${r.name} (was ${short(r.id)})`);
+        }
+        const r = await s.createTag(args.name, args.rev, args.message);
+        return args.json ? json(r) : info(`tagged ${short(r.commit)} as ${r.name}`);
+      }),
+    )
+    .command<NameArgs>(
+      'switch <name>',
+      'Move HEAD to a branch',
+      (a) => a.positional('name', { type: 'string', demandOption: true }) as unknown as Argv<NameArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.switch(args.name));
+        return args.json ? json(r) : info(`switched to branch ${r.branch}`);
+      },
+    )
+    .command<NameArgs>(
+      'reflog <name>',
+      'Every move of a branch (or --tag), newest first: how to find a commit a branch has left',
+      (a) => a.positional('name', { type: 'string', demandOption: true }).option('tag', { type: 'boolean', describe: 'NAME is a tag' }) as unknown as Argv<NameArgs>,
+      async (args) => {
+        const entries = await withStore(args, (s) => s.reflog(args.name, args.tag ? 'tag' : 'branch'));
+        if (args.json) return json(entries);
+        for (const e of entries) out(`${e.new ? short(e.new) : '(deleted)'.padEnd(12)}  ${time(e.time)}  ${e.old ? `from ${short(e.old)}` : 'created'.padEnd(17)}  ${e.message}`);
+      },
+    );
+}

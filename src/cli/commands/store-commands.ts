@@ -1,0 +1,84 @@
+import type { Argv } from 'yargs';
+import { CkvcError, initStore } from '../../api/index.js';
+import { withStore, type GlobalArgs } from '../context.js';
+import { bytes, info, json, metrics, out, short, time } from '../render.js';
+
+interface InitArgs extends GlobalArgs {
+  dir?: string;
+}
+
+interface VerifyArgs extends GlobalArgs {
+  readData?: boolean;
+}
+
+export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y
+    .command<InitArgs>(
+      'init [dir]',
+      'Create a store in DIR/.ckvc (DIR defaults to the current directory)',
+      (a) => a.positional('dir', { type: 'string', default: '.' }) as unknown as Argv<InitArgs>,
+      async (args) => {
+        const r = await initStore(args.dir);
+        if (args.json) return json(r);
+        info(r.created ? `initialised empty ckvc store in ${r.root}` : `${r.root} is already a ckvc store; nothing changed`);
+      },
+    )
+    .command<GlobalArgs>(
+      'status',
+      'Show the store, the current branch and its last commit',
+      (a) => a,
+      async (args) => {
+        const r = await withStore(args, (s) => s.status());
+        if (args.json) return json(r);
+        out(`store:  ${r.store}`);
+        out(r.head.branch ? `branch: ${r.head.branch}` : `HEAD detached at ${short(r.head.detached!)}`);
+        if (r.tip) out(`tip:    ${short(r.tip.id)} ${time(r.tip.time)} ${[r.tip.step !== undefined ? `step=${r.tip.step}` : '', metrics(r.tip.metrics)].filter(Boolean).join(' ')}  ${r.tip.message.split('\n')[0]}`);
+        else out('tip:    (no commits yet)');
+        out(`${r.branches} branch(es), ${r.tags} tag(s)`);
+      },
+    )
+    .command<GlobalArgs>(
+      'stats',
+      'Logical vs stored bytes, dedup and compression ratios, object counts',
+      (a) => a,
+      async (args) => {
+        const r = await withStore(args, (s) => s.stats());
+        if (args.json) return json(r);
+        out(`commits:        ${r.commits}`);
+        out(`logical bytes:  ${bytes(r.logicalBytes)} (${r.logicalBytes})`);
+        out(`unique bytes:   ${bytes(r.uniqueBytes)} (after dedup, ${r.dedupRatio.toFixed(2)}x)`);
+        out(`stored bytes:   ${bytes(r.storedBytes)} (after compression, ${r.compressionRatio.toFixed(2)}x)`);
+        out(`overall:        ${r.totalRatio.toFixed(2)}x smaller than plain copies`);
+        out(`packs:          ${r.packs}`);
+        out(`objects:        ${Object.entries(r.objects).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      },
+    )
+    .command<VerifyArgs>(
+      'verify',
+      'Check the store: refs, history, packs and index; --read-data re-hashes every object',
+      (a) => a.option('read-data', { type: 'boolean', default: false, describe: 're-read and re-hash every stored object' }) as unknown as Argv<VerifyArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.verify({ readData: args.readData }));
+        if (args.json) json(r);
+        else {
+          for (const p of r.problems) out(`${p.code}  [${p.phase}]  ${p.message}`);
+          const c = r.checked;
+          info(`checked ${c.refs} ref(s), ${c.commits} commit(s), ${c.trees} tree(s), ${c.files} file(s), ${c.tensors} tensor(s), ${c.chunks} chunk(s), ${c.packs} pack(s)${args.readData ? `, re-hashed ${c.objectsRead} object(s)` : ''}`);
+          info(r.ok ? 'no problems found' : `${r.problems.length} problem(s) found`);
+        }
+        if (!r.ok) {
+          throw new CkvcError('CKVC_VERIFY_FAILED', `verify found ${r.problems.length} problem(s)`, { problems: r.problems.length, reported: true });
+        }
+      },
+    )
+    .command<GlobalArgs>(
+      'index <action>',
+      'Maintain the index cache: `ckvc index rebuild` re-creates it from the packs',
+      (a) => a.positional('action', { choices: ['rebuild'] as const, demandOption: true }) as unknown as Argv<GlobalArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.rebuildIndex());
+        if (args.json) return json(r);
+        info(`index rebuilt: ${r.objects} object(s) in ${r.packs} pack(s)`);
+      },
+    );
+}

@@ -1,0 +1,60 @@
+// The ckvc command line: parse -> api -> render. One catch turns every error into a one-line message on stderr
+// (a JSON object with --json) and the exit code its CkvcError code maps to (spec/EXIT_CODES.md).
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { CkvcError, EXIT } from '../core/errors.js';
+import { checkoutCommand } from './commands/checkout-command.js';
+import { commitCommand } from './commands/commit-command.js';
+import { historyCommands } from './commands/history-commands.js';
+import { refCommands } from './commands/ref-commands.js';
+import { storeCommands } from './commands/store-commands.js';
+import type { GlobalArgs } from './context.js';
+
+function report(e: unknown, asJson: boolean): number {
+  const err = e instanceof CkvcError
+    ? e
+    : new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
+  if (asJson) process.stderr.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
+  else if (!err.data.reported) process.stderr.write(`ckvc: ${err.message} [${err.code}]\n`);
+  return err.exitCode;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const asJson = argv.includes('--json');
+  let usageError: string | undefined;
+  const parser = yargs(argv)
+    .scriptName('ckvc')
+    .usage('ckvc: Git for ML training checkpoints\n\nUsage: ckvc <command> [options]')
+    .option('store', { type: 'string', global: true, describe: 'store folder (default: $CKVC_DIR, else nearest .ckvc upward)' })
+    .option('json', { type: 'boolean', global: true, describe: 'machine-readable output on stdout' })
+    .strict()
+    .demandCommand(1, 'give a command; `ckvc --help` lists them')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(120, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      usageError = msg;
+    }) as unknown as Argv<GlobalArgs>;
+  storeCommands(parser);
+  commitCommand(parser);
+  checkoutCommand(parser);
+  historyCommands(parser);
+  refCommands(parser);
+  try {
+    await parser.parseAsync();
+  } catch (e) {
+    return report(e, asJson);
+  }
+  if (usageError !== undefined) {
+    return report(new CkvcError('CKVC_USAGE', `${usageError}; see 'ckvc --help'`, {}), asJson);
+  }
+  return EXIT.OK;
+}
+
+export async function main(): Promise<void> {
+  process.exitCode = await run(hideBin(process.argv));
+}

@@ -1,0 +1,48 @@
+// Text rendering for humans: sizes, times, metrics, short IDs, colour only when allowed.
+export const useColor = (): boolean => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+
+export function paint(code: number, s: string): string {
+  return useColor() ? `\x1b[${code}m${s}\x1b[0m` : s;
+}
+export const yellow = (s: string) => paint(33, s);
+export const green = (s: string) => paint(32, s);
+export const bold = (s: string) => paint(1, s);
+export const dim = (s: string) => paint(2, s);
+
+export function short(id: string): string {
+  return id.slice(0, 12);
+}
+
+export function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+
+export function time(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+export function metrics(m: Record<string, number>): string {
+  return Object.entries(m)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+}
+
+export function out(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function info(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+export function json(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

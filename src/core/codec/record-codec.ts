@@ -1,0 +1,51 @@
+// Turns an object body into what a pack record stores and back (spec/FORMAT.md §4.3): tensor data is
+// byte-grouped by element width before zstd (exponent bytes then compress well); anything that does not
+// shrink by at least 2% is stored raw, which costs nothing to read back.
+import { compress, decompress } from '@mongodb-js/zstd';
+import { CkvcError } from '../errors.js';
+import { CODECS, codecGroupWidth, type CodecId } from '../pack-format.js';
+import { groupBytes, ungroupBytes } from './byte-group.js';
+import { withZstdContentSize, zstdFrameContentSize } from './zstd-frame.js';
+
+export const ZSTD_LEVEL = 1;
+const MIN_SAVING = 0.02;
+
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+export function codecForWidth(width: number): CodecId {
+  return width === 2 ? CODECS.group2zstd : width === 4 ? CODECS.group4zstd : width === 8 ? CODECS.group8zstd : CODECS.zstd;
+}
+
+/** `width` is the element width in bytes for tensor data (1 for anything else); `tryCompress` false stores raw. */
+export async function encodeBody(raw: Uint8Array, width: number, tryCompress = true): Promise<{ codec: CodecId; stored: Uint8Array }> {
+  if (!tryCompress || raw.length < 64) return { codec: CODECS.raw, stored: raw };
+  const codec = codecForWidth(width);
+  const input = codecGroupWidth(codec) > 1 ? groupBytes(raw, codecGroupWidth(codec)) : raw;
+  // The binding's frames omit the content size; readers need it to refuse bombs before inflating.
+  const packed = withZstdContentSize(await compress(asBuffer(input), ZSTD_LEVEL), input.length);
+  if (packed.length > raw.length * (1 - MIN_SAVING)) return { codec: CODECS.raw, stored: raw };
+  return { codec, stored: packed };
+}
+
+export async function decodeBody(codec: number, stored: Uint8Array, rawLength: number, where: string): Promise<Uint8Array> {
+  if (codec === CODECS.raw) {
+    if (stored.length !== rawLength) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: stored ${stored.length} bytes, expected ${rawLength}`, { where });
+    return stored;
+  }
+  // Refuse before inflating: the frame must declare exactly the size the record promised.
+  const declared = zstdFrameContentSize(stored);
+  if (declared !== rawLength) {
+    throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: compressed frame declares ${declared ?? 'no'} size, the record says ${rawLength}`, { where });
+  }
+  let out: Buffer;
+  try {
+    out = await decompress(asBuffer(stored));
+  } catch (e) {
+    throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: does not decompress (${(e as Error).message})`, { where });
+  }
+  if (out.length !== rawLength) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: decompressed to ${out.length} bytes, expected ${rawLength}`, { where });
+  const width = codecGroupWidth(codec);
+  return width > 1 ? ungroupBytes(out, width) : out;
+}

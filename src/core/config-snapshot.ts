@@ -1,0 +1,42 @@
+// Training configs: parsed from YAML or JSON and hashed in canonical form (spec/FORMAT.md §5.5.1), so the same
+// settings hash the same however the file is formatted or its keys ordered; the raw bytes are kept as well.
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { encodeCanonical, type CborValue } from './canonical-cbor.js';
+import { CkvcError } from './errors.js';
+
+export type ConfigFormat = 'yaml' | 'json';
+
+function toCbor(v: unknown, where: string): CborValue {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean' || typeof v === 'number') return v;
+  if (Array.isArray(v)) return v.map((x, i) => toCbor(x, `${where}[${i}]`));
+  if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    const out: Record<string, CborValue> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = toCbor(x, where ? `${where}.${k}` : k);
+    return out;
+  }
+  throw new CkvcError('CKVC_BAD_CONFIG', `config value at ${where || 'the top level'} is not plain data (${Object.prototype.toString.call(v)})`, { key: where });
+}
+
+/** Parses config text; `.json` files as JSON, everything else as YAML (which also reads JSON). */
+export function parseConfig(text: string, name: string): { value: CborValue; format: ConfigFormat } {
+  const format: ConfigFormat = name.toLowerCase().endsWith('.json') ? 'json' : 'yaml';
+  let parsed: unknown;
+  try {
+    parsed = format === 'json' ? JSON.parse(text) : parseYaml(text, { uniqueKeys: true, maxAliasCount: 1000 });
+  } catch (e) {
+    const at = e instanceof YAMLParseError && e.linePos ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+    const msg = (e as Error).message.split('\n')[0];
+    throw new CkvcError('CKVC_BAD_CONFIG', `config ${name} does not parse as ${format.toUpperCase()}${at}: ${msg}`, { path: name, format });
+  }
+  return { value: toCbor(parsed ?? null, ''), format };
+}
+
+const CONFIG_PREFIX = Buffer.from('ckvc1:config\0', 'latin1');
+
+export function configHash(value: CborValue): string {
+  const h = new Blake3Hasher();
+  h.update(CONFIG_PREFIX);
+  h.update(Buffer.from(encodeCanonical(value)));
+  return h.digestBuffer().toString('hex');
+}

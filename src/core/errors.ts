@@ -1,0 +1,74 @@
+// One error class for everything a user can see. The code is stable (scripts match on it), the exit code
+// comes from the code, and `data` carries the structured facts (path, revision, expected/actual...).
+// spec/EXIT_CODES.md documents this table; tests/unit/exit-codes.test.ts keeps the two in step.
+
+export const EXIT = {
+  OK: 0,
+  ERROR: 1,
+  USAGE: 2,
+  NO_STORE: 10,
+  LOCKED: 11,
+  CORRUPT: 12,
+  REF_CONFLICT: 13,
+  NOT_FOUND: 14,
+  BAD_INPUT: 15,
+  INPUT_CHANGED: 16,
+  WOULD_OVERWRITE: 17,
+  UNSUPPORTED: 18,
+  INTERRUPTED: 130,
+} as const;
+
+export const ERROR_CODES = {
+  CKVC_INTERNAL: { exit: EXIT.ERROR, summary: 'an unexpected internal error (a bug: please report it)' },
+  CKVC_IO: { exit: EXIT.ERROR, summary: 'the operating system refused a read or write (permissions, disk full, I/O error)' },
+  CKVC_USAGE: { exit: EXIT.USAGE, summary: 'the command line is malformed (unknown option, missing argument)' },
+  CKVC_NO_STORE: { exit: EXIT.NO_STORE, summary: 'no ckvc store was found where one was expected' },
+  CKVC_LOCKED: { exit: EXIT.LOCKED, summary: 'a lock stayed held by another live process past the wait limit' },
+  CKVC_CORRUPT_OBJECT: { exit: EXIT.CORRUPT, summary: 'an object failed its hash check or does not decode' },
+  CKVC_CORRUPT_PACK: { exit: EXIT.CORRUPT, summary: 'a pack file is truncated or its structure is damaged' },
+  CKVC_CORRUPT_REF: { exit: EXIT.CORRUPT, summary: 'a ref file does not hold a valid object ID or symbolic ref' },
+  CKVC_MISSING_OBJECT: { exit: EXIT.CORRUPT, summary: 'an object that history needs is not in the store' },
+  CKVC_VERIFY_FAILED: { exit: EXIT.CORRUPT, summary: 'verify found one or more problems (each listed with its own code)' },
+  CKVC_FILE_HASH_MISMATCH: { exit: EXIT.CORRUPT, summary: 'a rebuilt file does not match the hash recorded at commit' },
+  CKVC_REF_CONFLICT: { exit: EXIT.REF_CONFLICT, summary: 'a ref moved under us (compare-and-swap failed) or already exists' },
+  CKVC_UNKNOWN_REVISION: { exit: EXIT.NOT_FOUND, summary: 'a revision names nothing in the store' },
+  CKVC_AMBIGUOUS_REVISION: { exit: EXIT.NOT_FOUND, summary: 'a short ID prefix matches more than one object' },
+  CKVC_PATH_NOT_FOUND: { exit: EXIT.NOT_FOUND, summary: 'a path is not in the given commit' },
+  CKVC_EMPTY_BRANCH: { exit: EXIT.NOT_FOUND, summary: 'the branch has no commits yet' },
+  CKVC_INPUT_NOT_FOUND: { exit: EXIT.BAD_INPUT, summary: 'an input path does not exist or cannot be read' },
+  CKVC_BAD_ARGUMENT: { exit: EXIT.BAD_INPUT, summary: 'an argument has an invalid value' },
+  CKVC_BAD_REF_NAME: { exit: EXIT.BAD_INPUT, summary: 'a branch or tag name is not allowed' },
+  CKVC_BAD_METRIC: { exit: EXIT.BAD_INPUT, summary: 'a metric is not KEY=NUMBER' },
+  CKVC_BAD_CONFIG: { exit: EXIT.BAD_INPUT, summary: 'a config file does not parse as YAML or JSON' },
+  CKVC_BAD_SAFETENSORS: { exit: EXIT.BAD_INPUT, summary: 'a .safetensors file breaks the format rules' },
+  CKVC_INPUT_CHANGED: { exit: EXIT.INPUT_CHANGED, summary: 'an input file changed while it was being committed' },
+  CKVC_WOULD_OVERWRITE: { exit: EXIT.WOULD_OVERWRITE, summary: 'checkout would overwrite a different existing file' },
+  CKVC_UNSUPPORTED_VERSION: { exit: EXIT.UNSUPPORTED, summary: 'the store, pack or object uses a newer format version' },
+  CKVC_INTERRUPTED: { exit: EXIT.INTERRUPTED, summary: 'interrupted by a signal; nothing was half-written' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class CkvcError extends Error {
+  readonly code: ErrorCode;
+  readonly data: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CkvcError';
+    this.code = code;
+    this.data = data;
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, exit: this.exitCode, data: this.data };
+  }
+}
+
+export function isCkvcError(e: unknown, code?: ErrorCode): e is CkvcError {
+  return e instanceof CkvcError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,50 @@
+// A file recipe rebuilds one file byte for byte from parts in order: raw chunks (headers, CDC pieces of opaque
+// files) and tensor objects (spec/FORMAT.md §5.3). The whole-file BLAKE3 is checked after every rebuild.
+import { decodeCanonical, encodeCanonical } from '../canonical-cbor.js';
+import { idToBytes, type ObjectId } from '../object-id.js';
+import { compact, corrupt, FieldReader } from './fields.js';
+
+export type FilePart =
+  | { kind: 'chunk'; id: ObjectId; size: number }
+  | { kind: 'tensor'; id: ObjectId; size: number; name: string };
+
+export const FILE_FORMATS = ['opaque', 'safetensors'] as const;
+export type FileFormat = (typeof FILE_FORMATS)[number] | (string & {});
+
+export interface FileRecipe {
+  size: number;
+  b3: string;
+  format: FileFormat;
+  parts: FilePart[];
+}
+
+export function encodeFileRecipe(r: FileRecipe): Uint8Array {
+  return encodeCanonical({
+    size: r.size,
+    b3: Buffer.from(r.b3, 'hex'),
+    format: r.format,
+    parts: r.parts.map((p) =>
+      p.kind === 'chunk'
+        ? { chunk: idToBytes(p.id), size: p.size }
+        : compact({ tensor: idToBytes(p.id), size: p.size, name: p.name }),
+    ),
+  });
+}
+
+export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): FileRecipe {
+  const f = FieldReader.of(decodeCanonical(bytes, where), where);
+  const b3 = f.raw('b3');
+  if (!(b3 instanceof Uint8Array) || b3.length !== 32) throw corrupt(where, 'field "b3" is not a 32-byte hash');
+  const size = f.uint('size');
+  let total = 0;
+  const parts = f.array('parts').map((raw, i): FilePart => {
+    const p = FieldReader.of(raw, `${where} parts[${i}]`);
+    const partSize = p.uint('size');
+    total += partSize;
+    if (p.has('chunk')) return { kind: 'chunk', id: p.id('chunk'), size: partSize };
+    if (p.has('tensor')) return { kind: 'tensor', id: p.id('tensor'), size: partSize, name: p.string('name') };
+    throw corrupt(`${where} parts[${i}]`, 'is neither a chunk nor a tensor reference');
+  });
+  if (total !== size) throw corrupt(where, `parts add up to ${total} bytes, not the recorded ${size}`);
+  return { size, b3: Buffer.from(b3).toString('hex'), format: f.string('format'), parts };
+}

@@ -1,0 +1,31 @@
+// Which branch and tag names are allowed (spec/FORMAT.md §6.1). Names become file paths under refs/, so
+// anything that could escape that folder, collide with revision syntax or confuse a shell is refused.
+import { CkvcError } from './errors.js';
+
+const RESERVED = new Set(['HEAD', 'ORIG_HEAD']);
+
+/** Why `name` is not a valid branch/tag name, or undefined when it is. */
+export function refNameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'is empty';
+  if (name.length > 200) return 'is longer than 200 characters';
+  if (RESERVED.has(name)) return 'is reserved';
+  if (name.startsWith('-')) return "starts with '-'";
+  if (name.startsWith('/') || name.endsWith('/')) return "starts or ends with '/'";
+  if (name.endsWith('.lock')) return "ends with '.lock'";
+  if (name.endsWith('.')) return "ends with '.'";
+  if (/[\x00-\x20\x7f]/.test(name)) return 'contains a space or control character';
+  if (/[~^:?*[\\@{}]/.test(name)) return "contains one of ~ ^ : ? * [ \\ @ { }";
+  for (const part of name.split('/')) {
+    if (part === '') return "contains '//'";
+    if (part === '.' || part === '..' || part.startsWith('.')) return "has a path component starting with '.'";
+  }
+  if (/^[0-9a-f]{6,64}$/.test(name)) return 'looks like an object ID';
+  return undefined;
+}
+
+export function assertRefName(name: string, kind: 'branch' | 'tag'): void {
+  const problem = refNameProblem(name);
+  if (problem) {
+    throw new CkvcError('CKVC_BAD_REF_NAME', `invalid ${kind} name ${JSON.stringify(name)}: it ${problem}; use letters, digits, '-', '_', '.' and '/'`, { name, kind, problem });
+  }
+}

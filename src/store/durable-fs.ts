@@ -1,0 +1,70 @@
+// Durable file operations: write to a temp file, fsync it, rename into place, fsync the directory. This is the
+// only way ckvc replaces files in a store, so a crash leaves either the old or the new content, never a mix.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { CkvcError } from '../core/errors.js';
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export function tempName(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+export async function writeFileDurable(target: string, data: Uint8Array | string): Promise<void> {
+  const tmp = tempName(target);
+  const fh = await fs.open(tmp, 'wx', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await fs.rm(tmp, { force: true });
+    throw ioError(e, 'write', target);
+  }
+  await fh.close();
+  try {
+    await fs.rename(tmp, target);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw ioError(e, 'rename into place', target);
+  }
+  await fsyncDir(path.dirname(target));
+}
+
+/** Appends a line and fsyncs it: used for reflogs, where a lost line loses the way back to a commit. */
+export async function appendDurable(target: string, line: string): Promise<void> {
+  const fh = await fs.open(target, 'a', 0o644);
+  try {
+    await fh.write(line);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function readFileIfExists(p: string): Promise<Buffer | undefined> {
+  try {
+    return await fs.readFile(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(e, 'read', p);
+  }
+}
+
+export function ioError(e: unknown, action: string, p: string): CkvcError {
+  if (e instanceof CkvcError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const hint =
+    err.code === 'ENOSPC' ? 'free some disk space and retry' :
+    err.code === 'EACCES' || err.code === 'EPERM' ? 'check the permissions' :
+    'check the disk and retry';
+  return new CkvcError('CKVC_IO', `cannot ${action} ${p}: ${err.code ?? err.message}; ${hint}`, { path: p, errno: err.code }, { cause: e });
+}

@@ -1,0 +1,98 @@
+// Accepts the objects of one operation (a commit, a tag), skips those the store already has, and writes the
+// rest into new packs. Existence checks are batched so the index is opened once per ~32 MiB, not per chunk.
+// Nothing is visible to readers until commit(): packs are durable first, then indexed (spec/FORMAT.md §9).
+import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
+import type { ObjectIndex } from './object-index.js';
+import { PackWriter, type FinishedPack } from './pack-writer.js';
+import type { StoreLayout } from './store-layout.js';
+
+const BATCH_BYTES = 32 * 1024 * 1024;
+const PACK_TARGET_BYTES = 1024 * 1024 * 1024;
+
+interface Pending {
+  type: ObjectType;
+  id: ObjectId;
+  bytes: Uint8Array;
+  width: number;
+  compress: boolean;
+}
+
+export interface WriteStats {
+  objectsSeen: number;
+  objectsNew: number;
+  bytesSeen: number;
+  bytesNew: number;
+}
+
+export class ObjectWriter {
+  private pack: PackWriter | undefined;
+  private readonly finished: FinishedPack[] = [];
+  private pending: Pending[] = [];
+  private pendingBytes = 0;
+  private readonly known = new Set<ObjectId>();
+  private readonly commitBodies = new Map<ObjectId, Uint8Array>();
+  readonly stats: WriteStats = { objectsSeen: 0, objectsNew: 0, bytesSeen: 0, bytesNew: 0 };
+
+  constructor(private readonly layout: StoreLayout, private readonly index: ObjectIndex) {}
+
+  /** Adds an object and returns its ID. `width` is the tensor element width for byte grouping. */
+  async put(type: ObjectType, bytes: Uint8Array, opts: { width?: number; compress?: boolean } = {}): Promise<ObjectId> {
+    const id = objectId(type, bytes);
+    this.stats.objectsSeen++;
+    this.stats.bytesSeen += bytes.length;
+    if (type === 'commit') this.commitBodies.set(id, bytes);
+    if (this.known.has(id)) return id;
+    this.known.add(id);
+    this.pending.push({ type, id, bytes, width: opts.width ?? 1, compress: opts.compress ?? true });
+    this.pendingBytes += bytes.length;
+    if (this.pendingBytes >= BATCH_BYTES) await this.flush();
+    return id;
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (batch.length === 0) return;
+    const locations = await this.index.session((s) => s.locate(batch.map((p) => p.id)));
+    for (let i = 0; i < batch.length; i++) {
+      if (locations[i]) continue;
+      const p = batch[i]!;
+      this.stats.objectsNew++;
+      this.stats.bytesNew += p.bytes.length;
+      if (this.pack && this.pack.acceptedBytes >= PACK_TARGET_BYTES) {
+        const done = await this.pack.finish();
+        if (done) this.finished.push(done);
+        this.pack = undefined;
+      }
+      this.pack ??= await PackWriter.create(this.layout);
+      await this.pack.add(p.type, p.id, p.bytes, p.width, p.compress);
+    }
+  }
+
+  /** Makes everything durable and indexed. After this returns, refs may point at these objects. */
+  async commit(): Promise<FinishedPack[]> {
+    await this.flush();
+    if (this.pack) {
+      const done = await this.pack.finish();
+      this.pack = undefined;
+      if (done) this.finished.push(done);
+    }
+    if (this.finished.length) {
+      await this.index.session(async (s) => {
+        for (const p of this.finished) {
+          const bodies = new Map([...this.commitBodies].filter(([id]) => p.entries.some((e) => e.id === id)));
+          await s.addPack(p, bodies);
+        }
+      });
+    }
+    return this.finished;
+  }
+
+  /** Drops unfinished work. Packs already finished stay as unreferenced data (gc removes them). */
+  async abort(): Promise<void> {
+    this.pending = [];
+    await this.pack?.abort();
+    this.pack = undefined;
+  }
+}

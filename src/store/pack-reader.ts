@@ -1,0 +1,100 @@
+// Reads records out of pack files and verifies them: the record header must agree with the index entry,
+// the body must decode, and the decoded bytes must hash to the object ID. Nothing unverified is returned.
+import * as fs from 'node:fs/promises';
+import { decodeBody } from '../core/codec/record-codec.js';
+import { CkvcError } from '../core/errors.js';
+import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
+import {
+  checkPackHeader, decodeFooter, decodeRecordHeader, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES,
+  RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
+} from '../core/pack-format.js';
+import { ioError } from './durable-fs.js';
+import type { StoreLayout } from './store-layout.js';
+
+const MAX_OPEN = 64;
+
+export interface ObjectLocation {
+  packId: string;
+  entry: PackEntry;
+}
+
+export class PackReader {
+  private readonly open = new Map<string, Promise<fs.FileHandle>>();
+
+  constructor(private readonly layout: StoreLayout) {}
+
+  private handle(packId: string): Promise<fs.FileHandle> {
+    let h = this.open.get(packId);
+    if (h) {
+      this.open.delete(packId);
+      this.open.set(packId, h); // most recently used last
+      return h;
+    }
+    if (this.open.size >= MAX_OPEN) {
+      const [oldest, oh] = this.open.entries().next().value as [string, Promise<fs.FileHandle>];
+      this.open.delete(oldest);
+      void oh.then((f) => f.close()).catch(() => {});
+    }
+    const file = this.layout.packFile(packId);
+    h = fs.open(file, 'r').catch((e) => {
+      this.open.delete(packId);
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new CkvcError('CKVC_MISSING_OBJECT', `pack ${packId.slice(0, 16)} is missing from ${this.layout.packsDir}; run 'ckvc verify' to see what is affected`, { pack: packId });
+      }
+      throw ioError(e, 'open', file);
+    });
+    this.open.set(packId, h);
+    return h;
+  }
+
+  async readAt(packId: string, offset: number, length: number): Promise<Buffer> {
+    const fh = await this.handle(packId);
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+      if (bytesRead === 0) {
+        throw new CkvcError('CKVC_CORRUPT_PACK', `pack ${packId.slice(0, 16)} is truncated: cannot read ${length} bytes at ${offset}`, { pack: packId, offset });
+      }
+      done += bytesRead;
+    }
+    return buf;
+  }
+
+  /** Reads, decodes and verifies one object. `expectType` guards against an index pointing at the wrong record. */
+  async readObject(loc: ObjectLocation, id: ObjectId, expectType?: ObjectType): Promise<Uint8Array> {
+    const { packId, entry } = loc;
+    const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
+    const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + entry.storedLength);
+    const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
+    if (header.id !== id || header.storedLength !== entry.storedLength || header.codec !== entry.codec) {
+      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`, { id, pack: packId });
+    }
+    if (expectType && header.type !== expectType) {
+      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: is a ${header.type}, expected a ${expectType}`, { id, pack: packId });
+    }
+    const raw = await decodeBody(header.codec, buf.subarray(RECORD_HEADER_BYTES), header.rawLength, where);
+    if (objectId(header.type, raw) !== id) {
+      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`, { id, pack: packId });
+    }
+    return raw;
+  }
+
+  /** The entries a pack file lists, checked against its header and footer (not re-hashed). */
+  async readToc(packId: string): Promise<{ entries: PackEntry[]; size: number; checksum: string }> {
+    const fh = await this.handle(packId);
+    const where = `pack ${packId.slice(0, 16)}`;
+    const size = (await fh.stat()).size;
+    if (size < PACK_HEADER_BYTES + PACK_FOOTER_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where} is truncated (${size} bytes)`, { pack: packId });
+    checkPackHeader(await this.readAt(packId, 0, PACK_HEADER_BYTES), where);
+    const footer = decodeFooter(await this.readAt(packId, size - PACK_FOOTER_BYTES, PACK_FOOTER_BYTES), size, where);
+    const toc = await this.readAt(packId, footer.tocOffset, footer.count * TOC_ENTRY_BYTES);
+    return { entries: decodeToc(toc, footer.count, footer.tocOffset, where), size, checksum: footer.checksum };
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.allSettled(all.map(async (h) => (await h).close()));
+  }
+}

@@ -1,0 +1,150 @@
+// Writes one pack file (spec/FORMAT.md §4): records are compressed on the libuv pool (both cores) and appended
+// in completion order, the TOC and footer close the file, and only then is it fsynced and renamed into packs/
+// under its checksum. Until finish() returns, nothing in packs/ has changed.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { encodeBody } from '../core/codec/record-codec.js';
+import type { ObjectId, ObjectType } from '../core/object-id.js';
+import {
+  encodeFooterPrefix, encodePackHeader, encodeRecordHeader, encodeTocEntry, PACK_END_MAGIC,
+  type PackEntry,
+} from '../core/pack-format.js';
+import { fsyncDir, ioError } from './durable-fs.js';
+import type { StoreLayout } from './store-layout.js';
+
+const MAX_IN_FLIGHT = 6;
+const FLUSH_BYTES = 4 * 1024 * 1024;
+
+export interface FinishedPack {
+  packId: string;
+  file: string;
+  size: number;
+  entries: PackEntry[];
+}
+
+export class PackWriter {
+  private readonly hasher = new Blake3Hasher();
+  private readonly entries: PackEntry[] = [];
+  private readonly ids = new Set<ObjectId>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private offset = 0;
+  private failure: unknown;
+  private rawBytes = 0;
+
+  private constructor(private readonly layout: StoreLayout, private readonly tmpFile: string, private readonly fh: fs.FileHandle) {}
+
+  static async create(layout: StoreLayout): Promise<PackWriter> {
+    await fs.mkdir(layout.tmpDir, { recursive: true });
+    const tmp = path.join(layout.tmpDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+    const fh = await fs.open(tmp, 'wx', 0o644).catch((e) => { throw ioError(e, 'create', tmp); });
+    const w = new PackWriter(layout, tmp, fh);
+    w.append(encodePackHeader());
+    return w;
+  }
+
+  has(id: ObjectId): boolean {
+    return this.ids.has(id);
+  }
+
+  get count(): number {
+    return this.ids.size;
+  }
+
+  /** Bytes of object data accepted so far (before compression): what decides when to roll to a new pack. */
+  get acceptedBytes(): number {
+    return this.rawBytes;
+  }
+
+  /** Queues an object. Resolves once it is accepted (not yet durable); objects already in this pack are skipped. */
+  async add(type: ObjectType, id: ObjectId, raw: Uint8Array, width = 1, tryCompress = true): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.ids.has(id)) return;
+    this.ids.add(id);
+    this.rawBytes += raw.length;
+    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
+    const job = encodeBody(raw, width, tryCompress).then(
+      async ({ codec, stored }) => {
+        const entry = { id, type, codec, rawLength: raw.length, storedLength: stored.length, offset: this.offset };
+        this.append(encodeRecordHeader(entry));
+        this.append(Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength));
+        this.entries.push(entry);
+        if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+      },
+      (e) => { this.failure = e; },
+    ).finally(() => this.inFlight.delete(job));
+    this.inFlight.add(job);
+  }
+
+  private append(b: Buffer): void {
+    this.hasher.update(b);
+    this.pending.push(b);
+    this.pendingBytes += b.length;
+    this.offset += b.length;
+  }
+
+  private flushing: Promise<void> = Promise.resolve();
+
+  private flush(): Promise<void> {
+    const bufs = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    // Writes are chained so they land in the order their bytes were hashed and given offsets.
+    this.flushing = this.flushing.then(async () => {
+      if (this.failure) return;
+      try {
+        await this.fh.writev(bufs);
+      } catch (e) {
+        this.failure = ioError(e, 'write', this.tmpFile);
+      }
+    });
+    return this.flushing;
+  }
+
+  async finish(): Promise<FinishedPack | undefined> {
+    await Promise.all(this.inFlight);
+    if (this.failure) {
+      await this.abort();
+      throw this.failure;
+    }
+    if (this.entries.length === 0) {
+      await this.abort();
+      return undefined;
+    }
+    const tocOffset = this.offset;
+    for (const e of this.entries) this.append(encodeTocEntry(e));
+    this.append(encodeFooterPrefix(tocOffset, this.entries.length));
+    const checksum = this.hasher.digestBuffer();
+    this.pending.push(checksum, PACK_END_MAGIC);
+    this.offset += checksum.length + PACK_END_MAGIC.length;
+    await this.flush();
+    if (this.failure) {
+      await this.abort();
+      throw this.failure;
+    }
+    const packId = checksum.toString('hex');
+    const file = this.layout.packFile(packId);
+    try {
+      await this.fh.sync();
+      await this.fh.close();
+      await fs.mkdir(this.layout.packsDir, { recursive: true });
+      await fs.rename(this.tmpFile, file);
+      await fsyncDir(this.layout.packsDir);
+    } catch (e) {
+      await this.abort();
+      throw ioError(e, 'store pack', file);
+    }
+    return { packId, file, size: this.offset, entries: this.entries };
+  }
+
+  async abort(): Promise<void> {
+    await Promise.allSettled(this.inFlight);
+    await this.flushing.catch(() => {});
+    await this.fh.close().catch(() => {});
+    await fs.rm(this.tmpFile, { force: true });
+  }
+}
+

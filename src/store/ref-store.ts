@@ -1,0 +1,142 @@
+// Branches, tags and HEAD as files (spec/FORMAT.md §6), updated under a per-ref lock by compare-and-swap,
+// with an fsynced reflog line for every move so that any earlier tip can be found again.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { CkvcError } from '../core/errors.js';
+import { isObjectId, type ObjectId } from '../core/object-id.js';
+import { assertRefName } from '../core/ref-name.js';
+import { appendDurable, fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
+import { withLock } from './lock-file.js';
+import type { StoreLayout } from './store-layout.js';
+
+export type RefKind = 'branch' | 'tag';
+export const REF_PREFIX: Readonly<Record<RefKind, string>> = { branch: 'refs/heads/', tag: 'refs/tags/' };
+const ZERO_ID = '0'.repeat(64);
+
+export interface ReflogEntry {
+  old: ObjectId | null;
+  new: ObjectId | null;
+  time: number;
+  who: string;
+  message: string;
+}
+
+export type Head = { kind: 'branch'; branch: string } | { kind: 'detached'; id: ObjectId };
+
+export class RefStore {
+  constructor(private readonly layout: StoreLayout) {}
+
+  private file(full: string): string {
+    return path.join(this.layout.root, ...full.split('/'));
+  }
+
+  private logFile(full: string): string {
+    return path.join(this.layout.logsDir, ...full.split('/'));
+  }
+
+  /** The ID a ref holds, or undefined when it does not exist. */
+  async read(full: string): Promise<ObjectId | undefined> {
+    const raw = await readFileIfExists(this.file(full)).catch((e) => {
+      if ((e as CkvcError).data?.errno === 'EISDIR') return undefined;
+      throw e;
+    });
+    if (raw === undefined) return undefined;
+    const text = raw.toString('utf8').trim();
+    if (!isObjectId(text)) {
+      throw new CkvcError('CKVC_CORRUPT_REF', `ref ${full} (${this.file(full)}) does not hold an object ID; 'ckvc reflog ${full.replace(/^refs\/(heads|tags)\//, '')}' shows its earlier values`, { ref: full });
+    }
+    return text;
+  }
+
+  async list(kind: RefKind): Promise<{ name: string; id: ObjectId }[]> {
+    const base = this.file(REF_PREFIX[kind].slice(0, -1));
+    const out: { name: string; id: ObjectId }[] = [];
+    const walk = async (dir: string, prefix: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw ioError(e, 'list', dir);
+      }
+      for (const e of entries) {
+        if (e.name.endsWith('.lock') || e.name.endsWith('.tmp') || e.name.startsWith('.')) continue;
+        const name = prefix + e.name;
+        if (e.isDirectory()) await walk(path.join(dir, e.name), `${name}/`);
+        else {
+          const id = await this.read(REF_PREFIX[kind] + name);
+          if (id) out.push({ name, id });
+        }
+      }
+    };
+    await walk(base, '');
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * Moves `full` to `next` (or deletes it when next is null) if it currently holds `expect`
+   * (null: must not exist; undefined: any value). The caller has made `next` and everything it reaches durable.
+   */
+  async update(full: string, next: ObjectId | null, opts: { expect?: ObjectId | null; who: string; message: string }): Promise<void> {
+    const kind: RefKind = full.startsWith(REF_PREFIX.tag) ? 'tag' : 'branch';
+    const short = full.slice(REF_PREFIX[kind].length);
+    assertRefName(short, kind);
+    const file = this.file(full);
+    await this.ensureNoPathClash(full, short, kind);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await withLock(`${file}.lock`, `${kind} ${short}`, async () => {
+      const cur = await this.read(full);
+      if (opts.expect !== undefined && (cur ?? null) !== opts.expect) {
+        const what = opts.expect === null ? `${kind} '${short}' already exists` : `${kind} '${short}' moved to ${cur?.slice(0, 12) ?? '(deleted)'} while this command ran (expected ${opts.expect.slice(0, 12)})`;
+        throw new CkvcError('CKVC_REF_CONFLICT', `${what}; re-run the command against the current tip`, { ref: full, expected: opts.expect, actual: cur ?? null });
+      }
+      const log = this.logFile(full);
+      await fs.mkdir(path.dirname(log), { recursive: true });
+      // Reflog first: if we die between the two, the log names a tip the ref never reached, which is harmless;
+      // the other order could lose the only record of the previous tip.
+      const oneLine = opts.message.replace(/[\r\n\t]+/g, ' ');
+      await appendDurable(log, `${cur ?? ZERO_ID} ${next ?? ZERO_ID} ${Date.now()} ${opts.who.replace(/\s+/g, '_')}\t${oneLine}\n`);
+      if (next === null) {
+        await fs.rm(file, { force: true });
+        await fsyncDir(path.dirname(file));
+      } else {
+        await writeFileDurable(file, `${next}\n`);
+      }
+    });
+  }
+
+  private async ensureNoPathClash(full: string, short: string, kind: RefKind): Promise<void> {
+    const parts = full.split('/');
+    for (let i = 3; i < parts.length; i++) {
+      const prefix = parts.slice(0, i).join('/');
+      const st = await fs.stat(this.file(prefix)).catch(() => undefined);
+      if (st?.isFile()) throw new CkvcError('CKVC_BAD_REF_NAME', `cannot create ${kind} '${short}': ${kind} '${prefix.slice(REF_PREFIX[kind].length)}' exists and a name cannot be both a ${kind} and a folder of ${kind}es`, { name: short });
+    }
+    const st = await fs.stat(this.file(full)).catch(() => undefined);
+    if (st?.isDirectory()) throw new CkvcError('CKVC_BAD_REF_NAME', `cannot create ${kind} '${short}': ${kind}es named '${short}/...' exist`, { name: short });
+  }
+
+  async reflog(full: string): Promise<ReflogEntry[]> {
+    const raw = await readFileIfExists(this.logFile(full));
+    if (!raw) return [];
+    const out: ReflogEntry[] = [];
+    for (const line of raw.toString('utf8').split('\n')) {
+      const m = /^([0-9a-f]{64}) ([0-9a-f]{64}) (\d+) (\S*)\t(.*)$/.exec(line);
+      if (!m) continue; // a torn last line from a crash
+      out.push({ old: m[1] === ZERO_ID ? null : m[1]!, new: m[2] === ZERO_ID ? null : m[2]!, time: Number(m[3]), who: m[4]!, message: m[5]! });
+    }
+    return out;
+  }
+
+  async readHead(): Promise<Head> {
+    const raw = (await readFileIfExists(this.layout.headFile))?.toString('utf8').trim();
+    if (raw?.startsWith('ref: refs/heads/')) return { kind: 'branch', branch: raw.slice('ref: refs/heads/'.length) };
+    if (raw && isObjectId(raw)) return { kind: 'detached', id: raw };
+    throw new CkvcError('CKVC_CORRUPT_REF', `HEAD (${this.layout.headFile}) holds neither 'ref: refs/heads/NAME' nor an object ID; fix it with 'ckvc switch BRANCH'`, { ref: 'HEAD' });
+  }
+
+  async writeHead(branch: string): Promise<void> {
+    assertRefName(branch, 'branch');
+    await writeFileDurable(this.layout.headFile, `ref: refs/heads/${branch}\n`);
+  }
+}

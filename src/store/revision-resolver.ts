@@ -1,0 +1,81 @@
+// Turns a revision expression into a commit ID (spec/FORMAT.md §6.4): HEAD, branch, tag (peeled), full ID or
+// unique prefix of at least 6 hex digits, then ~N / ^N steps along parents.
+import { CkvcError } from '../core/errors.js';
+import { isObjectId, type ObjectId } from '../core/object-id.js';
+import { parseRevision } from '../core/revision-syntax.js';
+import type { ObjectStore } from './object-store.js';
+import { REF_PREFIX } from './ref-store.js';
+
+export interface ResolvedRevision {
+  id: ObjectId;
+  /** The branch or tag the expression started from, if any. */
+  ref?: string;
+}
+
+function unknown(rev: string, why: string): CkvcError {
+  return new CkvcError('CKVC_UNKNOWN_REVISION', `unknown revision ${JSON.stringify(rev)}: ${why}; 'ckvc branch' and 'ckvc tag' list names, 'ckvc log' lists IDs`, { revision: rev });
+}
+
+/** Peels annotated tags down to the commit they name. */
+async function peel(store: ObjectStore, id: ObjectId, rev: string): Promise<ObjectId> {
+  for (let depth = 0; depth < 8; depth++) {
+    const type = await store.typeOf(id);
+    if (type === 'commit') return id;
+    if (type === 'tag') {
+      id = (await store.readTag(id)).target;
+      continue;
+    }
+    if (type === undefined) throw new CkvcError('CKVC_MISSING_OBJECT', `revision ${JSON.stringify(rev)} points at ${id.slice(0, 16)}, which is missing from the store; run 'ckvc verify'`, { revision: rev, id });
+    throw unknown(rev, `it names a ${type}, not a commit`);
+  }
+  throw unknown(rev, 'tags nest too deeply');
+}
+
+async function resolveBase(store: ObjectStore, base: string, rev: string): Promise<ResolvedRevision> {
+  if (base === 'HEAD') {
+    const head = await store.refs.readHead();
+    if (head.kind === 'detached') return { id: head.id };
+    const id = await store.refs.read(REF_PREFIX.branch + head.branch);
+    if (!id) throw new CkvcError('CKVC_EMPTY_BRANCH', `HEAD is on branch '${head.branch}', which has no commits yet; commit first, or name a revision`, { branch: head.branch });
+    return { id, ref: REF_PREFIX.branch + head.branch };
+  }
+  for (const prefix of [REF_PREFIX.branch, REF_PREFIX.tag]) {
+    const id = await store.refs.read(prefix + base).catch((e) => {
+      if (e instanceof CkvcError && e.code === 'CKVC_BAD_REF_NAME') return undefined;
+      throw e;
+    });
+    if (id) return { id: await peel(store, id, rev), ref: prefix + base };
+  }
+  if (isObjectId(base)) {
+    if (await store.has(base)) return { id: await peel(store, base, rev) };
+    throw unknown(rev, 'no object has that ID');
+  }
+  if (/^[0-9a-f]+$/.test(base)) {
+    if (base.length < 6) throw unknown(rev, 'an ID prefix needs at least 6 hex digits');
+    let hits: { id: ObjectId }[] = await store.index.session((s) => s.findByPrefix(base, ['commit', 'tag']));
+    if (hits.length === 0) hits = await store.index.session((s) => s.findByPrefix(base, ['commit', 'tag']), { sync: true });
+    if (hits.length > 1) {
+      throw new CkvcError('CKVC_AMBIGUOUS_REVISION', `revision ${JSON.stringify(rev)} matches ${hits.length} objects (${hits.map((h) => h.id.slice(0, 12)).join(', ')}); give more digits`, { revision: rev, matches: hits.map((h) => h.id) });
+    }
+    if (hits.length === 1) return { id: await peel(store, hits[0]!.id, rev) };
+  }
+  throw unknown(rev, 'no branch, tag or commit has that name');
+}
+
+export async function resolveRevision(store: ObjectStore, rev: string): Promise<ResolvedRevision> {
+  const expr = parseRevision(rev);
+  const resolved = await resolveBase(store, expr.base, rev);
+  let id = resolved.id;
+  for (const step of expr.steps) {
+    const hops = step.kind === 'ancestor' ? step.n : 1;
+    const parentIndex = step.kind === 'ancestor' ? 0 : step.n - 1;
+    if (step.kind === 'parent' && step.n === 0) continue;
+    for (let i = 0; i < hops; i++) {
+      const c = await store.readCommit(id);
+      const next = c.parents[parentIndex];
+      if (!next) throw unknown(rev, `commit ${id.slice(0, 12)} has no parent number ${parentIndex + 1}`);
+      id = next;
+    }
+  }
+  return { id, ref: expr.steps.length ? undefined : resolved.ref };
+}

@@ -1,0 +1,89 @@
+// Where things live inside a store (spec/FORMAT.md §1) and how a store is found and created.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { CkvcError } from '../core/errors.js';
+import { DEFAULT_CDC, type CdcParams } from '../core/chunking/content-defined.js';
+import { fsyncDir, readFileIfExists, writeFileDurable } from './durable-fs.js';
+
+export const STORE_DIR_NAME = '.ckvc';
+export const STORE_FORMAT = 'ckvc-store';
+export const STORE_VERSION = 1;
+
+export interface StoreConfig {
+  format: typeof STORE_FORMAT;
+  version: number;
+  hash: 'blake3-256';
+  tensorChunkSize: number;
+  cdc: CdcParams;
+}
+
+export const DEFAULT_TENSOR_CHUNK_SIZE = 256 * 1024;
+
+export class StoreLayout {
+  constructor(readonly root: string) {}
+  get configFile() { return path.join(this.root, 'config.json'); }
+  get packsDir() { return path.join(this.root, 'packs'); }
+  get indexDir() { return path.join(this.root, 'index'); }
+  get refsDir() { return path.join(this.root, 'refs'); }
+  get logsDir() { return path.join(this.root, 'logs'); }
+  get tmpDir() { return path.join(this.root, 'tmp'); }
+  get locksDir() { return path.join(this.root, 'locks'); }
+  get headFile() { return path.join(this.root, 'HEAD'); }
+  packFile(packId: string) { return path.join(this.packsDir, `${packId}.pack`); }
+}
+
+async function isStoreDir(dir: string): Promise<boolean> {
+  try {
+    return (await fs.stat(path.join(dir, 'config.json'))).isFile() && (await fs.stat(path.join(dir, 'refs'))).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** --store DIR, else CKVC_DIR, else the nearest .ckvc upward from cwd. DIR may be the store itself or hold one. */
+export async function findStore(explicit: string | undefined, cwd = process.cwd()): Promise<string> {
+  const given = explicit ?? process.env.CKVC_DIR;
+  if (given) {
+    const abs = path.resolve(cwd, given);
+    if (await isStoreDir(abs)) return abs;
+    if (await isStoreDir(path.join(abs, STORE_DIR_NAME))) return path.join(abs, STORE_DIR_NAME);
+    throw new CkvcError('CKVC_NO_STORE', `${abs} is not a ckvc store; create one with 'ckvc init ${given}'`, { path: abs });
+  }
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    if (await isStoreDir(path.join(dir, STORE_DIR_NAME))) return path.join(dir, STORE_DIR_NAME);
+    if (path.dirname(dir) === dir) break;
+  }
+  throw new CkvcError('CKVC_NO_STORE', `no ckvc store in ${cwd} or any parent directory; run 'ckvc init', or pass --store DIR or set CKVC_DIR`, { cwd });
+}
+
+export async function readStoreConfig(layout: StoreLayout): Promise<StoreConfig> {
+  const raw = await readFileIfExists(layout.configFile);
+  let cfg: StoreConfig;
+  try {
+    cfg = JSON.parse(raw?.toString('utf8') ?? '') as StoreConfig;
+  } catch {
+    throw new CkvcError('CKVC_NO_STORE', `${layout.configFile} is missing or not JSON; this is not a usable ckvc store`, { path: layout.configFile });
+  }
+  if (cfg.format !== STORE_FORMAT) throw new CkvcError('CKVC_NO_STORE', `${layout.root} is not a ckvc store (config format "${String(cfg.format)}")`, { path: layout.root });
+  if (cfg.version > STORE_VERSION) {
+    throw new CkvcError('CKVC_UNSUPPORTED_VERSION', `store ${layout.root} has format version ${cfg.version}; this ckvc reads up to ${STORE_VERSION}: upgrade ckvc`, { path: layout.root, version: cfg.version });
+  }
+  return cfg;
+}
+
+/** Creates DIR/.ckvc. Returns false (and changes nothing) when a store is already there. */
+export async function createStore(dir: string): Promise<{ root: string; created: boolean }> {
+  const root = path.join(path.resolve(dir), STORE_DIR_NAME);
+  if (await isStoreDir(root)) return { root, created: false };
+  const layout = new StoreLayout(root);
+  await fs.mkdir(root, { recursive: true });
+  for (const d of [layout.packsDir, layout.tmpDir, layout.locksDir, layout.logsDir, path.join(layout.refsDir, 'heads'), path.join(layout.refsDir, 'tags')]) {
+    await fs.mkdir(d, { recursive: true });
+  }
+  await writeFileDurable(layout.headFile, 'ref: refs/heads/main\n');
+  const cfg: StoreConfig = { format: STORE_FORMAT, version: STORE_VERSION, hash: 'blake3-256', tensorChunkSize: DEFAULT_TENSOR_CHUNK_SIZE, cdc: DEFAULT_CDC };
+  // config.json last: its presence (with refs/) is what marks a finished store.
+  await writeFileDurable(layout.configFile, JSON.stringify(cfg, null, 2) + '\n');
+  await fsyncDir(path.dirname(root));
+  return { root, created: true };
+}

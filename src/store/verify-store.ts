@@ -1,0 +1,191 @@
+// fsck for a store, in phases (spec/FORMAT.md §10): refs, then history (commits, trees, files, tensors),
+// then packs and index, then with readData every record re-read and re-hashed. Problems are collected, each
+// with its own code, rather than stopping at the first.
+import * as fs from 'node:fs/promises';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { CkvcError, type ErrorCode } from '../core/errors.js';
+import type { ObjectId } from '../core/object-id.js';
+import { PACK_FOOTER_BYTES } from '../core/pack-format.js';
+import { listPackIds } from './object-index.js';
+import type { ObjectStore } from './object-store.js';
+import { REF_PREFIX } from './ref-store.js';
+
+export type VerifyPhase = 'refs' | 'history' | 'packs' | 'data';
+
+export interface VerifyProblem {
+  phase: VerifyPhase;
+  code: ErrorCode;
+  message: string;
+  data: Record<string, unknown>;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  problems: VerifyProblem[];
+  checked: { refs: number; commits: number; trees: number; files: number; tensors: number; chunks: number; packs: number; objectsRead: number };
+}
+
+class Verifier {
+  readonly problems: VerifyProblem[] = [];
+  readonly checked = { refs: 0, commits: 0, trees: 0, files: 0, tensors: 0, chunks: 0, packs: 0, objectsRead: 0 };
+  private readonly seen = new Set<ObjectId>();
+  private readonly chunkIds = new Set<ObjectId>();
+
+  constructor(private readonly store: ObjectStore) {}
+
+  problem(phase: VerifyPhase, e: unknown, context?: string): void {
+    if (!(e instanceof CkvcError)) throw e;
+    this.problems.push({ phase, code: e.code, message: context ? `${context}: ${e.message}` : e.message, data: e.data });
+  }
+
+  async refs(): Promise<ObjectId[]> {
+    const tips: ObjectId[] = [];
+    try {
+      await this.store.refs.readHead();
+    } catch (e) {
+      this.problem('refs', e);
+    }
+    for (const kind of ['branch', 'tag'] as const) {
+      let list: { name: string; id: ObjectId }[] = [];
+      try {
+        list = await this.store.refs.list(kind);
+      } catch (e) {
+        this.problem('refs', e);
+      }
+      for (const r of list) {
+        this.checked.refs++;
+        const type = await this.store.typeOf(r.id);
+        if (type === 'commit' || type === 'tag') tips.push(r.id);
+        else {
+          this.problem('refs', new CkvcError(type ? 'CKVC_CORRUPT_REF' : 'CKVC_MISSING_OBJECT', `${kind} '${r.name}' points at ${r.id.slice(0, 16)}, which is ${type ? `a ${type}` : 'missing'}`, { ref: REF_PREFIX[kind] + r.name, id: r.id }));
+        }
+      }
+    }
+    return tips;
+  }
+
+  private first(id: ObjectId): boolean {
+    if (this.seen.has(id)) return false;
+    this.seen.add(id);
+    return true;
+  }
+
+  async history(tips: ObjectId[]): Promise<void> {
+    const stack = [...tips];
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (!this.first(id)) continue;
+      try {
+        if ((await this.store.typeOf(id)) === 'tag') {
+          stack.push((await this.store.readTag(id)).target);
+          continue;
+        }
+        const c = await this.store.readCommit(id);
+        this.checked.commits++;
+        stack.push(...c.parents);
+        if (c.config) this.chunkIds.add(c.config.snapshot);
+        await this.tree(c.tree, `commit ${id.slice(0, 12)}`);
+      } catch (e) {
+        this.problem('history', e, `commit ${id.slice(0, 12)}`);
+      }
+    }
+    const ids = [...this.chunkIds];
+    const locs = await this.store.locate(ids);
+    this.checked.chunks = ids.length;
+    locs.forEach((l, i) => {
+      if (!l) this.problem('history', new CkvcError('CKVC_MISSING_OBJECT', `chunk ${ids[i]!.slice(0, 16)} is missing`, { id: ids[i] }));
+    });
+  }
+
+  private async tree(id: ObjectId, from: string): Promise<void> {
+    if (!this.first(id)) return;
+    try {
+      const t = await this.store.readTree(id);
+      this.checked.trees++;
+      for (const e of t.entries) {
+        if (e.type === 'tree') await this.tree(e.id, `${from}/${e.name}`);
+        else await this.file(e.id, `${from}/${e.name}`);
+      }
+    } catch (e) {
+      this.problem('history', e, from);
+    }
+  }
+
+  private async file(id: ObjectId, where: string): Promise<void> {
+    if (!this.first(id)) return;
+    try {
+      const r = await this.store.readFileRecipe(id);
+      this.checked.files++;
+      for (const p of r.parts) {
+        if (p.kind === 'chunk') this.chunkIds.add(p.id);
+        else if (this.first(p.id)) {
+          const t = await this.store.readTensor(p.id);
+          this.checked.tensors++;
+          for (const c of t.chunks) this.chunkIds.add(c);
+        }
+      }
+    } catch (e) {
+      this.problem('history', e, where);
+    }
+  }
+
+  async packs(readData: boolean): Promise<void> {
+    const packIds = await listPackIds(this.store.layout);
+    const indexed = await this.store.index.session((s) => s.indexedPacks(), { sync: true });
+    for (const packId of packIds) {
+      this.checked.packs++;
+      let toc;
+      try {
+        toc = await this.store.packs.readToc(packId);
+      } catch (e) {
+        this.problem('packs', e);
+        continue;
+      }
+      if (toc.checksum !== packId) {
+        this.problem('packs', new CkvcError('CKVC_CORRUPT_PACK', `pack ${packId.slice(0, 16)}: footer checksum ${toc.checksum.slice(0, 16)} does not match the file name`, { pack: packId }));
+      }
+      if (!indexed.has(packId)) {
+        this.problem('packs', new CkvcError('CKVC_CORRUPT_PACK', `pack ${packId.slice(0, 16)} is not in the index; run 'ckvc index rebuild'`, { pack: packId }));
+      }
+      if (!readData) continue;
+      await this.packChecksum(packId, toc.size);
+      for (const entry of toc.entries) {
+        try {
+          await this.store.packs.readObject({ packId, entry }, entry.id, entry.type);
+          this.checked.objectsRead++;
+        } catch (e) {
+          this.problem('data', e);
+        }
+      }
+    }
+  }
+
+  private async packChecksum(packId: string, size: number): Promise<void> {
+    const file = this.store.layout.packFile(packId);
+    const fh = await fs.open(file, 'r');
+    try {
+      const h = new Blake3Hasher();
+      const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+      const end = size - PACK_FOOTER_BYTES + 16; // the checksum covers everything up to and including the footer's first 16 bytes
+      for (let pos = 0; pos < end; ) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
+        if (bytesRead === 0) break;
+        h.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+      if (h.digestBuffer().toString('hex') !== packId) {
+        this.problem('data', new CkvcError('CKVC_CORRUPT_PACK', `pack ${packId.slice(0, 16)}: its bytes do not hash to its name (damaged on disk)`, { pack: packId }));
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+export async function verifyStore(store: ObjectStore, opts: { readData?: boolean } = {}): Promise<VerifyReport> {
+  const v = new Verifier(store);
+  const tips = await v.refs();
+  await v.history(tips);
+  await v.packs(Boolean(opts.readData));
+  return { ok: v.problems.length === 0, problems: v.problems, checked: v.checked };
+}

@@ -1,0 +1,309 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { readGitProvenance } from '../../src/provenance/git-provenance.js';
+
+// Fixture repositories are built with the git binary; the machine's git configuration must not matter.
+const gitEnv: NodeJS.ProcessEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.startsWith('GIT_')),
+);
+gitEnv.GIT_CONFIG_NOSYSTEM = '1';
+gitEnv.GIT_CONFIG_GLOBAL = os.devNull;
+
+function git(cwd: string, ...args: string[]): string {
+  return execFileSync(
+    'git',
+    [
+      '-c', 'user.name=t',
+      '-c', 'user.email=t@t',
+      '-c', 'init.defaultBranch=main',
+      '-c', 'protocol.file.allow=always',
+      '-c', 'commit.gpgsign=false',
+      ...args,
+    ],
+    { cwd, env: gitEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  ).trim();
+}
+
+let tmp: string;
+let counter = 0;
+
+function freshDir(name: string): string {
+  const dir = path.join(tmp, `${name}-${++counter}`);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+function write(file: string, content: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, content);
+}
+
+/** A repository with one commit on main: a.txt, src/b.txt, run.sh and a .gitignore. */
+function makeRepo(name = 'repo'): string {
+  const dir = freshDir(name);
+  git(dir, 'init', '-q');
+  write(path.join(dir, 'a.txt'), 'alpha\n');
+  write(path.join(dir, 'src', 'b.txt'), 'beta\n');
+  write(path.join(dir, 'run.sh'), '#!/bin/sh\n');
+  write(path.join(dir, '.gitignore'), '*.log\nignored/\n');
+  git(dir, 'add', '-A');
+  git(dir, 'commit', '-q', '-m', 'initial');
+  return dir;
+}
+
+function sha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+beforeAll(() => {
+  // realpath: os.tmpdir() may be a symlink (macOS), and discovery works on physical paths
+  tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-gitprov-')));
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** Records the work tree files (outside .git) that get read while `fn` runs. */
+async function workTreeReads<T>(root: string, fn: () => Promise<T>): Promise<{ result: T; reads: string[] }> {
+  const reads: string[] = [];
+  const original = fs.promises.readFile;
+  vi.spyOn(fs.promises, 'readFile').mockImplementation(((file: fs.PathLike | fs.promises.FileHandle, ...rest: unknown[]) => {
+    const p = String(file);
+    if (p.startsWith(root + path.sep) && !p.includes(`${path.sep}.git${path.sep}`)) reads.push(path.relative(root, p));
+    return (original as (...a: unknown[]) => Promise<unknown>)(file, ...rest);
+  }) as typeof fs.promises.readFile);
+  const result = await fn();
+  vi.restoreAllMocks();
+  return { result, reads };
+}
+
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('readGitProvenance', () => {
+  it('returns undefined outside a git work tree and for a missing directory', async () => {
+    const dir = freshDir('plain');
+    expect(await readGitProvenance(dir)).toBeUndefined();
+    expect(await readGitProvenance(path.join(dir, 'does-not-exist'))).toBeUndefined();
+  });
+
+  it('returns undefined for a repository without commits', async () => {
+    const dir = freshDir('unborn');
+    git(dir, 'init', '-q');
+    write(path.join(dir, 'a.txt'), 'x\n');
+    git(dir, 'add', 'a.txt');
+    expect(await readGitProvenance(dir)).toBeUndefined();
+  });
+
+  it('reports commit, branch and clean state of a clean repository', async () => {
+    const dir = makeRepo();
+    const { result, reads } = await workTreeReads(dir, () => readGitProvenance(dir));
+    expect(result).toEqual({ commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: false });
+    // files whose stat matches the index (exact nanosecond timestamps) are trusted, not re-hashed
+    expect(reads).toEqual([]);
+  });
+
+  it('treats a stat-only change as clean, and writes nothing to the repository', async () => {
+    const dir = makeRepo();
+    const later = new Date(Date.now() + 60_000);
+    fs.utimesSync(path.join(dir, 'a.txt'), later, later); // stat drifts, content the same: git hashes it
+    const index = path.join(dir, '.git', 'index');
+    const before = { hash: sha256(index), mtime: fs.statSync(index).mtimeMs };
+    const listing = fs.readdirSync(path.join(dir, '.git')).sort();
+    const { result, reads } = await workTreeReads(dir, () => readGitProvenance(dir));
+    expect(result?.dirty).toBe(false);
+    expect(reads).toEqual(['a.txt']); // the sanity check of the spy: only the touched file is hashed
+    expect({ hash: sha256(index), mtime: fs.statSync(index).mtimeMs }).toEqual(before);
+    expect(fs.readdirSync(path.join(dir, '.git')).sort()).toEqual(listing);
+  });
+
+  it('is dirty when a tracked file is modified, deleted or changes mode', async () => {
+    const modified = makeRepo();
+    write(path.join(modified, 'src', 'b.txt'), 'beta changed\n');
+    expect((await readGitProvenance(modified))?.dirty).toBe(true);
+
+    const deleted = makeRepo();
+    fs.rmSync(path.join(deleted, 'a.txt'));
+    expect((await readGitProvenance(deleted))?.dirty).toBe(true);
+
+    const chmod = makeRepo();
+    fs.chmodSync(path.join(chmod, 'run.sh'), 0o755);
+    expect((await readGitProvenance(chmod))?.dirty).toBe(true);
+  });
+
+  it('is dirty when a new file is staged, or a change is staged and reverted in the work tree', async () => {
+    const added = makeRepo();
+    write(path.join(added, 'new.txt'), 'new\n');
+    git(added, 'add', 'new.txt');
+    expect((await readGitProvenance(added))?.dirty).toBe(true);
+
+    const staged = makeRepo();
+    write(path.join(staged, 'a.txt'), 'staged\n');
+    git(staged, 'add', 'a.txt');
+    write(path.join(staged, 'a.txt'), 'alpha\n'); // work tree equals HEAD again, index does not
+    expect((await readGitProvenance(staged))?.dirty).toBe(true);
+  });
+
+  it('ignores untracked files without reading them, even large ones', async () => {
+    const dir = makeRepo();
+    write(path.join(dir, 'notes.txt'), 'untracked\n');
+    // 200 MB files (sparse) at the top level and inside an untracked checkpoint directory, plus FIFOs
+    // that would block forever if anything tried to read them
+    fs.mkdirSync(path.join(dir, 'checkpoints'));
+    for (const file of [path.join(dir, 'big.bin'), path.join(dir, 'checkpoints', 'step-1000.bin')]) {
+      fs.closeSync(fs.openSync(file, 'w'));
+      fs.truncateSync(file, 200 * 1024 * 1024);
+    }
+    execFileSync('mkfifo', [path.join(dir, 'pipe'), path.join(dir, 'checkpoints', 'pipe')]);
+    expect(git(dir, 'status', '--porcelain', '--untracked-files=no')).toBe('');
+
+    const started = performance.now();
+    const { result, reads } = await workTreeReads(dir, () => readGitProvenance(dir, { timeoutMs: 30_000 }));
+    const elapsed = performance.now() - started;
+    expect(result).toEqual({ commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: false });
+    expect(reads).toEqual([]);
+    expect(elapsed).toBeLessThan(3_000); // typically ~30 ms; the real guard is `reads` above
+  });
+
+  it('ignores ignored files', async () => {
+    const dir = makeRepo();
+    write(path.join(dir, 'train.log'), 'loss=1\n');
+    write(path.join(dir, 'ignored', 'cache.bin'), 'x');
+    expect((await readGitProvenance(dir))?.dirty).toBe(false);
+  });
+
+  it('reports a detached HEAD without a branch', async () => {
+    const dir = makeRepo();
+    const first = git(dir, 'rev-parse', 'HEAD');
+    write(path.join(dir, 'a.txt'), 'second\n');
+    git(dir, 'commit', '-q', '-am', 'second');
+    git(dir, 'checkout', '-q', '--detach', first);
+    expect(await readGitProvenance(dir)).toEqual({ commit: first, dirty: false });
+  });
+
+  it('finds the repository from a subdirectory, but not from inside .git', async () => {
+    const dir = makeRepo();
+    const expected = { commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: false };
+    expect(await readGitProvenance(path.join(dir, 'src'))).toEqual(expected);
+    fs.mkdirSync(path.join(dir, 'src', 'deeper', 'still'), { recursive: true });
+    expect(await readGitProvenance(path.join(dir, 'src', 'deeper', 'still'))).toEqual(expected);
+    expect(await readGitProvenance(path.join(dir, '.git'))).toBeUndefined();
+    expect(await readGitProvenance(path.join(dir, '.git', 'refs', 'heads'))).toBeUndefined();
+  });
+
+  it('reads a linked worktree: its own HEAD, branch, index and dirty state', async () => {
+    const main = makeRepo('wt-main');
+    const wt = path.join(tmp, `wt-linked-${++counter}`);
+    git(main, 'worktree', 'add', '-q', '-b', 'feature', wt);
+    write(path.join(wt, 'feature.txt'), 'feature\n');
+    git(wt, 'add', 'feature.txt');
+    git(wt, 'commit', '-q', '-m', 'feature work');
+    // make the worktree's branch and objects resolvable only through the common dir
+    git(main, 'pack-refs', '--all');
+    git(main, 'repack', '-q', '-a', '-d');
+
+    const wtCommit = git(wt, 'rev-parse', 'HEAD');
+    expect(wtCommit).not.toBe(git(main, 'rev-parse', 'HEAD'));
+    expect(await readGitProvenance(path.join(wt, 'src'))).toEqual({ commit: wtCommit, branch: 'feature', dirty: false });
+
+    write(path.join(wt, 'a.txt'), 'changed in the worktree\n');
+    expect(await readGitProvenance(wt)).toEqual({ commit: wtCommit, branch: 'feature', dirty: true });
+    expect(await readGitProvenance(main)).toEqual({ commit: git(main, 'rev-parse', 'HEAD'), branch: 'main', dirty: false });
+
+    write(path.join(wt, 'a.txt'), 'alpha\n');
+    write(path.join(main, 'feature.txt'), 'staged in main\n');
+    git(main, 'add', 'feature.txt');
+    expect((await readGitProvenance(wt))?.dirty).toBe(false);
+    expect((await readGitProvenance(main))?.dirty).toBe(true);
+  });
+
+  it('reads a submodule as its own repository, and checks it from the superproject', async () => {
+    const lib = makeRepo('sub-lib');
+    const sup = makeRepo('sub-super');
+    git(sup, 'submodule', 'add', '-q', lib, 'lib');
+    git(sup, 'commit', '-q', '-m', 'add submodule');
+    const subDir = path.join(sup, 'lib');
+    expect(fs.statSync(path.join(subDir, '.git')).isFile()).toBe(true);
+
+    const subCommit = git(subDir, 'rev-parse', 'HEAD');
+    expect(subCommit).toBe(git(lib, 'rev-parse', 'HEAD'));
+    expect(await readGitProvenance(path.join(subDir, 'src'))).toEqual({ commit: subCommit, branch: 'main', dirty: false });
+    const supCommit = git(sup, 'rev-parse', 'HEAD');
+    expect(await readGitProvenance(sup)).toEqual({ commit: supCommit, branch: 'main', dirty: false });
+
+    write(path.join(subDir, 'untracked.txt'), 'x\n'); // untracked inside the submodule: still clean
+    expect((await readGitProvenance(sup))?.dirty).toBe(false);
+    write(path.join(subDir, 'a.txt'), 'changed inside the submodule\n');
+    expect((await readGitProvenance(subDir))?.dirty).toBe(true);
+    expect((await readGitProvenance(sup))?.dirty).toBe(true); // like `git describe --dirty`
+  });
+
+  it('resolves packed refs and packed objects', async () => {
+    const dir = makeRepo();
+    git(dir, 'branch', 'other');
+    git(dir, 'pack-refs', '--all');
+    git(dir, 'repack', '-q', '-a', '-d');
+    git(dir, 'prune-packed');
+    expect(fs.existsSync(path.join(dir, '.git', 'refs', 'heads', 'main'))).toBe(false);
+    expect(fs.readFileSync(path.join(dir, '.git', 'packed-refs'), 'utf8')).toContain('refs/heads/main');
+    expect(await readGitProvenance(dir)).toEqual({ commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: false });
+    write(path.join(dir, 'src', 'b.txt'), 'changed\n');
+    expect((await readGitProvenance(dir))?.dirty).toBe(true);
+  });
+
+  it('reports dirty (not known to be clean) when the dirty check runs out of time', async () => {
+    const dir = makeRepo();
+    expect(await readGitProvenance(dir, { timeoutMs: 0 })).toEqual({
+      commit: git(dir, 'rev-parse', 'HEAD'),
+      branch: 'main',
+      dirty: true,
+    });
+  });
+
+  it('does not hang when reading a work tree file never completes', async () => {
+    const dir = makeRepo();
+    const later = new Date(Date.now() + 60_000);
+    fs.utimesSync(path.join(dir, 'a.txt'), later, later); // stat drift: a.txt must be read and hashed
+    const original = fs.promises.readFile;
+    vi.spyOn(fs.promises, 'readFile').mockImplementation(((file: fs.PathLike | fs.promises.FileHandle, ...rest: unknown[]) =>
+      String(file) === path.join(dir, 'a.txt')
+        ? new Promise(() => {}) // a hung network file system
+        : (original as (...a: unknown[]) => Promise<unknown>)(file, ...rest)) as typeof fs.promises.readFile);
+    const started = performance.now();
+    const result = await readGitProvenance(dir, { timeoutMs: 300 });
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(result).toEqual({ commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: true });
+  });
+
+  it('returns undefined, without throwing, for broken repositories', async () => {
+    const garbageHead = makeRepo();
+    fs.writeFileSync(path.join(garbageHead, '.git', 'HEAD'), 'this is not a ref\n');
+    expect(await readGitProvenance(garbageHead)).toBeUndefined();
+
+    const missingObject = makeRepo();
+    fs.writeFileSync(path.join(missingObject, '.git', 'refs', 'heads', 'main'), `${'1'.repeat(40)}\n`);
+    expect(await readGitProvenance(missingObject)).toBeUndefined();
+
+    const badGitFile = freshDir('badgitfile');
+    fs.writeFileSync(path.join(badGitFile, '.git'), 'gitdir: ../nowhere\n');
+    expect(await readGitProvenance(badGitFile)).toBeUndefined();
+
+    const notAGitFile = freshDir('notagitfile');
+    fs.writeFileSync(path.join(notAGitFile, '.git'), 'hello\n');
+    expect(await readGitProvenance(notAGitFile)).toBeUndefined();
+
+    const corruptIndex = makeRepo();
+    fs.writeFileSync(path.join(corruptIndex, '.git', 'index'), 'DIRC garbage');
+    expect(await readGitProvenance(corruptIndex)).toEqual({
+      commit: git(corruptIndex, 'rev-parse', 'HEAD'),
+      branch: 'main',
+      dirty: true, // HEAD is known, the work tree state is not
+    });
+  });
+});
