@@ -313,6 +313,20 @@ describe('parseSafetensorsHeader: valid files', () => {
     expect(l.tensors[0]?.shape).toEqual([9007199254740991, 0]);
   });
 
+  it('reads integers of every length the same way (15-digit fast path and the general path)', () => {
+    const dims = ['0', '7', '999999999999999', '1000000000000000', '9007199254740991'];
+    for (const d of dims) {
+      const l = parseText(`{"a":{"dtype":"U8","shape":[0,${d}],"data_offsets":[0,0]}}`);
+      expect(l.tensors[0]?.shape).toEqual([0, Number(d)]);
+    }
+    for (const d of ['0.0', '0e0', '7.0', '7e0', '999999999999999.0', '1000000000000000e0', '-7']) {
+      expectRule(() => parseText(`{"a":{"dtype":"U8","shape":[0,${d}],"data_offsets":[0,0]}}`), 'bad-shape');
+    }
+    for (const d of ['00', '07', '0x1', '7.', '7e', '1-2']) {
+      expectRule(() => parseText(`{"a":{"dtype":"U8","shape":[0,${d}],"data_offsets":[0,0]}}`), 'header-not-json');
+    }
+  });
+
   it('uses only the bytes passed in: a subarray of a larger buffer works', () => {
     const file = buildSafetensors({ w: { dtype: 'F16', shape: [2], data: bytes(4) } });
     const big = new Uint8Array(file.length + 100);
@@ -465,6 +479,7 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
       '{"a":{"dtype":8,"shape":[1],"data_offsets":[0,1]}}',
       '{"a":{"dtype":null,"shape":[1],"data_offsets":[0,1]}}',
       '{"a":{"dtype":["U8"],"shape":[1],"data_offsets":[0,1]}}',
+      '{"a":{"dtype":{"U8":null},"shape":[1],"data_offsets":[0,1]}}',
     ];
     for (const c of cases) {
       const e = expectRule(() => parseText(c, 1), 'bad-entry');
@@ -514,7 +529,8 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
     expectRule(() => parseText(`{"w":${entry('F64', [], [0, 4])}}`, 4), 'size-mismatch');
     expectRule(() => parseText(`{"w":${entry('C64', [2], [0, 8])}}`, 8), 'size-mismatch');
     // sub-byte dtypes whose bit count is not a whole number of bytes
-    expectRule(() => parseText(`{"w":${entry('F4', [3], [0, 2])}}`, 2), 'size-mismatch');
+    const odd = expectRule(() => parseText(`{"w":${entry('F4', [3], [0, 2])}}`, 2), 'size-mismatch');
+    expect(odd.message).toBe('tensor "w": 3 elements of F4 (4 bits each) is not a whole number of bytes');
     expectRule(() => parseText(`{"w":${entry('F4', [1], [0, 1])}}`, 1), 'size-mismatch');
     expectRule(() => parseText(`{"w":${entry('F6_E2M3', [2], [0, 2])}}`, 2), 'size-mismatch');
     expectRule(() => parseText(`{"w":${entry('F6_E3M2', [4], [0, 4])}}`, 4), 'size-mismatch');

@@ -144,7 +144,9 @@ class JsonObject {
   readonly values: JsonValue[] = [];
 }
 
-type JsonValue = null | boolean | string | JsonNumber | JsonValue[] | JsonObject;
+// A plain non-negative integer literal of at most 15 digits is a JS number; every other number literal is a
+// JsonNumber holding its text.
+type JsonValue = null | boolean | string | number | JsonNumber | JsonValue[] | JsonObject;
 
 class JsonSyntaxError extends Error {
   constructor(
@@ -287,9 +289,8 @@ class JsonParser {
     for (;;) {
       const c = t.charCodeAt(p);
       if (c === 0x22) {
-        out += t.slice(start, p);
         this.pos = p + 1;
-        return out;
+        return out === '' ? t.slice(start, p) : out + t.slice(start, p);
       }
       if (c === 0x5c) {
         out += t.slice(start, p);
@@ -371,10 +372,30 @@ class JsonParser {
     return v;
   }
 
-  private parseNumber(): JsonNumber {
+  private parseNumber(): number | JsonNumber {
     const t = this.text;
     const start = this.pos;
     let p = start;
+    // fast path: up to 15 digits, no sign, fraction or exponent (always a safe integer)
+    let c = t.charCodeAt(p);
+    if (c >= 0x31 && c <= 0x39) {
+      let v = 0;
+      do {
+        v = v * 10 + (c - 0x30);
+        c = t.charCodeAt(++p);
+      } while (c >= 0x30 && c <= 0x39);
+      if (p - start <= 15 && c !== 0x2e && c !== 0x65 && c !== 0x45) {
+        this.pos = p;
+        return v;
+      }
+      p = start;
+    } else if (c === 0x30) {
+      c = t.charCodeAt(p + 1);
+      if (c !== 0x2e && c !== 0x65 && c !== 0x45 && !(c >= 0x30 && c <= 0x39)) {
+        this.pos = p + 1;
+        return 0;
+      }
+    }
     const digits = (): void => {
       const s = p;
       while (p < t.length && t.charCodeAt(p) >= 0x30 && t.charCodeAt(p) <= 0x39) p++;
@@ -415,6 +436,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** A non-negative integer written as one (no sign, fraction or exponent) that fits a JS safe integer. */
 function asIndex(v: JsonValue): number | undefined {
+  if (typeof v === 'number') return v;
   if (!(v instanceof JsonNumber)) return undefined;
   const raw = v.raw;
   if (raw.length > 16) return undefined;
@@ -432,6 +454,7 @@ function describe(v: JsonValue | undefined): string {
   if (v === null) return 'null';
   if (typeof v === 'boolean') return `the boolean ${v}`;
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
+  if (typeof v === 'number') return `the number ${v}`;
   if (v instanceof JsonNumber) return `the number ${v.raw.length > 40 ? v.raw.slice(0, 40) + '…' : v.raw}`;
   if (Array.isArray(v)) return `an array of ${v.length}`;
   return 'an object';
@@ -505,9 +528,8 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, sou
   for (let i = 0; i < keys.length; i++) {
     const name = keys[i] as string;
     const value = values[i] as JsonValue;
-    const q = JSON.stringify(name);
     if (seen.has(name)) {
-      fail('duplicate-name', `header has the key ${q} more than once`, source, { name });
+      fail('duplicate-name', `header has the key ${JSON.stringify(name)} more than once`, source, { name });
     }
     seen.add(name);
 
@@ -516,8 +538,9 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, sou
       continue;
     }
 
+    const q = (): string => JSON.stringify(name);
     if (!(value instanceof JsonObject)) {
-      fail('bad-entry', `tensor ${q}: entry is ${describe(value)}, not an object`, source, { name });
+      fail('bad-entry', `tensor ${q()}: entry is ${describe(value)}, not an object`, source, { name });
     }
     let dtypeV: JsonValue | undefined;
     let shapeV: JsonValue | undefined;
@@ -527,36 +550,33 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, sou
       const v = value.values[k] as JsonValue;
       if (key === 'dtype' || key === 'shape' || key === 'data_offsets') {
         const prev = key === 'dtype' ? dtypeV : key === 'shape' ? shapeV : offsetsV;
-        if (prev !== undefined) fail('bad-entry', `tensor ${q}: field "${key}" appears more than once`, source, { name, field: key });
+        if (prev !== undefined) fail('bad-entry', `tensor ${q()}: field "${key}" appears more than once`, source, { name, field: key });
         if (key === 'dtype') dtypeV = v;
         else if (key === 'shape') shapeV = v;
         else offsetsV = v;
       }
       // other keys are ignored, as the reference (serde without deny_unknown_fields) does
     }
-    for (const [field, v] of [
-      ['dtype', dtypeV],
-      ['shape', shapeV],
-      ['data_offsets', offsetsV],
-    ] as const) {
-      if (v === undefined) fail('bad-entry', `tensor ${q}: missing field "${field}"`, source, { name, field });
+    if (dtypeV === undefined || shapeV === undefined || offsetsV === undefined) {
+      const field = dtypeV === undefined ? 'dtype' : shapeV === undefined ? 'shape' : 'data_offsets';
+      fail('bad-entry', `tensor ${q()}: missing field "${field}"`, source, { name, field });
     }
 
     if (typeof dtypeV !== 'string') {
-      fail('bad-entry', `tensor ${q}: dtype is ${describe(dtypeV)}, not a string`, source, { name, field: 'dtype' });
+      fail('bad-entry', `tensor ${q()}: dtype is ${describe(dtypeV)}, not a string`, source, { name, field: 'dtype' });
     }
     if (!Object.hasOwn(SAFETENSORS_DTYPE_BITS, dtypeV)) {
-      fail('unknown-dtype', `tensor ${q}: unknown dtype ${JSON.stringify(dtypeV)}`, source, { name, dtype: dtypeV });
+      fail('unknown-dtype', `tensor ${q()}: unknown dtype ${JSON.stringify(dtypeV)}`, source, { name, dtype: dtypeV });
     }
 
     if (!Array.isArray(shapeV)) {
-      fail('bad-shape', `tensor ${q}: shape is ${describe(shapeV)}, not an array`, source, { name });
+      fail('bad-shape', `tensor ${q()}: shape is ${describe(shapeV)}, not an array`, source, { name });
     }
     const shape: number[] = new Array<number>(shapeV.length);
     for (let d = 0; d < shapeV.length; d++) {
       const n = asIndex(shapeV[d] as JsonValue);
       if (n === undefined) {
-        fail('bad-shape', `tensor ${q}: shape[${d}] is ${describe(shapeV[d])}, not a non-negative integer up to 2^53-1`, source, {
+        fail('bad-shape', `tensor ${q()}: shape[${d}] is ${describe(shapeV[d])}, not a non-negative integer up to 2^53-1`, source, {
           name,
           index: d,
         });
@@ -565,7 +585,7 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, sou
     }
 
     if (!Array.isArray(offsetsV) || offsetsV.length !== 2) {
-      fail('bad-offsets', `tensor ${q}: data_offsets is ${describe(offsetsV)}, not an array of 2`, source, { name });
+      fail('bad-offsets', `tensor ${q()}: data_offsets is ${describe(offsetsV)}, not an array of 2`, source, { name });
     }
     const b = asIndex(offsetsV[0] as JsonValue);
     const e = asIndex(offsetsV[1] as JsonValue);
@@ -573,13 +593,13 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, sou
       const which = b === undefined ? 0 : 1;
       fail(
         'bad-offsets',
-        `tensor ${q}: data_offsets[${which}] is ${describe(offsetsV[which])}, not a non-negative integer up to 2^53-1`,
+        `tensor ${q()}: data_offsets[${which}] is ${describe(offsetsV[which])}, not a non-negative integer up to 2^53-1`,
         source,
         { name, index: which },
       );
     }
     if (b > e) {
-      fail('bad-offsets', `tensor ${q}: data_offsets [${b}, ${e}] begin after they end`, source, { name, dataOffsets: [b, e] });
+      fail('bad-offsets', `tensor ${q()}: data_offsets [${b}, ${e}] begin after they end`, source, { name, dataOffsets: [b, e] });
     }
     pending.push({ name, dtype: dtypeV, shape, b, e });
   }
@@ -593,11 +613,11 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, sou
   let prevName: string | undefined;
   for (let i = 0; i < pending.length; i++) {
     const t = pending[i] as Pending;
-    const q = JSON.stringify(t.name);
+    const q = (): string => JSON.stringify(t.name);
     if (t.b !== cursor) {
       const after = prevName === undefined ? 'the data section starts at 0' : `the previous tensor ${JSON.stringify(prevName)} ends at ${cursor}`;
       const what = t.b > cursor ? `a gap of ${t.b - cursor} bytes` : `an overlap of ${cursor - t.b} bytes`;
-      fail('gap-or-overlap', `tensor ${q}: data_offsets [${t.b}, ${t.e}] start at ${t.b} but ${after} (${what})`, source, {
+      fail('gap-or-overlap', `tensor ${q()}: data_offsets [${t.b}, ${t.e}] start at ${t.b} but ${after} (${what})`, source, {
         name: t.name,
         dataOffsets: [t.b, t.e],
         expectedBegin: cursor,
@@ -610,7 +630,7 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, sou
     for (const d of t.shape) {
       numel *= d;
       if (numel > Number.MAX_SAFE_INTEGER) {
-        fail('numel-overflow', `tensor ${q}: shape [${t.shape.join(', ')}] has more than 2^53-1 elements`, source, {
+        fail('numel-overflow', `tensor ${q()}: shape [${t.shape.join(', ')}] has more than 2^53-1 elements`, source, {
           name: t.name,
           shape: t.shape,
         });
@@ -621,7 +641,7 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, sou
     if (bits % 8 === 0) {
       bytes = numel * (bits / 8);
       if (!Number.isSafeInteger(bytes)) {
-        fail('numel-overflow', `tensor ${q}: ${t.dtype} shape [${t.shape.join(', ')}] is more than 2^53-1 bytes`, source, {
+        fail('numel-overflow', `tensor ${q()}: ${t.dtype} shape [${t.shape.join(', ')}] is more than 2^53-1 bytes`, source, {
           name: t.name,
           shape: t.shape,
           dtype: t.dtype,
@@ -632,7 +652,7 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, sou
       if (tailBits % 8 !== 0) {
         fail(
           'size-mismatch',
-          `tensor ${q}: ${numel} elements of ${t.dtype} (${bits} bits each) is not a whole number of bytes`,
+          `tensor ${q()}: ${numel} elements of ${t.dtype} (${bits} bits each) is not a whole number of bytes`,
           source,
           { name: t.name, dtype: t.dtype, shape: t.shape, dataOffsets: [t.b, t.e] },
         );
@@ -642,7 +662,7 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, sou
     if (t.e - t.b !== bytes) {
       fail(
         'size-mismatch',
-        `tensor ${q}: data_offsets [${t.b}, ${t.e}] hold ${t.e - t.b} bytes but ${t.dtype} shape [${t.shape.join(', ')}] needs ${bytes}`,
+        `tensor ${q()}: data_offsets [${t.b}, ${t.e}] hold ${t.e - t.b} bytes but ${t.dtype} shape [${t.shape.join(', ')}] needs ${bytes}`,
         source,
         { name: t.name, dtype: t.dtype, shape: t.shape, dataOffsets: [t.b, t.e], expectedBytes: bytes },
       );

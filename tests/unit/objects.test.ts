@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { configHash, parseConfig } from '../../src/core/config-snapshot.js';
+import { isCkvcError } from '../../src/core/errors.js';
+import { objectId } from '../../src/core/object-id.js';
+import { decodeCommit, encodeCommit } from '../../src/core/objects/commit-object.js';
+import { decodeFileRecipe, encodeFileRecipe } from '../../src/core/objects/file-recipe.js';
+import { decodeTag } from '../../src/core/objects/tag-object.js';
+import { decodeTensor, encodeTensor } from '../../src/core/objects/tensor-object.js';
+import { decodeTree, encodeTree } from '../../src/core/objects/tree-object.js';
+import { encodeCanonical } from '../../src/core/canonical-cbor.js';
+import { hex, loadVector, unhex } from './vectors.js';
+
+const ids = loadVector('object-ids.json');
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return isCkvcError(e) ? e.code : `not a CkvcError: ${String(e)}`;
+  }
+  return undefined;
+}
+
+describe('object IDs (spec/vectors/object-ids.json)', () => {
+  for (const v of ids.ids) {
+    it(`${v.type} of ${v.body.length / 2} bytes`, () => expect(objectId(v.type, unhex(v.body))).toBe(v.id));
+  }
+  it('binds the type: equal bodies of different types have different IDs', () => {
+    expect(objectId('chunk', unhex('00'))).not.toBe(objectId('commit', unhex('00')));
+  });
+  for (const v of ids.objects) {
+    it(`${v.type} object body hashes to its ID and decodes`, () => {
+      const body = unhex(v.body);
+      expect(objectId(v.type, body)).toBe(v.id);
+      const decode = { tensor: decodeTensor, file: decodeFileRecipe, tree: decodeTree, commit: decodeCommit, tag: decodeTag }[v.type as 'tag']!;
+      expect(() => decode(body)).not.toThrow();
+    });
+  }
+  it('tensor vector re-encodes from its fields', () => {
+    const t = ids.objects.find((o: any) => o.type === 'tensor');
+    expect(hex(encodeTensor(t.fields))).toBe(t.body);
+    expect(decodeTensor(unhex(t.body))).toEqual(t.fields);
+  });
+});
+
+describe('object decoders', () => {
+  const chunk = objectId('chunk', new Uint8Array([1]));
+  it('round-trip a commit with every optional field', () => {
+    const c = {
+      tree: chunk, parents: [chunk], message: 'm', author: 'a', time: 1700000000000, branch: 'b',
+      config: { hash: 'ab'.repeat(32), snapshot: chunk, name: 'c.yaml', format: 'yaml' as const, size: 3 },
+      code: { commit: 'f'.repeat(40), branch: 'main', dirty: true }, metrics: { loss: 0.1 }, step: 5, epoch: 1.5, run: 'r', labels: { k: 'v' },
+    };
+    expect(decodeCommit(encodeCommit(c))).toEqual(c);
+  });
+  it('round-trip a minimal commit, omitting empty metrics and labels', () => {
+    const c = { tree: chunk, parents: [], message: '', author: 'a', time: 0, metrics: {}, labels: {} };
+    const body = encodeCommit(c);
+    expect(decodeCommit(body)).toMatchObject(c);
+    expect(hex(body)).not.toContain(Buffer.from('metrics').toString('hex'));
+  });
+  it('reject a commit lacking its tree', () => {
+    expect(code(() => decodeCommit(encodeCanonical({ parents: [], message: '', author: '', time: 0 })))).toBe('CKVC_CORRUPT_OBJECT');
+  });
+  it('reject a tensor whose chunk count does not fit its size', () => {
+    expect(code(() => decodeTensor(encodeCanonical({ dtype: 'F32', shape: [], size: 10, chunk_size: 4, chunks: [unhex(chunk)] })))).toBe('CKVC_CORRUPT_OBJECT');
+  });
+  it('reject a file whose parts do not add up', () => {
+    const body = encodeFileRecipe({ size: 1, b3: '00'.repeat(32), format: 'opaque', parts: [{ kind: 'chunk', id: chunk, size: 1 }] });
+    const bad = encodeCanonical({ size: 2, b3: new Uint8Array(32), format: 'opaque', parts: [{ chunk: unhex(chunk), size: 1 }] });
+    expect(decodeFileRecipe(body).size).toBe(1);
+    expect(code(() => decodeFileRecipe(bad))).toBe('CKVC_CORRUPT_OBJECT');
+  });
+  for (const name of ['..', '.', 'a/b', 'a\0b', '', 'x'.repeat(256)]) {
+    it(`reject tree entry name ${JSON.stringify(name.slice(0, 10))}`, () => {
+      const bad = encodeCanonical({ entries: [{ name, type: 'file', id: unhex(chunk), size: 0 }] });
+      expect(code(() => decodeTree(bad))).toBe('CKVC_CORRUPT_OBJECT');
+      expect(code(() => encodeTree({ entries: [{ name, type: 'file', id: chunk, size: 0 }] }))).toBe('CKVC_BAD_ARGUMENT');
+    });
+  }
+  it('reject unsorted or duplicate tree entries', () => {
+    const e = (name: string) => ({ name, type: 'file', id: unhex(chunk), size: 0 });
+    expect(code(() => decodeTree(encodeCanonical({ entries: [e('b'), e('a')] })))).toBe('CKVC_CORRUPT_OBJECT');
+    expect(code(() => decodeTree(encodeCanonical({ entries: [e('a'), e('a')] })))).toBe('CKVC_CORRUPT_OBJECT');
+  });
+});
+
+describe('config hash (spec/vectors/config-hash.json)', () => {
+  const { cases } = loadVector('config-hash.json');
+  for (const c of cases) {
+    it(c.name, () => expect(configHash(parseConfig(c.text, c.name).value)).toBe(c.hash));
+  }
+  it('refuses YAML that does not parse, naming the line', () => {
+    let msg = '';
+    try {
+      parseConfig('a: 1\nb: [1, 2\n', 'x.yaml');
+    } catch (e) {
+      expect(isCkvcError(e, 'CKVC_BAD_CONFIG')).toBe(true);
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/x\.yaml/);
+    expect(msg).toMatch(/line \d+/);
+  });
+  it('refuses duplicate YAML keys and bad JSON', () => {
+    expect(code(() => parseConfig('a: 1\na: 2\n', 'd.yaml'))).toBe('CKVC_BAD_CONFIG');
+    expect(code(() => parseConfig('{"a": 1,}', 'd.json'))).toBe('CKVC_BAD_CONFIG');
+  });
+});
