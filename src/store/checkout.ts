@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
 import { ContentHasher, type ObjectId } from '../core/object-id.js';
 import type { FileRecipe } from '../core/objects/file-recipe.js';
@@ -14,7 +15,6 @@ import type { ObjectLocation } from './pack-reader.js';
 
 const READ_AHEAD = 8;
 const LOCATE_BATCH = 4096;
-const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
 
 export interface TreeFile {
   /** Path inside the commit, '/'-separated. */
@@ -67,7 +67,10 @@ async function chunkList(store: ObjectStore, recipe: FileRecipe): Promise<ChunkR
   return out;
 }
 
-/** Streams a recipe's bytes in order to `sink`, hash-checking every chunk; returns the whole-content BLAKE3. */
+/**
+ * Streams a recipe's bytes in order to `sink`, hash-checking every chunk; returns the whole-content BLAKE3.
+ * The bytes given to `sink` are reused once its promise resolves: a sink must write or copy them, not keep them.
+ */
 export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink: (bytes: Uint8Array) => Promise<void>, where: string): Promise<string> {
   const chunks = await chunkList(store, recipe);
   const hasher = new ContentHasher();
@@ -84,7 +87,7 @@ export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink:
     while (queue.length < READ_AHEAD && next < chunks.length) {
       await ensureLocated(next + 1);
       const c = chunks[next]!;
-      queue.push(store.packs.readObject(locs[next]!, c.id, 'chunk'));
+      queue.push(store.packs.readObject(locs[next]!, c.id, 'chunk', scratch));
       next++;
     }
   };
@@ -99,6 +102,7 @@ export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink:
     hasher.update(bytes);
     total += bytes.length;
     await sink(bytes);
+    scratch.release(bytes);
   }
   const digest = hasher.digestHex();
   if (total !== recipe.size || digest !== recipe.b3) {
@@ -112,20 +116,10 @@ export async function writeRecipe(store: ObjectStore, recipe: FileRecipe, target
   await fs.mkdir(path.dirname(target), { recursive: true });
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.ckvc-${randomBytes(4).toString('hex')}.tmp`);
   const fh = await fs.open(tmp, 'wx', 0o644).catch((e) => { throw ioError(e, 'create', tmp); });
-  let batch: Uint8Array[] = [];
-  let batchBytes = 0;
-  const flush = async () => {
-    if (batch.length) await fh.writev(batch);
-    batch = [];
-    batchBytes = 0;
-  };
   try {
     await streamRecipe(store, recipe, async (bytes) => {
-      batch.push(bytes);
-      batchBytes += bytes.length;
-      if (batchBytes >= WRITE_BATCH_BYTES) await flush();
+      for (let done = 0; done < bytes.length; ) done += (await fh.write(bytes, done, bytes.length - done)).bytesWritten;
     }, label);
-    await flush();
     await fh.close();
     await fs.rename(tmp, target);
   } catch (e) {

@@ -1,11 +1,12 @@
 // Reads records out of pack files and verifies them: the record header must agree with the index entry,
 // the body must decode, and the decoded bytes must hash to the object ID. Nothing unverified is returned.
 import * as fs from 'node:fs/promises';
+import type { BufferPool } from '../core/buffer-pool.js';
 import { decodeBody } from '../core/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
 import {
-  checkPackHeader, decodeFooter, decodeRecordHeader, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES,
+  checkPackHeader, CODECS, decodeFooter, decodeRecordHeader, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES,
   RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
 } from '../core/pack-format.js';
 import { ioError } from './durable-fs.js';
@@ -47,9 +48,9 @@ export class PackReader {
     return h;
   }
 
-  async readAt(packId: string, offset: number, length: number): Promise<Buffer> {
+  async readAt(packId: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const fh = await this.handle(packId);
-    const buf = Buffer.allocUnsafe(length);
+    const buf = into ?? Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
@@ -61,11 +62,25 @@ export class PackReader {
     return buf;
   }
 
-  /** Reads, decodes and verifies one object. `expectType` guards against an index pointing at the wrong record. */
-  async readObject(loc: ObjectLocation, id: ObjectId, expectType?: ObjectType): Promise<Uint8Array> {
+  /**
+   * Reads, decodes and verifies one object. `expectType` guards against an index pointing at the wrong record.
+   * With `pool`, scratch buffers come from it and the result may be a pool buffer the caller can release.
+   */
+  async readObject(loc: ObjectLocation, id: ObjectId, expectType?: ObjectType, pool?: BufferPool): Promise<Uint8Array> {
     const { packId, entry } = loc;
     const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
-    const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + entry.storedLength);
+    const length = RECORD_HEADER_BYTES + entry.storedLength;
+    // A raw record's body is returned as-is, so only compressed records are read into scratch space.
+    const scratchBuf = pool && entry.codec !== CODECS.raw ? pool.acquire(length) : undefined;
+    try {
+      return await this.decodeRecord(await this.readAt(packId, entry.offset, length, scratchBuf), loc, id, where, expectType, pool);
+    } finally {
+      if (scratchBuf) pool!.release(scratchBuf);
+    }
+  }
+
+  private async decodeRecord(buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, expectType: ObjectType | undefined, pool: BufferPool | undefined): Promise<Uint8Array> {
+    const { packId, entry } = loc;
     const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
     if (header.id !== id || header.storedLength !== entry.storedLength || header.codec !== entry.codec) {
       throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`, { id, pack: packId });
@@ -73,7 +88,7 @@ export class PackReader {
     if (expectType && header.type !== expectType) {
       throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: is a ${header.type}, expected a ${expectType}`, { id, pack: packId });
     }
-    const raw = await decodeBody(header.codec, buf.subarray(RECORD_HEADER_BYTES), header.rawLength, where);
+    const raw = await decodeBody(header.codec, buf.subarray(RECORD_HEADER_BYTES), header.rawLength, where, pool);
     if (objectId(header.type, raw) !== id) {
       throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`, { id, pack: packId });
     }

@@ -67,10 +67,10 @@ export class PackWriter {
     this.rawBytes += raw.length;
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
     const job = encodeBody(raw, width, tryCompress).then(
-      async ({ codec, stored }) => {
-        const entry = { id, type, codec, rawLength: raw.length, storedLength: stored.length, offset: this.offset };
+      async ({ codec, pieces, storedLength }) => {
+        const entry = { id, type, codec, rawLength: raw.length, storedLength, offset: this.offset };
         this.append(encodeRecordHeader(entry));
-        this.append(Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength));
+        for (const p of pieces) this.append(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
         this.entries.push(entry);
         if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
       },

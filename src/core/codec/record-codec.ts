@@ -2,10 +2,11 @@
 // byte-grouped by element width before zstd (exponent bytes then compress well); anything that does not
 // shrink by at least 2% is stored raw, which costs nothing to read back.
 import { compress, decompress } from '@mongodb-js/zstd';
+import { scratch, type BufferPool } from '../buffer-pool.js';
 import { CkvcError } from '../errors.js';
 import { CODECS, codecGroupWidth, type CodecId } from '../pack-format.js';
 import { groupBytes, ungroupBytes } from './byte-group.js';
-import { withZstdContentSize, zstdFrameContentSize } from './zstd-frame.js';
+import { zstdFrameContentSize, zstdFramePiecesWithContentSize } from './zstd-frame.js';
 
 export const ZSTD_LEVEL = 1;
 const MIN_SAVING = 0.02;
@@ -18,18 +19,40 @@ export function codecForWidth(width: number): CodecId {
   return width === 2 ? CODECS.group2zstd : width === 4 ? CODECS.group4zstd : width === 8 ? CODECS.group8zstd : CODECS.zstd;
 }
 
-/** `width` is the element width in bytes for tensor data (1 for anything else); `tryCompress` false stores raw. */
-export async function encodeBody(raw: Uint8Array, width: number, tryCompress = true): Promise<{ codec: CodecId; stored: Uint8Array }> {
-  if (!tryCompress || raw.length < 64) return { codec: CODECS.raw, stored: raw };
-  const codec = codecForWidth(width);
-  const input = codecGroupWidth(codec) > 1 ? groupBytes(raw, codecGroupWidth(codec)) : raw;
-  // The binding's frames omit the content size; readers need it to refuse bombs before inflating.
-  const packed = withZstdContentSize(await compress(asBuffer(input), ZSTD_LEVEL), input.length);
-  if (packed.length > raw.length * (1 - MIN_SAVING)) return { codec: CODECS.raw, stored: raw };
-  return { codec, stored: packed };
+export interface EncodedBody {
+  codec: CodecId;
+  /** The stored bytes, in pieces to be written back to back (avoids copying compressed output). */
+  pieces: Uint8Array[];
+  storedLength: number;
 }
 
-export async function decodeBody(codec: number, stored: Uint8Array, rawLength: number, where: string): Promise<Uint8Array> {
+/** `width` is the element width in bytes for tensor data (1 for anything else); `tryCompress` false stores raw. */
+export async function encodeBody(raw: Uint8Array, width: number, tryCompress = true): Promise<EncodedBody> {
+  const asRaw = { codec: CODECS.raw, pieces: [raw], storedLength: raw.length };
+  if (!tryCompress || raw.length < 64) return asRaw;
+  const codec = codecForWidth(width);
+  const grouped = codecGroupWidth(codec) > 1 ? groupBytes(raw, codecGroupWidth(codec), scratch.acquire(raw.length)) : undefined;
+  let frame: Buffer;
+  try {
+    frame = await compress(asBuffer(grouped ?? raw), ZSTD_LEVEL);
+  } finally {
+    if (grouped) scratch.release(grouped);
+  }
+  // The binding's frames omit the content size; readers need it to refuse bombs before inflating.
+  const pieces = zstdFramePiecesWithContentSize(frame, raw.length);
+  const storedLength = pieces.reduce((a, p) => a + p.length, 0);
+  if (storedLength > raw.length * (1 - MIN_SAVING)) return asRaw;
+  return { codec, pieces, storedLength };
+}
+
+/** The stored bytes as one array (for callers that do not stream). */
+export function joinPieces(pieces: Uint8Array[]): Uint8Array {
+  if (pieces.length === 1) return pieces[0]!;
+  return Buffer.concat(pieces);
+}
+
+/** With `pool`, the result of a grouped codec is a pool buffer the caller may release once done with it. */
+export async function decodeBody(codec: number, stored: Uint8Array, rawLength: number, where: string, pool?: BufferPool): Promise<Uint8Array> {
   if (codec === CODECS.raw) {
     if (stored.length !== rawLength) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: stored ${stored.length} bytes, expected ${rawLength}`, { where });
     return stored;
@@ -47,5 +70,5 @@ export async function decodeBody(codec: number, stored: Uint8Array, rawLength: n
   }
   if (out.length !== rawLength) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: decompressed to ${out.length} bytes, expected ${rawLength}`, { where });
   const width = codecGroupWidth(codec);
-  return width > 1 ? ungroupBytes(out, width) : out;
+  return width > 1 ? ungroupBytes(out, width, pool?.acquire(rawLength)) : out;
 }

@@ -78,31 +78,43 @@ export function zstdFrameContentSize(frame: Uint8Array): number | undefined {
  * when the frame already declares a different size or `contentSize` is not a non-negative safe integer.
  */
 export function withZstdContentSize(frame: Uint8Array, contentSize: number): Uint8Array {
+  const pieces = zstdFramePiecesWithContentSize(frame, contentSize);
+  if (pieces.length === 1) return pieces[0]!;
+  const out = new Uint8Array(pieces[0]!.length + pieces[1]!.length);
+  out.set(pieces[0]!);
+  out.set(pieces[1]!, pieces[0]!.length);
+  return out;
+}
+
+/**
+ * The same frame as withZstdContentSize, as [patched header, rest of the original frame] so a writer can emit it
+ * without copying the compressed bytes (or [frame] when it already declares the size).
+ */
+export function zstdFramePiecesWithContentSize(frame: Uint8Array, contentSize: number): Uint8Array[] {
   if (!Number.isSafeInteger(contentSize) || contentSize < 0) {
     throw new CkvcError('CKVC_INTERNAL', 'zstd content size must be a non-negative integer', { contentSize });
   }
   const { descriptor, fcsOffset, fcsSize } = parseHeader(frame);
   if (fcsSize !== 0) {
     const declared = zstdFrameContentSize(frame);
-    if (declared === contentSize) return frame;
+    if (declared === contentSize) return [frame];
     throw new CkvcError('CKVC_INTERNAL', 'zstd frame already declares a different content size', { declared, contentSize });
   }
   // fcsSize 0 means Single_Segment is 0 and the FCS flag is 0. Flag 1 (2 bytes) only holds 256..65791.
   const flag = contentSize >= 256 && contentSize < 65536 + 256 ? 1 : contentSize < TWO_POW_32 ? 2 : 3;
   const size = 1 << flag;
-  const out = new Uint8Array(frame.length + size);
-  out.set(frame.subarray(0, fcsOffset));
-  out[4] = descriptor | (flag << 6);
+  const head = new Uint8Array(fcsOffset + size);
+  head.set(frame.subarray(0, fcsOffset));
+  head[4] = descriptor | (flag << 6);
   if (flag === 1) {
     const v = contentSize - 256;
-    out[fcsOffset] = v & 0xff;
-    out[fcsOffset + 1] = v >>> 8;
+    head[fcsOffset] = v & 0xff;
+    head[fcsOffset + 1] = v >>> 8;
   } else {
-    writeU32(out, fcsOffset, contentSize % TWO_POW_32);
-    if (flag === 3) writeU32(out, fcsOffset + 4, Math.floor(contentSize / TWO_POW_32));
+    writeU32(head, fcsOffset, contentSize % TWO_POW_32);
+    if (flag === 3) writeU32(head, fcsOffset + 4, Math.floor(contentSize / TWO_POW_32));
   }
-  out.set(frame.subarray(fcsOffset), fcsOffset + size);
-  return out;
+  return [head, frame.subarray(fcsOffset)];
 }
 
 function readU32(b: Uint8Array, p: number): number {
