@@ -20,6 +20,7 @@ interface Pending {
 export interface WriteStats {
   objectsSeen: number;
   objectsNew: number;
+  /** Chunk (data) bytes offered and the part of them the store did not have yet, before compression. */
   bytesSeen: number;
   bytesNew: number;
 }
@@ -39,7 +40,7 @@ export class ObjectWriter {
   async put(type: ObjectType, bytes: Uint8Array, opts: { width?: number; compress?: boolean } = {}): Promise<ObjectId> {
     const id = objectId(type, bytes);
     this.stats.objectsSeen++;
-    this.stats.bytesSeen += bytes.length;
+    if (type === 'chunk') this.stats.bytesSeen += bytes.length;
     if (type === 'commit') this.commitBodies.set(id, bytes);
     if (this.known.has(id)) return id;
     this.known.add(id);
@@ -59,7 +60,7 @@ export class ObjectWriter {
       if (locations[i]) continue;
       const p = batch[i]!;
       this.stats.objectsNew++;
-      this.stats.bytesNew += p.bytes.length;
+      if (p.type === 'chunk') this.stats.bytesNew += p.bytes.length;
       if (this.pack && this.pack.acceptedBytes >= PACK_TARGET_BYTES) {
         const done = await this.pack.finish();
         if (done) this.finished.push(done);
