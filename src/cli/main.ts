@@ -56,5 +56,10 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 export async function main(): Promise<void> {
+  // `ckvc log | head`: a closed pipe is the reader saying it has enough, not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   process.exitCode = await run(hideBin(process.argv));
 }

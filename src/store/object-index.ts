@@ -116,15 +116,35 @@ export class IndexSession {
   }
 }
 
+/** How long an idle open index stays open for the next session of this process before it is closed. */
+const LINGER_MS = 25;
+
 export class ObjectIndex {
   private synced = false;
+  private db: DB | undefined;
+  private opening: Promise<DB> | undefined;
+  private users = 0;
+  private closeTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly layout: StoreLayout, private readonly packs: PackReader, private readonly readCommitBodies: (packId: string, entries: PackEntry[]) => Promise<Map<ObjectId, Uint8Array>>) {}
 
-  /** Runs `fn` with the index open; `sync` forces a check that every pack on disk is indexed. */
+  /**
+   * Runs `fn` with the index open; `sync` forces a check that every pack on disk is indexed. Back-to-back
+   * sessions of one process share one opening (a log walk is one session per commit); the database is closed
+   * LINGER_MS after the last one ends, so other processes get their turn.
+   */
   async session<T>(fn: (s: IndexSession) => Promise<T>, opts: { sync?: boolean } = {}): Promise<T> {
-    const db = await this.openDb();
+    if (this.closeTimer) {
+      clearTimeout(this.closeTimer);
+      this.closeTimer = undefined;
+    }
+    this.users++;
     try {
+      if (!this.db) {
+        this.opening ??= this.openDb().finally(() => (this.opening = undefined));
+        this.db = await this.opening;
+      }
+      const db = this.db;
       const s = new IndexSession(db);
       if (!this.synced || opts.sync) {
         await this.syncWithPacks(s, db);
@@ -132,8 +152,21 @@ export class ObjectIndex {
       }
       return await fn(s);
     } finally {
-      await db.close();
+      if (--this.users === 0 && this.db) {
+        this.closeTimer = setTimeout(() => void this.close(), LINGER_MS);
+        this.closeTimer.unref();
+      }
     }
+  }
+
+  /** Closes the database now if no session is running. */
+  async close(): Promise<void> {
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.closeTimer = undefined;
+    if (this.users > 0 || !this.db) return;
+    const db = this.db;
+    this.db = undefined;
+    await db.close();
   }
 
   private async openDb(): Promise<DB> {
@@ -196,6 +229,7 @@ export class ObjectIndex {
   }
 
   async rebuild(): Promise<{ packs: number; objects: number }> {
+    await this.close();
     await fs.rm(this.layout.indexDir, { recursive: true, force: true });
     this.synced = false;
     return this.session(async (s) => {

@@ -36,6 +36,7 @@ export class ObjectStore {
   }
 
   async close(): Promise<void> {
+    await this.index.close();
     await this.packs.close();
   }
 
