@@ -96,7 +96,7 @@ export async function commit(store: ObjectStore, opts: CommitOptions): Promise<C
 
   const writer = store.writer();
   try {
-    const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, { progress: opts.progress, signal: opts.signal });
+    const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, { storeRoot: store.root, progress: opts.progress, signal: opts.signal });
     let config: ConfigRef | undefined;
     if (cfg) {
       const snapshot = await writer.put('chunk', cfg.bytes);

@@ -4,6 +4,7 @@ import type { CommitObject } from '../core/objects/commit-object.js';
 import { listTreeFiles } from '../store/checkout.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
+import { parseCount } from './commit-input.js';
 
 export interface CommitInfo extends CommitObject {
   id: ObjectId;
@@ -31,7 +32,7 @@ export async function decorations(store: ObjectStore): Promise<Map<ObjectId, str
 export async function log(store: ObjectStore, opts: LogOptions = {}): Promise<CommitInfo[]> {
   const start = (await resolveRevision(store, opts.rev ?? 'HEAD')).id;
   const refs = await decorations(store);
-  const limit = opts.limit ?? Infinity;
+  const limit = parseCount(opts.limit, 'limit') ?? Infinity;
   const out: CommitInfo[] = [];
   // Newest first across all parents (git's default order), by a small frontier kept sorted by time.
   const frontier: CommitInfo[] = [];

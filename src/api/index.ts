@@ -10,6 +10,7 @@ import { createBranch, createTag, deleteBranch, deleteTag, listBranches, listTag
 import { stats, status, type StatsResult, type StatusResult } from './store-info.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 
+export { parseCount } from './commit-input.js';
 export { CkvcError, ERROR_CODES, EXIT, isCkvcError, type ErrorCode } from '../core/errors.js';
 export type { CheckoutOptions, CheckoutResult, CommitOptions, CommitResult, CommitInfo, LogOptions, ShowResult, RefTip, StatsResult, StatusResult, VerifyReport };
 

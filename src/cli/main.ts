@@ -21,7 +21,6 @@ function report(e: unknown, asJson: boolean): number {
 
 export async function run(argv: string[]): Promise<number> {
   const asJson = argv.includes('--json');
-  let usageError: string | undefined;
   const parser = yargs(argv)
     .scriptName('ckvc')
     .usage('ckvc: Git for ML training checkpoints\n\nUsage: ckvc <command> [options]')
@@ -36,8 +35,8 @@ export async function run(argv: string[]): Promise<number> {
     .wrap(Math.min(120, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {
-      if (err) throw err;
-      usageError = msg;
+      // Throwing stops yargs before any command handler runs: a malformed command line does nothing.
+      throw err ?? new CkvcError('CKVC_USAGE', `${msg}; see 'ckvc --help'`, {});
     }) as unknown as Argv<GlobalArgs>;
   storeCommands(parser);
   commitCommand(parser);
@@ -48,9 +47,6 @@ export async function run(argv: string[]): Promise<number> {
     await parser.parseAsync();
   } catch (e) {
     return report(e, asJson);
-  }
-  if (usageError !== undefined) {
-    return report(new CkvcError('CKVC_USAGE', `${usageError}; see 'ckvc --help'`, {}), asJson);
   }
   return EXIT.OK;
 }

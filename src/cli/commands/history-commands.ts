@@ -1,11 +1,11 @@
 import type { Argv } from 'yargs';
-import type { CommitInfo } from '../../api/index.js';
+import { parseCount, type CommitInfo } from '../../api/index.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, dim, json, metrics, out, short, time, yellow } from '../render.js';
 
 interface LogArgs extends GlobalArgs {
   rev?: string;
-  n?: number;
+  n?: string;
   firstParent?: boolean;
 }
 
@@ -37,10 +37,10 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       'List commits, newest first',
       (a) => a
         .positional('rev', { type: 'string', describe: 'start here (default HEAD)' })
-        .option('n', { alias: 'max-count', type: 'number', describe: 'show at most N commits' })
+        .option('n', { alias: 'max-count', type: 'string', describe: 'show at most N commits' })
         .option('first-parent', { type: 'boolean', describe: 'follow only the branch line, not warm-start parents' }) as unknown as Argv<LogArgs>,
       async (args) => {
-        const list = await withStore(args, (s) => s.log({ rev: args.rev, limit: args.n, firstParent: args.firstParent }));
+        const list = await withStore(args, (s) => s.log({ rev: args.rev, limit: parseCount(args.n, 'n'), firstParent: args.firstParent }));
         if (args.json) return json(list);
         list.forEach((c, i) => {
           if (i) out();

@@ -54,8 +54,8 @@ class FileIngest {
 
 async function ingestSafetensors(ing: FileIngest): Promise<number> {
   const { file } = ing;
-  const first8 = Buffer.alloc(8);
-  await file.readExactly(first8, 8, 0);
+  const first8 = Buffer.alloc(Math.min(8, file.size));
+  await file.readExactly(first8, first8.length, 0);
   const headerLength = readSafetensorsHeaderLength(first8, file.size, file.path);
   const header = Buffer.alloc(headerLength);
   await file.readExactly(header, headerLength, 8);

@@ -1,6 +1,6 @@
 // Commits the user's paths as one tree: a single directory becomes the root itself; files or several paths
 // become entries of the root named by their base names. Symlinks are followed (Hugging Face caches are made of
-// them); a store's own .ckvc folder is never taken in.
+// them); the store being written to is never taken in (`ckvc commit .` beside .ckvc).
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../../core/errors.js';
@@ -25,7 +25,13 @@ class TreeIngest {
   readonly summary: IngestSummary = { files: 0, tensors: 0, bytes: 0 };
   private readonly visiting = new Set<string>();
 
-  constructor(private readonly writer: ObjectWriter, private readonly config: StoreConfig, private readonly progress?: IngestProgress, private readonly signal?: AbortSignal) {}
+  constructor(
+    private readonly writer: ObjectWriter,
+    private readonly config: StoreConfig,
+    private readonly storeRoot: string,
+    private readonly progress?: IngestProgress,
+    private readonly signal?: AbortSignal,
+  ) {}
 
   async entry(p: string, name: string): Promise<TreeEntry> {
     const problem = entryNameProblem(name);
@@ -50,12 +56,16 @@ class TreeIngest {
     this.visiting.add(real);
     let names: string[];
     try {
-      names = (await fs.readdir(dir)).filter((n) => n !== STORE_DIR_NAME).sort();
+      names = (await fs.readdir(dir)).sort();
     } catch (e) {
       throw ioError(e, 'list', dir);
     }
     const entries: TreeEntry[] = [];
-    for (const n of names) entries.push(await this.entry(path.join(dir, n), n));
+    for (const n of names) {
+      const p = path.join(dir, n);
+      if (n === STORE_DIR_NAME && (await fs.realpath(p).catch(() => '')) === this.storeRoot) continue;
+      entries.push(await this.entry(p, n));
+    }
     this.visiting.delete(real);
     return this.tree(entries);
   }
@@ -76,10 +86,18 @@ async function statInput(p: string) {
   }
 }
 
-export async function ingestPaths(paths: string[], writer: ObjectWriter, config: StoreConfig, opts: { progress?: IngestProgress; signal?: AbortSignal } = {}): Promise<{ tree: ObjectId; summary: IngestSummary }> {
+export interface IngestOptions {
+  /** The store being written to: never committed into itself. */
+  storeRoot: string;
+  progress?: IngestProgress;
+  signal?: AbortSignal;
+}
+
+export async function ingestPaths(paths: string[], writer: ObjectWriter, config: StoreConfig, opts: IngestOptions): Promise<{ tree: ObjectId; summary: IngestSummary }> {
   if (paths.length === 0) throw new CkvcError('CKVC_BAD_ARGUMENT', 'nothing to commit: give at least one file or directory', {});
   for (const p of paths) await statInput(p); // all inputs exist before any work starts
-  const ing = new TreeIngest(writer, config, opts.progress, opts.signal);
+  const storeRoot = await fs.realpath(opts.storeRoot).catch(() => path.resolve(opts.storeRoot));
+  const ing = new TreeIngest(writer, config, storeRoot, opts.progress, opts.signal);
   if (paths.length === 1 && (await statInput(paths[0]!)).isDirectory()) {
     const { id } = await ing.directory(paths[0]!);
     return { tree: id, summary: ing.summary };

@@ -1,0 +1,258 @@
+// Bad input is refused with one stderr line naming the code, the documented exit code, and a store that is
+// byte-for-byte what it was (every file under .ckvc except the index cache).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ckvc, cleanupTemp, commitId, describeRun, diffSnapshots, errorCodes, newStore, readRef, snapshotStore, tempDir,
+  type RunResult, type TempStore,
+} from '../helpers/ckvc.js';
+import { randomBytes, safetensorsBytes, safetensorsFromHeader } from '../helpers/data.js';
+
+afterAll(cleanupTemp);
+
+let s: TempStore;
+let data: string;
+let tip: string;
+
+beforeAll(() => {
+  s = newStore();
+  data = tempDir('ckvc-bad-');
+  fs.writeFileSync(path.join(data, 'good.bin'), randomBytes(1, 300_000));
+  fs.writeFileSync(path.join(data, 'good.safetensors'), safetensorsBytes({ w: { dtype: 'F32', shape: [64, 64] }, b: { dtype: 'F16', shape: [64] } }));
+  tip = commitId(s, [path.join(data, 'good.bin'), path.join(data, 'good.safetensors'), '-m', 'base', '--metric', 'loss=1']);
+});
+
+/** Runs `args` against the store and checks: exit code, exactly one stderr line ending in [CODE], store unchanged. */
+function refused(args: string[], exit: number, code: string, opts: { cwd?: string } = {}): RunResult {
+  const before = snapshotStore(s.store);
+  const tipBefore = readRef(s.store, 'refs/heads/main');
+  const r = s.run(args, opts);
+  expect(r.code, describeRun(r)).toBe(exit);
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  expect(lines, describeRun(r)).toHaveLength(1);
+  expect(lines[0]).toMatch(new RegExp(`^ckvc: .+ \\[${code}\\]$`));
+  expect(r.stdout, 'nothing on stdout').toBe('');
+  expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+  expect(readRef(s.store, 'refs/heads/main'), 'main must not move').toBe(tipBefore);
+  return r;
+}
+
+function badFile(name: string, bytes: Buffer): string {
+  const p = path.join(data, name);
+  fs.writeFileSync(p, bytes);
+  return p;
+}
+
+describe('malformed safetensors: exit 15 CKVC_BAD_SAFETENSORS, store unchanged', () => {
+  const valid = () => safetensorsBytes({ a: { dtype: 'F32', shape: [128, 16] }, b: { dtype: 'F32', shape: [16] } });
+  const a = { dtype: 'F32', shape: [4], data_offsets: [0, 16] };
+  const cases: [string, () => Buffer][] = [
+    ['truncated in the data', () => valid().subarray(0, valid().length - 100)],
+    ['truncated in the header', () => valid().subarray(0, 20)],
+    // A file too short to hold the 8-byte length is malformed, not "changed while being read".
+    ['shorter than the length prefix', () => Buffer.from([1, 2, 3])],
+    ['empty file', () => Buffer.alloc(0)],
+    ['header length larger than the file', () => { const b = Buffer.from(valid()); b.writeBigUInt64LE(BigInt(b.length + 10), 0); return b; }],
+    ['header length over 100 MB', () => { const b = Buffer.from(valid()); b.writeBigUInt64LE(200_000_000n, 0); return b; }],
+    ['header length 2^64-1', () => { const b = Buffer.from(valid()); b.writeBigUInt64LE(0xffffffffffffffffn, 0); return b; }],
+    ['header that is not JSON', () => safetensorsFromHeader('{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]', Buffer.alloc(16))],
+    ['header that is not UTF-8', () => safetensorsFromHeader(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]).toString('latin1'), Buffer.alloc(0))],
+    ['header that is a JSON array', () => safetensorsFromHeader('[1,2,3]', Buffer.alloc(0))],
+    ['overlapping offsets', () => safetensorsFromHeader({ a, b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, Buffer.alloc(24))],
+    ['a hole between tensors', () => safetensorsFromHeader({ a, b: { dtype: 'F32', shape: [4], data_offsets: [20, 36] } }, Buffer.alloc(36))],
+    ['trailing bytes after the data', () => safetensorsFromHeader({ a }, Buffer.alloc(20))],
+    ['data shorter than the offsets', () => safetensorsFromHeader({ a }, Buffer.alloc(12))],
+    ['byte size not numel x width', () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [5], data_offsets: [0, 16] } }, Buffer.alloc(16))],
+    ['unknown dtype', () => safetensorsFromHeader({ a: { dtype: 'F31', shape: [4], data_offsets: [0, 16] } }, Buffer.alloc(16))],
+    ['negative shape', () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [-4], data_offsets: [0, 16] } }, Buffer.alloc(16))],
+    ['missing data_offsets', () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [4] } }, Buffer.alloc(16))],
+    ['duplicate tensor names', () => safetensorsFromHeader('{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}}', Buffer.alloc(32))],
+    ['end offset before begin', () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [0], data_offsets: [16, 0] } }, Buffer.alloc(16))],
+  ];
+  for (const [what, make] of cases) {
+    it(what, () => {
+      const f = badFile(`bad-${what.replace(/\W+/g, '_')}.safetensors`, make());
+      refused(['commit', f, '-m', 'bad'], 15, 'CKVC_BAD_SAFETENSORS');
+    });
+  }
+
+  it('with --json: one JSON error object on stderr', () => {
+    const f = badFile('bad-json.safetensors', safetensorsFromHeader({ a, b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, Buffer.alloc(24)));
+    const before = snapshotStore(s.store);
+    const r = s.run(['commit', f, '-m', 'bad', '--json']);
+    expect(r.code, describeRun(r)).toBe(15);
+    const lines = r.stderr.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(1);
+    const err = JSON.parse(lines[0]!).error;
+    expect(err).toMatchObject({ code: 'CKVC_BAD_SAFETENSORS', exit: 15 });
+    expect(typeof err.message).toBe('string');
+    expect(typeof err.data).toBe('object');
+    expect(r.stdout).toBe('');
+    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+  });
+
+  it('a bad file after 40 MiB of good data in the same commit: nothing of it is kept', () => {
+    const dir = path.join(data, 'mixed');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'a_big.bin'), randomBytes(77, 40 * 1024 * 1024));
+    fs.writeFileSync(path.join(dir, 'z_bad.safetensors'), valid().subarray(0, 1000));
+    refused(['commit', dir, '-m', 'mixed'], 15, 'CKVC_BAD_SAFETENSORS');
+    fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe('other bad input', () => {
+  it('missing input path: exit 15 CKVC_INPUT_NOT_FOUND', () => {
+    refused(['commit', path.join(data, 'nope.bin'), '-m', 'x'], 15, 'CKVC_INPUT_NOT_FOUND');
+  });
+
+  it('one missing path among good ones: exit 15, nothing stored', () => {
+    refused(['commit', path.join(data, 'good.bin'), path.join(data, 'nope.bin'), '-m', 'x'], 15, 'CKVC_INPUT_NOT_FOUND');
+  });
+
+  it('a broken symlink inside a committed folder: exit 15', () => {
+    const dir = path.join(data, 'withlink');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'a.bin'), 'x');
+    fs.symlinkSync(path.join(data, 'does-not-exist'), path.join(dir, 'b.bin'));
+    refused(['commit', dir, '-m', 'x'], 15, 'CKVC_INPUT_NOT_FOUND');
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  it('metric that is not a number: exit 15 CKVC_BAD_METRIC', () => {
+    for (const m of ['loss=abc', 'loss', 'loss=', '=1', 'loss=NaN', 'loss=Infinity', 'loss=1e999', 'loss=0x', 'bad name=1']) {
+      refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--metric', 'ok=1', '--metric', m], 15, 'CKVC_BAD_METRIC');
+    }
+  });
+
+  it('config that does not parse: exit 15 CKVC_BAD_CONFIG', () => {
+    const yaml = path.join(data, 'cfg.yaml');
+    fs.writeFileSync(yaml, 'model:\n  layers: [1, 2\n  lr: 0.1\n');
+    refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--config', yaml], 15, 'CKVC_BAD_CONFIG');
+    const dupKeys = path.join(data, 'dup.yaml');
+    fs.writeFileSync(dupKeys, 'lr: 0.1\nlr: 0.2\n');
+    refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--config', dupKeys], 15, 'CKVC_BAD_CONFIG');
+    const json = path.join(data, 'cfg.json');
+    fs.writeFileSync(json, '{"lr": 0.1,}');
+    refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--config', json], 15, 'CKVC_BAD_CONFIG');
+    const binary = path.join(data, 'cfg.yml');
+    fs.writeFileSync(binary, Buffer.from([0xff, 0xfe, 0x00, 0x41]));
+    refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--config', binary], 15, 'CKVC_BAD_CONFIG');
+  });
+
+  it('config file that does not exist: exit 15 CKVC_INPUT_NOT_FOUND', () => {
+    refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--config', path.join(data, 'nope.yaml')], 15, 'CKVC_INPUT_NOT_FOUND');
+  });
+
+  it('step that is not a whole number: exit 15 CKVC_BAD_ARGUMENT', () => {
+    for (const step of ['abc', '-1', '1.5']) {
+      refused(['commit', path.join(data, 'good.bin'), '-m', 'x', `--step=${step}`], 15, 'CKVC_BAD_ARGUMENT');
+    }
+  });
+
+  it('empty message: exit 15 CKVC_BAD_ARGUMENT', () => {
+    refused(['commit', path.join(data, 'good.bin'), '-m', '  '], 15, 'CKVC_BAD_ARGUMENT');
+  });
+
+  it('two inputs with the same base name: exit 15', () => {
+    const other = path.join(data, 'other');
+    fs.mkdirSync(other, { recursive: true });
+    fs.writeFileSync(path.join(other, 'good.bin'), 'different');
+    refused(['commit', path.join(data, 'good.bin'), path.join(other, 'good.bin'), '-m', 'x'], 15, 'CKVC_BAD_ARGUMENT');
+  });
+
+  it('unknown --parent revision: exit 14, nothing stored', () => {
+    refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--parent', 'nosuch'], 14, 'CKVC_UNKNOWN_REVISION');
+  });
+});
+
+describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not run', () => {
+  it('unknown option on commit: exit 2 and no commit is made', () => {
+    fs.writeFileSync(path.join(data, 'new.bin'), randomBytes(5, 10_000));
+    refused(['commit', path.join(data, 'new.bin'), '-m', 'x', '--bogus'], 2, 'CKVC_USAGE');
+  });
+
+  it('unknown option on log: exit 2, nothing printed on stdout', () => {
+    refused(['log', '--bogus'], 2, 'CKVC_USAGE');
+  });
+
+  it('unknown option on branch NAME: exit 2 and no branch is created', () => {
+    refused(['branch', 'newbranch', '--frobnicate'], 2, 'CKVC_USAGE');
+    expect(readRef(s.store, 'refs/heads/newbranch')).toBeUndefined();
+  });
+
+  it('unknown option on tag NAME: exit 2 and no tag is created', () => {
+    refused(['tag', 'newtag', '--frobnicate'], 2, 'CKVC_USAGE');
+    expect(readRef(s.store, 'refs/tags/newtag')).toBeUndefined();
+  });
+
+  it('unknown command: exit 2', () => {
+    refused(['frobnicate'], 2, 'CKVC_USAGE');
+  });
+
+  it('missing required option --to on checkout: exit 2 (not an internal error)', () => {
+    refused(['checkout', 'HEAD'], 2, 'CKVC_USAGE');
+  });
+
+  it('missing required -m on commit: exit 2', () => {
+    refused(['commit', path.join(data, 'good.bin')], 2, 'CKVC_USAGE');
+  });
+
+  it('log -n with a value that is not a number is refused (exit 2 or 15), not an empty success', () => {
+    const r = s.run(['log', '-n', 'abc']);
+    expect([2, 15], describeRun(r)).toContain(r.code);
+    expect(errorCodes(r.stderr)).toHaveLength(1);
+  });
+});
+
+describe('no store', () => {
+  it('--store pointing at a folder that is not a store: exit 10 CKVC_NO_STORE', () => {
+    const empty = tempDir('ckvc-empty-');
+    for (const args of [['log'], ['status'], ['commit', path.join(data, 'good.bin'), '-m', 'x'], ['verify'], ['branch']]) {
+      const r = ckvc([...args, '--store', empty]);
+      expect(r.code, describeRun(r)).toBe(10);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_NO_STORE']);
+    }
+    expect(fs.readdirSync(empty)).toEqual([]); // nothing created there
+    const missing = ckvc(['log', '--store', path.join(empty, 'missing')]);
+    expect(missing.code).toBe(10);
+  });
+
+  it('CKVC_DIR pointing at a non-store: exit 10', () => {
+    const empty = tempDir('ckvc-empty-');
+    const r = ckvc(['status'], { env: { CKVC_DIR: empty } });
+    expect(r.code, describeRun(r)).toBe(10);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_NO_STORE']);
+  });
+
+  it('no --store, no CKVC_DIR and no .ckvc upward from cwd: exit 10', () => {
+    // Only meaningful when nothing above the temp dir is a store.
+    let hasStoreAbove = false;
+    for (let d = os.tmpdir(); ; d = path.dirname(d)) {
+      if (fs.existsSync(path.join(d, '.ckvc'))) hasStoreAbove = true;
+      if (path.dirname(d) === d) break;
+    }
+    if (hasStoreAbove) return;
+    const cwd = tempDir('ckvc-nostore-');
+    const r = ckvc(['log'], { cwd });
+    expect(r.code, describeRun(r)).toBe(10);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_NO_STORE']);
+  });
+
+  it('the store is found from cwd, from a subfolder, and via CKVC_DIR', () => {
+    const sub = path.join(s.dir, 'deep', 'er');
+    fs.mkdirSync(sub, { recursive: true });
+    const fromCwd = ckvc(['show', '--json'], { cwd: sub });
+    expect(fromCwd.code, describeRun(fromCwd)).toBe(0);
+    const current = readRef(s.store, 'refs/heads/main');
+    expect(current).toBeDefined();
+    expect(JSON.parse(fromCwd.stdout).id).toBe(current);
+    const fromEnv = ckvc(['show', '--json'], { env: { CKVC_DIR: s.dir } });
+    expect(fromEnv.code, describeRun(fromEnv)).toBe(0);
+    expect(JSON.parse(fromEnv.stdout).id).toBe(current);
+    fs.rmSync(path.join(s.dir, 'deep'), { recursive: true });
+  });
+});
