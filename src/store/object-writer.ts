@@ -1,12 +1,12 @@
 // Accepts the objects of one operation (a commit, a tag), skips those the store already has, and writes the
-// rest into new packs. Existence checks are batched so the index is opened once per ~32 MiB, not per chunk.
+// rest into new packs. Existence checks are batched (~16 MiB) so the index is asked once per batch, not per chunk.
 // Nothing is visible to readers until commit(): packs are durable first, then indexed (spec/FORMAT.md §9).
 import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
 import type { ObjectIndex } from './object-index.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
 import type { StoreLayout } from './store-layout.js';
 
-const BATCH_BYTES = 32 * 1024 * 1024;
+const BATCH_BYTES = 16 * 1024 * 1024;
 const PACK_TARGET_BYTES = 1024 * 1024 * 1024;
 
 interface Pending {
@@ -46,9 +46,17 @@ export class ObjectWriter {
     this.known.add(id);
     this.pending.push({ type, id, bytes, width: opts.width ?? 1, compress: opts.compress ?? true });
     this.pendingBytes += bytes.length;
-    if (this.pendingBytes >= BATCH_BYTES) await this.flush();
+    if (this.pendingBytes >= BATCH_BYTES) {
+      // Double buffering: the previous batch must be done, then this one is written in the background while
+      // the caller reads and hashes the next (so disk, hashing and compression overlap).
+      await this.inBackground;
+      this.inBackground = this.flush();
+      this.inBackground.catch(() => {}); // surfaced by the next await of it
+    }
     return id;
   }
+
+  private inBackground: Promise<void> = Promise.resolve();
 
   private async flush(): Promise<void> {
     const batch = this.pending;
@@ -73,6 +81,7 @@ export class ObjectWriter {
 
   /** Makes everything durable and indexed. After this returns, refs may point at these objects. */
   async commit(): Promise<FinishedPack[]> {
+    await this.inBackground;
     await this.flush();
     if (this.pack) {
       const done = await this.pack.finish();
@@ -93,6 +102,7 @@ export class ObjectWriter {
   /** Drops unfinished work. Packs already finished stay as unreferenced data (gc removes them). */
   async abort(): Promise<void> {
     this.pending = [];
+    await this.inBackground.catch(() => {});
     await this.pack?.abort();
     this.pack = undefined;
   }
