@@ -11,6 +11,7 @@ import { ContentHasher, type ObjectId } from '../core/object-id.js';
 import type { FileRecipe } from '../core/objects/file-recipe.js';
 import { tensorChunkLength } from '../core/objects/tensor-object.js';
 import { ioError } from './durable-fs.js';
+import { faultPoint } from './fault-injection.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
 
@@ -118,6 +119,7 @@ export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink:
 export async function writeRecipe(store: ObjectStore, recipe: FileRecipe, target: string, label: string): Promise<void> {
   await fs.mkdir(path.dirname(target), { recursive: true });
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.ckvc-${randomBytes(4).toString('hex')}.tmp`);
+  faultPoint('checkout.write');
   const fh = await fs.open(tmp, 'wx', 0o644).catch((e) => { throw ioError(e, 'create', tmp); });
   try {
     await streamRecipe(store, recipe, async (bytes) => {
@@ -125,6 +127,7 @@ export async function writeRecipe(store: ObjectStore, recipe: FileRecipe, target
       for (let done = 0; done < bytes.length; ) done += fsSync.writeSync(fh.fd, bytes, done, bytes.length - done);
     }, label);
     await fh.close();
+    faultPoint('checkout.rename');
     await fs.rename(tmp, target);
   } catch (e) {
     await fh.close().catch(() => {});

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
+import { faultPoint } from './fault-injection.js';
 
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await fs.open(dir, 'r');
@@ -18,11 +19,14 @@ export function tempName(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
-export async function writeFileDurable(target: string, data: Uint8Array | string): Promise<void> {
+/** `fault` names the steps for fault injection: `<fault>.tmp`, `.fsync`, `.rename`, `.dirsync`. */
+export async function writeFileDurable(target: string, data: Uint8Array | string, fault?: 'ref'): Promise<void> {
   const tmp = tempName(target);
+  if (fault) faultPoint(`${fault}.tmp`);
   const fh = await fs.open(tmp, 'wx', 0o644);
   try {
     await fh.writeFile(data);
+    if (fault) faultPoint(`${fault}.fsync`);
     await fh.sync();
   } catch (e) {
     await fh.close().catch(() => {});
@@ -31,16 +35,19 @@ export async function writeFileDurable(target: string, data: Uint8Array | string
   }
   await fh.close();
   try {
+    if (fault) faultPoint(`${fault}.rename`);
     await fs.rename(tmp, target);
   } catch (e) {
     await fs.rm(tmp, { force: true });
     throw ioError(e, 'rename into place', target);
   }
+  if (fault) faultPoint(`${fault}.dirsync`);
   await fsyncDir(path.dirname(target));
 }
 
 /** Appends a line and fsyncs it: used for reflogs, where a lost line loses the way back to a commit. */
 export async function appendDurable(target: string, line: string): Promise<void> {
+  faultPoint('reflog.append');
   const fh = await fs.open(target, 'a', 0o644);
   try {
     await fh.write(line);

@@ -12,6 +12,7 @@ import {
   type PackEntry,
 } from '../core/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
+import { faultPoint } from './fault-injection.js';
 import type { StoreLayout } from './store-layout.js';
 
 const MAX_IN_FLIGHT = 6;
@@ -40,6 +41,7 @@ export class PackWriter {
   static async create(layout: StoreLayout): Promise<PackWriter> {
     await fs.mkdir(layout.tmpDir, { recursive: true });
     const tmp = path.join(layout.tmpDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+    faultPoint('pack.create');
     const fh = await fs.open(tmp, 'wx', 0o644).catch((e) => { throw ioError(e, 'create', tmp); });
     const w = new PackWriter(layout, tmp, fh);
     w.append(encodePackHeader());
@@ -96,6 +98,7 @@ export class PackWriter {
     this.flushing = this.flushing.then(async () => {
       if (this.failure) return;
       try {
+        faultPoint('pack.write');
         await this.fh.writev(bufs);
       } catch (e) {
         this.failure = ioError(e, 'write', this.tmpFile);
@@ -128,11 +131,15 @@ export class PackWriter {
     const packId = checksum.toString('hex');
     const file = this.layout.packFile(packId);
     try {
+      faultPoint('pack.fsync');
       await this.fh.sync();
       await this.fh.close();
       await fs.mkdir(this.layout.packsDir, { recursive: true });
+      faultPoint('pack.rename');
       await fs.rename(this.tmpFile, file);
+      faultPoint('pack.dirsync');
       await fsyncDir(this.layout.packsDir);
+      faultPoint('pack.done');
     } catch (e) {
       await this.abort();
       throw ioError(e, 'store pack', file);

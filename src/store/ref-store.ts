@@ -6,6 +6,7 @@ import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
 import { assertRefName } from '../core/ref-name.js';
 import { appendDurable, fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
+import { faultPoint } from './fault-injection.js';
 import { withLock } from './lock-file.js';
 import type { StoreLayout } from './store-layout.js';
 
@@ -85,6 +86,7 @@ export class RefStore {
     await this.ensureNoPathClash(full, short, kind);
     await fs.mkdir(path.dirname(file), { recursive: true });
     await withLock(`${file}.lock`, `${kind} ${short}`, async () => {
+      faultPoint('ref.lock');
       const cur = await this.read(full);
       if (opts.expect !== undefined && (cur ?? null) !== opts.expect) {
         const what = opts.expect === null ? `${kind} '${short}' already exists` : `${kind} '${short}' moved to ${cur?.slice(0, 12) ?? '(deleted)'} while this command ran (expected ${opts.expect.slice(0, 12)})`;
@@ -97,11 +99,14 @@ export class RefStore {
       const oneLine = opts.message.replace(/[\r\n\t]+/g, ' ');
       await appendDurable(log, `${cur ?? ZERO_ID} ${next ?? ZERO_ID} ${Date.now()} ${opts.who.replace(/\s+/g, '_')}\t${oneLine}\n`);
       if (next === null) {
+        faultPoint('ref.rename');
         await fs.rm(file, { force: true });
+        faultPoint('ref.dirsync');
         await fsyncDir(path.dirname(file));
       } else {
-        await writeFileDurable(file, `${next}\n`);
+        await writeFileDurable(file, `${next}\n`, 'ref');
       }
+      faultPoint('ref.done');
     });
   }
 
@@ -137,6 +142,7 @@ export class RefStore {
 
   async writeHead(branch: string): Promise<void> {
     assertRefName(branch, 'branch');
+    faultPoint('head.write');
     await writeFileDurable(this.layout.headFile, `ref: refs/heads/${branch}\n`);
   }
 }
