@@ -14,6 +14,7 @@ export function parseMetrics(input: string[] | Record<string, number> | undefine
   for (const [k, raw] of pairs) {
     const v = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
     if (!Number.isFinite(v)) throw new CkvcError('CKVC_BAD_METRIC', `metric "${k}" has value ${JSON.stringify(raw)}, which is not a finite number`, { metric: k, value: raw });
+    if (k === '__proto__') throw new CkvcError('CKVC_BAD_METRIC', 'a metric cannot be named "__proto__"', { metric: k });
     if (!/^[A-Za-z0-9_.\/:-]{1,128}$/.test(k)) throw new CkvcError('CKVC_BAD_METRIC', `metric name ${JSON.stringify(k)} may only use letters, digits and _ . / : -`, { metric: k });
     out[k] = v;
   }
@@ -31,6 +32,8 @@ export function parseLabels(input: string[] | Record<string, string> | undefined
     : Object.entries(input ?? {});
   for (const [k, v] of pairs) {
     if (typeof v !== 'string') throw new CkvcError('CKVC_BAD_ARGUMENT', `label "${k}" must have a string value`, { label: k });
+    // A JS object key with special meaning: it would be dropped or change the prototype, never stored.
+    if (k === '__proto__') throw new CkvcError('CKVC_BAD_ARGUMENT', 'a label cannot be named "__proto__"', { label: k });
     out[k] = v;
   }
   return out;

@@ -6,7 +6,7 @@ import * as fs from 'node:fs/promises';
 import { Level } from 'level';
 import { CkvcError } from '../core/errors.js';
 import { OBJECT_TYPE_CODE, objectTypeFromCode, type ObjectId, type ObjectType } from '../core/object-id.js';
-import type { CodecId, PackEntry } from '../core/pack-format.js';
+import { isKnownCodec, MAX_OBJECT_BYTES, type CodecId, type PackEntry } from '../core/pack-format.js';
 import { ioError } from './durable-fs.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
 import type { StoreLayout } from './store-layout.js';
@@ -37,12 +37,16 @@ function encodeLocation(packId: string, e: PackEntry): Buffer {
   return b;
 }
 
+/** A damaged entry reads as a miss (the caller then re-syncs from the packs), never as a wild read. */
 function decodeLocation(id: ObjectId, b: Buffer): ObjectLocation | undefined {
   const type = b.length === 52 ? objectTypeFromCode(b[48]!) : undefined;
-  if (!type) return undefined;
+  if (!type || !isKnownCodec(b[49]!)) return undefined;
+  const storedLength = b.readUInt32LE(40);
+  const rawLength = b.readUInt32LE(44);
+  if (storedLength > MAX_OBJECT_BYTES || rawLength > MAX_OBJECT_BYTES) return undefined;
   return {
     packId: b.subarray(0, 32).toString('hex'),
-    entry: { id, type, offset: Number(b.readBigUInt64LE(32)), storedLength: b.readUInt32LE(40), rawLength: b.readUInt32LE(44), codec: b[49] as CodecId },
+    entry: { id, type, offset: Number(b.readBigUInt64LE(32)), storedLength, rawLength, codec: b[49] as CodecId },
   };
 }
 
@@ -127,6 +131,11 @@ export class ObjectIndex {
   private closeTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly layout: StoreLayout, private readonly packs: PackReader, private readonly readCommitBodies: (packId: string, entries: PackEntry[]) => Promise<Map<ObjectId, Uint8Array>>) {}
+
+  /** The index folder, for messages. */
+  get location(): string {
+    return this.layout.indexDir;
+  }
 
   /**
    * Runs `fn` with the index open; `sync` forces a check that every pack on disk is indexed. Back-to-back

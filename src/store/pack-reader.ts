@@ -7,7 +7,7 @@ import { decodeBody } from '../core/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
 import {
-  checkPackHeader, CODECS, decodeFooter, decodeRecordHeader, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES,
+  checkPackHeader, CODECS, decodeFooter, MAX_OBJECT_BYTES, decodeRecordHeader, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES,
   RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
 } from '../core/pack-format.js';
 import { ioError } from './durable-fs.js';
@@ -72,6 +72,9 @@ export class PackReader {
   async readObject(loc: ObjectLocation, id: ObjectId, expectType?: ObjectType, pool?: BufferPool): Promise<Uint8Array> {
     const { packId, entry } = loc;
     const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
+    if (entry.storedLength > MAX_OBJECT_BYTES) {
+      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: location says ${entry.storedLength} bytes, over the 64 MiB object limit; run 'ckvc index rebuild'`, { id, pack: packId });
+    }
     const length = RECORD_HEADER_BYTES + entry.storedLength;
     // A raw record's body is returned as-is, so only compressed records are read into scratch space.
     const scratchBuf = pool && entry.codec !== CODECS.raw ? pool.acquire(length) : undefined;

@@ -6,7 +6,7 @@ import { scratch, type BufferPool } from '../buffer-pool.js';
 import { CkvcError } from '../errors.js';
 import { CODECS, codecGroupWidth, type CodecId } from '../pack-format.js';
 import { groupBytes, ungroupBytes } from './byte-group.js';
-import { zstdFrameContentSize, zstdFramePiecesWithContentSize } from './zstd-frame.js';
+import { zstdFrameContentSize, zstdFrameLength, zstdFramePiecesWithContentSize } from './zstd-frame.js';
 
 export const ZSTD_LEVEL = 1;
 const MIN_SAVING = 0.02;
@@ -61,6 +61,9 @@ export async function decodeBody(codec: number, stored: Uint8Array, rawLength: n
   const declared = zstdFrameContentSize(stored);
   if (declared !== rawLength) {
     throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: compressed frame declares ${declared ?? 'no'} size, the record says ${rawLength}`, { where });
+  }
+  if (zstdFrameLength(stored) !== stored.length) {
+    throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: stored body is not exactly one zstd frame`, { where });
   }
   let out: Buffer;
   try {

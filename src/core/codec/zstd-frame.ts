@@ -117,6 +117,30 @@ export function zstdFramePiecesWithContentSize(frame: Uint8Array, contentSize: n
   return [head, frame.subarray(fcsOffset)];
 }
 
+/**
+ * The byte length of the zstd frame at the start of `frame`, found by walking its block headers (RFC 8878
+ * §3.1.1.2) without decompressing. Lets a reader insist that a stored body is exactly one frame: libzstd would
+ * otherwise also inflate any frames that follow, whose sizes no header check has bounded.
+ */
+export function zstdFrameLength(frame: Uint8Array): number {
+  const { descriptor, fcsOffset, fcsSize } = parseHeader(frame);
+  let p = fcsOffset + fcsSize;
+  for (;;) {
+    if (p + 3 > frame.length) throw corrupt('zstd frame ends inside a block header', { length: frame.length });
+    const h = frame[p]! | (frame[p + 1]! << 8) | (frame[p + 2]! << 16);
+    const last = h & 1;
+    const type = (h >>> 1) & 3;
+    const size = h >>> 3;
+    if (type === 3) throw corrupt('zstd frame has a reserved block type');
+    p += 3 + (type === 1 ? 1 : size); // an RLE block stores one byte, repeated `size` times
+    if (p > frame.length) throw corrupt('zstd frame ends inside a block', { length: frame.length });
+    if (last) break;
+  }
+  if (descriptor & 0x04) p += 4; // Content_Checksum
+  if (p > frame.length) throw corrupt('zstd frame ends inside its checksum', { length: frame.length });
+  return p;
+}
+
 function readU32(b: Uint8Array, p: number): number {
   return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
 }

@@ -63,10 +63,17 @@ export function encodeCommit(c: CommitObject): Uint8Array {
   );
 }
 
+// An empty map is written by omitting the key (spec/FORMAT.md §5.5), so a present empty map is not canonical.
+function nonEmptyMap(f: FieldReader, key: string): FieldReader {
+  const m = f.map(key);
+  if (m.entries().length === 0) throw corrupt(f.where, `has an empty "${key}" map (empty maps are omitted)`);
+  return m;
+}
+
 function stringMap(f: FieldReader, key: string): Record<string, string> {
   const out: Record<string, string> = {};
   if (!f.has(key)) return out;
-  for (const [k, v] of f.map(key).entries()) {
+  for (const [k, v] of nonEmptyMap(f, key).entries()) {
     if (typeof v !== 'string') throw corrupt(f.where, `${key}["${k}"] is not a string`);
     out[k] = v;
   }
@@ -76,7 +83,7 @@ function stringMap(f: FieldReader, key: string): Record<string, string> {
 function numberMap(f: FieldReader, key: string): Record<string, number> {
   const out: Record<string, number> = {};
   if (!f.has(key)) return out;
-  for (const [k, v] of f.map(key).entries()) {
+  for (const [k, v] of nonEmptyMap(f, key).entries()) {
     if (typeof v !== 'number') throw corrupt(f.where, `${key}["${k}"] is not a number`);
     out[k] = v;
   }
