@@ -46,6 +46,8 @@ export interface CommitResult {
   newBytes: number;
   configHash?: string;
   code?: CodeRef;
+  /** Things that went wrong after the commit landed (it counts regardless). */
+  warnings?: string[];
 }
 
 const MAX_CAS_RETRIES = 20;
@@ -124,10 +126,16 @@ export async function commit(store: ObjectStore, opts: CommitOptions): Promise<C
         await again.commit();
       }
     }
-    await followUnbornHead(store, branch);
+    // The branch has moved: the commit counts from here on, so a failure to move HEAD is a warning, not an
+    // error (an error would invite a re-run that commits the same checkpoint twice).
+    const warnings: string[] = [];
+    await followUnbornHead(store, branch).catch((e) => {
+      warnings.push(`committed to '${branch}', but HEAD could not follow it (${(e as Error).message}); run 'ckvc switch ${branch}'`);
+    });
     return {
       id, branch, parents: parentList(tip, warm), tree, files: summary.files, tensors: summary.tensors,
       bytes: summary.bytes, newBytes: writer.stats.bytesNew, configHash: config?.hash, code,
+      ...(warnings.length ? { warnings } : {}),
     };
   } catch (e) {
     await writer.abort();

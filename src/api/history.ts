@@ -21,8 +21,9 @@ export interface LogOptions {
 export async function decorations(store: ObjectStore): Promise<Map<ObjectId, string[]>> {
   const out = new Map<ObjectId, string[]>();
   const add = (id: ObjectId, name: string) => out.set(id, [...(out.get(id) ?? []), name]);
-  for (const b of await store.refs.list('branch')) add(b.id, b.name);
-  for (const t of await store.refs.list('tag')) {
+  // A damaged ref elsewhere must not stop the log of a healthy branch; verify and the ref's own commands report it.
+  for (const b of await store.refs.list('branch', { skipCorrupt: true })) add(b.id, b.name);
+  for (const t of await store.refs.list('tag', { skipCorrupt: true })) {
     const id = (await store.typeOf(t.id)) === 'tag' ? (await store.readTag(t.id)).target : t.id;
     add(id, `tag: ${t.name}`);
   }

@@ -25,8 +25,8 @@ export async function status(store: ObjectStore): Promise<StatusResult> {
     store: store.root,
     head: head.kind === 'branch' ? { branch: head.branch } : { detached: head.id },
     tip,
-    branches: (await store.refs.list('branch')).length,
-    tags: (await store.refs.list('tag')).length,
+    branches: (await store.refs.list('branch', { skipCorrupt: true })).length,
+    tags: (await store.refs.list('tag', { skipCorrupt: true })).length,
   };
 }
 

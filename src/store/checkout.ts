@@ -119,8 +119,10 @@ export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink:
 export async function writeRecipe(store: ObjectStore, recipe: FileRecipe, target: string, label: string): Promise<void> {
   await fs.mkdir(path.dirname(target), { recursive: true });
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.ckvc-${randomBytes(4).toString('hex')}.tmp`);
-  faultPoint('checkout.write');
-  const fh = await fs.open(tmp, 'wx', 0o644).catch((e) => { throw ioError(e, 'create', tmp); });
+  const fh = await (async () => {
+    faultPoint('checkout.write');
+    return fs.open(tmp, 'wx', 0o644);
+  })().catch((e) => { throw ioError(e, 'create', tmp); });
   try {
     await streamRecipe(store, recipe, async (bytes) => {
       // Synchronous like the pack reads: a thread-pool round trip per 256 KiB write costs more than the copy.

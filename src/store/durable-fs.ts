@@ -7,11 +7,15 @@ import { CkvcError } from '../core/errors.js';
 import { faultPoint } from './fault-injection.js';
 
 export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
   try {
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await fs.open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw ioError(e, 'sync the folder', dir);
   }
 }
 
@@ -22,39 +26,60 @@ export function tempName(target: string): string {
 /** `fault` names the steps for fault injection: `<fault>.tmp`, `.fsync`, `.rename`, `.dirsync`. */
 export async function writeFileDurable(target: string, data: Uint8Array | string, fault?: 'ref'): Promise<void> {
   const tmp = tempName(target);
-  if (fault) faultPoint(`${fault}.tmp`);
-  const fh = await fs.open(tmp, 'wx', 0o644);
+  let fh: fs.FileHandle | undefined;
   try {
+    if (fault) faultPoint(`${fault}.tmp`);
+    fh = await fs.open(tmp, 'wx', 0o644);
     await fh.writeFile(data);
     if (fault) faultPoint(`${fault}.fsync`);
     await fh.sync();
+    await fh.close();
+    fh = undefined;
   } catch (e) {
-    await fh.close().catch(() => {});
-    await fs.rm(tmp, { force: true });
+    await fh?.close().catch(() => {});
+    await fs.rm(tmp, { force: true }).catch(() => {});
     throw ioError(e, 'write', target);
   }
-  await fh.close();
   try {
     if (fault) faultPoint(`${fault}.rename`);
     await fs.rename(tmp, target);
   } catch (e) {
-    await fs.rm(tmp, { force: true });
+    await fs.rm(tmp, { force: true }).catch(() => {});
     throw ioError(e, 'rename into place', target);
   }
   if (fault) faultPoint(`${fault}.dirsync`);
   await fsyncDir(path.dirname(target));
 }
 
-/** Appends a line and fsyncs it: used for reflogs, where a lost line loses the way back to a commit. */
-export async function appendDurable(target: string, line: string): Promise<void> {
-  faultPoint('reflog.append');
-  const fh = await fs.open(target, 'a', 0o644);
+/**
+ * Appends a line and fsyncs it: used for reflogs, where a lost line loses the way back to a commit.
+ * Returns an undo that cuts the file back to its length before the append, for when the change it records
+ * does not happen after all.
+ */
+export async function appendDurable(target: string, line: string): Promise<() => Promise<void>> {
+  const before = (await fs.stat(target).catch(() => undefined))?.size ?? 0;
+  let fh: fs.FileHandle | undefined;
   try {
+    faultPoint('reflog.append');
+    fh = await fs.open(target, 'a', 0o644);
     await fh.write(line);
     await fh.sync();
+  } catch (e) {
+    // A partly written line is cut off here; readers skip a torn last line anyway.
+    await fh?.truncate(before).catch(() => {});
+    throw ioError(e, 'append to', target);
   } finally {
-    await fh.close();
+    await fh?.close().catch(() => {});
   }
+  return async () => {
+    const h = await fs.open(target, 'r+');
+    try {
+      await h.truncate(before);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  };
 }
 
 export async function readFileIfExists(p: string): Promise<Buffer | undefined> {

@@ -13,7 +13,7 @@ export const FAULT_STEPS = [
 ] as const;
 export type FaultStep = (typeof FAULT_STEPS)[number];
 
-interface Rule {
+export interface Rule {
   step: string;
   at: number;
   action: 'kill' | 'enospc' | 'eio';
@@ -22,7 +22,8 @@ interface Rule {
 let rules: Rule[] | undefined;
 const hits = new Map<string, number>();
 
-function parse(spec: string): Rule[] {
+/** Parses a CKVC_FAULT value; a typo is an error rather than a test that silently injects nothing. */
+export function parseFaultSpec(spec: string): Rule[] {
   return spec.split(',').filter(Boolean).map((part) => {
     const m = /^([a-z.]+)(?:@(\d+))?(?:=(kill|enospc|eio))?$/.exec(part.trim());
     if (!m || !(FAULT_STEPS as readonly string[]).includes(m[1]!)) {
@@ -35,7 +36,7 @@ function parse(spec: string): Rule[] {
 export function faultPoint(step: FaultStep): void {
   const spec = process.env.CKVC_FAULT;
   if (!spec) return;
-  rules ??= parse(spec);
+  rules ??= parseFaultSpec(spec);
   const n = (hits.get(step) ?? 0) + 1;
   hits.set(step, n);
   for (const r of rules) {

@@ -2,6 +2,7 @@
 // rest into new packs. Existence checks are batched (~16 MiB) so the index is asked once per batch, not per chunk.
 // Nothing is visible to readers until commit(): packs are durable first, then indexed (spec/FORMAT.md §9).
 import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
+import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { ObjectIndex } from './object-index.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
@@ -90,13 +91,17 @@ export class ObjectWriter {
       if (done) this.finished.push(done);
     }
     if (this.finished.length) {
-      faultPoint('index.update');
-      await this.index.session(async (s) => {
-        for (const p of this.finished) {
-          const bodies = new Map([...this.commitBodies].filter(([id]) => p.entries.some((e) => e.id === id)));
-          await s.addPack(p, bodies);
-        }
-      });
+      try {
+        faultPoint('index.update');
+        await this.index.session(async (s) => {
+          for (const p of this.finished) {
+            const bodies = new Map([...this.commitBodies].filter(([id]) => p.entries.some((e) => e.id === id)));
+            await s.addPack(p, bodies);
+          }
+        });
+      } catch (e) {
+        throw ioError(e, 'update the index in', this.index.location);
+      }
       faultPoint('index.updated');
     }
     return this.finished;

@@ -49,7 +49,8 @@ export class RefStore {
     return text;
   }
 
-  async list(kind: RefKind): Promise<{ name: string; id: ObjectId }[]> {
+  /** With `skipCorrupt`, a ref holding garbage is left out (for decorations) instead of failing the listing. */
+  async list(kind: RefKind, opts: { skipCorrupt?: boolean } = {}): Promise<{ name: string; id: ObjectId }[]> {
     const base = this.file(REF_PREFIX[kind].slice(0, -1));
     const out: { name: string; id: ObjectId }[] = [];
     const walk = async (dir: string, prefix: string): Promise<void> => {
@@ -65,7 +66,10 @@ export class RefStore {
         const name = prefix + e.name;
         if (e.isDirectory()) await walk(path.join(dir, e.name), `${name}/`);
         else {
-          const id = await this.read(REF_PREFIX[kind] + name);
+          const id = await this.read(REF_PREFIX[kind] + name).catch((err) => {
+            if (opts.skipCorrupt && (err as CkvcError).code === 'CKVC_CORRUPT_REF') return undefined;
+            throw err;
+          });
           if (id) out.push({ name, id });
         }
       }
@@ -97,14 +101,21 @@ export class RefStore {
       // Reflog first: if we die between the two, the log names a tip the ref never reached, which is harmless;
       // the other order could lose the only record of the previous tip.
       const oneLine = opts.message.replace(/[\r\n\t]+/g, ' ');
-      await appendDurable(log, `${cur ?? ZERO_ID} ${next ?? ZERO_ID} ${Date.now()} ${opts.who.replace(/\s+/g, '_')}\t${oneLine}\n`);
-      if (next === null) {
-        faultPoint('ref.rename');
-        await fs.rm(file, { force: true });
-        faultPoint('ref.dirsync');
-        await fsyncDir(path.dirname(file));
-      } else {
-        await writeFileDurable(file, `${next}\n`, 'ref');
+      const undoLog = await appendDurable(log, `${cur ?? ZERO_ID} ${next ?? ZERO_ID} ${Date.now()} ${opts.who.replace(/\s+/g, '_')}\t${oneLine}\n`);
+      try {
+        if (next === null) {
+          faultPoint('ref.rename');
+          await fs.rm(file, { force: true }).catch((e) => { throw ioError(e, 'delete', file); });
+          faultPoint('ref.dirsync');
+          await fsyncDir(path.dirname(file));
+        } else {
+          await writeFileDurable(file, `${next}\n`, 'ref');
+        }
+      } catch (e) {
+        // The ref did not move (or its move is not known to be durable): take back the reflog line when the
+        // ref still holds the old value, so a failed command leaves the store as it was.
+        if ((await this.read(full).catch(() => undefined)) === (cur ?? undefined)) await undoLog().catch(() => {});
+        throw ioError(e, 'update', file);
       }
       faultPoint('ref.done');
     });
@@ -142,7 +153,11 @@ export class RefStore {
 
   async writeHead(branch: string): Promise<void> {
     assertRefName(branch, 'branch');
-    faultPoint('head.write');
+    try {
+      faultPoint('head.write');
+    } catch (e) {
+      throw ioError(e, 'write', this.layout.headFile);
+    }
     await writeFileDurable(this.layout.headFile, `ref: refs/heads/${branch}\n`);
   }
 }

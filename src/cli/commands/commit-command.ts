@@ -44,6 +44,7 @@ export function commitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           author: args.author, signal: ac.signal,
           progress: process.stderr.isTTY && !args.json ? (e) => info(`  ${e.path} (${bytes(e.bytes)})`) : undefined,
         }));
+        for (const w of r.warnings ?? []) info(`ckvc: warning: ${w}`);
         if (args.json) return json(r);
         out(r.id);
         info(`[${r.branch} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new`);

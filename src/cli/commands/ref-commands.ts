@@ -46,7 +46,7 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }
         const r = args.delete ? await s.deleteBranch(args.name) : await s.createBranch(args.name, args.start);
         if (args.json) return json(r);
-        info(`${args.delete ? 'deleted' : 'created'} branch ${r.name} (was ${short(r.id)})`.replace(' (was', args.delete ? ' (was' : ' at').replace(/ at (.*)\)$/, ' at $1'));
+        info(args.delete ? `deleted branch ${r.name} (was ${short(r.id)}; 'ckvc reflog ${r.name}' keeps it)` : `created branch ${r.name} at ${short(r.id)}`);
       }),
     )
     .command<TagArgs>(

@@ -1,0 +1,409 @@
+// Crash-point matrix: every write operation x every fault step of spec/FAULTS.md (read from the spec at test
+// time, so a new step is covered without touching this file), with CKVC_FAULT=<step> (action kill: SIGKILL, no
+// cleanup). When the process was killed, the promise "nothing is lost" must hold:
+//   - verify --read-data is clean (unreferenced data at worst) and has checked every ref file of the store (so
+//     every ref resolves to a complete object), HEAD is well-formed,
+//   - every earlier commit checks out byte-identical; a branch that moved before the kill holds a complete
+//     commit of exactly the input,
+//   - the user's input files are untouched,
+//   - a checkout target holds the old file or the complete new one, never a partial (temp files may remain),
+//   - the same command run again without the fault succeeds, and its result is visible.
+// A step the operation never reaches lets it exit 0: counted as "not reached". Besides the table, the 2nd pack
+// write of a 12 MiB commit (packs flush every 4 MiB) and the 2nd file of a checkout are killed (STEP@2).
+// A summary (tried / killed / not reached per operation) is printed at the end for the README.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupTemp, sha256, tempDir } from '../helpers/ckvc.js';
+import { randomBytes } from '../helpers/data.js';
+import {
+  CHECKOUT_TEMP, MiB, Semaphore, type Outcome, Store, checkoutDiff, copyStore, describeOutcome, expectOk, faultSteps,
+  fingerprint, hashTree, initStore, mapDiff, parseJson, writeCheckpoint,
+} from '../helpers/reliability.js';
+
+const STEPS = faultSteps();
+
+interface Earlier {
+  rev: string;
+  files: Map<string, string>;
+}
+
+interface Template {
+  store: Store;
+  earlier: Earlier[];
+}
+
+interface Case {
+  s: Store;
+  /** A scratch folder of this case (checkout targets). */
+  scratch: string;
+}
+
+interface Op {
+  key: string;
+  title: string;
+  template: () => Template;
+  /** Paths the operation reads that belong to the user: must be untouched. */
+  inputs: () => string[];
+  prepare?: (c: Case) => void;
+  args: (c: Case) => string[];
+  /** Problems with the state a kill left behind, beyond the common checks. */
+  afterKill?: (c: Case) => Promise<string[]>;
+  /** A failing re-run is fine when the first run's effect had landed before the kill (e.g. exit 13 "exists"). */
+  alreadyDone?: (c: Case, r: Outcome) => boolean;
+  /** Problems with the effect of a successful run. */
+  visible: (c: Case, r: Outcome) => Promise<string[]>;
+}
+
+// --- fixtures, built once ---------------------------------------------------------------------------------
+
+let A: Template; // main: c1 <- c2; annotated tag v1 -> c1; branch old -> c1; HEAD on main
+let B: Template; // branch warm: w1; HEAD on an unborn main (a fresh store's state)
+let c1 = '';
+let c2 = '';
+let c2Files: Map<string, string>;
+let c1Model: Buffer;
+const input: Record<'a' | 'b' | 'c' | 'big', { dir: string; files: Map<string, string> }> = {} as never;
+let cfgA = '';
+
+function commitSync(s: Store, args: string[]): string {
+  return s.jsonSync<{ id: string }>(['commit', ...args]).id;
+}
+
+beforeAll(() => {
+  const src = tempDir('ckvc-crash-src-');
+  // Template A
+  const sA = initStore('ckvc-crash-tA-');
+  const ck1 = path.join(src, 'ck1');
+  const ck2 = path.join(src, 'ck2');
+  const f1 = writeCheckpoint(ck1, { seed: 1, family: 0 });
+  c2Files = writeCheckpoint(ck2, { seed: 2, family: 0 });
+  const cfg1 = path.join(src, 'cfg1.yaml');
+  fs.writeFileSync(cfg1, 'lr: 0.001\nbatch: 64\n');
+  c1 = commitSync(sA, [ck1, '-m', 'c1', '--config', cfg1, '--metric', 'loss=1.0', '--step', '1000']);
+  c2 = commitSync(sA, [ck2, '-m', 'c2', '--metric', 'loss=0.8', '--step', '2000']);
+  expectOk(sA.runSync(['tag', 'v1', c1, '-m', 'the first']), 'tag v1');
+  expectOk(sA.runSync(['branch', 'old', c1]), 'branch old');
+  c1Model = fs.readFileSync(path.join(ck1, 'model.safetensors'));
+  A = { store: sA, earlier: [{ rev: c1, files: f1 }, { rev: c2, files: c2Files }] };
+
+  // Template B: a commit on 'warm', HEAD back on the unborn main, as `ckvc init` leaves it.
+  const sB = initStore('ckvc-crash-tB-');
+  const w = path.join(src, 'w1');
+  const wf = writeCheckpoint(w, { seed: 11, family: 1 });
+  const w1 = commitSync(sB, [w, '-b', 'warm', '-m', 'w1', '--metric', 'loss=2']);
+  fs.writeFileSync(path.join(sB.store, 'HEAD'), 'ref: refs/heads/main\n');
+  expect(sB.jsonSync(['status']).head).toEqual({ branch: 'main' });
+  B = { store: sB, earlier: [{ rev: w1, files: wf }] };
+
+  // Inputs of the operations (shared by all cases, read-only).
+  const mk = (name: string, seed: number, family: number) => {
+    const dir = path.join(src, name);
+    return { dir, files: writeCheckpoint(dir, { seed, family }) };
+  };
+  input.a = mk('in-a', 101, 5); // all new data
+  input.b = mk('in-b', 102, 0); // the frozen tensor dedups against c1/c2
+  input.c = mk('in-c', 103, 1); // the frozen tensor dedups against w1
+  cfgA = path.join(src, 'cfg-a.yaml');
+  fs.writeFileSync(cfgA, '# feat\nmodel: {width: 256}\nlr: 0.0003\n');
+  const big = path.join(src, 'in-big');
+  fs.mkdirSync(big);
+  fs.writeFileSync(path.join(big, 'shard.bin'), randomBytes(4242, 12 * MiB)); // incompressible: 3+ pack writes
+  input.big = { dir: big, files: hashTree(big) };
+}, 120_000);
+
+afterAll(() => {
+  printSummary();
+  cleanupTemp();
+});
+
+// --- operations ---------------------------------------------------------------------------------------------
+
+/** A commit op: `branch` is where it lands; `before` the branch's tip in the template. */
+function commitOp(key: string, title: string, tpl: () => Template, inp: () => { dir: string; files: Map<string, string> }, branch: string, extra: string[], opts: { head?: boolean } = {}): Op {
+  const before = () => tpl().store.ref(`refs/heads/${branch}`);
+  return {
+    key,
+    title,
+    template: tpl,
+    inputs: () => [inp().dir, ...(extra.includes('--config') ? [cfgA] : [])],
+    args: () => ['commit', inp().dir, ...extra, '--json'],
+    afterKill: async (c) => {
+      // If the branch moved before the kill, it must hold a complete commit of exactly this input.
+      const now = c.s.ref(`refs/heads/${branch}`);
+      if (now === before()) return [];
+      return checkoutDiff(c.s, now!, inp().files);
+    },
+    visible: async (c, r) => {
+      const id = parseJson<{ id: string }>(r, 'commit').id;
+      const problems: string[] = [];
+      if (c.s.ref(`refs/heads/${branch}`) !== id) problems.push(`branch ${branch} is ${c.s.ref(`refs/heads/${branch}`)}, not the new commit ${id}`);
+      if (opts.head && c.s.head() !== `ref: refs/heads/${branch}`) problems.push(`HEAD is ${JSON.stringify(c.s.head())}, expected it to follow the first commit to ${branch}`);
+      problems.push(...(await checkoutDiff(c.s, branch, inp().files)));
+      return problems;
+    },
+  };
+}
+
+/** Files in a checkout target: every real file must be the old one or the complete new one. */
+function checkTarget(dir: string, expected: Map<string, string>, old: Map<string, string>): { problems: string[]; temps: number } {
+  const problems: string[] = [];
+  let temps = 0;
+  const got = fs.existsSync(dir) ? hashTree(dir) : new Map<string, string>();
+  for (const [rel, h] of got) {
+    if (CHECKOUT_TEMP.test(path.basename(rel))) {
+      temps++;
+      continue;
+    }
+    if (h !== expected.get(rel) && h !== old.get(rel)) problems.push(`${rel} in the checkout target is neither the old file nor the complete new one (partial write?)`);
+  }
+  for (const [rel, h] of old) if (!got.has(rel)) problems.push(`${rel} (${h.slice(0, 8)}) was removed from the checkout target`);
+  return { problems, temps };
+}
+
+let tempsLeft = 0;
+let alreadyDone = 0;
+
+function checkoutOp(key: string, title: string, force: boolean): Op {
+  const target = (c: Case) => path.join(c.scratch, 'out');
+  const old = (): Map<string, string> => (force ? new Map([['model.safetensors', sha256(c1Model)]]) : new Map());
+  return {
+    key,
+    title,
+    template: () => A,
+    inputs: () => [],
+    prepare: (c) => {
+      fs.mkdirSync(target(c), { recursive: true });
+      if (force) fs.writeFileSync(path.join(target(c), 'model.safetensors'), c1Model);
+    },
+    args: (c) => ['checkout', c2, '--to', target(c), ...(force ? ['--force'] : [])],
+    afterKill: async (c) => {
+      const { problems, temps } = checkTarget(target(c), c2Files, old());
+      tempsLeft += temps;
+      return problems;
+    },
+    visible: async (c) => {
+      const got = hashTree(target(c));
+      for (const k of [...got.keys()]) if (CHECKOUT_TEMP.test(path.basename(k))) got.delete(k);
+      return mapDiff(c2Files, got).map((d) => `checkout target: ${d}`);
+    },
+  };
+}
+
+const OPS: Op[] = [
+  commitOp('a', 'first commit to a new branch (safetensors + opaque, --config, --metric)', () => A, () => input.a, 'feat',
+    ['-b', 'feat', '-m', 'first on feat', '--config', '__CFG__', '--metric', 'loss=0.5', '--metric', 'acc=0.9']),
+  commitOp('b', 'commit to an existing branch, data partly dedups', () => A, () => input.b, 'main', ['-m', 'c3', '--metric', 'loss=0.6']),
+  commitOp('c', 'commit -b NEW while HEAD is on an unborn main (moves HEAD)', () => B, () => input.c, 'fresh', ['-b', 'fresh', '-m', 'fresh start'], { head: true }),
+  {
+    key: 'd',
+    title: 'tag NAME REV -m MSG (annotated: writes a pack)',
+    template: () => A,
+    inputs: () => [],
+    args: () => ['tag', 'best', c1, '-m', 'best eval so far', '--json'],
+    afterKill: async (c) => (c.s.ref('refs/tags/best') ? tagResolves(c.s) : []),
+    alreadyDone: (c, r) => r.code === 13 && c.s.ref('refs/tags/best') !== undefined,
+    visible: (c) => tagResolves(c.s),
+  },
+  {
+    key: 'e',
+    title: 'branch NAME START',
+    template: () => A,
+    inputs: () => [],
+    args: () => ['branch', 'side', c1, '--json'],
+    afterKill: async (c) => {
+      const v = c.s.ref('refs/heads/side');
+      return v === undefined || v === c1 ? [] : [`refs/heads/side holds ${v}, expected nothing or ${c1}`];
+    },
+    alreadyDone: (c, r) => r.code === 13 && c.s.ref('refs/heads/side') === c1,
+    visible: async (c) => (c.s.ref('refs/heads/side') === c1 ? [] : [`refs/heads/side is ${c.s.ref('refs/heads/side')}, expected ${c1}`]),
+  },
+  {
+    key: 'f',
+    title: 'branch -d NAME',
+    template: () => A,
+    inputs: () => [],
+    args: () => ['branch', '-d', 'old', '--json'],
+    afterKill: async (c) => {
+      const v = c.s.ref('refs/heads/old');
+      if (v !== undefined && v !== c1) return [`refs/heads/old holds ${v}, expected ${c1} or nothing`];
+      // Whether or not the deletion landed, the reflog keeps the way back to the tip.
+      const log = await c.s.run(['reflog', 'old', '--json']);
+      if (log.code !== 0) return [`reflog old: ${describeOutcome(log)}`];
+      return (JSON.parse(log.stdout) as { new: string | null }[]).some((e) => e.new === c1) ? [] : ['reflog of old lost the tip c1'];
+    },
+    alreadyDone: (c, r) => r.code === 14 && c.s.ref('refs/heads/old') === undefined,
+    visible: async (c) => (c.s.ref('refs/heads/old') === undefined ? [] : ['branch old still exists']),
+  },
+  checkoutOp('g1', 'checkout REV --to DIR into an empty folder', false),
+  checkoutOp('g2', 'checkout REV --to DIR --force over a different existing file', true),
+  {
+    key: 'h',
+    title: 'index rebuild',
+    template: () => A,
+    inputs: () => [],
+    args: () => ['index', 'rebuild', '--json'],
+    visible: async (c) => {
+      const r = await c.s.run(['log', 'main', '--json']);
+      return r.code === 0 && JSON.parse(r.stdout).length === 2 ? [] : [`log after index rebuild: ${describeOutcome(r)}`];
+    },
+  },
+];
+// The config path is only known once beforeAll ran.
+for (const op of OPS) {
+  const args = op.args;
+  op.args = (c) => args(c).map((a) => (a === '__CFG__' ? cfgA : a));
+}
+const BIG = commitOp('big', 'commit of 12 MiB (several pack writes)', () => A, () => input.big, 'big', ['-b', 'big', '-m', 'big one']);
+
+async function tagResolves(s: Store): Promise<string[]> {
+  const r = await s.run(['show', 'best', '--json']);
+  if (r.code !== 0) return [`show best: ${describeOutcome(r)}`];
+  const id = JSON.parse(r.stdout).id;
+  return id === c1 ? [] : [`tag best resolves to ${id}, expected ${c1}`];
+}
+
+// --- the common checks ------------------------------------------------------------------------------------
+
+interface Row {
+  op: string;
+  fault: string;
+  outcome: 'killed' | 'not reached' | 'failed';
+}
+const rows: Row[] = [];
+
+async function afterKillChecks(op: Op, c: Case, tpl: Template): Promise<string[]> {
+  const problems: string[] = [];
+  const [verify, ...earlier] = await Promise.all([
+    c.s.verify(true),
+    ...tpl.earlier.map((e) => checkoutDiff(c.s, e.rev, e.files)),
+  ]);
+  // verify checks that every ref (and HEAD) resolves to a complete commit or tag, and re-hashes every byte.
+  if (verify.r.code !== 0) problems.push(`verify --read-data after the kill: ${describeOutcome(verify.r)}`);
+  else if (verify.report?.checked?.refs !== c.s.refFiles().length) {
+    problems.push(`verify checked ${verify.report?.checked?.refs} refs, the store has ${c.s.refFiles().length}: ${c.s.refFiles().join(' ')}`);
+  }
+  for (const d of earlier) problems.push(...d);
+  const head = c.s.head();
+  if (!head || !/^ref: refs\/heads\/[^\s]+$|^[0-9a-f]{64}$/.test(head)) problems.push(`HEAD is ${JSON.stringify(head)}`);
+  if (op.afterKill) problems.push(...(await op.afterKill(c)));
+  return problems;
+}
+
+const slots = new Semaphore(3);
+
+// Steps are tried family by family first (pack.*, index.*, ref.* with reflog.*, head.*, checkout.*): all
+// steps of a family armed at once (CKVC_FAULT=a,b,c; the first one reached fires). A run that exits 0 reached
+// none of them, so each of them is recorded as not reached without a run of its own; otherwise every step of
+// the family gets its own run. This only saves process starts: the verdict per step is the same.
+const family = (step: string) => (step.startsWith('reflog.') ? 'ref' : step.split('.')[0]!);
+const probes = new Map<string, Promise<boolean>>();
+
+function familyReached(op: Op, step: string): Promise<boolean> {
+  const members = STEPS.filter((s) => family(s) === family(step));
+  if (members.length < 2) return Promise.resolve(true);
+  const key = `${op.key}/${family(step)}`;
+  let p = probes.get(key);
+  if (!p) {
+    p = slots.use(async () => {
+      const c: Case = { s: copyStore(op.template().store), scratch: tempDir('ckvc-crash-scratch-') };
+      try {
+        op.prepare?.(c);
+        const r = await c.s.run(op.args(c), { env: { CKVC_FAULT: members.join(',') } });
+        return !(r.code === 0 && r.signal === null);
+      } finally {
+        fs.rmSync(c.s.dir, { recursive: true, force: true });
+        fs.rmSync(c.scratch, { recursive: true, force: true });
+      }
+    });
+    probes.set(key, p);
+  }
+  return p;
+}
+
+async function runCase(op: Op, fault: string): Promise<string[]> {
+  if (!fault.includes('@') && !(await familyReached(op, fault))) {
+    rows.push({ op: op.key, fault, outcome: 'not reached' });
+    return [];
+  }
+  return slots.use(async () => {
+    const tpl = op.template();
+    const c: Case = { s: copyStore(tpl.store), scratch: tempDir('ckvc-crash-scratch-') };
+    op.prepare?.(c);
+    const inputs = op.inputs();
+    const before = fingerprint(inputs);
+    const r = await c.s.run(op.args(c), { env: { CKVC_FAULT: fault } });
+    try {
+      if (r.signal !== 'SIGKILL') {
+        if (r.code === 0) {
+          rows.push({ op: op.key, fault, outcome: 'not reached' });
+          return [];
+        }
+        rows.push({ op: op.key, fault, outcome: 'failed' });
+        return [`with CKVC_FAULT=${fault} the command was neither killed nor successful: ${describeOutcome(r)}`];
+      }
+      rows.push({ op: op.key, fault, outcome: 'killed' });
+      const problems = await afterKillChecks(op, c, tpl);
+      problems.push(...mapDiff(before, fingerprint(inputs)).map((d) => `input file ${d}`));
+      const again = await c.s.run(op.args(c));
+      if (again.code !== 0) {
+        if (!op.alreadyDone?.(c, again)) problems.push(`re-run without the fault failed: ${describeOutcome(again)}`);
+        else {
+          // A create whose ref had landed before the kill: the re-run says "exists" (exit 13) or "no such
+          // branch" for a deletion (exit 14); the effect itself must be there.
+          alreadyDone++;
+          problems.push(...(await op.visible(c, again)));
+        }
+      } else problems.push(...(await op.visible(c, again)));
+      problems.push(...mapDiff(before, fingerprint(inputs)).map((d) => `input file (after the re-run) ${d}`));
+      return problems;
+    } finally {
+      fs.rmSync(c.s.dir, { recursive: true, force: true });
+      fs.rmSync(c.scratch, { recursive: true, force: true });
+    }
+  });
+}
+
+const EXTRA = [[BIG, 'pack.write@2'], [OPS[6]!, 'checkout.rename@2']] as const;
+
+// --- the matrix -------------------------------------------------------------------------------------------
+
+describe.concurrent('crash points: kill at every fault step of spec/FAULTS.md', () => {
+  for (const op of OPS) {
+    for (const step of STEPS) {
+      it(`(${op.key}) ${op.title} / ${step}`, async ({ expect }) => {
+        expect(await runCase(op, step)).toEqual([]);
+      });
+    }
+  }
+  // The N-th hit of a step: a second pack write of a big commit, the second file of a checkout.
+  for (const [op, fault] of EXTRA) {
+    it(`(${op.key}) ${op.title} / ${fault}`, async ({ expect }) => {
+      expect(await runCase(op, fault)).toEqual([]);
+    });
+  }
+});
+
+function printSummary(): void {
+  const by = (o: Row['outcome']) => rows.filter((r) => r.outcome === o).length;
+  const lines = [`crash points: ${OPS.length} operations x ${STEPS.length} steps (+${EXTRA.length} @N cases) = ${rows.length} tried, ${by('killed')} killed, ${by('not reached')} not reached, ${by('failed')} failed otherwise; ${tempsLeft} checkout temp file(s) left by kills; ${alreadyDone} re-run(s) found the ref change already made (exit 13/14)`];
+  for (const op of [...OPS, BIG]) {
+    const mine = rows.filter((r) => r.op === op.key);
+    if (!mine.length) continue;
+    lines.push(`  (${op.key}) killed ${mine.filter((r) => r.outcome === 'killed').length}/${mine.length}: ${mine.filter((r) => r.outcome === 'killed').map((r) => r.fault).join(' ')}`);
+  }
+  console.log(lines.join('\n'));
+}
+
+describe('crash points: coverage', () => {
+  it('the matrix really crashed: every step of the spec table was killed by at least one operation', (ctx) => {
+    if (rows.length !== OPS.length * STEPS.length + EXTRA.length) ctx.skip(); // a filtered run (-t)
+    const killed = rows.filter((r) => r.outcome === 'killed');
+    expect(killed.length).toBeGreaterThanOrEqual(70);
+    const killedSteps = new Set(killed.map((r) => r.fault.replace(/@\d+$/, '')));
+    expect(STEPS.filter((s) => !killedSteps.has(s))).toEqual([]);
+    // A commit goes through every pack, index and ref step.
+    const aKilled = new Set(killed.filter((r) => r.op === 'a').map((r) => r.fault));
+    expect(STEPS.filter((s) => /^(pack|index|ref|reflog)\./.test(s) && !aKilled.has(s))).toEqual([]);
+  });
+});
