@@ -16,6 +16,7 @@ export default class SummaryReporter implements Reporter {
       // A module that failed to load has no tests but must count as a failure.
       if (mod.state() === 'failed' && [...mod.children.allTests()].length === 0) failed++;
     }
-    process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
+    if (skipped) process.stdout.write(`\n${skipped} skipped`);
+    process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
   }
 }
