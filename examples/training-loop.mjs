@@ -2,8 +2,9 @@
 //
 // It trains a toy model (a frozen embedding table, a trained projection and a bias) by SGD on a synthetic
 // regression task, commits a checkpoint every few steps to branch phase-g2 with its config and loss, tags the
-// best checkpoint, warm-starts a second branch (phase-g2-lowlr) from it with a lower learning rate, then prints
-// the log and the branch listing and verifies the store. It uses the Node API (`import { openStore } from
+// best checkpoint, warm-starts a second branch (phase-g2-lowlr) from it with a lower learning rate under a moving
+// "best" alias, then prints the history graph, the branches, tags and aliases, diffs the two best agents, prunes
+// the old tensor data of phase-g2, garbage-collects and verifies the store. It uses the Node API (`import { openStore } from
 // 'ckvc'`) for the loop and the real CLI for the reports, in a temporary folder it removes at the end
 // (KEEP=1 keeps it).
 import { spawnSync } from 'node:child_process';
@@ -99,10 +100,10 @@ try {
     await trainPhase(store, { branch: 'phase-g2', lr: 0.5, steps: 150, model });
 
     // Tag the best phase-g2 checkpoint by its loss.
-    const history = await store.log({ rev: 'phase-g2' });
-    const best = history.reduce((a, b) => (b.metrics.loss < a.metrics.loss ? b : a));
-    await store.createTag('best-g2', best.id, `lowest loss on phase-g2: ${best.metrics.loss}`);
-    console.log(`\ntagged best-g2 = ${best.id.slice(0, 12)} (loss ${best.metrics.loss})\n`);
+    const best = await store.tagBest('best-g2', { metric: 'loss', mode: 'min', branch: 'phase-g2', message: 'lowest loss on phase-g2' });
+    console.log(`\ntagged best-g2 = ${best.id.slice(0, 12)} (loss ${best.value}, best of ${best.candidates})\n`);
+    // A moving alias: every later commit to phase-g2-lowlr with a lower loss moves it.
+    await store.createAlias({ name: 'lowlr-best', track: 'loss', mode: 'min', branch: 'phase-g2-lowlr' });
 
     // Warm-start a second phase from the best agent, byte-identical and hash-verified.
     const resume = path.join(work, 'resume');
@@ -122,12 +123,20 @@ try {
     await store.close();
   }
 
-  console.log('\n$ ckvc log phase-g2-lowlr -n 3');
-  run(['log', 'phase-g2-lowlr', '-n', '3']);
+  console.log('\n$ ckvc log --all --graph --metric loss');
+  run(['log', '--all', '--graph', '--metric', 'loss']);
   console.log('\n$ ckvc branch');
   run(['branch']);
   console.log('\n$ ckvc tag');
   run(['tag']);
+  console.log('\n$ ckvc alias');
+  run(['alias']);
+  console.log('\n$ ckvc diff best-g2 lowlr-best');
+  run(['diff', 'best-g2', 'lowlr-best']);
+  console.log('\n$ ckvc prune --keep-last 2 -b phase-g2 --keep-tagged');
+  run(['prune', '--keep-last', '2', '-b', 'phase-g2', '--keep-tagged']);
+  console.log('\n$ ckvc gc --grace 0');
+  run(['gc', '--grace', '0']);
   console.log('\n$ ckvc stats');
   run(['stats']);
   console.log('\n$ ckvc verify --read-data');

@@ -1,17 +1,19 @@
 // `ckvc commit`: ingest the paths, record provenance, and move the branch by compare-and-swap. If another
 // process lands a commit on the same branch meanwhile, ours is re-parented onto it and retried, so both land.
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { configHash, parseConfig } from '../core/config-snapshot.js';
+import { configHash } from '../core/config-snapshot.js';
 import { CkvcError, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
 import { encodeCommit, type CodeRef, type CommitObject, type ConfigRef } from '../core/objects/commit-object.js';
 import { assertRefName } from '../core/ref-name.js';
 import { readGitProvenance } from '../provenance/git-provenance.js';
+import { registerWriter } from '../store/gc-exclusion.js';
 import { ingestPaths, type IngestProgress } from '../store/ingest/tree-ingest.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
+import { advanceAliases } from './aliases.js';
+import { readConfigFile } from './config-file.js';
 import { defaultAuthor } from './author.js';
 import { parseCount, parseLabels, parseMetrics } from './commit-input.js';
 
@@ -46,31 +48,14 @@ export interface CommitResult {
   newBytes: number;
   configHash?: string;
   code?: CodeRef;
+  /** Aliases this commit became the best of. */
+  aliases?: string[];
   /** Things that went wrong after the commit landed (it counts regardless). */
   warnings?: string[];
 }
 
 const MAX_CAS_RETRIES = 20;
 
-async function readConfigFile(p: string): Promise<{ bytes: Buffer; value: ReturnType<typeof parseConfig> }> {
-  let bytes: Buffer;
-  try {
-    const st = await fs.stat(p);
-    if (!st.isFile()) throw new CkvcError('CKVC_BAD_CONFIG', `config ${p} is not a file`, { path: p });
-    if (st.size > 64 * 1024 * 1024) throw new CkvcError('CKVC_BAD_CONFIG', `config ${p} is over 64 MiB; a config is settings, not data`, { path: p });
-    bytes = await fs.readFile(p);
-  } catch (e) {
-    if (isCkvcError(e)) throw e;
-    throw new CkvcError('CKVC_INPUT_NOT_FOUND', `config ${p} cannot be read (${(e as NodeJS.ErrnoException).code}); check the path`, { path: p });
-  }
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new CkvcError('CKVC_BAD_CONFIG', `config ${p} is not UTF-8 text`, { path: p });
-  }
-  return { bytes, value: parseConfig(text, p) };
-}
 
 async function targetBranch(store: ObjectStore, explicit: string | undefined): Promise<string> {
   if (explicit !== undefined) {
@@ -96,6 +81,9 @@ export async function commit(store: ObjectStore, opts: CommitOptions): Promise<C
   const code = await readGitProvenance(opts.cwd ?? process.cwd()).catch(() => undefined);
   const author = defaultAuthor(opts.author);
 
+  // From the first index lookup until the ref has moved, this commit may reuse objects gc would otherwise
+  // call dead: gc waits for registered writers (spec/FORMAT.md §15).
+  const registration = await registerWriter(store.layout);
   const writer = store.writer();
   try {
     const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, { storeRoot: store.root, progress: opts.progress, signal: opts.signal });
@@ -132,14 +120,19 @@ export async function commit(store: ObjectStore, opts: CommitOptions): Promise<C
     await followUnbornHead(store, branch).catch((e) => {
       warnings.push(`committed to '${branch}', but HEAD could not follow it (${(e as Error).message}); run 'ckvc switch ${branch}'`);
     });
+    const aliases = await advanceAliases(store, branch, id, metrics);
+    warnings.push(...aliases.warnings);
     return {
       id, branch, parents: parentList(tip, warm), tree, files: summary.files, tensors: summary.tensors,
       bytes: summary.bytes, newBytes: writer.stats.bytesNew, configHash: config?.hash, code,
+      ...(aliases.moved.length ? { aliases: aliases.moved } : {}),
       ...(warnings.length ? { warnings } : {}),
     };
   } catch (e) {
     await writer.abort();
     throw e;
+  } finally {
+    await registration.release();
   }
 }
 

@@ -9,10 +9,16 @@ import { parseCount } from './commit-input.js';
 export interface CommitInfo extends CommitObject {
   id: ObjectId;
   refs: string[];
+  /** The label given to this commit's config hash (`ckvc config label`). */
+  configLabel?: string;
+  /** Set when `ckvc prune` released tensor data of this commit. */
+  pruned?: { time: number; tensors: string[] | null };
 }
 
 export interface LogOptions {
   rev?: string;
+  /** Start from every branch, tag and alias instead of one revision. */
+  all?: boolean;
   limit?: number;
   firstParent?: boolean;
 }
@@ -27,19 +33,38 @@ export async function decorations(store: ObjectStore): Promise<Map<ObjectId, str
     const id = (await store.typeOf(t.id)) === 'tag' ? (await store.readTag(t.id)).target : t.id;
     add(id, `tag: ${t.name}`);
   }
+  for (const a of await store.refs.list('alias', { skipCorrupt: true })) add(a.id, `alias: ${a.name}`);
   return out;
 }
 
-export async function log(store: ObjectStore, opts: LogOptions = {}): Promise<CommitInfo[]> {
-  const start = (await resolveRevision(store, opts.rev ?? 'HEAD')).id;
+async function annotator(store: ObjectStore): Promise<(id: ObjectId) => Promise<CommitInfo>> {
   const refs = await decorations(store);
+  const labels = await store.configLabels.all().catch(() => new Map<string, string>());
+  const pruned = await store.pruned.all();
+  return async (id) => {
+    const c = await store.readCommit(id);
+    const label = c.config ? labels.get(c.config.hash) : undefined;
+    const rec = pruned.get(id);
+    return { ...c, id, refs: refs.get(id) ?? [], ...(label ? { configLabel: label } : {}), ...(rec ? { pruned: { time: rec.time, tensors: rec.tensors } } : {}) };
+  };
+}
+
+export async function log(store: ObjectStore, opts: LogOptions = {}): Promise<CommitInfo[]> {
+  const starts = new Set<ObjectId>();
+  if (opts.all) {
+    for (const kind of ['branch', 'tag', 'alias'] as const) {
+      for (const r of await store.refs.list(kind, { skipCorrupt: true })) {
+        starts.add((await store.typeOf(r.id)) === 'tag' ? (await store.readTag(r.id)).target : r.id);
+      }
+    }
+  } else starts.add((await resolveRevision(store, opts.rev ?? 'HEAD')).id);
   const limit = parseCount(opts.limit, 'limit') ?? Infinity;
   const out: CommitInfo[] = [];
   // Newest first across all parents (git's default order), by a small frontier kept sorted by time.
   const frontier: CommitInfo[] = [];
-  const seen = new Set<ObjectId>([start]);
-  const load = async (id: ObjectId) => ({ ...(await store.readCommit(id)), id, refs: refs.get(id) ?? [] });
-  frontier.push(await load(start));
+  const seen = new Set<ObjectId>(starts);
+  const load = await annotator(store);
+  for (const s of starts) frontier.push(await load(s));
   while (frontier.length && out.length < limit) {
     frontier.sort((a, b) => b.time - a.time || (a.id < b.id ? -1 : 1));
     const c = frontier.shift()!;
@@ -69,15 +94,14 @@ export interface ShowResult extends CommitInfo {
 
 export async function show(store: ObjectStore, rev: string): Promise<ShowResult> {
   const { id } = await resolveRevision(store, rev);
-  const c = await store.readCommit(id);
-  const refs = (await decorations(store)).get(id) ?? [];
+  const c = await (await annotator(store))(id);
   const files: ShownFile[] = [];
   for (const f of await listTreeFiles(store, c.tree)) {
     const r = await store.readFileRecipe(f.id);
     files.push({ path: f.path, size: r.size, format: r.format, tensors: r.parts.filter((p) => p.kind === 'tensor').length });
   }
   return {
-    ...c, id, refs, files,
+    ...c, files,
     totalBytes: files.reduce((a, f) => a + f.size, 0),
     tensorCount: files.reduce((a, f) => a + f.tensors, 0),
   };

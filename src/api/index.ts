@@ -9,9 +9,19 @@ import { log, show, type CommitInfo, type LogOptions, type ShowResult } from './
 import { createBranch, createTag, deleteBranch, deleteTag, listBranches, listTags, reflog, switchBranch, type RefTip } from './refs.js';
 import { stats, status, type StatsResult, type StatusResult } from './store-info.js';
 import { resolveRevision } from '../store/revision-resolver.js';
+import { createAlias, deleteAlias, listAliases, type AliasInfo, type CreateAliasOptions } from './aliases.js';
+import { best, type BestOptions, type BestResult } from './best.js';
+import { configDiff, configExtract, configLabel, configShow, type ConfigDiffResult, type ConfigSnapshot } from './config.js';
+import { diff, type DiffOptions, type DiffResult } from './diff.js';
+import { gc, type GcOptions, type GcReport } from './gc.js';
+import { prune, type PruneOptions, type PruneResult } from './prune.js';
 
 export { parseCount } from './commit-input.js';
 export { CkvcError, ERROR_CODES, EXIT, isCkvcError, type ErrorCode } from '../core/errors.js';
+export type {
+  AliasInfo, BestOptions, BestResult, ConfigDiffResult, ConfigSnapshot, CreateAliasOptions, DiffOptions, DiffResult, GcOptions, GcReport,
+  PruneOptions, PruneResult,
+};
 export type { CheckoutOptions, CheckoutResult, CommitOptions, CommitResult, CommitInfo, LogOptions, ShowResult, RefTip, StatsResult, StatusResult, VerifyReport };
 
 export class Store {
@@ -34,7 +44,25 @@ export class Store {
   createTag(name: string, rev?: string, message?: string) { return createTag(this.objects, name, rev, message); }
   deleteTag(name: string) { return deleteTag(this.objects, name); }
   switch(branch: string) { return switchBranch(this.objects, branch); }
-  reflog(name: string, kind: 'branch' | 'tag' = 'branch') { return reflog(this.objects, name, kind); }
+  reflog(name: string, kind: 'branch' | 'tag' | 'alias' = 'branch') { return reflog(this.objects, name, kind); }
+  diff(opts: DiffOptions): Promise<DiffResult> { return diff(this.objects, opts); }
+  best(opts: BestOptions): Promise<BestResult> { return best(this.objects, opts); }
+  /** Tags the best commit of a branch by a metric. */
+  async tagBest(name: string, opts: BestOptions & { message?: string }): Promise<BestResult & { tag: string }> {
+    const b = await best(this.objects, opts);
+    await createTag(this.objects, name, b.id, opts.message);
+    return { ...b, tag: name };
+  }
+  aliases(): Promise<AliasInfo[]> { return listAliases(this.objects); }
+  createAlias(opts: CreateAliasOptions): Promise<AliasInfo> { return createAlias(this.objects, opts); }
+  deleteAlias(name: string) { return deleteAlias(this.objects, name); }
+  configShow(rev = 'HEAD'): Promise<ConfigSnapshot> { return configShow(this.objects, rev); }
+  configExtract(rev: string, out: string, force = false) { return configExtract(this.objects, rev, out, force); }
+  /** A and B are revisions or config files. */
+  configDiff(a: string, b: string): Promise<ConfigDiffResult> { return configDiff(this.objects, a, b); }
+  configLabel(hash: string, text: string) { return configLabel(this.objects, hash, text); }
+  prune(opts: PruneOptions): Promise<PruneResult> { return prune(this.objects, opts); }
+  gc(opts?: GcOptions): Promise<GcReport> { return gc(this.objects, opts); }
   resolve(rev: string): Promise<string> { return resolveRevision(this.objects, rev).then((r) => r.id); }
   verify(opts: { readData?: boolean } = {}): Promise<VerifyReport> { return verifyStore(this.objects, opts); }
   rebuildIndex(): Promise<{ packs: number; objects: number }> { return this.objects.index.rebuild(); }

@@ -5,6 +5,7 @@ import { encodeTag } from '../core/objects/tag-object.js';
 import { assertRefName } from '../core/ref-name.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX, type RefKind, type ReflogEntry } from '../store/ref-store.js';
+import { registerWriter } from '../store/gc-exclusion.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { defaultAuthor } from './author.js';
 
@@ -68,17 +69,22 @@ export async function createTag(store: ObjectStore, name: string, rev = 'HEAD', 
   assertRefName(name, 'tag');
   const { id: commit } = await resolveRevision(store, rev);
   let id = commit;
-  if (message !== undefined) {
-    const writer = store.writer();
-    try {
-      id = await writer.put('tag', encodeTag({ target: commit, name, message, tagger: defaultAuthor(), time: Date.now() }));
-      await writer.commit();
-    } catch (e) {
-      await writer.abort();
-      throw e;
+  const registration = await registerWriter(store.layout);
+  try {
+    if (message !== undefined) {
+      const writer = store.writer();
+      try {
+        id = await writer.put('tag', encodeTag({ target: commit, name, message, tagger: defaultAuthor(), time: Date.now() }));
+        await writer.commit();
+      } catch (e) {
+        await writer.abort();
+        throw e;
+      }
     }
+    await store.refs.update(REF_PREFIX.tag + name, id, { expect: null, who: defaultAuthor(), message: `tag: ${rev}` });
+  } finally {
+    await registration.release();
   }
-  await store.refs.update(REF_PREFIX.tag + name, id, { expect: null, who: defaultAuthor(), message: `tag: ${rev}` });
   return { name, id, commit };
 }
 
@@ -102,4 +108,11 @@ export async function switchBranch(store: ObjectStore, name: string): Promise<{ 
 export async function reflog(store: ObjectStore, name: string, kind: RefKind = 'branch'): Promise<ReflogEntry[]> {
   assertRefName(name, kind);
   return (await store.refs.reflog(REF_PREFIX[kind] + name)).reverse();
+}
+
+/** The branch HEAD is on; a detached HEAD has none, so commands that need one ask for -b. */
+export async function currentBranch(store: ObjectStore): Promise<string> {
+  const head = await store.refs.readHead();
+  if (head.kind !== 'branch') throw new CkvcError('CKVC_BAD_ARGUMENT', 'HEAD is detached, so there is no current branch; name one with -b BRANCH', {});
+  return head.branch;
 }

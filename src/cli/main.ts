@@ -5,6 +5,8 @@ import { hideBin } from 'yargs/helpers';
 import { CkvcError, EXIT } from '../core/errors.js';
 import { checkoutCommand } from './commands/checkout-command.js';
 import { commitCommand } from './commands/commit-command.js';
+import { configCommands } from './commands/config-commands.js';
+import { curateCommands } from './commands/curate-commands.js';
 import { historyCommands } from './commands/history-commands.js';
 import { refCommands } from './commands/ref-commands.js';
 import { storeCommands } from './commands/store-commands.js';
@@ -43,6 +45,8 @@ export async function run(argv: string[]): Promise<number> {
   checkoutCommand(parser);
   historyCommands(parser);
   refCommands(parser);
+  curateCommands(parser);
+  configCommands(parser);
   try {
     await parser.parseAsync();
   } catch (e) {

@@ -15,6 +15,8 @@ export const EXIT = {
   INPUT_CHANGED: 16,
   WOULD_OVERWRITE: 17,
   UNSUPPORTED: 18,
+  PRUNED: 19,
+  CONFIG_MISMATCH: 20,
   INTERRUPTED: 130,
 } as const;
 
@@ -44,6 +46,8 @@ export const ERROR_CODES = {
   CKVC_INPUT_CHANGED: { exit: EXIT.INPUT_CHANGED, summary: 'an input file changed while it was being committed' },
   CKVC_WOULD_OVERWRITE: { exit: EXIT.WOULD_OVERWRITE, summary: 'checkout would overwrite a different existing file' },
   CKVC_UNSUPPORTED_VERSION: { exit: EXIT.UNSUPPORTED, summary: 'the store, pack or object uses a newer format version' },
+  CKVC_PRUNED: { exit: EXIT.PRUNED, summary: "a file's tensor data was released by `ckvc prune`; the message names the tensors and when" },
+  CKVC_CONFIG_MISMATCH: { exit: EXIT.CONFIG_MISMATCH, summary: "the config given to `checkout --config` differs from the commit's (the differing keys are listed)" },
   CKVC_INTERRUPTED: { exit: EXIT.INTERRUPTED, summary: 'interrupted by a signal; nothing was half-written' },
 } as const;
 

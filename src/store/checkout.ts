@@ -89,7 +89,7 @@ export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink:
     while (queue.length < READ_AHEAD && next < chunks.length) {
       await ensureLocated(next + 1);
       const c = chunks[next]!;
-      const read = store.packs.readObject(locs[next]!, c.id, 'chunk', scratch);
+      const read = store.readLocated(locs[next]!, c.id, 'chunk', scratch);
       read.catch(() => {}); // awaited in order below; a read failing before its turn must not count as unhandled
       queue.push(read);
       next++;

@@ -10,6 +10,7 @@ export const FAULT_STEPS = [
   'index.update', 'index.updated',
   'ref.lock', 'reflog.append', 'ref.tmp', 'ref.fsync', 'ref.rename', 'ref.dirsync', 'ref.done',
   'head.write', 'checkout.write', 'checkout.rename',
+  'prune.record', 'gc.locked', 'gc.packed', 'gc.indexed', 'gc.delete',
 ] as const;
 export type FaultStep = (typeof FAULT_STEPS)[number];
 

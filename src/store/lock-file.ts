@@ -12,7 +12,7 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
-interface LockOwner {
+export interface LockOwner {
   pid: number;
   host: string;
   nonce: string;
@@ -21,7 +21,11 @@ interface LockOwner {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function ownerIsDead(owner: LockOwner | undefined): boolean {
+export function newOwner(): LockOwner {
+  return { pid: process.pid, host: os.hostname(), nonce: randomBytes(8).toString('hex'), time: Date.now() };
+}
+
+export function ownerIsDead(owner: LockOwner | undefined): boolean {
   if (!owner || owner.host !== os.hostname()) return false;
   try {
     process.kill(owner.pid, 0);
@@ -31,7 +35,7 @@ function ownerIsDead(owner: LockOwner | undefined): boolean {
   }
 }
 
-async function readOwner(p: string): Promise<LockOwner | undefined> {
+export async function readOwner(p: string): Promise<LockOwner | undefined> {
   try {
     const o = JSON.parse(await fs.readFile(p, 'utf8')) as LockOwner;
     return typeof o.pid === 'number' && typeof o.nonce === 'string' ? o : undefined;
@@ -55,7 +59,7 @@ async function breakStale(p: string, stale: LockOwner): Promise<void> {
 }
 
 export async function acquireLock(p: string, what: string, timeoutMs = Number(process.env.CKVC_LOCK_TIMEOUT_MS ?? 30_000)): Promise<HeldLock> {
-  const owner: LockOwner = { pid: process.pid, host: os.hostname(), nonce: randomBytes(8).toString('hex'), time: Date.now() };
+  const owner = newOwner();
   const deadline = Date.now() + timeoutMs;
   let delay = 2;
   for (;;) {

@@ -74,6 +74,19 @@ export class IndexSession {
     await batch.write();
   }
 
+  /** Forgets a deleted pack: its `p` key, the `o` keys still pointing into it, and the cached bodies of `gone`. */
+  async removePack(packId: string, entries: PackEntry[], gone: Set<ObjectId>): Promise<void> {
+    const batch = this.db.batch();
+    const vals = await this.db.getMany(entries.map((e) => key(K_OBJECT, e.id)));
+    entries.forEach((e, i) => {
+      const v = vals[i];
+      if (v && v.subarray(0, 32).toString('hex') === packId) batch.del(key(K_OBJECT, e.id));
+      if (e.type === 'commit' && gone.has(e.id)) batch.del(key(K_COMMIT, e.id));
+    });
+    batch.del(key(K_PACK, packId));
+    await batch.write();
+  }
+
   async commitBody(id: ObjectId): Promise<Buffer | undefined> {
     return (await this.db.get(key(K_COMMIT, id))) ?? undefined;
   }

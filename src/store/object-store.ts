@@ -7,8 +7,12 @@ import { decodeFileRecipe, type FileRecipe } from '../core/objects/file-recipe.j
 import { decodeTag, type TagObject } from '../core/objects/tag-object.js';
 import { decodeTensor, type TensorObject } from '../core/objects/tensor-object.js';
 import { decodeTree, type TreeObject } from '../core/objects/tree-object.js';
+import type { BufferPool } from '../core/buffer-pool.js';
 import type { PackEntry } from '../core/pack-format.js';
+import { AliasDefinitions } from './alias-definitions.js';
+import { ConfigLabels } from './config-labels.js';
 import { ObjectIndex } from './object-index.js';
+import { PruneRecords } from './prune-records.js';
 import { ObjectWriter } from './object-writer.js';
 import { PackReader, type ObjectLocation } from './pack-reader.js';
 import { RefStore } from './ref-store.js';
@@ -18,11 +22,17 @@ export class ObjectStore {
   readonly packs: PackReader;
   readonly index: ObjectIndex;
   readonly refs: RefStore;
+  readonly pruned: PruneRecords;
+  readonly aliases: AliasDefinitions;
+  readonly configLabels: ConfigLabels;
 
   private constructor(readonly layout: StoreLayout, readonly config: StoreConfig) {
     this.packs = new PackReader(layout);
     this.index = new ObjectIndex(layout, this.packs, (packId, entries) => this.commitBodiesIn(packId, entries));
     this.refs = new RefStore(layout);
+    this.pruned = new PruneRecords(layout);
+    this.aliases = new AliasDefinitions(layout);
+    this.configLabels = new ConfigLabels(layout);
   }
 
   static async open(explicit?: string, cwd?: string): Promise<ObjectStore> {
@@ -64,8 +74,19 @@ export class ObjectStore {
   }
 
   async readRaw(id: ObjectId, type: ObjectType, loc?: ObjectLocation): Promise<Uint8Array> {
-    const where = loc ?? (await this.locateAll([id], type))[0]!;
-    return this.packs.readObject(where, id, type);
+    return this.readLocated(loc ?? (await this.locateAll([id], type))[0]!, id, type);
+  }
+
+  /** Reads an object at a known location; if gc has deleted that pack meanwhile, asks the index once more. */
+  async readLocated(loc: ObjectLocation, id: ObjectId, type: ObjectType, pool?: BufferPool): Promise<Uint8Array> {
+    try {
+      return await this.packs.readObject(loc, id, type, pool);
+    } catch (e) {
+      if (!(e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT' && e.data.pack === loc.packId)) throw e;
+      const again = (await this.index.session((s) => s.locate([id]), { sync: true }))[0];
+      if (!again || again.packId === loc.packId) throw e;
+      return this.packs.readObject(again, id, type, pool);
+    }
   }
 
   async typeOf(id: ObjectId): Promise<ObjectType | undefined> {

@@ -85,6 +85,16 @@ export class PackReader {
     }
   }
 
+  /** Reads one record, verifies it like readObject, and returns its stored (still encoded) body. */
+  async readStoredRecord(loc: ObjectLocation, id: ObjectId): Promise<Buffer> {
+    const { packId, entry } = loc;
+    const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
+    if (entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: packId });
+    const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + entry.storedLength);
+    await this.decodeRecord(buf, loc, id, where, entry.type, undefined);
+    return buf.subarray(RECORD_HEADER_BYTES);
+  }
+
   private async decodeRecord(buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, expectType: ObjectType | undefined, pool: BufferPool | undefined): Promise<Uint8Array> {
     const { packId, entry } = loc;
     const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);

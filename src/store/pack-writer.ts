@@ -81,6 +81,20 @@ export class PackWriter {
     this.inFlight.add(job);
   }
 
+  /** Appends a record already encoded (gc's repack: copied verbatim after its reader verified it). */
+  async addStored(entry: Omit<PackEntry, 'offset'>, body: Uint8Array): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.ids.has(entry.id)) return;
+    this.ids.add(entry.id);
+    this.rawBytes += entry.rawLength;
+    const placed = { ...entry, offset: this.offset };
+    this.append(encodeRecordHeader(placed));
+    this.append(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    this.entries.push(placed);
+    if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+    if (this.failure) throw this.failure;
+  }
+
   private append(b: Buffer): void {
     this.hasher.update(b);
     this.pending.push(b);

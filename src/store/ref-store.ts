@@ -10,8 +10,14 @@ import { faultPoint } from './fault-injection.js';
 import { withLock } from './lock-file.js';
 import type { StoreLayout } from './store-layout.js';
 
-export type RefKind = 'branch' | 'tag';
-export const REF_PREFIX: Readonly<Record<RefKind, string>> = { branch: 'refs/heads/', tag: 'refs/tags/' };
+export type RefKind = 'branch' | 'tag' | 'alias';
+export const REF_PREFIX: Readonly<Record<RefKind, string>> = { branch: 'refs/heads/', tag: 'refs/tags/', alias: 'refs/aliases/' };
+
+const plural = (kind: RefKind) => (kind === 'branch' ? 'branches' : kind === 'tag' ? 'tags' : 'aliases');
+
+export function refKindOf(full: string): RefKind {
+  return full.startsWith(REF_PREFIX.tag) ? 'tag' : full.startsWith(REF_PREFIX.alias) ? 'alias' : 'branch';
+}
 const ZERO_ID = '0'.repeat(64);
 
 export interface ReflogEntry {
@@ -44,7 +50,7 @@ export class RefStore {
     if (raw === undefined) return undefined;
     const text = raw.toString('utf8').trim();
     if (!isObjectId(text)) {
-      throw new CkvcError('CKVC_CORRUPT_REF', `ref ${full} (${this.file(full)}) does not hold an object ID; 'ckvc reflog ${full.replace(/^refs\/(heads|tags)\//, '')}' shows its earlier values`, { ref: full });
+      throw new CkvcError('CKVC_CORRUPT_REF', `ref ${full} (${this.file(full)}) does not hold an object ID; 'ckvc reflog ${full.replace(/^refs\/(heads|tags|aliases)\//, '')}' shows its earlier values`, { ref: full });
     }
     return text;
   }
@@ -83,7 +89,7 @@ export class RefStore {
    * (null: must not exist; undefined: any value). The caller has made `next` and everything it reaches durable.
    */
   async update(full: string, next: ObjectId | null, opts: { expect?: ObjectId | null; who: string; message: string }): Promise<void> {
-    const kind: RefKind = full.startsWith(REF_PREFIX.tag) ? 'tag' : 'branch';
+    const kind = refKindOf(full);
     const short = full.slice(REF_PREFIX[kind].length);
     assertRefName(short, kind);
     const file = this.file(full);
@@ -126,10 +132,10 @@ export class RefStore {
     for (let i = 3; i < parts.length; i++) {
       const prefix = parts.slice(0, i).join('/');
       const st = await fs.stat(this.file(prefix)).catch(() => undefined);
-      if (st?.isFile()) throw new CkvcError('CKVC_BAD_REF_NAME', `cannot create ${kind} '${short}': ${kind} '${prefix.slice(REF_PREFIX[kind].length)}' exists and a name cannot be both a ${kind} and a folder of ${kind}es`, { name: short });
+      if (st?.isFile()) throw new CkvcError('CKVC_BAD_REF_NAME', `cannot create ${kind} '${short}': ${kind} '${prefix.slice(REF_PREFIX[kind].length)}' exists and a name cannot be both a ${kind} and a folder of ${plural(kind)}`, { name: short });
     }
     const st = await fs.stat(this.file(full)).catch(() => undefined);
-    if (st?.isDirectory()) throw new CkvcError('CKVC_BAD_REF_NAME', `cannot create ${kind} '${short}': ${kind}es named '${short}/...' exist`, { name: short });
+    if (st?.isDirectory()) throw new CkvcError('CKVC_BAD_REF_NAME', `cannot create ${kind} '${short}': ${plural(kind)} named '${short}/...' exist`, { name: short });
   }
 
   async reflog(full: string): Promise<ReflogEntry[]> {

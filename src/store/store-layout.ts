@@ -29,6 +29,11 @@ export class StoreLayout {
   get tmpDir() { return path.join(this.root, 'tmp'); }
   get locksDir() { return path.join(this.root, 'locks'); }
   get headFile() { return path.join(this.root, 'HEAD'); }
+  get aliasesDir() { return path.join(this.root, 'aliases'); }
+  get prunedDir() { return path.join(this.root, 'pruned'); }
+  get configLabelsFile() { return path.join(this.root, 'config-labels.json'); }
+  get gcLockFile() { return path.join(this.locksDir, 'gc.lock'); }
+  get writersDir() { return path.join(this.locksDir, 'writers'); }
   packFile(packId: string) { return path.join(this.packsDir, `${packId}.pack`); }
 }
 

@@ -8,6 +8,8 @@ import type { ObjectId } from '../core/object-id.js';
 import { PACK_FOOTER_BYTES } from '../core/pack-format.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
+import type { PruneRecord } from './prune-records.js';
+import { tensorReleased } from './reachability.js';
 import { REF_PREFIX } from './ref-store.js';
 
 export type VerifyPhase = 'refs' | 'history' | 'packs' | 'data';
@@ -45,7 +47,7 @@ class Verifier {
     } catch (e) {
       this.problem('refs', e);
     }
-    for (const kind of ['branch', 'tag'] as const) {
+    for (const kind of ['branch', 'tag', 'alias'] as const) {
       let list: { name: string; id: ObjectId }[] = [];
       try {
         list = await this.store.refs.list(kind);
@@ -71,6 +73,12 @@ class Verifier {
   }
 
   async history(tips: ObjectId[]): Promise<void> {
+    let pruned = new Map<ObjectId, PruneRecord>();
+    try {
+      pruned = await this.store.pruned.all();
+    } catch (e) {
+      this.problem('history', e);
+    }
     const stack = [...tips];
     while (stack.length) {
       const id = stack.pop()!;
@@ -84,7 +92,8 @@ class Verifier {
         this.checked.commits++;
         stack.push(...c.parents);
         if (c.config) this.chunkIds.add(c.config.snapshot);
-        await this.tree(c.tree, `commit ${id.slice(0, 12)}`);
+        // Tensor data a prune record released is not expected to be there (gc may have deleted it).
+        await this.tree(c.tree, `commit ${id.slice(0, 12)}`, '', pruned.get(id));
       } catch (e) {
         this.problem('history', e, `commit ${id.slice(0, 12)}`);
       }
@@ -97,27 +106,42 @@ class Verifier {
     });
   }
 
-  private async tree(id: ObjectId, from: string): Promise<void> {
-    if (!this.first(id)) return;
+  /** Trees and files are checked once per prune record they are reached under (a record changes which chunks count). */
+  private firstUnder(id: ObjectId, rec: PruneRecord | undefined): boolean {
+    return this.first(`${id}:${rec?.commit ?? '-'}`);
+  }
+
+  private readonly counted = new Set<ObjectId>();
+
+  private firstCount(id: ObjectId): boolean {
+    if (this.counted.has(id)) return false;
+    this.counted.add(id);
+    return true;
+  }
+
+  private async tree(id: ObjectId, from: string, dir: string, rec: PruneRecord | undefined): Promise<void> {
+    if (!this.firstUnder(id, rec)) return;
     try {
       const t = await this.store.readTree(id);
-      this.checked.trees++;
+      if (this.firstCount(id)) this.checked.trees++;
       for (const e of t.entries) {
-        if (e.type === 'tree') await this.tree(e.id, `${from}/${e.name}`);
-        else await this.file(e.id, `${from}/${e.name}`);
+        const p = dir ? `${dir}/${e.name}` : e.name;
+        if (e.type === 'tree') await this.tree(e.id, `${from}/${e.name}`, p, rec);
+        else await this.file(e.id, `${from}/${e.name}`, p, rec);
       }
     } catch (e) {
       this.problem('history', e, from);
     }
   }
 
-  private async file(id: ObjectId, where: string): Promise<void> {
-    if (!this.first(id)) return;
+  private async file(id: ObjectId, where: string, filePath: string, rec: PruneRecord | undefined): Promise<void> {
+    if (!this.firstUnder(id, rec)) return;
     try {
       const r = await this.store.readFileRecipe(id);
-      this.checked.files++;
+      if (this.firstCount(id)) this.checked.files++;
       for (const p of r.parts) {
         if (p.kind === 'chunk') this.chunkIds.add(p.id);
+        else if (tensorReleased(rec, filePath, p.name)) continue;
         else if (this.first(p.id)) {
           const t = await this.store.readTensor(p.id);
           this.checked.tensors++;

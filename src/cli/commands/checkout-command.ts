@@ -7,6 +7,8 @@ interface CheckoutArgs extends GlobalArgs {
   to: string;
   path?: string[];
   force?: boolean;
+  config?: string;
+  allowConfigMismatch?: boolean;
 }
 
 export function checkoutCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
@@ -17,12 +19,18 @@ export function checkoutCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .positional('rev', { type: 'string', demandOption: true, describe: 'revision: branch, tag, ID, NAME~N' })
       .option('to', { type: 'string', demandOption: true, describe: 'folder to write into' })
       .option('path', { type: 'string', array: true, describe: 'only this file or folder of the commit, repeatable' })
-      .option('force', { type: 'boolean', default: false, describe: 'replace existing files that differ' }) as unknown as Argv<CheckoutArgs>,
+      .option('force', { type: 'boolean', default: false, describe: 'replace existing files that differ' })
+      .option('config', { type: 'string', describe: 'fail unless this config file is the one the commit was trained with (canonical hash)' })
+      .option('allow-config-mismatch', { type: 'boolean', describe: 'with --config: check out anyway, with a warning' }) as unknown as Argv<CheckoutArgs>,
     async (args) => {
       const r = await withStore(args, (s) => s.checkout({
-        rev: args.rev, to: args.to, paths: args.path ?? [], force: args.force,
+        rev: args.rev, to: args.to, paths: args.path ?? [], force: args.force, config: args.config, allowConfigMismatch: args.allowConfigMismatch,
         progress: process.stderr.isTTY && !args.json ? (e) => info(`  ${e.path} (${bytes(e.bytes)})`) : undefined,
       }));
+      if (r.configMismatch) {
+        const keys = r.configMismatch.changes.map((c) => c.path || '(whole config)');
+        info(`ckvc: WARNING: config mismatch: ${args.config} (${short(r.configMismatch.given)}) is not the config ${short(r.commit)} was trained with (${r.configMismatch.expected ? short(r.configMismatch.expected) : 'none recorded'})${keys.length ? `; differing keys: ${keys.join(', ')}` : ''}; checked out anyway because of --allow-config-mismatch`);
+      }
       if (args.json) return json(r);
       for (const w of r.written) out(w.path);
       info(`checked out ${short(r.commit)} to ${r.to}: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`);

@@ -47,7 +47,7 @@ export function commitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         for (const w of r.warnings ?? []) info(`ckvc: warning: ${w}`);
         if (args.json) return json(r);
         out(r.id);
-        info(`[${r.branch} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new`);
+        info(`[${r.branch} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new${r.aliases ? `; new best for alias ${r.aliases.join(', ')}` : ''}`);
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { parseCount, type CommitInfo } from '../../api/index.js';
+import { drawGraph } from '../../core/history-graph.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, dim, json, metrics, out, short, time, yellow } from '../render.js';
 
@@ -7,10 +8,24 @@ interface LogArgs extends GlobalArgs {
   rev?: string;
   n?: string;
   firstParent?: boolean;
+  all?: boolean;
+  graph?: boolean;
+  oneline?: boolean;
+  metric?: string[];
 }
 
 interface ShowArgs extends GlobalArgs {
   rev: string;
+}
+
+/** One line per commit: id, refs, step, the chosen metric columns (or all metrics), message. */
+function oneLine(c: CommitInfo, columns: string[] | undefined, widths: number[]): string {
+  const refs = c.refs.length ? ` (${c.refs.join(', ')})` : '';
+  const cols = columns
+    ? columns.map((k, i) => (c.metrics[k] === undefined ? '-' : String(c.metrics[k])).padEnd(widths[i]!)).join('  ')
+    : metrics(c.metrics);
+  const step = c.step !== undefined ? `step=${c.step} ` : '';
+  return `${yellow(short(c.id))}  ${cols ? `${cols}  ` : ''}${dim(step)}${c.message.split('\n')[0]}${refs}`;
 }
 
 function header(c: CommitInfo): void {
@@ -22,7 +37,8 @@ function header(c: CommitInfo): void {
   out(`Date:    ${time(c.time)}`);
   const facts = [c.step !== undefined ? `step=${c.step}` : '', c.epoch !== undefined ? `epoch=${c.epoch}` : '', metrics(c.metrics)].filter(Boolean).join(' ');
   if (facts) out(`Metrics: ${facts}`);
-  if (c.config) out(`Config:  ${c.config.name} ${short(c.config.hash)}`);
+  if (c.config) out(`Config:  ${c.config.name} ${short(c.config.hash)}${c.configLabel ? ` "${c.configLabel}"` : ''}`);
+  if (c.pruned) out(`Pruned:  ${c.pruned.tensors ? `tensors matching ${c.pruned.tensors.join(', ')}` : 'all tensor data'} released ${time(c.pruned.time)}`);
   if (c.code) out(`Code:    ${c.code.commit.slice(0, 12)}${c.code.branch ? ` (${c.code.branch})` : ''}${c.code.dirty ? ' dirty' : ''}`);
   if (c.run) out(`Run:     ${c.run}`);
   if (Object.keys(c.labels).length) out(`Labels:  ${Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`);
@@ -38,11 +54,25 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (a) => a
         .positional('rev', { type: 'string', describe: 'start here (default HEAD)' })
         .option('n', { alias: 'max-count', type: 'string', describe: 'show at most N commits' })
-        .option('first-parent', { type: 'boolean', describe: 'follow only the branch line, not warm-start parents' }) as unknown as Argv<LogArgs>,
+        .option('first-parent', { type: 'boolean', describe: 'follow only the branch line, not warm-start parents' })
+        .option('all', { type: 'boolean', describe: 'every branch, tag and alias, not just REV' })
+        .option('graph', { type: 'boolean', describe: 'draw branches, merges and warm-start parents (one line per commit)' })
+        .option('oneline', { type: 'boolean', describe: 'one line per commit' })
+        .option('metric', { type: 'string', array: true, describe: 'show this metric as a column (one line per commit), repeatable' }) as unknown as Argv<LogArgs>,
       async (args) => {
-        const list = await withStore(args, (s) => s.log({ rev: args.rev, limit: parseCount(args.n, 'n'), firstParent: args.firstParent }));
+        const list = await withStore(args, (s) => s.log({ rev: args.rev, all: args.all, limit: parseCount(args.n, 'n'), firstParent: args.firstParent }));
         if (args.json) return json(list);
+        const columns = args.metric?.length ? args.metric : undefined;
+        const widths = (columns ?? []).map((k) => Math.max(k.length, ...list.map((c) => (c.metrics[k] === undefined ? 1 : String(c.metrics[k]).length))));
+        const compact = args.oneline || args.graph || columns !== undefined;
+        const rows = args.graph ? drawGraph(list.map((c) => ({ id: c.id, parents: c.parents }))) : undefined;
+        if (compact && columns) out(dim(`${rows ? ' '.repeat(rows[0]?.node.length ?? 0) : ''}${'commit'.padEnd(12)}  ${columns.map((k, i) => k.padEnd(widths[i]!)).join('  ')}`));
         list.forEach((c, i) => {
+          if (compact) {
+            out(`${rows ? rows[i]!.node : ''}${oneLine(c, columns, widths)}`);
+            for (const line of rows?.[i]!.after ?? []) out(line);
+            return;
+          }
           if (i) out();
           header(c);
         });

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import type { RefTip } from '../../api/index.js';
 import { withStore, type GlobalArgs } from '../context.js';
+import { modeOf } from './curate-commands.js';
 import { green, info, json, metrics, out, short, time } from '../render.js';
 
 interface BranchArgs extends GlobalArgs {
@@ -14,6 +15,10 @@ interface TagArgs extends GlobalArgs {
   rev?: string;
   message?: string;
   delete?: boolean;
+  best?: string;
+  min?: boolean;
+  max?: boolean;
+  branch?: string;
 }
 
 interface NameArgs extends GlobalArgs {
@@ -56,7 +61,13 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .positional('name', { type: 'string' })
         .positional('rev', { type: 'string' })
         .option('message', { alias: 'm', type: 'string', describe: 'make an annotated tag with this message' })
-        .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the tag' }) as unknown as Argv<TagArgs>,
+        .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the tag' })
+        .option('best', { type: 'string', describe: 'tag the best commit of -b BRANCH by this metric (instead of REV)' })
+        .option('min', { type: 'boolean', describe: 'with --best: lower is better' })
+        .option('max', { type: 'boolean', describe: 'with --best: higher is better' })
+        .option('branch', { alias: 'b', type: 'string', describe: 'with --best: the branch (default: the current one)' })
+        .conflicts('min', 'max')
+        .conflicts('best', 'rev') as unknown as Argv<TagArgs>,
       async (args) => withStore(args, async (s) => {
         if (!args.name) {
           const tips = await s.tags();
@@ -65,6 +76,10 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         if (args.delete) {
           const r = await s.deleteTag(args.name);
           return args.json ? json(r) : info(`deleted tag ${r.name} (was ${short(r.id)})`);
+        }
+        if (args.best !== undefined) {
+          const b = await s.tagBest(args.name, { metric: args.best, mode: modeOf(args), branch: args.branch, message: args.message });
+          return args.json ? json(b) : info(`tagged ${short(b.id)} as ${b.tag}: best ${b.metric}=${b.value} (${b.mode}${b.modeGuessed ? ', guessed from the name' : ''}) on ${b.branch} among ${b.candidates} commit(s)`);
         }
         const r = await s.createTag(args.name, args.rev, args.message);
         return args.json ? json(r) : info(`tagged ${short(r.commit)} as ${r.name}`);

@@ -1,0 +1,124 @@
+// Moving aliases (spec/FORMAT.md §12): a ref that always names the best commit of a branch by one metric,
+// moved by every commit to that branch that beats it, so "best" needs no script.
+import { CkvcError } from '../core/errors.js';
+import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
+import type { ObjectId } from '../core/object-id.js';
+import { assertRefName } from '../core/ref-name.js';
+import type { AliasDefinition } from '../store/alias-definitions.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { REF_PREFIX } from '../store/ref-store.js';
+import { defaultAuthor } from './author.js';
+import { best } from './best.js';
+import { currentBranch } from './refs.js';
+
+export interface AliasInfo extends AliasDefinition {
+  /** The commit it names now; absent until a commit of the branch has the metric. */
+  id?: ObjectId;
+  value?: number;
+  step?: number;
+  message?: string;
+}
+
+export interface CreateAliasOptions {
+  name: string;
+  track: string;
+  mode?: MetricMode;
+  branch?: string;
+  /** Replace an existing alias's definition. */
+  force?: boolean;
+}
+
+export async function createAlias(store: ObjectStore, opts: CreateAliasOptions): Promise<AliasInfo> {
+  assertRefName(opts.name, 'alias');
+  if (!opts.track) throw new CkvcError('CKVC_BAD_ARGUMENT', 'give the metric the alias tracks: --track KEY', {});
+  const branch = opts.branch ?? (await currentBranch(store));
+  assertRefName(branch, 'branch');
+  for (const other of ['branch', 'tag'] as const) {
+    if (await store.refs.read(REF_PREFIX[other] + opts.name)) {
+      throw new CkvcError('CKVC_REF_CONFLICT', `a ${other} named '${opts.name}' exists; an alias of the same name would be shadowed by it, so pick another name`, { name: opts.name });
+    }
+  }
+  const existing = await store.aliases.read(opts.name);
+  if (existing && !opts.force) {
+    throw new CkvcError('CKVC_REF_CONFLICT', `alias '${opts.name}' already exists (tracks ${existing.track} on ${existing.branch}); add --force to redefine it`, { name: opts.name });
+  }
+  const def: AliasDefinition = { name: opts.name, track: opts.track, mode: opts.mode ?? defaultMetricMode(opts.track), branch, created: Date.now() };
+  // The alias starts at the branch's current best, if any commit has the metric yet.
+  // An alias may be set up before its branch's first commit: it stays empty until a commit has the metric.
+  const current = await best(store, { metric: def.track, mode: def.mode, branch }).catch((e) => {
+    if (e instanceof CkvcError && e.code === 'CKVC_UNKNOWN_REVISION' && e.data.branch === branch) return undefined;
+    throw e;
+  });
+  await store.aliases.write(def);
+  const ref = REF_PREFIX.alias + opts.name;
+  const cur = (await store.refs.read(ref)) ?? null;
+  if (current && cur !== current.id) {
+    await store.refs.update(ref, current.id, { expect: cur, who: defaultAuthor(), message: `alias: best ${def.track} (${def.mode}) on ${branch}` });
+  } else if (!current && cur) {
+    await store.refs.update(ref, null, { expect: cur, who: defaultAuthor(), message: 'alias: redefined, no commit has the metric yet' });
+  }
+  return { ...def, id: current?.id, value: current?.value, step: current?.step, message: current?.message };
+}
+
+export async function listAliases(store: ObjectStore): Promise<AliasInfo[]> {
+  const out: AliasInfo[] = [];
+  for (const def of await store.aliases.list()) {
+    const id = await store.refs.read(REF_PREFIX.alias + def.name).catch(() => undefined);
+    if (!id) {
+      out.push(def);
+      continue;
+    }
+    const c = await store.readCommit(id);
+    out.push({ ...def, id, value: c.metrics?.[def.track], step: c.step, message: c.message });
+  }
+  return out;
+}
+
+export async function deleteAlias(store: ObjectStore, name: string): Promise<{ name: string; id?: ObjectId }> {
+  assertRefName(name, 'alias');
+  const def = await store.aliases.read(name);
+  const ref = REF_PREFIX.alias + name;
+  const id = await store.refs.read(ref);
+  if (!def && !id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no alias named '${name}'; 'ckvc alias' lists them`, { name });
+  if (id) await store.refs.update(ref, null, { expect: id, who: defaultAuthor(), message: 'alias: deleted' });
+  await store.aliases.remove(name);
+  return { name, id };
+}
+
+/**
+ * After a commit landed on `branch`: move every alias tracking that branch to it if it beats the alias's
+ * current commit. Returns warnings (the commit counts whatever happens here).
+ */
+export async function advanceAliases(store: ObjectStore, branch: string, id: ObjectId, metrics: Record<string, number> | undefined): Promise<{ moved: string[]; warnings: string[] }> {
+  const moved: string[] = [];
+  const warnings: string[] = [];
+  if (!metrics || Object.keys(metrics).length === 0) return { moved, warnings };
+  let defs: AliasDefinition[];
+  try {
+    defs = await store.aliases.tracking(branch);
+  } catch (e) {
+    return { moved, warnings: [`could not read the aliases: ${(e as Error).message}`] };
+  }
+  for (const def of defs) {
+    const v = metrics[def.track];
+    if (v === undefined) continue;
+    const ref = REF_PREFIX.alias + def.name;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const cur = (await store.refs.read(ref)) ?? null;
+        const curValue = cur ? (await store.readCommit(cur)).metrics?.[def.track] : undefined;
+        if (cur && !isBetter(v, curValue, def.mode)) break;
+        try {
+          await store.refs.update(ref, id, { expect: cur, who: defaultAuthor(), message: `alias: ${def.track}=${v} beats ${curValue ?? 'nothing'}` });
+          moved.push(def.name);
+          break;
+        } catch (e) {
+          if (!(e instanceof CkvcError && e.code === 'CKVC_REF_CONFLICT') || attempt >= 20) throw e;
+        }
+      }
+    } catch (e) {
+      warnings.push(`alias '${def.name}' was not updated: ${(e as Error).message}; run 'ckvc alias ${def.name} --track ${def.track} -b ${branch} --force' to recompute it`);
+    }
+  }
+  return { moved, warnings };
+}

@@ -1,0 +1,69 @@
+// `ckvc best --metric KEY` and `ckvc tag NAME --best KEY`: the best commit of a branch by one metric.
+import { CkvcError } from '../core/errors.js';
+import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
+import type { ObjectId } from '../core/object-id.js';
+import type { CommitObject } from '../core/objects/commit-object.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { REF_PREFIX } from '../store/ref-store.js';
+import { currentBranch } from './refs.js';
+
+export interface BestOptions {
+  metric: string;
+  mode?: MetricMode;
+  branch?: string;
+}
+
+export interface BestResult {
+  id: ObjectId;
+  branch: string;
+  metric: string;
+  mode: MetricMode;
+  /** Whether the mode was given or guessed from the metric's name. */
+  modeGuessed: boolean;
+  value: number;
+  step?: number;
+  time: number;
+  message: string;
+  metrics: Record<string, number>;
+  /** How many commits of the branch carry the metric. */
+  candidates: number;
+}
+
+/**
+ * The commits made on `branch`: its first-parent chain, stopping where the chain leaves commits recorded as
+ * made on this branch (the history it was started from belongs to another branch).
+ */
+export async function* branchCommits(store: ObjectStore, branch: string): AsyncGenerator<{ id: ObjectId; commit: CommitObject }> {
+  let id = await store.refs.read(REF_PREFIX.branch + branch);
+  if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch named '${branch}' (or it has no commits); 'ckvc branch' lists branches`, { branch });
+  let first = true;
+  while (id) {
+    const commit = await store.readCommit(id);
+    if (!first && commit.branch !== undefined && commit.branch !== branch) return;
+    yield { id, commit };
+    first = false;
+    id = commit.parents[0];
+  }
+}
+
+export async function best(store: ObjectStore, opts: BestOptions): Promise<BestResult> {
+  if (!opts.metric) throw new CkvcError('CKVC_BAD_ARGUMENT', 'give the metric to rank by: --metric KEY', {});
+  const branch = opts.branch ?? (await currentBranch(store));
+  const mode = opts.mode ?? defaultMetricMode(opts.metric);
+  let top: { id: ObjectId; commit: CommitObject; value: number } | undefined;
+  let candidates = 0;
+  for await (const { id, commit } of branchCommits(store, branch)) {
+    const v = commit.metrics?.[opts.metric];
+    if (v === undefined) continue;
+    candidates++;
+    // Walking newest to oldest, an equal value replaces the current pick, so ties go to the earliest commit.
+    if (!top || isBetter(v, top.value, mode) || v === top.value) top = { id, commit, value: v };
+  }
+  if (!top) {
+    throw new CkvcError('CKVC_UNKNOWN_REVISION', `no commit on branch '${branch}' has the metric '${opts.metric}'; 'ckvc log ${branch} --metric ${opts.metric}' shows what is recorded`, { branch, metric: opts.metric });
+  }
+  return {
+    id: top.id, branch, metric: opts.metric, mode, modeGuessed: opts.mode === undefined, value: top.value,
+    step: top.commit.step, time: top.commit.time, message: top.commit.message, metrics: top.commit.metrics ?? {}, candidates,
+  };
+}

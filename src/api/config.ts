@@ -1,0 +1,111 @@
+// `ckvc config show|extract|diff|label`: the config each commit was trained with, byte for byte, compared
+// key by key, and labelled by hash.
+import * as fs from 'node:fs/promises';
+import { configHash, parseConfig, type ConfigFormat } from '../core/config-snapshot.js';
+import { diffConfig, type ConfigChange } from '../core/diff/config-delta.js';
+import { CkvcError } from '../core/errors.js';
+import type { ObjectId } from '../core/object-id.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { resolveRevision } from '../store/revision-resolver.js';
+import { readConfigFile } from './config-file.js';
+
+export interface ConfigSnapshot {
+  /** The commit it came from, or absent for a file. */
+  commit?: ObjectId;
+  /** The file it came from, for a file. */
+  file?: string;
+  name: string;
+  hash: string;
+  format: ConfigFormat;
+  label?: string;
+  bytes: Buffer;
+  value: unknown;
+}
+
+async function snapshotOfCommit(store: ObjectStore, rev: string): Promise<ConfigSnapshot> {
+  const { id } = await resolveRevision(store, rev);
+  const c = await store.readCommit(id);
+  if (!c.config) throw new CkvcError('CKVC_PATH_NOT_FOUND', `commit ${id.slice(0, 12)} (${rev}) was made without --config, so it has no config snapshot`, { revision: rev, id });
+  const bytes = Buffer.from(await store.readRaw(c.config.snapshot, 'chunk'));
+  const parsed = parseConfig(bytes.toString('utf8'), c.config.name);
+  const label = (await store.configLabels.all()).get(c.config.hash);
+  return { commit: id, name: c.config.name, hash: c.config.hash, format: c.config.format, label, bytes, value: parsed.value };
+}
+
+/** A revision, or a config file when `spec` names an existing file (a file wins over a same-named branch). */
+export async function configOf(store: ObjectStore, spec: string): Promise<ConfigSnapshot> {
+  const st = await fs.stat(spec).catch(() => undefined);
+  if (st?.isFile()) {
+    const { bytes, value } = await readConfigFile(spec);
+    const hash = configHash(value.value);
+    return { file: spec, name: spec, hash, format: value.format, label: (await store.configLabels.all()).get(hash), bytes, value: value.value };
+  }
+  return snapshotOfCommit(store, spec);
+}
+
+export interface ConfigDiffResult {
+  a: Omit<ConfigSnapshot, 'bytes' | 'value'>;
+  b: Omit<ConfigSnapshot, 'bytes' | 'value'>;
+  same: boolean;
+  changes: ConfigChange[];
+}
+
+const describe = ({ bytes: _b, value: _v, ...rest }: ConfigSnapshot) => rest;
+
+export async function configDiff(store: ObjectStore, a: string, b: string): Promise<ConfigDiffResult> {
+  const ca = await configOf(store, a);
+  const cb = await configOf(store, b);
+  const changes = ca.hash === cb.hash ? [] : diffConfig(ca.value, cb.value);
+  return { a: describe(ca), b: describe(cb), same: ca.hash === cb.hash, changes };
+}
+
+export async function configShow(store: ObjectStore, rev: string): Promise<ConfigSnapshot> {
+  return snapshotOfCommit(store, rev);
+}
+
+/** Writes the snapshot byte for byte; refuses to replace an existing different file unless forced. */
+export async function configExtract(store: ObjectStore, rev: string, out: string, force = false): Promise<{ commit: ObjectId; file: string; bytes: number; hash: string }> {
+  const snap = await snapshotOfCommit(store, rev);
+  const existing = await fs.readFile(out).catch(() => undefined);
+  if (existing && !existing.equals(snap.bytes) && !force) {
+    throw new CkvcError('CKVC_WOULD_OVERWRITE', `${out} exists with other content; add --force to replace it`, { path: out });
+  }
+  await fs.writeFile(out, snap.bytes).catch((e) => { throw new CkvcError('CKVC_IO', `cannot write ${out}: ${(e as NodeJS.ErrnoException).code}; check the path and permissions`, { path: out }); });
+  return { commit: snap.commit!, file: out, bytes: snap.bytes.length, hash: snap.hash };
+}
+
+/** Labels a config hash; a unique prefix (>= 6 hex digits) of a hash some commit uses is accepted. */
+export async function configLabel(store: ObjectStore, hashOrPrefix: string, text: string): Promise<{ hash: string; label: string }> {
+  const oneLine = text.replace(/[\r\n\t]+/g, ' ').trim();
+  let hash = hashOrPrefix.toLowerCase();
+  if (!/^[0-9a-f]{6,64}$/.test(hash)) throw new CkvcError('CKVC_BAD_ARGUMENT', `config hash ${JSON.stringify(hashOrPrefix)} is not 6-64 hex digits; 'ckvc show REV' prints a commit's config hash`, { hash: hashOrPrefix });
+  if (hash.length < 64) {
+    const known = await knownConfigHashes(store);
+    const hits = [...known].filter((h) => h.startsWith(hash));
+    if (hits.length === 0) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no commit has a config hash starting with ${hash}; give the full 64-digit hash to label it anyway`, { hash });
+    if (hits.length > 1) throw new CkvcError('CKVC_AMBIGUOUS_REVISION', `config hash prefix ${hash} matches ${hits.length} configs; give more digits`, { hash, matches: hits });
+    hash = hits[0]!;
+  }
+  await store.configLabels.set(hash, oneLine);
+  return { hash, label: oneLine };
+}
+
+async function knownConfigHashes(store: ObjectStore): Promise<Set<string>> {
+  const out = new Set<string>();
+  const seen = new Set<ObjectId>();
+  const stack: ObjectId[] = [];
+  for (const kind of ['branch', 'tag', 'alias'] as const) for (const r of await store.refs.list(kind, { skipCorrupt: true })) stack.push(r.id);
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    if ((await store.typeOf(id)) === 'tag') {
+      stack.push((await store.readTag(id)).target);
+      continue;
+    }
+    const c = await store.readCommit(id);
+    if (c.config) out.add(c.config.hash);
+    stack.push(...c.parents);
+  }
+  return out;
+}

@@ -1,0 +1,218 @@
+// `ckvc diff A B`: config keys, metric deltas, files, and tensors, with numeric change figures streamed chunk
+// by chunk. Tensors with the same ID are skipped unread; chunks with the same ID in a changed tensor are read
+// on A's side only (for ||a||). Memory holds a few chunks at a time, whatever the checkpoint size.
+import type { ConfigChange } from '../core/diff/config-delta.js';
+import { diffConfig } from '../core/diff/config-delta.js';
+import { diffMetrics, type MetricChange } from '../core/diff/metric-delta.js';
+import { isNumericDtype, TensorDeltaAccumulator, type TensorDelta } from '../core/diff/tensor-delta.js';
+import { globToRegExp, matchesAny } from '../core/glob.js';
+import type { ObjectId } from '../core/object-id.js';
+import type { CommitObject } from '../core/objects/commit-object.js';
+import type { TensorObject } from '../core/objects/tensor-object.js';
+import { listTreeFiles } from '../store/checkout.js';
+import type { ObjectStore } from '../store/object-store.js';
+import type { PruneRecord } from '../store/prune-records.js';
+import { tensorReleased } from '../store/reachability.js';
+import { resolveRevision } from '../store/revision-resolver.js';
+import { configOf } from './config.js';
+
+export interface DiffOptions {
+  a: string;
+  b: string;
+  /** Only tensors matching any of these globs (by name, or `<file>:<name>`). */
+  tensors?: string[];
+  /** Skip the numeric figures (for --stat): only IDs are compared, no tensor data is read. */
+  numeric?: boolean;
+}
+
+export interface DiffSide {
+  rev: string;
+  id: ObjectId;
+  message: string;
+  step?: number;
+  time: number;
+  configHash?: string;
+  configLabel?: string;
+}
+
+export interface FileChange {
+  path: string;
+  format: string;
+  sizeA?: number;
+  sizeB?: number;
+  /** For files in both: tensors added, removed, changed inside it. */
+  tensorsAdded?: number;
+  tensorsRemoved?: number;
+  tensorsChanged?: number;
+}
+
+export interface TensorRef {
+  file: string;
+  name: string;
+  dtype: string;
+  shape: number[];
+  bytes: number;
+}
+
+export interface TensorChange {
+  file: string;
+  name: string;
+  dtypeA: string;
+  dtypeB: string;
+  shapeA: number[];
+  shapeB: number[];
+  bytesA: number;
+  bytesB: number;
+  chunks: number;
+  changedChunks: number;
+  /** changedChunks / chunks. */
+  chunkFraction: number;
+  /** Numeric figures, when both sides share dtype, shape and chunking and the data is there. */
+  delta?: TensorDelta;
+  /** Why there are no numeric figures. */
+  note?: string;
+}
+
+export interface DiffResult {
+  a: DiffSide;
+  b: DiffSide;
+  config: { same: boolean; a?: string; b?: string; changes: ConfigChange[]; note?: string };
+  metrics: MetricChange[];
+  files: { added: FileChange[]; removed: FileChange[]; changed: FileChange[]; unchanged: number };
+  tensors: { added: TensorRef[]; removed: TensorRef[]; changed: TensorChange[]; unchanged: number };
+}
+
+interface TensorEntry {
+  file: string;
+  name: string;
+  id: ObjectId;
+}
+
+async function side(store: ObjectStore, rev: string): Promise<{ side: DiffSide; commit: CommitObject }> {
+  const { id } = await resolveRevision(store, rev);
+  const c = await store.readCommit(id);
+  const labels = await store.configLabels.all();
+  return {
+    side: { rev, id, message: c.message, step: c.step, time: c.time, configHash: c.config?.hash, configLabel: c.config ? labels.get(c.config.hash) : undefined },
+    commit: c,
+  };
+}
+
+async function filesOf(store: ObjectStore, c: CommitObject) {
+  const out = new Map<string, { id: ObjectId; size: number; format: string; tensors: TensorEntry[] }>();
+  for (const f of await listTreeFiles(store, c.tree)) {
+    const r = await store.readFileRecipe(f.id);
+    const tensors = r.parts.filter((p) => p.kind === 'tensor').map((p) => ({ file: f.path, name: (p as { name: string }).name, id: p.id }));
+    out.set(f.path, { id: f.id, size: r.size, format: r.format, tensors });
+  }
+  return out;
+}
+
+export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffResult> {
+  const globs = opts.tensors?.length ? opts.tensors.map(globToRegExp) : undefined;
+  const A = await side(store, opts.a);
+  const B = await side(store, opts.b);
+
+  let config: DiffResult['config'];
+  if (A.commit.config && B.commit.config) {
+    const same = A.commit.config.hash === B.commit.config.hash;
+    const changes = same ? [] : diffConfig((await configOf(store, A.side.id)).value, (await configOf(store, B.side.id)).value);
+    config = { same, a: A.commit.config.hash, b: B.commit.config.hash, changes };
+  } else {
+    config = { same: !A.commit.config && !B.commit.config, a: A.commit.config?.hash, b: B.commit.config?.hash, changes: [], note: `${!A.commit.config ? 'A' : ''}${!A.commit.config && !B.commit.config ? ' and ' : ''}${!B.commit.config ? 'B' : ''} committed without --config` };
+  }
+
+  const fa = await filesOf(store, A.commit);
+  const fb = await filesOf(store, B.commit);
+  const files: DiffResult['files'] = { added: [], removed: [], changed: [], unchanged: 0 };
+  for (const [p, f] of fa) if (!fb.has(p)) files.removed.push({ path: p, format: f.format, sizeA: f.size });
+  for (const [p, f] of fb) if (!fa.has(p)) files.added.push({ path: p, format: f.format, sizeB: f.size });
+
+  const wanted = (t: TensorEntry) => !globs || matchesAny(globs, [t.name, `${t.file}:${t.name}`]);
+  const key = (t: TensorEntry) => `${t.file}\0${t.name}`;
+  const ta = new Map([...fa.values()].flatMap((f) => f.tensors).filter(wanted).map((t) => [key(t), t]));
+  const tb = new Map([...fb.values()].flatMap((f) => f.tensors).filter(wanted).map((t) => [key(t), t]));
+  const tensors: DiffResult['tensors'] = { added: [], removed: [], changed: [], unchanged: 0 };
+  const ref = async (t: TensorEntry): Promise<TensorRef> => {
+    const o = await store.readTensor(t.id);
+    return { file: t.file, name: t.name, dtype: o.dtype, shape: o.shape, bytes: o.size };
+  };
+  for (const [k, t] of ta) if (!tb.has(k)) tensors.removed.push(await ref(t));
+  for (const [k, t] of tb) if (!ta.has(k)) tensors.added.push(await ref(t));
+
+  const prunedA = await store.pruned.get(A.side.id);
+  const prunedB = await store.pruned.get(B.side.id);
+  for (const [k, t] of ta) {
+    const u = tb.get(k);
+    if (!u) continue;
+    if (u.id === t.id) {
+      tensors.unchanged++;
+      continue;
+    }
+    tensors.changed.push(await tensorChange(store, t, u, opts.numeric !== false, prunedA, prunedB));
+  }
+
+  for (const [p, f] of fa) {
+    const g = fb.get(p);
+    if (!g) continue;
+    if (g.id === f.id) {
+      files.unchanged++;
+      continue;
+    }
+    const inFile = (list: { file: string }[]) => list.filter((t) => t.file === p).length;
+    files.changed.push({
+      path: p, format: g.format, sizeA: f.size, sizeB: g.size,
+      ...(f.tensors.length || g.tensors.length ? { tensorsAdded: inFile(tensors.added), tensorsRemoved: inFile(tensors.removed), tensorsChanged: inFile(tensors.changed) } : {}),
+    });
+  }
+  const byPath = (x: { path: string }, y: { path: string }) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0);
+  files.added.sort(byPath);
+  files.removed.sort(byPath);
+  files.changed.sort(byPath);
+  return { a: A.side, b: B.side, config, metrics: diffMetrics(A.commit.metrics ?? {}, B.commit.metrics ?? {}), files, tensors };
+}
+
+async function tensorChange(store: ObjectStore, t: TensorEntry, u: TensorEntry, numeric: boolean, prunedA?: PruneRecord, prunedB?: PruneRecord): Promise<TensorChange> {
+  const a = await store.readTensor(t.id);
+  const b = await store.readTensor(u.id);
+  const chunks = Math.max(a.chunks.length, b.chunks.length);
+  let changedChunks = 0;
+  for (let i = 0; i < chunks; i++) if (a.chunks[i] !== b.chunks[i]) changedChunks++;
+  const out: TensorChange = {
+    file: t.file, name: t.name, dtypeA: a.dtype, dtypeB: b.dtype, shapeA: a.shape, shapeB: b.shape, bytesA: a.size, bytesB: b.size,
+    chunks, changedChunks, chunkFraction: chunks ? changedChunks / chunks : 0,
+  };
+  if (a.dtype !== b.dtype) out.note = 'dtype changed';
+  else if (a.shape.join() !== b.shape.join()) out.note = 'shape changed';
+  else if (!isNumericDtype(a.dtype)) out.note = `no numeric figures for ${a.dtype}`;
+  else if (a.chunkSize !== b.chunkSize) out.note = 'chunked differently';
+  else if (tensorReleased(prunedA, t.file, t.name) || tensorReleased(prunedB, u.file, u.name)) out.note = 'data pruned';
+  else if (numeric) out.delta = await streamDelta(store, a, b);
+  return out;
+}
+
+const READ_AHEAD = 4;
+
+async function streamDelta(store: ObjectStore, a: TensorObject, b: TensorObject): Promise<TensorDelta> {
+  const acc = new TensorDeltaAccumulator(a.dtype as ConstructorParameters<typeof TensorDeltaAccumulator>[0]);
+  const read = (id: ObjectId) => store.readRaw(id, 'chunk');
+  const pairs: Promise<[Uint8Array, Uint8Array | undefined]>[] = [];
+  let next = 0;
+  const schedule = () => {
+    while (pairs.length < READ_AHEAD && next < a.chunks.length) {
+      const i = next++;
+      const same = a.chunks[i] === b.chunks[i];
+      const p = Promise.all([read(a.chunks[i]!), same ? undefined : read(b.chunks[i]!)]);
+      p.catch(() => {});
+      pairs.push(p);
+    }
+  };
+  schedule();
+  while (pairs.length) {
+    const [ca, cb] = await pairs.shift()!;
+    schedule();
+    if (cb) acc.addChanged(ca, cb);
+    else acc.addUnchanged(ca);
+  }
+  return acc.result();
+}

@@ -1,0 +1,19 @@
+// `ckvc gc`: delete data nothing needs any more, once it is older than the grace period.
+import { parseDuration } from '../core/duration.js';
+import { collectGarbage, type GcReport } from '../store/garbage-collector.js';
+import type { ObjectStore } from '../store/object-store.js';
+
+export const DEFAULT_GC_GRACE = '1h';
+
+export interface GcOptions {
+  dryRun?: boolean;
+  /** A duration such as '1h', '30m' or '0' (default 1h). */
+  grace?: string;
+}
+
+export async function gc(store: ObjectStore, opts: GcOptions = {}): Promise<GcReport> {
+  const graceMs = parseDuration(opts.grace ?? DEFAULT_GC_GRACE, 'grace');
+  return collectGarbage(store, { dryRun: opts.dryRun, graceMs });
+}
+
+export type { GcReport };

@@ -1,0 +1,208 @@
+// Comparing and curating: diff, best, alias, prune, gc.
+import type { Argv } from 'yargs';
+import type { DiffResult } from '../../api/index.js';
+import { CkvcError } from '../../core/errors.js';
+import type { MetricMode } from '../../core/metric-mode.js';
+import { withStore, type GlobalArgs } from '../context.js';
+import { bytes, dim, info, json, out, short } from '../render.js';
+
+interface DiffArgs extends GlobalArgs {
+  a: string;
+  b: string;
+  stat?: boolean;
+  tensor?: string[];
+}
+
+interface BestArgs extends GlobalArgs {
+  metric: string;
+  min?: boolean;
+  max?: boolean;
+  branch?: string;
+}
+
+interface AliasArgs extends GlobalArgs {
+  name?: string;
+  track?: string;
+  min?: boolean;
+  max?: boolean;
+  branch?: string;
+  force?: boolean;
+  delete?: boolean;
+}
+
+interface PruneArgs extends GlobalArgs {
+  keepLast: string;
+  branch?: string;
+  keepTagged?: boolean;
+  keepBest?: string;
+  metric?: string;
+  min?: boolean;
+  max?: boolean;
+  tensors?: string[];
+  dryRun?: boolean;
+}
+
+interface GcArgs extends GlobalArgs {
+  dryRun?: boolean;
+  grace?: string;
+}
+
+/** --min / --max, or undefined to let the metric's name decide. */
+export function modeOf(args: { min?: boolean; max?: boolean }): MetricMode | undefined {
+  return args.min ? 'min' : args.max ? 'max' : undefined;
+}
+
+const fmt = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? 'undefined');
+const num = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e6 ? v.toPrecision(6).replace(/\.?0+$/, '') : v.toExponential(3));
+const pct = (f: number) => `${(f * 100).toFixed(f > 0 && f < 0.001 ? 3 : 1)}%`;
+
+function renderDiff(r: DiffResult, stat: boolean): void {
+  const sideText = (s: DiffResult['a']) => `${s.rev} ${short(s.id)}${s.step !== undefined ? ` step=${s.step}` : ''}`;
+  if (stat) {
+    const width = Math.max(0, ...[...r.files.changed, ...r.files.added, ...r.files.removed].map((f) => f.path.length));
+    for (const f of r.files.changed) {
+      const t = f.tensorsChanged !== undefined ? `${f.tensorsChanged} tensor(s) changed, ${f.tensorsAdded} added, ${f.tensorsRemoved} removed` : `changed`;
+      out(` ${f.path.padEnd(width)} | ${t} (${bytes(f.sizeA!)} -> ${bytes(f.sizeB!)})`);
+    }
+    for (const f of r.files.added) out(` ${f.path.padEnd(width)} | added (${bytes(f.sizeB!)})`);
+    for (const f of r.files.removed) out(` ${f.path.padEnd(width)} | removed (${bytes(f.sizeA!)})`);
+    const chunks = r.tensors.changed.reduce((a, t) => a + t.changedChunks, 0);
+    const total = r.tensors.changed.reduce((a, t) => a + t.chunks, 0);
+    out(` ${r.files.changed.length} file(s) changed, ${r.files.added.length} added, ${r.files.removed.length} removed, ${r.files.unchanged} unchanged; ` +
+      `${r.tensors.changed.length} tensor(s) changed (${chunks}/${total} chunks), ${r.tensors.added.length} added, ${r.tensors.removed.length} removed, ${r.tensors.unchanged} unchanged; ` +
+      `config ${r.config.same ? 'same' : `${r.config.changes.length} key(s) changed`}; ${r.metrics.filter((m) => m.delta !== 0).length} metric(s) differ`);
+    return;
+  }
+  out(`diff ${sideText(r.a)} -> ${sideText(r.b)}`);
+  const label = (h?: string, l?: string) => (h ? `${short(h)}${l ? ` "${l}"` : ''}` : 'none');
+  out(`\nconfig: ${r.config.same ? `same (${label(r.config.a, r.a.configLabel)})` : `${label(r.config.a, r.a.configLabel)} -> ${label(r.config.b, r.b.configLabel)}, ${r.config.changes.length} key(s) differ`}${r.config.note ? dim(` (${r.config.note})`) : ''}`);
+  for (const c of r.config.changes) {
+    if (c.kind === 'added') out(`  + ${c.path}: ${fmt(c.new)}`);
+    else if (c.kind === 'removed') out(`  - ${c.path}: ${fmt(c.old)}`);
+    else out(`  ~ ${c.path}: ${fmt(c.old)} -> ${fmt(c.new)}`);
+  }
+  out(`\nmetrics:${r.metrics.length ? '' : ' none'}`);
+  const kw = Math.max(0, ...r.metrics.map((m) => m.key.length));
+  for (const m of r.metrics) {
+    if (m.old === undefined) out(`  + ${m.key.padEnd(kw)}  ${num(m.new!)}`);
+    else if (m.new === undefined) out(`  - ${m.key.padEnd(kw)}  ${num(m.old)}`);
+    else out(`  ${m.delta === 0 ? ' ' : '~'} ${m.key.padEnd(kw)}  ${num(m.old)} -> ${num(m.new)}  (${m.delta! >= 0 ? '+' : ''}${num(m.delta!)}${m.percent === null || m.percent === undefined ? '' : `, ${m.percent >= 0 ? '+' : ''}${m.percent.toFixed(2)}%`})`);
+  }
+  out(`\nfiles: ${r.files.changed.length} changed, ${r.files.added.length} added, ${r.files.removed.length} removed, ${r.files.unchanged} unchanged`);
+  for (const f of r.files.added) out(`  + ${f.path}  ${bytes(f.sizeB!)}`);
+  for (const f of r.files.removed) out(`  - ${f.path}  ${bytes(f.sizeA!)}`);
+  for (const f of r.files.changed) out(`  ~ ${f.path}  ${bytes(f.sizeA!)} -> ${bytes(f.sizeB!)}${f.tensorsChanged !== undefined ? `  (${f.tensorsChanged} tensor(s) changed)` : ''}`);
+  out(`\ntensors: ${r.tensors.changed.length} changed, ${r.tensors.added.length} added, ${r.tensors.removed.length} removed, ${r.tensors.unchanged} unchanged`);
+  for (const t of r.tensors.added) out(`  + ${t.file}:${t.name}  ${t.dtype} [${t.shape.join(', ')}]`);
+  for (const t of r.tensors.removed) out(`  - ${t.file}:${t.name}  ${t.dtype} [${t.shape.join(', ')}]`);
+  for (const t of r.tensors.changed) {
+    const type = t.dtypeA === t.dtypeB && t.shapeA.join() === t.shapeB.join() ? `${t.dtypeA} [${t.shapeA.join(', ')}]` : `${t.dtypeA} [${t.shapeA.join(', ')}] -> ${t.dtypeB} [${t.shapeB.join(', ')}]`;
+    const d = t.delta;
+    const figures = d ? `  ||a-b||=${num(d.l2Diff)}  rel=${d.relative === null ? 'n/a' : num(d.relative)}  max|a-b|=${num(d.maxAbsDiff)}${d.nonFinite ? `  non-finite=${d.nonFinite}` : ''}` : t.note ? dim(`  (${t.note})`) : '';
+    out(`  ~ ${t.file}:${t.name}  ${type}  chunks ${t.changedChunks}/${t.chunks} (${pct(t.chunkFraction)})${figures}`);
+  }
+}
+
+export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y
+    .command<DiffArgs>(
+      'diff <a> <b>',
+      'Compare two commits: config keys, metric deltas, files, and tensors (with ||a-b||, relative change, max |a-b|)',
+      (a) => a
+        .positional('a', { type: 'string', demandOption: true })
+        .positional('b', { type: 'string', demandOption: true })
+        .option('stat', { type: 'boolean', describe: 'one line per file and a summary; reads no tensor data' })
+        .option('tensor', { type: 'string', array: true, describe: 'only tensors matching this glob (name or FILE:NAME), repeatable' }) as unknown as Argv<DiffArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.diff({ a: args.a, b: args.b, tensors: args.tensor, numeric: !args.stat }));
+        if (args.json) return json(r);
+        renderDiff(r, Boolean(args.stat));
+      },
+    )
+    .command<BestArgs>(
+      'best',
+      'Print the best commit of a branch by a metric',
+      (a) => a
+        .option('metric', { type: 'string', demandOption: true, describe: 'metric to rank by' })
+        .option('min', { type: 'boolean', describe: 'lower is better' })
+        .option('max', { type: 'boolean', describe: 'higher is better (default unless the name says loss, error, ...)' })
+        .option('branch', { alias: 'b', type: 'string', describe: 'branch (default: the current one)' })
+        .conflicts('min', 'max') as unknown as Argv<BestArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.best({ metric: args.metric, mode: modeOf(args), branch: args.branch }));
+        if (args.json) return json(r);
+        out(r.id);
+        info(`best ${r.metric}=${r.value} (${r.mode === 'min' ? 'lowest' : 'highest'}${r.modeGuessed ? `, guessed from the name; --${r.mode === 'min' ? 'max' : 'min'} to flip` : ''}) on ${r.branch} among ${r.candidates} commit(s): ${short(r.id)}${r.step !== undefined ? ` step=${r.step}` : ''} ${r.message.split('\n')[0]}`);
+      },
+    )
+    .command<AliasArgs>(
+      'alias [name]',
+      'List moving aliases, or create one that every later commit to BRANCH moves when it beats the best KEY',
+      (a) => a
+        .positional('name', { type: 'string' })
+        .option('track', { type: 'string', describe: 'metric to track' })
+        .option('min', { type: 'boolean', describe: 'lower is better' })
+        .option('max', { type: 'boolean', describe: 'higher is better' })
+        .option('branch', { alias: 'b', type: 'string', describe: 'branch to follow (default: the current one)' })
+        .option('force', { type: 'boolean', describe: 'redefine an existing alias' })
+        .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the alias' })
+        .conflicts('min', 'max') as unknown as Argv<AliasArgs>,
+      async (args) => withStore(args, async (s) => {
+        if (!args.name) {
+          const list = await s.aliases();
+          if (args.json) return json(list);
+          const w = Math.max(0, ...list.map((l) => l.name.length));
+          for (const l of list) out(`${l.name.padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${l.mode} ${l.track}${l.value !== undefined ? `=${l.value}` : ''} on ${l.branch}${l.step !== undefined ? `  step=${l.step}` : ''}`);
+          return;
+        }
+        if (args.delete) {
+          const r = await s.deleteAlias(args.name);
+          return args.json ? json(r) : info(`deleted alias ${r.name}${r.id ? ` (was ${short(r.id)})` : ''}`);
+        }
+        if (!args.track) {
+          throw new CkvcError('CKVC_USAGE', `creating alias '${args.name}' needs --track KEY (and -b BRANCH unless it is the current branch); 'ckvc alias' alone lists aliases`, {});
+        }
+        const r = await s.createAlias({ name: args.name, track: args.track, mode: modeOf(args), branch: args.branch, force: args.force });
+        if (args.json) return json(r);
+        info(`alias ${r.name} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${r.track} on ${r.branch}: ${r.id ? `now ${short(r.id)} (${r.track}=${r.value})` : 'no commit has it yet'}`);
+      }),
+    )
+    .command<PruneArgs>(
+      'prune',
+      'Release the tensor data of old commits of a branch; commits, configs and metrics stay (then run ckvc gc)',
+      (a) => a
+        .option('keep-last', { type: 'string', demandOption: true, describe: 'keep the newest N commits of the branch' })
+        .option('branch', { alias: 'b', type: 'string', describe: 'branch (default: the current one)' })
+        .option('keep-tagged', { type: 'boolean', describe: 'keep commits a tag names' })
+        .option('keep-best', { type: 'string', describe: 'keep the best K by --metric' })
+        .option('metric', { type: 'string', describe: 'metric for --keep-best' })
+        .option('min', { type: 'boolean', describe: 'lower is better' })
+        .option('max', { type: 'boolean', describe: 'higher is better' })
+        .option('tensors', { type: 'string', array: true, describe: 'release only tensors matching this glob (e.g. "optimizer.*"), repeatable' })
+        .option('dry-run', { type: 'boolean', describe: 'say what would be released; change nothing' })
+        .conflicts('min', 'max') as unknown as Argv<PruneArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.prune({
+          keepLast: args.keepLast as unknown as number, branch: args.branch, keepTagged: args.keepTagged, keepBest: args.keepBest as unknown as number,
+          metric: args.metric, mode: modeOf(args), tensors: args.tensors, dryRun: args.dryRun,
+        }));
+        if (args.json) return json(r);
+        for (const k of r.kept) out(`keep   ${short(k.id)}${k.step !== undefined ? ` step=${k.step}` : ''}  ${dim(k.reasons.join(', '))}  ${k.message.split('\n')[0]}`);
+        for (const p of r.pruned) out(`${r.dryRun ? 'would prune' : 'prune '} ${short(p.id)}${p.step !== undefined ? ` step=${p.step}` : ''}  ${p.message.split('\n')[0]}`);
+        const what = r.tensors ? `tensors matching ${r.tensors.join(', ')}` : 'tensor data';
+        info(`${r.dryRun ? 'dry run: would release' : 'released'} the ${what} of ${r.pruned.length} commit(s) on ${r.branch}, keeping ${r.kept.length}; ${bytes(r.releasedBytes)} in ${r.releasedObjects} object(s) no longer needed${r.dryRun ? '' : " ('ckvc gc' frees them)"}`);
+      },
+    )
+    .command<GcArgs>(
+      'gc',
+      'Delete data that no branch, tag, alias, reflog or unpruned commit needs, once older than the grace period; repack',
+      (a) => a
+        .option('dry-run', { type: 'boolean', describe: 'report what would be freed; change nothing' })
+        .option('grace', { type: 'string', describe: 'leave data younger than this alone (default 1h; e.g. 30m, 2h, 0)' }) as unknown as Argv<GcArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.gc({ dryRun: args.dryRun, grace: args.grace }));
+        if (args.json) return json(r);
+        info(`${r.dryRun ? 'dry run: would free' : 'freed'} ${bytes(r.bytesFreed)} (${bytes(r.bytesBefore)} -> ${bytes(r.bytesAfter)}): ${r.deadObjects} dead object(s) ${r.dryRun ? 'to delete' : 'deleted'}, ${r.liveObjects} live; packs ${r.packsBefore} -> ${r.packsAfter} (${r.packsDeleted} deleted, ${r.packsRewritten} rewritten)${r.youngDeadObjects ? `; ${r.youngDeadObjects} dead object(s) younger than the grace period kept` : ''}${r.tmpFilesRemoved ? `; ${r.tmpFilesRemoved} leftover temp file(s) removed` : ''}`);
+      },
+    );
+}

@@ -1,0 +1,168 @@
+// ckvc gc (spec/FORMAT.md §15): with writers excluded, compute the live set, then per pack older than the grace
+// period keep it, delete it, or copy its live records verbatim into a new pack first. New data is durable and
+// indexed before anything old goes; the index forgets a pack before its file is deleted.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { ObjectId } from '../core/object-id.js';
+import { RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry } from '../core/pack-format.js';
+import { fsyncDir, ioError } from './durable-fs.js';
+import { faultPoint } from './fault-injection.js';
+import { acquireGcLock } from './gc-exclusion.js';
+import { listPackIds } from './object-index.js';
+import type { ObjectStore } from './object-store.js';
+import { PackWriter, type FinishedPack } from './pack-writer.js';
+import { PruneRecords } from './prune-records.js';
+import { gcRoots, liveObjects } from './reachability.js';
+
+export interface GcOptions {
+  dryRun?: boolean;
+  /** Packs (and tmp/ files) younger than this are left alone. */
+  graceMs: number;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  graceMs: number;
+  liveObjects: number;
+  deadObjects: number;
+  /** Dead objects kept because their pack is younger than the grace period. */
+  youngDeadObjects: number;
+  packsBefore: number;
+  packsAfter: number;
+  packsDeleted: number;
+  packsRewritten: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  bytesFreed: number;
+  tmpFilesRemoved: number;
+}
+
+const ROLL_BYTES = 1024 * 1024 * 1024;
+
+interface PackPlan {
+  packId: string;
+  size: number;
+  entries: PackEntry[];
+  young: boolean;
+  live: PackEntry[];
+  dead: PackEntry[];
+}
+
+export async function collectGarbage(store: ObjectStore, opts: GcOptions): Promise<GcReport> {
+  const lock = await acquireGcLock(store.layout);
+  try {
+    return await collectLocked(store, opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcReport> {
+  faultPoint('gc.locked');
+  const now = Date.now();
+  await store.index.session(async () => {}, { sync: true });
+  const pruned = await new PruneRecords(store.layout).all();
+  const live = await liveObjects(store, await gcRoots(store), pruned);
+
+  const plans: PackPlan[] = [];
+  for (const packId of [...(await listPackIds(store.layout))].sort()) {
+    const file = store.layout.packFile(packId);
+    const st = await fs.stat(file).catch((e) => { throw ioError(e, 'stat', file); });
+    const { entries } = await store.packs.readToc(packId);
+    const young = now - st.mtimeMs < opts.graceMs;
+    plans.push({ packId, size: st.size, entries, young, live: entries.filter((e) => live.has(e.id)), dead: entries.filter((e) => !live.has(e.id)) });
+  }
+  // Objects already safe in a pack that stays as it is need no second copy.
+  const kept = new Set<ObjectId>();
+  for (const p of plans) if (p.young || p.dead.length === 0) for (const e of p.entries) kept.add(e.id);
+
+  const report: GcReport = {
+    dryRun: Boolean(opts.dryRun), graceMs: opts.graceMs, liveObjects: live.size, deadObjects: 0, youngDeadObjects: 0,
+    packsBefore: plans.length, packsAfter: 0, packsDeleted: 0, packsRewritten: 0,
+    bytesBefore: plans.reduce((a, p) => a + p.size, 0), bytesAfter: 0, bytesFreed: 0, tmpFilesRemoved: 0,
+  };
+  const doomed = plans.filter((p) => !p.young && p.dead.length > 0);
+  const dead = new Set<ObjectId>();
+  for (const p of plans) {
+    for (const e of p.dead) {
+      if (p.young) report.youngDeadObjects++;
+      else dead.add(e.id);
+    }
+  }
+  report.deadObjects = dead.size;
+
+  const written: FinishedPack[] = [];
+  let copiedBytes = 0;
+  if (!opts.dryRun && doomed.length) {
+    let writer: PackWriter | undefined;
+    try {
+      for (const p of doomed) {
+        for (const e of p.live) {
+          if (kept.has(e.id)) continue;
+          kept.add(e.id);
+          writer ??= await PackWriter.create(store.layout);
+          const body = await store.packs.readStoredRecord({ packId: p.packId, entry: e }, e.id);
+          await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
+          if (writer.acceptedBytes >= ROLL_BYTES) {
+            const done = await writer.finish();
+            writer = undefined;
+            if (done) written.push(done);
+          }
+        }
+      }
+      if (writer) {
+        const done = await writer.finish();
+        writer = undefined;
+        if (done) written.push(done);
+      }
+    } catch (e) {
+      await writer?.abort();
+      throw e;
+    }
+    if (written.length) faultPoint('gc.packed');
+    await store.index.session(async (s) => {
+      for (const w of written) await s.addPack(w, new Map());
+      for (const p of doomed) await s.removePack(p.packId, p.entries, dead);
+    });
+    faultPoint('gc.indexed');
+    await store.packs.close(); // our own handles on the doomed packs
+    for (const p of doomed) {
+      faultPoint('gc.delete');
+      const file = store.layout.packFile(p.packId);
+      await fs.rm(file, { force: true }).catch((e) => { throw ioError(e, 'delete', file); });
+    }
+    await fsyncDir(store.layout.packsDir);
+    report.tmpFilesRemoved = await cleanTmp(store, now, opts.graceMs);
+  }
+  copiedBytes = written.reduce((a, w) => a + w.size, 0);
+  report.packsDeleted = doomed.length;
+  report.packsRewritten = doomed.filter((p) => p.live.length > 0).length;
+  const doomedBytes = doomed.reduce((a, p) => a + p.size, 0);
+  if (opts.dryRun) {
+    // Estimate what the copies would take: the live records' stored bytes plus their headers.
+    copiedBytes = doomed.reduce((a, p) => a + p.live.filter((e) => !kept.has(e.id)).reduce((b, e) => b + RECORD_HEADER_BYTES + e.storedLength + TOC_ENTRY_BYTES, 0), 0);
+  }
+  report.bytesAfter = report.bytesBefore - doomedBytes + copiedBytes;
+  report.bytesFreed = report.bytesBefore - report.bytesAfter;
+  report.packsAfter = plans.length - doomed.length + (opts.dryRun ? (copiedBytes > 0 ? 1 : 0) : written.length);
+  return report;
+}
+
+/** Unfinished packs and temp files left in tmp/ by crashed commands, once older than the grace period. */
+async function cleanTmp(store: ObjectStore, now: number, graceMs: number): Promise<number> {
+  let removed = 0;
+  let names: string[] = [];
+  try {
+    names = await fs.readdir(store.layout.tmpDir);
+  } catch {
+    return 0;
+  }
+  for (const n of names) {
+    const p = path.join(store.layout.tmpDir, n);
+    const st = await fs.stat(p).catch(() => undefined);
+    if (!st?.isFile() || now - st.mtimeMs < graceMs) continue;
+    await fs.rm(p, { force: true });
+    removed++;
+  }
+  return removed;
+}

@@ -1,0 +1,85 @@
+// Which tensor data of which commit `ckvc prune` released (spec/FORMAT.md §13): pruned/<commit>.json.
+// Records only ever widen: pruning again unites the globs and keeps the first time.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { CkvcError } from '../core/errors.js';
+import { isObjectId, type ObjectId } from '../core/object-id.js';
+import { ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
+import { faultPoint } from './fault-injection.js';
+import type { StoreLayout } from './store-layout.js';
+
+export interface PruneRecord {
+  commit: ObjectId;
+  time: number;
+  /** null: every tensor of the commit; otherwise the globs of the released tensors. */
+  tensors: string[] | null;
+}
+
+export function mergePruneRecords(a: PruneRecord | undefined, b: PruneRecord): PruneRecord {
+  if (!a) return b;
+  const tensors = a.tensors === null || b.tensors === null ? null : [...new Set([...a.tensors, ...b.tensors])].sort();
+  return { commit: a.commit, time: Math.min(a.time, b.time), tensors };
+}
+
+export class PruneRecords {
+  private cache: Map<ObjectId, PruneRecord> | undefined;
+
+  constructor(private readonly layout: StoreLayout) {}
+
+  private file(commit: ObjectId): string {
+    return path.join(this.layout.prunedDir, `${commit}.json`);
+  }
+
+  private async readOne(commit: ObjectId): Promise<PruneRecord | undefined> {
+    const raw = await readFileIfExists(this.file(commit));
+    if (!raw) return undefined;
+    try {
+      const r = JSON.parse(raw.toString('utf8')) as PruneRecord;
+      const tensorsOk = r.tensors === null || (Array.isArray(r.tensors) && r.tensors.every((g) => typeof g === 'string'));
+      if (r.commit !== commit || typeof r.time !== 'number' || !tensorsOk) throw new Error('fields');
+      return { commit, time: r.time, tensors: r.tensors };
+    } catch {
+      // Failing safe: an unreadable record means "everything released", so gc never keeps less than asked
+      // and checkout never serves what the user pruned; verify names the file.
+      return { commit, time: 0, tensors: null };
+    }
+  }
+
+  /** Every record, read once per process (prune records change rarely and only grow). */
+  async all(): Promise<Map<ObjectId, PruneRecord>> {
+    if (this.cache) return this.cache;
+    const out = new Map<ObjectId, PruneRecord>();
+    let names: string[] = [];
+    try {
+      names = await fs.readdir(this.layout.prunedDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(e, 'list', this.layout.prunedDir);
+    }
+    for (const n of names) {
+      const id = n.slice(0, -'.json'.length);
+      if (!n.endsWith('.json') || !isObjectId(id)) continue;
+      const r = await this.readOne(id);
+      if (r) out.set(id, r);
+    }
+    this.cache = out;
+    return out;
+  }
+
+  async get(commit: ObjectId): Promise<PruneRecord | undefined> {
+    return (await this.all()).get(commit);
+  }
+
+  async add(record: PruneRecord): Promise<PruneRecord> {
+    if (!isObjectId(record.commit)) throw new CkvcError('CKVC_INTERNAL', `prune record for a non-ID ${record.commit}`, {});
+    await fs.mkdir(this.layout.prunedDir, { recursive: true }).catch((e) => { throw ioError(e, 'create', this.layout.prunedDir); });
+    const merged = mergePruneRecords(await this.readOne(record.commit), record);
+    try {
+      faultPoint('prune.record');
+    } catch (e) {
+      throw ioError(e, 'write', this.file(record.commit));
+    }
+    await writeFileDurable(this.file(record.commit), `${JSON.stringify(merged)}\n`);
+    this.cache?.set(record.commit, merged);
+    return merged;
+  }
+}
