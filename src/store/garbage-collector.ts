@@ -10,6 +10,7 @@ import { faultPoint } from './fault-injection.js';
 import { acquireGcLock } from './gc-exclusion.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
+import type { ObjectLocation } from './pack-reader.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
 import { PruneRecords } from './prune-records.js';
 import { gcRoots, liveObjects } from './reachability.js';
@@ -73,8 +74,8 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
     plans.push({ packId, size: st.size, entries, young, live: entries.filter((e) => live.has(e.id)), dead: entries.filter((e) => !live.has(e.id)) });
   }
   // Objects already safe in a pack that stays as it is need no second copy.
-  const kept = new Set<ObjectId>();
-  for (const p of plans) if (p.young || p.dead.length === 0) for (const e of p.entries) kept.add(e.id);
+  const kept = new Map<ObjectId, ObjectLocation>();
+  for (const p of plans) if (p.young || p.dead.length === 0) for (const e of p.entries) kept.set(e.id, { packId: p.packId, entry: e });
 
   const report: GcReport = {
     dryRun: Boolean(opts.dryRun), graceMs: opts.graceMs, liveObjects: live.size, deadObjects: 0, youngDeadObjects: 0,
@@ -99,10 +100,10 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
       for (const p of doomed) {
         for (const e of p.live) {
           if (kept.has(e.id)) continue;
-          kept.add(e.id);
           writer ??= await PackWriter.create(store.layout);
           const body = await store.packs.readStoredRecord({ packId: p.packId, entry: e }, e.id);
           await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
+          kept.set(e.id, { packId: '', entry: e }); // its final place is known when the pack is finished
           if (writer.acceptedBytes >= ROLL_BYTES) {
             const done = await writer.finish();
             writer = undefined;
@@ -115,15 +116,16 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
         writer = undefined;
         if (done) written.push(done);
       }
+      for (const w of written) for (const e of w.entries) kept.set(e.id, { packId: w.packId, entry: e });
     } catch (e) {
       await writer?.abort();
       throw e;
     }
     if (written.length) faultPoint('gc.packed');
-    await store.index.session(async (s) => {
-      for (const w of written) await s.addPack(w, new Map());
-      for (const p of doomed) await s.removePack(p.packId, p.entries, dead);
-    });
+    // The relocation matters after a crash of an earlier gc: a live object then sits in a doomed pack and in a
+    // kept one, and re-indexing may have picked the doomed copy.
+    const relocate = doomed.flatMap((p) => p.live.map((e) => kept.get(e.id)!));
+    await store.index.session((s) => s.replacePacks(written, doomed, dead, relocate));
     faultPoint('gc.indexed');
     await store.packs.close(); // our own handles on the doomed packs
     for (const p of doomed) {
@@ -139,8 +141,15 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   report.packsRewritten = doomed.filter((p) => p.live.length > 0).length;
   const doomedBytes = doomed.reduce((a, p) => a + p.size, 0);
   if (opts.dryRun) {
-    // Estimate what the copies would take: the live records' stored bytes plus their headers.
-    copiedBytes = doomed.reduce((a, p) => a + p.live.filter((e) => !kept.has(e.id)).reduce((b, e) => b + RECORD_HEADER_BYTES + e.storedLength + TOC_ENTRY_BYTES, 0), 0);
+    // Estimate what the copies would take: each live record not kept elsewhere, once, with its header.
+    const copied = new Set<ObjectId>();
+    for (const p of doomed) {
+      for (const e of p.live) {
+        if (kept.has(e.id) || copied.has(e.id)) continue;
+        copied.add(e.id);
+        copiedBytes += RECORD_HEADER_BYTES + e.storedLength + TOC_ENTRY_BYTES;
+      }
+    }
   }
   report.bytesAfter = report.bytesBefore - doomedBytes + copiedBytes;
   report.bytesFreed = report.bytesBefore - report.bytesAfter;

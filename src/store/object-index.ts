@@ -74,16 +74,27 @@ export class IndexSession {
     await batch.write();
   }
 
-  /** Forgets a deleted pack: its `p` key, the `o` keys still pointing into it, and the cached bodies of `gone`. */
-  async removePack(packId: string, entries: PackEntry[], gone: Set<ObjectId>): Promise<void> {
+  /**
+   * gc's index update, in one atomic batch: index the new packs, forget the deleted ones (their `p` keys, the
+   * `o` keys still pointing into them, the cached bodies of commits in `gone`), and point every object in
+   * `relocate` at its surviving copy (its entry may have named a deleted pack though a kept pack has it too).
+   */
+  async replacePacks(added: IndexedPack[], removed: IndexedPack[], gone: Set<ObjectId>, relocate: ObjectLocation[]): Promise<void> {
     const batch = this.db.batch();
-    const vals = await this.db.getMany(entries.map((e) => key(K_OBJECT, e.id)));
-    entries.forEach((e, i) => {
-      const v = vals[i];
-      if (v && v.subarray(0, 32).toString('hex') === packId) batch.del(key(K_OBJECT, e.id));
-      if (e.type === 'commit' && gone.has(e.id)) batch.del(key(K_COMMIT, e.id));
-    });
-    batch.del(key(K_PACK, packId));
+    for (const pack of added) {
+      for (const e of pack.entries) batch.put(key(K_OBJECT, e.id), encodeLocation(pack.packId, e));
+      batch.put(key(K_PACK, pack.packId), Buffer.from(String(pack.entries.length)));
+    }
+    for (const pack of removed) {
+      const vals = await this.db.getMany(pack.entries.map((e) => key(K_OBJECT, e.id)));
+      pack.entries.forEach((e, i) => {
+        const v = vals[i];
+        if (v && v.subarray(0, 32).toString('hex') === pack.packId) batch.del(key(K_OBJECT, e.id));
+        if (e.type === 'commit' && gone.has(e.id)) batch.del(key(K_COMMIT, e.id));
+      });
+      batch.del(key(K_PACK, pack.packId));
+    }
+    for (const l of relocate) batch.put(key(K_OBJECT, l.entry.id), encodeLocation(l.packId, l.entry));
     await batch.write();
   }
 

@@ -327,6 +327,8 @@ export interface SoakOptions {
   opaqueBytes: number;
   seed: number;
   readers: number;
+  /** Loops running `ckvc gc --grace 0` beside the committers (each commit's re-parented leftovers are its garbage). */
+  gcLoops?: number;
   log?: (msg: string) => void;
 }
 
@@ -337,6 +339,9 @@ export interface SoakResult {
   readerRuns: number;
   readerCheckouts: number;
   readerProblems: string[];
+  gcRuns: number;
+  gcBytesFreed: number;
+  gcProblems: string[];
   missing: string[];
   extra: string[];
   mismatches: string[];
@@ -404,11 +409,25 @@ export async function concurrencySoak(o: SoakOptions): Promise<SoakResult> {
     }
   };
 
+  let gcRuns = 0;
+  let gcBytesFreed = 0;
+  const gcProblems: string[] = [];
+  const collector = async () => {
+    while (running > 0) {
+      const r = await s.run(['gc', '--grace', '0', '--json']);
+      gcRuns++;
+      if (r.code !== 0) gcProblems.push(`gc: ${describeOutcome(r)}`);
+      else gcBytesFreed += (JSON.parse(r.stdout) as { bytesFreed: number }).bytesFreed;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  };
+
   await Promise.all([
     ...Array.from({ length: o.processes }, (_, p) => committer(p)),
     ...Array.from({ length: o.readers }, (_, k) => reader(k)),
+    ...Array.from({ length: o.gcLoops ?? 0 }, () => collector()),
   ]);
-  o.log?.(`soak: ${acks.size} commits acknowledged, ${failedCommits.length} failed, ${readerRuns} reader logs, ${readerCheckouts} reader checkouts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  o.log?.(`soak: ${acks.size} commits acknowledged, ${failedCommits.length} failed, ${readerRuns} reader logs, ${readerCheckouts} reader checkouts, ${gcRuns} gc runs (${gcBytesFreed} bytes freed) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   // What readers checked out mid-run must be what the committer gave (every commit a reader saw was acknowledged).
   for (const seen of seenByReaders) {
@@ -435,7 +454,7 @@ export async function concurrencySoak(o: SoakOptions): Promise<SoakResult> {
   const verify = await s.verify(true);
   o.log?.(`soak: checked ${acks.size} commits, verify exit ${verify.r.code}, ${((Date.now() - t0) / 1000).toFixed(1)} s in all`);
   return {
-    store: s, acknowledged: acks.size, failedCommits, readerRuns, readerCheckouts, readerProblems, missing, extra, mismatches, verify,
+    store: s, acknowledged: acks.size, failedCommits, readerRuns, readerCheckouts, readerProblems, gcRuns, gcBytesFreed, gcProblems, missing, extra, mismatches, verify,
     seconds: (Date.now() - t0) / 1000,
   };
 }

@@ -59,6 +59,9 @@ interface Op {
 
 let A: Template; // main: c1 <- c2; annotated tag v1 -> c1; branch old -> c1; HEAD on main
 let B: Template; // branch warm: w1; HEAD on an unborn main (a fresh store's state)
+let C: Template; // main: p1 <- p2 <- p3, nothing else: `prune --keep-last 2` releases p1
+let D: Template; // C after that prune: p1's pack holds dead chunks and live metadata, so gc rewrites it
+let p1 = '';
 let c1 = '';
 let c2 = '';
 let c2Files: Map<string, string>;
@@ -95,6 +98,20 @@ beforeAll(() => {
   fs.writeFileSync(path.join(sB.store, 'HEAD'), 'ref: refs/heads/main\n');
   expect(sB.jsonSync(['status']).head).toEqual({ branch: 'main' });
   B = { store: sB, earlier: [{ rev: w1, files: wf }] };
+
+  // Templates C and D: three commits of one branch, then the oldest pruned.
+  const sC = initStore('ckvc-crash-tC-');
+  const earlierC: Earlier[] = [];
+  for (const seed of [21, 22, 23]) {
+    const dir = path.join(src, `p${seed}`);
+    const files = writeCheckpoint(dir, { seed, family: 2 });
+    earlierC.push({ rev: commitSync(sC, [dir, '-m', `p${seed}`, '--metric', `loss=${seed / 10}`]), files });
+  }
+  p1 = earlierC[0]!.rev;
+  C = { store: sC, earlier: earlierC };
+  const sD = copyStore(sC);
+  expectOk(sD.runSync(['prune', '--keep-last', '2', '-b', 'main']), 'prune in template D');
+  D = { store: sD, earlier: earlierC.slice(1) };
 
   // Inputs of the operations (shared by all cases, read-only).
   const mk = (name: string, seed: number, family: number) => {
@@ -235,6 +252,30 @@ const OPS: Op[] = [
     alreadyDone: (c, r) => r.code === 14 && c.s.ref('refs/heads/old') === undefined,
     visible: async (c) => (c.s.ref('refs/heads/old') === undefined ? [] : ['branch old still exists']),
   },
+  {
+    key: 'i',
+    title: 'prune --keep-last 2 (writes a prune record)',
+    template: () => C,
+    inputs: () => [],
+    args: () => ['prune', '--keep-last', '2', '-b', 'main', '--json'],
+    visible: async (c) => {
+      const r = await c.s.run(['checkout', p1, '--to', path.join(c.scratch, 'pruned')]);
+      return r.code === 19 ? [] : [`checkout of the pruned commit: expected exit 19 CKVC_PRUNED, got ${describeOutcome(r)}`];
+    },
+  },
+  {
+    key: 'j',
+    title: 'gc --grace 0 after a prune (rewrites a pack, deletes another)',
+    template: () => D,
+    inputs: () => [],
+    args: () => ['gc', '--grace', '0', '--json'],
+    visible: async (c, r) => {
+      const report = JSON.parse(r.stdout);
+      const again = await c.s.run(['gc', '--grace', '0', '--dry-run', '--json']);
+      const left = again.code === 0 ? JSON.parse(again.stdout).deadObjects : `gc --dry-run failed: ${describeOutcome(again)}`;
+      return left === 0 && report.packsAfter >= 1 ? [] : [`after gc, dead objects left: ${left}`];
+    },
+  },
   checkoutOp('g1', 'checkout REV --to DIR into an empty folder', false),
   checkoutOp('g2', 'checkout REV --to DIR --force over a different existing file', true),
   {
@@ -364,7 +405,7 @@ async function runCase(op: Op, fault: string): Promise<string[]> {
   });
 }
 
-const EXTRA = [[BIG, 'pack.write@2'], [OPS[6]!, 'checkout.rename@2']] as const;
+const EXTRA = [[BIG, 'pack.write@2'], [OPS.find((o) => o.key === 'g1')!, 'checkout.rename@2']] as const;
 
 // --- the matrix -------------------------------------------------------------------------------------------
 
@@ -402,8 +443,10 @@ describe('crash points: coverage', () => {
     expect(killed.length).toBeGreaterThanOrEqual(70);
     const killedSteps = new Set(killed.map((r) => r.fault.replace(/@\d+$/, '')));
     expect(STEPS.filter((s) => !killedSteps.has(s))).toEqual([]);
-    // A commit goes through every pack, index and ref step.
+    // A commit goes through every pack, index and ref step; gc through its own and the pack steps.
     const aKilled = new Set(killed.filter((r) => r.op === 'a').map((r) => r.fault));
     expect(STEPS.filter((s) => /^(pack|index|ref|reflog)\./.test(s) && !aKilled.has(s))).toEqual([]);
+    const gcKilled = new Set(killed.filter((r) => r.op === 'j').map((r) => r.fault));
+    expect(STEPS.filter((s) => /^(gc|pack)\./.test(s) && !gcKilled.has(s))).toEqual([]);
   });
 });
