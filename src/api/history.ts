@@ -34,6 +34,7 @@ export async function decorations(store: ObjectStore): Promise<Map<ObjectId, str
     add(id, `tag: ${t.name}`);
   }
   for (const a of await store.refs.list('alias', { skipCorrupt: true })) add(a.id, `alias: ${a.name}`);
+  for (const r of await store.refs.list('remote', { skipCorrupt: true })) add(r.id, r.name);
   return out;
 }
 
@@ -52,7 +53,7 @@ async function annotator(store: ObjectStore): Promise<(id: ObjectId) => Promise<
 export async function log(store: ObjectStore, opts: LogOptions = {}): Promise<CommitInfo[]> {
   const starts = new Set<ObjectId>();
   if (opts.all) {
-    for (const kind of ['branch', 'tag', 'alias'] as const) {
+    for (const kind of ['branch', 'tag', 'alias', 'remote'] as const) {
       for (const r of await store.refs.list(kind, { skipCorrupt: true })) {
         starts.add((await store.typeOf(r.id)) === 'tag' ? (await store.readTag(r.id)).target : r.id);
       }

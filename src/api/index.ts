@@ -11,17 +11,23 @@ import { stats, status, type StatsResult, type StatusResult } from './store-info
 import { resolveRevision } from '../store/revision-resolver.js';
 import { createAlias, deleteAlias, listAliases, type AliasInfo, type CreateAliasOptions } from './aliases.js';
 import { best, type BestOptions, type BestResult } from './best.js';
+import { packBundle, pullBundle, verifyBundle, type BundleReport, type PackOptions, type PackResult, type PullBundleOptions } from './bundle.js';
 import { configDiff, configExtract, configLabel, configShow, type ConfigDiffResult, type ConfigSnapshot } from './config.js';
 import { diff, type DiffOptions, type DiffResult } from './diff.js';
 import { gc, type GcOptions, type GcReport } from './gc.js';
 import { prune, type PruneOptions, type PruneResult } from './prune.js';
+import { fetchFromRemote, pullFromRemote, pushToRemote, remotes, serve, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
 
 export { parseCount } from './commit-input.js';
 export { CkvcError, ERROR_CODES, EXIT, isCkvcError, type ErrorCode } from '../core/errors.js';
 export type {
   AliasInfo, BestOptions, BestResult, ConfigDiffResult, ConfigSnapshot, CreateAliasOptions, DiffOptions, DiffResult, GcOptions, GcReport,
-  PruneOptions, PruneResult,
+  PruneOptions, PruneResult, BundleReport, PackOptions, PackResult, PullBundleOptions,
 };
+
+/** Checks a bundle file without a store; serves a store over HTTP. */
+export { serve, verifyBundle };
+export type { FetchOptions, PullRemoteOptions, PushOptions, ServeOptions };
 export type { CheckoutOptions, CheckoutResult, CommitOptions, CommitResult, CommitInfo, LogOptions, ShowResult, RefTip, StatsResult, StatusResult, VerifyReport };
 
 export class Store {
@@ -63,6 +69,14 @@ export class Store {
   configLabel(hash: string, text: string) { return configLabel(this.objects, hash, text); }
   prune(opts: PruneOptions): Promise<PruneResult> { return prune(this.objects, opts); }
   gc(opts?: GcOptions): Promise<GcReport> { return gc(this.objects, opts); }
+  pack(opts: PackOptions): Promise<PackResult> { return packBundle(this.objects, opts); }
+  pullBundle(opts: PullBundleOptions) { return pullBundle(this.objects, opts); }
+  remotes() { return remotes(this.objects).list(); }
+  addRemote(name: string, url: string) { return remotes(this.objects).add(name, url); }
+  removeRemote(name: string) { return remotes(this.objects).remove(name); }
+  push(opts: PushOptions) { return pushToRemote(this.objects, opts); }
+  fetch(opts: FetchOptions) { return fetchFromRemote(this.objects, opts); }
+  pull(opts: PullRemoteOptions) { return pullFromRemote(this.objects, opts); }
   resolve(rev: string): Promise<string> { return resolveRevision(this.objects, rev).then((r) => r.id); }
   verify(opts: { readData?: boolean } = {}): Promise<VerifyReport> { return verifyStore(this.objects, opts); }
   rebuildIndex(): Promise<{ packs: number; objects: number }> { return this.objects.index.rebuild(); }

@@ -9,6 +9,7 @@ import { configCommands } from './commands/config-commands.js';
 import { curateCommands } from './commands/curate-commands.js';
 import { historyCommands } from './commands/history-commands.js';
 import { refCommands } from './commands/ref-commands.js';
+import { shareCommands } from './commands/share-commands.js';
 import { storeCommands } from './commands/store-commands.js';
 import type { GlobalArgs } from './context.js';
 
@@ -47,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   refCommands(parser);
   curateCommands(parser);
   configCommands(parser);
+  shareCommands(parser);
   try {
     await parser.parseAsync();
   } catch (e) {

@@ -17,6 +17,8 @@ export const EXIT = {
   UNSUPPORTED: 18,
   PRUNED: 19,
   CONFIG_MISMATCH: 20,
+  REMOTE_REFUSED: 21,
+  REMOTE_FAILED: 22,
   INTERRUPTED: 130,
 } as const;
 
@@ -48,6 +50,12 @@ export const ERROR_CODES = {
   CKVC_UNSUPPORTED_VERSION: { exit: EXIT.UNSUPPORTED, summary: 'the store, pack or object uses a newer format version' },
   CKVC_PRUNED: { exit: EXIT.PRUNED, summary: "a file's tensor data was released by `ckvc prune`; the message names the tensors and when" },
   CKVC_CONFIG_MISMATCH: { exit: EXIT.CONFIG_MISMATCH, summary: "the config given to `checkout --config` differs from the commit's (the differing keys are listed)" },
+  CKVC_BAD_BUNDLE: { exit: EXIT.CORRUPT, summary: 'a bundle, or data received from a remote, is truncated, damaged or inconsistent (nothing was imported)' },
+  CKVC_MISSING_PREREQUISITE: { exit: EXIT.NOT_FOUND, summary: 'a bundle or push needs commits the receiving store does not have (they are named)' },
+  CKVC_NON_FAST_FORWARD: { exit: EXIT.REF_CONFLICT, summary: 'the update would drop commits from the other side\'s branch; fetch and merge first, or --force' },
+  CKVC_UNKNOWN_REMOTE: { exit: EXIT.NOT_FOUND, summary: 'no remote has that name' },
+  CKVC_UNAUTHORIZED: { exit: EXIT.REMOTE_REFUSED, summary: 'the remote refused: a write needs a valid token, or the server is read-only' },
+  CKVC_REMOTE: { exit: EXIT.REMOTE_FAILED, summary: 'the remote could not be reached or answered outside the protocol' },
   CKVC_INTERRUPTED: { exit: EXIT.INTERRUPTED, summary: 'interrupted by a signal; nothing was half-written' },
 } as const;
 

@@ -23,7 +23,7 @@ export function refNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-export function assertRefName(name: string, kind: 'branch' | 'tag' | 'alias'): void {
+export function assertRefName(name: string, kind: 'branch' | 'tag' | 'alias' | 'remote'): void {
   const problem = refNameProblem(name);
   if (problem) {
     throw new CkvcError('CKVC_BAD_REF_NAME', `invalid ${kind} name ${JSON.stringify(name)}: it ${problem}; use letters, digits, '-', '_', '.' and '/'`, { name, kind, problem });

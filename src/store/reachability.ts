@@ -43,7 +43,7 @@ export interface Roots {
 
 export async function gcRoots(store: ObjectStore): Promise<Roots> {
   const refs: ObjectId[] = [];
-  for (const kind of ['branch', 'tag', 'alias'] as const) {
+  for (const kind of ['branch', 'tag', 'alias', 'remote'] as const) {
     // A damaged ref stops gc: what it pointed at cannot be known, so nothing may be called dead.
     for (const r of await store.refs.list(kind)) refs.push(r.id);
   }

@@ -10,13 +10,13 @@ import { faultPoint } from './fault-injection.js';
 import { withLock } from './lock-file.js';
 import type { StoreLayout } from './store-layout.js';
 
-export type RefKind = 'branch' | 'tag' | 'alias';
-export const REF_PREFIX: Readonly<Record<RefKind, string>> = { branch: 'refs/heads/', tag: 'refs/tags/', alias: 'refs/aliases/' };
+export type RefKind = 'branch' | 'tag' | 'alias' | 'remote';
+export const REF_PREFIX: Readonly<Record<RefKind, string>> = { branch: 'refs/heads/', tag: 'refs/tags/', alias: 'refs/aliases/', remote: 'refs/remotes/' };
 
-const plural = (kind: RefKind) => (kind === 'branch' ? 'branches' : kind === 'tag' ? 'tags' : 'aliases');
+const plural = (kind: RefKind) => (kind === 'branch' ? 'branches' : kind === 'tag' ? 'tags' : kind === 'alias' ? 'aliases' : 'remote-tracking refs');
 
 export function refKindOf(full: string): RefKind {
-  return full.startsWith(REF_PREFIX.tag) ? 'tag' : full.startsWith(REF_PREFIX.alias) ? 'alias' : 'branch';
+  return full.startsWith(REF_PREFIX.tag) ? 'tag' : full.startsWith(REF_PREFIX.alias) ? 'alias' : full.startsWith(REF_PREFIX.remote) ? 'remote' : 'branch';
 }
 const ZERO_ID = '0'.repeat(64);
 
@@ -50,7 +50,7 @@ export class RefStore {
     if (raw === undefined) return undefined;
     const text = raw.toString('utf8').trim();
     if (!isObjectId(text)) {
-      throw new CkvcError('CKVC_CORRUPT_REF', `ref ${full} (${this.file(full)}) does not hold an object ID; 'ckvc reflog ${full.replace(/^refs\/(heads|tags|aliases)\//, '')}' shows its earlier values`, { ref: full });
+      throw new CkvcError('CKVC_CORRUPT_REF', `ref ${full} (${this.file(full)}) does not hold an object ID; 'ckvc reflog ${full.replace(/^refs\/(heads|tags|aliases|remotes)\//, '')}' shows its earlier values`, { ref: full });
     }
     return text;
   }

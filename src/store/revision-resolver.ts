@@ -1,4 +1,5 @@
-// Turns a revision expression into a commit ID (spec/FORMAT.md §6.4): HEAD, branch, tag (peeled), alias, full ID or
+// Turns a revision expression into a commit ID (spec/FORMAT.md §6.4): HEAD, branch, tag (peeled), alias, remote-tracking
+// ref (origin/NAME), full ID or
 // unique prefix of at least 6 hex digits, then ~N / ^N steps along parents.
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
@@ -39,7 +40,7 @@ async function resolveBase(store: ObjectStore, base: string, rev: string): Promi
     if (!id) throw new CkvcError('CKVC_EMPTY_BRANCH', `HEAD is on branch '${head.branch}', which has no commits yet; commit first, or name a revision`, { branch: head.branch });
     return { id, ref: REF_PREFIX.branch + head.branch };
   }
-  for (const prefix of [REF_PREFIX.branch, REF_PREFIX.tag, REF_PREFIX.alias]) {
+  for (const prefix of [REF_PREFIX.branch, REF_PREFIX.tag, REF_PREFIX.alias, REF_PREFIX.remote]) {
     const id = await store.refs.read(prefix + base).catch((e) => {
       if (e instanceof CkvcError && e.code === 'CKVC_BAD_REF_NAME') return undefined;
       throw e;

@@ -32,6 +32,7 @@ export class StoreLayout {
   get aliasesDir() { return path.join(this.root, 'aliases'); }
   get prunedDir() { return path.join(this.root, 'pruned'); }
   get configLabelsFile() { return path.join(this.root, 'config-labels.json'); }
+  get remotesFile() { return path.join(this.root, 'remotes.json'); }
   get gcLockFile() { return path.join(this.locksDir, 'gc.lock'); }
   get writersDir() { return path.join(this.locksDir, 'writers'); }
   packFile(packId: string) { return path.join(this.packsDir, `${packId}.pack`); }

@@ -47,7 +47,7 @@ class Verifier {
     } catch (e) {
       this.problem('refs', e);
     }
-    for (const kind of ['branch', 'tag', 'alias'] as const) {
+    for (const kind of ['branch', 'tag', 'alias', 'remote'] as const) {
       let list: { name: string; id: ObjectId }[] = [];
       try {
         list = await this.store.refs.list(kind);

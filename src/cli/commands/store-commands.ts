@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { CkvcError, initStore } from '../../api/index.js';
+import { CkvcError, initStore, verifyBundle } from '../../api/index.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, info, json, metrics, out, short, time } from '../render.js';
 
@@ -8,6 +8,8 @@ interface InitArgs extends GlobalArgs {
 }
 
 interface VerifyArgs extends GlobalArgs {
+  file?: string;
+  markdown?: boolean;
   readData?: boolean;
 }
 
@@ -54,10 +56,14 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       },
     )
     .command<VerifyArgs>(
-      'verify',
-      'Check the store: refs, history, packs and index; --read-data re-hashes every object',
-      (a) => a.option('read-data', { type: 'boolean', default: false, describe: 're-read and re-hash every stored object' }) as unknown as Argv<VerifyArgs>,
+      'verify [file]',
+      'Check the store: refs, history, packs and index (--read-data re-hashes every object); or check a bundle FILE, no store needed',
+      (a) => a
+        .positional('file', { type: 'string', describe: 'a bundle to check instead of the store' })
+        .option('read-data', { type: 'boolean', default: false, describe: 're-read and re-hash every stored object' })
+        .option('markdown', { type: 'boolean', describe: 'with FILE: print a table of refs, commits, metrics and configs for release notes' }) as unknown as Argv<VerifyArgs>,
       async (args) => {
+        if (args.file !== undefined) return verifyBundleCommand(args.file, args);
         const r = await withStore(args, (s) => s.verify({ readData: args.readData }));
         if (args.json) json(r);
         else {
@@ -81,4 +87,27 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         info(`index rebuilt: ${r.objects} object(s) in ${r.packs} pack(s)`);
       },
     );
+}
+
+async function verifyBundleCommand(file: string, args: VerifyArgs): Promise<void> {
+  const r = await verifyBundle(file);
+  if (args.json) return json(r);
+  const byId = new Map(r.commits.map((c) => [c.id, c]));
+  if (args.markdown) {
+    out(`Bundle \`${file}\`: ${r.objects} objects, ${bytes(r.bytes)}, verified (every object re-hashed)${r.prerequisites.length ? `; needs ${r.prerequisites.map((p) => `\`${short(p)}\``).join(', ')}` : ''}.`);
+    out('');
+    out('| ref | commit | step | metrics | config | message |');
+    out('| --- | --- | --- | --- | --- | --- |');
+    for (const ref of r.refs) {
+      const c = byId.get(ref.commit);
+      const cell = (s: string) => s.replace(/\|/g, '\\|');
+      out(`| ${cell(ref.name.replace(/^refs\/(heads|tags|aliases)\//, ''))} | \`${short(ref.commit)}\` | ${c?.step ?? ''} | ${cell(c ? metrics(c.metrics) : '(prerequisite)')} | ${c?.configHash ? `\`${short(c.configHash)}\`` : ''} | ${cell(c?.message.split('\n')[0] ?? '')} |`);
+    }
+    return;
+  }
+  for (const ref of r.refs) {
+    const c = byId.get(ref.commit);
+    out(`${ref.name}  ${short(ref.commit)}${c ? `  ${c.step !== undefined ? `step=${c.step} ` : ''}${metrics(c.metrics)}${c.configHash ? `  config ${short(c.configHash)}` : ''}  ${c.message.split('\n')[0]}` : '  (in the prerequisites)'}`);
+  }
+  info(`bundle ${file}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : '; self-contained'}`);
 }

@@ -1,0 +1,220 @@
+// `ckvc pack`, `ckvc verify FILE` and `ckvc pull FILE`: self-describing bundles to hand to another site.
+import { createReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import { bad } from '../core/bundle-format.js';
+import { CkvcError } from '../core/errors.js';
+import type { ObjectId } from '../core/object-id.js';
+import { decodeCommit, type CommitObject } from '../core/objects/commit-object.js';
+import { decodeFileRecipe } from '../core/objects/file-recipe.js';
+import { decodeTag } from '../core/objects/tag-object.js';
+import { decodeTensor } from '../core/objects/tensor-object.js';
+import { decodeTree } from '../core/objects/tree-object.js';
+import { registerWriter } from '../store/gc-exclusion.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { PackReader } from '../store/pack-reader.js';
+import type { PruneRecord } from '../store/prune-records.js';
+import { tensorReleased } from '../store/reachability.js';
+import { REF_PREFIX } from '../store/ref-store.js';
+import { resolveRevision } from '../store/revision-resolver.js';
+import { importBundle, type ImportResult } from '../remote/bundle-import.js';
+import { receiveBundle, type ReceivedBundle } from '../remote/bundle-reader.js';
+import { writeBundleFile } from '../remote/bundle-writer.js';
+import { collectObjects, commitClosure } from '../remote/object-collector.js';
+import { defaultAuthor } from './author.js';
+
+export interface PackOptions {
+  /** Branches, tags or aliases to put in the bundle (HEAD means the current branch). */
+  revs: string[];
+  output: string;
+  /** Revisions the receiver already has: their history is left out and they become prerequisites. */
+  since?: string[];
+}
+
+export interface PackResult {
+  file: string;
+  refs: { name: string; id: ObjectId }[];
+  prerequisites: ObjectId[];
+  commits: number;
+  objects: number;
+  bytes: number;
+}
+
+/** The full ref a rev names: a branch, tag or alias (HEAD: its branch). */
+async function refOf(store: ObjectStore, rev: string): Promise<{ name: string; id: ObjectId }> {
+  if (rev === 'HEAD') {
+    const head = await store.refs.readHead();
+    if (head.kind === 'branch') rev = head.branch;
+  }
+  for (const kind of ['branch', 'tag', 'alias'] as const) {
+    const id = await store.refs.read(REF_PREFIX[kind] + rev).catch(() => undefined);
+    if (id) return { name: REF_PREFIX[kind] + rev, id };
+  }
+  await resolveRevision(store, rev); // names the problem if the rev is unknown
+  throw new CkvcError('CKVC_BAD_ARGUMENT', `${JSON.stringify(rev)} is not a branch, tag or alias; a bundle carries named refs (create a branch or tag at it first)`, { revision: rev });
+}
+
+export async function packBundle(store: ObjectStore, opts: PackOptions): Promise<PackResult> {
+  if (!opts.revs.length) throw new CkvcError('CKVC_BAD_ARGUMENT', 'name at least one branch, tag or alias to pack', {});
+  const refs = [];
+  for (const rev of opts.revs) refs.push(await refOf(store, rev));
+  const sinceIds: ObjectId[] = [];
+  for (const rev of opts.since ?? []) sinceIds.push((await resolveRevision(store, rev)).id);
+  const have = await commitClosure(store, sinceIds);
+  const registration = await registerWriter(store.layout); // gc must not repack what we are copying
+  try {
+    // Everything the prerequisites' history holds is left out too, down to single chunks (an unchanged tensor).
+    const theirs = sinceIds.length ? new Set((await collectObjects(store, sinceIds, { isBoundary: async () => false })).objects) : undefined;
+    const c = await collectObjects(store, refs.map((r) => r.id), {
+      isBoundary: async (id) => have.has(id),
+      receiverHas: theirs && (async (ids) => ids.map((id) => theirs.has(id))),
+    });
+    const w = await writeBundleFile(store, { refs, objects: c.objects, prerequisites: c.prerequisites, pruned: c.pruned }, opts.output);
+    return { file: opts.output, refs, prerequisites: c.prerequisites, commits: c.commits.length, objects: w.objects, bytes: w.bytes };
+  } finally {
+    await registration.release();
+  }
+}
+
+export interface BundleCommitInfo {
+  id: ObjectId;
+  message: string;
+  branch?: string;
+  step?: number;
+  time: number;
+  metrics: Record<string, number>;
+  configHash?: string;
+}
+
+export interface BundleReport {
+  file: string;
+  ok: true;
+  bytes: number;
+  objects: number;
+  refs: { name: string; id: ObjectId; commit: ObjectId }[];
+  prerequisites: ObjectId[];
+  commits: BundleCommitInfo[];
+  /** Objects the refs reach that are not inside: expected from the prerequisites' history. */
+  fromPrerequisites: number;
+  pruned: { commit: ObjectId; time: number; tensors: string[] | null }[];
+}
+
+async function openBundleFile(file: string, parent: string): Promise<ReceivedBundle> {
+  let size: number;
+  try {
+    size = (await fs.stat(file)).size;
+  } catch (e) {
+    throw new CkvcError('CKVC_INPUT_NOT_FOUND', `bundle ${file} cannot be read (${(e as NodeJS.ErrnoException).code}); check the path`, { path: file });
+  }
+  return receiveBundle(createReadStream(file, { highWaterMark: 1024 * 1024 }), parent, `bundle ${file}`, size);
+}
+
+/**
+ * Verifies a bundle without a store: every object re-hashed, the trailer and pack checksums, and closure: every
+ * object the refs reach is inside, or (for an incremental bundle) left to the prerequisites.
+ */
+export async function verifyBundle(file: string): Promise<BundleReport> {
+  const rb = await openBundleFile(file, os.tmpdir());
+  const where = `bundle ${file}`;
+  const packs = new PackReader(rb.quarantine);
+  try {
+    const byId = new Map(rb.entries.map((e) => [e.id, e]));
+    const read = (id: ObjectId) => packs.readObject({ packId: rb.packId!, entry: byId.get(id)! }, id);
+    const prereq = new Set(rb.header.prerequisites);
+    const pruned = new Map(rb.header.pruned.map((p) => [p.commit, p]));
+    const commits: BundleCommitInfo[] = [];
+    const refs: BundleReport['refs'] = [];
+    let fromPrerequisites = 0;
+    const seen = new Set<ObjectId>();
+    const absent = (id: ObjectId, what: string) => {
+      if (prereq.size === 0) throw bad(where, `is incomplete: ${what} ${id.slice(0, 16)} is not inside and the bundle has no prerequisites`, { id });
+      fromPrerequisites++;
+    };
+    const walkTree = async (treeId: ObjectId, dir: string, rec: PruneRecord | undefined): Promise<void> => {
+      if (seen.has(`${treeId}:${rec?.commit}`)) return;
+      seen.add(`${treeId}:${rec?.commit}`);
+      if (!byId.has(treeId)) return absent(treeId, 'tree');
+      for (const e of decodeTree(await read(treeId), 'tree').entries) {
+        const p = dir ? `${dir}/${e.name}` : e.name;
+        if (e.type === 'tree') await walkTree(e.id, p, rec);
+        else if (!byId.has(e.id)) absent(e.id, 'file');
+        else {
+          for (const part of decodeFileRecipe(await read(e.id), 'file').parts) {
+            const key = `${part.id}:${tensorReleased(rec, p, part.kind === 'tensor' ? part.name : '')}`;
+            if (seen.has(key)) continue;
+            seen.add(key);
+            if (!byId.has(part.id)) {
+              absent(part.id, part.kind);
+              continue;
+            }
+            if (part.kind !== 'tensor' || tensorReleased(rec, p, part.name)) continue;
+            for (const ch of decodeTensor(await read(part.id), 'tensor').chunks) {
+              if (byId.has(ch) || seen.has(ch)) continue;
+              seen.add(ch);
+              absent(ch, 'chunk');
+            }
+          }
+        }
+      }
+    };
+    const stack: ObjectId[] = [];
+    for (const r of rb.header.refs) {
+      let commit = r.id;
+      if (byId.get(r.id)?.type === 'tag') commit = decodeTag(await read(r.id), 'tag').target;
+      refs.push({ name: r.name, id: r.id, commit });
+      stack.push(commit);
+    }
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      if (prereq.has(id)) continue;
+      const e = byId.get(id);
+      if (!e) {
+        absent(id, 'commit');
+        continue;
+      }
+      if (e.type !== 'commit') throw bad(where, `${id.slice(0, 16)} is a ${e.type} where a commit is needed`);
+      const c: CommitObject = decodeCommit(await read(id), `commit ${id.slice(0, 12)}`);
+      commits.push({ id, message: c.message, branch: c.branch, step: c.step, time: c.time, metrics: c.metrics ?? {}, configHash: c.config?.hash });
+      stack.push(...c.parents);
+      if (c.config && !byId.has(c.config.snapshot)) absent(c.config.snapshot, 'config snapshot');
+      // A partly pruned commit's kept tensors are checked too; only released data may be missing.
+      await walkTree(c.tree, '', pruned.get(id));
+    }
+    commits.sort((a, b) => b.time - a.time);
+    return {
+      file, ok: true, bytes: rb.bytes, objects: rb.entries.length, refs, prerequisites: rb.header.prerequisites, commits, fromPrerequisites,
+      pruned: rb.header.pruned,
+    };
+  } finally {
+    await packs.close();
+    await rb.close();
+  }
+}
+
+export interface PullBundleOptions {
+  file: string;
+  /** Set the bundle's refs themselves instead of bundle/<name>. */
+  updateRefs?: boolean;
+  force?: boolean;
+}
+
+/** Where a bundle ref lands: refs/heads/NAME -> refs/heads/bundle/NAME (same for tags and aliases). */
+export function bundleNamespace(name: string): string {
+  const m = /^(refs\/(?:heads|tags|aliases)\/)(.*)$/.exec(name)!;
+  return `${m[1]}bundle/${m[2]}`;
+}
+
+export async function pullBundle(store: ObjectStore, opts: PullBundleOptions): Promise<ImportResult & { file: string }> {
+  const rb = await openBundleFile(opts.file, store.layout.tmpDir);
+  try {
+    const r = await importBundle(store, rb, {
+      targetRef: (name) => (opts.updateRefs ? name : bundleNamespace(name)),
+      force: opts.force, who: defaultAuthor(), message: `pull: ${opts.file}`,
+    }, `bundle ${opts.file}`);
+    return { ...r, file: opts.file };
+  } finally {
+    await rb.close();
+  }
+}

@@ -1,0 +1,128 @@
+// `ckvc remote`, `push`, `fetch`, `pull REMOTE BRANCH` and `serve`.
+import * as fs from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { CkvcError } from '../core/errors.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { REF_PREFIX } from '../store/ref-store.js';
+import type { RefUpdate } from '../remote/bundle-import.js';
+import { DirectoryTransport } from '../remote/directory-transport.js';
+import { createServer } from '../remote/http-server.js';
+import { HttpTransport } from '../remote/http-transport.js';
+import { RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
+import { isAncestor } from '../remote/store-service.js';
+import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
+import type { Transport } from '../remote/transport.js';
+import { defaultAuthor } from './author.js';
+import { currentBranch } from './refs.js';
+
+export interface RemoteAuth {
+  /** A file holding the token; else the environment variable CKVC_TOKEN. */
+  tokenFile?: string;
+}
+
+export async function readToken(tokenFile?: string): Promise<string | undefined> {
+  if (tokenFile) {
+    const t = (await fs.readFile(tokenFile, 'utf8').catch((e) => {
+      throw new CkvcError('CKVC_INPUT_NOT_FOUND', `token file ${tokenFile} cannot be read (${(e as NodeJS.ErrnoException).code})`, { path: tokenFile });
+    })).trim();
+    if (!t) throw new CkvcError('CKVC_BAD_ARGUMENT', `token file ${tokenFile} is empty`, { path: tokenFile });
+    return t;
+  }
+  return process.env.CKVC_TOKEN || undefined;
+}
+
+export const remotes = (store: ObjectStore) => new RemoteConfig(store.layout);
+
+async function openTransport(store: ObjectStore, name: string, auth: RemoteAuth): Promise<{ remote: RemoteEntry; t: Transport }> {
+  const remote = await remotes(store).get(name);
+  const who = defaultAuthor();
+  const t = /^https?:\/\//.test(remote.url) ? new HttpTransport(remote.url, await readToken(auth.tokenFile), who) : await DirectoryTransport.open(remote.url, who);
+  return { remote, t };
+}
+
+export interface PushOptions extends RemoteAuth {
+  remote: string;
+  /** Branch or tag names (default: the current branch). */
+  refs?: string[];
+  force?: boolean;
+  progress?: Progress;
+}
+
+export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promise<PushResult & { remote: string }> {
+  const names = opts.refs?.length ? opts.refs : [await currentBranch(store)];
+  const refs: { local: string; remote: string }[] = [];
+  for (const n of names) {
+    const full = (await store.refs.read(REF_PREFIX.branch + n).catch(() => undefined)) ? REF_PREFIX.branch + n
+      : (await store.refs.read(REF_PREFIX.tag + n).catch(() => undefined)) ? REF_PREFIX.tag + n : undefined;
+    if (!full) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch or tag named '${n}' to push`, { name: n });
+    refs.push({ local: full, remote: full });
+  }
+  const { t } = await openTransport(store, opts.remote, opts);
+  try {
+    const r = await push(store, t, refs, Boolean(opts.force), opts.progress);
+    for (const u of r.refs) {
+      if (!u.name.startsWith(REF_PREFIX.branch)) continue;
+      const tracking = `${REF_PREFIX.remote}${opts.remote}/${u.name.slice(REF_PREFIX.branch.length)}`;
+      const cur = (await store.refs.read(tracking).catch(() => undefined)) ?? null;
+      if (cur !== u.new) await store.refs.update(tracking, u.new, { expect: cur, who: defaultAuthor(), message: `push to ${opts.remote}` });
+    }
+    return { ...r, remote: opts.remote };
+  } finally {
+    await t.close();
+  }
+}
+
+export interface FetchOptions extends RemoteAuth {
+  remote: string;
+  progress?: Progress;
+}
+
+export async function fetchFromRemote(store: ObjectStore, opts: FetchOptions): Promise<FetchResult & { remote: string }> {
+  const { t } = await openTransport(store, opts.remote, opts);
+  try {
+    return { ...(await fetchRemote(store, t, opts.remote, opts.progress)), remote: opts.remote };
+  } finally {
+    await t.close();
+  }
+}
+
+export interface PullRemoteOptions extends FetchOptions {
+  branch: string;
+}
+
+/** Fetch, then fast-forward (or create) the local branch to the remote's. */
+export async function pullFromRemote(store: ObjectStore, opts: PullRemoteOptions): Promise<FetchResult & { remote: string; branch: RefUpdate }> {
+  const f = await fetchFromRemote(store, opts);
+  const tracking = `${REF_PREFIX.remote}${opts.remote}/${opts.branch}`;
+  const theirs = await store.refs.read(tracking);
+  if (!theirs) throw new CkvcError('CKVC_UNKNOWN_REVISION', `remote '${opts.remote}' has no branch '${opts.branch}'`, { remote: opts.remote, branch: opts.branch });
+  const local = REF_PREFIX.branch + opts.branch;
+  const cur = (await store.refs.read(local)) ?? null;
+  if (cur === theirs) return { ...f, branch: { name: local, old: cur, new: theirs, forced: false, skipped: 'unchanged' } };
+  if (cur !== null && !(await isAncestor(store, cur, theirs))) {
+    throw new CkvcError('CKVC_NON_FAST_FORWARD', `branch '${opts.branch}' (${cur.slice(0, 12)}) and ${opts.remote}/${opts.branch} (${theirs.slice(0, 12)}) have diverged; the fetched history is in ${opts.remote}/${opts.branch}: compare with 'ckvc diff', then 'ckvc branch' a new name for it`, { branch: opts.branch, local: cur, remote: theirs });
+  }
+  await store.refs.update(local, theirs, { expect: cur, who: defaultAuthor(), message: `pull: ${opts.remote}/${opts.branch}` });
+  return { ...f, branch: { name: local, old: cur, new: theirs, forced: false } };
+}
+
+export interface ServeOptions {
+  store: string;
+  host?: string;
+  port?: number;
+  tokenFile?: string;
+  readOnly?: boolean;
+  log?: (line: string) => void;
+}
+
+export async function serve(opts: ServeOptions): Promise<{ server: Server; url: string }> {
+  const token = opts.tokenFile ? await readToken(opts.tokenFile) : undefined;
+  const host = opts.host ?? '127.0.0.1';
+  const server = createServer({ store: opts.store, host, port: opts.port ?? 0, token, readOnly: opts.readOnly, log: opts.log });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new CkvcError('CKVC_IO', `cannot listen on ${host}:${opts.port ?? 0}: ${(e as NodeJS.ErrnoException).code}`, {})));
+    server.listen(opts.port ?? 0, host, () => resolve());
+  });
+  const addr = server.address() as import('node:net').AddressInfo;
+  return { server, url: `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}/` };
+}

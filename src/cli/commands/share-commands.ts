@@ -1,0 +1,158 @@
+// Sharing between sites: bundles (pack, pull FILE), remotes (remote, push, fetch, pull REMOTE BRANCH) and serve.
+import * as fs from 'node:fs';
+import type { Argv } from 'yargs';
+import { CkvcError, serve } from '../../api/index.js';
+import type { Progress } from '../../remote/sync.js';
+import { withStore, type GlobalArgs } from '../context.js';
+import { bytes, info, json, out, short } from '../render.js';
+
+interface PackArgs extends GlobalArgs {
+  revs: string[];
+  output: string;
+  since?: string[];
+}
+
+interface PullArgs extends GlobalArgs {
+  source: string;
+  branch?: string;
+  updateRefs?: boolean;
+  force?: boolean;
+  tokenFile?: string;
+}
+
+interface RemoteArgs extends GlobalArgs {
+  action: 'add' | 'remove' | 'list';
+  name?: string;
+  url?: string;
+}
+
+interface PushArgs extends GlobalArgs {
+  remote: string;
+  refs?: string[];
+  force?: boolean;
+  tokenFile?: string;
+}
+
+interface ServeArgs extends GlobalArgs {
+  port: number;
+  host: string;
+  tokenFile?: string;
+  readOnly?: boolean;
+}
+
+/** A one-line progress bar, only on a terminal. */
+function progressBar(what: string): Progress | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return (e) => {
+    const pct = e.totalObjects ? Math.floor((100 * e.objects) / e.totalObjects) : 100;
+    process.stderr.write(`\r${what}: ${pct}% (${e.objects}/${e.totalObjects} objects, ${bytes(e.bytes)})${e.objects === e.totalObjects ? '\n' : ''}`);
+  };
+}
+
+export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y
+    .command<PackArgs>(
+      'pack <revs..>',
+      'Write a bundle of branches, tags or aliases: every object they need, or with --since only what those revisions lack',
+      (a) => a
+        .positional('revs', { type: 'string', array: true, demandOption: true })
+        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'bundle file to write' })
+        .option('since', { type: 'string', array: true, describe: 'the receiver has this revision: leave out its history (repeatable)' }) as unknown as Argv<PackArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.pack({ revs: args.revs, output: args.output, since: args.since }));
+        if (args.json) return json(r);
+        for (const ref of r.refs) out(`${ref.name}  ${short(ref.id)}`);
+        info(`wrote ${r.file}: ${r.commits} commit(s), ${r.objects} object(s), ${bytes(r.bytes)}${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) at the receiver` : ''}`);
+      },
+    )
+    .command<PullArgs>(
+      'pull <source> [branch]',
+      'Import a bundle FILE (refs arrive as bundle/<name> unless --update-refs), or fetch REMOTE and fast-forward BRANCH to it',
+      (a) => a
+        .positional('source', { type: 'string', demandOption: true, describe: 'a bundle file' })
+        .positional('branch', { type: 'string' })
+        .option('update-refs', { type: 'boolean', describe: "set the bundle's refs themselves, not bundle/<name>" })
+        .option('force', { type: 'boolean', describe: 'allow a ref to move to a commit that does not descend from it' })
+        .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }) as unknown as Argv<PullArgs>,
+      async (args) => {
+        const isFile = fs.existsSync(args.source) && fs.statSync(args.source).isFile();
+        if (!isFile) {
+          if (!args.branch) throw new CkvcError('CKVC_USAGE', `${args.source} is not a bundle file; to pull from a remote name the branch: ckvc pull REMOTE BRANCH`, {});
+          const r = await withStore(args, (s) => s.pull({ remote: args.source, branch: args.branch!, tokenFile: args.tokenFile, progress: progressBar('pull') }));
+          if (args.json) return json(r);
+          for (const u of r.refs) if (!u.skipped) out(`${u.name}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
+          info(`${r.branch.name.replace('refs/heads/', '')}: ${r.branch.skipped ? 'already up to date' : `${r.branch.old ? short(r.branch.old) : '(new)'} -> ${short(r.branch.new)}`}; received ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)}`);
+          return;
+        }
+        const r = await withStore(args, (s) => s.pullBundle({ file: args.source, updateRefs: args.updateRefs, force: args.force }));
+        if (args.json) return json(r);
+        for (const u of r.refs) out(`${u.name}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (unchanged)' : u.forced ? '  (forced)' : ''}`);
+        info(`imported ${r.file}: ${r.objects} object(s), ${r.newObjects} new; ${r.refs.filter((u) => !u.skipped).length} ref(s) updated`);
+      },
+    )
+    .command<RemoteArgs>(
+      'remote <action> [name] [url]',
+      'Manage remotes: add NAME URL (a store folder or http(s)://host:port/), remove NAME, list',
+      (a) => a
+        .positional('action', { choices: ['add', 'remove', 'list'] as const, demandOption: true })
+        .positional('name', { type: 'string' })
+        .positional('url', { type: 'string' }) as unknown as Argv<RemoteArgs>,
+      async (args) => withStore(args, async (s) => {
+        if (args.action === 'list') {
+          const list = await s.remotes();
+          return args.json ? json(list) : list.forEach((r) => out(`${r.name}  ${r.url}`));
+        }
+        if (!args.name || (args.action === 'add' && !args.url)) throw new CkvcError('CKVC_USAGE', `usage: ckvc remote ${args.action === 'add' ? 'add NAME URL' : 'remove NAME'}`, {});
+        const r = args.action === 'add' ? await s.addRemote(args.name, args.url!) : await s.removeRemote(args.name);
+        return args.json ? json(r) : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${r.name} (${r.url})`);
+      }),
+    )
+    .command<PushArgs>(
+      'push <remote> [refs..]',
+      'Send branches or tags (default: the current branch) and what they need that the remote lacks; move its refs by compare-and-swap',
+      (a) => a
+        .positional('remote', { type: 'string', demandOption: true })
+        .positional('refs', { type: 'string', array: true })
+        .option('force', { type: 'boolean', describe: 'replace a remote branch even if the push drops its commits' })
+        .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }) as unknown as Argv<PushArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.push({ remote: args.remote, refs: args.refs, force: args.force, tokenFile: args.tokenFile, progress: progressBar('push') }));
+        if (args.json) return json(r);
+        for (const u of r.refs) out(`${u.name}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (up to date)' : u.forced ? '  (forced)' : ''}`);
+        info(`pushed to ${r.remote}: ${r.commits} commit(s), ${r.objectsSent} object(s), ${bytes(r.bytesSent)} sent`);
+      },
+    )
+    .command<PushArgs>(
+      'fetch <remote>',
+      'Receive what the remote has and this store lacks; its branches land as REMOTE/BRANCH',
+      (a) => a
+        .positional('remote', { type: 'string', demandOption: true })
+        .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }) as unknown as Argv<PushArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.fetch({ remote: args.remote, tokenFile: args.tokenFile, progress: progressBar('fetch') }));
+        if (args.json) return json(r);
+        for (const u of r.refs) if (!u.skipped) out(`${u.name.replace(/^refs\/remotes\//, '')}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
+        info(`fetched from ${r.remote}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received`);
+      },
+    )
+    .command<ServeArgs>(
+      'serve',
+      'Serve this store over HTTP for push, fetch and pull (loopback unless --host; writes need --token-file)',
+      (a) => a
+        .option('port', { type: 'number', default: 8765, describe: 'port (0: any free port)' })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
+        .option('token-file', { type: 'string', describe: 'file holding the token writes must present; without it the server is read-only' })
+        .option('read-only', { type: 'boolean', describe: 'refuse every write' }) as unknown as Argv<ServeArgs>,
+      async (args) => {
+        const root = await withStore(args, async (s) => s.root);
+        const { url } = await serve({ store: root, host: args.host, port: args.port, tokenFile: args.tokenFile, readOnly: args.readOnly, log: (l) => info(l) });
+        if (args.json) json({ url, store: root });
+        else out(url);
+        info(`serving ${root} at ${url}${args.readOnly || !args.tokenFile ? ' (read-only)' : ''}; Ctrl-C stops`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
+      },
+    );
+}

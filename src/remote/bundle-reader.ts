@@ -1,0 +1,124 @@
+// Receives a bundle into a quarantine folder (spec/BUNDLE.md §3): nothing of it touches the store until the
+// whole thing is verified. Sizes are checked before anything is allocated or written, the trailer is checked
+// over every byte, the pack's checksum and every record (decoded, hash-checked, capped at 64 MiB) are checked.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import {
+  bad, BUNDLE_END_MAGIC, BUNDLE_PREAMBLE_BYTES, BUNDLE_TRAILER_BYTES, decodeBundleHeader, decodeBundlePreamble, type BundleHeader,
+} from '../core/bundle-format.js';
+import { CkvcError } from '../core/errors.js';
+import type { ObjectId } from '../core/object-id.js';
+import { PACK_FOOTER_BYTES, PACK_HEADER_BYTES, type PackEntry } from '../core/pack-format.js';
+import { ioError } from '../store/durable-fs.js';
+import { PackReader } from '../store/pack-reader.js';
+import { StoreLayout } from '../store/store-layout.js';
+import { ByteStream } from './byte-stream.js';
+
+export interface ReceivedBundle {
+  header: BundleHeader;
+  /** The quarantine: a folder laid out like a store (packs/), to be promoted or removed. */
+  quarantine: StoreLayout;
+  packId?: string;
+  entries: PackEntry[];
+  /** IDs in the bundle. */
+  ids: Set<ObjectId>;
+  bytes: number;
+  close(): Promise<void>;
+}
+
+/** Reads and verifies a whole bundle from `source` into a new quarantine folder under `parent`. */
+export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, parent: string, where: string, fileSize?: number): Promise<ReceivedBundle> {
+  const root = path.join(parent, `quarantine-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const quarantine = new StoreLayout(root);
+  const packs = new PackReader(quarantine);
+  const close = async () => {
+    await packs.close();
+    await fs.rm(root, { recursive: true, force: true }).catch(() => {});
+  };
+  try {
+    await fs.mkdir(quarantine.packsDir, { recursive: true }).catch((e) => { throw ioError(e, 'create', quarantine.packsDir); });
+    const s = new ByteStream(source, where);
+    const trailerHash = new Blake3Hasher();
+    const preamble = await s.read(BUNDLE_PREAMBLE_BYTES, 'the preamble');
+    trailerHash.update(preamble);
+    const headerLength = decodeBundlePreamble(preamble, fileSize, where);
+    const headerBytes = await s.read(headerLength, 'the header');
+    trailerHash.update(headerBytes);
+    const header = decodeBundleHeader(headerBytes, where);
+    const expected = BUNDLE_PREAMBLE_BYTES + headerLength + header.packLength + BUNDLE_TRAILER_BYTES;
+    if (fileSize !== undefined && fileSize !== expected) throw bad(where, `is ${fileSize} bytes but its header accounts for ${expected}`);
+    if (header.packLength === 0 ? header.objects !== 0 : header.packLength < PACK_HEADER_BYTES + PACK_FOOTER_BYTES) {
+      throw bad(where, `declares ${header.objects} objects in a ${header.packLength}-byte pack`);
+    }
+    const incoming = path.join(root, 'incoming.pack');
+    const fh = await fs.open(incoming, 'wx').catch((e) => { throw ioError(e, 'create', incoming); });
+    try {
+      await s.copy(header.packLength, 'the pack', async (piece) => {
+        trailerHash.update(piece);
+        await fh.write(piece);
+      });
+    } finally {
+      await fh.close();
+    }
+    const trailer = await s.read(BUNDLE_TRAILER_BYTES, 'the trailer');
+    if (!trailer.subarray(32).equals(BUNDLE_END_MAGIC)) throw bad(where, 'does not end with the bundle end marker (truncated or padded)');
+    if (!trailer.subarray(0, 32).equals(trailerHash.digestBuffer())) throw bad(where, 'trailer hash does not match its contents (damaged in transit or on disk)');
+    if (!(await s.atEnd())) throw bad(where, 'has bytes after its trailer');
+
+    let packId: string | undefined;
+    let entries: PackEntry[] = [];
+    if (header.packLength > 0) {
+      packId = await packChecksum(incoming, header.packLength, where);
+      await fs.rename(incoming, quarantine.packFile(packId));
+      let toc;
+      try {
+        toc = await packs.readToc(packId);
+      } catch (e) {
+        throw e instanceof CkvcError ? bad(where, `its pack: ${e.message}`) : e;
+      }
+      if (toc.checksum !== packId) throw bad(where, 'its pack footer names another checksum');
+      if (toc.entries.length !== header.objects) throw bad(where, `header says ${header.objects} objects, the pack holds ${toc.entries.length}`);
+      entries = toc.entries;
+      for (const e of entries) {
+        try {
+          await packs.readObject({ packId, entry: e }, e.id, e.type);
+        } catch (err) {
+          throw err instanceof CkvcError ? bad(where, `object ${e.id.slice(0, 16)}: ${err.message}`, { id: e.id }) : err;
+        }
+      }
+    } else await fs.rm(incoming, { force: true });
+    const ids = new Set(entries.map((e) => e.id));
+    if (ids.size !== entries.length) throw bad(where, 'its pack lists an object twice');
+    await packs.close();
+    return { header, quarantine, packId, entries, ids, bytes: s.position, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** BLAKE3 over a pack file up to its checksum field, compared with the checksum it carries. */
+async function packChecksum(file: string, size: number, where: string): Promise<string> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const h = new Blake3Hasher();
+    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    const end = size - PACK_FOOTER_BYTES + 16;
+    for (let pos = 0; pos < end; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
+      if (bytesRead === 0) throw bad(where, 'its pack is shorter than declared');
+      h.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    const sum = h.digestBuffer();
+    const stored = Buffer.alloc(32);
+    await fh.read(stored, 0, 32, end);
+    if (!sum.equals(stored)) throw bad(where, 'its pack checksum does not match its bytes');
+    return sum.toString('hex');
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,106 @@
+// Writes a bundle (spec/BUNDLE.md): the objects are copied verbatim (each verified on the way) into a pack
+// built in the store's tmp/, then preamble, header, pack and trailer are streamed to the destination.
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Writable } from 'node:stream';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import {
+  BUNDLE_END_MAGIC, BUNDLE_VERSION, encodeBundleHeader, encodeBundlePreamble, REQUIRED_CAPABILITIES, type BundleRef,
+} from '../core/bundle-format.js';
+import type { ObjectId } from '../core/object-id.js';
+import { ioError } from '../store/durable-fs.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { PackWriter } from '../store/pack-writer.js';
+import type { PruneRecord } from '../store/prune-records.js';
+import { StoreLayout } from '../store/store-layout.js';
+
+export interface BundleContent {
+  refs: BundleRef[];
+  objects: ObjectId[];
+  prerequisites: ObjectId[];
+  pruned: PruneRecord[];
+}
+
+export interface WrittenBundle {
+  bytes: number;
+  objects: number;
+  packLength: number;
+  trailer: string;
+}
+
+/** Streams a bundle into `sink` (not ended). Memory holds one record at a time. */
+export async function writeBundle(store: ObjectStore, content: BundleContent, sink: Writable): Promise<WrittenBundle> {
+  const scratchRoot = path.join(store.layout.tmpDir, `bundle-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const scratch = new StoreLayout(scratchRoot);
+  try {
+    const writer = await PackWriter.create(scratch);
+    let packFile: string | undefined;
+    let packLength = 0;
+    try {
+      const locs = await store.locateAll(content.objects, 'object to send');
+      for (let i = 0; i < locs.length; i++) {
+        const loc = locs[i]!;
+        const body = await store.packs.readStoredRecord(loc, content.objects[i]!);
+        const e = loc.entry;
+        await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
+      }
+      const done = await writer.finish();
+      if (done) {
+        packFile = done.file;
+        packLength = done.size;
+      }
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+    const header = encodeBundleHeader({
+      version: BUNDLE_VERSION, required: REQUIRED_CAPABILITIES, optional: [], refs: content.refs,
+      prerequisites: content.prerequisites, pruned: content.pruned, packLength, objects: content.objects.length, created: Date.now(),
+    });
+    const hasher = new Blake3Hasher();
+    let bytes = 0;
+    const put = async (b: Buffer) => {
+      hasher.update(b);
+      bytes += b.length;
+      if (!sink.write(b)) await new Promise<void>((resolve, reject) => {
+        const onErr = (e: Error) => reject(e);
+        sink.once('error', onErr);
+        sink.once('drain', () => { sink.off('error', onErr); resolve(); });
+      });
+    };
+    await put(encodeBundlePreamble(header.length));
+    await put(header);
+    if (packFile) for await (const chunk of createReadStream(packFile, { highWaterMark: 1024 * 1024 })) await put(chunk as Buffer);
+    const trailer = hasher.digestBuffer();
+    const end = Buffer.concat([trailer, BUNDLE_END_MAGIC]);
+    bytes += end.length;
+    if (!sink.write(end)) await new Promise((r) => sink.once('drain', r));
+    return { bytes, objects: content.objects.length, packLength, trailer: trailer.toString('hex') };
+  } finally {
+    await fs.rm(scratchRoot, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/** Writes a bundle file through a temp file renamed into place. */
+export async function writeBundleFile(store: ObjectStore, content: BundleContent, file: string): Promise<WrittenBundle> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const { createWriteStream } = await import('node:fs');
+  const out = createWriteStream(tmp, { flags: 'wx' });
+  const opened = new Promise<void>((resolve, reject) => { out.once('open', () => resolve()); out.once('error', reject); });
+  try {
+    await opened;
+    const r = await writeBundle(store, content, out);
+    await new Promise<void>((resolve, reject) => { out.end((e?: Error | null) => (e ? reject(e) : resolve())); });
+    const fh = await fs.open(tmp, 'r+');
+    await fh.sync();
+    await fh.close();
+    await fs.rename(tmp, file);
+    return r;
+  } catch (e) {
+    out.destroy();
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw ioError(e, 'write the bundle', file);
+  }
+}

@@ -1,0 +1,83 @@
+// A remote served by `ckvc serve` (spec/PROTOCOL.md §3). Errors come back as JSON CkvcErrors and are raised
+// again here with the same code; anything else (a refused connection, a stray answer) is CKVC_REMOTE.
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { Readable, Writable } from 'node:stream';
+import { CkvcError, type ErrorCode, ERROR_CODES } from '../core/errors.js';
+import type { ObjectId } from '../core/object-id.js';
+import type { RefUpdate } from './bundle-import.js';
+import type { RefChange } from './store-service.js';
+import type { Transport } from './transport.js';
+
+export class HttpTransport implements Transport {
+  constructor(readonly url: string, private readonly token: string | undefined, private readonly who: string) {}
+
+  private request(method: string, path: string, write?: (req: http.ClientRequest) => Promise<void>, contentType = 'application/json'): Promise<http.IncomingMessage> {
+    const target = new URL(path.replace(/^\//, ''), this.url);
+    const lib = target.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = lib.request(target, {
+        method,
+        headers: { 'content-type': contentType, ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
+      });
+      req.on('response', resolve);
+      req.on('error', (e) => reject(new CkvcError('CKVC_REMOTE', `cannot reach ${this.url}: ${(e as NodeJS.ErrnoException).code ?? e.message}; is 'ckvc serve' running there?`, { url: this.url })));
+      if (!write) req.end();
+      else write(req).then(() => req.end(), (e) => { req.destroy(); reject(e); });
+    });
+  }
+
+  private async errorOf(res: http.IncomingMessage): Promise<CkvcError> {
+    const parts: Buffer[] = [];
+    for await (const c of res) parts.push(c as Buffer);
+    try {
+      const e = JSON.parse(Buffer.concat(parts).toString('utf8')).error as { code: string; message: string; data: Record<string, unknown> };
+      if (e && e.code in ERROR_CODES) return new CkvcError(e.code as ErrorCode, `remote ${this.url}: ${e.message}`, { ...e.data, remote: this.url });
+    } catch {
+      // fall through
+    }
+    return new CkvcError('CKVC_REMOTE', `remote ${this.url} answered HTTP ${res.statusCode} outside the protocol`, { url: this.url, status: res.statusCode });
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body === undefined ? undefined : async (req) => { req.write(JSON.stringify(body)); });
+    if (res.statusCode !== 200) throw await this.errorOf(res);
+    const parts: Buffer[] = [];
+    for await (const c of res) parts.push(c as Buffer);
+    try {
+      return JSON.parse(Buffer.concat(parts).toString('utf8')) as T;
+    } catch {
+      throw new CkvcError('CKVC_REMOTE', `remote ${this.url} sent a reply that is not JSON`, { url: this.url });
+    }
+  }
+
+  async refs() { return (await this.json<{ refs: Record<string, ObjectId> }>('GET', '/v1/refs')).refs; }
+
+  async has(ids: ObjectId[]) {
+    const r = await this.json<{ has: boolean[] }>('POST', '/v1/has', { ids });
+    if (!Array.isArray(r.has) || r.has.length !== ids.length) throw new CkvcError('CKVC_REMOTE', `remote ${this.url} answered ${r.has?.length} of ${ids.length} lookups`, {});
+    return r.has.map(Boolean);
+  }
+
+  plan(wants: ObjectId[], haves: ObjectId[]) { return this.json<{ objects: ObjectId[]; prerequisites: ObjectId[] }>('POST', '/v1/plan', { wants, haves }); }
+
+  async fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T> {
+    const res = await this.request('POST', '/v1/objects', async (req) => { req.write(JSON.stringify({ ids })); });
+    if (res.statusCode !== 200) throw await this.errorOf(res);
+    return receive(res);
+  }
+
+  async sendObjects(write: (sink: Writable) => Promise<void>) {
+    const res = await this.request('POST', '/v1/receive', write, 'application/octet-stream');
+    if (res.statusCode !== 200) throw await this.errorOf(res);
+    const parts: Buffer[] = [];
+    for await (const c of res) parts.push(c as Buffer);
+    return JSON.parse(Buffer.concat(parts).toString('utf8')) as { objects: number; newObjects: number };
+  }
+
+  async updateRefs(changes: RefChange[], force: boolean): Promise<RefUpdate[]> {
+    return (await this.json<{ refs: RefUpdate[] }>('POST', '/v1/update-refs', { changes, force, who: this.who })).refs;
+  }
+
+  async close() {}
+}

@@ -1,0 +1,56 @@
+// spec/BUNDLE.md §1-2: the preamble and header codecs, against spec/vectors/bundle-header.json.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import {
+  BUNDLE_TRAILER_BYTES, decodeBundleHeader, decodeBundlePreamble, encodeBundleHeader, encodeBundlePreamble, MAX_BUNDLE_HEADER_BYTES,
+} from '../../src/core/bundle-format.js';
+import { CkvcError } from '../../src/core/errors.js';
+
+const vectors = JSON.parse(readFileSync(fileURLToPath(new URL('../../spec/vectors/bundle-header.json', import.meta.url)), 'utf8')) as {
+  valid: { name: string; hex: string; fields: Record<string, unknown> }[];
+  invalid: { name: string; hex: string; code: string }[];
+};
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return e instanceof CkvcError ? e.code : `not a CkvcError: ${String(e)}`;
+  }
+  return undefined;
+}
+
+describe('bundle header vectors', () => {
+  for (const v of vectors.valid) {
+    it(`decodes and re-encodes: ${v.name}`, () => {
+      const h = decodeBundleHeader(Buffer.from(v.hex, 'hex'), 'vector');
+      expect(h).toEqual(v.fields);
+      expect(encodeBundleHeader(h).toString('hex')).toBe(v.hex);
+    });
+  }
+  for (const v of vectors.invalid) {
+    it(`refuses: ${v.name}`, () => {
+      expect(codeOf(() => decodeBundleHeader(Buffer.from(v.hex, 'hex'), 'vector'))).toBe(v.code);
+    });
+  }
+});
+
+describe('bundle preamble', () => {
+  it('round-trips the header length', () => {
+    expect(decodeBundlePreamble(encodeBundlePreamble(1234), 16 + 1234 + BUNDLE_TRAILER_BYTES, 'x')).toBe(1234);
+  });
+  it('refuses bad magic, a newer version, a zero, oversized or out-of-file header length', () => {
+    const p = encodeBundlePreamble(100);
+    const bad = Buffer.from(p);
+    bad[0] = 0x41;
+    expect(codeOf(() => decodeBundlePreamble(bad, 1000, 'x'))).toBe('CKVC_BAD_BUNDLE');
+    const v2 = Buffer.from(p);
+    v2.writeUInt32LE(2, 8);
+    expect(codeOf(() => decodeBundlePreamble(v2, 1000, 'x'))).toBe('CKVC_UNSUPPORTED_VERSION');
+    expect(codeOf(() => decodeBundlePreamble(encodeBundlePreamble(0), 1000, 'x'))).toBe('CKVC_BAD_BUNDLE');
+    expect(codeOf(() => decodeBundlePreamble(encodeBundlePreamble(MAX_BUNDLE_HEADER_BYTES + 1), undefined, 'x'))).toBe('CKVC_BAD_BUNDLE');
+    expect(codeOf(() => decodeBundlePreamble(encodeBundlePreamble(100), 100, 'x'))).toBe('CKVC_BAD_BUNDLE');
+    expect(codeOf(() => decodeBundlePreamble(p.subarray(0, 10), undefined, 'x'))).toBe('CKVC_BAD_BUNDLE');
+  });
+});
