@@ -60,13 +60,13 @@ function writeCheckpoint(file, step, frozen) {
 }
 
 /** Runs ckvc in a child; returns seconds and the child's peak RSS in MiB. */
-function ckvc(args) {
+function ckvc(args, store = path.join(work, 'store')) {
   const runner = `import(${JSON.stringify(path.join(repo, 'dist/cli/main.js'))}).then(async (m) => { const code = await m.run(process.argv.slice(1)); process.stderr.write('\\n@@RSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(code); })`;
   // Flush the bench's own freshly written files first, so their writeback does not compete with the command.
   spawnSync('sync');
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, ...args, '--store', path.join(work, 'store')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CKVC_AUTHOR: 'bench' } });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, ...args, '--store', store], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CKVC_AUTHOR: 'bench' } });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -150,6 +150,39 @@ fs.rmSync(outDir, { recursive: true });
 const stats = JSON.parse((await ckvc(['stats', '--json'])).out);
 row('verify --read-data', stats.storedBytes, await ckvc(['verify', '--read-data']));
 
+// Sharing: the train branch pushed over loopback HTTP to an empty store, pushed again unchanged, one more
+// half-changed checkpoint pushed, and everything fetched into a third store.
+const share = [];
+{
+  const remoteRoot = path.join(work, 'remote');
+  const third = path.join(work, 'third');
+  for (const d of [remoteRoot, third]) spawnSync(process.execPath, [path.join(repo, 'bin/ckvc'), 'init', d]);
+  const tokenFile = path.join(work, 'token');
+  fs.writeFileSync(tokenFile, 'bench-token\n');
+  process.env.CKVC_TOKEN = 'bench-token';
+  const server = spawn(process.execPath, [path.join(repo, 'bin/ckvc'), 'serve', '--port', '0', '--token-file', tokenFile, '--store', path.join(remoteRoot, '.ckvc')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((resolve) => server.stdout.once('data', (d) => resolve(String(d).trim().split('\n')[0])));
+  try {
+    await ckvc(['remote', 'add', 'bench', url]);
+    const first = await ckvc(['push', 'bench', 'train', '--json']);
+    const f = JSON.parse(first.out);
+    row(`push over HTTP: train branch (${f.commits} commits) to an empty store`, f.bytesSent, first);
+    share.push(`push of the train branch (${f.commits} commits of ${MB} MB): ${(f.bytesSent / MiB).toFixed(0)} MiB sent, ${f.objectsSent} objects (the store holds ${(stats.storedBytes / MiB).toFixed(0)} MiB)`);
+    const again = JSON.parse((await ckvc(['push', 'bench', 'train', '--json'])).out);
+    share.push(`re-push of the unchanged branch: ${again.bytesSent} bytes sent, ${again.objectsSent} objects`);
+    writeCheckpoint(path.join(ck, 'model.safetensors'), STEPS + 1, frozen);
+    await ckvc(['commit', ck, '-m', 'one more', '-b', 'train']);
+    const inc = JSON.parse((await ckvc(['push', 'bench', 'train', '--json'])).out);
+    share.push(`push of one more half-changed ${MB} MB checkpoint: ${(inc.bytesSent / MiB).toFixed(1)} MiB sent`);
+    await ckvc(['remote', 'add', 'bench', url], path.join(third, '.ckvc'));
+    const fetched = await ckvc(['fetch', 'bench', '--json'], path.join(third, '.ckvc'));
+    const fr = JSON.parse(fetched.out);
+    row('fetch over HTTP into an empty store', fr.bytesReceived, fetched);
+  } finally {
+    server.kill('SIGTERM');
+  }
+}
+
 if (BIG_MB > 0) {
   // One file over 2 GiB (readFileSync's limit): must stream in bounded memory.
   fs.rmSync(ck, { recursive: true });
@@ -174,5 +207,6 @@ console.log('| operation | MB | seconds | MB/s | peak RSS MiB |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
 for (const r of rows) console.log(`| ${r.what} | ${r.MB} | ${r.seconds} | ${r['MB/s']} | ${r['peak RSS MiB']} |`);
 console.log(`\nTimes are whole commands, including process start (~0.25 s) and the fsyncs of a commit.`);
+console.log(`\nsharing: ${share.join('; ')}`);
 console.log(`\nseries: logical ${(logical / MiB).toFixed(0)} MiB (+ the unchanged re-commits), stored ${(storeBytes / MiB).toFixed(0)} MiB; stats: dedup ${stats.dedupRatio.toFixed(2)}x, compression ${stats.compressionRatio.toFixed(2)}x, overall ${stats.totalRatio.toFixed(2)}x`);
 fs.rmSync(work, { recursive: true, force: true });
