@@ -30,18 +30,16 @@ export interface BestResult {
 }
 
 /**
- * The commits made on `branch`: its first-parent chain, stopping where the chain leaves commits recorded as
- * made on this branch (the history it was started from belongs to another branch).
+ * The commits made on `branch`: its first-parent chain, stopping where the chain reaches commits recorded as
+ * made on another branch (the history it was started from; `ckvc branch NEW START` has none of its own yet).
  */
 export async function* branchCommits(store: ObjectStore, branch: string): AsyncGenerator<{ id: ObjectId; commit: CommitObject }> {
   let id = await store.refs.read(REF_PREFIX.branch + branch);
   if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch named '${branch}' (or it has no commits); 'ckvc branch' lists branches`, { branch });
-  let first = true;
   while (id) {
     const commit = await store.readCommit(id);
-    if (!first && commit.branch !== undefined && commit.branch !== branch) return;
+    if (commit.branch !== undefined && commit.branch !== branch) return;
     yield { id, commit };
-    first = false;
     id = commit.parents[0];
   }
 }

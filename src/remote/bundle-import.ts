@@ -13,6 +13,7 @@ import { decodeTensor } from '../core/objects/tensor-object.js';
 import { decodeTree } from '../core/objects/tree-object.js';
 import type { PackEntry } from '../core/pack-format.js';
 import { fsyncDir, ioError } from '../store/durable-fs.js';
+import { faultPoint } from '../store/fault-injection.js';
 import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { PackReader } from '../store/pack-reader.js';
@@ -163,9 +164,18 @@ async function isAncestor(o: Overlay, maybe: ObjectId, of: ObjectId): Promise<bo
   return false;
 }
 
+function receiveFault(step: 'receive.verified' | 'receive.moved' | 'receive.indexed', p: string): void {
+  try {
+    faultPoint(step);
+  } catch (e) {
+    throw ioError(e, 'store the received objects in', p);
+  }
+}
+
 /** Moves a verified quarantine pack into the store and indexes it; records its prune records. */
 export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Promise<{ objects: number; newObjects: number }> {
   let newObjects = 0;
+  receiveFault('receive.verified', store.layout.packsDir);
   if (rb.packId) {
     const present = await store.locate(rb.entries.map((e) => e.id));
     newObjects = present.filter((l) => !l).length;
@@ -173,9 +183,11 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
     await fs.mkdir(store.layout.packsDir, { recursive: true });
     await fs.rename(rb.quarantine.packFile(rb.packId), dest).catch((e) => { throw ioError(e, 'move the received pack to', dest); });
     await fsyncDir(store.layout.packsDir);
+    receiveFault('receive.moved', store.layout.packsDir);
     const bodies = new Map<ObjectId, Uint8Array>();
     for (const e of rb.entries) if (e.type === 'commit') bodies.set(e.id, await store.packs.readObject({ packId: rb.packId, entry: e }, e.id, 'commit'));
     await store.index.session((s) => s.addPack({ packId: rb.packId!, entries: rb.entries }, bodies));
+    receiveFault('receive.indexed', store.layout.indexDir);
   }
   for (const p of rb.header.pruned) await store.pruned.add(p);
   return { objects: rb.entries.length, newObjects };

@@ -58,8 +58,17 @@ export async function collectGarbage(store: ObjectStore, opts: GcOptions): Promi
   }
 }
 
+/** A fault at a gc step fails like the disk would: CKVC_IO with a hint. */
+function gcFault(step: 'gc.locked' | 'gc.packed' | 'gc.indexed' | 'gc.delete', p: string): void {
+  try {
+    faultPoint(step);
+  } catch (e) {
+    throw ioError(e, `collect garbage in`, p);
+  }
+}
+
 async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcReport> {
-  faultPoint('gc.locked');
+  gcFault('gc.locked', store.layout.root);
   const now = Date.now();
   await store.index.session(async () => {}, { sync: true });
   const pruned = await new PruneRecords(store.layout).all();
@@ -121,16 +130,16 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
       await writer?.abort();
       throw e;
     }
-    if (written.length) faultPoint('gc.packed');
+    if (written.length) gcFault('gc.packed', store.layout.packsDir);
     // The relocation matters after a crash of an earlier gc: a live object then sits in a doomed pack and in a
     // kept one, and re-indexing may have picked the doomed copy.
     const relocate = doomed.flatMap((p) => p.live.map((e) => kept.get(e.id)!));
     await store.index.session((s) => s.replacePacks(written, doomed, dead, relocate));
-    faultPoint('gc.indexed');
+    gcFault('gc.indexed', store.layout.indexDir);
     await store.packs.close(); // our own handles on the doomed packs
     for (const p of doomed) {
-      faultPoint('gc.delete');
       const file = store.layout.packFile(p.packId);
+      gcFault('gc.delete', file);
       await fs.rm(file, { force: true }).catch((e) => { throw ioError(e, 'delete', file); });
     }
     await fsyncDir(store.layout.packsDir);

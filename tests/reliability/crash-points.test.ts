@@ -62,6 +62,8 @@ let B: Template; // branch warm: w1; HEAD on an unborn main (a fresh store's sta
 let C: Template; // main: p1 <- p2 <- p3, nothing else: `prune --keep-last 2` releases p1
 let D: Template; // C after that prune: p1's pack holds dead chunks and live metadata, so gc rewrites it
 let p1 = '';
+let bundleFile = ''; // template C's main as a bundle
+let cFiles: Map<string, string>; // what p3 checks out
 let c1 = '';
 let c2 = '';
 let c2Files: Map<string, string>;
@@ -112,6 +114,9 @@ beforeAll(() => {
   const sD = copyStore(sC);
   expectOk(sD.runSync(['prune', '--keep-last', '2', '-b', 'main']), 'prune in template D');
   D = { store: sD, earlier: earlierC.slice(1) };
+  bundleFile = path.join(src, 'c.bundle');
+  expectOk(sC.runSync(['pack', 'main', '-o', bundleFile]), 'pack in template C');
+  cFiles = earlierC[2]!.files;
 
   // Inputs of the operations (shared by all cases, read-only).
   const mk = (name: string, seed: number, family: number) => {
@@ -274,6 +279,41 @@ const OPS: Op[] = [
       const again = await c.s.run(['gc', '--grace', '0', '--dry-run', '--json']);
       const left = again.code === 0 ? JSON.parse(again.stdout).deadObjects : `gc --dry-run failed: ${describeOutcome(again)}`;
       return left === 0 && report.packsAfter >= 1 ? [] : [`after gc, dead objects left: ${left}`];
+    },
+  },
+  {
+    key: 'k',
+    title: 'pull FILE (bundle import: quarantine, promote, refs)',
+    template: () => A,
+    inputs: () => [bundleFile],
+    args: () => ['pull', bundleFile, '--json'],
+    alreadyDone: () => false,
+    visible: async (c) => checkoutDiff(c.s, 'bundle/main', cFiles),
+  },
+  {
+    key: 'l',
+    title: 'push to a folder remote (the receiving side runs in this process)',
+    template: () => A,
+    inputs: () => [],
+    prepare: (c) => {
+      const remote = copyStore(C.store, 'ckvc-crash-remote-');
+      fs.writeFileSync(path.join(c.scratch, 'remote-dir'), remote.dir);
+      expectOk(c.s.runSync(['remote', 'add', 'r', remote.store]), 'remote add');
+    },
+    args: () => ['push', 'r', 'old', '--json'],
+    afterKill: async (c) => {
+      const remote = new Store(fs.readFileSync(path.join(c.scratch, 'remote-dir'), 'utf8'));
+      const problems: string[] = [];
+      const v = await remote.verify(true);
+      if (v.r.code !== 0) problems.push(`the remote after the kill: verify --read-data: ${describeOutcome(v.r)}`);
+      const old = remote.ref('refs/heads/old');
+      if (old !== undefined && old !== c1) problems.push(`the remote's branch old holds ${old}, expected nothing or ${c1}`);
+      return problems;
+    },
+    visible: async (c) => {
+      const remote = new Store(fs.readFileSync(path.join(c.scratch, 'remote-dir'), 'utf8'));
+      if (remote.ref('refs/heads/old') !== c1) return [`the remote's branch old is ${remote.ref('refs/heads/old')}, expected ${c1}`];
+      return checkoutDiff(remote, 'old', A.earlier[0]!.files);
     },
   },
   checkoutOp('g1', 'checkout REV --to DIR into an empty folder', false),
@@ -448,5 +488,10 @@ describe('crash points: coverage', () => {
     expect(STEPS.filter((s) => /^(pack|index|ref|reflog)\./.test(s) && !aKilled.has(s))).toEqual([]);
     const gcKilled = new Set(killed.filter((r) => r.op === 'j').map((r) => r.fault));
     expect(STEPS.filter((s) => /^(gc|pack)\./.test(s) && !gcKilled.has(s))).toEqual([]);
+    // A bundle import and the receiving side of a push go through every receive step.
+    for (const op of ['k', 'l']) {
+      const got = new Set(killed.filter((r) => r.op === op).map((r) => r.fault));
+      expect(STEPS.filter((s) => s.startsWith('receive.') && !got.has(s))).toEqual([]);
+    }
   });
 });
