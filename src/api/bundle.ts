@@ -20,7 +20,8 @@ import { resolveRevision } from '../store/revision-resolver.js';
 import { importBundle, type ImportResult } from '../remote/bundle-import.js';
 import { receiveBundle, type ReceivedBundle } from '../remote/bundle-reader.js';
 import { writeBundleFile } from '../remote/bundle-writer.js';
-import { collectObjects, commitClosure } from '../remote/object-collector.js';
+import { collectObjects } from '../remote/object-collector.js';
+import { commitClosure, storeParents } from '../store/ancestry.js';
 import { defaultAuthor } from './author.js';
 
 export interface PackOptions {
@@ -60,7 +61,7 @@ export async function packBundle(store: ObjectStore, opts: PackOptions): Promise
   for (const rev of opts.revs) refs.push(await refOf(store, rev));
   const sinceIds: ObjectId[] = [];
   for (const rev of opts.since ?? []) sinceIds.push((await resolveRevision(store, rev)).id);
-  const have = await commitClosure(store, sinceIds);
+  const have = await commitClosure(storeParents(store), sinceIds);
   const registration = await registerWriter(store.layout); // gc must not repack what we are copying
   try {
     // Everything the prerequisites' history holds is left out too, down to single chunks (an unchanged tensor).

@@ -5,6 +5,7 @@ import { configHash, parseConfig, type ConfigFormat } from '../core/config-snaps
 import { diffConfig, type ConfigChange } from '../core/diff/config-delta.js';
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
+import { commitClosure, storeParents } from '../store/ancestry.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { readConfigFile } from './config-file.js';
@@ -91,21 +92,13 @@ export async function configLabel(store: ObjectStore, hashOrPrefix: string, text
 }
 
 async function knownConfigHashes(store: ObjectStore): Promise<Set<string>> {
+  const tips: ObjectId[] = [];
+  for (const kind of ['branch', 'tag', 'alias'] as const) for (const r of await store.refs.list(kind, { skipCorrupt: true })) tips.push(r.id);
   const out = new Set<string>();
-  const seen = new Set<ObjectId>();
-  const stack: ObjectId[] = [];
-  for (const kind of ['branch', 'tag', 'alias'] as const) for (const r of await store.refs.list(kind, { skipCorrupt: true })) stack.push(r.id);
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    if ((await store.typeOf(id)) === 'tag') {
-      stack.push((await store.readTag(id)).target);
-      continue;
-    }
+  for (const id of await commitClosure(storeParents(store), tips)) {
+    if ((await store.typeOf(id)) !== 'commit') continue;
     const c = await store.readCommit(id);
     if (c.config) out.add(c.config.hash);
-    stack.push(...c.parents);
   }
   return out;
 }

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { CkvcError } from '../core/errors.js';
+import { isAncestor, storeParents } from '../store/ancestry.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import type { RefUpdate } from '../remote/bundle-import.js';
@@ -9,7 +10,6 @@ import { DirectoryTransport } from '../remote/directory-transport.js';
 import { createServer } from '../remote/http-server.js';
 import { HttpTransport } from '../remote/http-transport.js';
 import { RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
-import { isAncestor } from '../remote/store-service.js';
 import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
 import type { Transport } from '../remote/transport.js';
 import { defaultAuthor } from './author.js';
@@ -99,7 +99,7 @@ export async function pullFromRemote(store: ObjectStore, opts: PullRemoteOptions
   const local = REF_PREFIX.branch + opts.branch;
   const cur = (await store.refs.read(local)) ?? null;
   if (cur === theirs) return { ...f, branch: { name: local, old: cur, new: theirs, forced: false, skipped: 'unchanged' } };
-  if (cur !== null && !(await isAncestor(store, cur, theirs))) {
+  if (cur !== null && !(await isAncestor(storeParents(store), cur, theirs))) {
     throw new CkvcError('CKVC_NON_FAST_FORWARD', `branch '${opts.branch}' (${cur.slice(0, 12)}) and ${opts.remote}/${opts.branch} (${theirs.slice(0, 12)}) have diverged; the fetched history is in ${opts.remote}/${opts.branch}: compare with 'ckvc diff', then 'ckvc branch' a new name for it`, { branch: opts.branch, local: cur, remote: theirs });
   }
   await store.refs.update(local, theirs, { expect: cur, who: defaultAuthor(), message: `pull: ${opts.remote}/${opts.branch}` });

@@ -13,6 +13,7 @@ import { decodeTensor } from '../core/objects/tensor-object.js';
 import { decodeTree } from '../core/objects/tree-object.js';
 import type { PackEntry } from '../core/pack-format.js';
 import { fsyncDir, ioError } from '../store/durable-fs.js';
+import { isAncestor } from '../store/ancestry.js';
 import { faultPoint } from '../store/fault-injection.js';
 import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -68,6 +69,14 @@ class Overlay {
 
   async close(): Promise<void> {
     await this.packs?.close();
+  }
+
+  /** Both ends may be new, in the bundle. */
+  async parentsOf(id: ObjectId): Promise<ObjectId[]> {
+    const type = await this.typeOf(id);
+    if (type === 'tag') return [decodeTag(await this.read(id, 'tag'), 'tag').target];
+    if (type === 'commit') return decodeCommit(await this.read(id, 'commit'), 'commit').parents;
+    return [];
   }
 }
 
@@ -148,22 +157,6 @@ export async function checkClosure(store: ObjectStore, source: ReceivedBundle | 
   }
 }
 
-/** Is `maybe` reachable from `of` (both may be new, in the bundle)? */
-async function isAncestor(o: Overlay, maybe: ObjectId, of: ObjectId): Promise<boolean> {
-  const seen = new Set<ObjectId>();
-  const stack = [of];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (id === maybe) return true;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    const type = await o.typeOf(id);
-    if (type === 'tag') stack.push(decodeTag(await o.read(id, 'tag'), 'tag').target);
-    else if (type === 'commit') stack.push(...decodeCommit(await o.read(id, 'commit'), 'commit').parents);
-  }
-  return false;
-}
-
 function receiveFault(step: 'receive.verified' | 'receive.moved' | 'receive.indexed', p: string): void {
   try {
     faultPoint(step);
@@ -214,7 +207,7 @@ export async function importBundle(store: ObjectStore, rb: ReceivedBundle, opts:
       for (const u of plan) {
         if (u.skipped || u.old === null) continue;
         const isTag = u.name.startsWith('refs/tags/');
-        const ff = !isTag && (await isAncestor(o, u.old, u.new));
+        const ff = !isTag && (await isAncestor((id) => o.parentsOf(id), u.old, u.new));
         if (!ff && !opts.force) {
           throw new CkvcError('CKVC_NON_FAST_FORWARD', `${u.name} is at ${u.old.slice(0, 12)}, which ${isTag ? 'differs' : `is not an ancestor of ${u.new.slice(0, 12)}`}; nothing was changed: fetch and reconcile first, or use --force to replace it`, { ref: u.name, old: u.old, new: u.new });
         }

@@ -91,20 +91,3 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
   }
   return { objects, commits, prerequisites: [...prerequisites], pruned };
 }
-
-/** Every commit reachable from `tips` (for `pack --since`: what the receiver is assumed to have). */
-export async function commitClosure(store: ObjectStore, tips: ObjectId[]): Promise<Set<ObjectId>> {
-  const seen = new Set<ObjectId>();
-  const stack = [...tips];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    if ((await store.typeOf(id)) === 'tag') {
-      stack.push((await store.readTag(id)).target);
-      continue;
-    }
-    stack.push(...(await store.readCommit(id)).parents);
-  }
-  return seen;
-}

@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { bad, bundleRefNameProblem } from '../core/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
+import { isAncestor, storeParents } from '../store/ancestry.js';
 import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { checkClosure, promoteObjects, type RefUpdate } from './bundle-import.js';
@@ -94,7 +95,7 @@ export class StoreService {
         }
         let forced = false;
         if (cur !== null && cur !== c.new) {
-          const ff = !c.name.startsWith('refs/tags/') && (await isAncestor(this.store, cur, c.new));
+          const ff = !c.name.startsWith('refs/tags/') && (await isAncestor(storeParents(this.store), cur, c.new));
           if (!ff && !force) {
             throw new CkvcError('CKVC_NON_FAST_FORWARD', `${c.name} on the remote is at ${cur.slice(0, 12)}, which ${c.name.startsWith('refs/tags/') ? 'is another commit' : `is not an ancestor of ${c.new.slice(0, 12)}`}; fetch and reconcile first, or push --force`, { ref: c.name, old: cur, new: c.new });
           }
@@ -108,19 +109,4 @@ export class StoreService {
       await registration.release();
     }
   }
-}
-
-export async function isAncestor(store: ObjectStore, maybe: ObjectId, of: ObjectId): Promise<boolean> {
-  const seen = new Set<ObjectId>();
-  const stack = [of];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (id === maybe) return true;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    const type = await store.typeOf(id);
-    if (type === 'tag') stack.push((await store.readTag(id)).target);
-    else if (type === 'commit') stack.push(...(await store.readCommit(id)).parents);
-  }
-  return false;
 }

@@ -8,7 +8,8 @@ import { REF_PREFIX } from '../store/ref-store.js';
 import { checkClosure, promoteObjects, type RefUpdate } from './bundle-import.js';
 import { receiveBundle } from './bundle-reader.js';
 import { writeBundle } from './bundle-writer.js';
-import { collectObjects, commitClosure } from './object-collector.js';
+import { collectObjects } from './object-collector.js';
+import { commitClosure, storeParents } from '../store/ancestry.js';
 import type { Transport } from './transport.js';
 
 /** Objects per bundle are bounded by bytes and count, so one interrupted transfer loses little. */
@@ -101,7 +102,7 @@ export async function fetchRemote(store: ObjectStore, t: Transport, remote: stri
   if (wants.length) {
     const localTips: ObjectId[] = [];
     for (const kind of ['branch', 'tag', 'remote'] as const) for (const r of await store.refs.list(kind, { skipCorrupt: true })) localTips.push(r.id);
-    const haves = [...(await commitClosure(store, localTips))];
+    const haves = [...(await commitClosure(storeParents(store), localTips))];
     const plan = await t.plan(wants, haves);
     // Chunk-level dedup: anything we already hold (an unchanged tensor of another branch) is not asked for.
     const need: ObjectId[] = [];

@@ -5,6 +5,7 @@ import { CkvcError } from '../core/errors.js';
 import type { MetricMode } from '../core/metric-mode.js';
 import { assertRefName } from '../core/ref-name.js';
 import { ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
+import { listFilesBelow } from './file-walk.js';
 import type { StoreLayout } from './store-layout.js';
 
 export interface AliasDefinition {
@@ -48,23 +49,11 @@ export class AliasDefinitions {
 
   async list(): Promise<AliasDefinition[]> {
     const out: AliasDefinition[] = [];
-    const walk = async (dir: string, prefix: string): Promise<void> => {
-      let entries: import('node:fs').Dirent[];
-      try {
-        entries = await fs.readdir(dir, { withFileTypes: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw ioError(e, 'list', dir);
-      }
-      for (const e of entries) {
-        if (e.isDirectory()) await walk(path.join(dir, e.name), `${prefix}${e.name}/`);
-        else if (e.name.endsWith('.json') && !e.name.startsWith('.')) {
-          const def = await this.read(prefix + e.name.slice(0, -'.json'.length)).catch(() => undefined);
-          if (def) out.push(def);
-        }
-      }
-    };
-    await walk(this.layout.aliasesDir, '');
+    for (const rel of await listFilesBelow(this.layout.aliasesDir)) {
+      if (!rel.endsWith('.json')) continue;
+      const def = await this.read(rel.slice(0, -'.json'.length)).catch(() => undefined);
+      if (def) out.push(def);
+    }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 

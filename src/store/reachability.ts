@@ -7,32 +7,20 @@ import { CkvcError } from '../core/errors.js';
 import { globToRegExp, matchesAny } from '../core/glob.js';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
 import { ioError } from './durable-fs.js';
+import { listFilesBelow } from './file-walk.js';
 import type { ObjectStore } from './object-store.js';
 import type { PruneRecord } from './prune-records.js';
 
 /** Every ID named by a reflog line, old or new. */
 async function reflogIds(store: ObjectStore): Promise<Set<ObjectId>> {
   const out = new Set<ObjectId>();
-  const walk = async (dir: string): Promise<void> => {
-    let entries: import('node:fs').Dirent[];
-    try {
-      entries = await fs.readdir(dir, { withFileTypes: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw ioError(e, 'list', dir);
+  for (const rel of await listFilesBelow(store.layout.logsDir)) {
+    const p = path.join(store.layout.logsDir, ...rel.split('/'));
+    const text = await fs.readFile(p, 'utf8').catch((err) => { throw ioError(err, 'read', p); });
+    for (const line of text.split('\n')) {
+      for (const word of line.split(' ', 2)) if (isObjectId(word) && !/^0+$/.test(word)) out.add(word);
     }
-    for (const e of entries) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else {
-        const text = await fs.readFile(p, 'utf8').catch((err) => { throw ioError(err, 'read', p); });
-        for (const line of text.split('\n')) {
-          for (const word of line.split(' ', 2)) if (isObjectId(word) && !/^0+$/.test(word)) out.add(word);
-        }
-      }
-    }
-  };
-  await walk(store.layout.logsDir);
+  }
   return out;
 }
 

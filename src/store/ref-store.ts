@@ -7,6 +7,7 @@ import { isObjectId, type ObjectId } from '../core/object-id.js';
 import { assertRefName } from '../core/ref-name.js';
 import { appendDurable, fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
+import { listFilesBelow } from './file-walk.js';
 import { withLock } from './lock-file.js';
 import type { StoreLayout } from './store-layout.js';
 
@@ -59,28 +60,13 @@ export class RefStore {
   async list(kind: RefKind, opts: { skipCorrupt?: boolean } = {}): Promise<{ name: string; id: ObjectId }[]> {
     const base = this.file(REF_PREFIX[kind].slice(0, -1));
     const out: { name: string; id: ObjectId }[] = [];
-    const walk = async (dir: string, prefix: string): Promise<void> => {
-      let entries: import('node:fs').Dirent[];
-      try {
-        entries = await fs.readdir(dir, { withFileTypes: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw ioError(e, 'list', dir);
-      }
-      for (const e of entries) {
-        if (e.name.endsWith('.lock') || e.name.endsWith('.tmp') || e.name.startsWith('.')) continue;
-        const name = prefix + e.name;
-        if (e.isDirectory()) await walk(path.join(dir, e.name), `${name}/`);
-        else {
-          const id = await this.read(REF_PREFIX[kind] + name).catch((err) => {
-            if (opts.skipCorrupt && (err as CkvcError).code === 'CKVC_CORRUPT_REF') return undefined;
-            throw err;
-          });
-          if (id) out.push({ name, id });
-        }
-      }
-    };
-    await walk(base, '');
+    for (const name of await listFilesBelow(base)) {
+      const id = await this.read(REF_PREFIX[kind] + name).catch((err) => {
+        if (opts.skipCorrupt && (err as CkvcError).code === 'CKVC_CORRUPT_REF') return undefined;
+        throw err;
+      });
+      if (id) out.push({ name, id });
+    }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 

@@ -83,7 +83,7 @@ export async function createStore(dir: string): Promise<{ root: string; created:
   if (await isStoreDir(root)) return { root, created: false };
   const layout = new StoreLayout(root);
   await fs.mkdir(root, { recursive: true });
-  for (const d of [layout.packsDir, layout.tmpDir, layout.locksDir, layout.logsDir, path.join(layout.refsDir, 'heads'), path.join(layout.refsDir, 'tags')]) {
+  for (const d of [layout.packsDir, layout.tmpDir, layout.locksDir, layout.writersDir, layout.logsDir, path.join(layout.refsDir, 'heads'), path.join(layout.refsDir, 'tags')]) {
     await fs.mkdir(d, { recursive: true });
   }
   await writeFileDurable(layout.headFile, 'ref: refs/heads/main\n');

@@ -447,10 +447,16 @@ async function runCase(op: Op, fault: string): Promise<string[]> {
 
 const EXTRA = [[BIG, 'pack.write@2'], [OPS.find((o) => o.key === 'g1')!, 'checkout.rename@2']] as const;
 
+// `npm test` keeps under ten minutes by leaving out the operations whose write steps another one already goes
+// through (b: a commit like a; d: a tag like a; e, f: ref moves like a's; g2: a checkout like g1); the coverage
+// test below still asks for every step to be killed. `npm run soak` (CKVC_SOAK_SCALE > 1) runs them all.
+const FULL_MATRIX = Number(process.env.CKVC_SOAK_SCALE ?? 1) > 1;
+const MATRIX = FULL_MATRIX ? OPS : OPS.filter((o) => !['b', 'd', 'e', 'f', 'g2'].includes(o.key));
+
 // --- the matrix -------------------------------------------------------------------------------------------
 
 describe.concurrent('crash points: kill at every fault step of spec/FAULTS.md', () => {
-  for (const op of OPS) {
+  for (const op of MATRIX) {
     for (const step of STEPS) {
       it(`(${op.key}) ${op.title} / ${step}`, async ({ expect }) => {
         expect(await runCase(op, step)).toEqual([]);
@@ -467,7 +473,7 @@ describe.concurrent('crash points: kill at every fault step of spec/FAULTS.md', 
 
 function printSummary(): void {
   const by = (o: Row['outcome']) => rows.filter((r) => r.outcome === o).length;
-  const lines = [`crash points: ${OPS.length} operations x ${STEPS.length} steps (+${EXTRA.length} @N cases) = ${rows.length} tried, ${by('killed')} killed, ${by('not reached')} not reached, ${by('failed')} failed otherwise; ${tempsLeft} checkout temp file(s) left by kills; ${alreadyDone} re-run(s) found the ref change already made (exit 13/14)`];
+  const lines = [`crash points: ${MATRIX.length} operations x ${STEPS.length} steps (+${EXTRA.length} @N cases) = ${rows.length} tried, ${by('killed')} killed, ${by('not reached')} not reached, ${by('failed')} failed otherwise; ${tempsLeft} checkout temp file(s) left by kills; ${alreadyDone} re-run(s) found the ref change already made (exit 13/14)`];
   for (const op of [...OPS, BIG]) {
     const mine = rows.filter((r) => r.op === op.key);
     if (!mine.length) continue;
@@ -478,9 +484,9 @@ function printSummary(): void {
 
 describe('crash points: coverage', () => {
   it('the matrix really crashed: every step of the spec table was killed by at least one operation', (ctx) => {
-    if (rows.length !== OPS.length * STEPS.length + EXTRA.length) ctx.skip(); // a filtered run (-t)
+    if (rows.length !== MATRIX.length * STEPS.length + EXTRA.length) ctx.skip(); // a filtered run (-t)
     const killed = rows.filter((r) => r.outcome === 'killed');
-    expect(killed.length).toBeGreaterThanOrEqual(70);
+    expect(killed.length).toBeGreaterThanOrEqual(FULL_MATRIX ? 110 : 65);
     const killedSteps = new Set(killed.map((r) => r.fault.replace(/@\d+$/, '')));
     expect(STEPS.filter((s) => !killedSteps.has(s))).toEqual([]);
     // A commit goes through every pack, index and ref step; gc through its own and the pack steps.

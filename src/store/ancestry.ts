@@ -1,0 +1,42 @@
+// Commit-graph walks shared by fetch/push, bundles and config labels.
+import type { ObjectId } from '../core/object-id.js';
+import type { ObjectStore } from './object-store.js';
+
+/** The parents of a commit, or the target of a tag object. */
+export type ParentsOf = (id: ObjectId) => Promise<ObjectId[]>;
+
+export function storeParents(store: ObjectStore): ParentsOf {
+  return async (id) => {
+    const type = await store.typeOf(id);
+    if (type === 'tag') return [(await store.readTag(id)).target];
+    if (type === 'commit') return (await store.readCommit(id)).parents;
+    return [];
+  };
+}
+
+/** Every commit (and tag object) reachable from `tips`. */
+export async function commitClosure(parentsOf: ParentsOf, tips: ObjectId[]): Promise<Set<ObjectId>> {
+  const seen = new Set<ObjectId>();
+  const stack = [...tips];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...(await parentsOf(id)));
+  }
+  return seen;
+}
+
+/** Is `maybe` reachable from `of` (a fast-forward from maybe to of)? */
+export async function isAncestor(parentsOf: ParentsOf, maybe: ObjectId, of: ObjectId): Promise<boolean> {
+  const seen = new Set<ObjectId>();
+  const stack = [of];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (id === maybe) return true;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...(await parentsOf(id)));
+  }
+  return false;
+}
