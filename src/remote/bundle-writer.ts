@@ -61,14 +61,27 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     });
     const hasher = new Blake3Hasher();
     let bytes = 0;
+    // A reader that goes away (a closed HTTP response) must fail the write, not leave it waiting for 'drain'.
+    const drained = () => new Promise<void>((resolve, reject) => {
+      const done = (e?: Error) => {
+        sink.off('drain', onDrain);
+        sink.off('error', onError);
+        sink.off('close', onClose);
+        if (e) reject(e);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onError = (e: Error) => done(e);
+      const onClose = () => done(new Error('the receiver closed the connection'));
+      sink.on('drain', onDrain);
+      sink.on('error', onError);
+      sink.on('close', onClose);
+    });
     const put = async (b: Buffer) => {
       hasher.update(b);
       bytes += b.length;
-      if (!sink.write(b)) await new Promise<void>((resolve, reject) => {
-        const onErr = (e: Error) => reject(e);
-        sink.once('error', onErr);
-        sink.once('drain', () => { sink.off('error', onErr); resolve(); });
-      });
+      if (sink.destroyed) throw new Error('the receiver closed the connection');
+      if (!sink.write(b)) await drained();
     };
     await put(encodeBundlePreamble(header.length));
     await put(header);
@@ -76,7 +89,7 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     const trailer = hasher.digestBuffer();
     const end = Buffer.concat([trailer, BUNDLE_END_MAGIC]);
     bytes += end.length;
-    if (!sink.write(end)) await new Promise((r) => sink.once('drain', r));
+    if (!sink.write(end)) await drained();
     return { bytes, objects: content.objects.length, packLength, trailer: trailer.toString('hex') };
   } finally {
     await fs.rm(scratchRoot, { recursive: true, force: true }).catch(() => {});

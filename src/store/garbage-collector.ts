@@ -166,7 +166,10 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   return report;
 }
 
-/** Unfinished packs and temp files left in tmp/ by crashed commands, once older than the grace period. */
+/**
+ * Unfinished packs, temp files and quarantine or scratch folders left in tmp/ by crashed commands, once older than
+ * the grace period (a folder's age is that of the newest thing in it: a transfer still writing into one is young).
+ */
 async function cleanTmp(store: ObjectStore, now: number, graceMs: number): Promise<number> {
   let removed = 0;
   let names: string[] = [];
@@ -178,9 +181,21 @@ async function cleanTmp(store: ObjectStore, now: number, graceMs: number): Promi
   for (const n of names) {
     const p = path.join(store.layout.tmpDir, n);
     const st = await fs.stat(p).catch(() => undefined);
-    if (!st?.isFile() || now - st.mtimeMs < graceMs) continue;
-    await fs.rm(p, { force: true });
+    if (!st) continue;
+    const newest = st.isDirectory() ? await newestMtime(p) : st.mtimeMs;
+    if (now - newest < graceMs) continue;
+    await fs.rm(p, { recursive: true, force: true });
     removed++;
   }
   return removed;
+}
+
+async function newestMtime(dir: string): Promise<number> {
+  let newest = (await fs.stat(dir)).mtimeMs;
+  for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = path.join(dir, e.name);
+    const m = e.isDirectory() ? await newestMtime(p) : (await fs.stat(p).catch(() => undefined))?.mtimeMs ?? 0;
+    newest = Math.max(newest, m);
+  }
+  return newest;
 }

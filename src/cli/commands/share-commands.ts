@@ -77,7 +77,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const isFile = fs.existsSync(args.source) && fs.statSync(args.source).isFile();
         if (!isFile) {
-          if (!args.branch) throw new CkvcError('CKVC_USAGE', `${args.source} is not a bundle file; to pull from a remote name the branch: ckvc pull REMOTE BRANCH`, {});
+          if (!args.branch) throw new CkvcError('CKVC_INPUT_NOT_FOUND', `bundle ${args.source} does not exist; check the path (to pull from a remote, name the branch: ckvc pull REMOTE BRANCH)`, { path: args.source });
           const r = await withStore(args, (s) => s.pull({ remote: args.source, branch: args.branch!, tokenFile: args.tokenFile, progress: progressBar('pull') }));
           if (args.json) return json(r);
           for (const u of r.refs) if (!u.skipped) out(`${u.name}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
