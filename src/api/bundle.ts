@@ -70,8 +70,10 @@ export async function packBundle(store: ObjectStore, opts: PackOptions): Promise
       isBoundary: async (id) => have.has(id),
       receiverHas: theirs && (async (ids) => ids.map((id) => theirs.has(id))),
     });
-    const w = await writeBundleFile(store, { refs, objects: c.objects, prerequisites: c.prerequisites, pruned: c.pruned }, opts.output);
-    return { file: opts.output, refs, prerequisites: c.prerequisites, commits: c.commits.length, objects: w.objects, bytes: w.bytes };
+    // The receiver must have every --since commit: the objects of their whole history were left out.
+    const prerequisites = [...new Set([...c.prerequisites, ...sinceIds])];
+    const w = await writeBundleFile(store, { refs, objects: c.objects, prerequisites, pruned: c.pruned }, opts.output);
+    return { file: opts.output, refs, prerequisites, commits: c.commits.length, objects: w.objects, bytes: w.bytes };
   } finally {
     await registration.release();
   }

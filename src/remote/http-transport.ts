@@ -12,6 +12,10 @@ import type { Transport } from './transport.js';
 export class HttpTransport implements Transport {
   constructor(readonly url: string, private readonly token: string | undefined, private readonly who: string) {}
 
+  /**
+   * The response may come before the body is sent (a refused write): the reply is read, then the request is
+   * destroyed so the rest of the body is not pushed into a connection nobody reads.
+   */
   private request(method: string, path: string, write?: (req: http.ClientRequest) => Promise<void>, contentType = 'application/json'): Promise<http.IncomingMessage> {
     const target = new URL(path.replace(/^\//, ''), this.url);
     const lib = target.protocol === 'https:' ? https : http;
@@ -20,7 +24,10 @@ export class HttpTransport implements Transport {
         method,
         headers: { 'content-type': contentType, ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
       });
-      req.on('response', resolve);
+      req.on('response', (res) => {
+        if (res.statusCode !== 200) res.once('end', () => req.destroy());
+        resolve(res);
+      });
       req.on('error', (e) => reject(new CkvcError('CKVC_REMOTE', `cannot reach ${this.url}: ${(e as NodeJS.ErrnoException).code ?? e.message}; is 'ckvc serve' running there?`, { url: this.url })));
       if (!write) req.end();
       else write(req).then(() => req.end(), (e) => { req.destroy(); reject(e); });

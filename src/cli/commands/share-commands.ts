@@ -145,7 +145,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('read-only', { type: 'boolean', describe: 'refuse every write' }) as unknown as Argv<ServeArgs>,
       async (args) => {
         const root = await withStore(args, async (s) => s.root);
-        const { url } = await serve({ store: root, host: args.host, port: args.port, tokenFile: args.tokenFile, readOnly: args.readOnly, log: (l) => info(l) });
+        const { url, server } = await serve({ store: root, host: args.host, port: args.port, tokenFile: args.tokenFile, readOnly: args.readOnly, log: (l) => info(l) });
         if (args.json) json({ url, store: root });
         else out(url);
         info(`serving ${root} at ${url}${args.readOnly || !args.tokenFile ? ' (read-only)' : ''}; Ctrl-C stops`);
@@ -153,6 +153,10 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           process.once('SIGINT', () => resolve());
           process.once('SIGTERM', () => resolve());
         });
+        // Stop taking requests, drop idle keep-alive connections, and let the process end.
+        server.close();
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
       },
     );
 }
