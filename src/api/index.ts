@@ -15,6 +15,7 @@ import { packBundle, pullBundle, verifyBundle, type BundleReport, type PackOptio
 import { configDiff, configExtract, configLabel, configShow, type ConfigDiffResult, type ConfigSnapshot } from './config.js';
 import { diff, type DiffOptions, type DiffResult } from './diff.js';
 import { gc, type GcOptions, type GcReport } from './gc.js';
+import { cat, ls, type ListedFile } from './inspect.js';
 import { prune, type PruneOptions, type PruneResult } from './prune.js';
 import { fetchFromRemote, pullFromRemote, pushToRemote, remotes, serve, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
 
@@ -22,7 +23,7 @@ export { parseCount } from './commit-input.js';
 export { CkvcError, ERROR_CODES, EXIT, isCkvcError, type ErrorCode } from '../core/errors.js';
 export type {
   AliasInfo, BestOptions, BestResult, ConfigDiffResult, ConfigSnapshot, CreateAliasOptions, DiffOptions, DiffResult, GcOptions, GcReport,
-  PruneOptions, PruneResult, BundleReport, PackOptions, PackResult, PullBundleOptions,
+  ListedFile, PruneOptions, PruneResult, BundleReport, PackOptions, PackResult, PullBundleOptions,
 };
 
 /** Checks a bundle file without a store; serves a store over HTTP. */
@@ -71,6 +72,9 @@ export class Store {
   gc(opts?: GcOptions): Promise<GcReport> { return gc(this.objects, opts); }
   pack(opts: PackOptions): Promise<PackResult> { return packBundle(this.objects, opts); }
   pullBundle(opts: PullBundleOptions) { return pullBundle(this.objects, opts); }
+  ls(rev: string, opts?: { path?: string; tensors?: boolean }) { return ls(this.objects, rev, opts); }
+  /** Streams `REV:PATH` (or one tensor of it) to `sink`, verified chunk by chunk. */
+  cat(spec: string, sink: (bytes: Uint8Array) => Promise<void>, opts?: { tensor?: string }) { return cat(this.objects, spec, sink, opts); }
   remotes() { return remotes(this.objects).list(); }
   addRemote(name: string, url: string) { return remotes(this.objects).add(name, url); }
   removeRemote(name: string) { return remotes(this.objects).remove(name); }

@@ -18,6 +18,22 @@ interface ShowArgs extends GlobalArgs {
   rev: string;
 }
 
+interface LsArgs extends GlobalArgs {
+  rev: string;
+  path?: string;
+  tensors?: boolean;
+}
+
+interface CatArgs extends GlobalArgs {
+  spec: string;
+  tensor?: string;
+}
+
+/** Writes to stdout, waiting when the pipe is full (a checkpoint is bigger than any pipe buffer). */
+async function toStdout(bytes: Uint8Array): Promise<void> {
+  if (!process.stdout.write(Buffer.from(bytes))) await new Promise((r) => process.stdout.once('drain', r));
+}
+
 /** One line per commit: id, refs, step, the chosen metric columns (or all metrics), message. */
 function oneLine(c: CommitInfo, columns: string[] | undefined, widths: number[]): string {
   const refs = c.refs.length ? ` (${c.refs.join(', ')})` : '';
@@ -76,6 +92,32 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           if (i) out();
           header(c);
         });
+      },
+    )
+    .command<LsArgs>(
+      'ls <rev> [path]',
+      'List the files of a commit (or under PATH); --tensors lists each tensor with dtype, shape and bytes',
+      (a) => a
+        .positional('rev', { type: 'string', demandOption: true })
+        .positional('path', { type: 'string' })
+        .option('tensors', { type: 'boolean', describe: 'list the tensors of each file' }) as unknown as Argv<LsArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.ls(args.rev, { path: args.path, tensors: args.tensors }));
+        if (args.json) return json(r);
+        for (const f of r.files) {
+          out(`${f.path}  ${bytes(f.size)}  ${f.format}${f.tensorCount ? `  ${f.tensorCount} tensors` : ''}`);
+          for (const t of f.tensors ?? []) out(`  ${t.name}  ${t.dtype}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.pruned ? '  (pruned)' : ''}`);
+        }
+      },
+    )
+    .command<CatArgs>(
+      'cat <spec>',
+      'Stream REV:PATH to stdout, or with --tensor NAME one tensor\'s raw bytes; every chunk verified',
+      (a) => a
+        .positional('spec', { type: 'string', demandOption: true, describe: 'REV:PATH, e.g. main:model.safetensors' })
+        .option('tensor', { type: 'string', describe: 'only this tensor\'s bytes (little-endian, as stored)' }) as unknown as Argv<CatArgs>,
+      async (args) => {
+        await withStore(args, (s) => s.cat(args.spec, toStdout, { tensor: args.tensor }));
       },
     )
     .command<ShowArgs>(
