@@ -102,14 +102,14 @@ export interface BundleReport {
   pruned: { commit: ObjectId; time: number; tensors: string[] | null }[];
 }
 
-async function openBundleFile(file: string, parent: string): Promise<ReceivedBundle> {
+async function openBundleFile(file: string, parent: string, durable = true): Promise<ReceivedBundle> {
   let size: number;
   try {
     size = (await fs.stat(file)).size;
   } catch (e) {
     throw new CkvcError('CKVC_INPUT_NOT_FOUND', `bundle ${file} cannot be read (${(e as NodeJS.ErrnoException).code}); check the path`, { path: file });
   }
-  return receiveBundle(createReadStream(file, { highWaterMark: 1024 * 1024 }), parent, `bundle ${file}`, size);
+  return receiveBundle(createReadStream(file, { highWaterMark: 1024 * 1024 }), parent, `bundle ${file}`, size, { durable });
 }
 
 /**
@@ -117,7 +117,7 @@ async function openBundleFile(file: string, parent: string): Promise<ReceivedBun
  * object the refs reach is inside, or (for an incremental bundle) left to the prerequisites.
  */
 export async function verifyBundle(file: string): Promise<BundleReport> {
-  const rb = await openBundleFile(file, os.tmpdir());
+  const rb = await openBundleFile(file, os.tmpdir(), false);
   const where = `bundle ${file}`;
   const packs = new PackReader(rb.quarantine);
   try {

@@ -30,7 +30,7 @@ export interface ReceivedBundle {
 }
 
 /** Reads and verifies a whole bundle from `source` into a new quarantine folder under `parent`. */
-export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, parent: string, where: string, fileSize?: number): Promise<ReceivedBundle> {
+export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, parent: string, where: string, fileSize?: number, opts: { durable?: boolean } = {}): Promise<ReceivedBundle> {
   const root = path.join(parent, `quarantine-${process.pid}-${randomBytes(6).toString('hex')}`);
   const quarantine = new StoreLayout(root);
   const packs = new PackReader(quarantine);
@@ -56,10 +56,23 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
     const incoming = path.join(root, 'incoming.pack');
     const fh = await fs.open(incoming, 'wx').catch((e) => { throw ioError(e, 'create', incoming); });
     try {
+      // Network pieces are small: they are gathered into a few MiB per write.
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      const flush = async () => {
+        if (pendingBytes) await fh.writev(pending);
+        pending = [];
+        pendingBytes = 0;
+      };
       await s.copy(header.packLength, 'the pack', async (piece) => {
         trailerHash.update(piece);
-        await fh.write(piece);
+        pending.push(piece);
+        pendingBytes += piece.length;
+        if (pendingBytes >= 4 * 1024 * 1024) await flush();
       });
+      await flush();
+      // Durable before it can be promoted: the index and then refs will point into it (FORMAT.md §9).
+      if (opts.durable !== false) await fh.sync();
     } finally {
       await fh.close();
     }

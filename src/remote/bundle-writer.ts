@@ -1,5 +1,6 @@
-// Writes a bundle (spec/BUNDLE.md): the objects are copied verbatim (each verified on the way) into a pack
-// built in the store's tmp/, then preamble, header, pack and trailer are streamed to the destination.
+// Writes a bundle (spec/BUNDLE.md): the objects are copied verbatim (record headers checked; the receiver
+// re-hashes every record) into a scratch pack in the store's tmp/, then preamble, header, pack and trailer are
+// streamed to the destination.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -35,14 +36,14 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
   const scratchRoot = path.join(store.layout.tmpDir, `bundle-${process.pid}-${randomBytes(4).toString('hex')}`);
   const scratch = new StoreLayout(scratchRoot);
   try {
-    const writer = await PackWriter.create(scratch);
+    const writer = await PackWriter.create(scratch, { durable: false });
     let packFile: string | undefined;
     let packLength = 0;
     try {
       const locs = await store.locateAll(content.objects, 'object to send');
       for (let i = 0; i < locs.length; i++) {
         const loc = locs[i]!;
-        const body = await store.packs.readStoredRecord(loc, content.objects[i]!);
+        const body = await store.packs.readStoredRecord(loc, content.objects[i]!, { verify: false });
         const e = loc.entry;
         await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
       }

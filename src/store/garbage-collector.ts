@@ -110,7 +110,7 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
         for (const e of p.live) {
           if (kept.has(e.id)) continue;
           writer ??= await PackWriter.create(store.layout);
-          const body = await store.packs.readStoredRecord({ packId: p.packId, entry: e }, e.id);
+          const body = await store.packs.readStoredRecord({ packId: p.packId, entry: e }, e.id, { verify: true });
           await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
           kept.set(e.id, { packId: '', entry: e }); // its final place is known when the pack is finished
           if (writer.acceptedBytes >= ROLL_BYTES) {

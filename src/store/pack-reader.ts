@@ -85,13 +85,23 @@ export class PackReader {
     }
   }
 
-  /** Reads one record, verifies it like readObject, and returns its stored (still encoded) body. */
-  async readStoredRecord(loc: ObjectLocation, id: ObjectId): Promise<Buffer> {
+  /**
+   * Reads one record and returns its stored (still encoded) body. With `verify` (gc's copies, which nobody else
+   * checks) it is decoded and re-hashed like readObject; without (records sent to another store, which
+   * re-hashes every one in its quarantine) only its header is checked against the index.
+   */
+  async readStoredRecord(loc: ObjectLocation, id: ObjectId, opts: { verify: boolean }): Promise<Buffer> {
     const { packId, entry } = loc;
     const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
     if (entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: packId });
     const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + entry.storedLength);
-    await this.decodeRecord(buf, loc, id, where, entry.type, undefined);
+    if (opts.verify) await this.decodeRecord(buf, loc, id, where, entry.type, undefined);
+    else {
+      const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
+      if (header.id !== id || header.storedLength !== entry.storedLength || header.codec !== entry.codec || header.type !== entry.type) {
+        throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`, { id, pack: packId });
+      }
+    }
     return buf.subarray(RECORD_HEADER_BYTES);
   }
 

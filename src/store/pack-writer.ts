@@ -36,14 +36,15 @@ export class PackWriter {
   private failure: unknown;
   private rawBytes = 0;
 
-  private constructor(private readonly layout: StoreLayout, private readonly tmpFile: string, private readonly fh: fs.FileHandle) {}
+  private constructor(private readonly layout: StoreLayout, private readonly tmpFile: string, private readonly fh: fs.FileHandle, private readonly durable: boolean) {}
 
-  static async create(layout: StoreLayout): Promise<PackWriter> {
+  /** `durable: false` is for scratch packs that are copied elsewhere and deleted (bundles being sent): no fsyncs. */
+  static async create(layout: StoreLayout, opts: { durable?: boolean } = {}): Promise<PackWriter> {
     await fs.mkdir(layout.tmpDir, { recursive: true });
     const tmp = path.join(layout.tmpDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
     faultPoint('pack.create');
     const fh = await fs.open(tmp, 'wx', 0o644).catch((e) => { throw ioError(e, 'create', tmp); });
-    const w = new PackWriter(layout, tmp, fh);
+    const w = new PackWriter(layout, tmp, fh, opts.durable !== false);
     w.append(encodePackHeader());
     return w;
   }
@@ -146,13 +147,13 @@ export class PackWriter {
     const file = this.layout.packFile(packId);
     try {
       faultPoint('pack.fsync');
-      await this.fh.sync();
+      if (this.durable) await this.fh.sync();
       await this.fh.close();
       await fs.mkdir(this.layout.packsDir, { recursive: true });
       faultPoint('pack.rename');
       await fs.rename(this.tmpFile, file);
       faultPoint('pack.dirsync');
-      await fsyncDir(this.layout.packsDir);
+      if (this.durable) await fsyncDir(this.layout.packsDir);
       faultPoint('pack.done');
     } catch (e) {
       await this.abort();
