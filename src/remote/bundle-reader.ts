@@ -54,9 +54,15 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
       throw bad(where, `declares ${header.objects} objects in a ${header.packLength}-byte pack`);
     }
     const incoming = path.join(root, 'incoming.pack');
-    const fh = await fs.open(incoming, 'wx').catch((e) => { throw ioError(e, 'create', incoming); });
+    let packId: string | undefined;
+    let packCheck: { stored: Buffer; computed: Buffer } | undefined;
+    const fh = await fs.open(incoming, 'wx+').catch((e) => { throw ioError(e, 'create', incoming); });
     try {
-      // Network pieces are small: they are gathered into a few MiB per write.
+      // The pack's own checksum covers its bytes up to the checksum field: hashed here on the way through, so the
+      // received file is not read a second time. Network pieces are small: they are gathered into a few MiB per write.
+      const packHash = new Blake3Hasher();
+      const covered = header.packLength - PACK_FOOTER_BYTES + 16;
+      let seen = 0;
       let pending: Buffer[] = [];
       let pendingBytes = 0;
       const flush = async () => {
@@ -66,6 +72,8 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
       };
       await s.copy(header.packLength, 'the pack', async (piece) => {
         trailerHash.update(piece);
+        if (seen < covered) packHash.update(piece.subarray(0, Math.min(piece.length, covered - seen)));
+        seen += piece.length;
         pending.push(piece);
         pendingBytes += piece.length;
         if (pendingBytes >= 4 * 1024 * 1024) await flush();
@@ -73,6 +81,12 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
       await flush();
       // Durable before it can be promoted: the index and then refs will point into it (FORMAT.md §9).
       if (opts.durable !== false) await fh.sync();
+      if (header.packLength > 0) {
+        const stored = Buffer.alloc(32);
+        await fh.read(stored, 0, 32, covered);
+        // Compared after the trailer below, so damage in transit is reported as such first.
+        packCheck = { stored, computed: packHash.digestBuffer() };
+      }
     } finally {
       await fh.close();
     }
@@ -80,11 +94,13 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
     if (!trailer.subarray(32).equals(BUNDLE_END_MAGIC)) throw bad(where, 'does not end with the bundle end marker (truncated or padded)');
     if (!trailer.subarray(0, 32).equals(trailerHash.digestBuffer())) throw bad(where, 'trailer hash does not match its contents (damaged in transit or on disk)');
     if (!(await s.atEnd())) throw bad(where, 'has bytes after its trailer');
+    if (packCheck) {
+      if (!packCheck.stored.equals(packCheck.computed)) throw bad(where, 'its pack checksum does not match its bytes');
+      packId = packCheck.stored.toString('hex');
+    }
 
-    let packId: string | undefined;
     let entries: PackEntry[] = [];
-    if (header.packLength > 0) {
-      packId = await packChecksum(incoming, header.packLength, where);
+    if (packId) {
       await fs.rename(incoming, quarantine.packFile(packId));
       let toc;
       try {
@@ -110,28 +126,5 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
   } catch (e) {
     await close();
     throw e;
-  }
-}
-
-/** BLAKE3 over a pack file up to its checksum field, compared with the checksum it carries. */
-async function packChecksum(file: string, size: number, where: string): Promise<string> {
-  const fh = await fs.open(file, 'r');
-  try {
-    const h = new Blake3Hasher();
-    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-    const end = size - PACK_FOOTER_BYTES + 16;
-    for (let pos = 0; pos < end; ) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
-      if (bytesRead === 0) throw bad(where, 'its pack is shorter than declared');
-      h.update(buf.subarray(0, bytesRead));
-      pos += bytesRead;
-    }
-    const sum = h.digestBuffer();
-    const stored = Buffer.alloc(32);
-    await fh.read(stored, 0, 32, end);
-    if (!sum.equals(stored)) throw bad(where, 'its pack checksum does not match its bytes');
-    return sum.toString('hex');
-  } finally {
-    await fh.close();
   }
 }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { expect } from 'vitest';
 import { BIN, REPO_ROOT, readTree, sha256, tempDir } from './ckvc.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes } from './data.js';
 
@@ -457,4 +458,17 @@ export async function concurrencySoak(o: SoakOptions): Promise<SoakResult> {
     store: s, acknowledged: acks.size, failedCommits, readerRuns, readerCheckouts, readerProblems, gcRuns, gcBytesFreed, gcProblems, missing, extra, mismatches, verify,
     seconds: (Date.now() - t0) / 1000,
   };
+}
+
+/** Everything a concurrency soak must end with: all acknowledged, nothing lost, nothing extra, verify clean. */
+export function expectSoakClean(r: SoakResult, acknowledged: number): void {
+  expect(r.failedCommits).toEqual([]);
+  expect(r.acknowledged).toBe(acknowledged);
+  expect(r.missing).toEqual([]);
+  expect(r.extra).toEqual([]);
+  expect(r.mismatches).toEqual([]);
+  expect(r.readerProblems).toEqual([]);
+  expect(r.gcProblems).toEqual([]);
+  expect(r.gcRuns).toBeGreaterThan(0);
+  expect(r.verify.r.code, describeOutcome(r.verify.r)).toBe(0);
 }

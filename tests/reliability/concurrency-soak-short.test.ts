@@ -4,7 +4,7 @@
 // tests/helpers/reliability.ts.
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupTemp } from '../helpers/ckvc.js';
-import { concurrencySoak, describeOutcome } from '../helpers/reliability.js';
+import { concurrencySoak, expectSoakClean } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
 
@@ -14,15 +14,7 @@ describe('concurrency soak (short)', () => {
       processes: 4, commitsEach: 4, branches: 2, readers: 1, gcLoops: 1, tensorBytes: 256 * 1024, opaqueBytes: 128 * 1024, seed: 7,
       log: (m) => console.log(m),
     });
-    expect(r.failedCommits).toEqual([]);
-    expect(r.acknowledged).toBe(16);
-    expect(r.missing).toEqual([]);
-    expect(r.extra).toEqual([]);
-    expect(r.mismatches).toEqual([]);
-    expect(r.readerProblems).toEqual([]);
-    expect(r.gcProblems).toEqual([]);
-    expect(r.gcRuns).toBeGreaterThan(0);
-    expect(r.verify.r.code, describeOutcome(r.verify.r)).toBe(0);
+    expectSoakClean(r, 16);
     expect(r.readerRuns).toBeGreaterThan(0);
   }, 180_000);
 });
