@@ -116,7 +116,7 @@ export async function commit(store: ObjectStore, opts: CommitOptions): Promise<C
     }
     // The branch has moved: the commit counts from here on, so a failure to move HEAD is a warning, not an
     // error (an error would invite a re-run that commits the same checkpoint twice).
-    const warnings: string[] = [];
+    const warnings: string[] = [...summary.warnings];
     await followUnbornHead(store, branch).catch((e) => {
       warnings.push(`committed to '${branch}', but HEAD could not follow it (${(e as Error).message}); run 'ckvc switch ${branch}'`);
     });

@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   CKVC_BAD_METRIC: { exit: EXIT.BAD_INPUT, summary: 'a metric is not KEY=NUMBER' },
   CKVC_BAD_CONFIG: { exit: EXIT.BAD_INPUT, summary: 'a config file does not parse as YAML or JSON' },
   CKVC_BAD_SAFETENSORS: { exit: EXIT.BAD_INPUT, summary: 'a .safetensors file breaks the format rules' },
+  CKVC_BAD_TENSOR_FILE: { exit: EXIT.BAD_INPUT, summary: 'a PyTorch zip, .npy or .npz file breaks its format or is unsafe to read (traversal names, lying sizes)' },
   CKVC_INPUT_CHANGED: { exit: EXIT.INPUT_CHANGED, summary: 'an input file changed while it was being committed' },
   CKVC_WOULD_OVERWRITE: { exit: EXIT.WOULD_OVERWRITE, summary: 'checkout would overwrite a different existing file' },
   CKVC_UNSUPPORTED_VERSION: { exit: EXIT.UNSUPPORTED, summary: 'the store, pack or object uses a newer format version' },

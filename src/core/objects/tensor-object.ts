@@ -2,7 +2,7 @@
 // Name lives in the file recipe, so the same tensor under two names, or in a .pt and a .safetensors, is one object.
 import { decodeCanonical, encodeCanonical } from '../canonical-cbor.js';
 import { idToBytes, type ObjectId } from '../object-id.js';
-import { corrupt, FieldReader, uintValue } from './fields.js';
+import { compact, corrupt, FieldReader, uintValue } from './fields.js';
 
 export interface TensorObject {
   dtype: string;
@@ -10,16 +10,19 @@ export interface TensorObject {
   size: number;
   chunkSize: number;
   chunks: ObjectId[];
+  /** "F" when the bytes hold the array in column-major (Fortran) order, as NumPy may save it; absent = row-major. */
+  order?: 'F';
 }
 
 export function encodeTensor(t: TensorObject): Uint8Array {
-  return encodeCanonical({
+  return encodeCanonical(compact({
     dtype: t.dtype,
     shape: t.shape,
     size: t.size,
     chunk_size: t.chunkSize,
     chunks: t.chunks.map(idToBytes),
-  });
+    order: t.order,
+  }));
 }
 
 export function decodeTensor(bytes: Uint8Array, where = 'tensor object'): TensorObject {
@@ -32,7 +35,9 @@ export function decodeTensor(bytes: Uint8Array, where = 'tensor object'): Tensor
   if (chunks.length !== Math.ceil(size / chunkSize)) {
     throw corrupt(where, `lists ${chunks.length} chunks for ${size} bytes at chunk_size ${chunkSize}`);
   }
-  return { dtype: f.string('dtype'), shape, size, chunkSize, chunks };
+  const order = f.has('order') ? f.string('order') : undefined;
+  if (order !== undefined && order !== 'F') throw corrupt(where, `has order ${JSON.stringify(order)} (known: "F")`);
+  return { dtype: f.string('dtype'), shape, size, chunkSize, chunks, ...(order ? { order } : {}) };
 }
 
 /** Byte length of chunk i of a tensor: all full except the last. */

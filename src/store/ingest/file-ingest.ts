@@ -1,23 +1,37 @@
-// Commits one file as a recipe (spec/FORMAT.md §5.3). safetensors files are split at their tensors so an
-// unchanged tensor costs nothing; anything else is content-defined chunked. Either way the whole file is
-// hashed as it streams past, and its identity is re-checked at the end so a torn file is never recorded.
+// Commits one file as a recipe (spec/FORMAT.md §5.3). Files whose format ckvc reads (safetensors, PyTorch zip
+// checkpoints, NumPy .npy/.npz) are cut at their tensors so an unchanged tensor costs nothing; anything else is
+// content-defined chunked. Either way the whole file is hashed as it streams past, and its identity is re-checked
+// at the end so a torn file is never recorded.
 import * as path from 'node:path';
 import { CkvcError } from '../../core/errors.js';
+import { NPY_MAGIC, NpyRefusal } from '../../core/formats/npy.js';
+import { parseSafetensorsHeader, readSafetensorsHeaderLength, safetensorsElementWidth } from '../../core/formats/safetensors.js';
+import { ZipRefusal } from '../../core/formats/zip-directory.js';
 import { ContentHasher, type ObjectId } from '../../core/object-id.js';
 import { encodeFileRecipe, type FilePart, type FileRecipe } from '../../core/objects/file-recipe.js';
 import { encodeTensor } from '../../core/objects/tensor-object.js';
-import { parseSafetensorsHeader, readSafetensorsHeaderLength, safetensorsElementWidth } from '../../core/formats/safetensors.js';
 import type { ObjectWriter } from '../object-writer.js';
 import type { StoreConfig } from '../store-layout.js';
 import { contentDefinedChunks, fixedChunks } from './chunk-reader.js';
+import { planCoverageProblem, PlanBuilder, type FilePlan, type TensorRegion } from './file-plan.js';
 import { InputFile } from './input-file.js';
+import { planNpy, planNpz } from './numpy-plan.js';
+import { planTorchZip } from './torch-plan.js';
+import { readZipLayout } from './zip-reader.js';
 
 export interface IngestedFile {
   id: ObjectId;
   size: number;
   format: string;
   tensors: number;
+  /** Things worth telling the user that did not stop the commit. */
+  warnings: string[];
 }
+
+/** Extensions torch.save output goes by (Hugging Face's pytorch_model.bin and Lightning's .ckpt included). */
+const TORCH_EXTENSIONS = new Set(['.pt', '.pth', '.bin', '.ckpt']);
+const ZIP_MAGIC = Buffer.from('PK\x03\x04', 'latin1');
+const EMPTY_ZIP_MAGIC = Buffer.from('PK\x05\x06', 'latin1');
 
 class FileIngest {
   readonly parts: FilePart[] = [];
@@ -39,47 +53,81 @@ class FileIngest {
   }
 
   /** One tensor's bytes: fixed-size chunks aligned to its first byte, then a tensor object listing them. */
-  async tensor(name: string, dtype: string, shape: number[], start: number, end: number): Promise<void> {
-    const width = safetensorsElementWidth(dtype);
+  async tensor(t: TensorRegion): Promise<void> {
     const chunks: ObjectId[] = [];
-    for await (const chunk of fixedChunks(this.file, start, end, this.config.tensorChunkSize)) {
+    for await (const chunk of fixedChunks(this.file, t.start, t.end, this.config.tensorChunkSize)) {
       this.checkInterrupted();
       this.hasher.update(chunk);
-      chunks.push(await this.writer.put('chunk', chunk, { width }));
+      chunks.push(await this.writer.put('chunk', chunk, { width: t.groupWidth }));
     }
-    const body = encodeTensor({ dtype, shape, size: end - start, chunkSize: this.config.tensorChunkSize, chunks });
-    this.parts.push({ kind: 'tensor', id: await this.writer.put('tensor', body), size: end - start, name });
+    const size = t.end - t.start;
+    const body = encodeTensor({ dtype: t.dtype, shape: t.shape, size, chunkSize: this.config.tensorChunkSize, chunks, ...(t.order ? { order: t.order } : {}) });
+    this.parts.push({ kind: 'tensor', id: await this.writer.put('tensor', body), size, name: t.name });
+  }
+
+  async execute(plan: FilePlan): Promise<void> {
+    const problem = planCoverageProblem(plan, this.file.size);
+    if (problem) throw new CkvcError('CKVC_INTERNAL', `ingest plan for ${this.file.path} (${plan.format}) is inconsistent: ${problem}`, { path: this.file.path });
+    for (const r of plan.regions) {
+      if (r.kind === 'verbatim') await this.verbatim(r.start, r.end);
+      else await this.tensor(r);
+    }
   }
 }
 
-async function ingestSafetensors(ing: FileIngest): Promise<number> {
-  const { file } = ing;
+async function planSafetensors(file: InputFile): Promise<FilePlan> {
   const first8 = Buffer.alloc(Math.min(8, file.size));
   await file.readExactly(first8, first8.length, 0);
   const headerLength = readSafetensorsHeaderLength(first8, file.size, file.path);
   const header = Buffer.alloc(headerLength);
   await file.readExactly(header, headerLength, 8);
   const layout = parseSafetensorsHeader(header, file.size, file.path);
-  await ing.verbatim(0, layout.dataStart);
-  for (const t of layout.tensors) await ing.tensor(t.name, t.dtype, t.shape, t.begin, t.end);
-  return layout.tensors.length;
+  const plan = new PlanBuilder('safetensors', file.size);
+  // The length prefix and header stay one verbatim region, even before a zero-size first tensor.
+  plan.verbatimTo(layout.dataStart);
+  for (const t of layout.tensors) plan.tensor({ start: t.begin, end: t.end, name: t.name, dtype: t.dtype, shape: t.shape, groupWidth: safetensorsElementWidth(t.dtype) });
+  return plan.done();
+}
+
+/** Reads just enough of the file to choose its plan; a file claiming a format it breaks is refused. */
+async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> {
+  const ext = path.extname(file.path).toLowerCase();
+  if (ext === '.safetensors') return planSafetensors(file);
+  const magic = Buffer.alloc(Math.min(NPY_MAGIC.length, file.size));
+  await file.readExactly(magic, magic.length, 0);
+  const isZip = magic.subarray(0, 4).equals(ZIP_MAGIC) || magic.subarray(0, 4).equals(EMPTY_ZIP_MAGIC);
+  const opaque = new PlanBuilder('opaque', file.size).done();
+  try {
+    if (ext === '.npy') return await planNpy(file);
+    if (isZip && ext === '.npz') return await planNpz(file, await readZipLayout(file));
+    if (isZip && TORCH_EXTENSIONS.has(ext)) {
+      const plan = await planTorchZip(file, await readZipLayout(file));
+      if (plan?.namesUnavailable) warnings.push(`${file.path}: tensor names not read (${plan.namesUnavailable}); its storages are stored as data/<key>`);
+      return plan ?? opaque;
+    }
+  } catch (e) {
+    if (!(e instanceof ZipRefusal || e instanceof NpyRefusal)) throw e;
+    const kind = ext === '.npy' ? 'NumPy .npy file' : ext === '.npz' ? 'NumPy .npz archive' : 'PyTorch zip checkpoint';
+    throw new CkvcError(
+      'CKVC_BAD_TENSOR_FILE',
+      `${file.path} is a ${kind} that ckvc will not read: ${e.message}; nothing was committed. If the file is damaged, re-save it; to store it as plain bytes anyway, rename it to another extension`,
+      { path: file.path, format: kind, reason: e.message },
+    );
+  }
+  return opaque;
 }
 
 export async function ingestFile(p: string, writer: ObjectWriter, config: StoreConfig, signal?: AbortSignal): Promise<IngestedFile> {
   const file = await InputFile.open(p);
   try {
+    const warnings: string[] = [];
+    const plan = await planFile(file, warnings);
     const ing = new FileIngest(file, writer, config, signal);
-    let format = 'opaque';
-    let tensors = 0;
-    if (path.extname(p).toLowerCase() === '.safetensors') {
-      format = 'safetensors';
-      tensors = await ingestSafetensors(ing);
-    } else {
-      await ing.verbatim(0, file.size);
-    }
+    await ing.execute(plan);
     await file.checkUnchanged();
-    const recipe: FileRecipe = { size: file.size, b3: ing.hasher.digestHex(), format, parts: ing.parts };
-    return { id: await writer.put('file', encodeFileRecipe(recipe)), size: file.size, format, tensors };
+    const recipe: FileRecipe = { size: file.size, b3: ing.hasher.digestHex(), format: plan.format, parts: ing.parts };
+    const tensors = plan.regions.filter((r) => r.kind === 'tensor').length;
+    return { id: await writer.put('file', encodeFileRecipe(recipe)), size: file.size, format: plan.format, tensors, warnings };
   } finally {
     await file.close();
   }

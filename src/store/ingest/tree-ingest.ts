@@ -15,6 +15,8 @@ export interface IngestSummary {
   files: number;
   tensors: number;
   bytes: number;
+  /** Per-file notes that did not stop the commit (e.g. tensor names that could not be read). */
+  warnings: string[];
 }
 
 export interface IngestProgress {
@@ -22,7 +24,7 @@ export interface IngestProgress {
 }
 
 class TreeIngest {
-  readonly summary: IngestSummary = { files: 0, tensors: 0, bytes: 0 };
+  readonly summary: IngestSummary = { files: 0, tensors: 0, bytes: 0, warnings: [] };
   private readonly visiting = new Set<string>();
 
   constructor(
@@ -46,6 +48,7 @@ class TreeIngest {
     this.summary.files++;
     this.summary.tensors += f.tensors;
     this.summary.bytes += f.size;
+    this.summary.warnings.push(...f.warnings);
     this.progress?.({ path: p, bytes: f.size });
     return { name, type: 'file', id: f.id, size: f.size };
   }

@@ -1,0 +1,98 @@
+// What each storage of a PyTorch zip checkpoint is called and holds (spec/ARCHIVES.md §2): its dtype from the
+// storage class the pickle names, and its name and shape from the one tensor that covers it whole, if there is
+// one. Storages become tensor parts of the file recipe, so an unchanged storage costs nothing in the next commit.
+import type { TorchPickleSummary, TorchTensorView } from './pickle-tensors.js';
+
+export interface TorchDtype {
+  /** A safetensors dtype name where one exists, else "torch:<Class>" (never written into a safetensors file). */
+  dtype: string;
+  /** Bytes per element. */
+  bytes: number;
+  /** Byte-grouping width for the chunk codec (complex numbers group by their real parts' width). */
+  groupWidth: number;
+}
+
+const STORAGE_DTYPES: Readonly<Record<string, TorchDtype>> = Object.freeze({
+  DoubleStorage: { dtype: 'F64', bytes: 8, groupWidth: 8 },
+  FloatStorage: { dtype: 'F32', bytes: 4, groupWidth: 4 },
+  HalfStorage: { dtype: 'F16', bytes: 2, groupWidth: 2 },
+  BFloat16Storage: { dtype: 'BF16', bytes: 2, groupWidth: 2 },
+  LongStorage: { dtype: 'I64', bytes: 8, groupWidth: 8 },
+  IntStorage: { dtype: 'I32', bytes: 4, groupWidth: 4 },
+  ShortStorage: { dtype: 'I16', bytes: 2, groupWidth: 2 },
+  CharStorage: { dtype: 'I8', bytes: 1, groupWidth: 1 },
+  ByteStorage: { dtype: 'U8', bytes: 1, groupWidth: 1 },
+  BoolStorage: { dtype: 'BOOL', bytes: 1, groupWidth: 1 },
+  UInt16Storage: { dtype: 'U16', bytes: 2, groupWidth: 2 },
+  UInt32Storage: { dtype: 'U32', bytes: 4, groupWidth: 4 },
+  UInt64Storage: { dtype: 'U64', bytes: 8, groupWidth: 8 },
+  Float8_e4m3fnStorage: { dtype: 'F8_E4M3', bytes: 1, groupWidth: 1 },
+  Float8_e5m2Storage: { dtype: 'F8_E5M2', bytes: 1, groupWidth: 1 },
+  ComplexFloatStorage: { dtype: 'C64', bytes: 8, groupWidth: 4 },
+  ComplexDoubleStorage: { dtype: 'torch:ComplexDouble', bytes: 16, groupWidth: 8 },
+  QInt8Storage: { dtype: 'torch:QInt8', bytes: 1, groupWidth: 1 },
+  QUInt8Storage: { dtype: 'torch:QUInt8', bytes: 1, groupWidth: 1 },
+  QInt32Storage: { dtype: 'torch:QInt32', bytes: 4, groupWidth: 4 },
+  UntypedStorage: { dtype: 'U8', bytes: 1, groupWidth: 1 },
+});
+
+/** Raw bytes whose element type the pickle did not tell (unreadable pickle, unknown storage class). */
+const UNKNOWN: TorchDtype = { dtype: 'torch:unknown', bytes: 1, groupWidth: 1 };
+
+export function torchStorageDtype(storageClass: string | undefined): TorchDtype {
+  if (storageClass === undefined) return UNKNOWN;
+  return Object.hasOwn(STORAGE_DTYPES, storageClass) ? STORAGE_DTYPES[storageClass]! : { ...UNKNOWN, dtype: `torch:${storageClass}` };
+}
+
+export interface TorchStorageEntry {
+  key: string;
+  bytes: number;
+}
+
+export interface NamedStorage {
+  key: string;
+  /** The covering tensor's name, else `data/<key>`. */
+  name: string;
+  dtype: string;
+  shape: number[];
+  groupWidth: number;
+}
+
+function isContiguous(shape: number[], stride: number[]): boolean {
+  let expect = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    if (shape[i] !== 1 && stride[i] !== expect) return false;
+    expect *= shape[i]!;
+  }
+  return true;
+}
+
+function coversWhole(v: TorchTensorView, bytes: number, width: number): boolean {
+  const numel = v.shape.reduce((a, d) => a * d, 1);
+  return v.offset === 0 && numel * width === bytes && isContiguous(v.shape, v.stride);
+}
+
+/**
+ * Names each storage. A storage takes a tensor's name and shape only when that tensor is the whole storage
+ * laid out in order (what a state_dict holds); a storage shared by views, or holding a slice, keeps its key,
+ * so a name never promises a layout the bytes do not have. Names are unique within the file.
+ */
+export function nameStorages(storages: TorchStorageEntry[], pickle: TorchPickleSummary | undefined): NamedStorage[] {
+  const viewsByKey = new Map<string, TorchTensorView[]>();
+  for (const v of pickle?.views ?? []) {
+    const list = viewsByKey.get(v.storageKey) ?? [];
+    list.push(v);
+    viewsByKey.set(v.storageKey, list);
+  }
+  const taken = new Set<string>(storages.map((s) => `data/${s.key}`));
+  return storages.map((s) => {
+    const dt = torchStorageDtype(pickle?.storages.get(s.key));
+    const whole = s.bytes % dt.bytes === 0 ? (viewsByKey.get(s.key) ?? []).find((v) => v.name !== '' && coversWhole(v, s.bytes, dt.bytes)) : undefined;
+    if (whole && !taken.has(whole.name)) {
+      taken.add(whole.name);
+      return { key: s.key, name: whole.name, dtype: dt.dtype, shape: whole.shape, groupWidth: dt.groupWidth };
+    }
+    if (s.bytes % dt.bytes !== 0) return { key: s.key, name: `data/${s.key}`, dtype: UNKNOWN.dtype, shape: [s.bytes], groupWidth: 1 };
+    return { key: s.key, name: `data/${s.key}`, dtype: dt.dtype, shape: [s.bytes / dt.bytes], groupWidth: dt.groupWidth };
+  });
+}

@@ -1,0 +1,50 @@
+// How one input file is cut into recipe parts before any of it is stored: byte ranges kept verbatim and byte
+// ranges that are one tensor each. A format reader only reads headers to make the plan; the plan is checked to
+// cover the file exactly once, then executed by the ingest (spec/FORMAT.md §5.3, spec/ARCHIVES.md).
+
+export type Region =
+  | { kind: 'verbatim'; start: number; end: number }
+  | { kind: 'tensor'; start: number; end: number; name: string; dtype: string; shape: number[]; groupWidth: number; order?: 'F' };
+
+export type TensorRegion = Extract<Region, { kind: 'tensor' }>;
+
+export interface FilePlan {
+  format: string;
+  regions: Region[];
+}
+
+/** Accumulates regions in file order, dropping empty verbatim gaps. */
+export class PlanBuilder {
+  readonly regions: Region[] = [];
+  private pos = 0;
+
+  constructor(readonly format: string, private readonly size: number) {}
+
+  /** Keeps everything from the current position up to `end` verbatim. */
+  verbatimTo(end: number): void {
+    if (end > this.pos) this.regions.push({ kind: 'verbatim', start: this.pos, end });
+    this.pos = Math.max(this.pos, end);
+  }
+
+  tensor(t: Omit<TensorRegion, 'kind'>): void {
+    this.verbatimTo(t.start);
+    this.regions.push({ kind: 'tensor', ...t });
+    this.pos = t.end;
+  }
+
+  done(): FilePlan {
+    this.verbatimTo(this.size);
+    return { format: this.format, regions: this.regions };
+  }
+}
+
+/** A plan must tile [0, size) with no gap or overlap: the rebuilt file is then the original, byte for byte. */
+export function planCoverageProblem(plan: FilePlan, size: number): string | undefined {
+  let pos = 0;
+  for (const r of plan.regions) {
+    if (r.start !== pos) return `region at ${r.start} does not follow the previous one ending at ${pos}`;
+    if (r.end < r.start) return `region at ${r.start} ends before it starts`;
+    pos = r.end;
+  }
+  return pos === size ? undefined : `regions end at ${pos}, the file at ${size}`;
+}

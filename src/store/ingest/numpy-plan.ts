@@ -1,0 +1,57 @@
+// Plans NumPy files: an .npy's array data becomes one tensor part after its verbatim header; an .npz's stored
+// members are cut the same way, and its deflated members (np.savez_compressed) are checked by inflating them
+// under a cap, then kept verbatim, each from its own first byte so an unchanged array still dedups
+// (spec/ARCHIVES.md §3).
+import * as path from 'node:path';
+import { NPY_PREFIX_BYTES, NpyRefusal, parseNpyHeader, type NpyHeader } from '../../core/formats/npy.js';
+import { safetensorsElementWidth } from '../../core/formats/safetensors.js';
+import { ZIP_METHOD_DEFLATED, ZIP_METHOD_STORED } from '../../core/formats/zip-directory.js';
+import { PlanBuilder, type FilePlan } from './file-plan.js';
+import type { InputFile } from './input-file.js';
+import { checkDeflatedEntry, type ZipLayout } from './zip-reader.js';
+
+async function readPrefix(file: InputFile, start: number, end: number): Promise<Buffer> {
+  const n = Math.min(NPY_PREFIX_BYTES, end - start);
+  const buf = Buffer.alloc(n);
+  await file.readExactly(buf, n, start);
+  return buf;
+}
+
+/** Adds one array file occupying [start, end) of the input: header verbatim, data as a tensor when it can be. */
+function addArray(plan: PlanBuilder, h: NpyHeader, name: string, start: number, end: number): void {
+  const dataStart = start + h.dataOffset;
+  if (dataStart > end) throw new NpyRefusal(`${name}: the header runs past the end of the array`);
+  if (!h.known) return; // object, structured, string or big-endian arrays: opaque bytes
+  const dataEnd = dataStart + h.dataBytes!;
+  if (dataEnd > end) throw new NpyRefusal(`${name}: shape ${JSON.stringify(h.shape)} of ${h.descr} needs ${h.dataBytes} bytes of data, the file holds ${end - dataStart}`);
+  plan.tensor({
+    start: dataStart, end: dataEnd, name, dtype: h.known.dtype, shape: h.shape, groupWidth: safetensorsElementWidth(h.known.dtype),
+    ...(h.fortranOrder && h.shape.length > 1 ? { order: 'F' as const } : {}),
+  });
+}
+
+
+export async function planNpy(file: InputFile): Promise<FilePlan> {
+  const plan = new PlanBuilder('npy', file.size);
+  const h = parseNpyHeader(await readPrefix(file, 0, file.size));
+  addArray(plan, h, path.basename(file.path).replace(/\.npy$/i, ''), 0, file.size);
+  return plan.done();
+}
+
+export async function planNpz(file: InputFile, zip: ZipLayout): Promise<FilePlan> {
+  const plan = new PlanBuilder('npz', file.size);
+  for (const e of zip.entries) {
+    plan.verbatimTo(e.dataOffset);
+    if (!e.name.endsWith('.npy')) continue;
+    const name = e.name.slice(0, -4);
+    if (e.method === ZIP_METHOD_STORED) {
+      addArray(plan, parseNpyHeader(await readPrefix(file, e.dataOffset, e.dataEnd)), name, e.dataOffset, e.dataEnd);
+    } else if (e.method === ZIP_METHOD_DEFLATED) {
+      parseNpyHeader(await checkDeflatedEntry(file, e, NPY_PREFIX_BYTES));
+    }
+    // Whatever remains of the member (deflated bytes, opaque array data, trailing bytes) starts its own verbatim
+    // region at the next boundary, so content-defined chunks of one member never straddle into the next.
+    plan.verbatimTo(e.dataEnd);
+  }
+  return plan.done();
+}

@@ -1,0 +1,86 @@
+// Reads where each entry of a zip input file lies (central directory, then every local header), and checks
+// deflated entries by inflating them under a cap. Nothing is extracted and no entry name touches the disk.
+import * as zlib from 'node:zlib';
+import {
+  checkPlacement, localDataOffset, readZipDirectory, readZipTail, ZIP_METHOD_DEFLATED, ZIP_TAIL_BYTES, ZipRefusal,
+  LOCAL_HEADER_BYTES, type PlacedZipEntry,
+} from '../../core/formats/zip-directory.js';
+import type { InputFile } from './input-file.js';
+
+/** No single deflated entry is inflated beyond this, whatever it declares (an .npz member is one array). */
+export const INFLATE_CAP_BYTES = 16 * 1024 ** 3;
+
+export interface ZipLayout {
+  /** In file order. */
+  entries: PlacedZipEntry[];
+  directoryOffset: number;
+}
+
+async function read(file: InputFile, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  await file.readExactly(buf, length, position);
+  return buf;
+}
+
+export async function readZipLayout(file: InputFile): Promise<ZipLayout> {
+  const tailLength = Math.min(file.size, ZIP_TAIL_BYTES);
+  const tail = readZipTail(await read(file, file.size - tailLength, tailLength), file.size);
+  const directory = await read(file, tail.directoryOffset, tail.directoryBytes);
+  const placed: PlacedZipEntry[] = [];
+  for (const e of readZipDirectory(directory, tail, file.size)) {
+    const { dataOffset, nameLength } = localDataOffset(await read(file, e.headerOffset, LOCAL_HEADER_BYTES), e);
+    const name = Buffer.from(e.name, 'utf8');
+    if (dataOffset + e.compressedSize > file.size) throw new ZipRefusal(`entry ${JSON.stringify(e.name)} runs past the end of the file`);
+    if (nameLength !== name.length || !name.equals(await read(file, e.headerOffset + LOCAL_HEADER_BYTES, nameLength))) {
+      throw new ZipRefusal(`entry ${JSON.stringify(e.name)} has another name in its local header`);
+    }
+    placed.push({ ...e, dataOffset, dataEnd: dataOffset + e.compressedSize });
+  }
+  return { entries: checkPlacement(placed, tail.directoryOffset), directoryOffset: tail.directoryOffset };
+}
+
+/**
+ * Inflates a deflated entry as a stream, without keeping its output: it must produce exactly the declared
+ * size (never more than the cap) with the declared CRC-32, and consume exactly its compressed bytes.
+ * Returns the first `prefixBytes` of the output (an .npy header), or all of it when shorter.
+ */
+export async function checkDeflatedEntry(file: InputFile, e: PlacedZipEntry, prefixBytes = 0): Promise<Buffer> {
+  if (e.method !== ZIP_METHOD_DEFLATED) throw new ZipRefusal(`entry ${JSON.stringify(e.name)} uses compression method ${e.method}`);
+  if (e.size > INFLATE_CAP_BYTES) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} declares ${e.size} bytes (the cap is ${INFLATE_CAP_BYTES})`);
+  const inflater = zlib.createInflateRaw();
+  let produced = 0;
+  let crc = 0;
+  const prefix: Buffer[] = [];
+  let prefixHave = 0;
+  let lie: string | undefined;
+  inflater.on('data', (out: Buffer) => {
+    produced += out.length;
+    if (produced > e.size) {
+      lie = `deflated entry ${JSON.stringify(e.name)} inflates to more than the ${e.size} bytes it declares`;
+      inflater.destroy();
+      return;
+    }
+    crc = zlib.crc32(out, crc);
+    if (prefixHave < prefixBytes) {
+      prefix.push(out.subarray(0, prefixBytes - prefixHave));
+      prefixHave += Math.min(out.length, prefixBytes - prefixHave);
+    }
+  });
+  const finished = new Promise<void>((resolve, reject) => {
+    inflater.on('end', resolve);
+    inflater.on('close', () => (lie ? reject(new ZipRefusal(lie)) : resolve()));
+    inflater.on('error', (err) => reject(new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} does not inflate (${err.message})`)));
+  });
+  const block = 4 * 1024 * 1024;
+  for (let pos = e.dataOffset; pos < e.dataEnd && !lie; pos += block) {
+    const buf = await read(file, pos, Math.min(block, e.dataEnd - pos));
+    if (!inflater.write(buf)) await new Promise<void>((resolve) => inflater.once('drain', resolve).once('close', resolve));
+  }
+  inflater.end();
+  await finished;
+  if (lie) throw new ZipRefusal(lie);
+  if (produced !== e.size) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} inflates to ${produced} bytes, not the ${e.size} it declares`);
+  if (crc !== e.crc32) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} fails its CRC-32 check`);
+  if (inflater.bytesWritten !== e.compressedSize) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} ends before its ${e.compressedSize} compressed bytes do`);
+  return Buffer.concat(prefix);
+}
