@@ -12,6 +12,8 @@ export interface ListedTensor {
   dtype: string;
   shape: number[];
   bytes: number;
+  /** "F": the bytes are in column-major order (a NumPy fortran_order array). */
+  order?: 'F';
   /** Released by `ckvc prune`: the metadata is here, the data may be gone. */
   pruned?: boolean;
 }
@@ -38,7 +40,7 @@ export async function ls(store: ObjectStore, rev: string, opts: { path?: string;
       entry.tensors = [];
       for (const p of parts) {
         const t = await store.readTensor(p.id);
-        entry.tensors.push({ name: p.name, dtype: t.dtype, shape: t.shape, bytes: t.size, ...(tensorReleased(rec, f.path, p.name) ? { pruned: true } : {}) });
+        entry.tensors.push({ name: p.name, dtype: t.dtype, shape: t.shape, bytes: t.size, ...(t.order ? { order: t.order } : {}), ...(tensorReleased(rec, f.path, p.name) ? { pruned: true } : {}) });
       }
     }
     out.push(entry);

@@ -183,6 +183,39 @@ const share = [];
   }
 }
 
+// NumPy: np.savez (stored members, cut at each array) and np.savez_compressed (deflated members, inflated once
+// under the caps to be checked, then kept as they are), written by the real numpy when python3 has it.
+const npz = [];
+if (spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0) {
+  const writeNpz = (file, step, compressed, mb) => {
+    const script = `import numpy as np, sys
+n = ${Math.floor((1024 * 1024) / 4)} * ${mb} // ${TENSORS}
+arrays = {f"layer{i}.weight": np.random.default_rng(7 + i if i < ${TENSORS / 2} else ${step} * 1000 + i).standard_normal(n, dtype=np.float32) for i in range(${TENSORS})}
+(np.savez_compressed if ${compressed ? 'True' : 'False'} else np.savez)(sys.argv[1], **arrays)`;
+    const r = spawnSync('python3', ['-c', script, file], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('python3 could not write the .npz');
+  };
+  const dir = path.join(work, 'npz');
+  fs.mkdirSync(dir);
+  const f = path.join(dir, 'weights.npz');
+  writeNpz(f, 1, false, MB);
+  const npzSize = fs.statSync(f).size;
+  const first = await ckvc(['commit', f, '-m', 'npz 1', '-b', 'npz', '--json']);
+  row('commit .npz (np.savez), all new data', npzSize, first);
+  writeNpz(f, 2, false, MB);
+  const second = await ckvc(['commit', f, '-m', 'npz 2', '-b', 'npz', '--json']);
+  row('commit .npz, half the arrays changed', npzSize, second);
+  npz.push(`np.savez ${MB} MB with half the arrays changed: ${(JSON.parse(second.out).newBytes / MiB).toFixed(0)} MiB new`);
+  const cmb = Math.min(MB, 128);
+  writeNpz(f, 3, true, cmb);
+  const cSize = fs.statSync(f).size;
+  row(`commit .npz (np.savez_compressed, ${cmb} MB of arrays)`, cSize, await ckvc(['commit', f, '-m', 'npz c', '-b', 'npz-c', '--json']));
+  const again = await ckvc(['commit', f, '-m', 'npz c again', '-b', 'npz-c', '--json']);
+  row('commit of it again, unchanged', cSize, again);
+  npz.push(`np.savez_compressed re-committed unchanged: ${JSON.parse(again.out).newBytes} bytes new`);
+  fs.rmSync(dir, { recursive: true });
+}
+
 if (BIG_MB > 0) {
   // One file over 2 GiB (readFileSync's limit): must stream in bounded memory.
   fs.rmSync(ck, { recursive: true });
@@ -208,5 +241,6 @@ console.log('| --- | ---: | ---: | ---: | ---: |');
 for (const r of rows) console.log(`| ${r.what} | ${r.MB} | ${r.seconds} | ${r['MB/s']} | ${r['peak RSS MiB']} |`);
 console.log(`\nTimes are whole commands, including process start (~0.25 s) and the fsyncs of a commit.`);
 console.log(`\nsharing: ${share.join('; ')}`);
+if (npz.length) console.log(`\nnumpy: ${npz.join('; ')}`);
 console.log(`\nseries: logical ${(logical / MiB).toFixed(0)} MiB (+ the unchanged re-commits), stored ${(storeBytes / MiB).toFixed(0)} MiB; stats: dedup ${stats.dedupRatio.toFixed(2)}x, compression ${stats.compressionRatio.toFixed(2)}x, overall ${stats.totalRatio.toFixed(2)}x`);
 fs.rmSync(work, { recursive: true, force: true });
