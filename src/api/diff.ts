@@ -5,7 +5,7 @@ import type { ConfigChange } from '../core/diff/config-delta.js';
 import { diffConfig } from '../core/diff/config-delta.js';
 import { diffMetrics, type MetricChange } from '../core/diff/metric-delta.js';
 import { isNumericDtype, TensorDeltaAccumulator, type TensorDelta } from '../core/diff/tensor-delta.js';
-import { globToRegExp, matchesAny } from '../core/glob.js';
+import { tensorGlob, tensorMatches } from '../core/glob.js';
 import type { ObjectId } from '../core/object-id.js';
 import type { CommitObject } from '../core/objects/commit-object.js';
 import type { TensorObject } from '../core/objects/tensor-object.js';
@@ -109,7 +109,7 @@ async function filesOf(store: ObjectStore, c: CommitObject) {
 }
 
 export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffResult> {
-  const globs = opts.tensors?.length ? opts.tensors.map(globToRegExp) : undefined;
+  const globs = opts.tensors?.length ? opts.tensors.map(tensorGlob) : undefined;
   const A = await side(store, opts.a);
   const B = await side(store, opts.b);
 
@@ -128,7 +128,7 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
   for (const [p, f] of fa) if (!fb.has(p)) files.removed.push({ path: p, format: f.format, sizeA: f.size });
   for (const [p, f] of fb) if (!fa.has(p)) files.added.push({ path: p, format: f.format, sizeB: f.size });
 
-  const wanted = (t: TensorEntry) => !globs || matchesAny(globs, [t.name, `${t.file}:${t.name}`]);
+  const wanted = (t: TensorEntry) => !globs || tensorMatches(globs, t.file, t.name);
   const key = (t: TensorEntry) => `${t.file}\0${t.name}`;
   const ta = new Map([...fa.values()].flatMap((f) => f.tensors).filter(wanted).map((t) => [key(t), t]));
   const tb = new Map([...fb.values()].flatMap((f) => f.tensors).filter(wanted).map((t) => [key(t), t]));

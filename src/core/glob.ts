@@ -1,5 +1,5 @@
-// Glob patterns for tensor and file names (`ckvc prune --tensors`, `ckvc diff --tensor`): `*` matches within a
-// path segment, `**` across '/', `?` one character, everything else literally.
+// Glob patterns for tensor and file names (`ckvc prune --tensors`, `ckvc diff --tensor`, `checkout --tensor`):
+// `*` matches within a path segment, `**` across '/', `?` one character, everything else literally.
 import { CkvcError } from './errors.js';
 
 export function globToRegExp(glob: string): RegExp {
@@ -17,7 +17,20 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`, 's');
 }
 
-/** True when any glob matches any of the names (a tensor is known by several: bare and file-qualified). */
-export function matchesAny(globs: RegExp[], names: string[]): boolean {
-  return globs.some((g) => names.some((n) => g.test(n)));
+/**
+ * A glob over tensors. Without a ':' it matches the tensor's name only; with one it may also match
+ * `FILE:NAME`. (Trying every glob against `FILE:NAME` made `model.*` match every tensor of
+ * `model.safetensors`, since `*` stops only at '/'.)
+ */
+export interface TensorGlob {
+  re: RegExp;
+  qualified: boolean;
+}
+
+export function tensorGlob(glob: string): TensorGlob {
+  return { re: globToRegExp(glob), qualified: glob.includes(':') };
+}
+
+export function tensorMatches(globs: TensorGlob[], file: string, name: string): boolean {
+  return globs.some((g) => g.re.test(name) || (g.qualified && g.re.test(`${file}:${name}`)));
 }

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs/promises';
 import { bad } from '../core/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
-import { globToRegExp, matchesAny } from '../core/glob.js';
+import { tensorGlob, tensorMatches } from '../core/glob.js';
 import type { ObjectId, ObjectType } from '../core/object-id.js';
 import { decodeCommit } from '../core/objects/commit-object.js';
 import { decodeFileRecipe } from '../core/objects/file-recipe.js';
@@ -125,7 +125,7 @@ export async function checkClosure(store: ObjectStore, source: ReceivedBundle | 
       stack.push(...c.parents);
       if (c.config) await checkChunks([c.config.snapshot]);
       const rec = pruned.get(id);
-      const globs = rec?.tensors ? rec.tensors.map(globToRegExp) : undefined;
+      const globs = rec?.tensors ? rec.tensors.map(tensorGlob) : undefined;
       const walkTree = async (treeId: ObjectId, dir: string): Promise<void> => {
         if ((await o.typeOf(treeId)) !== 'tree') throw missing(treeId, 'tree');
         for (const e of decodeTree(await o.read(treeId, 'tree'), `tree ${treeId.slice(0, 12)}`).entries) {
@@ -143,7 +143,7 @@ export async function checkClosure(store: ObjectStore, source: ReceivedBundle | 
           for (const part of recipe.parts) {
             if (part.kind !== 'tensor') continue;
             if ((await o.typeOf(part.id)) !== 'tensor') throw missing(part.id, 'tensor');
-            const released = rec && (rec.tensors === null || matchesAny(globs!, [part.name, `${p}:${part.name}`]));
+            const released = rec && (rec.tensors === null || tensorMatches(globs!, p, part.name));
             if (released || seen.has(part.id)) continue;
             seen.add(part.id);
             await checkChunks(decodeTensor(await o.read(part.id, 'tensor'), `tensor ${part.name}`).chunks);

@@ -1,7 +1,7 @@
 // What to send: every object reachable from some tips, stopping at commits the other side already has
 // (boundaries: they and everything they reach are assumed present there). Prune records travel with their
 // commits, and the tensor data they released is not sent (it may no longer exist).
-import { globToRegExp, matchesAny } from '../core/glob.js';
+import { tensorGlob, tensorMatches } from '../core/glob.js';
 import type { ObjectId } from '../core/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { PruneRecord } from '../store/prune-records.js';
@@ -52,7 +52,7 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
     if (c.config) out.add(c.config.snapshot);
     const rec = records.get(id);
     if (rec) pruned.push(rec);
-    const globs = rec?.tensors ? rec.tensors.map(globToRegExp) : undefined;
+    const globs = rec?.tensors ? rec.tensors.map(tensorGlob) : undefined;
     const ctx = !rec ? '-' : rec.tensors === null ? 'all' : id;
     const walkTree = async (treeId: ObjectId, dir: string): Promise<void> => {
       if (walked.has(`${treeId}:${ctx}`)) return;
@@ -70,7 +70,7 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
         for (const part of (await store.readFileRecipe(e.id)).parts) {
           out.add(part.id);
           if (part.kind === 'chunk') continue;
-          const released = rec && (rec.tensors === null || matchesAny(globs!, [part.name, `${p}:${part.name}`]));
+          const released = rec && (rec.tensors === null || tensorMatches(globs!, p, part.name));
           if (released || walkedData.has(part.id)) continue;
           walkedData.add(part.id);
           for (const chunk of (await store.readTensor(part.id)).chunks) out.add(chunk);

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
-import { globToRegExp, matchesAny } from '../core/glob.js';
+import { tensorGlob, tensorMatches, type TensorGlob } from '../core/glob.js';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
 import { ioError } from './durable-fs.js';
 import { listFilesBelow } from './file-walk.js';
@@ -38,7 +38,7 @@ export async function gcRoots(store: ObjectStore): Promise<Roots> {
   return { refs, reflog: [...(await reflogIds(store))] };
 }
 
-type Release = 'none' | 'all' | RegExp[];
+type Release = 'none' | 'all' | TensorGlob[];
 
 /**
  * Live object IDs. Reflog IDs whose objects are gone (a commit a failed command never finished) are skipped;
@@ -76,7 +76,7 @@ export async function liveObjects(store: ObjectStore, roots: Roots, pruned: Map<
     stack.push(...c.parents);
     if (c.config) live.add(c.config.snapshot);
     const rec = pruned.get(id);
-    const release: Release = !rec ? 'none' : rec.tensors === null ? 'all' : rec.tensors.map(globToRegExp);
+    const release: Release = !rec ? 'none' : rec.tensors === null ? 'all' : rec.tensors.map(tensorGlob);
     const ctx = !rec ? 'none' : rec.tensors === null ? 'all' : JSON.stringify(rec.tensors);
     await walkTree(store, c.tree, '', release, ctx, live, firstIn);
   }
@@ -98,7 +98,7 @@ async function walkTree(store: ObjectStore, id: ObjectId, dir: string, release: 
     for (const part of (await store.readFileRecipe(e.id)).parts) {
       live.add(part.id);
       if (part.kind === 'chunk') continue;
-      const released = release === 'all' || (Array.isArray(release) && matchesAny(release, [part.name, `${p}:${part.name}`]));
+      const released = release === 'all' || (Array.isArray(release) && tensorMatches(release, p, part.name));
       if (released || !firstIn(part.id, 'data')) continue;
       for (const chunk of (await store.readTensor(part.id)).chunks) live.add(chunk);
     }
@@ -109,5 +109,5 @@ async function walkTree(store: ObjectStore, id: ObjectId, dir: string, release: 
 export function tensorReleased(rec: PruneRecord | undefined, filePath: string, tensorName: string): boolean {
   if (!rec) return false;
   if (rec.tensors === null) return true;
-  return matchesAny(rec.tensors.map(globToRegExp), [tensorName, `${filePath}:${tensorName}`]);
+  return tensorMatches(rec.tensors.map(tensorGlob), filePath, tensorName);
 }
