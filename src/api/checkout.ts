@@ -1,12 +1,20 @@
 // `ckvc checkout REV --to DIR`: byte-identical, hash-verified files; refuses to clobber different files, to
 // serve tensor data that was pruned, and (with --config) to load a checkpoint under another config.
+// With --tensor GLOB it writes new safetensors files holding only the matching tensors instead.
 import * as path from 'node:path';
 import { configHash } from '../core/config-snapshot.js';
 import { diffConfig, type ConfigChange } from '../core/diff/config-delta.js';
 import { CkvcError } from '../core/errors.js';
+import { parseSafetensorsHeader, readSafetensorsHeaderLength } from '../core/formats/safetensors.js';
+import { buildSafetensorsHead, safetensorsUnwritable, type SafetensorsHead } from '../core/formats/safetensors-writer.js';
+import { tensorGlob, tensorMatches, type TensorGlob } from '../core/glob.js';
 import type { ObjectId } from '../core/object-id.js';
 import type { CommitObject } from '../core/objects/commit-object.js';
-import { listTreeFiles, planCheckout, selectPaths, writeRecipe, type TreeFile } from '../store/checkout.js';
+import type { FilePart, FileRecipe } from '../core/objects/file-recipe.js';
+import type { TensorObject } from '../core/objects/tensor-object.js';
+import {
+  listTreeFiles, planCheckout, planTensorFiles, readRecipeHead, selectPaths, writeRecipe, writeTensorFile, type TensorFileSpec, type TreeFile,
+} from '../store/checkout.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { tensorReleased } from '../store/reachability.js';
 import { resolveRevision } from '../store/revision-resolver.js';
@@ -21,24 +29,35 @@ export interface CheckoutOptions {
   /** The config the caller will load the checkpoint under: it must be the commit's (by canonical hash). */
   config?: string;
   allowConfigMismatch?: boolean;
+  /**
+   * Write only the tensors matching these globs, matched against the tensor name (and, for a glob holding a
+   * ':', against FILE:NAME too); a glob starting with '!' excludes. A tensor is taken when it matches some include (or none are given)
+   * and no exclude. Each file with a match becomes DIR/<path without extension>.safetensors.
+   */
+  tensors?: string[];
   progress?: (e: { path: string; bytes: number }) => void;
 }
 
 export interface CheckoutResult {
   commit: ObjectId;
   to: string;
-  written: { path: string; bytes: number }[];
+  /** With `tensors`: `source` is the commit's file the tensors came from, `tensors` how many it holds. */
+  written: { path: string; bytes: number; source?: string; tensors?: number }[];
   unchanged: string[];
   bytes: number;
+  /** With `tensors`: every safetensors file of the selection, written now or found identical. */
+  tensorFiles?: { path: string; source: string; bytes: number; tensors: string[]; written: boolean }[];
   /** Set when --allow-config-mismatch let a differing config through. */
   configMismatch?: { expected?: string; given: string; changes: ConfigChange[] };
 }
 
 export async function checkout(store: ObjectStore, opts: CheckoutOptions): Promise<CheckoutResult> {
+  const sel = opts.tensors?.length ? tensorSelector(opts.tensors) : undefined; // a bad glob fails before any reading
   const { id } = await resolveRevision(store, opts.rev);
   const c = await store.readCommit(id);
   const configMismatch = opts.config !== undefined ? await checkConfig(store, id, c, opts) : undefined;
   const files = selectPaths(await listTreeFiles(store, c.tree), opts.paths ?? []);
+  if (sel) return { ...(await checkoutTensors(store, id, files, sel, opts)), ...(configMismatch ? { configMismatch } : {}) };
   await refusePruned(store, id, files);
   const to = path.resolve(opts.to);
   const plan = await planCheckout(store, files, to, Boolean(opts.force));
@@ -80,4 +99,153 @@ async function refusePruned(store: ObjectStore, id: ObjectId, files: TreeFile[])
     const which = rec.tensors === null ? 'all tensor data' : `tensors matching ${rec.tensors.join(', ')}`;
     throw new CkvcError('CKVC_PRUNED', `${f.path} of commit ${id.slice(0, 12)} cannot be checked out: ${which} of this commit was released by 'ckvc prune' on ${when} (${released.length} tensor(s) in this file, e.g. '${released[0]}'); its config, metrics and tensor shapes remain ('ckvc show ${id.slice(0, 12)}'); use --path to take other files`, { commit: id, path: f.path, prunedAt: rec.time, tensors: released });
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// --tensor: new safetensors files holding only the selected tensors (spec/SAFETENSORS.md, "Writing a subset")
+
+interface Selector {
+  include: TensorGlob[];
+  exclude: TensorGlob[];
+}
+
+/** Include and exclude globs; order does not matter (an exclude always wins). */
+function tensorSelector(globs: string[]): Selector {
+  const sel: Selector = { include: [], exclude: [] };
+  for (const g of globs) {
+    if (g === '!') throw new CkvcError('CKVC_BAD_ARGUMENT', `--tensor '!' excludes nothing; write the glob after it, e.g. --tensor '!optimizer.*'`, { glob: g });
+    const body = g.startsWith('!') ? g.slice(1) : g;
+    (g.startsWith('!') ? sel.exclude : sel.include).push(tensorGlob(body));
+  }
+  return sel;
+}
+
+function selected(sel: Selector, file: string, name: string): boolean {
+  return (sel.include.length === 0 || tensorMatches(sel.include, file, name)) && !tensorMatches(sel.exclude, file, name);
+}
+
+/** model.pt -> model.safetensors, sub/opt.npz -> sub/opt.safetensors; a leading dot is not an extension. */
+export function subsetPath(file: string): string {
+  const slash = file.lastIndexOf('/');
+  const dot = file.lastIndexOf('.');
+  return `${dot > slash + 1 ? file.slice(0, dot) : file}.safetensors`;
+}
+
+type TensorPart = Extract<FilePart, { kind: 'tensor' }>;
+
+interface Chosen {
+  file: TreeFile;
+  recipe: FileRecipe;
+  parts: TensorPart[];
+}
+
+async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile[], sel: Selector, opts: CheckoutOptions): Promise<CheckoutResult> {
+  const globs = opts.tensors ?? [];
+  const short = id.slice(0, 12);
+  const asked = globs.map((g) => `--tensor '${g}'`).join(' ');
+
+  const chosen: Chosen[] = [];
+  for (const file of files) {
+    const recipe = await store.readFileRecipe(file.id);
+    const parts = recipe.parts.filter((p): p is TensorPart => p.kind === 'tensor' && selected(sel, file.path, p.name));
+    if (parts.length) chosen.push({ file, recipe, parts });
+  }
+  if (chosen.length === 0) {
+    const where = opts.paths?.length ? ` under --path ${opts.paths.join(', ')}` : '';
+    throw new CkvcError('CKVC_PATH_NOT_FOUND', `no tensor of commit ${short}${where} matches ${asked}; 'ckvc ls ${short} --tensors' lists the tensors and their names`, { commit: id, tensors: globs, paths: opts.paths ?? [] });
+  }
+
+  // Everything that could refuse is checked for every file before the first byte is written.
+  const rec = await store.pruned.get(id);
+  if (rec) {
+    for (const { file, parts } of chosen) {
+      const released = parts.filter((p) => tensorReleased(rec, file.path, p.name)).map((p) => p.name);
+      if (released.length === 0) continue;
+      const when = new Date(rec.time).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+      const which = rec.tensors === null ? 'all tensor data' : `tensors matching ${rec.tensors.join(', ')}`;
+      throw new CkvcError('CKVC_PRUNED', `${released.length} selected tensor(s) of ${file.path} in commit ${short} cannot be checked out, e.g. '${released[0]}': ${which} of this commit was released by 'ckvc prune' on ${when}; leave them out (e.g. --tensor '!${released[0]}') or check out another commit`, { commit: id, path: file.path, prunedAt: rec.time, tensors: released });
+    }
+  }
+
+  const loaded: { chosen: Chosen; tensors: { name: string; tensor: TensorObject }[] }[] = [];
+  const unwritable: string[] = [];
+  const unwritableData: { path: string; tensor: string; dtype: string }[] = [];
+  for (const ch of chosen) {
+    const tensors: { name: string; tensor: TensorObject }[] = [];
+    for (const p of ch.parts) {
+      const t = await store.readTensor(p.id);
+      if (t.size !== p.size) {
+        throw new CkvcError('CKVC_CORRUPT_OBJECT', `tensor ${p.name} of ${ch.file.path} is ${t.size} bytes but its file lists ${p.size}; run 'ckvc verify'`, { id: p.id, path: ch.file.path });
+      }
+      // `order` comes with NumPy ingest (column-major arrays); read loosely so this compiles with or without it.
+      const why = safetensorsUnwritable({ name: p.name, dtype: t.dtype, shape: t.shape, size: t.size, order: (t as { order?: string }).order });
+      if (why !== undefined) {
+        unwritable.push(`tensor '${p.name}' of ${ch.file.path} cannot go into a safetensors file: ${why}`);
+        unwritableData.push({ path: ch.file.path, tensor: p.name, dtype: t.dtype });
+      }
+      tensors.push({ name: p.name, tensor: t });
+    }
+    loaded.push({ chosen: ch, tensors });
+  }
+  if (unwritable.length) {
+    const more = unwritable.length > 1 ? ` (and ${unwritable.length - 1} more)` : '';
+    const first = unwritableData[0]!;
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `${unwritable[0]}${more}; nothing was written: narrow --tensor to leave it out, e.g. add --tensor '!${first.tensor}' ('ckvc ls ${short} ${first.path} --tensors' shows every dtype)`, { commit: id, unwritable: unwritableData });
+  }
+
+  const byOutput = new Map<string, string>();
+  for (const { chosen: ch } of loaded) {
+    const out = subsetPath(ch.file.path);
+    const other = byOutput.get(out);
+    if (other !== undefined) {
+      throw new CkvcError('CKVC_BAD_ARGUMENT', `both ${other} and ${ch.file.path} have matching tensors and would be written as ${out}; check them out one at a time with --path`, { commit: id, path: out, sources: [other, ch.file.path] });
+    }
+    byOutput.set(out, ch.file.path);
+  }
+
+  const specs: { spec: TensorFileSpec; source: string }[] = [];
+  for (const { chosen: ch, tensors } of loaded) {
+    // transformers' from_pretrained refuses a file whose metadata lacks "format" (metadata without it is
+    // worse than none); "pt" is what its save_pretrained writes for PyTorch weights.
+    const metadata: Record<string, string> = { ...(await sourceMetadata(store, ch.recipe, ch.file.path)), 'ckvc.commit': id, 'ckvc.source': ch.file.path };
+    metadata.format ??= 'pt';
+    const entries = tensors.map((x) => ({ name: x.name, dtype: x.tensor.dtype, shape: x.tensor.shape, size: x.tensor.size, order: (x.tensor as { order?: string }).order, tensor: x.tensor }));
+    let built: SafetensorsHead<(typeof entries)[number]>;
+    try {
+      built = buildSafetensorsHead(entries, metadata);
+    } catch (e) {
+      // What is left to refuse here (duplicate names, an oversized header) is about this file: say which.
+      if (e instanceof CkvcError && e.code === 'CKVC_BAD_ARGUMENT') throw new CkvcError(e.code, `${ch.file.path} of ${short}: ${e.message}; nothing was written`, { ...e.data, commit: id, path: ch.file.path });
+      throw e;
+    }
+    const { head, order, fileSize } = built;
+    specs.push({ spec: { path: subsetPath(ch.file.path), head, tensors: order.map((x) => ({ name: x.name, tensor: x.tensor })), size: fileSize }, source: ch.file.path });
+  }
+
+  const to = path.resolve(opts.to);
+  const plan = await planTensorFiles(specs.map((s) => s.spec), to, Boolean(opts.force));
+  const sourceOf = new Map(specs.map((s) => [s.spec, s.source]));
+  const written: CheckoutResult['written'] = [];
+  for (const w of plan.write) {
+    const source = sourceOf.get(w.spec)!;
+    await writeTensorFile(store, w.spec, w.target, `${short}:${source} (--tensor)`);
+    written.push({ path: w.spec.path, bytes: w.spec.size, source, tensors: w.spec.tensors.length });
+    opts.progress?.({ path: w.spec.path, bytes: w.spec.size });
+  }
+  const writtenSet = new Set(plan.write.map((w) => w.spec));
+  return {
+    commit: id, to, written, unchanged: plan.unchanged.map((s) => s.path), bytes: written.reduce((a, w) => a + w.bytes, 0),
+    tensorFiles: specs.map(({ spec, source }) => ({ path: spec.path, source, bytes: spec.size, tensors: spec.tensors.map((t) => t.name), written: writtenSet.has(spec) })),
+  };
+}
+
+/**
+ * The `__metadata__` of a committed safetensors file (carried into the subset: it names the framework and
+ * whatever its writer recorded), read from the header chunks the recipe keeps verbatim. Other formats have none.
+ */
+async function sourceMetadata(store: ObjectStore, recipe: FileRecipe, filePath: string): Promise<Record<string, string>> {
+  if (recipe.format !== 'safetensors') return {};
+  const head = await readRecipeHead(store, recipe, filePath);
+  const n = readSafetensorsHeaderLength(head.subarray(0, 8), recipe.size, filePath);
+  return parseSafetensorsHeader(head.subarray(8, 8 + n), recipe.size, filePath).metadata ?? {};
 }

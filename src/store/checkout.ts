@@ -7,9 +7,9 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
-import { ContentHasher, type ObjectId } from '../core/object-id.js';
+import { ContentHasher, objectId, type ObjectId } from '../core/object-id.js';
 import type { FileRecipe } from '../core/objects/file-recipe.js';
-import { tensorChunkLength } from '../core/objects/tensor-object.js';
+import { tensorChunkLength, type TensorObject } from '../core/objects/tensor-object.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { ObjectStore } from './object-store.js';
@@ -74,7 +74,19 @@ async function chunkList(store: ObjectStore, recipe: FileRecipe): Promise<ChunkR
  * The bytes given to `sink` are reused once its promise resolves: a sink must write or copy them, not keep them.
  */
 export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink: (bytes: Uint8Array) => Promise<void>, where: string): Promise<string> {
-  const chunks = await chunkList(store, recipe);
+  const { total, digest } = await streamChunks(store, await chunkList(store, recipe), sink, where);
+  if (total !== recipe.size || digest !== recipe.b3) {
+    throw new CkvcError('CKVC_FILE_HASH_MISMATCH', `${where}: rebuilt content does not match the recorded hash; the store is damaged, run 'ckvc verify --read-data'`, { path: where });
+  }
+  return digest;
+}
+
+/**
+ * Streams chunks in order to `sink` with a bounded read-ahead, each one hash-checked as it is read and its
+ * length checked against the list; returns how many bytes went by and their BLAKE3. Same buffer contract as
+ * streamRecipe.
+ */
+async function streamChunks(store: ObjectStore, chunks: ChunkRef[], sink: (bytes: Uint8Array) => Promise<void>, where: string): Promise<{ total: number; digest: string }> {
   const hasher = new ContentHasher();
   const locs: ObjectLocation[] = [];
   const ensureLocated = async (upTo: number) => {
@@ -108,15 +120,24 @@ export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink:
     await sink(bytes);
     scratch.release(bytes);
   }
-  const digest = hasher.digestHex();
-  if (total !== recipe.size || digest !== recipe.b3) {
-    throw new CkvcError('CKVC_FILE_HASH_MISMATCH', `${where}: rebuilt content does not match the recorded hash; the store is damaged, run 'ckvc verify --read-data'`, { path: where });
-  }
-  return digest;
+  return { total, digest: hasher.digestHex() };
 }
 
 /** Writes one file through a temp file in the same directory, renamed into place only once verified. */
 export async function writeRecipe(store: ObjectStore, recipe: FileRecipe, target: string, label: string): Promise<void> {
+  await writeViaTemp(target, async (write) => {
+    await streamRecipe(store, recipe, async (bytes) => write(bytes), label);
+  });
+}
+
+/**
+ * The durable part of checkout: `fill` writes the content through `write`; the temp file beside `target` is
+ * renamed over it only if `fill` resolves, and removed otherwise, so a failed or interrupted checkout never
+ * leaves a partial file under the target's name. The file is not fsynced before the rename (store files
+ * are; see durable-fs.ts), so after a power loss a target can hold fewer bytes than were written: a later
+ * checkout then finds it different and refuses it without --force.
+ */
+async function writeViaTemp(target: string, fill: (write: (bytes: Uint8Array) => void) => Promise<void>): Promise<void> {
   await fs.mkdir(path.dirname(target), { recursive: true });
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.ckvc-${randomBytes(4).toString('hex')}.tmp`);
   const fh = await (async () => {
@@ -124,10 +145,10 @@ export async function writeRecipe(store: ObjectStore, recipe: FileRecipe, target
     return fs.open(tmp, 'wx', 0o644);
   })().catch((e) => { throw ioError(e, 'create', tmp); });
   try {
-    await streamRecipe(store, recipe, async (bytes) => {
+    await fill((bytes) => {
       // Synchronous like the pack reads: a thread-pool round trip per 256 KiB write costs more than the copy.
       for (let done = 0; done < bytes.length; ) done += fsSync.writeSync(fh.fd, bytes, done, bytes.length - done);
-    }, label);
+    });
     await fh.close();
     faultPoint('checkout.rename');
     await fs.rename(tmp, target);
@@ -162,31 +183,147 @@ export interface CheckoutPlan {
 
 /** Decides what to write; throws CKVC_WOULD_OVERWRITE listing every conflict unless `force`. Writes nothing. */
 export async function planCheckout(store: ObjectStore, files: TreeFile[], toDir: string, force: boolean): Promise<CheckoutPlan> {
-  const plan: CheckoutPlan = { write: [], unchanged: [] };
+  const items: { file: TreeFile; recipe: FileRecipe }[] = [];
+  for (const file of files) items.push({ file, recipe: await store.readFileRecipe(file.id) });
+  const plan = await planTargets(items, toDir, force, (it) => it.file.path,
+    async (it, target, size) => size === it.recipe.size && (await hashFile(target)) === it.recipe.b3);
+  return {
+    write: plan.write.map(({ item, target }) => ({ file: item.file, target, recipe: item.recipe })),
+    unchanged: plan.unchanged.map((it) => it.file),
+  };
+}
+
+/**
+ * The conflict rules of checkout for any kind of output: an identical file at the target is left alone
+ * (`same` decides, given the size of the file found); anything else already there is a conflict unless
+ * `force` and it is a plain file; so is a non-folder where a folder of ours must go. All conflicts are found
+ * before anything is written and reported together.
+ */
+async function planTargets<T>(items: T[], toDir: string, force: boolean, relOf: (item: T) => string, same: (item: T, target: string, size: number) => Promise<boolean>): Promise<{ write: { item: T; target: string }[]; unchanged: T[] }> {
+  const plan: { write: { item: T; target: string }[]; unchanged: T[] } = { write: [], unchanged: [] };
   const conflicts: string[] = [];
-  for (const file of files) {
-    const target = path.join(toDir, ...file.path.split('/'));
-    const recipe = await store.readFileRecipe(file.id);
+  for (const item of items) {
+    const rel = relOf(item).split('/');
+    const target = path.join(toDir, ...rel);
     const st = await fs.stat(target).catch(() => undefined);
-    if (st?.isFile() && st.size === recipe.size && (await hashFile(target)) === recipe.b3) {
-      plan.unchanged.push(file);
+    if (st?.isFile() && (await same(item, target, st.size))) {
+      plan.unchanged.push(item);
       continue;
     }
     if (st && (!st.isFile() || !force)) conflicts.push(target);
     else {
       // A file standing where a directory of ours must go is a conflict too.
-      const rel = file.path.split('/');
       for (let i = 1; i < rel.length; i++) {
         const parent = path.join(toDir, ...rel.slice(0, i));
         const pst = await fs.stat(parent).catch(() => undefined);
         if (pst && !pst.isDirectory()) conflicts.push(parent);
       }
     }
-    plan.write.push({ file, target, recipe });
+    plan.write.push({ item, target });
   }
   if (conflicts.length) {
     const list = [...new Set(conflicts)];
     throw new CkvcError('CKVC_WOULD_OVERWRITE', `checkout would overwrite ${list.length} existing path(s) that differ, e.g. ${list[0]}; pass --force to replace files, or choose another --to`, { paths: list });
   }
   return plan;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tensor subsets (`checkout --tensor`): a new safetensors file made of a header built by
+// core/formats/safetensors-writer.ts and the bytes of chosen tensor objects, streamed chunk by chunk.
+
+export interface SubsetTensor {
+  name: string;
+  tensor: TensorObject;
+}
+
+export interface TensorFileSpec {
+  /** Where to write it, '/'-separated, relative to the checkout folder. */
+  path: string;
+  /** Length prefix and header. */
+  head: Uint8Array;
+  /** The tensors in the order their bytes follow the head. */
+  tensors: SubsetTensor[];
+  /** head + all tensor bytes. */
+  size: number;
+}
+
+export interface TensorFilePlan {
+  write: { spec: TensorFileSpec; target: string }[];
+  unchanged: TensorFileSpec[];
+}
+
+/** As planCheckout, for files that checkout builds rather than rebuilds. Writes nothing. */
+export async function planTensorFiles(specs: TensorFileSpec[], toDir: string, force: boolean): Promise<TensorFilePlan> {
+  const plan = await planTargets(specs, toDir, force, (s) => s.path, async (s, target, size) => size === s.size && (await holdsTensorFile(target, s)));
+  return { write: plan.write.map(({ item, target }) => ({ spec: item, target })), unchanged: plan.unchanged };
+}
+
+/**
+ * Is the file at `target` exactly this head followed by these tensors? There is no recorded hash of a file
+ * that was never committed, so the file's tensor bytes are cut at the tensors' chunk boundaries and hashed
+ * as chunk IDs: the comparison reads only the file, never the store.
+ */
+async function holdsTensorFile(target: string, spec: TensorFileSpec): Promise<boolean> {
+  let fh: fs.FileHandle | undefined;
+  try {
+    fh = await fs.open(target, 'r');
+    const maxChunk = spec.tensors.reduce((m, { tensor: t }) => Math.max(m, t.chunks.length ? t.chunkSize : 0), spec.head.length);
+    const buf = Buffer.allocUnsafe(maxChunk);
+    let pos = 0;
+    const readAt = async (n: number): Promise<Buffer | undefined> => {
+      for (let got = 0; got < n; ) {
+        const { bytesRead } = await fh!.read(buf, got, n - got, pos + got);
+        if (bytesRead === 0) return undefined; // shorter than its size said a moment ago
+        got += bytesRead;
+      }
+      pos += n;
+      return buf.subarray(0, n);
+    };
+    const head = await readAt(spec.head.length);
+    if (!head?.equals(spec.head)) return false;
+    for (const { tensor: t } of spec.tensors) {
+      for (let i = 0; i < t.chunks.length; i++) {
+        const bytes = await readAt(tensorChunkLength(t, i));
+        if (!bytes || objectId('chunk', bytes) !== t.chunks[i]) return false;
+      }
+    }
+    return true;
+  } catch (e) {
+    throw ioError(e, 'read', target);
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
+/**
+ * The bytes of a recipe's chunk parts before its first tensor part, every chunk verified: for a safetensors
+ * file, its length prefix and header (stored verbatim, spec/SAFETENSORS.md).
+ */
+export async function readRecipeHead(store: ObjectStore, recipe: FileRecipe, where: string): Promise<Uint8Array> {
+  const chunks: ChunkRef[] = [];
+  for (const p of recipe.parts) {
+    if (p.kind !== 'chunk') break;
+    chunks.push({ id: p.id, size: p.size });
+  }
+  const out = Buffer.allocUnsafe(chunks.reduce((a, c) => a + c.size, 0));
+  let pos = 0;
+  await streamChunks(store, chunks, async (bytes) => {
+    out.set(bytes, pos);
+    pos += bytes.length;
+  }, where);
+  return out;
+}
+
+/** Writes a TensorFileSpec through a temp file like writeRecipe; every chunk is hash-checked as it is read. */
+export async function writeTensorFile(store: ObjectStore, spec: TensorFileSpec, target: string, label: string): Promise<void> {
+  const chunks: ChunkRef[] = [];
+  for (const { tensor: t } of spec.tensors) t.chunks.forEach((id, i) => chunks.push({ id, size: tensorChunkLength(t, i) }));
+  await writeViaTemp(target, async (write) => {
+    write(spec.head);
+    const { total } = await streamChunks(store, chunks, async (bytes) => write(bytes), label);
+    if (spec.head.length + total !== spec.size) {
+      throw new CkvcError('CKVC_INTERNAL', `${label}: wrote ${spec.head.length + total} bytes where ${spec.size} were planned`, { path: label });
+    }
+  });
 }
