@@ -17,6 +17,7 @@ import { diff, type DiffOptions, type DiffResult } from './diff.js';
 import { gc, type GcOptions, type GcReport } from './gc.js';
 import { cat, ls, type ListedFile } from './inspect.js';
 import { prune, type PruneOptions, type PruneResult } from './prune.js';
+import { watch as startWatch, type WatchCommit, type WatchEvent, type WatchHandle, type WatchOptions, type WatchSummary } from './watch.js';
 import { fetchFromRemote, pullFromRemote, pushToRemote, remotes, serve, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
 
 export { parseCount } from './commit-input.js';
@@ -29,6 +30,7 @@ export type {
 /** Checks a bundle file without a store; serves a store over HTTP. */
 export { serve, verifyBundle };
 export type { FetchOptions, PullRemoteOptions, PushOptions, ServeOptions };
+export type { WatchCommit, WatchEvent, WatchHandle, WatchOptions, WatchSummary };
 export type { CheckoutOptions, CheckoutResult, CommitOptions, CommitResult, CommitInfo, LogOptions, ShowResult, RefTip, StatsResult, StatusResult, VerifyReport };
 
 export class Store {
@@ -84,6 +86,8 @@ export class Store {
   resolve(rev: string): Promise<string> { return resolveRevision(this.objects, rev).then((r) => r.id); }
   verify(opts: { readData?: boolean } = {}): Promise<VerifyReport> { return verifyStore(this.objects, opts); }
   rebuildIndex(): Promise<{ packs: number; objects: number }> { return this.objects.index.rebuild(); }
+  /** Commits each checkpoint written into `opts.dir` once complete, until `stop()` (or `once`); see WatchOptions. */
+  watch(opts: WatchOptions): WatchHandle { return startWatch(this.objects, opts); }
   close(): Promise<void> { return this.objects.close(); }
 }
 

@@ -11,6 +11,7 @@ import { historyCommands } from './commands/history-commands.js';
 import { refCommands } from './commands/ref-commands.js';
 import { shareCommands } from './commands/share-commands.js';
 import { storeCommands } from './commands/store-commands.js';
+import { watchCommand } from './commands/watch-command.js';
 import type { GlobalArgs } from './context.js';
 
 function report(e: unknown, asJson: boolean): number {
@@ -49,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
   curateCommands(parser);
   configCommands(parser);
   shareCommands(parser);
+  watchCommand(parser);
   try {
     await parser.parseAsync();
   } catch (e) {

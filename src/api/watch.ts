@@ -1,0 +1,378 @@
+// `ckvc watch`: commit each checkpoint a training loop writes into a folder, once it is complete. The folder is
+// polled (fs.watch misses events on NFS and other network filesystems, where checkpoints often live); a
+// checkpoint is complete once its signature has stayed the same for the settle time (core/watch-settle.ts),
+// and each commit is an ordinary `commit` carrying labels that let a restarted watcher skip what the branch
+// already holds (watch-history.ts). A stop lets the commit in progress finish; only an abort interrupts it.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { CkvcError, isCkvcError, type ErrorCode } from '../core/errors.js';
+import type { ObjectId } from '../core/object-id.js';
+import { assertRefName } from '../core/ref-name.js';
+import { candidateRules, trainingOrder, watchMessage } from '../core/watch-names.js';
+import { SettleTracker } from '../core/watch-settle.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { commit } from './commit.js';
+import { parseLabels } from './commit-input.js';
+import { readConfigFile } from './config-file.js';
+import { committedCheckpoints, WATCH_LABELS, watchKey } from './watch-history.js';
+import { readCheckpointMetrics, sidecarState } from './watch-metrics.js';
+import { scanFolder, signatureOf, type Candidate } from './watch-scan.js';
+
+export const WATCH_DEFAULTS = { intervalMs: 2000, settleMs: 5000, message: 'watch: {name}' } as const;
+
+export interface WatchOptions {
+  /** The folder the training job writes checkpoints into; its direct entries (files or folders) are the candidates. */
+  dir: string;
+  /** Branch to commit to (created by the first commit if new). */
+  branch: string;
+  /** Globs matched against entry names; default: every entry that is not hidden, temp, a log or a symlink. */
+  patterns?: string[];
+  /** Shared metrics: a JSON object file, or a `.jsonl` log whose matching line is used. */
+  metricsFile?: string;
+  /** Time between polls (default 2000). */
+  intervalMs?: number;
+  /** How long a checkpoint must stay unchanged to count as complete (default 5000). */
+  settleMs?: number;
+  /** Commit what is complete after one settle period, report the rest, and finish. */
+  once?: boolean;
+  /** Commit message; `{name}` and `{step}` are filled in (default "watch: {name}"). */
+  message?: string;
+  /** YAML/JSON config file snapshotted into every commit. */
+  config?: string;
+  /** Extra labels for every commit (the watch.* labels are set by the watcher). */
+  labels?: string[] | Record<string, string>;
+  run?: string;
+  author?: string;
+  /** Take the step from the last number in the checkpoint's name when no metrics give one (default true). */
+  stepFromName?: boolean;
+  /** Where to look for the code's git repository; defaults to the current directory. */
+  cwd?: string;
+  /** Everything the watcher does, as it happens; the API never prints. */
+  onEvent?: (event: WatchEvent) => void;
+}
+
+export interface WatchCommit {
+  id: ObjectId;
+  name: string;
+  branch: string;
+  signature: string;
+  step?: number;
+  epoch?: number;
+  metrics: Record<string, number>;
+  files: number;
+  tensors: number;
+  bytes: number;
+  newBytes: number;
+  aliases?: string[];
+}
+
+export type WatchEvent =
+  /** After the first poll: how many candidates there are and how many of them the branch already holds. */
+  | { type: 'start'; dir: string; branch: string; intervalMs: number; settleMs: number; once: boolean; candidates: number; alreadyCommitted: number }
+  /** A checkpoint not committed yet was seen; it is committed once it has stayed unchanged for the settle time. */
+  | { type: 'pending'; name: string; kind: 'file' | 'folder' }
+  | { type: 'committing'; name: string; kind: 'file' | 'folder'; bytes: number; files: number; step?: number }
+  | { type: 'committed'; commit: WatchCommit; warnings: string[] }
+  /** It changed while being committed (nothing was recorded); it is tried again once it has settled again. */
+  | { type: 'retry'; name: string; reason: string }
+  /** It cannot be committed as it is (or it disappeared); it is tried again only if it changes. */
+  | { type: 'skipped'; name: string; reason: string; code?: ErrorCode }
+  /** With `once`: still changing when the settle period ended, so not committed. */
+  | { type: 'incomplete'; name: string }
+  | { type: 'warning'; message: string };
+
+export interface WatchSummary {
+  commits: WatchCommit[];
+  /** With `once`: the checkpoints that were not complete. */
+  incomplete: string[];
+}
+
+export interface WatchHandle {
+  /** Finish the commit in progress (if any), then end; `done` resolves. */
+  stop(): void;
+  /** Interrupt the commit in progress (nothing of it is recorded; `done` rejects with CKVC_INTERRUPTED), or end at once. */
+  abort(): void;
+  /** The checkpoint being committed right now, if any. */
+  readonly committing: string | undefined;
+  done: Promise<WatchSummary>;
+}
+
+/** Input errors that concern one checkpoint: the watch goes on without it. Anything else ends the watch. */
+const CHECKPOINT_ERRORS: ReadonlySet<ErrorCode> = new Set(['CKVC_BAD_SAFETENSORS', 'CKVC_BAD_ARGUMENT', 'CKVC_INPUT_NOT_FOUND']);
+
+/** What became of a settled checkpoint: dealt with (committed, skipped or gone), or to be tried again later. */
+type Outcome = 'done' | 'not-complete';
+
+interface Settings {
+  dir: string;
+  branch: string;
+  intervalMs: number;
+  settleMs: number;
+  once: boolean;
+  message: string;
+  labels: Record<string, string>;
+  metricsFile?: string;
+  stepFromName: boolean;
+  rules: ReturnType<typeof candidateRules>;
+  storeRoot: string;
+}
+
+/** Everything the user gave is checked before the first poll, so a typo fails at once rather than at the first checkpoint. */
+async function settings(store: ObjectStore, opts: WatchOptions): Promise<Settings> {
+  if (typeof opts.dir !== 'string' || opts.dir === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'give the folder to watch: ckvc watch DIR -b BRANCH', {});
+  const dir = path.resolve(opts.dir);
+  const st = await fs.stat(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new CkvcError('CKVC_INPUT_NOT_FOUND', `the folder to watch, ${dir}, does not exist; create it (the training job's checkpoint folder) or check the path`, { path: dir });
+    throw new CkvcError('CKVC_IO', `cannot read ${dir}: ${e.code ?? e.message}; check the permissions`, { path: dir }, { cause: e });
+  });
+  if (!st.isDirectory()) throw new CkvcError('CKVC_BAD_ARGUMENT', `${dir} is a file, not a folder; watch the folder the training job writes its checkpoints into`, { path: dir });
+  if (typeof opts.branch !== 'string' || opts.branch === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'a watch needs the branch to commit to: -b BRANCH', {});
+  assertRefName(opts.branch, 'branch');
+  const intervalMs = opts.intervalMs ?? WATCH_DEFAULTS.intervalMs;
+  const settleMs = opts.settleMs ?? WATCH_DEFAULTS.settleMs;
+  if (!Number.isFinite(intervalMs) || intervalMs <= 0) throw new CkvcError('CKVC_BAD_ARGUMENT', `the poll interval must be a positive time, got ${String(intervalMs)} ms`, { intervalMs });
+  if (!Number.isFinite(settleMs) || settleMs < 0) throw new CkvcError('CKVC_BAD_ARGUMENT', `the settle time must be 0 or more, got ${String(settleMs)} ms`, { settleMs });
+  const message = opts.message ?? WATCH_DEFAULTS.message;
+  if (message.trim() === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'the commit message template is empty; give one such as -m "step {step}"', {});
+  const labels = parseLabels(opts.labels);
+  for (const k of Object.values(WATCH_LABELS)) {
+    if (k in labels) throw new CkvcError('CKVC_BAD_ARGUMENT', `the label "${k}" is set by ckvc watch itself; choose another name`, { label: k });
+  }
+  if (opts.config) await readConfigFile(opts.config);
+  for (const p of opts.patterns ?? []) {
+    if (p.includes('/')) throw new CkvcError('CKVC_BAD_ARGUMENT', `pattern ${JSON.stringify(p)} contains '/'; patterns match the names of entries directly in ${dir}, e.g. "step_*.pt"`, { pattern: p });
+  }
+  let metricsFile: string | undefined;
+  const metricsNames: string[] = [];
+  if (opts.metricsFile) {
+    metricsFile = path.resolve(opts.metricsFile);
+    if ((await fs.stat(metricsFile).catch(() => undefined))?.isDirectory()) {
+      throw new CkvcError('CKVC_BAD_ARGUMENT', `metrics file ${metricsFile} is a folder; give a JSON or JSONL file`, { path: metricsFile });
+    }
+    // A metrics file kept beside the checkpoints is not one of them.
+    if (path.dirname(metricsFile) === dir) metricsNames.push(path.basename(metricsFile));
+  }
+  return {
+    dir, branch: opts.branch, intervalMs, settleMs, once: opts.once ?? false, message, labels, metricsFile,
+    stepFromName: opts.stepFromName ?? true, rules: candidateRules(opts.patterns ?? [], metricsNames),
+    storeRoot: await fs.realpath(store.root).catch(() => path.resolve(store.root)),
+  };
+}
+
+class Watcher {
+  private stopping = false;
+  private commitAbort: AbortController | undefined;
+  private wake: (() => void) | undefined;
+  current: string | undefined;
+  private readonly commits: WatchCommit[] = [];
+  private committed = new Set<string>();
+  /** name -> key of a state that cannot be committed; the name is tried again once its key changes. */
+  private readonly failed = new Map<string, string>();
+  /** Names reported as pending and not yet committed, skipped or gone. */
+  private readonly announced = new Set<string>();
+  /** name -> last problem reported while scanning it, so a persistent problem is reported once. */
+  private readonly problems = new Map<string, string>();
+
+  constructor(private readonly store: ObjectStore, private readonly opts: WatchOptions) {}
+
+  stop(): void {
+    this.stopping = true;
+    this.wake?.();
+  }
+
+  abort(): void {
+    this.stopping = true;
+    this.commitAbort?.abort();
+    this.wake?.();
+  }
+
+  private emit(e: WatchEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  async run(): Promise<WatchSummary> {
+    const s = await settings(this.store, this.opts);
+    this.committed = await committedCheckpoints(this.store, s.branch);
+    const tracker = new SettleTracker(s.settleMs);
+    // The settle clock of everything seen by the first poll starts at that poll.
+    let started = 0;
+    let first = true;
+    let incomplete: string[] = [];
+    while (!this.stopping) {
+      const scan = await scanFolder(s.dir, s.rules, s.storeRoot);
+      const now = performance.now();
+      if (first) started = now;
+      this.reportProblems(scan.problems);
+      const pending: { c: Candidate; key: string }[] = [];
+      const newlySeen: Candidate[] = [];
+      let alreadyCommitted = 0;
+      for (const c of scan.candidates) {
+        const key = watchKey(c.name, c.signature);
+        if (this.committed.has(key)) {
+          alreadyCommitted++;
+          continue;
+        }
+        if (this.failed.get(c.name) === key) continue;
+        this.failed.delete(c.name);
+        // A sidecar still being written delays its checkpoint, but is not part of what the signature records.
+        const side = await sidecarState(c);
+        tracker.observe(c.name, side === undefined ? c.signature : `${c.signature}+${side}`, now);
+        pending.push({ c, key });
+        if (!this.announced.has(c.name)) newlySeen.push(c);
+      }
+      const pendingNames = new Set(pending.map((p) => p.c.name));
+      tracker.keepOnly(pendingNames);
+      for (const n of this.announced) if (!pendingNames.has(n)) this.announced.delete(n);
+      if (first) {
+        this.emit({ type: 'start', dir: s.dir, branch: s.branch, intervalMs: s.intervalMs, settleMs: s.settleMs, once: s.once, candidates: scan.candidates.length, alreadyCommitted });
+        first = false;
+      }
+      for (const c of newlySeen) {
+        this.announced.add(c.name);
+        this.emit({ type: 'pending', name: c.name, kind: c.kind });
+      }
+
+      // With `once`, the only decision is taken one settle period after the first look.
+      const final = s.once && now - started >= s.settleMs;
+      const unsettled = new Set(pendingNames);
+      if (!s.once || final) {
+        const ready = pending.filter((p) => tracker.isSettled(p.c.name, now)).sort((a, b) => trainingOrder(a.c, b.c));
+        for (const p of ready) {
+          if (this.stopping) break;
+          if ((await this.commitOne(s, p.c, p.key, tracker)) !== 'not-complete') unsettled.delete(p.c.name);
+        }
+      }
+      if (final) {
+        // A stop cut the round short: what was not tried is not known to be incomplete.
+        if (!this.stopping) incomplete = [...unsettled];
+        for (const name of incomplete) this.emit({ type: 'incomplete', name });
+        break;
+      }
+      if (this.stopping) break;
+      await this.sleep(s.once ? Math.min(s.intervalMs, Math.max(0, started + s.settleMs - performance.now())) : s.intervalMs);
+    }
+    return { commits: this.commits, incomplete };
+  }
+
+  /** Commits one settled checkpoint; says what became of it. */
+  private async commitOne(s: Settings, c: Candidate, key: string, tracker: SettleTracker): Promise<Outcome> {
+    // Earlier commits of this round may have taken a while: make sure it is still the state that settled.
+    let fresh: Candidate | undefined;
+    try {
+      fresh = await signatureOf(c.name, c.path, s.storeRoot);
+    } catch (e) {
+      this.emit({ type: 'warning', message: `${c.name}: ${(e as Error).message}; trying again at the next poll` });
+      return 'not-complete';
+    }
+    if (!fresh) return this.gone(c, tracker);
+    if (fresh.signature !== c.signature) {
+      tracker.restart(c.name, performance.now());
+      return 'not-complete';
+    }
+
+    const m = await readCheckpointMetrics(c, { metricsFile: s.metricsFile, stepFromName: s.stepFromName });
+    for (const w of m.warnings) this.emit({ type: 'warning', message: `${c.name}: ${w}` });
+    // A stop that came while the metrics were read: this commit has not started, so it is not started at all.
+    if (this.stopping) return 'not-complete';
+    this.emit({ type: 'committing', name: c.name, kind: c.kind, bytes: c.bytes, files: c.files, ...(m.step !== undefined ? { step: m.step } : {}) });
+    const ac = new AbortController();
+    this.commitAbort = ac;
+    this.current = c.name;
+    try {
+      const r = await commit(this.store, {
+        paths: [c.path], branch: s.branch, message: watchMessage(s.message, { name: c.name, step: m.step }),
+        config: this.opts.config, metrics: m.metrics, step: m.step, epoch: m.epoch, run: this.opts.run,
+        labels: { ...s.labels, [WATCH_LABELS.source]: c.name, [WATCH_LABELS.signature]: c.signature },
+        author: this.opts.author, cwd: this.opts.cwd,
+        // Aborted only by abort(): a plain stop lets this commit land.
+        signal: ac.signal,
+      });
+      this.committed.add(key);
+      this.announced.delete(c.name);
+      tracker.forget(c.name);
+      const done: WatchCommit = {
+        id: r.id, name: c.name, branch: r.branch, signature: c.signature,
+        ...(m.step !== undefined ? { step: m.step } : {}), ...(m.epoch !== undefined ? { epoch: m.epoch } : {}),
+        metrics: m.metrics, files: r.files, tensors: r.tensors, bytes: r.bytes, newBytes: r.newBytes,
+        ...(r.aliases ? { aliases: r.aliases } : {}),
+      };
+      this.commits.push(done);
+      this.emit({ type: 'committed', commit: done, warnings: r.warnings ?? [] });
+      return 'done';
+    } catch (e) {
+      if (!isCkvcError(e) || e.code === 'CKVC_INTERRUPTED') throw e;
+      if (e.code === 'CKVC_INPUT_CHANGED') {
+        // The commit saw a file still being written and recorded nothing: not complete after all.
+        tracker.restart(c.name, performance.now());
+        this.emit({ type: 'retry', name: c.name, reason: e.message });
+        return 'not-complete';
+      }
+      if (e.code === 'CKVC_LOCKED') {
+        this.emit({ type: 'warning', message: `${c.name}: ${e.message}; trying again at the next poll` });
+        return 'not-complete';
+      }
+      if (!(await exists(c.path))) return this.gone(c, tracker);
+      // The config file is the user's, not the checkpoint's: its problems end the watch.
+      if (!CHECKPOINT_ERRORS.has(e.code) || (this.opts.config !== undefined && e.data.path === this.opts.config)) throw e;
+      this.failed.set(c.name, key);
+      this.announced.delete(c.name);
+      tracker.forget(c.name);
+      this.emit({ type: 'skipped', name: c.name, reason: e.message, code: e.code });
+      return 'done';
+    } finally {
+      this.current = undefined;
+      this.commitAbort = undefined;
+    }
+  }
+
+  /** Removed before it could be committed (checkpoint rotation, a rename): nothing to do. */
+  private gone(c: Candidate, tracker: SettleTracker): Outcome {
+    tracker.forget(c.name);
+    this.announced.delete(c.name);
+    this.emit({ type: 'skipped', name: c.name, reason: `${c.path} was removed before it could be committed` });
+    return 'done';
+  }
+
+  private reportProblems(problems: { name: string; error: CkvcError }[]): void {
+    const now = new Set<string>();
+    for (const p of problems) {
+      now.add(p.name);
+      if (this.problems.get(p.name) === p.error.message) continue;
+      this.problems.set(p.name, p.error.message);
+      this.emit({ type: 'warning', message: `${p.name}: ${p.error.message} [${p.error.code}]; it is left out until that changes` });
+    }
+    for (const n of this.problems.keys()) if (!now.has(n)) this.problems.delete(n);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.stat(p).then(() => true, () => false);
+}
+
+/** Starts watching; the returned handle stops it. Errors in the options reject `done` before the first poll. */
+export function watch(store: ObjectStore, opts: WatchOptions): WatchHandle {
+  const w = new Watcher(store, opts);
+  const done = w.run();
+  return {
+    stop: () => w.stop(),
+    abort: () => w.abort(),
+    get committing() {
+      return w.current;
+    },
+    done,
+  };
+}
