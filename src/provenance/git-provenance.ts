@@ -44,7 +44,11 @@
 
 import { promises as fsp, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
-import { STAGE, TREE, WORKDIR, getConfig, readCommit, resolveRef, walk, type PromiseFsClient, type WalkerEntry } from 'isomorphic-git';
+import type { PromiseFsClient, WalkerEntry } from 'isomorphic-git';
+
+/** Loaded on first use: the heaviest module ckvc has (~0.2 s), and only a commit needs it. */
+let gitModule: Promise<typeof import('isomorphic-git')> | undefined;
+const loadGit = () => (gitModule ??= import('isomorphic-git'));
 
 export interface CodeProvenance {
   commit: string;
@@ -288,6 +292,7 @@ async function bounded<T>(ms: number, fn: (deadline: number) => Promise<T>): Pro
 // HEAD
 
 async function readHead(repo: Repository, deadline: number): Promise<{ commit: string; branch?: string } | undefined> {
+  const { resolveRef } = await loadGit();
   const { fs } = makeFs(repo, deadline);
   let target: string;
   try {
@@ -314,6 +319,7 @@ class FoundChange extends Error {}
 
 /** true/false: dirty or clean; 'missing-commit': HEAD names no readable commit (broken repository). */
 async function checkDirty(repo: Repository, commit: string, deadline: number, depth: number): Promise<boolean | 'missing-commit'> {
+  const { STAGE, TREE, WORKDIR, getConfig, readCommit, walk } = await loadGit();
   if (depth > MAX_SUBMODULE_DEPTH) return true;
   const ms = deadline - Date.now();
   if (ms <= 0) return true;
