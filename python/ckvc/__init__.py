@@ -1,0 +1,43 @@
+"""Python helper for ckvc, "Git for ML training checkpoints".
+
+A thin, standard-library-only wrapper around the ``ckvc`` command line: every function runs ``ckvc ... --json``
+and returns what it prints, as Python values. The command is ``$CKVC_CLI`` (split like a shell would, e.g.
+``CKVC_CLI="node /path/to/ckvc/bin/ckvc"``) or else ``ckvc`` on ``PATH``; the store is ``store=`` (``--store``),
+else ``$CKVC_DIR``, else the nearest ``.ckvc`` upward of the current folder (or of ``cwd=``), as for the CLI.
+
+Example::
+
+    import ckvc
+
+    c = ckvc.commit("ckpt/", branch="phase-g2", metrics={"loss": 0.31}, step=1000, config="cfg.yaml")
+    print(c.id)
+    top = ckvc.best("loss", mode="min", branch="phase-g2")
+    folder = ckvc.snapshot(top["id"], allow_patterns="*.safetensors")
+
+Errors raise :class:`CkvcError` with the CLI's ``code`` (e.g. ``"CKVC_UNKNOWN_REVISION"``), ``exit_code``
+and ``data``; ``str(error)`` is the CLI's one-line message.
+"""
+
+from ._api import CommitResult, best, checkout, cli, commit, init, log, ls, show, snapshot, snapshot_dir
+from ._cli import cli_command
+from ._errors import CkvcError, CkvcWarning
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CkvcError",
+    "CkvcWarning",
+    "CommitResult",
+    "best",
+    "checkout",
+    "cli",
+    "cli_command",
+    "commit",
+    "init",
+    "log",
+    "ls",
+    "show",
+    "snapshot",
+    "snapshot_dir",
+    "__version__",
+]
