@@ -14,6 +14,8 @@ export interface TorchTensorView {
   offset: number;
   shape: number[];
   stride: number[];
+  /** The element type `_rebuild_tensor_v3` names (e.g. "float8_e4m3fn"): torch 2 saves such dtypes in untyped storages. */
+  dtype?: string;
 }
 
 export interface TorchPickleSummary {
@@ -27,6 +29,7 @@ export class PickleNotUnderstood extends Error {}
 type Value =
   | null | boolean | number | string
   | { k: 'bytes' }
+  | { k: 'float' }
   | { k: 'list'; items: Value[] }
   | { k: 'tuple'; items: Value[] }
   | { k: 'dict'; entries: [Value, Value][] }
@@ -98,8 +101,9 @@ class Machine {
   }
 
   private text(n: number): string {
+    const raw = this.bytes(n);
     try {
-      return utf8.decode(this.bytes(n));
+      return utf8.decode(raw);
     } catch {
       throw new PickleNotUnderstood('a string is not UTF-8');
     }
@@ -147,7 +151,8 @@ class Machine {
   }
 
   private append(target: Value, items: Value[]): void {
-    if (typeof target === 'object' && target !== null && target.k === 'list') target.items.push(...items);
+    // One push per item: spreading a 300,000-item APPENDS into push() overflows the call stack.
+    if (typeof target === 'object' && target !== null && target.k === 'list') for (const x of items) target.items.push(x);
     else if (!(typeof target === 'object' && target !== null && target.k === 'call')) throw new PickleNotUnderstood('APPEND on something that is not a list');
   }
 
@@ -181,11 +186,12 @@ class Machine {
           break;
         }
         case 0x47: { // BINFLOAT (big-endian double)
-          const raw = this.bytes(8);
-          this.push(new DataView(raw.buffer, raw.byteOffset, 8).getFloat64(0, false));
+          // A float is never a shape, offset or key: only its kind matters, not its value.
+          this.bytes(8);
+          this.push({ k: 'float' });
           break;
         }
-        case 0x46: this.push(Number(this.line())); break; // FLOAT
+        case 0x46: this.line(); this.push({ k: 'float' }); break; // FLOAT
         case 0x8c: this.push(this.text(this.uint(1))); break; // SHORT_BINUNICODE
         case 0x58: this.push(this.text(this.uint(4))); break; // BINUNICODE
         case 0x8d: this.push(this.text(this.uint(8))); break; // BINUNICODE8
@@ -298,7 +304,8 @@ class NameWalk {
     const stride = uintList(args[3] ?? null);
     if (!st || typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || !shape || !stride || shape.length !== stride.length) return false;
     if (this.views.length >= MAX_VIEWS) throw new PickleNotUnderstood(`more than ${MAX_VIEWS} tensors`);
-    this.views.push({ name, storageKey: st.key, storageType: st.type, offset, shape, stride });
+    const dtype = globalName(args[6] ?? null)?.match(/^torch\.([A-Za-z0-9_]+)$/)?.[1];
+    this.views.push({ name, storageKey: st.key, storageType: st.type, offset, shape, stride, ...(dtype ? { dtype } : {}) });
     return true;
   }
 

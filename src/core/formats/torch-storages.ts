@@ -36,6 +36,21 @@ const STORAGE_DTYPES: Readonly<Record<string, TorchDtype>> = Object.freeze({
   UntypedStorage: { dtype: 'U8', bytes: 1, groupWidth: 1 },
 });
 
+// torch dtype names as `_rebuild_tensor_v3` names them (torch.float8_e4m3fn), for storages saved untyped.
+const TENSOR_DTYPES: Readonly<Record<string, string>> = Object.freeze({
+  float64: 'DoubleStorage', double: 'DoubleStorage', float32: 'FloatStorage', float: 'FloatStorage',
+  float16: 'HalfStorage', half: 'HalfStorage', bfloat16: 'BFloat16Storage', int64: 'LongStorage', long: 'LongStorage',
+  int32: 'IntStorage', int: 'IntStorage', int16: 'ShortStorage', short: 'ShortStorage', int8: 'CharStorage',
+  uint8: 'ByteStorage', bool: 'BoolStorage', uint16: 'UInt16Storage', uint32: 'UInt32Storage', uint64: 'UInt64Storage',
+  float8_e4m3fn: 'Float8_e4m3fnStorage', float8_e5m2: 'Float8_e5m2Storage', complex64: 'ComplexFloatStorage',
+  cfloat: 'ComplexFloatStorage', complex128: 'ComplexDoubleStorage', cdouble: 'ComplexDoubleStorage',
+});
+
+/** The dtype of a torch tensor dtype name (`float8_e4m3fn`); `torch:<name>` for those without a storage class here. */
+export function torchTensorDtype(name: string): TorchDtype {
+  return Object.hasOwn(TENSOR_DTYPES, name) ? torchStorageDtype(TENSOR_DTYPES[name]) : { ...UNKNOWN, dtype: `torch:${name}` };
+}
+
 /** Raw bytes whose element type the pickle did not tell (unreadable pickle, unknown storage class). */
 const UNKNOWN: TorchDtype = { dtype: 'torch:unknown', bytes: 1, groupWidth: 1 };
 
@@ -86,7 +101,10 @@ export function nameStorages(storages: TorchStorageEntry[], pickle: TorchPickleS
   }
   const taken = new Set<string>(storages.map((s) => `data/${s.key}`));
   return storages.map((s) => {
-    const dt = torchStorageDtype(pickle?.storages.get(s.key));
+    // torch 2 keeps some dtypes (float8, ...) in untyped byte storages and names the dtype on the tensor instead.
+    const storageClass = pickle?.storages.get(s.key);
+    const typed = (viewsByKey.get(s.key) ?? []).find((v) => v.dtype !== undefined);
+    const dt = storageClass === 'UntypedStorage' && typed ? torchTensorDtype(typed.dtype!) : torchStorageDtype(storageClass);
     const whole = s.bytes % dt.bytes === 0 ? (viewsByKey.get(s.key) ?? []).find((v) => v.name !== '' && coversWhole(v, s.bytes, dt.bytes)) : undefined;
     if (whole && !taken.has(whole.name)) {
       taken.add(whole.name);
