@@ -46,7 +46,7 @@ export async function createAlias(store: ObjectStore, opts: CreateAliasOptions):
   // The alias starts at the branch's current best, if any commit has the metric yet.
   // An alias may be set up before its branch's first commit: it stays empty until a commit has the metric.
   const current = await best(store, { metric: def.track, mode: def.mode, branch }).catch((e) => {
-    if (e instanceof CkvcError && e.code === 'CKVC_UNKNOWN_REVISION' && e.data.branch === branch) return undefined;
+    if (e instanceof CkvcError && (e.code === 'CKVC_UNKNOWN_REVISION' || e.code === 'CKVC_NO_METRIC') && e.data.branch === branch) return undefined;
     throw e;
   });
   await store.aliases.write(def);

@@ -58,7 +58,7 @@ export async function best(store: ObjectStore, opts: BestOptions): Promise<BestR
     if (!top || isBetter(v, top.value, mode) || v === top.value) top = { id, commit, value: v };
   }
   if (!top) {
-    throw new CkvcError('CKVC_UNKNOWN_REVISION', `no commit on branch '${branch}' has the metric '${opts.metric}'; 'ckvc log ${branch} --metric ${opts.metric}' shows what is recorded`, { branch, metric: opts.metric });
+    throw new CkvcError('CKVC_NO_METRIC', `no commit on branch '${branch}' has the metric '${opts.metric}'; 'ckvc log ${branch} --metric ${opts.metric}' shows what is recorded`, { branch, metric: opts.metric });
   }
   return {
     id: top.id, branch, metric: opts.metric, mode, modeGuessed: opts.mode === undefined, value: top.value,

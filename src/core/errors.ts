@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   CKVC_UNKNOWN_REVISION: { exit: EXIT.NOT_FOUND, summary: 'a revision names nothing in the store' },
   CKVC_AMBIGUOUS_REVISION: { exit: EXIT.NOT_FOUND, summary: 'a short ID prefix matches more than one object' },
   CKVC_PATH_NOT_FOUND: { exit: EXIT.NOT_FOUND, summary: 'a path is not in the given commit' },
+  CKVC_NO_METRIC: { exit: EXIT.NOT_FOUND, summary: 'no commit that was searched records the metric asked for' },
   CKVC_EMPTY_BRANCH: { exit: EXIT.NOT_FOUND, summary: 'the branch has no commits yet' },
   CKVC_INPUT_NOT_FOUND: { exit: EXIT.BAD_INPUT, summary: 'an input path does not exist or cannot be read' },
   CKVC_BAD_ARGUMENT: { exit: EXIT.BAD_INPUT, summary: 'an argument has an invalid value' },

@@ -323,13 +323,13 @@ section('best', (it, beforeAll) => {
     expect(await best(['--metric', 'loss', '-b', 'side'])).toMatchObject({ id: id.s2, branch: 'side', value: 2.1, candidates: 2 });
     const r = await s.run(['best', '--metric', 'score', '-b', 'side']);
     expect(r.code, `score exists only on main's commits: ${describeRun(r)}`).toBe(14);
-    expect(codeOf(r)).toBe('CKVC_UNKNOWN_REVISION');
+    expect(codeOf(r)).toBe('CKVC_NO_METRIC');
   });
 
   it('an unknown metric exits 14', async () => {
     const m = await s.run(['best', '--metric', 'nosuch', '-b', 'main']);
     expect(m.code, describeRun(m)).toBe(14);
-    expect(codeOf(m)).toBe('CKVC_UNKNOWN_REVISION');
+    expect(codeOf(m)).toBe('CKVC_NO_METRIC');
   });
 
   it('tag NAME --best KEY tags the best commit of -b BRANCH; an existing tag name exits 13', async () => {
