@@ -73,7 +73,7 @@ export function parseNpyHeader(prefix: Uint8Array): NpyHeader {
     throw new NpyRefusal('has a header that is not valid text for its version');
   }
   if (!text.endsWith('\n')) throw new NpyRefusal('has a header that does not end with a newline');
-  const dict = new LiteralParser(text).dict();
+  const dict = new LiteralParser(text, major < 3).dict();
   const descr = dict.get('descr');
   const fortran = dict.get('fortran_order');
   const shape = dict.get('shape');
@@ -97,14 +97,19 @@ export function parseNpyHeader(prefix: Uint8Array): NpyHeader {
 
 type Literal = string | number | boolean | null | Literal[] | Map<string, Literal>;
 
-/** The part of Python's literal syntax that numpy writes in .npy headers: dicts, tuples, lists, str, int, bool. */
+/**
+ * The part of Python's literal syntax that numpy writes in .npy headers: dicts, tuples, lists, str, int, bool,
+ * accepted exactly as numpy's `ast.literal_eval` would (a header numpy cannot load must not become a tensor).
+ */
 class LiteralParser {
   private i = 0;
 
-  constructor(private readonly s: string) {}
+  /** `longSuffix`: numpy strips Python 2's `3L` from version 1 and 2 headers only. */
+  constructor(private readonly s: string, private readonly longSuffix: boolean) {}
 
+  /** Python's tokenizer whitespace only (not NBSP, vertical tab or Unicode spaces, which JavaScript's \s takes). */
   private ws(): void {
-    while (this.i < this.s.length && /\s/.test(this.s[this.i]!)) this.i++;
+    while (this.i < this.s.length && ' \t\f\r\n'.includes(this.s[this.i]!)) this.i++;
   }
 
   private fail(what: string): never {
@@ -128,13 +133,16 @@ class LiteralParser {
     return v;
   }
 
-  private sequence(close: string, depth: number): Literal[] {
-    const out: Literal[] = [];
+  /** Items up to `close`; `comma` says whether any comma was written (`(2)` is 2, `(2,)` a tuple). */
+  private sequence(close: string, depth: number): { items: Literal[]; comma: boolean } {
+    const items: Literal[] = [];
+    let comma = false;
     for (;;) {
-      if (this.eat(close)) return out;
-      out.push(this.value(depth + 1));
-      if (this.eat(close)) return out;
+      if (this.eat(close)) return { items, comma };
+      items.push(this.value(depth + 1));
+      if (this.eat(close)) return { items, comma };
       if (!this.eat(',')) this.fail(`expected "," or "${close}"`);
+      comma = true;
     }
   }
 
@@ -158,11 +166,12 @@ class LiteralParser {
     }
     if (c === '(') {
       this.i++;
-      return this.sequence(')', depth);
+      const { items, comma } = this.sequence(')', depth);
+      return items.length === 1 && !comma ? items[0]! : items;
     }
     if (c === '[') {
       this.i++;
-      return this.sequence(']', depth);
+      return this.sequence(']', depth).items;
     }
     if (c === "'" || c === '"') {
       const end = this.s.indexOf(c, this.i + 1);
@@ -172,12 +181,17 @@ class LiteralParser {
       this.i = end + 1;
       return str;
     }
-    const m = /^(True|False|None|-?\d+L?)/.exec(this.s.slice(this.i, this.i + 32));
+    const m = /^(True|False|None|-?\d+L?)(?![A-Za-z0-9_])/.exec(this.s.slice(this.i, this.i + 32));
     if (!m) this.fail('an unexpected character');
-    this.i += m[1]!.length;
-    if (m[1] === 'True') return true;
-    if (m[1] === 'False') return false;
-    if (m[1] === 'None') return null;
-    return Number(m[1]!.replace(/L$/, ''));
+    const tok = m[1]!;
+    if (tok === 'True' || tok === 'False' || tok === 'None') {
+      this.i += tok.length;
+      return tok === 'True' ? true : tok === 'False' ? false : null;
+    }
+    if (tok.endsWith('L') && !this.longSuffix) this.fail('a Python 2 long suffix in a version 3 header');
+    const digits = tok.replace(/^-/, '').replace(/L$/, '');
+    if (digits.length > 1 && digits.startsWith('0')) this.fail('an integer with a leading zero');
+    this.i += tok.length;
+    return Number(tok.replace(/L$/, ''));
   }
 }

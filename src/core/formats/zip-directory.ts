@@ -23,6 +23,8 @@ export const ZIP_MAX_ENTRIES = 1_000_000;
 export const ZIP_MAX_DIRECTORY_BYTES = 256 * 1024 * 1024;
 /** Deflate cannot expand data by more than about 1032:1; a larger claim is a lie (or a bomb). */
 export const DEFLATE_MAX_RATIO = 1032;
+/** No deflated entry may declare more than this (an .npz member is one array; torch never deflates storages). */
+export const ZIP_MAX_INFLATED_BYTES = 16 * 1024 ** 3;
 
 export const ZIP_METHOD_STORED = 0;
 export const ZIP_METHOD_DEFLATED = 8;
@@ -174,6 +176,9 @@ export function readZipDirectory(dir: Uint8Array, tail: ZipTail, fileSize: numbe
     if (method === ZIP_METHOD_STORED && compressedSize !== size) throw new ZipRefusal(`stored entry ${JSON.stringify(name)} declares ${compressedSize} bytes stored but ${size} bytes of content`);
     if (method === ZIP_METHOD_DEFLATED && size > compressedSize * DEFLATE_MAX_RATIO + 1024) {
       throw new ZipRefusal(`deflated entry ${JSON.stringify(name)} claims ${size} bytes from ${compressedSize} (more than deflate can produce)`);
+    }
+    if (method === ZIP_METHOD_DEFLATED && size > ZIP_MAX_INFLATED_BYTES) {
+      throw new ZipRefusal(`deflated entry ${JSON.stringify(name)} declares ${size} bytes (the cap is ${ZIP_MAX_INFLATED_BYTES})`);
     }
     if (headerOffset + LOCAL_HEADER_BYTES > fileSize) throw new ZipRefusal(`entry ${JSON.stringify(name)} points past the end of the file`);
     out.push({ name, method, flags, crc32, compressedSize, size, headerOffset });

@@ -38,6 +38,16 @@ export async function planNpy(file: InputFile): Promise<FilePlan> {
   return plan.done();
 }
 
+/** An .npz member's header; a refusal names the member. */
+function memberHeader(member: string, prefix: Uint8Array): NpyHeader {
+  try {
+    return parseNpyHeader(prefix);
+  } catch (err) {
+    if (err instanceof NpyRefusal) throw new NpyRefusal(`member ${JSON.stringify(member)} ${err.message}`);
+    throw err;
+  }
+}
+
 export async function planNpz(file: InputFile, zip: ZipLayout): Promise<FilePlan> {
   const plan = new PlanBuilder('npz', file.size);
   for (const e of zip.entries) {
@@ -45,9 +55,9 @@ export async function planNpz(file: InputFile, zip: ZipLayout): Promise<FilePlan
     if (!e.name.endsWith('.npy')) continue;
     const name = e.name.slice(0, -4);
     if (e.method === ZIP_METHOD_STORED) {
-      addArray(plan, parseNpyHeader(await readPrefix(file, e.dataOffset, e.dataEnd)), name, e.dataOffset, e.dataEnd);
+      addArray(plan, memberHeader(e.name, await readPrefix(file, e.dataOffset, e.dataEnd)), name, e.dataOffset, e.dataEnd);
     } else if (e.method === ZIP_METHOD_DEFLATED) {
-      parseNpyHeader(await checkDeflatedEntry(file, e, NPY_PREFIX_BYTES));
+      memberHeader(e.name, await checkDeflatedEntry(file, e, NPY_PREFIX_BYTES));
     }
     // Whatever remains of the member (deflated bytes, opaque array data, trailing bytes) starts its own verbatim
     // region at the next boundary, so content-defined chunks of one member never straddle into the next.

@@ -7,9 +7,6 @@ import {
 } from '../../core/formats/zip-directory.js';
 import type { InputFile } from './input-file.js';
 
-/** No single deflated entry is inflated beyond this, whatever it declares (an .npz member is one array). */
-export const INFLATE_CAP_BYTES = 16 * 1024 ** 3;
-
 export interface ZipLayout {
   /** In file order. */
   entries: PlacedZipEntry[];
@@ -41,22 +38,21 @@ export async function readZipLayout(file: InputFile): Promise<ZipLayout> {
 
 /**
  * Inflates a deflated entry as a stream, without keeping its output: it must produce exactly the declared
- * size (never more than the cap) with the declared CRC-32, and consume exactly its compressed bytes.
- * Returns the first `prefixBytes` of the output (an .npy header), or all of it when shorter.
+ * size (inflation stops the moment it produces more) with the declared CRC-32, and consume exactly its
+ * compressed bytes. Returns the first `prefixBytes` of the output (an .npy header), or all of it when shorter.
  */
 export async function checkDeflatedEntry(file: InputFile, e: PlacedZipEntry, prefixBytes = 0): Promise<Buffer> {
   if (e.method !== ZIP_METHOD_DEFLATED) throw new ZipRefusal(`entry ${JSON.stringify(e.name)} uses compression method ${e.method}`);
-  if (e.size > INFLATE_CAP_BYTES) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} declares ${e.size} bytes (the cap is ${INFLATE_CAP_BYTES})`);
   const inflater = zlib.createInflateRaw();
   let produced = 0;
   let crc = 0;
   const prefix: Buffer[] = [];
   let prefixHave = 0;
-  let lie: string | undefined;
+  let failure: ZipRefusal | undefined;
   inflater.on('data', (out: Buffer) => {
     produced += out.length;
     if (produced > e.size) {
-      lie = `deflated entry ${JSON.stringify(e.name)} inflates to more than the ${e.size} bytes it declares`;
+      failure ??= new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} inflates to more than the ${e.size} bytes it declares`);
       inflater.destroy();
       return;
     }
@@ -66,19 +62,24 @@ export async function checkDeflatedEntry(file: InputFile, e: PlacedZipEntry, pre
       prefixHave += Math.min(out.length, prefixBytes - prefixHave);
     }
   });
-  const finished = new Promise<void>((resolve, reject) => {
-    inflater.on('end', resolve);
-    inflater.on('close', () => (lie ? reject(new ZipRefusal(lie)) : resolve()));
-    inflater.on('error', (err) => reject(new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} does not inflate (${err.message})`)));
+  // Settles however the stream ends (finished, destroyed, failed), so nothing is left unhandled or waiting.
+  const settled = new Promise<void>((resolve) => {
+    inflater.once('close', resolve);
+    inflater.once('end', resolve);
+    inflater.once('error', (err) => {
+      failure ??= new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} does not inflate (${err.message})`);
+      resolve();
+    });
   });
   const block = 4 * 1024 * 1024;
-  for (let pos = e.dataOffset; pos < e.dataEnd && !lie; pos += block) {
+  for (let pos = e.dataOffset; pos < e.dataEnd && !failure; pos += block) {
     const buf = await read(file, pos, Math.min(block, e.dataEnd - pos));
-    if (!inflater.write(buf)) await new Promise<void>((resolve) => inflater.once('drain', resolve).once('close', resolve));
+    if (failure) break;
+    if (!inflater.write(buf)) await Promise.race([new Promise((resolve) => inflater.once('drain', resolve)), settled]);
   }
-  inflater.end();
-  await finished;
-  if (lie) throw new ZipRefusal(lie);
+  if (!failure) inflater.end();
+  await settled;
+  if (failure) throw failure;
   if (produced !== e.size) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} inflates to ${produced} bytes, not the ${e.size} it declares`);
   if (crc !== e.crc32) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} fails its CRC-32 check`);
   if (inflater.bytesWritten !== e.compressedSize) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} ends before its ${e.compressedSize} compressed bytes do`);
