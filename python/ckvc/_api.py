@@ -236,7 +236,7 @@ def commit(
 
     Raises:
         CkvcError: e.g. ``CKVC_INPUT_NOT_FOUND``, ``CKVC_BAD_METRIC``, ``CKVC_BAD_CONFIG``,
-            ``CKVC_BAD_SAFETENSORS``, ``CKVC_INPUT_CHANGED``, ``CKVC_NO_STORE``.
+            ``CKVC_BAD_SAFETENSORS``, ``CKVC_BAD_TENSOR_FILE``, ``CKVC_INPUT_CHANGED``, ``CKVC_NO_STORE``.
     """
     path_args = [_input_path(p) for p in _as_list(paths)]
     if not path_args:
@@ -296,7 +296,7 @@ def checkout(
         paths: only these files or folders of the commit (paths inside the commit, as :func:`ls` shows them).
         force: replace existing files that differ.
         tensors: instead of the files, write only the tensors whose names match these globs (``--tensor``, e.g.
-            ``"model.*"``; a leading ``!`` excludes): each safetensors file with a match becomes
+            ``"model.*"``; a leading ``!`` excludes): each file with a match (safetensors, .pt, .npy, .npz) becomes
             ``to/<path without extension>.safetensors`` holding just those tensors (the result then has
             ``tensorFiles``: ``[{"path", "source", "bytes", "tensors", "written"}]``). Needs a CLI with
             ``checkout --tensor``.
@@ -473,8 +473,8 @@ def best(
         "time" (ms since the epoch), "message", "metrics", "candidates" (commits that carry the metric)}``.
 
     Raises:
-        CkvcError: ``CKVC_UNKNOWN_REVISION`` (exit 14) when no commit of the branch has the metric (the CLI's
-            code for this case), ``CKVC_EMPTY_BRANCH``, ``CKVC_NO_STORE``.
+        CkvcError: ``CKVC_NO_METRIC`` (exit 14) when no commit of the branch has the metric,
+            ``CKVC_UNKNOWN_REVISION`` for an unknown branch, ``CKVC_EMPTY_BRANCH``, ``CKVC_NO_STORE``.
     """
     if mode not in ("max", "min", None, "auto"):
         raise _bad("mode must be 'max', 'min' or None, got {!r}".format(mode), mode=repr(mode))

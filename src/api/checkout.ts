@@ -177,8 +177,7 @@ async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile
       if (t.size !== p.size) {
         throw new CkvcError('CKVC_CORRUPT_OBJECT', `tensor ${p.name} of ${ch.file.path} is ${t.size} bytes but its file lists ${p.size}; run 'ckvc verify'`, { id: p.id, path: ch.file.path });
       }
-      // `order` comes with NumPy ingest (column-major arrays); read loosely so this compiles with or without it.
-      const why = safetensorsUnwritable({ name: p.name, dtype: t.dtype, shape: t.shape, size: t.size, order: (t as { order?: string }).order });
+      const why = safetensorsUnwritable({ name: p.name, dtype: t.dtype, shape: t.shape, size: t.size, order: t.order });
       if (why !== undefined) {
         unwritable.push(`tensor '${p.name}' of ${ch.file.path} cannot go into a safetensors file: ${why}`);
         unwritableData.push({ path: ch.file.path, tensor: p.name, dtype: t.dtype });
@@ -209,7 +208,7 @@ async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile
     // worse than none); "pt" is what its save_pretrained writes for PyTorch weights.
     const metadata: Record<string, string> = { ...(await sourceMetadata(store, ch.recipe, ch.file.path)), 'ckvc.commit': id, 'ckvc.source': ch.file.path };
     metadata.format ??= 'pt';
-    const entries = tensors.map((x) => ({ name: x.name, dtype: x.tensor.dtype, shape: x.tensor.shape, size: x.tensor.size, order: (x.tensor as { order?: string }).order, tensor: x.tensor }));
+    const entries = tensors.map((x) => ({ name: x.name, dtype: x.tensor.dtype, shape: x.tensor.shape, size: x.tensor.size, order: x.tensor.order, tensor: x.tensor }));
     let built: SafetensorsHead<(typeof entries)[number]>;
     try {
       built = buildSafetensorsHead(entries, metadata);

@@ -120,6 +120,11 @@ async function readSharedJson(p: string, warnings: string[]): Promise<LoggedMetr
 async function readJsonlTail(p: string, atOrBeforeStep: number | undefined, warnings: string[]): Promise<LoggedMetrics | undefined> {
   let fh: fs.FileHandle;
   try {
+    // Opening a named pipe would block until a writer appears, beyond the reach of stop() and abort().
+    if (!(await fs.stat(p)).isFile()) {
+      warnings.push(`metrics log ${p} is not a regular file; committed without its metrics`);
+      return undefined;
+    }
     fh = await fs.open(p, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

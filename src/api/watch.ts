@@ -98,7 +98,8 @@ export interface WatchHandle {
 }
 
 /** Input errors that concern one checkpoint: the watch goes on without it. Anything else ends the watch. */
-const CHECKPOINT_ERRORS: ReadonlySet<ErrorCode> = new Set(['CKVC_BAD_SAFETENSORS', 'CKVC_BAD_ARGUMENT', 'CKVC_INPUT_NOT_FOUND']);
+// A checkpoint the trainer left broken (killed mid torch.save) must not stop the watch: skip it until it changes.
+const CHECKPOINT_ERRORS: ReadonlySet<ErrorCode> = new Set(['CKVC_BAD_SAFETENSORS', 'CKVC_BAD_TENSOR_FILE', 'CKVC_BAD_ARGUMENT', 'CKVC_INPUT_NOT_FOUND']);
 
 /** What became of a settled checkpoint: dealt with (committed, skipped or gone), or to be tried again later. */
 type Outcome = 'done' | 'not-complete';

@@ -292,6 +292,19 @@ describe('ckvc watch', () => {
     }
   });
 
+  it('a checkpoint torch.save left truncated is skipped with its reason; the watch goes on and commits the next', async () => {
+    const s = newStore();
+    const dir = tempDir('ckvc-watch-');
+    // A zip's first bytes without the rest: what a trainer killed in the middle of torch.save leaves behind.
+    fs.writeFileSync(path.join(dir, 'step_500.pt'), Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), randomBytes(23, 4000)]));
+    fs.writeFileSync(path.join(dir, 'step_600.pt'), randomBytes(24, 8000).subarray(1)); // not a zip: opaque
+    const w = startWatch(s, [dir, '-b', 'broken', '--once', '--interval', '0.1', '--settle', '0.2']);
+    const r = await w.done;
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(w.commits().map((c) => c.name)).toEqual(['step_600.pt']);
+    expect(r.stderr).toMatch(/step_500\.pt[^\n]*CKVC_BAD_TENSOR_FILE|CKVC_BAD_TENSOR_FILE[^\n]*step_500\.pt/);
+  });
+
   it('refuses a folder that does not exist or is a file, a pattern with a /, or no branch, changing nothing', () => {
     const s = newStore();
     const before = snapshotStore(s.store);

@@ -651,8 +651,27 @@ describe('readTorchPickle: built pickles', () => {
       const ops = Buffer.concat([Buffer.from([0x80, 0x02, 0x5d, 0x28]), Buffer.alloc(300_000, 0x4e), Buffer.from([0x65, 0x2e])]);
       expect(() => bounded(ops)).not.toThrow();
     });
+
+    it('a pickle that only builds empty dicts is refused once it has built 4,000,000 objects (bounded memory)', () => {
+      const ops = Buffer.concat([Buffer.from([0x80, 0x02]), Buffer.alloc(4_000_001, 0x7d), Buffer.from([0x2e])]);
+      expect(() => readTorchPickle(ops)).toThrow(/builds more than 4000000 objects/);
+    });
+
+    it('a tensor under a name over 1,024 characters is left unnamed (its storage keeps data/<key>)', () => {
+      const key = 'k'.repeat(2000);
+      const pid = [0x28, 0x58, 7, 0, 0, 0, ...Buffer.from('storage'), 0x63, ...Buffer.from('torch\nFloatStorage\n'), 0x58, 1, 0, 0, 0, 0x30, 0x58, 3, 0, 0, 0, ...Buffer.from('cpu'), 0x4b, 1, 0x74, 0x51];
+      const rebuild = [0x63, ...Buffer.from('torch._utils\n_rebuild_tensor_v2\n'), 0x28, ...pid, 0x4b, 0, 0x4b, 1, 0x85, 0x4b, 1, 0x85, 0x89, 0x4e, 0x74, 0x52];
+      const ops = Buffer.from([0x80, 0x02, 0x7d, 0x58, ...u32le(key.length), ...Buffer.from(key), ...rebuild, 0x73, 0x2e]);
+      const r = readTorchPickle(ops);
+      expect(r.views).toEqual([]);
+      expect(r.storages.get('0')).toBe('FloatStorage');
+    });
   });
 });
+
+function u32le(n: number): number[] {
+  return [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
+}
 
 describe('nameStorages', () => {
   const summary = (views: Partial<TorchTensorView>[], storages: [string, string][]): TorchPickleSummary => ({

@@ -41,6 +41,10 @@ type Value =
 const MARK: Value = { k: 'mark' };
 const MAX_DEPTH = 64;
 const MAX_VIEWS = 1_000_000;
+/** Values the machine may create (a pickle of 64 MiB of EMPTY_DICT would otherwise build 67M objects). */
+const MAX_VALUES = 4_000_000;
+/** Longer dotted names are not names anyone types: such tensors keep `data/<key>`. */
+const MAX_NAME_CHARS = 1024;
 
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -109,7 +113,10 @@ class Machine {
     }
   }
 
+  private created = 0;
+
   private push(v: Value): void {
+    if (typeof v === 'object' && v !== null && ++this.created > MAX_VALUES) throw new PickleNotUnderstood(`the pickle builds more than ${MAX_VALUES} objects`);
     this.stack.push(v);
   }
 
@@ -304,6 +311,7 @@ class NameWalk {
     const stride = uintList(args[3] ?? null);
     if (!st || typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || !shape || !stride || shape.length !== stride.length) return false;
     if (this.views.length >= MAX_VIEWS) throw new PickleNotUnderstood(`more than ${MAX_VIEWS} tensors`);
+    if (name.length > MAX_NAME_CHARS) return true; // its storage keeps data/<key>
     const dtype = globalName(args[6] ?? null)?.match(/^torch\.([A-Za-z0-9_]+)$/)?.[1];
     this.views.push({ name, storageKey: st.key, storageType: st.type, offset, shape, stride, ...(dtype ? { dtype } : {}) });
     return true;

@@ -28,6 +28,8 @@ const STORAGE_DTYPES: Readonly<Record<string, TorchDtype>> = Object.freeze({
   UInt64Storage: { dtype: 'U64', bytes: 8, groupWidth: 8 },
   Float8_e4m3fnStorage: { dtype: 'F8_E4M3', bytes: 1, groupWidth: 1 },
   Float8_e5m2Storage: { dtype: 'F8_E5M2', bytes: 1, groupWidth: 1 },
+  Float8_e8m0fnuStorage: { dtype: 'F8_E8M0', bytes: 1, groupWidth: 1 },
+  ComplexHalfStorage: { dtype: 'torch:ComplexHalf', bytes: 4, groupWidth: 2 },
   ComplexFloatStorage: { dtype: 'C64', bytes: 8, groupWidth: 4 },
   ComplexDoubleStorage: { dtype: 'torch:ComplexDouble', bytes: 16, groupWidth: 8 },
   QInt8Storage: { dtype: 'torch:QInt8', bytes: 1, groupWidth: 1 },
@@ -42,7 +44,8 @@ const TENSOR_DTYPES: Readonly<Record<string, string>> = Object.freeze({
   float16: 'HalfStorage', half: 'HalfStorage', bfloat16: 'BFloat16Storage', int64: 'LongStorage', long: 'LongStorage',
   int32: 'IntStorage', int: 'IntStorage', int16: 'ShortStorage', short: 'ShortStorage', int8: 'CharStorage',
   uint8: 'ByteStorage', bool: 'BoolStorage', uint16: 'UInt16Storage', uint32: 'UInt32Storage', uint64: 'UInt64Storage',
-  float8_e4m3fn: 'Float8_e4m3fnStorage', float8_e5m2: 'Float8_e5m2Storage', complex64: 'ComplexFloatStorage',
+  float8_e4m3fn: 'Float8_e4m3fnStorage', float8_e5m2: 'Float8_e5m2Storage', float8_e8m0fnu: 'Float8_e8m0fnuStorage',
+  complex32: 'ComplexHalfStorage', chalf: 'ComplexHalfStorage', complex64: 'ComplexFloatStorage',
   cfloat: 'ComplexFloatStorage', complex128: 'ComplexDoubleStorage', cdouble: 'ComplexDoubleStorage',
 });
 

@@ -107,7 +107,7 @@ async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> 
     }
   } catch (e) {
     if (!(e instanceof ZipRefusal || e instanceof NpyRefusal)) throw e;
-    const kind = ext === '.npy' ? 'NumPy .npy file' : ext === '.npz' ? 'NumPy .npz archive' : 'PyTorch zip checkpoint';
+    const kind = ext === '.npy' ? 'NumPy .npy file' : ext === '.npz' ? 'NumPy .npz archive' : `zip archive named like a PyTorch checkpoint (${ext})`;
     throw new CkvcError(
       'CKVC_BAD_TENSOR_FILE',
       `${file.path} is a ${kind} that ckvc will not read: ${e.message}; nothing was committed. If the file is damaged, re-save it; to store it as plain bytes anyway, rename it to another extension`,
