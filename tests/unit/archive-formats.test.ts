@@ -17,6 +17,7 @@ import { nameStorages, torchStorageDtype } from '../../src/core/formats/torch-st
 import { NPY_MAX_HEADER_BYTES, NpyRefusal, parseNpyHeader } from '../../src/core/formats/npy.js';
 import { InputFile } from '../../src/store/ingest/input-file.js';
 import { checkDeflatedEntry, readZipLayout } from '../../src/store/ingest/zip-reader.js';
+import { NPZ_MAX_INFLATED_BYTES, planNpz } from '../../src/store/ingest/numpy-plan.js';
 import {
   buildZip, crc32, npyBytes, npzZip, pickleBytes, torchStateDict, zeroBombStream, zeroCrc, type BuiltZip, type EntryInput,
   type PickleValue,
@@ -414,6 +415,15 @@ describe('zip-reader: local headers and deflated entries', () => {
     expect(outcome).toBeInstanceOf(ZipRefusal);
     expect((outcome as Error).message).toMatch(/"big\.npy" does not inflate/);
   }, 10_000);
+
+  it('an .npz whose deflated members declare more than 64 GiB in all is refused before any is inflated', async () => {
+    const member = (i: number): PlacedZipEntry => ({ name: `a${i}.npy`, method: 8, flags: 0, crc32: 0, compressedSize: 16 * 1024 * 1024, size: 13 * 1024 ** 3, headerOffset: i * 100, dataOffset: i * 100 + 30, dataEnd: i * 100 + 40 });
+    const entries = [0, 1, 2, 3, 4].map(member);
+    expect(entries.reduce((a, e) => a + e.size, 0)).toBeGreaterThan(NPZ_MAX_INFLATED_BYTES);
+    await rejectsWith(withFile(Buffer.alloc(1000), 'many.npz', (f) => planNpz(f, { entries, directoryOffset: 900 })), /declare \d+ bytes in all \(the cap is 68719476736\)/);
+    // Four of them (52 GiB) pass the total; the first is then inflated, and found to be no deflate stream.
+    await rejectsWith(withFile(Buffer.alloc(1000), 'four.npz', (f) => planNpz(f, { entries: entries.slice(0, 4), directoryOffset: 900 })), /does not inflate|inflates to/);
+  });
 
   it('refuses to inflate an entry whose method is not deflate (the 16 GiB cap belongs to the directory reader: archives.test.ts)', async () => {
     const fake: PlacedZipEntry = { name: 'huge.npy', method: 0, flags: 0, crc32: 0, compressedSize: 10, size: 10, headerOffset: 0, dataOffset: 30, dataEnd: 40 };

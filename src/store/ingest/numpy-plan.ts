@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { NPY_PREFIX_BYTES, NpyRefusal, parseNpyHeader, type NpyHeader } from '../../core/formats/npy.js';
 import { safetensorsElementWidth } from '../../core/formats/safetensors.js';
-import { ZIP_METHOD_DEFLATED, ZIP_METHOD_STORED } from '../../core/formats/zip-directory.js';
+import { ZIP_METHOD_DEFLATED, ZIP_METHOD_STORED, ZipRefusal } from '../../core/formats/zip-directory.js';
 import { PlanBuilder, type FilePlan } from './file-plan.js';
 import type { InputFile } from './input-file.js';
 import { checkDeflatedEntry, type ZipLayout } from './zip-reader.js';
@@ -48,7 +48,15 @@ function memberHeader(member: string, prefix: Uint8Array): NpyHeader {
   }
 }
 
+/**
+ * All deflated members of one .npz together may declare no more than this: each member's 1032:1 bound still
+ * lets a 1 GB file of zero bombs ask for a terabyte of inflating.
+ */
+export const NPZ_MAX_INFLATED_BYTES = 64 * 1024 ** 3;
+
 export async function planNpz(file: InputFile, zip: ZipLayout): Promise<FilePlan> {
+  const deflated = zip.entries.filter((e) => e.name.endsWith('.npy') && e.method === ZIP_METHOD_DEFLATED).reduce((a, e) => a + e.size, 0);
+  if (deflated > NPZ_MAX_INFLATED_BYTES) throw new ZipRefusal(`its deflated members declare ${deflated} bytes in all (the cap is ${NPZ_MAX_INFLATED_BYTES})`);
   const plan = new PlanBuilder('npz', file.size);
   for (const e of zip.entries) {
     plan.verbatimTo(e.dataOffset);
