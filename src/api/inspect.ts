@@ -16,6 +16,8 @@ export interface ListedTensor {
   order?: 'F';
   /** Released by `ckvc prune`: the metadata is here, the data may be gone. */
   pruned?: boolean;
+  /** Stored inside the file's compressed bytes (a deflated .npz member): listed, not readable on its own. */
+  deflated?: boolean;
 }
 
 export interface ListedFile {
@@ -35,13 +37,14 @@ export async function ls(store: ObjectStore, rev: string, opts: { path?: string;
   for (const f of files) {
     const r = await store.readFileRecipe(f.id);
     const parts = r.parts.filter((p) => p.kind === 'tensor') as { id: ObjectId; name: string }[];
-    const entry: ListedFile = { path: f.path, size: r.size, format: r.format, tensorCount: parts.length };
+    const entry: ListedFile = { path: f.path, size: r.size, format: r.format, tensorCount: parts.length + (r.packed?.length ?? 0) };
     if (opts.tensors) {
       entry.tensors = [];
       for (const p of parts) {
         const t = await store.readTensor(p.id);
         entry.tensors.push({ name: p.name, dtype: t.dtype, shape: t.shape, bytes: t.size, ...(t.order ? { order: t.order } : {}), ...(tensorReleased(rec, f.path, p.name) ? { pruned: true } : {}) });
       }
+      for (const t of r.packed ?? []) entry.tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.size, ...(t.order ? { order: t.order } : {}), deflated: true });
     }
     out.push(entry);
   }
@@ -72,6 +75,9 @@ export async function cat(store: ObjectStore, spec: string, sink: (bytes: Uint8A
     return { commit: id, path: p, bytes: recipe.size };
   }
   const part = recipe.parts.find((x) => x.kind === 'tensor' && x.name === opts.tensor);
+  if (!part && recipe.packed?.some((t) => t.name === opts.tensor)) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `tensor ${opts.tensor} of ${p} is stored deflated inside the archive (np.savez_compressed), whose compressed bytes ckvc keeps as they are; take the whole file ('ckvc cat ${rev}:${p} > file.npz') and load it with numpy`, { path: p, tensor: opts.tensor });
+  }
   if (!part) throw new CkvcError('CKVC_PATH_NOT_FOUND', `${p} of ${rev} has no tensor named ${JSON.stringify(opts.tensor)}; 'ckvc ls ${rev} ${p} --tensors' lists them`, { path: p, tensor: opts.tensor });
   if (released(opts.tensor)) throw new CkvcError('CKVC_PRUNED', `tensor ${opts.tensor} of ${p} in ${id.slice(0, 12)} was released by 'ckvc prune'`, { commit: id, path: p, tensor: opts.tensor });
   const t = await store.readTensor(part.id);

@@ -157,7 +157,16 @@ describe('the real fixtures', () => {
     expect(tensors('numpy_fortran_order.npy')).toEqual([['numpy_fortran_order', 'F32', [100, 7], 'F']]);
     expect([file('numpy_object_dtype.npy').format, file('numpy_object_dtype.npy').tensorCount]).toEqual(['npy', 0]);
     expect(tensors('numpy_stored.npz')).toEqual([['weights', 'F32', [100, 7]], ['bias', 'F64', [7]], ['idx', 'I64', [5]]]);
-    expect([file('numpy_deflated.npz').format, file('numpy_deflated.npz').tensorCount]).toEqual(['npz', 0]);
+    // np.savez_compressed: the members stay deflated in the store; their arrays are listed, marked deflated.
+    expect(file('numpy_deflated.npz').format).toBe('npz');
+    expect(file('numpy_deflated.npz').tensors.map((t: any) => [t.name, t.dtype, t.shape, t.bytes, t.deflated])).toEqual([['weights', 'F32', [100, 7], 2800, true], ['bias', 'F64', [7], 56, true]]);
+  });
+
+  it('cat --tensor of an array stored deflated inside an .npz is refused with what to do instead', () => {
+    const r = catBytes(s, ['cat', `${commit.id}:numpy_deflated.npz`, '--tensor', 'weights']);
+    expect(r.code, r.err).toBe(15);
+    expect(r.err).toMatch(/stored deflated inside the archive.*load it with numpy \[CKVC_BAD_ARGUMENT\]/);
+    expect(r.out.length).toBe(0);
   });
 
   it('torch_legacy_format.pt (pre-zip) and a checkpoint renamed .dat are opaque', () => {
@@ -474,7 +483,7 @@ describe('hostile archives: exit 15, CKVC_BAD_TENSOR_FILE naming the file and en
     // a ckvc commit peaks around 75 MiB; keeping the inflated array would add 128 MiB
     expect(r.maxRssMiB ?? 0, 'child peak RSS (MiB)').toBeLessThan(150);
     const listed = s.json(['ls', JSON.parse(r.stdout).id, '--tensors']);
-    expect(listed.files.map((f: any) => [f.path, f.format, f.size, f.tensorCount])).toEqual([['zeros.npz', 'npz', bytes.length, 0]]);
+    expect(listed.files.map((f: any) => [f.path, f.format, f.size, f.tensorCount])).toEqual([['zeros.npz', 'npz', bytes.length, 1]]); // the array, listed as deflated
   });
 });
 

@@ -106,7 +106,7 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         if (args.json) return json(r);
         for (const f of r.files) {
           out(`${f.path}  ${bytes(f.size)}  ${f.format}${f.tensorCount ? `  ${f.tensorCount} tensors` : ''}`);
-          for (const t of f.tensors ?? []) out(`  ${t.name}  ${t.dtype}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.order === 'F' ? '  (Fortran order)' : ''}${t.pruned ? '  (pruned)' : ''}`);
+          for (const t of f.tensors ?? []) out(`  ${t.name}  ${t.dtype}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.order === 'F' ? '  (Fortran order)' : ''}${t.deflated ? '  (deflated in the archive)' : ''}${t.pruned ? '  (pruned)' : ''}`);
         }
       },
     )

@@ -2,7 +2,7 @@
 // files) and tensor objects (spec/FORMAT.md §5.3). The whole-file BLAKE3 is checked after every rebuild.
 import { decodeCanonical, encodeCanonical } from '../canonical-cbor.js';
 import { idToBytes, type ObjectId } from '../object-id.js';
-import { compact, corrupt, FieldReader } from './fields.js';
+import { compact, corrupt, FieldReader, uintValue } from './fields.js';
 
 export type FilePart =
   | { kind: 'chunk'; id: ObjectId; size: number }
@@ -11,15 +11,28 @@ export type FilePart =
 export const FILE_FORMATS = ['opaque', 'safetensors'] as const;
 export type FileFormat = (typeof FILE_FORMATS)[number] | (string & {});
 
+/**
+ * A tensor whose bytes lie inside compressed parts of the file (a deflated .npz member): described for `ls`,
+ * but it has no tensor object and cannot be read on its own (spec/FORMAT.md §5.3).
+ */
+export interface PackedTensor {
+  name: string;
+  dtype: string;
+  shape: number[];
+  size: number;
+  order?: 'F';
+}
+
 export interface FileRecipe {
   size: number;
   b3: string;
   format: FileFormat;
   parts: FilePart[];
+  packed?: PackedTensor[];
 }
 
 export function encodeFileRecipe(r: FileRecipe): Uint8Array {
-  return encodeCanonical({
+  return encodeCanonical(compact({
     size: r.size,
     b3: Buffer.from(r.b3, 'hex'),
     format: r.format,
@@ -28,7 +41,8 @@ export function encodeFileRecipe(r: FileRecipe): Uint8Array {
         ? { chunk: idToBytes(p.id), size: p.size }
         : compact({ tensor: idToBytes(p.id), size: p.size, name: p.name }),
     ),
-  });
+    packed: r.packed?.length ? r.packed.map((t) => compact({ name: t.name, dtype: t.dtype, shape: t.shape, size: t.size, order: t.order })) : undefined,
+  }));
 }
 
 export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): FileRecipe {
@@ -46,5 +60,14 @@ export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): File
     throw corrupt(`${where} parts[${i}]`, 'is neither a chunk nor a tensor reference');
   });
   if (total !== size) throw corrupt(where, `parts add up to ${total} bytes, not the recorded ${size}`);
-  return { size, b3: Buffer.from(b3).toString('hex'), format: f.string('format'), parts };
+  const packed = f.has('packed')
+    ? f.array('packed').map((raw, i): PackedTensor => {
+      const t = FieldReader.of(raw, `${where} packed[${i}]`);
+      const order = t.has('order') ? t.string('order') : undefined;
+      if (order !== undefined && order !== 'F') throw corrupt(`${where} packed[${i}]`, `has order ${JSON.stringify(order)} (known: "F")`);
+      const shape = t.array('shape').map((d, j) => uintValue(d, `${where} packed[${i}] shape[${j}]`));
+      return { name: t.string('name'), dtype: t.string('dtype'), shape, size: t.uint('size'), ...(order ? { order: 'F' as const } : {}) };
+    })
+    : undefined;
+  return { size, b3: Buffer.from(b3).toString('hex'), format: f.string('format'), parts, ...(packed ? { packed } : {}) };
 }

@@ -125,7 +125,7 @@ export async function ingestFile(p: string, writer: ObjectWriter, config: StoreC
     const ing = new FileIngest(file, writer, config, signal);
     await ing.execute(plan);
     await file.checkUnchanged();
-    const recipe: FileRecipe = { size: file.size, b3: ing.hasher.digestHex(), format: plan.format, parts: ing.parts };
+    const recipe: FileRecipe = { size: file.size, b3: ing.hasher.digestHex(), format: plan.format, parts: ing.parts, ...(plan.packed ? { packed: plan.packed } : {}) };
     const tensors = plan.regions.filter((r) => r.kind === 'tensor').length;
     return { id: await writer.put('file', encodeFileRecipe(recipe)), size: file.size, format: plan.format, tensors, warnings };
   } finally {

@@ -1,6 +1,7 @@
 // How one input file is cut into recipe parts before any of it is stored: byte ranges kept verbatim and byte
 // ranges that are one tensor each. A format reader only reads headers to make the plan; the plan is checked to
 // cover the file exactly once, then executed by the ingest (spec/FORMAT.md §5.3, spec/ARCHIVES.md).
+import type { PackedTensor } from '../../core/objects/file-recipe.js';
 
 export type Region =
   | { kind: 'verbatim'; start: number; end: number }
@@ -8,14 +9,19 @@ export type Region =
 
 export type TensorRegion = Extract<Region, { kind: 'tensor' }>;
 
+export type { PackedTensor };
+
 export interface FilePlan {
   format: string;
   regions: Region[];
+  /** Tensors inside compressed regions (deflated .npz members): listed, not addressable. */
+  packed?: PackedTensor[];
 }
 
 /** Accumulates regions in file order, dropping empty verbatim gaps. */
 export class PlanBuilder {
   readonly regions: Region[] = [];
+  readonly packed: PackedTensor[] = [];
   private pos = 0;
 
   constructor(readonly format: string, private readonly size: number) {}
@@ -34,7 +40,7 @@ export class PlanBuilder {
 
   done(): FilePlan {
     this.verbatimTo(this.size);
-    return { format: this.format, regions: this.regions };
+    return { format: this.format, regions: this.regions, ...(this.packed.length ? { packed: this.packed } : {}) };
   }
 }
 

@@ -65,7 +65,10 @@ export async function planNpz(file: InputFile, zip: ZipLayout): Promise<FilePlan
     if (e.method === ZIP_METHOD_STORED) {
       addArray(plan, memberHeader(e.name, await readPrefix(file, e.dataOffset, e.dataEnd)), name, e.dataOffset, e.dataEnd);
     } else if (e.method === ZIP_METHOD_DEFLATED) {
-      memberHeader(e.name, await checkDeflatedEntry(file, e, NPY_PREFIX_BYTES));
+      const h = memberHeader(e.name, await checkDeflatedEntry(file, e, NPY_PREFIX_BYTES));
+      if (h.known && h.dataOffset + h.dataBytes! <= e.size) {
+        plan.packed.push({ name, dtype: h.known.dtype, shape: h.shape, size: h.dataBytes!, ...(h.fortranOrder && h.shape.length > 1 ? { order: 'F' as const } : {}) });
+      }
     }
     // Whatever remains of the member (deflated bytes, opaque array data, trailing bytes) starts its own verbatim
     // region at the next boundary, so content-defined chunks of one member never straddle into the next.
