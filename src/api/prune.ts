@@ -2,6 +2,7 @@
 // (spec/FORMAT.md §13). It only writes prune records; `ckvc gc` deletes what nothing else needs.
 import { CkvcError } from '../core/errors.js';
 import { globToRegExp } from '../core/glob.js';
+import { listTreeFiles } from '../store/checkout.js';
 import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -70,6 +71,7 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
   }
 
   const toPrune = commits.filter((c) => !reasons.has(c.id));
+  if (tensors) await refuseGlobsReachingAcrossFiles(store, toPrune.map((c) => c.id), tensors);
   const now = Date.now();
   const before = await store.pruned.all();
   const after = new Map(before);
@@ -91,4 +93,29 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
     releasedObjects: released.length,
     releasedBytes,
   };
+}
+
+/**
+ * A glob without ':' matches tensor names only (spec/FORMAT.md §13), but ckvc before that rule also tried it
+ * against `<file>:<name>`, where `model.*` reaches every tensor of `model.safetensors`. A record holding such a
+ * glob would release more data under an older ckvc (a second site, a bundle's receiver) than here, so it is
+ * refused, with the spelling that means the same to every version.
+ */
+async function refuseGlobsReachingAcrossFiles(store: ObjectStore, commits: ObjectId[], globs: string[]): Promise<void> {
+  const bare = globs.filter((g) => !g.includes(':')).map((g) => ({ glob: g, re: globToRegExp(g) }));
+  if (bare.length === 0) return;
+  const seen = new Set<string>();
+  for (const id of commits) {
+    for (const f of await listTreeFiles(store, (await store.readCommit(id)).tree)) {
+      if (seen.has(`${f.path}\0${f.id}`)) continue;
+      seen.add(`${f.path}\0${f.id}`);
+      for (const part of (await store.readFileRecipe(f.id)).parts) {
+        if (part.kind !== 'tensor') continue;
+        const hit = bare.find((g) => !g.re.test(part.name) && g.re.test(`${f.path}:${part.name}`));
+        if (hit) {
+          throw new CkvcError('CKVC_BAD_ARGUMENT', `--tensors '${hit.glob}' reaches across the ':' of '${f.path}:${part.name}': ckvc matches a glob without ':' against tensor names only, but older versions also matched it against FILE:NAME, where it would release '${part.name}' too; say which file you mean ('${f.path}:${hit.glob}') or use a glob that stops before the ':'`, { glob: hit.glob, path: f.path, tensor: part.name });
+        }
+      }
+    }
+  }
 }

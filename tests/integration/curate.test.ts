@@ -697,6 +697,19 @@ section('prune', (it) => {
     expect((await prunedProblems(s, 4, ['base', 'w'], ['model.safetensors'])).problems).toEqual([]);
   });
 
+  it('prune --tensors refuses a glob without ":" that reaches tensors only through FILE:NAME (older versions would release them), changing nothing', async ({ expect }) => {
+    const s = clone(pruneState.T);
+    const before = snapshotStore(s.store);
+    const r = await s.run(['prune', '--keep-last', '1', '--tensors', 'model*']);
+    expect(r.code, describeRun(r)).toBe(15);
+    expect(codeOf(r)).toBe('CKVC_BAD_ARGUMENT');
+    expect(r.stderr).toMatch(/'model\*' reaches across the ':' of 'model\.safetensors:[^']+'.*'model\.safetensors:model\*'/);
+    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+    // Said with the file, it means the same to every version: that file's tensors.
+    const ok = await ajson(s, ['prune', '--keep-last', '1', '--tensors', 'model.safetensors:*']);
+    expect(ok.tensors).toEqual(['model.safetensors:*']);
+  });
+
   it('gc with the default grace (1h) deletes nothing new; gc --dry-run changes nothing and predicts the real run', async ({ expect }) => {
     const s = clone(pruneState.T);
     await ajson(s, ['prune', '--keep-last', '1']);
