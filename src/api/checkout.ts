@@ -16,6 +16,7 @@ import {
   listTreeFiles, planCheckout, planTensorFiles, readRecipeHead, selectPaths, writeRecipe, writeTensorFile, type TensorFileSpec, type TreeFile,
 } from '../store/checkout.js';
 import type { ObjectStore } from '../store/object-store.js';
+import type { PruneRecord } from '../store/prune-records.js';
 import { tensorReleased } from '../store/reachability.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { readConfigFile } from './config-file.js';
@@ -87,6 +88,14 @@ async function checkConfig(store: ObjectStore, id: ObjectId, c: CommitObject, op
   throw new CkvcError('CKVC_CONFIG_MISMATCH', `refusing to check out ${id.slice(0, 12)}: ${what}; 'ckvc config diff ${id.slice(0, 12)} ${opts.config}' shows the values, --allow-config-mismatch proceeds anyway`, { commit: id, expected: c.config?.hash, given: givenHash, changes });
 }
 
+/** When a record released data, and what, in the words both refusals use. */
+function prunedWording(rec: PruneRecord): { when: string; which: string } {
+  return {
+    when: new Date(rec.time).toISOString().replace('T', ' ').slice(0, 16) + ' UTC',
+    which: rec.tensors === null ? 'all tensor data' : `tensors matching ${rec.tensors.join(', ')}`,
+  };
+}
+
 /** A file whose tensor data a prune record released cannot be rebuilt, whether or not gc has run yet. */
 async function refusePruned(store: ObjectStore, id: ObjectId, files: TreeFile[]): Promise<void> {
   const rec = await store.pruned.get(id);
@@ -95,8 +104,7 @@ async function refusePruned(store: ObjectStore, id: ObjectId, files: TreeFile[])
     const recipe = await store.readFileRecipe(f.id);
     const released = recipe.parts.filter((p) => p.kind === 'tensor' && tensorReleased(rec, f.path, p.name)).map((p) => (p as { name: string }).name);
     if (released.length === 0) continue;
-    const when = new Date(rec.time).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
-    const which = rec.tensors === null ? 'all tensor data' : `tensors matching ${rec.tensors.join(', ')}`;
+    const { when, which } = prunedWording(rec);
     throw new CkvcError('CKVC_PRUNED', `${f.path} of commit ${id.slice(0, 12)} cannot be checked out: ${which} of this commit was released by 'ckvc prune' on ${when} (${released.length} tensor(s) in this file, e.g. '${released[0]}'); its config, metrics and tensor shapes remain ('ckvc show ${id.slice(0, 12)}'); use --path to take other files`, { commit: id, path: f.path, prunedAt: rec.time, tensors: released });
   }
 }
@@ -161,8 +169,7 @@ async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile
     for (const { file, parts } of chosen) {
       const released = parts.filter((p) => tensorReleased(rec, file.path, p.name)).map((p) => p.name);
       if (released.length === 0) continue;
-      const when = new Date(rec.time).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
-      const which = rec.tensors === null ? 'all tensor data' : `tensors matching ${rec.tensors.join(', ')}`;
+      const { when, which } = prunedWording(rec);
       throw new CkvcError('CKVC_PRUNED', `${released.length} selected tensor(s) of ${file.path} in commit ${short} cannot be checked out, e.g. '${released[0]}': ${which} of this commit was released by 'ckvc prune' on ${when}; leave them out (e.g. --tensor '!${released[0]}') or check out another commit`, { commit: id, path: file.path, prunedAt: rec.time, tensors: released });
     }
   }

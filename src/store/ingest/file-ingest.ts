@@ -76,11 +76,9 @@ class FileIngest {
 }
 
 async function planSafetensors(file: InputFile): Promise<FilePlan> {
-  const first8 = Buffer.alloc(Math.min(8, file.size));
-  await file.readExactly(first8, first8.length, 0);
+  const first8 = await file.readAt(0, Math.min(8, file.size));
   const headerLength = readSafetensorsHeaderLength(first8, file.size, file.path);
-  const header = Buffer.alloc(headerLength);
-  await file.readExactly(header, headerLength, 8);
+  const header = await file.readAt(8, headerLength);
   const layout = parseSafetensorsHeader(header, file.size, file.path);
   const plan = new PlanBuilder('safetensors', file.size);
   // The length prefix and header stay one verbatim region, even before a zero-size first tensor.
@@ -93,8 +91,7 @@ async function planSafetensors(file: InputFile): Promise<FilePlan> {
 async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> {
   const ext = path.extname(file.path).toLowerCase();
   if (ext === '.safetensors') return planSafetensors(file);
-  const magic = Buffer.alloc(Math.min(NPY_MAGIC.length, file.size));
-  await file.readExactly(magic, magic.length, 0);
+  const magic = await file.readAt(0, Math.min(NPY_MAGIC.length, file.size));
   const isZip = magic.subarray(0, 4).equals(ZIP_MAGIC) || magic.subarray(0, 4).equals(EMPTY_ZIP_MAGIC);
   const opaque = new PlanBuilder('opaque', file.size).done();
   try {

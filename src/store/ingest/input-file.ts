@@ -39,6 +39,13 @@ export class InputFile {
     }
   }
 
+  /** `length` bytes from `position` in a new buffer (headers, directories: small reads that planning needs). */
+  async readAt(position: number, length: number): Promise<Buffer> {
+    const buf = Buffer.alloc(length);
+    await this.readExactly(buf, length, position);
+    return buf;
+  }
+
   /** Throws CKVC_INPUT_CHANGED if the file is not the one we started reading. */
   async checkUnchanged(): Promise<void> {
     const now = await this.fh.stat({ bigint: true });

@@ -10,11 +10,9 @@ import { PlanBuilder, type FilePlan } from './file-plan.js';
 import type { InputFile } from './input-file.js';
 import { checkDeflatedEntry, type ZipLayout } from './zip-reader.js';
 
-async function readPrefix(file: InputFile, start: number, end: number): Promise<Buffer> {
-  const n = Math.min(NPY_PREFIX_BYTES, end - start);
-  const buf = Buffer.alloc(n);
-  await file.readExactly(buf, n, start);
-  return buf;
+/** Enough of an array file at [start, end) to hold any header numpy would read. */
+function readPrefix(file: InputFile, start: number, end: number): Promise<Buffer> {
+  return file.readAt(start, Math.min(NPY_PREFIX_BYTES, end - start));
 }
 
 /** Adds one array file occupying [start, end) of the input: header verbatim, data as a tensor when it can be. */

@@ -31,8 +31,7 @@ export async function planTorchZip(file: InputFile, zip: ZipLayout): Promise<Tor
   if (pkl.method !== ZIP_METHOD_STORED) namesUnavailable = 'data.pkl is compressed';
   else if (pkl.size > TORCH_PICKLE_MAX_BYTES) namesUnavailable = `data.pkl is larger than ${TORCH_PICKLE_MAX_BYTES} bytes`;
   else {
-    const bytes = Buffer.alloc(pkl.size);
-    await file.readExactly(bytes, pkl.size, pkl.dataOffset);
+    const bytes = await file.readAt(pkl.dataOffset, pkl.size);
     try {
       summary = readTorchPickle(bytes);
     } catch (e) {

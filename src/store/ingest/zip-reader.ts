@@ -13,22 +13,16 @@ export interface ZipLayout {
   directoryOffset: number;
 }
 
-async function read(file: InputFile, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  await file.readExactly(buf, length, position);
-  return buf;
-}
-
 export async function readZipLayout(file: InputFile): Promise<ZipLayout> {
   const tailLength = Math.min(file.size, ZIP_TAIL_BYTES);
-  const tail = readZipTail(await read(file, file.size - tailLength, tailLength), file.size);
-  const directory = await read(file, tail.directoryOffset, tail.directoryBytes);
+  const tail = readZipTail(await file.readAt(file.size - tailLength, tailLength), file.size);
+  const directory = await file.readAt(tail.directoryOffset, tail.directoryBytes);
   const placed: PlacedZipEntry[] = [];
   for (const e of readZipDirectory(directory, tail, file.size)) {
-    const { dataOffset, nameLength } = localDataOffset(await read(file, e.headerOffset, LOCAL_HEADER_BYTES), e);
+    const { dataOffset, nameLength } = localDataOffset(await file.readAt(e.headerOffset, LOCAL_HEADER_BYTES), e);
     const name = Buffer.from(e.name, 'utf8');
     if (dataOffset + e.compressedSize > file.size) throw new ZipRefusal(`entry ${JSON.stringify(e.name)} runs past the end of the file`);
-    if (nameLength !== name.length || !name.equals(await read(file, e.headerOffset + LOCAL_HEADER_BYTES, nameLength))) {
+    if (nameLength !== name.length || !name.equals(await file.readAt(e.headerOffset + LOCAL_HEADER_BYTES, nameLength))) {
       throw new ZipRefusal(`entry ${JSON.stringify(e.name)} has another name in its local header`);
     }
     placed.push({ ...e, dataOffset, dataEnd: dataOffset + e.compressedSize });
@@ -73,7 +67,7 @@ export async function checkDeflatedEntry(file: InputFile, e: PlacedZipEntry, pre
   });
   const block = 4 * 1024 * 1024;
   for (let pos = e.dataOffset; pos < e.dataEnd && !failure; pos += block) {
-    const buf = await read(file, pos, Math.min(block, e.dataEnd - pos));
+    const buf = await file.readAt(pos, Math.min(block, e.dataEnd - pos));
     if (failure) break;
     if (!inflater.write(buf)) await Promise.race([new Promise((resolve) => inflater.once('drain', resolve)), settled]);
   }
