@@ -70,7 +70,7 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (a) => a
         .positional('rev', { type: 'string', describe: 'start here (default HEAD)' })
         .option('n', { alias: 'max-count', type: 'string', describe: 'show at most N commits' })
-        .option('first-parent', { type: 'boolean', describe: 'follow only the branch line, not warm-start parents' })
+        .option('first-parent', { type: 'boolean', describe: 'follow only each commit\'s first parent (the branch line; a branch\'s first commit continues into its first warm-start origin, as a branch made with `ckvc branch NAME START` continues into START)' })
         .option('all', { type: 'boolean', describe: 'every branch, tag and alias, not just REV' })
         .option('graph', { type: 'boolean', describe: 'draw branches, merges and warm-start parents (one line per commit)' })
         .option('oneline', { type: 'boolean', describe: 'one line per commit' })
