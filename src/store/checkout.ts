@@ -193,6 +193,18 @@ export async function planCheckout(store: ObjectStore, files: TreeFile[], toDir:
   };
 }
 
+/** The folder checked out into, or the nearest of its ancestors that exists, must be a folder. */
+async function checkTargetFolder(toDir: string): Promise<void> {
+  for (let p = toDir; ; p = path.dirname(p)) {
+    const st = await fs.stat(p).catch(() => undefined);
+    if (st) {
+      if (!st.isDirectory()) throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot check out into ${toDir}: ${p} is a file, not a folder; give --to a folder (it is created if missing)`, { to: toDir, path: p });
+      return;
+    }
+    if (path.dirname(p) === p) return;
+  }
+}
+
 /**
  * The conflict rules of checkout for any kind of output: an identical file at the target is left alone
  * (`same` decides, given the size of the file found); anything else already there is a conflict unless
@@ -200,6 +212,7 @@ export async function planCheckout(store: ObjectStore, files: TreeFile[], toDir:
  * before anything is written and reported together.
  */
 async function planTargets<T>(items: T[], toDir: string, force: boolean, relOf: (item: T) => string, same: (item: T, target: string, size: number) => Promise<boolean>): Promise<{ write: { item: T; target: string }[]; unchanged: T[] }> {
+  await checkTargetFolder(toDir);
   const plan: { write: { item: T; target: string }[]; unchanged: T[] } = { write: [], unchanged: [] };
   const conflicts: string[] = [];
   for (const item of items) {

@@ -104,6 +104,18 @@ describe('malformed safetensors: exit 15 CKVC_BAD_SAFETENSORS, store unchanged',
 });
 
 describe('other bad input', () => {
+  it('checkout --to a file, or into a folder under a file: exit 15 CKVC_BAD_ARGUMENT naming the file', () => {
+    const file = path.join(data, 'good.bin');
+    const before = fs.readFileSync(file);
+    for (const to of [file, path.join(file, 'sub')]) {
+      const r = refused(['checkout', 'main', '--to', to], 15, 'CKVC_BAD_ARGUMENT');
+      expect(r.stderr).toContain(`${file} is a file, not a folder`);
+      const t = refused(['checkout', 'main', '--to', to, '--tensor', '*'], 15, 'CKVC_BAD_ARGUMENT');
+      expect(t.stderr).toContain(`${file} is a file, not a folder`);
+    }
+    expect(fs.readFileSync(file).equals(before)).toBe(true);
+  });
+
   it('missing input path: exit 15 CKVC_INPUT_NOT_FOUND', () => {
     refused(['commit', path.join(data, 'nope.bin'), '-m', 'x'], 15, 'CKVC_INPUT_NOT_FOUND');
   });

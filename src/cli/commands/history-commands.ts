@@ -47,7 +47,7 @@ function oneLine(c: CommitInfo, columns: string[] | undefined, widths: number[])
 function header(c: CommitInfo): void {
   const refs = c.refs.length ? ` (${c.refs.join(', ')})` : '';
   out(`${yellow(`commit ${c.id}`)}${refs}`);
-  if (c.parents.length > 1) out(`Parents: ${c.parents.map(short).join(' ')}`);
+  if (c.parents.length > 0) out(`Parents: ${c.parents.map(short).join(' ')}`);
   out(`Branch:  ${c.branch ?? '-'}`);
   out(`Author:  ${c.author}`);
   out(`Date:    ${time(c.time)}`);
