@@ -10,6 +10,8 @@ import type { ObjectId } from '../core/object-id.js';
 import { assertRefName } from '../core/ref-name.js';
 import { candidateRules, trainingOrder, watchMessage } from '../core/watch-names.js';
 import { SettleTracker } from '../core/watch-settle.js';
+import { ioError } from '../store/durable-fs.js';
+import { acquireLock, type HeldLock } from '../store/lock-file.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { commit } from './commit.js';
 import { parseLabels } from './commit-input.js';
@@ -193,6 +195,15 @@ class Watcher {
 
   async run(): Promise<WatchSummary> {
     const s = await settings(this.store, this.opts);
+    const lock = await lockBranch(this.store, s.branch);
+    try {
+      return await this.loop(s);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async loop(s: Settings): Promise<WatchSummary> {
     this.committed = await committedCheckpoints(this.store, s.branch);
     const tracker = new SettleTracker(s.settleMs);
     // The settle clock of everything seen by the first poll starts at that poll.
@@ -357,6 +368,22 @@ class Watcher {
         resolve();
       };
     });
+  }
+}
+
+/**
+ * One watcher per branch (spec/FORMAT.md §7): a second would find the same checkpoints not yet committed and
+ * commit each one again. A watcher that died leaves a stale lock, which the next one breaks.
+ */
+async function lockBranch(store: ObjectStore, branch: string): Promise<HeldLock> {
+  await fs.mkdir(store.layout.watchLocksDir, { recursive: true }).catch((e) => { throw ioError(e, 'create folder', store.layout.watchLocksDir); });
+  const file = store.layout.watchLockFile(branch);
+  try {
+    return await acquireLock(file, `branch '${branch}'`, 0);
+  } catch (e) {
+    if (!isCkvcError(e, 'CKVC_LOCKED')) throw e;
+    const owner = e.data.owner as { pid?: number; host?: string } | undefined;
+    throw new CkvcError('CKVC_LOCKED', `branch '${branch}' is already being watched by ${owner?.pid ? `process ${owner.pid} on ${owner.host}` : 'another process'}; a second watcher would commit every checkpoint twice. Stop that one first (or watch into another branch); if it is gone, remove ${file}`, { branch, path: file, owner });
   }
 }
 

@@ -1,6 +1,7 @@
 // Advisory lock files (spec/FORMAT.md §7): created with O_EXCL, holding the owner's pid, host and a nonce.
 // A lock whose owner is a dead process on this host is stale and broken; a live owner is waited for up to a
-// limit, then CKVC_LOCKED. Locks are held for milliseconds (a ref update), never across a whole commit.
+// limit, then CKVC_LOCKED. Locks are held for milliseconds (a ref update), never across a whole commit; the one
+// exception is the lock a `ckvc watch` holds on its branch for as long as it runs.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';

@@ -35,6 +35,9 @@ export class StoreLayout {
   get remotesFile() { return path.join(this.root, 'remotes.json'); }
   get gcLockFile() { return path.join(this.locksDir, 'gc.lock'); }
   get writersDir() { return path.join(this.locksDir, 'writers'); }
+  get watchLocksDir() { return path.join(this.locksDir, 'watch'); }
+  /** Held by `ckvc watch` while it runs; branch names may hold '/', so the name is percent-encoded. */
+  watchLockFile(branch: string) { return path.join(this.watchLocksDir, `${encodeURIComponent(branch)}.lock`); }
   packFile(packId: string) { return path.join(this.packsDir, `${packId}.pack`); }
 }
 

@@ -261,6 +261,33 @@ describe('ckvc watch', () => {
     });
   });
 
+  it('a second watcher of the same branch refuses at once (exit 11, naming the first); after the first stops, it runs', async () => {
+    const s = newStore();
+    const dir = tempDir('ckvc-watch-');
+    const first = startWatch(s, [dir, '-b', 'team/run', '--interval', '0.1', '--settle', '0.3']);
+    await watching(first);
+    const second = s.run(['watch', dir, '-b', 'team/run', '--once', '--settle', '0.1']);
+    expect(second.code, describeRun(second)).toBe(11);
+    expect(errorCodes(second.stderr)).toEqual(['CKVC_LOCKED']);
+    expect(second.stderr).toMatch(new RegExp(`branch 'team/run' is already being watched by process ${first.child.pid}`));
+    const other = s.run(['watch', dir, '-b', 'other', '--once', '--settle', '0.1']);
+    expect(other.code, `another branch is not locked: ${describeRun(other)}`).toBe(0);
+    expect((await stopWith(first, 'SIGINT')).code).toBe(0);
+    const again = s.run(['watch', dir, '-b', 'team/run', '--once', '--settle', '0.1']);
+    expect(again.code, describeRun(again)).toBe(0);
+  });
+
+  it('a watcher killed with SIGKILL leaves a stale lock that the next watcher breaks', async () => {
+    const s = newStore();
+    const dir = tempDir('ckvc-watch-');
+    const first = startWatch(s, [dir, '-b', 'run', '--interval', '0.1', '--settle', '0.3']);
+    await watching(first);
+    first.child.kill('SIGKILL');
+    await first.done;
+    const again = s.run(['watch', dir, '-b', 'run', '--once', '--settle', '0.1']);
+    expect(again.code, describeRun(again)).toBe(0);
+  });
+
   it('SIGINT between commits exits 0 at once', async () => {
     const s = newStore();
     const dir = tempDir('ckvc-watch-');
