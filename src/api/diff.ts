@@ -184,6 +184,8 @@ async function tensorChange(store: ObjectStore, t: TensorEntry, u: TensorEntry, 
   };
   if (a.dtype !== b.dtype) out.note = 'dtype changed';
   else if (a.shape.join() !== b.shape.join()) out.note = 'shape changed';
+  // Element i is not the same array element in row-major and column-major bytes: no figures across them.
+  else if ((a.order ?? 'C') !== (b.order ?? 'C')) out.note = `layout changed: ${a.order === 'F' ? 'column' : 'row'}-major -> ${b.order === 'F' ? 'column' : 'row'}-major`;
   else if (!isNumericDtype(a.dtype)) out.note = `no numeric figures for ${a.dtype}`;
   else if (a.chunkSize !== b.chunkSize) out.note = 'chunked differently';
   else if (tensorReleased(prunedA, t.file, t.name) || tensorReleased(prunedB, u.file, u.name)) out.note = 'data pruned';

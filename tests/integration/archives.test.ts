@@ -196,6 +196,18 @@ describe('the real fixtures', () => {
     expect(bf16.out.length).toBe(128);
   });
 
+  it.skipIf(!hasNumpy)('diff of the same array saved row-major, then column-major, says the layout changed and gives no figures', () => {
+    const dir = tempDir('ckvc-order-');
+    const f = path.join(dir, 'x.npy');
+    const s = store();
+    py('import numpy as np, sys; np.save(sys.argv[1], np.arange(12, dtype="f4").reshape(3, 4))', [f]);
+    const c = s.json(['commit', f, '-m', 'row-major', '-b', 'order']);
+    py('import numpy as np, sys; np.save(sys.argv[1], np.asfortranarray(np.arange(12, dtype="f4").reshape(3, 4)))', [f]);
+    const fo = s.json(['commit', f, '-m', 'column-major', '-b', 'order']);
+    const d = s.json(['diff', c.id, fo.id]);
+    expect(d.tensors.changed.map((t: any) => [t.name, t.note, t.delta])).toEqual([['x', 'layout changed: row-major -> column-major', undefined]]);
+  });
+
   it.skipIf(!hasNumpy)('np.load of the checked-out .npy/.npz files equals the originals\' arrays', () => {
     const names = CHECKPOINTS.filter((f) => /\.np[yz]$/.test(f) && f !== 'numpy_object_dtype.npy');
     const a = numpyView(names.map((f) => path.join(FIXTURES, f)));
