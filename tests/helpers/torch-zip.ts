@@ -74,13 +74,8 @@ export interface EndRecordLies {
   commentLength?: number;
 }
 
-export interface Zip64Lies {
-  disk?: number;
-  cdDisk?: number;
-  entriesHere?: number;
-  entries?: number;
-  directoryBytes?: number;
-  directoryOffset?: number;
+/** The Zip64 end record carries the same fields as the classic one (64-bit wide), then the locator's. */
+export interface Zip64Lies extends Omit<EndRecordLies, 'commentLength'> {
   /** The locator's fields. */
   locatorDisk?: number;
   locatorOffset?: number;
