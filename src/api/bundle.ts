@@ -5,19 +5,13 @@ import * as os from 'node:os';
 import { bad } from '../core/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
-import { decodeCommit, type CommitObject } from '../core/objects/commit-object.js';
-import { decodeFileRecipe } from '../core/objects/file-recipe.js';
-import { decodeTag } from '../core/objects/tag-object.js';
-import { decodeTensor } from '../core/objects/tensor-object.js';
-import { decodeTree } from '../core/objects/tree-object.js';
 import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { PackReader } from '../store/pack-reader.js';
-import type { PruneRecord } from '../store/prune-records.js';
-import { tensorReleased } from '../store/reachability.js';
+import { walkObjects } from '../store/object-walk.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { importBundle, type ImportResult } from '../remote/bundle-import.js';
+import { Overlay } from '../remote/bundle-objects.js';
 import { receiveBundle, type ReceivedBundle } from '../remote/bundle-reader.js';
 import { writeBundleFile } from '../remote/bundle-writer.js';
 import { collectObjects } from '../remote/object-collector.js';
@@ -119,79 +113,45 @@ async function openBundleFile(file: string, parent: string, durable = true): Pro
 export async function verifyBundle(file: string): Promise<BundleReport> {
   const rb = await openBundleFile(file, os.tmpdir(), false);
   const where = `bundle ${file}`;
-  const packs = new PackReader(rb.quarantine);
+  const o = new Overlay(undefined, rb);
   try {
-    const byId = new Map(rb.entries.map((e) => [e.id, e]));
-    const read = (id: ObjectId) => packs.readObject({ packId: rb.packId!, entry: byId.get(id)! }, id);
     const prereq = new Set(rb.header.prerequisites);
     const pruned = new Map(rb.header.pruned.map((p) => [p.commit, p]));
     const commits: BundleCommitInfo[] = [];
     const refs: BundleReport['refs'] = [];
-    let fromPrerequisites = 0;
-    const seen = new Set<ObjectId>();
+    const absentSeen = new Set<ObjectId>();
     const absent = (id: ObjectId, what: string) => {
       if (prereq.size === 0) throw bad(where, `is incomplete: ${what} ${id.slice(0, 16)} is not inside and the bundle has no prerequisites`, { id });
-      fromPrerequisites++;
+      absentSeen.add(id);
     };
-    const walkTree = async (treeId: ObjectId, dir: string, rec: PruneRecord | undefined): Promise<void> => {
-      if (seen.has(`${treeId}:${rec?.commit}`)) return;
-      seen.add(`${treeId}:${rec?.commit}`);
-      if (!byId.has(treeId)) return absent(treeId, 'tree');
-      for (const e of decodeTree(await read(treeId), 'tree').entries) {
-        const p = dir ? `${dir}/${e.name}` : e.name;
-        if (e.type === 'tree') await walkTree(e.id, p, rec);
-        else if (!byId.has(e.id)) absent(e.id, 'file');
-        else {
-          for (const part of decodeFileRecipe(await read(e.id), 'file').parts) {
-            const key = `${part.id}:${tensorReleased(rec, p, part.kind === 'tensor' ? part.name : '')}`;
-            if (seen.has(key)) continue;
-            seen.add(key);
-            if (!byId.has(part.id)) {
-              absent(part.id, part.kind);
-              continue;
-            }
-            if (part.kind !== 'tensor' || tensorReleased(rec, p, part.name)) continue;
-            for (const ch of decodeTensor(await read(part.id), 'tensor').chunks) {
-              if (byId.has(ch) || seen.has(ch)) continue;
-              seen.add(ch);
-              absent(ch, 'chunk');
-            }
-          }
-        }
-      }
-    };
-    const stack: ObjectId[] = [];
     for (const r of rb.header.refs) {
-      let commit = r.id;
-      if (byId.get(r.id)?.type === 'tag') commit = decodeTag(await read(r.id), 'tag').target;
+      const commit = o.inBundle(r.id) && (await o.typeOf(r.id)) === 'tag' ? (await o.readTag(r.id)).target : r.id;
       refs.push({ name: r.name, id: r.id, commit });
-      stack.push(commit);
     }
-    while (stack.length) {
-      const id = stack.pop()!;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      if (prereq.has(id)) continue;
-      const e = byId.get(id);
-      if (!e) {
-        absent(id, 'commit');
-        continue;
-      }
-      if (e.type !== 'commit') throw bad(where, `${id.slice(0, 16)} is a ${e.type} where a commit is needed`);
-      const c: CommitObject = decodeCommit(await read(id), `commit ${id.slice(0, 12)}`);
-      commits.push({ id, message: c.message, branch: c.branch, step: c.step, time: c.time, metrics: c.metrics ?? {}, configHash: c.config?.hash });
-      stack.push(...c.parents);
-      if (c.config && !byId.has(c.config.snapshot)) absent(c.config.snapshot, 'config snapshot');
-      // A partly pruned commit's kept tensors are checked too; only released data may be missing.
-      await walkTree(c.tree, '', pruned.get(id));
-    }
+    // A partly pruned commit's kept tensors are checked too; only released data may be missing.
+    await walkObjects(o, rb.header.refs.map((r) => r.id), {
+      recordOf: (id) => pruned.get(id),
+      stopAt: (id) => prereq.has(id),
+      visit: (r) => {
+        if (r.kind === 'commit') {
+          const c = r.commit;
+          commits.push({ id: r.id, message: c.message, branch: c.branch, step: c.step, time: c.time, metrics: c.metrics ?? {}, configHash: c.config?.hash });
+        } else if ((r.kind === 'chunk' || (r.kind === 'tensor' && r.released)) && !o.inBundle(r.id)) {
+          absent(r.id, r.kind === 'chunk' && r.role === 'config' ? 'config snapshot' : r.kind);
+        }
+      },
+      onUnreadable: (e, at) => {
+        if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT' && !o.inBundle(at.id)) return absent(at.id, at.kind);
+        throw e instanceof CkvcError && e.code !== 'CKVC_BAD_BUNDLE' ? bad(where, `${at.where}: ${e.message}`, { id: at.id }) : e;
+      },
+    });
     commits.sort((a, b) => b.time - a.time);
     return {
-      file, ok: true, bytes: rb.bytes, objects: rb.entries.length, refs, prerequisites: rb.header.prerequisites, commits, fromPrerequisites,
-      pruned: rb.header.pruned,
+      file, ok: true, bytes: rb.bytes, objects: rb.entries.length, refs, prerequisites: rb.header.prerequisites, commits,
+      fromPrerequisites: absentSeen.size, pruned: rb.header.pruned,
     };
   } finally {
-    await packs.close();
+    await o.close();
     await rb.close();
   }
 }

@@ -17,7 +17,7 @@ import {
 } from '../store/checkout.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { PruneRecord } from '../store/prune-records.js';
-import { tensorReleased } from '../store/reachability.js';
+import { tensorReleased } from '../store/object-walk.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { readConfigFile } from './config-file.js';
 import { configOf } from './config.js';

@@ -12,7 +12,7 @@ import type { TensorObject } from '../core/objects/tensor-object.js';
 import { listTreeFiles } from '../store/checkout.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { PruneRecord } from '../store/prune-records.js';
-import { tensorReleased } from '../store/reachability.js';
+import { tensorReleased } from '../store/object-walk.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { configOf } from './config.js';
 

@@ -17,6 +17,7 @@ import { diff, type DiffOptions, type DiffResult } from './diff.js';
 import { gc, type GcOptions, type GcReport } from './gc.js';
 import { cat, ls, type ListedFile } from './inspect.js';
 import { prune, type PruneOptions, type PruneResult } from './prune.js';
+import { unprune, type UnpruneResult } from './unprune.js';
 import { watch as startWatch, type WatchCommit, type WatchEvent, type WatchHandle, type WatchOptions, type WatchSummary } from './watch.js';
 import { fetchFromRemote, pullFromRemote, pushToRemote, remotes, serve, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
 
@@ -24,7 +25,7 @@ export { parseCount } from './commit-input.js';
 export { CkvcError, ERROR_CODES, EXIT, isCkvcError, type ErrorCode } from '../core/errors.js';
 export type {
   AliasInfo, BestOptions, BestResult, ConfigDiffResult, ConfigSnapshot, CreateAliasOptions, DiffOptions, DiffResult, GcOptions, GcReport,
-  ListedFile, PruneOptions, PruneResult, BundleReport, PackOptions, PackResult, PullBundleOptions,
+  ListedFile, PruneOptions, PruneResult, UnpruneResult, BundleReport, PackOptions, PackResult, PullBundleOptions,
 };
 
 /** Checks a bundle file without a store; serves a store over HTTP. */
@@ -71,6 +72,8 @@ export class Store {
   configDiff(a: string, b: string): Promise<ConfigDiffResult> { return configDiff(this.objects, a, b); }
   configLabel(hash: string, text: string) { return configLabel(this.objects, hash, text); }
   prune(opts: PruneOptions): Promise<PruneResult> { return prune(this.objects, opts); }
+  /** Takes prune records back while gc has not yet deleted the data they released. */
+  unprune(revs: string[]): Promise<UnpruneResult> { return unprune(this.objects, revs); }
   gc(opts?: GcOptions): Promise<GcReport> { return gc(this.objects, opts); }
   pack(opts: PackOptions): Promise<PackResult> { return packBundle(this.objects, opts); }
   pullBundle(opts: PullBundleOptions) { return pullBundle(this.objects, opts); }

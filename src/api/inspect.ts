@@ -4,7 +4,7 @@ import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
 import { listTreeFiles, selectPaths, streamRecipe } from '../store/checkout.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { tensorReleased } from '../store/reachability.js';
+import { tensorReleased } from '../store/object-walk.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 
 export interface ListedTensor {

@@ -2,10 +2,10 @@
 // (spec/FORMAT.md §13). It only writes prune records; `ckvc gc` deletes what nothing else needs.
 import { CkvcError } from '../core/errors.js';
 import { globToRegExp } from '../core/glob.js';
-import { listTreeFiles } from '../store/checkout.js';
 import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { walkObjects } from '../store/object-walk.js';
 import { mergePruneRecords } from '../store/prune-records.js';
 import { gcRoots, liveObjects } from '../store/reachability.js';
 import { branchCommits } from './best.js';
@@ -15,7 +15,8 @@ import { currentBranch } from './refs.js';
 export interface PruneOptions {
   keepLast: number;
   branch?: string;
-  keepTagged?: boolean;
+  /** Prune commits a tag names too (by default they are kept, like those a branch or alias names). */
+  includeTagged?: boolean;
   keepBest?: number;
   metric?: string;
   mode?: MetricMode;
@@ -29,7 +30,8 @@ export interface PruneResult {
   dryRun: boolean;
   tensors: string[] | null;
   kept: { id: ObjectId; step?: number; message: string; reasons: string[] }[];
-  pruned: { id: ObjectId; step?: number; message: string }[];
+  /** `names`: the tags naming a commit pruned with includeTagged (gc keeps its bytes while a name points at it). */
+  pruned: { id: ObjectId; step?: number; message: string; names?: string[] }[];
   /** Objects and stored bytes that no longer have a reader: what `ckvc gc` will free (after its grace period). */
   releasedObjects: number;
   releasedBytes: number;
@@ -50,16 +52,23 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
   const reasons = new Map<ObjectId, string[]>();
   const keep = (id: ObjectId, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);
   commits.slice(0, keepLast).forEach((c) => keep(c.id, `last ${keepLast}`));
-  // Whatever a branch, alias (or, with --keep-tagged, a tag) names is in use right now.
+  // Whatever a branch, alias or tag names is in use (a tag marks an agent someone chose to keep); tags only
+  // with --include-tagged, which the user has to say.
   const named = new Map<ObjectId, string[]>();
-  const kinds = opts.keepTagged ? (['branch', 'alias', 'tag'] as const) : (['branch', 'alias'] as const);
-  for (const kind of kinds) {
+  for (const kind of ['branch', 'alias', 'tag'] as const) {
     for (const r of await store.refs.list(kind)) {
-      const target = kind === 'tag' && (await store.typeOf(r.id)) === 'tag' ? (await store.readTag(r.id)).target : r.id;
+      let target = r.id;
+      for (let hops = 0; hops < 64 && (await store.typeOf(target)) === 'tag'; hops++) target = (await store.readTag(target)).target;
       named.set(target, [...(named.get(target) ?? []), `${kind} ${r.name}`]);
     }
   }
-  for (const c of commits) for (const n of named.get(c.id) ?? []) keep(c.id, n);
+  const taggedPruned = new Map<ObjectId, string[]>();
+  for (const c of commits) {
+    for (const n of named.get(c.id) ?? []) {
+      if (opts.includeTagged && n.startsWith('tag ')) taggedPruned.set(c.id, [...(taggedPruned.get(c.id) ?? []), n]);
+      else keep(c.id, n);
+    }
+  }
   if (keepBest > 0) {
     const metric = opts.metric!;
     const mode = opts.mode ?? defaultMetricMode(metric);
@@ -89,7 +98,7 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
   return {
     branch, dryRun: Boolean(opts.dryRun), tensors,
     kept: commits.filter((c) => reasons.has(c.id)).map((c) => ({ id: c.id, step: c.step, message: c.message, reasons: reasons.get(c.id)! })),
-    pruned: toPrune.map((c) => ({ id: c.id, step: c.step, message: c.message })),
+    pruned: toPrune.map((c) => ({ id: c.id, step: c.step, message: c.message, ...(taggedPruned.has(c.id) ? { names: taggedPruned.get(c.id) } : {}) })),
     releasedObjects: released.length,
     releasedBytes,
   };
@@ -104,18 +113,21 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
 async function refuseGlobsReachingAcrossFiles(store: ObjectStore, commits: ObjectId[], globs: string[]): Promise<void> {
   const bare = globs.filter((g) => !g.includes(':')).map((g) => ({ glob: g, re: globToRegExp(g) }));
   if (bare.length === 0) return;
-  const seen = new Set<string>();
-  for (const id of commits) {
-    for (const f of await listTreeFiles(store, (await store.readCommit(id)).tree)) {
-      if (seen.has(`${f.path}\0${f.id}`)) continue;
-      seen.add(`${f.path}\0${f.id}`);
-      for (const part of (await store.readFileRecipe(f.id)).parts) {
+  const pruning = new Set(commits);
+  // Under a record with globs the walk sees each file at every path it has in these commits.
+  await walkObjects(store, commits, {
+    recordOf: () => ({ tensors: globs }),
+    stopAt: (id) => !pruning.has(id),
+    depth: 'files',
+    visit: (r) => {
+      if (r.kind !== 'file') return;
+      for (const part of r.recipe.parts) {
         if (part.kind !== 'tensor') continue;
-        const hit = bare.find((g) => !g.re.test(part.name) && g.re.test(`${f.path}:${part.name}`));
+        const hit = bare.find((g) => !g.re.test(part.name) && g.re.test(`${r.path}:${part.name}`));
         if (hit) {
-          throw new CkvcError('CKVC_BAD_ARGUMENT', `--tensors '${hit.glob}' reaches across the ':' of '${f.path}:${part.name}': ckvc matches a glob without ':' against tensor names only, but older versions also matched it against FILE:NAME, where it would release '${part.name}' too; say which file you mean ('${f.path}:${hit.glob}') or use a glob that stops before the ':'`, { glob: hit.glob, path: f.path, tensor: part.name });
+          throw new CkvcError('CKVC_BAD_ARGUMENT', `--tensors '${hit.glob}' reaches across the ':' of '${r.path}:${part.name}': ckvc matches a glob without ':' against tensor names only, but older versions also matched it against FILE:NAME, where it would release '${part.name}' too; say which file you mean ('${r.path}:${hit.glob}') or use a glob that stops before the ':'`, { glob: hit.glob, path: r.path, tensor: part.name });
         }
       }
-    }
-  }
+    },
+  });
 }

@@ -4,20 +4,15 @@
 import * as fs from 'node:fs/promises';
 import { bad } from '../core/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
-import { tensorGlob, tensorMatches } from '../core/glob.js';
-import type { ObjectId, ObjectType } from '../core/object-id.js';
-import { decodeCommit } from '../core/objects/commit-object.js';
-import { decodeFileRecipe } from '../core/objects/file-recipe.js';
-import { decodeTag } from '../core/objects/tag-object.js';
-import { decodeTensor } from '../core/objects/tensor-object.js';
-import { decodeTree } from '../core/objects/tree-object.js';
-import type { PackEntry } from '../core/pack-format.js';
+import type { ObjectId } from '../core/object-id.js';
 import { fsyncDir, ioError } from '../store/durable-fs.js';
 import { isAncestor } from '../store/ancestry.js';
 import { faultPoint } from '../store/fault-injection.js';
 import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { PackReader } from '../store/pack-reader.js';
+import { walkObjects } from '../store/object-walk.js';
+import { mergePruneRecords, type PruneRecord } from '../store/prune-records.js';
+import { Overlay } from './bundle-objects.js';
 import type { ReceivedBundle } from './bundle-reader.js';
 
 export interface RefUpdate {
@@ -43,41 +38,16 @@ export interface ImportResult {
   refs: RefUpdate[];
 }
 
-/** Reads objects from the quarantine pack first, then the store. */
-class Overlay {
-  private readonly byId = new Map<ObjectId, PackEntry>();
-  private readonly packs: PackReader | undefined;
-
-  constructor(private readonly store: ObjectStore, private readonly rb: ReceivedBundle | undefined) {
-    for (const e of rb?.entries ?? []) this.byId.set(e.id, e);
-    this.packs = rb && new PackReader(rb.quarantine);
-  }
-
-  inBundle(id: ObjectId): boolean {
-    return this.byId.has(id);
-  }
-
-  async typeOf(id: ObjectId): Promise<ObjectType | undefined> {
-    return this.byId.get(id)?.type ?? (await this.store.typeOf(id));
-  }
-
-  async read(id: ObjectId, type: ObjectType): Promise<Uint8Array> {
-    const e = this.byId.get(id);
-    if (e) return this.packs!.readObject({ packId: this.rb!.packId!, entry: e }, id, type);
-    return this.store.readRaw(id, type);
-  }
-
-  async close(): Promise<void> {
-    await this.packs?.close();
-  }
-
-  /** Both ends may be new, in the bundle. */
-  async parentsOf(id: ObjectId): Promise<ObjectId[]> {
-    const type = await this.typeOf(id);
-    if (type === 'tag') return [decodeTag(await this.read(id, 'tag'), 'tag').target];
-    if (type === 'commit') return decodeCommit(await this.read(id, 'commit'), 'commit').parents;
-    return [];
-  }
+/**
+ * The prune records a receiver takes from a bundle: those of commits that arrive with it and that the store did
+ * not have before (spec/BUNDLE.md §4). A commit already here keeps its own state: received metadata never
+ * releases data the receiver holds. (A record naming a commit outside the bundle was refused on reading.)
+ */
+export async function acceptedRecords(store: ObjectStore, rb: ReceivedBundle): Promise<PruneRecord[]> {
+  const records = rb.header.pruned;
+  if (!records.length) return [];
+  const present = await store.locate(records.map((r) => r.commit));
+  return records.filter((_, i) => !present[i]);
 }
 
 /**
@@ -99,58 +69,31 @@ export async function checkClosure(store: ObjectStore, source: ReceivedBundle | 
   if (!rb) for (const kind of ['branch', 'tag', 'alias', 'remote'] as const) for (const r of await store.refs.list(kind, { skipCorrupt: true })) known.add(r.id);
   const o = new Overlay(store, rb);
   try {
-    const pruned = new Map<ObjectId, { tensors: string[] | null }>(rb ? rb.header.pruned.map((p) => [p.commit, p]) : [...(await store.pruned.all())]);
-    const seen = new Set<string>();
+    // The records as they will be once the bundle is in: the store's own, plus those the bundle may add.
+    const records = new Map<ObjectId, PruneRecord>(await store.pruned.all());
+    if (rb) for (const r of await acceptedRecords(store, rb)) records.set(r.commit, mergePruneRecords(records.get(r.commit), r));
     const missing = (id: ObjectId, what: string) => bad(where, `is incomplete: ${what} ${id.slice(0, 16)} is neither ${rb ? 'in the bundle nor ' : ''}in the store`, { id });
-    const stack: ObjectId[] = [...tips];
-    const checkChunks = async (ids: ObjectId[]) => {
-      const absent = ids.filter((id) => !o.inBundle(id));
-      if (!absent.length) return;
-      const locs = await store.locate(absent);
-      locs.forEach((l, i) => { if (!l) throw missing(absent[i]!, 'chunk'); });
-    };
-    while (stack.length) {
-      const id = stack.pop()!;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      const type = await o.typeOf(id);
-      if (type === undefined) throw missing(id, 'commit');
-      if (rb ? !o.inBundle(id) : known.has(id)) continue;
-      if (type === 'tag') {
-        stack.push(decodeTag(await o.read(id, 'tag'), `tag ${id.slice(0, 12)}`).target);
-        continue;
-      }
-      if (type !== 'commit') throw bad(where, `ref or parent ${id.slice(0, 16)} is a ${type}, not a commit`);
-      const c = decodeCommit(await o.read(id, 'commit'), `commit ${id.slice(0, 12)}`);
-      stack.push(...c.parents);
-      if (c.config) await checkChunks([c.config.snapshot]);
-      const rec = pruned.get(id);
-      const globs = rec?.tensors ? rec.tensors.map(tensorGlob) : undefined;
-      const walkTree = async (treeId: ObjectId, dir: string): Promise<void> => {
-        if ((await o.typeOf(treeId)) !== 'tree') throw missing(treeId, 'tree');
-        for (const e of decodeTree(await o.read(treeId, 'tree'), `tree ${treeId.slice(0, 12)}`).entries) {
-          const p = dir ? `${dir}/${e.name}` : e.name;
-          if (e.type === 'tree') {
-            await walkTree(e.id, p);
-            continue;
-          }
-          if ((await o.typeOf(e.id)) !== 'file') throw missing(e.id, 'file');
-          const key = `${e.id}:${rec ? id : '-'}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-          const recipe = decodeFileRecipe(await o.read(e.id, 'file'), `file ${p}`);
-          await checkChunks(recipe.parts.filter((x) => x.kind === 'chunk').map((x) => x.id));
-          for (const part of recipe.parts) {
-            if (part.kind !== 'tensor') continue;
-            if ((await o.typeOf(part.id)) !== 'tensor') throw missing(part.id, 'tensor');
-            const released = rec && (rec.tensors === null || tensorMatches(globs!, p, part.name));
-            if (released || seen.has(part.id)) continue;
-            seen.add(part.id);
-            await checkChunks(decodeTensor(await o.read(part.id, 'tensor'), `tensor ${part.name}`).chunks);
-          }
-        }
-      };
-      await walkTree(c.tree, '');
+    const leaves = new Map<ObjectId, string>();
+    await walkObjects(o, tips, {
+      recordOf: (id) => records.get(id),
+      stopAt: async (id) => {
+        if (rb ? o.inBundle(id) : !known.has(id)) return false;
+        if ((await o.typeOf(id)) === undefined) throw missing(id, 'commit');
+        return true;
+      },
+      visit: (r) => {
+        if ((r.kind === 'chunk' || (r.kind === 'tensor' && r.released)) && !o.inBundle(r.id)) leaves.set(r.id, r.kind === 'chunk' ? 'chunk' : 'tensor');
+      },
+      onUnreadable: (e, at) => {
+        if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT') throw missing(at.id, at.kind);
+        if (e instanceof CkvcError && e.code === 'CKVC_CORRUPT_OBJECT' && rb && o.inBundle(at.id)) throw bad(where, `${at.where}: ${e.message}`, { id: at.id });
+        throw e;
+      },
+    });
+    const ids = [...leaves.keys()];
+    for (let i = 0; i < ids.length; i += 4096) {
+      const batch = ids.slice(i, i + 4096);
+      (await store.locate(batch)).forEach((l, k) => { if (!l) throw missing(batch[k]!, leaves.get(batch[k]!)!); });
     }
   } finally {
     await o.close();
@@ -165,10 +108,15 @@ function receiveFault(step: 'receive.verified' | 'receive.moved' | 'receive.inde
   }
 }
 
-/** Moves a verified quarantine pack into the store and indexes it; records its prune records. */
+/**
+ * Moves a verified quarantine pack into the store and indexes it. The prune records it may add are written
+ * first: a commit that is indexed without its record would miss the data its sender released, for good (a
+ * re-run sends no commit the store has). A record whose commit then never arrives names nothing here.
+ */
 export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Promise<{ objects: number; newObjects: number }> {
   let newObjects = 0;
   receiveFault('receive.verified', store.layout.packsDir);
+  for (const r of await acceptedRecords(store, rb)) await store.pruned.add(r);
   if (rb.packId) {
     const present = await store.locate(rb.entries.map((e) => e.id));
     newObjects = present.filter((l) => !l).length;
@@ -182,7 +130,6 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
     await store.index.session((s) => s.addPack({ packId: rb.packId!, entries: rb.entries }, bodies));
     receiveFault('receive.indexed', store.layout.indexDir);
   }
-  for (const p of rb.header.pruned) await store.pruned.add(p);
   return { objects: rb.entries.length, newObjects };
 }
 

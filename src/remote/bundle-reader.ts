@@ -121,6 +121,12 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
     } else await fs.rm(incoming, { force: true });
     const ids = new Set(entries.map((e) => e.id));
     if (ids.size !== entries.length) throw bad(where, 'its pack lists an object twice');
+    // A record may only speak for a commit that travels with it (BUNDLE.md §2): one naming anything else would
+    // release data of the receiver's own history.
+    const commits = new Set(entries.filter((e) => e.type === 'commit').map((e) => e.id));
+    for (const r of header.pruned) {
+      if (!commits.has(r.commit)) throw bad(where, `carries a prune record for commit ${r.commit.slice(0, 16)}, which is not in it; such a bundle is refused whole`, { commit: r.commit });
+    }
     await packs.close();
     return { header, quarantine, packId, entries, ids, bytes: s.position, close };
   } catch (e) {

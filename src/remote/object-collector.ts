@@ -1,9 +1,9 @@
 // What to send: every object reachable from some tips, stopping at commits the other side already has
 // (boundaries: they and everything they reach are assumed present there). Prune records travel with their
 // commits, and the tensor data they released is not sent (it may no longer exist).
-import { tensorGlob, tensorMatches } from '../core/glob.js';
 import type { ObjectId } from '../core/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { walkObjects } from '../store/object-walk.js';
 import type { PruneRecord } from '../store/prune-records.js';
 
 export interface Collected {
@@ -12,6 +12,7 @@ export interface Collected {
   commits: ObjectId[];
   /** Boundary commits the sent history refers to: the receiver must have them. */
   prerequisites: ObjectId[];
+  /** Records of the commits among `objects` (a receiver accepts no other, spec/BUNDLE.md §2). */
   pruned: PruneRecord[];
 }
 
@@ -26,59 +27,20 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
   const out = new Set<ObjectId>();
   const commits: ObjectId[] = [];
   const prerequisites = new Set<ObjectId>();
-  const pruned: PruneRecord[] = [];
   const records = await store.pruned.all();
-  const walkedData = new Set<ObjectId>();
-  const walked = new Set<string>();
-  const seenCommits = new Set<ObjectId>();
-  const stack = [...tips];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (seenCommits.has(id)) continue;
-    seenCommits.add(id);
-    if (await opts.isBoundary(id)) {
+  await walkObjects(store, tips, {
+    // The sender's own records say what it no longer has; they are sent as they are.
+    recordOf: (id) => records.get(id),
+    stopAt: async (id) => {
+      if (!(await opts.isBoundary(id))) return false;
       prerequisites.add(id);
-      continue;
-    }
-    if ((await store.typeOf(id)) === 'tag') {
-      out.add(id);
-      stack.push((await store.readTag(id)).target);
-      continue;
-    }
-    const c = await store.readCommit(id);
-    out.add(id);
-    commits.push(id);
-    stack.push(...c.parents);
-    if (c.config) out.add(c.config.snapshot);
-    const rec = records.get(id);
-    if (rec) pruned.push(rec);
-    const globs = rec?.tensors ? rec.tensors.map(tensorGlob) : undefined;
-    const ctx = !rec ? '-' : rec.tensors === null ? 'all' : id;
-    const walkTree = async (treeId: ObjectId, dir: string): Promise<void> => {
-      if (walked.has(`${treeId}:${ctx}`)) return;
-      walked.add(`${treeId}:${ctx}`);
-      out.add(treeId);
-      for (const e of (await store.readTree(treeId)).entries) {
-        const p = dir ? `${dir}/${e.name}` : e.name;
-        if (e.type === 'tree') {
-          await walkTree(e.id, p);
-          continue;
-        }
-        out.add(e.id);
-        if (walked.has(`${e.id}:${ctx}`)) continue;
-        walked.add(`${e.id}:${ctx}`);
-        for (const part of (await store.readFileRecipe(e.id)).parts) {
-          out.add(part.id);
-          if (part.kind === 'chunk') continue;
-          const released = rec && (rec.tensors === null || tensorMatches(globs!, p, part.name));
-          if (released || walkedData.has(part.id)) continue;
-          walkedData.add(part.id);
-          for (const chunk of (await store.readTensor(part.id)).chunks) out.add(chunk);
-        }
-      }
-    };
-    await walkTree(c.tree, '');
-  }
+      return true;
+    },
+    visit: (r) => {
+      out.add(r.id);
+      if (r.kind === 'commit') commits.push(r.id);
+    },
+  });
   let objects = [...out];
   if (opts.receiverHas && objects.length) {
     const keep: ObjectId[] = [];
@@ -89,5 +51,7 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
     }
     objects = keep;
   }
+  const sent = new Set(objects);
+  const pruned = commits.filter((id) => sent.has(id) && records.has(id)).map((id) => records.get(id)!);
   return { objects, commits, prerequisites: [...prerequisites], pruned };
 }

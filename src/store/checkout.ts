@@ -14,28 +14,13 @@ import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
+import type { TreeFile } from './object-walk.js';
 
 const READ_AHEAD = 8;
 const LOCATE_BATCH = 4096;
 
-export interface TreeFile {
-  /** Path inside the commit, '/'-separated. */
-  path: string;
-  id: ObjectId;
-  size: number;
-}
-
-/** Every file under a tree, depth first in name order. */
-export async function listTreeFiles(store: ObjectStore, treeId: ObjectId, prefix = ''): Promise<TreeFile[]> {
-  const out: TreeFile[] = [];
-  for (const e of (await store.readTree(treeId)).entries) {
-    const p = prefix ? `${prefix}/${e.name}` : e.name;
-    if (e.type === 'tree') out.push(...(await listTreeFiles(store, e.id, p)));
-    else out.push({ path: p, id: e.id, size: e.size });
-  }
-  return out;
-}
-
+// The tree listing lives with the object walk; checkout's callers take it from here.
+export { listTreeFiles, type TreeFile } from './object-walk.js';
 /** Keeps the files at or below any of `wanted` ('/'-separated); each wanted path must match something. */
 export function selectPaths(files: TreeFile[], wanted: string[]): TreeFile[] {
   if (wanted.length === 0) return files;

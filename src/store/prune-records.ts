@@ -4,7 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
-import { ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
+import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { StoreLayout } from './store-layout.js';
 
@@ -81,5 +81,22 @@ export class PruneRecords {
     await writeFileDurable(this.file(record.commit), `${JSON.stringify(merged)}\n`);
     this.cache?.set(record.commit, merged);
     return merged;
+  }
+
+  /**
+   * Takes a record back (`ckvc unprune`). The caller has checked, with gc excluded, that the data it released
+   * is still there; the removal is durable before the command reports it.
+   */
+  async remove(commit: ObjectId): Promise<boolean> {
+    const file = this.file(commit);
+    try {
+      await fs.unlink(file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw ioError(e, 'remove', file);
+    }
+    await fsyncDir(this.layout.prunedDir);
+    this.cache?.delete(commit);
+    return true;
   }
 }

@@ -3,12 +3,11 @@
 // because gc must never decide "dead" about data it could not see the users of.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { CkvcError } from '../core/errors.js';
-import { tensorGlob, tensorMatches, type TensorGlob } from '../core/glob.js';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
 import { ioError } from './durable-fs.js';
 import { listFilesBelow } from './file-walk.js';
 import type { ObjectStore } from './object-store.js';
+import { walkObjects, type ReleaseRecord } from './object-walk.js';
 import type { PruneRecord } from './prune-records.js';
 
 /** Every ID named by a reflog line, old or new. */
@@ -27,18 +26,33 @@ async function reflogIds(store: ObjectStore): Promise<Set<ObjectId>> {
 export interface Roots {
   refs: ObjectId[];
   reflog: ObjectId[];
+  /** Commits a branch, tag or alias names (annotated tags followed): their data is never released (§13). */
+  named: Set<ObjectId>;
 }
 
 export async function gcRoots(store: ObjectStore): Promise<Roots> {
   const refs: ObjectId[] = [];
+  const named = new Set<ObjectId>();
   for (const kind of ['branch', 'tag', 'alias', 'remote'] as const) {
     // A damaged ref stops gc: what it pointed at cannot be known, so nothing may be called dead.
-    for (const r of await store.refs.list(kind)) refs.push(r.id);
+    for (const r of await store.refs.list(kind)) {
+      refs.push(r.id);
+      if (kind === 'remote') continue;
+      let id = r.id;
+      for (let hops = 0; hops < 64 && (await store.typeOf(id)) === 'tag'; hops++) id = (await store.readTag(id)).target;
+      named.add(id);
+    }
   }
-  return { refs, reflog: [...(await reflogIds(store))] };
+  return { refs, reflog: [...(await reflogIds(store))], named };
 }
 
-type Release = 'none' | 'all' | TensorGlob[];
+/**
+ * The records that release data: a record of a commit a branch, tag or alias names is ignored, whatever it
+ * says (defence in depth: a record received from someone else must not free the data a name here points at).
+ */
+export function effectiveRecords(records: Map<ObjectId, PruneRecord>, named: Set<ObjectId>): (commit: ObjectId) => ReleaseRecord | undefined {
+  return (commit) => (named.has(commit) ? undefined : records.get(commit));
+}
 
 /**
  * Live object IDs. Reflog IDs whose objects are gone (a commit a failed command never finished) are skipped;
@@ -46,68 +60,14 @@ type Release = 'none' | 'all' | TensorGlob[];
  */
 export async function liveObjects(store: ObjectStore, roots: Roots, pruned: Map<ObjectId, PruneRecord>): Promise<Set<ObjectId>> {
   const live = new Set<ObjectId>();
-  // Trees, files and tensors are walked once per release context: a tensor reached from a pruned commit
-  // without its chunks may be reached again from a kept commit, with them.
-  const walked = new Map<ObjectId, Set<string>>();
-  const firstIn = (id: ObjectId, ctx: string) => {
-    const s = walked.get(id) ?? new Set<string>();
-    if (s.has(ctx)) return false;
-    s.add(ctx);
-    walked.set(id, s);
-    return true;
-  };
-  const reflogSet = new Set(roots.reflog);
-  const stack: ObjectId[] = [...roots.refs, ...roots.reflog];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (live.has(id)) continue;
-    const type = await store.typeOf(id);
-    if (type === undefined) {
-      if (reflogSet.has(id) && !roots.refs.includes(id)) continue;
-      throw new CkvcError('CKVC_MISSING_OBJECT', `object ${id.slice(0, 16)} that history needs is missing; run 'ckvc verify' and fix the store before gc`, { id });
-    }
-    live.add(id);
-    if (type === 'tag') {
-      stack.push((await store.readTag(id)).target);
-      continue;
-    }
-    if (type !== 'commit') continue;
-    const c = await store.readCommit(id);
-    stack.push(...c.parents);
-    if (c.config) live.add(c.config.snapshot);
-    const rec = pruned.get(id);
-    const release: Release = !rec ? 'none' : rec.tensors === null ? 'all' : rec.tensors.map(tensorGlob);
-    const ctx = !rec ? 'none' : rec.tensors === null ? 'all' : JSON.stringify(rec.tensors);
-    await walkTree(store, c.tree, '', release, ctx, live, firstIn);
-  }
+  const refSet = new Set(roots.refs);
+  const start = [...roots.refs];
+  for (const id of roots.reflog) if (refSet.has(id) || (await store.typeOf(id)) !== undefined) start.push(id);
+  await walkObjects(store, start, {
+    recordOf: effectiveRecords(pruned, roots.named),
+    visit: (r) => {
+      live.add(r.id);
+    },
+  });
   return live;
-}
-
-async function walkTree(store: ObjectStore, id: ObjectId, dir: string, release: Release, ctx: string, live: Set<ObjectId>, firstIn: (id: ObjectId, ctx: string) => boolean): Promise<void> {
-  // Glob contexts depend on the path, so the per-context shortcut applies to 'none' and 'all' only.
-  if (!Array.isArray(release) && !firstIn(id, ctx)) return;
-  live.add(id);
-  for (const e of (await store.readTree(id)).entries) {
-    const p = dir ? `${dir}/${e.name}` : e.name;
-    if (e.type === 'tree') {
-      await walkTree(store, e.id, p, release, ctx, live, firstIn);
-      continue;
-    }
-    live.add(e.id);
-    if (!Array.isArray(release) && !firstIn(e.id, ctx)) continue;
-    for (const part of (await store.readFileRecipe(e.id)).parts) {
-      live.add(part.id);
-      if (part.kind === 'chunk') continue;
-      const released = release === 'all' || (Array.isArray(release) && tensorMatches(release, p, part.name));
-      if (released || !firstIn(part.id, 'data')) continue;
-      for (const chunk of (await store.readTensor(part.id)).chunks) live.add(chunk);
-    }
-  }
-}
-
-/** Is this tensor (in file `p` of the commit) released by the record? */
-export function tensorReleased(rec: PruneRecord | undefined, filePath: string, tensorName: string): boolean {
-  if (!rec) return false;
-  if (rec.tensors === null) return true;
-  return tensorMatches(rec.tensors.map(tensorGlob), filePath, tensorName);
 }

@@ -9,7 +9,7 @@ import { PACK_FOOTER_BYTES } from '../core/pack-format.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
 import type { PruneRecord } from './prune-records.js';
-import { tensorReleased } from './reachability.js';
+import { walkObjects } from './object-walk.js';
 import { REF_PREFIX } from './ref-store.js';
 
 export type VerifyPhase = 'refs' | 'history' | 'packs' | 'data';
@@ -30,8 +30,6 @@ export interface VerifyReport {
 class Verifier {
   readonly problems: VerifyProblem[] = [];
   readonly checked = { refs: 0, commits: 0, trees: 0, files: 0, tensors: 0, chunks: 0, packs: 0, objectsRead: 0 };
-  private readonly seen = new Set<ObjectId>();
-  private readonly chunkIds = new Set<ObjectId>();
 
   constructor(private readonly store: ObjectStore) {}
 
@@ -66,12 +64,10 @@ class Verifier {
     return tips;
   }
 
-  private first(id: ObjectId): boolean {
-    if (this.seen.has(id)) return false;
-    this.seen.add(id);
-    return true;
-  }
-
+  /**
+   * Every object the refs reach must be present and decode, down to chunks, except tensor data a prune record
+   * released (the walk gc uses; gc may keep more, never less: it ignores records of commits a name points at).
+   */
   async history(tips: ObjectId[]): Promise<void> {
     let pruned = new Map<ObjectId, PruneRecord>();
     try {
@@ -79,77 +75,36 @@ class Verifier {
     } catch (e) {
       this.problem('history', e);
     }
-    const stack = [...tips];
-    while (stack.length) {
-      const id = stack.pop()!;
-      if (!this.first(id)) continue;
-      try {
-        if ((await this.store.typeOf(id)) === 'tag') {
-          stack.push((await this.store.readTag(id)).target);
-          continue;
+    const counted = new Set<ObjectId>();
+    // Chunks, and tensors whose data every reach so far released: not read here, but they must exist.
+    const leaves = new Map<ObjectId, 'chunk' | 'tensor'>();
+    await walkObjects(this.store, tips, {
+      recordOf: (id) => pruned.get(id),
+      visit: (r) => {
+        if (r.kind === 'chunk') leaves.set(r.id, 'chunk');
+        else if (r.kind === 'tensor' && r.released) {
+          if (!leaves.has(r.id)) leaves.set(r.id, 'tensor');
+        } else if (r.kind !== 'tag' && !counted.has(r.id)) {
+          counted.add(r.id);
+          if (r.kind === 'commit') this.checked.commits++;
+          else if (r.kind === 'tree') this.checked.trees++;
+          else if (r.kind === 'file') this.checked.files++;
+          else if (r.kind === 'tensor') {
+            this.checked.tensors++;
+            leaves.delete(r.id);
+          }
         }
-        const c = await this.store.readCommit(id);
-        this.checked.commits++;
-        stack.push(...c.parents);
-        if (c.config) this.chunkIds.add(c.config.snapshot);
-        // Tensor data a prune record released is not expected to be there (gc may have deleted it).
-        await this.tree(c.tree, `commit ${id.slice(0, 12)}`, '', pruned.get(id));
-      } catch (e) {
-        this.problem('history', e, `commit ${id.slice(0, 12)}`);
-      }
-    }
-    const ids = [...this.chunkIds];
-    const locs = await this.store.locate(ids);
-    this.checked.chunks = ids.length;
-    locs.forEach((l, i) => {
-      if (!l) this.problem('history', new CkvcError('CKVC_MISSING_OBJECT', `chunk ${ids[i]!.slice(0, 16)} is missing`, { id: ids[i] }));
+      },
+      onUnreadable: (e, at) => this.problem('history', e, at.where),
     });
-  }
-
-  /** Trees and files are checked once per prune record they are reached under (a record changes which chunks count). */
-  private firstUnder(id: ObjectId, rec: PruneRecord | undefined): boolean {
-    return this.first(`${id}:${rec?.commit ?? '-'}`);
-  }
-
-  private readonly counted = new Set<ObjectId>();
-
-  private firstCount(id: ObjectId): boolean {
-    if (this.counted.has(id)) return false;
-    this.counted.add(id);
-    return true;
-  }
-
-  private async tree(id: ObjectId, from: string, dir: string, rec: PruneRecord | undefined): Promise<void> {
-    if (!this.firstUnder(id, rec)) return;
-    try {
-      const t = await this.store.readTree(id);
-      if (this.firstCount(id)) this.checked.trees++;
-      for (const e of t.entries) {
-        const p = dir ? `${dir}/${e.name}` : e.name;
-        if (e.type === 'tree') await this.tree(e.id, `${from}/${e.name}`, p, rec);
-        else await this.file(e.id, `${from}/${e.name}`, p, rec);
-      }
-    } catch (e) {
-      this.problem('history', e, from);
-    }
-  }
-
-  private async file(id: ObjectId, where: string, filePath: string, rec: PruneRecord | undefined): Promise<void> {
-    if (!this.firstUnder(id, rec)) return;
-    try {
-      const r = await this.store.readFileRecipe(id);
-      if (this.firstCount(id)) this.checked.files++;
-      for (const p of r.parts) {
-        if (p.kind === 'chunk') this.chunkIds.add(p.id);
-        else if (tensorReleased(rec, filePath, p.name)) continue;
-        else if (this.first(p.id)) {
-          const t = await this.store.readTensor(p.id);
-          this.checked.tensors++;
-          for (const c of t.chunks) this.chunkIds.add(c);
-        }
-      }
-    } catch (e) {
-      this.problem('history', e, where);
+    const ids = [...leaves.keys()];
+    this.checked.chunks = ids.filter((id) => leaves.get(id) === 'chunk').length;
+    for (let i = 0; i < ids.length; i += 4096) {
+      const batch = ids.slice(i, i + 4096);
+      (await this.store.locate(batch)).forEach((l, k) => {
+        const id = batch[k]!;
+        if (!l) this.problem('history', new CkvcError('CKVC_MISSING_OBJECT', `${leaves.get(id)} ${id.slice(0, 16)} is missing`, { id }));
+      });
     }
   }
 

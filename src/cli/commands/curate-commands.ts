@@ -1,4 +1,4 @@
-// Comparing and curating: diff, best, alias, prune, gc.
+// Comparing and curating: diff, best, alias, prune, unprune, gc.
 import type { Argv } from 'yargs';
 import type { DiffResult } from '../../api/index.js';
 import { CkvcError } from '../../core/errors.js';
@@ -30,10 +30,15 @@ interface AliasArgs extends GlobalArgs {
   delete?: boolean;
 }
 
+interface UnpruneArgs extends GlobalArgs {
+  revs: string[];
+}
+
 interface PruneArgs extends GlobalArgs {
   keepLast: string;
   branch?: string;
   keepTagged?: boolean;
+  includeTagged?: boolean;
   keepBest?: string;
   metric?: string;
   min?: boolean;
@@ -173,7 +178,9 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (a) => a
         .option('keep-last', { type: 'string', demandOption: true, describe: 'keep the newest N commits of the branch' })
         .option('branch', { alias: 'b', type: 'string', describe: 'branch (default: the current one)' })
-        .option('keep-tagged', { type: 'boolean', describe: 'keep commits a tag names' })
+        .option('include-tagged', { type: 'boolean', describe: 'prune commits a tag names too (kept by default)' })
+        .option('keep-tagged', { type: 'boolean', hidden: true, describe: 'the default: commits a tag names are kept' })
+        .conflicts('include-tagged', 'keep-tagged')
         .option('keep-best', { type: 'string', describe: 'keep the best K by --metric' })
         .option('metric', { type: 'string', describe: 'metric for --keep-best' })
         .option('min', { type: 'boolean', describe: 'lower is better' })
@@ -183,14 +190,25 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .conflicts('min', 'max') as unknown as Argv<PruneArgs>,
       async (args) => {
         const r = await withStore(args, (s) => s.prune({
-          keepLast: args.keepLast as unknown as number, branch: args.branch, keepTagged: args.keepTagged, keepBest: args.keepBest as unknown as number,
+          keepLast: args.keepLast as unknown as number, branch: args.branch, includeTagged: args.includeTagged, keepBest: args.keepBest as unknown as number,
           metric: args.metric, mode: modeOf(args), tensors: args.tensors, dryRun: args.dryRun,
         }));
         if (args.json) return json(r);
         for (const k of r.kept) out(`keep   ${short(k.id)}${k.step !== undefined ? ` step=${k.step}` : ''}  ${dim(k.reasons.join(', '))}  ${k.message.split('\n')[0]}`);
-        for (const p of r.pruned) out(`${r.dryRun ? 'would prune' : 'prune '} ${short(p.id)}${p.step !== undefined ? ` step=${p.step}` : ''}  ${p.message.split('\n')[0]}`);
+        for (const p of r.pruned) out(`${r.dryRun ? 'would prune' : 'prune '} ${short(p.id)}${p.step !== undefined ? ` step=${p.step}` : ''}${p.names ? `  ${dim(`${p.names.join(', ')}: its bytes stay while named`)}` : ''}  ${p.message.split('\n')[0]}`);
         const what = r.tensors ? `tensors matching ${r.tensors.join(', ')}` : 'tensor data';
-        info(`${r.dryRun ? 'dry run: would release' : 'released'} the ${what} of ${r.pruned.length} commit(s) on ${r.branch}, keeping ${r.kept.length}; ${bytes(r.releasedBytes)} in ${r.releasedObjects} object(s) no longer needed${r.dryRun ? '' : " ('ckvc gc' frees them)"}`);
+        info(`${r.dryRun ? 'dry run: would release' : 'released'} the ${what} of ${r.pruned.length} commit(s) on ${r.branch}, keeping ${r.kept.length}; ${bytes(r.releasedBytes)} in ${r.releasedObjects} object(s) no longer needed${r.dryRun ? '' : " ('ckvc gc' frees them; 'ckvc unprune REV' takes a prune back until then)"}`);
+      },
+    )
+    .command<UnpruneArgs>(
+      'unprune <revs..>',
+      'Take prune records back while gc has not deleted the data they released',
+      (a) => a.positional('revs', { type: 'string', array: true, describe: 'pruned commits' }) as unknown as Argv<UnpruneArgs>,
+      async (args) => {
+        const r = await withStore(args, (s) => s.unprune(args.revs));
+        if (args.json) return json(r);
+        for (const u of r.restored) out(`unpruned ${short(u.id)}  ${u.tensors ? `tensors matching ${u.tensors.join(', ')}` : 'all tensor data'} checks out again`);
+        for (const n of r.notPruned) info(`${n.rev} (${short(n.id)}) was not pruned; nothing to take back`);
       },
     )
     .command<GcArgs>(

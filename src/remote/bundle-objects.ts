@@ -1,0 +1,72 @@
+// Objects of a received bundle (its quarantine pack), optionally over a store: what the walk reads when a
+// bundle is verified on its own (`ckvc verify FILE`) or checked against the store it is about to enter.
+import { CkvcError } from '../core/errors.js';
+import type { ObjectId, ObjectType } from '../core/object-id.js';
+import { decodeCommit, type CommitObject } from '../core/objects/commit-object.js';
+import { decodeFileRecipe, type FileRecipe } from '../core/objects/file-recipe.js';
+import { decodeTag, type TagObject } from '../core/objects/tag-object.js';
+import { decodeTensor, type TensorObject } from '../core/objects/tensor-object.js';
+import { decodeTree, type TreeObject } from '../core/objects/tree-object.js';
+import type { PackEntry } from '../core/pack-format.js';
+import type { ObjectStore } from '../store/object-store.js';
+import type { ObjectSource } from '../store/object-walk.js';
+import { PackReader } from '../store/pack-reader.js';
+import type { ReceivedBundle } from './bundle-reader.js';
+
+/** Reads objects from the quarantine pack first, then the store (if any). */
+export class Overlay implements ObjectSource {
+  private readonly byId = new Map<ObjectId, PackEntry>();
+  private readonly packs: PackReader | undefined;
+
+  constructor(private readonly store: ObjectStore | undefined, private readonly rb: ReceivedBundle | undefined) {
+    for (const e of rb?.entries ?? []) this.byId.set(e.id, e);
+    this.packs = rb && new PackReader(rb.quarantine);
+  }
+
+  inBundle(id: ObjectId): boolean {
+    return this.byId.has(id);
+  }
+
+  async typeOf(id: ObjectId): Promise<ObjectType | undefined> {
+    return this.byId.get(id)?.type ?? (await this.store?.typeOf(id));
+  }
+
+  async read(id: ObjectId, type: ObjectType): Promise<Uint8Array> {
+    const e = this.byId.get(id);
+    if (e) return this.packs!.readObject({ packId: this.rb!.packId!, entry: e }, id, type);
+    if (!this.store) throw new CkvcError('CKVC_MISSING_OBJECT', `${type} ${id.slice(0, 16)} is not in the bundle`, { id, what: type });
+    return this.store.readRaw(id, type);
+  }
+
+  async readTag(id: ObjectId): Promise<TagObject> {
+    return decodeTag(await this.read(id, 'tag'), `tag ${id.slice(0, 12)}`);
+  }
+
+  async readCommit(id: ObjectId): Promise<CommitObject> {
+    return decodeCommit(await this.read(id, 'commit'), `commit ${id.slice(0, 12)}`);
+  }
+
+  async readTree(id: ObjectId): Promise<TreeObject> {
+    return decodeTree(await this.read(id, 'tree'), `tree ${id.slice(0, 12)}`);
+  }
+
+  async readFileRecipe(id: ObjectId): Promise<FileRecipe> {
+    return decodeFileRecipe(await this.read(id, 'file'), `file ${id.slice(0, 12)}`);
+  }
+
+  async readTensor(id: ObjectId): Promise<TensorObject> {
+    return decodeTensor(await this.read(id, 'tensor'), `tensor ${id.slice(0, 12)}`);
+  }
+
+  async close(): Promise<void> {
+    await this.packs?.close();
+  }
+
+  /** Both ends may be new, in the bundle. */
+  async parentsOf(id: ObjectId): Promise<ObjectId[]> {
+    const type = await this.typeOf(id);
+    if (type === 'tag') return [(await this.readTag(id)).target];
+    if (type === 'commit') return (await this.readCommit(id)).parents;
+    return [];
+  }
+}
