@@ -133,8 +133,8 @@ try {
   run(['alias']);
   console.log('\n$ ckvc diff best-g2 lowlr-best');
   run(['diff', 'best-g2', 'lowlr-best']);
-  console.log('\n$ ckvc prune --keep-last 2 -b phase-g2 --keep-tagged');
-  run(['prune', '--keep-last', '2', '-b', 'phase-g2', '--keep-tagged']);
+  console.log('\n$ ckvc prune --keep-last 2 -b phase-g2');
+  run(['prune', '--keep-last', '2', '-b', 'phase-g2']);
   console.log('\n$ ckvc gc --grace 0');
   run(['gc', '--grace', '0']);
   console.log('\n$ ckvc stats');

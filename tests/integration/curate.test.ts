@@ -587,7 +587,10 @@ section('prune', (it) => {
     const refs = names.map((r) => readRef(s.store, r));
     const r = await ajson(s, ['prune', '--keep-last', '1', '--dry-run']);
     expect(r.dryRun).toBe(true);
-    expect(prunedIds(r)).toEqual([ids[5], ids[4], ids[3]]);
+    expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
+    expect(r.kept.find((k: any) => k.id === ids[3]).reasons).toEqual(['tag v1']);
+    const human = await aok(s, ['prune', '--keep-last', '1', '--dry-run', '--include-tagged']);
+    expect(human.stdout).toMatch(new RegExp(`would prune ${ids[3]!.slice(0, 12)}.*tag v1: its bytes stay while named`));
     expect(r.releasedBytes).toBeGreaterThan(0);
     expect((await aok(s, ['prune', '--keep-last', '1', '--dry-run', '--tensors', 'opt*'])).stdout).toMatch(/would prune/);
     expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
@@ -595,23 +598,25 @@ section('prune', (it) => {
     expect(recordFiles(s)).toEqual([]);
   });
 
-  it('commits named by a branch or an alias are always kept; --keep-tagged and --keep-best keep what they say', async ({ expect }) => {
+  it('commits named by a branch, an alias or a tag are kept; --include-tagged prunes tagged ones; --keep-best keeps what it says', async ({ expect }) => {
     const s = clone(pruneState.T);
     const dry = (extra: string[]) => ajson(s, ['prune', '--keep-last', '1', '--dry-run', ...extra]);
     const [plain, tagged, best3, max2] = await Promise.all([
       dry([]),
-      dry(['--keep-tagged']),
+      dry(['--include-tagged']),
       dry(['--keep-best', '3', '--metric', 'loss']),
       dry(['--keep-best', '2', '--metric', 'loss', '--max']),
     ]);
     const kept = Object.fromEntries(plain.kept.map((k: any) => [k.id, k.reasons.join('; ')]));
-    expect(Object.keys(kept).sort()).toEqual([ids[1], ids[2], ids[6]].sort());
+    expect(Object.keys(kept).sort()).toEqual([ids[1], ids[2], ids[3], ids[6]].sort());
     expect(kept[ids[1]!]).toMatch(/branch old/);
     expect(kept[ids[2]!]).toMatch(/alias bestloss/);
+    expect(kept[ids[3]!]).toMatch(/tag v1/);
     expect(kept[ids[6]!]).toMatch(/last 1/);
-    expect(prunedIds(tagged)).toEqual([ids[5], ids[4]]);
-    expect(prunedIds(best3)).toEqual([ids[5], ids[3]]); // best 3 by (guessed) min loss: p2 p6 p4
-    expect(prunedIds(max2)).toEqual([ids[4], ids[3]]); // best 2 by max loss: p1 p5
+    expect(prunedIds(tagged)).toEqual([ids[5], ids[4], ids[3]]);
+    expect(tagged.pruned.find((p: any) => p.id === ids[3]).names).toEqual(['tag v1']);
+    expect(prunedIds(best3)).toEqual([ids[5]]); // best 3 by (guessed) min loss: p2 p6 p4
+    expect(prunedIds(max2)).toEqual([ids[4]]); // best 2 by max loss: p1 p5
     const r = await ajson(s, ['prune', '--keep-last', '1', '--keep-tagged', '--keep-best', '3', '--metric', 'loss']);
     expect(prunedIds(r)).toEqual([ids[5]]);
     expect(recordFiles(s)).toEqual([`${ids[5]}.json`]);
@@ -623,8 +628,8 @@ section('prune', (it) => {
   it('prune releases tensor data: checkout exits 19 naming the tensor, before and after gc; gc frees bytes; everything kept is byte-identical', async ({ expect }) => {
     const s = clone(pruneState.T);
     const r = await ajson(s, ['prune', '--keep-last', '1']);
-    expect(prunedIds(r)).toEqual([ids[5], ids[4], ids[3]]);
-    expect(recordFiles(s)).toEqual([ids[3], ids[4], ids[5]].map((id) => `${id}.json`).sort());
+    expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
+    expect(recordFiles(s)).toEqual([ids[4], ids[5]].map((id) => `${id}.json`).sort());
     const rec = record(s, 4);
     expect(rec).toMatchObject({ commit: ids[4], tensors: null });
     const [shown, tip] = await Promise.all([ajson(s, ['show', ids[4]!]), ajson(s, ['show', ids[6]!])]);
@@ -643,16 +648,16 @@ section('prune', (it) => {
     expect(gc.bytesBefore).toBe(bytesBefore);
     expect(gc.bytesAfter).toBe(packBytes(s.store));
     expect(packBytes(s.store)).toBe(bytesBefore - gc.bytesFreed);
-    // 3 commits x (w, opt.m, opt.v: 4 KiB, emb: 2 KiB) were released; the shared 8 KiB `base` was not.
-    expect(gc.bytesFreed).toBeGreaterThan(3 * (3 * 4096 + 2048));
-    expect(gc.bytesFreed).toBeLessThan(3 * (3 * 4096 + 2048) + 8192);
+    // 2 commits x (w, opt.m, opt.v: 4 KiB, emb: 2 KiB) were released; the shared 8 KiB `base` was not.
+    expect(gc.bytesFreed).toBeGreaterThan(2 * (3 * 4096 + 2048));
+    expect(gc.bytesFreed).toBeLessThan(2 * (3 * 4096 + 2048) + 8192);
 
     const after19 = await prunedProblems(s, 4, MODEL_TENSORS.concat('emb'));
     expect(after19.stderr).toBe(before19.stderr);
     const p5 = await prunedProblems(s, 5, MODEL_TENSORS, ['model.safetensors']);
     expect([...after19.problems, ...p5.problems, ...(await all(
-      intactProblems(s, 3, ['notes.txt']), // opaque files stay
-      intactProblems(s, 1), intactProblems(s, 2), intactProblems(s, 6),
+      intactProblems(s, 5, ['notes.txt']), // opaque files stay
+      intactProblems(s, 1), intactProblems(s, 2), intactProblems(s, 3), intactProblems(s, 6),
       verifyProblems(s, 'after gc'),
     ))]).toEqual([]);
     // Commits, metrics and history stay forever; nothing is left to free.
@@ -675,11 +680,11 @@ section('prune', (it) => {
     const s = clone(pruneState.T);
     const r = await ajson(s, ['prune', '--keep-last', '1', '--tensors', 'opt*']);
     expect(r.tensors).toEqual(['opt*']);
-    expect(prunedIds(r)).toEqual([ids[5], ids[4], ids[3]]);
+    expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
     expect((await ajson(s, ['show', ids[4]!])).pruned.tensors).toEqual(['opt*']);
     const gc = await ajson(s, ['gc', '--grace', '0']);
-    expect(gc.bytesFreed).toBeGreaterThan(3 * 2 * 4096); // opt.m + opt.v of 3 commits
-    expect(gc.bytesFreed).toBeLessThan(3 * 2 * 4096 + 2048); // not w, emb or base
+    expect(gc.bytesFreed).toBeGreaterThan(2 * 2 * 4096); // opt.m + opt.v of 2 commits
+    expect(gc.bytesFreed).toBeLessThan(2 * 2 * 4096 + 2048); // not w, emb or base
     const p4 = await prunedProblems(s, 4, ['opt.m', 'opt.v']);
     const p5 = await prunedProblems(s, 5, ['opt.m', 'opt.v'], ['model.safetensors']);
     expect([...p4.problems, ...p5.problems, ...(await all(
