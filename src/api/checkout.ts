@@ -15,6 +15,7 @@ import type { TensorObject } from '../core/objects/tensor-object.js';
 import {
   listTreeFiles, planCheckout, planTensorFiles, readRecipeHead, selectPaths, writeRecipe, writeTensorFile, type TensorFileSpec, type TreeFile,
 } from '../store/checkout.js';
+import { removeStaleTemps } from '../store/checkout-target.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { PruneRecord } from '../store/prune-records.js';
 import { tensorReleased } from '../store/object-walk.js';
@@ -50,6 +51,8 @@ export interface CheckoutResult {
   tensorFiles?: { path: string; source: string; bytes: number; tensors: string[]; written: boolean }[];
   /** Set when --allow-config-mismatch let a differing config through. */
   configMismatch?: { expected?: string; given: string; changes: ConfigChange[] };
+  /** Temp files of an interrupted checkout found stale in the folders written to, and removed (spec/FORMAT.md §9.2). */
+  removedTemps?: string[];
 }
 
 export async function checkout(store: ObjectStore, opts: CheckoutOptions): Promise<CheckoutResult> {
@@ -62,6 +65,7 @@ export async function checkout(store: ObjectStore, opts: CheckoutOptions): Promi
   await refusePruned(store, id, files);
   const to = path.resolve(opts.to);
   const plan = await planCheckout(store, files, to, Boolean(opts.force));
+  const removedTemps = await removeStaleTemps(plan.write.map((w) => w.target), files.map((f) => f.path));
   const written: CheckoutResult['written'] = [];
   for (const w of plan.write) {
     await writeRecipe(store, w.recipe, w.target, w.file.path);
@@ -70,7 +74,7 @@ export async function checkout(store: ObjectStore, opts: CheckoutOptions): Promi
   }
   return {
     commit: id, to, written, unchanged: plan.unchanged.map((f) => f.path), bytes: written.reduce((a, w) => a + w.bytes, 0),
-    ...(configMismatch ? { configMismatch } : {}),
+    ...(configMismatch ? { configMismatch } : {}), ...(removedTemps.length ? { removedTemps } : {}),
   };
 }
 
@@ -230,6 +234,7 @@ async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile
 
   const to = path.resolve(opts.to);
   const plan = await planTensorFiles(specs.map((s) => s.spec), to, Boolean(opts.force));
+  const removedTemps = await removeStaleTemps(plan.write.map((w) => w.target), specs.map((s) => s.spec.path));
   const sourceOf = new Map(specs.map((s) => [s.spec, s.source]));
   const written: CheckoutResult['written'] = [];
   for (const w of plan.write) {
@@ -242,6 +247,7 @@ async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile
   return {
     commit: id, to, written, unchanged: plan.unchanged.map((s) => s.path), bytes: written.reduce((a, w) => a + w.bytes, 0),
     tensorFiles: specs.map(({ spec, source }) => ({ path: spec.path, source, bytes: spec.size, tensors: spec.tensors.map((t) => t.name), written: writtenSet.has(spec) })),
+    ...(removedTemps.length ? { removedTemps } : {}),
   };
 }
 

@@ -1,17 +1,14 @@
 // Rebuilds committed files byte for byte (spec/FORMAT.md §9.2). Every chunk is hash-checked as it is read,
 // the whole file is hashed against the recipe's BLAKE3 before it is renamed into place, and all conflicts
 // with existing files are found before the first byte is written.
-import { randomBytes } from 'node:crypto';
-import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
 import { ContentHasher, objectId, type ObjectId } from '../core/object-id.js';
 import type { FileRecipe } from '../core/objects/file-recipe.js';
 import { tensorChunkLength, type TensorObject } from '../core/objects/tensor-object.js';
+import { planTargets, writeViaTemp, type Target } from './checkout-target.js';
 import { ioError } from './durable-fs.js';
-import { faultPoint } from './fault-injection.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
 import type { TreeFile } from './object-walk.js';
@@ -109,39 +106,10 @@ async function streamChunks(store: ObjectStore, chunks: ChunkRef[], sink: (bytes
 }
 
 /** Writes one file through a temp file in the same directory, renamed into place only once verified. */
-export async function writeRecipe(store: ObjectStore, recipe: FileRecipe, target: string, label: string): Promise<void> {
+export async function writeRecipe(store: ObjectStore, recipe: FileRecipe, target: Target, label: string): Promise<void> {
   await writeViaTemp(target, async (write) => {
     await streamRecipe(store, recipe, async (bytes) => write(bytes), label);
   });
-}
-
-/**
- * The durable part of checkout: `fill` writes the content through `write`; the temp file beside `target` is
- * renamed over it only if `fill` resolves, and removed otherwise, so a failed or interrupted checkout never
- * leaves a partial file under the target's name. The file is not fsynced before the rename (store files
- * are; see durable-fs.ts), so after a power loss a target can hold fewer bytes than were written: a later
- * checkout then finds it different and refuses it without --force.
- */
-async function writeViaTemp(target: string, fill: (write: (bytes: Uint8Array) => void) => Promise<void>): Promise<void> {
-  await fs.mkdir(path.dirname(target), { recursive: true });
-  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.ckvc-${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await (async () => {
-    faultPoint('checkout.write');
-    return fs.open(tmp, 'wx', 0o644);
-  })().catch((e) => { throw ioError(e, 'create', tmp); });
-  try {
-    await fill((bytes) => {
-      // Synchronous like the pack reads: a thread-pool round trip per 256 KiB write costs more than the copy.
-      for (let done = 0; done < bytes.length; ) done += fsSync.writeSync(fh.fd, bytes, done, bytes.length - done);
-    });
-    await fh.close();
-    faultPoint('checkout.rename');
-    await fs.rename(tmp, target);
-  } catch (e) {
-    await fh.close().catch(() => {});
-    await fs.rm(tmp, { force: true });
-    throw e instanceof CkvcError ? e : ioError(e, 'write', target);
-  }
 }
 
 /** Hex BLAKE3 of a file on disk, streamed. */
@@ -162,7 +130,7 @@ export async function hashFile(p: string): Promise<string> {
 }
 
 export interface CheckoutPlan {
-  write: { file: TreeFile; target: string; recipe: FileRecipe }[];
+  write: { file: TreeFile; target: Target; recipe: FileRecipe }[];
   unchanged: TreeFile[];
 }
 
@@ -176,54 +144,6 @@ export async function planCheckout(store: ObjectStore, files: TreeFile[], toDir:
     write: plan.write.map(({ item, target }) => ({ file: item.file, target, recipe: item.recipe })),
     unchanged: plan.unchanged.map((it) => it.file),
   };
-}
-
-/** The folder checked out into, or the nearest of its ancestors that exists, must be a folder. */
-async function checkTargetFolder(toDir: string): Promise<void> {
-  for (let p = toDir; ; p = path.dirname(p)) {
-    const st = await fs.stat(p).catch(() => undefined);
-    if (st) {
-      if (!st.isDirectory()) throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot check out into ${toDir}: ${p} is a file, not a folder; give --to a folder (it is created if missing)`, { to: toDir, path: p });
-      return;
-    }
-    if (path.dirname(p) === p) return;
-  }
-}
-
-/**
- * The conflict rules of checkout for any kind of output: an identical file at the target is left alone
- * (`same` decides, given the size of the file found); anything else already there is a conflict unless
- * `force` and it is a plain file; so is a non-folder where a folder of ours must go. All conflicts are found
- * before anything is written and reported together.
- */
-async function planTargets<T>(items: T[], toDir: string, force: boolean, relOf: (item: T) => string, same: (item: T, target: string, size: number) => Promise<boolean>): Promise<{ write: { item: T; target: string }[]; unchanged: T[] }> {
-  await checkTargetFolder(toDir);
-  const plan: { write: { item: T; target: string }[]; unchanged: T[] } = { write: [], unchanged: [] };
-  const conflicts: string[] = [];
-  for (const item of items) {
-    const rel = relOf(item).split('/');
-    const target = path.join(toDir, ...rel);
-    const st = await fs.stat(target).catch(() => undefined);
-    if (st?.isFile() && (await same(item, target, st.size))) {
-      plan.unchanged.push(item);
-      continue;
-    }
-    if (st && (!st.isFile() || !force)) conflicts.push(target);
-    else {
-      // A file standing where a directory of ours must go is a conflict too.
-      for (let i = 1; i < rel.length; i++) {
-        const parent = path.join(toDir, ...rel.slice(0, i));
-        const pst = await fs.stat(parent).catch(() => undefined);
-        if (pst && !pst.isDirectory()) conflicts.push(parent);
-      }
-    }
-    plan.write.push({ item, target });
-  }
-  if (conflicts.length) {
-    const list = [...new Set(conflicts)];
-    throw new CkvcError('CKVC_WOULD_OVERWRITE', `checkout would overwrite ${list.length} existing path(s) that differ, e.g. ${list[0]}; pass --force to replace files, or choose another --to`, { paths: list });
-  }
-  return plan;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -247,7 +167,7 @@ export interface TensorFileSpec {
 }
 
 export interface TensorFilePlan {
-  write: { spec: TensorFileSpec; target: string }[];
+  write: { spec: TensorFileSpec; target: Target }[];
   unchanged: TensorFileSpec[];
 }
 
@@ -314,7 +234,7 @@ export async function readRecipeHead(store: ObjectStore, recipe: FileRecipe, whe
 }
 
 /** Writes a TensorFileSpec through a temp file like writeRecipe; every chunk is hash-checked as it is read. */
-export async function writeTensorFile(store: ObjectStore, spec: TensorFileSpec, target: string, label: string): Promise<void> {
+export async function writeTensorFile(store: ObjectStore, spec: TensorFileSpec, target: Target, label: string): Promise<void> {
   const chunks: ChunkRef[] = [];
   for (const { tensor: t } of spec.tensors) t.chunks.forEach((id, i) => chunks.push({ id, size: tensorChunkLength(t, i) }));
   await writeViaTemp(target, async (write) => {

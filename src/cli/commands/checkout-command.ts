@@ -21,7 +21,7 @@ export function checkoutCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .positional('rev', { type: 'string', demandOption: true, describe: 'revision: branch, tag, ID, NAME~N' })
       .option('to', { type: 'string', demandOption: true, describe: 'folder to write into' })
       .option('path', { type: 'string', array: true, describe: 'only this file or folder of the commit, repeatable' })
-      .option('force', { type: 'boolean', default: false, describe: 'replace existing files that differ' })
+      .option('force', { type: 'boolean', default: false, describe: 'replace existing files that differ (never a folder, and never a symlink on the way or at the file)' })
       .option('config', { type: 'string', describe: 'fail unless this config file is the one the commit was trained with (canonical hash)' })
       .option('allow-config-mismatch', { type: 'boolean', describe: 'with --config: check out anyway, with a warning' })
       .option('tensor', {
@@ -41,6 +41,7 @@ export function checkoutCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const keys = r.configMismatch.changes.map((c) => c.path || '(whole config)');
         info(`ckvc: WARNING: config mismatch: ${args.config} (${short(r.configMismatch.given)}) is not the config ${short(r.commit)} was trained with (${r.configMismatch.expected ? short(r.configMismatch.expected) : 'none recorded'})${keys.length ? `; differing keys: ${keys.join(', ')}` : ''}; checked out anyway because of --allow-config-mismatch`);
       }
+      if (r.removedTemps) info(`ckvc: removed ${r.removedTemps.length} stale temp file(s) an interrupted checkout left, e.g. ${r.removedTemps[0]}`);
       if (args.json) return json(r);
       if (r.tensorFiles) {
         for (const f of r.tensorFiles) out(`${f.path}  ${f.tensors.length} tensor(s)  ${bytes(f.bytes)}  from ${f.source}${f.written ? '' : '  (already identical)'}`);

@@ -2,6 +2,7 @@
 import { decodeCanonical, encodeCanonical } from '../canonical-cbor.js';
 import { CkvcError } from '../errors.js';
 import { idToBytes, type ObjectId } from '../object-id.js';
+import { fileSystemSpelling, reservedEntryName } from '../reserved-names.js';
 import { corrupt, FieldReader } from './fields.js';
 
 export interface TreeEntry {
@@ -17,15 +18,23 @@ export interface TreeObject {
 
 const encoder = new TextEncoder();
 
-/** Why a path component is unsafe to write on checkout, or undefined if it is fine. */
+/** Why a path component is unsafe to write on checkout, or undefined if it is fine (spec/FORMAT.md §5.4). */
 export function entryNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'is empty';
   if (name === '.' || name === '..') return `is "${name}"`;
   if (name.includes('/') || name.includes('\\')) return 'contains a path separator';
   if (name.includes('\0')) return 'contains a NUL byte';
   if (encoder.encode(name).length > 255) return 'is longer than 255 bytes';
+  if (fileSystemSpelling(name) === '') return 'has nothing left once trailing dots and spaces, characters some file systems ignore and any ":" suffix are dropped, so it can open "." or ".."';
+  const reserved = reservedEntryName(name);
+  if (reserved) return `${name === reserved ? 'is' : 'reads as'} "${reserved}" ${name === reserved ? '' : 'on some file systems '}(${RESERVED_WHY[reserved]})`;
   return undefined;
 }
+
+const RESERVED_WHY = {
+  '.git': "a checked-out .git folder would be a git repository's control files, which can run commands",
+  '.ckvc': "a checked-out .ckvc folder would be a ckvc store's own files, which can release data",
+} as const;
 
 export function compareNames(a: string, b: string): number {
   return Buffer.compare(encoder.encode(a), encoder.encode(b));

@@ -14,7 +14,7 @@ import type { ObjectWriter } from '../object-writer.js';
 import type { StoreConfig } from '../store-layout.js';
 import { contentDefinedChunks, fixedChunks } from './chunk-reader.js';
 import { planCoverageProblem, PlanBuilder, type FilePlan, type TensorRegion } from './file-plan.js';
-import { InputFile } from './input-file.js';
+import { InputFile, type OpenOptions } from './input-file.js';
 import { planNpy, planNpz } from './numpy-plan.js';
 import { planTorchZip } from './torch-plan.js';
 import { readZipLayout } from './zip-reader.js';
@@ -114,8 +114,8 @@ async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> 
   return opaque;
 }
 
-export async function ingestFile(p: string, writer: ObjectWriter, config: StoreConfig, signal?: AbortSignal): Promise<IngestedFile> {
-  const file = await InputFile.open(p);
+export async function ingestFile(p: string, writer: ObjectWriter, config: StoreConfig, signal?: AbortSignal, open: OpenOptions = {}): Promise<IngestedFile> {
+  const file = await InputFile.open(p, open);
   try {
     const warnings: string[] = [];
     const plan = await planFile(file, warnings);
