@@ -88,7 +88,8 @@ async function folderSignature(name: string, root: string, storeRoot: string): P
   let bytes = 0n;
   let newest = 0n;
   const visiting = new Set<string>();
-  // Symlinks are followed, as the commit follows them; a loop would never end. The store is skipped as the
+  // Symlinks are followed here although the commit skips links inside folders (spec §9.1): a link's target
+  // changing still means "not settled", which only delays a commit; a loop would never end. The store is skipped as the
   // commit skips it: its files change with every commit, so the folder would never look settled.
   const walk = async (dir: string, rel: string): Promise<void> => {
     const real = await fs.realpath(dir);
