@@ -22,6 +22,7 @@ import { watch as startWatch, type WatchCommit, type WatchEvent, type WatchHandl
 import { fetchFromRemote, pullFromRemote, pushToRemote, remotes, serve, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
 
 export { parseCount } from './commit-input.js';
+export { DEFAULT_GC_GRACE } from './gc.js';
 export { CkvcError, ERROR_CODES, EXIT, isCkvcError, type ErrorCode } from '../core/errors.js';
 export type {
   AliasInfo, BestOptions, BestResult, ConfigDiffResult, ConfigSnapshot, CreateAliasOptions, DiffOptions, DiffResult, GcOptions, GcReport,

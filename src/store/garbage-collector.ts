@@ -1,13 +1,14 @@
-// ckvc gc (spec/FORMAT.md §15): with writers excluded, compute the live set, then per pack older than the grace
-// period keep it, delete it, or copy its live records verbatim into a new pack first. New data is durable and
-// indexed before anything old goes; the index forgets a pack before its file is deleted.
+// ckvc gc (spec/FORMAT.md §15): with writers excluded, remove what crashed commands left behind, compute the live
+// set, then per pack older than the grace period keep it, delete it, or copy its live records verbatim into a new
+// pack first. New data is durable and indexed before anything old goes; the index forgets a pack before its file
+// is deleted.
 import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import type { ObjectId } from '../core/object-id.js';
 import { RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry } from '../core/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import { acquireGcLock } from './gc-exclusion.js';
+import { removeLeftovers } from './leftovers.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
@@ -17,7 +18,7 @@ import { gcRoots, liveObjects } from './reachability.js';
 
 export interface GcOptions {
   dryRun?: boolean;
-  /** Packs (and tmp/ files) younger than this are left alone. */
+  /** Packs and leftovers of crashed commands younger than this are left alone. */
   graceMs: number;
 }
 
@@ -35,7 +36,11 @@ export interface GcReport {
   bytesBefore: number;
   bytesAfter: number;
   bytesFreed: number;
-  tmpFilesRemoved: number;
+  /** Leftovers of interrupted commands (unfinished packs, quarantine folders, temp files) removed, or to remove. */
+  tempsRemoved: number;
+  tempBytesRemoved: number;
+  /** Leftovers kept: younger than the grace period, or the process named in them is still running. */
+  tempsKept: number;
 }
 
 const ROLL_BYTES = 1024 * 1024 * 1024;
@@ -70,6 +75,8 @@ function gcFault(step: 'gc.locked' | 'gc.packed' | 'gc.indexed' | 'gc.delete', p
 async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcReport> {
   gcFault('gc.locked', store.layout.root);
   const now = Date.now();
+  // First, so that a disk filled by killed commits has room for the repack below.
+  const temps = await removeLeftovers(store.layout, now, opts.graceMs, Boolean(opts.dryRun));
   await store.index.session(async () => {}, { sync: true });
   const pruned = await new PruneRecords(store.layout).all();
   const live = await liveObjects(store, await gcRoots(store), pruned);
@@ -89,7 +96,8 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   const report: GcReport = {
     dryRun: Boolean(opts.dryRun), graceMs: opts.graceMs, liveObjects: live.size, deadObjects: 0, youngDeadObjects: 0,
     packsBefore: plans.length, packsAfter: 0, packsDeleted: 0, packsRewritten: 0,
-    bytesBefore: plans.reduce((a, p) => a + p.size, 0), bytesAfter: 0, bytesFreed: 0, tmpFilesRemoved: 0,
+    bytesBefore: plans.reduce((a, p) => a + p.size, 0), bytesAfter: 0, bytesFreed: 0,
+    tempsRemoved: temps.removed, tempBytesRemoved: temps.bytes, tempsKept: temps.kept,
   };
   const doomed = plans.filter((p) => !p.young && p.dead.length > 0);
   const dead = new Set<ObjectId>();
@@ -143,7 +151,6 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
       await fs.rm(file, { force: true }).catch((e) => { throw ioError(e, 'delete', file); });
     }
     await fsyncDir(store.layout.packsDir);
-    report.tmpFilesRemoved = await cleanTmp(store, now, opts.graceMs);
   }
   copiedBytes = written.reduce((a, w) => a + w.size, 0);
   report.packsDeleted = doomed.length;
@@ -164,38 +171,4 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   report.bytesFreed = report.bytesBefore - report.bytesAfter;
   report.packsAfter = plans.length - doomed.length + (opts.dryRun ? (copiedBytes > 0 ? 1 : 0) : written.length);
   return report;
-}
-
-/**
- * Unfinished packs, temp files and quarantine or scratch folders left in tmp/ by crashed commands, once older than
- * the grace period (a folder's age is that of the newest thing in it: a transfer still writing into one is young).
- */
-async function cleanTmp(store: ObjectStore, now: number, graceMs: number): Promise<number> {
-  let removed = 0;
-  let names: string[] = [];
-  try {
-    names = await fs.readdir(store.layout.tmpDir);
-  } catch {
-    return 0;
-  }
-  for (const n of names) {
-    const p = path.join(store.layout.tmpDir, n);
-    const st = await fs.stat(p).catch(() => undefined);
-    if (!st) continue;
-    const newest = st.isDirectory() ? await newestMtime(p) : st.mtimeMs;
-    if (now - newest < graceMs) continue;
-    await fs.rm(p, { recursive: true, force: true });
-    removed++;
-  }
-  return removed;
-}
-
-async function newestMtime(dir: string): Promise<number> {
-  let newest = (await fs.stat(dir)).mtimeMs;
-  for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = path.join(dir, e.name);
-    const m = e.isDirectory() ? await newestMtime(p) : (await fs.stat(p).catch(() => undefined))?.mtimeMs ?? 0;
-    newest = Math.max(newest, m);
-  }
-  return newest;
 }

@@ -28,11 +28,16 @@ export function newOwner(): LockOwner {
 
 export function ownerIsDead(owner: LockOwner | undefined): boolean {
   if (!owner || owner.host !== os.hostname()) return false;
+  return !processRunning(owner.pid);
+}
+
+/** Is a process with this pid running on this host? Only "no such process" counts as no: EPERM is someone's. */
+export function processRunning(pid: number): boolean {
   try {
-    process.kill(owner.pid, 0);
-    return false;
+    process.kill(pid, 0);
+    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
 

@@ -6,6 +6,7 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { CkvcError, type ErrorCode } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
 import { PACK_FOOTER_BYTES } from '../core/pack-format.js';
+import { findLeftovers, type LeftoverSummary } from './leftovers.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
 import type { PruneRecord } from './prune-records.js';
@@ -25,6 +26,8 @@ export interface VerifyReport {
   ok: boolean;
   problems: VerifyProblem[];
   checked: { refs: number; commits: number; trees: number; files: number; tensors: number; chunks: number; packs: number; objectsRead: number };
+  /** A warning, not a problem: what crashed commands left in the store, for `ckvc gc` to remove. */
+  leftovers: LeftoverSummary;
 }
 
 class Verifier {
@@ -161,10 +164,16 @@ class Verifier {
   }
 }
 
+/** Leftovers whose process is gone, young or old: a running command's temp files are its work, not leftovers. */
+async function leftovers(store: ObjectStore): Promise<LeftoverSummary> {
+  const dead = (await findLeftovers(store.layout)).filter((l) => !l.ownerRunning);
+  return { count: dead.length, bytes: dead.reduce((a, l) => a + l.bytes, 0), paths: dead.map((l) => l.path) };
+}
+
 export async function verifyStore(store: ObjectStore, opts: { readData?: boolean } = {}): Promise<VerifyReport> {
   const v = new Verifier(store);
   const tips = await v.refs();
   await v.history(tips);
   await v.packs(Boolean(opts.readData));
-  return { ok: v.problems.length === 0, problems: v.problems, checked: v.checked };
+  return { ok: v.problems.length === 0, problems: v.problems, checked: v.checked, leftovers: await leftovers(store) };
 }

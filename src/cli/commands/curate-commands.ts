@@ -220,7 +220,9 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const r = await withStore(args, (s) => s.gc({ dryRun: args.dryRun, grace: args.grace }));
         if (args.json) return json(r);
-        info(`${r.dryRun ? 'dry run: would free' : 'freed'} ${bytes(r.bytesFreed)} (${bytes(r.bytesBefore)} -> ${bytes(r.bytesAfter)}): ${r.deadObjects} dead object(s) ${r.dryRun ? 'to delete' : 'deleted'}, ${r.liveObjects} live; packs ${r.packsBefore} -> ${r.packsAfter} (${r.packsDeleted} deleted, ${r.packsRewritten} rewritten)${r.youngDeadObjects ? `; ${r.youngDeadObjects} dead object(s) younger than the grace period kept` : ''}${r.tmpFilesRemoved ? `; ${r.tmpFilesRemoved} leftover temp file(s) removed` : ''}`);
+        info(`${r.dryRun ? 'dry run: would free' : 'freed'} ${bytes(r.bytesFreed)} (${bytes(r.bytesBefore)} -> ${bytes(r.bytesAfter)}): ${r.deadObjects} dead object(s) ${r.dryRun ? 'to delete' : 'deleted'}, ${r.liveObjects} live; packs ${r.packsBefore} -> ${r.packsAfter} (${r.packsDeleted} deleted, ${r.packsRewritten} rewritten)${r.youngDeadObjects ? `; ${r.youngDeadObjects} dead object(s) younger than the grace period kept` : ''}`);
+        if (r.tempsRemoved) info(`${r.dryRun ? 'would remove' : 'removed'} ${r.tempsRemoved} leftover(s) of interrupted commands (${bytes(r.tempBytesRemoved)})`);
+        if (r.tempsKept) info(`kept ${r.tempsKept} temp file(s) or folder(s): younger than the grace period, or their command is still running`);
       },
     );
 }

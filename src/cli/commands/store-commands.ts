@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { CkvcError, initStore, verifyBundle } from '../../api/index.js';
+import { CkvcError, DEFAULT_GC_GRACE, initStore, verifyBundle } from '../../api/index.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, info, json, metrics, out, short, time } from '../render.js';
 
@@ -71,6 +71,11 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           const c = r.checked;
           info(`checked ${c.refs} ref(s), ${c.commits} commit(s), ${c.trees} tree(s), ${c.files} file(s), ${c.tensors} tensor(s), ${c.chunks} chunk(s), ${c.packs} pack(s)${args.readData ? `, re-hashed ${c.objectsRead} object(s)` : ''}`);
           info(r.ok ? 'no problems found' : `${r.problems.length} problem(s) found`);
+          const l = r.leftovers;
+          if (l.count) {
+            const shown = l.paths.slice(0, 5).join(', ') + (l.count > 5 ? `, ... (${l.count - 5} more)` : '');
+            info(`warning: ${l.count} leftover(s) of interrupted commands, ${bytes(l.bytes)}: ${shown}; 'ckvc gc' removes them once older than its grace period (${DEFAULT_GC_GRACE}), 'ckvc gc --grace 0' at once`);
+          }
         }
         if (!r.ok) {
           throw new CkvcError('CKVC_VERIFY_FAILED', `verify found ${r.problems.length} problem(s)`, { problems: r.problems.length, reported: true });
