@@ -11,7 +11,7 @@ Example::
 
     c = ckvc.commit("ckpt/", branch="phase-g2", metrics={"loss": 0.31}, step=1000, config="cfg.yaml")
     print(c.id)
-    top = ckvc.best("loss", mode="min", branch="phase-g2")
+    top = ckvc.best("loss", branch="phase-g2")   # lowest loss: the mode is guessed from the name
     folder = ckvc.snapshot(top["id"], allow_patterns="*.safetensors")
 
 Errors raise :class:`CkvcError` with the CLI's ``code`` (e.g. ``"CKVC_UNKNOWN_REVISION"``), ``exit_code``

@@ -453,18 +453,20 @@ def snapshot(
 
 def best(
     metric: str,
-    mode: Optional[str] = "max",
+    mode: Optional[str] = None,
     branch: Optional[str] = None,
     *,
     store: Optional[PathLike] = None,
     cwd: Optional[PathLike] = None,
 ) -> Dict[str, Any]:
-    """The best commit of a branch by a metric: ``ckvc best --metric KEY --max|--min [-b BRANCH] --json``.
+    """The best commit of a branch by a metric: ``ckvc best --metric KEY [--max|--min] [-b BRANCH] --json``.
 
     Args:
-        metric: the metric name, e.g. ``"eval/score"``.
-        mode: ``"max"`` (default: highest wins) or ``"min"`` (lowest wins: pass it for losses); ``None`` lets
-            the CLI choose from the name (loss, error, perplexity... lowest first, others highest).
+        metric: the metric name, e.g. ``"eval/loss"``.
+        mode: ``None`` (default; ``"auto"`` is the same) passes neither flag, so the CLI decides from the name
+            as ``ckvc best`` does: lowest wins for loss, error, perplexity, mse..., highest for everything else
+            (the result's ``"mode"`` says which and ``"modeGuessed"`` is true). ``"max"`` (highest wins) or
+            ``"min"`` (lowest wins) overrides the guess, e.g. ``"max"`` for a metric named ``"neg_loss"``.
         branch: the branch (default: the current one). Only commits made on the branch count; ties go to the
             earliest.
 

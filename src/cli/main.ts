@@ -1,5 +1,6 @@
 // The ckvc command line: parse -> api -> render. One catch turns every error into a one-line message on stderr
-// (a JSON object with --json) and the exit code its CkvcError code maps to (spec/EXIT_CODES.md).
+// (control characters escaped; with --json, an exact JSON object) and the exit code its CkvcError code maps to
+// (spec/EXIT_CODES.md).
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CkvcError, EXIT } from '../core/errors.js';
@@ -13,13 +14,20 @@ import { shareCommands } from './commands/share-commands.js';
 import { storeCommands } from './commands/store-commands.js';
 import { watchCommand } from './commands/watch-command.js';
 import type { GlobalArgs } from './context.js';
+import { escaped, escapedLines } from './terminal-text.js';
+
+/** Messages quote names and paths (a ref from a bundle, a file name with a newline): one escaped line. Only an
+ * internal error keeps its line breaks, for the stack trace; each of its lines is escaped too. */
+function humanMessage(err: CkvcError): string {
+  return err.code === 'CKVC_INTERNAL' ? escapedLines(err.message).join('\n') : escaped(err.message);
+}
 
 function report(e: unknown, asJson: boolean): number {
   const err = e instanceof CkvcError
     ? e
     : new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
   if (asJson) process.stderr.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
-  else if (!err.data.reported) process.stderr.write(`ckvc: ${err.message} [${err.code}]\n`);
+  else if (!err.data.reported) process.stderr.write(`ckvc: ${humanMessage(err)} [${err.code}]\n`);
   return err.exitCode;
 }
 

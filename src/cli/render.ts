@@ -1,4 +1,6 @@
 // Text rendering for humans: sizes, times, metrics, short IDs, colour only when allowed.
+import { escaped } from './terminal-text.js';
+
 export const useColor = (): boolean => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
 
 export function paint(code: number, s: string): string {
@@ -31,7 +33,7 @@ export function time(ms: number): string {
 export function metrics(m: Record<string, number>): string {
   return Object.entries(m)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
+    .map(([k, v]) => `${escaped(k)}=${v}`)
     .join(' ');
 }
 

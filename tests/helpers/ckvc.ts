@@ -9,7 +9,6 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'ckvc');
-export const FIXTURES = path.resolve(REPO_ROOT, '..', 'shared', 'fixtures');
 
 export interface RunResult {
   code: number;

@@ -1,5 +1,5 @@
 // PyTorch zip checkpoints, .npy and .npz through the real CLI (spec/ARCHIVES.md): the real files in
-// ../shared/fixtures commit with the names, dtypes and shapes MANIFEST.json lists and check out byte-identical;
+// tests/fixtures commit with the names, dtypes and shapes MANIFEST.json lists and check out byte-identical;
 // tensors dedup across commits and across formats; every hostile archive tests/helpers/torch-zip.ts can build is
 // refused with exit 15 / CKVC_BAD_TENSOR_FILE naming the file and entry, with the store left byte-identical.
 // Needs dist/ (npx tsc -p tsconfig.json). Uses python3 + numpy to cross-check arrays when present, and
@@ -11,10 +11,11 @@ import { pathToFileURL } from 'node:url';
 import * as zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  BIN, cleanupTemp, diffSnapshots, errorCodes, FIXTURES, newStore, REPO_ROOT, sha256, snapshotStore, tempDir, type RunResult,
+  BIN, cleanupTemp, diffSnapshots, errorCodes, newStore, REPO_ROOT, sha256, snapshotStore, tempDir, type RunResult,
   type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
+import { FIXTURES } from '../helpers/fixtures.js';
 import {
   buildZip, crc32, npyBytes, npzZip, pickleBytes, torchStateDict, torchZip, zeroBombStream, type BuiltZip, type StateTensor,
 } from '../helpers/torch-zip.js';

@@ -5,10 +5,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanupTemp, commitId, describeRun, errorCodes, FIXTURES, newStore, readTree, sha256, snapshotTree, tempDir,
+  cleanupTemp, commitId, describeRun, errorCodes, newStore, readTree, sha256, snapshotTree, tempDir,
   treeDifferences, type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, tensorData, writeSafetensors } from '../helpers/data.js';
+import { FIXTURES } from '../helpers/fixtures.js';
 
 afterAll(cleanupTemp);
 

@@ -1,4 +1,4 @@
-// Fuzz targets: the archive readers of spec/ARCHIVES.md over mutated real files (../shared/fixtures) and archives
+// Fuzz targets: the archive readers of spec/ARCHIVES.md over mutated real files (tests/fixtures) and archives
 // built by tests/helpers/torch-zip.ts.
 // Contract of the pure readers: readZipTail/readZipDirectory/localDataOffset/checkPlacement return a layout that
 // satisfies the invariants below or throw ZipRefusal; readTorchPickle returns a summary or throws
@@ -25,7 +25,8 @@ import { InputFile } from '../../src/store/ingest/input-file.js';
 import { planNpy, planNpz } from '../../src/store/ingest/numpy-plan.js';
 import { planTorchZip } from '../../src/store/ingest/torch-plan.js';
 import { readZipLayout } from '../../src/store/ingest/zip-reader.js';
-import { BIN, diffSnapshots, errorCodes, FIXTURES, snapshotStore, treeDifferences } from '../helpers/ckvc.js';
+import { BIN, diffSnapshots, errorCodes, snapshotStore, treeDifferences } from '../helpers/ckvc.js';
+import { FIXTURES } from '../helpers/fixtures.js';
 import { npyBytes, npzZip, pickleBytes, torchStateDict, type PickleValue } from '../helpers/torch-zip.js';
 import {
   FuzzStats, fuzzTimeout, FUZZ_SEED, mutate, Rng, scaled, type FieldHint, type MutationContext, type Outcome,

@@ -1,6 +1,6 @@
 // The pure readers behind PyTorch zip checkpoints and NumPy files (spec/ARCHIVES.md): the zip directory reader
 // (every refusal of §2 has a case here, its message naming the cause), the symbolic pickle reader and the storage
-// naming rules (§2.1), the .npy header parser (§3). Checked on the real files in ../shared/fixtures (torch 1.13,
+// naming rules (§2.1), the .npy header parser (§3). Checked on the real files in tests/fixtures (torch 1.13,
 // numpy 1.24) and on archives built by tests/helpers/torch-zip.ts. The refusals that need the file itself (local
 // header names, data past the end, inflation) run zip-reader.ts on temp files.
 import * as fs from 'node:fs';
@@ -22,8 +22,8 @@ import {
   buildZip, crc32, npyBytes, npzZip, pickleBytes, torchStateDict, zeroBombStream, zeroCrc, type BuiltZip, type EntryInput,
   type PickleValue,
 } from '../helpers/torch-zip.js';
+import { FIXTURES } from '../helpers/fixtures.js';
 
-const FIXTURES = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..', 'shared', 'fixtures');
 const fixture = (name: string): Buffer => fs.readFileSync(path.join(FIXTURES, name));
 const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as Record<string, any>;
 

@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { CkvcError } from '../../core/errors.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
+import { escaped } from '../terminal-text.js';
 
 interface CheckoutArgs extends GlobalArgs {
   rev: string;
@@ -35,22 +36,22 @@ export function checkoutCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       if (args.tensor?.length === 0) throw new CkvcError('CKVC_USAGE', `--tensor needs a glob, e.g. --tensor 'model.*'; see 'ckvc checkout --help'`, {});
       const r = await withStore(args, (s) => s.checkout({
         rev: args.rev, to: args.to, paths: args.path ?? [], force: args.force, config: args.config, allowConfigMismatch: args.allowConfigMismatch, tensors: args.tensor ?? [],
-        progress: process.stderr.isTTY && !args.json ? (e) => info(`  ${e.path} (${bytes(e.bytes)})`) : undefined,
+        progress: process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
       }));
       if (r.configMismatch) {
-        const keys = r.configMismatch.changes.map((c) => c.path || '(whole config)');
-        info(`ckvc: WARNING: config mismatch: ${args.config} (${short(r.configMismatch.given)}) is not the config ${short(r.commit)} was trained with (${r.configMismatch.expected ? short(r.configMismatch.expected) : 'none recorded'})${keys.length ? `; differing keys: ${keys.join(', ')}` : ''}; checked out anyway because of --allow-config-mismatch`);
+        const keys = r.configMismatch.changes.map((c) => (c.path ? escaped(c.path) : '(whole config)'));
+        info(`ckvc: WARNING: config mismatch: ${escaped(args.config ?? '')} (${short(r.configMismatch.given)}) is not the config ${short(r.commit)} was trained with (${r.configMismatch.expected ? short(r.configMismatch.expected) : 'none recorded'})${keys.length ? `; differing keys: ${keys.join(', ')}` : ''}; checked out anyway because of --allow-config-mismatch`);
       }
       if (r.removedTemps) info(`ckvc: removed ${r.removedTemps.length} stale temp file(s) an interrupted checkout left, e.g. ${r.removedTemps[0]}`);
       if (args.json) return json(r);
       if (r.tensorFiles) {
-        for (const f of r.tensorFiles) out(`${f.path}  ${f.tensors.length} tensor(s)  ${bytes(f.bytes)}  from ${f.source}${f.written ? '' : '  (already identical)'}`);
+        for (const f of r.tensorFiles) out(`${escaped(f.path)}  ${f.tensors.length} tensor(s)  ${bytes(f.bytes)}  from ${escaped(f.source)}${f.written ? '' : '  (already identical)'}`);
         const n = r.tensorFiles.reduce((a, f) => a + f.tensors.length, 0);
-        info(`checked out ${n} tensor(s) of ${short(r.commit)} to ${r.to} as safetensors: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`);
+        info(`checked out ${n} tensor(s) of ${short(r.commit)} to ${escaped(r.to)} as safetensors: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`);
         return;
       }
-      for (const w of r.written) out(w.path);
-      info(`checked out ${short(r.commit)} to ${r.to}: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`);
+      for (const w of r.written) out(escaped(w.path));
+      info(`checked out ${short(r.commit)} to ${escaped(r.to)}: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`);
     },
   );
 }

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
+import { escaped } from '../terminal-text.js';
 
 interface CommitArgs extends GlobalArgs {
   paths: string[];
@@ -42,12 +43,12 @@ export function commitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           paths: args.paths, message: args.message, branch: args.branch, config: args.config, metrics: args.metric ?? [],
           step: args.step, epoch: args.epoch, run: args.run, labels: args.label ?? [], parents: args.parent ?? [],
           author: args.author, signal: ac.signal,
-          progress: process.stderr.isTTY && !args.json ? (e) => info(`  ${e.path} (${bytes(e.bytes)})`) : undefined,
+          progress: process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
         }));
-        for (const w of r.warnings ?? []) info(`ckvc: warning: ${w}`);
+        for (const w of r.warnings ?? []) info(`ckvc: warning: ${escaped(w)}`);
         if (args.json) return json(r);
         out(r.id);
-        info(`[${r.branch} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new${r.aliases ? `; new best for alias ${r.aliases.join(', ')}` : ''}`);
+        info(`[${escaped(r.branch)} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new${r.aliases ? `; new best for alias ${r.aliases.map(escaped).join(', ')}` : ''}`);
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

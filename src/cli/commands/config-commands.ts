@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import { withStore, type GlobalArgs } from '../context.js';
 import { dim, info, json, out, short } from '../render.js';
+import { escaped } from '../terminal-text.js';
 
 interface RevArgs extends GlobalArgs {
   rev: string;
@@ -19,7 +20,8 @@ interface LabelArgs extends GlobalArgs {
   text: string;
 }
 
-const fmt = (v: unknown) => JSON.stringify(v) ?? 'undefined';
+// JSON.stringify escapes C0 but not C1 or bidi overrides, hence the escaping on top.
+const fmt = (v: unknown) => escaped(JSON.stringify(v) ?? 'undefined');
 
 export function configCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command('config', 'The config each commit was trained with: show, extract, diff, label', (c) => c
@@ -34,7 +36,7 @@ export function configCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           return json({ ...rest, text: bytes.toString('utf8') });
         }
         process.stdout.write(r.bytes);
-        info(dim(`${r.name}: config hash ${r.hash}${r.label ? ` "${r.label}"` : ''} (commit ${short(r.commit!)})`));
+        info(dim(`${escaped(r.name)}: config hash ${r.hash}${r.label ? ` "${escaped(r.label)}"` : ''} (commit ${short(r.commit!)})`));
       },
     )
     .command<RevArgs>(
@@ -46,7 +48,7 @@ export function configCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('force', { type: 'boolean', describe: 'replace an existing different file' }) as unknown as Argv<RevArgs>,
       async (args) => {
         const r = await withStore(args, (s) => s.configExtract(args.rev, args.output!, args.force));
-        return args.json ? json(r) : info(`wrote ${r.file} (${r.bytes} bytes, config hash ${short(r.hash)}) from ${short(r.commit)}`);
+        return args.json ? json(r) : info(`wrote ${escaped(r.file)} (${r.bytes} bytes, config hash ${short(r.hash)}) from ${short(r.commit)}`);
       },
     )
     .command<PairArgs>(
@@ -56,13 +58,13 @@ export function configCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const r = await withStore(args, (s) => s.configDiff(args.a, args.b));
         if (args.json) return json(r);
-        const name = (x: typeof r.a) => `${x.commit ? short(x.commit) : x.file} (${short(x.hash)}${x.label ? ` "${x.label}"` : ''})`;
+        const name = (x: typeof r.a) => `${x.commit ? short(x.commit) : escaped(x.file ?? '')} (${short(x.hash)}${x.label ? ` "${escaped(x.label)}"` : ''})`;
         if (r.same) return out(`same config: ${name(r.a)} = ${name(r.b)}`);
         out(`${name(r.a)} -> ${name(r.b)}: ${r.changes.length} key(s) differ`);
         for (const ch of r.changes) {
-          if (ch.kind === 'added') out(`+ ${ch.path}: ${fmt(ch.new)}`);
-          else if (ch.kind === 'removed') out(`- ${ch.path}: ${fmt(ch.old)}`);
-          else out(`~ ${ch.path || '(whole config)'}: ${fmt(ch.old)} -> ${fmt(ch.new)}`);
+          if (ch.kind === 'added') out(`+ ${escaped(ch.path)}: ${fmt(ch.new)}`);
+          else if (ch.kind === 'removed') out(`- ${escaped(ch.path)}: ${fmt(ch.old)}`);
+          else out(`~ ${ch.path ? escaped(ch.path) : '(whole config)'}: ${fmt(ch.old)} -> ${fmt(ch.new)}`);
         }
       },
     )
@@ -72,7 +74,7 @@ export function configCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (a) => a.positional('hash', { type: 'string', demandOption: true }).positional('text', { type: 'string', demandOption: true }) as unknown as Argv<LabelArgs>,
       async (args) => {
         const r = await withStore(args, (s) => s.configLabel(args.hash, args.text));
-        return args.json ? json(r) : info(r.label ? `labelled config ${short(r.hash)} "${r.label}"` : `removed the label of config ${short(r.hash)}`);
+        return args.json ? json(r) : info(r.label ? `labelled config ${short(r.hash)} "${escaped(r.label)}"` : `removed the label of config ${short(r.hash)}`);
       },
     )
     .demandCommand(1, "give a config subcommand: show, extract, diff or label; see 'ckvc config --help'"));

@@ -5,6 +5,7 @@ import { CkvcError } from '../../core/errors.js';
 import type { MetricMode } from '../../core/metric-mode.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, dim, info, json, out, short } from '../render.js';
+import { escaped, firstLine } from '../terminal-text.js';
 
 interface DiffArgs extends GlobalArgs {
   a: string;
@@ -57,20 +58,23 @@ export function modeOf(args: { min?: boolean; max?: boolean }): MetricMode | und
   return args.min ? 'min' : args.max ? 'max' : undefined;
 }
 
-const fmt = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? 'undefined');
+// JSON.stringify escapes C0 but not C1 or bidi overrides, hence the escaping on top.
+const fmt = (v: unknown) => escaped(JSON.stringify(v) ?? 'undefined');
 const num = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e6 ? v.toPrecision(6).replace(/\.?0+$/, '') : v.toExponential(3));
 const pct = (f: number) => `${(f * 100).toFixed(f > 0 && f < 0.001 ? 3 : 1)}%`;
 
 function renderDiff(r: DiffResult, stat: boolean): void {
-  const sideText = (s: DiffResult['a']) => `${s.rev} ${short(s.id)}${s.step !== undefined ? ` step=${s.step}` : ''}`;
+  const sideText = (s: DiffResult['a']) => `${escaped(s.rev)} ${short(s.id)}${s.step !== undefined ? ` step=${s.step}` : ''}`;
   if (stat) {
-    const width = Math.max(0, ...[...r.files.changed, ...r.files.added, ...r.files.removed].map((f) => f.path.length));
+    // Padded by the escaped names: those are what the columns are made of.
+    const width = Math.max(0, ...[...r.files.changed, ...r.files.added, ...r.files.removed].map((f) => escaped(f.path).length));
+    const col = (p: string) => escaped(p).padEnd(width);
     for (const f of r.files.changed) {
       const t = f.tensorsChanged !== undefined ? `${f.tensorsChanged} tensor(s) changed, ${f.tensorsAdded} added, ${f.tensorsRemoved} removed` : `changed`;
-      out(` ${f.path.padEnd(width)} | ${t} (${bytes(f.sizeA!)} -> ${bytes(f.sizeB!)})`);
+      out(` ${col(f.path)} | ${t} (${bytes(f.sizeA!)} -> ${bytes(f.sizeB!)})`);
     }
-    for (const f of r.files.added) out(` ${f.path.padEnd(width)} | added (${bytes(f.sizeB!)})`);
-    for (const f of r.files.removed) out(` ${f.path.padEnd(width)} | removed (${bytes(f.sizeA!)})`);
+    for (const f of r.files.added) out(` ${col(f.path)} | added (${bytes(f.sizeB!)})`);
+    for (const f of r.files.removed) out(` ${col(f.path)} | removed (${bytes(f.sizeA!)})`);
     const chunks = r.tensors.changed.reduce((a, t) => a + t.changedChunks, 0);
     const total = r.tensors.changed.reduce((a, t) => a + t.chunks, 0);
     out(` ${r.files.changed.length} file(s) changed, ${r.files.added.length} added, ${r.files.removed.length} removed, ${r.files.unchanged} unchanged; ` +
@@ -79,32 +83,33 @@ function renderDiff(r: DiffResult, stat: boolean): void {
     return;
   }
   out(`diff ${sideText(r.a)} -> ${sideText(r.b)}`);
-  const label = (h?: string, l?: string) => (h ? `${short(h)}${l ? ` "${l}"` : ''}` : 'none');
-  out(`\nconfig: ${r.config.same ? `same (${label(r.config.a, r.a.configLabel)})` : `${label(r.config.a, r.a.configLabel)} -> ${label(r.config.b, r.b.configLabel)}, ${r.config.changes.length} key(s) differ`}${r.config.note ? dim(` (${r.config.note})`) : ''}`);
+  const label = (h?: string, l?: string) => (h ? `${short(h)}${l ? ` "${escaped(l)}"` : ''}` : 'none');
+  out(`\nconfig: ${r.config.same ? `same (${label(r.config.a, r.a.configLabel)})` : `${label(r.config.a, r.a.configLabel)} -> ${label(r.config.b, r.b.configLabel)}, ${r.config.changes.length} key(s) differ`}${r.config.note ? dim(` (${escaped(r.config.note)})`) : ''}`);
   for (const c of r.config.changes) {
-    if (c.kind === 'added') out(`  + ${c.path}: ${fmt(c.new)}`);
-    else if (c.kind === 'removed') out(`  - ${c.path}: ${fmt(c.old)}`);
-    else out(`  ~ ${c.path}: ${fmt(c.old)} -> ${fmt(c.new)}`);
+    if (c.kind === 'added') out(`  + ${escaped(c.path)}: ${fmt(c.new)}`);
+    else if (c.kind === 'removed') out(`  - ${escaped(c.path)}: ${fmt(c.old)}`);
+    else out(`  ~ ${escaped(c.path)}: ${fmt(c.old)} -> ${fmt(c.new)}`);
   }
   out(`\nmetrics:${r.metrics.length ? '' : ' none'}`);
-  const kw = Math.max(0, ...r.metrics.map((m) => m.key.length));
+  const kw = Math.max(0, ...r.metrics.map((m) => escaped(m.key).length));
   for (const m of r.metrics) {
-    if (m.old === undefined) out(`  + ${m.key.padEnd(kw)}  ${num(m.new!)}`);
-    else if (m.new === undefined) out(`  - ${m.key.padEnd(kw)}  ${num(m.old)}`);
-    else out(`  ${m.delta === 0 ? ' ' : '~'} ${m.key.padEnd(kw)}  ${num(m.old)} -> ${num(m.new)}  (${m.delta! >= 0 ? '+' : ''}${num(m.delta!)}${m.percent === null || m.percent === undefined ? '' : `, ${m.percent >= 0 ? '+' : ''}${m.percent.toFixed(2)}%`})`);
+    const key = escaped(m.key).padEnd(kw);
+    if (m.old === undefined) out(`  + ${key}  ${num(m.new!)}`);
+    else if (m.new === undefined) out(`  - ${key}  ${num(m.old)}`);
+    else out(`  ${m.delta === 0 ? ' ' : '~'} ${key}  ${num(m.old)} -> ${num(m.new)}  (${m.delta! >= 0 ? '+' : ''}${num(m.delta!)}${m.percent === null || m.percent === undefined ? '' : `, ${m.percent >= 0 ? '+' : ''}${m.percent.toFixed(2)}%`})`);
   }
   out(`\nfiles: ${r.files.changed.length} changed, ${r.files.added.length} added, ${r.files.removed.length} removed, ${r.files.unchanged} unchanged`);
-  for (const f of r.files.added) out(`  + ${f.path}  ${bytes(f.sizeB!)}`);
-  for (const f of r.files.removed) out(`  - ${f.path}  ${bytes(f.sizeA!)}`);
-  for (const f of r.files.changed) out(`  ~ ${f.path}  ${bytes(f.sizeA!)} -> ${bytes(f.sizeB!)}${f.tensorsChanged !== undefined ? `  (${f.tensorsChanged} tensor(s) changed)` : ''}`);
+  for (const f of r.files.added) out(`  + ${escaped(f.path)}  ${bytes(f.sizeB!)}`);
+  for (const f of r.files.removed) out(`  - ${escaped(f.path)}  ${bytes(f.sizeA!)}`);
+  for (const f of r.files.changed) out(`  ~ ${escaped(f.path)}  ${bytes(f.sizeA!)} -> ${bytes(f.sizeB!)}${f.tensorsChanged !== undefined ? `  (${f.tensorsChanged} tensor(s) changed)` : ''}`);
   out(`\ntensors: ${r.tensors.changed.length} changed, ${r.tensors.added.length} added, ${r.tensors.removed.length} removed, ${r.tensors.unchanged} unchanged`);
-  for (const t of r.tensors.added) out(`  + ${t.file}:${t.name}  ${t.dtype} [${t.shape.join(', ')}]`);
-  for (const t of r.tensors.removed) out(`  - ${t.file}:${t.name}  ${t.dtype} [${t.shape.join(', ')}]`);
+  for (const t of r.tensors.added) out(`  + ${escaped(t.file)}:${escaped(t.name)}  ${escaped(t.dtype)} [${t.shape.join(', ')}]`);
+  for (const t of r.tensors.removed) out(`  - ${escaped(t.file)}:${escaped(t.name)}  ${escaped(t.dtype)} [${t.shape.join(', ')}]`);
   for (const t of r.tensors.changed) {
-    const type = t.dtypeA === t.dtypeB && t.shapeA.join() === t.shapeB.join() ? `${t.dtypeA} [${t.shapeA.join(', ')}]` : `${t.dtypeA} [${t.shapeA.join(', ')}] -> ${t.dtypeB} [${t.shapeB.join(', ')}]`;
+    const type = t.dtypeA === t.dtypeB && t.shapeA.join() === t.shapeB.join() ? `${escaped(t.dtypeA)} [${t.shapeA.join(', ')}]` : `${escaped(t.dtypeA)} [${t.shapeA.join(', ')}] -> ${escaped(t.dtypeB)} [${t.shapeB.join(', ')}]`;
     const d = t.delta;
-    const figures = d ? `  ||a-b||=${num(d.l2Diff)}  rel=${d.relative === null ? 'n/a' : num(d.relative)}  max|a-b|=${num(d.maxAbsDiff)}${d.nonFinite ? `  non-finite=${d.nonFinite}` : ''}` : t.note ? dim(`  (${t.note})`) : '';
-    out(`  ~ ${t.file}:${t.name}  ${type}  chunks ${t.changedChunks}/${t.chunks} (${pct(t.chunkFraction)})${figures}`);
+    const figures = d ? `  ||a-b||=${num(d.l2Diff)}  rel=${d.relative === null ? 'n/a' : num(d.relative)}  max|a-b|=${num(d.maxAbsDiff)}${d.nonFinite ? `  non-finite=${d.nonFinite}` : ''}` : t.note ? dim(`  (${escaped(t.note)})`) : '';
+    out(`  ~ ${escaped(t.file)}:${escaped(t.name)}  ${type}  chunks ${t.changedChunks}/${t.chunks} (${pct(t.chunkFraction)})${figures}`);
   }
 }
 
@@ -137,7 +142,7 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const r = await withStore(args, (s) => s.best({ metric: args.metric, mode: modeOf(args), branch: args.branch }));
         if (args.json) return json(r);
         out(r.id);
-        info(`best ${r.metric}=${r.value} (${r.mode === 'min' ? 'lowest' : 'highest'}${r.modeGuessed ? `, guessed from the name; --${r.mode === 'min' ? 'max' : 'min'} to flip` : ''}) on ${r.branch} among ${r.candidates} commit(s): ${short(r.id)}${r.step !== undefined ? ` step=${r.step}` : ''} ${r.message.split('\n')[0]}`);
+        info(`best ${escaped(r.metric)}=${r.value} (${r.mode === 'min' ? 'lowest' : 'highest'}${r.modeGuessed ? `, guessed from the name; --${r.mode === 'min' ? 'max' : 'min'} to flip` : ''}) on ${escaped(r.branch)} among ${r.candidates} commit(s): ${short(r.id)}${r.step !== undefined ? ` step=${r.step}` : ''} ${firstLine(r.message)}`);
       },
     )
     .command<AliasArgs>(
@@ -156,20 +161,20 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         if (!args.name) {
           const list = await s.aliases();
           if (args.json) return json(list);
-          const w = Math.max(0, ...list.map((l) => l.name.length));
-          for (const l of list) out(`${l.name.padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${l.mode} ${l.track}${l.value !== undefined ? `=${l.value}` : ''} on ${l.branch}${l.step !== undefined ? `  step=${l.step}` : ''}`);
+          const w = Math.max(0, ...list.map((l) => escaped(l.name).length));
+          for (const l of list) out(`${escaped(l.name).padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${escaped(l.mode)} ${escaped(l.track)}${l.value !== undefined ? `=${l.value}` : ''} on ${escaped(l.branch)}${l.step !== undefined ? `  step=${l.step}` : ''}`);
           return;
         }
         if (args.delete) {
           const r = await s.deleteAlias(args.name);
-          return args.json ? json(r) : info(`deleted alias ${r.name}${r.id ? ` (was ${short(r.id)})` : ''}`);
+          return args.json ? json(r) : info(`deleted alias ${escaped(r.name)}${r.id ? ` (was ${short(r.id)})` : ''}`);
         }
         if (!args.track) {
           throw new CkvcError('CKVC_USAGE', `creating alias '${args.name}' needs --track KEY (and -b BRANCH unless it is the current branch); 'ckvc alias' alone lists aliases`, {});
         }
         const r = await s.createAlias({ name: args.name, track: args.track, mode: modeOf(args), branch: args.branch, force: args.force });
         if (args.json) return json(r);
-        info(`alias ${r.name} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${r.track} on ${r.branch}: ${r.id ? `now ${short(r.id)} (${r.track}=${r.value})` : 'no commit has it yet'}`);
+        info(`alias ${escaped(r.name)} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${escaped(r.track)} on ${escaped(r.branch)}: ${r.id ? `now ${short(r.id)} (${escaped(r.track)}=${r.value})` : 'no commit has it yet'}`);
       }),
     )
     .command<PruneArgs>(
@@ -194,10 +199,10 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           metric: args.metric, mode: modeOf(args), tensors: args.tensors, dryRun: args.dryRun,
         }));
         if (args.json) return json(r);
-        for (const k of r.kept) out(`keep   ${short(k.id)}${k.step !== undefined ? ` step=${k.step}` : ''}  ${dim(k.reasons.join(', '))}  ${k.message.split('\n')[0]}`);
-        for (const p of r.pruned) out(`${r.dryRun ? 'would prune' : 'prune '} ${short(p.id)}${p.step !== undefined ? ` step=${p.step}` : ''}${p.names ? `  ${dim(`${p.names.join(', ')}: its bytes stay while named`)}` : ''}  ${p.message.split('\n')[0]}`);
-        const what = r.tensors ? `tensors matching ${r.tensors.join(', ')}` : 'tensor data';
-        info(`${r.dryRun ? 'dry run: would release' : 'released'} the ${what} of ${r.pruned.length} commit(s) on ${r.branch}, keeping ${r.kept.length}; ${bytes(r.releasedBytes)} in ${r.releasedObjects} object(s) no longer needed${r.dryRun ? '' : " ('ckvc gc' frees them; 'ckvc unprune REV' takes a prune back until then)"}`);
+        for (const k of r.kept) out(`keep   ${short(k.id)}${k.step !== undefined ? ` step=${k.step}` : ''}  ${dim(escaped(k.reasons.join(', ')))}  ${firstLine(k.message)}`);
+        for (const p of r.pruned) out(`${r.dryRun ? 'would prune' : 'prune '} ${short(p.id)}${p.step !== undefined ? ` step=${p.step}` : ''}${p.names ? `  ${dim(`${escaped(p.names.join(', '))}: its bytes stay while named`)}` : ''}  ${firstLine(p.message)}`);
+        const what = r.tensors ? `tensors matching ${escaped(r.tensors.join(', '))}` : 'tensor data';
+        info(`${r.dryRun ? 'dry run: would release' : 'released'} the ${what} of ${r.pruned.length} commit(s) on ${escaped(r.branch)}, keeping ${r.kept.length}; ${bytes(r.releasedBytes)} in ${r.releasedObjects} object(s) no longer needed${r.dryRun ? '' : " ('ckvc gc' frees them; 'ckvc unprune REV' takes a prune back until then)"}`);
       },
     )
     .command<UnpruneArgs>(
@@ -207,8 +212,8 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const r = await withStore(args, (s) => s.unprune(args.revs));
         if (args.json) return json(r);
-        for (const u of r.restored) out(`unpruned ${short(u.id)}  ${u.tensors ? `tensors matching ${u.tensors.join(', ')}` : 'all tensor data'} checks out again`);
-        for (const n of r.notPruned) info(`${n.rev} (${short(n.id)}) was not pruned; nothing to take back`);
+        for (const u of r.restored) out(`unpruned ${short(u.id)}  ${u.tensors ? `tensors matching ${escaped(u.tensors.join(', '))}` : 'all tensor data'} checks out again`);
+        for (const n of r.notPruned) info(`${escaped(n.rev)} (${short(n.id)}) was not pruned; nothing to take back`);
       },
     )
     .command<GcArgs>(

@@ -3,6 +3,7 @@ import { parseCount, type CommitInfo } from '../../api/index.js';
 import { drawGraph } from '../../core/history-graph.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, dim, json, metrics, out, short, time, yellow } from '../render.js';
+import { escaped, escapedLines, firstLine } from '../terminal-text.js';
 
 interface LogArgs extends GlobalArgs {
   rev?: string;
@@ -34,32 +35,35 @@ async function toStdout(bytes: Uint8Array): Promise<void> {
   if (!process.stdout.write(Buffer.from(bytes))) await new Promise((r) => process.stdout.once('drain', r));
 }
 
+/** ` (main, tag: v1)`: the names pointing at a commit, escaped (they may come from someone else's bundle). */
+const refList = (refs: string[]) => (refs.length ? ` (${refs.map(escaped).join(', ')})` : '');
+
 /** One line per commit: id, refs, step, the chosen metric columns (or all metrics), message. */
 function oneLine(c: CommitInfo, columns: string[] | undefined, widths: number[]): string {
-  const refs = c.refs.length ? ` (${c.refs.join(', ')})` : '';
+  const refs = refList(c.refs);
   const cols = columns
     ? columns.map((k, i) => (c.metrics[k] === undefined ? '-' : String(c.metrics[k])).padEnd(widths[i]!)).join('  ')
     : metrics(c.metrics);
   const step = c.step !== undefined ? `step=${c.step} ` : '';
-  return `${yellow(short(c.id))}  ${cols ? `${cols}  ` : ''}${dim(step)}${c.message.split('\n')[0]}${refs}`;
+  return `${yellow(short(c.id))}  ${cols ? `${cols}  ` : ''}${dim(step)}${firstLine(c.message)}${refs}`;
 }
 
 function header(c: CommitInfo): void {
-  const refs = c.refs.length ? ` (${c.refs.join(', ')})` : '';
+  const refs = refList(c.refs);
   out(`${yellow(`commit ${c.id}`)}${refs}`);
   if (c.parents.length > 0) out(`Parents: ${c.parents.map(short).join(' ')}`);
-  out(`Branch:  ${c.branch ?? '-'}`);
-  out(`Author:  ${c.author}`);
+  out(`Branch:  ${c.branch !== undefined ? escaped(c.branch) : '-'}`);
+  out(`Author:  ${escaped(c.author)}`);
   out(`Date:    ${time(c.time)}`);
   const facts = [c.step !== undefined ? `step=${c.step}` : '', c.epoch !== undefined ? `epoch=${c.epoch}` : '', metrics(c.metrics)].filter(Boolean).join(' ');
   if (facts) out(`Metrics: ${facts}`);
-  if (c.config) out(`Config:  ${c.config.name} ${short(c.config.hash)}${c.configLabel ? ` "${c.configLabel}"` : ''}`);
-  if (c.pruned) out(`Pruned:  ${c.pruned.tensors ? `tensors matching ${c.pruned.tensors.join(', ')}` : 'all tensor data'} released ${time(c.pruned.time)}`);
-  if (c.code) out(`Code:    ${c.code.commit.slice(0, 12)}${c.code.branch ? ` (${c.code.branch})` : ''}${c.code.dirty ? ' dirty' : ''}`);
-  if (c.run) out(`Run:     ${c.run}`);
-  if (Object.keys(c.labels).length) out(`Labels:  ${Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (c.config) out(`Config:  ${escaped(c.config.name)} ${short(c.config.hash)}${c.configLabel ? ` "${escaped(c.configLabel)}"` : ''}`);
+  if (c.pruned) out(`Pruned:  ${c.pruned.tensors ? `tensors matching ${escaped(c.pruned.tensors.join(', '))}` : 'all tensor data'} released ${time(c.pruned.time)}`);
+  if (c.code) out(`Code:    ${escaped(c.code.commit.slice(0, 12))}${c.code.branch ? ` (${escaped(c.code.branch)})` : ''}${c.code.dirty ? ' dirty' : ''}`);
+  if (c.run) out(`Run:     ${escaped(c.run)}`);
+  if (Object.keys(c.labels).length) out(`Labels:  ${Object.entries(c.labels).map(([k, v]) => `${escaped(k)}=${escaped(v)}`).join(' ')}`);
   out();
-  for (const line of c.message.split('\n')) out(`    ${line}`);
+  for (const line of escapedLines(c.message)) out(`    ${line}`);
 }
 
 export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
@@ -79,10 +83,10 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const list = await withStore(args, (s) => s.log({ rev: args.rev, all: args.all, limit: parseCount(args.n, 'n'), firstParent: args.firstParent }));
         if (args.json) return json(list);
         const columns = args.metric?.length ? args.metric : undefined;
-        const widths = (columns ?? []).map((k) => Math.max(k.length, ...list.map((c) => (c.metrics[k] === undefined ? 1 : String(c.metrics[k]).length))));
+        const widths = (columns ?? []).map((k) => Math.max(escaped(k).length, ...list.map((c) => (c.metrics[k] === undefined ? 1 : String(c.metrics[k]).length))));
         const compact = args.oneline || args.graph || columns !== undefined;
         const rows = args.graph ? drawGraph(list.map((c) => ({ id: c.id, parents: c.parents }))) : undefined;
-        if (compact && columns) out(dim(`${rows ? ' '.repeat(rows[0]?.node.length ?? 0) : ''}${'commit'.padEnd(12)}  ${columns.map((k, i) => k.padEnd(widths[i]!)).join('  ')}`));
+        if (compact && columns) out(dim(`${rows ? ' '.repeat(rows[0]?.node.length ?? 0) : ''}${'commit'.padEnd(12)}  ${columns.map((k, i) => escaped(k).padEnd(widths[i]!)).join('  ')}`));
         list.forEach((c, i) => {
           if (compact) {
             out(`${rows ? rows[i]!.node : ''}${oneLine(c, columns, widths)}`);
@@ -105,8 +109,8 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const r = await withStore(args, (s) => s.ls(args.rev, { path: args.path, tensors: args.tensors }));
         if (args.json) return json(r);
         for (const f of r.files) {
-          out(`${f.path}  ${bytes(f.size)}  ${f.format}${f.tensorCount ? `  ${f.tensorCount} tensors` : ''}`);
-          for (const t of f.tensors ?? []) out(`  ${t.name}  ${t.dtype}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.order === 'F' ? '  (Fortran order)' : ''}${t.deflated ? '  (deflated in the archive)' : ''}${t.pruned ? '  (pruned)' : ''}`);
+          out(`${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensorCount ? `  ${f.tensorCount} tensors` : ''}`);
+          for (const t of f.tensors ?? []) out(`  ${escaped(t.name)}  ${escaped(t.dtype)}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.order === 'F' ? '  (Fortran order)' : ''}${t.deflated ? '  (deflated in the archive)' : ''}${t.pruned ? '  (pruned)' : ''}`);
         }
       },
     )
@@ -130,7 +134,7 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         header(r);
         if (r.config) out(dim(`\nconfig hash ${r.config.hash}`));
         out(`\n${r.files.length} file(s), ${bytes(r.totalBytes)}, ${r.tensorCount} tensor(s):`);
-        for (const f of r.files) out(`  ${f.path}  ${bytes(f.size)}  ${f.format}${f.tensors ? `  ${f.tensors} tensors` : ''}`);
+        for (const f of r.files) out(`  ${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensors ? `  ${f.tensors} tensors` : ''}`);
       },
     );
 }

@@ -3,6 +3,7 @@ import type { RefTip } from '../../api/index.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { modeOf } from './curate-commands.js';
 import { green, info, json, metrics, out, short, time } from '../render.js';
+import { escaped, firstLine } from '../terminal-text.js';
 
 interface BranchArgs extends GlobalArgs {
   name?: string;
@@ -26,12 +27,13 @@ interface NameArgs extends GlobalArgs {
   tag?: boolean;
 }
 
+/** One line per ref; an annotated tag shows its own message instead of its commit's, as `git tag -n` does. */
 function listing(tips: RefTip[]): void {
-  const width = Math.max(0, ...tips.map((t) => t.name.length));
+  const width = Math.max(0, ...tips.map((t) => escaped(t.name).length));
   for (const t of tips) {
     const mark = t.current ? green('*') : ' ';
     const facts = [t.step !== undefined ? `step=${t.step}` : '', metrics(t.metrics)].filter(Boolean).join(' ');
-    out(`${mark} ${t.name.padEnd(width)}  ${short(t.commit)}  ${time(t.time)}  ${facts ? `${facts}  ` : ''}${t.message.split('\n')[0]}`);
+    out(`${mark} ${escaped(t.name).padEnd(width)}  ${short(t.commit)}  ${time(t.time)}  ${facts ? `${facts}  ` : ''}${firstLine(t.tagMessage ?? t.message)}`);
   }
 }
 
@@ -51,12 +53,12 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }
         const r = args.delete ? await s.deleteBranch(args.name) : await s.createBranch(args.name, args.start);
         if (args.json) return json(r);
-        info(args.delete ? `deleted branch ${r.name} (was ${short(r.id)}; 'ckvc reflog ${r.name}' keeps it)` : `created branch ${r.name} at ${short(r.id)}`);
+        info(args.delete ? `deleted branch ${escaped(r.name)} (was ${short(r.id)}; 'ckvc reflog ${escaped(r.name)}' keeps it)` : `created branch ${escaped(r.name)} at ${short(r.id)}`);
       }),
     )
     .command<TagArgs>(
       'tag [name] [rev]',
-      'List tags, tag REV (default HEAD) with -m for an annotated tag, or delete one with -d',
+      'List tags (an annotated tag shows its message, others their commit\'s), tag REV (default HEAD) with -m for an annotated tag, or delete one with -d',
       (a) => a
         .positional('name', { type: 'string' })
         .positional('rev', { type: 'string' })
@@ -75,14 +77,14 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }
         if (args.delete) {
           const r = await s.deleteTag(args.name);
-          return args.json ? json(r) : info(`deleted tag ${r.name} (was ${short(r.id)})`);
+          return args.json ? json(r) : info(`deleted tag ${escaped(r.name)} (was ${short(r.id)})`);
         }
         if (args.best !== undefined) {
           const b = await s.tagBest(args.name, { metric: args.best, mode: modeOf(args), branch: args.branch, message: args.message });
-          return args.json ? json(b) : info(`tagged ${short(b.id)} as ${b.tag}: best ${b.metric}=${b.value} (${b.mode}${b.modeGuessed ? ', guessed from the name' : ''}) on ${b.branch} among ${b.candidates} commit(s)`);
+          return args.json ? json(b) : info(`tagged ${short(b.id)} as ${escaped(b.tag)}: best ${escaped(b.metric)}=${b.value} (${b.mode}${b.modeGuessed ? ', guessed from the name' : ''}) on ${escaped(b.branch)} among ${b.candidates} commit(s)`);
         }
         const r = await s.createTag(args.name, args.rev, args.message);
-        return args.json ? json(r) : info(`tagged ${short(r.commit)} as ${r.name}`);
+        return args.json ? json(r) : info(`tagged ${short(r.commit)} as ${escaped(r.name)}`);
       }),
     )
     .command<NameArgs>(
@@ -91,7 +93,7 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (a) => a.positional('name', { type: 'string', demandOption: true }) as unknown as Argv<NameArgs>,
       async (args) => {
         const r = await withStore(args, (s) => s.switch(args.name));
-        return args.json ? json(r) : info(`switched to branch ${r.branch}`);
+        return args.json ? json(r) : info(`switched to branch ${escaped(r.branch)}`);
       },
     )
     .command<NameArgs>(
@@ -101,7 +103,7 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const entries = await withStore(args, (s) => s.reflog(args.name, args.tag ? 'tag' : 'branch'));
         if (args.json) return json(entries);
-        for (const e of entries) out(`${e.new ? short(e.new) : '(deleted)'.padEnd(12)}  ${time(e.time)}  ${e.old ? `from ${short(e.old)}` : 'created'.padEnd(17)}  ${e.message}`);
+        for (const e of entries) out(`${e.new ? short(e.new) : '(deleted)'.padEnd(12)}  ${time(e.time)}  ${e.old ? `from ${short(e.old)}` : 'created'.padEnd(17)}  ${escaped(e.message)}`);
       },
     );
 }

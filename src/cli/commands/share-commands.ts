@@ -5,6 +5,7 @@ import { CkvcError, serve } from '../../api/index.js';
 import type { Progress } from '../../remote/sync.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
+import { escaped } from '../terminal-text.js';
 
 interface PackArgs extends GlobalArgs {
   revs: string[];
@@ -61,8 +62,8 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const r = await withStore(args, (s) => s.pack({ revs: args.revs, output: args.output, since: args.since }));
         if (args.json) return json(r);
-        for (const ref of r.refs) out(`${ref.name}  ${short(ref.id)}`);
-        info(`wrote ${r.file}: ${r.commits} commit(s), ${r.objects} object(s), ${bytes(r.bytes)}${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) at the receiver` : ''}`);
+        for (const ref of r.refs) out(`${escaped(ref.name)}  ${short(ref.id)}`);
+        info(`wrote ${escaped(r.file)}: ${r.commits} commit(s), ${r.objects} object(s), ${bytes(r.bytes)}${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) at the receiver` : ''}`);
       },
     )
     .command<PullArgs>(
@@ -80,14 +81,14 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           if (!args.branch) throw new CkvcError('CKVC_INPUT_NOT_FOUND', `bundle ${args.source} does not exist; check the path (to pull from a remote, name the branch: ckvc pull REMOTE BRANCH)`, { path: args.source });
           const r = await withStore(args, (s) => s.pull({ remote: args.source, branch: args.branch!, tokenFile: args.tokenFile, progress: progressBar('pull') }));
           if (args.json) return json(r);
-          for (const u of r.refs) if (!u.skipped) out(`${u.name}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
-          info(`${r.branch.name.replace('refs/heads/', '')}: ${r.branch.skipped ? 'already up to date' : `${r.branch.old ? short(r.branch.old) : '(new)'} -> ${short(r.branch.new)}`}; received ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)}`);
+          for (const u of r.refs) if (!u.skipped) out(`${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
+          info(`${escaped(r.branch.name.replace('refs/heads/', ''))}: ${r.branch.skipped ? 'already up to date' : `${r.branch.old ? short(r.branch.old) : '(new)'} -> ${short(r.branch.new)}`}; received ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)}`);
           return;
         }
         const r = await withStore(args, (s) => s.pullBundle({ file: args.source, updateRefs: args.updateRefs, force: args.force }));
         if (args.json) return json(r);
-        for (const u of r.refs) out(`${u.name}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (unchanged)' : u.forced ? '  (forced)' : ''}`);
-        info(`imported ${r.file}: ${r.objects} object(s), ${r.newObjects} new; ${r.refs.filter((u) => !u.skipped).length} ref(s) updated`);
+        for (const u of r.refs) out(`${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (unchanged)' : u.forced ? '  (forced)' : ''}`);
+        info(`imported ${escaped(r.file)}: ${r.objects} object(s), ${r.newObjects} new; ${r.refs.filter((u) => !u.skipped).length} ref(s) updated`);
       },
     )
     .command<RemoteArgs>(
@@ -100,11 +101,11 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => withStore(args, async (s) => {
         if (args.action === 'list') {
           const list = await s.remotes();
-          return args.json ? json(list) : list.forEach((r) => out(`${r.name}  ${r.url}`));
+          return args.json ? json(list) : list.forEach((r) => out(`${escaped(r.name)}  ${escaped(r.url)}`));
         }
         if (!args.name || (args.action === 'add' && !args.url)) throw new CkvcError('CKVC_USAGE', `usage: ckvc remote ${args.action === 'add' ? 'add NAME URL' : 'remove NAME'}`, {});
         const r = args.action === 'add' ? await s.addRemote(args.name, args.url!) : await s.removeRemote(args.name);
-        return args.json ? json(r) : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${r.name} (${r.url})`);
+        return args.json ? json(r) : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${escaped(r.name)} (${escaped(r.url)})`);
       }),
     )
     .command<PushArgs>(
@@ -118,8 +119,8 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const r = await withStore(args, (s) => s.push({ remote: args.remote, refs: args.refs, force: args.force, tokenFile: args.tokenFile, progress: progressBar('push') }));
         if (args.json) return json(r);
-        for (const u of r.refs) out(`${u.name}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (up to date)' : u.forced ? '  (forced)' : ''}`);
-        info(`pushed to ${r.remote}: ${r.commits} commit(s), ${r.objectsSent} object(s), ${bytes(r.bytesSent)} sent`);
+        for (const u of r.refs) out(`${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (up to date)' : u.forced ? '  (forced)' : ''}`);
+        info(`pushed to ${escaped(r.remote)}: ${r.commits} commit(s), ${r.objectsSent} object(s), ${bytes(r.bytesSent)} sent`);
       },
     )
     .command<PushArgs>(
@@ -131,8 +132,8 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const r = await withStore(args, (s) => s.fetch({ remote: args.remote, tokenFile: args.tokenFile, progress: progressBar('fetch') }));
         if (args.json) return json(r);
-        for (const u of r.refs) if (!u.skipped) out(`${u.name.replace(/^refs\/remotes\//, '')}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
-        info(`fetched from ${r.remote}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received`);
+        for (const u of r.refs) if (!u.skipped) out(`${escaped(u.name.replace(/^refs\/remotes\//, ''))}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
+        info(`fetched from ${escaped(r.remote)}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received`);
       },
     )
     .command<ServeArgs>(
@@ -145,10 +146,10 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('read-only', { type: 'boolean', describe: 'refuse every write' }) as unknown as Argv<ServeArgs>,
       async (args) => {
         const root = await withStore(args, async (s) => s.root);
-        const { url, server } = await serve({ store: root, host: args.host, port: args.port, tokenFile: args.tokenFile, readOnly: args.readOnly, log: (l) => info(l) });
+        const { url, server } = await serve({ store: root, host: args.host, port: args.port, tokenFile: args.tokenFile, readOnly: args.readOnly, log: (l) => info(escaped(l)) });
         if (args.json) json({ url, store: root });
-        else out(url);
-        info(`serving ${root} at ${url}${args.readOnly || !args.tokenFile ? ' (read-only)' : ''}; Ctrl-C stops`);
+        else out(escaped(url));
+        info(`serving ${escaped(root)} at ${escaped(url)}${args.readOnly || !args.tokenFile ? ' (read-only)' : ''}; Ctrl-C stops`);
         await new Promise<void>((resolve) => {
           process.once('SIGINT', () => resolve());
           process.once('SIGTERM', () => resolve());

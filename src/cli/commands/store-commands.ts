@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { CkvcError, DEFAULT_GC_GRACE, initStore, verifyBundle } from '../../api/index.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, info, json, metrics, out, short, time } from '../render.js';
+import { escaped, firstLine } from '../terminal-text.js';
 
 interface InitArgs extends GlobalArgs {
   dir?: string;
@@ -22,7 +23,7 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const r = await initStore(args.dir);
         if (args.json) return json(r);
-        info(r.created ? `initialised empty ckvc store in ${r.root}` : `${r.root} is already a ckvc store; nothing changed`);
+        info(r.created ? `initialised empty ckvc store in ${escaped(r.root)}` : `${escaped(r.root)} is already a ckvc store; nothing changed`);
       },
     )
     .command<GlobalArgs>(
@@ -32,9 +33,9 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const r = await withStore(args, (s) => s.status());
         if (args.json) return json(r);
-        out(`store:  ${r.store}`);
-        out(r.head.branch ? `branch: ${r.head.branch}` : `HEAD detached at ${short(r.head.detached!)}`);
-        if (r.tip) out(`tip:    ${short(r.tip.id)} ${time(r.tip.time)} ${[r.tip.step !== undefined ? `step=${r.tip.step}` : '', metrics(r.tip.metrics)].filter(Boolean).join(' ')}  ${r.tip.message.split('\n')[0]}`);
+        out(`store:  ${escaped(r.store)}`);
+        out(r.head.branch ? `branch: ${escaped(r.head.branch)}` : `HEAD detached at ${short(r.head.detached!)}`);
+        if (r.tip) out(`tip:    ${short(r.tip.id)} ${time(r.tip.time)} ${[r.tip.step !== undefined ? `step=${r.tip.step}` : '', metrics(r.tip.metrics)].filter(Boolean).join(' ')}  ${firstLine(r.tip.message)}`);
         else out('tip:    (no commits yet)');
         out(`${r.branches} branch(es), ${r.tags} tag(s)`);
       },
@@ -67,7 +68,7 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const r = await withStore(args, (s) => s.verify({ readData: args.readData }));
         if (args.json) json(r);
         else {
-          for (const p of r.problems) out(`${p.code}  [${p.phase}]  ${p.message}`);
+          for (const p of r.problems) out(`${p.code}  [${p.phase}]  ${escaped(p.message)}`);
           const c = r.checked;
           info(`checked ${c.refs} ref(s), ${c.commits} commit(s), ${c.trees} tree(s), ${c.files} file(s), ${c.tensors} tensor(s), ${c.chunks} chunk(s), ${c.packs} pack(s)${args.readData ? `, re-hashed ${c.objectsRead} object(s)` : ''}`);
           info(r.ok ? 'no problems found' : `${r.problems.length} problem(s) found`);
@@ -99,20 +100,21 @@ async function verifyBundleCommand(file: string, args: VerifyArgs): Promise<void
   if (args.json) return json(r);
   const byId = new Map(r.commits.map((c) => [c.id, c]));
   if (args.markdown) {
-    out(`Bundle \`${file}\`: ${r.objects} objects, ${bytes(r.bytes)}, verified (every object re-hashed)${r.prerequisites.length ? `; needs ${r.prerequisites.map((p) => `\`${short(p)}\``).join(', ')}` : ''}.`);
+    out(`Bundle \`${escaped(file)}\`: ${r.objects} objects, ${bytes(r.bytes)}, verified (every object re-hashed)${r.prerequisites.length ? `; needs ${r.prerequisites.map((p) => `\`${short(p)}\``).join(', ')}` : ''}.`);
     out('');
     out('| ref | commit | step | metrics | config | message |');
     out('| --- | --- | --- | --- | --- | --- |');
+    // Escaped first, so a newline cannot end the table row; then | cannot end the cell.
+    const cell = (s: string) => escaped(s).replace(/\|/g, '\\|');
     for (const ref of r.refs) {
       const c = byId.get(ref.commit);
-      const cell = (s: string) => s.replace(/\|/g, '\\|');
-      out(`| ${cell(ref.name.replace(/^refs\/(heads|tags|aliases)\//, ''))} | \`${short(ref.commit)}\` | ${c?.step ?? ''} | ${cell(c ? metrics(c.metrics) : '(prerequisite)')} | ${c?.configHash ? `\`${short(c.configHash)}\`` : ''} | ${cell(c?.message.split('\n')[0] ?? '')} |`);
+      out(`| ${cell(ref.name.replace(/^refs\/(heads|tags|aliases)\//, ''))} | \`${short(ref.commit)}\` | ${c?.step ?? ''} | ${cell(c ? metrics(c.metrics) : '(prerequisite)')} | ${c?.configHash ? `\`${short(c.configHash)}\`` : ''} | ${cell(c ? firstLine(c.message) : '')} |`);
     }
     return;
   }
   for (const ref of r.refs) {
     const c = byId.get(ref.commit);
-    out(`${ref.name}  ${short(ref.commit)}${c ? `  ${c.step !== undefined ? `step=${c.step} ` : ''}${metrics(c.metrics)}${c.configHash ? `  config ${short(c.configHash)}` : ''}  ${c.message.split('\n')[0]}` : '  (in the prerequisites)'}`);
+    out(`${escaped(ref.name)}  ${short(ref.commit)}${c ? `  ${c.step !== undefined ? `step=${c.step} ` : ''}${metrics(c.metrics)}${c.configHash ? `  config ${short(c.configHash)}` : ''}  ${firstLine(c.message)}` : '  (in the prerequisites)'}`);
   }
-  info(`bundle ${file}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : '; self-contained'}`);
+  info(`bundle ${escaped(file)}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : '; self-contained'}`);
 }

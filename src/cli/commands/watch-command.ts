@@ -6,6 +6,7 @@ import { parseDuration } from '../../core/duration.js';
 import type { WatchEvent, WatchHandle } from '../../api/index.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, info, metrics, out, short } from '../render.js';
+import { escaped } from '../terminal-text.js';
 
 interface WatchArgs extends GlobalArgs {
   dir: string;
@@ -45,39 +46,40 @@ function milliseconds(text: string | undefined, what: string): number | undefine
 
 const seconds = (ms: number) => `${ms / 1000}s`;
 
+// Checkpoint names are whatever the training job (or anyone with write access to DIR) called its files.
 function render(e: WatchEvent, asJson: boolean): void {
   switch (e.type) {
     case 'start':
       info(e.once
-        ? `ckvc watch: looking at ${e.dir} for ${seconds(e.settleMs)} -> branch ${e.branch}; ${e.candidates} checkpoint(s) there, ${e.alreadyCommitted} already committed`
-        : `ckvc watch: watching ${e.dir} -> branch ${e.branch} (poll every ${seconds(e.intervalMs)}, complete after ${seconds(e.settleMs)} unchanged); ${e.candidates} checkpoint(s) there, ${e.alreadyCommitted} already committed; Ctrl-C to stop`);
+        ? `ckvc watch: looking at ${escaped(e.dir)} for ${seconds(e.settleMs)} -> branch ${escaped(e.branch)}; ${e.candidates} checkpoint(s) there, ${e.alreadyCommitted} already committed`
+        : `ckvc watch: watching ${escaped(e.dir)} -> branch ${escaped(e.branch)} (poll every ${seconds(e.intervalMs)}, complete after ${seconds(e.settleMs)} unchanged); ${e.candidates} checkpoint(s) there, ${e.alreadyCommitted} already committed; Ctrl-C to stop`);
       return;
     case 'pending':
-      info(`ckvc watch: new ${e.kind} ${e.name}; waiting until it stops changing`);
+      info(`ckvc watch: new ${e.kind} ${escaped(e.name)}; waiting until it stops changing`);
       return;
     case 'committing':
-      info(`ckvc watch: committing ${e.name} (${e.kind === 'folder' ? `${e.files} file(s), ` : ''}${bytes(e.bytes)}${e.step !== undefined ? `, step ${e.step}` : ''})`);
+      info(`ckvc watch: committing ${escaped(e.name)} (${e.kind === 'folder' ? `${e.files} file(s), ` : ''}${bytes(e.bytes)}${e.step !== undefined ? `, step ${e.step}` : ''})`);
       return;
     case 'committed': {
       const c = e.commit;
       if (asJson) out(JSON.stringify(c));
-      else out(`${c.id} ${c.name}`);
+      else out(`${c.id} ${escaped(c.name)}`);
       const m = metrics(c.metrics);
-      info(`[${c.branch} ${short(c.id)}] ${c.name}: ${c.files} file(s), ${c.tensors} tensor(s), ${bytes(c.bytes)}; ${bytes(c.newBytes)} new${c.step !== undefined ? `; step ${c.step}` : ''}${m ? `; ${m}` : ''}${c.aliases ? `; new best for alias ${c.aliases.join(', ')}` : ''}`);
-      for (const w of e.warnings) info(`ckvc: warning: ${w}`);
+      info(`[${escaped(c.branch)} ${short(c.id)}] ${escaped(c.name)}: ${c.files} file(s), ${c.tensors} tensor(s), ${bytes(c.bytes)}; ${bytes(c.newBytes)} new${c.step !== undefined ? `; step ${c.step}` : ''}${m ? `; ${m}` : ''}${c.aliases ? `; new best for alias ${c.aliases.map(escaped).join(', ')}` : ''}`);
+      for (const w of e.warnings) info(`ckvc: warning: ${escaped(w)}`);
       return;
     }
     case 'retry':
-      info(`ckvc watch: ${e.name} changed while being committed (nothing recorded); trying again once it stops changing`);
+      info(`ckvc watch: ${escaped(e.name)} changed while being committed (nothing recorded); trying again once it stops changing`);
       return;
     case 'skipped':
-      info(`ckvc watch: skipping ${e.name}: ${e.reason}${e.code ? ` [${e.code}]` : ''}`);
+      info(`ckvc watch: skipping ${escaped(e.name)}: ${escaped(e.reason)}${e.code ? ` [${e.code}]` : ''}`);
       return;
     case 'incomplete':
-      info(`ckvc watch: ${e.name} is still changing; not committed (run again later)`);
+      info(`ckvc watch: ${escaped(e.name)} is still changing; not committed (run again later)`);
       return;
     case 'warning':
-      info(`ckvc watch: warning: ${e.message}`);
+      info(`ckvc watch: warning: ${escaped(e.message)}`);
       return;
   }
 }
@@ -117,11 +119,11 @@ export function watchCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           const busy = handle.committing;
           if (++signals === 1) {
             info(busy
-              ? `ckvc watch: ${sig}: finishing the commit of ${busy}, then exiting (${sig} again to interrupt it)`
+              ? `ckvc watch: ${sig}: finishing the commit of ${escaped(busy)}, then exiting (${sig} again to interrupt it)`
               : `ckvc watch: ${sig}: stopping`);
             handle.stop();
           } else {
-            if (busy) info(`ckvc watch: ${sig} again: interrupting the commit of ${busy}`);
+            if (busy) info(`ckvc watch: ${sig} again: interrupting the commit of ${escaped(busy)}`);
             handle.abort();
           }
         };
