@@ -303,12 +303,14 @@ describe('a received tree holding .git or .ckvc is refused', () => {
     const before = snapshotStore(r.store);
     const pulled = r.run(['pull', file]);
     expect(pulled.code, describeRun(pulled)).toBe(12);
-    expect(errorCodes(pulled.stderr)).toEqual(['CKVC_CORRUPT_OBJECT']);
+    // Received data: the bundle is refused as a whole (BUNDLE.md §3), the message naming the bad entry.
+    expect(errorCodes(pulled.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
     expect(pulled.stderr).toContain('".git"');
     expect(diffSnapshots(before, snapshotStore(r.store))).toEqual([]);
     const v = verifyFile(file);
     expect(v.code, describeRun(v)).toBe(12);
-    expect(errorCodes(v.stderr)).toEqual(['CKVC_CORRUPT_OBJECT']);
+    expect(errorCodes(v.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
+    expect(v.stderr).toContain('".git"');
   });
 
   for (const [what, spec] of [
@@ -323,7 +325,7 @@ describe('a received tree holding .git or .ckvc is refused', () => {
       await hostileBundle(file, path.join(work, 'scratch'), hostileHistory(spec), 'main');
       const v = verifyFile(file);
       expect(v.code, describeRun(v)).toBe(12);
-      expect(errorCodes(v.stderr)).toEqual(['CKVC_CORRUPT_OBJECT']);
+      expect(errorCodes(v.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
     });
   }
 
