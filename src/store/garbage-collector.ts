@@ -70,6 +70,7 @@ function gcFault(step: 'gc.locked' | 'gc.packed' | 'gc.indexed' | 'gc.delete', p
 async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcReport> {
   gcFault('gc.locked', store.layout.root);
   const now = Date.now();
+  store.index.forWriting();
   await store.index.session(async () => {}, { sync: true });
   const pruned = await new PruneRecords(store.layout).all();
   const live = await liveObjects(store, await gcRoots(store), pruned);
