@@ -1,8 +1,9 @@
 // LevelDB's on-disk format (leveldb 1.20, what classic-level writes), decoded without LevelDB itself, so a
 // read-only command can read the index without opening it: opening a LevelDB database always writes (a new
 // MANIFEST, log and LOG file) and needs write access. Pure functions over bytes: the I/O is in
-// src/store/index-snapshot.ts. References: leveldb's doc/log_format.md, doc/table_format.md, db/dbformat.h,
-// db/version_edit.cc, db/write_batch.cc; snappy's format_description.txt.
+// src/store/index-snapshot.ts. This file: varints, CRC32C, snappy, log files, write batches, the MANIFEST;
+// leveldb-table.ts: table files. References: leveldb's doc/log_format.md, db/dbformat.h, db/version_edit.cc,
+// db/write_batch.cc; snappy's format_description.txt.
 
 /** The index's data is damaged (or not a LevelDB database this reader understands). */
 export class LevelFormatError extends Error {}
@@ -28,7 +29,7 @@ function slice(b: Uint8Array, pos: number): [Buffer, number] {
   return [Buffer.from(b.buffer, b.byteOffset + p, n), p + n];
 }
 
-const fixed32 = (b: Uint8Array, pos: number) => (b[pos]! | (b[pos + 1]! << 8) | (b[pos + 2]! << 16) | (b[pos + 3]! << 24)) >>> 0;
+export const fixed32 = (b: Uint8Array, pos: number) => (b[pos]! | (b[pos + 1]! << 8) | (b[pos + 2]! << 16) | (b[pos + 3]! << 24)) >>> 0;
 
 // ---- CRC32C (Castagnoli), masked as LevelDB stores it ----
 
@@ -256,96 +257,4 @@ export function replayManifest(records: Buffer[]): LevelVersion {
     }
   }
   return { logNumber, prevLogNumber, files: [...files.values()] };
-}
-
-// ---- tables (.ldb) ----
-
-export const TABLE_FOOTER_BYTES = 48;
-const TABLE_MAGIC_LO = 0x8b80fb57;
-const TABLE_MAGIC_HI = 0xdb477524;
-export const BLOCK_TRAILER_BYTES = 5;
-
-export interface BlockHandle {
-  offset: number;
-  size: number;
-}
-
-function blockHandle(b: Uint8Array, pos: number): [BlockHandle, number] {
-  const [offset, p1] = varint(b, pos);
-  const [size, p2] = varint(b, p1);
-  return [{ offset, size }, p2];
-}
-
-export const decodeBlockHandle = (b: Uint8Array): BlockHandle => blockHandle(b, 0)[0];
-
-/** The footer's index block handle (the metaindex, which holds filters, is not needed). */
-export function decodeTableFooter(f: Uint8Array): BlockHandle {
-  if (f.length !== TABLE_FOOTER_BYTES || fixed32(f, 40) !== TABLE_MAGIC_LO || fixed32(f, 44) !== TABLE_MAGIC_HI) fail('not a table file (bad footer magic)');
-  const [, p] = blockHandle(f, 0);
-  return blockHandle(f, p)[0];
-}
-
-/** Checks a block's trailer (type, masked CRC of data + type) and returns its uncompressed contents. */
-export function blockContents(raw: Buffer): Buffer {
-  const n = raw.length - BLOCK_TRAILER_BYTES;
-  if (n < 0) fail('block shorter than its trailer');
-  const data = raw.subarray(0, n);
-  if (maskedCrc(raw.subarray(0, n + 1)) !== fixed32(raw, n + 1)) fail('block checksum mismatch');
-  if (raw[n] === 0) return data;
-  if (raw[n] === 1) return snappyDecompress(data);
-  return fail(`unknown block compression ${raw[n]}`);
-}
-
-/** A decoded block: sorted entries, keys prefix-compressed against the previous key. */
-export class Block {
-  private readonly restarts: number[] = [];
-  private readonly end: number;
-
-  constructor(private readonly data: Buffer) {
-    if (data.length < 4) fail('block too short');
-    const n = fixed32(data, data.length - 4);
-    this.end = data.length - 4 - 4 * n;
-    if (n === 0 || this.end < 0) fail('bad block restart array');
-    for (let i = 0; i < n; i++) {
-      const r = fixed32(data, this.end + 4 * i);
-      if (r >= this.end && !(r === 0 && this.end === 0)) fail('restart point out of range');
-      this.restarts.push(r);
-    }
-  }
-
-  private entryAt(pos: number, prev: Buffer): { key: Buffer; value: Buffer; next: number } {
-    let shared: number, unshared: number, vlen: number;
-    [shared, pos] = varint(this.data, pos);
-    [unshared, pos] = varint(this.data, pos);
-    [vlen, pos] = varint(this.data, pos);
-    if (shared > prev.length || pos + unshared + vlen > this.end) fail('block entry out of range');
-    const key = shared === 0 ? this.data.subarray(pos, pos + unshared) : Buffer.concat([prev.subarray(0, shared), this.data.subarray(pos, pos + unshared)]);
-    pos += unshared;
-    return { key, value: this.data.subarray(pos, pos + vlen), next: pos + vlen };
-  }
-
-  /** Entries (internal key, value) from the first whose user key is >= `from` (all, without it). */
-  *entries(from?: Buffer): Generator<[Buffer, Buffer]> {
-    let pos = 0;
-    if (from) {
-      // The last restart point whose key's user part is < from: every entry before it is too small.
-      let lo = 0;
-      let hi = this.restarts.length - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >> 1;
-        const { key } = this.entryAt(this.restarts[mid]!, Buffer.alloc(0));
-        if (Buffer.compare(userKeyOf(key), from) < 0) lo = mid;
-        else hi = mid - 1;
-      }
-      pos = this.restarts[lo]!;
-    }
-    let prev: Buffer = Buffer.alloc(0);
-    while (pos < this.end) {
-      const e = this.entryAt(pos, prev);
-      pos = e.next;
-      prev = e.key;
-      if (from && Buffer.compare(userKeyOf(e.key), from) < 0) continue;
-      yield [e.key, e.value];
-    }
-  }
 }

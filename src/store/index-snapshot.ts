@@ -3,12 +3,15 @@
 // its index. LevelDB never changes a table file in place, so once every live table is open (a handle keeps a
 // file readable after a concurrent compaction deletes it) and the write-ahead log is read, the snapshot is
 // consistent; a MANIFEST that changed while it was being taken means a writer was busy, and it is taken again.
+import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  Block, blockContents, BLOCK_TRAILER_BYTES, decodeBlockHandle, decodeTableFooter, decodeWriteBatch, LevelFormatError, logRecords, parseInternalKey,
-  replayManifest, TABLE_FOOTER_BYTES, userKeyOf, type BlockHandle, type LevelEntry, type TableFile,
+  decodeWriteBatch, LevelFormatError, logRecords, parseInternalKey, replayManifest, userKeyOf, type LevelEntry, type TableFile,
 } from '../core/leveldb-format.js';
+import {
+  Block, blockContents, BLOCK_TRAILER_BYTES, BLOOM_FILTER_KEY, BloomFilters, decodeBlockHandle, decodeTableFooter, TABLE_FOOTER_BYTES, type BlockHandle,
+} from '../core/leveldb-table.js';
 
 export type SnapshotOutcome =
   | { kind: 'ok'; snapshot: LevelSnapshot }
@@ -26,30 +29,40 @@ const errno = (e: unknown) => (e as NodeJS.ErrnoException).code;
 class Stale extends Error {}
 
 class Table {
-  private index: Block | undefined;
+  private meta: { index: Block; filters: BloomFilters | undefined } | undefined;
 
   constructor(readonly file: TableFile, private readonly fh: fs.FileHandle, private readonly cache: Map<string, Block>) {}
 
-  private async read(h: BlockHandle): Promise<Buffer> {
-    const n = h.size + BLOCK_TRAILER_BYTES;
+  private readAt(offset: number, n: number): Buffer {
     const buf = Buffer.allocUnsafe(n);
-    const { bytesRead } = await this.fh.read(buf, 0, n, h.offset);
-    if (bytesRead !== n) throw new LevelFormatError(`table ${this.file.number} is truncated`);
+    // Synchronous, as pack-reader's reads: a block is a few KiB, mostly in the page cache, and a thread-pool
+    // round trip per lookup cost several times the read itself.
+    if (fsSync.readSync(this.fh.fd, buf, 0, n, offset) !== n) throw new LevelFormatError(`table ${this.file.number} is truncated`);
     return buf;
   }
 
-  private async indexBlock(): Promise<Block> {
-    if (!this.index) {
-      const size = (await this.fh.stat()).size;
-      if (size < TABLE_FOOTER_BYTES) throw new LevelFormatError(`table ${this.file.number} is truncated`);
-      const footer = Buffer.alloc(TABLE_FOOTER_BYTES);
-      await this.fh.read(footer, 0, TABLE_FOOTER_BYTES, size - TABLE_FOOTER_BYTES);
-      this.index = new Block(blockContents(await this.read(decodeTableFooter(footer))));
-    }
-    return this.index;
+  /** A block with its trailer. */
+  private read(h: BlockHandle): Buffer {
+    return this.readAt(h.offset, h.size + BLOCK_TRAILER_BYTES);
   }
 
-  private async dataBlock(h: BlockHandle, keep: boolean): Promise<Block> {
+  /** The index block and the Bloom filters, read once. */
+  private load(): { index: Block; filters: BloomFilters | undefined } {
+    if (!this.meta) {
+      const size = fsSync.fstatSync(this.fh.fd).size;
+      if (size < TABLE_FOOTER_BYTES) throw new LevelFormatError(`table ${this.file.number} is truncated`);
+      const handles = decodeTableFooter(this.readAt(size - TABLE_FOOTER_BYTES, TABLE_FOOTER_BYTES));
+      const index = new Block(blockContents(this.read(handles.index)));
+      let filters: BloomFilters | undefined;
+      for (const [k, v] of new Block(blockContents(this.read(handles.metaindex))).entries()) {
+        if (k.toString('latin1') === BLOOM_FILTER_KEY) filters = new BloomFilters(blockContents(this.read(decodeBlockHandle(v))));
+      }
+      this.meta = { index, filters };
+    }
+    return this.meta;
+  }
+
+  private dataBlock(h: BlockHandle, keep: boolean): Block {
     const k = `${this.file.number}:${h.offset}`;
     const hit = this.cache.get(k);
     if (hit) {
@@ -57,7 +70,7 @@ class Table {
       this.cache.set(k, hit);
       return hit;
     }
-    const b = new Block(blockContents(await this.read(h)));
+    const b = new Block(blockContents(this.read(h)));
     if (keep) {
       if (this.cache.size >= BLOCK_CACHE) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(k, b);
@@ -65,14 +78,25 @@ class Table {
     return b;
   }
 
-  /** Entries in internal-key order from the first whose user key is >= `from`. `keep` caches the blocks read. */
-  async *entries(from: Buffer, keep: boolean): AsyncGenerator<LevelEntry> {
-    for (const [, handle] of (await this.indexBlock()).entries(from)) {
-      for (const [ikey, value] of (await this.dataBlock(decodeBlockHandle(handle), keep)).entries(from)) {
-        const k = parseInternalKey(ikey);
-        if (k.type > 1) throw new LevelFormatError(`unknown entry type ${k.type} in table ${this.file.number}`);
-        yield { key: k.user, seq: k.seq, value: k.type === 1 ? value : undefined };
-      }
+  /**
+   * This table's newest entry for `key`, as LevelDB's Table::InternalGet finds it: the block the index points
+   * at holds it if the table does (a separator never falls between two entries of one key), and the block's
+   * Bloom filter can say at once that it does not.
+   */
+  get(key: Buffer): LevelEntry | undefined {
+    const { index, filters } = this.load();
+    const at = index.seek(key);
+    if (!at) return undefined;
+    const handle = decodeBlockHandle(at[1]);
+    if (filters && !filters.mayContain(handle.offset, key)) return undefined;
+    const e = this.dataBlock(handle, true).seek(key);
+    return e && userKeyOf(e[0]).equals(key) ? entry(e[0], e[1], this.file.number) : undefined;
+  }
+
+  /** Entries in internal-key order from the first whose user key is >= `from`. */
+  *entries(from: Buffer): Generator<LevelEntry> {
+    for (const [, handle] of this.load().index.entries(from)) {
+      for (const [ikey, value] of this.dataBlock(decodeBlockHandle(handle), false).entries(from)) yield entry(ikey, value, this.file.number);
     }
   }
 
@@ -81,11 +105,41 @@ class Table {
   }
 }
 
+function entry(ikey: Buffer, value: Buffer, table: number): LevelEntry {
+  const k = parseInternalKey(ikey);
+  if (k.type > 1) throw new LevelFormatError(`unknown entry type ${k.type} in table ${table}`);
+  return { key: k.user, seq: k.seq, value: k.type === 1 ? value : undefined };
+}
+
 const inRange = (f: TableFile, key: Buffer) => Buffer.compare(userKeyOf(f.smallest), key) <= 0 && Buffer.compare(key, userKeyOf(f.largest)) <= 0;
 
+/** The tables of one level. Level 0's may overlap (newest first); a deeper level's are disjoint and sorted. */
+class Level {
+  readonly all: Table[];
+
+  constructor(private readonly tables: Table[], private readonly overlapping: boolean) {
+    this.all = tables;
+    if (overlapping) tables.sort((a, b) => b.file.number - a.file.number);
+    else tables.sort((a, b) => Buffer.compare(a.file.smallest, b.file.smallest));
+  }
+
+  candidates(key: Buffer): Table[] {
+    if (this.overlapping) return this.tables.filter((t) => inRange(t.file, key));
+    let lo = 0;
+    let hi = this.tables.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (Buffer.compare(userKeyOf(this.tables[mid]!.file.largest), key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    const t = this.tables[lo];
+    return t && inRange(t.file, key) ? [t] : [];
+  }
+}
+
 /** Several sorted sources merged: for each key, only its newest entry. */
-async function* merge(sources: AsyncIterator<LevelEntry>[]): AsyncGenerator<LevelEntry> {
-  const heads = await Promise.all(sources.map((s) => s.next()));
+function* merge(sources: Iterator<LevelEntry>[]): Generator<LevelEntry> {
+  const heads = sources.map((s) => s.next());
   let last: Buffer | undefined;
   for (;;) {
     let best = -1;
@@ -98,7 +152,7 @@ async function* merge(sources: AsyncIterator<LevelEntry>[]): AsyncGenerator<Leve
     }
     if (best < 0) return;
     const e = heads[best]!.value as LevelEntry;
-    heads[best] = await sources[best]!.next();
+    heads[best] = sources[best]!.next();
     if (last && last.equals(e.key)) continue;
     last = e.key;
     yield e;
@@ -108,8 +162,12 @@ async function* merge(sources: AsyncIterator<LevelEntry>[]): AsyncGenerator<Leve
 export class LevelSnapshot {
   private readonly memKeys: Buffer[];
 
+  private readonly levels: Level[] = [];
+
   private constructor(private readonly tables: Table[], private readonly mem: Map<string, LevelEntry>) {
     this.memKeys = [...mem.values()].map((e) => e.key).sort(Buffer.compare);
+    const depth = Math.max(-1, ...tables.map((t) => t.file.level));
+    for (let l = 0; l <= depth; l++) this.levels.push(new Level(tables.filter((t) => t.file.level === l), l === 0));
   }
 
   /** Reads the database in `dir`; writers may be using it meanwhile. */
@@ -175,32 +233,32 @@ export class LevelSnapshot {
     }
   }
 
+  /** The value of `key`, looked up as LevelDB does: the log, then level 0 newest first, then each deeper level. */
   async get(key: Buffer): Promise<Buffer | undefined> {
     const inMem = this.mem.get(key.toString('latin1'));
-    if (inMem) return inMem.value; // the log is newer than every table
-    let best: LevelEntry | undefined;
-    for (const t of this.tables) {
-      if (!inRange(t.file, key)) continue;
-      const first = await t.entries(key, true).next();
-      if (!first.done && first.value.key.equals(key) && (!best || first.value.seq > best.seq)) best = first.value;
+    if (inMem) return inMem.value;
+    for (const level of this.levels) {
+      for (const t of level.candidates(key)) {
+        const e = t.get(key);
+        if (e) return e.value; // the newest entry decides, a deletion included
+      }
     }
-    return best?.value;
+    return undefined;
   }
 
   /** Live entries with gte <= key < lt, in key order. */
   async *range(gte: Buffer, lt: Buffer): AsyncGenerator<[Buffer, Buffer]> {
-    const sources: AsyncIterator<LevelEntry>[] = [];
+    const sources: Iterator<LevelEntry>[] = [];
     const mem = this.memKeys.filter((k) => Buffer.compare(k, gte) >= 0 && Buffer.compare(k, lt) < 0).map((k) => this.mem.get(k.toString('latin1'))!);
-    sources.push(mem[Symbol.iterator]() as unknown as AsyncIterator<LevelEntry>);
+    sources.push(mem[Symbol.iterator]());
     // Level 0 tables may overlap, one source each; the tables of a deeper level do not, so they are read in turn.
-    const overlapping = this.tables.filter((t) => Buffer.compare(userKeyOf(t.file.largest), gte) >= 0 && Buffer.compare(userKeyOf(t.file.smallest), lt) < 0);
-    for (const t of overlapping.filter((x) => x.file.level === 0)) sources.push(t.entries(gte, false));
-    const levels = [...new Set(overlapping.map((t) => t.file.level))].filter((l) => l > 0);
-    for (const l of levels) {
-      const files = overlapping.filter((t) => t.file.level === l).sort((a, b) => Buffer.compare(a.file.smallest, b.file.smallest));
-      sources.push((async function* () { for (const t of files) yield* t.entries(gte, false); })());
+    const overlaps = (t: Table) => Buffer.compare(userKeyOf(t.file.largest), gte) >= 0 && Buffer.compare(userKeyOf(t.file.smallest), lt) < 0;
+    for (const [l, level] of this.levels.entries()) {
+      const tables = level.all.filter(overlaps);
+      if (l === 0) for (const t of tables) sources.push(t.entries(gte));
+      else sources.push((function* () { for (const t of tables) yield* t.entries(gte); })());
     }
-    for await (const e of merge(sources.map((s) => wrapSync(s)))) {
+    for (const e of merge(sources)) {
       if (Buffer.compare(e.key, lt) >= 0) return;
       if (e.value) yield [e.key, e.value];
     }
@@ -209,11 +267,6 @@ export class LevelSnapshot {
   async close(): Promise<void> {
     await Promise.all(this.tables.map((t) => t.close()));
   }
-}
-
-/** A sync iterator used where an async one is expected. */
-function wrapSync(it: AsyncIterator<LevelEntry> | Iterator<LevelEntry>): AsyncIterator<LevelEntry> {
-  return { next: async () => it.next() };
 }
 
 async function readOrStale(p: string): Promise<Buffer> {
