@@ -12,6 +12,7 @@ import {
 import {
   Block, blockContents, BLOCK_TRAILER_BYTES, BLOOM_FILTER_KEY, BloomFilters, decodeBlockHandle, decodeTableFooter, TABLE_FOOTER_BYTES, type BlockHandle,
 } from '../core/leveldb-table.js';
+import { ioError } from './durable-fs.js';
 
 export type SnapshotOutcome =
   | { kind: 'ok'; snapshot: LevelSnapshot }
@@ -31,13 +32,19 @@ class Stale extends Error {}
 class Table {
   private meta: { index: Block; filters: BloomFilters | undefined } | undefined;
 
-  constructor(readonly file: TableFile, private readonly fh: fs.FileHandle, private readonly cache: Map<string, Block>) {}
+  constructor(readonly file: TableFile, private readonly path: string, private readonly fh: fs.FileHandle, private readonly cache: Map<string, Block>) {}
 
   private readAt(offset: number, n: number): Buffer {
     const buf = Buffer.allocUnsafe(n);
     // Synchronous, as pack-reader's reads: a block is a few KiB, mostly in the page cache, and a thread-pool
     // round trip per lookup cost several times the read itself.
-    if (fsSync.readSync(this.fh.fd, buf, 0, n, offset) !== n) throw new LevelFormatError(`table ${this.file.number} is truncated`);
+    let got: number;
+    try {
+      got = fsSync.readSync(this.fh.fd, buf, 0, n, offset);
+    } catch (e) {
+      throw ioError(e, 'read the index table', this.path);
+    }
+    if (got !== n) throw new LevelFormatError(`table ${this.file.number} is truncated`);
     return buf;
   }
 
@@ -202,14 +209,16 @@ export class LevelSnapshot {
     try {
       for (const f of version.files) {
         const name = String(f.number).padStart(6, '0');
-        const fh = await fs.open(path.join(dir, `${name}.ldb`), 'r').catch((e) => {
-          if (errno(e) === 'ENOENT') return fs.open(path.join(dir, `${name}.sst`), 'r');
-          throw e;
+        let file = path.join(dir, `${name}.ldb`);
+        const fh = await fs.open(file, 'r').catch((e) => {
+          if (errno(e) !== 'ENOENT') throw e;
+          file = path.join(dir, `${name}.sst`); // what LevelDB before 1.14 wrote
+          return fs.open(file, 'r');
         }).catch((e) => {
           if (errno(e) === 'ENOENT') throw new Stale(`table ${name} is gone`);
           throw e;
         });
-        tables.push(new Table(f, fh, cache));
+        tables.push(new Table(f, file, fh, cache));
       }
       const mem = new Map<string, LevelEntry>();
       const logs = (await fs.readdir(dir)).map((n) => /^(\d+)\.log$/.exec(n)).filter((x) => x !== null).map((x) => Number(x[1]))
