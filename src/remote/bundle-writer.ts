@@ -1,9 +1,10 @@
 // Writes a bundle (spec/BUNDLE.md): the objects are copied verbatim (record headers checked; the receiver
-// re-hashes every record) into a scratch pack in the store's tmp/, then preamble, header, pack and trailer are
-// streamed to the destination.
+// re-hashes every record) into a scratch pack in the store's tmp/ (the system's temp folder when this user may
+// not write the store), then preamble, header, pack and trailer are streamed to the destination.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
@@ -33,7 +34,7 @@ export interface WrittenBundle {
 
 /** Streams a bundle into `sink` (not ended). Memory holds one record at a time. */
 export async function writeBundle(store: ObjectStore, content: BundleContent, sink: Writable): Promise<WrittenBundle> {
-  const scratchRoot = path.join(store.layout.tmpDir, `bundle-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const scratchRoot = await scratchFolder(store);
   const scratch = new StoreLayout(scratchRoot);
   try {
     const writer = await PackWriter.create(scratch, { durable: false });
@@ -95,6 +96,20 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
   } finally {
     await fs.rm(scratchRoot, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/** A new folder for the scratch pack: in the store's tmp/ (same disk, cleaned by gc), else the system's. */
+async function scratchFolder(store: ObjectStore): Promise<string> {
+  const inStore = path.join(store.layout.tmpDir, `bundle-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await fs.mkdir(inStore);
+    return inStore;
+  } catch (e) {
+    // ENOENT too: a store without tmp/ (it is created by the first writer) that this user cannot create.
+    if (!['EACCES', 'EPERM', 'EROFS', 'ENOENT'].includes((e as NodeJS.ErrnoException).code ?? '')) throw ioError(e, 'create', inStore);
+  }
+  const elsewhere = path.join(os.tmpdir(), 'ckvc-bundle-');
+  return fs.mkdtemp(elsewhere).catch((e) => { throw ioError(e, 'create a folder in', os.tmpdir()); });
 }
 
 /** Writes a bundle file through a temp file renamed into place. */

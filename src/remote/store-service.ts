@@ -6,7 +6,7 @@ import { bad, bundleRefNameProblem } from '../core/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
 import { isAncestor, storeParents } from '../store/ancestry.js';
-import { registerWriter } from '../store/gc-exclusion.js';
+import { registerReader, registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { checkClosure, promoteObjects, type RefUpdate } from './bundle-import.js';
 import { receiveBundle } from './bundle-reader.js';
@@ -58,7 +58,7 @@ export class StoreService {
   async sendObjects(ids: ObjectId[], sink: Writable): Promise<void> {
     const records = await this.store.pruned.all();
     const pruned = ids.map((id) => records.get(id)).filter((r) => r !== undefined);
-    const registration = await registerWriter(this.store.layout);
+    const registration = await registerReader(this.store.layout);
     try {
       await writeBundle(this.store, { refs: [], objects: ids, prerequisites: [], pruned }, sink);
     } finally {

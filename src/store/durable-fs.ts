@@ -1,6 +1,7 @@
 // Durable file operations: write to a temp file, fsync it, rename into place, fsync the directory. This is the
 // only way ckvc replaces files in a store, so a crash leaves either the old or the new content, never a mix.
 import { randomBytes } from 'node:crypto';
+import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
@@ -94,9 +95,26 @@ export async function readFileIfExists(p: string): Promise<Buffer | undefined> {
 export function ioError(e: unknown, action: string, p: string): CkvcError {
   if (e instanceof CkvcError) return e;
   const err = e as NodeJS.ErrnoException;
+  const code = err.code === 'ENOENT' && err.syscall === 'mkdir' ? whyMkdirFailed(err.path ?? p) : err.code;
   const hint =
-    err.code === 'ENOSPC' ? 'free some disk space and retry' :
-    err.code === 'EACCES' || err.code === 'EPERM' ? 'check the permissions' :
+    code === 'ENOSPC' ? 'free some disk space and retry' :
+    code === 'EACCES' || code === 'EPERM' ? 'check the permissions' :
+    code === 'EROFS' ? 'the file system is mounted read-only' :
     'check the disk and retry';
-  return new CkvcError('CKVC_IO', `cannot ${action} ${p}: ${err.code ?? err.message}; ${hint}`, { path: p, errno: err.code }, { cause: e });
+  return new CkvcError('CKVC_IO', `cannot ${action} ${p}: ${code ?? err.message}; ${hint}`, { path: p, errno: code }, { cause: e });
+}
+
+/**
+ * A recursive mkdir reports ENOENT where the folder could not be created for another reason (Node turns a
+ * read-only file system into ENOENT): the nearest folder that exists says why.
+ */
+function whyMkdirFailed(dir: string): string {
+  let parent = path.dirname(dir);
+  while (!fsSync.existsSync(parent) && path.dirname(parent) !== parent) parent = path.dirname(parent);
+  try {
+    fsSync.accessSync(parent, fsSync.constants.W_OK);
+    return 'ENOENT';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? 'ENOENT';
+  }
 }

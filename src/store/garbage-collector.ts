@@ -77,6 +77,7 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   const now = Date.now();
   // First, so that a disk filled by killed commits has room for the repack below.
   const temps = await removeLeftovers(store.layout, now, opts.graceMs, Boolean(opts.dryRun));
+  store.index.forWriting();
   await store.index.session(async () => {}, { sync: true });
   const pruned = await new PruneRecords(store.layout).all();
   const live = await liveObjects(store, await gcRoots(store), pruned);

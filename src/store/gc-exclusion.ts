@@ -46,6 +46,30 @@ export async function registerWriter(layout: StoreLayout): Promise<WriterRegistr
   }
 }
 
+/**
+ * For a command that only reads but must not have gc repack what it is copying out (sending objects): it
+ * registers like a writer where it can. A store it may not write cannot be collected by it either, and it
+ * cannot hold off the owner's gc there: it waits out a running gc, then goes ahead unregistered (a gc that
+ * starts meanwhile can make it fail with CKVC_MISSING_OBJECT, never return wrong data).
+ */
+export async function registerReader(layout: StoreLayout): Promise<WriterRegistration> {
+  try {
+    return await registerWriter(layout);
+  } catch (e) {
+    const errno = e instanceof CkvcError ? e.data.errno : undefined;
+    if (errno !== 'EACCES' && errno !== 'EPERM' && errno !== 'EROFS') throw e;
+  }
+  const deadline = Date.now() + gcWaitMs();
+  for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+    const gc = await gcRunning(layout);
+    if (!gc) return { release: async () => {} };
+    if (Date.now() >= deadline) {
+      throw new CkvcError('CKVC_LOCKED', `ckvc gc (process ${gc.pid} on ${gc.host}) is running on this store; wait for it to finish and retry (${layout.gcLockFile})`, { path: layout.gcLockFile, owner: gc });
+    }
+    await sleep(delay);
+  }
+}
+
 /** Takes gc.lock, then waits until no live writer is registered. */
 export async function acquireGcLock(layout: StoreLayout, timeoutMs = gcWaitMs()): Promise<HeldLock> {
   await fs.mkdir(layout.locksDir, { recursive: true }).catch((e) => { throw ioError(e, 'create', layout.locksDir); });

@@ -1,54 +1,27 @@
-// The LevelDB index (spec/FORMAT.md §8): where each object lives, plus cached commit bodies for fast log.
-// It is a cache: everything in it is derived from packs, so it is rebuilt when missing, damaged or behind.
-// LevelDB allows one process at a time, so every use is a short session (open, work, close) with retries:
-// two committers interleave their sessions instead of one blocking the other for a whole commit.
+// The index (spec/FORMAT.md §8): where each object lives, plus cached commit bodies for fast log. It is a
+// cache: everything in it is derived from packs, so it is rebuilt when missing, damaged or behind.
+//
+// Two ways in. Read commands see a snapshot of its files read directly (index-view.ts): opening LevelDB writes
+// even to look (a new MANIFEST, log and LOG) and needs write access, so a read that opened it would change the
+// store and fail on one the user may only read. Writers, and a read that finds the index in need of a rebuild
+// on a store it may write, open LevelDB. LevelDB allows one process at a time, so every use of it is a short
+// session (open, work, close) with retries: two committers interleave instead of one blocking the other.
 import * as fs from 'node:fs/promises';
 import { Level } from 'level';
 import { CkvcError } from '../core/errors.js';
-import { OBJECT_TYPE_CODE, objectTypeFromCode, type ObjectId, type ObjectType } from '../core/object-id.js';
-import { isKnownCodec, MAX_OBJECT_BYTES, type CodecId, type PackEntry } from '../core/pack-format.js';
+import { INDEX_VERSION, META_VERSION } from '../core/index-keys.js';
+import { LevelFormatError } from '../core/leveldb-format.js';
+import type { ObjectId, ObjectType } from '../core/object-id.js';
+import type { PackEntry } from '../core/pack-format.js';
 import { ioError } from './durable-fs.js';
+import { LevelSession, type DB } from './index-level.js';
+import { LevelSnapshot } from './index-snapshot.js';
+import { IndexReadView, ViewSession } from './index-view.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
-import type { StoreLayout } from './store-layout.js';
+import { listPackIds, type StoreLayout } from './store-layout.js';
 
-export const INDEX_VERSION = 1;
-const K_OBJECT = 0x6f; // 'o' + id -> location
-const K_PACK = 0x70; // 'p' + pack id -> object count
-const K_COMMIT = 0x63; // 'c' + id -> commit body
-const META_VERSION = Buffer.from('m:version');
-
-type DB = Level<Buffer, Buffer>;
-
-function key(kind: number, hex: string): Buffer {
-  const b = Buffer.alloc(33);
-  b[0] = kind;
-  b.write(hex, 1, 'hex');
-  return b;
-}
-
-function encodeLocation(packId: string, e: PackEntry): Buffer {
-  const b = Buffer.alloc(52);
-  b.write(packId, 0, 'hex');
-  b.writeBigUInt64LE(BigInt(e.offset), 32);
-  b.writeUInt32LE(e.storedLength, 40);
-  b.writeUInt32LE(e.rawLength, 44);
-  b[48] = OBJECT_TYPE_CODE[e.type];
-  b[49] = e.codec;
-  return b;
-}
-
-/** A damaged entry reads as a miss (the caller then re-syncs from the packs), never as a wild read. */
-function decodeLocation(id: ObjectId, b: Buffer): ObjectLocation | undefined {
-  const type = b.length === 52 ? objectTypeFromCode(b[48]!) : undefined;
-  if (!type || !isKnownCodec(b[49]!)) return undefined;
-  const storedLength = b.readUInt32LE(40);
-  const rawLength = b.readUInt32LE(44);
-  if (storedLength > MAX_OBJECT_BYTES || rawLength > MAX_OBJECT_BYTES) return undefined;
-  return {
-    packId: b.subarray(0, 32).toString('hex'),
-    entry: { id, type, offset: Number(b.readBigUInt64LE(32)), storedLength, rawLength, codec: b[49] as CodecId },
-  };
-}
+export { INDEX_VERSION } from '../core/index-keys.js';
+export { listPackIds } from './store-layout.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -57,97 +30,42 @@ export interface IndexedPack {
   entries: PackEntry[];
 }
 
-export class IndexSession {
-  constructor(private readonly db: DB) {}
+export type IndexTotals = Map<ObjectType, { count: number; rawBytes: number; storedBytes: number }>;
 
-  async locate(ids: ObjectId[]): Promise<(ObjectLocation | undefined)[]> {
-    if (ids.length === 0) return [];
-    const vals = await this.db.getMany(ids.map((id) => key(K_OBJECT, id)));
-    return vals.map((v, i) => (v ? decodeLocation(ids[i]!, v) : undefined));
-  }
-
-  async addPack(pack: IndexedPack, commitBodies: Map<ObjectId, Uint8Array>): Promise<void> {
-    const batch = this.db.batch();
-    for (const e of pack.entries) batch.put(key(K_OBJECT, e.id), encodeLocation(pack.packId, e));
-    for (const [id, body] of commitBodies) batch.put(key(K_COMMIT, id), Buffer.from(body));
-    batch.put(key(K_PACK, pack.packId), Buffer.from(String(pack.entries.length)));
-    await batch.write();
-  }
-
-  /**
-   * gc's index update, in one atomic batch: index the new packs, forget the deleted ones (their `p` keys, the
-   * `o` keys still pointing into them, the cached bodies of commits in `gone`), and point every object in
-   * `relocate` at its surviving copy (its entry may have named a deleted pack though a kept pack has it too).
-   */
-  async replacePacks(added: IndexedPack[], removed: IndexedPack[], gone: Set<ObjectId>, relocate: ObjectLocation[]): Promise<void> {
-    const batch = this.db.batch();
-    for (const pack of added) {
-      for (const e of pack.entries) batch.put(key(K_OBJECT, e.id), encodeLocation(pack.packId, e));
-      batch.put(key(K_PACK, pack.packId), Buffer.from(String(pack.entries.length)));
-    }
-    for (const pack of removed) {
-      const vals = await this.db.getMany(pack.entries.map((e) => key(K_OBJECT, e.id)));
-      pack.entries.forEach((e, i) => {
-        const v = vals[i];
-        if (v && v.subarray(0, 32).toString('hex') === pack.packId) batch.del(key(K_OBJECT, e.id));
-        if (e.type === 'commit' && gone.has(e.id)) batch.del(key(K_COMMIT, e.id));
-      });
-      batch.del(key(K_PACK, pack.packId));
-    }
-    for (const l of relocate) batch.put(key(K_OBJECT, l.entry.id), encodeLocation(l.packId, l.entry));
-    await batch.write();
-  }
-
-  async commitBody(id: ObjectId): Promise<Buffer | undefined> {
-    return (await this.db.get(key(K_COMMIT, id))) ?? undefined;
-  }
-
-  async indexedPacks(): Promise<Set<string>> {
-    const out = new Set<string>();
-    for await (const k of this.db.keys({ gte: Buffer.from([K_PACK]), lt: Buffer.from([K_PACK + 1]) })) out.add(k.subarray(1).toString('hex'));
-    return out;
-  }
-
+export interface IndexSession {
+  locate(ids: ObjectId[]): Promise<(ObjectLocation | undefined)[]>;
+  commitBody(id: ObjectId): Promise<Buffer | undefined>;
+  /** Packs whose every object is indexed. */
+  indexedPacks(): Promise<Set<string>>;
   /** Objects of the given types whose hex ID starts with `prefix`, at most `limit`. */
-  async findByPrefix(prefix: string, types: ObjectType[], limit = 10): Promise<{ id: ObjectId; type: ObjectType }[]> {
-    const even = prefix.length % 2 === 0 ? prefix : prefix.slice(0, -1);
-    const lo = Buffer.concat([Buffer.from([K_OBJECT]), Buffer.from(even, 'hex')]);
-    const hi = Buffer.from(lo);
-    // Upper bound: the next key after every key starting with lo.
-    let i = hi.length - 1;
-    while (i >= 0 && hi[i] === 0xff) i--;
-    const upper = i < 0 ? Buffer.from([K_OBJECT + 1]) : Buffer.concat([hi.subarray(0, i), Buffer.from([hi[i]! + 1])]);
-    const out: { id: ObjectId; type: ObjectType }[] = [];
-    for await (const [k, v] of this.db.iterator({ gte: lo, lt: upper })) {
-      const id = k.subarray(1).toString('hex');
-      if (!id.startsWith(prefix)) continue;
-      const loc = decodeLocation(id, v);
-      if (loc && types.includes(loc.entry.type)) out.push({ id, type: loc.entry.type });
-      if (out.length >= limit) break;
-    }
-    return out;
-  }
-
+  findByPrefix(prefix: string, types: ObjectType[], limit?: number): Promise<{ id: ObjectId; type: ObjectType }[]>;
   /** Per object type: how many, their raw (uncompressed) bytes and their stored bytes. */
-  async totals(): Promise<Map<ObjectType, { count: number; rawBytes: number; storedBytes: number }>> {
-    const out = new Map<ObjectType, { count: number; rawBytes: number; storedBytes: number }>();
-    for await (const v of this.db.values({ gte: Buffer.from([K_OBJECT]), lt: Buffer.from([K_OBJECT + 1]) })) {
-      const t = objectTypeFromCode(v[48]!);
-      if (!t) continue;
-      const cur = out.get(t) ?? { count: 0, rawBytes: 0, storedBytes: 0 };
-      cur.count++;
-      cur.rawBytes += v.readUInt32LE(44);
-      cur.storedBytes += v.readUInt32LE(40);
-      out.set(t, cur);
-    }
-    return out;
-  }
+  totals(): Promise<IndexTotals>;
+  addPack(pack: IndexedPack, commitBodies: Map<ObjectId, Uint8Array>): Promise<void>;
+  replacePacks(added: IndexedPack[], removed: IndexedPack[], gone: Set<ObjectId>, relocate: ObjectLocation[]): Promise<void>;
 }
 
 /** How long an idle open index stays open for the next session of this process before it is closed. */
 const LINGER_MS = 25;
 
+/** Open failures that say nothing about the index's state: the index is not deleted for these. */
+const NOT_DAMAGE: [RegExp, string][] = [
+  [/Permission denied/, 'EACCES'], [/Operation not permitted/, 'EPERM'], [/Read-only file system/, 'EROFS'],
+  [/No space left/, 'ENOSPC'], [/Input\/output error/, 'EIO'], [/Too many open files/, 'EMFILE'],
+];
+
 export class ObjectIndex {
+  /** undecided until the first session: 'view' reads the files, 'level' opens LevelDB. */
+  private backend: 'undecided' | 'view' | 'level' = 'undecided';
+  private deciding: Promise<void> | undefined;
+  private view: IndexReadView | undefined;
+  private viewSynced = false;
+  /** Views replaced while a session may still be using them; closed with the index. */
+  private readonly retired: IndexReadView[] = [];
+  /** This (read) process opens LevelDB only to repair the index: if it cannot, it reads the packs instead. */
+  private repairing = false;
+  /** The view found the index damaged: LevelDB must not trust it even if it opens. */
+  private discard = false;
   private synced = false;
   private db: DB | undefined;
   private opening: Promise<DB> | undefined;
@@ -161,12 +79,116 @@ export class ObjectIndex {
     return this.layout.indexDir;
   }
 
+  /** From now on this process writes the index: its sessions open LevelDB. */
+  forWriting(): void {
+    this.backend = 'level';
+    this.repairing = false;
+  }
+
   /**
-   * Runs `fn` with the index open; `sync` forces a check that every pack on disk is indexed. Back-to-back
+   * Runs `fn` with the index; `sync` forces a check that every pack on disk is indexed. Back-to-back LevelDB
    * sessions of one process share one opening (a log walk is one session per commit); the database is closed
    * LINGER_MS after the last one ends, so other processes get their turn.
    */
   async session<T>(fn: (s: IndexSession) => Promise<T>, opts: { sync?: boolean } = {}): Promise<T> {
+    if (this.backend !== 'level') {
+      let view: IndexReadView | undefined;
+      try {
+        view = await this.readView(opts.sync);
+        if (view) {
+          return await fn(new ViewSession(view, (w) => {
+            this.forWriting();
+            return this.session(w);
+          }));
+        }
+      } catch (e) {
+        const suspect = view ?? this.view;
+        if (!(e instanceof LevelFormatError) || !suspect) throw e;
+        await this.distrust(suspect); // damage found in a table: the session is run again without it
+        return this.session(fn, opts);
+      }
+    }
+    return this.levelSession(fn, opts);
+  }
+
+  private async readView(sync: boolean | undefined): Promise<IndexReadView | undefined> {
+    if (this.backend === 'undecided') await (this.deciding ??= this.decide(true).finally(() => (this.deciding = undefined)));
+    if (this.backend !== 'view') return undefined;
+    const view = this.view!;
+    if (this.viewSynced && !sync) return view;
+    if ((await view.sync()) === 'gone') {
+      this.retire(view);
+      return this.readView(false);
+    }
+    this.viewSynced = true;
+    return view;
+  }
+
+  /** Chooses how this process reads: the index's files, LevelDB to repair them, or the packs alone. */
+  private async decide(retryIfGone: boolean): Promise<void> {
+    const out = await LevelSnapshot.load(this.layout.indexDir);
+    let repair = out.kind === 'damaged' || (out.kind === 'missing' && (await listPackIds(this.layout)).size > 0);
+    if (out.kind === 'ok') {
+      const view = new IndexReadView(this.layout, this.packs, out.snapshot);
+      let state: 'ok' | 'gone' | 'other version' | 'damaged';
+      try {
+        const v = await out.snapshot.get(META_VERSION);
+        state = v === undefined || Number(v.toString()) !== INDEX_VERSION ? 'other version' : await view.sync();
+      } catch (e) {
+        if (!(e instanceof LevelFormatError)) throw e;
+        state = 'damaged';
+      }
+      if (state === 'ok') return this.use(view, true);
+      await view.close();
+      // Packs it names are gone: a gc may have finished after the snapshot was taken, so take it again once.
+      if (state === 'gone' && retryIfGone) return this.decide(false);
+      this.discard ||= state === 'damaged';
+      repair = true;
+    }
+    if (repair && !(await this.writeProblem('repair the index'))) {
+      this.backend = 'level';
+      this.repairing = true;
+      this.discard ||= out.kind === 'damaged';
+      return;
+    }
+    this.use(new IndexReadView(this.layout, this.packs, undefined), false);
+  }
+
+  private use(view: IndexReadView, synced: boolean): void {
+    this.view = view;
+    this.viewSynced = synced;
+    this.backend = 'view';
+  }
+
+  private retire(view: IndexReadView): void {
+    this.retired.push(view);
+    if (this.view === view) this.view = undefined;
+    this.backend = 'undecided';
+  }
+
+  private async distrust(view: IndexReadView): Promise<void> {
+    this.retire(view);
+    if (!(await this.writeProblem('repair the index'))) {
+      this.backend = 'level';
+      this.repairing = true;
+      this.discard = true;
+    } else this.use(new IndexReadView(this.layout, this.packs, undefined), false);
+  }
+
+  /** Why this process cannot change the index (a CKVC_IO naming the folder), or undefined if it can. */
+  private async writeProblem(action: string): Promise<CkvcError | undefined> {
+    for (const p of [this.layout.root, this.layout.indexDir]) {
+      try {
+        await fs.access(p, fs.constants.W_OK);
+      } catch (e) {
+        if (p === this.layout.indexDir && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        return ioError(e, action, p);
+      }
+    }
+    return undefined;
+  }
+
+  private async levelSession<T>(fn: (s: IndexSession) => Promise<T>, opts: { sync?: boolean }): Promise<T> {
     if (this.closeTimer) {
       clearTimeout(this.closeTimer);
       this.closeTimer = undefined;
@@ -175,10 +197,18 @@ export class ObjectIndex {
     try {
       if (!this.db) {
         this.opening ??= this.openDb().finally(() => (this.opening = undefined));
-        this.db = await this.opening;
+        try {
+          this.db = await this.opening;
+        } catch (e) {
+          if (!this.repairing || !(e instanceof CkvcError && e.code === 'CKVC_IO')) throw e;
+          // Could not repair it (not ours to write after all): read the packs instead.
+          this.repairing = false;
+          this.use(new IndexReadView(this.layout, this.packs, undefined), false);
+          return this.session(fn, opts);
+        }
       }
       const db = this.db;
-      const s = new IndexSession(db);
+      const s = new LevelSession(db);
       if (!this.synced || opts.sync) {
         await this.syncWithPacks(s, db);
         this.synced = true;
@@ -186,14 +216,22 @@ export class ObjectIndex {
       return await fn(s);
     } finally {
       if (--this.users === 0 && this.db) {
-        this.closeTimer = setTimeout(() => void this.close(), LINGER_MS);
+        this.closeTimer = setTimeout(() => void this.closeDb(), LINGER_MS);
         this.closeTimer.unref();
       }
     }
   }
 
-  /** Closes the database now if no session is running. */
+  /** Closes everything now (LevelDB only if no session is running). */
   async close(): Promise<void> {
+    const views = [...this.retired.splice(0), ...(this.view ? [this.view] : [])];
+    if (this.backend === 'view') this.backend = 'undecided';
+    this.view = undefined;
+    await Promise.all(views.map((v) => v.close()));
+    await this.closeDb();
+  }
+
+  private async closeDb(): Promise<void> {
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.closeTimer = undefined;
     if (this.users > 0 || !this.db) return;
@@ -205,7 +243,13 @@ export class ObjectIndex {
   private async openDb(): Promise<DB> {
     const deadline = Date.now() + Number(process.env.CKVC_LOCK_TIMEOUT_MS ?? 30_000);
     let delay = 2;
-    for (let rebuilt = false; ;) {
+    let rebuilt = false;
+    if (this.discard) {
+      await this.removeIndex();
+      this.discard = false;
+      rebuilt = true;
+    }
+    for (;;) {
       const db: DB = new Level<Buffer, Buffer>(this.layout.indexDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
       try {
         await db.open();
@@ -218,7 +262,9 @@ export class ObjectIndex {
         return db;
       } catch (e) {
         await db.close().catch(() => {});
-        const code = (e as { cause?: { code?: string } }).cause?.code ?? (e as { code?: string }).code;
+        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+        const code = cause?.code ?? (e as { code?: string }).code;
+        const message = cause?.message ?? (e as Error).message;
         if (code === 'LEVEL_LOCKED') {
           if (Date.now() > deadline) {
             throw new CkvcError('CKVC_LOCKED', `the index ${this.layout.indexDir} stayed locked by another ckvc process; retry when it has finished`, { path: this.layout.indexDir });
@@ -227,19 +273,24 @@ export class ObjectIndex {
           delay = Math.min(delay * 2, 40);
           continue;
         }
-        if (!rebuilt) {
-          // Damaged beyond opening: it is only a cache, so start it afresh from the packs.
-          await fs.rm(this.layout.indexDir, { recursive: true, force: true });
-          this.synced = false;
-          rebuilt = true;
-          continue;
-        }
-        throw ioError(e, 'open the index', this.layout.indexDir);
+        const notDamage = NOT_DAMAGE.find(([re]) => re.test(message ?? ''));
+        if (notDamage) throw ioError(Object.assign(new Error(message), { code: notDamage[1] }), 'open the index', this.layout.indexDir);
+        const cannotWrite = await this.writeProblem('open the index');
+        if (cannotWrite) throw cannotWrite;
+        if (rebuilt) throw ioError(Object.assign(new Error(message), { code }), 'open the index', this.layout.indexDir);
+        // Damaged beyond opening: it is only a cache, so start it afresh from the packs.
+        await this.removeIndex();
+        rebuilt = true;
       }
     }
   }
 
-  private async syncWithPacks(s: IndexSession, db: DB): Promise<void> {
+  private async removeIndex(): Promise<void> {
+    await fs.rm(this.layout.indexDir, { recursive: true, force: true }).catch((e) => { throw ioError(e, 'delete the damaged index', this.layout.indexDir); });
+    this.synced = false;
+  }
+
+  private async syncWithPacks(s: LevelSession, db: DB): Promise<void> {
     const onDisk = await listPackIds(this.layout);
     const indexed = await s.indexedPacks();
     if ([...indexed].some((p) => !onDisk.has(p))) {
@@ -261,22 +312,16 @@ export class ObjectIndex {
     }
   }
 
+  /** `ckvc index rebuild`: deletes the index and builds it again from the packs. */
   async rebuild(): Promise<{ packs: number; objects: number }> {
+    const problem = await this.writeProblem('rebuild the index in');
+    if (problem) throw problem;
+    this.forWriting();
     await this.close();
-    await fs.rm(this.layout.indexDir, { recursive: true, force: true });
-    this.synced = false;
+    await this.removeIndex();
     return this.session(async (s) => {
       const totals = await s.totals();
       return { packs: (await s.indexedPacks()).size, objects: [...totals.values()].reduce((a, b) => a + b.count, 0) };
     });
-  }
-}
-
-export async function listPackIds(layout: StoreLayout): Promise<Set<string>> {
-  try {
-    return new Set((await fs.readdir(layout.packsDir)).filter((n) => /^[0-9a-f]{64}\.pack$/.test(n)).map((n) => n.slice(0, 64)));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
-    throw ioError(e, 'list', layout.packsDir);
   }
 }

@@ -51,6 +51,7 @@ export class ObjectStore {
   }
 
   writer(): ObjectWriter {
+    this.index.forWriting();
     return new ObjectWriter(this.layout, this.index);
   }
 

@@ -80,7 +80,7 @@ export class RefStore {
     assertRefName(short, kind);
     const file = this.file(full);
     await this.ensureNoPathClash(full, short, kind);
-    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => { throw ioError(e, 'create', path.dirname(file)); });
     await withLock(`${file}.lock`, `${kind} ${short}`, async () => {
       faultPoint('ref.lock');
       const cur = await this.read(full);
@@ -89,7 +89,7 @@ export class RefStore {
         throw new CkvcError('CKVC_REF_CONFLICT', `${what}; re-run the command against the current tip`, { ref: full, expected: opts.expect, actual: cur ?? null });
       }
       const log = this.logFile(full);
-      await fs.mkdir(path.dirname(log), { recursive: true });
+      await fs.mkdir(path.dirname(log), { recursive: true }).catch((e) => { throw ioError(e, 'create', path.dirname(log)); });
       // Reflog first: if we die between the two, the log names a tip the ref never reached, which is harmless;
       // the other order could lose the only record of the previous tip.
       const oneLine = opts.message.replace(/[\r\n\t]+/g, ' ');

@@ -3,7 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
 import { DEFAULT_CDC, type CdcParams } from '../core/chunking/content-defined.js';
-import { fsyncDir, readFileIfExists, writeFileDurable } from './durable-fs.js';
+import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 
 export const STORE_DIR_NAME = '.ckvc';
 export const STORE_FORMAT = 'ckvc-store';
@@ -95,4 +95,14 @@ export async function createStore(dir: string): Promise<{ root: string; created:
   await writeFileDurable(layout.configFile, JSON.stringify(cfg, null, 2) + '\n');
   await fsyncDir(path.dirname(root));
   return { root, created: true };
+}
+
+/** The IDs of the packs in packs/ (by file name; whether each is intact is verify's business). */
+export async function listPackIds(layout: StoreLayout): Promise<Set<string>> {
+  try {
+    return new Set((await fs.readdir(layout.packsDir)).filter((n) => /^[0-9a-f]{64}\.pack$/.test(n)).map((n) => n.slice(0, 64)));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
+    throw ioError(e, 'list', layout.packsDir);
+  }
 }

@@ -1,0 +1,90 @@
+// A session on the LevelDB index opened for writing (spec/FORMAT.md §8): what writers use, and what repairs an
+// index that needs rebuilding. Read commands use index-view.ts instead, which writes nothing.
+import type { Level } from 'level';
+import { decodeLocation, encodeLocation, indexKey as key, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/index-keys.js';
+import { objectTypeFromCode, type ObjectId, type ObjectType } from '../core/object-id.js';
+import type { IndexedPack, IndexSession, IndexTotals } from './object-index.js';
+import type { ObjectLocation } from './pack-reader.js';
+
+export type DB = Level<Buffer, Buffer>;
+
+export class LevelSession implements IndexSession {
+  constructor(private readonly db: DB) {}
+
+  async locate(ids: ObjectId[]): Promise<(ObjectLocation | undefined)[]> {
+    if (ids.length === 0) return [];
+    const vals = await this.db.getMany(ids.map((id) => key(K_OBJECT, id)));
+    return vals.map((v, i) => (v ? decodeLocation(ids[i]!, v) : undefined));
+  }
+
+  async addPack(pack: IndexedPack, commitBodies: Map<ObjectId, Uint8Array>): Promise<void> {
+    const batch = this.db.batch();
+    for (const e of pack.entries) batch.put(key(K_OBJECT, e.id), encodeLocation(pack.packId, e));
+    for (const [id, body] of commitBodies) batch.put(key(K_COMMIT, id), Buffer.from(body));
+    batch.put(key(K_PACK, pack.packId), Buffer.from(String(pack.entries.length)));
+    await batch.write();
+  }
+
+  /**
+   * gc's index update, in one atomic batch: index the new packs, forget the deleted ones (their `p` keys, the
+   * `o` keys still pointing into them, the cached bodies of commits in `gone`), and point every object in
+   * `relocate` at its surviving copy (its entry may have named a deleted pack though a kept pack has it too).
+   */
+  async replacePacks(added: IndexedPack[], removed: IndexedPack[], gone: Set<ObjectId>, relocate: ObjectLocation[]): Promise<void> {
+    const batch = this.db.batch();
+    for (const pack of added) {
+      for (const e of pack.entries) batch.put(key(K_OBJECT, e.id), encodeLocation(pack.packId, e));
+      batch.put(key(K_PACK, pack.packId), Buffer.from(String(pack.entries.length)));
+    }
+    for (const pack of removed) {
+      const vals = await this.db.getMany(pack.entries.map((e) => key(K_OBJECT, e.id)));
+      pack.entries.forEach((e, i) => {
+        const v = vals[i];
+        if (v && v.subarray(0, 32).toString('hex') === pack.packId) batch.del(key(K_OBJECT, e.id));
+        if (e.type === 'commit' && gone.has(e.id)) batch.del(key(K_COMMIT, e.id));
+      });
+      batch.del(key(K_PACK, pack.packId));
+    }
+    for (const l of relocate) batch.put(key(K_OBJECT, l.entry.id), encodeLocation(l.packId, l.entry));
+    await batch.write();
+  }
+
+  async commitBody(id: ObjectId): Promise<Buffer | undefined> {
+    return (await this.db.get(key(K_COMMIT, id))) ?? undefined;
+  }
+
+  async indexedPacks(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for await (const k of this.db.keys(kindRange(K_PACK))) out.add(k.subarray(1).toString('hex'));
+    return out;
+  }
+
+  /** Objects of the given types whose hex ID starts with `prefix`, at most `limit`. */
+  async findByPrefix(prefix: string, types: ObjectType[], limit = 10): Promise<{ id: ObjectId; type: ObjectType }[]> {
+    const { gte, lt } = prefixRange(prefix);
+    const out: { id: ObjectId; type: ObjectType }[] = [];
+    for await (const [k, v] of this.db.iterator({ gte, lt })) {
+      const id = k.subarray(1).toString('hex');
+      if (!id.startsWith(prefix)) continue;
+      const loc = decodeLocation(id, v);
+      if (loc && types.includes(loc.entry.type)) out.push({ id, type: loc.entry.type });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Per object type: how many, their raw (uncompressed) bytes and their stored bytes. */
+  async totals(): Promise<IndexTotals> {
+    const out: IndexTotals = new Map();
+    for await (const v of this.db.values(kindRange(K_OBJECT))) {
+      const t = objectTypeFromCode(v[48]!);
+      if (!t) continue;
+      const cur = out.get(t) ?? { count: 0, rawBytes: 0, storedBytes: 0 };
+      cur.count++;
+      cur.rawBytes += v.readUInt32LE(44);
+      cur.storedBytes += v.readUInt32LE(40);
+      out.set(t, cur);
+    }
+    return out;
+  }
+}

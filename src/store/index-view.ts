@@ -1,0 +1,144 @@
+// How read commands see the index without writing anything (spec/FORMAT.md §8): a snapshot of the LevelDB
+// files read directly (index-snapshot.ts), plus, in memory, the TOCs of packs the snapshot does not cover. With
+// no usable snapshot (an index this user cannot read, or cannot repair) every pack's TOC is read: slower, but
+// the same answers, since the index holds nothing that is not in the packs.
+import type { ObjectId, ObjectType } from '../core/object-id.js';
+import { decodeLocation, indexKey, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/index-keys.js';
+import { objectTypeFromCode } from '../core/object-id.js';
+import { CkvcError } from '../core/errors.js';
+import type { IndexedPack, IndexSession, IndexTotals } from './object-index.js';
+import type { LevelSnapshot } from './index-snapshot.js';
+import type { ObjectLocation, PackReader } from './pack-reader.js';
+import { listPackIds, type StoreLayout } from './store-layout.js';
+
+export class IndexReadView {
+  private readonly overlay = new Map<ObjectId, ObjectLocation>();
+  private readonly overlayPacks = new Set<string>();
+  private snapshotPacks: Set<string> | undefined;
+
+  constructor(private readonly layout: StoreLayout, private readonly packs: PackReader, readonly snapshot: LevelSnapshot | undefined) {}
+
+  /**
+   * Catches up with the packs on disk: the TOCs of packs the snapshot lacks go into memory. 'gone' when the
+   * snapshot names a pack that no longer exists (gc ran since it was taken, or the index needs a rebuild).
+   */
+  async sync(): Promise<'ok' | 'gone'> {
+    const onDisk = await listPackIds(this.layout);
+    const inSnapshot = await this.packsInSnapshot();
+    if ([...inSnapshot].some((p) => !onDisk.has(p))) return 'gone';
+    if ([...this.overlayPacks].some((p) => !onDisk.has(p))) {
+      this.overlay.clear();
+      this.overlayPacks.clear();
+    }
+    for (const packId of onDisk) {
+      if (inSnapshot.has(packId) || this.overlayPacks.has(packId)) continue;
+      let toc;
+      try {
+        toc = await this.packs.readToc(packId);
+      } catch (e) {
+        if (e instanceof CkvcError && (e.code === 'CKVC_CORRUPT_PACK' || e.code === 'CKVC_UNSUPPORTED_VERSION')) continue; // verify reports it
+        throw e;
+      }
+      for (const entry of toc.entries) this.overlay.set(entry.id, { packId, entry });
+      this.overlayPacks.add(packId);
+    }
+    return 'ok';
+  }
+
+  private async packsInSnapshot(): Promise<Set<string>> {
+    if (!this.snapshotPacks) {
+      const out = new Set<string>();
+      if (this.snapshot) {
+        const { gte, lt } = kindRange(K_PACK);
+        for await (const [k] of this.snapshot.range(gte, lt)) out.add(k.subarray(1).toString('hex'));
+      }
+      this.snapshotPacks = out;
+    }
+    return this.snapshotPacks;
+  }
+
+  async locate(ids: ObjectId[]): Promise<(ObjectLocation | undefined)[]> {
+    const out: (ObjectLocation | undefined)[] = [];
+    for (const id of ids) {
+      const hit = this.overlay.get(id);
+      if (hit || !this.snapshot) {
+        out.push(hit);
+        continue;
+      }
+      const v = await this.snapshot.get(indexKey(K_OBJECT, id));
+      out.push(v ? decodeLocation(id, v) : undefined);
+    }
+    return out;
+  }
+
+  async commitBody(id: ObjectId): Promise<Buffer | undefined> {
+    return this.snapshot?.get(indexKey(K_COMMIT, id));
+  }
+
+  async indexedPacks(): Promise<Set<string>> {
+    return new Set([...(await this.packsInSnapshot()), ...this.overlayPacks]);
+  }
+
+  async findByPrefix(prefix: string, types: ObjectType[], limit: number): Promise<{ id: ObjectId; type: ObjectType }[]> {
+    const found = new Map<ObjectId, ObjectType>();
+    for (const [id, l] of this.overlay) if (id.startsWith(prefix) && types.includes(l.entry.type)) found.set(id, l.entry.type);
+    if (this.snapshot) {
+      const { gte, lt } = prefixRange(prefix);
+      let n = 0;
+      for await (const [k, v] of this.snapshot.range(gte, lt)) {
+        const id = k.subarray(1).toString('hex');
+        if (!id.startsWith(prefix)) continue;
+        const loc = decodeLocation(id, v);
+        if (!loc || !types.includes(loc.entry.type)) continue;
+        found.set(id, loc.entry.type);
+        if (++n >= limit) break;
+      }
+    }
+    return [...found].sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, limit).map(([id, type]) => ({ id, type }));
+  }
+
+  async totals(): Promise<IndexTotals> {
+    const out: IndexTotals = new Map();
+    const add = (type: ObjectType | undefined, raw: number, stored: number) => {
+      if (!type) return;
+      const cur = out.get(type) ?? { count: 0, rawBytes: 0, storedBytes: 0 };
+      cur.count++;
+      cur.rawBytes += raw;
+      cur.storedBytes += stored;
+      out.set(type, cur);
+    };
+    if (this.snapshot) {
+      const { gte, lt } = kindRange(K_OBJECT);
+      for await (const [, v] of this.snapshot.range(gte, lt)) add(objectTypeFromCode(v[48]!), v.readUInt32LE(44), v.readUInt32LE(40));
+    }
+    for (const [id, l] of this.overlay) {
+      // An object in a pack the snapshot lacks may also be in one it has (a commit that crashed, then re-ran).
+      if (this.snapshot && (await this.snapshot.get(indexKey(K_OBJECT, id)))) continue;
+      add(l.entry.type, l.entry.rawLength, l.entry.storedLength);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.snapshot?.close();
+  }
+}
+
+/** A session over the view. Reads never write; the first write switches this process to the LevelDB index. */
+export class ViewSession implements IndexSession {
+  constructor(private readonly view: IndexReadView, private readonly write: <T>(fn: (s: IndexSession) => Promise<T>) => Promise<T>) {}
+
+  locate(ids: ObjectId[]) { return this.view.locate(ids); }
+  commitBody(id: ObjectId) { return this.view.commitBody(id); }
+  indexedPacks() { return this.view.indexedPacks(); }
+  findByPrefix(prefix: string, types: ObjectType[], limit = 10) { return this.view.findByPrefix(prefix, types, limit); }
+  totals() { return this.view.totals(); }
+
+  addPack(pack: IndexedPack, commitBodies: Map<ObjectId, Uint8Array>): Promise<void> {
+    return this.write((s) => s.addPack(pack, commitBodies));
+  }
+
+  replacePacks(added: IndexedPack[], removed: IndexedPack[], gone: Set<ObjectId>, relocate: ObjectLocation[]): Promise<void> {
+    return this.write((s) => s.replacePacks(added, removed, gone, relocate));
+  }
+}
