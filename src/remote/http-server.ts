@@ -5,7 +5,8 @@ import { timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import { CkvcError, ERROR_CODES } from '../core/errors.js';
 import { ObjectStore } from '../store/object-store.js';
-import { checkIds, StoreService, type RefChange } from './store-service.js';
+import { checkIds } from './request-body.js';
+import { StoreService, type RefChange } from './store-service.js';
 
 export interface ServeOptions {
   store: string;
