@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import { bad } from '../core/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
-import { registerWriter } from '../store/gc-exclusion.js';
+import { registerReader } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
 import { REF_PREFIX } from '../store/ref-store.js';
@@ -56,7 +56,7 @@ export async function packBundle(store: ObjectStore, opts: PackOptions): Promise
   const sinceIds: ObjectId[] = [];
   for (const rev of opts.since ?? []) sinceIds.push((await resolveRevision(store, rev)).id);
   const have = await commitClosure(storeParents(store), sinceIds);
-  const registration = await registerWriter(store.layout); // gc must not repack what we are copying
+  const registration = await registerReader(store.layout); // gc must not repack what we are copying
   try {
     // Everything the prerequisites' history holds is left out too, down to single chunks (an unchanged tensor).
     const theirs = sinceIds.length ? new Set((await collectObjects(store, sinceIds, { isBoundary: async () => false })).objects) : undefined;

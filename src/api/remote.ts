@@ -59,14 +59,7 @@ export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promi
   }
   const { t } = await openTransport(store, opts.remote, opts);
   try {
-    const r = await push(store, t, refs, Boolean(opts.force), opts.progress);
-    for (const u of r.refs) {
-      if (!u.name.startsWith(REF_PREFIX.branch)) continue;
-      const tracking = `${REF_PREFIX.remote}${opts.remote}/${u.name.slice(REF_PREFIX.branch.length)}`;
-      const cur = (await store.refs.read(tracking).catch(() => undefined)) ?? null;
-      if (cur !== u.new) await store.refs.update(tracking, u.new, { expect: cur, who: defaultAuthor(), message: `push to ${opts.remote}` });
-    }
-    return { ...r, remote: opts.remote };
+    return { ...(await push(store, t, opts.remote, refs, Boolean(opts.force), opts.progress)), remote: opts.remote };
   } finally {
     await t.close();
   }

@@ -58,6 +58,7 @@ export const ERROR_CODES = {
   CKVC_UNKNOWN_REMOTE: { exit: EXIT.NOT_FOUND, summary: 'no remote has that name' },
   CKVC_UNAUTHORIZED: { exit: EXIT.REMOTE_REFUSED, summary: 'the remote refused: a write needs a valid token, or the server is read-only' },
   CKVC_REMOTE: { exit: EXIT.REMOTE_FAILED, summary: 'the remote could not be reached or answered outside the protocol' },
+  CKVC_REMOTE_BUSY: { exit: EXIT.REMOTE_FAILED, summary: 'the remote had no room for the request (too much request data in flight) and still had none after the retries' },
   CKVC_INTERRUPTED: { exit: EXIT.INTERRUPTED, summary: 'interrupted by a signal; nothing was half-written' },
 } as const;
 

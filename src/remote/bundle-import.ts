@@ -137,37 +137,40 @@ export async function importBundle(store: ObjectStore, rb: ReceivedBundle, opts:
   const registration = await registerWriter(store.layout);
   try {
     await checkClosure(store, rb, where);
-    // Ref moves are checked before the pack is promoted, so a refusal changes nothing.
-    const plan: RefUpdate[] = [];
-    for (const r of rb.header.refs) {
+    // Every ref move is checked before the pack is promoted, and they are made as one batch: a refusal of
+    // any of them changes nothing.
+    const chosen = rb.header.refs.flatMap((r) => {
       const target = opts.targetRef(r.name);
-      if (!target) continue;
-      const cur = (await store.refs.read(target)) ?? null;
-      if (cur === r.id) {
-        plan.push({ name: target, old: cur, new: r.id, forced: false, skipped: 'unchanged' });
-        continue;
-      }
-      plan.push({ name: target, old: cur, new: r.id, forced: false });
-    }
+      return target ? [{ target, id: r.id }] : [];
+    });
+    const current = await store.refs.readMany(chosen.map((c) => c.target));
+    const plan: RefUpdate[] = chosen.map((c, i) => {
+      const cur = current[i] ?? null;
+      return { name: c.target, old: cur, new: c.id, forced: false, ...(cur === c.id ? { skipped: 'unchanged' as const } : {}) };
+    });
+    const moves = plan.filter((u) => !u.skipped).map((u) => ({ name: u.name, next: u.new, expect: u.old }));
+    await store.refs.checkMoves(moves);
     const o = new Overlay(store, rb);
+    const refused: RefUpdate[] = [];
     try {
       for (const u of plan) {
         if (u.skipped || u.old === null) continue;
         const isTag = u.name.startsWith('refs/tags/');
         const ff = !isTag && (await isAncestor((id) => o.parentsOf(id), u.old, u.new));
-        if (!ff && !opts.force) {
-          throw new CkvcError('CKVC_NON_FAST_FORWARD', `${u.name} is at ${u.old.slice(0, 12)}, which ${isTag ? 'differs' : `is not an ancestor of ${u.new.slice(0, 12)}`}; nothing was changed: fetch and reconcile first, or use --force to replace it`, { ref: u.name, old: u.old, new: u.new });
-        }
+        if (!ff && !opts.force) refused.push(u);
         u.forced = !ff;
       }
     } finally {
       await o.close();
     }
-    const { newObjects } = await promoteObjects(store, rb);
-    for (const u of plan) {
-      if (u.skipped) continue;
-      await store.refs.update(u.name, u.new, { expect: u.old, who: opts.who, message: opts.message });
+    if (refused.length) {
+      const u = refused[0]!;
+      const isTag = u.name.startsWith('refs/tags/');
+      const more = refused.length > 1 ? ` (and ${refused.length - 1} more: ${refused.slice(1, 4).map((r) => r.name).join(', ')}${refused.length > 4 ? ', ...' : ''})` : '';
+      throw new CkvcError('CKVC_NON_FAST_FORWARD', `${u.name} is at ${u.old!.slice(0, 12)}, which ${isTag ? 'differs' : `is not an ancestor of ${u.new.slice(0, 12)}`}${more}; nothing was changed: fetch and reconcile first, or use --force to replace it`, { ref: u.name, old: u.old, new: u.new, refused: refused.map((r) => r.name) });
     }
+    const { newObjects } = await promoteObjects(store, rb);
+    await store.refs.updateMany(moves, { who: opts.who, message: opts.message });
     return { objects: rb.entries.length, newObjects, packId: rb.packId, refs: plan };
   } finally {
     await registration.release();

@@ -3,9 +3,11 @@
 // committed, and every failure is answered as a JSON CkvcError the client re-raises with the same code.
 import { timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
-import { CkvcError, ERROR_CODES } from '../core/errors.js';
+import { bad } from '../core/bundle-format.js';
+import { CkvcError, EXIT } from '../core/errors.js';
 import { ObjectStore } from '../store/object-store.js';
-import { checkIds, StoreService, type RefChange } from './store-service.js';
+import { parseIdsBody, parsePlanBody, parseUpdateRefsBody } from './request-body.js';
+import { StoreService } from './store-service.js';
 
 export interface ServeOptions {
   store: string;
@@ -14,44 +16,119 @@ export interface ServeOptions {
   token?: string;
   readOnly?: boolean;
   log?: (line: string) => void;
+  /** Bytes of JSON request bodies held at once across all requests (default JSON_BUDGET). */
+  jsonBudget?: number;
 }
 
-const MAX_JSON_BYTES = 64 * 1024 * 1024;
+const MiB = 1024 * 1024;
+/** Per-request caps on JSON bodies: 200,000 IDs are 13.4 MB as JSON; plan carries two such lists. */
+export const JSON_CAPS: Readonly<Record<string, number>> = { has: 16 * MiB, objects: 16 * MiB, plan: 32 * MiB, 'update-refs': 4 * MiB };
+/** JSON request bodies held at once, all requests together: each is buffered and parsed whole. */
+export const JSON_BUDGET = 32 * MiB;
+/** Seconds a client told "busy" should wait before trying again. */
+const RETRY_AFTER_S = 1;
 
-function status(e: CkvcError): number {
-  const exit = ERROR_CODES[e.code].exit;
-  if (e.code === 'CKVC_UNAUTHORIZED') return 403;
-  if (e.code === 'CKVC_REF_CONFLICT' || e.code === 'CKVC_NON_FAST_FORWARD') return 409;
-  if (exit === 14) return 404;
-  if (exit === 12 || exit === 15 || exit === 2) return 400;
-  if (exit === 11) return 503;
-  return 500;
+// Status by code first, then by exit code (spec/PROTOCOL.md §3); anything else is the server's fault: 500.
+const STATUS_BY_CODE: Partial<Record<CkvcError['code'], number>> = {
+  CKVC_UNAUTHORIZED: 403, CKVC_REF_CONFLICT: 409, CKVC_NON_FAST_FORWARD: 409, CKVC_REMOTE_BUSY: 503,
+};
+const STATUS_BY_EXIT: Partial<Record<number, number>> = {
+  [EXIT.USAGE]: 400, [EXIT.CORRUPT]: 400, [EXIT.BAD_INPUT]: 400, [EXIT.NOT_FOUND]: 404, [EXIT.LOCKED]: 503,
+};
+
+export function httpStatus(e: CkvcError): number {
+  return STATUS_BY_CODE[e.code] ?? STATUS_BY_EXIT[e.exitCode] ?? 500;
 }
 
-async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of req) {
-    n += (c as Buffer).length;
-    if (n > MAX_JSON_BYTES) throw new CkvcError('CKVC_BAD_BUNDLE', `request body over ${MAX_JSON_BYTES} bytes`, {});
-    parts.push(c as Buffer);
+/** Bytes of request bodies held by requests in flight, against one budget for the whole server. */
+class Budget {
+  private used = 0;
+  constructor(readonly total: number) {}
+
+  /** Reserves n bytes for `held`, or says the server is busy. */
+  take(held: { bytes: number }, n: number): void {
+    if (this.used + n > this.total) {
+      throw new CkvcError('CKVC_REMOTE_BUSY', `the server is busy: ${(this.used / MiB).toFixed(1)} MiB of request bodies are in flight (its budget is ${(this.total / MiB).toFixed(0)} MiB); try again in ${RETRY_AFTER_S} s`, { retryAfter: RETRY_AFTER_S });
+    }
+    this.used += n;
+    held.bytes += n;
+  }
+
+  give(held: { bytes: number }): void {
+    this.used -= held.bytes;
+    held.bytes = 0;
+  }
+}
+
+/**
+ * Hands each piece of the body to `take`. A piece `take` refuses fails the read at once, and the rest of the body
+ * is read and dropped: the request stays whole, so the refusal can be answered on the same connection (breaking
+ * out of an async iteration would destroy the request and the client would see a reset, not the answer).
+ */
+function readBody(req: http.IncomingMessage, take: (piece: Buffer) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let failed = false;
+    const fail = (e: unknown) => {
+      if (!failed) reject(e);
+      failed = true;
+    };
+    req.on('data', (piece: Buffer) => {
+      if (failed) return;
+      try {
+        take(piece);
+      } catch (e) {
+        fail(e);
+      }
+    });
+    req.once('end', () => { if (!failed) resolve(); });
+    req.once('error', fail);
+    req.once('close', () => { if (!req.complete) fail(new Error('the client closed the connection')); });
+  });
+}
+
+/**
+ * Reads a JSON body under its endpoint's cap, holding its bytes against the budget (until the request ends): a
+ * declared length over the cap is refused before a byte is read, and a body of unknown length is counted as it comes.
+ */
+async function readJson(req: http.IncomingMessage, endpoint: string, budget: Budget, held: { bytes: number }): Promise<unknown> {
+  const cap = JSON_CAPS[endpoint]!;
+  const what = `the ${endpoint} request`;
+  const tooBig = () => bad(what, `has a body over ${cap / MiB} MiB; send fewer IDs per request`, { cap });
+  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+  let body: Buffer;
+  if (declared !== undefined) {
+    if (!(declared <= cap)) throw tooBig();
+    budget.take(held, declared);
+    const whole = Buffer.allocUnsafe(declared);
+    let at = 0;
+    await readBody(req, (piece) => { at += piece.copy(whole, at); });
+    body = whole.subarray(0, at);
+  } else {
+    const parts: Buffer[] = [];
+    let n = 0;
+    await readBody(req, (piece) => {
+      n += piece.length;
+      if (n > cap) throw tooBig();
+      budget.take(held, 2 * piece.length); // the pieces, then their concatenation
+      parts.push(piece);
+    });
+    body = Buffer.concat(parts);
   }
   try {
-    const v = JSON.parse(Buffer.concat(parts).toString('utf8'));
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-    return v as Record<string, unknown>;
+    return JSON.parse(body.toString('utf8'));
   } catch {
-    throw new CkvcError('CKVC_BAD_BUNDLE', 'request body is not a JSON object', {});
+    throw bad(what, 'has a body that is not JSON');
   }
 }
 
-function sendJson(res: http.ServerResponse, code: number, body: unknown): void {
+function sendJson(res: http.ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
   const b = Buffer.from(JSON.stringify(body));
-  res.writeHead(code, { 'content-type': 'application/json', 'content-length': b.length });
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': b.length, ...headers });
   res.end(b);
 }
 
 export function createServer(opts: ServeOptions): http.Server {
+  const budget = new Budget(opts.jsonBudget ?? JSON_BUDGET);
   const tokenBuf = opts.token ? Buffer.from(opts.token) : undefined;
   const authorised = (req: http.IncomingMessage) => {
     if (opts.readOnly || !tokenBuf) return false;
@@ -67,27 +144,28 @@ export function createServer(opts: ServeOptions): http.Server {
   return http.createServer((req, res) => {
     void (async () => {
       let store: ObjectStore | undefined;
+      const held = { bytes: 0 };
       try {
         const url = new URL(req.url ?? '/', 'http://x');
         const route = `${req.method} ${url.pathname}`;
         const writes = route === 'POST /v1/receive' || route === 'POST /v1/update-refs';
         if (writes) needWrite(req);
+        // A JSON body is read (and refused when too big or the server is busy) before the store is opened.
+        const endpoint = /^POST \/v1\/(has|plan|objects|update-refs)$/.exec(route)?.[1];
+        const body = endpoint ? await readJson(req, endpoint, budget, held) : undefined;
         store = await ObjectStore.open(opts.store);
         const svc = new StoreService(store);
         switch (route) {
           case 'GET /v1/refs':
             return sendJson(res, 200, { refs: await svc.refs() });
-          case 'POST /v1/has': {
-            const body = await readJson(req);
-            return sendJson(res, 200, { has: await svc.has(checkIds(body.ids, 'ids')) });
-          }
+          case 'POST /v1/has':
+            return sendJson(res, 200, { has: await svc.has(parseIdsBody(body, 'has')) });
           case 'POST /v1/plan': {
-            const body = await readJson(req);
-            return sendJson(res, 200, await svc.plan(checkIds(body.wants, 'wants'), checkIds(body.haves, 'haves')));
+            const p = parsePlanBody(body);
+            return sendJson(res, 200, await svc.plan(p.wants, p.haves));
           }
           case 'POST /v1/objects': {
-            const body = await readJson(req);
-            const ids = checkIds(body.ids, 'ids');
+            const ids = parseIdsBody(body, 'objects');
             res.writeHead(200, { 'content-type': 'application/octet-stream' });
             await svc.sendObjects(ids, res);
             res.end();
@@ -96,24 +174,28 @@ export function createServer(opts: ServeOptions): http.Server {
           case 'POST /v1/receive':
             return sendJson(res, 200, await svc.receiveObjects(req, 'objects pushed over HTTP'));
           case 'POST /v1/update-refs': {
-            const body = await readJson(req);
-            const changes = body.changes;
-            if (!Array.isArray(changes) || changes.length > 10_000) throw new CkvcError('CKVC_BAD_BUNDLE', 'changes must be a list of ref updates', {});
-            const who = typeof body.who === 'string' ? body.who.slice(0, 200) : 'remote';
-            return sendJson(res, 200, { refs: await svc.updateRefs(changes as RefChange[], body.force === true, who) });
+            const u = parseUpdateRefsBody(body);
+            return sendJson(res, 200, { refs: await svc.updateRefs(u.changes, u.force, u.who) });
           }
           default:
             throw new CkvcError('CKVC_USAGE', `no such endpoint: ${route}`, {});
         }
       } catch (e) {
+        // A client that closed its connection mid-request is not a server error: its request is simply dropped
+        // (a bundle it was sending is removed with its quarantine).
+        if ((req.destroyed && !req.complete) || res.destroyed) {
+          opts.log?.(`${req.method} ${req.url}: the client closed the connection mid-request; the request was dropped, nothing of it stored`);
+          return;
+        }
         const err = e instanceof CkvcError ? e : new CkvcError('CKVC_INTERNAL', `server error: ${(e as Error)?.message ?? String(e)}`, {});
         opts.log?.(`${req.method} ${req.url}: ${err.code} ${err.message}`);
         if (res.headersSent) res.destroy(err); // the client sees a truncated bundle and refuses it
         else {
           req.resume(); // drain what the client is still sending
-          sendJson(res, status(err), { error: err.toJSON() });
+          sendJson(res, httpStatus(err), { error: err.toJSON() }, err.code === 'CKVC_REMOTE_BUSY' ? { 'retry-after': String(RETRY_AFTER_S) } : {});
         }
       } finally {
+        budget.give(held);
         await store?.close().catch(() => {});
       }
     })();

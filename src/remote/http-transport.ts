@@ -6,8 +6,16 @@ import type { Readable, Writable } from 'node:stream';
 import { CkvcError, type ErrorCode, ERROR_CODES } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
 import type { RefUpdate } from './bundle-import.js';
-import type { RefChange } from './store-service.js';
+import type { RefChange } from './request-body.js';
 import type { Transport } from './transport.js';
+
+/** IDs per `has` request: a small body for the server to hold (spec/PROTOCOL.md §3). */
+const HAS_BATCH = 20_000;
+/** Tries of a request the server answered "busy" (503 CKVC_REMOTE_BUSY), and the longest wait between two. */
+const BUSY_TRIES = 6;
+const MAX_RETRY_AFTER_S = 10;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class HttpTransport implements Transport {
   constructor(readonly url: string, private readonly token: string | undefined, private readonly who: string) {}
@@ -46,9 +54,23 @@ export class HttpTransport implements Transport {
     return new CkvcError('CKVC_REMOTE', `remote ${this.url} answered HTTP ${res.statusCode} outside the protocol`, { url: this.url, status: res.statusCode });
   }
 
+  /** Sends a JSON body (if any) and returns the 200 reply; a request the server was too busy to take is tried again after the wait it asked for. */
+  private async send(method: string, path: string, body?: unknown): Promise<http.IncomingMessage> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.request(method, path, payload && (async (req) => { req.setHeader('content-length', payload.length); req.write(payload); }));
+      if (res.statusCode === 200) return res;
+      const err = await this.errorOf(res);
+      if (err.code !== 'CKVC_REMOTE_BUSY' || attempt >= BUSY_TRIES) throw err;
+      // Retry-After in seconds (a missing or odd one counts as 1), capped, with jitter so waiters spread out.
+      const asked = Number(res.headers['retry-after'] ?? 1);
+      const wait = Math.min(Number.isFinite(asked) && asked >= 0 ? Math.max(asked, 0.1) : 1, MAX_RETRY_AFTER_S);
+      await sleep(wait * 1000 * (0.5 + Math.random()));
+    }
+  }
+
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.request(method, path, body === undefined ? undefined : async (req) => { req.write(JSON.stringify(body)); });
-    if (res.statusCode !== 200) throw await this.errorOf(res);
+    const res = await this.send(method, path, body);
     const parts: Buffer[] = [];
     for await (const c of res) parts.push(c as Buffer);
     try {
@@ -58,20 +80,29 @@ export class HttpTransport implements Transport {
     }
   }
 
-  async refs() { return (await this.json<{ refs: Record<string, ObjectId> }>('GET', '/v1/refs')).refs; }
+  async refs() {
+    const r = (await this.json<{ refs: unknown }>('GET', '/v1/refs')).refs;
+    if (r === null || typeof r !== 'object' || Array.isArray(r) || !Object.values(r).every((v) => typeof v === 'string')) {
+      throw new CkvcError('CKVC_REMOTE', `remote ${this.url} answered the refs request outside the protocol (not a map of names to IDs)`, { url: this.url });
+    }
+    return r as Record<string, ObjectId>;
+  }
 
   async has(ids: ObjectId[]) {
-    const r = await this.json<{ has: boolean[] }>('POST', '/v1/has', { ids });
-    if (!Array.isArray(r.has) || r.has.length !== ids.length) throw new CkvcError('CKVC_REMOTE', `remote ${this.url} answered ${r.has?.length} of ${ids.length} lookups`, {});
-    return r.has.map(Boolean);
+    const out: boolean[] = [];
+    for (let i = 0; i < ids.length; i += HAS_BATCH) {
+      const batch = ids.slice(i, i + HAS_BATCH);
+      const r = await this.json<{ has: boolean[] }>('POST', '/v1/has', { ids: batch });
+      if (!Array.isArray(r.has) || r.has.length !== batch.length) throw new CkvcError('CKVC_REMOTE', `remote ${this.url} answered ${r.has?.length} of ${batch.length} lookups`, {});
+      out.push(...r.has.map(Boolean));
+    }
+    return out;
   }
 
   plan(wants: ObjectId[], haves: ObjectId[]) { return this.json<{ objects: ObjectId[]; prerequisites: ObjectId[] }>('POST', '/v1/plan', { wants, haves }); }
 
   async fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T> {
-    const res = await this.request('POST', '/v1/objects', async (req) => { req.write(JSON.stringify({ ids })); });
-    if (res.statusCode !== 200) throw await this.errorOf(res);
-    return receive(res);
+    return receive(await this.send('POST', '/v1/objects', { ids }));
   }
 
   async sendObjects(write: (sink: Writable) => Promise<void>) {
@@ -83,7 +114,7 @@ export class HttpTransport implements Transport {
   }
 
   async updateRefs(changes: RefChange[], force: boolean): Promise<RefUpdate[]> {
-    return (await this.json<{ refs: RefUpdate[] }>('POST', '/v1/update-refs', { changes, force, who: this.who })).refs;
+    return (await this.json<{ refs: RefUpdate[] }>('POST', '/v1/update-refs', { changes, force, who: this.who.slice(0, 200) })).refs;
   }
 
   async close() {}

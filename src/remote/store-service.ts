@@ -1,10 +1,11 @@
 // The store side of the sync protocol (spec/PROTOCOL.md): what a remote answers, whether it is reached as a
 // directory (in-process) or over HTTP (src/remote/http-server.ts). Everything received is untrusted: bundles
-// go through the quarantine, ref updates are checked for completeness and fast-forward, under compare-and-swap.
+// go through the quarantine, ref updates are checked for completeness and fast-forward, all of them before any
+// moves, and then moved as one batch under compare-and-swap.
 import type { Readable, Writable } from 'node:stream';
-import { bad, bundleRefNameProblem } from '../core/bundle-format.js';
+import { bad } from '../core/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
-import { isObjectId, type ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/object-id.js';
 import { isAncestor, storeParents } from '../store/ancestry.js';
 import { registerReader, registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -12,21 +13,9 @@ import { checkClosure, promoteObjects, type RefUpdate } from './bundle-import.js
 import { receiveBundle } from './bundle-reader.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
+import { checkRefChanges, type RefChange } from './request-body.js';
 
-export const MAX_IDS_PER_REQUEST = 200_000;
-
-export interface RefChange {
-  name: string;
-  old: ObjectId | null;
-  new: ObjectId;
-}
-
-export function checkIds(ids: unknown, what: string): ObjectId[] {
-  if (!Array.isArray(ids) || ids.length > MAX_IDS_PER_REQUEST || !ids.every((x) => typeof x === 'string' && isObjectId(x))) {
-    throw bad('request', `${what} must be a list of at most ${MAX_IDS_PER_REQUEST} object IDs`);
-  }
-  return ids as ObjectId[];
-}
+export type { RefChange } from './request-body.js';
 
 export class StoreService {
   constructor(readonly store: ObjectStore) {}
@@ -77,36 +66,51 @@ export class StoreService {
     }
   }
 
-  /** Moves refs by compare-and-swap once everything they reach is here; refuses non-fast-forward without force. */
-  async updateRefs(changes: RefChange[], force: boolean, who: string): Promise<RefUpdate[]> {
-    for (const c of changes) {
-      const problem = bundleRefNameProblem(c.name);
-      if (problem) throw new CkvcError('CKVC_BAD_REF_NAME', `ref ${JSON.stringify(c.name)} ${problem}`, { ref: c.name });
-      if (!isObjectId(c.new) || (c.old !== null && !isObjectId(c.old))) throw bad('request', `ref update of ${c.name} has a malformed ID`);
-    }
+  /**
+   * Moves refs by compare-and-swap once everything they reach is here; refuses non-fast-forward without force.
+   * Every change is checked before any ref moves: one refusal refuses them all and changes nothing.
+   */
+  async updateRefs(input: RefChange[], force: boolean, who: string): Promise<RefUpdate[]> {
+    const changes = checkRefChanges(input, 'the ref update');
     const registration = await registerWriter(this.store.layout);
     try {
+      for (const id of new Set(changes.map((c) => c.new))) await checkClosure(this.store, id, `the push of ${changes.find((c) => c.new === id)!.name}`);
+      const current = await this.store.refs.readMany(changes.map((c) => c.name));
       const out: RefUpdate[] = [];
-      for (const c of changes) {
-        await checkClosure(this.store, c.new, `the push of ${c.name}`);
-        const cur = (await this.store.refs.read(c.name)) ?? null;
+      const refused: CkvcError[] = [];
+      for (const [i, c] of changes.entries()) {
+        const cur = current[i] ?? null;
         if (cur !== c.old) {
-          throw new CkvcError('CKVC_REF_CONFLICT', `${c.name} on the remote moved to ${cur?.slice(0, 12) ?? '(deleted)'} (expected ${c.old?.slice(0, 12) ?? 'nothing'}); fetch, reconcile and push again`, { ref: c.name, expected: c.old, actual: cur });
+          refused.push(new CkvcError('CKVC_REF_CONFLICT', `${c.name} on the remote moved to ${cur?.slice(0, 12) ?? '(deleted)'} (expected ${c.old?.slice(0, 12) ?? 'nothing'})`, { ref: c.name, expected: c.old, actual: cur }));
+          continue;
         }
         let forced = false;
         if (cur !== null && cur !== c.new) {
-          const ff = !c.name.startsWith('refs/tags/') && (await isAncestor(storeParents(this.store), cur, c.new));
+          const isTag = c.name.startsWith('refs/tags/');
+          const ff = !isTag && (await isAncestor(storeParents(this.store), cur, c.new));
           if (!ff && !force) {
-            throw new CkvcError('CKVC_NON_FAST_FORWARD', `${c.name} on the remote is at ${cur.slice(0, 12)}, which ${c.name.startsWith('refs/tags/') ? 'is another commit' : `is not an ancestor of ${c.new.slice(0, 12)}`}; fetch and reconcile first, or push --force`, { ref: c.name, old: cur, new: c.new });
+            refused.push(new CkvcError('CKVC_NON_FAST_FORWARD', `${c.name} on the remote is at ${cur.slice(0, 12)}, which ${isTag ? 'is another commit' : `is not an ancestor of ${c.new.slice(0, 12)}`}`, { ref: c.name, old: cur, new: c.new }));
+            continue;
           }
           forced = !ff;
         }
-        if (cur !== c.new) await this.store.refs.update(c.name, c.new, { expect: cur, who, message: `push${forced ? ' --force' : ''}` });
         out.push({ name: c.name, old: cur, new: c.new, forced, ...(cur === c.new ? { skipped: 'unchanged' as const } : {}) });
       }
+      if (refused.length) throw refusal(refused, changes.length);
+      await this.store.refs.updateMany(out.filter((u) => !u.skipped).map((u) => ({ name: u.name, next: u.new, expect: u.old, message: `push${u.forced ? ' --force' : ''}` })), { who, message: 'push' });
       return out;
     } finally {
       await registration.release();
     }
   }
+}
+
+/** One error for every refused ref of a push (git's "atomic push failed" for the others): its code is the first's. */
+function refusal(refused: CkvcError[], total: number): CkvcError {
+  const first = refused[0]!;
+  const advice = refused.some((e) => e.code === 'CKVC_NON_FAST_FORWARD') ? 'fetch and reconcile first, or push --force' : 'fetch, reconcile and push again';
+  const others = total - refused.length;
+  return new CkvcError(first.code, `the remote refused ${refused.length === 1 ? 'the push of ' : `${refused.length} ref(s): `}${refused.map((e) => e.message).join('; ')}; nothing was changed on the remote${others ? ` (the ${others} other ref(s) were not moved either)` : ''}: ${advice}`, {
+    ...first.data, refused: refused.map((e) => ({ code: e.code, ...e.data })),
+  });
 }

@@ -1,9 +1,11 @@
 // push and fetch (spec/PROTOCOL.md §4): negotiate by commit and then object IDs, send only what the other side
 // lacks, in bundles of bounded size that are each verified and stored on arrival (so an interrupted transfer,
 // re-run, re-sends at most the bundle that was in flight), then move refs by compare-and-swap.
-import { CkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
+import { bundleRefNameProblem } from '../core/bundle-format.js';
+import { CkvcError, type ErrorCode } from '../core/errors.js';
+import { isObjectId, type ObjectId } from '../core/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
+import type { RefMove } from '../store/ref-batch.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import { checkClosure, promoteObjects, type RefUpdate } from './bundle-import.js';
 import { receiveBundle } from './bundle-reader.js';
@@ -47,8 +49,11 @@ export interface PushResult {
   commits: number;
 }
 
-/** Pushes local refs (full names) to the same names on the remote. */
-export async function push(store: ObjectStore, t: Transport, refs: { local: string; remote: string }[], force: boolean, progress?: Progress): Promise<PushResult> {
+/**
+ * Pushes local refs (full names) to the same names on the remote: the remote moves all of them or none. The
+ * remote-tracking refs of `remote` follow what the remote did, also when it moved only some (an I/O error there).
+ */
+export async function push(store: ObjectStore, t: Transport, remote: string, refs: { local: string; remote: string }[], force: boolean, progress?: Progress): Promise<PushResult> {
   const theirs = await t.refs();
   const tips: ObjectId[] = [];
   for (const r of refs) {
@@ -77,8 +82,32 @@ export async function push(store: ObjectStore, t: Transport, refs: { local: stri
     progress?.({ phase: 'send', objects: sent, totalObjects: c.objects.length, bytes: bytesSent });
   }
   const changes = refs.map((r, i) => ({ name: r.remote, old: theirs[r.remote] ?? null, new: tips[i]! }));
-  const updated = await t.updateRefs(changes, force);
+  let updated: RefUpdate[];
+  try {
+    updated = await t.updateRefs(changes, force);
+  } catch (e) {
+    const moved = e instanceof CkvcError && Array.isArray(e.data.moved) ? new Set(e.data.moved as unknown[]) : undefined;
+    if (moved) await track(store, remote, changes.filter((ch) => moved.has(ch.name))).catch(() => {});
+    throw e;
+  }
+  await track(store, remote, updated);
   return { refs: updated, objectsSent: sent, bytesSent, commits: c.commits.length };
+}
+
+/** Sets refs/remotes/REMOTE/BRANCH to what the remote's branches were just moved to. */
+async function track(store: ObjectStore, remote: string, moved: { name: string; new: ObjectId }[]): Promise<void> {
+  const branches = moved.filter((u) => u.name.startsWith(REF_PREFIX.branch));
+  const names = branches.map((u) => `${REF_PREFIX.remote}${remote}/${u.name.slice(REF_PREFIX.branch.length)}`);
+  const cur = await store.refs.readMany(names);
+  const moves = branches.flatMap((u, i) => ((cur[i] ?? null) === u.new ? [] : [{ name: names[i]!, next: u.new, expect: cur[i] ?? null }]));
+  await store.refs.updateMany(moves, { who: `push ${remote}`, message: `push to ${remote}` });
+}
+
+export interface FetchWarning {
+  /** The remote's ref name. */
+  ref: string;
+  code: ErrorCode;
+  message: string;
 }
 
 export interface FetchResult {
@@ -86,24 +115,72 @@ export interface FetchResult {
   refs: RefUpdate[];
   objectsReceived: number;
   bytesReceived: number;
+  /** Refs of the remote that were left out, and why. */
+  warnings: FetchWarning[];
+}
+
+/**
+ * The remote's branches and tags that can be stored here, as local names; the others are left out with a
+ * warning (a remote is not trusted to advertise valid names). None usable of several advertised: CKVC_REMOTE.
+ */
+async function usableRefs(store: ObjectStore, t: Transport, remote: string, theirs: Record<string, ObjectId>, warnings: FetchWarning[]): Promise<{ name: string; id: ObjectId; local: string }[]> {
+  let advertised = 0;
+  let out: { name: string; id: ObjectId; local: string }[] = [];
+  for (const [name, id] of Object.entries(theirs)) {
+    if (!name.startsWith(REF_PREFIX.branch) && !name.startsWith(REF_PREFIX.tag)) continue;
+    advertised++;
+    const problem = bundleRefNameProblem(name);
+    if (problem) {
+      warnings.push({ ref: name, code: 'CKVC_BAD_REF_NAME', message: `left out ${JSON.stringify(name)} of ${t.url}: ${problem}` });
+      continue;
+    }
+    if (!isObjectId(id)) {
+      warnings.push({ ref: name, code: 'CKVC_REMOTE', message: `left out ${name} of ${t.url}: it names ${JSON.stringify(id)}, not an object ID` });
+      continue;
+    }
+    const local = name.startsWith(REF_PREFIX.branch) ? `${REF_PREFIX.remote}${remote}/${name.slice(REF_PREFIX.branch.length)}` : name;
+    const bad = store.refs.nameProblem(local);
+    if (bad) {
+      warnings.push({ ref: name, code: bad.code, message: `left out ${name} of ${t.url}: it cannot be stored as ${local}: ${bad.message}` });
+      continue;
+    }
+    out.push({ name, id, local });
+  }
+  // A name that clashes with a folder of refs (or with another of these): left out one at a time.
+  for (;;) {
+    try {
+      await store.refs.checkMoves(out.map((r) => ({ name: r.local, next: r.id })));
+      break;
+    } catch (e) {
+      const clash = e instanceof CkvcError && e.code === 'CKVC_BAD_REF_NAME' ? out.find((r) => r.local === e.data.ref) : undefined;
+      if (!clash) throw e;
+      warnings.push({ ref: clash.name, code: 'CKVC_BAD_REF_NAME', message: `left out ${clash.name} of ${t.url}: ${(e as CkvcError).message}` });
+      out = out.filter((r) => r !== clash);
+    }
+  }
+  if (advertised > 0 && out.length === 0) {
+    throw new CkvcError('CKVC_REMOTE', `remote ${t.url} advertised ${advertised} branch(es) and tag(s) and none can be stored here: ${warnings.slice(0, 3).map((w) => w.message).join('; ')}${warnings.length > 3 ? '; ...' : ''}`, { url: t.url, warnings });
+  }
+  return out;
 }
 
 /**
  * Fetches every branch and tag of the remote: branches land as refs/remotes/<remote>/<branch>; tags are created
- * locally when absent (a different local tag of the same name is left alone and reported).
+ * locally when absent (a different local tag of the same name is left alone and reported). Every ref is checked
+ * before any moves, and they move as one batch.
  */
 export async function fetchRemote(store: ObjectStore, t: Transport, remote: string, progress?: Progress): Promise<FetchResult> {
-  const theirs = await t.refs();
-  const wanted = Object.entries(theirs).filter(([name]) => name.startsWith(REF_PREFIX.branch) || name.startsWith(REF_PREFIX.tag));
+  const warnings: FetchWarning[] = [];
+  const wanted = await usableRefs(store, t, remote, await t.refs(), warnings);
   const wants: ObjectId[] = [];
-  for (const [, id] of wanted) if ((await store.typeOf(id)) === undefined) wants.push(id);
+  for (const { id } of wanted) if ((await store.typeOf(id)) === undefined) wants.push(id);
   let received = 0;
   let bytesReceived = 0;
   if (wants.length) {
     const localTips: ObjectId[] = [];
     for (const kind of ['branch', 'tag', 'remote'] as const) for (const r of await store.refs.list(kind, { skipCorrupt: true })) localTips.push(r.id);
     const haves = [...(await commitClosure(storeParents(store), localTips))];
-    const plan = await t.plan(wants, haves);
+    const plan = await t.plan([...new Set(wants)], haves);
     // Chunk-level dedup: anything we already hold (an unchanged tensor of another branch) is not asked for.
     const need: ObjectId[] = [];
     for (let i = 0; i < plan.objects.length; i += 4096) {
@@ -129,18 +206,25 @@ export async function fetchRemote(store: ObjectStore, t: Transport, remote: stri
       progress?.({ phase: 'receive', objects: received, totalObjects: need.length, bytes: bytesReceived });
     }
   }
-  const out: RefUpdate[] = [];
-  for (const [name, id] of wanted) {
+  const checked = new Set<ObjectId>();
+  for (const { name, id } of wanted) {
+    if (checked.has(id)) continue;
     await checkClosure(store, id, `${name} from ${t.url}`);
-    const local = name.startsWith(REF_PREFIX.branch) ? `${REF_PREFIX.remote}${remote}/${name.slice(REF_PREFIX.branch.length)}` : name;
-    const cur = (await store.refs.read(local).catch(() => undefined)) ?? null;
-    if (cur === id) {
-      out.push({ name: local, old: cur, new: id, forced: false, skipped: 'unchanged' });
-      continue;
-    }
-    if (name.startsWith(REF_PREFIX.tag) && cur !== null) continue; // a local tag of that name wins
-    await store.refs.update(local, id, { expect: cur, who: `fetch ${remote}`, message: `fetch: ${name} from ${t.url}` });
-    out.push({ name: local, old: cur, new: id, forced: false });
+    checked.add(id);
   }
-  return { refs: out, objectsReceived: received, bytesReceived };
+  const current = await store.refs.readMany(wanted.map((w) => w.local));
+  const out: RefUpdate[] = [];
+  const moves: RefMove[] = [];
+  wanted.forEach(({ name, id, local }, i) => {
+    const cur = current[i] ?? null;
+    if (cur === id) out.push({ name: local, old: cur, new: id, forced: false, skipped: 'unchanged' });
+    else if (name.startsWith(REF_PREFIX.tag) && cur !== null) {
+      warnings.push({ ref: name, code: 'CKVC_REF_CONFLICT', message: `kept the local tag ${name.slice(REF_PREFIX.tag.length)} (${cur.slice(0, 12)}); ${t.url} has it at ${id.slice(0, 12)}` });
+    } else {
+      moves.push({ name: local, next: id, expect: cur, message: `fetch: ${name} from ${t.url}` });
+      out.push({ name: local, old: cur, new: id, forced: false });
+    }
+  });
+  await store.refs.updateMany(moves, { who: `fetch ${remote}`, message: `fetch from ${t.url}` });
+  return { refs: out, objectsReceived: received, bytesReceived, warnings };
 }

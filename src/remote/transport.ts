@@ -2,7 +2,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { ObjectId } from '../core/object-id.js';
 import type { RefUpdate } from './bundle-import.js';
-import type { RefChange } from './store-service.js';
+import type { RefChange } from './request-body.js';
 
 export interface Transport {
   readonly url: string;

@@ -104,3 +104,28 @@ export async function withLock<T>(p: string, what: string, fn: () => Promise<T>)
     await lock.release();
   }
 }
+
+/** Is lock file `p` held by a live process (or one we cannot check)? An unreadable lock that exists counts as held. */
+export async function lockHeld(p: string): Promise<LockOwner | undefined> {
+  const owner = await readOwner(p);
+  if (owner) return ownerIsDead(owner) ? undefined : owner;
+  return (await fs.stat(p).catch(() => undefined)) ? { pid: 0, host: '?', nonce: '', time: 0 } : undefined;
+}
+
+/** Waits until nobody holds lock file `p` (a stale one is broken); CKVC_LOCKED once `deadline` passes. */
+export async function waitUntilFree(p: string, what: string, deadline: number): Promise<void> {
+  let delay = 2;
+  for (;;) {
+    const cur = await readOwner(p);
+    if (cur && ownerIsDead(cur)) {
+      await breakStale(p, cur);
+      continue;
+    }
+    if (!cur && !(await fs.stat(p).catch(() => undefined))) return;
+    if (Date.now() >= deadline) {
+      throw new CkvcError('CKVC_LOCKED', `${what} is locked by ${cur ? `process ${cur.pid} on ${cur.host}` : 'another process'} (${p}); wait for it to finish, or remove the lock file if that process is gone`, { path: p, owner: cur });
+    }
+    await sleep(delay + Math.random() * delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}

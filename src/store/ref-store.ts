@@ -4,11 +4,12 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
-import { assertRefName } from '../core/ref-name.js';
+import { assertRefName, refNameProblem } from '../core/ref-name.js';
 import { appendDurable, fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import { listFilesBelow } from './file-walk.js';
-import { withLock } from './lock-file.js';
+import { acquireLock, lockHeld, waitUntilFree } from './lock-file.js';
+import { applyRefBatch, checkNames, eachLimit, type BatchContext, type RefMove } from './ref-batch.js';
 import type { StoreLayout } from './store-layout.js';
 
 export type RefKind = 'branch' | 'tag' | 'alias' | 'remote';
@@ -56,18 +57,59 @@ export class RefStore {
     return text;
   }
 
+  /** Several refs at once (undefined where one does not exist), read a bounded number at a time. */
+  async readMany(full: readonly string[]): Promise<(ObjectId | undefined)[]> {
+    const out: (ObjectId | undefined)[] = new Array(full.length);
+    await eachLimit(full, async (f, i) => { out[i] = await this.read(f); });
+    return out;
+  }
+
   /** With `skipCorrupt`, a ref holding garbage is left out (for decorations) instead of failing the listing. */
   async list(kind: RefKind, opts: { skipCorrupt?: boolean } = {}): Promise<{ name: string; id: ObjectId }[]> {
     const base = this.file(REF_PREFIX[kind].slice(0, -1));
-    const out: { name: string; id: ObjectId }[] = [];
-    for (const name of await listFilesBelow(base)) {
-      const id = await this.read(REF_PREFIX[kind] + name).catch((err) => {
+    const names = await listFilesBelow(base);
+    const ids: (ObjectId | undefined)[] = new Array(names.length);
+    await eachLimit(names, async (name, i) => {
+      ids[i] = await this.read(REF_PREFIX[kind] + name).catch((err) => {
         if (opts.skipCorrupt && (err as CkvcError).code === 'CKVC_CORRUPT_REF') return undefined;
         throw err;
       });
-      if (id) out.push({ name, id });
-    }
+    });
+    const out: { name: string; id: ObjectId }[] = [];
+    names.forEach((name, i) => { if (ids[i]) out.push({ name, id: ids[i]! }); });
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Why `full` cannot be a ref (not under refs/heads|tags|aliases|remotes, or an invalid name), or undefined. */
+  nameProblem(full: string): CkvcError | undefined {
+    const kind = (Object.keys(REF_PREFIX) as RefKind[]).find((k) => full.startsWith(REF_PREFIX[k]));
+    if (!kind) return new CkvcError('CKVC_BAD_REF_NAME', `${JSON.stringify(full)} is not a ref name: refs live under ${Object.values(REF_PREFIX).join(', ')}`, { ref: full });
+    const short = full.slice(REF_PREFIX[kind].length);
+    const problem = refNameProblem(short);
+    return problem ? new CkvcError('CKVC_BAD_REF_NAME', `invalid ${kind} name ${JSON.stringify(short)} (${full}): it ${problem}`, { name: short, ref: full, kind, problem }) : undefined;
+  }
+
+  private batchContext(): BatchContext {
+    return {
+      file: (f) => this.file(f),
+      logFile: (f) => this.logFile(f),
+      nameProblem: (f) => this.nameProblem(f),
+      read: (f) => this.read(f),
+      batchLock: this.layout.refBatchLockFile,
+    };
+  }
+
+  /** The checks of a batch that need no lock (names, folder clashes): to refuse a batch before other work. */
+  async checkMoves(moves: readonly RefMove[]): Promise<void> {
+    await checkNames(this.batchContext(), moves);
+  }
+
+  /**
+   * Moves many refs as one batch (spec/FORMAT.md §6.5): every name, folder clash and compare-and-swap is
+   * checked under the batch lock before any of them moves, so a refused batch changes nothing.
+   */
+  async updateMany(moves: readonly RefMove[], opts: { who: string; message: string }): Promise<void> {
+    await applyRefBatch(this.batchContext(), moves, opts);
   }
 
   /**
@@ -81,7 +123,7 @@ export class RefStore {
     const file = this.file(full);
     await this.ensureNoPathClash(full, short, kind);
     await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => { throw ioError(e, 'create', path.dirname(file)); });
-    await withLock(`${file}.lock`, `${kind} ${short}`, async () => {
+    await this.underLock(file, `${kind} ${short}`, async () => {
       faultPoint('ref.lock');
       const cur = await this.read(full);
       if (opts.expect !== undefined && (cur ?? null) !== opts.expect) {
@@ -111,6 +153,23 @@ export class RefStore {
       }
       faultPoint('ref.done');
     });
+  }
+
+  /**
+   * Runs fn holding the ref's lock and with no batch update running (§6.5): a batch's lock stands for the locks
+   * of all its refs, so an update that finds it lets go of its own lock and waits for the batch to finish.
+   */
+  private async underLock(file: string, what: string, fn: () => Promise<void>): Promise<void> {
+    const deadline = Date.now() + Number(process.env.CKVC_LOCK_TIMEOUT_MS ?? 30_000);
+    for (;;) {
+      const lock = await acquireLock(`${file}.lock`, what, Math.max(0, deadline - Date.now()));
+      try {
+        if (!(await lockHeld(this.layout.refBatchLockFile))) return await fn();
+      } finally {
+        await lock.release();
+      }
+      await waitUntilFree(this.layout.refBatchLockFile, `${what} (a batch update of refs runs)`, deadline);
+    }
   }
 
   private async ensureNoPathClash(full: string, short: string, kind: RefKind): Promise<void> {

@@ -34,6 +34,7 @@ export class StoreLayout {
   get configLabelsFile() { return path.join(this.root, 'config-labels.json'); }
   get remotesFile() { return path.join(this.root, 'remotes.json'); }
   get gcLockFile() { return path.join(this.locksDir, 'gc.lock'); }
+  get refBatchLockFile() { return path.join(this.locksDir, 'refs.lock'); }
   get writersDir() { return path.join(this.locksDir, 'writers'); }
   get watchLocksDir() { return path.join(this.locksDir, 'watch'); }
   /** Held by `ckvc watch` while it runs; branch names may hold '/', so the name is percent-encoded. */

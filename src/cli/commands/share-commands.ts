@@ -50,6 +50,11 @@ function progressBar(what: string): Progress | undefined {
   };
 }
 
+/** Refs a fetch left out: on stderr whatever the output mode (--json output lists them too). */
+function warn(warnings: { ref: string; code: string; message: string }[]): void {
+  for (const w of warnings) info(`ckvc: warning (${w.code}): ${w.message}`);
+}
+
 export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y
     .command<PackArgs>(
@@ -80,6 +85,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         if (!isFile) {
           if (!args.branch) throw new CkvcError('CKVC_INPUT_NOT_FOUND', `bundle ${args.source} does not exist; check the path (to pull from a remote, name the branch: ckvc pull REMOTE BRANCH)`, { path: args.source });
           const r = await withStore(args, (s) => s.pull({ remote: args.source, branch: args.branch!, tokenFile: args.tokenFile, progress: progressBar('pull') }));
+          warn(r.warnings);
           if (args.json) return json(r);
           for (const u of r.refs) if (!u.skipped) out(`${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
           info(`${escaped(r.branch.name.replace('refs/heads/', ''))}: ${r.branch.skipped ? 'already up to date' : `${r.branch.old ? short(r.branch.old) : '(new)'} -> ${short(r.branch.new)}`}; received ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)}`);
@@ -131,6 +137,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }) as unknown as Argv<PushArgs>,
       async (args) => {
         const r = await withStore(args, (s) => s.fetch({ remote: args.remote, tokenFile: args.tokenFile, progress: progressBar('fetch') }));
+        warn(r.warnings);
         if (args.json) return json(r);
         for (const u of r.refs) if (!u.skipped) out(`${escaped(u.name.replace(/^refs\/remotes\//, ''))}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
         info(`fetched from ${escaped(r.remote)}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received`);

@@ -1,0 +1,72 @@
+// The JSON bodies of the sync protocol's requests (spec/PROTOCOL.md §3), checked field by field before anything
+// acts on them: a body is untrusted input, and a cast that lets `[null]` through turns into a 500 further on.
+import { bad, bundleRefNameProblem } from '../core/bundle-format.js';
+import { CkvcError } from '../core/errors.js';
+import { isObjectId, type ObjectId } from '../core/object-id.js';
+
+export const MAX_IDS_PER_REQUEST = 200_000;
+export const MAX_REF_CHANGES = 10_000;
+const MAX_WHO = 200;
+
+export interface RefChange {
+  name: string;
+  old: ObjectId | null;
+  new: ObjectId;
+}
+
+const where = (endpoint: string) => `the ${endpoint} request`;
+
+function object(v: unknown, what: string, keys: { required: string[]; optional?: string[] }): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(what, 'is not a JSON object');
+  const o = v as Record<string, unknown>;
+  const known = new Set([...keys.required, ...(keys.optional ?? [])]);
+  const extra = Object.keys(o).find((k) => !known.has(k));
+  if (extra !== undefined) throw bad(what, `has an unknown field ${JSON.stringify(extra)}; it takes ${[...known].join(', ')}`, { field: extra });
+  const missing = keys.required.find((k) => !(k in o));
+  if (missing !== undefined) throw bad(what, `lacks the field ${JSON.stringify(missing)}`, { field: missing });
+  return o;
+}
+
+export function checkIds(ids: unknown, what: string, max = MAX_IDS_PER_REQUEST): ObjectId[] {
+  if (!Array.isArray(ids) || ids.length > max) throw bad(what, `must be a list of at most ${max} object IDs`);
+  const i = ids.findIndex((x) => typeof x !== 'string' || !isObjectId(x));
+  if (i >= 0) throw bad(what, `[${i}] is not an object ID (64 lowercase hex digits)`, { index: i });
+  return ids as ObjectId[];
+}
+
+export function parseIdsBody(v: unknown, endpoint: string): ObjectId[] {
+  return checkIds(object(v, where(endpoint), { required: ['ids'] }).ids, `${where(endpoint)}: ids`);
+}
+
+export function parsePlanBody(v: unknown): { wants: ObjectId[]; haves: ObjectId[] } {
+  const o = object(v, where('plan'), { required: ['wants', 'haves'] });
+  return { wants: checkIds(o.wants, `${where('plan')}: wants`), haves: checkIds(o.haves, `${where('plan')}: haves`) };
+}
+
+/** Ref changes as update-refs takes them: well-formed names and IDs, each ref once, at most MAX_REF_CHANGES. */
+export function checkRefChanges(changes: unknown, what: string): RefChange[] {
+  if (!Array.isArray(changes) || changes.length === 0 || changes.length > MAX_REF_CHANGES) {
+    throw bad(what, `changes must be a list of 1 to ${MAX_REF_CHANGES} ref updates`);
+  }
+  const seen = new Set<string>();
+  return changes.map((c, i) => {
+    const at = `${what}: changes[${i}]`;
+    const o = object(c, at, { required: ['name', 'old', 'new'] });
+    if (typeof o.name !== 'string') throw bad(at, 'name is not a string');
+    const problem = bundleRefNameProblem(o.name);
+    if (problem) throw new CkvcError('CKVC_BAD_REF_NAME', `${at}: ref ${JSON.stringify(o.name)} ${problem}`, { ref: o.name });
+    if (seen.has(o.name)) throw bad(at, `names ${o.name} a second time`, { ref: o.name });
+    seen.add(o.name);
+    if (o.old !== null && (typeof o.old !== 'string' || !isObjectId(o.old))) throw bad(at, `old (of ${o.name}) is neither null nor an object ID`, { ref: o.name });
+    if (typeof o.new !== 'string' || !isObjectId(o.new)) throw bad(at, `new (of ${o.name}) is not an object ID`, { ref: o.name });
+    return { name: o.name, old: o.old as ObjectId | null, new: o.new };
+  });
+}
+
+export function parseUpdateRefsBody(v: unknown): { changes: RefChange[]; force: boolean; who: string } {
+  const what = where('update-refs');
+  const o = object(v, what, { required: ['changes'], optional: ['force', 'who'] });
+  if (o.force !== undefined && typeof o.force !== 'boolean') throw bad(what, 'force is not true or false');
+  if (o.who !== undefined && (typeof o.who !== 'string' || o.who.length > MAX_WHO)) throw bad(what, `who is not a text of at most ${MAX_WHO} characters`);
+  return { changes: checkRefChanges(o.changes, what), force: o.force === true, who: (o.who as string | undefined) ?? 'remote' };
+}

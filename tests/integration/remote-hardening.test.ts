@@ -1,0 +1,273 @@
+// Remotes under stress and misuse (issue 11): a push moves all its refs or none and the remote-tracking refs
+// follow what the remote did; a server holds a bounded amount of request bodies however many junk bodies arrive
+// at once, and says "busy" with Retry-After (the client retries a bounded number of times); a fetch skips refs
+// the remote advertises under invalid names; request bodies are validated field by field (400, never 500); a
+// client that goes away mid-push is logged as such and leaves no quarantine. (Bundles of many refs: ref-batch.)
+// Servers are real `ckvc serve` processes on 127.0.0.1; fake servers are node:http proxies in this process.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupTemp, diffSnapshots, errorCodes, sleep, snapshotTree, tempDir } from '../helpers/ckvc.js';
+import { describeOutcome, initStore, MiB, Store, writeCheckpoint, type Outcome } from '../helpers/reliability.js';
+import { memory, post, proxy, serve, stopServers, type Server } from '../helpers/servers.js';
+
+afterAll(async () => {
+  await stopServers();
+  cleanupTemp();
+}, 300_000);
+
+const codes = (r: Outcome) => errorCodes(r.stderr);
+const refsAndLogs = (s: Store) => snapshotTree(s.store, (rel) => !/^(refs|logs)(\/|$)/.test(rel));
+const quarantines = (s: Store) => fs.readdirSync(path.join(s.store, 'tmp')).filter((n) => n.startsWith('quarantine-'));
+let work: string;
+let seed = 100;
+
+async function commit(s: Store, branch: string): Promise<string> {
+  const dir = path.join(work, `ck-${seed}`);
+  writeCheckpoint(dir, { seed: seed++, tensorBytes: 16 * 1024, opaqueBytes: 8 * 1024 });
+  return (await s.json<{ id: string }>(['commit', dir, '-b', branch, '-m', `c${seed}`])).id;
+}
+
+beforeAll(() => { work = tempDir('ckvc-hard-work-'); });
+
+describe('push moves all its refs or none', () => {
+  it('push d1 c where c is not a fast-forward: 13 naming c, d1 not created on the remote, no tracking ref for either', async () => {
+    const A = initStore('ckvc-hard-a-');
+    const R = initStore('ckvc-hard-r-');
+    const O = initStore('ckvc-hard-o-');
+    const token = 'hardening-token';
+    const tokenFile = path.join(work, 'token');
+    fs.writeFileSync(tokenFile, token);
+    const srv = await serve(R, ['--token-file', tokenFile]);
+    const env = { CKVC_TOKEN: token };
+    for (const [s, name] of [[A, 'srv'], [O, 'srv']] as const) await s.json(['remote', 'add', name, srv.url]);
+    await commit(A, 'c');
+    await A.json(['push', 'srv', 'c'], { env });
+    // Someone else replaces c on the remote; A does not know and commits d1 and more on c.
+    await O.json(['pull', 'srv', 'c'], { cwd: work });
+    const theirs = await commit(O, 'c');
+    await O.json(['push', 'srv', 'c'], { env });
+    const d1 = await commit(A, 'd1');
+    const mine = await commit(A, 'c');
+    const before = refsAndLogs(R);
+    const trackingBefore = A.ref('refs/remotes/srv/c');
+
+    const r = await A.run(['push', 'srv', 'd1', 'c', '--json'], { env });
+    expect(r.code, describeOutcome(r)).toBe(13);
+    expect(codes(r)).toEqual(['CKVC_NON_FAST_FORWARD']);
+    const err = JSON.parse(r.stderr.trim().split('\n').pop()!).error;
+    expect(err.message).toContain('refs/heads/c');
+    expect(err.message).toMatch(/nothing was changed on the remote/);
+    expect(err.data.refused.map((x: any) => x.ref)).toEqual(['refs/heads/c']);
+    expect(diffSnapshots(before, refsAndLogs(R))).toEqual([]);
+    expect(R.ref('refs/heads/d1')).toBeUndefined();
+    expect(R.ref('refs/heads/c')).toBe(theirs);
+    expect(A.ref('refs/remotes/srv/d1')).toBeUndefined();
+    expect(A.ref('refs/remotes/srv/c')).toBe(trackingBefore);
+
+    // The same over a folder remote (the store side in-process).
+    await A.json(['remote', 'add', 'dir', R.store]);
+    const f = await A.run(['push', 'dir', 'd1', 'c'], { env });
+    expect(f.code, describeOutcome(f)).toBe(13);
+    expect(diffSnapshots(before, refsAndLogs(R))).toEqual([]);
+    expect(A.ref('refs/remotes/dir/d1')).toBeUndefined();
+
+    // Both acceptable: both move, both tracking refs set (one batch each side).
+    const ok = await A.json(['push', 'srv', 'd1', 'c', '--force'], { env });
+    expect(ok.refs.map((u: any) => [u.name, u.new, u.forced])).toEqual([['refs/heads/d1', d1, false], ['refs/heads/c', mine, true]]);
+    expect([R.ref('refs/heads/d1'), R.ref('refs/heads/c')]).toEqual([d1, mine]);
+    expect([A.ref('refs/remotes/srv/d1'), A.ref('refs/remotes/srv/c')]).toEqual([d1, mine]);
+    expect(srv.log()).not.toContain('CKVC_INTERNAL');
+  });
+});
+
+describe('ckvc serve under junk', () => {
+  let S: Store;
+  let srv: Server;
+  let token: string;
+  beforeAll(async () => {
+    S = initStore('ckvc-hard-srv-');
+    await commit(S, 'main');
+    token = 'junk-token';
+    const tf = path.join(work, 'junk-token');
+    fs.writeFileSync(tf, token);
+    srv = await serve(S, ['--token-file', tf]);
+  });
+
+  it('concurrent large junk bodies: memory stays bounded, the surplus is told 503 busy with Retry-After, the server answers afterwards', async () => {
+    await post(srv.url, '/v1/has', Buffer.from('{"ids":[]}'));
+    const base = memory(srv.pid);
+    const junk = (n: number) => Buffer.alloc(n, 'x');
+    const replies = await Promise.all([
+      ...Array.from({ length: 4 }, () => post(srv.url, '/v1/has', junk(30 * MiB))),
+      ...Array.from({ length: 8 }, () => post(srv.url, '/v1/has', junk(12 * MiB), { chunked: true })),
+      ...Array.from({ length: 4 }, () => post(srv.url, '/v1/plan', junk(12 * MiB))),
+    ]);
+    const peak = memory(srv.pid);
+    const grew = (peak.hwm - base.rss) / MiB;
+    console.log(`serve: VmRSS ${(base.rss / MiB).toFixed(0)} MiB before, VmHWM ${(peak.hwm / MiB).toFixed(0)} MiB after 16 junk bodies (${(16 * 30 + 96 + 48)} MiB sent)`);
+    expect(grew).toBeLessThan(150);
+    for (const r of replies) {
+      expect([400, 503]).toContain(r.status);
+      expect(r.json.error.code).toBe(r.status === 503 ? 'CKVC_REMOTE_BUSY' : 'CKVC_BAD_BUNDLE');
+      if (r.status === 503) expect(r.headers['retry-after']).toBe('1');
+    }
+    expect(replies.slice(0, 4).map((r) => r.json.error.message)).toEqual(Array(4).fill(expect.stringMatching(/over 16 MiB/)));
+    expect(replies.filter((r) => r.status === 503).length).toBeGreaterThan(0);
+    const after = await fetch(new URL('v1/refs', srv.url));
+    expect(after.status).toBe(200);
+    expect(Object.keys((await after.json() as any).refs)).toEqual(['refs/heads/main']);
+    expect(srv.log()).not.toContain('CKVC_INTERNAL');
+  }, 120_000);
+
+  it('every field of every body is checked: malformed requests get 400 with a CkvcError, never a 500', async () => {
+    const id = 'a'.repeat(64);
+    const cases: [string, unknown, string][] = [
+      ['/v1/update-refs', { changes: [null] }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/update-refs', { changes: [{ name: 'refs/heads/x', old: null, new: 'zz' }] }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/update-refs', { changes: [{ name: 'refs/heads/x', old: 7, new: id }] }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/update-refs', { changes: [{ name: 42, old: null, new: id }] }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/update-refs', { changes: [{ name: 'refs/heads/a b', old: null, new: id }] }, 'CKVC_BAD_REF_NAME'],
+      ['/v1/update-refs', { changes: [{ name: 'refs/heads/../x', old: null, new: id }] }, 'CKVC_BAD_REF_NAME'],
+      ['/v1/update-refs', { changes: [{ name: 'refs/heads/x', old: null, new: id }, { name: 'refs/heads/x', old: null, new: id }] }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/update-refs', { changes: [{ name: 'refs/heads/x', old: null, new: id, extra: 1 }] }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/update-refs', { changes: [{ name: 'refs/heads/x', old: null, new: id }], force: 'yes' }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/update-refs', { changes: [{ name: 'refs/heads/x', old: null, new: id }], who: 'w'.repeat(201) }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/update-refs', { changes: Array.from({ length: 10_001 }, (_, i) => ({ name: `refs/heads/b${i}`, old: null, new: id })) }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/update-refs', { changes: 'all' }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/update-refs', [1, 2], 'CKVC_BAD_BUNDLE'],
+      ['/v1/has', { ids: [1] }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/has', { ids: 'x' }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/has', { ids: [id.toUpperCase()] }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/has', null, 'CKVC_BAD_BUNDLE'],
+      ['/v1/plan', { wants: [id] }, 'CKVC_BAD_BUNDLE'],
+      ['/v1/objects', { ids: [id], more: true }, 'CKVC_BAD_BUNDLE'],
+    ];
+    for (const [p, body, code] of cases) {
+      const r = await post(srv.url, p, Buffer.from(JSON.stringify(body)), { token });
+      expect([p, body === null ? null : JSON.stringify(body).slice(0, 80), r.status, r.json?.error?.code]).toEqual([p, body === null ? null : JSON.stringify(body).slice(0, 80), 400, code]);
+      expect(r.json.error).toEqual({ code, message: expect.any(String), exit: expect.any(Number), data: expect.any(Object) });
+    }
+    const notJson = await post(srv.url, '/v1/has', Buffer.from('{"ids": ['), { token });
+    expect([notJson.status, notJson.json.error.code]).toEqual([400, 'CKVC_BAD_BUNDLE']);
+    // The status comes from the code: unknown want 404, a write without the token 403, no such endpoint 400.
+    expect((await post(srv.url, '/v1/plan', Buffer.from(JSON.stringify({ wants: [id], haves: [] })))).status).toBe(404);
+    expect((await post(srv.url, '/v1/update-refs', Buffer.from('{}'))).status).toBe(403);
+    expect((await post(srv.url, '/v1/nothing', Buffer.from('{}'))).status).toBe(400);
+    expect(S.refFiles()).toEqual(['refs/heads/main']);
+    expect(srv.log()).not.toContain('CKVC_INTERNAL');
+  });
+
+  it('a client that disconnects mid-receive is logged as gone (not CKVC_INTERNAL) and leaves no quarantine', async () => {
+    const bundle = path.join(work, 'push.bundle');
+    await S.json(['pack', 'main', '-o', bundle]);
+    const bytes = fs.readFileSync(bundle);
+    const req = http.request(new URL('v1/receive', srv.url), { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${token}` } });
+    req.on('error', () => { /* we cut it */ });
+    req.write(bytes.subarray(0, Math.floor(bytes.length / 2)));
+    for (let i = 0; i < 200 && quarantines(S).length === 0; i++) await sleep(25);
+    expect(quarantines(S).length).toBe(1);
+    req.destroy();
+    for (let i = 0; i < 200 && !/closed the connection/.test(srv.log()); i++) await sleep(25);
+    expect(srv.log()).toMatch(/POST \/v1\/receive: the client closed the connection mid-request/);
+    expect(srv.log()).not.toContain('CKVC_INTERNAL');
+    for (let i = 0; i < 200 && quarantines(S).length; i++) await sleep(25);
+    expect(quarantines(S)).toEqual([]);
+    expect((await fetch(new URL('v1/refs', srv.url))).status).toBe(200);
+  });
+});
+
+describe('fetch from a remote that misbehaves', () => {
+  let R: Store;
+  let srv: Server;
+  let main: string;
+  beforeAll(async () => {
+    R = initStore('ckvc-hard-up-');
+    main = await commit(R, 'main');
+    await commit(R, 'side');
+    srv = await serve(R);
+  });
+
+  it('refs advertised under invalid names are skipped with a warning (stderr and --json); the rest is fetched', async () => {
+    const url = await proxy(srv.url, async (req, _body, res, pass) => {
+      const up = await pass();
+      let out = up.body;
+      if (req.url === '/v1/refs') {
+        const refs = JSON.parse(up.body.toString()).refs;
+        refs['refs/heads/has space'] = refs['refs/heads/side'];
+        refs['refs/heads/../escape'] = refs['refs/heads/side'];
+        refs['refs/heads/bad-id'] = 'zz';
+        out = Buffer.from(JSON.stringify({ refs }));
+      }
+      res.writeHead(up.status, { 'content-type': 'application/json' });
+      res.end(out);
+    });
+    const F = initStore('ckvc-hard-f-');
+    await F.json(['remote', 'add', 'evil', url]);
+    const r = await F.run(['fetch', 'evil', '--json']);
+    expect(r.code, describeOutcome(r)).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.warnings.map((w: any) => [w.ref, w.code]).sort()).toEqual([
+      ['refs/heads/../escape', 'CKVC_BAD_REF_NAME'], ['refs/heads/bad-id', 'CKVC_REMOTE'], ['refs/heads/has space', 'CKVC_BAD_REF_NAME'],
+    ]);
+    expect(r.stderr).toMatch(/warning \(CKVC_BAD_REF_NAME\): left out "refs\/heads\/has space"/);
+    expect(codes(r)).toEqual([]);
+    expect(out.refs.map((u: any) => u.name).sort()).toEqual(['refs/remotes/evil/main', 'refs/remotes/evil/side']);
+    expect(F.ref('refs/remotes/evil/main')).toBe(main);
+    expect(F.refFiles()).toEqual(['refs/remotes/evil/main', 'refs/remotes/evil/side']);
+  });
+
+  it('nothing usable advertised: 22, and no object was asked for', async () => {
+    const asked: string[] = [];
+    const url = await proxy(srv.url, async (req, _body, res, pass) => {
+      asked.push(req.url!);
+      const up = await pass();
+      const out = req.url === '/v1/refs' ? Buffer.from(JSON.stringify({ refs: { 'refs/heads/a b': main, 'refs/tags/~x': main } })) : up.body;
+      res.writeHead(up.status, { 'content-type': 'application/json' });
+      res.end(out);
+    });
+    const F = initStore('ckvc-hard-g-');
+    await F.json(['remote', 'add', 'evil', url]);
+    const before = snapshotTree(F.store, (rel) => /^(index|tmp)(\/|$)/.test(rel));
+    const r = await F.run(['fetch', 'evil']);
+    expect(r.code, describeOutcome(r)).toBe(22);
+    expect(codes(r)).toEqual(['CKVC_REMOTE']);
+    expect(r.stderr).toMatch(/none can be stored here/);
+    expect(asked).toEqual(['/v1/refs']);
+    expect(diffSnapshots(before, snapshotTree(F.store, (rel) => /^(index|tmp)(\/|$)/.test(rel)))).toEqual([]);
+  });
+
+  it('a server that stays busy: the client tries a bounded number of times, then 22 CKVC_REMOTE_BUSY; one that clears up is waited for', async () => {
+    let busyLeft = 2;
+    let plans = 0;
+    const url = await proxy(srv.url, async (req, _body, res, pass) => {
+      if (req.url === '/v1/plan') {
+        plans++;
+        if (busyLeft-- > 0) {
+          res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0' });
+          res.end(JSON.stringify({ error: { code: 'CKVC_REMOTE_BUSY', message: 'busy', exit: 22, data: {} } }));
+          return;
+        }
+      }
+      const up = await pass();
+      res.writeHead(up.status, { 'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json' });
+      res.end(up.body);
+    });
+    const F = initStore('ckvc-hard-b-');
+    await F.json(['remote', 'add', 'b', url]);
+    const ok = await F.json(['fetch', 'b']);
+    expect(plans).toBe(3);
+    expect(ok.refs.map((u: any) => u.name).sort()).toEqual(['refs/remotes/b/main', 'refs/remotes/b/side']);
+
+    busyLeft = 1000;
+    plans = 0;
+    const G = initStore('ckvc-hard-b2-');
+    await G.json(['remote', 'add', 'b', url]);
+    const r = await G.run(['fetch', 'b']);
+    expect(r.code, describeOutcome(r)).toBe(22);
+    expect(codes(r)).toEqual(['CKVC_REMOTE_BUSY']);
+    expect(plans).toBe(6);
+    expect(G.refFiles()).toEqual([]);
+  });
+});
