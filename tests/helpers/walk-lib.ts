@@ -295,6 +295,14 @@ export function holds(s: Store, id: string): boolean {
   return fs.readdirSync(dir).filter((x) => x.endsWith('.pack')).some((n) => packRecords(fs.readFileSync(path.join(dir, n))).some((r) => r.entry.id === id));
 }
 
+/** Every object ID held by some pack of the store (read from the packs, not the index). */
+export function objectIds(s: Store): Set<string> {
+  const dir = path.join(s.store, 'packs');
+  const out = new Set<string>();
+  for (const n of fs.readdirSync(dir).filter((x) => x.endsWith('.pack'))) for (const r of packRecords(fs.readFileSync(path.join(dir, n)))) out.add(r.entry.id);
+  return out;
+}
+
 /** The IDs of a store's commits (every commit record of every pack). */
 export function commitsInPacks(s: Store): Set<string> {
   const dir = path.join(s.store, 'packs');

@@ -12,7 +12,7 @@ import { cleanupTemp, diffSnapshots, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import { describeOutcome, expectOk, initStore, runAsync, Store, type Outcome } from '../helpers/reliability.js';
 import {
-  buildBundle, bundleHeader, checkoutPaths, chunkId, codes, copyOf, holds, parseBundle, pruneRecords, setRemotes, snap,
+  buildBundle, bundleHeader, checkoutPaths, chunkId, codes, copyOf, expectReleased, holds, parseBundle, pruneRecords, setRemotes, snap,
   startProxy, startServer, stopAll,
 } from '../helpers/walk-lib.js';
 
@@ -26,8 +26,10 @@ const N = 2048; // 8 KiB F32 tensors, one chunk each
 let work = '';
 
 /** A checkpoint folder: model.safetensors (two tensors of its own) and an opaque file; returns path -> bytes. */
+let dirs = 0;
+
 function writeCk(name: string, seed: number): { dir: string; files: Map<string, Buffer>; tensorData: Buffer[] } {
-  const dir = path.join(work, name);
+  const dir = path.join(work, `${name}-${dirs++}`);
   fs.mkdirSync(dir, { recursive: true });
   const tensorData = [randomFloat32(seed * 10 + 1, N), randomFloat32(seed * 10 + 2, N)];
   const files = new Map<string, Buffer>([
@@ -38,9 +40,9 @@ function writeCk(name: string, seed: number): { dir: string; files: Map<string, 
   return { dir, files, tensorData };
 }
 
-async function commit(s: Store, name: string, seed: number): Promise<{ id: string; files: Map<string, Buffer>; tensorData: Buffer[] }> {
+async function commit(s: Store, name: string, seed: number, branch = 'main'): Promise<{ id: string; files: Map<string, Buffer>; tensorData: Buffer[] }> {
   const ck = writeCk(name, seed);
-  const r = await s.json<{ id: string }>(['commit', ck.dir, '-m', name]);
+  const r = await s.json<{ id: string }>(['commit', ck.dir, '-m', `${name} on ${branch}`, '-b', branch]);
   return { id: r.id, files: ck.files, tensorData: ck.tensorData };
 }
 
@@ -60,8 +62,11 @@ function verifyFile(file: string): Promise<Outcome> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// B: main = c0 -> c1, tag best -> c1 (the tagged branch tip). X: a copy of B that went on to c2 and pruned
-// c0 and c1 (--include-tagged), packed as x.ckvb: a legitimate bundle whose records name commits B already has.
+// B: main = c0 -> c1, tag best -> c1 (the tagged branch tip). X: a copy of B that went on to c2 on main, and on
+// a branch `other` from c1 committed x1 (the very tree of c0: same files) and x2; it pruned c0, c1 and x1 (all
+// tensors, --include-tagged) and packed main and other as x.ckvb: a legitimate bundle whose records name
+// commits B already has (c0, c1: to be ignored) and one it does not (x1: taken, but x1's tree is c0's, which
+// B keeps unpruned: the record must not release c0's reach of it).
 
 describe('a peer that sends prune records', () => {
   let B: Store;
@@ -69,6 +74,8 @@ describe('a peer that sends prune records', () => {
   let c0: Awaited<ReturnType<typeof commit>>;
   let c1: Awaited<ReturnType<typeof commit>>;
   let c2: Awaited<ReturnType<typeof commit>>;
+  let x1: Awaited<ReturnType<typeof commit>>;
+  let x2: Awaited<ReturnType<typeof commit>>;
   let xBundle = '';
   const token = `hp-token-${Math.random().toString(36).slice(2)}`;
   let tokenFile = '';
@@ -85,10 +92,15 @@ describe('a peer that sends prune records', () => {
     expectOk(await B.run(['tag', 'best', c1.id]), 'tag best');
     X = copyOf(B, 'ckvc-hp-x-');
     c2 = await commit(X, 'c2', 3);
+    expectOk(await X.run(['branch', 'other', c1.id]), 'branch other');
+    x1 = await commit(X, 'c0', 1, 'other'); // the files of c0 again: the same tree object
+    x2 = await commit(X, 'x2', 4, 'other');
     const pr = await X.json<{ pruned: { id: string }[] }>(['prune', '--keep-last', '1', '--include-tagged']);
     expect(pr.pruned.map((p) => p.id).sort()).toEqual([c0.id, c1.id].sort());
+    const po = await X.json<{ pruned: { id: string }[] }>(['prune', '--keep-last', '1', '--include-tagged', '-b', 'other']);
+    expect(po.pruned.map((p) => p.id)).toEqual([x1.id]); // a branch's history stops at commits made on another
     xBundle = path.join(work, 'x.ckvb');
-    expectOk(await X.run(['pack', 'main', '-o', xBundle]), 'pack at X');
+    expectOk(await X.run(['pack', 'main', 'other', '-o', xBundle]), 'pack at X');
     foreign = buildBundle(bundleHeader({ pruned: [{ commit: c1.id, time: Date.now(), tensors: null }] }), Buffer.alloc(0));
   }, T);
 
@@ -120,15 +132,21 @@ describe('a peer that sends prune records', () => {
     expect({ status: r1.status, code: j1.error?.code, exit: j1.error?.exit }).toEqual({ status: 400, code: 'CKVC_BAD_BUNDLE', exit: 12 });
     expect(diffSnapshots(before, snap(R))).toEqual([]);
 
-    // x.ckvb as a push body (no refs): c2 is new here, c0 and c1 are not; their records must not be taken.
+    // x.ckvb as a push body (no refs): c2, x1, x2 are new here, c0 and c1 are not: only x1's record is taken.
     const xb = parseBundle(fs.readFileSync(xBundle));
-    expect(xb.header.pruned.map((p) => p.commit).sort()).toEqual([c0.id, c1.id].sort());
+    expect(xb.header.pruned.map((p) => p.commit).sort()).toEqual([c0.id, c1.id, x1.id].sort());
     const r2 = await post(buildBundle({ ...xb.header, refs: [] }, xb.pack));
     expect(r2.status, await r2.clone().text()).toBe(200);
     expect(((await r2.json()) as { newObjects: number }).newObjects).toBeGreaterThan(0);
-    expect(pruneRecords(R).size).toBe(0);
+    expect([...pruneRecords(R).keys()]).toEqual([x1.id]);
+    // A branch at x2 keeps x1 (and its record) alive through gc: x1's tree is c0's, which c0 still needs.
+    expectOk(await R.run(['branch', 'other', x2.id]), 'branch other at the server store');
     expectOk(await R.run(['gc', '--grace', '0']), 'gc at the server store');
-    const r3 = await Promise.all([checkoutPaths(R, c0.id, c0.files, ALL, 'server c0 after gc'), checkoutPaths(R, 'best', c1.files, ALL, 'server best after gc')]);
+    const r3 = await Promise.all([
+      checkoutPaths(R, c0.id, c0.files, ALL, 'server c0 after gc'),
+      checkoutPaths(R, 'best', c1.files, ALL, 'server best after gc'),
+      expectReleased(R, x1.id, ['model.safetensors'], 'server x1 (pruned by the record it received)'),
+    ]);
     expect(r3.flat()).toEqual([]);
     const vr = await R.verify(true);
     expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
@@ -144,7 +162,18 @@ describe('a peer that sends prune records', () => {
     const r = await Promise.all([checkoutPaths(R, c0.id, c0.files, ALL, 'c0 after gc'), checkoutPaths(R, c1.id, c1.files, ALL, 'c1 after gc')]);
     expect(r.flat()).toEqual([]);
     for (const d of [...c0.tensorData, ...c1.tensorData]) expect(holds(R, chunkId(d))).toBe(true);
-    if (p.code === 0) await expectCheckout(R, c2.id, c2.files, 'c2');
+    if (p.code === 0) {
+      // x1 arrived with its record (it was new here): pruned, though its tree is c0's, which stays whole.
+      expect([...pruneRecords(R).keys()]).toEqual([x1.id]);
+      const r2 = await Promise.all([
+        checkoutPaths(R, c2.id, c2.files, ALL, 'c2'),
+        checkoutPaths(R, x2.id, x2.files, ALL, 'x2'),
+        expectReleased(R, x1.id, ['model.safetensors'], 'x1'),
+      ]);
+      expect(r2.flat()).toEqual([]);
+    }
+    const vr = await R.verify(true);
+    expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
   }, T);
 
   it('(d) fetch from a lying server (a proxy appends a record for the local tagged tip to /v1/objects): exit 12 CKVC_BAD_BUNDLE, the local store unchanged', async () => {
