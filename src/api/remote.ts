@@ -49,7 +49,7 @@ export interface PushOptions extends RemoteAuth {
 }
 
 export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promise<PushResult & { remote: string }> {
-  const names = opts.refs?.length ? opts.refs : [await currentBranch(store)];
+  const names = opts.refs?.length ? [...new Set(opts.refs)] : [await currentBranch(store)];
   const refs: { local: string; remote: string }[] = [];
   for (const n of names) {
     const full = (await store.refs.read(REF_PREFIX.branch + n).catch(() => undefined)) ? REF_PREFIX.branch + n

@@ -46,10 +46,11 @@ const WAVE = 512;
 const ZERO_ID = '0'.repeat(64);
 
 // The callback API on plain descriptors: a FileHandle per file costs more than the write it makes.
+const writeString = promisify(fsc.write) as (fd: number, s: string) => Promise<unknown>;
 const fsp = {
   open: promisify(fsc.open),
   fstat: promisify(fsc.fstat),
-  write: (fd: number, s: string) => promisify(fsc.write)(fd, s),
+  write: writeString,
   fsync: promisify(fsc.fsync),
   close: promisify(fsc.close),
   rename: promisify(fsc.rename),
@@ -180,6 +181,7 @@ export async function applyRefBatch(ctx: BatchContext, moves: readonly RefMove[]
     }
     // Reflog lines and new values, a wave at a time: no ref is renamed before every line is durable (§6.2).
     const who = opts.who.replace(/\s+/g, '_');
+    const tmpTag = `${process.pid}.${randomBytes(4).toString('hex')}`;
     for (let at = 0; at < moves.length; at += WAVE) {
       const fds: number[] = [];
       try {
@@ -197,7 +199,7 @@ export async function applyRefBatch(ctx: BatchContext, moves: readonly RefMove[]
           }
           if (m.next === null) return;
           const file = ctx.file(m.name);
-          const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+          const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${tmpTag}.${i}.tmp`);
           try {
             faultPoint('ref.tmp');
             const fd = await fsp.open(tmp, 'wx', 0o644);

@@ -21,8 +21,8 @@ export async function stopServers(): Promise<void> {
 
 export interface Server { url: string; pid: number; log: () => string }
 
-export async function serve(s: Store, extra: string[] = []): Promise<Server> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...extra, '--store', s.store], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+export async function serve(s: Store, extra: string[] = [], env: Record<string, string> = {}): Promise<Server> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...extra, '--store', s.store], { env: { ...cliEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });

@@ -32,7 +32,7 @@ async function commit(s: Store, branch: string): Promise<string> {
 beforeAll(() => { work = tempDir('ckvc-hard-work-'); });
 
 describe('push moves all its refs or none', () => {
-  it('push d1 c where c is not a fast-forward: 13 naming c, d1 not created on the remote, no tracking ref for either', async () => {
+  it('push d1 c where c is not a fast-forward: 13 naming c, d1 not created on the remote, no tracking ref for either; tracking refs follow what the remote did, also when its disk fails after the refs moved', async () => {
     const A = initStore('ckvc-hard-a-');
     const R = initStore('ckvc-hard-r-');
     const O = initStore('ckvc-hard-o-');
@@ -79,6 +79,18 @@ describe('push moves all its refs or none', () => {
     expect([R.ref('refs/heads/d1'), R.ref('refs/heads/c')]).toEqual([d1, mine]);
     expect([A.ref('refs/remotes/srv/d1'), A.ref('refs/remotes/srv/c')]).toEqual([d1, mine]);
     expect(srv.log()).not.toContain('CKVC_INTERNAL');
+
+    // A server whose disk fails after its refs moved (fsync of their folder): the push fails with CKVC_IO
+    // and data.moved, and the tracking refs here follow the refs that moved there.
+    const faulty = await serve(R, ['--token-file', tokenFile], { CKVC_FAULT: 'ref.dirsync=eio' });
+    await A.json(['remote', 'add', 'faulty', faulty.url]);
+    const [d2, c2] = [await commit(A, 'd1'), await commit(A, 'c')];
+    const p = await A.run(['push', 'faulty', 'd1', 'c', '--json'], { env });
+    expect(p.code, describeOutcome(p)).toBe(1);
+    const perr = JSON.parse(p.stderr.trim().split('\n').pop()!).error;
+    expect([perr.code, perr.data.moved, perr.data.notMoved]).toEqual(['CKVC_IO', ['refs/heads/d1', 'refs/heads/c'], []]);
+    expect([R.ref('refs/heads/d1'), R.ref('refs/heads/c')]).toEqual([d2, c2]);
+    expect([A.ref('refs/remotes/faulty/d1'), A.ref('refs/remotes/faulty/c')]).toEqual([d2, c2]);
   });
 });
 
