@@ -310,7 +310,7 @@ describe('a received tree holding .git or .ckvc is refused', () => {
     const v = verifyFile(file);
     expect(v.code, describeRun(v)).toBe(12);
     expect(errorCodes(v.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
-    expect(v.stderr).toContain('".git"');
+    expect(JSON.parse(v.stderr).error.message).toContain('".git"');
   });
 
   for (const [what, spec] of [
