@@ -170,7 +170,7 @@ function readCommands(f: Fixture, run: (args: string[]) => RunResult, checkoutTo
   expect(json(['best', '--metric', 'loss']).id).toBe(v2);
   expect(json(['config', 'show', 'first']).hash).toMatch(/^[0-9a-f]{64}$/);
   expect(json(['reflog', 'main']).map((e: { new: string }) => e.new)).toEqual([v2, v1]);
-  expect(json(['prune', '--keep-last', '1', '--dry-run']).pruned.map((p: { id: string }) => p.id)).toEqual([v1]);
+  expect(json(['prune', '--keep-last', '1', '--dry-run', '--include-tagged']).pruned.map((p: { id: string }) => p.id)).toEqual([v1]);
   const cat = run(['cat', 'first:notes.txt']);
   expect(cat.code, describeRun(cat)).toBe(0);
   expect(cat.stdout).toBe('first run\n');
@@ -188,7 +188,7 @@ function writeCommands(f: Fixture, run: (args: string[]) => RunResult, storePath
     ['index', 'rebuild'],
     ['pull', f.bundle],
     ['gc'],
-    ['prune', '--keep-last', '1'],
+    ['prune', '--keep-last', '1', '--include-tagged'],
   ];
   for (const args of cases) {
     const r = run(args);
