@@ -5,7 +5,6 @@
 import type { ObjectId, ObjectType } from '../core/object-id.js';
 import { decodeLocation, indexKey, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/index-keys.js';
 import { objectTypeFromCode } from '../core/object-id.js';
-import { CkvcError } from '../core/errors.js';
 import type { IndexedPack, IndexSession, IndexTotals } from './object-index.js';
 import type { LevelSnapshot } from './index-snapshot.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
@@ -32,13 +31,8 @@ export class IndexReadView {
     }
     for (const packId of onDisk) {
       if (inSnapshot.has(packId) || this.overlayPacks.has(packId)) continue;
-      let toc;
-      try {
-        toc = await this.packs.readToc(packId);
-      } catch (e) {
-        if (e instanceof CkvcError && (e.code === 'CKVC_CORRUPT_PACK' || e.code === 'CKVC_UNSUPPORTED_VERSION')) continue; // verify reports it
-        throw e;
-      }
+      const toc = await this.packs.readTocIfSound(packId);
+      if (!toc) continue; // verify reports it
       for (const entry of toc.entries) this.overlay.set(entry.id, { packId, entry });
       this.overlayPacks.add(packId);
     }

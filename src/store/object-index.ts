@@ -301,13 +301,8 @@ export class ObjectIndex {
     }
     for (const packId of onDisk) {
       if (indexed.has(packId)) continue;
-      let toc;
-      try {
-        toc = await this.packs.readToc(packId);
-      } catch (e) {
-        if (e instanceof CkvcError && (e.code === 'CKVC_CORRUPT_PACK' || e.code === 'CKVC_UNSUPPORTED_VERSION')) continue; // verify reports it
-        throw e;
-      }
+      const toc = await this.packs.readTocIfSound(packId);
+      if (!toc) continue; // verify reports it
       await s.addPack({ packId, entries: toc.entries }, await this.readCommitBodies(packId, toc.entries));
     }
   }

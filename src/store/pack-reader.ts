@@ -121,6 +121,16 @@ export class PackReader {
     return raw;
   }
 
+  /** The TOC of a pack, or undefined when the pack is damaged or newer than this reader (verify reports it). */
+  async readTocIfSound(packId: string): Promise<Awaited<ReturnType<PackReader['readToc']>> | undefined> {
+    try {
+      return await this.readToc(packId);
+    } catch (e) {
+      if (e instanceof CkvcError && (e.code === 'CKVC_CORRUPT_PACK' || e.code === 'CKVC_UNSUPPORTED_VERSION')) return undefined;
+      throw e;
+    }
+  }
+
   /** The entries a pack file lists, checked against its header and footer (not re-hashed). */
   async readToc(packId: string): Promise<{ entries: PackEntry[]; size: number; checksum: string }> {
     const fh = await this.handle(packId);
