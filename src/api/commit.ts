@@ -8,6 +8,7 @@ import { encodeCommit, type CodeRef, type CommitObject, type ConfigRef } from '.
 import { assertRefName } from '../core/ref-name.js';
 import { readGitProvenance } from '../provenance/git-provenance.js';
 import { registerWriter } from '../store/gc-exclusion.js';
+import { DeltaBases } from '../store/ingest/delta-bases.js';
 import { ingestPaths, type IngestProgress } from '../store/ingest/tree-ingest.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
@@ -86,7 +87,8 @@ export async function commit(store: ObjectStore, opts: CommitOptions): Promise<C
   const registration = await registerWriter(store.layout);
   const writer = store.writer();
   try {
-    const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, { storeRoot: store.root, progress: opts.progress, signal: opts.signal });
+    const bases = await deltaBasesFor(store, REF_PREFIX.branch + branch, warm);
+    const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, { storeRoot: store.root, progress: opts.progress, signal: opts.signal, bases });
     let config: ConfigRef | undefined;
     if (cfg) {
       const snapshot = await writer.put('chunk', cfg.bytes);
@@ -133,6 +135,18 @@ export async function commit(store: ObjectStore, opts: CommitOptions): Promise<C
     throw e;
   } finally {
     await registration.release();
+  }
+}
+
+/** The commit whose tensors this one is delta-coded against: the branch tip, else the first warm-start parent. */
+async function deltaBasesFor(store: ObjectStore, ref: string, warm: ObjectId[]): Promise<DeltaBases | undefined> {
+  const parent = (await store.refs.read(ref)) ?? warm[0];
+  if (!parent) return undefined;
+  try {
+    return new DeltaBases(store, (await store.readCommit(parent)).tree);
+  } catch (e) {
+    if (e instanceof CkvcError) return undefined; // only a hint: the commit goes ahead with plain encoding
+    throw e;
   }
 }
 

@@ -5,7 +5,9 @@ import { ID_BYTES, OBJECT_TYPE_CODE, objectTypeFromCode, type ObjectId, type Obj
 
 export const PACK_MAGIC = Buffer.from('CKVCPACK', 'latin1');
 export const PACK_END_MAGIC = Buffer.from('CKVCPEND', 'latin1');
-export const PACK_VERSION = 1;
+/** Version 2 added codecs 5 and 6 (§4.3); readers read both, writers write 2. */
+export const PACK_VERSION = 2;
+const OLDEST_PACK_VERSION = 1;
 export const PACK_HEADER_BYTES = 16;
 export const RECORD_HEADER_BYTES = 12 + ID_BYTES;
 export const TOC_ENTRY_BYTES = ID_BYTES + 20;
@@ -13,7 +15,7 @@ export const PACK_FOOTER_BYTES = 16 + 32 + 8;
 /** No object body (compressed or not) may exceed this: it bounds what a reader allocates for one record. */
 export const MAX_OBJECT_BYTES = 64 * 1024 * 1024;
 
-export const CODECS = { raw: 0, zstd: 1, group2zstd: 2, group4zstd: 3, group8zstd: 4 } as const;
+export const CODECS = { raw: 0, zstd: 1, group2zstd: 2, group4zstd: 3, group8zstd: 4, planes: 5, xorPlanes: 6 } as const;
 export type CodecId = (typeof CODECS)[keyof typeof CODECS];
 
 export function codecGroupWidth(codec: number): number {
@@ -21,7 +23,7 @@ export function codecGroupWidth(codec: number): number {
 }
 
 export function isKnownCodec(codec: number): codec is CodecId {
-  return codec >= 0 && codec <= 4;
+  return codec >= 0 && codec <= 6;
 }
 
 export interface PackEntry {
@@ -49,8 +51,8 @@ export function checkPackHeader(b: Uint8Array, where: string): void {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   if (buf.length < PACK_HEADER_BYTES || !buf.subarray(0, 8).equals(PACK_MAGIC)) throw corruptPack(where, 'not a ckvc pack (bad magic)');
   const version = buf.readUInt32LE(8);
-  if (version !== PACK_VERSION) {
-    throw new CkvcError('CKVC_UNSUPPORTED_VERSION', `${where}: pack format version ${version} is not supported (this ckvc reads ${PACK_VERSION}); upgrade ckvc`, { where, version });
+  if (version < OLDEST_PACK_VERSION || version > PACK_VERSION) {
+    throw new CkvcError('CKVC_UNSUPPORTED_VERSION', `${where}: pack format version ${version} is not supported (this ckvc reads ${OLDEST_PACK_VERSION} to ${PACK_VERSION}); upgrade ckvc`, { where, version });
   }
 }
 

@@ -12,6 +12,7 @@ import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
 import { mergePruneRecords, type PruneRecord } from '../store/prune-records.js';
+import { upgradeStoreVersion } from '../store/store-layout.js';
 import { Overlay } from './bundle-objects.js';
 import type { ReceivedBundle } from './bundle-reader.js';
 
@@ -122,6 +123,7 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
     newObjects = present.filter((l) => !l).length;
     const dest = store.layout.packFile(rb.packId);
     await fs.mkdir(store.layout.packsDir, { recursive: true });
+    await upgradeStoreVersion(store.layout);
     await fs.rename(rb.quarantine.packFile(rb.packId), dest).catch((e) => { throw ioError(e, 'move the received pack to', dest); });
     await fsyncDir(store.layout.packsDir);
     receiveFault('receive.moved', store.layout.packsDir);

@@ -21,6 +21,10 @@ export class Overlay implements ObjectSource {
   constructor(private readonly store: ObjectStore | undefined, private readonly rb: ReceivedBundle | undefined) {
     for (const e of rb?.entries ?? []) this.byId.set(e.id, e);
     this.packs = rb && new PackReader(rb.quarantine);
+    this.packs?.setBaseLocator(async (id) => {
+      const e = this.byId.get(id);
+      return e && { packId: this.rb!.packId!, entry: e };
+    });
   }
 
   inBundle(id: ObjectId): boolean {

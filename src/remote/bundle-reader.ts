@@ -111,6 +111,13 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
       if (toc.checksum !== packId) throw bad(where, 'its pack footer names another checksum');
       if (toc.entries.length !== header.objects) throw bad(where, `header says ${header.objects} objects, the pack holds ${toc.entries.length}`);
       entries = toc.entries;
+      // A delta record's base must travel in the same bundle (BUNDLE.md §3): the receiver may not hold it.
+      const byId = new Map(entries.map((e) => [e.id, e]));
+      const bundlePack = packId;
+      packs.setBaseLocator(async (id) => {
+        const e = byId.get(id);
+        return e && { packId: bundlePack, entry: e };
+      });
       for (const e of entries) {
         try {
           await packs.readObject({ packId, entry: e }, e.id, e.type);

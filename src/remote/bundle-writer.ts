@@ -42,10 +42,17 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     let packLength = 0;
     try {
       const locs = await store.locateAll(content.objects, 'object to send');
+      const sending = new Set(content.objects);
       for (let i = 0; i < locs.length; i++) {
         const loc = locs[i]!;
-        const body = await store.packs.readStoredRecord(loc, content.objects[i]!, { verify: false });
         const e = loc.entry;
+        // A delta travels only with its base (BUNDLE.md §3); otherwise it is re-encoded on its own.
+        const delta = await store.packs.readDeltaHead(loc);
+        if (delta && !sending.has(delta.base)) {
+          await writer.add(e.type, e.id, await store.readLocated(loc, e.id, e.type), delta.width);
+          continue;
+        }
+        const body = await store.packs.readStoredRecord(loc, content.objects[i]!, { verify: false });
         await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
       }
       const done = await writer.finish();

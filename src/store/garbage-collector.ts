@@ -14,7 +14,7 @@ import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
 import { PruneRecords } from './prune-records.js';
-import { gcRoots, liveObjects } from './reachability.js';
+import { addDeltaBases, gcRoots, liveObjects } from './reachability.js';
 
 export interface GcOptions {
   dryRun?: boolean;
@@ -89,6 +89,15 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
     const { entries } = await store.packs.readToc(packId);
     const young = now - st.mtimeMs < opts.graceMs;
     plans.push({ packId, size: st.size, entries, young, live: entries.filter((e) => live.has(e.id)), dead: entries.filter((e) => !live.has(e.id)) });
+  }
+  // Delta bases are live while a live record needs them, whatever the graph says (FORMAT.md §15).
+  const located = new Map<ObjectId, ObjectLocation>();
+  for (const p of plans) for (const e of p.entries) located.set(e.id, { packId: p.packId, entry: e });
+  if (await addDeltaBases(store, live, located)) {
+    for (const p of plans) {
+      p.live = p.entries.filter((e) => live.has(e.id));
+      p.dead = p.entries.filter((e) => !live.has(e.id));
+    }
   }
   // Objects already safe in a pack that stays as it is need no second copy.
   const kept = new Map<ObjectId, ObjectLocation>();

@@ -14,7 +14,7 @@ import { ConfigLabels } from './config-labels.js';
 import { ObjectIndex } from './object-index.js';
 import { PruneRecords } from './prune-records.js';
 import { ObjectWriter } from './object-writer.js';
-import { PackReader, type ObjectLocation } from './pack-reader.js';
+import { PackReader, type DecodedObject, type ObjectLocation } from './pack-reader.js';
 import { RefStore } from './ref-store.js';
 import { findStore, readStoreConfig, StoreLayout, type StoreConfig } from './store-layout.js';
 
@@ -28,6 +28,7 @@ export class ObjectStore {
 
   private constructor(readonly layout: StoreLayout, readonly config: StoreConfig) {
     this.packs = new PackReader(layout);
+    this.packs.setBaseLocator(async (id) => (await this.locate([id]))[0]);
     this.index = new ObjectIndex(layout, this.packs, (packId, entries) => this.commitBodiesIn(packId, entries));
     this.refs = new RefStore(layout);
     this.pruned = new PruneRecords(layout);
@@ -52,7 +53,7 @@ export class ObjectStore {
 
   writer(): ObjectWriter {
     this.index.forWriting();
-    return new ObjectWriter(this.layout, this.index);
+    return new ObjectWriter(this.layout, this.index, (id) => this.readChunkWithDepth(id));
   }
 
   /** Locations of `ids`; objects not found trigger one re-sync of the index with the packs on disk. */
@@ -88,6 +89,12 @@ export class ObjectStore {
       if (!again || again.packId === loc.packId) throw e;
       return this.packs.readObject(again, id, type, pool);
     }
+  }
+
+  /** A chunk's bytes and the length of the delta chain behind them (a writer encoding against it bounds that). */
+  async readChunkWithDepth(id: ObjectId): Promise<DecodedObject | undefined> {
+    const loc = (await this.locate([id]))[0];
+    return loc && this.packs.readObjectWithDepth(loc, id, 'chunk');
   }
 
   async typeOf(id: ObjectId): Promise<ObjectType | undefined> {

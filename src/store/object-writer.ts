@@ -1,6 +1,8 @@
 // Accepts the objects of one operation (a commit, a tag), skips those the store already has, and writes the
 // rest into new packs. Existence checks are batched (~16 MiB) so the index is asked once per batch, not per chunk.
 // Nothing is visible to readers until commit(): packs are durable first, then indexed (spec/FORMAT.md §9).
+import type { DeltaBase } from '../core/codec/record-codec.js';
+import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
@@ -9,6 +11,11 @@ import { PackWriter, type FinishedPack } from './pack-writer.js';
 import type { StoreLayout } from './store-layout.js';
 
 const BATCH_BYTES = 16 * 1024 * 1024;
+/**
+ * Longest delta chain a writer makes (FORMAT.md §4.3): a chunk whose base already sits this deep is stored plain
+ * and starts a new chain. Reading a chunk decodes at most this many bases; see the README's measurements.
+ */
+export const MAX_WRITTEN_DELTA_DEPTH = 8;
 const PACK_TARGET_BYTES = 1024 * 1024 * 1024;
 
 interface Pending {
@@ -17,7 +24,11 @@ interface Pending {
   bytes: Uint8Array;
   width: number;
   compress: boolean;
+  base?: ObjectId;
 }
+
+/** Reads a chunk the store holds and says how deep its delta chain is; undefined when it is not there. */
+export type BaseReader = (id: ObjectId) => Promise<{ bytes: Uint8Array; depth: number } | undefined>;
 
 export interface WriteStats {
   objectsSeen: number;
@@ -36,17 +47,20 @@ export class ObjectWriter {
   private readonly commitBodies = new Map<ObjectId, Uint8Array>();
   readonly stats: WriteStats = { objectsSeen: 0, objectsNew: 0, bytesSeen: 0, bytesNew: 0 };
 
-  constructor(private readonly layout: StoreLayout, private readonly index: ObjectIndex) {}
+  constructor(private readonly layout: StoreLayout, private readonly index: ObjectIndex, private readonly readBase?: BaseReader) {}
 
-  /** Adds an object and returns its ID. `width` is the tensor element width for byte grouping. */
-  async put(type: ObjectType, bytes: Uint8Array, opts: { width?: number; compress?: boolean } = {}): Promise<ObjectId> {
+  /**
+   * Adds an object and returns its ID. `width` is the tensor element width for byte grouping; `base` the chunk
+   * this one may be stored as a delta against (the parent commit's chunk at the same place in the same tensor).
+   */
+  async put(type: ObjectType, bytes: Uint8Array, opts: { width?: number; compress?: boolean; base?: ObjectId } = {}): Promise<ObjectId> {
     const id = objectId(type, bytes);
     this.stats.objectsSeen++;
     if (type === 'chunk') this.stats.bytesSeen += bytes.length;
     if (type === 'commit') this.commitBodies.set(id, bytes);
     if (this.known.has(id)) return id;
     this.known.add(id);
-    this.pending.push({ type, id, bytes, width: opts.width ?? 1, compress: opts.compress ?? true });
+    this.pending.push({ type, id, bytes, width: opts.width ?? 1, compress: opts.compress ?? true, ...(opts.base && opts.base !== id ? { base: opts.base } : {}) });
     this.pendingBytes += bytes.length;
     if (this.pendingBytes >= BATCH_BYTES) {
       // Double buffering: the previous batch must be done, then this one is written in the background while
@@ -77,8 +91,23 @@ export class ObjectWriter {
         this.pack = undefined;
       }
       this.pack ??= await PackWriter.create(this.layout);
-      await this.pack.add(p.type, p.id, p.bytes, p.width, p.compress);
+      await this.pack.add(p.type, p.id, p.bytes, p.width, p.compress, p.base ? this.baseLoader(p.base, p.bytes.length) : undefined);
     }
+  }
+
+  /** Reads a delta base when its record is encoded (in the pack writer's parallel jobs); a chain too deep, a
+   * base of another length or one that cannot be read means plain encoding, never a failed write. */
+  private baseLoader(base: ObjectId, length: number): () => Promise<DeltaBase | undefined> {
+    return async () => {
+      try {
+        const got = await this.readBase?.(base);
+        if (!got || got.bytes.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
+        return { id: base, bytes: got.bytes };
+      } catch (e) {
+        if (e instanceof CkvcError) return undefined;
+        throw e;
+      }
+    };
   }
 
   /** Makes everything durable and indexed. After this returns, refs may point at these objects. */

@@ -3,9 +3,9 @@
 import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import type { BufferPool } from '../core/buffer-pool.js';
-import { decodeBody } from '../core/codec/record-codec.js';
+import { decodeBody, deltaBaseOf } from '../core/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
-import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
+import { ID_BYTES, objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
 import {
   checkPackHeader, CODECS, decodeFooter, MAX_OBJECT_BYTES, decodeRecordHeader, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES,
   RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
@@ -14,16 +14,38 @@ import { ioError } from './durable-fs.js';
 import type { StoreLayout } from './store-layout.js';
 
 const MAX_OPEN = 64;
+/**
+ * Longest chain of delta records a read follows (FORMAT.md §4.3). Writers keep chains far shorter
+ * (MAX_WRITTEN_DELTA_DEPTH); the cap bounds the work a hostile or looping chain can cause.
+ */
+export const MAX_DELTA_CHAIN = 64;
+/** A codec 6 body starts with width, plane count and the base ID (FORMAT.md §4.3). */
+const DELTA_HEAD_BYTES = 2 + ID_BYTES;
 
 export interface ObjectLocation {
   packId: string;
   entry: PackEntry;
 }
 
+/** Where a delta record's base is: the store's index, or (for a received bundle) the bundle's own records. */
+export type BaseLocator = (id: ObjectId) => Promise<ObjectLocation | undefined>;
+
+export interface DecodedObject {
+  bytes: Uint8Array;
+  /** How many delta records were decoded to get the bytes: 0 for a record that needs no base. */
+  depth: number;
+}
+
 export class PackReader {
   private readonly open = new Map<string, Promise<fs.FileHandle>>();
+  private baseLocator: BaseLocator | undefined;
 
   constructor(private readonly layout: StoreLayout) {}
+
+  /** Without a locator, a delta record cannot be read (CKVC_MISSING_OBJECT names its base). */
+  setBaseLocator(locate: BaseLocator): void {
+    this.baseLocator = locate;
+  }
 
   private handle(packId: string): Promise<fs.FileHandle> {
     let h = this.open.get(packId);
@@ -79,10 +101,54 @@ export class PackReader {
     // A raw record's body is returned as-is, so only compressed records are read into scratch space.
     const scratchBuf = pool && entry.codec !== CODECS.raw ? pool.acquire(length) : undefined;
     try {
-      return await this.decodeRecord(await this.readAt(packId, entry.offset, length, scratchBuf), loc, id, where, expectType, pool);
+      return (await this.decodeRecord(await this.readAt(packId, entry.offset, length, scratchBuf), loc, id, where, expectType, pool, 0)).bytes;
     } finally {
       if (scratchBuf) pool!.release(scratchBuf);
     }
+  }
+
+  /** Like readObject, also saying how long the delta chain behind the object is (writers bound it). */
+  async readObjectWithDepth(loc: ObjectLocation, id: ObjectId, expectType?: ObjectType): Promise<DecodedObject> {
+    const where = `object ${id.slice(0, 16)} in pack ${loc.packId.slice(0, 16)}`;
+    if (loc.entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
+    const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
+    return this.decodeRecord(buf, loc, id, where, expectType, undefined, 0);
+  }
+
+  /** The base a codec 6 record names, without decoding it; undefined for other codecs. */
+  async readDeltaBaseId(loc: ObjectLocation): Promise<ObjectId | undefined> {
+    return (await this.readDeltaHead(loc))?.base;
+  }
+
+  /** The base and element width a codec 6 record names, without decoding it; undefined for other codecs. */
+  async readDeltaHead(loc: ObjectLocation): Promise<{ base: ObjectId; width: number } | undefined> {
+    const { packId, entry } = loc;
+    if (entry.codec !== CODECS.xorPlanes) return undefined;
+    const where = `object ${entry.id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
+    const head = Math.min(entry.storedLength, DELTA_HEAD_BYTES);
+    const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + head);
+    const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
+    if (header.id !== entry.id || header.codec !== entry.codec) {
+      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`, { id: entry.id, pack: packId });
+    }
+    const body = buf.subarray(RECORD_HEADER_BYTES);
+    if (body.length < 2 + ID_BYTES) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: delta record is truncated before its base ID`, { id: entry.id, pack: packId });
+    return { base: body.subarray(2, 2 + ID_BYTES).toString('hex'), width: body[0]! };
+  }
+
+  /** The base a delta record names, read and decoded (its own bases first), at chain position `depth`. */
+  private async readBase(baseId: ObjectId, depth: number, of: string): Promise<DecodedObject> {
+    if (depth > MAX_DELTA_CHAIN) {
+      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${of}: its chain of delta bases is longer than ${MAX_DELTA_CHAIN} (damaged or hostile records)`, { id: baseId });
+    }
+    const loc = await this.baseLocator?.(baseId);
+    if (!loc) {
+      throw new CkvcError('CKVC_MISSING_OBJECT', `${of}: its delta base, chunk ${baseId.slice(0, 16)}, is missing; run 'ckvc verify' to see what is affected`, { id: baseId, what: 'delta base' });
+    }
+    const where = `object ${baseId.slice(0, 16)} in pack ${loc.packId.slice(0, 16)} (delta base of ${of})`;
+    if (loc.entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id: baseId, pack: loc.packId });
+    const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
+    return this.decodeRecord(buf, loc, baseId, where, 'chunk', undefined, depth);
   }
 
   /**
@@ -95,7 +161,7 @@ export class PackReader {
     const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
     if (entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: packId });
     const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + entry.storedLength);
-    if (opts.verify) await this.decodeRecord(buf, loc, id, where, entry.type, undefined);
+    if (opts.verify) await this.decodeRecord(buf, loc, id, where, entry.type, undefined, 0);
     else {
       const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
       if (header.id !== id || header.storedLength !== entry.storedLength || header.codec !== entry.codec || header.type !== entry.type) {
@@ -105,7 +171,9 @@ export class PackReader {
     return buf.subarray(RECORD_HEADER_BYTES);
   }
 
-  private async decodeRecord(buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, expectType: ObjectType | undefined, pool: BufferPool | undefined): Promise<Uint8Array> {
+  private async decodeRecord(
+    buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, expectType: ObjectType | undefined, pool: BufferPool | undefined, depth: number,
+  ): Promise<DecodedObject> {
     const { packId, entry } = loc;
     const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
     if (header.id !== id || header.storedLength !== entry.storedLength || header.codec !== entry.codec) {
@@ -114,11 +182,15 @@ export class PackReader {
     if (expectType && header.type !== expectType) {
       throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: is a ${header.type}, expected a ${expectType}`, { id, pack: packId });
     }
-    const raw = await decodeBody(header.codec, buf.subarray(RECORD_HEADER_BYTES), header.rawLength, where, pool);
+    const body = buf.subarray(RECORD_HEADER_BYTES);
+    const baseId = deltaBaseOf(header.codec, body, header.rawLength, where);
+    if (baseId && header.type !== 'chunk') throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: a ${header.type} stored as a delta (only chunks may be)`, { id, pack: packId });
+    const base = baseId ? await this.readBase(baseId, depth + 1, where) : undefined;
+    const raw = await decodeBody(header.codec, body, header.rawLength, where, pool, base?.bytes);
     if (objectId(header.type, raw) !== id) {
       throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`, { id, pack: packId });
     }
-    return raw;
+    return { bytes: raw, depth: base ? base.depth + 1 : 0 };
   }
 
   /** The TOC of a pack, or undefined when the pack is damaged or newer than this reader (verify reports it). */

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { encodeBody } from '../core/codec/record-codec.js';
+import { encodeBody, type DeltaBase } from '../core/codec/record-codec.js';
 import type { ObjectId, ObjectType } from '../core/object-id.js';
 import {
   encodeFooterPrefix, encodePackHeader, encodeRecordHeader, encodeTocEntry, PACK_END_MAGIC,
@@ -13,7 +13,7 @@ import {
 } from '../core/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
-import type { StoreLayout } from './store-layout.js';
+import { upgradeStoreVersion, type StoreLayout } from './store-layout.js';
 
 const MAX_IN_FLIGHT = 6;
 const FLUSH_BYTES = 4 * 1024 * 1024;
@@ -63,13 +63,14 @@ export class PackWriter {
   }
 
   /** Queues an object. Resolves once it is accepted (not yet durable); objects already in this pack are skipped. */
-  async add(type: ObjectType, id: ObjectId, raw: Uint8Array, width = 1, tryCompress = true): Promise<void> {
+  /** `base` loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job. */
+  async add(type: ObjectType, id: ObjectId, raw: Uint8Array, width = 1, tryCompress = true, base?: () => Promise<DeltaBase | undefined>): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ids.has(id)) return;
     this.ids.add(id);
     this.rawBytes += raw.length;
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
-    const job = encodeBody(raw, width, tryCompress).then(
+    const job = (base ? base() : Promise.resolve(undefined)).then((b) => encodeBody(raw, width, tryCompress, b)).then(
       async ({ codec, pieces, storedLength }) => {
         const entry = { id, type, codec, rawLength: raw.length, storedLength, offset: this.offset };
         this.append(encodeRecordHeader(entry));
@@ -150,6 +151,7 @@ export class PackWriter {
       if (this.durable) await this.fh.sync();
       await this.fh.close();
       await fs.mkdir(this.layout.packsDir, { recursive: true });
+      if (this.durable) await upgradeStoreVersion(this.layout);
       faultPoint('pack.rename');
       await fs.rename(this.tmpFile, file);
       faultPoint('pack.dirsync');

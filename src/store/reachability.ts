@@ -6,7 +6,9 @@ import * as path from 'node:path';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
 import { ioError } from './durable-fs.js';
 import { listFilesBelow } from './file-walk.js';
+import { CODECS } from '../core/pack-format.js';
 import type { ObjectStore } from './object-store.js';
+import type { ObjectLocation } from './pack-reader.js';
 import { walkObjects, type ReleaseRecord } from './object-walk.js';
 import type { PruneRecord } from './prune-records.js';
 
@@ -70,4 +72,29 @@ export async function liveObjects(store: ObjectStore, roots: Roots, pruned: Map<
     },
   });
   return live;
+}
+
+/**
+ * Adds to `live` the delta bases its records need, transitively (FORMAT.md §4.3, §15): a base stays stored while
+ * a live delta record is XORed against it, even when nothing else reaches it (a pruned parent's chunk). A base
+ * that is not in `where` (already gone) is left to verify to report; nothing here decides it is dead.
+ */
+export async function addDeltaBases(store: ObjectStore, live: Set<ObjectId>, where: Map<ObjectId, ObjectLocation>): Promise<number> {
+  let added = 0;
+  let frontier = [...live];
+  while (frontier.length) {
+    const next: ObjectId[] = [];
+    for (const id of frontier) {
+      const loc = where.get(id);
+      if (!loc || loc.entry.codec !== CODECS.xorPlanes) continue;
+      const base = await store.packs.readDeltaBaseId(loc);
+      if (base && !live.has(base)) {
+        live.add(base);
+        next.push(base);
+        added++;
+      }
+    }
+    frontier = next;
+  }
+  return added;
 }

@@ -7,7 +7,8 @@ import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable
 
 export const STORE_DIR_NAME = '.ckvc';
 export const STORE_FORMAT = 'ckvc-store';
-export const STORE_VERSION = 1;
+/** Version 2 stores may hold version 2 packs (codecs 5 and 6, FORMAT.md §4.3, §11); readers read 1 and 2. */
+export const STORE_VERSION = 2;
 
 export interface StoreConfig {
   format: typeof STORE_FORMAT;
@@ -79,6 +80,21 @@ export async function readStoreConfig(layout: StoreLayout): Promise<StoreConfig>
     throw new CkvcError('CKVC_UNSUPPORTED_VERSION', `store ${layout.root} has format version ${cfg.version}; this ckvc reads up to ${STORE_VERSION}: upgrade ckvc`, { path: layout.root, version: cfg.version });
   }
   return cfg;
+}
+
+const upgraded = new Set<string>();
+
+/**
+ * Marks a version 1 store as version 2 before the first version 2 pack enters packs/, so an older ckvc refuses
+ * the store as a whole (CKVC_UNSUPPORTED_VERSION) instead of meeting packs it cannot read. Once per process.
+ */
+export async function upgradeStoreVersion(layout: StoreLayout): Promise<void> {
+  if (upgraded.has(layout.root)) return;
+  const cfg = await readStoreConfig(layout);
+  if (cfg.version < STORE_VERSION) {
+    await writeFileDurable(layout.configFile, JSON.stringify({ ...cfg, version: STORE_VERSION }, null, 2) + '\n');
+  }
+  upgraded.add(layout.root);
 }
 
 /** Creates DIR/.ckvc. Returns false (and changes nothing) when a store is already there. */

@@ -5,10 +5,11 @@ import * as fs from 'node:fs/promises';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { CkvcError, type ErrorCode } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
-import { PACK_FOOTER_BYTES } from '../core/pack-format.js';
+import { CODECS, PACK_FOOTER_BYTES } from '../core/pack-format.js';
 import { findLeftovers, type LeftoverSummary } from './leftovers.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
+import type { ObjectLocation } from './pack-reader.js';
 import type { PruneRecord } from './prune-records.js';
 import { walkObjects } from './object-walk.js';
 import { REF_PREFIX } from './ref-store.js';
@@ -102,12 +103,37 @@ class Verifier {
     });
     const ids = [...leaves.keys()];
     this.checked.chunks = ids.filter((id) => leaves.get(id) === 'chunk').length;
+    const deltas: ObjectLocation[] = [];
     for (let i = 0; i < ids.length; i += 4096) {
       const batch = ids.slice(i, i + 4096);
       (await this.store.locate(batch)).forEach((l, k) => {
         const id = batch[k]!;
         if (!l) this.problem('history', new CkvcError('CKVC_MISSING_OBJECT', `${leaves.get(id)} ${id.slice(0, 16)} is missing`, { id }));
+        else if (l.entry.codec === CODECS.xorPlanes) deltas.push(l);
       });
+    }
+    await this.deltaBases(deltas);
+  }
+
+  /** Every base a reachable delta record needs must be stored too, transitively (FORMAT.md §4.3). */
+  private async deltaBases(deltas: ObjectLocation[]): Promise<void> {
+    const seen = new Set<ObjectId>();
+    for (let frontier = deltas; frontier.length;) {
+      const next: ObjectLocation[] = [];
+      for (const loc of frontier) {
+        try {
+          const base = await this.store.packs.readDeltaBaseId(loc);
+          if (!base || seen.has(base)) continue;
+          seen.add(base);
+          const at = (await this.store.locate([base]))[0];
+          if (!at) {
+            this.problem('history', new CkvcError('CKVC_MISSING_OBJECT', `chunk ${base.slice(0, 16)}, the delta base of chunk ${loc.entry.id.slice(0, 16)}, is missing`, { id: base }));
+          } else if (at.entry.codec === CODECS.xorPlanes) next.push(at);
+        } catch (e) {
+          this.problem('history', e);
+        }
+      }
+      frontier = next;
     }
   }
 

@@ -4,9 +4,11 @@
 // pack structure, CKVC_CORRUPT_OBJECT for bodies and zstd headers). The pure decoders are also checked
 // against an independent oracle written from spec/FORMAT.md §4 and RFC 8878: they accept exactly what the
 // spec accepts.
+import { compress } from '@mongodb-js/zstd';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { groupBytes } from '../../src/core/codec/byte-group.js';
 import { decodeBody, encodeBody, joinPieces } from '../../src/core/codec/record-codec.js';
-import { zstdFrameContentSize } from '../../src/core/codec/zstd-frame.js';
+import { zstdFrameContentSize, zstdFramePiecesWithContentSize } from '../../src/core/codec/zstd-frame.js';
 import { ContentHasher, objectId, OBJECT_TYPES, type ObjectType } from '../../src/core/object-id.js';
 import {
   checkPackHeader, decodeFooter, decodeRecordHeader, decodeToc, encodeFooterPrefix, encodePackHeader, encodeRecordHeader,
@@ -62,14 +64,33 @@ interface StoredItem extends RawItem {
   codec: number;
   stored: Uint8Array;
   id: string;
+  /** The decoded base a codec 6 body is XORed with. */
+  base?: Uint8Array;
+}
+
+/** Codecs 2-4 as version 1 writers made them (still read): one zstd frame of the grouped bytes, size declared. */
+async function legacyGrouped(raw: Uint8Array, width: number): Promise<Uint8Array> {
+  const frame = await compress(Buffer.from(groupBytes(raw, width)), 1);
+  return Uint8Array.from(Buffer.concat(zstdFramePiecesWithContentSize(frame, raw.length)));
 }
 
 async function storedItems(): Promise<StoredItem[]> {
   const out: StoredItem[] = [];
-  for (const it of rawItems()) {
+  const raws = rawItems();
+  for (const it of raws) {
     const enc = await encodeBody(it.raw, it.width);
     out.push({ ...it, codec: enc.codec, stored: Uint8Array.from(joinPieces(enc.pieces)), id: objectId(it.type, it.raw) });
   }
+  for (const [name, codec, width] of [['f32 weights', 3, 4], ['bf16 weights', 2, 2], ['f64 weights', 4, 8]] as const) {
+    const it = raws.find((r) => r.name === name)!;
+    out.push({ ...it, name: `${name} (legacy codec ${codec})`, codec, stored: await legacyGrouped(it.raw, width), id: objectId(it.type, it.raw) });
+  }
+  // A delta: the f32 chunk after a small update, XORed against the f32 chunk (codec 6).
+  const base = raws.find((r) => r.name === 'f32 weights')!;
+  const next = Buffer.from(base.raw);
+  for (let i = 0; i < next.length; i += 4) next.writeUInt32LE((next.readUInt32LE(i) ^ (i % 7)) >>> 0, i);
+  const enc = await encodeBody(next, 4, true, { id: objectId('chunk', base.raw), bytes: base.raw });
+  out.push({ name: 'f32 delta', type: 'chunk', raw: next, width: 4, codec: enc.codec, stored: Uint8Array.from(joinPieces(enc.pieces)), id: objectId('chunk', next), base: base.raw });
   return out;
 }
 
@@ -125,11 +146,11 @@ const buf = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 function oracleHeader(b: Uint8Array): 'ok' | 'CKVC_CORRUPT_PACK' | 'CKVC_UNSUPPORTED_VERSION' {
   const x = buf(b);
   if (x.length < 16 || !x.subarray(0, 8).equals(MAGIC)) return 'CKVC_CORRUPT_PACK';
-  return x.readUInt32LE(8) === 1 ? 'ok' : 'CKVC_UNSUPPORTED_VERSION';
+  return x.readUInt32LE(8) === 1 || x.readUInt32LE(8) === 2 ? 'ok' : 'CKVC_UNSUPPORTED_VERSION';
 }
 
 function oracleEntry(type: number, codec: number, raw: number, stored: number): boolean {
-  return type >= 1 && type <= 6 && codec >= 0 && codec <= 4 && raw <= MAX_OBJECT_BYTES && stored <= MAX_OBJECT_BYTES && (codec !== 0 || raw === stored);
+  return type >= 1 && type <= 6 && codec >= 0 && codec <= 6 && raw <= MAX_OBJECT_BYTES && stored <= MAX_OBJECT_BYTES && (codec !== 0 || raw === stored);
 }
 
 function oracleRecordHeader(b: Uint8Array): boolean {
@@ -203,7 +224,7 @@ describe('fuzz: pack layout decoders', () => {
   });
 
   it('seed packs parse with the real decoders', async () => {
-    expect(new Set(items.map((i) => i.codec))).toEqual(new Set([0, 1, 2, 3, 4]));
+    expect(new Set(items.map((i) => i.codec))).toEqual(new Set([0, 1, 2, 3, 4, 5, 6]));
     for (const p of packs) {
       const b = p.bytes;
       checkPackHeader(b.subarray(0, 16), 'seed');
@@ -213,7 +234,8 @@ describe('fuzz: pack layout decoders', () => {
       for (const e of toc) {
         const h = decodeRecordHeader(b.subarray(e.offset, e.offset + 44), e.offset, 'seed');
         expect(h).toEqual(e);
-        const raw = await decodeBody(h.codec, b.subarray(e.offset + 44, e.offset + 44 + h.storedLength), h.rawLength, 'seed');
+        const base = items.find((it) => it.id === e.id)?.base;
+        const raw = await decodeBody(h.codec, b.subarray(e.offset + 44, e.offset + 44 + h.storedLength), h.rawLength, 'seed', undefined, base);
         expect(sameBytes(raw, p.raws.get(e.id)!)).toBe(true);
       }
     }
@@ -269,7 +291,8 @@ describe('fuzz: pack layout decoders', () => {
         if (hdr.id !== e.id || hdr.storedLength !== e.storedLength || hdr.codec !== e.codec) continue; // the reader stops here
         const stored = b.subarray(e.offset + 44, Math.min(len, e.offset + 44 + hdr.storedLength));
         if (stored.length !== hdr.storedLength) continue; // the reader reports a truncated pack here
-        const d = await attemptAsync(() => decodeBody(hdr.codec, stored, hdr.rawLength, 'fuzz'));
+        const base = items.find((it) => it.id === e.id)?.base;
+        const d = await attemptAsync(() => decodeBody(hdr.codec, stored, hdr.rawLength, 'fuzz', undefined, base));
         if (s.body.check(i, d, OBJECT_CODES, ops)) {
           if (d.value.length !== hdr.rawLength) s.body.fail(i, `decodeBody returned ${d.value.length} bytes for raw_length ${hdr.rawLength}`, ops);
           else s.body.note(objectId(hdr.type, d.value) === e.id ? 'body-intact' : 'body-changed(hash check catches it)');
@@ -285,7 +308,7 @@ describe('fuzz: pack layout decoders', () => {
     const rng0 = new Rng(44);
     const seeds: Uint8Array[] = [];
     for (const type of OBJECT_TYPES) {
-      for (let codec = 0; codec <= 4; codec++) {
+      for (let codec = 0; codec <= 6; codec++) {
         const raw = rng0.pick([0, 1, 100, 65536, MAX_OBJECT_BYTES]);
         seeds.push(encodeRecordHeader({ id: rng0.hex(32), type, codec: codec as PackEntry['codec'], rawLength: raw, storedLength: codec === 0 ? raw : rng0.int(raw + 1) }));
       }
@@ -344,8 +367,8 @@ describe('fuzz: record codec', () => {
 
   it('seed bodies decode to their raw bytes', async () => {
     for (const it of items) {
-      expect(sameBytes(await decodeBody(it.codec, it.stored, it.raw.length, it.name), it.raw), it.name).toBe(true);
-      if (it.codec !== 0) expect(zstdFrameContentSize(it.stored), it.name).toBe(it.raw.length);
+      expect(sameBytes(await decodeBody(it.codec, it.stored, it.raw.length, it.name, undefined, it.base), it.raw), it.name).toBe(true);
+      if (it.codec >= 1 && it.codec <= 4) expect(zstdFrameContentSize(it.stored), it.name).toBe(it.raw.length);
     }
   });
 
@@ -364,10 +387,10 @@ describe('fuzz: record codec', () => {
         rawLength = rng.pick([0, Math.max(0, rawLength - 1), rawLength + 1, MAX_OBJECT_BYTES, 2 ** 32 - 1, rng.int(MAX_OBJECT_BYTES + 1)]);
         ops.push(`rawLength=${rawLength}`);
       } else if (r === 1) {
-        codec = rng.int(5);
+        codec = rng.int(7);
         ops.push(`codec=${codec}`);
       }
-      const o = await attemptAsync(() => decodeBody(codec, bytes, rawLength, 'fuzz'));
+      const o = await attemptAsync(() => decodeBody(codec, bytes, rawLength, 'fuzz', undefined, it.base));
       if (stats.check(i, o, OBJECT_CODES, ops, bytes)) {
         if (o.value.length !== rawLength) stats.fail(i, `returned ${o.value.length} bytes, raw_length is ${rawLength}`, ops, bytes);
         else stats.note(sameBytes(o.value, it.raw) ? 'accepted-intact' : 'accepted-changed(hash check catches it)');
@@ -378,7 +401,7 @@ describe('fuzz: record codec', () => {
 
   it('zstdFrameContentSize: the RFC 8878 declared size, or CKVC_CORRUPT_OBJECT', () => {
     const stats = new FuzzStats('zstdFrameContentSize');
-    const seeds = items.filter((x) => x.codec !== 0).map((x) => x.stored.subarray(0, 32));
+    const seeds = items.filter((x) => x.codec >= 1 && x.codec <= 4).map((x) => x.stored.subarray(0, 32));
     // Every header shape: FCS flag x Single_Segment x Dictionary_ID flag, with a few bytes after.
     const rng0 = new Rng(8878);
     for (let d = 0; d < 256; d++) {

@@ -25,7 +25,7 @@ describe('pack layout (spec/FORMAT.md §4)', () => {
 
   it('has the documented sizes', () => {
     expect([PACK_HEADER_BYTES, RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, PACK_FOOTER_BYTES]).toEqual([16, 44, 52, 56]);
-    expect(encodePackHeader().toString('hex')).toBe(`${Buffer.from('CKVCPACK').toString('hex')}0100000000000000`);
+    expect(encodePackHeader().toString('hex')).toBe(`${Buffer.from('CKVCPACK').toString('hex')}0200000000000000`);
   });
   it('round-trips record headers and TOC entries', () => {
     expect(decodeRecordHeader(encodeRecordHeader(entry), PACK_HEADER_BYTES, 't')).toEqual(entry);
@@ -53,16 +53,18 @@ describe('pack layout (spec/FORMAT.md §4)', () => {
     bad[55] ^= 1;
     expect(() => decodeFooter(bad, 176, 't')).toThrow(/footer/);
   });
-  it('refuses another pack version with CKVC_UNSUPPORTED_VERSION', () => {
-    const h = encodePackHeader();
-    h.writeUInt32LE(2, 8);
-    let err: unknown;
-    try {
-      checkPackHeader(h, 't');
-    } catch (e) {
-      err = e;
+  it('reads versions 1 and 2; refuses others with CKVC_UNSUPPORTED_VERSION', () => {
+    for (const version of [0, 1, 2, 3]) {
+      const h = encodePackHeader();
+      h.writeUInt32LE(version, 8);
+      let err: unknown;
+      try {
+        checkPackHeader(h, 't');
+      } catch (e) {
+        err = e;
+      }
+      expect(isCkvcError(err, 'CKVC_UNSUPPORTED_VERSION'), `version ${version}`).toBe(version !== 1 && version !== 2);
     }
-    expect(isCkvcError(err, 'CKVC_UNSUPPORTED_VERSION')).toBe(true);
   });
 });
 
@@ -77,10 +79,10 @@ describe('record codecs (spec/FORMAT.md §4.3)', () => {
       expect(Buffer.from(await decodeBody(codec, joinPieces(pieces), raw.length, 't')).equals(Buffer.from(raw))).toBe(true);
     });
   }
-  it('groups float32 by width 4 and beats plain zstd', async () => {
+  it('stores float32 plane by plane (width 4) and beats plain zstd', async () => {
     const grouped = await encodeBody(raw, 4);
     const plain = await encodeBody(raw, 1);
-    expect(grouped.codec).toBe(CODECS.group4zstd);
+    expect(grouped.codec).toBe(CODECS.planes);
     expect(grouped.storedLength).toBeLessThan(plain.storedLength);
   });
   it('stores incompressible data raw', async () => {

@@ -4,8 +4,10 @@
 import { compress, decompress } from '@mongodb-js/zstd';
 import { scratch, type BufferPool } from '../buffer-pool.js';
 import { CkvcError } from '../errors.js';
+import type { ObjectId } from '../object-id.js';
 import { CODECS, codecGroupWidth, type CodecId } from '../pack-format.js';
 import { groupBytes, ungroupBytes } from './byte-group.js';
+import { decodePlanes, encodePlanes, parsePlaneHeader, PLANE_WIDTHS } from './plane-codec.js';
 import { zstdFrameContentSize, zstdFrameLength, zstdFramePiecesWithContentSize } from './zstd-frame.js';
 
 export const ZSTD_LEVEL = 1;
@@ -26,10 +28,25 @@ export interface EncodedBody {
   storedLength: number;
 }
 
-/** `width` is the element width in bytes for tensor data (1 for anything else); `tryCompress` false stores raw. */
-export async function encodeBody(raw: Uint8Array, width: number, tryCompress = true): Promise<EncodedBody> {
+/** A chunk to encode against: the same tensor's chunk at the same offset in the parent commit (§4.3). */
+export interface DeltaBase {
+  id: ObjectId;
+  bytes: Uint8Array;
+}
+
+/**
+ * `width` is the element width in bytes for tensor data (1 for anything else); `tryCompress` false
+ * stores raw. Tensor data is stored plane by plane (codec 5), against `base` where that helps (codec 6).
+ */
+export async function encodeBody(raw: Uint8Array, width: number, tryCompress = true, base?: DeltaBase): Promise<EncodedBody> {
   const asRaw = { codec: CODECS.raw, pieces: [raw], storedLength: raw.length };
   if (!tryCompress || raw.length < 64) return asRaw;
+  if ((width > 1 || base) && PLANE_WIDTHS.includes(width)) {
+    const usable = base && base.bytes.length === raw.length ? { id: Buffer.from(base.id, 'hex'), bytes: base.bytes } : undefined;
+    const planes = await encodePlanes(raw, width, ZSTD_LEVEL, usable);
+    if (!planes.usesBase && (planes.allRaw || planes.storedLength > raw.length * (1 - MIN_SAVING))) return asRaw;
+    return { codec: planes.usesBase ? CODECS.xorPlanes : CODECS.planes, pieces: planes.pieces, storedLength: planes.storedLength };
+  }
   const codec = codecForWidth(width);
   const grouped = codecGroupWidth(codec) > 1 ? groupBytes(raw, codecGroupWidth(codec), scratch.acquire(raw.length)) : undefined;
   let frame: Buffer;
@@ -45,6 +62,12 @@ export async function encodeBody(raw: Uint8Array, width: number, tryCompress = t
   return { codec, pieces, storedLength };
 }
 
+/** The base chunk a codec 6 record is XORed with (checked layout), or undefined for every other codec. */
+export function deltaBaseOf(codec: number, stored: Uint8Array, rawLength: number, where: string): ObjectId | undefined {
+  if (codec !== CODECS.xorPlanes) return undefined;
+  return Buffer.from(parsePlaneHeader(stored, rawLength, true, where).baseId!).toString('hex');
+}
+
 /** The stored bytes as one array (for callers that do not stream). */
 export function joinPieces(pieces: Uint8Array[]): Uint8Array {
   if (pieces.length === 1) return pieces[0]!;
@@ -52,7 +75,10 @@ export function joinPieces(pieces: Uint8Array[]): Uint8Array {
 }
 
 /** With `pool`, the result of a grouped codec is a pool buffer the caller may release once done with it. */
-export async function decodeBody(codec: number, stored: Uint8Array, rawLength: number, where: string, pool?: BufferPool): Promise<Uint8Array> {
+export async function decodeBody(codec: number, stored: Uint8Array, rawLength: number, where: string, pool?: BufferPool, base?: Uint8Array): Promise<Uint8Array> {
+  if (codec === CODECS.planes || codec === CODECS.xorPlanes) {
+    return decodePlanes(stored, rawLength, parsePlaneHeader(stored, rawLength, codec === CODECS.xorPlanes, where), where, base);
+  }
   if (codec === CODECS.raw) {
     if (stored.length !== rawLength) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: stored ${stored.length} bytes, expected ${rawLength}`, { where });
     return stored;

@@ -13,6 +13,7 @@ import { encodeTensor } from '../../core/objects/tensor-object.js';
 import type { ObjectWriter } from '../object-writer.js';
 import type { StoreConfig } from '../store-layout.js';
 import { contentDefinedChunks, fixedChunks } from './chunk-reader.js';
+import type { DeltaBases } from './delta-bases.js';
 import { planCoverageProblem, PlanBuilder, type FilePlan, type TensorRegion } from './file-plan.js';
 import { InputFile, type OpenOptions } from './input-file.js';
 import { planNpy, planNpz } from './numpy-plan.js';
@@ -37,7 +38,9 @@ class FileIngest {
   readonly parts: FilePart[] = [];
   readonly hasher = new ContentHasher();
 
-  constructor(readonly file: InputFile, readonly writer: ObjectWriter, readonly config: StoreConfig, readonly signal?: AbortSignal) {}
+  constructor(
+    readonly file: InputFile, readonly writer: ObjectWriter, readonly config: StoreConfig, readonly signal?: AbortSignal, readonly delta?: DeltaSource,
+  ) {}
 
   private checkInterrupted(): void {
     if (this.signal?.aborted) throw new CkvcError('CKVC_INTERRUPTED', `interrupted while reading ${this.file.path}; nothing was committed`, { path: this.file.path });
@@ -55,12 +58,14 @@ class FileIngest {
   /** One tensor's bytes: fixed-size chunks aligned to its first byte, then a tensor object listing them. */
   async tensor(t: TensorRegion): Promise<void> {
     const chunks: ObjectId[] = [];
-    for await (const chunk of fixedChunks(this.file, t.start, t.end, this.config.tensorChunkSize)) {
+    const size = t.end - t.start;
+    const chunkSize = this.config.tensorChunkSize;
+    const bases = await this.delta?.bases.chunksFor(this.delta.path, { name: t.name, dtype: t.dtype, shape: t.shape, size, chunkSize, ...(t.order ? { order: t.order } : {}) });
+    for await (const chunk of fixedChunks(this.file, t.start, t.end, chunkSize)) {
       this.checkInterrupted();
       this.hasher.update(chunk);
-      chunks.push(await this.writer.put('chunk', chunk, { width: t.groupWidth }));
+      chunks.push(await this.writer.put('chunk', chunk, { width: t.groupWidth, base: bases?.[chunks.length] }));
     }
-    const size = t.end - t.start;
     const body = encodeTensor({ dtype: t.dtype, shape: t.shape, size, chunkSize: this.config.tensorChunkSize, chunks, ...(t.order ? { order: t.order } : {}) });
     this.parts.push({ kind: 'tensor', id: await this.writer.put('tensor', body), size, name: t.name });
   }
@@ -114,12 +119,20 @@ async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> 
   return opaque;
 }
 
-export async function ingestFile(p: string, writer: ObjectWriter, config: StoreConfig, signal?: AbortSignal, open: OpenOptions = {}): Promise<IngestedFile> {
+/** The parent commit's tensors, and this file's path in the tree being committed (to find its parent twin). */
+export interface DeltaSource {
+  bases: DeltaBases;
+  path: string;
+}
+
+export async function ingestFile(
+  p: string, writer: ObjectWriter, config: StoreConfig, signal?: AbortSignal, open: OpenOptions = {}, delta?: DeltaSource,
+): Promise<IngestedFile> {
   const file = await InputFile.open(p, open);
   try {
     const warnings: string[] = [];
     const plan = await planFile(file, warnings);
-    const ing = new FileIngest(file, writer, config, signal);
+    const ing = new FileIngest(file, writer, config, signal, delta);
     await ing.execute(plan);
     await file.checkUnchanged();
     const recipe: FileRecipe = { size: file.size, b3: ing.hasher.digestHex(), format: plan.format, parts: ing.parts, ...(plan.packed ? { packed: plan.packed } : {}) };

@@ -7,6 +7,7 @@ import type { ObjectId } from '../../core/object-id.js';
 import { encodeTree, type TreeEntry } from '../../core/objects/tree-object.js';
 import type { ObjectWriter } from '../object-writer.js';
 import type { StoreConfig } from '../store-layout.js';
+import type { DeltaBases } from './delta-bases.js';
 import { ingestFile } from './file-ingest.js';
 import { scanInputs, type InputNode } from './input-scan.js';
 
@@ -30,14 +31,17 @@ class TreeIngest {
     private readonly config: StoreConfig,
     private readonly progress?: IngestProgress,
     private readonly signal?: AbortSignal,
+    private readonly bases?: DeltaBases,
   ) {}
 
-  async entry(node: InputNode): Promise<TreeEntry> {
+  async entry(node: InputNode, prefix: string): Promise<TreeEntry> {
+    const treePath = prefix ? `${prefix}/${node.name}` : node.name;
     if (node.kind === 'dir') {
-      const { id, size } = await this.tree(node.children);
+      const { id, size } = await this.tree(node.children, treePath);
       return { name: node.name, type: 'tree', id, size };
     }
-    const f = await ingestFile(node.path, this.writer, this.config, this.signal, { follow: node.named });
+    const delta = this.bases && { bases: this.bases, path: treePath };
+    const f = await ingestFile(node.path, this.writer, this.config, this.signal, { follow: node.named }, delta);
     this.summary.files++;
     this.summary.tensors += f.tensors;
     this.summary.bytes += f.size;
@@ -46,9 +50,9 @@ class TreeIngest {
     return { name: node.name, type: 'file', id: f.id, size: f.size };
   }
 
-  async tree(nodes: InputNode[]): Promise<{ id: ObjectId; size: number }> {
+  async tree(nodes: InputNode[], prefix: string): Promise<{ id: ObjectId; size: number }> {
     const entries: TreeEntry[] = [];
-    for (const n of nodes) entries.push(await this.entry(n));
+    for (const n of nodes) entries.push(await this.entry(n, prefix));
     const size = entries.reduce((a, e) => a + e.size, 0);
     return { id: await this.writer.put('tree', encodeTree({ entries })), size };
   }
@@ -59,13 +63,15 @@ export interface IngestOptions {
   storeRoot: string;
   progress?: IngestProgress;
   signal?: AbortSignal;
+  /** The parent commit's tensors: changed chunks are stored as deltas against them (FORMAT.md §4.3). */
+  bases?: DeltaBases;
 }
 
 export async function ingestPaths(paths: string[], writer: ObjectWriter, config: StoreConfig, opts: IngestOptions): Promise<{ tree: ObjectId; summary: IngestSummary }> {
   const storeRoot = await fs.realpath(opts.storeRoot).catch(() => path.resolve(opts.storeRoot));
   const scan = await scanInputs(paths, storeRoot);
-  const ing = new TreeIngest(writer, config, opts.progress, opts.signal);
+  const ing = new TreeIngest(writer, config, opts.progress, opts.signal, opts.bases);
   ing.summary.warnings.push(...scan.warnings);
-  const { id } = await ing.tree(scan.entries);
+  const { id } = await ing.tree(scan.entries, '');
   return { tree: id, summary: ing.summary };
 }

@@ -1,0 +1,209 @@
+// Codecs 5 (planes) and 6 (xor-planes) of spec/FORMAT.md §4.3: a tensor chunk is byte-grouped by element width
+// and each byte plane is stored on its own, zstd-compressed or raw, and (codec 6) optionally XORed with the same
+// plane of a base chunk: the chunk at the same offset of the same tensor in the parent commit. Fp32 mantissa
+// planes are noise that zstd cannot shrink (compressing them was a third of commit time); after an optimizer
+// step the sign/exponent planes barely change, so their XOR against the parent is mostly zeros.
+//
+// Stored body: width u8 | plane_count u8 | [base id, 32 bytes, codec 6 only] | per plane: mode u8, length u32le |
+// the planes' stored bytes back to back | tail (raw_length mod width bytes, verbatim).
+import { compress, decompress } from '@mongodb-js/zstd';
+import { CkvcError } from '../errors.js';
+import { ID_BYTES } from '../object-id.js';
+import { groupBytes, ungroupBytes } from './byte-group.js';
+import { zstdFrameContentSize, zstdFrameLength, zstdFramePiecesWithContentSize } from './zstd-frame.js';
+
+/** Plane modes: bit 0 set = one zstd frame (else raw bytes); bit 1 set = XORed with the base's plane. */
+export const PLANE_ZSTD = 1;
+export const PLANE_XOR = 2;
+export const PLANE_WIDTHS: readonly number[] = [1, 2, 4, 8];
+const PLANE_ENTRY_BYTES = 5;
+/** Order-0 entropy (bits per byte) from which a plane is stored raw without trying zstd: it could save < 1.5%. */
+const RAW_ENTROPY_BITS = 7.88;
+/** A compressed plane must save at least this share, else it is stored raw (raw costs nothing to read back). */
+const MIN_SAVING = 0.02;
+const SAMPLE_BYTES = 16 * 1024;
+
+export interface PlaneEncoding {
+  /** The stored bytes, as pieces written back to back. */
+  pieces: Uint8Array[];
+  storedLength: number;
+  /** True when at least one plane is XORed with the base: the record then depends on it (codec 6). */
+  usesBase: boolean;
+  /** True when no plane was compressed and none XORed: storing the chunk raw is as good. */
+  allRaw: boolean;
+}
+
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/** Order-0 entropy of an evenly spaced sample of `plane` (optionally XORed with `other`), in bits per byte. */
+function sampledEntropy(plane: Uint8Array, other?: Uint8Array): number {
+  const counts = new Uint32Array(256);
+  const step = Math.max(1, Math.floor(plane.length / SAMPLE_BYTES));
+  let n = 0;
+  if (other) for (let i = 0; i < plane.length; i += step, n++) counts[plane[i]! ^ other[i]!]!++;
+  else for (let i = 0; i < plane.length; i += step, n++) counts[plane[i]!]!++;
+  let h = 0;
+  for (const c of counts) {
+    if (c === 0) continue;
+    const p = c / n;
+    h -= p * Math.log2(p);
+  }
+  return h;
+}
+
+function xorInto(out: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Array {
+  const n = a.length;
+  if (a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0 && out.byteOffset % 4 === 0) {
+    const words = n >>> 2;
+    const o32 = new Uint32Array(out.buffer, out.byteOffset, words);
+    const a32 = new Uint32Array(a.buffer, a.byteOffset, words);
+    const b32 = new Uint32Array(b.buffer, b.byteOffset, words);
+    for (let i = 0; i < words; i++) o32[i] = a32[i]! ^ b32[i]!;
+    for (let i = words * 4; i < n; i++) out[i] = a[i]! ^ b[i]!;
+  } else {
+    for (let i = 0; i < n; i++) out[i] = a[i]! ^ b[i]!;
+  }
+  return out;
+}
+
+/**
+ * Encodes `raw` (tensor data of `width`-byte elements) plane by plane; with `base` (same length), each plane
+ * whose XOR against the base's plane looks more compressible is stored XORed. `baseId` is written when used.
+ */
+export async function encodePlanes(raw: Uint8Array, width: number, level: number, base?: { id: Uint8Array; bytes: Uint8Array }): Promise<PlaneEncoding> {
+  if (!PLANE_WIDTHS.includes(width)) throw new CkvcError('CKVC_INTERNAL', `plane codec width ${width} is not 1, 2, 4 or 8`, { width });
+  if (base && base.bytes.length !== raw.length) throw new CkvcError('CKVC_INTERNAL', 'delta base differs in length from the chunk', {});
+  const n = Math.floor(raw.length / width);
+  const grouped = groupBytes(raw, width, Buffer.allocUnsafeSlow(raw.length));
+  const baseGrouped = base ? groupBytes(base.bytes, width, Buffer.allocUnsafeSlow(raw.length)) : undefined;
+  const modes: number[] = [];
+  const jobs: Promise<Uint8Array[]>[] = [];
+  for (let j = 0; j < width; j++) {
+    const plane = grouped.subarray(j * n, (j + 1) * n);
+    const basePlane = baseGrouped?.subarray(j * n, (j + 1) * n);
+    const hPlain = sampledEntropy(plane);
+    const hXor = basePlane ? sampledEntropy(plane, basePlane) : Infinity;
+    const xor = hXor < hPlain;
+    const h = Math.min(hPlain, hXor);
+    if (h >= RAW_ENTROPY_BITS || n < 64) {
+      modes.push(0);
+      jobs.push(Promise.resolve([plane]));
+      continue;
+    }
+    const input = xor ? xorInto(Buffer.allocUnsafeSlow(n), plane, basePlane!) : plane;
+    const mode = (xor ? PLANE_XOR : 0) | PLANE_ZSTD;
+    modes.push(mode);
+    jobs.push(compress(asBuffer(input), level).then((frame) => zstdFramePiecesWithContentSize(frame, n)));
+  }
+  const stored = await Promise.all(jobs);
+  for (let j = 0; j < width; j++) {
+    const len = stored[j]!.reduce((a, p) => a + p.length, 0);
+    if (modes[j]! & PLANE_ZSTD && len > n * (1 - MIN_SAVING)) {
+      // zstd did not pay: the plain plane raw (a raw XORed plane would only add a dependency).
+      modes[j] = 0;
+      stored[j] = [grouped.subarray(j * n, (j + 1) * n)];
+    }
+  }
+  const usesBase = modes.some((m) => m & PLANE_XOR);
+  const head = Buffer.alloc(2 + (usesBase ? ID_BYTES : 0) + PLANE_ENTRY_BYTES * width);
+  head.writeUInt8(width, 0);
+  head.writeUInt8(width, 1);
+  let at = 2;
+  if (usesBase) {
+    head.set(base!.id, at);
+    at += ID_BYTES;
+  }
+  for (let j = 0; j < width; j++) {
+    head.writeUInt8(modes[j]!, at);
+    head.writeUInt32LE(stored[j]!.reduce((a, p) => a + p.length, 0), at + 1);
+    at += PLANE_ENTRY_BYTES;
+  }
+  const tail = grouped.subarray(n * width);
+  const pieces: Uint8Array[] = [head, ...stored.flat(), ...(tail.length ? [tail] : [])];
+  return { pieces, storedLength: pieces.reduce((a, p) => a + p.length, 0), usesBase, allRaw: modes.every((m) => m === 0) };
+}
+
+export interface PlaneHeader {
+  width: number;
+  /** The base's object ID bytes (codec 6). */
+  baseId?: Uint8Array;
+  planes: { mode: number; offset: number; length: number }[];
+  tailOffset: number;
+}
+
+function corrupt(where: string, what: string): CkvcError {
+  return new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: ${what}`, { where });
+}
+
+/** Parses and checks a codec 5/6 body's layout against `rawLength` before anything is inflated. */
+export function parsePlaneHeader(stored: Uint8Array, rawLength: number, withBase: boolean, where: string): PlaneHeader {
+  if (stored.length < 2) throw corrupt(where, 'plane-coded body is truncated');
+  const width = stored[0]!;
+  if (!PLANE_WIDTHS.includes(width) || stored[1] !== width) throw corrupt(where, `plane-coded body has width ${width} and ${stored[1]} planes`);
+  const n = Math.floor(rawLength / width);
+  let at = 2;
+  let baseId: Uint8Array | undefined;
+  if (withBase) {
+    if (stored.length < at + ID_BYTES) throw corrupt(where, 'delta record is truncated before its base ID');
+    baseId = stored.subarray(at, at + ID_BYTES);
+    at += ID_BYTES;
+  }
+  const tableEnd = at + PLANE_ENTRY_BYTES * width;
+  if (stored.length < tableEnd) throw corrupt(where, 'plane table is truncated');
+  const view = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  const planes: PlaneHeader['planes'] = [];
+  let offset = tableEnd;
+  let xored = 0;
+  for (let j = 0; j < width; j++, at += PLANE_ENTRY_BYTES) {
+    const mode = view.readUInt8(at);
+    const length = view.readUInt32LE(at + 1);
+    if (mode > 3 || (!withBase && mode & PLANE_XOR)) throw corrupt(where, `plane ${j} has unknown mode ${mode}`);
+    if (mode & PLANE_XOR) xored++;
+    if (!(mode & PLANE_ZSTD) && length !== n) throw corrupt(where, `raw plane ${j} holds ${length} bytes, expected ${n}`);
+    if (offset + length > stored.length) throw corrupt(where, `plane ${j} runs past the end of the record`);
+    planes.push({ mode, offset, length });
+    offset += length;
+  }
+  if (withBase && xored === 0) throw corrupt(where, 'delta record XORs no plane with its base');
+  if (stored.length - offset !== rawLength - n * width) throw corrupt(where, 'plane-coded body does not end where its planes and tail say');
+  return { width, ...(baseId ? { baseId } : {}), planes, tailOffset: offset };
+}
+
+/** Decodes a parsed codec 5/6 body; `base` (the base chunk's verified bytes) is required when a plane is XORed. */
+export async function decodePlanes(stored: Uint8Array, rawLength: number, h: PlaneHeader, where: string, base?: Uint8Array): Promise<Uint8Array> {
+  const { width } = h;
+  const n = Math.floor(rawLength / width);
+  if (h.baseId && (!base || base.length !== rawLength)) throw corrupt(where, `delta base has ${base?.length ?? 'no'} bytes, expected ${rawLength}`);
+  const grouped = Buffer.allocUnsafeSlow(rawLength);
+  await Promise.all(h.planes.map(async (p, j) => {
+    const src = stored.subarray(p.offset, p.offset + p.length);
+    const dest = grouped.subarray(j * n, (j + 1) * n);
+    if (!(p.mode & PLANE_ZSTD)) {
+      dest.set(src);
+      return;
+    }
+    // Refuse before inflating: each frame must declare exactly its plane's size.
+    if (zstdFrameContentSize(src) !== n || zstdFrameLength(src) !== src.length) throw corrupt(where, `plane ${j} is not one zstd frame of ${n} bytes`);
+    let out: Buffer;
+    try {
+      out = await decompress(asBuffer(src));
+    } catch (e) {
+      throw corrupt(where, `plane ${j} does not decompress (${(e as Error).message})`);
+    }
+    if (out.length !== n) throw corrupt(where, `plane ${j} decompressed to ${out.length} bytes, expected ${n}`);
+    dest.set(out);
+  }));
+  grouped.set(stored.subarray(h.tailOffset), n * width);
+  if (h.baseId) {
+    const baseGrouped = groupBytes(base!, width, Buffer.allocUnsafeSlow(rawLength));
+    h.planes.forEach((p, j) => {
+      if (p.mode & PLANE_XOR) {
+        const dest = grouped.subarray(j * n, (j + 1) * n);
+        xorInto(dest, dest, baseGrouped.subarray(j * n, (j + 1) * n));
+      }
+    });
+  }
+  return width > 1 ? ungroupBytes(grouped, width) : grouped;
+}

@@ -1,0 +1,66 @@
+// Finds, for a tensor being committed, the same tensor in the parent commit: its chunks are the bases that
+// changed chunks are XOR-coded against (spec/FORMAT.md §4.3). "Same" means the same name, dtype, shape, layout
+// and chunk size, in the file at the same path or, when that path is new (step_1000.pt, then step_2000.pt),
+// the one file of the parent holding a tensor of that name. Only a hint: a missing or unreadable parent
+// object means plain encoding, never a failed commit.
+import { CkvcError } from '../../core/errors.js';
+import type { ObjectId } from '../../core/object-id.js';
+import type { FileRecipe } from '../../core/objects/file-recipe.js';
+import type { TensorObject } from '../../core/objects/tensor-object.js';
+import type { TreeObject } from '../../core/objects/tree-object.js';
+import { listTreeFiles } from '../object-walk.js';
+
+export interface ParentSource {
+  readTree(id: ObjectId): Promise<TreeObject>;
+  readFileRecipe(id: ObjectId): Promise<FileRecipe>;
+  readTensor(id: ObjectId): Promise<TensorObject>;
+}
+
+export interface TensorShapeKey {
+  name: string;
+  dtype: string;
+  shape: number[];
+  size: number;
+  chunkSize: number;
+  order?: 'F';
+}
+
+export class DeltaBases {
+  private byPath: Promise<Map<string, ObjectId>> | undefined;
+  private byName: Map<string, ObjectId[]> | undefined;
+
+  constructor(private readonly src: ParentSource, private readonly parentTree: ObjectId) {}
+
+  private async load(): Promise<Map<string, ObjectId>> {
+    const byPath = new Map<string, ObjectId>();
+    const byName = new Map<string, ObjectId[]>();
+    for (const f of await listTreeFiles(this.src, this.parentTree)) {
+      for (const p of (await this.src.readFileRecipe(f.id)).parts) {
+        if (p.kind !== 'tensor') continue;
+        byPath.set(`${f.path}\0${p.name}`, p.id);
+        byName.set(p.name, [...(byName.get(p.name) ?? []), p.id]);
+      }
+    }
+    this.byName = byName;
+    return byPath;
+  }
+
+  /** The parent's chunk IDs for this tensor (index i is the base of chunk i), or undefined when there is none. */
+  async chunksFor(filePath: string, t: TensorShapeKey): Promise<ObjectId[] | undefined> {
+    try {
+      this.byPath ??= this.load();
+      const byPath = await this.byPath;
+      const candidates = byPath.has(`${filePath}\0${t.name}`) ? [byPath.get(`${filePath}\0${t.name}`)!] : (this.byName!.get(t.name) ?? []);
+      for (const id of candidates) {
+        const p = await this.src.readTensor(id);
+        const same = p.dtype === t.dtype && p.size === t.size && p.chunkSize === t.chunkSize && p.order === t.order
+          && p.shape.length === t.shape.length && p.shape.every((d, i) => d === t.shape[i]);
+        if (same) return p.chunks;
+      }
+      return undefined;
+    } catch (e) {
+      if (e instanceof CkvcError) return undefined;
+      throw e;
+    }
+  }
+}
