@@ -22,6 +22,8 @@ const RAW_ENTROPY_BITS = 7.88;
 /** A compressed plane must save at least this share, else it is stored raw (raw costs nothing to read back). */
 const MIN_SAVING = 0.02;
 const SAMPLE_BYTES = 16 * 1024;
+/** A plane is XORed only when that saves this much entropy: a base costs a read at checkout and stays stored. */
+const XOR_GAIN_BITS = 0.25;
 
 export interface PlaneEncoding {
   /** The stored bytes, as pieces written back to back. */
@@ -85,7 +87,7 @@ export async function encodePlanes(raw: Uint8Array, width: number, level: number
     const basePlane = baseGrouped?.subarray(j * n, (j + 1) * n);
     const hPlain = sampledEntropy(plane);
     const hXor = basePlane ? sampledEntropy(plane, basePlane) : Infinity;
-    const xor = hXor < hPlain;
+    const xor = hXor < hPlain - XOR_GAIN_BITS;
     const h = Math.min(hPlain, hXor);
     if (h >= RAW_ENTROPY_BITS || n < 64) {
       modes.push(0);

@@ -1,0 +1,95 @@
+// Codecs 5 and 6 against the spec's vectors (spec/FORMAT.md §4.3), and the writer's choices per plane.
+import { describe, expect, it } from 'vitest';
+import { decodeBody, encodeBody, joinPieces } from '../../src/core/codec/record-codec.js';
+import { isCkvcError } from '../../src/core/errors.js';
+import { objectId } from '../../src/core/object-id.js';
+import { CODECS } from '../../src/core/pack-format.js';
+import { hex, loadVector, unhex } from './vectors.js';
+
+interface Vectors {
+  decode: { name: string; codec: number; raw: string; base?: string; stored: string }[];
+  refused: { name: string; codec: number; rawLength: number; base?: string; stored: string }[];
+}
+
+const vectors = loadVector<Vectors>('plane-codec.json');
+
+async function refusal(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
+/** Trained-looking float32: a narrow band of exponents, noisy mantissas. */
+function weights(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n * 4);
+  let x = seed >>> 0 || 1;
+  const next = () => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return x;
+  };
+  for (let i = 0; i < n; i++) {
+    const r = next();
+    b.writeUInt32LE((((r >>> 31) << 31) | ((118 + (r & 3)) << 23) | (next() >>> 9)) >>> 0, i * 4);
+  }
+  return b;
+}
+
+describe('codecs 5 and 6 (spec vectors)', () => {
+  it('decodes every vector to its raw bytes', async () => {
+    expect(vectors.decode.length).toBeGreaterThanOrEqual(5);
+    for (const v of vectors.decode) {
+      const raw = unhex(v.raw);
+      const out = await decodeBody(v.codec, unhex(v.stored), raw.length, v.name, undefined, v.base ? unhex(v.base) : undefined);
+      expect(hex(out), v.name).toBe(v.raw);
+    }
+  });
+
+  it('refuses every malformed body with CKVC_CORRUPT_OBJECT', async () => {
+    expect(vectors.refused.length).toBeGreaterThanOrEqual(10);
+    for (const v of vectors.refused) {
+      const err = await refusal(decodeBody(v.codec, unhex(v.stored), v.rawLength, v.name, undefined, v.base ? unhex(v.base) : undefined));
+      expect(isCkvcError(err, 'CKVC_CORRUPT_OBJECT'), `${v.name}: ${String(err)}`).toBe(true);
+    }
+  });
+
+  it('refuses a delta without its base, or with a base of another length', async () => {
+    const v = vectors.decode.find((x) => x.codec === 6)!;
+    const raw = unhex(v.raw);
+    expect(isCkvcError(await refusal(decodeBody(6, unhex(v.stored), raw.length, 't')), 'CKVC_CORRUPT_OBJECT')).toBe(true);
+    expect(isCkvcError(await refusal(decodeBody(6, unhex(v.stored), raw.length, 't', undefined, unhex(v.base!).subarray(1))), 'CKVC_CORRUPT_OBJECT')).toBe(true);
+  });
+});
+
+describe('the writer, plane by plane', () => {
+  it('stores noise planes raw and the exponent plane compressed (codec 5)', async () => {
+    const raw = weights(65536, 7);
+    const enc = await encodeBody(raw, 4);
+    expect(enc.codec).toBe(CODECS.planes);
+    const stored = Buffer.from(joinPieces(enc.pieces));
+    const modes = [0, 1, 2, 3].map((j) => stored[2 + j * 5]);
+    expect(modes.slice(0, 2)).toEqual([0, 0]); // low mantissa bytes: noise, not compressed
+    expect(modes[3]).toBe(1); // sign and exponent: zstd
+    expect(Buffer.from(await decodeBody(enc.codec, stored, raw.length, 't')).equals(raw)).toBe(true);
+  });
+
+  it('XORs against a base where that is smaller, and names the base (codec 6)', async () => {
+    const base = weights(65536, 8);
+    const next = Buffer.from(base);
+    for (let i = 0; i < next.length; i += 4) next[i]! ^= i % 13; // a small update: the lowest byte of each element
+    const id = objectId('chunk', base);
+    const enc = await encodeBody(next, 4, true, { id, bytes: base });
+    expect(enc.codec).toBe(CODECS.xorPlanes);
+    const stored = Buffer.from(joinPieces(enc.pieces));
+    expect(stored.subarray(2, 34).toString('hex')).toBe(id);
+    expect(enc.storedLength).toBeLessThan((await encodeBody(next, 4)).storedLength / 3);
+    expect(Buffer.from(await decodeBody(enc.codec, stored, next.length, 't', undefined, base)).equals(next)).toBe(true);
+  });
+
+  it('does not depend on a base that does not help (codec 5 or raw)', async () => {
+    const enc = await encodeBody(weights(4096, 9), 4, true, { id: objectId('chunk', weights(4096, 10)), bytes: weights(4096, 10) });
+    expect([CODECS.planes, CODECS.raw]).toContain(enc.codec);
+  });
+});
