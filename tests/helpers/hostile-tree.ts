@@ -23,6 +23,8 @@ export interface RawObject {
   type: ObjectType;
   id: ObjectId;
   body: Uint8Array;
+  /** Store this chunk XOR-coded against these bytes (FORMAT.md §4.3), whether or not the base travels too. */
+  deltaBase?: { id: ObjectId; bytes: Uint8Array; width: number };
 }
 
 export interface HostileHistory {
@@ -61,7 +63,10 @@ export function hostileHistory(spec: TreeSpec, message = 'hostile'): HostileHist
 
 async function writePack(layout: StoreLayout, objects: RawObject[], durable: boolean): Promise<string> {
   const w = await PackWriter.create(layout, { durable });
-  for (const o of objects) await w.add(o.type, o.id, o.body);
+  for (const o of objects) {
+    const base = o.deltaBase;
+    await w.add(o.type, o.id, o.body, base?.width ?? 1, true, base && (async () => ({ id: base.id, bytes: base.bytes })));
+  }
   const done = await w.finish();
   if (!done) throw new Error('empty pack');
   return done.file;

@@ -1,0 +1,177 @@
+// Changed tensor chunks stored as XOR deltas against the parent commit's chunk (spec/FORMAT.md §4.3): smaller
+// stores, byte-identical checkouts, bounded chains, bases that gc keeps, bundles that carry a delta only with
+// its base, and received deltas whose base is missing refused whole.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { objectId } from '../../src/core/object-id.js';
+import { ObjectStore } from '../../src/store/object-store.js';
+import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
+import { ckvc, cleanupTemp, commitId, diffSnapshots, errorCodes, newStore, ok, packBytes, snapshotStore, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { safetensorsBytes, type TensorSpec } from '../helpers/data.js';
+import { hostileBundle, hostileHistory } from '../helpers/hostile-tree.js';
+
+const KiB = 1024;
+const ELEMENTS = 64 * KiB; // one 256 KiB chunk of F32 per tensor
+const STEPS = MAX_WRITTEN_DELTA_DEPTH + 3;
+
+/** Trained-looking float32 weights: exponents in a narrow band, noisy mantissas. */
+function weights(seed: number): Buffer {
+  const b = Buffer.alloc(ELEMENTS * 4);
+  let x = seed >>> 0 || 1;
+  const next = () => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return x;
+  };
+  for (let i = 0; i < ELEMENTS; i++) {
+    const r = next();
+    b.writeUInt32LE((((r >>> 31) << 31) | ((118 + (r & 3)) << 23) | (next() >>> 9)) >>> 0, i * 4);
+  }
+  return b;
+}
+
+/** One optimizer step: every element's low mantissa bits move, the exponents stay. */
+function step(prev: Buffer, seed: number): Buffer {
+  const b = Buffer.from(prev);
+  const noise = weights(seed);
+  for (let i = 0; i < b.length; i += 4) b.writeUInt32LE((b.readUInt32LE(i) ^ (noise.readUInt32LE(i) & 0xffff)) >>> 0, i);
+  return b;
+}
+
+function checkpoint(tensors: Buffer[]): Buffer {
+  const spec: Record<string, TensorSpec> = {};
+  tensors.forEach((t, i) => { spec[`layer.${i}.weight`] = { dtype: 'F32', shape: [ELEMENTS], bytes: t }; });
+  return safetensorsBytes(spec);
+}
+
+describe('delta coding of changed tensors', () => {
+  let s: TempStore;
+  let dir: string;
+  const versions: Buffer[] = [];
+  const ids: string[] = [];
+  const growth: number[] = [];
+
+  beforeAll(() => {
+    s = newStore('ckvc-delta-');
+    dir = tempDir('ckvc-delta-in-');
+    let tensors = [weights(1), weights(2), weights(3)];
+    for (let k = 0; k < STEPS; k++) {
+      if (k > 0) tensors = tensors.map((t, i) => step(t, 100 * k + i));
+      const file = path.join(dir, 'model.safetensors');
+      const bytes = checkpoint(tensors);
+      fs.writeFileSync(file, bytes);
+      versions.push(bytes);
+      const before = packBytes(s.store);
+      ids.push(commitId(s, [file, '-m', `step ${k}`, '--step', String(k)]));
+      growth.push(packBytes(s.store) - before);
+    }
+  });
+
+  afterAll(() => cleanupTemp());
+
+  it('stores each delta-coded step in well under a plain one, and every step checks out byte-identical', () => {
+    for (let k = 1; k < STEPS; k++) {
+      // Step N+1 starts a new chain (plain); the others are deltas.
+      if (k % (MAX_WRITTEN_DELTA_DEPTH + 1) === 0) expect(growth[k], `step ${k}`).toBeGreaterThan(growth[0]! * 0.9);
+      else expect(growth[k], `step ${k}`).toBeLessThan(growth[0]! * 0.75);
+    }
+    for (let k = 0; k < STEPS; k++) {
+      const out = tempDir('ckvc-delta-out-');
+      s.ok(['checkout', ids[k]!, '--to', out]);
+      expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(versions[k]!), `step ${k}`).toBe(true);
+    }
+    s.ok(['verify', '--read-data']);
+  });
+
+  it(`keeps every delta chain within ${MAX_WRITTEN_DELTA_DEPTH} bases (a chunk as deep as that starts a new chain)`, async () => {
+    const store = await ObjectStore.open(s.store);
+    try {
+      const depths: number[] = [];
+      for (const id of ids) {
+        const tree = await store.readTree((await store.readCommit(id)).tree);
+        const recipe = await store.readFileRecipe(tree.entries[0]!.id);
+        const part = recipe.parts.find((p) => p.kind === 'tensor')!;
+        const tensor = await store.readTensor(part.id);
+        depths.push((await store.readChunkWithDepth(tensor.chunks[0]!))!.depth);
+      }
+      expect(depths).toEqual(Array.from({ length: STEPS }, (_, k) => k % (MAX_WRITTEN_DELTA_DEPTH + 1)));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('gc after prune keeps what the remaining deltas need: every kept step still checks out', () => {
+    s.ok(['prune', '--keep-last', '2']);
+    s.ok(['gc', '--grace', '0']);
+    s.ok(['verify', '--read-data']);
+    for (const k of [STEPS - 2, STEPS - 1]) {
+      const out = tempDir('ckvc-delta-out-');
+      s.ok(['checkout', ids[k]!, '--to', out]);
+      expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(versions[k]!), `step ${k}`).toBe(true);
+    }
+  });
+
+  it('a bundle made --since the parent re-encodes deltas whose base stays behind; the receiver verifies and checks out', () => {
+    const r = newStore('ckvc-delta-recv-');
+    const b = tempDir('ckvc-delta-b-');
+    s.ok(['branch', 'previous', ids[STEPS - 2]!]);
+    s.ok(['pack', 'previous', '-o', path.join(b, 'first.ckvc')]);
+    r.ok(['pull', path.join(b, 'first.ckvc')]);
+    s.ok(['pack', 'main', '--since', 'previous', '-o', path.join(b, 'rest.ckvc')]);
+    ok(['verify', path.join(b, 'rest.ckvc')]);
+    r.ok(['pull', path.join(b, 'rest.ckvc')]);
+    r.ok(['verify', '--read-data']);
+    const out = tempDir('ckvc-delta-out-');
+    r.ok(['checkout', ids[STEPS - 1]!, '--to', out]);
+    expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(versions[STEPS - 1]!)).toBe(true);
+  });
+});
+
+describe('received deltas', () => {
+  afterAll(() => cleanupTemp());
+
+  it('a bundle whose delta record names a base it does not carry is refused whole; the store is unchanged', async () => {
+    const base = Buffer.alloc(4096);
+    for (let i = 0; i < base.length; i += 4) base.writeFloatLE(Math.sin(i), i);
+    const data = Buffer.from(base);
+    for (let i = 0; i < data.length; i += 4) data[i] ^= 3;
+    const h = hostileHistory({ 'w.bin': data });
+    const chunk = h.objects.find((o) => o.type === 'chunk')!;
+    chunk.deltaBase = { id: objectId('chunk', base), bytes: base, width: 4 };
+    const scratch = tempDir('ckvc-delta-h-');
+    const file = path.join(scratch, 'evil.ckvc');
+    await hostileBundle(file, scratch, h, 'main');
+    const v = ckvc(['verify', file]);
+    expect(v.code).toBe(12);
+    expect(errorCodes(v.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
+    expect(v.stderr).toMatch(/delta base/);
+    const r = newStore('ckvc-delta-evil-');
+    const before = snapshotStore(r.store);
+    const p = r.run(['pull', file]);
+    expect(p.code).toBe(12);
+    expect(errorCodes(p.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
+    expect(diffSnapshots(before, snapshotStore(r.store))).toEqual([]);
+  });
+});
+
+describe('store format version', () => {
+  afterAll(() => cleanupTemp());
+
+  it('a version 1 store becomes version 2 when its first version 2 pack is written; a newer one is refused', () => {
+    const s = newStore('ckvc-delta-v-');
+    const cfgFile = path.join(s.store, 'config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    expect(cfg.version).toBe(2);
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, version: 1 }));
+    const file = path.join(tempDir('ckvc-delta-v-in-'), 'model.safetensors');
+    fs.writeFileSync(file, checkpoint([weights(5)]));
+    s.ok(['branch']);
+    expect(JSON.parse(fs.readFileSync(cfgFile, 'utf8')).version).toBe(1); // reading changes nothing
+    s.ok(['commit', file, '-m', 'first']);
+    expect(JSON.parse(fs.readFileSync(cfgFile, 'utf8')).version).toBe(2);
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, version: 3 }));
+    const r = s.run(['branch']);
+    expect(r.code).toBe(18);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_UNSUPPORTED_VERSION']);
+  });
+});
