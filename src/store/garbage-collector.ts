@@ -14,7 +14,7 @@ import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
 import { PruneRecords } from './prune-records.js';
-import { addDeltaBases, gcRoots, liveObjects } from './reachability.js';
+import { gcRoots, liveObjects, settleDeltaBases } from './reachability.js';
 
 export interface GcOptions {
   dryRun?: boolean;
@@ -52,6 +52,8 @@ interface PackPlan {
   young: boolean;
   live: PackEntry[];
   dead: PackEntry[];
+  /** Live delta records to store without their (dead) base: the pack is rewritten for them. */
+  reencode: number;
 }
 
 export async function collectGarbage(store: ObjectStore, opts: GcOptions): Promise<GcReport> {
@@ -88,20 +90,22 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
     const st = await fs.stat(file).catch((e) => { throw ioError(e, 'stat', file); });
     const { entries } = await store.packs.readToc(packId);
     const young = now - st.mtimeMs < opts.graceMs;
-    plans.push({ packId, size: st.size, entries, young, live: entries.filter((e) => live.has(e.id)), dead: entries.filter((e) => !live.has(e.id)) });
+    plans.push({ packId, size: st.size, entries, young, live: [], dead: [], reencode: 0 });
   }
-  // Delta bases are live while a live record needs them, whatever the graph says (FORMAT.md §15).
+  // A live delta whose base is dead is re-encoded without it (its pack rewritten) so the base can go; in a young
+  // pack it cannot be rewritten, and its base stays live instead (FORMAT.md §15).
   const located = new Map<ObjectId, ObjectLocation>();
   for (const p of plans) for (const e of p.entries) located.set(e.id, { packId: p.packId, entry: e });
-  if (await addDeltaBases(store, live, located)) {
-    for (const p of plans) {
-      p.live = p.entries.filter((e) => live.has(e.id));
-      p.dead = p.entries.filter((e) => !live.has(e.id));
-    }
+  const young = new Set(plans.filter((p) => p.young).map((p) => p.packId));
+  const reencode = await settleDeltaBases(store, live, located, (packId) => !young.has(packId));
+  for (const p of plans) {
+    p.live = p.entries.filter((e) => live.has(e.id));
+    p.dead = p.entries.filter((e) => !live.has(e.id));
+    p.reencode = p.young ? 0 : p.live.filter((e) => reencode.has(e.id)).length;
   }
   // Objects already safe in a pack that stays as it is need no second copy.
   const kept = new Map<ObjectId, ObjectLocation>();
-  for (const p of plans) if (p.young || p.dead.length === 0) for (const e of p.entries) kept.set(e.id, { packId: p.packId, entry: e });
+  for (const p of plans) if (p.young || (p.dead.length === 0 && p.reencode === 0)) for (const e of p.entries) kept.set(e.id, { packId: p.packId, entry: e });
 
   const report: GcReport = {
     dryRun: Boolean(opts.dryRun), graceMs: opts.graceMs, liveObjects: live.size, deadObjects: 0, youngDeadObjects: 0,
@@ -109,7 +113,7 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
     bytesBefore: plans.reduce((a, p) => a + p.size, 0), bytesAfter: 0, bytesFreed: 0,
     tempsRemoved: temps.removed, tempBytesRemoved: temps.bytes, tempsKept: temps.kept,
   };
-  const doomed = plans.filter((p) => !p.young && p.dead.length > 0);
+  const doomed = plans.filter((p) => !p.young && (p.dead.length > 0 || p.reencode > 0));
   const dead = new Set<ObjectId>();
   for (const p of plans) {
     for (const e of p.dead) {
@@ -128,8 +132,15 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
         for (const e of p.live) {
           if (kept.has(e.id)) continue;
           writer ??= await PackWriter.create(store.layout);
-          const body = await store.packs.readStoredRecord({ packId: p.packId, entry: e }, e.id, { verify: true });
-          await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
+          const loc = { packId: p.packId, entry: e };
+          if (reencode.has(e.id)) {
+            // Decoded (and verified) while its base is still on disk, stored without it.
+            const width = (await store.packs.readDeltaHead(loc))!.width;
+            await writer.add(e.type, e.id, await store.packs.readObject(loc, e.id, e.type), width);
+          } else {
+            const body = await store.packs.readStoredRecord(loc, e.id, { verify: true });
+            await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
+          }
           kept.set(e.id, { packId: '', entry: e }); // its final place is known when the pack is finished
           if (writer.acceptedBytes >= ROLL_BYTES) {
             const done = await writer.finish();

@@ -75,12 +75,15 @@ export async function liveObjects(store: ObjectStore, roots: Roots, pruned: Map<
 }
 
 /**
- * Adds to `live` the delta bases its records need, transitively (FORMAT.md §4.3, §15): a base stays stored while
- * a live delta record is XORed against it, even when nothing else reaches it (a pruned parent's chunk). A base
- * that is not in `where` (already gone) is left to verify to report; nothing here decides it is dead.
+ * Settles the delta bases of the live set (FORMAT.md §4.3, §15). A live codec 6 record whose base is live is
+ * fine. One whose base is not live is re-encoded without it when gc may rewrite its pack (`rewritable`), so the
+ * base can be freed (a pruned parent's chunks); otherwise its base becomes live, transitively. Returns the IDs
+ * to re-encode; `live` gains the bases that must stay. A base missing from `where` is left to verify to report.
  */
-export async function addDeltaBases(store: ObjectStore, live: Set<ObjectId>, where: Map<ObjectId, ObjectLocation>): Promise<number> {
-  let added = 0;
+export async function settleDeltaBases(
+  store: ObjectStore, live: Set<ObjectId>, where: Map<ObjectId, ObjectLocation>, rewritable: (packId: string) => boolean,
+): Promise<Set<ObjectId>> {
+  const reencode = new Set<ObjectId>();
   let frontier = [...live];
   while (frontier.length) {
     const next: ObjectId[] = [];
@@ -88,13 +91,19 @@ export async function addDeltaBases(store: ObjectStore, live: Set<ObjectId>, whe
       const loc = where.get(id);
       if (!loc || loc.entry.codec !== CODECS.xorPlanes) continue;
       const base = await store.packs.readDeltaBaseId(loc);
-      if (base && !live.has(base)) {
+      if (!base || live.has(base)) continue;
+      if (rewritable(loc.packId)) reencode.add(id);
+      else {
         live.add(base);
         next.push(base);
-        added++;
       }
     }
     frontier = next;
   }
-  return added;
+  // A base kept for a young record may be another re-encoded record's base too: that one need not change.
+  for (const id of reencode) {
+    const base = await store.packs.readDeltaBaseId(where.get(id)!);
+    if (base && live.has(base)) reencode.delete(id);
+  }
+  return reencode;
 }

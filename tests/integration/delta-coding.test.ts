@@ -100,11 +100,14 @@ describe('delta coding of changed tensors', () => {
     }
   });
 
-  it('gc after prune keeps what the remaining deltas need: every kept step still checks out', () => {
-    s.ok(['prune', '--keep-last', '2']);
+  it('gc after prune frees the pruned steps: a kept delta whose base was pruned is re-encoded; every kept step checks out', () => {
+    // Keep steps N, N+1, N+2: step N is the deepest delta (its base, step N-1, is pruned), N+1 starts a chain.
+    const keep = [STEPS - 3, STEPS - 2, STEPS - 1];
+    s.ok(['prune', '--keep-last', '3']);
     s.ok(['gc', '--grace', '0']);
     s.ok(['verify', '--read-data']);
-    for (const k of [STEPS - 2, STEPS - 1]) {
+    expect(packBytes(s.store)).toBeLessThan(growth[0]! * 2.7);
+    for (const k of keep) {
       const out = tempDir('ckvc-delta-out-');
       s.ok(['checkout', ids[k]!, '--to', out]);
       expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(versions[k]!), `step ${k}`).toBe(true);
