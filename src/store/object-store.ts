@@ -14,7 +14,7 @@ import { ConfigLabels } from './config-labels.js';
 import { ObjectIndex } from './object-index.js';
 import { PruneRecords } from './prune-records.js';
 import { ObjectWriter } from './object-writer.js';
-import { PackReader, type DecodedObject, type ObjectLocation } from './pack-reader.js';
+import { PackReader, type GroupedObject, type ObjectLocation } from './pack-reader.js';
 import { RefStore } from './ref-store.js';
 import { findStore, readStoreConfig, StoreLayout, type StoreConfig } from './store-layout.js';
 
@@ -53,7 +53,7 @@ export class ObjectStore {
 
   writer(): ObjectWriter {
     this.index.forWriting();
-    return new ObjectWriter(this.layout, this.index, (id) => this.readChunkWithDepth(id));
+    return new ObjectWriter(this.layout, this.index, (id, width) => this.readChunkGrouped(id, width));
   }
 
   /** Locations of `ids`; objects not found trigger one re-sync of the index with the packs on disk. */
@@ -91,10 +91,13 @@ export class ObjectStore {
     }
   }
 
-  /** A chunk's bytes and the length of the delta chain behind them (a writer encoding against it bounds that). */
-  async readChunkWithDepth(id: ObjectId): Promise<DecodedObject | undefined> {
+  /**
+   * A chunk's bytes grouped by `width` (verified) and the length of the delta chain behind them: what a writer
+   * encoding against it needs (it bounds the chain). Undefined when the store does not hold it.
+   */
+  async readChunkGrouped(id: ObjectId, width: number): Promise<GroupedObject | undefined> {
     const loc = (await this.locate([id]))[0];
-    return loc && this.packs.readObjectWithDepth(loc, id, 'chunk');
+    return loc && this.packs.readChunkGrouped(loc, id, width);
   }
 
   async typeOf(id: ObjectId): Promise<ObjectType | undefined> {

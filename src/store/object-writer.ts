@@ -27,8 +27,8 @@ interface Pending {
   base?: ObjectId;
 }
 
-/** Reads a chunk the store holds and says how deep its delta chain is; undefined when it is not there. */
-export type BaseReader = (id: ObjectId) => Promise<{ bytes: Uint8Array; depth: number } | undefined>;
+/** Reads a chunk the store holds, grouped by `width`, and says how deep its delta chain is; undefined when absent. */
+export type BaseReader = (id: ObjectId, width: number) => Promise<{ grouped: Uint8Array; depth: number } | undefined>;
 
 export interface WriteStats {
   objectsSeen: number;
@@ -91,18 +91,18 @@ export class ObjectWriter {
         this.pack = undefined;
       }
       this.pack ??= await PackWriter.create(this.layout);
-      await this.pack.add(p.type, p.id, p.bytes, p.width, p.compress, p.base ? this.baseLoader(p.base, p.bytes.length) : undefined);
+      await this.pack.add(p.type, p.id, p.bytes, p.width, p.compress, p.base ? this.baseLoader(p.base, p.bytes.length, p.width) : undefined);
     }
   }
 
   /** Reads a delta base when its record is encoded (in the pack writer's parallel jobs); a chain too deep, a
    * base of another length or one that cannot be read means plain encoding, never a failed write. */
-  private baseLoader(base: ObjectId, length: number): () => Promise<DeltaBase | undefined> {
+  private baseLoader(base: ObjectId, length: number, width: number): () => Promise<DeltaBase | undefined> {
     return async () => {
       try {
-        const got = await this.readBase?.(base);
-        if (!got || got.bytes.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
-        return { id: base, bytes: got.bytes };
+        const got = await this.readBase?.(base, width);
+        if (!got || got.grouped.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
+        return { id: base, bytes: got.grouped, groupedWidth: width };
       } catch (e) {
         if (e instanceof CkvcError) return undefined;
         throw e;

@@ -3,7 +3,9 @@
 import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import type { BufferPool } from '../core/buffer-pool.js';
-import { decodeBody, deltaBaseOf } from '../core/codec/record-codec.js';
+import { groupBytes, ungroupBytes } from '../core/codec/byte-group.js';
+import { decodePlanesGrouped, parsePlaneHeader } from '../core/codec/plane-codec.js';
+import { decodeBody } from '../core/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { ID_BYTES, objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
 import {
@@ -29,6 +31,12 @@ export interface ObjectLocation {
 
 /** Where a delta record's base is: the store's index, or (for a received bundle) the bundle's own records. */
 export type BaseLocator = (id: ObjectId) => Promise<ObjectLocation | undefined>;
+
+export interface GroupedObject {
+  /** The bytes, byte-grouped by the width asked for. */
+  grouped: Uint8Array;
+  depth: number;
+}
 
 export interface DecodedObject {
   bytes: Uint8Array;
@@ -107,14 +115,6 @@ export class PackReader {
     }
   }
 
-  /** Like readObject, also saying how long the delta chain behind the object is (writers bound it). */
-  async readObjectWithDepth(loc: ObjectLocation, id: ObjectId, expectType?: ObjectType): Promise<DecodedObject> {
-    const where = `object ${id.slice(0, 16)} in pack ${loc.packId.slice(0, 16)}`;
-    if (loc.entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
-    const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
-    return this.decodeRecord(buf, loc, id, where, expectType, undefined, 0);
-  }
-
   /** The base a codec 6 record names, without decoding it; undefined for other codecs. */
   async readDeltaBaseId(loc: ObjectLocation): Promise<ObjectId | undefined> {
     return (await this.readDeltaHead(loc))?.base;
@@ -136,8 +136,11 @@ export class PackReader {
     return { base: body.subarray(2, 2 + ID_BYTES).toString('hex'), width: body[0]! };
   }
 
-  /** The base a delta record names, read and decoded (its own bases first), at chain position `depth`. */
-  private async readBase(baseId: ObjectId, depth: number, of: string): Promise<DecodedObject> {
+  /**
+   * A delta record's base in grouped form (by `width`), at chain position `depth`: links of a chain are decoded
+   * in grouped form and not hashed one by one; the object at the top is verified against its ID.
+   */
+  private async readBaseGrouped(baseId: ObjectId, width: number, depth: number, of: string): Promise<GroupedObject> {
     if (depth > MAX_DELTA_CHAIN) {
       throw new CkvcError('CKVC_CORRUPT_OBJECT', `${of}: its chain of delta bases is longer than ${MAX_DELTA_CHAIN} (damaged or hostile records)`, { id: baseId });
     }
@@ -148,7 +151,39 @@ export class PackReader {
     const where = `object ${baseId.slice(0, 16)} in pack ${loc.packId.slice(0, 16)} (delta base of ${of})`;
     if (loc.entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id: baseId, pack: loc.packId });
     const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
-    return this.decodeRecord(buf, loc, baseId, where, 'chunk', undefined, depth);
+    return this.decodeGrouped(buf, loc, baseId, where, width, depth);
+  }
+
+  /** Decodes a chunk record to its bytes grouped by `width`; a codec 5/6 record of that width without un-grouping. */
+  private async decodeGrouped(buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, width: number, depth: number): Promise<GroupedObject> {
+    const header = this.checkedHeader(buf, loc, id, where, 'chunk');
+    const body = buf.subarray(RECORD_HEADER_BYTES);
+    if (header.codec === CODECS.planes || header.codec === CODECS.xorPlanes) {
+      const h = parsePlaneHeader(body, header.rawLength, header.codec === CODECS.xorPlanes, where);
+      if (h.width === width) {
+        const base = h.baseId ? await this.readBaseGrouped(Buffer.from(h.baseId).toString('hex'), width, depth + 1, where) : undefined;
+        if (base && base.grouped.length !== header.rawLength) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: its delta base has another length`, { id, pack: loc.packId });
+        return { grouped: await decodePlanesGrouped(body, header.rawLength, h, where, base?.grouped), depth: base ? base.depth + 1 : 0 };
+      }
+    }
+    const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth);
+    return { grouped: width > 1 ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length)) : plain.bytes, depth: plain.depth };
+  }
+
+  /**
+   * A chunk grouped by `width`, verified against its ID, and how deep its delta chain is: what a writer needs
+   * of a base it is about to encode against (FORMAT.md §4.3).
+   */
+  async readChunkGrouped(loc: ObjectLocation, id: ObjectId, width: number): Promise<GroupedObject> {
+    const where = `object ${id.slice(0, 16)} in pack ${loc.packId.slice(0, 16)}`;
+    if (loc.entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
+    const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
+    const got = await this.decodeGrouped(buf, loc, id, where, width, 0);
+    const plain = width > 1 ? ungroupBytes(got.grouped, width) : got.grouped;
+    if (objectId('chunk', plain) !== id) {
+      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`, { id, pack: loc.packId });
+    }
+    return got;
   }
 
   /**
@@ -171,9 +206,7 @@ export class PackReader {
     return buf.subarray(RECORD_HEADER_BYTES);
   }
 
-  private async decodeRecord(
-    buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, expectType: ObjectType | undefined, pool: BufferPool | undefined, depth: number,
-  ): Promise<DecodedObject> {
+  private checkedHeader(buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, expectType: ObjectType | undefined): PackEntry {
     const { packId, entry } = loc;
     const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
     if (header.id !== id || header.storedLength !== entry.storedLength || header.codec !== entry.codec) {
@@ -182,15 +215,25 @@ export class PackReader {
     if (expectType && header.type !== expectType) {
       throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: is a ${header.type}, expected a ${expectType}`, { id, pack: packId });
     }
+    return header;
+  }
+
+  private async decodeRecord(
+    buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, expectType: ObjectType | undefined, pool: BufferPool | undefined, depth: number,
+  ): Promise<DecodedObject> {
+    const header = this.checkedHeader(buf, loc, id, where, expectType);
     const body = buf.subarray(RECORD_HEADER_BYTES);
-    const baseId = deltaBaseOf(header.codec, body, header.rawLength, where);
-    if (baseId && header.type !== 'chunk') throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: a ${header.type} stored as a delta (only chunks may be)`, { id, pack: packId });
-    const base = baseId ? await this.readBase(baseId, depth + 1, where) : undefined;
-    const raw = await decodeBody(header.codec, body, header.rawLength, where, pool, base?.bytes);
-    if (objectId(header.type, raw) !== id) {
-      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`, { id, pack: packId });
+    let decoded: DecodedObject;
+    if (header.codec === CODECS.planes || header.codec === CODECS.xorPlanes) {
+      if (header.type !== 'chunk') throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: a ${header.type} stored plane by plane (only chunks may be)`, { id, pack: loc.packId });
+      const width = body[0] ?? 1;
+      const got = await this.decodeGrouped(buf, loc, id, where, width, depth);
+      decoded = { bytes: width > 1 ? ungroupBytes(got.grouped, width) : got.grouped, depth: got.depth };
+    } else decoded = { bytes: await decodeBody(header.codec, body, header.rawLength, where, pool), depth: 0 };
+    if (objectId(header.type, decoded.bytes) !== id) {
+      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`, { id, pack: loc.packId });
     }
-    return { bytes: raw, depth: base ? base.depth + 1 : 0 };
+    return decoded;
   }
 
   /** The TOC of a pack, or undefined when the pack is damaged or newer than this reader (verify reports it). */

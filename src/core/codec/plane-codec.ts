@@ -71,15 +71,19 @@ function xorInto(out: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Array {
 }
 
 /**
- * Encodes `raw` (tensor data of `width`-byte elements) plane by plane; with `base` (same length), each plane
+ * Encodes `raw` (tensor data of `width`-byte elements) plane by plane; with `base` (same length; `grouped` when
+ * its bytes are already byte-grouped by `width`), each plane
  * whose XOR against the base's plane looks more compressible is stored XORed. `baseId` is written when used.
  */
-export async function encodePlanes(raw: Uint8Array, width: number, level: number, base?: { id: Uint8Array; bytes: Uint8Array }): Promise<PlaneEncoding> {
+export async function encodePlanes(
+  raw: Uint8Array, width: number, level: number, base?: { id: Uint8Array; bytes: Uint8Array; grouped?: boolean },
+): Promise<PlaneEncoding> {
   if (!PLANE_WIDTHS.includes(width)) throw new CkvcError('CKVC_INTERNAL', `plane codec width ${width} is not 1, 2, 4 or 8`, { width });
   if (base && base.bytes.length !== raw.length) throw new CkvcError('CKVC_INTERNAL', 'delta base differs in length from the chunk', {});
   const n = Math.floor(raw.length / width);
   const grouped = groupBytes(raw, width, Buffer.allocUnsafeSlow(raw.length));
-  const baseGrouped = base ? groupBytes(base.bytes, width, Buffer.allocUnsafeSlow(raw.length)) : undefined;
+  // A base read for this write arrives grouped already (the chain is decoded in grouped form).
+  const baseGrouped = base ? (base.grouped ? base.bytes : groupBytes(base.bytes, width, Buffer.allocUnsafeSlow(raw.length))) : undefined;
   const modes: number[] = [];
   const jobs: Promise<Uint8Array[]>[] = [];
   for (let j = 0; j < width; j++) {
@@ -173,39 +177,41 @@ export function parsePlaneHeader(stored: Uint8Array, rawLength: number, withBase
   return { width, ...(baseId ? { baseId } : {}), planes, tailOffset: offset };
 }
 
-/** Decodes a parsed codec 5/6 body; `base` (the base chunk's verified bytes) is required when a plane is XORed. */
-export async function decodePlanes(stored: Uint8Array, rawLength: number, h: PlaneHeader, where: string, base?: Uint8Array): Promise<Uint8Array> {
+/**
+ * Decodes a parsed codec 5/6 body to its grouped form (planes, then tail): what a chain of deltas is decoded in,
+ * so that only the last link is un-grouped. `baseGrouped` (the base in grouped form, same width) is required when
+ * a plane is XORed.
+ */
+export async function decodePlanesGrouped(stored: Uint8Array, rawLength: number, h: PlaneHeader, where: string, baseGrouped?: Uint8Array): Promise<Uint8Array> {
   const { width } = h;
   const n = Math.floor(rawLength / width);
-  if (h.baseId && (!base || base.length !== rawLength)) throw corrupt(where, `delta base has ${base?.length ?? 'no'} bytes, expected ${rawLength}`);
+  if (h.baseId && (!baseGrouped || baseGrouped.length !== rawLength)) throw corrupt(where, `delta base has ${baseGrouped?.length ?? 'no'} bytes, expected ${rawLength}`);
   const grouped = Buffer.allocUnsafeSlow(rawLength);
   await Promise.all(h.planes.map(async (p, j) => {
     const src = stored.subarray(p.offset, p.offset + p.length);
     const dest = grouped.subarray(j * n, (j + 1) * n);
-    if (!(p.mode & PLANE_ZSTD)) {
-      dest.set(src);
-      return;
+    if (!(p.mode & PLANE_ZSTD)) dest.set(src);
+    else {
+      // Refuse before inflating: each frame must declare exactly its plane's size.
+      if (zstdFrameContentSize(src) !== n || zstdFrameLength(src) !== src.length) throw corrupt(where, `plane ${j} is not one zstd frame of ${n} bytes`);
+      let out: Buffer;
+      try {
+        out = await decompress(asBuffer(src));
+      } catch (e) {
+        throw corrupt(where, `plane ${j} does not decompress (${(e as Error).message})`);
+      }
+      if (out.length !== n) throw corrupt(where, `plane ${j} decompressed to ${out.length} bytes, expected ${n}`);
+      dest.set(out);
     }
-    // Refuse before inflating: each frame must declare exactly its plane's size.
-    if (zstdFrameContentSize(src) !== n || zstdFrameLength(src) !== src.length) throw corrupt(where, `plane ${j} is not one zstd frame of ${n} bytes`);
-    let out: Buffer;
-    try {
-      out = await decompress(asBuffer(src));
-    } catch (e) {
-      throw corrupt(where, `plane ${j} does not decompress (${(e as Error).message})`);
-    }
-    if (out.length !== n) throw corrupt(where, `plane ${j} decompressed to ${out.length} bytes, expected ${n}`);
-    dest.set(out);
+    if (p.mode & PLANE_XOR) xorInto(dest, dest, baseGrouped!.subarray(j * n, (j + 1) * n));
   }));
   grouped.set(stored.subarray(h.tailOffset), n * width);
-  if (h.baseId) {
-    const baseGrouped = groupBytes(base!, width, Buffer.allocUnsafeSlow(rawLength));
-    h.planes.forEach((p, j) => {
-      if (p.mode & PLANE_XOR) {
-        const dest = grouped.subarray(j * n, (j + 1) * n);
-        xorInto(dest, dest, baseGrouped.subarray(j * n, (j + 1) * n));
-      }
-    });
-  }
-  return width > 1 ? ungroupBytes(grouped, width) : grouped;
+  return grouped;
+}
+
+/** Decodes a parsed codec 5/6 body; `base` (the base chunk's plain bytes) is required when a plane is XORed. */
+export async function decodePlanes(stored: Uint8Array, rawLength: number, h: PlaneHeader, where: string, base?: Uint8Array): Promise<Uint8Array> {
+  const baseGrouped = base && base.length === rawLength ? groupBytes(base, h.width, Buffer.allocUnsafeSlow(rawLength)) : base;
+  const grouped = await decodePlanesGrouped(stored, rawLength, h, where, baseGrouped);
+  return h.width > 1 ? ungroupBytes(grouped, h.width) : grouped;
 }

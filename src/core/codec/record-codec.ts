@@ -32,6 +32,8 @@ export interface EncodedBody {
 export interface DeltaBase {
   id: ObjectId;
   bytes: Uint8Array;
+  /** The width `bytes` are byte-grouped by, when they are (a base decoded for this write); else plain bytes. */
+  groupedWidth?: number;
 }
 
 /**
@@ -42,7 +44,8 @@ export async function encodeBody(raw: Uint8Array, width: number, tryCompress = t
   const asRaw = { codec: CODECS.raw, pieces: [raw], storedLength: raw.length };
   if (!tryCompress || raw.length < 64) return asRaw;
   if ((width > 1 || base) && PLANE_WIDTHS.includes(width)) {
-    const usable = base && base.bytes.length === raw.length ? { id: Buffer.from(base.id, 'hex'), bytes: base.bytes } : undefined;
+    const fits = base && base.bytes.length === raw.length && (base.groupedWidth === undefined || base.groupedWidth === width);
+    const usable = fits ? { id: Buffer.from(base.id, 'hex'), bytes: base.bytes, grouped: base.groupedWidth !== undefined } : undefined;
     const planes = await encodePlanes(raw, width, ZSTD_LEVEL, usable);
     if (!planes.usesBase && (planes.allRaw || planes.storedLength > raw.length * (1 - MIN_SAVING))) return asRaw;
     return { codec: planes.usesBase ? CODECS.xorPlanes : CODECS.planes, pieces: planes.pieces, storedLength: planes.storedLength };
@@ -60,12 +63,6 @@ export async function encodeBody(raw: Uint8Array, width: number, tryCompress = t
   const storedLength = pieces.reduce((a, p) => a + p.length, 0);
   if (storedLength > raw.length * (1 - MIN_SAVING)) return asRaw;
   return { codec, pieces, storedLength };
-}
-
-/** The base chunk a codec 6 record is XORed with (checked layout), or undefined for every other codec. */
-export function deltaBaseOf(codec: number, stored: Uint8Array, rawLength: number, where: string): ObjectId | undefined {
-  if (codec !== CODECS.xorPlanes) return undefined;
-  return Buffer.from(parsePlaneHeader(stored, rawLength, true, where).baseId!).toString('hex');
 }
 
 /** The stored bytes as one array (for callers that do not stream). */
