@@ -131,7 +131,7 @@ function parsePack(p: Buffer): PackRecord[] {
 function buildPack(recs: PackRecord[]): Buffer {
   const header = Buffer.alloc(16);
   header.write('CKVCPACK', 0, 'latin1');
-  header.writeUInt32LE(1, 8);
+  header.writeUInt32LE(2, 8);
   const parts: Buffer[] = [header];
   const toc: Buffer[] = [];
   let pos = 16;
