@@ -15,8 +15,9 @@ export const BUNDLE_TRAILER_BYTES = 40;
 export const MAX_BUNDLE_HEADER_BYTES = 16 * 1024 * 1024;
 export const MAX_BUNDLE_REFS = 100_000;
 /** Capabilities this reader understands; a bundle requiring any other is refused. */
-export const KNOWN_CAPABILITIES = ['hash:blake3-256', 'pack:1'] as const;
-export const REQUIRED_CAPABILITIES = ['hash:blake3-256', 'pack:1'];
+export const KNOWN_CAPABILITIES = ['hash:blake3-256', 'pack:1', 'pack:2'] as const;
+/** `pack:2`: the pack may hold codecs 5 and 6 (FORMAT.md §4.3), so an older reader refuses the bundle up front. */
+export const REQUIRED_CAPABILITIES = ['hash:blake3-256', 'pack:2'];
 
 export interface BundleRef {
   /** Full ref name: refs/heads/NAME, refs/tags/NAME or refs/aliases/NAME. */
