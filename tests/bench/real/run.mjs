@@ -105,7 +105,10 @@ function checkpoints() {
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   console.error(`bench:real: training the checkpoints with ${py} into ${dir} (once; later runs reuse them)`);
-  const r = spawnSync(py, [path.join(here, 'generate.py'), '--out', tmp, '--config', JSON.stringify(genConfig)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync(py, [path.join(here, 'generate.py'), '--out', tmp, '--config', JSON.stringify(genConfig)], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' }, // no __pycache__ in the source tree
+  });
   if (r.status !== 0) fail(`generate.py failed (exit ${r.status}); nothing cached. Partial output left in ${tmp}`);
   fs.renameSync(tmp, dir);
   return { dir, manifest: JSON.parse(fs.readFileSync(manifestFile, 'utf8')) };
