@@ -40,7 +40,7 @@ export function markdown(results) {
   lines.push('peak RSS = the largest resident set of any of the tool\'s processes (GNU time). MB = 2^20 bytes.');
   const skipped = TOOLS.filter((t) => results.tools[t]?.skipped).map((t) => `${t}: ${results.tools[t].skipped}`);
   if (skipped.length) lines.push(`Skipped: ${skipped.join('; ')}.`);
-  const versions = TOOLS.filter((t) => results.tools[t]?.version).map((t) => `${t} ${results.tools[t].version}`);
+  const versions = TOOLS.filter((t) => results.tools[t]?.version).map((t) => results.tools[t].version);
   lines.push(`Versions: ${versions.join(', ')}; torch ${results.generation.torch}. Checkpoints: ${results.generation.summary}.`);
   return lines.join('\n');
 }

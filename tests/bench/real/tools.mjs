@@ -22,7 +22,7 @@ export function ckvcTool(repoRoot) {
     name: 'ckvc',
     check() {
       if (!fs.existsSync(path.join(repoRoot, 'dist/cli/main.js'))) return { ok: false, why: 'dist/ is missing: run `npm run build` first' };
-      return { ok: true, version: version(bin, ['--version']) ?? '?' };
+      return { ok: true, version: `ckvc ${version(bin, ['--version']) ?? '?'}` };
     },
     store: (dir) => path.join(dir, '.ckvc'),
     init: (dir) => run(bin, ['init', dir], { env }),
@@ -65,7 +65,7 @@ export function resticTool() {
   return {
     name: 'restic',
     check() {
-      const v = version('restic', ['version']);
+      const v = version('restic', ['version'])?.replace(/ compiled with.*/, '');
       return v ? { ok: true, version: v } : { ok: false, why: `restic is not installed (Debian: ${INSTALL})` };
     },
     store: (dir) => path.join(dir, 'repo'),
