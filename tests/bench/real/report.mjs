@@ -41,6 +41,8 @@ export function markdown(results) {
   const skipped = TOOLS.filter((t) => results.tools[t]?.skipped).map((t) => `${t}: ${results.tools[t].skipped}`);
   if (skipped.length) lines.push(`Skipped: ${skipped.join('; ')}.`);
   const versions = TOOLS.filter((t) => results.tools[t]?.version).map((t) => results.tools[t].version);
+  const { cpus, loadAvgStart, loadAvgEnd } = results.machine;
+  lines.push(`Machine: ${cpus} CPUs, 1-minute load average ${loadAvgStart.toFixed(1)} at the start, ${loadAvgEnd.toFixed(1)} at the end.`);
   lines.push(`Versions: ${versions.join(', ')}; torch ${results.generation.torch}. Checkpoints: ${results.generation.summary}.`);
   return lines.join('\n');
 }

@@ -122,6 +122,7 @@ async function benchTool(tool, scenario, ckpts, ckptRoot) {
   const live = path.join(runDir, 'live');
   for (const c of ckpts) warm(path.join(ckptRoot, c.dir));
   let ingestSecs = 0;
+  const perCheckpointSecs = [];
   let peakRss = null;
   const maxRss = (rss) => (peakRss = rss == null ? peakRss : Math.max(peakRss ?? 0, rss));
   for (const [i, c] of ckpts.entries()) {
@@ -129,6 +130,7 @@ async function benchTool(tool, scenario, ckpts, ckptRoot) {
     spawnSync('sync'); // the last tool's writeback must not land on this command's clock
     const r = await tool.ingest(runDir, live, { scenario, n: i + 1, step: (i + 1) * genConfig.steps });
     ingestSecs += r.secs;
+    perCheckpointSecs.push(Number(r.secs.toFixed(3)));
     maxRss(r.rss);
   }
   const storedBytes = dirBytes(tool.store(runDir));
@@ -140,7 +142,7 @@ async function benchTool(tool, scenario, ckpts, ckptRoot) {
   assertSameTree(path.join(ckptRoot, last.dir), r.files, `${tool.name} restore of ${scenario} ${last.dir}`);
   if (!keep) fs.rmSync(runDir, { recursive: true, force: true });
   const logicalBytes = ckpts.reduce((a, c) => a + c.bytes, 0);
-  return { logicalBytes, storedBytes, ingestSecs, restoreBytes: last.bytes, restoreSecs: r.secs, peakRssMiB: peakRss, coldCache: cold };
+  return { logicalBytes, storedBytes, ingestSecs, perCheckpointSecs, restoreBytes: last.bytes, restoreSecs: r.secs, peakRssMiB: peakRss, coldCache: cold };
 }
 
 async function main() {
@@ -159,7 +161,7 @@ async function main() {
   const { dir: ckptRoot, manifest } = checkpoints();
   const results = {
     date: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30) },
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), loadAvgStart: os.loadavg()[0] },
     checkpointsDir: ckptRoot,
     generation: {
       config: manifest.config, torch: manifest.torch, seconds: manifest.seconds, timings: manifest.timings,
@@ -187,6 +189,7 @@ async function main() {
     }
     results.scenarios.push(entry);
   }
+  results.machine.loadAvgEnd = os.loadavg()[0];
   const table = markdown(results);
   console.log(table);
   fs.writeFileSync(path.join(work, 'results.md'), `${table}\n`);
