@@ -9,6 +9,7 @@ import { assertRefName } from '../core/ref-name.js';
 import { readGitProvenance } from '../provenance/git-provenance.js';
 import { registerWriter } from '../store/gc-exclusion.js';
 import { DeltaBases } from '../store/ingest/delta-bases.js';
+import { consolidateIfNeeded } from '../store/pack-consolidation.js';
 import { ingestPaths, type IngestProgress } from '../store/ingest/tree-ingest.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
@@ -69,6 +70,13 @@ async function targetBranch(store: ObjectStore, explicit: string | undefined): P
 }
 
 export async function commit(store: ObjectStore, opts: CommitOptions): Promise<CommitResult> {
+  const result = await commitLanded(store, opts);
+  // Once our writer registration is gone: consolidation, like gc, runs only with no writer registered (FORMAT.md §15.2).
+  const failed = await consolidateIfNeeded(store).then(() => undefined, (e: Error) => `committed, but merging small packs failed (${e.message}); the next commit or 'ckvc gc' tries again`);
+  return failed ? { ...result, warnings: [...(result.warnings ?? []), failed] } : result;
+}
+
+async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<CommitResult> {
   // Everything the user typed is checked before a byte of data is read.
   if (typeof opts.message !== 'string' || opts.message.trim() === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'a commit needs a message: -m "what this checkpoint is"', {});
   const branch = await targetBranch(store, opts.branch);

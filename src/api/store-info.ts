@@ -1,6 +1,7 @@
 // `ckvc status` and `ckvc stats`: where the store is, what HEAD is on, and what dedup and compression buy.
 import * as fs from 'node:fs/promises';
 import type { ObjectId, ObjectType } from '../core/object-id.js';
+import { decodeTree } from '../core/objects/tree-object.js';
 import { listPackIds } from '../store/object-index.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
@@ -46,28 +47,35 @@ export interface StatsResult {
 }
 
 export async function stats(store: ObjectStore): Promise<StatsResult> {
+  // Linear in the history, and nothing in it per pack: commit bodies come from the index's cache (§8), the
+  // distinct trees are located in one index batch and read in pack order, and only the refs' tips are asked
+  // for their type (a parent is always a commit).
   const tips = [...(await store.refs.list('branch')), ...(await store.refs.list('tag'))].map((r) => r.id);
   const seen = new Set<ObjectId>();
-  let logical = 0;
-  let commits = 0;
-  const treeSizes = new Map<ObjectId, number>();
-  while (tips.length) {
-    const id = tips.pop()!;
+  const treeOf: ObjectId[] = [];
+  const pending: ObjectId[] = [];
+  for (let id of tips) {
+    for (let hops = 0; hops < 64 && (await store.typeOf(id)) === 'tag'; hops++) id = (await store.readTag(id)).target;
+    pending.push(id);
+  }
+  while (pending.length) {
+    const id = pending.pop()!;
     if (seen.has(id)) continue;
     seen.add(id);
-    if ((await store.typeOf(id)) === 'tag') {
-      tips.push((await store.readTag(id)).target);
-      continue;
-    }
     const c = await store.readCommit(id);
-    commits++;
-    tips.push(...c.parents);
-    if (!treeSizes.has(c.tree)) {
-      const t = await store.readTree(c.tree);
-      treeSizes.set(c.tree, t.entries.reduce((a, e) => a + e.size, 0));
-    }
-    logical += treeSizes.get(c.tree)!;
+    treeOf.push(c.tree);
+    pending.push(...c.parents);
   }
+  const trees = [...new Set(treeOf)];
+  const locs = await store.locateAll(trees, 'tree');
+  const order = trees.map((_, i) => i).sort((a, b) => (locs[a]!.packId < locs[b]!.packId ? -1 : locs[a]!.packId > locs[b]!.packId ? 1 : locs[a]!.entry.offset - locs[b]!.entry.offset));
+  const treeSizes = new Map<ObjectId, number>();
+  for (const i of order) {
+    const t = decodeTree(await store.readLocated(locs[i]!, trees[i]!, 'tree'), `tree ${trees[i]!.slice(0, 12)}`);
+    treeSizes.set(trees[i]!, t.entries.reduce((a, e) => a + e.size, 0));
+  }
+  const commits = treeOf.length;
+  const logical = treeOf.reduce((a, t) => a + treeSizes.get(t)!, 0);
   const totals = await store.index.session((s) => s.totals(), { sync: true });
   const objects: StatsResult['objects'] = {};
   let unique = 0;

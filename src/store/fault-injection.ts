@@ -11,6 +11,7 @@ export const FAULT_STEPS = [
   'ref.lock', 'reflog.append', 'ref.tmp', 'ref.fsync', 'ref.rename', 'ref.dirsync', 'ref.done',
   'head.write', 'checkout.write', 'checkout.rename',
   'prune.record', 'gc.locked', 'gc.packed', 'gc.indexed', 'gc.delete',
+  'consolidate.locked', 'consolidate.packed', 'consolidate.indexed', 'consolidate.delete',
   'receive.verified', 'receive.moved', 'receive.indexed',
 ] as const;
 export type FaultStep = (typeof FAULT_STEPS)[number];

@@ -12,6 +12,7 @@ import { removeLeftovers } from './leftovers.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
+import { consolidateHeldIfNeeded } from './pack-consolidation.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
 import { PruneRecords } from './prune-records.js';
 import { gcRoots, liveObjects, settleDeltaBases } from './reachability.js';
@@ -33,6 +34,8 @@ export interface GcReport {
   packsAfter: number;
   packsDeleted: number;
   packsRewritten: number;
+  /** Small packs merged into one afterwards, when there were too many (§15.2); 0 with dryRun. */
+  packsConsolidated: number;
   bytesBefore: number;
   bytesAfter: number;
   bytesFreed: number;
@@ -109,7 +112,7 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
 
   const report: GcReport = {
     dryRun: Boolean(opts.dryRun), graceMs: opts.graceMs, liveObjects: live.size, deadObjects: 0, youngDeadObjects: 0,
-    packsBefore: plans.length, packsAfter: 0, packsDeleted: 0, packsRewritten: 0,
+    packsBefore: plans.length, packsAfter: 0, packsDeleted: 0, packsRewritten: 0, packsConsolidated: 0,
     bytesBefore: plans.reduce((a, p) => a + p.size, 0), bytesAfter: 0, bytesFreed: 0,
     tempsRemoved: temps.removed, tempBytesRemoved: temps.bytes, tempsKept: temps.kept,
   };
@@ -191,5 +194,13 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   report.bytesAfter = report.bytesBefore - doomedBytes + copiedBytes;
   report.bytesFreed = report.bytesBefore - report.bytesAfter;
   report.packsAfter = plans.length - doomed.length + (opts.dryRun ? (copiedBytes > 0 ? 1 : 0) : written.length);
+  if (!opts.dryRun) {
+    // Packs with nothing dead stay as they are above; many small ones are merged here, under the same lock.
+    const merged = await consolidateHeldIfNeeded(store);
+    if (merged?.newPack) {
+      report.packsConsolidated = merged.packsMerged;
+      report.packsAfter = (await listPackIds(store.layout)).size;
+    }
+  }
   return report;
 }

@@ -47,6 +47,19 @@ export class LevelSession implements IndexSession {
     }
     for (const l of relocate) batch.put(key(K_OBJECT, l.entry.id), encodeLocation(l.packId, l.entry));
     await batch.write();
+    if (removed.length) await this.compactPackKeys();
+  }
+
+  /**
+   * Deleted `p` keys stay in the tables as tombstones until a compaction reaches them, and every reader walks
+   * the `p` range at start-up (index-view.ts), so packs consolidated away (§15.2) would slow every command by
+   * their number. Compacting that narrow range drops them now; it also flushes the write-ahead log that readers
+   * otherwise re-parse (a big batch: the first consolidation of a store of many packs).
+   */
+  private async compactPackKeys(): Promise<void> {
+    const { gte, lt } = kindRange(K_PACK);
+    const db = this.db as unknown as { compactRange?: (start: Buffer, end: Buffer) => Promise<void> };
+    await db.compactRange?.(gte, lt);
   }
 
   async commitBody(id: ObjectId): Promise<Buffer | undefined> {

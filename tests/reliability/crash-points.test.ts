@@ -53,6 +53,8 @@ interface Op {
   alreadyDone?: (c: Case, r: Outcome) => boolean;
   /** Problems with the effect of a successful run. */
   visible: (c: Case, r: Outcome) => Promise<string[]>;
+  /** Extra environment of the operation's runs (with and without the fault). */
+  env?: Record<string, string>;
 }
 
 // --- fixtures, built once ---------------------------------------------------------------------------------
@@ -335,6 +337,26 @@ for (const op of OPS) {
   const args = op.args;
   op.args = (c) => args(c).map((a) => (a === '__CFG__' ? cfgA : a));
 }
+/**
+ * A commit that finds more small packs than the limit (lowered to 2 here: template A holds 3) and merges them
+ * after its ref moved (FORMAT.md §15.2): reaches the consolidate.* steps, and pack.* a second time (@2).
+ */
+const CONSOLIDATING: Op = (() => {
+  const op = commitOp('m', 'commit that then merges the small packs (consolidation)', () => A, () => input.a, 'merge', ['-b', 'merge', '-m', 'merges']);
+  const packs = (s: Store) => fs.readdirSync(path.join(s.store, 'packs')).filter((n) => n.endsWith('.pack')).length;
+  return {
+    ...op,
+    env: { CKVC_AUTO_SMALL_PACKS: '2' },
+    visible: async (c, r) => {
+      const problems = await op.visible(c, r);
+      // The template's 3 packs plus the commit's own: merged into fewer.
+      if (packs(c.s) >= packs(A.store) + 1) problems.push(`${packs(c.s)} packs after the commit: nothing was consolidated`);
+      return problems;
+    },
+  };
+})();
+OPS.push(CONSOLIDATING);
+
 const BIG = commitOp('big', 'commit of 12 MiB (several pack writes)', () => A, () => input.big, 'big', ['-b', 'big', '-m', 'big one']);
 
 async function tagResolves(s: Store): Promise<string[]> {
@@ -390,7 +412,7 @@ function familyReached(op: Op, step: string): Promise<boolean> {
       const c: Case = { s: copyStore(op.template().store), scratch: tempDir('ckvc-crash-scratch-') };
       try {
         op.prepare?.(c);
-        const r = await c.s.run(op.args(c), { env: { CKVC_FAULT: members.join(',') } });
+        const r = await c.s.run(op.args(c), { env: { ...op.env, CKVC_FAULT: members.join(',') } });
         return !(r.code === 0 && r.signal === null);
       } finally {
         fs.rmSync(c.s.dir, { recursive: true, force: true });
@@ -413,7 +435,7 @@ async function runCase(op: Op, fault: string): Promise<string[]> {
     op.prepare?.(c);
     const inputs = op.inputs();
     const before = fingerprint(inputs);
-    const r = await c.s.run(op.args(c), { env: { CKVC_FAULT: fault } });
+    const r = await c.s.run(op.args(c), { env: { ...op.env, CKVC_FAULT: fault } });
     try {
       if (r.signal !== 'SIGKILL') {
         if (r.code === 0) {
@@ -426,7 +448,7 @@ async function runCase(op: Op, fault: string): Promise<string[]> {
       rows.push({ op: op.key, fault, outcome: 'killed' });
       const problems = await afterKillChecks(op, c, tpl);
       problems.push(...mapDiff(before, fingerprint(inputs)).map((d) => `input file ${d}`));
-      const again = await c.s.run(op.args(c));
+      const again = await c.s.run(op.args(c), { env: op.env });
       if (again.code !== 0) {
         if (!op.alreadyDone?.(c, again)) problems.push(`re-run without the fault failed: ${describeOutcome(again)}`);
         else {
@@ -445,7 +467,7 @@ async function runCase(op: Op, fault: string): Promise<string[]> {
   });
 }
 
-const EXTRA = [[BIG, 'pack.write@2'], [OPS.find((o) => o.key === 'g1')!, 'checkout.rename@2']] as const;
+const EXTRA = [[BIG, 'pack.write@2'], [OPS.find((o) => o.key === 'g1')!, 'checkout.rename@2'], [CONSOLIDATING, 'pack.rename@2'], [CONSOLIDATING, 'pack.dirsync@2']] as const;
 
 // `npm test` keeps under ten minutes by leaving out the operations whose write steps another one already goes
 // through (b: a commit like a; d: a tag like a; e, f: ref moves like a's; g2: a checkout like g1); the coverage
@@ -494,6 +516,9 @@ describe('crash points: coverage', () => {
     expect(STEPS.filter((s) => /^(pack|index|ref|reflog)\./.test(s) && !aKilled.has(s))).toEqual([]);
     const gcKilled = new Set(killed.filter((r) => r.op === 'j').map((r) => r.fault));
     expect(STEPS.filter((s) => /^(gc|pack)\./.test(s) && !gcKilled.has(s))).toEqual([]);
+    // A commit that consolidates goes through every consolidation step.
+    const mKilled = new Set(killed.filter((r) => r.op === 'm').map((r) => r.fault));
+    expect(STEPS.filter((s) => s.startsWith('consolidate.') && !mKilled.has(s))).toEqual([]);
     // A bundle import and the receiving side of a push go through every receive step.
     for (const op of ['k', 'l']) {
       const got = new Set(killed.filter((r) => r.op === op).map((r) => r.fault));
