@@ -44,6 +44,8 @@ export interface StatsResult {
   totalRatio: number;
   packs: number;
   objects: Partial<Record<ObjectType, number>>;
+  /** Chunks stored as XOR deltas against a base (FORMAT.md §4.3): how many, their bytes before and after. */
+  deltas: { chunks: number; rawBytes: number; storedBytes: number; ratio: number };
 }
 
 export async function stats(store: ObjectStore): Promise<StatsResult> {
@@ -83,6 +85,7 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
     objects[t] = v.count;
     unique += v.rawBytes;
   }
+  const d = totals.get('chunk')?.deltas ?? { count: 0, rawBytes: 0, storedBytes: 0 };
   let storedBytes = 0;
   const packIds = await listPackIds(store.layout);
   for (const p of packIds) storedBytes += (await fs.stat(store.layout.packFile(p))).size;
@@ -92,5 +95,6 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
     logicalBytes: logical, uniqueBytes: unique, storedBytes,
     dedupRatio: ratio(logical, unique), compressionRatio: ratio(unique, storedBytes), totalRatio: ratio(logical, storedBytes),
     packs: packIds.size, objects,
+    deltas: { chunks: d.count, rawBytes: d.rawBytes, storedBytes: d.storedBytes, ratio: ratio(d.rawBytes, d.storedBytes) },
   };
 }

@@ -3,7 +3,8 @@
 import type { Level } from 'level';
 import { decodeLocation, encodeLocation, indexKey as key, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/index-keys.js';
 import { objectTypeFromCode, type ObjectId, type ObjectType } from '../core/object-id.js';
-import type { IndexedPack, IndexSession, IndexTotals } from './object-index.js';
+import { addToTotals, type IndexTotals } from './index-totals.js';
+import type { IndexedPack, IndexSession } from './object-index.js';
 import type { ObjectLocation } from './pack-reader.js';
 
 export type DB = Level<Buffer, Buffer>;
@@ -89,15 +90,7 @@ export class LevelSession implements IndexSession {
   /** Per object type: how many, their raw (uncompressed) bytes and their stored bytes. */
   async totals(): Promise<IndexTotals> {
     const out: IndexTotals = new Map();
-    for await (const v of this.db.values(kindRange(K_OBJECT))) {
-      const t = objectTypeFromCode(v[48]!);
-      if (!t) continue;
-      const cur = out.get(t) ?? { count: 0, rawBytes: 0, storedBytes: 0 };
-      cur.count++;
-      cur.rawBytes += v.readUInt32LE(44);
-      cur.storedBytes += v.readUInt32LE(40);
-      out.set(t, cur);
-    }
+    for await (const v of this.db.values(kindRange(K_OBJECT))) addToTotals(out, objectTypeFromCode(v[48]!), v[49]!, v.readUInt32LE(44), v.readUInt32LE(40));
     return out;
   }
 }

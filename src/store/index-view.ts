@@ -5,7 +5,8 @@
 import type { ObjectId, ObjectType } from '../core/object-id.js';
 import { decodeLocation, indexKey, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/index-keys.js';
 import { objectTypeFromCode } from '../core/object-id.js';
-import type { IndexedPack, IndexSession, IndexTotals } from './object-index.js';
+import { addToTotals, type IndexTotals } from './index-totals.js';
+import type { IndexedPack, IndexSession } from './object-index.js';
 import type { LevelSnapshot } from './index-snapshot.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
 import { listPackIds, type StoreLayout } from './store-layout.js';
@@ -93,22 +94,14 @@ export class IndexReadView {
 
   async totals(): Promise<IndexTotals> {
     const out: IndexTotals = new Map();
-    const add = (type: ObjectType | undefined, raw: number, stored: number) => {
-      if (!type) return;
-      const cur = out.get(type) ?? { count: 0, rawBytes: 0, storedBytes: 0 };
-      cur.count++;
-      cur.rawBytes += raw;
-      cur.storedBytes += stored;
-      out.set(type, cur);
-    };
     if (this.snapshot) {
       const { gte, lt } = kindRange(K_OBJECT);
-      for await (const [, v] of this.snapshot.range(gte, lt)) add(objectTypeFromCode(v[48]!), v.readUInt32LE(44), v.readUInt32LE(40));
+      for await (const [, v] of this.snapshot.range(gte, lt)) addToTotals(out, objectTypeFromCode(v[48]!), v[49]!, v.readUInt32LE(44), v.readUInt32LE(40));
     }
     for (const [id, l] of this.overlay) {
       // An object in a pack the snapshot lacks may also be in one it has (a commit that crashed, then re-ran).
       if (this.snapshot && (await this.snapshot.get(indexKey(K_OBJECT, id)))) continue;
-      add(l.entry.type, l.entry.rawLength, l.entry.storedLength);
+      addToTotals(out, l.entry.type, l.entry.codec, l.entry.rawLength, l.entry.storedLength);
     }
     return out;
   }

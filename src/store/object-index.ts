@@ -17,6 +17,7 @@ import { ioError } from './durable-fs.js';
 import { LevelSession, type DB } from './index-level.js';
 import { LevelSnapshot } from './index-snapshot.js';
 import { IndexReadView, ViewSession } from './index-view.js';
+import type { IndexTotals } from './index-totals.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
 import { listPackIds, type StoreLayout } from './store-layout.js';
 
@@ -30,7 +31,7 @@ export interface IndexedPack {
   entries: PackEntry[];
 }
 
-export type IndexTotals = Map<ObjectType, { count: number; rawBytes: number; storedBytes: number }>;
+export type { IndexTotals } from './index-totals.js';
 
 export interface IndexSession {
   locate(ids: ObjectId[]): Promise<(ObjectLocation | undefined)[]>;

@@ -81,6 +81,10 @@ describe('delta coding of changed tensors', () => {
       expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(versions[k]!), `step ${k}`).toBe(true);
     }
     s.ok(['verify', '--read-data']);
+    const st = s.json(['stats']);
+    expect(st.deltas.chunks).toBeGreaterThanOrEqual(3 * (STEPS - 2));
+    expect(st.deltas.ratio).toBeGreaterThan(1.5);
+    expect(s.ok(['stats']).stdout).toMatch(/^deltas: +\d+ chunk\(s\), .* stored in .* \(\d+\.\d\dx\)$/m);
   });
 
   it(`keeps every delta chain within ${MAX_WRITTEN_DELTA_DEPTH} bases (a chunk as deep as that starts a new chain)`, async () => {

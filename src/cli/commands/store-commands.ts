@@ -52,6 +52,7 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         out(`unique bytes:   ${bytes(r.uniqueBytes)} (after dedup, ${r.dedupRatio.toFixed(2)}x)`);
         out(`stored bytes:   ${bytes(r.storedBytes)} (after compression, ${r.compressionRatio.toFixed(2)}x)`);
         out(`overall:        ${r.totalRatio.toFixed(2)}x smaller than plain copies`);
+        out(`deltas:         ${r.deltas.chunks} chunk(s), ${bytes(r.deltas.rawBytes)} stored in ${bytes(r.deltas.storedBytes)} (${r.deltas.ratio.toFixed(2)}x)`);
         out(`packs:          ${r.packs}`);
         out(`objects:        ${Object.entries(r.objects).map(([k, v]) => `${k}=${v}`).join(' ')}`);
       },
