@@ -15,6 +15,7 @@ import { storeCommands } from './commands/store-commands.js';
 import { watchCommand } from './commands/watch-command.js';
 import type { GlobalArgs } from './context.js';
 import { escaped, escapedLines } from './terminal-text.js';
+import { cliVersion } from './version.js';
 
 /** Messages quote names and paths (a ref from a bundle, a file name with a newline): one escaped line. Only an
  * internal error keeps its line breaks, for the stack trace; each of its lines is escaped too. */
@@ -43,7 +44,9 @@ export async function run(argv: string[]): Promise<number> {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version()
+    .version(cliVersion())
+    // ckvc speaks English; and the bundled CLI has no yargs locale files to pick another language from.
+    .locale('en')
     .wrap(Math.min(120, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {

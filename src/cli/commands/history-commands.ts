@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
-import { parseCount, type CommitInfo } from '../../api/index.js';
+import type { CommitInfo } from '../../api/index.js';
+import { parseCount } from '../../api/commit-input.js';
 import { drawGraph } from '../../core/history-graph.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { bytes, dim, json, metrics, out, short, time, yellow } from '../render.js';

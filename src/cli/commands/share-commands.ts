@@ -1,9 +1,9 @@
 // Sharing between sites: bundles (pack, pull FILE), remotes (remote, push, fetch, pull REMOTE BRANCH) and serve.
 import * as fs from 'node:fs';
 import type { Argv } from 'yargs';
-import { CkvcError, serve } from '../../api/index.js';
+import { CkvcError } from '../../core/errors.js';
 import type { Progress } from '../../remote/sync.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { loadApi, withStore, type GlobalArgs } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
 import { escaped } from '../terminal-text.js';
 
@@ -153,7 +153,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('read-only', { type: 'boolean', describe: 'refuse every write' }) as unknown as Argv<ServeArgs>,
       async (args) => {
         const root = await withStore(args, async (s) => s.root);
-        const { url, server } = await serve({ store: root, host: args.host, port: args.port, tokenFile: args.tokenFile, readOnly: args.readOnly, log: (l) => info(escaped(l)) });
+        const { url, server } = await (await loadApi()).serve({ store: root, host: args.host, port: args.port, tokenFile: args.tokenFile, readOnly: args.readOnly, log: (l) => info(escaped(l)) });
         if (args.json) json({ url, store: root });
         else out(escaped(url));
         info(`serving ${escaped(root)} at ${escaped(url)}${args.readOnly || !args.tokenFile ? ' (read-only)' : ''}; Ctrl-C stops`);

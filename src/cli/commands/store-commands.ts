@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
-import { CkvcError, DEFAULT_GC_GRACE, initStore, verifyBundle } from '../../api/index.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { CkvcError } from '../../core/errors.js';
+import { loadApi, withStore, type GlobalArgs } from '../context.js';
 import { bytes, info, json, metrics, out, short, time } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 
@@ -21,7 +21,7 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       'Create a store in DIR/.ckvc (DIR defaults to the current directory)',
       (a) => a.positional('dir', { type: 'string', default: '.' }) as unknown as Argv<InitArgs>,
       async (args) => {
-        const r = await initStore(args.dir);
+        const r = await (await loadApi()).initStore(args.dir);
         if (args.json) return json(r);
         info(r.created ? `initialised empty ckvc store in ${escaped(r.root)}` : `${escaped(r.root)} is already a ckvc store; nothing changed`);
       },
@@ -76,6 +76,7 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           const l = r.leftovers;
           if (l.count) {
             const shown = l.paths.slice(0, 5).join(', ') + (l.count > 5 ? `, ... (${l.count - 5} more)` : '');
+            const { DEFAULT_GC_GRACE } = await loadApi();
             info(`warning: ${l.count} leftover(s) of interrupted commands, ${bytes(l.bytes)}: ${shown}; 'ckvc gc' removes them once older than its grace period (${DEFAULT_GC_GRACE}), 'ckvc gc --grace 0' at once`);
           }
         }
@@ -97,7 +98,7 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
 }
 
 async function verifyBundleCommand(file: string, args: VerifyArgs): Promise<void> {
-  const r = await verifyBundle(file);
+  const r = await (await loadApi()).verifyBundle(file);
   if (args.json) return json(r);
   const byId = new Map(r.commits.map((c) => [c.id, c]));
   if (args.markdown) {

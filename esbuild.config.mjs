@@ -1,0 +1,76 @@
+// npm run build, second step: the CLI as one ES module (dist/bundle/ckvc.js) plus chunks it imports when a
+// command needs them. Start-up is most of a short command's time (issue 12): Node resolves, reads and compiles
+// each module file on its own, and yargs and the API are hundreds of files. tsc still type-checks and emits
+// dist/ (the library: dist/api, which tests and examples import).
+//
+// Native addons and the libraries that find their addon next to their own files stay in node_modules.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+/**
+ * string-width (yargs measures help text with it; three copies in the tree) builds Unicode property regexes
+ * (RGI_Emoji and others, flag v) and an Intl.Segmenter when it is loaded: tens of ms on every start, though
+ * only --help and usage errors measure text. Each import of it gets a stand-in with the same one export that
+ * loads the real module on first call (esbuild evaluates a require()d module when first required). The build
+ * fails if a copy exports anything else, so a new string-width cannot quietly break this.
+ */
+const deferStringWidth = {
+  name: 'defer-string-width',
+  setup(b) {
+    b.onResolve({ filter: /^string-width$/ }, async (args) => {
+      if (args.pluginData?.real) return undefined;
+      const real = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: { real: true } });
+      if (real.errors.length) return { errors: real.errors };
+      return { path: real.path, namespace: 'deferred' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'deferred' }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const exports = text.match(/^export\b.*$/gm) ?? [];
+      if (exports.length !== 1 || !/^export default function stringWidth\(/.test(exports[0])) {
+        throw new Error(`${args.path}: expected one export, 'export default function stringWidth(' (see deferStringWidth in esbuild.config.mjs)`);
+      }
+      return {
+        contents: `let real; export default function stringWidth(...a) { real ??= require(${JSON.stringify(args.path)}).default; return real(...a); }`,
+        resolveDir: path.dirname(args.path),
+        loader: 'js',
+      };
+    });
+  },
+};
+
+const repo = path.dirname(fileURLToPath(import.meta.url));
+const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
+
+// Chunk names carry a hash: without this, every build would leave the previous build's chunks behind.
+rmSync(path.join(repo, 'dist/bundle'), { recursive: true, force: true });
+
+const result = await build({
+  absWorkingDir: repo,
+  entryPoints: { ckvc: 'src/cli/main.ts' },
+  outdir: 'dist/bundle',
+  chunkNames: 'chunks/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  // Not minified: no start-up difference measurable here, and an internal error's stack trace stays readable
+  // (node --enable-source-maps maps it to src/).
+  minify: false,
+  sourcemap: 'linked',
+  define: { CKVC_BUILD_VERSION: JSON.stringify(pkg.version) },
+  external: [
+    '@napi-rs/blake-hash', '@mongodb-js/zstd', 'level', 'classic-level', 'cbor-x', 'cbor-extract',
+    // Loaded only to record code provenance during a commit; a CommonJS package best left to Node to load.
+    'isomorphic-git',
+  ],
+  // Bundled CommonJS (yaml) calls require() for Node's own modules; an ES module has no require of its own.
+  banner: { js: "import { createRequire as __ckvcCreateRequire } from 'node:module'; const require = __ckvcCreateRequire(import.meta.url);" },
+  plugins: [deferStringWidth],
+  logLevel: 'warning',
+  // CKVC_BUNDLE_META=1: also write dist/bundle/meta.json, what each output file holds and imports.
+  metafile: Boolean(process.env.CKVC_BUNDLE_META),
+});
+if (result.metafile) writeFileSync(path.join(repo, 'dist/bundle/meta.json'), JSON.stringify(result.metafile));
