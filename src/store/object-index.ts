@@ -7,7 +7,6 @@
 // on a store it may write, open LevelDB. LevelDB allows one process at a time, so every use of it is a short
 // session (open, work, close) with retries: two committers interleave instead of one blocking the other.
 import * as fs from 'node:fs/promises';
-import { Level } from 'level';
 import { CkvcError } from '../core/errors.js';
 import { INDEX_VERSION, META_VERSION } from '../core/index-keys.js';
 import { LevelFormatError } from '../core/leveldb-format.js';
@@ -250,8 +249,10 @@ export class ObjectIndex {
       this.discard = false;
       rebuilt = true;
     }
+    // Loaded here, not at start-up: read commands use the hand-written view and never open LevelDB.
+    const { Level: LevelDb } = await import('level');
     for (;;) {
-      const db: DB = new Level<Buffer, Buffer>(this.layout.indexDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      const db: DB = new LevelDb<Buffer, Buffer>(this.layout.indexDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
       try {
         await db.open();
         const v = await db.get(META_VERSION);

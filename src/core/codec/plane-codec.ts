@@ -6,10 +6,10 @@
 //
 // Stored body: width u8 | plane_count u8 | [base id, 32 bytes, codec 6 only] | per plane: mode u8, length u32le |
 // the planes' stored bytes back to back | tail (raw_length mod width bytes, verbatim).
-import { compress, decompress } from '@mongodb-js/zstd';
 import { CkvcError } from '../errors.js';
 import { ID_BYTES } from '../object-id.js';
 import { groupBytes, ungroupBytes } from './byte-group.js';
+import { zstd } from './zstd-binding.js';
 import { zstdFrameContentSize, zstdFrameLength, zstdFramePiecesWithContentSize } from './zstd-frame.js';
 
 /** Plane modes: bit 0 set = one zstd frame (else raw bytes); bit 1 set = XORed with the base's plane. */
@@ -101,7 +101,7 @@ export async function encodePlanes(
     const input = xor ? xorInto(Buffer.allocUnsafeSlow(n), plane, basePlane!) : plane;
     const mode = (xor ? PLANE_XOR : 0) | PLANE_ZSTD;
     modes.push(mode);
-    jobs.push(compress(asBuffer(input), level).then((frame) => zstdFramePiecesWithContentSize(frame, n)));
+    jobs.push(zstd().then((z) => z.compress(asBuffer(input), level)).then((frame) => zstdFramePiecesWithContentSize(frame, n)));
   }
   const stored = await Promise.all(jobs);
   for (let j = 0; j < width; j++) {
@@ -196,7 +196,7 @@ export async function decodePlanesGrouped(stored: Uint8Array, rawLength: number,
       if (zstdFrameContentSize(src) !== n || zstdFrameLength(src) !== src.length) throw corrupt(where, `plane ${j} is not one zstd frame of ${n} bytes`);
       let out: Buffer;
       try {
-        out = await decompress(asBuffer(src));
+        out = await (await zstd()).decompress(asBuffer(src));
       } catch (e) {
         throw corrupt(where, `plane ${j} does not decompress (${(e as Error).message})`);
       }

@@ -1,12 +1,12 @@
 // Turns an object body into what a pack record stores and back (spec/FORMAT.md §4.3): tensor data is
 // byte-grouped by element width before zstd (exponent bytes then compress well); anything that does not
 // shrink by at least 2% is stored raw, which costs nothing to read back.
-import { compress, decompress } from '@mongodb-js/zstd';
 import { scratch, type BufferPool } from '../buffer-pool.js';
 import { CkvcError } from '../errors.js';
 import type { ObjectId } from '../object-id.js';
 import { CODECS, codecGroupWidth, type CodecId } from '../pack-format.js';
 import { groupBytes, ungroupBytes } from './byte-group.js';
+import { zstd } from './zstd-binding.js';
 import { decodePlanes, encodePlanes, parsePlaneHeader, PLANE_WIDTHS } from './plane-codec.js';
 import { zstdFrameContentSize, zstdFrameLength, zstdFramePiecesWithContentSize } from './zstd-frame.js';
 
@@ -54,7 +54,7 @@ export async function encodeBody(raw: Uint8Array, width: number, tryCompress = t
   const grouped = codecGroupWidth(codec) > 1 ? groupBytes(raw, codecGroupWidth(codec), scratch.acquire(raw.length)) : undefined;
   let frame: Buffer;
   try {
-    frame = await compress(asBuffer(grouped ?? raw), ZSTD_LEVEL);
+    frame = await (await zstd()).compress(asBuffer(grouped ?? raw), ZSTD_LEVEL);
   } finally {
     if (grouped) scratch.release(grouped);
   }
@@ -90,7 +90,7 @@ export async function decodeBody(codec: number, stored: Uint8Array, rawLength: n
   }
   let out: Buffer;
   try {
-    out = await decompress(asBuffer(stored));
+    out = await (await zstd()).decompress(asBuffer(stored));
   } catch (e) {
     throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: does not decompress (${(e as Error).message})`, { where });
   }
