@@ -31,6 +31,8 @@ export class PackWriter {
   private readonly ids = new Set<ObjectId>();
   private readonly inFlight = new Set<Promise<void>>();
   private pending: Buffer[] = [];
+  /** Releases of scratch space that `pending` points into: run once those bytes are written. */
+  private afterWrite: (() => void)[] = [];
   private pendingBytes = 0;
   private offset = 0;
   private failure: unknown;
@@ -71,10 +73,11 @@ export class PackWriter {
     this.rawBytes += raw.length;
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
     const job = (base ? base() : Promise.resolve(undefined)).then((b) => encodeBody(raw, width, tryCompress, b)).then(
-      async ({ codec, pieces, storedLength }) => {
+      async ({ codec, pieces, storedLength, release }) => {
         const entry = { id, type, codec, rawLength: raw.length, storedLength, offset: this.offset };
         this.append(encodeRecordHeader(entry));
         for (const p of pieces) this.append(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+        if (release) this.afterWrite.push(release);
         this.entries.push(entry);
         if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
       },
@@ -108,16 +111,20 @@ export class PackWriter {
 
   private flush(): Promise<void> {
     const bufs = this.pending;
+    const releases = this.afterWrite;
     this.pending = [];
+    this.afterWrite = [];
     this.pendingBytes = 0;
     // Writes are chained so they land in the order their bytes were hashed and given offsets.
     this.flushing = this.flushing.then(async () => {
-      if (this.failure) return;
       try {
+        if (this.failure) return;
         faultPoint('pack.write');
         await this.fh.writev(bufs);
       } catch (e) {
         this.failure = ioError(e, 'write', this.tmpFile);
+      } finally {
+        for (const release of releases) release();
       }
     });
     return this.flushing;

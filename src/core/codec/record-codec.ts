@@ -26,6 +26,8 @@ export interface EncodedBody {
   /** The stored bytes, in pieces to be written back to back (avoids copying compressed output). */
   pieces: Uint8Array[];
   storedLength: number;
+  /** Call once the pieces are written: they may point into pooled scratch space. */
+  release?: () => void;
 }
 
 /** A chunk to encode against: the same tensor's chunk at the same offset in the parent commit (§4.3). */
@@ -47,8 +49,11 @@ export async function encodeBody(raw: Uint8Array, width: number, tryCompress = t
     const fits = base && base.bytes.length === raw.length && (base.groupedWidth === undefined || base.groupedWidth === width);
     const usable = fits ? { id: Buffer.from(base.id, 'hex'), bytes: base.bytes, grouped: base.groupedWidth !== undefined } : undefined;
     const planes = await encodePlanes(raw, width, ZSTD_LEVEL, usable);
-    if (!planes.usesBase && (planes.allRaw || planes.storedLength > raw.length * (1 - MIN_SAVING))) return asRaw;
-    return { codec: planes.usesBase ? CODECS.xorPlanes : CODECS.planes, pieces: planes.pieces, storedLength: planes.storedLength };
+    if (!planes.usesBase && (planes.allRaw || planes.storedLength > raw.length * (1 - MIN_SAVING))) {
+      planes.release();
+      return asRaw;
+    }
+    return { codec: planes.usesBase ? CODECS.xorPlanes : CODECS.planes, pieces: planes.pieces, storedLength: planes.storedLength, release: planes.release };
   }
   const codec = codecForWidth(width);
   const grouped = codecGroupWidth(codec) > 1 ? groupBytes(raw, codecGroupWidth(codec), scratch.acquire(raw.length)) : undefined;
