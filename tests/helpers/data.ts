@@ -35,6 +35,20 @@ export function randomFloat32(seed: number, count: number): Buffer {
   return b;
 }
 
+/**
+ * `count` float32 values shaped like trained weights at the bit level: random signs, exponents in a narrow band,
+ * noise mantissas (their low bytes do not compress; the sign/exponent byte does).
+ */
+export function trainedFloat32(seed: number, count: number): Buffer {
+  const next = prng(seed);
+  const b = Buffer.alloc(count * 4);
+  for (let i = 0; i < count; i++) {
+    const r = next();
+    b.writeUInt32LE((((r >>> 31) << 31) | ((118 + (r & 3)) << 23) | (next() >>> 9)) >>> 0, i * 4);
+  }
+  return b;
+}
+
 export const DTYPE_WIDTH: Record<string, number> = {
   BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
 };

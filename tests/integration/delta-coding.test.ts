@@ -8,27 +8,14 @@ import { objectId } from '../../src/core/object-id.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
 import { ckvc, cleanupTemp, commitId, diffSnapshots, errorCodes, newStore, ok, packBytes, snapshotStore, tempDir, type TempStore } from '../helpers/ckvc.js';
-import { safetensorsBytes, type TensorSpec } from '../helpers/data.js';
+import { safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
 import { hostileBundle, hostileHistory } from '../helpers/hostile-tree.js';
 
 const KiB = 1024;
 const ELEMENTS = 64 * KiB; // one 256 KiB chunk of F32 per tensor
 const STEPS = MAX_WRITTEN_DELTA_DEPTH + 3;
 
-/** Trained-looking float32 weights: exponents in a narrow band, noisy mantissas. */
-function weights(seed: number): Buffer {
-  const b = Buffer.alloc(ELEMENTS * 4);
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return x;
-  };
-  for (let i = 0; i < ELEMENTS; i++) {
-    const r = next();
-    b.writeUInt32LE((((r >>> 31) << 31) | ((118 + (r & 3)) << 23) | (next() >>> 9)) >>> 0, i * 4);
-  }
-  return b;
-}
+const weights = (seed: number): Buffer => trainedFloat32(seed, ELEMENTS);
 
 /** One optimizer step: every element's low mantissa bits move, the exponents stay. */
 function step(prev: Buffer, seed: number): Buffer {

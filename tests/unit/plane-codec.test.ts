@@ -4,6 +4,7 @@ import { decodeBody, encodeBody, joinPieces } from '../../src/core/codec/record-
 import { isCkvcError } from '../../src/core/errors.js';
 import { objectId } from '../../src/core/object-id.js';
 import { CODECS } from '../../src/core/pack-format.js';
+import { trainedFloat32 } from '../helpers/data.js';
 import { hex, loadVector, unhex } from './vectors.js';
 
 interface Vectors {
@@ -22,20 +23,7 @@ async function refusal(p: Promise<unknown>): Promise<unknown> {
   return undefined;
 }
 
-/** Trained-looking float32: a narrow band of exponents, noisy mantissas. */
-function weights(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n * 4);
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return x;
-  };
-  for (let i = 0; i < n; i++) {
-    const r = next();
-    b.writeUInt32LE((((r >>> 31) << 31) | ((118 + (r & 3)) << 23) | (next() >>> 9)) >>> 0, i * 4);
-  }
-  return b;
-}
+const weights = (n: number, seed: number): Buffer => trainedFloat32(seed, n);
 
 describe('codecs 5 and 6 (spec vectors)', () => {
   it('decodes every vector to its raw bytes', async () => {
