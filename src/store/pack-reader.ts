@@ -2,7 +2,7 @@
 // the body must decode, and the decoded bytes must hash to the object ID. Nothing unverified is returned.
 import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
-import type { BufferPool } from '../core/buffer-pool.js';
+import { scratch, type BufferPool } from '../core/buffer-pool.js';
 import { groupBytes, ungroupBytes } from '../core/codec/byte-group.js';
 import { decodePlanesGrouped, parsePlaneHeader } from '../core/codec/plane-codec.js';
 import { decodeBody } from '../core/codec/record-codec.js';
@@ -163,7 +163,9 @@ export class PackReader {
       if (h.width === width) {
         const base = h.baseId ? await this.readBaseGrouped(Buffer.from(h.baseId).toString('hex'), width, depth + 1, where) : undefined;
         if (base && base.grouped.length !== header.rawLength) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: its delta base has another length`, { id, pack: loc.packId });
-        return { grouped: await decodePlanesGrouped(body, header.rawLength, h, where, base?.grouped), depth: base ? base.depth + 1 : 0 };
+        const grouped = await decodePlanesGrouped(body, header.rawLength, h, where, base?.grouped);
+        if (base) scratch.release(base.grouped); // XORed in: nothing refers to it any more
+        return { grouped, depth: base ? base.depth + 1 : 0 };
       }
     }
     const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth);
@@ -228,7 +230,10 @@ export class PackReader {
       if (header.type !== 'chunk') throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: a ${header.type} stored plane by plane (only chunks may be)`, { id, pack: loc.packId });
       const width = body[0] ?? 1;
       const got = await this.decodeGrouped(buf, loc, id, where, width, depth);
-      decoded = { bytes: width > 1 ? ungroupBytes(got.grouped, width) : got.grouped, depth: got.depth };
+      if (width > 1) {
+        decoded = { bytes: ungroupBytes(got.grouped, width, pool?.acquire(got.grouped.length)), depth: got.depth };
+        scratch.release(got.grouped);
+      } else decoded = { bytes: got.grouped, depth: got.depth };
     } else decoded = { bytes: await decodeBody(header.codec, body, header.rawLength, where, pool), depth: 0 };
     if (objectId(header.type, decoded.bytes) !== id) {
       throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`, { id, pack: loc.packId });

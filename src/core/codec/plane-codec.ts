@@ -193,7 +193,8 @@ export async function decodePlanesGrouped(stored: Uint8Array, rawLength: number,
   const { width } = h;
   const n = Math.floor(rawLength / width);
   if (h.baseId && (!baseGrouped || baseGrouped.length !== rawLength)) throw corrupt(where, `delta base has ${baseGrouped?.length ?? 'no'} bytes, expected ${rawLength}`);
-  const grouped = Buffer.allocUnsafeSlow(rawLength);
+  // Pooled (the caller may hand it back to `scratch` once done with it): fresh memory per chunk costs page faults.
+  const grouped = scratch.acquire(rawLength);
   await Promise.all(h.planes.map(async (p, j) => {
     const src = stored.subarray(p.offset, p.offset + p.length);
     const dest = grouped.subarray(j * n, (j + 1) * n);
