@@ -97,10 +97,10 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   }
   // A live delta whose base is dead is re-encoded without it (its pack rewritten) so the base can go; in a young
   // pack it cannot be rewritten, and its base stays live instead (FORMAT.md §15).
-  const located = new Map<ObjectId, ObjectLocation>();
-  for (const p of plans) for (const e of p.entries) located.set(e.id, { packId: p.packId, entry: e });
+  const copies = new Map<ObjectId, ObjectLocation[]>();
+  for (const p of plans) for (const e of p.entries) copies.set(e.id, [...(copies.get(e.id) ?? []), { packId: p.packId, entry: e }]);
   const young = new Set(plans.filter((p) => p.young).map((p) => p.packId));
-  const reencode = await settleDeltaBases(store, live, located, (packId) => !young.has(packId));
+  const reencode = await settleDeltaBases(store, live, copies, (packId) => !young.has(packId));
   for (const p of plans) {
     p.live = p.entries.filter((e) => live.has(e.id));
     p.dead = p.entries.filter((e) => !live.has(e.id));

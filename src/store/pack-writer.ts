@@ -64,8 +64,10 @@ export class PackWriter {
     return this.rawBytes;
   }
 
-  /** Queues an object. Resolves once it is accepted (not yet durable); objects already in this pack are skipped. */
-  /** `base` loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job. */
+  /**
+   * Queues an object. Resolves once it is accepted (not yet durable); objects already in this pack are skipped.
+   * `base` loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job.
+   */
   async add(type: ObjectType, id: ObjectId, raw: Uint8Array, width = 1, tryCompress = true, base?: () => Promise<DeltaBase | undefined>): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ids.has(id)) return;

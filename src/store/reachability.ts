@@ -75,35 +75,44 @@ export async function liveObjects(store: ObjectStore, roots: Roots, pruned: Map<
 }
 
 /**
- * Settles the delta bases of the live set (FORMAT.md §4.3, §15). A live codec 6 record whose base is live is
- * fine. One whose base is not live is re-encoded without it when gc may rewrite its pack (`rewritable`), so the
- * base can be freed (a pruned parent's chunks); otherwise its base becomes live, transitively. Returns the IDs
- * to re-encode; `live` gains the bases that must stay. A base missing from `where` is left to verify to report.
+ * Settles the delta bases of the live set (FORMAT.md §4.3, §15). `copies` lists every stored copy of each object
+ * (after a crash an object can sit in two packs, encoded differently, and the index may name either). A copy
+ * stored as a delta whose base is live is fine. One whose base is not live is re-encoded without it when gc may
+ * rewrite its pack (`rewritable`), so the base can be freed (a pruned parent's chunks); otherwise its base
+ * becomes live, transitively. Returns the IDs to re-encode; `live` gains the bases that must stay. A base
+ * missing from the packs is left to verify to report.
  */
 export async function settleDeltaBases(
-  store: ObjectStore, live: Set<ObjectId>, where: Map<ObjectId, ObjectLocation>, rewritable: (packId: string) => boolean,
+  store: ObjectStore, live: Set<ObjectId>, copies: Map<ObjectId, ObjectLocation[]>, rewritable: (packId: string) => boolean,
 ): Promise<Set<ObjectId>> {
   const reencode = new Set<ObjectId>();
+  const deadBase = async (loc: ObjectLocation): Promise<ObjectId | undefined> => {
+    if (loc.entry.codec !== CODECS.xorPlanes) return undefined;
+    const base = await store.packs.readDeltaBaseId(loc);
+    return base && !live.has(base) ? base : undefined;
+  };
   let frontier = [...live];
   while (frontier.length) {
     const next: ObjectId[] = [];
     for (const id of frontier) {
-      const loc = where.get(id);
-      if (!loc || loc.entry.codec !== CODECS.xorPlanes) continue;
-      const base = await store.packs.readDeltaBaseId(loc);
-      if (!base || live.has(base)) continue;
-      if (rewritable(loc.packId)) reencode.add(id);
-      else {
-        live.add(base);
-        next.push(base);
+      for (const loc of copies.get(id) ?? []) {
+        const base = await deadBase(loc);
+        if (!base) continue;
+        if (rewritable(loc.packId)) reencode.add(id);
+        else {
+          live.add(base);
+          next.push(base);
+        }
       }
     }
     frontier = next;
   }
-  // A base kept for a young record may be another re-encoded record's base too: that one need not change.
+  // A base made live for a young copy may serve another copy too: an object none of whose copies lacks its
+  // base need not change.
   for (const id of reencode) {
-    const base = await store.packs.readDeltaBaseId(where.get(id)!);
-    if (base && live.has(base)) reencode.delete(id);
+    let needed = false;
+    for (const loc of copies.get(id) ?? []) if (await deadBase(loc)) needed = true;
+    if (!needed) reencode.delete(id);
   }
   return reencode;
 }

@@ -5,8 +5,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { objectId } from '../../src/core/object-id.js';
+import { CODECS } from '../../src/core/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
+import { PackWriter } from '../../src/store/pack-writer.js';
 import { ckvc, cleanupTemp, commitId, diffSnapshots, errorCodes, newStore, ok, packBytes, snapshotStore, tempDir, type TempStore } from '../helpers/ckvc.js';
 import { safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
 import { hostileBundle, hostileHistory } from '../helpers/hostile-tree.js';
@@ -118,6 +120,49 @@ describe('delta coding of changed tensors', () => {
     const out = tempDir('ckvc-delta-out-');
     r.ok(['checkout', ids[STEPS - 1]!, '--to', out]);
     expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(versions[STEPS - 1]!)).toBe(true);
+  });
+});
+
+describe('gc and duplicate copies', () => {
+  afterAll(() => cleanupTemp());
+
+  it('a delta copy in a pack too young to rewrite keeps its base, even when an old copy of it is re-encoded', async () => {
+    const s = newStore('ckvc-delta-dup-');
+    const file = path.join(tempDir('ckvc-delta-dup-in-'), 'model.safetensors');
+    const v1 = checkpoint([weights(11)]);
+    const v2 = checkpoint([step(weights(11), 12)]);
+    fs.writeFileSync(file, v1);
+    s.ok(['commit', file, '-m', 'one']);
+    fs.writeFileSync(file, v2);
+    const second = commitId(s, [file, '-m', 'two']);
+    // Plant a second, young copy of every delta record (as a crashed gc or two racing commits can leave).
+    const store = await ObjectStore.open(s.store);
+    try {
+      const packs = fs.readdirSync(path.join(s.store, 'packs'));
+      const writer = await PackWriter.create(store.layout);
+      for (const name of packs) {
+        const packId = name.slice(0, 64);
+        for (const entry of (await store.packs.readToc(packId)).entries) {
+          if (entry.codec !== CODECS.xorPlanes) continue;
+          const body = await store.packs.readStoredRecord({ packId, entry }, entry.id, { verify: true });
+          await writer.addStored(entry, body);
+        }
+      }
+      expect(writer.count).toBeGreaterThan(0);
+      await writer.finish();
+      // Every pack but the planted one is made old.
+      const old = new Date(Date.now() - 3 * 3600_000);
+      for (const name of packs) fs.utimesSync(path.join(s.store, 'packs', name), old, old);
+    } finally {
+      await store.close();
+    }
+    s.ok(['index', 'rebuild']);
+    s.ok(['prune', '--keep-last', '1']); // releases the first commit's data: the deltas' bases
+    s.ok(['gc', '--grace', '1h']);
+    s.ok(['verify', '--read-data']);
+    const out = tempDir('ckvc-delta-dup-out-');
+    s.ok(['checkout', second, '--to', out]);
+    expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(v2)).toBe(true);
   });
 });
 
