@@ -74,9 +74,10 @@ function xorInto(out: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Array {
 }
 
 /**
- * Encodes `raw` (tensor data of `width`-byte elements) plane by plane; with `base` (same length; `grouped` when
- * its bytes are already byte-grouped by `width`), each plane
- * whose XOR against the base's plane looks more compressible is stored XORed. `baseId` is written when used.
+ * Encodes `raw` (tensor data of `width`-byte elements) plane by plane. With `base` (same length; `grouped` when
+ * its bytes are already byte-grouped by `width`), each plane whose XOR against the base's plane looks more
+ * compressible is stored XORed, and the base's ID is written. `level` is passed to the binding, which (1.x)
+ * applies its own default.
  */
 export async function encodePlanes(
   raw: Uint8Array, width: number, level: number, base?: { id: Uint8Array; bytes: Uint8Array; grouped?: boolean },
