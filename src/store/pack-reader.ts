@@ -4,10 +4,10 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { scratch, type BufferPool } from '../core/buffer-pool.js';
 import { groupBytes, ungroupBytes } from '../core/codec/byte-group.js';
-import { decodePlanesGrouped, parsePlaneHeader } from '../core/codec/plane-codec.js';
+import { DELTA_HEAD_BYTES, decodePlanesGrouped, parseDeltaHead, parsePlaneHeader } from '../core/codec/plane-codec.js';
 import { decodeBody } from '../core/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
-import { ID_BYTES, objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
+import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
 import {
   checkPackHeader, CODECS, decodeFooter, MAX_OBJECT_BYTES, decodeRecordHeader, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES,
   RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
@@ -21,8 +21,6 @@ const MAX_OPEN = 64;
  * (MAX_WRITTEN_DELTA_DEPTH); the cap bounds the work a hostile or looping chain can cause.
  */
 export const MAX_DELTA_CHAIN = 64;
-/** A codec 6 body starts with width, plane count and the base ID (FORMAT.md §4.3). */
-const DELTA_HEAD_BYTES = 2 + ID_BYTES;
 
 export interface ObjectLocation {
   packId: string;
@@ -131,9 +129,8 @@ export class PackReader {
     if (header.id !== entry.id || header.codec !== entry.codec) {
       throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`, { id: entry.id, pack: packId });
     }
-    const body = buf.subarray(RECORD_HEADER_BYTES);
-    if (body.length < 2 + ID_BYTES) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: delta record is truncated before its base ID`, { id: entry.id, pack: packId });
-    return { base: body.subarray(2, 2 + ID_BYTES).toString('hex'), width: body[0]! };
+    const { width, baseId } = parseDeltaHead(buf.subarray(RECORD_HEADER_BYTES), where);
+    return { base: baseId, width };
   }
 
   /**

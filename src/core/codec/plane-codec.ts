@@ -139,6 +139,17 @@ export async function encodePlanes(
   };
 }
 
+/** Bytes at the start of a codec 6 body that name its width and base (enough to follow the base edge). */
+export const DELTA_HEAD_BYTES = 2 + ID_BYTES;
+
+/** The width and base a codec 6 body starts with, checked; readers that follow base edges read only this much. */
+export function parseDeltaHead(head: Uint8Array, where: string): { width: number; baseId: string } {
+  if (head.length < DELTA_HEAD_BYTES) throw corrupt(where, 'delta record is truncated before its base ID');
+  const width = head[0]!;
+  if (!PLANE_WIDTHS.includes(width) || head[1] !== width) throw corrupt(where, `plane-coded body has width ${width} and ${head[1]} planes`);
+  return { width, baseId: Buffer.from(head.subarray(2, DELTA_HEAD_BYTES)).toString('hex') };
+}
+
 export interface PlaneHeader {
   width: number;
   /** The base's object ID bytes (codec 6). */
