@@ -7,6 +7,8 @@ export default defineConfig({
     exclude: [...configDefaults.exclude, 'tests/soak/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // Fault injection (spec/FAULTS.md) is honoured only when switched on; every ckvc a test spawns inherits this.
+    env: { CKVC_TEST_FAULTS: '1' },
     reporters: ['default', './tests/summary-reporter.ts'],
   },
 });

@@ -2,6 +2,8 @@
 // when one is reached: `STEP[@N][=ACTION]`, comma-separated; N counts hits of that step in this process
 // (default 1); ACTION is `kill` (SIGKILL this process: a crash), `enospc` or `eio` (the step fails with that
 // errno, as a full or failing disk would). Without CKVC_FAULT this is one property read per step.
+// CKVC_FAULT is honoured only when CKVC_TEST_FAULTS=1 is set as well: a stray CKVC_FAULT left in a user's shell
+// must never SIGKILL their commit mid-write, so the test run switches the mechanism on explicitly.
 import { CkvcError } from '../core/errors.js';
 
 /** Every step a fault can be injected at, in the order a commit reaches them. */
@@ -38,7 +40,7 @@ export function parseFaultSpec(spec: string): Rule[] {
 
 export function faultPoint(step: FaultStep): void {
   const spec = process.env.CKVC_FAULT;
-  if (!spec) return;
+  if (!spec || process.env.CKVC_TEST_FAULTS !== '1') return;
   rules ??= parseFaultSpec(spec);
   const n = (hits.get(step) ?? 0) + 1;
   hits.set(step, n);

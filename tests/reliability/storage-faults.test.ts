@@ -119,6 +119,14 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
     expect(ok, `${JSON.stringify(summary)}\n${describeOutcome(r)}`).toBe(true);
     expect((await s.verify(true)).r.code).toBe(0);
   });
+
+  it('a stray CKVC_FAULT without CKVC_TEST_FAULTS=1 is ignored: the commit lands (spec/FAULTS.md)', async ({ expect }) => {
+    const s = initStore('ckvc-sf-stray-');
+    const env = { CKVC_FAULT: 'pack.create,ref.lock', CKVC_TEST_FAULTS: undefined };
+    const r = await s.run(['commit', inDir, '-b', 'stray', '-m', 'stray fault variable'], { env });
+    expect(r.code, describeOutcome(r)).toBe(0);
+    expect(s.ref('refs/heads/stray')).toBeDefined();
+  });
 });
 
 let broken: Store;

@@ -16,6 +16,7 @@ export default defineConfig({
     // One file at a time: the soak measures ckvc against itself, not against the other tests.
     fileParallelism: false,
     env: {
+      CKVC_TEST_FAULTS: '1',
       CKVC_SOAK_SCALE: process.env.CKVC_SOAK_SCALE ?? '10',
       CKVC_FUZZ_SCALE: process.env.CKVC_FUZZ_SCALE ?? '10',
     },
