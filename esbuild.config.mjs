@@ -40,6 +40,31 @@ const deferStringWidth = {
   },
 };
 
+/**
+ * @napi-rs/blake-hash's loader asks process.report.getReport() whether libc is musl before it loads its addon:
+ * about 7 ms of every start. On Linux x64 and arm64 the bundle first requires the glibc addon package itself
+ * (the one npm installs on glibc systems); if that package is absent or does not load (musl), it falls back to
+ * the package's own loader, which then decides as before.
+ */
+const directBlakeAddon = {
+  name: 'direct-blake-addon',
+  setup(b) {
+    // The stand-in's own fallback require (importer in this namespace) is the real, external package.
+    b.onResolve({ filter: /^@napi-rs\/blake-hash$/ }, (args) => (
+      args.namespace === 'blake-addon' ? { path: args.path, external: true } : { path: args.path, namespace: 'blake-addon' }));
+    b.onLoad({ filter: /.*/, namespace: 'blake-addon' }, () => ({
+      contents: `let m;
+if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+  try { m = require('@napi-rs/blake-hash-linux-' + process.arch + '-gnu'); } catch { m = undefined; }
+}
+m ??= require('@napi-rs/blake-hash');
+export const Blake3Hasher = m.Blake3Hasher;
+export const blake3 = m.blake3;`,
+      loader: 'js',
+    }));
+  },
+};
+
 const repo = path.dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
 
@@ -68,7 +93,7 @@ const result = await build({
   ],
   // Bundled CommonJS (yaml) calls require() for Node's own modules; an ES module has no require of its own.
   banner: { js: "import { createRequire as __ckvcCreateRequire } from 'node:module'; const require = __ckvcCreateRequire(import.meta.url);" },
-  plugins: [deferStringWidth],
+  plugins: [deferStringWidth, directBlakeAddon],
   logLevel: 'warning',
   // CKVC_BUNDLE_META=1: also write dist/bundle/meta.json, what each output file holds and imports.
   metafile: Boolean(process.env.CKVC_BUNDLE_META),
