@@ -1,6 +1,6 @@
 // Moving aliases (spec/FORMAT.md §12): a ref that always names the best commit of a branch by one metric,
 // moved by every commit to that branch that beats it, so "best" needs no script.
-import { CkvcError } from '../core/errors.js';
+import { CkvcError, isCkvcError } from '../core/errors.js';
 import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/object-id.js';
 import { assertRefName } from '../core/ref-name.js';
@@ -46,7 +46,7 @@ export async function createAlias(store: ObjectStore, opts: CreateAliasOptions):
   // The alias starts at the branch's current best, if any commit has the metric yet.
   // An alias may be set up before its branch's first commit: it stays empty until a commit has the metric.
   const current = await best(store, { metric: def.track, mode: def.mode, branch }).catch((e) => {
-    if (e instanceof CkvcError && (e.code === 'CKVC_UNKNOWN_REVISION' || e.code === 'CKVC_NO_METRIC') && e.data.branch === branch) return undefined;
+    if ((isCkvcError(e, 'CKVC_UNKNOWN_REVISION') || isCkvcError(e, 'CKVC_NO_METRIC')) && e.data.branch === branch) return undefined;
     throw e;
   });
   await store.aliases.write(def);

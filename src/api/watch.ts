@@ -382,7 +382,7 @@ async function lockBranch(store: ObjectStore, branch: string): Promise<HeldLock>
     return await acquireLock(file, `branch '${branch}'`, 0);
   } catch (e) {
     if (!isCkvcError(e, 'CKVC_LOCKED')) throw e;
-    const owner = e.data.owner as { pid?: number; host?: string } | undefined;
+    const owner = e.data.owner;
     throw new CkvcError('CKVC_LOCKED', `branch '${branch}' is already being watched by ${owner?.pid ? `process ${owner.pid} on ${owner.host}` : 'another process'}; a second watcher would commit every checkpoint twice. Stop that one first (or watch into another branch); if it is gone, remove ${file}`, { branch, path: file, owner });
   }
 }

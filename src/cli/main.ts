@@ -28,7 +28,7 @@ function report(e: unknown, asJson: boolean): number {
     ? e
     : new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
   if (asJson) process.stderr.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
-  else if (!err.data.reported) process.stderr.write(`ckvc: ${humanMessage(err)} [${err.code}]\n`);
+  else if (!err.reported) process.stderr.write(`ckvc: ${humanMessage(err)} [${err.code}]\n`);
   return err.exitCode;
 }
 

@@ -64,15 +64,55 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-export class CkvcError extends Error {
-  readonly code: ErrorCode;
-  readonly data: Record<string, unknown>;
+/** Facts an error carries for the user and for --json beyond the typed fields: free-form, never read by code. */
+export type ErrorFacts = Record<string, unknown>;
 
-  constructor(code: ErrorCode, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+/** A lock's holder as recorded in its lock file. */
+export interface LockHolderFacts {
+  pid?: number;
+  host?: string;
+}
+
+/**
+ * The fields that control flow reads, per code: the place that throws and the place that decides on the error
+ * are checked against one declaration, so they cannot drift apart on a name or a type. Read them after
+ * narrowing with `isCkvcError(e, CODE)`.
+ */
+export interface ErrorDataByCode {
+  CKVC_IO: { path?: string; errno?: string };
+  CKVC_LOCKED: { path?: string; owner?: LockHolderFacts };
+  CKVC_MISSING_OBJECT: { pack?: string };
+  CKVC_UNKNOWN_REVISION: { branch?: string };
+  CKVC_NO_METRIC: { branch?: string };
+  CKVC_BAD_REF_NAME: { ref?: string };
+  CKVC_BAD_ARGUMENT: { path?: string };
+  CKVC_INPUT_NOT_FOUND: { path?: string };
+  CKVC_BAD_SAFETENSORS: { path?: string };
+  CKVC_BAD_TENSOR_FILE: { path?: string };
+}
+
+/** Any code may say which refs a batch update moved before it failed (spec/FORMAT.md §6.5). */
+export interface RefMoveFacts {
+  moved?: string[];
+  notMoved?: string[];
+}
+
+export type ErrorData<C extends ErrorCode = ErrorCode> = (C extends keyof ErrorDataByCode ? ErrorDataByCode[C] : unknown) &
+  RefMoveFacts &
+  ErrorFacts;
+
+export class CkvcError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
+  readonly data: ErrorData<C>;
+  /** Already shown to the user in full (verify lists its problems itself): the CLI adds no error line. */
+  readonly reported: boolean;
+
+  constructor(code: C, message: string, data?: ErrorData<C>, options?: { cause?: unknown; reported?: boolean }) {
     super(message, options);
     this.name = 'CkvcError';
     this.code = code;
-    this.data = data;
+    this.data = data ?? ({} as ErrorData<C>);
+    this.reported = options?.reported ?? false;
   }
 
   get exitCode(): number {
@@ -84,6 +124,6 @@ export class CkvcError extends Error {
   }
 }
 
-export function isCkvcError(e: unknown, code?: ErrorCode): e is CkvcError {
+export function isCkvcError<C extends ErrorCode = ErrorCode>(e: unknown, code?: C): e is CkvcError<C> {
   return e instanceof CkvcError && (code === undefined || e.code === code);
 }

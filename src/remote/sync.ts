@@ -2,7 +2,7 @@
 // lacks, in bundles of bounded size that are each verified and stored on arrival (so an interrupted transfer,
 // re-run, re-sends at most the bundle that was in flight), then move refs by compare-and-swap.
 import { bundleRefNameProblem } from '../core/bundle-format.js';
-import { CkvcError, type ErrorCode } from '../core/errors.js';
+import { CkvcError, type ErrorCode, isCkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { RefMove } from '../store/ref-batch.js';
@@ -86,7 +86,7 @@ export async function push(store: ObjectStore, t: Transport, remote: string, ref
   try {
     updated = await t.updateRefs(changes, force);
   } catch (e) {
-    const moved = e instanceof CkvcError && Array.isArray(e.data.moved) ? new Set(e.data.moved as unknown[]) : undefined;
+    const moved = e instanceof CkvcError && e.data.moved ? new Set(e.data.moved) : undefined;
     if (moved) await track(store, remote, changes.filter((ch) => moved.has(ch.name))).catch(() => {});
     throw e;
   }
@@ -152,7 +152,7 @@ async function usableRefs(store: ObjectStore, t: Transport, remote: string, thei
       await store.refs.checkMoves(out.map((r) => ({ name: r.local, next: r.id })));
       break;
     } catch (e) {
-      const clash = e instanceof CkvcError && e.code === 'CKVC_BAD_REF_NAME' ? out.find((r) => r.local === e.data.ref) : undefined;
+      const clash = isCkvcError(e, 'CKVC_BAD_REF_NAME') ? out.find((r) => r.local === e.data.ref) : undefined;
       if (!clash) throw e;
       warnings.push({ ref: clash.name, code: 'CKVC_BAD_REF_NAME', message: `left out ${clash.name} of ${t.url}: ${(e as CkvcError).message}` });
       out = out.filter((r) => r !== clash);

@@ -4,7 +4,7 @@
 // each other: only gc is exclusive.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { CkvcError } from '../core/errors.js';
+import { CkvcError, isCkvcError } from '../core/errors.js';
 import { ioError } from './durable-fs.js';
 import { acquireLock, newOwner, ownerIsDead, readOwner, type HeldLock } from './lock-file.js';
 import type { StoreLayout } from './store-layout.js';
@@ -56,7 +56,7 @@ export async function registerReader(layout: StoreLayout): Promise<WriterRegistr
   try {
     return await registerWriter(layout);
   } catch (e) {
-    const errno = e instanceof CkvcError ? e.data.errno : undefined;
+    const errno = isCkvcError(e, 'CKVC_IO') ? e.data.errno : undefined;
     if (errno !== 'EACCES' && errno !== 'EPERM' && errno !== 'EROFS') throw e;
   }
   const deadline = Date.now() + gcWaitMs();

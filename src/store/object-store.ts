@@ -1,6 +1,6 @@
 // An open store: reading verified objects by ID, and starting writes. Every read goes pack -> decode -> hash
 // check, so a damaged byte is an error with a code, never data.
-import { CkvcError } from '../core/errors.js';
+import { CkvcError, isCkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
 import { decodeCommit, type CommitObject } from '../core/objects/commit-object.js';
 import { decodeFileRecipe, type FileRecipe } from '../core/objects/file-recipe.js';
@@ -84,7 +84,7 @@ export class ObjectStore {
     try {
       return await this.packs.readObject(loc, id, type, pool);
     } catch (e) {
-      if (!(e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT' && e.data.pack === loc.packId)) throw e;
+      if (!(isCkvcError(e, 'CKVC_MISSING_OBJECT') && e.data.pack === loc.packId)) throw e;
       const again = (await this.index.session((s) => s.locate([id]), { sync: true }))[0];
       if (!again || again.packId === loc.packId) throw e;
       return this.packs.readObject(again, id, type, pool);

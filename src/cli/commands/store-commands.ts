@@ -81,7 +81,7 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           }
         }
         if (!r.ok) {
-          throw new CkvcError('CKVC_VERIFY_FAILED', `verify found ${r.problems.length} problem(s)`, { problems: r.problems.length, reported: true });
+          throw new CkvcError('CKVC_VERIFY_FAILED', `verify found ${r.problems.length} problem(s)`, { problems: r.problems.length }, { reported: true });
         }
       },
     )
