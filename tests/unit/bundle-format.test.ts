@@ -1,16 +1,15 @@
 // spec/BUNDLE.md §1-2: the preamble and header codecs, against spec/vectors/bundle-header.json.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   BUNDLE_TRAILER_BYTES, decodeBundleHeader, decodeBundlePreamble, encodeBundleHeader, encodeBundlePreamble, MAX_BUNDLE_HEADER_BYTES,
 } from '../../src/core/bundle-format.js';
 import { CkvcError } from '../../src/core/errors.js';
+import { loadVector } from './vectors.js';
 
-const vectors = JSON.parse(readFileSync(fileURLToPath(new URL('../../spec/vectors/bundle-header.json', import.meta.url)), 'utf8')) as {
+const vectors = loadVector<{
   valid: { name: string; hex: string; fields: Record<string, unknown> }[];
   invalid: { name: string; hex: string; code: string }[];
-};
+}>('bundle-header.json');
 
 function codeOf(fn: () => unknown): string | undefined {
   try {

@@ -1,13 +1,13 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { groupBytes, ungroupBytes } from '../../src/core/codec/byte-group.js';
 import { isCkvcError } from '../../src/core/errors.js';
+import { loadVector } from './vectors.js';
 
 interface ByteGroupVectors {
   cases: { width: number; input: string; grouped: string }[];
 }
 
-const vectors = JSON.parse(readFileSync(new URL('../../spec/vectors/byte-group.json', import.meta.url), 'utf8')) as ByteGroupVectors;
+const vectors = loadVector<ByteGroupVectors>('byte-group.json');
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));

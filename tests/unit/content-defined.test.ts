@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CDC, nextCdcChunkLength, type CdcParams } from '../../src/core/chunking/content-defined.js';
 import { GEAR_TABLE } from '../../src/core/chunking/gear-table.js';
 import { isCkvcError } from '../../src/core/errors.js';
+import { loadVector } from './vectors.js';
 
 interface CdcVectors {
   gear_table: { first8: string[]; sha256_le: string };
@@ -14,7 +14,7 @@ interface CdcVectors {
   cases: { input: 'xorshift32' | 'zeros'; params: CdcParams; chunk_lengths: number[] }[];
 }
 
-const vectors = JSON.parse(readFileSync(new URL('../../spec/vectors/cdc.json', import.meta.url), 'utf8')) as CdcVectors;
+const vectors = loadVector<CdcVectors>('cdc.json');
 
 /** The xorshift32 (13, 17, 5) byte stream of spec/CHUNKING.md: each step's state appended little-endian. */
 function xorshiftBytes(seed: number, length: number): Uint8Array {
