@@ -61,14 +61,14 @@ function readMetadata(value: JsonValue, source: string | undefined): Record<stri
 }
 
 function readTensorEntry(name: string, value: JsonValue, source: string | undefined): TensorEntry {
-  const q = JSON.stringify(name);
+  const q = (): string => JSON.stringify(name);
   const fields = readEntryFields(name, value, source);
   const dtype = fields.dtype;
   if (typeof dtype !== 'string') {
-    fail('bad-entry', `tensor ${q}: dtype is ${describe(dtype)}, not a string`, source, { name, field: 'dtype' });
+    fail('bad-entry', `tensor ${q()}: dtype is ${describe(dtype)}, not a string`, source, { name, field: 'dtype' });
   }
   if (!Object.hasOwn(SAFETENSORS_DTYPE_BITS, dtype)) {
-    fail('unknown-dtype', `tensor ${q}: unknown dtype ${JSON.stringify(dtype)}`, source, { name, dtype });
+    fail('unknown-dtype', `tensor ${q()}: unknown dtype ${JSON.stringify(dtype)}`, source, { name, dtype });
   }
   const shape = readShape(name, fields.shape, source);
   const [b, e] = readDataOffsets(name, fields.data_offsets, source);
@@ -79,38 +79,38 @@ type EntryField = 'dtype' | 'shape' | 'data_offsets';
 
 /** The three fields of a tensor entry, each present exactly once; other keys are ignored. */
 function readEntryFields(name: string, value: JsonValue, source: string | undefined): Record<EntryField, JsonValue> {
-  const q = JSON.stringify(name);
+  const q = (): string => JSON.stringify(name);
   if (!(value instanceof JsonObject)) {
-    fail('bad-entry', `tensor ${q}: entry is ${describe(value)}, not an object`, source, { name });
+    fail('bad-entry', `tensor ${q()}: entry is ${describe(value)}, not an object`, source, { name });
   }
   const found: Partial<Record<EntryField, JsonValue>> = {};
   for (let k = 0; k < value.keys.length; k++) {
     const key = value.keys[k] as string;
     if (key !== 'dtype' && key !== 'shape' && key !== 'data_offsets') continue; // as serde without deny_unknown_fields
     if (found[key] !== undefined) {
-      fail('bad-entry', `tensor ${q}: field "${key}" appears more than once`, source, { name, field: key });
+      fail('bad-entry', `tensor ${q()}: field "${key}" appears more than once`, source, { name, field: key });
     }
     found[key] = value.values[k] as JsonValue;
   }
   const { dtype, shape, data_offsets } = found;
   if (dtype === undefined || shape === undefined || data_offsets === undefined) {
     const field = dtype === undefined ? 'dtype' : shape === undefined ? 'shape' : 'data_offsets';
-    fail('bad-entry', `tensor ${q}: missing field "${field}"`, source, { name, field });
+    fail('bad-entry', `tensor ${q()}: missing field "${field}"`, source, { name, field });
   }
   return { dtype, shape, data_offsets };
 }
 
 function readShape(name: string, shapeV: JsonValue, source: string | undefined): number[] {
-  const q = JSON.stringify(name);
+  const q = (): string => JSON.stringify(name);
   if (!Array.isArray(shapeV)) {
-    fail('bad-shape', `tensor ${q}: shape is ${describe(shapeV)}, not an array`, source, { name });
+    fail('bad-shape', `tensor ${q()}: shape is ${describe(shapeV)}, not an array`, source, { name });
   }
   const shape: number[] = new Array<number>(shapeV.length);
   for (let d = 0; d < shapeV.length; d++) {
     const n = plainSafeInteger(shapeV[d] as JsonValue);
     if (n === undefined) {
       const what = describe(shapeV[d]);
-      fail('bad-shape', `tensor ${q}: shape[${d}] is ${what}, not a non-negative integer up to 2^53-1`, source, {
+      fail('bad-shape', `tensor ${q()}: shape[${d}] is ${what}, not a non-negative integer up to 2^53-1`, source, {
         name,
         index: d,
       });
@@ -121,9 +121,9 @@ function readShape(name: string, shapeV: JsonValue, source: string | undefined):
 }
 
 function readDataOffsets(name: string, offsetsV: JsonValue, source: string | undefined): [number, number] {
-  const q = JSON.stringify(name);
+  const q = (): string => JSON.stringify(name);
   if (!Array.isArray(offsetsV) || offsetsV.length !== 2) {
-    fail('bad-offsets', `tensor ${q}: data_offsets is ${describe(offsetsV)}, not an array of 2`, source, { name });
+    fail('bad-offsets', `tensor ${q()}: data_offsets is ${describe(offsetsV)}, not an array of 2`, source, { name });
   }
   const b = plainSafeInteger(offsetsV[0] as JsonValue);
   const e = plainSafeInteger(offsetsV[1] as JsonValue);
@@ -131,13 +131,13 @@ function readDataOffsets(name: string, offsetsV: JsonValue, source: string | und
     const which = b === undefined ? 0 : 1;
     fail(
       'bad-offsets',
-      `tensor ${q}: data_offsets[${which}] is ${describe(offsetsV[which])}, not a non-negative integer up to 2^53-1`,
+      `tensor ${q()}: data_offsets[${which}] is ${describe(offsetsV[which])}, not a non-negative integer up to 2^53-1`,
       source,
       { name, index: which },
     );
   }
   if (b > e) {
-    fail('bad-offsets', `tensor ${q}: data_offsets [${b}, ${e}] begin after they end`, source, {
+    fail('bad-offsets', `tensor ${q()}: data_offsets [${b}, ${e}] begin after they end`, source, {
       name,
       dataOffsets: [b, e],
     });

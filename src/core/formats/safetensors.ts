@@ -196,13 +196,13 @@ function checkLayout(
 
 /** numel-overflow and size-mismatch: END - BEGIN must be the byte size of the dtype and shape. */
 function checkTensorSize(t: TensorEntry, source: string | undefined): void {
-  const q = JSON.stringify(t.name);
-  const shapeText = `[${t.shape.join(', ')}]`;
+  const q = (): string => JSON.stringify(t.name);
+  const shapeText = (): string => `[${t.shape.join(', ')}]`;
   let numel = 1;
   for (const d of t.shape) {
     numel *= d;
     if (numel > Number.MAX_SAFE_INTEGER) {
-      fail('numel-overflow', `tensor ${q}: shape ${shapeText} has more than 2^53-1 elements`, source, {
+      fail('numel-overflow', `tensor ${q()}: shape ${shapeText()} has more than 2^53-1 elements`, source, {
         name: t.name,
         shape: t.shape,
       });
@@ -213,7 +213,7 @@ function checkTensorSize(t: TensorEntry, source: string | undefined): void {
   if (bits % 8 === 0) {
     bytes = numel * (bits / 8);
     if (!Number.isSafeInteger(bytes)) {
-      fail('numel-overflow', `tensor ${q}: ${t.dtype} shape ${shapeText} is more than 2^53-1 bytes`, source, {
+      fail('numel-overflow', `tensor ${q()}: ${t.dtype} shape ${shapeText()} is more than 2^53-1 bytes`, source, {
         name: t.name,
         shape: t.shape,
         dtype: t.dtype,
@@ -224,7 +224,7 @@ function checkTensorSize(t: TensorEntry, source: string | undefined): void {
     if (tailBits % 8 !== 0) {
       fail(
         'size-mismatch',
-        `tensor ${q}: ${numel} elements of ${t.dtype} (${bits} bits each) is not a whole number of bytes`,
+        `tensor ${q()}: ${numel} elements of ${t.dtype} (${bits} bits each) is not a whole number of bytes`,
         source,
         { name: t.name, dtype: t.dtype, shape: t.shape, dataOffsets: [t.b, t.e] },
       );
@@ -234,8 +234,8 @@ function checkTensorSize(t: TensorEntry, source: string | undefined): void {
   if (t.e - t.b !== bytes) {
     fail(
       'size-mismatch',
-      `tensor ${q}: data_offsets [${t.b}, ${t.e}] hold ${t.e - t.b} bytes but ` +
-        `${t.dtype} shape ${shapeText} needs ${bytes}`,
+      `tensor ${q()}: data_offsets [${t.b}, ${t.e}] hold ${t.e - t.b} bytes but ` +
+        `${t.dtype} shape ${shapeText()} needs ${bytes}`,
       source,
       { name: t.name, dtype: t.dtype, shape: t.shape, dataOffsets: [t.b, t.e], expectedBytes: bytes },
     );
