@@ -3,8 +3,9 @@
 // invariant below (and agrees with JSON.parse), or throw CkvcError('CKVC_BAD_SAFETENSORS'); nothing else,
 // never slowly.
 import { describe, expect, it } from 'vitest';
+import { SAFETENSORS_DTYPE_BITS } from '../../src/core/formats/safetensors-dtypes.js';
 import {
-  parseSafetensorsHeader, readSafetensorsHeaderLength, SAFETENSORS_DTYPE_BITS, type SafetensorsLayout,
+  parseSafetensorsHeader, readSafetensorsHeaderLength, type SafetensorsLayout,
 } from '../../src/core/formats/safetensors.js';
 import { attempt, FuzzStats, fuzzTimeout, mutate, Rng, scaled, type MutationContext } from './fuzz-helpers.js';
 

@@ -1,12 +1,11 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { CkvcError } from '../../src/core/errors.js';
+import { SAFETENSORS_DTYPE_BITS, safetensorsElementWidth } from '../../src/core/formats/safetensors-dtypes.js';
 import {
-  SAFETENSORS_DTYPE_BITS,
   SAFETENSORS_MAX_HEADER_BYTES,
   parseSafetensorsHeader,
   readSafetensorsHeaderLength,
-  safetensorsElementWidth,
   type SafetensorsLayout,
 } from '../../src/core/formats/safetensors.js';
 

@@ -7,7 +7,8 @@
 // multiple of its element size, which zero-copy loaders rely on, and make the bytes depend only on the
 // tensor set (not on the order a source file happened to use). spec/SAFETENSORS.md, "Writing a subset".
 import { CkvcError } from '../errors.js';
-import { parseSafetensorsHeader, SAFETENSORS_DTYPE_BITS, SAFETENSORS_MAX_HEADER_BYTES } from './safetensors.js';
+import { SAFETENSORS_DTYPE_BITS } from './safetensors-dtypes.js';
+import { parseSafetensorsHeader, SAFETENSORS_MAX_HEADER_BYTES } from './safetensors.js';
 
 export interface SafetensorsEntry {
   name: string;

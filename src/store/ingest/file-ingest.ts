@@ -5,7 +5,8 @@
 import * as path from 'node:path';
 import { CkvcError } from '../../core/errors.js';
 import { NPY_MAGIC, NpyRefusal } from '../../core/formats/npy.js';
-import { parseSafetensorsHeader, readSafetensorsHeaderLength, safetensorsElementWidth } from '../../core/formats/safetensors.js';
+import { safetensorsElementWidth } from '../../core/formats/safetensors-dtypes.js';
+import { parseSafetensorsHeader, readSafetensorsHeaderLength } from '../../core/formats/safetensors.js';
 import { ZipRefusal } from '../../core/formats/zip-directory.js';
 import { ContentHasher, type ObjectId } from '../../core/object-id.js';
 import { encodeFileRecipe, type FilePart, type FileRecipe } from '../../core/objects/file-recipe.js';

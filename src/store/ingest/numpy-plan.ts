@@ -4,7 +4,7 @@
 // (spec/ARCHIVES.md §3).
 import * as path from 'node:path';
 import { NPY_PREFIX_BYTES, NpyRefusal, parseNpyHeader, type NpyHeader } from '../../core/formats/npy.js';
-import { safetensorsElementWidth } from '../../core/formats/safetensors.js';
+import { safetensorsElementWidth } from '../../core/formats/safetensors-dtypes.js';
 import { ZIP_METHOD_DEFLATED, ZIP_METHOD_STORED, ZipRefusal } from '../../core/formats/zip-directory.js';
 import { PlanBuilder, type FilePlan } from './file-plan.js';
 import type { InputFile } from './input-file.js';
