@@ -8,6 +8,7 @@ import {
   readSafetensorsHeaderLength,
   type SafetensorsLayout,
 } from '../../src/core/formats/safetensors.js';
+import { loadVector } from './vectors.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // helpers
@@ -666,7 +667,7 @@ interface Vector {
   tensors?: { name: string; dtype: string; shape: number[]; begin: number; end: number }[];
 }
 
-const vectors = JSON.parse(readFileSync(new URL('../../spec/vectors/safetensors.json', import.meta.url), 'utf8')) as Vector[];
+const vectors = loadVector<Vector[]>('safetensors.json');
 
 describe('spec/vectors/safetensors.json', () => {
   it('is well formed, has unique names and covers every rule', () => {
