@@ -111,7 +111,9 @@ export interface ServeOptions {
 export async function serve(opts: ServeOptions): Promise<{ server: Server; url: string }> {
   const token = opts.tokenFile ? await readToken(opts.tokenFile) : undefined;
   const host = opts.host ?? '127.0.0.1';
-  const server = createServer({ store: opts.store, host, port: opts.port ?? 0, token, readOnly: opts.readOnly, log: opts.log });
+  // The web page beside the protocol, with the same token (spec/UI.md §2).
+  const page = (await import('../ui/ui-server.js')).createUiHandler({ store: opts.store, host, token, log: opts.log });
+  const server = createServer({ store: opts.store, host, port: opts.port ?? 0, token, readOnly: opts.readOnly, log: opts.log, page });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new CkvcError('CKVC_IO', `cannot listen on ${host}:${opts.port ?? 0}: ${(e as NodeJS.ErrnoException).code}`, {})));
     server.listen(opts.port ?? 0, host, () => resolve());
