@@ -17,7 +17,7 @@ function configSection(c) {
 
 function metricsSection(ms) {
   const rows = ms.map((m) => [m.key, num(m.old), num(m.new),
-    m.delta === undefined ? '' : el('span', { class: m.delta < 0 ? 'down' : m.delta > 0 ? 'up' : '' }, `${m.delta > 0 ? '+' : ''}${num(m.delta)}`),
+    m.delta === undefined ? '' : `${m.delta > 0 ? '+' : ''}${num(m.delta)}`,
     m.percent === undefined || m.percent === null ? '' : `${m.percent > 0 ? '+' : ''}${m.percent.toFixed(2)}%`]);
   return section('Metrics', rows.length ? table(['metric', 'A', 'B', 'Δ', 'Δ%'], rows, { id: 'metric-deltas' }) : el('p', { class: 'muted' }, 'none'));
 }

@@ -67,16 +67,17 @@ function pointAt(u, cols) {
   return i === null ? null : { k, i, point: cols.ids[k][i], value: cols.ys[k][i] };
 }
 
-/** The branch whose line is nearest the cursor vertically at the cursor's x. */
+/** The shown branch with a point nearest the cursor (in pixels), looking at each one's nearest point in x. */
 function focusedSeries(u) {
   let bestK = -1;
   let bestD = Infinity;
-  const top = u.cursor.top;
   for (let k = 1; k < u.series.length; k++) {
     if (!u.series[k].show) continue;
     const i = nearestFilled(u.data[k], u.cursor.idx);
     if (i === null) continue;
-    const d = Math.abs(u.valToPos(u.data[k][i], 'y') - top);
+    const dx = u.valToPos(u.data[0][i], 'x') - u.cursor.left;
+    const dy = u.valToPos(u.data[k][i], 'y') - u.cursor.top;
+    const d = Math.hypot(dx, dy);
     if (d < bestD) { bestD = d; bestK = k - 1; }
   }
   return bestK;

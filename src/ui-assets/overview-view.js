@@ -76,7 +76,7 @@ function compareForm(o) {
 }
 
 function graphRow(c) {
-  const warm = c.parents.slice(1);
+  const warm = c.warmStarts;
   return el('div', { class: 'graph-row', dataset: { id: c.id } },
     el('span', { class: 'lanes' }, c.graph),
     commitLink(c.id),

@@ -13,7 +13,7 @@ export const TOKEN_COOKIE = 'ckvc_ui_token';
 export interface UiAccess {
   /** The address the server is bound to, as given (127.0.0.1, ::1, localhost, 0.0.0.0, a name). */
   host: string;
-  /** Required from every request when set (always set for a non-loopback host; see requireToken). */
+  /** Required from every request on a non-loopback host (never absent there: see requireToken). */
   token?: string;
 }
 
@@ -78,8 +78,9 @@ export function checkAccess(access: UiAccess, req: IncomingMessage, url: URL): v
     throw new CkvcError('CKVC_UNAUTHORIZED', `refused a request for Host ${JSON.stringify(req.headers.host ?? '')}: `
       + `this page answers only to its own address (port ${port}); open the URL ckvc ui printed`, {});
   }
+  // On loopback the Host check is the guard (the URL `ckvc serve` prints carries no token).
+  if (isLoopback(access.host)) return;
   if (access.token === undefined) {
-    if (isLoopback(access.host)) return;
     // `ckvc serve --host 0.0.0.0` without a token serves the remote protocol read-only, but never this page.
     throw new CkvcError('CKVC_UNAUTHORIZED', `the page is not shown on ${access.host} without a token: `
       + 'start the server with --token-file FILE, or on 127.0.0.1', {});

@@ -44,6 +44,14 @@ export async function overview(s: Store) {
   return { branches, tags, aliases, modes };
 }
 
+/**
+ * A parent is a warm start when it is a further parent, or the first parent of a branch's first commit made on
+ * another branch (spec/FORMAT.md §5.5: a new branch's warm-start origin is its only parent).
+ */
+function isWarmStart(index: number, parentBranch: string | undefined, childBranch: string | undefined): boolean {
+  return index > 0 || (parentBranch !== undefined && childBranch !== undefined && parentBranch !== childBranch);
+}
+
 /** One page of `log --all` (or of one revision), newest first, each row with its `--graph` lane prefix. */
 export async function logPage(s: Store, p: Params) {
   const offset = countParam(p, 'offset', 0, Number.MAX_SAFE_INTEGER) ?? 0;
@@ -53,10 +61,19 @@ export async function logPage(s: Store, p: Params) {
   const all = await s.log(rev ? { rev, limit: offset + limit + 1 } : { all: true, limit: offset + limit + 1 });
   const page = all.slice(offset, offset + limit);
   const rows = drawGraph(page.map((c) => ({ id: c.id, parents: c.parents })));
-  const commits = page.map((c, i) => ({
-    id: c.id, parents: c.parents, message: c.message, time: c.time, step: c.step, branch: c.branch,
-    refs: c.refs, metrics: c.metrics, graph: rows[i]!.node, after: rows[i]!.after,
-  }));
+  const branchOf = new Map(all.map((c) => [c.id, c.branch]));
+  const commits = [];
+  for (const [i, c] of page.entries()) {
+    const warmStarts = [];
+    for (const [j, p] of c.parents.entries()) {
+      const pb = branchOf.has(p) ? branchOf.get(p) : (await s.objects.readCommit(p)).branch;
+      if (isWarmStart(j, pb, c.branch)) warmStarts.push(p);
+    }
+    commits.push({
+      id: c.id, parents: c.parents, warmStarts, message: c.message, time: c.time, step: c.step, branch: c.branch,
+      refs: c.refs, metrics: c.metrics, graph: rows[i]!.node, after: rows[i]!.after,
+    });
+  }
   return { offset, limit, commits, next: all.length > offset + limit ? offset + limit : null };
 }
 
@@ -121,9 +138,7 @@ export async function commitView(s: Store, p: Params) {
   const parents = [];
   for (const [i, pid] of shown.parents.entries()) {
     const c = await s.objects.readCommit(pid);
-    // Further parents are warm-start origins; so is the first of a branch's first commit, made on another branch.
-    const otherBranch = c.branch !== undefined && shown.branch !== undefined && c.branch !== shown.branch;
-    parents.push({ id: pid, message: c.message, branch: c.branch, step: c.step, warmStart: i > 0 || otherBranch });
+    parents.push({ id: pid, message: c.message, branch: c.branch, step: c.step, warmStart: isWarmStart(i, c.branch, shown.branch) });
   }
   const { tree: _tree, files: _files, ...rest } = shown;
   return { ...rest, parents, files: listed.files, config: await configText(s, id, Boolean(shown.config)) };

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { openStore, type Store } from '../api/index.js';
 import { CkvcError } from '../core/errors.js';
 import { httpStatus } from '../remote/http-server.js';
-import { checkAccess, presentedToken, requireToken, TOKEN_COOKIE, type UiAccess } from './ui-access.js';
+import { checkAccess, isLoopback, presentedToken, requireToken, TOKEN_COOKIE, type UiAccess } from './ui-access.js';
 import { JSON_ROUTES } from './ui-api.js';
 import { assetTable, type Asset } from './ui-assets.js';
 
@@ -25,7 +25,7 @@ const PAGE_ROUTE = /^\/(?:$|metrics$|commit\/.+|compare\/[^/]+\/[^/]+$)/;
 // The page runs only its own scripts and styles and talks only to this server; nothing can frame it.
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    + "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    + "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
@@ -95,6 +95,8 @@ async function route(opts: UiHandlerOptions, assets: Map<string, Asset>, req: ht
     throw new CkvcError('CKVC_UNAUTHORIZED', `the page is read-only: ${req.method} is refused; use GET`, {});
   }
   if (tokenRedirect(req, res, url)) return;
+  // Browsers ask for it on every page; the page has none.
+  if (url.pathname === '/favicon.ico') return send(res, 204, 'image/x-icon', Buffer.alloc(0));
   const asset = assets.get(url.pathname) ?? (PAGE_ROUTE.test(url.pathname) ? assets.get('/assets/index.html') : undefined);
   if (asset) return sendAsset(res, asset);
   const endpoint = JSON_ROUTES[url.pathname];
@@ -139,6 +141,6 @@ export async function startUi(opts: UiOptions): Promise<{ server: http.Server; u
   });
   const port = (server.address() as import('node:net').AddressInfo).port;
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-  const url = `http://${host}:${port}/${opts.token ? `?token=${encodeURIComponent(opts.token)}` : ''}`;
+  const url = `http://${host}:${port}/${opts.token && !isLoopback(opts.host) ? `?token=${encodeURIComponent(opts.token)}` : ''}`;
   return { server, url };
 }

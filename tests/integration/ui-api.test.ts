@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import * as http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ok } from '../helpers/ckvc.js';
+import { BIN, ckvc, ok } from '../helpers/ckvc.js';
 import { makeUiStore, startUi, stopUiServers, type UiStore } from '../helpers/ui-store.js';
 
 interface Reply { status: number; headers: http.IncomingHttpHeaders; body: Buffer; json: any }
@@ -157,5 +157,51 @@ describe('ckvc ui: JSON endpoints and guards', () => {
       const r = await request(url, '/api/overview', { method });
       expect([method, r.status, r.json.error.code]).toEqual([method, 403, 'CKVC_UNAUTHORIZED']);
     }
+  });
+});
+
+describe('the page off loopback, and inside ckvc serve', () => {
+  let S: UiStore;
+  beforeAll(async () => { S = await makeUiStore(); });
+  afterAll(() => stopUiServers());
+
+  it('ckvc ui on a non-loopback address without a token refuses to start', () => {
+    const r = ckvc(['ui', '--host', '0.0.0.0', '--port', '0', '--store', S.store], { env: { CKVC_TOKEN: undefined } });
+    expect([r.code, r.stderr]).toEqual([15, expect.stringContaining('[CKVC_BAD_ARGUMENT]')]);
+  });
+
+  it('with --host 0.0.0.0 every request needs the token: bearer, ?token= (kept as a cookie), or the cookie', async () => {
+    const printed = await startUi(S.store, ['--host', '0.0.0.0'], { CKVC_TOKEN: 's3cret-token' });
+    expect(printed).toMatch(/^http:\/\/0\.0\.0\.0:\d+\/\?token=s3cret-token$/);
+    const url = `http://127.0.0.1:${new URL(printed).port}/`;
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { cookie: 'ckvc_ui_token=s3cret-tokem' }]) {
+      const r = await request(url, '/api/overview', { headers });
+      expect([headers, r.status, r.json.error.code]).toEqual([headers, 403, 'CKVC_UNAUTHORIZED']);
+    }
+    expect((await request(url, '/api/overview', { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(200);
+    const opened = await request(url, '/metrics?key=loss&token=s3cret-token');
+    expect([opened.status, opened.headers.location]).toEqual([303, '/metrics?key=loss']);
+    const cookie = String(opened.headers['set-cookie']).split(';')[0]!;
+    expect(opened.headers['set-cookie']![0]).toMatch(/HttpOnly; SameSite=Strict/);
+    expect((await request(url, '/api/overview', { headers: { cookie } })).status).toBe(200);
+  });
+
+  it('ckvc serve shows the page at / beside the remote protocol', async () => {
+    const url = await startUi(S.store, ['serve']);
+    const page = await request(url, '/');
+    expect([page.status, page.headers['content-type']]).toEqual([200, 'text/html; charset=utf-8']);
+    expect((await request(url, '/api/overview')).json.branches.map((b: any) => b.name)).toEqual(['hostile', 'lowlr', 'main']);
+    const refs = (await request(url, '/v1/refs')).json.refs;
+    expect(Object.keys(refs)).toContain('refs/heads/main');
+    const foreign = await request(url, '/api/overview', { headers: { host: `evil.example:${new URL(url).port}` } });
+    expect([foreign.status, foreign.json.error.code]).toEqual([403, 'CKVC_UNAUTHORIZED']);
+  });
+
+  it('ckvc serve on a non-loopback address without a token serves the protocol but never the page', async () => {
+    const printed = await startUi(S.store, ['serve', '--host', '0.0.0.0'], { CKVC_TOKEN: undefined });
+    const url = `http://127.0.0.1:${new URL(printed).port}/`;
+    expect((await request(url, '/v1/refs')).status).toBe(200);
+    const r = await request(url, '/api/overview');
+    expect([r.status, r.json.error.code]).toEqual([403, 'CKVC_UNAUTHORIZED']);
   });
 });

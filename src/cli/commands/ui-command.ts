@@ -35,13 +35,13 @@ export function uiCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .option('port', { type: 'number', default: 8766, describe: 'port (0: any free port)' })
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind; other than loopback needs a token' })
       .option('open', { type: 'boolean', describe: 'open the page in a browser' })
-      .option('token-file', { type: 'string', describe: 'file holding the token the page requires (default: $CKVC_TOKEN)' }) as unknown as Argv<UiArgs>,
+      .option('token-file', { type: 'string', describe: 'with a non-loopback --host: file holding the token the page requires (default: $CKVC_TOKEN)' }) as unknown as Argv<UiArgs>,
     async (args) => {
       const root = await withStore(args, async (s) => s.root);
       const { readToken } = await import('../../api/remote.js');
       const { isLoopback } = await import('../../ui/ui-access.js');
-      // On loopback the Host check is the guard; a token is asked for only when one was given on purpose.
-      const token = args.tokenFile || !isLoopback(args.host) ? await readToken(args.tokenFile) : undefined;
+      // On loopback the Host check is the guard; off it the token is required (spec/UI.md §2).
+      const token = isLoopback(args.host) ? undefined : await readToken(args.tokenFile);
       const { startUi } = await import('../../ui/ui-server.js');
       const { server, url } = await startUi({ store: root, host: args.host, port: args.port, token, log: (l) => info(escaped(l)) });
       if (args.json) json({ url, store: root });
