@@ -6,22 +6,28 @@ import { commitHref, el, getJson, num, short } from './dom.js';
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
   '#17becf', '#393b79', '#ad494a', '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1'];
 
-/** Columns uPlot wants: one shared sorted x array, and per branch its values (null where it has none) and commit IDs. */
+/**
+ * Columns uPlot wants: one shared sorted x array, and per branch its values (null where it has none) and the
+ * commit behind each. Series arrive column by column (spec/UI.md §3: /api/metrics).
+ */
 export function columns(series, key) {
-  const useStep = series.every((s) => s.points.every((p) => !(key in p.values) || typeof p.step === 'number'));
-  const xOf = (p) => (useStep ? p.step : p.time / 1000);
-  const xs = [...new Set(series.flatMap((s) => s.points.filter((p) => key in p.values).map(xOf)))].sort((a, b) => a - b);
+  const has = (s, j) => s.values[key][j] !== null;
+  const useStep = series.every((s) => s.steps.every((step, j) => !has(s, j) || step !== null));
+  const xOf = (s, j) => (useStep ? s.steps[j] : s.times[j] / 1000);
+  const all = [];
+  for (const s of series) for (let j = 0; j < s.ids.length; j++) if (has(s, j)) all.push(xOf(s, j));
+  const xs = [...new Set(all)].sort((a, b) => a - b);
   const at = new Map(xs.map((x, i) => [x, i]));
   const ys = [];
   const ids = [];
   for (const s of series) {
     const y = new Array(xs.length).fill(null);
     const id = new Array(xs.length).fill(null);
-    for (const p of s.points) {
-      if (!(key in p.values)) continue;
-      const i = at.get(xOf(p));
-      y[i] = p.values[key];
-      id[i] = p;
+    for (let j = 0; j < s.ids.length; j++) {
+      if (!has(s, j)) continue;
+      const i = at.get(xOf(s, j));
+      y[i] = s.values[key][j];
+      id[i] = { id: s.ids[j], step: s.steps[j] ?? undefined };
     }
     ys.push(y);
     ids.push(id);
@@ -155,5 +161,5 @@ export async function renderCurves(main, keys) {
   window.ckvcCharts = {};
   main.replaceChildren(el('p', { class: 'muted' }, `${m.series.length} branch(es); ringed: each branch's best `
     + `(${keys.map((k) => `${k}: ${m.modes[k]}`).join(', ')}). Click a point to open its commit; click a branch in the legend to hide it.`));
-  for (const key of keys) renderChart(main, m.series.filter((s) => s.points.some((p) => key in p.values)), key);
+  for (const key of keys) renderChart(main, m.series.filter((s) => s.values[key].some((v) => v !== null)), key);
 }

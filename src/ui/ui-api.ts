@@ -2,9 +2,12 @@
 // stats, show, ls, refs), so the page reports exactly what the commands do. Read-only; lists that grow with
 // the history are paginated.
 import type { Store } from '../api/index.js';
-import { branchCommits } from '../api/best.js';
+import { branchCommits, pickBest } from '../api/best.js';
 import { CkvcError } from '../core/errors.js';
 import { drawGraph } from '../core/history-graph.js';
+import type { ObjectId } from '../core/object-id.js';
+import type { CommitObject } from '../core/objects/commit-object.js';
+import type { CommitCache } from './commit-cache.js';
 import { defaultMetricMode, type MetricMode } from '../core/metric-mode.js';
 import { parseCount } from '../api/commit-input.js';
 
@@ -87,33 +90,58 @@ function metricKeys(p: Params): string[] {
   return keys;
 }
 
-interface SeriesPoint { id: string; step?: number; time: number; values: Record<string, number> }
-
-/** Each branch's own commits (as `best` walks them) carrying any of `keys`, oldest first, and its best per key. */
-async function branchSeries(s: Store, branch: string, keys: string[]) {
-  const points: SeriesPoint[] = [];
-  for await (const { id, commit } of branchCommits(s.objects, branch)) {
-    const values: Record<string, number> = {};
-    for (const k of keys) if (typeof commit.metrics?.[k] === 'number') values[k] = commit.metrics[k]!;
-    if (Object.keys(values).length) points.push({ id, step: commit.step, time: commit.time, values });
-  }
-  points.reverse();
-  const best: Record<string, { id: string; value: number }> = {};
-  for (const k of keys) {
-    if (!points.some((pt) => k in pt.values)) continue;
-    const b = await s.best({ metric: k, branch });
-    best[k] = { id: b.id, value: b.value };
-  }
-  return { branch, points, best };
+/** One branch's curve, column by column (compact JSON: 10,000 points are about a megabyte), oldest first. */
+interface Series {
+  branch: string;
+  ids: ObjectId[];
+  steps: (number | null)[];
+  times: number[];
+  values: Record<string, (number | null)[]>;
+  /** Each key's best commit on the branch, as `ckvc best` picks it. */
+  best: Record<string, { id: ObjectId; value: number }>;
 }
 
-export async function metrics(s: Store, p: Params) {
+async function* each<T>(items: T[]): AsyncGenerator<T> {
+  yield* items;
+}
+
+/** Each branch's own commits (the walk `best` makes) carrying any of `keys`, and its best per key. */
+async function branchSeries(s: Store, branch: string, keys: string[], read: (id: ObjectId) => Promise<CommitObject>) {
+  const walked: { id: ObjectId; commit: CommitObject }[] = [];
+  for await (const c of branchCommits(s.objects, branch, read)) walked.push(c);
+  const series: Series = { branch, ids: [], steps: [], times: [], values: Object.fromEntries(keys.map((k) => [k, []])), best: {} };
+  for (let i = walked.length - 1; i >= 0; i--) {
+    const { id, commit } = walked[i]!;
+    if (!keys.some((k) => typeof commit.metrics?.[k] === 'number')) continue;
+    series.ids.push(id);
+    series.steps.push(commit.step ?? null);
+    series.times.push(commit.time);
+    for (const k of keys) series.values[k]!.push(commit.metrics?.[k] ?? null);
+  }
+  for (const k of keys) {
+    const top = await pickBest(each(walked), k, defaultMetricMode(k));
+    if (top) series.best[k] = { id: top.id, value: top.value };
+  }
+  return series;
+}
+
+export async function metrics(s: Store, p: Params, cache: CommitCache) {
   const keys = metricKeys(p);
+  await cache.warming;
+  const read = cache.reader(s.objects);
   const series = [];
-  for (const b of await s.branches()) series.push(await branchSeries(s, b.name, keys));
+  for (const b of await s.branches()) series.push(await branchSeries(s, b.name, keys, read));
   const modes: Record<string, MetricMode> = {};
   for (const k of keys) modes[k] = defaultMetricMode(k);
-  return { keys, modes, series: series.filter((x) => x.points.length > 0) };
+  return { keys, modes, series: series.filter((x) => x.ids.length > 0) };
+}
+
+/** Reads every branch's history into `cache`, so the first curves request is as quick as the next. */
+export async function warmCommits(s: Store, cache: CommitCache): Promise<number> {
+  const read = cache.reader(s.objects);
+  let n = 0;
+  for (const b of await s.branches()) for await (const _ of branchCommits(s.objects, b.name, read)) n++;
+  return n;
 }
 
 export async function best(s: Store, p: Params) {
@@ -153,7 +181,7 @@ export async function compare(s: Store, p: Params) {
 }
 
 /** Routes under /api/ answered with JSON; /api/file streams and is routed by the server. */
-export const JSON_ROUTES: Readonly<Record<string, (s: Store, p: Params) => Promise<unknown>>> = {
+export const JSON_ROUTES: Readonly<Record<string, (s: Store, p: Params, cache: CommitCache) => Promise<unknown>>> = {
   '/api/overview': (s) => overview(s),
   '/api/stats': (s) => s.stats(),
   '/api/log': logPage,

@@ -8,7 +8,8 @@ import { openStore, type Store } from '../api/index.js';
 import { CkvcError } from '../core/errors.js';
 import { httpStatus } from '../remote/http-server.js';
 import { checkAccess, isLoopback, presentedToken, requireToken, TOKEN_COOKIE, type UiAccess } from './ui-access.js';
-import { JSON_ROUTES } from './ui-api.js';
+import { CommitCache } from './commit-cache.js';
+import { JSON_ROUTES, warmCommits } from './ui-api.js';
 import { assetTable, type Asset } from './ui-assets.js';
 
 export interface UiHandlerOptions extends UiAccess {
@@ -88,7 +89,9 @@ function tokenRedirect(req: http.IncomingMessage, res: http.ServerResponse, url:
   return true;
 }
 
-async function route(opts: UiHandlerOptions, assets: Map<string, Asset>, req: http.IncomingMessage, res: http.ServerResponse) {
+interface Served { assets: Map<string, Asset>; cache: CommitCache }
+
+async function route(opts: UiHandlerOptions, served: Served, req: http.IncomingMessage, res: http.ServerResponse) {
   const url = new URL(req.url ?? '/', 'http://page.invalid');
   checkAccess(opts, req, url);
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -97,6 +100,7 @@ async function route(opts: UiHandlerOptions, assets: Map<string, Asset>, req: ht
   if (tokenRedirect(req, res, url)) return;
   // Browsers ask for it on every page; the page has none.
   if (url.pathname === '/favicon.ico') return send(res, 204, 'image/x-icon', Buffer.alloc(0));
+  const { assets, cache } = served;
   const asset = assets.get(url.pathname) ?? (PAGE_ROUTE.test(url.pathname) ? assets.get('/assets/index.html') : undefined);
   if (asset) return sendAsset(res, asset);
   const endpoint = JSON_ROUTES[url.pathname];
@@ -105,18 +109,18 @@ async function route(opts: UiHandlerOptions, assets: Map<string, Asset>, req: ht
   }
   const store = await openStore(opts.store);
   try {
-    if (endpoint) return sendJson(res, 200, await endpoint(store, url.searchParams));
+    if (endpoint) return sendJson(res, 200, await endpoint(store, url.searchParams, cache));
     await sendFile(store, res, url.searchParams);
   } finally {
     await store.close().catch(() => {});
   }
 }
 
-export function createUiHandler(opts: UiHandlerOptions): UiHandler {
-  const assets = assetTable();
+export function createUiHandler(opts: UiHandlerOptions, cache = new CommitCache()): UiHandler {
+  const served = { assets: assetTable(), cache };
   return async (req, res) => {
     try {
-      await route(opts, assets, req, res);
+      await route(opts, served, req, res);
     } catch (e) {
       const err = e instanceof CkvcError ? e : new CkvcError('CKVC_INTERNAL', `page error: ${(e as Error)?.message ?? String(e)}`, {});
       opts.log?.(`${req.method} ${req.url}: ${err.code} ${err.message}`);
@@ -126,6 +130,20 @@ export function createUiHandler(opts: UiHandlerOptions): UiHandler {
   };
 }
 
+/** Reads the history in the background once the server listens; a failure here is only logged (requests report their own). */
+async function warm(opts: UiHandlerOptions, cache: CommitCache): Promise<void> {
+  try {
+    const store = await openStore(opts.store);
+    try {
+      await warmCommits(store, cache);
+    } finally {
+      await store.close();
+    }
+  } catch (e) {
+    opts.log?.(`reading the history ahead failed: ${(e as Error).message}`);
+  }
+}
+
 export interface UiOptions extends UiHandlerOptions {
   port: number;
 }
@@ -133,12 +151,14 @@ export interface UiOptions extends UiHandlerOptions {
 /** `ckvc ui`: serves the page until the server is closed; the URL carries the token when one is needed. */
 export async function startUi(opts: UiOptions): Promise<{ server: http.Server; url: string }> {
   requireToken(opts.host, opts.token);
-  const handler = createUiHandler(opts);
+  const cache = new CommitCache();
+  const handler = createUiHandler(opts, cache);
   const server = http.createServer((req, res) => void handler(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new CkvcError('CKVC_IO', `cannot listen on ${opts.host}:${opts.port}: ${(e as NodeJS.ErrnoException).code}; choose another --port`, {})));
     server.listen(opts.port, opts.host, () => resolve());
   });
+  cache.warming = warm(opts, cache).finally(() => { cache.warming = undefined; });
   const port = (server.address() as import('node:net').AddressInfo).port;
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const url = `http://${host}:${port}/${opts.token && !isLoopback(opts.host) ? `?token=${encodeURIComponent(opts.token)}` : ''}`;

@@ -94,8 +94,10 @@ describe('ckvc ui: JSON endpoints and guards', () => {
     expect(r.modes).toEqual({ loss: 'min', acc: 'max' });
     const by = Object.fromEntries(r.series.map((s: any) => [s.branch, s]));
     expect(Object.keys(by).sort()).toEqual(['hostile', 'lowlr', 'main']);
-    expect(by.main.points.map((p: any) => p.id)).toEqual(S.ids.main);
-    expect(by.lowlr.points.map((p: any) => p.step)).toEqual([400, 500, 600, 700]);
+    expect(by.main.ids).toEqual(S.ids.main);
+    expect(by.main.values.loss).toEqual([1, 2, 3, 4, 5, 6].map((i) => 2 / i));
+    expect(by.lowlr.steps).toEqual([400, 500, 600, 700]);
+    expect(by.hostile.values).toEqual({ loss: [3], acc: [null] });
     for (const b of ['main', 'lowlr']) {
       const best = cli(S, ['best', '--metric', 'loss', '--branch', b]);
       expect(by[b].best.loss).toEqual({ id: best.id, value: best.value });
