@@ -46,7 +46,8 @@ export async function* branchCommits(
   }
 }
 
-/** The pick among a branch's commits, given newest first as branchCommits yields them; undefined when none has the metric. */
+/** The pick among a branch's commits, given newest first as branchCommits yields them; undefined when none has
+ * the metric. Shared with the web page's curves (src/ui), which walk the branch through a commit cache. */
 export async function pickBest(
   commits: AsyncIterable<{ id: ObjectId; commit: CommitObject }>, metric: string, mode: MetricMode,
 ): Promise<{ id: ObjectId; commit: CommitObject; value: number; candidates: number } | undefined> {

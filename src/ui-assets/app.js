@@ -19,4 +19,14 @@ const main = document.getElementById('main');
 const render = view(location.pathname);
 if (!render) showError(main, new Error(`no view at ${location.pathname}`));
 // readyMs: milliseconds from navigation to the rendered view (tests/bench/ui.mjs reports it).
-else render(main).then(() => { document.body.dataset.readyMs = String(Math.round(performance.now())); document.body.dataset.ready = '1'; }, (e) => { showError(main, e); document.body.dataset.ready = 'error'; });
+else
+  render(main).then(
+    () => {
+      document.body.dataset.readyMs = String(Math.round(performance.now()));
+      document.body.dataset.ready = '1';
+    },
+    (e) => {
+      showError(main, e);
+      document.body.dataset.ready = 'error';
+    },
+  );

@@ -3,8 +3,28 @@
 // commit; each branch's best point (as `ckvc best` picks it) is ringed; the legend toggles branches.
 import { commitHref, el, getJson, num, short } from './dom.js';
 
-const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
-  '#17becf', '#393b79', '#ad494a', '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1'];
+const PALETTE = [
+  '#1f77b4',
+  '#d62728',
+  '#2ca02c',
+  '#ff7f0e',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+  '#393b79',
+  '#ad494a',
+  '#637939',
+  '#8c6d31',
+  '#843c39',
+  '#7b4173',
+  '#3182bd',
+  '#e6550d',
+  '#31a354',
+  '#756bb1',
+];
 
 /**
  * Columns uPlot wants: one shared sorted x array, and per branch its values (null where it has none) and the
@@ -84,7 +104,10 @@ function focusedSeries(u) {
     const dx = u.valToPos(u.data[0][i], 'x') - u.cursor.left;
     const dy = u.valToPos(u.data[k][i], 'y') - u.cursor.top;
     const d = Math.hypot(dx, dy);
-    if (d < bestD) { bestD = d; bestK = k - 1; }
+    if (d < bestD) {
+      bestD = d;
+      bestK = k - 1;
+    }
   }
   return bestK;
 }
@@ -94,10 +117,19 @@ function tooltipPlugin(series, key, cols, tip) {
     hooks: {
       setCursor: (u) => {
         const hit = pointAt(u, cols);
-        if (!hit) { tip.hidden = true; return; }
+        if (!hit) {
+          tip.hidden = true;
+          return;
+        }
         const p = hit.point;
-        tip.replaceChildren(el('b', {}, series[hit.k].branch), el('br'), `${key} = ${num(hit.value)}`, el('br'),
-          p.step !== undefined ? `step ${p.step} · ` : '', `commit ${short(p.id)}`);
+        tip.replaceChildren(
+          el('b', {}, series[hit.k].branch),
+          el('br'),
+          `${key} = ${num(hit.value)}`,
+          el('br'),
+          p.step !== undefined ? `step ${p.step} · ` : '',
+          `commit ${short(p.id)}`,
+        );
         tip.hidden = false;
         tip.style.left = `${u.valToPos(cols.xs[hit.i], 'x') + 12}px`;
         tip.style.top = `${u.valToPos(hit.value, 'y') + 12}px`;
@@ -114,13 +146,21 @@ function tooltipPlugin(series, key, cols, tip) {
 
 function chartOptions(series, key, cols, logScale, width, tip) {
   return {
-    width, height: 360,
+    width,
+    height: 360,
     scales: { x: { time: !cols.useStep }, y: logScale ? { distr: 3 } : {} },
     axes: [{ label: cols.useStep ? 'step' : 'time' }, { label: key, size: 70 }],
-    series: [{ label: cols.useStep ? 'step' : 'time' }, ...series.map((s, k) => ({
-      label: s.branch, stroke: PALETTE[k % PALETTE.length], width: 1.5, spanGaps: true, points: { size: 4 },
-      value: (_u, v) => (v === null ? '–' : num(v)),
-    }))],
+    series: [
+      { label: cols.useStep ? 'step' : 'time' },
+      ...series.map((s, k) => ({
+        label: s.branch,
+        stroke: PALETTE[k % PALETTE.length],
+        width: 1.5,
+        spanGaps: true,
+        points: { size: 4 },
+        value: (_u, v) => (v === null ? '–' : num(v)),
+      })),
+    ],
     cursor: { drag: { x: true, y: false } },
     hooks: { draw: [bestMarker(series, key, cols)] },
     plugins: [tooltipPlugin(series, key, cols, tip)],
@@ -133,16 +173,23 @@ function renderChart(host, series, key) {
   const logBox = el('input', { type: 'checkbox', class: 'log-toggle', disabled: !positive });
   const tip = el('div', { class: 'tooltip', hidden: true });
   const plotBox = el('div', { class: 'plot' });
-  const card = el('section', { class: 'chart', dataset: { key } },
-    el('h2', {}, key), el('label', { title: positive ? '' : 'some values are 0 or negative' }, logBox, ' log scale'),
-    plotBox);
+  const card = el(
+    'section',
+    { class: 'chart', dataset: { key } },
+    el('h2', {}, key),
+    el('label', { title: positive ? '' : 'some values are 0 or negative' }, logBox, ' log scale'),
+    plotBox,
+  );
   host.append(card);
   let chart;
   const draw = () => {
     chart?.destroy();
     plotBox.replaceChildren(tip);
-    chart = new uPlot(chartOptions(series, key, cols, logBox.checked, Math.max(400, host.clientWidth - 40), tip),
-      [cols.xs, ...cols.ys], plotBox);
+    chart = new uPlot(
+      chartOptions(series, key, cols, logBox.checked, Math.max(400, host.clientWidth - 40), tip),
+      [cols.xs, ...cols.ys],
+      plotBox,
+    );
     window.ckvcCharts[key] = { chart, cols, series: series.map((s) => s.branch) };
   };
   logBox.addEventListener('change', draw);
@@ -153,13 +200,28 @@ export async function renderCurves(main, keys) {
   if (!keys.length) {
     const o = await getJson('/api/overview');
     keys = Object.keys(o.modes).slice(0, 1);
-    if (!keys.length) { main.replaceChildren(el('p', { class: 'muted' }, 'No branch records a metric yet.')); return; }
+    if (!keys.length) {
+      main.replaceChildren(el('p', { class: 'muted' }, 'No branch records a metric yet.'));
+      return;
+    }
   }
   const q = keys.map((k) => `key=${encodeURIComponent(k)}`).join('&');
   const m = await getJson(`/api/metrics?${q}`);
   document.title = `ckvc: ${keys.join(', ')}`;
   window.ckvcCharts = {};
-  main.replaceChildren(el('p', { class: 'muted' }, `${m.series.length} branch(es); ringed: each branch's best `
-    + `(${keys.map((k) => `${k}: ${m.modes[k]}`).join(', ')}). Click a point to open its commit; click a branch in the legend to hide it.`));
-  for (const key of keys) renderChart(main, m.series.filter((s) => s.values[key].some((v) => v !== null)), key);
+  main.replaceChildren(
+    el(
+      'p',
+      { class: 'muted' },
+      `${m.series.length} branch(es); ringed: each branch's best ` +
+        `(${keys.map((k) => `${k}: ${m.modes[k]}`).join(', ')}). ` +
+        'Click a point to open its commit; click a branch in the legend to hide it.',
+    ),
+  );
+  for (const key of keys)
+    renderChart(
+      main,
+      m.series.filter((s) => s.values[key].some((v) => v !== null)),
+      key,
+    );
 }

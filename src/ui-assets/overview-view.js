@@ -20,7 +20,12 @@ function metricCells(metrics, keys, best) {
     const v = metrics?.[k];
     if (v === undefined) return '';
     const isBest = best && best[k] === v;
-    return el('span', { class: isBest ? 'best' : '', title: isBest ? `best ${k} among the branch tips` : '' }, num(v), isBest ? ' ★' : '');
+    return el(
+      'span',
+      { class: isBest ? 'best' : '', title: isBest ? `best ${k} among the branch tips` : '' },
+      num(v),
+      isBest ? ' ★' : '',
+    );
   });
 }
 
@@ -29,29 +34,58 @@ function refsSection(o) {
   const best = bestTips(o.branches, o.modes);
   const head = ['branch', 'tip', 'time', 'step', 'message', ...keys.map((k) => `${k} (${o.modes[k]})`)];
   const rows = o.branches.map((b) => [
-    el('a', { href: commitHref(b.name), class: 'ref' }, b.name, b.current ? ' (HEAD)' : ''), commitLink(b.commit),
-    when(b.time), num(b.step), b.message, ...metricCells(b.metrics, keys, best),
+    el('a', { href: commitHref(b.name), class: 'ref' }, b.name, b.current ? ' (HEAD)' : ''),
+    commitLink(b.commit),
+    when(b.time),
+    num(b.step),
+    b.message,
+    ...metricCells(b.metrics, keys, best),
   ]);
   const parts = [table(head, rows, { id: 'branches' })];
   if (o.tags.length) {
-    parts.push(el('h3', {}, 'Tags'), table(['tag', 'commit', 'time', 'step', 'message'], o.tags.map((t) => [
-      el('a', { href: commitHref(t.name), class: 'ref' }, t.name), commitLink(t.commit), when(t.time), num(t.step),
-      t.tagMessage ?? t.message,
-    ]), { id: 'tags' }));
+    parts.push(
+      el('h3', {}, 'Tags'),
+      table(
+        ['tag', 'commit', 'time', 'step', 'message'],
+        o.tags.map((t) => [
+          el('a', { href: commitHref(t.name), class: 'ref' }, t.name),
+          commitLink(t.commit),
+          when(t.time),
+          num(t.step),
+          t.tagMessage ?? t.message,
+        ]),
+        { id: 'tags' },
+      ),
+    );
   }
   if (o.aliases.length) {
-    parts.push(el('h3', {}, 'Aliases'), table(['alias', 'tracks', 'branch', 'commit', 'value', 'step'], o.aliases.map((a) => [
-      a.id ? el('a', { href: commitHref(a.name), class: 'ref' }, a.name) : a.name, `${a.mode} ${a.track}`, a.branch,
-      a.id ? commitLink(a.id) : '(none yet)', num(a.value), num(a.step),
-    ]), { id: 'aliases' }));
+    parts.push(
+      el('h3', {}, 'Aliases'),
+      table(
+        ['alias', 'tracks', 'branch', 'commit', 'value', 'step'],
+        o.aliases.map((a) => [
+          a.id ? el('a', { href: commitHref(a.name), class: 'ref' }, a.name) : a.name,
+          `${a.mode} ${a.track}`,
+          a.branch,
+          a.id ? commitLink(a.id) : '(none yet)',
+          num(a.value),
+          num(a.step),
+        ]),
+        { id: 'aliases' },
+      ),
+    );
   }
   return section('Branches', ...parts);
 }
 
 function statsSection(s) {
   const rows = [
-    ['commits', String(s.commits)], ['logical bytes', bytes(s.logicalBytes)], ['stored bytes', bytes(s.storedBytes)],
-    ['deduplication', `${num(s.dedupRatio)}×`], ['compression', `${num(s.compressionRatio)}×`], ['total', `${num(s.totalRatio)}×`],
+    ['commits', String(s.commits)],
+    ['logical bytes', bytes(s.logicalBytes)],
+    ['stored bytes', bytes(s.storedBytes)],
+    ['deduplication', `${num(s.dedupRatio)}×`],
+    ['compression', `${num(s.compressionRatio)}×`],
+    ['total', `${num(s.totalRatio)}×`],
   ];
   return section('Store', table(['', ''], rows, { id: 'stats', class: 'narrow' }));
 }
@@ -59,15 +93,25 @@ function statsSection(s) {
 function metricPicker(modes) {
   const keys = Object.keys(modes);
   if (!keys.length) return section('Curves', el('p', { class: 'muted' }, 'No branch tip records a metric.'));
-  const form = el('form', { id: 'metric-picker', action: '/metrics', method: 'get' },
-    keys.map((k, i) => el('label', {}, el('input', { type: 'checkbox', name: 'key', value: k, checked: i === 0 }), ` ${k}`)),
-    el('button', { type: 'submit' }, 'Show curves'));
+  const form = el(
+    'form',
+    { id: 'metric-picker', action: '/metrics', method: 'get' },
+    keys.map((k, i) =>
+      el('label', {}, el('input', { type: 'checkbox', name: 'key', value: k, checked: i === 0 }), ` ${k}`),
+    ),
+    el('button', { type: 'submit' }, 'Show curves'),
+  );
   return section('Curves', form);
 }
 
 function compareForm(o) {
   const names = [...o.branches.map((b) => b.name), ...o.tags.map((t) => t.name)];
-  const pick = (id, at) => el('select', { id }, names.map((n, i) => el('option', { value: n, selected: i === at }, n)));
+  const pick = (id, at) =>
+    el(
+      'select',
+      { id },
+      names.map((n, i) => el('option', { value: n, selected: i === at }, n)),
+    );
   const a = pick('compare-a', 0);
   const b = pick('compare-b', Math.min(1, names.length - 1));
   const go = el('button', { type: 'button' }, 'Compare');
@@ -77,13 +121,16 @@ function compareForm(o) {
 
 function graphRow(c) {
   const warm = c.warmStarts;
-  return el('div', { class: 'graph-row', dataset: { id: c.id } },
+  return el(
+    'div',
+    { class: 'graph-row', dataset: { id: c.id } },
     el('span', { class: 'lanes' }, c.graph),
     commitLink(c.id),
     c.refs.map((r) => el('span', { class: 'badge' }, r)),
     el('span', { class: 'msg' }, c.message),
     c.step !== undefined ? el('span', { class: 'muted' }, ` step ${c.step}`) : '',
-    warm.map((p) => el('span', { class: 'warm' }, ' warm start from ', commitLink(p))));
+    warm.map((p) => el('span', { class: 'warm' }, ' warm start from ', commitLink(p))),
+  );
 }
 
 async function historySection() {
@@ -108,5 +155,9 @@ export async function renderOverview(main) {
   const [o, s] = await Promise.all([getJson('/api/overview'), getJson('/api/stats')]);
   document.title = 'ckvc: overview';
   const history = await historySection();
-  main.replaceChildren(refsSection(o), el('div', { class: 'columns' }, statsSection(s), metricPicker(o.modes), compareForm(o)), history);
+  main.replaceChildren(
+    refsSection(o),
+    el('div', { class: 'columns' }, statsSection(s), metricPicker(o.modes), compareForm(o)),
+    history,
+  );
 }

@@ -11,7 +11,8 @@ export const COMMIT_CACHE_CAPACITY = 200_000;
 export class CommitCache {
   private readonly commits = new Map<ObjectId, CommitObject>();
 
-  /** The server's read-ahead of the history, while it runs: a request waits for it rather than decode the same commits alongside. */
+  /** The server's read-ahead of the history while it runs: a request waits for it rather than decode the same
+   * commits alongside it. */
   warming: Promise<void> | undefined;
 
   constructor(readonly capacity = COMMIT_CACHE_CAPACITY) {}

@@ -25,8 +25,12 @@ export function isLoopback(host: string): boolean {
 /** A non-loopback bind without a token would publish the store's contents to the network: refused at start. */
 export function requireToken(host: string, token: string | undefined): void {
   if (!isLoopback(host) && !token) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `the page would be open to the network on --host ${host} without a token; `
-      + 'give --token-file FILE (or set CKVC_TOKEN), or leave out --host to serve on 127.0.0.1 only', { host });
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `the page would be open to the network on --host ${host} without a token; ` +
+        'give --token-file FILE (or set CKVC_TOKEN), or leave out --host to serve on 127.0.0.1 only',
+      { host },
+    );
   }
 }
 
@@ -75,19 +79,31 @@ export function checkAccess(access: UiAccess, req: IncomingMessage, url: URL): v
   // The port the connection came in on is the bound port: a Host naming another port is someone else's page.
   const port = req.socket.localPort;
   if (!hostAllowed(access, req.headers.host, port)) {
-    throw new CkvcError('CKVC_UNAUTHORIZED', `refused a request for Host ${JSON.stringify(req.headers.host ?? '')}: `
-      + `this page answers only to its own address (port ${port}); open the URL ckvc ui printed`, {});
+    throw new CkvcError(
+      'CKVC_UNAUTHORIZED',
+      `refused a request for Host ${JSON.stringify(req.headers.host ?? '')}: ` +
+        `this page answers only to its own address (port ${port}); open the URL ckvc ui printed`,
+      {},
+    );
   }
   // On loopback the Host check is the guard (the URL `ckvc serve` prints carries no token).
   if (isLoopback(access.host)) return;
   if (access.token === undefined) {
     // `ckvc serve --host 0.0.0.0` without a token serves the remote protocol read-only, but never this page.
-    throw new CkvcError('CKVC_UNAUTHORIZED', `the page is not shown on ${access.host} without a token: `
-      + 'start the server with --token-file FILE, or on 127.0.0.1', {});
+    throw new CkvcError(
+      'CKVC_UNAUTHORIZED',
+      `the page is not shown on ${access.host} without a token: ` +
+        'start the server with --token-file FILE, or on 127.0.0.1',
+      {},
+    );
   }
   const given = presentedToken(req, url);
   if (!given || !sameSecret(given, access.token)) {
-    throw new CkvcError('CKVC_UNAUTHORIZED', 'this page needs the server\'s token: open the URL with ?token=TOKEN '
-      + '(the token in --token-file or CKVC_TOKEN)', {});
+    throw new CkvcError(
+      'CKVC_UNAUTHORIZED',
+      "this page needs the server's token: open the URL with ?token=TOKEN " +
+        '(the token in --token-file or CKVC_TOKEN)',
+      {},
+    );
   }
 }

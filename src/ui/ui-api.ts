@@ -73,8 +73,17 @@ export async function logPage(s: Store, p: Params) {
       if (isWarmStart(j, pb, c.branch)) warmStarts.push(p);
     }
     commits.push({
-      id: c.id, parents: c.parents, warmStarts, message: c.message, time: c.time, step: c.step, branch: c.branch,
-      refs: c.refs, metrics: c.metrics, graph: rows[i]!.node, after: rows[i]!.after,
+      id: c.id,
+      parents: c.parents,
+      warmStarts,
+      message: c.message,
+      time: c.time,
+      step: c.step,
+      branch: c.branch,
+      refs: c.refs,
+      metrics: c.metrics,
+      graph: rows[i]!.node,
+      after: rows[i]!.after,
     });
   }
   return { offset, limit, commits, next: all.length > offset + limit ? offset + limit : null };
@@ -85,7 +94,11 @@ function metricKeys(p: Params): string[] {
   const keys = [...new Set(p.getAll('key').filter((k) => k.length > 0))];
   if (!keys.length) throw new CkvcError('CKVC_BAD_ARGUMENT', 'name at least one metric: /api/metrics?key=KEY', {});
   if (keys.length > MAX_METRIC_KEYS) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `at most ${MAX_METRIC_KEYS} metrics at once (asked for ${keys.length})`, {});
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `at most ${MAX_METRIC_KEYS} metrics at once (asked for ${keys.length})`,
+      {},
+    );
   }
   return keys;
 }
@@ -109,7 +122,14 @@ async function* each<T>(items: T[]): AsyncGenerator<T> {
 async function branchSeries(s: Store, branch: string, keys: string[], read: (id: ObjectId) => Promise<CommitObject>) {
   const walked: { id: ObjectId; commit: CommitObject }[] = [];
   for await (const c of branchCommits(s.objects, branch, read)) walked.push(c);
-  const series: Series = { branch, ids: [], steps: [], times: [], values: Object.fromEntries(keys.map((k) => [k, []])), best: {} };
+  const series: Series = {
+    branch,
+    ids: [],
+    steps: [],
+    times: [],
+    values: Object.fromEntries(keys.map((k) => [k, []])),
+    best: {},
+  };
   for (let i = walked.length - 1; i >= 0; i--) {
     const { id, commit } = walked[i]!;
     if (!keys.some((k) => typeof commit.metrics?.[k] === 'number')) continue;
@@ -154,8 +174,13 @@ async function configText(s: Store, id: string, hasConfig: boolean) {
   const c = await s.configShow(id);
   const cut = c.bytes.length > MAX_CONFIG_TEXT;
   return {
-    name: c.name, hash: c.hash, format: c.format, label: c.label ?? null, bytes: c.bytes.length,
-    text: c.bytes.subarray(0, MAX_CONFIG_TEXT).toString('utf8'), truncated: cut,
+    name: c.name,
+    hash: c.hash,
+    format: c.format,
+    label: c.label ?? null,
+    bytes: c.bytes.length,
+    text: c.bytes.subarray(0, MAX_CONFIG_TEXT).toString('utf8'),
+    truncated: cut,
   };
 }
 
@@ -166,7 +191,13 @@ export async function commitView(s: Store, p: Params) {
   const parents = [];
   for (const [i, pid] of shown.parents.entries()) {
     const c = await s.objects.readCommit(pid);
-    parents.push({ id: pid, message: c.message, branch: c.branch, step: c.step, warmStart: isWarmStart(i, c.branch, shown.branch) });
+    parents.push({
+      id: pid,
+      message: c.message,
+      branch: c.branch,
+      step: c.step,
+      warmStart: isWarmStart(i, c.branch, shown.branch),
+    });
   }
   const { tree: _tree, files: _files, ...rest } = shown;
   return { ...rest, parents, files: listed.files, config: await configText(s, id, Boolean(shown.config)) };

@@ -7,7 +7,10 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CkvcError } from '../core/errors.js';
 
-export interface Asset { file: string; type: string }
+export interface Asset {
+  file: string;
+  type: string;
+}
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -23,8 +26,12 @@ function findAssetsDir(): string {
     if (fs.existsSync(path.join(candidate, 'index.html'))) return candidate;
     dir = path.dirname(dir);
   }
-  throw new CkvcError('CKVC_INTERNAL', `the page's files (ui-assets/index.html) are missing near ${dir}; `
-    + 'rebuild ckvc (npm run build) or reinstall it', {});
+  throw new CkvcError(
+    'CKVC_INTERNAL',
+    `the page's files (ui-assets/index.html) are missing near ${dir}; ` +
+      'rebuild ckvc (npm run build) or reinstall it',
+    {},
+  );
 }
 
 /** URL path -> file: a fixed list made once, so no request path ever reaches the file system. */

@@ -25,15 +25,22 @@ const PAGE_ROUTE = /^\/(?:$|metrics$|commit\/.+|compare\/[^/]+\/[^/]+$)/;
 
 // The page runs only its own scripts and styles and talks only to this server; nothing can frame it.
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    + "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
   'cache-control': 'no-store',
 };
 
-function send(res: http.ServerResponse, code: number, type: string, body: Buffer, headers: Record<string, string> = {}) {
+function send(
+  res: http.ServerResponse,
+  code: number,
+  type: string,
+  body: Buffer,
+  headers: Record<string, string> = {},
+) {
   res.writeHead(code, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': String(body.length), ...headers });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
@@ -48,14 +55,21 @@ function sendAsset(res: http.ServerResponse, asset: Asset): void {
 
 /** Writes `bytes` to the response, waiting while the client is slow; fails when the client goes away. */
 function writer(res: http.ServerResponse, start: () => void): (bytes: Uint8Array) => Promise<void> {
-  return (bytes) => new Promise<void>((resolve, reject) => {
-    start();
-    if (res.destroyed) return reject(new Error('the client closed the connection'));
-    if (res.write(bytes)) return resolve();
-    const done = () => { res.off('close', gone); resolve(); };
-    const gone = () => { res.off('drain', done); reject(new Error('the client closed the connection')); };
-    res.once('drain', done).once('close', gone);
-  });
+  return (bytes) =>
+    new Promise<void>((resolve, reject) => {
+      start();
+      if (res.destroyed) return reject(new Error('the client closed the connection'));
+      if (res.write(bytes)) return resolve();
+      const done = () => {
+        res.off('close', gone);
+        resolve();
+      };
+      const gone = () => {
+        res.off('drain', done);
+        reject(new Error('the client closed the connection'));
+      };
+      res.once('drain', done).once('close', gone);
+    });
 }
 
 /** GET /api/file?rev=R&path=P: the file's bytes, streamed and verified chunk by chunk as `ckvc cat` does. */
@@ -66,7 +80,8 @@ async function sendFile(s: Store, res: http.ServerResponse, params: URLSearchPar
   const start = () => {
     if (res.headersSent) return;
     res.writeHead(200, {
-      ...SECURITY_HEADERS, 'content-type': 'application/octet-stream',
+      ...SECURITY_HEADERS,
+      'content-type': 'application/octet-stream',
       'content-disposition': `attachment; filename*=UTF-8''${encodeURIComponent(path.posix.basename(file))}`,
     });
   };
@@ -76,20 +91,25 @@ async function sendFile(s: Store, res: http.ServerResponse, params: URLSearchPar
   res.end();
 }
 
-/** A browser that opened `?token=T` keeps the token as a cookie for the page's own requests, then sees the URL without it. */
+/** A browser that opened `?token=T` keeps the token as a cookie for the page's own requests, then sees the URL
+ * without it. */
 function tokenRedirect(req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean {
   if (!url.searchParams.has('token') || req.method !== 'GET') return false;
   const token = presentedToken(req, url)!;
   url.searchParams.delete('token');
   res.writeHead(303, {
-    ...SECURITY_HEADERS, location: url.pathname + url.search,
+    ...SECURITY_HEADERS,
+    location: `/${url.pathname.replace(/^\/+/, '')}${url.search}`,
     'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`,
   });
   res.end();
   return true;
 }
 
-interface Served { assets: Map<string, Asset>; cache: CommitCache }
+interface Served {
+  assets: Map<string, Asset>;
+  cache: CommitCache;
+}
 
 async function route(opts: UiHandlerOptions, served: Served, req: http.IncomingMessage, res: http.ServerResponse) {
   const url = new URL(req.url ?? '/', 'http://page.invalid');
@@ -101,7 +121,8 @@ async function route(opts: UiHandlerOptions, served: Served, req: http.IncomingM
   // Browsers ask for it on every page; the page has none.
   if (url.pathname === '/favicon.ico') return send(res, 204, 'image/x-icon', Buffer.alloc(0));
   const { assets, cache } = served;
-  const asset = assets.get(url.pathname) ?? (PAGE_ROUTE.test(url.pathname) ? assets.get('/assets/index.html') : undefined);
+  const asset =
+    assets.get(url.pathname) ?? (PAGE_ROUTE.test(url.pathname) ? assets.get('/assets/index.html') : undefined);
   if (asset) return sendAsset(res, asset);
   const endpoint = JSON_ROUTES[url.pathname];
   if (!endpoint && url.pathname !== '/api/file') {
@@ -122,7 +143,10 @@ export function createUiHandler(opts: UiHandlerOptions, cache = new CommitCache(
     try {
       await route(opts, served, req, res);
     } catch (e) {
-      const err = e instanceof CkvcError ? e : new CkvcError('CKVC_INTERNAL', `page error: ${(e as Error)?.message ?? String(e)}`, {});
+      const err =
+        e instanceof CkvcError
+          ? e
+          : new CkvcError('CKVC_INTERNAL', `page error: ${(e as Error)?.message ?? String(e)}`, {});
       opts.log?.(`${req.method} ${req.url}: ${err.code} ${err.message}`);
       if (res.headersSent) res.destroy(err);
       else sendJson(res, httpStatus(err), { error: err.toJSON() });
@@ -130,7 +154,8 @@ export function createUiHandler(opts: UiHandlerOptions, cache = new CommitCache(
   };
 }
 
-/** Reads the history in the background once the server listens; a failure here is only logged (requests report their own). */
+/** Reads the history in the background once the server listens; a failure here is only logged (requests report
+ * their own). */
 async function warm(opts: UiHandlerOptions, cache: CommitCache): Promise<void> {
   try {
     const store = await openStore(opts.store);
@@ -155,12 +180,23 @@ export async function startUi(opts: UiOptions): Promise<{ server: http.Server; u
   const handler = createUiHandler(opts, cache);
   const server = http.createServer((req, res) => void handler(req, res));
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(new CkvcError('CKVC_IO', `cannot listen on ${opts.host}:${opts.port}: ${(e as NodeJS.ErrnoException).code}; choose another --port`, {})));
+    server.once('error', (e) =>
+      reject(
+        new CkvcError(
+          'CKVC_IO',
+          `cannot listen on ${opts.host}:${opts.port}: ${(e as NodeJS.ErrnoException).code}; choose another --port`,
+          {},
+        ),
+      ),
+    );
     server.listen(opts.port, opts.host, () => resolve());
   });
-  cache.warming = warm(opts, cache).finally(() => { cache.warming = undefined; });
+  cache.warming = warm(opts, cache).finally(() => {
+    cache.warming = undefined;
+  });
   const port = (server.address() as import('node:net').AddressInfo).port;
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-  const url = `http://${host}:${port}/${opts.token && !isLoopback(opts.host) ? `?token=${encodeURIComponent(opts.token)}` : ''}`;
+  const query = opts.token && !isLoopback(opts.host) ? `?token=${encodeURIComponent(opts.token)}` : '';
+  const url = `http://${host}:${port}/${query}`;
   return { server, url };
 }

@@ -30,8 +30,15 @@ async function buildStore(dir) {
     for (let step = 1; step <= perBranch; step++) {
       for (let b = 0; b < BRANCHES && made < COMMITS; b++, made++) {
         fs.writeFileSync(file, `branch ${b} step ${step}\n`);
-        await s.commit({ paths: [file], message: `run-${b} step ${step}`, branch: `run-${b}`, step: step * 10,
-          metrics: { loss: (1 + b / 10) / Math.sqrt(step), acc: 1 - 1 / (1 + step) }, author: 'bench', cwd: dir });
+        await s.commit({
+          paths: [file],
+          message: `run-${b} step ${step}`,
+          branch: `run-${b}`,
+          step: step * 10,
+          metrics: { loss: (1 + b / 10) / Math.sqrt(step), acc: 1 - 1 / (1 + step) },
+          author: 'bench',
+          cwd: dir,
+        });
       }
       if (step % 50 === 0) console.log(`  ${made} commits, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     }
@@ -42,7 +49,9 @@ async function buildStore(dir) {
 }
 
 function serveUi(store) {
-  const child = spawn(process.execPath, [path.join(repo, 'bin', 'ckvc'), 'ui', '--port', '0', '--store', store], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(repo, 'bin', 'ckvc'), 'ui', '--port', '0', '--store', store], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     child.stdout.setEncoding('utf8').once('data', (d) => resolve({ child, url: d.trim().split('\n')[0] }));
     child.once('exit', (code) => reject(new Error(`ckvc ui exited ${code}`)));
@@ -52,12 +61,22 @@ function serveUi(store) {
 async function measure(url) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-bench-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CKVC_CHROMIUM ?? '/usr/bin/chromium', headless: true, viewport: { width: 1200, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+    executablePath: process.env.CKVC_CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1200, height: 800 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
-    const page = context.pages()[0] ?? await context.newPage();
+    const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(new URL('/', url).href); // warm: the browser's own start-up is not the page's
     const results = [];
     for (let run = 0; run < 4; run++) {
@@ -74,7 +93,9 @@ async function measure(url) {
       await page.mouse.move(box.left + box.width * (0.3 + run / 10), box.top + box.height / 2);
       await page.waitForSelector('.tooltip:not([hidden])');
       const hover = Date.now() - t1;
-      const points = await page.evaluate(() => window.ckvcCharts.loss.chart.data.slice(1).reduce((a, ys) => a + ys.filter((v) => v !== null).length, 0));
+      const points = await page.evaluate(() =>
+        window.ckvcCharts.loss.chart.data.slice(1).reduce((a, ys) => a + ys.filter((v) => v !== null).length, 0),
+      );
       results.push({ loaded, ...timing, hover, points });
     }
     return results;
@@ -89,14 +110,19 @@ const { child, url } = await serveUi(path.join(dir, '.ckvc'));
 try {
   const results = await measure(url);
   for (const r of results) {
-    console.log(`curves view: drawn ${r.ready} ms after navigation start (${r.loaded} ms as the driver saw it; `
-      + `/api/metrics ${r.api} ms, ${(r.bytes / 1024).toFixed(0)} KiB), `
-      + `tooltip ${r.hover} ms after a mouse move; ${r.points} points`);
+    console.log(
+      `curves view: drawn ${r.ready} ms after navigation start (${r.loaded} ms as the driver saw it; ` +
+        `/api/metrics ${r.api} ms, ${(r.bytes / 1024).toFixed(0)} KiB), ` +
+        `tooltip ${r.hover} ms after a mouse move; ${r.points} points`,
+    );
   }
   // The first load comes right after start, while the server still reads the history ahead (src/ui/commit-cache.ts).
   const later = results.slice(1).map((r) => r.ready);
-  console.log(`first load after start: ${results[0].ready} ms; later loads: best ${Math.min(...later)} ms, `
-    + `worst ${Math.max(...later)} ms (target ${TARGET_MS} ms); load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores`);
+  console.log(
+    `first load after start: ${results[0].ready} ms; later loads: best ${Math.min(...later)} ms, ` +
+      `worst ${Math.max(...later)} ms (target ${TARGET_MS} ms); ` +
+      `load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores`,
+  );
 } finally {
   child.kill('SIGTERM');
   if (!process.env.UI_BENCH_STORE) fs.rmSync(dir, { recursive: true, force: true });

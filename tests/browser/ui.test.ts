@@ -9,8 +9,16 @@ import { REPO_ROOT } from '../helpers/ckvc.js';
 import { HOSTILE_MESSAGE, makeUiStore, startUi, stopUiServers, type UiStore } from '../helpers/ui-store.js';
 
 const CHROMIUM = process.env.CKVC_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const SHOTS = path.join(REPO_ROOT, 'examples', 'ui');
 
 let S: UiStore;
@@ -35,15 +43,22 @@ async function screenshot(name: string): Promise<void> {
 describe('the page in Chromium', () => {
   beforeAll(async () => {
     // A missing browser is a failure, not a skip: .ci/run installs it (apt-get install chromium).
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`);
+    if (!fs.existsSync(CHROMIUM))
+      throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`);
     S = await makeUiStore();
     url = await startUi(S.store);
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-chromium-'));
     context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1200, height: 760 }, deviceScaleFactor: 1,
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1200, height: 760 },
+      deviceScaleFactor: 1,
     });
-    page = context.pages()[0] ?? await context.newPage();
-    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   });
 
@@ -57,7 +72,9 @@ describe('the page in Chromium', () => {
     const names = await page.$$eval('#branches tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
     expect(names).toEqual(['hostile', 'lowlr', 'main (HEAD)']);
     // Each commit of the store is one linked row of the graph.
-    const linked = await page.$$eval('#graph .graph-row[data-id] > a.id', (as) => as.map((a) => a.getAttribute('href')));
+    const linked = await page.$$eval('#graph .graph-row[data-id] > a.id', (as) =>
+      as.map((a) => a.getAttribute('href')),
+    );
     expect(linked).toHaveLength(11);
     expect(await page.textContent('#graph')).toContain('warm start from');
     expect(await page.textContent('#stats')).toContain('commits11');
@@ -75,7 +92,11 @@ describe('the page in Chromium', () => {
       const c = (window as any).ckvcCharts.loss;
       return c.series.map((b: string, k: number) => [b, c.chart.data[k + 1].filter((v: unknown) => v !== null).length]);
     });
-    expect(drawn).toEqual([['hostile', 1], ['lowlr', 4], ['main', 6]]);
+    expect(drawn).toEqual([
+      ['hostile', 1],
+      ['lowlr', 4],
+      ['main', 6],
+    ]);
     const legend = await page.$$eval('.u-legend .u-series th', (ths) => ths.map((t) => t.textContent?.trim()));
     expect(legend).toEqual(['step', 'hostile', 'lowlr', 'main']);
     await screenshot('curves');
@@ -113,9 +134,16 @@ describe('the page in Chromium', () => {
 
   it('compare shows the config change, the metric delta and the tensors by relative change', async () => {
     await open('/compare/main/lowlr');
-    const config = await page.$$eval('#config-changes tbody tr', (rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
-    expect(config).toEqual([['lr', 'changed', '0.1', '0.01'], ['warmup', 'added', '', '50']]);
-    const loss = await page.$$eval('#metric-deltas tbody tr', (rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
+    const config = await page.$$eval('#config-changes tbody tr', (rows) =>
+      rows.map((r) => [...r.children].map((c) => c.textContent)),
+    );
+    expect(config).toEqual([
+      ['lr', 'changed', '0.1', '0.01'],
+      ['warmup', 'added', '', '50'],
+    ]);
+    const loss = await page.$$eval('#metric-deltas tbody tr', (rows) =>
+      rows.map((r) => [...r.children].map((c) => c.textContent)),
+    );
     expect(loss).toContainEqual(['loss', '0.333333', '0.4', '+0.0666667', '+20.00%']);
     expect(await page.$$eval('#tensor-bars .bar-row', (r) => r.length)).toBe(2);
     await screenshot('compare');
@@ -129,8 +157,12 @@ describe('the page in Chromium', () => {
     expect(await page.textContent('#meta')).toContain('<k>=<v onclick=x>');
     await open('/');
     expect(await page.textContent('#graph')).toContain(HOSTILE_MESSAGE);
-    expect(await page.evaluate(() => [(window as any).__ckvcXss, document.querySelectorAll('main img, main script, main b').length]))
-      .toEqual([undefined, 0]);
+    expect(
+      await page.evaluate(() => [
+        (window as any).__ckvcXss,
+        document.querySelectorAll('main img, main script, main b').length,
+      ]),
+    ).toEqual([undefined, 0]);
     expect(problems).toEqual([]);
   });
 });

@@ -10,7 +10,8 @@ import { trainedFloat32, writeSafetensors } from './data.js';
 import { cliEnv } from './reliability.js';
 
 /** A commit message that is markup: the page must show it as these characters. */
-export const HOSTILE_MESSAGE = '<img src=x onerror="window.__ckvcXss=1"><b>bold</b> & <script>window.__ckvcXss=2</script>';
+export const HOSTILE_MESSAGE =
+  '<img src=x onerror="window.__ckvcXss=1"><b>bold</b> & <script>window.__ckvcXss=2</script>';
 
 export interface UiStore {
   dir: string;
@@ -40,21 +41,49 @@ export async function makeUiStore(): Promise<UiStore> {
   await initStore(dir);
   const s = await openStore(dir);
   const ids: Record<string, string[]> = { main: [], lowlr: [], hostile: [] };
-  const config = (text: string) => { fs.writeFileSync(path.join(work, 'config.yaml'), text); return path.join(work, 'config.yaml'); };
+  const config = (text: string) => {
+    fs.writeFileSync(path.join(work, 'config.yaml'), text);
+    return path.join(work, 'config.yaml');
+  };
   try {
     for (let i = 1; i <= 6; i++) {
-      const r = await s.commit({ paths: [checkpoint(work, 'model.safetensors', 10 + i)], message: `main step ${i * 100}`, branch: 'main',
-        metrics: { loss: 2 / i, acc: 0.5 + i / 20 }, step: i * 100, config: config('lr: 0.1\nlayers: 2\n'), author: 'test', cwd: work });
+      const r = await s.commit({
+        paths: [checkpoint(work, 'model.safetensors', 10 + i)],
+        message: `main step ${i * 100}`,
+        branch: 'main',
+        metrics: { loss: 2 / i, acc: 0.5 + i / 20 },
+        step: i * 100,
+        config: config('lr: 0.1\nlayers: 2\n'),
+        author: 'test',
+        cwd: work,
+      });
       ids.main!.push(r.id);
     }
     for (let i = 1; i <= 4; i++) {
-      const r = await s.commit({ paths: [checkpoint(work, 'model.safetensors', 40 + i)], message: `lowlr step ${300 + i * 100}`,
-        branch: 'lowlr', parents: i === 1 ? [ids.main![2]!] : [], metrics: { loss: 0.6 - i / 20, acc: 0.7 + i / 50 },
-        step: 300 + i * 100, config: config('lr: 0.01\nlayers: 2\nwarmup: 50\n'), author: 'test', cwd: work });
+      const r = await s.commit({
+        paths: [checkpoint(work, 'model.safetensors', 40 + i)],
+        message: `lowlr step ${300 + i * 100}`,
+        branch: 'lowlr',
+        parents: i === 1 ? [ids.main![2]!] : [],
+        metrics: { loss: 0.6 - i / 20, acc: 0.7 + i / 50 },
+        step: 300 + i * 100,
+        config: config('lr: 0.01\nlayers: 2\nwarmup: 50\n'),
+        author: 'test',
+        cwd: work,
+      });
       ids.lowlr!.push(r.id);
     }
-    const r = await s.commit({ paths: [checkpoint(work, 'model.safetensors', 99, 8)], message: HOSTILE_MESSAGE, branch: 'hostile',
-      metrics: { loss: 3 }, step: 50, run: '<i>run</i>', labels: { '<k>': '<v onclick=x>' }, author: 'test', cwd: work });
+    const r = await s.commit({
+      paths: [checkpoint(work, 'model.safetensors', 99, 8)],
+      message: HOSTILE_MESSAGE,
+      branch: 'hostile',
+      metrics: { loss: 3 },
+      step: 50,
+      run: '<i>run</i>',
+      labels: { '<k>': '<v onclick=x>' },
+      author: 'test',
+      cwd: work,
+    });
     ids.hostile!.push(r.id);
     await s.createTag('best-main', ids.main![5]);
   } finally {
@@ -70,19 +99,34 @@ export function stopUiServers(): void {
 }
 
 /** Starts `ckvc ui --port 0 ARGS` (or another command given as args[0]) and resolves with the URL it prints. */
-export async function startUi(store: string, args: string[] = [], env: Record<string, string | undefined> = {}): Promise<string> {
+export async function startUi(
+  store: string,
+  args: string[] = [],
+  env: Record<string, string | undefined> = {},
+): Promise<string> {
   const cmd = args[0] === 'serve' ? args : ['ui', ...args];
-  const child = spawn(process.execPath, [BIN, ...cmd, '--port', '0', '--store', store], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...cmd, '--port', '0', '--store', store], {
+    env: cliEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
   return new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`ckvc ${cmd[0]} printed no URL within 15 s: ${err}`)), 15_000);
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       out += d;
-      if (out.includes('\n')) { clearTimeout(timer); resolve(out.slice(0, out.indexOf('\n')).trim()); }
+      if (out.includes('\n')) {
+        clearTimeout(timer);
+        resolve(out.slice(0, out.indexOf('\n')).trim());
+      }
     });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`ckvc ${cmd[0]} exited ${code}: ${err}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`ckvc ${cmd[0]} exited ${code}: ${err}`));
+    });
   });
 }

@@ -7,10 +7,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ckvc, ok } from '../helpers/ckvc.js';
 import { makeUiStore, startUi, stopUiServers, type UiStore } from '../helpers/ui-store.js';
 
-interface Reply { status: number; headers: http.IncomingHttpHeaders; body: Buffer; json: any }
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  json: any;
+}
 
 /** A GET (or other method) with full control of the headers, Host included (fetch() may not set Host). */
-function request(url: string, p: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+function request(
+  url: string,
+  p: string,
+  opts: { method?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(new URL(p, url), { method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
       const parts: Buffer[] = [];
@@ -18,7 +27,11 @@ function request(url: string, p: string, opts: { method?: string; headers?: Reco
       res.on('end', () => {
         const body = Buffer.concat(parts);
         let json: any;
-        try { json = JSON.parse(body.toString('utf8')); } catch { /* not JSON */ }
+        try {
+          json = JSON.parse(body.toString('utf8'));
+        } catch {
+          /* not JSON */
+        }
         resolve({ status: res.statusCode!, headers: res.headers, body, json });
       });
     });
@@ -57,7 +70,7 @@ describe('ckvc ui: JSON endpoints and guards', () => {
     }
   });
 
-  it('/api/overview lists branches, tags and each metric\'s mode as `ckvc branch` does', async () => {
+  it("/api/overview lists branches, tags and each metric's mode as `ckvc branch` does", async () => {
     const r = (await request(url, '/api/overview')).json;
     expect(r.branches.map((b: any) => b.name)).toEqual(['hostile', 'lowlr', 'main']);
     expect(r.branches).toEqual(cli(S, ['branch']));
@@ -102,7 +115,9 @@ describe('ckvc ui: JSON endpoints and guards', () => {
       const best = cli(S, ['best', '--metric', 'loss', '--branch', b]);
       expect(by[b].best.loss).toEqual({ id: best.id, value: best.value });
     }
-    expect((await request(url, '/api/best?metric=acc&branch=main')).json).toEqual(cli(S, ['best', '--metric', 'acc', '--branch', 'main']));
+    expect((await request(url, '/api/best?metric=acc&branch=main')).json).toEqual(
+      cli(S, ['best', '--metric', 'acc', '--branch', 'main']),
+    );
     const none = await request(url, '/api/metrics');
     expect([none.status, none.json.error.code]).toEqual([400, 'CKVC_BAD_ARGUMENT']);
     const many = await request(url, `/api/metrics?${Array.from({ length: 9 }, (_, i) => `key=k${i}`).join('&')}`);
@@ -116,7 +131,11 @@ describe('ckvc ui: JSON endpoints and guards', () => {
       const r = (await request(url, `/api/commit?rev=${encodeURIComponent(rev)}`)).json;
       expect(r.id).toBe(first);
       expect(r.parents).toEqual([expect.objectContaining({ id: S.ids.main![2], warmStart: true, branch: 'main' })]);
-      expect(r.config).toMatchObject({ name: 'config.yaml', text: 'lr: 0.01\nlayers: 2\nwarmup: 50\n', truncated: false });
+      expect(r.config).toMatchObject({
+        name: 'config.yaml',
+        text: 'lr: 0.01\nlayers: 2\nwarmup: 50\n',
+        truncated: false,
+      });
       expect(r.files).toEqual(listed);
     }
     const tag = (await request(url, '/api/commit?rev=best-main')).json;
@@ -129,7 +148,8 @@ describe('ckvc ui: JSON endpoints and guards', () => {
     const r = (await request(url, '/api/compare?a=main&b=lowlr')).json;
     expect(r).toEqual(cli(S, ['diff', 'main', 'lowlr']));
     expect(r.config.changes).toEqual([
-      { path: 'lr', kind: 'changed', old: 0.1, new: 0.01 }, { path: 'warmup', kind: 'added', new: 50 },
+      { path: 'lr', kind: 'changed', old: 0.1, new: 0.01 },
+      { path: 'warmup', kind: 'added', new: 50 },
     ]);
     expect(r.metrics.find((m: any) => m.key === 'loss').delta).toBeCloseTo(0.4 - 2 / 6, 10);
   });
@@ -164,7 +184,9 @@ describe('ckvc ui: JSON endpoints and guards', () => {
 
 describe('the page off loopback, and inside ckvc serve', () => {
   let S: UiStore;
-  beforeAll(async () => { S = await makeUiStore(); });
+  beforeAll(async () => {
+    S = await makeUiStore();
+  });
   afterAll(() => stopUiServers());
 
   it('ckvc ui on a non-loopback address without a token refuses to start', () => {
@@ -172,7 +194,7 @@ describe('the page off loopback, and inside ckvc serve', () => {
     expect([r.code, r.stderr]).toEqual([15, expect.stringContaining('[CKVC_BAD_ARGUMENT]')]);
   });
 
-  it('with --host 0.0.0.0 every request needs the token: bearer, ?token= (kept as a cookie), or the cookie', async () => {
+  it('with --host 0.0.0.0 every request needs the token: bearer, ?token= (then a cookie), or the cookie', async () => {
     const printed = await startUi(S.store, ['--host', '0.0.0.0'], { CKVC_TOKEN: 's3cret-token' });
     expect(printed).toMatch(/^http:\/\/0\.0\.0\.0:\d+\/\?token=s3cret-token$/);
     const url = `http://127.0.0.1:${new URL(printed).port}/`;
@@ -180,7 +202,9 @@ describe('the page off loopback, and inside ckvc serve', () => {
       const r = await request(url, '/api/overview', { headers });
       expect([headers, r.status, r.json.error.code]).toEqual([headers, 403, 'CKVC_UNAUTHORIZED']);
     }
-    expect((await request(url, '/api/overview', { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(200);
+    expect((await request(url, '/api/overview', { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(
+      200,
+    );
     const opened = await request(url, '/metrics?key=loss&token=s3cret-token');
     expect([opened.status, opened.headers.location]).toEqual([303, '/metrics?key=loss']);
     const cookie = String(opened.headers['set-cookie']).split(';')[0]!;
@@ -192,7 +216,11 @@ describe('the page off loopback, and inside ckvc serve', () => {
     const url = await startUi(S.store, ['serve']);
     const page = await request(url, '/');
     expect([page.status, page.headers['content-type']]).toEqual([200, 'text/html; charset=utf-8']);
-    expect((await request(url, '/api/overview')).json.branches.map((b: any) => b.name)).toEqual(['hostile', 'lowlr', 'main']);
+    expect((await request(url, '/api/overview')).json.branches.map((b: any) => b.name)).toEqual([
+      'hostile',
+      'lowlr',
+      'main',
+    ]);
     const refs = (await request(url, '/v1/refs')).json.refs;
     expect(Object.keys(refs)).toContain('refs/heads/main');
     const foreign = await request(url, '/api/overview', { headers: { host: `evil.example:${new URL(url).port}` } });

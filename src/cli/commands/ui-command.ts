@@ -31,11 +31,19 @@ export function uiCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y.command<UiArgs>(
     'ui',
     'Serve a read-only web page of the store: history graph, metric curves across branches, commits, comparisons',
-    (a) => a
-      .option('port', { type: 'number', default: 8766, describe: 'port (0: any free port)' })
-      .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind; other than loopback needs a token' })
-      .option('open', { type: 'boolean', describe: 'open the page in a browser' })
-      .option('token-file', { type: 'string', describe: 'with a non-loopback --host: file holding the token the page requires (default: $CKVC_TOKEN)' }) as unknown as Argv<UiArgs>,
+    (a) =>
+      a
+        .option('port', { type: 'number', default: 8766, describe: 'port (0: any free port)' })
+        .option('host', {
+          type: 'string',
+          default: '127.0.0.1',
+          describe: 'address to bind; other than loopback needs a token',
+        })
+        .option('open', { type: 'boolean', describe: 'open the page in a browser' })
+        .option('token-file', {
+          type: 'string',
+          describe: 'with a non-loopback --host: file holding the token the page requires (default: $CKVC_TOKEN)',
+        }) as unknown as Argv<UiArgs>,
     async (args) => {
       const root = await withStore(args, async (s) => s.root);
       const { readToken } = await import('../../api/remote.js');
@@ -43,7 +51,13 @@ export function uiCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       // On loopback the Host check is the guard; off it the token is required (spec/UI.md §2).
       const token = isLoopback(args.host) ? undefined : await readToken(args.tokenFile);
       const { startUi } = await import('../../ui/ui-server.js');
-      const { server, url } = await startUi({ store: root, host: args.host, port: args.port, token, log: (l) => info(escaped(l)) });
+      const { server, url } = await startUi({
+        store: root,
+        host: args.host,
+        port: args.port,
+        token,
+        log: (l) => info(escaped(l)),
+      });
       if (args.json) json({ url, store: root });
       else out(escaped(url));
       info(`showing ${escaped(root)} at ${escaped(url)} (read-only); Ctrl-C stops`);
