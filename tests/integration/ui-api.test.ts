@@ -2,9 +2,14 @@
 // same question (one implementation: the Node API), downloads byte-identical to `ckvc cat`, and the guards:
 // a foreign Host header is refused, the page is read-only, a non-loopback address needs the token.
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initStore, openStore } from '../../dist/api/index.js';
 import { BIN, ckvc, ok } from '../helpers/ckvc.js';
+import { randomBytes } from '../helpers/data.js';
 import { makeUiStore, startUi, stopUiServers, type UiStore } from '../helpers/ui-store.js';
 
 interface Reply {
@@ -233,5 +238,48 @@ describe('the page off loopback, and inside ckvc serve', () => {
     expect((await request(url, '/v1/refs')).status).toBe(200);
     const r = await request(url, '/api/overview');
     expect([r.status, r.json.error.code]).toEqual([403, 'CKVC_UNAUTHORIZED']);
+  });
+});
+
+/** A download as a browser sees it: the status, the bytes that came, and whether the response ended properly. */
+function download(url: string, p: string): Promise<{ status: number; bytes: Buffer; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(new URL(p, url), (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('error', () => {}); // an aborted response: `complete` says so
+      res.on('close', () => resolve({ status: res.statusCode!, bytes: Buffer.concat(parts), complete: res.complete }));
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('downloads are verified', () => {
+  afterAll(() => stopUiServers());
+
+  it('a file whose stored bytes were damaged never downloads whole: the response fails', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-ui-damaged-'));
+    const file = path.join(dir, 'weights.bin');
+    const content = randomBytes(3, 2 * 1024 * 1024);
+    fs.writeFileSync(file, content);
+    await initStore(dir);
+    const s = await openStore(dir);
+    await s.commit({ paths: [file], message: 'v1', branch: 'main', author: 'test', cwd: dir });
+    await s.close();
+    const packs = fs.readdirSync(path.join(dir, '.ckvc', 'packs')).filter((f) => f.endsWith('.pack'));
+    expect(packs).toHaveLength(1);
+    const pack = path.join(dir, '.ckvc', 'packs', packs[0]!);
+    const url = await startUi(path.join(dir, '.ckvc'));
+    const whole = await download(url, '/api/file?rev=main&path=weights.bin');
+    expect([whole.status, whole.complete, Buffer.compare(whole.bytes, content)]).toEqual([200, true, 0]);
+    const fd = fs.openSync(pack, 'r+');
+    const at = Math.floor((fs.statSync(pack).size * 2) / 3);
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, at);
+    fs.writeSync(fd, Buffer.from([b[0]! ^ 0x5a]), 0, 1, at);
+    fs.closeSync(fd);
+    const r = await download(url, '/api/file?rev=main&path=weights.bin');
+    expect(r.status !== 200 || !r.complete, `status ${r.status}, ${r.bytes.length} bytes, complete ${r.complete}`).toBe(true);
+    expect(r.bytes.length).toBeLessThan(content.length);
   });
 });
