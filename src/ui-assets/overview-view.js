@@ -83,9 +83,9 @@ function statsSection(s) {
     ['commits', String(s.commits)],
     ['logical bytes', bytes(s.logicalBytes)],
     ['stored bytes', bytes(s.storedBytes)],
-    ['deduplication', `${num(s.dedupRatio)}×`],
-    ['compression', `${num(s.compressionRatio)}×`],
-    ['total', `${num(s.totalRatio)}×`],
+    ['deduplication', `${s.dedupRatio.toFixed(2)}×`],
+    ['compression', `${s.compressionRatio.toFixed(2)}×`],
+    ['total', `${s.totalRatio.toFixed(2)}×`],
   ];
   return section('Store', table(['', ''], rows, { id: 'stats', class: 'narrow' }));
 }

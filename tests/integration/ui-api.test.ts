@@ -279,7 +279,8 @@ describe('downloads are verified', () => {
     fs.writeSync(fd, Buffer.from([b[0]! ^ 0x5a]), 0, 1, at);
     fs.closeSync(fd);
     const r = await download(url, '/api/file?rev=main&path=weights.bin');
-    expect(r.status !== 200 || !r.complete, `status ${r.status}, ${r.bytes.length} bytes, complete ${r.complete}`).toBe(true);
+    const seen = `status ${r.status}, ${r.bytes.length} bytes, complete ${r.complete}`;
+    expect(r.status !== 200 || !r.complete, seen).toBe(true);
     expect(r.bytes.length).toBeLessThan(content.length);
   });
 });
