@@ -152,12 +152,16 @@ async function historySection() {
 }
 
 export async function renderOverview(main) {
-  const [o, s] = await Promise.all([getJson('/api/overview'), getJson('/api/stats')]);
+  // Statistics walk the whole history (seconds on 10,000 commits): the rest of the page does not wait for them,
+  // though the view counts as rendered (body[data-ready]) only once they are in.
+  const stats = getJson('/api/stats');
+  const [o, history] = await Promise.all([getJson('/api/overview'), historySection()]);
   document.title = 'ckvc: overview';
-  const history = await historySection();
+  const statsBox = el('div', {}, section('Store', el('p', { class: 'muted' }, 'counting…')));
   main.replaceChildren(
     refsSection(o),
-    el('div', { class: 'columns' }, statsSection(s), metricPicker(o.modes), compareForm(o)),
+    el('div', { class: 'columns' }, statsBox, metricPicker(o.modes), compareForm(o)),
     history,
   );
+  statsBox.replaceChildren(statsSection(await stats));
 }
