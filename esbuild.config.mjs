@@ -4,7 +4,7 @@
 // dist/ (the library: dist/api, which tests and examples import).
 //
 // Native addons and the libraries that find their addon next to their own files stay in node_modules.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -99,3 +99,8 @@ const result = await build({
   metafile: Boolean(process.env.CKVC_BUNDLE_META),
 });
 if (result.metafile) writeFileSync(path.join(repo, 'dist/bundle/meta.json'), JSON.stringify(result.metafile));
+
+// The web page's files (`ckvc ui`): plain HTML, CSS and JS served as they are. src/ui/ui-assets.ts finds them
+// from dist/ui (tsc's output) and from dist/bundle and its chunks alike.
+rmSync(path.join(repo, 'dist/ui-assets'), { recursive: true, force: true });
+cpSync(path.join(repo, 'src/ui-assets'), path.join(repo, 'dist/ui-assets'), { recursive: true });

@@ -1,6 +1,6 @@
 // `ckvc remote`, `push`, `fetch`, `pull REMOTE BRANCH` and `serve`.
 import * as fs from 'node:fs/promises';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { CkvcError } from '../core/errors.js';
 import { isAncestor, storeParents } from '../store/ancestry.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -106,12 +106,18 @@ export interface ServeOptions {
   tokenFile?: string;
   readOnly?: boolean;
   log?: (line: string) => void;
+  /** Makes the handler of every request outside /v1/ (the CLI passes the web page, src/ui), given the server's
+   * address and token. */
+  page?: (access: { host: string; token?: string }) => (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 }
 
 export async function serve(opts: ServeOptions): Promise<{ server: Server; url: string }> {
   const token = opts.tokenFile ? await readToken(opts.tokenFile) : undefined;
   const host = opts.host ?? '127.0.0.1';
-  const server = createServer({ store: opts.store, host, port: opts.port ?? 0, token, readOnly: opts.readOnly, log: opts.log });
+  const page = opts.page?.({ host, token });
+  const server = createServer({
+    store: opts.store, host, port: opts.port ?? 0, token, readOnly: opts.readOnly, log: opts.log, page,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new CkvcError('CKVC_IO', `cannot listen on ${host}:${opts.port ?? 0}: ${(e as NodeJS.ErrnoException).code}`, {})));
     server.listen(opts.port ?? 0, host, () => resolve());

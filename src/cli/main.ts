@@ -12,6 +12,7 @@ import { historyCommands } from './commands/history-commands.js';
 import { refCommands } from './commands/ref-commands.js';
 import { shareCommands } from './commands/share-commands.js';
 import { storeCommands } from './commands/store-commands.js';
+import { uiCommand } from './commands/ui-command.js';
 import { watchCommand } from './commands/watch-command.js';
 import type { GlobalArgs } from './context.js';
 import { escaped, escapedLines } from './terminal-text.js';
@@ -71,6 +72,7 @@ export async function run(argv: string[]): Promise<number> {
   configCommands(parser);
   shareCommands(parser);
   watchCommand(parser);
+  uiCommand(parser);
   skipHelpCache(parser);
   try {
     await parser.parseAsync();

@@ -56,7 +56,7 @@ export const ERROR_CODES = {
   CKVC_MISSING_PREREQUISITE: { exit: EXIT.NOT_FOUND, summary: 'a bundle or push needs commits the receiving store does not have (they are named)' },
   CKVC_NON_FAST_FORWARD: { exit: EXIT.REF_CONFLICT, summary: 'the update would drop commits from the other side\'s branch; fetch and merge first, or --force' },
   CKVC_UNKNOWN_REMOTE: { exit: EXIT.NOT_FOUND, summary: 'no remote has that name' },
-  CKVC_UNAUTHORIZED: { exit: EXIT.REMOTE_REFUSED, summary: 'the remote refused: a write needs a valid token, or the server is read-only' },
+  CKVC_UNAUTHORIZED: { exit: EXIT.REMOTE_REFUSED, summary: 'the remote or the web page refused: a write needs a valid token, the server is read-only, or a page request came with a foreign Host or without the token' },
   CKVC_REMOTE: { exit: EXIT.REMOTE_FAILED, summary: 'the remote could not be reached or answered outside the protocol' },
   CKVC_REMOTE_BUSY: { exit: EXIT.REMOTE_FAILED, summary: 'the remote had no room for the request (too much request data in flight) and still had none after the retries' },
   CKVC_INTERRUPTED: { exit: EXIT.INTERRUPTED, summary: 'interrupted by a signal; nothing was half-written' },

@@ -18,6 +18,8 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /** Bytes of JSON request bodies held at once across all requests (default JSON_BUDGET). */
   jsonBudget?: number;
+  /** Answers every request outside /v1/: the web page (src/ui), which does its own access checks. */
+  page?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
 }
 
 const MiB = 1024 * 1024;
@@ -142,6 +144,7 @@ export function createServer(opts: ServeOptions): http.Server {
     throw new CkvcError('CKVC_UNAUTHORIZED', `the remote refused the write: ${why}`, {});
   };
   return http.createServer((req, res) => {
+    if (opts.page && !(req.url ?? '').startsWith('/v1/')) return void opts.page(req, res);
     void (async () => {
       let store: ObjectStore | undefined;
       const held = { bytes: 0 };

@@ -153,7 +153,13 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('read-only', { type: 'boolean', describe: 'refuse every write' }) as unknown as Argv<ServeArgs>,
       async (args) => {
         const root = await withStore(args, async (s) => s.root);
-        const { url, server } = await (await loadApi()).serve({ store: root, host: args.host, port: args.port, tokenFile: args.tokenFile, readOnly: args.readOnly, log: (l) => info(escaped(l)) });
+        const log = (l: string) => info(escaped(l));
+        // The web page at / beside the protocol, under the server's address and token (spec/UI.md §2).
+        const { createUiHandler } = await import('../../ui/ui-server.js');
+        const page = (access: { host: string; token?: string }) => createUiHandler({ store: root, ...access, log });
+        const { url, server } = await (await loadApi()).serve({
+          store: root, host: args.host, port: args.port, tokenFile: args.tokenFile, readOnly: args.readOnly, log, page,
+        });
         if (args.json) json({ url, store: root });
         else out(escaped(url));
         info(`serving ${escaped(root)} at ${escaped(url)}${args.readOnly || !args.tokenFile ? ' (read-only)' : ''}; Ctrl-C stops`);

@@ -1,0 +1,70 @@
+// `ckvc ui`: the web page of the store (src/ui), served until Ctrl-C. The server code loads only here.
+import { spawn } from 'node:child_process';
+import type { Argv } from 'yargs';
+import { withStore, type GlobalArgs } from '../context.js';
+import { info, json, out } from '../render.js';
+import { escaped } from '../terminal-text.js';
+
+interface UiArgs extends GlobalArgs {
+  port: number;
+  host: string;
+  open?: boolean;
+  tokenFile?: string;
+}
+
+/** Opens `url` in the desktop's browser when there is one; on a headless cluster node says so and goes on. */
+function openBrowser(url: string): void {
+  const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
+  const child = spawn(opener, [url], { stdio: 'ignore', detached: true });
+  child.once('error', () => info(`ckvc: no browser to open here (${opener} not found); open ${escaped(url)} yourself`));
+  child.unref();
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
+export function uiCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y.command<UiArgs>(
+    'ui',
+    'Serve a read-only web page of the store: history graph, metric curves across branches, commits, comparisons',
+    (a) =>
+      a
+        .option('port', { type: 'number', default: 8766, describe: 'port (0: any free port)' })
+        .option('host', {
+          type: 'string',
+          default: '127.0.0.1',
+          describe: 'address to bind; other than loopback needs a token',
+        })
+        .option('open', { type: 'boolean', describe: 'open the page in a browser' })
+        .option('token-file', {
+          type: 'string',
+          describe: 'with a non-loopback --host: file holding the token the page requires (default: $CKVC_TOKEN)',
+        }) as unknown as Argv<UiArgs>,
+    async (args) => {
+      const root = await withStore(args, async (s) => s.root);
+      const { readToken } = await import('../../api/remote.js');
+      const { isLoopback } = await import('../../ui/ui-access.js');
+      // On loopback the Host check is the guard; off it the token is required (spec/UI.md §2).
+      const token = isLoopback(args.host) ? undefined : await readToken(args.tokenFile);
+      const { startUi } = await import('../../ui/ui-server.js');
+      const { server, url } = await startUi({
+        store: root,
+        host: args.host,
+        port: args.port,
+        token,
+        log: (l) => info(escaped(l)),
+      });
+      if (args.json) json({ url, store: root });
+      else out(escaped(url));
+      info(`showing ${escaped(root)} at ${escaped(url)} (read-only); Ctrl-C stops`);
+      if (args.open) openBrowser(url);
+      await untilSignal();
+      server.close();
+      server.closeAllConnections();
+    },
+  );
+}
