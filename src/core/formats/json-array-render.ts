@@ -1,0 +1,73 @@
+// Renders a numeric tensor as the JSON text Python's `json.dump` wrote for it (spec/JSON.md §3): the one rule
+// both ingest (which keeps an array as a tensor only if this reproduces its bytes exactly) and checkout use.
+import { pythonFloatRepr } from './python-float-repr.js';
+
+/**
+ * The text around the numbers, per nesting level (index 0 is the outermost list): what opens a list, what
+ * separates its items and what closes it, e.g. `[`, `, `, `]` for json.dump's defaults.
+ */
+export interface JsonArrayLayout {
+  open: string[];
+  sep: string[];
+  close: string[];
+}
+
+export type JsonArrayDtype = 'F64' | 'I64';
+
+/** Layout strings hold only list punctuation and JSON whitespace, and are short (recipes are untrusted). */
+export const JSON_LAYOUT_MAX_CHARS = 4096;
+const LAYOUT_TEXT = /^[[\],\t\n\r ]*$/;
+
+export function isJsonLayoutText(s: string): boolean {
+  return s.length <= JSON_LAYOUT_MAX_CHARS && LAYOUT_TEXT.test(s);
+}
+
+const TWO_32 = 4294967296;
+const TWO_21 = 2097152;
+
+/** The decimal text of element i of little-endian int64 data, given as 32-bit halves. */
+function int64Text(u32: Uint32Array, i32: Int32Array, i: number): string {
+  const lo = u32[2 * i]!;
+  const hi = i32[2 * i + 1]!;
+  if (hi >= -TWO_21 && hi < TWO_21) return String(hi * TWO_32 + lo); // |value| < 2^53: exact as a double
+  return ((BigInt(hi) << 32n) + BigInt(lo)).toString();
+}
+
+/** A copy when needed so the typed-array views below are 8-byte aligned. */
+function aligned(data: Uint8Array): ArrayBuffer {
+  if (data.byteOffset % 8 === 0 && data.byteLength % 8 === 0) return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
+  return Uint8Array.from(data).buffer as ArrayBuffer;
+}
+
+/**
+ * The JSON text of `data` (little-endian F64 or I64 elements, row-major `shape`), laid out by `layout`.
+ * The caller has checked that layout has one entry per dimension and data holds product(shape) elements.
+ */
+export function renderJsonArray(layout: JsonArrayLayout, dtype: JsonArrayDtype, shape: number[], data: Uint8Array): string {
+  const buf = aligned(data);
+  const f64 = new Float64Array(buf);
+  const u32 = new Uint32Array(buf);
+  const i32 = new Int32Array(buf);
+  const text = dtype === 'F64' ? (i: number) => pythonFloatRepr(f64[i]!) : (i: number) => int64Text(u32, i32, i);
+  const out: string[] = [];
+  let next = 0;
+  const last = shape.length - 1;
+  const level = (k: number): void => {
+    const n = shape[k]!;
+    if (k === last) {
+      let s = layout.open[k]!;
+      const sep = layout.sep[k]!;
+      for (let i = 0; i < n; i++) s += i === 0 ? text(next++) : sep + text(next++);
+      out.push(s + layout.close[k]!);
+      return;
+    }
+    out.push(layout.open[k]!);
+    for (let i = 0; i < n; i++) {
+      if (i > 0) out.push(layout.sep[k]!);
+      level(k + 1);
+    }
+    out.push(layout.close[k]!);
+  };
+  level(0);
+  return out.join('');
+}
