@@ -33,10 +33,9 @@ function int64Text(u32: Uint32Array, i32: Int32Array, i: number): string {
   return ((BigInt(hi) << 32n) + BigInt(lo)).toString();
 }
 
-/** A copy when needed so the typed-array views below are 8-byte aligned. */
+/** The elements as an 8-byte-aligned buffer of their own, for the typed-array views below. */
 function aligned(data: Uint8Array): ArrayBuffer {
-  if (data.byteOffset % 8 === 0 && data.byteLength % 8 === 0) return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
-  return Uint8Array.from(data).buffer as ArrayBuffer;
+  return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
 }
 
 /** Rendered tensors are made whole in memory at checkout; ingest never makes one this large (JSON_MAX_BYTES). */
@@ -52,16 +51,24 @@ export function renderProblem(t: { dtype: string; shape: number[]; size: number;
   return elements * 8 === t.size ? undefined : `has shape ${JSON.stringify(t.shape)} but ${t.size} bytes`;
 }
 
+/** The text of element i of `data` (little-endian F64 or I64 elements). */
+export function elementText(dtype: JsonArrayDtype, data: Uint8Array): (i: number) => string {
+  const buf = aligned(data);
+  if (dtype === 'F64') {
+    const f64 = new Float64Array(buf);
+    return (i) => pythonFloatRepr(f64[i]!);
+  }
+  const u32 = new Uint32Array(buf);
+  const i32 = new Int32Array(buf);
+  return (i) => int64Text(u32, i32, i);
+}
+
 /**
  * The JSON text of `data` (little-endian F64 or I64 elements, row-major `shape`), laid out by `layout`.
  * The caller has checked that layout has one entry per dimension and data holds product(shape) elements.
  */
 export function renderJsonArray(layout: JsonArrayLayout, dtype: JsonArrayDtype, shape: number[], data: Uint8Array): string {
-  const buf = aligned(data);
-  const f64 = new Float64Array(buf);
-  const u32 = new Uint32Array(buf);
-  const i32 = new Int32Array(buf);
-  const text = dtype === 'F64' ? (i: number) => pythonFloatRepr(f64[i]!) : (i: number) => int64Text(u32, i32, i);
+  const text = elementText(dtype, data);
   const out: string[] = [];
   let next = 0;
   const last = shape.length - 1;

@@ -2,7 +2,7 @@
 // nested to equal lengths, that renderJsonArray turns back into exactly the bytes they were read from. Works on
 // the file's bytes as a latin1 string, so string offsets are byte offsets. Anything that is not JSON, too deep,
 // or not reproduced byte for byte is simply not an array here: the caller keeps those bytes verbatim.
-import { renderJsonArray, type JsonArrayDtype, type JsonArrayLayout } from './json-array-render.js';
+import { elementText, type JsonArrayDtype, type JsonArrayLayout } from './json-array-render.js';
 
 /** Fewer numbers than this stay text: a tensor's own records would cost about what it saves (spec/JSON.md §2). */
 export const JSON_ARRAY_MIN_ELEMENTS = 256;
@@ -27,6 +27,8 @@ export interface JsonArray {
 class NotJson extends Error {}
 
 const INT_TOKEN = /^-?(?:0|[1-9][0-9]*)$/;
+/** '.', 'e', 'E', 'I' (Infinity), 'N' (NaN): a token with one is not an integer literal. */
+const NOT_INT_CHARS = new Set([0x2e, 0x65, 0x45, 0x49, 0x4e]);
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
@@ -44,9 +46,9 @@ function scalarEnd(t: string, p: number): number {
 }
 
 /** Element bytes for the tokens: I64 when all are int64 literals, F64 otherwise (the render check decides). */
-function elementBytes(tokens: string[]): { dtype: JsonArrayDtype; data: Uint8Array } {
+function elementBytes(tokens: string[], intLike: boolean): { dtype: JsonArrayDtype; data: Uint8Array } {
   const n = tokens.length;
-  const ints = tokens.every((s) => INT_TOKEN.test(s) && (s.length < 19 || (BigInt(s) >= INT64_MIN && BigInt(s) <= INT64_MAX)));
+  const ints = intLike && tokens.every((s) => INT_TOKEN.test(s) && (s.length < 19 || (BigInt(s) >= INT64_MIN && BigInt(s) <= INT64_MAX)));
   if (!ints) {
     const f = new Float64Array(n);
     for (let i = 0; i < n; i++) f[i] = Number(tokens[i]);
@@ -178,15 +180,18 @@ class JsonArrayFinder {
   private numericArray(start: number): JsonArray | 'too small' | undefined {
     const shape = readNumericNesting(this.t, start);
     if (!shape) return undefined;
-    const { end, dims, tokens, layout } = shape;
+    const { end, dims, tokens, layout, intLike } = shape;
     if (tokens.length < JSON_ARRAY_MIN_ELEMENTS) {
       this.pos = end;
       return 'too small';
     }
     const name = this.path.length ? this.path.join('/') : this.rootName;
     if (this.names.has(name)) return undefined;
-    const { dtype, data } = elementBytes(tokens);
-    if (renderJsonArray(layout, dtype, dims, data) !== this.t.slice(start, end)) return undefined;
+    const { dtype, data } = elementBytes(tokens, intLike);
+    // With every open, sep and close of a level equal (readNumericNesting checked), this is
+    // renderJsonArray(...) === text, compared number by number instead of building the text.
+    const text = elementText(dtype, data);
+    for (let i = 0; i < tokens.length; i++) if (text(i) !== tokens[i]) return undefined;
     return { start, end, name, dtype, shape: dims, layout, data };
   }
 }
@@ -196,17 +201,30 @@ interface NumericNesting {
   dims: number[];
   tokens: string[];
   layout: JsonArrayLayout;
+  /** No token has a '.', an exponent, NaN or Infinity. */
+  intLike: boolean;
+}
+
+/** Records the first text seen at one place of the layout; false when a later one differs from it. */
+function same(list: string[], k: number, t: string, from: number, to: number): boolean {
+  const seen = list[k];
+  if (seen === undefined) {
+    list[k] = t.slice(from, to);
+    return true;
+  }
+  return seen.length === to - from && t.startsWith(seen, from);
 }
 
 /**
- * Reads lists of scalar tokens nested to equal, non-zero lengths from the `[` at `start`; the layout holds the
- * first text seen at each place (the render check compares the rest). Undefined for anything else.
+ * Reads lists of scalar tokens nested to equal, non-zero lengths from the `[` at `start`, with the same text
+ * at each place of the layout (every open, separator and close of one level alike). Undefined for anything else.
  */
 function readNumericNesting(t: string, start: number): NumericNesting | undefined {
   const dims: number[] = [];
   const layout: JsonArrayLayout = { open: [], sep: [], close: [] };
   const tokens: string[] = [];
   let leaf = -1;
+  let intLike = true;
   let p = start;
   const skipWs = () => {
     while (p < t.length && isSpace(t.charCodeAt(p))) p++;
@@ -215,7 +233,7 @@ function readNumericNesting(t: string, start: number): NumericNesting | undefine
     if (k >= JSON_ARRAY_MAX_DIMS) return false;
     const open = p++;
     skipWs();
-    layout.open[k] ??= t.slice(open, p);
+    if (!same(layout.open, k, t, open, p)) return false;
     if (leaf < 0) leaf = t[p] === '[' ? -1 : k;
     let count = 0;
     for (;;) {
@@ -226,6 +244,7 @@ function readNumericNesting(t: string, start: number): NumericNesting | undefine
         const end = scalarEnd(t, p);
         // A number's first character: a digit, '-', or NaN / Infinity.
         if (end === p || !((c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x4e || c === 0x49)) return false;
+        if (intLike) for (let q = p; q < end; q++) if (NOT_INT_CHARS.has(t.charCodeAt(q))) intLike = false;
         tokens.push(t.slice(p, end));
         p = end;
       }
@@ -234,20 +253,20 @@ function readNumericNesting(t: string, start: number): NumericNesting | undefine
       skipWs();
       if (t[p] === ']') {
         p++;
-        layout.close[k] ??= t.slice(itemEnd, p);
+        if (!same(layout.close, k, t, itemEnd, p)) return false;
         break;
       }
       if (t[p] !== ',') return false;
       p++;
       skipWs();
-      layout.sep[k] ??= t.slice(itemEnd, p);
+      if (!same(layout.sep, k, t, itemEnd, p)) return false;
     }
     if (dims[k] === undefined) dims[k] = count;
     return dims[k] === count;
   };
   if (!level(0) || leaf < 0) return undefined;
   for (let k = 0; k <= leaf; k++) layout.sep[k] ??= ', '; // one-item lists: never rendered, still recorded
-  return { end: p, dims, tokens, layout };
+  return { end: p, dims, tokens, layout, intLike };
 }
 
 /** The arrays to store as tensors, in text order, or undefined when the text is not a JSON document. */
