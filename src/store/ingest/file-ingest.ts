@@ -1,5 +1,5 @@
 // Commits one file as a recipe (spec/FORMAT.md §5.3). Files whose format ckvc reads (safetensors, PyTorch zip
-// checkpoints, NumPy .npy/.npz, numeric arrays of JSON documents) are cut at their tensors so an unchanged tensor costs nothing; anything else is
+// checkpoints, NumPy .npy/.npz, NumPy arrays in pickles, numeric arrays of JSON documents) are cut at their tensors so an unchanged tensor costs nothing; anything else is
 // content-defined chunked. Either way the whole file is hashed as it streams past, and its identity is re-checked
 // at the end so a torn file is never recorded.
 import * as path from 'node:path';
@@ -16,6 +16,7 @@ import { contentDefinedChunks, fixedChunks } from './chunk-reader.js';
 import type { DeltaBases } from './delta-bases.js';
 import { planCoverageProblem, PlanBuilder, type FilePlan, type RenderedRegion, type TensorRegion } from './file-plan.js';
 import { planJson } from './json-plan.js';
+import { PICKLE_EXTENSIONS, planPickle } from './pickle-plan.js';
 import { InputFile, type OpenOptions } from './input-file.js';
 import { planNpy, planNpz } from './numpy-plan.js';
 import { planTorchZip } from './torch-plan.js';
@@ -32,6 +33,10 @@ export interface IngestedFile {
 
 /** Extensions torch.save output goes by (Hugging Face's pytorch_model.bin and Lightning's .ckpt included). */
 const TORCH_EXTENSIONS = new Set(['.pt', '.pth', '.bin', '.ckpt']);
+/** `.pt`/`.pth` files that are not zips may be plain pickles (pickle.dump of NumPy state under a torch name). */
+const PLAIN_PICKLE_TORCH_EXTENSIONS = new Set(['.pt', '.pth']);
+/** The PROTO opcode that starts every pickle of protocol 2 or later. */
+const PICKLE_PROTO = 0x80;
 const ZIP_MAGIC = Buffer.from('PK\x03\x04', 'latin1');
 const EMPTY_ZIP_MAGIC = Buffer.from('PK\x05\x06', 'latin1');
 
@@ -121,6 +126,7 @@ async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> 
   try {
     if (ext === '.npy') return await planNpy(file);
     if (isZip && ext === '.npz') return await planNpz(file, await readZipLayout(file));
+    if (PICKLE_EXTENSIONS.has(ext) || (!isZip && PLAIN_PICKLE_TORCH_EXTENSIONS.has(ext) && magic[0] === PICKLE_PROTO)) return await planPickle(file);
     if (isZip && TORCH_EXTENSIONS.has(ext)) {
       const plan = await planTorchZip(file, await readZipLayout(file));
       if (plan?.namesUnavailable) warnings.push(`${file.path}: tensor names not read (${plan.namesUnavailable}); its storages are stored as data/<key>`);
