@@ -1,9 +1,11 @@
 // The JSON tensor reader and renderer against Python's own output (spec/vectors/json-render.json, made by
 // tests/fixtures/make-json-vectors.py), plus seeded fuzzing: whatever the reader cuts renders back exactly.
 import { describe, expect, it } from 'vitest';
-import { isJsonLayoutText, renderJsonArray } from '../../src/core/formats/json-array-render.js';
+import { encodeCanonical } from '../../src/core/canonical-cbor.js';
+import { isJsonLayoutText, renderJsonArray, renderProblem } from '../../src/core/formats/json-array-render.js';
 import { findJsonArrays, JSON_ARRAY_MIN_ELEMENTS } from '../../src/core/formats/json-arrays.js';
 import { pythonFloatRepr } from '../../src/core/formats/python-float-repr.js';
+import { decodeFileRecipe, encodeFileRecipe } from '../../src/core/objects/file-recipe.js';
 import { loadVector } from './vectors.js';
 
 interface ArrayVector { name: string; dtype: string; shape: number[]; open: string[]; sep: string[]; close: string[] }
@@ -110,5 +112,43 @@ describe('seeded fuzz', () => {
         expect(a.shape.reduce((x, y) => x * y, 1)).toBeGreaterThanOrEqual(JSON_ARRAY_MIN_ELEMENTS);
       }
     }
+  });
+});
+
+describe('the json key of a file recipe part (spec/FORMAT.md §5.3, spec/JSON.md §4)', () => {
+  const id = 'ab'.repeat(32);
+  const recipe = (json: unknown) => ({ size: 10, b3: '00'.repeat(32), format: 'json', parts: [{ kind: 'tensor' as const, id, size: 10, name: 'w', json: json as never }] });
+
+  it('round-trips a layout, and a part without one stays a plain tensor part', () => {
+    const layout = { open: ['[\n  ', '['], sep: [',\n  ', ', '], close: ['\n]', ']'] };
+    expect(decodeFileRecipe(encodeFileRecipe(recipe(layout))).parts[0]).toEqual({ kind: 'tensor', id, size: 10, name: 'w', json: layout });
+    const plain = { ...recipe(undefined), parts: [{ kind: 'tensor' as const, id, size: 10, name: 'w' }] };
+    expect(decodeFileRecipe(encodeFileRecipe(plain)).parts[0]).toEqual({ kind: 'tensor', id, size: 10, name: 'w' });
+  });
+
+  it('refuses layouts that are not list punctuation and whitespace, uneven, or in an unknown style', () => {
+    const bad = (json: Record<string, unknown>) => {
+      const bytes = encodeCanonical({ size: 10, b3: new Uint8Array(32), format: 'json', parts: [{ tensor: new Uint8Array(32).fill(0xab), size: 10, name: 'w', json: json as never }] });
+      try {
+        decodeFileRecipe(bytes);
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+      return 'accepted';
+    };
+    const ok = { numbers: 'python', open: ['['], sep: [', '], close: [']'] };
+    expect(bad(ok)).toBe('accepted');
+    expect(bad({ ...ok, open: ['["x"'] })).toBe('CKVC_CORRUPT_OBJECT');
+    expect(bad({ ...ok, sep: [', ', ','] })).toBe('CKVC_CORRUPT_OBJECT');
+    expect(bad({ ...ok, numbers: 'javascript' })).toBe('CKVC_CORRUPT_OBJECT');
+    expect(bad({ ...ok, close: [' '.repeat(5000) + ']'] })).toBe('CKVC_CORRUPT_OBJECT');
+  });
+
+  it('renderProblem refuses tensors a layout cannot render', () => {
+    const layout = { open: ['['], sep: [', '], close: [']'] };
+    expect(renderProblem({ dtype: 'F64', shape: [300], size: 2400 }, layout)).toBeUndefined();
+    expect(renderProblem({ dtype: 'F32', shape: [300], size: 1200 }, layout)).toMatch(/dtype F32/);
+    expect(renderProblem({ dtype: 'F64', shape: [3, 100], size: 2400 }, layout)).toMatch(/dimensions/);
+    expect(renderProblem({ dtype: 'I64', shape: [300], size: 2408 }, layout)).toMatch(/bytes/);
   });
 });
