@@ -26,6 +26,15 @@ export interface JsonArray {
 
 class NotJson extends Error {}
 
+// Character codes: the scan compares codes rather than one-character strings.
+const OPEN = 0x5b;
+const CLOSE = 0x5d;
+const LBRACE = 0x7b;
+const RBRACE = 0x7d;
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+const COLON = 0x3a;
+
 const INT_TOKEN = /^-?(?:0|[1-9][0-9]*)$/;
 /** '.', 'e', 'E', 'I' (Infinity), 'N' (NaN): a token with one is not an integer literal. */
 const NOT_INT_CHARS = new Set([0x2e, 0x65, 0x45, 0x49, 0x4e]);
@@ -86,18 +95,18 @@ class JsonArrayFinder {
     while (this.pos < this.t.length && isSpace(this.t.charCodeAt(this.pos))) this.pos++;
   }
 
-  private expect(c: string): void {
-    if (this.t[this.pos] !== c) throw new NotJson();
+  private expect(c: number): void {
+    if (this.t.charCodeAt(this.pos) !== c) throw new NotJson();
     this.pos++;
   }
 
   private value(depth: number): void {
     if (depth > JSON_MAX_DEPTH) throw new NotJson();
     this.ws();
-    const c = this.t[this.pos];
-    if (c === '{') this.object(depth);
-    else if (c === '[') this.array(depth);
-    else if (c === '"') this.string();
+    const c = this.t.charCodeAt(this.pos);
+    if (c === LBRACE) this.object(depth);
+    else if (c === OPEN) this.array(depth);
+    else if (c === QUOTE) this.string();
     else {
       const end = scalarEnd(this.t, this.pos);
       if (end === this.pos) throw new NotJson();
@@ -120,13 +129,13 @@ class JsonArrayFinder {
   private object(depth: number): void {
     this.pos++;
     this.ws();
-    if (this.t[this.pos] === '}') {
+    if (this.t.charCodeAt(this.pos) === RBRACE) {
       this.pos++;
       return;
     }
     for (;;) {
       this.ws();
-      if (this.t[this.pos] !== '"') throw new NotJson();
+      if (this.t.charCodeAt(this.pos) !== QUOTE) throw new NotJson();
       const raw = this.string();
       let key: string;
       try {
@@ -135,13 +144,13 @@ class JsonArrayFinder {
         throw new NotJson();
       }
       this.ws();
-      this.expect(':');
+      this.expect(COLON);
       this.path.push(key);
       this.value(depth + 1);
       this.path.pop();
       this.ws();
-      if (this.t[this.pos] === '}') break;
-      this.expect(',');
+      if (this.t.charCodeAt(this.pos) === RBRACE) break;
+      this.expect(COMMA);
     }
     this.pos++;
   }
@@ -158,7 +167,7 @@ class JsonArrayFinder {
     }
     this.pos = start + 1;
     this.ws();
-    if (this.t[this.pos] === ']') {
+    if (this.t.charCodeAt(this.pos) === CLOSE) {
       this.pos++;
       return;
     }
@@ -167,8 +176,8 @@ class JsonArrayFinder {
       this.value(depth + 1);
       this.path.pop();
       this.ws();
-      if (this.t[this.pos] === ']') break;
-      this.expect(',');
+      if (this.t.charCodeAt(this.pos) === CLOSE) break;
+      this.expect(COMMA);
     }
     this.pos++;
   }
@@ -234,11 +243,11 @@ function readNumericNesting(t: string, start: number): NumericNesting | undefine
     const open = p++;
     skipWs();
     if (!same(layout.open, k, t, open, p)) return false;
-    if (leaf < 0) leaf = t[p] === '[' ? -1 : k;
+    if (leaf < 0) leaf = t.charCodeAt(p) === OPEN ? -1 : k;
     let count = 0;
     for (;;) {
       if (leaf < 0 || k < leaf) {
-        if (t[p] !== '[' || !level(k + 1)) return false;
+        if (t.charCodeAt(p) !== OPEN || !level(k + 1)) return false;
       } else {
         const c = t.charCodeAt(p);
         const end = scalarEnd(t, p);
@@ -251,12 +260,12 @@ function readNumericNesting(t: string, start: number): NumericNesting | undefine
       count++;
       const itemEnd = p;
       skipWs();
-      if (t[p] === ']') {
+      if (t.charCodeAt(p) === CLOSE) {
         p++;
         if (!same(layout.close, k, t, itemEnd, p)) return false;
         break;
       }
-      if (t[p] !== ',') return false;
+      if (t.charCodeAt(p) !== COMMA) return false;
       p++;
       skipWs();
       if (!same(layout.sep, k, t, itemEnd, p)) return false;
