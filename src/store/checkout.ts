@@ -5,7 +5,9 @@ import * as fs from 'node:fs/promises';
 import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
 import { ContentHasher, objectId, type ObjectId } from '../core/object-id.js';
-import { renderJsonArray, renderProblem, type JsonArrayDtype, type JsonArrayLayout } from '../core/formats/json-array-render.js';
+import {
+  renderJsonArray, renderProblem, type JsonArrayDtype, type JsonArrayLayout,
+} from '../core/formats/json-array-render.js';
 import type { FilePart, FileRecipe } from '../core/objects/file-recipe.js';
 import { tensorChunkLength, type TensorObject } from '../core/objects/tensor-object.js';
 import { planTargets, writeViaTemp, type Target } from './checkout-target.js';
@@ -41,13 +43,16 @@ async function partChunks(store: ObjectStore, part: FilePart): Promise<ChunkRef[
   if (part.kind === 'chunk') return [{ id: part.id, size: part.size }];
   const t = await store.readTensor(part.id);
   if (t.size !== part.size) {
-    throw new CkvcError('CKVC_CORRUPT_OBJECT', `tensor ${part.name} is ${t.size} bytes but its file lists ${part.size}`, { id: part.id });
+    const what = `tensor ${part.name} is ${t.size} bytes but its file lists ${part.size}`;
+    throw new CkvcError('CKVC_CORRUPT_OBJECT', what, { id: part.id });
   }
   return t.chunks.map((id, i) => ({ id, size: tensorChunkLength(t, i) }));
 }
 
 /** A tensor rendered as JSON text (spec/JSON.md): its element bytes are read, verified, then written out as text. */
-async function renderedPart(store: ObjectStore, part: FilePart & { kind: 'tensor' }, layout: JsonArrayLayout, where: string): Promise<Buffer> {
+async function renderedPart(
+  store: ObjectStore, part: FilePart & { kind: 'tensor' }, layout: JsonArrayLayout, where: string,
+): Promise<Buffer> {
   const t = await store.readTensor(part.id);
   const problem = renderProblem(t, layout);
   if (problem) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: tensor ${part.name} ${problem}`, { id: part.id });
@@ -59,7 +64,8 @@ async function renderedPart(store: ObjectStore, part: FilePart & { kind: 'tensor
   }, where);
   const text = Buffer.from(renderJsonArray(layout, t.dtype as JsonArrayDtype, t.shape, data), 'latin1');
   if (text.length !== part.size) {
-    throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: tensor ${part.name} renders to ${text.length} bytes of JSON, its file lists ${part.size}`, { id: part.id });
+    const what = `${where}: tensor ${part.name} renders to ${text.length} bytes of JSON, its file lists ${part.size}`;
+    throw new CkvcError('CKVC_CORRUPT_OBJECT', what, { id: part.id });
   }
   return text;
 }
@@ -97,7 +103,9 @@ export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink:
  * Streams chunks in order to `sink` with a bounded read-ahead, each one hash-checked as it is read and its
  * length checked against the list; returns how many bytes went by. Same buffer contract as streamRecipe.
  */
-async function streamChunks(store: ObjectStore, chunks: ChunkRef[], sink: (bytes: Uint8Array) => Promise<void>, where: string): Promise<number> {
+async function streamChunks(
+  store: ObjectStore, chunks: ChunkRef[], sink: (bytes: Uint8Array) => Promise<void>, where: string,
+): Promise<number> {
   const locs: ObjectLocation[] = [];
   const ensureLocated = async (upTo: number) => {
     while (locs.length < Math.min(upTo, chunks.length)) {

@@ -42,11 +42,14 @@ function aligned(data: Uint8Array): ArrayBuffer {
 export const RENDERED_TENSOR_MAX_BYTES = 1024 ** 3;
 
 /** Why a stored tensor cannot be rendered with `layout`, or undefined when it can (recipes are untrusted). */
-export function renderProblem(t: { dtype: string; shape: number[]; size: number; order?: 'F' }, layout: JsonArrayLayout): string | undefined {
+export function renderProblem(
+  t: { dtype: string; shape: number[]; size: number; order?: 'F' }, layout: JsonArrayLayout,
+): string | undefined {
   if (t.dtype !== 'F64' && t.dtype !== 'I64') return `has dtype ${t.dtype}, which is not rendered as JSON (F64, I64)`;
   if (t.order) return 'is in column-major order, which is not rendered as JSON';
-  if (t.shape.length !== layout.open.length) return `has ${t.shape.length} dimensions, its JSON layout ${layout.open.length}`;
-  if (t.size > RENDERED_TENSOR_MAX_BYTES) return `is ${t.size} bytes, more than the ${RENDERED_TENSOR_MAX_BYTES} rendered as JSON`;
+  const levels = layout.open.length;
+  if (t.shape.length !== levels) return `has ${t.shape.length} dimensions, its JSON layout ${levels}`;
+  if (t.size > RENDERED_TENSOR_MAX_BYTES) return `is ${t.size} bytes, more than ${RENDERED_TENSOR_MAX_BYTES} are rendered as JSON`;
   const elements = t.shape.reduce((a, d) => a * d, 1);
   return elements * 8 === t.size ? undefined : `has shape ${JSON.stringify(t.shape)} but ${t.size} bytes`;
 }
@@ -67,7 +70,9 @@ export function elementText(dtype: JsonArrayDtype, data: Uint8Array): (i: number
  * The JSON text of `data` (little-endian F64 or I64 elements, row-major `shape`), laid out by `layout`.
  * The caller has checked that layout has one entry per dimension and data holds product(shape) elements.
  */
-export function renderJsonArray(layout: JsonArrayLayout, dtype: JsonArrayDtype, shape: number[], data: Uint8Array): string {
+export function renderJsonArray(
+  layout: JsonArrayLayout, dtype: JsonArrayDtype, shape: number[], data: Uint8Array,
+): string {
   const text = elementText(dtype, data);
   const out: string[] = [];
   let next = 0;

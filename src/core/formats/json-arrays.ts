@@ -57,7 +57,8 @@ function scalarEnd(t: string, p: number): number {
 /** Element bytes for the tokens: I64 when all are int64 literals, F64 otherwise (the render check decides). */
 function elementBytes(tokens: string[], intLike: boolean): { dtype: JsonArrayDtype; data: Uint8Array } {
   const n = tokens.length;
-  const ints = intLike && tokens.every((s) => INT_TOKEN.test(s) && (s.length < 19 || (BigInt(s) >= INT64_MIN && BigInt(s) <= INT64_MAX)));
+  const inInt64 = (s: string) => s.length < 19 || (BigInt(s) >= INT64_MIN && BigInt(s) <= INT64_MAX);
+  const ints = intLike && tokens.every((s) => INT_TOKEN.test(s) && inInt64(s));
   if (!ints) {
     const f = new Float64Array(n);
     for (let i = 0; i < n; i++) f[i] = Number(tokens[i]);

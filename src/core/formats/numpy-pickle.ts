@@ -23,7 +23,8 @@ const MAX_ARRAYS = 1_000_000;
 
 /** NumPy type codes ckvc stores as tensors, and their safetensors dtypes; the element width is the code's digit. */
 const DTYPES: Record<string, string> = {
-  f2: 'F16', f4: 'F32', f8: 'F64', i1: 'I8', i2: 'I16', i4: 'I32', i8: 'I64', u1: 'U8', u2: 'U16', u4: 'U32', u8: 'U64', b1: 'BOOL',
+  f2: 'F16', f4: 'F32', f8: 'F64', i1: 'I8', i2: 'I16', i4: 'I32', i8: 'I64',
+  u1: 'U8', u2: 'U16', u4: 'U32', u8: 'U64', b1: 'BOOL',
 };
 const RECONSTRUCT = new Set(['numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct']);
 const FROMBUFFER = new Set(['numpy.core.numeric._frombuffer', 'numpy._core.numeric._frombuffer']);
@@ -74,7 +75,8 @@ function arrayOf(v: Obj): Omit<NumpyPickleArray, 'name'> | undefined {
   if (!d || !shape || !isObj(raw) || raw.k !== 'bytes') return undefined;
   const elements = shape.reduce((a, n) => a * n, 1);
   if (elements * d.width !== raw.end - raw.start) return undefined;
-  return { start: raw.start, end: raw.end, dtype: d.dtype, shape, ...(fortran && shape.length > 1 ? { order: 'F' as const } : {}) };
+  const order = fortran && shape.length > 1 ? { order: 'F' as const } : {};
+  return { start: raw.start, end: raw.end, dtype: d.dtype, shape, ...order };
 }
 
 class ArrayWalk {
@@ -90,7 +92,9 @@ class ArrayWalk {
 
   visit(v: Value, name: string, depth: number): void {
     if (!isObj(v) || depth > MAX_DEPTH || this.active.has(v)) return;
-    if (--this.budget < 0) throw new PickleNotUnderstood('the pickle refers to the same objects too many times to walk');
+    if (--this.budget < 0) {
+      throw new PickleNotUnderstood('the pickle refers to the same objects too many times to walk');
+    }
     this.active.add(v);
     try {
       this.inner(v, name, depth);
@@ -101,7 +105,8 @@ class ArrayWalk {
 
   private inner(v: Obj, name: string, depth: number): void {
     const join = (key: Value | undefined): string | undefined => {
-      const part = typeof key === 'string' ? key : typeof key === 'number' && Number.isSafeInteger(key) ? String(key) : undefined;
+      const part = typeof key === 'string' ? key
+        : typeof key === 'number' && Number.isSafeInteger(key) ? String(key) : undefined;
       return part === undefined ? undefined : name === '' ? part : `${name}/${part}`;
     };
     const a = arrayOf(v);

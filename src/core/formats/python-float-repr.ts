@@ -32,7 +32,10 @@ function decimalDigits(s: string): { digits: string; exponent: number } {
   if (e >= 0) return { digits: s.slice(0, e).replace('.', ''), exponent: Number(s.slice(e + 1)) };
   const dot = s.indexOf('.');
   const intPart = dot < 0 ? s : s.slice(0, dot);
-  if (intPart !== '0') return { digits: (intPart + (dot < 0 ? '' : s.slice(dot + 1))).replace(/0+$/, ''), exponent: intPart.length - 1 };
+  if (intPart !== '0') {
+    const all = intPart + (dot < 0 ? '' : s.slice(dot + 1));
+    return { digits: all.replace(/0+$/, ''), exponent: intPart.length - 1 };
+  }
   const frac = s.slice(dot + 1);
   const lead = frac.length - frac.replace(/^0+/, '').length;
   return { digits: frac.slice(lead), exponent: -lead - 1 };

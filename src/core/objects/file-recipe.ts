@@ -47,7 +47,9 @@ export function encodeFileRecipe(r: FileRecipe): Uint8Array {
     parts: r.parts.map((p) =>
       p.kind === 'chunk'
         ? { chunk: idToBytes(p.id), size: p.size }
-        : compact({ tensor: idToBytes(p.id), size: p.size, name: p.name, json: p.json ? encodeLayout(p.json) : undefined }),
+        : compact({
+          tensor: idToBytes(p.id), size: p.size, name: p.name, json: p.json ? encodeLayout(p.json) : undefined,
+        }),
     ),
     packed: r.packed?.length ? r.packed.map((t) => compact({ name: t.name, dtype: t.dtype, shape: t.shape, size: t.size, order: t.order })) : undefined,
   }));
@@ -90,16 +92,25 @@ function encodeLayout(l: JsonArrayLayout): CborValue {
 /** A rendered part's layout, refused unless it is short list punctuation and whitespace (recipes are untrusted). */
 function decodeLayout(f: FieldReader): JsonArrayLayout {
   const style = f.string('numbers');
-  if (style !== JSON_NUMBER_STYLE) throw corrupt(f.where, `writes numbers in style ${JSON.stringify(style)}, which this ckvc does not know (known: "${JSON_NUMBER_STYLE}"); upgrade ckvc`);
+  if (style !== JSON_NUMBER_STYLE) {
+    const known = `known: "${JSON_NUMBER_STYLE}"`;
+    throw corrupt(f.where, `writes numbers in style ${JSON.stringify(style)}, which this ckvc does not know (${known}); upgrade ckvc`);
+  }
   const texts = (key: string): string[] => {
     const v = f.array(key);
-    if (v.length === 0 || v.length > JSON_LAYOUT_MAX_LEVELS) throw corrupt(f.where, `field "${key}" has ${v.length} levels (1 to ${JSON_LAYOUT_MAX_LEVELS})`);
+    if (v.length === 0 || v.length > JSON_LAYOUT_MAX_LEVELS) {
+      throw corrupt(f.where, `field "${key}" has ${v.length} levels (1 to ${JSON_LAYOUT_MAX_LEVELS})`);
+    }
     return v.map((s, i) => {
-      if (typeof s !== 'string' || !isJsonLayoutText(s)) throw corrupt(f.where, `${key}[${i}] is not JSON list punctuation and whitespace`);
+      if (typeof s !== 'string' || !isJsonLayoutText(s)) {
+        throw corrupt(f.where, `${key}[${i}] is not JSON list punctuation and whitespace`);
+      }
       return s;
     });
   };
   const layout = { open: texts('open'), sep: texts('sep'), close: texts('close') };
-  if (layout.sep.length !== layout.open.length || layout.close.length !== layout.open.length) throw corrupt(f.where, 'has open, sep and close lists of different lengths');
+  if (layout.sep.length !== layout.open.length || layout.close.length !== layout.open.length) {
+    throw corrupt(f.where, 'has open, sep and close lists of different lengths');
+  }
   return layout;
 }

@@ -1,7 +1,7 @@
 // Commits one file as a recipe (spec/FORMAT.md §5.3). Files whose format ckvc reads (safetensors, PyTorch zip
-// checkpoints, NumPy .npy/.npz, NumPy arrays in pickles, numeric arrays of JSON documents) are cut at their tensors so an unchanged tensor costs nothing; anything else is
-// content-defined chunked. Either way the whole file is hashed as it streams past, and its identity is re-checked
-// at the end so a torn file is never recorded.
+// checkpoints, NumPy .npy/.npz, NumPy arrays in pickles, numeric arrays of JSON documents) are cut at their
+// tensors so an unchanged tensor costs nothing; anything else is content-defined chunked. Either way the whole
+// file is hashed as it streams past, and its identity is re-checked at the end so a torn file is never recorded.
 import * as path from 'node:path';
 import { CkvcError } from '../../core/errors.js';
 import { NPY_MAGIC, NpyRefusal } from '../../core/formats/npy.js';
@@ -14,7 +14,9 @@ import type { ObjectWriter } from '../object-writer.js';
 import type { StoreConfig } from '../store-layout.js';
 import { contentDefinedChunks, fixedChunks } from './chunk-reader.js';
 import type { DeltaBases } from './delta-bases.js';
-import { planCoverageProblem, PlanBuilder, type FilePlan, type RenderedRegion, type TensorRegion } from './file-plan.js';
+import {
+  planCoverageProblem, PlanBuilder, type FilePlan, type RenderedRegion, type TensorRegion,
+} from './file-plan.js';
 import { planJson } from './json-plan.js';
 import { PICKLE_EXTENSIONS, planPickle } from './pickle-plan.js';
 import { InputFile, type OpenOptions } from './input-file.js';
@@ -81,7 +83,8 @@ class FileIngest {
     const chunks: ObjectId[] = [];
     const size = t.data.length;
     const chunkSize = this.config.tensorChunkSize;
-    const bases = await this.delta?.bases.chunksFor(this.delta.path, { name: t.name, dtype: t.dtype, shape: t.shape, size, chunkSize });
+    const key = { name: t.name, dtype: t.dtype, shape: t.shape, size, chunkSize };
+    const bases = await this.delta?.bases.chunksFor(this.delta.path, key);
     for (let off = 0; off < size; off += chunkSize) {
       this.checkInterrupted();
       const chunk = t.data.subarray(off, Math.min(off + chunkSize, size));
@@ -89,7 +92,8 @@ class FileIngest {
     }
     this.hasher.update(t.text);
     const body = encodeTensor({ dtype: t.dtype, shape: t.shape, size, chunkSize, chunks });
-    this.parts.push({ kind: 'tensor', id: await this.writer.put('tensor', body), size: t.text.length, name: t.name, json: t.json });
+    const id = await this.writer.put('tensor', body);
+    this.parts.push({ kind: 'tensor', id, size: t.text.length, name: t.name, json: t.json });
   }
 
   async execute(plan: FilePlan): Promise<void> {
@@ -126,7 +130,8 @@ async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> 
   try {
     if (ext === '.npy') return await planNpy(file);
     if (isZip && ext === '.npz') return await planNpz(file, await readZipLayout(file));
-    if (PICKLE_EXTENSIONS.has(ext) || (!isZip && PLAIN_PICKLE_TORCH_EXTENSIONS.has(ext) && magic[0] === PICKLE_PROTO)) return await planPickle(file);
+    const plainPickle = !isZip && PLAIN_PICKLE_TORCH_EXTENSIONS.has(ext) && magic[0] === PICKLE_PROTO;
+    if (PICKLE_EXTENSIONS.has(ext) || plainPickle) return await planPickle(file);
     if (isZip && TORCH_EXTENSIONS.has(ext)) {
       const plan = await planTorchZip(file, await readZipLayout(file));
       if (plan?.namesUnavailable) warnings.push(`${file.path}: tensor names not read (${plan.namesUnavailable}); its storages are stored as data/<key>`);
