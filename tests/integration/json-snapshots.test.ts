@@ -19,8 +19,10 @@ const fileName = (d: DocVector) => `${d.name.replace(/[^a-z0-9]+/gi, '-')}.json`
 /** A snapshot as json.dump writes one: metadata, then weights as nested lists (Python's repr per number). */
 function snapshot(step: number, w: Float64Array, rows: number): string {
   const cols = w.length / rows;
-  const list = Array.from({ length: rows }, (_, r) => `[${Array.from(w.subarray(r * cols, (r + 1) * cols), pythonFloatRepr).join(', ')}]`);
-  return `{"agent_class": "MLPPolicy", "step": ${step}, "metrics": {"loss": ${pythonFloatRepr(1 / step)}}, "weights": {"fc1.weight": [${list.join(', ')}]}}`;
+  const row = (r: number) => `[${Array.from(w.subarray(r * cols, (r + 1) * cols), pythonFloatRepr).join(', ')}]`;
+  const list = Array.from({ length: rows }, (_, r) => row(r)).join(', ');
+  const meta = `"agent_class": "MLPPolicy", "step": ${step}, "metrics": {"loss": ${pythonFloatRepr(1 / step)}}`;
+  return `{${meta}, "weights": {"fc1.weight": [${list}]}}`;
 }
 
 function trained(n: number): Float64Array {
@@ -45,12 +47,15 @@ describe('JSON snapshots written by Python', () => {
   });
 
   it('lists the arrays the spec cuts, with their dtypes and shapes', () => {
-    const ls = s.json<{ files: { path: string; format: string; tensors: { name: string; dtype: string; shape: number[] }[] }[] }>(['ls', rev, '--tensors']);
+    type Tensor = { name: string; dtype: string; shape: number[] };
+    const ls = s.json<{ files: { path: string; format: string; tensors: Tensor[] }[] }>(['ls', rev, '--tensors']);
     for (const d of documents) {
       const f = ls.files.find((x) => x.path === fileName(d))!;
       const root = fileName(d).replace(/\.json$/, '');
-      const expected = d.arrays.map((a) => ({ name: a.name === 'root' ? root : a.name, dtype: a.dtype, shape: a.shape }));
-      expect({ doc: d.name, tensors: f.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })) }).toEqual({ doc: d.name, tensors: expected });
+      const named = (a: { name: string }) => (a.name === 'root' ? root : a.name);
+      const expected = d.arrays.map((a) => ({ name: named(a), dtype: a.dtype, shape: a.shape }));
+      const listed = f.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+      expect({ doc: d.name, tensors: listed }).toEqual({ doc: d.name, tensors: expected });
       expect(f.format).toBe(d.arrays.length ? 'json' : 'opaque');
     }
     expect(ls.files.find((x) => x.path === 'broken.json')!.format).toBe('opaque');
@@ -106,7 +111,8 @@ describe('a series of JSON snapshots', () => {
   });
 
   it('diff shows the per-array change', () => {
-    const d = s.json<{ tensors: { changed: { name: string; delta: { relative: number; changedElements: number } }[] } }>(['diff', ids[0]!, ids[1]!]);
+    type Changed = { name: string; delta: { relative: number; changedElements: number } };
+    const d = s.json<{ tensors: { changed: Changed[] } }>(['diff', ids[0]!, ids[1]!]);
     expect(d.tensors.changed.map((t) => t.name)).toEqual(['weights/fc1.weight']);
     expect(d.tensors.changed[0]!.delta.changedElements).toBeGreaterThan(10000);
     expect(d.tensors.changed[0]!.delta.relative).toBeGreaterThan(0);

@@ -11,8 +11,11 @@ import { FIXTURES } from '../helpers/fixtures.js';
 
 afterAll(cleanupTemp);
 
-type Listed = { files: { path: string; format: string; tensors: { name: string; dtype: string; shape: number[]; order?: string }[] }[] };
-const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as Record<string, { sha256: string; arrays?: Record<string, [string, number[], string]> }>;
+type Tensor = { name: string; dtype: string; shape: number[]; order?: string };
+type Listed = { files: { path: string; format: string; tensors: Tensor[] }[] };
+type Arrays = Record<string, [string, number[], string]>;
+const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as
+  Record<string, { sha256: string; arrays?: Arrays }>;
 const PICKLES = Object.keys(MANIFEST).filter((f) => f.startsWith('numpy_state_'));
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 /** Arrays of at least 1 KiB are cut (spec/ARCHIVES.md §4): in these fixtures all but bias, rng and zero_d. */
@@ -43,7 +46,9 @@ describe('pickled NumPy state', () => {
       }
       expect(file.format).toBe('pickle');
       expect(file.tensors.map((t) => t.name).sort()).toEqual([...CUT].sort());
-      for (const t of file.tensors) expect([t.name, t.dtype, t.shape]).toEqual([t.name, arrays[t.name]![0], arrays[t.name]![1]]);
+      for (const t of file.tensors) {
+        expect([t.name, t.dtype, t.shape]).toEqual([t.name, arrays[t.name]![0], arrays[t.name]![1]]);
+      }
       expect(file.tensors.find((t) => t.name === 'fortran')!.order).toBe('F');
     }
   });
@@ -56,14 +61,17 @@ describe('pickled NumPy state', () => {
 
   it('checkout --tensor gives the arrays as safetensors with their exact bytes', () => {
     const out = tempDir();
-    s.ok(['checkout', rev, '--to', out, '--path', 'numpy_state_p5.pkl', '--tensor', 'params/**', '--tensor', 'opt_state/**']);
+    s.ok(['checkout', rev, '--to', out, '--path', 'numpy_state_p5.pkl', '--tensor', 'params/**',
+      '--tensor', 'opt_state/**']);
     const st = fs.readFileSync(path.join(out, 'numpy_state_p5.safetensors'));
     const n = Number(st.readBigUInt64LE(0));
-    const header = JSON.parse(st.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+    type Entry = { dtype: string; data_offsets: [number, number] };
+    const header = JSON.parse(st.subarray(8, 8 + n).toString('utf8')) as Record<string, Entry>;
     const arrays = MANIFEST['numpy_state_p5.pkl']!.arrays!;
     for (const name of ['params/dense/kernel', 'params/head/kernel', 'opt_state/0/mu', 'opt_state/0/nu']) {
       const [a, b] = header[name]!.data_offsets;
-      expect([name, header[name]!.dtype, sha(st.subarray(8 + n + a, 8 + n + b))]).toEqual([name, arrays[name]![0], arrays[name]![2]]);
+      const got = [name, header[name]!.dtype, sha(st.subarray(8 + n + a, 8 + n + b))];
+      expect(got).toEqual([name, arrays[name]![0], arrays[name]![2]]);
     }
   });
 

@@ -25,13 +25,15 @@ function rng(seed: number): () => number {
 
 describe('pythonFloatRepr', () => {
   it(`matches Python's repr on ${vectors.repr.length} doubles`, () => {
-    const bad = vectors.repr.filter(([bits, repr]) => pythonFloatRepr(Buffer.from(bits, 'hex').readDoubleLE(0)) !== repr);
+    const value = (bits: string) => Buffer.from(bits, 'hex').readDoubleLE(0);
+    const bad = vectors.repr.filter(([bits, repr]) => pythonFloatRepr(value(bits)) !== repr);
     expect(bad.slice(0, 5)).toEqual([]);
   });
 
   it('spells the edge cases as json.dump does', () => {
-    expect([0, -0, NaN, Infinity, -Infinity, 1e-5, 1e-4, 1e16, 1e15, 1.5e16, 5e-324, 1e300].map(pythonFloatRepr)).toEqual(
-      ['0.0', '-0.0', 'NaN', 'Infinity', '-Infinity', '1e-05', '0.0001', '1e+16', '1000000000000000.0', '1.5e+16', '5e-324', '1e+300']);
+    const xs = [0, -0, NaN, Infinity, -Infinity, 1e-5, 1e-4, 1e16, 1e15, 1.5e16, 5e-324, 1e300];
+    expect(xs.map(pythonFloatRepr)).toEqual(['0.0', '-0.0', 'NaN', 'Infinity', '-Infinity', '1e-05', '0.0001', '1e+16',
+      '1000000000000000.0', '1.5e+16', '5e-324', '1e+300']);
   });
 
   it('round-trips random bit patterns through Number()', () => {
@@ -117,18 +119,23 @@ describe('seeded fuzz', () => {
 
 describe('the json key of a file recipe part (spec/FORMAT.md §5.3, spec/JSON.md §4)', () => {
   const id = 'ab'.repeat(32);
-  const recipe = (json: unknown) => ({ size: 10, b3: '00'.repeat(32), format: 'json', parts: [{ kind: 'tensor' as const, id, size: 10, name: 'w', json: json as never }] });
+  const recipe = (json: unknown) => ({
+    size: 10, b3: '00'.repeat(32), format: 'json',
+    parts: [{ kind: 'tensor' as const, id, size: 10, name: 'w', json: json as never }],
+  });
 
   it('round-trips a layout, and a part without one stays a plain tensor part', () => {
     const layout = { open: ['[\n  ', '['], sep: [',\n  ', ', '], close: ['\n]', ']'] };
-    expect(decodeFileRecipe(encodeFileRecipe(recipe(layout))).parts[0]).toEqual({ kind: 'tensor', id, size: 10, name: 'w', json: layout });
+    const part = decodeFileRecipe(encodeFileRecipe(recipe(layout))).parts[0];
+    expect(part).toEqual({ kind: 'tensor', id, size: 10, name: 'w', json: layout });
     const plain = { ...recipe(undefined), parts: [{ kind: 'tensor' as const, id, size: 10, name: 'w' }] };
     expect(decodeFileRecipe(encodeFileRecipe(plain)).parts[0]).toEqual({ kind: 'tensor', id, size: 10, name: 'w' });
   });
 
   it('refuses layouts that are not list punctuation and whitespace, uneven, or in an unknown style', () => {
     const bad = (json: Record<string, unknown>) => {
-      const bytes = encodeCanonical({ size: 10, b3: new Uint8Array(32), format: 'json', parts: [{ tensor: new Uint8Array(32).fill(0xab), size: 10, name: 'w', json: json as never }] });
+      const part = { tensor: new Uint8Array(32).fill(0xab), size: 10, name: 'w', json: json as never };
+      const bytes = encodeCanonical({ size: 10, b3: new Uint8Array(32), format: 'json', parts: [part] });
       try {
         decodeFileRecipe(bytes);
       } catch (e) {

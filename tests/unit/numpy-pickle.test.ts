@@ -9,7 +9,9 @@ import { readNumpyPickle } from '../../src/core/formats/numpy-pickle.js';
 import { PickleNotUnderstood } from '../../src/core/formats/pickle-machine.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 
-const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as Record<string, { arrays?: Record<string, [string, number[], string]> }>;
+type Arrays = Record<string, [string, number[], string]>;
+const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as
+  Record<string, { arrays?: Arrays }>;
 const read = (f: string) => new Uint8Array(fs.readFileSync(path.join(FIXTURES, f)));
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
