@@ -16,12 +16,14 @@ const snapDir = process.env.BENCH_JSON_DIR ?? path.join(os.tmpdir(), 'ckvc-bench
 const hidden = process.env.BENCH_JSON_HIDDEN ?? '256,256';
 
 if (!fs.existsSync(snapDir) || fs.readdirSync(snapDir).filter((f) => f.endsWith('.json')).length < 10) {
-  execFileSync('python3', [path.join(repo, 'tests/bench/json-snapshots.py'), snapDir, '--hidden', hidden], { stdio: 'inherit' });
+  const generator = path.join(repo, 'tests/bench/json-snapshots.py');
+  execFileSync('python3', [generator, snapDir, '--hidden', hidden], { stdio: 'inherit' });
 }
 const snaps = fs.readdirSync(snapDir).filter((f) => f.endsWith('.json')).sort().map((f) => path.join(snapDir, f));
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-bench-json-'));
 const run = (...args) => {
-  const r = spawnSync(process.execPath, [bin, ...args, '--store', path.join(work, '.ckvc')], { encoding: 'buffer', maxBuffer: 1 << 30 });
+  const argv = [bin, ...args, '--store', path.join(work, '.ckvc')];
+  const r = spawnSync(process.execPath, argv, { encoding: 'buffer', maxBuffer: 1 << 30 });
   if (r.status !== 0) throw new Error(`ckvc ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 };
@@ -39,10 +41,13 @@ for (const f of snaps) {
   commitSeconds += (performance.now() - t0) / 1000;
 }
 ids.forEach((id, i) => {
-  if (!run('cat', `${id}:agent.json`).equals(fs.readFileSync(snaps[i]))) throw new Error(`${snaps[i]} did not check out byte-identical`);
+  if (!run('cat', `${id}:agent.json`).equals(fs.readFileSync(snaps[i]))) {
+    throw new Error(`${snaps[i]} did not check out byte-identical`);
+  }
 });
 const stats = JSON.parse(run('stats', '--json').toString());
-const packBytes = fs.readdirSync(path.join(work, '.ckvc', 'packs')).reduce((a, f) => a + fs.statSync(path.join(work, '.ckvc', 'packs', f)).size, 0);
+const packsDir = path.join(work, '.ckvc', 'packs');
+const packBytes = fs.readdirSync(packsDir).reduce((a, f) => a + fs.statSync(path.join(packsDir, f)).size, 0);
 
 const { findJsonArrays } = await import(path.join(repo, 'dist/core/formats/json-arrays.js'));
 // The machine's speed right now, for scale: V8's native JSON.parse of the same texts.
@@ -63,16 +68,20 @@ for (const f of snaps) {
 }
 let zstd = 'zstd not installed';
 if (spawnSync('zstd', ['--version']).status === 0) {
-  const z = spawnSync('sh', ['-c', `cat ${snaps.map((s) => `'${s}'`).join(' ')} | zstd -19 -q -c | wc -c`], { encoding: 'utf8' });
+  const cat = `cat ${snaps.map((s) => `'${s}'`).join(' ')}`;
+  const z = spawnSync('sh', ['-c', `${cat} | zstd -19 -q -c | wc -c`], { encoding: 'utf8' });
   zstd = `${(textBytes / Number(z.stdout.trim())).toFixed(2)}x`;
 }
 const mb = (b) => (b / 1e6).toFixed(1);
 console.log(`| snapshots | ${snaps.length} of ${mb(textBytes / snaps.length)} MB (hidden ${hidden}) |`);
-console.log(`| stored ratio (snapshot bytes / pack bytes) | ${(textBytes / packBytes).toFixed(2)}x (ckvc stats: ${stats.totalRatio.toFixed(2)}x) |`);
+const ratio = `${(textBytes / packBytes).toFixed(2)}x (ckvc stats: ${stats.totalRatio.toFixed(2)}x)`;
+console.log(`| stored ratio (snapshot bytes / pack bytes) | ${ratio} |`);
 console.log(`| zstd -19 of the concatenated texts | ${zstd} |`);
 console.log(`| commit, wall incl. process start | ${mb(textBytes / commitSeconds)} MB/s |`);
-console.log(`| JSON reader alone, in process | ${mb(textBytes / readerSeconds)} MB/s wall, ${mb(textBytes / readerCpu)} MB/s of CPU time |`);
+const reader = `${mb(textBytes / readerSeconds)} MB/s wall, ${mb(textBytes / readerCpu)} MB/s of CPU time`;
+console.log(`| JSON reader alone, in process | ${reader} |`);
 console.log(`| V8 JSON.parse of the same texts, for scale | ${mb(textBytes / parseSeconds)} MB/s wall |`);
 console.log(`| every snapshot byte-identical | yes |`);
-console.log(`| load average at the end | ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (${os.cpus().length} CPUs) |`);
+const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
+console.log(`| load average at the end | ${load} (${os.cpus().length} CPUs) |`);
 fs.rmSync(work, { recursive: true, force: true });
