@@ -5,7 +5,10 @@ import * as fs from 'node:fs/promises';
 import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
 import { ContentHasher, objectId, type ObjectId } from '../core/object-id.js';
-import type { FileRecipe } from '../core/objects/file-recipe.js';
+import {
+  renderJsonArray, renderProblem, type JsonArrayDtype, type JsonArrayLayout,
+} from '../core/formats/json-array-render.js';
+import type { FilePart, FileRecipe } from '../core/objects/file-recipe.js';
 import { tensorChunkLength, type TensorObject } from '../core/objects/tensor-object.js';
 import { planTargets, writeViaTemp, type Target } from './checkout-target.js';
 import { ioError } from './durable-fs.js';
@@ -35,20 +38,36 @@ interface ChunkRef {
   size: number;
 }
 
-async function chunkList(store: ObjectStore, recipe: FileRecipe): Promise<ChunkRef[]> {
-  const out: ChunkRef[] = [];
-  for (const part of recipe.parts) {
-    if (part.kind === 'chunk') {
-      out.push({ id: part.id, size: part.size });
-      continue;
-    }
-    const t = await store.readTensor(part.id);
-    if (t.size !== part.size) {
-      throw new CkvcError('CKVC_CORRUPT_OBJECT', `tensor ${part.name} is ${t.size} bytes but its file lists ${part.size}`, { id: part.id });
-    }
-    t.chunks.forEach((id, i) => out.push({ id, size: tensorChunkLength(t, i) }));
+/** The chunks of a plain chunk part or of a tensor part stored as its bytes. */
+async function partChunks(store: ObjectStore, part: FilePart): Promise<ChunkRef[]> {
+  if (part.kind === 'chunk') return [{ id: part.id, size: part.size }];
+  const t = await store.readTensor(part.id);
+  if (t.size !== part.size) {
+    const what = `tensor ${part.name} is ${t.size} bytes but its file lists ${part.size}`;
+    throw new CkvcError('CKVC_CORRUPT_OBJECT', what, { id: part.id });
   }
-  return out;
+  return t.chunks.map((id, i) => ({ id, size: tensorChunkLength(t, i) }));
+}
+
+/** A tensor rendered as JSON text (spec/JSON.md): its element bytes are read, verified, then written out as text. */
+async function renderedPart(
+  store: ObjectStore, part: FilePart & { kind: 'tensor' }, layout: JsonArrayLayout, where: string,
+): Promise<Buffer> {
+  const t = await store.readTensor(part.id);
+  const problem = renderProblem(t, layout);
+  if (problem) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: tensor ${part.name} ${problem}`, { id: part.id });
+  const data = Buffer.allocUnsafe(t.size);
+  let pos = 0;
+  await streamChunks(store, t.chunks.map((id, i) => ({ id, size: tensorChunkLength(t, i) })), async (bytes) => {
+    data.set(bytes, pos);
+    pos += bytes.length;
+  }, where);
+  const text = Buffer.from(renderJsonArray(layout, t.dtype as JsonArrayDtype, t.shape, data), 'latin1');
+  if (text.length !== part.size) {
+    const what = `${where}: tensor ${part.name} renders to ${text.length} bytes of JSON, its file lists ${part.size}`;
+    throw new CkvcError('CKVC_CORRUPT_OBJECT', what, { id: part.id });
+  }
+  return text;
 }
 
 /**
@@ -56,7 +75,24 @@ async function chunkList(store: ObjectStore, recipe: FileRecipe): Promise<ChunkR
  * The bytes given to `sink` are reused once its promise resolves: a sink must write or copy them, not keep them.
  */
 export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink: (bytes: Uint8Array) => Promise<void>, where: string): Promise<string> {
-  const { total, digest } = await streamChunks(store, await chunkList(store, recipe), sink, where);
+  const hasher = new ContentHasher();
+  let total = 0;
+  const hashed = async (bytes: Uint8Array) => {
+    hasher.update(bytes);
+    total += bytes.length;
+    await sink(bytes);
+  };
+  // Runs of byte parts stream with read-ahead across part boundaries; a rendered part is made whole, in turn.
+  let run: ChunkRef[] = [];
+  for (const part of recipe.parts) {
+    if (part.kind === 'tensor' && part.json) {
+      await streamChunks(store, run, hashed, where);
+      run = [];
+      await hashed(await renderedPart(store, part, part.json, where));
+    } else run.push(...(await partChunks(store, part)));
+  }
+  await streamChunks(store, run, hashed, where);
+  const digest = hasher.digestHex();
   if (total !== recipe.size || digest !== recipe.b3) {
     throw new CkvcError('CKVC_FILE_HASH_MISMATCH', `${where}: rebuilt content does not match the recorded hash; the store is damaged, run 'ckvc verify --read-data'`, { path: where });
   }
@@ -65,11 +101,11 @@ export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink:
 
 /**
  * Streams chunks in order to `sink` with a bounded read-ahead, each one hash-checked as it is read and its
- * length checked against the list; returns how many bytes went by and their BLAKE3. Same buffer contract as
- * streamRecipe.
+ * length checked against the list; returns how many bytes went by. Same buffer contract as streamRecipe.
  */
-async function streamChunks(store: ObjectStore, chunks: ChunkRef[], sink: (bytes: Uint8Array) => Promise<void>, where: string): Promise<{ total: number; digest: string }> {
-  const hasher = new ContentHasher();
+async function streamChunks(
+  store: ObjectStore, chunks: ChunkRef[], sink: (bytes: Uint8Array) => Promise<void>, where: string,
+): Promise<number> {
   const locs: ObjectLocation[] = [];
   const ensureLocated = async (upTo: number) => {
     while (locs.length < Math.min(upTo, chunks.length)) {
@@ -97,12 +133,11 @@ async function streamChunks(store: ObjectStore, chunks: ChunkRef[], sink: (bytes
     if (bytes.length !== chunks[i]!.size) {
       throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: chunk ${i} is ${bytes.length} bytes, the recipe says ${chunks[i]!.size}`, { id: chunks[i]!.id });
     }
-    hasher.update(bytes);
     total += bytes.length;
     await sink(bytes);
     scratch.release(bytes);
   }
-  return { total, digest: hasher.digestHex() };
+  return total;
 }
 
 /** Writes one file through a temp file in the same directory, renamed into place only once verified. */
@@ -239,7 +274,7 @@ export async function writeTensorFile(store: ObjectStore, spec: TensorFileSpec, 
   for (const { tensor: t } of spec.tensors) t.chunks.forEach((id, i) => chunks.push({ id, size: tensorChunkLength(t, i) }));
   await writeViaTemp(target, async (write) => {
     write(spec.head);
-    const { total } = await streamChunks(store, chunks, async (bytes) => write(bytes), label);
+    const total = await streamChunks(store, chunks, async (bytes) => write(bytes), label);
     if (spec.head.length + total !== spec.size) {
       throw new CkvcError('CKVC_INTERNAL', `${label}: wrote ${spec.head.length + total} bytes where ${spec.size} were planned`, { path: label });
     }

@@ -1,12 +1,20 @@
 // A file recipe rebuilds one file byte for byte from parts in order: raw chunks (headers, CDC pieces of opaque
-// files) and tensor objects (spec/FORMAT.md §5.3). The whole-file BLAKE3 is checked after every rebuild.
-import { decodeCanonical, encodeCanonical } from '../canonical-cbor.js';
+// files) and tensor objects (spec/FORMAT.md §5.3), the latter either as their bytes or rendered as JSON text
+// (spec/JSON.md). The whole-file BLAKE3 is checked after every rebuild.
+import { decodeCanonical, encodeCanonical, type CborValue } from '../canonical-cbor.js';
+import { isJsonLayoutText, type JsonArrayLayout } from '../formats/json-array-render.js';
 import { idToBytes, type ObjectId } from '../object-id.js';
 import { compact, corrupt, FieldReader, uintValue } from './fields.js';
 
 export type FilePart =
   | { kind: 'chunk'; id: ObjectId; size: number }
-  | { kind: 'tensor'; id: ObjectId; size: number; name: string };
+  /** `size` is the part's bytes in the file: the tensor's size, or the length of its JSON text when `json`. */
+  | { kind: 'tensor'; id: ObjectId; size: number; name: string; json?: JsonArrayLayout };
+
+/** How a rendered part's numbers are written; the only style so far is Python's json.dump (spec/JSON.md §3). */
+export const JSON_NUMBER_STYLE = 'python';
+/** More nesting levels than any tensor a reader cuts (json-arrays.ts JSON_ARRAY_MAX_DIMS). */
+const JSON_LAYOUT_MAX_LEVELS = 64;
 
 export const FILE_FORMATS = ['opaque', 'safetensors'] as const;
 export type FileFormat = (typeof FILE_FORMATS)[number] | (string & {});
@@ -39,7 +47,9 @@ export function encodeFileRecipe(r: FileRecipe): Uint8Array {
     parts: r.parts.map((p) =>
       p.kind === 'chunk'
         ? { chunk: idToBytes(p.id), size: p.size }
-        : compact({ tensor: idToBytes(p.id), size: p.size, name: p.name }),
+        : compact({
+          tensor: idToBytes(p.id), size: p.size, name: p.name, json: p.json ? encodeLayout(p.json) : undefined,
+        }),
     ),
     packed: r.packed?.length ? r.packed.map((t) => compact({ name: t.name, dtype: t.dtype, shape: t.shape, size: t.size, order: t.order })) : undefined,
   }));
@@ -56,7 +66,10 @@ export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): File
     const partSize = p.uint('size');
     total += partSize;
     if (p.has('chunk')) return { kind: 'chunk', id: p.id('chunk'), size: partSize };
-    if (p.has('tensor')) return { kind: 'tensor', id: p.id('tensor'), size: partSize, name: p.string('name') };
+    if (p.has('tensor')) {
+      const json = p.has('json') ? decodeLayout(p.map('json')) : undefined;
+      return { kind: 'tensor', id: p.id('tensor'), size: partSize, name: p.string('name'), ...(json ? { json } : {}) };
+    }
     throw corrupt(`${where} parts[${i}]`, 'is neither a chunk nor a tensor reference');
   });
   if (total !== size) throw corrupt(where, `parts add up to ${total} bytes, not the recorded ${size}`);
@@ -70,4 +83,34 @@ export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): File
     })
     : undefined;
   return { size, b3: Buffer.from(b3).toString('hex'), format: f.string('format'), parts, ...(packed ? { packed } : {}) };
+}
+
+function encodeLayout(l: JsonArrayLayout): CborValue {
+  return { numbers: JSON_NUMBER_STYLE, open: l.open, sep: l.sep, close: l.close };
+}
+
+/** A rendered part's layout, refused unless it is short list punctuation and whitespace (recipes are untrusted). */
+function decodeLayout(f: FieldReader): JsonArrayLayout {
+  const style = f.string('numbers');
+  if (style !== JSON_NUMBER_STYLE) {
+    const known = `known: "${JSON_NUMBER_STYLE}"`;
+    throw corrupt(f.where, `writes numbers in style ${JSON.stringify(style)}, which this ckvc does not know (${known}); upgrade ckvc`);
+  }
+  const texts = (key: string): string[] => {
+    const v = f.array(key);
+    if (v.length === 0 || v.length > JSON_LAYOUT_MAX_LEVELS) {
+      throw corrupt(f.where, `field "${key}" has ${v.length} levels (1 to ${JSON_LAYOUT_MAX_LEVELS})`);
+    }
+    return v.map((s, i) => {
+      if (typeof s !== 'string' || !isJsonLayoutText(s)) {
+        throw corrupt(f.where, `${key}[${i}] is not JSON list punctuation and whitespace`);
+      }
+      return s;
+    });
+  };
+  const layout = { open: texts('open'), sep: texts('sep'), close: texts('close') };
+  if (layout.sep.length !== layout.open.length || layout.close.length !== layout.open.length) {
+    throw corrupt(f.where, 'has open, sep and close lists of different lengths');
+  }
+  return layout;
 }

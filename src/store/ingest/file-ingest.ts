@@ -1,7 +1,7 @@
 // Commits one file as a recipe (spec/FORMAT.md §5.3). Files whose format ckvc reads (safetensors, PyTorch zip
-// checkpoints, NumPy .npy/.npz) are cut at their tensors so an unchanged tensor costs nothing; anything else is
-// content-defined chunked. Either way the whole file is hashed as it streams past, and its identity is re-checked
-// at the end so a torn file is never recorded.
+// checkpoints, NumPy .npy/.npz, NumPy arrays in pickles, numeric arrays of JSON documents) are cut at their
+// tensors so an unchanged tensor costs nothing; anything else is content-defined chunked. Either way the whole
+// file is hashed as it streams past, and its identity is re-checked at the end so a torn file is never recorded.
 import * as path from 'node:path';
 import { CkvcError } from '../../core/errors.js';
 import { NPY_MAGIC, NpyRefusal } from '../../core/formats/npy.js';
@@ -15,7 +15,11 @@ import type { ObjectWriter } from '../object-writer.js';
 import type { StoreConfig } from '../store-layout.js';
 import { contentDefinedChunks, fixedChunks } from './chunk-reader.js';
 import type { DeltaBases } from './delta-bases.js';
-import { planCoverageProblem, PlanBuilder, type FilePlan, type TensorRegion } from './file-plan.js';
+import {
+  planCoverageProblem, PlanBuilder, type FilePlan, type RenderedRegion, type TensorRegion,
+} from './file-plan.js';
+import { planJson } from './json-plan.js';
+import { PICKLE_EXTENSIONS, planPickle } from './pickle-plan.js';
 import { InputFile, type OpenOptions } from './input-file.js';
 import { planNpy, planNpz } from './numpy-plan.js';
 import { planTorchZip } from './torch-plan.js';
@@ -32,6 +36,10 @@ export interface IngestedFile {
 
 /** Extensions torch.save output goes by (Hugging Face's pytorch_model.bin and Lightning's .ckpt included). */
 const TORCH_EXTENSIONS = new Set(['.pt', '.pth', '.bin', '.ckpt']);
+/** `.pt`/`.pth` files that are not zips may be plain pickles (pickle.dump of NumPy state under a torch name). */
+const PLAIN_PICKLE_TORCH_EXTENSIONS = new Set(['.pt', '.pth']);
+/** The PROTO opcode that starts every pickle of protocol 2 or later. */
+const PICKLE_PROTO = 0x80;
 const ZIP_MAGIC = Buffer.from('PK\x03\x04', 'latin1');
 const EMPTY_ZIP_MAGIC = Buffer.from('PK\x05\x06', 'latin1');
 
@@ -71,11 +79,30 @@ class FileIngest {
     this.parts.push({ kind: 'tensor', id: await this.writer.put('tensor', body), size, name: t.name });
   }
 
+  /** A tensor stored as its element bytes while the file holds its text: the text is what the file hash sees. */
+  async rendered(t: RenderedRegion): Promise<void> {
+    const chunks: ObjectId[] = [];
+    const size = t.data.length;
+    const chunkSize = this.config.tensorChunkSize;
+    const key = { name: t.name, dtype: t.dtype, shape: t.shape, size, chunkSize };
+    const bases = await this.delta?.bases.chunksFor(this.delta.path, key);
+    for (let off = 0; off < size; off += chunkSize) {
+      this.checkInterrupted();
+      const chunk = t.data.subarray(off, Math.min(off + chunkSize, size));
+      chunks.push(await this.writer.put('chunk', chunk, { width: t.groupWidth, base: bases?.[chunks.length] }));
+    }
+    this.hasher.update(t.text);
+    const body = encodeTensor({ dtype: t.dtype, shape: t.shape, size, chunkSize, chunks });
+    const id = await this.writer.put('tensor', body);
+    this.parts.push({ kind: 'tensor', id, size: t.text.length, name: t.name, json: t.json });
+  }
+
   async execute(plan: FilePlan): Promise<void> {
     const problem = planCoverageProblem(plan, this.file.size);
     if (problem) throw new CkvcError('CKVC_INTERNAL', `ingest plan for ${this.file.path} (${plan.format}) is inconsistent: ${problem}`, { path: this.file.path });
     for (const r of plan.regions) {
       if (r.kind === 'verbatim') await this.verbatim(r.start, r.end);
+      else if (r.kind === 'rendered') await this.rendered(r);
       else await this.tensor(r);
     }
   }
@@ -97,12 +124,15 @@ async function planSafetensors(file: InputFile): Promise<FilePlan> {
 async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> {
   const ext = path.extname(file.path).toLowerCase();
   if (ext === '.safetensors') return planSafetensors(file);
+  if (ext === '.json') return planJson(file);
   const magic = await file.readAt(0, Math.min(NPY_MAGIC.length, file.size));
   const isZip = magic.subarray(0, 4).equals(ZIP_MAGIC) || magic.subarray(0, 4).equals(EMPTY_ZIP_MAGIC);
   const opaque = new PlanBuilder('opaque', file.size).done();
   try {
     if (ext === '.npy') return await planNpy(file);
     if (isZip && ext === '.npz') return await planNpz(file, await readZipLayout(file));
+    const plainPickle = !isZip && PLAIN_PICKLE_TORCH_EXTENSIONS.has(ext) && magic[0] === PICKLE_PROTO;
+    if (PICKLE_EXTENSIONS.has(ext) || plainPickle) return await planPickle(file);
     if (isZip && TORCH_EXTENSIONS.has(ext)) {
       const plan = await planTorchZip(file, await readZipLayout(file));
       if (plan?.namesUnavailable) warnings.push(`${file.path}: tensor names not read (${plan.namesUnavailable}); its storages are stored as data/<key>`);
@@ -137,7 +167,7 @@ export async function ingestFile(
     await ing.execute(plan);
     await file.checkUnchanged();
     const recipe: FileRecipe = { size: file.size, b3: ing.hasher.digestHex(), format: plan.format, parts: ing.parts, ...(plan.packed ? { packed: plan.packed } : {}) };
-    const tensors = plan.regions.filter((r) => r.kind === 'tensor').length;
+    const tensors = plan.regions.filter((r) => r.kind !== 'verbatim').length;
     return { id: await writer.put('file', encodeFileRecipe(recipe)), size: file.size, format: plan.format, tensors, warnings };
   } finally {
     await file.close();

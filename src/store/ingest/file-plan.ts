@@ -1,13 +1,23 @@
 // How one input file is cut into recipe parts before any of it is stored: byte ranges kept verbatim and byte
 // ranges that are one tensor each. A format reader only reads headers to make the plan; the plan is checked to
 // cover the file exactly once, then executed by the ingest (spec/FORMAT.md §5.3, spec/ARCHIVES.md).
+import type { JsonArrayLayout } from '../../core/formats/json-array-render.js';
 import type { PackedTensor } from '../../core/objects/file-recipe.js';
 
 export type Region =
   | { kind: 'verbatim'; start: number; end: number }
-  | { kind: 'tensor'; start: number; end: number; name: string; dtype: string; shape: number[]; groupWidth: number; order?: 'F' };
+  | { kind: 'tensor'; start: number; end: number; name: string; dtype: string; shape: number[]; groupWidth: number; order?: 'F' }
+  /**
+   * A tensor whose file bytes are text (`text`, already read and checked to render back exactly from `data`):
+   * its element bytes `data` are stored, the file part says how to render them (spec/JSON.md).
+   */
+  | {
+    kind: 'rendered'; start: number; end: number; name: string; dtype: string; shape: number[]; groupWidth: number;
+    data: Uint8Array; text: Uint8Array; json: JsonArrayLayout;
+  };
 
 export type TensorRegion = Extract<Region, { kind: 'tensor' }>;
+export type RenderedRegion = Extract<Region, { kind: 'rendered' }>;
 
 export type { PackedTensor };
 
@@ -35,6 +45,12 @@ export class PlanBuilder {
   tensor(t: Omit<TensorRegion, 'kind'>): void {
     this.verbatimTo(t.start);
     this.regions.push({ kind: 'tensor', ...t });
+    this.pos = t.end;
+  }
+
+  rendered(t: Omit<RenderedRegion, 'kind'>): void {
+    this.verbatimTo(t.start);
+    this.regions.push({ kind: 'rendered', ...t });
     this.pos = t.end;
   }
 

@@ -1,0 +1,87 @@
+// npm run bench:json — JSON agent snapshots (spec/JSON.md): a small MLP policy trained with NumPy
+// (tests/bench/json-snapshots.py) writes 10 json.dump snapshots; each is committed over the last as agent.json,
+// one process per commit, then every commit is checked out and compared byte for byte. Prints the stored ratio
+// (sum of snapshot bytes / store bytes), zstd -19 of the texts for comparison when zstd is installed, commit
+// throughput (wall, including process start), and the JSON reader's own throughput in this process.
+// Environment: BENCH_JSON_DIR (snapshots; generated once), BENCH_JSON_HIDDEN (e.g. 256,256).
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = path.join(repo, 'bin', 'ckvc');
+const snapDir = process.env.BENCH_JSON_DIR ?? path.join(os.tmpdir(), 'ckvc-bench-json');
+const hidden = process.env.BENCH_JSON_HIDDEN ?? '256,256';
+
+if (!fs.existsSync(snapDir) || fs.readdirSync(snapDir).filter((f) => f.endsWith('.json')).length < 10) {
+  const generator = path.join(repo, 'tests/bench/json-snapshots.py');
+  execFileSync('python3', [generator, snapDir, '--hidden', hidden], { stdio: 'inherit' });
+}
+const snaps = fs.readdirSync(snapDir).filter((f) => f.endsWith('.json')).sort().map((f) => path.join(snapDir, f));
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-bench-json-'));
+const run = (...args) => {
+  const argv = [bin, ...args, '--store', path.join(work, '.ckvc')];
+  const r = spawnSync(process.execPath, argv, { encoding: 'buffer', maxBuffer: 1 << 30 });
+  if (r.status !== 0) throw new Error(`ckvc ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+};
+run('init', work);
+const dir = path.join(work, 'run');
+fs.mkdirSync(dir);
+let textBytes = 0;
+let commitSeconds = 0;
+const ids = [];
+for (const f of snaps) {
+  fs.copyFileSync(f, path.join(dir, 'agent.json'));
+  textBytes += fs.statSync(f).size;
+  const t0 = performance.now();
+  ids.push(JSON.parse(run('commit', dir, '-m', path.basename(f), '--json').toString()).id);
+  commitSeconds += (performance.now() - t0) / 1000;
+}
+ids.forEach((id, i) => {
+  if (!run('cat', `${id}:agent.json`).equals(fs.readFileSync(snaps[i]))) {
+    throw new Error(`${snaps[i]} did not check out byte-identical`);
+  }
+});
+const stats = JSON.parse(run('stats', '--json').toString());
+const packsDir = path.join(work, '.ckvc', 'packs');
+const packBytes = fs.readdirSync(packsDir).reduce((a, f) => a + fs.statSync(path.join(packsDir, f)).size, 0);
+
+const { findJsonArrays } = await import(path.join(repo, 'dist/core/formats/json-arrays.js'));
+// The machine's speed right now, for scale: V8's native JSON.parse of the same texts.
+let readerSeconds = 0;
+let readerCpu = 0;
+let parseSeconds = 0;
+for (const f of snaps) {
+  const text = fs.readFileSync(f).toString('latin1');
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  findJsonArrays(text, 'agent');
+  readerSeconds += (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  readerCpu += (c.user + c.system) / 1e6;
+  const t1 = performance.now();
+  JSON.parse(text);
+  parseSeconds += (performance.now() - t1) / 1000;
+}
+let zstd = 'zstd not installed';
+if (spawnSync('zstd', ['--version']).status === 0) {
+  const cat = `cat ${snaps.map((s) => `'${s}'`).join(' ')}`;
+  const z = spawnSync('sh', ['-c', `${cat} | zstd -19 -q -c | wc -c`], { encoding: 'utf8' });
+  zstd = `${(textBytes / Number(z.stdout.trim())).toFixed(2)}x`;
+}
+const mb = (b) => (b / 1e6).toFixed(1);
+console.log(`| snapshots | ${snaps.length} of ${mb(textBytes / snaps.length)} MB (hidden ${hidden}) |`);
+const ratio = `${(textBytes / packBytes).toFixed(2)}x (ckvc stats: ${stats.totalRatio.toFixed(2)}x)`;
+console.log(`| stored ratio (snapshot bytes / pack bytes) | ${ratio} |`);
+console.log(`| zstd -19 of the concatenated texts | ${zstd} |`);
+console.log(`| commit, wall incl. process start | ${mb(textBytes / commitSeconds)} MB/s |`);
+const reader = `${mb(textBytes / readerSeconds)} MB/s wall, ${mb(textBytes / readerCpu)} MB/s of CPU time`;
+console.log(`| JSON reader alone, in process | ${reader} |`);
+console.log(`| V8 JSON.parse of the same texts, for scale | ${mb(textBytes / parseSeconds)} MB/s wall |`);
+console.log(`| every snapshot byte-identical | yes |`);
+const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
+console.log(`| load average at the end | ${load} (${os.cpus().length} CPUs) |`);
+fs.rmSync(work, { recursive: true, force: true });
