@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { readNumpyPickle, type NumpyPickleArray } from '../../core/formats/numpy-pickle.js';
 import { PickleNotUnderstood } from '../../core/formats/pickle-machine.js';
-import { safetensorsElementWidth } from '../../core/formats/safetensors.js';
+import { safetensorsElementWidth } from '../../core/formats/safetensors-dtypes.js';
 import { PlanBuilder, type FilePlan } from './file-plan.js';
 import type { InputFile } from './input-file.js';
 
