@@ -1,0 +1,69 @@
+// An S3 server for the s3 remote tests: s3rver (a Node server speaking the S3 protocol, storing in a folder) in a
+// child process on 127.0.0.1 behind a logging, fault-injecting proxy (tests/helpers/s3-server-main.mjs). s3rver
+// ignores conditional writes, which is what the probe must find out about it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 's3-server-main.mjs');
+
+export interface S3Server {
+  endpoint: string;
+  bucket: string;
+  /** s3rver's folder: DIR/BUCKET/KEY._S3rver_object holds each object's bytes. */
+  dataDir: string;
+  /** The environment a ckvc process needs to reach it (credentials s3rver accepts, no profile files). */
+  env(extra?: Record<string, string | undefined>): Record<string, string | undefined>;
+  /** Requests since the last `clearLog()`, "METHOD PATH?QUERY STATUS" each (DROPPED for a dropped one). */
+  requests(): string[];
+  clearLog(): void;
+  /** Drops every multipart part upload after the first `n` that went through (undefined: none). */
+  failPartsAfter(n: number | undefined): void;
+  /** The file holding an object's bytes. */
+  objectFile(key: string): string;
+  stop(): Promise<void>;
+}
+
+export async function startS3Server(dir: string, bucket = 'ckvc-test'): Promise<S3Server> {
+  const child: ChildProcess = spawn(process.execPath, [MAIN, dir, bucket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the S3 test server did not start within 15 s: ${err}`)), 15_000);
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (!out.includes('\n')) return;
+      clearTimeout(timer);
+      resolve((JSON.parse(out.slice(0, out.indexOf('\n'))) as { endpoint: string }).endpoint);
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the S3 test server exited (${code}): ${err}`)); });
+  });
+  const log = path.join(dir, 'requests.log');
+  const dataDir = path.join(dir, 'data');
+  return {
+    endpoint,
+    bucket,
+    dataDir,
+    env: (extra = {}) => ({
+      AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_SESSION_TOKEN: undefined, AWS_REGION: 'us-east-1',
+      AWS_ENDPOINT_URL: endpoint, AWS_ENDPOINT_URL_S3: undefined, AWS_PROFILE: undefined,
+      AWS_CONFIG_FILE: path.join(dir, 'no-aws-config'), AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'no-aws-credentials'),
+      AWS_EC2_METADATA_DISABLED: 'true', CKVC_S3_PART_SIZE: undefined, ...extra,
+    }),
+    requests: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : []),
+    clearLog: () => fs.rmSync(log, { force: true }),
+    failPartsAfter: (n) => {
+      if (n === undefined) fs.rmSync(path.join(dir, 'fault.json'), { force: true });
+      else fs.writeFileSync(path.join(dir, 'fault.json'), JSON.stringify({ failPartsAfter: n }));
+    },
+    objectFile: (key) => path.join(dataDir, bucket, ...key.split('/')) + '._S3rver_object',
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await gone;
+    },
+  };
+}
