@@ -105,8 +105,7 @@ describe('push, fetch and pull through s3rver (--single-writer)', () => {
     expect(r.refs).toEqual([{ name: 'refs/heads/main', old: null, new: commits[0]!.id, forced: false }]);
     expect(r.objectsSent).toBeGreaterThan(3);
     expect(ref(A, 'refs/remotes/s3/main')).toBe(commits[0]!.id);
-    const refs = JSON.parse(fs.readFileSync(srv.objectFile('team/run/refs.json'), 'utf8'));
-    expect(refs).toEqual({ version: 1, refs: { 'refs/heads/main': commits[0]!.id } });
+    expect(srv.refs('team/run')).toEqual({ 'refs/heads/main': commits[0]!.id });
     srv.clearLog();
     const again = A.json(['push', 's3'], { env });
     expect(again.objectsSent).toBe(0);
@@ -138,14 +137,15 @@ describe('push, fetch and pull through s3rver (--single-writer)', () => {
     B.ok(['verify', '--read-data']);
   });
 
-  it('a non-fast-forward push is refused (exit 13, the remote unchanged); --force replaces it', () => {
+  it('a non-fast-forward push is refused (exit 13, no remote ref moves); --force replaces it', () => {
     const C = storeWithRemote('team/run');
     const other = commitCheckpoint(C, 99, { family: 2 });
-    const before = fs.readFileSync(srv.objectFile('team/run/refs.json'));
+    const before = srv.refs('team/run');
     const r = C.run(['push', 's3'], { env });
     expect(r.code, describeRun(r)).toBe(13);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_NON_FAST_FORWARD']);
-    expect(fs.readFileSync(srv.objectFile('team/run/refs.json'))).toEqual(before);
+    // Its packs were uploaded (as a server stores a refused push's objects); no ref moved.
+    expect(srv.refs('team/run')).toEqual(before);
     expect(C.json(['push', 's3', '--force'], { env }).refs[0]).toMatchObject({ new: other.id, forced: true });
   });
 });
@@ -155,12 +155,7 @@ describe('failures', () => {
     const A = storeWithRemote('corrupt');
     commitCheckpoint(A, 20);
     A.ok(['push', 's3'], { env });
-    const pack = fs.readdirSync(path.join(srv.dataDir, srv.bucket, 'corrupt', 'packs')).find((n) => n.endsWith('.bundle._S3rver_object'))!;
-    const file = path.join(srv.dataDir, srv.bucket, 'corrupt', 'packs', pack);
-    const bytes = fs.readFileSync(file);
-    bytes[Math.floor(bytes.length / 2)]! ^= 0x40;
-    fs.writeFileSync(file, bytes);
-    const B = storeWithRemote('corrupt');
+    const B = storeWithRemote(srv.damagedCopy('corrupt'));
     const before = snapshotStore(B.store);
     const r = B.run(['fetch', 's3'], { env });
     expect(r.code, describeRun(r)).toBe(12);
@@ -173,12 +168,15 @@ describe('failures', () => {
     commitCheckpoint(s, 30);
     // s3rver checks the access key ID (it does not check SigV4 signatures): an unknown key is its refusal.
     const bad = srv.env({ AWS_ACCESS_KEY_ID: 'NOT-A-KEY' });
+    const [before, beforeRemote] = [snapshotStore(s.store), srv.snapshot('creds')];
     for (const cmd of [['fetch', 's3'], ['push', 's3']]) {
       const r = s.run(cmd, { env: bad });
       expect(r.code, describeRun(r)).toBe(21);
       expect(errorCodes(r.stderr)).toEqual(['CKVC_UNAUTHORIZED']);
       expect(r.stderr).toMatch(/SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId/);
     }
+    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+    expect(diffSnapshots(beforeRemote, srv.snapshot('creds'))).toEqual([]);
   });
 
   it('an unreachable endpoint is exit 22 (CKVC_REMOTE), naming the endpoint', () => {
@@ -229,22 +227,66 @@ function packName(s: TempStore): string {
   return index.packs[0]!;
 }
 
+describe('a service that honours conditional writes (the proxy in its conditional mode)', () => {
+  let cond: S3Server;
+  beforeAll(async () => {
+    cond = await startS3Server(tempDir('ckvc-s3cond-'), { conditional: true });
+  });
+  afterAll(async () => {
+    await cond?.stop();
+  });
+
+  it('is probed as honouring them: pushes need no --single-writer, and refs.json is written with If-Match', () => {
+    const s = newStore('ckvc-s3-cond-');
+    s.ok(['remote', 'add', 's3', `s3://${cond.bucket}/cond`]);
+    const ck = commitCheckpoint(s, 60);
+    s.ok(['push', 's3'], { env: cond.env() });
+    expect(remotes(s).s3).toEqual({ url: `s3://${cond.bucket}/cond/`, conditionalWrites: true });
+    expect(cond.requests().filter((l) => l.includes('/.ckvc-probe/') && l.endsWith(' 412'))).toHaveLength(1);
+    const refsWrites = () => cond.requests().filter((l) => /^PUT \S*\/cond\/refs\.json/.test(l)).map((l) => l.split(' ').slice(2).join(' '));
+    expect(refsWrites()).toEqual(['200 if-none-match']);
+    const next = commitCheckpoint(s, 61);
+    cond.clearLog();
+    s.ok(['push', 's3'], { env: cond.env() });
+    expect(refsWrites()).toEqual(['200 if-match']);
+    const B = newStore('ckvc-s3-cond-');
+    B.ok(['remote', 'add', 's3', `s3://${cond.bucket}/cond`]);
+    B.ok(['pull', 's3', 'main'], { env: cond.env() });
+    expect(ref(B, 'refs/heads/main')).toBe(next.id);
+    expect(diffSnapshots(next.files, checkedOut(B, 'main'))).toEqual([]);
+    expect(ck.id).not.toBe(next.id);
+  });
+
+  it('of two pushers racing on one branch, exactly one wins; the loser is exit 13 and the remote names the winner', async () => {
+    await racingPushers(`s3://${cond.bucket}/race`, cond.env());
+  });
+});
+
+/** Two stores push different histories to the same new branch at once: one lands, the other is refused. */
+async function racingPushers(url: string, env: Record<string, string | undefined>): Promise<void> {
+  const stores = [0, 1].map((i) => {
+    const s = newStore('ckvc-s3-race-');
+    s.ok(['remote', 'add', 's3', url]);
+    return { s, id: commitCheckpoint(s, 50 + i, { family: 3 + i }).id };
+  });
+  const results = await Promise.all(stores.map(({ s }) => s.async(['push', 's3', '--json'], { env }).done));
+  expect(results.map((r) => r.code).sort(), results.map(describeRun).join('\n')).toEqual([0, 13]);
+  const loser = results.find((r) => r.code === 13)!;
+  expect(errorCodes(loser.stderr)).toEqual(['CKVC_REF_CONFLICT']);
+  const winner = stores[results.findIndex((r) => r.code === 0)]!;
+  const check = newStore('ckvc-s3-race-check-');
+  check.ok(['remote', 'add', 's3', url]);
+  check.ok(['fetch', 's3'], { env });
+  expect(ref(check, 'refs/remotes/s3/main')).toBe(winner.id);
+  for (const { s } of stores) expect(remotes(s).s3!.conditionalWrites).toBe(true);
+}
+
 // A real service with conditional writes (AWS S3, MinIO, R2...): CKVC_TEST_S3_URL=s3://BUCKET/PREFIX, with the
 // AWS_* variables for it in the environment.
 const REAL = process.env.CKVC_TEST_S3_URL;
 
-describe.skipIf(!REAL)('racing pushers on a service that honours conditional writes (CKVC_TEST_S3_URL)', () => {
-  it('is probed as honouring them; of two pushers racing on one branch, exactly one wins', async () => {
-    const url = `${REAL!.replace(/\/?$/, '/')}race-${Date.now()}-${process.pid}`;
-    const stores = [0, 1].map((i) => {
-      const s = newStore('ckvc-s3-race-');
-      s.ok(['remote', 'add', 's3', url]);
-      commitCheckpoint(s, 50 + i, { family: 3 + i });
-      return s;
-    });
-    const results = await Promise.all(stores.map((s) => s.async(['push', 's3'], { env: {} }).done));
-    const codes = results.map((r) => r.code).sort();
-    expect(codes, results.map(describeRun).join('\n')).toEqual([0, 13]);
-    for (const s of stores) expect(remotes(s).s3!.conditionalWrites).toBe(true);
+describe.skipIf(!REAL)('racing pushers on a real service (CKVC_TEST_S3_URL)', () => {
+  it('of two pushers racing on one branch, exactly one wins', async () => {
+    await racingPushers(`${REAL!.replace(/\/?$/, '/')}race-${Date.now()}-${process.pid}`, {});
   });
 });
