@@ -21,16 +21,25 @@ export interface Versioned<T> {
 }
 
 /** The condition that replaces exactly what was read (none when the service cannot honour conditions). */
-export const replacing = (read: Versioned<unknown>, conditional: boolean): Conditions => (!conditional ? {} : read.etag ? { ifMatch: read.etag } : { ifAbsent: true });
+export const replacing = (read: Versioned<unknown>, conditional: boolean): Conditions =>
+  !conditional ? {} : read.etag ? { ifMatch: read.etag } : { ifAbsent: true };
 
 /** The name of the pack holding `ids`: the SHA-256 of its sorted IDs, one per line. */
 export function packName(ids: ObjectId[]): { name: string; listing: Buffer } {
-  const listing = Buffer.from([...ids].sort().map((id) => `${id}\n`).join(''));
+  const listing = Buffer.from(
+    [...ids]
+      .sort()
+      .map((id) => `${id}\n`)
+      .join(''),
+  );
   return { name: createHash('sha256').update(listing).digest('hex'), listing };
 }
 
 function outside(s3: S3Objects, key: string, why: string): CkvcError {
-  return new CkvcError('CKVC_REMOTE', `s3://${s3.loc.bucket}/${key} is not what a ckvc remote writes there: ${why}`, { url: s3.url, key });
+  return new CkvcError('CKVC_REMOTE', `s3://${s3.loc.bucket}/${key} is not what a ckvc remote writes there: ${why}`, {
+    url: s3.url,
+    key,
+  });
 }
 
 async function readJson(s3: S3Objects, key: string): Promise<Versioned<Record<string, unknown>> | undefined> {
@@ -53,7 +62,12 @@ export async function readRefs(s3: S3Objects): Promise<Versioned<Record<string, 
   const r = await readJson(s3, key);
   if (!r) return { value: {} };
   const refs = r.value.refs;
-  if (refs === null || typeof refs !== 'object' || Array.isArray(refs) || !Object.values(refs).every((v) => typeof v === 'string')) {
+  if (
+    refs === null ||
+    typeof refs !== 'object' ||
+    Array.isArray(refs) ||
+    !Object.values(refs).every((v) => typeof v === 'string')
+  ) {
     throw outside(s3, key, '"refs" is not a map of names to IDs');
   }
   return { value: refs as Record<string, ObjectId>, etag: r.etag };
@@ -69,7 +83,11 @@ export async function readIndex(s3: S3Objects): Promise<Versioned<string[]>> {
   const r = await readJson(s3, key);
   if (!r) return { value: [] };
   const packs = r.value.packs;
-  if (!Array.isArray(packs) || packs.length > MAX_PACKS || !packs.every((p) => typeof p === 'string' && PACK_NAME.test(p))) {
+  if (
+    !Array.isArray(packs) ||
+    packs.length > MAX_PACKS ||
+    !packs.every((p) => typeof p === 'string' && PACK_NAME.test(p))
+  ) {
     throw outside(s3, key, `"packs" is not a list of at most ${MAX_PACKS} pack names`);
   }
   return { value: [...new Set(packs as string[])], etag: r.etag };
@@ -78,11 +96,18 @@ export async function readIndex(s3: S3Objects): Promise<Versioned<string[]>> {
 async function readIds(s3: S3Objects, name: string): Promise<ObjectId[]> {
   const key = s3Keys(s3.loc).ids(name);
   const r = await s3.read(key, MAX_IDS_PER_PACK * 65);
-  if (!r) throw new CkvcError('CKVC_REMOTE', `s3://${s3.loc.bucket}/${key} is missing though index.json lists pack ${name.slice(0, 12)}`, { url: s3.url, key });
+  if (!r)
+    throw new CkvcError(
+      'CKVC_REMOTE',
+      `s3://${s3.loc.bucket}/${key} is missing though index.json lists pack ${name.slice(0, 12)}`,
+      { url: s3.url, key },
+    );
   const text = r.body.toString('latin1');
   const ids = text.split('\n');
-  if (ids.pop() !== '' || !ids.every((id) => isObjectId(id))) throw outside(s3, key, 'not a list of object IDs, one per line');
-  if (packName(ids).name !== name) throw outside(s3, key, `its IDs do not hash to the pack's name ${name.slice(0, 12)}`);
+  if (ids.pop() !== '' || !ids.every((id) => isObjectId(id)))
+    throw outside(s3, key, 'not a list of object IDs, one per line');
+  if (packName(ids).name !== name)
+    throw outside(s3, key, `its IDs do not hash to the pack's name ${name.slice(0, 12)}`);
   return ids;
 }
 
@@ -119,5 +144,9 @@ export async function publishPack(s3: S3Objects, name: string, listing: Buffer, 
     const body = Buffer.from(`${JSON.stringify({ version: 1, packs: [...cur.value, name] }, null, 1)}\n`);
     if ((await s3.write(keys.index, body, replacing(cur, conditional))) !== 'conflict') return;
   }
-  throw new CkvcError('CKVC_REF_CONFLICT', `s3://${s3.loc.bucket}/${keys.index} kept changing under ${PUBLISH_TRIES} tries (other pushers); push again`, { url: s3.url });
+  throw new CkvcError(
+    'CKVC_REF_CONFLICT',
+    `s3://${s3.loc.bucket}/${keys.index} kept changing under ${PUBLISH_TRIES} tries (other pushers); push again`,
+    { url: s3.url },
+  );
 }

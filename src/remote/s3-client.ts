@@ -15,9 +15,22 @@ export interface Conditions {
   ifAbsent?: boolean;
 }
 
-const DENIED = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'CredentialsProviderError']);
+const DENIED = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+  'CredentialsProviderError',
+]);
 
-interface SdkFailure { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } }
+interface SdkFailure {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
 
 const statusOf = (e: unknown) => (e as SdkFailure)?.$metadata?.httpStatusCode;
 const nameOf = (e: unknown) => (e as SdkFailure)?.name ?? '';
@@ -26,7 +39,12 @@ const nameOf = (e: unknown) => (e as SdkFailure)?.name ?? '';
 const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 300);
 
 export class S3Objects {
-  private constructor(private readonly sdk: Sdk, private readonly client: S3Client, readonly loc: S3Location, readonly url: string) {}
+  private constructor(
+    private readonly sdk: Sdk,
+    private readonly client: S3Client,
+    readonly loc: S3Location,
+    readonly url: string,
+  ) {}
 
   static async connect(loc: S3Location, url: string): Promise<S3Objects> {
     // The SDK warns on every run under Node 20 that its releases after January 2027 will need Node 22; the version
@@ -54,14 +72,29 @@ export class S3Objects {
     const where = `s3://${this.loc.bucket}/${key ?? this.loc.prefix}`;
     const data = { url: this.url, key, s3Error: name, status: statusOf(e) };
     if (DENIED.has(name) || statusOf(e) === 403) {
-      return new CkvcError('CKVC_UNAUTHORIZED', `S3 refused to ${what} ${where}: ${name || 'HTTP 403'}: ${message}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket's permissions`, data);
+      return new CkvcError(
+        'CKVC_UNAUTHORIZED',
+        `S3 refused to ${what} ${where}: ${name || 'HTTP 403'}: ${message}; ` +
+          "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket's permissions",
+        data,
+      );
     }
     if (/region is missing/i.test(message)) {
       return new CkvcError('CKVC_REMOTE', `cannot ${what} ${where}: no AWS region is configured; set AWS_REGION`, data);
     }
     const net = (e as SdkFailure)?.code ?? (name === 'TimeoutError' ? 'timeout' : undefined);
-    const hint = name === 'NoSuchBucket' ? '; the bucket does not exist: create it first' : net ? `; is the endpoint (${process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || 'AWS'}) reachable?` : '';
-    return new CkvcError('CKVC_REMOTE', `cannot ${what} ${where}: ${name || net || 'error'}${statusOf(e) ? ` (HTTP ${statusOf(e)})` : ''}: ${message}${hint}`, data);
+    const hint =
+      name === 'NoSuchBucket'
+        ? '; the bucket does not exist: create it first'
+        : net
+          ? `; is the endpoint (${process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || 'AWS'}) reachable?`
+          : '';
+    const status = statusOf(e);
+    return new CkvcError(
+      'CKVC_REMOTE',
+      `cannot ${what} ${where}: ${name || net || 'error'}${status ? ` (HTTP ${status})` : ''}: ${message}${hint}`,
+      data,
+    );
   }
 
   private async call<T>(what: string, key: string | undefined, run: () => Promise<T>): Promise<T> {
@@ -78,14 +111,22 @@ export class S3Objects {
     if (!r) return undefined;
     if (r.size > max) {
       r.body.destroy();
-      throw new CkvcError('CKVC_REMOTE', `s3://${this.loc.bucket}/${key} is ${r.size} bytes, over the ${max} a ckvc remote writes there`, { url: this.url, key });
+      throw new CkvcError(
+        'CKVC_REMOTE',
+        `s3://${this.loc.bucket}/${key} is ${r.size} bytes, over the ${max} a ckvc remote writes there`,
+        { url: this.url, key },
+      );
     }
     const parts: Buffer[] = [];
     let n = 0;
     await this.call('read', key, async () => {
       for await (const c of r.body) {
         n += (c as Buffer).length;
-        if (n > max) throw new CkvcError('CKVC_REMOTE', `s3://${this.loc.bucket}/${key} sent more than ${max} bytes`, { url: this.url, key });
+        if (n > max)
+          throw new CkvcError('CKVC_REMOTE', `s3://${this.loc.bucket}/${key} sent more than ${max} bytes`, {
+            url: this.url,
+            key,
+          });
         parts.push(c as Buffer);
       }
     });
@@ -116,31 +157,66 @@ export class S3Objects {
   /** Writes `body` at `key`; 'conflict' when a condition failed (412, or 409 for a concurrent conditional write). */
   async write(key: string, body: Buffer, cond: Conditions = {}): Promise<{ etag: string } | 'conflict'> {
     try {
-      const r = await this.client.send(new this.sdk.PutObjectCommand({
-        Bucket: this.loc.bucket, Key: key, Body: body, ContentLength: body.length,
-        ...(cond.ifMatch ? { IfMatch: cond.ifMatch } : {}), ...(cond.ifAbsent ? { IfNoneMatch: '*' } : {}),
-      }));
+      const r = await this.client.send(
+        new this.sdk.PutObjectCommand({
+          Bucket: this.loc.bucket,
+          Key: key,
+          Body: body,
+          ContentLength: body.length,
+          ...(cond.ifMatch ? { IfMatch: cond.ifMatch } : {}),
+          ...(cond.ifAbsent ? { IfNoneMatch: '*' } : {}),
+        }),
+      );
       return { etag: r.ETag ?? '' };
     } catch (e) {
-      if ((cond.ifMatch || cond.ifAbsent) && (statusOf(e) === 412 || statusOf(e) === 409 || nameOf(e) === 'PreconditionFailed' || nameOf(e) === 'ConditionalRequestConflict')) return 'conflict';
+      if (
+        (cond.ifMatch || cond.ifAbsent) &&
+        (statusOf(e) === 412 ||
+          statusOf(e) === 409 ||
+          nameOf(e) === 'PreconditionFailed' ||
+          nameOf(e) === 'ConditionalRequestConflict')
+      )
+        return 'conflict';
       throw this.failure(e, 'write', key);
     }
   }
 
   async remove(key: string): Promise<void> {
-    await this.call('delete', key, () => this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.loc.bucket, Key: key })));
+    await this.call('delete', key, () =>
+      this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.loc.bucket, Key: key })),
+    );
   }
 
   async startUpload(key: string): Promise<string> {
-    const r = await this.call('start an upload to', key, () => this.client.send(new this.sdk.CreateMultipartUploadCommand({ Bucket: this.loc.bucket, Key: key })));
-    if (!r.UploadId) throw new CkvcError('CKVC_REMOTE', `S3 gave no upload ID for s3://${this.loc.bucket}/${key}`, { url: this.url, key });
+    const r = await this.call('start an upload to', key, () =>
+      this.client.send(new this.sdk.CreateMultipartUploadCommand({ Bucket: this.loc.bucket, Key: key })),
+    );
+    if (!r.UploadId)
+      throw new CkvcError('CKVC_REMOTE', `S3 gave no upload ID for s3://${this.loc.bucket}/${key}`, {
+        url: this.url,
+        key,
+      });
     return r.UploadId;
   }
 
   /** Uploads one part; 'unknown-upload' when the service no longer knows the upload (aborted or expired). */
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<string | 'unknown-upload'> {
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Buffer,
+  ): Promise<string | 'unknown-upload'> {
     try {
-      const r = await this.client.send(new this.sdk.UploadPartCommand({ Bucket: this.loc.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }));
+      const r = await this.client.send(
+        new this.sdk.UploadPartCommand({
+          Bucket: this.loc.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.length,
+        }),
+      );
       return r.ETag ?? '';
     } catch (e) {
       if (nameOf(e) === 'NoSuchUpload') return 'unknown-upload';
@@ -148,12 +224,20 @@ export class S3Objects {
     }
   }
 
-  async completeUpload(key: string, uploadId: string, parts: { n: number; etag: string }[]): Promise<'done' | 'unknown-upload'> {
+  async completeUpload(
+    key: string,
+    uploadId: string,
+    parts: { n: number; etag: string }[],
+  ): Promise<'done' | 'unknown-upload'> {
     try {
-      await this.client.send(new this.sdk.CompleteMultipartUploadCommand({
-        Bucket: this.loc.bucket, Key: key, UploadId: uploadId,
-        MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag })) },
-      }));
+      await this.client.send(
+        new this.sdk.CompleteMultipartUploadCommand({
+          Bucket: this.loc.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag })) },
+        }),
+      );
       return 'done';
     } catch (e) {
       if (nameOf(e) === 'NoSuchUpload') return 'unknown-upload';

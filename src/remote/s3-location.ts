@@ -17,14 +17,20 @@ export const isS3Url = (url: string): boolean => /^s3:\/\//i.test(url);
 /** Parses and checks s3://BUCKET[/PREFIX]; the canonical form ends in '/'. */
 export function parseS3Url(url: string): S3Location {
   const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/i.exec(url);
-  const refuse = (why: string) => new CkvcError('CKVC_BAD_ARGUMENT', `S3 remote URL ${JSON.stringify(url)}: ${why}; use s3://BUCKET/PREFIX`, { url });
+  const refuse = (why: string) =>
+    new CkvcError('CKVC_BAD_ARGUMENT', `S3 remote URL ${JSON.stringify(url)}: ${why}; use s3://BUCKET/PREFIX`, { url });
   if (!m) throw refuse('does not parse');
   const bucket = m[1]!;
-  if (!BUCKET.test(bucket) || bucket.includes('..')) throw refuse(`${JSON.stringify(bucket)} is not a bucket name (3 to 63 of a-z, 0-9, '.', '-')`);
+  if (!BUCKET.test(bucket) || bucket.includes('..'))
+    throw refuse(`${JSON.stringify(bucket)} is not a bucket name (3 to 63 of a-z, 0-9, '.', '-')`);
   const raw = (m[2] ?? '').replace(/\/$/, '');
   const segments = raw === '' ? [] : raw.split('/');
   for (const s of segments) {
-    if (s === '' || s === '.' || s === '..' || !PREFIX_SEGMENT.test(s)) throw refuse(`the prefix segment ${JSON.stringify(s)} is empty, '.', '..' or has characters other than A-Z a-z 0-9 ! - _ . * ' ( )`);
+    if (s === '' || s === '.' || s === '..' || !PREFIX_SEGMENT.test(s))
+      throw refuse(
+        `the prefix segment ${JSON.stringify(s)} is empty, '.', '..' or has characters other than ` +
+          "A-Z a-z 0-9 ! - _ . * ' ( )",
+      );
   }
   const prefix = segments.length ? `${segments.join('/')}/` : '';
   if (Buffer.byteLength(prefix) > MAX_PREFIX) throw refuse(`the prefix is over ${MAX_PREFIX} bytes`);

@@ -37,7 +37,12 @@ export class S3Transport implements Transport {
   private readonly downloaded = new Set<string>();
   private conditional?: boolean;
 
-  private constructor(readonly url: string, private readonly s3: S3Objects, private readonly store: ObjectStore, private readonly settings: S3RemoteSettings) {}
+  private constructor(
+    readonly url: string,
+    private readonly s3: S3Objects,
+    private readonly store: ObjectStore,
+    private readonly settings: S3RemoteSettings,
+  ) {}
 
   static async open(url: string, store: ObjectStore, settings: S3RemoteSettings): Promise<S3Transport> {
     const loc = parseS3Url(url);
@@ -62,14 +67,22 @@ export class S3Transport implements Transport {
   async plan(wants: ObjectId[]): Promise<{ objects: ObjectId[]; prerequisites: ObjectId[] }> {
     const c = await this.known();
     const missing = wants.find((w) => !c.pack.has(w));
-    if (missing) throw new CkvcError('CKVC_UNKNOWN_REVISION', `${this.url} lists no object ${missing.slice(0, 16)} in its packs though a ref names it; the remote is incomplete (a push may be under way): fetch again`, { id: missing });
+    if (missing)
+      throw new CkvcError(
+        'CKVC_UNKNOWN_REVISION',
+        `${this.url} lists no object ${missing.slice(0, 16)} in its packs though a ref names it; ` +
+          'the remote is incomplete (a push may be under way): fetch again',
+        { id: missing },
+      );
     return { objects: [...c.pack.keys()], prerequisites: [] };
   }
 
   private scratchStore(): Promise<{ service: StoreService; dir: string }> {
     this.scratch ??= (async () => {
       const dir = path.join(this.store.layout.tmpDir, `s3-fetch-${process.pid}-${randomBytes(4).toString('hex')}`);
-      const { root } = await createStore(dir).catch((e) => { throw ioError(e, 'create', dir); });
+      const { root } = await createStore(dir).catch((e) => {
+        throw ioError(e, 'create', dir);
+      });
       return { service: new StoreService(await ObjectStore.open(root)), dir };
     })();
     return this.scratch;
@@ -82,17 +95,27 @@ export class S3Transport implements Transport {
     const packs = new Set<string>();
     for (const id of ids) {
       const p = c.pack.get(id);
-      if (p === undefined) throw new CkvcError('CKVC_REMOTE', `${this.url} lists no pack holding ${id.slice(0, 16)}`, { id });
+      if (p === undefined)
+        throw new CkvcError('CKVC_REMOTE', `${this.url} lists no pack holding ${id.slice(0, 16)}`, { id });
       if (!this.downloaded.has(p)) packs.add(p);
     }
     for (const p of packs) {
       const key = s3Keys(this.s3.loc).pack(p);
       const where = `pack ${p.slice(0, 12)} of ${this.url}`;
       const got = await this.s3.open(key);
-      if (!got) throw new CkvcError('CKVC_REMOTE', `${where} is missing (s3://${this.s3.loc.bucket}/${key}) though index.json lists it`, { url: this.url, key });
+      if (!got)
+        throw new CkvcError(
+          'CKVC_REMOTE',
+          `${where} is missing (s3://${this.s3.loc.bucket}/${key}) though index.json lists it`,
+          { url: this.url, key },
+        );
       const r = await service.receiveObjects(got.body, where);
       if (r.objects !== c.idsOf.get(p)!.length) {
-        throw new CkvcError('CKVC_BAD_BUNDLE', `${where} holds ${r.objects} objects but its listing names ${c.idsOf.get(p)!.length}`, { url: this.url, key });
+        throw new CkvcError(
+          'CKVC_BAD_BUNDLE',
+          `${where} holds ${r.objects} objects but its listing names ${c.idsOf.get(p)!.length}`,
+          { url: this.url, key },
+        );
       }
       this.downloaded.add(p);
     }
@@ -102,7 +125,15 @@ export class S3Transport implements Transport {
   async fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T> {
     const service = await this.download(ids);
     const pipe = new PassThrough({ highWaterMark: 1024 * 1024 });
-    const producing = service.sendObjects(ids, pipe).then(() => { pipe.end(); }, (e) => { pipe.destroy(e as Error); throw e; });
+    const producing = service.sendObjects(ids, pipe).then(
+      () => {
+        pipe.end();
+      },
+      (e) => {
+        pipe.destroy(e as Error);
+        throw e;
+      },
+    );
     const [, result] = await Promise.all([producing, receive(pipe)]);
     return result;
   }
@@ -116,7 +147,13 @@ export class S3Transport implements Transport {
       await this.settings.remember(honoured);
     }
     if (!honoured && !this.settings.singleWriter) {
-      throw new CkvcError('CKVC_NO_CONDITIONAL_WRITES', `the S3 service behind ${this.url} ignores conditional writes (If-None-Match / If-Match), so two pushers could overwrite each other's refs; nothing was uploaded. If only one writer at a time ever pushes there, add the remote again with --single-writer`, { url: this.url });
+      throw new CkvcError(
+        'CKVC_NO_CONDITIONAL_WRITES',
+        `the S3 service behind ${this.url} ignores conditional writes (If-None-Match / If-Match), ` +
+          "so two pushers could overwrite each other's refs; nothing was uploaded. " +
+          'If only one writer at a time ever pushes there, add the remote again with --single-writer',
+        { url: this.url },
+      );
     }
     this.conditional = honoured;
     return honoured;
@@ -137,11 +174,17 @@ export class S3Transport implements Transport {
     }
   }
 
-  async sendObjects(write: (sink: Writable) => Promise<void>, ids?: ObjectId[]): Promise<{ objects: number; newObjects: number }> {
+  async sendObjects(
+    write: (sink: Writable) => Promise<void>,
+    ids?: ObjectId[],
+  ): Promise<{ objects: number; newObjects: number }> {
     if (!ids?.length) throw new CkvcError('CKVC_INTERNAL', 'an S3 push batch needs its object IDs', {});
     const conditional = await this.checkWritable();
     const { name, listing } = packName(ids);
-    const base = path.join(this.store.layout.tmpDir, `s3-upload-${createHash('sha256').update(this.url).digest('hex').slice(0, 16)}-${name}`);
+    const base = path.join(
+      this.store.layout.tmpDir,
+      `s3-upload-${createHash('sha256').update(this.url).digest('hex').slice(0, 16)}-${name}`,
+    );
     const staged = `${base}.bundle`;
     if (!(await fs.stat(staged).catch(() => undefined))) await stage(staged, write);
     const key = s3Keys(this.s3.loc).pack(name);
@@ -158,13 +201,23 @@ export class S3Transport implements Transport {
     const changes = checkRefChanges(input, 'the ref update');
     const conditional = await this.checkWritable();
     const cur = await readRefs(this.s3);
-    const out = await judgeRefChanges(changes, changes.map((c) => cur.value[c.name] ?? null), storeParents(this.store), force);
+    const out = await judgeRefChanges(
+      changes,
+      changes.map((c) => cur.value[c.name] ?? null),
+      storeParents(this.store),
+      force,
+    );
     const moves = out.filter((u) => !u.skipped);
     if (!moves.length) return out;
     const next = { ...cur.value };
     for (const u of moves) next[u.name] = u.new;
     if ((await this.s3.write(s3Keys(this.s3.loc).refs, refsBody(next), replacing(cur, conditional))) === 'conflict') {
-      throw new CkvcError('CKVC_REF_CONFLICT', `the refs of ${this.url} changed while this push checked them (another pusher); nothing was moved on the remote: fetch, reconcile and push again`, { url: this.url });
+      throw new CkvcError(
+        'CKVC_REF_CONFLICT',
+        `the refs of ${this.url} changed while this push checked them (another pusher); ` +
+          'nothing was moved on the remote: fetch, reconcile and push again',
+        { url: this.url },
+      );
     }
     return out;
   }
@@ -183,9 +236,14 @@ async function stage(staged: string, write: (sink: Writable) => Promise<void>): 
   const partial = `${staged}.${process.pid}.partial`;
   const out = createWriteStream(partial);
   try {
-    await new Promise<void>((resolve, reject) => { out.once('open', () => resolve()); out.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      out.once('open', () => resolve());
+      out.once('error', reject);
+    });
     await write(out);
-    await new Promise<void>((resolve, reject) => { out.end((e?: Error | null) => (e ? reject(e) : resolve())); });
+    await new Promise<void>((resolve, reject) => {
+      out.end((e?: Error | null) => (e ? reject(e) : resolve()));
+    });
     await fs.rename(partial, staged);
   } catch (e) {
     out.destroy();

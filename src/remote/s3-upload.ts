@@ -24,7 +24,12 @@ export function partSize(): number {
   if (raw === undefined || raw === '') return DEFAULT_PART_SIZE;
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < MIN_PART_SIZE) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `CKVC_S3_PART_SIZE=${JSON.stringify(raw.slice(0, 40))} is not a whole number of bytes of at least ${MIN_PART_SIZE}; unset it for 64 MiB parts`, {});
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `CKVC_S3_PART_SIZE=${JSON.stringify(raw.slice(0, 40))} is not a whole number of bytes ` +
+        `of at least ${MIN_PART_SIZE}; unset it for 64 MiB parts`,
+      {},
+    );
   }
   return n;
 }
@@ -34,8 +39,13 @@ async function readState(file: string, key: string, size: number, part: number):
   if (!raw) return undefined;
   try {
     const s = JSON.parse(raw.toString('utf8')) as UploadState;
-    const sane = s.key === key && s.size === size && s.partSize === part && typeof s.uploadId === 'string' && Array.isArray(s.parts)
-      && s.parts.every((p) => Number.isSafeInteger(p.n) && typeof p.etag === 'string');
+    const sane =
+      s.key === key &&
+      s.size === size &&
+      s.partSize === part &&
+      typeof s.uploadId === 'string' &&
+      Array.isArray(s.parts) &&
+      s.parts.every((p) => Number.isSafeInteger(p.n) && typeof p.etag === 'string');
     return sane ? s : undefined;
   } catch {
     return undefined; // our own scratch file, half-written: start the upload over
@@ -44,23 +54,41 @@ async function readState(file: string, key: string, size: number, part: number):
 
 async function readPart(fh: fs.FileHandle, file: string, offset: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
-  const { bytesRead } = await fh.read(buf, 0, length, offset).catch((e) => { throw ioError(e, 'read', file); });
-  if (bytesRead !== length) throw new CkvcError('CKVC_IO', `${file} ended early (staged pack changed under us); remove it and push again`, { path: file });
+  const { bytesRead } = await fh.read(buf, 0, length, offset).catch((e) => {
+    throw ioError(e, 'read', file);
+  });
+  if (bytesRead !== length)
+    throw new CkvcError('CKVC_IO', `${file} ended early (staged pack changed under us); remove it and push again`, {
+      path: file,
+    });
   return buf;
 }
 
-/** Uploads `file` to `key`; returns the number of parts sent by this call (0 for a single request: 1). */
-export async function uploadStagedPack(s3: S3Objects, key: string, file: string, stateFile: string): Promise<{ partsSent: number }> {
-  const size = (await fs.stat(file).catch((e) => { throw ioError(e, 'read', file); })).size;
+/** Uploads `file` to `key`; returns how many parts this call sent (a single-request upload counts as one). */
+export async function uploadStagedPack(
+  s3: S3Objects,
+  key: string,
+  file: string,
+  stateFile: string,
+): Promise<{ partsSent: number }> {
+  const size = (
+    await fs.stat(file).catch((e) => {
+      throw ioError(e, 'read', file);
+    })
+  ).size;
   const part = Math.max(partSize(), Math.ceil(size / MAX_PARTS));
   if (size <= part) {
-    const body = await fs.readFile(file).catch((e) => { throw ioError(e, 'read', file); });
+    const body = await fs.readFile(file).catch((e) => {
+      throw ioError(e, 'read', file);
+    });
     await s3.write(key, body);
     return { partsSent: 1 };
   }
   const count = Math.ceil(size / part);
   let state = await readState(stateFile, key, size, part);
-  const fh = await fs.open(file, 'r').catch((e) => { throw ioError(e, 'read', file); });
+  const fh = await fs.open(file, 'r').catch((e) => {
+    throw ioError(e, 'read', file);
+  });
   try {
     for (let attempt = 0; ; attempt++) {
       if (!state) {
@@ -73,7 +101,12 @@ export async function uploadStagedPack(s3: S3Objects, key: string, file: string,
       for (let n = 1; n <= count && !lost; n++) {
         if (done.has(n)) continue;
         const offset = (n - 1) * part;
-        const etag = await s3.uploadPart(key, state.uploadId, n, await readPart(fh, file, offset, Math.min(part, size - offset)));
+        const etag = await s3.uploadPart(
+          key,
+          state.uploadId,
+          n,
+          await readPart(fh, file, offset, Math.min(part, size - offset)),
+        );
         if (etag === 'unknown-upload') lost = true;
         else {
           state.parts.push({ n, etag });
@@ -86,7 +119,8 @@ export async function uploadStagedPack(s3: S3Objects, key: string, file: string,
         if ((await s3.completeUpload(key, state.uploadId, parts)) === 'done') return { partsSent: sent };
       }
       // The service forgot the upload (aborted or expired): once more from the start, then give up.
-      if (attempt >= 1) throw new CkvcError('CKVC_REMOTE', `S3 lost the multipart upload of ${key} twice; push again`, { key });
+      if (attempt >= 1)
+        throw new CkvcError('CKVC_REMOTE', `S3 lost the multipart upload of ${key} twice; push again`, { key });
       state = undefined;
     }
   } finally {

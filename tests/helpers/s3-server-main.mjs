@@ -1,11 +1,15 @@
 // A real S3 server for tests, in its own process (tests run ckvc with spawnSync, which would stall an in-process
 // server): s3rver storing in DIR/data, behind a forwarding proxy on 127.0.0.1 that logs every request to
-// DIR/requests.log ("METHOD PATH?QUERY STATUS [if-match|if-none-match]" per line) and, while DIR/fault.json says {"failPartsAfter": N},
-// drops the connection of every multipart part upload after the first N that went through.
+// DIR/requests.log ("METHOD PATH?QUERY STATUS [if-match|if-none-match]" per line) and, while DIR/fault.json
+// says {"failPartsAfter": N}, drops the connection of every multipart part upload after the first N that went
+// through.
 // With a third argument "conditional", the proxy also honours conditional writes (If-None-Match: * and If-Match on
 // PUT, answered 412 PreconditionFailed as S3 does), checking s3rver's folder with each such write serialised: the
-// behaviour of AWS S3, R2 or MinIO, which s3rver lacks, for the tests of the path that relies on it.
+// behaviour of AWS S3, R2 or MinIO, which s3rver lacks, for the tests of the path that relies on it. While
+// fault.json says {"replaceBeforeWrite": SUFFIX}, an If-Match write to a key ending in SUFFIX finds the object
+// replaced (a new ETag) just before, as if another writer had got there first.
 // Prints {"endpoint": URL} on its first line of stdout once both listen.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -16,7 +20,9 @@ const bucket = process.argv[3] ?? 'ckvc-test';
 const conditional = process.argv[4] === 'conditional';
 const data = path.join(dir, 'data');
 fs.mkdirSync(data, { recursive: true });
-const s3 = new S3rver({ address: '127.0.0.1', port: 0, directory: data, silent: true, configureBuckets: [{ name: bucket }] });
+const s3 = new S3rver({
+  address: '127.0.0.1', port: 0, directory: data, silent: true, configureBuckets: [{ name: bucket }],
+});
 const upstream = await s3.run();
 const log = path.join(dir, 'requests.log');
 let partsPassed = 0;
@@ -38,9 +44,13 @@ function fault() {
 }
 
 /** s3rver keeps KEY's bytes in DIR/data/BUCKET/KEY._S3rver_object and their MD5 (its ETag) beside them. */
-function etagOf(urlPath) {
+function objectFile(urlPath) {
   const parts = urlPath.split('?')[0].split('/').filter(Boolean).map(decodeURIComponent);
-  const file = path.join(data, ...parts) + '._S3rver_object';
+  return `${path.join(data, ...parts)}._S3rver_object`;
+}
+
+function etagOf(urlPath) {
+  const file = objectFile(urlPath);
   try {
     return `"${fs.readFileSync(`${file}.md5`, 'utf8').trim()}"`;
   } catch {
@@ -58,7 +68,8 @@ function serialised(step) {
 function refuse(req, res) {
   fs.appendFileSync(log, `${req.method} ${req.url} 412\n`);
   res.writeHead(412, { 'content-type': 'application/xml', connection: 'close' });
-  res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>');
+  res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code>'
+    + '<Message>At least one of the pre-conditions you specified did not hold</Message></Error>');
 }
 
 const proxy = http.createServer((req, res) => {
@@ -66,6 +77,11 @@ const proxy = http.createServer((req, res) => {
   const ifMatch = req.headers['if-match'];
   if (conditional && req.method === 'PUT' && (ifNone || ifMatch)) {
     serialised((done) => {
+      const f = fault();
+      if (ifMatch && f.replaceBeforeWrite && (req.url ?? '').split('?')[0].endsWith(f.replaceBeforeWrite)) {
+        // Another writer replaced the object between this writer's read and its write: a new ETag.
+        fs.writeFileSync(`${objectFile(req.url ?? '')}.md5`, crypto.randomBytes(16).toString('hex'));
+      }
       const etag = etagOf(req.url ?? '');
       if ((ifNone === '*' && etag !== undefined) || (ifMatch && ifMatch !== etag)) {
         refuse(req, res);
@@ -85,7 +101,9 @@ function forward(req, res, done) {
     req.socket.destroy();
     return;
   }
-  const up = http.request({ host: upstream.address, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+  const { method, url, headers } = req;
+  const target = { host: upstream.address, port: upstream.port, method, path: url, headers };
+  const up = http.request(target, (r) => {
     if (isPart && r.statusCode === 200) partsPassed++;
     const cond = req.headers['if-match'] ? ' if-match' : req.headers['if-none-match'] ? ' if-none-match' : '';
     fs.appendFileSync(log, `${req.method} ${req.url} ${r.statusCode}${cond}\n`);

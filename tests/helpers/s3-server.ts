@@ -22,6 +22,8 @@ export interface S3Server {
   clearLog(): void;
   /** Drops every multipart part upload after the first `n` that went through (undefined: none). */
   failPartsAfter(n: number | undefined): void;
+  /** Conditional mode: an If-Match write to a key ending in `suffix` finds it replaced first (undefined: none). */
+  replaceBeforeWrite(suffix: string | undefined): void;
   /** The file holding an object's bytes. */
   objectFile(key: string): string;
   /** The refs a remote at s3://BUCKET/PREFIX holds (its refs.json; {} when it has none). */
@@ -39,7 +41,9 @@ export async function startS3Server(dir: string, opts: { conditional?: boolean }
   const args = [MAIN, dir, bucket, ...(opts.conditional ? ['conditional'] : [])];
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
   const endpoint = await new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`the S3 test server did not start within 15 s: ${err}`)), 15_000);
@@ -49,29 +53,42 @@ export async function startS3Server(dir: string, opts: { conditional?: boolean }
       clearTimeout(timer);
       resolve((JSON.parse(out.slice(0, out.indexOf('\n'))) as { endpoint: string }).endpoint);
     });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the S3 test server exited (${code}): ${err}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the S3 test server exited (${code}): ${err}`));
+    });
   });
   const log = path.join(dir, 'requests.log');
   const dataDir = path.join(dir, 'data');
   const objectFile = (key: string) => `${path.join(dataDir, bucket, ...key.split('/'))}._S3rver_object`;
   const withSlash = (prefix: string) => prefix.replace(/\/?$/, '/');
   let copies = 0;
+  const setFault = (f: object | undefined) => {
+    if (f === undefined) fs.rmSync(path.join(dir, 'fault.json'), { force: true });
+    else fs.writeFileSync(path.join(dir, 'fault.json'), JSON.stringify(f));
+  };
   return {
     endpoint,
     bucket,
     dataDir,
     env: (extra = {}) => ({
-      AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_SESSION_TOKEN: undefined, AWS_REGION: 'us-east-1',
-      AWS_ENDPOINT_URL: endpoint, AWS_ENDPOINT_URL_S3: undefined, AWS_PROFILE: undefined,
-      AWS_CONFIG_FILE: path.join(dir, 'no-aws-config'), AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'no-aws-credentials'),
-      AWS_EC2_METADATA_DISABLED: 'true', CKVC_S3_PART_SIZE: undefined, ...extra,
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_SESSION_TOKEN: undefined,
+      AWS_REGION: 'us-east-1',
+      AWS_ENDPOINT_URL: endpoint,
+      AWS_ENDPOINT_URL_S3: undefined,
+      AWS_PROFILE: undefined,
+      AWS_CONFIG_FILE: path.join(dir, 'no-aws-config'),
+      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'no-aws-credentials'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+      CKVC_S3_PART_SIZE: undefined,
+      ...extra,
     }),
     requests: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : []),
     clearLog: () => fs.rmSync(log, { force: true }),
-    failPartsAfter: (n) => {
-      if (n === undefined) fs.rmSync(path.join(dir, 'fault.json'), { force: true });
-      else fs.writeFileSync(path.join(dir, 'fault.json'), JSON.stringify({ failPartsAfter: n }));
-    },
+    failPartsAfter: (n) => setFault(n === undefined ? undefined : { failPartsAfter: n }),
+    replaceBeforeWrite: (suffix) => setFault(suffix === undefined ? undefined : { replaceBeforeWrite: suffix }),
     objectFile: (key) => objectFile(key),
     refs: (prefix) => {
       const f = objectFile(`${withSlash(prefix)}refs.json`);
@@ -82,7 +99,13 @@ export async function startS3Server(dir: string, opts: { conditional?: boolean }
       const out = new Map<string, string>();
       if (!fs.existsSync(root)) return out;
       for (const f of (fs.readdirSync(root, { recursive: true }) as string[]).sort()) {
-        if (f.endsWith('._S3rver_object')) out.set(f, createHash('sha256').update(fs.readFileSync(path.join(root, f))).digest('hex'));
+        if (f.endsWith('._S3rver_object'))
+          out.set(
+            f,
+            createHash('sha256')
+              .update(fs.readFileSync(path.join(root, f)))
+              .digest('hex'),
+          );
       }
       return out;
     },

@@ -8,7 +8,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanupTemp, commitId, describeRun, diffSnapshots, errorCodes, newStore, snapshotStore, snapshotTree, tempDir, type TempStore,
+  cleanupTemp,
+  commitId,
+  describeRun,
+  diffSnapshots,
+  errorCodes,
+  newStore,
+  snapshotStore,
+  snapshotTree,
+  tempDir,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { writeCheckpoint } from '../helpers/reliability.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
@@ -33,9 +42,18 @@ function storeWithRemote(prefix: string, singleWriter = true): TempStore {
   return s;
 }
 
-function commitCheckpoint(s: TempStore, seed: number, opts: { family?: number; opaqueBytes?: number } = {}): { id: string; files: Map<string, string>; dir: string } {
+function commitCheckpoint(
+  s: TempStore,
+  seed: number,
+  opts: { family?: number; opaqueBytes?: number } = {},
+): { id: string; files: Map<string, string>; dir: string } {
   const dir = path.join(s.dir, `ck-${seed}`);
-  const files = writeCheckpoint(dir, { seed, family: opts.family ?? 1, tensorBytes: 128 * 1024, opaqueBytes: opts.opaqueBytes ?? 64 * 1024 });
+  const files = writeCheckpoint(dir, {
+    seed,
+    family: opts.family ?? 1,
+    tensorBytes: 128 * 1024,
+    opaqueBytes: opts.opaqueBytes ?? 64 * 1024,
+  });
   return { id: commitId(s, [dir, '-m', `seed ${seed}`]), files, dir };
 }
 
@@ -45,7 +63,8 @@ function checkedOut(s: TempStore, rev: string): Map<string, string> {
   return snapshotTree(to);
 }
 
-const remotes = (s: TempStore) => JSON.parse(fs.readFileSync(path.join(s.store, 'remotes.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+const remotes = (s: TempStore) =>
+  JSON.parse(fs.readFileSync(path.join(s.store, 'remotes.json'), 'utf8')) as Record<string, Record<string, unknown>>;
 const ref = (s: TempStore, full: string) => {
   const f = path.join(s.store, ...full.split('/'));
   return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim() : undefined;
@@ -53,12 +72,23 @@ const ref = (s: TempStore, full: string) => {
 const packUploads = () => srv.requests().filter((l) => /^PUT \S*\/packs\/[0-9a-f]{64}\.bundle/.test(l));
 
 describe('remote add s3://', () => {
-  it('stores the canonical URL and --single-writer; refuses bad bucket names and --single-writer elsewhere (exit 15)', () => {
+  it('stores the canonical URL and --single-writer; refuses bad names, --single-writer elsewhere (15)', () => {
     const s = newStore('ckvc-s3-add-');
-    expect(s.json(['remote', 'add', 'a', 's3://my-bucket/some/prefix'])).toEqual({ name: 'a', url: 's3://my-bucket/some/prefix/' });
+    expect(s.json(['remote', 'add', 'a', 's3://my-bucket/some/prefix'])).toEqual({
+      name: 'a',
+      url: 's3://my-bucket/some/prefix/',
+    });
     s.ok(['remote', 'add', 'b', 's3://my-bucket', '--single-writer']);
-    expect(remotes(s)).toEqual({ a: { url: 's3://my-bucket/some/prefix/' }, b: { url: 's3://my-bucket/', singleWriter: true } });
-    for (const [url, extra] of [['s3://Bad_Bucket/x', []], ['s3://my-bucket/a/../b', []], ['s3://my-bucket/a//b', []], [s.dir, ['--single-writer']]] as const) {
+    expect(remotes(s)).toEqual({
+      a: { url: 's3://my-bucket/some/prefix/' },
+      b: { url: 's3://my-bucket/', singleWriter: true },
+    });
+    for (const [url, extra] of [
+      ['s3://Bad_Bucket/x', []],
+      ['s3://my-bucket/a/../b', []],
+      ['s3://my-bucket/a//b', []],
+      [s.dir, ['--single-writer']],
+    ] as const) {
       const r = s.run(['remote', 'add', 'c', url, ...extra]);
       expect(r.code, describeRun(r)).toBe(15);
       expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_ARGUMENT']);
@@ -67,7 +97,7 @@ describe('remote add s3://', () => {
 });
 
 describe('a service that ignores conditional writes (s3rver)', () => {
-  it('is probed once and remembered; a push is refused before anything is uploaded (exit 22) unless --single-writer', () => {
+  it('is probed once and remembered; a push is refused before any upload (22) unless --single-writer', () => {
     const s = storeWithRemote('probe', false);
     commitCheckpoint(s, 1);
     srv.clearLog();
@@ -169,7 +199,10 @@ describe('failures', () => {
     // s3rver checks the access key ID (it does not check SigV4 signatures): an unknown key is its refusal.
     const bad = srv.env({ AWS_ACCESS_KEY_ID: 'NOT-A-KEY' });
     const [before, beforeRemote] = [snapshotStore(s.store), srv.snapshot('creds')];
-    for (const cmd of [['fetch', 's3'], ['push', 's3']]) {
+    for (const cmd of [
+      ['fetch', 's3'],
+      ['push', 's3'],
+    ]) {
       const r = s.run(cmd, { env: bad });
       expect(r.code, describeRun(r)).toBe(21);
       expect(errorCodes(r.stderr)).toEqual(['CKVC_UNAUTHORIZED']);
@@ -189,7 +222,7 @@ describe('failures', () => {
 });
 
 describe('multipart uploads', () => {
-  it('an interrupted upload, run again, sends only the parts not yet acknowledged; the result fetches byte-identical', () => {
+  it('an interrupted upload, run again, sends only the parts not acknowledged; it fetches byte-identical', () => {
     const A = storeWithRemote('multipart');
     const ck = commitCheckpoint(A, 40, { opaqueBytes: 640 * 1024 });
     const small = srv.env({ CKVC_S3_PART_SIZE: String(64 * 1024) });
@@ -243,7 +276,11 @@ describe('a service that honours conditional writes (the proxy in its conditiona
     s.ok(['push', 's3'], { env: cond.env() });
     expect(remotes(s).s3).toEqual({ url: `s3://${cond.bucket}/cond/`, conditionalWrites: true });
     expect(cond.requests().filter((l) => l.includes('/.ckvc-probe/') && l.endsWith(' 412'))).toHaveLength(1);
-    const refsWrites = () => cond.requests().filter((l) => /^PUT \S*\/cond\/refs\.json/.test(l)).map((l) => l.split(' ').slice(2).join(' '));
+    const refsWrites = () =>
+      cond
+        .requests()
+        .filter((l) => /^PUT \S*\/cond\/refs\.json/.test(l))
+        .map((l) => l.split(' ').slice(2).join(' '));
     expect(refsWrites()).toEqual(['200 if-none-match']);
     const next = commitCheckpoint(s, 61);
     cond.clearLog();
@@ -257,7 +294,25 @@ describe('a service that honours conditional writes (the proxy in its conditiona
     expect(ck.id).not.toBe(next.id);
   });
 
-  it('of two pushers racing on one branch, exactly one wins; the loser is exit 13 and the remote names the winner', async () => {
+  it('refs.json replaced between the read and the conditional write: exit 13, no ref moved; a re-run lands', () => {
+    const s = newStore('ckvc-s3-cas-');
+    s.ok(['remote', 'add', 's3', `s3://${cond.bucket}/cas`]);
+    const first = commitCheckpoint(s, 70);
+    s.ok(['push', 's3'], { env: cond.env() });
+    const second = commitCheckpoint(s, 71);
+    cond.replaceBeforeWrite('/cas/refs.json');
+    const r = s.run(['push', 's3'], { env: cond.env() });
+    cond.replaceBeforeWrite(undefined);
+    expect(r.code, describeRun(r)).toBe(13);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_REF_CONFLICT']);
+    expect(r.stderr).toContain('changed while this push checked them');
+    expect(cond.refs('cas')).toEqual({ 'refs/heads/main': first.id });
+    expect(ref(s, 'refs/remotes/s3/main')).toBe(first.id);
+    expect(s.json(['push', 's3'], { env: cond.env() }).objectsSent).toBe(0);
+    expect(cond.refs('cas')).toEqual({ 'refs/heads/main': second.id });
+  });
+
+  it('of two pushers racing on one branch, one wins; the loser exits 13, the remote names the winner', async () => {
     await racingPushers(`s3://${cond.bucket}/race`, cond.env());
   });
 });
@@ -272,7 +327,10 @@ async function racingPushers(url: string, env: Record<string, string | undefined
   const results = await Promise.all(stores.map(({ s }) => s.async(['push', 's3', '--json'], { env }).done));
   expect(results.map((r) => r.code).sort(), results.map(describeRun).join('\n')).toEqual([0, 13]);
   const loser = results.find((r) => r.code === 13)!;
-  expect(errorCodes(loser.stderr)).toEqual(['CKVC_REF_CONFLICT']);
+  // Refused by the conditional write, or (when the winner had finished before the loser read the refs) as a
+  // non-fast-forward: either way told to fetch first.
+  expect(['CKVC_REF_CONFLICT', 'CKVC_NON_FAST_FORWARD']).toContain(errorCodes(loser.stderr)[0]);
+  expect(loser.stderr).toMatch(/fetch/);
   const winner = stores[results.findIndex((r) => r.code === 0)]!;
   const check = newStore('ckvc-s3-race-check-');
   check.ok(['remote', 'add', 's3', url]);
