@@ -90,6 +90,8 @@ const result = await build({
     '@napi-rs/blake-hash', '@mongodb-js/zstd', 'level', 'classic-level', 'cbor-x', 'cbor-extract',
     // Loaded only to record code provenance during a commit; a CommonJS package best left to Node to load.
     'isomorphic-git',
+    // Hundreds of modules, imported (dynamically) only when an s3:// remote is used: Node loads it then.
+    '@aws-sdk/client-s3',
   ],
   // Bundled CommonJS (yaml) calls require() for Node's own modules; an ES module has no require of its own.
   banner: { js: "import { createRequire as __ckvcCreateRequire } from 'node:module'; const require = __ckvcCreateRequire(import.meta.url);" },

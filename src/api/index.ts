@@ -82,7 +82,7 @@ export class Store {
   /** Streams `REV:PATH` (or one tensor of it) to `sink`, verified chunk by chunk. */
   cat(spec: string, sink: (bytes: Uint8Array) => Promise<void>, opts?: { tensor?: string }) { return cat(this.objects, spec, sink, opts); }
   remotes() { return remotes(this.objects).list(); }
-  addRemote(name: string, url: string) { return remotes(this.objects).add(name, url); }
+  addRemote(name: string, url: string, opts: { singleWriter?: boolean } = {}) { return remotes(this.objects).add(name, url, opts); }
   removeRemote(name: string) { return remotes(this.objects).remove(name); }
   push(opts: PushOptions) { return pushToRemote(this.objects, opts); }
   fetch(opts: FetchOptions) { return fetchFromRemote(this.objects, opts); }

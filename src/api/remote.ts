@@ -10,6 +10,7 @@ import { DirectoryTransport } from '../remote/directory-transport.js';
 import { createServer } from '../remote/http-server.js';
 import { HttpTransport } from '../remote/http-transport.js';
 import { RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
+import { isS3Url } from '../remote/s3-location.js';
 import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
 import type { Transport } from '../remote/transport.js';
 import { defaultAuthor } from './author.js';
@@ -36,8 +37,19 @@ export const remotes = (store: ObjectStore) => new RemoteConfig(store.layout);
 async function openTransport(store: ObjectStore, name: string, auth: RemoteAuth): Promise<{ remote: RemoteEntry; t: Transport }> {
   const remote = await remotes(store).get(name);
   const who = defaultAuthor();
-  const t = /^https?:\/\//.test(remote.url) ? new HttpTransport(remote.url, await readToken(auth.tokenFile), who) : await DirectoryTransport.open(remote.url, who);
+  const t = isS3Url(remote.url) ? await openS3(store, remote)
+    : /^https?:\/\//.test(remote.url) ? new HttpTransport(remote.url, await readToken(auth.tokenFile), who) : await DirectoryTransport.open(remote.url, who);
   return { remote, t };
+}
+
+/** The S3 transport and the SDK it uses are loaded only when an s3 remote is used (start-up does not pay). */
+async function openS3(store: ObjectStore, remote: RemoteEntry): Promise<Transport> {
+  const { S3Transport } = await import('../remote/s3-transport.js');
+  return S3Transport.open(remote.url, store, {
+    singleWriter: remote.singleWriter,
+    conditionalWrites: remote.conditionalWrites,
+    remember: (conditionalWrites) => remotes(store).remember(remote.name, { conditionalWrites }),
+  });
 }
 
 export interface PushOptions extends RemoteAuth {

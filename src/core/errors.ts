@@ -59,6 +59,7 @@ export const ERROR_CODES = {
   CKVC_UNAUTHORIZED: { exit: EXIT.REMOTE_REFUSED, summary: 'the remote or the web page refused: a write needs a valid token, the server is read-only, or a page request came with a foreign Host or without the token' },
   CKVC_REMOTE: { exit: EXIT.REMOTE_FAILED, summary: 'the remote could not be reached or answered outside the protocol' },
   CKVC_REMOTE_BUSY: { exit: EXIT.REMOTE_FAILED, summary: 'the remote had no room for the request (too much request data in flight) and still had none after the retries' },
+  CKVC_NO_CONDITIONAL_WRITES: { exit: EXIT.REMOTE_FAILED, summary: 'the S3 service ignores conditional writes, so refs cannot be moved safely there; add the remote with --single-writer to push anyway' },
   CKVC_INTERRUPTED: { exit: EXIT.INTERRUPTED, summary: 'interrupted by a signal; nothing was half-written' },
 } as const;
 

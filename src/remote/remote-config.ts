@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
 import { refNameProblem } from '../core/ref-name.js';
+import { isS3Url, parseS3Url, s3Url } from './s3-location.js';
 import { readFileIfExists, writeFileDurable } from '../store/durable-fs.js';
 import { withLock } from '../store/lock-file.js';
 import type { StoreLayout } from '../store/store-layout.js';
@@ -9,6 +10,18 @@ import type { StoreLayout } from '../store/store-layout.js';
 export interface RemoteEntry {
   name: string;
   url: string;
+  /** s3 remotes (spec/S3.md §1): the user's promise of one writer at a time, and the conditional-write probe's answer. */
+  singleWriter?: boolean;
+  conditionalWrites?: boolean;
+}
+
+/** The fields kept besides the URL; a value of another type is dropped when read. */
+const FLAGS = ['singleWriter', 'conditionalWrites'] as const;
+
+function entryOf(name: string, v: Record<string, unknown>): RemoteEntry {
+  const e: RemoteEntry = { name, url: v.url as string };
+  for (const f of FLAGS) if (typeof v[f] === 'boolean') e[f] = v[f] as boolean;
+  return e;
 }
 
 export function checkRemoteName(name: string): void {
@@ -16,8 +29,9 @@ export function checkRemoteName(name: string): void {
   if (problem) throw new CkvcError('CKVC_BAD_REF_NAME', `invalid remote name ${JSON.stringify(name)}: it ${problem}; use letters, digits, '-', '_' and '.'`, { name });
 }
 
-/** A URL is http(s)://host:port/ or a folder (another store, or a folder holding .ckvc). */
+/** A URL is http(s)://host:port/, s3://BUCKET/PREFIX or a folder (another store, or a folder holding .ckvc). */
 export function normaliseUrl(url: string, cwd = process.cwd()): string {
+  if (isS3Url(url)) return s3Url(parseS3Url(url));
   if (/^https?:\/\//i.test(url)) {
     let u: URL;
     try {
@@ -27,7 +41,7 @@ export function normaliseUrl(url: string, cwd = process.cwd()): string {
     }
     return u.toString().replace(/\/?$/, '/');
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new CkvcError('CKVC_BAD_ARGUMENT', `remote URL ${JSON.stringify(url)}: only http(s):// and folders are supported`, { url });
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new CkvcError('CKVC_BAD_ARGUMENT', `remote URL ${JSON.stringify(url)}: only http(s)://, s3:// and folders are supported`, { url });
   return path.resolve(cwd, url);
 }
 
@@ -38,8 +52,8 @@ export class RemoteConfig {
     const raw = await readFileIfExists(this.layout.remotesFile);
     if (!raw) return [];
     try {
-      const obj = JSON.parse(raw.toString('utf8')) as Record<string, { url: string }>;
-      return Object.entries(obj).filter(([, v]) => typeof v?.url === 'string').map(([name, v]) => ({ name, url: v.url }));
+      const obj = JSON.parse(raw.toString('utf8')) as Record<string, Record<string, unknown>>;
+      return Object.entries(obj).filter(([, v]) => typeof v?.url === 'string').map(([name, v]) => entryOf(name, v));
     } catch {
       throw new CkvcError('CKVC_CORRUPT_REF', `${this.layout.remotesFile} is not valid JSON; fix it or remove it and add the remotes again`, { path: this.layout.remotesFile });
     }
@@ -52,19 +66,34 @@ export class RemoteConfig {
   }
 
   private async save(list: RemoteEntry[]): Promise<void> {
-    const obj = Object.fromEntries(list.sort((a, b) => (a.name < b.name ? -1 : 1)).map((r) => [r.name, { url: r.url }]));
+    const obj = Object.fromEntries(list.sort((a, b) => (a.name < b.name ? -1 : 1)).map(({ name, ...fields }) => [name, fields]));
     await writeFileDurable(this.layout.remotesFile, `${JSON.stringify(obj, null, 2)}\n`);
   }
 
-  async add(name: string, url: string): Promise<RemoteEntry> {
+  async add(name: string, url: string, opts: { singleWriter?: boolean } = {}): Promise<RemoteEntry> {
     checkRemoteName(name);
-    const entry = { name, url: normaliseUrl(url) };
+    const entry: RemoteEntry = { name, url: normaliseUrl(url) };
+    if (opts.singleWriter) {
+      if (!isS3Url(entry.url)) throw new CkvcError('CKVC_BAD_ARGUMENT', `--single-writer is for s3:// remotes (other remotes guard their refs themselves); drop it for ${JSON.stringify(url)}`, { url });
+      entry.singleWriter = true;
+    }
     await withLock(`${this.layout.remotesFile}.lock`, 'the remotes', async () => {
       const list = await this.list();
       if (list.some((r) => r.name === name)) throw new CkvcError('CKVC_REF_CONFLICT', `remote '${name}' already exists; remove it first to change its URL`, { name });
       await this.save([...list, entry]);
     });
     return entry;
+  }
+
+  /** Records what was learnt about a remote (the conditional-write probe); a removed remote is left removed. */
+  async remember(name: string, fields: Pick<RemoteEntry, 'conditionalWrites'>): Promise<void> {
+    await withLock(`${this.layout.remotesFile}.lock`, 'the remotes', async () => {
+      const list = await this.list();
+      const i = list.findIndex((r) => r.name === name);
+      if (i < 0) return;
+      list[i] = { ...list[i]!, ...fields };
+      await this.save(list);
+    });
   }
 
   async remove(name: string): Promise<RemoteEntry> {

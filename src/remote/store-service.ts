@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import { bad } from '../core/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
-import { isAncestor, storeParents } from '../store/ancestry.js';
+import { isAncestor, storeParents, type ParentsOf } from '../store/ancestry.js';
 import { registerReader, registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { checkClosure, promoteObjects, type RefUpdate } from './bundle-import.js';
@@ -76,33 +76,43 @@ export class StoreService {
     try {
       for (const id of new Set(changes.map((c) => c.new))) await checkClosure(this.store, id, `the push of ${changes.find((c) => c.new === id)!.name}`);
       const current = await this.store.refs.readMany(changes.map((c) => c.name));
-      const out: RefUpdate[] = [];
-      const refused: CkvcError[] = [];
-      for (const [i, c] of changes.entries()) {
-        const cur = current[i] ?? null;
-        if (cur !== c.old) {
-          refused.push(new CkvcError('CKVC_REF_CONFLICT', `${c.name} on the remote moved to ${cur?.slice(0, 12) ?? '(deleted)'} (expected ${c.old?.slice(0, 12) ?? 'nothing'})`, { ref: c.name, expected: c.old, actual: cur }));
-          continue;
-        }
-        let forced = false;
-        if (cur !== null && cur !== c.new) {
-          const isTag = c.name.startsWith('refs/tags/');
-          const ff = !isTag && (await isAncestor(storeParents(this.store), cur, c.new));
-          if (!ff && !force) {
-            refused.push(new CkvcError('CKVC_NON_FAST_FORWARD', `${c.name} on the remote is at ${cur.slice(0, 12)}, which ${isTag ? 'is another commit' : `is not an ancestor of ${c.new.slice(0, 12)}`}`, { ref: c.name, old: cur, new: c.new }));
-            continue;
-          }
-          forced = !ff;
-        }
-        out.push({ name: c.name, old: cur, new: c.new, forced, ...(cur === c.new ? { skipped: 'unchanged' as const } : {}) });
-      }
-      if (refused.length) throw refusal(refused, changes.length);
+      const out = await judgeRefChanges(changes, current.map((c) => c ?? null), storeParents(this.store), force);
       await this.store.refs.updateMany(out.filter((u) => !u.skipped).map((u) => ({ name: u.name, next: u.new, expect: u.old, message: `push${u.forced ? ' --force' : ''}` })), { who, message: 'push' });
       return out;
     } finally {
       await registration.release();
     }
   }
+}
+
+/**
+ * The moves `changes` make from `current` (the refs' values now, in the same order): each `old` must still be the
+ * value, and a branch moves only forward (judged on `parentsOf`'s history) unless `force`. One refusal refuses
+ * them all: the error names every refused ref. Shared by every remote that moves refs (this service, S3).
+ */
+export async function judgeRefChanges(changes: RefChange[], current: (ObjectId | null)[], parentsOf: ParentsOf, force: boolean): Promise<RefUpdate[]> {
+  const out: RefUpdate[] = [];
+  const refused: CkvcError[] = [];
+  for (const [i, c] of changes.entries()) {
+    const cur = current[i] ?? null;
+    if (cur !== c.old) {
+      refused.push(new CkvcError('CKVC_REF_CONFLICT', `${c.name} on the remote moved to ${cur?.slice(0, 12) ?? '(deleted)'} (expected ${c.old?.slice(0, 12) ?? 'nothing'})`, { ref: c.name, expected: c.old, actual: cur }));
+      continue;
+    }
+    let forced = false;
+    if (cur !== null && cur !== c.new) {
+      const isTag = c.name.startsWith('refs/tags/');
+      const ff = !isTag && (await isAncestor(parentsOf, cur, c.new));
+      if (!ff && !force) {
+        refused.push(new CkvcError('CKVC_NON_FAST_FORWARD', `${c.name} on the remote is at ${cur.slice(0, 12)}, which ${isTag ? 'is another commit' : `is not an ancestor of ${c.new.slice(0, 12)}`}`, { ref: c.name, old: cur, new: c.new }));
+        continue;
+      }
+      forced = !ff;
+    }
+    out.push({ name: c.name, old: cur, new: c.new, forced, ...(cur === c.new ? { skipped: 'unchanged' as const } : {}) });
+  }
+  if (refused.length) throw refusal(refused, changes.length);
+  return out;
 }
 
 /** One error for every refused ref of a push (git's "atomic push failed" for the others): its code is the first's. */

@@ -77,7 +77,7 @@ export async function push(store: ObjectStore, t: Transport, remote: string, ref
     await t.sendObjects(async (sink) => {
       const w = await writeBundle(store, { refs: [], objects: batch, prerequisites: [], pruned }, sink);
       bytesSent += w.bytes;
-    });
+    }, batch);
     sent += batch.length;
     progress?.({ phase: 'send', objects: sent, totalObjects: c.objects.length, bytes: bytesSent });
   }

@@ -27,7 +27,10 @@ export interface LeftoverSummary {
   paths: string[];
 }
 
-const IN_TMP = [/^pack-(\d+)-[0-9a-f]+\.tmp$/, /^quarantine-(\d+)-[0-9a-f]+$/, /^bundle-(\d+)-[0-9a-f]+$/];
+const IN_TMP = [
+  /^pack-(\d+)-[0-9a-f]+\.tmp$/, /^quarantine-(\d+)-[0-9a-f]+$/, /^bundle-(\d+)-[0-9a-f]+$/,
+  /^s3-fetch-(\d+)-[0-9a-f]+$/, /^s3-upload-[0-9a-f]+-[0-9a-f]+\.bundle\.(\d+)\.partial$/,
+];
 const ELSEWHERE = [/^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/, /\.lock\.stale\.(\d+)\.[0-9a-f]{8}$/];
 /** Never looked into: packs/ holds only finished packs, index/ is LevelDB's, writer registrations are gc-exclusion's. */
 const SKIP = new Set(['packs', 'index', 'tmp', 'locks/writers']);

@@ -25,6 +25,7 @@ interface RemoteArgs extends GlobalArgs {
   action: 'add' | 'remove' | 'list';
   name?: string;
   url?: string;
+  singleWriter?: boolean;
 }
 
 interface PushArgs extends GlobalArgs {
@@ -99,18 +100,19 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command<RemoteArgs>(
       'remote <action> [name] [url]',
-      'Manage remotes: add NAME URL (a store folder or http(s)://host:port/), remove NAME, list',
+      'Manage remotes: add NAME URL (a store folder, http(s)://host:port/ or s3://BUCKET/PREFIX), remove NAME, list',
       (a) => a
         .positional('action', { choices: ['add', 'remove', 'list'] as const, demandOption: true })
         .positional('name', { type: 'string' })
-        .positional('url', { type: 'string' }) as unknown as Argv<RemoteArgs>,
+        .positional('url', { type: 'string' })
+        .option('single-writer', { type: 'boolean', describe: 's3 only: push even if the service ignores conditional writes (unsafe unless one writer at a time pushes)' }) as unknown as Argv<RemoteArgs>,
       async (args) => withStore(args, async (s) => {
         if (args.action === 'list') {
           const list = await s.remotes();
           return args.json ? json(list) : list.forEach((r) => out(`${escaped(r.name)}  ${escaped(r.url)}`));
         }
         if (!args.name || (args.action === 'add' && !args.url)) throw new CkvcError('CKVC_USAGE', `usage: ckvc remote ${args.action === 'add' ? 'add NAME URL' : 'remove NAME'}`, {});
-        const r = args.action === 'add' ? await s.addRemote(args.name, args.url!) : await s.removeRemote(args.name);
+        const r = args.action === 'add' ? await s.addRemote(args.name, args.url!, { singleWriter: args.singleWriter }) : await s.removeRemote(args.name);
         return args.json ? json(r) : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${escaped(r.name)} (${escaped(r.url)})`);
       }),
     )

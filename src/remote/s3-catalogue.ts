@@ -1,0 +1,152 @@
+// The small objects of an s3 remote (spec/S3.md §2): refs.json, index.json and each pack's .ids, read as the
+// untrusted input they are (capped, shape-checked) and written by conditional writes.
+import { createHash } from 'node:crypto';
+import { CkvcError } from '../core/errors.js';
+import { isObjectId, type ObjectId } from '../core/object-id.js';
+import type { Conditions, S3Objects } from './s3-client.js';
+import { s3Keys } from './s3-location.js';
+
+const MAX_JSON_BYTES = 16 * 1024 * 1024;
+const MAX_PACKS = 100_000;
+const MAX_IDS_PER_PACK = 200_000;
+const PUBLISH_TRIES = 10;
+const PACK_NAME = /^[0-9a-f]{64}$/;
+const LOAD_CONCURRENCY = 8;
+
+/** A small object as read, with the ETag a conditional write of its successor must match. */
+export interface Versioned<T> {
+  value: T;
+  /** undefined: there was no object (the next write must create it). */
+  etag?: string;
+}
+
+/** The condition that replaces exactly what was read (none when the service cannot honour conditions). */
+export const replacing = (read: Versioned<unknown>, conditional: boolean): Conditions =>
+  !conditional ? {} : read.etag ? { ifMatch: read.etag } : { ifAbsent: true };
+
+/** The name of the pack holding `ids`: the SHA-256 of its sorted IDs, one per line. */
+export function packName(ids: ObjectId[]): { name: string; listing: Buffer } {
+  const listing = Buffer.from(
+    [...ids]
+      .sort()
+      .map((id) => `${id}\n`)
+      .join(''),
+  );
+  return { name: createHash('sha256').update(listing).digest('hex'), listing };
+}
+
+function outside(s3: S3Objects, key: string, why: string): CkvcError {
+  return new CkvcError('CKVC_REMOTE', `s3://${s3.loc.bucket}/${key} is not what a ckvc remote writes there: ${why}`, {
+    url: s3.url,
+    key,
+  });
+}
+
+async function readJson(s3: S3Objects, key: string): Promise<Versioned<Record<string, unknown>> | undefined> {
+  const r = await s3.read(key, MAX_JSON_BYTES);
+  if (!r) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(r.body.toString('utf8'));
+  } catch {
+    throw outside(s3, key, 'not JSON');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || (v as { version?: unknown }).version !== 1) {
+    throw outside(s3, key, 'not a JSON object of version 1 (a newer ckvc may have written it)');
+  }
+  return { value: v as Record<string, unknown>, etag: r.etag };
+}
+
+export async function readRefs(s3: S3Objects): Promise<Versioned<Record<string, ObjectId>>> {
+  const key = s3Keys(s3.loc).refs;
+  const r = await readJson(s3, key);
+  if (!r) return { value: {} };
+  const refs = r.value.refs;
+  if (
+    refs === null ||
+    typeof refs !== 'object' ||
+    Array.isArray(refs) ||
+    !Object.values(refs).every((v) => typeof v === 'string')
+  ) {
+    throw outside(s3, key, '"refs" is not a map of names to IDs');
+  }
+  return { value: refs as Record<string, ObjectId>, etag: r.etag };
+}
+
+export const refsBody = (refs: Record<string, ObjectId>): Buffer => {
+  const sorted = Object.fromEntries(Object.entries(refs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return Buffer.from(`${JSON.stringify({ version: 1, refs: sorted }, null, 1)}\n`);
+};
+
+export async function readIndex(s3: S3Objects): Promise<Versioned<string[]>> {
+  const key = s3Keys(s3.loc).index;
+  const r = await readJson(s3, key);
+  if (!r) return { value: [] };
+  const packs = r.value.packs;
+  if (
+    !Array.isArray(packs) ||
+    packs.length > MAX_PACKS ||
+    !packs.every((p) => typeof p === 'string' && PACK_NAME.test(p))
+  ) {
+    throw outside(s3, key, `"packs" is not a list of at most ${MAX_PACKS} pack names`);
+  }
+  return { value: [...new Set(packs as string[])], etag: r.etag };
+}
+
+async function readIds(s3: S3Objects, name: string): Promise<ObjectId[]> {
+  const key = s3Keys(s3.loc).ids(name);
+  const r = await s3.read(key, MAX_IDS_PER_PACK * 65);
+  if (!r)
+    throw new CkvcError(
+      'CKVC_REMOTE',
+      `s3://${s3.loc.bucket}/${key} is missing though index.json lists pack ${name.slice(0, 12)}`,
+      { url: s3.url, key },
+    );
+  const text = r.body.toString('latin1');
+  const ids = text.split('\n');
+  if (ids.pop() !== '' || !ids.every((id) => isObjectId(id)))
+    throw outside(s3, key, 'not a list of object IDs, one per line');
+  if (packName(ids).name !== name)
+    throw outside(s3, key, `its IDs do not hash to the pack's name ${name.slice(0, 12)}`);
+  return ids;
+}
+
+/** What the remote holds: each listed pack's objects (`pack` maps an ID to the first pack listing it). */
+export interface Catalogue {
+  packs: string[];
+  pack: Map<ObjectId, string>;
+  idsOf: Map<string, ObjectId[]>;
+}
+
+export async function loadCatalogue(s3: S3Objects): Promise<Catalogue> {
+  const packs = (await readIndex(s3)).value;
+  const idsOf = new Map<string, ObjectId[]>();
+  let next = 0;
+  const worker = async () => {
+    while (next < packs.length) {
+      const name = packs[next++]!;
+      idsOf.set(name, await readIds(s3, name));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(LOAD_CONCURRENCY, packs.length) }, worker));
+  const pack = new Map<ObjectId, string>();
+  for (const name of packs) for (const id of idsOf.get(name)!) if (!pack.has(id)) pack.set(id, name);
+  return { packs, pack, idsOf };
+}
+
+/** Writes the pack's .ids, then lists the pack in index.json (retried when another writer got there first). */
+export async function publishPack(s3: S3Objects, name: string, listing: Buffer, conditional: boolean): Promise<void> {
+  const keys = s3Keys(s3.loc);
+  await s3.write(keys.ids(name), listing);
+  for (let i = 0; i < PUBLISH_TRIES; i++) {
+    const cur = await readIndex(s3);
+    if (cur.value.includes(name)) return;
+    const body = Buffer.from(`${JSON.stringify({ version: 1, packs: [...cur.value, name] }, null, 1)}\n`);
+    if ((await s3.write(keys.index, body, replacing(cur, conditional))) !== 'conflict') return;
+  }
+  throw new CkvcError(
+    'CKVC_REF_CONFLICT',
+    `s3://${s3.loc.bucket}/${keys.index} kept changing under ${PUBLISH_TRIES} tries (other pushers); push again`,
+    { url: s3.url },
+  );
+}

@@ -1,0 +1,251 @@
+// The few S3 requests an s3 remote makes (spec/S3.md), over @aws-sdk/client-s3, which is loaded here on first
+// use only: start-up of every other command does not pay for it. Every failure becomes a CkvcError: refused
+// credentials are CKVC_UNAUTHORIZED (21), anything else CKVC_REMOTE (22), naming the bucket and key.
+import type { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { CkvcError } from '../core/errors.js';
+import type { S3Location } from './s3-location.js';
+
+type Sdk = typeof import('@aws-sdk/client-s3');
+
+export interface Conditions {
+  /** Write only if the object's ETag is still this. */
+  ifMatch?: string;
+  /** Write only if there is no object at the key. */
+  ifAbsent?: boolean;
+}
+
+const DENIED = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+  'CredentialsProviderError',
+]);
+
+interface SdkFailure {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+const statusOf = (e: unknown) => (e as SdkFailure)?.$metadata?.httpStatusCode;
+const nameOf = (e: unknown) => (e as SdkFailure)?.name ?? '';
+
+/** Text from the service or the network, made safe for one line of a terminal and capped. */
+const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 300);
+
+export class S3Objects {
+  private constructor(
+    private readonly sdk: Sdk,
+    private readonly client: S3Client,
+    readonly loc: S3Location,
+    readonly url: string,
+  ) {}
+
+  static async connect(loc: S3Location, url: string): Promise<S3Objects> {
+    // The SDK warns on every run under Node 20 that its releases after January 2027 will need Node 22; the version
+    // ckvc depends on supports Node 20 (ckvc's own floor), so the warning would only be noise on every push.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    const sdk = await import('@aws-sdk/client-s3');
+    const endpoint = process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || undefined;
+    const client = new sdk.S3Client({
+      region: process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined,
+      endpoint,
+      forcePathStyle: Boolean(endpoint),
+      maxAttempts: 3,
+      // S3-compatible services differ in the checksums they take; every object is re-hashed by its reader anyway.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    return new S3Objects(sdk, client, loc, url);
+  }
+
+  /** The CkvcError for a failed request. */
+  failure(e: unknown, what: string, key?: string): CkvcError {
+    if (e instanceof CkvcError) return e;
+    const name = nameOf(e);
+    const message = printable((e as SdkFailure)?.message ?? String(e));
+    const where = `s3://${this.loc.bucket}/${key ?? this.loc.prefix}`;
+    const data = { url: this.url, key, s3Error: name, status: statusOf(e) };
+    if (DENIED.has(name) || statusOf(e) === 403) {
+      return new CkvcError(
+        'CKVC_UNAUTHORIZED',
+        `S3 refused to ${what} ${where}: ${name || 'HTTP 403'}: ${message}; ` +
+          "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket's permissions",
+        data,
+      );
+    }
+    if (/region is missing/i.test(message)) {
+      return new CkvcError('CKVC_REMOTE', `cannot ${what} ${where}: no AWS region is configured; set AWS_REGION`, data);
+    }
+    const net = (e as SdkFailure)?.code ?? (name === 'TimeoutError' ? 'timeout' : undefined);
+    const hint =
+      name === 'NoSuchBucket'
+        ? '; the bucket does not exist: create it first'
+        : net
+          ? `; is the endpoint (${process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || 'AWS'}) reachable?`
+          : '';
+    const status = statusOf(e);
+    return new CkvcError(
+      'CKVC_REMOTE',
+      `cannot ${what} ${where}: ${name || net || 'error'}${status ? ` (HTTP ${status})` : ''}: ${message}${hint}`,
+      data,
+    );
+  }
+
+  private async call<T>(what: string, key: string | undefined, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (e) {
+      throw this.failure(e, what, key);
+    }
+  }
+
+  /** The whole object (at most `max` bytes) and its ETag, or undefined when there is none. */
+  async read(key: string, max: number): Promise<{ body: Buffer; etag: string } | undefined> {
+    const r = await this.open(key);
+    if (!r) return undefined;
+    if (r.size > max) {
+      r.body.destroy();
+      throw new CkvcError(
+        'CKVC_REMOTE',
+        `s3://${this.loc.bucket}/${key} is ${r.size} bytes, over the ${max} a ckvc remote writes there`,
+        { url: this.url, key },
+      );
+    }
+    const parts: Buffer[] = [];
+    let n = 0;
+    await this.call('read', key, async () => {
+      for await (const c of r.body) {
+        n += (c as Buffer).length;
+        if (n > max)
+          throw new CkvcError('CKVC_REMOTE', `s3://${this.loc.bucket}/${key} sent more than ${max} bytes`, {
+            url: this.url,
+            key,
+          });
+        parts.push(c as Buffer);
+      }
+    });
+    return { body: Buffer.concat(parts), etag: r.etag };
+  }
+
+  /** A stream of the object, or undefined when there is none. */
+  async open(key: string): Promise<{ body: Readable; size: number; etag: string } | undefined> {
+    try {
+      const r = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.loc.bucket, Key: key }));
+      return { body: r.Body as Readable, size: r.ContentLength ?? 0, etag: r.ETag ?? '' };
+    } catch (e) {
+      if (nameOf(e) === 'NoSuchKey' || (statusOf(e) === 404 && nameOf(e) !== 'NoSuchBucket')) return undefined;
+      throw this.failure(e, 'read', key);
+    }
+  }
+
+  async head(key: string): Promise<{ size: number; etag: string } | undefined> {
+    try {
+      const r = await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.loc.bucket, Key: key }));
+      return { size: r.ContentLength ?? 0, etag: r.ETag ?? '' };
+    } catch (e) {
+      if (nameOf(e) === 'NotFound' || nameOf(e) === 'NoSuchKey' || statusOf(e) === 404) return undefined;
+      throw this.failure(e, 'look up', key);
+    }
+  }
+
+  /** Writes `body` at `key`; 'conflict' when a condition failed (412, or 409 for a concurrent conditional write). */
+  async write(key: string, body: Buffer, cond: Conditions = {}): Promise<{ etag: string } | 'conflict'> {
+    try {
+      const r = await this.client.send(
+        new this.sdk.PutObjectCommand({
+          Bucket: this.loc.bucket,
+          Key: key,
+          Body: body,
+          ContentLength: body.length,
+          ...(cond.ifMatch ? { IfMatch: cond.ifMatch } : {}),
+          ...(cond.ifAbsent ? { IfNoneMatch: '*' } : {}),
+        }),
+      );
+      return { etag: r.ETag ?? '' };
+    } catch (e) {
+      if (
+        (cond.ifMatch || cond.ifAbsent) &&
+        (statusOf(e) === 412 ||
+          statusOf(e) === 409 ||
+          nameOf(e) === 'PreconditionFailed' ||
+          nameOf(e) === 'ConditionalRequestConflict')
+      )
+        return 'conflict';
+      throw this.failure(e, 'write', key);
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    await this.call('delete', key, () =>
+      this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.loc.bucket, Key: key })),
+    );
+  }
+
+  async startUpload(key: string): Promise<string> {
+    const r = await this.call('start an upload to', key, () =>
+      this.client.send(new this.sdk.CreateMultipartUploadCommand({ Bucket: this.loc.bucket, Key: key })),
+    );
+    if (!r.UploadId)
+      throw new CkvcError('CKVC_REMOTE', `S3 gave no upload ID for s3://${this.loc.bucket}/${key}`, {
+        url: this.url,
+        key,
+      });
+    return r.UploadId;
+  }
+
+  /** Uploads one part; 'unknown-upload' when the service no longer knows the upload (aborted or expired). */
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Buffer,
+  ): Promise<string | 'unknown-upload'> {
+    try {
+      const r = await this.client.send(
+        new this.sdk.UploadPartCommand({
+          Bucket: this.loc.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.length,
+        }),
+      );
+      return r.ETag ?? '';
+    } catch (e) {
+      if (nameOf(e) === 'NoSuchUpload') return 'unknown-upload';
+      throw this.failure(e, `upload part ${partNumber} of`, key);
+    }
+  }
+
+  async completeUpload(
+    key: string,
+    uploadId: string,
+    parts: { n: number; etag: string }[],
+  ): Promise<'done' | 'unknown-upload'> {
+    try {
+      await this.client.send(
+        new this.sdk.CompleteMultipartUploadCommand({
+          Bucket: this.loc.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag })) },
+        }),
+      );
+      return 'done';
+    } catch (e) {
+      if (nameOf(e) === 'NoSuchUpload') return 'unknown-upload';
+      throw this.failure(e, 'finish the upload of', key);
+    }
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
