@@ -23,6 +23,8 @@ import { fetchFromRemote, pullFromRemote, pushToRemote, remotes, serve, type Fet
 
 export { parseCount } from './commit-input.js';
 export { DEFAULT_GC_GRACE } from './gc.js';
+export { DEFAULT_REFLOG_EXPIRY } from '../store/reflog-expiry.js';
+export { releasedWording } from '../store/prune-records.js';
 export { CkvcError, ERROR_CODES, EXIT, isCkvcError, type ErrorCode } from '../core/errors.js';
 export type {
   AliasInfo, BestOptions, BestResult, ConfigDiffResult, ConfigSnapshot, CreateAliasOptions, DiffOptions, DiffResult, GcOptions, GcReport,

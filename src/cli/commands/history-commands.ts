@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import type { CommitInfo } from '../../api/index.js';
+import { releasedWording, type CommitInfo } from '../../api/index.js';
 import { parseCount } from '../../api/commit-input.js';
 import { drawGraph } from '../../core/history-graph.js';
 import { withStore, type GlobalArgs } from '../context.js';
@@ -59,7 +59,7 @@ function header(c: CommitInfo): void {
   const facts = [c.step !== undefined ? `step=${c.step}` : '', c.epoch !== undefined ? `epoch=${c.epoch}` : '', metrics(c.metrics)].filter(Boolean).join(' ');
   if (facts) out(`Metrics: ${facts}`);
   if (c.config) out(`Config:  ${escaped(c.config.name)} ${short(c.config.hash)}${c.configLabel ? ` "${escaped(c.configLabel)}"` : ''}`);
-  if (c.pruned) out(`Pruned:  ${c.pruned.tensors ? `tensors matching ${escaped(c.pruned.tensors.join(', '))}` : 'all tensor data'} released ${time(c.pruned.time)}`);
+  if (c.pruned) out(`Pruned:  ${escaped(releasedWording(c.pruned))} released ${time(c.pruned.time)}`);
   if (c.code) out(`Code:    ${escaped(c.code.commit.slice(0, 12))}${c.code.branch ? ` (${escaped(c.code.branch)})` : ''}${c.code.dirty ? ' dirty' : ''}`);
   if (c.run) out(`Run:     ${escaped(c.run)}`);
   if (Object.keys(c.labels).length) out(`Labels:  ${Object.entries(c.labels).map(([k, v]) => `${escaped(k)}=${escaped(v)}`).join(' ')}`);
