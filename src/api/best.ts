@@ -52,7 +52,7 @@ export async function best(store: ObjectStore, opts: BestOptions): Promise<BestR
   let candidates = 0;
   for await (const { id, commit } of branchCommits(store, branch)) {
     const v = commit.metrics?.[opts.metric];
-    if (v === undefined) continue;
+    if (v === undefined || !Number.isFinite(v)) continue; // NaN and ±Infinity never rank (FORMAT.md §5.5)
     candidates++;
     // Walking newest to oldest, an equal value replaces the current pick, so ties go to the earliest commit.
     if (!top || isBetter(v, top.value, mode) || v === top.value) top = { id, commit, value: v };

@@ -16,6 +16,7 @@ import { REF_PREFIX } from '../store/ref-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { advanceAliases } from './aliases.js';
 import { readConfigFile } from './config-file.js';
+import { readMetricsFile } from './metrics-file.js';
 import { defaultAuthor } from './author.js';
 import { parseCount, parseLabels, parseMetrics } from './commit-input.js';
 
@@ -26,6 +27,8 @@ export interface CommitOptions {
   /** Path of a YAML or JSON config file to snapshot. */
   config?: string;
   metrics?: string[] | Record<string, number>;
+  /** FILE[:KEY]: metrics (and step, epoch) from a JSON object or a JSONL log's last line; --metric wins. */
+  metricsFile?: string;
   step?: number | string;
   epoch?: number;
   run?: string;
@@ -80,10 +83,12 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
   // Everything the user typed is checked before a byte of data is read.
   if (typeof opts.message !== 'string' || opts.message.trim() === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'a commit needs a message: -m "what this checkpoint is"', {});
   const branch = await targetBranch(store, opts.branch);
-  const metrics = parseMetrics(opts.metrics);
+  const logged = opts.metricsFile !== undefined ? await readMetricsFile(opts.metricsFile) : undefined;
+  const metrics = { ...logged?.metrics, ...parseMetrics(opts.metrics) };
   const labels = parseLabels(opts.labels);
-  const step = parseCount(opts.step, 'step');
-  if (opts.epoch !== undefined && !Number.isFinite(opts.epoch)) throw new CkvcError('CKVC_BAD_ARGUMENT', `epoch must be a number, got ${String(opts.epoch)}`, {});
+  const step = parseCount(opts.step, 'step') ?? logged?.step;
+  const epoch = opts.epoch ?? logged?.epoch;
+  if (epoch !== undefined && !Number.isFinite(epoch)) throw new CkvcError('CKVC_BAD_ARGUMENT', `epoch must be a number, got ${String(epoch)}`, {});
   const cfg = opts.config ? await readConfigFile(opts.config) : undefined;
   const warm: ObjectId[] = [];
   for (const rev of opts.parents ?? []) warm.push((await resolveRevision(store, rev)).id);
@@ -104,7 +109,7 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
     }
     const base: Omit<CommitObject, 'parents'> = {
       tree, message: opts.message, author, time: Date.now(), branch, config, code: code && { ...code },
-      metrics, step, epoch: opts.epoch, run: opts.run, labels,
+      metrics, step, epoch, run: opts.run, labels,
     };
     const ref = REF_PREFIX.branch + branch;
     let tip = (await store.refs.read(ref)) ?? null;

@@ -45,6 +45,12 @@ export function info(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/** JSON has no NaN or Infinity: a non-finite metric is written as the string Python's float() reads back. */
+function nonFiniteAsText(_key: string, v: unknown): unknown {
+  if (typeof v !== 'number' || Number.isFinite(v)) return v;
+  return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+}
+
 export function json(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(value, nonFiniteAsText, 2)}\n`);
 }

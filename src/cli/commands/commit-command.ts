@@ -9,6 +9,7 @@ interface CommitArgs extends GlobalArgs {
   branch?: string;
   config?: string;
   metric?: string[];
+  metricsFile?: string;
   step?: string;
   epoch?: number;
   run?: string;
@@ -26,7 +27,8 @@ export function commitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .option('message', { alias: 'm', type: 'string', demandOption: true, describe: 'what this checkpoint is' })
       .option('branch', { alias: 'b', type: 'string', describe: 'branch to commit to (created if new; default: current)' })
       .option('config', { type: 'string', describe: 'YAML/JSON config to snapshot and hash' })
-      .option('metric', { type: 'string', array: true, describe: 'KEY=NUMBER, repeatable' })
+      .option('metric', { type: 'string', array: true, describe: 'KEY=NUMBER (nan, inf allowed), repeatable' })
+      .option('metrics-file', { type: 'string', describe: 'FILE[:KEY]: metrics from a JSON object or the last line of a JSONL log' })
       .option('step', { type: 'string', describe: 'training step' })
       .option('epoch', { type: 'number', describe: 'training epoch' })
       .option('run', { type: 'string', describe: 'run ID' })
@@ -40,7 +42,7 @@ export function commitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       process.once('SIGTERM', onSignal);
       try {
         const r = await withStore(args, (s) => s.commit({
-          paths: args.paths, message: args.message, branch: args.branch, config: args.config, metrics: args.metric ?? [],
+          paths: args.paths, message: args.message, branch: args.branch, config: args.config, metrics: args.metric ?? [], metricsFile: args.metricsFile,
           step: args.step, epoch: args.epoch, run: args.run, labels: args.label ?? [], parents: args.parent ?? [],
           author: args.author, signal: ac.signal,
           progress: process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
