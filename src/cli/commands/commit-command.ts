@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
+import type { CommitDryRunResult, CommitOptions } from '../../api/index.js';
 import { withStore, type GlobalArgs } from '../context.js';
-import { bytes, info, json, out, short } from '../render.js';
+import { bytes, info, json, metrics, out, short } from '../render.js';
 import { escaped } from '../terminal-text.js';
 
 interface CommitArgs extends GlobalArgs {
@@ -16,6 +17,22 @@ interface CommitArgs extends GlobalArgs {
   label?: string[];
   parent?: string[];
   author?: string;
+  dryRun?: boolean;
+}
+
+function reportDryRun(r: CommitDryRunResult, asJson: boolean): void {
+  for (const w of r.warnings ?? []) info(`ckvc: warning: ${escaped(w)}`);
+  if (asJson) return json(r);
+  const onto = r.newBranch ? `a new branch ${escaped(r.branch)}` : `${escaped(r.branch)} after ${short(r.parents[0]!)}`;
+  out(`dry run: would commit ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)} onto ${onto}; ${bytes(r.newBytes)} new in ${r.newObjects} object(s)`);
+  const facts = [r.step !== undefined ? `step=${r.step}` : '', r.epoch !== undefined ? `epoch=${r.epoch}` : '', metrics(r.metrics)].filter(Boolean).join(' ');
+  if (facts) out(`metrics: ${facts}`);
+  if (r.config) {
+    const vs = r.config.changes === undefined ? '' : r.config.changes.length === 0 ? ', same as the parent\'s'
+      : `, ${r.config.changes.length} key(s) differ from the parent's: ${r.config.changes.slice(0, 10).map((c) => escaped(c.path)).join(', ')}`;
+    out(`config: ${escaped(r.config.name)} ${short(r.config.hash)}${vs}`);
+  }
+  info('nothing was written');
 }
 
 export function commitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
@@ -34,19 +51,22 @@ export function commitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .option('run', { type: 'string', describe: 'run ID' })
       .option('label', { type: 'string', array: true, describe: 'KEY=VALUE, repeatable' })
       .option('parent', { type: 'string', array: true, describe: 'warm-start parent revision (another branch), repeatable' })
-      .option('author', { type: 'string', describe: 'author (default: $CKVC_AUTHOR or user@host)' }) as unknown as Argv<CommitArgs>,
+      .option('author', { type: 'string', describe: 'author (default: $CKVC_AUTHOR or user@host)' })
+      .option('dry-run', { type: 'boolean', describe: 'check every input and report what would be stored and how much is new; write nothing' }) as unknown as Argv<CommitArgs>,
     async (args) => {
       const ac = new AbortController();
       const onSignal = () => ac.abort();
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        const r = await withStore(args, (s) => s.commit({
+        const opts: CommitOptions = {
           paths: args.paths, message: args.message, branch: args.branch, config: args.config, metrics: args.metric ?? [], metricsFile: args.metricsFile,
           step: args.step, epoch: args.epoch, run: args.run, labels: args.label ?? [], parents: args.parent ?? [],
           author: args.author, signal: ac.signal,
           progress: process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
-        }));
+        };
+        if (args.dryRun) return reportDryRun(await withStore(args, (s) => s.commitDryRun(opts)), Boolean(args.json));
+        const r = await withStore(args, (s) => s.commit(opts));
         for (const w of r.warnings ?? []) info(`ckvc: warning: ${escaped(w)}`);
         if (args.json) return json(r);
         out(r.id);
