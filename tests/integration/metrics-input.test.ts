@@ -57,3 +57,23 @@ describe('metrics', () => {
     expect(errorCodes(bad.stderr)).toEqual(['CKVC_BAD_METRIC']);
   });
 });
+
+describe('text output of metrics and history', () => {
+  it('one number format (6 significant digits, --json exact), the step once in --oneline, pruned commits marked', () => {
+    const s = newStore();
+    const work = tempDir('ckvc-met-');
+    fs.writeFileSync(path.join(work, 'w.bin'), 'weights');
+    const a = s.json(['commit', path.join(work, 'w.bin'), '-b', 'm', '-m', 'step 100', '--step', '100', '--metric', 'loss=0.123456789', '--metric', 'n=3']).id;
+    fs.writeFileSync(path.join(work, 'w.bin'), 'weights 2');
+    s.json(['commit', path.join(work, 'w.bin'), '-b', 'm', '-m', 'later', '--step', '200', '--metric', 'loss=1e-9']);
+    expect(s.json(['show', a]).metrics.loss).toBe(0.123456789);
+    expect(s.ok(['show', a]).stdout).toMatch(/loss=0\.123457 n=3/);
+    s.ok(['prune', '--keep-last', '1', '-b', 'm']);
+    const lines = s.ok(['log', 'm', '--oneline']).stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/loss=1e-9 +step=200 later/);
+    expect(lines[1]).toMatch(/loss=0\.123457 n=3 +step 100 \[pruned\]$/);
+    expect(lines[1]).not.toMatch(/step=100/);
+    expect(s.ok(['log', 'm', '--metric', 'loss']).stdout).toMatch(/0\.123457/);
+    expect(s.ok(['show', a]).stdout).toMatch(/Pruned: +the data of every file released/);
+  });
+});

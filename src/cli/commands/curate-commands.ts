@@ -4,7 +4,7 @@ import type { DiffResult } from '../../api/index.js';
 import { CkvcError } from '../../core/errors.js';
 import type { MetricMode } from '../../core/metric-mode.js';
 import { withStore, type GlobalArgs } from '../context.js';
-import { bytes, dim, info, json, out, short } from '../render.js';
+import { bytes, dim, info, json, metricValue, out, short } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 
 interface DiffArgs extends GlobalArgs {
@@ -120,7 +120,7 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const r = await withStore(args, (s) => s.best({ metric: args.metric, mode: modeOf(args), branch: args.branch }));
         if (args.json) return json(r);
         out(r.id);
-        info(`best ${escaped(r.metric)}=${r.value} (${r.mode === 'min' ? 'lowest' : 'highest'}${r.modeGuessed ? `, guessed from the name; --${r.mode === 'min' ? 'max' : 'min'} to flip` : ''}) on ${escaped(r.branch)} among ${r.candidates} commit(s): ${short(r.id)}${r.step !== undefined ? ` step=${r.step}` : ''} ${firstLine(r.message)}`);
+        info(`best ${escaped(r.metric)}=${metricValue(r.value)} (${r.mode === 'min' ? 'lowest' : 'highest'}${r.modeGuessed ? `, guessed from the name; --${r.mode === 'min' ? 'max' : 'min'} to flip` : ''}) on ${escaped(r.branch)} among ${r.candidates} commit(s): ${short(r.id)}${r.step !== undefined ? ` step=${r.step}` : ''} ${firstLine(r.message)}`);
       },
     )
     .command<AliasArgs>(
@@ -140,7 +140,7 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           const list = await s.aliases();
           if (args.json) return json(list);
           const w = Math.max(0, ...list.map((l) => escaped(l.name).length));
-          for (const l of list) out(`${escaped(l.name).padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${escaped(l.mode)} ${escaped(l.track)}${l.value !== undefined ? `=${l.value}` : ''} on ${escaped(l.branch)}${l.step !== undefined ? `  step=${l.step}` : ''}`);
+          for (const l of list) out(`${escaped(l.name).padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${escaped(l.mode)} ${escaped(l.track)}${l.value !== undefined ? `=${metricValue(l.value)}` : ''} on ${escaped(l.branch)}${l.step !== undefined ? `  step=${l.step}` : ''}`);
           return;
         }
         if (args.delete) {
@@ -152,7 +152,7 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }
         const r = await s.createAlias({ name: args.name, track: args.track, mode: modeOf(args), branch: args.branch, force: args.force });
         if (args.json) return json(r);
-        info(`alias ${escaped(r.name)} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${escaped(r.track)} on ${escaped(r.branch)}: ${r.id ? `now ${short(r.id)} (${escaped(r.track)}=${r.value})` : 'no commit has it yet'}`);
+        info(`alias ${escaped(r.name)} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${escaped(r.track)} on ${escaped(r.branch)}: ${r.id ? `now ${short(r.id)} (${escaped(r.track)}=${metricValue(r.value!)})` : 'no commit has it yet'}`);
       }),
     );
 }
