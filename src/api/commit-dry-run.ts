@@ -3,10 +3,9 @@
 // the writer only hashes, looks up and counts (the check to run before launching a 10-hour job).
 import * as path from 'node:path';
 import { configHash } from '../core/config-snapshot.js';
-import type { ConfigChange } from '../core/diff/config-delta.js';
-import { diffConfig } from '../core/diff/config-delta.js';
+import { diffConfig, type ConfigChange } from '../core/diff/config-delta.js';
 import type { ObjectId } from '../core/object-id.js';
-import { encodeCommit } from '../core/objects/commit-object.js';
+import { encodeCommit, type ConfigRef } from '../core/objects/commit-object.js';
 import { ingestPaths } from '../store/ingest/tree-ingest.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
@@ -36,19 +35,23 @@ export interface CommitDryRunResult {
 export async function commitDryRun(store: ObjectStore, opts: CommitOptions): Promise<CommitDryRunResult> {
   const p = await prepareCommit(store, opts);
   const writer = store.countingWriter();
-  const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, { storeRoot: store.root, signal: opts.signal });
+  const ingestOpts = { storeRoot: store.root, signal: opts.signal };
+  const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, ingestOpts);
   const tip = await store.refs.read(REF_PREFIX.branch + p.branch);
   const parents = tip ? [tip, ...p.warm.filter((w) => w !== tip)] : [...p.warm];
   let config: CommitDryRunResult['config'];
-  let configRef;
+  let configRef: ConfigRef | undefined;
   if (p.cfg) {
     const hash = configHash(p.cfg.value.value);
     const snapshot = await writer.put('chunk', p.cfg.bytes);
-    configRef = { hash, snapshot, name: path.basename(opts.config!), format: p.cfg.value.format, size: p.cfg.bytes.length };
+    const name = path.basename(opts.config!);
+    configRef = { hash, snapshot, name, format: p.cfg.value.format, size: p.cfg.bytes.length };
     config = { name: configRef.name, hash };
     const parentConfig = tip ? (await store.readCommit(tip)).config : undefined;
     if (parentConfig) {
-      const changes = parentConfig.hash === hash ? [] : diffConfig((await configOf(store, tip!)).value, p.cfg.value.value);
+      const changes = parentConfig.hash === hash
+        ? []
+        : diffConfig((await configOf(store, tip!)).value, p.cfg.value.value);
       config = { ...config, parentHash: parentConfig.hash, changes };
     }
   }

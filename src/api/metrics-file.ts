@@ -18,7 +18,9 @@ export async function readMetricsFile(spec: string): Promise<LoggedMetrics> {
   const { file, key } = await splitSpec(spec);
   const { found, problems } = await readMetricsSource(file);
   if (!found) {
-    const why = (problems[0] ?? `nothing usable in ${file}`).replace(/; committed without its metrics$/, '').replace(/; left out$/, '');
+    // The readers word their problems for watch, which goes on without the metrics; a commit stops instead.
+    const why = (problems[0] ?? `nothing usable in ${file}`)
+      .replace(/; committed without its metrics$/, '').replace(/; left out$/, '');
     throw new CkvcError('CKVC_BAD_METRIC', `--metrics-file ${spec}: ${why}; nothing was committed`, { path: file });
   }
   if (key === undefined) return found;
@@ -30,7 +32,8 @@ export async function readMetricsFile(spec: string): Promise<LoggedMetrics> {
   }
   if (Object.keys(picked).length === 0) {
     const have = Object.keys(found.metrics).slice(0, 8).join(', ') || 'none';
-    throw new CkvcError('CKVC_BAD_METRIC', `--metrics-file ${spec}: ${file} has no numeric field '${key}' (metrics there: ${have}); nothing was committed`, { path: file, key });
+    const what = `--metrics-file ${spec}: ${file} has no numeric field '${key}' (metrics there: ${have})`;
+    throw new CkvcError('CKVC_BAD_METRIC', `${what}; nothing was committed`, { path: file, key });
   }
   return { ...found, metrics: picked };
 }

@@ -37,7 +37,9 @@ export async function namedCommits(store: ObjectStore): Promise<Map<ObjectId, st
   for (const kind of ['branch', 'alias', 'tag'] as const) {
     for (const r of await store.refs.list(kind)) {
       let target = r.id;
-      for (let hops = 0; hops < 64 && (await store.typeOf(target)) === 'tag'; hops++) target = (await store.readTag(target)).target;
+      for (let hops = 0; hops < 64 && (await store.typeOf(target)) === 'tag'; hops++) {
+        target = (await store.readTag(target)).target;
+      }
       named.set(target, [...(named.get(target) ?? []), `${kind} ${r.name}`]);
     }
   }
@@ -49,7 +51,8 @@ export async function selectForPrune(
 ): Promise<BranchSelection> {
   const commits: BranchCommit[] = [];
   for await (const { id, commit } of branchCommits(store, branch)) {
-    commits.push({ id, branch, time: commit.time, step: commit.step, message: commit.message, metrics: commit.metrics ?? {} });
+    const { time, step, message } = commit;
+    commits.push({ id, branch, time, step, message, metrics: commit.metrics ?? {} });
   }
   const reasons = new Map<ObjectId, string[]>();
   const keep = (id: ObjectId, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);
@@ -75,7 +78,10 @@ export async function selectForPrune(
     const ranked = commits.filter((c) => value(c) !== undefined && Number.isFinite(value(c)))
       .map((c, order) => ({ c, order }))
       // Stable: among equal values the older commit (later in newest-first order) ranks first, as in `best`.
-      .sort((a, b) => (isBetter(value(a.c)!, value(b.c), mode) ? -1 : isBetter(value(b.c)!, value(a.c), mode) ? 1 : b.order - a.order));
+      .sort((a, b) => {
+        if (isBetter(value(a.c)!, value(b.c), mode)) return -1;
+        return isBetter(value(b.c)!, value(a.c), mode) ? 1 : b.order - a.order;
+      });
     ranked.slice(0, policy.keepBest).forEach(({ c }) => keep(c.id, `best ${policy.keepBest} by ${metric} (${mode})`));
   }
   return {

@@ -55,14 +55,22 @@ export interface PruneResult {
 function policyOf(opts: PruneOptions): KeepPolicy {
   const keepLast = parseCount(opts.keepLast, 'keep-last');
   if (keepLast === undefined && opts.keepWithin === undefined) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', 'say what to keep: --keep-last N and/or --keep-within DURATION (e.g. 30d)', {});
+    const what = 'say what to keep: --keep-last N and/or --keep-within DURATION (e.g. 30d)';
+    throw new CkvcError('CKVC_BAD_ARGUMENT', what, {});
   }
-  if (keepLast !== undefined && keepLast < 1) throw new CkvcError('CKVC_BAD_ARGUMENT', '--keep-last N needs N >= 1 (the newest commit of a branch is always kept)', {});
+  if (keepLast !== undefined && keepLast < 1) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', '--keep-last N needs N >= 1 (the newest commit of a branch is always kept)', {});
+  }
   const keepWithinMs = opts.keepWithin === undefined ? undefined : parseDuration(opts.keepWithin, 'keep-within');
   const keepBest = parseCount(opts.keepBest, 'keep-best') ?? 0;
-  if (keepBest > 0 && !opts.metric) throw new CkvcError('CKVC_BAD_ARGUMENT', '--keep-best K needs --metric KEY to rank by', {});
+  if (keepBest > 0 && !opts.metric) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', '--keep-best K needs --metric KEY to rank by', {});
+  }
   // The newest commit is kept whatever the policy: a branch names it.
-  return { keepLast: keepLast ?? 1, keepWithinMs, keepWithinText: opts.keepWithin, keepBest, metric: opts.metric, mode: opts.mode, includeTagged: opts.includeTagged };
+  return {
+    keepLast: keepLast ?? 1, keepWithinMs, keepWithinText: opts.keepWithin, keepBest, metric: opts.metric,
+    mode: opts.mode, includeTagged: opts.includeTagged,
+  };
 }
 
 /** The record's release: neither globs given releases every file whole (tensor data and all other bytes). */
@@ -79,20 +87,25 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
   const policy = policyOf(opts);
   const release = releaseOf(opts);
   if (opts.allBranches && opts.branch) throw new CkvcError('CKVC_USAGE', 'give -b BRANCH or --all-branches, not both', {});
-  const branches = opts.allBranches ? (await store.refs.list('branch')).map((r) => r.name) : [opts.branch ?? (await currentBranch(store))];
+  const branches = opts.allBranches
+    ? (await store.refs.list('branch')).map((r) => r.name)
+    : [opts.branch ?? (await currentBranch(store))];
   const named = await namedCommits(store);
   const selections: BranchSelection[] = [];
   for (const b of branches) selections.push(await selectForPrune(store, b, policy, named));
   // A commit two branches share is pruned only if every branch's policy lets it go.
   const keptIds = new Set(selections.flatMap((s) => s.kept.map((k) => k.id)));
   const seen = new Set<ObjectId>();
-  const toPrune = selections.flatMap((s) => s.pruned).filter((c) => !keptIds.has(c.id) && !seen.has(c.id) && seen.add(c.id));
+  const toPrune = selections.flatMap((s) => s.pruned)
+    .filter((c) => !keptIds.has(c.id) && !seen.has(c.id) && seen.add(c.id));
   if (release.tensors?.length) await refuseGlobsReachingAcrossFiles(store, toPrune.map((c) => c.id), release.tensors);
 
   const now = Date.now();
   const before = await store.pruned.all();
   const after = new Map(before);
-  for (const c of toPrune) after.set(c.id, mergePruneRecords(before.get(c.id), { commit: c.id, time: now, ...release }));
+  for (const c of toPrune) {
+    after.set(c.id, mergePruneRecords(before.get(c.id), { commit: c.id, time: now, ...release }));
+  }
   const freed = await releaseEstimate(store, before, after, toPrune.map((c) => c.id));
 
   if (!opts.dryRun) for (const c of toPrune) await store.pruned.add({ commit: c.id, time: now, ...release });
@@ -106,7 +119,8 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
   };
 }
 
-type Estimate = Pick<PruneResult, 'releasedObjects' | 'releasedBytes' | 'stillNeededObjects' | 'stillNeededBytes' | 'alreadyReleasedObjects'>;
+type Estimate = Pick<PruneResult,
+  'releasedObjects' | 'releasedBytes' | 'stillNeededObjects' | 'stillNeededBytes' | 'alreadyReleasedObjects'>;
 
 /** What gc will be able to free (live now, dead once the records exist), and what of the pruned data stays. */
 async function releaseEstimate(
@@ -124,7 +138,8 @@ async function releaseEstimate(
     visit: (r) => { if (r.kind === 'chunk' && r.role !== 'config') data.add(r.id); },
   });
   const stillNeeded = [...data].filter((id) => liveAfter.has(id));
-  const sum = async (ids: ObjectId[]) => (await store.locate(ids)).reduce((a, l) => a + (l?.entry.storedLength ?? 0), 0);
+  const sum = async (ids: ObjectId[]) =>
+    (await store.locate(ids)).reduce((a, l) => a + (l?.entry.storedLength ?? 0), 0);
   return {
     releasedObjects: released.length, releasedBytes: await sum(released),
     stillNeededObjects: stillNeeded.length, stillNeededBytes: await sum(stillNeeded),

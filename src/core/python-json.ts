@@ -1,6 +1,8 @@
 // JSON as Python's `json` module writes it by default: the bare tokens NaN, Infinity and -Infinity are allowed
 // as values (a diverged loss is logged as NaN). Everything else is strict JSON.
-const NON_FINITE: Record<string, number> = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY };
+const NON_FINITE: Record<string, number> = {
+  NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY,
+};
 const MARK = '\u0000ckvc-nonfinite:';
 
 /** JSON.parse, with NaN / Infinity / -Infinity outside strings read as those numbers. Throws as JSON.parse. */
@@ -27,7 +29,8 @@ export function parsePythonJson(text: string): unknown {
     rewritten += c;
   }
   if (!changed) return JSON.parse(text);
-  return JSON.parse(rewritten, (_k, v: unknown) => (typeof v === 'string' && v.startsWith(MARK) ? NON_FINITE[v.slice(MARK.length)] : v));
+  const revive = (_k: string, v: unknown) => (typeof v === 'string' && v.startsWith(MARK) ? NON_FINITE[v.slice(MARK.length)] : v);
+  return JSON.parse(rewritten, revive);
 }
 
 /** A metric value as typed on a command line: a number, or nan / inf / -inf / infinity in any case; else undefined. */

@@ -50,25 +50,36 @@ function reportPrune(r: PruneResult): void {
     return;
   }
   const verb = r.dryRun ? 'would mark' : 'marked';
-  info(`${verb} ${escaped(releasedWording(r))} of ${r.pruned.length} commit(s) on ${where} as released, keeping ${r.kept.length}`);
+  info(`${verb} ${escaped(releasedWording(r))} of ${r.pruned.length} commit(s) on ${where} as released, `
+    + `keeping ${r.kept.length}`);
   if (r.releasedBytes > 0) {
-    info(`${r.dryRun ? 'would free' : 'will free'} ${bytes(r.releasedBytes)} in ${r.releasedObjects} object(s) once 'ckvc gc' runs (data older than its grace period, ${DEFAULT_GC_GRACE} by default)${r.dryRun ? '' : "; 'ckvc unprune REV' takes a prune back until then"}`);
+    const undo = r.dryRun ? '' : "; 'ckvc unprune REV' takes a prune back until then";
+    info(`${r.dryRun ? 'would free' : 'will free'} ${bytes(r.releasedBytes)} in ${r.releasedObjects} object(s) once `
+      + `'ckvc gc' runs (data older than its grace period, ${DEFAULT_GC_GRACE} by default)${undo}`);
   } else {
     info('frees nothing: no stored byte is needed only by the pruned commits');
   }
   const why: string[] = [];
-  if (r.stillNeededBytes > 0) why.push(`${bytes(r.stillNeededBytes)} in ${r.stillNeededObjects} object(s) are shared with commits that keep them (unchanged data, or a tag naming a pruned commit)`);
+  if (r.stillNeededBytes > 0) {
+    why.push(`${bytes(r.stillNeededBytes)} in ${r.stillNeededObjects} object(s) are shared with commits that keep them `
+      + '(unchanged data, or a tag naming a pruned commit)');
+  }
   if (r.alreadyReleasedObjects > 0) why.push(`${r.alreadyReleasedObjects} object(s) were released by an earlier prune`);
   if (why.length) info(`not freed: ${why.join('; ')}`);
 }
 
 function reportGc(r: GcReport): void {
   info(`${r.dryRun ? 'dry run: would free' : 'freed'} ${bytes(r.bytesFreed)} (${bytes(r.bytesBefore)} -> ${bytes(r.bytesAfter)}): ${r.deadObjects} dead object(s) ${r.dryRun ? 'to delete' : 'deleted'}, ${r.liveObjects} live; packs ${r.packsBefore} -> ${r.packsAfter} (${r.packsDeleted} deleted, ${r.packsRewritten} rewritten)`);
-  if (r.reflogLinesExpired) info(`${r.dryRun ? 'would expire' : 'expired'} ${r.reflogLinesExpired} reflog line(s) naming commits no branch, tag or alias reaches`);
+  if (r.reflogLinesExpired) {
+    info(`${r.dryRun ? 'would expire' : 'expired'} ${r.reflogLinesExpired} reflog line(s) naming commits `
+      + 'no branch, tag or alias reaches');
+  }
   if (r.youngDeadObjects) {
     const grace = durationText(r.graceMs);
     const all = r.bytesFreed === 0 ? 'the grace period kept everything: ' : '';
-    info(`${all}${r.youngDeadObjects} dead object(s) (${bytes(r.youngDeadBytes)}) are in packs younger than the grace period (${grace}) and were kept; run 'ckvc gc' again later, or 'ckvc gc --grace 0' to free them now (only when no other host is writing to this store)`);
+    info(`${all}${r.youngDeadObjects} dead object(s) (${bytes(r.youngDeadBytes)}) are in packs younger than the grace `
+      + `period (${grace}) and were kept; run 'ckvc gc' again later, or 'ckvc gc --grace 0' to free them now `
+      + '(only when no other host is writing to this store)');
   }
   if (r.tempsRemoved) info(`${r.dryRun ? 'would remove' : 'removed'} ${r.tempsRemoved} leftover(s) of interrupted commands (${bytes(r.tempBytesRemoved)})`);
   if (r.tempsKept) info(`kept ${r.tempsKept} temp file(s) or folder(s): younger than the grace period, or their command is still running`);
