@@ -20,6 +20,7 @@ and ``data``; ``str(error)`` is the CLI's one-line message.
 
 from ._api import CommitResult, best, checkout, cli, commit, init, log, ls, show, snapshot, snapshot_dir
 from ._cli import cli_command
+from ._runs import exists, latest, load_step, save, steps
 from ._errors import CkvcError, CkvcWarning
 
 __version__ = "0.1.0"
@@ -33,11 +34,16 @@ __all__ = [
     "cli",
     "cli_command",
     "commit",
+    "exists",
     "init",
+    "latest",
+    "load_step",
     "log",
     "ls",
+    "save",
     "show",
     "snapshot",
     "snapshot_dir",
+    "steps",
     "__version__",
 ]

@@ -83,8 +83,8 @@ def _as_list(value: Any) -> List[Any]:
 
 
 def _metric_arg(key: Any, value: Any) -> str:
-    """``KEY=VALUE`` for ``--metric``; only real, finite numbers pass (int, float, numpy scalars, 1-element
-    tensors), so that nothing reaches the store that the CLI would refuse or misread."""
+    """``KEY=VALUE`` for ``--metric``; only real numbers pass (int, float, numpy scalars, 1-element tensors; NaN
+    and infinity included), so that nothing reaches the store that the CLI would refuse or misread."""
     if not isinstance(key, str) or not key or "=" in key:
         raise _bad("metric name {!r} must be a non-empty str without '='".format(key), metric=repr(key))
     text: Optional[str] = None
@@ -95,12 +95,13 @@ def _metric_arg(key: Any, value: Any) -> str:
                 text = str(n) if abs(n) <= 2 ** 53 else repr(float(n))
             elif isinstance(value, numbers.Real) or hasattr(value, "__float__"):
                 x = float(value)
-                text = repr(x) if math.isfinite(x) else None
+                # A diverged loss is recorded as such (the CLI reads nan, inf, -inf; best skips them).
+                text = repr(x) if math.isfinite(x) else "nan" if math.isnan(x) else "inf" if x > 0 else "-inf"
         except (TypeError, ValueError, OverflowError, RuntimeError):
             text = None
     if text is None:
         raise _bad(
-            "metric {!r} has value {!r} ({}), which is not a finite number; metrics must be int or float".format(
+            "metric {!r} has value {!r} ({}), which is not a number; metrics must be int or float".format(
                 key, value, type(value).__name__),
             metric=key, value=repr(value),
         )
@@ -219,8 +220,8 @@ def commit(
         branch: the branch to commit to (created if new); default: the current branch.
         message: the commit message; default ``"step N"`` when ``step`` is given, else ``"checkpoint"``.
         config: a YAML or JSON config file to snapshot and hash.
-        metrics: ``{"loss": 0.31, "eval/score": 12}``; values must be finite int or float (numpy scalars and
-            one-element tensors work too). Anything else raises ``CkvcError("CKVC_BAD_ARGUMENT")`` before any
+        metrics: ``{"loss": 0.31, "eval/score": 12}``; values must be int or float (numpy scalars and
+            one-element tensors work too; NaN and infinity are recorded, and ``best`` skips them). Anything else raises ``CkvcError("CKVC_BAD_ARGUMENT")`` before any
             command runs.
         step: the training step, a whole number >= 0.
         epoch: the training epoch (a number).

@@ -101,7 +101,7 @@ export async function advanceAliases(store: ObjectStore, branch: string, id: Obj
   }
   for (const def of defs) {
     const v = metrics[def.track];
-    if (v === undefined) continue;
+    if (v === undefined || !Number.isFinite(v)) continue; // a NaN or infinite value never becomes the best
     const ref = REF_PREFIX.alias + def.name;
     try {
       for (let attempt = 0; ; attempt++) {

@@ -55,7 +55,7 @@ export async function pickBest(
   let candidates = 0;
   for await (const { id, commit } of commits) {
     const v = commit.metrics?.[metric];
-    if (v === undefined) continue;
+    if (v === undefined || !Number.isFinite(v)) continue; // NaN and ±Infinity never rank (FORMAT.md §5.5)
     candidates++;
     // Walking newest to oldest, an equal value replaces the current pick, so ties go to the earliest commit.
     if (!top || isBetter(v, top.value, mode) || v === top.value) top = { id, commit, value: v };

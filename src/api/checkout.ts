@@ -17,8 +17,8 @@ import {
 } from '../store/checkout.js';
 import { removeStaleTemps } from '../store/checkout-target.js';
 import type { ObjectStore } from '../store/object-store.js';
-import type { PruneRecord } from '../store/prune-records.js';
-import { tensorReleased } from '../store/object-walk.js';
+import { fileDataReleased, fileReleased, tensorReleased } from '../store/object-walk.js';
+import { releasedWording, type PruneRecord } from '../store/prune-records.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { readConfigFile } from './config-file.js';
 import { configOf } from './config.js';
@@ -96,7 +96,7 @@ async function checkConfig(store: ObjectStore, id: ObjectId, c: CommitObject, op
 function prunedWording(rec: PruneRecord): { when: string; which: string } {
   return {
     when: new Date(rec.time).toISOString().replace('T', ' ').slice(0, 16) + ' UTC',
-    which: rec.tensors === null ? 'all tensor data' : `tensors matching ${rec.tensors.join(', ')}`,
+    which: releasedWording(rec),
   };
 }
 
@@ -106,10 +106,12 @@ async function refusePruned(store: ObjectStore, id: ObjectId, files: TreeFile[])
   if (!rec) return;
   for (const f of files) {
     const recipe = await store.readFileRecipe(f.id);
+    if (!fileDataReleased(rec, f.path, recipe)) continue;
     const released = recipe.parts.filter((p) => p.kind === 'tensor' && tensorReleased(rec, f.path, p.name)).map((p) => (p as { name: string }).name);
-    if (released.length === 0) continue;
     const { when, which } = prunedWording(rec);
-    throw new CkvcError('CKVC_PRUNED', `${f.path} of commit ${id.slice(0, 12)} cannot be checked out: ${which} of this commit was released by 'ckvc prune' on ${when} (${released.length} tensor(s) in this file, e.g. '${released[0]}'); its config, metrics and tensor shapes remain ('ckvc show ${id.slice(0, 12)}'); use --path to take other files`, { commit: id, path: f.path, prunedAt: rec.time, tensors: released });
+    const tensors = released.length ? `${released.length} tensor(s) in this file, e.g. '${released[0]}'` : '';
+    const what = fileReleased(rec, f.path) ? `the whole file${tensors ? `, ${tensors}` : ''}` : tensors;
+    throw new CkvcError('CKVC_PRUNED', `${f.path} of commit ${id.slice(0, 12)} cannot be checked out: ${which} of this commit was released by 'ckvc prune' on ${when} (${what}); its config, metrics and file list remain ('ckvc show ${id.slice(0, 12)}'); use --path to take other files`, { commit: id, path: f.path, prunedAt: rec.time, tensors: released });
   }
 }
 

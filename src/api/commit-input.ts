@@ -1,7 +1,8 @@
 // Validation of what a user passes to commit, done before any data is read so that bad input changes nothing.
 import { CkvcError } from '../core/errors.js';
+import { parseMetricText } from '../core/python-json.js';
 
-/** Parses KEY=VALUE metrics; values must be finite numbers. */
+/** Parses KEY=VALUE metrics: numbers, NaN and ±Infinity included (a diverged loss is recorded as such). */
 export function parseMetrics(input: string[] | Record<string, number> | undefined): Record<string, number> {
   const out: Record<string, number> = {};
   const pairs: [string, unknown][] = Array.isArray(input)
@@ -12,8 +13,8 @@ export function parseMetrics(input: string[] | Record<string, number> | undefine
       })
     : Object.entries(input ?? {});
   for (const [k, raw] of pairs) {
-    const v = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
-    if (!Number.isFinite(v)) throw new CkvcError('CKVC_BAD_METRIC', `metric "${k}" has value ${JSON.stringify(raw)}, which is not a finite number`, { metric: k, value: raw });
+    const v = typeof raw === 'number' ? raw : typeof raw === 'string' ? parseMetricText(raw) : undefined;
+    if (v === undefined) throw new CkvcError('CKVC_BAD_METRIC', `metric "${k}" has value ${JSON.stringify(raw)}, which is not a number (nan, inf and -inf are allowed)`, { metric: k, value: raw });
     if (k === '__proto__') throw new CkvcError('CKVC_BAD_METRIC', 'a metric cannot be named "__proto__"', { metric: k });
     if (!/^[A-Za-z0-9_.\/:-]{1,128}$/.test(k)) throw new CkvcError('CKVC_BAD_METRIC', `metric name ${JSON.stringify(k)} may only use letters, digits and _ . / : -`, { metric: k });
     out[k] = v;

@@ -16,6 +16,7 @@ import { REF_PREFIX } from '../store/ref-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { advanceAliases } from './aliases.js';
 import { readConfigFile } from './config-file.js';
+import { readMetricsFile } from './metrics-file.js';
 import { defaultAuthor } from './author.js';
 import { parseCount, parseLabels, parseMetrics } from './commit-input.js';
 
@@ -26,6 +27,8 @@ export interface CommitOptions {
   /** Path of a YAML or JSON config file to snapshot. */
   config?: string;
   metrics?: string[] | Record<string, number>;
+  /** FILE[:KEY]: metrics (and step, epoch) from a JSON object or a JSONL log's last line; --metric wins. */
+  metricsFile?: string;
   step?: number | string;
   epoch?: number;
   run?: string;
@@ -76,19 +79,48 @@ export async function commit(store: ObjectStore, opts: CommitOptions): Promise<C
   return failed ? { ...result, warnings: [...(result.warnings ?? []), failed] } : result;
 }
 
-async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<CommitResult> {
-  // Everything the user typed is checked before a byte of data is read.
+/** Everything a commit records besides its files, checked before a byte of data is read (commit and --dry-run). */
+export interface PreparedCommit {
+  branch: string;
+  metrics: Record<string, number>;
+  labels: Record<string, string>;
+  step?: number;
+  epoch?: number;
+  cfg?: Awaited<ReturnType<typeof readConfigFile>>;
+  warm: ObjectId[];
+  code?: CodeRef;
+  author: string;
+}
+
+export async function prepareCommit(store: ObjectStore, opts: CommitOptions): Promise<PreparedCommit> {
   if (typeof opts.message !== 'string' || opts.message.trim() === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'a commit needs a message: -m "what this checkpoint is"', {});
   const branch = await targetBranch(store, opts.branch);
-  const metrics = parseMetrics(opts.metrics);
+  const logged = opts.metricsFile !== undefined ? await readMetricsFile(opts.metricsFile) : undefined;
+  const metrics = { ...logged?.metrics, ...parseMetrics(opts.metrics) };
   const labels = parseLabels(opts.labels);
-  const step = parseCount(opts.step, 'step');
-  if (opts.epoch !== undefined && !Number.isFinite(opts.epoch)) throw new CkvcError('CKVC_BAD_ARGUMENT', `epoch must be a number, got ${String(opts.epoch)}`, {});
+  const step = parseCount(opts.step, 'step') ?? logged?.step;
+  const epoch = opts.epoch ?? logged?.epoch;
+  if (epoch !== undefined && !Number.isFinite(epoch)) throw new CkvcError('CKVC_BAD_ARGUMENT', `epoch must be a number, got ${String(epoch)}`, {});
   const cfg = opts.config ? await readConfigFile(opts.config) : undefined;
   const warm: ObjectId[] = [];
   for (const rev of opts.parents ?? []) warm.push((await resolveRevision(store, rev)).id);
   const code = await readGitProvenance(opts.cwd ?? process.cwd()).catch(() => undefined);
   const author = defaultAuthor(opts.author);
+  return { branch, metrics, labels, step, epoch, cfg, warm, code, author };
+}
+
+/** The commit object's fields besides its tree and parents. */
+export function commitFields(opts: CommitOptions, p: PreparedCommit, config: ConfigRef | undefined): Omit<CommitObject, 'parents' | 'tree'> {
+  return {
+    message: opts.message, author: p.author, time: Date.now(), branch: p.branch, config, code: p.code && { ...p.code },
+    metrics: p.metrics, step: p.step, epoch: p.epoch, run: opts.run, labels: p.labels,
+  };
+}
+
+async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<CommitResult> {
+  // Everything the user typed is checked before a byte of data is read.
+  const prepared = await prepareCommit(store, opts);
+  const { branch, metrics, cfg, warm, code, author } = prepared;
 
   // From the first index lookup until the ref has moved, this commit may reuse objects gc would otherwise
   // call dead: gc waits for registered writers (spec/FORMAT.md §15).
@@ -102,10 +134,7 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
       const snapshot = await writer.put('chunk', cfg.bytes);
       config = { hash: configHash(cfg.value.value), snapshot, name: path.basename(opts.config!), format: cfg.value.format, size: cfg.bytes.length };
     }
-    const base: Omit<CommitObject, 'parents'> = {
-      tree, message: opts.message, author, time: Date.now(), branch, config, code: code && { ...code },
-      metrics, step, epoch: opts.epoch, run: opts.run, labels,
-    };
+    const base: Omit<CommitObject, 'parents'> = { tree, ...commitFields(opts, prepared, config) };
     const ref = REF_PREFIX.branch + branch;
     let tip = (await store.refs.read(ref)) ?? null;
     let id = await writer.put('commit', encodeCommit({ ...base, parents: parentList(tip, warm) }));

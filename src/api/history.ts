@@ -12,7 +12,7 @@ export interface CommitInfo extends CommitObject {
   /** The label given to this commit's config hash (`ckvc config label`). */
   configLabel?: string;
   /** Set when `ckvc prune` released tensor data of this commit. */
-  pruned?: { time: number; tensors: string[] | null };
+  pruned?: { time: number; tensors: string[] | null; files?: string[] | null };
 }
 
 export interface LogOptions {
@@ -46,7 +46,7 @@ async function annotator(store: ObjectStore): Promise<(id: ObjectId) => Promise<
     const c = await store.readCommit(id);
     const label = c.config ? labels.get(c.config.hash) : undefined;
     const rec = pruned.get(id);
-    return { ...c, id, refs: refs.get(id) ?? [], ...(label ? { configLabel: label } : {}), ...(rec ? { pruned: { time: rec.time, tensors: rec.tensors } } : {}) };
+    return { ...c, id, refs: refs.get(id) ?? [], ...(label ? { configLabel: label } : {}), ...(rec ? { pruned: { time: rec.time, tensors: rec.tensors, ...(rec.files !== undefined ? { files: rec.files } : {}) } } : {}) };
   };
 }
 

@@ -17,16 +17,19 @@ import { diff, type DiffOptions, type DiffResult } from './diff.js';
 import { gc, type GcOptions, type GcReport } from './gc.js';
 import { cat, ls, type ListedFile } from './inspect.js';
 import { prune, type PruneOptions, type PruneResult } from './prune.js';
+import { commitDryRun, type CommitDryRunResult } from './commit-dry-run.js';
 import { unprune, type UnpruneResult } from './unprune.js';
 import { watch as startWatch, type WatchCommit, type WatchEvent, type WatchHandle, type WatchOptions, type WatchSummary } from './watch.js';
 import { fetchFromRemote, pullFromRemote, pushToRemote, remotes, serve, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
 
 export { parseCount } from './commit-input.js';
 export { DEFAULT_GC_GRACE } from './gc.js';
+export { DEFAULT_REFLOG_EXPIRY } from '../store/reflog-expiry.js';
+export { releasedWording } from '../store/prune-records.js';
 export { CkvcError, ERROR_CODES, EXIT, isCkvcError, type ErrorCode } from '../core/errors.js';
 export type {
   AliasInfo, BestOptions, BestResult, ConfigDiffResult, ConfigSnapshot, CreateAliasOptions, DiffOptions, DiffResult, GcOptions, GcReport,
-  ListedFile, PruneOptions, PruneResult, UnpruneResult, BundleReport, PackOptions, PackResult, PullBundleOptions,
+  CommitDryRunResult, ListedFile, PruneOptions, PruneResult, UnpruneResult, BundleReport, PackOptions, PackResult, PullBundleOptions,
 };
 
 /** Checks a bundle file without a store; serves a store over HTTP. */
@@ -43,6 +46,8 @@ export class Store {
   }
 
   commit(opts: CommitOptions): Promise<CommitResult> { return commit(this.objects, opts); }
+  /** Every check of a commit and what it would store, writing nothing. */
+  commitDryRun(opts: CommitOptions): Promise<CommitDryRunResult> { return commitDryRun(this.objects, opts); }
   checkout(opts: CheckoutOptions): Promise<CheckoutResult> { return checkout(this.objects, opts); }
   log(opts?: LogOptions): Promise<CommitInfo[]> { return log(this.objects, opts); }
   show(rev = 'HEAD'): Promise<ShowResult> { return show(this.objects, rev); }

@@ -4,7 +4,7 @@ import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
 import { listTreeFiles, selectPaths, streamRecipe } from '../store/checkout.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { tensorReleased } from '../store/object-walk.js';
+import { fileReleased, tensorReleased } from '../store/object-walk.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 
 export interface ListedTensor {
@@ -69,6 +69,7 @@ export async function cat(store: ObjectStore, spec: string, sink: (bytes: Uint8A
   const rec = await store.pruned.get(id);
   const released = (name: string) => tensorReleased(rec, p, name);
   if (opts.tensor === undefined) {
+    if (fileReleased(rec, p)) throw new CkvcError('CKVC_PRUNED', `${p} of ${id.slice(0, 12)} was released whole by 'ckvc prune'; its size and format remain ('ckvc ls ${rev}')`, { commit: id, path: p });
     const hit = recipe.parts.find((part) => part.kind === 'tensor' && released(part.name));
     if (hit) throw new CkvcError('CKVC_PRUNED', `${p} of ${id.slice(0, 12)} holds tensor data released by 'ckvc prune' (e.g. '${(hit as { name: string }).name}'); 'ckvc ls ${rev} --tensors' shows which`, { commit: id, path: p });
     await streamRecipe(store, recipe, sink, `${rev}:${p}`);

@@ -1,106 +1,149 @@
-// `ckvc prune`: release the tensor data of old commits while keeping every commit, config and metric forever
-// (spec/FORMAT.md §13). It only writes prune records; `ckvc gc` deletes what nothing else needs.
+// `ckvc prune`: release the data of old commits while keeping every commit, tree, file recipe, config and metric
+// forever (spec/FORMAT.md §13). It only writes prune records; `ckvc gc` deletes what nothing else needs.
+import { parseDuration } from '../core/duration.js';
 import { CkvcError } from '../core/errors.js';
 import { globToRegExp } from '../core/glob.js';
-import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
+import type { MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
-import { mergePruneRecords } from '../store/prune-records.js';
+import { mergePruneRecords, type PruneRecord } from '../store/prune-records.js';
 import { gcRoots, liveObjects } from '../store/reachability.js';
-import { branchCommits } from './best.js';
 import { parseCount } from './commit-input.js';
+import { namedCommits, selectForPrune, type BranchSelection, type KeepPolicy } from './prune-policy.js';
 import { currentBranch } from './refs.js';
 
 export interface PruneOptions {
-  keepLast: number;
+  keepLast?: number;
+  /** Keep the commits made within this duration (e.g. '30d') of the branch's newest commit. */
+  keepWithin?: string;
   branch?: string;
+  /** Every branch of the store, each under the same policy. */
+  allBranches?: boolean;
   /** Prune commits a tag names too (by default they are kept, like those a branch or alias names). */
   includeTagged?: boolean;
   keepBest?: number;
   metric?: string;
   mode?: MetricMode;
-  /** Release only the tensors matching these globs (default: all tensors). */
+  /** Release only the tensors matching these globs. */
   tensors?: string[];
+  /** Release every byte of the files whose path matches these globs. Neither this nor tensors: every file. */
+  files?: string[];
   dryRun?: boolean;
 }
 
 export interface PruneResult {
+  /** The branch pruned, or the first of `branches`. */
   branch: string;
+  branches: string[];
   dryRun: boolean;
   tensors: string[] | null;
-  kept: { id: ObjectId; step?: number; message: string; reasons: string[] }[];
+  files: string[] | null | undefined;
+  kept: { id: ObjectId; branch: string; step?: number; message: string; reasons: string[] }[];
   /** `names`: the tags naming a commit pruned with includeTagged (gc keeps its bytes while a name points at it). */
-  pruned: { id: ObjectId; step?: number; message: string; names?: string[] }[];
+  pruned: { id: ObjectId; branch: string; step?: number; message: string; names?: string[] }[];
   /** Objects and stored bytes that no longer have a reader: what `ckvc gc` will free (after its grace period). */
   releasedObjects: number;
   releasedBytes: number;
+  /** Data of the pruned commits that stays: other commits, or a name (tag), still need it. */
+  stillNeededObjects: number;
+  stillNeededBytes: number;
+  /** Data of the pruned commits that earlier prunes already released. */
+  alreadyReleasedObjects: number;
+}
+
+function policyOf(opts: PruneOptions): KeepPolicy {
+  const keepLast = parseCount(opts.keepLast, 'keep-last');
+  if (keepLast === undefined && opts.keepWithin === undefined) {
+    const what = 'say what to keep: --keep-last N and/or --keep-within DURATION (e.g. 30d)';
+    throw new CkvcError('CKVC_BAD_ARGUMENT', what, {});
+  }
+  if (keepLast !== undefined && keepLast < 1) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', '--keep-last N needs N >= 1 (the newest commit of a branch is always kept)', {});
+  }
+  const keepWithinMs = opts.keepWithin === undefined ? undefined : parseDuration(opts.keepWithin, 'keep-within');
+  const keepBest = parseCount(opts.keepBest, 'keep-best') ?? 0;
+  if (keepBest > 0 && !opts.metric) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', '--keep-best K needs --metric KEY to rank by', {});
+  }
+  // The newest commit is kept whatever the policy: a branch names it.
+  return {
+    keepLast: keepLast ?? 1, keepWithinMs, keepWithinText: opts.keepWithin, keepBest, metric: opts.metric,
+    mode: opts.mode, includeTagged: opts.includeTagged,
+  };
+}
+
+/** The record's release: neither globs given releases every file whole (tensor data and all other bytes). */
+function releaseOf(opts: PruneOptions): Pick<PruneRecord, 'tensors' | 'files'> {
+  const globs = (list?: string[]) => (list?.length ? [...new Set(list)].sort() : undefined);
+  const tensors = globs(opts.tensors);
+  const files = globs(opts.files);
+  [...(tensors ?? []), ...(files ?? [])].forEach(globToRegExp); // a bad glob fails before anything is written
+  if (!tensors && !files) return { tensors: null, files: null };
+  return { tensors: tensors ?? [], ...(files ? { files } : {}) };
 }
 
 export async function prune(store: ObjectStore, opts: PruneOptions): Promise<PruneResult> {
-  const keepLast = parseCount(opts.keepLast, 'keep-last');
-  if (keepLast === undefined || keepLast < 1) throw new CkvcError('CKVC_BAD_ARGUMENT', '--keep-last N needs N >= 1 (the newest commit of a branch is always kept)', {});
-  const keepBest = parseCount(opts.keepBest, 'keep-best') ?? 0;
-  if (keepBest > 0 && !opts.metric) throw new CkvcError('CKVC_BAD_ARGUMENT', '--keep-best K needs --metric KEY to rank by', {});
-  const tensors = opts.tensors?.length ? [...new Set(opts.tensors)].sort() : null;
-  tensors?.forEach(globToRegExp); // a bad glob fails before anything is written
-  const branch = opts.branch ?? (await currentBranch(store));
+  const policy = policyOf(opts);
+  const release = releaseOf(opts);
+  if (opts.allBranches && opts.branch) throw new CkvcError('CKVC_USAGE', 'give -b BRANCH or --all-branches, not both', {});
+  const branches = opts.allBranches
+    ? (await store.refs.list('branch')).map((r) => r.name)
+    : [opts.branch ?? (await currentBranch(store))];
+  const named = await namedCommits(store);
+  const selections: BranchSelection[] = [];
+  for (const b of branches) selections.push(await selectForPrune(store, b, policy, named));
+  // A commit two branches share is pruned only if every branch's policy lets it go.
+  const keptIds = new Set(selections.flatMap((s) => s.kept.map((k) => k.id)));
+  const seen = new Set<ObjectId>();
+  const toPrune = selections.flatMap((s) => s.pruned)
+    .filter((c) => !keptIds.has(c.id) && !seen.has(c.id) && seen.add(c.id));
+  if (release.tensors?.length) await refuseGlobsReachingAcrossFiles(store, toPrune.map((c) => c.id), release.tensors);
 
-  const commits: { id: ObjectId; step?: number; message: string; metrics: Record<string, number> }[] = [];
-  for await (const { id, commit } of branchCommits(store, branch)) commits.push({ id, step: commit.step, message: commit.message, metrics: commit.metrics ?? {} });
-
-  const reasons = new Map<ObjectId, string[]>();
-  const keep = (id: ObjectId, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);
-  commits.slice(0, keepLast).forEach((c) => keep(c.id, `last ${keepLast}`));
-  // Whatever a branch, alias or tag names is in use (a tag marks an agent someone chose to keep); tags only
-  // with --include-tagged, which the user has to say.
-  const named = new Map<ObjectId, string[]>();
-  for (const kind of ['branch', 'alias', 'tag'] as const) {
-    for (const r of await store.refs.list(kind)) {
-      let target = r.id;
-      for (let hops = 0; hops < 64 && (await store.typeOf(target)) === 'tag'; hops++) target = (await store.readTag(target)).target;
-      named.set(target, [...(named.get(target) ?? []), `${kind} ${r.name}`]);
-    }
-  }
-  const taggedPruned = new Map<ObjectId, string[]>();
-  for (const c of commits) {
-    for (const n of named.get(c.id) ?? []) {
-      if (opts.includeTagged && n.startsWith('tag ')) taggedPruned.set(c.id, [...(taggedPruned.get(c.id) ?? []), n]);
-      else keep(c.id, n);
-    }
-  }
-  if (keepBest > 0) {
-    const metric = opts.metric!;
-    const mode = opts.mode ?? defaultMetricMode(metric);
-    const ranked = commits.filter((c) => c.metrics[metric] !== undefined)
-      .map((c, order) => ({ c, order }))
-      // Stable: among equal values the older commit (later in newest-first order) ranks first, as in `best`.
-      .sort((a, b) => (isBetter(a.c.metrics[metric]!, b.c.metrics[metric], mode) ? -1 : isBetter(b.c.metrics[metric]!, a.c.metrics[metric], mode) ? 1 : b.order - a.order));
-    ranked.slice(0, keepBest).forEach(({ c }) => keep(c.id, `best ${keepBest} by ${metric} (${mode})`));
-  }
-
-  const toPrune = commits.filter((c) => !reasons.has(c.id));
-  if (tensors) await refuseGlobsReachingAcrossFiles(store, toPrune.map((c) => c.id), tensors);
   const now = Date.now();
   const before = await store.pruned.all();
   const after = new Map(before);
-  for (const c of toPrune) after.set(c.id, mergePruneRecords(before.get(c.id), { commit: c.id, time: now, tensors }));
+  for (const c of toPrune) {
+    after.set(c.id, mergePruneRecords(before.get(c.id), { commit: c.id, time: now, ...release }));
+  }
+  const freed = await releaseEstimate(store, before, after, toPrune.map((c) => c.id));
 
-  // What gc will be able to free: live now, dead once these records exist.
+  if (!opts.dryRun) for (const c of toPrune) await store.pruned.add({ commit: c.id, time: now, ...release });
+  const brief = <T extends { id: ObjectId; branch: string; step?: number; message: string }>(c: T) =>
+    ({ id: c.id, branch: c.branch, ...(c.step !== undefined ? { step: c.step } : {}), message: c.message });
+  return {
+    branch: branches[0] ?? '', branches, dryRun: Boolean(opts.dryRun), tensors: release.tensors, files: release.files,
+    kept: selections.flatMap((s) => s.kept).map((k) => ({ ...brief(k), reasons: k.reasons })),
+    pruned: toPrune.map((p) => ({ ...brief(p), ...('names' in p && p.names ? { names: p.names } : {}) })),
+    ...freed,
+  };
+}
+
+type Estimate = Pick<PruneResult,
+  'releasedObjects' | 'releasedBytes' | 'stillNeededObjects' | 'stillNeededBytes' | 'alreadyReleasedObjects'>;
+
+/** What gc will be able to free (live now, dead once the records exist), and what of the pruned data stays. */
+async function releaseEstimate(
+  store: ObjectStore, before: Map<ObjectId, PruneRecord>, after: Map<ObjectId, PruneRecord>, pruning: ObjectId[],
+): Promise<Estimate> {
   const roots = await gcRoots(store);
   const liveBefore = await liveObjects(store, roots, before);
   const liveAfter = await liveObjects(store, roots, after);
   const released = [...liveBefore].filter((id) => !liveAfter.has(id));
-  const locs = await store.locate(released);
-  const releasedBytes = locs.reduce((a, l) => a + (l?.entry.storedLength ?? 0), 0);
-
-  if (!opts.dryRun) for (const c of toPrune) await store.pruned.add({ commit: c.id, time: now, tensors });
+  // The data the pruned commits hold, walked under no record: what the user may expect to be freed.
+  const own = new Set(pruning);
+  const data = new Set<ObjectId>();
+  await walkObjects(store, pruning, {
+    stopAt: (id) => !own.has(id),
+    visit: (r) => { if (r.kind === 'chunk' && r.role !== 'config') data.add(r.id); },
+  });
+  const stillNeeded = [...data].filter((id) => liveAfter.has(id));
+  const sum = async (ids: ObjectId[]) =>
+    (await store.locate(ids)).reduce((a, l) => a + (l?.entry.storedLength ?? 0), 0);
   return {
-    branch, dryRun: Boolean(opts.dryRun), tensors,
-    kept: commits.filter((c) => reasons.has(c.id)).map((c) => ({ id: c.id, step: c.step, message: c.message, reasons: reasons.get(c.id)! })),
-    pruned: toPrune.map((c) => ({ id: c.id, step: c.step, message: c.message, ...(taggedPruned.has(c.id) ? { names: taggedPruned.get(c.id) } : {}) })),
-    releasedObjects: released.length,
-    releasedBytes,
+    releasedObjects: released.length, releasedBytes: await sum(released),
+    stillNeededObjects: stillNeeded.length, stillNeededBytes: await sum(stillNeeded),
+    alreadyReleasedObjects: [...data].filter((id) => !liveBefore.has(id)).length,
   };
 }
 

@@ -10,7 +10,7 @@ import { resolveRevision } from '../store/revision-resolver.js';
 
 export interface UnpruneResult {
   /** Commits whose record was removed. */
-  restored: { id: ObjectId; rev: string; tensors: string[] | null; prunedAt: number }[];
+  restored: { id: ObjectId; rev: string; tensors: string[] | null; files?: string[] | null; prunedAt: number }[];
   /** Revisions that had no record (nothing to take back). */
   notPruned: { id: ObjectId; rev: string }[];
 }
@@ -46,7 +46,7 @@ export async function unprune(store: ObjectStore, revs: string[]): Promise<Unpru
       const rec = records.get(t.id);
       if (!rec) continue;
       await store.pruned.remove(t.id);
-      out.restored.push({ ...t, tensors: rec.tensors, prunedAt: rec.time });
+      out.restored.push({ ...t, tensors: rec.tensors, ...(rec.files !== undefined ? { files: rec.files } : {}), prunedAt: rec.time });
     }
     return out;
   } finally {

@@ -155,3 +155,10 @@ async function readJsonlTail(p: string, atOrBeforeStep: number | undefined, warn
     await fh.close().catch(() => {});
   }
 }
+
+/** A metrics file named on its own (commit --metrics-file): a JSON object, or a JSONL log's last object line. */
+export async function readMetricsSource(p: string): Promise<{ found?: LoggedMetrics; problems: string[] }> {
+  const problems: string[] = [];
+  const found = isJsonl(p) ? await readJsonlTail(p, undefined, problems) : await readSharedJson(p, problems);
+  return { ...(found ? { found } : {}), problems };
+}

@@ -19,6 +19,7 @@ import { readConfigFile } from './config-file.js';
 import { committedCheckpoints, WATCH_LABELS, watchKey } from './watch-history.js';
 import { readCheckpointMetrics, sidecarState } from './watch-metrics.js';
 import { scanFolder, signatureOf, type Candidate } from './watch-scan.js';
+import { unfinishedCheckpoint } from './watch-complete.js';
 
 export const WATCH_DEFAULTS = { intervalMs: 2000, settleMs: 5000, message: 'watch: {name}' } as const;
 
@@ -81,7 +82,11 @@ export type WatchEvent =
   | { type: 'skipped'; name: string; reason: string; code?: ErrorCode }
   /** With `once`: still changing when the settle period ended, so not committed. */
   | { type: 'incomplete'; name: string }
-  | { type: 'warning'; message: string };
+  | { type: 'warning'; message: string }
+  /** The folder does not exist yet (a watcher started before its trainer): polled until it appears. */
+  | { type: 'waiting'; dir: string }
+  /** Settled, but visibly unfinished (a pickle without STOP, JSON that does not parse): tried again when it changes. */
+  | { type: 'unfinished'; name: string; reason: string };
 
 export interface WatchSummary {
   commits: WatchCommit[];
@@ -124,11 +129,13 @@ interface Settings {
 async function settings(store: ObjectStore, opts: WatchOptions): Promise<Settings> {
   if (typeof opts.dir !== 'string' || opts.dir === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'give the folder to watch: ckvc watch DIR -b BRANCH', {});
   const dir = path.resolve(opts.dir);
+  // A watch started before its trainer waits for the folder; --once (from cron) has nothing to wait for.
   const st = await fs.stat(dir).catch((e: NodeJS.ErrnoException) => {
+    if ((e.code === 'ENOENT' || e.code === 'ENOTDIR') && !opts.once) return undefined;
     if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new CkvcError('CKVC_INPUT_NOT_FOUND', `the folder to watch, ${dir}, does not exist; create it (the training job's checkpoint folder) or check the path`, { path: dir });
     throw new CkvcError('CKVC_IO', `cannot read ${dir}: ${e.code ?? e.message}; check the permissions`, { path: dir }, { cause: e });
   });
-  if (!st.isDirectory()) throw new CkvcError('CKVC_BAD_ARGUMENT', `${dir} is a file, not a folder; watch the folder the training job writes its checkpoints into`, { path: dir });
+  if (st && !st.isDirectory()) throw new CkvcError('CKVC_BAD_ARGUMENT', `${dir} is a file, not a folder; watch the folder the training job writes its checkpoints into`, { path: dir });
   if (typeof opts.branch !== 'string' || opts.branch === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'a watch needs the branch to commit to: -b BRANCH', {});
   assertRefName(opts.branch, 'branch');
   const intervalMs = opts.intervalMs ?? WATCH_DEFAULTS.intervalMs;
@@ -203,7 +210,22 @@ class Watcher {
     }
   }
 
+  /** Polls until the watched folder exists (or the watch is stopped); a file there is refused as at the start. */
+  private async waitForFolder(s: Settings): Promise<void> {
+    let announced = false;
+    while (!this.stopping) {
+      const st = await fs.stat(s.dir).catch(() => undefined);
+      if (st?.isDirectory()) return;
+      if (st) throw new CkvcError('CKVC_BAD_ARGUMENT', `${s.dir} is a file, not a folder; watch the folder the training job writes its checkpoints into`, { path: s.dir });
+      if (!announced) this.emit({ type: 'waiting', dir: s.dir });
+      announced = true;
+      await this.sleep(s.intervalMs);
+    }
+  }
+
   private async loop(s: Settings): Promise<WatchSummary> {
+    await this.waitForFolder(s);
+    if (this.stopping) return { commits: this.commits, incomplete: [] };
     this.committed = await committedCheckpoints(this.store, s.branch);
     const tracker = new SettleTracker(s.settleMs);
     // The settle clock of everything seen by the first poll starts at that poll.
@@ -279,6 +301,13 @@ class Watcher {
     if (!fresh) return this.gone(c, tracker);
     if (fresh.signature !== c.signature) {
       tracker.restart(c.name, performance.now());
+      return 'not-complete';
+    }
+    const unfinished = await unfinishedCheckpoint(c.path, c.kind);
+    if (unfinished) {
+      // Settled but visibly cut short: tried again once it changes (the trainer finishes or rewrites it).
+      this.failed.set(c.name, key);
+      this.emit({ type: 'unfinished', name: c.name, reason: unfinished });
       return 'not-complete';
     }
 

@@ -8,6 +8,7 @@ import { checkoutCommand } from './commands/checkout-command.js';
 import { commitCommand } from './commands/commit-command.js';
 import { configCommands } from './commands/config-commands.js';
 import { curateCommands } from './commands/curate-commands.js';
+import { retentionCommands } from './commands/retention-commands.js';
 import { historyCommands } from './commands/history-commands.js';
 import { refCommands } from './commands/ref-commands.js';
 import { shareCommands } from './commands/share-commands.js';
@@ -69,6 +70,7 @@ export async function run(argv: string[]): Promise<number> {
   historyCommands(parser);
   refCommands(parser);
   curateCommands(parser);
+  retentionCommands(parser);
   configCommands(parser);
   shareCommands(parser);
   watchCommand(parser);

@@ -30,10 +30,16 @@ export function time(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
+/** One number format for metrics in text output: 6 significant digits (integers whole); --json keeps them exact. */
+export function metricValue(v: number): string {
+  if (!Number.isFinite(v) || (Number.isInteger(v) && Math.abs(v) < 1e15)) return String(v);
+  return String(Number(v.toPrecision(6)));
+}
+
 export function metrics(m: Record<string, number>): string {
   return Object.entries(m)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${escaped(k)}=${v}`)
+    .map(([k, v]) => `${escaped(k)}=${metricValue(v)}`)
     .join(' ');
 }
 
@@ -45,6 +51,12 @@ export function info(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/** JSON has no NaN or Infinity: a non-finite metric is written as the string Python's float() reads back. */
+function nonFiniteAsText(_key: string, v: unknown): unknown {
+  if (typeof v !== 'number' || Number.isFinite(v)) return v;
+  return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+}
+
 export function json(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(value, nonFiniteAsText, 2)}\n`);
 }

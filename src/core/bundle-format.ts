@@ -29,6 +29,8 @@ export interface BundlePruneRecord {
   commit: ObjectId;
   time: number;
   tensors: string[] | null;
+  /** Files released whole (FORMAT.md §13); absent in records that release tensor data only. */
+  files?: string[] | null;
 }
 
 export interface BundleHeader {
@@ -64,7 +66,9 @@ export function encodeBundleHeader(h: BundleHeader): Buffer {
     capabilities: { required: h.required, optional: h.optional },
     refs: h.refs.map((r) => ({ name: r.name, id: idToBytes(r.id) })),
     prerequisites: h.prerequisites.map(idToBytes),
-    pruned: h.pruned.map((p) => ({ commit: idToBytes(p.commit), time: p.time, tensors: p.tensors })),
+    pruned: h.pruned.map((p) => ({
+      commit: idToBytes(p.commit), time: p.time, tensors: p.tensors, ...(p.files !== undefined ? { files: p.files } : {}),
+    })),
     pack_length: h.packLength,
     objects: h.objects,
     created: h.created,
@@ -133,8 +137,12 @@ export function decodeBundleHeader(bytes: Uint8Array, where: string): BundleHead
     const pruned = f.array('pruned').map((p, i) => {
       const pf = FieldReader.of(p, `${where} pruned[${i}]`);
       const t = pf.raw('tensors');
-      if (t !== null && !(Array.isArray(t) && t.every((g) => typeof g === 'string' && g.length > 0))) throw bad(where, `pruned[${i}].tensors is neither null nor a list of globs`);
-      return { commit: pf.id('commit'), time: pf.uint('time'), tensors: t as string[] | null };
+      const globs = (v: unknown) => v === null || (Array.isArray(v) && v.every((g) => typeof g === 'string' && g.length > 0));
+      if (!globs(t)) throw bad(where, `pruned[${i}].tensors is neither null nor a list of globs`);
+      const files = pf.has('files') ? pf.raw('files') : undefined;
+      if (files !== undefined && !globs(files)) throw bad(where, `pruned[${i}].files is neither null nor a list of globs`);
+      const rec = { commit: pf.id('commit'), time: pf.uint('time'), tensors: t as string[] | null };
+      return files === undefined ? rec : { ...rec, files: files as string[] | null };
     });
     return { version, required, optional, refs, prerequisites, pruned, packLength: f.uint('pack_length'), objects: f.uint('objects'), created: f.uint('created') };
   } catch (e) {

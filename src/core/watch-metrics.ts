@@ -1,6 +1,7 @@
 // `ckvc watch`: turning what a training loop logs (a JSON object, or a line of a JSONL log) into a commit's
 // metrics, step and epoch. Pure: the api layer reads the files and hands the text over.
 import { CkvcError } from './errors.js';
+import { parsePythonJson } from './python-json.js';
 
 export interface LoggedMetrics {
   metrics: Record<string, number>;
@@ -35,7 +36,7 @@ export function metricsFromObject(obj: Record<string, unknown>): LoggedMetrics {
       if (depth === 0 && (STEP_KEYS.includes(k) || k === 'epoch')) continue;
       const name = prefix + k;
       if (isPlainObject(v) && depth < MAX_DEPTH) walk(v, `${name}/`, depth + 1);
-      else if (typeof v === 'number' && Number.isFinite(v)) {
+      else if (typeof v === 'number') { // NaN and ±Infinity too: a diverged loss is recorded as such
         // __proto__ as a key would change the object's prototype instead of adding a metric.
         if (METRIC_NAME.test(name) && name !== '__proto__') out.metrics[name] = v;
         else out.skipped.push(name);
@@ -50,7 +51,7 @@ export function metricsFromObject(obj: Record<string, unknown>): LoggedMetrics {
 export function parseMetricsJson(text: string, where: string): LoggedMetrics {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parsePythonJson(text);
   } catch (e) {
     throw new CkvcError('CKVC_BAD_METRIC', `metrics file ${where} is not valid JSON (${(e as Error).message}); write one JSON object of numbers`, { path: where });
   }
@@ -72,7 +73,7 @@ export function pickJsonlLine(text: string, opts: { fromFileStart: boolean; atOr
     if (line === '') continue;
     let value: unknown;
     try {
-      value = JSON.parse(line);
+      value = parsePythonJson(line);
     } catch {
       continue;
     }

@@ -16,11 +16,14 @@ import { consolidateHeldIfNeeded } from './pack-consolidation.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
 import { PruneRecords } from './prune-records.js';
 import { gcRoots, liveObjects, settleDeltaBases } from './reachability.js';
+import { applyReflogExpiry, planReflogExpiry } from './reflog-expiry.js';
 
 export interface GcOptions {
   dryRun?: boolean;
   /** Packs and leftovers of crashed commands younger than this are left alone. */
   graceMs: number;
+  /** Reflog lines older than this naming a commit no ref reaches expire (§15); undefined: none expire. */
+  expireReflogMs?: number;
 }
 
 export interface GcReport {
@@ -28,8 +31,11 @@ export interface GcReport {
   graceMs: number;
   liveObjects: number;
   deadObjects: number;
-  /** Dead objects kept because their pack is younger than the grace period. */
+  /** Dead objects kept because their pack is younger than the grace period, and their stored bytes. */
   youngDeadObjects: number;
+  youngDeadBytes: number;
+  /** Reflog lines expired (with dryRun: that would expire); null when expiry was off. */
+  reflogLinesExpired: number | null;
   packsBefore: number;
   packsAfter: number;
   packsDeleted: number;
@@ -85,7 +91,10 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   store.index.forWriting();
   await store.index.session(async () => {}, { sync: true });
   const pruned = await new PruneRecords(store.layout).all();
-  const live = await liveObjects(store, await gcRoots(store), pruned);
+  const refRoots = await gcRoots(store);
+  const expiry = opts.expireReflogMs === undefined ? undefined : await planReflogExpiry(store, refRoots.refs, now, opts.expireReflogMs);
+  if (expiry && !opts.dryRun) await applyReflogExpiry(store, expiry);
+  const live = await liveObjects(store, expiry ? await gcRoots(store, expiry.skip) : refRoots, pruned);
 
   const plans: PackPlan[] = [];
   for (const packId of [...(await listPackIds(store.layout))].sort()) {
@@ -111,7 +120,8 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   for (const p of plans) if (p.young || (p.dead.length === 0 && p.reencode === 0)) for (const e of p.entries) kept.set(e.id, { packId: p.packId, entry: e });
 
   const report: GcReport = {
-    dryRun: Boolean(opts.dryRun), graceMs: opts.graceMs, liveObjects: live.size, deadObjects: 0, youngDeadObjects: 0,
+    dryRun: Boolean(opts.dryRun), graceMs: opts.graceMs, liveObjects: live.size, deadObjects: 0, youngDeadObjects: 0, youngDeadBytes: 0,
+    reflogLinesExpired: expiry ? expiry.count : null,
     packsBefore: plans.length, packsAfter: 0, packsDeleted: 0, packsRewritten: 0, packsConsolidated: 0,
     bytesBefore: plans.reduce((a, p) => a + p.size, 0), bytesAfter: 0, bytesFreed: 0,
     tempsRemoved: temps.removed, tempBytesRemoved: temps.bytes, tempsKept: temps.kept,
@@ -120,8 +130,10 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   const dead = new Set<ObjectId>();
   for (const p of plans) {
     for (const e of p.dead) {
-      if (p.young) report.youngDeadObjects++;
-      else dead.add(e.id);
+      if (p.young) {
+        report.youngDeadObjects++;
+        report.youngDeadBytes += e.storedLength;
+      } else dead.add(e.id);
     }
   }
   report.deadObjects = dead.size;

@@ -56,6 +56,11 @@ export class ObjectStore {
     return new ObjectWriter(this.layout, this.index, (id, width) => this.readChunkGrouped(id, width));
   }
 
+  /** A writer that only counts what would be new: nothing is written (commit --dry-run). */
+  countingWriter(): ObjectWriter {
+    return new ObjectWriter(this.layout, this.index, undefined, true);
+  }
+
   /** Locations of `ids`; objects not found trigger one re-sync of the index with the packs on disk. */
   async locate(ids: ObjectId[]): Promise<(ObjectLocation | undefined)[]> {
     const first = await this.index.session((s) => s.locate(ids));

@@ -9,7 +9,7 @@
 // as one reach is not released. So a tree or file is re-walked once per record it is reached under (and, for a
 // record with globs, once per path); a walk under no record covers every other one.
 import { CkvcError } from '../core/errors.js';
-import { tensorGlob, tensorMatches, type TensorGlob } from '../core/glob.js';
+import { globToRegExp, tensorGlob, tensorMatches, type TensorGlob } from '../core/glob.js';
 import type { ObjectId, ObjectType } from '../core/object-id.js';
 import type { CommitObject } from '../core/objects/commit-object.js';
 import type { FileRecipe } from '../core/objects/file-recipe.js';
@@ -27,12 +27,18 @@ export interface ObjectSource {
   readTensor(id: ObjectId): Promise<TensorObject>;
 }
 
-/** What a prune record releases: null = the data of every tensor of the commit, else the matching ones. */
+/**
+ * What a prune record releases (FORMAT.md §13). `tensors`: null = the data of every tensor of the commit, else
+ * the matching ones. `files` (absent in records older than it, meaning none): null = every byte of every file
+ * (chunk parts too: opaque files, headers, pickles), else every byte of the files whose path matches a glob.
+ */
 export interface ReleaseRecord {
   tensors: string[] | null;
+  files?: string[] | null;
 }
 
 const compiled = new WeakMap<string[], TensorGlob[]>();
+const compiledPaths = new WeakMap<string[], RegExp[]>();
 
 function globsOf(rec: ReleaseRecord): TensorGlob[] {
   const list = rec.tensors!;
@@ -41,11 +47,26 @@ function globsOf(rec: ReleaseRecord): TensorGlob[] {
   return g;
 }
 
+/** Does the commit's record release every byte of the file at `filePath`? */
+export function fileReleased(rec: ReleaseRecord | undefined, filePath: string): boolean {
+  if (!rec || rec.files === undefined) return false;
+  if (rec.files === null) return true;
+  let res = compiledPaths.get(rec.files);
+  if (!res) compiledPaths.set(rec.files, (res = rec.files.map(globToRegExp)));
+  return res.some((re) => re.test(filePath));
+}
+
 /** Is tensor `name` of the file at `filePath` released by the commit's record? The one statement of the rule. */
 export function tensorReleased(rec: ReleaseRecord | undefined, filePath: string, name: string): boolean {
   if (!rec) return false;
-  if (rec.tensors === null) return true;
+  if (rec.tensors === null || fileReleased(rec, filePath)) return true;
   return tensorMatches(globsOf(rec), filePath, name);
+}
+
+/** Does the record release anything of this file (a tensor's data or its chunk parts)? */
+export function fileDataReleased(rec: ReleaseRecord | undefined, filePath: string, recipe: FileRecipe): boolean {
+  if (fileReleased(rec, filePath)) return recipe.parts.length > 0;
+  return recipe.parts.some((p) => p.kind === 'tensor' && tensorReleased(rec, filePath, p.name));
 }
 
 /**
@@ -87,8 +108,10 @@ interface Context {
 
 function contextOf(rec: ReleaseRecord | undefined): Context {
   if (!rec) return { key: '-', byPath: false };
-  if (rec.tensors === null) return { key: '*', record: rec, byPath: false };
-  return { key: `g${JSON.stringify([...rec.tensors].sort())}`, record: rec, byPath: true };
+  if (rec.files === null) return { key: 'F', record: rec, byPath: false };
+  const files = rec.files ? `f${JSON.stringify([...rec.files].sort())}` : '';
+  if (rec.tensors === null) return files ? { key: `*${files}`, record: rec, byPath: true } : { key: '*', record: rec, byPath: false };
+  return { key: `g${JSON.stringify([...rec.tensors].sort())}${files}`, record: rec, byPath: true };
 }
 
 const NO_RECORD = '-';
@@ -124,6 +147,7 @@ export async function walkObjects(src: ObjectSource, roots: ObjectId[], opts: Wa
     chunks.add(id);
     await opts.visit({ kind: 'chunk', id, commit, path, role });
   };
+  // A chunk part of a released file is not reported: its data is needed only through another, unreleased reach.
 
   const file = async (id: ObjectId, commit: ObjectId, path: string, ctx: Context, where: string) => {
     if (!firstWalk(id, ctx, path)) return;
@@ -131,9 +155,10 @@ export async function walkObjects(src: ObjectSource, roots: ObjectId[], opts: Wa
     if (!recipe) return;
     await opts.visit({ kind: 'file', id, commit, path, recipe });
     if (depth === 'files') return;
+    const wholeFileReleased = fileReleased(ctx.record, path);
     for (const part of recipe.parts) {
       if (part.kind === 'chunk') {
-        await chunk(part.id, commit, path, 'file');
+        if (!wholeFileReleased) await chunk(part.id, commit, path, 'file');
         continue;
       }
       const released = tensorReleased(ctx.record, path, part.name);

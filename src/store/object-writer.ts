@@ -47,7 +47,14 @@ export class ObjectWriter {
   private readonly commitBodies = new Map<ObjectId, Uint8Array>();
   readonly stats: WriteStats = { objectsSeen: 0, objectsNew: 0, bytesSeen: 0, bytesNew: 0 };
 
-  constructor(private readonly layout: StoreLayout, private readonly index: ObjectIndex, private readonly readBase?: BaseReader) {}
+  /**
+   * `dryRun`: objects are hashed, looked up and counted (stats say what is new) but nothing is written and commit()
+   * indexes nothing (`ckvc commit --dry-run`).
+   */
+  constructor(
+    private readonly layout: StoreLayout, private readonly index: ObjectIndex, private readonly readBase?: BaseReader,
+    private readonly dryRun = false,
+  ) {}
 
   /**
    * Adds an object and returns its ID. `width` is the tensor element width for byte grouping; `base` the chunk
@@ -85,6 +92,7 @@ export class ObjectWriter {
       const p = batch[i]!;
       this.stats.objectsNew++;
       if (p.type === 'chunk') this.stats.bytesNew += p.bytes.length;
+      if (this.dryRun) continue;
       if (this.pack && this.pack.acceptedBytes >= PACK_TARGET_BYTES) {
         const done = await this.pack.finish();
         if (done) this.finished.push(done);

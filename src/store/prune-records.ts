@@ -1,4 +1,4 @@
-// Which tensor data of which commit `ckvc prune` released (spec/FORMAT.md §13): pruned/<commit>.json.
+// Which data of which commit `ckvc prune` released (spec/FORMAT.md §13): pruned/<commit>.json.
 // Records only ever widen: pruning again unites the globs and keeps the first time.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -13,13 +13,33 @@ export interface PruneRecord {
   time: number;
   /** null: every tensor of the commit; otherwise the globs of the released tensors. */
   tensors: string[] | null;
+  /** Absent: no file released whole (records before §13's `files`); null: every file; else path globs. */
+  files?: string[] | null;
+}
+
+/** Unites two lists of globs: null (everything) wins; absent is nothing. */
+function uniteGlobs(a: string[] | null | undefined, b: string[] | null | undefined): string[] | null | undefined {
+  if (a === null || b === null) return null;
+  if (a === undefined && b === undefined) return undefined;
+  return [...new Set([...(a ?? []), ...(b ?? [])])].sort();
 }
 
 export function mergePruneRecords(a: PruneRecord | undefined, b: PruneRecord): PruneRecord {
   if (!a) return b;
-  const tensors = a.tensors === null || b.tensors === null ? null : [...new Set([...a.tensors, ...b.tensors])].sort();
-  return { commit: a.commit, time: Math.min(a.time, b.time), tensors };
+  const tensors = uniteGlobs(a.tensors, b.tensors) as string[] | null;
+  const files = uniteGlobs(a.files, b.files);
+  return { commit: a.commit, time: Math.min(a.time, b.time), tensors, ...(files !== undefined ? { files } : {}) };
 }
+
+/** What a record released, in the words prune, checkout and show use. */
+export function releasedWording(rec: Pick<PruneRecord, 'tensors' | 'files'>): string {
+  if (rec.files === null) return 'the data of every file';
+  const tensors = rec.tensors === null ? 'all tensor data' : rec.tensors.length ? `tensors matching ${rec.tensors.join(', ')}` : '';
+  const files = rec.files?.length ? `files matching ${rec.files.join(', ')}` : '';
+  return [tensors, files].filter(Boolean).join(' and ') || 'nothing';
+}
+
+const isGlobList = (v: unknown): v is string[] => Array.isArray(v) && v.every((g) => typeof g === 'string');
 
 export class PruneRecords {
   private cache: Map<ObjectId, PruneRecord> | undefined;
@@ -35,9 +55,10 @@ export class PruneRecords {
     if (!raw) return undefined;
     try {
       const r = JSON.parse(raw.toString('utf8')) as PruneRecord;
-      const tensorsOk = r.tensors === null || (Array.isArray(r.tensors) && r.tensors.every((g) => typeof g === 'string'));
-      if (r.commit !== commit || typeof r.time !== 'number' || !tensorsOk) throw new Error('fields');
-      return { commit, time: r.time, tensors: r.tensors };
+      const tensorsOk = r.tensors === null || isGlobList(r.tensors);
+      const filesOk = r.files === undefined || r.files === null || isGlobList(r.files);
+      if (r.commit !== commit || typeof r.time !== 'number' || !tensorsOk || !filesOk) throw new Error('fields');
+      return { commit, time: r.time, tensors: r.tensors, ...(r.files !== undefined ? { files: r.files } : {}) };
     } catch {
       // Failing safe: an unreadable record means "everything released", so gc never keeps less than asked
       // and checkout never serves what the user pruned; verify names the file.

@@ -1,4 +1,4 @@
-// The live set for gc (spec/FORMAT.md §15): everything reachable from refs, aliases and every reflog line,
+// The live set for gc (spec/FORMAT.md §15): everything reachable from refs, aliases and every unexpired reflog line,
 // minus the tensor data that prune records released. Strict: any object that cannot be read stops the walk,
 // because gc must never decide "dead" about data it could not see the users of.
 import * as fs from 'node:fs/promises';
@@ -12,14 +12,32 @@ import type { ObjectLocation } from './pack-reader.js';
 import { walkObjects, type ReleaseRecord } from './object-walk.js';
 import type { PruneRecord } from './prune-records.js';
 
-/** Every ID named by a reflog line, old or new. */
-async function reflogIds(store: ObjectStore): Promise<Set<ObjectId>> {
-  const out = new Set<ObjectId>();
+/** A reflog line of the log `full` (a ref's full name) that gc is to ignore: one expiry drops (§15). */
+export type SkipReflogLine = (full: string, line: string) => boolean;
+
+/** The lines of every reflog, by the ref's full name (the log's path below logs/). */
+export async function readReflogs(store: ObjectStore): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
   for (const rel of await listFilesBelow(store.layout.logsDir)) {
     const p = path.join(store.layout.logsDir, ...rel.split('/'));
     const text = await fs.readFile(p, 'utf8').catch((err) => { throw ioError(err, 'read', p); });
-    for (const line of text.split('\n')) {
-      for (const word of line.split(' ', 2)) if (isObjectId(word) && !/^0+$/.test(word)) out.add(word);
+    out.set(rel, text.split('\n'));
+  }
+  return out;
+}
+
+/** The IDs a reflog line names, old and new ("none", all zeros, left out). */
+export function reflogLineIds(line: string): ObjectId[] {
+  return line.split(' ', 2).filter((w) => isObjectId(w) && !/^0+$/.test(w));
+}
+
+/** Every ID named by a reflog line, old or new. */
+async function reflogIds(store: ObjectStore, skip?: SkipReflogLine): Promise<Set<ObjectId>> {
+  const out = new Set<ObjectId>();
+  for (const [full, lines] of await readReflogs(store)) {
+    for (const line of lines) {
+      if (skip?.(full, line)) continue;
+      for (const id of reflogLineIds(line)) out.add(id);
     }
   }
   return out;
@@ -32,7 +50,7 @@ export interface Roots {
   named: Set<ObjectId>;
 }
 
-export async function gcRoots(store: ObjectStore): Promise<Roots> {
+export async function gcRoots(store: ObjectStore, skipReflogLine?: SkipReflogLine): Promise<Roots> {
   const refs: ObjectId[] = [];
   const named = new Set<ObjectId>();
   for (const kind of ['branch', 'tag', 'alias', 'remote'] as const) {
@@ -45,7 +63,7 @@ export async function gcRoots(store: ObjectStore): Promise<Roots> {
       named.add(id);
     }
   }
-  return { refs, reflog: [...(await reflogIds(store))], named };
+  return { refs, reflog: [...(await reflogIds(store, skipReflogLine))], named };
 }
 
 /**

@@ -195,6 +195,38 @@ export class RefStore {
     return out;
   }
 
+  /**
+   * Rewrites a reflog without the lines `drop` picks (gc's reflog expiry, FORMAT.md §6.3), under the ref's lock so
+   * that no move's line is lost; a log left empty for a ref that no longer exists is removed. Returns the lines
+   * dropped. `full` is the log's path below logs/ (the ref's full name).
+   */
+  async expireReflog(full: string, drop: (line: string) => boolean): Promise<number> {
+    const file = this.file(full);
+    const log = this.logFile(full);
+    let dropped = 0;
+    // The lock lives beside the ref; a folder made only for it goes again (a stray folder would block a branch).
+    const made = await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => { throw ioError(e, 'create', path.dirname(file)); });
+    try {
+      await this.underLock(file, `reflog ${full}`, async () => {
+        const raw = await readFileIfExists(log);
+        if (!raw) return;
+        const lines = raw.toString('utf8').split('\n').filter((l) => l !== '');
+        const kept = lines.filter((l) => !drop(l));
+        dropped = lines.length - kept.length;
+        if (dropped === 0) return;
+        if (kept.length === 0 && (await this.read(full)) === undefined) {
+          await fs.rm(log, { force: true }).catch((e) => { throw ioError(e, 'delete', log); });
+          await fsyncDir(path.dirname(log));
+        } else {
+          await writeFileDurable(log, kept.map((l) => `${l}\n`).join(''));
+        }
+      });
+    } finally {
+      for (let d = path.dirname(file); made && d.startsWith(made); d = path.dirname(d)) await fs.rmdir(d).catch(() => {});
+    }
+    return dropped;
+  }
+
   async readHead(): Promise<Head> {
     const raw = (await readFileIfExists(this.layout.headFile))?.toString('utf8').trim();
     if (raw?.startsWith('ref: refs/heads/')) return { kind: 'branch', branch: raw.slice('ref: refs/heads/'.length) };

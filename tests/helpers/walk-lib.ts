@@ -53,13 +53,13 @@ export function codes(r: Outcome): string[] {
 }
 
 /** The prune records of a store (pruned/<hex>.json, FORMAT.md §13), by commit. */
-export function pruneRecords(s: Store): Map<string, { commit: string; time: number; tensors: string[] | null }> {
+export function pruneRecords(s: Store): Map<string, { commit: string; time: number; tensors: string[] | null; files?: string[] | null }> {
   const dir = path.join(s.store, 'pruned');
-  const out = new Map<string, { commit: string; time: number; tensors: string[] | null }>();
+  const out = new Map<string, { commit: string; time: number; tensors: string[] | null; files?: string[] | null }>();
   if (!fs.existsSync(dir)) return out;
   for (const n of fs.readdirSync(dir)) {
     if (!/^[0-9a-f]{64}\.json$/.test(n)) continue;
-    const r = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as { commit: string; time: number; tensors: string[] | null };
+    const r = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as { commit: string; time: number; tensors: string[] | null; files?: string[] | null };
     out.set(r.commit, r);
   }
   return out;

@@ -625,7 +625,7 @@ section('prune', (it) => {
     expect([...p5.problems, ...(await all(intactProblems(s, 3), intactProblems(s, 4), verifyProblems(s, 'after prune and gc')))]).toEqual([]);
   });
 
-  it('prune releases tensor data: checkout exits 19 naming the tensor, before and after gc; gc frees bytes; everything kept is byte-identical', async ({ expect }) => {
+  it('prune releases every file\'s data: checkout exits 19 naming the tensor, before and after gc; gc frees bytes; everything kept is byte-identical', async ({ expect }) => {
     const s = clone(pruneState.T);
     const r = await ajson(s, ['prune', '--keep-last', '1']);
     expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
@@ -633,7 +633,7 @@ section('prune', (it) => {
     const rec = record(s, 4);
     expect(rec).toMatchObject({ commit: ids[4], tensors: null });
     const [shown, tip] = await Promise.all([ajson(s, ['show', ids[4]!]), ajson(s, ['show', ids[6]!])]);
-    expect(shown.pruned).toEqual({ time: rec.time, tensors: null });
+    expect(shown.pruned).toEqual({ time: rec.time, tensors: null, files: null });
     expect(shown.metrics).toEqual({ loss: 3 });
     expect(tip.pruned).toBeUndefined();
 
@@ -648,15 +648,20 @@ section('prune', (it) => {
     expect(gc.bytesBefore).toBe(bytesBefore);
     expect(gc.bytesAfter).toBe(packBytes(s.store));
     expect(packBytes(s.store)).toBe(bytesBefore - gc.bytesFreed);
-    // 2 commits x (w, opt.m, opt.v: 4 KiB, emb: 2 KiB) were released; the shared 8 KiB `base` was not.
-    expect(gc.bytesFreed).toBeGreaterThan(2 * (3 * 4096 + 2048));
+    // 2 commits x (w, opt.m, opt.v: 4 KiB, emb: 2 KiB, notes.txt: 1500 B) were released; the shared 8 KiB `base`
+    // and the unchanged safetensors headers were not.
+    expect(gc.bytesFreed).toBeGreaterThan(2 * (3 * 4096 + 2048 + 1500));
     expect(gc.bytesFreed).toBeLessThan(2 * (3 * 4096 + 2048) + 8192);
 
     const after19 = await prunedProblems(s, 4, MODEL_TENSORS.concat('emb'));
     expect(after19.stderr).toBe(before19.stderr);
     const p5 = await prunedProblems(s, 5, MODEL_TENSORS, ['model.safetensors']);
+    // Opaque files are released whole too (FORMAT.md §13 "files").
+    const notes = await arun(s, ['checkout', ids[5]!, '--to', tempDir('ckvc-prune-co-'), '--path', 'notes.txt']);
+    expect(notes.code, describeRun(notes)).toBe(19);
+    expect(notes.stderr).toContain('notes.txt');
+    expect(notes.stderr).toContain('the whole file');
     expect([...after19.problems, ...p5.problems, ...(await all(
-      intactProblems(s, 5, ['notes.txt']), // opaque files stay
       intactProblems(s, 1), intactProblems(s, 2), intactProblems(s, 3), intactProblems(s, 6),
       verifyProblems(s, 'after gc'),
     ))]).toEqual([]);
@@ -698,7 +703,7 @@ section('prune', (it) => {
     expect(record(s, 4)).toEqual({ commit: ids[4], time: first.time, tensors: ['emb', 'opt*'] });
     expect((await prunedProblems(s, 4, ['emb'], ['extra.safetensors'])).problems).toEqual([]);
     await ajson(s, ['prune', '--keep-last', '1']);
-    expect(record(s, 4)).toEqual({ commit: ids[4], time: first.time, tensors: null });
+    expect(record(s, 4)).toEqual({ commit: ids[4], time: first.time, tensors: null, files: null });
     expect((await prunedProblems(s, 4, ['base', 'w'], ['model.safetensors'])).problems).toEqual([]);
   });
 

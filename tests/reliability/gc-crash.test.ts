@@ -90,7 +90,7 @@ async function verifyClean(s: Store, when: string): Promise<string[]> {
   return r.code === 0 ? [] : [`verify --read-data ${when}: ${describeOutcome(r)}`];
 }
 
-/** What the pruned template promises: k4 (k3) whole, k2's extra + notes, k1's notes, k1's (k2's) tensors refused. */
+/** What the pruned template promises: k4 (k3) whole, k2's extra + notes, k1 refused whole (its notes too), k2's tensors refused. */
 async function keptIntact(s: Store, full: boolean | 'all' = false): Promise<string[]> {
   const keep = ['extra.safetensors', 'notes.txt'];
   const checks = [
@@ -99,7 +99,7 @@ async function keptIntact(s: Store, full: boolean | 'all' = false): Promise<stri
   ];
   if (full) {
     checks.push(
-      checkout(s, ck[1]!.id, sub(ck[1]!.files, ['notes.txt']), ['notes.txt']),
+      refused(s, ck[1]!.id, ['notes.txt']), // prune without --tensors releases opaque files too (FORMAT.md §13)
       refused(s, ck[1]!.id),
     );
   }
@@ -266,7 +266,7 @@ describe.concurrent('gc killed at each of its fault steps', () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe('gc in a loop beside a committing loop with prunes', () => {
-  it('every acknowledged commit not pruned checks out byte-identical; pruned ones refuse (19) but keep opaque files; verify clean', async () => {
+  it('every acknowledged commit not pruned checks out byte-identical; pruned ones refuse (19), whole ones their opaque files too; verify clean', async () => {
     const s = initStore('ckvc-gcc-loop-');
     const work = tempDir('ckvc-gcc-loop-in-');
     const acks: { id: string; files: Map<string, string> }[] = [];
@@ -328,14 +328,16 @@ describe('gc in a loop beside a committing loop with prunes', () => {
         if (!p.length) intact++;
         return p;
       }
-      const p = [...(await refused(s, a.id)), ...(await checkout(s, a.id, sub(a.files, ['optimizer.bin']), ['optimizer.bin']))];
+      // Released whole ('all'): the opaque optimizer.bin too; only the head tensor: optimizer.bin intact.
+      const opaque = state === 'all' ? await refused(s, a.id, ['optimizer.bin']) : await checkout(s, a.id, sub(a.files, ['optimizer.bin']), ['optimizer.bin']);
+      const p = [...(await refused(s, a.id)), ...opaque];
       if (!p.length) refusedOk++;
       return p;
     }));
     problems.push(...checks.flat());
     problems.push(...(await verifyClean(s, 'after the loop')));
     const line = `gc loop: ${gcRuns} gc runs (${gcOk} exit 0, ${freed} bytes freed) beside ${acks.length}/10 acknowledged commits and 3 prunes; ` +
-      `${intact} unpruned commits byte-identical, ${refusedOk} pruned commits refuse checkout (19) with optimizer.bin intact; ${problems.length} problem(s)`;
+      `${intact} unpruned commits byte-identical, ${refusedOk} pruned commits refuse checkout (19) as released; ${problems.length} problem(s)`;
     summary.push(line);
     expect(acks).toHaveLength(10);
     expect(released.size).toBe(5);

@@ -37,7 +37,7 @@ interface CommitModel {
   files: Map<string, FileModel>;
 }
 
-type Rec = { tensors: string[] | null };
+type Rec = { tensors: string[] | null; files?: string[] | null };
 
 // The release rule as FORMAT.md §13 states it, written here independently.
 function globRe(g: string): RegExp {
@@ -54,9 +54,14 @@ function globRe(g: string): RegExp {
   return new RegExp(`^${re}$`, 's');
 }
 
+/** Is the file at `file` released whole (the record's `files`: null, or a glob matching its path)? */
+function wholeFile(rec: Rec | undefined, file: string): boolean {
+  return rec?.files !== undefined && (rec.files === null || rec.files.some((g) => globRe(g).test(file)));
+}
+
 function released(rec: Rec | undefined, file: string, name: string): boolean {
   if (!rec) return false;
-  if (rec.tensors === null) return true;
+  if (rec.tensors === null || wholeFile(rec, file)) return true;
   return rec.tensors.some((g) => globRe(g).test(name) || (g.includes(':') && globRe(g).test(`${file}:${name}`)));
 }
 
@@ -73,6 +78,7 @@ function neededChunks(commits: CommitModel[], records: Map<string, Rec>): Map<st
   for (const c of commits) {
     const rec = records.get(c.id);
     for (const [p, f] of c.files) {
+      if (wholeFile(rec, p)) continue; // prune without --tensors releases every byte of the file (FORMAT.md §13)
       if (!f.tensors.length) {
         out.set(chunkId(f.bytes), `${c.label} ${p} (opaque, one chunk)`);
         continue;
@@ -280,7 +286,7 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   let twinFirstReleased = 0;
   for (const c of commits) {
     const rec = records.get(c.id);
-    const isReleased = (p: string) => c.files.get(p)!.tensors.some((t) => released(rec, p, t.name));
+    const isReleased = (p: string) => wholeFile(rec, p) || c.files.get(p)!.tensors.some((t) => released(rec, p, t.name));
     for (const p of c.files.keys()) if (isReleased(p)) releasedFiles++;
     const rel = new Set<Buffer>();
     const kept = new Set<Buffer>();
@@ -309,7 +315,7 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
     for (const c of commits) {
       const rec = records.get(c.id);
       const paths = [...c.files.keys()].sort();
-      const rel = paths.filter((p) => c.files.get(p)!.tensors.some((t) => released(rec, p, t.name)));
+      const rel = paths.filter((p) => wholeFile(rec, p) || c.files.get(p)!.tensors.some((t) => released(rec, p, t.name)));
       const unrel = paths.filter((p) => !rel.includes(p));
       const bytes = new Map([...c.files].map(([p, f]) => [p, f.bytes]));
       checks.push(() => checkoutPaths(s, c.id, bytes, unrel, `${label} ${c.label}`));

@@ -1,10 +1,10 @@
-// Comparing and curating: diff, best, alias, prune, unprune, gc.
+// Comparing and curating: diff, best, alias (prune, unprune and gc: retention-commands.ts).
 import type { Argv } from 'yargs';
 import type { DiffResult } from '../../api/index.js';
 import { CkvcError } from '../../core/errors.js';
 import type { MetricMode } from '../../core/metric-mode.js';
 import { withStore, type GlobalArgs } from '../context.js';
-import { bytes, dim, info, json, out, short } from '../render.js';
+import { bytes, dim, info, json, metricValue, out, short } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 
 interface DiffArgs extends GlobalArgs {
@@ -29,28 +29,6 @@ interface AliasArgs extends GlobalArgs {
   branch?: string;
   force?: boolean;
   delete?: boolean;
-}
-
-interface UnpruneArgs extends GlobalArgs {
-  revs: string[];
-}
-
-interface PruneArgs extends GlobalArgs {
-  keepLast: string;
-  branch?: string;
-  keepTagged?: boolean;
-  includeTagged?: boolean;
-  keepBest?: string;
-  metric?: string;
-  min?: boolean;
-  max?: boolean;
-  tensors?: string[];
-  dryRun?: boolean;
-}
-
-interface GcArgs extends GlobalArgs {
-  dryRun?: boolean;
-  grace?: string;
 }
 
 /** --min / --max, or undefined to let the metric's name decide. */
@@ -142,7 +120,7 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const r = await withStore(args, (s) => s.best({ metric: args.metric, mode: modeOf(args), branch: args.branch }));
         if (args.json) return json(r);
         out(r.id);
-        info(`best ${escaped(r.metric)}=${r.value} (${r.mode === 'min' ? 'lowest' : 'highest'}${r.modeGuessed ? `, guessed from the name; --${r.mode === 'min' ? 'max' : 'min'} to flip` : ''}) on ${escaped(r.branch)} among ${r.candidates} commit(s): ${short(r.id)}${r.step !== undefined ? ` step=${r.step}` : ''} ${firstLine(r.message)}`);
+        info(`best ${escaped(r.metric)}=${metricValue(r.value)} (${r.mode === 'min' ? 'lowest' : 'highest'}${r.modeGuessed ? `, guessed from the name; --${r.mode === 'min' ? 'max' : 'min'} to flip` : ''}) on ${escaped(r.branch)} among ${r.candidates} commit(s): ${short(r.id)}${r.step !== undefined ? ` step=${r.step}` : ''} ${firstLine(r.message)}`);
       },
     )
     .command<AliasArgs>(
@@ -162,7 +140,7 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           const list = await s.aliases();
           if (args.json) return json(list);
           const w = Math.max(0, ...list.map((l) => escaped(l.name).length));
-          for (const l of list) out(`${escaped(l.name).padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${escaped(l.mode)} ${escaped(l.track)}${l.value !== undefined ? `=${l.value}` : ''} on ${escaped(l.branch)}${l.step !== undefined ? `  step=${l.step}` : ''}`);
+          for (const l of list) out(`${escaped(l.name).padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${escaped(l.mode)} ${escaped(l.track)}${l.value !== undefined ? `=${metricValue(l.value)}` : ''} on ${escaped(l.branch)}${l.step !== undefined ? `  step=${l.step}` : ''}`);
           return;
         }
         if (args.delete) {
@@ -174,60 +152,7 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }
         const r = await s.createAlias({ name: args.name, track: args.track, mode: modeOf(args), branch: args.branch, force: args.force });
         if (args.json) return json(r);
-        info(`alias ${escaped(r.name)} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${escaped(r.track)} on ${escaped(r.branch)}: ${r.id ? `now ${short(r.id)} (${escaped(r.track)}=${r.value})` : 'no commit has it yet'}`);
+        info(`alias ${escaped(r.name)} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${escaped(r.track)} on ${escaped(r.branch)}: ${r.id ? `now ${short(r.id)} (${escaped(r.track)}=${metricValue(r.value!)})` : 'no commit has it yet'}`);
       }),
-    )
-    .command<PruneArgs>(
-      'prune',
-      'Release the tensor data of old commits of a branch; commits, configs and metrics stay (then run ckvc gc)',
-      (a) => a
-        .option('keep-last', { type: 'string', demandOption: true, describe: 'keep the newest N commits of the branch' })
-        .option('branch', { alias: 'b', type: 'string', describe: 'branch (default: the current one)' })
-        .option('include-tagged', { type: 'boolean', describe: 'prune commits a tag names too (kept by default)' })
-        .option('keep-tagged', { type: 'boolean', hidden: true, describe: 'the default: commits a tag names are kept' })
-        .conflicts('include-tagged', 'keep-tagged')
-        .option('keep-best', { type: 'string', describe: 'keep the best K by --metric' })
-        .option('metric', { type: 'string', describe: 'metric for --keep-best' })
-        .option('min', { type: 'boolean', describe: 'lower is better' })
-        .option('max', { type: 'boolean', describe: 'higher is better' })
-        .option('tensors', { type: 'string', array: true, describe: 'release only tensors matching this glob (e.g. "optimizer.*"), repeatable' })
-        .option('dry-run', { type: 'boolean', describe: 'say what would be released; change nothing' })
-        .conflicts('min', 'max') as unknown as Argv<PruneArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.prune({
-          keepLast: args.keepLast as unknown as number, branch: args.branch, includeTagged: args.includeTagged, keepBest: args.keepBest as unknown as number,
-          metric: args.metric, mode: modeOf(args), tensors: args.tensors, dryRun: args.dryRun,
-        }));
-        if (args.json) return json(r);
-        for (const k of r.kept) out(`keep   ${short(k.id)}${k.step !== undefined ? ` step=${k.step}` : ''}  ${dim(escaped(k.reasons.join(', ')))}  ${firstLine(k.message)}`);
-        for (const p of r.pruned) out(`${r.dryRun ? 'would prune' : 'prune '} ${short(p.id)}${p.step !== undefined ? ` step=${p.step}` : ''}${p.names ? `  ${dim(`${escaped(p.names.join(', '))}: its bytes stay while named`)}` : ''}  ${firstLine(p.message)}`);
-        const what = r.tensors ? `tensors matching ${escaped(r.tensors.join(', '))}` : 'tensor data';
-        info(`${r.dryRun ? 'dry run: would release' : 'released'} the ${what} of ${r.pruned.length} commit(s) on ${escaped(r.branch)}, keeping ${r.kept.length}; ${bytes(r.releasedBytes)} in ${r.releasedObjects} object(s) no longer needed${r.dryRun ? '' : " ('ckvc gc' frees them; 'ckvc unprune REV' takes a prune back until then)"}`);
-      },
-    )
-    .command<UnpruneArgs>(
-      'unprune <revs..>',
-      'Take prune records back while gc has not deleted the data they released',
-      (a) => a.positional('revs', { type: 'string', array: true, describe: 'pruned commits' }) as unknown as Argv<UnpruneArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.unprune(args.revs));
-        if (args.json) return json(r);
-        for (const u of r.restored) out(`unpruned ${short(u.id)}  ${u.tensors ? `tensors matching ${escaped(u.tensors.join(', '))}` : 'all tensor data'} checks out again`);
-        for (const n of r.notPruned) info(`${escaped(n.rev)} (${short(n.id)}) was not pruned; nothing to take back`);
-      },
-    )
-    .command<GcArgs>(
-      'gc',
-      'Delete data that no branch, tag, alias, reflog or unpruned commit needs, once older than the grace period; repack',
-      (a) => a
-        .option('dry-run', { type: 'boolean', describe: 'report what would be freed; change nothing' })
-        .option('grace', { type: 'string', describe: 'leave data younger than this alone (default 1h; e.g. 30m, 2h, 0)' }) as unknown as Argv<GcArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.gc({ dryRun: args.dryRun, grace: args.grace }));
-        if (args.json) return json(r);
-        info(`${r.dryRun ? 'dry run: would free' : 'freed'} ${bytes(r.bytesFreed)} (${bytes(r.bytesBefore)} -> ${bytes(r.bytesAfter)}): ${r.deadObjects} dead object(s) ${r.dryRun ? 'to delete' : 'deleted'}, ${r.liveObjects} live; packs ${r.packsBefore} -> ${r.packsAfter} (${r.packsDeleted} deleted, ${r.packsRewritten} rewritten)${r.youngDeadObjects ? `; ${r.youngDeadObjects} dead object(s) younger than the grace period kept` : ''}`);
-        if (r.tempsRemoved) info(`${r.dryRun ? 'would remove' : 'removed'} ${r.tempsRemoved} leftover(s) of interrupted commands (${bytes(r.tempBytesRemoved)})`);
-        if (r.tempsKept) info(`kept ${r.tempsKept} temp file(s) or folder(s): younger than the grace period, or their command is still running`);
-      },
     );
 }

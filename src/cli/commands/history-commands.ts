@@ -1,9 +1,9 @@
 import type { Argv } from 'yargs';
-import type { CommitInfo } from '../../api/index.js';
+import { releasedWording, type CommitInfo } from '../../api/index.js';
 import { parseCount } from '../../api/commit-input.js';
 import { drawGraph } from '../../core/history-graph.js';
 import { withStore, type GlobalArgs } from '../context.js';
-import { bytes, dim, json, metrics, out, short, time, yellow } from '../render.js';
+import { bytes, dim, json, metricValue, metrics, out, short, time, yellow } from '../render.js';
 import { escaped, escapedLines, firstLine } from '../terminal-text.js';
 
 interface LogArgs extends GlobalArgs {
@@ -43,10 +43,13 @@ const refList = (refs: string[]) => (refs.length ? ` (${refs.map(escaped).join('
 function oneLine(c: CommitInfo, columns: string[] | undefined, widths: number[]): string {
   const refs = refList(c.refs);
   const cols = columns
-    ? columns.map((k, i) => (c.metrics[k] === undefined ? '-' : String(c.metrics[k])).padEnd(widths[i]!)).join('  ')
+    ? columns.map((k, i) => (c.metrics[k] === undefined ? '-' : metricValue(c.metrics[k]!)).padEnd(widths[i]!)).join('  ')
     : metrics(c.metrics);
-  const step = c.step !== undefined ? `step=${c.step} ` : '';
-  return `${yellow(short(c.id))}  ${cols ? `${cols}  ` : ''}${dim(step)}${firstLine(c.message)}${refs}`;
+  // A message that already says the step ("step 1000", as the Python helper writes) does not get it twice.
+  const saysStep = c.step !== undefined && new RegExp(`\\bstep[ =_]?${c.step}\\b`, 'i').test(c.message.split('\n')[0] ?? '');
+  const step = c.step !== undefined && !saysStep ? `step=${c.step} ` : '';
+  const pruned = c.pruned ? dim(' [pruned]') : '';
+  return `${yellow(short(c.id))}  ${cols ? `${cols}  ` : ''}${dim(step)}${firstLine(c.message)}${refs}${pruned}`;
 }
 
 function header(c: CommitInfo): void {
@@ -59,7 +62,7 @@ function header(c: CommitInfo): void {
   const facts = [c.step !== undefined ? `step=${c.step}` : '', c.epoch !== undefined ? `epoch=${c.epoch}` : '', metrics(c.metrics)].filter(Boolean).join(' ');
   if (facts) out(`Metrics: ${facts}`);
   if (c.config) out(`Config:  ${escaped(c.config.name)} ${short(c.config.hash)}${c.configLabel ? ` "${escaped(c.configLabel)}"` : ''}`);
-  if (c.pruned) out(`Pruned:  ${c.pruned.tensors ? `tensors matching ${escaped(c.pruned.tensors.join(', '))}` : 'all tensor data'} released ${time(c.pruned.time)}`);
+  if (c.pruned) out(`Pruned:  ${escaped(releasedWording(c.pruned))} released ${time(c.pruned.time)}`);
   if (c.code) out(`Code:    ${escaped(c.code.commit.slice(0, 12))}${c.code.branch ? ` (${escaped(c.code.branch)})` : ''}${c.code.dirty ? ' dirty' : ''}`);
   if (c.run) out(`Run:     ${escaped(c.run)}`);
   if (Object.keys(c.labels).length) out(`Labels:  ${Object.entries(c.labels).map(([k, v]) => `${escaped(k)}=${escaped(v)}`).join(' ')}`);
@@ -84,7 +87,7 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const list = await withStore(args, (s) => s.log({ rev: args.rev, all: args.all, limit: parseCount(args.n, 'n'), firstParent: args.firstParent }));
         if (args.json) return json(list);
         const columns = args.metric?.length ? args.metric : undefined;
-        const widths = (columns ?? []).map((k) => Math.max(escaped(k).length, ...list.map((c) => (c.metrics[k] === undefined ? 1 : String(c.metrics[k]).length))));
+        const widths = (columns ?? []).map((k) => Math.max(escaped(k).length, ...list.map((c) => (c.metrics[k] === undefined ? 1 : metricValue(c.metrics[k]!).length))));
         const compact = args.oneline || args.graph || columns !== undefined;
         const rows = args.graph ? drawGraph(list.map((c) => ({ id: c.id, parents: c.parents }))) : undefined;
         if (compact && columns) out(dim(`${rows ? ' '.repeat(rows[0]?.node.length ?? 0) : ''}${'commit'.padEnd(12)}  ${columns.map((k, i) => escaped(k).padEnd(widths[i]!)).join('  ')}`));

@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import type { RefTip } from '../../api/index.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { modeOf } from './curate-commands.js';
-import { green, info, json, metrics, out, short, time } from '../render.js';
+import { green, info, json, metricValue, metrics, out, short, time } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 
 interface BranchArgs extends GlobalArgs {
@@ -81,7 +81,7 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }
         if (args.best !== undefined) {
           const b = await s.tagBest(args.name, { metric: args.best, mode: modeOf(args), branch: args.branch, message: args.message });
-          return args.json ? json(b) : info(`tagged ${short(b.id)} as ${escaped(b.tag)}: best ${escaped(b.metric)}=${b.value} (${b.mode}${b.modeGuessed ? ', guessed from the name' : ''}) on ${escaped(b.branch)} among ${b.candidates} commit(s)`);
+          return args.json ? json(b) : info(`tagged ${short(b.id)} as ${escaped(b.tag)}: best ${escaped(b.metric)}=${metricValue(b.value)} (${b.mode}${b.modeGuessed ? ', guessed from the name' : ''}) on ${escaped(b.branch)} among ${b.candidates} commit(s)`);
         }
         const r = await s.createTag(args.name, args.rev, args.message);
         return args.json ? json(r) : info(`tagged ${short(r.commit)} as ${escaped(r.name)}`);

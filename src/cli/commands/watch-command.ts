@@ -54,6 +54,12 @@ function render(e: WatchEvent, asJson: boolean): void {
         ? `ckvc watch: looking at ${escaped(e.dir)} for ${seconds(e.settleMs)} -> branch ${escaped(e.branch)}; ${e.candidates} checkpoint(s) there, ${e.alreadyCommitted} already committed`
         : `ckvc watch: watching ${escaped(e.dir)} -> branch ${escaped(e.branch)} (poll every ${seconds(e.intervalMs)}, complete after ${seconds(e.settleMs)} unchanged); ${e.candidates} checkpoint(s) there, ${e.alreadyCommitted} already committed; Ctrl-C to stop`);
       return;
+    case 'waiting':
+      info(`ckvc watch: ${escaped(e.dir)} does not exist yet; waiting for the training job to create it (Ctrl-C to stop)`);
+      return;
+    case 'unfinished':
+      info(`ckvc watch: ${escaped(e.name)} is not finished (${escaped(e.reason)}); it is committed once it changes and settles`);
+      return;
     case 'pending':
       info(`ckvc watch: new ${e.kind} ${escaped(e.name)}; waiting until it stops changing`);
       return;
