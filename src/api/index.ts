@@ -19,7 +19,7 @@ import { cat, ls, type ListedFile } from './inspect.js';
 import { prune, type PruneOptions, type PruneResult } from './prune.js';
 import { unprune, type UnpruneResult } from './unprune.js';
 import { watch as startWatch, type WatchCommit, type WatchEvent, type WatchHandle, type WatchOptions, type WatchSummary } from './watch.js';
-import { fetchFromRemote, pullFromRemote, pushToRemote, remotes, serve, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
+import { fetchFromRemote, pullFromRemote, pushToRemote, remotes, serve, serveOnStdio, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
 
 export { parseCount } from './commit-input.js';
 export { DEFAULT_GC_GRACE } from './gc.js';
@@ -29,8 +29,8 @@ export type {
   ListedFile, PruneOptions, PruneResult, UnpruneResult, BundleReport, PackOptions, PackResult, PullBundleOptions,
 };
 
-/** Checks a bundle file without a store; serves a store over HTTP. */
-export { serve, verifyBundle };
+/** Checks a bundle file without a store; serves a store over HTTP, or over stdin/stdout for SSH. */
+export { serve, serveOnStdio, verifyBundle };
 export type { FetchOptions, PullRemoteOptions, PushOptions, ServeOptions };
 export type { WatchCommit, WatchEvent, WatchHandle, WatchOptions, WatchSummary };
 export type { CheckoutOptions, CheckoutResult, CommitOptions, CommitResult, CommitInfo, LogOptions, ShowResult, RefTip, StatsResult, StatusResult, VerifyReport };
@@ -82,7 +82,7 @@ export class Store {
   /** Streams `REV:PATH` (or one tensor of it) to `sink`, verified chunk by chunk. */
   cat(spec: string, sink: (bytes: Uint8Array) => Promise<void>, opts?: { tensor?: string }) { return cat(this.objects, spec, sink, opts); }
   remotes() { return remotes(this.objects).list(); }
-  addRemote(name: string, url: string) { return remotes(this.objects).add(name, url); }
+  addRemote(name: string, url: string, opts: { remoteCkvc?: string } = {}) { return remotes(this.objects).add(name, url, opts); }
   removeRemote(name: string) { return remotes(this.objects).remove(name); }
   push(opts: PushOptions) { return pushToRemote(this.objects, opts); }
   fetch(opts: FetchOptions) { return fetchFromRemote(this.objects, opts); }

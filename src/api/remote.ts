@@ -9,6 +9,9 @@ import type { RefUpdate } from '../remote/bundle-import.js';
 import { DirectoryTransport } from '../remote/directory-transport.js';
 import { createServer } from '../remote/http-server.js';
 import { HttpTransport } from '../remote/http-transport.js';
+import { openSshTransport } from '../remote/ssh-transport.js';
+import { isSshUrl } from '../remote/ssh-url.js';
+import { serveStdio, type StdioServeOptions } from '../remote/stdio-server.js';
 import { RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
 import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
 import type { Transport } from '../remote/transport.js';
@@ -36,7 +39,9 @@ export const remotes = (store: ObjectStore) => new RemoteConfig(store.layout);
 async function openTransport(store: ObjectStore, name: string, auth: RemoteAuth): Promise<{ remote: RemoteEntry; t: Transport }> {
   const remote = await remotes(store).get(name);
   const who = defaultAuthor();
-  const t = /^https?:\/\//.test(remote.url) ? new HttpTransport(remote.url, await readToken(auth.tokenFile), who) : await DirectoryTransport.open(remote.url, who);
+  const t = /^https?:\/\//.test(remote.url) ? new HttpTransport(remote.url, await readToken(auth.tokenFile), who)
+    : isSshUrl(remote.url) ? await openSshTransport(remote, who)
+      : await DirectoryTransport.open(remote.url, who);
   return { remote, t };
 }
 
@@ -118,4 +123,9 @@ export async function serve(opts: ServeOptions): Promise<{ server: Server; url: 
   });
   const addr = server.address() as import('node:net').AddressInfo;
   return { server, url: `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}/` };
+}
+
+/** `ckvc serve --stdio`: one HTTP connection on stdin/stdout (spec/PROTOCOL.md §5), until the client ends it. */
+export function serveOnStdio(opts: StdioServeOptions): Promise<void> {
+  return serveStdio(opts, process.stdin, process.stdout);
 }
