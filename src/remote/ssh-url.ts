@@ -62,6 +62,7 @@ export function parseSshUrl(url: string): SshAddress {
   const colon = url.indexOf(':');
   const { user, host } = splitUserHost(url.slice(0, colon));
   const rest = url.slice(colon + 1);
+  if (!rest) throw badAddress(url, 'it names no store path after the colon');
   const p = rest.startsWith('/') || rest === '~' || rest.startsWith('~/') ? rest : `~/${rest}`;
   return checked(url, { user, host, path: p });
 }

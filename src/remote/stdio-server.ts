@@ -27,6 +27,10 @@ export function serveStdio(opts: StdioServeOptions, input: Readable, output: Wri
   server.requestTimeout = 0;
   server.headersTimeout = 0;
   server.keepAliveTimeout = 0;
+  // stdin ending after whole requests (`printf ... | ckvc serve --stdio`) still gets their answers; one cut off
+  // mid-request is a parse error, dropped with its quarantine.
+  // (Node's own switch for this; not in its type definitions.)
+  (server as typeof server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   const connection = pipeConnection(input, output);
   return new Promise((resolve) => {
     connection.once('close', () => resolve());

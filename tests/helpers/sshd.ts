@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { BIN, tempDir } from './ckvc.js';
 
 export const SSHD = '/usr/sbin/sshd';
+/** A host name the client config maps to the server (for scp-like addresses, which carry no port). */
+export const HOST_ALIAS = 'ckvc-test-sshd';
 
 export interface Sshd {
   port: number;
@@ -55,6 +57,9 @@ async function waitForPort(port: number, child: ChildProcess, log: () => string)
 function clientConfig(dir: string, port: number, key: string): string {
   const file = path.join(dir, `ssh_config_${path.basename(key)}`);
   fs.writeFileSync(file, [
+    `Host ${HOST_ALIAS}`,
+    '  HostName 127.0.0.1',
+    `  Port ${port}`,
     'Host *',
     `  User ${os.userInfo().username}`,
     `  IdentityFile ${key}`,
