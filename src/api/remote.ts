@@ -13,6 +13,7 @@ import { openSshTransport } from '../remote/ssh-transport.js';
 import { isSshUrl } from '../remote/ssh-url.js';
 import { serveStdio, type StdioServeOptions } from '../remote/stdio-server.js';
 import { RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
+import { RemoteTokens } from '../remote/remote-tokens.js';
 import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
 import type { Transport } from '../remote/transport.js';
 import { defaultAuthor } from './author.js';
@@ -36,10 +37,34 @@ export async function readToken(tokenFile?: string): Promise<string | undefined>
 
 export const remotes = (store: ObjectStore) => new RemoteConfig(store.layout);
 
+export interface AddRemoteOptions {
+  /** SSH remotes: the command that runs ckvc on the far side. */
+  remoteCkvc?: string;
+  /** A file whose token is copied into the store (remote-tokens.json, mode 0600) for later pushes. */
+  tokenFile?: string;
+}
+
+/** The token file is read first: one that cannot be read adds nothing. */
+export async function addRemote(store: ObjectStore, name: string, url: string, opts: AddRemoteOptions = {}): Promise<RemoteEntry & { tokenSaved?: true }> {
+  if (opts.tokenFile && !/^https?:\/\//i.test(url)) throw new CkvcError('CKVC_USAGE', `--token-file is for HTTP remotes; ${JSON.stringify(url)} is not one (SSH logs in with ssh's own keys)`, { url });
+  const token = opts.tokenFile ? await readToken(opts.tokenFile) : undefined;
+  const entry = await remotes(store).add(name, url, { remoteCkvc: opts.remoteCkvc });
+  if (token === undefined) return entry;
+  await new RemoteTokens(store.layout).set(name, token);
+  return { ...entry, tokenSaved: true };
+}
+
+export async function removeRemote(store: ObjectStore, name: string): Promise<RemoteEntry> {
+  const removed = await remotes(store).remove(name);
+  await new RemoteTokens(store.layout).set(name, undefined);
+  return removed;
+}
+
 async function openTransport(store: ObjectStore, name: string, auth: RemoteAuth): Promise<{ remote: RemoteEntry; t: Transport }> {
   const remote = await remotes(store).get(name);
   const who = defaultAuthor();
-  const t = /^https?:\/\//.test(remote.url) ? new HttpTransport(remote.url, await readToken(auth.tokenFile), who)
+  const token = async () => (await readToken(auth.tokenFile)) ?? (await new RemoteTokens(store.layout).get(name));
+  const t = /^https?:\/\//.test(remote.url) ? new HttpTransport(remote.url, await token(), who)
     : isSshUrl(remote.url) ? await openSshTransport(remote, who)
       : await DirectoryTransport.open(remote.url, who);
   return { remote, t };

@@ -26,6 +26,7 @@ interface RemoteArgs extends GlobalArgs {
   name?: string;
   url?: string;
   remoteCkvc?: string;
+  tokenFile?: string;
 }
 
 interface PushArgs extends GlobalArgs {
@@ -107,14 +108,15 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .positional('action', { choices: ['add', 'remove', 'list'] as const, demandOption: true })
         .positional('name', { type: 'string' })
         .positional('url', { type: 'string' })
-        .option('remote-ckvc', { type: 'string', describe: 'SSH remotes: the command that runs ckvc on the far side (default: ckvc)' }) as unknown as Argv<RemoteArgs>,
+        .option('remote-ckvc', { type: 'string', describe: 'SSH remotes: the command that runs ckvc on the far side (default: ckvc)' })
+        .option('token-file', { type: 'string', describe: 'HTTP remotes: save the token in this file for later pushes (mode 0600)' }) as unknown as Argv<RemoteArgs>,
       async (args) => withStore(args, async (s) => {
         if (args.action === 'list') {
           const list = await s.remotes();
           return args.json ? json(list) : list.forEach((r) => out(`${escaped(r.name)}  ${escaped(r.url)}`));
         }
         if (!args.name || (args.action === 'add' && !args.url)) throw new CkvcError('CKVC_USAGE', `usage: ckvc remote ${args.action === 'add' ? 'add NAME URL' : 'remove NAME'}`, {});
-        const r = args.action === 'add' ? await s.addRemote(args.name, args.url!, { remoteCkvc: args.remoteCkvc }) : await s.removeRemote(args.name);
+        const r = args.action === 'add' ? await s.addRemote(args.name, args.url!, { remoteCkvc: args.remoteCkvc, tokenFile: args.tokenFile }) : await s.removeRemote(args.name);
         return args.json ? json(r) : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${escaped(r.name)} (${escaped(r.url)})`);
       }),
     )
