@@ -96,13 +96,17 @@ describe('SSH remote addresses', () => {
 });
 
 describe('SSH failures', () => {
-  it('no ckvc on the far side: 22, naming --remote-ckvc', async () => {
+  it('no ckvc on the far side: 22, naming --remote-ckvc; no store at the path: 22 with the far side\'s message', async () => {
     const L = initStore('ckvc-ssh-nockvc-');
     await L.json(['remote', 'add', 'far', sshd.url(S.store), '--remote-ckvc', '/nonexistent/bin/ckvc']);
     const r = await L.run(['fetch', 'far'], { env: sshd.env });
     expect(r.code, describeOutcome(r)).toBe(22);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
     expect(r.stderr).toContain('--remote-ckvc');
+    await L.json(['remote', 'add', 'nostore', sshd.url('/nonexistent/store'), '--remote-ckvc', sshd.remoteCkvc]);
+    const n = await L.run(['fetch', 'nostore'], { env: sshd.env });
+    expect(n.code, describeOutcome(n)).toBe(22);
+    expect(n.stderr).toContain('/nonexistent/store'); // the far side's own message comes through
   });
 
   it('a refused login says what ssh said (21)', async () => {
