@@ -45,8 +45,12 @@ export interface AddRemoteOptions {
 }
 
 /** The token file is read first: one that cannot be read adds nothing. */
-export async function addRemote(store: ObjectStore, name: string, url: string, opts: AddRemoteOptions = {}): Promise<RemoteEntry & { tokenSaved?: true }> {
-  if (opts.tokenFile && !/^https?:\/\//i.test(url)) throw new CkvcError('CKVC_USAGE', `--token-file is for HTTP remotes; ${JSON.stringify(url)} is not one (SSH logs in with ssh's own keys)`, { url });
+export async function addRemote(store: ObjectStore, name: string, url: string, opts: AddRemoteOptions = {}):
+Promise<RemoteEntry & { tokenSaved?: true }> {
+  if (opts.tokenFile && !/^https?:\/\//i.test(url)) {
+    throw new CkvcError('CKVC_USAGE', `--token-file is for HTTP remotes; ${JSON.stringify(url)} is not one `
+      + '(SSH logs in with ssh\'s own keys)', { url });
+  }
   const token = opts.tokenFile ? await readToken(opts.tokenFile) : undefined;
   const entry = await remotes(store).add(name, url, { remoteCkvc: opts.remoteCkvc });
   if (token === undefined) return entry;

@@ -26,12 +26,16 @@ export function checkRemoteName(name: string): void {
  */
 function normaliseSshUrl(url: string, cwd: string): string {
   if (!isSshUrl(url) && fs.existsSync(path.resolve(cwd, url))) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `remote URL ${JSON.stringify(url)} reads as an SSH address (host:path), but a folder of that name exists here; write ./${url} for the folder, or ssh://HOST/PATH for SSH`, { url });
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `remote URL ${JSON.stringify(url)} reads as an SSH address (host:path), `
+      + `but a folder of that name exists here; write ./${url} for the folder, or ssh://HOST/PATH for SSH`, { url });
   }
   return formatSshUrl(parseSshUrl(url));
 }
 
-/** A URL is ssh://[user@]host[:port]/path or [user@]host:path (SSH), http(s)://host:port/ or a folder (another store, or a folder holding .ckvc). */
+/**
+ * A URL is ssh://[user@]host[:port]/path or [user@]host:path (SSH), http(s)://host:port/ or a folder (another
+ * store, or a folder holding .ckvc).
+ */
 export function normaliseUrl(url: string, cwd = process.cwd()): string {
   if (/^https?:\/\//i.test(url)) {
     let u: URL;
@@ -49,9 +53,13 @@ export function normaliseUrl(url: string, cwd = process.cwd()): string {
 
 /** `--remote-ckvc`: only for SSH remotes, one line of printable text (the far shell runs it as written). */
 function checkRemoteCkvc(cmd: string, url: string): string {
-  if (!isSshUrl(url)) throw new CkvcError('CKVC_USAGE', `--remote-ckvc is for SSH remotes only; ${JSON.stringify(url)} is not one`, { url });
+  if (!isSshUrl(url)) {
+    throw new CkvcError('CKVC_USAGE', `--remote-ckvc is for SSH remotes only; ${JSON.stringify(url)} is not one`, { url });
+  }
   // eslint-disable-next-line no-control-regex
-  if (!cmd.trim() || /[\u0000-\u001f\u007f]/.test(cmd)) throw new CkvcError('CKVC_BAD_ARGUMENT', `--remote-ckvc ${JSON.stringify(cmd)} must be a non-empty command on one line`, { cmd });
+  if (!cmd.trim() || /[\u0000-\u001f\u007f]/.test(cmd)) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `--remote-ckvc ${JSON.stringify(cmd)} must be a non-empty command on one line`, { cmd });
+  }
   return cmd;
 }
 
@@ -64,7 +72,11 @@ export class RemoteConfig {
     try {
       const obj = JSON.parse(raw.toString('utf8')) as Record<string, { url: string; remoteCkvc?: unknown }>;
       return Object.entries(obj).filter(([, v]) => typeof v?.url === 'string')
-        .map(([name, v]) => ({ name, url: v.url, ...(typeof v.remoteCkvc === 'string' ? { remoteCkvc: v.remoteCkvc } : {}) }));
+        .map(([name, v]) => {
+          const entry: RemoteEntry = { name, url: v.url };
+          if (typeof v.remoteCkvc === 'string') entry.remoteCkvc = v.remoteCkvc;
+          return entry;
+        });
     } catch {
       throw new CkvcError('CKVC_CORRUPT_REF', `${this.layout.remotesFile} is not valid JSON; fix it or remove it and add the remotes again`, { path: this.layout.remotesFile });
     }
@@ -77,7 +89,8 @@ export class RemoteConfig {
   }
 
   private async save(list: RemoteEntry[]): Promise<void> {
-    const obj = Object.fromEntries(list.sort((a, b) => (a.name < b.name ? -1 : 1)).map(({ name, ...fields }) => [name, fields]));
+    const sorted = list.sort((a, b) => (a.name < b.name ? -1 : 1));
+    const obj = Object.fromEntries(sorted.map(({ name, ...fields }) => [name, fields]));
     await writeFileDurable(this.layout.remotesFile, `${JSON.stringify(obj, null, 2)}\n`);
   }
 

@@ -16,7 +16,9 @@ export class RemoteTokens {
       if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error('not an object');
       return obj as Record<string, { token: string }>;
     } catch {
-      throw new CkvcError('CKVC_CORRUPT_REF', `${this.layout.remoteTokensFile} is not valid JSON; remove it and add the remotes' tokens again (remote add --token-file)`, { path: this.layout.remoteTokensFile });
+      const file = this.layout.remoteTokensFile;
+      throw new CkvcError('CKVC_CORRUPT_REF', `${file} is not valid JSON; remove it and add the remotes' tokens again `
+        + '(remote add --token-file)', { path: file });
     }
   }
 

@@ -21,7 +21,9 @@ export function splitWords(text: string, what: string): string[] {
     }
     const escapes = c === '\\' && (quote === undefined || /["\\$`]/.test(text[i + 1] ?? ''));
     if (escapes) {
-      if (i + 1 >= text.length) throw new CkvcError('CKVC_BAD_ARGUMENT', `${what} ends with a lone backslash`, { text });
+      if (i + 1 >= text.length) {
+        throw new CkvcError('CKVC_BAD_ARGUMENT', `${what} ends with a lone backslash`, { text });
+      }
       word = (word ?? '') + text[++i];
     } else if (quote === '"') {
       if (c === '"') quote = undefined;
@@ -57,8 +59,11 @@ export interface SshCommand {
 export function sshCommand(a: SshAddress, remoteCkvc: string, env: NodeJS.ProcessEnv = process.env): SshCommand {
   const source = env.CKVC_SSH ? 'CKVC_SSH' : undefined;
   const words = source ? splitWords(env.CKVC_SSH!, `$CKVC_SSH (${JSON.stringify(env.CKVC_SSH)})`) : ['ssh'];
-  if (!words.length) throw new CkvcError('CKVC_BAD_ARGUMENT', '$CKVC_SSH is set but names no command; unset it to use ssh', {});
+  if (!words.length) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', '$CKVC_SSH is set but names no command; unset it to use ssh', {});
+  }
   const remoteCommand = `${remoteCkvc} serve --stdio ${shellQuotePath(a.path)}`;
   const destination = `${a.user ? `${a.user}@` : ''}${a.host.replace(/^\[(.*)\]$/, '$1')}`;
-  return { file: words[0]!, args: [...words.slice(1), ...(a.port ? ['-p', String(a.port)] : []), destination, remoteCommand], remoteCommand };
+  const port = a.port ? ['-p', String(a.port)] : [];
+  return { file: words[0]!, args: [...words.slice(1), ...port, destination, remoteCommand], remoteCommand };
 }

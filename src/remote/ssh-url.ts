@@ -28,13 +28,20 @@ export function looksLikeScp(url: string): boolean {
 }
 
 function badAddress(url: string, why: string): CkvcError {
-  return new CkvcError('CKVC_BAD_ARGUMENT', `SSH remote ${JSON.stringify(url)}: ${why}; write ssh://[user@]host[:port]/path or [user@]host:path`, { url });
+  const forms = 'ssh://[user@]host[:port]/path or [user@]host:path';
+  return new CkvcError('CKVC_BAD_ARGUMENT', `SSH remote ${JSON.stringify(url)}: ${why}; write ${forms}`, { url });
 }
 
 function checked(url: string, a: SshAddress): SshAddress {
-  if (a.user !== undefined && !USER.test(a.user)) throw badAddress(url, `the user name ${JSON.stringify(a.user)} is not a plain login name`);
-  if (!HOST.test(a.host)) throw badAddress(url, `the host ${JSON.stringify(a.host)} is not a host name or [IPv6 address]`);
-  if (a.port !== undefined && !(Number.isInteger(a.port) && a.port >= 1 && a.port <= 65535)) throw badAddress(url, 'the port is not a number from 1 to 65535');
+  if (a.user !== undefined && !USER.test(a.user)) {
+    throw badAddress(url, `the user name ${JSON.stringify(a.user)} is not a plain login name`);
+  }
+  if (!HOST.test(a.host)) {
+    throw badAddress(url, `the host ${JSON.stringify(a.host)} is not a host name or [IPv6 address]`);
+  }
+  if (a.port !== undefined && !(Number.isInteger(a.port) && a.port >= 1 && a.port <= 65535)) {
+    throw badAddress(url, 'the port is not a number from 1 to 65535');
+  }
   if (!a.path || a.path === '/') throw badAddress(url, 'it names no store path');
   if (CONTROL.test(a.path)) throw badAddress(url, 'the path holds control characters');
   return a;
@@ -69,5 +76,6 @@ export function parseSshUrl(url: string): SshAddress {
 
 /** The canonical form stored in remotes.json. */
 export function formatSshUrl(a: SshAddress): string {
-  return `ssh://${a.user ? `${a.user}@` : ''}${a.host}${a.port ? `:${a.port}` : ''}${a.path.startsWith('/') ? '' : '/'}${a.path}`;
+  const authority = `${a.user ? `${a.user}@` : ''}${a.host}${a.port ? `:${a.port}` : ''}`;
+  return `ssh://${authority}${a.path.startsWith('/') ? '' : '/'}${a.path}`;
 }

@@ -26,7 +26,8 @@ export interface Sshd {
 }
 
 function keygen(file: string): void {
-  const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ckvc-test', '-f', file], { encoding: 'utf8' });
+  const args = ['-q', '-t', 'ed25519', '-N', '', '-C', 'ckvc-test', '-f', file];
+  const r = spawnSync('ssh-keygen', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
 }
 
@@ -78,15 +79,19 @@ function clientConfig(dir: string, port: number, key: string): string {
 
 export async function startSshd(): Promise<Sshd> {
   // The privilege-separation folder sshd insists on when it runs as root.
-  if (process.getuid?.() === 0 && !fs.existsSync('/run/sshd')) fs.mkdirSync('/run/sshd', { mode: 0o755, recursive: true });
+  if (process.getuid?.() === 0 && !fs.existsSync('/run/sshd')) {
+    fs.mkdirSync('/run/sshd', { mode: 0o755, recursive: true });
+  }
   const dir = tempDir('ckvc-sshd-');
   for (const k of ['host_key', 'client_key', 'wrong_key']) keygen(path.join(dir, k));
   fs.copyFileSync(path.join(dir, 'client_key.pub'), path.join(dir, 'authorized_keys'));
   const port = await freePort();
-  fs.writeFileSync(path.join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${fs.readFileSync(path.join(dir, 'host_key.pub'), 'utf8')}`);
+  const hostKey = fs.readFileSync(path.join(dir, 'host_key.pub'), 'utf8');
+  fs.writeFileSync(path.join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${hostKey}`);
   fs.writeFileSync(path.join(dir, 'sshd_config'), [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host_key')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
-    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`, 'UsePAM no', 'StrictModes no', 'PasswordAuthentication no',
+    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host_key')}`,
+    `PidFile ${path.join(dir, 'sshd.pid')}`, `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+    'UsePAM no', 'StrictModes no', 'PasswordAuthentication no',
     'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes', 'PermitRootLogin prohibit-password',
     `AllowUsers ${os.userInfo().username}`, 'LogLevel ERROR', '',
   ].join('\n'));

@@ -48,7 +48,8 @@ describe('remote add --token-file', () => {
     expect(JSON.parse(fs.readFileSync(saved, 'utf8'))).toEqual({ origin: { token: TOKEN } });
     const p = await A.json(['push', 'origin', 'main'], { env: { CKVC_TOKEN: undefined } });
     expect(p.refs).toEqual([expect.objectContaining({ name: 'refs/heads/main', new: id })]);
-    const wrong = await A.run(['push', 'origin', 'main'], { env: { CKVC_TOKEN: 'not-it' } }); // the environment comes first
+    // The environment comes before the saved token.
+    const wrong = await A.run(['push', 'origin', 'main'], { env: { CKVC_TOKEN: 'not-it' } });
     expect(wrong.code, describeOutcome(wrong)).toBe(21);
     expect(errorCodes(wrong.stderr)).toEqual(['CKVC_UNAUTHORIZED']);
     await A.json(['remote', 'remove', 'origin']);
@@ -62,7 +63,10 @@ describe('branch -r / -a', () => {
     await C.json(['remote', 'add', 'up', A.dir]);
     await C.json(['fetch', 'up']);
     await C.json(['branch', 'mine', 'up/main']);
-    const names = async (flags: string[]) => (await C.json<{ name: string; commit: string }[]>(['branch', ...flags])).map((t) => `${t.name}@${t.commit}`);
+    const names = async (flags: string[]) => {
+      const tips = await C.json<{ name: string; commit: string }[]>(['branch', ...flags]);
+      return tips.map((t) => `${t.name}@${t.commit}`);
+    };
     expect(await names([])).toEqual([`mine@${id}`]);
     expect(await names(['-r'])).toEqual([`up/main@${id}`]);
     expect(await names(['-a'])).toEqual([`mine@${id}`, `remotes/up/main@${id}`]);

@@ -22,7 +22,8 @@ beforeAll(async () => {
   S = initStore('ckvc-ssh-far-');
   const dir = path.join(work, 'ck');
   fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes({ w: { dtype: 'F32', shape: [64, 64], bytes: randomFloat32(5, 64 * 64) } }));
+  const w = { dtype: 'F32', shape: [64, 64], bytes: randomFloat32(5, 64 * 64) };
+  fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes({ w }));
   main = (await S.json<{ id: string }>(['commit', dir, '-b', 'main', '-m', 'one'])).id;
 });
 afterAll(async () => {
@@ -46,7 +47,8 @@ describe('ckvc serve --stdio', () => {
     const body = JSON.stringify({ ids: [main, '0'.repeat(64)] });
     const r = await serveStdio(Buffer.from(
       'GET /v1/refs HTTP/1.1\r\nHost: stdio\r\n\r\n'
-      + `POST /v1/has HTTP/1.1\r\nHost: stdio\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      + 'POST /v1/has HTTP/1.1\r\nHost: stdio\r\nContent-Type: application/json\r\n'
+      + `Content-Length: ${body.length}\r\n\r\n${body}`,
     ));
     expect(r.code, r.err).toBe(0);
     const replies = r.out.split(/HTTP\/1\.1 /).filter(Boolean);
@@ -56,11 +58,14 @@ describe('ckvc serve --stdio', () => {
   });
 
   it('has the caps of ckvc serve (an oversize body is 400 before it is read) and --read-only refuses writes (403)', async () => {
-    const big = await serveStdio(Buffer.from('POST /v1/has HTTP/1.1\r\nHost: stdio\r\nContent-Length: 99999999\r\n\r\n'));
+    const big = await serveStdio(Buffer.from(
+      'POST /v1/has HTTP/1.1\r\nHost: stdio\r\nContent-Length: 99999999\r\n\r\n',
+    ));
     expect(big.out).toMatch(/^HTTP\/1\.1 400/);
     expect(big.out).toContain('"code":"CKVC_BAD_BUNDLE"');
     const body = JSON.stringify({ changes: [{ name: 'refs/heads/x', old: null, new: main }] });
-    const ro = await serveStdio(Buffer.from(`POST /v1/update-refs HTTP/1.1\r\nHost: stdio\r\nContent-Length: ${body.length}\r\n\r\n${body}`), ['--read-only']);
+    const request = `POST /v1/update-refs HTTP/1.1\r\nHost: stdio\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const ro = await serveStdio(Buffer.from(request), ['--read-only']);
     expect(ro.out).toMatch(/^HTTP\/1\.1 403/);
     expect(ro.out).toContain('"code":"CKVC_UNAUTHORIZED"');
     expect(S.ref('refs/heads/x')).toBeUndefined();
@@ -122,7 +127,8 @@ describe('SSH failures', () => {
     const R = initStore('ckvc-ssh-kill-r-');
     const dir = path.join(work, 'big');
     fs.mkdirSync(dir);
-    const tensors = Object.fromEntries([0, 1, 2, 3].map((i) => [`t${i}`, { dtype: 'F32', shape: [1024, 1024], bytes: randomFloat32(100 + i, 1024 * 1024) }]));
+    const tensor = (i: number) => ({ dtype: 'F32', shape: [1024, 1024], bytes: randomFloat32(100 + i, 1024 * 1024) });
+    const tensors = Object.fromEntries([0, 1, 2, 3].map((i) => [`t${i}`, tensor(i)]));
     fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes(tensors));
     const c = (await A.json<{ id: string }>(['commit', dir, '-b', 'main', '-m', 'big'])).id;
     await A.json(['remote', 'add', 'far', sshd.url(R.store), '--remote-ckvc', sshd.remoteCkvc]);

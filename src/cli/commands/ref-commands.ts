@@ -53,11 +53,13 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('all', { alias: 'a', type: 'boolean', describe: 'list local and remote-tracking branches (remotes/REMOTE/BRANCH)' })
         .conflicts('remotes', 'all') as unknown as Argv<BranchArgs>,
       async (args) => withStore(args, async (s) => {
-        if ((args.remotes || args.all) && args.name) throw new CkvcError('CKVC_USAGE', `--${args.all ? 'all' : 'remotes'} lists branches; it takes no name`, {});
+        if ((args.remotes || args.all) && args.name) {
+          throw new CkvcError('CKVC_USAGE', `--${args.all ? 'all' : 'remotes'} lists branches; it takes no name`, {});
+        }
         if (!args.name) {
           // As git shows them: REMOTE/BRANCH with -r, remotes/REMOTE/BRANCH after the local ones with -a.
           const remote = args.remotes || args.all ? await s.remoteBranches() : [];
-          const tips = args.remotes ? remote : [...await s.branches(), ...remote.map((t) => ({ ...t, name: args.all ? `remotes/${t.name}` : t.name }))];
+          const tips = args.remotes ? remote : [...await s.branches(), ...remote.map((t) => ({ ...t, name: `remotes/${t.name}` }))];
           return args.json ? json(tips) : listing(tips);
         }
         const r = args.delete ? await s.deleteBranch(args.name) : await s.createBranch(args.name, args.start);
