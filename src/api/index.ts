@@ -6,7 +6,7 @@ import { verifyStore, type VerifyReport } from '../store/verify-store.js';
 import { checkout, type CheckoutOptions, type CheckoutResult } from './checkout.js';
 import { commit, type CommitOptions, type CommitResult } from './commit.js';
 import { log, show, type CommitInfo, type LogOptions, type ShowResult } from './history.js';
-import { createBranch, createTag, deleteBranch, deleteTag, listBranches, listTags, reflog, switchBranch, type RefTip } from './refs.js';
+import { createBranch, createTag, deleteBranch, deleteTag, listBranches, listRemoteBranches, listTags, reflog, switchBranch, type RefTip } from './refs.js';
 import { stats, status, type StatsResult, type StatusResult } from './store-info.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { createAlias, deleteAlias, listAliases, type AliasInfo, type CreateAliasOptions } from './aliases.js';
@@ -20,7 +20,7 @@ import { prune, type PruneOptions, type PruneResult } from './prune.js';
 import { commitDryRun, type CommitDryRunResult } from './commit-dry-run.js';
 import { unprune, type UnpruneResult } from './unprune.js';
 import { watch as startWatch, type WatchCommit, type WatchEvent, type WatchHandle, type WatchOptions, type WatchSummary } from './watch.js';
-import { fetchFromRemote, pullFromRemote, pushToRemote, remotes, serve, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
+import { addRemote, fetchFromRemote, pullFromRemote, pushToRemote, remotes, removeRemote, type AddRemoteOptions, serve, serveOnStdio, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
 
 export { parseCount } from './commit-input.js';
 export { DEFAULT_GC_GRACE } from './gc.js';
@@ -32,8 +32,8 @@ export type {
   CommitDryRunResult, ListedFile, PruneOptions, PruneResult, UnpruneResult, BundleReport, PackOptions, PackResult, PullBundleOptions,
 };
 
-/** Checks a bundle file without a store; serves a store over HTTP. */
-export { serve, verifyBundle };
+/** Checks a bundle file without a store; serves a store over HTTP, or over stdin/stdout for SSH. */
+export { serve, serveOnStdio, verifyBundle };
 export type { FetchOptions, PullRemoteOptions, PushOptions, ServeOptions };
 export type { WatchCommit, WatchEvent, WatchHandle, WatchOptions, WatchSummary };
 export type { CheckoutOptions, CheckoutResult, CommitOptions, CommitResult, CommitInfo, LogOptions, ShowResult, RefTip, StatsResult, StatusResult, VerifyReport };
@@ -54,6 +54,7 @@ export class Store {
   status(): Promise<StatusResult> { return status(this.objects); }
   stats(): Promise<StatsResult> { return stats(this.objects); }
   branches(): Promise<RefTip[]> { return listBranches(this.objects); }
+  remoteBranches(): Promise<RefTip[]> { return listRemoteBranches(this.objects); }
   createBranch(name: string, start?: string) { return createBranch(this.objects, name, start); }
   deleteBranch(name: string) { return deleteBranch(this.objects, name); }
   tags(): Promise<RefTip[]> { return listTags(this.objects); }
@@ -87,8 +88,8 @@ export class Store {
   /** Streams `REV:PATH` (or one tensor of it) to `sink`, verified chunk by chunk. */
   cat(spec: string, sink: (bytes: Uint8Array) => Promise<void>, opts?: { tensor?: string }) { return cat(this.objects, spec, sink, opts); }
   remotes() { return remotes(this.objects).list(); }
-  addRemote(name: string, url: string, opts: { singleWriter?: boolean } = {}) { return remotes(this.objects).add(name, url, opts); }
-  removeRemote(name: string) { return remotes(this.objects).remove(name); }
+  addRemote(name: string, url: string, opts: AddRemoteOptions = {}) { return addRemote(this.objects, name, url, opts); }
+  removeRemote(name: string) { return removeRemote(this.objects, name); }
   push(opts: PushOptions) { return pushToRemote(this.objects, opts); }
   fetch(opts: FetchOptions) { return fetchFromRemote(this.objects, opts); }
   pull(opts: PullRemoteOptions) { return pullFromRemote(this.objects, opts); }

@@ -45,6 +45,8 @@ async function tips(store: ObjectStore, kind: RefKind): Promise<RefTip[]> {
 
 export const listBranches = (store: ObjectStore) => tips(store, 'branch');
 export const listTags = (store: ObjectStore) => tips(store, 'tag');
+/** Remote-tracking branches (refs/remotes/REMOTE/BRANCH), named REMOTE/BRANCH. */
+export const listRemoteBranches = (store: ObjectStore) => tips(store, 'remote');
 
 export async function createBranch(store: ObjectStore, name: string, start = 'HEAD'): Promise<{ name: string; id: ObjectId }> {
   assertRefName(name, 'branch');

@@ -9,8 +9,12 @@ import type { RefUpdate } from '../remote/bundle-import.js';
 import { DirectoryTransport } from '../remote/directory-transport.js';
 import { createServer } from '../remote/http-server.js';
 import { HttpTransport } from '../remote/http-transport.js';
+import { openSshTransport } from '../remote/ssh-transport.js';
+import { isSshUrl } from '../remote/ssh-url.js';
+import { serveStdio, type StdioServeOptions } from '../remote/stdio-server.js';
 import { RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
 import { isS3Url } from '../remote/s3-location.js';
+import { RemoteTokens } from '../remote/remote-tokens.js';
 import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
 import type { Transport } from '../remote/transport.js';
 import { defaultAuthor } from './author.js';
@@ -34,11 +38,43 @@ export async function readToken(tokenFile?: string): Promise<string | undefined>
 
 export const remotes = (store: ObjectStore) => new RemoteConfig(store.layout);
 
+export interface AddRemoteOptions {
+  /** SSH remotes: the command that runs ckvc on the far side. */
+  remoteCkvc?: string;
+  /** s3 remotes: the user's promise that one writer at a time pushes (spec/S3.md). */
+  singleWriter?: boolean;
+  /** A file whose token is copied into the store (remote-tokens.json, mode 0600) for later pushes. */
+  tokenFile?: string;
+}
+
+/** The token file is read first: one that cannot be read adds nothing. */
+export async function addRemote(store: ObjectStore, name: string, url: string, opts: AddRemoteOptions = {}):
+Promise<RemoteEntry & { tokenSaved?: true }> {
+  if (opts.tokenFile && !/^https?:\/\//i.test(url)) {
+    throw new CkvcError('CKVC_USAGE', `--token-file is for HTTP remotes; ${JSON.stringify(url)} is not one `
+      + '(SSH logs in with ssh\'s own keys)', { url });
+  }
+  const token = opts.tokenFile ? await readToken(opts.tokenFile) : undefined;
+  const entry = await remotes(store).add(name, url, { remoteCkvc: opts.remoteCkvc, singleWriter: opts.singleWriter });
+  if (token === undefined) return entry;
+  await new RemoteTokens(store.layout).set(name, token);
+  return { ...entry, tokenSaved: true };
+}
+
+export async function removeRemote(store: ObjectStore, name: string): Promise<RemoteEntry> {
+  const removed = await remotes(store).remove(name);
+  await new RemoteTokens(store.layout).set(name, undefined);
+  return removed;
+}
+
 async function openTransport(store: ObjectStore, name: string, auth: RemoteAuth): Promise<{ remote: RemoteEntry; t: Transport }> {
   const remote = await remotes(store).get(name);
   const who = defaultAuthor();
+  const token = async () => (await readToken(auth.tokenFile)) ?? (await new RemoteTokens(store.layout).get(name));
   const t = isS3Url(remote.url) ? await openS3(store, remote)
-    : /^https?:\/\//.test(remote.url) ? new HttpTransport(remote.url, await readToken(auth.tokenFile), who) : await DirectoryTransport.open(remote.url, who);
+    : /^https?:\/\//.test(remote.url) ? new HttpTransport(remote.url, await token(), who)
+      : isSshUrl(remote.url) ? await openSshTransport(remote, who)
+        : await DirectoryTransport.open(remote.url, who);
   return { remote, t };
 }
 
@@ -136,4 +172,9 @@ export async function serve(opts: ServeOptions): Promise<{ server: Server; url: 
   });
   const addr = server.address() as import('node:net').AddressInfo;
   return { server, url: `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}/` };
+}
+
+/** `ckvc serve --stdio`: one HTTP connection on stdin/stdout (spec/PROTOCOL.md §5), until the client ends it. */
+export function serveOnStdio(opts: StdioServeOptions): Promise<void> {
+  return serveStdio(opts, process.stdin, process.stdout);
 }

@@ -15,6 +15,8 @@ export interface ServeOptions {
   port: number;
   token?: string;
   readOnly?: boolean;
+  /** The connection was authenticated before it reached the server (SSH): writes need no token. */
+  authenticatedConnection?: boolean;
   log?: (line: string) => void;
   /** Bytes of JSON request bodies held at once across all requests (default JSON_BUDGET). */
   jsonBudget?: number;
@@ -133,7 +135,9 @@ export function createServer(opts: ServeOptions): http.Server {
   const budget = new Budget(opts.jsonBudget ?? JSON_BUDGET);
   const tokenBuf = opts.token ? Buffer.from(opts.token) : undefined;
   const authorised = (req: http.IncomingMessage) => {
-    if (opts.readOnly || !tokenBuf) return false;
+    if (opts.readOnly) return false;
+    if (opts.authenticatedConnection) return true;
+    if (!tokenBuf) return false;
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     const given = m ? Buffer.from(m[1]!) : Buffer.alloc(0);
     return given.length === tokenBuf.length && timingSafeEqual(given, tokenBuf);

@@ -17,26 +17,39 @@ const MAX_RETRY_AFTER_S = 10;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How requests travel when not over TCP to `url` itself (SSH: one HTTP connection on a child's pipes). */
+export interface HttpCarrier {
+  /** The agent handing out the one connection. */
+  agent: http.Agent;
+  /** The error for a connection that failed (the carrier knows why: ssh's exit status and message). */
+  failure(e: Error): Promise<CkvcError>;
+  close(): Promise<void>;
+}
+
 export class HttpTransport implements Transport {
-  constructor(readonly url: string, private readonly token: string | undefined, private readonly who: string) {}
+  constructor(readonly url: string, private readonly token: string | undefined, private readonly who: string, private readonly carrier?: HttpCarrier) {}
 
   /**
    * The response may come before the body is sent (a refused write): the reply is read, then the request is
    * destroyed so the rest of the body is not pushed into a connection nobody reads.
    */
   private request(method: string, path: string, write?: (req: http.ClientRequest) => Promise<void>, contentType = 'application/json'): Promise<http.IncomingMessage> {
-    const target = new URL(path.replace(/^\//, ''), this.url);
+    const target = new URL(path.replace(/^\//, ''), this.carrier ? 'http://carrier/' : this.url);
     const lib = target.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const req = lib.request(target, {
         method,
+        ...(this.carrier ? { agent: this.carrier.agent } : {}),
         headers: { 'content-type': contentType, ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
       });
       req.on('response', (res) => {
         if (res.statusCode !== 200) res.once('end', () => req.destroy());
         resolve(res);
       });
-      req.on('error', (e) => reject(new CkvcError('CKVC_REMOTE', `cannot reach ${this.url}: ${(e as NodeJS.ErrnoException).code ?? e.message}; is 'ckvc serve' running there?`, { url: this.url })));
+      req.on('error', (e) => {
+        if (this.carrier) void this.carrier.failure(e).then(reject);
+        else reject(new CkvcError('CKVC_REMOTE', `cannot reach ${this.url}: ${(e as NodeJS.ErrnoException).code ?? e.message}; is 'ckvc serve' running there?`, { url: this.url }));
+      });
       if (!write) req.end();
       else write(req).then(() => req.end(), (e) => { req.destroy(); reject(e); });
     });
@@ -117,5 +130,5 @@ export class HttpTransport implements Transport {
     return (await this.json<{ refs: RefUpdate[] }>('POST', '/v1/update-refs', { changes, force, who: this.who.slice(0, 200) })).refs;
   }
 
-  async close() {}
+  async close() { await this.carrier?.close(); }
 }

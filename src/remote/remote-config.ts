@@ -1,4 +1,5 @@
 // Named remotes of a store (spec/PROTOCOL.md §1): remotes.json, replaced whole under a lock.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
 import { refNameProblem } from '../core/ref-name.js';
@@ -6,6 +7,7 @@ import { isS3Url, parseS3Url, s3Url } from './s3-location.js';
 import { readFileIfExists, writeFileDurable } from '../store/durable-fs.js';
 import { withLock } from '../store/lock-file.js';
 import type { StoreLayout } from '../store/store-layout.js';
+import { formatSshUrl, isSshUrl, looksLikeScp, parseSshUrl } from './ssh-url.js';
 
 export interface RemoteEntry {
   name: string;
@@ -13,6 +15,8 @@ export interface RemoteEntry {
   /** s3 remotes (spec/S3.md §1): the user's promise of one writer at a time, and the conditional-write probe's answer. */
   singleWriter?: boolean;
   conditionalWrites?: boolean;
+  /** SSH remotes: the command the far side runs instead of `ckvc` (spec/PROTOCOL.md §5). */
+  remoteCkvc?: string;
 }
 
 /** The fields kept besides the URL; a value of another type is dropped when read. */
@@ -21,6 +25,7 @@ const FLAGS = ['singleWriter', 'conditionalWrites'] as const;
 function entryOf(name: string, v: Record<string, unknown>): RemoteEntry {
   const e: RemoteEntry = { name, url: v.url as string };
   for (const f of FLAGS) if (typeof v[f] === 'boolean') e[f] = v[f] as boolean;
+  if (typeof v.remoteCkvc === 'string') e.remoteCkvc = v.remoteCkvc;
   return e;
 }
 
@@ -29,7 +34,22 @@ export function checkRemoteName(name: string): void {
   if (problem) throw new CkvcError('CKVC_BAD_REF_NAME', `invalid remote name ${JSON.stringify(name)}: it ${problem}; use letters, digits, '-', '_' and '.'`, { name });
 }
 
-/** A URL is http(s)://host:port/, s3://BUCKET/PREFIX or a folder (another store, or a folder holding .ckvc). */
+/**
+ * An address that looks like scp's `host:path` means SSH, as in git; a folder of that name must be written so that
+ * it does not (./user@host:path), and one that exists is refused rather than silently taken for a host.
+ */
+function normaliseSshUrl(url: string, cwd: string): string {
+  if (!isSshUrl(url) && fs.existsSync(path.resolve(cwd, url))) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `remote URL ${JSON.stringify(url)} reads as an SSH address (host:path), `
+      + `but a folder of that name exists here; write ./${url} for the folder, or ssh://HOST/PATH for SSH`, { url });
+  }
+  return formatSshUrl(parseSshUrl(url));
+}
+
+/**
+ * A URL is ssh://[user@]host[:port]/path or [user@]host:path (SSH), http(s)://host:port/, s3://BUCKET/PREFIX or a
+ * folder (another store, or a folder holding .ckvc).
+ */
 export function normaliseUrl(url: string, cwd = process.cwd()): string {
   if (isS3Url(url)) return s3Url(parseS3Url(url));
   if (/^https?:\/\//i.test(url)) {
@@ -41,8 +61,23 @@ export function normaliseUrl(url: string, cwd = process.cwd()): string {
     }
     return u.toString().replace(/\/?$/, '/');
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new CkvcError('CKVC_BAD_ARGUMENT', `remote URL ${JSON.stringify(url)}: only http(s)://, s3:// and folders are supported`, { url });
+  if (isSshUrl(url) || looksLikeScp(url)) return normaliseSshUrl(url, cwd);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `remote URL ${JSON.stringify(url)}: only ssh://, http(s)://, s3:// and folders are supported`, { url });
+  }
   return path.resolve(cwd, url);
+}
+
+/** `--remote-ckvc`: only for SSH remotes, one line of printable text (the far shell runs it as written). */
+function checkRemoteCkvc(cmd: string, url: string): string {
+  if (!isSshUrl(url)) {
+    throw new CkvcError('CKVC_USAGE', `--remote-ckvc is for SSH remotes only; ${JSON.stringify(url)} is not one`, { url });
+  }
+  // eslint-disable-next-line no-control-regex
+  if (!cmd.trim() || /[\u0000-\u001f\u007f]/.test(cmd)) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `--remote-ckvc ${JSON.stringify(cmd)} must be a non-empty command on one line`, { cmd });
+  }
+  return cmd;
 }
 
 export class RemoteConfig {
@@ -66,17 +101,19 @@ export class RemoteConfig {
   }
 
   private async save(list: RemoteEntry[]): Promise<void> {
-    const obj = Object.fromEntries(list.sort((a, b) => (a.name < b.name ? -1 : 1)).map(({ name, ...fields }) => [name, fields]));
+    const sorted = list.sort((a, b) => (a.name < b.name ? -1 : 1));
+    const obj = Object.fromEntries(sorted.map(({ name, ...fields }) => [name, fields]));
     await writeFileDurable(this.layout.remotesFile, `${JSON.stringify(obj, null, 2)}\n`);
   }
 
-  async add(name: string, url: string, opts: { singleWriter?: boolean } = {}): Promise<RemoteEntry> {
+  async add(name: string, url: string, opts: { singleWriter?: boolean; remoteCkvc?: string } = {}): Promise<RemoteEntry> {
     checkRemoteName(name);
     const entry: RemoteEntry = { name, url: normaliseUrl(url) };
     if (opts.singleWriter) {
       if (!isS3Url(entry.url)) throw new CkvcError('CKVC_BAD_ARGUMENT', `--single-writer is for s3:// remotes (other remotes guard their refs themselves); drop it for ${JSON.stringify(url)}`, { url });
       entry.singleWriter = true;
     }
+    if (opts.remoteCkvc !== undefined) entry.remoteCkvc = checkRemoteCkvc(opts.remoteCkvc, entry.url);
     await withLock(`${this.layout.remotesFile}.lock`, 'the remotes', async () => {
       const list = await this.list();
       if (list.some((r) => r.name === name)) throw new CkvcError('CKVC_REF_CONFLICT', `remote '${name}' already exists; remove it first to change its URL`, { name });

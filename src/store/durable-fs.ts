@@ -26,12 +26,13 @@ export function tempName(target: string): string {
 }
 
 /** `fault` names the steps for fault injection: `<fault>.tmp`, `.fsync`, `.rename`, `.dirsync`. */
-export async function writeFileDurable(target: string, data: Uint8Array | string, fault?: 'ref'): Promise<void> {
+/** `mode` 0o600 for secrets (a saved remote token). */
+export async function writeFileDurable(target: string, data: Uint8Array | string, fault?: 'ref', mode = 0o644): Promise<void> {
   const tmp = tempName(target);
   let fh: fs.FileHandle | undefined;
   try {
     if (fault) faultPoint(`${fault}.tmp`);
-    fh = await fs.open(tmp, 'wx', 0o644);
+    fh = await fs.open(tmp, 'wx', mode);
     await fh.writeFile(data);
     if (fault) faultPoint(`${fault}.fsync`);
     await fh.sync();

@@ -34,6 +34,7 @@ export class StoreLayout {
   get prunedDir() { return path.join(this.root, 'pruned'); }
   get configLabelsFile() { return path.join(this.root, 'config-labels.json'); }
   get remotesFile() { return path.join(this.root, 'remotes.json'); }
+  get remoteTokensFile() { return path.join(this.root, 'remote-tokens.json'); }
   get gcLockFile() { return path.join(this.locksDir, 'gc.lock'); }
   get refBatchLockFile() { return path.join(this.locksDir, 'refs.lock'); }
   get writersDir() { return path.join(this.locksDir, 'writers'); }

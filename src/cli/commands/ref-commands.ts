@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { CkvcError } from '../../core/errors.js';
 import type { RefTip } from '../../api/index.js';
 import { withStore, type GlobalArgs } from '../context.js';
 import { modeOf } from './curate-commands.js';
@@ -20,6 +21,8 @@ interface TagArgs extends GlobalArgs {
   min?: boolean;
   max?: boolean;
   branch?: string;
+  remotes?: boolean;
+  all?: boolean;
 }
 
 interface NameArgs extends GlobalArgs {
@@ -45,10 +48,18 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (a) => a
         .positional('name', { type: 'string' })
         .positional('start', { type: 'string' })
-        .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the branch (its reflog keeps the tip)' }) as unknown as Argv<BranchArgs>,
+        .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the branch (its reflog keeps the tip)' })
+        .option('remotes', { alias: 'r', type: 'boolean', describe: 'list the remote-tracking branches (REMOTE/BRANCH)' })
+        .option('all', { alias: 'a', type: 'boolean', describe: 'list local and remote-tracking branches (remotes/REMOTE/BRANCH)' })
+        .conflicts('remotes', 'all') as unknown as Argv<BranchArgs>,
       async (args) => withStore(args, async (s) => {
+        if ((args.remotes || args.all) && args.name) {
+          throw new CkvcError('CKVC_USAGE', `--${args.all ? 'all' : 'remotes'} lists branches; it takes no name`, {});
+        }
         if (!args.name) {
-          const tips = await s.branches();
+          // As git shows them: REMOTE/BRANCH with -r, remotes/REMOTE/BRANCH after the local ones with -a.
+          const remote = args.remotes || args.all ? await s.remoteBranches() : [];
+          const tips = args.remotes ? remote : [...await s.branches(), ...remote.map((t) => ({ ...t, name: `remotes/${t.name}` }))];
           return args.json ? json(tips) : listing(tips);
         }
         const r = args.delete ? await s.deleteBranch(args.name) : await s.createBranch(args.name, args.start);

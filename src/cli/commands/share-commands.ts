@@ -26,6 +26,8 @@ interface RemoteArgs extends GlobalArgs {
   name?: string;
   url?: string;
   singleWriter?: boolean;
+  remoteCkvc?: string;
+  tokenFile?: string;
 }
 
 interface PushArgs extends GlobalArgs {
@@ -36,6 +38,8 @@ interface PushArgs extends GlobalArgs {
 }
 
 interface ServeArgs extends GlobalArgs {
+  path?: string;
+  stdio?: boolean;
   port: number;
   host: string;
   tokenFile?: string;
@@ -100,19 +104,24 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command<RemoteArgs>(
       'remote <action> [name] [url]',
-      'Manage remotes: add NAME URL (a store folder, http(s)://host:port/ or s3://BUCKET/PREFIX), remove NAME, list',
+      'Manage remotes: add NAME URL (a store folder, http(s)://host:port/, s3://BUCKET/PREFIX, '
+        + 'ssh://[user@]host[:port]/path or [user@]host:path), remove NAME, list',
       (a) => a
         .positional('action', { choices: ['add', 'remove', 'list'] as const, demandOption: true })
         .positional('name', { type: 'string' })
         .positional('url', { type: 'string' })
-        .option('single-writer', { type: 'boolean', describe: 's3 only: push even if the service ignores conditional writes (unsafe unless one writer at a time pushes)' }) as unknown as Argv<RemoteArgs>,
+        .option('single-writer', { type: 'boolean', describe: 's3 only: push even if the service ignores conditional writes (unsafe unless one writer at a time pushes)' })
+        .option('remote-ckvc', { type: 'string', describe: 'SSH remotes: the command that runs ckvc on the far side (default: ckvc)' })
+        .option('token-file', { type: 'string', describe: 'HTTP remotes: save the token in this file for later pushes (mode 0600)' }) as unknown as Argv<RemoteArgs>,
       async (args) => withStore(args, async (s) => {
         if (args.action === 'list') {
           const list = await s.remotes();
           return args.json ? json(list) : list.forEach((r) => out(`${escaped(r.name)}  ${escaped(r.url)}`));
         }
         if (!args.name || (args.action === 'add' && !args.url)) throw new CkvcError('CKVC_USAGE', `usage: ckvc remote ${args.action === 'add' ? 'add NAME URL' : 'remove NAME'}`, {});
-        const r = args.action === 'add' ? await s.addRemote(args.name, args.url!, { singleWriter: args.singleWriter }) : await s.removeRemote(args.name);
+        const r = args.action === 'add'
+          ? await s.addRemote(args.name, args.url!, { singleWriter: args.singleWriter, remoteCkvc: args.remoteCkvc, tokenFile: args.tokenFile })
+          : await s.removeRemote(args.name);
         return args.json ? json(r) : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${escaped(r.name)} (${escaped(r.url)})`);
       }),
     )
@@ -146,16 +155,22 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       },
     )
     .command<ServeArgs>(
-      'serve',
+      'serve [path]',
       'Serve this store over HTTP for push, fetch and pull (loopback unless --host; writes need --token-file)',
       (a) => a
+        .positional('path', { type: 'string', describe: 'the store to serve (default: --store, else the nearest)' })
+        .option('stdio', { type: 'boolean', describe: 'serve one connection on stdin/stdout (what an ssh remote runs)' })
         .option('port', { type: 'number', default: 8765, describe: 'port (0: any free port)' })
         .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
         .option('token-file', { type: 'string', describe: 'file holding the token writes must present; without it the server is read-only' })
         .option('read-only', { type: 'boolean', describe: 'refuse every write' }) as unknown as Argv<ServeArgs>,
       async (args) => {
-        const root = await withStore(args, async (s) => s.root);
+        const root = await withStore({ ...args, store: args.path ?? args.store }, async (s) => s.root);
         const log = (l: string) => info(escaped(l));
+        if (args.stdio) {
+          await (await loadApi()).serveOnStdio({ store: root, readOnly: args.readOnly, log });
+          return;
+        }
         // The web page at / beside the protocol, under the server's address and token (spec/UI.md §2).
         const { createUiHandler } = await import('../../ui/ui-server.js');
         const page = (access: { host: string; token?: string }) => createUiHandler({ store: root, ...access, log });

@@ -1,0 +1,296 @@
+// One behaviour for every transport (spec/PROTOCOL.md §4): the same cases, run through the real CLI against a
+// folder remote, a `ckvc serve` over HTTP and a real sshd. A transport is one entry of TRANSPORTS: how to reach
+// a store, and (where it has them) credentials that are refused, an address that cannot be reached, and a way
+// to damage the objects it sends. Each transport's own cases stay in its own file (remote.test.ts,
+// ssh-remote.test.ts). Stores are shared across a transport's cases, which run in order.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
+import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
+import {
+  checkoutDiff, copyStore, describeOutcome, hashTree, initStore, type Outcome, type Store,
+} from '../helpers/reliability.js';
+import { proxy, serve, stopServers } from '../helpers/servers.js';
+import { startSshd, type Sshd } from '../helpers/sshd.js';
+
+type Env = Record<string, string | undefined>;
+
+/** How a client reaches a store: `remote add NAME url ...addArgs`, and the environment its commands need. */
+interface Reach {
+  url: string;
+  addArgs?: string[];
+  env?: Env;
+}
+
+interface TransportCase {
+  name: string;
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+  reach(s: Store): Promise<Reach>;
+  /**
+   * Reaches `s` with credentials it refuses (transports without credentials leave this out); `reads` says
+   * whether reads need them too (HTTP serves fetches without a token).
+   */
+  refused?(s: Store): Promise<Reach & { reads: boolean }>;
+  /** An address where nothing answers (a folder remote has no such thing: its store is there or not). */
+  unreachable?(): Promise<Reach>;
+  /** Reaches `s` through something that damages one object of every bundle `s` sends. */
+  damaging(s: Store): Promise<Reach>;
+}
+
+const REPO_HELPERS = path.resolve(__dirname, '..', 'helpers');
+
+async function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A copy of `s` with one byte flipped in the middle of each pack: every fetch from it reads damaged data. */
+function damagedCopy(s: Store): Store {
+  const copy = newStore('ckvc-conf-damaged-');
+  fs.rmSync(copy.store, { recursive: true });
+  fs.cpSync(s.store, copy.store, { recursive: true });
+  const packs = path.join(copy.store, 'packs');
+  for (const f of fs.readdirSync(packs, { recursive: true }) as string[]) {
+    const p = path.join(packs, f);
+    if (!fs.statSync(p).isFile() || fs.statSync(p).size < 4096) continue;
+    const b = fs.readFileSync(p);
+    b[b.length >> 1] ^= 0x10;
+    fs.writeFileSync(p, b);
+  }
+  return copy;
+}
+
+const TOKEN = 'conformance-token-0123456789';
+let tokenFile: string;
+let sshd: Sshd;
+
+const TRANSPORTS: TransportCase[] = [
+  {
+    name: 'folder',
+    reach: async (s) => ({ url: s.dir }),
+    damaging: async (s) => ({ url: damagedCopy(s).dir }),
+  },
+  {
+    name: 'HTTP',
+    stop: stopServers,
+    reach: async (s) => ({ url: (await serve(s, ['--token-file', tokenFile])).url, env: { CKVC_TOKEN: TOKEN } }),
+    refused: async (s) => {
+      const { url } = await serve(s, ['--token-file', tokenFile]);
+      return { url, env: { CKVC_TOKEN: 'wrong-token' }, reads: false };
+    },
+    unreachable: async () => ({ url: `http://127.0.0.1:${await closedPort()}/` }),
+    damaging: async (s) => {
+      const upstream = (await serve(s, ['--token-file', tokenFile])).url;
+      const url = await proxy(upstream, async (req, _body, res, pass) => {
+        const up = await pass();
+        if (req.url === '/v1/objects' && up.body.length > 4096) up.body[up.body.length >> 1] ^= 0x10;
+        const type = req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json';
+        res.writeHead(up.status, { 'content-type': type });
+        res.end(up.body);
+      });
+      return { url };
+    },
+  },
+  {
+    name: 'SSH',
+    start: async () => { sshd = await startSshd(); },
+    stop: async () => sshd?.stop(),
+    reach: async (s) => ({ url: sshd.url(s.store), addArgs: ['--remote-ckvc', sshd.remoteCkvc], env: sshd.env }),
+    refused: async (s) => ({
+      url: sshd.url(s.store), addArgs: ['--remote-ckvc', sshd.remoteCkvc], env: sshd.wrongKeyEnv, reads: true,
+    }),
+    unreachable: async () => ({ url: `ssh://127.0.0.1:${await closedPort()}/nowhere`, env: sshd.env }),
+    damaging: async (s) => ({
+      url: sshd.url(s.store),
+      addArgs: ['--remote-ckvc', `${process.execPath} ${path.join(REPO_HELPERS, 'flip-stdio.mjs')} ${sshd.remoteCkvc}`],
+      env: sshd.env,
+    }),
+  },
+];
+
+// ---------------------------------------------------------------------------------------------------------
+// Test data: model.safetensors with four 128 KiB F32 tensors and a 64 KiB opaque file that never changes.
+
+const ROWS = 128;
+const COLS = 256;
+const TENSOR_BYTES = ROWS * COLS * 4;
+const CK_BYTES = 4 * TENSOR_BYTES + 64 * 1024;
+let work: string;
+let made = 0;
+interface Committed { id: string; files: Map<string, string> }
+
+async function commit(s: Store, seeds: number[], msg: string, branch = 'main'): Promise<Committed> {
+  const dir = path.join(work, `ck-${made++}`);
+  fs.mkdirSync(dir);
+  const tensor = (seed: number) => ({ dtype: 'F32', shape: [ROWS, COLS], bytes: randomFloat32(seed, ROWS * COLS) });
+  const tensors = Object.fromEntries(seeds.map((seed, i) => [`t${i}`, tensor(seed)]));
+  fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes(tensors));
+  fs.writeFileSync(path.join(dir, 'optimizer.bin'), randomBytes(4242, 64 * 1024));
+  const loss = `loss=${(1 / made).toFixed(4)}`;
+  const r = await s.json<{ id: string }>(['commit', dir, '-b', branch, '-m', msg, '--metric', loss]);
+  return { id: r.id, files: hashTree(dir) };
+}
+
+async function addRemote(s: Store, name: string, r: Reach): Promise<void> {
+  await s.json(['remote', 'add', name, r.url, ...(r.addArgs ?? [])]);
+}
+
+const codes = (r: Outcome) => errorCodes(r.stderr);
+/** An empty store made once by `ckvc init`; every store here starts as a copy of it (one process fewer each). */
+let empty: Store;
+const newStore = (prefix: string) => copyStore(empty, prefix);
+/** A store's files but the index cache and tmp/. */
+const snap = (s: Store) => snapshotTree(s.store, (rel) => /^(index|tmp)(\/|$)/.test(rel));
+
+beforeAll(() => {
+  work = tempDir('ckvc-conf-work-');
+  tokenFile = path.join(work, 'token');
+  fs.writeFileSync(tokenFile, `${TOKEN}\n`);
+  empty = initStore('ckvc-conf-empty-');
+});
+afterAll(() => cleanupTemp());
+
+describe.each(TRANSPORTS)('$name transport', (tc) => {
+  let A: Store; // pushes
+  let R: Store; // the remote
+  let C: Store; // fetches
+  let reach: Reach;
+  const commits: Committed[] = [];
+  const env = () => reach.env ?? {};
+
+  beforeAll(async () => {
+    await tc.start?.();
+    [A, R, C] = [newStore('ckvc-conf-a-'), newStore('ckvc-conf-r-'), newStore('ckvc-conf-c-')];
+    reach = await tc.reach(R);
+    await Promise.all([addRemote(A, 'origin', reach), addRemote(C, 'origin', reach)]);
+    commits.push(await commit(A, [1, 2, 3, 4], 'c1'));
+  });
+  afterAll(async () => tc.stop?.());
+
+  it('push then fetch and pull elsewhere: byte-identical checkouts, every store verifies clean', async () => {
+    const p = await A.json(['push', 'origin', 'main'], { env: env() });
+    expect(p.refs).toEqual([{ name: 'refs/heads/main', old: null, new: commits[0]!.id, forced: false }]);
+    expect(p.bytesSent).toBeGreaterThan(CK_BYTES / 2);
+    expect(R.ref('refs/heads/main')).toBe(commits[0]!.id);
+    expect(A.ref('refs/remotes/origin/main')).toBe(commits[0]!.id);
+    const f = await C.json(['pull', 'origin', 'main'], { env: env() });
+    expect(f.branch).toMatchObject({ name: 'refs/heads/main', old: null, new: commits[0]!.id });
+    expect(await checkoutDiff(C, 'main', commits[0]!.files)).toEqual([]);
+    const [vr, vc] = await Promise.all([R.verify(false), C.verify(true)]);
+    expect([vr.r.code, vc.r.code]).toEqual([0, 0]);
+  });
+
+  it('a re-push sends 0 objects and changes nothing on the remote', async () => {
+    const before = snap(R);
+    const p = await A.json(['push', 'origin', 'main'], { env: env() });
+    expect([p.objectsSent, p.bytesSent]).toEqual([0, 0]);
+    expect(diffSnapshots(before, snap(R))).toEqual([]);
+  });
+
+  it('a one-tensor change sends about one tensor; the fetch receives about as much', async () => {
+    commits.push(await commit(A, [1, 2, 33, 4], 'c2'));
+    const p = await A.json(['push', 'origin', 'main'], { env: env() });
+    expect(p.bytesSent).toBeGreaterThan(TENSOR_BYTES / 2);
+    expect(p.bytesSent).toBeLessThan(TENSOR_BYTES * 1.5);
+    const f = await C.json(['fetch', 'origin'], { env: env() });
+    expect(f.bytesReceived).toBeLessThan(TENSOR_BYTES * 1.5);
+    expect(C.ref('refs/remotes/origin/main')).toBe(commits[1]!.id);
+  });
+
+  it('a non-fast-forward push is refused with 13 and moves nothing; --force replaces the branch', async () => {
+    await C.json(['pull', 'origin', 'main'], { env: env() });
+    const side = await commit(C, [1, 2, 33, 5], 'side');
+    commits.push(await commit(A, [1, 2, 33, 6], 'c3'));
+    await A.json(['push', 'origin', 'main'], { env: env() });
+    const r = await C.run(['push', 'origin', 'main'], { env: env() });
+    expect(r.code, describeOutcome(r)).toBe(13);
+    expect(codes(r)).toEqual(['CKVC_NON_FAST_FORWARD']);
+    expect(R.ref('refs/heads/main')).toBe(commits[2]!.id);
+    const f = await C.json(['push', 'origin', 'main', '--force'], { env: env() });
+    expect(f.refs).toEqual([expect.objectContaining({ old: commits[2]!.id, new: side.id, forced: true })]);
+    expect(R.ref('refs/heads/main')).toBe(side.id);
+    commits.push(side);
+  });
+
+  it('racing pushers of diverged commits: exactly one wins, the other is told to fetch first (13)', async () => {
+    await A.json(['pull', 'origin', 'main'], { env: env() }).catch(() => undefined);
+    const base = R.ref('refs/heads/main')!;
+    await A.run(['branch', 'race', base]);
+    await C.run(['branch', 'race', base]);
+    const mk = async (s: Store, seed: number) => commit(s, [1, 2, 33, seed], `race ${seed}`, 'race');
+    const [x, y] = await Promise.all([mk(A, 70), mk(C, 80)]);
+    await R.run(['branch', 'race', base]);
+    const [rx, ry] = await Promise.all([A, C].map((s) => s.run(['push', 'origin', 'race'], { env: env() })));
+    expect([rx.code, ry.code].sort(), `${describeOutcome(rx)}\n${describeOutcome(ry)}`).toEqual([0, 13]);
+    expect(R.ref('refs/heads/race')).toBe(rx.code === 0 ? x.id : y.id);
+    const lost = rx.code === 0 ? ry : rx;
+    expect(['CKVC_REF_CONFLICT', 'CKVC_NON_FAST_FORWARD']).toContain(codes(lost)[0]);
+    expect(lost.stderr).toMatch(/fetch/);
+  });
+
+  it.runIf(Boolean(tc.refused))('refused credentials: a push exits 21 (and a fetch too where reads need them); nothing changes', async () => {
+    const bad = await tc.refused!(R);
+    await addRemote(A, 'bad', bad);
+    await commit(A, [9, 9, 9, 9], 'refused', 'refused');
+    const [beforeA, beforeR] = [snap(A), snap(R)];
+    const p = await A.run(['push', 'bad', 'refused'], { env: bad.env });
+    expect(p.code, describeOutcome(p)).toBe(21);
+    expect(codes(p)).toEqual(['CKVC_UNAUTHORIZED']);
+    if (bad.reads) {
+      const f = await A.run(['fetch', 'bad'], { env: bad.env });
+      expect(f.code, describeOutcome(f)).toBe(21);
+    }
+    expect(diffSnapshots(beforeA, snap(A))).toEqual([]);
+    expect(R.ref('refs/heads/refused')).toBeUndefined();
+    expect(diffSnapshots(beforeR, snap(R)).filter((d) => !d.includes('packs/'))).toEqual([]);
+  });
+
+  it.runIf(Boolean(tc.unreachable))('an address where nothing answers: fetch and push exit 22', async () => {
+    const u = await tc.unreachable!();
+    await addRemote(A, 'gone', u);
+    for (const args of [['fetch', 'gone'], ['push', 'gone', 'main']]) {
+      const r = await A.run(args, { env: u.env ?? env() });
+      expect(r.code, describeOutcome(r)).toBe(22);
+      expect(codes(r)).toEqual(['CKVC_REMOTE']);
+    }
+  });
+
+  it('a damaged object in a reply: fetch exits 12 and the fetching store is unchanged', async () => {
+    const F = newStore('ckvc-conf-f-');
+    const d = await tc.damaging(R);
+    await addRemote(F, 'evil', d);
+    const before = snap(F);
+    const r = await F.run(['fetch', 'evil'], { env: d.env ?? env() });
+    expect(r.code, describeOutcome(r)).toBe(12);
+    expect(diffSnapshots(before, snap(F))).toEqual([]);
+    expect(F.ref('refs/remotes/evil/main')).toBeUndefined();
+  });
+
+  it('prune records travel with push and fetch; the remote\'s aliases are not fetched', async () => {
+    const S = newStore('ckvc-conf-prune-src-');
+    const Q = newStore('ckvc-conf-prune-remote-');
+    const G = newStore('ckvc-conf-prune-get-');
+    const q = await tc.reach(Q);
+    await Promise.all([addRemote(S, 'q', q), addRemote(G, 'q', q)]);
+    const old = await commit(S, [41, 42, 43, 44], 'old');
+    await commit(S, [41, 42, 43, 45], 'kept');
+    await S.json(['prune', '-b', 'main', '--keep-last', '1']);
+    await S.json(['push', 'q', 'main'], { env: q.env ?? {} });
+    await Q.json(['alias', 'best', '--track', 'loss', '--min', '-b', 'main']);
+    const f = await G.json(['fetch', 'q'], { env: q.env ?? {} });
+    expect(f.refs.map((u: { name: string }) => u.name)).toEqual(['refs/remotes/q/main']);
+    expect(f.warnings).toEqual([]);
+    expect(G.refFiles()).toEqual(['refs/remotes/q/main']); // no refs/aliases/best
+    expect((await G.verify(true)).r.code).toBe(0);
+    const r = await G.run(['checkout', old.id, '--to', tempDir('ckvc-conf-released-')]);
+    expect(r.code, describeOutcome(r)).toBe(19);
+    expect(codes(r)).toEqual(['CKVC_PRUNED']);
+  });
+});
