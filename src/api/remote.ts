@@ -7,11 +7,8 @@ import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import type { RefUpdate } from '../remote/bundle-import.js';
 import { DirectoryTransport } from '../remote/directory-transport.js';
-import { createServer } from '../remote/http-server.js';
-import { HttpTransport } from '../remote/http-transport.js';
-import { openSshTransport } from '../remote/ssh-transport.js';
 import { isSshUrl } from '../remote/ssh-url.js';
-import { serveStdio, type StdioServeOptions } from '../remote/stdio-server.js';
+import type { StdioServeOptions } from '../remote/stdio-server.js';
 import { RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
 import { isS3Url } from '../remote/s3-location.js';
 import { RemoteTokens } from '../remote/remote-tokens.js';
@@ -72,8 +69,10 @@ async function openTransport(store: ObjectStore, name: string, auth: RemoteAuth)
   const who = defaultAuthor();
   const token = async () => (await readToken(auth.tokenFile)) ?? (await new RemoteTokens(store.layout).get(name));
   const t = isS3Url(remote.url) ? await openS3(store, remote)
-    : /^https?:\/\//.test(remote.url) ? new HttpTransport(remote.url, await token(), who)
-      : isSshUrl(remote.url) ? await openSshTransport(remote, who)
+    // The network transports (node:http, https, tls) load only when a remote needs them: every command pays for
+    // what it loads at start-up.
+    : /^https?:\/\//.test(remote.url) ? new (await import('../remote/http-transport.js')).HttpTransport(remote.url, await token(), who)
+      : isSshUrl(remote.url) ? await (await import('../remote/ssh-transport.js')).openSshTransport(remote, who)
         : await DirectoryTransport.open(remote.url, who);
   return { remote, t };
 }
@@ -163,6 +162,7 @@ export async function serve(opts: ServeOptions): Promise<{ server: Server; url: 
   const token = opts.tokenFile ? await readToken(opts.tokenFile) : undefined;
   const host = opts.host ?? '127.0.0.1';
   const page = opts.page?.({ host, token });
+  const { createServer } = await import('../remote/http-server.js');
   const server = createServer({
     store: opts.store, host, port: opts.port ?? 0, token, readOnly: opts.readOnly, log: opts.log, page,
   });
@@ -175,6 +175,7 @@ export async function serve(opts: ServeOptions): Promise<{ server: Server; url: 
 }
 
 /** `ckvc serve --stdio`: one HTTP connection on stdin/stdout (spec/PROTOCOL.md §5), until the client ends it. */
-export function serveOnStdio(opts: StdioServeOptions): Promise<void> {
+export async function serveOnStdio(opts: StdioServeOptions): Promise<void> {
+  const { serveStdio } = await import('../remote/stdio-server.js');
   return serveStdio(opts, process.stdin, process.stdout);
 }

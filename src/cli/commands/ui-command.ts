@@ -1,5 +1,4 @@
 // `ckvc ui`: the web page of the store (src/ui), served until Ctrl-C. The server code loads only here.
-import { spawn } from 'node:child_process';
 import type { Argv } from 'yargs';
 import { withStore, type GlobalArgs } from '../context.js';
 import { info, json, out } from '../render.js';
@@ -13,7 +12,9 @@ interface UiArgs extends GlobalArgs {
 }
 
 /** Opens `url` in the desktop's browser when there is one; on a headless cluster node says so and goes on. */
-function openBrowser(url: string): void {
+async function openBrowser(url: string): Promise<void> {
+  // Loaded here: node:child_process brings node:net and node:dgram, a cost every other command would pay at start.
+  const { spawn } = await import('node:child_process');
   const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
   const child = spawn(opener, [url], { stdio: 'ignore', detached: true });
   child.once('error', () => info(`ckvc: no browser to open here (${opener} not found); open ${escaped(url)} yourself`));
@@ -61,7 +62,7 @@ export function uiCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       if (args.json) json({ url, store: root });
       else out(escaped(url));
       info(`showing ${escaped(root)} at ${escaped(url)} (read-only); Ctrl-C stops`);
-      if (args.open) openBrowser(url);
+      if (args.open) await openBrowser(url);
       await untilSignal();
       server.close();
       server.closeAllConnections();
