@@ -23,9 +23,11 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
-function childEnv(extra: RunOptions['env'] = {}): NodeJS.ProcessEnv {
+/** The environment a test's ckvc runs with: CKVC_DIR and CKVC_FAULT from the outside never leak in. */
+export function cliEnv(extra: RunOptions['env'] = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, CKVC_AUTHOR: 'test', NO_COLOR: '1' };
   delete env.CKVC_DIR;
+  delete env.CKVC_FAULT;
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;
@@ -37,7 +39,7 @@ function childEnv(extra: RunOptions['env'] = {}): NodeJS.ProcessEnv {
 export function ckvc(args: string[], opts: RunOptions = {}): RunResult {
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: opts.cwd ?? os.tmpdir(),
-    env: childEnv(opts.env),
+    env: cliEnv(opts.env),
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
     timeout: opts.timeoutMs ?? 120_000,
@@ -53,7 +55,7 @@ export interface Running {
 
 /** Starts `ckvc ARGS...` without waiting; `done` resolves when it exits. */
 export function ckvcAsync(args: string[], opts: RunOptions = {}): Running {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? os.tmpdir(), env: childEnv(opts.env) });
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? os.tmpdir(), env: cliEnv(opts.env) });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
@@ -183,12 +185,12 @@ export function snapshotStore(store: string): Map<string, string> {
   return snapshotTree(store, (rel) => rel === 'index' || rel.startsWith('index/'));
 }
 
-/** Differences between two snapshots, for readable assertion failures ([] when equal). */
+/** Differences between two snapshots (or any two maps), for readable assertion failures ([] when equal). */
 export function diffSnapshots(before: Map<string, string>, after: Map<string, string>): string[] {
   const out: string[] = [];
   for (const [k, v] of before) {
     if (!after.has(k)) out.push(`removed ${k}`);
-    else if (after.get(k) !== v) out.push(`changed ${k}`);
+    else if (after.get(k) !== v) out.push(`changed ${k}: ${v} -> ${after.get(k)}`);
   }
   for (const k of after.keys()) if (!before.has(k)) out.push(`added ${k}`);
   return out;

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'vitest';
-import { BIN, REPO_ROOT, readTree, sha256, tempDir } from './ckvc.js';
+import { BIN, cliEnv, diffSnapshots, errorCodes, REPO_ROOT, readTree, type RunOptions, sha256, tempDir } from './ckvc.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes } from './data.js';
 
 export const MiB = 1024 * 1024;
@@ -22,31 +22,12 @@ export interface Outcome {
   ms: number;
 }
 
-export interface SpawnOptions {
-  cwd?: string;
-  /** Extra environment; a value of undefined removes the variable. */
-  env?: Record<string, string | undefined>;
-  timeoutMs?: number;
-}
-
-/** The environment a test's ckvc runs with: CKVC_DIR and CKVC_FAULT from the outside never leak in. */
-export function cliEnv(extra: SpawnOptions['env'] = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, CKVC_AUTHOR: 'test', NO_COLOR: '1' };
-  delete env.CKVC_DIR;
-  delete env.CKVC_FAULT;
-  for (const [k, v] of Object.entries(extra)) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  return env;
-}
-
 export function describeOutcome(r: Outcome): string {
   return `${r.signal ? `killed by ${r.signal}` : `exit ${r.code}`} after ${r.ms} ms\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 }
 
 /** Runs `ckvc ARGS...` synchronously, keeping the signal. */
-export function runSync(args: string[], opts: SpawnOptions = {}): Outcome {
+export function runSync(args: string[], opts: RunOptions = {}): Outcome {
   const t0 = Date.now();
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: opts.cwd ?? os.tmpdir(),
@@ -66,7 +47,7 @@ export interface Started {
 }
 
 /** Starts `ckvc ARGS...`; `done` resolves with the outcome (signal kept). */
-export function start(args: string[], opts: SpawnOptions = {}): Started {
+export function start(args: string[], opts: RunOptions = {}): Started {
   const t0 = Date.now();
   const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? os.tmpdir(), env: cliEnv(opts.env) });
   let stdout = '';
@@ -84,7 +65,7 @@ export function start(args: string[], opts: SpawnOptions = {}): Started {
   return { pid: child.pid!, kill: (s = 'SIGKILL') => { child.kill(s); }, done };
 }
 
-export const runAsync = (args: string[], opts: SpawnOptions = {}): Promise<Outcome> => start(args, opts).done;
+export const runAsync = (args: string[], opts: RunOptions = {}): Promise<Outcome> => start(args, opts).done;
 
 /** Throws with the output unless the outcome is exit 0. */
 export function expectOk(r: Outcome, what: string): Outcome {
@@ -101,11 +82,6 @@ export function parseJson<T = any>(r: Outcome, what: string): T {
   }
 }
 
-/** The error codes named on stderr, `[CKVC_X]` form. */
-export function codesOf(stderr: string): string[] {
-  return [...stderr.matchAll(/\[(CKVC_[A-Z_]+)\]/g)].map((m) => m[1]!);
-}
-
 /** A store at `dir/.ckvc` with async and sync runners that add --store. */
 export class Store {
   readonly store: string;
@@ -117,23 +93,23 @@ export class Store {
     return [...args, '--store', this.store];
   }
 
-  run(args: string[], opts?: SpawnOptions): Promise<Outcome> {
+  run(args: string[], opts?: RunOptions): Promise<Outcome> {
     return runAsync(this.with(args), opts);
   }
 
-  start(args: string[], opts?: SpawnOptions): Started {
+  start(args: string[], opts?: RunOptions): Started {
     return start(this.with(args), opts);
   }
 
-  runSync(args: string[], opts?: SpawnOptions): Outcome {
+  runSync(args: string[], opts?: RunOptions): Outcome {
     return runSync(this.with(args), opts);
   }
 
-  async json<T = any>(args: string[], opts?: SpawnOptions): Promise<T> {
+  async json<T = any>(args: string[], opts?: RunOptions): Promise<T> {
     return parseJson<T>(await this.run([...args, '--json'], opts), `ckvc ${args.join(' ')}`);
   }
 
-  jsonSync<T = any>(args: string[], opts?: SpawnOptions): T {
+  jsonSync<T = any>(args: string[], opts?: RunOptions): T {
     return parseJson<T>(this.runSync([...args, '--json'], opts), `ckvc ${args.join(' ')}`);
   }
 
@@ -234,17 +210,6 @@ export function fingerprint(paths: string[]): Map<string, string> {
   return out;
 }
 
-/** Differences between two maps, as readable lines. */
-export function mapDiff(before: Map<string, string>, after: Map<string, string>): string[] {
-  const out: string[] = [];
-  for (const [k, v] of before) {
-    if (!after.has(k)) out.push(`removed ${k}`);
-    else if (after.get(k) !== v) out.push(`changed ${k}: ${v} -> ${after.get(k)}`);
-  }
-  for (const k of after.keys()) if (!before.has(k)) out.push(`added ${k}`);
-  return out;
-}
-
 /** Checks out REV into a fresh temp dir and returns what differs from `expected` (path -> sha256); [] when equal. */
 export async function checkoutDiff(s: Store, rev: string, expected: Map<string, string>): Promise<string[]> {
   const out = tempDir('ckvc-co-');
@@ -252,7 +217,7 @@ export async function checkoutDiff(s: Store, rev: string, expected: Map<string, 
   if (r.code !== 0) return [`checkout ${rev} failed: ${describeOutcome(r)}`];
   const got = hashTree(out);
   fs.rmSync(out, { recursive: true, force: true });
-  return mapDiff(expected, got).map((d) => `${rev}: ${d}`);
+  return diffSnapshots(expected, got).map((d) => `${rev}: ${d}`);
 }
 
 /** Runs `fn` over `items` with at most `limit` running at once; results in input order. */
@@ -434,7 +399,7 @@ export async function concurrencySoak(o: SoakOptions): Promise<SoakResult> {
   for (const seen of seenByReaders) {
     const a = acks.get(seen.id);
     if (!a) readerProblems.push(`reader saw ${seen.id}, which no committer acknowledged`);
-    else for (const d of mapDiff(a.files, seen.files)) readerProblems.push(`reader checkout of ${seen.id}: ${d}`);
+    else for (const d of diffSnapshots(a.files, seen.files)) readerProblems.push(`reader checkout of ${seen.id}: ${d}`);
   }
 
   const missing: string[] = [];

@@ -116,7 +116,7 @@ export async function startS3Server(dir: string, opts: { conditional?: boolean }
       fs.cpSync(from, to, { recursive: true });
       for (const f of fs.readdirSync(path.join(to, 'packs')).filter((n) => n.endsWith('.bundle._S3rver_object'))) {
         const b = fs.readFileSync(path.join(to, 'packs', f));
-        b[b.length >> 1] ^= 0x10;
+        b[b.length >> 1]! ^= 0x10;
         fs.writeFileSync(path.join(to, 'packs', f), b);
       }
       return copy;

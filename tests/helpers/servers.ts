@@ -4,8 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { BIN } from './ckvc.js';
-import { cliEnv, type Store } from './reliability.js';
+import { BIN, cliEnv } from './ckvc.js';
+import { type Store } from './reliability.js';
 
 const children: ChildProcess[] = [];
 const proxies: http.Server[] = [];

@@ -5,9 +5,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initStore, openStore } from '../../dist/api/index.js';
-import { BIN } from './ckvc.js';
+import { BIN, cliEnv } from './ckvc.js';
 import { trainedFloat32, writeSafetensors } from './data.js';
-import { cliEnv } from './reliability.js';
+
 
 /** A commit message that is markup: the page must show it as these characters. */
 export const HOSTILE_MESSAGE =

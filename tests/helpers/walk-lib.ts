@@ -14,8 +14,8 @@ import {
   decodeFooter, decodeToc, encodeFooterPrefix, encodePackHeader, encodeTocEntry, PACK_END_MAGIC, PACK_FOOTER_BYTES,
   RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
 } from '../../src/core/pack-format.js';
-import { BIN, errorCodes, readTree, snapshotTree, tempDir } from './ckvc.js';
-import { cliEnv, describeOutcome, expectOk, initStore, Store, type Outcome } from './reliability.js';
+import { BIN, cliEnv, errorCodes, readTree, snapshotTree, tempDir } from './ckvc.js';
+import { describeOutcome, expectOk, initStore, Store, type Outcome } from './reliability.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Stores

@@ -173,7 +173,7 @@ describe('received deltas', () => {
     const base = Buffer.alloc(4096);
     for (let i = 0; i < base.length; i += 4) base.writeFloatLE(Math.sin(i), i);
     const data = Buffer.from(base);
-    for (let i = 0; i < data.length; i += 4) data[i] ^= 3;
+    for (let i = 0; i < data.length; i += 4) data[i]! ^= 3;
     const h = hostileHistory({ 'w.bin': data });
     const chunk = h.objects.find((o) => o.type === 'chunk')!;
     chunk.deltaBase = { id: objectId('chunk', base), bytes: base, width: 4 };

@@ -124,7 +124,7 @@ describe('a peer that sends prune records', () => {
     const R = copyOf(B, 'ckvc-hp-b-srv-');
     const server = await startServer(R, ['--token-file', tokenFile]);
     const post = (body: Buffer) => fetch(new URL('v1/receive', server.url), {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body,
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body: new Uint8Array(body),
     });
     const before = snap(R);
     const r1 = await post(foreign);

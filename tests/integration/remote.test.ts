@@ -9,10 +9,12 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cleanupTemp, diffSnapshots, errorCodes, sleep, snapshotTree, tempDir } from '../helpers/ckvc.js';
+import {
+  BIN, cleanupTemp, cliEnv, diffSnapshots, errorCodes, sleep, snapshotTree, tempDir,
+} from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import {
-  checkoutDiff, cliEnv, describeOutcome, hashTree, initStore, MiB, pool, Store, type Outcome,
+  checkoutDiff, describeOutcome, hashTree, initStore, MiB, pool, Store, type Outcome,
 } from '../helpers/reliability.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -390,7 +392,7 @@ describe('HTTP remote (ckvc serve)', () => {
     const flip = await startProxy(server.url, (p, b) => {
       if (p !== '/v1/objects') return undefined;
       const c = Buffer.from(b);
-      c[Math.floor(c.length / 2)] ^= 0x04;
+      c[Math.floor(c.length / 2)]! ^= 0x04;
       return { body: c };
     });
     const junk = await startProxy(server.url, (p) => (p === '/v1/refs' ? { status: 200, body: Buffer.from('<html>not the protocol</html>') } : undefined));

@@ -6,9 +6,9 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cleanupTemp, errorCodes, tempDir } from '../helpers/ckvc.js';
+import { BIN, cleanupTemp, cliEnv, errorCodes, tempDir } from '../helpers/ckvc.js';
 import { randomFloat32, safetensorsBytes } from '../helpers/data.js';
-import { checkoutDiff, cliEnv, describeOutcome, hashTree, initStore, type Store } from '../helpers/reliability.js';
+import { checkoutDiff, describeOutcome, hashTree, initStore, type Store } from '../helpers/reliability.js';
 import { HOST_ALIAS, startSshd, type Sshd } from '../helpers/sshd.js';
 
 let sshd: Sshd;

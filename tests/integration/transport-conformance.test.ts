@@ -69,7 +69,7 @@ function damagedCopy(s: Store): Store {
     const p = path.join(packs, f);
     if (!fs.statSync(p).isFile() || fs.statSync(p).size < 4096) continue;
     const b = fs.readFileSync(p);
-    b[b.length >> 1] ^= 0x10;
+    b[b.length >> 1]! ^= 0x10;
     fs.writeFileSync(p, b);
   }
   return copy;
@@ -101,7 +101,7 @@ const TRANSPORTS: TransportCase[] = [
       const upstream = (await serve(s, ['--token-file', tokenFile])).url;
       const url = await proxy(upstream, async (req, _body, res, pass) => {
         const up = await pass();
-        if (req.url === '/v1/objects' && up.body.length > 4096) up.body[up.body.length >> 1] ^= 0x10;
+        if (req.url === '/v1/objects' && up.body.length > 4096) up.body[up.body.length >> 1]! ^= 0x10;
         const type = req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json';
         res.writeHead(up.status, { 'content-type': type });
         res.end(up.body);
@@ -258,7 +258,7 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
     await A.json(['push', 'origin', 'race'], { env: env() });
     const mk = async (s: Store, seed: number) => commit(s, [1, 2, 33, seed], `race ${seed}`, 'race');
     const [x, y] = await Promise.all([mk(A, 70), mk(C, 80)]);
-    const [rx, ry] = await Promise.all([A, C].map((s) => s.run(['push', 'origin', 'race'], { env: env() })));
+    const [rx, ry] = await Promise.all([A.run(['push', 'origin', 'race'], { env: env() }), C.run(['push', 'origin', 'race'], { env: env() })]);
     expect([rx.code, ry.code].sort(), `${describeOutcome(rx)}\n${describeOutcome(ry)}`).toEqual([0, 13]);
     expect(remoteRef(R, 'refs/heads/race')).toBe(rx.code === 0 ? x.id : y.id);
     const lost = rx.code === 0 ? ry : rx;

@@ -14,11 +14,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, sha256, tempDir } from '../helpers/ckvc.js';
+import { cleanupTemp, diffSnapshots, sha256, tempDir } from '../helpers/ckvc.js';
 import { randomBytes } from '../helpers/data.js';
 import {
-  CHECKOUT_TEMP, MiB, Semaphore, type Outcome, Store, checkoutDiff, copyStore, describeOutcome, expectOk, faultSteps,
-  fingerprint, hashTree, initStore, mapDiff, parseJson, writeCheckpoint,
+  CHECKOUT_TEMP, MiB, Semaphore, type Outcome, Store, checkoutDiff, copyStore, describeOutcome, expectOk, faultSteps, fingerprint, hashTree, initStore, parseJson, writeCheckpoint,
 } from '../helpers/reliability.js';
 
 const STEPS = faultSteps();
@@ -209,7 +208,7 @@ function checkoutOp(key: string, title: string, force: boolean): Op {
     visible: async (c) => {
       const got = hashTree(target(c));
       for (const k of [...got.keys()]) if (CHECKOUT_TEMP.test(path.basename(k))) got.delete(k);
-      return mapDiff(c2Files, got).map((d) => `checkout target: ${d}`);
+      return diffSnapshots(c2Files, got).map((d) => `checkout target: ${d}`);
     },
   };
 }
@@ -447,7 +446,7 @@ async function runCase(op: Op, fault: string): Promise<string[]> {
       }
       rows.push({ op: op.key, fault, outcome: 'killed' });
       const problems = await afterKillChecks(op, c, tpl);
-      problems.push(...mapDiff(before, fingerprint(inputs)).map((d) => `input file ${d}`));
+      problems.push(...diffSnapshots(before, fingerprint(inputs)).map((d) => `input file ${d}`));
       const again = await c.s.run(op.args(c), { env: op.env });
       if (again.code !== 0) {
         if (!op.alreadyDone?.(c, again)) problems.push(`re-run without the fault failed: ${describeOutcome(again)}`);
@@ -458,7 +457,7 @@ async function runCase(op: Op, fault: string): Promise<string[]> {
           problems.push(...(await op.visible(c, again)));
         }
       } else problems.push(...(await op.visible(c, again)));
-      problems.push(...mapDiff(before, fingerprint(inputs)).map((d) => `input file (after the re-run) ${d}`));
+      problems.push(...diffSnapshots(before, fingerprint(inputs)).map((d) => `input file (after the re-run) ${d}`));
       return problems;
     } finally {
       fs.rmSync(c.s.dir, { recursive: true, force: true });

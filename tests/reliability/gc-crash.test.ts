@@ -16,11 +16,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, diffSnapshots, snapshotStore, tempDir } from '../helpers/ckvc.js';
+import { cleanupTemp, diffSnapshots, errorCodes, snapshotStore, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
 import {
-  type Outcome, Semaphore, Store, codesOf, copyStore, describeOutcome, hashTree, initStore, mapDiff, parseJson,
-  writeCheckpoint,
+  type Outcome, Semaphore, Store, copyStore, describeOutcome, hashTree, initStore, parseJson, writeCheckpoint,
 } from '../helpers/reliability.js';
 
 const KiB = 1024;
@@ -71,7 +70,7 @@ async function checkout(s: Store, rev: string, expected: Map<string, string>, pa
   const r = await run(s, ['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
   try {
     if (r.code !== 0) return [`checkout ${rev.slice(0, 12)} ${paths.join(' ')}: ${describeOutcome(r)}`];
-    return mapDiff(expected, hashTree(out)).map((d) => `checkout ${rev.slice(0, 12)}: ${d}`);
+    return diffSnapshots(expected, hashTree(out)).map((d) => `checkout ${rev.slice(0, 12)}: ${d}`);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
@@ -82,7 +81,7 @@ async function refused(s: Store, rev: string, paths: string[] = []): Promise<str
   const out = tempDir('ckvc-gcc-co-');
   const r = await run(s, ['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
   fs.rmSync(out, { recursive: true, force: true });
-  return r.code === 19 && codesOf(r.stderr).join() === 'CKVC_PRUNED' ? [] : [`checkout ${rev.slice(0, 12)} ${paths.join(' ')} should exit 19 CKVC_PRUNED: ${describeOutcome(r)}`];
+  return r.code === 19 && errorCodes(r.stderr).join() === 'CKVC_PRUNED' ? [] : [`checkout ${rev.slice(0, 12)} ${paths.join(' ')} should exit 19 CKVC_PRUNED: ${describeOutcome(r)}`];
 }
 
 async function verifyClean(s: Store, when: string): Promise<string[]> {
@@ -235,7 +234,7 @@ describe.concurrent('gc killed at each of its fault steps', () => {
     const r = await run(s, ['gc', '--grace', '0'], { CKVC_FAULT: 'gc.packed=enospc' });
     expect(r.signal).toBeNull();
     expect(r.code, describeOutcome(r)).toBe(1);
-    expect.soft(codesOf(r.stderr), describeOutcome(r)).toEqual(['CKVC_IO']);
+    expect.soft(errorCodes(r.stderr), describeOutcome(r)).toEqual(['CKVC_IO']);
     expect(fs.existsSync(gcLock(s)), 'gc.lock released').toBe(false);
     // Allowed: the durable copy pack nothing references yet, and the stale writer file of the dead commit.
     const changes = diffSnapshots(before, snapshotStore(s.store))
@@ -246,7 +245,7 @@ describe.concurrent('gc killed at each of its fault steps', () => {
     expect(again.code, describeOutcome(again)).toBe(0);
     expect([...packSet(s)].sort()).toEqual([...refPacks].sort());
     const after = [...(await verifyClean(s, 'after the gc re-run')), ...(await keptIntact(s, true))];
-    summary.push(`gc gc.packed=enospc: exit ${r.code} ${codesOf(r.stderr).join(' ')}; ${after.length ? `${after.length} problem(s) after the re-run` : 're-run ok'}`);
+    summary.push(`gc gc.packed=enospc: exit ${r.code} ${errorCodes(r.stderr).join(' ')}; ${after.length ? `${after.length} problem(s) after the re-run` : 're-run ok'}`);
     expect(after).toEqual([]);
   });
 
@@ -254,9 +253,9 @@ describe.concurrent('gc killed at each of its fault steps', () => {
     it(`${fault}: exit 1 CKVC_IO, lock released, verify clean`, async ({ expect }) => {
       const s = copyStore(T1, 'ckvc-gcc-io-');
       const r = await run(s, ['gc', '--grace', '0'], { CKVC_FAULT: fault });
-      summary.push(`gc ${fault}: exit ${r.code} ${codesOf(r.stderr).join(' ')}`);
+      summary.push(`gc ${fault}: exit ${r.code} ${errorCodes(r.stderr).join(' ')}`);
       expect(r.code, describeOutcome(r)).toBe(1);
-      expect.soft(codesOf(r.stderr), describeOutcome(r)).toEqual(['CKVC_IO']);
+      expect.soft(errorCodes(r.stderr), describeOutcome(r)).toEqual(['CKVC_IO']);
       expect(fs.existsSync(gcLock(s)), 'gc.lock released').toBe(false);
       expect(await verifyClean(s, `after ${fault}`)).toEqual([]);
     });

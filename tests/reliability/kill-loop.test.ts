@@ -6,10 +6,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, sleep, tempDir } from '../helpers/ckvc.js';
+import { cleanupTemp, diffSnapshots, sleep, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes, prng } from '../helpers/data.js';
 import {
-  CHECKOUT_TEMP, MiB, checkoutDiff, describeOutcome, fingerprint, hashTree, initStore, mapDiff, soakScale,
+  CHECKOUT_TEMP, MiB, checkoutDiff, describeOutcome, fingerprint, hashTree, initStore, soakScale,
 } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
@@ -79,7 +79,7 @@ describe('kill loop', () => {
         if (JSON.stringify(ids) !== JSON.stringify(chain)) problems.push(`round ${round}: main's history is ${ids.length} commits, expected ${chain.length}: ${describeOutcome(log)}`);
       }
       if (tip !== prev && tip) problems.push(...(await checkoutDiff(s, tip, files)).map((d) => `round ${round}: ${d}`));
-      problems.push(...mapDiff(input, fingerprint([dir])).map((d) => `round ${round}: input ${d}`));
+      problems.push(...diffSnapshots(input, fingerprint([dir])).map((d) => `round ${round}: input ${d}`));
       fs.rmSync(dir, { recursive: true, force: true });
     }
     expect(problems).toEqual([]);

@@ -7,10 +7,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, sleep, snapshotStore, tempDir } from '../helpers/ckvc.js';
+import { cleanupTemp, diffSnapshots, errorCodes, sleep, snapshotStore, tempDir } from '../helpers/ckvc.js';
 import {
-  type Outcome, Store, checkoutDiff, codesOf, copyStore, describeOutcome, fingerprint, hashTree, initStore, mapDiff, parseJson,
-  sha256File, writeCheckpoint,
+  type Outcome, Store, checkoutDiff, copyStore, describeOutcome, fingerprint, hashTree, initStore, parseJson, sha256File, writeCheckpoint,
 } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
@@ -48,7 +47,7 @@ function leftovers(s: Store): string[] {
 
 /** Store changes other than new pack files (unreferenced data) and the index cache. */
 function storeChanges(before: Map<string, string>, after: Map<string, string>): string[] {
-  return mapDiff(before, after).filter((d) => !/^added packs\/[0-9a-f]{64}\.pack$/.test(d));
+  return diffSnapshots(before, after).filter((d) => !/^added packs\/[0-9a-f]{64}\.pack$/.test(d));
 }
 
 function stderrLines(r: Outcome): string[] {
@@ -75,7 +74,7 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
         if (s.ref('refs/heads/main') !== c1) problems.push(`main moved to ${s.ref('refs/heads/main')}`);
         problems.push(...storeChanges(before, snapshotStore(s.store)).map((d) => `store ${d}`));
         problems.push(...leftovers(s).map((f) => `left behind: ${f}`));
-        problems.push(...mapDiff(input, fingerprint([inDir])).map((d) => `input ${d}`));
+        problems.push(...diffSnapshots(input, fingerprint([inDir])).map((d) => `input ${d}`));
         const v = await s.verify(true);
         if (v.r.code !== 0) problems.push(`verify --read-data: ${describeOutcome(v.r)}`);
         const again = await s.run(['commit', inDir, '-m', 'c2', '--metric', 'loss=0.5', '--json']);
@@ -96,7 +95,7 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
       const out = tempDir('ckvc-sf-co-');
       fs.writeFileSync(path.join(out, 'model.safetensors'), 'an older file the user has here');
       const r = await s.run(['checkout', c1, '--to', out, '--force'], { env: { CKVC_FAULT: fault } });
-      expect({ exit: r.code, codes: codesOf(r.stderr), lines: stderrLines(r).length }, describeOutcome(r)).toEqual({ exit: 1, codes: ['CKVC_IO'], lines: 1 });
+      expect({ exit: r.code, codes: errorCodes(r.stderr), lines: stderrLines(r).length }, describeOutcome(r)).toEqual({ exit: 1, codes: ['CKVC_IO'], lines: 1 });
       expect(fs.readdirSync(out).filter((n) => n.endsWith('.tmp'))).toEqual([]);
       // The user's file is the old one or the complete new one (files are written one by one).
       const model = fs.readFileSync(path.join(out, 'model.safetensors'));
@@ -104,7 +103,7 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
       expect(old || sha256File(path.join(out, 'model.safetensors')) === c1Files.get('model.safetensors')).toBe(true);
       const again = await s.run(['checkout', c1, '--to', out, '--force']);
       expect(again.code, describeOutcome(again)).toBe(0);
-      expect(mapDiff(c1Files, hashTree(out))).toEqual([]);
+      expect(diffSnapshots(c1Files, hashTree(out))).toEqual([]);
     });
   }
 
@@ -114,7 +113,7 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
     const s = initStore('ckvc-sf-head-');
     const r = await s.run(['commit', inDir, '-b', 'first', '-m', 'first'], { env: { CKVC_FAULT: 'head.write=eio' } });
     const moved = s.ref('refs/heads/first');
-    const summary = { exit: r.code, codes: codesOf(r.stderr), branchMoved: moved !== undefined };
+    const summary = { exit: r.code, codes: errorCodes(r.stderr), branchMoved: moved !== undefined };
     const ok = (r.code === 0 && moved !== undefined) || (r.code === 1 && summary.codes.join() === 'CKVC_IO' && moved === undefined);
     expect(ok, `${JSON.stringify(summary)}\n${describeOutcome(r)}`).toBe(true);
     expect((await s.verify(true)).r.code).toBe(0);
@@ -161,7 +160,7 @@ describe('a ref file holding garbage', () => {
       const out = tempDir('ckvc-sf-out-');
       const r = await s.run(args(out));
       expect(r.code, describeOutcome(r)).toBe(12);
-      expect(codesOf(r.stderr)).toEqual(['CKVC_CORRUPT_REF']);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_CORRUPT_REF']);
       expect(stderrLines(r)).toHaveLength(1);
       expect(r.stderr).toContain('ckvc reflog x');
       expect(storeChanges(before, snapshotStore(s.store))).toEqual([]);
@@ -242,7 +241,7 @@ describe.concurrent('locks left behind', () => {
       const t0 = Date.now();
       const r = await s.run(['commit', inDir, '-m', 'blocked'], { env: { CKVC_LOCK_TIMEOUT_MS: '500' } });
       expect(r.code, describeOutcome(r)).toBe(11);
-      expect(codesOf(r.stderr)).toEqual(['CKVC_LOCKED']);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_LOCKED']);
       expect(stderrLines(r)).toHaveLength(1);
       expect(r.stderr).toContain(String(holder.pid));
       expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
@@ -279,7 +278,7 @@ describe.concurrent('locks left behind', () => {
     fs.writeFileSync(lock, content);
     const r = await s.run(['commit', inDir, '-m', 'blocked by a remote lock'], { env: { CKVC_LOCK_TIMEOUT_MS: '500' } });
     expect(r.code, describeOutcome(r)).toBe(11);
-    expect(codesOf(r.stderr)).toEqual(['CKVC_LOCKED']);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_LOCKED']);
     expect(fs.readFileSync(lock, 'utf8')).toBe(content);
     expect(s.ref('refs/heads/main')).toBe(c1);
   });

@@ -10,10 +10,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, sleep, tempDir } from '../helpers/ckvc.js';
+import { cleanupTemp, errorCodes, sleep, tempDir } from '../helpers/ckvc.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import {
-  MiB, type Outcome, type Started, Store, checkoutDiff, codesOf, describeOutcome, expectOk, hashTree, initStore, parseJson,
+  MiB, type Outcome, type Started, Store, checkoutDiff, describeOutcome, expectOk, hashTree, initStore, parseJson,
 } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
@@ -258,7 +258,7 @@ describe("a running command's temp survives gc --grace 0", () => {
       const ino = fs.statSync(temp).ino;
       const gc = await s.run(['gc', '--grace', '0'], { env: { CKVC_GC_WAIT_MS: '1500' } });
       expect(gc.code, describeOutcome(gc)).toBe(11);
-      expect(codesOf(gc.stderr)).toEqual(['CKVC_LOCKED']);
+      expect(errorCodes(gc.stderr)).toEqual(['CKVC_LOCKED']);
       expect(gc.stderr).toContain(String(run.pid));
       expect(fs.statSync(temp).ino).toBe(ino);
     } finally {

@@ -50,7 +50,7 @@ describe('pack layout (spec/FORMAT.md §4)', () => {
     expect(decodeFooter(footer, 68 + 52 + 56, 't')).toMatchObject({ tocOffset: 68, count: 1 });
     expect(() => decodeFooter(footer, 68 + 52 + 55, 't')).toThrow(/does not fit/);
     const bad = Buffer.from(footer);
-    bad[55] ^= 1;
+    bad[55]! ^= 1;
     expect(() => decodeFooter(bad, 176, 't')).toThrow(/footer/);
   });
   it('reads versions 1 and 2; refuses others with CKVC_UNSUPPORTED_VERSION', () => {
