@@ -14,6 +14,12 @@ export function prng(seed: number): () => number {
   };
 }
 
+/** The same generator as a float in [0, 1), for seeded fuzzing (a failing case replays from its seed). */
+export function prngUnit(seed: number): () => number {
+  const next = prng(seed);
+  return () => next() / 4294967296;
+}
+
 /** n uniformly random bytes (incompressible), from `seed`. */
 export function randomBytes(seed: number, n: number): Buffer {
   const next = prng(seed);

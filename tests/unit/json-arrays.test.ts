@@ -7,21 +7,12 @@ import { findJsonArrays, JSON_ARRAY_MIN_ELEMENTS } from '../../src/core/formats/
 import { pythonFloatRepr } from '../../src/core/formats/python-float-repr.js';
 import { decodeFileRecipe, encodeFileRecipe } from '../../src/core/objects/file-recipe.js';
 import { loadVector } from './vectors.js';
+import { prngUnit } from '../helpers/data.js';
 
 interface ArrayVector { name: string; dtype: string; shape: number[]; open: string[]; sep: string[]; close: string[] }
 interface DocVector { name: string; text: string; arrays: ArrayVector[] }
 const vectors = loadVector<{ repr: [string, string][]; documents: DocVector[] }>('json-render.json');
 const latin1 = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
-
-/** A seeded generator (mulberry32) so a failing fuzz case can be replayed. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('pythonFloatRepr', () => {
   it(`matches Python's repr on ${vectors.repr.length} doubles`, () => {
@@ -37,7 +28,7 @@ describe('pythonFloatRepr', () => {
   });
 
   it('round-trips random bit patterns through Number()', () => {
-    const next = rng(7);
+    const next = prngUnit(7);
     const view = new DataView(new ArrayBuffer(8));
     for (let i = 0; i < 20000; i++) {
       view.setUint32(0, Math.floor(next() * 2 ** 32));
@@ -100,7 +91,7 @@ describe('seeded fuzz', () => {
   };
 
   it('cuts only what renders back, and never throws on mangled input', () => {
-    const next = rng(15);
+    const next = prngUnit(15);
     for (let round = 0; round < 200; round++) {
       let text = `{"a": ${piece(next)}, "b": {"c": [${piece(next)}, ${piece(next)}]}, "d": "x[1,2]"}`;
       if (round % 2) {

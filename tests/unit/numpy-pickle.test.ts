@@ -8,21 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { readNumpyPickle } from '../../src/core/formats/numpy-pickle.js';
 import { PickleNotUnderstood } from '../../src/core/formats/pickle-machine.js';
 import { FIXTURES } from '../helpers/fixtures.js';
+import { prngUnit } from '../helpers/data.js';
 
 type Arrays = Record<string, [string, number[], string]>;
 const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as
   Record<string, { arrays?: Arrays }>;
 const read = (f: string) => new Uint8Array(fs.readFileSync(path.join(FIXTURES, f)));
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('readNumpyPickle on pickles written by Python', () => {
   for (const f of ['numpy_state_p3.pkl', 'numpy_state_p4.pkl', 'numpy_state_p5.pkl', 'numpy_state_np1_p3.pkl']) {
@@ -59,7 +51,7 @@ describe('readNumpyPickle on pickles written by Python', () => {
 describe('seeded fuzz of readNumpyPickle', () => {
   it('damaged pickles give either "not understood" or arrays inside the pickle, in order, sized by their shape', () => {
     const base = read('numpy_state_p4.pkl');
-    const next = rng(42);
+    const next = prngUnit(42);
     let understood = 0;
     for (let round = 0; round < 400; round++) {
       const b = base.slice(0, round % 5 === 0 ? Math.floor(next() * base.length) : base.length);
