@@ -30,27 +30,39 @@ export async function runCheck(
   cmd: CheckCommand, checkpoint: string, signal?: AbortSignal,
 ): Promise<string | undefined> {
   const [program, ...args] = cmd.words as [string, ...string[]];
+  // Its own process group, so that a stop ends what it started too (a shell's `sleep`, an eval's workers), not
+  // only its first process; otherwise they would hold its stderr open and the watcher would wait for them.
   const child = spawn(program, [...args, checkpoint], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'ignore', 'pipe'], detached: true,
     env: { ...process.env, CKVC_CHECKPOINT: checkpoint },
-    ...(signal ? { signal, killSignal: 'SIGTERM' as const } : {}),
   });
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d: string) => {
     if (stderr.length < STDERR_CAP) stderr += d.slice(0, STDERR_CAP - stderr.length);
   });
-  const result = await new Promise<{ code: number | null; sig: NodeJS.Signals | null }>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, sig) => resolve({ code, sig }));
-  }).catch((e: NodeJS.ErrnoException) => {
-    if (e.name === 'AbortError') {
-      throw new CkvcError('CKVC_INTERRUPTED', `the check of ${checkpoint} was interrupted`, {});
-    }
+  const killGroup = () => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
+    } catch { /* already gone */ }
+  };
+  signal?.addEventListener('abort', killGroup, { once: true });
+  let result: { code: number | null; sig: NodeJS.Signals | null };
+  try {
+    result = await new Promise((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (code, sig) => resolve({ code, sig }));
+    });
+  } catch (e) {
     // Not a problem of this checkpoint: every other one would fail the same way, so the watch ends.
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `--check: cannot run ${JSON.stringify(program)}: ${e.code ?? e.message}; `
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code ?? err.message;
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `--check: cannot run ${JSON.stringify(program)}: ${why}; `
       + 'give a program on PATH or a path to one (CMD is split into words, not run by a shell)', { command: cmd.text });
-  });
+  } finally {
+    signal?.removeEventListener('abort', killGroup);
+  }
+  if (signal?.aborted) throw new CkvcError('CKVC_INTERRUPTED', `the check of ${checkpoint} was interrupted`, {});
   if (result.code === 0) return undefined;
   const status = result.sig ? `was killed by ${result.sig}` : `exited with status ${String(result.code)}`;
   const first = stderr.split('\n').map((l) => l.trim()).find((l) => l !== '');

@@ -112,6 +112,8 @@ type Outcome = 'done' | 'not-complete';
 class Watcher {
   private stopping = false;
   private commitAbort: AbortController | undefined;
+  /** The running --check: a stop ends it too (nothing is lost; the checkpoint is checked again next time). */
+  private checkAbort: AbortController | undefined;
   private wake: (() => void) | undefined;
   current: string | undefined;
   private readonly commits: WatchCommit[] = [];
@@ -127,12 +129,14 @@ class Watcher {
 
   stop(): void {
     this.stopping = true;
+    this.checkAbort?.abort();
     this.wake?.();
   }
 
   abort(): void {
     this.stopping = true;
     this.commitAbort?.abort();
+    this.checkAbort?.abort();
     this.wake?.();
   }
 
@@ -315,14 +319,15 @@ class Watcher {
    */
   private async runCheck(s: Settings, c: Candidate, key: string, tracker: SettleTracker): Promise<Outcome | undefined> {
     const ac = new AbortController();
-    this.commitAbort = ac;
-    this.current = c.name;
+    this.checkAbort = ac;
     let refusal: string | undefined;
     try {
       refusal = await runCheck(s.check!, c.path, ac.signal);
+    } catch (e) {
+      if (isCkvcError(e, 'CKVC_INTERRUPTED') && this.stopping) return 'not-complete';
+      throw e;
     } finally {
-      this.current = undefined;
-      this.commitAbort = undefined;
+      this.checkAbort = undefined;
     }
     if (refusal !== undefined) {
       this.failed.set(c.name, key);

@@ -57,6 +57,27 @@ describe('watch --check', () => {
     expect(s.json<any[]>(['log', 'run']).map((c) => c.step)).toEqual([5]);
   });
 
+  it('a stop ends a running check at once: nothing committed, exit 0', async () => {
+    const s = newStore();
+    const dir = path.join(s.dir, 'ckpt');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'step_1.bin'), 'good');
+    const started = path.join(s.dir, 'check-started');
+    const w = s.async(['watch', dir, '-b', 'run', '--settle', '0.2', '--interval', '0.05',
+      '--check', `sh -c 'touch "$0"; sleep 60' ${started}`]);
+    for (const end = Date.now() + 20_000; !fs.existsSync(started);) {
+      if (Date.now() > end) throw new Error('the check never started');
+      await sleep(20);
+    }
+    const t0 = Date.now();
+    w.child.kill('SIGINT');
+    const r = await w.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(r.stderr).toMatch(/0 checkpoint\(s\) committed/);
+    expect(s.run(['log', 'run']).code).not.toBe(0);
+  });
+
   it('ends the watch when the check cannot be run at all, and refuses an empty or badly quoted one at start', () => {
     const s = newStore();
     const dir = path.join(s.dir, 'ckpt');
