@@ -111,6 +111,14 @@ async function openBundleFile(file: string, parent: string, durable = true): Pro
  * object the refs reach is inside, or (for an incremental bundle) left to the prerequisites.
  */
 export async function verifyBundle(file: string): Promise<BundleReport> {
+  return withVerifiedBundle(file, async (report) => report);
+}
+
+/**
+ * Verifies a bundle as `verify FILE` does, then hands its report and objects to `use` while its quarantine (a
+ * system temp folder, never a store) still exists; nothing of it reaches any store.
+ */
+export async function withVerifiedBundle<T>(file: string, use: (r: BundleReport, o: Overlay) => Promise<T>): Promise<T> {
   const rb = await openBundleFile(file, os.tmpdir(), false);
   const where = `bundle ${file}`;
   const o = new Overlay(undefined, rb);
@@ -146,10 +154,10 @@ export async function verifyBundle(file: string): Promise<BundleReport> {
       },
     });
     commits.sort((a, b) => b.time - a.time);
-    return {
+    return await use({
       file, ok: true, bytes: rb.bytes, objects: rb.entries.length, refs, prerequisites: rb.header.prerequisites, commits,
       fromPrerequisites: absentSeen.size, pruned: rb.header.pruned,
-    };
+    }, o);
   } finally {
     await o.close();
     await rb.close();

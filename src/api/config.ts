@@ -8,6 +8,7 @@ import type { ObjectId } from '../core/object-id.js';
 import { commitClosure, storeParents } from '../store/ancestry.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
+import { bundleConfig, bundleRevisionOf, type BundleConfig } from './bundle-config.js';
 import { readConfigFile } from './config-file.js';
 
 export interface ConfigSnapshot {
@@ -15,6 +16,8 @@ export interface ConfigSnapshot {
   commit?: ObjectId;
   /** The file it came from, for a file. */
   file?: string;
+  /** The bundle file the commit was read from (`FILE#REV`), for a commit inside a bundle. */
+  bundle?: string;
   name: string;
   hash: string;
   format: ConfigFormat;
@@ -28,12 +31,23 @@ async function snapshotOfCommit(store: ObjectStore, rev: string): Promise<Config
   const c = await store.readCommit(id);
   if (!c.config) throw new CkvcError('CKVC_PATH_NOT_FOUND', `commit ${id.slice(0, 12)} (${rev}) was made without --config, so it has no config snapshot`, { revision: rev, id });
   const bytes = Buffer.from(await store.readRaw(c.config.snapshot, 'chunk'));
-  const parsed = parseConfig(bytes.toString('utf8'), c.config.name);
-  const label = (await store.configLabels.all()).get(c.config.hash);
-  return { commit: id, name: c.config.name, hash: c.config.hash, format: c.config.format, label, bytes, value: parsed.value };
+  return snapshotOf(store, { commit: id, config: c.config, bytes });
 }
 
-/** A revision, or a config file when `spec` names an existing file (a file wins over a same-named branch). */
+async function snapshotOf(store: ObjectStore, s: BundleConfig, bundle?: string): Promise<ConfigSnapshot> {
+  const { commit, config, bytes } = s;
+  const parsed = parseConfig(bytes.toString('utf8'), config.name);
+  const label = (await store.configLabels.all()).get(config.hash);
+  return {
+    commit, ...(bundle !== undefined ? { bundle } : {}), name: config.name, hash: config.hash, format: config.format,
+    label, bytes, value: parsed.value,
+  };
+}
+
+/**
+ * A config file when `spec` names an existing file (a file wins over a same-named branch); a commit inside a
+ * bundle for `FILE#REV` whose FILE exists (bundle-config.ts); otherwise a revision of the store.
+ */
 export async function configOf(store: ObjectStore, spec: string): Promise<ConfigSnapshot> {
   const st = await fs.stat(spec).catch(() => undefined);
   if (st?.isFile()) {
@@ -41,6 +55,8 @@ export async function configOf(store: ObjectStore, spec: string): Promise<Config
     const hash = configHash(value.value);
     return { file: spec, name: spec, hash, format: value.format, label: (await store.configLabels.all()).get(hash), bytes, value: value.value };
   }
+  const inBundle = await bundleRevisionOf(spec);
+  if (inBundle) return snapshotOf(store, await bundleConfig(store, inBundle), inBundle.file);
   return snapshotOfCommit(store, spec);
 }
 

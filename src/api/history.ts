@@ -6,9 +6,19 @@ import type { ObjectStore } from '../store/object-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { parseCount } from './commit-input.js';
 
+/** A tag pointing at a commit; an annotated tag (a tag object) also has its message, tagger and time. */
+export interface TagNote {
+  name: string;
+  message?: string;
+  tagger?: string;
+  time?: number;
+}
+
 export interface CommitInfo extends CommitObject {
   id: ObjectId;
   refs: string[];
+  /** The tags pointing at this commit (also among `refs` as 'tag: NAME'); absent when there are none. */
+  tags?: TagNote[];
   /** The label given to this commit's config hash (`ckvc config label`). */
   configLabel?: string;
   /** Set when `ckvc prune` released tensor data of this commit. */
@@ -23,30 +33,46 @@ export interface LogOptions {
   firstParent?: boolean;
 }
 
-/** Names pointing at each commit: branches as-is, tags as 'tag: NAME'. */
-export async function decorations(store: ObjectStore): Promise<Map<ObjectId, string[]>> {
-  const out = new Map<ObjectId, string[]>();
-  const add = (id: ObjectId, name: string) => out.set(id, [...(out.get(id) ?? []), name]);
+interface Decorations {
+  /** Names pointing at each commit: branches as-is, tags as 'tag: NAME'. */
+  refs: Map<ObjectId, string[]>;
+  tags: Map<ObjectId, TagNote[]>;
+}
+
+async function decorations(store: ObjectStore): Promise<Decorations> {
+  const refs = new Map<ObjectId, string[]>();
+  const tags = new Map<ObjectId, TagNote[]>();
+  const add = (id: ObjectId, name: string) => refs.set(id, [...(refs.get(id) ?? []), name]);
   // A damaged ref elsewhere must not stop the log of a healthy branch; verify and the ref's own commands report it.
   for (const b of await store.refs.list('branch', { skipCorrupt: true })) add(b.id, b.name);
   for (const t of await store.refs.list('tag', { skipCorrupt: true })) {
-    const id = (await store.typeOf(t.id)) === 'tag' ? (await store.readTag(t.id)).target : t.id;
+    const annotated = (await store.typeOf(t.id)) === 'tag' ? await store.readTag(t.id) : undefined;
+    const id = annotated ? annotated.target : t.id;
     add(id, `tag: ${t.name}`);
+    const note: TagNote = annotated
+      ? { name: t.name, message: annotated.message, tagger: annotated.tagger, time: annotated.time }
+      : { name: t.name };
+    tags.set(id, [...(tags.get(id) ?? []), note]);
   }
   for (const a of await store.refs.list('alias', { skipCorrupt: true })) add(a.id, `alias: ${a.name}`);
   for (const r of await store.refs.list('remote', { skipCorrupt: true })) add(r.id, r.name);
-  return out;
+  return { refs, tags };
 }
 
 async function annotator(store: ObjectStore): Promise<(id: ObjectId) => Promise<CommitInfo>> {
-  const refs = await decorations(store);
+  const { refs, tags } = await decorations(store);
   const labels = await store.configLabels.all().catch(() => new Map<string, string>());
   const pruned = await store.pruned.all();
   return async (id) => {
     const c = await store.readCommit(id);
     const label = c.config ? labels.get(c.config.hash) : undefined;
     const rec = pruned.get(id);
-    return { ...c, id, refs: refs.get(id) ?? [], ...(label ? { configLabel: label } : {}), ...(rec ? { pruned: { time: rec.time, tensors: rec.tensors, ...(rec.files !== undefined ? { files: rec.files } : {}) } } : {}) };
+    const t = tags.get(id);
+    const released = rec && { time: rec.time, tensors: rec.tensors, ...(rec.files !== undefined ? { files: rec.files } : {}) };
+    return {
+      ...c, id, refs: refs.get(id) ?? [], ...(t ? { tags: t } : {}), ...(label ? { configLabel: label } : {}),
+      ...(released ? { pruned: released } : {}),
+    };
   };
 }
 

@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises';
 import type { ObjectId, ObjectType } from '../core/object-id.js';
 import { decodeTree } from '../core/objects/tree-object.js';
 import { listPackIds } from '../store/object-index.js';
+import type { IndexTotals } from '../store/index-totals.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 
@@ -33,10 +34,15 @@ export async function status(store: ObjectStore): Promise<StatusResult> {
 
 export interface StatsResult {
   commits: number;
-  /** Bytes of every file of every commit, as separate folders of checkpoints would hold them. */
+  /** Bytes of every file of every commit reachable from a branch or tag, as separate folders would hold them. */
   logicalBytes: number;
-  /** Distinct object bytes after deduplication, before compression. */
+  /**
+   * File data after deduplication, before compression: the chunks of file bytes the store holds (config
+   * snapshots and metadata objects are in `metadataBytes`), at most `logicalBytes` (see `stats`).
+   */
   uniqueBytes: number;
+  /** Commits, trees, file recipes, tensor descriptions, tags and config snapshots: raw bytes. */
+  metadataBytes: number;
   /** Bytes of pack files on disk. */
   storedBytes: number;
   dedupRatio: number;
@@ -55,6 +61,7 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
   const tips = [...(await store.refs.list('branch')), ...(await store.refs.list('tag'))].map((r) => r.id);
   const seen = new Set<ObjectId>();
   const treeOf: ObjectId[] = [];
+  const configs = new Set<ObjectId>();
   const pending: ObjectId[] = [];
   for (let id of tips) {
     for (let hops = 0; hops < 64 && (await store.typeOf(id)) === 'tag'; hops++) id = (await store.readTag(id)).target;
@@ -66,6 +73,7 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
     seen.add(id);
     const c = await store.readCommit(id);
     treeOf.push(c.tree);
+    if (c.config) configs.add(c.config.snapshot);
     pending.push(...c.parents);
   }
   const trees = [...new Set(treeOf)];
@@ -80,11 +88,8 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
   const logical = treeOf.reduce((a, t) => a + treeSizes.get(t)!, 0);
   const totals = await store.index.session((s) => s.totals(), { sync: true });
   const objects: StatsResult['objects'] = {};
-  let unique = 0;
-  for (const [t, v] of totals) {
-    objects[t] = v.count;
-    unique += v.rawBytes;
-  }
+  for (const [t, v] of totals) objects[t] = v.count;
+  const { unique, metadata } = await dataAndMetadata(store, totals, [...configs], logical);
   const d = totals.get('chunk')?.deltas ?? { count: 0, rawBytes: 0, storedBytes: 0 };
   let storedBytes = 0;
   const packIds = await listPackIds(store.layout);
@@ -92,9 +97,27 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
   const ratio = (a: number, b: number) => (b > 0 ? a / b : 0);
   return {
     commits,
-    logicalBytes: logical, uniqueBytes: unique, storedBytes,
+    logicalBytes: logical, uniqueBytes: unique, metadataBytes: metadata, storedBytes,
     dedupRatio: ratio(logical, unique), compressionRatio: ratio(unique, storedBytes), totalRatio: ratio(logical, storedBytes),
     packs: packIds.size, objects,
     deltas: { chunks: d.count, rawBytes: d.rawBytes, storedBytes: d.storedBytes, ratio: ratio(d.rawBytes, d.storedBytes) },
   };
+}
+
+/**
+ * Splits the index's raw bytes into file data and metadata. File data are the chunks that are not config
+ * snapshots; every such chunk is a whole part of some file (a recipe's parts add up to its size, FORMAT.md §5),
+ * so the distinct data a reachable history uses is at most its logical bytes. Chunks no branch or tag reaches (a
+ * deleted branch or reflog entry awaiting gc, an interrupted commit) are held too, and counting them could put
+ * unique above logical: the figure is capped at logical, since telling them apart would take a walk of every
+ * recipe and tensor in the history (gc's mark), which stats avoids to stay fast. `gc` frees them.
+ */
+async function dataAndMetadata(
+  store: ObjectStore, totals: IndexTotals, configSnapshots: ObjectId[], logical: number,
+): Promise<{ unique: number; metadata: number }> {
+  let all = 0;
+  for (const v of totals.values()) all += v.rawBytes;
+  const configBytes = (await store.locate(configSnapshots)).reduce((a, l) => a + (l?.entry.rawLength ?? 0), 0);
+  const data = (totals.get('chunk')?.rawBytes ?? 0) - configBytes;
+  return { unique: Math.min(data, logical), metadata: all - data };
 }

@@ -4,24 +4,20 @@
 // and each commit is an ordinary `commit` carrying labels that let a restarted watcher skip what the branch
 // already holds (watch-history.ts). A stop lets the commit in progress finish; only an abort interrupts it.
 import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { CkvcError, isCkvcError, type ErrorCode } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
-import { assertRefName } from '../core/ref-name.js';
-import { candidateRules, trainingOrder, watchMessage } from '../core/watch-names.js';
+import { trainingOrder, watchMessage } from '../core/watch-names.js';
 import { SettleTracker } from '../core/watch-settle.js';
-import { ioError } from '../store/durable-fs.js';
-import { acquireLock, type HeldLock } from '../store/lock-file.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { commit } from './commit.js';
-import { parseLabels } from './commit-input.js';
-import { readConfigFile } from './config-file.js';
 import { committedCheckpoints, WATCH_LABELS, watchKey } from './watch-history.js';
 import { readCheckpointMetrics, sidecarState } from './watch-metrics.js';
 import { scanFolder, signatureOf, type Candidate } from './watch-scan.js';
 import { unfinishedCheckpoint } from './watch-complete.js';
+import { runCheck } from './watch-check.js';
+import { lockBranch, settings, type Settings } from './watch-settings.js';
 
-export const WATCH_DEFAULTS = { intervalMs: 2000, settleMs: 5000, message: 'watch: {name}' } as const;
+export { WATCH_DEFAULTS } from './watch-settings.js';
 
 export interface WatchOptions {
   /** The folder the training job writes checkpoints into; its direct entries (files or folders) are the candidates. */
@@ -48,6 +44,8 @@ export interface WatchOptions {
   author?: string;
   /** Take the step from the last number in the checkpoint's name when no metrics give one (default true). */
   stepFromName?: boolean;
+  /** Run before each commit with the checkpoint's path as last argument (watch-check.ts); non-zero skips it. */
+  check?: string;
   /** Where to look for the code's git repository; defaults to the current directory. */
   cwd?: string;
   /** Everything the watcher does, as it happens; the API never prints. */
@@ -111,67 +109,11 @@ const CHECKPOINT_ERRORS: ReadonlySet<ErrorCode> = new Set(['CKVC_BAD_SAFETENSORS
 /** What became of a settled checkpoint: dealt with (committed, skipped or gone), or to be tried again later. */
 type Outcome = 'done' | 'not-complete';
 
-interface Settings {
-  dir: string;
-  branch: string;
-  intervalMs: number;
-  settleMs: number;
-  once: boolean;
-  message: string;
-  labels: Record<string, string>;
-  metricsFile?: string;
-  stepFromName: boolean;
-  rules: ReturnType<typeof candidateRules>;
-  storeRoot: string;
-}
-
-/** Everything the user gave is checked before the first poll, so a typo fails at once rather than at the first checkpoint. */
-async function settings(store: ObjectStore, opts: WatchOptions): Promise<Settings> {
-  if (typeof opts.dir !== 'string' || opts.dir === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'give the folder to watch: ckvc watch DIR -b BRANCH', {});
-  const dir = path.resolve(opts.dir);
-  // A watch started before its trainer waits for the folder; --once (from cron) has nothing to wait for.
-  const st = await fs.stat(dir).catch((e: NodeJS.ErrnoException) => {
-    if ((e.code === 'ENOENT' || e.code === 'ENOTDIR') && !opts.once) return undefined;
-    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new CkvcError('CKVC_INPUT_NOT_FOUND', `the folder to watch, ${dir}, does not exist; create it (the training job's checkpoint folder) or check the path`, { path: dir });
-    throw new CkvcError('CKVC_IO', `cannot read ${dir}: ${e.code ?? e.message}; check the permissions`, { path: dir }, { cause: e });
-  });
-  if (st && !st.isDirectory()) throw new CkvcError('CKVC_BAD_ARGUMENT', `${dir} is a file, not a folder; watch the folder the training job writes its checkpoints into`, { path: dir });
-  if (typeof opts.branch !== 'string' || opts.branch === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'a watch needs the branch to commit to: -b BRANCH', {});
-  assertRefName(opts.branch, 'branch');
-  const intervalMs = opts.intervalMs ?? WATCH_DEFAULTS.intervalMs;
-  const settleMs = opts.settleMs ?? WATCH_DEFAULTS.settleMs;
-  if (!Number.isFinite(intervalMs) || intervalMs <= 0) throw new CkvcError('CKVC_BAD_ARGUMENT', `the poll interval must be a positive time, got ${String(intervalMs)} ms`, { intervalMs });
-  if (!Number.isFinite(settleMs) || settleMs < 0) throw new CkvcError('CKVC_BAD_ARGUMENT', `the settle time must be 0 or more, got ${String(settleMs)} ms`, { settleMs });
-  const message = opts.message ?? WATCH_DEFAULTS.message;
-  if (message.trim() === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'the commit message template is empty; give one such as -m "step {step}"', {});
-  const labels = parseLabels(opts.labels);
-  for (const k of Object.values(WATCH_LABELS)) {
-    if (k in labels) throw new CkvcError('CKVC_BAD_ARGUMENT', `the label "${k}" is set by ckvc watch itself; choose another name`, { label: k });
-  }
-  if (opts.config) await readConfigFile(opts.config);
-  for (const p of opts.patterns ?? []) {
-    if (p.includes('/')) throw new CkvcError('CKVC_BAD_ARGUMENT', `pattern ${JSON.stringify(p)} contains '/'; patterns match the names of entries directly in ${dir}, e.g. "step_*.pt"`, { pattern: p });
-  }
-  let metricsFile: string | undefined;
-  const metricsNames: string[] = [];
-  if (opts.metricsFile) {
-    metricsFile = path.resolve(opts.metricsFile);
-    if ((await fs.stat(metricsFile).catch(() => undefined))?.isDirectory()) {
-      throw new CkvcError('CKVC_BAD_ARGUMENT', `metrics file ${metricsFile} is a folder; give a JSON or JSONL file`, { path: metricsFile });
-    }
-    // A metrics file kept beside the checkpoints is not one of them.
-    if (path.dirname(metricsFile) === dir) metricsNames.push(path.basename(metricsFile));
-  }
-  return {
-    dir, branch: opts.branch, intervalMs, settleMs, once: opts.once ?? false, message, labels, metricsFile,
-    stepFromName: opts.stepFromName ?? true, rules: candidateRules(opts.patterns ?? [], metricsNames),
-    storeRoot: await fs.realpath(store.root).catch(() => path.resolve(store.root)),
-  };
-}
-
 class Watcher {
   private stopping = false;
   private commitAbort: AbortController | undefined;
+  /** The running --check: a stop ends it too (nothing is lost; the checkpoint is checked again next time). */
+  private checkAbort: AbortController | undefined;
   private wake: (() => void) | undefined;
   current: string | undefined;
   private readonly commits: WatchCommit[] = [];
@@ -187,12 +129,14 @@ class Watcher {
 
   stop(): void {
     this.stopping = true;
+    this.checkAbort?.abort();
     this.wake?.();
   }
 
   abort(): void {
     this.stopping = true;
     this.commitAbort?.abort();
+    this.checkAbort?.abort();
     this.wake?.();
   }
 
@@ -311,6 +255,9 @@ class Watcher {
       return 'not-complete';
     }
 
+    const checked = s.check ? await this.runCheck(s, c, key, tracker) : undefined;
+    if (checked) return checked;
+
     const m = await readCheckpointMetrics(c, { metricsFile: s.metricsFile, stepFromName: s.stepFromName });
     for (const w of m.warnings) this.emit({ type: 'warning', message: `${c.name}: ${w}` });
     // A stop that came while the metrics were read: this commit has not started, so it is not started at all.
@@ -366,6 +313,37 @@ class Watcher {
     }
   }
 
+  /**
+   * Runs --check on a settled candidate. Undefined: commit it. Otherwise it is not committed now: the check
+   * refused it ('done': skipped until it changes), or it changed while being checked (checked again once settled).
+   */
+  private async runCheck(s: Settings, c: Candidate, key: string, tracker: SettleTracker): Promise<Outcome | undefined> {
+    const ac = new AbortController();
+    this.checkAbort = ac;
+    let refusal: string | undefined;
+    try {
+      refusal = await runCheck(s.check!, c.path, ac.signal);
+    } catch (e) {
+      if (isCkvcError(e, 'CKVC_INTERRUPTED') && this.stopping) return 'not-complete';
+      throw e;
+    } finally {
+      this.checkAbort = undefined;
+    }
+    if (refusal !== undefined) {
+      this.failed.set(c.name, key);
+      this.announced.delete(c.name);
+      tracker.forget(c.name);
+      this.emit({ type: 'skipped', name: c.name, reason: refusal });
+      return 'done';
+    }
+    const after = await signatureOf(c.name, c.path, s.storeRoot).catch(() => undefined);
+    if (!after) return this.gone(c, tracker);
+    if (after.signature === c.signature) return undefined;
+    // What was checked is not what would be committed: check it again once it has settled.
+    tracker.restart(c.name, performance.now());
+    return 'not-complete';
+  }
+
   /** Removed before it could be committed (checkpoint rotation, a rename): nothing to do. */
   private gone(c: Candidate, tracker: SettleTracker): Outcome {
     tracker.forget(c.name);
@@ -397,22 +375,6 @@ class Watcher {
         resolve();
       };
     });
-  }
-}
-
-/**
- * One watcher per branch (spec/FORMAT.md §7): a second would find the same checkpoints not yet committed and
- * commit each one again. A watcher that died leaves a stale lock, which the next one breaks.
- */
-async function lockBranch(store: ObjectStore, branch: string): Promise<HeldLock> {
-  await fs.mkdir(store.layout.watchLocksDir, { recursive: true }).catch((e) => { throw ioError(e, 'create folder', store.layout.watchLocksDir); });
-  const file = store.layout.watchLockFile(branch);
-  try {
-    return await acquireLock(file, `branch '${branch}'`, 0);
-  } catch (e) {
-    if (!isCkvcError(e, 'CKVC_LOCKED')) throw e;
-    const owner = e.data.owner;
-    throw new CkvcError('CKVC_LOCKED', `branch '${branch}' is already being watched by ${owner?.pid ? `process ${owner.pid} on ${owner.host}` : 'another process'}; a second watcher would commit every checkpoint twice. Stop that one first (or watch into another branch); if it is gone, remove ${file}`, { branch, path: file, owner });
   }
 }
 

@@ -53,12 +53,16 @@ export function configCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command<PairArgs>(
       'diff <a> <b>',
-      'Compare two configs key by key; A and B are revisions or config files',
+      'Compare two configs key by key; A and B are revisions, config files, or FILE#REV: a commit inside a '
+        + 'bundle file (verified, not imported)',
       (a) => a.positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true }) as unknown as Argv<PairArgs>,
       async (args) => {
         const r = await withStore(args, (s) => s.configDiff(args.a, args.b));
         if (args.json) return json(r);
-        const name = (x: typeof r.a) => `${x.commit ? short(x.commit) : escaped(x.file ?? '')} (${short(x.hash)}${x.label ? ` "${escaped(x.label)}"` : ''})`;
+        const where = (x: typeof r.a) => (x.commit
+          ? `${x.bundle ? `${escaped(x.bundle)}#` : ''}${short(x.commit)}`
+          : escaped(x.file ?? ''));
+        const name = (x: typeof r.a) => `${where(x)} (${short(x.hash)}${x.label ? ` "${escaped(x.label)}"` : ''})`;
         if (r.same) return out(`same config: ${name(r.a)} = ${name(r.b)}`);
         out(`${name(r.a)} -> ${name(r.b)}: ${r.changes.length} key(s) differ`);
         for (const ch of r.changes) {

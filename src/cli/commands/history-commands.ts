@@ -63,6 +63,10 @@ function header(c: CommitInfo): void {
   if (facts) out(`Metrics: ${facts}`);
   if (c.config) out(`Config:  ${escaped(c.config.name)} ${short(c.config.hash)}${c.configLabel ? ` "${escaped(c.configLabel)}"` : ''}`);
   if (c.pruned) out(`Pruned:  ${escaped(releasedWording(c.pruned))} released ${time(c.pruned.time)}`);
+  // Tag names and messages may come from someone else's bundle: escaped, one line each.
+  for (const t of c.tags ?? []) {
+    out(`Tag:     ${escaped(t.name)}${t.message !== undefined ? `: ${firstLine(t.message)}` : ''}`);
+  }
   if (c.code) out(`Code:    ${escaped(c.code.commit.slice(0, 12))}${c.code.branch ? ` (${escaped(c.code.branch)})` : ''}${c.code.dirty ? ' dirty' : ''}`);
   if (c.run) out(`Run:     ${escaped(c.run)}`);
   if (Object.keys(c.labels).length) out(`Labels:  ${Object.entries(c.labels).map(([k, v]) => `${escaped(k)}=${escaped(v)}`).join(' ')}`);

@@ -49,7 +49,8 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         if (args.json) return json(r);
         out(`commits:        ${r.commits}`);
         out(`logical bytes:  ${bytes(r.logicalBytes)} (${r.logicalBytes})`);
-        out(`unique bytes:   ${bytes(r.uniqueBytes)} (after dedup, ${r.dedupRatio.toFixed(2)}x)`);
+        out(`unique bytes:   ${bytes(r.uniqueBytes)} (file data after dedup, ${r.dedupRatio.toFixed(2)}x)`);
+        out(`metadata bytes: ${bytes(r.metadataBytes)} (commits, trees, recipes, tensor entries, configs)`);
         out(`stored bytes:   ${bytes(r.storedBytes)} (after compression, ${r.compressionRatio.toFixed(2)}x)`);
         out(`overall:        ${r.totalRatio.toFixed(2)}x smaller than plain copies`);
         out(`deltas:         ${r.deltas.chunks} chunk(s), ${bytes(r.deltas.rawBytes)} stored in ${bytes(r.deltas.storedBytes)} (${r.deltas.ratio.toFixed(2)}x)`);

@@ -22,6 +22,7 @@ interface WatchArgs extends GlobalArgs {
   run?: string;
   author?: string;
   stepFromName: boolean;
+  check?: string;
 }
 
 // One paragraph per line: yargs wraps them to the terminal.
@@ -29,6 +30,7 @@ const EPILOG = [
   'Candidates are the entries directly in DIR: files (step_1000.pt) or folders (checkpoint-500/). Hidden names, temp names (*.tmp, *.part, *.partial, *~, tmp-*, ...), the --metrics-file and NAME.metrics.json sidecars are never candidates. Without --pattern, symlinks, logs, metrics and configs (*.log, *.txt, *.json, *.jsonl, *.csv, *.yaml, *.py, ...) and log folders (runs, lightning_logs, wandb, ...) are left out too.',
   'A checkpoint is complete once its signature (a file\'s size and mtime; a folder\'s files with their sizes and mtimes) has stayed the same for --settle; set it longer than the longest pause of your writer. A file renamed into place is complete after --settle as well. If a checkpoint still changes while being committed, nothing is recorded and it is tried again once it has settled again.',
   'Metrics come from NAME.metrics.json beside the checkpoint (or metrics.json inside a folder checkpoint), whose fields win, and from --metrics-file, which fills in the rest: a JSON object, or for a .jsonl log the last complete line whose step is not past the checkpoint\'s. Numeric fields become metrics (nested objects as a/b); step (or global_step) and epoch become the commit\'s step and epoch. Without a step there, the number in the name is the step (step_1000.pt -> 1000).',
+  '--check CMD runs before each commit: CMD is split into words like $CKVC_SSH (quotes and backslashes; no shell, so no pipes or variables unless you write sh -c \'...\' yourself) and run with the checkpoint\'s absolute path added as its last argument and in $CKVC_CHECKPOINT. Exit 0 commits it; any other status skips it, with that status and the first line of its stderr, until it changes. Its stdout is not shown.',
   'Every commit carries the labels watch.source=NAME and watch.signature=SIGNATURE. On start the branch\'s history is read and checkpoints already committed in that exact state are skipped, so a restart commits nothing twice; a checkpoint rewritten under the same name is committed again.',
   'SIGINT/SIGTERM: a commit in progress is finished, then ckvc exits 0; a second signal interrupts it (exit 130, nothing of it recorded). Each commit prints "COMMIT-ID NAME" on stdout (with --json, one JSON object per line); progress goes to stderr.',
 ].join('\n\n');
@@ -107,6 +109,7 @@ export function watchCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .option('label', { type: 'string', array: true, describe: 'KEY=VALUE for every commit, repeatable' })
       .option('run', { type: 'string', describe: 'run ID' })
       .option('author', { type: 'string', describe: 'author (default: $CKVC_AUTHOR or user@host)' })
+      .option('check', { type: 'string', describe: 'command run on each checkpoint before committing it (path as last argument); non-zero skips it' })
       .option('step-from-name', { type: 'boolean', default: true, describe: 'without a step in the metrics, take it from the number in the name (--no-step-from-name to turn off)' })
       .epilog(EPILOG) as unknown as Argv<WatchArgs>,
     async (args) => {
@@ -116,7 +119,7 @@ export function watchCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const handle: WatchHandle = s.watch({
           dir: args.dir, branch: args.branch, patterns: args.pattern, metricsFile: args.metricsFile, intervalMs, settleMs,
           once: args.once, message: args.message, config: args.config, labels: args.label ?? [], run: args.run,
-          author: args.author, stepFromName: args.stepFromName, onEvent: (e) => render(e, Boolean(args.json)),
+          author: args.author, stepFromName: args.stepFromName, check: args.check, onEvent: (e) => render(e, Boolean(args.json)),
         });
         // The first signal lets the commit in progress land (the training job's checkpoint is worth the wait);
         // only a second one interrupts it.
