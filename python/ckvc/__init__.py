@@ -18,8 +18,10 @@ Errors raise :class:`CkvcError` with the CLI's ``code`` (e.g. ``"CKVC_UNKNOWN_RE
 and ``data``; ``str(error)`` is the CLI's one-line message.
 """
 
-from ._api import CommitResult, best, checkout, cli, commit, init, log, ls, show, snapshot, snapshot_dir
+from ._api import CommitResult, best, checkout, cli, commit, init, log, ls, show, snapshot
 from ._cli import cli_command
+from ._server import close_servers
+from ._snapshot_cache import evict_snapshots, snapshot_dir
 from ._runs import exists, latest, load_step, save, steps
 from ._errors import CkvcError, CkvcWarning
 
@@ -33,7 +35,9 @@ __all__ = [
     "checkout",
     "cli",
     "cli_command",
+    "close_servers",
     "commit",
+    "evict_snapshots",
     "exists",
     "init",
     "latest",
