@@ -90,16 +90,29 @@ function refusal(req: Request): string | undefined {
   return undefined;
 }
 
-/** Sets process.env to exactly `env` and returns how to put the previous one back. */
+/** Sets process.env to exactly `env` and returns how to put the previous one back. Only the variables that
+ * differ are touched (each write to process.env is a setenv call; usually none differ). */
 function swapEnv(env: Record<string, string> | undefined): () => void {
   if (!env) return () => undefined;
-  const saved = { ...process.env };
-  const replaceWith = (next: Record<string, string | undefined>) => {
-    for (const k of Object.keys(process.env)) if (!(k in next)) delete process.env[k];
-    for (const [k, v] of Object.entries(next)) if (v !== undefined) process.env[k] = v;
+  const changed = new Map<string, string | undefined>();
+  for (const k of Object.keys(process.env)) {
+    if (!Object.hasOwn(env, k)) {
+      changed.set(k, process.env[k]);
+      delete process.env[k];
+    }
+  }
+  for (const [k, v] of Object.entries(env)) {
+    if (process.env[k] !== v) {
+      changed.set(k, process.env[k]);
+      process.env[k] = v;
+    }
+  }
+  return () => {
+    for (const [k, v] of changed) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   };
-  replaceWith(env);
-  return () => replaceWith(saved);
 }
 
 async function runCaptured(run: Run, req: Request, setCapture: (c: Capture | undefined) => void): Promise<Reply> {
