@@ -1,7 +1,8 @@
 """Python helper for ckvc, "Git for ML training checkpoints".
 
 A thin, standard-library-only wrapper around the ``ckvc`` command line: every function runs ``ckvc ... --json``
-and returns what it prints, as Python values. The command is ``$CKVC_CLI`` (split like a shell would, e.g.
+and returns what it prints, as Python values. The commands run in one long-lived ``ckvc helper-server`` process
+(``CKVC_HELPER_SERVER=0``: a process per call; spec/HELPER.md). The command is ``$CKVC_CLI`` (split like a shell would, e.g.
 ``CKVC_CLI="node /path/to/ckvc/bin/ckvc"``) or else ``ckvc`` on ``PATH``; the store is ``store=`` (``--store``),
 else ``$CKVC_DIR``, else the nearest ``.ckvc`` upward of the current folder (or of ``cwd=``), as for the CLI.
 

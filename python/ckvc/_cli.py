@@ -142,7 +142,8 @@ def run_json(args: Sequence[str], *, store: Optional[PathLike] = None, cwd: Opti
         if missing:
             raise CkvcError(
                 "CKVC_CLI_NOT_FOUND",
-                "`{}` failed (exit {}): {} does not exist; {}".format(shown, returncode, ", ".join(missing), _HOW_TO_FIX),
+                "`{}` failed (exit {}): {} does not exist; {}".format(
+                    shown, returncode, ", ".join(missing), _HOW_TO_FIX),
                 None,
                 {"argv": argv, "missing": missing},
                 stderr=stderr,
