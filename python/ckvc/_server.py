@@ -101,8 +101,18 @@ class _Server:
                 self.close()
                 raise NotServed("cannot start") from None
             self.next_id += 1
-            return self._exchange({"id": self.next_id, "argv": argv, "cwd": cwd or os.getcwd(),
-                                   "env": dict(os.environ)})
+            try:
+                return self._exchange({"id": self.next_id, "argv": argv, "cwd": cwd or os.getcwd(),
+                                       "env": dict(os.environ)})
+            except NotServed:
+                raise
+            except BaseException:
+                # Interrupted mid-request (Ctrl-C): its late reply would answer the next request, so this server
+                # goes (the store is safe from a killed command) and the next call starts another.
+                if self.proc is not None:
+                    self.proc.kill()
+                self.close()
+                raise
 
     def close(self) -> None:
         proc, self.proc = self.proc, None
@@ -173,6 +183,24 @@ def run_in_server(prefix: Sequence[str], argv: List[str], cwd: Optional[str]) ->
     if not isinstance(code, int) or not isinstance(stdout, str) or not isinstance(stderr, str):
         raise NotServed("malformed reply")
     return code, stdout.encode("utf-8"), stderr
+
+
+def _forget_in_child() -> None:
+    """After os.fork (e.g. a DataLoader worker) the child must not talk to the parent's servers over the same
+    pipes: it drops its copies of them (without ending the servers) and starts its own when it needs one."""
+    global _servers_lock
+    _servers_lock = threading.Lock()  # another thread of the parent may have held it at the fork
+    for s in _servers.values():
+        for f in (s.proc.stdin, s.proc.stdout) if s.proc is not None else ():
+            if f is not None:
+                f.close()
+        if s.stderr_file is not None:
+            s.stderr_file.close()
+    _servers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 @atexit.register

@@ -154,6 +154,23 @@ class ServerTest(unittest.TestCase):
                 self.assertEqual(ckvc.log(store=self.store), [])  # a listing is run again in a process
             self.assertEqual(pathlib.Path(ran).read_text().split()[0], "log")
 
+    @unittest.skipUnless(hasattr(os, "fork"), "os.fork is POSIX-only")
+    def test_a_forked_child_uses_a_server_of_its_own(self) -> None:
+        self.assertTrue(ckvc.exists("run", store=self.store))
+        pid = _live_server().proc.pid
+        child = os.fork()
+        if child == 0:  # a DataLoader worker, say: it must not share the parent's pipes
+            code = 1
+            try:
+                served = ckvc.exists("run", store=self.store) and _live_server().proc.pid != pid
+                code = 0 if served else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        self.assertEqual(os.WEXITSTATUS(status), 0)
+        self.assertEqual(ckvc.steps("run", store=self.store), [1, 2, 3])
+        self.assertEqual(_live_server().proc.pid, pid)
+
     def test_per_call_time(self) -> None:
         ckvc.exists("run", store=self.store)  # the first call starts the server
         t0 = time.perf_counter()
