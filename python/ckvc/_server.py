@@ -100,10 +100,13 @@ class _Server:
                 self.broken = True
                 self.close()
                 raise NotServed("cannot start") from None
+            try:
+                where = cwd or os.getcwd()
+            except OSError:
+                raise NotServed("the current folder is gone") from None  # a process reports it as it does
             self.next_id += 1
             try:
-                return self._exchange({"id": self.next_id, "argv": argv, "cwd": cwd or os.getcwd(),
-                                       "env": dict(os.environ)})
+                return self._exchange({"id": self.next_id, "argv": argv, "cwd": where, "env": dict(os.environ)})
             except NotServed:
                 raise
             except BaseException:
