@@ -140,6 +140,7 @@ class _Died(NotServed):
 
 _servers: Dict[Tuple[str, ...], _Server] = {}
 _servers_lock = threading.Lock()
+_inherited: List[_Server] = []
 
 
 def _command_of(argv: Sequence[str]) -> str:
@@ -199,6 +200,7 @@ def _forget_in_child() -> None:
                 f.close()
         if s.stderr_file is not None:
             s.stderr_file.close()
+    _inherited.extend(_servers.values())  # the parent's processes: never waited for (or warned about) here
     _servers.clear()
 
 

@@ -154,6 +154,19 @@ class ServerTest(unittest.TestCase):
                 self.assertEqual(ckvc.log(store=self.store), [])  # a listing is run again in a process
             self.assertEqual(pathlib.Path(ran).read_text().split()[0], "log")
 
+    def test_output_over_the_cap(self) -> None:
+        expected = ckvc.log("run", store=self.store)
+        ckvc.close_servers()
+        with mock.patch.dict(os.environ, {"CKVC_TEST_HELPER_OUTPUT_CAP": "50"}):  # read as the server starts
+            self.assertEqual(ckvc.log("run", store=self.store), expected)  # a listing: run again in a process
+            with self.assertRaises(CkvcError) as cm:  # a change: it ran once, and says so
+                ckvc.cli(["branch", "capped", "run"], store=self.store)
+            self.assertEqual(cm.exception.code, "CKVC_CLI_FAILED")
+            self.assertIn("ran in the helper server", str(cm.exception))
+        ckvc.close_servers()
+        self.assertTrue(ckvc.exists("capped", store=self.store))
+        ckvc.cli(["branch", "-d", "capped"], store=self.store)
+
     @unittest.skipUnless(hasattr(os, "fork"), "os.fork is POSIX-only")
     def test_a_forked_child_uses_a_server_of_its_own(self) -> None:
         self.assertTrue(ckvc.exists("run", store=self.store))

@@ -5,8 +5,10 @@ import { CkvcError } from '../core/errors.js';
 
 /** A request line longer than this is answered with an error and skipped (an argv is kilobytes). */
 const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
-/** Output above this is not sent back (the reply says so and the helper runs the command in a process). */
-export const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+/** Output above this is not sent back (the reply says so and the helper runs the command in a process). Tests
+ * lower it with CKVC_TEST_HELPER_OUTPUT_CAP, read when the server starts, to reach that path with small output. */
+const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+let outputCap = MAX_OUTPUT_BYTES;
 /** Commands that stream without end, take over the terminal, read stdin, or write bytes rather than text. */
 const REFUSED_COMMANDS = new Set(['watch', 'serve', 'ui', 'cat', 'helper-server']);
 
@@ -31,7 +33,7 @@ class Capture {
   add(into: Buffer[], chunk: string | Uint8Array, encoding: BufferEncoding): void {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk);
     this.size += buf.length;
-    if (this.size > MAX_OUTPUT_BYTES) this.overflow = true;
+    if (this.size > outputCap) this.overflow = true;
     else into.push(buf);
   }
 }
@@ -142,7 +144,7 @@ async function runCaptured(run: Run, req: Request, setCapture: (c: Capture | und
   }
   if (capture.overflow) {
     return { id: req.id, code, refused: { reason: 'output-too-large', ran: true,
-      message: `the output is over ${MAX_OUTPUT_BYTES} bytes: run the command in its own process` } };
+      message: `the output is over ${outputCap} bytes: run the command in its own process` } };
   }
   const text = (parts: Buffer[]) => Buffer.concat(parts).toString('utf8');
   return { id: req.id, code, stdout: text(capture.stdout), stderr: text(capture.stderr) };
@@ -177,6 +179,8 @@ function lines(onLine: (line: string | CkvcError) => void, onEnd: () => void): v
 
 /** Serves requests one at a time until stdin ends; returns the exit code (0). */
 export function serveHelper(run: Run): Promise<number> {
+  const testCap = Number(process.env.CKVC_TEST_HELPER_OUTPUT_CAP);
+  if (Number.isSafeInteger(testCap) && testCap >= 0) outputCap = Math.min(testCap, MAX_OUTPUT_BYTES);
   const send = process.stdout.write.bind(process.stdout) as (s: string) => boolean;
   const log = process.stderr.write.bind(process.stderr) as (b: string | Uint8Array) => boolean;
   let current: Capture | undefined;

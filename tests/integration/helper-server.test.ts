@@ -16,12 +16,13 @@ interface Reply {
 
 /** A running helper-server and a way to send it lines and read its replies in order. */
 class Server {
-  readonly running: Running = ckvcAsync(['helper-server']);
+  readonly running: Running;
   private buffered = '';
   private waiting: Array<(line: string) => void> = [];
   private lines: string[] = [];
 
-  constructor() {
+  constructor(env: Record<string, string> = {}) {
+    this.running = ckvcAsync(['helper-server'], { env });
     this.running.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       this.buffered += d;
       for (let nl = this.buffered.indexOf('\n'); nl !== -1; nl = this.buffered.indexOf('\n')) {
@@ -142,6 +143,16 @@ describe('ckvc helper-server', () => {
     server.send('');
     const after = await server.request(2, ['branch', '--json', '--store', s.store]);
     expect(after.code).toBe(0);
+  });
+
+  test('output over the cap is dropped and the reply says the command ran', async () => {
+    const small = new Server({ CKVC_TEST_HELPER_OUTPUT_CAP: '200' });
+    const big = await small.request(1, ['log', '--json', '--store', s.store]);
+    const refused = { reason: 'output-too-large', ran: true, message: expect.any(String) };
+    expect(big).toEqual({ id: 1, code: 0, refused });
+    const fits = await small.request(2, ['--version']);
+    expect([fits.code, fits.stdout]).toEqual([0, ckvc(['--version']).stdout]);
+    expect(await small.end()).toBe(0);
   });
 
   test('at the end of stdin the requests read are answered and the server exits 0', async () => {
