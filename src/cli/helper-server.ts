@@ -200,7 +200,13 @@ export function serveHelper(run: Run): Promise<number> {
         } catch (e) {
           return reply({ id: null, error: (e as CkvcError).toJSON() });
         }
-        return reply(await runCaptured(run, req, setCapture));
+        try {
+          return reply(await runCaptured(run, req, setCapture));
+        } catch (e) {
+          // run() reports every error itself; should something escape it, this request fails, not the queue.
+          const err = new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
+          return reply({ id: req.id, error: err.toJSON() });
+        }
       });
     }, () => { void queue.then(() => resolve(0)); });
   });
