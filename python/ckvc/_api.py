@@ -5,12 +5,12 @@ import math
 import numbers
 import operator
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from ._cli import PathLike, run_json
+from ._snapshot_cache import COMMIT_ID as _COMMIT_ID, evict_snapshots, mark_used, snapshot_dir
 from ._errors import CkvcError
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
 
 Patterns = Union[str, Iterable[str]]
 
-_COMMIT_ID = re.compile(r"^[0-9a-f]{64}$")
 # Command lines longer than this are split into several checkouts (Windows allows 32,767 characters).
 _MAX_PATH_ARGS_CHARS = 24000
 
@@ -321,20 +320,6 @@ def checkout(
     return _json_dict(run_json(args, store=store, cwd=cwd), "checkout")
 
 
-def snapshot_dir(commit_id: str) -> str:
-    """The folder :func:`snapshot` uses for a commit when no ``local_dir`` is given:
-    ``$CKVC_CACHE/snapshots/<commit-id>`` when ``CKVC_CACHE`` is set, else
-    ``$XDG_CACHE_HOME/ckvc/snapshots/<commit-id>`` when ``XDG_CACHE_HOME`` is an absolute path, else
-    ``~/.cache/ckvc/snapshots/<commit-id>``. Commit IDs are content hashes, so one cache serves every store."""
-    if not _COMMIT_ID.match(commit_id):
-        raise _bad("{!r} is not a full commit ID (64 hex digits)".format(commit_id), commit=commit_id)
-    root = os.environ.get("CKVC_CACHE", "")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        root = os.path.join(xdg, "ckvc") if xdg and os.path.isabs(xdg) else os.path.join("~", ".cache", "ckvc")
-    return os.path.join(os.path.abspath(os.path.expanduser(root)), "snapshots", commit_id)
-
-
 def _patterns(value: Optional[Patterns], what: str) -> Optional[List[str]]:
     if value is None:
         return None
@@ -411,8 +396,10 @@ def snapshot(
         folder = target if local_dir is not None else snapshot_dir(rev)
         existed = os.path.exists(folder)
         done = checkout(rev, folder, force=replace, store=store, cwd=cwd)
-        if local_dir is not None or done.get("commit") == rev:
+        if local_dir is not None:
             return folder
+        if done.get("commit") == rev:
+            return _cached(rev, folder, bool(done.get("written")))
         # 64 hex digits that named an annotated tag's object (or a branch): the cache folder must be named by
         # the commit, so drop the one just made and go the long way with the commit ID.
         if not existed:
@@ -447,9 +434,20 @@ def snapshot(
                 size = 0
             batches[-1].append(p)
             size += len(p) + 8
+    wrote = False
     for batch in batches:
-        checkout(commit_id, target, paths=batch or None, force=replace, store=store, cwd=cwd)
-    return target
+        wrote = bool(checkout(commit_id, target, paths=batch or None, force=replace, store=store, cwd=cwd)
+                     .get("written")) or wrote
+    return target if local_dir is not None else _cached(commit_id, target, wrote)
+
+
+def _cached(commit_id: str, folder: str, wrote: bool) -> str:
+    """Marks a cache folder used and, when the cache grew, evicts least recently used snapshots down to the bound
+    (``CKVC_SNAPSHOT_CACHE_BYTES``), never this one. A cache that did not grow is not walked (calls stay quick)."""
+    mark_used(folder)
+    if wrote:
+        evict_snapshots(keep=[commit_id])
+    return folder
 
 
 def best(

@@ -6,9 +6,10 @@ import shlex
 import shutil
 import subprocess
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._errors import CkvcError, CkvcWarning
+from ._server import NotServed, run_in_server, server_enabled
 
 __all__ = ["cli_command", "run_json", "PathLike"]
 
@@ -88,6 +89,30 @@ def _tail(text: str, lines: int = 8) -> str:
     return " | ".join(kept) if kept else "(nothing on stderr)"
 
 
+def _execute(prefix: List[str], argv: List[str], cwd: Optional[PathLike]) -> Tuple[int, bytes, str]:
+    """Runs ARGV: in the helper server (spec/HELPER.md) unless ``CKVC_HELPER_SERVER=0`` or it cannot serve the
+    command, else in a process of its own. Returns ``(exit code, stdout, stderr)``."""
+    where = os.fspath(cwd) if cwd is not None else None
+    if server_enabled():
+        try:
+            return run_in_server(prefix, argv[len(prefix):], where)
+        except NotServed:
+            pass
+    try:
+        proc = subprocess.run(argv, cwd=where, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
+        raise CkvcError(
+            "CKVC_CLI_NOT_FOUND",
+            "cannot run {!r}{} ({}); {}".format(
+                prefix[0], " (from CKVC_CLI)" if os.environ.get("CKVC_CLI", "").strip() else "", e.strerror or e,
+                _HOW_TO_FIX),
+            None,
+            {"argv": argv},
+            argv=argv,
+        ) from None
+    return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
+
+
 def run_json(args: Sequence[str], *, store: Optional[PathLike] = None, cwd: Optional[PathLike] = None) -> Any:
     """Runs ``ckvc ARGS... --json [--store STORE]`` in ``cwd`` and returns its stdout parsed as JSON.
 
@@ -106,33 +131,19 @@ def run_json(args: Sequence[str], *, store: Optional[PathLike] = None, cwd: Opti
     if store is not None:
         argv.append("--store=" + os.fspath(store))
     shown = " ".join(shlex.quote(a) for a in argv)
-    try:
-        proc = subprocess.run(
-            argv, cwd=os.fspath(cwd) if cwd is not None else None,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-    except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
-        raise CkvcError(
-            "CKVC_CLI_NOT_FOUND",
-            "cannot run {!r}{} ({}); {}".format(
-                prefix[0], " (from CKVC_CLI)" if os.environ.get("CKVC_CLI", "").strip() else "", e.strerror or e,
-                _HOW_TO_FIX),
-            None,
-            {"argv": argv},
-            argv=argv,
-        ) from None
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
+    returncode, stdout, stderr = _execute(prefix, argv, cwd)
+    if returncode != 0:
         err = _error_object(stderr)
         if err is not None:
-            exit_code = err.get("exit") if isinstance(err.get("exit"), int) else proc.returncode
+            exit_code = err.get("exit") if isinstance(err.get("exit"), int) else returncode
             data = err.get("data") if isinstance(err.get("data"), dict) else {}
             raise CkvcError(str(err["code"]), str(err.get("message", "")), exit_code, data, stderr=stderr, argv=argv)
         missing = _missing_parts(prefix)
         if missing:
             raise CkvcError(
                 "CKVC_CLI_NOT_FOUND",
-                "`{}` failed (exit {}): {} does not exist; {}".format(shown, proc.returncode, ", ".join(missing), _HOW_TO_FIX),
+                "`{}` failed (exit {}): {} does not exist; {}".format(
+                    shown, returncode, ", ".join(missing), _HOW_TO_FIX),
                 None,
                 {"argv": argv, "missing": missing},
                 stderr=stderr,
@@ -141,20 +152,20 @@ def run_json(args: Sequence[str], *, store: Optional[PathLike] = None, cwd: Opti
         raise CkvcError(
             "CKVC_CLI_FAILED",
             "`{}` exited with {} without a ckvc error on stderr: {}; check that CKVC_CLI (or ckvc on PATH) runs "
-            "a working ckvc (for a checkout: npm install && npm run build)".format(shown, proc.returncode, _tail(stderr)),
-            proc.returncode,
+            "a working ckvc (for a checkout: npm install && npm run build)".format(shown, returncode, _tail(stderr)),
+            returncode,
             {"argv": argv},
             stderr=stderr,
             argv=argv,
         )
     try:
-        result = json.loads(proc.stdout.decode("utf-8"))
+        result = json.loads(stdout.decode("utf-8"))
     except ValueError:
         raise CkvcError(
             "CKVC_CLI_FAILED",
             "`{}` succeeded but printed no JSON on stdout (got {!r}); check that CKVC_CLI (or ckvc on PATH) is the "
-            "ckvc command line".format(shown, proc.stdout[:200].decode("utf-8", "replace")),
-            proc.returncode,
+            "ckvc command line".format(shown, stdout[:200].decode("utf-8", "replace")),
+            returncode,
             {"argv": argv},
             stderr=stderr,
             argv=argv,

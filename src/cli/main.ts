@@ -90,5 +90,12 @@ export async function main(): Promise<void> {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
-  process.exitCode = await run(hideBin(process.argv));
+  const argv = hideBin(process.argv);
+  if (argv.length === 1 && argv[0] === 'helper-server') {
+    // Not a yargs command: the server calls run() once per request, each with a yargs of its own (spec/HELPER.md).
+    const { serveHelper } = await import('./helper-server.js');
+    process.exitCode = await serveHelper(run);
+    return;
+  }
+  process.exitCode = await run(argv);
 }
