@@ -22,29 +22,20 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
 
+import _test_env  # noqa: E402
 import ckvc  # noqa: E402
 from ckvc import CkvcError  # noqa: E402
 
-_saved_env: Dict[str, str] = {}
 _root = ""
 
 
 def setUpModule() -> None:
     global _root
-    _saved_env.update(os.environ)
-    if not os.environ.get("CKVC_CLI", "").strip():
-        node = shutil.which("node") or "node"
-        os.environ["CKVC_CLI"] = "{} {}".format(shlex.quote(node), shlex.quote(str(REPO / "bin" / "ckvc")))
-    os.environ.pop("CKVC_DIR", None)  # the store must come from the tests, never from the caller's environment
-    os.environ["CKVC_AUTHOR"] = "test"
-    _root = tempfile.mkdtemp(prefix="ckvc-py-")
-    os.environ["CKVC_CACHE"] = os.path.join(_root, "cache")  # never the user's ~/.cache
+    _root = _test_env.enter("ckvc-py-")
 
 
 def tearDownModule() -> None:
-    os.environ.clear()
-    os.environ.update(_saved_env)
-    shutil.rmtree(_root, ignore_errors=True)
+    _test_env.leave(_root)
 
 
 def tmpdir(name: str) -> str:

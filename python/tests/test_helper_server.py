@@ -5,46 +5,34 @@ import json
 import os
 import pathlib
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 import warnings
-from typing import Dict, List
+from typing import List
 from unittest import mock
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
 
+import _test_env  # noqa: E402
 import ckvc  # noqa: E402
 from ckvc import CkvcError, _server  # noqa: E402
 
-_saved_env: Dict[str, str] = {}
 _root = ""
 
 
 def setUpModule() -> None:
     global _root
-    _saved_env.update(os.environ)
-    if not os.environ.get("CKVC_CLI", "").strip():
-        node = shutil.which("node") or "node"
-        os.environ["CKVC_CLI"] = "{} {}".format(shlex.quote(node), shlex.quote(str(REPO / "bin" / "ckvc")))
-    os.environ.pop("CKVC_DIR", None)
-    os.environ.pop("CKVC_HELPER_SERVER", None)
-    os.environ.pop("CKVC_SNAPSHOT_CACHE_BYTES", None)
-    os.environ["CKVC_AUTHOR"] = "test"
-    _root = tempfile.mkdtemp(prefix="ckvc-server-")
-    os.environ["CKVC_CACHE"] = os.path.join(_root, "cache")
+    _root = _test_env.enter("ckvc-server-")
 
 
 def tearDownModule() -> None:
     ckvc.close_servers()
-    os.environ.clear()
-    os.environ.update(_saved_env)
-    shutil.rmtree(_root, ignore_errors=True)
+    _test_env.leave(_root)
 
 
 def _store_with_steps(n: int, size: int = 1000) -> str:
