@@ -79,12 +79,13 @@ describe('cat', () => {
   it('pruned tensor data is refused with exit 19, and ls marks it', () => {
     fs.writeFileSync(path.join(ck, 'sub', 'state.bin'), randomBytes(4, 70_000));
     commitId(s, [ck, '-m', 'two']);
-    s.ok(['prune', '--keep-last', '1']);
+    // Tensor data only (`--tensors`): a plain prune now releases whole files, opaque ones too (retention.test.ts).
+    s.ok(['prune', '--keep-last', '1', '--tensors', '**']);
     const r = catBytes(['cat', `${c1}:model.safetensors`]);
     expect([r.code, errorCodes(r.err)]).toEqual([19, ['CKVC_PRUNED']]);
     const t = catBytes(['cat', `${c1}:model.safetensors`, '--tensor', 'head.bias']);
     expect([t.code, errorCodes(t.err)]).toEqual([19, ['CKVC_PRUNED']]);
-    expect(catBytes(['cat', `${c1}:sub/state.bin`]).code).toBe(0); // opaque files are never released
+    expect(catBytes(['cat', `${c1}:sub/state.bin`]).code).toBe(0); // not a tensor: kept by a --tensors record
     const listed = s.json<{ files: any[] }>(['ls', c1, '--tensors']);
     expect(listed.files[0].tensors.every((x: any) => x.pruned === true)).toBe(true);
   });
