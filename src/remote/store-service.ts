@@ -4,7 +4,7 @@
 // moves, and then moved as one batch under compare-and-swap.
 import type { Readable, Writable } from 'node:stream';
 import { bad } from '../core/bundle-format.js';
-import { CkvcError } from '../core/errors.js';
+import { CkvcError, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
 import { isAncestor, storeParents, type ParentsOf } from '../store/ancestry.js';
 import { registerReader, registerWriter } from '../store/gc-exclusion.js';
@@ -77,7 +77,14 @@ export class StoreService {
       for (const id of new Set(changes.map((c) => c.new))) await checkClosure(this.store, id, `the push of ${changes.find((c) => c.new === id)!.name}`);
       const current = await this.store.refs.readMany(changes.map((c) => c.name));
       const out = await judgeRefChanges(changes, current.map((c) => c ?? null), storeParents(this.store), force);
-      await this.store.refs.updateMany(out.filter((u) => !u.skipped).map((u) => ({ name: u.name, next: u.new, expect: u.old, message: `push${u.forced ? ' --force' : ''}` })), { who, message: 'push' });
+      const moves = out.filter((u) => !u.skipped).map((u) => ({ name: u.name, next: u.new, expect: u.old, message: `push${u.forced ? ' --force' : ''}` }));
+      try {
+        await this.store.refs.updateMany(moves, { who, message: 'push' });
+      } catch (e) {
+        // Another push moved a ref between the check above and the swap: the pusher's remedy is a fetch, not a re-run.
+        if (!isCkvcError(e, 'CKVC_REF_CONFLICT')) throw e;
+        throw new CkvcError('CKVC_REF_CONFLICT', `the remote refused the push: ${e.message.replace(/; nothing was changed.*$/, '')} (another push landed first); nothing was changed on the remote: fetch, reconcile and push again`, e.data);
+      }
       return out;
     } finally {
       await registration.release();
