@@ -1,5 +1,6 @@
 // An open store: reading verified objects by ID, and starting writes. Every read goes pack -> decode -> hash
 // check, so a damaged byte is an error with a code, never data.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CkvcError, isCkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
 import { decodeCommit, type CommitObject } from '../core/objects/commit-object.js';
@@ -84,16 +85,13 @@ export class ObjectStore {
     return this.readLocated(loc ?? (await this.locateAll([id], type))[0]!, id, type);
   }
 
-  /** Reads an object at a known location; if gc has deleted that pack meanwhile, asks the index once more. */
+  /**
+   * Reads an object at a known location. A gc or consolidation may delete the pack (or a delta base's pack) after
+   * this process located the object: the index is then re-synced and the read tried again at the new location.
+   * A few times, because a busy store may repack more than once while one read runs.
+   */
   async readLocated(loc: ObjectLocation, id: ObjectId, type: ObjectType, pool?: BufferPool): Promise<Uint8Array> {
-    try {
-      return await this.packs.readObject(loc, id, type, pool);
-    } catch (e) {
-      if (!(isCkvcError(e, 'CKVC_MISSING_OBJECT') && e.data.pack === loc.packId)) throw e;
-      const again = (await this.index.session((s) => s.locate([id]), { sync: true }))[0];
-      if (!again || again.packId === loc.packId) throw e;
-      return this.packs.readObject(again, id, type, pool);
-    }
+    return this.withRelocation(loc, id, (l) => this.packs.readObject(l, id, type, pool));
   }
 
   /**
@@ -102,7 +100,22 @@ export class ObjectStore {
    */
   async readChunkGrouped(id: ObjectId, width: number): Promise<GroupedObject | undefined> {
     const loc = (await this.locate([id]))[0];
-    return loc && this.packs.readChunkGrouped(loc, id, width);
+    return loc && this.withRelocation(loc, id, (l) => this.packs.readChunkGrouped(l, id, width));
+  }
+
+  private async withRelocation<T>(loc: ObjectLocation, id: ObjectId, read: (l: ObjectLocation) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await read(loc);
+      } catch (e) {
+        // Only a pack file gone from disk is a reason to look again; a missing object or damage is reported.
+        if (!(isCkvcError(e, 'CKVC_MISSING_OBJECT') && e.data.pack !== undefined) || attempt >= RELOCATE_TRIES) throw e;
+        if (attempt > 0) await sleep(10 * 4 ** attempt);
+        const again = (await this.index.session((s) => s.locate([id]), { sync: true }))[0];
+        if (!again) throw e;
+        loc = again;
+      }
+    }
   }
 
   async typeOf(id: ObjectId): Promise<ObjectType | undefined> {
@@ -145,6 +158,9 @@ export class ObjectStore {
     return out;
   }
 }
+
+/** Re-syncs of the index a read may make when packs vanish under it (gc, consolidation in other processes). */
+const RELOCATE_TRIES = 4;
 
 export function missing(id: ObjectId, what: string): CkvcError {
   return new CkvcError('CKVC_MISSING_OBJECT', `${what} ${id.slice(0, 16)} is missing from the store; run 'ckvc verify' to see what is affected`, { id, what });

@@ -1,0 +1,62 @@
+// A reader that located objects before another process's gc repacked them still reads them (FORMAT.md §15: gc
+// re-indexes before it deletes a pack; readers re-sync and look again). Covers the object's own pack and the
+// pack of a delta base, which a read reaches through the chunk that names it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { objectId } from '../../src/core/object-id.js';
+import { CODECS } from '../../src/core/pack-format.js';
+import { ObjectStore } from '../../src/store/object-store.js';
+import { cleanupTemp, commitId, newStore, packFiles, tempDir } from '../helpers/ckvc.js';
+import { safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
+
+afterAll(cleanupTemp);
+
+const ELEMENTS = 64 * 1024; // one 256 KiB chunk of F32
+
+function stepped(prev: Buffer, seed: number): Buffer {
+  const b = Buffer.from(prev);
+  const noise = trainedFloat32(seed, ELEMENTS);
+  for (let i = 0; i < b.length; i += 4) b.writeUInt32LE((b.readUInt32LE(i) ^ (noise.readUInt32LE(i) & 0xffff)) >>> 0, i);
+  return b;
+}
+
+describe('reads racing a gc that repacks', () => {
+  it('a location taken before gc rewrote the pack (and a delta whose base moved) still reads, verified', async () => {
+    const s = newStore('ckvc-reloc-');
+    const dir = tempDir('ckvc-reloc-in-');
+    const file = path.join(dir, 'model.safetensors');
+    const v1 = trainedFloat32(5, ELEMENTS);
+    const v2 = stepped(v1, 6);
+    const write = (t: Buffer) => fs.writeFileSync(file, safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: t } }));
+    // v1's chunk lands in the pack of a commit on 'tmp'; main's commits reuse it, so it stays live when tmp dies.
+    write(v1);
+    commitId(s, [file, '-b', 'tmp', '-m', 'v1 on tmp'], { cwd: dir });
+    fs.appendFileSync(path.join(dir, 'notes.txt'), 'main');
+    commitId(s, [file, path.join(dir, 'notes.txt'), '-b', 'main', '-m', 'v1 on main'], { cwd: dir });
+    write(v2);
+    commitId(s, [file, '-b', 'main', '-m', 'v2'], { cwd: dir });
+    const base = objectId('chunk', v1);
+    const delta = objectId('chunk', v2);
+
+    const reader = await ObjectStore.open(s.store);
+    try {
+      const [baseLoc, deltaLoc] = await reader.locate([base, delta]);
+      expect(deltaLoc!.entry.codec, 'v2 is stored as a delta against v1').toBe(CODECS.xorPlanes);
+      expect(baseLoc!.packId).not.toBe(deltaLoc!.packId);
+
+      s.ok(['switch', 'main']);
+      s.ok(['branch', '-d', 'tmp']);
+      s.ok(['gc', '--grace', '0', '--expire-reflog', '0']);
+      const packs = packFiles(s.store).map((f) => path.basename(f, '.pack'));
+      expect(packs, 'gc rewrote the pack that held v1').not.toContain(baseLoc!.packId);
+
+      // The delta first: its own pack is intact, only its base's pack is gone (no re-sync has happened yet).
+      expect(Buffer.from(await reader.readLocated(deltaLoc!, delta, 'chunk')).equals(v2)).toBe(true);
+      expect(Buffer.from(await reader.readLocated(baseLoc!, base, 'chunk')).equals(v1)).toBe(true);
+    } finally {
+      await reader.close();
+    }
+    expect(s.json(['verify', '--read-data']).ok).toBe(true);
+  });
+});
