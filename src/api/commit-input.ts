@@ -16,7 +16,7 @@ export function parseMetrics(input: string[] | Record<string, number> | undefine
     const v = typeof raw === 'number' ? raw : typeof raw === 'string' ? parseMetricText(raw) : undefined;
     if (v === undefined) throw new CkvcError('CKVC_BAD_METRIC', `metric "${k}" has value ${JSON.stringify(raw)}, which is not a number (nan, inf and -inf are allowed)`, { metric: k, value: raw });
     if (k === '__proto__') throw new CkvcError('CKVC_BAD_METRIC', 'a metric cannot be named "__proto__"', { metric: k });
-    if (!/^[A-Za-z0-9_.\/:-]{1,128}$/.test(k)) throw new CkvcError('CKVC_BAD_METRIC', `metric name ${JSON.stringify(k)} may only use letters, digits and _ . / : -`, { metric: k });
+    if (!/^[A-Za-z0-9_./:-]{1,128}$/.test(k)) throw new CkvcError('CKVC_BAD_METRIC', `metric name ${JSON.stringify(k)} may only use letters, digits and _ . / : -`, { metric: k });
     out[k] = v;
   }
   return out;

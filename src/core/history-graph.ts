@@ -73,7 +73,7 @@ export function drawGraph(nodes: GraphNode[]): GraphRow[] {
     // commit line itself, so they leave in one connector line instead of a staircase.
     const octopus = fresh >= 3 && col === lanes.length - 1;
     if (octopus) {
-      const bar = '-'.repeat(2 * (fresh - 2) - 1) + '.';
+      const bar = `${'-'.repeat(2 * (fresh - 2) - 1)}.`;
       for (let k = 0; k < bar.length; k++) nodeLine[2 * col + 1 + k] = bar[k]!;
     }
 

@@ -11,7 +11,7 @@ export interface LoggedMetrics {
   skipped: string[];
 }
 
-const METRIC_NAME = /^[A-Za-z0-9_.\/:-]{1,128}$/;
+const METRIC_NAME = /^[A-Za-z0-9_./:-]{1,128}$/;
 const STEP_KEYS = ['step', 'global_step'];
 const MAX_DEPTH = 4;
 

@@ -18,9 +18,7 @@ import type { Transport } from './transport.js';
 const BATCH_BYTES = 64 * 1024 * 1024;
 const BATCH_OBJECTS = 20_000;
 
-export interface Progress {
-  (e: { phase: 'send' | 'receive'; objects: number; totalObjects: number; bytes: number }): void;
-}
+export type Progress = (e: { phase: 'send' | 'receive'; objects: number; totalObjects: number; bytes: number }) => void
 
 async function batches(store: ObjectStore, ids: ObjectId[]): Promise<ObjectId[][]> {
   const out: ObjectId[][] = [];

@@ -160,7 +160,7 @@ function* merge(sources: Iterator<LevelEntry>[]): Generator<LevelEntry> {
     if (best < 0) return;
     const e = heads[best]!.value as LevelEntry;
     heads[best] = sources[best]!.next();
-    if (last && last.equals(e.key)) continue;
+    if (last?.equals(e.key)) continue;
     last = e.key;
     yield e;
   }

@@ -93,7 +93,7 @@ export async function upgradeStoreVersion(layout: StoreLayout): Promise<void> {
   if (upgraded.has(layout.root)) return;
   const cfg = await readStoreConfig(layout);
   if (cfg.version < STORE_VERSION) {
-    await writeFileDurable(layout.configFile, JSON.stringify({ ...cfg, version: STORE_VERSION }, null, 2) + '\n');
+    await writeFileDurable(layout.configFile, `${JSON.stringify({ ...cfg, version: STORE_VERSION }, null, 2)}\n`);
   }
   upgraded.add(layout.root);
 }
@@ -110,7 +110,7 @@ export async function createStore(dir: string): Promise<{ root: string; created:
   await writeFileDurable(layout.headFile, 'ref: refs/heads/main\n');
   const cfg: StoreConfig = { format: STORE_FORMAT, version: STORE_VERSION, hash: 'blake3-256', tensorChunkSize: DEFAULT_TENSOR_CHUNK_SIZE, cdc: DEFAULT_CDC };
   // config.json last: its presence (with refs/) is what marks a finished store.
-  await writeFileDurable(layout.configFile, JSON.stringify(cfg, null, 2) + '\n');
+  await writeFileDurable(layout.configFile, `${JSON.stringify(cfg, null, 2)}\n`);
   await fsyncDir(path.dirname(root));
   return { root, created: true };
 }

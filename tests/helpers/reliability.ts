@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'vitest';
-import { BIN, cliEnv, diffSnapshots, errorCodes, REPO_ROOT, readTree, type RunOptions, sha256, tempDir } from './ckvc.js';
+import { BIN, cliEnv, diffSnapshots, REPO_ROOT, readTree, type RunOptions, sha256, tempDir } from './ckvc.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes } from './data.js';
 
 export const MiB = 1024 * 1024;

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BIN, cliEnv } from './ckvc.js';
-import { type Store } from './reliability.js';
+import type { Store } from './reliability.js';
 
 const children: ChildProcess[] = [];
 const proxies: http.Server[] = [];

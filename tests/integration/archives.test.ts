@@ -418,7 +418,7 @@ const HOSTILE: Hostile[] = [
   { file: 'npz-stored-bad-npy.npz', bytes: () => npzZip([{ name: 'w.npy', data: Buffer.from('\x93NUMPY\x01\x00\x10\x00{"descr": 1}   \n', 'latin1') }]).bytes, reason: /would not parse|keys are not exactly/, entry: NPZ_MEMBER_W },
   { file: 'npz-deflated-not-npy.npz', bytes: () => npzZip([{ name: 'w.npy', data: Buffer.from('this member is not an npy array at all'), deflated: true }]).bytes, reason: /magic/, entry: NPZ_MEMBER_W },
   { file: 'npz-short-data.npz', bytes: () => npzZip([{ name: 'w.npy', data: ARR.subarray(0, ARR.length - 4) }]).bytes, reason: /needs 16384 bytes of data, the file holds 16380/, entry: 'w: shape' },
-  { file: 'big-header.npy', bytes: () => npyBytes({ descr: '<f4', shape: [1], data: Buffer.alloc(4), version: 2, dictText: "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }" + ' '.repeat(10_000) }), reason: /declares a 1\d{4}-byte header \(numpy's cap is 10000\)/ },
+  { file: 'big-header.npy', bytes: () => npyBytes({ descr: '<f4', shape: [1], data: Buffer.alloc(4), version: 2, dictText: `{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }${' '.repeat(10_000)}` }), reason: /declares a 1\d{4}-byte header \(numpy's cap is 10000\)/ },
   { file: 'short.npy', bytes: () => npyBytes({ descr: '<f8', shape: [10, 10], data: Buffer.alloc(799) }), reason: /needs 800 bytes of data, the file holds 799/ },
 ];
 

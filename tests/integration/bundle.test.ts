@@ -14,7 +14,7 @@ import {
 import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import {
-  checkoutDiff, copyStore, describeOutcome, hashTree, initStore, pool, runAsync, Store, type Outcome,
+  checkoutDiff, copyStore, describeOutcome, hashTree, initStore, pool, runAsync, type Store, type Outcome,
 } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);

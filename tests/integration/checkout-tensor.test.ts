@@ -287,7 +287,7 @@ describe('checkout --tensor', () => {
 describe('checkout --tensor with .npy sources', () => {
   function npy(descr: string, shape: number[], fortran: boolean, data: Buffer): Buffer {
     let h = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-    h += ' '.repeat((64 - ((10 + h.length + 1) % 64)) % 64) + '\n';
+    h += `${' '.repeat((64 - ((10 + h.length + 1) % 64)) % 64)}\n`;
     const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0, 0]);
     pre.writeUInt16LE(h.length, 8);
     return Buffer.concat([pre, Buffer.from(h, 'latin1'), data]);

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, diffSnapshots, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
-import { describeOutcome, expectOk, initStore, runAsync, Store, type Outcome } from '../helpers/reliability.js';
+import { describeOutcome, expectOk, initStore, runAsync, type Store, type Outcome } from '../helpers/reliability.js';
 import {
   buildBundle, bundleHeader, checkoutPaths, chunkId, codes, copyOf, expectReleased, holds, parseBundle, pruneRecords, setRemotes, snap,
   startProxy, startServer, stopAll,

@@ -15,9 +15,9 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes, safetensorsDataStart } from '../helpers/data.js';
-import { describeOutcome, expectOk, initStore, pool, runAsync, Store, type Outcome } from '../helpers/reliability.js';
+import { describeOutcome, expectOk, initStore, pool, runAsync, type Store, type Outcome } from '../helpers/reliability.js';
 import {
-  checkoutPaths, chunkId, codes, copyOf, emptyStore, expectReleased, holds, lsPruned, pruneRecords, setRemotes,
+  checkoutPaths, chunkId, copyOf, emptyStore, expectReleased, holds, lsPruned, pruneRecords, setRemotes,
   startServer, stopAll,
 } from '../helpers/walk-lib.js';
 

@@ -9,7 +9,7 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeBundleHeader, encodeBundleHeader, encodeBundlePreamble } from '../../src/core/bundle-format.js';
 import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
-import { describeOutcome, initStore, Store, writeCheckpoint, type Outcome } from '../helpers/reliability.js';
+import { describeOutcome, initStore, type Store, writeCheckpoint, type Outcome } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp, 300_000);
 

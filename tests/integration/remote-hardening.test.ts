@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, diffSnapshots, errorCodes, sleep, snapshotTree, tempDir } from '../helpers/ckvc.js';
-import { describeOutcome, initStore, MiB, Store, writeCheckpoint, type Outcome } from '../helpers/reliability.js';
+import { describeOutcome, initStore, MiB, type Store, writeCheckpoint, type Outcome } from '../helpers/reliability.js';
 import { memory, post, proxy, serve, stopServers, type Server } from '../helpers/servers.js';
 
 afterAll(async () => {

@@ -14,7 +14,7 @@ import {
 } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import {
-  checkoutDiff, describeOutcome, hashTree, initStore, MiB, pool, Store, type Outcome,
+  checkoutDiff, describeOutcome, hashTree, initStore, MiB, pool, type Store, type Outcome,
 } from '../helpers/reliability.js';
 
 // ---------------------------------------------------------------------------------------------------------

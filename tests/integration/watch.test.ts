@@ -148,9 +148,9 @@ describe('ckvc watch', () => {
     const dir = tempDir('ckvc-watch-');
     const logFile = path.join(tempDir('ckvc-watch-log-'), 'train.jsonl');
     // Training logs on past the checkpoint while it settles; the last line is still being written.
-    fs.writeFileSync(logFile, [
+    fs.writeFileSync(logFile, `${[
       { step: 50, loss: 1.0 }, { step: 100, loss: 0.5, lr: 0.01 }, { step: 200, loss: 0.9, lr: 0.001 }, { step: 250, loss: 0.2, epoch: 3 },
-    ].map((l) => JSON.stringify(l)).join('\n') + '\n{"step": 300, "lo');
+    ].map((l) => JSON.stringify(l)).join('\n')}\n{"step": 300, "lo`);
     const at = (n: string, sec: number) => {
       fs.writeFileSync(path.join(dir, n), n);
       fs.utimesSync(path.join(dir, n), sec, sec); // training order

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, diffSnapshots, errorCodes, snapshotStore, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
 import {
-  type Outcome, Semaphore, Store, copyStore, describeOutcome, hashTree, initStore, parseJson, writeCheckpoint,
+  type Outcome, Semaphore, type Store, copyStore, describeOutcome, hashTree, initStore, parseJson, writeCheckpoint,
 } from '../helpers/reliability.js';
 
 const KiB = 1024;

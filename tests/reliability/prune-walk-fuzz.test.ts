@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, tempDir } from '../helpers/ckvc.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes, safetensorsDataStart } from '../helpers/data.js';
-import { describeOutcome, expectOk, pool, soakScale, Store, type Outcome } from '../helpers/reliability.js';
+import { describeOutcome, expectOk, pool, soakScale, type Store, type Outcome } from '../helpers/reliability.js';
 import {
   checkoutPaths, chunkId, copyOf, dropObject, emptyStore, expectReleased, objectIds, pruneRecords, setRemotes,
 } from '../helpers/walk-lib.js';

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, diffSnapshots, errorCodes, sleep, snapshotStore, tempDir } from '../helpers/ckvc.js';
 import {
-  type Outcome, Store, checkoutDiff, copyStore, describeOutcome, fingerprint, hashTree, initStore, parseJson, sha256File, writeCheckpoint,
+  type Outcome, type Store, checkoutDiff, copyStore, describeOutcome, fingerprint, hashTree, initStore, parseJson, sha256File, writeCheckpoint,
 } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, errorCodes, sleep, tempDir } from '../helpers/ckvc.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import {
-  MiB, type Outcome, type Started, Store, checkoutDiff, describeOutcome, expectOk, hashTree, initStore, parseJson,
+  MiB, type Outcome, type Started, type Store, checkoutDiff, describeOutcome, expectOk, hashTree, initStore, parseJson,
 } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);

@@ -814,9 +814,9 @@ describe('parseNpyHeader', () => {
 
   it(`refuses a header longer than ${NPY_MAX_HEADER_BYTES} bytes, accepts one of exactly ${NPY_MAX_HEADER_BYTES}`, () => {
     const dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }";
-    const exact = npyBytes({ descr: '', shape: [], data: Buffer.alloc(4), version: 2, rawHeader: dict + ' '.repeat(NPY_MAX_HEADER_BYTES - dict.length - 1) + '\n' });
+    const exact = npyBytes({ descr: '', shape: [], data: Buffer.alloc(4), version: 2, rawHeader: `${dict + ' '.repeat(NPY_MAX_HEADER_BYTES - dict.length - 1)}\n` });
     expect(parseNpyHeader(exact).dataOffset).toBe(12 + NPY_MAX_HEADER_BYTES);
-    const over = npyBytes({ descr: '', shape: [], data: Buffer.alloc(4), version: 2, rawHeader: dict + ' '.repeat(NPY_MAX_HEADER_BYTES - dict.length) + '\n' });
+    const over = npyBytes({ descr: '', shape: [], data: Buffer.alloc(4), version: 2, rawHeader: `${dict + ' '.repeat(NPY_MAX_HEADER_BYTES - dict.length)}\n` });
     npyRefuses(over, /declares a 10001-byte header \(numpy's cap is 10000\)/);
     // the length field alone decides: a v2 length of 4 GiB is refused before anything is read
     npyRefuses(npyBytes({ descr: '<f4', shape: [1], data: Buffer.alloc(4), version: 2, headerLengthField: 0xffffffff }), /declares a 4294967295-byte header/);
@@ -845,7 +845,7 @@ describe('parseNpyHeader', () => {
       "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", // repeated key
       "{1: '<f4', 'fortran_order': False, 'shape': (3,), }", // a key that is not a string
       "['descr', '<f4']", // not a dict
-      "{'descr': '<f4', 'fortran_order': False, 'shape': " + '('.repeat(40) + ')'.repeat(40) + ', }', // nesting
+      `{'descr': '<f4', 'fortran_order': False, 'shape': ${'('.repeat(40)}${')'.repeat(40)}, }`, // nesting
       "{'descr': '<f4', 'fortran_order': False, 'shape': (3.5,), }",
     ];
     for (const d of bad) npyRefuses(withDict(d), /would not parse/);

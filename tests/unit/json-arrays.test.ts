@@ -139,7 +139,7 @@ describe('the json key of a file recipe part (spec/FORMAT.md §5.3, spec/JSON.md
     expect(bad({ ...ok, open: ['["x"'] })).toBe('CKVC_CORRUPT_OBJECT');
     expect(bad({ ...ok, sep: [', ', ','] })).toBe('CKVC_CORRUPT_OBJECT');
     expect(bad({ ...ok, numbers: 'javascript' })).toBe('CKVC_CORRUPT_OBJECT');
-    expect(bad({ ...ok, close: [' '.repeat(5000) + ']'] })).toBe('CKVC_CORRUPT_OBJECT');
+    expect(bad({ ...ok, close: [`${' '.repeat(5000)}]`] })).toBe('CKVC_CORRUPT_OBJECT');
   });
 
   it('renderProblem refuses tensors a layout cannot render', () => {

@@ -1,5 +1,4 @@
 import { describe, it, expect } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { CkvcError } from '../../src/core/errors.js';
 import { SAFETENSORS_DTYPE_BITS, safetensorsElementWidth } from '../../src/core/formats/safetensors-dtypes.js';
 import {
@@ -435,7 +434,7 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
     expect(parseText(nest(125), 1).tensors).toHaveLength(1);
     expectRule(() => parseText(nest(126), 1), 'header-not-json');
     expectRule(() => parseText('['.repeat(100_000)), 'header-not-json');
-    expectRule(() => parseText('{"a":' + '{"b":'.repeat(100_000)), 'header-not-json');
+    expectRule(() => parseText(`{"a":${'{"b":'.repeat(100_000)}`), 'header-not-json');
   });
 
   it('header-not-object', () => {

@@ -127,7 +127,7 @@ describe('strict JSON: numbers', () => {
   it('refuses numbers beyond the f64 range, at the start of the number, as serde_json does', () => {
     expect(refusal('[1e400]')).toEqual({ reason: 'number out of range', position: 1 });
     expect(refusal('-1e400').reason).toBe('number out of range');
-    expect(refusal('1' + '0'.repeat(400)).reason).toBe('number out of range');
+    expect(refusal(`1${'0'.repeat(400)}`).reason).toBe('number out of range');
     expect((parseStrictJson('1e308') as JsonNumber).raw).toBe('1e308');
     expect((parseStrictJson('1e-400') as JsonNumber).raw).toBe('1e-400'); // underflow is 0, not an error
   });
@@ -190,14 +190,14 @@ describe('strict JSON: nesting depth', () => {
       reason: 'nesting deeper than 127 levels',
       position: 127,
     });
-    expect(() => parseStrictJson('{"a":'.repeat(127) + '1' + '}'.repeat(127))).not.toThrow();
+    expect(() => parseStrictJson(`${'{"a":'.repeat(127)}1${'}'.repeat(127)}`)).not.toThrow();
     expect(refusal('{"a":'.repeat(64) + '['.repeat(64) + ']'.repeat(64) + '}'.repeat(64)).reason).toBe(
       'nesting deeper than 127 levels',
     );
   });
 
   it('counts depth, not the number of containers: many siblings at one level are fine', () => {
-    const wide = '[' + Array.from({ length: 1000 }, () => '[[]]').join(',') + ']';
+    const wide = `[${Array.from({ length: 1000 }, () => '[[]]').join(',')}]`;
     expect(parseStrictJson(wide)).toHaveLength(1000);
   });
 
@@ -215,7 +215,7 @@ describe('describeJsonValue', () => {
     expect(describeJsonValue('x'.repeat(50))).toBe(`the string "${'x'.repeat(40)}…"`);
     expect(describeJsonValue(7)).toBe('the number 7');
     expect(describeJsonValue(parseStrictJson('2.50'))).toBe('the number 2.50');
-    expect(describeJsonValue(parseStrictJson('1' + '0'.repeat(60)))).toBe(`the number 1${'0'.repeat(39)}…`);
+    expect(describeJsonValue(parseStrictJson(`1${'0'.repeat(60)}`))).toBe(`the number 1${'0'.repeat(39)}…`);
     expect(describeJsonValue(parseStrictJson('[1,2,3]'))).toBe('an array of 3');
     expect(describeJsonValue(parseStrictJson('{"a":1}'))).toBe('an object');
   });

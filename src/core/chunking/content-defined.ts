@@ -60,11 +60,11 @@ export function nextCdcChunkLength(data: Uint8Array, start: number, end: number,
   const { min, avg, max } = params;
   const len = end - start;
   if (len <= min) return len;
-  const n = len < max ? len : max;
+  const n = Math.min(len, max);
   const maskS = topBits(bits + 2);
   const maskL = topBits(bits - 2);
   const g = GEAR_TABLE;
-  const normalEnd = start + (n < avg ? n : avg);
+  const normalEnd = start + Math.min(n, avg);
   const stop = start + n;
   let h = 0;
   let i = start + min;

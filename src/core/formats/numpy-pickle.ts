@@ -36,7 +36,7 @@ const items = (v: Value | undefined) => (isObj(v) && (v.k === 'tuple' || v.k ===
 
 function uintList(v: Value | undefined): number[] | undefined {
   const xs = items(v);
-  if (!xs || !xs.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) return undefined;
+  if (!xs?.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) return undefined;
   return xs as number[];
 }
 
@@ -48,7 +48,7 @@ function plainDtype(v: Value | undefined): { dtype: string; width: number } | un
   if (!isObj(v) || v.k !== 'call' || globalName(v.fn) !== 'numpy.dtype') return undefined;
   const code = items(v.args)?.[0];
   const state = items(v.state);
-  if (typeof code !== 'string' || !Object.prototype.hasOwnProperty.call(DTYPES, code) || !state) return undefined;
+  if (typeof code !== 'string' || !Object.hasOwn(DTYPES, code) || !state) return undefined;
   const [, order, subarray, names, fields] = state;
   if ((order !== '<' && order !== '|') || subarray !== null || names !== null || fields !== null) return undefined;
   return { dtype: DTYPES[code]!, width: Number(code[1]) };
@@ -62,12 +62,12 @@ function arrayOf(v: Obj): Omit<NumpyPickleArray, 'name'> | undefined {
   if (fn && RECONSTRUCT.has(fn)) {
     // _reconstruct(ndarray, (0,), b'b') then BUILD (version, shape, dtype, is_fortran, rawdata)
     const st = items(v.state);
-    if (!st || st.length !== 5 || st[0] !== 1 || typeof st[3] !== 'boolean') return undefined;
+    if (st?.length !== 5 || st[0] !== 1 || typeof st[3] !== 'boolean') return undefined;
     [shapeV, dt, fortran, raw] = [st[1], st[2], st[3], st[4]];
   } else if (fn && FROMBUFFER.has(fn)) {
     // protocol 5: _frombuffer(PickleBuffer (in-band BYTEARRAY8 or bytes), dtype, shape, order)
     const a = items(v.args);
-    if (!a || a.length !== 4 || (a[3] !== 'C' && a[3] !== 'F')) return undefined;
+    if (a?.length !== 4 || (a[3] !== 'C' && a[3] !== 'F')) return undefined;
     [raw, dt, shapeV, fortran] = [a[0], a[1], a[2], a[3] === 'F'];
   } else return undefined;
   const d = plainDtype(dt);

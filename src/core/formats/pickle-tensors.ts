@@ -42,7 +42,7 @@ function items(v: Value): Value[] | undefined {
 
 function uintList(v: Value): number[] | undefined {
   const xs = items(v);
-  if (!xs || !xs.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) return undefined;
+  if (!xs?.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) return undefined;
   return xs as number[];
 }
 
@@ -63,7 +63,7 @@ class NameWalk {
   private storage(pid: Value): { key: string; type: string } | undefined {
     if (typeof pid !== 'object' || pid === null || pid.k !== 'pid') return undefined;
     const t = items(pid.value);
-    if (!t || t[0] !== 'storage') return undefined;
+    if (t?.[0] !== 'storage') return undefined;
     const cls = globalName(t[1] ?? null);
     const key = t[2];
     if (!cls || typeof key !== 'string') return undefined;

@@ -327,9 +327,9 @@ export function describeJsonValue(v: JsonValue | undefined): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (typeof v === 'boolean') return `the boolean ${v}`;
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
   if (typeof v === 'number') return `the number ${v}`;
-  if (v instanceof JsonNumber) return `the number ${v.raw.length > 40 ? v.raw.slice(0, 40) + '…' : v.raw}`;
+  if (v instanceof JsonNumber) return `the number ${v.raw.length > 40 ? `${v.raw.slice(0, 40)}…` : v.raw}`;
   if (Array.isArray(v)) return `an array of ${v.length}`;
   return 'an object';
 }

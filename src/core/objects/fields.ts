@@ -17,7 +17,7 @@ export class FieldReader {
   }
 
   has(key: string): boolean {
-    return Object.prototype.hasOwnProperty.call(this.fields, key);
+    return Object.hasOwn(this.fields, key);
   }
 
   raw(key: string): CborValue {

@@ -19,9 +19,7 @@ export interface IngestSummary {
   warnings: string[];
 }
 
-export interface IngestProgress {
-  (event: { path: string; bytes: number }): void;
-}
+export type IngestProgress = (event: { path: string; bytes: number }) => void
 
 class TreeIngest {
   readonly summary: IngestSummary = { files: 0, tensors: 0, bytes: 0, warnings: [] };
