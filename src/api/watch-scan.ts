@@ -3,7 +3,7 @@
 // what the settle rule compares between polls and what the commit records, so it must not depend on anything
 // a restart changes (inode numbers of a renamed folder do not matter; timestamps are kept to the nanosecond).
 import { createHash } from 'node:crypto';
-import type { BigIntStats } from 'node:fs';
+import type { BigIntStats, Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
@@ -36,7 +36,7 @@ function vanished(e: unknown): boolean {
 
 /** Reads the watched folder once. `storeRoot` (the store being written) is never a candidate nor walked into. */
 export async function scanFolder(dir: string, rules: CandidateRules, storeRoot: string): Promise<ScanResult> {
-  let entries;
+  let entries: Dirent[];
   try {
     entries = await fs.readdir(dir, { withFileTypes: true });
   } catch (e) {

@@ -18,6 +18,7 @@ import type { PackEntry } from '../core/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import { acquireGcLock } from './gc-exclusion.js';
+import type { HeldLock } from './lock-file.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
@@ -97,7 +98,7 @@ export async function consolidateHeldIfNeeded(store: ObjectStore): Promise<Conso
  * busy, so a commit never waits for another process's work.
  */
 export async function consolidatePacks(store: ObjectStore, opts: { wait: boolean; all?: boolean }): Promise<ConsolidationReport> {
-  let lock;
+  let lock: HeldLock;
   try {
     lock = await acquireGcLock(store.layout, opts.wait ? undefined : 0);
   } catch (e) {
@@ -137,7 +138,8 @@ export async function consolidateHeld(store: ObjectStore, all: boolean): Promise
         await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
       }
     }
-    done = merged.length >= 2 ? await writer.finish() : (await writer.abort(), undefined);
+    if (merged.length >= 2) done = await writer.finish();
+    else await writer.abort();
     writer = undefined;
   } catch (e) {
     await writer?.abort();

@@ -9,7 +9,7 @@ import { CODECS, PACK_FOOTER_BYTES } from '../core/pack-format.js';
 import { findLeftovers, type LeftoverSummary } from './leftovers.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
-import type { ObjectLocation } from './pack-reader.js';
+import type { ObjectLocation, PackReader } from './pack-reader.js';
 import type { PruneRecord } from './prune-records.js';
 import { walkObjects } from './object-walk.js';
 import { REF_PREFIX } from './ref-store.js';
@@ -142,7 +142,7 @@ class Verifier {
     const indexed = await this.store.index.session((s) => s.indexedPacks(), { sync: true });
     for (const packId of packIds) {
       this.checked.packs++;
-      let toc;
+      let toc: Awaited<ReturnType<PackReader['readToc']>>;
       try {
         toc = await this.store.packs.readToc(packId);
       } catch (e) {

@@ -84,7 +84,7 @@ export function okJson<T = any>(args: string[], opts: RunOptions = {}): T {
   const r = ok([...args, '--json'], opts);
   try {
     return JSON.parse(r.stdout) as T;
-  } catch (e) {
+  } catch {
     throw new Error(`ckvc ${args.join(' ')} --json printed non-JSON: ${describeRun(r)}`);
   }
 }

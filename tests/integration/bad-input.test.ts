@@ -14,14 +14,13 @@ afterAll(cleanupTemp);
 
 let s: TempStore;
 let data: string;
-let tip: string;
 
 beforeAll(() => {
   s = newStore();
   data = tempDir('ckvc-bad-');
   fs.writeFileSync(path.join(data, 'good.bin'), randomBytes(1, 300_000));
   fs.writeFileSync(path.join(data, 'good.safetensors'), safetensorsBytes({ w: { dtype: 'F32', shape: [64, 64] }, b: { dtype: 'F16', shape: [64] } }));
-  tip = commitId(s, [path.join(data, 'good.bin'), path.join(data, 'good.safetensors'), '-m', 'base', '--metric', 'loss=1']);
+  commitId(s, [path.join(data, 'good.bin'), path.join(data, 'good.safetensors'), '-m', 'base', '--metric', 'loss=1']);
 });
 
 /** Runs `args` against the store and checks: exit code, exactly one stderr line ending in [CODE], store unchanged. */

@@ -40,7 +40,7 @@ function refusedCheckout(args: string[], untouched: string[]): RunResult {
   expect(r.code, describeRun(r)).toBe(17);
   expect(errorCodes(r.stderr)).toEqual(['CKVC_WOULD_OVERWRITE']);
   expect(r.stderr.trim().split('\n'), describeRun(r)).toHaveLength(1);
-  untouched.forEach((d, i) => expect(diffSnapshots(before[i]!, snapshotTree(d)), d).toEqual([]));
+  untouched.forEach((d, i) => { expect(diffSnapshots(before[i]!, snapshotTree(d)), d).toEqual([]); });
   return r;
 }
 

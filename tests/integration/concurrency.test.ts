@@ -83,7 +83,7 @@ describe('concurrent commits', () => {
     for (let i = 0; i < log.length - 1; i++) expect(log[i].parents).toEqual([log[i + 1].id]);
     expect(log.at(-1).parents).toEqual([]);
     expect(s.json(['status']).head).toEqual({ branch: 'race' });
-    dirs.forEach((d, i) => checkoutMatches(s, ids[i]!, d));
+    dirs.forEach((d, i) => { checkoutMatches(s, ids[i]!, d); });
     expect(s.run(['verify', '--read-data']).code).toBe(0);
   });
 

@@ -20,7 +20,7 @@ const CHUNK = 256 * 1024;
 const f32 = (xs: number[]) => Buffer.from(new Float32Array(xs).buffer);
 const u16 = (xs: number[]) => {
   const b = Buffer.alloc(xs.length * 2);
-  xs.forEach((x, i) => b.writeUInt16LE(x, i * 2));
+  xs.forEach((x, i) => { b.writeUInt16LE(x, i * 2); });
   return b;
 };
 const i32 = (xs: number[]) => Buffer.from(new Int32Array(xs).buffer);

@@ -107,7 +107,7 @@ describe('a series of JSON snapshots', () => {
     const st = s.json<{ deltas: { chunks: number; rawBytes: number; storedBytes: number } }>(['stats']);
     expect(st.deltas.chunks).toBeGreaterThanOrEqual(4);
     expect(st.deltas.storedBytes).toBeLessThan(st.deltas.rawBytes / 2);
-    ids.forEach((id, i) => expect(s.ok(['cat', `${id}:agent.json`]).stdout).toBe(texts[i]));
+    ids.forEach((id, i) => { expect(s.ok(['cat', `${id}:agent.json`]).stdout).toBe(texts[i]); });
   });
 
   it('diff shows the per-array change', () => {

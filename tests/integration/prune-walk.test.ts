@@ -252,7 +252,7 @@ describe.each(KINDS)('prune record: $name', (k) => {
     setRemotes(Fh, { origin: server.url });
     const step = async (runs: [string, () => Promise<Outcome>][]) => {
       const rs = await pool(runs, 3, ([, f]) => f());
-      rs.forEach((r, i) => expect(r.code, `${runs[i]![0]}: ${describeOutcome(r)}`).toBe(0));
+      rs.forEach((r, i) => { expect(r.code, `${runs[i]![0]}: ${describeOutcome(r)}`).toBe(0); });
     };
     await step([
       ['pull FILE', () => Pf.run(['pull', full])],

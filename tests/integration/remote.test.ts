@@ -187,7 +187,7 @@ function incomingBytes(s: Store): number {
 
 async function verifyClean(stores: Store[], readData = true): Promise<void> {
   const results = await pool(stores, 2, (s) => s.verify(readData));
-  results.forEach((v, i) => expect(v.r.code, `verify ${stores[i]!.store}: ${describeOutcome(v.r)}`).toBe(0));
+  results.forEach((v, i) => { expect(v.r.code, `verify ${stores[i]!.store}: ${describeOutcome(v.r)}`).toBe(0); });
 }
 
 beforeAll(() => {

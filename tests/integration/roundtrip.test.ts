@@ -146,7 +146,7 @@ describe('roundtrip: commit then checkout is byte-identical', () => {
   it('round-trips unusual file names (spaces, unicode, newline, leading dash)', () => {
     const dir = tempDir('ckvc-names-');
     const names = ['with space.bin', 'ünïcödé.bin', 'new\nline.bin', '-dash.bin', '#hash', 'x'.repeat(200)];
-    names.forEach((n, i) => fs.writeFileSync(path.join(dir, n), randomBytes(i, 100 + i)));
+    names.forEach((n, i) => { fs.writeFileSync(path.join(dir, n), randomBytes(i, 100 + i)); });
     const c = commitId(s, [dir, '-m', 'names', '-b', 'names']);
     const out = tempDir('ckvc-out-');
     s.ok(['checkout', c, '--to', out]);

@@ -183,12 +183,16 @@ function signatures(b: Uint8Array, sig: number): number[] {
 function zipFields(b: Uint8Array): FieldHint[] {
   const out: FieldHint[] = [];
   const f = (offset: number, size: 1 | 2 | 4 | 8) => out.push({ offset, size, endian: 'le' });
-  for (const at of signatures(b, 0x02014b50)) [8, 10].forEach((o) => f(at + o, 2)), [16, 20, 24, 42].forEach((o) => f(at + o, 4)), [28, 30, 32, 34].forEach((o) => f(at + o, 2));
-  for (const at of signatures(b, 0x04034b50)) [6, 8, 26, 28].forEach((o) => f(at + o, 2)), [18, 22].forEach((o) => f(at + o, 4));
-  for (const at of signatures(b, 0x06054b50)) [4, 6, 8, 10, 20].forEach((o) => f(at + o, 2)), [12, 16].forEach((o) => f(at + o, 4));
-  for (const at of signatures(b, 0x06064b50)) [24, 32, 40, 48].forEach((o) => f(at + o, 8)), [16, 20].forEach((o) => f(at + o, 4));
-  for (const at of signatures(b, 0x07064b50)) f(at + 8, 8), f(at + 4, 4), f(at + 16, 4);
-  for (const at of signatures(b, 0x08074b50)) f(at + 8, 4), f(at + 12, 4);
+  // Per record signature, its fields as [offset, size] in the order the fuzzer has always been given them.
+  const layout: [number, [number, 1 | 2 | 4 | 8][]][] = [
+    [0x02014b50, [[8, 2], [10, 2], [16, 4], [20, 4], [24, 4], [42, 4], [28, 2], [30, 2], [32, 2], [34, 2]]],
+    [0x04034b50, [[6, 2], [8, 2], [26, 2], [28, 2], [18, 4], [22, 4]]],
+    [0x06054b50, [[4, 2], [6, 2], [8, 2], [10, 2], [20, 2], [12, 4], [16, 4]]],
+    [0x06064b50, [[24, 8], [32, 8], [40, 8], [48, 8], [16, 4], [20, 4]]],
+    [0x07064b50, [[8, 8], [4, 4], [16, 4]]],
+    [0x08074b50, [[8, 4], [12, 4]]],
+  ];
+  for (const [magic, fields] of layout) for (const at of signatures(b, magic)) for (const [o, size] of fields) f(at + o, size);
   return out;
 }
 

@@ -128,9 +128,9 @@ function unknownFields(kind: Kind, v: CborValue): string[] {
   const out = extra(v, kind);
   if (!isMap(v)) return out;
   if (kind === 'file' && Array.isArray(v.parts)) {
-    v.parts.forEach((p, i) => out.push(...extra(p, isMap(p) && 'chunk' in p ? 'file.chunk-part' : 'file.tensor-part').map((k) => `parts[${i}].${k}`)));
+    v.parts.forEach((p, i) => { out.push(...extra(p, isMap(p) && 'chunk' in p ? 'file.chunk-part' : 'file.tensor-part').map((k) => `parts[${i}].${k}`)); });
   }
-  if (kind === 'tree' && Array.isArray(v.entries)) v.entries.forEach((e, i) => out.push(...extra(e, 'tree.entry').map((k) => `entries[${i}].${k}`)));
+  if (kind === 'tree' && Array.isArray(v.entries)) v.entries.forEach((e, i) => { out.push(...extra(e, 'tree.entry').map((k) => `entries[${i}].${k}`)); });
   if (kind === 'commit') {
     out.push(...extra(v.config, 'commit.config').map((k) => `config.${k}`));
     out.push(...extra(v.code, 'commit.code').map((k) => `code.${k}`));
@@ -190,10 +190,10 @@ function clone(v: CborValue): CborValue {
 function containers(v: CborValue, out: (CborValue[] | Record<string, CborValue>)[] = []): (CborValue[] | Record<string, CborValue>)[] {
   if (Array.isArray(v)) {
     out.push(v);
-    v.forEach((x) => containers(x, out));
+    v.forEach((x) => { containers(x, out); });
   } else if (isMap(v)) {
     out.push(v);
-    Object.values(v).forEach((x) => containers(x, out));
+    Object.values(v).forEach((x) => { containers(x, out); });
   }
   return out;
 }

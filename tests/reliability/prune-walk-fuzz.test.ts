@@ -263,7 +263,7 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   setRemotes(F, { origin: R.dir });
   const step = async (runs: [string, () => Promise<Outcome>][]) => {
     const rs = await pool(runs, 2, ([, f]) => f());
-    rs.forEach((x, i) => expectOk(x, runs[i]![0]));
+    rs.forEach((x, i) => { expectOk(x, runs[i]![0]); });
   };
   await step([['pack', () => S.run(['pack', ...branches, '-o', bundle])], ['push', () => S.run(['push', 'r', ...branches])]]);
   await step([['pull FILE', () => P.run(['pull', bundle])], ['fetch', () => F.run(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })]]);

@@ -71,7 +71,7 @@ describe('gear table', () => {
     expect(GEAR_TABLE.length).toBe(256);
     expect(Array.from(GEAR_TABLE.subarray(0, 8), (g) => g.toString(16).padStart(8, '0'))).toEqual(vectors.gear_table.first8);
     const le = new Uint8Array(1024);
-    GEAR_TABLE.forEach((g, i) => new DataView(le.buffer).setUint32(i * 4, g, true));
+    GEAR_TABLE.forEach((g, i) => { new DataView(le.buffer).setUint32(i * 4, g, true); });
     expect(sha(le)).toBe(vectors.gear_table.sha256_le);
     expect(new Set(GEAR_TABLE).size).toBe(256);
   });

@@ -41,24 +41,24 @@ function encode(dtype: NumericDtype, values: (number | bigint)[], offset = 0): U
   const w = dtypeWidth(dtype);
   const buf = new Uint8Array(offset + values.length * w + 8).subarray(offset, offset + values.length * w);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  values.forEach((v, i) => {
+  for (const [i, v] of values.entries()) {
     const at = i * w;
     const n = Number(v);
     switch (dtype) {
-      case 'F64': return dv.setFloat64(at, n, true);
-      case 'F32': return dv.setFloat32(at, n, true);
-      case 'F16': return dv.setUint16(at, bits16(F16_BITS, n), true);
-      case 'BF16': return dv.setUint16(at, bits16(BF16_BITS, n), true);
-      case 'I8': return dv.setInt8(at, n);
-      case 'U8': return dv.setUint8(at, n);
-      case 'I16': return dv.setInt16(at, n, true);
-      case 'U16': return dv.setUint16(at, n, true);
-      case 'I32': return dv.setInt32(at, n, true);
-      case 'U32': return dv.setUint32(at, n, true);
-      case 'I64': return dv.setBigInt64(at, BigInt(v), true);
-      case 'U64': return dv.setBigUint64(at, BigInt(v), true);
+      case 'F64': dv.setFloat64(at, n, true); break;
+      case 'F32': dv.setFloat32(at, n, true); break;
+      case 'F16': dv.setUint16(at, bits16(F16_BITS, n), true); break;
+      case 'BF16': dv.setUint16(at, bits16(BF16_BITS, n), true); break;
+      case 'I8': dv.setInt8(at, n); break;
+      case 'U8': dv.setUint8(at, n); break;
+      case 'I16': dv.setInt16(at, n, true); break;
+      case 'U16': dv.setUint16(at, n, true); break;
+      case 'I32': dv.setInt32(at, n, true); break;
+      case 'U32': dv.setUint32(at, n, true); break;
+      case 'I64': dv.setBigInt64(at, BigInt(v), true); break;
+      case 'U64': dv.setBigUint64(at, BigInt(v), true); break;
     }
-  });
+  }
   return buf;
 }
 

@@ -12,7 +12,7 @@ import { Block, blockContents, BLOCK_TRAILER_BYTES, BLOOM_FILTER_KEY, BloomFilte
 import { LevelSnapshot } from '../../src/store/index-snapshot.js';
 
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => dirs.forEach((d) => { fs.rmSync(d, { recursive: true, force: true }); }));
 
 function tmp(): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-ldb-'));

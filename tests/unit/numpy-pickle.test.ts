@@ -25,7 +25,7 @@ describe('readNumpyPickle on pickles written by Python', () => {
       expect(got).toEqual(MANIFEST[f]!.arrays);
       expect(found.find((a) => a.name === 'fortran')!.order).toBe('F');
       expect(found.filter((a) => a.order).length).toBe(1);
-      found.slice(1).forEach((a, i) => expect(a.start).toBeGreaterThanOrEqual(found[i]!.end));
+      found.slice(1).forEach((a, i) => { expect(a.start).toBeGreaterThanOrEqual(found[i]!.end); });
     });
   }
 
@@ -56,7 +56,7 @@ describe('seeded fuzz of readNumpyPickle', () => {
     for (let round = 0; round < 400; round++) {
       const b = base.slice(0, round % 5 === 0 ? Math.floor(next() * base.length) : base.length);
       for (let m = 0; m < 1 + (round % 4); m++) b[Math.floor(next() * b.length)] = Math.floor(next() * 256);
-      let found;
+      let found: ReturnType<typeof readNumpyPickle>;
       try {
         found = readNumpyPickle(b, 's');
       } catch (e) {

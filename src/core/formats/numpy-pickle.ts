@@ -125,10 +125,10 @@ class ArrayWalk {
         if (n !== undefined) this.visit(x, n, depth + 1);
       }
     }
-    if (v.k === 'list' || v.k === 'tuple') v.items.forEach((x, i) => this.visit(x, join(i)!, depth + 1));
+    if (v.k === 'list' || v.k === 'tuple') v.items.forEach((x, i) => { this.visit(x, join(i)!, depth + 1); });
     if (v.k === 'call') {
       // A named tuple or dataclass (an optimizer state): its fields are its arguments, by position, or its state.
-      items(v.args)?.forEach((x, i) => this.visit(x, join(i)!, depth + 1));
+      items(v.args)?.forEach((x, i) => { this.visit(x, join(i)!, depth + 1); });
       if (v.state !== undefined && v.state !== null) this.visit(v.state, name, depth + 1);
     }
   }

@@ -113,7 +113,7 @@ class NameWalk {
         return;
       case 'list':
       case 'tuple':
-        v.items.forEach((x, i) => this.visit(x, join(i)!, depth + 1));
+        v.items.forEach((x, i) => { this.visit(x, join(i)!, depth + 1); });
         return;
       case 'call': {
         const fn = globalName(v.fn);

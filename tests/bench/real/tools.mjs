@@ -26,7 +26,7 @@ export function ckvcTool(repoRoot) {
     },
     store: (dir) => path.join(dir, '.ckvc'),
     init: (dir) => run(bin, ['init', dir], { env }),
-    ingest: (dir, live, { scenario, n, step }) =>
+    ingest: (dir, live, { scenario, step }) =>
       run(bin, ['commit', live, '-b', scenario, '-m', `step-${step}`, '--step', String(step), '--store', path.join(dir, '.ckvc')], { env }),
     async restore(dir, to, { scenario }) {
       const r = await run(bin, ['checkout', scenario, '--to', to, '--store', path.join(dir, '.ckvc')], { env });
