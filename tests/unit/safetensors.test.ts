@@ -359,7 +359,8 @@ describe('parseSafetensorsHeader: valid files', () => {
     const ms = performance.now() - t0;
     expect(l.tensors).toHaveLength(n);
     expect(l.tensors.map((t) => t.name)).toEqual(names);
-    expect(ms).toBeLessThan(2000);
+    // A quadratic lookup would take minutes at 50,000 names; 8 s leaves room for a machine busy with other tests.
+    expect(ms).toBeLessThan(8000);
   });
 });
 
