@@ -51,7 +51,8 @@ async function lstatOrNone(p: string): Promise<Stamp | undefined> {
 export class VerifiedFiles {
   private readonly entries = new Map<string, { stamp: Stamp; b3: string }>();
 
-  constructor(private readonly maxEntries = MAX_ENTRIES) {}
+  /** `nowMs`: the wall clock, compared with file change times (tests fix it). */
+  constructor(private readonly maxEntries = MAX_ENTRIES, private readonly nowMs: () => number = Date.now) {}
 
   /**
    * Whether the regular file at `p` (an absolute path) holds content whose BLAKE3 is `b3`: answered from memory
@@ -62,7 +63,7 @@ export class VerifiedFiles {
     const before = await lstatOrNone(p);
     const known = this.entries.get(p);
     if (before && known && sameStamp(known.stamp, before)) return known.b3 === b3;
-    const startedNs = BigInt(Date.now()) * NS_PER_MS;
+    const startedNs = BigInt(Math.floor(this.nowMs())) * NS_PER_MS;
     const digest = await hash(p);
     this.entries.delete(p);
     const after = await lstatOrNone(p);
