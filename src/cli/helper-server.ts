@@ -218,7 +218,8 @@ export function serveHelper(run: Run): Promise<number> {
   let kept: CheckoutMemory | undefined;
   const checkoutMemory = async () => {
     const api = await loadApi();
-    return (kept ??= { verified: new api.VerifiedFiles(), decoded: new api.DecodedObjects() });
+    kept ??= { verified: new api.VerifiedFiles(), decoded: new api.DecodedObjects() };
+    return kept;
   };
   let queue: Promise<unknown> = Promise.resolve();
   return new Promise((resolve) => {
