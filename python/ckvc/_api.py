@@ -9,8 +9,8 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from ._cli import PathLike, run_json
-from ._snapshot_cache import COMMIT_ID as _COMMIT_ID, evict_snapshots, mark_used, snapshot_dir
+from ._cli import PathLike, run_json, served_checkout
+from ._snapshot_cache import COMMIT_ID as _COMMIT_ID, evict_snapshots, mark_used, snapshot_dir, snapshots_root
 from ._errors import CkvcError
 
 __all__ = [
@@ -348,13 +348,15 @@ def snapshot(
     """Makes a folder hold a commit's files (or those matching ``allow_patterns``) and returns its path, like
     ``huggingface_hub.snapshot_download``.
 
-    How it runs: the whole commit into ``local_dir``, or into the cache when ``rev`` is a full commit ID, is one
-    ``ckvc checkout REV --to DIR``. Otherwise ``ckvc ls REV --json`` first resolves ``rev`` to a commit ID (which
-    names the cache folder) and lists its files for the patterns, and then that commit, not the moving name, is
-    checked out (``ckvc checkout ID --to DIR [--path P]...``), so a branch that moves meanwhile cannot mix two
-    commits in one folder. Calling it again is cheap and correct: files already identical are verified and
-    skipped, missing ones written (a snapshot interrupted half-way is completed by the next call; a partial
-    file never appears). Nothing is ever deleted from the folder.
+    How it runs: the whole commit is one request to the helper server, which resolves ``rev`` and checks that
+    commit out into ``local_dir`` or its cache folder, skipping files it hashed before and that are untouched
+    since (spec/HELPER.md §1.1, §4). Without the server, the whole commit into ``local_dir``, or into the cache
+    when ``rev`` is a full commit ID, is one ``ckvc checkout REV --to DIR``. Otherwise ``ckvc ls REV --json``
+    first resolves ``rev`` to a commit ID (which names the cache folder) and lists its files for the patterns,
+    and then that commit, not the moving name, is checked out (``ckvc checkout ID --to DIR [--path P]...``), so
+    a branch that moves meanwhile cannot mix two commits in one folder. Calling it again is cheap and correct:
+    files already identical are verified and skipped, missing ones written (a snapshot interrupted half-way is
+    completed by the next call; a partial file never appears). Nothing is ever deleted from the folder.
 
     Args:
         rev: a revision (branch, tag, alias, ID, ``HEAD~1``...).
@@ -391,6 +393,20 @@ def snapshot(
         replace = bool(force)
     else:
         replace = True if force is None else force
+    if allow is None and ignore is None:
+        # The whole commit as one request to the helper server, which resolves REV and skips files it verified
+        # before and that are untouched since (spec/HELPER.md §1.1, §4).
+        served = served_checkout(rev, to=target if local_dir is not None else None,
+                                 under=None if local_dir is not None else snapshots_root(), force=replace, store=store,
+                                 cwd=cwd)
+        if served is not None:
+            if local_dir is not None:
+                return target
+            commit_id = served.get("commit")
+            if not isinstance(commit_id, str) or not _COMMIT_ID.match(commit_id):
+                raise CkvcError("CKVC_CLI_FAILED", "the helper server's checkout named no commit: {!r}".format(served),
+                                None, {"output": served})
+            return _cached(commit_id, snapshot_dir(commit_id), bool(served.get("written")))
     if allow is None and ignore is None and (local_dir is not None or _COMMIT_ID.match(rev)):
         # The whole commit into a known folder: one command (it resolves REV once itself).
         folder = target if local_dir is not None else snapshot_dir(rev)

@@ -9,9 +9,9 @@ import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._errors import CkvcError, CkvcWarning
-from ._server import NotServed, run_in_server, server_enabled
+from ._server import NotServed, checkout_in_server, run_in_server, server_enabled
 
-__all__ = ["cli_command", "run_json", "PathLike"]
+__all__ = ["cli_command", "run_json", "served_checkout", "PathLike"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -113,6 +113,38 @@ def _execute(prefix: List[str], argv: List[str], cwd: Optional[PathLike]) -> Tup
     return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
 
 
+def _check_cwd(cwd: Optional[PathLike]) -> None:
+    if cwd is not None and not os.path.isdir(cwd):
+        raise CkvcError("CKVC_BAD_ARGUMENT", "cwd {!r} is not a folder".format(os.fspath(cwd)), 15,
+                        {"cwd": os.fspath(cwd)})
+
+
+def served_checkout(rev: str, *, to: Optional[str] = None, under: Optional[str] = None, force: bool = False,
+                    store: Optional[PathLike] = None, cwd: Optional[PathLike] = None) -> Optional[Dict[str, Any]]:
+    """``ckvc checkout REV --to DIR [--force] --json`` of a whole commit as one request to the helper server, which
+    resolves REV itself and, with ``under``, writes into ``under/<commit ID>`` (spec/HELPER.md §1.1). Returns the
+    command's JSON object, or None when the server cannot serve it (off, refused, or older): then run commands.
+
+    Raises:
+        CkvcError: the checkout's own errors, as ``checkout`` raises them.
+    """
+    if not server_enabled():
+        return None
+    _check_cwd(cwd)
+    request: Dict[str, Any] = {"rev": rev, "force": force}
+    request.update({"to": to} if to is not None else {"under": under})
+    if store is not None:
+        request["store"] = os.fspath(store)
+    try:
+        result, stderr = checkout_in_server(cli_command(), request, os.fspath(cwd) if cwd is not None else None)
+    except NotServed:
+        return None
+    for line in stderr.splitlines():
+        if line.strip():
+            warnings.warn(line.strip(), CkvcWarning, stacklevel=3)
+    return result
+
+
 def run_json(args: Sequence[str], *, store: Optional[PathLike] = None, cwd: Optional[PathLike] = None) -> Any:
     """Runs ``ckvc ARGS... --json [--store STORE]`` in ``cwd`` and returns its stdout parsed as JSON.
 
@@ -124,8 +156,7 @@ def run_json(args: Sequence[str], *, store: Optional[PathLike] = None, cwd: Opti
             ``CKVC_CLI_NOT_FOUND`` when there is no CLI to run, ``CKVC_CLI_FAILED`` when it fails or answers
             without ckvc's JSON, ``CKVC_BAD_ARGUMENT`` when ``cwd`` is not a folder.
     """
-    if cwd is not None and not os.path.isdir(cwd):
-        raise CkvcError("CKVC_BAD_ARGUMENT", "cwd {!r} is not a folder".format(os.fspath(cwd)), 15, {"cwd": os.fspath(cwd)})
+    _check_cwd(cwd)
     prefix = cli_command()
     argv = prefix + [str(a) for a in args] + ["--json"]
     if store is not None:

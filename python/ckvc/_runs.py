@@ -26,7 +26,9 @@ def exists(run: str, *, store: Optional[PathLike] = None, cwd: Optional[PathLike
 def latest(run: str, to: Optional[PathLike] = None, *, store: Optional[PathLike] = None,
            cwd: Optional[PathLike] = None) -> str:
     """The folder holding the run's newest checkpoint (``to``, else the snapshot cache), byte-identical and
-    verified. Raises ``CkvcError("CKVC_UNKNOWN_REVISION")`` when the run has none (see :func:`exists`)."""
+    verified. One request to the helper server, which resolves the run afresh (a commit made by another process
+    meanwhile is the one returned) and re-reads no file it verified before that is untouched since
+    (spec/HELPER.md §4). Raises ``CkvcError("CKVC_UNKNOWN_REVISION")`` when the run has none (see :func:`exists`)."""
     return snapshot(_run_name(run), local_dir=to, store=store, cwd=cwd)
 
 

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ._errors import CkvcError, CkvcWarning
 
-__all__ = ["server_enabled", "run_in_server", "close_servers", "NotServed"]
+__all__ = ["server_enabled", "run_in_server", "checkout_in_server", "close_servers", "NotServed"]
 
 # Commands the helper may run again in a process after the server died while running them or produced too much
 # output: they do not change the store (checkout writes only files it verifies, so a second run is the same).
@@ -89,7 +89,9 @@ class _Server:
         warnings.warn(message, CkvcWarning, stacklevel=5)
         return message
 
-    def call(self, argv: List[str], cwd: Optional[str]) -> Dict[str, Any]:
+    def call(self, fields: Dict[str, Any], cwd: Optional[str]) -> Dict[str, Any]:
+        """Sends one request (``{"argv": [...]}`` or ``{"checkout": {...}}``, spec/HELPER.md §1) and returns its
+        reply."""
         with self.lock:
             if self.broken:
                 raise NotServed("server unavailable")
@@ -106,7 +108,7 @@ class _Server:
                 raise NotServed("the current folder is gone") from None  # a process reports it as it does
             self.next_id += 1
             try:
-                return self._exchange({"id": self.next_id, "argv": argv, "cwd": where, "env": dict(os.environ)})
+                return self._exchange(dict(fields, id=self.next_id, cwd=where, env=dict(os.environ)))
             except NotServed:
                 raise
             except BaseException:
@@ -153,6 +155,37 @@ def _rerunnable(argv: Sequence[str]) -> bool:
     return bool(words) and (words[0] in _RERUNNABLE or words == ["branch"])
 
 
+def _server_for(prefix: Sequence[str]) -> _Server:
+    with _servers_lock:
+        server = _servers.get(tuple(prefix))
+        if server is None:
+            server = _servers[tuple(prefix)] = _Server(prefix)
+    return server
+
+
+def checkout_in_server(prefix: Sequence[str], request: Dict[str, Any], cwd: Optional[str]) -> Tuple[Any, str]:
+    """Runs the structured whole-commit checkout (spec/HELPER.md §1.1) in the server for ``prefix``: ``(the
+    ``checkout --json`` object, stderr)``. It only writes files it verifies, so it may always run again.
+
+    Raises:
+        NotServed: run it another way (the server is off, refused it, or predates this request).
+        CkvcError: the checkout's own error (``CKVC_UNKNOWN_REVISION``, ``CKVC_WOULD_OVERWRITE``, ...).
+    """
+    reply = _server_for(prefix).call({"checkout": request}, cwd)
+    if isinstance(reply.get("refused"), dict):
+        raise NotServed(str(reply["refused"].get("message")))
+    error = reply.get("error")
+    if isinstance(error, dict):
+        if reply.get("id") is None:  # a server without this request answers "bad request"
+            raise NotServed(str(error.get("message")))
+        raise CkvcError(str(error.get("code", "CKVC_CLI_FAILED")), str(error.get("message", "")), error.get("exit"),
+                        error.get("data") if isinstance(error.get("data"), dict) else {})
+    result, stderr = reply.get("result"), reply.get("stderr", "")
+    if reply.get("code") != 0 or not isinstance(result, dict) or not isinstance(stderr, str):
+        raise NotServed("malformed reply")
+    return result, stderr
+
+
 def run_in_server(prefix: Sequence[str], argv: List[str], cwd: Optional[str]) -> Tuple[int, bytes, str]:
     """Runs ckvc ARGV (without the prefix) in the server for ``prefix``: ``(exit code, stdout, stderr)``.
 
@@ -161,13 +194,10 @@ def run_in_server(prefix: Sequence[str], argv: List[str], cwd: Optional[str]) ->
         CkvcError: ``CKVC_CLI_FAILED`` when the server died during a command that changes the store (it may or
             may not have happened: look before running it again), or answered with an error.
     """
-    with _servers_lock:
-        server = _servers.get(tuple(prefix))
-        if server is None:
-            server = _servers[tuple(prefix)] = _Server(prefix)
+    server = _server_for(prefix)
     command = _command_of(argv)
     try:
-        reply = server.call(argv, cwd)
+        reply = server.call({"argv": argv}, cwd)
     except _Died as e:
         if _rerunnable(argv):
             raise

@@ -116,6 +116,35 @@ class ServerTest(unittest.TestCase):
             warnings.simplefilter("error")  # warned once, then quietly in processes
             self.assertTrue(ckvc.exists("run", store=self.store))
 
+    def test_a_server_without_the_checkout_request_is_served_by_commands(self) -> None:
+        # A stand-in for an older helper server: it runs each command with the real CLI but answers the checkout
+        # request (spec/HELPER.md §1.1) as a bad request, which it is to a server that predates it.
+        seen = os.path.join(_root, "older-server-saw")
+        script = os.path.join(_root, "older_server.py")
+        pathlib.Path(script).write_text(
+            "import json, subprocess, sys\n"
+            "real = " + repr(shlex.split(os.environ["CKVC_CLI"])) + "\n"
+            "if sys.argv[1:] != ['helper-server']:\n"
+            "    sys.exit(subprocess.call(real + sys.argv[1:]))\n"
+            "for line in sys.stdin:\n"
+            "    req = json.loads(line)\n"
+            "    open(" + repr(seen) + ", 'a').write(('checkout' if 'checkout' in req else req['argv'][0]) + '\\n')\n"
+            "    if 'argv' not in req:\n"
+            "        bad = {'code': 'CKVC_BAD_ARGUMENT', 'message': 'request must be...', 'exit': 15, 'data': {}}\n"
+            "        print(json.dumps({'id': None, 'error': bad}), flush=True)\n"
+            "        continue\n"
+            "    p = subprocess.run(real + req['argv'], cwd=req.get('cwd'), env=req.get('env'), capture_output=True)\n"
+            "    print(json.dumps({'id': req['id'], 'code': p.returncode, 'stdout': p.stdout.decode(),\n"
+            "                      'stderr': p.stderr.decode()}), flush=True)\n")
+        expected = ckvc.latest("run", store=self.store)
+        ckvc.close_servers()
+        cli = "{} {}".format(shlex.quote(sys.executable), shlex.quote(script))
+        with mock.patch.dict(os.environ, {"CKVC_CLI": cli}), warnings.catch_warnings():
+            warnings.simplefilter("error")  # no warning: the older server stays in use for commands
+            self.assertEqual(ckvc.latest("run", store=self.store), expected)
+            ckvc.close_servers()
+        self.assertEqual(pathlib.Path(seen).read_text().split(), ["--version", "checkout", "ls", "checkout"])
+
     def test_a_change_in_flight_is_not_run_twice(self) -> None:
         # A stand-in CLI: as a server it answers --version and then dies on the next request; as a process it
         # records that it ran and prints an empty list.

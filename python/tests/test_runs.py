@@ -7,9 +7,13 @@ import math
 import os
 import pathlib
 import re
+import shlex
+import subprocess
 import sys
 import tempfile
+import time
 import unittest
+from unittest import mock
 from typing import List
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -131,6 +135,61 @@ class ReadmeTrainingLoopTest(unittest.TestCase):
         self.assertAlmostEqual(float(w20[0].split(":")[1]), 3.0 * (1 - 0.9 ** 20))
         store = os.path.join(work, ".ckvc")
         self.assertEqual(ckvc.best("loss", branch="tiny-mlp", store=store)["step"], 60)
+
+
+class LatestServedTest(unittest.TestCase):
+    """``latest`` is one request to the helper server, which remembers files it verified and objects it read
+    (spec/HELPER.md §4): what it remembers never hides a new commit or a changed file."""
+
+    def setUp(self) -> None:
+        self.store = _new_store()
+        self.ckpt = tempfile.mkdtemp(prefix="ckpt-", dir=_root)
+
+    def _write(self, content: bytes) -> None:
+        with open(os.path.join(self.ckpt, "w.bin"), "wb") as f:
+            f.write(content)
+
+    def test_a_commit_from_another_process_is_the_next_latest(self) -> None:
+        self._write(b"one")
+        ckvc.save(self.ckpt, "run-a", step=1, store=self.store)
+        first = ckvc.latest("run-a", store=self.store)
+        self.assertEqual(ckvc.latest("run-a", store=self.store), first)
+        self._write(b"two!")
+        cli = shlex.split(os.environ["CKVC_CLI"])
+        subprocess.run(cli + ["commit", self.ckpt, "-b", "run-a", "-m", "two", "--store", self.store], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        second = ckvc.latest("run-a", store=self.store)
+        self.assertNotEqual(second, first)
+        self.assertEqual((_read(first), _read(second)), (b"one", b"two!"))
+
+    def test_a_changed_snapshot_file_is_found_and_replaced(self) -> None:
+        self._write(b"12345678")
+        ckvc.save(self.ckpt, "run-a", store=self.store)
+        folder = ckvc.latest("run-a", store=self.store)
+        time.sleep(0.25)  # past the racy window: the next call's hash is remembered, the one after vouches
+        for _ in range(2):
+            self.assertEqual(ckvc.latest("run-a", store=self.store), folder)
+        path = os.path.join(folder, "w.bin")
+        st = os.stat(path)
+        with open(path, "wb") as f:
+            f.write(b"87654321")  # same size, and the modification time put back
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        self.assertEqual(ckvc.latest("run-a", store=self.store), folder)
+        self.assertEqual(_read(folder), b"12345678")
+        to = os.path.join(self.ckpt, "out")
+        self.assertEqual(ckvc.latest("run-a", to=to, store=self.store), to)
+        with open(os.path.join(to, "w.bin"), "wb") as f:
+            f.write(b"mine....")
+        with self.assertRaises(CkvcError) as cm:  # a folder of the caller's: refused, never overwritten
+            ckvc.latest("run-a", to=to, store=self.store)
+        self.assertEqual((cm.exception.code, _read(to)), ("CKVC_WOULD_OVERWRITE", b"mine...."))
+
+    def test_same_folder_without_the_server(self) -> None:
+        self._write(b"x")
+        ckvc.save(self.ckpt, "run-a", store=self.store)
+        served = ckvc.latest("run-a", store=self.store)
+        with mock.patch.dict(os.environ, {"CKVC_HELPER_SERVER": "0"}):
+            self.assertEqual(ckvc.latest("run-a", store=self.store), served)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import type { ObjectStore } from '../store/object-store.js';
 import { fileDataReleased, fileReleased, tensorReleased } from '../store/object-walk.js';
 import { releasedWording, type PruneRecord } from '../store/prune-records.js';
 import { resolveRevision } from '../store/revision-resolver.js';
+import type { VerifiedFiles } from '../store/verified-files.js';
 import { readConfigFile } from './config-file.js';
 import { configOf } from './config.js';
 
@@ -38,6 +39,10 @@ export interface CheckoutOptions {
    */
   tensors?: string[];
   progress?: (e: { path: string; bytes: number }) => void;
+  /** What a long-lived process knows of files it hashed before (store/verified-files.ts): spares re-hashing. */
+  verified?: VerifiedFiles;
+  /** `to` holds one folder per commit: write into `to`/<commit ID> (the Python helper's snapshot cache). */
+  intoCommitFolder?: boolean;
 }
 
 export interface CheckoutResult {
@@ -55,16 +60,18 @@ export interface CheckoutResult {
   removedTemps?: string[];
 }
 
-export async function checkout(store: ObjectStore, opts: CheckoutOptions): Promise<CheckoutResult> {
-  const sel = opts.tensors?.length ? tensorSelector(opts.tensors) : undefined; // a bad glob fails before any reading
-  const { id } = await resolveRevision(store, opts.rev);
+export async function checkout(store: ObjectStore, options: CheckoutOptions): Promise<CheckoutResult> {
+  // A bad glob fails before any reading.
+  const sel = options.tensors?.length ? tensorSelector(options.tensors) : undefined;
+  const { id } = await resolveRevision(store, options.rev);
+  const opts = options.intoCommitFolder ? { ...options, to: path.join(options.to, id) } : options;
   const c = await store.readCommit(id);
   const configMismatch = opts.config !== undefined ? await checkConfig(store, id, c, opts) : undefined;
   const files = selectPaths(await listTreeFiles(store, c.tree), opts.paths ?? []);
   if (sel) return { ...(await checkoutTensors(store, id, files, sel, opts)), ...(configMismatch ? { configMismatch } : {}) };
   await refusePruned(store, id, files);
   const to = path.resolve(opts.to);
-  const plan = await planCheckout(store, files, to, Boolean(opts.force));
+  const plan = await planCheckout(store, files, to, Boolean(opts.force), opts.verified);
   const removedTemps = await removeStaleTemps(plan.write.map((w) => w.target), files.map((f) => f.path));
   const written: CheckoutResult['written'] = [];
   for (const w of plan.write) {

@@ -1,6 +1,7 @@
 // The Node API: `import { openStore, initStore } from 'ckvc'`. Every operation returns data and never prints;
 // the CLI is a thin layer over exactly these calls.
 import { ObjectStore } from '../store/object-store.js';
+import type { DecodedObjects } from '../store/decoded-objects.js';
 import { createStore } from '../store/store-layout.js';
 import { verifyStore, type VerifyReport } from '../store/verify-store.js';
 import { checkout, type CheckoutOptions, type CheckoutResult } from './checkout.js';
@@ -26,6 +27,10 @@ export { parseCount } from './commit-input.js';
 export { DEFAULT_GC_GRACE } from './gc.js';
 export { DEFAULT_REFLOG_EXPIRY } from '../store/reflog-expiry.js';
 export { releasedWording } from '../store/prune-records.js';
+/** A long-lived process's memory of checkout files it verified (CheckoutOptions.verified). */
+export { VerifiedFiles } from '../store/verified-files.js';
+/** A long-lived process's memory of decoded commits, trees and recipes (openStore's `decoded`). */
+export { DecodedObjects } from '../store/decoded-objects.js';
 export { CkvcError, ERROR_CODES, EXIT, isCkvcError, type ErrorCode } from '../core/errors.js';
 export type {
   AliasInfo, BestOptions, BestResult, ConfigDiffResult, ConfigSnapshot, CreateAliasOptions, DiffOptions, DiffResult, GcOptions, GcReport,
@@ -101,9 +106,12 @@ export class Store {
   close(): Promise<void> { return this.objects.close(); }
 }
 
-/** Opens the store at `store` (a store or a folder holding .ckvc), else CKVC_DIR, else the nearest .ckvc upward. */
-export async function openStore(store?: string, opts: { cwd?: string } = {}): Promise<Store> {
-  return new Store(await ObjectStore.open(store, opts.cwd));
+/**
+ * Opens the store at `store` (a store or a folder holding .ckvc), else CKVC_DIR, else the nearest .ckvc upward.
+ * `decoded`: objects a long-lived process keeps decoded between opens (store/decoded-objects.ts).
+ */
+export async function openStore(store?: string, opts: { cwd?: string; decoded?: DecodedObjects } = {}): Promise<Store> {
+  return new Store(await ObjectStore.open(store, opts.cwd, opts.decoded));
 }
 
 /** Creates DIR/.ckvc; `created` is false when a store was already there (nothing is changed then). */

@@ -2,6 +2,10 @@
 // call costs a command's work and not a Node start-up (~150 ms). Each request runs the CLI's own run(argv) in
 // this process with stdout and stderr captured: every command keeps exactly one implementation.
 import { CkvcError } from '../core/errors.js';
+import { loadApi } from './context.js';
+import {
+  parseCheckoutRequest, runCheckoutRequest, type CheckoutMemory, type CheckoutRequest,
+} from './helper-checkout.js';
 
 /** A request line longer than this is answered with an error and skipped (an argv is kilobytes). */
 const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
@@ -16,9 +20,11 @@ type Run = (argv: string[]) => Promise<number>;
 type Write = typeof process.stdout.write;
 type Reply = Record<string, unknown>;
 
+/** A command line (`argv`) or the structured checkout of helper-checkout.ts (`checkout`): exactly one. */
 interface Request {
   id: number;
-  argv: string[];
+  argv?: string[];
+  checkout?: CheckoutRequest;
   cwd?: string;
   env?: Record<string, string>;
 }
@@ -65,11 +71,13 @@ function parseRequest(line: string): Request {
   const isStrings = (a: unknown): boolean => Array.isArray(a) && a.every((s) => typeof s === 'string');
   const envOk = r?.env === undefined || (typeof r.env === 'object' && r.env !== null && !Array.isArray(r.env)
     && Object.values(r.env).every((v) => typeof v === 'string'));
-  if (typeof r !== 'object' || r === null || !Number.isSafeInteger(r.id) || !isStrings(r.argv)
+  const oneOf = r?.argv !== undefined ? isStrings(r.argv) && r.checkout === undefined : r?.checkout !== undefined;
+  if (typeof r !== 'object' || r === null || !Number.isSafeInteger(r.id) || !oneOf
     || (r.cwd !== undefined && typeof r.cwd !== 'string') || !envOk) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', 'helper-server request must be {"id": integer, "argv": [string...], '
-      + '"cwd"?: string, "env"?: {string: string}}', {});
+    throw new CkvcError('CKVC_BAD_ARGUMENT', 'helper-server request must be {"id": integer, "argv": [string...] or '
+      + '"checkout": {...}, "cwd"?: string, "env"?: {string: string}}', {});
   }
+  if (r.checkout !== undefined) r.checkout = parseCheckoutRequest(r.checkout);
   return r as Request;
 }
 
@@ -83,7 +91,7 @@ function commandOf(argv: string[]): string | undefined {
 }
 
 function refusal(req: Request): string | undefined {
-  const command = commandOf(req.argv);
+  const command = req.argv ? commandOf(req.argv) : undefined;
   if (command !== undefined && REFUSED_COMMANDS.has(command)) {
     return `\`ckvc ${command}\` streams, reads stdin or writes bytes: run it in its own process`;
   }
@@ -117,7 +125,22 @@ function swapEnv(env: Record<string, string> | undefined): () => void {
   };
 }
 
-async function runCaptured(run: Run, req: Request, setCapture: (c: Capture | undefined) => void): Promise<Reply> {
+/** Runs a request's command line, or its structured checkout (whose errors are replies, as run() prints them). */
+async function perform(run: Run, req: Request, memory: () => Promise<CheckoutMemory>):
+  Promise<{ code: number; reply?: Reply }> {
+  if (req.argv) return { code: await run(req.argv) };
+  try {
+    return { code: 0, reply: { result: await runCheckoutRequest(req.checkout!, await memory()) } };
+  } catch (e) {
+    const err = e instanceof CkvcError
+      ? e
+      : new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
+    return { code: err.exitCode, reply: { error: err.toJSON() } };
+  }
+}
+
+async function runCaptured(run: Run, req: Request, setCapture: (c: Capture | undefined) => void,
+  memory: () => Promise<CheckoutMemory>): Promise<Reply> {
   const why = refusal(req);
   if (why) return { id: req.id, refused: { reason: 'command', message: why } };
   const home = process.cwd();
@@ -133,20 +156,23 @@ async function runCaptured(run: Run, req: Request, setCapture: (c: Capture | und
   const restoreEnv = swapEnv(req.env);
   const capture = new Capture();
   setCapture(capture);
-  let code: number;
+  let done: { code: number; reply?: Reply };
   try {
-    code = await run(req.argv);
+    done = await perform(run, req, memory);
   } finally {
     setCapture(undefined);
     restoreEnv();
     process.chdir(home);
     process.exitCode = undefined;
   }
-  if (capture.overflow) {
+  const { code, reply } = done;
+  if (capture.overflow || (reply && capture.size + JSON.stringify(reply).length > outputCap)) {
     return { id: req.id, code, refused: { reason: 'output-too-large', ran: true,
       message: `the output is over ${outputCap} bytes: run the command in its own process` } };
   }
   const text = (parts: Buffer[]) => Buffer.concat(parts).toString('utf8');
+  if (reply?.error) return { id: req.id, ...reply };
+  if (reply) return { id: req.id, code, ...reply, stderr: text(capture.stderr) };
   return { id: req.id, code, stdout: text(capture.stdout), stderr: text(capture.stderr) };
 }
 
@@ -188,6 +214,13 @@ export function serveHelper(run: Run): Promise<number> {
   redirect(process.stdout, (c) => c.stdout, () => current, log);
   redirect(process.stderr, (c) => c.stderr, () => current, log);
   const reply = (r: Reply) => send(`${JSON.stringify(r)}\n`);
+  // Made on the first checkout request (it loads the API) and kept for the server's life.
+  let kept: CheckoutMemory | undefined;
+  const checkoutMemory = async () => {
+    const api = await loadApi();
+    kept ??= { verified: new api.VerifiedFiles(), decoded: new api.DecodedObjects() };
+    return kept;
+  };
   let queue: Promise<unknown> = Promise.resolve();
   return new Promise((resolve) => {
     lines((line) => {
@@ -201,7 +234,7 @@ export function serveHelper(run: Run): Promise<number> {
           return reply({ id: null, error: (e as CkvcError).toJSON() });
         }
         try {
-          return reply(await runCaptured(run, req, setCapture));
+          return reply(await runCaptured(run, req, setCapture, checkoutMemory));
         } catch (e) {
           // run() reports every error itself; should something escape it, this request fails, not the queue.
           const err = new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});

@@ -15,6 +15,7 @@ import { ioError } from './durable-fs.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
 import type { TreeFile } from './object-walk.js';
+import type { VerifiedFiles } from './verified-files.js';
 
 const READ_AHEAD = 8;
 const LOCATE_BATCH = 4096;
@@ -169,12 +170,20 @@ export interface CheckoutPlan {
   unchanged: TreeFile[];
 }
 
-/** Decides what to write; throws CKVC_WOULD_OVERWRITE listing every conflict unless `force`. Writes nothing. */
-export async function planCheckout(store: ObjectStore, files: TreeFile[], toDir: string, force: boolean): Promise<CheckoutPlan> {
+/**
+ * Decides what to write; throws CKVC_WOULD_OVERWRITE listing every conflict unless `force`. Writes nothing.
+ * An existing file is compared by its hash; `verified` (a long-lived process's memory) may vouch for it instead.
+ */
+export async function planCheckout(
+  store: ObjectStore, files: TreeFile[], toDir: string, force: boolean, verified?: VerifiedFiles,
+): Promise<CheckoutPlan> {
   const items: { file: TreeFile; recipe: FileRecipe }[] = [];
   for (const file of files) items.push({ file, recipe: await store.readFileRecipe(file.id) });
+  const holds = async (target: string, b3: string) => (verified
+    ? verified.holds(target, b3, hashFile)
+    : (await hashFile(target)) === b3);
   const plan = await planTargets(items, toDir, force, (it) => it.file.path,
-    async (it, target, size) => size === it.recipe.size && (await hashFile(target)) === it.recipe.b3);
+    async (it, target, size) => size === it.recipe.size && (await holds(target, it.recipe.b3)));
   return {
     write: plan.write.map(({ item, target }) => ({ file: item.file, target, recipe: item.recipe })),
     unchanged: plan.unchanged.map((it) => it.file),

@@ -11,6 +11,7 @@ import { decodeTree, type TreeObject } from '../core/objects/tree-object.js';
 import type { BufferPool } from '../core/buffer-pool.js';
 import type { PackEntry } from '../core/pack-format.js';
 import { AliasDefinitions } from './alias-definitions.js';
+import type { DecodedObjects } from './decoded-objects.js';
 import { ConfigLabels } from './config-labels.js';
 import { ObjectIndex } from './object-index.js';
 import { PruneRecords } from './prune-records.js';
@@ -27,7 +28,10 @@ export class ObjectStore {
   readonly aliases: AliasDefinitions;
   readonly configLabels: ConfigLabels;
 
-  private constructor(readonly layout: StoreLayout, readonly config: StoreConfig) {
+  /** `decoded`: a long-lived process's memory of objects read before (decoded-objects.ts); one-shot opens have none. */
+  private constructor(
+    readonly layout: StoreLayout, readonly config: StoreConfig, private readonly decoded?: DecodedObjects,
+  ) {
     this.packs = new PackReader(layout);
     this.packs.setBaseLocator(async (id) => (await this.locate([id]))[0]);
     this.index = new ObjectIndex(layout, this.packs, (packId, entries) => this.commitBodiesIn(packId, entries));
@@ -37,10 +41,10 @@ export class ObjectStore {
     this.configLabels = new ConfigLabels(layout);
   }
 
-  static async open(explicit?: string, cwd?: string): Promise<ObjectStore> {
+  static async open(explicit?: string, cwd?: string, decoded?: DecodedObjects): Promise<ObjectStore> {
     const root = await findStore(explicit, cwd);
     const layout = new StoreLayout(root);
-    return new ObjectStore(layout, await readStoreConfig(layout));
+    return new ObjectStore(layout, await readStoreConfig(layout), decoded);
   }
 
   get root(): string {
@@ -119,22 +123,34 @@ export class ObjectStore {
   }
 
   async typeOf(id: ObjectId): Promise<ObjectType | undefined> {
-    return (await this.locate([id]))[0]?.entry.type;
+    return this.decoded?.typeOf(this.root, id) ?? (await this.locate([id]))[0]?.entry.type;
   }
 
   async readCommit(id: ObjectId): Promise<CommitObject> {
-    const cached = await this.index.session((s) => s.commitBody(id));
-    // The cache is checked like a pack record: a body that does not hash to its ID is ignored.
-    if (cached && objectId('commit', cached) === id) return decodeCommit(cached, `commit ${id.slice(0, 12)}`);
-    return decodeCommit(await this.readRaw(id, 'commit'), `commit ${id.slice(0, 12)}`);
+    return this.remembered(id, 'commit', async () => {
+      const cached = await this.index.session((s) => s.commitBody(id));
+      // The cache is checked like a pack record: a body that does not hash to its ID is ignored.
+      if (cached && objectId('commit', cached) === id) return decodeCommit(cached, `commit ${id.slice(0, 12)}`);
+      return decodeCommit(await this.readRaw(id, 'commit'), `commit ${id.slice(0, 12)}`);
+    });
   }
 
   async readTree(id: ObjectId): Promise<TreeObject> {
-    return decodeTree(await this.readRaw(id, 'tree'), `tree ${id.slice(0, 12)}`);
+    return this.remembered(id, 'tree',
+      async () => decodeTree(await this.readRaw(id, 'tree'), `tree ${id.slice(0, 12)}`));
   }
 
   async readFileRecipe(id: ObjectId, loc?: ObjectLocation): Promise<FileRecipe> {
-    return decodeFileRecipe(await this.readRaw(id, 'file', loc), `file ${id.slice(0, 12)}`);
+    return this.remembered(id, 'file',
+      async () => decodeFileRecipe(await this.readRaw(id, 'file', loc), `file ${id.slice(0, 12)}`));
+  }
+
+  private async remembered<T>(id: ObjectId, type: 'commit' | 'tree' | 'file', read: () => Promise<T>): Promise<T> {
+    const known = this.decoded?.get<T>(this.root, id, type);
+    if (known !== undefined) return known;
+    const value = await read();
+    this.decoded?.keep(this.root, id, type, value);
+    return value;
   }
 
   async readTensor(id: ObjectId, loc?: ObjectLocation): Promise<TensorObject> {

@@ -3,67 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ckvc, ckvcAsync, cleanupTemp, newStore, tempDir, type Running, type TempStore } from '../helpers/ckvc.js';
-
-interface Reply {
-  id: number | null;
-  code?: number;
-  stdout?: string;
-  stderr?: string;
-  refused?: { reason: string; ran?: boolean; message: string };
-  error?: { code: string; message: string; exit: number };
-}
-
-/** A running helper-server and a way to send it lines and read its replies in order. */
-class Server {
-  readonly running: Running;
-  private buffered = '';
-  private waiting: Array<(line: string) => void> = [];
-  private lines: string[] = [];
-
-  constructor(env: Record<string, string> = {}) {
-    this.running = ckvcAsync(['helper-server'], { env });
-    this.running.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      this.buffered += d;
-      for (let nl = this.buffered.indexOf('\n'); nl !== -1; nl = this.buffered.indexOf('\n')) {
-        const line = this.buffered.slice(0, nl);
-        this.buffered = this.buffered.slice(nl + 1);
-        const w = this.waiting.shift();
-        if (w) w(line);
-        else this.lines.push(line);
-      }
-    });
-  }
-
-  send(line: string): void {
-    this.running.child.stdin!.write(`${line}\n`);
-  }
-
-  next(): Promise<Reply> {
-    const line = this.lines.shift();
-    if (line !== undefined) return Promise.resolve(JSON.parse(line) as Reply);
-    return new Promise((resolve) => this.waiting.push((l) => resolve(JSON.parse(l) as Reply)));
-  }
-
-  async request(id: number, argv: string[], extra: { cwd?: string; env?: Record<string, string> } = {}):
-    Promise<Reply> {
-    this.send(JSON.stringify({ id, argv, ...extra }));
-    return this.next();
-  }
-
-  /** Ends stdin and waits for the exit. */
-  async end(): Promise<number> {
-    this.running.child.stdin!.end();
-    return (await this.running.done).code;
-  }
-}
-
-/** The environment a spawned ckvc gets from tests/helpers/ckvc.ts, as a request's `env`. */
-function testEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== 'CKVC_DIR') env[k] = v;
-  return { ...env, CKVC_AUTHOR: 'test', NO_COLOR: '1', ...extra };
-}
+import { ckvc, cleanupTemp, newStore, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { Server, testEnv } from '../helpers/helper-server.js';
 
 let s: TempStore;
 let server: Server;
