@@ -12,12 +12,12 @@ import type { ObjectId } from '../core/object-id.js';
 import type { CommitObject } from '../core/objects/commit-object.js';
 import type { FilePart, FileRecipe } from '../core/objects/file-recipe.js';
 import type { TensorObject } from '../core/objects/tensor-object.js';
-import {
-  listTreeFiles, planCheckout, planTensorFiles, readRecipeHead, selectPaths, writeRecipe, writeTensorFile, type TensorFileSpec, type TreeFile,
-} from '../store/checkout.js';
+import { planCheckout, planTensorFiles, selectPaths, type TensorFileSpec } from '../store/checkout-plan.js';
+import { writeRecipe, writeTensorFile } from '../store/checkout-write.js';
 import { removeStaleTemps } from '../store/checkout-target.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { fileDataReleased, fileReleased, tensorReleased } from '../store/object-walk.js';
+import { fileDataReleased, fileReleased, listTreeFiles, tensorReleased, type TreeFile } from '../store/object-walk.js';
+import { readRecipeHead } from '../store/recipe-stream.js';
 import { releasedWording, type PruneRecord } from '../store/prune-records.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import type { VerifiedFiles } from '../store/verified-files.js';

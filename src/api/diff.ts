@@ -9,7 +9,7 @@ import { tensorGlob, tensorMatches } from '../core/glob.js';
 import type { ObjectId } from '../core/object-id.js';
 import type { CommitObject } from '../core/objects/commit-object.js';
 import type { TensorObject } from '../core/objects/tensor-object.js';
-import { listTreeFiles } from '../store/checkout.js';
+import { listTreeFiles } from '../store/object-walk.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { PruneRecord } from '../store/prune-records.js';
 import { tensorReleased } from '../store/object-walk.js';

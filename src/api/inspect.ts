@@ -2,7 +2,9 @@
 // file or of one tensor, streamed and verified chunk by chunk.
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
-import { listTreeFiles, selectPaths, streamRecipe } from '../store/checkout.js';
+import { selectPaths } from '../store/checkout-plan.js';
+import { listTreeFiles } from '../store/object-walk.js';
+import { streamRecipe } from '../store/recipe-stream.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { fileReleased, tensorReleased } from '../store/object-walk.js';
 import { resolveRevision } from '../store/revision-resolver.js';

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { hashFile } from '../../src/store/checkout.js';
+import { hashFile } from '../../src/store/checkout-plan.js';
 import { VerifiedFiles } from '../../src/store/verified-files.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-verified-'));
