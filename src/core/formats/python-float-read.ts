@@ -116,20 +116,24 @@ function readLayout(t: string, s: number, e: number): -1 | 0 | 1 {
   }
   // Exponent form: one non-zero digit, optionally '.' and digits ending non-zero, 'e', a sign, two digits or more.
   if (intLen !== 1 || t.charCodeAt(s) === 0x30 || fracTrailingZero || t.charCodeAt(p) !== 0x65) return -1;
-  const sign = t.charCodeAt(p + 1);
-  if (sign !== 0x2b && sign !== 0x2d) return -1;
-  const expStart = p + 2;
-  if (e - expStart < 2 || e - expStart > 3 || (e - expStart === 3 && t.charCodeAt(expStart) === 0x30)) return -1;
-  let exp = 0;
-  for (let q = expStart; q < e; q++) {
-    const c = t.charCodeAt(q);
-    if (!isDigit(c)) return -1;
-    exp = exp * 10 + c - 0x30;
-  }
-  if (sign === 0x2d) exp = -exp;
-  if ((exp >= -4 && exp < 16) || n === 0) return -1;
+  const exp = readExponent(t, p + 1, e);
+  if (Number.isNaN(exp) || (exp >= -4 && exp < 16) || n === 0) return -1;
   setDigits(head, tail, n, last, exp);
   return 0;
+}
+
+/** The exponent written from `p` to `e` as Python writes it (a sign, then two digits, or three not led by 0). */
+function readExponent(t: string, p: number, e: number): number {
+  const sign = t.charCodeAt(p);
+  const len = e - p - 1;
+  if ((sign !== 0x2b && sign !== 0x2d) || len < 2 || len > 3 || (len === 3 && t.charCodeAt(p + 1) === 0x30)) return NaN;
+  let exp = 0;
+  for (let q = p + 1; q < e; q++) {
+    const c = t.charCodeAt(q);
+    if (!isDigit(c)) return NaN;
+    exp = exp * 10 + c - 0x30;
+  }
+  return sign === 0x2d ? -exp : exp;
 }
 
 /**
