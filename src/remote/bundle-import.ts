@@ -12,7 +12,7 @@ import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
 import { mergePruneRecords, type PruneRecord } from '../store/prune-records.js';
-import { upgradeStoreVersion } from '../store/store-layout.js';
+import { PACK_V2_STORE_VERSION, recipeStoreVersion, upgradeStoreVersion } from '../store/store-layout.js';
 import { Overlay } from './bundle-objects.js';
 import type { ReceivedBundle } from './bundle-reader.js';
 
@@ -109,6 +109,20 @@ function receiveFault(step: 'receive.verified' | 'receive.moved' | 'receive.inde
   }
 }
 
+/** The store version a received pack needs (FORMAT.md §11): 3 when one of its file recipes has a JSON render part. */
+async function receivedStoreVersion(rb: ReceivedBundle): Promise<number> {
+  const o = new Overlay(undefined, rb);
+  try {
+    for (const e of rb.entries) {
+      const needs = e.type === 'file' ? recipeStoreVersion(await o.readFileRecipe(e.id)) : undefined;
+      if (needs) return needs;
+    }
+  } finally {
+    await o.close();
+  }
+  return PACK_V2_STORE_VERSION;
+}
+
 /**
  * Moves a verified quarantine pack into the store and indexes it. The prune records it may add are written
  * first: a commit that is indexed without its record would miss the data its sender released, for good (a
@@ -123,7 +137,7 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
     newObjects = present.filter((l) => !l).length;
     const dest = store.layout.packFile(rb.packId);
     await fs.mkdir(store.layout.packsDir, { recursive: true });
-    await upgradeStoreVersion(store.layout);
+    await upgradeStoreVersion(store.layout, await receivedStoreVersion(rb));
     await fs.rename(rb.quarantine.packFile(rb.packId), dest).catch((e) => { throw ioError(e, 'move the received pack to', dest); });
     await fsyncDir(store.layout.packsDir);
     receiveFault('receive.moved', store.layout.packsDir);

@@ -25,6 +25,7 @@ interface Pending {
   width: number;
   compress: boolean;
   base?: ObjectId;
+  storeVersion?: number;
 }
 
 /** Reads a chunk the store holds, grouped by `width`, and says how deep its delta chain is; undefined when absent. */
@@ -60,14 +61,21 @@ export class ObjectWriter {
    * Adds an object and returns its ID. `width` is the tensor element width for byte grouping; `base` the chunk
    * this one may be stored as a delta against (the parent commit's chunk at the same place in the same tensor).
    */
-  async put(type: ObjectType, bytes: Uint8Array, opts: { width?: number; compress?: boolean; base?: ObjectId } = {}): Promise<ObjectId> {
+  async put(
+    type: ObjectType, bytes: Uint8Array,
+    opts: { width?: number; compress?: boolean; base?: ObjectId; storeVersion?: number } = {},
+  ): Promise<ObjectId> {
     const id = objectId(type, bytes);
     this.stats.objectsSeen++;
     if (type === 'chunk') this.stats.bytesSeen += bytes.length;
     if (type === 'commit') this.commitBodies.set(id, bytes);
     if (this.known.has(id)) return id;
     this.known.add(id);
-    this.pending.push({ type, id, bytes, width: opts.width ?? 1, compress: opts.compress ?? true, ...(opts.base && opts.base !== id ? { base: opts.base } : {}) });
+    this.pending.push({
+      type, id, bytes, width: opts.width ?? 1, compress: opts.compress ?? true,
+      ...(opts.base && opts.base !== id ? { base: opts.base } : {}),
+      ...(opts.storeVersion ? { storeVersion: opts.storeVersion } : {}),
+    });
     this.pendingBytes += bytes.length;
     if (this.pendingBytes >= BATCH_BYTES) {
       // Double buffering: the previous batch must be done, then this one is written in the background while
@@ -99,6 +107,7 @@ export class ObjectWriter {
         this.pack = undefined;
       }
       this.pack ??= await PackWriter.create(this.layout);
+      if (p.storeVersion) this.pack.requireStoreVersion(p.storeVersion);
       await this.pack.add(p.type, p.id, p.bytes, p.width, p.compress, p.base ? this.baseLoader(p.base, p.bytes.length, p.width) : undefined);
     }
   }

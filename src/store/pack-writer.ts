@@ -13,7 +13,7 @@ import {
 } from '../core/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
-import { upgradeStoreVersion, type StoreLayout } from './store-layout.js';
+import { PACK_V2_STORE_VERSION, upgradeStoreVersion, type StoreLayout } from './store-layout.js';
 
 const MAX_IN_FLIGHT = 6;
 const FLUSH_BYTES = 4 * 1024 * 1024;
@@ -37,6 +37,8 @@ export class PackWriter {
   private offset = 0;
   private failure: unknown;
   private rawBytes = 0;
+  /** The store version this pack's records need (FORMAT.md §11), set before it enters packs/. */
+  private storeVersion = PACK_V2_STORE_VERSION;
 
   private constructor(private readonly layout: StoreLayout, private readonly tmpFile: string, private readonly fh: fs.FileHandle, private readonly durable: boolean) {}
 
@@ -49,6 +51,11 @@ export class PackWriter {
     const w = new PackWriter(layout, tmp, fh, opts.durable !== false);
     w.append(encodePackHeader());
     return w;
+  }
+
+  /** A record added to this pack needs the store at `version` at least (a JSON render part: 3). */
+  requireStoreVersion(version: number): void {
+    this.storeVersion = Math.max(this.storeVersion, version);
   }
 
   has(id: ObjectId): boolean {
@@ -160,7 +167,7 @@ export class PackWriter {
       if (this.durable) await this.fh.sync();
       await this.fh.close();
       await fs.mkdir(this.layout.packsDir, { recursive: true });
-      if (this.durable) await upgradeStoreVersion(this.layout);
+      if (this.durable) await upgradeStoreVersion(this.layout, this.storeVersion);
       faultPoint('pack.rename');
       await fs.rename(this.tmpFile, file);
       faultPoint('pack.dirsync');

@@ -3,12 +3,20 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
 import { DEFAULT_CDC, type CdcParams } from '../core/chunking/content-defined.js';
+import type { FileRecipe } from '../core/objects/file-recipe.js';
 import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 
 export const STORE_DIR_NAME = '.ckvc';
 export const STORE_FORMAT = 'ckvc-store';
-/** Version 2 stores may hold version 2 packs (codecs 5 and 6, FORMAT.md §4.3, §11); readers read 1 and 2. */
-export const STORE_VERSION = 2;
+/**
+ * The newest store version this ckvc reads (FORMAT.md §1, §11): version 2 stores may hold version 2 packs
+ * (codecs 5 and 6, §4.3), version 3 stores file recipes with JSON render parts (§5.3, JSON.md §4).
+ */
+export const STORE_VERSION = 3;
+/** New stores start here; a store moves up when it first holds what needs a newer version. */
+export const NEW_STORE_VERSION = 2;
+export const PACK_V2_STORE_VERSION = 2;
+export const JSON_RENDER_STORE_VERSION = 3;
 
 export interface StoreConfig {
   format: typeof STORE_FORMAT;
@@ -83,19 +91,26 @@ export async function readStoreConfig(layout: StoreLayout): Promise<StoreConfig>
   return cfg;
 }
 
-const upgraded = new Set<string>();
+/** The store version a file recipe needs beyond what every pack needs; undefined when none. */
+export function recipeStoreVersion(recipe: FileRecipe): number | undefined {
+  return recipe.parts.some((p) => p.kind === 'tensor' && p.json) ? JSON_RENDER_STORE_VERSION : undefined;
+}
+
+/** The version each store root is known to be at least at, in this process. */
+const upgraded = new Map<string, number>();
 
 /**
- * Marks a version 1 store as version 2 before the first version 2 pack enters packs/, so an older ckvc refuses
- * the store as a whole (CKVC_UNSUPPORTED_VERSION) instead of meeting packs it cannot read. Once per process.
+ * Marks the store as at least `version` before a pack that needs it enters packs/ (version 2: any pack this
+ * ckvc writes; version 3: one holding a file recipe with a JSON render part), so an older ckvc refuses the store
+ * as a whole (CKVC_UNSUPPORTED_VERSION, "upgrade ckvc") instead of meeting records it cannot read.
  */
-export async function upgradeStoreVersion(layout: StoreLayout): Promise<void> {
-  if (upgraded.has(layout.root)) return;
+export async function upgradeStoreVersion(layout: StoreLayout, version = PACK_V2_STORE_VERSION): Promise<void> {
+  if ((upgraded.get(layout.root) ?? 0) >= version) return;
   const cfg = await readStoreConfig(layout);
-  if (cfg.version < STORE_VERSION) {
-    await writeFileDurable(layout.configFile, `${JSON.stringify({ ...cfg, version: STORE_VERSION }, null, 2)}\n`);
+  if (cfg.version < version) {
+    await writeFileDurable(layout.configFile, `${JSON.stringify({ ...cfg, version }, null, 2)}\n`);
   }
-  upgraded.add(layout.root);
+  upgraded.set(layout.root, Math.max(cfg.version, version));
 }
 
 /** Creates DIR/.ckvc. Returns false (and changes nothing) when a store is already there. */
@@ -108,7 +123,10 @@ export async function createStore(dir: string): Promise<{ root: string; created:
     await fs.mkdir(d, { recursive: true });
   }
   await writeFileDurable(layout.headFile, 'ref: refs/heads/main\n');
-  const cfg: StoreConfig = { format: STORE_FORMAT, version: STORE_VERSION, hash: 'blake3-256', tensorChunkSize: DEFAULT_TENSOR_CHUNK_SIZE, cdc: DEFAULT_CDC };
+  const cfg: StoreConfig = {
+    format: STORE_FORMAT, version: NEW_STORE_VERSION, hash: 'blake3-256', tensorChunkSize: DEFAULT_TENSOR_CHUNK_SIZE,
+    cdc: DEFAULT_CDC,
+  };
   // config.json last: its presence (with refs/) is what marks a finished store.
   await writeFileDurable(layout.configFile, `${JSON.stringify(cfg, null, 2)}\n`);
   await fsyncDir(path.dirname(root));

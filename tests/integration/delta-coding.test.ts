@@ -208,7 +208,7 @@ describe('store format version', () => {
     expect(JSON.parse(fs.readFileSync(cfgFile, 'utf8')).version).toBe(1); // reading changes nothing
     s.ok(['commit', file, '-m', 'first']);
     expect(JSON.parse(fs.readFileSync(cfgFile, 'utf8')).version).toBe(2);
-    fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, version: 3 }));
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, version: 4 }));
     const r = s.run(['branch']);
     expect(r.code).toBe(18);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_UNSUPPORTED_VERSION']);

@@ -125,3 +125,44 @@ describe('a series of JSON snapshots', () => {
     expect(s.ok(['cat', `${ids[2]}:agent.json`]).stdout).toBe(texts[2]);
   });
 });
+
+describe('store version 3 (FORMAT.md §1, §11): JSON render parts need it', () => {
+  const version = (store: string) => JSON.parse(fs.readFileSync(path.join(store, 'config.json'), 'utf8')).version;
+  const w = trained(256 * 4);
+
+  it('a store moves from 2 to 3 with its first JSON render part, on commit and on receiving one', () => {
+    const s = newStore();
+    const dir = path.join(s.dir, 'run');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'notes.json'), '{"hidden": [64, 64]}'); // nothing cut: stays at 2
+    s.ok(['commit', dir, '-m', 'plain']);
+    expect(version(s.store)).toBe(2);
+    fs.writeFileSync(path.join(dir, 'agent.json'), snapshot(1, w, 4));
+    const { id } = s.json<{ id: string }>(['commit', dir, '-m', 'snapshot']);
+    expect(version(s.store)).toBe(3);
+
+    const bundle = path.join(tempDir(), 'run.ckvcb');
+    s.ok(['pack', 'main', '-o', bundle]);
+    const r = newStore();
+    expect(version(r.store)).toBe(2);
+    r.ok(['pull', bundle]);
+    expect(version(r.store)).toBe(3);
+    expect(r.ok(['cat', `${id}:agent.json`]).stdout).toBe(snapshot(1, w, 4));
+  });
+
+  it('a reader refuses a store newer than it reads with "upgrade ckvc", as one reading up to 2 refuses a 3', () => {
+    const s = newStore();
+    const dir = path.join(s.dir, 'run');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'agent.json'), snapshot(1, w, 4));
+    s.ok(['commit', dir, '-m', 'snapshot']);
+    const cfgFile = path.join(s.store, 'config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    expect(cfg.version).toBe(3);
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, version: 4 })); // the same check an older ckvc makes of 3
+    const r = s.run(['cat', 'main:agent.json']);
+    expect(r.code).toBe(18);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_UNSUPPORTED_VERSION']);
+    expect(r.stderr).toMatch(/format version 4; this ckvc reads up to 3: upgrade ckvc/);
+  });
+});

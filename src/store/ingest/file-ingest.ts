@@ -12,7 +12,7 @@ import { ContentHasher, type ObjectId } from '../../core/object-id.js';
 import { encodeFileRecipe, type FilePart, type FileRecipe } from '../../core/objects/file-recipe.js';
 import { encodeTensor } from '../../core/objects/tensor-object.js';
 import type { ObjectWriter } from '../object-writer.js';
-import type { StoreConfig } from '../store-layout.js';
+import { recipeStoreVersion, type StoreConfig } from '../store-layout.js';
 import { contentDefinedChunks, fixedChunks } from './chunk-reader.js';
 import type { DeltaBases } from './delta-bases.js';
 import {
@@ -168,7 +168,10 @@ export async function ingestFile(
     await file.checkUnchanged();
     const recipe: FileRecipe = { size: file.size, b3: ing.hasher.digestHex(), format: plan.format, parts: ing.parts, ...(plan.packed ? { packed: plan.packed } : {}) };
     const tensors = plan.regions.filter((r) => r.kind !== 'verbatim').length;
-    return { id: await writer.put('file', encodeFileRecipe(recipe)), size: file.size, format: plan.format, tensors, warnings };
+    // A recipe with a JSON render part needs a version 3 store: older readers would only call it corrupt.
+    const storeVersion = recipeStoreVersion(recipe);
+    const id = await writer.put('file', encodeFileRecipe(recipe), { storeVersion });
+    return { id, size: file.size, format: plan.format, tensors, warnings };
   } finally {
     await file.close();
   }

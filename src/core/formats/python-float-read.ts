@@ -1,0 +1,206 @@
+// Reads numbers Python's float repr wrote (spec/JSON.md §3) straight from the text, without a string per number.
+// A number is accepted only when its text is exactly pythonFloatRepr of its value. The fast path proves that
+// without rendering: the text must be laid out as Python lays out its own digits, and those digits must be the
+// shortest that read back as the double, and the nearest of that length. Both are settled with exact
+// products of doubles (Dekker's two-product), so no big integers are needed: with D the digits as an integer and
+// 10^q the place of the last one, r = D - x·10^-q in units of that place tells whether D rounds to x, and
+// r - d, r + 10 - d (d the last digit) and r ∓ 1 whether a shorter or a nearer string would too. Whatever the fast
+// path cannot decide with a wide margin (ties, interval ends, subnormals, q beyond ±22, NaN, Infinity) falls back
+// to rendering the double and comparing strings, so the fast path only ever saves time, never changes a verdict.
+import { pythonFloatRepr } from './python-float-repr.js';
+
+const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`)); // exact doubles up to 1e22
+const SPLIT = 134217729; // 2^27 + 1, Veltkamp's splitter
+/** In units of the last digit; the error of the arithmetic below is about 1e-14 of that. */
+const EPS = 1e-9;
+
+const bits = new Float64Array(1);
+const words = new Uint32Array(bits.buffer);
+const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+const HI = 1 - LO;
+
+/** The rounding error of a * b: a * b = (a * b rounded) + twoProductError(a, b) exactly, for normal products. */
+function twoProductError(a: number, b: number, p: number): number {
+  let t = SPLIT * a;
+  const ah = t - (t - a);
+  const al = a - ah;
+  t = SPLIT * b;
+  const bh = t - (t - b);
+  const bl = b - bh;
+  return al * bl - (((p - ah * bh) - al * bh) - ah * bl);
+}
+
+/** The next double up (+1) or down (-1) from a positive finite x. */
+function step(x: number, dir: 1 | -1): number {
+  bits[0] = x;
+  const lo = words[LO]! + dir;
+  words[LO] = lo >>> 0;
+  if (lo < 0 || lo > 0xffffffff) words[HI] = words[HI]! + dir;
+  return bits[0];
+}
+
+/** The digits of a number's text: integer D (as hi + lo, exactly), their count, the last one and its place q. */
+interface Digits { hi: number; lo: number; n: number; last: number; q: number }
+const digits: Digits = { hi: 0, lo: 0, n: 0, last: 0, q: 0 };
+
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+
+/** Stores D = head · 10^(n - 9) + tail (n > 9) or head exactly as hi + lo, and q from E, the first digit's place. */
+function setDigits(head: number, tail: number, n: number, last: number, exp: number): void {
+  const scale = POW10[n > 9 ? n - 9 : 0]!;
+  const prod = head * scale;
+  const err = twoProductError(head, scale, prod);
+  const sum = prod + tail;
+  digits.hi = sum;
+  digits.lo = err + (tail - (sum - prod));
+  digits.n = n;
+  digits.last = last;
+  digits.q = exp - n + 1;
+}
+
+/**
+ * Checks that the number text from `s` to `e` (no sign) is laid out as Python lays out a finite non-zero float
+ * and reads its digits (one pass); 0 when it is, 1 for a zero written `0.0`, -1 when the fast path cannot tell.
+ */
+function readLayout(t: string, s: number, e: number): -1 | 0 | 1 {
+  // Significant digits: `lead` zeros before the first, `zeros` pending ones that count only if a digit follows.
+  let head = 0;
+  let tail = 0;
+  let n = 0;
+  let zeros = 0;
+  let lead = 0;
+  let last = 0;
+  let dot = -1;
+  let p = s;
+  for (; p < e; p++) {
+    const c = t.charCodeAt(p);
+    if (c === 0x2e) {
+      if (dot >= 0) return -1;
+      dot = p;
+      continue;
+    }
+    const d = c - 0x30;
+    if (d < 0 || d > 9) break;
+    if (d === 0) {
+      if (n === 0) lead++;
+      else zeros++;
+      continue;
+    }
+    if (n + zeros >= 17) return -1; // Python never needs more than 17
+    for (; zeros > 0; zeros--, n++) {
+      if (n < 9) head *= 10;
+      else tail *= 10;
+    }
+    if (n < 9) head = head * 10 + d;
+    else tail = tail * 10 + d;
+    n++;
+    last = d;
+  }
+  const intEnd = dot >= 0 ? dot : p;
+  const intLen = intEnd - s;
+  if (intLen === 0 || (intLen > 1 && t.charCodeAt(s) === 0x30) || dot === p - 1) return -1;
+  const hasFrac = dot >= 0;
+  // Python ends a fraction with a non-zero digit, except the single "0" of an integral value in plain form.
+  const fracTrailingZero = hasFrac && t.charCodeAt(p - 1) === 0x30;
+  if (p === e) {
+    if (!hasFrac) return -1; // a float always has a '.' in plain form
+    if (n === 0) return intLen === 1 && p === dot + 2 ? 1 : -1; // "0.0"
+    if (intLen === 1 && t.charCodeAt(s) === 0x30) {
+      if (lead > 4 || fracTrailingZero) return -1; // below 1e-4 Python writes an exponent
+      setDigits(head, tail, n, last, -lead);
+      return 0;
+    }
+    if (intLen > 16 || (fracTrailingZero && p !== dot + 2)) return -1; // from 1e16 on: exponent form
+    setDigits(head, tail, n, last, intLen - 1);
+    return 0;
+  }
+  // Exponent form: one non-zero digit, optionally '.' and digits ending non-zero, 'e', a sign, two digits or more.
+  if (intLen !== 1 || t.charCodeAt(s) === 0x30 || fracTrailingZero || t.charCodeAt(p) !== 0x65) return -1;
+  const exp = readExponent(t, p + 1, e);
+  if (Number.isNaN(exp) || (exp >= -4 && exp < 16) || n === 0) return -1;
+  setDigits(head, tail, n, last, exp);
+  return 0;
+}
+
+/** The exponent written from `p` to `e` as Python writes it (a sign, then two digits, or three not led by 0). */
+function readExponent(t: string, p: number, e: number): number {
+  const sign = t.charCodeAt(p);
+  const len = e - p - 1;
+  if ((sign !== 0x2b && sign !== 0x2d) || len < 2 || len > 3 || (len === 3 && t.charCodeAt(p + 1) === 0x30)) return NaN;
+  let exp = 0;
+  for (let q = p + 1; q < e; q++) {
+    const c = t.charCodeAt(q);
+    if (!isDigit(c)) return NaN;
+    exp = exp * 10 + c - 0x30;
+  }
+  return sign === 0x2d ? -exp : exp;
+}
+
+/**
+ * The double whose repr is `digits`, or NaN when the fast path cannot prove one: the digits must lie strictly
+ * inside its rounding interval, and neither a shorter string nor a nearer one of the same length may.
+ */
+function provenValue(): number {
+  const { hi, lo, n, last, q } = digits;
+  if (q < -22 || q > 22 || (q > 0 && n > 15)) return NaN;
+  const scale = POW10[q < 0 ? -q : q]!;
+  let x = q < 0 ? hi / scale : hi * scale;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    // r = D - x·10^-q, in units of the last digit.
+    let r: number;
+    if (q < 0) {
+      const b = x * scale;
+      r = (hi - b) + (lo - twoProductError(x, scale, b));
+    } else {
+      const a = hi * scale;
+      r = ((a - x) + twoProductError(hi, scale, a)) / scale + lo;
+    }
+    bits[0] = x;
+    const exponent = (words[HI]! >>> 20) & 0x7ff;
+    if (exponent < 60 || exponent > 2000) return NaN; // near subnormal or overflow: not worth the care
+    const powerOfTwo = (words[HI]! & 0xfffff) === 0 && words[LO] === 0;
+    words[HI] = (exponent - 53) << 20; // half an ulp of x
+    words[LO] = 0;
+    const up = q < 0 ? bits[0] * scale : bits[0] / scale;
+    const down = powerOfTwo ? up / 2 : up;
+    if (r > up + EPS) x = step(x, 1);
+    else if (r < -down - EPS) x = step(x, -1);
+    else if (r > up - EPS || r < -down + EPS) return NaN; // on the interval's end: who wins the tie decides
+    else return shortestAndNearest(r, n, last, up, down) ? x : NaN;
+  }
+  return NaN;
+}
+
+function shortestAndNearest(r: number, n: number, last: number, up: number, down: number): boolean {
+  const outside = (s: number) => s < -down - EPS || s > up + EPS;
+  // One digit fewer: the two neighbours of D on that grid; any shorter string in the interval means one of them is.
+  if (n > 1 && (!outside(r - last) || !outside(r + 10 - last))) return false;
+  // As many digits: the neighbour on x's side, when it is as near or nearer and reads back as x too.
+  if (r > EPS && Math.abs(r - 1) <= r + EPS && !outside(r - 1)) return false;
+  if (r < -EPS && Math.abs(r + 1) <= -r + EPS && !outside(r + 1)) return false;
+  return true;
+}
+
+/**
+ * Reads the number at text[start, end) into out[i] when the text is exactly Python's repr of that double
+ * (json's spellings for the non-finite values); false otherwise.
+ */
+export function readPythonFloat(t: string, start: number, end: number, out: Float64Array, i: number): boolean {
+  const negative = t.charCodeAt(start) === 0x2d;
+  const layout = readLayout(t, negative ? start + 1 : start, end);
+  if (layout === 1) {
+    out[i] = negative ? -0 : 0;
+    return true;
+  }
+  if (layout === 0) {
+    const x = provenValue();
+    if (!Number.isNaN(x)) {
+      out[i] = negative ? -x : x;
+      return true;
+    }
+  }
+  const text = t.slice(start, end);
+  const x = Number(text);
+  out[i] = x;
+  return pythonFloatRepr(x) === text;
+}
