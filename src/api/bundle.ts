@@ -88,7 +88,8 @@ export async function packBundle(store: ObjectStore, opts: PackOptions): Promise
     const described = [];
     for (const r of refs) described.push(await describeRef(store, r));
     return {
-      file: opts.output, refs: described, prerequisites, commits: c.commits.length, objects: w.objects, bytes: w.bytes, labels: w.labels,
+      file: opts.output, refs: described, prerequisites, commits: c.commits.length, objects: w.objects, bytes: w.bytes,
+      labels: w.labels,
     };
   } finally {
     await registration.release();
@@ -147,7 +148,9 @@ export async function withVerifiedBundle<T>(file: string, use: (r: BundleReport,
   const o = new Overlay(undefined, rb);
   try {
     const refs: BundleRefInfo[] = [];
-    for (const r of rb.header.refs) refs.push(o.inBundle(r.id) ? await describeRef(o, r) : { name: r.name, id: r.id, commit: r.id });
+    for (const r of rb.header.refs) {
+      refs.push(o.inBundle(r.id) ? await describeRef(o, r) : { name: r.name, id: r.id, commit: r.id });
+    }
     const { commits, fromPrerequisites } = await walkBundle(rb, o, `bundle ${file}`);
     return await use({
       file, ok: true, bytes: rb.bytes, objects: rb.entries.length, refs, prerequisites: rb.header.prerequisites, commits,
@@ -164,13 +167,18 @@ export async function withVerifiedBundle<T>(file: string, use: (r: BundleReport,
  * first), and counts what is left to the prerequisites; anything else absent makes the bundle incomplete.
  * A partly pruned commit's kept tensors are checked too; only released data may be missing.
  */
-async function walkBundle(rb: ReceivedBundle, o: Overlay, where: string): Promise<{ commits: BundleCommitInfo[]; fromPrerequisites: number }> {
+async function walkBundle(
+  rb: ReceivedBundle, o: Overlay, where: string,
+): Promise<{ commits: BundleCommitInfo[]; fromPrerequisites: number }> {
   const prereq = new Set(rb.header.prerequisites);
   const pruned = new Map(rb.header.pruned.map((p) => [p.commit, p]));
   const commits: BundleCommitInfo[] = [];
   const absentSeen = new Set<ObjectId>();
   const absent = (id: ObjectId, what: string) => {
-    if (prereq.size === 0) throw bad(where, `is incomplete: ${what} ${id.slice(0, 16)} is not inside and the bundle has no prerequisites`, { id });
+    if (prereq.size === 0) {
+      const why = 'is not inside and the bundle has no prerequisites';
+      throw bad(where, `is incomplete: ${what} ${id.slice(0, 16)} ${why}`, { id });
+    }
     absentSeen.add(id);
   };
   await walkObjects(o, rb.header.refs.map((r) => r.id), {
@@ -179,14 +187,22 @@ async function walkBundle(rb: ReceivedBundle, o: Overlay, where: string): Promis
     visit: (r) => {
       if (r.kind === 'commit') {
         const c = r.commit;
-        commits.push({ id: r.id, message: c.message, branch: c.branch, step: c.step, time: c.time, metrics: c.metrics ?? {}, configHash: c.config?.hash });
+        commits.push({
+          id: r.id, message: c.message, branch: c.branch, step: c.step, time: c.time, metrics: c.metrics ?? {},
+          configHash: c.config?.hash,
+        });
       } else if ((r.kind === 'chunk' || (r.kind === 'tensor' && r.released)) && !o.inBundle(r.id)) {
         absent(r.id, r.kind === 'chunk' && r.role === 'config' ? 'config snapshot' : r.kind);
       }
     },
     onUnreadable: (e, at) => {
-      if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT' && !o.inBundle(at.id)) return absent(at.id, at.kind);
-      throw e instanceof CkvcError && e.code !== 'CKVC_BAD_BUNDLE' ? bad(where, `${at.where}: ${e.message}`, { id: at.id }) : e;
+      if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT' && !o.inBundle(at.id)) {
+        return absent(at.id, at.kind);
+      }
+      if (e instanceof CkvcError && e.code !== 'CKVC_BAD_BUNDLE') {
+        throw bad(where, `${at.where}: ${e.message}`, { id: at.id });
+      }
+      throw e;
     },
   });
   commits.sort((a, b) => b.time - a.time);
@@ -206,14 +222,17 @@ export function bundleNamespace(name: string): string {
   return `${m[1]}bundle/${m[2]}`;
 }
 
-export async function pullBundle(store: ObjectStore, opts: PullBundleOptions): Promise<ImportResult & { file: string; warnings: FetchWarning[] }> {
+export async function pullBundle(
+  store: ObjectStore, opts: PullBundleOptions,
+): Promise<ImportResult & { file: string; warnings: FetchWarning[] }> {
   const rb = await openBundleFile(opts.file, store.layout.tmpDir);
   try {
     const r = await importBundle(store, rb, {
       targetRef: (name) => (opts.updateRefs ? name : bundleNamespace(name)),
       force: opts.force, who: defaultAuthor(), message: `pull: ${opts.file}`,
     }, `bundle ${opts.file}`);
-    return { ...r, file: opts.file, warnings: r.labelsKept.map((k) => keptLabelWarning(k, `bundle ${opts.file}`)) };
+    const warnings = r.labelsKept.map((k) => keptLabelWarning(k, `bundle ${opts.file}`));
+    return { ...r, file: opts.file, warnings };
   } finally {
     await rb.close();
   }

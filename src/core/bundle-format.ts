@@ -77,11 +77,19 @@ export function configLabelProblem(text: string): string | undefined {
   if (text.length === 0) return 'is empty';
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_CONFIG_LABEL_BYTES) return `is ${bytes} bytes of UTF-8 (the limit is ${MAX_CONFIG_LABEL_BYTES})`;
-  // The characters terminal-text.ts escapes: a label from elsewhere must not move a cursor, end a line or reorder text.
-  if (/[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(text)) {
-    return 'holds a control character, line separator or bidi override';
+  for (const ch of text) {
+    if (unshowable(ch.codePointAt(0)!)) return 'holds a control character, line separator or bidi override';
   }
   return undefined;
+}
+
+/**
+ * The characters terminal-text.ts escapes: a label from elsewhere must not move a cursor, end a line or reorder
+ * text.
+ */
+function unshowable(c: number): boolean {
+  return c <= 0x1f || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029
+    || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
 }
 
 export function encodeBundleHeader(h: BundleHeader): Buffer {
@@ -170,7 +178,8 @@ export function decodeBundleHeader(bytes: Uint8Array, where: string): BundleHead
       return files === undefined ? rec : { ...rec, files: files as string[] | null };
     });
     const header: BundleHeader = {
-      version, required, optional, refs, prerequisites, pruned, packLength: f.uint('pack_length'), objects: f.uint('objects'), created: f.uint('created'),
+      version, required, optional, refs, prerequisites, pruned,
+      packLength: f.uint('pack_length'), objects: f.uint('objects'), created: f.uint('created'),
     };
     if (f.has('labels')) header.labels = decodeLabels(f.array('labels'), where);
     return header;
@@ -182,7 +191,9 @@ export function decodeBundleHeader(bytes: Uint8Array, where: string): BundleHead
 
 /** The `labels` of a header: each a config hash once, with a text `configLabelProblem` accepts. */
 function decodeLabels(raw: CborValue[], where: string): BundleConfigLabel[] {
-  if (raw.length > MAX_BUNDLE_LABELS) throw bad(where, `lists ${raw.length} config labels (the limit is ${MAX_BUNDLE_LABELS})`);
+  if (raw.length > MAX_BUNDLE_LABELS) {
+    throw bad(where, `lists ${raw.length} config labels (the limit is ${MAX_BUNDLE_LABELS})`);
+  }
   const seen = new Set<string>();
   return raw.map((l, i) => {
     const lf = FieldReader.of(l, `${where} labels[${i}]`);

@@ -11,10 +11,13 @@ import { faultPoint } from '../store/fault-injection.js';
 import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
+import type { KeptLabel } from '../store/config-labels.js';
 import { mergePruneRecords, type PruneRecord } from '../store/prune-records.js';
 import { upgradeStoreVersion } from '../store/store-layout.js';
 import { Overlay } from './bundle-objects.js';
 import type { ReceivedBundle } from './bundle-reader.js';
+
+export type { KeptLabel } from '../store/config-labels.js';
 
 export interface RefUpdate {
   name: string;
@@ -108,13 +111,6 @@ function receiveFault(step: 'receive.verified' | 'receive.moved' | 'receive.inde
   } catch (e) {
     throw ioError(e, 'store the received objects in', p);
   }
-}
-
-/** A received config label that differs from the one this store keeps (BUNDLE.md §4). */
-export interface KeptLabel {
-  config: string;
-  kept: string;
-  received: string;
 }
 
 export interface Promoted {

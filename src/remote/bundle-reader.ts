@@ -53,7 +53,9 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
       packId = packCheck.stored.toString('hex');
       await fs.rename(incoming, quarantine.packFile(packId));
     } else await fs.rm(incoming, { force: true });
-    const { entries, configs } = packId ? await checkRecords(packs, packId, header, where) : { entries: [], configs: new Set<string>() };
+    const { entries, configs } = packId
+      ? await checkRecords(packs, packId, header, where)
+      : { entries: [], configs: new Set<string>() };
     const ids = new Set(entries.map((e) => e.id));
     if (ids.size !== entries.length) throw bad(where, 'its pack lists an object twice');
     checkMetadata(header, entries, configs, where);
@@ -66,7 +68,9 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
 }
 
 /** Step 1-2 of BUNDLE.md §3: the preamble and header, their sizes checked against the file's before any read. */
-async function readHeader(s: ByteStream, trailerHash: Blake3Hasher, fileSize: number | undefined, where: string): Promise<BundleHeader> {
+async function readHeader(
+  s: ByteStream, trailerHash: Blake3Hasher, fileSize: number | undefined, where: string,
+): Promise<BundleHeader> {
   const preamble = await s.read(BUNDLE_PREAMBLE_BYTES, 'the preamble');
   trailerHash.update(preamble);
   const headerLength = decodeBundlePreamble(preamble, fileSize, where);
@@ -74,7 +78,9 @@ async function readHeader(s: ByteStream, trailerHash: Blake3Hasher, fileSize: nu
   trailerHash.update(headerBytes);
   const header = decodeBundleHeader(headerBytes, where);
   const expected = BUNDLE_PREAMBLE_BYTES + headerLength + header.packLength + BUNDLE_TRAILER_BYTES;
-  if (fileSize !== undefined && fileSize !== expected) throw bad(where, `is ${fileSize} bytes but its header accounts for ${expected}`);
+  if (fileSize !== undefined && fileSize !== expected) {
+    throw bad(where, `is ${fileSize} bytes but its header accounts for ${expected}`);
+  }
   if (header.packLength === 0 ? header.objects !== 0 : header.packLength < PACK_HEADER_BYTES + PACK_FOOTER_BYTES) {
     throw bad(where, `declares ${header.objects} objects in a ${header.packLength}-byte pack`);
   }
@@ -86,7 +92,9 @@ async function readHeader(s: ByteStream, trailerHash: Blake3Hasher, fileSize: nu
  * (so the received file is not read a second time). Returns the checksum stored and computed, compared by the
  * caller after the trailer, so damage in transit is reported as such first; undefined when there is no pack.
  */
-async function copyPack(s: ByteStream, header: BundleHeader, incoming: string, trailerHash: Blake3Hasher, durable: boolean): Promise<{ stored: Buffer; computed: Buffer } | undefined> {
+async function copyPack(
+  s: ByteStream, header: BundleHeader, incoming: string, trailerHash: Blake3Hasher, durable: boolean,
+): Promise<{ stored: Buffer; computed: Buffer } | undefined> {
   const fh = await fs.open(incoming, 'wx+').catch((e) => { throw ioError(e, 'create', incoming); });
   try {
     const packHash = new Blake3Hasher();
@@ -123,8 +131,12 @@ async function copyPack(s: ByteStream, header: BundleHeader, incoming: string, t
 /** Step 4: the trailer hash over every byte before it, the end marker, and nothing after. */
 async function checkTrailer(s: ByteStream, trailerHash: Blake3Hasher, where: string): Promise<void> {
   const trailer = await s.read(BUNDLE_TRAILER_BYTES, 'the trailer');
-  if (!trailer.subarray(32).equals(BUNDLE_END_MAGIC)) throw bad(where, 'does not end with the bundle end marker (truncated or padded)');
-  if (!trailer.subarray(0, 32).equals(trailerHash.digestBuffer())) throw bad(where, 'trailer hash does not match its contents (damaged in transit or on disk)');
+  if (!trailer.subarray(32).equals(BUNDLE_END_MAGIC)) {
+    throw bad(where, 'does not end with the bundle end marker (truncated or padded)');
+  }
+  if (!trailer.subarray(0, 32).equals(trailerHash.digestBuffer())) {
+    throw bad(where, 'trailer hash does not match its contents (damaged in transit or on disk)');
+  }
   if (!(await s.atEnd())) throw bad(where, 'has bytes after its trailer');
 }
 
@@ -132,15 +144,19 @@ async function checkTrailer(s: ByteStream, trailerHash: Blake3Hasher, where: str
  * Step 5: the pack's TOC against the header, then every record read as a store reads it (decoded under the cap,
  * re-hashed). Returns the entries and the config hashes of the bundle's commits (which labels may speak for).
  */
-async function checkRecords(packs: PackReader, packId: string, header: BundleHeader, where: string): Promise<{ entries: PackEntry[]; configs: Set<string> }> {
-  let toc;
+async function checkRecords(
+  packs: PackReader, packId: string, header: BundleHeader, where: string,
+): Promise<{ entries: PackEntry[]; configs: Set<string> }> {
+  let toc: Awaited<ReturnType<PackReader['readToc']>>;
   try {
     toc = await packs.readToc(packId);
   } catch (e) {
     throw e instanceof CkvcError ? bad(where, `its pack: ${e.message}`) : e;
   }
   if (toc.checksum !== packId) throw bad(where, 'its pack footer names another checksum');
-  if (toc.entries.length !== header.objects) throw bad(where, `header says ${header.objects} objects, the pack holds ${toc.entries.length}`);
+  if (toc.entries.length !== header.objects) {
+    throw bad(where, `header says ${header.objects} objects, the pack holds ${toc.entries.length}`);
+  }
   const entries = toc.entries;
   // A delta record's base must travel in the same bundle (BUNDLE.md §3): the receiver may not hold it.
   const byId = new Map(entries.map((e) => [e.id, e]));
@@ -170,9 +186,13 @@ async function checkRecords(packs: PackReader, packId: string, header: BundleHea
 function checkMetadata(header: BundleHeader, entries: PackEntry[], configs: Set<string>, where: string): void {
   const commits = new Set(entries.filter((e) => e.type === 'commit').map((e) => e.id));
   for (const r of header.pruned) {
-    if (!commits.has(r.commit)) throw bad(where, `carries a prune record for commit ${r.commit.slice(0, 16)}, which is not in it; such a bundle is refused whole`, { commit: r.commit });
+    if (commits.has(r.commit)) continue;
+    const what = `carries a prune record for commit ${r.commit.slice(0, 16)}, which is not in it`;
+    throw bad(where, `${what}; such a bundle is refused whole`, { commit: r.commit });
   }
   for (const l of header.labels ?? []) {
-    if (!configs.has(l.config)) throw bad(where, `carries a label for config ${l.config.slice(0, 16)}, which no commit in it uses; such a bundle is refused whole`, { config: l.config });
+    if (configs.has(l.config)) continue;
+    const what = `carries a label for config ${l.config.slice(0, 16)}, which no commit in it uses`;
+    throw bad(where, `${what}; such a bundle is refused whole`, { config: l.config });
   }
 }

@@ -75,7 +75,8 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     const labels = await labelsOf(store, configs);
     const header = encodeBundleHeader({
       version: BUNDLE_VERSION, required: REQUIRED_CAPABILITIES, optional: [], refs: content.refs,
-      prerequisites: content.prerequisites, pruned: content.pruned, labels, packLength, objects: content.objects.length, created: Date.now(),
+      prerequisites: content.prerequisites, pruned: content.pruned, labels, packLength,
+      objects: content.objects.length, created: Date.now(),
     });
     const hasher = new Blake3Hasher();
     let bytes = 0;

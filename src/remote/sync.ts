@@ -125,7 +125,8 @@ export interface FetchResult {
 export function keptLabelWarning(k: KeptLabel, from: string): FetchWarning {
   return {
     config: k.config, code: 'CKVC_WOULD_OVERWRITE',
-    message: `kept the local label of config ${k.config.slice(0, 12)} (${JSON.stringify(k.kept)}); ${from} labels it ${JSON.stringify(k.received)}`,
+    message: `kept the local label of config ${k.config.slice(0, 12)} (${JSON.stringify(k.kept)}); `
+      + `${from} labels it ${JSON.stringify(k.received)}`,
   };
 }
 

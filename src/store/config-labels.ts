@@ -4,6 +4,13 @@ import { readFileIfExists, writeFileDurable } from './durable-fs.js';
 import { withLock } from './lock-file.js';
 import type { StoreLayout } from './store-layout.js';
 
+/** A received label not taken: the config has another one here (BUNDLE.md §4). */
+export interface KeptLabel {
+  config: string;
+  kept: string;
+  received: string;
+}
+
 export class ConfigLabels {
   private cache: Map<string, string> | undefined;
 
@@ -38,8 +45,8 @@ export class ConfigLabels {
    * Adds labels received from another store (BUNDLE.md §4): a config that has a label here keeps it, whatever
    * arrives. Returns the received labels that differ from the one kept.
    */
-  async addMissing(labels: { config: string; text: string }[]): Promise<{ config: string; kept: string; received: string }[]> {
-    const differing: { config: string; kept: string; received: string }[] = [];
+  async addMissing(labels: { config: string; text: string }[]): Promise<KeptLabel[]> {
+    const differing: KeptLabel[] = [];
     if (!labels.length) return differing;
     await this.update((cur) => {
       let added = false;

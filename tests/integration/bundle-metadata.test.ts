@@ -8,10 +8,20 @@ import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  decodeBundleHeader, encodeBundleHeader, encodeBundlePreamble, type BundleHeader,
+  decodeBundleHeader,
+  encodeBundleHeader,
+  encodeBundlePreamble,
+  type BundleHeader,
 } from '../../src/core/bundle-format.js';
 import {
-  cleanupTemp, commitId, diffSnapshots, errorCodes, newStore, snapshotTree, tempDir, type TempStore,
+  cleanupTemp,
+  commitId,
+  diffSnapshots,
+  errorCodes,
+  newStore,
+  snapshotTree,
+  tempDir,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes } from '../helpers/data.js';
 
@@ -35,7 +45,10 @@ function labelOf(s: TempStore, rev: string): string | undefined {
 
 /** Store files a refused import must not change: all but the index cache and tmp/. */
 function snap(s: TempStore): Map<string, string> {
-  return snapshotTree(s.store, (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'));
+  return snapshotTree(
+    s.store,
+    (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'),
+  );
 }
 
 /** The bundle's bytes with its header replaced (`change` edits the decoded header) and a fresh trailer. */
@@ -78,17 +91,23 @@ beforeAll(() => {
 }, 60_000);
 
 describe('pack and verify FILE', () => {
-  it('pack names the commit each ref names and carries the labels of its commits\' configs only', () => {
+  it("pack names the commit each ref names and carries the labels of its commits' configs only", () => {
     const again = path.join(work, 'again.bundle');
     const r = S.json<any>(['pack', 'main', 'v1', '-o', again]);
     expect(r.refs).toEqual([
       { name: 'refs/heads/main', id: c2, commit: c2 },
       { name: 'refs/tags/v1', id: tagId, commit: c1, message: 'release one\nchosen by hand' },
     ]);
-    const labels = [{ config: cfg.A, text: 'baseline | lr 0.1' }, { config: cfg.B, text: 'fine-tune' }];
+    const labels = [
+      { config: cfg.A, text: 'baseline | lr 0.1' },
+      { config: cfg.B, text: 'fine-tune' },
+    ];
     expect(r.labels).toEqual(labels.sort((a, b) => (a.config < b.config ? -1 : 1)));
     const text = S.ok(['pack', 'main', 'v1', '-o', path.join(work, 'text.bundle')]);
-    expect(text.stdout).toBe(`refs/heads/main  ${c2.slice(0, 12)}\nrefs/tags/v1  ${c1.slice(0, 12)}  (tag ${tagId.slice(0, 12)}: release one)\n`);
+    expect(text.stdout).toBe(
+      `refs/heads/main  ${c2.slice(0, 12)}\n` +
+        `refs/tags/v1  ${c1.slice(0, 12)}  (tag ${tagId.slice(0, 12)}: release one)\n`,
+    );
     expect(text.stderr).toContain('2 config label(s)');
   });
 
@@ -96,15 +115,27 @@ describe('pack and verify FILE', () => {
     const cwd = tempDir('ckvc-meta-nostore-');
     const v = S.json<any>(['verify', bundle], { cwd });
     expect(v.refs[1]).toEqual({ name: 'refs/tags/v1', id: tagId, commit: c1, message: 'release one\nchosen by hand' });
-    expect(new Map(v.labels.map((l: any) => [l.config, l.text]))).toEqual(new Map([[cfg.A, 'baseline | lr 0.1'], [cfg.B, 'fine-tune']]));
+    expect(new Map(v.labels.map((l: any) => [l.config, l.text]))).toEqual(
+      new Map([
+        [cfg.A, 'baseline | lr 0.1'],
+        [cfg.B, 'fine-tune'],
+      ]),
+    );
     const text = S.ok(['verify', bundle], { cwd }).stdout.split('\n');
     expect(text[0]).toContain(`config ${cfg.B.slice(0, 12)} (fine-tune)`);
     expect(text[1]).toContain(`config ${cfg.A.slice(0, 12)} (baseline | lr 0.1)`);
     expect(text[1]).toMatch(/\[tag: release one\]$/);
-    const md = S.ok(['verify', bundle, '--markdown'], { cwd }).stdout.split('\n').filter((l) => l.startsWith('|'));
+    const md = S.ok(['verify', bundle, '--markdown'], { cwd })
+      .stdout.split('\n')
+      .filter((l) => l.startsWith('|'));
     expect(md[0]).toBe('| ref | commit | step | metrics | config | message | tag message |');
-    expect(md[2]).toBe(`| main | \`${c2.slice(0, 12)}\` |  |  | \`${cfg.B.slice(0, 12)}\` fine-tune | checkpoint 2 |  |`);
-    expect(md[3]).toBe(`| v1 | \`${c1.slice(0, 12)}\` |  |  | \`${cfg.A.slice(0, 12)}\` baseline \\| lr 0.1 | checkpoint 1 | release one |`);
+    expect(md[2]).toBe(
+      `| main | \`${c2.slice(0, 12)}\` |  |  | \`${cfg.B.slice(0, 12)}\` fine-tune | checkpoint 2 |  |`,
+    );
+    expect(md[3]).toBe(
+      `| v1 | \`${c1.slice(0, 12)}\` |  |  | \`${cfg.A.slice(0, 12)}\` baseline \\| lr 0.1 | ` +
+        'checkpoint 1 | release one |',
+    );
   });
 
   it('a local label no reader would take (a control character) stays home; the bundle stays readable', () => {
@@ -127,19 +158,25 @@ describe('receiving labels', () => {
     expect(R.json<any>(['pull', bundle]).warnings).toEqual([]);
     expect(labelOf(R, 'bundle/main')).toBe('fine-tune');
     expect(labelOf(R, c1)).toBe('baseline | lr 0.1');
-    expect(R.json<any>(['show', 'bundle/v1']).tags).toEqual([expect.objectContaining({ name: 'bundle/v1', message: 'release one\nchosen by hand' })]);
+    expect(R.json<any>(['show', 'bundle/v1']).tags).toEqual([
+      expect.objectContaining({ name: 'bundle/v1', message: 'release one\nchosen by hand' }),
+    ]);
 
     const Q = newStore('ckvc-meta-keep-');
     Q.ok(['config', 'label', cfg.B, 'mine']);
     const r = Q.run(['pull', bundle]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain(`ckvc: warning (CKVC_WOULD_OVERWRITE): kept the local label of config ${cfg.B.slice(0, 12)} ("mine")`);
+    expect(r.stderr).toContain(
+      `ckvc: warning (CKVC_WOULD_OVERWRITE): kept the local label of config ${cfg.B.slice(0, 12)} ("mine")`,
+    );
     expect(labelOf(Q, c2)).toBe('mine');
     expect(labelOf(Q, c1)).toBe('baseline | lr 0.1');
     // Pulled again: nothing to take, the same warning, nothing changed.
     const before = snap(Q);
     const again = Q.json<any>(['pull', bundle]);
-    expect(again.warnings).toEqual([{ config: cfg.B, code: 'CKVC_WOULD_OVERWRITE', message: expect.stringContaining('"fine-tune"') }]);
+    expect(again.warnings).toEqual([
+      { config: cfg.B, code: 'CKVC_WOULD_OVERWRITE', message: expect.stringContaining('"fine-tune"') },
+    ]);
     expect(diffSnapshots(before, snap(Q))).toEqual([]);
   });
 
@@ -155,8 +192,14 @@ describe('receiving labels', () => {
     const R = newStore('ckvc-meta-bad-');
     R.ok(['config', 'label', cfg.OTHER, 'here first']);
     const before = snap(R);
-    const stranger = withHeader(bundle, (h) => ({ ...h, labels: [...h.labels!, { config: '11'.repeat(32), text: 'elsewhere' }] }));
-    const control = withHeader(bundle, (h) => ({ ...h, labels: h.labels!.map((l) => ({ ...l, text: `${l.text}\x1b[2J` })) }));
+    const stranger = withHeader(bundle, (h) => ({
+      ...h,
+      labels: [...h.labels!, { config: '11'.repeat(32), text: 'elsewhere' }],
+    }));
+    const control = withHeader(bundle, (h) => ({
+      ...h,
+      labels: h.labels!.map((l) => ({ ...l, text: `${l.text}\x1b[2J` })),
+    }));
     for (const file of [stranger, control]) {
       for (const r of [R.run(['pull', file]), R.run(['verify', file])]) {
         expect(r.code, r.stderr).toBe(12);
@@ -184,9 +227,13 @@ describe('push and fetch through a folder remote', () => {
     F.ok(['config', 'label', cfg.A, 'ours']);
     F.ok(['remote', 'add', 'shared', remote.store]);
     const f = F.json<any>(['fetch', 'shared']);
-    expect(f.warnings).toEqual([{ config: cfg.A, code: 'CKVC_WOULD_OVERWRITE', message: expect.stringContaining('"ours"') }]);
+    expect(f.warnings).toEqual([
+      { config: cfg.A, code: 'CKVC_WOULD_OVERWRITE', message: expect.stringContaining('"ours"') },
+    ]);
     expect(labelOf(F, c1)).toBe('ours');
     expect(labelOf(F, 'shared/main')).toBe('fine-tune');
-    expect(F.json<any>(['show', 'v1']).tags).toEqual([expect.objectContaining({ name: 'v1', message: 'release one\nchosen by hand' })]);
+    expect(F.json<any>(['show', 'v1']).tags).toEqual([
+      expect.objectContaining({ name: 'v1', message: 'release one\nchosen by hand' }),
+    ]);
   });
 });

@@ -218,7 +218,10 @@ describe('a bundle from elsewhere', () => {
 
     const md = human(['verify', bundle, '--markdown']).split('\n').filter(Boolean);
     expect(md.filter((l) => l.startsWith('|'))).toHaveLength(4); // header, rule, one row per ref: no row broken
-    expect(md).toContain(`| ${SHOWN.TAG} | \`${c1.slice(0, 12)}\` |  | loss=0.5 | \`${json(st(['show', c1])).config.hash.slice(0, 12)}\` | ${SHOWN.MESSAGE_1} | ${SHOWN.TAG_MESSAGE} |`);
+    const config = json(st(['show', c1])).config.hash.slice(0, 12);
+    const commit = `\`${c1.slice(0, 12)}\``;
+    const row = [SHOWN.TAG, commit, '', 'loss=0.5', `\`${config}\``, SHOWN.MESSAGE_1, SHOWN.TAG_MESSAGE];
+    expect(md).toContain(`| ${row.join(' | ')} |`);
 
     const other = newStore('ckvc-esc-recv-');
     const pulled = human(['pull', bundle, '--store', other.store]);

@@ -78,7 +78,10 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           out(`${escaped(ref.name)}  ${short(ref.commit)}${tag}`);
         }
         const labels = r.labels.length ? `, ${r.labels.length} config label(s)` : '';
-        info(`wrote ${escaped(r.file)}: ${r.commits} commit(s), ${r.objects} object(s)${labels}, ${bytes(r.bytes)}${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) at the receiver` : ''}`);
+        const n = r.prerequisites.length;
+        const needs = n ? `; needs ${n} prerequisite commit(s) at the receiver` : '';
+        const counts = `${r.commits} commit(s), ${r.objects} object(s)${labels}`;
+        info(`wrote ${escaped(r.file)}: ${counts}, ${bytes(r.bytes)}${needs}`);
       },
     )
     .command<PullArgs>(

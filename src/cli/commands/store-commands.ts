@@ -114,7 +114,12 @@ async function verifyBundleCommand(file: string, args: VerifyArgs): Promise<void
       const c = byId.get(ref.commit);
       const label = c?.configHash && labels.get(c.configHash);
       const config = c?.configHash ? `\`${short(c.configHash)}\`${label ? ` ${cell(label)}` : ''}` : '';
-      out(`| ${cell(ref.name.replace(/^refs\/(heads|tags|aliases)\//, ''))} | \`${short(ref.commit)}\` | ${c?.step ?? ''} | ${cell(c ? metrics(c.metrics) : '(prerequisite)')} | ${config} | ${cell(c ? firstLine(c.message) : '')} | ${ref.message !== undefined ? cell(firstLine(ref.message)) : ''} |`);
+      const cells = [
+        cell(ref.name.replace(/^refs\/(heads|tags|aliases)\//, '')), `\`${short(ref.commit)}\``, `${c?.step ?? ''}`,
+        cell(c ? metrics(c.metrics) : '(prerequisite)'), config, cell(c ? firstLine(c.message) : ''),
+        ref.message !== undefined ? cell(firstLine(ref.message)) : '',
+      ];
+      out(`| ${cells.join(' | ')} |`);
     }
     return;
   }
@@ -123,7 +128,9 @@ async function verifyBundleCommand(file: string, args: VerifyArgs): Promise<void
     const label = c?.configHash && labels.get(c.configHash);
     const config = c?.configHash ? `  config ${short(c.configHash)}${label ? ` (${escaped(label)})` : ''}` : '';
     const tag = ref.message !== undefined ? `  [tag: ${firstLine(ref.message)}]` : '';
-    out(`${escaped(ref.name)}  ${short(ref.commit)}${c ? `  ${c.step !== undefined ? `step=${c.step} ` : ''}${metrics(c.metrics)}${config}  ${firstLine(c.message)}` : '  (in the prerequisites)'}${tag}`);
+    const step = c?.step !== undefined ? `step=${c.step} ` : '';
+    const about = c ? `  ${step}${metrics(c.metrics)}${config}  ${firstLine(c.message)}` : '  (in the prerequisites)';
+    out(`${escaped(ref.name)}  ${short(ref.commit)}${about}${tag}`);
   }
   info(`bundle ${escaped(file)}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : '; self-contained'}`);
 }
