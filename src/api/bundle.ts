@@ -2,12 +2,12 @@
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
-import { bad } from '../core/bundle-format.js';
+import { bad, type BundleConfigLabel, type BundleRef } from '../core/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/object-id.js';
 import { registerReader } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { walkObjects } from '../store/object-walk.js';
+import { walkObjects, type ObjectSource } from '../store/object-walk.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { importBundle, type ImportResult } from '../remote/bundle-import.js';
@@ -15,6 +15,7 @@ import { Overlay } from '../remote/bundle-objects.js';
 import { receiveBundle, type ReceivedBundle } from '../remote/bundle-reader.js';
 import { writeBundleFile } from '../remote/bundle-writer.js';
 import { collectObjects } from '../remote/object-collector.js';
+import { keptLabelWarning, type FetchWarning } from '../remote/sync.js';
 import { commitClosure, storeParents } from '../store/ancestry.js';
 import { defaultAuthor } from './author.js';
 
@@ -26,13 +27,30 @@ export interface PackOptions {
   since?: string[];
 }
 
+/** A ref of a bundle and what it names: the commit, and for an annotated tag the tag's message. */
+export interface BundleRefInfo {
+  name: string;
+  id: ObjectId;
+  commit: ObjectId;
+  message?: string;
+}
+
 export interface PackResult {
   file: string;
-  refs: { name: string; id: ObjectId }[];
+  refs: BundleRefInfo[];
   prerequisites: ObjectId[];
   commits: number;
   objects: number;
   bytes: number;
+  /** The config labels the bundle carries. */
+  labels: BundleConfigLabel[];
+}
+
+/** What `ref` names, an annotated tag followed to its commit (tags are made of commits: one hop). */
+async function describeRef(src: Pick<ObjectSource, 'typeOf' | 'readTag'>, ref: BundleRef): Promise<BundleRefInfo> {
+  if ((await src.typeOf(ref.id)) !== 'tag') return { name: ref.name, id: ref.id, commit: ref.id };
+  const tag = await src.readTag(ref.id);
+  return { name: ref.name, id: ref.id, commit: tag.target, message: tag.message };
 }
 
 /** The full ref a rev names: a branch, tag or alias (HEAD: its branch). */
@@ -67,7 +85,12 @@ export async function packBundle(store: ObjectStore, opts: PackOptions): Promise
     // The receiver must have every --since commit: the objects of their whole history were left out.
     const prerequisites = [...new Set([...c.prerequisites, ...sinceIds])];
     const w = await writeBundleFile(store, { refs, objects: c.objects, prerequisites, pruned: c.pruned }, opts.output);
-    return { file: opts.output, refs, prerequisites, commits: c.commits.length, objects: w.objects, bytes: w.bytes };
+    const described = [];
+    for (const r of refs) described.push(await describeRef(store, r));
+    return {
+      file: opts.output, refs: described, prerequisites, commits: c.commits.length, objects: w.objects, bytes: w.bytes,
+      labels: w.labels,
+    };
   } finally {
     await registration.release();
   }
@@ -88,9 +111,11 @@ export interface BundleReport {
   ok: true;
   bytes: number;
   objects: number;
-  refs: { name: string; id: ObjectId; commit: ObjectId }[];
+  refs: BundleRefInfo[];
   prerequisites: ObjectId[];
   commits: BundleCommitInfo[];
+  /** Labels of the configs of the bundle's commits, as its sender had them. */
+  labels: BundleConfigLabel[];
   /** Objects the refs reach that are not inside: expected from the prerequisites' history. */
   fromPrerequisites: number;
   pruned: { commit: ObjectId; time: number; tensors: string[] | null }[];
@@ -120,48 +145,68 @@ export async function verifyBundle(file: string): Promise<BundleReport> {
  */
 export async function withVerifiedBundle<T>(file: string, use: (r: BundleReport, o: Overlay) => Promise<T>): Promise<T> {
   const rb = await openBundleFile(file, os.tmpdir(), false);
-  const where = `bundle ${file}`;
   const o = new Overlay(undefined, rb);
   try {
-    const prereq = new Set(rb.header.prerequisites);
-    const pruned = new Map(rb.header.pruned.map((p) => [p.commit, p]));
-    const commits: BundleCommitInfo[] = [];
-    const refs: BundleReport['refs'] = [];
-    const absentSeen = new Set<ObjectId>();
-    const absent = (id: ObjectId, what: string) => {
-      if (prereq.size === 0) throw bad(where, `is incomplete: ${what} ${id.slice(0, 16)} is not inside and the bundle has no prerequisites`, { id });
-      absentSeen.add(id);
-    };
+    const refs: BundleRefInfo[] = [];
     for (const r of rb.header.refs) {
-      const commit = o.inBundle(r.id) && (await o.typeOf(r.id)) === 'tag' ? (await o.readTag(r.id)).target : r.id;
-      refs.push({ name: r.name, id: r.id, commit });
+      refs.push(o.inBundle(r.id) ? await describeRef(o, r) : { name: r.name, id: r.id, commit: r.id });
     }
-    // A partly pruned commit's kept tensors are checked too; only released data may be missing.
-    await walkObjects(o, rb.header.refs.map((r) => r.id), {
-      recordOf: (id) => pruned.get(id),
-      stopAt: (id) => prereq.has(id),
-      visit: (r) => {
-        if (r.kind === 'commit') {
-          const c = r.commit;
-          commits.push({ id: r.id, message: c.message, branch: c.branch, step: c.step, time: c.time, metrics: c.metrics ?? {}, configHash: c.config?.hash });
-        } else if ((r.kind === 'chunk' || (r.kind === 'tensor' && r.released)) && !o.inBundle(r.id)) {
-          absent(r.id, r.kind === 'chunk' && r.role === 'config' ? 'config snapshot' : r.kind);
-        }
-      },
-      onUnreadable: (e, at) => {
-        if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT' && !o.inBundle(at.id)) return absent(at.id, at.kind);
-        throw e instanceof CkvcError && e.code !== 'CKVC_BAD_BUNDLE' ? bad(where, `${at.where}: ${e.message}`, { id: at.id }) : e;
-      },
-    });
-    commits.sort((a, b) => b.time - a.time);
+    const { commits, fromPrerequisites } = await walkBundle(rb, o, `bundle ${file}`);
     return await use({
       file, ok: true, bytes: rb.bytes, objects: rb.entries.length, refs, prerequisites: rb.header.prerequisites, commits,
-      fromPrerequisites: absentSeen.size, pruned: rb.header.pruned,
+      fromPrerequisites, pruned: rb.header.pruned, labels: rb.header.labels ?? [],
     }, o);
   } finally {
     await o.close();
     await rb.close();
   }
+}
+
+/**
+ * Step 6 of BUNDLE.md §3 for a bundle on its own: walks everything the refs reach, collecting the commits (newest
+ * first), and counts what is left to the prerequisites; anything else absent makes the bundle incomplete.
+ * A partly pruned commit's kept tensors are checked too; only released data may be missing.
+ */
+async function walkBundle(
+  rb: ReceivedBundle, o: Overlay, where: string,
+): Promise<{ commits: BundleCommitInfo[]; fromPrerequisites: number }> {
+  const prereq = new Set(rb.header.prerequisites);
+  const pruned = new Map(rb.header.pruned.map((p) => [p.commit, p]));
+  const commits: BundleCommitInfo[] = [];
+  const absentSeen = new Set<ObjectId>();
+  const absent = (id: ObjectId, what: string) => {
+    if (prereq.size === 0) {
+      const why = 'is not inside and the bundle has no prerequisites';
+      throw bad(where, `is incomplete: ${what} ${id.slice(0, 16)} ${why}`, { id });
+    }
+    absentSeen.add(id);
+  };
+  await walkObjects(o, rb.header.refs.map((r) => r.id), {
+    recordOf: (id) => pruned.get(id),
+    stopAt: (id) => prereq.has(id),
+    visit: (r) => {
+      if (r.kind === 'commit') {
+        const c = r.commit;
+        commits.push({
+          id: r.id, message: c.message, branch: c.branch, step: c.step, time: c.time, metrics: c.metrics ?? {},
+          configHash: c.config?.hash,
+        });
+      } else if ((r.kind === 'chunk' || (r.kind === 'tensor' && r.released)) && !o.inBundle(r.id)) {
+        absent(r.id, r.kind === 'chunk' && r.role === 'config' ? 'config snapshot' : r.kind);
+      }
+    },
+    onUnreadable: (e, at) => {
+      if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT' && !o.inBundle(at.id)) {
+        return absent(at.id, at.kind);
+      }
+      if (e instanceof CkvcError && e.code !== 'CKVC_BAD_BUNDLE') {
+        throw bad(where, `${at.where}: ${e.message}`, { id: at.id });
+      }
+      throw e;
+    },
+  });
+  commits.sort((a, b) => b.time - a.time);
+  return { commits, fromPrerequisites: absentSeen.size };
 }
 
 export interface PullBundleOptions {
@@ -177,14 +222,17 @@ export function bundleNamespace(name: string): string {
   return `${m[1]}bundle/${m[2]}`;
 }
 
-export async function pullBundle(store: ObjectStore, opts: PullBundleOptions): Promise<ImportResult & { file: string }> {
+export async function pullBundle(
+  store: ObjectStore, opts: PullBundleOptions,
+): Promise<ImportResult & { file: string; warnings: FetchWarning[] }> {
   const rb = await openBundleFile(opts.file, store.layout.tmpDir);
   try {
     const r = await importBundle(store, rb, {
       targetRef: (name) => (opts.updateRefs ? name : bundleNamespace(name)),
       force: opts.force, who: defaultAuthor(), message: `pull: ${opts.file}`,
     }, `bundle ${opts.file}`);
-    return { ...r, file: opts.file };
+    const warnings = r.labelsKept.map((k) => keptLabelWarning(k, `bundle ${opts.file}`));
+    return { ...r, file: opts.file, warnings };
   } finally {
     await rb.close();
   }

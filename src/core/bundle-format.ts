@@ -14,6 +14,9 @@ export const BUNDLE_PREAMBLE_BYTES = 16;
 export const BUNDLE_TRAILER_BYTES = 40;
 export const MAX_BUNDLE_HEADER_BYTES = 16 * 1024 * 1024;
 export const MAX_BUNDLE_REFS = 100_000;
+export const MAX_BUNDLE_LABELS = 100_000;
+/** A config label is one line a person typed (FORMAT.md §14): long enough for that, short enough to show. */
+export const MAX_CONFIG_LABEL_BYTES = 1000;
 /** Capabilities this reader understands; a bundle requiring any other is refused. */
 export const KNOWN_CAPABILITIES = ['hash:blake3-256', 'pack:1', 'pack:2'] as const;
 /** `pack:2`: the pack may hold codecs 5 and 6 (FORMAT.md §4.3), so an older reader refuses the bundle up front. */
@@ -33,6 +36,13 @@ export interface BundlePruneRecord {
   files?: string[] | null;
 }
 
+/** A config label travelling with the commits that use the config (BUNDLE.md §2). */
+export interface BundleConfigLabel {
+  /** The config hash (64 hex), as `config-labels.json` keys it. */
+  config: string;
+  text: string;
+}
+
 export interface BundleHeader {
   version: number;
   required: string[];
@@ -40,6 +50,8 @@ export interface BundleHeader {
   refs: BundleRef[];
   prerequisites: ObjectId[];
   pruned: BundlePruneRecord[];
+  /** Absent when the header has no `labels` (older writers; writers leave the key out when empty). */
+  labels?: BundleConfigLabel[];
   /** Byte length of the pack that follows the header. */
   packLength: number;
   objects: number;
@@ -60,6 +72,26 @@ export function bundleRefNameProblem(name: string): string | undefined {
   return problem ? `its name ${problem}` : undefined;
 }
 
+/** Why a label's text cannot travel in a bundle, or undefined: it must be one line a terminal shows as written. */
+export function configLabelProblem(text: string): string | undefined {
+  if (text.length === 0) return 'is empty';
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_CONFIG_LABEL_BYTES) return `is ${bytes} bytes of UTF-8 (the limit is ${MAX_CONFIG_LABEL_BYTES})`;
+  for (const ch of text) {
+    if (unshowable(ch.codePointAt(0)!)) return 'holds a control character, line separator or bidi override';
+  }
+  return undefined;
+}
+
+/**
+ * The characters terminal-text.ts escapes: a label from elsewhere must not move a cursor, end a line or reorder
+ * text.
+ */
+function unshowable(c: number): boolean {
+  return c <= 0x1f || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029
+    || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
 export function encodeBundleHeader(h: BundleHeader): Buffer {
   const body: CborValue = {
     version: h.version,
@@ -69,6 +101,7 @@ export function encodeBundleHeader(h: BundleHeader): Buffer {
     pruned: h.pruned.map((p) => ({
       commit: idToBytes(p.commit), time: p.time, tensors: p.tensors, ...(p.files !== undefined ? { files: p.files } : {}),
     })),
+    ...(h.labels?.length ? { labels: h.labels.map((l) => ({ config: idToBytes(l.config), text: l.text })) } : {}),
     pack_length: h.packLength,
     objects: h.objects,
     created: h.created,
@@ -144,9 +177,32 @@ export function decodeBundleHeader(bytes: Uint8Array, where: string): BundleHead
       const rec = { commit: pf.id('commit'), time: pf.uint('time'), tensors: t as string[] | null };
       return files === undefined ? rec : { ...rec, files: files as string[] | null };
     });
-    return { version, required, optional, refs, prerequisites, pruned, packLength: f.uint('pack_length'), objects: f.uint('objects'), created: f.uint('created') };
+    const header: BundleHeader = {
+      version, required, optional, refs, prerequisites, pruned,
+      packLength: f.uint('pack_length'), objects: f.uint('objects'), created: f.uint('created'),
+    };
+    if (f.has('labels')) header.labels = decodeLabels(f.array('labels'), where);
+    return header;
   } catch (e) {
     if (e instanceof CkvcError && e.code === 'CKVC_CORRUPT_OBJECT') throw bad(where, e.message);
     throw e;
   }
+}
+
+/** The `labels` of a header: each a config hash once, with a text `configLabelProblem` accepts. */
+function decodeLabels(raw: CborValue[], where: string): BundleConfigLabel[] {
+  if (raw.length > MAX_BUNDLE_LABELS) {
+    throw bad(where, `lists ${raw.length} config labels (the limit is ${MAX_BUNDLE_LABELS})`);
+  }
+  const seen = new Set<string>();
+  return raw.map((l, i) => {
+    const lf = FieldReader.of(l, `${where} labels[${i}]`);
+    const config = lf.id('config');
+    const text = lf.string('text');
+    const problem = configLabelProblem(text);
+    if (problem) throw bad(where, `the label of config ${config.slice(0, 12)} ${problem}`, { config });
+    if (seen.has(config)) throw bad(where, `config ${config.slice(0, 12)} is labelled twice`, { config });
+    seen.add(config);
+    return { config, text };
+  });
 }

@@ -11,10 +11,13 @@ import { faultPoint } from '../store/fault-injection.js';
 import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
+import type { KeptLabel } from '../store/config-labels.js';
 import { mergePruneRecords, type PruneRecord } from '../store/prune-records.js';
 import { PACK_V2_STORE_VERSION, recipeStoreVersion, upgradeStoreVersion } from '../store/store-layout.js';
 import { Overlay } from './bundle-objects.js';
 import type { ReceivedBundle } from './bundle-reader.js';
+
+export type { KeptLabel } from '../store/config-labels.js';
 
 export interface RefUpdate {
   name: string;
@@ -37,6 +40,7 @@ export interface ImportResult {
   newObjects: number;
   packId?: string;
   refs: RefUpdate[];
+  labelsKept: KeptLabel[];
 }
 
 /**
@@ -123,14 +127,22 @@ async function receivedStoreVersion(rb: ReceivedBundle): Promise<number> {
   return PACK_V2_STORE_VERSION;
 }
 
+export interface Promoted {
+  objects: number;
+  newObjects: number;
+  /** Received labels left unapplied because this store has another label for the config. */
+  labelsKept: KeptLabel[];
+}
+
 /**
- * Moves a verified quarantine pack into the store and indexes it. The prune records it may add are written
- * first: a commit that is indexed without its record would miss the data its sender released, for good (a
- * re-run sends no commit the store has). A record whose commit then never arrives names nothing here.
+ * Moves a verified quarantine pack into the store and indexes it. The labels and prune records it may add are
+ * written first: a commit that is indexed without its record would miss the data its sender released, for good (a
+ * re-run sends no commit the store has). A record or label whose commit then never arrives names nothing here.
  */
-export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Promise<{ objects: number; newObjects: number }> {
+export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Promise<Promoted> {
   let newObjects = 0;
   receiveFault('receive.verified', store.layout.packsDir);
+  const labelsKept = await store.configLabels.addMissing(rb.header.labels ?? []);
   for (const r of await acceptedRecords(store, rb)) await store.pruned.add(r);
   if (rb.packId) {
     const present = await store.locate(rb.entries.map((e) => e.id));
@@ -146,7 +158,7 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
     await store.index.session((s) => s.addPack({ packId: rb.packId!, entries: rb.entries }, bodies));
     receiveFault('receive.indexed', store.layout.indexDir);
   }
-  return { objects: rb.entries.length, newObjects };
+  return { objects: rb.entries.length, newObjects, labelsKept };
 }
 
 export async function importBundle(store: ObjectStore, rb: ReceivedBundle, opts: ImportOptions, where: string): Promise<ImportResult> {
@@ -185,9 +197,9 @@ export async function importBundle(store: ObjectStore, rb: ReceivedBundle, opts:
       const more = refused.length > 1 ? ` (and ${refused.length - 1} more: ${refused.slice(1, 4).map((r) => r.name).join(', ')}${refused.length > 4 ? ', ...' : ''})` : '';
       throw new CkvcError('CKVC_NON_FAST_FORWARD', `${u.name} is at ${u.old!.slice(0, 12)}, which ${isTag ? 'differs' : `is not an ancestor of ${u.new.slice(0, 12)}`}${more}; nothing was changed: fetch and reconcile first, or use --force to replace it`, { ref: u.name, old: u.old, new: u.new, refused: refused.map((r) => r.name) });
     }
-    const { newObjects } = await promoteObjects(store, rb);
+    const { newObjects, labelsKept } = await promoteObjects(store, rb);
     await store.refs.updateMany(moves, { who: opts.who, message: opts.message });
-    return { objects: rb.entries.length, newObjects, packId: rb.packId, refs: plan };
+    return { objects: rb.entries.length, newObjects, packId: rb.packId, refs: plan, labelsKept };
   } finally {
     await registration.release();
   }

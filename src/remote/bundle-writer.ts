@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import {
-  BUNDLE_END_MAGIC, BUNDLE_VERSION, encodeBundleHeader, encodeBundlePreamble, REQUIRED_CAPABILITIES, type BundleRef,
+  BUNDLE_END_MAGIC, BUNDLE_VERSION, configLabelProblem, encodeBundleHeader, encodeBundlePreamble, REQUIRED_CAPABILITIES,
+  type BundleConfigLabel, type BundleRef,
 } from '../core/bundle-format.js';
 import type { ObjectId } from '../core/object-id.js';
 import { ioError } from '../store/durable-fs.js';
@@ -30,6 +31,8 @@ export interface WrittenBundle {
   objects: number;
   packLength: number;
   trailer: string;
+  /** The config labels the bundle carries (BUNDLE.md §5). */
+  labels: BundleConfigLabel[];
 }
 
 /** Streams a bundle into `sink` (not ended). Memory holds one record at a time. */
@@ -40,12 +43,17 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     const writer = await PackWriter.create(scratch, { durable: false });
     let packFile: string | undefined;
     let packLength = 0;
+    const configs = new Set<string>();
     try {
       const locs = await store.locateAll(content.objects, 'object to send');
       const sending = new Set(content.objects);
       for (let i = 0; i < locs.length; i++) {
         const loc = locs[i]!;
         const e = loc.entry;
+        if (e.type === 'commit') {
+          const hash = (await store.readCommit(e.id)).config?.hash;
+          if (hash) configs.add(hash);
+        }
         // A delta travels only with its base (BUNDLE.md §3); otherwise it is re-encoded on its own.
         const delta = await store.packs.readDeltaHead(loc);
         if (delta && !sending.has(delta.base)) {
@@ -64,9 +72,11 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
       await writer.abort();
       throw e;
     }
+    const labels = await labelsOf(store, configs);
     const header = encodeBundleHeader({
       version: BUNDLE_VERSION, required: REQUIRED_CAPABILITIES, optional: [], refs: content.refs,
-      prerequisites: content.prerequisites, pruned: content.pruned, packLength, objects: content.objects.length, created: Date.now(),
+      prerequisites: content.prerequisites, pruned: content.pruned, labels, packLength,
+      objects: content.objects.length, created: Date.now(),
     });
     const hasher = new Blake3Hasher();
     let bytes = 0;
@@ -99,10 +109,24 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     const end = Buffer.concat([trailer, BUNDLE_END_MAGIC]);
     bytes += end.length;
     if (!sink.write(end)) await drained();
-    return { bytes, objects: content.objects.length, packLength, trailer: trailer.toString('hex') };
+    return { bytes, objects: content.objects.length, packLength, trailer: trailer.toString('hex'), labels };
   } finally {
     await fs.rm(scratchRoot, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/**
+ * The labels of the configs the bundle's commits use, by hash. A label no reader would accept (one written by an
+ * older ckvc, with a control character) stays home rather than make the whole bundle unreadable.
+ */
+async function labelsOf(store: ObjectStore, configs: Set<string>): Promise<BundleConfigLabel[]> {
+  if (!configs.size) return [];
+  // A labels file that cannot be read costs the labels, not the transfer (as log and show treat it).
+  const all = await store.configLabels.all().catch(() => new Map<string, string>());
+  return [...configs].sort().flatMap((config) => {
+    const text = all.get(config);
+    return text !== undefined && !configLabelProblem(text) ? [{ config, text }] : [];
+  });
 }
 
 /** A new folder for the scratch pack: in the store's tmp/ (same disk, cleaned by gc), else the system's. */

@@ -60,7 +60,9 @@ export class StoreService {
     const rb = await receiveBundle(source, this.store.layout.tmpDir, where);
     try {
       if (rb.header.refs.length) throw bad(where, 'carries refs; ref updates are a separate request');
-      return await promoteObjects(this.store, rb);
+      // The answer is the protocol's; labels this store keeps instead of the pushed ones are its own business.
+      const { objects, newObjects } = await promoteObjects(this.store, rb);
+      return { objects, newObjects };
     } finally {
       await rb.close();
     }

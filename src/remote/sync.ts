@@ -7,7 +7,7 @@ import { isObjectId, type ObjectId } from '../core/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { RefMove } from '../store/ref-batch.js';
 import { REF_PREFIX } from '../store/ref-store.js';
-import { checkClosure, promoteObjects, type RefUpdate } from './bundle-import.js';
+import { checkClosure, promoteObjects, type KeptLabel, type RefUpdate } from './bundle-import.js';
 import { receiveBundle } from './bundle-reader.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
@@ -102,8 +102,10 @@ async function track(store: ObjectStore, remote: string, moved: { name: string; 
 }
 
 export interface FetchWarning {
-  /** The remote's ref name. */
-  ref: string;
+  /** The remote's ref name (a warning about a ref). */
+  ref?: string;
+  /** The config hash (a warning about a config label). */
+  config?: string;
   code: ErrorCode;
   message: string;
 }
@@ -115,6 +117,15 @@ export interface FetchResult {
   bytesReceived: number;
   /** Refs of the remote that were left out, and why. */
   warnings: FetchWarning[];
+}
+
+/** A received label left unapplied, said as fetch says a kept tag (BUNDLE.md §4). */
+export function keptLabelWarning(k: KeptLabel, from: string): FetchWarning {
+  return {
+    config: k.config, code: 'CKVC_WOULD_OVERWRITE',
+    message: `kept the local label of config ${k.config.slice(0, 12)} (${JSON.stringify(k.kept)}); `
+      + `${from} labels it ${JSON.stringify(k.received)}`,
+  };
 }
 
 /**
@@ -194,6 +205,7 @@ export async function fetchRemote(store: ObjectStore, t: Transport, remote: stri
           const asked = new Set(ids);
           if (rb.entries.some((e) => !asked.has(e.id))) throw new CkvcError('CKVC_BAD_BUNDLE', `${t.url} sent objects that were not asked for`, {});
           const p = await promoteObjects(store, rb);
+          for (const k of p.labelsKept) warnings.push(keptLabelWarning(k, t.url));
           return { ...p, bytes: rb.bytes };
         } finally {
           await rb.close();

@@ -215,7 +215,11 @@ describe('bundle round trip', () => {
 
   it('pack writes a branch and an annotated tag with everything they reach (JSON report); a bare commit, an unknown name, pull of a missing file are refused', async () => {
     expect(fullPack.file).toBe(fullFile);
-    expect(fullPack.refs).toEqual([{ name: 'refs/heads/main', id: C[2]!.id }, { name: 'refs/tags/v1', id: tagId }]);
+    // Each ref with the commit it names; the annotated tag also with its message.
+    expect(fullPack.refs).toEqual([
+      { name: 'refs/heads/main', id: C[2]!.id, commit: C[2]!.id },
+      { name: 'refs/tags/v1', id: tagId, commit: C[1]!.id, message: 'release one' },
+    ]);
     expect(tagId).not.toBe(C[1]!.id); // annotated: a tag object, not the commit
     expect(fullPack.prerequisites).toEqual([]);
     expect(fullPack.commits).toBe(3);
@@ -246,7 +250,7 @@ describe('bundle round trip', () => {
     expect(v.prerequisites).toEqual([]);
     expect(v.refs).toEqual([
       { name: 'refs/heads/main', id: C[2]!.id, commit: C[2]!.id },
-      { name: 'refs/tags/v1', id: tagId, commit: C[1]!.id },
+      { name: 'refs/tags/v1', id: tagId, commit: C[1]!.id, message: 'release one' },
     ]);
     expect(v.commits.map((c: any) => c.id).sort()).toEqual(C.slice(0, 3).map((c) => c.id).sort());
     for (const want of C.slice(0, 3)) {
@@ -315,7 +319,7 @@ describe('bundle round trip', () => {
   it('pack --since: the prerequisite is the --since commit and the bundle is far smaller than a full one', async () => {
     expect(incPack.prerequisites).toEqual([C[2]!.id]);
     expect(incPack.commits).toBe(1);
-    expect(incPack.refs).toEqual([{ name: 'refs/heads/main', id: C[3]!.id }]);
+    expect(incPack.refs).toEqual([{ name: 'refs/heads/main', id: C[3]!.id, commit: C[3]!.id }]);
     expect(full4Pack.prerequisites).toEqual([]);
     expect(full4Pack.commits).toBe(4);
     // One 64 KiB tensor changed: the incremental bundle carries about that, the full one every version of everything.

@@ -212,11 +212,16 @@ describe('a bundle from elsewhere', () => {
     const bundle = path.join(tempDir('ckvc-esc-bundle-'), 'b.ckvc');
     const packed = human(st(['pack', BRANCH, TAG, '-o', bundle]));
     expect(packed).toContain(`refs/heads/${SHOWN.BRANCH}  ${c2.slice(0, 12)}`);
+    expect(packed).toMatch(new RegExp(`refs/tags/\\S+  ${c1.slice(0, 12)}  \\(tag [0-9a-f]{12}: `));
+    expect(packed).toContain(`: ${SHOWN.TAG_MESSAGE})\n`);
     expect(human(['verify', bundle])).toContain(`refs/tags/${SHOWN.TAG}  ${c1.slice(0, 12)}`);
 
     const md = human(['verify', bundle, '--markdown']).split('\n').filter(Boolean);
     expect(md.filter((l) => l.startsWith('|'))).toHaveLength(4); // header, rule, one row per ref: no row broken
-    expect(md).toContain(`| ${SHOWN.TAG} | \`${c1.slice(0, 12)}\` |  | loss=0.5 | \`${json(st(['show', c1])).config.hash.slice(0, 12)}\` | ${SHOWN.MESSAGE_1} |`);
+    const config = json(st(['show', c1])).config.hash.slice(0, 12);
+    const commit = `\`${c1.slice(0, 12)}\``;
+    const row = [SHOWN.TAG, commit, '', 'loss=0.5', `\`${config}\``, SHOWN.MESSAGE_1, SHOWN.TAG_MESSAGE];
+    expect(md).toContain(`| ${row.join(' | ')} |`);
 
     const other = newStore('ckvc-esc-recv-');
     const pulled = human(['pull', bundle, '--store', other.store]);

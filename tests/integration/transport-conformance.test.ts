@@ -304,6 +304,36 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
     expect(F.ref('refs/remotes/evil/main')).toBeUndefined();
   });
 
+  it('config labels and annotated tags travel with push and fetch; a label the fetcher has is kept', async () => {
+    const [S, Q, G] = ['src', 'remote', 'get'].map((n) => newStore(`ckvc-conf-label-${n}-`)) as [Store, Store, Store];
+    const q = await tc.reach(Q);
+    await Promise.all([addRemote(S, 'q', q), addRemote(G, 'q', q)]);
+    const dir = path.join(work, `labels-${made++}`);
+    fs.mkdirSync(dir);
+    const configs: string[] = [];
+    for (const lr of [1, 2]) {
+      fs.writeFileSync(path.join(dir, 'w.bin'), randomBytes(lr, 1024));
+      fs.writeFileSync(path.join(dir, 'config.yaml'), `lr: ${lr}\n`);
+      const args = [path.join(dir, 'w.bin'), '-b', 'main', '-m', `lr ${lr}`, '--config', path.join(dir, 'config.yaml')];
+      const c = await S.json<{ configHash: string }>(['commit', ...args]);
+      configs.push(c.configHash);
+      await S.json(['config', 'label', c.configHash, `lr ${lr} from S`]);
+    }
+    await Promise.all([
+      S.json(['tag', 'v1', 'main', '-m', 'release one']), G.json(['config', 'label', configs[0]!, 'from G']),
+    ]);
+    await S.json(['push', 'q', 'main', 'v1'], { env: q.env ?? {} });
+    const f = await G.json(['fetch', 'q'], { env: q.env ?? {} });
+    const message = expect.stringContaining('"lr 1 from S"');
+    const warned = { config: configs[0], code: 'CKVC_WOULD_OVERWRITE', message };
+    expect(f.warnings).toEqual([warned]);
+    const [kept, taken, tag] = await Promise.all([
+      G.json(['config', 'show', 'q/main~1']), G.json(['config', 'show', 'q/main']), G.json(['show', 'v1']),
+    ]);
+    expect([kept.label, taken.label]).toEqual(['from G', 'lr 2 from S']);
+    expect(tag.tags).toEqual([expect.objectContaining({ name: 'v1', message: 'release one' })]);
+  });
+
   it('prune records travel with push and fetch; the remote\'s aliases are not fetched', async () => {
     const S = newStore('ckvc-conf-prune-src-');
     const Q = newStore('ckvc-conf-prune-remote-');

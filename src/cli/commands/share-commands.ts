@@ -5,7 +5,7 @@ import { CkvcError } from '../../core/errors.js';
 import type { Progress } from '../../remote/sync.js';
 import { loadApi, withStore, type GlobalArgs } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
-import { escaped } from '../terminal-text.js';
+import { escaped, firstLine } from '../terminal-text.js';
 
 interface PackArgs extends GlobalArgs {
   revs: string[];
@@ -55,8 +55,8 @@ function progressBar(what: string): Progress | undefined {
   };
 }
 
-/** Refs a fetch left out: on stderr whatever the output mode (--json output lists them too). */
-function warn(warnings: { ref: string; code: string; message: string }[]): void {
+/** Refs a fetch left out, labels it kept: on stderr whatever the output mode (--json output lists them too). */
+function warn(warnings: { code: string; message: string }[]): void {
   for (const w of warnings) info(`ckvc: warning (${w.code}): ${w.message}`);
 }
 
@@ -72,8 +72,16 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       async (args) => {
         const r = await withStore(args, (s) => s.pack({ revs: args.revs, output: args.output, since: args.since }));
         if (args.json) return json(r);
-        for (const ref of r.refs) out(`${escaped(ref.name)}  ${short(ref.id)}`);
-        info(`wrote ${escaped(r.file)}: ${r.commits} commit(s), ${r.objects} object(s), ${bytes(r.bytes)}${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) at the receiver` : ''}`);
+        // The commit each ref names, as verify prints it; an annotated tag also by its own ID and message.
+        for (const ref of r.refs) {
+          const tag = ref.message !== undefined ? `  (tag ${short(ref.id)}: ${firstLine(ref.message)})` : '';
+          out(`${escaped(ref.name)}  ${short(ref.commit)}${tag}`);
+        }
+        const labels = r.labels.length ? `, ${r.labels.length} config label(s)` : '';
+        const n = r.prerequisites.length;
+        const needs = n ? `; needs ${n} prerequisite commit(s) at the receiver` : '';
+        const counts = `${r.commits} commit(s), ${r.objects} object(s)${labels}`;
+        info(`wrote ${escaped(r.file)}: ${counts}, ${bytes(r.bytes)}${needs}`);
       },
     )
     .command<PullArgs>(
@@ -97,6 +105,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           return;
         }
         const r = await withStore(args, (s) => s.pullBundle({ file: args.source, updateRefs: args.updateRefs, force: args.force }));
+        warn(r.warnings);
         if (args.json) return json(r);
         for (const u of r.refs) out(`${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (unchanged)' : u.forced ? '  (forced)' : ''}`);
         info(`imported ${escaped(r.file)}: ${r.objects} object(s), ${r.newObjects} new; ${r.refs.filter((u) => !u.skipped).length} ref(s) updated`);

@@ -102,22 +102,35 @@ async function verifyBundleCommand(file: string, args: VerifyArgs): Promise<void
   const r = await (await loadApi()).verifyBundle(file);
   if (args.json) return json(r);
   const byId = new Map(r.commits.map((c) => [c.id, c]));
+  const labels = new Map(r.labels.map((l) => [l.config, l.text]));
   if (args.markdown) {
     out(`Bundle \`${escaped(file)}\`: ${r.objects} objects, ${bytes(r.bytes)}, verified (every object re-hashed)${r.prerequisites.length ? `; needs ${r.prerequisites.map((p) => `\`${short(p)}\``).join(', ')}` : ''}.`);
     out('');
-    out('| ref | commit | step | metrics | config | message |');
-    out('| --- | --- | --- | --- | --- | --- |');
+    out('| ref | commit | step | metrics | config | message | tag message |');
+    out('| --- | --- | --- | --- | --- | --- | --- |');
     // Escaped first, so a newline cannot end the table row; then | cannot end the cell.
     const cell = (s: string) => escaped(s).replace(/\|/g, '\\|');
     for (const ref of r.refs) {
       const c = byId.get(ref.commit);
-      out(`| ${cell(ref.name.replace(/^refs\/(heads|tags|aliases)\//, ''))} | \`${short(ref.commit)}\` | ${c?.step ?? ''} | ${cell(c ? metrics(c.metrics) : '(prerequisite)')} | ${c?.configHash ? `\`${short(c.configHash)}\`` : ''} | ${cell(c ? firstLine(c.message) : '')} |`);
+      const label = c?.configHash && labels.get(c.configHash);
+      const config = c?.configHash ? `\`${short(c.configHash)}\`${label ? ` ${cell(label)}` : ''}` : '';
+      const cells = [
+        cell(ref.name.replace(/^refs\/(heads|tags|aliases)\//, '')), `\`${short(ref.commit)}\``, `${c?.step ?? ''}`,
+        cell(c ? metrics(c.metrics) : '(prerequisite)'), config, cell(c ? firstLine(c.message) : ''),
+        ref.message !== undefined ? cell(firstLine(ref.message)) : '',
+      ];
+      out(`| ${cells.join(' | ')} |`);
     }
     return;
   }
   for (const ref of r.refs) {
     const c = byId.get(ref.commit);
-    out(`${escaped(ref.name)}  ${short(ref.commit)}${c ? `  ${c.step !== undefined ? `step=${c.step} ` : ''}${metrics(c.metrics)}${c.configHash ? `  config ${short(c.configHash)}` : ''}  ${firstLine(c.message)}` : '  (in the prerequisites)'}`);
+    const label = c?.configHash && labels.get(c.configHash);
+    const config = c?.configHash ? `  config ${short(c.configHash)}${label ? ` (${escaped(label)})` : ''}` : '';
+    const tag = ref.message !== undefined ? `  [tag: ${firstLine(ref.message)}]` : '';
+    const step = c?.step !== undefined ? `step=${c.step} ` : '';
+    const about = c ? `  ${step}${metrics(c.metrics)}${config}  ${firstLine(c.message)}` : '  (in the prerequisites)';
+    out(`${escaped(ref.name)}  ${short(ref.commit)}${about}${tag}`);
   }
   info(`bundle ${escaped(file)}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : '; self-contained'}`);
 }
