@@ -65,6 +65,44 @@ export const blake3 = m.blake3;`,
   },
 };
 
+/**
+ * @mongodb-js/zstd's loader asks process.report.getReport() whether libc is musl, like blake-hash's: the same
+ * direct require of the glibc addon package first, with the package's own loader as the fallback. The wrapper
+ * is the package's index.js (errors from the addon get a JS stack and a "zstd: " prefix).
+ */
+const directZstdAddon = {
+  name: 'direct-zstd-addon',
+  setup(b) {
+    b.onResolve({ filter: /^@mongodb-js\/zstd$/ }, (args) => (
+      args.namespace === 'zstd-addon' ? { path: args.path, external: true } : { path: args.path, namespace: 'zstd-addon' }));
+    b.onLoad({ filter: /.*/, namespace: 'zstd-addon' }, () => ({
+      contents: `let m;
+if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+  try { m = require('@mongodb-js/zstd-linux-' + process.arch + '-gnu'); } catch { m = undefined; }
+}
+const wrap = (f) => async (data) => {
+  try { return await f(data); } catch (e) { throw new Error('zstd: ' + e.message); }
+};
+const pkg = m ? undefined : require('@mongodb-js/zstd');
+export const compress = m ? wrap(m.compress) : pkg.compress;
+export const decompress = m ? wrap(m.decompress) : pkg.decompress;`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * cbor-x's Node entry also loads cbor-extract, a native addon that speeds up decoding long strings: 20-40 ms of
+ * every command that reads an object, for strings ckvc's objects keep short. The bundle takes the same decoder
+ * without it (the package's own `cbor-x/decode` export, plain JS); decoding gives the same values either way.
+ */
+const cborWithoutExtract = {
+  name: 'cbor-without-extract',
+  setup(b) {
+    b.onResolve({ filter: /^cbor-x$/ }, () => ({ path: 'cbor-x/decode', external: true }));
+  },
+};
+
 const repo = path.dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
 
@@ -95,7 +133,7 @@ const result = await build({
   ],
   // Bundled CommonJS (yaml) calls require() for Node's own modules; an ES module has no require of its own.
   banner: { js: "import { createRequire as __ckvcCreateRequire } from 'node:module'; const require = __ckvcCreateRequire(import.meta.url);" },
-  plugins: [deferStringWidth, directBlakeAddon],
+  plugins: [deferStringWidth, directBlakeAddon, directZstdAddon, cborWithoutExtract],
   logLevel: 'warning',
   // CKVC_BUNDLE_META=1: also write dist/bundle/meta.json, what each output file holds and imports.
   metafile: Boolean(process.env.CKVC_BUNDLE_META),
