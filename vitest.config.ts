@@ -5,8 +5,11 @@ export default defineConfig({
     include: ['tests/**/*.test.ts'],
     // The long runs (npm run soak) have their own config.
     exclude: [...configDefaults.exclude, 'tests/soak/**'],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // Two test files at a time: most tests wait on the ckvc processes they start, so one file alone leaves a core
+    // idle (vitest's default here is one worker on two cores). Timeouts allow for the shared machine.
+    maxWorkers: 2,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     // Fault injection (spec/FAULTS.md) is honoured only when switched on; every ckvc a test spawns inherits this.
     env: { CKVC_TEST_FAULTS: '1' },
     reporters: ['default', './tests/summary-reporter.ts'],

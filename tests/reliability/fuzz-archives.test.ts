@@ -658,5 +658,5 @@ describe('fuzz: mutated checkpoints through the CLI', () => {
     expect(failures).toEqual([]);
     expect(counts.refused).toBeGreaterThan(0);
     expect(counts.committed).toBeGreaterThan(0);
-  }, fuzzTimeout(120_000));
+  }, fuzzTimeout(240_000));
 });

@@ -27,7 +27,7 @@ export const FUZZ_SCALE = envNumber('CKVC_FUZZ_SCALE', 1);
 export const FUZZ_SEED = Math.floor(envNumber('CKVC_FUZZ_SEED', 0x5eed)) >>> 0;
 
 /** A per-test timeout for a fuzz loop that takes well under `baseMs` at scale 1, grown with CKVC_FUZZ_SCALE. */
-export function fuzzTimeout(baseMs = 60_000): number {
+export function fuzzTimeout(baseMs = 120_000): number {
   return Math.round(baseMs * Math.max(1, FUZZ_SCALE));
 }
 
