@@ -1,10 +1,17 @@
 // What every command handler gets: the parsed global options and a way to open the store once.
+import type { Argv, InferredOptionTypes } from 'yargs';
 import type { Store } from '../api/index.js';
 
-export interface GlobalArgs {
-  store?: string;
-  json?: boolean;
-}
+/** The options every command takes; main.ts registers them before any command. */
+export const GLOBAL_OPTIONS = {
+  store: { type: 'string', global: true, describe: 'store folder (default: $CKVC_DIR, else nearest .ckvc upward)' },
+  json: { type: 'boolean', global: true, describe: 'machine-readable output on stdout' },
+} as const;
+
+export type GlobalArgs = InferredOptionTypes<typeof GLOBAL_OPTIONS>;
+
+/** The parser each command module adds its commands to: a handler's argument type is inferred from its builder. */
+export type CliParser = Argv<GlobalArgs>;
 
 /**
  * The API, loaded when a command first needs it: it brings the store, its codecs and native addons, which
@@ -15,7 +22,7 @@ export function loadApi(): Promise<typeof import('../api/index.js')> {
 }
 
 /** Opens the store for the length of `fn` and always closes it. */
-export async function withStore<T>(args: GlobalArgs, fn: (store: Store) => Promise<T>): Promise<T> {
+export async function withStore<T>(args: { store?: string }, fn: (store: Store) => Promise<T>): Promise<T> {
   const { openStore } = await loadApi();
   const store = await openStore(args.store);
   try {

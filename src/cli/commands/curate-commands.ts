@@ -1,35 +1,10 @@
 // Comparing and curating: diff, best, alias (prune, unprune and gc: retention-commands.ts).
-import type { Argv } from 'yargs';
 import type { DiffResult } from '../../api/index.js';
 import { CkvcError } from '../../core/errors.js';
 import type { MetricMode } from '../../core/metric-mode.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { withStore, type CliParser } from '../context.js';
 import { bytes, dim, info, json, metricValue, out, short } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
-
-interface DiffArgs extends GlobalArgs {
-  a: string;
-  b: string;
-  stat?: boolean;
-  tensor?: string[];
-}
-
-interface BestArgs extends GlobalArgs {
-  metric: string;
-  min?: boolean;
-  max?: boolean;
-  branch?: string;
-}
-
-interface AliasArgs extends GlobalArgs {
-  name?: string;
-  track?: string;
-  min?: boolean;
-  max?: boolean;
-  branch?: string;
-  force?: boolean;
-  delete?: boolean;
-}
 
 /** --min / --max, or undefined to let the metric's name decide. */
 export function modeOf(args: { min?: boolean; max?: boolean }): MetricMode | undefined {
@@ -91,23 +66,23 @@ function renderDiff(r: DiffResult, stat: boolean): void {
   }
 }
 
-export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+export function curateCommands(y: CliParser): CliParser {
   return y
-    .command<DiffArgs>(
+    .command(
       'diff <a> <b>',
       'Compare two commits: config keys, metric deltas, files, and tensors (with ||a-b||, relative change, max |a-b|)',
       (a) => a
         .positional('a', { type: 'string', demandOption: true })
         .positional('b', { type: 'string', demandOption: true })
         .option('stat', { type: 'boolean', describe: 'one line per file and a summary; reads no tensor data' })
-        .option('tensor', { type: 'string', array: true, describe: 'only tensors matching this glob (name or FILE:NAME), repeatable' }) as unknown as Argv<DiffArgs>,
+        .option('tensor', { type: 'string', array: true, describe: 'only tensors matching this glob (name or FILE:NAME), repeatable' }),
       async (args) => {
         const r = await withStore(args, (s) => s.diff({ a: args.a, b: args.b, tensors: args.tensor, numeric: !args.stat }));
         if (args.json) return json(r);
         renderDiff(r, Boolean(args.stat));
       },
     )
-    .command<BestArgs>(
+    .command(
       'best',
       'Print the best commit of a branch by a metric',
       (a) => a
@@ -115,7 +90,7 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('min', { type: 'boolean', describe: 'lower is better' })
         .option('max', { type: 'boolean', describe: 'higher is better (default unless the name says loss, error, ...)' })
         .option('branch', { alias: 'b', type: 'string', describe: 'branch (default: the current one)' })
-        .conflicts('min', 'max') as unknown as Argv<BestArgs>,
+        .conflicts('min', 'max'),
       async (args) => {
         const r = await withStore(args, (s) => s.best({ metric: args.metric, mode: modeOf(args), branch: args.branch }));
         if (args.json) return json(r);
@@ -123,7 +98,7 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         info(`best ${escaped(r.metric)}=${metricValue(r.value)} (${r.mode === 'min' ? 'lowest' : 'highest'}${r.modeGuessed ? `, guessed from the name; --${r.mode === 'min' ? 'max' : 'min'} to flip` : ''}) on ${escaped(r.branch)} among ${r.candidates} commit(s): ${short(r.id)}${r.step !== undefined ? ` step=${r.step}` : ''} ${firstLine(r.message)}`);
       },
     )
-    .command<AliasArgs>(
+    .command(
       'alias [name]',
       'List moving aliases, or create one that every later commit to BRANCH moves when it beats the best KEY',
       (a) => a
@@ -134,7 +109,7 @@ export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('branch', { alias: 'b', type: 'string', describe: 'branch to follow (default: the current one)' })
         .option('force', { type: 'boolean', describe: 'redefine an existing alias' })
         .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the alias' })
-        .conflicts('min', 'max') as unknown as Argv<AliasArgs>,
+        .conflicts('min', 'max'),
       async (args) => withStore(args, async (s) => {
         if (!args.name) {
           const list = await s.aliases();

@@ -1,35 +1,9 @@
-import type { Argv } from 'yargs';
 import { releasedWording, type CommitInfo } from '../../api/index.js';
 import { parseCount } from '../../api/commit-input.js';
 import { drawGraph } from '../../core/history-graph.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { withStore, type CliParser } from '../context.js';
 import { bytes, dim, json, metricValue, metrics, out, short, time, yellow } from '../render.js';
 import { escaped, escapedLines, firstLine } from '../terminal-text.js';
-
-interface LogArgs extends GlobalArgs {
-  rev?: string;
-  n?: string;
-  firstParent?: boolean;
-  all?: boolean;
-  graph?: boolean;
-  oneline?: boolean;
-  metric?: string[];
-}
-
-interface ShowArgs extends GlobalArgs {
-  rev: string;
-}
-
-interface LsArgs extends GlobalArgs {
-  rev: string;
-  path?: string;
-  tensors?: boolean;
-}
-
-interface CatArgs extends GlobalArgs {
-  spec: string;
-  tensor?: string;
-}
 
 /** Writes to stdout, waiting when the pipe is full (a checkpoint is bigger than any pipe buffer). */
 async function toStdout(bytes: Uint8Array): Promise<void> {
@@ -74,9 +48,9 @@ function header(c: CommitInfo): void {
   for (const line of escapedLines(c.message)) out(`    ${line}`);
 }
 
-export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+export function historyCommands(y: CliParser): CliParser {
   return y
-    .command<LogArgs>(
+    .command(
       'log [rev]',
       'List commits, newest first',
       (a) => a
@@ -86,7 +60,7 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('all', { type: 'boolean', describe: 'every branch, tag and alias, not just REV' })
         .option('graph', { type: 'boolean', describe: 'draw branches, merges and warm-start parents (one line per commit)' })
         .option('oneline', { type: 'boolean', describe: 'one line per commit' })
-        .option('metric', { type: 'string', array: true, describe: 'show this metric as a column (one line per commit), repeatable' }) as unknown as Argv<LogArgs>,
+        .option('metric', { type: 'string', array: true, describe: 'show this metric as a column (one line per commit), repeatable' }),
       async (args) => {
         const list = await withStore(args, (s) => s.log({ rev: args.rev, all: args.all, limit: parseCount(args.n, 'n'), firstParent: args.firstParent }));
         if (args.json) return json(list);
@@ -106,13 +80,13 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         });
       },
     )
-    .command<LsArgs>(
+    .command(
       'ls <rev> [path]',
       'List the files of a commit (or under PATH); --tensors lists each tensor with dtype, shape and bytes',
       (a) => a
         .positional('rev', { type: 'string', demandOption: true })
         .positional('path', { type: 'string' })
-        .option('tensors', { type: 'boolean', describe: 'list the tensors of each file' }) as unknown as Argv<LsArgs>,
+        .option('tensors', { type: 'boolean', describe: 'list the tensors of each file' }),
       async (args) => {
         const r = await withStore(args, (s) => s.ls(args.rev, { path: args.path, tensors: args.tensors }));
         if (args.json) return json(r);
@@ -122,20 +96,20 @@ export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }
       },
     )
-    .command<CatArgs>(
+    .command(
       'cat <spec>',
       'Stream REV:PATH to stdout, or with --tensor NAME one tensor\'s raw bytes; every chunk verified',
       (a) => a
         .positional('spec', { type: 'string', demandOption: true, describe: 'REV:PATH, e.g. main:model.safetensors' })
-        .option('tensor', { type: 'string', describe: 'only this tensor\'s bytes (little-endian, as stored)' }) as unknown as Argv<CatArgs>,
+        .option('tensor', { type: 'string', describe: 'only this tensor\'s bytes (little-endian, as stored)' }),
       async (args) => {
         await withStore(args, (s) => s.cat(args.spec, toStdout, { tensor: args.tensor }));
       },
     )
-    .command<ShowArgs>(
+    .command(
       'show [rev]',
       'Show one commit: provenance, metrics and files',
-      (a) => a.positional('rev', { type: 'string', default: 'HEAD' }) as unknown as Argv<ShowArgs>,
+      (a) => a.positional('rev', { type: 'string', default: 'HEAD' }),
       async (args) => {
         const r = await withStore(args, (s) => s.show(args.rev));
         if (args.json) return json(r);

@@ -1,34 +1,9 @@
-import type { Argv } from 'yargs';
 import { CkvcError } from '../../core/errors.js';
 import type { RefTip } from '../../api/index.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { withStore, type CliParser } from '../context.js';
 import { modeOf } from './curate-commands.js';
 import { green, info, json, metricValue, metrics, out, short, time } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
-
-interface BranchArgs extends GlobalArgs {
-  name?: string;
-  start?: string;
-  delete?: boolean;
-}
-
-interface TagArgs extends GlobalArgs {
-  name?: string;
-  rev?: string;
-  message?: string;
-  delete?: boolean;
-  best?: string;
-  min?: boolean;
-  max?: boolean;
-  branch?: string;
-  remotes?: boolean;
-  all?: boolean;
-}
-
-interface NameArgs extends GlobalArgs {
-  name: string;
-  tag?: boolean;
-}
 
 /** One line per ref; an annotated tag shows its own message instead of its commit's, as `git tag -n` does. */
 function listing(tips: RefTip[]): void {
@@ -40,9 +15,9 @@ function listing(tips: RefTip[]): void {
   }
 }
 
-export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+export function refCommands(y: CliParser): CliParser {
   return y
-    .command<BranchArgs>(
+    .command(
       'branch [name] [start]',
       'List branches with their tips, create one at START (default HEAD), or delete one with -d',
       (a) => a
@@ -51,7 +26,7 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the branch (its reflog keeps the tip)' })
         .option('remotes', { alias: 'r', type: 'boolean', describe: 'list the remote-tracking branches (REMOTE/BRANCH)' })
         .option('all', { alias: 'a', type: 'boolean', describe: 'list local and remote-tracking branches (remotes/REMOTE/BRANCH)' })
-        .conflicts('remotes', 'all') as unknown as Argv<BranchArgs>,
+        .conflicts('remotes', 'all'),
       async (args) => withStore(args, async (s) => {
         if ((args.remotes || args.all) && args.name) {
           throw new CkvcError('CKVC_USAGE', `--${args.all ? 'all' : 'remotes'} lists branches; it takes no name`, {});
@@ -67,7 +42,7 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         info(args.delete ? `deleted branch ${escaped(r.name)} (was ${short(r.id)}; 'ckvc reflog ${escaped(r.name)}' keeps it)` : `created branch ${escaped(r.name)} at ${short(r.id)}`);
       }),
     )
-    .command<TagArgs>(
+    .command(
       'tag [name] [rev]',
       'List tags (an annotated tag shows its message, others their commit\'s), tag REV (default HEAD) with -m for an annotated tag, or delete one with -d',
       (a) => a
@@ -80,7 +55,7 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('max', { type: 'boolean', describe: 'with --best: higher is better' })
         .option('branch', { alias: 'b', type: 'string', describe: 'with --best: the branch (default: the current one)' })
         .conflicts('min', 'max')
-        .conflicts('best', 'rev') as unknown as Argv<TagArgs>,
+        .conflicts('best', 'rev'),
       async (args) => withStore(args, async (s) => {
         if (!args.name) {
           const tips = await s.tags();
@@ -98,19 +73,19 @@ export function refCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         return args.json ? json(r) : info(`tagged ${short(r.commit)} as ${escaped(r.name)}`);
       }),
     )
-    .command<NameArgs>(
+    .command(
       'switch <name>',
       'Move HEAD to a branch',
-      (a) => a.positional('name', { type: 'string', demandOption: true }) as unknown as Argv<NameArgs>,
+      (a) => a.positional('name', { type: 'string', demandOption: true }),
       async (args) => {
         const r = await withStore(args, (s) => s.switch(args.name));
         return args.json ? json(r) : info(`switched to branch ${escaped(r.branch)}`);
       },
     )
-    .command<NameArgs>(
+    .command(
       'reflog <name>',
       'Every move of a branch (or --tag), newest first: how to find a commit a branch has left',
-      (a) => a.positional('name', { type: 'string', demandOption: true }).option('tag', { type: 'boolean', describe: 'NAME is a tag' }) as unknown as Argv<NameArgs>,
+      (a) => a.positional('name', { type: 'string', demandOption: true }).option('tag', { type: 'boolean', describe: 'NAME is a tag' }),
       async (args) => {
         const entries = await withStore(args, (s) => s.reflog(args.name, args.tag ? 'tag' : 'branch'));
         if (args.json) return json(entries);

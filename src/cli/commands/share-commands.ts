@@ -1,50 +1,10 @@
 // Sharing between sites: bundles (pack, pull FILE), remotes (remote, push, fetch, pull REMOTE BRANCH) and serve.
 import * as fs from 'node:fs';
-import type { Argv } from 'yargs';
 import { CkvcError } from '../../core/errors.js';
 import type { Progress } from '../../remote/sync.js';
-import { loadApi, withStore, type GlobalArgs } from '../context.js';
+import { loadApi, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
 import { escaped } from '../terminal-text.js';
-
-interface PackArgs extends GlobalArgs {
-  revs: string[];
-  output: string;
-  since?: string[];
-}
-
-interface PullArgs extends GlobalArgs {
-  source: string;
-  branch?: string;
-  updateRefs?: boolean;
-  force?: boolean;
-  tokenFile?: string;
-}
-
-interface RemoteArgs extends GlobalArgs {
-  action: 'add' | 'remove' | 'list';
-  name?: string;
-  url?: string;
-  singleWriter?: boolean;
-  remoteCkvc?: string;
-  tokenFile?: string;
-}
-
-interface PushArgs extends GlobalArgs {
-  remote: string;
-  refs?: string[];
-  force?: boolean;
-  tokenFile?: string;
-}
-
-interface ServeArgs extends GlobalArgs {
-  path?: string;
-  stdio?: boolean;
-  port: number;
-  host: string;
-  tokenFile?: string;
-  readOnly?: boolean;
-}
 
 /** A one-line progress bar, only on a terminal. */
 function progressBar(what: string): Progress | undefined {
@@ -60,15 +20,15 @@ function warn(warnings: { ref: string; code: string; message: string }[]): void 
   for (const w of warnings) info(`ckvc: warning (${w.code}): ${w.message}`);
 }
 
-export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+export function shareCommands(y: CliParser): CliParser {
   return y
-    .command<PackArgs>(
+    .command(
       'pack <revs..>',
       'Write a bundle of branches, tags or aliases: every object they need, or with --since only what those revisions lack',
       (a) => a
         .positional('revs', { type: 'string', array: true, demandOption: true })
         .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'bundle file to write' })
-        .option('since', { type: 'string', array: true, describe: 'the receiver has this revision: leave out its history (repeatable)' }) as unknown as Argv<PackArgs>,
+        .option('since', { type: 'string', array: true, describe: 'the receiver has this revision: leave out its history (repeatable)' }),
       async (args) => {
         const r = await withStore(args, (s) => s.pack({ revs: args.revs, output: args.output, since: args.since }));
         if (args.json) return json(r);
@@ -76,7 +36,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         info(`wrote ${escaped(r.file)}: ${r.commits} commit(s), ${r.objects} object(s), ${bytes(r.bytes)}${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) at the receiver` : ''}`);
       },
     )
-    .command<PullArgs>(
+    .command(
       'pull <source> [branch]',
       'Import a bundle FILE (refs arrive as bundle/<name> unless --update-refs), or fetch REMOTE and fast-forward BRANCH to it',
       (a) => a
@@ -84,7 +44,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .positional('branch', { type: 'string' })
         .option('update-refs', { type: 'boolean', describe: "set the bundle's refs themselves, not bundle/<name>" })
         .option('force', { type: 'boolean', describe: 'allow a ref to move to a commit that does not descend from it' })
-        .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }) as unknown as Argv<PullArgs>,
+        .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }),
       async (args) => {
         const isFile = fs.existsSync(args.source) && fs.statSync(args.source).isFile();
         if (!isFile) {
@@ -102,7 +62,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         info(`imported ${escaped(r.file)}: ${r.objects} object(s), ${r.newObjects} new; ${r.refs.filter((u) => !u.skipped).length} ref(s) updated`);
       },
     )
-    .command<RemoteArgs>(
+    .command(
       'remote <action> [name] [url]',
       'Manage remotes: add NAME URL (a store folder, http(s)://host:port/, s3://BUCKET/PREFIX, '
         + 'ssh://[user@]host[:port]/path or [user@]host:path), remove NAME, list',
@@ -112,7 +72,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .positional('url', { type: 'string' })
         .option('single-writer', { type: 'boolean', describe: 's3 only: push even if the service ignores conditional writes (unsafe unless one writer at a time pushes)' })
         .option('remote-ckvc', { type: 'string', describe: 'SSH remotes: the command that runs ckvc on the far side (default: ckvc)' })
-        .option('token-file', { type: 'string', describe: 'HTTP remotes: save the token in this file for later pushes (mode 0600)' }) as unknown as Argv<RemoteArgs>,
+        .option('token-file', { type: 'string', describe: 'HTTP remotes: save the token in this file for later pushes (mode 0600)' }),
       async (args) => withStore(args, async (s) => {
         if (args.action === 'list') {
           const list = await s.remotes();
@@ -125,14 +85,14 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         return args.json ? json(r) : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${escaped(r.name)} (${escaped(r.url)})`);
       }),
     )
-    .command<PushArgs>(
+    .command(
       'push <remote> [refs..]',
       'Send branches or tags (default: the current branch) and what they need that the remote lacks; move its refs by compare-and-swap',
       (a) => a
         .positional('remote', { type: 'string', demandOption: true })
         .positional('refs', { type: 'string', array: true })
         .option('force', { type: 'boolean', describe: 'replace a remote branch even if the push drops its commits' })
-        .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }) as unknown as Argv<PushArgs>,
+        .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }),
       async (args) => {
         const r = await withStore(args, (s) => s.push({ remote: args.remote, refs: args.refs, force: args.force, tokenFile: args.tokenFile, progress: progressBar('push') }));
         if (args.json) return json(r);
@@ -140,12 +100,12 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         info(`pushed to ${escaped(r.remote)}: ${r.commits} commit(s), ${r.objectsSent} object(s), ${bytes(r.bytesSent)} sent`);
       },
     )
-    .command<PushArgs>(
+    .command(
       'fetch <remote>',
       'Receive what the remote has and this store lacks; its branches land as REMOTE/BRANCH',
       (a) => a
         .positional('remote', { type: 'string', demandOption: true })
-        .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }) as unknown as Argv<PushArgs>,
+        .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }),
       async (args) => {
         const r = await withStore(args, (s) => s.fetch({ remote: args.remote, tokenFile: args.tokenFile, progress: progressBar('fetch') }));
         warn(r.warnings);
@@ -154,7 +114,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         info(`fetched from ${escaped(r.remote)}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received`);
       },
     )
-    .command<ServeArgs>(
+    .command(
       'serve [path]',
       'Serve this store over HTTP for push, fetch and pull (loopback unless --host; writes need --token-file)',
       (a) => a
@@ -163,7 +123,7 @@ export function shareCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('port', { type: 'number', default: 8765, describe: 'port (0: any free port)' })
         .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
         .option('token-file', { type: 'string', describe: 'file holding the token writes must present; without it the server is read-only' })
-        .option('read-only', { type: 'boolean', describe: 'refuse every write' }) as unknown as Argv<ServeArgs>,
+        .option('read-only', { type: 'boolean', describe: 'refuse every write' }),
       async (args) => {
         const root = await withStore({ ...args, store: args.path ?? args.store }, async (s) => s.root);
         const log = (l: string) => info(escaped(l));

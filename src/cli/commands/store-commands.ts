@@ -1,32 +1,21 @@
-import type { Argv } from 'yargs';
 import { CkvcError } from '../../core/errors.js';
-import { loadApi, withStore, type GlobalArgs } from '../context.js';
+import { loadApi, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, metrics, out, short, time } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 
-interface InitArgs extends GlobalArgs {
-  dir?: string;
-}
-
-interface VerifyArgs extends GlobalArgs {
-  file?: string;
-  markdown?: boolean;
-  readData?: boolean;
-}
-
-export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+export function storeCommands(y: CliParser): CliParser {
   return y
-    .command<InitArgs>(
+    .command(
       'init [dir]',
       'Create a store in DIR/.ckvc (DIR defaults to the current directory)',
-      (a) => a.positional('dir', { type: 'string', default: '.' }) as unknown as Argv<InitArgs>,
+      (a) => a.positional('dir', { type: 'string', default: '.' }),
       async (args) => {
         const r = await (await loadApi()).initStore(args.dir);
         if (args.json) return json(r);
         info(r.created ? `initialised empty ckvc store in ${escaped(r.root)}` : `${escaped(r.root)} is already a ckvc store; nothing changed`);
       },
     )
-    .command<GlobalArgs>(
+    .command(
       'status',
       'Show the store, the current branch and its last commit',
       (a) => a,
@@ -40,7 +29,7 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         out(`${r.branches} branch(es), ${r.tags} tag(s)`);
       },
     )
-    .command<GlobalArgs>(
+    .command(
       'stats',
       'Logical vs stored bytes, dedup and compression ratios, object counts',
       (a) => a,
@@ -58,13 +47,13 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         out(`objects:        ${Object.entries(r.objects).map(([k, v]) => `${k}=${v}`).join(' ')}`);
       },
     )
-    .command<VerifyArgs>(
+    .command(
       'verify [file]',
       'Check the store: refs, history, packs and index (--read-data re-hashes every object); or check a bundle FILE, no store needed',
       (a) => a
         .positional('file', { type: 'string', describe: 'a bundle to check instead of the store' })
         .option('read-data', { type: 'boolean', default: false, describe: 're-read and re-hash every stored object' })
-        .option('markdown', { type: 'boolean', describe: 'with FILE: print a table of refs, commits, metrics and configs for release notes' }) as unknown as Argv<VerifyArgs>,
+        .option('markdown', { type: 'boolean', describe: 'with FILE: print a table of refs, commits, metrics and configs for release notes' }),
       async (args) => {
         if (args.file !== undefined) return verifyBundleCommand(args.file, args);
         const r = await withStore(args, (s) => s.verify({ readData: args.readData }));
@@ -86,10 +75,10 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }
       },
     )
-    .command<GlobalArgs>(
+    .command(
       'index <action>',
       'Maintain the index cache: `ckvc index rebuild` re-creates it from the packs',
-      (a) => a.positional('action', { choices: ['rebuild'] as const, demandOption: true }) as unknown as Argv<GlobalArgs>,
+      (a) => a.positional('action', { choices: ['rebuild'] as const, demandOption: true }),
       async (args) => {
         const r = await withStore(args, (s) => s.rebuildIndex());
         if (args.json) return json(r);
@@ -98,7 +87,7 @@ export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     );
 }
 
-async function verifyBundleCommand(file: string, args: VerifyArgs): Promise<void> {
+async function verifyBundleCommand(file: string, args: { json?: boolean; markdown?: boolean }): Promise<void> {
   const r = await (await loadApi()).verifyBundle(file);
   if (args.json) return json(r);
   const byId = new Map(r.commits.map((c) => [c.id, c]));
