@@ -1,10 +1,11 @@
 import { CkvcError } from '../../core/errors.js';
-import { withStore, type CliParser } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
 import { escaped } from '../terminal-text.js';
 
-export function checkoutCommand(y: CliParser): CliParser {
-  return y.command(
+export function checkoutCommand(y: CliParser): void {
+  addCommand(
+    y,
     'checkout <rev>',
     'Write a commit\'s files, byte-identical and hash-verified; or with --tensor, chosen tensors as new safetensors files',
     (a) => a

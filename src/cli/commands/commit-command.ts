@@ -1,5 +1,5 @@
 import type { CommitDryRunResult, CommitOptions } from '../../api/index.js';
-import { withStore, type CliParser } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, metrics, out, short } from '../render.js';
 import { escaped } from '../terminal-text.js';
 
@@ -18,8 +18,9 @@ function reportDryRun(r: CommitDryRunResult, asJson: boolean): void {
   info('nothing was written');
 }
 
-export function commitCommand(y: CliParser): CliParser {
-  return y.command(
+export function commitCommand(y: CliParser): void {
+  addCommand(
+    y,
     'commit <paths..>',
     'Commit checkpoint files or folders (prints the new commit ID)',
     (a) => a

@@ -1,5 +1,5 @@
 // `ckvc ui`: the web page of the store (src/ui), served until Ctrl-C. The server code loads only here.
-import { withStore, type CliParser } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { info, json, out } from '../render.js';
 import { escaped } from '../terminal-text.js';
 
@@ -20,8 +20,9 @@ function untilSignal(): Promise<void> {
   });
 }
 
-export function uiCommand(y: CliParser): CliParser {
-  return y.command(
+export function uiCommand(y: CliParser): void {
+  addCommand(
+    y,
     'ui',
     'Serve a read-only web page of the store: history graph, metric curves across branches, commits, comparisons',
     (a) =>

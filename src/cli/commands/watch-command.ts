@@ -3,7 +3,7 @@
 import { CkvcError } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';
 import type { WatchEvent, WatchHandle } from '../../api/index.js';
-import { withStore, type CliParser } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, info, metrics, out, short } from '../render.js';
 import { escaped } from '../terminal-text.js';
 
@@ -74,8 +74,9 @@ function render(e: WatchEvent, asJson: boolean): void {
   }
 }
 
-export function watchCommand(y: CliParser): CliParser {
-  return y.command(
+export function watchCommand(y: CliParser): void {
+  addCommand(
+    y,
     'watch <dir>',
     'Commit each new checkpoint a training job writes into DIR, once it is complete',
     (a) => a
