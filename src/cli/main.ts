@@ -16,6 +16,7 @@ import { storeCommands } from './commands/store-commands.js';
 import { uiCommand } from './commands/ui-command.js';
 import { watchCommand } from './commands/watch-command.js';
 import { GLOBAL_OPTIONS, type CliParser } from './context.js';
+import { refuseRepeatedOptions } from './repeated-options.js';
 import { escaped, escapedLines } from './terminal-text.js';
 import { cliVersion } from './version.js';
 
@@ -63,6 +64,7 @@ export async function run(argv: string[]): Promise<number> {
       // Throwing stops yargs before any command handler runs: a malformed command line does nothing.
       throw err ?? new CkvcError('CKVC_USAGE', `${msg}; see 'ckvc --help'`, {});
     });
+  parser.middleware((args) => refuseRepeatedOptions(args, parser), true);
   storeCommands(parser);
   commitCommand(parser);
   checkoutCommand(parser);
