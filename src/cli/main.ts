@@ -64,6 +64,7 @@ export async function run(argv: string[]): Promise<number> {
       // Throwing stops yargs before any command handler runs: a malformed command line does nothing.
       throw err ?? new CkvcError('CKVC_USAGE', `${msg}; see 'ckvc --help'`, {});
     });
+  // Global and before validation: every command, every option, and no handler ever sees the array.
   parser.middleware((args) => refuseRepeatedOptions(args, parser), true);
   storeCommands(parser);
   commitCommand(parser);
