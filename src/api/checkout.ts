@@ -160,11 +160,26 @@ interface Chosen {
   parts: TensorPart[];
 }
 
-async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile[], sel: Selector, opts: CheckoutOptions): Promise<CheckoutResult> {
-  const globs = opts.tensors ?? [];
-  const short = id.slice(0, 12);
-  const asked = globs.map((g) => `--tensor '${g}'`).join(' ');
+interface Loaded {
+  chosen: Chosen;
+  tensors: { name: string; tensor: TensorObject }[];
+}
 
+/** One output file of a --tensor checkout and the commit's file its tensors come from. */
+interface SubsetFile {
+  spec: TensorFileSpec;
+  source: string;
+}
+
+/** How a refusal names the commit and what was asked for. */
+interface Asked {
+  id: ObjectId;
+  short: string;
+  opts: CheckoutOptions;
+}
+
+/** The files holding a selected tensor, with those tensors; none at all is an error. */
+async function chooseTensors(store: ObjectStore, files: TreeFile[], sel: Selector, asked: Asked): Promise<Chosen[]> {
   const chosen: Chosen[] = [];
   for (const file of files) {
     const recipe = await store.readFileRecipe(file.id);
@@ -172,22 +187,35 @@ async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile
     if (parts.length) chosen.push({ file, recipe, parts });
   }
   if (chosen.length === 0) {
+    const { id, short, opts } = asked;
+    const globs = opts.tensors ?? [];
     const where = opts.paths?.length ? ` under --path ${opts.paths.join(', ')}` : '';
-    throw new CkvcError('CKVC_PATH_NOT_FOUND', `no tensor of commit ${short}${where} matches ${asked}; 'ckvc ls ${short} --tensors' lists the tensors and their names`, { commit: id, tensors: globs, paths: opts.paths ?? [] });
+    const given = globs.map((g) => `--tensor '${g}'`).join(' ');
+    const message = `no tensor of commit ${short}${where} matches ${given}; `
+      + `'ckvc ls ${short} --tensors' lists the tensors and their names`;
+    throw new CkvcError('CKVC_PATH_NOT_FOUND', message, { commit: id, tensors: globs, paths: opts.paths ?? [] });
   }
+  return chosen;
+}
 
-  // Everything that could refuse is checked for every file before the first byte is written.
+/** Refuses a selection holding a tensor whose data `ckvc prune` released. */
+async function refusePrunedTensors(store: ObjectStore, chosen: Chosen[], { id, short }: Asked): Promise<void> {
   const rec = await store.pruned.get(id);
-  if (rec) {
-    for (const { file, parts } of chosen) {
-      const released = parts.filter((p) => tensorReleased(rec, file.path, p.name)).map((p) => p.name);
-      if (released.length === 0) continue;
-      const { when, which } = prunedWording(rec);
-      throw new CkvcError('CKVC_PRUNED', `${released.length} selected tensor(s) of ${file.path} in commit ${short} cannot be checked out, e.g. '${released[0]}': ${which} of this commit was released by 'ckvc prune' on ${when}; leave them out (e.g. --tensor '!${released[0]}') or check out another commit`, { commit: id, path: file.path, prunedAt: rec.time, tensors: released });
-    }
+  if (!rec) return;
+  for (const { file, parts } of chosen) {
+    const released = parts.filter((p) => tensorReleased(rec, file.path, p.name)).map((p) => p.name);
+    if (released.length === 0) continue;
+    const { when, which } = prunedWording(rec);
+    const message = `${released.length} selected tensor(s) of ${file.path} in commit ${short} cannot be checked out, `
+      + `e.g. '${released[0]}': ${which} of this commit was released by 'ckvc prune' on ${when}; `
+      + `leave them out (e.g. --tensor '!${released[0]}') or check out another commit`;
+    throw new CkvcError('CKVC_PRUNED', message, { commit: id, path: file.path, prunedAt: rec.time, tensors: released });
   }
+}
 
-  const loaded: { chosen: Chosen; tensors: { name: string; tensor: TensorObject }[] }[] = [];
+/** Reads the chosen tensors' objects; refuses any a safetensors file cannot hold, all of them named at once. */
+async function loadTensors(store: ObjectStore, chosen: Chosen[], { id, short }: Asked): Promise<Loaded[]> {
+  const loaded: Loaded[] = [];
   const unwritable: string[] = [];
   const unwritableData: { path: string; tensor: string; dtype: string }[] = [];
   for (const ch of chosen) {
@@ -212,7 +240,11 @@ async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile
     const first = unwritableData[0]!;
     throw new CkvcError('CKVC_BAD_ARGUMENT', `${unwritable[0]}${more}; nothing was written: narrow --tensor to leave it out, e.g. add --tensor '!${first.tensor}' ('ckvc ls ${short} ${first.path} --tensors' shows every dtype)`, { commit: id, unwritable: unwritableData });
   }
+  return loaded;
+}
 
+/** Refuses two source files whose subsets would land on the same output path. */
+function refuseOutputClash(loaded: Loaded[], { id }: Asked): void {
   const byOutput = new Map<string, string>();
   for (const { chosen: ch } of loaded) {
     const out = subsetPath(ch.file.path);
@@ -222,8 +254,11 @@ async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile
     }
     byOutput.set(out, ch.file.path);
   }
+}
 
-  const specs: { spec: TensorFileSpec; source: string }[] = [];
+/** Lays out each output file: header (the source's metadata carried over) and tensor order. */
+async function buildTensorFiles(store: ObjectStore, loaded: Loaded[], { id, short }: Asked): Promise<SubsetFile[]> {
+  const specs: SubsetFile[] = [];
   for (const { chosen: ch, tensors } of loaded) {
     // transformers' from_pretrained refuses a file whose metadata lacks "format" (metadata without it is
     // worse than none); "pt" is what its save_pretrained writes for PyTorch weights.
@@ -241,7 +276,13 @@ async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile
     const { head, order, fileSize } = built;
     specs.push({ spec: { path: subsetPath(ch.file.path), head, tensors: order.map((x) => ({ name: x.name, tensor: x.tensor })), size: fileSize }, source: ch.file.path });
   }
+  return specs;
+}
 
+/** Writes the files that differ from what DIR holds (refusing, without --force, to replace a different one). */
+async function writeTensorFiles(
+  store: ObjectStore, specs: SubsetFile[], { id, short, opts }: Asked,
+): Promise<CheckoutResult> {
   const to = path.resolve(opts.to);
   const plan = await planTensorFiles(specs.map((s) => s.spec), to, Boolean(opts.force));
   const removedTemps = await removeStaleTemps(plan.write.map((w) => w.target), specs.map((s) => s.spec.path));
@@ -259,6 +300,19 @@ async function checkoutTensors(store: ObjectStore, id: ObjectId, files: TreeFile
     tensorFiles: specs.map(({ spec, source }) => ({ path: spec.path, source, bytes: spec.size, tensors: spec.tensors.map((t) => t.name), written: writtenSet.has(spec) })),
     ...(removedTemps.length ? { removedTemps } : {}),
   };
+}
+
+async function checkoutTensors(
+  store: ObjectStore, id: ObjectId, files: TreeFile[], sel: Selector, opts: CheckoutOptions,
+): Promise<CheckoutResult> {
+  const asked: Asked = { id, short: id.slice(0, 12), opts };
+  const chosen = await chooseTensors(store, files, sel, asked);
+  // Everything that could refuse is checked for every file before the first byte is written.
+  await refusePrunedTensors(store, chosen, asked);
+  const loaded = await loadTensors(store, chosen, asked);
+  refuseOutputClash(loaded, asked);
+  const specs = await buildTensorFiles(store, loaded, asked);
+  return writeTensorFiles(store, specs, asked);
 }
 
 /**

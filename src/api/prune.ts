@@ -14,7 +14,8 @@ import { namedCommits, selectForPrune, type BranchSelection, type KeepPolicy } f
 import { currentBranch } from './refs.js';
 
 export interface PruneOptions {
-  keepLast?: number;
+  /** A count, or its text as the command line gives it (checked here: a whole number >= 1). */
+  keepLast?: number | string;
   /** Keep the commits made within this duration (e.g. '30d') of the branch's newest commit. */
   keepWithin?: string;
   branch?: string;
@@ -22,7 +23,8 @@ export interface PruneOptions {
   allBranches?: boolean;
   /** Prune commits a tag names too (by default they are kept, like those a branch or alias names). */
   includeTagged?: boolean;
-  keepBest?: number;
+  /** A count, or its text as the command line gives it (checked here: a whole number). */
+  keepBest?: number | string;
   metric?: string;
   mode?: MetricMode;
   /** Release only the tensors matching these globs. */

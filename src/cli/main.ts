@@ -1,7 +1,7 @@
 // The ckvc command line: parse -> api -> render. One catch turns every error into a one-line message on stderr
 // (control characters escaped; with --json, an exact JSON object) and the exit code its CkvcError code maps to
 // (spec/EXIT_CODES.md).
-import yargs, { type Argv } from 'yargs';
+import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CkvcError, EXIT } from '../core/errors.js';
 import { checkoutCommand } from './commands/checkout-command.js';
@@ -15,7 +15,8 @@ import { shareCommands } from './commands/share-commands.js';
 import { storeCommands } from './commands/store-commands.js';
 import { uiCommand } from './commands/ui-command.js';
 import { watchCommand } from './commands/watch-command.js';
-import type { GlobalArgs } from './context.js';
+import { GLOBAL_OPTIONS, type CliParser } from './context.js';
+import { refuseRepeatedOptions } from './repeated-options.js';
 import { escaped, escapedLines } from './terminal-text.js';
 import { cliVersion } from './version.js';
 
@@ -37,7 +38,7 @@ function report(e: unknown, asJson: boolean): number {
 /** yargs renders a command's whole help text before running it, in case the handler fails and help is to be
  * shown beside the error: 60-70 ms of string measuring on every command. Our fail handler throws instead of
  * showing help, so that text is never used; `--help` itself renders help afresh and is not affected. */
-function skipHelpCache(parser: Argv<GlobalArgs>): void {
+function skipHelpCache(parser: CliParser): void {
   const internal = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => unknown } })
     .getInternalMethods?.().getUsageInstance?.() as { cacheHelpMessage?: () => void } | undefined;
   if (internal?.cacheHelpMessage) internal.cacheHelpMessage = () => undefined;
@@ -48,8 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   const parser = yargs(argv)
     .scriptName('ckvc')
     .usage('ckvc: Git for ML training checkpoints\n\nUsage: ckvc <command> [options]')
-    .option('store', { type: 'string', global: true, describe: 'store folder (default: $CKVC_DIR, else nearest .ckvc upward)' })
-    .option('json', { type: 'boolean', global: true, describe: 'machine-readable output on stdout' })
+    .options(GLOBAL_OPTIONS)
     .strict()
     .demandCommand(1, 'give a command; `ckvc --help` lists them')
     .recommendCommands()
@@ -63,7 +63,9 @@ export async function run(argv: string[]): Promise<number> {
     .fail((msg, err) => {
       // Throwing stops yargs before any command handler runs: a malformed command line does nothing.
       throw err ?? new CkvcError('CKVC_USAGE', `${msg}; see 'ckvc --help'`, {});
-    }) as unknown as Argv<GlobalArgs>;
+    });
+  // Global and before validation: every command, every option, and no handler ever sees the array.
+  parser.middleware((args) => refuseRepeatedOptions(args, parser), true);
   storeCommands(parser);
   commitCommand(parser);
   checkoutCommand(parser);

@@ -25,7 +25,7 @@ export const EXIT = {
 export const ERROR_CODES = {
   CKVC_INTERNAL: { exit: EXIT.ERROR, summary: 'an unexpected internal error (a bug: please report it)' },
   CKVC_IO: { exit: EXIT.ERROR, summary: 'the operating system refused a read or write (permissions, disk full, I/O error)' },
-  CKVC_USAGE: { exit: EXIT.USAGE, summary: 'the command line is malformed (unknown option, missing argument)' },
+  CKVC_USAGE: { exit: EXIT.USAGE, summary: 'the command line is malformed (unknown option, missing argument, a single-valued option given twice)' },
   CKVC_NO_STORE: { exit: EXIT.NO_STORE, summary: 'no ckvc store was found where one was expected' },
   CKVC_LOCKED: { exit: EXIT.LOCKED, summary: 'a lock stayed held by another live process past the wait limit' },
   CKVC_CORRUPT_OBJECT: { exit: EXIT.CORRUPT, summary: 'an object failed its hash check or does not decode' },

@@ -83,31 +83,42 @@ function gcFault(step: 'gc.locked' | 'gc.packed' | 'gc.indexed' | 'gc.delete', p
   }
 }
 
-async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcReport> {
-  gcFault('gc.locked', store.layout.root);
-  const now = Date.now();
-  // First, so that a disk filled by killed commits has room for the repack below.
-  const temps = await removeLeftovers(store.layout, now, opts.graceMs, Boolean(opts.dryRun));
+/** Who may still need what: prune records, ref roots and the reflog lines that survive expiry (applied unless
+ * this is a dry run) give the live set. */
+async function markLive(store: ObjectStore, opts: GcOptions, now: number) {
   store.index.forWriting();
   await store.index.session(async () => {}, { sync: true });
   const pruned = await new PruneRecords(store.layout).all();
   const refRoots = await gcRoots(store);
-  const expiry = opts.expireReflogMs === undefined ? undefined : await planReflogExpiry(store, refRoots.refs, now, opts.expireReflogMs);
+  const expiry = opts.expireReflogMs === undefined
+    ? undefined
+    : await planReflogExpiry(store, refRoots.refs, now, opts.expireReflogMs);
   if (expiry && !opts.dryRun) await applyReflogExpiry(store, expiry);
   const live = await liveObjects(store, expiry ? await gcRoots(store, expiry.skip) : refRoots, pruned);
+  return { live, expiry };
+}
 
+/** Every pack with its table of contents and whether it is younger than the grace period, in pack ID order. */
+async function planPacks(store: ObjectStore, now: number, graceMs: number): Promise<PackPlan[]> {
   const plans: PackPlan[] = [];
   for (const packId of [...(await listPackIds(store.layout))].sort()) {
     const file = store.layout.packFile(packId);
     const st = await fs.stat(file).catch((e) => { throw ioError(e, 'stat', file); });
     const { entries } = await store.packs.readToc(packId);
-    const young = now - st.mtimeMs < opts.graceMs;
+    const young = now - st.mtimeMs < graceMs;
     plans.push({ packId, size: st.size, entries, young, live: [], dead: [], reencode: 0 });
   }
+  return plans;
+}
+
+/** Splits each pack's records into live and dead; returns the live deltas to re-encode without their base. */
+async function splitLiveAndDead(store: ObjectStore, plans: PackPlan[], live: Set<ObjectId>): Promise<Set<ObjectId>> {
   // A live delta whose base is dead is re-encoded without it (its pack rewritten) so the base can go; in a young
   // pack it cannot be rewritten, and its base stays live instead (FORMAT.md §15).
   const copies = new Map<ObjectId, ObjectLocation[]>();
-  for (const p of plans) for (const e of p.entries) copies.set(e.id, [...(copies.get(e.id) ?? []), { packId: p.packId, entry: e }]);
+  for (const p of plans) {
+    for (const e of p.entries) copies.set(e.id, [...(copies.get(e.id) ?? []), { packId: p.packId, entry: e }]);
+  }
   const young = new Set(plans.filter((p) => p.young).map((p) => p.packId));
   const reencode = await settleDeltaBases(store, live, copies, (packId) => !young.has(packId));
   for (const p of plans) {
@@ -115,95 +126,143 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
     p.dead = p.entries.filter((e) => !live.has(e.id));
     p.reencode = p.young ? 0 : p.live.filter((e) => reencode.has(e.id)).length;
   }
-  // Objects already safe in a pack that stays as it is need no second copy.
-  const kept = new Map<ObjectId, ObjectLocation>();
-  for (const p of plans) if (p.young || (p.dead.length === 0 && p.reencode === 0)) for (const e of p.entries) kept.set(e.id, { packId: p.packId, entry: e });
+  return reencode;
+}
 
-  const report: GcReport = {
-    dryRun: Boolean(opts.dryRun), graceMs: opts.graceMs, liveObjects: live.size, deadObjects: 0, youngDeadObjects: 0, youngDeadBytes: 0,
-    reflogLinesExpired: expiry ? expiry.count : null,
-    packsBefore: plans.length, packsAfter: 0, packsDeleted: 0, packsRewritten: 0, packsConsolidated: 0,
-    bytesBefore: plans.reduce((a, p) => a + p.size, 0), bytesAfter: 0, bytesFreed: 0,
-    tempsRemoved: temps.removed, tempBytesRemoved: temps.bytes, tempsKept: temps.kept,
-  };
-  const doomed = plans.filter((p) => !p.young && (p.dead.length > 0 || p.reencode > 0));
+/** Objects already safe in a pack that stays as it is: they need no second copy. */
+function keptInPlace(plans: PackPlan[]): Map<ObjectId, ObjectLocation> {
+  const kept = new Map<ObjectId, ObjectLocation>();
+  for (const p of plans) {
+    if (p.young || (p.dead.length === 0 && p.reencode === 0)) {
+      for (const e of p.entries) kept.set(e.id, { packId: p.packId, entry: e });
+    }
+  }
+  return kept;
+}
+
+/** The dead objects gc deletes, and those a young pack keeps for now (counted, with their stored bytes). */
+function deadObjects(plans: PackPlan[]): { dead: Set<ObjectId>; youngObjects: number; youngBytes: number } {
   const dead = new Set<ObjectId>();
+  let youngObjects = 0;
+  let youngBytes = 0;
   for (const p of plans) {
     for (const e of p.dead) {
       if (p.young) {
-        report.youngDeadObjects++;
-        report.youngDeadBytes += e.storedLength;
+        youngObjects++;
+        youngBytes += e.storedLength;
       } else dead.add(e.id);
     }
   }
-  report.deadObjects = dead.size;
+  return { dead, youngObjects, youngBytes };
+}
 
+/** Copies the live records of the doomed packs that no kept pack holds into new packs (rolled at ROLL_BYTES);
+ * `kept` then maps each of them to its new place. */
+async function copyLiveRecords(
+  store: ObjectStore, doomed: PackPlan[], kept: Map<ObjectId, ObjectLocation>, reencode: Set<ObjectId>,
+): Promise<FinishedPack[]> {
   const written: FinishedPack[] = [];
-  let copiedBytes = 0;
-  if (!opts.dryRun && doomed.length) {
-    let writer: PackWriter | undefined;
-    try {
-      for (const p of doomed) {
-        for (const e of p.live) {
-          if (kept.has(e.id)) continue;
-          writer ??= await PackWriter.create(store.layout);
-          const loc = { packId: p.packId, entry: e };
-          if (reencode.has(e.id)) {
-            // Decoded (and verified) while its base is still on disk, stored without it.
-            const width = (await store.packs.readDeltaHead(loc))!.width;
-            await writer.add(e.type, e.id, await store.packs.readObject(loc, e.id, e.type), width);
-          } else {
-            const body = await store.packs.readStoredRecord(loc, e.id, { verify: true });
-            await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
-          }
-          kept.set(e.id, { packId: '', entry: e }); // its final place is known when the pack is finished
-          if (writer.acceptedBytes >= ROLL_BYTES) {
-            const done = await writer.finish();
-            writer = undefined;
-            if (done) written.push(done);
-          }
-        }
-      }
-      if (writer) {
-        const done = await writer.finish();
-        writer = undefined;
-        if (done) written.push(done);
-      }
-      for (const w of written) for (const e of w.entries) kept.set(e.id, { packId: w.packId, entry: e });
-    } catch (e) {
-      await writer?.abort();
-      throw e;
-    }
-    if (written.length) gcFault('gc.packed', store.layout.packsDir);
-    // The relocation matters after a crash of an earlier gc: a live object then sits in a doomed pack and in a
-    // kept one, and re-indexing may have picked the doomed copy.
-    const relocate = doomed.flatMap((p) => p.live.map((e) => kept.get(e.id)!));
-    await store.index.session((s) => s.replacePacks(written, doomed, dead, relocate));
-    gcFault('gc.indexed', store.layout.indexDir);
-    await store.packs.close(); // our own handles on the doomed packs
-    for (const p of doomed) {
-      const file = store.layout.packFile(p.packId);
-      gcFault('gc.delete', file);
-      await fs.rm(file, { force: true }).catch((e) => { throw ioError(e, 'delete', file); });
-    }
-    await fsyncDir(store.layout.packsDir);
-  }
-  copiedBytes = written.reduce((a, w) => a + w.size, 0);
-  report.packsDeleted = doomed.length;
-  report.packsRewritten = doomed.filter((p) => p.live.length > 0).length;
-  const doomedBytes = doomed.reduce((a, p) => a + p.size, 0);
-  if (opts.dryRun) {
-    // Estimate what the copies would take: each live record not kept elsewhere, once, with its header.
-    const copied = new Set<ObjectId>();
+  let writer: PackWriter | undefined;
+  try {
     for (const p of doomed) {
       for (const e of p.live) {
-        if (kept.has(e.id) || copied.has(e.id)) continue;
-        copied.add(e.id);
-        copiedBytes += RECORD_HEADER_BYTES + e.storedLength + TOC_ENTRY_BYTES;
+        if (kept.has(e.id)) continue;
+        writer ??= await PackWriter.create(store.layout);
+        const loc = { packId: p.packId, entry: e };
+        if (reencode.has(e.id)) {
+          // Decoded (and verified) while its base is still on disk, stored without it.
+          const width = (await store.packs.readDeltaHead(loc))!.width;
+          await writer.add(e.type, e.id, await store.packs.readObject(loc, e.id, e.type), width);
+        } else {
+          const body = await store.packs.readStoredRecord(loc, e.id, { verify: true });
+          const { id, type, codec, rawLength, storedLength } = e;
+          await writer.addStored({ id, type, codec, rawLength, storedLength }, body);
+        }
+        kept.set(e.id, { packId: '', entry: e }); // its final place is known when the pack is finished
+        if (writer.acceptedBytes >= ROLL_BYTES) {
+          const done = await writer.finish();
+          writer = undefined;
+          if (done) written.push(done);
+        }
       }
     }
+    if (writer) {
+      const done = await writer.finish();
+      writer = undefined;
+      if (done) written.push(done);
+    }
+    for (const w of written) for (const e of w.entries) kept.set(e.id, { packId: w.packId, entry: e });
+  } catch (e) {
+    await writer?.abort();
+    throw e;
   }
-  report.bytesAfter = report.bytesBefore - doomedBytes + copiedBytes;
+  return written;
+}
+
+/** Points the index at the new packs and away from the doomed ones, then deletes the doomed pack files. */
+async function retireDoomedPacks(
+  store: ObjectStore,
+  written: FinishedPack[],
+  doomed: PackPlan[],
+  dead: Set<ObjectId>,
+  kept: Map<ObjectId, ObjectLocation>,
+): Promise<void> {
+  if (written.length) gcFault('gc.packed', store.layout.packsDir);
+  // The relocation matters after a crash of an earlier gc: a live object then sits in a doomed pack and in a
+  // kept one, and re-indexing may have picked the doomed copy.
+  const relocate = doomed.flatMap((p) => p.live.map((e) => kept.get(e.id)!));
+  await store.index.session((s) => s.replacePacks(written, doomed, dead, relocate));
+  gcFault('gc.indexed', store.layout.indexDir);
+  await store.packs.close(); // our own handles on the doomed packs
+  for (const p of doomed) {
+    const file = store.layout.packFile(p.packId);
+    gcFault('gc.delete', file);
+    await fs.rm(file, { force: true }).catch((e) => { throw ioError(e, 'delete', file); });
+  }
+  await fsyncDir(store.layout.packsDir);
+}
+
+/** What a dry run's copies would take: each live record not kept elsewhere, once, with its header. */
+function estimateCopiedBytes(doomed: PackPlan[], kept: Map<ObjectId, ObjectLocation>): number {
+  let bytes = 0;
+  const copied = new Set<ObjectId>();
+  for (const p of doomed) {
+    for (const e of p.live) {
+      if (kept.has(e.id) || copied.has(e.id)) continue;
+      copied.add(e.id);
+      bytes += RECORD_HEADER_BYTES + e.storedLength + TOC_ENTRY_BYTES;
+    }
+  }
+  return bytes;
+}
+
+async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcReport> {
+  gcFault('gc.locked', store.layout.root);
+  const now = Date.now();
+  // First, so that a disk filled by killed commits has room for the repack below.
+  const temps = await removeLeftovers(store.layout, now, opts.graceMs, Boolean(opts.dryRun));
+  const { live, expiry } = await markLive(store, opts, now);
+  const plans = await planPacks(store, now, opts.graceMs);
+  const reencode = await splitLiveAndDead(store, plans, live);
+  const kept = keptInPlace(plans);
+  const doomed = plans.filter((p) => !p.young && (p.dead.length > 0 || p.reencode > 0));
+  const { dead, youngObjects, youngBytes } = deadObjects(plans);
+  const report: GcReport = {
+    dryRun: Boolean(opts.dryRun), graceMs: opts.graceMs, liveObjects: live.size, deadObjects: dead.size,
+    youngDeadObjects: youngObjects, youngDeadBytes: youngBytes, reflogLinesExpired: expiry ? expiry.count : null,
+    packsBefore: plans.length, packsAfter: 0, packsDeleted: doomed.length,
+    packsRewritten: doomed.filter((p) => p.live.length > 0).length, packsConsolidated: 0,
+    bytesBefore: plans.reduce((a, p) => a + p.size, 0), bytesAfter: 0, bytesFreed: 0,
+    tempsRemoved: temps.removed, tempBytesRemoved: temps.bytes, tempsKept: temps.kept,
+  };
+
+  let written: FinishedPack[] = [];
+  if (!opts.dryRun && doomed.length) {
+    written = await copyLiveRecords(store, doomed, kept, reencode);
+    await retireDoomedPacks(store, written, doomed, dead, kept);
+  }
+  const copiedBytes = opts.dryRun ? estimateCopiedBytes(doomed, kept) : written.reduce((a, w) => a + w.size, 0);
+  report.bytesAfter = report.bytesBefore - doomed.reduce((a, p) => a + p.size, 0) + copiedBytes;
   report.bytesFreed = report.bytesBefore - report.bytesAfter;
   report.packsAfter = plans.length - doomed.length + (opts.dryRun ? (copiedBytes > 0 ? 1 : 0) : written.length);
   if (!opts.dryRun) {

@@ -213,6 +213,38 @@ describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not
     refused(['commit', path.join(data, 'good.bin')], 2, 'CKVC_USAGE');
   });
 
+  it('a single-valued option given twice, on any command: exit 2 naming the option, and nothing runs', () => {
+    fs.writeFileSync(path.join(data, 'twice.bin'), randomBytes(6, 10_000));
+    const twice = path.join(data, 'twice.bin');
+    const cases: [string[], string][] = [
+      [['commit', twice, '-m', 'x', '-b', 'one', '-b', 'two'], '--branch (-b) given twice ("one", "two")'],
+      [['commit', twice, '-m', 'x', '--epoch', '1', '--epoch', '2'], '--epoch given twice ("1", "2")'],
+      [['commit', twice, '-m', 'a', '--message', 'b', '-m', 'c'], '--message (-m) given 3 times ("a", "b", "c")'],
+      [['tag', 'twice', '-m', 'a', '-m', 'b'], '--message (-m) given twice'],
+      [['log', '-n', '1', '--max-count', '2'], '-n (--max-count) given twice'],
+      [['checkout', 'HEAD', '--to', path.join(data, 'out1'), '--to', path.join(data, 'out2')], '--to given twice'],
+      [['prune', '--keep-last', '1', '--keep-last', '2'], '--keep-last given twice'],
+      [['config', 'show', '--rev', 'HEAD', '--rev', 'main'], '--rev given twice'],
+      [['watch', path.join(data, 'w'), '-b', 'x', '-b', 'y', '--once'], '--branch (-b) given twice'],
+      // The global option: s.run adds --store once more.
+      [['status', '--store', s.store], '--store given twice'],
+    ];
+    for (const [args, message] of cases) {
+      const r = refused(args, 2, 'CKVC_USAGE');
+      expect(r.stderr, args.join(' ')).toContain(message);
+    }
+    expect(fs.existsSync(path.join(data, 'out1')) || fs.existsSync(path.join(data, 'w'))).toBe(false);
+  });
+
+  it('given twice with --json: the error names the option and its values; repeatable options still repeat', () => {
+    const r = s.run(['best', '--metric', 'loss', '--metric', 'acc', '--json']);
+    expect(r.code, describeRun(r)).toBe(2);
+    expect(JSON.parse(r.stderr).error).toMatchObject({ code: 'CKVC_USAGE', data: { option: 'metric', values: ['loss', 'acc'] } });
+    const ok = s.run(['commit', path.join(data, 'good.bin'), '-m', 'x', '--label', 'a=1', '--label', 'b=2',
+      '--metric', 'm=1', '--metric', 'n=2', '--dry-run', '--json', '--json']);
+    expect(ok.code, describeRun(ok)).toBe(0);
+  });
+
   it('log -n with a value that is not a number is refused (exit 2 or 15), not an empty success', () => {
     const r = s.run(['log', '-n', 'abc']);
     expect([2, 15], describeRun(r)).toContain(r.code);

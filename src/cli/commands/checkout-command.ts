@@ -1,21 +1,11 @@
-import type { Argv } from 'yargs';
 import { CkvcError } from '../../core/errors.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
 import { escaped } from '../terminal-text.js';
 
-interface CheckoutArgs extends GlobalArgs {
-  rev: string;
-  to: string;
-  path?: string[];
-  force?: boolean;
-  config?: string;
-  allowConfigMismatch?: boolean;
-  tensor?: string[];
-}
-
-export function checkoutCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y.command<CheckoutArgs>(
+export function checkoutCommand(y: CliParser): void {
+  addCommand(
+    y,
     'checkout <rev>',
     'Write a commit\'s files, byte-identical and hash-verified; or with --tensor, chosen tensors as new safetensors files',
     (a) => a
@@ -30,7 +20,7 @@ export function checkoutCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         describe: 'instead of the files, write only the tensors matching this glob (a tensor NAME, or FILE:NAME if the glob has a colon): each file with a match becomes '
           + 'DIR/<path without extension>.safetensors. Repeatable; a leading ! excludes, and an exclude always wins whatever the order; '
           + 'with only excludes, every other tensor is taken. E.g. --tensor \'*\' --tensor \'!optimizer.*\'',
-      }) as unknown as Argv<CheckoutArgs>,
+      }),
     async (args) => {
       // A bare --tensor parses as [], which would otherwise mean "no filter": a full checkout the user did not ask for.
       if (args.tensor?.length === 0) throw new CkvcError('CKVC_USAGE', `--tensor needs a glob, e.g. --tensor 'model.*'; see 'ckvc checkout --help'`, {});

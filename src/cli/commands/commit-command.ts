@@ -1,24 +1,7 @@
-import type { Argv } from 'yargs';
 import type { CommitDryRunResult, CommitOptions } from '../../api/index.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, metrics, out, short } from '../render.js';
 import { escaped } from '../terminal-text.js';
-
-interface CommitArgs extends GlobalArgs {
-  paths: string[];
-  message: string;
-  branch?: string;
-  config?: string;
-  metric?: string[];
-  metricsFile?: string;
-  step?: string;
-  epoch?: number;
-  run?: string;
-  label?: string[];
-  parent?: string[];
-  author?: string;
-  dryRun?: boolean;
-}
 
 function reportDryRun(r: CommitDryRunResult, asJson: boolean): void {
   for (const w of r.warnings ?? []) info(`ckvc: warning: ${escaped(w)}`);
@@ -35,8 +18,9 @@ function reportDryRun(r: CommitDryRunResult, asJson: boolean): void {
   info('nothing was written');
 }
 
-export function commitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y.command<CommitArgs>(
+export function commitCommand(y: CliParser): void {
+  addCommand(
+    y,
     'commit <paths..>',
     'Commit checkpoint files or folders (prints the new commit ID)',
     (a) => a
@@ -52,7 +36,7 @@ export function commitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .option('label', { type: 'string', array: true, describe: 'KEY=VALUE, repeatable' })
       .option('parent', { type: 'string', array: true, describe: 'warm-start parent revision (another branch), repeatable' })
       .option('author', { type: 'string', describe: 'author (default: $CKVC_AUTHOR or user@host)' })
-      .option('dry-run', { type: 'boolean', describe: 'check every input and report what would be stored and how much is new; write nothing' }) as unknown as Argv<CommitArgs>,
+      .option('dry-run', { type: 'boolean', describe: 'check every input and report what would be stored and how much is new; write nothing' }),
     async (args) => {
       const ac = new AbortController();
       const onSignal = () => ac.abort();

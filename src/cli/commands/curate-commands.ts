@@ -1,35 +1,10 @@
 // Comparing and curating: diff, best, alias (prune, unprune and gc: retention-commands.ts).
-import type { Argv } from 'yargs';
 import type { DiffResult } from '../../api/index.js';
 import { CkvcError } from '../../core/errors.js';
 import type { MetricMode } from '../../core/metric-mode.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, dim, info, json, metricValue, out, short } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
-
-interface DiffArgs extends GlobalArgs {
-  a: string;
-  b: string;
-  stat?: boolean;
-  tensor?: string[];
-}
-
-interface BestArgs extends GlobalArgs {
-  metric: string;
-  min?: boolean;
-  max?: boolean;
-  branch?: string;
-}
-
-interface AliasArgs extends GlobalArgs {
-  name?: string;
-  track?: string;
-  min?: boolean;
-  max?: boolean;
-  branch?: string;
-  force?: boolean;
-  delete?: boolean;
-}
 
 /** --min / --max, or undefined to let the metric's name decide. */
 export function modeOf(args: { min?: boolean; max?: boolean }): MetricMode | undefined {
@@ -91,68 +66,70 @@ function renderDiff(r: DiffResult, stat: boolean): void {
   }
 }
 
-export function curateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y
-    .command<DiffArgs>(
-      'diff <a> <b>',
-      'Compare two commits: config keys, metric deltas, files, and tensors (with ||a-b||, relative change, max |a-b|)',
-      (a) => a
-        .positional('a', { type: 'string', demandOption: true })
-        .positional('b', { type: 'string', demandOption: true })
-        .option('stat', { type: 'boolean', describe: 'one line per file and a summary; reads no tensor data' })
-        .option('tensor', { type: 'string', array: true, describe: 'only tensors matching this glob (name or FILE:NAME), repeatable' }) as unknown as Argv<DiffArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.diff({ a: args.a, b: args.b, tensors: args.tensor, numeric: !args.stat }));
-        if (args.json) return json(r);
-        renderDiff(r, Boolean(args.stat));
-      },
-    )
-    .command<BestArgs>(
-      'best',
-      'Print the best commit of a branch by a metric',
-      (a) => a
-        .option('metric', { type: 'string', demandOption: true, describe: 'metric to rank by' })
-        .option('min', { type: 'boolean', describe: 'lower is better' })
-        .option('max', { type: 'boolean', describe: 'higher is better (default unless the name says loss, error, ...)' })
-        .option('branch', { alias: 'b', type: 'string', describe: 'branch (default: the current one)' })
-        .conflicts('min', 'max') as unknown as Argv<BestArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.best({ metric: args.metric, mode: modeOf(args), branch: args.branch }));
-        if (args.json) return json(r);
-        out(r.id);
-        info(`best ${escaped(r.metric)}=${metricValue(r.value)} (${r.mode === 'min' ? 'lowest' : 'highest'}${r.modeGuessed ? `, guessed from the name; --${r.mode === 'min' ? 'max' : 'min'} to flip` : ''}) on ${escaped(r.branch)} among ${r.candidates} commit(s): ${short(r.id)}${r.step !== undefined ? ` step=${r.step}` : ''} ${firstLine(r.message)}`);
-      },
-    )
-    .command<AliasArgs>(
-      'alias [name]',
-      'List moving aliases, or create one that every later commit to BRANCH moves when it beats the best KEY',
-      (a) => a
-        .positional('name', { type: 'string' })
-        .option('track', { type: 'string', describe: 'metric to track' })
-        .option('min', { type: 'boolean', describe: 'lower is better' })
-        .option('max', { type: 'boolean', describe: 'higher is better' })
-        .option('branch', { alias: 'b', type: 'string', describe: 'branch to follow (default: the current one)' })
-        .option('force', { type: 'boolean', describe: 'redefine an existing alias' })
-        .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the alias' })
-        .conflicts('min', 'max') as unknown as Argv<AliasArgs>,
-      async (args) => withStore(args, async (s) => {
-        if (!args.name) {
-          const list = await s.aliases();
-          if (args.json) return json(list);
-          const w = Math.max(0, ...list.map((l) => escaped(l.name).length));
-          for (const l of list) out(`${escaped(l.name).padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${escaped(l.mode)} ${escaped(l.track)}${l.value !== undefined ? `=${metricValue(l.value)}` : ''} on ${escaped(l.branch)}${l.step !== undefined ? `  step=${l.step}` : ''}`);
-          return;
-        }
-        if (args.delete) {
-          const r = await s.deleteAlias(args.name);
-          return args.json ? json(r) : info(`deleted alias ${escaped(r.name)}${r.id ? ` (was ${short(r.id)})` : ''}`);
-        }
-        if (!args.track) {
-          throw new CkvcError('CKVC_USAGE', `creating alias '${args.name}' needs --track KEY (and -b BRANCH unless it is the current branch); 'ckvc alias' alone lists aliases`, {});
-        }
-        const r = await s.createAlias({ name: args.name, track: args.track, mode: modeOf(args), branch: args.branch, force: args.force });
-        if (args.json) return json(r);
-        info(`alias ${escaped(r.name)} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${escaped(r.track)} on ${escaped(r.branch)}: ${r.id ? `now ${short(r.id)} (${escaped(r.track)}=${metricValue(r.value!)})` : 'no commit has it yet'}`);
-      }),
-    );
+export function curateCommands(y: CliParser): void {
+  addCommand(
+    y,
+    'diff <a> <b>',
+    'Compare two commits: config keys, metric deltas, files, and tensors (with ||a-b||, relative change, max |a-b|)',
+    (a) => a
+      .positional('a', { type: 'string', demandOption: true })
+      .positional('b', { type: 'string', demandOption: true })
+      .option('stat', { type: 'boolean', describe: 'one line per file and a summary; reads no tensor data' })
+      .option('tensor', { type: 'string', array: true, describe: 'only tensors matching this glob (name or FILE:NAME), repeatable' }),
+    async (args) => {
+      const r = await withStore(args, (s) => s.diff({ a: args.a, b: args.b, tensors: args.tensor, numeric: !args.stat }));
+      if (args.json) return json(r);
+      renderDiff(r, Boolean(args.stat));
+    },
+  );
+  addCommand(
+    y,
+    'best',
+    'Print the best commit of a branch by a metric',
+    (a) => a
+      .option('metric', { type: 'string', demandOption: true, describe: 'metric to rank by' })
+      .option('min', { type: 'boolean', describe: 'lower is better' })
+      .option('max', { type: 'boolean', describe: 'higher is better (default unless the name says loss, error, ...)' })
+      .option('branch', { alias: 'b', type: 'string', describe: 'branch (default: the current one)' })
+      .conflicts('min', 'max'),
+    async (args) => {
+      const r = await withStore(args, (s) => s.best({ metric: args.metric, mode: modeOf(args), branch: args.branch }));
+      if (args.json) return json(r);
+      out(r.id);
+      info(`best ${escaped(r.metric)}=${metricValue(r.value)} (${r.mode === 'min' ? 'lowest' : 'highest'}${r.modeGuessed ? `, guessed from the name; --${r.mode === 'min' ? 'max' : 'min'} to flip` : ''}) on ${escaped(r.branch)} among ${r.candidates} commit(s): ${short(r.id)}${r.step !== undefined ? ` step=${r.step}` : ''} ${firstLine(r.message)}`);
+    },
+  );
+  addCommand(
+    y,
+    'alias [name]',
+    'List moving aliases, or create one that every later commit to BRANCH moves when it beats the best KEY',
+    (a) => a
+      .positional('name', { type: 'string' })
+      .option('track', { type: 'string', describe: 'metric to track' })
+      .option('min', { type: 'boolean', describe: 'lower is better' })
+      .option('max', { type: 'boolean', describe: 'higher is better' })
+      .option('branch', { alias: 'b', type: 'string', describe: 'branch to follow (default: the current one)' })
+      .option('force', { type: 'boolean', describe: 'redefine an existing alias' })
+      .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the alias' })
+      .conflicts('min', 'max'),
+    async (args) => withStore(args, async (s) => {
+      if (!args.name) {
+        const list = await s.aliases();
+        if (args.json) return json(list);
+        const w = Math.max(0, ...list.map((l) => escaped(l.name).length));
+        for (const l of list) out(`${escaped(l.name).padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${escaped(l.mode)} ${escaped(l.track)}${l.value !== undefined ? `=${metricValue(l.value)}` : ''} on ${escaped(l.branch)}${l.step !== undefined ? `  step=${l.step}` : ''}`);
+        return;
+      }
+      if (args.delete) {
+        const r = await s.deleteAlias(args.name);
+        return args.json ? json(r) : info(`deleted alias ${escaped(r.name)}${r.id ? ` (was ${short(r.id)})` : ''}`);
+      }
+      if (!args.track) {
+        throw new CkvcError('CKVC_USAGE', `creating alias '${args.name}' needs --track KEY (and -b BRANCH unless it is the current branch); 'ckvc alias' alone lists aliases`, {});
+      }
+      const r = await s.createAlias({ name: args.name, track: args.track, mode: modeOf(args), branch: args.branch, force: args.force });
+      if (args.json) return json(r);
+      info(`alias ${escaped(r.name)} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${escaped(r.track)} on ${escaped(r.branch)}: ${r.id ? `now ${short(r.id)} (${escaped(r.track)}=${metricValue(r.value!)})` : 'no commit has it yet'}`);
+    }),
+  );
 }

@@ -1,35 +1,9 @@
-import type { Argv } from 'yargs';
 import { releasedWording, type CommitInfo } from '../../api/index.js';
 import { parseCount } from '../../api/commit-input.js';
 import { drawGraph } from '../../core/history-graph.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, dim, json, metricValue, metrics, out, short, time, yellow } from '../render.js';
 import { escaped, escapedLines, firstLine } from '../terminal-text.js';
-
-interface LogArgs extends GlobalArgs {
-  rev?: string;
-  n?: string;
-  firstParent?: boolean;
-  all?: boolean;
-  graph?: boolean;
-  oneline?: boolean;
-  metric?: string[];
-}
-
-interface ShowArgs extends GlobalArgs {
-  rev: string;
-}
-
-interface LsArgs extends GlobalArgs {
-  rev: string;
-  path?: string;
-  tensors?: boolean;
-}
-
-interface CatArgs extends GlobalArgs {
-  spec: string;
-  tensor?: string;
-}
 
 /** Writes to stdout, waiting when the pipe is full (a checkpoint is bigger than any pipe buffer). */
 async function toStdout(bytes: Uint8Array): Promise<void> {
@@ -74,75 +48,78 @@ function header(c: CommitInfo): void {
   for (const line of escapedLines(c.message)) out(`    ${line}`);
 }
 
-export function historyCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y
-    .command<LogArgs>(
-      'log [rev]',
-      'List commits, newest first',
-      (a) => a
-        .positional('rev', { type: 'string', describe: 'start here (default HEAD)' })
-        .option('n', { alias: 'max-count', type: 'string', describe: 'show at most N commits' })
-        .option('first-parent', { type: 'boolean', describe: 'follow only each commit\'s first parent (the branch line; a branch\'s first commit continues into its first warm-start origin, as a branch made with `ckvc branch NAME START` continues into START)' })
-        .option('all', { type: 'boolean', describe: 'every branch, tag and alias, not just REV' })
-        .option('graph', { type: 'boolean', describe: 'draw branches, merges and warm-start parents (one line per commit)' })
-        .option('oneline', { type: 'boolean', describe: 'one line per commit' })
-        .option('metric', { type: 'string', array: true, describe: 'show this metric as a column (one line per commit), repeatable' }) as unknown as Argv<LogArgs>,
-      async (args) => {
-        const list = await withStore(args, (s) => s.log({ rev: args.rev, all: args.all, limit: parseCount(args.n, 'n'), firstParent: args.firstParent }));
-        if (args.json) return json(list);
-        const columns = args.metric?.length ? args.metric : undefined;
-        const widths = (columns ?? []).map((k) => Math.max(escaped(k).length, ...list.map((c) => (c.metrics[k] === undefined ? 1 : metricValue(c.metrics[k]!).length))));
-        const compact = args.oneline || args.graph || columns !== undefined;
-        const rows = args.graph ? drawGraph(list.map((c) => ({ id: c.id, parents: c.parents }))) : undefined;
-        if (compact && columns) out(dim(`${rows ? ' '.repeat(rows[0]?.node.length ?? 0) : ''}${'commit'.padEnd(12)}  ${columns.map((k, i) => escaped(k).padEnd(widths[i]!)).join('  ')}`));
-        list.forEach((c, i) => {
-          if (compact) {
-            out(`${rows ? rows[i]!.node : ''}${oneLine(c, columns, widths)}`);
-            for (const line of rows?.[i]!.after ?? []) out(line);
-            return;
-          }
-          if (i) out();
-          header(c);
-        });
-      },
-    )
-    .command<LsArgs>(
-      'ls <rev> [path]',
-      'List the files of a commit (or under PATH); --tensors lists each tensor with dtype, shape and bytes',
-      (a) => a
-        .positional('rev', { type: 'string', demandOption: true })
-        .positional('path', { type: 'string' })
-        .option('tensors', { type: 'boolean', describe: 'list the tensors of each file' }) as unknown as Argv<LsArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.ls(args.rev, { path: args.path, tensors: args.tensors }));
-        if (args.json) return json(r);
-        for (const f of r.files) {
-          out(`${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensorCount ? `  ${f.tensorCount} tensors` : ''}`);
-          for (const t of f.tensors ?? []) out(`  ${escaped(t.name)}  ${escaped(t.dtype)}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.order === 'F' ? '  (Fortran order)' : ''}${t.deflated ? '  (deflated in the archive)' : ''}${t.pruned ? '  (pruned)' : ''}`);
+export function historyCommands(y: CliParser): void {
+  addCommand(
+    y,
+    'log [rev]',
+    'List commits, newest first',
+    (a) => a
+      .positional('rev', { type: 'string', describe: 'start here (default HEAD)' })
+      .option('n', { alias: 'max-count', type: 'string', describe: 'show at most N commits' })
+      .option('first-parent', { type: 'boolean', describe: 'follow only each commit\'s first parent (the branch line; a branch\'s first commit continues into its first warm-start origin, as a branch made with `ckvc branch NAME START` continues into START)' })
+      .option('all', { type: 'boolean', describe: 'every branch, tag and alias, not just REV' })
+      .option('graph', { type: 'boolean', describe: 'draw branches, merges and warm-start parents (one line per commit)' })
+      .option('oneline', { type: 'boolean', describe: 'one line per commit' })
+      .option('metric', { type: 'string', array: true, describe: 'show this metric as a column (one line per commit), repeatable' }),
+    async (args) => {
+      const list = await withStore(args, (s) => s.log({ rev: args.rev, all: args.all, limit: parseCount(args.n, 'n'), firstParent: args.firstParent }));
+      if (args.json) return json(list);
+      const columns = args.metric?.length ? args.metric : undefined;
+      const widths = (columns ?? []).map((k) => Math.max(escaped(k).length, ...list.map((c) => (c.metrics[k] === undefined ? 1 : metricValue(c.metrics[k]!).length))));
+      const compact = args.oneline || args.graph || columns !== undefined;
+      const rows = args.graph ? drawGraph(list.map((c) => ({ id: c.id, parents: c.parents }))) : undefined;
+      if (compact && columns) out(dim(`${rows ? ' '.repeat(rows[0]?.node.length ?? 0) : ''}${'commit'.padEnd(12)}  ${columns.map((k, i) => escaped(k).padEnd(widths[i]!)).join('  ')}`));
+      list.forEach((c, i) => {
+        if (compact) {
+          out(`${rows ? rows[i]!.node : ''}${oneLine(c, columns, widths)}`);
+          for (const line of rows?.[i]!.after ?? []) out(line);
+          return;
         }
-      },
-    )
-    .command<CatArgs>(
-      'cat <spec>',
-      'Stream REV:PATH to stdout, or with --tensor NAME one tensor\'s raw bytes; every chunk verified',
-      (a) => a
-        .positional('spec', { type: 'string', demandOption: true, describe: 'REV:PATH, e.g. main:model.safetensors' })
-        .option('tensor', { type: 'string', describe: 'only this tensor\'s bytes (little-endian, as stored)' }) as unknown as Argv<CatArgs>,
-      async (args) => {
-        await withStore(args, (s) => s.cat(args.spec, toStdout, { tensor: args.tensor }));
-      },
-    )
-    .command<ShowArgs>(
-      'show [rev]',
-      'Show one commit: provenance, metrics and files',
-      (a) => a.positional('rev', { type: 'string', default: 'HEAD' }) as unknown as Argv<ShowArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.show(args.rev));
-        if (args.json) return json(r);
-        header(r);
-        if (r.config) out(dim(`\nconfig hash ${r.config.hash}`));
-        out(`\n${r.files.length} file(s), ${bytes(r.totalBytes)}, ${r.tensorCount} tensor(s):`);
-        for (const f of r.files) out(`  ${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensors ? `  ${f.tensors} tensors` : ''}`);
-      },
-    );
+        if (i) out();
+        header(c);
+      });
+    },
+  );
+  addCommand(
+    y,
+    'ls <rev> [path]',
+    'List the files of a commit (or under PATH); --tensors lists each tensor with dtype, shape and bytes',
+    (a) => a
+      .positional('rev', { type: 'string', demandOption: true })
+      .positional('path', { type: 'string' })
+      .option('tensors', { type: 'boolean', describe: 'list the tensors of each file' }),
+    async (args) => {
+      const r = await withStore(args, (s) => s.ls(args.rev, { path: args.path, tensors: args.tensors }));
+      if (args.json) return json(r);
+      for (const f of r.files) {
+        out(`${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensorCount ? `  ${f.tensorCount} tensors` : ''}`);
+        for (const t of f.tensors ?? []) out(`  ${escaped(t.name)}  ${escaped(t.dtype)}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.order === 'F' ? '  (Fortran order)' : ''}${t.deflated ? '  (deflated in the archive)' : ''}${t.pruned ? '  (pruned)' : ''}`);
+      }
+    },
+  );
+  addCommand(
+    y,
+    'cat <spec>',
+    'Stream REV:PATH to stdout, or with --tensor NAME one tensor\'s raw bytes; every chunk verified',
+    (a) => a
+      .positional('spec', { type: 'string', demandOption: true, describe: 'REV:PATH, e.g. main:model.safetensors' })
+      .option('tensor', { type: 'string', describe: 'only this tensor\'s bytes (little-endian, as stored)' }),
+    async (args) => {
+      await withStore(args, (s) => s.cat(args.spec, toStdout, { tensor: args.tensor }));
+    },
+  );
+  addCommand(
+    y,
+    'show [rev]',
+    'Show one commit: provenance, metrics and files',
+    (a) => a.positional('rev', { type: 'string', default: 'HEAD' }),
+    async (args) => {
+      const r = await withStore(args, (s) => s.show(args.rev));
+      if (args.json) return json(r);
+      header(r);
+      if (r.config) out(dim(`\nconfig hash ${r.config.hash}`));
+      out(`\n${r.files.length} file(s), ${bytes(r.totalBytes)}, ${r.tensorCount} tensor(s):`);
+      for (const f of r.files) out(`  ${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensors ? `  ${f.tensors} tensors` : ''}`);
+    },
+  );
 }

@@ -1,36 +1,9 @@
 // Retention: prune (release old commits' data), unprune (take it back), gc (free what nothing needs).
-import type { Argv } from 'yargs';
 import { DEFAULT_GC_GRACE, DEFAULT_REFLOG_EXPIRY, releasedWording, type GcReport, type PruneResult } from '../../api/index.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, dim, info, json, out, short } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 import { modeOf } from './curate-commands.js';
-
-interface PruneArgs extends GlobalArgs {
-  keepLast?: string;
-  keepWithin?: string;
-  branch?: string;
-  allBranches?: boolean;
-  keepTagged?: boolean;
-  includeTagged?: boolean;
-  keepBest?: string;
-  metric?: string;
-  min?: boolean;
-  max?: boolean;
-  tensors?: string[];
-  files?: string[];
-  dryRun?: boolean;
-}
-
-interface UnpruneArgs extends GlobalArgs {
-  revs: string[];
-}
-
-interface GcArgs extends GlobalArgs {
-  dryRun?: boolean;
-  grace?: string;
-  expireReflog?: string;
-}
 
 /** A duration in the largest unit that divides it (the grace period as the user would have typed it). */
 function durationText(ms: number): string {
@@ -85,60 +58,62 @@ function reportGc(r: GcReport): void {
   if (r.tempsKept) info(`kept ${r.tempsKept} temp file(s) or folder(s): younger than the grace period, or their command is still running`);
 }
 
-export function retentionCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y
-    .command<PruneArgs>(
-      'prune',
-      'Release the data of old commits (every file, or --tensors/--files); commits, configs and metrics stay (then ckvc gc)',
-      (a) => a
-        .option('keep-last', { type: 'string', describe: 'keep the newest N commits of the branch' })
-        .option('keep-within', { type: 'string', describe: "keep commits made within DURATION of the branch's newest (e.g. 30d)" })
-        .option('branch', { alias: 'b', type: 'string', describe: 'branch (default: the current one)' })
-        .option('all-branches', { type: 'boolean', describe: 'apply the policy to every branch' })
-        .option('include-tagged', { type: 'boolean', describe: 'prune commits a tag names too (kept by default)' })
-        .option('keep-tagged', { type: 'boolean', hidden: true, describe: 'the default: commits a tag names are kept' })
-        .conflicts('include-tagged', 'keep-tagged')
-        .conflicts('branch', 'all-branches')
-        .option('keep-best', { type: 'string', describe: 'keep the best K by --metric' })
-        .option('metric', { type: 'string', describe: 'metric for --keep-best' })
-        .option('min', { type: 'boolean', describe: 'lower is better' })
-        .option('max', { type: 'boolean', describe: 'higher is better' })
-        .option('tensors', { type: 'string', array: true, describe: 'release only tensors matching this glob (e.g. "optimizer.*"), repeatable' })
-        .option('files', { type: 'string', array: true, describe: 'release only files whose path matches this glob (e.g. "*.pkl"), whole; repeatable' })
-        .option('dry-run', { type: 'boolean', describe: 'say what would be released; change nothing' })
-        .conflicts('min', 'max') as unknown as Argv<PruneArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.prune({
-          keepLast: args.keepLast as unknown as number, keepWithin: args.keepWithin, branch: args.branch,
-          allBranches: args.allBranches, includeTagged: args.includeTagged, keepBest: args.keepBest as unknown as number,
-          metric: args.metric, mode: modeOf(args), tensors: args.tensors, files: args.files, dryRun: args.dryRun,
-        }));
-        if (args.json) return json(r);
-        reportPrune(r);
-      },
-    )
-    .command<UnpruneArgs>(
-      'unprune <revs..>',
-      'Take prune records back while gc has not deleted the data they released',
-      (a) => a.positional('revs', { type: 'string', array: true, describe: 'pruned commits' }) as unknown as Argv<UnpruneArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.unprune(args.revs));
-        if (args.json) return json(r);
-        for (const u of r.restored) out(`unpruned ${short(u.id)}  ${escaped(releasedWording(u))} checks out again`);
-        for (const n of r.notPruned) info(`${escaped(n.rev)} (${short(n.id)}) was not pruned; nothing to take back`);
-      },
-    )
-    .command<GcArgs>(
-      'gc',
-      'Delete data that no branch, tag, alias, reflog or unpruned commit needs, once older than the grace period; repack',
-      (a) => a
-        .option('dry-run', { type: 'boolean', describe: 'report what would be freed; change nothing' })
-        .option('grace', { type: 'string', describe: `leave data younger than this alone (default ${DEFAULT_GC_GRACE}; e.g. 30m, 2h, 0)` })
-        .option('expire-reflog', { type: 'string', describe: `drop reflog lines older than this that name commits no ref reaches (default ${DEFAULT_REFLOG_EXPIRY}; 0, 7d, never)` }) as unknown as Argv<GcArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.gc({ dryRun: args.dryRun, grace: args.grace, expireReflog: args.expireReflog }));
-        if (args.json) return json(r);
-        reportGc(r);
-      },
-    );
+export function retentionCommands(y: CliParser): void {
+  addCommand(
+    y,
+    'prune',
+    'Release the data of old commits (every file, or --tensors/--files); commits, configs and metrics stay (then ckvc gc)',
+    (a) => a
+      .option('keep-last', { type: 'string', describe: 'keep the newest N commits of the branch' })
+      .option('keep-within', { type: 'string', describe: "keep commits made within DURATION of the branch's newest (e.g. 30d)" })
+      .option('branch', { alias: 'b', type: 'string', describe: 'branch (default: the current one)' })
+      .option('all-branches', { type: 'boolean', describe: 'apply the policy to every branch' })
+      .option('include-tagged', { type: 'boolean', describe: 'prune commits a tag names too (kept by default)' })
+      .option('keep-tagged', { type: 'boolean', hidden: true, describe: 'the default: commits a tag names are kept' })
+      .conflicts('include-tagged', 'keep-tagged')
+      .conflicts('branch', 'all-branches')
+      .option('keep-best', { type: 'string', describe: 'keep the best K by --metric' })
+      .option('metric', { type: 'string', describe: 'metric for --keep-best' })
+      .option('min', { type: 'boolean', describe: 'lower is better' })
+      .option('max', { type: 'boolean', describe: 'higher is better' })
+      .option('tensors', { type: 'string', array: true, describe: 'release only tensors matching this glob (e.g. "optimizer.*"), repeatable' })
+      .option('files', { type: 'string', array: true, describe: 'release only files whose path matches this glob (e.g. "*.pkl"), whole; repeatable' })
+      .option('dry-run', { type: 'boolean', describe: 'say what would be released; change nothing' })
+      .conflicts('min', 'max'),
+    async (args) => {
+      const r = await withStore(args, (s) => s.prune({
+        keepLast: args.keepLast, keepWithin: args.keepWithin, branch: args.branch,
+        allBranches: args.allBranches, includeTagged: args.includeTagged, keepBest: args.keepBest,
+        metric: args.metric, mode: modeOf(args), tensors: args.tensors, files: args.files, dryRun: args.dryRun,
+      }));
+      if (args.json) return json(r);
+      reportPrune(r);
+    },
+  );
+  addCommand(
+    y,
+    'unprune <revs..>',
+    'Take prune records back while gc has not deleted the data they released',
+    (a) => a.positional('revs', { type: 'string', array: true, demandOption: true, describe: 'pruned commits' }),
+    async (args) => {
+      const r = await withStore(args, (s) => s.unprune(args.revs));
+      if (args.json) return json(r);
+      for (const u of r.restored) out(`unpruned ${short(u.id)}  ${escaped(releasedWording(u))} checks out again`);
+      for (const n of r.notPruned) info(`${escaped(n.rev)} (${short(n.id)}) was not pruned; nothing to take back`);
+    },
+  );
+  addCommand(
+    y,
+    'gc',
+    'Delete data that no branch, tag, alias, reflog or unpruned commit needs, once older than the grace period; repack',
+    (a) => a
+      .option('dry-run', { type: 'boolean', describe: 'report what would be freed; change nothing' })
+      .option('grace', { type: 'string', describe: `leave data younger than this alone (default ${DEFAULT_GC_GRACE}; e.g. 30m, 2h, 0)` })
+      .option('expire-reflog', { type: 'string', describe: `drop reflog lines older than this that name commits no ref reaches (default ${DEFAULT_REFLOG_EXPIRY}; 0, 7d, never)` }),
+    async (args) => {
+      const r = await withStore(args, (s) => s.gc({ dryRun: args.dryRun, grace: args.grace, expireReflog: args.expireReflog }));
+      if (args.json) return json(r);
+      reportGc(r);
+    },
+  );
 }

@@ -1,104 +1,97 @@
-import type { Argv } from 'yargs';
 import { CkvcError } from '../../core/errors.js';
-import { loadApi, withStore, type GlobalArgs } from '../context.js';
+import { addCommand, loadApi, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, metrics, out, short, time } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 
-interface InitArgs extends GlobalArgs {
-  dir?: string;
-}
-
-interface VerifyArgs extends GlobalArgs {
-  file?: string;
-  markdown?: boolean;
-  readData?: boolean;
-}
-
-export function storeCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y
-    .command<InitArgs>(
-      'init [dir]',
-      'Create a store in DIR/.ckvc (DIR defaults to the current directory)',
-      (a) => a.positional('dir', { type: 'string', default: '.' }) as unknown as Argv<InitArgs>,
-      async (args) => {
-        const r = await (await loadApi()).initStore(args.dir);
-        if (args.json) return json(r);
-        info(r.created ? `initialised empty ckvc store in ${escaped(r.root)}` : `${escaped(r.root)} is already a ckvc store; nothing changed`);
-      },
-    )
-    .command<GlobalArgs>(
-      'status',
-      'Show the store, the current branch and its last commit',
-      (a) => a,
-      async (args) => {
-        const r = await withStore(args, (s) => s.status());
-        if (args.json) return json(r);
-        out(`store:  ${escaped(r.store)}`);
-        out(r.head.branch ? `branch: ${escaped(r.head.branch)}` : `HEAD detached at ${short(r.head.detached!)}`);
-        if (r.tip) out(`tip:    ${short(r.tip.id)} ${time(r.tip.time)} ${[r.tip.step !== undefined ? `step=${r.tip.step}` : '', metrics(r.tip.metrics)].filter(Boolean).join(' ')}  ${firstLine(r.tip.message)}`);
-        else out('tip:    (no commits yet)');
-        out(`${r.branches} branch(es), ${r.tags} tag(s)`);
-      },
-    )
-    .command<GlobalArgs>(
-      'stats',
-      'Logical vs stored bytes, dedup and compression ratios, object counts',
-      (a) => a,
-      async (args) => {
-        const r = await withStore(args, (s) => s.stats());
-        if (args.json) return json(r);
-        out(`commits:        ${r.commits}`);
-        out(`logical bytes:  ${bytes(r.logicalBytes)} (${r.logicalBytes})`);
-        out(`unique bytes:   ${bytes(r.uniqueBytes)} (file data after dedup, ${r.dedupRatio.toFixed(2)}x)`);
-        out(`metadata bytes: ${bytes(r.metadataBytes)} (commits, trees, recipes, tensor entries, configs)`);
-        out(`stored bytes:   ${bytes(r.storedBytes)} (after compression, ${r.compressionRatio.toFixed(2)}x)`);
-        out(`overall:        ${r.totalRatio.toFixed(2)}x smaller than plain copies`);
-        out(`deltas:         ${r.deltas.chunks} chunk(s), ${bytes(r.deltas.rawBytes)} stored in ${bytes(r.deltas.storedBytes)} (${r.deltas.ratio.toFixed(2)}x)`);
-        out(`packs:          ${r.packs}`);
-        out(`objects:        ${Object.entries(r.objects).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-      },
-    )
-    .command<VerifyArgs>(
-      'verify [file]',
-      'Check the store: refs, history, packs and index (--read-data re-hashes every object); or check a bundle FILE, no store needed',
-      (a) => a
-        .positional('file', { type: 'string', describe: 'a bundle to check instead of the store' })
-        .option('read-data', { type: 'boolean', default: false, describe: 're-read and re-hash every stored object' })
-        .option('markdown', { type: 'boolean', describe: 'with FILE: print a table of refs, commits, metrics and configs for release notes' }) as unknown as Argv<VerifyArgs>,
-      async (args) => {
-        if (args.file !== undefined) return verifyBundleCommand(args.file, args);
-        const r = await withStore(args, (s) => s.verify({ readData: args.readData }));
-        if (args.json) json(r);
-        else {
-          for (const p of r.problems) out(`${p.code}  [${p.phase}]  ${escaped(p.message)}`);
-          const c = r.checked;
-          info(`checked ${c.refs} ref(s), ${c.commits} commit(s), ${c.trees} tree(s), ${c.files} file(s), ${c.tensors} tensor(s), ${c.chunks} chunk(s), ${c.packs} pack(s)${args.readData ? `, re-hashed ${c.objectsRead} object(s)` : ''}`);
-          info(r.ok ? 'no problems found' : `${r.problems.length} problem(s) found`);
-          const l = r.leftovers;
-          if (l.count) {
-            const shown = l.paths.slice(0, 5).join(', ') + (l.count > 5 ? `, ... (${l.count - 5} more)` : '');
-            const { DEFAULT_GC_GRACE } = await loadApi();
-            info(`warning: ${l.count} leftover(s) of interrupted commands, ${bytes(l.bytes)}: ${shown}; 'ckvc gc' removes them once older than its grace period (${DEFAULT_GC_GRACE}), 'ckvc gc --grace 0' at once`);
-          }
+export function storeCommands(y: CliParser): void {
+  addCommand(
+    y,
+    'init [dir]',
+    'Create a store in DIR/.ckvc (DIR defaults to the current directory)',
+    (a) => a.positional('dir', { type: 'string', default: '.' }),
+    async (args) => {
+      const r = await (await loadApi()).initStore(args.dir);
+      if (args.json) return json(r);
+      info(r.created ? `initialised empty ckvc store in ${escaped(r.root)}` : `${escaped(r.root)} is already a ckvc store; nothing changed`);
+    },
+  );
+  addCommand(
+    y,
+    'status',
+    'Show the store, the current branch and its last commit',
+    (a) => a,
+    async (args) => {
+      const r = await withStore(args, (s) => s.status());
+      if (args.json) return json(r);
+      out(`store:  ${escaped(r.store)}`);
+      out(r.head.branch ? `branch: ${escaped(r.head.branch)}` : `HEAD detached at ${short(r.head.detached!)}`);
+      if (r.tip) out(`tip:    ${short(r.tip.id)} ${time(r.tip.time)} ${[r.tip.step !== undefined ? `step=${r.tip.step}` : '', metrics(r.tip.metrics)].filter(Boolean).join(' ')}  ${firstLine(r.tip.message)}`);
+      else out('tip:    (no commits yet)');
+      out(`${r.branches} branch(es), ${r.tags} tag(s)`);
+    },
+  );
+  addCommand(
+    y,
+    'stats',
+    'Logical vs stored bytes, dedup and compression ratios, object counts',
+    (a) => a,
+    async (args) => {
+      const r = await withStore(args, (s) => s.stats());
+      if (args.json) return json(r);
+      out(`commits:        ${r.commits}`);
+      out(`logical bytes:  ${bytes(r.logicalBytes)} (${r.logicalBytes})`);
+      out(`unique bytes:   ${bytes(r.uniqueBytes)} (file data after dedup, ${r.dedupRatio.toFixed(2)}x)`);
+      out(`metadata bytes: ${bytes(r.metadataBytes)} (commits, trees, recipes, tensor entries, configs)`);
+      out(`stored bytes:   ${bytes(r.storedBytes)} (after compression, ${r.compressionRatio.toFixed(2)}x)`);
+      out(`overall:        ${r.totalRatio.toFixed(2)}x smaller than plain copies`);
+      out(`deltas:         ${r.deltas.chunks} chunk(s), ${bytes(r.deltas.rawBytes)} stored in ${bytes(r.deltas.storedBytes)} (${r.deltas.ratio.toFixed(2)}x)`);
+      out(`packs:          ${r.packs}`);
+      out(`objects:        ${Object.entries(r.objects).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    },
+  );
+  addCommand(
+    y,
+    'verify [file]',
+    'Check the store: refs, history, packs and index (--read-data re-hashes every object); or check a bundle FILE, no store needed',
+    (a) => a
+      .positional('file', { type: 'string', describe: 'a bundle to check instead of the store' })
+      .option('read-data', { type: 'boolean', default: false, describe: 're-read and re-hash every stored object' })
+      .option('markdown', { type: 'boolean', describe: 'with FILE: print a table of refs, commits, metrics and configs for release notes' }),
+    async (args) => {
+      if (args.file !== undefined) return verifyBundleCommand(args.file, args);
+      const r = await withStore(args, (s) => s.verify({ readData: args.readData }));
+      if (args.json) json(r);
+      else {
+        for (const p of r.problems) out(`${p.code}  [${p.phase}]  ${escaped(p.message)}`);
+        const c = r.checked;
+        info(`checked ${c.refs} ref(s), ${c.commits} commit(s), ${c.trees} tree(s), ${c.files} file(s), ${c.tensors} tensor(s), ${c.chunks} chunk(s), ${c.packs} pack(s)${args.readData ? `, re-hashed ${c.objectsRead} object(s)` : ''}`);
+        info(r.ok ? 'no problems found' : `${r.problems.length} problem(s) found`);
+        const l = r.leftovers;
+        if (l.count) {
+          const shown = l.paths.slice(0, 5).join(', ') + (l.count > 5 ? `, ... (${l.count - 5} more)` : '');
+          const { DEFAULT_GC_GRACE } = await loadApi();
+          info(`warning: ${l.count} leftover(s) of interrupted commands, ${bytes(l.bytes)}: ${shown}; 'ckvc gc' removes them once older than its grace period (${DEFAULT_GC_GRACE}), 'ckvc gc --grace 0' at once`);
         }
-        if (!r.ok) {
-          throw new CkvcError('CKVC_VERIFY_FAILED', `verify found ${r.problems.length} problem(s)`, { problems: r.problems.length }, { reported: true });
-        }
-      },
-    )
-    .command<GlobalArgs>(
-      'index <action>',
-      'Maintain the index cache: `ckvc index rebuild` re-creates it from the packs',
-      (a) => a.positional('action', { choices: ['rebuild'] as const, demandOption: true }) as unknown as Argv<GlobalArgs>,
-      async (args) => {
-        const r = await withStore(args, (s) => s.rebuildIndex());
-        if (args.json) return json(r);
-        info(`index rebuilt: ${r.objects} object(s) in ${r.packs} pack(s)`);
-      },
-    );
+      }
+      if (!r.ok) {
+        throw new CkvcError('CKVC_VERIFY_FAILED', `verify found ${r.problems.length} problem(s)`, { problems: r.problems.length }, { reported: true });
+      }
+    },
+  );
+  addCommand(
+    y,
+    'index <action>',
+    'Maintain the index cache: `ckvc index rebuild` re-creates it from the packs',
+    (a) => a.positional('action', { choices: ['rebuild'] as const, demandOption: true }),
+    async (args) => {
+      const r = await withStore(args, (s) => s.rebuildIndex());
+      if (args.json) return json(r);
+      info(`index rebuilt: ${r.objects} object(s) in ${r.packs} pack(s)`);
+    },
+  );
 }
 
-async function verifyBundleCommand(file: string, args: VerifyArgs): Promise<void> {
+async function verifyBundleCommand(file: string, args: { json?: boolean; markdown?: boolean }): Promise<void> {
   const r = await (await loadApi()).verifyBundle(file);
   if (args.json) return json(r);
   const byId = new Map(r.commits.map((c) => [c.id, c]));

@@ -1,15 +1,7 @@
 // `ckvc ui`: the web page of the store (src/ui), served until Ctrl-C. The server code loads only here.
-import type { Argv } from 'yargs';
-import { withStore, type GlobalArgs } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { info, json, out } from '../render.js';
 import { escaped } from '../terminal-text.js';
-
-interface UiArgs extends GlobalArgs {
-  port: number;
-  host: string;
-  open?: boolean;
-  tokenFile?: string;
-}
 
 /** Opens `url` in the desktop's browser when there is one; on a headless cluster node says so and goes on. */
 async function openBrowser(url: string): Promise<void> {
@@ -28,8 +20,9 @@ function untilSignal(): Promise<void> {
   });
 }
 
-export function uiCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y.command<UiArgs>(
+export function uiCommand(y: CliParser): void {
+  addCommand(
+    y,
     'ui',
     'Serve a read-only web page of the store: history graph, metric curves across branches, commits, comparisons',
     (a) =>
@@ -44,7 +37,7 @@ export function uiCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .option('token-file', {
           type: 'string',
           describe: 'with a non-loopback --host: file holding the token the page requires (default: $CKVC_TOKEN)',
-        }) as unknown as Argv<UiArgs>,
+        }),
     async (args) => {
       const root = await withStore(args, async (s) => s.root);
       const { readToken } = await import('../../api/remote.js');

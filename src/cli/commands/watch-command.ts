@@ -1,29 +1,11 @@
 // `ckvc watch DIR -b BRANCH`: the long-running side of api/watch.ts. It renders the watcher's events and turns
 // SIGINT/SIGTERM into stop (first) and abort (second).
-import type { Argv } from 'yargs';
 import { CkvcError } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';
 import type { WatchEvent, WatchHandle } from '../../api/index.js';
-import { withStore, type GlobalArgs } from '../context.js';
+import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, info, metrics, out, short } from '../render.js';
 import { escaped } from '../terminal-text.js';
-
-interface WatchArgs extends GlobalArgs {
-  dir: string;
-  branch: string;
-  pattern?: string[];
-  metricsFile?: string;
-  interval?: string;
-  settle?: string;
-  once?: boolean;
-  message?: string;
-  config?: string;
-  label?: string[];
-  run?: string;
-  author?: string;
-  stepFromName: boolean;
-  check?: string;
-}
 
 // One paragraph per line: yargs wraps them to the terminal.
 const EPILOG = [
@@ -92,8 +74,9 @@ function render(e: WatchEvent, asJson: boolean): void {
   }
 }
 
-export function watchCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y.command<WatchArgs>(
+export function watchCommand(y: CliParser): void {
+  addCommand(
+    y,
     'watch <dir>',
     'Commit each new checkpoint a training job writes into DIR, once it is complete',
     (a) => a
@@ -111,7 +94,7 @@ export function watchCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .option('author', { type: 'string', describe: 'author (default: $CKVC_AUTHOR or user@host)' })
       .option('check', { type: 'string', describe: 'command run on each checkpoint before committing it (path as last argument); non-zero skips it' })
       .option('step-from-name', { type: 'boolean', default: true, describe: 'without a step in the metrics, take it from the number in the name (--no-step-from-name to turn off)' })
-      .epilog(EPILOG) as unknown as Argv<WatchArgs>,
+      .epilog(EPILOG),
     async (args) => {
       const intervalMs = milliseconds(args.interval, 'interval');
       const settleMs = milliseconds(args.settle, 'settle');
