@@ -102,7 +102,7 @@ async function checkConfig(store: ObjectStore, id: ObjectId, c: CommitObject, op
 /** When a record released data, and what, in the words both refusals use. */
 function prunedWording(rec: PruneRecord): { when: string; which: string } {
   return {
-    when: new Date(rec.time).toISOString().replace('T', ' ').slice(0, 16) + ' UTC',
+    when: `${new Date(rec.time).toISOString().replace('T', ' ').slice(0, 16)} UTC`,
     which: releasedWording(rec),
   };
 }

@@ -72,7 +72,7 @@ export function historyCommands(y: CliParser): void {
       list.forEach((c, i) => {
         if (compact) {
           out(`${rows ? rows[i]!.node : ''}${oneLine(c, columns, widths)}`);
-          for (const line of rows?.[i]!.after ?? []) out(line);
+          for (const line of rows ? rows[i]!.after : []) out(line);
           return;
         }
         if (i) out();

@@ -87,7 +87,9 @@ export function shareCommands(y: CliParser): void {
     async (args) => withStore(args, async (s) => {
       if (args.action === 'list') {
         const list = await s.remotes();
-        return args.json ? json(list) : list.forEach((r) => out(`${escaped(r.name)}  ${escaped(r.url)}`));
+        if (args.json) return json(list);
+        for (const r of list) out(`${escaped(r.name)}  ${escaped(r.url)}`);
+        return;
       }
       if (!args.name || (args.action === 'add' && !args.url)) throw new CkvcError('CKVC_USAGE', `usage: ckvc remote ${args.action === 'add' ? 'add NAME URL' : 'remove NAME'}`, {});
       const r = args.action === 'add'

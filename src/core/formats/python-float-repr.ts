@@ -9,7 +9,7 @@ const PLAIN_LIMIT = 1e16;
 
 /** repr(x) as Python 3 writes it, with json's spellings of the non-finite values. */
 export function pythonFloatRepr(x: number): string {
-  if (x !== x) return 'NaN';
+  if (Number.isNaN(x)) return 'NaN';
   if (x === Infinity) return 'Infinity';
   if (x === -Infinity) return '-Infinity';
   if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
