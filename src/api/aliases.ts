@@ -2,7 +2,7 @@
 // moved by every commit to that branch that beats it, so "best" needs no script.
 import { CkvcError, isCkvcError } from '../core/errors.js';
 import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { assertRefName } from '../core/ref-name.js';
 import type { AliasDefinition } from '../store/alias-definitions.js';
 import type { ObjectStore } from '../store/object-store.js';

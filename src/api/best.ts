@@ -1,8 +1,8 @@
 // `ckvc best --metric KEY` and `ckvc tag NAME --best KEY`: the best commit of a branch by one metric.
 import { CkvcError } from '../core/errors.js';
 import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
-import type { ObjectId } from '../core/object-id.js';
-import type { CommitObject } from '../core/objects/commit-object.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import { currentBranch } from './refs.js';

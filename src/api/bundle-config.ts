@@ -2,9 +2,9 @@
 // verified whole first (as `verify FILE` does: trailer, pack, every object re-hashed, closure) in a system temp
 // folder; only then is REV looked up among its refs and commits and the commit's config snapshot read.
 import * as fs from 'node:fs/promises';
-import type { CommitObject } from '../core/objects/commit-object.js';
+import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import { CkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { withVerifiedBundle, type BundleReport } from './bundle.js';
 

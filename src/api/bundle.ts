@@ -2,9 +2,9 @@
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
-import { bad, type BundleConfigLabel, type BundleRef } from '../core/bundle-format.js';
+import { bad, type BundleConfigLabel, type BundleRef } from '../core/store-format/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { registerReader } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects, type ObjectSource } from '../store/object-walk.js';

@@ -4,8 +4,8 @@
 import * as path from 'node:path';
 import { configHash } from '../core/config-snapshot.js';
 import { diffConfig, type ConfigChange } from '../core/diff/config-delta.js';
-import type { ObjectId } from '../core/object-id.js';
-import { encodeCommit, type ConfigRef } from '../core/objects/commit-object.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import { encodeCommit, type ConfigRef } from '../core/store-format/objects/commit-object.js';
 import { ingestPaths } from '../store/ingest/tree-ingest.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';

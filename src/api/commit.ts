@@ -3,8 +3,8 @@
 import * as path from 'node:path';
 import { configHash } from '../core/config-snapshot.js';
 import { CkvcError, isCkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
-import { encodeCommit, type CodeRef, type CommitObject, type ConfigRef } from '../core/objects/commit-object.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import { encodeCommit, type CodeRef, type CommitObject, type ConfigRef } from '../core/store-format/objects/commit-object.js';
 import { assertRefName } from '../core/ref-name.js';
 import { readGitProvenance } from '../provenance/git-provenance.js';
 import { registerWriter } from '../store/gc-exclusion.js';

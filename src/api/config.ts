@@ -4,7 +4,7 @@ import * as fs from 'node:fs/promises';
 import { configHash, parseConfig, type ConfigFormat } from '../core/config-snapshot.js';
 import { diffConfig, type ConfigChange } from '../core/diff/config-delta.js';
 import { CkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { commitClosure, storeParents } from '../store/ancestry.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';

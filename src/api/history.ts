@@ -1,6 +1,6 @@
 // `ckvc log` and `ckvc show`: commits as data, newest first, decorated with the refs that point at them.
-import type { ObjectId } from '../core/object-id.js';
-import type { CommitObject } from '../core/objects/commit-object.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import { listTreeFiles } from '../store/object-walk.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';

@@ -20,7 +20,7 @@ import { cat, ls, type ListedFile } from './inspect.js';
 import { prune, type PruneOptions, type PruneResult } from './prune.js';
 import { commitDryRun, type CommitDryRunResult } from './commit-dry-run.js';
 import { unprune, type UnpruneResult } from './unprune.js';
-import { watch as startWatch, type WatchCommit, type WatchEvent, type WatchHandle, type WatchOptions, type WatchSummary } from './watch.js';
+import { watch as startWatch, type WatchCommit, type WatchEvent, type WatchHandle, type WatchOptions, type WatchSummary } from './watch/watcher.js';
 import { addRemote, fetchFromRemote, pullFromRemote, pushToRemote, remotes, removeRemote, type AddRemoteOptions, serve, serveOnStdio, type FetchOptions, type PullRemoteOptions, type PushOptions, type ServeOptions } from './remote.js';
 
 export { parseCount } from './commit-input.js';

@@ -1,7 +1,7 @@
 // `ckvc ls` and `ckvc cat`: what a commit holds, down to each tensor's dtype and shape, and the raw bytes of a
 // file or of one tensor, streamed and verified chunk by chunk.
 import { CkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { selectPaths } from '../store/checkout-plan.js';
 import { listTreeFiles } from '../store/object-walk.js';
 import { streamRecipe } from '../store/recipe-stream.js';

@@ -3,8 +3,8 @@
 // an object of metrics (`results.json:eval`), or a single number (`train.jsonl:loss`).
 import * as fs from 'node:fs/promises';
 import { CkvcError } from '../core/errors.js';
-import type { LoggedMetrics } from '../core/watch-metrics.js';
-import { readMetricsSource } from './watch-metrics.js';
+import type { LoggedMetrics } from './watch/metrics-parse.js';
+import { readMetricsSource } from './watch/metrics-sources.js';
 
 /** FILE[:KEY]: the whole text is the file when it exists (a path may hold ':'), else the last ':' splits. */
 async function splitSpec(spec: string): Promise<{ file: string; key?: string }> {

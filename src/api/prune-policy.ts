@@ -1,7 +1,7 @@
 // Which commits of a branch `ckvc prune` keeps (spec/FORMAT.md §13): the newest N, those within a duration of the
 // branch's newest commit (as restic's --keep-within), the best K by a metric, and whatever a name points at.
 import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { branchCommits } from './best.js';
 

@@ -4,7 +4,7 @@ import { parseDuration } from '../core/duration.js';
 import { CkvcError } from '../core/errors.js';
 import { globToRegExp } from '../core/glob.js';
 import type { MetricMode } from '../core/metric-mode.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
 import { mergePruneRecords, type PruneRecord } from '../store/prune-records.js';

@@ -1,7 +1,7 @@
 // Branches, tags, HEAD and reflogs as data.
 import { CkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
-import { encodeTag } from '../core/objects/tag-object.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import { encodeTag } from '../core/store-format/objects/tag-object.js';
 import { assertRefName } from '../core/ref-name.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX, type RefKind, type ReflogEntry } from '../store/ref-store.js';

@@ -1,7 +1,7 @@
 // `ckvc status` and `ckvc stats`: where the store is, what HEAD is on, and what dedup and compression buy.
 import * as fs from 'node:fs/promises';
-import type { ObjectId, ObjectType } from '../core/object-id.js';
-import { decodeTree } from '../core/objects/tree-object.js';
+import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
+import { decodeTree } from '../core/store-format/objects/tree-object.js';
 import { listPackIds } from '../store/object-index.js';
 import type { IndexTotals } from '../store/index-totals.js';
 import type { ObjectStore } from '../store/object-store.js';

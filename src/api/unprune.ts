@@ -2,7 +2,7 @@
 // has deleted it; spec/FORMAT.md §13). With gc excluded, every chunk the commit needs is checked first: a
 // record is removed only when the commit then checks out whole.
 import { CkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';

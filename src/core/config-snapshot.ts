@@ -2,7 +2,7 @@
 // settings hash the same however the file is formatted or its keys ordered; the raw bytes are kept as well.
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { encodeCanonical, type CborValue } from './canonical-cbor.js';
+import { encodeCanonical, type CborValue } from './store-format/canonical-cbor.js';
 import { CkvcError } from './errors.js';
 
 export type ConfigFormat = 'yaml' | 'json';

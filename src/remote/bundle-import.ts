@@ -2,9 +2,9 @@
 // reach is in the bundle or already in the store, move the pack into packs/, index it, record prune records,
 // then move refs by compare-and-swap. A failure before the pack moves leaves the store exactly as it was.
 import * as fs from 'node:fs/promises';
-import { bad } from '../core/bundle-format.js';
+import { bad } from '../core/store-format/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { fsyncDir, ioError } from '../store/durable-fs.js';
 import { isAncestor } from '../store/ancestry.js';
 import { faultPoint } from '../store/fault-injection.js';

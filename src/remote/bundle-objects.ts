@@ -1,13 +1,13 @@
 // Objects of a received bundle (its quarantine pack), optionally over a store: what the walk reads when a
 // bundle is verified on its own (`ckvc verify FILE`) or checked against the store it is about to enter.
 import { CkvcError } from '../core/errors.js';
-import type { ObjectId, ObjectType } from '../core/object-id.js';
-import { decodeCommit, type CommitObject } from '../core/objects/commit-object.js';
-import { decodeFileRecipe, type FileRecipe } from '../core/objects/file-recipe.js';
-import { decodeTag, type TagObject } from '../core/objects/tag-object.js';
-import { decodeTensor, type TensorObject } from '../core/objects/tensor-object.js';
-import { decodeTree, type TreeObject } from '../core/objects/tree-object.js';
-import type { PackEntry } from '../core/pack-format.js';
+import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
+import { decodeCommit, type CommitObject } from '../core/store-format/objects/commit-object.js';
+import { decodeFileRecipe, type FileRecipe } from '../core/store-format/objects/file-recipe.js';
+import { decodeTag, type TagObject } from '../core/store-format/objects/tag-object.js';
+import { decodeTensor, type TensorObject } from '../core/store-format/objects/tensor-object.js';
+import { decodeTree, type TreeObject } from '../core/store-format/objects/tree-object.js';
+import type { PackEntry } from '../core/store-format/pack-format.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { ObjectSource } from '../store/object-walk.js';
 import { PackReader } from '../store/pack-reader.js';

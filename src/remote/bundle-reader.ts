@@ -8,11 +8,11 @@ import type { Readable } from 'node:stream';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import {
   bad, BUNDLE_END_MAGIC, BUNDLE_PREAMBLE_BYTES, BUNDLE_TRAILER_BYTES, decodeBundleHeader, decodeBundlePreamble, type BundleHeader,
-} from '../core/bundle-format.js';
+} from '../core/store-format/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
-import { decodeCommit } from '../core/objects/commit-object.js';
-import type { ObjectId } from '../core/object-id.js';
-import { PACK_FOOTER_BYTES, PACK_HEADER_BYTES, type PackEntry } from '../core/pack-format.js';
+import { decodeCommit } from '../core/store-format/objects/commit-object.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import { PACK_FOOTER_BYTES, PACK_HEADER_BYTES, type PackEntry } from '../core/store-format/pack-format.js';
 import { ioError } from '../store/durable-fs.js';
 import { PackReader } from '../store/pack-reader.js';
 import { StoreLayout } from '../store/store-layout.js';

@@ -11,8 +11,8 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import {
   BUNDLE_END_MAGIC, BUNDLE_VERSION, configLabelProblem, encodeBundleHeader, encodeBundlePreamble, REQUIRED_CAPABILITIES,
   type BundleConfigLabel, type BundleRef,
-} from '../core/bundle-format.js';
-import type { ObjectId } from '../core/object-id.js';
+} from '../core/store-format/bundle-format.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { ioError } from '../store/durable-fs.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { PackWriter } from '../store/pack-writer.js';

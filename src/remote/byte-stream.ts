@@ -1,7 +1,7 @@
 // Exact-length reads from a byte stream (a bundle file or an HTTP body) in bounded memory: small parts are
 // read into buffers, the pack part is copied through to a file piece by piece.
 import type { Readable } from 'node:stream';
-import { bad } from '../core/bundle-format.js';
+import { bad } from '../core/store-format/bundle-format.js';
 
 export class ByteStream {
   private readonly it: AsyncIterator<Buffer>;

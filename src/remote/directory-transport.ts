@@ -1,7 +1,7 @@
 // A remote that is another store on a reachable filesystem: the store-side service runs in this process, with
 // the same quarantine and checks as over HTTP (the other store's data is no more trusted than a network's).
 import { PassThrough } from 'node:stream';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { ObjectStore } from '../store/object-store.js';
 import { StoreService, type RefChange } from './store-service.js';
 import type { Transport } from './transport.js';

@@ -3,7 +3,7 @@
 // committed, and every failure is answered as a JSON CkvcError the client re-raises with the same code.
 import { timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
-import { bad } from '../core/bundle-format.js';
+import { bad } from '../core/store-format/bundle-format.js';
 import { CkvcError, EXIT } from '../core/errors.js';
 import { ObjectStore } from '../store/object-store.js';
 import { parseIdsBody, parsePlanBody, parseUpdateRefsBody } from './request-body.js';

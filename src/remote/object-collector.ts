@@ -1,7 +1,7 @@
 // What to send: every object reachable from some tips, stopping at commits the other side already has
 // (boundaries: they and everything they reach are assumed present there). Prune records travel with their
 // commits, and the tensor data they released is not sent (it may no longer exist).
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
 import type { PruneRecord } from '../store/prune-records.js';

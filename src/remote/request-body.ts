@@ -1,8 +1,8 @@
 // The JSON bodies of the sync protocol's requests (spec/PROTOCOL.md §3), checked field by field before anything
 // acts on them: a body is untrusted input, and a cast that lets `[null]` through turns into a 500 further on.
-import { bad, bundleRefNameProblem } from '../core/bundle-format.js';
+import { bad, bundleRefNameProblem } from '../core/store-format/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
-import { isObjectId, type ObjectId } from '../core/object-id.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 
 export const MAX_IDS_PER_REQUEST = 200_000;
 export const MAX_REF_CHANGES = 10_000;

@@ -2,7 +2,7 @@
 // untrusted input they are (capped, shape-checked) and written by conditional writes.
 import { createHash } from 'node:crypto';
 import { CkvcError } from '../core/errors.js';
-import { isObjectId, type ObjectId } from '../core/object-id.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { Conditions, S3Objects } from './s3-client.js';
 import { s3Keys } from './s3-location.js';
 

@@ -3,9 +3,9 @@
 // go through the quarantine, ref updates are checked for completeness and fast-forward, all of them before any
 // moves, and then moved as one batch under compare-and-swap.
 import type { Readable, Writable } from 'node:stream';
-import { bad } from '../core/bundle-format.js';
+import { bad } from '../core/store-format/bundle-format.js';
 import { CkvcError, isCkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { isAncestor, storeParents, type ParentsOf } from '../store/ancestry.js';
 import { registerReader, registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';

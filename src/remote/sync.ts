@@ -1,9 +1,9 @@
 // push and fetch (spec/PROTOCOL.md §4): negotiate by commit and then object IDs, send only what the other side
 // lacks, in bundles of bounded size that are each verified and stored on arrival (so an interrupted transfer,
 // re-run, re-sends at most the bundle that was in flight), then move refs by compare-and-swap.
-import { bundleRefNameProblem } from '../core/bundle-format.js';
+import { bundleRefNameProblem } from '../core/store-format/bundle-format.js';
 import { CkvcError, type ErrorCode, isCkvcError } from '../core/errors.js';
-import { isObjectId, type ObjectId } from '../core/object-id.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { RefMove } from '../store/ref-batch.js';
 import { REF_PREFIX } from '../store/ref-store.js';

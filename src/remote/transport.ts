@@ -1,6 +1,6 @@
 // How a client talks to a remote store, whatever carries it (spec/PROTOCOL.md §2).
 import type { Readable, Writable } from 'node:stream';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
 

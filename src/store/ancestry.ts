@@ -1,5 +1,5 @@
 // Commit-graph walks shared by fetch/push, bundles and config labels.
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from './object-store.js';
 
 /** The parents of a commit, or the target of a tag object. */

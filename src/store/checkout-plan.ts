@@ -3,9 +3,9 @@
 // an existing file found before the first byte is written. Nothing here writes.
 import * as fs from 'node:fs/promises';
 import { CkvcError } from '../core/errors.js';
-import { ContentHasher, objectId } from '../core/object-id.js';
-import type { FileRecipe } from '../core/objects/file-recipe.js';
-import { tensorChunkLength, type TensorObject } from '../core/objects/tensor-object.js';
+import { ContentHasher, objectId } from '../core/store-format/object-id.js';
+import type { FileRecipe } from '../core/store-format/objects/file-recipe.js';
+import { tensorChunkLength, type TensorObject } from '../core/store-format/objects/tensor-object.js';
 import { planTargets, type Target } from './checkout-target.js';
 import { ioError } from './durable-fs.js';
 import type { ObjectStore } from './object-store.js';
@@ -67,7 +67,7 @@ export async function planCheckout(
 }
 
 // Tensor subsets (`checkout --tensor`): a new safetensors file made of a header built by
-// core/formats/safetensors-writer.ts and the bytes of chosen tensor objects (written by checkout-write.ts).
+// core/input-formats/safetensors-writer.ts and the bytes of chosen tensor objects (written by checkout-write.ts).
 
 export interface SubsetTensor {
   name: string;

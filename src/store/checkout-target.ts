@@ -10,7 +10,7 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
-import { entryNameProblem } from '../core/objects/tree-object.js';
+import { entryNameProblem } from '../core/store-format/objects/tree-object.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 

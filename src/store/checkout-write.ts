@@ -2,8 +2,8 @@
 // chunk and the whole content have been verified (spec/FORMAT.md §9.2), so a reader or a crash never sees a
 // partial file under the real name.
 import { CkvcError } from '../core/errors.js';
-import type { FileRecipe } from '../core/objects/file-recipe.js';
-import { tensorChunkLength } from '../core/objects/tensor-object.js';
+import type { FileRecipe } from '../core/store-format/objects/file-recipe.js';
+import { tensorChunkLength } from '../core/store-format/objects/tensor-object.js';
 import type { TensorFileSpec } from './checkout-plan.js';
 import { writeViaTemp, type Target } from './checkout-target.js';
 import type { ObjectStore } from './object-store.js';

@@ -4,7 +4,7 @@
 // is a ref, and refs are read afresh by every request. What this memory assumes is only that an object read
 // from a store through a ref is still there, which gc guarantees for everything a ref reaches (a damaged store
 // is found by `ckvc verify`, not here). Lookups by a bare ID (ObjectStore.has) never use it.
-import type { ObjectId, ObjectType } from '../core/object-id.js';
+import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 
 /** Memory bound, in objects: the oldest go first (a forgotten object is only read again). */
 const MAX_OBJECTS = 4096;

@@ -3,8 +3,8 @@
 // pack first. New data is durable and indexed before anything old goes; the index forgets a pack before its file
 // is deleted.
 import * as fs from 'node:fs/promises';
-import type { ObjectId } from '../core/object-id.js';
-import { RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry } from '../core/pack-format.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import { RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry } from '../core/store-format/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import { acquireGcLock } from './gc-exclusion.js';

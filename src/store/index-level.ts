@@ -1,8 +1,8 @@
 // A session on the LevelDB index opened for writing (spec/FORMAT.md §8): what writers use, and what repairs an
 // index that needs rebuilding. Read commands use index-view.ts instead, which writes nothing.
 import type { Level } from 'level';
-import { decodeLocation, encodeLocation, indexKey as key, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/index-keys.js';
-import { objectTypeFromCode, type ObjectId, type ObjectType } from '../core/object-id.js';
+import { decodeLocation, encodeLocation, indexKey as key, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/store-format/index-keys.js';
+import { objectTypeFromCode, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
 import { addToTotals, type IndexTotals } from './index-totals.js';
 import type { IndexedPack, IndexSession } from './object-index.js';
 import type { ObjectLocation } from './pack-reader.js';

@@ -1,7 +1,7 @@
 // What `ckvc stats` counts from the index: per object type, records and their raw and stored bytes, and among
 // them the records stored as deltas. One rule for both index readers (LevelDB and the read-only view).
-import type { ObjectType } from '../core/object-id.js';
-import { CODECS } from '../core/pack-format.js';
+import type { ObjectType } from '../core/store-format/object-id.js';
+import { CODECS } from '../core/store-format/pack-format.js';
 
 export interface ByteTotals {
   count: number;

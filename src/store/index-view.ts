@@ -2,9 +2,9 @@
 // files read directly (index-snapshot.ts), plus, in memory, the TOCs of packs the snapshot does not cover. With
 // no usable snapshot (an index this user cannot read, or cannot repair) every pack's TOC is read: slower, but
 // the same answers, since the index holds nothing that is not in the packs.
-import type { ObjectId, ObjectType } from '../core/object-id.js';
-import { decodeLocation, indexKey, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/index-keys.js';
-import { objectTypeFromCode } from '../core/object-id.js';
+import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
+import { decodeLocation, indexKey, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/store-format/index-keys.js';
+import { objectTypeFromCode } from '../core/store-format/object-id.js';
 import { addToTotals, type IndexTotals } from './index-totals.js';
 import type { IndexedPack, IndexSession } from './object-index.js';
 import type { LevelSnapshot } from './index-snapshot.js';

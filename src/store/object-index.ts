@@ -8,10 +8,10 @@
 // session (open, work, close) with retries: two committers interleave instead of one blocking the other.
 import * as fs from 'node:fs/promises';
 import { CkvcError } from '../core/errors.js';
-import { INDEX_VERSION, META_VERSION } from '../core/index-keys.js';
+import { INDEX_VERSION, META_VERSION } from '../core/store-format/index-keys.js';
 import { LevelFormatError } from '../core/leveldb-format.js';
-import type { ObjectId, ObjectType } from '../core/object-id.js';
-import type { PackEntry } from '../core/pack-format.js';
+import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
+import type { PackEntry } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
 import { LevelSession, type DB } from './index-level.js';
 import { LevelSnapshot } from './index-snapshot.js';
@@ -20,7 +20,7 @@ import type { IndexTotals } from './index-totals.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
 import { listPackIds, type StoreLayout } from './store-layout.js';
 
-export { INDEX_VERSION } from '../core/index-keys.js';
+export { INDEX_VERSION } from '../core/store-format/index-keys.js';
 export { listPackIds } from './store-layout.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

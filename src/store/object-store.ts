@@ -2,14 +2,14 @@
 // check, so a damaged byte is an error with a code, never data.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CkvcError, isCkvcError } from '../core/errors.js';
-import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
-import { decodeCommit, type CommitObject } from '../core/objects/commit-object.js';
-import { decodeFileRecipe, type FileRecipe } from '../core/objects/file-recipe.js';
-import { decodeTag, type TagObject } from '../core/objects/tag-object.js';
-import { decodeTensor, type TensorObject } from '../core/objects/tensor-object.js';
-import { decodeTree, type TreeObject } from '../core/objects/tree-object.js';
+import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
+import { decodeCommit, type CommitObject } from '../core/store-format/objects/commit-object.js';
+import { decodeFileRecipe, type FileRecipe } from '../core/store-format/objects/file-recipe.js';
+import { decodeTag, type TagObject } from '../core/store-format/objects/tag-object.js';
+import { decodeTensor, type TensorObject } from '../core/store-format/objects/tensor-object.js';
+import { decodeTree, type TreeObject } from '../core/store-format/objects/tree-object.js';
 import type { BufferPool } from '../core/buffer-pool.js';
-import type { PackEntry } from '../core/pack-format.js';
+import type { PackEntry } from '../core/store-format/pack-format.js';
 import { AliasDefinitions } from './alias-definitions.js';
 import type { DecodedObjects } from './decoded-objects.js';
 import { ConfigLabels } from './config-labels.js';

@@ -10,12 +10,12 @@
 // record with globs, once per path); a walk under no record covers every other one.
 import { CkvcError } from '../core/errors.js';
 import { globToRegExp, tensorGlob, tensorMatches, type TensorGlob } from '../core/glob.js';
-import type { ObjectId, ObjectType } from '../core/object-id.js';
-import type { CommitObject } from '../core/objects/commit-object.js';
-import type { FileRecipe } from '../core/objects/file-recipe.js';
-import type { TagObject } from '../core/objects/tag-object.js';
-import type { TensorObject } from '../core/objects/tensor-object.js';
-import type { TreeObject } from '../core/objects/tree-object.js';
+import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
+import type { CommitObject } from '../core/store-format/objects/commit-object.js';
+import type { FileRecipe } from '../core/store-format/objects/file-recipe.js';
+import type { TagObject } from '../core/store-format/objects/tag-object.js';
+import type { TensorObject } from '../core/store-format/objects/tensor-object.js';
+import type { TreeObject } from '../core/store-format/objects/tree-object.js';
 
 /** Where objects are read from: a store, a received bundle, or a bundle over a store. */
 export interface ObjectSource {

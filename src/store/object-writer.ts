@@ -1,9 +1,9 @@
 // Accepts the objects of one operation (a commit, a tag), skips those the store already has, and writes the
 // rest into new packs. Existence checks are batched (~16 MiB) so the index is asked once per batch, not per chunk.
 // Nothing is visible to readers until commit(): packs are durable first, then indexed (spec/FORMAT.md §9).
-import type { DeltaBase } from '../core/codec/record-codec.js';
+import type { DeltaBase } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
-import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
+import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { ObjectIndex } from './object-index.js';

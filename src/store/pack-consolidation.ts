@@ -14,7 +14,7 @@
 // indexes and the next consolidation merges again.
 import * as fs from 'node:fs/promises';
 import { CkvcError } from '../core/errors.js';
-import type { PackEntry } from '../core/pack-format.js';
+import type { PackEntry } from '../core/store-format/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import { acquireGcLock } from './gc-exclusion.js';

@@ -3,15 +3,15 @@
 import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { scratch, type BufferPool } from '../core/buffer-pool.js';
-import { groupBytes, ungroupBytes } from '../core/codec/byte-group.js';
-import { DELTA_HEAD_BYTES, decodePlanesGrouped, parseDeltaHead, parsePlaneHeader } from '../core/codec/plane-codec.js';
-import { decodeBody } from '../core/codec/record-codec.js';
+import { groupBytes, ungroupBytes } from '../core/store-format/codec/byte-group.js';
+import { DELTA_HEAD_BYTES, decodePlanesGrouped, parseDeltaHead, parsePlaneHeader } from '../core/store-format/codec/plane-codec.js';
+import { decodeBody } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
-import { objectId, type ObjectId, type ObjectType } from '../core/object-id.js';
+import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
 import {
   checkPackHeader, CODECS, decodeFooter, MAX_OBJECT_BYTES, decodeRecordHeader, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES,
   RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
-} from '../core/pack-format.js';
+} from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
 import type { StoreLayout } from './store-layout.js';
 

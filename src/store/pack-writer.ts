@@ -5,12 +5,12 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { encodeBody, type DeltaBase } from '../core/codec/record-codec.js';
-import type { ObjectId, ObjectType } from '../core/object-id.js';
+import { encodeBody, type DeltaBase } from '../core/store-format/codec/record-codec.js';
+import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import {
   encodeFooterPrefix, encodePackHeader, encodeRecordHeader, encodeTocEntry, PACK_END_MAGIC,
   type PackEntry,
-} from '../core/pack-format.js';
+} from '../core/store-format/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import { PACK_V2_STORE_VERSION, upgradeStoreVersion, type StoreLayout } from './store-layout.js';

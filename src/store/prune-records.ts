@@ -3,7 +3,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
-import { isObjectId, type ObjectId } from '../core/object-id.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { StoreLayout } from './store-layout.js';

@@ -3,10 +3,10 @@
 // because gc must never decide "dead" about data it could not see the users of.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { isObjectId, type ObjectId } from '../core/object-id.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { ioError } from './durable-fs.js';
 import { listFilesBelow } from './file-walk.js';
-import { CODECS } from '../core/pack-format.js';
+import { CODECS } from '../core/store-format/pack-format.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
 import { walkObjects, type ReleaseRecord } from './object-walk.js';

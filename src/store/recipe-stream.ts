@@ -3,12 +3,12 @@
 // cat and inspect all read files through here.
 import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
-import { ContentHasher, type ObjectId } from '../core/object-id.js';
+import { ContentHasher, type ObjectId } from '../core/store-format/object-id.js';
 import {
   renderJsonArray, renderProblem, type JsonArrayDtype, type JsonArrayLayout,
-} from '../core/formats/json-array-render.js';
-import type { FilePart, FileRecipe } from '../core/objects/file-recipe.js';
-import { tensorChunkLength } from '../core/objects/tensor-object.js';
+} from '../core/input-formats/json-array-render.js';
+import type { FilePart, FileRecipe } from '../core/store-format/objects/file-recipe.js';
+import { tensorChunkLength } from '../core/store-format/objects/tensor-object.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
 

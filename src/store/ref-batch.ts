@@ -12,7 +12,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { CkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint, type FaultStep } from './fault-injection.js';
 import { acquireLock, waitUntilFree } from './lock-file.js';

@@ -1,7 +1,7 @@
 // Reflog expiry in gc (spec/FORMAT.md §6.3, §15): a reflog line older than the expiry that names a commit no ref
 // reaches stops keeping that commit's data, so a deleted branch is freed once the user's expiry has passed.
 // Lines naming only what refs reach keep nothing alive and stay, as history.
-import type { ObjectId } from '../core/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import { commitClosure, storeParents } from './ancestry.js';
 import type { ObjectStore } from './object-store.js';
 import { readReflogs, reflogLineIds, type SkipReflogLine } from './reachability.js';

@@ -2,7 +2,7 @@
 // ref (origin/NAME), full ID or
 // unique prefix of at least 6 hex digits, then ~N / ^N steps along parents.
 import { CkvcError } from '../core/errors.js';
-import { isObjectId, type ObjectId } from '../core/object-id.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { parseRevision } from '../core/revision-syntax.js';
 import type { ObjectStore } from './object-store.js';
 import { REF_PREFIX } from './ref-store.js';

@@ -3,7 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
 import { DEFAULT_CDC, type CdcParams } from '../core/chunking/content-defined.js';
-import type { FileRecipe } from '../core/objects/file-recipe.js';
+import type { FileRecipe } from '../core/store-format/objects/file-recipe.js';
 import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 
 export const STORE_DIR_NAME = '.ckvc';

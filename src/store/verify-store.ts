@@ -4,8 +4,8 @@
 import * as fs from 'node:fs/promises';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { CkvcError, type ErrorCode } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
-import { CODECS, PACK_FOOTER_BYTES } from '../core/pack-format.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import { CODECS, PACK_FOOTER_BYTES } from '../core/store-format/pack-format.js';
 import { findLeftovers, type LeftoverSummary } from './leftovers.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';

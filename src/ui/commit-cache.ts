@@ -1,8 +1,8 @@
 // Decoded commits kept for the life of the page's server. A commit is named by the hash of its bytes, so a
 // decoded one never goes stale; decoding is most of the cost of walking a long history (about 0.4 ms a commit
 // here: a 10,000-commit curves request took seconds cold, milliseconds warm).
-import type { ObjectId } from '../core/object-id.js';
-import type { CommitObject } from '../core/objects/commit-object.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import type { ObjectStore } from '../store/object-store.js';
 
 /** Commits held at most; past it the cache starts over (a commit is a few hundred bytes decoded). */

@@ -72,7 +72,7 @@ for (const f of snaps) {
 await store.close();
 fs.rmSync(inWork, { recursive: true, force: true });
 
-const { findJsonArrays } = await import(path.join(repo, 'dist/core/formats/json-arrays.js'));
+const { findJsonArrays } = await import(path.join(repo, 'dist/core/input-formats/json-arrays.js'));
 // The machine's speed right now, for scale: V8's native JSON.parse of the same texts. Three passes (the first
 // one compiles), the fastest reported.
 let readerSeconds = Infinity;

@@ -5,12 +5,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { BUNDLE_END_MAGIC, BUNDLE_VERSION, encodeBundleHeader, encodeBundlePreamble, REQUIRED_CAPABILITIES } from '../../src/core/bundle-format.js';
-import { encodeCanonical } from '../../src/core/canonical-cbor.js';
-import { ContentHasher, idToBytes, objectId, type ObjectId, type ObjectType } from '../../src/core/object-id.js';
-import { encodeCommit } from '../../src/core/objects/commit-object.js';
-import { encodeFileRecipe } from '../../src/core/objects/file-recipe.js';
-import { compareNames } from '../../src/core/objects/tree-object.js';
+import { BUNDLE_END_MAGIC, BUNDLE_VERSION, encodeBundleHeader, encodeBundlePreamble, REQUIRED_CAPABILITIES } from '../../src/core/store-format/bundle-format.js';
+import { encodeCanonical } from '../../src/core/store-format/canonical-cbor.js';
+import { ContentHasher, idToBytes, objectId, type ObjectId, type ObjectType } from '../../src/core/store-format/object-id.js';
+import { encodeCommit } from '../../src/core/store-format/objects/commit-object.js';
+import { encodeFileRecipe } from '../../src/core/store-format/objects/file-recipe.js';
+import { compareNames } from '../../src/core/store-format/objects/tree-object.js';
 import { PackWriter } from '../../src/store/pack-writer.js';
 import { StoreLayout } from '../../src/store/store-layout.js';
 

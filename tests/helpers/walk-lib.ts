@@ -9,11 +9,11 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { decodeBundleHeader, encodeBundleHeader, encodeBundlePreamble, type BundleHeader } from '../../src/core/bundle-format.js';
+import { decodeBundleHeader, encodeBundleHeader, encodeBundlePreamble, type BundleHeader } from '../../src/core/store-format/bundle-format.js';
 import {
   decodeFooter, decodeToc, encodeFooterPrefix, encodePackHeader, encodeTocEntry, PACK_END_MAGIC, PACK_FOOTER_BYTES,
   RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
-} from '../../src/core/pack-format.js';
+} from '../../src/core/store-format/pack-format.js';
 import { BIN, cliEnv, errorCodes, readTree, snapshotTree, tempDir } from './ckvc.js';
 import { describeOutcome, expectOk, initStore, Store, type Outcome } from './reliability.js';
 

@@ -12,7 +12,7 @@ import {
   encodeBundleHeader,
   encodeBundlePreamble,
   type BundleHeader,
-} from '../../src/core/bundle-format.js';
+} from '../../src/core/store-format/bundle-format.js';
 import {
   cleanupTemp,
   commitId,

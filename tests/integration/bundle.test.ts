@@ -10,7 +10,7 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   decodeBundleHeader, encodeBundleHeader, encodeBundlePreamble, type BundleHeader,
-} from '../../src/core/bundle-format.js';
+} from '../../src/core/store-format/bundle-format.js';
 import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import {

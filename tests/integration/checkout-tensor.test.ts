@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSafetensorsHeader, readSafetensorsHeaderLength, type SafetensorsLayout } from '../../src/core/formats/safetensors.js';
+import { parseSafetensorsHeader, readSafetensorsHeaderLength, type SafetensorsLayout } from '../../src/core/input-formats/safetensors.js';
 import { BIN, cleanupTemp, commitId, errorCodes, newStore, readTree, sha256, tempDir, type TempStore } from '../helpers/ckvc.js';
 import { randomBytes, tensorData, writeSafetensors, type TensorSpec } from '../helpers/data.js';
 

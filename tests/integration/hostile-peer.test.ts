@@ -1,5 +1,5 @@
 // A peer cannot release data of the receiver's own history (spec/BUNDLE.md §2–§4, FORMAT.md §13, §15). Bundles
-// and push bodies are crafted with the spec's encoders (src/core/bundle-format.ts, src/core/pack-format.ts via
+// and push bodies are crafted with the spec's encoders (src/core/store-format/bundle-format.ts, src/core/store-format/pack-format.ts via
 // tests/helpers/walk-lib.ts), each with only the lie it is meant to carry: a prune record for a commit the
 // bundle does not hold is refused whole (CKVC_BAD_BUNDLE, exit 12, store unchanged) from a file, a push and a
 // fetch; a record for a commit the receiver already has is ignored. And locally: prune keeps tagged commits

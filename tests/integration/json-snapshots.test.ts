@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pythonFloatRepr } from '../../src/core/formats/python-float-repr.js';
+import { pythonFloatRepr } from '../../src/core/input-formats/python-float-repr.js';
 import { cleanupTemp, errorCodes, newStore, tempDir, treeDifferences, type TempStore } from '../helpers/ckvc.js';
 import { loadVector } from '../unit/vectors.js';
 

@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { objectId } from '../../src/core/object-id.js';
-import { CODECS } from '../../src/core/pack-format.js';
+import { objectId } from '../../src/core/store-format/object-id.js';
+import { CODECS } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { cleanupTemp, commitId, newStore, packFiles, tempDir } from '../helpers/ckvc.js';
 import { safetensorsBytes, trainedFloat32 } from '../helpers/data.js';

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeBundleHeader, encodeBundleHeader, encodeBundlePreamble } from '../../src/core/bundle-format.js';
+import { decodeBundleHeader, encodeBundleHeader, encodeBundlePreamble } from '../../src/core/store-format/bundle-format.js';
 import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
 import { describeOutcome, initStore, type Store, writeCheckpoint, type Outcome } from '../helpers/reliability.js';
 

@@ -290,8 +290,8 @@ describe('ambiguous short prefixes', () => {
     let idMod: any;
     try {
       api = await import(dist('api/index.js'));
-      commitMod = await import(dist('core/objects/commit-object.js'));
-      idMod = await import(dist('core/object-id.js'));
+      commitMod = await import(dist('core/store-format/objects/commit-object.js'));
+      idMod = await import(dist('core/store-format/object-id.js'));
     } catch {
       return; // internal layout changed: nothing to test here
     }

@@ -16,10 +16,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   checkPlacement, localDataOffset, readZipDirectory, readZipTail, ZIP_TAIL_BYTES, ZipRefusal, zipNameProblem, DEFLATE_MAX_RATIO,
   type PlacedZipEntry,
-} from '../../src/core/formats/zip-directory.js';
-import { PickleNotUnderstood, readTorchPickle, type TorchPickleSummary } from '../../src/core/formats/pickle-tensors.js';
-import { nameStorages, torchStorageDtype } from '../../src/core/formats/torch-storages.js';
-import { NpyRefusal, parseNpyHeader, type NpyHeader } from '../../src/core/formats/npy.js';
+} from '../../src/core/input-formats/zip-directory.js';
+import { PickleNotUnderstood, readTorchPickle, type TorchPickleSummary } from '../../src/core/input-formats/pickle-tensors.js';
+import { nameStorages, torchStorageDtype } from '../../src/core/input-formats/torch-storages.js';
+import { NpyRefusal, parseNpyHeader, type NpyHeader } from '../../src/core/input-formats/npy.js';
 import { planCoverageProblem, type FilePlan } from '../../src/store/ingest/file-plan.js';
 import { InputFile } from '../../src/store/ingest/input-file.js';
 import { planNpy, planNpz } from '../../src/store/ingest/numpy-plan.js';

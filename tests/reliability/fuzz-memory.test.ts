@@ -1,13 +1,13 @@
 // Fuzz target 4 (memory): what a record declares must not decide what a reader allocates before the bytes
-// prove it. decodeBody (src/core/codec/record-codec.ts) is given tiny stored bodies that declare up to 64 MiB,
+// prove it. decodeBody (src/core/store-format/codec/record-codec.ts) is given tiny stored bodies that declare up to 64 MiB,
 // and stored bodies that would inflate far past their raw_length; it must refuse with CKVC_CORRUPT_OBJECT
 // while the process's memory stays flat. Kept in its own file: vitest runs each file in its own process, so
 // the peak-RSS probe (process.resourceUsage().maxRSS) sees only what these tests do.
 import { compress, decompress } from '@mongodb-js/zstd';
 import { describe, expect, it } from 'vitest';
-import { decodeBody } from '../../src/core/codec/record-codec.js';
-import { withZstdContentSize } from '../../src/core/codec/zstd-frame.js';
-import { MAX_OBJECT_BYTES } from '../../src/core/pack-format.js';
+import { decodeBody } from '../../src/core/store-format/codec/record-codec.js';
+import { withZstdContentSize } from '../../src/core/store-format/codec/zstd-frame.js';
+import { MAX_OBJECT_BYTES } from '../../src/core/store-format/pack-format.js';
 import { attemptAsync, fmtMiB, FuzzStats, fuzzTimeout, memSample, MiB, Rng, scaled } from './fuzz-helpers.js';
 
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];

@@ -1,4 +1,4 @@
-// Fuzz target 2: canonical CBOR (src/core/canonical-cbor.ts) and the object decoders (src/core/objects/*.ts)
+// Fuzz target 2: canonical CBOR (src/core/store-format/canonical-cbor.ts) and the object decoders (src/core/store-format/objects/*.ts)
 // over mutated valid bodies made with the encoders. Contract: a value, or CkvcError('CKVC_CORRUPT_OBJECT');
 // an accepted body is canonical: re-encoding what was decoded gives the same bytes (when the body holds only
 // fields the decoder knows; with unknown fields, which readers must ignore, decoding is at least idempotent).
@@ -8,12 +8,12 @@
 // field checks instead of the CBOR layer), and bodies of one object type fed to another type's decoder.
 import { describe, expect, it } from 'vitest';
 import { parseLabels, parseMetrics } from '../../src/api/commit-input.js';
-import { decodeCanonical, encodeCanonical, type CborValue } from '../../src/core/canonical-cbor.js';
-import { decodeCommit, encodeCommit, type CommitObject } from '../../src/core/objects/commit-object.js';
-import { decodeFileRecipe, encodeFileRecipe, type FileRecipe } from '../../src/core/objects/file-recipe.js';
-import { decodeTag, encodeTag, type TagObject } from '../../src/core/objects/tag-object.js';
-import { decodeTensor, encodeTensor, type TensorObject } from '../../src/core/objects/tensor-object.js';
-import { decodeTree, encodeTree, type TreeObject } from '../../src/core/objects/tree-object.js';
+import { decodeCanonical, encodeCanonical, type CborValue } from '../../src/core/store-format/canonical-cbor.js';
+import { decodeCommit, encodeCommit, type CommitObject } from '../../src/core/store-format/objects/commit-object.js';
+import { decodeFileRecipe, encodeFileRecipe, type FileRecipe } from '../../src/core/store-format/objects/file-recipe.js';
+import { decodeTag, encodeTag, type TagObject } from '../../src/core/store-format/objects/tag-object.js';
+import { decodeTensor, encodeTensor, type TensorObject } from '../../src/core/store-format/objects/tensor-object.js';
+import { decodeTree, encodeTree, type TreeObject } from '../../src/core/store-format/objects/tree-object.js';
 import { attempt, FuzzStats, fuzzTimeout, mutate, Rng, sameBytes, scaled, type FieldHint, type MutationContext } from './fuzz-helpers.js';
 
 type Kind = 'tensor' | 'file' | 'tree' | 'commit' | 'tag';

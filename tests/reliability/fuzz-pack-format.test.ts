@@ -1,20 +1,20 @@
-// Fuzz targets 3 and 4: the pack layout decoders (src/core/pack-format.ts) and the record codec
-// (src/core/codec/record-codec.ts decodeBody, src/core/codec/zstd-frame.ts zstdFrameContentSize).
+// Fuzz targets 3 and 4: the pack layout decoders (src/core/store-format/pack-format.ts) and the record codec
+// (src/core/store-format/codec/record-codec.ts decodeBody, src/core/store-format/codec/zstd-frame.ts zstdFrameContentSize).
 // Contract: a value or a CkvcError with the documented code (CKVC_CORRUPT_PACK / CKVC_UNSUPPORTED_VERSION for
 // pack structure, CKVC_CORRUPT_OBJECT for bodies and zstd headers). The pure decoders are also checked
 // against an independent oracle written from spec/FORMAT.md §4 and RFC 8878: they accept exactly what the
 // spec accepts.
 import { compress } from '@mongodb-js/zstd';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { groupBytes } from '../../src/core/codec/byte-group.js';
-import { decodeBody, encodeBody, joinPieces } from '../../src/core/codec/record-codec.js';
-import { zstdFrameContentSize, zstdFramePiecesWithContentSize } from '../../src/core/codec/zstd-frame.js';
-import { ContentHasher, objectId, OBJECT_TYPES, type ObjectType } from '../../src/core/object-id.js';
+import { groupBytes } from '../../src/core/store-format/codec/byte-group.js';
+import { decodeBody, encodeBody, joinPieces } from '../../src/core/store-format/codec/record-codec.js';
+import { zstdFrameContentSize, zstdFramePiecesWithContentSize } from '../../src/core/store-format/codec/zstd-frame.js';
+import { ContentHasher, objectId, OBJECT_TYPES, type ObjectType } from '../../src/core/store-format/object-id.js';
 import {
   checkPackHeader, decodeFooter, decodeRecordHeader, decodeToc, encodeFooterPrefix, encodePackHeader, encodeRecordHeader,
   encodeTocEntry, MAX_OBJECT_BYTES, PACK_END_MAGIC, PACK_FOOTER_BYTES, PACK_HEADER_BYTES, RECORD_HEADER_BYTES, TOC_ENTRY_BYTES,
   type PackEntry,
-} from '../../src/core/pack-format.js';
+} from '../../src/core/store-format/pack-format.js';
 import {
   attempt, attemptAsync, FuzzStats, fuzzTimeout, mutate, Rng, sameBytes, scaled, type FieldHint, type MutationContext,
 } from './fuzz-helpers.js';

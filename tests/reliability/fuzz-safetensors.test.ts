@@ -1,12 +1,12 @@
-// Fuzz target 1: the safetensors header parser (src/core/formats/safetensors.ts) over mutated valid files.
+// Fuzz target 1: the safetensors header parser (src/core/input-formats/safetensors.ts) over mutated valid files.
 // Contract: readSafetensorsHeaderLength + parseSafetensorsHeader either return a layout that satisfies every
 // invariant below (and agrees with JSON.parse), or throw CkvcError('CKVC_BAD_SAFETENSORS'); nothing else,
 // never slowly.
 import { describe, expect, it } from 'vitest';
-import { SAFETENSORS_DTYPE_BITS } from '../../src/core/formats/safetensors-dtypes.js';
+import { SAFETENSORS_DTYPE_BITS } from '../../src/core/input-formats/safetensors-dtypes.js';
 import {
   parseSafetensorsHeader, readSafetensorsHeaderLength, type SafetensorsLayout,
-} from '../../src/core/formats/safetensors.js';
+} from '../../src/core/input-formats/safetensors.js';
 import { attempt, FuzzStats, fuzzTimeout, mutate, Rng, scaled, type MutationContext } from './fuzz-helpers.js';
 
 const enc = new TextEncoder();

@@ -9,10 +9,10 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BufferPool } from '../../src/core/buffer-pool.js';
 import { ERROR_CODES } from '../../src/core/errors.js';
-import { objectId } from '../../src/core/object-id.js';
+import { objectId } from '../../src/core/store-format/object-id.js';
 import {
   decodeFooter, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES, RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
-} from '../../src/core/pack-format.js';
+} from '../../src/core/store-format/pack-format.js';
 import { PackReader } from '../../src/store/pack-reader.js';
 import { StoreLayout } from '../../src/store/store-layout.js';
 import { attemptAsync, FUZZ_SEED, FuzzStats, mutate, REPO_ROOT, Rng, sameBytes, type FieldHint } from './fuzz-helpers.js';

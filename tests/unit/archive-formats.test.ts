@@ -11,10 +11,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   checkPlacement, DEFLATE_MAX_RATIO, localDataOffset, readZipDirectory, readZipTail, ZIP_MAX_DIRECTORY_BYTES, ZIP_MAX_ENTRIES,
   ZIP_TAIL_BYTES, ZipRefusal, zipNameProblem, type PlacedZipEntry, type ZipEntry,
-} from '../../src/core/formats/zip-directory.js';
-import { PickleNotUnderstood, readTorchPickle, type TorchPickleSummary, type TorchTensorView } from '../../src/core/formats/pickle-tensors.js';
-import { nameStorages, torchStorageDtype } from '../../src/core/formats/torch-storages.js';
-import { NPY_MAX_HEADER_BYTES, NpyRefusal, parseNpyHeader } from '../../src/core/formats/npy.js';
+} from '../../src/core/input-formats/zip-directory.js';
+import { PickleNotUnderstood, readTorchPickle, type TorchPickleSummary, type TorchTensorView } from '../../src/core/input-formats/pickle-tensors.js';
+import { nameStorages, torchStorageDtype } from '../../src/core/input-formats/torch-storages.js';
+import { NPY_MAX_HEADER_BYTES, NpyRefusal, parseNpyHeader } from '../../src/core/input-formats/npy.js';
 import { InputFile } from '../../src/store/ingest/input-file.js';
 import { checkDeflatedEntry, readZipLayout } from '../../src/store/ingest/zip-reader.js';
 import { NPZ_MAX_INFLATED_BYTES, planNpz } from '../../src/store/ingest/numpy-plan.js';

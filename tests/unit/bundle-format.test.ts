@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   BUNDLE_TRAILER_BYTES, decodeBundleHeader, decodeBundlePreamble, encodeBundleHeader, encodeBundlePreamble, MAX_BUNDLE_HEADER_BYTES,
-} from '../../src/core/bundle-format.js';
+} from '../../src/core/store-format/bundle-format.js';
 import { CkvcError } from '../../src/core/errors.js';
 import { loadVector } from './vectors.js';
 

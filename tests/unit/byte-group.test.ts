@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { groupBytes, ungroupBytes } from '../../src/core/codec/byte-group.js';
+import { groupBytes, ungroupBytes } from '../../src/core/store-format/codec/byte-group.js';
 import { isCkvcError } from '../../src/core/errors.js';
 import { loadVector } from './vectors.js';
 

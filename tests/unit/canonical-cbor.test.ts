@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCanonical, encodeCanonical, type CborValue } from '../../src/core/canonical-cbor.js';
+import { decodeCanonical, encodeCanonical, type CborValue } from '../../src/core/store-format/canonical-cbor.js';
 import { isCkvcError } from '../../src/core/errors.js';
 import { hex, loadVector, unhex } from './vectors.js';
 

@@ -1,11 +1,11 @@
 // The JSON tensor reader and renderer against Python's own output (spec/vectors/json-render.json, made by
 // tests/fixtures/make-json-vectors.py), plus seeded fuzzing: whatever the reader cuts renders back exactly.
 import { describe, expect, it } from 'vitest';
-import { encodeCanonical } from '../../src/core/canonical-cbor.js';
-import { isJsonLayoutText, renderJsonArray, renderProblem } from '../../src/core/formats/json-array-render.js';
-import { findJsonArrays, JSON_ARRAY_MIN_ELEMENTS } from '../../src/core/formats/json-arrays.js';
-import { pythonFloatRepr } from '../../src/core/formats/python-float-repr.js';
-import { decodeFileRecipe, encodeFileRecipe } from '../../src/core/objects/file-recipe.js';
+import { encodeCanonical } from '../../src/core/store-format/canonical-cbor.js';
+import { isJsonLayoutText, renderJsonArray, renderProblem } from '../../src/core/input-formats/json-array-render.js';
+import { findJsonArrays, JSON_ARRAY_MIN_ELEMENTS } from '../../src/core/input-formats/json-arrays.js';
+import { pythonFloatRepr } from '../../src/core/input-formats/python-float-repr.js';
+import { decodeFileRecipe, encodeFileRecipe } from '../../src/core/store-format/objects/file-recipe.js';
 import { loadVector } from './vectors.js';
 import { prngUnit } from '../helpers/data.js';
 

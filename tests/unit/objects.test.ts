@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { configHash, parseConfig } from '../../src/core/config-snapshot.js';
 import { isCkvcError } from '../../src/core/errors.js';
-import { objectId } from '../../src/core/object-id.js';
-import { decodeCommit, encodeCommit } from '../../src/core/objects/commit-object.js';
-import { decodeFileRecipe, encodeFileRecipe } from '../../src/core/objects/file-recipe.js';
-import { decodeTag } from '../../src/core/objects/tag-object.js';
-import { decodeTensor, encodeTensor } from '../../src/core/objects/tensor-object.js';
-import { decodeTree, encodeTree } from '../../src/core/objects/tree-object.js';
-import { encodeCanonical } from '../../src/core/canonical-cbor.js';
+import { objectId } from '../../src/core/store-format/object-id.js';
+import { decodeCommit, encodeCommit } from '../../src/core/store-format/objects/commit-object.js';
+import { decodeFileRecipe, encodeFileRecipe } from '../../src/core/store-format/objects/file-recipe.js';
+import { decodeTag } from '../../src/core/store-format/objects/tag-object.js';
+import { decodeTensor, encodeTensor } from '../../src/core/store-format/objects/tensor-object.js';
+import { decodeTree, encodeTree } from '../../src/core/store-format/objects/tree-object.js';
+import { encodeCanonical } from '../../src/core/store-format/canonical-cbor.js';
 import { hex, loadVector, unhex } from './vectors.js';
 
 const ids = loadVector('object-ids.json');

@@ -1,13 +1,13 @@
 import { compress } from '@mongodb-js/zstd';
 import { describe, expect, it } from 'vitest';
-import { decodeBody, encodeBody, joinPieces } from '../../src/core/codec/record-codec.js';
-import { withZstdContentSize } from '../../src/core/codec/zstd-frame.js';
+import { decodeBody, encodeBody, joinPieces } from '../../src/core/store-format/codec/record-codec.js';
+import { withZstdContentSize } from '../../src/core/store-format/codec/zstd-frame.js';
 import { isCkvcError } from '../../src/core/errors.js';
-import { objectId } from '../../src/core/object-id.js';
+import { objectId } from '../../src/core/store-format/object-id.js';
 import {
   CODECS, checkPackHeader, decodeFooter, decodeRecordHeader, decodeToc, encodeFooterPrefix, encodePackHeader, encodeRecordHeader,
   encodeTocEntry, PACK_END_MAGIC, PACK_FOOTER_BYTES, PACK_HEADER_BYTES, RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
-} from '../../src/core/pack-format.js';
+} from '../../src/core/store-format/pack-format.js';
 
 async function rejects(p: Promise<unknown>, code: string) {
   let err: unknown;

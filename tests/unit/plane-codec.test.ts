@@ -1,9 +1,9 @@
 // Codecs 5 and 6 against the spec's vectors (spec/FORMAT.md §4.3), and the writer's choices per plane.
 import { describe, expect, it } from 'vitest';
-import { decodeBody, encodeBody, joinPieces } from '../../src/core/codec/record-codec.js';
+import { decodeBody, encodeBody, joinPieces } from '../../src/core/store-format/codec/record-codec.js';
 import { isCkvcError } from '../../src/core/errors.js';
-import { objectId } from '../../src/core/object-id.js';
-import { CODECS } from '../../src/core/pack-format.js';
+import { objectId } from '../../src/core/store-format/object-id.js';
+import { CODECS } from '../../src/core/store-format/pack-format.js';
 import { trainedFloat32 } from '../helpers/data.js';
 import { hex, loadVector, unhex } from './vectors.js';
 

@@ -4,8 +4,8 @@
 // on texts one digit off, one digit longer or shorter, or with a trailing zero: the near misses the fast path's
 // arithmetic has to tell apart.
 import { describe, expect, it } from 'vitest';
-import { readPythonFloat } from '../../src/core/formats/python-float-read.js';
-import { pythonFloatRepr } from '../../src/core/formats/python-float-repr.js';
+import { readPythonFloat } from '../../src/core/input-formats/python-float-read.js';
+import { pythonFloatRepr } from '../../src/core/input-formats/python-float-repr.js';
 import { prngUnit } from '../helpers/data.js';
 import { loadVector } from './vectors.js';
 

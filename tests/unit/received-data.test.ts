@@ -6,10 +6,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeCanonical } from '../../src/core/canonical-cbor.js';
+import { encodeCanonical } from '../../src/core/store-format/canonical-cbor.js';
 import { isCkvcError } from '../../src/core/errors.js';
-import { objectId } from '../../src/core/object-id.js';
-import { decodeTree, encodeTree, entryNameProblem } from '../../src/core/objects/tree-object.js';
+import { objectId } from '../../src/core/store-format/object-id.js';
+import { decodeTree, encodeTree, entryNameProblem } from '../../src/core/store-format/objects/tree-object.js';
 import { reservedEntryName } from '../../src/core/reserved-names.js';
 import { InputFile } from '../../src/store/ingest/input-file.js';
 

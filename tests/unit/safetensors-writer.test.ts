@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { CkvcError } from '../../src/core/errors.js';
-import { parseSafetensorsHeader, readSafetensorsHeaderLength } from '../../src/core/formats/safetensors.js';
+import { parseSafetensorsHeader, readSafetensorsHeaderLength } from '../../src/core/input-formats/safetensors.js';
 import {
   buildSafetensorsHead,
   safetensorsByteSize,
   safetensorsUnwritable,
   safetensorsWriteOrder,
   type SafetensorsEntry,
-} from '../../src/core/formats/safetensors-writer.js';
+} from '../../src/core/input-formats/safetensors-writer.js';
 
 const text = new TextDecoder();
 

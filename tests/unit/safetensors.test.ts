@@ -1,12 +1,12 @@
 import { describe, it, expect } from 'vitest';
 import { CkvcError } from '../../src/core/errors.js';
-import { SAFETENSORS_DTYPE_BITS, safetensorsElementWidth } from '../../src/core/formats/safetensors-dtypes.js';
+import { SAFETENSORS_DTYPE_BITS, safetensorsElementWidth } from '../../src/core/input-formats/safetensors-dtypes.js';
 import {
   SAFETENSORS_MAX_HEADER_BYTES,
   parseSafetensorsHeader,
   readSafetensorsHeaderLength,
   type SafetensorsLayout,
-} from '../../src/core/formats/safetensors.js';
+} from '../../src/core/input-formats/safetensors.js';
 import { loadVector } from './vectors.js';
 
 // ---------------------------------------------------------------------------------------------------------

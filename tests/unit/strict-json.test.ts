@@ -1,4 +1,4 @@
-// The strict JSON parser behind safetensors headers (src/core/formats/strict-json.ts): RFC 8259 plus the
+// The strict JSON parser behind safetensors headers (src/core/input-formats/strict-json.ts): RFC 8259 plus the
 // refusals of serde_json, with duplicate keys and number literals kept visible to the caller.
 import { describe, expect, it } from 'vitest';
 import {
@@ -10,7 +10,7 @@ import {
   parseStrictJson,
   plainSafeInteger,
   type JsonValue,
-} from '../../src/core/formats/strict-json.js';
+} from '../../src/core/input-formats/strict-json.js';
 
 /** The syntax error `text` raises (fails the test when it parses). */
 function refusal(text: string): { reason: string; position: number } {

@@ -1,9 +1,9 @@
 // The pure decisions behind `ckvc watch`: which names are checkpoints, what step a name carries, which log line
 // describes a checkpoint, and when a checkpoint counts as complete.
 import { describe, expect, it } from 'vitest';
-import { metricsFromObject, parseMetricsJson, pickJsonlLine } from '../../src/core/watch-metrics.js';
-import { candidateRules, isCandidate, isTempName, stepFromName, trainingOrder, watchMessage } from '../../src/core/watch-names.js';
-import { SettleTracker } from '../../src/core/watch-settle.js';
+import { metricsFromObject, parseMetricsJson, pickJsonlLine } from '../../src/api/watch/metrics-parse.js';
+import { candidateRules, isCandidate, isTempName, stepFromName, trainingOrder, watchMessage } from '../../src/api/watch/candidate-names.js';
+import { SettleTracker } from '../../src/api/watch/settle-rule.js';
 
 describe('candidate names', () => {
   it('never takes hidden, temp, sidecar or metrics names', () => {

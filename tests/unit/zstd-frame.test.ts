@@ -1,6 +1,6 @@
 import { compress, decompress } from '@mongodb-js/zstd';
 import { describe, expect, it } from 'vitest';
-import { withZstdContentSize, zstdFrameContentSize } from '../../src/core/codec/zstd-frame.js';
+import { withZstdContentSize, zstdFrameContentSize } from '../../src/core/store-format/codec/zstd-frame.js';
 import { isCkvcError } from '../../src/core/errors.js';
 
 const MAGIC = [0x28, 0xb5, 0x2f, 0xfd];

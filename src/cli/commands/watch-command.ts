@@ -1,4 +1,4 @@
-// `ckvc watch DIR -b BRANCH`: the long-running side of api/watch.ts. It renders the watcher's events and turns
+// `ckvc watch DIR -b BRANCH`: the long-running side of api/watch/watcher.ts. It renders the watcher's events and turns
 // SIGINT/SIGTERM into stop (first) and abort (second).
 import { CkvcError } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';

@@ -4,10 +4,10 @@
 // the one file of the parent holding a tensor of that name. Only a hint: a missing or unreadable parent
 // object means plain encoding, never a failed commit.
 import { CkvcError } from '../../core/errors.js';
-import type { ObjectId } from '../../core/object-id.js';
-import type { FileRecipe } from '../../core/objects/file-recipe.js';
-import type { TensorObject } from '../../core/objects/tensor-object.js';
-import type { TreeObject } from '../../core/objects/tree-object.js';
+import type { ObjectId } from '../../core/store-format/object-id.js';
+import type { FileRecipe } from '../../core/store-format/objects/file-recipe.js';
+import type { TensorObject } from '../../core/store-format/objects/tensor-object.js';
+import type { TreeObject } from '../../core/store-format/objects/tree-object.js';
 import { listTreeFiles } from '../object-walk.js';
 
 export interface ParentSource {

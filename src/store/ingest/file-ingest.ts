@@ -4,13 +4,13 @@
 // file is hashed as it streams past, and its identity is re-checked at the end so a torn file is never recorded.
 import * as path from 'node:path';
 import { CkvcError } from '../../core/errors.js';
-import { NPY_MAGIC, NpyRefusal } from '../../core/formats/npy.js';
-import { safetensorsElementWidth } from '../../core/formats/safetensors-dtypes.js';
-import { parseSafetensorsHeader, readSafetensorsHeaderLength } from '../../core/formats/safetensors.js';
-import { ZipRefusal } from '../../core/formats/zip-directory.js';
-import { ContentHasher, type ObjectId } from '../../core/object-id.js';
-import { encodeFileRecipe, type FilePart, type FileRecipe } from '../../core/objects/file-recipe.js';
-import { encodeTensor } from '../../core/objects/tensor-object.js';
+import { NPY_MAGIC, NpyRefusal } from '../../core/input-formats/npy.js';
+import { safetensorsElementWidth } from '../../core/input-formats/safetensors-dtypes.js';
+import { parseSafetensorsHeader, readSafetensorsHeaderLength } from '../../core/input-formats/safetensors.js';
+import { ZipRefusal } from '../../core/input-formats/zip-directory.js';
+import { ContentHasher, type ObjectId } from '../../core/store-format/object-id.js';
+import { encodeFileRecipe, type FilePart, type FileRecipe } from '../../core/store-format/objects/file-recipe.js';
+import { encodeTensor } from '../../core/store-format/objects/tensor-object.js';
 import type { ObjectWriter } from '../object-writer.js';
 import { recipeStoreVersion, type StoreConfig } from '../store-layout.js';
 import { contentDefinedChunks, fixedChunks } from './chunk-reader.js';

@@ -1,8 +1,8 @@
 // How one input file is cut into recipe parts before any of it is stored: byte ranges kept verbatim and byte
 // ranges that are one tensor each. A format reader only reads headers to make the plan; the plan is checked to
 // cover the file exactly once, then executed by the ingest (spec/FORMAT.md §5.3, spec/ARCHIVES.md).
-import type { JsonArrayLayout } from '../../core/formats/json-array-render.js';
-import type { PackedTensor } from '../../core/objects/file-recipe.js';
+import type { JsonArrayLayout } from '../../core/input-formats/json-array-render.js';
+import type { PackedTensor } from '../../core/store-format/objects/file-recipe.js';
 
 export type Region =
   | { kind: 'verbatim'; start: number; end: number }

@@ -6,7 +6,7 @@ import type { Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../../core/errors.js';
-import { entryNameProblem } from '../../core/objects/tree-object.js';
+import { entryNameProblem } from '../../core/store-format/objects/tree-object.js';
 import { reservedEntryName } from '../../core/reserved-names.js';
 import { ioError } from '../durable-fs.js';
 import { STORE_DIR_NAME } from '../store-layout.js';

@@ -2,7 +2,7 @@
 // rendered tensor part (its numbers stored as F64/I64 element bytes), the rest of the text stays verbatim
 // (spec/JSON.md). A file that is not JSON, holds no such array or is too large to read whole is `opaque`.
 import * as path from 'node:path';
-import { findJsonArrays } from '../../core/formats/json-arrays.js';
+import { findJsonArrays } from '../../core/input-formats/json-arrays.js';
 import { PlanBuilder, type FilePlan } from './file-plan.js';
 import type { InputFile } from './input-file.js';
 

@@ -3,9 +3,9 @@
 // under a cap, then kept verbatim, each from its own first byte so an unchanged array still dedups
 // (spec/ARCHIVES.md §3).
 import * as path from 'node:path';
-import { NPY_PREFIX_BYTES, NpyRefusal, parseNpyHeader, type NpyHeader } from '../../core/formats/npy.js';
-import { safetensorsElementWidth } from '../../core/formats/safetensors-dtypes.js';
-import { ZIP_METHOD_DEFLATED, ZIP_METHOD_STORED, ZipRefusal } from '../../core/formats/zip-directory.js';
+import { NPY_PREFIX_BYTES, NpyRefusal, parseNpyHeader, type NpyHeader } from '../../core/input-formats/npy.js';
+import { safetensorsElementWidth } from '../../core/input-formats/safetensors-dtypes.js';
+import { ZIP_METHOD_DEFLATED, ZIP_METHOD_STORED, ZipRefusal } from '../../core/input-formats/zip-directory.js';
 import { PlanBuilder, type FilePlan } from './file-plan.js';
 import type { InputFile } from './input-file.js';
 import { checkDeflatedEntry, type ZipLayout } from './zip-reader.js';

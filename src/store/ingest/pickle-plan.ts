@@ -3,9 +3,9 @@
 // (spec/ARCHIVES.md §4). A pickle the symbolic reader does not follow, or without such arrays, is `opaque`:
 // a pickle is never refused, its bytes are kept exactly either way.
 import * as path from 'node:path';
-import { readNumpyPickle, type NumpyPickleArray } from '../../core/formats/numpy-pickle.js';
-import { PickleNotUnderstood } from '../../core/formats/pickle-machine.js';
-import { safetensorsElementWidth } from '../../core/formats/safetensors-dtypes.js';
+import { readNumpyPickle, type NumpyPickleArray } from '../../core/input-formats/numpy-pickle.js';
+import { PickleNotUnderstood } from '../../core/input-formats/pickle-machine.js';
+import { safetensorsElementWidth } from '../../core/input-formats/safetensors-dtypes.js';
 import { PlanBuilder, type FilePlan } from './file-plan.js';
 import type { InputFile } from './input-file.js';
 

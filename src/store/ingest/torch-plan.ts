@@ -1,9 +1,9 @@
 // Plans a PyTorch zip checkpoint (torch.save since 1.6): every stored `<prefix>/data/<key>` storage becomes a
 // tensor part, named and shaped from data.pkl where one tensor covers it whole; everything else (the pickle,
 // zip headers, padding, version records, the central directory) is kept verbatim (spec/ARCHIVES.md §2).
-import { readTorchPickle, PickleNotUnderstood, type TorchPickleSummary } from '../../core/formats/pickle-tensors.js';
-import { nameStorages } from '../../core/formats/torch-storages.js';
-import { ZIP_METHOD_STORED } from '../../core/formats/zip-directory.js';
+import { readTorchPickle, PickleNotUnderstood, type TorchPickleSummary } from '../../core/input-formats/pickle-tensors.js';
+import { nameStorages } from '../../core/input-formats/torch-storages.js';
+import { ZIP_METHOD_STORED } from '../../core/input-formats/zip-directory.js';
 import { PlanBuilder, type FilePlan } from './file-plan.js';
 import type { InputFile } from './input-file.js';
 import type { ZipLayout } from './zip-reader.js';

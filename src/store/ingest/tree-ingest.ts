@@ -3,8 +3,8 @@
 // checked, symlinks inside folders skipped, the store being written to left out), then the data is read.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import type { ObjectId } from '../../core/object-id.js';
-import { encodeTree, type TreeEntry } from '../../core/objects/tree-object.js';
+import type { ObjectId } from '../../core/store-format/object-id.js';
+import { encodeTree, type TreeEntry } from '../../core/store-format/objects/tree-object.js';
 import type { ObjectWriter } from '../object-writer.js';
 import type { StoreConfig } from '../store-layout.js';
 import type { DeltaBases } from './delta-bases.js';

@@ -4,7 +4,7 @@ import * as zlib from 'node:zlib';
 import {
   checkPlacement, localDataOffset, readZipDirectory, readZipTail, ZIP_METHOD_DEFLATED, ZIP_TAIL_BYTES, ZipRefusal,
   LOCAL_HEADER_BYTES, type PlacedZipEntry,
-} from '../../core/formats/zip-directory.js';
+} from '../../core/input-formats/zip-directory.js';
 import type { InputFile } from './input-file.js';
 
 export interface ZipLayout {

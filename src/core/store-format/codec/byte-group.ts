@@ -7,7 +7,7 @@
 //   out[n * width + k] = src[n * width + k] for 0 <= k < L % width (the tail, verbatim)
 // width 1 is the identity (src itself is returned). Pure byte shuffling: no dependence on platform endianness.
 
-import { CkvcError } from '../errors.js';
+import { CkvcError } from '../../errors.js';
 
 function checkWidth(width: number): void {
   if (!Number.isSafeInteger(width) || width < 1) {

@@ -1,7 +1,7 @@
 // Typed reads of fields from a decoded CBOR map. Every object decoder goes through these, so a malformed
 // object always fails with CKVC_CORRUPT_OBJECT naming the object and the field, never with a TypeError.
 import type { CborValue } from '../canonical-cbor.js';
-import { CkvcError } from '../errors.js';
+import { CkvcError } from '../../errors.js';
 import { idFromBytes, type ObjectId } from '../object-id.js';
 
 export type CborMap = { [key: string]: CborValue };

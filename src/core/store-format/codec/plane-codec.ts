@@ -6,8 +6,8 @@
 //
 // Stored body: width u8 | plane_count u8 | [base id, 32 bytes, codec 6 only] | per plane: mode u8, length u32le |
 // the planes' stored bytes back to back | tail (raw_length mod width bytes, verbatim).
-import { scratch } from '../buffer-pool.js';
-import { CkvcError } from '../errors.js';
+import { scratch } from '../../buffer-pool.js';
+import { CkvcError } from '../../errors.js';
 import { ID_BYTES } from '../object-id.js';
 import { groupBytes, ungroupBytes } from './byte-group.js';
 import { zstd } from './zstd-binding.js';

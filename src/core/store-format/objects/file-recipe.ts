@@ -2,7 +2,7 @@
 // files) and tensor objects (spec/FORMAT.md §5.3), the latter either as their bytes or rendered as JSON text
 // (spec/JSON.md). The whole-file BLAKE3 is checked after every rebuild.
 import { decodeCanonical, encodeCanonical, type CborValue } from '../canonical-cbor.js';
-import { isJsonLayoutText, type JsonArrayLayout } from '../formats/json-array-render.js';
+import { isJsonLayoutText, type JsonArrayLayout } from '../../input-formats/json-array-render.js';
 import { idToBytes, type ObjectId } from '../object-id.js';
 import { compact, corrupt, FieldReader, uintValue } from './fields.js';
 

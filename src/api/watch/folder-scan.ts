@@ -6,9 +6,9 @@ import { createHash } from 'node:crypto';
 import type { BigIntStats, Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { CkvcError } from '../core/errors.js';
-import { isCandidate, type CandidateRules } from '../core/watch-names.js';
-import { ioError } from '../store/durable-fs.js';
+import { CkvcError } from '../../core/errors.js';
+import { isCandidate, type CandidateRules } from './candidate-names.js';
+import { ioError } from '../../store/durable-fs.js';
 
 export interface Candidate {
   /** The entry's name in the watched folder (recorded as the watch.source label). */

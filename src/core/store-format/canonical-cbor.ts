@@ -5,7 +5,7 @@
 // that is not the canonical form of its own value is refused, which also rejects tags, big integers,
 // duplicate keys and non-shortest forms without a hand-written validator.
 import { decode as cborxDecode } from 'cbor-x';
-import { CkvcError } from './errors.js';
+import { CkvcError } from '../errors.js';
 
 export type CborValue =
   | number

@@ -13,7 +13,7 @@
 //   Dictionary_ID           0/1/2/4 bytes for Dictionary_ID flag 0/1/2/3
 //   Frame_Content_Size      FCS flag 0: 1 byte if Single_Segment else absent; 1: 2 bytes (value + 256); 2: 4 bytes; 3: 8 bytes
 
-import { CkvcError } from '../errors.js';
+import { CkvcError } from '../../errors.js';
 
 const ZSTD_MAGIC = 0xfd2fb528;
 const DICT_ID_SIZES = [0, 1, 2, 4] as const;

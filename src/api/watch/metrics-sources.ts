@@ -4,10 +4,10 @@
 // that cannot be read or parsed is a warning, never a reason to leave a checkpoint uncommitted.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { isCkvcError } from '../core/errors.js';
-import { FOLDER_METRICS_NAME, SIDECAR_SUFFIX, stepFromName } from '../core/watch-names.js';
-import { parseMetricsJson, pickJsonlLine, type LoggedMetrics } from '../core/watch-metrics.js';
-import type { Candidate } from './watch-scan.js';
+import { isCkvcError } from '../../core/errors.js';
+import { FOLDER_METRICS_NAME, SIDECAR_SUFFIX, stepFromName } from './candidate-names.js';
+import { parseMetricsJson, pickJsonlLine, type LoggedMetrics } from './metrics-parse.js';
+import type { Candidate } from './folder-scan.js';
 
 export interface CheckpointMetrics {
   metrics: Record<string, number>;

@@ -4,8 +4,8 @@
 // ahead; anything else skips the candidate until it changes. Its stdout is not shown (the watcher's stdout is
 // the list of commits); the first line of its stderr is quoted when it refuses.
 import { spawn } from 'node:child_process';
-import { CkvcError } from '../core/errors.js';
-import { splitWords } from '../remote/ssh-command.js';
+import { CkvcError } from '../../core/errors.js';
+import { splitWords } from '../../remote/ssh-command.js';
 
 /** Enough of stderr to find its first line; the rest is drained and dropped. */
 const STDERR_CAP = 4096;

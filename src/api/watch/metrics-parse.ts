@@ -1,7 +1,7 @@
 // `ckvc watch`: turning what a training loop logs (a JSON object, or a line of a JSONL log) into a commit's
 // metrics, step and epoch. Pure: the api layer reads the files and hands the text over.
-import { CkvcError } from './errors.js';
-import { parsePythonJson } from './python-json.js';
+import { CkvcError } from '../../core/errors.js';
+import { parsePythonJson } from '../../core/python-json.js';
 
 export interface LoggedMetrics {
   metrics: Record<string, number>;

@@ -1,6 +1,6 @@
 // Byte layout of pack files (spec/FORMAT.md §4): a header, object records, a table of contents and a footer
 // whose checksum names the pack. Pure encoders/decoders of the fixed-size parts; the store does the I/O.
-import { CkvcError } from './errors.js';
+import { CkvcError } from '../errors.js';
 import { ID_BYTES, OBJECT_TYPE_CODE, objectTypeFromCode, type ObjectId, type ObjectType } from './object-id.js';
 
 export const PACK_MAGIC = Buffer.from('CKVCPACK', 'latin1');

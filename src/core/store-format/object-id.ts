@@ -2,7 +2,7 @@
 // The prefix makes a chunk and a commit with equal bytes different objects, so a pack record can never be
 // served as the wrong type. IDs travel as 64-char lowercase hex in JS and as 32-byte strings in CBOR.
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { CkvcError } from './errors.js';
+import { CkvcError } from '../errors.js';
 
 export const OBJECT_TYPES = ['chunk', 'tensor', 'file', 'tree', 'commit', 'tag'] as const;
 export type ObjectType = (typeof OBJECT_TYPES)[number];

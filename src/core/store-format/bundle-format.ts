@@ -2,10 +2,10 @@
 // capabilities, prune records), one pack (spec/FORMAT.md §4), and a trailer hash over everything before it.
 // Pure encoders and decoders with every declared size checked; the I/O lives in src/remote/.
 import { decodeCanonical, encodeCanonical, type CborValue } from './canonical-cbor.js';
-import { CkvcError } from './errors.js';
+import { CkvcError } from '../errors.js';
 import { idToBytes, type ObjectId } from './object-id.js';
 import { FieldReader, idValue } from './objects/fields.js';
-import { refNameProblem } from './ref-name.js';
+import { refNameProblem } from '../ref-name.js';
 
 export const BUNDLE_MAGIC = Buffer.from('CKVCBNDL', 'latin1');
 export const BUNDLE_END_MAGIC = Buffer.from('CKVCBEND', 'latin1');

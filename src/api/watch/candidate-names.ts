@@ -1,6 +1,6 @@
 // `ckvc watch`: which names in a watched folder can be checkpoints, and what a checkpoint's name says about its
 // step. Pure: the api layer lists the folder and asks; nothing here touches the disk.
-import { globToRegExp } from './glob.js';
+import { globToRegExp } from '../../core/glob.js';
 
 /**
  * Names a writer uses before the final rename (torch/HF/Lightning temp files, download managers, editors):

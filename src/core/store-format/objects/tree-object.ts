@@ -1,8 +1,8 @@
 // A tree: a directory's entries sorted by name's UTF-8 bytes, each a file recipe or a subtree (spec/FORMAT.md §5.4).
 import { decodeCanonical, encodeCanonical } from '../canonical-cbor.js';
-import { CkvcError } from '../errors.js';
+import { CkvcError } from '../../errors.js';
 import { idToBytes, type ObjectId } from '../object-id.js';
-import { fileSystemSpelling, reservedEntryName } from '../reserved-names.js';
+import { fileSystemSpelling, reservedEntryName } from '../../reserved-names.js';
 import { corrupt, FieldReader } from './fields.js';
 
 export interface TreeEntry {

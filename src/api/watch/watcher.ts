@@ -1,23 +1,23 @@
 // `ckvc watch`: commit each checkpoint a training loop writes into a folder, once it is complete. The folder is
 // polled (fs.watch misses events on NFS and other network filesystems, where checkpoints often live); a
-// checkpoint is complete once its signature has stayed the same for the settle time (core/watch-settle.ts),
+// checkpoint is complete once its signature has stayed the same for the settle time (api/watch/settle-rule.ts),
 // and each commit is an ordinary `commit` carrying labels that let a restarted watcher skip what the branch
-// already holds (watch-history.ts). A stop lets the commit in progress finish; only an abort interrupts it.
+// already holds (branch-history.ts). A stop lets the commit in progress finish; only an abort interrupts it.
 import * as fs from 'node:fs/promises';
-import { CkvcError, isCkvcError, type ErrorCode } from '../core/errors.js';
-import type { ObjectId } from '../core/object-id.js';
-import { trainingOrder, watchMessage } from '../core/watch-names.js';
-import { SettleTracker } from '../core/watch-settle.js';
-import type { ObjectStore } from '../store/object-store.js';
-import { commit } from './commit.js';
-import { committedCheckpoints, WATCH_LABELS, watchKey } from './watch-history.js';
-import { readCheckpointMetrics, sidecarState } from './watch-metrics.js';
-import { scanFolder, signatureOf, type Candidate } from './watch-scan.js';
-import { unfinishedCheckpoint } from './watch-complete.js';
-import { runCheck } from './watch-check.js';
-import { lockBranch, settings, type Settings } from './watch-settings.js';
+import { CkvcError, isCkvcError, type ErrorCode } from '../../core/errors.js';
+import type { ObjectId } from '../../core/store-format/object-id.js';
+import { trainingOrder, watchMessage } from './candidate-names.js';
+import { SettleTracker } from './settle-rule.js';
+import type { ObjectStore } from '../../store/object-store.js';
+import { commit } from '../commit.js';
+import { committedCheckpoints, WATCH_LABELS, watchKey } from './branch-history.js';
+import { readCheckpointMetrics, sidecarState } from './metrics-sources.js';
+import { scanFolder, signatureOf, type Candidate } from './folder-scan.js';
+import { unfinishedCheckpoint } from './completeness.js';
+import { runCheck } from './check-gate.js';
+import { lockBranch, settings, type Settings } from './settings.js';
 
-export { WATCH_DEFAULTS } from './watch-settings.js';
+export { WATCH_DEFAULTS } from './settings.js';
 
 export interface WatchOptions {
   /** The folder the training job writes checkpoints into; its direct entries (files or folders) are the candidates. */
@@ -44,7 +44,7 @@ export interface WatchOptions {
   author?: string;
   /** Take the step from the last number in the checkpoint's name when no metrics give one (default true). */
   stepFromName?: boolean;
-  /** Run before each commit with the checkpoint's path as last argument (watch-check.ts); non-zero skips it. */
+  /** Run before each commit with the checkpoint's path as last argument (check-gate.ts); non-zero skips it. */
   check?: string;
   /** Where to look for the code's git repository; defaults to the current directory. */
   cwd?: string;

@@ -1,8 +1,8 @@
 // Turns an object body into what a pack record stores and back (spec/FORMAT.md §4.3): tensor data is
 // byte-grouped by element width before zstd (exponent bytes then compress well); anything that does not
 // shrink by at least 2% is stored raw, which costs nothing to read back.
-import { scratch, type BufferPool } from '../buffer-pool.js';
-import { CkvcError } from '../errors.js';
+import { scratch, type BufferPool } from '../../buffer-pool.js';
+import { CkvcError } from '../../errors.js';
 import type { ObjectId } from '../object-id.js';
 import { CODECS, codecGroupWidth, type CodecId } from '../pack-format.js';
 import { groupBytes, ungroupBytes } from './byte-group.js';

@@ -1,9 +1,9 @@
 // `ckvc watch`: what the branch already holds, so a restarted watcher commits nothing twice. No state file: each
 // watch commit carries two labels naming the folder entry and its signature, and the branch's own history is
 // the record. A file rewritten in place under the same name has a new signature, so it is a new checkpoint.
-import type { ObjectStore } from '../store/object-store.js';
-import { REF_PREFIX } from '../store/ref-store.js';
-import { log } from './history.js';
+import type { ObjectStore } from '../../store/object-store.js';
+import { REF_PREFIX } from '../../store/ref-store.js';
+import { log } from '../history.js';
 
 export const WATCH_LABELS = {
   /** The checkpoint's name in the watched folder (a file or folder name, no '/'). */

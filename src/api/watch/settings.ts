@@ -2,17 +2,17 @@
 // checkpoint) and the branch's watch lock taken.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { CkvcError, isCkvcError } from '../core/errors.js';
-import { assertRefName } from '../core/ref-name.js';
-import { candidateRules } from '../core/watch-names.js';
-import { ioError } from '../store/durable-fs.js';
-import { acquireLock, type HeldLock } from '../store/lock-file.js';
-import type { ObjectStore } from '../store/object-store.js';
-import { parseLabels } from './commit-input.js';
-import { readConfigFile } from './config-file.js';
-import { WATCH_LABELS } from './watch-history.js';
-import { parseCheckCommand, type CheckCommand } from './watch-check.js';
-import type { WatchOptions } from './watch.js';
+import { CkvcError, isCkvcError } from '../../core/errors.js';
+import { assertRefName } from '../../core/ref-name.js';
+import { candidateRules } from './candidate-names.js';
+import { ioError } from '../../store/durable-fs.js';
+import { acquireLock, type HeldLock } from '../../store/lock-file.js';
+import type { ObjectStore } from '../../store/object-store.js';
+import { parseLabels } from '../commit-input.js';
+import { readConfigFile } from '../config-file.js';
+import { WATCH_LABELS } from './branch-history.js';
+import { parseCheckCommand, type CheckCommand } from './check-gate.js';
+import type { WatchOptions } from './watcher.js';
 
 export const WATCH_DEFAULTS = { intervalMs: 2000, settleMs: 5000, message: 'watch: {name}' } as const;
 
