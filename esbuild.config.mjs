@@ -21,7 +21,12 @@ const deferStringWidth = {
   setup(b) {
     b.onResolve({ filter: /^string-width$/ }, async (args) => {
       if (args.pluginData?.real) return undefined;
-      const real = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: { real: true } });
+      const real = await b.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: { real: true },
+      });
       if (real.errors.length) return { errors: real.errors };
       return { path: real.path, namespace: 'deferred' };
     });
@@ -29,7 +34,9 @@ const deferStringWidth = {
       const text = readFileSync(args.path, 'utf8');
       const exports = text.match(/^export\b.*$/gm) ?? [];
       if (exports.length !== 1 || !/^export default function stringWidth\(/.test(exports[0])) {
-        throw new Error(`${args.path}: expected one export, 'export default function stringWidth(' (see deferStringWidth in esbuild.config.mjs)`);
+        throw new Error(
+          `${args.path}: expected one export, 'export default function stringWidth(' (see deferStringWidth in esbuild.config.mjs)`,
+        );
       }
       return {
         contents: `let real; export default function stringWidth(...a) { real ??= require(${JSON.stringify(args.path)}).default; return real(...a); }`,
@@ -50,8 +57,11 @@ const directBlakeAddon = {
   name: 'direct-blake-addon',
   setup(b) {
     // The stand-in's own fallback require (importer in this namespace) is the real, external package.
-    b.onResolve({ filter: /^@napi-rs\/blake-hash$/ }, (args) => (
-      args.namespace === 'blake-addon' ? { path: args.path, external: true } : { path: args.path, namespace: 'blake-addon' }));
+    b.onResolve({ filter: /^@napi-rs\/blake-hash$/ }, (args) =>
+      args.namespace === 'blake-addon'
+        ? { path: args.path, external: true }
+        : { path: args.path, namespace: 'blake-addon' },
+    );
     b.onLoad({ filter: /.*/, namespace: 'blake-addon' }, () => ({
       contents: `let m;
 if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
@@ -73,8 +83,11 @@ export const blake3 = m.blake3;`,
 const directZstdAddon = {
   name: 'direct-zstd-addon',
   setup(b) {
-    b.onResolve({ filter: /^@mongodb-js\/zstd$/ }, (args) => (
-      args.namespace === 'zstd-addon' ? { path: args.path, external: true } : { path: args.path, namespace: 'zstd-addon' }));
+    b.onResolve({ filter: /^@mongodb-js\/zstd$/ }, (args) =>
+      args.namespace === 'zstd-addon'
+        ? { path: args.path, external: true }
+        : { path: args.path, namespace: 'zstd-addon' },
+    );
     b.onLoad({ filter: /.*/, namespace: 'zstd-addon' }, () => ({
       contents: `let m;
 if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
@@ -125,14 +138,21 @@ const result = await build({
   sourcemap: 'linked',
   define: { CKVC_BUILD_VERSION: JSON.stringify(pkg.version) },
   external: [
-    '@napi-rs/blake-hash', '@mongodb-js/zstd', 'level', 'classic-level', 'cbor-x', 'cbor-extract',
+    '@napi-rs/blake-hash',
+    '@mongodb-js/zstd',
+    'level',
+    'classic-level',
+    'cbor-x',
+    'cbor-extract',
     // Loaded only to record code provenance during a commit; a CommonJS package best left to Node to load.
     'isomorphic-git',
     // Hundreds of modules, imported (dynamically) only when an s3:// remote is used: Node loads it then.
     '@aws-sdk/client-s3',
   ],
   // Bundled CommonJS (yaml) calls require() for Node's own modules; an ES module has no require of its own.
-  banner: { js: "import { createRequire as __ckvcCreateRequire } from 'node:module'; const require = __ckvcCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __ckvcCreateRequire } from 'node:module'; const require = __ckvcCreateRequire(import.meta.url);",
+  },
   plugins: [deferStringWidth, directBlakeAddon, directZstdAddon, cborWithoutExtract],
   logLevel: 'warning',
   // CKVC_BUNDLE_META=1: also write dist/bundle/meta.json, what each output file holds and imports.

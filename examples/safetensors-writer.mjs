@@ -7,7 +7,11 @@ export function saveSafetensors(file, tensors, shapes = {}, metadata = undefined
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, arr] of Object.entries(tensors)) {
-    header[name] = { dtype: 'F32', shape: shapes[name] ?? [arr.length], data_offsets: [offset, offset + arr.byteLength] };
+    header[name] = {
+      dtype: 'F32',
+      shape: shapes[name] ?? [arr.length],
+      data_offsets: [offset, offset + arr.byteLength],
+    };
     offset += arr.byteLength;
   }
   let json = Buffer.from(JSON.stringify(header));
@@ -18,7 +22,8 @@ export function saveSafetensors(file, tensors, shapes = {}, metadata = undefined
   const fd = fs.openSync(tmp, 'w');
   fs.writeSync(fd, len);
   fs.writeSync(fd, json);
-  for (const arr of Object.values(tensors)) fs.writeSync(fd, new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength));
+  for (const arr of Object.values(tensors))
+    fs.writeSync(fd, new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength));
   fs.closeSync(fd);
   fs.renameSync(tmp, file); // renamed into place: a reader never sees half a checkpoint
 }

@@ -69,7 +69,14 @@ function architecture(arch) {
         attn[`attn.${p}.weight`] = [DIM, DIM];
         attn[`attn.${p}.bias`] = [DIM];
       }
-      return { ...shared, 'attn.pos_embed': [64, DIM], ...attn, 'attn.norm.weight': [DIM], 'attn.norm.bias': [DIM], ...heads };
+      return {
+        ...shared,
+        'attn.pos_embed': [64, DIM],
+        ...attn,
+        'attn.norm.weight': [DIM],
+        'attn.norm.bias': [DIM],
+        ...heads,
+      };
     }
     default:
       throw new Error(`unknown --arch ${arch} (g2, lstm, gru or attention)`);
@@ -96,8 +103,12 @@ function parseArgs(argv) {
     else if (k === '--lr') o.lr = Number(v);
     else throw new Error(`unknown option ${k}`);
   }
-  if (!o.arch || !o.out || !o.config) throw new Error('usage: toy-agent.mjs --arch A --out DIR --config FILE [--from DIR] [--steps N] [--seed S] [--lr LR]');
-  if (!(Number.isInteger(o.steps) && o.steps > 0) || !Number.isFinite(o.seed) || !(o.lr > 0)) throw new Error('--steps, --seed and --lr must be positive numbers');
+  if (!o.arch || !o.out || !o.config)
+    throw new Error(
+      'usage: toy-agent.mjs --arch A --out DIR --config FILE [--from DIR] [--steps N] [--seed S] [--lr LR]',
+    );
+  if (!(Number.isInteger(o.steps) && o.steps > 0) || !Number.isFinite(o.seed) || !(o.lr > 0))
+    throw new Error('--steps, --seed and --lr must be positive numbers');
   return o;
 }
 
@@ -107,7 +118,11 @@ function gaussian(...key) {
   for (const ch of key.join('/')) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
   let x = h || 1;
   const u = () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     return x / 4294967296;
   };
   return () => (u() + u() + u() + u() - 2) * 1.7320508; // Irwin-Hall: mean 0, variance 1
@@ -122,7 +137,10 @@ function readSafetensors(file) {
     if (name === '__metadata__' || info.dtype !== 'F32') continue;
     const [b, e] = info.data_offsets;
     const start = data.byteOffset + 8 + headerLen + b;
-    out[name] = { shape: info.shape, data: new Float32Array(data.buffer.slice(start, data.byteOffset + 8 + headerLen + e)) };
+    out[name] = {
+      shape: info.shape,
+      data: new Float32Array(data.buffer.slice(start, data.byteOffset + 8 + headerLen + e)),
+    };
   }
   return out;
 }
@@ -189,10 +207,19 @@ const loss = 2.4 * Math.exp(-reward / 45) + 0.02;
 fs.mkdirSync(o.out, { recursive: true });
 saveSafetensors(path.join(o.out, 'model.safetensors'), tensors, spec, { format: 'pt', arch: o.arch });
 // A warm start is remembered in the trainer state, so every later checkpoint of the run keeps the same config.
-const warmStart = resume ? fromState.warm_start : fromState ? { arch: fromState.arch, step: fromState.step, loaded } : undefined;
+const warmStart = resume
+  ? fromState.warm_start
+  : fromState
+    ? { arch: fromState.arch, step: fromState.step, loaded }
+    : undefined;
 const state = {
-  arch: o.arch, step, seed: o.seed, lr: o.lr,
-  reward: Number(reward.toFixed(2)), loss: Number(loss.toFixed(4)), reward_trend: trend,
+  arch: o.arch,
+  step,
+  seed: o.seed,
+  lr: o.lr,
+  reward: Number(reward.toFixed(2)),
+  loss: Number(loss.toFixed(4)),
+  reward_trend: trend,
   ...(warmStart ? { warm_start: warmStart } : {}),
 };
 fs.writeFileSync(path.join(o.out, 'trainer_state.json'), `${JSON.stringify(state, null, 2)}\n`);
@@ -204,25 +231,30 @@ const encoder = {
   attention: '  encoder: {type: attention, heads: 4, context: 64, norm: layernorm}',
 }[o.arch];
 fs.mkdirSync(path.dirname(path.resolve(o.config)), { recursive: true });
-fs.writeFileSync(o.config, [
-  `# ${o.arch} agent (written by examples/toy-agent.mjs)`,
-  'model:',
-  `  arch: ${o.arch}`,
-  `  vocab: ${VOCAB}`,
-  `  embed_dim: ${DIM}`,
-  encoder,
-  `  actions: ${ACTIONS}`,
-  `  freeze_embedding: ${o.arch !== 'g2'}`,
-  'optim:',
-  '  name: adam',
-  `  lr: ${o.lr}`,
-  '  betas: [0.9, 0.999]',
-  'train:',
-  `  seed: ${o.seed}`,
-  '  batch_size: 256',
-  '  eval_episodes: 32',
-  ...(warmStart ? [`  warm_start: {arch: ${warmStart.arch}, step: ${warmStart.step}, load: [${warmStart.loaded.join(', ')}]}`] : []),
-  '',
-].join('\n'));
+fs.writeFileSync(
+  o.config,
+  [
+    `# ${o.arch} agent (written by examples/toy-agent.mjs)`,
+    'model:',
+    `  arch: ${o.arch}`,
+    `  vocab: ${VOCAB}`,
+    `  embed_dim: ${DIM}`,
+    encoder,
+    `  actions: ${ACTIONS}`,
+    `  freeze_embedding: ${o.arch !== 'g2'}`,
+    'optim:',
+    '  name: adam',
+    `  lr: ${o.lr}`,
+    '  betas: [0.9, 0.999]',
+    'train:',
+    `  seed: ${o.seed}`,
+    '  batch_size: 256',
+    '  eval_episodes: 32',
+    ...(warmStart
+      ? [`  warm_start: {arch: ${warmStart.arch}, step: ${warmStart.step}, load: [${warmStart.loaded.join(', ')}]}`]
+      : []),
+    '',
+  ].join('\n'),
+);
 
 console.log(`step=${step} reward=${reward.toFixed(2)} loss=${loss.toFixed(4)}`);

@@ -18,12 +18,18 @@ import { saveSafetensors } from './safetensors-writer.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cli = path.join(here, '..', 'bin', 'ckvc');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-demo-'));
-const VOCAB = 2048, DIM = 64, OUT = 16;
+const VOCAB = 2048,
+  DIM = 64,
+  OUT = 16;
 
 function rng(seed) {
   let x = seed >>> 0 || 1;
   return () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     return x / 4294967296 - 0.5;
   };
 }
@@ -40,7 +46,8 @@ function initModel(seed) {
 /** One SGD step on a fixed synthetic batch; only proj.* are trained (the embedding stays frozen). */
 function trainStep(m, lr, target, batch) {
   let loss = 0;
-  const gw = new Float32Array(DIM * OUT), gb = new Float32Array(OUT);
+  const gw = new Float32Array(DIM * OUT),
+    gb = new Float32Array(OUT);
   for (const tok of batch) {
     const e = m['embed.weight'].subarray(tok * DIM, tok * DIM + DIM);
     for (let o = 0; o < OUT; o++) {
@@ -71,7 +78,10 @@ async function trainPhase(store, { branch, lr, steps, from, model }) {
   const ckptDir = path.join(work, 'ckpt', branch);
   fs.mkdirSync(ckptDir, { recursive: true });
   const cfg = path.join(work, `${branch}.yaml`);
-  fs.writeFileSync(cfg, `model:\n  vocab: ${VOCAB}\n  dim: ${DIM}\n  out: ${OUT}\noptim:\n  name: sgd\n  lr: ${lr}\nbatch: 256\n`);
+  fs.writeFileSync(
+    cfg,
+    `model:\n  vocab: ${VOCAB}\n  dim: ${DIM}\n  out: ${OUT}\noptim:\n  name: sgd\n  lr: ${lr}\nbatch: 256\n`,
+  );
   const r = rng(42);
   const target = Float32Array.from({ length: 997 }, () => r());
   const batch = Array.from({ length: 256 }, (_, i) => (i * 7919) % VOCAB);
@@ -79,14 +89,25 @@ async function trainPhase(store, { branch, lr, steps, from, model }) {
   for (let step = 1; step <= steps; step++) {
     const loss = trainStep(model, lr, target, batch);
     if (step % 25 !== 0) continue;
-    saveSafetensors(path.join(ckptDir, 'model.safetensors'), model, { 'embed.weight': [VOCAB, DIM], 'proj.weight': [DIM, OUT] });
+    saveSafetensors(path.join(ckptDir, 'model.safetensors'), model, {
+      'embed.weight': [VOCAB, DIM],
+      'proj.weight': [DIM, OUT],
+    });
     fs.writeFileSync(path.join(ckptDir, 'trainer_state.json'), JSON.stringify({ step, loss, lr }, null, 2));
     const c = await store.commit({
-      paths: [ckptDir], branch, message: `${branch} step ${step}`, config: cfg,
-      metrics: { loss: Number(loss.toFixed(6)) }, step, run: `${branch}-demo`, parents: parent ? [parent] : [],
+      paths: [ckptDir],
+      branch,
+      message: `${branch} step ${step}`,
+      config: cfg,
+      metrics: { loss: Number(loss.toFixed(6)) },
+      step,
+      run: `${branch}-demo`,
+      parents: parent ? [parent] : [],
     });
     parent = undefined; // a warm-start parent is recorded on the branch's first commit only
-    console.log(`  ${branch} step ${String(step).padStart(3)}  loss ${loss.toFixed(6)}  -> ${c.id.slice(0, 12)} (${c.newBytes} new bytes of ${c.bytes})`);
+    console.log(
+      `  ${branch} step ${String(step).padStart(3)}  loss ${loss.toFixed(6)}  -> ${c.id.slice(0, 12)} (${c.newBytes} new bytes of ${c.bytes})`,
+    );
   }
 }
 
@@ -100,7 +121,12 @@ try {
     await trainPhase(store, { branch: 'phase-g2', lr: 0.5, steps: 150, model });
 
     // Tag the best phase-g2 checkpoint by its loss.
-    const best = await store.tagBest('best-g2', { metric: 'loss', mode: 'min', branch: 'phase-g2', message: 'lowest loss on phase-g2' });
+    const best = await store.tagBest('best-g2', {
+      metric: 'loss',
+      mode: 'min',
+      branch: 'phase-g2',
+      message: 'lowest loss on phase-g2',
+    });
     console.log(`\ntagged best-g2 = ${best.id.slice(0, 12)} (loss ${best.value}, best of ${best.candidates})\n`);
     // A moving alias: every later commit to phase-g2-lowlr with a lower loss moves it.
     await store.createAlias({ name: 'lowlr-best', track: 'loss', mode: 'min', branch: 'phase-g2-lowlr' });
@@ -116,7 +142,9 @@ try {
     for (const [name, info] of Object.entries(header)) {
       if (name === '__metadata__') continue;
       const [b, e] = info.data_offsets;
-      resumed[name] = new Float32Array(data.buffer.slice(data.byteOffset + 8 + headerLen + b, data.byteOffset + 8 + headerLen + e));
+      resumed[name] = new Float32Array(
+        data.buffer.slice(data.byteOffset + 8 + headerLen + b, data.byteOffset + 8 + headerLen + e),
+      );
     }
     await trainPhase(store, { branch: 'phase-g2-lowlr', lr: 0.1, steps: 75, from: 'best-g2', model: resumed });
   } finally {

@@ -35,27 +35,50 @@ export async function createAlias(store: ObjectStore, opts: CreateAliasOptions):
   assertRefName(branch, 'branch');
   for (const other of ['branch', 'tag'] as const) {
     if (await store.refs.read(REF_PREFIX[other] + opts.name)) {
-      throw new CkvcError('CKVC_REF_CONFLICT', `a ${other} named '${opts.name}' exists; an alias of the same name would be shadowed by it, so pick another name`, { name: opts.name });
+      throw new CkvcError(
+        'CKVC_REF_CONFLICT',
+        `a ${other} named '${opts.name}' exists; an alias of the same name would be shadowed by it, so pick another name`,
+        { name: opts.name },
+      );
     }
   }
   const existing = await store.aliases.read(opts.name);
   if (existing && !opts.force) {
-    throw new CkvcError('CKVC_REF_CONFLICT', `alias '${opts.name}' already exists (tracks ${existing.track} on ${existing.branch}); add --force to redefine it`, { name: opts.name });
+    throw new CkvcError(
+      'CKVC_REF_CONFLICT',
+      `alias '${opts.name}' already exists (tracks ${existing.track} on ${existing.branch}); add --force to redefine it`,
+      { name: opts.name },
+    );
   }
-  const def: AliasDefinition = { name: opts.name, track: opts.track, mode: opts.mode ?? defaultMetricMode(opts.track), branch, created: Date.now() };
+  const def: AliasDefinition = {
+    name: opts.name,
+    track: opts.track,
+    mode: opts.mode ?? defaultMetricMode(opts.track),
+    branch,
+    created: Date.now(),
+  };
   // The alias starts at the branch's current best, if any commit has the metric yet.
   // An alias may be set up before its branch's first commit: it stays empty until a commit has the metric.
   const current = await best(store, { metric: def.track, mode: def.mode, branch }).catch((e) => {
-    if ((isCkvcError(e, 'CKVC_UNKNOWN_REVISION') || isCkvcError(e, 'CKVC_NO_METRIC')) && e.data.branch === branch) return undefined;
+    if ((isCkvcError(e, 'CKVC_UNKNOWN_REVISION') || isCkvcError(e, 'CKVC_NO_METRIC')) && e.data.branch === branch)
+      return undefined;
     throw e;
   });
   await store.aliases.write(def);
   const ref = REF_PREFIX.alias + opts.name;
   const cur = (await store.refs.read(ref)) ?? null;
   if (current && cur !== current.id) {
-    await store.refs.update(ref, current.id, { expect: cur, who: defaultAuthor(), message: `alias: best ${def.track} (${def.mode}) on ${branch}` });
+    await store.refs.update(ref, current.id, {
+      expect: cur,
+      who: defaultAuthor(),
+      message: `alias: best ${def.track} (${def.mode}) on ${branch}`,
+    });
   } else if (!current && cur) {
-    await store.refs.update(ref, null, { expect: cur, who: defaultAuthor(), message: 'alias: redefined, no commit has the metric yet' });
+    await store.refs.update(ref, null, {
+      expect: cur,
+      who: defaultAuthor(),
+      message: 'alias: redefined, no commit has the metric yet',
+    });
   }
   return { ...def, id: current?.id, value: current?.value, step: current?.step, message: current?.message };
 }
@@ -79,7 +102,8 @@ export async function deleteAlias(store: ObjectStore, name: string): Promise<{ n
   const def = await store.aliases.read(name);
   const ref = REF_PREFIX.alias + name;
   const id = await store.refs.read(ref);
-  if (!def && !id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no alias named '${name}'; 'ckvc alias' lists them`, { name });
+  if (!def && !id)
+    throw new CkvcError('CKVC_UNKNOWN_REVISION', `no alias named '${name}'; 'ckvc alias' lists them`, { name });
   if (id) await store.refs.update(ref, null, { expect: id, who: defaultAuthor(), message: 'alias: deleted' });
   await store.aliases.remove(name);
   return { name, id };
@@ -89,7 +113,12 @@ export async function deleteAlias(store: ObjectStore, name: string): Promise<{ n
  * After a commit landed on `branch`: move every alias tracking that branch to it if it beats the alias's
  * current commit. Returns warnings (the commit counts whatever happens here).
  */
-export async function advanceAliases(store: ObjectStore, branch: string, id: ObjectId, metrics: Record<string, number> | undefined): Promise<{ moved: string[]; warnings: string[] }> {
+export async function advanceAliases(
+  store: ObjectStore,
+  branch: string,
+  id: ObjectId,
+  metrics: Record<string, number> | undefined,
+): Promise<{ moved: string[]; warnings: string[] }> {
   const moved: string[] = [];
   const warnings: string[] = [];
   if (!metrics || Object.keys(metrics).length === 0) return { moved, warnings };
@@ -109,7 +138,11 @@ export async function advanceAliases(store: ObjectStore, branch: string, id: Obj
         const curValue = cur ? (await store.readCommit(cur)).metrics?.[def.track] : undefined;
         if (cur && !isBetter(v, curValue, def.mode)) break;
         try {
-          await store.refs.update(ref, id, { expect: cur, who: defaultAuthor(), message: `alias: ${def.track}=${v} beats ${curValue ?? 'nothing'}` });
+          await store.refs.update(ref, id, {
+            expect: cur,
+            who: defaultAuthor(),
+            message: `alias: ${def.track}=${v} beats ${curValue ?? 'nothing'}`,
+          });
           moved.push(def.name);
           break;
         } catch (e) {
@@ -117,7 +150,9 @@ export async function advanceAliases(store: ObjectStore, branch: string, id: Obj
         }
       }
     } catch (e) {
-      warnings.push(`alias '${def.name}' was not updated: ${(e as Error).message}; run 'ckvc alias ${def.name} --track ${def.track} -b ${branch} --force' to recompute it`);
+      warnings.push(
+        `alias '${def.name}' was not updated: ${(e as Error).message}; run 'ckvc alias ${def.name} --track ${def.track} -b ${branch} --force' to recompute it`,
+      );
     }
   }
   return { moved, warnings };

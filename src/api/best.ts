@@ -34,10 +34,17 @@ export interface BestResult {
  * made on another branch (the history it was started from; `ckvc branch NEW START` has none of its own yet).
  */
 export async function* branchCommits(
-  store: ObjectStore, branch: string, read: (id: ObjectId) => Promise<CommitObject> = (id) => store.readCommit(id),
+  store: ObjectStore,
+  branch: string,
+  read: (id: ObjectId) => Promise<CommitObject> = (id) => store.readCommit(id),
 ): AsyncGenerator<{ id: ObjectId; commit: CommitObject }> {
   let id = await store.refs.read(REF_PREFIX.branch + branch);
-  if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch named '${branch}' (or it has no commits); 'ckvc branch' lists branches`, { branch });
+  if (!id)
+    throw new CkvcError(
+      'CKVC_UNKNOWN_REVISION',
+      `no branch named '${branch}' (or it has no commits); 'ckvc branch' lists branches`,
+      { branch },
+    );
   while (id) {
     const commit = await read(id);
     if (commit.branch !== undefined && commit.branch !== branch) return;
@@ -49,7 +56,9 @@ export async function* branchCommits(
 /** The pick among a branch's commits, given newest first as branchCommits yields them; undefined when none has
  * the metric. Shared with the web page's curves (src/ui), which walk the branch through a commit cache. */
 export async function pickBest(
-  commits: AsyncIterable<{ id: ObjectId; commit: CommitObject }>, metric: string, mode: MetricMode,
+  commits: AsyncIterable<{ id: ObjectId; commit: CommitObject }>,
+  metric: string,
+  mode: MetricMode,
 ): Promise<{ id: ObjectId; commit: CommitObject; value: number; candidates: number } | undefined> {
   let top: { id: ObjectId; commit: CommitObject; value: number } | undefined;
   let candidates = 0;
@@ -69,10 +78,23 @@ export async function best(store: ObjectStore, opts: BestOptions): Promise<BestR
   const mode = opts.mode ?? defaultMetricMode(opts.metric);
   const top = await pickBest(branchCommits(store, branch), opts.metric, mode);
   if (!top) {
-    throw new CkvcError('CKVC_NO_METRIC', `no commit on branch '${branch}' has the metric '${opts.metric}'; 'ckvc log ${branch} --metric ${opts.metric}' shows what is recorded`, { branch, metric: opts.metric });
+    throw new CkvcError(
+      'CKVC_NO_METRIC',
+      `no commit on branch '${branch}' has the metric '${opts.metric}'; 'ckvc log ${branch} --metric ${opts.metric}' shows what is recorded`,
+      { branch, metric: opts.metric },
+    );
   }
   return {
-    id: top.id, branch, metric: opts.metric, mode, modeGuessed: opts.mode === undefined, value: top.value,
-    step: top.commit.step, time: top.commit.time, message: top.commit.message, metrics: top.commit.metrics ?? {}, candidates: top.candidates,
+    id: top.id,
+    branch,
+    metric: opts.metric,
+    mode,
+    modeGuessed: opts.mode === undefined,
+    value: top.value,
+    step: top.commit.step,
+    time: top.commit.time,
+    message: top.commit.message,
+    metrics: top.commit.metrics ?? {},
+    candidates: top.candidates,
   };
 }

@@ -33,12 +33,19 @@ function commitInBundle(r: BundleReport, rev: string, where: string): ObjectId {
   const hits = /^[0-9a-f]{6,64}$/.test(prefix) ? r.commits.filter((c) => c.id.startsWith(prefix)) : [];
   if (hits.length === 1) return hits[0]!.id;
   if (hits.length > 1) {
-    throw new CkvcError('CKVC_AMBIGUOUS_REVISION', `${JSON.stringify(rev)} matches ${hits.length} commits in ${where}; `
-      + 'give more digits', { revision: rev, matches: hits.map((c) => c.id) });
+    throw new CkvcError(
+      'CKVC_AMBIGUOUS_REVISION',
+      `${JSON.stringify(rev)} matches ${hits.length} commits in ${where}; ` + 'give more digits',
+      { revision: rev, matches: hits.map((c) => c.id) },
+    );
   }
   const refs = r.refs.map((x) => x.name.replace(/^refs\/(heads|tags|aliases)\//, '')).join(', ') || 'none';
-  throw new CkvcError('CKVC_UNKNOWN_REVISION', `${JSON.stringify(rev)} is neither a ref nor a commit of ${where} `
-    + `(its refs: ${refs}); 'ckvc verify FILE' lists its commits`, { revision: rev });
+  throw new CkvcError(
+    'CKVC_UNKNOWN_REVISION',
+    `${JSON.stringify(rev)} is neither a ref nor a commit of ${where} ` +
+      `(its refs: ${refs}); 'ckvc verify FILE' lists its commits`,
+    { revision: rev },
+  );
 }
 
 export interface BundleConfig {
@@ -54,22 +61,32 @@ export interface BundleConfig {
 export async function bundleConfig(store: ObjectStore, b: BundleRevision): Promise<BundleConfig> {
   const where = `bundle ${b.file}`;
   if (b.rev === '') {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `${b.file}# names no revision; write FILE#REV, REV a ref or commit of `
-      + 'the bundle (e.g. g2.ckvb#phase-g2)', { path: b.file });
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `${b.file}# names no revision; write FILE#REV, REV a ref or commit of ` + 'the bundle (e.g. g2.ckvb#phase-g2)',
+      { path: b.file },
+    );
   }
   return withVerifiedBundle(b.file, async (report, o) => {
     const id = commitInBundle(report, b.rev, where);
     const c = await o.readCommit(id);
     if (!c.config) {
-      throw new CkvcError('CKVC_PATH_NOT_FOUND', `commit ${id.slice(0, 12)} (${b.rev} in ${where}) was made without `
-        + '--config, so it has no config snapshot', { revision: b.rev, id });
+      throw new CkvcError(
+        'CKVC_PATH_NOT_FOUND',
+        `commit ${id.slice(0, 12)} (${b.rev} in ${where}) was made without ` + '--config, so it has no config snapshot',
+        { revision: b.rev, id },
+      );
     }
     const snapshot = c.config.snapshot;
     if (!o.inBundle(snapshot) && !(await store.has(snapshot))) {
       const missing = report.prerequisites.map((p) => p.slice(0, 12)).join(', ');
-      throw new CkvcError('CKVC_MISSING_PREREQUISITE', `the config snapshot of commit ${id.slice(0, 12)} is not in `
-        + `${where}: it was left to its prerequisites (${missing}), which this store does not hold; run the diff in a `
-        + 'store that has them', { prerequisites: report.prerequisites });
+      throw new CkvcError(
+        'CKVC_MISSING_PREREQUISITE',
+        `the config snapshot of commit ${id.slice(0, 12)} is not in ` +
+          `${where}: it was left to its prerequisites (${missing}), which this store does not hold; run the diff in a ` +
+          'store that has them',
+        { prerequisites: report.prerequisites },
+      );
     }
     const raw = o.inBundle(snapshot) ? await o.read(snapshot, 'chunk') : await store.readRaw(snapshot, 'chunk');
     return { commit: id, config: c.config, bytes: Buffer.from(raw) };

@@ -64,7 +64,11 @@ async function refOf(store: ObjectStore, rev: string): Promise<{ name: string; i
     if (id) return { name: REF_PREFIX[kind] + rev, id };
   }
   await resolveRevision(store, rev); // names the problem if the rev is unknown
-  throw new CkvcError('CKVC_BAD_ARGUMENT', `${JSON.stringify(rev)} is not a branch, tag or alias; a bundle carries named refs (create a branch or tag at it first)`, { revision: rev });
+  throw new CkvcError(
+    'CKVC_BAD_ARGUMENT',
+    `${JSON.stringify(rev)} is not a branch, tag or alias; a bundle carries named refs (create a branch or tag at it first)`,
+    { revision: rev },
+  );
 }
 
 export async function packBundle(store: ObjectStore, opts: PackOptions): Promise<PackResult> {
@@ -77,18 +81,29 @@ export async function packBundle(store: ObjectStore, opts: PackOptions): Promise
   const registration = await registerReader(store.layout); // gc must not repack what we are copying
   try {
     // Everything the prerequisites' history holds is left out too, down to single chunks (an unchanged tensor).
-    const theirs = sinceIds.length ? new Set((await collectObjects(store, sinceIds, { isBoundary: async () => false })).objects) : undefined;
-    const c = await collectObjects(store, refs.map((r) => r.id), {
-      isBoundary: async (id) => have.has(id),
-      receiverHas: theirs && (async (ids) => ids.map((id) => theirs.has(id))),
-    });
+    const theirs = sinceIds.length
+      ? new Set((await collectObjects(store, sinceIds, { isBoundary: async () => false })).objects)
+      : undefined;
+    const c = await collectObjects(
+      store,
+      refs.map((r) => r.id),
+      {
+        isBoundary: async (id) => have.has(id),
+        receiverHas: theirs && (async (ids) => ids.map((id) => theirs.has(id))),
+      },
+    );
     // The receiver must have every --since commit: the objects of their whole history were left out.
     const prerequisites = [...new Set([...c.prerequisites, ...sinceIds])];
     const w = await writeBundleFile(store, { refs, objects: c.objects, prerequisites, pruned: c.pruned }, opts.output);
     const described = [];
     for (const r of refs) described.push(await describeRef(store, r));
     return {
-      file: opts.output, refs: described, prerequisites, commits: c.commits.length, objects: w.objects, bytes: w.bytes,
+      file: opts.output,
+      refs: described,
+      prerequisites,
+      commits: c.commits.length,
+      objects: w.objects,
+      bytes: w.bytes,
       labels: w.labels,
     };
   } finally {
@@ -126,9 +141,15 @@ async function openBundleFile(file: string, parent: string, durable = true): Pro
   try {
     size = (await fs.stat(file)).size;
   } catch (e) {
-    throw new CkvcError('CKVC_INPUT_NOT_FOUND', `bundle ${file} cannot be read (${(e as NodeJS.ErrnoException).code}); check the path`, { path: file });
+    throw new CkvcError(
+      'CKVC_INPUT_NOT_FOUND',
+      `bundle ${file} cannot be read (${(e as NodeJS.ErrnoException).code}); check the path`,
+      { path: file },
+    );
   }
-  return receiveBundle(createReadStream(file, { highWaterMark: 1024 * 1024 }), parent, `bundle ${file}`, size, { durable });
+  return receiveBundle(createReadStream(file, { highWaterMark: 1024 * 1024 }), parent, `bundle ${file}`, size, {
+    durable,
+  });
 }
 
 /**
@@ -143,7 +164,10 @@ export async function verifyBundle(file: string): Promise<BundleReport> {
  * Verifies a bundle as `verify FILE` does, then hands its report and objects to `use` while its quarantine (a
  * system temp folder, never a store) still exists; nothing of it reaches any store.
  */
-export async function withVerifiedBundle<T>(file: string, use: (r: BundleReport, o: Overlay) => Promise<T>): Promise<T> {
+export async function withVerifiedBundle<T>(
+  file: string,
+  use: (r: BundleReport, o: Overlay) => Promise<T>,
+): Promise<T> {
   const rb = await openBundleFile(file, os.tmpdir(), false);
   const o = new Overlay(undefined, rb);
   try {
@@ -152,10 +176,21 @@ export async function withVerifiedBundle<T>(file: string, use: (r: BundleReport,
       refs.push(o.inBundle(r.id) ? await describeRef(o, r) : { name: r.name, id: r.id, commit: r.id });
     }
     const { commits, fromPrerequisites } = await walkBundle(rb, o, `bundle ${file}`);
-    return await use({
-      file, ok: true, bytes: rb.bytes, objects: rb.entries.length, refs, prerequisites: rb.header.prerequisites, commits,
-      fromPrerequisites, pruned: rb.header.pruned, labels: rb.header.labels ?? [],
-    }, o);
+    return await use(
+      {
+        file,
+        ok: true,
+        bytes: rb.bytes,
+        objects: rb.entries.length,
+        refs,
+        prerequisites: rb.header.prerequisites,
+        commits,
+        fromPrerequisites,
+        pruned: rb.header.pruned,
+        labels: rb.header.labels ?? [],
+      },
+      o,
+    );
   } finally {
     await o.close();
     await rb.close();
@@ -168,7 +203,9 @@ export async function withVerifiedBundle<T>(file: string, use: (r: BundleReport,
  * A partly pruned commit's kept tensors are checked too; only released data may be missing.
  */
 async function walkBundle(
-  rb: ReceivedBundle, o: Overlay, where: string,
+  rb: ReceivedBundle,
+  o: Overlay,
+  where: string,
 ): Promise<{ commits: BundleCommitInfo[]; fromPrerequisites: number }> {
   const prereq = new Set(rb.header.prerequisites);
   const pruned = new Map(rb.header.pruned.map((p) => [p.commit, p]));
@@ -181,30 +218,39 @@ async function walkBundle(
     }
     absentSeen.add(id);
   };
-  await walkObjects(o, rb.header.refs.map((r) => r.id), {
-    recordOf: (id) => pruned.get(id),
-    stopAt: (id) => prereq.has(id),
-    visit: (r) => {
-      if (r.kind === 'commit') {
-        const c = r.commit;
-        commits.push({
-          id: r.id, message: c.message, branch: c.branch, step: c.step, time: c.time, metrics: c.metrics ?? {},
-          configHash: c.config?.hash,
-        });
-      } else if ((r.kind === 'chunk' || (r.kind === 'tensor' && r.released)) && !o.inBundle(r.id)) {
-        absent(r.id, r.kind === 'chunk' && r.role === 'config' ? 'config snapshot' : r.kind);
-      }
+  await walkObjects(
+    o,
+    rb.header.refs.map((r) => r.id),
+    {
+      recordOf: (id) => pruned.get(id),
+      stopAt: (id) => prereq.has(id),
+      visit: (r) => {
+        if (r.kind === 'commit') {
+          const c = r.commit;
+          commits.push({
+            id: r.id,
+            message: c.message,
+            branch: c.branch,
+            step: c.step,
+            time: c.time,
+            metrics: c.metrics ?? {},
+            configHash: c.config?.hash,
+          });
+        } else if ((r.kind === 'chunk' || (r.kind === 'tensor' && r.released)) && !o.inBundle(r.id)) {
+          absent(r.id, r.kind === 'chunk' && r.role === 'config' ? 'config snapshot' : r.kind);
+        }
+      },
+      onUnreadable: (e, at) => {
+        if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT' && !o.inBundle(at.id)) {
+          return absent(at.id, at.kind);
+        }
+        if (e instanceof CkvcError && e.code !== 'CKVC_BAD_BUNDLE') {
+          throw bad(where, `${at.where}: ${e.message}`, { id: at.id });
+        }
+        throw e;
+      },
     },
-    onUnreadable: (e, at) => {
-      if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT' && !o.inBundle(at.id)) {
-        return absent(at.id, at.kind);
-      }
-      if (e instanceof CkvcError && e.code !== 'CKVC_BAD_BUNDLE') {
-        throw bad(where, `${at.where}: ${e.message}`, { id: at.id });
-      }
-      throw e;
-    },
-  });
+  );
   commits.sort((a, b) => b.time - a.time);
   return { commits, fromPrerequisites: absentSeen.size };
 }
@@ -223,14 +269,22 @@ export function bundleNamespace(name: string): string {
 }
 
 export async function pullBundle(
-  store: ObjectStore, opts: PullBundleOptions,
+  store: ObjectStore,
+  opts: PullBundleOptions,
 ): Promise<ImportResult & { file: string; warnings: FetchWarning[] }> {
   const rb = await openBundleFile(opts.file, store.layout.tmpDir);
   try {
-    const r = await importBundle(store, rb, {
-      targetRef: (name) => (opts.updateRefs ? name : bundleNamespace(name)),
-      force: opts.force, who: defaultAuthor(), message: `pull: ${opts.file}`,
-    }, `bundle ${opts.file}`);
+    const r = await importBundle(
+      store,
+      rb,
+      {
+        targetRef: (name) => (opts.updateRefs ? name : bundleNamespace(name)),
+        force: opts.force,
+        who: defaultAuthor(),
+        message: `pull: ${opts.file}`,
+      },
+      `bundle ${opts.file}`,
+    );
     const warnings = r.labelsKept.map((k) => keptLabelWarning(k, `bundle ${opts.file}`));
     return { ...r, file: opts.file, warnings };
   } finally {

@@ -6,7 +6,11 @@ import { configHash } from '../core/config-snapshot.js';
 import { diffConfig, type ConfigChange } from '../core/diff/config-delta.js';
 import { CkvcError } from '../core/errors.js';
 import { parseSafetensorsHeader, readSafetensorsHeaderLength } from '../core/input-formats/safetensors.js';
-import { buildSafetensorsHead, safetensorsUnwritable, type SafetensorsHead } from '../core/input-formats/safetensors-writer.js';
+import {
+  buildSafetensorsHead,
+  safetensorsUnwritable,
+  type SafetensorsHead,
+} from '../core/input-formats/safetensors-writer.js';
 import { tensorGlob, tensorMatches, type TensorGlob } from '../core/glob.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
@@ -68,11 +72,15 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
   const c = await store.readCommit(id);
   const configMismatch = opts.config !== undefined ? await checkConfig(store, id, c, opts) : undefined;
   const files = selectPaths(await listTreeFiles(store, c.tree), opts.paths ?? []);
-  if (sel) return { ...(await checkoutTensors(store, id, files, sel, opts)), ...(configMismatch ? { configMismatch } : {}) };
+  if (sel)
+    return { ...(await checkoutTensors(store, id, files, sel, opts)), ...(configMismatch ? { configMismatch } : {}) };
   await refusePruned(store, id, files);
   const to = path.resolve(opts.to);
   const plan = await planCheckout(store, files, to, Boolean(opts.force), opts.verified);
-  const removedTemps = await removeStaleTemps(plan.write.map((w) => w.target), files.map((f) => f.path));
+  const removedTemps = await removeStaleTemps(
+    plan.write.map((w) => w.target),
+    files.map((f) => f.path),
+  );
   const written: CheckoutResult['written'] = [];
   for (const w of plan.write) {
     await writeRecipe(store, w.recipe, w.target, w.file.path);
@@ -80,23 +88,41 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
     opts.progress?.({ path: w.file.path, bytes: w.recipe.size });
   }
   return {
-    commit: id, to, written, unchanged: plan.unchanged.map((f) => f.path), bytes: written.reduce((a, w) => a + w.bytes, 0),
-    ...(configMismatch ? { configMismatch } : {}), ...(removedTemps.length ? { removedTemps } : {}),
+    commit: id,
+    to,
+    written,
+    unchanged: plan.unchanged.map((f) => f.path),
+    bytes: written.reduce((a, w) => a + w.bytes, 0),
+    ...(configMismatch ? { configMismatch } : {}),
+    ...(removedTemps.length ? { removedTemps } : {}),
   };
 }
 
-async function checkConfig(store: ObjectStore, id: ObjectId, c: CommitObject, opts: CheckoutOptions): Promise<CheckoutResult['configMismatch']> {
+async function checkConfig(
+  store: ObjectStore,
+  id: ObjectId,
+  c: CommitObject,
+  opts: CheckoutOptions,
+): Promise<CheckoutResult['configMismatch']> {
   const given = await readConfigFile(opts.config!);
   const givenHash = configHash(given.value.value);
   if (c.config?.hash === givenHash) return undefined;
   const changes = c.config ? diffConfig((await configOf(store, id)).value, given.value.value) : [];
   const mismatch = { expected: c.config?.hash, given: givenHash, changes };
   if (opts.allowConfigMismatch) return mismatch;
-  const keys = changes.slice(0, 8).map((ch) => ch.path || '(the whole config)').join(', ') + (changes.length > 8 ? `, and ${changes.length - 8} more` : '');
+  const keys =
+    changes
+      .slice(0, 8)
+      .map((ch) => ch.path || '(the whole config)')
+      .join(', ') + (changes.length > 8 ? `, and ${changes.length - 8} more` : '');
   const what = c.config
     ? `its config ${c.config.hash.slice(0, 12)} differs from ${opts.config} (${givenHash.slice(0, 12)}) at: ${keys}`
     : `it was committed without a config, so ${opts.config} cannot be checked against it`;
-  throw new CkvcError('CKVC_CONFIG_MISMATCH', `refusing to check out ${id.slice(0, 12)}: ${what}; 'ckvc config diff ${id.slice(0, 12)} ${opts.config}' shows the values, --allow-config-mismatch proceeds anyway`, { commit: id, expected: c.config?.hash, given: givenHash, changes });
+  throw new CkvcError(
+    'CKVC_CONFIG_MISMATCH',
+    `refusing to check out ${id.slice(0, 12)}: ${what}; 'ckvc config diff ${id.slice(0, 12)} ${opts.config}' shows the values, --allow-config-mismatch proceeds anyway`,
+    { commit: id, expected: c.config?.hash, given: givenHash, changes },
+  );
 }
 
 /** When a record released data, and what, in the words both refusals use. */
@@ -114,11 +140,17 @@ async function refusePruned(store: ObjectStore, id: ObjectId, files: TreeFile[])
   for (const f of files) {
     const recipe = await store.readFileRecipe(f.id);
     if (!fileDataReleased(rec, f.path, recipe)) continue;
-    const released = recipe.parts.filter((p) => p.kind === 'tensor' && tensorReleased(rec, f.path, p.name)).map((p) => (p as { name: string }).name);
+    const released = recipe.parts
+      .filter((p) => p.kind === 'tensor' && tensorReleased(rec, f.path, p.name))
+      .map((p) => (p as { name: string }).name);
     const { when, which } = prunedWording(rec);
     const tensors = released.length ? `${released.length} tensor(s) in this file, e.g. '${released[0]}'` : '';
     const what = fileReleased(rec, f.path) ? `the whole file${tensors ? `, ${tensors}` : ''}` : tensors;
-    throw new CkvcError('CKVC_PRUNED', `${f.path} of commit ${id.slice(0, 12)} cannot be checked out: ${which} of this commit was released by 'ckvc prune' on ${when} (${what}); its config, metrics and file list remain ('ckvc show ${id.slice(0, 12)}'); use --path to take other files`, { commit: id, path: f.path, prunedAt: rec.time, tensors: released });
+    throw new CkvcError(
+      'CKVC_PRUNED',
+      `${f.path} of commit ${id.slice(0, 12)} cannot be checked out: ${which} of this commit was released by 'ckvc prune' on ${when} (${what}); its config, metrics and file list remain ('ckvc show ${id.slice(0, 12)}'); use --path to take other files`,
+      { commit: id, path: f.path, prunedAt: rec.time, tensors: released },
+    );
   }
 }
 
@@ -134,7 +166,12 @@ interface Selector {
 function tensorSelector(globs: string[]): Selector {
   const sel: Selector = { include: [], exclude: [] };
   for (const g of globs) {
-    if (g === '!') throw new CkvcError('CKVC_BAD_ARGUMENT', `--tensor '!' excludes nothing; write the glob after it, e.g. --tensor '!optimizer.*'`, { glob: g });
+    if (g === '!')
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `--tensor '!' excludes nothing; write the glob after it, e.g. --tensor '!optimizer.*'`,
+        { glob: g },
+      );
     const body = g.startsWith('!') ? g.slice(1) : g;
     (g.startsWith('!') ? sel.exclude : sel.include).push(tensorGlob(body));
   }
@@ -142,7 +179,9 @@ function tensorSelector(globs: string[]): Selector {
 }
 
 function selected(sel: Selector, file: string, name: string): boolean {
-  return (sel.include.length === 0 || tensorMatches(sel.include, file, name)) && !tensorMatches(sel.exclude, file, name);
+  return (
+    (sel.include.length === 0 || tensorMatches(sel.include, file, name)) && !tensorMatches(sel.exclude, file, name)
+  );
 }
 
 /** model.pt -> model.safetensors, sub/opt.npz -> sub/opt.safetensors; a leading dot is not an extension. */
@@ -191,8 +230,9 @@ async function chooseTensors(store: ObjectStore, files: TreeFile[], sel: Selecto
     const globs = opts.tensors ?? [];
     const where = opts.paths?.length ? ` under --path ${opts.paths.join(', ')}` : '';
     const given = globs.map((g) => `--tensor '${g}'`).join(' ');
-    const message = `no tensor of commit ${short}${where} matches ${given}; `
-      + `'ckvc ls ${short} --tensors' lists the tensors and their names`;
+    const message =
+      `no tensor of commit ${short}${where} matches ${given}; ` +
+      `'ckvc ls ${short} --tensors' lists the tensors and their names`;
     throw new CkvcError('CKVC_PATH_NOT_FOUND', message, { commit: id, tensors: globs, paths: opts.paths ?? [] });
   }
   return chosen;
@@ -206,9 +246,10 @@ async function refusePrunedTensors(store: ObjectStore, chosen: Chosen[], { id, s
     const released = parts.filter((p) => tensorReleased(rec, file.path, p.name)).map((p) => p.name);
     if (released.length === 0) continue;
     const { when, which } = prunedWording(rec);
-    const message = `${released.length} selected tensor(s) of ${file.path} in commit ${short} cannot be checked out, `
-      + `e.g. '${released[0]}': ${which} of this commit was released by 'ckvc prune' on ${when}; `
-      + `leave them out (e.g. --tensor '!${released[0]}') or check out another commit`;
+    const message =
+      `${released.length} selected tensor(s) of ${file.path} in commit ${short} cannot be checked out, ` +
+      `e.g. '${released[0]}': ${which} of this commit was released by 'ckvc prune' on ${when}; ` +
+      `leave them out (e.g. --tensor '!${released[0]}') or check out another commit`;
     throw new CkvcError('CKVC_PRUNED', message, { commit: id, path: file.path, prunedAt: rec.time, tensors: released });
   }
 }
@@ -224,7 +265,11 @@ async function loadTensors(store: ObjectStore, chosen: Chosen[], { id, short }: 
       const t = await store.readTensor(p.id);
       // A part rendered as JSON text (spec/JSON.md) lists its text's length; its tensor is checked at rendering.
       if (!p.json && t.size !== p.size) {
-        throw new CkvcError('CKVC_CORRUPT_OBJECT', `tensor ${p.name} of ${ch.file.path} is ${t.size} bytes but its file lists ${p.size}; run 'ckvc verify'`, { id: p.id, path: ch.file.path });
+        throw new CkvcError(
+          'CKVC_CORRUPT_OBJECT',
+          `tensor ${p.name} of ${ch.file.path} is ${t.size} bytes but its file lists ${p.size}; run 'ckvc verify'`,
+          { id: p.id, path: ch.file.path },
+        );
       }
       const why = safetensorsUnwritable({ name: p.name, dtype: t.dtype, shape: t.shape, size: t.size, order: t.order });
       if (why !== undefined) {
@@ -238,7 +283,11 @@ async function loadTensors(store: ObjectStore, chosen: Chosen[], { id, short }: 
   if (unwritable.length) {
     const more = unwritable.length > 1 ? ` (and ${unwritable.length - 1} more)` : '';
     const first = unwritableData[0]!;
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `${unwritable[0]}${more}; nothing was written: narrow --tensor to leave it out, e.g. add --tensor '!${first.tensor}' ('ckvc ls ${short} ${first.path} --tensors' shows every dtype)`, { commit: id, unwritable: unwritableData });
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `${unwritable[0]}${more}; nothing was written: narrow --tensor to leave it out, e.g. add --tensor '!${first.tensor}' ('ckvc ls ${short} ${first.path} --tensors' shows every dtype)`,
+      { commit: id, unwritable: unwritableData },
+    );
   }
   return loaded;
 }
@@ -250,7 +299,11 @@ function refuseOutputClash(loaded: Loaded[], { id }: Asked): void {
     const out = subsetPath(ch.file.path);
     const other = byOutput.get(out);
     if (other !== undefined) {
-      throw new CkvcError('CKVC_BAD_ARGUMENT', `both ${other} and ${ch.file.path} have matching tensors and would be written as ${out}; check them out one at a time with --path`, { commit: id, path: out, sources: [other, ch.file.path] });
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `both ${other} and ${ch.file.path} have matching tensors and would be written as ${out}; check them out one at a time with --path`,
+        { commit: id, path: out, sources: [other, ch.file.path] },
+      );
     }
     byOutput.set(out, ch.file.path);
   }
@@ -262,30 +315,63 @@ async function buildTensorFiles(store: ObjectStore, loaded: Loaded[], { id, shor
   for (const { chosen: ch, tensors } of loaded) {
     // transformers' from_pretrained refuses a file whose metadata lacks "format" (metadata without it is
     // worse than none); "pt" is what its save_pretrained writes for PyTorch weights.
-    const metadata: Record<string, string> = { ...(await sourceMetadata(store, ch.recipe, ch.file.path)), 'ckvc.commit': id, 'ckvc.source': ch.file.path };
+    const metadata: Record<string, string> = {
+      ...(await sourceMetadata(store, ch.recipe, ch.file.path)),
+      'ckvc.commit': id,
+      'ckvc.source': ch.file.path,
+    };
     metadata.format ??= 'pt';
-    const entries = tensors.map((x) => ({ name: x.name, dtype: x.tensor.dtype, shape: x.tensor.shape, size: x.tensor.size, order: x.tensor.order, tensor: x.tensor }));
+    const entries = tensors.map((x) => ({
+      name: x.name,
+      dtype: x.tensor.dtype,
+      shape: x.tensor.shape,
+      size: x.tensor.size,
+      order: x.tensor.order,
+      tensor: x.tensor,
+    }));
     let built: SafetensorsHead<(typeof entries)[number]>;
     try {
       built = buildSafetensorsHead(entries, metadata);
     } catch (e) {
       // What is left to refuse here (duplicate names, an oversized header) is about this file: say which.
-      if (e instanceof CkvcError && e.code === 'CKVC_BAD_ARGUMENT') throw new CkvcError(e.code, `${ch.file.path} of ${short}: ${e.message}; nothing was written`, { ...e.data, commit: id, path: ch.file.path });
+      if (e instanceof CkvcError && e.code === 'CKVC_BAD_ARGUMENT')
+        throw new CkvcError(e.code, `${ch.file.path} of ${short}: ${e.message}; nothing was written`, {
+          ...e.data,
+          commit: id,
+          path: ch.file.path,
+        });
       throw e;
     }
     const { head, order, fileSize } = built;
-    specs.push({ spec: { path: subsetPath(ch.file.path), head, tensors: order.map((x) => ({ name: x.name, tensor: x.tensor })), size: fileSize }, source: ch.file.path });
+    specs.push({
+      spec: {
+        path: subsetPath(ch.file.path),
+        head,
+        tensors: order.map((x) => ({ name: x.name, tensor: x.tensor })),
+        size: fileSize,
+      },
+      source: ch.file.path,
+    });
   }
   return specs;
 }
 
 /** Writes the files that differ from what DIR holds (refusing, without --force, to replace a different one). */
 async function writeTensorFiles(
-  store: ObjectStore, specs: SubsetFile[], { id, short, opts }: Asked,
+  store: ObjectStore,
+  specs: SubsetFile[],
+  { id, short, opts }: Asked,
 ): Promise<CheckoutResult> {
   const to = path.resolve(opts.to);
-  const plan = await planTensorFiles(specs.map((s) => s.spec), to, Boolean(opts.force));
-  const removedTemps = await removeStaleTemps(plan.write.map((w) => w.target), specs.map((s) => s.spec.path));
+  const plan = await planTensorFiles(
+    specs.map((s) => s.spec),
+    to,
+    Boolean(opts.force),
+  );
+  const removedTemps = await removeStaleTemps(
+    plan.write.map((w) => w.target),
+    specs.map((s) => s.spec.path),
+  );
   const sourceOf = new Map(specs.map((s) => [s.spec, s.source]));
   const written: CheckoutResult['written'] = [];
   for (const w of plan.write) {
@@ -296,14 +382,28 @@ async function writeTensorFiles(
   }
   const writtenSet = new Set(plan.write.map((w) => w.spec));
   return {
-    commit: id, to, written, unchanged: plan.unchanged.map((s) => s.path), bytes: written.reduce((a, w) => a + w.bytes, 0),
-    tensorFiles: specs.map(({ spec, source }) => ({ path: spec.path, source, bytes: spec.size, tensors: spec.tensors.map((t) => t.name), written: writtenSet.has(spec) })),
+    commit: id,
+    to,
+    written,
+    unchanged: plan.unchanged.map((s) => s.path),
+    bytes: written.reduce((a, w) => a + w.bytes, 0),
+    tensorFiles: specs.map(({ spec, source }) => ({
+      path: spec.path,
+      source,
+      bytes: spec.size,
+      tensors: spec.tensors.map((t) => t.name),
+      written: writtenSet.has(spec),
+    })),
     ...(removedTemps.length ? { removedTemps } : {}),
   };
 }
 
 async function checkoutTensors(
-  store: ObjectStore, id: ObjectId, files: TreeFile[], sel: Selector, opts: CheckoutOptions,
+  store: ObjectStore,
+  id: ObjectId,
+  files: TreeFile[],
+  sel: Selector,
+  opts: CheckoutOptions,
 ): Promise<CheckoutResult> {
   const asked: Asked = { id, short: id.slice(0, 12), opts };
   const chosen = await chooseTensors(store, files, sel, asked);
@@ -319,7 +419,11 @@ async function checkoutTensors(
  * The `__metadata__` of a committed safetensors file (carried into the subset: it names the framework and
  * whatever its writer recorded), read from the header chunks the recipe keeps verbatim. Other formats have none.
  */
-async function sourceMetadata(store: ObjectStore, recipe: FileRecipe, filePath: string): Promise<Record<string, string>> {
+async function sourceMetadata(
+  store: ObjectStore,
+  recipe: FileRecipe,
+  filePath: string,
+): Promise<Record<string, string>> {
   if (recipe.format !== 'safetensors') return {};
   const head = await readRecipeHead(store, recipe, filePath);
   const n = readSafetensorsHeaderLength(head.subarray(0, 8), recipe.size, filePath);

@@ -49,9 +49,8 @@ export async function commitDryRun(store: ObjectStore, opts: CommitOptions): Pro
     config = { name: configRef.name, hash };
     const parentConfig = tip ? (await store.readCommit(tip)).config : undefined;
     if (parentConfig) {
-      const changes = parentConfig.hash === hash
-        ? []
-        : diffConfig((await configOf(store, tip!)).value, p.cfg.value.value);
+      const changes =
+        parentConfig.hash === hash ? [] : diffConfig((await configOf(store, tip!)).value, p.cfg.value.value);
       config = { ...config, parentHash: parentConfig.hash, changes };
     }
   }
@@ -59,9 +58,19 @@ export async function commitDryRun(store: ObjectStore, opts: CommitOptions): Pro
   await writer.put('commit', encodeCommit({ tree, parents, ...commitFields(opts, p, configRef) }));
   await writer.commit();
   return {
-    dryRun: true, branch: p.branch, newBranch: !tip, parents, files: summary.files, tensors: summary.tensors,
-    bytes: summary.bytes, newBytes: writer.stats.bytesNew, newObjects: writer.stats.objectsNew, metrics: p.metrics,
-    ...(p.step !== undefined ? { step: p.step } : {}), ...(p.epoch !== undefined ? { epoch: p.epoch } : {}),
-    ...(config ? { config } : {}), ...(summary.warnings.length ? { warnings: summary.warnings } : {}),
+    dryRun: true,
+    branch: p.branch,
+    newBranch: !tip,
+    parents,
+    files: summary.files,
+    tensors: summary.tensors,
+    bytes: summary.bytes,
+    newBytes: writer.stats.bytesNew,
+    newObjects: writer.stats.objectsNew,
+    metrics: p.metrics,
+    ...(p.step !== undefined ? { step: p.step } : {}),
+    ...(p.epoch !== undefined ? { epoch: p.epoch } : {}),
+    ...(config ? { config } : {}),
+    ...(summary.warnings.length ? { warnings: summary.warnings } : {}),
   };
 }

@@ -8,15 +8,31 @@ export function parseMetrics(input: string[] | Record<string, number> | undefine
   const pairs: [string, unknown][] = Array.isArray(input)
     ? input.map((s) => {
         const eq = s.indexOf('=');
-        if (eq <= 0) throw new CkvcError('CKVC_BAD_METRIC', `metric ${JSON.stringify(s)} is not KEY=NUMBER (e.g. --metric loss=0.31)`, { metric: s });
+        if (eq <= 0)
+          throw new CkvcError(
+            'CKVC_BAD_METRIC',
+            `metric ${JSON.stringify(s)} is not KEY=NUMBER (e.g. --metric loss=0.31)`,
+            { metric: s },
+          );
         return [s.slice(0, eq), s.slice(eq + 1)];
       })
     : Object.entries(input ?? {});
   for (const [k, raw] of pairs) {
     const v = typeof raw === 'number' ? raw : typeof raw === 'string' ? parseMetricText(raw) : undefined;
-    if (v === undefined) throw new CkvcError('CKVC_BAD_METRIC', `metric "${k}" has value ${JSON.stringify(raw)}, which is not a number (nan, inf and -inf are allowed)`, { metric: k, value: raw });
-    if (k === '__proto__') throw new CkvcError('CKVC_BAD_METRIC', 'a metric cannot be named "__proto__"', { metric: k });
-    if (!/^[A-Za-z0-9_./:-]{1,128}$/.test(k)) throw new CkvcError('CKVC_BAD_METRIC', `metric name ${JSON.stringify(k)} may only use letters, digits and _ . / : -`, { metric: k });
+    if (v === undefined)
+      throw new CkvcError(
+        'CKVC_BAD_METRIC',
+        `metric "${k}" has value ${JSON.stringify(raw)}, which is not a number (nan, inf and -inf are allowed)`,
+        { metric: k, value: raw },
+      );
+    if (k === '__proto__')
+      throw new CkvcError('CKVC_BAD_METRIC', 'a metric cannot be named "__proto__"', { metric: k });
+    if (!/^[A-Za-z0-9_./:-]{1,128}$/.test(k))
+      throw new CkvcError(
+        'CKVC_BAD_METRIC',
+        `metric name ${JSON.stringify(k)} may only use letters, digits and _ . / : -`,
+        { metric: k },
+      );
     out[k] = v;
   }
   return out;
@@ -27,14 +43,17 @@ export function parseLabels(input: string[] | Record<string, string> | undefined
   const pairs: [string, string][] = Array.isArray(input)
     ? input.map((s) => {
         const eq = s.indexOf('=');
-        if (eq <= 0) throw new CkvcError('CKVC_BAD_ARGUMENT', `label ${JSON.stringify(s)} is not KEY=VALUE`, { label: s });
+        if (eq <= 0)
+          throw new CkvcError('CKVC_BAD_ARGUMENT', `label ${JSON.stringify(s)} is not KEY=VALUE`, { label: s });
         return [s.slice(0, eq), s.slice(eq + 1)];
       })
     : Object.entries(input ?? {});
   for (const [k, v] of pairs) {
-    if (typeof v !== 'string') throw new CkvcError('CKVC_BAD_ARGUMENT', `label "${k}" must have a string value`, { label: k });
+    if (typeof v !== 'string')
+      throw new CkvcError('CKVC_BAD_ARGUMENT', `label "${k}" must have a string value`, { label: k });
     // A JS object key with special meaning: it would be dropped or change the prototype, never stored.
-    if (k === '__proto__') throw new CkvcError('CKVC_BAD_ARGUMENT', 'a label cannot be named "__proto__"', { label: k });
+    if (k === '__proto__')
+      throw new CkvcError('CKVC_BAD_ARGUMENT', 'a label cannot be named "__proto__"', { label: k });
     out[k] = v;
   }
   return out;
@@ -42,7 +61,11 @@ export function parseLabels(input: string[] | Record<string, string> | undefined
 
 export function parseCount(value: unknown, what: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < 0) throw new CkvcError('CKVC_BAD_ARGUMENT', `${what} must be a whole number >= 0, got ${JSON.stringify(value)}`, { [what]: value });
+  const n =
+    typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `${what} must be a whole number >= 0, got ${JSON.stringify(value)}`, {
+      [what]: value,
+    });
   return n;
 }

@@ -4,7 +4,12 @@ import * as path from 'node:path';
 import { configHash } from '../core/config-snapshot.js';
 import { CkvcError, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
-import { encodeCommit, type CodeRef, type CommitObject, type ConfigRef } from '../core/store-format/objects/commit-object.js';
+import {
+  encodeCommit,
+  type CodeRef,
+  type CommitObject,
+  type ConfigRef,
+} from '../core/store-format/objects/commit-object.js';
 import { assertRefName } from '../core/ref-name.js';
 import { readGitProvenance } from '../provenance/git-provenance.js';
 import { registerWriter } from '../store/gc-exclusion.js';
@@ -61,21 +66,24 @@ export interface CommitResult {
 
 const MAX_CAS_RETRIES = 20;
 
-
 async function targetBranch(store: ObjectStore, explicit: string | undefined): Promise<string> {
   if (explicit !== undefined) {
     assertRefName(explicit, 'branch');
     return explicit;
   }
   const head = await store.refs.readHead();
-  if (head.kind === 'detached') throw new CkvcError('CKVC_BAD_ARGUMENT', 'HEAD is detached; pass -b BRANCH to say where this commit goes', {});
+  if (head.kind === 'detached')
+    throw new CkvcError('CKVC_BAD_ARGUMENT', 'HEAD is detached; pass -b BRANCH to say where this commit goes', {});
   return head.branch;
 }
 
 export async function commit(store: ObjectStore, opts: CommitOptions): Promise<CommitResult> {
   const result = await commitLanded(store, opts);
   // Once our writer registration is gone: consolidation, like gc, runs only with no writer registered (FORMAT.md §15.2).
-  const failed = await consolidateIfNeeded(store).then(() => undefined, (e: Error) => `committed, but merging small packs failed (${e.message}); the next commit or 'ckvc gc' tries again`);
+  const failed = await consolidateIfNeeded(store).then(
+    () => undefined,
+    (e: Error) => `committed, but merging small packs failed (${e.message}); the next commit or 'ckvc gc' tries again`,
+  );
   return failed ? { ...result, warnings: [...(result.warnings ?? []), failed] } : result;
 }
 
@@ -93,14 +101,16 @@ export interface PreparedCommit {
 }
 
 export async function prepareCommit(store: ObjectStore, opts: CommitOptions): Promise<PreparedCommit> {
-  if (typeof opts.message !== 'string' || opts.message.trim() === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'a commit needs a message: -m "what this checkpoint is"', {});
+  if (typeof opts.message !== 'string' || opts.message.trim() === '')
+    throw new CkvcError('CKVC_BAD_ARGUMENT', 'a commit needs a message: -m "what this checkpoint is"', {});
   const branch = await targetBranch(store, opts.branch);
   const logged = opts.metricsFile !== undefined ? await readMetricsFile(opts.metricsFile) : undefined;
   const metrics = { ...logged?.metrics, ...parseMetrics(opts.metrics) };
   const labels = parseLabels(opts.labels);
   const step = parseCount(opts.step, 'step') ?? logged?.step;
   const epoch = opts.epoch ?? logged?.epoch;
-  if (epoch !== undefined && !Number.isFinite(epoch)) throw new CkvcError('CKVC_BAD_ARGUMENT', `epoch must be a number, got ${String(epoch)}`, {});
+  if (epoch !== undefined && !Number.isFinite(epoch))
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `epoch must be a number, got ${String(epoch)}`, {});
   const cfg = opts.config ? await readConfigFile(opts.config) : undefined;
   const warm: ObjectId[] = [];
   for (const rev of opts.parents ?? []) warm.push((await resolveRevision(store, rev)).id);
@@ -110,10 +120,23 @@ export async function prepareCommit(store: ObjectStore, opts: CommitOptions): Pr
 }
 
 /** The commit object's fields besides its tree and parents. */
-export function commitFields(opts: CommitOptions, p: PreparedCommit, config: ConfigRef | undefined): Omit<CommitObject, 'parents' | 'tree'> {
+export function commitFields(
+  opts: CommitOptions,
+  p: PreparedCommit,
+  config: ConfigRef | undefined,
+): Omit<CommitObject, 'parents' | 'tree'> {
   return {
-    message: opts.message, author: p.author, time: Date.now(), branch: p.branch, config, code: p.code && { ...p.code },
-    metrics: p.metrics, step: p.step, epoch: p.epoch, run: opts.run, labels: p.labels,
+    message: opts.message,
+    author: p.author,
+    time: Date.now(),
+    branch: p.branch,
+    config,
+    code: p.code && { ...p.code },
+    metrics: p.metrics,
+    step: p.step,
+    epoch: p.epoch,
+    run: opts.run,
+    labels: p.labels,
   };
 }
 
@@ -128,18 +151,30 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
   const writer = store.writer();
   try {
     const bases = await deltaBasesFor(store, REF_PREFIX.branch + branch, warm);
-    const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, { storeRoot: store.root, progress: opts.progress, signal: opts.signal, bases });
+    const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, {
+      storeRoot: store.root,
+      progress: opts.progress,
+      signal: opts.signal,
+      bases,
+    });
     let config: ConfigRef | undefined;
     if (cfg) {
       const snapshot = await writer.put('chunk', cfg.bytes);
-      config = { hash: configHash(cfg.value.value), snapshot, name: path.basename(opts.config!), format: cfg.value.format, size: cfg.bytes.length };
+      config = {
+        hash: configHash(cfg.value.value),
+        snapshot,
+        name: path.basename(opts.config!),
+        format: cfg.value.format,
+        size: cfg.bytes.length,
+      };
     }
     const base: Omit<CommitObject, 'parents'> = { tree, ...commitFields(opts, prepared, config) };
     const ref = REF_PREFIX.branch + branch;
     let tip = (await store.refs.read(ref)) ?? null;
     let id = await writer.put('commit', encodeCommit({ ...base, parents: parentList(tip, warm) }));
     await writer.commit();
-    if (opts.signal?.aborted) throw new CkvcError('CKVC_INTERRUPTED', 'interrupted before the branch was moved; nothing was committed', {});
+    if (opts.signal?.aborted)
+      throw new CkvcError('CKVC_INTERRUPTED', 'interrupted before the branch was moved; nothing was committed', {});
     for (let attempt = 0; ; attempt++) {
       try {
         await store.refs.update(ref, id, { expect: tip, who: author, message: `commit: ${opts.message}` });
@@ -157,13 +192,23 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
     // error (an error would invite a re-run that commits the same checkpoint twice).
     const warnings: string[] = [...summary.warnings];
     await followUnbornHead(store, branch).catch((e) => {
-      warnings.push(`committed to '${branch}', but HEAD could not follow it (${(e as Error).message}); run 'ckvc switch ${branch}'`);
+      warnings.push(
+        `committed to '${branch}', but HEAD could not follow it (${(e as Error).message}); run 'ckvc switch ${branch}'`,
+      );
     });
     const aliases = await advanceAliases(store, branch, id, metrics);
     warnings.push(...aliases.warnings);
     return {
-      id, branch, parents: parentList(tip, warm), tree, files: summary.files, tensors: summary.tensors,
-      bytes: summary.bytes, newBytes: writer.stats.bytesNew, configHash: config?.hash, code,
+      id,
+      branch,
+      parents: parentList(tip, warm),
+      tree,
+      files: summary.files,
+      tensors: summary.tensors,
+      bytes: summary.bytes,
+      newBytes: writer.stats.bytesNew,
+      configHash: config?.hash,
+      code,
       ...(aliases.moved.length ? { aliases: aliases.moved } : {}),
       ...(warnings.length ? { warnings } : {}),
     };

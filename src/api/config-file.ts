@@ -9,11 +9,16 @@ export async function readConfigFile(p: string): Promise<{ bytes: Buffer; value:
   try {
     const st = await fs.stat(p);
     if (!st.isFile()) throw new CkvcError('CKVC_BAD_CONFIG', `config ${p} is not a file`, { path: p });
-    if (st.size > 64 * 1024 * 1024) throw new CkvcError('CKVC_BAD_CONFIG', `config ${p} is over 64 MiB; a config is settings, not data`, { path: p });
+    if (st.size > 64 * 1024 * 1024)
+      throw new CkvcError('CKVC_BAD_CONFIG', `config ${p} is over 64 MiB; a config is settings, not data`, { path: p });
     bytes = await fs.readFile(p);
   } catch (e) {
     if (isCkvcError(e)) throw e;
-    throw new CkvcError('CKVC_INPUT_NOT_FOUND', `config ${p} cannot be read (${(e as NodeJS.ErrnoException).code}); check the path`, { path: p });
+    throw new CkvcError(
+      'CKVC_INPUT_NOT_FOUND',
+      `config ${p} cannot be read (${(e as NodeJS.ErrnoException).code}); check the path`,
+      { path: p },
+    );
   }
   let text: string;
   try {

@@ -29,7 +29,12 @@ export interface ConfigSnapshot {
 async function snapshotOfCommit(store: ObjectStore, rev: string): Promise<ConfigSnapshot> {
   const { id } = await resolveRevision(store, rev);
   const c = await store.readCommit(id);
-  if (!c.config) throw new CkvcError('CKVC_PATH_NOT_FOUND', `commit ${id.slice(0, 12)} (${rev}) was made without --config, so it has no config snapshot`, { revision: rev, id });
+  if (!c.config)
+    throw new CkvcError(
+      'CKVC_PATH_NOT_FOUND',
+      `commit ${id.slice(0, 12)} (${rev}) was made without --config, so it has no config snapshot`,
+      { revision: rev, id },
+    );
   const bytes = Buffer.from(await store.readRaw(c.config.snapshot, 'chunk'));
   return snapshotOf(store, { commit: id, config: c.config, bytes });
 }
@@ -39,8 +44,14 @@ async function snapshotOf(store: ObjectStore, s: BundleConfig, bundle?: string):
   const parsed = parseConfig(bytes.toString('utf8'), config.name);
   const label = (await store.configLabels.all()).get(config.hash);
   return {
-    commit, ...(bundle !== undefined ? { bundle } : {}), name: config.name, hash: config.hash, format: config.format,
-    label, bytes, value: parsed.value,
+    commit,
+    ...(bundle !== undefined ? { bundle } : {}),
+    name: config.name,
+    hash: config.hash,
+    format: config.format,
+    label,
+    bytes,
+    value: parsed.value,
   };
 }
 
@@ -53,7 +64,15 @@ export async function configOf(store: ObjectStore, spec: string): Promise<Config
   if (st?.isFile()) {
     const { bytes, value } = await readConfigFile(spec);
     const hash = configHash(value.value);
-    return { file: spec, name: spec, hash, format: value.format, label: (await store.configLabels.all()).get(hash), bytes, value: value.value };
+    return {
+      file: spec,
+      name: spec,
+      hash,
+      format: value.format,
+      label: (await store.configLabels.all()).get(hash),
+      bytes,
+      value: value.value,
+    };
   }
   const inBundle = await bundleRevisionOf(spec);
   if (inBundle) return snapshotOf(store, await bundleConfig(store, inBundle), inBundle.file);
@@ -81,26 +100,58 @@ export async function configShow(store: ObjectStore, rev: string): Promise<Confi
 }
 
 /** Writes the snapshot byte for byte; refuses to replace an existing different file unless forced. */
-export async function configExtract(store: ObjectStore, rev: string, out: string, force = false): Promise<{ commit: ObjectId; file: string; bytes: number; hash: string }> {
+export async function configExtract(
+  store: ObjectStore,
+  rev: string,
+  out: string,
+  force = false,
+): Promise<{ commit: ObjectId; file: string; bytes: number; hash: string }> {
   const snap = await snapshotOfCommit(store, rev);
   const existing = await fs.readFile(out).catch(() => undefined);
   if (existing && !existing.equals(snap.bytes) && !force) {
-    throw new CkvcError('CKVC_WOULD_OVERWRITE', `${out} exists with other content; add --force to replace it`, { path: out });
+    throw new CkvcError('CKVC_WOULD_OVERWRITE', `${out} exists with other content; add --force to replace it`, {
+      path: out,
+    });
   }
-  await fs.writeFile(out, snap.bytes).catch((e) => { throw new CkvcError('CKVC_IO', `cannot write ${out}: ${(e as NodeJS.ErrnoException).code}; check the path and permissions`, { path: out }); });
+  await fs.writeFile(out, snap.bytes).catch((e) => {
+    throw new CkvcError(
+      'CKVC_IO',
+      `cannot write ${out}: ${(e as NodeJS.ErrnoException).code}; check the path and permissions`,
+      { path: out },
+    );
+  });
   return { commit: snap.commit!, file: out, bytes: snap.bytes.length, hash: snap.hash };
 }
 
 /** Labels a config hash; a unique prefix (>= 6 hex digits) of a hash some commit uses is accepted. */
-export async function configLabel(store: ObjectStore, hashOrPrefix: string, text: string): Promise<{ hash: string; label: string }> {
+export async function configLabel(
+  store: ObjectStore,
+  hashOrPrefix: string,
+  text: string,
+): Promise<{ hash: string; label: string }> {
   const oneLine = text.replace(/[\r\n\t]+/g, ' ').trim();
   let hash = hashOrPrefix.toLowerCase();
-  if (!/^[0-9a-f]{6,64}$/.test(hash)) throw new CkvcError('CKVC_BAD_ARGUMENT', `config hash ${JSON.stringify(hashOrPrefix)} is not 6-64 hex digits; 'ckvc show REV' prints a commit's config hash`, { hash: hashOrPrefix });
+  if (!/^[0-9a-f]{6,64}$/.test(hash))
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `config hash ${JSON.stringify(hashOrPrefix)} is not 6-64 hex digits; 'ckvc show REV' prints a commit's config hash`,
+      { hash: hashOrPrefix },
+    );
   if (hash.length < 64) {
     const known = await knownConfigHashes(store);
     const hits = [...known].filter((h) => h.startsWith(hash));
-    if (hits.length === 0) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no commit has a config hash starting with ${hash}; give the full 64-digit hash to label it anyway`, { hash });
-    if (hits.length > 1) throw new CkvcError('CKVC_AMBIGUOUS_REVISION', `config hash prefix ${hash} matches ${hits.length} configs; give more digits`, { hash, matches: hits });
+    if (hits.length === 0)
+      throw new CkvcError(
+        'CKVC_UNKNOWN_REVISION',
+        `no commit has a config hash starting with ${hash}; give the full 64-digit hash to label it anyway`,
+        { hash },
+      );
+    if (hits.length > 1)
+      throw new CkvcError(
+        'CKVC_AMBIGUOUS_REVISION',
+        `config hash prefix ${hash} matches ${hits.length} configs; give more digits`,
+        { hash, matches: hits },
+      );
     hash = hits[0]!;
   }
   await store.configLabels.set(hash, oneLine);
@@ -109,7 +160,8 @@ export async function configLabel(store: ObjectStore, hashOrPrefix: string, text
 
 async function knownConfigHashes(store: ObjectStore): Promise<Set<string>> {
   const tips: ObjectId[] = [];
-  for (const kind of ['branch', 'tag', 'alias'] as const) for (const r of await store.refs.list(kind, { skipCorrupt: true })) tips.push(r.id);
+  for (const kind of ['branch', 'tag', 'alias'] as const)
+    for (const r of await store.refs.list(kind, { skipCorrupt: true })) tips.push(r.id);
   const out = new Set<string>();
   for (const id of await commitClosure(storeParents(store), tips)) {
     if ((await store.typeOf(id)) !== 'commit') continue;

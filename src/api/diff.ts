@@ -93,7 +93,15 @@ async function side(store: ObjectStore, rev: string): Promise<{ side: DiffSide; 
   const c = await store.readCommit(id);
   const labels = await store.configLabels.all();
   return {
-    side: { rev, id, message: c.message, step: c.step, time: c.time, configHash: c.config?.hash, configLabel: c.config ? labels.get(c.config.hash) : undefined },
+    side: {
+      rev,
+      id,
+      message: c.message,
+      step: c.step,
+      time: c.time,
+      configHash: c.config?.hash,
+      configLabel: c.config ? labels.get(c.config.hash) : undefined,
+    },
     commit: c,
   };
 }
@@ -102,7 +110,9 @@ async function filesOf(store: ObjectStore, c: CommitObject) {
   const out = new Map<string, { id: ObjectId; size: number; format: string; tensors: TensorEntry[] }>();
   for (const f of await listTreeFiles(store, c.tree)) {
     const r = await store.readFileRecipe(f.id);
-    const tensors = r.parts.filter((p) => p.kind === 'tensor').map((p) => ({ file: f.path, name: (p as { name: string }).name, id: p.id }));
+    const tensors = r.parts
+      .filter((p) => p.kind === 'tensor')
+      .map((p) => ({ file: f.path, name: (p as { name: string }).name, id: p.id }));
     out.set(f.path, { id: f.id, size: r.size, format: r.format, tensors });
   }
   return out;
@@ -116,10 +126,18 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
   let config: DiffResult['config'];
   if (A.commit.config && B.commit.config) {
     const same = A.commit.config.hash === B.commit.config.hash;
-    const changes = same ? [] : diffConfig((await configOf(store, A.side.id)).value, (await configOf(store, B.side.id)).value);
+    const changes = same
+      ? []
+      : diffConfig((await configOf(store, A.side.id)).value, (await configOf(store, B.side.id)).value);
     config = { same, a: A.commit.config.hash, b: B.commit.config.hash, changes };
   } else {
-    config = { same: !A.commit.config && !B.commit.config, a: A.commit.config?.hash, b: B.commit.config?.hash, changes: [], note: `${!A.commit.config ? 'A' : ''}${!A.commit.config && !B.commit.config ? ' and ' : ''}${!B.commit.config ? 'B' : ''} committed without --config` };
+    config = {
+      same: !A.commit.config && !B.commit.config,
+      a: A.commit.config?.hash,
+      b: B.commit.config?.hash,
+      changes: [],
+      note: `${!A.commit.config ? 'A' : ''}${!A.commit.config && !B.commit.config ? ' and ' : ''}${!B.commit.config ? 'B' : ''} committed without --config`,
+    };
   }
 
   const fa = await filesOf(store, A.commit);
@@ -130,8 +148,18 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
 
   const wanted = (t: TensorEntry) => !globs || tensorMatches(globs, t.file, t.name);
   const key = (t: TensorEntry) => `${t.file}\0${t.name}`;
-  const ta = new Map([...fa.values()].flatMap((f) => f.tensors).filter(wanted).map((t) => [key(t), t]));
-  const tb = new Map([...fb.values()].flatMap((f) => f.tensors).filter(wanted).map((t) => [key(t), t]));
+  const ta = new Map(
+    [...fa.values()]
+      .flatMap((f) => f.tensors)
+      .filter(wanted)
+      .map((t) => [key(t), t]),
+  );
+  const tb = new Map(
+    [...fb.values()]
+      .flatMap((f) => f.tensors)
+      .filter(wanted)
+      .map((t) => [key(t), t]),
+  );
   const tensors: DiffResult['tensors'] = { added: [], removed: [], changed: [], unchanged: 0 };
   const ref = async (t: TensorEntry): Promise<TensorRef> => {
     const o = await store.readTensor(t.id);
@@ -161,31 +189,64 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
     }
     const inFile = (list: { file: string }[]) => list.filter((t) => t.file === p).length;
     files.changed.push({
-      path: p, format: g.format, sizeA: f.size, sizeB: g.size,
-      ...(f.tensors.length || g.tensors.length ? { tensorsAdded: inFile(tensors.added), tensorsRemoved: inFile(tensors.removed), tensorsChanged: inFile(tensors.changed) } : {}),
+      path: p,
+      format: g.format,
+      sizeA: f.size,
+      sizeB: g.size,
+      ...(f.tensors.length || g.tensors.length
+        ? {
+            tensorsAdded: inFile(tensors.added),
+            tensorsRemoved: inFile(tensors.removed),
+            tensorsChanged: inFile(tensors.changed),
+          }
+        : {}),
     });
   }
   const byPath = (x: { path: string }, y: { path: string }) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0);
   files.added.sort(byPath);
   files.removed.sort(byPath);
   files.changed.sort(byPath);
-  return { a: A.side, b: B.side, config, metrics: diffMetrics(A.commit.metrics ?? {}, B.commit.metrics ?? {}), files, tensors };
+  return {
+    a: A.side,
+    b: B.side,
+    config,
+    metrics: diffMetrics(A.commit.metrics ?? {}, B.commit.metrics ?? {}),
+    files,
+    tensors,
+  };
 }
 
-async function tensorChange(store: ObjectStore, t: TensorEntry, u: TensorEntry, numeric: boolean, prunedA?: PruneRecord, prunedB?: PruneRecord): Promise<TensorChange> {
+async function tensorChange(
+  store: ObjectStore,
+  t: TensorEntry,
+  u: TensorEntry,
+  numeric: boolean,
+  prunedA?: PruneRecord,
+  prunedB?: PruneRecord,
+): Promise<TensorChange> {
   const a = await store.readTensor(t.id);
   const b = await store.readTensor(u.id);
   const chunks = Math.max(a.chunks.length, b.chunks.length);
   let changedChunks = 0;
   for (let i = 0; i < chunks; i++) if (a.chunks[i] !== b.chunks[i]) changedChunks++;
   const out: TensorChange = {
-    file: t.file, name: t.name, dtypeA: a.dtype, dtypeB: b.dtype, shapeA: a.shape, shapeB: b.shape, bytesA: a.size, bytesB: b.size,
-    chunks, changedChunks, chunkFraction: chunks ? changedChunks / chunks : 0,
+    file: t.file,
+    name: t.name,
+    dtypeA: a.dtype,
+    dtypeB: b.dtype,
+    shapeA: a.shape,
+    shapeB: b.shape,
+    bytesA: a.size,
+    bytesB: b.size,
+    chunks,
+    changedChunks,
+    chunkFraction: chunks ? changedChunks / chunks : 0,
   };
   if (a.dtype !== b.dtype) out.note = 'dtype changed';
   else if (a.shape.join() !== b.shape.join()) out.note = 'shape changed';
   // Element i is not the same array element in row-major and column-major bytes: no figures across them.
-  else if ((a.order ?? 'C') !== (b.order ?? 'C')) out.note = `layout changed: ${a.order === 'F' ? 'column' : 'row'}-major -> ${b.order === 'F' ? 'column' : 'row'}-major`;
+  else if ((a.order ?? 'C') !== (b.order ?? 'C'))
+    out.note = `layout changed: ${a.order === 'F' ? 'column' : 'row'}-major -> ${b.order === 'F' ? 'column' : 'row'}-major`;
   else if (!isNumericDtype(a.dtype)) out.note = `no numeric figures for ${a.dtype}`;
   else if (a.chunkSize !== b.chunkSize) out.note = 'chunked differently';
   else if (tensorReleased(prunedA, t.file, t.name) || tensorReleased(prunedB, u.file, u.name)) out.note = 'data pruned';

@@ -68,9 +68,17 @@ async function annotator(store: ObjectStore): Promise<(id: ObjectId) => Promise<
     const label = c.config ? labels.get(c.config.hash) : undefined;
     const rec = pruned.get(id);
     const t = tags.get(id);
-    const released = rec && { time: rec.time, tensors: rec.tensors, ...(rec.files !== undefined ? { files: rec.files } : {}) };
+    const released = rec && {
+      time: rec.time,
+      tensors: rec.tensors,
+      ...(rec.files !== undefined ? { files: rec.files } : {}),
+    };
     return {
-      ...c, id, refs: refs.get(id) ?? [], ...(t ? { tags: t } : {}), ...(label ? { configLabel: label } : {}),
+      ...c,
+      id,
+      refs: refs.get(id) ?? [],
+      ...(t ? { tags: t } : {}),
+      ...(label ? { configLabel: label } : {}),
       ...(released ? { pruned: released } : {}),
     };
   };
@@ -125,10 +133,16 @@ export async function show(store: ObjectStore, rev: string): Promise<ShowResult>
   const files: ShownFile[] = [];
   for (const f of await listTreeFiles(store, c.tree)) {
     const r = await store.readFileRecipe(f.id);
-    files.push({ path: f.path, size: r.size, format: r.format, tensors: r.parts.filter((p) => p.kind === 'tensor').length });
+    files.push({
+      path: f.path,
+      size: r.size,
+      format: r.format,
+      tensors: r.parts.filter((p) => p.kind === 'tensor').length,
+    });
   }
   return {
-    ...c, files,
+    ...c,
+    files,
     totalBytes: files.reduce((a, f) => a + f.size, 0),
     tensorCount: files.reduce((a, f) => a + f.tensors, 0),
   };

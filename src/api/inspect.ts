@@ -30,7 +30,11 @@ export interface ListedFile {
   tensors?: ListedTensor[];
 }
 
-export async function ls(store: ObjectStore, rev: string, opts: { path?: string; tensors?: boolean } = {}): Promise<{ commit: ObjectId; files: ListedFile[] }> {
+export async function ls(
+  store: ObjectStore,
+  rev: string,
+  opts: { path?: string; tensors?: boolean } = {},
+): Promise<{ commit: ObjectId; files: ListedFile[] }> {
   const { id } = await resolveRevision(store, rev);
   const c = await store.readCommit(id);
   const rec = await store.pruned.get(id);
@@ -39,14 +43,34 @@ export async function ls(store: ObjectStore, rev: string, opts: { path?: string;
   for (const f of files) {
     const r = await store.readFileRecipe(f.id);
     const parts = r.parts.filter((p) => p.kind === 'tensor') as { id: ObjectId; name: string }[];
-    const entry: ListedFile = { path: f.path, size: r.size, format: r.format, tensorCount: parts.length + (r.packed?.length ?? 0) };
+    const entry: ListedFile = {
+      path: f.path,
+      size: r.size,
+      format: r.format,
+      tensorCount: parts.length + (r.packed?.length ?? 0),
+    };
     if (opts.tensors) {
       entry.tensors = [];
       for (const p of parts) {
         const t = await store.readTensor(p.id);
-        entry.tensors.push({ name: p.name, dtype: t.dtype, shape: t.shape, bytes: t.size, ...(t.order ? { order: t.order } : {}), ...(tensorReleased(rec, f.path, p.name) ? { pruned: true } : {}) });
+        entry.tensors.push({
+          name: p.name,
+          dtype: t.dtype,
+          shape: t.shape,
+          bytes: t.size,
+          ...(t.order ? { order: t.order } : {}),
+          ...(tensorReleased(rec, f.path, p.name) ? { pruned: true } : {}),
+        });
       }
-      for (const t of r.packed ?? []) entry.tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.size, ...(t.order ? { order: t.order } : {}), deflated: true });
+      for (const t of r.packed ?? [])
+        entry.tensors.push({
+          name: t.name,
+          dtype: t.dtype,
+          shape: t.shape,
+          bytes: t.size,
+          ...(t.order ? { order: t.order } : {}),
+          deflated: true,
+        });
     }
     out.push(entry);
   }
@@ -56,33 +80,72 @@ export async function ls(store: ObjectStore, rev: string, opts: { path?: string;
 /** `REV:PATH` into its parts (the last ':' splits, so branch names without ':' work as they always do). */
 export function parseObjectPath(spec: string): { rev: string; path: string } {
   const i = spec.lastIndexOf(':');
-  if (i <= 0 || i === spec.length - 1) throw new CkvcError('CKVC_BAD_ARGUMENT', `${JSON.stringify(spec)} is not REV:PATH (for example main:model.safetensors)`, { spec });
+  if (i <= 0 || i === spec.length - 1)
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `${JSON.stringify(spec)} is not REV:PATH (for example main:model.safetensors)`,
+      { spec },
+    );
   return { rev: spec.slice(0, i), path: spec.slice(i + 1).replace(/^\.?\/+/, '') };
 }
 
 /** Streams a file of a commit, or one tensor's raw bytes, to `sink`; every chunk is verified before it is written. */
-export async function cat(store: ObjectStore, spec: string, sink: (bytes: Uint8Array) => Promise<void>, opts: { tensor?: string } = {}): Promise<{ commit: ObjectId; path: string; bytes: number }> {
+export async function cat(
+  store: ObjectStore,
+  spec: string,
+  sink: (bytes: Uint8Array) => Promise<void>,
+  opts: { tensor?: string } = {},
+): Promise<{ commit: ObjectId; path: string; bytes: number }> {
   const { rev, path: p } = parseObjectPath(spec);
   const { id } = await resolveRevision(store, rev);
   const c = await store.readCommit(id);
   const file = (await listTreeFiles(store, c.tree)).find((f) => f.path === p);
-  if (!file) throw new CkvcError('CKVC_PATH_NOT_FOUND', `${p} is not a file of ${rev} (${id.slice(0, 12)}); 'ckvc ls ${rev}' lists them`, { path: p, commit: id });
+  if (!file)
+    throw new CkvcError(
+      'CKVC_PATH_NOT_FOUND',
+      `${p} is not a file of ${rev} (${id.slice(0, 12)}); 'ckvc ls ${rev}' lists them`,
+      { path: p, commit: id },
+    );
   const recipe = await store.readFileRecipe(file.id);
   const rec = await store.pruned.get(id);
   const released = (name: string) => tensorReleased(rec, p, name);
   if (opts.tensor === undefined) {
-    if (fileReleased(rec, p)) throw new CkvcError('CKVC_PRUNED', `${p} of ${id.slice(0, 12)} was released whole by 'ckvc prune'; its size and format remain ('ckvc ls ${rev}')`, { commit: id, path: p });
+    if (fileReleased(rec, p))
+      throw new CkvcError(
+        'CKVC_PRUNED',
+        `${p} of ${id.slice(0, 12)} was released whole by 'ckvc prune'; its size and format remain ('ckvc ls ${rev}')`,
+        { commit: id, path: p },
+      );
     const hit = recipe.parts.find((part) => part.kind === 'tensor' && released(part.name));
-    if (hit) throw new CkvcError('CKVC_PRUNED', `${p} of ${id.slice(0, 12)} holds tensor data released by 'ckvc prune' (e.g. '${(hit as { name: string }).name}'); 'ckvc ls ${rev} --tensors' shows which`, { commit: id, path: p });
+    if (hit)
+      throw new CkvcError(
+        'CKVC_PRUNED',
+        `${p} of ${id.slice(0, 12)} holds tensor data released by 'ckvc prune' (e.g. '${(hit as { name: string }).name}'); 'ckvc ls ${rev} --tensors' shows which`,
+        { commit: id, path: p },
+      );
     await streamRecipe(store, recipe, sink, `${rev}:${p}`);
     return { commit: id, path: p, bytes: recipe.size };
   }
   const part = recipe.parts.find((x) => x.kind === 'tensor' && x.name === opts.tensor);
   if (!part && recipe.packed?.some((t) => t.name === opts.tensor)) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `tensor ${opts.tensor} of ${p} is stored deflated inside the archive (np.savez_compressed), whose compressed bytes ckvc keeps as they are; take the whole file ('ckvc cat ${rev}:${p} > file.npz') and load it with numpy`, { path: p, tensor: opts.tensor });
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `tensor ${opts.tensor} of ${p} is stored deflated inside the archive (np.savez_compressed), whose compressed bytes ckvc keeps as they are; take the whole file ('ckvc cat ${rev}:${p} > file.npz') and load it with numpy`,
+      { path: p, tensor: opts.tensor },
+    );
   }
-  if (!part) throw new CkvcError('CKVC_PATH_NOT_FOUND', `${p} of ${rev} has no tensor named ${JSON.stringify(opts.tensor)}; 'ckvc ls ${rev} ${p} --tensors' lists them`, { path: p, tensor: opts.tensor });
-  if (released(opts.tensor)) throw new CkvcError('CKVC_PRUNED', `tensor ${opts.tensor} of ${p} in ${id.slice(0, 12)} was released by 'ckvc prune'`, { commit: id, path: p, tensor: opts.tensor });
+  if (!part)
+    throw new CkvcError(
+      'CKVC_PATH_NOT_FOUND',
+      `${p} of ${rev} has no tensor named ${JSON.stringify(opts.tensor)}; 'ckvc ls ${rev} ${p} --tensors' lists them`,
+      { path: p, tensor: opts.tensor },
+    );
+  if (released(opts.tensor))
+    throw new CkvcError(
+      'CKVC_PRUNED',
+      `tensor ${opts.tensor} of ${p} in ${id.slice(0, 12)} was released by 'ckvc prune'`,
+      { commit: id, path: p, tensor: opts.tensor },
+    );
   const t = await store.readTensor(part.id);
   let bytes = 0;
   for (const chunk of t.chunks) {
@@ -90,6 +153,11 @@ export async function cat(store: ObjectStore, spec: string, sink: (bytes: Uint8A
     bytes += data.length;
     await sink(data);
   }
-  if (bytes !== t.size) throw new CkvcError('CKVC_CORRUPT_OBJECT', `tensor ${opts.tensor}: its chunks hold ${bytes} bytes, the tensor says ${t.size}`, { id: part.id });
+  if (bytes !== t.size)
+    throw new CkvcError(
+      'CKVC_CORRUPT_OBJECT',
+      `tensor ${opts.tensor}: its chunks hold ${bytes} bytes, the tensor says ${t.size}`,
+      { id: part.id },
+    );
   return { commit: id, path: p, bytes };
 }

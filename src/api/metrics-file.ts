@@ -8,7 +8,10 @@ import { readMetricsSource } from './watch/metrics-sources.js';
 
 /** FILE[:KEY]: the whole text is the file when it exists (a path may hold ':'), else the last ':' splits. */
 async function splitSpec(spec: string): Promise<{ file: string; key?: string }> {
-  const exists = await fs.stat(spec).then(() => true, () => false);
+  const exists = await fs.stat(spec).then(
+    () => true,
+    () => false,
+  );
   const i = spec.lastIndexOf(':');
   if (exists || i <= 0 || i === spec.length - 1) return { file: spec };
   return { file: spec.slice(0, i), key: spec.slice(i + 1) };
@@ -20,7 +23,8 @@ export async function readMetricsFile(spec: string): Promise<LoggedMetrics> {
   if (!found) {
     // The readers word their problems for watch, which goes on without the metrics; a commit stops instead.
     const why = (problems[0] ?? `nothing usable in ${file}`)
-      .replace(/; committed without its metrics$/, '').replace(/; left out$/, '');
+      .replace(/; committed without its metrics$/, '')
+      .replace(/; left out$/, '');
     throw new CkvcError('CKVC_BAD_METRIC', `--metrics-file ${spec}: ${why}; nothing was committed`, { path: file });
   }
   if (key === undefined) return found;

@@ -47,7 +47,10 @@ export async function namedCommits(store: ObjectStore): Promise<Map<ObjectId, st
 }
 
 export async function selectForPrune(
-  store: ObjectStore, branch: string, policy: KeepPolicy, named: Map<ObjectId, string[]>,
+  store: ObjectStore,
+  branch: string,
+  policy: KeepPolicy,
+  named: Map<ObjectId, string[]>,
 ): Promise<BranchSelection> {
   const commits: BranchCommit[] = [];
   for await (const { id, commit } of branchCommits(store, branch)) {
@@ -57,10 +60,17 @@ export async function selectForPrune(
   const reasons = new Map<ObjectId, string[]>();
   const keep = (id: ObjectId, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);
   // The newest commit of a branch is always kept: the branch names it.
-  if (policy.keepLast) commits.slice(0, policy.keepLast).forEach((c) => { keep(c.id, `last ${policy.keepLast}`); });
+  if (policy.keepLast)
+    commits.slice(0, policy.keepLast).forEach((c) => {
+      keep(c.id, `last ${policy.keepLast}`);
+    });
   if (policy.keepWithinMs !== undefined && commits.length) {
     const since = commits[0]!.time - policy.keepWithinMs;
-    commits.filter((c) => c.time >= since).forEach((c) => { keep(c.id, `within ${policy.keepWithinText} of the newest`); });
+    commits
+      .filter((c) => c.time >= since)
+      .forEach((c) => {
+        keep(c.id, `within ${policy.keepWithinText} of the newest`);
+      });
   }
   // Whatever a branch, alias or tag names is in use (a tag marks an agent someone chose to keep); tags only
   // with --include-tagged, which the user has to say.
@@ -75,18 +85,22 @@ export async function selectForPrune(
     const metric = policy.metric;
     const mode = policy.mode ?? defaultMetricMode(metric);
     const value = (c: BranchCommit) => c.metrics[metric];
-    const ranked = commits.filter((c) => value(c) !== undefined && Number.isFinite(value(c)))
+    const ranked = commits
+      .filter((c) => value(c) !== undefined && Number.isFinite(value(c)))
       .map((c, order) => ({ c, order }))
       // Stable: among equal values the older commit (later in newest-first order) ranks first, as in `best`.
       .sort((a, b) => {
         if (isBetter(value(a.c)!, value(b.c), mode)) return -1;
         return isBetter(value(b.c)!, value(a.c), mode) ? 1 : b.order - a.order;
       });
-    ranked.slice(0, policy.keepBest).forEach(({ c }) => { keep(c.id, `best ${policy.keepBest} by ${metric} (${mode})`); });
+    ranked.slice(0, policy.keepBest).forEach(({ c }) => {
+      keep(c.id, `best ${policy.keepBest} by ${metric} (${mode})`);
+    });
   }
   return {
     kept: commits.filter((c) => reasons.has(c.id)).map((c) => ({ ...c, reasons: reasons.get(c.id)! })),
-    pruned: commits.filter((c) => !reasons.has(c.id))
+    pruned: commits
+      .filter((c) => !reasons.has(c.id))
       .map((c) => (taggedPruned.has(c.id) ? { ...c, names: taggedPruned.get(c.id) } : c)),
   };
 }

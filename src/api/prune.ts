@@ -61,7 +61,11 @@ function policyOf(opts: PruneOptions): KeepPolicy {
     throw new CkvcError('CKVC_BAD_ARGUMENT', what, {});
   }
   if (keepLast !== undefined && keepLast < 1) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', '--keep-last N needs N >= 1 (the newest commit of a branch is always kept)', {});
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      '--keep-last N needs N >= 1 (the newest commit of a branch is always kept)',
+      {},
+    );
   }
   const keepWithinMs = opts.keepWithin === undefined ? undefined : parseDuration(opts.keepWithin, 'keep-within');
   const keepBest = parseCount(opts.keepBest, 'keep-best') ?? 0;
@@ -70,8 +74,13 @@ function policyOf(opts: PruneOptions): KeepPolicy {
   }
   // The newest commit is kept whatever the policy: a branch names it.
   return {
-    keepLast: keepLast ?? 1, keepWithinMs, keepWithinText: opts.keepWithin, keepBest, metric: opts.metric,
-    mode: opts.mode, includeTagged: opts.includeTagged,
+    keepLast: keepLast ?? 1,
+    keepWithinMs,
+    keepWithinText: opts.keepWithin,
+    keepBest,
+    metric: opts.metric,
+    mode: opts.mode,
+    includeTagged: opts.includeTagged,
   };
 }
 
@@ -88,7 +97,8 @@ function releaseOf(opts: PruneOptions): Pick<PruneRecord, 'tensors' | 'files'> {
 export async function prune(store: ObjectStore, opts: PruneOptions): Promise<PruneResult> {
   const policy = policyOf(opts);
   const release = releaseOf(opts);
-  if (opts.allBranches && opts.branch) throw new CkvcError('CKVC_USAGE', 'give -b BRANCH or --all-branches, not both', {});
+  if (opts.allBranches && opts.branch)
+    throw new CkvcError('CKVC_USAGE', 'give -b BRANCH or --all-branches, not both', {});
   const branches = opts.allBranches
     ? (await store.refs.list('branch')).map((r) => r.name)
     : [opts.branch ?? (await currentBranch(store))];
@@ -98,9 +108,15 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
   // A commit two branches share is pruned only if every branch's policy lets it go.
   const keptIds = new Set(selections.flatMap((s) => s.kept.map((k) => k.id)));
   const seen = new Set<ObjectId>();
-  const toPrune = selections.flatMap((s) => s.pruned)
+  const toPrune = selections
+    .flatMap((s) => s.pruned)
     .filter((c) => !keptIds.has(c.id) && !seen.has(c.id) && seen.add(c.id));
-  if (release.tensors?.length) await refuseGlobsReachingAcrossFiles(store, toPrune.map((c) => c.id), release.tensors);
+  if (release.tensors?.length)
+    await refuseGlobsReachingAcrossFiles(
+      store,
+      toPrune.map((c) => c.id),
+      release.tensors,
+    );
 
   const now = Date.now();
   const before = await store.pruned.all();
@@ -108,25 +124,43 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
   for (const c of toPrune) {
     after.set(c.id, mergePruneRecords(before.get(c.id), { commit: c.id, time: now, ...release }));
   }
-  const freed = await releaseEstimate(store, before, after, toPrune.map((c) => c.id));
+  const freed = await releaseEstimate(
+    store,
+    before,
+    after,
+    toPrune.map((c) => c.id),
+  );
 
   if (!opts.dryRun) for (const c of toPrune) await store.pruned.add({ commit: c.id, time: now, ...release });
-  const brief = <T extends { id: ObjectId; branch: string; step?: number; message: string }>(c: T) =>
-    ({ id: c.id, branch: c.branch, ...(c.step !== undefined ? { step: c.step } : {}), message: c.message });
+  const brief = <T extends { id: ObjectId; branch: string; step?: number; message: string }>(c: T) => ({
+    id: c.id,
+    branch: c.branch,
+    ...(c.step !== undefined ? { step: c.step } : {}),
+    message: c.message,
+  });
   return {
-    branch: branches[0] ?? '', branches, dryRun: Boolean(opts.dryRun), tensors: release.tensors, files: release.files,
+    branch: branches[0] ?? '',
+    branches,
+    dryRun: Boolean(opts.dryRun),
+    tensors: release.tensors,
+    files: release.files,
     kept: selections.flatMap((s) => s.kept).map((k) => ({ ...brief(k), reasons: k.reasons })),
     pruned: toPrune.map((p) => ({ ...brief(p), ...('names' in p && p.names ? { names: p.names } : {}) })),
     ...freed,
   };
 }
 
-type Estimate = Pick<PruneResult,
-  'releasedObjects' | 'releasedBytes' | 'stillNeededObjects' | 'stillNeededBytes' | 'alreadyReleasedObjects'>;
+type Estimate = Pick<
+  PruneResult,
+  'releasedObjects' | 'releasedBytes' | 'stillNeededObjects' | 'stillNeededBytes' | 'alreadyReleasedObjects'
+>;
 
 /** What gc will be able to free (live now, dead once the records exist), and what of the pruned data stays. */
 async function releaseEstimate(
-  store: ObjectStore, before: Map<ObjectId, PruneRecord>, after: Map<ObjectId, PruneRecord>, pruning: ObjectId[],
+  store: ObjectStore,
+  before: Map<ObjectId, PruneRecord>,
+  after: Map<ObjectId, PruneRecord>,
+  pruning: ObjectId[],
 ): Promise<Estimate> {
   const roots = await gcRoots(store);
   const liveBefore = await liveObjects(store, roots, before);
@@ -137,14 +171,18 @@ async function releaseEstimate(
   const data = new Set<ObjectId>();
   await walkObjects(store, pruning, {
     stopAt: (id) => !own.has(id),
-    visit: (r) => { if (r.kind === 'chunk' && r.role !== 'config') data.add(r.id); },
+    visit: (r) => {
+      if (r.kind === 'chunk' && r.role !== 'config') data.add(r.id);
+    },
   });
   const stillNeeded = [...data].filter((id) => liveAfter.has(id));
   const sum = async (ids: ObjectId[]) =>
     (await store.locate(ids)).reduce((a, l) => a + (l?.entry.storedLength ?? 0), 0);
   return {
-    releasedObjects: released.length, releasedBytes: await sum(released),
-    stillNeededObjects: stillNeeded.length, stillNeededBytes: await sum(stillNeeded),
+    releasedObjects: released.length,
+    releasedBytes: await sum(released),
+    stillNeededObjects: stillNeeded.length,
+    stillNeededBytes: await sum(stillNeeded),
     alreadyReleasedObjects: [...data].filter((id) => !liveBefore.has(id)).length,
   };
 }
@@ -170,7 +208,11 @@ async function refuseGlobsReachingAcrossFiles(store: ObjectStore, commits: Objec
         if (part.kind !== 'tensor') continue;
         const hit = bare.find((g) => !g.re.test(part.name) && g.re.test(`${r.path}:${part.name}`));
         if (hit) {
-          throw new CkvcError('CKVC_BAD_ARGUMENT', `--tensors '${hit.glob}' reaches across the ':' of '${r.path}:${part.name}': ckvc matches a glob without ':' against tensor names only, but older versions also matched it against FILE:NAME, where it would release '${part.name}' too; say which file you mean ('${r.path}:${hit.glob}') or use a glob that stops before the ':'`, { glob: hit.glob, path: r.path, tensor: part.name });
+          throw new CkvcError(
+            'CKVC_BAD_ARGUMENT',
+            `--tensors '${hit.glob}' reaches across the ':' of '${r.path}:${part.name}': ckvc matches a glob without ':' against tensor names only, but older versions also matched it against FILE:NAME, where it would release '${part.name}' too; say which file you mean ('${r.path}:${hit.glob}') or use a glob that stops before the ':'`,
+            { glob: hit.glob, path: r.path, tensor: part.name },
+          );
         }
       }
     },

@@ -36,8 +36,15 @@ async function tips(store: ObjectStore, kind: RefKind): Promise<RefTip[]> {
     }
     const c = await store.readCommit(commit);
     out.push({
-      name: r.name, id: r.id, commit, current: kind === 'branch' && head.kind === 'branch' && head.branch === r.name,
-      time: c.time, message: c.message, metrics: c.metrics, step: c.step, tagMessage,
+      name: r.name,
+      id: r.id,
+      commit,
+      current: kind === 'branch' && head.kind === 'branch' && head.branch === r.name,
+      time: c.time,
+      message: c.message,
+      metrics: c.metrics,
+      step: c.step,
+      tagMessage,
     });
   }
   return out;
@@ -48,10 +55,18 @@ export const listTags = (store: ObjectStore) => tips(store, 'tag');
 /** Remote-tracking branches (refs/remotes/REMOTE/BRANCH), named REMOTE/BRANCH. */
 export const listRemoteBranches = (store: ObjectStore) => tips(store, 'remote');
 
-export async function createBranch(store: ObjectStore, name: string, start = 'HEAD'): Promise<{ name: string; id: ObjectId }> {
+export async function createBranch(
+  store: ObjectStore,
+  name: string,
+  start = 'HEAD',
+): Promise<{ name: string; id: ObjectId }> {
   assertRefName(name, 'branch');
   const { id } = await resolveRevision(store, start);
-  await store.refs.update(REF_PREFIX.branch + name, id, { expect: null, who: defaultAuthor(), message: `branch: created from ${start}` });
+  await store.refs.update(REF_PREFIX.branch + name, id, {
+    expect: null,
+    who: defaultAuthor(),
+    message: `branch: created from ${start}`,
+  });
   return { name, id };
 }
 
@@ -59,15 +74,28 @@ export async function deleteBranch(store: ObjectStore, name: string): Promise<{ 
   assertRefName(name, 'branch');
   const head = await store.refs.readHead();
   if (head.kind === 'branch' && head.branch === name) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot delete branch '${name}': HEAD is on it; 'ckvc switch' to another branch first`, { name });
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `cannot delete branch '${name}': HEAD is on it; 'ckvc switch' to another branch first`,
+      { name },
+    );
   }
   const id = await store.refs.read(REF_PREFIX.branch + name);
   if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch named '${name}'`, { name });
-  await store.refs.update(REF_PREFIX.branch + name, null, { expect: id, who: defaultAuthor(), message: 'branch: deleted' });
+  await store.refs.update(REF_PREFIX.branch + name, null, {
+    expect: id,
+    who: defaultAuthor(),
+    message: 'branch: deleted',
+  });
   return { name, id };
 }
 
-export async function createTag(store: ObjectStore, name: string, rev = 'HEAD', message?: string): Promise<{ name: string; id: ObjectId; commit: ObjectId }> {
+export async function createTag(
+  store: ObjectStore,
+  name: string,
+  rev = 'HEAD',
+  message?: string,
+): Promise<{ name: string; id: ObjectId; commit: ObjectId }> {
   assertRefName(name, 'tag');
   const { id: commit } = await resolveRevision(store, rev);
   let id = commit;
@@ -76,7 +104,10 @@ export async function createTag(store: ObjectStore, name: string, rev = 'HEAD', 
     if (message !== undefined) {
       const writer = store.writer();
       try {
-        id = await writer.put('tag', encodeTag({ target: commit, name, message, tagger: defaultAuthor(), time: Date.now() }));
+        id = await writer.put(
+          'tag',
+          encodeTag({ target: commit, name, message, tagger: defaultAuthor(), time: Date.now() }),
+        );
         await writer.commit();
       } catch (e) {
         await writer.abort();
@@ -101,7 +132,12 @@ export async function deleteTag(store: ObjectStore, name: string): Promise<{ nam
 export async function switchBranch(store: ObjectStore, name: string): Promise<{ branch: string; id?: ObjectId }> {
   assertRefName(name, 'branch');
   const id = await store.refs.read(REF_PREFIX.branch + name);
-  if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch named '${name}'; create it with 'ckvc branch ${name} [START]' or commit with -b ${name}`, { name });
+  if (!id)
+    throw new CkvcError(
+      'CKVC_UNKNOWN_REVISION',
+      `no branch named '${name}'; create it with 'ckvc branch ${name} [START]' or commit with -b ${name}`,
+      { name },
+    );
   await store.refs.writeHead(name);
   return { branch: name, id };
 }
@@ -115,6 +151,11 @@ export async function reflog(store: ObjectStore, name: string, kind: RefKind = '
 /** The branch HEAD is on; a detached HEAD has none, so commands that need one ask for -b. */
 export async function currentBranch(store: ObjectStore): Promise<string> {
   const head = await store.refs.readHead();
-  if (head.kind !== 'branch') throw new CkvcError('CKVC_BAD_ARGUMENT', 'HEAD is detached, so there is no current branch; name one with -b BRANCH', {});
+  if (head.kind !== 'branch')
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      'HEAD is detached, so there is no current branch; name one with -b BRANCH',
+      {},
+    );
   return head.branch;
 }

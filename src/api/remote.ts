@@ -24,9 +24,15 @@ export interface RemoteAuth {
 
 export async function readToken(tokenFile?: string): Promise<string | undefined> {
   if (tokenFile) {
-    const t = (await fs.readFile(tokenFile, 'utf8').catch((e) => {
-      throw new CkvcError('CKVC_INPUT_NOT_FOUND', `token file ${tokenFile} cannot be read (${(e as NodeJS.ErrnoException).code})`, { path: tokenFile });
-    })).trim();
+    const t = (
+      await fs.readFile(tokenFile, 'utf8').catch((e) => {
+        throw new CkvcError(
+          'CKVC_INPUT_NOT_FOUND',
+          `token file ${tokenFile} cannot be read (${(e as NodeJS.ErrnoException).code})`,
+          { path: tokenFile },
+        );
+      })
+    ).trim();
     if (!t) throw new CkvcError('CKVC_BAD_ARGUMENT', `token file ${tokenFile} is empty`, { path: tokenFile });
     return t;
   }
@@ -45,11 +51,18 @@ export interface AddRemoteOptions {
 }
 
 /** The token file is read first: one that cannot be read adds nothing. */
-export async function addRemote(store: ObjectStore, name: string, url: string, opts: AddRemoteOptions = {}):
-Promise<RemoteEntry & { tokenSaved?: true }> {
+export async function addRemote(
+  store: ObjectStore,
+  name: string,
+  url: string,
+  opts: AddRemoteOptions = {},
+): Promise<RemoteEntry & { tokenSaved?: true }> {
   if (opts.tokenFile && !/^https?:\/\//i.test(url)) {
-    throw new CkvcError('CKVC_USAGE', `--token-file is for HTTP remotes; ${JSON.stringify(url)} is not one `
-      + '(SSH logs in with ssh\'s own keys)', { url });
+    throw new CkvcError(
+      'CKVC_USAGE',
+      `--token-file is for HTTP remotes; ${JSON.stringify(url)} is not one ` + "(SSH logs in with ssh's own keys)",
+      { url },
+    );
   }
   const token = opts.tokenFile ? await readToken(opts.tokenFile) : undefined;
   const entry = await remotes(store).add(name, url, { remoteCkvc: opts.remoteCkvc, singleWriter: opts.singleWriter });
@@ -64,15 +77,22 @@ export async function removeRemote(store: ObjectStore, name: string): Promise<Re
   return removed;
 }
 
-async function openTransport(store: ObjectStore, name: string, auth: RemoteAuth): Promise<{ remote: RemoteEntry; t: Transport }> {
+async function openTransport(
+  store: ObjectStore,
+  name: string,
+  auth: RemoteAuth,
+): Promise<{ remote: RemoteEntry; t: Transport }> {
   const remote = await remotes(store).get(name);
   const who = defaultAuthor();
   const token = async () => (await readToken(auth.tokenFile)) ?? (await new RemoteTokens(store.layout).get(name));
-  const t = isS3Url(remote.url) ? await openS3(store, remote)
-    // The network transports (node:http, https, tls) load only when a remote needs them: every command pays for
-    // what it loads at start-up.
-    : /^https?:\/\//.test(remote.url) ? new (await import('../remote/http-transport.js')).HttpTransport(remote.url, await token(), who)
-      : isSshUrl(remote.url) ? await (await import('../remote/ssh-transport.js')).openSshTransport(remote, who)
+  const t = isS3Url(remote.url)
+    ? await openS3(store, remote)
+    : // The network transports (node:http, https, tls) load only when a remote needs them: every command pays for
+      // what it loads at start-up.
+      /^https?:\/\//.test(remote.url)
+      ? new (await import('../remote/http-transport.js')).HttpTransport(remote.url, await token(), who)
+      : isSshUrl(remote.url)
+        ? await (await import('../remote/ssh-transport.js')).openSshTransport(remote, who)
         : await DirectoryTransport.open(remote.url, who);
   return { remote, t };
 }
@@ -99,8 +119,11 @@ export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promi
   const names = opts.refs?.length ? [...new Set(opts.refs)] : [await currentBranch(store)];
   const refs: { local: string; remote: string }[] = [];
   for (const n of names) {
-    const full = (await store.refs.read(REF_PREFIX.branch + n).catch(() => undefined)) ? REF_PREFIX.branch + n
-      : (await store.refs.read(REF_PREFIX.tag + n).catch(() => undefined)) ? REF_PREFIX.tag + n : undefined;
+    const full = (await store.refs.read(REF_PREFIX.branch + n).catch(() => undefined))
+      ? REF_PREFIX.branch + n
+      : (await store.refs.read(REF_PREFIX.tag + n).catch(() => undefined))
+        ? REF_PREFIX.tag + n
+        : undefined;
     if (!full) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch or tag named '${n}' to push`, { name: n });
     refs.push({ local: full, remote: full });
   }
@@ -117,7 +140,10 @@ export interface FetchOptions extends RemoteAuth {
   progress?: Progress;
 }
 
-export async function fetchFromRemote(store: ObjectStore, opts: FetchOptions): Promise<FetchResult & { remote: string }> {
+export async function fetchFromRemote(
+  store: ObjectStore,
+  opts: FetchOptions,
+): Promise<FetchResult & { remote: string }> {
   const { t } = await openTransport(store, opts.remote, opts);
   try {
     return { ...(await fetchRemote(store, t, opts.remote, opts.progress)), remote: opts.remote };
@@ -131,18 +157,34 @@ export interface PullRemoteOptions extends FetchOptions {
 }
 
 /** Fetch, then fast-forward (or create) the local branch to the remote's. */
-export async function pullFromRemote(store: ObjectStore, opts: PullRemoteOptions): Promise<FetchResult & { remote: string; branch: RefUpdate }> {
+export async function pullFromRemote(
+  store: ObjectStore,
+  opts: PullRemoteOptions,
+): Promise<FetchResult & { remote: string; branch: RefUpdate }> {
   const f = await fetchFromRemote(store, opts);
   const tracking = `${REF_PREFIX.remote}${opts.remote}/${opts.branch}`;
   const theirs = await store.refs.read(tracking);
-  if (!theirs) throw new CkvcError('CKVC_UNKNOWN_REVISION', `remote '${opts.remote}' has no branch '${opts.branch}'`, { remote: opts.remote, branch: opts.branch });
+  if (!theirs)
+    throw new CkvcError('CKVC_UNKNOWN_REVISION', `remote '${opts.remote}' has no branch '${opts.branch}'`, {
+      remote: opts.remote,
+      branch: opts.branch,
+    });
   const local = REF_PREFIX.branch + opts.branch;
   const cur = (await store.refs.read(local)) ?? null;
-  if (cur === theirs) return { ...f, branch: { name: local, old: cur, new: theirs, forced: false, skipped: 'unchanged' } };
+  if (cur === theirs)
+    return { ...f, branch: { name: local, old: cur, new: theirs, forced: false, skipped: 'unchanged' } };
   if (cur !== null && !(await isAncestor(storeParents(store), cur, theirs))) {
-    throw new CkvcError('CKVC_NON_FAST_FORWARD', `branch '${opts.branch}' (${cur.slice(0, 12)}) and ${opts.remote}/${opts.branch} (${theirs.slice(0, 12)}) have diverged; the fetched history is in ${opts.remote}/${opts.branch}: compare with 'ckvc diff', then 'ckvc branch' a new name for it`, { branch: opts.branch, local: cur, remote: theirs });
+    throw new CkvcError(
+      'CKVC_NON_FAST_FORWARD',
+      `branch '${opts.branch}' (${cur.slice(0, 12)}) and ${opts.remote}/${opts.branch} (${theirs.slice(0, 12)}) have diverged; the fetched history is in ${opts.remote}/${opts.branch}: compare with 'ckvc diff', then 'ckvc branch' a new name for it`,
+      { branch: opts.branch, local: cur, remote: theirs },
+    );
   }
-  await store.refs.update(local, theirs, { expect: cur, who: defaultAuthor(), message: `pull: ${opts.remote}/${opts.branch}` });
+  await store.refs.update(local, theirs, {
+    expect: cur,
+    who: defaultAuthor(),
+    message: `pull: ${opts.remote}/${opts.branch}`,
+  });
   return { ...f, branch: { name: local, old: cur, new: theirs, forced: false } };
 }
 
@@ -164,10 +206,24 @@ export async function serve(opts: ServeOptions): Promise<{ server: Server; url: 
   const page = opts.page?.({ host, token });
   const { createServer } = await import('../remote/http-server.js');
   const server = createServer({
-    store: opts.store, host, port: opts.port ?? 0, token, readOnly: opts.readOnly, log: opts.log, page,
+    store: opts.store,
+    host,
+    port: opts.port ?? 0,
+    token,
+    readOnly: opts.readOnly,
+    log: opts.log,
+    page,
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(new CkvcError('CKVC_IO', `cannot listen on ${host}:${opts.port ?? 0}: ${(e as NodeJS.ErrnoException).code}`, {})));
+    server.once('error', (e) =>
+      reject(
+        new CkvcError(
+          'CKVC_IO',
+          `cannot listen on ${host}:${opts.port ?? 0}: ${(e as NodeJS.ErrnoException).code}`,
+          {},
+        ),
+      ),
+    );
     server.listen(opts.port ?? 0, host, () => resolve());
   });
   const addr = server.address() as import('node:net').AddressInfo;

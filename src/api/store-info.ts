@@ -78,11 +78,22 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
   }
   const trees = [...new Set(treeOf)];
   const locs = await store.locateAll(trees, 'tree');
-  const order = trees.map((_, i) => i).sort((a, b) => (locs[a]!.packId < locs[b]!.packId ? -1 : locs[a]!.packId > locs[b]!.packId ? 1 : locs[a]!.entry.offset - locs[b]!.entry.offset));
+  const order = trees
+    .map((_, i) => i)
+    .sort((a, b) =>
+      locs[a]!.packId < locs[b]!.packId
+        ? -1
+        : locs[a]!.packId > locs[b]!.packId
+          ? 1
+          : locs[a]!.entry.offset - locs[b]!.entry.offset,
+    );
   const treeSizes = new Map<ObjectId, number>();
   for (const i of order) {
     const t = decodeTree(await store.readLocated(locs[i]!, trees[i]!, 'tree'), `tree ${trees[i]!.slice(0, 12)}`);
-    treeSizes.set(trees[i]!, t.entries.reduce((a, e) => a + e.size, 0));
+    treeSizes.set(
+      trees[i]!,
+      t.entries.reduce((a, e) => a + e.size, 0),
+    );
   }
   const commits = treeOf.length;
   const logical = treeOf.reduce((a, t) => a + treeSizes.get(t)!, 0);
@@ -97,10 +108,21 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
   const ratio = (a: number, b: number) => (b > 0 ? a / b : 0);
   return {
     commits,
-    logicalBytes: logical, uniqueBytes: unique, metadataBytes: metadata, storedBytes,
-    dedupRatio: ratio(logical, unique), compressionRatio: ratio(unique, storedBytes), totalRatio: ratio(logical, storedBytes),
-    packs: packIds.size, objects,
-    deltas: { chunks: d.count, rawBytes: d.rawBytes, storedBytes: d.storedBytes, ratio: ratio(d.rawBytes, d.storedBytes) },
+    logicalBytes: logical,
+    uniqueBytes: unique,
+    metadataBytes: metadata,
+    storedBytes,
+    dedupRatio: ratio(logical, unique),
+    compressionRatio: ratio(unique, storedBytes),
+    totalRatio: ratio(logical, storedBytes),
+    packs: packIds.size,
+    objects,
+    deltas: {
+      chunks: d.count,
+      rawBytes: d.rawBytes,
+      storedBytes: d.storedBytes,
+      ratio: ratio(d.rawBytes, d.storedBytes),
+    },
   };
 }
 
@@ -113,7 +135,10 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
  * recipe and tensor in the history (gc's mark), which stats avoids to stay fast. `gc` frees them.
  */
 async function dataAndMetadata(
-  store: ObjectStore, totals: IndexTotals, configSnapshots: ObjectId[], logical: number,
+  store: ObjectStore,
+  totals: IndexTotals,
+  configSnapshots: ObjectId[],
+  logical: number,
 ): Promise<{ unique: number; metadata: number }> {
   let all = 0;
   for (const v of totals.values()) all += v.rawBytes;

@@ -16,7 +16,8 @@ export interface UnpruneResult {
 }
 
 export async function unprune(store: ObjectStore, revs: string[]): Promise<UnpruneResult> {
-  if (!revs.length) throw new CkvcError('CKVC_BAD_ARGUMENT', "name at least one pruned commit ('ckvc log' marks them)", {});
+  if (!revs.length)
+    throw new CkvcError('CKVC_BAD_ARGUMENT', "name at least one pruned commit ('ckvc log' marks them)", {});
   const targets: { id: ObjectId; rev: string }[] = [];
   for (const rev of revs) targets.push({ id: (await resolveRevision(store, rev)).id, rev });
   // As a writer: gc cannot run between the check below and the record's removal.
@@ -33,20 +34,28 @@ export async function unprune(store: ObjectStore, revs: string[]): Promise<Unpru
       const chunks: ObjectId[] = [];
       await walkObjects(store, [t.id], {
         stopAt: (id) => id !== t.id,
-        visit: (r) => { if (r.kind === 'chunk') chunks.push(r.id); },
+        visit: (r) => {
+          if (r.kind === 'chunk') chunks.push(r.id);
+        },
       }).catch((e) => {
         if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT') throw gone(t.rev, t.id, 1);
         throw e;
       });
       let missing = 0;
-      for (let i = 0; i < chunks.length; i += 4096) missing += (await store.locate(chunks.slice(i, i + 4096))).filter((l) => !l).length;
+      for (let i = 0; i < chunks.length; i += 4096)
+        missing += (await store.locate(chunks.slice(i, i + 4096))).filter((l) => !l).length;
       if (missing) throw gone(t.rev, t.id, missing);
     }
     for (const t of targets) {
       const rec = records.get(t.id);
       if (!rec) continue;
       await store.pruned.remove(t.id);
-      out.restored.push({ ...t, tensors: rec.tensors, ...(rec.files !== undefined ? { files: rec.files } : {}), prunedAt: rec.time });
+      out.restored.push({
+        ...t,
+        tensors: rec.tensors,
+        ...(rec.files !== undefined ? { files: rec.files } : {}),
+        prunedAt: rec.time,
+      });
     }
     return out;
   } finally {
@@ -55,5 +64,9 @@ export async function unprune(store: ObjectStore, revs: string[]): Promise<Unpru
 }
 
 function gone(rev: string, id: ObjectId, missing: number): CkvcError {
-  return new CkvcError('CKVC_PRUNED', `${rev} (${id.slice(0, 12)}) cannot be unpruned: 'ckvc gc' has already deleted ${missing} object(s) of the data its prune released; nothing was changed (fetch or pull the commit from a store that still has it)`, { commit: id, missing });
+  return new CkvcError(
+    'CKVC_PRUNED',
+    `${rev} (${id.slice(0, 12)}) cannot be unpruned: 'ckvc gc' has already deleted ${missing} object(s) of the data its prune released; nothing was changed (fetch or pull the commit from a store that still has it)`,
+    { commit: id, missing },
+  );
 }

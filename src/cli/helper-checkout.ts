@@ -19,8 +19,12 @@ export interface CheckoutRequest {
 const FIELDS = new Set(['rev', 'to', 'under', 'force', 'store']);
 
 function bad(message: string): CkvcError {
-  return new CkvcError('CKVC_BAD_ARGUMENT', `helper-server checkout request: ${message}; send {"rev": string, `
-    + '"to" or "under": string, "force"?: boolean, "store"?: string}', {});
+  return new CkvcError(
+    'CKVC_BAD_ARGUMENT',
+    `helper-server checkout request: ${message}; send {"rev": string, ` +
+      '"to" or "under": string, "force"?: boolean, "store"?: string}',
+    {},
+  );
 }
 
 /** Checks the shape of a request's `checkout` object (what `ckvc checkout` would refuse is left to it). */

@@ -4,7 +4,10 @@
 import { CkvcError } from '../core/errors.js';
 import { loadApi } from './context.js';
 import {
-  parseCheckoutRequest, runCheckoutRequest, type CheckoutMemory, type CheckoutRequest,
+  parseCheckoutRequest,
+  runCheckoutRequest,
+  type CheckoutMemory,
+  type CheckoutRequest,
 } from './helper-checkout.js';
 
 /** A request line longer than this is answered with an error and skipped (an argv is kilobytes). */
@@ -46,8 +49,12 @@ class Capture {
 
 /** Replaces `stream.write` for the server's lifetime: inside a request the bytes go to the capture; outside one
  * (a command's late timer) they go to `outside`, so that nothing a command writes can break the reply framing. */
-function redirect(stream: NodeJS.WriteStream, pick: (c: Capture) => Buffer[], current: () => Capture | undefined,
-  outside: (b: string | Uint8Array) => void): void {
+function redirect(
+  stream: NodeJS.WriteStream,
+  pick: (c: Capture) => Buffer[],
+  current: () => Capture | undefined,
+  outside: (b: string | Uint8Array) => void,
+): void {
   stream.write = ((chunk: string | Uint8Array, encOrCb?: unknown, cb?: unknown): boolean => {
     const capture = current();
     const encoding = typeof encOrCb === 'string' ? (encOrCb as BufferEncoding) : 'utf8';
@@ -64,18 +71,36 @@ function parseRequest(line: string): Request {
   try {
     value = JSON.parse(line);
   } catch (e) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `helper-server request is not JSON (${(e as Error).message}); send one `
-      + 'object per line: {"id":N,"argv":[...],"cwd":"...","env":{...}}', {});
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `helper-server request is not JSON (${(e as Error).message}); send one ` +
+        'object per line: {"id":N,"argv":[...],"cwd":"...","env":{...}}',
+      {},
+    );
   }
   const r = value as Partial<Request> | null;
   const isStrings = (a: unknown): boolean => Array.isArray(a) && a.every((s) => typeof s === 'string');
-  const envOk = r?.env === undefined || (typeof r.env === 'object' && r.env !== null && !Array.isArray(r.env)
-    && Object.values(r.env).every((v) => typeof v === 'string'));
+  const envOk =
+    r?.env === undefined ||
+    (typeof r.env === 'object' &&
+      r.env !== null &&
+      !Array.isArray(r.env) &&
+      Object.values(r.env).every((v) => typeof v === 'string'));
   const oneOf = r?.argv !== undefined ? isStrings(r.argv) && r.checkout === undefined : r?.checkout !== undefined;
-  if (typeof r !== 'object' || r === null || !Number.isSafeInteger(r.id) || !oneOf
-    || (r.cwd !== undefined && typeof r.cwd !== 'string') || !envOk) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', 'helper-server request must be {"id": integer, "argv": [string...] or '
-      + '"checkout": {...}, "cwd"?: string, "env"?: {string: string}}', {});
+  if (
+    typeof r !== 'object' ||
+    r === null ||
+    !Number.isSafeInteger(r.id) ||
+    !oneOf ||
+    (r.cwd !== undefined && typeof r.cwd !== 'string') ||
+    !envOk
+  ) {
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      'helper-server request must be {"id": integer, "argv": [string...] or ' +
+        '"checkout": {...}, "cwd"?: string, "env"?: {string: string}}',
+      {},
+    );
   }
   if (r.checkout !== undefined) r.checkout = parseCheckoutRequest(r.checkout);
   return r as Request;
@@ -126,21 +151,29 @@ function swapEnv(env: Record<string, string> | undefined): () => void {
 }
 
 /** Runs a request's command line, or its structured checkout (whose errors are replies, as run() prints them). */
-async function perform(run: Run, req: Request, memory: () => Promise<CheckoutMemory>):
-  Promise<{ code: number; reply?: Reply }> {
+async function perform(
+  run: Run,
+  req: Request,
+  memory: () => Promise<CheckoutMemory>,
+): Promise<{ code: number; reply?: Reply }> {
   if (req.argv) return { code: await run(req.argv) };
   try {
     return { code: 0, reply: { result: await runCheckoutRequest(req.checkout!, await memory()) } };
   } catch (e) {
-    const err = e instanceof CkvcError
-      ? e
-      : new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
+    const err =
+      e instanceof CkvcError
+        ? e
+        : new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
     return { code: err.exitCode, reply: { error: err.toJSON() } };
   }
 }
 
-async function runCaptured(run: Run, req: Request, setCapture: (c: Capture | undefined) => void,
-  memory: () => Promise<CheckoutMemory>): Promise<Reply> {
+async function runCaptured(
+  run: Run,
+  req: Request,
+  setCapture: (c: Capture | undefined) => void,
+  memory: () => Promise<CheckoutMemory>,
+): Promise<Reply> {
   const why = refusal(req);
   if (why) return { id: req.id, refused: { reason: 'command', message: why } };
   const home = process.cwd();
@@ -148,8 +181,11 @@ async function runCaptured(run: Run, req: Request, setCapture: (c: Capture | und
     try {
       process.chdir(req.cwd);
     } catch (e) {
-      const err = new CkvcError('CKVC_BAD_ARGUMENT', `cwd ${JSON.stringify(req.cwd)} cannot be entered: `
-        + `${(e as Error).message}`, { path: req.cwd });
+      const err = new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `cwd ${JSON.stringify(req.cwd)} cannot be entered: ` + `${(e as Error).message}`,
+        { path: req.cwd },
+      );
       return { id: req.id, error: err.toJSON() };
     }
   }
@@ -167,8 +203,15 @@ async function runCaptured(run: Run, req: Request, setCapture: (c: Capture | und
   }
   const { code, reply } = done;
   if (capture.overflow || (reply && capture.size + JSON.stringify(reply).length > outputCap)) {
-    return { id: req.id, code, refused: { reason: 'output-too-large', ran: true,
-      message: `the output is over ${outputCap} bytes: run the command in its own process` } };
+    return {
+      id: req.id,
+      code,
+      refused: {
+        reason: 'output-too-large',
+        ran: true,
+        message: `the output is over ${outputCap} bytes: run the command in its own process`,
+      },
+    };
   }
   const text = (parts: Buffer[]) => Buffer.concat(parts).toString('utf8');
   if (reply?.error) return { id: req.id, ...reply };
@@ -210,9 +253,21 @@ export function serveHelper(run: Run): Promise<number> {
   const send = process.stdout.write.bind(process.stdout) as (s: string) => boolean;
   const log = process.stderr.write.bind(process.stderr) as (b: string | Uint8Array) => boolean;
   let current: Capture | undefined;
-  const setCapture = (c: Capture | undefined) => { current = c; };
-  redirect(process.stdout, (c) => c.stdout, () => current, log);
-  redirect(process.stderr, (c) => c.stderr, () => current, log);
+  const setCapture = (c: Capture | undefined) => {
+    current = c;
+  };
+  redirect(
+    process.stdout,
+    (c) => c.stdout,
+    () => current,
+    log,
+  );
+  redirect(
+    process.stderr,
+    (c) => c.stderr,
+    () => current,
+    log,
+  );
   const reply = (r: Reply) => send(`${JSON.stringify(r)}\n`);
   // Made on the first checkout request (it loads the API) and kept for the server's life.
   let kept: CheckoutMemory | undefined;
@@ -223,24 +278,29 @@ export function serveHelper(run: Run): Promise<number> {
   };
   let queue: Promise<unknown> = Promise.resolve();
   return new Promise((resolve) => {
-    lines((line) => {
-      queue = queue.then(async () => {
-        if (line instanceof CkvcError) return reply({ id: null, error: line.toJSON() });
-        if (!line.trim()) return undefined;
-        let req: Request;
-        try {
-          req = parseRequest(line);
-        } catch (e) {
-          return reply({ id: null, error: (e as CkvcError).toJSON() });
-        }
-        try {
-          return reply(await runCaptured(run, req, setCapture, checkoutMemory));
-        } catch (e) {
-          // run() reports every error itself; should something escape it, this request fails, not the queue.
-          const err = new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
-          return reply({ id: req.id, error: err.toJSON() });
-        }
-      });
-    }, () => { void queue.then(() => resolve(0)); });
+    lines(
+      (line) => {
+        queue = queue.then(async () => {
+          if (line instanceof CkvcError) return reply({ id: null, error: line.toJSON() });
+          if (!line.trim()) return undefined;
+          let req: Request;
+          try {
+            req = parseRequest(line);
+          } catch (e) {
+            return reply({ id: null, error: (e as CkvcError).toJSON() });
+          }
+          try {
+            return reply(await runCaptured(run, req, setCapture, checkoutMemory));
+          } catch (e) {
+            // run() reports every error itself; should something escape it, this request fails, not the queue.
+            const err = new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
+            return reply({ id: req.id, error: err.toJSON() });
+          }
+        });
+      },
+      () => {
+        void queue.then(() => resolve(0));
+      },
+    );
   });
 }

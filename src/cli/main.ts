@@ -27,9 +27,10 @@ function humanMessage(err: CkvcError): string {
 }
 
 function report(e: unknown, asJson: boolean): number {
-  const err = e instanceof CkvcError
-    ? e
-    : new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
+  const err =
+    e instanceof CkvcError
+      ? e
+      : new CkvcError('CKVC_INTERNAL', `unexpected error: ${(e as Error)?.stack ?? String(e)}`, {});
   if (asJson) process.stderr.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
   else if (!err.reported) process.stderr.write(`ckvc: ${humanMessage(err)} [${err.code}]\n`);
   return err.exitCode;
@@ -40,7 +41,8 @@ function report(e: unknown, asJson: boolean): number {
  * showing help, so that text is never used; `--help` itself renders help afresh and is not affected. */
 function skipHelpCache(parser: CliParser): void {
   const internal = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => unknown } })
-    .getInternalMethods?.().getUsageInstance?.() as { cacheHelpMessage?: () => void } | undefined;
+    .getInternalMethods?.()
+    .getUsageInstance?.() as { cacheHelpMessage?: () => void } | undefined;
   if (internal?.cacheHelpMessage) internal.cacheHelpMessage = () => undefined;
 }
 

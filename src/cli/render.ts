@@ -1,7 +1,8 @@
 // Text rendering for humans: sizes, times, metrics, short IDs, colour only when allowed.
 import { escaped } from './terminal-text.js';
 
-export const useColor = (): boolean => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+export const useColor = (): boolean =>
+  Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
 
 export function paint(code: number, s: string): string {
   return useColor() ? `\x1b[${code}m${s}\x1b[0m` : s;
@@ -27,7 +28,10 @@ export function bytes(n: number): string {
 }
 
 export function time(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** One number format for metrics in text output: 6 significant digits (integers whole); --json keeps them exact. */

@@ -8,5 +8,6 @@ declare const CKVC_BUILD_VERSION: string | undefined;
 
 export function cliVersion(): string {
   if (typeof CKVC_BUILD_VERSION === 'string') return CKVC_BUILD_VERSION;
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
 }

@@ -15,7 +15,11 @@ function toCbor(v: unknown, where: string): CborValue {
     for (const [k, x] of Object.entries(v)) out[k] = toCbor(x, where ? `${where}.${k}` : k);
     return out;
   }
-  throw new CkvcError('CKVC_BAD_CONFIG', `config value at ${where || 'the top level'} is not plain data (${Object.prototype.toString.call(v)})`, { key: where });
+  throw new CkvcError(
+    'CKVC_BAD_CONFIG',
+    `config value at ${where || 'the top level'} is not plain data (${Object.prototype.toString.call(v)})`,
+    { key: where },
+  );
 }
 
 /** Parses config text; `.json` files as JSON, everything else as YAML (which also reads JSON). */
@@ -25,9 +29,13 @@ export function parseConfig(text: string, name: string): { value: CborValue; for
   try {
     parsed = format === 'json' ? JSON.parse(text) : parseYaml(text, { uniqueKeys: true, maxAliasCount: 1000 });
   } catch (e) {
-    const at = e instanceof YAMLParseError && e.linePos ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+    const at =
+      e instanceof YAMLParseError && e.linePos ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
     const msg = (e as Error).message.split('\n')[0];
-    throw new CkvcError('CKVC_BAD_CONFIG', `config ${name} does not parse as ${format.toUpperCase()}${at}: ${msg}`, { path: name, format });
+    throw new CkvcError('CKVC_BAD_CONFIG', `config ${name} does not parse as ${format.toUpperCase()}${at}: ${msg}`, {
+      path: name,
+      format,
+    });
   }
   return { value: toCbor(parsed ?? null, ''), format };
 }

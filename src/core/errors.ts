@@ -24,17 +24,29 @@ export const EXIT = {
 
 export const ERROR_CODES = {
   CKVC_INTERNAL: { exit: EXIT.ERROR, summary: 'an unexpected internal error (a bug: please report it)' },
-  CKVC_IO: { exit: EXIT.ERROR, summary: 'the operating system refused a read or write (permissions, disk full, I/O error)' },
-  CKVC_USAGE: { exit: EXIT.USAGE, summary: 'the command line is malformed (unknown option, missing argument, a single-valued option given twice)' },
+  CKVC_IO: {
+    exit: EXIT.ERROR,
+    summary: 'the operating system refused a read or write (permissions, disk full, I/O error)',
+  },
+  CKVC_USAGE: {
+    exit: EXIT.USAGE,
+    summary: 'the command line is malformed (unknown option, missing argument, a single-valued option given twice)',
+  },
   CKVC_NO_STORE: { exit: EXIT.NO_STORE, summary: 'no ckvc store was found where one was expected' },
   CKVC_LOCKED: { exit: EXIT.LOCKED, summary: 'a lock stayed held by another live process past the wait limit' },
   CKVC_CORRUPT_OBJECT: { exit: EXIT.CORRUPT, summary: 'an object failed its hash check or does not decode' },
   CKVC_CORRUPT_PACK: { exit: EXIT.CORRUPT, summary: 'a pack file is truncated or its structure is damaged' },
   CKVC_CORRUPT_REF: { exit: EXIT.CORRUPT, summary: 'a ref file does not hold a valid object ID or symbolic ref' },
   CKVC_MISSING_OBJECT: { exit: EXIT.CORRUPT, summary: 'an object that history needs is not in the store' },
-  CKVC_VERIFY_FAILED: { exit: EXIT.CORRUPT, summary: 'verify found one or more problems (each listed with its own code)' },
+  CKVC_VERIFY_FAILED: {
+    exit: EXIT.CORRUPT,
+    summary: 'verify found one or more problems (each listed with its own code)',
+  },
   CKVC_FILE_HASH_MISMATCH: { exit: EXIT.CORRUPT, summary: 'a rebuilt file does not match the hash recorded at commit' },
-  CKVC_REF_CONFLICT: { exit: EXIT.REF_CONFLICT, summary: 'a ref moved under us (compare-and-swap failed) or already exists' },
+  CKVC_REF_CONFLICT: {
+    exit: EXIT.REF_CONFLICT,
+    summary: 'a ref moved under us (compare-and-swap failed) or already exists',
+  },
   CKVC_UNKNOWN_REVISION: { exit: EXIT.NOT_FOUND, summary: 'a revision names nothing in the store' },
   CKVC_AMBIGUOUS_REVISION: { exit: EXIT.NOT_FOUND, summary: 'a short ID prefix matches more than one object' },
   CKVC_PATH_NOT_FOUND: { exit: EXIT.NOT_FOUND, summary: 'a path is not in the given commit' },
@@ -46,20 +58,57 @@ export const ERROR_CODES = {
   CKVC_BAD_METRIC: { exit: EXIT.BAD_INPUT, summary: 'a metric is not KEY=NUMBER' },
   CKVC_BAD_CONFIG: { exit: EXIT.BAD_INPUT, summary: 'a config file does not parse as YAML or JSON' },
   CKVC_BAD_SAFETENSORS: { exit: EXIT.BAD_INPUT, summary: 'a .safetensors file breaks the format rules' },
-  CKVC_BAD_TENSOR_FILE: { exit: EXIT.BAD_INPUT, summary: 'a PyTorch zip, .npy or .npz file breaks its format or is unsafe to read (traversal names, lying sizes)' },
+  CKVC_BAD_TENSOR_FILE: {
+    exit: EXIT.BAD_INPUT,
+    summary: 'a PyTorch zip, .npy or .npz file breaks its format or is unsafe to read (traversal names, lying sizes)',
+  },
   CKVC_INPUT_CHANGED: { exit: EXIT.INPUT_CHANGED, summary: 'an input file changed while it was being committed' },
   CKVC_WOULD_OVERWRITE: { exit: EXIT.WOULD_OVERWRITE, summary: 'checkout would overwrite a different existing file' },
-  CKVC_UNSUPPORTED_VERSION: { exit: EXIT.UNSUPPORTED, summary: 'the store, pack or object uses a newer format version' },
-  CKVC_PRUNED: { exit: EXIT.PRUNED, summary: "a file's tensor data was released by `ckvc prune`; the message names the tensors and when" },
-  CKVC_CONFIG_MISMATCH: { exit: EXIT.CONFIG_MISMATCH, summary: "the config given to `checkout --config` differs from the commit's (the differing keys are listed)" },
-  CKVC_BAD_BUNDLE: { exit: EXIT.CORRUPT, summary: 'a bundle, or data received from a remote, is truncated, damaged or inconsistent (nothing was imported)' },
-  CKVC_MISSING_PREREQUISITE: { exit: EXIT.NOT_FOUND, summary: 'a bundle or push needs commits the receiving store does not have (they are named)' },
-  CKVC_NON_FAST_FORWARD: { exit: EXIT.REF_CONFLICT, summary: 'the update would drop commits from the other side\'s branch; fetch and merge first, or --force' },
+  CKVC_UNSUPPORTED_VERSION: {
+    exit: EXIT.UNSUPPORTED,
+    summary: 'the store, pack or object uses a newer format version',
+  },
+  CKVC_PRUNED: {
+    exit: EXIT.PRUNED,
+    summary: "a file's tensor data was released by `ckvc prune`; the message names the tensors and when",
+  },
+  CKVC_CONFIG_MISMATCH: {
+    exit: EXIT.CONFIG_MISMATCH,
+    summary: "the config given to `checkout --config` differs from the commit's (the differing keys are listed)",
+  },
+  CKVC_BAD_BUNDLE: {
+    exit: EXIT.CORRUPT,
+    summary: 'a bundle, or data received from a remote, is truncated, damaged or inconsistent (nothing was imported)',
+  },
+  CKVC_MISSING_PREREQUISITE: {
+    exit: EXIT.NOT_FOUND,
+    summary: 'a bundle or push needs commits the receiving store does not have (they are named)',
+  },
+  CKVC_NON_FAST_FORWARD: {
+    exit: EXIT.REF_CONFLICT,
+    summary: "the update would drop commits from the other side's branch; fetch and merge first, or --force",
+  },
   CKVC_UNKNOWN_REMOTE: { exit: EXIT.NOT_FOUND, summary: 'no remote has that name' },
-  CKVC_UNAUTHORIZED: { exit: EXIT.REMOTE_REFUSED, summary: 'the remote or the web page refused: a write needs a valid token, the server is read-only, ssh was refused the login (PROTOCOL.md §5), or a page request came with a foreign Host or without the token' },
-  CKVC_REMOTE: { exit: EXIT.REMOTE_FAILED, summary: 'the remote could not be reached (for SSH also: ssh could not start, or no ckvc or no store on the far side) or answered outside the protocol' },
-  CKVC_REMOTE_BUSY: { exit: EXIT.REMOTE_FAILED, summary: 'the remote had no room for the request (too much request data in flight) and still had none after the retries' },
-  CKVC_NO_CONDITIONAL_WRITES: { exit: EXIT.REMOTE_FAILED, summary: 'the S3 service ignores conditional writes, so refs cannot be moved safely there; add the remote with --single-writer to push anyway' },
+  CKVC_UNAUTHORIZED: {
+    exit: EXIT.REMOTE_REFUSED,
+    summary:
+      'the remote or the web page refused: a write needs a valid token, the server is read-only, ssh was refused the login (PROTOCOL.md §5), or a page request came with a foreign Host or without the token',
+  },
+  CKVC_REMOTE: {
+    exit: EXIT.REMOTE_FAILED,
+    summary:
+      'the remote could not be reached (for SSH also: ssh could not start, or no ckvc or no store on the far side) or answered outside the protocol',
+  },
+  CKVC_REMOTE_BUSY: {
+    exit: EXIT.REMOTE_FAILED,
+    summary:
+      'the remote had no room for the request (too much request data in flight) and still had none after the retries',
+  },
+  CKVC_NO_CONDITIONAL_WRITES: {
+    exit: EXIT.REMOTE_FAILED,
+    summary:
+      'the S3 service ignores conditional writes, so refs cannot be moved safely there; add the remote with --single-writer to push anyway',
+  },
   CKVC_INTERRUPTED: { exit: EXIT.INTERRUPTED, summary: 'interrupted by a signal; nothing was half-written' },
 } as const;
 
@@ -98,7 +147,9 @@ export interface RefMoveFacts {
   notMoved?: string[];
 }
 
-export type ErrorData<C extends ErrorCode = ErrorCode> = (C extends keyof ErrorDataByCode ? ErrorDataByCode[C] : unknown) &
+export type ErrorData<C extends ErrorCode = ErrorCode> = (C extends keyof ErrorDataByCode
+  ? ErrorDataByCode[C]
+  : unknown) &
   RefMoveFacts &
   ErrorFacts;
 

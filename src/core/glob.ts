@@ -3,7 +3,8 @@
 import { CkvcError } from './errors.js';
 
 export function globToRegExp(glob: string): RegExp {
-  if (glob === '') throw new CkvcError('CKVC_BAD_ARGUMENT', 'an empty glob matches nothing; give a pattern such as "optimizer.*"', {});
+  if (glob === '')
+    throw new CkvcError('CKVC_BAD_ARGUMENT', 'an empty glob matches nothing; give a pattern such as "optimizer.*"', {});
   let re = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!;

@@ -65,7 +65,9 @@ export function drawGraph(nodes: GraphNode[]): GraphRow[] {
 
     const width = 2 * Math.max(lanes.length, next.length);
     const nodeLine = blank(width);
-    lanes.forEach((_, i) => { nodeLine[2 * i] = i === col ? '*' : '|'; });
+    lanes.forEach((_, i) => {
+      nodeLine[2 * i] = i === col ? '*' : '|';
+    });
 
     // Parents that are not already some lane to the left get fresh columns col, col+1, ... in order.
     const fresh = parents.filter((_, j) => targets[col + j]! >= col).length;

@@ -29,7 +29,8 @@ function slice(b: Uint8Array, pos: number): [Buffer, number] {
   return [Buffer.from(b.buffer, b.byteOffset + p, n), p + n];
 }
 
-export const fixed32 = (b: Uint8Array, pos: number) => (b[pos]! | (b[pos + 1]! << 8) | (b[pos + 2]! << 16) | (b[pos + 3]! << 24)) >>> 0;
+export const fixed32 = (b: Uint8Array, pos: number) =>
+  (b[pos]! | (b[pos + 1]! << 8) | (b[pos + 2]! << 16) | (b[pos + 3]! << 24)) >>> 0;
 
 // ---- CRC32C (Castagnoli), masked as LevelDB stores it ----
 
@@ -107,7 +108,10 @@ export function snappyDecompress(src: Uint8Array): Buffer {
 
 const LOG_BLOCK = 32768;
 const LOG_HEADER = 7;
-const FULL = 1, FIRST = 2, MIDDLE = 3, LAST = 4;
+const FULL = 1,
+  FIRST = 2,
+  MIDDLE = 3,
+  LAST = 4;
 
 /**
  * The logical records of a log file. A torn tail (a writer crashed, or is writing right now) ends the log
@@ -229,12 +233,21 @@ export function replayManifest(records: Buffer[]): LevelVersion {
         case 1: {
           let name: Buffer;
           [name, p] = slice(rec, p);
-          if (name.toString('latin1') !== 'leveldb.BytewiseComparator') fail(`unknown comparator ${name.toString('latin1')}`);
+          if (name.toString('latin1') !== 'leveldb.BytewiseComparator')
+            fail(`unknown comparator ${name.toString('latin1')}`);
           break;
         }
-        case 2: [logNumber, p] = varint(rec, p); break;
-        case 3: case 4: [, p] = varint(rec, p); break; // next file number, last sequence: a reader needs neither
-        case 5: [, p] = varint(rec, p); [, p] = slice(rec, p); break; // compaction pointer
+        case 2:
+          [logNumber, p] = varint(rec, p);
+          break;
+        case 3:
+        case 4:
+          [, p] = varint(rec, p);
+          break; // next file number, last sequence: a reader needs neither
+        case 5:
+          [, p] = varint(rec, p);
+          [, p] = slice(rec, p);
+          break; // compaction pointer
         case 6:
           [level, p] = varint(rec, p);
           [num, p] = varint(rec, p);
@@ -251,8 +264,11 @@ export function replayManifest(records: Buffer[]): LevelVersion {
           files.set(num, { level, number: num, size, smallest, largest });
           break;
         }
-        case 9: [prevLogNumber, p] = varint(rec, p); break;
-        default: fail(`unknown version edit tag ${tag}`);
+        case 9:
+          [prevLogNumber, p] = varint(rec, p);
+          break;
+        default:
+          fail(`unknown version edit tag ${tag}`);
       }
     }
   }

@@ -27,7 +27,8 @@ export const decodeBlockHandle = (b: Uint8Array): BlockHandle => blockHandle(b, 
 
 /** The footer's handles of the metaindex block (which names the filter block) and the index block. */
 export function decodeTableFooter(f: Uint8Array): { metaindex: BlockHandle; index: BlockHandle } {
-  if (f.length !== TABLE_FOOTER_BYTES || fixed32(f, 40) !== TABLE_MAGIC_LO || fixed32(f, 44) !== TABLE_MAGIC_HI) fail('not a table file (bad footer magic)');
+  if (f.length !== TABLE_FOOTER_BYTES || fixed32(f, 40) !== TABLE_MAGIC_LO || fixed32(f, 44) !== TABLE_MAGIC_HI)
+    fail('not a table file (bad footer magic)');
   const [metaindex, p] = blockHandle(f, 0);
   return { metaindex, index: blockHandle(f, p)[0] };
 }
@@ -129,7 +130,10 @@ export class Block {
     [unshared, pos] = varint(this.data, pos);
     [vlen, pos] = varint(this.data, pos);
     if (shared > prev.length || pos + unshared + vlen > this.end) fail('block entry out of range');
-    const key = shared === 0 ? this.data.subarray(pos, pos + unshared) : Buffer.concat([prev.subarray(0, shared), this.data.subarray(pos, pos + unshared)]);
+    const key =
+      shared === 0
+        ? this.data.subarray(pos, pos + unshared)
+        : Buffer.concat([prev.subarray(0, shared), this.data.subarray(pos, pos + unshared)]);
     pos += unshared;
     return { key, value: this.data.subarray(pos, pos + vlen), next: pos + vlen };
   }

@@ -1,7 +1,9 @@
 // JSON as Python's `json` module writes it by default: the bare tokens NaN, Infinity and -Infinity are allowed
 // as values (a diverged loss is logged as NaN). Everything else is strict JSON.
 const NON_FINITE: Record<string, number> = {
-  NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY,
+  NaN: Number.NaN,
+  Infinity: Number.POSITIVE_INFINITY,
+  '-Infinity': Number.NEGATIVE_INFINITY,
 };
 const MARK = '\u0000ckvc-nonfinite:';
 
@@ -29,7 +31,8 @@ export function parsePythonJson(text: string): unknown {
     rewritten += c;
   }
   if (!changed) return JSON.parse(text);
-  const revive = (_k: string, v: unknown) => (typeof v === 'string' && v.startsWith(MARK) ? NON_FINITE[v.slice(MARK.length)] : v);
+  const revive = (_k: string, v: unknown) =>
+    typeof v === 'string' && v.startsWith(MARK) ? NON_FINITE[v.slice(MARK.length)] : v;
   return JSON.parse(rewritten, revive);
 }
 

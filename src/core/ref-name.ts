@@ -14,7 +14,7 @@ export function refNameProblem(name: string): string | undefined {
   if (name.endsWith('.lock')) return "ends with '.lock'";
   if (name.endsWith('.')) return "ends with '.'";
   if (/[\x00-\x20\x7f]/.test(name)) return 'contains a space or control character';
-  if (/[~^:?*[\\@{}]/.test(name)) return "contains one of ~ ^ : ? * [ \\ @ { }";
+  if (/[~^:?*[\\@{}]/.test(name)) return 'contains one of ~ ^ : ? * [ \\ @ { }';
   for (const part of name.split('/')) {
     if (part === '') return "contains '//'";
     if (part === '.' || part === '..' || part.startsWith('.')) return "has a path component starting with '.'";
@@ -26,6 +26,10 @@ export function refNameProblem(name: string): string | undefined {
 export function assertRefName(name: string, kind: 'branch' | 'tag' | 'alias' | 'remote'): void {
   const problem = refNameProblem(name);
   if (problem) {
-    throw new CkvcError('CKVC_BAD_REF_NAME', `invalid ${kind} name ${JSON.stringify(name)}: it ${problem}; use letters, digits, '-', '_', '.' and '/'`, { name, kind, problem });
+    throw new CkvcError(
+      'CKVC_BAD_REF_NAME',
+      `invalid ${kind} name ${JSON.stringify(name)}: it ${problem}; use letters, digits, '-', '_', '.' and '/'`,
+      { name, kind, problem },
+    );
   }
 }

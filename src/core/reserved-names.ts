@@ -12,9 +12,13 @@ const HFS_IGNORABLE = /[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]/gu;
 // Compared after folding either way: NTFS upper-cases through its own table (where dotless ı is I), HFS+ and
 // APFS fold and decompose (the Kelvin sign is K). NFKC also folds full-width letters, which is merely stricter.
 const FOLDED: [string, ReservedName][] = [
-  ['.git', '.git'], ['.ckvc', '.ckvc'],
+  ['.git', '.git'],
+  ['.ckvc', '.ckvc'],
   // NTFS 8.3 short names: Windows gives `.git` the alias GIT~1; the next ones for colliding names are ~2..~4.
-  ...[1, 2, 3, 4].flatMap((n): [string, ReservedName][] => [[`git~${n}`, '.git'], [`ckvc~${n}`, '.ckvc']]),
+  ...[1, 2, 3, 4].flatMap((n): [string, ReservedName][] => [
+    [`git~${n}`, '.git'],
+    [`ckvc~${n}`, '.ckvc'],
+  ]),
 ];
 
 /** The spelling left once HFS+ ignorables, an NTFS stream suffix (`:...`) and trailing dots and spaces are gone. */

@@ -164,11 +164,7 @@ async function submoduleChanged(
   const dotgit = path.join(root, '.git');
   const st = await fsp.stat(dotgit).catch(() => undefined);
   if (st === undefined) return false; // not populated (git treats it as unmodified)
-  const layout = st.isFile()
-    ? await followGitFile(dotgit)
-    : st.isDirectory()
-      ? await gitDirLayout(dotgit)
-      : undefined;
+  const layout = st.isFile() ? await followGitFile(dotgit) : st.isDirectory() ? await gitDirLayout(dotgit) : undefined;
   if (layout === undefined) return true;
   const sub: Repository = { root, ...layout };
   const remaining = deadline - Date.now();

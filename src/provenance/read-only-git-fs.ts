@@ -34,8 +34,22 @@ export interface Walkable {
 
 /** Top-level entries of a git dir that live in the common dir of a linked worktree (git's path.c). */
 const COMMON_ENTRIES = new Set([
-  'branches', 'common', 'config', 'gc.pid', 'hooks', 'info', 'logs', 'lost-found', 'objects',
-  'packed-refs', 'refs', 'remotes', 'rr-cache', 'shallow', 'svn', 'worktrees',
+  'branches',
+  'common',
+  'config',
+  'gc.pid',
+  'hooks',
+  'info',
+  'logs',
+  'lost-found',
+  'objects',
+  'packed-refs',
+  'refs',
+  'remotes',
+  'rr-cache',
+  'shallow',
+  'svn',
+  'worktrees',
 ]);
 /** ...except these, which stay per-worktree. */
 const PER_WORKTREE_UNDER_COMMON = [

@@ -60,24 +60,39 @@ export async function acceptedRecords(store: ObjectStore, rb: ReceivedBundle): P
  * walked (history the store holds is complete there, verify's promise); without one (a push whose objects were
  * stored first), the walk stops at commits a ref of the store already names.
  */
-export async function checkClosure(store: ObjectStore, source: ReceivedBundle | ObjectId, where: string): Promise<void> {
+export async function checkClosure(
+  store: ObjectStore,
+  source: ReceivedBundle | ObjectId,
+  where: string,
+): Promise<void> {
   const rb = typeof source === 'string' ? undefined : source;
   const tips = rb ? rb.header.refs.map((r) => r.id) : [source as ObjectId];
   if (rb) {
     const missingPrereq: ObjectId[] = [];
     for (const p of rb.header.prerequisites) if ((await store.typeOf(p)) === undefined) missingPrereq.push(p);
     if (missingPrereq.length) {
-      throw new CkvcError('CKVC_MISSING_PREREQUISITE', `${where} needs ${missingPrereq.length} commit(s) this store does not have: ${missingPrereq.map((p) => p.slice(0, 12)).join(', ')}; import the bundle(s) or pull the history they belong to first`, { missing: missingPrereq });
+      throw new CkvcError(
+        'CKVC_MISSING_PREREQUISITE',
+        `${where} needs ${missingPrereq.length} commit(s) this store does not have: ${missingPrereq.map((p) => p.slice(0, 12)).join(', ')}; import the bundle(s) or pull the history they belong to first`,
+        { missing: missingPrereq },
+      );
     }
   }
   const known = new Set<ObjectId>();
-  if (!rb) for (const kind of ['branch', 'tag', 'alias', 'remote'] as const) for (const r of await store.refs.list(kind, { skipCorrupt: true })) known.add(r.id);
+  if (!rb)
+    for (const kind of ['branch', 'tag', 'alias', 'remote'] as const)
+      for (const r of await store.refs.list(kind, { skipCorrupt: true })) known.add(r.id);
   const o = new Overlay(store, rb);
   try {
     // The records as they will be once the bundle is in: the store's own, plus those the bundle may add.
     const records = new Map<ObjectId, PruneRecord>(await store.pruned.all());
-    if (rb) for (const r of await acceptedRecords(store, rb)) records.set(r.commit, mergePruneRecords(records.get(r.commit), r));
-    const missing = (id: ObjectId, what: string) => bad(where, `is incomplete: ${what} ${id.slice(0, 16)} is neither ${rb ? 'in the bundle nor ' : ''}in the store`, { id });
+    if (rb)
+      for (const r of await acceptedRecords(store, rb))
+        records.set(r.commit, mergePruneRecords(records.get(r.commit), r));
+    const missing = (id: ObjectId, what: string) =>
+      bad(where, `is incomplete: ${what} ${id.slice(0, 16)} is neither ${rb ? 'in the bundle nor ' : ''}in the store`, {
+        id,
+      });
     const leaves = new Map<ObjectId, string>();
     await walkObjects(o, tips, {
       recordOf: (id) => records.get(id),
@@ -87,18 +102,22 @@ export async function checkClosure(store: ObjectStore, source: ReceivedBundle | 
         return true;
       },
       visit: (r) => {
-        if ((r.kind === 'chunk' || (r.kind === 'tensor' && r.released)) && !o.inBundle(r.id)) leaves.set(r.id, r.kind === 'chunk' ? 'chunk' : 'tensor');
+        if ((r.kind === 'chunk' || (r.kind === 'tensor' && r.released)) && !o.inBundle(r.id))
+          leaves.set(r.id, r.kind === 'chunk' ? 'chunk' : 'tensor');
       },
       onUnreadable: (e, at) => {
         if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT') throw missing(at.id, at.kind);
-        if (e instanceof CkvcError && e.code === 'CKVC_CORRUPT_OBJECT' && rb && o.inBundle(at.id)) throw bad(where, `${at.where}: ${e.message}`, { id: at.id });
+        if (e instanceof CkvcError && e.code === 'CKVC_CORRUPT_OBJECT' && rb && o.inBundle(at.id))
+          throw bad(where, `${at.where}: ${e.message}`, { id: at.id });
         throw e;
       },
     });
     const ids = [...leaves.keys()];
     for (let i = 0; i < ids.length; i += 4096) {
       const batch = ids.slice(i, i + 4096);
-      (await store.locate(batch)).forEach((l, k) => { if (!l) throw missing(batch[k]!, leaves.get(batch[k]!)!); });
+      (await store.locate(batch)).forEach((l, k) => {
+        if (!l) throw missing(batch[k]!, leaves.get(batch[k]!)!);
+      });
     }
   } finally {
     await o.close();
@@ -150,18 +169,27 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
     const dest = store.layout.packFile(rb.packId);
     await fs.mkdir(store.layout.packsDir, { recursive: true });
     await upgradeStoreVersion(store.layout, await receivedStoreVersion(rb));
-    await fs.rename(rb.quarantine.packFile(rb.packId), dest).catch((e) => { throw ioError(e, 'move the received pack to', dest); });
+    await fs.rename(rb.quarantine.packFile(rb.packId), dest).catch((e) => {
+      throw ioError(e, 'move the received pack to', dest);
+    });
     await fsyncDir(store.layout.packsDir);
     receiveFault('receive.moved', store.layout.packsDir);
     const bodies = new Map<ObjectId, Uint8Array>();
-    for (const e of rb.entries) if (e.type === 'commit') bodies.set(e.id, await store.packs.readObject({ packId: rb.packId, entry: e }, e.id, 'commit'));
+    for (const e of rb.entries)
+      if (e.type === 'commit')
+        bodies.set(e.id, await store.packs.readObject({ packId: rb.packId, entry: e }, e.id, 'commit'));
     await store.index.session((s) => s.addPack({ packId: rb.packId!, entries: rb.entries }, bodies));
     receiveFault('receive.indexed', store.layout.indexDir);
   }
   return { objects: rb.entries.length, newObjects, labelsKept };
 }
 
-export async function importBundle(store: ObjectStore, rb: ReceivedBundle, opts: ImportOptions, where: string): Promise<ImportResult> {
+export async function importBundle(
+  store: ObjectStore,
+  rb: ReceivedBundle,
+  opts: ImportOptions,
+  where: string,
+): Promise<ImportResult> {
   const registration = await registerWriter(store.layout);
   try {
     await checkClosure(store, rb, where);
@@ -174,7 +202,13 @@ export async function importBundle(store: ObjectStore, rb: ReceivedBundle, opts:
     const current = await store.refs.readMany(chosen.map((c) => c.target));
     const plan: RefUpdate[] = chosen.map((c, i) => {
       const cur = current[i] ?? null;
-      return { name: c.target, old: cur, new: c.id, forced: false, ...(cur === c.id ? { skipped: 'unchanged' as const } : {}) };
+      return {
+        name: c.target,
+        old: cur,
+        new: c.id,
+        forced: false,
+        ...(cur === c.id ? { skipped: 'unchanged' as const } : {}),
+      };
     });
     const moves = plan.filter((u) => !u.skipped).map((u) => ({ name: u.name, next: u.new, expect: u.old }));
     await store.refs.checkMoves(moves);
@@ -194,8 +228,18 @@ export async function importBundle(store: ObjectStore, rb: ReceivedBundle, opts:
     if (refused.length) {
       const u = refused[0]!;
       const isTag = u.name.startsWith('refs/tags/');
-      const more = refused.length > 1 ? ` (and ${refused.length - 1} more: ${refused.slice(1, 4).map((r) => r.name).join(', ')}${refused.length > 4 ? ', ...' : ''})` : '';
-      throw new CkvcError('CKVC_NON_FAST_FORWARD', `${u.name} is at ${u.old!.slice(0, 12)}, which ${isTag ? 'differs' : `is not an ancestor of ${u.new.slice(0, 12)}`}${more}; nothing was changed: fetch and reconcile first, or use --force to replace it`, { ref: u.name, old: u.old, new: u.new, refused: refused.map((r) => r.name) });
+      const more =
+        refused.length > 1
+          ? ` (and ${refused.length - 1} more: ${refused
+              .slice(1, 4)
+              .map((r) => r.name)
+              .join(', ')}${refused.length > 4 ? ', ...' : ''})`
+          : '';
+      throw new CkvcError(
+        'CKVC_NON_FAST_FORWARD',
+        `${u.name} is at ${u.old!.slice(0, 12)}, which ${isTag ? 'differs' : `is not an ancestor of ${u.new.slice(0, 12)}`}${more}; nothing was changed: fetch and reconcile first, or use --force to replace it`,
+        { ref: u.name, old: u.old, new: u.new, refused: refused.map((r) => r.name) },
+      );
     }
     const { newObjects, labelsKept } = await promoteObjects(store, rb);
     await store.refs.updateMany(moves, { who: opts.who, message: opts.message });

@@ -18,7 +18,10 @@ export class Overlay implements ObjectSource {
   private readonly byId = new Map<ObjectId, PackEntry>();
   private readonly packs: PackReader | undefined;
 
-  constructor(private readonly store: ObjectStore | undefined, private readonly rb: ReceivedBundle | undefined) {
+  constructor(
+    private readonly store: ObjectStore | undefined,
+    private readonly rb: ReceivedBundle | undefined,
+  ) {
     for (const e of rb?.entries ?? []) this.byId.set(e.id, e);
     this.packs = rb && new PackReader(rb.quarantine);
     this.packs?.setBaseLocator(async (id) => {
@@ -38,7 +41,8 @@ export class Overlay implements ObjectSource {
   async read(id: ObjectId, type: ObjectType): Promise<Uint8Array> {
     const e = this.byId.get(id);
     if (e) return this.packs!.readObject({ packId: this.rb!.packId!, entry: e }, id, type);
-    if (!this.store) throw new CkvcError('CKVC_MISSING_OBJECT', `${type} ${id.slice(0, 16)} is not in the bundle`, { id, what: type });
+    if (!this.store)
+      throw new CkvcError('CKVC_MISSING_OBJECT', `${type} ${id.slice(0, 16)} is not in the bundle`, { id, what: type });
     return this.store.readRaw(id, type);
   }
 

@@ -7,7 +7,13 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import {
-  bad, BUNDLE_END_MAGIC, BUNDLE_PREAMBLE_BYTES, BUNDLE_TRAILER_BYTES, decodeBundleHeader, decodeBundlePreamble, type BundleHeader,
+  bad,
+  BUNDLE_END_MAGIC,
+  BUNDLE_PREAMBLE_BYTES,
+  BUNDLE_TRAILER_BYTES,
+  decodeBundleHeader,
+  decodeBundlePreamble,
+  type BundleHeader,
 } from '../core/store-format/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
 import { decodeCommit } from '../core/store-format/objects/commit-object.js';
@@ -31,7 +37,13 @@ export interface ReceivedBundle {
 }
 
 /** Reads and verifies a whole bundle from `source` into a new quarantine folder under `parent`. */
-export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, parent: string, where: string, fileSize?: number, opts: { durable?: boolean } = {}): Promise<ReceivedBundle> {
+export async function receiveBundle(
+  source: Readable | AsyncIterable<Buffer>,
+  parent: string,
+  where: string,
+  fileSize?: number,
+  opts: { durable?: boolean } = {},
+): Promise<ReceivedBundle> {
   const root = path.join(parent, `quarantine-${process.pid}-${randomBytes(6).toString('hex')}`);
   const quarantine = new StoreLayout(root);
   const packs = new PackReader(quarantine);
@@ -40,7 +52,9 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
     await fs.rm(root, { recursive: true, force: true }).catch(() => {});
   };
   try {
-    await fs.mkdir(quarantine.packsDir, { recursive: true }).catch((e) => { throw ioError(e, 'create', quarantine.packsDir); });
+    await fs.mkdir(quarantine.packsDir, { recursive: true }).catch((e) => {
+      throw ioError(e, 'create', quarantine.packsDir);
+    });
     const s = new ByteStream(source, where);
     const trailerHash = new Blake3Hasher();
     const header = await readHeader(s, trailerHash, fileSize, where);
@@ -69,7 +83,10 @@ export async function receiveBundle(source: Readable | AsyncIterable<Buffer>, pa
 
 /** Step 1-2 of BUNDLE.md §3: the preamble and header, their sizes checked against the file's before any read. */
 async function readHeader(
-  s: ByteStream, trailerHash: Blake3Hasher, fileSize: number | undefined, where: string,
+  s: ByteStream,
+  trailerHash: Blake3Hasher,
+  fileSize: number | undefined,
+  where: string,
 ): Promise<BundleHeader> {
   const preamble = await s.read(BUNDLE_PREAMBLE_BYTES, 'the preamble');
   trailerHash.update(preamble);
@@ -93,9 +110,15 @@ async function readHeader(
  * caller after the trailer, so damage in transit is reported as such first; undefined when there is no pack.
  */
 async function copyPack(
-  s: ByteStream, header: BundleHeader, incoming: string, trailerHash: Blake3Hasher, durable: boolean,
+  s: ByteStream,
+  header: BundleHeader,
+  incoming: string,
+  trailerHash: Blake3Hasher,
+  durable: boolean,
 ): Promise<{ stored: Buffer; computed: Buffer } | undefined> {
-  const fh = await fs.open(incoming, 'wx+').catch((e) => { throw ioError(e, 'create', incoming); });
+  const fh = await fs.open(incoming, 'wx+').catch((e) => {
+    throw ioError(e, 'create', incoming);
+  });
   try {
     const packHash = new Blake3Hasher();
     const covered = header.packLength - PACK_FOOTER_BYTES + 16;
@@ -145,7 +168,10 @@ async function checkTrailer(s: ByteStream, trailerHash: Blake3Hasher, where: str
  * re-hashed). Returns the entries and the config hashes of the bundle's commits (which labels may speak for).
  */
 async function checkRecords(
-  packs: PackReader, packId: string, header: BundleHeader, where: string,
+  packs: PackReader,
+  packId: string,
+  header: BundleHeader,
+  where: string,
 ): Promise<{ entries: PackEntry[]; configs: Set<string> }> {
   let toc: Awaited<ReturnType<PackReader['readToc']>>;
   try {

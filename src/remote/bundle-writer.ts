@@ -9,8 +9,14 @@ import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import {
-  BUNDLE_END_MAGIC, BUNDLE_VERSION, configLabelProblem, encodeBundleHeader, encodeBundlePreamble, REQUIRED_CAPABILITIES,
-  type BundleConfigLabel, type BundleRef,
+  BUNDLE_END_MAGIC,
+  BUNDLE_VERSION,
+  configLabelProblem,
+  encodeBundleHeader,
+  encodeBundlePreamble,
+  REQUIRED_CAPABILITIES,
+  type BundleConfigLabel,
+  type BundleRef,
 } from '../core/store-format/bundle-format.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { ioError } from '../store/durable-fs.js';
@@ -61,7 +67,10 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
           continue;
         }
         const body = await store.packs.readStoredRecord(loc, content.objects[i]!, { verify: false });
-        await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
+        await writer.addStored(
+          { id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength },
+          body,
+        );
       }
       const done = await writer.finish();
       if (done) {
@@ -74,28 +83,36 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     }
     const labels = await labelsOf(store, configs);
     const header = encodeBundleHeader({
-      version: BUNDLE_VERSION, required: REQUIRED_CAPABILITIES, optional: [], refs: content.refs,
-      prerequisites: content.prerequisites, pruned: content.pruned, labels, packLength,
-      objects: content.objects.length, created: Date.now(),
+      version: BUNDLE_VERSION,
+      required: REQUIRED_CAPABILITIES,
+      optional: [],
+      refs: content.refs,
+      prerequisites: content.prerequisites,
+      pruned: content.pruned,
+      labels,
+      packLength,
+      objects: content.objects.length,
+      created: Date.now(),
     });
     const hasher = new Blake3Hasher();
     let bytes = 0;
     // A reader that goes away (a closed HTTP response) must fail the write, not leave it waiting for 'drain'.
-    const drained = () => new Promise<void>((resolve, reject) => {
-      const done = (e?: Error) => {
-        sink.off('drain', onDrain);
-        sink.off('error', onError);
-        sink.off('close', onClose);
-        if (e) reject(e);
-        else resolve();
-      };
-      const onDrain = () => done();
-      const onError = (e: Error) => done(e);
-      const onClose = () => done(new Error('the receiver closed the connection'));
-      sink.on('drain', onDrain);
-      sink.on('error', onError);
-      sink.on('close', onClose);
-    });
+    const drained = () =>
+      new Promise<void>((resolve, reject) => {
+        const done = (e?: Error) => {
+          sink.off('drain', onDrain);
+          sink.off('error', onError);
+          sink.off('close', onClose);
+          if (e) reject(e);
+          else resolve();
+        };
+        const onDrain = () => done();
+        const onError = (e: Error) => done(e);
+        const onClose = () => done(new Error('the receiver closed the connection'));
+        sink.on('drain', onDrain);
+        sink.on('error', onError);
+        sink.on('close', onClose);
+      });
     const put = async (b: Buffer) => {
       hasher.update(b);
       bytes += b.length;
@@ -104,7 +121,8 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     };
     await put(encodeBundlePreamble(header.length));
     await put(header);
-    if (packFile) for await (const chunk of createReadStream(packFile, { highWaterMark: 1024 * 1024 })) await put(chunk as Buffer);
+    if (packFile)
+      for await (const chunk of createReadStream(packFile, { highWaterMark: 1024 * 1024 })) await put(chunk as Buffer);
     const trailer = hasher.digestBuffer();
     const end = Buffer.concat([trailer, BUNDLE_END_MAGIC]);
     bytes += end.length;
@@ -137,22 +155,34 @@ async function scratchFolder(store: ObjectStore): Promise<string> {
     return inStore;
   } catch (e) {
     // ENOENT too: a store without tmp/ (it is created by the first writer) that this user cannot create.
-    if (!['EACCES', 'EPERM', 'EROFS', 'ENOENT'].includes((e as NodeJS.ErrnoException).code ?? '')) throw ioError(e, 'create', inStore);
+    if (!['EACCES', 'EPERM', 'EROFS', 'ENOENT'].includes((e as NodeJS.ErrnoException).code ?? ''))
+      throw ioError(e, 'create', inStore);
   }
   const elsewhere = path.join(os.tmpdir(), 'ckvc-bundle-');
-  return fs.mkdtemp(elsewhere).catch((e) => { throw ioError(e, 'create a folder in', os.tmpdir()); });
+  return fs.mkdtemp(elsewhere).catch((e) => {
+    throw ioError(e, 'create a folder in', os.tmpdir());
+  });
 }
 
 /** Writes a bundle file through a temp file renamed into place. */
-export async function writeBundleFile(store: ObjectStore, content: BundleContent, file: string): Promise<WrittenBundle> {
+export async function writeBundleFile(
+  store: ObjectStore,
+  content: BundleContent,
+  file: string,
+): Promise<WrittenBundle> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const { createWriteStream } = await import('node:fs');
   const out = createWriteStream(tmp, { flags: 'wx' });
-  const opened = new Promise<void>((resolve, reject) => { out.once('open', () => resolve()); out.once('error', reject); });
+  const opened = new Promise<void>((resolve, reject) => {
+    out.once('open', () => resolve());
+    out.once('error', reject);
+  });
   try {
     await opened;
     const r = await writeBundle(store, content, out);
-    await new Promise<void>((resolve, reject) => { out.end((e?: Error | null) => (e ? reject(e) : resolve())); });
+    await new Promise<void>((resolve, reject) => {
+      out.end((e?: Error | null) => (e ? reject(e) : resolve()));
+    });
     const fh = await fs.open(tmp, 'r+');
     await fh.sync();
     await fh.close();

@@ -10,7 +10,10 @@ export class ByteStream {
   /** Bytes consumed so far. */
   position = 0;
 
-  constructor(source: Readable | AsyncIterable<Buffer>, private readonly where: string) {
+  constructor(
+    source: Readable | AsyncIterable<Buffer>,
+    private readonly where: string,
+  ) {
     this.it = (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
 
@@ -29,7 +32,8 @@ export class ByteStream {
   /** Exactly n bytes (n is small: a preamble, a header already checked against its cap). */
   async read(n: number, what: string): Promise<Buffer> {
     while (this.pending.length < n) {
-      if (!(await this.fill())) throw bad(this.where, `is truncated: ${what} needs ${n} bytes, ${this.pending.length} remain`);
+      if (!(await this.fill()))
+        throw bad(this.where, `is truncated: ${what} needs ${n} bytes, ${this.pending.length} remain`);
     }
     const out = this.pending.subarray(0, n);
     this.pending = this.pending.subarray(n);
@@ -41,7 +45,8 @@ export class ByteStream {
   async copy(n: number, what: string, sink: (piece: Buffer) => Promise<void>): Promise<void> {
     let left = n;
     while (left > 0) {
-      if (this.pending.length === 0 && !(await this.fill())) throw bad(this.where, `is truncated: ${what} is missing ${left} of ${n} bytes`);
+      if (this.pending.length === 0 && !(await this.fill()))
+        throw bad(this.where, `is truncated: ${what} is missing ${left} of ${n} bytes`);
       const piece = this.pending.subarray(0, Math.min(left, this.pending.length));
       this.pending = this.pending.subarray(piece.length);
       left -= piece.length;

@@ -7,30 +7,63 @@ import { StoreService, type RefChange } from './store-service.js';
 import type { Transport } from './transport.js';
 
 export class DirectoryTransport implements Transport {
-  private constructor(readonly url: string, private readonly service: StoreService, private readonly who: string) {}
+  private constructor(
+    readonly url: string,
+    private readonly service: StoreService,
+    private readonly who: string,
+  ) {}
 
   static async open(dir: string, who: string): Promise<DirectoryTransport> {
     return new DirectoryTransport(dir, new StoreService(await ObjectStore.open(dir)), who);
   }
 
-  refs() { return this.service.refs(); }
-  has(ids: ObjectId[]) { return this.service.has(ids); }
-  plan(wants: ObjectId[], haves: ObjectId[]) { return this.service.plan(wants, haves); }
+  refs() {
+    return this.service.refs();
+  }
+  has(ids: ObjectId[]) {
+    return this.service.has(ids);
+  }
+  plan(wants: ObjectId[], haves: ObjectId[]) {
+    return this.service.plan(wants, haves);
+  }
 
   async fetchObjects<T>(ids: ObjectId[], receive: (source: import('node:stream').Readable) => Promise<T>): Promise<T> {
     const pipe = new PassThrough({ highWaterMark: 1024 * 1024 });
-    const producing = this.service.sendObjects(ids, pipe).then(() => { pipe.end(); }, (e) => { pipe.destroy(e as Error); throw e; });
+    const producing = this.service.sendObjects(ids, pipe).then(
+      () => {
+        pipe.end();
+      },
+      (e) => {
+        pipe.destroy(e as Error);
+        throw e;
+      },
+    );
     const [, result] = await Promise.all([producing, receive(pipe)]);
     return result;
   }
 
   async sendObjects(write: (sink: import('node:stream').Writable) => Promise<void>) {
     const pipe = new PassThrough({ highWaterMark: 1024 * 1024 });
-    const producing = write(pipe).then(() => { pipe.end(); }, (e) => { pipe.destroy(e as Error); throw e; });
-    const [, result] = await Promise.all([producing, this.service.receiveObjects(pipe, `objects received into ${this.url}`)]);
+    const producing = write(pipe).then(
+      () => {
+        pipe.end();
+      },
+      (e) => {
+        pipe.destroy(e as Error);
+        throw e;
+      },
+    );
+    const [, result] = await Promise.all([
+      producing,
+      this.service.receiveObjects(pipe, `objects received into ${this.url}`),
+    ]);
     return result;
   }
 
-  updateRefs(changes: RefChange[], force: boolean) { return this.service.updateRefs(changes, force, this.who); }
-  close() { return this.service.store.close(); }
+  updateRefs(changes: RefChange[], force: boolean) {
+    return this.service.updateRefs(changes, force, this.who);
+  }
+  close() {
+    return this.service.store.close();
+  }
 }

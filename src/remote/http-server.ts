@@ -26,7 +26,12 @@ export interface ServeOptions {
 
 const MiB = 1024 * 1024;
 /** Per-request caps on JSON bodies: 200,000 IDs are 13.4 MB as JSON; plan carries two such lists. */
-export const JSON_CAPS: Readonly<Record<string, number>> = { has: 16 * MiB, objects: 16 * MiB, plan: 32 * MiB, 'update-refs': 4 * MiB };
+export const JSON_CAPS: Readonly<Record<string, number>> = {
+  has: 16 * MiB,
+  objects: 16 * MiB,
+  plan: 32 * MiB,
+  'update-refs': 4 * MiB,
+};
 /** JSON request bodies held at once, all requests together: each is buffered and parsed whole. */
 export const JSON_BUDGET = 32 * MiB;
 /** Seconds a client told "busy" should wait before trying again. */
@@ -34,10 +39,17 @@ const RETRY_AFTER_S = 1;
 
 // Status by code first, then by exit code (spec/PROTOCOL.md §3); anything else is the server's fault: 500.
 const STATUS_BY_CODE: Partial<Record<CkvcError['code'], number>> = {
-  CKVC_UNAUTHORIZED: 403, CKVC_REF_CONFLICT: 409, CKVC_NON_FAST_FORWARD: 409, CKVC_REMOTE_BUSY: 503,
+  CKVC_UNAUTHORIZED: 403,
+  CKVC_REF_CONFLICT: 409,
+  CKVC_NON_FAST_FORWARD: 409,
+  CKVC_REMOTE_BUSY: 503,
 };
 const STATUS_BY_EXIT: Partial<Record<number, number>> = {
-  [EXIT.USAGE]: 400, [EXIT.CORRUPT]: 400, [EXIT.BAD_INPUT]: 400, [EXIT.NOT_FOUND]: 404, [EXIT.LOCKED]: 503,
+  [EXIT.USAGE]: 400,
+  [EXIT.CORRUPT]: 400,
+  [EXIT.BAD_INPUT]: 400,
+  [EXIT.NOT_FOUND]: 404,
+  [EXIT.LOCKED]: 503,
 };
 
 export function httpStatus(e: CkvcError): number {
@@ -52,7 +64,11 @@ class Budget {
   /** Reserves n bytes for `held`, or says the server is busy. */
   take(held: { bytes: number }, n: number): void {
     if (this.used + n > this.total) {
-      throw new CkvcError('CKVC_REMOTE_BUSY', `the server is busy: ${(this.used / MiB).toFixed(1)} MiB of request bodies are in flight (its budget is ${(this.total / MiB).toFixed(0)} MiB); try again in ${RETRY_AFTER_S} s`, { retryAfter: RETRY_AFTER_S });
+      throw new CkvcError(
+        'CKVC_REMOTE_BUSY',
+        `the server is busy: ${(this.used / MiB).toFixed(1)} MiB of request bodies are in flight (its budget is ${(this.total / MiB).toFixed(0)} MiB); try again in ${RETRY_AFTER_S} s`,
+        { retryAfter: RETRY_AFTER_S },
+      );
     }
     this.used += n;
     held.bytes += n;
@@ -84,9 +100,13 @@ function readBody(req: http.IncomingMessage, take: (piece: Buffer) => void): Pro
         fail(e);
       }
     });
-    req.once('end', () => { if (!failed) resolve(); });
+    req.once('end', () => {
+      if (!failed) resolve();
+    });
     req.once('error', fail);
-    req.once('close', () => { if (!req.complete) fail(new Error('the client closed the connection')); });
+    req.once('close', () => {
+      if (!req.complete) fail(new Error('the client closed the connection'));
+    });
   });
 }
 
@@ -94,7 +114,12 @@ function readBody(req: http.IncomingMessage, take: (piece: Buffer) => void): Pro
  * Reads a JSON body under its endpoint's cap, holding its bytes against the budget (until the request ends): a
  * declared length over the cap is refused before a byte is read, and a body of unknown length is counted as it comes.
  */
-async function readJson(req: http.IncomingMessage, endpoint: string, budget: Budget, held: { bytes: number }): Promise<unknown> {
+async function readJson(
+  req: http.IncomingMessage,
+  endpoint: string,
+  budget: Budget,
+  held: { bytes: number },
+): Promise<unknown> {
   const cap = JSON_CAPS[endpoint]!;
   const what = `the ${endpoint} request`;
   const tooBig = () => bad(what, `has a body over ${cap / MiB} MiB; send fewer IDs per request`, { cap });
@@ -105,7 +130,9 @@ async function readJson(req: http.IncomingMessage, endpoint: string, budget: Bud
     budget.take(held, declared);
     const whole = Buffer.allocUnsafe(declared);
     let at = 0;
-    await readBody(req, (piece) => { at += piece.copy(whole, at); });
+    await readBody(req, (piece) => {
+      at += piece.copy(whole, at);
+    });
     body = whole.subarray(0, at);
   } else {
     const parts: Buffer[] = [];
@@ -144,7 +171,11 @@ export function createServer(opts: ServeOptions): http.Server {
   };
   const needWrite = (req: http.IncomingMessage) => {
     if (authorised(req)) return;
-    const why = opts.readOnly ? 'this server is read-only' : !tokenBuf ? 'this server was started without --token-file, so it takes no writes' : 'a write needs the server\'s token (set CKVC_TOKEN or --token-file)';
+    const why = opts.readOnly
+      ? 'this server is read-only'
+      : !tokenBuf
+        ? 'this server was started without --token-file, so it takes no writes'
+        : "a write needs the server's token (set CKVC_TOKEN or --token-file)";
     throw new CkvcError('CKVC_UNAUTHORIZED', `the remote refused the write: ${why}`, {});
   };
   return http.createServer((req, res) => {
@@ -191,15 +222,26 @@ export function createServer(opts: ServeOptions): http.Server {
         // A client that closed its connection mid-request is not a server error: its request is simply dropped
         // (a bundle it was sending is removed with its quarantine).
         if ((req.destroyed && !req.complete) || res.destroyed) {
-          opts.log?.(`${req.method} ${req.url}: the client closed the connection mid-request; the request was dropped, nothing of it stored`);
+          opts.log?.(
+            `${req.method} ${req.url}: the client closed the connection mid-request; the request was dropped, nothing of it stored`,
+          );
           return;
         }
-        const err = e instanceof CkvcError ? e : new CkvcError('CKVC_INTERNAL', `server error: ${(e as Error)?.message ?? String(e)}`, {});
+        const err =
+          e instanceof CkvcError
+            ? e
+            : new CkvcError('CKVC_INTERNAL', `server error: ${(e as Error)?.message ?? String(e)}`, {});
         opts.log?.(`${req.method} ${req.url}: ${err.code} ${err.message}`);
-        if (res.headersSent) res.destroy(err); // the client sees a truncated bundle and refuses it
+        if (res.headersSent)
+          res.destroy(err); // the client sees a truncated bundle and refuses it
         else {
           req.resume(); // drain what the client is still sending
-          sendJson(res, httpStatus(err), { error: err.toJSON() }, err.code === 'CKVC_REMOTE_BUSY' ? { 'retry-after': String(RETRY_AFTER_S) } : {});
+          sendJson(
+            res,
+            httpStatus(err),
+            { error: err.toJSON() },
+            err.code === 'CKVC_REMOTE_BUSY' ? { 'retry-after': String(RETRY_AFTER_S) } : {},
+          );
         }
       } finally {
         budget.give(held);

@@ -27,13 +27,23 @@ export interface HttpCarrier {
 }
 
 export class HttpTransport implements Transport {
-  constructor(readonly url: string, private readonly token: string | undefined, private readonly who: string, private readonly carrier?: HttpCarrier) {}
+  constructor(
+    readonly url: string,
+    private readonly token: string | undefined,
+    private readonly who: string,
+    private readonly carrier?: HttpCarrier,
+  ) {}
 
   /**
    * The response may come before the body is sent (a refused write): the reply is read, then the request is
    * destroyed so the rest of the body is not pushed into a connection nobody reads.
    */
-  private request(method: string, path: string, write?: (req: http.ClientRequest) => Promise<void>, contentType = 'application/json'): Promise<http.IncomingMessage> {
+  private request(
+    method: string,
+    path: string,
+    write?: (req: http.ClientRequest) => Promise<void>,
+    contentType = 'application/json',
+  ): Promise<http.IncomingMessage> {
     const target = new URL(path.replace(/^\//, ''), this.carrier ? 'http://carrier/' : this.url);
     const lib = target.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
@@ -48,10 +58,24 @@ export class HttpTransport implements Transport {
       });
       req.on('error', (e) => {
         if (this.carrier) void this.carrier.failure(e).then(reject);
-        else reject(new CkvcError('CKVC_REMOTE', `cannot reach ${this.url}: ${(e as NodeJS.ErrnoException).code ?? e.message}; is 'ckvc serve' running there?`, { url: this.url }));
+        else
+          reject(
+            new CkvcError(
+              'CKVC_REMOTE',
+              `cannot reach ${this.url}: ${(e as NodeJS.ErrnoException).code ?? e.message}; is 'ckvc serve' running there?`,
+              { url: this.url },
+            ),
+          );
       });
       if (!write) req.end();
-      else write(req).then(() => req.end(), (e) => { req.destroy(); reject(e); });
+      else
+        write(req).then(
+          () => req.end(),
+          (e) => {
+            req.destroy();
+            reject(e);
+          },
+        );
     });
   }
 
@@ -59,19 +83,35 @@ export class HttpTransport implements Transport {
     const parts: Buffer[] = [];
     for await (const c of res) parts.push(c as Buffer);
     try {
-      const e = JSON.parse(Buffer.concat(parts).toString('utf8')).error as { code: string; message: string; data: Record<string, unknown> };
-      if (e && e.code in ERROR_CODES) return new CkvcError(e.code as ErrorCode, `remote ${this.url}: ${e.message}`, { ...e.data, remote: this.url });
+      const e = JSON.parse(Buffer.concat(parts).toString('utf8')).error as {
+        code: string;
+        message: string;
+        data: Record<string, unknown>;
+      };
+      if (e && e.code in ERROR_CODES)
+        return new CkvcError(e.code as ErrorCode, `remote ${this.url}: ${e.message}`, { ...e.data, remote: this.url });
     } catch {
       // fall through
     }
-    return new CkvcError('CKVC_REMOTE', `remote ${this.url} answered HTTP ${res.statusCode} outside the protocol`, { url: this.url, status: res.statusCode });
+    return new CkvcError('CKVC_REMOTE', `remote ${this.url} answered HTTP ${res.statusCode} outside the protocol`, {
+      url: this.url,
+      status: res.statusCode,
+    });
   }
 
   /** Sends a JSON body (if any) and returns the 200 reply; a request the server was too busy to take is tried again after the wait it asked for. */
   private async send(method: string, path: string, body?: unknown): Promise<http.IncomingMessage> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     for (let attempt = 1; ; attempt++) {
-      const res = await this.request(method, path, payload && (async (req) => { req.setHeader('content-length', payload.length); req.write(payload); }));
+      const res = await this.request(
+        method,
+        path,
+        payload &&
+          (async (req) => {
+            req.setHeader('content-length', payload.length);
+            req.write(payload);
+          }),
+      );
       if (res.statusCode === 200) return res;
       const err = await this.errorOf(res);
       if (err.code !== 'CKVC_REMOTE_BUSY' || attempt >= BUSY_TRIES) throw err;
@@ -95,8 +135,17 @@ export class HttpTransport implements Transport {
 
   async refs() {
     const r = (await this.json<{ refs: unknown }>('GET', '/v1/refs')).refs;
-    if (r === null || typeof r !== 'object' || Array.isArray(r) || !Object.values(r).every((v) => typeof v === 'string')) {
-      throw new CkvcError('CKVC_REMOTE', `remote ${this.url} answered the refs request outside the protocol (not a map of names to IDs)`, { url: this.url });
+    if (
+      r === null ||
+      typeof r !== 'object' ||
+      Array.isArray(r) ||
+      !Object.values(r).every((v) => typeof v === 'string')
+    ) {
+      throw new CkvcError(
+        'CKVC_REMOTE',
+        `remote ${this.url} answered the refs request outside the protocol (not a map of names to IDs)`,
+        { url: this.url },
+      );
     }
     return r as Record<string, ObjectId>;
   }
@@ -106,13 +155,20 @@ export class HttpTransport implements Transport {
     for (let i = 0; i < ids.length; i += HAS_BATCH) {
       const batch = ids.slice(i, i + HAS_BATCH);
       const r = await this.json<{ has: boolean[] }>('POST', '/v1/has', { ids: batch });
-      if (!Array.isArray(r.has) || r.has.length !== batch.length) throw new CkvcError('CKVC_REMOTE', `remote ${this.url} answered ${r.has?.length} of ${batch.length} lookups`, {});
+      if (!Array.isArray(r.has) || r.has.length !== batch.length)
+        throw new CkvcError(
+          'CKVC_REMOTE',
+          `remote ${this.url} answered ${r.has?.length} of ${batch.length} lookups`,
+          {},
+        );
       out.push(...r.has.map(Boolean));
     }
     return out;
   }
 
-  plan(wants: ObjectId[], haves: ObjectId[]) { return this.json<{ objects: ObjectId[]; prerequisites: ObjectId[] }>('POST', '/v1/plan', { wants, haves }); }
+  plan(wants: ObjectId[], haves: ObjectId[]) {
+    return this.json<{ objects: ObjectId[]; prerequisites: ObjectId[] }>('POST', '/v1/plan', { wants, haves });
+  }
 
   async fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T> {
     return receive(await this.send('POST', '/v1/objects', { ids }));
@@ -127,8 +183,12 @@ export class HttpTransport implements Transport {
   }
 
   async updateRefs(changes: RefChange[], force: boolean): Promise<RefUpdate[]> {
-    return (await this.json<{ refs: RefUpdate[] }>('POST', '/v1/update-refs', { changes, force, who: this.who.slice(0, 200) })).refs;
+    return (
+      await this.json<{ refs: RefUpdate[] }>('POST', '/v1/update-refs', { changes, force, who: this.who.slice(0, 200) })
+    ).refs;
   }
 
-  async close() { await this.carrier?.close(); }
+  async close() {
+    await this.carrier?.close();
+  }
 }

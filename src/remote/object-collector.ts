@@ -47,7 +47,9 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
     for (let i = 0; i < objects.length; i += 4096) {
       const batch = objects.slice(i, i + 4096);
       const has = await opts.receiverHas(batch);
-      batch.forEach((id, k) => { if (!has[k]) keep.push(id); });
+      batch.forEach((id, k) => {
+        if (!has[k]) keep.push(id);
+      });
     }
     objects = keep;
   }

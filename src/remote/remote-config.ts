@@ -31,7 +31,12 @@ function entryOf(name: string, v: Record<string, unknown>): RemoteEntry {
 
 export function checkRemoteName(name: string): void {
   const problem = refNameProblem(name) ?? (name.includes('/') ? "contains '/'" : undefined);
-  if (problem) throw new CkvcError('CKVC_BAD_REF_NAME', `invalid remote name ${JSON.stringify(name)}: it ${problem}; use letters, digits, '-', '_' and '.'`, { name });
+  if (problem)
+    throw new CkvcError(
+      'CKVC_BAD_REF_NAME',
+      `invalid remote name ${JSON.stringify(name)}: it ${problem}; use letters, digits, '-', '_' and '.'`,
+      { name },
+    );
 }
 
 /**
@@ -40,8 +45,12 @@ export function checkRemoteName(name: string): void {
  */
 function normaliseSshUrl(url: string, cwd: string): string {
   if (!isSshUrl(url) && fs.existsSync(path.resolve(cwd, url))) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `remote URL ${JSON.stringify(url)} reads as an SSH address (host:path), `
-      + `but a folder of that name exists here; write ./${url} for the folder, or ssh://HOST/PATH for SSH`, { url });
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `remote URL ${JSON.stringify(url)} reads as an SSH address (host:path), ` +
+        `but a folder of that name exists here; write ./${url} for the folder, or ssh://HOST/PATH for SSH`,
+      { url },
+    );
   }
   return formatSshUrl(parseSshUrl(url));
 }
@@ -57,13 +66,21 @@ export function normaliseUrl(url: string, cwd = process.cwd()): string {
     try {
       u = new URL(url);
     } catch {
-      throw new CkvcError('CKVC_BAD_ARGUMENT', `remote URL ${JSON.stringify(url)} does not parse; use http://host:port/ or a folder`, { url });
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `remote URL ${JSON.stringify(url)} does not parse; use http://host:port/ or a folder`,
+        { url },
+      );
     }
     return u.toString().replace(/\/?$/, '/');
   }
   if (isSshUrl(url) || looksLikeScp(url)) return normaliseSshUrl(url, cwd);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `remote URL ${JSON.stringify(url)}: only ssh://, http(s)://, s3:// and folders are supported`, { url });
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `remote URL ${JSON.stringify(url)}: only ssh://, http(s)://, s3:// and folders are supported`,
+      { url },
+    );
   }
   return path.resolve(cwd, url);
 }
@@ -71,11 +88,17 @@ export function normaliseUrl(url: string, cwd = process.cwd()): string {
 /** `--remote-ckvc`: only for SSH remotes, one line of printable text (the far shell runs it as written). */
 function checkRemoteCkvc(cmd: string, url: string): string {
   if (!isSshUrl(url)) {
-    throw new CkvcError('CKVC_USAGE', `--remote-ckvc is for SSH remotes only; ${JSON.stringify(url)} is not one`, { url });
+    throw new CkvcError('CKVC_USAGE', `--remote-ckvc is for SSH remotes only; ${JSON.stringify(url)} is not one`, {
+      url,
+    });
   }
   // eslint-disable-next-line no-control-regex
   if (!cmd.trim() || /[\u0000-\u001f\u007f]/.test(cmd)) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `--remote-ckvc ${JSON.stringify(cmd)} must be a non-empty command on one line`, { cmd });
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `--remote-ckvc ${JSON.stringify(cmd)} must be a non-empty command on one line`,
+      { cmd },
+    );
   }
   return cmd;
 }
@@ -88,15 +111,26 @@ export class RemoteConfig {
     if (!raw) return [];
     try {
       const obj = JSON.parse(raw.toString('utf8')) as Record<string, Record<string, unknown>>;
-      return Object.entries(obj).filter(([, v]) => typeof v?.url === 'string').map(([name, v]) => entryOf(name, v));
+      return Object.entries(obj)
+        .filter(([, v]) => typeof v?.url === 'string')
+        .map(([name, v]) => entryOf(name, v));
     } catch {
-      throw new CkvcError('CKVC_CORRUPT_REF', `${this.layout.remotesFile} is not valid JSON; fix it or remove it and add the remotes again`, { path: this.layout.remotesFile });
+      throw new CkvcError(
+        'CKVC_CORRUPT_REF',
+        `${this.layout.remotesFile} is not valid JSON; fix it or remove it and add the remotes again`,
+        { path: this.layout.remotesFile },
+      );
     }
   }
 
   async get(name: string): Promise<RemoteEntry> {
     const r = (await this.list()).find((x) => x.name === name);
-    if (!r) throw new CkvcError('CKVC_UNKNOWN_REMOTE', `no remote named '${name}'; 'ckvc remote list' shows them, 'ckvc remote add NAME URL' adds one`, { name });
+    if (!r)
+      throw new CkvcError(
+        'CKVC_UNKNOWN_REMOTE',
+        `no remote named '${name}'; 'ckvc remote list' shows them, 'ckvc remote add NAME URL' adds one`,
+        { name },
+      );
     return r;
   }
 
@@ -106,17 +140,29 @@ export class RemoteConfig {
     await writeFileDurable(this.layout.remotesFile, `${JSON.stringify(obj, null, 2)}\n`);
   }
 
-  async add(name: string, url: string, opts: { singleWriter?: boolean; remoteCkvc?: string } = {}): Promise<RemoteEntry> {
+  async add(
+    name: string,
+    url: string,
+    opts: { singleWriter?: boolean; remoteCkvc?: string } = {},
+  ): Promise<RemoteEntry> {
     checkRemoteName(name);
     const entry: RemoteEntry = { name, url: normaliseUrl(url) };
     if (opts.singleWriter) {
-      if (!isS3Url(entry.url)) throw new CkvcError('CKVC_BAD_ARGUMENT', `--single-writer is for s3:// remotes (other remotes guard their refs themselves); drop it for ${JSON.stringify(url)}`, { url });
+      if (!isS3Url(entry.url))
+        throw new CkvcError(
+          'CKVC_BAD_ARGUMENT',
+          `--single-writer is for s3:// remotes (other remotes guard their refs themselves); drop it for ${JSON.stringify(url)}`,
+          { url },
+        );
       entry.singleWriter = true;
     }
     if (opts.remoteCkvc !== undefined) entry.remoteCkvc = checkRemoteCkvc(opts.remoteCkvc, entry.url);
     await withLock(`${this.layout.remotesFile}.lock`, 'the remotes', async () => {
       const list = await this.list();
-      if (list.some((r) => r.name === name)) throw new CkvcError('CKVC_REF_CONFLICT', `remote '${name}' already exists; remove it first to change its URL`, { name });
+      if (list.some((r) => r.name === name))
+        throw new CkvcError('CKVC_REF_CONFLICT', `remote '${name}' already exists; remove it first to change its URL`, {
+          name,
+        });
       await this.save([...list, entry]);
     });
     return entry;

@@ -17,8 +17,11 @@ export class RemoteTokens {
       return obj as Record<string, { token: string }>;
     } catch {
       const file = this.layout.remoteTokensFile;
-      throw new CkvcError('CKVC_CORRUPT_REF', `${file} is not valid JSON; remove it and add the remotes' tokens again `
-        + '(remote add --token-file)', { path: file });
+      throw new CkvcError(
+        'CKVC_CORRUPT_REF',
+        `${file} is not valid JSON; remove it and add the remotes' tokens again ` + '(remote add --token-file)',
+        { path: file },
+      );
     }
   }
 

@@ -21,7 +21,10 @@ function object(v: unknown, what: string, keys: { required: string[]; optional?:
   const o = v as Record<string, unknown>;
   const known = new Set([...keys.required, ...(keys.optional ?? [])]);
   const extra = Object.keys(o).find((k) => !known.has(k));
-  if (extra !== undefined) throw bad(what, `has an unknown field ${JSON.stringify(extra)}; it takes ${[...known].join(', ')}`, { field: extra });
+  if (extra !== undefined)
+    throw bad(what, `has an unknown field ${JSON.stringify(extra)}; it takes ${[...known].join(', ')}`, {
+      field: extra,
+    });
   const missing = keys.required.find((k) => !(k in o));
   if (missing !== undefined) throw bad(what, `lacks the field ${JSON.stringify(missing)}`, { field: missing });
   return o;
@@ -54,11 +57,14 @@ export function checkRefChanges(changes: unknown, what: string): RefChange[] {
     const o = object(c, at, { required: ['name', 'old', 'new'] });
     if (typeof o.name !== 'string') throw bad(at, 'name is not a string');
     const problem = bundleRefNameProblem(o.name);
-    if (problem) throw new CkvcError('CKVC_BAD_REF_NAME', `${at}: ref ${JSON.stringify(o.name)} ${problem}`, { ref: o.name });
+    if (problem)
+      throw new CkvcError('CKVC_BAD_REF_NAME', `${at}: ref ${JSON.stringify(o.name)} ${problem}`, { ref: o.name });
     if (seen.has(o.name)) throw bad(at, `names ${o.name} a second time`, { ref: o.name });
     seen.add(o.name);
-    if (o.old !== null && (typeof o.old !== 'string' || !isObjectId(o.old))) throw bad(at, `old (of ${o.name}) is neither null nor an object ID`, { ref: o.name });
-    if (typeof o.new !== 'string' || !isObjectId(o.new)) throw bad(at, `new (of ${o.name}) is not an object ID`, { ref: o.name });
+    if (o.old !== null && (typeof o.old !== 'string' || !isObjectId(o.old)))
+      throw bad(at, `old (of ${o.name}) is neither null nor an object ID`, { ref: o.name });
+    if (typeof o.new !== 'string' || !isObjectId(o.new))
+      throw bad(at, `new (of ${o.name}) is not an object ID`, { ref: o.name });
     return { name: o.name, old: o.old as ObjectId | null, new: o.new };
   });
 }
@@ -67,6 +73,11 @@ export function parseUpdateRefsBody(v: unknown): { changes: RefChange[]; force: 
   const what = where('update-refs');
   const o = object(v, what, { required: ['changes'], optional: ['force', 'who'] });
   if (o.force !== undefined && typeof o.force !== 'boolean') throw bad(what, 'force is not true or false');
-  if (o.who !== undefined && (typeof o.who !== 'string' || o.who.length > MAX_WHO)) throw bad(what, `who is not a text of at most ${MAX_WHO} characters`);
-  return { changes: checkRefChanges(o.changes, what), force: o.force === true, who: (o.who as string | undefined) ?? 'remote' };
+  if (o.who !== undefined && (typeof o.who !== 'string' || o.who.length > MAX_WHO))
+    throw bad(what, `who is not a text of at most ${MAX_WHO} characters`);
+  return {
+    changes: checkRefChanges(o.changes, what),
+    force: o.force === true,
+    who: (o.who as string | undefined) ?? 'remote',
+  };
 }

@@ -18,7 +18,11 @@ const EXIT_WAIT_MS = 5000;
 /** What ssh says (exit 255) when the login, not the network, failed. */
 const LOGIN_REFUSED = /permission denied|authentication fail|too many authentication|host key verification failed/i;
 
-interface SshExit { code: number | null; signal: string | null; spawnError?: NodeJS.ErrnoException }
+interface SshExit {
+  code: number | null;
+  signal: string | null;
+  spawnError?: NodeJS.ErrnoException;
+}
 
 /** An agent whose only connection is the ssh child's pipes, kept open between requests. */
 class PipeAgent extends http.Agent {
@@ -26,8 +30,12 @@ class PipeAgent extends http.Agent {
     super({ keepAlive: true, maxSockets: 1 });
   }
 
-  override createConnection(): Duplex { return this.connection; }
-  override keepSocketAlive(): boolean { return true; }
+  override createConnection(): Duplex {
+    return this.connection;
+  }
+  override keepSocketAlive(): boolean {
+    return true;
+  }
   override reuseSocket(): void {}
 }
 
@@ -36,7 +44,11 @@ class SshCarrier implements HttpCarrier {
   private stderr = '';
   private readonly exited: Promise<SshExit>;
 
-  constructor(private readonly url: string, private readonly cmd: SshCommand, private readonly child: ChildProcess) {
+  constructor(
+    private readonly url: string,
+    private readonly cmd: SshCommand,
+    private readonly child: ChildProcess,
+  ) {
     const connection = pipeConnection(child.stdout!, child.stdin!);
     connection.on('error', () => {}); // reported through the request that was using it
     this.agent = new PipeAgent(connection);
@@ -65,23 +77,37 @@ class SshCarrier implements HttpCarrier {
     const url = this.url;
     if (end.spawnError) {
       const why = end.spawnError.code ?? end.spawnError.message;
-      return new CkvcError('CKVC_REMOTE', `cannot run ${JSON.stringify(this.cmd.file)} to reach ${url}: ${why}; `
-        + 'install the OpenSSH client or set CKVC_SSH', data);
+      return new CkvcError(
+        'CKVC_REMOTE',
+        `cannot run ${JSON.stringify(this.cmd.file)} to reach ${url}: ${why}; ` +
+          'install the OpenSSH client or set CKVC_SSH',
+        data,
+      );
     }
     if (end.code === 255 && LOGIN_REFUSED.test(said)) {
-      return new CkvcError('CKVC_UNAUTHORIZED', `ssh refused the login to ${url}: ${said}; check the user, keys `
-        + 'and known_hosts (CKVC_SSH can name other ssh options)', data);
+      return new CkvcError(
+        'CKVC_UNAUTHORIZED',
+        `ssh refused the login to ${url}: ${said}; check the user, keys ` +
+          'and known_hosts (CKVC_SSH can name other ssh options)',
+        data,
+      );
     }
     if (end.code === 255) {
       return new CkvcError('CKVC_REMOTE', `cannot reach ${url} with ssh: ${said || 'ssh exited with 255'}`, data);
     }
     if (end.code === 126 || end.code === 127) {
-      return new CkvcError('CKVC_REMOTE', `the far side of ${url} could not run '${this.cmd.remoteCommand}': `
-        + `${said || `exit ${end.code}`}; is ckvc installed there? Add the remote again with --remote-ckvc CMD `
-        + '(e.g. --remote-ckvc /opt/ckvc/bin/ckvc)', data);
+      return new CkvcError(
+        'CKVC_REMOTE',
+        `the far side of ${url} could not run '${this.cmd.remoteCommand}': ` +
+          `${said || `exit ${end.code}`}; is ckvc installed there? Add the remote again with --remote-ckvc CMD ` +
+          '(e.g. --remote-ckvc /opt/ckvc/bin/ckvc)',
+        data,
+      );
     }
-    const why = end.code === null ? `ssh ended by ${end.signal ?? 'an error'}`
-      : `'${this.cmd.remoteCommand}' exited with status ${end.code}`;
+    const why =
+      end.code === null
+        ? `ssh ended by ${end.signal ?? 'an error'}`
+        : `'${this.cmd.remoteCommand}' exited with status ${end.code}`;
     const detail = said ? `: ${said}` : `; ${e.message}`;
     return new CkvcError('CKVC_REMOTE', `the connection to ${url} ended (${why}${detail})`, data);
   }

@@ -23,7 +23,12 @@ export function pipeConnection(readable: Readable, writable: Writable): Duplex {
 /** Serves one HTTP/1.1 connection on `input`/`output` until the client ends it; resolves when it is closed. */
 export function serveStdio(opts: StdioServeOptions, input: Readable, output: Writable): Promise<void> {
   const server = createServer({
-    store: opts.store, host: 'stdio', port: 0, readOnly: opts.readOnly, authenticatedConnection: true, log: opts.log,
+    store: opts.store,
+    host: 'stdio',
+    port: 0,
+    readOnly: opts.readOnly,
+    authenticatedConnection: true,
+    log: opts.log,
   });
   // A push may take longer than any default: the client (and ssh) decide when the connection is dead.
   server.requestTimeout = 0;

@@ -31,14 +31,21 @@ export class StoreService {
 
   async has(ids: ObjectId[]): Promise<boolean[]> {
     const out: boolean[] = [];
-    for (let i = 0; i < ids.length; i += 4096) out.push(...(await this.store.locate(ids.slice(i, i + 4096))).map(Boolean));
+    for (let i = 0; i < ids.length; i += 4096)
+      out.push(...(await this.store.locate(ids.slice(i, i + 4096))).map(Boolean));
     return out;
   }
 
   /** Objects a client that has `haves` (commits, with their history) lacks to have `wants`. */
   async plan(wants: ObjectId[], haves: ObjectId[]): Promise<{ objects: ObjectId[]; prerequisites: ObjectId[] }> {
     const have = new Set(haves);
-    for (const w of wants) if ((await this.store.typeOf(w)) === undefined) throw new CkvcError('CKVC_UNKNOWN_REVISION', `the remote has no object ${w.slice(0, 16)}; fetch its refs again`, { id: w });
+    for (const w of wants)
+      if ((await this.store.typeOf(w)) === undefined)
+        throw new CkvcError(
+          'CKVC_UNKNOWN_REVISION',
+          `the remote has no object ${w.slice(0, 16)}; fetch its refs again`,
+          { id: w },
+        );
     const c = await collectObjects(this.store, wants, { isBoundary: async (id) => have.has(id) });
     return { objects: c.objects, prerequisites: c.prerequisites };
   }
@@ -56,7 +63,10 @@ export class StoreService {
   }
 
   /** Stores the objects of an objects-only bundle after verifying every one of them. */
-  async receiveObjects(source: Readable | AsyncIterable<Buffer>, where: string): Promise<{ objects: number; newObjects: number }> {
+  async receiveObjects(
+    source: Readable | AsyncIterable<Buffer>,
+    where: string,
+  ): Promise<{ objects: number; newObjects: number }> {
     const rb = await receiveBundle(source, this.store.layout.tmpDir, where);
     try {
       if (rb.header.refs.length) throw bad(where, 'carries refs; ref updates are a separate request');
@@ -76,16 +86,28 @@ export class StoreService {
     const changes = checkRefChanges(input, 'the ref update');
     const registration = await registerWriter(this.store.layout);
     try {
-      for (const id of new Set(changes.map((c) => c.new))) await checkClosure(this.store, id, `the push of ${changes.find((c) => c.new === id)!.name}`);
+      for (const id of new Set(changes.map((c) => c.new)))
+        await checkClosure(this.store, id, `the push of ${changes.find((c) => c.new === id)!.name}`);
       const current = await this.store.refs.readMany(changes.map((c) => c.name));
-      const out = await judgeRefChanges(changes, current.map((c) => c ?? null), storeParents(this.store), force);
-      const moves = out.filter((u) => !u.skipped).map((u) => ({ name: u.name, next: u.new, expect: u.old, message: `push${u.forced ? ' --force' : ''}` }));
+      const out = await judgeRefChanges(
+        changes,
+        current.map((c) => c ?? null),
+        storeParents(this.store),
+        force,
+      );
+      const moves = out
+        .filter((u) => !u.skipped)
+        .map((u) => ({ name: u.name, next: u.new, expect: u.old, message: `push${u.forced ? ' --force' : ''}` }));
       try {
         await this.store.refs.updateMany(moves, { who, message: 'push' });
       } catch (e) {
         // Another push moved a ref between the check above and the swap: the pusher's remedy is a fetch, not a re-run.
         if (!isCkvcError(e, 'CKVC_REF_CONFLICT')) throw e;
-        throw new CkvcError('CKVC_REF_CONFLICT', `the remote refused the push: ${e.message.replace(/; nothing was changed.*$/, '')} (another push landed first); nothing was changed on the remote: fetch, reconcile and push again`, e.data);
+        throw new CkvcError(
+          'CKVC_REF_CONFLICT',
+          `the remote refused the push: ${e.message.replace(/; nothing was changed.*$/, '')} (another push landed first); nothing was changed on the remote: fetch, reconcile and push again`,
+          e.data,
+        );
       }
       return out;
     } finally {
@@ -99,13 +121,24 @@ export class StoreService {
  * value, and a branch moves only forward (judged on `parentsOf`'s history) unless `force`. One refusal refuses
  * them all: the error names every refused ref. Shared by every remote that moves refs (this service, S3).
  */
-export async function judgeRefChanges(changes: RefChange[], current: (ObjectId | null)[], parentsOf: ParentsOf, force: boolean): Promise<RefUpdate[]> {
+export async function judgeRefChanges(
+  changes: RefChange[],
+  current: (ObjectId | null)[],
+  parentsOf: ParentsOf,
+  force: boolean,
+): Promise<RefUpdate[]> {
   const out: RefUpdate[] = [];
   const refused: CkvcError[] = [];
   for (const [i, c] of changes.entries()) {
     const cur = current[i] ?? null;
     if (cur !== c.old) {
-      refused.push(new CkvcError('CKVC_REF_CONFLICT', `${c.name} on the remote moved to ${cur?.slice(0, 12) ?? '(deleted)'} (expected ${c.old?.slice(0, 12) ?? 'nothing'})`, { ref: c.name, expected: c.old, actual: cur }));
+      refused.push(
+        new CkvcError(
+          'CKVC_REF_CONFLICT',
+          `${c.name} on the remote moved to ${cur?.slice(0, 12) ?? '(deleted)'} (expected ${c.old?.slice(0, 12) ?? 'nothing'})`,
+          { ref: c.name, expected: c.old, actual: cur },
+        ),
+      );
       continue;
     }
     let forced = false;
@@ -113,12 +146,24 @@ export async function judgeRefChanges(changes: RefChange[], current: (ObjectId |
       const isTag = c.name.startsWith('refs/tags/');
       const ff = !isTag && (await isAncestor(parentsOf, cur, c.new));
       if (!ff && !force) {
-        refused.push(new CkvcError('CKVC_NON_FAST_FORWARD', `${c.name} on the remote is at ${cur.slice(0, 12)}, which ${isTag ? 'is another commit' : `is not an ancestor of ${c.new.slice(0, 12)}`}`, { ref: c.name, old: cur, new: c.new }));
+        refused.push(
+          new CkvcError(
+            'CKVC_NON_FAST_FORWARD',
+            `${c.name} on the remote is at ${cur.slice(0, 12)}, which ${isTag ? 'is another commit' : `is not an ancestor of ${c.new.slice(0, 12)}`}`,
+            { ref: c.name, old: cur, new: c.new },
+          ),
+        );
         continue;
       }
       forced = !ff;
     }
-    out.push({ name: c.name, old: cur, new: c.new, forced, ...(cur === c.new ? { skipped: 'unchanged' as const } : {}) });
+    out.push({
+      name: c.name,
+      old: cur,
+      new: c.new,
+      forced,
+      ...(cur === c.new ? { skipped: 'unchanged' as const } : {}),
+    });
   }
   if (refused.length) throw refusal(refused, changes.length);
   return out;
@@ -127,9 +172,16 @@ export async function judgeRefChanges(changes: RefChange[], current: (ObjectId |
 /** One error for every refused ref of a push (git's "atomic push failed" for the others): its code is the first's. */
 function refusal(refused: CkvcError[], total: number): CkvcError {
   const first = refused[0]!;
-  const advice = refused.some((e) => e.code === 'CKVC_NON_FAST_FORWARD') ? 'fetch and reconcile first, or push --force' : 'fetch, reconcile and push again';
+  const advice = refused.some((e) => e.code === 'CKVC_NON_FAST_FORWARD')
+    ? 'fetch and reconcile first, or push --force'
+    : 'fetch, reconcile and push again';
   const others = total - refused.length;
-  return new CkvcError(first.code, `the remote refused ${refused.length === 1 ? 'the push of ' : `${refused.length} ref(s): `}${refused.map((e) => e.message).join('; ')}; nothing was changed on the remote${others ? ` (the ${others} other ref(s) were not moved either)` : ''}: ${advice}`, {
-    ...first.data, refused: refused.map((e) => ({ code: e.code, ...e.data })),
-  });
+  return new CkvcError(
+    first.code,
+    `the remote refused ${refused.length === 1 ? 'the push of ' : `${refused.length} ref(s): `}${refused.map((e) => e.message).join('; ')}; nothing was changed on the remote${others ? ` (the ${others} other ref(s) were not moved either)` : ''}: ${advice}`,
+    {
+      ...first.data,
+      refused: refused.map((e) => ({ code: e.code, ...e.data })),
+    },
+  );
 }

@@ -18,7 +18,7 @@ import type { Transport } from './transport.js';
 const BATCH_BYTES = 64 * 1024 * 1024;
 const BATCH_OBJECTS = 20_000;
 
-export type Progress = (e: { phase: 'send' | 'receive'; objects: number; totalObjects: number; bytes: number }) => void
+export type Progress = (e: { phase: 'send' | 'receive'; objects: number; totalObjects: number; bytes: number }) => void;
 
 async function batches(store: ObjectStore, ids: ObjectId[]): Promise<ObjectId[][]> {
   const out: ObjectId[][] = [];
@@ -51,12 +51,20 @@ export interface PushResult {
  * Pushes local refs (full names) to the same names on the remote: the remote moves all of them or none. The
  * remote-tracking refs of `remote` follow what the remote did, also when it moved only some (an I/O error there).
  */
-export async function push(store: ObjectStore, t: Transport, remote: string, refs: { local: string; remote: string }[], force: boolean, progress?: Progress): Promise<PushResult> {
+export async function push(
+  store: ObjectStore,
+  t: Transport,
+  remote: string,
+  refs: { local: string; remote: string }[],
+  force: boolean,
+  progress?: Progress,
+): Promise<PushResult> {
   const theirs = await t.refs();
   const tips: ObjectId[] = [];
   for (const r of refs) {
     const id = await store.refs.read(r.local);
-    if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `nothing to push: ${r.local} does not exist here`, { ref: r.local });
+    if (!id)
+      throw new CkvcError('CKVC_UNKNOWN_REVISION', `nothing to push: ${r.local} does not exist here`, { ref: r.local });
     tips.push(id);
   }
   // Commits the remote has are boundaries; below them it has everything (its verify's promise).
@@ -85,7 +93,12 @@ export async function push(store: ObjectStore, t: Transport, remote: string, ref
     updated = await t.updateRefs(changes, force);
   } catch (e) {
     const moved = e instanceof CkvcError && e.data.moved ? new Set(e.data.moved) : undefined;
-    if (moved) await track(store, remote, changes.filter((ch) => moved.has(ch.name))).catch(() => {});
+    if (moved)
+      await track(
+        store,
+        remote,
+        changes.filter((ch) => moved.has(ch.name)),
+      ).catch(() => {});
     throw e;
   }
   await track(store, remote, updated);
@@ -97,7 +110,9 @@ async function track(store: ObjectStore, remote: string, moved: { name: string; 
   const branches = moved.filter((u) => u.name.startsWith(REF_PREFIX.branch));
   const names = branches.map((u) => `${REF_PREFIX.remote}${remote}/${u.name.slice(REF_PREFIX.branch.length)}`);
   const cur = await store.refs.readMany(names);
-  const moves = branches.flatMap((u, i) => ((cur[i] ?? null) === u.new ? [] : [{ name: names[i]!, next: u.new, expect: cur[i] ?? null }]));
+  const moves = branches.flatMap((u, i) =>
+    (cur[i] ?? null) === u.new ? [] : [{ name: names[i]!, next: u.new, expect: cur[i] ?? null }],
+  );
   await store.refs.updateMany(moves, { who: `push ${remote}`, message: `push to ${remote}` });
 }
 
@@ -122,9 +137,11 @@ export interface FetchResult {
 /** A received label left unapplied, said as fetch says a kept tag (BUNDLE.md §4). */
 export function keptLabelWarning(k: KeptLabel, from: string): FetchWarning {
   return {
-    config: k.config, code: 'CKVC_WOULD_OVERWRITE',
-    message: `kept the local label of config ${k.config.slice(0, 12)} (${JSON.stringify(k.kept)}); `
-      + `${from} labels it ${JSON.stringify(k.received)}`,
+    config: k.config,
+    code: 'CKVC_WOULD_OVERWRITE',
+    message:
+      `kept the local label of config ${k.config.slice(0, 12)} (${JSON.stringify(k.kept)}); ` +
+      `${from} labels it ${JSON.stringify(k.received)}`,
   };
 }
 
@@ -132,7 +149,13 @@ export function keptLabelWarning(k: KeptLabel, from: string): FetchWarning {
  * The remote's branches and tags that can be stored here, as local names; the others are left out with a
  * warning (a remote is not trusted to advertise valid names). None usable of several advertised: CKVC_REMOTE.
  */
-async function usableRefs(store: ObjectStore, t: Transport, remote: string, theirs: Record<string, ObjectId>, warnings: FetchWarning[]): Promise<{ name: string; id: ObjectId; local: string }[]> {
+async function usableRefs(
+  store: ObjectStore,
+  t: Transport,
+  remote: string,
+  theirs: Record<string, ObjectId>,
+  warnings: FetchWarning[],
+): Promise<{ name: string; id: ObjectId; local: string }[]> {
   let advertised = 0;
   let out: { name: string; id: ObjectId; local: string }[] = [];
   for (const [name, id] of Object.entries(theirs)) {
@@ -140,17 +163,31 @@ async function usableRefs(store: ObjectStore, t: Transport, remote: string, thei
     advertised++;
     const problem = bundleRefNameProblem(name);
     if (problem) {
-      warnings.push({ ref: name, code: 'CKVC_BAD_REF_NAME', message: `left out ${JSON.stringify(name)} of ${t.url}: ${problem}` });
+      warnings.push({
+        ref: name,
+        code: 'CKVC_BAD_REF_NAME',
+        message: `left out ${JSON.stringify(name)} of ${t.url}: ${problem}`,
+      });
       continue;
     }
     if (!isObjectId(id)) {
-      warnings.push({ ref: name, code: 'CKVC_REMOTE', message: `left out ${name} of ${t.url}: it names ${JSON.stringify(id)}, not an object ID` });
+      warnings.push({
+        ref: name,
+        code: 'CKVC_REMOTE',
+        message: `left out ${name} of ${t.url}: it names ${JSON.stringify(id)}, not an object ID`,
+      });
       continue;
     }
-    const local = name.startsWith(REF_PREFIX.branch) ? `${REF_PREFIX.remote}${remote}/${name.slice(REF_PREFIX.branch.length)}` : name;
+    const local = name.startsWith(REF_PREFIX.branch)
+      ? `${REF_PREFIX.remote}${remote}/${name.slice(REF_PREFIX.branch.length)}`
+      : name;
     const bad = store.refs.nameProblem(local);
     if (bad) {
-      warnings.push({ ref: name, code: bad.code, message: `left out ${name} of ${t.url}: it cannot be stored as ${local}: ${bad.message}` });
+      warnings.push({
+        ref: name,
+        code: bad.code,
+        message: `left out ${name} of ${t.url}: it cannot be stored as ${local}: ${bad.message}`,
+      });
       continue;
     }
     out.push({ name, id, local });
@@ -163,12 +200,23 @@ async function usableRefs(store: ObjectStore, t: Transport, remote: string, thei
     } catch (e) {
       const clash = isCkvcError(e, 'CKVC_BAD_REF_NAME') ? out.find((r) => r.local === e.data.ref) : undefined;
       if (!clash) throw e;
-      warnings.push({ ref: clash.name, code: 'CKVC_BAD_REF_NAME', message: `left out ${clash.name} of ${t.url}: ${(e as CkvcError).message}` });
+      warnings.push({
+        ref: clash.name,
+        code: 'CKVC_BAD_REF_NAME',
+        message: `left out ${clash.name} of ${t.url}: ${(e as CkvcError).message}`,
+      });
       out = out.filter((r) => r !== clash);
     }
   }
   if (advertised > 0 && out.length === 0) {
-    throw new CkvcError('CKVC_REMOTE', `remote ${t.url} advertised ${advertised} branch(es) and tag(s) and none can be stored here: ${warnings.slice(0, 3).map((w) => w.message).join('; ')}${warnings.length > 3 ? '; ...' : ''}`, { url: t.url, warnings });
+    throw new CkvcError(
+      'CKVC_REMOTE',
+      `remote ${t.url} advertised ${advertised} branch(es) and tag(s) and none can be stored here: ${warnings
+        .slice(0, 3)
+        .map((w) => w.message)
+        .join('; ')}${warnings.length > 3 ? '; ...' : ''}`,
+      { url: t.url, warnings },
+    );
   }
   return out;
 }
@@ -178,7 +226,12 @@ async function usableRefs(store: ObjectStore, t: Transport, remote: string, thei
  * locally when absent (a different local tag of the same name is left alone and reported). Every ref is checked
  * before any moves, and they move as one batch.
  */
-export async function fetchRemote(store: ObjectStore, t: Transport, remote: string, progress?: Progress): Promise<FetchResult> {
+export async function fetchRemote(
+  store: ObjectStore,
+  t: Transport,
+  remote: string,
+  progress?: Progress,
+): Promise<FetchResult> {
   const warnings: FetchWarning[] = [];
   const wanted = await usableRefs(store, t, remote, await t.refs(), warnings);
   const wants: ObjectId[] = [];
@@ -187,14 +240,17 @@ export async function fetchRemote(store: ObjectStore, t: Transport, remote: stri
   let bytesReceived = 0;
   if (wants.length) {
     const localTips: ObjectId[] = [];
-    for (const kind of ['branch', 'tag', 'remote'] as const) for (const r of await store.refs.list(kind, { skipCorrupt: true })) localTips.push(r.id);
+    for (const kind of ['branch', 'tag', 'remote'] as const)
+      for (const r of await store.refs.list(kind, { skipCorrupt: true })) localTips.push(r.id);
     const haves = [...(await commitClosure(storeParents(store), localTips))];
     const plan = await t.plan([...new Set(wants)], haves);
     // Chunk-level dedup: anything we already hold (an unchanged tensor of another branch) is not asked for.
     const need: ObjectId[] = [];
     for (let i = 0; i < plan.objects.length; i += 4096) {
       const batch = plan.objects.slice(i, i + 4096);
-      (await store.locate(batch)).forEach((l, k) => { if (!l) need.push(batch[k]!); });
+      (await store.locate(batch)).forEach((l, k) => {
+        if (!l) need.push(batch[k]!);
+      });
     }
     for (let i = 0; i < need.length; i += BATCH_OBJECTS) {
       const ids = need.slice(i, i + BATCH_OBJECTS);
@@ -203,7 +259,8 @@ export async function fetchRemote(store: ObjectStore, t: Transport, remote: stri
         try {
           if (rb.header.refs.length) throw new CkvcError('CKVC_BAD_BUNDLE', `objects from ${t.url} carry refs`, {});
           const asked = new Set(ids);
-          if (rb.entries.some((e) => !asked.has(e.id))) throw new CkvcError('CKVC_BAD_BUNDLE', `${t.url} sent objects that were not asked for`, {});
+          if (rb.entries.some((e) => !asked.has(e.id)))
+            throw new CkvcError('CKVC_BAD_BUNDLE', `${t.url} sent objects that were not asked for`, {});
           const p = await promoteObjects(store, rb);
           for (const k of p.labelsKept) warnings.push(keptLabelWarning(k, t.url));
           return { ...p, bytes: rb.bytes };
@@ -229,7 +286,11 @@ export async function fetchRemote(store: ObjectStore, t: Transport, remote: stri
     const cur = current[i] ?? null;
     if (cur === id) out.push({ name: local, old: cur, new: id, forced: false, skipped: 'unchanged' });
     else if (name.startsWith(REF_PREFIX.tag) && cur !== null) {
-      warnings.push({ ref: name, code: 'CKVC_REF_CONFLICT', message: `kept the local tag ${name.slice(REF_PREFIX.tag.length)} (${cur.slice(0, 12)}); ${t.url} has it at ${id.slice(0, 12)}` });
+      warnings.push({
+        ref: name,
+        code: 'CKVC_REF_CONFLICT',
+        message: `kept the local tag ${name.slice(REF_PREFIX.tag.length)} (${cur.slice(0, 12)}); ${t.url} has it at ${id.slice(0, 12)}`,
+      });
     } else {
       moves.push({ name: local, next: id, expect: cur, message: `fetch: ${name} from ${t.url}` });
       out.push({ name: local, old: cur, new: id, forced: false });

@@ -12,7 +12,10 @@ export interface Transport {
   /** Asks for an objects-only bundle of `ids` and hands its byte stream to `receive`. */
   fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T>;
   /** Sends an objects-only bundle that `write` produces, of the objects `ids` (an S3 remote names its pack by them). */
-  sendObjects(write: (sink: Writable) => Promise<void>, ids: ObjectId[]): Promise<{ objects: number; newObjects: number }>;
+  sendObjects(
+    write: (sink: Writable) => Promise<void>,
+    ids: ObjectId[],
+  ): Promise<{ objects: number; newObjects: number }>;
   updateRefs(changes: RefChange[], force: boolean): Promise<RefUpdate[]>;
   close(): Promise<void>;
 }

@@ -29,22 +29,31 @@ export class AliasDefinitions {
     if (!raw) return undefined;
     try {
       const d = JSON.parse(raw.toString('utf8')) as Omit<AliasDefinition, 'name'>;
-      if (typeof d.track !== 'string' || (d.mode !== 'min' && d.mode !== 'max') || typeof d.branch !== 'string') throw new Error('fields');
+      if (typeof d.track !== 'string' || (d.mode !== 'min' && d.mode !== 'max') || typeof d.branch !== 'string')
+        throw new Error('fields');
       return { name, track: d.track, mode: d.mode, branch: d.branch, created: Number(d.created) || 0 };
     } catch {
-      throw new CkvcError('CKVC_CORRUPT_REF', `alias definition ${this.file(name)} is not valid JSON with track, mode and branch; re-create it with 'ckvc alias ${name} --track KEY -b BRANCH --force'`, { alias: name });
+      throw new CkvcError(
+        'CKVC_CORRUPT_REF',
+        `alias definition ${this.file(name)} is not valid JSON with track, mode and branch; re-create it with 'ckvc alias ${name} --track KEY -b BRANCH --force'`,
+        { alias: name },
+      );
     }
   }
 
   async write(def: AliasDefinition): Promise<void> {
     const file = this.file(def.name);
-    await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => { throw ioError(e, 'create', path.dirname(file)); });
+    await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => {
+      throw ioError(e, 'create', path.dirname(file));
+    });
     const { name: _name, ...body } = def;
     await writeFileDurable(file, `${JSON.stringify(body)}\n`);
   }
 
   async remove(name: string): Promise<void> {
-    await fs.rm(this.file(name), { force: true }).catch((e) => { throw ioError(e, 'delete', this.file(name)); });
+    await fs.rm(this.file(name), { force: true }).catch((e) => {
+      throw ioError(e, 'delete', this.file(name));
+    });
   }
 
   async list(): Promise<AliasDefinition[]> {

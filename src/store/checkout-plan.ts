@@ -18,7 +18,9 @@ export function selectPaths(files: TreeFile[], wanted: string[]): TreeFile[] {
   const norm = wanted.map((w) => w.replace(/^\.?\/+/, '').replace(/\/+$/, ''));
   for (const w of norm) {
     if (!files.some((f) => f.path === w || f.path.startsWith(`${w}/`) || w === '')) {
-      throw new CkvcError('CKVC_PATH_NOT_FOUND', `path "${w}" is not in this commit; 'ckvc show REV' lists its files`, { path: w });
+      throw new CkvcError('CKVC_PATH_NOT_FOUND', `path "${w}" is not in this commit; 'ckvc show REV' lists its files`, {
+        path: w,
+      });
     }
   }
   return files.filter((f) => norm.some((w) => w === '' || f.path === w || f.path.startsWith(`${w}/`)));
@@ -51,15 +53,23 @@ export interface CheckoutPlan {
  * An existing file is compared by its hash; `verified` (a long-lived process's memory) may vouch for it instead.
  */
 export async function planCheckout(
-  store: ObjectStore, files: TreeFile[], toDir: string, force: boolean, verified?: VerifiedFiles,
+  store: ObjectStore,
+  files: TreeFile[],
+  toDir: string,
+  force: boolean,
+  verified?: VerifiedFiles,
 ): Promise<CheckoutPlan> {
   const items: { file: TreeFile; recipe: FileRecipe }[] = [];
   for (const file of files) items.push({ file, recipe: await store.readFileRecipe(file.id) });
-  const holds = async (target: string, b3: string) => (verified
-    ? verified.holds(target, b3, hashFile)
-    : (await hashFile(target)) === b3);
-  const plan = await planTargets(items, toDir, force, (it) => it.file.path,
-    async (it, target, size) => size === it.recipe.size && (await holds(target, it.recipe.b3)));
+  const holds = async (target: string, b3: string) =>
+    verified ? verified.holds(target, b3, hashFile) : (await hashFile(target)) === b3;
+  const plan = await planTargets(
+    items,
+    toDir,
+    force,
+    (it) => it.file.path,
+    async (it, target, size) => size === it.recipe.size && (await holds(target, it.recipe.b3)),
+  );
   return {
     write: plan.write.map(({ item, target }) => ({ file: item.file, target, recipe: item.recipe })),
     unchanged: plan.unchanged.map((it) => it.file),
@@ -92,7 +102,13 @@ export interface TensorFilePlan {
 
 /** As planCheckout, for files that checkout builds rather than rebuilds. Writes nothing. */
 export async function planTensorFiles(specs: TensorFileSpec[], toDir: string, force: boolean): Promise<TensorFilePlan> {
-  const plan = await planTargets(specs, toDir, force, (s) => s.path, async (s, target, size) => size === s.size && (await holdsTensorFile(target, s)));
+  const plan = await planTargets(
+    specs,
+    toDir,
+    force,
+    (s) => s.path,
+    async (s, target, size) => size === s.size && (await holdsTensorFile(target, s)),
+  );
   return { write: plan.write.map(({ item, target }) => ({ spec: item, target })), unchanged: plan.unchanged };
 }
 
@@ -105,7 +121,10 @@ async function holdsTensorFile(target: string, spec: TensorFileSpec): Promise<bo
   let fh: fs.FileHandle | undefined;
   try {
     fh = await fs.open(target, 'r');
-    const maxChunk = spec.tensors.reduce((m, { tensor: t }) => Math.max(m, t.chunks.length ? t.chunkSize : 0), spec.head.length);
+    const maxChunk = spec.tensors.reduce(
+      (m, { tensor: t }) => Math.max(m, t.chunks.length ? t.chunkSize : 0),
+      spec.head.length,
+    );
     const buf = Buffer.allocUnsafe(maxChunk);
     let pos = 0;
     const readAt = async (n: number): Promise<Buffer | undefined> => {

@@ -40,9 +40,21 @@ export async function checkoutRoot(toDir: string): Promise<string> {
     const l = await lstatOrNone(p);
     if (l) {
       const st = l.isSymbolicLink() ? await fs.stat(p).catch(() => undefined) : l;
-      if (!st) throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot check out into ${toDir}: ${p} is a symbolic link to ${await fs.readlink(p).catch(() => '?')}, which does not exist; create that folder or give another --to`, { to: toDir, path: p });
-      if (!st.isDirectory()) throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot check out into ${toDir}: ${p} is a file, not a folder; give --to a folder (it is created if missing)`, { to: toDir, path: p });
-      const real = await fs.realpath(p).catch((e) => { throw ioError(e, 'resolve', p); });
+      if (!st)
+        throw new CkvcError(
+          'CKVC_BAD_ARGUMENT',
+          `cannot check out into ${toDir}: ${p} is a symbolic link to ${await fs.readlink(p).catch(() => '?')}, which does not exist; create that folder or give another --to`,
+          { to: toDir, path: p },
+        );
+      if (!st.isDirectory())
+        throw new CkvcError(
+          'CKVC_BAD_ARGUMENT',
+          `cannot check out into ${toDir}: ${p} is a file, not a folder; give --to a folder (it is created if missing)`,
+          { to: toDir, path: p },
+        );
+      const real = await fs.realpath(p).catch((e) => {
+        throw ioError(e, 'resolve', p);
+      });
       return path.join(real, ...missing.reverse());
     }
     if (path.dirname(p) === p) return abs;
@@ -62,11 +74,16 @@ async function lstatOrNone(p: string): Promise<Stats | undefined> {
 
 function describe(c: Conflict): string {
   switch (c.kind) {
-    case 'symlink': return `${c.path} is a symbolic link (to ${c.to}); checkout never writes through a link nor replaces one, with or without --force: remove the link, or check out into another --to`;
-    case 'not-folder': return `${c.path} is a file where the commit has a folder; --force replaces files but never one standing in a folder's place: move or remove it`;
-    case 'folder': return `${c.path} is a folder where the commit has a file; --force never replaces a folder: move or remove it`;
-    case 'special': return `${c.path} is not a regular file (a pipe, socket or device); move or remove it`;
-    case 'differs': return `${c.path} exists and differs`;
+    case 'symlink':
+      return `${c.path} is a symbolic link (to ${c.to}); checkout never writes through a link nor replaces one, with or without --force: remove the link, or check out into another --to`;
+    case 'not-folder':
+      return `${c.path} is a file where the commit has a folder; --force replaces files but never one standing in a folder's place: move or remove it`;
+    case 'folder':
+      return `${c.path} is a folder where the commit has a file; --force never replaces a folder: move or remove it`;
+    case 'special':
+      return `${c.path} is not a regular file (a pipe, socket or device); move or remove it`;
+    case 'differs':
+      return `${c.path} exists and differs`;
   }
 }
 
@@ -75,11 +92,22 @@ function conflictError(root: string, conflicts: Conflict[]): CkvcError {
   const blocking = conflicts.filter((c) => c.kind !== 'differs');
   const data = { to: root, paths: conflicts.map((c) => c.path), conflicts };
   if (blocking.length === 0) {
-    return new CkvcError('CKVC_WOULD_OVERWRITE', `checkout would overwrite ${differs.length} existing file(s) that differ, e.g. ${differs[0]!.path}; nothing was written: pass --force to replace them, or choose another --to`, data);
+    return new CkvcError(
+      'CKVC_WOULD_OVERWRITE',
+      `checkout would overwrite ${differs.length} existing file(s) that differ, e.g. ${differs[0]!.path}; nothing was written: pass --force to replace them, or choose another --to`,
+      data,
+    );
   }
-  const more = blocking.length > 1 ? `; ${blocking.length - 1} more path(s) are in the way like this (--json lists them)` : '';
-  const alsoDiffer = differs.length ? `; ${differs.length} existing file(s) also differ, e.g. ${differs[0]!.path} (--force would replace those)` : '';
-  return new CkvcError('CKVC_WOULD_OVERWRITE', `checkout into ${root} wrote nothing: ${describe(blocking[0]!)}${more}${alsoDiffer}`, data);
+  const more =
+    blocking.length > 1 ? `; ${blocking.length - 1} more path(s) are in the way like this (--json lists them)` : '';
+  const alsoDiffer = differs.length
+    ? `; ${differs.length} existing file(s) also differ, e.g. ${differs[0]!.path} (--force would replace those)`
+    : '';
+  return new CkvcError(
+    'CKVC_WOULD_OVERWRITE',
+    `checkout into ${root} wrote nothing: ${describe(blocking[0]!)}${more}${alsoDiffer}`,
+    data,
+  );
 }
 
 /**
@@ -89,7 +117,13 @@ function conflictError(root: string, conflicts: Conflict[]): CkvcError {
  * file where a file goes are conflicts even with `force`. All are found before anything is written and
  * reported together.
  */
-export async function planTargets<T>(items: T[], toDir: string, force: boolean, relOf: (item: T) => string, same: (item: T, target: string, size: number) => Promise<boolean>): Promise<{ write: { item: T; target: Target }[]; unchanged: T[] }> {
+export async function planTargets<T>(
+  items: T[],
+  toDir: string,
+  force: boolean,
+  relOf: (item: T) => string,
+  same: (item: T, target: string, size: number) => Promise<boolean>,
+): Promise<{ write: { item: T; target: Target }[]; unchanged: T[] }> {
   const root = await checkoutRoot(toDir);
   const plan: { write: { item: T; target: Target }[]; unchanged: T[] } = { write: [], unchanged: [] };
   const conflicts = new Map<string, Conflict>();
@@ -107,7 +141,12 @@ export async function planTargets<T>(items: T[], toDir: string, force: boolean, 
     for (const name of parts) {
       // Trees are checked as they are decoded; this holds for paths made any other way too.
       const problem = entryNameProblem(name);
-      if (problem) throw new CkvcError('CKVC_CORRUPT_OBJECT', `refusing to check out ${relOf(item)}: the name "${name}" ${problem}; run 'ckvc verify'`, { path: relOf(item) });
+      if (problem)
+        throw new CkvcError(
+          'CKVC_CORRUPT_OBJECT',
+          `refusing to check out ${relOf(item)}: the name "${name}" ${problem}; run 'ckvc verify'`,
+          { path: relOf(item) },
+        );
     }
     const target: Target = { root, parts, path: path.join(root, ...parts) };
     let blocked = false;
@@ -129,13 +168,19 @@ export async function planTargets<T>(items: T[], toDir: string, force: boolean, 
     else if (force) plan.write.push({ item, target });
     else await conflict(target.path, 'differs');
   }
-  if (conflicts.size) throw conflictError(root, [...conflicts.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)));
+  if (conflicts.size)
+    throw conflictError(
+      root,
+      [...conflicts.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    );
   return plan;
 }
 
 /** Creates the folders above `t` one by one, refusing anything but a real folder that appeared since planning. */
 async function makeFolders(t: Target): Promise<void> {
-  await fs.mkdir(t.root, { recursive: true }).catch((e) => { throw ioError(e, 'create', t.root); });
+  await fs.mkdir(t.root, { recursive: true }).catch((e) => {
+    throw ioError(e, 'create', t.root);
+  });
   for (let i = 1; i < t.parts.length; i++) {
     const folder = path.join(t.root, ...t.parts.slice(0, i));
     try {
@@ -147,7 +192,11 @@ async function makeFolders(t: Target): Promise<void> {
     const st = await lstatOrNone(folder);
     if (!st?.isDirectory()) {
       const what = st?.isSymbolicLink() ? 'a symbolic link' : 'something that is not a folder';
-      throw new CkvcError('CKVC_WOULD_OVERWRITE', `${folder} became ${what} while checkout was writing; checkout never writes through one: remove it and check out again`, { path: folder });
+      throw new CkvcError(
+        'CKVC_WOULD_OVERWRITE',
+        `${folder} became ${what} while checkout was writing; checkout never writes through one: remove it and check out again`,
+        { path: folder },
+      );
     }
   }
 }
@@ -177,7 +226,9 @@ export async function removeStaleTemps(targets: Target[], held: string[], now = 
       if (!TEMP_NAME.test(n) || keep.has(p)) continue;
       const st = await lstatOrNone(p);
       if (!st?.isFile() || now - st.mtimeMs < STALE_TEMP_MS) continue;
-      await fs.rm(p, { force: true }).catch((e) => { throw ioError(e, 'remove stale temp file', p); });
+      await fs.rm(p, { force: true }).catch((e) => {
+        throw ioError(e, 'remove stale temp file', p);
+      });
       removed.push(p);
     }
   }
@@ -191,13 +242,18 @@ export async function removeStaleTemps(targets: Target[], held: string[], now = 
  * are; see durable-fs.ts), so after a power loss a target can hold fewer bytes than were written: a later
  * checkout then finds it different and refuses it without --force.
  */
-export async function writeViaTemp(t: Target, fill: (write: (bytes: Uint8Array) => void) => Promise<void>): Promise<void> {
+export async function writeViaTemp(
+  t: Target,
+  fill: (write: (bytes: Uint8Array) => void) => Promise<void>,
+): Promise<void> {
   await makeFolders(t);
   const tmp = tempFor(t.path);
   const fh = await (async () => {
     faultPoint('checkout.write');
     return fs.open(tmp, 'wx', 0o644);
-  })().catch((e) => { throw ioError(e, 'create', tmp); });
+  })().catch((e) => {
+    throw ioError(e, 'create', tmp);
+  });
   try {
     await fill((bytes) => {
       // Synchronous like the pack reads: a thread-pool round trip per 256 KiB write costs more than the copy.

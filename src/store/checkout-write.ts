@@ -10,21 +10,38 @@ import type { ObjectStore } from './object-store.js';
 import { streamChunks, streamRecipe, type ChunkRef } from './recipe-stream.js';
 
 /** Writes one file through a temp file in the same directory, renamed into place only once verified. */
-export async function writeRecipe(store: ObjectStore, recipe: FileRecipe, target: Target, label: string): Promise<void> {
+export async function writeRecipe(
+  store: ObjectStore,
+  recipe: FileRecipe,
+  target: Target,
+  label: string,
+): Promise<void> {
   await writeViaTemp(target, async (write) => {
     await streamRecipe(store, recipe, async (bytes) => write(bytes), label);
   });
 }
 
 /** Writes a TensorFileSpec through a temp file like writeRecipe; every chunk is hash-checked as it is read. */
-export async function writeTensorFile(store: ObjectStore, spec: TensorFileSpec, target: Target, label: string): Promise<void> {
+export async function writeTensorFile(
+  store: ObjectStore,
+  spec: TensorFileSpec,
+  target: Target,
+  label: string,
+): Promise<void> {
   const chunks: ChunkRef[] = [];
-  for (const { tensor: t } of spec.tensors) t.chunks.forEach((id, i) => { chunks.push({ id, size: tensorChunkLength(t, i) }); });
+  for (const { tensor: t } of spec.tensors)
+    t.chunks.forEach((id, i) => {
+      chunks.push({ id, size: tensorChunkLength(t, i) });
+    });
   await writeViaTemp(target, async (write) => {
     write(spec.head);
     const total = await streamChunks(store, chunks, async (bytes) => write(bytes), label);
     if (spec.head.length + total !== spec.size) {
-      throw new CkvcError('CKVC_INTERNAL', `${label}: wrote ${spec.head.length + total} bytes where ${spec.size} were planned`, { path: label });
+      throw new CkvcError(
+        'CKVC_INTERNAL',
+        `${label}: wrote ${spec.head.length + total} bytes where ${spec.size} were planned`,
+        { path: label },
+      );
     }
   });
 }

@@ -25,7 +25,11 @@ export class ConfigLabels {
       try {
         obj = JSON.parse(raw.toString('utf8'));
       } catch {
-        throw new CkvcError('CKVC_CORRUPT_REF', `${this.layout.configLabelsFile} is not valid JSON; fix or delete it (it only holds labels)`, { path: this.layout.configLabelsFile });
+        throw new CkvcError(
+          'CKVC_CORRUPT_REF',
+          `${this.layout.configLabelsFile} is not valid JSON; fix or delete it (it only holds labels)`,
+          { path: this.layout.configLabelsFile },
+        );
       }
       for (const [k, v] of Object.entries(obj as Record<string, unknown>)) if (typeof v === 'string') out.set(k, v);
     }

@@ -22,12 +22,20 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 export function tempName(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  return path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
 }
 
 /** `fault` names the steps for fault injection: `<fault>.tmp`, `.fsync`, `.rename`, `.dirsync`. */
 /** `mode` 0o600 for secrets (a saved remote token). */
-export async function writeFileDurable(target: string, data: Uint8Array | string, fault?: 'ref', mode = 0o644): Promise<void> {
+export async function writeFileDurable(
+  target: string,
+  data: Uint8Array | string,
+  fault?: 'ref',
+  mode = 0o644,
+): Promise<void> {
   const tmp = tempName(target);
   let fh: fs.FileHandle | undefined;
   try {
@@ -102,11 +110,19 @@ export function ioError(e: unknown, action: string, p: string): CkvcError {
   const err = e as NodeJS.ErrnoException;
   const code = err.code === 'ENOENT' && err.syscall === 'mkdir' ? whyMkdirFailed(err.path ?? p) : err.code;
   const hint =
-    code === 'ENOSPC' ? 'free some disk space and retry' :
-    code === 'EACCES' || code === 'EPERM' ? 'check the permissions' :
-    code === 'EROFS' ? 'the file system is mounted read-only' :
-    'check the disk and retry';
-  return new CkvcError('CKVC_IO', `cannot ${action} ${p}: ${code ?? err.message}; ${hint}`, { path: p, errno: code }, { cause: e });
+    code === 'ENOSPC'
+      ? 'free some disk space and retry'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'check the permissions'
+        : code === 'EROFS'
+          ? 'the file system is mounted read-only'
+          : 'check the disk and retry';
+  return new CkvcError(
+    'CKVC_IO',
+    `cannot ${action} ${p}: ${code ?? err.message}; ${hint}`,
+    { path: p, errno: code },
+    { cause: e },
+  );
 }
 
 /**

@@ -8,13 +8,36 @@ import { CkvcError } from '../core/errors.js';
 
 /** Every step a fault can be injected at, in the order a commit reaches them. */
 export const FAULT_STEPS = [
-  'pack.create', 'pack.write', 'pack.fsync', 'pack.rename', 'pack.dirsync', 'pack.done',
-  'index.update', 'index.updated',
-  'ref.lock', 'reflog.append', 'ref.tmp', 'ref.fsync', 'ref.rename', 'ref.dirsync', 'ref.done',
-  'head.write', 'checkout.write', 'checkout.rename',
-  'prune.record', 'gc.locked', 'gc.packed', 'gc.indexed', 'gc.delete',
-  'consolidate.locked', 'consolidate.packed', 'consolidate.indexed', 'consolidate.delete',
-  'receive.verified', 'receive.moved', 'receive.indexed',
+  'pack.create',
+  'pack.write',
+  'pack.fsync',
+  'pack.rename',
+  'pack.dirsync',
+  'pack.done',
+  'index.update',
+  'index.updated',
+  'ref.lock',
+  'reflog.append',
+  'ref.tmp',
+  'ref.fsync',
+  'ref.rename',
+  'ref.dirsync',
+  'ref.done',
+  'head.write',
+  'checkout.write',
+  'checkout.rename',
+  'prune.record',
+  'gc.locked',
+  'gc.packed',
+  'gc.indexed',
+  'gc.delete',
+  'consolidate.locked',
+  'consolidate.packed',
+  'consolidate.indexed',
+  'consolidate.delete',
+  'receive.verified',
+  'receive.moved',
+  'receive.indexed',
 ] as const;
 export type FaultStep = (typeof FAULT_STEPS)[number];
 
@@ -29,13 +52,20 @@ const hits = new Map<string, number>();
 
 /** Parses a CKVC_FAULT value; a typo is an error rather than a test that silently injects nothing. */
 export function parseFaultSpec(spec: string): Rule[] {
-  return spec.split(',').filter(Boolean).map((part) => {
-    const m = /^([a-z.]+)(?:@(\d+))?(?:=(kill|enospc|eio))?$/.exec(part.trim());
-    if (!m || !(FAULT_STEPS as readonly string[]).includes(m[1]!)) {
-      throw new CkvcError('CKVC_BAD_ARGUMENT', `CKVC_FAULT entry ${JSON.stringify(part)} is not STEP[@N][=kill|enospc|eio] with STEP one of ${FAULT_STEPS.join(', ')}`, { fault: part });
-    }
-    return { step: m[1]!, at: Number(m[2] ?? 1), action: (m[3] ?? 'kill') as Rule['action'] };
-  });
+  return spec
+    .split(',')
+    .filter(Boolean)
+    .map((part) => {
+      const m = /^([a-z.]+)(?:@(\d+))?(?:=(kill|enospc|eio))?$/.exec(part.trim());
+      if (!m || !(FAULT_STEPS as readonly string[]).includes(m[1]!)) {
+        throw new CkvcError(
+          'CKVC_BAD_ARGUMENT',
+          `CKVC_FAULT entry ${JSON.stringify(part)} is not STEP[@N][=kill|enospc|eio] with STEP one of ${FAULT_STEPS.join(', ')}`,
+          { fault: part },
+        );
+      }
+      return { step: m[1]!, at: Number(m[2] ?? 1), action: (m[3] ?? 'kill') as Rule['action'] };
+    });
 }
 
 export function faultPoint(step: FaultStep): void {

@@ -15,7 +15,13 @@ export async function listFilesBelow(root: string): Promise<string[]> {
       throw ioError(e, 'list', dir);
     }
     for (const e of entries) {
-      if (e.name.startsWith('.') || e.name.endsWith('.lock') || e.name.endsWith('.tmp') || e.name.includes('.lock.stale.')) continue;
+      if (
+        e.name.startsWith('.') ||
+        e.name.endsWith('.lock') ||
+        e.name.endsWith('.tmp') ||
+        e.name.includes('.lock.stale.')
+      )
+        continue;
       if (e.isDirectory()) await walk(path.join(dir, e.name), `${prefix}${e.name}/`);
       else out.push(prefix + e.name);
     }

@@ -90,9 +90,10 @@ async function markLive(store: ObjectStore, opts: GcOptions, now: number) {
   await store.index.session(async () => {}, { sync: true });
   const pruned = await new PruneRecords(store.layout).all();
   const refRoots = await gcRoots(store);
-  const expiry = opts.expireReflogMs === undefined
-    ? undefined
-    : await planReflogExpiry(store, refRoots.refs, now, opts.expireReflogMs);
+  const expiry =
+    opts.expireReflogMs === undefined
+      ? undefined
+      : await planReflogExpiry(store, refRoots.refs, now, opts.expireReflogMs);
   if (expiry && !opts.dryRun) await applyReflogExpiry(store, expiry);
   const live = await liveObjects(store, expiry ? await gcRoots(store, expiry.skip) : refRoots, pruned);
   return { live, expiry };
@@ -103,7 +104,9 @@ async function planPacks(store: ObjectStore, now: number, graceMs: number): Prom
   const plans: PackPlan[] = [];
   for (const packId of [...(await listPackIds(store.layout))].sort()) {
     const file = store.layout.packFile(packId);
-    const st = await fs.stat(file).catch((e) => { throw ioError(e, 'stat', file); });
+    const st = await fs.stat(file).catch((e) => {
+      throw ioError(e, 'stat', file);
+    });
     const { entries } = await store.packs.readToc(packId);
     const young = now - st.mtimeMs < graceMs;
     plans.push({ packId, size: st.size, entries, young, live: [], dead: [], reencode: 0 });
@@ -159,7 +162,10 @@ function deadObjects(plans: PackPlan[]): { dead: Set<ObjectId>; youngObjects: nu
 /** Copies the live records of the doomed packs that no kept pack holds into new packs (rolled at ROLL_BYTES);
  * `kept` then maps each of them to its new place. */
 async function copyLiveRecords(
-  store: ObjectStore, doomed: PackPlan[], kept: Map<ObjectId, ObjectLocation>, reencode: Set<ObjectId>,
+  store: ObjectStore,
+  doomed: PackPlan[],
+  kept: Map<ObjectId, ObjectLocation>,
+  reencode: Set<ObjectId>,
 ): Promise<FinishedPack[]> {
   const written: FinishedPack[] = [];
   let writer: PackWriter | undefined;
@@ -217,7 +223,9 @@ async function retireDoomedPacks(
   for (const p of doomed) {
     const file = store.layout.packFile(p.packId);
     gcFault('gc.delete', file);
-    await fs.rm(file, { force: true }).catch((e) => { throw ioError(e, 'delete', file); });
+    await fs.rm(file, { force: true }).catch((e) => {
+      throw ioError(e, 'delete', file);
+    });
   }
   await fsyncDir(store.layout.packsDir);
 }
@@ -248,12 +256,24 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   const doomed = plans.filter((p) => !p.young && (p.dead.length > 0 || p.reencode > 0));
   const { dead, youngObjects, youngBytes } = deadObjects(plans);
   const report: GcReport = {
-    dryRun: Boolean(opts.dryRun), graceMs: opts.graceMs, liveObjects: live.size, deadObjects: dead.size,
-    youngDeadObjects: youngObjects, youngDeadBytes: youngBytes, reflogLinesExpired: expiry ? expiry.count : null,
-    packsBefore: plans.length, packsAfter: 0, packsDeleted: doomed.length,
-    packsRewritten: doomed.filter((p) => p.live.length > 0).length, packsConsolidated: 0,
-    bytesBefore: plans.reduce((a, p) => a + p.size, 0), bytesAfter: 0, bytesFreed: 0,
-    tempsRemoved: temps.removed, tempBytesRemoved: temps.bytes, tempsKept: temps.kept,
+    dryRun: Boolean(opts.dryRun),
+    graceMs: opts.graceMs,
+    liveObjects: live.size,
+    deadObjects: dead.size,
+    youngDeadObjects: youngObjects,
+    youngDeadBytes: youngBytes,
+    reflogLinesExpired: expiry ? expiry.count : null,
+    packsBefore: plans.length,
+    packsAfter: 0,
+    packsDeleted: doomed.length,
+    packsRewritten: doomed.filter((p) => p.live.length > 0).length,
+    packsConsolidated: 0,
+    bytesBefore: plans.reduce((a, p) => a + p.size, 0),
+    bytesAfter: 0,
+    bytesFreed: 0,
+    tempsRemoved: temps.removed,
+    tempBytesRemoved: temps.bytes,
+    tempsKept: temps.kept,
   };
 
   let written: FinishedPack[] = [];

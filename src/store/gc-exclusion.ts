@@ -29,17 +29,25 @@ async function gcRunning(layout: StoreLayout): Promise<{ pid: number; host: stri
 
 export async function registerWriter(layout: StoreLayout): Promise<WriterRegistration> {
   const deadline = Date.now() + gcWaitMs();
-  await fs.mkdir(layout.writersDir, { recursive: true }).catch((e) => { throw ioError(e, 'create', layout.writersDir); });
+  await fs.mkdir(layout.writersDir, { recursive: true }).catch((e) => {
+    throw ioError(e, 'create', layout.writersDir);
+  });
   let delay = 20;
   for (;;) {
     const owner = newOwner();
     const file = path.join(layout.writersDir, `${owner.pid}-${owner.nonce}`);
-    await fs.writeFile(file, JSON.stringify(owner), { flag: 'wx' }).catch((e) => { throw ioError(e, 'register a writer in', layout.writersDir); });
+    await fs.writeFile(file, JSON.stringify(owner), { flag: 'wx' }).catch((e) => {
+      throw ioError(e, 'register a writer in', layout.writersDir);
+    });
     const gc = await gcRunning(layout);
     if (!gc) return { release: () => fs.rm(file, { force: true }).catch(() => {}) };
     await fs.rm(file, { force: true });
     if (Date.now() >= deadline) {
-      throw new CkvcError('CKVC_LOCKED', `ckvc gc (process ${gc.pid} on ${gc.host}) is running on this store; wait for it to finish and retry (${layout.gcLockFile})`, { path: layout.gcLockFile, owner: gc });
+      throw new CkvcError(
+        'CKVC_LOCKED',
+        `ckvc gc (process ${gc.pid} on ${gc.host}) is running on this store; wait for it to finish and retry (${layout.gcLockFile})`,
+        { path: layout.gcLockFile, owner: gc },
+      );
     }
     await sleep(delay);
     delay = Math.min(delay * 2, 500);
@@ -64,7 +72,11 @@ export async function registerReader(layout: StoreLayout): Promise<WriterRegistr
     const gc = await gcRunning(layout);
     if (!gc) return { release: async () => {} };
     if (Date.now() >= deadline) {
-      throw new CkvcError('CKVC_LOCKED', `ckvc gc (process ${gc.pid} on ${gc.host}) is running on this store; wait for it to finish and retry (${layout.gcLockFile})`, { path: layout.gcLockFile, owner: gc });
+      throw new CkvcError(
+        'CKVC_LOCKED',
+        `ckvc gc (process ${gc.pid} on ${gc.host}) is running on this store; wait for it to finish and retry (${layout.gcLockFile})`,
+        { path: layout.gcLockFile, owner: gc },
+      );
     }
     await sleep(delay);
   }
@@ -72,7 +84,9 @@ export async function registerReader(layout: StoreLayout): Promise<WriterRegistr
 
 /** Takes gc.lock, then waits until no live writer is registered. */
 export async function acquireGcLock(layout: StoreLayout, timeoutMs = gcWaitMs()): Promise<HeldLock> {
-  await fs.mkdir(layout.locksDir, { recursive: true }).catch((e) => { throw ioError(e, 'create', layout.locksDir); });
+  await fs.mkdir(layout.locksDir, { recursive: true }).catch((e) => {
+    throw ioError(e, 'create', layout.locksDir);
+  });
   const lock = await acquireLock(layout.gcLockFile, 'gc', timeoutMs);
   try {
     const deadline = Date.now() + timeoutMs;
@@ -81,7 +95,11 @@ export async function acquireGcLock(layout: StoreLayout, timeoutMs = gcWaitMs())
       const live = await liveWriters(layout);
       if (live.length === 0) return lock;
       if (Date.now() >= deadline) {
-        throw new CkvcError('CKVC_LOCKED', `${live.length} ckvc command(s) writing to this store (process ${live.map((w) => w.pid).join(', ')}) did not finish in time; retry gc later`, { writers: live });
+        throw new CkvcError(
+          'CKVC_LOCKED',
+          `${live.length} ckvc command(s) writing to this store (process ${live.map((w) => w.pid).join(', ')}) did not finish in time; retry gc later`,
+          { writers: live },
+        );
       }
       await sleep(delay);
       delay = Math.min(delay * 2, 500);

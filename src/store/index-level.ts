@@ -1,7 +1,16 @@
 // A session on the LevelDB index opened for writing (spec/FORMAT.md §8): what writers use, and what repairs an
 // index that needs rebuilding. Read commands use index-view.ts instead, which writes nothing.
 import type { Level } from 'level';
-import { decodeLocation, encodeLocation, indexKey as key, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/store-format/index-keys.js';
+import {
+  decodeLocation,
+  encodeLocation,
+  indexKey as key,
+  K_COMMIT,
+  K_OBJECT,
+  K_PACK,
+  kindRange,
+  prefixRange,
+} from '../core/store-format/index-keys.js';
 import { objectTypeFromCode, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
 import { addToTotals, type IndexTotals } from './index-totals.js';
 import type { IndexedPack, IndexSession } from './object-index.js';
@@ -31,7 +40,12 @@ export class LevelSession implements IndexSession {
    * `o` keys still pointing into them, the cached bodies of commits in `gone`), and point every object in
    * `relocate` at its surviving copy (its entry may have named a deleted pack though a kept pack has it too).
    */
-  async replacePacks(added: IndexedPack[], removed: IndexedPack[], gone: Set<ObjectId>, relocate: ObjectLocation[]): Promise<void> {
+  async replacePacks(
+    added: IndexedPack[],
+    removed: IndexedPack[],
+    gone: Set<ObjectId>,
+    relocate: ObjectLocation[],
+  ): Promise<void> {
     const batch = this.db.batch();
     for (const pack of added) {
       for (const e of pack.entries) batch.put(key(K_OBJECT, e.id), encodeLocation(pack.packId, e));
@@ -90,7 +104,8 @@ export class LevelSession implements IndexSession {
   /** Per object type: how many, their raw (uncompressed) bytes and their stored bytes. */
   async totals(): Promise<IndexTotals> {
     const out: IndexTotals = new Map();
-    for await (const v of this.db.values(kindRange(K_OBJECT))) addToTotals(out, objectTypeFromCode(v[48]!), v[49]!, v.readUInt32LE(44), v.readUInt32LE(40));
+    for await (const v of this.db.values(kindRange(K_OBJECT)))
+      addToTotals(out, objectTypeFromCode(v[48]!), v[49]!, v.readUInt32LE(44), v.readUInt32LE(40));
     return out;
   }
 }

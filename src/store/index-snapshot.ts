@@ -7,10 +7,25 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  decodeWriteBatch, LevelFormatError, logRecords, parseInternalKey, replayManifest, userKeyOf, type LevelEntry, type TableFile,
+  decodeWriteBatch,
+  LevelFormatError,
+  logRecords,
+  parseInternalKey,
+  replayManifest,
+  userKeyOf,
+  type LevelEntry,
+  type TableFile,
 } from '../core/leveldb-format.js';
 import {
-  Block, blockContents, BLOCK_TRAILER_BYTES, BLOOM_FILTER_KEY, BloomFilters, decodeBlockHandle, decodeTableFooter, TABLE_FOOTER_BYTES, type BlockHandle,
+  Block,
+  blockContents,
+  BLOCK_TRAILER_BYTES,
+  BLOOM_FILTER_KEY,
+  BloomFilters,
+  decodeBlockHandle,
+  decodeTableFooter,
+  TABLE_FOOTER_BYTES,
+  type BlockHandle,
 } from '../core/leveldb-table.js';
 import { ioError } from './durable-fs.js';
 
@@ -32,7 +47,12 @@ class Stale extends Error {}
 class Table {
   private meta: { index: Block; filters: BloomFilters | undefined } | undefined;
 
-  constructor(readonly file: TableFile, private readonly path: string, private readonly fh: fs.FileHandle, private readonly cache: Map<string, Block>) {}
+  constructor(
+    readonly file: TableFile,
+    private readonly path: string,
+    private readonly fh: fs.FileHandle,
+    private readonly cache: Map<string, Block>,
+  ) {}
 
   private readAt(offset: number, n: number): Buffer {
     const buf = Buffer.allocUnsafe(n);
@@ -62,7 +82,8 @@ class Table {
       const index = new Block(blockContents(this.read(handles.index)));
       let filters: BloomFilters | undefined;
       for (const [k, v] of new Block(blockContents(this.read(handles.metaindex))).entries()) {
-        if (k.toString('latin1') === BLOOM_FILTER_KEY) filters = new BloomFilters(blockContents(this.read(decodeBlockHandle(v))));
+        if (k.toString('latin1') === BLOOM_FILTER_KEY)
+          filters = new BloomFilters(blockContents(this.read(decodeBlockHandle(v))));
       }
       this.meta = { index, filters };
     }
@@ -103,7 +124,8 @@ class Table {
   /** Entries in internal-key order from the first whose user key is >= `from`. */
   *entries(from: Buffer): Generator<LevelEntry> {
     for (const [, handle] of this.load().index.entries(from)) {
-      for (const [ikey, value] of this.dataBlock(decodeBlockHandle(handle), false).entries(from)) yield entry(ikey, value, this.file.number);
+      for (const [ikey, value] of this.dataBlock(decodeBlockHandle(handle), false).entries(from))
+        yield entry(ikey, value, this.file.number);
     }
   }
 
@@ -118,13 +140,17 @@ function entry(ikey: Buffer, value: Buffer, table: number): LevelEntry {
   return { key: k.user, seq: k.seq, value: k.type === 1 ? value : undefined };
 }
 
-const inRange = (f: TableFile, key: Buffer) => Buffer.compare(userKeyOf(f.smallest), key) <= 0 && Buffer.compare(key, userKeyOf(f.largest)) <= 0;
+const inRange = (f: TableFile, key: Buffer) =>
+  Buffer.compare(userKeyOf(f.smallest), key) <= 0 && Buffer.compare(key, userKeyOf(f.largest)) <= 0;
 
 /** The tables of one level. Level 0's may overlap (newest first); a deeper level's are disjoint and sorted. */
 class Level {
   readonly all: Table[];
 
-  constructor(private readonly tables: Table[], private readonly overlapping: boolean) {
+  constructor(
+    private readonly tables: Table[],
+    private readonly overlapping: boolean,
+  ) {
     this.all = tables;
     if (overlapping) tables.sort((a, b) => b.file.number - a.file.number);
     else tables.sort((a, b) => Buffer.compare(a.file.smallest, b.file.smallest));
@@ -171,10 +197,19 @@ export class LevelSnapshot {
 
   private readonly levels: Level[] = [];
 
-  private constructor(private readonly tables: Table[], private readonly mem: Map<string, LevelEntry>) {
+  private constructor(
+    private readonly tables: Table[],
+    private readonly mem: Map<string, LevelEntry>,
+  ) {
     this.memKeys = [...mem.values()].map((e) => e.key).sort(Buffer.compare);
     const depth = Math.max(-1, ...tables.map((t) => t.file.level));
-    for (let l = 0; l <= depth; l++) this.levels.push(new Level(tables.filter((t) => t.file.level === l), l === 0));
+    for (let l = 0; l <= depth; l++)
+      this.levels.push(
+        new Level(
+          tables.filter((t) => t.file.level === l),
+          l === 0,
+        ),
+      );
   }
 
   /** Reads the database in `dir`; writers may be using it meanwhile. */
@@ -210,19 +245,26 @@ export class LevelSnapshot {
       for (const f of version.files) {
         const name = String(f.number).padStart(6, '0');
         let file = path.join(dir, `${name}.ldb`);
-        const fh = await fs.open(file, 'r').catch((e) => {
-          if (errno(e) !== 'ENOENT') throw e;
-          file = path.join(dir, `${name}.sst`); // what LevelDB before 1.14 wrote
-          return fs.open(file, 'r');
-        }).catch((e) => {
-          if (errno(e) === 'ENOENT') throw new Stale(`table ${name} is gone`);
-          throw e;
-        });
+        const fh = await fs
+          .open(file, 'r')
+          .catch((e) => {
+            if (errno(e) !== 'ENOENT') throw e;
+            file = path.join(dir, `${name}.sst`); // what LevelDB before 1.14 wrote
+            return fs.open(file, 'r');
+          })
+          .catch((e) => {
+            if (errno(e) === 'ENOENT') throw new Stale(`table ${name} is gone`);
+            throw e;
+          });
         tables.push(new Table(f, file, fh, cache));
       }
       const mem = new Map<string, LevelEntry>();
-      const logs = (await fs.readdir(dir)).map((n) => /^(\d+)\.log$/.exec(n)).filter((x) => x !== null).map((x) => Number(x[1]))
-        .filter((n) => n >= version.logNumber || n === version.prevLogNumber).sort((a, b) => a - b);
+      const logs = (await fs.readdir(dir))
+        .map((n) => /^(\d+)\.log$/.exec(n))
+        .filter((x) => x !== null)
+        .map((x) => Number(x[1]))
+        .filter((n) => n >= version.logNumber || n === version.prevLogNumber)
+        .sort((a, b) => a - b);
       for (const n of logs) {
         for (const rec of logRecords(await readOrStale(path.join(dir, `${String(n).padStart(6, '0')}.log`)), false)) {
           for (const e of decodeWriteBatch(rec)) {
@@ -258,14 +300,22 @@ export class LevelSnapshot {
   /** Live entries with gte <= key < lt, in key order. */
   async *range(gte: Buffer, lt: Buffer): AsyncGenerator<[Buffer, Buffer]> {
     const sources: Iterator<LevelEntry>[] = [];
-    const mem = this.memKeys.filter((k) => Buffer.compare(k, gte) >= 0 && Buffer.compare(k, lt) < 0).map((k) => this.mem.get(k.toString('latin1'))!);
+    const mem = this.memKeys
+      .filter((k) => Buffer.compare(k, gte) >= 0 && Buffer.compare(k, lt) < 0)
+      .map((k) => this.mem.get(k.toString('latin1'))!);
     sources.push(mem[Symbol.iterator]());
     // Level 0 tables may overlap, one source each; the tables of a deeper level do not, so they are read in turn.
-    const overlaps = (t: Table) => Buffer.compare(userKeyOf(t.file.largest), gte) >= 0 && Buffer.compare(userKeyOf(t.file.smallest), lt) < 0;
+    const overlaps = (t: Table) =>
+      Buffer.compare(userKeyOf(t.file.largest), gte) >= 0 && Buffer.compare(userKeyOf(t.file.smallest), lt) < 0;
     for (const [l, level] of this.levels.entries()) {
       const tables = level.all.filter(overlaps);
       if (l === 0) for (const t of tables) sources.push(t.entries(gte));
-      else sources.push((function* () { for (const t of tables) yield* t.entries(gte); })());
+      else
+        sources.push(
+          (function* () {
+            for (const t of tables) yield* t.entries(gte);
+          })(),
+        );
     }
     for (const e of merge(sources)) {
       if (Buffer.compare(e.key, lt) >= 0) return;

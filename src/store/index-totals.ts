@@ -13,9 +13,20 @@ export interface ByteTotals {
 export type IndexTotals = Map<ObjectType, ByteTotals & { deltas: ByteTotals }>;
 
 /** Counts one indexed record into `out` (the one rule both index readers use). */
-export function addToTotals(out: IndexTotals, type: ObjectType | undefined, codec: number, rawBytes: number, storedBytes: number): void {
+export function addToTotals(
+  out: IndexTotals,
+  type: ObjectType | undefined,
+  codec: number,
+  rawBytes: number,
+  storedBytes: number,
+): void {
   if (!type) return;
-  const cur = out.get(type) ?? { count: 0, rawBytes: 0, storedBytes: 0, deltas: { count: 0, rawBytes: 0, storedBytes: 0 } };
+  const cur = out.get(type) ?? {
+    count: 0,
+    rawBytes: 0,
+    storedBytes: 0,
+    deltas: { count: 0, rawBytes: 0, storedBytes: 0 },
+  };
   cur.count++;
   cur.rawBytes += rawBytes;
   cur.storedBytes += storedBytes;

@@ -3,7 +3,15 @@
 // no usable snapshot (an index this user cannot read, or cannot repair) every pack's TOC is read: slower, but
 // the same answers, since the index holds nothing that is not in the packs.
 import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
-import { decodeLocation, indexKey, K_COMMIT, K_OBJECT, K_PACK, kindRange, prefixRange } from '../core/store-format/index-keys.js';
+import {
+  decodeLocation,
+  indexKey,
+  K_COMMIT,
+  K_OBJECT,
+  K_PACK,
+  kindRange,
+  prefixRange,
+} from '../core/store-format/index-keys.js';
 import { objectTypeFromCode } from '../core/store-format/object-id.js';
 import { addToTotals, type IndexTotals } from './index-totals.js';
 import type { IndexedPack, IndexSession } from './object-index.js';
@@ -16,7 +24,11 @@ export class IndexReadView {
   private readonly overlayPacks = new Set<string>();
   private snapshotPacks: Set<string> | undefined;
 
-  constructor(private readonly layout: StoreLayout, private readonly packs: PackReader, readonly snapshot: LevelSnapshot | undefined) {}
+  constructor(
+    private readonly layout: StoreLayout,
+    private readonly packs: PackReader,
+    readonly snapshot: LevelSnapshot | undefined,
+  ) {}
 
   /**
    * Catches up with the packs on disk: the TOCs of packs the snapshot lacks go into memory. 'gone' when the
@@ -74,9 +86,14 @@ export class IndexReadView {
     return new Set([...(await this.packsInSnapshot()), ...this.overlayPacks]);
   }
 
-  async findByPrefix(prefix: string, types: ObjectType[], limit: number): Promise<{ id: ObjectId; type: ObjectType }[]> {
+  async findByPrefix(
+    prefix: string,
+    types: ObjectType[],
+    limit: number,
+  ): Promise<{ id: ObjectId; type: ObjectType }[]> {
     const found = new Map<ObjectId, ObjectType>();
-    for (const [id, l] of this.overlay) if (id.startsWith(prefix) && types.includes(l.entry.type)) found.set(id, l.entry.type);
+    for (const [id, l] of this.overlay)
+      if (id.startsWith(prefix) && types.includes(l.entry.type)) found.set(id, l.entry.type);
     if (this.snapshot) {
       const { gte, lt } = prefixRange(prefix);
       let n = 0;
@@ -89,14 +106,18 @@ export class IndexReadView {
         if (++n >= limit) break;
       }
     }
-    return [...found].sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, limit).map(([id, type]) => ({ id, type }));
+    return [...found]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .slice(0, limit)
+      .map(([id, type]) => ({ id, type }));
   }
 
   async totals(): Promise<IndexTotals> {
     const out: IndexTotals = new Map();
     if (this.snapshot) {
       const { gte, lt } = kindRange(K_OBJECT);
-      for await (const [, v] of this.snapshot.range(gte, lt)) addToTotals(out, objectTypeFromCode(v[48]!), v[49]!, v.readUInt32LE(44), v.readUInt32LE(40));
+      for await (const [, v] of this.snapshot.range(gte, lt))
+        addToTotals(out, objectTypeFromCode(v[48]!), v[49]!, v.readUInt32LE(44), v.readUInt32LE(40));
     }
     for (const [id, l] of this.overlay) {
       // An object in a pack the snapshot lacks may also be in one it has (a commit that crashed, then re-ran).
@@ -113,19 +134,37 @@ export class IndexReadView {
 
 /** A session over the view. Reads never write; the first write switches this process to the LevelDB index. */
 export class ViewSession implements IndexSession {
-  constructor(private readonly view: IndexReadView, private readonly write: <T>(fn: (s: IndexSession) => Promise<T>) => Promise<T>) {}
+  constructor(
+    private readonly view: IndexReadView,
+    private readonly write: <T>(fn: (s: IndexSession) => Promise<T>) => Promise<T>,
+  ) {}
 
-  locate(ids: ObjectId[]) { return this.view.locate(ids); }
-  commitBody(id: ObjectId) { return this.view.commitBody(id); }
-  indexedPacks() { return this.view.indexedPacks(); }
-  findByPrefix(prefix: string, types: ObjectType[], limit = 10) { return this.view.findByPrefix(prefix, types, limit); }
-  totals() { return this.view.totals(); }
+  locate(ids: ObjectId[]) {
+    return this.view.locate(ids);
+  }
+  commitBody(id: ObjectId) {
+    return this.view.commitBody(id);
+  }
+  indexedPacks() {
+    return this.view.indexedPacks();
+  }
+  findByPrefix(prefix: string, types: ObjectType[], limit = 10) {
+    return this.view.findByPrefix(prefix, types, limit);
+  }
+  totals() {
+    return this.view.totals();
+  }
 
   addPack(pack: IndexedPack, commitBodies: Map<ObjectId, Uint8Array>): Promise<void> {
     return this.write((s) => s.addPack(pack, commitBodies));
   }
 
-  replacePacks(added: IndexedPack[], removed: IndexedPack[], gone: Set<ObjectId>, relocate: ObjectLocation[]): Promise<void> {
+  replacePacks(
+    added: IndexedPack[],
+    removed: IndexedPack[],
+    gone: Set<ObjectId>,
+    relocate: ObjectLocation[],
+  ): Promise<void> {
     return this.write((s) => s.replacePacks(added, removed, gone, relocate));
   }
 }

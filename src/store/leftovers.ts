@@ -28,8 +28,11 @@ export interface LeftoverSummary {
 }
 
 const IN_TMP = [
-  /^pack-(\d+)-[0-9a-f]+\.tmp$/, /^quarantine-(\d+)-[0-9a-f]+$/, /^bundle-(\d+)-[0-9a-f]+$/,
-  /^s3-fetch-(\d+)-[0-9a-f]+$/, /^s3-upload-[0-9a-f]+-[0-9a-f]+\.bundle\.(\d+)\.partial$/,
+  /^pack-(\d+)-[0-9a-f]+\.tmp$/,
+  /^quarantine-(\d+)-[0-9a-f]+$/,
+  /^bundle-(\d+)-[0-9a-f]+$/,
+  /^s3-fetch-(\d+)-[0-9a-f]+$/,
+  /^s3-upload-[0-9a-f]+-[0-9a-f]+\.bundle\.(\d+)\.partial$/,
 ];
 const ELSEWHERE = [/^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/, /\.lock\.stale\.(\d+)\.[0-9a-f]{8}$/];
 /** Never looked into: packs/ holds only finished packs, index/ is LevelDB's, writer registrations are gc-exclusion's. */
@@ -104,7 +107,12 @@ export interface LeftoverCleanup {
 }
 
 /** Removes what `removable` allows. Only under gc.lock with no live writer registered (§15). */
-export async function removeLeftovers(layout: StoreLayout, now: number, graceMs: number, dryRun: boolean): Promise<LeftoverCleanup> {
+export async function removeLeftovers(
+  layout: StoreLayout,
+  now: number,
+  graceMs: number,
+  dryRun: boolean,
+): Promise<LeftoverCleanup> {
   const r: LeftoverCleanup = { removed: 0, bytes: 0, kept: 0 };
   for (const l of await findLeftovers(layout)) {
     if (!removable(l, now, graceMs)) {
@@ -112,7 +120,10 @@ export async function removeLeftovers(layout: StoreLayout, now: number, graceMs:
       continue;
     }
     const p = path.join(layout.root, l.path);
-    if (!dryRun) await fs.rm(p, { recursive: true, force: true }).catch((e) => { throw ioError(e, 'remove the leftover', p); });
+    if (!dryRun)
+      await fs.rm(p, { recursive: true, force: true }).catch((e) => {
+        throw ioError(e, 'remove the leftover', p);
+      });
     r.removed++;
     r.bytes += l.bytes;
   }

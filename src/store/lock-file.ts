@@ -64,7 +64,11 @@ async function breakStale(p: string, stale: LockOwner): Promise<void> {
   await fs.rm(aside, { force: true });
 }
 
-export async function acquireLock(p: string, what: string, timeoutMs = Number(process.env.CKVC_LOCK_TIMEOUT_MS ?? 30_000)): Promise<HeldLock> {
+export async function acquireLock(
+  p: string,
+  what: string,
+  timeoutMs = Number(process.env.CKVC_LOCK_TIMEOUT_MS ?? 30_000),
+): Promise<HeldLock> {
   const owner = newOwner();
   const deadline = Date.now() + timeoutMs;
   let delay = 2;
@@ -89,7 +93,11 @@ export async function acquireLock(p: string, what: string, timeoutMs = Number(pr
       continue;
     }
     if (Date.now() >= deadline) {
-      throw new CkvcError('CKVC_LOCKED', `${what} is locked by ${cur ? `process ${cur.pid} on ${cur.host}` : 'another process'} (${p}); wait for it to finish, or remove the lock file if that process is gone`, { path: p, owner: cur });
+      throw new CkvcError(
+        'CKVC_LOCKED',
+        `${what} is locked by ${cur ? `process ${cur.pid} on ${cur.host}` : 'another process'} (${p}); wait for it to finish, or remove the lock file if that process is gone`,
+        { path: p, owner: cur },
+      );
     }
     await sleep(delay + Math.random() * delay);
     delay = Math.min(delay * 2, 50);
@@ -123,7 +131,11 @@ export async function waitUntilFree(p: string, what: string, deadline: number): 
     }
     if (!cur && !(await fs.stat(p).catch(() => undefined))) return;
     if (Date.now() >= deadline) {
-      throw new CkvcError('CKVC_LOCKED', `${what} is locked by ${cur ? `process ${cur.pid} on ${cur.host}` : 'another process'} (${p}); wait for it to finish, or remove the lock file if that process is gone`, { path: p, owner: cur });
+      throw new CkvcError(
+        'CKVC_LOCKED',
+        `${what} is locked by ${cur ? `process ${cur.pid} on ${cur.host}` : 'another process'} (${p}); wait for it to finish, or remove the lock file if that process is gone`,
+        { path: p, owner: cur },
+      );
     }
     await sleep(delay + Math.random() * delay);
     delay = Math.min(delay * 2, 50);

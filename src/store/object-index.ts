@@ -42,7 +42,12 @@ export interface IndexSession {
   /** Per object type: how many, their raw (uncompressed) bytes and their stored bytes. */
   totals(): Promise<IndexTotals>;
   addPack(pack: IndexedPack, commitBodies: Map<ObjectId, Uint8Array>): Promise<void>;
-  replacePacks(added: IndexedPack[], removed: IndexedPack[], gone: Set<ObjectId>, relocate: ObjectLocation[]): Promise<void>;
+  replacePacks(
+    added: IndexedPack[],
+    removed: IndexedPack[],
+    gone: Set<ObjectId>,
+    relocate: ObjectLocation[],
+  ): Promise<void>;
 }
 
 /** How long an idle open index stays open for the next session of this process before it is closed. */
@@ -50,8 +55,12 @@ const LINGER_MS = 25;
 
 /** Open failures that say nothing about the index's state: the index is not deleted for these. */
 const NOT_DAMAGE: [RegExp, string][] = [
-  [/Permission denied/, 'EACCES'], [/Operation not permitted/, 'EPERM'], [/Read-only file system/, 'EROFS'],
-  [/No space left/, 'ENOSPC'], [/Input\/output error/, 'EIO'], [/Too many open files/, 'EMFILE'],
+  [/Permission denied/, 'EACCES'],
+  [/Operation not permitted/, 'EPERM'],
+  [/Read-only file system/, 'EROFS'],
+  [/No space left/, 'ENOSPC'],
+  [/Input\/output error/, 'EIO'],
+  [/Too many open files/, 'EMFILE'],
 ];
 
 export class ObjectIndex {
@@ -72,7 +81,11 @@ export class ObjectIndex {
   private users = 0;
   private closeTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly layout: StoreLayout, private readonly packs: PackReader, private readonly readCommitBodies: (packId: string, entries: PackEntry[]) => Promise<Map<ObjectId, Uint8Array>>) {}
+  constructor(
+    private readonly layout: StoreLayout,
+    private readonly packs: PackReader,
+    private readonly readCommitBodies: (packId: string, entries: PackEntry[]) => Promise<Map<ObjectId, Uint8Array>>,
+  ) {}
 
   /** The index folder, for messages. */
   get location(): string {
@@ -96,10 +109,12 @@ export class ObjectIndex {
       try {
         view = await this.readView(opts.sync);
         if (view) {
-          return await fn(new ViewSession(view, (w) => {
-            this.forWriting();
-            return this.session(w);
-          }));
+          return await fn(
+            new ViewSession(view, (w) => {
+              this.forWriting();
+              return this.session(w);
+            }),
+          );
         }
       } catch (e) {
         const suspect = view ?? this.view;
@@ -112,7 +127,8 @@ export class ObjectIndex {
   }
 
   private async readView(sync: boolean | undefined): Promise<IndexReadView | undefined> {
-    if (this.backend === 'undecided') await (this.deciding ??= this.decide(true).finally(() => (this.deciding = undefined)));
+    if (this.backend === 'undecided')
+      await (this.deciding ??= this.decide(true).finally(() => (this.deciding = undefined)));
     if (this.backend !== 'view') return undefined;
     const view = this.view!;
     if (this.viewSynced && !sync) return view;
@@ -252,7 +268,10 @@ export class ObjectIndex {
     // Loaded here, not at start-up: read commands use the hand-written view and never open LevelDB.
     const { Level: LevelDb } = await import('level');
     for (;;) {
-      const db: DB = new LevelDb<Buffer, Buffer>(this.layout.indexDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      const db: DB = new LevelDb<Buffer, Buffer>(this.layout.indexDir, {
+        keyEncoding: 'buffer',
+        valueEncoding: 'buffer',
+      });
       try {
         await db.open();
         const v = await db.get(META_VERSION);
@@ -269,14 +288,23 @@ export class ObjectIndex {
         const message = cause?.message ?? (e as Error).message;
         if (code === 'LEVEL_LOCKED') {
           if (Date.now() > deadline) {
-            throw new CkvcError('CKVC_LOCKED', `the index ${this.layout.indexDir} stayed locked by another ckvc process; retry when it has finished`, { path: this.layout.indexDir });
+            throw new CkvcError(
+              'CKVC_LOCKED',
+              `the index ${this.layout.indexDir} stayed locked by another ckvc process; retry when it has finished`,
+              { path: this.layout.indexDir },
+            );
           }
           await sleep(delay + Math.random() * delay);
           delay = Math.min(delay * 2, 40);
           continue;
         }
         const notDamage = NOT_DAMAGE.find(([re]) => re.test(message ?? ''));
-        if (notDamage) throw ioError(Object.assign(new Error(message), { code: notDamage[1] }), 'open the index', this.layout.indexDir);
+        if (notDamage)
+          throw ioError(
+            Object.assign(new Error(message), { code: notDamage[1] }),
+            'open the index',
+            this.layout.indexDir,
+          );
         const cannotWrite = await this.writeProblem('open the index');
         if (cannotWrite) throw cannotWrite;
         if (rebuilt) throw ioError(Object.assign(new Error(message), { code }), 'open the index', this.layout.indexDir);
@@ -288,7 +316,9 @@ export class ObjectIndex {
   }
 
   private async removeIndex(): Promise<void> {
-    await fs.rm(this.layout.indexDir, { recursive: true, force: true }).catch((e) => { throw ioError(e, 'delete the damaged index', this.layout.indexDir); });
+    await fs.rm(this.layout.indexDir, { recursive: true, force: true }).catch((e) => {
+      throw ioError(e, 'delete the damaged index', this.layout.indexDir);
+    });
     this.synced = false;
   }
 

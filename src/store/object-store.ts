@@ -30,7 +30,9 @@ export class ObjectStore {
 
   /** `decoded`: a long-lived process's memory of objects read before (decoded-objects.ts); one-shot opens have none. */
   private constructor(
-    readonly layout: StoreLayout, readonly config: StoreConfig, private readonly decoded?: DecodedObjects,
+    readonly layout: StoreLayout,
+    readonly config: StoreConfig,
+    private readonly decoded?: DecodedObjects,
   ) {
     this.packs = new PackReader(layout);
     this.packs.setBaseLocator(async (id) => (await this.locate([id]))[0]);
@@ -107,7 +109,11 @@ export class ObjectStore {
     return loc && this.withRelocation(loc, id, (l) => this.packs.readChunkGrouped(l, id, width));
   }
 
-  private async withRelocation<T>(loc: ObjectLocation, id: ObjectId, read: (l: ObjectLocation) => Promise<T>): Promise<T> {
+  private async withRelocation<T>(
+    loc: ObjectLocation,
+    id: ObjectId,
+    read: (l: ObjectLocation) => Promise<T>,
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await read(loc);
@@ -136,13 +142,15 @@ export class ObjectStore {
   }
 
   async readTree(id: ObjectId): Promise<TreeObject> {
-    return this.remembered(id, 'tree',
-      async () => decodeTree(await this.readRaw(id, 'tree'), `tree ${id.slice(0, 12)}`));
+    return this.remembered(id, 'tree', async () =>
+      decodeTree(await this.readRaw(id, 'tree'), `tree ${id.slice(0, 12)}`),
+    );
   }
 
   async readFileRecipe(id: ObjectId, loc?: ObjectLocation): Promise<FileRecipe> {
-    return this.remembered(id, 'file',
-      async () => decodeFileRecipe(await this.readRaw(id, 'file', loc), `file ${id.slice(0, 12)}`));
+    return this.remembered(id, 'file', async () =>
+      decodeFileRecipe(await this.readRaw(id, 'file', loc), `file ${id.slice(0, 12)}`),
+    );
   }
 
   private async remembered<T>(id: ObjectId, type: 'commit' | 'tree' | 'file', read: () => Promise<T>): Promise<T> {
@@ -179,5 +187,9 @@ export class ObjectStore {
 const RELOCATE_TRIES = 4;
 
 export function missing(id: ObjectId, what: string): CkvcError {
-  return new CkvcError('CKVC_MISSING_OBJECT', `${what} ${id.slice(0, 16)} is missing from the store; run 'ckvc verify' to see what is affected`, { id, what });
+  return new CkvcError(
+    'CKVC_MISSING_OBJECT',
+    `${what} ${id.slice(0, 16)} is missing from the store; run 'ckvc verify' to see what is affected`,
+    { id, what },
+  );
 }

@@ -80,7 +80,15 @@ export type Reached =
   | { kind: 'commit'; id: ObjectId; commit: CommitObject; record?: ReleaseRecord }
   | { kind: 'tree'; id: ObjectId; commit: ObjectId; path: string }
   | { kind: 'file'; id: ObjectId; commit: ObjectId; path: string; recipe: FileRecipe }
-  | { kind: 'tensor'; id: ObjectId; commit: ObjectId; path: string; name: string; released: boolean; tensor?: TensorObject }
+  | {
+      kind: 'tensor';
+      id: ObjectId;
+      commit: ObjectId;
+      path: string;
+      name: string;
+      released: boolean;
+      tensor?: TensorObject;
+    }
   | { kind: 'chunk'; id: ObjectId; commit: ObjectId; path: string; role: 'config' | 'file' | 'tensor' };
 
 export type ReadKind = 'tag' | 'commit' | 'tree' | 'file' | 'tensor';
@@ -110,7 +118,8 @@ function contextOf(rec: ReleaseRecord | undefined): Context {
   if (!rec) return { key: '-', byPath: false };
   if (rec.files === null) return { key: 'F', record: rec, byPath: false };
   const files = rec.files ? `f${JSON.stringify([...rec.files].sort())}` : '';
-  if (rec.tensors === null) return files ? { key: `*${files}`, record: rec, byPath: true } : { key: '*', record: rec, byPath: false };
+  if (rec.tensors === null)
+    return files ? { key: `*${files}`, record: rec, byPath: true } : { key: '*', record: rec, byPath: false };
   return { key: `g${JSON.stringify([...rec.tensors].sort())}${files}`, record: rec, byPath: true };
 }
 
@@ -199,8 +208,16 @@ export async function walkObjects(src: ObjectSource, roots: ObjectId[], opts: Wa
     const type = await read(id, 'commit', where, async () => {
       const t = await src.typeOf(id);
       if (t === 'tag' || t === 'commit') return t;
-      if (t === undefined) throw new CkvcError('CKVC_MISSING_OBJECT', `commit ${id.slice(0, 16)} is missing; run 'ckvc verify' to see what is affected`, { id, what: 'commit' });
-      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${id.slice(0, 16)} is a ${t} where a commit or tag is needed`, { id, type: t });
+      if (t === undefined)
+        throw new CkvcError(
+          'CKVC_MISSING_OBJECT',
+          `commit ${id.slice(0, 16)} is missing; run 'ckvc verify' to see what is affected`,
+          { id, what: 'commit' },
+        );
+      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${id.slice(0, 16)} is a ${t} where a commit or tag is needed`, {
+        id,
+        type: t,
+      });
     });
     if (type === 'tag') {
       const tag = await read(id, 'tag', `tag ${id.slice(0, 12)}`, () => src.readTag(id));
@@ -229,7 +246,11 @@ export interface TreeFile {
 }
 
 /** Every file under a tree, depth first in name order. */
-export async function listTreeFiles(src: Pick<ObjectSource, 'readTree'>, treeId: ObjectId, prefix = ''): Promise<TreeFile[]> {
+export async function listTreeFiles(
+  src: Pick<ObjectSource, 'readTree'>,
+  treeId: ObjectId,
+  prefix = '',
+): Promise<TreeFile[]> {
   const out: TreeFile[] = [];
   for (const e of (await src.readTree(treeId)).entries) {
     const p = prefix ? `${prefix}/${e.name}` : e.name;

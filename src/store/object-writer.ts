@@ -53,7 +53,9 @@ export class ObjectWriter {
    * indexes nothing (`ckvc commit --dry-run`).
    */
   constructor(
-    private readonly layout: StoreLayout, private readonly index: ObjectIndex, private readonly readBase?: BaseReader,
+    private readonly layout: StoreLayout,
+    private readonly index: ObjectIndex,
+    private readonly readBase?: BaseReader,
     private readonly dryRun = false,
   ) {}
 
@@ -62,7 +64,8 @@ export class ObjectWriter {
    * this one may be stored as a delta against (the parent commit's chunk at the same place in the same tensor).
    */
   async put(
-    type: ObjectType, bytes: Uint8Array,
+    type: ObjectType,
+    bytes: Uint8Array,
     opts: { width?: number; compress?: boolean; base?: ObjectId; storeVersion?: number } = {},
   ): Promise<ObjectId> {
     const id = objectId(type, bytes);
@@ -72,7 +75,11 @@ export class ObjectWriter {
     if (this.known.has(id)) return id;
     this.known.add(id);
     this.pending.push({
-      type, id, bytes, width: opts.width ?? 1, compress: opts.compress ?? true,
+      type,
+      id,
+      bytes,
+      width: opts.width ?? 1,
+      compress: opts.compress ?? true,
       ...(opts.base && opts.base !== id ? { base: opts.base } : {}),
       ...(opts.storeVersion ? { storeVersion: opts.storeVersion } : {}),
     });
@@ -108,7 +115,14 @@ export class ObjectWriter {
       }
       this.pack ??= await PackWriter.create(this.layout);
       if (p.storeVersion) this.pack.requireStoreVersion(p.storeVersion);
-      await this.pack.add(p.type, p.id, p.bytes, p.width, p.compress, p.base ? this.baseLoader(p.base, p.bytes.length, p.width) : undefined);
+      await this.pack.add(
+        p.type,
+        p.id,
+        p.bytes,
+        p.width,
+        p.compress,
+        p.base ? this.baseLoader(p.base, p.bytes.length, p.width) : undefined,
+      );
     }
   }
 

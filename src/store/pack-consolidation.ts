@@ -97,7 +97,10 @@ export async function consolidateHeldIfNeeded(store: ObjectStore): Promise<Conso
  * live writer registered, like gc; with `wait: false` it gives up at once (reported as `skipped`) if either is
  * busy, so a commit never waits for another process's work.
  */
-export async function consolidatePacks(store: ObjectStore, opts: { wait: boolean; all?: boolean }): Promise<ConsolidationReport> {
+export async function consolidatePacks(
+  store: ObjectStore,
+  opts: { wait: boolean; all?: boolean },
+): Promise<ConsolidationReport> {
   let lock: HeldLock;
   try {
     lock = await acquireGcLock(store.layout, opts.wait ? undefined : 0);
@@ -135,7 +138,10 @@ export async function consolidateHeld(store: ObjectStore, all: boolean): Promise
         if (writer.has(e.id)) continue; // the same object in two packs (a crash, or two commits racing)
         // Verified like gc's copies: a damaged record must not be laundered into a pack with a fresh checksum.
         const body = await store.packs.readStoredRecord({ packId: p.packId, entry: e }, e.id, { verify: true });
-        await writer.addStored({ id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength }, body);
+        await writer.addStored(
+          { id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength },
+          body,
+        );
       }
     }
     if (merged.length >= 2) done = await writer.finish();
@@ -158,7 +164,9 @@ export async function consolidateHeld(store: ObjectStore, all: boolean): Promise
   for (const p of doomed) {
     const file = store.layout.packFile(p.packId);
     faultPoint('consolidate.delete');
-    await fs.rm(file, { force: true }).catch((e) => { throw ioError(e, 'delete', file); });
+    await fs.rm(file, { force: true }).catch((e) => {
+      throw ioError(e, 'delete', file);
+    });
   }
   await fsyncDir(store.layout.packsDir);
   report.packsMerged = merged.length;

@@ -4,13 +4,27 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { scratch, type BufferPool } from '../core/buffer-pool.js';
 import { groupBytes, ungroupBytes } from '../core/store-format/codec/byte-group.js';
-import { DELTA_HEAD_BYTES, decodePlanesGrouped, parseDeltaHead, parsePlaneHeader } from '../core/store-format/codec/plane-codec.js';
+import {
+  DELTA_HEAD_BYTES,
+  decodePlanesGrouped,
+  parseDeltaHead,
+  parsePlaneHeader,
+} from '../core/store-format/codec/plane-codec.js';
 import { decodeBody } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
 import {
-  checkPackHeader, CODECS, decodeFooter, MAX_OBJECT_BYTES, decodeRecordHeader, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES,
-  RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
+  checkPackHeader,
+  CODECS,
+  decodeFooter,
+  MAX_OBJECT_BYTES,
+  decodeRecordHeader,
+  decodeToc,
+  PACK_FOOTER_BYTES,
+  PACK_HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  TOC_ENTRY_BYTES,
+  type PackEntry,
 } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
 import type { StoreLayout } from './store-layout.js';
@@ -69,7 +83,11 @@ export class PackReader {
     h = fs.open(file, 'r').catch((e) => {
       this.open.delete(packId);
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new CkvcError('CKVC_MISSING_OBJECT', `pack ${packId.slice(0, 16)} is missing from ${this.layout.packsDir}; run 'ckvc verify' to see what is affected`, { pack: packId });
+        throw new CkvcError(
+          'CKVC_MISSING_OBJECT',
+          `pack ${packId.slice(0, 16)} is missing from ${this.layout.packsDir}; run 'ckvc verify' to see what is affected`,
+          { pack: packId },
+        );
       }
       throw ioError(e, 'open', file);
     });
@@ -86,7 +104,11 @@ export class PackReader {
       // record cost more than the read itself (measured: ~5x the CPU on checkout). Decompression stays async.
       const bytesRead = fsSync.readSync(fh.fd, buf, done, length - done, offset + done);
       if (bytesRead === 0) {
-        throw new CkvcError('CKVC_CORRUPT_PACK', `pack ${packId.slice(0, 16)} is truncated: cannot read ${length} bytes at ${offset}`, { pack: packId, offset });
+        throw new CkvcError(
+          'CKVC_CORRUPT_PACK',
+          `pack ${packId.slice(0, 16)} is truncated: cannot read ${length} bytes at ${offset}`,
+          { pack: packId, offset },
+        );
       }
       done += bytesRead;
     }
@@ -101,13 +123,27 @@ export class PackReader {
     const { packId, entry } = loc;
     const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
     if (entry.storedLength > MAX_OBJECT_BYTES) {
-      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: location says ${entry.storedLength} bytes, over the 64 MiB object limit; run 'ckvc index rebuild'`, { id, pack: packId });
+      throw new CkvcError(
+        'CKVC_CORRUPT_PACK',
+        `${where}: location says ${entry.storedLength} bytes, over the 64 MiB object limit; run 'ckvc index rebuild'`,
+        { id, pack: packId },
+      );
     }
     const length = RECORD_HEADER_BYTES + entry.storedLength;
     // A raw record's body is returned as-is, so only compressed records are read into scratch space.
     const scratchBuf = pool && entry.codec !== CODECS.raw ? pool.acquire(length) : undefined;
     try {
-      return (await this.decodeRecord(await this.readAt(packId, entry.offset, length, scratchBuf), loc, id, where, expectType, pool, 0)).bytes;
+      return (
+        await this.decodeRecord(
+          await this.readAt(packId, entry.offset, length, scratchBuf),
+          loc,
+          id,
+          where,
+          expectType,
+          pool,
+          0,
+        )
+      ).bytes;
     } finally {
       if (scratchBuf) pool!.release(scratchBuf);
     }
@@ -127,7 +163,11 @@ export class PackReader {
     const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + head);
     const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
     if (header.id !== entry.id || header.codec !== entry.codec) {
-      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`, { id: entry.id, pack: packId });
+      throw new CkvcError(
+        'CKVC_CORRUPT_PACK',
+        `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`,
+        { id: entry.id, pack: packId },
+      );
     }
     const { width, baseId } = parseDeltaHead(buf.subarray(RECORD_HEADER_BYTES), where);
     return { base: baseId, width };
@@ -139,34 +179,62 @@ export class PackReader {
    */
   private async readBaseGrouped(baseId: ObjectId, width: number, depth: number, of: string): Promise<GroupedObject> {
     if (depth > MAX_DELTA_CHAIN) {
-      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${of}: its chain of delta bases is longer than ${MAX_DELTA_CHAIN} (damaged or hostile records)`, { id: baseId });
+      throw new CkvcError(
+        'CKVC_CORRUPT_OBJECT',
+        `${of}: its chain of delta bases is longer than ${MAX_DELTA_CHAIN} (damaged or hostile records)`,
+        { id: baseId },
+      );
     }
     const loc = await this.baseLocator?.(baseId);
     if (!loc) {
-      throw new CkvcError('CKVC_MISSING_OBJECT', `${of}: its delta base, chunk ${baseId.slice(0, 16)}, is missing; run 'ckvc verify' to see what is affected`, { id: baseId, what: 'delta base' });
+      throw new CkvcError(
+        'CKVC_MISSING_OBJECT',
+        `${of}: its delta base, chunk ${baseId.slice(0, 16)}, is missing; run 'ckvc verify' to see what is affected`,
+        { id: baseId, what: 'delta base' },
+      );
     }
     const where = `object ${baseId.slice(0, 16)} in pack ${loc.packId.slice(0, 16)} (delta base of ${of})`;
-    if (loc.entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id: baseId, pack: loc.packId });
+    if (loc.entry.storedLength > MAX_OBJECT_BYTES)
+      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, {
+        id: baseId,
+        pack: loc.packId,
+      });
     const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
     return this.decodeGrouped(buf, loc, baseId, where, width, depth);
   }
 
   /** Decodes a chunk record to its bytes grouped by `width`; a codec 5/6 record of that width without un-grouping. */
-  private async decodeGrouped(buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, width: number, depth: number): Promise<GroupedObject> {
+  private async decodeGrouped(
+    buf: Buffer,
+    loc: ObjectLocation,
+    id: ObjectId,
+    where: string,
+    width: number,
+    depth: number,
+  ): Promise<GroupedObject> {
     const header = this.checkedHeader(buf, loc, id, where, 'chunk');
     const body = buf.subarray(RECORD_HEADER_BYTES);
     if (header.codec === CODECS.planes || header.codec === CODECS.xorPlanes) {
       const h = parsePlaneHeader(body, header.rawLength, header.codec === CODECS.xorPlanes, where);
       if (h.width === width) {
-        const base = h.baseId ? await this.readBaseGrouped(Buffer.from(h.baseId).toString('hex'), width, depth + 1, where) : undefined;
-        if (base && base.grouped.length !== header.rawLength) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: its delta base has another length`, { id, pack: loc.packId });
+        const base = h.baseId
+          ? await this.readBaseGrouped(Buffer.from(h.baseId).toString('hex'), width, depth + 1, where)
+          : undefined;
+        if (base && base.grouped.length !== header.rawLength)
+          throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: its delta base has another length`, {
+            id,
+            pack: loc.packId,
+          });
         const grouped = await decodePlanesGrouped(body, header.rawLength, h, where, base?.grouped);
         if (base) scratch.release(base.grouped); // XORed in: nothing refers to it any more
         return { grouped, depth: base ? base.depth + 1 : 0 };
       }
     }
     const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth);
-    return { grouped: width > 1 ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length)) : plain.bytes, depth: plain.depth };
+    return {
+      grouped: width > 1 ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length)) : plain.bytes,
+      depth: plain.depth,
+    };
   }
 
   /**
@@ -175,12 +243,17 @@ export class PackReader {
    */
   async readChunkGrouped(loc: ObjectLocation, id: ObjectId, width: number): Promise<GroupedObject> {
     const where = `object ${id.slice(0, 16)} in pack ${loc.packId.slice(0, 16)}`;
-    if (loc.entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
+    if (loc.entry.storedLength > MAX_OBJECT_BYTES)
+      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
     const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
     const got = await this.decodeGrouped(buf, loc, id, where, width, 0);
     const plain = width > 1 ? ungroupBytes(got.grouped, width) : got.grouped;
     if (objectId('chunk', plain) !== id) {
-      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`, { id, pack: loc.packId });
+      throw new CkvcError(
+        'CKVC_CORRUPT_OBJECT',
+        `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`,
+        { id, pack: loc.packId },
+      );
     }
     return got;
   }
@@ -193,38 +266,72 @@ export class PackReader {
   async readStoredRecord(loc: ObjectLocation, id: ObjectId, opts: { verify: boolean }): Promise<Buffer> {
     const { packId, entry } = loc;
     const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
-    if (entry.storedLength > MAX_OBJECT_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: packId });
+    if (entry.storedLength > MAX_OBJECT_BYTES)
+      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: packId });
     const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + entry.storedLength);
     if (opts.verify) await this.decodeRecord(buf, loc, id, where, entry.type, undefined, 0);
     else {
       const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
-      if (header.id !== id || header.storedLength !== entry.storedLength || header.codec !== entry.codec || header.type !== entry.type) {
-        throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`, { id, pack: packId });
+      if (
+        header.id !== id ||
+        header.storedLength !== entry.storedLength ||
+        header.codec !== entry.codec ||
+        header.type !== entry.type
+      ) {
+        throw new CkvcError(
+          'CKVC_CORRUPT_PACK',
+          `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`,
+          { id, pack: packId },
+        );
       }
     }
     return buf.subarray(RECORD_HEADER_BYTES);
   }
 
-  private checkedHeader(buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, expectType: ObjectType | undefined): PackEntry {
+  private checkedHeader(
+    buf: Buffer,
+    loc: ObjectLocation,
+    id: ObjectId,
+    where: string,
+    expectType: ObjectType | undefined,
+  ): PackEntry {
     const { packId, entry } = loc;
     const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
     if (header.id !== id || header.storedLength !== entry.storedLength || header.codec !== entry.codec) {
-      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`, { id, pack: packId });
+      throw new CkvcError(
+        'CKVC_CORRUPT_PACK',
+        `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`,
+        { id, pack: packId },
+      );
     }
     if (expectType && header.type !== expectType) {
-      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: is a ${header.type}, expected a ${expectType}`, { id, pack: packId });
+      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: is a ${header.type}, expected a ${expectType}`, {
+        id,
+        pack: packId,
+      });
     }
     return header;
   }
 
   private async decodeRecord(
-    buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, expectType: ObjectType | undefined, pool: BufferPool | undefined, depth: number,
+    buf: Buffer,
+    loc: ObjectLocation,
+    id: ObjectId,
+    where: string,
+    expectType: ObjectType | undefined,
+    pool: BufferPool | undefined,
+    depth: number,
   ): Promise<DecodedObject> {
     const header = this.checkedHeader(buf, loc, id, where, expectType);
     const body = buf.subarray(RECORD_HEADER_BYTES);
     let decoded: DecodedObject;
     if (header.codec === CODECS.planes || header.codec === CODECS.xorPlanes) {
-      if (header.type !== 'chunk') throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: a ${header.type} stored plane by plane (only chunks may be)`, { id, pack: loc.packId });
+      if (header.type !== 'chunk')
+        throw new CkvcError(
+          'CKVC_CORRUPT_OBJECT',
+          `${where}: a ${header.type} stored plane by plane (only chunks may be)`,
+          { id, pack: loc.packId },
+        );
       const width = body[0] ?? 1;
       const got = await this.decodeGrouped(buf, loc, id, where, width, depth);
       if (width > 1) {
@@ -233,7 +340,11 @@ export class PackReader {
       } else decoded = { bytes: got.grouped, depth: got.depth };
     } else decoded = { bytes: await decodeBody(header.codec, body, header.rawLength, where, pool), depth: 0 };
     if (objectId(header.type, decoded.bytes) !== id) {
-      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`, { id, pack: loc.packId });
+      throw new CkvcError(
+        'CKVC_CORRUPT_OBJECT',
+        `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`,
+        { id, pack: loc.packId },
+      );
     }
     return decoded;
   }
@@ -243,7 +354,8 @@ export class PackReader {
     try {
       return await this.readToc(packId);
     } catch (e) {
-      if (e instanceof CkvcError && (e.code === 'CKVC_CORRUPT_PACK' || e.code === 'CKVC_UNSUPPORTED_VERSION')) return undefined;
+      if (e instanceof CkvcError && (e.code === 'CKVC_CORRUPT_PACK' || e.code === 'CKVC_UNSUPPORTED_VERSION'))
+        return undefined;
       throw e;
     }
   }
@@ -253,7 +365,8 @@ export class PackReader {
     const fh = await this.handle(packId);
     const where = `pack ${packId.slice(0, 16)}`;
     const size = (await fh.stat()).size;
-    if (size < PACK_HEADER_BYTES + PACK_FOOTER_BYTES) throw new CkvcError('CKVC_CORRUPT_PACK', `${where} is truncated (${size} bytes)`, { pack: packId });
+    if (size < PACK_HEADER_BYTES + PACK_FOOTER_BYTES)
+      throw new CkvcError('CKVC_CORRUPT_PACK', `${where} is truncated (${size} bytes)`, { pack: packId });
     checkPackHeader(await this.readAt(packId, 0, PACK_HEADER_BYTES), where);
     const footer = decodeFooter(await this.readAt(packId, size - PACK_FOOTER_BYTES, PACK_FOOTER_BYTES), size, where);
     const toc = await this.readAt(packId, footer.tocOffset, footer.count * TOC_ENTRY_BYTES);

@@ -8,7 +8,11 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { encodeBody, type DeltaBase } from '../core/store-format/codec/record-codec.js';
 import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import {
-  encodeFooterPrefix, encodePackHeader, encodeRecordHeader, encodeTocEntry, PACK_END_MAGIC,
+  encodeFooterPrefix,
+  encodePackHeader,
+  encodeRecordHeader,
+  encodeTocEntry,
+  PACK_END_MAGIC,
   type PackEntry,
 } from '../core/store-format/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
@@ -40,14 +44,21 @@ export class PackWriter {
   /** The store version this pack's records need (FORMAT.md §11), set before it enters packs/. */
   private storeVersion = PACK_V2_STORE_VERSION;
 
-  private constructor(private readonly layout: StoreLayout, private readonly tmpFile: string, private readonly fh: fs.FileHandle, private readonly durable: boolean) {}
+  private constructor(
+    private readonly layout: StoreLayout,
+    private readonly tmpFile: string,
+    private readonly fh: fs.FileHandle,
+    private readonly durable: boolean,
+  ) {}
 
   /** `durable: false` is for scratch packs that are copied elsewhere and deleted (bundles being sent): no fsyncs. */
   static async create(layout: StoreLayout, opts: { durable?: boolean } = {}): Promise<PackWriter> {
     await fs.mkdir(layout.tmpDir, { recursive: true });
     const tmp = path.join(layout.tmpDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
     faultPoint('pack.create');
-    const fh = await fs.open(tmp, 'wx', 0o644).catch((e) => { throw ioError(e, 'create', tmp); });
+    const fh = await fs.open(tmp, 'wx', 0o644).catch((e) => {
+      throw ioError(e, 'create', tmp);
+    });
     const w = new PackWriter(layout, tmp, fh, opts.durable !== false);
     w.append(encodePackHeader());
     return w;
@@ -75,23 +86,35 @@ export class PackWriter {
    * Queues an object. Resolves once it is accepted (not yet durable); objects already in this pack are skipped.
    * `base` loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job.
    */
-  async add(type: ObjectType, id: ObjectId, raw: Uint8Array, width = 1, tryCompress = true, base?: () => Promise<DeltaBase | undefined>): Promise<void> {
+  async add(
+    type: ObjectType,
+    id: ObjectId,
+    raw: Uint8Array,
+    width = 1,
+    tryCompress = true,
+    base?: () => Promise<DeltaBase | undefined>,
+  ): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ids.has(id)) return;
     this.ids.add(id);
     this.rawBytes += raw.length;
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
-    const job = (base ? base() : Promise.resolve(undefined)).then((b) => encodeBody(raw, width, tryCompress, b)).then(
-      async ({ codec, pieces, storedLength, release }) => {
-        const entry = { id, type, codec, rawLength: raw.length, storedLength, offset: this.offset };
-        this.append(encodeRecordHeader(entry));
-        for (const p of pieces) this.append(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
-        if (release) this.afterWrite.push(release);
-        this.entries.push(entry);
-        if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
-      },
-      (e) => { this.failure = e; },
-    ).finally(() => this.inFlight.delete(job));
+    const job = (base ? base() : Promise.resolve(undefined))
+      .then((b) => encodeBody(raw, width, tryCompress, b))
+      .then(
+        async ({ codec, pieces, storedLength, release }) => {
+          const entry = { id, type, codec, rawLength: raw.length, storedLength, offset: this.offset };
+          this.append(encodeRecordHeader(entry));
+          for (const p of pieces) this.append(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+          if (release) this.afterWrite.push(release);
+          this.entries.push(entry);
+          if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+        },
+        (e) => {
+          this.failure = e;
+        },
+      )
+      .finally(() => this.inFlight.delete(job));
     this.inFlight.add(job);
   }
 
@@ -187,4 +210,3 @@ export class PackWriter {
     await fs.rm(this.tmpFile, { force: true });
   }
 }
-

@@ -34,7 +34,8 @@ export function mergePruneRecords(a: PruneRecord | undefined, b: PruneRecord): P
 /** What a record released, in the words prune, checkout and show use. */
 export function releasedWording(rec: Pick<PruneRecord, 'tensors' | 'files'>): string {
   if (rec.files === null) return 'the data of every file';
-  const tensors = rec.tensors === null ? 'all tensor data' : rec.tensors.length ? `tensors matching ${rec.tensors.join(', ')}` : '';
+  const tensors =
+    rec.tensors === null ? 'all tensor data' : rec.tensors.length ? `tensors matching ${rec.tensors.join(', ')}` : '';
   const files = rec.files?.length ? `files matching ${rec.files.join(', ')}` : '';
   return [tensors, files].filter(Boolean).join(' and ') || 'nothing';
 }
@@ -91,8 +92,11 @@ export class PruneRecords {
   }
 
   async add(record: PruneRecord): Promise<PruneRecord> {
-    if (!isObjectId(record.commit)) throw new CkvcError('CKVC_INTERNAL', `prune record for a non-ID ${record.commit}`, {});
-    await fs.mkdir(this.layout.prunedDir, { recursive: true }).catch((e) => { throw ioError(e, 'create', this.layout.prunedDir); });
+    if (!isObjectId(record.commit))
+      throw new CkvcError('CKVC_INTERNAL', `prune record for a non-ID ${record.commit}`, {});
+    await fs.mkdir(this.layout.prunedDir, { recursive: true }).catch((e) => {
+      throw ioError(e, 'create', this.layout.prunedDir);
+    });
     const merged = mergePruneRecords(await this.readOne(record.commit), record);
     try {
       faultPoint('prune.record');

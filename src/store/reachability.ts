@@ -20,7 +20,9 @@ export async function readReflogs(store: ObjectStore): Promise<Map<string, strin
   const out = new Map<string, string[]>();
   for (const rel of await listFilesBelow(store.layout.logsDir)) {
     const p = path.join(store.layout.logsDir, ...rel.split('/'));
-    const text = await fs.readFile(p, 'utf8').catch((err) => { throw ioError(err, 'read', p); });
+    const text = await fs.readFile(p, 'utf8').catch((err) => {
+      throw ioError(err, 'read', p);
+    });
     out.set(rel, text.split('\n'));
   }
   return out;
@@ -70,7 +72,10 @@ export async function gcRoots(store: ObjectStore, skipReflogLine?: SkipReflogLin
  * The records that release data: a record of a commit a branch, tag or alias names is ignored, whatever it
  * says (defence in depth: a record received from someone else must not free the data a name here points at).
  */
-export function effectiveRecords(records: Map<ObjectId, PruneRecord>, named: Set<ObjectId>): (commit: ObjectId) => ReleaseRecord | undefined {
+export function effectiveRecords(
+  records: Map<ObjectId, PruneRecord>,
+  named: Set<ObjectId>,
+): (commit: ObjectId) => ReleaseRecord | undefined {
   return (commit) => (named.has(commit) ? undefined : records.get(commit));
 }
 
@@ -78,7 +83,11 @@ export function effectiveRecords(records: Map<ObjectId, PruneRecord>, named: Set
  * Live object IDs. Reflog IDs whose objects are gone (a commit a failed command never finished) are skipped;
  * a ref pointing at a missing object is an error.
  */
-export async function liveObjects(store: ObjectStore, roots: Roots, pruned: Map<ObjectId, PruneRecord>): Promise<Set<ObjectId>> {
+export async function liveObjects(
+  store: ObjectStore,
+  roots: Roots,
+  pruned: Map<ObjectId, PruneRecord>,
+): Promise<Set<ObjectId>> {
   const live = new Set<ObjectId>();
   const refSet = new Set(roots.refs);
   const start = [...roots.refs];
@@ -101,7 +110,10 @@ export async function liveObjects(store: ObjectStore, roots: Roots, pruned: Map<
  * missing from the packs is left to verify to report.
  */
 export async function settleDeltaBases(
-  store: ObjectStore, live: Set<ObjectId>, copies: Map<ObjectId, ObjectLocation[]>, rewritable: (packId: string) => boolean,
+  store: ObjectStore,
+  live: Set<ObjectId>,
+  copies: Map<ObjectId, ObjectLocation[]>,
+  rewritable: (packId: string) => boolean,
 ): Promise<Set<ObjectId>> {
   const reencode = new Set<ObjectId>();
   const deadBase = async (loc: ObjectLocation): Promise<ObjectId | undefined> => {

@@ -5,7 +5,10 @@ import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
 import { ContentHasher, type ObjectId } from '../core/store-format/object-id.js';
 import {
-  renderJsonArray, renderProblem, type JsonArrayDtype, type JsonArrayLayout,
+  renderJsonArray,
+  renderProblem,
+  type JsonArrayDtype,
+  type JsonArrayLayout,
 } from '../core/input-formats/json-array-render.js';
 import type { FilePart, FileRecipe } from '../core/store-format/objects/file-recipe.js';
 import { tensorChunkLength } from '../core/store-format/objects/tensor-object.js';
@@ -33,17 +36,25 @@ async function partChunks(store: ObjectStore, part: FilePart): Promise<ChunkRef[
 
 /** A tensor rendered as JSON text (spec/JSON.md): its element bytes are read, verified, then written out as text. */
 async function renderedPart(
-  store: ObjectStore, part: FilePart & { kind: 'tensor' }, layout: JsonArrayLayout, where: string,
+  store: ObjectStore,
+  part: FilePart & { kind: 'tensor' },
+  layout: JsonArrayLayout,
+  where: string,
 ): Promise<Buffer> {
   const t = await store.readTensor(part.id);
   const problem = renderProblem(t, layout);
   if (problem) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: tensor ${part.name} ${problem}`, { id: part.id });
   const data = Buffer.allocUnsafe(t.size);
   let pos = 0;
-  await streamChunks(store, t.chunks.map((id, i) => ({ id, size: tensorChunkLength(t, i) })), async (bytes) => {
-    data.set(bytes, pos);
-    pos += bytes.length;
-  }, where);
+  await streamChunks(
+    store,
+    t.chunks.map((id, i) => ({ id, size: tensorChunkLength(t, i) })),
+    async (bytes) => {
+      data.set(bytes, pos);
+      pos += bytes.length;
+    },
+    where,
+  );
   const text = Buffer.from(renderJsonArray(layout, t.dtype as JsonArrayDtype, t.shape, data), 'latin1');
   if (text.length !== part.size) {
     const what = `${where}: tensor ${part.name} renders to ${text.length} bytes of JSON, its file lists ${part.size}`;
@@ -56,7 +67,12 @@ async function renderedPart(
  * Streams a recipe's bytes in order to `sink`, hash-checking every chunk; returns the whole-content BLAKE3.
  * The bytes given to `sink` are reused once its promise resolves: a sink must write or copy them, not keep them.
  */
-export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink: (bytes: Uint8Array) => Promise<void>, where: string): Promise<string> {
+export async function streamRecipe(
+  store: ObjectStore,
+  recipe: FileRecipe,
+  sink: (bytes: Uint8Array) => Promise<void>,
+  where: string,
+): Promise<string> {
   const hasher = new ContentHasher();
   let total = 0;
   const hashed = async (bytes: Uint8Array) => {
@@ -76,7 +92,11 @@ export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink:
   await streamChunks(store, run, hashed, where);
   const digest = hasher.digestHex();
   if (total !== recipe.size || digest !== recipe.b3) {
-    throw new CkvcError('CKVC_FILE_HASH_MISMATCH', `${where}: rebuilt content does not match the recorded hash; the store is damaged, run 'ckvc verify --read-data'`, { path: where });
+    throw new CkvcError(
+      'CKVC_FILE_HASH_MISMATCH',
+      `${where}: rebuilt content does not match the recorded hash; the store is damaged, run 'ckvc verify --read-data'`,
+      { path: where },
+    );
   }
   return digest;
 }
@@ -86,7 +106,10 @@ export async function streamRecipe(store: ObjectStore, recipe: FileRecipe, sink:
  * length checked against the list; returns how many bytes went by. Same buffer contract as streamRecipe.
  */
 export async function streamChunks(
-  store: ObjectStore, chunks: ChunkRef[], sink: (bytes: Uint8Array) => Promise<void>, where: string,
+  store: ObjectStore,
+  chunks: ChunkRef[],
+  sink: (bytes: Uint8Array) => Promise<void>,
+  where: string,
 ): Promise<number> {
   const locs: ObjectLocation[] = [];
   const ensureLocated = async (upTo: number) => {
@@ -113,7 +136,11 @@ export async function streamChunks(
     const bytes = await queue.shift()!;
     await schedule();
     if (bytes.length !== chunks[i]!.size) {
-      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: chunk ${i} is ${bytes.length} bytes, the recipe says ${chunks[i]!.size}`, { id: chunks[i]!.id });
+      throw new CkvcError(
+        'CKVC_CORRUPT_OBJECT',
+        `${where}: chunk ${i} is ${bytes.length} bytes, the recipe says ${chunks[i]!.size}`,
+        { id: chunks[i]!.id },
+      );
     }
     total += bytes.length;
     await sink(bytes);
@@ -134,9 +161,14 @@ export async function readRecipeHead(store: ObjectStore, recipe: FileRecipe, whe
   }
   const out = Buffer.allocUnsafe(chunks.reduce((a, c) => a + c.size, 0));
   let pos = 0;
-  await streamChunks(store, chunks, async (bytes) => {
-    out.set(bytes, pos);
-    pos += bytes.length;
-  }, where);
+  await streamChunks(
+    store,
+    chunks,
+    async (bytes) => {
+      out.set(bytes, pos);
+      pos += bytes.length;
+    },
+    where,
+  );
   return out;
 }

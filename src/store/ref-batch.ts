@@ -57,7 +57,11 @@ const fsp = {
 };
 
 /** Runs fn over items, `width` at a time; stops starting new ones after the first failure, which it rethrows. */
-export async function eachLimit<T>(items: readonly T[], fn: (item: T, i: number) => Promise<void>, width = WIDTH): Promise<void> {
+export async function eachLimit<T>(
+  items: readonly T[],
+  fn: (item: T, i: number) => Promise<void>,
+  width = WIDTH,
+): Promise<void> {
   let next = 0;
   let failure: { e: unknown } | undefined;
   const worker = async () => {
@@ -106,12 +110,18 @@ async function truncateBack(u: { log: string; before: number | undefined }): Pro
 }
 
 /** A ref cannot be named like a folder of refs, in the store or within the batch; no ref is named twice. */
-export async function checkNames(ctx: Pick<BatchContext, 'file' | 'nameProblem'>, moves: readonly RefMove[]): Promise<void> {
+export async function checkNames(
+  ctx: Pick<BatchContext, 'file' | 'nameProblem'>,
+  moves: readonly RefMove[],
+): Promise<void> {
   const names = new Set<string>();
   for (const m of moves) {
     const problem = ctx.nameProblem(m.name);
     if (problem) throw problem;
-    if (names.has(m.name)) throw new CkvcError('CKVC_BAD_ARGUMENT', `ref ${m.name} is moved twice in one update; name it once`, { ref: m.name });
+    if (names.has(m.name))
+      throw new CkvcError('CKVC_BAD_ARGUMENT', `ref ${m.name} is moved twice in one update; name it once`, {
+        ref: m.name,
+      });
     names.add(m.name);
   }
   const prefixes = new Map<string, string>(); // folder prefix -> a ref below it
@@ -121,8 +131,18 @@ export async function checkNames(ctx: Pick<BatchContext, 'file' | 'nameProblem'>
     for (let i = 3; i < parts.length; i++) prefixes.set(parts.slice(0, i).join('/'), m.name);
   }
   for (const [prefix, name] of prefixes) {
-    const isFile = names.has(prefix) || (await fs.stat(ctx.file(prefix)).then((s) => s.isFile(), () => false));
-    if (isFile) throw new CkvcError('CKVC_BAD_REF_NAME', `cannot create ${name}: ${prefix} exists, and a name cannot be both a ref and a folder of refs; nothing was changed`, { ref: name, clash: prefix });
+    const isFile =
+      names.has(prefix) ||
+      (await fs.stat(ctx.file(prefix)).then(
+        (s) => s.isFile(),
+        () => false,
+      ));
+    if (isFile)
+      throw new CkvcError(
+        'CKVC_BAD_REF_NAME',
+        `cannot create ${name}: ${prefix} exists, and a name cannot be both a ref and a folder of refs; nothing was changed`,
+        { ref: name, clash: prefix },
+      );
   }
   const listings = new Map<string, Map<string, boolean>>();
   for (const m of moves) {
@@ -133,19 +153,32 @@ export async function checkNames(ctx: Pick<BatchContext, 'file' | 'nameProblem'>
   }
 }
 
-const folderClash = (name: string) => new CkvcError('CKVC_BAD_REF_NAME', `cannot create ${name}: refs named '${name}/...' exist, and a name cannot be both a ref and a folder of refs; nothing was changed`, { ref: name });
+const folderClash = (name: string) =>
+  new CkvcError(
+    'CKVC_BAD_REF_NAME',
+    `cannot create ${name}: refs named '${name}/...' exist, and a name cannot be both a ref and a folder of refs; nothing was changed`,
+    { ref: name },
+  );
 
 /**
  * Moves every ref of `moves`, or none when a check fails. A crash midway (or an I/O error while renaming,
  * reported as CKVC_IO with `data.moved` and `data.notMoved`) can leave some moved and some not: each one
  * holds its old or its new value, and running the command again completes it.
  */
-export async function applyRefBatch(ctx: BatchContext, moves: readonly RefMove[], opts: { who: string; message: string }): Promise<void> {
+export async function applyRefBatch(
+  ctx: BatchContext,
+  moves: readonly RefMove[],
+  opts: { who: string; message: string },
+): Promise<void> {
   if (!moves.length) return;
   await checkNames(ctx, moves);
-  const folders = (f: (full: string) => string, which = moves) => [...new Set(which.map((m) => path.dirname(f(m.name))))];
+  const folders = (f: (full: string) => string, which = moves) => [
+    ...new Set(which.map((m) => path.dirname(f(m.name)))),
+  ];
   for (const d of [path.dirname(ctx.batchLock), ...folders(ctx.file), ...folders(ctx.logFile)]) {
-    await fs.mkdir(d, { recursive: true }).catch((e) => { throw ioError(e, 'create the folder', d); });
+    await fs.mkdir(d, { recursive: true }).catch((e) => {
+      throw ioError(e, 'create the folder', d);
+    });
   }
   const timeout = Number(process.env.CKVC_LOCK_TIMEOUT_MS ?? 30_000);
   const lock = await acquireLock(ctx.batchLock, 'the refs (a batch update)', timeout);
@@ -158,8 +191,12 @@ export async function applyRefBatch(ctx: BatchContext, moves: readonly RefMove[]
     // One listing per folder says which refs exist, which names are folders and which refs are locked.
     const refDirs = new Map<string, Map<string, boolean>>();
     const logDirs = new Map<string, Map<string, boolean>>();
-    await eachLimit(folders(ctx.file), async (d) => { refDirs.set(d, await listDir(d)); });
-    await eachLimit(folders(ctx.logFile), async (d) => { logDirs.set(d, await listDir(d)); });
+    await eachLimit(folders(ctx.file), async (d) => {
+      refDirs.set(d, await listDir(d));
+    });
+    await eachLimit(folders(ctx.logFile), async (d) => {
+      logDirs.set(d, await listDir(d));
+    });
     const deadline = Date.now() + timeout;
     await eachLimit(moves, async (m, i) => {
       const file = ctx.file(m.name);
@@ -174,10 +211,20 @@ export async function applyRefBatch(ctx: BatchContext, moves: readonly RefMove[]
     if (conflicts.length) {
       const m = conflicts[0]!;
       const c = cur[moves.indexOf(m)];
-      const what = m.expect === null ? `${m.name} already exists` : `${m.name} moved to ${c?.slice(0, 12) ?? '(deleted)'} while this command ran (expected ${m.expect!.slice(0, 12)})`;
-      throw new CkvcError('CKVC_REF_CONFLICT', `${what}${conflicts.length > 1 ? ` (and ${conflicts.length - 1} more ref(s))` : ''}; nothing was changed: re-run the command against the current tips`, {
-        ref: m.name, expected: m.expect, actual: c ?? null, conflicts: conflicts.map((x) => x.name),
-      });
+      const what =
+        m.expect === null
+          ? `${m.name} already exists`
+          : `${m.name} moved to ${c?.slice(0, 12) ?? '(deleted)'} while this command ran (expected ${m.expect!.slice(0, 12)})`;
+      throw new CkvcError(
+        'CKVC_REF_CONFLICT',
+        `${what}${conflicts.length > 1 ? ` (and ${conflicts.length - 1} more ref(s))` : ''}; nothing was changed: re-run the command against the current tips`,
+        {
+          ref: m.name,
+          expected: m.expect,
+          actual: c ?? null,
+          conflicts: conflicts.map((x) => x.name),
+        },
+      );
     }
     // Reflog lines and new values, a wave at a time: no ref is renamed before every line is durable (§6.2).
     const who = opts.who.replace(/\s+/g, '_');
@@ -192,8 +239,14 @@ export async function applyRefBatch(ctx: BatchContext, moves: readonly RefMove[]
             faultPoint('reflog.append');
             const fd = await fsp.open(log, 'a', 0o644);
             fds.push(fd);
-            undo[i] = { log, before: logDirs.get(path.dirname(log))!.has(path.basename(log)) ? (await fsp.fstat(fd)).size : undefined };
-            await fsp.write(fd, `${cur[i] ?? ZERO_ID} ${m.next ?? ZERO_ID} ${Date.now()} ${who}\t${(m.message ?? opts.message).replace(/[\r\n\t]+/g, ' ')}\n`);
+            undo[i] = {
+              log,
+              before: logDirs.get(path.dirname(log))!.has(path.basename(log)) ? (await fsp.fstat(fd)).size : undefined,
+            };
+            await fsp.write(
+              fd,
+              `${cur[i] ?? ZERO_ID} ${m.next ?? ZERO_ID} ${Date.now()} ${who}\t${(m.message ?? opts.message).replace(/[\r\n\t]+/g, ' ')}\n`,
+            );
           } catch (e) {
             throw ioError(e, 'append to', log);
           }
@@ -211,7 +264,14 @@ export async function applyRefBatch(ctx: BatchContext, moves: readonly RefMove[]
             throw ioError(e, 'write', file);
           }
         });
-        await eachLimit(fds, (fd) => fsp.fsync(fd).catch((e) => { throw ioError(e, 'sync the reflogs and refs under', path.dirname(ctx.file(moves[at]!.name))); }), WAVE);
+        await eachLimit(
+          fds,
+          (fd) =>
+            fsp.fsync(fd).catch((e) => {
+              throw ioError(e, 'sync the reflogs and refs under', path.dirname(ctx.file(moves[at]!.name)));
+            }),
+          WAVE,
+        );
       } finally {
         await eachLimit(fds, (fd) => fsp.close(fd).catch(() => {}), WAVE);
       }
@@ -239,7 +299,8 @@ export async function applyRefBatch(ctx: BatchContext, moves: readonly RefMove[]
     await eachLimit(moves, async (m, i) => {
       if (moved[i]) return;
       if (temps[i]) await fs.rm(temps[i]!, { force: true }).catch(() => {});
-      if (undo[i] && (!renaming || (await ctx.read(m.name).catch(() => 'unknown')) === cur[i])) await truncateBack(undo[i]!).catch(() => {});
+      if (undo[i] && (!renaming || (await ctx.read(m.name).catch(() => 'unknown')) === cur[i]))
+        await truncateBack(undo[i]!).catch(() => {});
     });
     throw renaming ? partial(e, moves, moved) : e;
   } finally {
@@ -255,5 +316,10 @@ function partial(e: unknown, moves: readonly RefMove[], moved: boolean[]): CkvcE
   const what = not.length
     ? `${ok.length} of ${moves.length} ref(s) had moved before the failure${ok.length ? ` (${list(ok)})` : ''}, ${not.length} did not (${list(not)}); fix the cause and run the command again to move the rest`
     : `all ${moves.length} ref(s) moved, but their folder may not be durable; fix the cause and check them`;
-  return new CkvcError(e instanceof CkvcError ? e.code : 'CKVC_IO', `${cause}; ${what}`, { ...(e instanceof CkvcError ? e.data : {}), moved: ok, notMoved: not }, { cause: e });
+  return new CkvcError(
+    e instanceof CkvcError ? e.code : 'CKVC_IO',
+    `${cause}; ${what}`,
+    { ...(e instanceof CkvcError ? e.data : {}), moved: ok, notMoved: not },
+    { cause: e },
+  );
 }

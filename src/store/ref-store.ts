@@ -13,12 +13,24 @@ import { applyRefBatch, checkNames, eachLimit, type BatchContext, type RefMove }
 import type { StoreLayout } from './store-layout.js';
 
 export type RefKind = 'branch' | 'tag' | 'alias' | 'remote';
-export const REF_PREFIX: Readonly<Record<RefKind, string>> = { branch: 'refs/heads/', tag: 'refs/tags/', alias: 'refs/aliases/', remote: 'refs/remotes/' };
+export const REF_PREFIX: Readonly<Record<RefKind, string>> = {
+  branch: 'refs/heads/',
+  tag: 'refs/tags/',
+  alias: 'refs/aliases/',
+  remote: 'refs/remotes/',
+};
 
-const plural = (kind: RefKind) => (kind === 'branch' ? 'branches' : kind === 'tag' ? 'tags' : kind === 'alias' ? 'aliases' : 'remote-tracking refs');
+const plural = (kind: RefKind) =>
+  kind === 'branch' ? 'branches' : kind === 'tag' ? 'tags' : kind === 'alias' ? 'aliases' : 'remote-tracking refs';
 
 export function refKindOf(full: string): RefKind {
-  return full.startsWith(REF_PREFIX.tag) ? 'tag' : full.startsWith(REF_PREFIX.alias) ? 'alias' : full.startsWith(REF_PREFIX.remote) ? 'remote' : 'branch';
+  return full.startsWith(REF_PREFIX.tag)
+    ? 'tag'
+    : full.startsWith(REF_PREFIX.alias)
+      ? 'alias'
+      : full.startsWith(REF_PREFIX.remote)
+        ? 'remote'
+        : 'branch';
 }
 const ZERO_ID = '0'.repeat(64);
 
@@ -52,7 +64,11 @@ export class RefStore {
     if (raw === undefined) return undefined;
     const text = raw.toString('utf8').trim();
     if (!isObjectId(text)) {
-      throw new CkvcError('CKVC_CORRUPT_REF', `ref ${full} (${this.file(full)}) does not hold an object ID; 'ckvc reflog ${full.replace(/^refs\/(heads|tags|aliases|remotes)\//, '')}' shows its earlier values`, { ref: full });
+      throw new CkvcError(
+        'CKVC_CORRUPT_REF',
+        `ref ${full} (${this.file(full)}) does not hold an object ID; 'ckvc reflog ${full.replace(/^refs\/(heads|tags|aliases|remotes)\//, '')}' shows its earlier values`,
+        { ref: full },
+      );
     }
     return text;
   }
@@ -60,7 +76,9 @@ export class RefStore {
   /** Several refs at once (undefined where one does not exist), read a bounded number at a time. */
   async readMany(full: readonly string[]): Promise<(ObjectId | undefined)[]> {
     const out: (ObjectId | undefined)[] = new Array(full.length);
-    await eachLimit(full, async (f, i) => { out[i] = await this.read(f); });
+    await eachLimit(full, async (f, i) => {
+      out[i] = await this.read(f);
+    });
     return out;
   }
 
@@ -76,17 +94,31 @@ export class RefStore {
       });
     });
     const out: { name: string; id: ObjectId }[] = [];
-    names.forEach((name, i) => { if (ids[i]) out.push({ name, id: ids[i]! }); });
+    names.forEach((name, i) => {
+      if (ids[i]) out.push({ name, id: ids[i]! });
+    });
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** Why `full` cannot be a ref (not under refs/heads|tags|aliases|remotes, or an invalid name), or undefined. */
   nameProblem(full: string): CkvcError | undefined {
     const kind = (Object.keys(REF_PREFIX) as RefKind[]).find((k) => full.startsWith(REF_PREFIX[k]));
-    if (!kind) return new CkvcError('CKVC_BAD_REF_NAME', `${JSON.stringify(full)} is not a ref name: refs live under ${Object.values(REF_PREFIX).join(', ')}`, { ref: full });
+    if (!kind)
+      return new CkvcError(
+        'CKVC_BAD_REF_NAME',
+        `${JSON.stringify(full)} is not a ref name: refs live under ${Object.values(REF_PREFIX).join(', ')}`,
+        { ref: full },
+      );
     const short = full.slice(REF_PREFIX[kind].length);
     const problem = refNameProblem(short);
-    return problem ? new CkvcError('CKVC_BAD_REF_NAME', `invalid ${kind} name ${JSON.stringify(short)} (${full}): it ${problem}`, { name: short, ref: full, kind, problem }) : undefined;
+    return problem
+      ? new CkvcError('CKVC_BAD_REF_NAME', `invalid ${kind} name ${JSON.stringify(short)} (${full}): it ${problem}`, {
+          name: short,
+          ref: full,
+          kind,
+          problem,
+        })
+      : undefined;
   }
 
   private batchContext(): BatchContext {
@@ -116,30 +148,50 @@ export class RefStore {
    * Moves `full` to `next` (or deletes it when next is null) if it currently holds `expect`
    * (null: must not exist; undefined: any value). The caller has made `next` and everything it reaches durable.
    */
-  async update(full: string, next: ObjectId | null, opts: { expect?: ObjectId | null; who: string; message: string }): Promise<void> {
+  async update(
+    full: string,
+    next: ObjectId | null,
+    opts: { expect?: ObjectId | null; who: string; message: string },
+  ): Promise<void> {
     const kind = refKindOf(full);
     const short = full.slice(REF_PREFIX[kind].length);
     assertRefName(short, kind);
     const file = this.file(full);
     await this.ensureNoPathClash(full, short, kind);
-    await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => { throw ioError(e, 'create', path.dirname(file)); });
+    await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => {
+      throw ioError(e, 'create', path.dirname(file));
+    });
     await this.underLock(file, `${kind} ${short}`, async () => {
       faultPoint('ref.lock');
       const cur = await this.read(full);
       if (opts.expect !== undefined && (cur ?? null) !== opts.expect) {
-        const what = opts.expect === null ? `${kind} '${short}' already exists` : `${kind} '${short}' moved to ${cur?.slice(0, 12) ?? '(deleted)'} while this command ran (expected ${opts.expect.slice(0, 12)})`;
-        throw new CkvcError('CKVC_REF_CONFLICT', `${what}; re-run the command against the current tip`, { ref: full, expected: opts.expect, actual: cur ?? null });
+        const what =
+          opts.expect === null
+            ? `${kind} '${short}' already exists`
+            : `${kind} '${short}' moved to ${cur?.slice(0, 12) ?? '(deleted)'} while this command ran (expected ${opts.expect.slice(0, 12)})`;
+        throw new CkvcError('CKVC_REF_CONFLICT', `${what}; re-run the command against the current tip`, {
+          ref: full,
+          expected: opts.expect,
+          actual: cur ?? null,
+        });
       }
       const log = this.logFile(full);
-      await fs.mkdir(path.dirname(log), { recursive: true }).catch((e) => { throw ioError(e, 'create', path.dirname(log)); });
+      await fs.mkdir(path.dirname(log), { recursive: true }).catch((e) => {
+        throw ioError(e, 'create', path.dirname(log));
+      });
       // Reflog first: if we die between the two, the log names a tip the ref never reached, which is harmless;
       // the other order could lose the only record of the previous tip.
       const oneLine = opts.message.replace(/[\r\n\t]+/g, ' ');
-      const undoLog = await appendDurable(log, `${cur ?? ZERO_ID} ${next ?? ZERO_ID} ${Date.now()} ${opts.who.replace(/\s+/g, '_')}\t${oneLine}\n`);
+      const undoLog = await appendDurable(
+        log,
+        `${cur ?? ZERO_ID} ${next ?? ZERO_ID} ${Date.now()} ${opts.who.replace(/\s+/g, '_')}\t${oneLine}\n`,
+      );
       try {
         if (next === null) {
           faultPoint('ref.rename');
-          await fs.rm(file, { force: true }).catch((e) => { throw ioError(e, 'delete', file); });
+          await fs.rm(file, { force: true }).catch((e) => {
+            throw ioError(e, 'delete', file);
+          });
           faultPoint('ref.dirsync');
           await fsyncDir(path.dirname(file));
         } else {
@@ -177,10 +229,20 @@ export class RefStore {
     for (let i = 3; i < parts.length; i++) {
       const prefix = parts.slice(0, i).join('/');
       const st = await fs.stat(this.file(prefix)).catch(() => undefined);
-      if (st?.isFile()) throw new CkvcError('CKVC_BAD_REF_NAME', `cannot create ${kind} '${short}': ${kind} '${prefix.slice(REF_PREFIX[kind].length)}' exists and a name cannot be both a ${kind} and a folder of ${plural(kind)}`, { name: short });
+      if (st?.isFile())
+        throw new CkvcError(
+          'CKVC_BAD_REF_NAME',
+          `cannot create ${kind} '${short}': ${kind} '${prefix.slice(REF_PREFIX[kind].length)}' exists and a name cannot be both a ${kind} and a folder of ${plural(kind)}`,
+          { name: short },
+        );
     }
     const st = await fs.stat(this.file(full)).catch(() => undefined);
-    if (st?.isDirectory()) throw new CkvcError('CKVC_BAD_REF_NAME', `cannot create ${kind} '${short}': ${plural(kind)} named '${short}/...' exist`, { name: short });
+    if (st?.isDirectory())
+      throw new CkvcError(
+        'CKVC_BAD_REF_NAME',
+        `cannot create ${kind} '${short}': ${plural(kind)} named '${short}/...' exist`,
+        { name: short },
+      );
   }
 
   async reflog(full: string): Promise<ReflogEntry[]> {
@@ -190,7 +252,13 @@ export class RefStore {
     for (const line of raw.toString('utf8').split('\n')) {
       const m = /^([0-9a-f]{64}) ([0-9a-f]{64}) (\d+) (\S*)\t(.*)$/.exec(line);
       if (!m) continue; // a torn last line from a crash
-      out.push({ old: m[1] === ZERO_ID ? null : m[1]!, new: m[2] === ZERO_ID ? null : m[2]!, time: Number(m[3]), who: m[4]!, message: m[5]! });
+      out.push({
+        old: m[1] === ZERO_ID ? null : m[1]!,
+        new: m[2] === ZERO_ID ? null : m[2]!,
+        time: Number(m[3]),
+        who: m[4]!,
+        message: m[5]!,
+      });
     }
     return out;
   }
@@ -205,24 +273,32 @@ export class RefStore {
     const log = this.logFile(full);
     let dropped = 0;
     // The lock lives beside the ref; a folder made only for it goes again (a stray folder would block a branch).
-    const made = await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => { throw ioError(e, 'create', path.dirname(file)); });
+    const made = await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => {
+      throw ioError(e, 'create', path.dirname(file));
+    });
     try {
       await this.underLock(file, `reflog ${full}`, async () => {
         const raw = await readFileIfExists(log);
         if (!raw) return;
-        const lines = raw.toString('utf8').split('\n').filter((l) => l !== '');
+        const lines = raw
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== '');
         const kept = lines.filter((l) => !drop(l));
         dropped = lines.length - kept.length;
         if (dropped === 0) return;
         if (kept.length === 0 && (await this.read(full)) === undefined) {
-          await fs.rm(log, { force: true }).catch((e) => { throw ioError(e, 'delete', log); });
+          await fs.rm(log, { force: true }).catch((e) => {
+            throw ioError(e, 'delete', log);
+          });
           await fsyncDir(path.dirname(log));
         } else {
           await writeFileDurable(log, kept.map((l) => `${l}\n`).join(''));
         }
       });
     } finally {
-      for (let d = path.dirname(file); made && d.startsWith(made); d = path.dirname(d)) await fs.rmdir(d).catch(() => {});
+      for (let d = path.dirname(file); made && d.startsWith(made); d = path.dirname(d))
+        await fs.rmdir(d).catch(() => {});
     }
     return dropped;
   }
@@ -231,7 +307,11 @@ export class RefStore {
     const raw = (await readFileIfExists(this.layout.headFile))?.toString('utf8').trim();
     if (raw?.startsWith('ref: refs/heads/')) return { kind: 'branch', branch: raw.slice('ref: refs/heads/'.length) };
     if (raw && isObjectId(raw)) return { kind: 'detached', id: raw };
-    throw new CkvcError('CKVC_CORRUPT_REF', `HEAD (${this.layout.headFile}) holds neither 'ref: refs/heads/NAME' nor an object ID; fix it with 'ckvc switch BRANCH'`, { ref: 'HEAD' });
+    throw new CkvcError(
+      'CKVC_CORRUPT_REF',
+      `HEAD (${this.layout.headFile}) holds neither 'ref: refs/heads/NAME' nor an object ID; fix it with 'ckvc switch BRANCH'`,
+      { ref: 'HEAD' },
+    );
   }
 
   async writeHead(branch: string): Promise<void> {

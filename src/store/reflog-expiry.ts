@@ -19,7 +19,10 @@ export interface ReflogExpiryPlan {
 const LINE_TIME = /^[0-9a-f]{64} [0-9a-f]{64} (\d+) /;
 
 export async function planReflogExpiry(
-  store: ObjectStore, refs: ObjectId[], now: number, expireMs: number,
+  store: ObjectStore,
+  refs: ObjectId[],
+  now: number,
+  expireMs: number,
 ): Promise<ReflogExpiryPlan> {
   const reachable = await commitClosure(storeParents(store), refs);
   const lines = new Map<string, Set<string>>();

@@ -14,7 +14,11 @@ export interface ResolvedRevision {
 }
 
 function unknown(rev: string, why: string): CkvcError {
-  return new CkvcError('CKVC_UNKNOWN_REVISION', `unknown revision ${JSON.stringify(rev)}: ${why}; 'ckvc branch' and 'ckvc tag' list names, 'ckvc log' lists IDs`, { revision: rev });
+  return new CkvcError(
+    'CKVC_UNKNOWN_REVISION',
+    `unknown revision ${JSON.stringify(rev)}: ${why}; 'ckvc branch' and 'ckvc tag' list names, 'ckvc log' lists IDs`,
+    { revision: rev },
+  );
 }
 
 /** Peels annotated tags down to the commit they name. */
@@ -26,7 +30,12 @@ async function peel(store: ObjectStore, id: ObjectId, rev: string): Promise<Obje
       id = (await store.readTag(id)).target;
       continue;
     }
-    if (type === undefined) throw new CkvcError('CKVC_MISSING_OBJECT', `revision ${JSON.stringify(rev)} points at ${id.slice(0, 16)}, which is missing from the store; run 'ckvc verify'`, { revision: rev, id });
+    if (type === undefined)
+      throw new CkvcError(
+        'CKVC_MISSING_OBJECT',
+        `revision ${JSON.stringify(rev)} points at ${id.slice(0, 16)}, which is missing from the store; run 'ckvc verify'`,
+        { revision: rev, id },
+      );
     throw unknown(rev, `it names a ${type}, not a commit`);
   }
   throw unknown(rev, 'tags nest too deeply');
@@ -37,7 +46,12 @@ async function resolveBase(store: ObjectStore, base: string, rev: string): Promi
     const head = await store.refs.readHead();
     if (head.kind === 'detached') return { id: head.id };
     const id = await store.refs.read(REF_PREFIX.branch + head.branch);
-    if (!id) throw new CkvcError('CKVC_EMPTY_BRANCH', `HEAD is on branch '${head.branch}', which has no commits yet; commit first, or name a revision`, { branch: head.branch });
+    if (!id)
+      throw new CkvcError(
+        'CKVC_EMPTY_BRANCH',
+        `HEAD is on branch '${head.branch}', which has no commits yet; commit first, or name a revision`,
+        { branch: head.branch },
+      );
     return { id, ref: REF_PREFIX.branch + head.branch };
   }
   for (const prefix of [REF_PREFIX.branch, REF_PREFIX.tag, REF_PREFIX.alias, REF_PREFIX.remote]) {
@@ -54,9 +68,14 @@ async function resolveBase(store: ObjectStore, base: string, rev: string): Promi
   if (/^[0-9a-f]+$/.test(base)) {
     if (base.length < 6) throw unknown(rev, 'an ID prefix needs at least 6 hex digits');
     let hits: { id: ObjectId }[] = await store.index.session((s) => s.findByPrefix(base, ['commit', 'tag']));
-    if (hits.length === 0) hits = await store.index.session((s) => s.findByPrefix(base, ['commit', 'tag']), { sync: true });
+    if (hits.length === 0)
+      hits = await store.index.session((s) => s.findByPrefix(base, ['commit', 'tag']), { sync: true });
     if (hits.length > 1) {
-      throw new CkvcError('CKVC_AMBIGUOUS_REVISION', `revision ${JSON.stringify(rev)} matches ${hits.length} objects (${hits.map((h) => h.id.slice(0, 12)).join(', ')}); give more digits`, { revision: rev, matches: hits.map((h) => h.id) });
+      throw new CkvcError(
+        'CKVC_AMBIGUOUS_REVISION',
+        `revision ${JSON.stringify(rev)} matches ${hits.length} objects (${hits.map((h) => h.id.slice(0, 12)).join(', ')}); give more digits`,
+        { revision: rev, matches: hits.map((h) => h.id) },
+      );
     }
     if (hits.length === 1) return { id: await peel(store, hits[0]!.id, rev) };
   }

@@ -30,31 +30,71 @@ export const DEFAULT_TENSOR_CHUNK_SIZE = 256 * 1024;
 
 export class StoreLayout {
   constructor(readonly root: string) {}
-  get configFile() { return path.join(this.root, 'config.json'); }
-  get packsDir() { return path.join(this.root, 'packs'); }
-  get indexDir() { return path.join(this.root, 'index'); }
-  get refsDir() { return path.join(this.root, 'refs'); }
-  get logsDir() { return path.join(this.root, 'logs'); }
-  get tmpDir() { return path.join(this.root, 'tmp'); }
-  get locksDir() { return path.join(this.root, 'locks'); }
-  get headFile() { return path.join(this.root, 'HEAD'); }
-  get aliasesDir() { return path.join(this.root, 'aliases'); }
-  get prunedDir() { return path.join(this.root, 'pruned'); }
-  get configLabelsFile() { return path.join(this.root, 'config-labels.json'); }
-  get remotesFile() { return path.join(this.root, 'remotes.json'); }
-  get remoteTokensFile() { return path.join(this.root, 'remote-tokens.json'); }
-  get gcLockFile() { return path.join(this.locksDir, 'gc.lock'); }
-  get refBatchLockFile() { return path.join(this.locksDir, 'refs.lock'); }
-  get writersDir() { return path.join(this.locksDir, 'writers'); }
-  get watchLocksDir() { return path.join(this.locksDir, 'watch'); }
+  get configFile() {
+    return path.join(this.root, 'config.json');
+  }
+  get packsDir() {
+    return path.join(this.root, 'packs');
+  }
+  get indexDir() {
+    return path.join(this.root, 'index');
+  }
+  get refsDir() {
+    return path.join(this.root, 'refs');
+  }
+  get logsDir() {
+    return path.join(this.root, 'logs');
+  }
+  get tmpDir() {
+    return path.join(this.root, 'tmp');
+  }
+  get locksDir() {
+    return path.join(this.root, 'locks');
+  }
+  get headFile() {
+    return path.join(this.root, 'HEAD');
+  }
+  get aliasesDir() {
+    return path.join(this.root, 'aliases');
+  }
+  get prunedDir() {
+    return path.join(this.root, 'pruned');
+  }
+  get configLabelsFile() {
+    return path.join(this.root, 'config-labels.json');
+  }
+  get remotesFile() {
+    return path.join(this.root, 'remotes.json');
+  }
+  get remoteTokensFile() {
+    return path.join(this.root, 'remote-tokens.json');
+  }
+  get gcLockFile() {
+    return path.join(this.locksDir, 'gc.lock');
+  }
+  get refBatchLockFile() {
+    return path.join(this.locksDir, 'refs.lock');
+  }
+  get writersDir() {
+    return path.join(this.locksDir, 'writers');
+  }
+  get watchLocksDir() {
+    return path.join(this.locksDir, 'watch');
+  }
   /** Held by `ckvc watch` while it runs; branch names may hold '/', so the name is percent-encoded. */
-  watchLockFile(branch: string) { return path.join(this.watchLocksDir, `${encodeURIComponent(branch)}.lock`); }
-  packFile(packId: string) { return path.join(this.packsDir, `${packId}.pack`); }
+  watchLockFile(branch: string) {
+    return path.join(this.watchLocksDir, `${encodeURIComponent(branch)}.lock`);
+  }
+  packFile(packId: string) {
+    return path.join(this.packsDir, `${packId}.pack`);
+  }
 }
 
 async function isStoreDir(dir: string): Promise<boolean> {
   try {
-    return (await fs.stat(path.join(dir, 'config.json'))).isFile() && (await fs.stat(path.join(dir, 'refs'))).isDirectory();
+    return (
+      (await fs.stat(path.join(dir, 'config.json'))).isFile() && (await fs.stat(path.join(dir, 'refs'))).isDirectory()
+    );
   } catch {
     return false;
   }
@@ -67,13 +107,19 @@ export async function findStore(explicit: string | undefined, cwd = process.cwd(
     const abs = path.resolve(cwd, given);
     if (await isStoreDir(abs)) return abs;
     if (await isStoreDir(path.join(abs, STORE_DIR_NAME))) return path.join(abs, STORE_DIR_NAME);
-    throw new CkvcError('CKVC_NO_STORE', `${abs} is not a ckvc store; create one with 'ckvc init ${given}'`, { path: abs });
+    throw new CkvcError('CKVC_NO_STORE', `${abs} is not a ckvc store; create one with 'ckvc init ${given}'`, {
+      path: abs,
+    });
   }
   for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
     if (await isStoreDir(path.join(dir, STORE_DIR_NAME))) return path.join(dir, STORE_DIR_NAME);
     if (path.dirname(dir) === dir) break;
   }
-  throw new CkvcError('CKVC_NO_STORE', `no ckvc store in ${cwd} or any parent directory; run 'ckvc init', or pass --store DIR or set CKVC_DIR`, { cwd });
+  throw new CkvcError(
+    'CKVC_NO_STORE',
+    `no ckvc store in ${cwd} or any parent directory; run 'ckvc init', or pass --store DIR or set CKVC_DIR`,
+    { cwd },
+  );
 }
 
 export async function readStoreConfig(layout: StoreLayout): Promise<StoreConfig> {
@@ -82,11 +128,22 @@ export async function readStoreConfig(layout: StoreLayout): Promise<StoreConfig>
   try {
     cfg = JSON.parse(raw?.toString('utf8') ?? '') as StoreConfig;
   } catch {
-    throw new CkvcError('CKVC_NO_STORE', `${layout.configFile} is missing or not JSON; this is not a usable ckvc store`, { path: layout.configFile });
+    throw new CkvcError(
+      'CKVC_NO_STORE',
+      `${layout.configFile} is missing or not JSON; this is not a usable ckvc store`,
+      { path: layout.configFile },
+    );
   }
-  if (cfg.format !== STORE_FORMAT) throw new CkvcError('CKVC_NO_STORE', `${layout.root} is not a ckvc store (config format "${String(cfg.format)}")`, { path: layout.root });
+  if (cfg.format !== STORE_FORMAT)
+    throw new CkvcError('CKVC_NO_STORE', `${layout.root} is not a ckvc store (config format "${String(cfg.format)}")`, {
+      path: layout.root,
+    });
   if (cfg.version > STORE_VERSION) {
-    throw new CkvcError('CKVC_UNSUPPORTED_VERSION', `store ${layout.root} has format version ${cfg.version}; this ckvc reads up to ${STORE_VERSION}: upgrade ckvc`, { path: layout.root, version: cfg.version });
+    throw new CkvcError(
+      'CKVC_UNSUPPORTED_VERSION',
+      `store ${layout.root} has format version ${cfg.version}; this ckvc reads up to ${STORE_VERSION}: upgrade ckvc`,
+      { path: layout.root, version: cfg.version },
+    );
   }
   return cfg;
 }
@@ -119,12 +176,23 @@ export async function createStore(dir: string): Promise<{ root: string; created:
   if (await isStoreDir(root)) return { root, created: false };
   const layout = new StoreLayout(root);
   await fs.mkdir(root, { recursive: true });
-  for (const d of [layout.packsDir, layout.tmpDir, layout.locksDir, layout.writersDir, layout.logsDir, path.join(layout.refsDir, 'heads'), path.join(layout.refsDir, 'tags')]) {
+  for (const d of [
+    layout.packsDir,
+    layout.tmpDir,
+    layout.locksDir,
+    layout.writersDir,
+    layout.logsDir,
+    path.join(layout.refsDir, 'heads'),
+    path.join(layout.refsDir, 'tags'),
+  ]) {
     await fs.mkdir(d, { recursive: true });
   }
   await writeFileDurable(layout.headFile, 'ref: refs/heads/main\n');
   const cfg: StoreConfig = {
-    format: STORE_FORMAT, version: NEW_STORE_VERSION, hash: 'blake3-256', tensorChunkSize: DEFAULT_TENSOR_CHUNK_SIZE,
+    format: STORE_FORMAT,
+    version: NEW_STORE_VERSION,
+    hash: 'blake3-256',
+    tensorChunkSize: DEFAULT_TENSOR_CHUNK_SIZE,
     cdc: DEFAULT_CDC,
   };
   // config.json last: its presence (with refs/) is what marks a finished store.
@@ -136,7 +204,9 @@ export async function createStore(dir: string): Promise<{ root: string; created:
 /** The IDs of the packs in packs/ (by file name; whether each is intact is verify's business). */
 export async function listPackIds(layout: StoreLayout): Promise<Set<string>> {
   try {
-    return new Set((await fs.readdir(layout.packsDir)).filter((n) => /^[0-9a-f]{64}\.pack$/.test(n)).map((n) => n.slice(0, 64)));
+    return new Set(
+      (await fs.readdir(layout.packsDir)).filter((n) => /^[0-9a-f]{64}\.pack$/.test(n)).map((n) => n.slice(0, 64)),
+    );
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
     throw ioError(e, 'list', layout.packsDir);

@@ -52,7 +52,10 @@ export class VerifiedFiles {
   private readonly entries = new Map<string, { stamp: Stamp; b3: string }>();
 
   /** `nowMs`: the wall clock, compared with file change times (tests fix it). */
-  constructor(private readonly maxEntries = MAX_ENTRIES, private readonly nowMs: () => number = Date.now) {}
+  constructor(
+    private readonly maxEntries = MAX_ENTRIES,
+    private readonly nowMs: () => number = Date.now,
+  ) {}
 
   /**
    * Whether the regular file at `p` (an absolute path) holds content whose BLAKE3 is `b3`: answered from memory

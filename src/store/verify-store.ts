@@ -26,7 +26,16 @@ export interface VerifyProblem {
 export interface VerifyReport {
   ok: boolean;
   problems: VerifyProblem[];
-  checked: { refs: number; commits: number; trees: number; files: number; tensors: number; chunks: number; packs: number; objectsRead: number };
+  checked: {
+    refs: number;
+    commits: number;
+    trees: number;
+    files: number;
+    tensors: number;
+    chunks: number;
+    packs: number;
+    objectsRead: number;
+  };
   /** A warning, not a problem: what crashed commands left in the store, for `ckvc gc` to remove. */
   leftovers: LeftoverSummary;
 }
@@ -39,7 +48,12 @@ class Verifier {
 
   problem(phase: VerifyPhase, e: unknown, context?: string): void {
     if (!(e instanceof CkvcError)) throw e;
-    this.problems.push({ phase, code: e.code, message: context ? `${context}: ${e.message}` : e.message, data: e.data });
+    this.problems.push({
+      phase,
+      code: e.code,
+      message: context ? `${context}: ${e.message}` : e.message,
+      data: e.data,
+    });
   }
 
   async refs(): Promise<ObjectId[]> {
@@ -61,7 +75,14 @@ class Verifier {
         const type = await this.store.typeOf(r.id);
         if (type === 'commit' || type === 'tag') tips.push(r.id);
         else {
-          this.problem('refs', new CkvcError(type ? 'CKVC_CORRUPT_REF' : 'CKVC_MISSING_OBJECT', `${kind} '${r.name}' points at ${r.id.slice(0, 16)}, which is ${type ? `a ${type}` : 'missing'}`, { ref: REF_PREFIX[kind] + r.name, id: r.id }));
+          this.problem(
+            'refs',
+            new CkvcError(
+              type ? 'CKVC_CORRUPT_REF' : 'CKVC_MISSING_OBJECT',
+              `${kind} '${r.name}' points at ${r.id.slice(0, 16)}, which is ${type ? `a ${type}` : 'missing'}`,
+              { ref: REF_PREFIX[kind] + r.name, id: r.id },
+            ),
+          );
         }
       }
     }
@@ -108,7 +129,11 @@ class Verifier {
       const batch = ids.slice(i, i + 4096);
       (await this.store.locate(batch)).forEach((l, k) => {
         const id = batch[k]!;
-        if (!l) this.problem('history', new CkvcError('CKVC_MISSING_OBJECT', `${leaves.get(id)} ${id.slice(0, 16)} is missing`, { id }));
+        if (!l)
+          this.problem(
+            'history',
+            new CkvcError('CKVC_MISSING_OBJECT', `${leaves.get(id)} ${id.slice(0, 16)} is missing`, { id }),
+          );
         else if (l.entry.codec === CODECS.xorPlanes) deltas.push(l);
       });
     }
@@ -118,7 +143,7 @@ class Verifier {
   /** Every base a reachable delta record needs must be stored too, transitively (FORMAT.md §4.3). */
   private async deltaBases(deltas: ObjectLocation[]): Promise<void> {
     const seen = new Set<ObjectId>();
-    for (let frontier = deltas; frontier.length;) {
+    for (let frontier = deltas; frontier.length; ) {
       const next: ObjectLocation[] = [];
       for (const loc of frontier) {
         try {
@@ -127,7 +152,14 @@ class Verifier {
           seen.add(base);
           const at = (await this.store.locate([base]))[0];
           if (!at) {
-            this.problem('history', new CkvcError('CKVC_MISSING_OBJECT', `chunk ${base.slice(0, 16)}, the delta base of chunk ${loc.entry.id.slice(0, 16)}, is missing`, { id: base }));
+            this.problem(
+              'history',
+              new CkvcError(
+                'CKVC_MISSING_OBJECT',
+                `chunk ${base.slice(0, 16)}, the delta base of chunk ${loc.entry.id.slice(0, 16)}, is missing`,
+                { id: base },
+              ),
+            );
           } else if (at.entry.codec === CODECS.xorPlanes) next.push(at);
         } catch (e) {
           this.problem('history', e);
@@ -150,10 +182,24 @@ class Verifier {
         continue;
       }
       if (toc.checksum !== packId) {
-        this.problem('packs', new CkvcError('CKVC_CORRUPT_PACK', `pack ${packId.slice(0, 16)}: footer checksum ${toc.checksum.slice(0, 16)} does not match the file name`, { pack: packId }));
+        this.problem(
+          'packs',
+          new CkvcError(
+            'CKVC_CORRUPT_PACK',
+            `pack ${packId.slice(0, 16)}: footer checksum ${toc.checksum.slice(0, 16)} does not match the file name`,
+            { pack: packId },
+          ),
+        );
       }
       if (!indexed.has(packId)) {
-        this.problem('packs', new CkvcError('CKVC_CORRUPT_PACK', `pack ${packId.slice(0, 16)} is not in the index; run 'ckvc index rebuild'`, { pack: packId }));
+        this.problem(
+          'packs',
+          new CkvcError(
+            'CKVC_CORRUPT_PACK',
+            `pack ${packId.slice(0, 16)} is not in the index; run 'ckvc index rebuild'`,
+            { pack: packId },
+          ),
+        );
       }
       if (!readData) continue;
       await this.packChecksum(packId, toc.size);
@@ -182,7 +228,14 @@ class Verifier {
         pos += bytesRead;
       }
       if (h.digestBuffer().toString('hex') !== packId) {
-        this.problem('data', new CkvcError('CKVC_CORRUPT_PACK', `pack ${packId.slice(0, 16)}: its bytes do not hash to its name (damaged on disk)`, { pack: packId }));
+        this.problem(
+          'data',
+          new CkvcError(
+            'CKVC_CORRUPT_PACK',
+            `pack ${packId.slice(0, 16)}: its bytes do not hash to its name (damaged on disk)`,
+            { pack: packId },
+          ),
+        );
       }
     } finally {
       await fh.close();

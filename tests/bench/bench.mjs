@@ -22,7 +22,11 @@ function fillWeights(buf, seed) {
   const u32 = new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < u32.length; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     const exp = 118 + (x & 7);
     u32[i] = ((x >>> 31) << 31) | (exp << 23) | ((x * 2654435761) >>> 9);
   }
@@ -66,7 +70,10 @@ function ckvc(args, store = path.join(work, 'store')) {
   spawnSync('sync');
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, ...args, '--store', store], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CKVC_AUTHOR: 'bench' } });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, ...args, '--store', store], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, CKVC_AUTHOR: 'bench' },
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -82,7 +89,12 @@ function ckvc(args, store = path.join(work, 'store')) {
 
 function dropCaches() {
   // Best effort (needs root); without it, "cold" reads come from the page cache.
-  try { fs.writeFileSync('/proc/sys/vm/drop_caches', '3'); return true; } catch { return false; }
+  try {
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function sha256(file) {
@@ -96,11 +108,19 @@ function sha256(file) {
 
 const rows = [];
 const row = (what, bytes, r) => {
-  rows.push({ what, MB: +(bytes / MiB).toFixed(0), seconds: +r.secs.toFixed(2), 'MB/s': +((bytes / MiB) / r.secs).toFixed(0), 'peak RSS MiB': +r.rss.toFixed(0) });
-  console.error(`  ${what}: ${((bytes / MiB) / r.secs).toFixed(0)} MB/s, RSS ${r.rss.toFixed(0)} MiB`);
+  rows.push({
+    what,
+    MB: +(bytes / MiB).toFixed(0),
+    seconds: +r.secs.toFixed(2),
+    'MB/s': +(bytes / MiB / r.secs).toFixed(0),
+    'peak RSS MiB': +r.rss.toFixed(0),
+  });
+  console.error(`  ${what}: ${(bytes / MiB / r.secs).toFixed(0)} MB/s, RSS ${r.rss.toFixed(0)} MiB`);
 };
 
-console.error(`ckvc bench in ${work}: ${STEPS} x ${MB} MB safetensors, ${TENSORS} tensors, half frozen; ${os.cpus().length} cores`);
+console.error(
+  `ckvc bench in ${work}: ${STEPS} x ${MB} MB safetensors, ${TENSORS} tensors, half frozen; ${os.cpus().length} cores`,
+);
 await ckvc(['init', work]).catch(() => {});
 fs.mkdirSync(path.join(work, 'store'), { recursive: true });
 await ckvc(['init', path.join(work, 'store')]);
@@ -124,7 +144,18 @@ for (let step = 1; step <= STEPS; step++) {
   const size = fs.statSync(file).size;
   logical += size;
   dropCaches();
-  const r = await ckvc(['commit', ck, '-m', `step ${step}`, '-b', 'train', '--step', String(step * 1000), '--metric', `loss=${(1 / step).toFixed(4)}`]);
+  const r = await ckvc([
+    'commit',
+    ck,
+    '-m',
+    `step ${step}`,
+    '-b',
+    'train',
+    '--step',
+    String(step * 1000),
+    '--metric',
+    `loss=${(1 / step).toFixed(4)}`,
+  ]);
   if (step > STEPS - KEEP) fs.copyFileSync(file, path.join(kept, `step_${step}.safetensors`));
   if (step === 1) row('commit, all new data', size, r);
   else {
@@ -138,10 +169,18 @@ const last = path.join(ck, 'model.safetensors');
 const size = fs.statSync(last).size;
 row('commit, unchanged data (warm cache)', size, await ckvc(['commit', ck, '-m', 'again', '-b', 'train']));
 const keptBytes = fs.readdirSync(kept).reduce((a, f) => a + fs.statSync(path.join(kept, f)).size, 0);
-row(`commit, unchanged data: folder of ${KEEP} known checkpoints`, keptBytes, await ckvc(['commit', kept, '-m', 'kept', '-b', 'kept']));
+row(
+  `commit, unchanged data: folder of ${KEEP} known checkpoints`,
+  keptBytes,
+  await ckvc(['commit', kept, '-m', 'kept', '-b', 'kept']),
+);
 fs.rmSync(kept, { recursive: true });
 const cold = dropCaches();
-row(`commit, unchanged data (${cold ? 'cold cache' : 'page cache'})`, size, await ckvc(['commit', ck, '-m', 'again 2', '-b', 'train']));
+row(
+  `commit, unchanged data (${cold ? 'cold cache' : 'page cache'})`,
+  size,
+  await ckvc(['commit', ck, '-m', 'again 2', '-b', 'train']),
+);
 const outDir = path.join(work, 'out');
 dropCaches();
 row('checkout', size, await ckvc(['checkout', 'train', '--to', outDir]));
@@ -160,14 +199,31 @@ const share = [];
   const tokenFile = path.join(work, 'token');
   fs.writeFileSync(tokenFile, 'bench-token\n');
   process.env.CKVC_TOKEN = 'bench-token';
-  const server = spawn(process.execPath, [path.join(repo, 'bin/ckvc'), 'serve', '--port', '0', '--token-file', tokenFile, '--store', path.join(remoteRoot, '.ckvc')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise((resolve) => server.stdout.once('data', (d) => resolve(String(d).trim().split('\n')[0])));
+  const server = spawn(
+    process.execPath,
+    [
+      path.join(repo, 'bin/ckvc'),
+      'serve',
+      '--port',
+      '0',
+      '--token-file',
+      tokenFile,
+      '--store',
+      path.join(remoteRoot, '.ckvc'),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const url = await new Promise((resolve) =>
+    server.stdout.once('data', (d) => resolve(String(d).trim().split('\n')[0])),
+  );
   try {
     await ckvc(['remote', 'add', 'bench', url]);
     const first = await ckvc(['push', 'bench', 'train', '--json']);
     const f = JSON.parse(first.out);
     row(`push over HTTP: train branch (${f.commits} commits) to an empty store`, f.bytesSent, first);
-    share.push(`push of the train branch (${f.commits} commits of ${MB} MB): ${(f.bytesSent / MiB).toFixed(0)} MiB sent, ${f.objectsSent} objects (the store holds ${(stats.storedBytes / MiB).toFixed(0)} MiB)`);
+    share.push(
+      `push of the train branch (${f.commits} commits of ${MB} MB): ${(f.bytesSent / MiB).toFixed(0)} MiB sent, ${f.objectsSent} objects (the store holds ${(stats.storedBytes / MiB).toFixed(0)} MiB)`,
+    );
     const again = JSON.parse((await ckvc(['push', 'bench', 'train', '--json'])).out);
     share.push(`re-push of the unchanged branch: ${again.bytesSent} bytes sent, ${again.objectsSent} objects`);
     writeCheckpoint(path.join(ck, 'model.safetensors'), STEPS + 1, frozen);
@@ -205,11 +261,17 @@ arrays = {f"layer{i}.weight": np.random.default_rng(7 + i if i < ${TENSORS / 2} 
   writeNpz(f, 2, false, MB);
   const second = await ckvc(['commit', f, '-m', 'npz 2', '-b', 'npz', '--json']);
   row('commit .npz, half the arrays changed', npzSize, second);
-  npz.push(`np.savez ${MB} MB with half the arrays changed: ${(JSON.parse(second.out).newBytes / MiB).toFixed(0)} MiB new`);
+  npz.push(
+    `np.savez ${MB} MB with half the arrays changed: ${(JSON.parse(second.out).newBytes / MiB).toFixed(0)} MiB new`,
+  );
   const cmb = Math.min(MB, 128);
   writeNpz(f, 3, true, cmb);
   const cSize = fs.statSync(f).size;
-  row(`commit .npz (np.savez_compressed, ${cmb} MB of arrays)`, cSize, await ckvc(['commit', f, '-m', 'npz c', '-b', 'npz-c', '--json']));
+  row(
+    `commit .npz (np.savez_compressed, ${cmb} MB of arrays)`,
+    cSize,
+    await ckvc(['commit', f, '-m', 'npz c', '-b', 'npz-c', '--json']),
+  );
   const again = await ckvc(['commit', f, '-m', 'npz c again', '-b', 'npz-c', '--json']);
   row('commit of it again, unchanged', cSize, again);
   npz.push(`np.savez_compressed re-committed unchanged: ${JSON.parse(again.out).newBytes} bytes new`);
@@ -229,18 +291,26 @@ if (BIG_MB > 0) {
   }
   fs.closeSync(fd);
   const bigSize = fs.statSync(big).size;
-  row(`commit, one ${(bigSize / 2 ** 30).toFixed(2)} GiB opaque file`, bigSize, await ckvc(['commit', ck, '-m', 'big', '-b', 'big']));
+  row(
+    `commit, one ${(bigSize / 2 ** 30).toFixed(2)} GiB opaque file`,
+    bigSize,
+    await ckvc(['commit', ck, '-m', 'big', '-b', 'big']),
+  );
   row('checkout of it', bigSize, await ckvc(['checkout', 'big', '--to', outDir]));
   if (sha256(path.join(outDir, 'big.bin')) !== sha256(big)) throw new Error('big checkout is not byte-identical');
 }
 
 const storeBytes = stats.storedBytes;
-console.log(`\nckvc bench: ${STEPS} x ${MB} MB safetensors checkpoints (${TENSORS} F32 tensors, half frozen), ${os.cpus().length} cores, node ${process.version}\n`);
+console.log(
+  `\nckvc bench: ${STEPS} x ${MB} MB safetensors checkpoints (${TENSORS} F32 tensors, half frozen), ${os.cpus().length} cores, node ${process.version}\n`,
+);
 console.log('| operation | MB | seconds | MB/s | peak RSS MiB |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
 for (const r of rows) console.log(`| ${r.what} | ${r.MB} | ${r.seconds} | ${r['MB/s']} | ${r['peak RSS MiB']} |`);
 console.log(`\nTimes are whole commands, including process start (~0.25 s) and the fsyncs of a commit.`);
 console.log(`\nsharing: ${share.join('; ')}`);
 if (npz.length) console.log(`\nnumpy: ${npz.join('; ')}`);
-console.log(`\nseries: logical ${(logical / MiB).toFixed(0)} MiB (+ the unchanged re-commits), stored ${(storeBytes / MiB).toFixed(0)} MiB; stats: dedup ${stats.dedupRatio.toFixed(2)}x, compression ${stats.compressionRatio.toFixed(2)}x, overall ${stats.totalRatio.toFixed(2)}x`);
+console.log(
+  `\nseries: logical ${(logical / MiB).toFixed(0)} MiB (+ the unchanged re-commits), stored ${(storeBytes / MiB).toFixed(0)} MiB; stats: dedup ${stats.dedupRatio.toFixed(2)}x, compression ${stats.compressionRatio.toFixed(2)}x, overall ${stats.totalRatio.toFixed(2)}x`,
+);
 fs.rmSync(work, { recursive: true, force: true });

@@ -21,7 +21,11 @@ if (!fs.existsSync(snapDir) || fs.readdirSync(snapDir).filter((f) => f.endsWith(
   const generator = path.join(repo, 'tests/bench/json-snapshots.py');
   execFileSync('python3', [generator, snapDir, '--hidden', hidden], { stdio: 'inherit' });
 }
-const snaps = fs.readdirSync(snapDir).filter((f) => f.endsWith('.json')).sort().map((f) => path.join(snapDir, f));
+const snaps = fs
+  .readdirSync(snapDir)
+  .filter((f) => f.endsWith('.json'))
+  .sort()
+  .map((f) => path.join(snapDir, f));
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-bench-json-'));
 const run = (...args) => {
   const argv = [bin, ...args, '--store', path.join(work, '.ckvc')];
@@ -114,6 +118,9 @@ console.log(`| JSON reader alone, in process | ${reader} |`);
 const parse = `${mb(textBytes / parseSeconds)} MB/s wall, ${mb(textBytes / parseCpu)} MB/s of CPU time`;
 console.log(`| V8 JSON.parse of the same texts, for scale | ${parse} |`);
 console.log(`| every snapshot byte-identical | yes |`);
-const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
+const load = os
+  .loadavg()
+  .map((x) => x.toFixed(1))
+  .join(' ');
 console.log(`| load average at the end | ${load} (${os.cpus().length} CPUs) |`);
 fs.rmSync(work, { recursive: true, force: true });

@@ -42,9 +42,20 @@ async function buildStore(n) {
   try {
     for (let i = 0; i < n; i++) {
       const branch = `b${String(i % BRANCHES).padStart(2, '0')}`;
-      fs.writeFileSync(path.join(ckpt, 'state.json'), JSON.stringify({ step: i, branch, w: Array.from({ length: 16 }, (_, k) => (i * 31 + k) % 97) }));
-      await store.commit({ paths: [ckpt], branch, message: `step ${i}`, metrics: { loss: 1 / (1 + i) }, step: i, cwd: dir });
-      if ((i + 1) % 500 === 0) process.stderr.write(`  built ${i + 1}/${n} commits (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+      fs.writeFileSync(
+        path.join(ckpt, 'state.json'),
+        JSON.stringify({ step: i, branch, w: Array.from({ length: 16 }, (_, k) => (i * 31 + k) % 97) }),
+      );
+      await store.commit({
+        paths: [ckpt],
+        branch,
+        message: `step ${i}`,
+        metrics: { loss: 1 / (1 + i) },
+        step: i,
+        cwd: dir,
+      });
+      if ((i + 1) % 500 === 0)
+        process.stderr.write(`  built ${i + 1}/${n} commits (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
     }
   } finally {
     await store.close();
@@ -67,7 +78,15 @@ function ckvc(args, cwd) {
     : spawnSync(argv[0], argv.slice(1), { cwd, encoding: 'utf8', maxBuffer: 1 << 28 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`ckvc ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-  const cpu = TIME ? fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').reduce((a, x) => a + Number(x) * 1000, 0) : NaN;
+  const cpu = TIME
+    ? fs
+        .readFileSync(timeFile, 'utf8')
+        .trim()
+        .split('\n')
+        .pop()
+        .split(' ')
+        .reduce((a, x) => a + Number(x) * 1000, 0)
+    : NaN;
   return { ms, cpu, out: r.stdout };
 }
 
@@ -86,18 +105,27 @@ function commands(dir, scratch) {
     ['log -n 1', () => ckvc(['log', '-n', '1', ...s], dir)],
     ['branch', () => ckvc(['branch', ...s], dir)],
     ['best', () => ckvc(['best', '--metric', 'loss', '--min', '-b', 'b00', ...s], dir)],
-    ['checkout', () => {
-      const to = path.join(scratch, `co-${k++}`);
-      const t = ckvc(['checkout', 'b01', '--to', to, ...s], dir);
-      fs.rmSync(to, { recursive: true, force: true });
-      return t;
-    }],
-    ['commit', () => {
-      const ck = path.join(scratch, 'ckpt');
-      fs.mkdirSync(ck, { recursive: true });
-      fs.writeFileSync(path.join(ck, 'state.json'), JSON.stringify({ bench: k++, t: process.hrtime.bigint().toString() }));
-      return ckvc(['commit', ck, '-b', 'b02', '-m', 'bench', '--store', path.join(scratch, '.ckvc')], scratch);
-    }],
+    [
+      'checkout',
+      () => {
+        const to = path.join(scratch, `co-${k++}`);
+        const t = ckvc(['checkout', 'b01', '--to', to, ...s], dir);
+        fs.rmSync(to, { recursive: true, force: true });
+        return t;
+      },
+    ],
+    [
+      'commit',
+      () => {
+        const ck = path.join(scratch, 'ckpt');
+        fs.mkdirSync(ck, { recursive: true });
+        fs.writeFileSync(
+          path.join(ck, 'state.json'),
+          JSON.stringify({ bench: k++, t: process.hrtime.bigint().toString() }),
+        );
+        return ckvc(['commit', ck, '-b', 'b02', '-m', 'bench', '--store', path.join(scratch, '.ckvc')], scratch);
+      },
+    ],
     ['stats', () => ckvc(['stats', ...s], dir)],
     ['verify', () => ckvc(['verify', ...s], dir)],
     ['gc --dry-run', () => ckvc(['gc', '--dry-run', ...s], dir)],
@@ -112,8 +140,18 @@ for (const n of SIZES) {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-scale-run-'));
   // commit writes: it gets its own copy of the store so the cached one stays as built.
   fs.cpSync(path.join(dir, '.ckvc'), path.join(scratch, '.ckvc'), { recursive: true });
-  const objects = Object.values(JSON.parse(ckvc(['stats', '--json', '--store', path.join(dir, '.ckvc')], dir).out).objects).reduce((a, b) => a + b, 0);
-  stores.push({ n, dir, scratch, objects, packs: packCount(path.join(dir, '.ckvc')), cmds: commands(dir, scratch), times: {} });
+  const objects = Object.values(
+    JSON.parse(ckvc(['stats', '--json', '--store', path.join(dir, '.ckvc')], dir).out).objects,
+  ).reduce((a, b) => a + b, 0);
+  stores.push({
+    n,
+    dir,
+    scratch,
+    objects,
+    packs: packCount(path.join(dir, '.ckvc')),
+    cmds: commands(dir, scratch),
+    times: {},
+  });
 }
 try {
   const names = stores[0]?.cmds.map(([name]) => name) ?? [];
@@ -125,7 +163,12 @@ try {
     }
   }
   const results = stores.map((st) => {
-    const row = { commits: st.n, objects: st.objects, packs: st.packs, packsAfterCommits: packCount(path.join(st.scratch, '.ckvc')) };
+    const row = {
+      commits: st.n,
+      objects: st.objects,
+      packs: st.packs,
+      packsAfterCommits: packCount(path.join(st.scratch, '.ckvc')),
+    };
     for (const name of names) {
       row[name] = { ms: median(st.times[name].map((t) => t.ms)), cpu: median(st.times[name].map((t) => t.cpu)) };
       // verify and gc walk every object: their cost per object says whether they stay linear.
@@ -135,13 +178,23 @@ try {
   });
   if (process.argv.includes('--json')) console.log(JSON.stringify(results, null, 2));
   else {
-    console.log(`median of ${RUNS} runs; wall ms / CPU ms (user+sys)${results.length > 1 ? '; last column: difference of the largest store from the smallest, wall / CPU' : ''}`);
-    console.log(['command', ...results.map((r) => `${r.commits} commits (${r.packs} packs)`), ...(results.length > 1 ? ['difference'] : [])].join('\t'));
-    const fmt = (t) => `${t.ms.toFixed(0)} / ${Number.isNaN(t.cpu) ? '-' : t.cpu.toFixed(0)}${t.usPerObject ? ` (${t.usPerObject.toFixed(0)} µs/object)` : ''}`;
+    console.log(
+      `median of ${RUNS} runs; wall ms / CPU ms (user+sys)${results.length > 1 ? '; last column: difference of the largest store from the smallest, wall / CPU' : ''}`,
+    );
+    console.log(
+      [
+        'command',
+        ...results.map((r) => `${r.commits} commits (${r.packs} packs)`),
+        ...(results.length > 1 ? ['difference'] : []),
+      ].join('\t'),
+    );
+    const fmt = (t) =>
+      `${t.ms.toFixed(0)} / ${Number.isNaN(t.cpu) ? '-' : t.cpu.toFixed(0)}${t.usPerObject ? ` (${t.usPerObject.toFixed(0)} µs/object)` : ''}`;
     for (const name of names) {
       const first = results[0][name];
       const last = results[results.length - 1][name];
-      const diff = results.length > 1 ? [`${(last.ms - first.ms).toFixed(0)} / ${(last.cpu - first.cpu).toFixed(0)}`] : [];
+      const diff =
+        results.length > 1 ? [`${(last.ms - first.ms).toFixed(0)} / ${(last.cpu - first.cpu).toFixed(0)}`] : [];
       console.log([name, ...results.map((r) => fmt(r[name])), ...diff].join('\t'));
     }
     console.log(['objects', ...results.map((r) => r.objects)].join('\t'));

@@ -43,7 +43,10 @@ const cases = [
 // Children's CPU time so far, in ms: fields 16 and 17 of /proc/self/stat (clock ticks, 100 a second on Linux).
 function childCpuMs() {
   try {
-    const fields = fs.readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+    const fields = fs
+      .readFileSync('/proc/self/stat', 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ');
     return (Number(fields[13]) + Number(fields[14])) * 10;
   } catch {
     return undefined;
@@ -79,7 +82,12 @@ const cpuMean = cpu.map((t) => t / RUNS);
 console.log(`node ${process.version}, ${RUNS} runs each: median wall time (min), mean CPU time`);
 cases.forEach((c, i) => {
   const over = medians[i] - base;
-  const verdict = i === 0 ? '' : `  wall +${over.toFixed(1)} ms over node${over <= TARGET_MS ? '' : ` (target: +${TARGET_MS} ms)`}`;
-  const cpuText = Number.isFinite(cpuMean[i]) ? `  cpu ${cpuMean[i].toFixed(0).padStart(4)} ms${i ? ` (+${(cpuMean[i] - cpuMean[0]).toFixed(0)})` : ''}` : '';
-  console.log(`${c.name.padEnd(16)} ${medians[i].toFixed(1).padStart(7)} ms (${Math.min(...times[i]).toFixed(1)})${cpuText}${verdict}`);
+  const verdict =
+    i === 0 ? '' : `  wall +${over.toFixed(1)} ms over node${over <= TARGET_MS ? '' : ` (target: +${TARGET_MS} ms)`}`;
+  const cpuText = Number.isFinite(cpuMean[i])
+    ? `  cpu ${cpuMean[i].toFixed(0).padStart(4)} ms${i ? ` (+${(cpuMean[i] - cpuMean[0]).toFixed(0)})` : ''}`
+    : '';
+  console.log(
+    `${c.name.padEnd(16)} ${medians[i].toFixed(1).padStart(7)} ms (${Math.min(...times[i]).toFixed(1)})${cpuText}${verdict}`,
+  );
 });

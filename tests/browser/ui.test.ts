@@ -79,7 +79,9 @@ describe('the page in Chromium', () => {
     expect(await page.textContent('#graph')).toContain('warm start from');
     expect(await page.textContent('#stats')).toContain('commits11');
     // The best tip value of each metric is marked: main's loss (lowest) and acc (highest).
-    const marked = await page.$$eval('#branches .best', (cells) => cells.map((c) => c.closest('tr')!.firstChild!.textContent));
+    const marked = await page.$$eval('#branches .best', (cells) =>
+      cells.map((c) => c.closest('tr')!.firstChild!.textContent),
+    );
     expect(marked).toEqual(['main (HEAD)', 'main (HEAD)']);
     await screenshot('overview');
   });
@@ -104,7 +106,8 @@ describe('the page in Chromium', () => {
     expect(legend).toEqual(['step', 'hostile', 'lowlr', 'main']);
     await screenshot('curves');
     // The legend hides a branch and shows it again; the log scale redraws the chart with a log y axis.
-    const shown = () => page.evaluate(() => (window as any).ckvcCharts.loss.chart.series.slice(1).map((x: any) => x.show));
+    const shown = () =>
+      page.evaluate(() => (window as any).ckvcCharts.loss.chart.series.slice(1).map((x: any) => x.show));
     await page.click('.u-legend .u-series:nth-child(2)');
     expect(await shown()).toEqual([false, true, true]);
     await page.click('.u-legend .u-series:nth-child(2)');

@@ -58,8 +58,12 @@ export function ckvcAsync(args: string[], opts: RunOptions = {}): Running {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? os.tmpdir(), env: cliEnv(opts.env) });
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
   const done = new Promise<RunResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }));
@@ -98,7 +102,9 @@ export function errorCodes(stderr: string): string[] {
     try {
       const code = (JSON.parse(line) as { error?: { code?: string } }).error?.code;
       if (code) out.push(code);
-    } catch { /* not JSON */ }
+    } catch {
+      /* not JSON */
+    }
   }
   return out;
 }
@@ -117,7 +123,9 @@ export function cleanupTemp(): void {
     const d = tempRoots.pop()!;
     try {
       fs.chmodSync(d, 0o755);
-    } catch { /* ignore */ }
+    } catch {
+      /* ignore */
+    }
     fs.rmSync(d, { recursive: true, force: true });
   }
 }
@@ -173,7 +181,11 @@ export function snapshotTree(root: string, exclude: (rel: string) => boolean = (
       if (e.isDirectory()) {
         out.set(r, 'dir');
         walk(p, r);
-      } else out.set(r, e.isFile() ? sha256(fs.readFileSync(p)) : `special:${e.isSymbolicLink() ? fs.readlinkSync(p) : '?'}`);
+      } else
+        out.set(
+          r,
+          e.isFile() ? sha256(fs.readFileSync(p)) : `special:${e.isSymbolicLink() ? fs.readlinkSync(p) : '?'}`,
+        );
     }
   };
   walk(root, '');
@@ -199,7 +211,8 @@ export function diffSnapshots(before: Map<string, string>, after: Map<string, st
 /** Total bytes of the files in `dir` (not recursive). */
 export function dirBytes(dir: string): number {
   let n = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isFile()) n += fs.statSync(path.join(dir, e.name)).size;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true }))
+    if (e.isFile()) n += fs.statSync(path.join(dir, e.name)).size;
   return n;
 }
 
@@ -209,7 +222,10 @@ export function packBytes(store: string): number {
 }
 
 export function packFiles(store: string): string[] {
-  return fs.readdirSync(path.join(store, 'packs')).filter((n) => n.endsWith('.pack')).map((n) => path.join(store, 'packs', n));
+  return fs
+    .readdirSync(path.join(store, 'packs'))
+    .filter((n) => n.endsWith('.pack'))
+    .map((n) => path.join(store, 'packs', n));
 }
 
 /** Every regular file under `root` as relative '/'-path -> contents. */

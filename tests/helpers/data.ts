@@ -56,7 +56,21 @@ export function trainedFloat32(seed: number, count: number): Buffer {
 }
 
 export const DTYPE_WIDTH: Record<string, number> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  U64: 8,
 };
 
 export interface TensorSpec {
@@ -84,7 +98,11 @@ export function tensorData(seed: number, dtype: string, shape: number[]): Buffer
 }
 
 /** Bytes of a safetensors file holding `tensors` in key order, with optional __metadata__. */
-export function safetensorsBytes(tensors: Record<string, TensorSpec>, metadata?: Record<string, string>, seed = 1): Buffer {
+export function safetensorsBytes(
+  tensors: Record<string, TensorSpec>,
+  metadata?: Record<string, string>,
+  seed = 1,
+): Buffer {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   const datas: Buffer[] = [];
@@ -93,7 +111,8 @@ export function safetensorsBytes(tensors: Record<string, TensorSpec>, metadata?:
   for (const [name, t] of Object.entries(tensors)) {
     const data = t.bytes ?? tensorData(seed * 1000 + i, t.dtype, t.shape);
     const want = numel(t.shape) * (DTYPE_WIDTH[t.dtype] ?? 1);
-    if (data.length !== want) throw new Error(`tensor ${name}: ${data.length} bytes given, ${t.dtype}${JSON.stringify(t.shape)} needs ${want}`);
+    if (data.length !== want)
+      throw new Error(`tensor ${name}: ${data.length} bytes given, ${t.dtype}${JSON.stringify(t.shape)} needs ${want}`);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + data.length] };
     datas.push(data);
     offset += data.length;
@@ -114,7 +133,12 @@ export function safetensorsFromHeader(header: unknown, data: Buffer, opts: { pad
   return Buffer.concat([len, json, data]);
 }
 
-export function writeSafetensors(file: string, tensors: Record<string, TensorSpec>, metadata?: Record<string, string>, seed = 1): Buffer {
+export function writeSafetensors(
+  file: string,
+  tensors: Record<string, TensorSpec>,
+  metadata?: Record<string, string>,
+  seed = 1,
+): Buffer {
   const b = safetensorsBytes(tensors, metadata, seed);
   fs.writeFileSync(file, b);
   return b;

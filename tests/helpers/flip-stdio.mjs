@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 const [cmd, ...args] = process.argv.slice(2);
 const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
 process.stdin.pipe(child.stdin);
-child.on('exit', (code) => process.exitCode = code ?? 1);
+child.on('exit', (code) => (process.exitCode = code ?? 1));
 
 const MIN_CHUNK = 1024;
 let flipped = false;

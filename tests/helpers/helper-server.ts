@@ -43,15 +43,21 @@ export class Server {
     return new Promise((resolve) => this.waiting.push((l) => resolve(JSON.parse(l) as Reply)));
   }
 
-  async request(id: number, argv: string[], extra: { cwd?: string; env?: Record<string, string> } = {}):
-    Promise<Reply> {
+  async request(
+    id: number,
+    argv: string[],
+    extra: { cwd?: string; env?: Record<string, string> } = {},
+  ): Promise<Reply> {
     this.send(JSON.stringify({ id, argv, ...extra }));
     return this.next();
   }
 
   /** A structured checkout request (spec/HELPER.md §1.1). */
-  async checkout(id: number, checkout: Record<string, unknown>, extra: { cwd?: string; env?: Record<string, string> } = {}):
-    Promise<Reply> {
+  async checkout(
+    id: number,
+    checkout: Record<string, unknown>,
+    extra: { cwd?: string; env?: Record<string, string> } = {},
+  ): Promise<Reply> {
     this.send(JSON.stringify({ id, checkout, ...extra }));
     return this.next();
   }

@@ -5,9 +5,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { BUNDLE_END_MAGIC, BUNDLE_VERSION, encodeBundleHeader, encodeBundlePreamble, REQUIRED_CAPABILITIES } from '../../src/core/store-format/bundle-format.js';
+import {
+  BUNDLE_END_MAGIC,
+  BUNDLE_VERSION,
+  encodeBundleHeader,
+  encodeBundlePreamble,
+  REQUIRED_CAPABILITIES,
+} from '../../src/core/store-format/bundle-format.js';
 import { encodeCanonical } from '../../src/core/store-format/canonical-cbor.js';
-import { ContentHasher, idToBytes, objectId, type ObjectId, type ObjectType } from '../../src/core/store-format/object-id.js';
+import {
+  ContentHasher,
+  idToBytes,
+  objectId,
+  type ObjectId,
+  type ObjectType,
+} from '../../src/core/store-format/object-id.js';
 import { encodeCommit } from '../../src/core/store-format/objects/commit-object.js';
 import { encodeFileRecipe } from '../../src/core/store-format/objects/file-recipe.js';
 import { compareNames } from '../../src/core/store-format/objects/tree-object.js';
@@ -41,23 +53,36 @@ export function hostileHistory(spec: TreeSpec, message = 'hostile'): HostileHist
     return id;
   };
   const tree = (s: TreeSpec): { id: ObjectId; size: number } => {
-    const entries = Object.keys(s).sort(compareNames).map((name) => {
-      const v = s[name]!;
-      if (typeof v === 'string' || Buffer.isBuffer(v)) {
-        const bytes = Buffer.from(v);
-        const h = new ContentHasher();
-        h.update(bytes);
-        const parts = bytes.length ? [{ kind: 'chunk' as const, id: put('chunk', bytes), size: bytes.length }] : [];
-        const id = put('file', encodeFileRecipe({ size: bytes.length, b3: h.digestHex(), format: 'opaque', parts }));
-        return { name, type: 'file', id: idToBytes(id), size: bytes.length };
-      }
-      const sub = tree(v);
-      return { name, type: 'tree', id: idToBytes(sub.id), size: sub.size };
-    });
+    const entries = Object.keys(s)
+      .sort(compareNames)
+      .map((name) => {
+        const v = s[name]!;
+        if (typeof v === 'string' || Buffer.isBuffer(v)) {
+          const bytes = Buffer.from(v);
+          const h = new ContentHasher();
+          h.update(bytes);
+          const parts = bytes.length ? [{ kind: 'chunk' as const, id: put('chunk', bytes), size: bytes.length }] : [];
+          const id = put('file', encodeFileRecipe({ size: bytes.length, b3: h.digestHex(), format: 'opaque', parts }));
+          return { name, type: 'file', id: idToBytes(id), size: bytes.length };
+        }
+        const sub = tree(v);
+        return { name, type: 'tree', id: idToBytes(sub.id), size: sub.size };
+      });
     return { id: put('tree', encodeCanonical({ entries })), size: entries.reduce((a, e) => a + e.size, 0) };
   };
   const root = tree(spec);
-  const commit = put('commit', encodeCommit({ tree: root.id, parents: [], message, author: 'mallory', time: 1_700_000_000_000, metrics: {}, labels: {} }));
+  const commit = put(
+    'commit',
+    encodeCommit({
+      tree: root.id,
+      parents: [],
+      message,
+      author: 'mallory',
+      time: 1_700_000_000_000,
+      metrics: {},
+      labels: {},
+    }),
+  );
   return { objects, commit };
 }
 
@@ -65,7 +90,14 @@ async function writePack(layout: StoreLayout, objects: RawObject[], durable: boo
   const w = await PackWriter.create(layout, { durable });
   for (const o of objects) {
     const base = o.deltaBase;
-    await w.add(o.type, o.id, o.body, base?.width ?? 1, true, base && (async () => ({ id: base.id, bytes: base.bytes })));
+    await w.add(
+      o.type,
+      o.id,
+      o.body,
+      base?.width ?? 1,
+      true,
+      base && (async () => ({ id: base.id, bytes: base.bytes })),
+    );
   }
   const done = await w.finish();
   if (!done) throw new Error('empty pack');
@@ -85,8 +117,15 @@ export async function hostileBundle(file: string, scratch: string, h: HostileHis
   const packFile = await writePack(new StoreLayout(scratch), h.objects, false);
   const pack = fs.readFileSync(packFile);
   const header = encodeBundleHeader({
-    version: BUNDLE_VERSION, required: REQUIRED_CAPABILITIES, optional: [], refs: [{ name: `refs/heads/${branch}`, id: h.commit }],
-    prerequisites: [], pruned: [], packLength: pack.length, objects: h.objects.length, created: 1_700_000_000_000,
+    version: BUNDLE_VERSION,
+    required: REQUIRED_CAPABILITIES,
+    optional: [],
+    refs: [{ name: `refs/heads/${branch}`, id: h.commit }],
+    prerequisites: [],
+    pruned: [],
+    packLength: pack.length,
+    objects: h.objects.length,
+    created: 1_700_000_000_000,
   });
   const body = Buffer.concat([encodeBundlePreamble(header.length), header, pack]);
   const hasher = new Blake3Hasher();

@@ -52,8 +52,12 @@ export function start(args: string[], opts: RunOptions = {}): Started {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? os.tmpdir(), env: cliEnv(opts.env) });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
   const done = new Promise<Outcome>((resolve, reject) => {
     child.on('error', reject);
@@ -62,7 +66,13 @@ export function start(args: string[], opts: RunOptions = {}): Started {
       resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 });
     });
   });
-  return { pid: child.pid!, kill: (s = 'SIGKILL') => { child.kill(s); }, done };
+  return {
+    pid: child.pid!,
+    kill: (s = 'SIGKILL') => {
+      child.kill(s);
+    },
+    done,
+  };
 }
 
 export const runAsync = (args: string[], opts: RunOptions = {}): Promise<Outcome> => start(args, opts).done;
@@ -141,7 +151,13 @@ export class Store {
         return;
       }
       for (const e of entries) {
-        if (e.name.startsWith('.') || e.name.endsWith('.lock') || e.name.endsWith('.tmp') || e.name.includes('.lock.stale.')) continue;
+        if (
+          e.name.startsWith('.') ||
+          e.name.endsWith('.lock') ||
+          e.name.endsWith('.tmp') ||
+          e.name.includes('.lock.stale.')
+        )
+          continue;
         const r = `${rel}/${e.name}`;
         if (e.isDirectory()) walk(path.join(dir, e.name), r);
         else out.push(r);
@@ -157,7 +173,9 @@ export class Store {
     let report: any;
     try {
       report = JSON.parse(r.stdout);
-    } catch { /* none */ }
+    } catch {
+      /* none */
+    }
     return { r, report };
   }
 }
@@ -265,15 +283,21 @@ export const CHECKOUT_TEMP = /^\..+\.ckvc-[0-9a-f]+\.tmp$/;
  * Writes a checkpoint folder: model.safetensors (a `frozen` tensor shared by every checkpoint of a `family`, a
  * `head` tensor new for every seed) and an opaque optimizer.bin of random bytes. Returns path -> sha256.
  */
-export function writeCheckpoint(dir: string, opts: { seed: number; family?: number; tensorBytes?: number; opaqueBytes?: number }): Map<string, string> {
+export function writeCheckpoint(
+  dir: string,
+  opts: { seed: number; family?: number; tensorBytes?: number; opaqueBytes?: number },
+): Map<string, string> {
   fs.mkdirSync(dir, { recursive: true });
   const tb = opts.tensorBytes ?? 256 * 1024;
   const cols = 256;
   const rows = Math.max(1, Math.floor(tb / 4 / cols));
-  const st = safetensorsBytes({
-    frozen: { dtype: 'F32', shape: [rows, cols], bytes: randomFloat32(1_000_000 + (opts.family ?? 0), rows * cols) },
-    head: { dtype: 'F32', shape: [rows, cols], bytes: randomFloat32(opts.seed, rows * cols) },
-  }, { step: String(opts.seed) });
+  const st = safetensorsBytes(
+    {
+      frozen: { dtype: 'F32', shape: [rows, cols], bytes: randomFloat32(1_000_000 + (opts.family ?? 0), rows * cols) },
+      head: { dtype: 'F32', shape: [rows, cols], bytes: randomFloat32(opts.seed, rows * cols) },
+    },
+    { step: String(opts.seed) },
+  );
   fs.writeFileSync(path.join(dir, 'model.safetensors'), st);
   fs.writeFileSync(path.join(dir, 'optimizer.bin'), randomBytes(opts.seed ^ 0x5a5a5a, opts.opaqueBytes ?? 128 * 1024));
   return hashTree(dir);
@@ -339,8 +363,25 @@ export async function concurrencySoak(o: SoakOptions): Promise<SoakResult> {
     for (let c = 0; c < o.commitsEach; c++) {
       const seed = o.seed * 100_000 + p * 1000 + c;
       const dir = path.join(work, `p${p}-c${c}`);
-      const files = writeCheckpoint(dir, { seed, family: p % o.branches, tensorBytes: o.tensorBytes, opaqueBytes: o.opaqueBytes });
-      const r = await s.run(['commit', dir, '-b', branch, '-m', `p${p} c${c}`, '--metric', `loss=${(1 / (c + 1)).toFixed(4)}`, '--step', String(c), '--json']);
+      const files = writeCheckpoint(dir, {
+        seed,
+        family: p % o.branches,
+        tensorBytes: o.tensorBytes,
+        opaqueBytes: o.opaqueBytes,
+      });
+      const r = await s.run([
+        'commit',
+        dir,
+        '-b',
+        branch,
+        '-m',
+        `p${p} c${c}`,
+        '--metric',
+        `loss=${(1 / (c + 1)).toFixed(4)}`,
+        '--step',
+        String(c),
+        '--json',
+      ]);
       if (r.code !== 0) failedCommits.push(`p${p} c${c} on ${branch}: ${describeOutcome(r)}`);
       else {
         const id = (JSON.parse(r.stdout) as { id: string }).id;
@@ -393,7 +434,9 @@ export async function concurrencySoak(o: SoakOptions): Promise<SoakResult> {
     ...Array.from({ length: o.readers }, (_, k) => reader(k)),
     ...Array.from({ length: o.gcLoops ?? 0 }, () => collector()),
   ]);
-  o.log?.(`soak: ${acks.size} commits acknowledged, ${failedCommits.length} failed, ${readerRuns} reader logs, ${readerCheckouts} reader checkouts, ${gcRuns} gc runs (${gcBytesFreed} bytes freed) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  o.log?.(
+    `soak: ${acks.size} commits acknowledged, ${failedCommits.length} failed, ${readerRuns} reader logs, ${readerCheckouts} reader checkouts, ${gcRuns} gc runs (${gcBytesFreed} bytes freed) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
 
   // What readers checked out mid-run must be what the committer gave (every commit a reader saw was acknowledged).
   for (const seen of seenByReaders) {
@@ -418,9 +461,23 @@ export async function concurrencySoak(o: SoakOptions): Promise<SoakResult> {
   }
   const mismatches = (await pool([...acks.values()], 2, (a) => checkoutDiff(s, a.id, a.files))).flat();
   const verify = await s.verify(true);
-  o.log?.(`soak: checked ${acks.size} commits, verify exit ${verify.r.code}, ${((Date.now() - t0) / 1000).toFixed(1)} s in all`);
+  o.log?.(
+    `soak: checked ${acks.size} commits, verify exit ${verify.r.code}, ${((Date.now() - t0) / 1000).toFixed(1)} s in all`,
+  );
   return {
-    store: s, acknowledged: acks.size, failedCommits, readerRuns, readerCheckouts, readerProblems, gcRuns, gcBytesFreed, gcProblems, missing, extra, mismatches, verify,
+    store: s,
+    acknowledged: acks.size,
+    failedCommits,
+    readerRuns,
+    readerCheckouts,
+    readerProblems,
+    gcRuns,
+    gcBytesFreed,
+    gcProblems,
+    missing,
+    extra,
+    mismatches,
+    verify,
     seconds: (Date.now() - t0) / 1000,
   };
 }

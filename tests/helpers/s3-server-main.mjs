@@ -21,7 +21,11 @@ const conditional = process.argv[4] === 'conditional';
 const data = path.join(dir, 'data');
 fs.mkdirSync(data, { recursive: true });
 const s3 = new S3rver({
-  address: '127.0.0.1', port: 0, directory: data, silent: true, configureBuckets: [{ name: bucket }],
+  address: '127.0.0.1',
+  port: 0,
+  directory: data,
+  silent: true,
+  configureBuckets: [{ name: bucket }],
 });
 const upstream = await s3.run();
 const log = path.join(dir, 'requests.log');
@@ -68,8 +72,10 @@ function serialised(step) {
 function refuse(req, res) {
   fs.appendFileSync(log, `${req.method} ${req.url} 412\n`);
   res.writeHead(412, { 'content-type': 'application/xml', connection: 'close' });
-  res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code>'
-    + '<Message>At least one of the pre-conditions you specified did not hold</Message></Error>');
+  res.end(
+    '<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code>' +
+      '<Message>At least one of the pre-conditions you specified did not hold</Message></Error>',
+  );
 }
 
 const proxy = http.createServer((req, res) => {
@@ -111,7 +117,10 @@ function forward(req, res, done) {
     r.pipe(res);
     r.on('end', done);
   });
-  up.on('error', () => { res.destroy(); done(); });
+  up.on('error', () => {
+    res.destroy();
+    done();
+  });
   req.pipe(up);
 }
 proxy.listen(0, '127.0.0.1', () => {

@@ -19,13 +19,22 @@ export async function stopServers(): Promise<void> {
   }
 }
 
-export interface Server { url: string; pid: number; log: () => string }
+export interface Server {
+  url: string;
+  pid: number;
+  log: () => string;
+}
 
 export async function serve(s: Store, extra: string[] = [], env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...extra, '--store', s.store], { env: { ...cliEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...extra, '--store', s.store], {
+    env: { ...cliEnv(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -38,7 +47,15 @@ export async function serve(s: Store, extra: string[] = [], env: Record<string, 
 }
 
 /** A proxy in front of `upstream`: the handler answers each request, passing it on (`pass`) or not. */
-export async function proxy(upstream: string, handle: (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse, pass: () => Promise<{ status: number; body: Buffer }>) => Promise<void>): Promise<string> {
+export async function proxy(
+  upstream: string,
+  handle: (
+    req: http.IncomingMessage,
+    body: Buffer,
+    res: http.ServerResponse,
+    pass: () => Promise<{ status: number; body: Buffer }>,
+  ) => Promise<void>,
+): Promise<string> {
   const srv = http.createServer((req, res) => {
     void (async () => {
       const parts: Buffer[] = [];
@@ -47,11 +64,18 @@ export async function proxy(upstream: string, handle: (req: http.IncomingMessage
       const pass = async () => {
         const headers: Record<string, string> = { 'content-type': req.headers['content-type'] ?? 'application/json' };
         if (req.headers.authorization) headers.authorization = req.headers.authorization;
-        const up = await fetch(new URL(req.url!.replace(/^\//, ''), upstream), { method: req.method, headers, body: req.method === 'GET' ? undefined : body });
+        const up = await fetch(new URL(req.url!.replace(/^\//, ''), upstream), {
+          method: req.method,
+          headers,
+          body: req.method === 'GET' ? undefined : body,
+        });
         return { status: up.status, body: Buffer.from(await up.arrayBuffer()) };
       };
       await handle(req, body, res, pass);
-    })().catch((e) => { res.writeHead(599); res.end(String(e)); });
+    })().catch((e) => {
+      res.writeHead(599);
+      res.end(String(e));
+    });
   });
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
   proxies.push(srv);
@@ -59,7 +83,12 @@ export async function proxy(upstream: string, handle: (req: http.IncomingMessage
 }
 
 /** POSTs a body; `chunked` leaves out Content-Length. Resolves with the status, headers and parsed JSON reply. */
-export function post(url: string, p: string, body: Buffer, opts: { chunked?: boolean; token?: string } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; json: any }> {
+export function post(
+  url: string,
+  p: string,
+  body: Buffer,
+  opts: { chunked?: boolean; token?: string } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; json: any }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { 'content-type': 'application/json' };
     if (!opts.chunked) headers['content-length'] = body.length;
@@ -69,7 +98,11 @@ export function post(url: string, p: string, body: Buffer, opts: { chunked?: boo
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => {
         let json: any;
-        try { json = JSON.parse(Buffer.concat(parts).toString('utf8')); } catch { /* not JSON */ }
+        try {
+          json = JSON.parse(Buffer.concat(parts).toString('utf8'));
+        } catch {
+          /* not JSON */
+        }
         resolve({ status: res.statusCode!, headers: res.headers, json });
       });
     });

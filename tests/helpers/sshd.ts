@@ -46,7 +46,10 @@ async function waitForPort(port: number, child: ChildProcess, log: () => string)
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) throw new Error(`sshd exited: ${log()}`);
     const up = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.destroy();
+        resolve(true);
+      });
       c.once('error', () => resolve(false));
     });
     if (up) return;
@@ -57,23 +60,26 @@ async function waitForPort(port: number, child: ChildProcess, log: () => string)
 
 function clientConfig(dir: string, port: number, key: string): string {
   const file = path.join(dir, `ssh_config_${path.basename(key)}`);
-  fs.writeFileSync(file, [
-    `Host ${HOST_ALIAS}`,
-    '  HostName 127.0.0.1',
-    `  Port ${port}`,
-    'Host *',
-    `  User ${os.userInfo().username}`,
-    `  IdentityFile ${key}`,
-    '  IdentitiesOnly yes',
-    '  IdentityAgent none',
-    `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
-    '  GlobalKnownHostsFile /dev/null',
-    '  StrictHostKeyChecking yes',
-    '  BatchMode yes',
-    '  ConnectTimeout 5',
-    '  LogLevel ERROR',
-    '',
-  ].join('\n'));
+  fs.writeFileSync(
+    file,
+    [
+      `Host ${HOST_ALIAS}`,
+      '  HostName 127.0.0.1',
+      `  Port ${port}`,
+      'Host *',
+      `  User ${os.userInfo().username}`,
+      `  IdentityFile ${key}`,
+      '  IdentitiesOnly yes',
+      '  IdentityAgent none',
+      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
+      '  GlobalKnownHostsFile /dev/null',
+      '  StrictHostKeyChecking yes',
+      '  BatchMode yes',
+      '  ConnectTimeout 5',
+      '  LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
   return file;
 }
 
@@ -88,16 +94,30 @@ export async function startSshd(): Promise<Sshd> {
   const port = await freePort();
   const hostKey = fs.readFileSync(path.join(dir, 'host_key.pub'), 'utf8');
   fs.writeFileSync(path.join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${hostKey}`);
-  fs.writeFileSync(path.join(dir, 'sshd_config'), [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host_key')}`,
-    `PidFile ${path.join(dir, 'sshd.pid')}`, `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-    'UsePAM no', 'StrictModes no', 'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes', 'PermitRootLogin prohibit-password',
-    `AllowUsers ${os.userInfo().username}`, 'LogLevel ERROR', '',
-  ].join('\n'));
+  fs.writeFileSync(
+    path.join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${path.join(dir, 'host_key')}`,
+      `PidFile ${path.join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+      'UsePAM no',
+      'StrictModes no',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      'PermitRootLogin prohibit-password',
+      `AllowUsers ${os.userInfo().username}`,
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
   const child = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { log += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    log += d;
+  });
   await waitForPort(port, child, () => log);
   const sshWith = (key: string) => ({ CKVC_SSH: `ssh -F ${clientConfig(dir, port, path.join(dir, key))}` });
   return {

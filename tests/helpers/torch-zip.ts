@@ -168,7 +168,15 @@ export function buildZip(inputs: EntryInput[], opts: ZipOptions = {}): BuiltZip 
   const w = new ByteWriter();
   if (opts.leading) w.bytes(opts.leading);
   const built: BuiltEntry[] = [];
-  const meta: { input: EntryInput; name: Buffer; flags: number; method: number; crc: number; size: number; csize: number }[] = [];
+  const meta: {
+    input: EntryInput;
+    name: Buffer;
+    flags: number;
+    method: number;
+    crc: number;
+    size: number;
+    csize: number;
+  }[] = [];
 
   for (const e of inputs) {
     const name = asBytes(e.name);
@@ -192,9 +200,17 @@ export function buildZip(inputs: EntryInput[], opts: ZipOptions = {}): BuiltZip 
     }
     if (e.localExtra) extra = Buffer.concat([extra, Buffer.from(e.localExtra)]);
     if (e.align) extra = Buffer.concat([extra, alignmentExtra(headerOffset, localName.length, extra.length, e.align)]);
-    w.u32(0x04034b50).u16(entryZip64 ? 45 : 0).u16(flags).u16(method).u16(0).u16(0);
+    w.u32(0x04034b50)
+      .u16(entryZip64 ? 45 : 0)
+      .u16(flags)
+      .u16(method)
+      .u16(0)
+      .u16(0);
     if (e.descriptor) w.u32(0).u32(0).u32(0);
-    else w.u32(crc).u32(entryZip64 ? U32_MAX : csize).u32(entryZip64 ? U32_MAX : size);
+    else
+      w.u32(crc)
+        .u32(entryZip64 ? U32_MAX : csize)
+        .u32(entryZip64 ? U32_MAX : size);
     w.u16(localName.length).u16(extra.length).bytes(localName).bytes(extra);
     const dataOffset = w.length;
     w.bytes(payload);
@@ -203,14 +219,26 @@ export function buildZip(inputs: EntryInput[], opts: ZipOptions = {}): BuiltZip 
       if (entryZip64) w.u64(csize).u64(size);
       else w.u32(csize).u32(size);
     }
-    built.push({ name: name.toString('utf8'), method, headerOffset, dataOffset, dataEnd: dataOffset + payload.length, crc32: crc, size, compressedSize: csize });
+    built.push({
+      name: name.toString('utf8'),
+      method,
+      headerOffset,
+      dataOffset,
+      dataEnd: dataOffset + payload.length,
+      crc32: crc,
+      size,
+      compressedSize: csize,
+    });
     meta.push({ input: e, name, flags, method, crc, size, csize });
   }
 
   const directoryOffset = w.length;
   for (let i = 0; i < meta.length; i++) {
     const m = meta[i]!;
-    const ho = typeof m.input.headerOffset === 'function' ? m.input.headerOffset(built) : m.input.headerOffset ?? built[i]!.headerOffset;
+    const ho =
+      typeof m.input.headerOffset === 'function'
+        ? m.input.headerOffset(built)
+        : (m.input.headerOffset ?? built[i]!.headerOffset);
     const entryZip64 = force || m.input.zip64 === true;
     let extra = Buffer.alloc(0);
     if (entryZip64) {
@@ -221,10 +249,25 @@ export function buildZip(inputs: EntryInput[], opts: ZipOptions = {}): BuiltZip 
       extra.writeBigUInt64LE(BigInt(m.csize), 12);
       extra.writeBigUInt64LE(BigInt(ho), 20);
     }
-    w.u32(0x02014b50).u16(entryZip64 ? 45 : 0).u16(entryZip64 ? 45 : 0).u16(m.flags).u16(m.method).u16(0).u16(0)
-      .u32(m.crc).u32(entryZip64 ? U32_MAX : m.csize).u32(entryZip64 ? U32_MAX : m.size)
-      .u16(m.name.length).u16(extra.length).u16(0).u16(0).u16(0).u32(0).u32(entryZip64 ? U32_MAX : ho)
-      .bytes(m.name).bytes(extra);
+    w.u32(0x02014b50)
+      .u16(entryZip64 ? 45 : 0)
+      .u16(entryZip64 ? 45 : 0)
+      .u16(m.flags)
+      .u16(m.method)
+      .u16(0)
+      .u16(0)
+      .u32(m.crc)
+      .u32(entryZip64 ? U32_MAX : m.csize)
+      .u32(entryZip64 ? U32_MAX : m.size)
+      .u16(m.name.length)
+      .u16(extra.length)
+      .u16(0)
+      .u16(0)
+      .u16(0)
+      .u32(0)
+      .u32(entryZip64 ? U32_MAX : ho)
+      .bytes(m.name)
+      .bytes(extra);
   }
   if (opts.directoryJunk) w.bytes(opts.directoryJunk);
   const directoryBytes = w.length - directoryOffset;
@@ -235,19 +278,42 @@ export function buildZip(inputs: EntryInput[], opts: ZipOptions = {}): BuiltZip 
   if (zip64 !== 'none') {
     const z = opts.zip64Lies ?? {};
     zip64EocdOffset = w.length;
-    w.u32(0x06064b50).u64(44).u16(0x031e).u16(45).u32(z.disk ?? 0).u32(z.cdDisk ?? 0)
-      .u64(z.entriesHere ?? count).u64(z.entries ?? count).u64(z.directoryBytes ?? directoryBytes).u64(z.directoryOffset ?? directoryOffset);
-    w.u32(0x07064b50).u32(z.locatorDisk ?? 0).u64(z.locatorOffset ?? zip64EocdOffset).u32(z.totalDisks ?? 1);
+    w.u32(0x06064b50)
+      .u64(44)
+      .u16(0x031e)
+      .u16(45)
+      .u32(z.disk ?? 0)
+      .u32(z.cdDisk ?? 0)
+      .u64(z.entriesHere ?? count)
+      .u64(z.entries ?? count)
+      .u64(z.directoryBytes ?? directoryBytes)
+      .u64(z.directoryOffset ?? directoryOffset);
+    w.u32(0x07064b50)
+      .u32(z.locatorDisk ?? 0)
+      .u64(z.locatorOffset ?? zip64EocdOffset)
+      .u32(z.totalDisks ?? 1);
   }
   const l = opts.eocd ?? {};
   const comment = opts.comment ?? new Uint8Array(0);
   const eocdOffset = w.length;
-  w.u32(0x06054b50).u16(l.disk ?? 0).u16(l.cdDisk ?? 0)
-    .u16(l.entriesHere ?? (force ? 0xffff : count)).u16(l.entries ?? (force ? 0xffff : count))
-    .u32(l.directoryBytes ?? (force ? U32_MAX : directoryBytes)).u32(l.directoryOffset ?? (force ? U32_MAX : directoryOffset))
-    .u16(l.commentLength ?? comment.length).bytes(comment);
+  w.u32(0x06054b50)
+    .u16(l.disk ?? 0)
+    .u16(l.cdDisk ?? 0)
+    .u16(l.entriesHere ?? (force ? 0xffff : count))
+    .u16(l.entries ?? (force ? 0xffff : count))
+    .u32(l.directoryBytes ?? (force ? U32_MAX : directoryBytes))
+    .u32(l.directoryOffset ?? (force ? U32_MAX : directoryOffset))
+    .u16(l.commentLength ?? comment.length)
+    .bytes(comment);
   if (opts.trailing) w.bytes(opts.trailing);
-  return { bytes: w.done(), entries: built, directoryOffset, directoryBytes, eocdOffset, ...(zip64EocdOffset !== undefined ? { zip64EocdOffset } : {}) };
+  return {
+    bytes: w.done(),
+    entries: built,
+    directoryOffset,
+    directoryBytes,
+    eocdOffset,
+    ...(zip64EocdOffset !== undefined ? { zip64EocdOffset } : {}),
+  };
 }
 
 /**
@@ -255,7 +321,10 @@ export function buildZip(inputs: EntryInput[], opts: ZipOptions = {}): BuiltZip 
  * inflating to 1 MiB, repeated, then an empty final block. Ratio about 1000:1, within what deflate can do.
  */
 export function zeroBombStream(mib: number): Buffer {
-  const segment = zlib.deflateRawSync(Buffer.alloc(1024 * 1024), { level: 9, finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  const segment = zlib.deflateRawSync(Buffer.alloc(1024 * 1024), {
+    level: 9,
+    finishFlush: zlib.constants.Z_SYNC_FLUSH,
+  });
   const final = zlib.deflateRawSync(Buffer.alloc(0));
   return Buffer.concat([...Array.from({ length: mib }, () => segment), final]);
 }
@@ -290,7 +359,10 @@ export interface TensorRef {
 }
 
 export type PickleValue =
-  | null | boolean | number | string
+  | null
+  | boolean
+  | number
+  | string
   | PickleValue[]
   | { tuple: PickleValue[] }
   | { dict: [PickleValue, PickleValue][] }
@@ -327,7 +399,8 @@ class PickleWriter {
 
   private put(): void {
     const i = this.memo++;
-    if (i < 256) this.op(0x71, i); // BINPUT
+    if (i < 256)
+      this.op(0x71, i); // BINPUT
     else {
       this.op(0x72); // LONG_BINPUT
       this.w.u32(i);
@@ -335,7 +408,8 @@ class PickleWriter {
   }
 
   private get(i: number): void {
-    if (i < 256) this.op(0x68, i); // BINGET
+    if (i < 256)
+      this.op(0x68, i); // BINGET
     else {
       this.op(0x6a); // LONG_BINGET
       this.w.u32(i);
@@ -353,7 +427,8 @@ class PickleWriter {
   }
 
   int(v: number): void {
-    if (Number.isInteger(v) && v >= 0 && v < 256) this.op(0x4b, v); // BININT1
+    if (Number.isInteger(v) && v >= 0 && v < 256)
+      this.op(0x4b, v); // BININT1
     else if (Number.isInteger(v) && v >= 0 && v < 65536) {
       this.op(0x4d); // BININT2
       this.w.u16(v);
@@ -560,17 +635,27 @@ export interface TorchZipOptions {
 }
 
 /** The entries torch.save writes: data.pkl, the storages in the order given, version (and torch 2.x records). */
-export function torchEntries(pickle: Uint8Array, storages: TorchStorageData[], opts: TorchZipOptions = {}): EntryInput[] {
+export function torchEntries(
+  pickle: Uint8Array,
+  storages: TorchStorageData[],
+  opts: TorchZipOptions = {},
+): EntryInput[] {
   const prefix = opts.prefix ?? 'archive';
   const rec = (rel: string, data: Uint8Array, extra: Partial<EntryInput> = {}): EntryInput => ({
-    name: `${prefix}/${rel}`, data, align: 64, descriptor: true, ...extra, ...(opts.patch?.[rel] ?? {}),
+    name: `${prefix}/${rel}`,
+    data,
+    align: 64,
+    descriptor: true,
+    ...extra,
+    ...(opts.patch?.[rel] ?? {}),
   });
   const out: EntryInput[] = [rec('data.pkl', pickle, opts.deflatePickle ? { method: 'deflated' } : {})];
   if (opts.torch2Records) out.push(rec('byteorder', Buffer.from('little')));
   for (const s of storages) out.push(rec(`data/${s.key}`, s.data));
   out.push(...(opts.extraEntries ?? []));
   out.push(rec('version', Buffer.from('3\n')));
-  if (opts.torch2Records) out.push(rec('.data/serialization_id', Buffer.from('1234567890123456789012345678901234567890')));
+  if (opts.torch2Records)
+    out.push(rec('.data/serialization_id', Buffer.from('1234567890123456789012345678901234567890')));
   return out;
 }
 
@@ -599,13 +684,27 @@ export function torchStateDict(
   list.forEach(([name, t], i) => {
     const { cls, width } = TORCH_STORAGE[t.dtype];
     const numel = t.shape.reduce((a, d) => a * d, 1);
-    if (numel * width !== t.data.length) throw new Error(`${name}: ${t.data.length} bytes for ${t.dtype}${JSON.stringify(t.shape)}`);
+    if (numel * width !== t.data.length)
+      throw new Error(`${name}: ${t.data.length} bytes for ${t.dtype}${JSON.stringify(t.shape)}`);
     const key = String(i);
     keys[name] = key;
     storages.push({ key, data: t.data });
-    items.push([name, { tensor: { storageKey: key, storageClass: cls, storageNumel: numel, shape: t.shape, ...(opts.parameters ? { parameter: true } : {}) } }]);
+    items.push([
+      name,
+      {
+        tensor: {
+          storageKey: key,
+          storageClass: cls,
+          storageNumel: numel,
+          shape: t.shape,
+          ...(opts.parameters ? { parameter: true } : {}),
+        },
+      },
+    ]);
   });
-  const pickle = pickleBytes(opts.plainDict ? { dict: items } : { ordered: items, state: { dict: [['_metadata', { ordered: [] }]] } });
+  const pickle = pickleBytes(
+    opts.plainDict ? { dict: items } : { ordered: items, state: { dict: [['_metadata', { ordered: [] }]] } },
+  );
   return { ...torchZip(pickle, storages, opts), keys, pickle };
 }
 
@@ -641,7 +740,9 @@ export function npyBytes(o: NpyOptions): Buffer {
   let header: Buffer;
   if (o.rawHeader !== undefined) header = Buffer.from(o.rawHeader, version === 3 ? 'utf8' : 'latin1');
   else {
-    const dict = o.dictText ?? `{'descr': '${o.descr}', 'fortran_order': ${o.fortran ? 'True' : 'False'}, 'shape': ${shapeRepr(o.shape)}, }`;
+    const dict =
+      o.dictText ??
+      `{'descr': '${o.descr}', 'fortran_order': ${o.fortran ? 'True' : 'False'}, 'shape': ${shapeRepr(o.shape)}, }`;
     const body = Buffer.from(dict, version === 3 ? 'utf8' : 'latin1');
     const align = o.align ?? 64;
     const unpadded = 6 + 2 + lengthBytes + body.length + 1;
@@ -667,7 +768,12 @@ export interface NpzMember {
 /** np.savez / np.savez_compressed: a plain zip of .npy members (real sizes in the local headers). */
 export function npzZip(members: NpzMember[], opts: ZipOptions = {}): BuiltZip {
   return buildZip(
-    members.map((m) => ({ name: m.name, data: m.data, method: m.deflated ? 'deflated' : 'stored', ...(m.patch ?? {}) })),
+    members.map((m) => ({
+      name: m.name,
+      data: m.data,
+      method: m.deflated ? 'deflated' : 'stored',
+      ...(m.patch ?? {}),
+    })),
     opts,
   );
 }

@@ -8,7 +8,6 @@ import { initStore, openStore } from '../../dist/api/index.js';
 import { BIN, cliEnv } from './ckvc.js';
 import { trainedFloat32, writeSafetensors } from './data.js';
 
-
 /** A commit message that is markup: the page must show it as these characters. */
 export const HOSTILE_MESSAGE =
   '<img src=x onerror="window.__ckvcXss=1"><b>bold</b> & <script>window.__ckvcXss=2</script>';

@@ -9,10 +9,23 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { decodeBundleHeader, encodeBundleHeader, encodeBundlePreamble, type BundleHeader } from '../../src/core/store-format/bundle-format.js';
 import {
-  decodeFooter, decodeToc, encodeFooterPrefix, encodePackHeader, encodeTocEntry, PACK_END_MAGIC, PACK_FOOTER_BYTES,
-  RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
+  decodeBundleHeader,
+  encodeBundleHeader,
+  encodeBundlePreamble,
+  type BundleHeader,
+} from '../../src/core/store-format/bundle-format.js';
+import {
+  decodeFooter,
+  decodeToc,
+  encodeFooterPrefix,
+  encodePackHeader,
+  encodeTocEntry,
+  PACK_END_MAGIC,
+  PACK_FOOTER_BYTES,
+  RECORD_HEADER_BYTES,
+  TOC_ENTRY_BYTES,
+  type PackEntry,
 } from '../../src/core/store-format/pack-format.js';
 import { BIN, cliEnv, errorCodes, readTree, snapshotTree, tempDir } from './ckvc.js';
 import { describeOutcome, expectOk, initStore, Store, type Outcome } from './reliability.js';
@@ -45,7 +58,10 @@ export function setRemotes(s: Store, remotes: Record<string, string>): void {
 
 /** A store's files except the index cache and tmp/: what a refused command must leave as it was. */
 export function snap(s: Store): Map<string, string> {
-  return snapshotTree(s.store, (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'));
+  return snapshotTree(
+    s.store,
+    (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'),
+  );
 }
 
 export function codes(r: Outcome): string[] {
@@ -53,13 +69,20 @@ export function codes(r: Outcome): string[] {
 }
 
 /** The prune records of a store (pruned/<hex>.json, FORMAT.md §13), by commit. */
-export function pruneRecords(s: Store): Map<string, { commit: string; time: number; tensors: string[] | null; files?: string[] | null }> {
+export function pruneRecords(
+  s: Store,
+): Map<string, { commit: string; time: number; tensors: string[] | null; files?: string[] | null }> {
   const dir = path.join(s.store, 'pruned');
   const out = new Map<string, { commit: string; time: number; tensors: string[] | null; files?: string[] | null }>();
   if (!fs.existsSync(dir)) return out;
   for (const n of fs.readdirSync(dir)) {
     if (!/^[0-9a-f]{64}\.json$/.test(n)) continue;
-    const r = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as { commit: string; time: number; tensors: string[] | null; files?: string[] | null };
+    const r = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as {
+      commit: string;
+      time: number;
+      tensors: string[] | null;
+      files?: string[] | null;
+    };
     out.set(r.commit, r);
   }
   return out;
@@ -72,7 +95,13 @@ export function pruneRecords(s: Store): Map<string, { commit: string; time: numb
  * Checks out `paths` of `rev` (one spawn) and compares every file with `expected` byte for byte: nothing
  * missing, nothing extra. Returns the differences ([] when equal).
  */
-export async function checkoutPaths(s: Store, rev: string, expected: Map<string, Buffer>, paths: string[], label: string): Promise<string[]> {
+export async function checkoutPaths(
+  s: Store,
+  rev: string,
+  expected: Map<string, Buffer>,
+  paths: string[],
+  label: string,
+): Promise<string[]> {
   if (!paths.length) return [];
   const out = tempDir('ckvc-walk-co-');
   const r = await s.run(['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
@@ -85,9 +114,11 @@ export async function checkoutPaths(s: Store, rev: string, expected: Map<string,
     const have = got.get(p);
     if (!want) problems.push(`${label}: test error, no expected bytes for ${p}`);
     else if (!have) problems.push(`${label}: ${rev.slice(0, 12)}:${p} was not written`);
-    else if (!want.equals(have)) problems.push(`${label}: ${rev.slice(0, 12)}:${p} differs (${have.length} bytes, expected ${want.length})`);
+    else if (!want.equals(have))
+      problems.push(`${label}: ${rev.slice(0, 12)}:${p} differs (${have.length} bytes, expected ${want.length})`);
   }
-  for (const k of got.keys()) if (!paths.includes(k)) problems.push(`${label}: ${rev.slice(0, 12)}: unexpected file ${k}`);
+  for (const k of got.keys())
+    if (!paths.includes(k)) problems.push(`${label}: ${rev.slice(0, 12)}: unexpected file ${k}`);
   return problems;
 }
 
@@ -103,13 +134,19 @@ export async function expectReleased(s: Store, rev: string, paths: string[], lab
   const written = [...readTree(out).keys()];
   fs.rmSync(out, { recursive: true, force: true });
   if (r.code !== 19 || codes(r).join() !== 'CKVC_PRUNED') {
-    problems.push(`${label}: checkout ${rev.slice(0, 12)} ${paths.join(' ')} should exit 19 CKVC_PRUNED: ${describeOutcome(r)}`);
+    problems.push(
+      `${label}: checkout ${rev.slice(0, 12)} ${paths.join(' ')} should exit 19 CKVC_PRUNED: ${describeOutcome(r)}`,
+    );
   } else {
     let named: string | undefined;
     try {
-      named = (JSON.parse(r.stderr.trim().split('\n').pop()!) as { error: { data: { path?: string } } }).error.data.path;
-    } catch { /* checked below */ }
-    if (!named || !paths.includes(named)) problems.push(`${label}: checkout ${rev.slice(0, 12)} exited 19 naming ${named}, not one of ${paths.join(' ')}`);
+      named = (JSON.parse(r.stderr.trim().split('\n').pop()!) as { error: { data: { path?: string } } }).error.data
+        .path;
+    } catch {
+      /* checked below */
+    }
+    if (!named || !paths.includes(named))
+      problems.push(`${label}: checkout ${rev.slice(0, 12)} exited 19 naming ${named}, not one of ${paths.join(' ')}`);
   }
   if (written.length) problems.push(`${label}: a refused checkout of ${rev.slice(0, 12)} wrote ${written.join(' ')}`);
   return problems;
@@ -139,12 +176,16 @@ export interface Server {
 
 export async function startServer(s: Store, extra: string[]): Promise<Server> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...extra, '--store', s.store], {
-    cwd: tempDir('ckvc-serve-cwd-'), env: cliEnv({ CKVC_TOKEN: undefined }), stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: tempDir('ckvc-serve-cwd-'),
+    env: cliEnv({ CKVC_TOKEN: undefined }),
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
   let err = '';
   let out = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`ckvc serve printed no URL within 30 s: ${out}\n${err}`)), 30_000);
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -159,12 +200,16 @@ export async function startServer(s: Store, extra: string[]): Promise<Server> {
       reject(new Error(`ckvc serve exited (${code ?? signal}) before printing its URL: ${err}`));
     });
   });
-  if (!/^http:\/\/127\.0\.0\.1:\d+\/$/.test(url)) throw new Error(`ckvc serve printed ${JSON.stringify(url)}, not a loopback URL`);
+  if (!/^http:\/\/127\.0\.0\.1:\d+\/$/.test(url))
+    throw new Error(`ckvc serve printed ${JSON.stringify(url)}, not a loopback URL`);
   return { url, child, stderr: () => err };
 }
 
 /** An HTTP proxy in front of `upstream`; `tamper` may replace the body of a reply to a path. */
-export async function startProxy(upstream: string, tamper: (path: string, body: Buffer) => Buffer | undefined): Promise<{ url: string; hits: Map<string, number> }> {
+export async function startProxy(
+  upstream: string,
+  tamper: (path: string, body: Buffer) => Buffer | undefined,
+): Promise<{ url: string; hits: Map<string, number> }> {
   const hits = new Map<string, number>();
   const srv = http.createServer((req, res) => {
     void (async () => {
@@ -172,7 +217,11 @@ export async function startProxy(upstream: string, tamper: (path: string, body: 
       for await (const c of req) parts.push(c as Buffer);
       const headers: Record<string, string> = { 'content-type': req.headers['content-type'] ?? 'application/json' };
       if (req.headers.authorization) headers.authorization = req.headers.authorization;
-      const up = await fetch(new URL(req.url!.replace(/^\//, ''), upstream), { method: req.method, headers, body: req.method === 'GET' ? undefined : Buffer.concat(parts) });
+      const up = await fetch(new URL(req.url!.replace(/^\//, ''), upstream), {
+        method: req.method,
+        headers,
+        body: req.method === 'GET' ? undefined : Buffer.concat(parts),
+      });
       const body = Buffer.from(await up.arrayBuffer());
       const p = new URL(req.url!, 'http://x').pathname;
       const t = up.status === 200 ? tamper(p, body) : undefined;
@@ -191,10 +240,15 @@ export async function startProxy(upstream: string, tamper: (path: string, body: 
 
 export async function stopAll(): Promise<void> {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await Promise.all(proxies.map((p) => new Promise<void>((resolve) => {
-    p.closeAllConnections();
-    p.close(() => resolve());
-  })));
+  await Promise.all(
+    proxies.map(
+      (p) =>
+        new Promise<void>((resolve) => {
+          p.closeAllConnections();
+          p.close(() => resolve());
+        }),
+    ),
+  );
   children.length = 0;
   proxies.length = 0;
 }
@@ -235,8 +289,16 @@ export function buildBundle(header: BundleHeader, pack: Buffer): Buffer {
 
 export function bundleHeader(over: Partial<BundleHeader> = {}): BundleHeader {
   return {
-    version: 1, required: ['hash:blake3-256', 'pack:1'], optional: [], refs: [], prerequisites: [], pruned: [],
-    packLength: 0, objects: 0, created: Date.now(), ...over,
+    version: 1,
+    required: ['hash:blake3-256', 'pack:1'],
+    optional: [],
+    refs: [],
+    prerequisites: [],
+    pruned: [],
+    packLength: 0,
+    objects: 0,
+    created: Date.now(),
+    ...over,
   };
 }
 
@@ -248,8 +310,16 @@ export interface PackRecord {
 
 export function packRecords(pack: Buffer): PackRecord[] {
   const f = decodeFooter(pack.subarray(pack.length - PACK_FOOTER_BYTES), pack.length, 'test');
-  const entries = decodeToc(pack.subarray(f.tocOffset, f.tocOffset + f.count * TOC_ENTRY_BYTES), f.count, f.tocOffset, 'test');
-  return entries.map((e) => ({ entry: e, bytes: Buffer.from(pack.subarray(e.offset, e.offset + RECORD_HEADER_BYTES + e.storedLength)) }));
+  const entries = decodeToc(
+    pack.subarray(f.tocOffset, f.tocOffset + f.count * TOC_ENTRY_BYTES),
+    f.count,
+    f.tocOffset,
+    'test',
+  );
+  return entries.map((e) => ({
+    entry: e,
+    bytes: Buffer.from(pack.subarray(e.offset, e.offset + RECORD_HEADER_BYTES + e.storedLength)),
+  }));
 }
 
 /** A pack of these records (copied verbatim) with a fresh TOC, footer and checksum (FORMAT.md §4). */
@@ -292,14 +362,18 @@ export function dropObject(s: Store, id: string): boolean {
 /** Does any pack of the store hold this object? */
 export function holds(s: Store, id: string): boolean {
   const dir = path.join(s.store, 'packs');
-  return fs.readdirSync(dir).filter((x) => x.endsWith('.pack')).some((n) => packRecords(fs.readFileSync(path.join(dir, n))).some((r) => r.entry.id === id));
+  return fs
+    .readdirSync(dir)
+    .filter((x) => x.endsWith('.pack'))
+    .some((n) => packRecords(fs.readFileSync(path.join(dir, n))).some((r) => r.entry.id === id));
 }
 
 /** Every object ID held by some pack of the store (read from the packs, not the index). */
 export function objectIds(s: Store): Set<string> {
   const dir = path.join(s.store, 'packs');
   const out = new Set<string>();
-  for (const n of fs.readdirSync(dir).filter((x) => x.endsWith('.pack'))) for (const r of packRecords(fs.readFileSync(path.join(dir, n)))) out.add(r.entry.id);
+  for (const n of fs.readdirSync(dir).filter((x) => x.endsWith('.pack')))
+    for (const r of packRecords(fs.readFileSync(path.join(dir, n)))) out.add(r.entry.id);
   return out;
 }
 

@@ -11,13 +11,31 @@ import { pathToFileURL } from 'node:url';
 import * as zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  BIN, cleanupTemp, diffSnapshots, errorCodes, newStore, REPO_ROOT, sha256, snapshotStore, tempDir, type RunResult,
+  BIN,
+  cleanupTemp,
+  diffSnapshots,
+  errorCodes,
+  newStore,
+  REPO_ROOT,
+  sha256,
+  snapshotStore,
+  tempDir,
+  type RunResult,
   type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 import {
-  buildZip, crc32, npyBytes, npzZip, pickleBytes, torchStateDict, torchZip, zeroBombStream, type BuiltZip, type StateTensor,
+  buildZip,
+  crc32,
+  npyBytes,
+  npzZip,
+  pickleBytes,
+  torchStateDict,
+  torchZip,
+  zeroBombStream,
+  type BuiltZip,
+  type StateTensor,
 } from '../helpers/torch-zip.js';
 
 afterAll(cleanupTemp);
@@ -26,11 +44,17 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as Record<string, any>;
 const CHECKPOINTS = Object.keys(MANIFEST); // every fixture file with an entry in the manifest
-const TORCH_DTYPE: Record<string, string> = { 'torch.float32': 'F32', 'torch.float16': 'F16', 'torch.bfloat16': 'BF16', 'torch.int64': 'I64' };
+const TORCH_DTYPE: Record<string, string> = {
+  'torch.float32': 'F32',
+  'torch.float16': 'F16',
+  'torch.bfloat16': 'BF16',
+  'torch.int64': 'I64',
+};
 
 /** The interpreter for the torch test: CKVC_TEST_PYTHON (e.g. a venv with torch), else python3. */
 const TORCH_PYTHON = process.env.CKVC_TEST_PYTHON ?? 'python3';
-const python = (mod: string, exe = 'python3') => spawnSync(exe, ['-c', `import ${mod}`], { stdio: 'ignore' }).status === 0;
+const python = (mod: string, exe = 'python3') =>
+  spawnSync(exe, ['-c', `import ${mod}`], { stdio: 'ignore' }).status === 0;
 const hasNumpy = python('numpy');
 const hasTorch = python('torch', TORCH_PYTHON);
 
@@ -43,7 +67,9 @@ function py(code: string, args: string[] = [], exe = 'python3'): string {
 
 /** np.load of each file: {file: {array: [dtype.str, shape, sha256 of the array's memory-order bytes]}}. */
 function numpyView(files: string[]): Record<string, Record<string, [string, number[], string]>> {
-  return JSON.parse(py(`
+  return JSON.parse(
+    py(
+      `
 import sys, json, hashlib, numpy as np
 out = {}
 for f in sys.argv[1:]:
@@ -51,7 +77,10 @@ for f in sys.argv[1:]:
     arrays = {k: z[k] for k in z.files} if hasattr(z, 'files') else {'': z}
     out[f] = {k: [a.dtype.str, list(a.shape), hashlib.sha256(a.tobytes(order='A')).hexdigest()] for k, a in arrays.items()}
 print(json.dumps(out))
-`, files));
+`,
+      files,
+    ),
+  );
 }
 
 function f32(count: number, seed: number): Buffer {
@@ -76,12 +105,14 @@ async function runMeasured(s: TempStore, args: string[]): Promise<RunResult & { 
 async function pool<T, R>(items: T[], width: number, fn: (x: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
   return out;
 }
 
@@ -93,7 +124,8 @@ function catBytes(s: TempStore, args: string[]): { code: number | null; out: Buf
 
 /** The bytes of a stored zip entry, located by hand from its local header at `headerOffset`. */
 function storedEntryBytes(zipBytes: Buffer, headerOffset: number, size: number): Buffer {
-  const dataOffset = headerOffset + 30 + zipBytes.readUInt16LE(headerOffset + 26) + zipBytes.readUInt16LE(headerOffset + 28);
+  const dataOffset =
+    headerOffset + 30 + zipBytes.readUInt16LE(headerOffset + 26) + zipBytes.readUInt16LE(headerOffset + 28);
   return zipBytes.subarray(dataOffset, dataOffset + size);
 }
 
@@ -126,16 +158,25 @@ describe('the real fixtures', () => {
     if (!f) throw new Error(`${p} not listed: ${listed.files.map((x) => x.path).join(', ')}`);
     return f;
   };
-  const tensors = (p: string) => file(p).tensors.map((t: any) => [t.name, t.dtype, t.shape, ...(t.order ? [t.order] : [])]);
+  const tensors = (p: string) =>
+    file(p).tensors.map((t: any) => [t.name, t.dtype, t.shape, ...(t.order ? [t.order] : [])]);
 
   it('torch_state_dict.pt lists the tensors of MANIFEST.json with their dtypes and shapes; the view is no part of its own', () => {
     const m = MANIFEST['torch_state_dict.pt'].tensors as Record<string, { dtype: string; shape: number[] }>;
-    const expected = Object.entries(m).filter(([n]) => n !== 'view_of_weight').map(([n, t]) => [n, TORCH_DTYPE[t.dtype], t.shape]);
+    const expected = Object.entries(m)
+      .filter(([n]) => n !== 'view_of_weight')
+      .map(([n, t]) => [n, TORCH_DTYPE[t.dtype], t.shape]);
     const byName = (a: unknown[][]) => [...a].sort((x, y) => String(x[0]).localeCompare(String(y[0])));
     expect(file('torch_state_dict.pt').format).toBe('pytorch');
     expect(byName(tensors('torch_state_dict.pt'))).toEqual(byName(expected));
     // in file (storage key) order
-    expect(tensors('torch_state_dict.pt').map((t: unknown[]) => t[0])).toEqual(['layer.weight', 'layer.bias', 'half', 'bf16', 'steps']);
+    expect(tensors('torch_state_dict.pt').map((t: unknown[]) => t[0])).toEqual([
+      'layer.weight',
+      'layer.bias',
+      'half',
+      'bf16',
+      'steps',
+    ]);
     expect(tensors('torch_state_dict.pt')[0]).toEqual(['layer.weight', 'F32', [64, 32]]);
     // byte sizes of the parts are the storages' zip entries
     expect(file('torch_state_dict.pt').tensors.map((t: any) => t.bytes)).toEqual([8192, 256, 512, 128, 80]);
@@ -143,24 +184,47 @@ describe('the real fixtures', () => {
   });
 
   it('the training checkpoints: model, optimizer state and rng bytes by name; .CKPT is read too', () => {
-    const names = ['model.weight', 'model.bias', 'optimizer.state.0.step', 'optimizer.state.0.exp_avg', 'optimizer.state.0.exp_avg_sq',
-      'optimizer.state.1.step', 'optimizer.state.1.exp_avg', 'optimizer.state.1.exp_avg_sq', 'rng'];
+    const names = [
+      'model.weight',
+      'model.bias',
+      'optimizer.state.0.step',
+      'optimizer.state.0.exp_avg',
+      'optimizer.state.0.exp_avg_sq',
+      'optimizer.state.1.step',
+      'optimizer.state.1.exp_avg',
+      'optimizer.state.1.exp_avg_sq',
+      'rng',
+    ];
     for (const p of ['torch_training_checkpoint.pt', 'torch_training_checkpoint_step2.pt', 'LAST.CKPT']) {
       expect(file(p).format, p).toBe('pytorch');
-      expect(file(p).tensors.map((t: any) => t.name), p).toEqual(names);
+      expect(
+        file(p).tensors.map((t: any) => t.name),
+        p,
+      ).toEqual(names);
     }
     expect(tensors('torch_training_checkpoint.pt')[8]).toEqual(['rng', 'U8', [5056]]);
   });
 
   it('NumPy files: dtypes and shapes as MANIFEST.json says; Fortran order marked; object arrays hold no tensor', () => {
-    expect(tensors('numpy_v1_float32.npy')).toEqual([['numpy_v1_float32', 'F32', MANIFEST['numpy_v1_float32.npy'].shape]]);
+    expect(tensors('numpy_v1_float32.npy')).toEqual([
+      ['numpy_v1_float32', 'F32', MANIFEST['numpy_v1_float32.npy'].shape],
+    ]);
     expect(tensors('numpy_v2_header.npy')).toEqual([['numpy_v2_header', 'F64', [3]]]);
     expect(tensors('numpy_fortran_order.npy')).toEqual([['numpy_fortran_order', 'F32', [100, 7], 'F']]);
     expect([file('numpy_object_dtype.npy').format, file('numpy_object_dtype.npy').tensorCount]).toEqual(['npy', 0]);
-    expect(tensors('numpy_stored.npz')).toEqual([['weights', 'F32', [100, 7]], ['bias', 'F64', [7]], ['idx', 'I64', [5]]]);
+    expect(tensors('numpy_stored.npz')).toEqual([
+      ['weights', 'F32', [100, 7]],
+      ['bias', 'F64', [7]],
+      ['idx', 'I64', [5]],
+    ]);
     // np.savez_compressed: the members stay deflated in the store; their arrays are listed, marked deflated.
     expect(file('numpy_deflated.npz').format).toBe('npz');
-    expect(file('numpy_deflated.npz').tensors.map((t: any) => [t.name, t.dtype, t.shape, t.bytes, t.deflated])).toEqual([['weights', 'F32', [100, 7], 2800, true], ['bias', 'F64', [7], 56, true]]);
+    expect(file('numpy_deflated.npz').tensors.map((t: any) => [t.name, t.dtype, t.shape, t.bytes, t.deflated])).toEqual(
+      [
+        ['weights', 'F32', [100, 7], 2800, true],
+        ['bias', 'F64', [7], 56, true],
+      ],
+    );
   });
 
   it('cat --tensor of an array stored deflated inside an .npz is refused with what to do instead', () => {
@@ -175,19 +239,20 @@ describe('the real fixtures', () => {
     expect(file('renamed.dat').format).toBe('opaque');
   });
 
-  it('checkout is byte-identical to MANIFEST.json\'s sha256 for every fixture, and verify --read-data is clean', () => {
+  it("checkout is byte-identical to MANIFEST.json's sha256 for every fixture, and verify --read-data is clean", () => {
     for (const f of CHECKPOINTS) {
       const b = fs.readFileSync(path.join(out, f));
       expect([f, b.length, sha256(b)]).toEqual([f, MANIFEST[f].bytes, MANIFEST[f].sha256]);
     }
-    for (const f of ['pytorch_model.bin', 'LAST.CKPT', 'renamed.dat']) expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(src, f))), f).toBe(true);
+    for (const f of ['pytorch_model.bin', 'LAST.CKPT', 'renamed.dat'])
+      expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(src, f))), f).toBe(true);
     const v = s.json(['verify', '--read-data']);
     expect([v.ok, v.problems]).toEqual([true, []]);
     // distinct file objects: the .bin and .CKPT copies are the same recipes as their originals; renamed.dat is not
     expect(v.checked.files).toBe(CHECKPOINTS.length + 1);
   });
 
-  it('cat REV:torch_state_dict.pt --tensor layer.weight is the storage\'s bytes', () => {
+  it("cat REV:torch_state_dict.pt --tensor layer.weight is the storage's bytes", () => {
     const pt = fs.readFileSync(path.join(FIXTURES, 'torch_state_dict.pt'));
     const [, , size, headerOffset] = MANIFEST['torch_state_dict.pt'].zip_entries[1] as [string, number, number, number];
     const r = catBytes(s, ['cat', `${commit.id}:torch_state_dict.pt`, '--tensor', 'layer.weight']);
@@ -197,19 +262,26 @@ describe('the real fixtures', () => {
     expect(bf16.out.length).toBe(128);
   });
 
-  it.skipIf(!hasNumpy)('diff of the same array saved row-major, then column-major, says the layout changed and gives no figures', () => {
-    const dir = tempDir('ckvc-order-');
-    const f = path.join(dir, 'x.npy');
-    const s = store();
-    py('import numpy as np, sys; np.save(sys.argv[1], np.arange(12, dtype="f4").reshape(3, 4))', [f]);
-    const c = s.json(['commit', f, '-m', 'row-major', '-b', 'order']);
-    py('import numpy as np, sys; np.save(sys.argv[1], np.asfortranarray(np.arange(12, dtype="f4").reshape(3, 4)))', [f]);
-    const fo = s.json(['commit', f, '-m', 'column-major', '-b', 'order']);
-    const d = s.json(['diff', c.id, fo.id]);
-    expect(d.tensors.changed.map((t: any) => [t.name, t.note, t.delta])).toEqual([['x', 'layout changed: row-major -> column-major', undefined]]);
-  });
+  it.skipIf(!hasNumpy)(
+    'diff of the same array saved row-major, then column-major, says the layout changed and gives no figures',
+    () => {
+      const dir = tempDir('ckvc-order-');
+      const f = path.join(dir, 'x.npy');
+      const s = store();
+      py('import numpy as np, sys; np.save(sys.argv[1], np.arange(12, dtype="f4").reshape(3, 4))', [f]);
+      const c = s.json(['commit', f, '-m', 'row-major', '-b', 'order']);
+      py('import numpy as np, sys; np.save(sys.argv[1], np.asfortranarray(np.arange(12, dtype="f4").reshape(3, 4)))', [
+        f,
+      ]);
+      const fo = s.json(['commit', f, '-m', 'column-major', '-b', 'order']);
+      const d = s.json(['diff', c.id, fo.id]);
+      expect(d.tensors.changed.map((t: any) => [t.name, t.note, t.delta])).toEqual([
+        ['x', 'layout changed: row-major -> column-major', undefined],
+      ]);
+    },
+  );
 
-  it.skipIf(!hasNumpy)('np.load of the checked-out .npy/.npz files equals the originals\' arrays', () => {
+  it.skipIf(!hasNumpy)("np.load of the checked-out .npy/.npz files equals the originals' arrays", () => {
     const names = CHECKPOINTS.filter((f) => /\.np[yz]$/.test(f) && f !== 'numpy_object_dtype.npy');
     const a = numpyView(names.map((f) => path.join(FIXTURES, f)));
     const b = numpyView(names.map((f) => path.join(out, f)));
@@ -225,7 +297,10 @@ describe('dedup, diff and cat on built checkpoints', () => {
   let work: string;
   const LAYER = 512 * 512; // 1 MiB of F32 per layer
   const layers = (seeds: number[]): [string, StateTensor][] => [
-    ...seeds.map((seed, i): [string, StateTensor] => [`layers.${i}.weight`, { dtype: 'F32', shape: [512, 512], data: f32(LAYER, seed) }]),
+    ...seeds.map((seed, i): [string, StateTensor] => [
+      `layers.${i}.weight`,
+      { dtype: 'F32', shape: [512, 512], data: f32(LAYER, seed) },
+    ]),
     ['head.bias', { dtype: 'F32', shape: [512], data: f32(512, 99) }],
     ['step', { dtype: 'I64', shape: [], data: Buffer.alloc(8, 1) }],
   ];
@@ -273,7 +348,7 @@ describe('dedup, diff and cat on built checkpoints', () => {
     expect(d.tensors.added).toEqual([]);
   });
 
-  it('cat REV:model.pt --tensor NAME streams the storage\'s bytes', () => {
+  it("cat REV:model.pt --tensor NAME streams the storage's bytes", () => {
     const r = catBytes(s, ['cat', `${c2}:model.pt`, '--tensor', 'layers.2.weight']);
     expect(r.code, r.err).toBe(0);
     expect(r.out.equals(changed)).toBe(true);
@@ -283,28 +358,42 @@ describe('dedup, diff and cat on built checkpoints', () => {
     const dir = path.join(work, 'x');
     fs.mkdirSync(dir);
     const shared = f32(256 * 256, 7); // 256 KiB
-    fs.writeFileSync(path.join(dir, 'a.safetensors'), safetensorsBytes({ emb: { dtype: 'F32', shape: [256, 256], bytes: shared } }));
+    fs.writeFileSync(
+      path.join(dir, 'a.safetensors'),
+      safetensorsBytes({ emb: { dtype: 'F32', shape: [256, 256], bytes: shared } }),
+    );
     const r1 = s.json(['commit', dir, '-m', 'safetensors']);
     expect(r1.newBytes).toBeGreaterThanOrEqual(shared.length);
-    fs.writeFileSync(path.join(dir, 'b.npz'), npzZip([{ name: 'emb.npy', data: npyBytes({ descr: '<f4', shape: [256, 256], data: shared }) }]).bytes);
+    fs.writeFileSync(
+      path.join(dir, 'b.npz'),
+      npzZip([{ name: 'emb.npy', data: npyBytes({ descr: '<f4', shape: [256, 256], data: shared }) }]).bytes,
+    );
     const r2 = s.json(['commit', dir, '-m', '+npz']);
     expect(r2.newBytes).toBeLessThan(4 * KiB);
-    fs.writeFileSync(path.join(dir, 'c.pt'), torchStateDict({ emb: { dtype: 'F32', shape: [256, 256], data: shared } }, { prefix: 'c' }).bytes);
+    fs.writeFileSync(
+      path.join(dir, 'c.pt'),
+      torchStateDict({ emb: { dtype: 'F32', shape: [256, 256], data: shared } }, { prefix: 'c' }).bytes,
+    );
     const r3 = s.json(['commit', dir, '-m', '+pt']);
     expect(r3.newBytes).toBeLessThan(4 * KiB);
     const ls = s.json(['ls', r3.id, '--tensors']);
-    expect(ls.files.map((f: any) => [f.path, f.format, f.tensors.map((t: any) => [t.name, t.dtype, t.shape])])).toEqual([
-      ['a.safetensors', 'safetensors', [['emb', 'F32', [256, 256]]]],
-      ['b.npz', 'npz', [['emb', 'F32', [256, 256]]]],
-      ['c.pt', 'pytorch', [['emb', 'F32', [256, 256]]]],
-    ]);
+    expect(ls.files.map((f: any) => [f.path, f.format, f.tensors.map((t: any) => [t.name, t.dtype, t.shape])])).toEqual(
+      [
+        ['a.safetensors', 'safetensors', [['emb', 'F32', [256, 256]]]],
+        ['b.npz', 'npz', [['emb', 'F32', [256, 256]]]],
+        ['c.pt', 'pytorch', [['emb', 'F32', [256, 256]]]],
+      ],
+    );
   });
 
   it('a deflated .npz: re-committed unchanged adds nothing; changing one member stores about that member only', () => {
     const dir = path.join(work, 'x'); // beside the files of the test above, which stay unchanged
     const big = npyBytes({ descr: '<f4', shape: [128, 512], data: f32(128 * 512, 11) }); // 256 KiB
     const small = (seed: number) => npyBytes({ descr: '<f8', shape: [2048], data: randomBytes(seed, 2048 * 8) }); // 16 KiB, incompressible
-    const z1 = npzZip([{ name: 'big.npy', data: big, deflated: true }, { name: 'small.npy', data: small(1), deflated: true }]);
+    const z1 = npzZip([
+      { name: 'big.npy', data: big, deflated: true },
+      { name: 'small.npy', data: small(1), deflated: true },
+    ]);
     fs.writeFileSync(path.join(dir, 'arrays.npz'), z1.bytes);
     const r1 = s.json(['commit', dir, '-m', 'npz']);
     const bigCompressed = z1.entries[0]!.dataEnd - z1.entries[0]!.dataOffset;
@@ -312,7 +401,10 @@ describe('dedup, diff and cat on built checkpoints', () => {
     // the same bytes under another name, in a commit of their own
     fs.renameSync(path.join(dir, 'arrays.npz'), path.join(dir, 'renamed.npz'));
     expect(s.json(['commit', dir, '-m', 'same npz']).newBytes).toBe(0);
-    const z2 = npzZip([{ name: 'big.npy', data: big, deflated: true }, { name: 'small.npy', data: small(2), deflated: true }]);
+    const z2 = npzZip([
+      { name: 'big.npy', data: big, deflated: true },
+      { name: 'small.npy', data: small(2), deflated: true },
+    ]);
     fs.writeFileSync(path.join(dir, 'renamed.npz'), z2.bytes);
     const r3 = s.json(['commit', dir, '-m', 'small changed']);
     lastBuilt = r3.id;
@@ -326,7 +418,8 @@ describe('dedup, diff and cat on built checkpoints', () => {
     const out = tempDir('ckvc-built-out-');
     s.ok(['checkout', lastBuilt, '--to', out]);
     expect(fs.readdirSync(out).sort()).toEqual(['a.safetensors', 'b.npz', 'c.pt', 'renamed.npz']);
-    for (const f of fs.readdirSync(out)) expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(work, 'x', f))), f).toBe(true);
+    for (const f of fs.readdirSync(out))
+      expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(work, 'x', f))), f).toBe(true);
     if (!hasNumpy) return;
     const v = numpyView([path.join(out, 'b.npz'), path.join(out, 'renamed.npz')]);
     expect(v[path.join(out, 'b.npz')]).toEqual({ emb: ['<f4', [256, 256], sha256(f32(256 * 256, 7))] });
@@ -334,7 +427,7 @@ describe('dedup, diff and cat on built checkpoints', () => {
     expect(v[path.join(out, 'renamed.npz')]!.small).toEqual(['<f8', [2048], sha256(randomBytes(2, 2048 * 8))]);
   });
 
-  it.skipIf(!hasNumpy)('numpy agrees the builder\'s .npy versions 1-3, Fortran order and Zip64 .npz are valid', () => {
+  it.skipIf(!hasNumpy)("numpy agrees the builder's .npy versions 1-3, Fortran order and Zip64 .npz are valid", () => {
     const dir = tempDir('ckvc-np-');
     const data = f32(6 * 4, 5);
     const files: Record<string, Buffer> = {
@@ -342,12 +435,24 @@ describe('dedup, diff and cat on built checkpoints', () => {
       'v2.npy': npyBytes({ descr: '<f4', shape: [6, 4], data, version: 2 }),
       'v3.npy': npyBytes({ descr: '<f4', shape: [6, 4], data, version: 3 }),
       'f.npy': npyBytes({ descr: '<f4', shape: [4, 6], data, fortran: true }),
-      'z64.npz': npzZip([{ name: 'a.npy', data: npyBytes({ descr: '<f4', shape: [6, 4], data }), deflated: true }, { name: 'b.npy', data: npyBytes({ descr: '<f4', shape: [24], data }) }], { zip64: 'force' }).bytes,
+      'z64.npz': npzZip(
+        [
+          { name: 'a.npy', data: npyBytes({ descr: '<f4', shape: [6, 4], data }), deflated: true },
+          { name: 'b.npy', data: npyBytes({ descr: '<f4', shape: [24], data }) },
+        ],
+        { zip64: 'force' },
+      ).bytes,
     };
     for (const [n, b] of Object.entries(files)) fs.writeFileSync(path.join(dir, n), b);
     const v = numpyView(Object.keys(files).map((n) => path.join(dir, n)));
     const h = sha256(data);
-    expect(Object.values(v)).toEqual([{ '': ['<f4', [6, 4], h] }, { '': ['<f4', [6, 4], h] }, { '': ['<f4', [6, 4], h] }, { '': ['<f4', [4, 6], h] }, { a: ['<f4', [6, 4], h], b: ['<f4', [24], h] }]);
+    expect(Object.values(v)).toEqual([
+      { '': ['<f4', [6, 4], h] },
+      { '': ['<f4', [6, 4], h] },
+      { '': ['<f4', [6, 4], h] },
+      { '': ['<f4', [4, 6], h] },
+      { a: ['<f4', [6, 4], h], b: ['<f4', [24], h] },
+    ]);
   });
 });
 
@@ -368,11 +473,18 @@ interface Hostile {
 
 /** A small valid state dict, and the same with lies patched in. */
 function pt(patch: Parameters<typeof torchStateDict>[1] = {}): BuiltZip {
-  return torchStateDict({ 'w': { dtype: 'F32', shape: [16, 8], data: f32(128, 1) }, 'b': { dtype: 'F32', shape: [8], data: f32(8, 2) } }, { prefix: 'archive', ...patch });
+  return torchStateDict(
+    { w: { dtype: 'F32', shape: [16, 8], data: f32(128, 1) }, b: { dtype: 'F32', shape: [8], data: f32(8, 2) } },
+    { prefix: 'archive', ...patch },
+  );
 }
 
 const ARR = npyBytes({ descr: '<f4', shape: [64, 64], data: f32(64 * 64, 3) });
-const npzDeflated = (patch: Parameters<typeof npzZip>[0][0]['patch']) => npzZip([{ name: 'ok.npy', data: ARR }, { name: 'w.npy', data: ARR, deflated: true, patch }]).bytes;
+const npzDeflated = (patch: Parameters<typeof npzZip>[0][0]['patch']) =>
+  npzZip([
+    { name: 'ok.npy', data: ARR },
+    { name: 'w.npy', data: ARR, deflated: true, patch },
+  ]).bytes;
 
 /** An .npz whose 5 MiB deflated member (incompressible, so about 5 MiB compressed) has a damaged block header. */
 function corruptLargeMember(): Buffer {
@@ -394,32 +506,178 @@ function zeroArrayStream(mib: number): { stream: Buffer; size: number; crc: numb
 }
 
 const HOSTILE: Hostile[] = [
-  { file: 'traversal.pt', bytes: () => pt({ extraEntries: [{ name: 'archive/data/../../../../tmp/ckvc-evil', data: Buffer.from('x'), align: 64, descriptor: true }] }).bytes, reason: /path traversal/, entry: q('archive/data/../../../../tmp/ckvc-evil') },
-  { file: 'backslash.pth', bytes: () => pt({ extraEntries: [{ name: 'archive\\..\\evil', data: Buffer.from('x') }] }).bytes, reason: /backslash/, entry: q('archive\\..\\evil') },
-  { file: 'duplicate.pt', bytes: () => pt({ extraEntries: [{ name: 'archive/data/0', data: f32(128, 9), align: 64, descriptor: true }] }).bytes, reason: /appears twice/, entry: q('archive/data/0') },
-  { file: 'encrypted.pt', bytes: () => pt({ patch: { 'data/1': { flags: 0x0001 } } }).bytes, reason: /is encrypted/, entry: q('archive/data/1') },
-  { file: 'stored-sizes.pt', bytes: () => pt({ patch: { 'data/0': { size: 513 } } }).bytes, reason: /declares 512 bytes stored but 513/, entry: q('archive/data/0') },
-  { file: 'overlap.pt', bytes: () => pt({ patch: { 'data/0': { size: 640, compressedSize: 640 } } }).bytes, reason: /overlaps the entry before it/, entry: q('archive/data/1') },
-  { file: 'local-name.pt', bytes: () => pt({ patch: { 'data/1': { localName: 'archive/data/7' } } }).bytes, reason: /another name in its local header/, entry: q('archive/data/1') },
-  { file: 'past-end.pt', bytes: () => pt({ patch: { 'version': { compressedSize: 4000, size: 4000 } } }).bytes, reason: /runs past the end of the file|runs into the central directory/, entry: q('archive/version') },
-  { file: 'after-end.pt', bytes: () => Buffer.concat([pt().bytes, Buffer.from('appended')]), reason: /no end of central directory record/ },
-  { file: 'truncated.pt', bytes: () => pt().bytes.subarray(0, pt().bytes.length - 30), reason: /no end of central directory record/ },
-  { file: 'npz-larger.npz', bytes: () => npzDeflated({ size: ARR.length + 100 }), reason: /inflates to 16512 bytes, not the 16612 it declares/, entry: q('w.npy') },
-  { file: 'npz-smaller.npz', bytes: () => npzDeflated({ size: ARR.length - 100 }), reason: /inflates to more than the 16412 bytes it declares/, entry: q('w.npy') },
-  { file: 'npz-crc.npz', bytes: () => npzDeflated({ crc: crc32(ARR) ^ 0x80 }), reason: /fails its CRC-32 check/, entry: q('w.npy') },
-  { file: 'npz-junk.npz', bytes: () => npzDeflated({ compressed: Buffer.concat([zlib.deflateRawSync(ARR), Buffer.from('tail')]) }), reason: /ends before its \d+ compressed bytes do/, entry: q('w.npy') },
-  { file: 'npz-ratio.npz', bytes: () => npzDeflated({ compressed: zlib.deflateRawSync(Buffer.alloc(MiB)), size: 64 * 1024 ** 3, zip64: true }), reason: /claims 68719476736 bytes from \d+ \(more than deflate can produce\)/, entry: q('w.npy') },
+  {
+    file: 'traversal.pt',
+    bytes: () =>
+      pt({
+        extraEntries: [
+          { name: 'archive/data/../../../../tmp/ckvc-evil', data: Buffer.from('x'), align: 64, descriptor: true },
+        ],
+      }).bytes,
+    reason: /path traversal/,
+    entry: q('archive/data/../../../../tmp/ckvc-evil'),
+  },
+  {
+    file: 'backslash.pth',
+    bytes: () => pt({ extraEntries: [{ name: 'archive\\..\\evil', data: Buffer.from('x') }] }).bytes,
+    reason: /backslash/,
+    entry: q('archive\\..\\evil'),
+  },
+  {
+    file: 'duplicate.pt',
+    bytes: () =>
+      pt({ extraEntries: [{ name: 'archive/data/0', data: f32(128, 9), align: 64, descriptor: true }] }).bytes,
+    reason: /appears twice/,
+    entry: q('archive/data/0'),
+  },
+  {
+    file: 'encrypted.pt',
+    bytes: () => pt({ patch: { 'data/1': { flags: 0x0001 } } }).bytes,
+    reason: /is encrypted/,
+    entry: q('archive/data/1'),
+  },
+  {
+    file: 'stored-sizes.pt',
+    bytes: () => pt({ patch: { 'data/0': { size: 513 } } }).bytes,
+    reason: /declares 512 bytes stored but 513/,
+    entry: q('archive/data/0'),
+  },
+  {
+    file: 'overlap.pt',
+    bytes: () => pt({ patch: { 'data/0': { size: 640, compressedSize: 640 } } }).bytes,
+    reason: /overlaps the entry before it/,
+    entry: q('archive/data/1'),
+  },
+  {
+    file: 'local-name.pt',
+    bytes: () => pt({ patch: { 'data/1': { localName: 'archive/data/7' } } }).bytes,
+    reason: /another name in its local header/,
+    entry: q('archive/data/1'),
+  },
+  {
+    file: 'past-end.pt',
+    bytes: () => pt({ patch: { version: { compressedSize: 4000, size: 4000 } } }).bytes,
+    reason: /runs past the end of the file|runs into the central directory/,
+    entry: q('archive/version'),
+  },
+  {
+    file: 'after-end.pt',
+    bytes: () => Buffer.concat([pt().bytes, Buffer.from('appended')]),
+    reason: /no end of central directory record/,
+  },
+  {
+    file: 'truncated.pt',
+    bytes: () => pt().bytes.subarray(0, pt().bytes.length - 30),
+    reason: /no end of central directory record/,
+  },
+  {
+    file: 'npz-larger.npz',
+    bytes: () => npzDeflated({ size: ARR.length + 100 }),
+    reason: /inflates to 16512 bytes, not the 16612 it declares/,
+    entry: q('w.npy'),
+  },
+  {
+    file: 'npz-smaller.npz',
+    bytes: () => npzDeflated({ size: ARR.length - 100 }),
+    reason: /inflates to more than the 16412 bytes it declares/,
+    entry: q('w.npy'),
+  },
+  {
+    file: 'npz-crc.npz',
+    bytes: () => npzDeflated({ crc: crc32(ARR) ^ 0x80 }),
+    reason: /fails its CRC-32 check/,
+    entry: q('w.npy'),
+  },
+  {
+    file: 'npz-junk.npz',
+    bytes: () => npzDeflated({ compressed: Buffer.concat([zlib.deflateRawSync(ARR), Buffer.from('tail')]) }),
+    reason: /ends before its \d+ compressed bytes do/,
+    entry: q('w.npy'),
+  },
+  {
+    file: 'npz-ratio.npz',
+    bytes: () => npzDeflated({ compressed: zlib.deflateRawSync(Buffer.alloc(MiB)), size: 64 * 1024 ** 3, zip64: true }),
+    reason: /claims 68719476736 bytes from \d+ \(more than deflate can produce\)/,
+    entry: q('w.npy'),
+  },
   // inflates to 1 GiB from about 1 MiB (within 1032:1), declares 1,000 bytes: inflation must stop at once
-  { file: 'npz-bomb.npz', bytes: () => npzZip([{ name: 'w.npy', data: Buffer.alloc(0), deflated: true, patch: { compressed: zeroBombStream(1024), size: 1000 } }]).bytes, reason: /inflates to more than the 1000 bytes it declares/, entry: q('w.npy') },
+  {
+    file: 'npz-bomb.npz',
+    bytes: () =>
+      npzZip([
+        {
+          name: 'w.npy',
+          data: Buffer.alloc(0),
+          deflated: true,
+          patch: { compressed: zeroBombStream(1024), size: 1000 },
+        },
+      ]).bytes,
+    reason: /inflates to more than the 1000 bytes it declares/,
+    entry: q('w.npy'),
+  },
   // 16 GiB + 1 from 16 MiB of zeros (within 1032:1): refused by the cap before a byte is inflated
-  { file: 'npz-cap.npz', bytes: () => npzZip([{ name: 'w.npy', data: Buffer.alloc(0), deflated: true, patch: { compressed: Buffer.alloc(Math.ceil((16 * 1024 ** 3 + 1) / 1032)), size: 16 * 1024 ** 3 + 1, zip64: true } }]).bytes, reason: /declares 17179869185 bytes \(the cap is 17179869184\)/, entry: q('w.npy') },
+  {
+    file: 'npz-cap.npz',
+    bytes: () =>
+      npzZip([
+        {
+          name: 'w.npy',
+          data: Buffer.alloc(0),
+          deflated: true,
+          patch: {
+            compressed: Buffer.alloc(Math.ceil((16 * 1024 ** 3 + 1) / 1032)),
+            size: 16 * 1024 ** 3 + 1,
+            zip64: true,
+          },
+        },
+      ]).bytes,
+    reason: /declares 17179869185 bytes \(the cap is 17179869184\)/,
+    entry: q('w.npy'),
+  },
   // a member that does not inflate, longer than one 4 MiB read of checkDeflatedEntry (see the unit test of that name)
-  { file: 'npz-corrupt-5mib.npz', bytes: () => corruptLargeMember(), reason: /"w\.npy" does not inflate/, entry: q('w.npy') },
-  { file: 'npz-stored-bad-npy.npz', bytes: () => npzZip([{ name: 'w.npy', data: Buffer.from('\x93NUMPY\x01\x00\x10\x00{"descr": 1}   \n', 'latin1') }]).bytes, reason: /would not parse|keys are not exactly/, entry: NPZ_MEMBER_W },
-  { file: 'npz-deflated-not-npy.npz', bytes: () => npzZip([{ name: 'w.npy', data: Buffer.from('this member is not an npy array at all'), deflated: true }]).bytes, reason: /magic/, entry: NPZ_MEMBER_W },
-  { file: 'npz-short-data.npz', bytes: () => npzZip([{ name: 'w.npy', data: ARR.subarray(0, ARR.length - 4) }]).bytes, reason: /needs 16384 bytes of data, the file holds 16380/, entry: 'w: shape' },
-  { file: 'big-header.npy', bytes: () => npyBytes({ descr: '<f4', shape: [1], data: Buffer.alloc(4), version: 2, dictText: `{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }${' '.repeat(10_000)}` }), reason: /declares a 1\d{4}-byte header \(numpy's cap is 10000\)/ },
-  { file: 'short.npy', bytes: () => npyBytes({ descr: '<f8', shape: [10, 10], data: Buffer.alloc(799) }), reason: /needs 800 bytes of data, the file holds 799/ },
+  {
+    file: 'npz-corrupt-5mib.npz',
+    bytes: () => corruptLargeMember(),
+    reason: /"w\.npy" does not inflate/,
+    entry: q('w.npy'),
+  },
+  {
+    file: 'npz-stored-bad-npy.npz',
+    bytes: () =>
+      npzZip([{ name: 'w.npy', data: Buffer.from('\x93NUMPY\x01\x00\x10\x00{"descr": 1}   \n', 'latin1') }]).bytes,
+    reason: /would not parse|keys are not exactly/,
+    entry: NPZ_MEMBER_W,
+  },
+  {
+    file: 'npz-deflated-not-npy.npz',
+    bytes: () =>
+      npzZip([{ name: 'w.npy', data: Buffer.from('this member is not an npy array at all'), deflated: true }]).bytes,
+    reason: /magic/,
+    entry: NPZ_MEMBER_W,
+  },
+  {
+    file: 'npz-short-data.npz',
+    bytes: () => npzZip([{ name: 'w.npy', data: ARR.subarray(0, ARR.length - 4) }]).bytes,
+    reason: /needs 16384 bytes of data, the file holds 16380/,
+    entry: 'w: shape',
+  },
+  {
+    file: 'big-header.npy',
+    bytes: () =>
+      npyBytes({
+        descr: '<f4',
+        shape: [1],
+        data: Buffer.alloc(4),
+        version: 2,
+        dictText: `{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }${' '.repeat(10_000)}`,
+      }),
+    reason: /declares a 1\d{4}-byte header \(numpy's cap is 10000\)/,
+  },
+  {
+    file: 'short.npy',
+    bytes: () => npyBytes({ descr: '<f8', shape: [10, 10], data: Buffer.alloc(799) }),
+    reason: /needs 800 bytes of data, the file holds 799/,
+  },
 ];
 
 describe('hostile archives: exit 15, CKVC_BAD_TENSOR_FILE naming the file and entry, the store untouched', () => {
@@ -436,7 +694,9 @@ describe('hostile archives: exit 15, CKVC_BAD_TENSOR_FILE naming the file and en
       fs.writeFileSync(path.join(dir, h.file, h.file), typeof h.bytes === 'function' ? h.bytes() : h.bytes);
     }
     before = snapshotStore(s.store);
-    const runs = await pool(HOSTILE, 4, (h) => runMeasured(s, ['commit', path.join(dir, h.file), '-m', h.file, '--json']));
+    const runs = await pool(HOSTILE, 4, (h) =>
+      runMeasured(s, ['commit', path.join(dir, h.file), '-m', h.file, '--json']),
+    );
     results = new Map(HOSTILE.map((h, i) => [h.file, runs[i]!]));
   });
 
@@ -445,7 +705,10 @@ describe('hostile archives: exit 15, CKVC_BAD_TENSOR_FILE naming the file and en
       const r = results.get(h.file)!;
       expect(r.code, r.stderr).toBe(15);
       expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_TENSOR_FILE']);
-      const err = JSON.parse(r.stderr.trim().split('\n').pop()!).error as { message: string; data: { path: string; format: string; reason: string } };
+      const err = JSON.parse(r.stderr.trim().split('\n').pop()!).error as {
+        message: string;
+        data: { path: string; format: string; reason: string };
+      };
       expect(err.data.path).toBe(path.join(dir, h.file, h.file));
       expect(err.data.reason).toMatch(h.reason);
       expect(err.message).toContain(h.file);
@@ -477,7 +740,21 @@ describe('hostile archives: exit 15, CKVC_BAD_TENSOR_FILE naming the file and en
     fs.mkdirSync(capDir);
     const claim = 16 * 1024 ** 3 + 1;
     const compressed = Buffer.alloc(Math.ceil(claim / 1032));
-    fs.writeFileSync(path.join(capDir, 'cap.pt'), pt({ extraEntries: [{ name: 'archive/extra.bin', data: Buffer.alloc(0), method: 'deflated', compressed, size: claim, zip64: true }] }).bytes);
+    fs.writeFileSync(
+      path.join(capDir, 'cap.pt'),
+      pt({
+        extraEntries: [
+          {
+            name: 'archive/extra.bin',
+            data: Buffer.alloc(0),
+            method: 'deflated',
+            compressed,
+            size: claim,
+            zip64: true,
+          },
+        ],
+      }).bytes,
+    );
     const snap = snapshotStore(s.store);
     const r = await runMeasured(s, ['commit', capDir, '-m', 'cap', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(15);
@@ -489,14 +766,23 @@ describe('hostile archives: exit 15, CKVC_BAD_TENSOR_FILE naming the file and en
     const okDir = path.join(dir, 'zeros');
     fs.mkdirSync(okDir);
     const z = zeroArrayStream(128);
-    const bytes = npzZip([{ name: 'zeros.npy', data: Buffer.alloc(0), deflated: true, patch: { compressed: z.stream, size: z.size, crc: z.crc } }]).bytes;
+    const bytes = npzZip([
+      {
+        name: 'zeros.npy',
+        data: Buffer.alloc(0),
+        deflated: true,
+        patch: { compressed: z.stream, size: z.size, crc: z.crc },
+      },
+    ]).bytes;
     fs.writeFileSync(path.join(okDir, 'zeros.npz'), bytes);
     const r = await runMeasured(s, ['commit', okDir, '-m', 'zeros', '--json']);
     expect(r.code, r.stderr).toBe(0);
     // a ckvc commit peaks around 75 MiB; keeping the inflated array would add 128 MiB
     expect(r.maxRssMiB ?? 0, 'child peak RSS (MiB)').toBeLessThan(150);
     const listed = s.json(['ls', JSON.parse(r.stdout).id, '--tensors']);
-    expect(listed.files.map((f: any) => [f.path, f.format, f.size, f.tensorCount])).toEqual([['zeros.npz', 'npz', bytes.length, 1]]); // the array, listed as deflated
+    expect(listed.files.map((f: any) => [f.path, f.format, f.size, f.tensorCount])).toEqual([
+      ['zeros.npz', 'npz', bytes.length, 1],
+    ]); // the array, listed as deflated
   });
 });
 
@@ -514,24 +800,54 @@ describe('zips that are not (readable) torch checkpoints', () => {
     s = store();
     dir = tempDir('ckvc-odd-');
     // a plain zip named .pt (no <prefix>/data.pkl): opaque
-    files['no-pickle.pt'] = buildZip([{ name: 'readme.txt', data: Buffer.from('just a zip') }, { name: 'weights/0', data: f32(64, 1) }]).bytes;
+    files['no-pickle.pt'] = buildZip([
+      { name: 'readme.txt', data: Buffer.from('just a zip') },
+      { name: 'weights/0', data: f32(64, 1) },
+    ]).bytes;
     // two data.pkl under two prefixes: not exactly one, so opaque
-    files['two-pickles.pt'] = buildZip([{ name: 'a/data.pkl', data: pickleBytes({ dict: [] }) }, { name: 'b/data.pkl', data: pickleBytes({ dict: [] }) }]).bytes;
+    files['two-pickles.pt'] = buildZip([
+      { name: 'a/data.pkl', data: pickleBytes({ dict: [] }) },
+      { name: 'b/data.pkl', data: pickleBytes({ dict: [] }) },
+    ]).bytes;
     // a data.pkl with an opcode the reader does not know: still cut at its storages, named data/<key>
-    files['unknown-opcode.pt'] = torchZip(Buffer.from([0x80, 0x02, 0x7d, 0xff, 0x2e]), [{ key: '0', data: f32(32, 1) }, { key: '1', data: Buffer.alloc(10, 7) }], { prefix: 'u' }).bytes;
+    files['unknown-opcode.pt'] = torchZip(
+      Buffer.from([0x80, 0x02, 0x7d, 0xff, 0x2e]),
+      [
+        { key: '0', data: f32(32, 1) },
+        { key: '1', data: Buffer.alloc(10, 7) },
+      ],
+      { prefix: 'u' },
+    ).bytes;
     // a deflated data.pkl (torch never writes one): names not read, storages still parts
-    const good = torchStateDict({ w: { dtype: 'F32', shape: [4, 4], data: f32(16, 4) } }, { prefix: 'd', deflatePickle: true });
+    const good = torchStateDict(
+      { w: { dtype: 'F32', shape: [4, 4], data: f32(16, 4) } },
+      { prefix: 'd', deflatePickle: true },
+    );
     files['deflated-pickle.pt'] = good.bytes;
     // a data.pkl whose APPENDS holds 300,000 items (a hostile but readable stream): committed either way
-    const appends = Buffer.concat([Buffer.from([0x80, 0x02, 0x5d, 0x28]), Buffer.alloc(300_000, 0x4e), Buffer.from([0x65, 0x2e])]);
+    const appends = Buffer.concat([
+      Buffer.from([0x80, 0x02, 0x5d, 0x28]),
+      Buffer.alloc(300_000, 0x4e),
+      Buffer.from([0x65, 0x2e]),
+    ]);
     files['big-appends.pt'] = torchZip(appends, [{ key: '0', data: f32(16, 5) }], { prefix: 'p' }).bytes;
     // torch 2.x records (byteorder, .data/serialization_id) and forced Zip64 structures
-    files['torch2-zip64.pt'] = torchStateDict({ w: { dtype: 'BF16', shape: [8], data: randomBytes(3, 16) }, s: { dtype: 'I32', shape: [], data: Buffer.from([1, 0, 0, 0]) } }, { prefix: 't', torch2Records: true, zip64: 'force' }).bytes;
+    files['torch2-zip64.pt'] = torchStateDict(
+      {
+        w: { dtype: 'BF16', shape: [8], data: randomBytes(3, 16) },
+        s: { dtype: 'I32', shape: [], data: Buffer.from([1, 0, 0, 0]) },
+      },
+      { prefix: 't', torch2Records: true, zip64: 'force' },
+    ).bytes;
     // an empty zip named .npz
     files['empty.npz'] = buildZip([]).bytes;
     // an .npz member under another compression method (12, bzip2): kept verbatim, no tensor; the stored one is cut
     files['bzip2-member.npz'] = npzZip([
-      { name: 'b.npy', data: npyBytes({ descr: '<f4', shape: [4], data: f32(4, 8) }), patch: { methodNumber: 12, compressed: Buffer.from('BZh9 not really') } },
+      {
+        name: 'b.npy',
+        data: npyBytes({ descr: '<f4', shape: [4], data: f32(4, 8) }),
+        patch: { methodNumber: 12, compressed: Buffer.from('BZh9 not really') },
+      },
       { name: 's.npy', data: npyBytes({ descr: '<i2', shape: [3], data: Buffer.from([1, 0, 2, 0, 3, 0]) }) },
     ]).bytes;
     for (const [n, b] of Object.entries(files)) fs.writeFileSync(path.join(dir, n), b);
@@ -553,9 +869,16 @@ describe('zips that are not (readable) torch checkpoints', () => {
 
   it('an unreadable data.pkl still commits: storages named data/<key>, dtype torch:unknown, and a warning saying why', () => {
     expect(file('unknown-opcode.pt').format).toBe('pytorch');
-    expect(file('unknown-opcode.pt').tensors.map((t: any) => [t.name, t.dtype, t.shape])).toEqual([['data/0', 'torch:unknown', [128]], ['data/1', 'torch:unknown', [10]]]);
-    expect(file('deflated-pickle.pt').tensors.map((t: any) => [t.name, t.dtype, t.shape])).toEqual([['data/0', 'torch:unknown', [64]]]);
-    expect(stderr).toMatch(/unknown-opcode\.pt: tensor names not read \(data\.pkl: opcode 0xff at byte 3 is not one ckvc reads\)/);
+    expect(file('unknown-opcode.pt').tensors.map((t: any) => [t.name, t.dtype, t.shape])).toEqual([
+      ['data/0', 'torch:unknown', [128]],
+      ['data/1', 'torch:unknown', [10]],
+    ]);
+    expect(file('deflated-pickle.pt').tensors.map((t: any) => [t.name, t.dtype, t.shape])).toEqual([
+      ['data/0', 'torch:unknown', [64]],
+    ]);
+    expect(stderr).toMatch(
+      /unknown-opcode\.pt: tensor names not read \(data\.pkl: opcode 0xff at byte 3 is not one ckvc reads\)/,
+    );
     expect(stderr).toMatch(/deflated-pickle\.pt: tensor names not read \(data\.pkl is compressed\)/);
     expect(commit.warnings.length).toBeGreaterThanOrEqual(2);
   });
@@ -566,7 +889,10 @@ describe('zips that are not (readable) torch checkpoints', () => {
   });
 
   it('torch 2.x records and forced Zip64 structures: names, dtypes, scalars', () => {
-    expect(file('torch2-zip64.pt').tensors.map((t: any) => [t.name, t.dtype, t.shape, t.bytes])).toEqual([['w', 'BF16', [8], 16], ['s', 'I32', [], 4]]);
+    expect(file('torch2-zip64.pt').tensors.map((t: any) => [t.name, t.dtype, t.shape, t.bytes])).toEqual([
+      ['w', 'BF16', [8], 16],
+      ['s', 'I32', [], 4],
+    ]);
   });
 
   it('all of them check out byte-identical', () => {
@@ -582,26 +908,38 @@ describe('torch.save itself', () => {
   const title = 'a state dict written by torch.save in python3 commits with its names and round-trips';
   it.skipIf(!hasTorch)(hasTorch ? title : `${title} (skipped: python3 cannot import torch)`, () => {
     const dir = tempDir('ckvc-torch-');
-    py(`
+    py(
+      `
 import sys, torch
 torch.manual_seed(0)
 sd = {'enc.weight': torch.randn(32, 16), 'enc.bias': torch.zeros(32, dtype=torch.float16), 'steps': torch.arange(5), 'view': None}
 sd['view'] = sd['enc.weight'][:4]
 torch.save(sd, sys.argv[1])
-`, [path.join(dir, 'saved.pt')], TORCH_PYTHON);
+`,
+      [path.join(dir, 'saved.pt')],
+      TORCH_PYTHON,
+    );
     const s = store();
     const c = s.json(['commit', dir, '-m', 'torch.save']);
     const ls = s.json(['ls', c.id, '--tensors']);
     expect(ls.files[0].format).toBe('pytorch');
-    expect(ls.files[0].tensors.map((t: any) => [t.name, t.dtype, t.shape])).toEqual([['enc.weight', 'F32', [32, 16]], ['enc.bias', 'F16', [32]], ['steps', 'I64', [5]]]);
+    expect(ls.files[0].tensors.map((t: any) => [t.name, t.dtype, t.shape])).toEqual([
+      ['enc.weight', 'F32', [32, 16]],
+      ['enc.bias', 'F16', [32]],
+      ['steps', 'I64', [5]],
+    ]);
     const out = tempDir('ckvc-torch-out-');
     s.ok(['checkout', c.id, '--to', out]);
     expect(fs.readFileSync(path.join(out, 'saved.pt')).equals(fs.readFileSync(path.join(dir, 'saved.pt')))).toBe(true);
-    const check = py(`
+    const check = py(
+      `
 import sys, torch
 a = torch.load(sys.argv[1]); b = torch.load(sys.argv[2])
 print(all(torch.equal(a[k], b[k]) for k in a))
-`, [path.join(dir, 'saved.pt'), path.join(out, 'saved.pt')], TORCH_PYTHON);
+`,
+      [path.join(dir, 'saved.pt'), path.join(out, 'saved.pt')],
+      TORCH_PYTHON,
+    );
     expect(check.trim()).toBe('True');
   });
 });

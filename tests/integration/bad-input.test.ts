@@ -5,8 +5,18 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ckvc, cleanupTemp, commitId, describeRun, diffSnapshots, errorCodes, newStore, readRef, snapshotStore, tempDir,
-  type RunResult, type TempStore,
+  ckvc,
+  cleanupTemp,
+  commitId,
+  describeRun,
+  diffSnapshots,
+  errorCodes,
+  newStore,
+  readRef,
+  snapshotStore,
+  tempDir,
+  type RunResult,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, safetensorsBytes, safetensorsFromHeader } from '../helpers/data.js';
 
@@ -19,7 +29,10 @@ beforeAll(() => {
   s = newStore();
   data = tempDir('ckvc-bad-');
   fs.writeFileSync(path.join(data, 'good.bin'), randomBytes(1, 300_000));
-  fs.writeFileSync(path.join(data, 'good.safetensors'), safetensorsBytes({ w: { dtype: 'F32', shape: [64, 64] }, b: { dtype: 'F16', shape: [64] } }));
+  fs.writeFileSync(
+    path.join(data, 'good.safetensors'),
+    safetensorsBytes({ w: { dtype: 'F32', shape: [64, 64] }, b: { dtype: 'F16', shape: [64] } }),
+  );
   commitId(s, [path.join(data, 'good.bin'), path.join(data, 'good.safetensors'), '-m', 'base', '--metric', 'loss=1']);
 });
 
@@ -53,22 +66,74 @@ describe('malformed safetensors: exit 15 CKVC_BAD_SAFETENSORS, store unchanged',
     // A file too short to hold the 8-byte length is malformed, not "changed while being read".
     ['shorter than the length prefix', () => Buffer.from([1, 2, 3])],
     ['empty file', () => Buffer.alloc(0)],
-    ['header length larger than the file', () => { const b = Buffer.from(valid()); b.writeBigUInt64LE(BigInt(b.length + 10), 0); return b; }],
-    ['header length over 100 MB', () => { const b = Buffer.from(valid()); b.writeBigUInt64LE(200_000_000n, 0); return b; }],
-    ['header length 2^64-1', () => { const b = Buffer.from(valid()); b.writeBigUInt64LE(0xffffffffffffffffn, 0); return b; }],
-    ['header that is not JSON', () => safetensorsFromHeader('{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]', Buffer.alloc(16))],
-    ['header that is not UTF-8', () => safetensorsFromHeader(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]).toString('latin1'), Buffer.alloc(0))],
+    [
+      'header length larger than the file',
+      () => {
+        const b = Buffer.from(valid());
+        b.writeBigUInt64LE(BigInt(b.length + 10), 0);
+        return b;
+      },
+    ],
+    [
+      'header length over 100 MB',
+      () => {
+        const b = Buffer.from(valid());
+        b.writeBigUInt64LE(200_000_000n, 0);
+        return b;
+      },
+    ],
+    [
+      'header length 2^64-1',
+      () => {
+        const b = Buffer.from(valid());
+        b.writeBigUInt64LE(0xffffffffffffffffn, 0);
+        return b;
+      },
+    ],
+    [
+      'header that is not JSON',
+      () => safetensorsFromHeader('{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]', Buffer.alloc(16)),
+    ],
+    [
+      'header that is not UTF-8',
+      () => safetensorsFromHeader(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]).toString('latin1'), Buffer.alloc(0)),
+    ],
     ['header that is a JSON array', () => safetensorsFromHeader('[1,2,3]', Buffer.alloc(0))],
-    ['overlapping offsets', () => safetensorsFromHeader({ a, b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, Buffer.alloc(24))],
-    ['a hole between tensors', () => safetensorsFromHeader({ a, b: { dtype: 'F32', shape: [4], data_offsets: [20, 36] } }, Buffer.alloc(36))],
+    [
+      'overlapping offsets',
+      () => safetensorsFromHeader({ a, b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, Buffer.alloc(24)),
+    ],
+    [
+      'a hole between tensors',
+      () => safetensorsFromHeader({ a, b: { dtype: 'F32', shape: [4], data_offsets: [20, 36] } }, Buffer.alloc(36)),
+    ],
     ['trailing bytes after the data', () => safetensorsFromHeader({ a }, Buffer.alloc(20))],
     ['data shorter than the offsets', () => safetensorsFromHeader({ a }, Buffer.alloc(12))],
-    ['byte size not numel x width', () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [5], data_offsets: [0, 16] } }, Buffer.alloc(16))],
-    ['unknown dtype', () => safetensorsFromHeader({ a: { dtype: 'F31', shape: [4], data_offsets: [0, 16] } }, Buffer.alloc(16))],
-    ['negative shape', () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [-4], data_offsets: [0, 16] } }, Buffer.alloc(16))],
+    [
+      'byte size not numel x width',
+      () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [5], data_offsets: [0, 16] } }, Buffer.alloc(16)),
+    ],
+    [
+      'unknown dtype',
+      () => safetensorsFromHeader({ a: { dtype: 'F31', shape: [4], data_offsets: [0, 16] } }, Buffer.alloc(16)),
+    ],
+    [
+      'negative shape',
+      () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [-4], data_offsets: [0, 16] } }, Buffer.alloc(16)),
+    ],
     ['missing data_offsets', () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [4] } }, Buffer.alloc(16))],
-    ['duplicate tensor names', () => safetensorsFromHeader('{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}}', Buffer.alloc(32))],
-    ['end offset before begin', () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [0], data_offsets: [16, 0] } }, Buffer.alloc(16))],
+    [
+      'duplicate tensor names',
+      () =>
+        safetensorsFromHeader(
+          '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}}',
+          Buffer.alloc(32),
+        ),
+    ],
+    [
+      'end offset before begin',
+      () => safetensorsFromHeader({ a: { dtype: 'F32', shape: [0], data_offsets: [16, 0] } }, Buffer.alloc(16)),
+    ],
   ];
   for (const [what, make] of cases) {
     it(what, () => {
@@ -78,7 +143,10 @@ describe('malformed safetensors: exit 15 CKVC_BAD_SAFETENSORS, store unchanged',
   }
 
   it('with --json: one JSON error object on stderr', () => {
-    const f = badFile('bad-json.safetensors', safetensorsFromHeader({ a, b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, Buffer.alloc(24)));
+    const f = badFile(
+      'bad-json.safetensors',
+      safetensorsFromHeader({ a, b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, Buffer.alloc(24)),
+    );
     const before = snapshotStore(s.store);
     const r = s.run(['commit', f, '-m', 'bad', '--json']);
     expect(r.code, describeRun(r)).toBe(15);
@@ -120,7 +188,11 @@ describe('other bad input', () => {
   });
 
   it('one missing path among good ones: exit 15, nothing stored', () => {
-    refused(['commit', path.join(data, 'good.bin'), path.join(data, 'nope.bin'), '-m', 'x'], 15, 'CKVC_INPUT_NOT_FOUND');
+    refused(
+      ['commit', path.join(data, 'good.bin'), path.join(data, 'nope.bin'), '-m', 'x'],
+      15,
+      'CKVC_INPUT_NOT_FOUND',
+    );
   });
 
   // Inside a committed folder a symlink is skipped with a warning (checkout-safety.test.ts); named, it is followed.
@@ -136,7 +208,11 @@ describe('other bad input', () => {
   it('metric that is not a number: exit 15 CKVC_BAD_METRIC', () => {
     // NaN and ±Infinity are recorded as such (FORMAT.md §5.5; tests/integration/metrics-input.test.ts).
     for (const m of ['loss=abc', 'loss', 'loss=', '=1', 'loss=0x', 'bad name=1']) {
-      refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--metric', 'ok=1', '--metric', m], 15, 'CKVC_BAD_METRIC');
+      refused(
+        ['commit', path.join(data, 'good.bin'), '-m', 'x', '--metric', 'ok=1', '--metric', m],
+        15,
+        'CKVC_BAD_METRIC',
+      );
     }
   });
 
@@ -156,7 +232,11 @@ describe('other bad input', () => {
   });
 
   it('config file that does not exist: exit 15 CKVC_INPUT_NOT_FOUND', () => {
-    refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--config', path.join(data, 'nope.yaml')], 15, 'CKVC_INPUT_NOT_FOUND');
+    refused(
+      ['commit', path.join(data, 'good.bin'), '-m', 'x', '--config', path.join(data, 'nope.yaml')],
+      15,
+      'CKVC_INPUT_NOT_FOUND',
+    );
   });
 
   it('step that is not a whole number: exit 15 CKVC_BAD_ARGUMENT', () => {
@@ -239,9 +319,27 @@ describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not
   it('given twice with --json: the error names the option and its values; repeatable options still repeat', () => {
     const r = s.run(['best', '--metric', 'loss', '--metric', 'acc', '--json']);
     expect(r.code, describeRun(r)).toBe(2);
-    expect(JSON.parse(r.stderr).error).toMatchObject({ code: 'CKVC_USAGE', data: { option: 'metric', values: ['loss', 'acc'] } });
-    const ok = s.run(['commit', path.join(data, 'good.bin'), '-m', 'x', '--label', 'a=1', '--label', 'b=2',
-      '--metric', 'm=1', '--metric', 'n=2', '--dry-run', '--json', '--json']);
+    expect(JSON.parse(r.stderr).error).toMatchObject({
+      code: 'CKVC_USAGE',
+      data: { option: 'metric', values: ['loss', 'acc'] },
+    });
+    const ok = s.run([
+      'commit',
+      path.join(data, 'good.bin'),
+      '-m',
+      'x',
+      '--label',
+      'a=1',
+      '--label',
+      'b=2',
+      '--metric',
+      'm=1',
+      '--metric',
+      'n=2',
+      '--dry-run',
+      '--json',
+      '--json',
+    ]);
     expect(ok.code, describeRun(ok)).toBe(0);
   });
 
@@ -255,7 +353,13 @@ describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not
 describe('no store', () => {
   it('--store pointing at a folder that is not a store: exit 10 CKVC_NO_STORE', () => {
     const empty = tempDir('ckvc-empty-');
-    for (const args of [['log'], ['status'], ['commit', path.join(data, 'good.bin'), '-m', 'x'], ['verify'], ['branch']]) {
+    for (const args of [
+      ['log'],
+      ['status'],
+      ['commit', path.join(data, 'good.bin'), '-m', 'x'],
+      ['verify'],
+      ['branch'],
+    ]) {
       const r = ckvc([...args, '--store', empty]);
       expect(r.code, describeRun(r)).toBe(10);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

@@ -9,12 +9,23 @@ import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  decodeBundleHeader, encodeBundleHeader, encodeBundlePreamble, type BundleHeader,
+  decodeBundleHeader,
+  encodeBundleHeader,
+  encodeBundlePreamble,
+  type BundleHeader,
 } from '../../src/core/store-format/bundle-format.js';
 import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import {
-  checkoutDiff, copyStore, describeOutcome, hashTree, initStore, pool, runAsync, type Store, type Outcome,
+  checkoutDiff,
+  copyStore,
+  describeOutcome,
+  hashTree,
+  initStore,
+  pool,
+  runAsync,
+  type Store,
+  type Outcome,
 } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
@@ -30,7 +41,9 @@ const TENSORS = ['embed', 'layer1', 'layer2', 'head'] as const;
 
 function writeCk(dir: string, seeds: [number, number, number, number], opt: number, step: number): Map<string, string> {
   fs.mkdirSync(dir, { recursive: true });
-  const tensors = Object.fromEntries(TENSORS.map((n, i) => [n, { dtype: 'F32', shape: [ROWS, COLS], bytes: randomFloat32(seeds[i]!, ROWS * COLS) }]));
+  const tensors = Object.fromEntries(
+    TENSORS.map((n, i) => [n, { dtype: 'F32', shape: [ROWS, COLS], bytes: randomFloat32(seeds[i]!, ROWS * COLS) }]),
+  );
   fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes(tensors, { format: 'pt' }));
   fs.writeFileSync(path.join(dir, 'optimizer.bin'), randomBytes(opt, 48 * 1024));
   fs.writeFileSync(path.join(dir, 'trainer_state.json'), JSON.stringify({ step }));
@@ -44,7 +57,10 @@ function writeConfig(file: string, lr: number): string {
 
 /** Store files that must not change when a command is refused: all but the index cache and tmp/. */
 function snap(s: Store): Map<string, string> {
-  return snapshotTree(s.store, (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'));
+  return snapshotTree(
+    s.store,
+    (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'),
+  );
 }
 
 function quarantines(s: Store): string[] {
@@ -56,7 +72,10 @@ function codes(r: Outcome): string[] {
 }
 
 /** Runs `ckvc verify FILE` with no store: cwd an empty folder, CKVC_DIR unset, a private TMPDIR for its quarantine. */
-async function verifyFile(file: string, extra: string[] = ['--json']): Promise<{ r: Outcome; tmp: string; cwd: string }> {
+async function verifyFile(
+  file: string,
+  extra: string[] = ['--json'],
+): Promise<{ r: Outcome; tmp: string; cwd: string }> {
   const cwd = tempDir('ckvc-nostore-');
   const tmp = tempDir('ckvc-vtmp-');
   const r = await runAsync(['verify', file, ...extra], { cwd, env: { TMPDIR: tmp, CKVC_DIR: undefined } });
@@ -120,8 +139,11 @@ function parsePack(p: Buffer): PackRecord[] {
     const offset = Number(e.readBigUInt64LE(36));
     const stored = e.readUInt32LE(48);
     out.push({
-      id: e.subarray(0, 32).toString('hex'), type: e[32]!, codec: e[33]!,
-      head: Buffer.from(p.subarray(offset, offset + 44)), body: Buffer.from(p.subarray(offset + 44, offset + 44 + stored)),
+      id: e.subarray(0, 32).toString('hex'),
+      type: e[32]!,
+      codec: e[33]!,
+      head: Buffer.from(p.subarray(offset, offset + 44)),
+      body: Buffer.from(p.subarray(offset + 44, offset + 44 + stored)),
     });
   }
   return out;
@@ -183,11 +205,33 @@ let incPack: any;
 let full4File: string;
 let full4Pack: any;
 
-async function commitCk(s: Store, i: number, seeds: [number, number, number, number], opt: number, lr: number, loss: number, step: number, branch = 'main') {
+async function commitCk(
+  s: Store,
+  i: number,
+  seeds: [number, number, number, number],
+  opt: number,
+  lr: number,
+  loss: number,
+  step: number,
+  branch = 'main',
+) {
   const dir = path.join(work, `ck${i}-${s.dir.length}-${branch}`);
   const files = writeCk(dir, seeds, opt, step);
   const cfg = writeConfig(path.join(work, `cfg${i}.yaml`), lr);
-  const r = await s.json<{ id: string; configHash: string }>(['commit', dir, '-b', branch, '-m', `checkpoint ${i}\nsecond line`, '--config', cfg, '--metric', `loss=${loss}`, '--step', String(step)]);
+  const r = await s.json<{ id: string; configHash: string }>([
+    'commit',
+    dir,
+    '-b',
+    branch,
+    '-m',
+    `checkpoint ${i}\nsecond line`,
+    '--config',
+    cfg,
+    '--metric',
+    `loss=${loss}`,
+    '--step',
+    String(step),
+  ]);
   return { id: r.id, files, configHash: r.configHash, loss, step };
 }
 
@@ -229,7 +273,9 @@ describe('bundle round trip', () => {
     expect(fs.readdirSync(work).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     const out = path.join(work, 'not-written.bundle');
     const [bare, unknown, pullMissing] = await Promise.all([
-      S.run(['pack', C[2]!.id, '-o', out]), S.run(['pack', 'no-such-branch', '-o', out]), S.run(['pull', out]),
+      S.run(['pack', C[2]!.id, '-o', out]),
+      S.run(['pack', 'no-such-branch', '-o', out]),
+      S.run(['pull', out]),
     ]);
     expect(bare.code, describeOutcome(bare)).toBe(15);
     expect(codes(bare)).toEqual(['CKVC_BAD_ARGUMENT']);
@@ -252,7 +298,11 @@ describe('bundle round trip', () => {
       { name: 'refs/heads/main', id: C[2]!.id, commit: C[2]!.id },
       { name: 'refs/tags/v1', id: tagId, commit: C[1]!.id, message: 'release one' },
     ]);
-    expect(v.commits.map((c: any) => c.id).sort()).toEqual(C.slice(0, 3).map((c) => c.id).sort());
+    expect(v.commits.map((c: any) => c.id).sort()).toEqual(
+      C.slice(0, 3)
+        .map((c) => c.id)
+        .sort(),
+    );
     for (const want of C.slice(0, 3)) {
       const got = v.commits.find((c: any) => c.id === want.id);
       expect(got.metrics).toEqual({ loss: want.loss });
@@ -288,7 +338,10 @@ describe('bundle round trip', () => {
   it('pull into a fresh store: refs arrive as bundle/<name>, every commit checks out byte-identical, verify clean', async () => {
     R = initStore('ckvc-bundle-recv-');
     const r = await R.json(['pull', fullFile]);
-    expect(r.refs.map((u: any) => [u.name, u.new]).sort()).toEqual([['refs/heads/bundle/main', C[2]!.id], ['refs/tags/bundle/v1', tagId]]);
+    expect(r.refs.map((u: any) => [u.name, u.new]).sort()).toEqual([
+      ['refs/heads/bundle/main', C[2]!.id],
+      ['refs/tags/bundle/v1', tagId],
+    ]);
     expect(r.newObjects).toBe(fullPack.objects);
     expect(R.ref('refs/heads/main')).toBeUndefined();
     expect(R.ref('refs/tags/v1')).toBeUndefined();
@@ -308,7 +361,10 @@ describe('bundle round trip', () => {
   it('pulling the same bundle again moves no ref and adds no object', async () => {
     const before = snap(R);
     const r = await R.json(['pull', fullFile]);
-    expect(r.refs.every((u: any) => u.skipped === 'unchanged'), JSON.stringify(r.refs)).toBe(true);
+    expect(
+      r.refs.every((u: any) => u.skipped === 'unchanged'),
+      JSON.stringify(r.refs),
+    ).toBe(true);
     expect(r.newObjects).toBe(0);
     expect(R.ref('refs/heads/bundle/main')).toBe(C[2]!.id);
     // Only a duplicate pack may have been added; refs, reflogs and everything else are as they were.
@@ -394,13 +450,18 @@ describe('bundle round trip', () => {
   it('--update-refs moves main itself; a non-fast-forward is refused with 13 (store unchanged) unless --force', async () => {
     const U = initStore('ckvc-bundle-upd-');
     const D = initStore('ckvc-bundle-div-');
-    const [a] = await Promise.all([U.json(['pull', fullFile, '--update-refs']), D.json(['pull', fullFile, '--update-refs'])]);
+    const [a] = await Promise.all([
+      U.json(['pull', fullFile, '--update-refs']),
+      D.json(['pull', fullFile, '--update-refs']),
+    ]);
     expect(a.refs.map((u: any) => u.name).sort()).toEqual(['refs/heads/main', 'refs/tags/v1']);
     expect(U.ref('refs/heads/main')).toBe(C[2]!.id);
     expect(U.ref('refs/tags/v1')).toBe(tagId);
     expect(U.ref('refs/heads/bundle/main')).toBeUndefined();
     const b = await U.json(['pull', incFile, '--update-refs']);
-    expect(b.refs).toEqual([expect.objectContaining({ name: 'refs/heads/main', old: C[2]!.id, new: C[3]!.id, forced: false })]);
+    expect(b.refs).toEqual([
+      expect.objectContaining({ name: 'refs/heads/main', old: C[2]!.id, new: C[3]!.id, forced: false }),
+    ]);
     expect(U.ref('refs/heads/main')).toBe(C[3]!.id);
 
     // A diverged main: another site (D) took the 3rd commit and committed something else on top.
@@ -422,7 +483,9 @@ describe('bundle round trip', () => {
     expect(diffSnapshots(beforeR, snap(R))).toEqual([]);
 
     const f = await U.json(['pull', divFile, '--update-refs', '--force']);
-    expect(f.refs).toEqual([expect.objectContaining({ name: 'refs/heads/main', old: C[3]!.id, new: side.id, forced: true })]);
+    expect(f.refs).toEqual([
+      expect.objectContaining({ name: 'refs/heads/main', old: C[3]!.id, new: side.id, forced: true }),
+    ]);
     expect(U.ref('refs/heads/main')).toBe(side.id);
     const [d, v] = await Promise.all([checkoutDiff(U, 'main', side.files), U.verify(true)]);
     expect(d).toEqual([]);
@@ -500,7 +563,14 @@ describe('malformed bundles are refused and change nothing', () => {
    * pull FILE refuses with `exit`/`code`, the store is unchanged and no quarantine is left; with `verify`,
    * verify FILE (no store) refuses the same way and leaves nothing in its temp folder.
    */
-  async function refused(expectIt: typeof expect, name: string, bytes: Buffer, exit: number, code: string, verify: boolean): Promise<void> {
+  async function refused(
+    expectIt: typeof expect,
+    name: string,
+    bytes: Buffer,
+    exit: number,
+    code: string,
+    verify: boolean,
+  ): Promise<void> {
     const file = path.join(work, `bad-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 80)}.bundle`);
     fs.writeFileSync(file, bytes);
     await withReceiver(async (M) => {
@@ -544,52 +614,126 @@ describe('malformed bundles are refused and change nothing', () => {
   const cases: { name: string; make: () => Buffer; exit?: number; code?: string; verify?: boolean }[] = [
     { name: 'truncated inside the preamble', make: () => base.subarray(0, 10) },
     { name: 'truncated inside the header', make: () => base.subarray(0, 16 + Math.floor(p.headerLength / 2)) },
-    { name: 'truncated in the middle of the pack', make: () => base.subarray(0, 16 + p.headerLength + Math.floor(p.pack.length / 2)), verify: true },
+    {
+      name: 'truncated in the middle of the pack',
+      make: () => base.subarray(0, 16 + p.headerLength + Math.floor(p.pack.length / 2)),
+      verify: true,
+    },
     { name: 'truncated inside the trailer', make: () => base.subarray(0, base.length - 20) },
-    { name: 'one bit flipped in a ref ID in the header', make: () => flipBit(base, 16 + p.headerBytes.indexOf(Buffer.from(C[2]!.id, 'hex')) + 5), verify: true },
-    { name: 'one bit flipped in the middle of the pack', make: () => flipBit(base, 16 + p.headerLength + Math.floor(p.pack.length / 2), 0x10), verify: true },
+    {
+      name: 'one bit flipped in a ref ID in the header',
+      make: () => flipBit(base, 16 + p.headerBytes.indexOf(Buffer.from(C[2]!.id, 'hex')) + 5),
+      verify: true,
+    },
+    {
+      name: 'one bit flipped in the middle of the pack',
+      make: () => flipBit(base, 16 + p.headerLength + Math.floor(p.pack.length / 2), 0x10),
+      verify: true,
+    },
     { name: 'one bit flipped in the trailer hash', make: () => flipBit(base, base.length - 40 + 7) },
-    { name: 'its trailer replaced by another bundle\'s', make: () => Buffer.concat([base.subarray(0, base.length - 40), fs.readFileSync(incFile).subarray(-40)]), verify: true },
+    {
+      name: "its trailer replaced by another bundle's",
+      make: () => Buffer.concat([base.subarray(0, base.length - 40), fs.readFileSync(incFile).subarray(-40)]),
+      verify: true,
+    },
     { name: 'one byte appended', make: () => Buffer.concat([base, Buffer.from([0])]) },
     { name: 'header_length 0xFFFFFFFF', make: () => setU32(12, 0xffffffff), verify: true },
     { name: 'header_length larger than the file', make: () => setU32(12, base.length) },
-    { name: 'a newer format version in the preamble', exit: 18, code: 'CKVC_UNSUPPORTED_VERSION', make: () => setU32(8, 2) },
     {
-      name: 'an unknown required capability', exit: 18, code: 'CKVC_UNSUPPORTED_VERSION', verify: true,
+      name: 'a newer format version in the preamble',
+      exit: 18,
+      code: 'CKVC_UNSUPPORTED_VERSION',
+      make: () => setU32(8, 2),
+    },
+    {
+      name: 'an unknown required capability',
+      exit: 18,
+      code: 'CKVC_UNSUPPORTED_VERSION',
+      verify: true,
       make: () => buildBundle({ ...p.header, required: [...p.header.required, 'chunk:quantum-dedup'] }, p.pack),
     },
-    { name: 'a ref named refs/heads/../evil', make: () => buildBundle({ ...p.header, refs: [{ name: 'refs/heads/../evil', id: C[2]!.id }] }, p.pack), verify: true },
-    { name: 'a ref outside heads, tags and aliases (refs/remotes/x/main)', make: () => buildBundle({ ...p.header, refs: [{ name: 'refs/remotes/x/main', id: C[2]!.id }] }, p.pack) },
     {
-      name: 'the same ref listed twice', make: () => buildBundle({
-        ...p.header, refs: [{ name: 'refs/heads/main', id: C[2]!.id }, { name: 'refs/heads/main', id: C[1]!.id }],
-      }, p.pack),
+      name: 'a ref named refs/heads/../evil',
+      make: () => buildBundle({ ...p.header, refs: [{ name: 'refs/heads/../evil', id: C[2]!.id }] }, p.pack),
+      verify: true,
     },
     {
-      name: 'a pack that lacks the parent commit and has no prerequisites (stripped from an incremental bundle)', verify: true, make: () => {
+      name: 'a ref outside heads, tags and aliases (refs/remotes/x/main)',
+      make: () => buildBundle({ ...p.header, refs: [{ name: 'refs/remotes/x/main', id: C[2]!.id }] }, p.pack),
+    },
+    {
+      name: 'the same ref listed twice',
+      make: () =>
+        buildBundle(
+          {
+            ...p.header,
+            refs: [
+              { name: 'refs/heads/main', id: C[2]!.id },
+              { name: 'refs/heads/main', id: C[1]!.id },
+            ],
+          },
+          p.pack,
+        ),
+    },
+    {
+      name: 'a pack that lacks the parent commit and has no prerequisites (stripped from an incremental bundle)',
+      verify: true,
+      make: () => {
         const q = parseBundle(fs.readFileSync(incFile));
         return buildBundle({ ...q.header, prerequisites: [] }, q.pack);
       },
     },
-    { name: 'a pack that lacks one chunk its ref needs, with no prerequisites', make: () => withRecords(p, dropFirstChunk()), verify: true },
-    { name: 'a ref to an object that is nowhere', make: () => buildBundle({ ...p.header, refs: [...p.header.refs, { name: 'refs/heads/ghost', id: 'ab'.repeat(32) }] }, p.pack) },
-    { name: 'a ref to a tree, not a commit', make: () => buildBundle({ ...p.header, refs: [{ name: 'refs/heads/main', id: recs.find((r) => r.type === 4)!.id }] }, p.pack) },
-    { name: '`objects` one more than the pack holds', make: () => buildBundle({ ...p.header, objects: p.header.objects + 1 }, p.pack), verify: true },
+    {
+      name: 'a pack that lacks one chunk its ref needs, with no prerequisites',
+      make: () => withRecords(p, dropFirstChunk()),
+      verify: true,
+    },
+    {
+      name: 'a ref to an object that is nowhere',
+      make: () =>
+        buildBundle(
+          { ...p.header, refs: [...p.header.refs, { name: 'refs/heads/ghost', id: 'ab'.repeat(32) }] },
+          p.pack,
+        ),
+    },
+    {
+      name: 'a ref to a tree, not a commit',
+      make: () =>
+        buildBundle(
+          { ...p.header, refs: [{ name: 'refs/heads/main', id: recs.find((r) => r.type === 4)!.id }] },
+          p.pack,
+        ),
+    },
+    {
+      name: '`objects` one more than the pack holds',
+      make: () => buildBundle({ ...p.header, objects: p.header.objects + 1 }, p.pack),
+      verify: true,
+    },
     {
       name: 'a pack byte changed with the trailer recomputed (only the pack checksum catches it)',
       make: () => buildBundle(p.header, flipBit(p.pack, Math.floor(p.pack.length / 2), 0x40)),
     },
     {
-      name: 'a record body that does not match its ID, pack checksum and trailer recomputed', verify: true, make: () => {
+      name: 'a record body that does not match its ID, pack checksum and trailer recomputed',
+      verify: true,
+      make: () => {
         const victim = recs.find((r) => r.type === 1 && r.codec === 0) ?? recs.find((r) => r.type === 1)!;
-        return withRecords(p, recs.map((r) => (r === victim ? { ...r, body: flipBit(r.body, Math.floor(r.body.length / 2)) } : r)));
+        return withRecords(
+          p,
+          recs.map((r) => (r === victim ? { ...r, body: flipBit(r.body, Math.floor(r.body.length / 2)) } : r)),
+        );
       },
     },
-    { name: 'an object listed twice in the pack', make: () => withRecords(p, [...recs, recs.find((r) => r.type === 1)!]) },
+    {
+      name: 'an object listed twice in the pack',
+      make: () => withRecords(p, [...recs, recs.find((r) => r.type === 1)!]),
+    },
   ];
 
   for (const c of cases) {
-    it.concurrent(`refuses ${c.name}: exit ${c.exit ?? 12} ${c.code ?? 'CKVC_BAD_BUNDLE'}`, async ({ expect: expectIt }) => {
+    it.concurrent(`refuses ${c.name}: exit ${c.exit ?? 12} ${c.code ?? 'CKVC_BAD_BUNDLE'}`, async ({
+      expect: expectIt,
+    }) => {
       await refused(expectIt, c.name, c.make(), c.exit ?? 12, c.code ?? 'CKVC_BAD_BUNDLE', Boolean(c.verify));
     });
   }

@@ -7,8 +7,20 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ckvc, cleanupTemp, commitId, describeRun, diffSnapshots, errorCodes, newStore, readRef, readTree, snapshotStore, snapshotTree, tempDir,
-  type RunResult, type TempStore,
+  ckvc,
+  cleanupTemp,
+  commitId,
+  describeRun,
+  diffSnapshots,
+  errorCodes,
+  newStore,
+  readRef,
+  readTree,
+  snapshotStore,
+  snapshotTree,
+  tempDir,
+  type RunResult,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
 import { hostileBundle, hostileHistory, plantInStore, type TreeSpec } from '../helpers/hostile-tree.js';
@@ -40,7 +52,9 @@ function refusedCheckout(args: string[], untouched: string[]): RunResult {
   expect(r.code, describeRun(r)).toBe(17);
   expect(errorCodes(r.stderr)).toEqual(['CKVC_WOULD_OVERWRITE']);
   expect(r.stderr.trim().split('\n'), describeRun(r)).toHaveLength(1);
-  untouched.forEach((d, i) => { expect(diffSnapshots(before[i]!, snapshotTree(d)), d).toEqual([]); });
+  untouched.forEach((d, i) => {
+    expect(diffSnapshots(before[i]!, snapshotTree(d)), d).toEqual([]);
+  });
   return r;
 }
 
@@ -48,7 +62,7 @@ describe('checkout never writes through a symlink in the target folder', () => {
   it('a symlinked folder on the way (out/sub -> elsewhere) is refused with and without --force, naming the link and where it points', () => {
     const out = tempDir('ckvc-safety-out-');
     const elsewhere = tempDir('ckvc-safety-elsewhere-');
-    fs.writeFileSync(path.join(elsewhere, 'f.txt'), 'the victim\'s file\n');
+    fs.writeFileSync(path.join(elsewhere, 'f.txt'), "the victim's file\n");
     fs.symlinkSync(elsewhere, path.join(out, 'sub'));
     for (const force of [[], ['--force']]) {
       const r = refusedCheckout([id, '--to', out, ...force], [out, elsewhere]);
@@ -68,7 +82,7 @@ describe('checkout never writes through a symlink in the target folder', () => {
     expect(fs.existsSync(path.join(out, 'a.txt'))).toBe(false);
   });
 
-  it('a symlink at a file\'s own path, dangling or to an identical file, is refused with and without --force and left in place', () => {
+  it("a symlink at a file's own path, dangling or to an identical file, is refused with and without --force and left in place", () => {
     const out = tempDir('ckvc-safety-out-');
     const outside = tempDir('ckvc-safety-outside-');
     fs.writeFileSync(path.join(outside, 'same.txt'), 'f from the commit\n');
@@ -102,23 +116,32 @@ describe('checkout never writes through a symlink in the target folder', () => {
     fs.mkdirSync(path.join(out, 'a.txt'));
     for (const force of [[], ['--force']]) {
       const r = refusedCheckout([id, '--to', out, ...force], [out]);
-      expect(r.stderr).toContain(`${path.join(out, 'a.txt')} is a folder where the commit has a file; --force never replaces a folder: move or remove it`);
+      expect(r.stderr).toContain(
+        `${path.join(out, 'a.txt')} is a folder where the commit has a file; --force never replaces a folder: move or remove it`,
+      );
       expect(r.stderr).toContain('1 more path(s) are in the way');
       expect(r.stderr).not.toMatch(/pass --force/);
     }
     const json = JSON.parse(refusedCheckout([id, '--to', out, '--force', '--json'], [out]).stderr).error;
-    expect(json.data.conflicts.map((c: any) => [path.relative(out, c.path), c.kind])).toEqual([['a.txt', 'folder'], ['sub', 'not-folder']]);
+    expect(json.data.conflicts.map((c: any) => [path.relative(out, c.path), c.kind])).toEqual([
+      ['a.txt', 'folder'],
+      ['sub', 'not-folder'],
+    ]);
   });
 
-  it('links in the way and files that differ together: the message tells them apart; only the differing ones are --force\'s to fix', () => {
+  it("links in the way and files that differ together: the message tells them apart; only the differing ones are --force's to fix", () => {
     const out = tempDir('ckvc-safety-out-');
     fs.writeFileSync(path.join(out, 'a.txt'), 'edited\n');
     fs.symlinkSync(tempDir('ckvc-safety-elsewhere-'), path.join(out, 'sub'));
     const r = refusedCheckout([id, '--to', out], [out]);
-    expect(r.stderr).toMatch(/sub is a symbolic link .*; 1 existing file\(s\) also differ, e.g. .*a\.txt \(--force would replace those\)/);
+    expect(r.stderr).toMatch(
+      /sub is a symbolic link .*; 1 existing file\(s\) also differ, e.g. .*a\.txt \(--force would replace those\)/,
+    );
     const differsOnly = tempDir('ckvc-safety-out-');
     fs.writeFileSync(path.join(differsOnly, 'a.txt'), 'edited\n');
-    expect(refusedCheckout([id, '--to', differsOnly], [differsOnly]).stderr).toMatch(/would overwrite 1 existing file\(s\) that differ, e\.g\. .*a\.txt; nothing was written: pass --force/);
+    expect(refusedCheckout([id, '--to', differsOnly], [differsOnly]).stderr).toMatch(
+      /would overwrite 1 existing file\(s\) that differ, e\.g\. .*a\.txt; nothing was written: pass --force/,
+    );
   });
 
   it('checkout --tensor writes through the same checks', () => {
@@ -172,7 +195,8 @@ describe('temp files left by a killed checkout', () => {
     expect(JSON.parse(r.stdout).removedTemps).toEqual([stale]);
     expect(r.stderr).toContain(`ckvc: removed 1 stale temp file(s) an interrupted checkout left, e.g. ${stale}`);
     expect(fs.existsSync(stale)).toBe(false);
-    for (const [what, p] of Object.entries(decoys)) expect(fs.lstatSync(p, { throwIfNoEntry: false }), what).toBeDefined();
+    for (const [what, p] of Object.entries(decoys))
+      expect(fs.lstatSync(p, { throwIfNoEntry: false }), what).toBeDefined();
     expect(fs.readFileSync(path.join(out, 'a.txt'), 'utf8')).toBe('a from the commit\n');
   });
 });
@@ -241,11 +265,22 @@ describe('commit skips symlinks inside folders and refuses files whose size lies
     expect(r.code, describeRun(r)).toBe(0);
     const res = JSON.parse(r.stdout);
     const links = [
-      [path.join(dir, 'dangling'), path.join(dir, 'nowhere')], [path.join(dir, 'shared'), outside],
-      [path.join(dir, 'sub', 'latest'), '../weights.bin'], [path.join(dir, 'token'), path.join(outside, 'secret.txt')],
+      [path.join(dir, 'dangling'), path.join(dir, 'nowhere')],
+      [path.join(dir, 'shared'), outside],
+      [path.join(dir, 'sub', 'latest'), '../weights.bin'],
+      [path.join(dir, 'token'), path.join(outside, 'secret.txt')],
     ];
-    expect(res.warnings).toEqual(links.map(([l, to]) => expect.stringContaining(`skipped symlink ${l} (-> ${to}): links inside a committed folder are not followed`)));
-    expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('ckvc: warning: skipped symlink'))).toHaveLength(4);
+    expect(res.warnings).toEqual(
+      links.map(([l, to]) =>
+        expect.stringContaining(`skipped symlink ${l} (-> ${to}): links inside a committed folder are not followed`),
+      ),
+    );
+    expect(
+      r.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('ckvc: warning: skipped symlink')),
+    ).toHaveLength(4);
     expect(res.files).toBe(1);
     const out = tempDir('ckvc-safety-out-');
     s.ok(['checkout', res.id, '--to', out]);
@@ -263,7 +298,10 @@ describe('commit skips symlinks inside folders and refuses files whose size lies
     expect(one.warnings).toBeUndefined();
     const out = tempDir('ckvc-safety-out-');
     s.ok(['checkout', one.id, '--to', out]);
-    expect(Object.fromEntries([...readTree(out)].map(([k, v]) => [k, v.toString()]))).toEqual({ 'last.pt': 'weights', 'ck-link/w.bin': 'w' });
+    expect(Object.fromEntries([...readTree(out)].map(([k, v]) => [k, v.toString()]))).toEqual({
+      'last.pt': 'weights',
+      'ck-link/w.bin': 'w',
+    });
   });
 
   it('/proc/self/status (size 0, content behind it) is refused, not stored as 0 bytes', () => {
@@ -272,7 +310,9 @@ describe('commit skips symlinks inside folders and refuses files whose size lies
     const r = s.run(['commit', '/proc/self/status', '-m', 'proc']);
     expect(r.code, describeRun(r)).toBe(15);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_ARGUMENT']);
-    expect(r.stderr).toContain('cannot commit /proc/self/status: its size says 0 bytes but it holds more bytes than that');
+    expect(r.stderr).toContain(
+      'cannot commit /proc/self/status: its size says 0 bytes but it holds more bytes than that',
+    );
     expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
   });
 
@@ -288,11 +328,17 @@ describe('commit skips symlinks inside folders and refuses files whose size lies
 });
 
 describe('a received tree holding .git or .ckvc is refused', () => {
-  const FSMONITOR: TreeSpec = { 'model.bin': 'weights', '.git': { config: '[core]\n\tfsmonitor = "touch pwned"\n', HEAD: 'ref: refs/heads/main\n' } };
+  const FSMONITOR: TreeSpec = {
+    'model.bin': 'weights',
+    '.git': { config: '[core]\n\tfsmonitor = "touch pwned"\n', HEAD: 'ref: refs/heads/main\n' },
+  };
 
   /** `ckvc verify FILE --json` with no store around. */
   function verifyFile(file: string): RunResult {
-    return ckvc(['verify', file, '--json'], { cwd: tempDir('ckvc-nostore-'), env: { TMPDIR: tempDir('ckvc-vtmp-'), CKVC_DIR: undefined } });
+    return ckvc(['verify', file, '--json'], {
+      cwd: tempDir('ckvc-nostore-'),
+      env: { TMPDIR: tempDir('ckvc-vtmp-'), CKVC_DIR: undefined },
+    });
   }
 
   it('pull FILE refuses a bundle whose tree holds .git/config, leaving the store exactly as it was; verify FILE refuses it too', async () => {
@@ -317,7 +363,10 @@ describe('a received tree holding .git or .ckvc is refused', () => {
     ['.GIT. (trailing dot)', { '.GIT.': { config: 'x' } }],
     ['git~1 (8.3 short name)', { 'git~1': { config: 'x' } }],
     ['.g\\u200cit (HFS+ ignorable)', { '.g\u200cit': { config: 'x' } }],
-    ['a .ckvc prune record deep inside', { project: { '.ckvc': { pruned: { [`${'ab'.repeat(32)}.json`]: '{"tensors":null}' } } } }],
+    [
+      'a .ckvc prune record deep inside',
+      { project: { '.ckvc': { pruned: { [`${'ab'.repeat(32)}.json`]: '{"tensors":null}' } } } },
+    ],
   ] as [string, TreeSpec][]) {
     it(`verify FILE refuses a bundle holding ${what}`, async () => {
       const work = tempDir('ckvc-safety-bundle-');
@@ -336,7 +385,12 @@ describe('a received tree holding .git or .ckvc is refused', () => {
     const r = victim.run(['checkout', 'evil', '--to', '.', '--force'], { cwd: victim.dir });
     expect(r.code, describeRun(r)).toBe(12);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_CORRUPT_OBJECT']);
-    expect(diffSnapshots(before, snapshotTree(victim.dir, (rel) => rel.startsWith('.ckvc')))).toEqual([]);
+    expect(
+      diffSnapshots(
+        before,
+        snapshotTree(victim.dir, (rel) => rel.startsWith('.ckvc')),
+      ),
+    ).toEqual([]);
     expect(fs.existsSync(path.join(victim.dir, '.git'))).toBe(false);
   });
 });

@@ -6,8 +6,22 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSafetensorsHeader, readSafetensorsHeaderLength, type SafetensorsLayout } from '../../src/core/input-formats/safetensors.js';
-import { BIN, cleanupTemp, commitId, errorCodes, newStore, readTree, sha256, tempDir, type TempStore } from '../helpers/ckvc.js';
+import {
+  parseSafetensorsHeader,
+  readSafetensorsHeaderLength,
+  type SafetensorsLayout,
+} from '../../src/core/input-formats/safetensors.js';
+import {
+  BIN,
+  cleanupTemp,
+  commitId,
+  errorCodes,
+  newStore,
+  readTree,
+  sha256,
+  tempDir,
+  type TempStore,
+} from '../helpers/ckvc.js';
 import { randomBytes, tensorData, writeSafetensors, type TensorSpec } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -21,11 +35,15 @@ interface Run {
 /** Runs ckvc on store `st` without blocking, keeping stdout as bytes (cat writes binary). */
 function run(st: TempStore, args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args, '--store', st.store], { env: { ...process.env, NO_COLOR: '1', CKVC_AUTHOR: 'test' } });
+    const child = spawn(process.execPath, [BIN, ...args, '--store', st.store], {
+      env: { ...process.env, NO_COLOR: '1', CKVC_AUTHOR: 'test' },
+    });
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, out: Buffer.concat(out), err }));
   });
@@ -44,7 +62,18 @@ function parseFile(file: string): { layout: SafetensorsLayout; bytes: Buffer } {
   return { layout: parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length, file), bytes };
 }
 
-const WIDTH: Record<string, number> = { BOOL: 1, I8: 1, U8: 1, F16: 2, BF16: 2, U16: 2, I32: 4, F32: 4, F64: 8, I64: 8 };
+const WIDTH: Record<string, number> = {
+  BOOL: 1,
+  I8: 1,
+  U8: 1,
+  F16: 2,
+  BF16: 2,
+  U16: 2,
+  I32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+};
 
 let s: TempStore;
 let ck = '';
@@ -71,13 +100,26 @@ const MODEL_SPECS: [string, string, number[]][] = [
   ['model.i32', 'I32', [3]],
 ];
 // The reference writer's order: dtype from U64 down to BOOL, then name.
-const MODEL_ORDER = ['model.count', 'model.d', 'model.embed', 'model.empty', 'model.i32', 'model.head.bias', 'model.norm', 'model.u', 'model.q', 'model.mask'];
+const MODEL_ORDER = [
+  'model.count',
+  'model.d',
+  'model.embed',
+  'model.empty',
+  'model.i32',
+  'model.head.bias',
+  'model.norm',
+  'model.u',
+  'model.q',
+  'model.mask',
+];
 
 beforeAll(() => {
   s = newStore();
   ck = tempDir('ckvc-ckt-');
   fs.mkdirSync(path.join(ck, 'sub'));
-  MODEL_SPECS.forEach(([name, dtype, shape], i) => { model[name] = { dtype, shape, bytes: tensorData(10 + i, dtype, shape) }; });
+  MODEL_SPECS.forEach(([name, dtype, shape], i) => {
+    model[name] = { dtype, shape, bytes: tensorData(10 + i, dtype, shape) };
+  });
   writeSafetensors(path.join(ck, 'model.safetensors'), model, { format: 'pt', origin: 'unit' });
   extra['model.extra'] = { dtype: 'F64', shape: [4], bytes: tensorData(40, 'F64', [4]) };
   extra['optimizer.x'] = { dtype: 'F32', shape: [2], bytes: tensorData(41, 'F32', [2]) };
@@ -106,7 +148,12 @@ describe('checkout --tensor', () => {
 
     const { layout, bytes } = parseFile(path.join(out, 'model.safetensors'));
     expect(layout.tensors.map((t) => t.name)).toEqual(MODEL_ORDER);
-    expect(layout.metadata).toEqual({ format: 'pt', origin: 'unit', 'ckvc.commit': c1, 'ckvc.source': 'model.safetensors' });
+    expect(layout.metadata).toEqual({
+      format: 'pt',
+      origin: 'unit',
+      'ckvc.commit': c1,
+      'ckvc.source': 'model.safetensors',
+    });
     expect(layout.headerLength % 8).toBe(0);
     expect(bytes.subarray(8, layout.dataStart).toString('latin1')).toMatch(/^\{"__metadata__":\{.*\}\}( {0,7})$/);
     for (const t of layout.tensors) {
@@ -137,29 +184,32 @@ describe('checkout --tensor', () => {
       fs.writeFileSync(path.join(out, k), v);
     }
     const script = path.join(out, 'read.py');
-    fs.writeFileSync(script, [
-      'import hashlib, json, struct, sys',
-      'import numpy as np',
-      "DT = {'F64': '<f8', 'F32': '<f4', 'F16': '<f2', 'BF16': '<u2', 'I64': '<i8', 'I32': '<i4', 'I16': '<i2', 'I8': 'i1',",
-      "      'U8': 'u1', 'U16': '<u2', 'U32': '<u4', 'U64': '<u8', 'BOOL': '?'}",
-      'raw = open(sys.argv[1], "rb").read()',
-      'n, = struct.unpack("<Q", raw[:8])',
-      'assert n % 8 == 0',
-      'header = json.loads(raw[8:8 + n].decode("utf-8"))',
-      'meta = header.pop("__metadata__", None)',
-      'data = raw[8 + n:]',
-      'out, end = {}, 0',
-      'for name, info in header.items():',
-      '    b, e = info["data_offsets"]',
-      '    dt = np.dtype(DT[info["dtype"]])',
-      '    assert (8 + n + b) % dt.itemsize == 0, name',
-      '    arr = np.frombuffer(data[b:e], dtype=dt).reshape(info["shape"])',
-      '    s = float(arr.astype(np.float64).sum()) if info["dtype"] in ("F16", "F32", "F64") else None',
-      '    out[name] = {"shape": list(arr.shape), "sha256": hashlib.sha256(arr.tobytes()).hexdigest(), "sum": s}',
-      '    end = max(end, e)',
-      'assert end == len(data), (end, len(data))',
-      'print(json.dumps({"metadata": meta, "tensors": out}))',
-    ].join('\n'));
+    fs.writeFileSync(
+      script,
+      [
+        'import hashlib, json, struct, sys',
+        'import numpy as np',
+        "DT = {'F64': '<f8', 'F32': '<f4', 'F16': '<f2', 'BF16': '<u2', 'I64': '<i8', 'I32': '<i4', 'I16': '<i2', 'I8': 'i1',",
+        "      'U8': 'u1', 'U16': '<u2', 'U32': '<u4', 'U64': '<u8', 'BOOL': '?'}",
+        'raw = open(sys.argv[1], "rb").read()',
+        'n, = struct.unpack("<Q", raw[:8])',
+        'assert n % 8 == 0',
+        'header = json.loads(raw[8:8 + n].decode("utf-8"))',
+        'meta = header.pop("__metadata__", None)',
+        'data = raw[8 + n:]',
+        'out, end = {}, 0',
+        'for name, info in header.items():',
+        '    b, e = info["data_offsets"]',
+        '    dt = np.dtype(DT[info["dtype"]])',
+        '    assert (8 + n + b) % dt.itemsize == 0, name',
+        '    arr = np.frombuffer(data[b:e], dtype=dt).reshape(info["shape"])',
+        '    s = float(arr.astype(np.float64).sum()) if info["dtype"] in ("F16", "F32", "F64") else None',
+        '    out[name] = {"shape": list(arr.shape), "sha256": hashlib.sha256(arr.tobytes()).hexdigest(), "sum": s}',
+        '    end = max(end, e)',
+        'assert end == len(data), (end, len(data))',
+        'print(json.dumps({"metadata": meta, "tensors": out}))',
+      ].join('\n'),
+    );
     const py = spawnSync('python3', [script, path.join(out, 'model.safetensors')], { encoding: 'utf8' });
     expect(py.status, py.stderr).toBe(0);
     const got = JSON.parse(py.stdout);
@@ -180,7 +230,11 @@ describe('checkout --tensor', () => {
   it('exclusion: "*" with "!optimizer.*" in either order, or the exclude alone, writes the same bytes', async () => {
     const base = tempDir('ckvc-ckt-ex-');
     const variants = [['*', '!optimizer.*'], ['!optimizer.*', '*'], ['!optimizer.*']];
-    const runs = await Promise.all(variants.map((globs, i) => run(s, ['checkout', c1, '--to', path.join(base, String(i)), ...globs.flatMap((g) => ['--tensor', g])])));
+    const runs = await Promise.all(
+      variants.map((globs, i) =>
+        run(s, ['checkout', c1, '--to', path.join(base, String(i)), ...globs.flatMap((g) => ['--tensor', g])]),
+      ),
+    );
     runs.forEach((r, i) => {
       expect(r.code, r.err).toBe(0);
       const tree = readTree(path.join(base, String(i)));
@@ -195,10 +249,15 @@ describe('checkout --tensor', () => {
       okJson(s, ['checkout', c1, '--to', path.join(base, 'q'), '--tensor', 'sub/extra.safetensors:*']),
       okJson(s, ['checkout', c1, '--to', path.join(base, 'e'), '--tensor', 'model.embed', '--tensor', 'model.d']),
     ]);
-    expect(q.tensorFiles.map((f: any) => [f.path, f.tensors])).toEqual([['sub/extra.safetensors', ['model.extra', 'optimizer.x']]]);
-    expect(exact.tensorFiles.map((f: any) => [f.path, f.tensors])).toEqual([['model.safetensors', ['model.d', 'model.embed']]]);
+    expect(q.tensorFiles.map((f: any) => [f.path, f.tensors])).toEqual([
+      ['sub/extra.safetensors', ['model.extra', 'optimizer.x']],
+    ]);
+    expect(exact.tensorFiles.map((f: any) => [f.path, f.tensors])).toEqual([
+      ['model.safetensors', ['model.d', 'model.embed']],
+    ]);
     const { layout, bytes } = parseFile(path.join(base, 'q', 'sub', 'extra.safetensors'));
-    for (const t of layout.tensors) expect(bytes.subarray(t.begin, t.end).equals(extra[t.name]!.bytes!), t.name).toBe(true);
+    for (const t of layout.tensors)
+      expect(bytes.subarray(t.begin, t.end).equals(extra[t.name]!.bytes!), t.name).toBe(true);
   });
 
   it('--path narrows the files first; no match at all exits 14 and writes nothing; "!" alone or no glob is refused', async () => {
@@ -211,7 +270,9 @@ describe('checkout --tensor', () => {
       run(s, ['checkout', c1, '--to', path.join(base, 'bare'), '--tensor']), // not a full checkout
     ]);
     expect(sub.tensorFiles.map((f: any) => f.path)).toEqual(['sub/extra.safetensors']);
-    expect(readTree(path.join(base, 'sub')).get('sub/extra.safetensors')!.equals(modelOut.get('sub/extra.safetensors')!)).toBe(true);
+    expect(
+      readTree(path.join(base, 'sub')).get('sub/extra.safetensors')!.equals(modelOut.get('sub/extra.safetensors')!),
+    ).toBe(true);
     for (const r of [none, opaque]) {
       expect([r.code, errorCodes(r.err)], r.err).toEqual([14, ['CKVC_PATH_NOT_FOUND']]);
       expect(r.err).toContain(`ckvc ls ${c1.slice(0, 12)} --tensors`);
@@ -229,7 +290,9 @@ describe('checkout --tensor', () => {
     }
     const again = await run(s, ['checkout', c1, '--to', out, '--tensor', 'model.*']);
     expect(again.code, again.err).toBe(0);
-    expect(again.out.toString()).toMatch(/^model\.safetensors {2}10 tensor\(s\) {2}.* {2}from model\.safetensors {2}\(already identical\)$/m);
+    expect(again.out.toString()).toMatch(
+      /^model\.safetensors {2}10 tensor\(s\) {2}.* {2}from model\.safetensors {2}\(already identical\)$/m,
+    );
     expect(again.err).toMatch(/0 file\(s\) written \(0 B\), 2 already identical/);
 
     const file = path.join(out, 'model.safetensors');
@@ -240,7 +303,10 @@ describe('checkout --tensor', () => {
     expect([refused.code, errorCodes(refused.err)], refused.err).toEqual([17, ['CKVC_WOULD_OVERWRITE']]);
     expect(fs.readFileSync(file).equals(damaged)).toBe(true);
     const forced = await okJson(s, ['checkout', c1, '--to', out, '--tensor', 'model.*', '--force']);
-    expect([forced.written.map((w: any) => w.path), forced.unchanged]).toEqual([['model.safetensors'], ['sub/extra.safetensors']]);
+    expect([forced.written.map((w: any) => w.path), forced.unchanged]).toEqual([
+      ['model.safetensors'],
+      ['sub/extra.safetensors'],
+    ]);
     expect(fs.readFileSync(file).equals(modelOut.get('model.safetensors')!)).toBe(true);
   });
 
@@ -250,8 +316,29 @@ describe('checkout --tensor', () => {
     fs.writeFileSync(other, 'lr: 0.2\nlayers: 4\n');
     const [refused, allowed, same] = await Promise.all([
       run(s, ['checkout', c1, '--to', path.join(base, 'a'), '--tensor', 'model.*', '--config', other]),
-      okJson(s, ['checkout', c1, '--to', path.join(base, 'b'), '--tensor', 'model.*', '--config', other, '--allow-config-mismatch']),
-      okJson(s, ['checkout', c1, '--to', path.join(base, 'c'), '--tensor', 'model.*', '--config', cfg, '--path', 'sub']),
+      okJson(s, [
+        'checkout',
+        c1,
+        '--to',
+        path.join(base, 'b'),
+        '--tensor',
+        'model.*',
+        '--config',
+        other,
+        '--allow-config-mismatch',
+      ]),
+      okJson(s, [
+        'checkout',
+        c1,
+        '--to',
+        path.join(base, 'c'),
+        '--tensor',
+        'model.*',
+        '--config',
+        cfg,
+        '--path',
+        'sub',
+      ]),
     ]);
     expect([refused.code, errorCodes(refused.err)]).toEqual([20, ['CKVC_CONFIG_MISMATCH']]);
     expect(fs.existsSync(path.join(base, 'a'))).toBe(false);
@@ -312,7 +399,18 @@ describe('checkout --tensor with .npy sources', () => {
     const [good, fortran, clash] = await Promise.all([
       okJson(t, ['checkout', c, '--to', path.join(base, 'good'), '--path', 'w.npy', '--tensor', '*']),
       run(t, ['checkout', c, '--to', path.join(base, 'fortran'), '--tensor', '*']),
-      run(t, ['checkout', c, '--to', path.join(base, 'clash'), '--path', 'w.npy', '--path', 'w.safetensors', '--tensor', '*']),
+      run(t, [
+        'checkout',
+        c,
+        '--to',
+        path.join(base, 'clash'),
+        '--path',
+        'w.npy',
+        '--path',
+        'w.safetensors',
+        '--tensor',
+        '*',
+      ]),
     ]);
     expect(good.tensorFiles.map((f: any) => [f.path, f.source])).toEqual([['w.safetensors', 'w.npy']]);
     const { layout, bytes } = parseFile(path.join(base, 'good', 'w.safetensors'));

@@ -4,7 +4,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, diffSnapshots, errorCodes, newStore, packBytes, snapshotStore, tempDir } from '../helpers/ckvc.js';
+import {
+  cleanupTemp,
+  diffSnapshots,
+  errorCodes,
+  newStore,
+  packBytes,
+  snapshotStore,
+  tempDir,
+} from '../helpers/ckvc.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -19,10 +27,13 @@ describe('commit --dry-run', () => {
     fs.writeFileSync(cfg, 'lr: 0.001\nlayers: 4\n');
     const shared = randomBytes(1, 1 << 20);
     const write = (seed: number) => {
-      fs.writeFileSync(path.join(ck, 'model.safetensors'), safetensorsBytes({
-        shared: { dtype: 'F32', shape: [shared.length / 4], bytes: shared },
-        head: { dtype: 'F32', shape: [1 << 18], bytes: randomBytes(seed, 1 << 20) },
-      }));
+      fs.writeFileSync(
+        path.join(ck, 'model.safetensors'),
+        safetensorsBytes({
+          shared: { dtype: 'F32', shape: [shared.length / 4], bytes: shared },
+          head: { dtype: 'F32', shape: [1 << 18], bytes: randomBytes(seed, 1 << 20) },
+        }),
+      );
       fs.writeFileSync(path.join(ck, 'state.pkl'), randomBytes(seed + 100, 700_000));
     };
     write(2);
@@ -31,17 +42,55 @@ describe('commit --dry-run', () => {
     fs.writeFileSync(cfg, 'lr: 0.0003\nlayers: 4\nwarmup: 100\n');
 
     const before = snapshotStore(s.store);
-    const dry = s.json(['commit', ck, '-b', 'run', '-m', 'second', '--config', cfg, '--metric', 'loss=0.2', '--step', '7', '--dry-run']);
+    const dry = s.json([
+      'commit',
+      ck,
+      '-b',
+      'run',
+      '-m',
+      'second',
+      '--config',
+      cfg,
+      '--metric',
+      'loss=0.2',
+      '--step',
+      '7',
+      '--dry-run',
+    ]);
     expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
-    expect(dry).toMatchObject({ dryRun: true, branch: 'run', newBranch: false, files: 2, tensors: 2, step: 7, metrics: { loss: 0.2 } });
-    expect(dry.config.changes.map((c: any) => [c.path, c.kind])).toEqual([['lr', 'changed'], ['warmup', 'added']]);
+    expect(dry).toMatchObject({
+      dryRun: true,
+      branch: 'run',
+      newBranch: false,
+      files: 2,
+      tensors: 2,
+      step: 7,
+      metrics: { loss: 0.2 },
+    });
+    expect(dry.config.changes.map((c: any) => [c.path, c.kind])).toEqual([
+      ['lr', 'changed'],
+      ['warmup', 'added'],
+    ]);
     const human = s.run(['commit', ck, '-b', 'run', '-m', 'second', '--config', cfg, '--dry-run']);
     expect(human.stdout).toMatch(/dry run: would commit 2 file\(s\), 2 tensor\(s\)/);
     expect(human.stdout).toMatch(/2 key\(s\) differ from the parent's: lr, warmup/);
     expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
 
     const packsBefore = packBytes(s.store);
-    const real = s.json(['commit', ck, '-b', 'run', '-m', 'second', '--config', cfg, '--metric', 'loss=0.2', '--step', '7']);
+    const real = s.json([
+      'commit',
+      ck,
+      '-b',
+      'run',
+      '-m',
+      'second',
+      '--config',
+      cfg,
+      '--metric',
+      'loss=0.2',
+      '--step',
+      '7',
+    ]);
     expect(real.newBytes).toBe(dry.newBytes);
     const stored = packBytes(s.store) - packsBefore;
     expect(Math.abs(stored - dry.newBytes) / stored).toBeLessThan(0.01);

@@ -6,7 +6,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  cleanupTemp, commitId, describeRun, errorCodes, newStore, readRef, readTree, sleep, tempDir, type RunResult, type TempStore,
+  cleanupTemp,
+  commitId,
+  describeRun,
+  errorCodes,
+  newStore,
+  readRef,
+  readTree,
+  sleep,
+  tempDir,
+  type RunResult,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
@@ -17,7 +27,12 @@ const MiB = 1024 * 1024;
 function dataDir(seed: number, bytes: number): string {
   const d = tempDir('ckvc-cc-');
   fs.writeFileSync(path.join(d, 'opaque.bin'), randomBytes(seed, bytes));
-  writeSafetensors(path.join(d, 'model.safetensors'), { w: { dtype: 'F32', shape: [256, 1024] }, b: { dtype: 'F32', shape: [1024] } }, undefined, seed);
+  writeSafetensors(
+    path.join(d, 'model.safetensors'),
+    { w: { dtype: 'F32', shape: [256, 1024] }, b: { dtype: 'F32', shape: [1024] } },
+    undefined,
+    seed,
+  );
   return d;
 }
 
@@ -83,7 +98,9 @@ describe('concurrent commits', () => {
     for (let i = 0; i < log.length - 1; i++) expect(log[i].parents).toEqual([log[i + 1].id]);
     expect(log.at(-1).parents).toEqual([]);
     expect(s.json(['status']).head).toEqual({ branch: 'race' });
-    dirs.forEach((d, i) => { checkoutMatches(s, ids[i]!, d); });
+    dirs.forEach((d, i) => {
+      checkoutMatches(s, ids[i]!, d);
+    });
     expect(s.run(['verify', '--read-data']).code).toBe(0);
   });
 
@@ -131,7 +148,10 @@ describe('readers during a commit', () => {
     const big = dataDir(41, 48 * MiB);
     const commit = s.async(['commit', big, '-m', 'big', '--json']);
     let finished = false;
-    const committed = commit.done.then((r) => { finished = true; return r; });
+    const committed = commit.done.then((r) => {
+      finished = true;
+      return r;
+    });
     const logs: RunResult[] = [];
     let duringCommit = 0;
     while (!finished || logs.length === 0) {
@@ -160,7 +180,12 @@ describe('readers during a commit', () => {
     const c1 = s.async(['commit', dataDir(51, 16 * MiB), '-m', 'one', '-b', 'one', '--json']);
     const c2 = s.async(['commit', dataDir(52, 16 * MiB), '-m', 'two', '-b', 'two', '--json']);
     const readers: RunResult[] = [];
-    for (const args of [['status', '--json'], ['branch', '--json'], ['show', 'main', '--json'], ['stats', '--json']]) {
+    for (const args of [
+      ['status', '--json'],
+      ['branch', '--json'],
+      ['show', 'main', '--json'],
+      ['stats', '--json'],
+    ]) {
       readers.push(await s.async(args).done);
     }
     const [r1, r2] = await Promise.all([c1.done, c2.done]);
@@ -180,7 +205,10 @@ describe('locks', () => {
     const base = commitId(s, [dataDir(60, 4096), '-m', 'base']);
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // has exited
     const lock = path.join(s.store, 'refs', 'heads', 'main.lock');
-    fs.writeFileSync(lock, JSON.stringify({ pid: dead, host: os.hostname(), nonce: 'deadbeef', time: Date.now() - 60_000 }));
+    fs.writeFileSync(
+      lock,
+      JSON.stringify({ pid: dead, host: os.hostname(), nonce: 'deadbeef', time: Date.now() - 60_000 }),
+    );
     const id = commitId(s, [dataDir(61, 4096), '-m', 'after crash'], { env: { CKVC_LOCK_TIMEOUT_MS: '5000' } });
     expect(s.json(['show', id]).parents).toEqual([base]);
     expect(readRef(s.store, 'refs/heads/main')).toBe(id);
@@ -215,9 +243,15 @@ describe('TIMING-DEPENDENT: interruption', () => {
     while (!opened && Date.now() < deadline) {
       try {
         opened = fs.readdirSync(`/proc/${run.child.pid}/fd`).some((fd) => {
-          try { return fs.readlinkSync(`/proc/${run.child.pid}/fd/${fd}`) === file; } catch { return false; }
+          try {
+            return fs.readlinkSync(`/proc/${run.child.pid}/fd/${fd}`) === file;
+          } catch {
+            return false;
+          }
         });
-      } catch { break; }
+      } catch {
+        break;
+      }
       if (!opened) await sleep(2);
     }
     run.child.kill('SIGINT');

@@ -5,7 +5,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  commitId, describeRun, errorCodes, newStore, snapshotStore, cleanupTemp, type TempStore,
+  commitId,
+  describeRun,
+  errorCodes,
+  newStore,
+  snapshotStore,
+  cleanupTemp,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes } from '../helpers/data.js';
 

@@ -7,8 +7,24 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import {
-  ckvc, ckvcAsync, cleanupTemp, describeRun, diffSnapshots, errorCodes, newStore, ok, okJson, packBytes,
-  packFiles, readRef, readTree, sha256, snapshotStore, tempDir, type RunResult, type TempStore,
+  ckvc,
+  ckvcAsync,
+  cleanupTemp,
+  describeRun,
+  diffSnapshots,
+  errorCodes,
+  newStore,
+  ok,
+  okJson,
+  packBytes,
+  packFiles,
+  readRef,
+  readTree,
+  sha256,
+  snapshotStore,
+  tempDir,
+  type RunResult,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
 import { Semaphore } from '../helpers/reliability.js';
@@ -22,7 +38,8 @@ function clone(src: TempStore): TempStore {
   const store = path.join(dir, '.ckvc');
   const w = (args: string[]) => [...args, '--store', store];
   return {
-    dir, store,
+    dir,
+    store,
     run: (a, o) => ckvc(w(a), o),
     ok: (a, o) => ok(w(a), o),
     json: (a, o) => okJson(w(a), o),
@@ -39,7 +56,11 @@ interface AsyncStore {
   run(args: string[]): Promise<RunResult>;
 }
 const asyncOf = (t: TempStore): AsyncStore => ({
-  dir: t.dir, store: t.store, ok: (a) => aok(t, a), json: (a) => ajson(t, a), run: (a) => arun(t, a),
+  dir: t.dir,
+  store: t.store,
+  ok: (a) => aok(t, a),
+  json: (a) => ajson(t, a),
+  run: (a) => arun(t, a),
 });
 
 /** The one error code of a failed run (asserts there is exactly one). */
@@ -91,24 +112,40 @@ interface Section {
 const sections: Section[] = [];
 
 /** Collects a section's tests: `it` and `beforeAll` inside `body` are the section's own. */
-function section(name: string, body: (it: (title: string, fn: StepFn) => void, beforeAll: (fn: () => void) => void) => void, opts: { ordered?: boolean } = {}): void {
+function section(
+  name: string,
+  body: (it: (title: string, fn: StepFn) => void, beforeAll: (fn: () => void) => void) => void,
+  opts: { ordered?: boolean } = {},
+): void {
   const sec: Section = { name, ordered: opts.ordered ?? true, steps: [] };
-  body((title, fn) => sec.steps.push({ title, fn }), (fn) => { sec.init = fn; });
+  body(
+    (title, fn) => sec.steps.push({ title, fn }),
+    (fn) => {
+      sec.init = fn;
+    },
+  );
   sections.push(sec);
 }
 
 // =============================================================================================================
 const cfgState = {} as {
-  s: TempStore; work: string;
+  s: TempStore;
+  work: string;
   cfg1: string; // YAML with comments, odd spacing, non-ASCII, CRLF line, no final newline
   cfg1Json: string; // the same values as JSON, keys reordered, 512.0 for 512
   cfg1Yaml2: string; // the same values, reformatted and reordered YAML
   cfg2: string; // different values
   payload: string;
-  c1: string; c2: string; c3: string /* no config */; c4: string /* cfg1Json: same hash as c1 */;
-  hash1: string; hash2: string; hash4: string;
+  c1: string;
+  c2: string;
+  c3: string /* no config */;
+  c4: string /* cfg1Json: same hash as c1 */;
+  hash1: string;
+  hash2: string;
+  hash4: string;
 };
-const CFG1 = '# training config — base run (lr → peak)\nlr:   0.001    # peak\nmodel:\n    width: 512\n    layers: [1, 2,   3]\r\nname: "base"\t\n\n# trailing comment, no final newline';
+const CFG1 =
+  '# training config — base run (lr → peak)\nlr:   0.001    # peak\nmodel:\n    width: 512\n    layers: [1, 2,   3]\r\nname: "base"\t\n\n# trailing comment, no final newline';
 
 async function setupConfig(): Promise<void> {
   const s = newStore('ckvc-cfg-');
@@ -127,7 +164,22 @@ async function setupConfig(): Promise<void> {
   const r2 = await ajson(s, ['commit', payload, '-m', 'c2', '--config', cfg2]);
   const r3 = await ajson(s, ['commit', payload, '-m', 'c3 without config']);
   const r4 = await ajson(s, ['commit', payload, '-m', 'c4', '--config', cfg1Json]);
-  Object.assign(cfgState, { s, work, cfg1, cfg1Json, cfg1Yaml2, cfg2, payload, c1: r1.id, c2: r2.id, c3: r3.id, c4: r4.id, hash1: r1.configHash, hash2: r2.configHash, hash4: r4.configHash });
+  Object.assign(cfgState, {
+    s,
+    work,
+    cfg1,
+    cfg1Json,
+    cfg1Yaml2,
+    cfg2,
+    payload,
+    c1: r1.id,
+    c2: r2.id,
+    c3: r3.id,
+    c4: r4.id,
+    hash1: r1.configHash,
+    hash2: r2.configHash,
+    hash4: r4.configHash,
+  });
 }
 
 section('config', (it, beforeAll) => {
@@ -272,7 +324,12 @@ section('config', (it, beforeAll) => {
 });
 
 // =============================================================================================================
-const bestState = { id: {} as Record<string, string>, n: 0 } as { s: TempStore; work: string; id: Record<string, string>; n: number };
+const bestState = { id: {} as Record<string, string>, n: 0 } as {
+  s: TempStore;
+  work: string;
+  id: Record<string, string>;
+  n: number;
+};
 
 async function bestCommit(name: string, args: string[]): Promise<string> {
   const { s, work, id } = bestState;
@@ -304,7 +361,16 @@ section('best', (it, beforeAll) => {
   });
 
   it('guessed min for loss, ties go to the earliest commit', async () => {
-    expect(await best(['--metric', 'loss', '-b', 'main'])).toMatchObject({ id: id.m2, branch: 'main', metric: 'loss', mode: 'min', modeGuessed: true, value: 2, candidates: 4, step: 2 });
+    expect(await best(['--metric', 'loss', '-b', 'main'])).toMatchObject({
+      id: id.m2,
+      branch: 'main',
+      metric: 'loss',
+      mode: 'min',
+      modeGuessed: true,
+      value: 2,
+      candidates: 4,
+      step: 2,
+    });
   });
 
   it('guessed max for other names; --min / --max override; max ties go to the earliest too', async () => {
@@ -312,15 +378,36 @@ section('best', (it, beforeAll) => {
     const text = await s.ok(['best', '--metric', 'acc', '-b', 'main']);
     expect(text.stdout.trim()).toBe(id.m3);
     expect(text.stderr).toMatch(/highest, guessed from the name/);
-    expect(await best(['--metric', 'acc', '--min', '-b', 'main'])).toMatchObject({ id: id.m1, mode: 'min', modeGuessed: false, value: 0.2 });
-    expect(await best(['--metric', 'loss', '--max', '-b', 'main'])).toMatchObject({ id: id.m1, mode: 'max', modeGuessed: false, value: 3 });
+    expect(await best(['--metric', 'acc', '--min', '-b', 'main'])).toMatchObject({
+      id: id.m1,
+      mode: 'min',
+      modeGuessed: false,
+      value: 0.2,
+    });
+    expect(await best(['--metric', 'loss', '--max', '-b', 'main'])).toMatchObject({
+      id: id.m1,
+      mode: 'max',
+      modeGuessed: false,
+      value: 3,
+    });
     // Without -b: the current branch (HEAD stayed on main); score 5 twice: the earlier m2.
-    expect(await best(['--metric', 'score'])).toMatchObject({ id: id.m2, branch: 'main', mode: 'max', value: 5, candidates: 4 });
+    expect(await best(['--metric', 'score'])).toMatchObject({
+      id: id.m2,
+      branch: 'main',
+      mode: 'max',
+      value: 5,
+      candidates: 4,
+    });
   });
 
   it('-b BRANCH ranks only the commits made on it, not the history it started from', async () => {
     // main's m2 (loss 2) is in side's ancestry, but side's own best is s2 (2.1).
-    expect(await best(['--metric', 'loss', '-b', 'side'])).toMatchObject({ id: id.s2, branch: 'side', value: 2.1, candidates: 2 });
+    expect(await best(['--metric', 'loss', '-b', 'side'])).toMatchObject({
+      id: id.s2,
+      branch: 'side',
+      value: 2.1,
+      candidates: 2,
+    });
     const r = await s.run(['best', '--metric', 'score', '-b', 'side']);
     expect(r.code, `score exists only on main's commits: ${describeRun(r)}`).toBe(14);
     expect(codeOf(r)).toBe('CKVC_NO_METRIC');
@@ -342,27 +429,35 @@ section('best', (it, beforeAll) => {
     expect(readRef(s.store, 'refs/tags/best-loss')).toBe(id.m2);
   });
 
-  it('a branch just created from another branch\'s commit has no commit of its own to rank (exit 14)', async () => {
+  it("a branch just created from another branch's commit has no commit of its own to rank (exit 14)", async () => {
     await s.ok(['branch', 'fresh', id.m2!]);
     const r = await s.run(['best', '--metric', 'loss', '-b', 'fresh']);
     expect(r.code, `m2 was made on main, not on fresh: ${describeRun(r)}`).toBe(14);
   });
 
-  it('best -b BRANCH and an alias tracking the same metric on BRANCH agree after the branch\'s first commit', async () => {
+  it("best -b BRANCH and an alias tracking the same metric on BRANCH agree after the branch's first commit", async () => {
     await s.json(['alias', 'freshbest', '--track', 'loss', '-b', 'fresh']);
     const f = path.join(bestState.work, 'f1.bin');
     fs.writeFileSync(f, randomBytes(1998, 600));
     const c = await s.json(['commit', f, '-b', 'fresh', '-m', 'f1', '--metric', 'loss=2.4']);
     const b = await best(['--metric', 'loss', '-b', 'fresh']);
     expect(b).toMatchObject({ id: c.id, value: 2.4, candidates: 1 });
-    expect(readRef(s.store, 'refs/aliases/freshbest'), `alias freshbest should name fresh's best (${c.id}), as 'ckvc best -b fresh' does`).toBe(b.id);
+    expect(
+      readRef(s.store, 'refs/aliases/freshbest'),
+      `alias freshbest should name fresh's best (${c.id}), as 'ckvc best -b fresh' does`,
+    ).toBe(b.id);
   });
 
   it('log --metric shows the chosen metrics as columns, "-" where a commit lacks one', async () => {
     const lines = (await s.ok(['log', 'side', '--metric', 'loss', '--metric', 'acc'])).stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/commit\s+loss\s+acc/);
     const line = (name: string) => {
-      const l = lines.find((x) => x.startsWith(id[name]!.slice(0, 12)) || x.includes(` ${id[name]!.slice(0, 12)} `) || x.includes(id[name]!.slice(0, 12)));
+      const l = lines.find(
+        (x) =>
+          x.startsWith(id[name]!.slice(0, 12)) ||
+          x.includes(` ${id[name]!.slice(0, 12)} `) ||
+          x.includes(id[name]!.slice(0, 12)),
+      );
       if (!l) throw new Error(`no line for ${name} in:\n${lines.join('\n')}`);
       return l;
     };
@@ -376,7 +471,9 @@ section('best', (it, beforeAll) => {
     await s.ok(['branch', 'warm', id.m4!]);
     const f = path.join(bestState.work, 'w1.bin');
     fs.writeFileSync(f, randomBytes(1999, 600));
-    const w: string = (await s.json(['commit', f, '-b', 'warm', '--parent', 'side', '-m', 'w1', '--metric', 'loss=1.9'])).id;
+    const w: string = (
+      await s.json(['commit', f, '-b', 'warm', '--parent', 'side', '-m', 'w1', '--metric', 'loss=1.9'])
+    ).id;
     expect((await s.json(['show', w])).parents).toEqual([id.m4, id.s2]);
     const lines = (await s.ok(['log', 'warm', '--graph'])).stdout.trimEnd().split('\n');
     const at = lines.findIndex((l) => l.includes(w.slice(0, 12)));
@@ -384,8 +481,15 @@ section('best', (it, beforeAll) => {
     expect(lines[at]!.trimStart().startsWith('*'), lines.join('\n')).toBe(true);
     expect(lines[at + 1], lines.join('\n')).toMatch(/^\|\\\s*$/);
     // Both lines of history are drawn and join again below the fork point (m2).
-    for (const name of ['m4', 's2', 's1', 'm3', 'm2', 'm1']) expect(lines.some((l) => l.includes(id[name]!.slice(0, 12))), name).toBe(true);
-    expect(lines.some((l) => /^\|\/\s*$/.test(l)), lines.join('\n')).toBe(true);
+    for (const name of ['m4', 's2', 's1', 'm3', 'm2', 'm1'])
+      expect(
+        lines.some((l) => l.includes(id[name]!.slice(0, 12))),
+        name,
+      ).toBe(true);
+    expect(
+      lines.some((l) => /^\|\/\s*$/.test(l)),
+      lines.join('\n'),
+    ).toBe(true);
   });
 });
 
@@ -489,7 +593,12 @@ section('aliases', (it, beforeAll) => {
     expect(codeOf(noTrack)).toBe('CKVC_USAGE');
     // --force redefines and recomputes: the lowest loss on main is main's tip (loss 1; the first commit had 5).
     const tip = readRef(s.store, 'refs/heads/main');
-    expect(await s.json(['alias', 'top', '--track', 'loss', '-b', 'main', '--force'])).toMatchObject({ track: 'loss', mode: 'min', id: tip, value: 1 });
+    expect(await s.json(['alias', 'top', '--track', 'loss', '-b', 'main', '--force'])).toMatchObject({
+      track: 'loss',
+      mode: 'min',
+      id: tip,
+      value: 1,
+    });
     expect(at('top')).toBe(tip);
   });
 
@@ -512,7 +621,12 @@ section('aliases', (it, beforeAll) => {
 // commit plus w, opt.m, opt.v of its own; extra.safetensors with `emb`; an opaque notes.txt), loss per commit
 // below; branch `old` at p1, alias `bestloss` (min loss, so p2), plain tag v1 at p3. Tensor data is random
 // bits (stored raw), so freed byte counts are predictable. Each test works on its own copy, side by side.
-const pruneState = { ids: [] as string[], files: [] as Map<string, string>[], dirs: [] as string[] } as { T: TempStore; ids: string[]; files: Map<string, string>[]; dirs: string[] };
+const pruneState = { ids: [] as string[], files: [] as Map<string, string>[], dirs: [] as string[] } as {
+  T: TempStore;
+  ids: string[];
+  files: Map<string, string>[];
+  dirs: string[];
+};
 const LOSS = [NaN, 7, 1, 5, 3, 6, 2];
 const MODEL_TENSORS = ['base', 'w', 'opt.m', 'opt.v'];
 
@@ -524,15 +638,23 @@ async function setupPrune(): Promise<void> {
   for (let k = 1; k <= 6; k++) {
     const dir = path.join(work, `p${k}`);
     fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes({
-      base: { dtype: 'F32', shape: [2048], bytes: base },
-      w: { dtype: 'F32', shape: [1024], bytes: randomBytes(k * 10 + 1, 4096) },
-      'opt.m': { dtype: 'F32', shape: [1024], bytes: randomBytes(k * 10 + 2, 4096) },
-      'opt.v': { dtype: 'F32', shape: [1024], bytes: randomBytes(k * 10 + 3, 4096) },
-    }));
-    fs.writeFileSync(path.join(dir, 'extra.safetensors'), safetensorsBytes({ emb: { dtype: 'F32', shape: [512], bytes: randomBytes(k * 10 + 4, 2048) } }));
+    fs.writeFileSync(
+      path.join(dir, 'model.safetensors'),
+      safetensorsBytes({
+        base: { dtype: 'F32', shape: [2048], bytes: base },
+        w: { dtype: 'F32', shape: [1024], bytes: randomBytes(k * 10 + 1, 4096) },
+        'opt.m': { dtype: 'F32', shape: [1024], bytes: randomBytes(k * 10 + 2, 4096) },
+        'opt.v': { dtype: 'F32', shape: [1024], bytes: randomBytes(k * 10 + 3, 4096) },
+      }),
+    );
+    fs.writeFileSync(
+      path.join(dir, 'extra.safetensors'),
+      safetensorsBytes({ emb: { dtype: 'F32', shape: [512], bytes: randomBytes(k * 10 + 4, 2048) } }),
+    );
     fs.writeFileSync(path.join(dir, 'notes.txt'), randomBytes(k * 10 + 5, 1500));
-    pruneState.ids[k] = (await ajson(T, ['commit', dir, '-m', `p${k}`, '--step', String(k * 100), '--metric', `loss=${LOSS[k]}`])).id;
+    pruneState.ids[k] = (
+      await ajson(T, ['commit', dir, '-m', `p${k}`, '--step', String(k * 100), '--metric', `loss=${LOSS[k]}`])
+    ).id;
     pruneState.files[k] = hashDir(dir);
     pruneState.dirs[k] = dir;
     if (k === 1) await ajson(T, ['alias', 'bestloss', '--track', 'loss', '-b', 'main']);
@@ -542,209 +664,265 @@ async function setupPrune(): Promise<void> {
   expect(readRef(T.store, 'refs/aliases/bestloss')).toBe(pruneState.ids[2]);
 }
 
-section('prune', (it) => {
-  const { ids, files } = pruneState;
-  const pick = (m: Map<string, string>, keys: string[]) => new Map([...m].filter(([k]) => keys.includes(k)));
-  const prunedIds = (r: any) => r.pruned.map((p: any) => p.id);
-  const recordFiles = (s: TempStore) => (fs.existsSync(path.join(s.store, 'pruned')) ? fs.readdirSync(path.join(s.store, 'pruned')).sort() : []);
-  const record = (s: TempStore, k: number) => JSON.parse(fs.readFileSync(path.join(s.store, 'pruned', `${ids[k]}.json`), 'utf8'));
+section(
+  'prune',
+  (it) => {
+    const { ids, files } = pruneState;
+    const pick = (m: Map<string, string>, keys: string[]) => new Map([...m].filter(([k]) => keys.includes(k)));
+    const prunedIds = (r: any) => r.pruned.map((p: any) => p.id);
+    const recordFiles = (s: TempStore) =>
+      fs.existsSync(path.join(s.store, 'pruned')) ? fs.readdirSync(path.join(s.store, 'pruned')).sort() : [];
+    const record = (s: TempStore, k: number) =>
+      JSON.parse(fs.readFileSync(path.join(s.store, 'pruned', `${ids[k]}.json`), 'utf8'));
 
-  /** Problems unless checkout of p<k> exits 19 CKVC_PRUNED in one line naming p<k> and one of `tensors`. */
-  async function prunedProblems(s: TempStore, k: number, tensors: string[], paths: string[] = []): Promise<{ problems: string[]; stderr: string }> {
-    const out = tempDir('ckvc-prune-co-');
-    const r = await arun(s, ['checkout', ids[k]!, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
-    const problems: string[] = [];
-    if (r.code !== 19 || codeOf(r) !== 'CKVC_PRUNED' || stderrLines(r).length !== 1) problems.push(`p${k} ${paths.join(' ')}: expected exit 19 CKVC_PRUNED: ${describeRun(r)}`);
-    else if (!tensors.some((t) => r.stderr.includes(`'${t}'`)) || !r.stderr.includes(ids[k]!.slice(0, 12))) problems.push(`p${k}: the message names neither the commit nor one of ${tensors.join(', ')}: ${r.stderr}`);
-    if (fs.readdirSync(out).length) problems.push(`p${k}: a refused checkout wrote ${fs.readdirSync(out).join(' ')}`);
-    return { problems, stderr: r.stderr };
-  }
+    /** Problems unless checkout of p<k> exits 19 CKVC_PRUNED in one line naming p<k> and one of `tensors`. */
+    async function prunedProblems(
+      s: TempStore,
+      k: number,
+      tensors: string[],
+      paths: string[] = [],
+    ): Promise<{ problems: string[]; stderr: string }> {
+      const out = tempDir('ckvc-prune-co-');
+      const r = await arun(s, ['checkout', ids[k]!, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
+      const problems: string[] = [];
+      if (r.code !== 19 || codeOf(r) !== 'CKVC_PRUNED' || stderrLines(r).length !== 1)
+        problems.push(`p${k} ${paths.join(' ')}: expected exit 19 CKVC_PRUNED: ${describeRun(r)}`);
+      else if (!tensors.some((t) => r.stderr.includes(`'${t}'`)) || !r.stderr.includes(ids[k]!.slice(0, 12)))
+        problems.push(`p${k}: the message names neither the commit nor one of ${tensors.join(', ')}: ${r.stderr}`);
+      if (fs.readdirSync(out).length) problems.push(`p${k}: a refused checkout wrote ${fs.readdirSync(out).join(' ')}`);
+      return { problems, stderr: r.stderr };
+    }
 
-  /** Problems unless p<k> (or some of its files) checks out byte-identical. */
-  async function intactProblems(s: TempStore, k: number, only?: string[]): Promise<string[]> {
-    const out = tempDir('ckvc-prune-co-');
-    const r = await arun(s, ['checkout', ids[k]!, '--to', out, ...(only ?? []).flatMap((p) => ['--path', p])]);
-    if (r.code !== 0) return [`checkout p${k} ${(only ?? []).join(' ')}: ${describeRun(r)}`];
-    const want = only ? pick(files[k]!, only) : files[k]!;
-    const got = hashDir(out);
-    const out2: string[] = [];
-    for (const [p, h] of want) if (got.get(p) !== h) out2.push(`p${k} ${p}: ${got.has(p) ? 'differs' : 'missing'}`);
-    for (const p of got.keys()) if (!want.has(p)) out2.push(`p${k}: extra file ${p}`);
-    return out2;
-  }
+    /** Problems unless p<k> (or some of its files) checks out byte-identical. */
+    async function intactProblems(s: TempStore, k: number, only?: string[]): Promise<string[]> {
+      const out = tempDir('ckvc-prune-co-');
+      const r = await arun(s, ['checkout', ids[k]!, '--to', out, ...(only ?? []).flatMap((p) => ['--path', p])]);
+      if (r.code !== 0) return [`checkout p${k} ${(only ?? []).join(' ')}: ${describeRun(r)}`];
+      const want = only ? pick(files[k]!, only) : files[k]!;
+      const got = hashDir(out);
+      const out2: string[] = [];
+      for (const [p, h] of want) if (got.get(p) !== h) out2.push(`p${k} ${p}: ${got.has(p) ? 'differs' : 'missing'}`);
+      for (const p of got.keys()) if (!want.has(p)) out2.push(`p${k}: extra file ${p}`);
+      return out2;
+    }
 
-  async function verifyProblems(s: TempStore, when: string): Promise<string[]> {
-    const v = await arun(s, ['verify', '--read-data']);
-    return v.code === 0 ? [] : [`verify --read-data ${when}: ${describeRun(v)}`];
-  }
+    async function verifyProblems(s: TempStore, when: string): Promise<string[]> {
+      const v = await arun(s, ['verify', '--read-data']);
+      return v.code === 0 ? [] : [`verify --read-data ${when}: ${describeRun(v)}`];
+    }
 
-  const all = async (...ps: Promise<string[]>[]) => (await Promise.all(ps)).flat();
+    const all = async (...ps: Promise<string[]>[]) => (await Promise.all(ps)).flat();
 
-  it('prune --dry-run reports and changes nothing (every store file byte-identical, refs the same)', async ({ expect }) => {
-    const s = clone(pruneState.T);
-    const before = snapshotStore(s.store);
-    const names = ['refs/heads/main', 'refs/heads/old', 'refs/tags/v1', 'refs/aliases/bestloss'];
-    const refs = names.map((r) => readRef(s.store, r));
-    const r = await ajson(s, ['prune', '--keep-last', '1', '--dry-run']);
-    expect(r.dryRun).toBe(true);
-    expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
-    expect(r.kept.find((k: any) => k.id === ids[3]).reasons).toEqual(['tag v1']);
-    const human = await aok(s, ['prune', '--keep-last', '1', '--dry-run', '--include-tagged']);
-    expect(human.stdout).toMatch(new RegExp(`would prune ${ids[3]!.slice(0, 12)}.*tag v1: its bytes stay while named`));
-    expect(r.releasedBytes).toBeGreaterThan(0);
-    expect((await aok(s, ['prune', '--keep-last', '1', '--dry-run', '--tensors', 'opt*'])).stdout).toMatch(/would prune/);
-    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
-    expect(names.map((x) => readRef(s.store, x))).toEqual(refs);
-    expect(recordFiles(s)).toEqual([]);
-  });
-
-  it('commits named by a branch, an alias or a tag are kept; --include-tagged prunes tagged ones; --keep-best keeps what it says', async ({ expect }) => {
-    const s = clone(pruneState.T);
-    const dry = (extra: string[]) => ajson(s, ['prune', '--keep-last', '1', '--dry-run', ...extra]);
-    const [plain, tagged, best3, max2] = await Promise.all([
-      dry([]),
-      dry(['--include-tagged']),
-      dry(['--keep-best', '3', '--metric', 'loss']),
-      dry(['--keep-best', '2', '--metric', 'loss', '--max']),
-    ]);
-    const kept = Object.fromEntries(plain.kept.map((k: any) => [k.id, k.reasons.join('; ')]));
-    expect(Object.keys(kept).sort()).toEqual([ids[1], ids[2], ids[3], ids[6]].sort());
-    expect(kept[ids[1]!]).toMatch(/branch old/);
-    expect(kept[ids[2]!]).toMatch(/alias bestloss/);
-    expect(kept[ids[3]!]).toMatch(/tag v1/);
-    expect(kept[ids[6]!]).toMatch(/last 1/);
-    expect(prunedIds(tagged)).toEqual([ids[5], ids[4], ids[3]]);
-    expect(tagged.pruned.find((p: any) => p.id === ids[3]).names).toEqual(['tag v1']);
-    expect(prunedIds(best3)).toEqual([ids[5]]); // best 3 by (guessed) min loss: p2 p6 p4
-    expect(prunedIds(max2)).toEqual([ids[4]]); // best 2 by max loss: p1 p5
-    const r = await ajson(s, ['prune', '--keep-last', '1', '--keep-tagged', '--keep-best', '3', '--metric', 'loss']);
-    expect(prunedIds(r)).toEqual([ids[5]]);
-    expect(recordFiles(s)).toEqual([`${ids[5]}.json`]);
-    await ajson(s, ['gc', '--grace', '0']);
-    const p5 = await prunedProblems(s, 5, MODEL_TENSORS.concat('emb'));
-    expect([...p5.problems, ...(await all(intactProblems(s, 3), intactProblems(s, 4), verifyProblems(s, 'after prune and gc')))]).toEqual([]);
-  });
-
-  it('prune releases every file\'s data: checkout exits 19 naming the tensor, before and after gc; gc frees bytes; everything kept is byte-identical', async ({ expect }) => {
-    const s = clone(pruneState.T);
-    const r = await ajson(s, ['prune', '--keep-last', '1']);
-    expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
-    expect(recordFiles(s)).toEqual([ids[4], ids[5]].map((id) => `${id}.json`).sort());
-    const rec = record(s, 4);
-    expect(rec).toMatchObject({ commit: ids[4], tensors: null });
-    const [shown, tip] = await Promise.all([ajson(s, ['show', ids[4]!]), ajson(s, ['show', ids[6]!])]);
-    expect(shown.pruned).toEqual({ time: rec.time, tensors: null, files: null });
-    expect(shown.metrics).toEqual({ loss: 3 });
-    expect(tip.pruned).toBeUndefined();
-
-    // Before gc the data is still on disk, but the answer must not depend on gc's timing.
-    const before19 = await prunedProblems(s, 4, MODEL_TENSORS.concat('emb'));
-    expect([...before19.problems, ...(await verifyProblems(s, 'after prune'))]).toEqual([]);
-
-    const bytesBefore = packBytes(s.store);
-    const gc = await ajson(s, ['gc', '--grace', '0']);
-    expect(gc.dryRun).toBe(false);
-    expect(gc.deadObjects).toBeGreaterThan(0);
-    expect(gc.bytesBefore).toBe(bytesBefore);
-    expect(gc.bytesAfter).toBe(packBytes(s.store));
-    expect(packBytes(s.store)).toBe(bytesBefore - gc.bytesFreed);
-    // 2 commits x (w, opt.m, opt.v: 4 KiB, emb: 2 KiB, notes.txt: 1500 B) were released; the shared 8 KiB `base`
-    // and the unchanged safetensors headers were not.
-    expect(gc.bytesFreed).toBeGreaterThan(2 * (3 * 4096 + 2048 + 1500));
-    expect(gc.bytesFreed).toBeLessThan(2 * (3 * 4096 + 2048) + 8192);
-
-    const after19 = await prunedProblems(s, 4, MODEL_TENSORS.concat('emb'));
-    expect(after19.stderr).toBe(before19.stderr);
-    const p5 = await prunedProblems(s, 5, MODEL_TENSORS, ['model.safetensors']);
-    // Opaque files are released whole too (FORMAT.md §13 "files").
-    const notes = await arun(s, ['checkout', ids[5]!, '--to', tempDir('ckvc-prune-co-'), '--path', 'notes.txt']);
-    expect(notes.code, describeRun(notes)).toBe(19);
-    expect(notes.stderr).toContain('notes.txt');
-    expect(notes.stderr).toContain('the whole file');
-    expect([...after19.problems, ...p5.problems, ...(await all(
-      intactProblems(s, 1), intactProblems(s, 2), intactProblems(s, 3), intactProblems(s, 6),
-      verifyProblems(s, 'after gc'),
-    ))]).toEqual([]);
-    // Commits, metrics and history stay forever; nothing is left to free.
-    const [log, again] = await Promise.all([ajson(s, ['log', 'main']), ajson(s, ['gc', '--grace', '0'])]);
-    expect(log.map((c: any) => c.id)).toEqual([6, 5, 4, 3, 2, 1].map((k) => ids[k]));
-    expect(log.map((c: any) => c.metrics.loss)).toEqual([2, 6, 3, 5, 1, 7]);
-    expect(again).toMatchObject({ deadObjects: 0, bytesFreed: 0, packsDeleted: 0 });
-
-    // The same data committed again after gc freed it: the released chunks must be stored anew, not assumed
-    // present because the (kept) tensor objects still name them.
-    const re = await ajson(s, ['commit', pruneState.dirs[4]!, '-b', 'again', '-m', 'p4 once more']);
-    expect(re.newBytes).toBeGreaterThanOrEqual(3 * 4096 + 2048); // w, opt.m, opt.v, emb
-    const out = tempDir('ckvc-prune-co-');
-    await aok(s, ['checkout', re.id, '--to', out]);
-    expect(hashDir(out)).toEqual(files[4]);
-    expect(await verifyProblems(s, 'after committing released data again')).toEqual([]);
-  });
-
-  it('prune --tensors GLOB releases only the matching tensors: other files check out; records merge (null wins, first time kept)', async ({ expect }) => {
-    const s = clone(pruneState.T);
-    const r = await ajson(s, ['prune', '--keep-last', '1', '--tensors', 'opt*']);
-    expect(r.tensors).toEqual(['opt*']);
-    expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
-    expect((await ajson(s, ['show', ids[4]!])).pruned.tensors).toEqual(['opt*']);
-    const gc = await ajson(s, ['gc', '--grace', '0']);
-    expect(gc.bytesFreed).toBeGreaterThan(2 * 2 * 4096); // opt.m + opt.v of 2 commits
-    expect(gc.bytesFreed).toBeLessThan(2 * 2 * 4096 + 2048); // not w, emb or base
-    const p4 = await prunedProblems(s, 4, ['opt.m', 'opt.v']);
-    const p5 = await prunedProblems(s, 5, ['opt.m', 'opt.v'], ['model.safetensors']);
-    expect([...p4.problems, ...p5.problems, ...(await all(
-      intactProblems(s, 4, ['extra.safetensors', 'notes.txt']),
-      intactProblems(s, 6),
-      verifyProblems(s, 'after prune --tensors and gc'),
-    ))]).toEqual([]);
-
-    const first = record(s, 4);
-    await ajson(s, ['prune', '--keep-last', '1', '--tensors', 'emb']);
-    expect(record(s, 4)).toEqual({ commit: ids[4], time: first.time, tensors: ['emb', 'opt*'] });
-    expect((await prunedProblems(s, 4, ['emb'], ['extra.safetensors'])).problems).toEqual([]);
-    await ajson(s, ['prune', '--keep-last', '1']);
-    expect(record(s, 4)).toEqual({ commit: ids[4], time: first.time, tensors: null, files: null });
-    expect((await prunedProblems(s, 4, ['base', 'w'], ['model.safetensors'])).problems).toEqual([]);
-  });
-
-  it('prune --tensors refuses a glob without ":" that reaches tensors only through FILE:NAME (older versions would release them), changing nothing', async ({ expect }) => {
-    const s = clone(pruneState.T);
-    const before = snapshotStore(s.store);
-    const r = await s.run(['prune', '--keep-last', '1', '--tensors', 'model*']);
-    expect(r.code, describeRun(r)).toBe(15);
-    expect(codeOf(r)).toBe('CKVC_BAD_ARGUMENT');
-    expect(r.stderr).toMatch(/'model\*' reaches across the ':' of 'model\.safetensors:[^']+'.*'model\.safetensors:model\*'/);
-    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
-    // Said with the file, it means the same to every version: that file's tensors.
-    const ok = await ajson(s, ['prune', '--keep-last', '1', '--tensors', 'model.safetensors:*']);
-    expect(ok.tensors).toEqual(['model.safetensors:*']);
-  });
-
-  it('gc with the default grace (1h) deletes nothing new; gc --dry-run changes nothing and predicts the real run', async ({ expect }) => {
-    const s = clone(pruneState.T);
-    await ajson(s, ['prune', '--keep-last', '1']);
-    const before = snapshotStore(s.store);
-    const young = await ajson(s, ['gc']);
-    expect(young).toMatchObject({ dryRun: false, graceMs: 3_600_000, deadObjects: 0, bytesFreed: 0, packsDeleted: 0, packsRewritten: 0 });
-    expect(young.youngDeadObjects).toBeGreaterThan(0);
-    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
-    const dry = await ajson(s, ['gc', '--dry-run', '--grace', '0']);
-    expect(dry.dryRun).toBe(true);
-    expect(dry.deadObjects).toBeGreaterThan(0);
-    expect(dry.bytesFreed).toBeGreaterThan(0);
-    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
-    const real = await ajson(s, ['gc', '--grace', '0']);
-    expect(real).toMatchObject({
-      deadObjects: dry.deadObjects, liveObjects: dry.liveObjects, packsDeleted: dry.packsDeleted,
-      packsRewritten: dry.packsRewritten, packsBefore: dry.packsBefore, packsAfter: dry.packsAfter,
+    it('prune --dry-run reports and changes nothing (every store file byte-identical, refs the same)', async ({
+      expect,
+    }) => {
+      const s = clone(pruneState.T);
+      const before = snapshotStore(s.store);
+      const names = ['refs/heads/main', 'refs/heads/old', 'refs/tags/v1', 'refs/aliases/bestloss'];
+      const refs = names.map((r) => readRef(s.store, r));
+      const r = await ajson(s, ['prune', '--keep-last', '1', '--dry-run']);
+      expect(r.dryRun).toBe(true);
+      expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
+      expect(r.kept.find((k: any) => k.id === ids[3]).reasons).toEqual(['tag v1']);
+      const human = await aok(s, ['prune', '--keep-last', '1', '--dry-run', '--include-tagged']);
+      expect(human.stdout).toMatch(
+        new RegExp(`would prune ${ids[3]!.slice(0, 12)}.*tag v1: its bytes stay while named`),
+      );
+      expect(r.releasedBytes).toBeGreaterThan(0);
+      expect((await aok(s, ['prune', '--keep-last', '1', '--dry-run', '--tensors', 'opt*'])).stdout).toMatch(
+        /would prune/,
+      );
+      expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+      expect(names.map((x) => readRef(s.store, x))).toEqual(refs);
+      expect(recordFiles(s)).toEqual([]);
     });
-    expect(real.bytesFreed).toBeGreaterThan(dry.bytesFreed * 0.9);
-    expect(real.bytesFreed).toBeLessThan(dry.bytesFreed * 1.1 + 1024);
-    expect(packFiles(s.store)).toHaveLength(real.packsAfter);
-    const bad = await arun(s, ['gc', '--grace', 'soon']);
-    expect(bad.code, describeRun(bad)).toBe(15);
-  });
-}, { ordered: false });
+
+    it('commits named by a branch, an alias or a tag are kept; --include-tagged prunes tagged ones; --keep-best keeps what it says', async ({
+      expect,
+    }) => {
+      const s = clone(pruneState.T);
+      const dry = (extra: string[]) => ajson(s, ['prune', '--keep-last', '1', '--dry-run', ...extra]);
+      const [plain, tagged, best3, max2] = await Promise.all([
+        dry([]),
+        dry(['--include-tagged']),
+        dry(['--keep-best', '3', '--metric', 'loss']),
+        dry(['--keep-best', '2', '--metric', 'loss', '--max']),
+      ]);
+      const kept = Object.fromEntries(plain.kept.map((k: any) => [k.id, k.reasons.join('; ')]));
+      expect(Object.keys(kept).sort()).toEqual([ids[1], ids[2], ids[3], ids[6]].sort());
+      expect(kept[ids[1]!]).toMatch(/branch old/);
+      expect(kept[ids[2]!]).toMatch(/alias bestloss/);
+      expect(kept[ids[3]!]).toMatch(/tag v1/);
+      expect(kept[ids[6]!]).toMatch(/last 1/);
+      expect(prunedIds(tagged)).toEqual([ids[5], ids[4], ids[3]]);
+      expect(tagged.pruned.find((p: any) => p.id === ids[3]).names).toEqual(['tag v1']);
+      expect(prunedIds(best3)).toEqual([ids[5]]); // best 3 by (guessed) min loss: p2 p6 p4
+      expect(prunedIds(max2)).toEqual([ids[4]]); // best 2 by max loss: p1 p5
+      const r = await ajson(s, ['prune', '--keep-last', '1', '--keep-tagged', '--keep-best', '3', '--metric', 'loss']);
+      expect(prunedIds(r)).toEqual([ids[5]]);
+      expect(recordFiles(s)).toEqual([`${ids[5]}.json`]);
+      await ajson(s, ['gc', '--grace', '0']);
+      const p5 = await prunedProblems(s, 5, MODEL_TENSORS.concat('emb'));
+      expect([
+        ...p5.problems,
+        ...(await all(intactProblems(s, 3), intactProblems(s, 4), verifyProblems(s, 'after prune and gc'))),
+      ]).toEqual([]);
+    });
+
+    it("prune releases every file's data: checkout exits 19 naming the tensor, before and after gc; gc frees bytes; everything kept is byte-identical", async ({
+      expect,
+    }) => {
+      const s = clone(pruneState.T);
+      const r = await ajson(s, ['prune', '--keep-last', '1']);
+      expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
+      expect(recordFiles(s)).toEqual([ids[4], ids[5]].map((id) => `${id}.json`).sort());
+      const rec = record(s, 4);
+      expect(rec).toMatchObject({ commit: ids[4], tensors: null });
+      const [shown, tip] = await Promise.all([ajson(s, ['show', ids[4]!]), ajson(s, ['show', ids[6]!])]);
+      expect(shown.pruned).toEqual({ time: rec.time, tensors: null, files: null });
+      expect(shown.metrics).toEqual({ loss: 3 });
+      expect(tip.pruned).toBeUndefined();
+
+      // Before gc the data is still on disk, but the answer must not depend on gc's timing.
+      const before19 = await prunedProblems(s, 4, MODEL_TENSORS.concat('emb'));
+      expect([...before19.problems, ...(await verifyProblems(s, 'after prune'))]).toEqual([]);
+
+      const bytesBefore = packBytes(s.store);
+      const gc = await ajson(s, ['gc', '--grace', '0']);
+      expect(gc.dryRun).toBe(false);
+      expect(gc.deadObjects).toBeGreaterThan(0);
+      expect(gc.bytesBefore).toBe(bytesBefore);
+      expect(gc.bytesAfter).toBe(packBytes(s.store));
+      expect(packBytes(s.store)).toBe(bytesBefore - gc.bytesFreed);
+      // 2 commits x (w, opt.m, opt.v: 4 KiB, emb: 2 KiB, notes.txt: 1500 B) were released; the shared 8 KiB `base`
+      // and the unchanged safetensors headers were not.
+      expect(gc.bytesFreed).toBeGreaterThan(2 * (3 * 4096 + 2048 + 1500));
+      expect(gc.bytesFreed).toBeLessThan(2 * (3 * 4096 + 2048) + 8192);
+
+      const after19 = await prunedProblems(s, 4, MODEL_TENSORS.concat('emb'));
+      expect(after19.stderr).toBe(before19.stderr);
+      const p5 = await prunedProblems(s, 5, MODEL_TENSORS, ['model.safetensors']);
+      // Opaque files are released whole too (FORMAT.md §13 "files").
+      const notes = await arun(s, ['checkout', ids[5]!, '--to', tempDir('ckvc-prune-co-'), '--path', 'notes.txt']);
+      expect(notes.code, describeRun(notes)).toBe(19);
+      expect(notes.stderr).toContain('notes.txt');
+      expect(notes.stderr).toContain('the whole file');
+      expect([
+        ...after19.problems,
+        ...p5.problems,
+        ...(await all(
+          intactProblems(s, 1),
+          intactProblems(s, 2),
+          intactProblems(s, 3),
+          intactProblems(s, 6),
+          verifyProblems(s, 'after gc'),
+        )),
+      ]).toEqual([]);
+      // Commits, metrics and history stay forever; nothing is left to free.
+      const [log, again] = await Promise.all([ajson(s, ['log', 'main']), ajson(s, ['gc', '--grace', '0'])]);
+      expect(log.map((c: any) => c.id)).toEqual([6, 5, 4, 3, 2, 1].map((k) => ids[k]));
+      expect(log.map((c: any) => c.metrics.loss)).toEqual([2, 6, 3, 5, 1, 7]);
+      expect(again).toMatchObject({ deadObjects: 0, bytesFreed: 0, packsDeleted: 0 });
+
+      // The same data committed again after gc freed it: the released chunks must be stored anew, not assumed
+      // present because the (kept) tensor objects still name them.
+      const re = await ajson(s, ['commit', pruneState.dirs[4]!, '-b', 'again', '-m', 'p4 once more']);
+      expect(re.newBytes).toBeGreaterThanOrEqual(3 * 4096 + 2048); // w, opt.m, opt.v, emb
+      const out = tempDir('ckvc-prune-co-');
+      await aok(s, ['checkout', re.id, '--to', out]);
+      expect(hashDir(out)).toEqual(files[4]);
+      expect(await verifyProblems(s, 'after committing released data again')).toEqual([]);
+    });
+
+    it('prune --tensors GLOB releases only the matching tensors: other files check out; records merge (null wins, first time kept)', async ({
+      expect,
+    }) => {
+      const s = clone(pruneState.T);
+      const r = await ajson(s, ['prune', '--keep-last', '1', '--tensors', 'opt*']);
+      expect(r.tensors).toEqual(['opt*']);
+      expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
+      expect((await ajson(s, ['show', ids[4]!])).pruned.tensors).toEqual(['opt*']);
+      const gc = await ajson(s, ['gc', '--grace', '0']);
+      expect(gc.bytesFreed).toBeGreaterThan(2 * 2 * 4096); // opt.m + opt.v of 2 commits
+      expect(gc.bytesFreed).toBeLessThan(2 * 2 * 4096 + 2048); // not w, emb or base
+      const p4 = await prunedProblems(s, 4, ['opt.m', 'opt.v']);
+      const p5 = await prunedProblems(s, 5, ['opt.m', 'opt.v'], ['model.safetensors']);
+      expect([
+        ...p4.problems,
+        ...p5.problems,
+        ...(await all(
+          intactProblems(s, 4, ['extra.safetensors', 'notes.txt']),
+          intactProblems(s, 6),
+          verifyProblems(s, 'after prune --tensors and gc'),
+        )),
+      ]).toEqual([]);
+
+      const first = record(s, 4);
+      await ajson(s, ['prune', '--keep-last', '1', '--tensors', 'emb']);
+      expect(record(s, 4)).toEqual({ commit: ids[4], time: first.time, tensors: ['emb', 'opt*'] });
+      expect((await prunedProblems(s, 4, ['emb'], ['extra.safetensors'])).problems).toEqual([]);
+      await ajson(s, ['prune', '--keep-last', '1']);
+      expect(record(s, 4)).toEqual({ commit: ids[4], time: first.time, tensors: null, files: null });
+      expect((await prunedProblems(s, 4, ['base', 'w'], ['model.safetensors'])).problems).toEqual([]);
+    });
+
+    it('prune --tensors refuses a glob without ":" that reaches tensors only through FILE:NAME (older versions would release them), changing nothing', async ({
+      expect,
+    }) => {
+      const s = clone(pruneState.T);
+      const before = snapshotStore(s.store);
+      const r = await s.run(['prune', '--keep-last', '1', '--tensors', 'model*']);
+      expect(r.code, describeRun(r)).toBe(15);
+      expect(codeOf(r)).toBe('CKVC_BAD_ARGUMENT');
+      expect(r.stderr).toMatch(
+        /'model\*' reaches across the ':' of 'model\.safetensors:[^']+'.*'model\.safetensors:model\*'/,
+      );
+      expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+      // Said with the file, it means the same to every version: that file's tensors.
+      const ok = await ajson(s, ['prune', '--keep-last', '1', '--tensors', 'model.safetensors:*']);
+      expect(ok.tensors).toEqual(['model.safetensors:*']);
+    });
+
+    it('gc with the default grace (1h) deletes nothing new; gc --dry-run changes nothing and predicts the real run', async ({
+      expect,
+    }) => {
+      const s = clone(pruneState.T);
+      await ajson(s, ['prune', '--keep-last', '1']);
+      const before = snapshotStore(s.store);
+      const young = await ajson(s, ['gc']);
+      expect(young).toMatchObject({
+        dryRun: false,
+        graceMs: 3_600_000,
+        deadObjects: 0,
+        bytesFreed: 0,
+        packsDeleted: 0,
+        packsRewritten: 0,
+      });
+      expect(young.youngDeadObjects).toBeGreaterThan(0);
+      expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+      const dry = await ajson(s, ['gc', '--dry-run', '--grace', '0']);
+      expect(dry.dryRun).toBe(true);
+      expect(dry.deadObjects).toBeGreaterThan(0);
+      expect(dry.bytesFreed).toBeGreaterThan(0);
+      expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+      const real = await ajson(s, ['gc', '--grace', '0']);
+      expect(real).toMatchObject({
+        deadObjects: dry.deadObjects,
+        liveObjects: dry.liveObjects,
+        packsDeleted: dry.packsDeleted,
+        packsRewritten: dry.packsRewritten,
+        packsBefore: dry.packsBefore,
+        packsAfter: dry.packsAfter,
+      });
+      expect(real.bytesFreed).toBeGreaterThan(dry.bytesFreed * 0.9);
+      expect(real.bytesFreed).toBeLessThan(dry.bytesFreed * 1.1 + 1024);
+      expect(packFiles(s.store)).toHaveLength(real.packsAfter);
+      const bad = await arun(s, ['gc', '--grace', 'soon']);
+      expect(bad.code, describeRun(bad)).toBe(15);
+    });
+  },
+  { ordered: false },
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 describe.concurrent('curating: config, best, aliases, prune and gc', () => {

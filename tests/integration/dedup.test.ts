@@ -33,7 +33,9 @@ describe('dedup of safetensors by tensor', () => {
   const TENSOR_BYTES = 2 * MiB;
   const names = Array.from({ length: 8 }, (_, i) => `layers.${i}.weight`);
   const tensors = (seeds: number[]): Record<string, TensorSpec> =>
-    Object.fromEntries(names.map((n, i) => [n, { dtype: 'F32', shape: [512, 1024], bytes: randomBytes(seeds[i]!, TENSOR_BYTES) }]));
+    Object.fromEntries(
+      names.map((n, i) => [n, { dtype: 'F32', shape: [512, 1024], bytes: randomBytes(seeds[i]!, TENSOR_BYTES) }]),
+    );
 
   beforeAll(() => {
     s = newStore();
@@ -88,7 +90,9 @@ describe('dedup of safetensors by tensor', () => {
     const file = path.join(dir, 'shuffled', 'model.safetensors');
     fs.mkdirSync(path.dirname(file));
     const t = tensors([1, 2, 3, 4, 15, 16, 17, 18]);
-    const reordered: Record<string, TensorSpec> = { 'odd.bias': { dtype: 'F32', shape: [37], bytes: randomBytes(55, 148) } };
+    const reordered: Record<string, TensorSpec> = {
+      'odd.bias': { dtype: 'F32', shape: [37], bytes: randomBytes(55, 148) },
+    };
     for (const n of [...names].reverse()) reordered[n] = t[n]!;
     fs.writeFileSync(file, safetensorsBytes(reordered));
     const g = growth(s, file, ['-b', 'shuffled']);
@@ -101,10 +105,11 @@ describe('dedup of safetensors by tensor', () => {
     // 4096 rows x 256 F32 = 1 KiB per row, 4 MiB in all; plus a small second tensor after it.
     const embed = randomBytes(100, 4 * MiB);
     const head = randomBytes(101, 64 * KiB);
-    const build = (e: Buffer) => safetensorsBytes({
-      'embed_tokens.weight': { dtype: 'F32', shape: [4096, 256], bytes: e },
-      'lm_head.bias': { dtype: 'F32', shape: [16384], bytes: head },
-    });
+    const build = (e: Buffer) =>
+      safetensorsBytes({
+        'embed_tokens.weight': { dtype: 'F32', shape: [4096, 256], bytes: e },
+        'lm_head.bias': { dtype: 'F32', shape: [16384], bytes: head },
+      });
     fs.writeFileSync(file, build(embed));
     growth(s, file, ['-b', 'embed']);
 

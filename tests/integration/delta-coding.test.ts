@@ -9,7 +9,19 @@ import { CODECS } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
 import { PackWriter } from '../../src/store/pack-writer.js';
-import { ckvc, cleanupTemp, commitId, diffSnapshots, errorCodes, newStore, ok, packBytes, snapshotStore, tempDir, type TempStore } from '../helpers/ckvc.js';
+import {
+  ckvc,
+  cleanupTemp,
+  commitId,
+  diffSnapshots,
+  errorCodes,
+  newStore,
+  ok,
+  packBytes,
+  snapshotStore,
+  tempDir,
+  type TempStore,
+} from '../helpers/ckvc.js';
 import { safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
 import { hostileBundle, hostileHistory } from '../helpers/hostile-tree.js';
 
@@ -23,13 +35,16 @@ const weights = (seed: number): Buffer => trainedFloat32(seed, ELEMENTS);
 function step(prev: Buffer, seed: number): Buffer {
   const b = Buffer.from(prev);
   const noise = weights(seed);
-  for (let i = 0; i < b.length; i += 4) b.writeUInt32LE((b.readUInt32LE(i) ^ (noise.readUInt32LE(i) & 0xffff)) >>> 0, i);
+  for (let i = 0; i < b.length; i += 4)
+    b.writeUInt32LE((b.readUInt32LE(i) ^ (noise.readUInt32LE(i) & 0xffff)) >>> 0, i);
   return b;
 }
 
 function checkpoint(tensors: Buffer[]): Buffer {
   const spec: Record<string, TensorSpec> = {};
-  tensors.forEach((t, i) => { spec[`layer.${i}.weight`] = { dtype: 'F32', shape: [ELEMENTS], bytes: t }; });
+  tensors.forEach((t, i) => {
+    spec[`layer.${i}.weight`] = { dtype: 'F32', shape: [ELEMENTS], bytes: t };
+  });
   return safetensorsBytes(spec);
 }
 

@@ -7,7 +7,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanupTemp, commitId, describeRun, errorCodes, newStore, packFiles, tempDir, type TempStore,
+  cleanupTemp,
+  commitId,
+  describeRun,
+  errorCodes,
+  newStore,
+  packFiles,
+  tempDir,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, safetensorsBytes, type TensorSpec } from '../helpers/data.js';
 
@@ -20,7 +27,9 @@ const CHUNK = 256 * 1024;
 const f32 = (xs: number[]) => Buffer.from(new Float32Array(xs).buffer);
 const u16 = (xs: number[]) => {
   const b = Buffer.alloc(xs.length * 2);
-  xs.forEach((x, i) => { b.writeUInt16LE(x, i * 2); });
+  xs.forEach((x, i) => {
+    b.writeUInt16LE(x, i * 2);
+  });
   return b;
 };
 const i32 = (xs: number[]) => Buffer.from(new Int32Array(xs).buffer);
@@ -113,7 +122,10 @@ describe('ckvc diff: figures and structure', () => {
 
   const changed = (name: string) => {
     const t = full.tensors.changed.find((x: any) => x.name === name);
-    if (!t) throw new Error(`tensor ${name} is not among the changed: ${JSON.stringify(full.tensors.changed.map((x: any) => x.name))}`);
+    if (!t)
+      throw new Error(
+        `tensor ${name} is not among the changed: ${JSON.stringify(full.tensors.changed.map((x: any) => x.name))}`,
+      );
     return t;
   };
 
@@ -126,8 +138,14 @@ describe('ckvc diff: figures and structure', () => {
     fs.mkdirSync(path.join(b, 'sub'), { recursive: true });
     fs.writeFileSync(path.join(a, 'model.safetensors'), safetensorsBytes(modelA()));
     fs.writeFileSync(path.join(b, 'model.safetensors'), safetensorsBytes(modelB()));
-    fs.writeFileSync(path.join(a, 'big.safetensors'), safetensorsBytes({ big: T('F32', [BIG_ROWS, BIG_COLS], bigTensor(false)) }));
-    fs.writeFileSync(path.join(b, 'big.safetensors'), safetensorsBytes({ big: T('F32', [BIG_ROWS, BIG_COLS], bigTensor(true)) }));
+    fs.writeFileSync(
+      path.join(a, 'big.safetensors'),
+      safetensorsBytes({ big: T('F32', [BIG_ROWS, BIG_COLS], bigTensor(false)) }),
+    );
+    fs.writeFileSync(
+      path.join(b, 'big.safetensors'),
+      safetensorsBytes({ big: T('F32', [BIG_ROWS, BIG_COLS], bigTensor(true)) }),
+    );
     fs.writeFileSync(path.join(a, 'removed.bin'), randomBytes(1, 3000));
     fs.writeFileSync(path.join(b, 'added.bin'), randomBytes(2, 2000));
     fs.writeFileSync(path.join(a, 'sub', 'changed.bin'), randomBytes(3, 1000));
@@ -136,10 +154,40 @@ describe('ckvc diff: figures and structure', () => {
     fs.writeFileSync(path.join(b, 'same.bin'), randomBytes(5, 700));
     fs.writeFileSync(path.join(work, 'a.yaml'), CFG_A);
     fs.writeFileSync(path.join(work, 'b.yaml'), CFG_B);
-    A = commitId(s, [a, '-m', 'A', '--config', path.join(work, 'a.yaml'), '--step', '100',
-      '--metric', 'loss=2', '--metric', 'acc=0.5', '--metric', 'zero=0', '--metric', 'same=3']);
-    B = commitId(s, [b, '-m', 'B', '--config', path.join(work, 'b.yaml'), '--step', '200',
-      '--metric', 'loss=1.5', '--metric', 'f1=1', '--metric', 'zero=1', '--metric', 'same=3']);
+    A = commitId(s, [
+      a,
+      '-m',
+      'A',
+      '--config',
+      path.join(work, 'a.yaml'),
+      '--step',
+      '100',
+      '--metric',
+      'loss=2',
+      '--metric',
+      'acc=0.5',
+      '--metric',
+      'zero=0',
+      '--metric',
+      'same=3',
+    ]);
+    B = commitId(s, [
+      b,
+      '-m',
+      'B',
+      '--config',
+      path.join(work, 'b.yaml'),
+      '--step',
+      '200',
+      '--metric',
+      'loss=1.5',
+      '--metric',
+      'f1=1',
+      '--metric',
+      'zero=1',
+      '--metric',
+      'same=3',
+    ]);
     full = s.json(['diff', A, B]);
   });
 
@@ -150,27 +198,68 @@ describe('ckvc diff: figures and structure', () => {
 
   it('F32 [3,4,0,1] -> [3,0,0,2]: ||a-b|| = sqrt(17), ||a|| = sqrt(26), max 4, 2 of 4 elements changed', () => {
     const t = changed('w');
-    expect(t).toMatchObject({ file: 'model.safetensors', dtypeA: 'F32', dtypeB: 'F32', shapeA: [4], shapeB: [4], chunks: 1, changedChunks: 1, chunkFraction: 1 });
+    expect(t).toMatchObject({
+      file: 'model.safetensors',
+      dtypeA: 'F32',
+      dtypeB: 'F32',
+      shapeA: [4],
+      shapeB: [4],
+      chunks: 1,
+      changedChunks: 1,
+      chunkFraction: 1,
+    });
     expect(t.note).toBeUndefined();
     expect(t.delta).toEqual({
-      elements: 4, changedElements: 2, l2Diff: Math.sqrt(17), l2A: Math.sqrt(26), relative: Math.sqrt(17) / Math.sqrt(26), maxAbsDiff: 4, nonFinite: 0,
+      elements: 4,
+      changedElements: 2,
+      l2Diff: Math.sqrt(17),
+      l2A: Math.sqrt(26),
+      relative: Math.sqrt(17) / Math.sqrt(26),
+      maxAbsDiff: 4,
+      nonFinite: 0,
     });
   });
 
   it('F16 [1,2,-0.5,0] -> [1,2.5,0.5,0] and BF16 [1,-2,3] -> [1,2,3.5] are decoded as half floats', () => {
     expect(changed('h16').delta).toEqual({
-      elements: 4, changedElements: 2, l2Diff: Math.sqrt(1.25), l2A: Math.sqrt(5.25), relative: Math.sqrt(1.25) / Math.sqrt(5.25), maxAbsDiff: 1, nonFinite: 0,
+      elements: 4,
+      changedElements: 2,
+      l2Diff: Math.sqrt(1.25),
+      l2A: Math.sqrt(5.25),
+      relative: Math.sqrt(1.25) / Math.sqrt(5.25),
+      maxAbsDiff: 1,
+      nonFinite: 0,
     });
     expect(changed('bf').delta).toEqual({
-      elements: 3, changedElements: 2, l2Diff: Math.sqrt(16.25), l2A: Math.sqrt(14), relative: Math.sqrt(16.25) / Math.sqrt(14), maxAbsDiff: 4, nonFinite: 0,
+      elements: 3,
+      changedElements: 2,
+      l2Diff: Math.sqrt(16.25),
+      l2A: Math.sqrt(14),
+      relative: Math.sqrt(16.25) / Math.sqrt(14),
+      maxAbsDiff: 4,
+      nonFinite: 0,
     });
   });
 
   it('integers: I32 signed, U8 unsigned (255 -> 0 is a change of 255), I64 +1 next to 2^62 still counts as 1', () => {
     expect(changed('i32').delta).toEqual({
-      elements: 4, changedElements: 2, l2Diff: Math.sqrt(109), l2A: Math.sqrt(10174), relative: Math.sqrt(109) / Math.sqrt(10174), maxAbsDiff: 10, nonFinite: 0,
+      elements: 4,
+      changedElements: 2,
+      l2Diff: Math.sqrt(109),
+      l2A: Math.sqrt(10174),
+      relative: Math.sqrt(109) / Math.sqrt(10174),
+      maxAbsDiff: 10,
+      nonFinite: 0,
     });
-    expect(changed('u8').delta).toEqual({ elements: 2, changedElements: 1, l2Diff: 255, l2A: 255, relative: 1, maxAbsDiff: 255, nonFinite: 0 });
+    expect(changed('u8').delta).toEqual({
+      elements: 2,
+      changedElements: 1,
+      l2Diff: 255,
+      l2A: 255,
+      relative: 1,
+      maxAbsDiff: 255,
+      nonFinite: 0,
+    });
     const d = changed('i64').delta;
     expect(d).toMatchObject({ elements: 2, changedElements: 1, l2Diff: 1, maxAbsDiff: 1, nonFinite: 0 });
     expect(d.l2A).toBe(2 ** 62);
@@ -178,22 +267,56 @@ describe('ckvc diff: figures and structure', () => {
 
   it('NaN and Inf elements are counted as non-finite and left out of the sums; a zero ||a|| gives relative null', () => {
     // [NaN, 1, Inf, 2] -> [NaN, 2, 1, 2]: elements 1 and 2 changed; 0 and 2 non-finite; only element 1 in ||a-b||.
-    expect(changed('nf').delta).toEqual({ elements: 4, changedElements: 2, l2Diff: 1, l2A: Math.sqrt(5), relative: 1 / Math.sqrt(5), maxAbsDiff: 1, nonFinite: 2 });
-    expect(changed('z').delta).toEqual({ elements: 2, changedElements: 1, l2Diff: 1, l2A: 0, relative: null, maxAbsDiff: 1, nonFinite: 0 });
+    expect(changed('nf').delta).toEqual({
+      elements: 4,
+      changedElements: 2,
+      l2Diff: 1,
+      l2A: Math.sqrt(5),
+      relative: 1 / Math.sqrt(5),
+      maxAbsDiff: 1,
+      nonFinite: 2,
+    });
+    expect(changed('z').delta).toEqual({
+      elements: 2,
+      changedElements: 1,
+      l2Diff: 1,
+      l2A: 0,
+      relative: null,
+      maxAbsDiff: 1,
+      nonFinite: 0,
+    });
   });
 
   it('a 3-chunk tensor with one element changed: 1 of 3 chunks changed, figures over the whole tensor', () => {
     const t = changed('big');
-    expect(t).toMatchObject({ file: 'big.safetensors', chunks: 3, changedChunks: 1, bytesA: BIG_N * 4, bytesB: BIG_N * 4 });
+    expect(t).toMatchObject({
+      file: 'big.safetensors',
+      chunks: 3,
+      changedChunks: 1,
+      bytesA: BIG_N * 4,
+      bytesB: BIG_N * 4,
+    });
     expect(t.chunkFraction).toBeCloseTo(1 / 3, 12);
     let a2 = 0;
     for (let i = 0; i < BIG_N; i++) a2 += bigValue(i) ** 2;
-    expect(t.delta).toEqual({ elements: BIG_N, changedElements: 1, l2Diff: 2.5, l2A: Math.sqrt(a2), relative: 2.5 / Math.sqrt(a2), maxAbsDiff: 2.5, nonFinite: 0 });
+    expect(t.delta).toEqual({
+      elements: BIG_N,
+      changedElements: 1,
+      l2Diff: 2.5,
+      l2A: Math.sqrt(a2),
+      relative: 2.5 / Math.sqrt(a2),
+      maxAbsDiff: 2.5,
+      nonFinite: 0,
+    });
   });
 
   it('tensors added, removed, retyped, reshaped and non-numeric: listed, with a note and no figures', () => {
-    expect(full.tensors.added).toEqual([{ file: 'model.safetensors', name: 'fresh', dtype: 'F32', shape: [3], bytes: 12 }]);
-    expect(full.tensors.removed).toEqual([{ file: 'model.safetensors', name: 'gone', dtype: 'F32', shape: [2], bytes: 8 }]);
+    expect(full.tensors.added).toEqual([
+      { file: 'model.safetensors', name: 'fresh', dtype: 'F32', shape: [3], bytes: 12 },
+    ]);
+    expect(full.tensors.removed).toEqual([
+      { file: 'model.safetensors', name: 'gone', dtype: 'F32', shape: [2], bytes: 8 },
+    ]);
     const dt = changed('dt');
     expect(dt).toMatchObject({ dtypeA: 'F32', dtypeB: 'I32', shapeA: [4], shapeB: [4] });
     expect(dt.note).toMatch(/dtype/);
@@ -208,7 +331,20 @@ describe('ckvc diff: figures and structure', () => {
   });
 
   it('a tensor with the same ID on both sides is counted unchanged, not listed', () => {
-    expect(full.tensors.changed.map((t: any) => t.name).sort()).toEqual(['bf', 'big', 'dt', 'flags', 'h16', 'i32', 'i64', 'nf', 'sh', 'u8', 'w', 'z']);
+    expect(full.tensors.changed.map((t: any) => t.name).sort()).toEqual([
+      'bf',
+      'big',
+      'dt',
+      'flags',
+      'h16',
+      'i32',
+      'i64',
+      'nf',
+      'sh',
+      'u8',
+      'w',
+      'z',
+    ]);
     expect(full.tensors.unchanged).toBe(1); // frozen
     expect(JSON.stringify(full.tensors)).not.toContain('"frozen"');
   });
@@ -280,9 +416,20 @@ describe('ckvc diff: figures and structure', () => {
     expect(full.files.added[0].sizeB).toBe(2000);
     expect(full.files.removed.map((f: any) => f.path)).toEqual(['removed.bin']);
     expect(full.files.removed[0].sizeA).toBe(3000);
-    expect(full.files.changed.map((f: any) => f.path).sort()).toEqual(['big.safetensors', 'model.safetensors', 'sub/changed.bin']);
-    expect(full.files.changed.find((f: any) => f.path === 'sub/changed.bin')).toMatchObject({ sizeA: 1000, sizeB: 1200 });
-    expect(full.files.changed.find((f: any) => f.path === 'model.safetensors')).toMatchObject({ tensorsAdded: 1, tensorsRemoved: 1, tensorsChanged: 11 });
+    expect(full.files.changed.map((f: any) => f.path).sort()).toEqual([
+      'big.safetensors',
+      'model.safetensors',
+      'sub/changed.bin',
+    ]);
+    expect(full.files.changed.find((f: any) => f.path === 'sub/changed.bin')).toMatchObject({
+      sizeA: 1000,
+      sizeB: 1200,
+    });
+    expect(full.files.changed.find((f: any) => f.path === 'model.safetensors')).toMatchObject({
+      tensorsAdded: 1,
+      tensorsRemoved: 1,
+      tensorsChanged: 11,
+    });
     expect(full.files.unchanged).toBe(1); // same.bin
   });
 

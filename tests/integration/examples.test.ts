@@ -17,15 +17,28 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): 
     const child = spawn(cmd, args, { cwd, env });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }));
   });
 }
 
-interface Commit { id: string; parents: string[]; branch?: string; step?: number; metrics?: Record<string, number> }
-interface Tag { name: string; commit: string }
+interface Commit {
+  id: string;
+  parents: string[];
+  branch?: string;
+  step?: number;
+  metrics?: Record<string, number>;
+}
+interface Tag {
+  name: string;
+  commit: string;
+}
 
 let root: string;
 let work: string;
@@ -41,10 +54,17 @@ beforeAll(async () => {
   // A decoy `ckvc` first on PATH: an example that called a global ckvc would fail loudly.
   const decoy = path.join(root, 'bin');
   fs.mkdirSync(decoy);
-  fs.writeFileSync(path.join(decoy, 'ckvc'), '#!/bin/sh\necho "the global ckvc was called" >&2\nexit 97\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(decoy, 'ckvc'), '#!/bin/sh\necho "the global ckvc was called" >&2\nexit 97\n', {
+    mode: 0o755,
+  });
   const cwd = path.join(root, 'elsewhere');
   fs.mkdirSync(cwd);
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${decoy}${path.delimiter}${process.env.PATH}`, NO_COLOR: '1', CKVC_DIR: path.join(root, 'no-such-store') };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${decoy}${path.delimiter}${process.env.PATH}`,
+    NO_COLOR: '1',
+    CKVC_DIR: path.join(root, 'no-such-store'),
+  };
   delete env.CKVC;
   delete env.KEEP;
   delete env.WORK_DIR;
@@ -67,7 +87,14 @@ describe('examples/phase-workflow.sh', () => {
     expect(workflow.code, describeRun(workflow)).toBe(0);
     const out = workflow.stdout + workflow.stderr;
     expect(out).not.toContain('the global ckvc was called');
-    for (const heading of ['Phase G2:', 'Tag the best G2 agent', 'Phase G2+', 'warm-started from best-g2', 'Pack the four best agents', 'Another site']) {
+    for (const heading of [
+      'Phase G2:',
+      'Tag the best G2 agent',
+      'Phase G2+',
+      'warm-started from best-g2',
+      'Pack the four best agents',
+      'Another site',
+    ]) {
       expect(out).toContain(heading);
     }
     expect(out).toContain('verified (every object re-hashed)');
@@ -94,7 +121,10 @@ describe('examples/phase-workflow.sh', () => {
     expect(plus[1]!.parents).toEqual([bestG2]);
     for (const arch of ARCHS) {
       const own = onBranch(`arch-${arch}`);
-      expect(own.map((c) => c.step), arch).toEqual([1000, 500]);
+      expect(
+        own.map((c) => c.step),
+        arch,
+      ).toEqual([1000, 500]);
       expect(own[1]!.parents, `arch-${arch}'s first commit`).toEqual([bestG2]);
       expect(own[0]!.parents).toEqual([own[1]!.id]);
       expect(tags.get(`best-${arch}`)).toBe(bestByReward(own).id);
@@ -109,11 +139,19 @@ describe('examples/phase-workflow.sh', () => {
 
   it('packs the four best agents into a bundle that verifies, and a second store pulls it byte for byte', () => {
     const expected = [...tags].map(([name, commit]) => [name, commit]).sort();
-    const bundle = okJson<{ ok: boolean; refs: { name: string; commit: string }[] }>(['verify', path.join(work, 'best-agents.ckvb')]);
+    const bundle = okJson<{ ok: boolean; refs: { name: string; commit: string }[] }>([
+      'verify',
+      path.join(work, 'best-agents.ckvb'),
+    ]);
     expect(bundle.ok).toBe(true);
     expect(bundle.refs.map((r) => [r.name.replace('refs/tags/', ''), r.commit]).sort()).toEqual(expected);
     const siteB = path.join(work, 'site-b', '.ckvc');
-    const verify = okJson<{ ok: boolean; problems: unknown[]; checked: { commits: number } }>(['verify', '--read-data', '--store', siteB]);
+    const verify = okJson<{ ok: boolean; problems: unknown[]; checked: { commits: number } }>([
+      'verify',
+      '--read-data',
+      '--store',
+      siteB,
+    ]);
     expect(verify.ok).toBe(true);
     expect(verify.problems).toEqual([]);
     expect(verify.checked.commits).toBe(8); // best-g2's 2 commits + 2 per architecture
@@ -126,7 +164,11 @@ describe('examples/phase-workflow.sh', () => {
   });
 
   it('refuses a WORK_DIR that is not empty, touching nothing', async () => {
-    const r = await run('bash', [path.join(EXAMPLES, 'phase-workflow.sh')], root, { ...process.env, WORK_DIR: work, KEEP: '' });
+    const r = await run('bash', [path.join(EXAMPLES, 'phase-workflow.sh')], root, {
+      ...process.env,
+      WORK_DIR: work,
+      KEEP: '',
+    });
     expect(r.code, describeRun(r)).toBe(2);
     expect(r.stderr).toContain('is not empty');
     expect(fs.existsSync(store)).toBe(true);

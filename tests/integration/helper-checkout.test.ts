@@ -76,16 +76,25 @@ describe('helper-server checkout request', () => {
     const unknown = await server.checkout(1, { rev: 'nope', under: tempDir(), store: s.store });
     expect(unknown.id).toBe(1);
     expect(unknown.error?.code).toBe('CKVC_UNKNOWN_REVISION');
-    for (const bad of [{ rev: 'run' }, { rev: 'run', to: 'a', under: 'b' }, { rev: '', to: 'a' },
-      { rev: 'run', to: 'a', force: 'yes' }, { rev: 'run', to: 'a', extra: 1 }, 'run']) {
+    for (const bad of [
+      { rev: 'run' },
+      { rev: 'run', to: 'a', under: 'b' },
+      { rev: '', to: 'a' },
+      { rev: 'run', to: 'a', force: 'yes' },
+      { rev: 'run', to: 'a', extra: 1 },
+      'run',
+    ]) {
       const reply = await server.checkout(2, bad as Record<string, unknown>);
       expect(reply.id, JSON.stringify(bad)).toBeNull();
       expect(reply.error?.code).toBe('CKVC_BAD_ARGUMENT');
     }
     server.send(JSON.stringify({ id: 3, argv: ['log'], checkout: { rev: 'run', to: 'a' } }));
     expect((await server.next()).error?.code).toBe('CKVC_BAD_ARGUMENT');
-    const fault = await server.checkout(4, { rev: 'run', to: tempDir(), store: s.store },
-      { env: testEnv({ CKVC_FAULT: 'checkout.write', CKVC_TEST_FAULTS: '1' }) });
+    const fault = await server.checkout(
+      4,
+      { rev: 'run', to: tempDir(), store: s.store },
+      { env: testEnv({ CKVC_FAULT: 'checkout.write', CKVC_TEST_FAULTS: '1' }) },
+    );
     expect(fault.refused?.reason).toBe('command');
   });
 });

@@ -52,8 +52,10 @@ describe('ckvc helper-server', () => {
     const elsewhere = tempDir();
     const found = await server.request(1, ['branch', '--json'], { cwd: s.dir, env: testEnv() });
     expect(JSON.parse(found.stdout!).map((b: { name: string }) => b.name)).toEqual(['run']);
-    const byEnv = await server.request(2, ['branch', '--json'],
-      { cwd: elsewhere, env: testEnv({ CKVC_DIR: s.store }) });
+    const byEnv = await server.request(2, ['branch', '--json'], {
+      cwd: elsewhere,
+      env: testEnv({ CKVC_DIR: s.store }),
+    });
     expect(byEnv.code).toBe(0);
     const after = await server.request(3, ['branch', '--json'], { cwd: elsewhere, env: testEnv() });
     expect(after.code).toBe(10);
@@ -63,14 +65,20 @@ describe('ckvc helper-server', () => {
   });
 
   test('commands that stream, take the terminal or write bytes are refused without running', async () => {
-    const argvs = [['watch', s.dir], ['serve', '--stdio'], ['ui'], ['cat', 'run', 'state.json'],
-      ['--store', s.store, 'helper-server']];
+    const argvs = [
+      ['watch', s.dir],
+      ['serve', '--stdio'],
+      ['ui'],
+      ['cat', 'run', 'state.json'],
+      ['--store', s.store, 'helper-server'],
+    ];
     for (const [i, argv] of argvs.entries()) {
       const refused = { reason: 'command', message: expect.any(String) };
       expect(await server.request(i, argv)).toEqual({ id: i, refused });
     }
-    const fault = await server.request(9, ['log', '--json', '--store', s.store],
-      { env: testEnv({ CKVC_FAULT: 'commit.objects', CKVC_TEST_FAULTS: '1' }) });
+    const fault = await server.request(9, ['log', '--json', '--store', s.store], {
+      env: testEnv({ CKVC_FAULT: 'commit.objects', CKVC_TEST_FAULTS: '1' }),
+    });
     expect(fault.refused?.reason).toBe('command');
   });
 

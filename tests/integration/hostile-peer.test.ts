@@ -12,8 +12,21 @@ import { cleanupTemp, diffSnapshots, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import { describeOutcome, expectOk, initStore, runAsync, type Store, type Outcome } from '../helpers/reliability.js';
 import {
-  buildBundle, bundleHeader, checkoutPaths, chunkId, codes, copyOf, expectReleased, holds, parseBundle, pruneRecords, setRemotes, snap,
-  startProxy, startServer, stopAll,
+  buildBundle,
+  bundleHeader,
+  checkoutPaths,
+  chunkId,
+  codes,
+  copyOf,
+  expectReleased,
+  holds,
+  parseBundle,
+  pruneRecords,
+  setRemotes,
+  snap,
+  startProxy,
+  startServer,
+  stopAll,
 } from '../helpers/walk-lib.js';
 
 afterAll(async () => {
@@ -33,14 +46,25 @@ function writeCk(name: string, seed: number): { dir: string; files: Map<string, 
   fs.mkdirSync(dir, { recursive: true });
   const tensorData = [randomFloat32(seed * 10 + 1, N), randomFloat32(seed * 10 + 2, N)];
   const files = new Map<string, Buffer>([
-    ['model.safetensors', safetensorsBytes({ w: { dtype: 'F32', shape: [N], bytes: tensorData[0]! }, 'opt.m': { dtype: 'F32', shape: [N], bytes: tensorData[1]! } })],
+    [
+      'model.safetensors',
+      safetensorsBytes({
+        w: { dtype: 'F32', shape: [N], bytes: tensorData[0]! },
+        'opt.m': { dtype: 'F32', shape: [N], bytes: tensorData[1]! },
+      }),
+    ],
     ['extra.bin', randomBytes(seed * 10 + 3, 4096)],
   ]);
   for (const [p, b] of files) fs.writeFileSync(path.join(dir, p), b);
   return { dir, files, tensorData };
 }
 
-async function commit(s: Store, name: string, seed: number, branch = 'main'): Promise<{ id: string; files: Map<string, Buffer>; tensorData: Buffer[] }> {
+async function commit(
+  s: Store,
+  name: string,
+  seed: number,
+  branch = 'main',
+): Promise<{ id: string; files: Map<string, Buffer>; tensorData: Buffer[] }> {
   const ck = writeCk(name, seed);
   const r = await s.json<{ id: string }>(['commit', ck.dir, '-m', `${name} on ${branch}`, '-b', branch]);
   return { id: r.id, files: ck.files, tensorData: ck.tensorData };
@@ -53,12 +77,18 @@ async function expectCheckout(s: Store, rev: string, files: Map<string, Buffer>,
 }
 
 function expectExit(r: Outcome, code: number, errorCode: string, what: string): void {
-  expect({ exit: r.code, codes: codes(r) }, `${what}: ${describeOutcome(r)}`).toEqual({ exit: code, codes: [errorCode] });
+  expect({ exit: r.code, codes: codes(r) }, `${what}: ${describeOutcome(r)}`).toEqual({
+    exit: code,
+    codes: [errorCode],
+  });
 }
 
 /** `ckvc verify FILE` with no store. */
 function verifyFile(file: string): Promise<Outcome> {
-  return runAsync(['verify', file, '--json'], { cwd: tempDir('ckvc-hp-nostore-'), env: { TMPDIR: tempDir('ckvc-hp-vtmp-'), CKVC_DIR: undefined } });
+  return runAsync(['verify', file, '--json'], {
+    cwd: tempDir('ckvc-hp-nostore-'),
+    env: { TMPDIR: tempDir('ckvc-hp-vtmp-'), CKVC_DIR: undefined },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -97,161 +127,230 @@ describe('a peer that sends prune records', () => {
     x2 = await commit(X, 'x2', 4, 'other');
     const pr = await X.json<{ pruned: { id: string }[] }>(['prune', '--keep-last', '1', '--include-tagged']);
     expect(pr.pruned.map((p) => p.id).sort()).toEqual([c0.id, c1.id].sort());
-    const po = await X.json<{ pruned: { id: string }[] }>(['prune', '--keep-last', '1', '--include-tagged', '-b', 'other']);
+    const po = await X.json<{ pruned: { id: string }[] }>([
+      'prune',
+      '--keep-last',
+      '1',
+      '--include-tagged',
+      '-b',
+      'other',
+    ]);
     expect(po.pruned.map((p) => p.id)).toEqual([x1.id]); // a branch's history stops at commits made on another
     xBundle = path.join(work, 'x.ckvb');
     expectOk(await X.run(['pack', 'main', 'other', '-o', xBundle]), 'pack at X');
-    foreign = buildBundle(bundleHeader({ pruned: [{ commit: c1.id, time: Date.now(), tensors: null }] }), Buffer.alloc(0));
+    foreign = buildBundle(
+      bundleHeader({ pruned: [{ commit: c1.id, time: Date.now(), tensors: null }] }),
+      Buffer.alloc(0),
+    );
   }, T);
 
-  it('(a) a bundle file with only a record for the receiver\'s tagged tip: verify FILE and pull exit 12 CKVC_BAD_BUNDLE, the store is unchanged, best checks out, after gc too', async () => {
-    const file = path.join(work, 'foreign.ckvb');
-    fs.writeFileSync(file, foreign);
-    const R = copyOf(B, 'ckvc-hp-a-');
-    const before = snap(R);
-    const [v, p] = await Promise.all([verifyFile(file), R.run(['pull', file])]);
-    expectExit(v, 12, 'CKVC_BAD_BUNDLE', 'verify FILE');
-    expectExit(p, 12, 'CKVC_BAD_BUNDLE', 'pull FILE');
-    expect(diffSnapshots(before, snap(R))).toEqual([]);
-    expect(pruneRecords(R).size).toBe(0);
-    expectOk(await R.run(['gc', '--grace', '0']), 'gc');
-    await expectCheckout(R, 'best', c1.files, 'best after gc');
-    const vr = await R.verify(true);
-    expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
-  }, T);
+  it(
+    "(a) a bundle file with only a record for the receiver's tagged tip: verify FILE and pull exit 12 CKVC_BAD_BUNDLE, the store is unchanged, best checks out, after gc too",
+    async () => {
+      const file = path.join(work, 'foreign.ckvb');
+      fs.writeFileSync(file, foreign);
+      const R = copyOf(B, 'ckvc-hp-a-');
+      const before = snap(R);
+      const [v, p] = await Promise.all([verifyFile(file), R.run(['pull', file])]);
+      expectExit(v, 12, 'CKVC_BAD_BUNDLE', 'verify FILE');
+      expectExit(p, 12, 'CKVC_BAD_BUNDLE', 'pull FILE');
+      expect(diffSnapshots(before, snap(R))).toEqual([]);
+      expect(pruneRecords(R).size).toBe(0);
+      expectOk(await R.run(['gc', '--grace', '0']), 'gc');
+      await expectCheckout(R, 'best', c1.files, 'best after gc');
+      const vr = await R.verify(true);
+      expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
+    },
+    T,
+  );
 
-  it('(b) through an authenticated HTTP push (/v1/receive): the record alone is refused (400, CKVC_BAD_BUNDLE) and the server store is unchanged; a real bundle whose records name commits the server has is taken without them', async () => {
-    const R = copyOf(B, 'ckvc-hp-b-srv-');
-    const server = await startServer(R, ['--token-file', tokenFile]);
-    const post = (body: Buffer) => fetch(new URL('v1/receive', server.url), {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body: new Uint8Array(body),
-    });
-    const before = snap(R);
-    const r1 = await post(foreign);
-    const j1 = (await r1.json()) as { error?: { code: string; exit: number } };
-    expect({ status: r1.status, code: j1.error?.code, exit: j1.error?.exit }).toEqual({ status: 400, code: 'CKVC_BAD_BUNDLE', exit: 12 });
-    expect(diffSnapshots(before, snap(R))).toEqual([]);
+  it(
+    '(b) through an authenticated HTTP push (/v1/receive): the record alone is refused (400, CKVC_BAD_BUNDLE) and the server store is unchanged; a real bundle whose records name commits the server has is taken without them',
+    async () => {
+      const R = copyOf(B, 'ckvc-hp-b-srv-');
+      const server = await startServer(R, ['--token-file', tokenFile]);
+      const post = (body: Buffer) =>
+        fetch(new URL('v1/receive', server.url), {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+          body: new Uint8Array(body),
+        });
+      const before = snap(R);
+      const r1 = await post(foreign);
+      const j1 = (await r1.json()) as { error?: { code: string; exit: number } };
+      expect({ status: r1.status, code: j1.error?.code, exit: j1.error?.exit }).toEqual({
+        status: 400,
+        code: 'CKVC_BAD_BUNDLE',
+        exit: 12,
+      });
+      expect(diffSnapshots(before, snap(R))).toEqual([]);
 
-    // x.ckvb as a push body (no refs): c2, x1, x2 are new here, c0 and c1 are not: only x1's record is taken.
-    const xb = parseBundle(fs.readFileSync(xBundle));
-    expect(xb.header.pruned.map((p) => p.commit).sort()).toEqual([c0.id, c1.id, x1.id].sort());
-    const r2 = await post(buildBundle({ ...xb.header, refs: [] }, xb.pack));
-    expect(r2.status, await r2.clone().text()).toBe(200);
-    expect(((await r2.json()) as { newObjects: number }).newObjects).toBeGreaterThan(0);
-    expect([...pruneRecords(R).keys()]).toEqual([x1.id]);
-    // A branch at x2 keeps x1 (and its record) alive through gc: x1's tree is c0's, which c0 still needs.
-    expectOk(await R.run(['branch', 'other', x2.id]), 'branch other at the server store');
-    expectOk(await R.run(['gc', '--grace', '0']), 'gc at the server store');
-    const r3 = await Promise.all([
-      checkoutPaths(R, c0.id, c0.files, ALL, 'server c0 after gc'),
-      checkoutPaths(R, 'best', c1.files, ALL, 'server best after gc'),
-      expectReleased(R, x1.id, ['model.safetensors'], 'server x1 (pruned by the record it received)'),
-    ]);
-    expect(r3.flat()).toEqual([]);
-    const vr = await R.verify(true);
-    expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
-  }, T);
-
-  it('(c) pull of a bundle that carries commits the receiver has, with their records: the receiver\'s copies stay unpruned (checkout works, after gc --grace 0 too)', async () => {
-    const R = copyOf(B, 'ckvc-hp-c-');
-    const p = await R.run(['pull', xBundle, '--json']);
-    // Either outcome is allowed; what matters is the receiver's own history.
-    if (p.code !== 0) expectExit(p, 12, 'CKVC_BAD_BUNDLE', 'pull');
-    expect(pruneRecords(R).has(c0.id) || pruneRecords(R).has(c1.id)).toBe(false);
-    expectOk(await R.run(['gc', '--grace', '0']), 'gc');
-    const r = await Promise.all([checkoutPaths(R, c0.id, c0.files, ALL, 'c0 after gc'), checkoutPaths(R, c1.id, c1.files, ALL, 'c1 after gc')]);
-    expect(r.flat()).toEqual([]);
-    for (const d of [...c0.tensorData, ...c1.tensorData]) expect(holds(R, chunkId(d))).toBe(true);
-    if (p.code === 0) {
-      // x1 arrived with its record (it was new here): pruned, though its tree is c0's, which stays whole.
+      // x.ckvb as a push body (no refs): c2, x1, x2 are new here, c0 and c1 are not: only x1's record is taken.
+      const xb = parseBundle(fs.readFileSync(xBundle));
+      expect(xb.header.pruned.map((p) => p.commit).sort()).toEqual([c0.id, c1.id, x1.id].sort());
+      const r2 = await post(buildBundle({ ...xb.header, refs: [] }, xb.pack));
+      expect(r2.status, await r2.clone().text()).toBe(200);
+      expect(((await r2.json()) as { newObjects: number }).newObjects).toBeGreaterThan(0);
       expect([...pruneRecords(R).keys()]).toEqual([x1.id]);
-      const r2 = await Promise.all([
-        checkoutPaths(R, c2.id, c2.files, ALL, 'c2'),
-        checkoutPaths(R, x2.id, x2.files, ALL, 'x2'),
-        expectReleased(R, x1.id, ['model.safetensors'], 'x1'),
+      // A branch at x2 keeps x1 (and its record) alive through gc: x1's tree is c0's, which c0 still needs.
+      expectOk(await R.run(['branch', 'other', x2.id]), 'branch other at the server store');
+      expectOk(await R.run(['gc', '--grace', '0']), 'gc at the server store');
+      const r3 = await Promise.all([
+        checkoutPaths(R, c0.id, c0.files, ALL, 'server c0 after gc'),
+        checkoutPaths(R, 'best', c1.files, ALL, 'server best after gc'),
+        expectReleased(R, x1.id, ['model.safetensors'], 'server x1 (pruned by the record it received)'),
       ]);
-      expect(r2.flat()).toEqual([]);
-    }
-    const vr = await R.verify(true);
-    expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
-  }, T);
+      expect(r3.flat()).toEqual([]);
+      const vr = await R.verify(true);
+      expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
+    },
+    T,
+  );
 
-  it('(d) fetch from a lying server (a proxy appends a record for the local tagged tip to /v1/objects): exit 12 CKVC_BAD_BUNDLE, the local store unchanged', async () => {
-    const server = await startServer(X, []);
-    const proxy = await startProxy(server.url, (p, body) => {
-      if (p !== '/v1/objects') return undefined;
-      const b = parseBundle(body);
-      return buildBundle({ ...b.header, pruned: [...b.header.pruned, { commit: c1.id, time: Date.now(), tensors: null }] }, b.pack);
-    });
-    const L = copyOf(B, 'ckvc-hp-d-');
-    setRemotes(L, { liar: proxy.url });
-    const before = snap(L);
-    const f = await L.run(['fetch', 'liar'], { env: { CKVC_TOKEN: undefined } });
-    expect(proxy.hits.get('/v1/objects') ?? 0).toBeGreaterThan(0);
-    expectExit(f, 12, 'CKVC_BAD_BUNDLE', 'fetch');
-    expect(diffSnapshots(before, snap(L))).toEqual([]);
-    expect(L.ref('refs/remotes/liar/main')).toBeUndefined();
-    await expectCheckout(L, 'best', c1.files, 'best after the refused fetch');
-  }, T);
+  it(
+    "(c) pull of a bundle that carries commits the receiver has, with their records: the receiver's copies stay unpruned (checkout works, after gc --grace 0 too)",
+    async () => {
+      const R = copyOf(B, 'ckvc-hp-c-');
+      const p = await R.run(['pull', xBundle, '--json']);
+      // Either outcome is allowed; what matters is the receiver's own history.
+      if (p.code !== 0) expectExit(p, 12, 'CKVC_BAD_BUNDLE', 'pull');
+      expect(pruneRecords(R).has(c0.id) || pruneRecords(R).has(c1.id)).toBe(false);
+      expectOk(await R.run(['gc', '--grace', '0']), 'gc');
+      const r = await Promise.all([
+        checkoutPaths(R, c0.id, c0.files, ALL, 'c0 after gc'),
+        checkoutPaths(R, c1.id, c1.files, ALL, 'c1 after gc'),
+      ]);
+      expect(r.flat()).toEqual([]);
+      for (const d of [...c0.tensorData, ...c1.tensorData]) expect(holds(R, chunkId(d))).toBe(true);
+      if (p.code === 0) {
+        // x1 arrived with its record (it was new here): pruned, though its tree is c0's, which stays whole.
+        expect([...pruneRecords(R).keys()]).toEqual([x1.id]);
+        const r2 = await Promise.all([
+          checkoutPaths(R, c2.id, c2.files, ALL, 'c2'),
+          checkoutPaths(R, x2.id, x2.files, ALL, 'x2'),
+          expectReleased(R, x1.id, ['model.safetensors'], 'x1'),
+        ]);
+        expect(r2.flat()).toEqual([]);
+      }
+      const vr = await R.verify(true);
+      expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
+    },
+    T,
+  );
+
+  it(
+    '(d) fetch from a lying server (a proxy appends a record for the local tagged tip to /v1/objects): exit 12 CKVC_BAD_BUNDLE, the local store unchanged',
+    async () => {
+      const server = await startServer(X, []);
+      const proxy = await startProxy(server.url, (p, body) => {
+        if (p !== '/v1/objects') return undefined;
+        const b = parseBundle(body);
+        return buildBundle(
+          { ...b.header, pruned: [...b.header.pruned, { commit: c1.id, time: Date.now(), tensors: null }] },
+          b.pack,
+        );
+      });
+      const L = copyOf(B, 'ckvc-hp-d-');
+      setRemotes(L, { liar: proxy.url });
+      const before = snap(L);
+      const f = await L.run(['fetch', 'liar'], { env: { CKVC_TOKEN: undefined } });
+      expect(proxy.hits.get('/v1/objects') ?? 0).toBeGreaterThan(0);
+      expectExit(f, 12, 'CKVC_BAD_BUNDLE', 'fetch');
+      expect(diffSnapshots(before, snap(L))).toEqual([]);
+      expect(L.ref('refs/remotes/liar/main')).toBeUndefined();
+      await expectCheckout(L, 'best', c1.files, 'best after the refused fetch');
+    },
+    T,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------
 
-describe('prune keeps tagged commits unless --include-tagged; gc keeps a named commit\'s bytes; unprune until gc', () => {
-  it('(e) the whole story on one store', async () => {
-    work ||= tempDir('ckvc-hp-work-');
-    const E = initStore('ckvc-hp-e-');
-    const e0 = await commit(E, 'e0', 10);
-    const e1 = await commit(E, 'e1', 11);
-    const e2 = await commit(E, 'e2', 12);
-    const e3 = await commit(E, 'e3', 13);
-    expectOk(await E.run(['tag', 'best', e1.id]), 'tag best');
+describe("prune keeps tagged commits unless --include-tagged; gc keeps a named commit's bytes; unprune until gc", () => {
+  it(
+    '(e) the whole story on one store',
+    async () => {
+      work ||= tempDir('ckvc-hp-work-');
+      const E = initStore('ckvc-hp-e-');
+      const e0 = await commit(E, 'e0', 10);
+      const e1 = await commit(E, 'e1', 11);
+      const e2 = await commit(E, 'e2', 12);
+      const e3 = await commit(E, 'e3', 13);
+      expectOk(await E.run(['tag', 'best', e1.id]), 'tag best');
 
-    // Plain prune: e1 is kept, and says why (human output and --json).
-    const h = await E.run(['prune', '--keep-last', '1']);
-    expect(h.code, describeOutcome(h)).toBe(0);
-    const keptLine = h.stdout.split('\n').find((l) => l.includes(e1.id.slice(0, 12)));
-    expect(keptLine, h.stdout).toMatch(/^keep\b.*\btag best\b/);
-    const pj = await E.json<{ kept: { id: string; reasons: string[] }[]; pruned: { id: string }[] }>(['prune', '--keep-last', '1']);
-    expect(pj.kept.find((k) => k.id === e1.id)?.reasons).toContain('tag best');
-    expect(pj.pruned.map((p) => p.id).sort()).toEqual([e0.id, e2.id].sort());
-    expect([...pruneRecords(E).keys()].sort()).toEqual([e0.id, e2.id].sort());
+      // Plain prune: e1 is kept, and says why (human output and --json).
+      const h = await E.run(['prune', '--keep-last', '1']);
+      expect(h.code, describeOutcome(h)).toBe(0);
+      const keptLine = h.stdout.split('\n').find((l) => l.includes(e1.id.slice(0, 12)));
+      expect(keptLine, h.stdout).toMatch(/^keep\b.*\btag best\b/);
+      const pj = await E.json<{ kept: { id: string; reasons: string[] }[]; pruned: { id: string }[] }>([
+        'prune',
+        '--keep-last',
+        '1',
+      ]);
+      expect(pj.kept.find((k) => k.id === e1.id)?.reasons).toContain('tag best');
+      expect(pj.pruned.map((p) => p.id).sort()).toEqual([e0.id, e2.id].sort());
+      expect([...pruneRecords(E).keys()].sort()).toEqual([e0.id, e2.id].sort());
 
-    // --include-tagged prunes it and names the tag (listing and --json).
-    const dry = await E.run(['prune', '--keep-last', '1', '--include-tagged', '--dry-run']);
-    expect(dry.code, describeOutcome(dry)).toBe(0);
-    expect(dry.stdout.split('\n').find((l) => l.includes(e1.id.slice(0, 12))), dry.stdout).toMatch(/would prune.*\bbest\b/);
-    const it1 = await E.json<{ pruned: { id: string; names?: string[] }[] }>(['prune', '--keep-last', '1', '--include-tagged']);
-    expect(it1.pruned.find((p) => p.id === e1.id)?.names).toEqual(['tag best']);
-    expectExit(await E.run(['checkout', 'best', '--to', tempDir('ckvc-hp-co-')]), 19, 'CKVC_PRUNED', 'checkout best (pruned)');
+      // --include-tagged prunes it and names the tag (listing and --json).
+      const dry = await E.run(['prune', '--keep-last', '1', '--include-tagged', '--dry-run']);
+      expect(dry.code, describeOutcome(dry)).toBe(0);
+      expect(
+        dry.stdout.split('\n').find((l) => l.includes(e1.id.slice(0, 12))),
+        dry.stdout,
+      ).toMatch(/would prune.*\bbest\b/);
+      const it1 = await E.json<{ pruned: { id: string; names?: string[] }[] }>([
+        'prune',
+        '--keep-last',
+        '1',
+        '--include-tagged',
+      ]);
+      expect(it1.pruned.find((p) => p.id === e1.id)?.names).toEqual(['tag best']);
+      expectExit(
+        await E.run(['checkout', 'best', '--to', tempDir('ckvc-hp-co-')]),
+        19,
+        'CKVC_PRUNED',
+        'checkout best (pruned)',
+      );
 
-    // unprune best restores it.
-    const u1 = await E.json<{ restored: { id: string }[] }>(['unprune', 'best']);
-    expect(u1.restored.map((r) => r.id)).toEqual([e1.id]);
-    await expectCheckout(E, 'best', e1.files, 'best after unprune');
+      // unprune best restores it.
+      const u1 = await E.json<{ restored: { id: string }[] }>(['unprune', 'best']);
+      expect(u1.restored.map((r) => r.id)).toEqual([e1.id]);
+      await expectCheckout(E, 'best', e1.files, 'best after unprune');
 
-    // Pruned again, then gc: the untagged e0's data goes, the tagged e1's bytes stay (but it is still pruned).
-    expect((await E.json<{ pruned: { id: string }[] }>(['prune', '--keep-last', '1', '--include-tagged'])).pruned.map((p) => p.id)).toContain(e1.id);
-    const g = await E.json<{ bytesFreed: number }>(['gc', '--grace', '0']);
-    expect(g.bytesFreed).toBeGreaterThan(0);
-    for (const d of e0.tensorData) expect(holds(E, chunkId(d)), 'e0 data after gc').toBe(false);
-    for (const d of e1.tensorData) expect(holds(E, chunkId(d)), 'tagged e1 data after gc').toBe(true);
-    expectExit(await E.run(['checkout', 'best', '--to', tempDir('ckvc-hp-co-')]), 19, 'CKVC_PRUNED', 'checkout best (pruned, after gc)');
+      // Pruned again, then gc: the untagged e0's data goes, the tagged e1's bytes stay (but it is still pruned).
+      expect(
+        (await E.json<{ pruned: { id: string }[] }>(['prune', '--keep-last', '1', '--include-tagged'])).pruned.map(
+          (p) => p.id,
+        ),
+      ).toContain(e1.id);
+      const g = await E.json<{ bytesFreed: number }>(['gc', '--grace', '0']);
+      expect(g.bytesFreed).toBeGreaterThan(0);
+      for (const d of e0.tensorData) expect(holds(E, chunkId(d)), 'e0 data after gc').toBe(false);
+      for (const d of e1.tensorData) expect(holds(E, chunkId(d)), 'tagged e1 data after gc').toBe(true);
+      expectExit(
+        await E.run(['checkout', 'best', '--to', tempDir('ckvc-hp-co-')]),
+        19,
+        'CKVC_PRUNED',
+        'checkout best (pruned, after gc)',
+      );
 
-    // unprune of the untagged e0 after gc: 19 CKVC_PRUNED, nothing changed.
-    const before = snap(E);
-    expectExit(await E.run(['unprune', e0.id]), 19, 'CKVC_PRUNED', 'unprune e0 after gc');
-    expect(diffSnapshots(before, snap(E))).toEqual([]);
-    // Several revisions, one of them gone: nothing is taken back.
-    expectExit(await E.run(['unprune', 'best', e0.id]), 19, 'CKVC_PRUNED', 'unprune best e0 after gc');
-    expect(diffSnapshots(before, snap(E))).toEqual([]);
+      // unprune of the untagged e0 after gc: 19 CKVC_PRUNED, nothing changed.
+      const before = snap(E);
+      expectExit(await E.run(['unprune', e0.id]), 19, 'CKVC_PRUNED', 'unprune e0 after gc');
+      expect(diffSnapshots(before, snap(E))).toEqual([]);
+      // Several revisions, one of them gone: nothing is taken back.
+      expectExit(await E.run(['unprune', 'best', e0.id]), 19, 'CKVC_PRUNED', 'unprune best e0 after gc');
+      expect(diffSnapshots(before, snap(E))).toEqual([]);
 
-    // unprune of the tagged e1 works even after gc.
-    const u2 = await E.json<{ restored: { id: string }[] }>(['unprune', 'best']);
-    expect(u2.restored.map((r) => r.id)).toEqual([e1.id]);
-    await expectCheckout(E, 'best', e1.files, 'best after unprune after gc');
-    await expectCheckout(E, e3.id, e3.files, 'tip');
-    const vr = await E.verify(true);
-    expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
-  }, T);
+      // unprune of the tagged e1 works even after gc.
+      const u2 = await E.json<{ restored: { id: string }[] }>(['unprune', 'best']);
+      expect(u2.restored.map((r) => r.id)).toEqual([e1.id]);
+      await expectCheckout(E, 'best', e1.files, 'best after unprune after gc');
+      await expectCheckout(E, e3.id, e3.files, 'tip');
+      const vr = await E.verify(true);
+      expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
+    },
+    T,
+  );
 });

@@ -58,7 +58,7 @@ describe('ls', () => {
 });
 
 describe('cat', () => {
-  it('streams a file byte-identical, and one tensor\'s raw bytes across its chunks', () => {
+  it("streams a file byte-identical, and one tensor's raw bytes across its chunks", () => {
     const whole = catBytes(['cat', 'HEAD:model.safetensors']);
     expect(whole.code, whole.err).toBe(0);
     expect(whole.out.equals(model)).toBe(true);
@@ -71,7 +71,9 @@ describe('cat', () => {
 
   it('refuses a missing file, a missing tensor and a spec without a path', () => {
     expect(errorCodes(catBytes(['cat', 'HEAD:nope.bin']).err)).toEqual(['CKVC_PATH_NOT_FOUND']);
-    expect(errorCodes(catBytes(['cat', 'HEAD:model.safetensors', '--tensor', 'nope']).err)).toEqual(['CKVC_PATH_NOT_FOUND']);
+    expect(errorCodes(catBytes(['cat', 'HEAD:model.safetensors', '--tensor', 'nope']).err)).toEqual([
+      'CKVC_PATH_NOT_FOUND',
+    ]);
     const bad = catBytes(['cat', 'HEAD']);
     expect([bad.code, errorCodes(bad.err)]).toEqual([15, ['CKVC_BAD_ARGUMENT']]);
   });

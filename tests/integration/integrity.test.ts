@@ -4,7 +4,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  cleanupTemp, commitId, describeRun, errorCodes, newStore, packFiles, readTree, tempDir, treeDifferences,
+  cleanupTemp,
+  commitId,
+  describeRun,
+  errorCodes,
+  newStore,
+  packFiles,
+  readTree,
+  tempDir,
+  treeDifferences,
   type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
@@ -52,7 +60,10 @@ describe('a flipped byte in a pack', () => {
     expect(v.report.ok).toBe(false);
     const codes = v.report.problems.map((p: any) => p.code);
     expect(codes.length).toBeGreaterThan(0);
-    expect(codes.some((c: string) => c === 'CKVC_CORRUPT_OBJECT' || c === 'CKVC_CORRUPT_PACK'), JSON.stringify(codes)).toBe(true);
+    expect(
+      codes.some((c: string) => c === 'CKVC_CORRUPT_OBJECT' || c === 'CKVC_CORRUPT_PACK'),
+      JSON.stringify(codes),
+    ).toBe(true);
     expect(JSON.parse(v.stderr.trim()).error).toMatchObject({ code: 'CKVC_VERIFY_FAILED', exit: 12 });
 
     // Text mode: each problem on stdout with its code, exit 12.
@@ -68,21 +79,36 @@ describe('a flipped byte in a pack', () => {
     const out = tempDir('ckvc-out-');
     const r = s.run(['checkout', id, '--to', out]);
     // One combined assertion so a failure shows the exit code, the stderr and any leftover file at once.
-    expect({ exit: r.code, codes: errorCodes(r.stderr), stderrLines: r.stderr.trim().split('\n').length, files: [...readTree(out).keys()] }, r.stderr)
-      .toEqual({ exit: 12, codes: [expect.toSatisfy((c: string) => CORRUPT.includes(c))], stderrLines: 1, files: [] });
+    expect(
+      {
+        exit: r.code,
+        codes: errorCodes(r.stderr),
+        stderrLines: r.stderr.trim().split('\n').length,
+        files: [...readTree(out).keys()],
+      },
+      r.stderr,
+    ).toEqual({ exit: 12, codes: [expect.toSatisfy((c: string) => CORRUPT.includes(c))], stderrLines: 1, files: [] });
 
     // --force over an older file: the older file must survive a failed rebuild untouched.
     const out2 = tempDir('ckvc-out-');
     fs.writeFileSync(path.join(out2, 'weights.bin'), 'previous version');
     const r2 = s.run(['checkout', id, '--to', out2, '--force']);
-    expect({ exit: r2.code, files: [...readTree(out2).keys()], content: fs.readFileSync(path.join(out2, 'weights.bin'), 'utf8') }, r2.stderr)
-      .toEqual({ exit: 12, files: ['weights.bin'], content: 'previous version' });
+    expect(
+      {
+        exit: r2.code,
+        files: [...readTree(out2).keys()],
+        content: fs.readFileSync(path.join(out2, 'weights.bin'), 'utf8'),
+      },
+      r2.stderr,
+    ).toEqual({ exit: 12, files: ['weights.bin'], content: 'previous version' });
   });
 
   it('in a tensor chunk of a safetensors file is found too, and log/show still work', () => {
     const s = newStore();
     const src = tempDir('ckvc-src-');
-    writeSafetensors(path.join(src, 'm.safetensors'), { w: { dtype: 'I32', shape: [512, 1024], bytes: randomBytes(9, 2 * 1024 * 1024) } });
+    writeSafetensors(path.join(src, 'm.safetensors'), {
+      w: { dtype: 'I32', shape: [512, 1024], bytes: randomBytes(9, 2 * 1024 * 1024) },
+    });
     const id = commitId(s, [path.join(src, 'm.safetensors'), '-m', 'st']);
     const pack = packFiles(s.store)[0]!;
     flipByte(pack, Math.floor(fs.statSync(pack).size / 2));
@@ -91,8 +117,11 @@ describe('a flipped byte in a pack', () => {
     expect(v.code).toBe(12);
     const out = tempDir('ckvc-out-');
     const co = s.run(['checkout', id, '--to', out]);
-    expect({ exit: co.code, codes: errorCodes(co.stderr), files: [...readTree(out).keys()] }, co.stderr)
-      .toEqual({ exit: 12, codes: [expect.toSatisfy((c: string) => CORRUPT.includes(c))], files: [] });
+    expect({ exit: co.code, codes: errorCodes(co.stderr), files: [...readTree(out).keys()] }, co.stderr).toEqual({
+      exit: 12,
+      codes: [expect.toSatisfy((c: string) => CORRUPT.includes(c))],
+      files: [],
+    });
   });
 
   it('a truncated pack is reported by verify (exit 12)', () => {
@@ -133,11 +162,19 @@ describe('the index is a cache', () => {
   function twoCommits(): { s: TempStore; v1: string; v2: string; srcs: string[] } {
     const s = newStore();
     const a = tempDir('ckvc-src-');
-    writeSafetensors(path.join(a, 'model.safetensors'), { w: { dtype: 'F32', shape: [256, 300] }, b: { dtype: 'F16', shape: [300] } });
+    writeSafetensors(path.join(a, 'model.safetensors'), {
+      w: { dtype: 'F32', shape: [256, 300] },
+      b: { dtype: 'F16', shape: [300] },
+    });
     fs.writeFileSync(path.join(a, 'opt.bin'), randomBytes(4, 700_000));
     const v1 = commitId(s, [a, '-m', 'v1', '--metric', 'loss=1', '--step', '1']);
     const b = tempDir('ckvc-src-');
-    writeSafetensors(path.join(b, 'model.safetensors'), { w: { dtype: 'F32', shape: [256, 300] }, b: { dtype: 'F16', shape: [300] } }, undefined, 2);
+    writeSafetensors(
+      path.join(b, 'model.safetensors'),
+      { w: { dtype: 'F32', shape: [256, 300] }, b: { dtype: 'F16', shape: [300] } },
+      undefined,
+      2,
+    );
     fs.writeFileSync(path.join(b, 'opt.bin'), randomBytes(5, 700_000));
     const v2 = commitId(s, [b, '-m', 'v2', '--metric', 'loss=0.5', '--step', '2']);
     s.ok(['tag', 'best', v1, '-m', 'the best']);
@@ -253,7 +290,14 @@ describe('config snapshots', () => {
     expect(a.config).toMatchObject({ name: 'cfg.yaml', format: 'yaml', size: Buffer.byteLength(original) });
     const b = hashOf('cfg2.yaml', reformatted);
     expect(b.hash).toBe(a.hash);
-    const asJson = hashOf('cfg.json', JSON.stringify({ tags: ['a', 'b'], seed: 7, optimizer: { lr: 0.001, name: 'adamw' }, model: { layers: 4, hidden: 256 } }, null, 1));
+    const asJson = hashOf(
+      'cfg.json',
+      JSON.stringify(
+        { tags: ['a', 'b'], seed: 7, optimizer: { lr: 0.001, name: 'adamw' }, model: { layers: 4, hidden: 256 } },
+        null,
+        1,
+      ),
+    );
     expect(asJson.hash).toBe(a.hash);
     expect(asJson.config.format).toBe('json');
 

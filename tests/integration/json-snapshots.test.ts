@@ -12,7 +12,11 @@ import { loadVector } from '../unit/vectors.js';
 
 afterAll(cleanupTemp);
 
-interface DocVector { name: string; text: string; arrays: { name: string; dtype: string; shape: number[] }[] }
+interface DocVector {
+  name: string;
+  text: string;
+  arrays: { name: string; dtype: string; shape: number[] }[];
+}
 const { documents } = loadVector<{ documents: DocVector[] }>('json-render.json');
 const fileName = (d: DocVector) => `${d.name.replace(/[^a-z0-9]+/gi, '-')}.json`;
 
@@ -107,7 +111,9 @@ describe('a series of JSON snapshots', () => {
     const st = s.json<{ deltas: { chunks: number; rawBytes: number; storedBytes: number } }>(['stats']);
     expect(st.deltas.chunks).toBeGreaterThanOrEqual(4);
     expect(st.deltas.storedBytes).toBeLessThan(st.deltas.rawBytes / 2);
-    ids.forEach((id, i) => { expect(s.ok(['cat', `${id}:agent.json`]).stdout).toBe(texts[i]); });
+    ids.forEach((id, i) => {
+      expect(s.ok(['cat', `${id}:agent.json`]).stdout).toBe(texts[i]);
+    });
   });
 
   it('diff shows the per-array change', () => {

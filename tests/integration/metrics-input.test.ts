@@ -9,15 +9,30 @@ import { cleanupTemp, errorCodes, newStore, snapshotStore, diffSnapshots, tempDi
 afterAll(cleanupTemp);
 
 describe('metrics', () => {
-  it('--metrics-file reads a JSON object, a JSONL log\'s last line and one KEY; bad files change nothing', () => {
+  it("--metrics-file reads a JSON object, a JSONL log's last line and one KEY; bad files change nothing", () => {
     const s = newStore();
     const work = tempDir('ckvc-met-');
     fs.writeFileSync(path.join(work, 'w.bin'), 'weights');
     const obj = path.join(work, 'results.json');
     fs.writeFileSync(obj, JSON.stringify({ step: 40, epoch: 2, loss: 0.5, eval: { score: 0.9, acc: 0.8 }, run: 'x' }));
     const a = s.json(['commit', path.join(work, 'w.bin'), '-b', 'm', '-m', 'a', '--metrics-file', obj]).id;
-    expect(s.json(['show', a])).toMatchObject({ step: 40, epoch: 2, metrics: { loss: 0.5, 'eval/score': 0.9, 'eval/acc': 0.8 } });
-    const b = s.json(['commit', path.join(work, 'w.bin'), '-b', 'm', '-m', 'b', '--metrics-file', `${obj}:eval`, '--metric', 'acc=0.7']).id;
+    expect(s.json(['show', a])).toMatchObject({
+      step: 40,
+      epoch: 2,
+      metrics: { loss: 0.5, 'eval/score': 0.9, 'eval/acc': 0.8 },
+    });
+    const b = s.json([
+      'commit',
+      path.join(work, 'w.bin'),
+      '-b',
+      'm',
+      '-m',
+      'b',
+      '--metrics-file',
+      `${obj}:eval`,
+      '--metric',
+      'acc=0.7',
+    ]).id;
     expect(s.json(['show', b]).metrics).toEqual({ score: 0.9, acc: 0.7 });
 
     const log = path.join(work, 'train.jsonl');
@@ -42,7 +57,8 @@ describe('metrics', () => {
     const s = newStore();
     const work = tempDir('ckvc-met-');
     fs.writeFileSync(path.join(work, 'w.bin'), 'weights');
-    const commit = (metric: string) => s.json(['commit', path.join(work, 'w.bin'), '-b', 'm', '-m', metric, '--metric', metric]).id;
+    const commit = (metric: string) =>
+      s.json(['commit', path.join(work, 'w.bin'), '-b', 'm', '-m', metric, '--metric', metric]).id;
     s.ok(['alias', 'low', '--track', 'loss', '-b', 'm']);
     const nan = commit('loss=nan');
     expect(s.json(['show', nan]).metrics.loss).toBe('NaN');
@@ -63,7 +79,20 @@ describe('text output of metrics and history', () => {
     const s = newStore();
     const work = tempDir('ckvc-met-');
     fs.writeFileSync(path.join(work, 'w.bin'), 'weights');
-    const a = s.json(['commit', path.join(work, 'w.bin'), '-b', 'm', '-m', 'step 100', '--step', '100', '--metric', 'loss=0.123456789', '--metric', 'n=3']).id;
+    const a = s.json([
+      'commit',
+      path.join(work, 'w.bin'),
+      '-b',
+      'm',
+      '-m',
+      'step 100',
+      '--step',
+      '100',
+      '--metric',
+      'loss=0.123456789',
+      '--metric',
+      'n=3',
+    ]).id;
     fs.writeFileSync(path.join(work, 'w.bin'), 'weights 2');
     s.json(['commit', path.join(work, 'w.bin'), '-b', 'm', '-m', 'later', '--step', '200', '--metric', 'loss=1e-9']);
     expect(s.json(['show', a]).metrics.loss).toBe(0.123456789);

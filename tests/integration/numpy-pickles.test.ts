@@ -14,8 +14,10 @@ afterAll(cleanupTemp);
 type Tensor = { name: string; dtype: string; shape: number[]; order?: string };
 type Listed = { files: { path: string; format: string; tensors: Tensor[] }[] };
 type Arrays = Record<string, [string, number[], string]>;
-const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as
-  Record<string, { sha256: string; arrays?: Arrays }>;
+const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as Record<
+  string,
+  { sha256: string; arrays?: Arrays }
+>;
 const PICKLES = Object.keys(MANIFEST).filter((f) => f.startsWith('numpy_state_'));
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 /** Arrays of at least 1 KiB are cut (spec/ARCHIVES.md §4): in these fixtures all but bias, rng and zero_d. */
@@ -61,8 +63,18 @@ describe('pickled NumPy state', () => {
 
   it('checkout --tensor gives the arrays as safetensors with their exact bytes', () => {
     const out = tempDir();
-    s.ok(['checkout', rev, '--to', out, '--path', 'numpy_state_p5.pkl', '--tensor', 'params/**',
-      '--tensor', 'opt_state/**']);
+    s.ok([
+      'checkout',
+      rev,
+      '--to',
+      out,
+      '--path',
+      'numpy_state_p5.pkl',
+      '--tensor',
+      'params/**',
+      '--tensor',
+      'opt_state/**',
+    ]);
     const st = fs.readFileSync(path.join(out, 'numpy_state_p5.safetensors'));
     const n = Number(st.readBigUInt64LE(0));
     type Entry = { dtype: string; data_offsets: [number, number] };

@@ -7,7 +7,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, commitId, newStore, packFiles, REPO_ROOT, tempDir, treeDifferences, type TempStore } from '../helpers/ckvc.js';
+import {
+  cleanupTemp,
+  commitId,
+  newStore,
+  packFiles,
+  REPO_ROOT,
+  tempDir,
+  treeDifferences,
+  type TempStore,
+} from '../helpers/ckvc.js';
 import { geometricPrefix } from '../../src/store/pack-consolidation.js';
 
 afterAll(cleanupTemp);
@@ -17,7 +26,10 @@ const BRANCHES = 5;
 
 function writeCkpt(dir: string, i: number): void {
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ step: i, w: Array.from({ length: 32 }, (_, k) => (i * 7 + k) % 101) }));
+  fs.writeFileSync(
+    path.join(dir, 'state.json'),
+    JSON.stringify({ step: i, w: Array.from({ length: 32 }, (_, k) => (i * 7 + k) % 101) }),
+  );
   fs.writeFileSync(path.join(dir, `shard-${i % 3}.bin`), Buffer.alloc(300 + i, i & 0xff));
 }
 
@@ -34,7 +46,13 @@ describe('a store of many small commits', () => {
       for (let i = 0; i < COMMITS; i++) {
         const dir = path.join(src, `c${i}`);
         writeCkpt(dir, i);
-        const r = await store.commit({ paths: [dir], branch: `b${i % BRANCHES}`, message: `step ${i}`, metrics: { loss: 1 / (i + 1) }, cwd: src });
+        const r = await store.commit({
+          paths: [dir],
+          branch: `b${i % BRANCHES}`,
+          message: `step ${i}`,
+          metrics: { loss: 1 / (i + 1) },
+          cwd: src,
+        });
         made.push({ id: r.id, dir });
       }
     } finally {

@@ -17,7 +17,8 @@ const ELEMENTS = 64 * 1024; // one 256 KiB chunk of F32
 function stepped(prev: Buffer, seed: number): Buffer {
   const b = Buffer.from(prev);
   const noise = trainedFloat32(seed, ELEMENTS);
-  for (let i = 0; i < b.length; i += 4) b.writeUInt32LE((b.readUInt32LE(i) ^ (noise.readUInt32LE(i) & 0xffff)) >>> 0, i);
+  for (let i = 0; i < b.length; i += 4)
+    b.writeUInt32LE((b.readUInt32LE(i) ^ (noise.readUInt32LE(i) & 0xffff)) >>> 0, i);
   return b;
 }
 
@@ -28,7 +29,8 @@ describe('reads racing a gc that repacks', () => {
     const file = path.join(dir, 'model.safetensors');
     const v1 = trainedFloat32(5, ELEMENTS);
     const v2 = stepped(v1, 6);
-    const write = (t: Buffer) => fs.writeFileSync(file, safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: t } }));
+    const write = (t: Buffer) =>
+      fs.writeFileSync(file, safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: t } }));
     // v1's chunk lands in the pack of a commit on 'tmp'; main's commits reuse it, so it stays live when tmp dies.
     write(v1);
     commitId(s, [file, '-b', 'tmp', '-m', 'v1 on tmp'], { cwd: dir });

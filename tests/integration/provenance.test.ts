@@ -5,7 +5,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanupTemp, commitId, describeRun, errorCodes, newStore, readRef, sleep, tempDir, type TempStore,
+  cleanupTemp,
+  commitId,
+  describeRun,
+  errorCodes,
+  newStore,
+  readRef,
+  sleep,
+  tempDir,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes } from '../helpers/data.js';
 
@@ -14,11 +22,31 @@ afterAll(cleanupTemp);
 const gitAvailable = spawnSync('git', ['--version']).status === 0;
 
 function git(cwd: string, args: string[]): string {
-  const r = spawnSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'init.defaultBranch=main', '-c', 'commit.gpgsign=false', ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_DIR: undefined, GIT_WORK_TREE: undefined } as NodeJS.ProcessEnv,
-  });
+  const r = spawnSync(
+    'git',
+    [
+      '-c',
+      'user.name=t',
+      '-c',
+      'user.email=t@t',
+      '-c',
+      'init.defaultBranch=main',
+      '-c',
+      'commit.gpgsign=false',
+      ...args,
+    ],
+    {
+      cwd,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_CONFIG_GLOBAL: '/dev/null',
+        GIT_DIR: undefined,
+        GIT_WORK_TREE: undefined,
+      } as NodeJS.ProcessEnv,
+    },
+  );
   if (r.status !== 0) throw new Error(`git ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout.trim();
 }
@@ -171,7 +199,9 @@ async function waitUntilOpen(pid: number, file: string, timeoutMs: number): Prom
       for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
         try {
           if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === real) return true;
-        } catch { /* fd closed meanwhile */ }
+        } catch {
+          /* fd closed meanwhile */
+        }
       }
     } catch {
       return false; // no /proc, or the process is gone
@@ -215,8 +245,14 @@ describe('TIMING-DEPENDENT: a checkpoint modified while it is committed is refus
     const got = fs.readFileSync(path.join(out, 'ckpt.bin'));
     const isPre = got.equals(pre);
     const isPost = got.equals(post);
-    expect(isPre || isPost, `checked-out content (${got.length} bytes) is neither the old (${pre.length}) nor the new (${post.length}) file: torn`).toBe(true);
-    return { outcome: `committed ${isPre ? 'pre' : 'post'}-change content${opened ? '' : ' [file open not observed]'}`, s };
+    expect(
+      isPre || isPost,
+      `checked-out content (${got.length} bytes) is neither the old (${pre.length}) nor the new (${post.length}) file: torn`,
+    ).toBe(true);
+    return {
+      outcome: `committed ${isPre ? 'pre' : 'post'}-change content${opened ? '' : ' [file open not observed]'}`,
+      s,
+    };
   }
 
   it('appending to the file', async () => {

@@ -15,10 +15,27 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes, safetensorsDataStart } from '../helpers/data.js';
-import { describeOutcome, expectOk, initStore, pool, runAsync, type Store, type Outcome } from '../helpers/reliability.js';
 import {
-  checkoutPaths, chunkId, copyOf, emptyStore, expectReleased, holds, lsPruned, pruneRecords, setRemotes,
-  startServer, stopAll,
+  describeOutcome,
+  expectOk,
+  initStore,
+  pool,
+  runAsync,
+  type Store,
+  type Outcome,
+} from '../helpers/reliability.js';
+import {
+  checkoutPaths,
+  chunkId,
+  copyOf,
+  emptyStore,
+  expectReleased,
+  holds,
+  lsPruned,
+  pruneRecords,
+  setRemotes,
+  startServer,
+  stopAll,
 } from '../helpers/walk-lib.js';
 
 afterAll(async () => {
@@ -34,8 +51,20 @@ const T = 60_000 * 6; // generous: the machine is shared and every step spawns t
 const N = 2048; // F32 elements: 8 KiB per tensor, one chunk each
 const data = (seed: number) => randomFloat32(9100 + seed, N);
 const D = {
-  W: data(1), A1: data(2), V: data(3), U: data(4), S: data(5), F1: data(6), F2: data(7),
-  A2: data(8), W3: data(9), A3: data(10), V2: data(11), U2: data(12), S2: data(13), F22: data(14),
+  W: data(1),
+  A1: data(2),
+  V: data(3),
+  U: data(4),
+  S: data(5),
+  F1: data(6),
+  F2: data(7),
+  A2: data(8),
+  W3: data(9),
+  A3: data(10),
+  V2: data(11),
+  U2: data(12),
+  S2: data(13),
+  F22: data(14),
 };
 type Key = keyof typeof D;
 
@@ -46,26 +75,58 @@ interface FileModel {
 }
 
 function st(tensors: [string, Key][]): FileModel {
-  const bytes = safetensorsBytes(Object.fromEntries(tensors.map(([n, k]) => [n, { dtype: 'F32', shape: [N], bytes: D[k] }])));
+  const bytes = safetensorsBytes(
+    Object.fromEntries(tensors.map(([n, k]) => [n, { dtype: 'F32', shape: [N], bytes: D[k] }])),
+  );
   return { bytes, tensors };
 }
 
 const OPAQUE = randomBytes(9177, 40_000); // under the 64 KiB CDC minimum: one chunk
 
 const C1: Record<string, FileModel> = {
-  'a/m.safetensors': st([['w', 'W'], ['opt.m', 'A1']]),
-  'b/m.safetensors': st([['w', 'W'], ['opt.m', 'A1']]),
-  't/x.safetensors': st([['v', 'V'], ['u', 'U']]),
-  't/y.safetensors': st([['v', 'V'], ['u', 'U']]),
-  's/f1.safetensors': st([['opt.shared', 'S'], ['f1', 'F1']]),
-  's/f2.safetensors': st([['shared', 'S'], ['f2', 'F2']]),
+  'a/m.safetensors': st([
+    ['w', 'W'],
+    ['opt.m', 'A1'],
+  ]),
+  'b/m.safetensors': st([
+    ['w', 'W'],
+    ['opt.m', 'A1'],
+  ]),
+  't/x.safetensors': st([
+    ['v', 'V'],
+    ['u', 'U'],
+  ]),
+  't/y.safetensors': st([
+    ['v', 'V'],
+    ['u', 'U'],
+  ]),
+  's/f1.safetensors': st([
+    ['opt.shared', 'S'],
+    ['f1', 'F1'],
+  ]),
+  's/f2.safetensors': st([
+    ['shared', 'S'],
+    ['f2', 'F2'],
+  ]),
   'o.bin': { bytes: OPAQUE, tensors: [] },
 };
 const C2: Record<string, FileModel> = {
-  'a/m.safetensors': st([['w', 'W'], ['opt.m', 'A2']]),
-  'b/m.safetensors': st([['w', 'W3'], ['opt.m', 'A3']]),
-  't/x.safetensors': st([['v', 'V2'], ['u', 'U2']]),
-  's/f2.safetensors': st([['shared', 'S2'], ['f2', 'F22']]),
+  'a/m.safetensors': st([
+    ['w', 'W'],
+    ['opt.m', 'A2'],
+  ]),
+  'b/m.safetensors': st([
+    ['w', 'W3'],
+    ['opt.m', 'A3'],
+  ]),
+  't/x.safetensors': st([
+    ['v', 'V2'],
+    ['u', 'U2'],
+  ]),
+  's/f2.safetensors': st([
+    ['shared', 'S2'],
+    ['f2', 'F22'],
+  ]),
   'o.bin': { bytes: OPAQUE, tensors: [] },
 };
 const C1_PATHS = Object.keys(C1).sort();
@@ -86,26 +147,36 @@ interface Kind {
 
 const KINDS: Kind[] = [
   {
-    name: 'every file whole (prune --keep-last 1)', args: [], record: null,
-    released: () => true, wholeFile: () => true,
+    name: 'every file whole (prune --keep-last 1)',
+    args: [],
+    record: null,
+    released: () => true,
+    wholeFile: () => true,
     gone: ['A1', 'V', 'U', 'S', 'F1', 'F2'], // W stays: commit 2 needs it
   },
   {
-    name: "a glob without ':' (--tensors 'opt*')", args: ['--tensors', 'opt*'], record: ['opt*'],
-    released: (_p, n) => n.startsWith('opt'), wholeFile: () => false,
+    name: "a glob without ':' (--tensors 'opt*')",
+    args: ['--tensors', 'opt*'],
+    record: ['opt*'],
+    released: (_p, n) => n.startsWith('opt'),
+    wholeFile: () => false,
     gone: ['A1'], // S stays: s/f2 reaches it as 'shared'
   },
   {
     name: "globs with ':' (--tensors 'a/m.safetensors:*' 't/x.safetensors:*' 's/f1.safetensors:*')",
     args: ['--tensors', 'a/m.safetensors:*', '--tensors', 't/x.safetensors:*', '--tensors', 's/f1.safetensors:*'],
     record: ['a/m.safetensors:*', 's/f1.safetensors:*', 't/x.safetensors:*'],
-    released: (p) => ['a/m.safetensors', 't/x.safetensors', 's/f1.safetensors'].includes(p), wholeFile: () => false,
+    released: (p) => ['a/m.safetensors', 't/x.safetensors', 's/f1.safetensors'].includes(p),
+    wholeFile: () => false,
     gone: ['F1'], // b/m keeps W and A1, t/y keeps V and U, s/f2 keeps S
   },
   {
     // a/ and b/ are one tree object, t/x and t/y one file object: releasing one path whole keeps the other's bytes.
-    name: "file globs (--files 'a/*' 't/x.safetensors')", args: ['--files', 'a/*', '--files', 't/x.safetensors'], record: [],
-    released: (p) => p.startsWith('a/') || p === 't/x.safetensors', wholeFile: (p) => p.startsWith('a/') || p === 't/x.safetensors',
+    name: "file globs (--files 'a/*' 't/x.safetensors')",
+    args: ['--files', 'a/*', '--files', 't/x.safetensors'],
+    record: [],
+    released: (p) => p.startsWith('a/') || p === 't/x.safetensors',
+    wholeFile: (p) => p.startsWith('a/') || p === 't/x.safetensors',
     gone: [],
   },
 ];
@@ -113,7 +184,12 @@ const KINDS: Kind[] = [
 /** Chunks every store holding both commits must have under this kind: unreleased tensor data, file chunks. */
 function neededChunks(k: Kind): Map<string, string> {
   const out = new Map<string, string>();
-  const add = (c: Record<string, FileModel>, label: string, rel: (p: string, n: string) => boolean, whole: (p: string) => boolean) => {
+  const add = (
+    c: Record<string, FileModel>,
+    label: string,
+    rel: (p: string, n: string) => boolean,
+    whole: (p: string) => boolean,
+  ) => {
     for (const [p, f] of Object.entries(c)) {
       if (whole(p)) continue;
       if (!f.tensors.length) {
@@ -125,7 +201,12 @@ function neededChunks(k: Kind): Map<string, string> {
     }
   };
   add(C1, 'commit 1', k.released, k.wholeFile);
-  add(C2, 'commit 2', () => false, () => false);
+  add(
+    C2,
+    'commit 2',
+    () => false,
+    () => false,
+  );
   return out;
 }
 
@@ -174,7 +255,10 @@ beforeAll(async () => {
 
 /** `ckvc verify FILE` with no store: an empty cwd, CKVC_DIR unset, a private TMPDIR. */
 function verifyFile(file: string): Promise<Outcome> {
-  return runAsync(['verify', file, '--json'], { cwd: tempDir('ckvc-pw-nostore-'), env: { TMPDIR: tempDir('ckvc-pw-vtmp-'), CKVC_DIR: undefined } });
+  return runAsync(['verify', file, '--json'], {
+    cwd: tempDir('ckvc-pw-nostore-'),
+    env: { TMPDIR: tempDir('ckvc-pw-vtmp-'), CKVC_DIR: undefined },
+  });
 }
 
 describe.each(KINDS)('prune record: $name', (k) => {
@@ -191,116 +275,171 @@ describe.each(KINDS)('prune record: $name', (k) => {
     const recs = pruneRecords(s);
     const problems = chunkProblems(s, k, label);
     const rec = recs.get(c1);
-    if (!rec || JSON.stringify(rec.tensors) !== JSON.stringify(k.record)) problems.push(`${label}: the record of commit 1 is ${JSON.stringify(rec)}, expected tensors ${JSON.stringify(k.record)}`);
+    if (!rec || JSON.stringify(rec.tensors) !== JSON.stringify(k.record))
+      problems.push(
+        `${label}: the record of commit 1 is ${JSON.stringify(rec)}, expected tensors ${JSON.stringify(k.record)}`,
+      );
     if (recs.has(c2)) problems.push(`${label}: commit 2 has a prune record`);
-    const results = await pool([
-      async () => {
-        const v = await s.verify(true);
-        return v.r.code === 0 ? [] : [`${label}: verify --read-data: ${describeOutcome(v.r)}`];
-      },
-      () => checkoutPaths(s, c1, bytesOf(C1), unreleased1, label),
-      () => expectReleased(s, c1, released1, label),
-      () => checkoutPaths(s, c2, bytesOf(C2), Object.keys(C2).sort(), label),
-    ], 2, (f) => f());
+    const results = await pool(
+      [
+        async () => {
+          const v = await s.verify(true);
+          return v.r.code === 0 ? [] : [`${label}: verify --read-data: ${describeOutcome(v.r)}`];
+        },
+        () => checkoutPaths(s, c1, bytesOf(C1), unreleased1, label),
+        () => expectReleased(s, c1, released1, label),
+        () => checkoutPaths(s, c2, bytesOf(C2), Object.keys(C2).sort(), label),
+      ],
+      2,
+      (f) => f(),
+    );
     return [...problems, ...results.flat()];
   }
 
-  it('prune writes one record, for commit 1; ls --tensors flags exactly the released reaches per path; verify is clean', async () => {
-    S = copyOf(template, 'ckvc-pw-source-');
-    const pr = await S.json<{ pruned: { id: string }[]; kept: { id: string }[]; tensors: string[] | null }>(['prune', '--keep-last', '1', ...k.args]);
-    expect(pr.pruned.map((p) => p.id)).toEqual([c1]);
-    expect(pr.tensors).toEqual(k.record);
-    expect([...pruneRecords(S).values()].map((r) => ({ commit: r.commit, tensors: r.tensors }))).toEqual([{ commit: c1, tensors: k.record }]);
-    const [ls, v] = await Promise.all([lsPruned(S, c1), S.run(['verify', '--json'])]);
-    const flags = Object.fromEntries([...ls].map(([p, m]) => [p, Object.fromEntries(m)]));
-    const want = Object.fromEntries(C1_PATHS.map((p) => [p, Object.fromEntries(C1[p]!.tensors.map(([n]) => [n, k.released(p, n)]))]));
-    expect(flags).toEqual(want);
-    expect(v.code, describeOutcome(v)).toBe(0);
-  }, T);
+  it(
+    'prune writes one record, for commit 1; ls --tensors flags exactly the released reaches per path; verify is clean',
+    async () => {
+      S = copyOf(template, 'ckvc-pw-source-');
+      const pr = await S.json<{ pruned: { id: string }[]; kept: { id: string }[]; tensors: string[] | null }>([
+        'prune',
+        '--keep-last',
+        '1',
+        ...k.args,
+      ]);
+      expect(pr.pruned.map((p) => p.id)).toEqual([c1]);
+      expect(pr.tensors).toEqual(k.record);
+      expect([...pruneRecords(S).values()].map((r) => ({ commit: r.commit, tensors: r.tensors }))).toEqual([
+        { commit: c1, tensors: k.record },
+      ]);
+      const [ls, v] = await Promise.all([lsPruned(S, c1), S.run(['verify', '--json'])]);
+      const flags = Object.fromEntries([...ls].map(([p, m]) => [p, Object.fromEntries(m)]));
+      const want = Object.fromEntries(
+        C1_PATHS.map((p) => [p, Object.fromEntries(C1[p]!.tensors.map(([n]) => [n, k.released(p, n)]))]),
+      );
+      expect(flags).toEqual(want);
+      expect(v.code, describeOutcome(v)).toBe(0);
+    },
+    T,
+  );
 
-  it('pack and pack --since: verify FILE says self-contained and is right; the record travels only with its commit', async () => {
-    full = path.join(work, `full-${KINDS.indexOf(k)}.ckvb`);
-    inc = path.join(work, `inc-${KINDS.indexOf(k)}.ckvb`);
-    const [pf, pi] = await Promise.all([S.run(['pack', 'main', '-o', full, '--json']), S.run(['pack', 'main', '-o', inc, '--since', c1, '--json'])]);
-    expect(pf.code, describeOutcome(pf)).toBe(0);
-    expect(pi.code, describeOutcome(pi)).toBe(0);
-    const [vf, vi] = await Promise.all([verifyFile(full), verifyFile(inc)]);
-    expect(vf.code, describeOutcome(vf)).toBe(0);
-    expect(vi.code, describeOutcome(vi)).toBe(0);
-    const rf = JSON.parse(vf.stdout);
-    const ri = JSON.parse(vi.stdout);
-    expect(rf.commits.map((c: any) => c.id).sort()).toEqual([c1, c2].sort());
-    expect(rf.prerequisites).toEqual([]);
-    expect(rf.pruned.map((r: any) => ({ commit: r.commit, tensors: r.tensors }))).toEqual([{ commit: c1, tensors: k.record }]);
-    expect(ri.commits.map((c: any) => c.id)).toEqual([c2]);
-    expect(ri.prerequisites).toEqual([c1]);
-    expect(ri.pruned).toEqual([]);
-  }, T);
+  it(
+    'pack and pack --since: verify FILE says self-contained and is right; the record travels only with its commit',
+    async () => {
+      full = path.join(work, `full-${KINDS.indexOf(k)}.ckvb`);
+      inc = path.join(work, `inc-${KINDS.indexOf(k)}.ckvb`);
+      const [pf, pi] = await Promise.all([
+        S.run(['pack', 'main', '-o', full, '--json']),
+        S.run(['pack', 'main', '-o', inc, '--since', c1, '--json']),
+      ]);
+      expect(pf.code, describeOutcome(pf)).toBe(0);
+      expect(pi.code, describeOutcome(pi)).toBe(0);
+      const [vf, vi] = await Promise.all([verifyFile(full), verifyFile(inc)]);
+      expect(vf.code, describeOutcome(vf)).toBe(0);
+      expect(vi.code, describeOutcome(vi)).toBe(0);
+      const rf = JSON.parse(vf.stdout);
+      const ri = JSON.parse(vi.stdout);
+      expect(rf.commits.map((c: any) => c.id).sort()).toEqual([c1, c2].sort());
+      expect(rf.prerequisites).toEqual([]);
+      expect(rf.pruned.map((r: any) => ({ commit: r.commit, tensors: r.tensors }))).toEqual([
+        { commit: c1, tensors: k.record },
+      ]);
+      expect(ri.commits.map((c: any) => c.id)).toEqual([c2]);
+      expect(ri.prerequisites).toEqual([c1]);
+      expect(ri.pruned).toEqual([]);
+    },
+    T,
+  );
 
-  it('pull FILE, pull of the --since bundle, push and fetch (folder remote and HTTP): receivers verify clean, hold the record, unreleased files are byte-identical, released ones exit 19', async () => {
-    const Pf = emptyStore('ckvc-pw-pull-'); // pull full
-    const Pi = emptyStore('ckvc-pw-pullinc-'); // pull commit 1 (unpruned), then the --since bundle
-    const Tf = emptyStore('ckvc-pw-pushdir-'); // pushed to as a folder
-    const Th = emptyStore('ckvc-pw-pushhttp-'); // pushed to over HTTP
-    const Ff = emptyStore('ckvc-pw-fetchdir-'); // fetches from S as a folder
-    const Fh = emptyStore('ckvc-pw-fetchhttp-'); // fetches from Th over HTTP
-    const tokenFile = path.join(work, `token-${KINDS.indexOf(k)}`);
-    fs.writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
-    const server = await startServer(Th, ['--token-file', tokenFile]);
-    setRemotes(S, { tf: Tf.dir, th: server.url });
-    setRemotes(Ff, { origin: S.dir });
-    setRemotes(Fh, { origin: server.url });
-    const step = async (runs: [string, () => Promise<Outcome>][]) => {
-      const rs = await pool(runs, 3, ([, f]) => f());
-      rs.forEach((r, i) => { expect(r.code, `${runs[i]![0]}: ${describeOutcome(r)}`).toBe(0); });
-    };
-    await step([
-      ['pull FILE', () => Pf.run(['pull', full])],
-      ['pull commit 1', () => Pi.run(['pull', c1Bundle])],
-      ['push folder', () => S.run(['push', 'tf', 'main'])],
-      ['push HTTP', () => S.run(['push', 'th', 'main'], { env: { CKVC_TOKEN: token } })],
-    ]);
-    await step([
-      ['pull --since bundle', () => Pi.run(['pull', inc])],
-      ['fetch folder', () => Ff.run(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
-      ['fetch HTTP', () => Fh.run(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
-    ]);
-    expect(Th.ref('refs/heads/main')).toBe(c2);
-    expect(Fh.ref('refs/remotes/origin/main')).toBe(c2);
-    // Pi got commit 1 whole from the first bundle: it keeps it unpruned (no record arrived for it).
-    expect(pruneRecords(Pi).size).toBe(0);
-    // Receivers that gc before they are checked: the received record feeds their live set.
-    await step([
-      ['gc pull FILE', () => Pf.run(['gc', '--grace', '0'])],
-      ['gc push HTTP', () => Th.run(['gc', '--grace', '0'])],
-      ['gc fetch folder', () => Ff.run(['gc', '--grace', '0'])],
-    ]);
-    receivers.push({ label: 'pull FILE', s: Pf }, { label: 'push folder', s: Tf }, { label: 'push HTTP', s: Th }, { label: 'fetch folder', s: Ff }, { label: 'fetch HTTP', s: Fh });
-    const problems: string[] = [];
-    for (const r of receivers) problems.push(...(await storeProblems(r.s, r.label)));
-    // The --since receiver has commit 1 whole and commit 2: everything checks out.
-    const inc1 = await pool([
-      () => checkoutPaths(Pi, c1, bytesOf(C1), C1_PATHS, 'pull --since'),
-      () => checkoutPaths(Pi, c2, bytesOf(C2), Object.keys(C2).sort(), 'pull --since'),
-      async () => { const v = await Pi.verify(true); return v.r.code === 0 ? [] : [`pull --since: verify --read-data: ${describeOutcome(v.r)}`]; },
-    ], 2, (f) => f());
-    problems.push(...inc1.flat());
-    // The receivers' ls flags the same reaches as the source's (the record arrived whole).
-    for (const s of [Pf, Fh]) {
-      const ls = await lsPruned(s, c1);
-      for (const p of C1_PATHS) for (const [n] of C1[p]!.tensors) if (ls.get(p)?.get(n) !== k.released(p, n)) problems.push(`ls at ${s.dir}: ${p}:${n} pruned=${ls.get(p)?.get(n)}`);
-    }
-    expect(problems).toEqual([]);
-  }, T);
+  it(
+    'pull FILE, pull of the --since bundle, push and fetch (folder remote and HTTP): receivers verify clean, hold the record, unreleased files are byte-identical, released ones exit 19',
+    async () => {
+      const Pf = emptyStore('ckvc-pw-pull-'); // pull full
+      const Pi = emptyStore('ckvc-pw-pullinc-'); // pull commit 1 (unpruned), then the --since bundle
+      const Tf = emptyStore('ckvc-pw-pushdir-'); // pushed to as a folder
+      const Th = emptyStore('ckvc-pw-pushhttp-'); // pushed to over HTTP
+      const Ff = emptyStore('ckvc-pw-fetchdir-'); // fetches from S as a folder
+      const Fh = emptyStore('ckvc-pw-fetchhttp-'); // fetches from Th over HTTP
+      const tokenFile = path.join(work, `token-${KINDS.indexOf(k)}`);
+      fs.writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+      const server = await startServer(Th, ['--token-file', tokenFile]);
+      setRemotes(S, { tf: Tf.dir, th: server.url });
+      setRemotes(Ff, { origin: S.dir });
+      setRemotes(Fh, { origin: server.url });
+      const step = async (runs: [string, () => Promise<Outcome>][]) => {
+        const rs = await pool(runs, 3, ([, f]) => f());
+        rs.forEach((r, i) => {
+          expect(r.code, `${runs[i]![0]}: ${describeOutcome(r)}`).toBe(0);
+        });
+      };
+      await step([
+        ['pull FILE', () => Pf.run(['pull', full])],
+        ['pull commit 1', () => Pi.run(['pull', c1Bundle])],
+        ['push folder', () => S.run(['push', 'tf', 'main'])],
+        ['push HTTP', () => S.run(['push', 'th', 'main'], { env: { CKVC_TOKEN: token } })],
+      ]);
+      await step([
+        ['pull --since bundle', () => Pi.run(['pull', inc])],
+        ['fetch folder', () => Ff.run(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
+        ['fetch HTTP', () => Fh.run(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
+      ]);
+      expect(Th.ref('refs/heads/main')).toBe(c2);
+      expect(Fh.ref('refs/remotes/origin/main')).toBe(c2);
+      // Pi got commit 1 whole from the first bundle: it keeps it unpruned (no record arrived for it).
+      expect(pruneRecords(Pi).size).toBe(0);
+      // Receivers that gc before they are checked: the received record feeds their live set.
+      await step([
+        ['gc pull FILE', () => Pf.run(['gc', '--grace', '0'])],
+        ['gc push HTTP', () => Th.run(['gc', '--grace', '0'])],
+        ['gc fetch folder', () => Ff.run(['gc', '--grace', '0'])],
+      ]);
+      receivers.push(
+        { label: 'pull FILE', s: Pf },
+        { label: 'push folder', s: Tf },
+        { label: 'push HTTP', s: Th },
+        { label: 'fetch folder', s: Ff },
+        { label: 'fetch HTTP', s: Fh },
+      );
+      const problems: string[] = [];
+      for (const r of receivers) problems.push(...(await storeProblems(r.s, r.label)));
+      // The --since receiver has commit 1 whole and commit 2: everything checks out.
+      const inc1 = await pool(
+        [
+          () => checkoutPaths(Pi, c1, bytesOf(C1), C1_PATHS, 'pull --since'),
+          () => checkoutPaths(Pi, c2, bytesOf(C2), Object.keys(C2).sort(), 'pull --since'),
+          async () => {
+            const v = await Pi.verify(true);
+            return v.r.code === 0 ? [] : [`pull --since: verify --read-data: ${describeOutcome(v.r)}`];
+          },
+        ],
+        2,
+        (f) => f(),
+      );
+      problems.push(...inc1.flat());
+      // The receivers' ls flags the same reaches as the source's (the record arrived whole).
+      for (const s of [Pf, Fh]) {
+        const ls = await lsPruned(s, c1);
+        for (const p of C1_PATHS)
+          for (const [n] of C1[p]!.tensors)
+            if (ls.get(p)?.get(n) !== k.released(p, n))
+              problems.push(`ls at ${s.dir}: ${p}:${n} pruned=${ls.get(p)?.get(n)}`);
+      }
+      expect(problems).toEqual([]);
+    },
+    T,
+  );
 
-  it('gc --grace 0 at the source frees only data no unreleased reach needs: every unreleased file byte-identical, each released file exits 19, verify --read-data clean', async () => {
-    const g = await S.json<{ bytesFreed: number }>(['gc', '--grace', '0']);
-    // Under file globs every released path has an unreleased twin (a/ = b/, t/x = t/y): nothing may be freed.
-    if (k.gone.length) expect(g.bytesFreed).toBeGreaterThan(0);
-    else expect(g.bytesFreed).toBe(0);
-    const problems = await storeProblems(S, 'source after gc');
-    // Each released file on its own.
-    problems.push(...(await pool(released1, 2, (p) => expectReleased(S, c1, [p], 'source after gc'))).flat());
-    expect(problems).toEqual([]);
-  }, T);
+  it(
+    'gc --grace 0 at the source frees only data no unreleased reach needs: every unreleased file byte-identical, each released file exits 19, verify --read-data clean',
+    async () => {
+      const g = await S.json<{ bytesFreed: number }>(['gc', '--grace', '0']);
+      // Under file globs every released path has an unreleased twin (a/ = b/, t/x = t/y): nothing may be freed.
+      if (k.gone.length) expect(g.bytesFreed).toBeGreaterThan(0);
+      else expect(g.bytesFreed).toBe(0);
+      const problems = await storeProblems(S, 'source after gc');
+      // Each released file on its own.
+      problems.push(...(await pool(released1, 2, (p) => expectReleased(S, c1, [p], 'source after gc'))).flat());
+      expect(problems).toEqual([]);
+    },
+    T,
+  );
 });

@@ -47,13 +47,21 @@ function python(args: string[], timeoutMs = 120_000): Promise<PyRun> {
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(e.code === 'ENOENT'
-        ? new Error(`${PYTHON} is needed to test the Python helper (python/ckvc) but was not found on PATH; install Python 3.8 or newer`)
-        : e);
+      reject(
+        e.code === 'ENOENT'
+          ? new Error(
+              `${PYTHON} is needed to test the Python helper (python/ckvc) but was not found on PATH; install Python 3.8 or newer`,
+            )
+          : e,
+      );
     });
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -62,11 +70,13 @@ function python(args: string[], timeoutMs = 120_000): Promise<PyRun> {
   });
 }
 
-const show = (r: PyRun) => `exit ${r.code} after ${r.seconds.toFixed(1)} s\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+const show = (r: PyRun) =>
+  `exit ${r.code} after ${r.seconds.toFixed(1)} s\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 
 /** Whether `import torch` works (decided once, at collection: a missing python3 counts as no torch here and
  * fails the tests that need python3 anyway). */
-const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { env: pyEnv(), stdio: 'ignore', timeout: 60_000 }).status === 0;
+const hasTorch =
+  spawnSync(PYTHON, ['-c', 'import torch'], { env: pyEnv(), stdio: 'ignore', timeout: 60_000 }).status === 0;
 
 describe.concurrent('Python helper and examples', () => {
   test('python3 is installed and new enough (3.8+)', async () => {
@@ -81,7 +91,9 @@ describe.concurrent('Python helper and examples', () => {
     // a loaded machine, where it runs beside the example below.
     const r = await python(['-m', 'unittest', 'discover', '-s', 'python/tests', '-v'], 400_000);
     const ran = /^Ran (\d+) tests? in ([\d.]+)s$/m.exec(r.stderr);
-    console.log(`python unittest: ${ran ? `Ran ${ran[1]} tests in ${ran[2]} s` : 'no "Ran N tests" line'}, exit ${r.code}`);
+    console.log(
+      `python unittest: ${ran ? `Ran ${ran[1]} tests in ${ran[2]} s` : 'no "Ran N tests" line'}, exit ${r.code}`,
+    );
     expect(r.code, show(r)).toBe(0);
     expect(ran, show(r)).not.toBeNull();
     expect(Number(ran![1])).toBeGreaterThanOrEqual(26);
@@ -96,7 +108,9 @@ describe.concurrent('Python helper and examples', () => {
     const r = await python([path.join('examples', 'python_training.py')]);
     expect(r.code, show(r)).toBe(0);
     expect(r.stdout, show(r)).toMatch(/^6 checkpoints on linear-sgd$/m);
-    expect(r.stdout, show(r)).toMatch(/^best by eval\/loss: step \d+ eval\/loss=[\d.e-]+ commit [0-9a-f]{12} \(among 6\)$/m);
+    expect(r.stdout, show(r)).toMatch(
+      /^best by eval\/loss: step \d+ eval\/loss=[\d.e-]+ commit [0-9a-f]{12} \(among 6\)$/m,
+    );
     expect(r.stdout, show(r)).toMatch(/^reloaded best checkpoint step \d+: eval\/loss=[\d.]+, weights identical$/m);
     expect(r.stdout, show(r)).toMatch(/^latest model only: model\.safetensors$/m);
   }, 150_000);
@@ -106,10 +120,14 @@ describe.concurrent('Python helper and examples', () => {
     expect(r.code, show(r)).toBe(0);
   });
 
-  test.runIf(hasTorch)('examples/pytorch_snippet.py runs (torch is installed)', async () => {
-    const r = await python([path.join('examples', 'pytorch_snippet.py')], 240_000);
-    expect(r.code, show(r)).toBe(0);
-    expect(r.stdout, show(r)).toMatch(/^loaded best checkpoint step \d+ /m);
-    expect(r.stdout, show(r)).toMatch(/^warm start: \d+ model tensors loaded/m);
-  }, 300_000);
+  test.runIf(hasTorch)(
+    'examples/pytorch_snippet.py runs (torch is installed)',
+    async () => {
+      const r = await python([path.join('examples', 'pytorch_snippet.py')], 240_000);
+      expect(r.code, show(r)).toBe(0);
+      expect(r.stdout, show(r)).toMatch(/^loaded best checkpoint step \d+ /m);
+      expect(r.stdout, show(r)).toMatch(/^warm start: \d+ model tensors loaded/m);
+    },
+    300_000,
+  );
 });

@@ -13,14 +13,25 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  BIN, cleanupTemp, commitId, describeRun, errorCodes, newStore, okJson, tempDir, treeDifferences, type RunResult, type TempStore,
+  BIN,
+  cleanupTemp,
+  commitId,
+  describeRun,
+  errorCodes,
+  newStore,
+  okJson,
+  tempDir,
+  treeDifferences,
+  type RunResult,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
 const LONG = 600_000;
 
 const isRoot = process.getuid?.() === 0;
-const runuserWorks = isRoot && spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, '-e', ''], { stdio: 'ignore' }).status === 0;
+const runuserWorks =
+  isRoot && spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, '-e', ''], { stdio: 'ignore' }).status === 0;
 const noNobody = !isRoot ? 'not running as root' : !runuserWorks ? 'runuser -u nobody does not work here' : undefined;
 if (noNobody) console.warn(`read-only-store: tests as user nobody skipped: ${noNobody}`);
 
@@ -59,7 +70,13 @@ const ENV = (): NodeJS.ProcessEnv => {
 
 /** Runs ckvc as the user nobody. */
 function asNobody(args: string[], cwd: string): RunResult {
-  const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN, ...args], { cwd, env: ENV(), encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
+  const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN, ...args], {
+    cwd,
+    env: ENV(),
+    encoding: 'utf8',
+    timeout: 300_000,
+    maxBuffer: 64 << 20,
+  });
   if (r.error) throw r.error;
   return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
@@ -93,7 +110,10 @@ function fullSnapshot(root: string): Map<string, string> {
       if (e.isDirectory()) walk(p, r);
       else {
         const f = fs.statSync(p);
-        out.set(r, `${createHash('sha256').update(fs.readFileSync(p)).digest('hex')} ${f.size} ${f.mode.toString(8)} ${f.mtimeMs}`);
+        out.set(
+          r,
+          `${createHash('sha256').update(fs.readFileSync(p)).digest('hex')} ${f.size} ${f.mode.toString(8)} ${f.mtimeMs}`,
+        );
       }
     }
   };
@@ -128,9 +148,19 @@ function fixture(opts: { behind?: boolean } = {}): Fixture {
   const cfgDir = openDir('ckvc-ro-cfg-');
   const cfg = path.join(cfgDir, 'train.yaml');
   fs.writeFileSync(cfg, 'lr: 0.001\nlayers: 4\n');
-  writeSafetensors(path.join(src1, 'model.safetensors'), { w: { dtype: 'F32', shape: [64, 96] }, b: { dtype: 'F16', shape: [96] } }, undefined, 1);
+  writeSafetensors(
+    path.join(src1, 'model.safetensors'),
+    { w: { dtype: 'F32', shape: [64, 96] }, b: { dtype: 'F16', shape: [96] } },
+    undefined,
+    1,
+  );
   fs.writeFileSync(path.join(src1, 'notes.txt'), 'first run\n');
-  writeSafetensors(path.join(src2, 'model.safetensors'), { w: { dtype: 'F32', shape: [64, 96] }, b: { dtype: 'F16', shape: [96] } }, undefined, 2);
+  writeSafetensors(
+    path.join(src2, 'model.safetensors'),
+    { w: { dtype: 'F32', shape: [64, 96] }, b: { dtype: 'F16', shape: [96] } },
+    undefined,
+    2,
+  );
   fs.writeFileSync(path.join(src2, 'notes.txt'), randomBytes(3, 5000).toString('hex'));
   const v1 = commitId(s, [src1, '-m', 'v1', '--metric', 'loss=1', '--step', '1', '--config', cfg]);
   const oldIndex = path.join(tempDir('ckvc-ro-idx-'), 'index');
@@ -161,8 +191,15 @@ function readCommands(f: Fixture, run: (args: string[]) => RunResult, checkoutTo
   expect(json(['status'])).toMatchObject({ head: { branch: 'main' }, tip: { id: v2 }, branches: 2, tags: 1 });
   expect(json(['log']).map((c: { id: string }) => c.id)).toEqual([v2, v1]);
   expect(json(['show', v1.slice(0, 10)]).id).toBe(v1); // an ID prefix: looked up in the index
-  expect(json(['ls', 'HEAD']).files.map((x: { path: string }) => x.path).sort()).toEqual(['model.safetensors', 'notes.txt']);
-  expect(json(['branch']).map((b: { name: string; id: string }) => `${b.name}=${b.id}`)).toEqual([`exp=${v2}`, `main=${v2}`]);
+  expect(
+    json(['ls', 'HEAD'])
+      .files.map((x: { path: string }) => x.path)
+      .sort(),
+  ).toEqual(['model.safetensors', 'notes.txt']);
+  expect(json(['branch']).map((b: { name: string; id: string }) => `${b.name}=${b.id}`)).toEqual([
+    `exp=${v2}`,
+    `main=${v2}`,
+  ]);
   expect(json(['tag']).map((t: { name: string; commit: string }) => `${t.name}=${t.commit}`)).toEqual([`first=${v1}`]);
   expect(json(['stats'])).toMatchObject({ commits: 2, objects: { commit: 2, tag: 1 } });
   expect(json(['verify', '--read-data']).problems).toEqual([]);
@@ -170,7 +207,9 @@ function readCommands(f: Fixture, run: (args: string[]) => RunResult, checkoutTo
   expect(json(['best', '--metric', 'loss']).id).toBe(v2);
   expect(json(['config', 'show', 'first']).hash).toMatch(/^[0-9a-f]{64}$/);
   expect(json(['reflog', 'main']).map((e: { new: string }) => e.new)).toEqual([v2, v1]);
-  expect(json(['prune', '--keep-last', '1', '--dry-run', '--include-tagged']).pruned.map((p: { id: string }) => p.id)).toEqual([v1]);
+  expect(
+    json(['prune', '--keep-last', '1', '--dry-run', '--include-tagged']).pruned.map((p: { id: string }) => p.id),
+  ).toEqual([v1]);
   const cat = run(['cat', 'first:notes.txt']);
   expect(cat.code, describeRun(cat)).toBe(0);
   expect(cat.stdout).toBe('first run\n');
@@ -203,136 +242,199 @@ function writeCommands(f: Fixture, run: (args: string[]) => RunResult, storePath
 }
 
 describe.skipIf(noNobody !== undefined)('a store the user may read but not write (user nobody)', () => {
-  it('every read command works, prints the right thing, and changes nothing at all', () => {
-    const f = fixture();
-    const cwd = openDir('ckvc-ro-cwd-');
-    const before = fullSnapshot(f.s.store);
-    readCommands(f, (args) => asNobody([...args, '--store', f.s.store], cwd), path.join(openDir('ckvc-ro-out-', true), 'out'));
-    expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
-  }, LONG);
+  it(
+    'every read command works, prints the right thing, and changes nothing at all',
+    () => {
+      const f = fixture();
+      const cwd = openDir('ckvc-ro-cwd-');
+      const before = fullSnapshot(f.s.store);
+      readCommands(
+        f,
+        (args) => asNobody([...args, '--store', f.s.store], cwd),
+        path.join(openDir('ckvc-ro-out-', true), 'out'),
+      );
+      expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
+    },
+    LONG,
+  );
 
-  it('every write command fails with one CKVC_IO line naming the path, and changes nothing', () => {
-    const f = fixture();
-    const cwd = openDir('ckvc-ro-cwd-');
-    const before = fullSnapshot(f.s.store);
-    writeCommands(f, (args) => asNobody([...args, '--store', f.s.store], cwd), f.s.store, 'EACCES');
-    expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
-  }, LONG);
+  it(
+    'every write command fails with one CKVC_IO line naming the path, and changes nothing',
+    () => {
+      const f = fixture();
+      const cwd = openDir('ckvc-ro-cwd-');
+      const before = fullSnapshot(f.s.store);
+      writeCommands(f, (args) => asNobody([...args, '--store', f.s.store], cwd), f.s.store, 'EACCES');
+      expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
+    },
+    LONG,
+  );
 
-  it('an index that is behind the packs is caught up in memory only', () => {
-    const f = fixture({ behind: true });
-    const cwd = openDir('ckvc-ro-cwd-');
-    const before = fullSnapshot(f.s.store);
-    readCommands(f, (args) => asNobody([...args, '--store', f.s.store], cwd), path.join(openDir('ckvc-ro-out-', true), 'out'));
-    expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
-  }, LONG);
+  it(
+    'an index that is behind the packs is caught up in memory only',
+    () => {
+      const f = fixture({ behind: true });
+      const cwd = openDir('ckvc-ro-cwd-');
+      const before = fullSnapshot(f.s.store);
+      readCommands(
+        f,
+        (args) => asNobody([...args, '--store', f.s.store], cwd),
+        path.join(openDir('ckvc-ro-out-', true), 'out'),
+      );
+      expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
+    },
+    LONG,
+  );
 
-  it('a damaged index is read around, not deleted, when it is not ours to rebuild', () => {
-    const f = fixture();
-    const idx = path.join(f.s.store, 'index');
-    for (const n of fs.readdirSync(idx)) if (n !== 'LOCK') fs.writeFileSync(path.join(idx, n), randomBytes(9, 200));
-    const before = fullSnapshot(f.s.store);
-    const cwd = openDir('ckvc-ro-cwd-');
-    const log = asNobody(['log', '--json', '--store', f.s.store], cwd);
-    expect(log.code, describeRun(log)).toBe(0);
-    expect(JSON.parse(log.stdout).map((c: { id: string }) => c.id)).toEqual([f.v2, f.v1]);
-    const show = asNobody(['show', f.v1.slice(0, 10), '--json', '--store', f.s.store], cwd);
-    expect(show.code, describeRun(show)).toBe(0);
-    expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
-  }, LONG);
+  it(
+    'a damaged index is read around, not deleted, when it is not ours to rebuild',
+    () => {
+      const f = fixture();
+      const idx = path.join(f.s.store, 'index');
+      for (const n of fs.readdirSync(idx)) if (n !== 'LOCK') fs.writeFileSync(path.join(idx, n), randomBytes(9, 200));
+      const before = fullSnapshot(f.s.store);
+      const cwd = openDir('ckvc-ro-cwd-');
+      const log = asNobody(['log', '--json', '--store', f.s.store], cwd);
+      expect(log.code, describeRun(log)).toBe(0);
+      expect(JSON.parse(log.stdout).map((c: { id: string }) => c.id)).toEqual([f.v2, f.v1]);
+      const show = asNobody(['show', f.v1.slice(0, 10), '--json', '--store', f.s.store], cwd);
+      expect(show.code, describeRun(show)).toBe(0);
+      expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
+    },
+    LONG,
+  );
 
-  it('serve --read-only as nobody serves a fetch; a store folder is fetched from directly too', async () => {
-    const f = fixture();
-    const before = fullSnapshot(f.s.store);
-    const child = spawn('runuser', ['-u', 'nobody', '--', process.execPath, BIN, 'serve', '--read-only', '--port', '0', '--store', f.s.store], {
-      cwd: openDir('ckvc-ro-cwd-'), env: ENV(), stdio: ['ignore', 'pipe', 'pipe'], detached: true,
-    });
-    servers.push(child);
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`ckvc serve printed no URL within 60 s: ${err}`)), 60_000);
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        if (out.includes('\n')) {
-          clearTimeout(timer);
-          resolve(out.slice(0, out.indexOf('\n')).trim());
-        }
+  it(
+    'serve --read-only as nobody serves a fetch; a store folder is fetched from directly too',
+    async () => {
+      const f = fixture();
+      const before = fullSnapshot(f.s.store);
+      const child = spawn(
+        'runuser',
+        ['-u', 'nobody', '--', process.execPath, BIN, 'serve', '--read-only', '--port', '0', '--store', f.s.store],
+        {
+          cwd: openDir('ckvc-ro-cwd-'),
+          env: ENV(),
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true,
+        },
+      );
+      servers.push(child);
+      let err = '';
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        err += d;
       });
-      child.once('exit', (code) => reject(new Error(`ckvc serve exited (${code}): ${err}`)));
-    });
-    try {
-      const mine = newStore('ckvc-ro-dst-');
-      mine.ok(['remote', 'add', 'origin', url]);
-      mine.ok(['fetch', 'origin']);
-      expect(mine.json(['log', 'origin/main']).map((c: { id: string }) => c.id)).toEqual([f.v2, f.v1]);
-      expect(mine.run(['verify', '--read-data']).code).toBe(0);
-    } finally {
-      process.kill(-child.pid!, 'SIGTERM');
-    }
-    // A teammate's store folder as a remote: nobody fetches from it into a store of its own.
-    const home = openDir('ckvc-ro-home-', true);
-    const cwd = openDir('ckvc-ro-cwd-');
-    const own = path.join(home, '.ckvc');
-    for (const args of [['init', home], ['remote', 'add', 'team', f.s.store, '--store', own], ['fetch', 'team', '--store', own]]) {
-      const r = asNobody(args, cwd);
-      expect(r.code, `ckvc ${args.join(' ')}: ${describeRun(r)}`).toBe(0);
-    }
-    const log = asNobody(['log', 'team/main', '--json', '--store', own], cwd);
-    expect(JSON.parse(log.stdout).map((c: { id: string }) => c.id)).toEqual([f.v2, f.v1]);
-    expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
-  }, LONG);
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error(`ckvc serve printed no URL within 60 s: ${err}`)), 60_000);
+        child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+          if (out.includes('\n')) {
+            clearTimeout(timer);
+            resolve(out.slice(0, out.indexOf('\n')).trim());
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`ckvc serve exited (${code}): ${err}`)));
+      });
+      try {
+        const mine = newStore('ckvc-ro-dst-');
+        mine.ok(['remote', 'add', 'origin', url]);
+        mine.ok(['fetch', 'origin']);
+        expect(mine.json(['log', 'origin/main']).map((c: { id: string }) => c.id)).toEqual([f.v2, f.v1]);
+        expect(mine.run(['verify', '--read-data']).code).toBe(0);
+      } finally {
+        process.kill(-child.pid!, 'SIGTERM');
+      }
+      // A teammate's store folder as a remote: nobody fetches from it into a store of its own.
+      const home = openDir('ckvc-ro-home-', true);
+      const cwd = openDir('ckvc-ro-cwd-');
+      const own = path.join(home, '.ckvc');
+      for (const args of [
+        ['init', home],
+        ['remote', 'add', 'team', f.s.store, '--store', own],
+        ['fetch', 'team', '--store', own],
+      ]) {
+        const r = asNobody(args, cwd);
+        expect(r.code, `ckvc ${args.join(' ')}: ${describeRun(r)}`).toBe(0);
+      }
+      const log = asNobody(['log', 'team/main', '--json', '--store', own], cwd);
+      expect(JSON.parse(log.stdout).map((c: { id: string }) => c.id)).toEqual([f.v2, f.v1]);
+      expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
+    },
+    LONG,
+  );
 });
 
 describe.skipIf(noMount !== undefined)('a store on a read-only mount', () => {
-  it('read commands work and write nothing; write commands fail with CKVC_IO (EROFS)', () => {
-    const f = fixture();
-    const mnt = openDir('ckvc-ro-mnt-');
-    expect(spawnSync('mount', ['--bind', f.s.dir, mnt]).status).toBe(0);
-    mounts.push(mnt);
-    expect(spawnSync('mount', ['-o', 'remount,ro,bind', mnt]).status).toBe(0);
-    const store = path.join(mnt, '.ckvc');
-    const before = fullSnapshot(f.s.store);
-    const run = (args: string[]) => runAsRoot([...args, '--store', store]);
-    readCommands(f, run, path.join(openDir('ckvc-ro-out-'), 'out'));
-    writeCommands(f, run, store, 'EROFS');
-    expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
-  }, LONG);
+  it(
+    'read commands work and write nothing; write commands fail with CKVC_IO (EROFS)',
+    () => {
+      const f = fixture();
+      const mnt = openDir('ckvc-ro-mnt-');
+      expect(spawnSync('mount', ['--bind', f.s.dir, mnt]).status).toBe(0);
+      mounts.push(mnt);
+      expect(spawnSync('mount', ['-o', 'remount,ro,bind', mnt]).status).toBe(0);
+      const store = path.join(mnt, '.ckvc');
+      const before = fullSnapshot(f.s.store);
+      const run = (args: string[]) => runAsRoot([...args, '--store', store]);
+      readCommands(f, run, path.join(openDir('ckvc-ro-out-'), 'out'));
+      writeCommands(f, run, store, 'EROFS');
+      expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
+    },
+    LONG,
+  );
 });
 
 function runAsRoot(args: string[]): RunResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: os.tmpdir(), env: ENV(), encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: os.tmpdir(),
+    env: ENV(),
+    encoding: 'utf8',
+    timeout: 300_000,
+    maxBuffer: 64 << 20,
+  });
   if (r.error) throw r.error;
   return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe('a store the user may write', () => {
-  it('read commands leave every file alone, the index included', () => {
-    const f = fixture();
-    const before = fullSnapshot(f.s.store);
-    readCommands(f, (args) => runAsRoot([...args, '--store', f.s.store]), path.join(openDir('ckvc-ro-out-'), 'out'));
-    expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
-  }, LONG);
+  it(
+    'read commands leave every file alone, the index included',
+    () => {
+      const f = fixture();
+      const before = fullSnapshot(f.s.store);
+      readCommands(f, (args) => runAsRoot([...args, '--store', f.s.store]), path.join(openDir('ckvc-ro-out-'), 'out'));
+      expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
+    },
+    LONG,
+  );
 
-  it('an index that is behind the packs is left for the next writer to catch up', () => {
-    const f = fixture({ behind: true });
-    const before = fullSnapshot(f.s.store);
-    expect(okJson(['log', '--store', f.s.store]).map((c: { id: string }) => c.id)).toEqual([f.v2, f.v1]);
-    expect(okJson(['show', f.v2.slice(0, 10), '--store', f.s.store]).id).toBe(f.v2);
-    expect(okJson(['verify', '--store', f.s.store]).problems).toEqual([]);
-    expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
-  }, LONG);
+  it(
+    'an index that is behind the packs is left for the next writer to catch up',
+    () => {
+      const f = fixture({ behind: true });
+      const before = fullSnapshot(f.s.store);
+      expect(okJson(['log', '--store', f.s.store]).map((c: { id: string }) => c.id)).toEqual([f.v2, f.v1]);
+      expect(okJson(['show', f.v2.slice(0, 10), '--store', f.s.store]).id).toBe(f.v2);
+      expect(okJson(['verify', '--store', f.s.store]).problems).toEqual([]);
+      expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
+    },
+    LONG,
+  );
 
-  it('a damaged index is still rebuilt, and reads work meanwhile', () => {
-    const f = fixture();
-    const idx = path.join(f.s.store, 'index');
-    for (const n of fs.readdirSync(idx)) if (n !== 'LOCK') fs.writeFileSync(path.join(idx, n), randomBytes(9, 200));
-    expect(okJson(['log', '--store', f.s.store]).map((c: { id: string }) => c.id)).toEqual([f.v2, f.v1]);
-    // Rebuilt: a LevelDB database again, which the next read uses as it is.
-    expect(fs.readFileSync(path.join(idx, 'CURRENT'), 'latin1')).toMatch(/^MANIFEST-\d+\n$/);
-    const before = fullSnapshot(f.s.store);
-    expect(okJson(['show', f.v1.slice(0, 10), '--store', f.s.store]).id).toBe(f.v1);
-    expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
-  }, LONG);
+  it(
+    'a damaged index is still rebuilt, and reads work meanwhile',
+    () => {
+      const f = fixture();
+      const idx = path.join(f.s.store, 'index');
+      for (const n of fs.readdirSync(idx)) if (n !== 'LOCK') fs.writeFileSync(path.join(idx, n), randomBytes(9, 200));
+      expect(okJson(['log', '--store', f.s.store]).map((c: { id: string }) => c.id)).toEqual([f.v2, f.v1]);
+      // Rebuilt: a LevelDB database again, which the next read uses as it is.
+      expect(fs.readFileSync(path.join(idx, 'CURRENT'), 'latin1')).toMatch(/^MANIFEST-\d+\n$/);
+      const before = fullSnapshot(f.s.store);
+      expect(okJson(['show', f.v1.slice(0, 10), '--store', f.s.store]).id).toBe(f.v1);
+      expect(changes(before, fullSnapshot(f.s.store))).toEqual([]);
+    },
+    LONG,
+  );
 });

@@ -7,7 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeBundleHeader, encodeBundleHeader, encodeBundlePreamble } from '../../src/core/store-format/bundle-format.js';
+import {
+  decodeBundleHeader,
+  encodeBundleHeader,
+  encodeBundlePreamble,
+} from '../../src/core/store-format/bundle-format.js';
 import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
 import { describeOutcome, initStore, type Store, writeCheckpoint, type Outcome } from '../helpers/reliability.js';
 
@@ -25,7 +29,9 @@ async function commit(s: Store, branch: string): Promise<string> {
   return (await s.json<{ id: string }>(['commit', dir, '-b', branch, '-m', `c${seed}`])).id;
 }
 
-beforeAll(() => { work = tempDir('ckvc-batch-work-'); });
+beforeAll(() => {
+  work = tempDir('ckvc-batch-work-');
+});
 
 /** A bundle holding `src`'s pack of main, with `names` as its refs, all at main's commit. */
 function bundleWithRefs(file: string, names: string[]): Buffer {
@@ -89,7 +95,9 @@ describe('bundle imports move their refs as one batch', () => {
     // 30 s for 20,000 refs on a machine whose floor is under 375 us/ref (an idle one is near 100); on a loaded
     // one, four times the floor. One move after another costs three serial fsyncs per ref: over 10 times the floor.
     const bound = Math.max(30_000 * (N / 20_000), (4 * N * floor) / 1000);
-    console.log(`pull of a bundle with ${N} refs: ${ms} ms (${((ms * 1000) / N).toFixed(0)} us/ref; this file system's floor now: ${floor.toFixed(0)} us/ref; bound ${bound.toFixed(0)} ms)`);
+    console.log(
+      `pull of a bundle with ${N} refs: ${ms} ms (${((ms * 1000) / N).toFixed(0)} us/ref; this file system's floor now: ${floor.toFixed(0)} us/ref; bound ${bound.toFixed(0)} ms)`,
+    );
     expect(r.code, describeOutcome(r)).toBe(0);
     expect(ms).toBeLessThan(bound);
     const out = JSON.parse(r.stdout);
@@ -100,10 +108,13 @@ describe('bundle imports move their refs as one batch', () => {
       const local = n.replace('refs/heads/', 'refs/heads/bundle/');
       expect(S.ref(local)).toBe(tip);
       const log = fs.readFileSync(path.join(S.store, 'logs', ...local.split('/')), 'utf8');
-      expect(log).toMatch(new RegExp(`^${'0'.repeat(64)} ${tip} \\d+ test\\tpull: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`));
+      expect(log).toMatch(
+        new RegExp(`^${'0'.repeat(64)} ${tip} \\d+ test\\tpull: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`),
+      );
     }
     let logs = 0;
-    for (let g = 0; g < 20; g++) logs += fs.readdirSync(path.join(S.store, 'logs', 'refs', 'heads', 'bundle', 'sweep', `g${g}`)).length;
+    for (let g = 0; g < 20; g++)
+      logs += fs.readdirSync(path.join(S.store, 'logs', 'refs', 'heads', 'bundle', 'sweep', `g${g}`)).length;
     expect(logs).toBe(N);
     expect(fs.existsSync(path.join(S.store, 'locks', 'refs.lock'))).toBe(false);
     // Again: nothing moves.
@@ -120,7 +131,12 @@ describe('bundle imports move their refs as one batch', () => {
     const r = await S.run(['pull', file]);
     expect(r.code, describeOutcome(r)).toBe(15);
     expect(codes(r)).toEqual(['CKVC_BAD_REF_NAME']);
-    expect(diffSnapshots(before, snapshotTree(S.store, (rel) => /^(index|tmp)(\/|$)/.test(rel)))).toEqual([]);
+    expect(
+      diffSnapshots(
+        before,
+        snapshotTree(S.store, (rel) => /^(index|tmp)(\/|$)/.test(rel)),
+      ),
+    ).toEqual([]);
     expect(quarantines(S)).toEqual([]);
   });
 
@@ -136,7 +152,11 @@ describe('bundle imports move their refs as one batch', () => {
     expect(err.code).toBe('CKVC_NON_FAST_FORWARD');
     expect(err.data.refused).toEqual(['refs/heads/b']);
     expect(diffSnapshots(before, refsAndLogs(S))).toEqual([]);
-    expect([S.ref('refs/heads/a'), S.ref('refs/heads/b'), S.ref('refs/heads/c')]).toEqual([undefined, other, undefined]);
+    expect([S.ref('refs/heads/a'), S.ref('refs/heads/b'), S.ref('refs/heads/c')]).toEqual([
+      undefined,
+      other,
+      undefined,
+    ]);
   });
 });
 
@@ -164,12 +184,16 @@ describe('batch ref updates fail cleanly and share the locks', () => {
       expect(diffSnapshots(before, files(S)), fault).toEqual([]);
       expect(fs.readdirSync(path.join(S.store, 'locks'))).toEqual(['writers']);
       const again = await S.json(['pull', file]);
-      expect(again.refs.map((u: any) => u.name)).toEqual(['refs/heads/bundle/p', 'refs/heads/bundle/q/r', 'refs/tags/bundle/t']);
+      expect(again.refs.map((u: any) => u.name)).toEqual([
+        'refs/heads/bundle/p',
+        'refs/heads/bundle/q/r',
+        'refs/tags/bundle/t',
+      ]);
       expect(S.refFiles()).toEqual(['refs/heads/bundle/p', 'refs/heads/bundle/q/r', 'refs/tags/bundle/t']);
     }
   });
 
-  it('a batch waits for a held ref lock and a single update for a held batch lock (11 when they stay held); a dead holder\'s lock is broken', async () => {
+  it("a batch waits for a held ref lock and a single update for a held batch lock (11 when they stay held); a dead holder's lock is broken", async () => {
     const S = initStore('ckvc-hard-locks-');
     const tip = await commit(S, 'main');
     const env = { CKVC_LOCK_TIMEOUT_MS: '1500' };
@@ -190,12 +214,23 @@ describe('batch ref updates fail cleanly and share the locks', () => {
     expect(p.stderr).toContain('p.lock');
     expect(diffSnapshots(before, files(S))).toEqual([]);
     // Held by processes that are gone: both locks are broken and the commands go ahead.
-    const dead = JSON.stringify({ pid: spawnSync(process.execPath, ['-e', '0']).pid, host: os.hostname(), nonce: 'dead', time: Date.now() });
+    const dead = JSON.stringify({
+      pid: spawnSync(process.execPath, ['-e', '0']).pid,
+      host: os.hostname(),
+      nonce: 'dead',
+      time: Date.now(),
+    });
     fs.writeFileSync(refLock, dead);
     fs.writeFileSync(batchLock, dead);
     expect((await S.run(['branch', 'x', tip], { env })).code).toBe(0);
     expect((await S.run(['pull', file], { env })).code).toBe(0);
-    expect(S.refFiles()).toEqual(['refs/heads/bundle/p', 'refs/heads/bundle/q/r', 'refs/heads/main', 'refs/heads/x', 'refs/tags/bundle/t']);
+    expect(S.refFiles()).toEqual([
+      'refs/heads/bundle/p',
+      'refs/heads/bundle/q/r',
+      'refs/heads/main',
+      'refs/heads/x',
+      'refs/tags/bundle/t',
+    ]);
     expect(fs.existsSync(refLock) || fs.existsSync(batchLock)).toBe(false);
   });
 });

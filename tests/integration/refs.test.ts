@@ -4,7 +4,16 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanupTemp, commitId, describeRun, diffSnapshots, errorCodes, newStore, readRef, REPO_ROOT, snapshotStore, tempDir,
+  cleanupTemp,
+  commitId,
+  describeRun,
+  diffSnapshots,
+  errorCodes,
+  newStore,
+  readRef,
+  REPO_ROOT,
+  snapshotStore,
+  tempDir,
   type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes } from '../helpers/data.js';
@@ -28,7 +37,23 @@ describe('branches, tags and revisions', () => {
     s = newStore();
     data = tempDir('ckvc-data-');
     c1 = commitId(s, [file('a.bin', 1), '-m', 'first', '--metric', 'loss=0.9', '--step', '100']);
-    c2 = commitId(s, [file('a.bin', 2), '-m', 'second', '--metric', 'loss=0.5', '--metric', 'eval/acc=0.7', '--step', '200', '--epoch', '1.5', '--run', 'r1', '--label', 'phase=g2']);
+    c2 = commitId(s, [
+      file('a.bin', 2),
+      '-m',
+      'second',
+      '--metric',
+      'loss=0.5',
+      '--metric',
+      'eval/acc=0.7',
+      '--step',
+      '200',
+      '--epoch',
+      '1.5',
+      '--run',
+      'r1',
+      '--label',
+      'phase=g2',
+    ]);
     c3 = commitId(s, [file('a.bin', 3), '-m', 'third\nwith a body', '--metric', 'loss=0.4', '--step', '300']);
   });
 
@@ -37,7 +62,16 @@ describe('branches, tags and revisions', () => {
     expect(log.map((c: any) => c.id)).toEqual([c3, c2, c1]);
     expect(log.map((c: any) => c.parents)).toEqual([[c2], [c1], []]);
     expect(log[0].refs).toEqual(['main']);
-    expect(log[1]).toMatchObject({ message: 'second', metrics: { loss: 0.5, 'eval/acc': 0.7 }, step: 200, epoch: 1.5, run: 'r1', labels: { phase: 'g2' }, author: 'test', branch: 'main' });
+    expect(log[1]).toMatchObject({
+      message: 'second',
+      metrics: { loss: 0.5, 'eval/acc': 0.7 },
+      step: 200,
+      epoch: 1.5,
+      run: 'r1',
+      labels: { phase: 'g2' },
+      author: 'test',
+      branch: 'main',
+    });
     expect(s.json(['log', '-n', '2']).map((c: any) => c.id)).toEqual([c3, c2]);
     expect(readRef(s.store, 'refs/heads/main')).toBe(c3);
     expect(fs.readFileSync(path.join(s.store, 'HEAD'), 'utf8').trim()).toBe('ref: refs/heads/main');
@@ -46,7 +80,15 @@ describe('branches, tags and revisions', () => {
   it('branch --json lists tips with metrics and the current branch', () => {
     const list = s.json(['branch']);
     expect(list).toHaveLength(1);
-    expect(list[0]).toMatchObject({ name: 'main', commit: c3, id: c3, current: true, step: 300, metrics: { loss: 0.4 }, message: 'third\nwith a body' });
+    expect(list[0]).toMatchObject({
+      name: 'main',
+      commit: c3,
+      id: c3,
+      current: true,
+      step: 300,
+      metrics: { loss: 0.4 },
+      message: 'third\nwith a body',
+    });
     const status = s.json(['status']);
     expect(status.head).toEqual({ branch: 'main' });
     expect(status.tip).toMatchObject({ id: c3, step: 300 });
@@ -103,7 +145,12 @@ describe('branches, tags and revisions', () => {
     expect(readRef(s.store, 'refs/heads/team/exp-1.a_b')).toBe(c2);
     const list = s.json(['branch']);
     expect(list.map((b: any) => b.name)).toEqual(['feat', 'main', 'old', 'team/exp-1.a_b']);
-    expect(list.find((b: any) => b.name === 'old')).toMatchObject({ commit: c1, current: false, step: 100, metrics: { loss: 0.9 } });
+    expect(list.find((b: any) => b.name === 'old')).toMatchObject({
+      commit: c1,
+      current: false,
+      step: 100,
+      metrics: { loss: 0.9 },
+    });
 
     const before = snapshotStore(s.store);
     const dup = s.run(['branch', 'feat', 'main~1']);
@@ -125,7 +172,14 @@ describe('branches, tags and revisions', () => {
     expect(readRef(s.store, 'refs/tags/best')).toBe(ann.id);
     const tags = s.json(['tag']);
     expect(tags.map((t: any) => t.name)).toEqual(['best', 'v1']);
-    expect(tags[0]).toMatchObject({ name: 'best', commit: c2, id: ann.id, tagMessage: 'best so far', metrics: { loss: 0.5, 'eval/acc': 0.7 }, step: 200 });
+    expect(tags[0]).toMatchObject({
+      name: 'best',
+      commit: c2,
+      id: ann.id,
+      tagMessage: 'best so far',
+      metrics: { loss: 0.5, 'eval/acc': 0.7 },
+      step: 200,
+    });
     expect(tags[1]).toMatchObject({ name: 'v1', commit: c3, id: c3, metrics: { loss: 0.4 } });
     expect(s.json(['show', 'best']).id).toBe(c2);
     expect(s.json(['show', 'best^']).id).toBe(c1);
@@ -184,7 +238,11 @@ describe('branches, tags and revisions', () => {
 
   it('reflog shows every move of a branch, newest first', () => {
     const log = s.json(['reflog', 'main']);
-    expect(log.map((e: any) => [e.old, e.new])).toEqual([[c2, c3], [c1, c2], [null, c1]]);
+    expect(log.map((e: any) => [e.old, e.new])).toEqual([
+      [c2, c3],
+      [c1, c2],
+      [null, c1],
+    ]);
     for (const e of log) {
       expect(typeof e.time).toBe('number');
       expect(e.who).toBe('test');
@@ -200,10 +258,18 @@ describe('branches, tags and revisions', () => {
     const attempts: string[][] = [
       // '-x' would be read as an option if passed on its own, so it goes in as an attached option value.
       ['commit', a, '-m', 'x', '--branch=-x'],
-      ...required.flatMap((n) => [['branch', n, 'main'], ['tag', n], ['commit', a, '-m', 'x', '-b', n]]),
+      ...required.flatMap((n) => [
+        ['branch', n, 'main'],
+        ['tag', n],
+        ['commit', a, '-m', 'x', '-b', n],
+      ]),
       ['tag', '..', 'HEAD', '-m', 'annotated'],
       ...extra.map((n) => ['branch', n]),
-      ['tag', '../escape'], ['switch', '..'], ['branch', '-d', '..'], ['tag', '-d', 'a b'], ['reflog', '..'],
+      ['tag', '../escape'],
+      ['switch', '..'],
+      ['branch', '-d', '..'],
+      ['tag', '-d', 'a b'],
+      ['reflog', '..'],
     ];
     const before = snapshotStore(s.store);
     for (const args of attempts) {
@@ -301,7 +367,17 @@ describe('ambiguous short prefixes', () => {
     fs.writeFileSync(path.join(data, 'f.bin'), 'x');
     const base = commitId(s, [path.join(data, 'f.bin'), '-m', 'base']);
     const tree = s.json(['show', base]).tree;
-    const body = (i: number) => commitMod.encodeCommit({ tree, parents: [base], message: `probe ${i}`, author: 'test', time: 1_700_000_000_000, branch: 'main', metrics: {}, labels: {} });
+    const body = (i: number) =>
+      commitMod.encodeCommit({
+        tree,
+        parents: [base],
+        message: `probe ${i}`,
+        author: 'test',
+        time: 1_700_000_000_000,
+        branch: 'main',
+        metrics: {},
+        labels: {},
+      });
     const seen = new Map<string, number>();
     let pair: [number, number] | undefined;
     for (let i = 0; i < 200_000 && !pair; i++) {

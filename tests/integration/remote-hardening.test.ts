@@ -29,7 +29,9 @@ async function commit(s: Store, branch: string): Promise<string> {
   return (await s.json<{ id: string }>(['commit', dir, '-b', branch, '-m', `c${seed}`])).id;
 }
 
-beforeAll(() => { work = tempDir('ckvc-hard-work-'); });
+beforeAll(() => {
+  work = tempDir('ckvc-hard-work-');
+});
 
 describe('push moves all its refs or none', () => {
   it('push d1 c where c is not a fast-forward: 13 naming c, d1 not created on the remote, no tracking ref for either; tracking refs follow what the remote did, also when its disk fails after the refs moved', async () => {
@@ -41,7 +43,11 @@ describe('push moves all its refs or none', () => {
     fs.writeFileSync(tokenFile, token);
     const srv = await serve(R, ['--token-file', tokenFile]);
     const env = { CKVC_TOKEN: token };
-    for (const [s, name] of [[A, 'srv'], [O, 'srv']] as const) await s.json(['remote', 'add', name, srv.url]);
+    for (const [s, name] of [
+      [A, 'srv'],
+      [O, 'srv'],
+    ] as const)
+      await s.json(['remote', 'add', name, srv.url]);
     await commit(A, 'c');
     await A.json(['push', 'srv', 'c'], { env });
     // Someone else replaces c on the remote; A does not know and commits d1 and more on c.
@@ -75,7 +81,10 @@ describe('push moves all its refs or none', () => {
 
     // Both acceptable: both move, both tracking refs set (one batch each side).
     const ok = await A.json(['push', 'srv', 'd1', 'c', '--force'], { env });
-    expect(ok.refs.map((u: any) => [u.name, u.new, u.forced])).toEqual([['refs/heads/d1', d1, false], ['refs/heads/c', mine, true]]);
+    expect(ok.refs.map((u: any) => [u.name, u.new, u.forced])).toEqual([
+      ['refs/heads/d1', d1, false],
+      ['refs/heads/c', mine, true],
+    ]);
     expect([R.ref('refs/heads/d1'), R.ref('refs/heads/c')]).toEqual([d1, mine]);
     expect([A.ref('refs/remotes/srv/d1'), A.ref('refs/remotes/srv/c')]).toEqual([d1, mine]);
     expect(srv.log()).not.toContain('CKVC_INTERNAL');
@@ -88,7 +97,11 @@ describe('push moves all its refs or none', () => {
     const p = await A.run(['push', 'faulty', 'd1', 'c', '--json'], { env });
     expect(p.code, describeOutcome(p)).toBe(1);
     const perr = JSON.parse(p.stderr.trim().split('\n').pop()!).error;
-    expect([perr.code, perr.data.moved, perr.data.notMoved]).toEqual(['CKVC_IO', ['refs/heads/d1', 'refs/heads/c'], []]);
+    expect([perr.code, perr.data.moved, perr.data.notMoved]).toEqual([
+      'CKVC_IO',
+      ['refs/heads/d1', 'refs/heads/c'],
+      [],
+    ]);
     expect([R.ref('refs/heads/d1'), R.ref('refs/heads/c')]).toEqual([d2, c2]);
     expect([A.ref('refs/remotes/faulty/d1'), A.ref('refs/remotes/faulty/c')]).toEqual([d2, c2]);
   });
@@ -118,18 +131,22 @@ describe('ckvc serve under junk', () => {
     ]);
     const peak = memory(srv.pid);
     const grew = (peak.hwm - base.rss) / MiB;
-    console.log(`serve: VmRSS ${(base.rss / MiB).toFixed(0)} MiB before, VmHWM ${(peak.hwm / MiB).toFixed(0)} MiB after 16 junk bodies (${(16 * 30 + 96 + 48)} MiB sent)`);
+    console.log(
+      `serve: VmRSS ${(base.rss / MiB).toFixed(0)} MiB before, VmHWM ${(peak.hwm / MiB).toFixed(0)} MiB after 16 junk bodies (${16 * 30 + 96 + 48} MiB sent)`,
+    );
     expect(grew).toBeLessThan(150);
     for (const r of replies) {
       expect([400, 503]).toContain(r.status);
       expect(r.json.error.code).toBe(r.status === 503 ? 'CKVC_REMOTE_BUSY' : 'CKVC_BAD_BUNDLE');
       if (r.status === 503) expect(r.headers['retry-after']).toBe('1');
     }
-    expect(replies.slice(0, 4).map((r) => r.json.error.message)).toEqual(Array(4).fill(expect.stringMatching(/over 16 MiB/)));
+    expect(replies.slice(0, 4).map((r) => r.json.error.message)).toEqual(
+      Array(4).fill(expect.stringMatching(/over 16 MiB/)),
+    );
     expect(replies.filter((r) => r.status === 503).length).toBeGreaterThan(0);
     const after = await fetch(new URL('v1/refs', srv.url));
     expect(after.status).toBe(200);
-    expect(Object.keys((await after.json() as any).refs)).toEqual(['refs/heads/main']);
+    expect(Object.keys(((await after.json()) as any).refs)).toEqual(['refs/heads/main']);
     expect(srv.log()).not.toContain('CKVC_INTERNAL');
   }, 120_000);
 
@@ -142,11 +159,28 @@ describe('ckvc serve under junk', () => {
       ['/v1/update-refs', { changes: [{ name: 42, old: null, new: id }] }, 'CKVC_BAD_BUNDLE'],
       ['/v1/update-refs', { changes: [{ name: 'refs/heads/a b', old: null, new: id }] }, 'CKVC_BAD_REF_NAME'],
       ['/v1/update-refs', { changes: [{ name: 'refs/heads/../x', old: null, new: id }] }, 'CKVC_BAD_REF_NAME'],
-      ['/v1/update-refs', { changes: [{ name: 'refs/heads/x', old: null, new: id }, { name: 'refs/heads/x', old: null, new: id }] }, 'CKVC_BAD_BUNDLE'],
+      [
+        '/v1/update-refs',
+        {
+          changes: [
+            { name: 'refs/heads/x', old: null, new: id },
+            { name: 'refs/heads/x', old: null, new: id },
+          ],
+        },
+        'CKVC_BAD_BUNDLE',
+      ],
       ['/v1/update-refs', { changes: [{ name: 'refs/heads/x', old: null, new: id, extra: 1 }] }, 'CKVC_BAD_BUNDLE'],
       ['/v1/update-refs', { changes: [{ name: 'refs/heads/x', old: null, new: id }], force: 'yes' }, 'CKVC_BAD_BUNDLE'],
-      ['/v1/update-refs', { changes: [{ name: 'refs/heads/x', old: null, new: id }], who: 'w'.repeat(201) }, 'CKVC_BAD_BUNDLE'],
-      ['/v1/update-refs', { changes: Array.from({ length: 10_001 }, (_, i) => ({ name: `refs/heads/b${i}`, old: null, new: id })) }, 'CKVC_BAD_BUNDLE'],
+      [
+        '/v1/update-refs',
+        { changes: [{ name: 'refs/heads/x', old: null, new: id }], who: 'w'.repeat(201) },
+        'CKVC_BAD_BUNDLE',
+      ],
+      [
+        '/v1/update-refs',
+        { changes: Array.from({ length: 10_001 }, (_, i) => ({ name: `refs/heads/b${i}`, old: null, new: id })) },
+        'CKVC_BAD_BUNDLE',
+      ],
       ['/v1/update-refs', { changes: 'all' }, 'CKVC_BAD_BUNDLE'],
       ['/v1/update-refs', [1, 2], 'CKVC_BAD_BUNDLE'],
       ['/v1/has', { ids: [1] }, 'CKVC_BAD_BUNDLE'],
@@ -158,8 +192,18 @@ describe('ckvc serve under junk', () => {
     ];
     for (const [p, body, code] of cases) {
       const r = await post(srv.url, p, Buffer.from(JSON.stringify(body)), { token });
-      expect([p, body === null ? null : JSON.stringify(body).slice(0, 80), r.status, r.json?.error?.code]).toEqual([p, body === null ? null : JSON.stringify(body).slice(0, 80), 400, code]);
-      expect(r.json.error).toEqual({ code, message: expect.any(String), exit: expect.any(Number), data: expect.any(Object) });
+      expect([p, body === null ? null : JSON.stringify(body).slice(0, 80), r.status, r.json?.error?.code]).toEqual([
+        p,
+        body === null ? null : JSON.stringify(body).slice(0, 80),
+        400,
+        code,
+      ]);
+      expect(r.json.error).toEqual({
+        code,
+        message: expect.any(String),
+        exit: expect.any(Number),
+        data: expect.any(Object),
+      });
     }
     const notJson = await post(srv.url, '/v1/has', Buffer.from('{"ids": ['), { token });
     expect([notJson.status, notJson.json.error.code]).toEqual([400, 'CKVC_BAD_BUNDLE']);
@@ -175,8 +219,13 @@ describe('ckvc serve under junk', () => {
     const bundle = path.join(work, 'push.bundle');
     await S.json(['pack', 'main', '-o', bundle]);
     const bytes = fs.readFileSync(bundle);
-    const req = http.request(new URL('v1/receive', srv.url), { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${token}` } });
-    req.on('error', () => { /* we cut it */ });
+    const req = http.request(new URL('v1/receive', srv.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${token}` },
+    });
+    req.on('error', () => {
+      /* we cut it */
+    });
     req.write(bytes.subarray(0, Math.floor(bytes.length / 2)));
     for (let i = 0; i < 200 && quarantines(S).length === 0; i++) await sleep(25);
     expect(quarantines(S).length).toBe(1);
@@ -221,7 +270,9 @@ describe('fetch from a remote that misbehaves', () => {
     expect(r.code, describeOutcome(r)).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.warnings.map((w: any) => [w.ref, w.code]).sort()).toEqual([
-      ['refs/heads/../escape', 'CKVC_BAD_REF_NAME'], ['refs/heads/bad-id', 'CKVC_REMOTE'], ['refs/heads/has space', 'CKVC_BAD_REF_NAME'],
+      ['refs/heads/../escape', 'CKVC_BAD_REF_NAME'],
+      ['refs/heads/bad-id', 'CKVC_REMOTE'],
+      ['refs/heads/has space', 'CKVC_BAD_REF_NAME'],
     ]);
     expect(r.stderr).toMatch(/warning \(CKVC_BAD_REF_NAME\): left out "refs\/heads\/has space"/);
     expect(codes(r)).toEqual([]);
@@ -235,7 +286,10 @@ describe('fetch from a remote that misbehaves', () => {
     const url = await proxy(srv.url, async (req, _body, res, pass) => {
       asked.push(req.url!);
       const up = await pass();
-      const out = req.url === '/v1/refs' ? Buffer.from(JSON.stringify({ refs: { 'refs/heads/a b': main, 'refs/tags/~x': main } })) : up.body;
+      const out =
+        req.url === '/v1/refs'
+          ? Buffer.from(JSON.stringify({ refs: { 'refs/heads/a b': main, 'refs/tags/~x': main } }))
+          : up.body;
       res.writeHead(up.status, { 'content-type': 'application/json' });
       res.end(out);
     });
@@ -247,7 +301,12 @@ describe('fetch from a remote that misbehaves', () => {
     expect(codes(r)).toEqual(['CKVC_REMOTE']);
     expect(r.stderr).toMatch(/none can be stored here/);
     expect(asked).toEqual(['/v1/refs']);
-    expect(diffSnapshots(before, snapshotTree(F.store, (rel) => /^(index|tmp)(\/|$)/.test(rel)))).toEqual([]);
+    expect(
+      diffSnapshots(
+        before,
+        snapshotTree(F.store, (rel) => /^(index|tmp)(\/|$)/.test(rel)),
+      ),
+    ).toEqual([]);
   });
 
   it('a server that stays busy: the client tries a bounded number of times, then 22 CKVC_REMOTE_BUSY; one that clears up is waited for', async () => {
@@ -263,7 +322,9 @@ describe('fetch from a remote that misbehaves', () => {
         }
       }
       const up = await pass();
-      res.writeHead(up.status, { 'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json' });
+      res.writeHead(up.status, {
+        'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
+      });
       res.end(up.body);
     });
     const F = initStore('ckvc-hard-b-');

@@ -9,12 +9,17 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  BIN, cleanupTemp, cliEnv, diffSnapshots, errorCodes, sleep, snapshotTree, tempDir,
-} from '../helpers/ckvc.js';
+import { BIN, cleanupTemp, cliEnv, diffSnapshots, errorCodes, sleep, snapshotTree, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import {
-  checkoutDiff, describeOutcome, hashTree, initStore, MiB, pool, type Store, type Outcome,
+  checkoutDiff,
+  describeOutcome,
+  hashTree,
+  initStore,
+  MiB,
+  pool,
+  type Store,
+  type Outcome,
 } from '../helpers/reliability.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -38,13 +43,19 @@ afterAll(async () => {
 
 async function startServer(s: Store, extra: string[]): Promise<Server> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...extra, '--store', s.store], {
-    cwd: tempDir('ckvc-serve-cwd-'), env: cliEnv({ CKVC_TOKEN: undefined }), stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: tempDir('ckvc-serve-cwd-'),
+    env: cliEnv({ CKVC_TOKEN: undefined }),
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   servers.push(child);
   let err = '';
   let out = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   // The first stdout line is the URL; with --json, stdout starts with the object {"url", "store"}.
   const json = extra.includes('--json');
   const first = await new Promise<string>((resolve, reject) => {
@@ -56,7 +67,9 @@ async function startServer(s: Store, extra: string[]): Promise<Server> {
         try {
           JSON.parse(out);
           got = out;
-        } catch { /* not complete yet */ }
+        } catch {
+          /* not complete yet */
+        }
       } else if (out.includes('\n')) got = out.slice(0, out.indexOf('\n')).trim();
       if (got !== undefined) {
         clearTimeout(timer);
@@ -76,7 +89,10 @@ async function startServer(s: Store, extra: string[]): Promise<Server> {
   }
   expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
   return {
-    url, child, exited, stderr: () => err,
+    url,
+    child,
+    exited,
+    stderr: () => err,
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
@@ -88,17 +104,26 @@ async function startServer(s: Store, extra: string[]): Promise<Server> {
  * An HTTP proxy in this process in front of a real `ckvc serve`: `tamper` may replace the reply to a path
  * (a damaged bundle, a reply outside the protocol).
  */
-async function startProxy(upstream: string, tamper: (path: string, body: Buffer) => { status?: number; body: Buffer } | undefined): Promise<{ url: string; close: () => Promise<void> }> {
+async function startProxy(
+  upstream: string,
+  tamper: (path: string, body: Buffer) => { status?: number; body: Buffer } | undefined,
+): Promise<{ url: string; close: () => Promise<void> }> {
   const srv = http.createServer((req, res) => {
     void (async () => {
       const parts: Buffer[] = [];
       for await (const c of req) parts.push(c as Buffer);
       const headers: Record<string, string> = { 'content-type': req.headers['content-type'] ?? 'application/json' };
       if (req.headers.authorization) headers.authorization = req.headers.authorization;
-      const up = await fetch(new URL(req.url!.replace(/^\//, ''), upstream), { method: req.method, headers, body: req.method === 'GET' ? undefined : Buffer.concat(parts) });
+      const up = await fetch(new URL(req.url!.replace(/^\//, ''), upstream), {
+        method: req.method,
+        headers,
+        body: req.method === 'GET' ? undefined : Buffer.concat(parts),
+      });
       const body = Buffer.from(await up.arrayBuffer());
       const t = tamper(new URL(req.url!, 'http://x').pathname, body);
-      res.writeHead(t?.status ?? up.status, { 'content-type': up.headers.get('content-type') ?? 'application/octet-stream' });
+      res.writeHead(t?.status ?? up.status, {
+        'content-type': up.headers.get('content-type') ?? 'application/octet-stream',
+      });
       res.end(t?.body ?? body);
     })().catch((e) => {
       res.writeHead(599);
@@ -108,10 +133,11 @@ async function startProxy(upstream: string, tamper: (path: string, body: Buffer)
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
   return {
     url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/`,
-    close: () => new Promise<void>((resolve) => {
-      srv.closeAllConnections();
-      srv.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        srv.closeAllConnections();
+        srv.close(() => resolve());
+      }),
   };
 }
 
@@ -131,17 +157,39 @@ let dirs = 0;
 function writeModel(seeds: number[], opts: { opaque?: boolean } = {}): { dir: string; files: Map<string, string> } {
   const dir = path.join(work, `ck-${dirs++}`);
   fs.mkdirSync(dir, { recursive: true });
-  const tensors = Object.fromEntries(seeds.map((seed, i) => [NAMES[i] ?? `t${i}`, { dtype: 'F32', shape: [ROWS, COLS], bytes: randomFloat32(seed, ROWS * COLS) }]));
+  const tensors = Object.fromEntries(
+    seeds.map((seed, i) => [
+      NAMES[i] ?? `t${i}`,
+      { dtype: 'F32', shape: [ROWS, COLS], bytes: randomFloat32(seed, ROWS * COLS) },
+    ]),
+  );
   fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes(tensors));
   if (opts.opaque !== false) fs.writeFileSync(path.join(dir, 'optimizer.bin'), randomBytes(4242, 64 * 1024));
   return { dir, files: hashTree(dir) };
 }
 
-async function commit(s: Store, seeds: number[], msg: string, branch = 'main', opts: { opaque?: boolean } = {}): Promise<{ id: string; files: Map<string, string> }> {
+async function commit(
+  s: Store,
+  seeds: number[],
+  msg: string,
+  branch = 'main',
+  opts: { opaque?: boolean } = {},
+): Promise<{ id: string; files: Map<string, string> }> {
   const { dir, files } = writeModel(seeds, opts);
   const cfg = path.join(work, `cfg-${dirs}.yaml`);
   fs.writeFileSync(cfg, `lr: 0.01\nseeds: [${seeds.join(', ')}]\n`);
-  const r = await s.json<{ id: string }>(['commit', dir, '-b', branch, '-m', msg, '--config', cfg, '--metric', `loss=${(1 / (dirs + 1)).toFixed(4)}`]);
+  const r = await s.json<{ id: string }>([
+    'commit',
+    dir,
+    '-b',
+    branch,
+    '-m',
+    msg,
+    '--config',
+    cfg,
+    '--metric',
+    `loss=${(1 / (dirs + 1)).toFixed(4)}`,
+  ]);
   return { id: r.id, files };
 }
 
@@ -153,12 +201,19 @@ function codes(r: Outcome): string[] {
 
 /** A store's files except the index cache and tmp/. */
 function snap(s: Store): Map<string, string> {
-  return snapshotTree(s.store, (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'));
+  return snapshotTree(
+    s.store,
+    (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'),
+  );
 }
 
 /** Refs and reflogs only (a refused push may still have stored the objects it sent, by design). */
 function snapRefs(s: Store): Map<string, string> {
-  return snapshotTree(s.store, (rel) => !(rel === 'refs' || rel.startsWith('refs/') || rel === 'logs' || rel.startsWith('logs/') || rel === 'HEAD'));
+  return snapshotTree(
+    s.store,
+    (rel) =>
+      !(rel === 'refs' || rel.startsWith('refs/') || rel === 'logs' || rel.startsWith('logs/') || rel === 'HEAD'),
+  );
 }
 
 function quarantines(s: Store): string[] {
@@ -173,7 +228,9 @@ function incomingBytes(s: Store): number {
       let entries: fs.Dirent[] = [];
       try {
         entries = fs.readdirSync(d, { withFileTypes: true });
-      } catch { /* removed meanwhile */ }
+      } catch {
+        /* removed meanwhile */
+      }
       for (const e of entries) {
         const p = path.join(d, e.name);
         if (e.isDirectory()) walk(p);
@@ -187,7 +244,9 @@ function incomingBytes(s: Store): number {
 
 async function verifyClean(stores: Store[], readData = true): Promise<void> {
   const results = await pool(stores, 2, (s) => s.verify(readData));
-  results.forEach((v, i) => { expect(v.r.code, `verify ${stores[i]!.store}: ${describeOutcome(v.r)}`).toBe(0); });
+  results.forEach((v, i) => {
+    expect(v.r.code, `verify ${stores[i]!.store}: ${describeOutcome(v.r)}`).toBe(0);
+  });
 }
 
 beforeAll(() => {
@@ -231,11 +290,18 @@ describe('folder remote', () => {
     expect(r.objectsSent).toBe(0);
     expect(r.bytesSent).toBe(0);
     expect(r.commits).toBe(0);
-    expect(r.refs).toEqual([expect.objectContaining({ name: 'refs/heads/main', old: commits[0]!.id, new: commits[0]!.id, skipped: 'unchanged' })]);
+    expect(r.refs).toEqual([
+      expect.objectContaining({
+        name: 'refs/heads/main',
+        old: commits[0]!.id,
+        new: commits[0]!.id,
+        skipped: 'unchanged',
+      }),
+    ]);
     expect(diffSnapshots(before, snap(B))).toEqual([]);
   });
 
-  it('a new commit where one tensor changed sends about one tensor\'s worth', async () => {
+  it("a new commit where one tensor changed sends about one tensor's worth", async () => {
     commits.push(await commit(A, [1, 2, 33, 4], 'a2'));
     const r = await A.json(['push', 'origin']);
     expect(r.refs).toEqual([{ name: 'refs/heads/main', old: commits[0]!.id, new: commits[1]!.id, forced: false }]);
@@ -249,7 +315,9 @@ describe('folder remote', () => {
   it('fetch into a third store lands origin/BRANCH; pull REMOTE BRANCH sets the branch; checkouts byte-identical, verify clean everywhere', async () => {
     await T.json(['remote', 'add', 'origin', B.store]);
     const f = await T.json(['fetch', 'origin'], { env: NO_TOKEN });
-    expect(f.refs).toEqual([expect.objectContaining({ name: 'refs/remotes/origin/main', old: null, new: commits[1]!.id })]);
+    expect(f.refs).toEqual([
+      expect.objectContaining({ name: 'refs/remotes/origin/main', old: null, new: commits[1]!.id }),
+    ]);
     expect(f.objectsReceived).toBeGreaterThan(5);
     expect(T.ref('refs/remotes/origin/main')).toBe(commits[1]!.id);
     expect(T.ref('refs/heads/main')).toBeUndefined();
@@ -285,7 +353,9 @@ describe('folder remote', () => {
     expect(B.ref('refs/heads/main')).toBe(commits[2]!.id);
 
     const f = await T.json(['push', 'origin', 'main', '--force']);
-    expect(f.refs).toEqual([expect.objectContaining({ name: 'refs/heads/main', old: commits[2]!.id, new: side.id, forced: true })]);
+    expect(f.refs).toEqual([
+      expect.objectContaining({ name: 'refs/heads/main', old: commits[2]!.id, new: side.id, forced: true }),
+    ]);
     expect(B.ref('refs/heads/main')).toBe(side.id);
     expect(await checkoutDiff(B, 'main', side.files)).toEqual([]);
     await verifyClean([B], false);
@@ -356,7 +426,7 @@ describe('HTTP remote (ckvc serve)', () => {
     expect(L.ref('refs/remotes/origin/main')).toBeUndefined();
   });
 
-  it('a refused push exits promptly (it does not wait out the server\'s keep-alive)', () => {
+  it("a refused push exits promptly (it does not wait out the server's keep-alive)", () => {
     expect(refusedRuns).toHaveLength(5);
     const slow = refusedRuns.filter((e) => e.r.ms > 4000).map((e) => `${e.what}: ${e.r.ms} ms`);
     expect(slow).toEqual([]);
@@ -398,13 +468,18 @@ describe('HTTP remote (ckvc serve)', () => {
       c[Math.floor(c.length / 2)]! ^= 0x04;
       return { body: c };
     });
-    const junk = await startProxy(server.url, (p) => (p === '/v1/refs' ? { status: 200, body: Buffer.from('<html>not the protocol</html>') } : undefined));
+    const junk = await startProxy(server.url, (p) =>
+      p === '/v1/refs' ? { status: 200, body: Buffer.from('<html>not the protocol</html>') } : undefined,
+    );
     try {
       const F = initStore('ckvc-remote-f-');
       await F.json(['remote', 'add', 'evil', flip.url]);
       await F.json(['remote', 'add', 'junk', junk.url]);
       const before = snap(F);
-      const [a, b] = await Promise.all([F.run(['fetch', 'evil'], { env: NO_TOKEN }), F.run(['fetch', 'junk'], { env: NO_TOKEN })]);
+      const [a, b] = await Promise.all([
+        F.run(['fetch', 'evil'], { env: NO_TOKEN }),
+        F.run(['fetch', 'junk'], { env: NO_TOKEN }),
+      ]);
       expect(a.code, describeOutcome(a)).toBe(12);
       expect(codes(a)).toEqual(['CKVC_BAD_BUNDLE']);
       expect(b.code, describeOutcome(b)).toBe(22);
@@ -424,8 +499,14 @@ describe('HTTP remote (ckvc serve)', () => {
     await Y.json(['pull', 'origin', 'main'], { env: NO_TOKEN, cwd: tempDir('ckvc-empty-') });
     expect(Y.ref('refs/heads/main')).toBe(commits[1]!.id);
     const [x, y] = await Promise.all([commit(T, [11, 12, 13, 70], 'x'), commit(Y, [11, 12, 13, 80], 'y')]);
-    const [rx, ry] = await Promise.all([T.run(['push', 'origin', 'main', '--json'], { env: WITH_TOKEN() }), Y.run(['push', 'origin', 'main', '--json'], { env: WITH_TOKEN() })]);
-    const results = [{ who: T, c: x, r: rx }, { who: Y, c: y, r: ry }];
+    const [rx, ry] = await Promise.all([
+      T.run(['push', 'origin', 'main', '--json'], { env: WITH_TOKEN() }),
+      Y.run(['push', 'origin', 'main', '--json'], { env: WITH_TOKEN() }),
+    ]);
+    const results = [
+      { who: T, c: x, r: rx },
+      { who: Y, c: y, r: ry },
+    ];
     expect(results.map((e) => e.r.code).sort(), `${describeOutcome(rx)}\n${describeOutcome(ry)}`).toEqual([0, 13]);
     const winner = results.find((e) => e.r.code === 0)!;
     const loser = results.find((e) => e.r.code !== 0)!;
@@ -437,7 +518,9 @@ describe('HTTP remote (ckvc serve)', () => {
     expect(loser.who.ref('refs/remotes/origin/main')).toBe(commits[1]!.id); // not moved by the refused push
 
     const f = await loser.who.json(['push', 'origin', 'main', '--force'], { env: WITH_TOKEN() });
-    expect(f.refs).toEqual([expect.objectContaining({ name: 'refs/heads/main', old: winner.c.id, new: loser.c.id, forced: true })]);
+    expect(f.refs).toEqual([
+      expect.objectContaining({ name: 'refs/heads/main', old: winner.c.id, new: loser.c.id, forced: true }),
+    ]);
     expect(H.ref('refs/heads/main')).toBe(loser.c.id);
     expect(await checkoutDiff(H, 'main', loser.c.files)).toEqual([]);
     await verifyClean([H], false);
@@ -447,7 +530,10 @@ describe('HTTP remote (ckvc serve)', () => {
     const s = await startServer(H, ['--token-file', tokenFile, '--json']);
     await L.json(['remote', 'add', 'gone', s.url]);
     await s.kill();
-    const [f, p] = await Promise.all([L.run(['fetch', 'gone'], { env: NO_TOKEN }), L.run(['push', 'gone', 'main'], { env: WITH_TOKEN() })]);
+    const [f, p] = await Promise.all([
+      L.run(['fetch', 'gone'], { env: NO_TOKEN }),
+      L.run(['push', 'gone', 'main'], { env: WITH_TOKEN() }),
+    ]);
     for (const r of [f, p]) {
       expect(r.code, describeOutcome(r)).toBe(22);
       expect(codes(r)).toEqual(['CKVC_REMOTE']);
@@ -477,7 +563,10 @@ describe('HTTP remote (ckvc serve)', () => {
     const after = await L.json<{ name: string }[]>(['remote', 'list']);
     expect(after.map((r) => r.name)).not.toContain('gone');
     expect(after.map((r) => r.name)).toContain('origin');
-    const [p, again] = await Promise.all([L.run(['push', 'gone', 'main'], { env: WITH_TOKEN() }), L.run(['remote', 'remove', 'gone'])]);
+    const [p, again] = await Promise.all([
+      L.run(['push', 'gone', 'main'], { env: WITH_TOKEN() }),
+      L.run(['remote', 'remove', 'gone']),
+    ]);
     for (const r of [p, again]) {
       expect(r.code, describeOutcome(r)).toBe(14);
       expect(codes(r)).toEqual(['CKVC_UNKNOWN_REMOTE']);
@@ -487,11 +576,14 @@ describe('HTTP remote (ckvc serve)', () => {
   it('bytes on the wire: 4 checkpoints with half the tensors frozen, then a re-push of the unchanged branch', async () => {
     const Q = initStore('ckvc-remote-q-');
     await Q.json(['remote', 'add', 'origin', server.url]);
-    for (let i = 0; i < 4; i++) await commit(Q, [501, 502, 600 + i, 700 + i], `series ${i}`, 'series', { opaque: false });
+    for (let i = 0; i < 4; i++)
+      await commit(Q, [501, 502, 600 + i, 700 + i], `series ${i}`, 'series', { opaque: false });
     const logical = 4 * 4 * TENSOR_BYTES;
     const first = await Q.json(['push', 'origin', 'series'], { env: WITH_TOKEN() });
     const again = await Q.json(['push', 'origin', 'series'], { env: WITH_TOKEN() });
-    console.log(`push bytes sent: first push of 4 checkpoints (half of the tensors frozen; ${logical} logical tensor bytes) ${first.bytesSent} bytes, ${first.objectsSent} objects; re-push of the unchanged branch ${again.bytesSent} bytes, ${again.objectsSent} objects`);
+    console.log(
+      `push bytes sent: first push of 4 checkpoints (half of the tensors frozen; ${logical} logical tensor bytes) ${first.bytesSent} bytes, ${first.objectsSent} objects; re-push of the unchanged branch ${again.bytesSent} bytes, ${again.objectsSent} objects`,
+    );
     expect(first.commits).toBe(4);
     // Unique tensor data: 2 frozen + 4 x 2 changing = 10 of the 16 tensors.
     expect(first.bytesSent).toBeLessThan(logical * 0.75);
@@ -521,11 +613,15 @@ describe('interrupted push over HTTP', () => {
       // ~48 MiB of incompressible data in several files: 5 opaque files and a safetensors file of 2 U8 tensors.
       const big = path.join(work, 'big');
       fs.mkdirSync(path.join(big, 'shards'), { recursive: true });
-      for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(big, 'shards', `part-${i}.bin`), randomBytes(9000 + i, 8 * MiB));
-      fs.writeFileSync(path.join(big, 'model.safetensors'), safetensorsBytes({
-        a: { dtype: 'U8', shape: [4 * MiB], bytes: randomBytes(9100, 4 * MiB) },
-        b: { dtype: 'U8', shape: [4 * MiB], bytes: randomBytes(9101, 4 * MiB) },
-      }));
+      for (let i = 0; i < 5; i++)
+        fs.writeFileSync(path.join(big, 'shards', `part-${i}.bin`), randomBytes(9000 + i, 8 * MiB));
+      fs.writeFileSync(
+        path.join(big, 'model.safetensors'),
+        safetensorsBytes({
+          a: { dtype: 'U8', shape: [4 * MiB], bytes: randomBytes(9100, 4 * MiB) },
+          b: { dtype: 'U8', shape: [4 * MiB], bytes: randomBytes(9101, 4 * MiB) },
+        }),
+      );
       const files = hashTree(big);
       const k1 = (await K.json<{ id: string }>(['commit', big, '-m', 'k1 (48 MiB)'])).id;
 

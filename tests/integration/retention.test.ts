@@ -31,8 +31,22 @@ function pickleBranch(s: TempStore, n: number, branch = 'run', seed = 1): { ids:
     const bytes = pickleOf(randomBytes(seed * 1000 + i, PKL));
     fs.writeFileSync(path.join(ck, 'state.pkl'), bytes);
     sums.push(sha256(bytes));
-    ids.push(s.json(['commit', ck, '-b', branch, '-m', `step ${i}`, '--step', String(i), '--metric', `loss=${1 / (i + 1)}`,
-      '--config', path.join(work, 'cfg.yaml')]).id);
+    ids.push(
+      s.json([
+        'commit',
+        ck,
+        '-b',
+        branch,
+        '-m',
+        `step ${i}`,
+        '--step',
+        String(i),
+        '--metric',
+        `loss=${1 / (i + 1)}`,
+        '--config',
+        path.join(work, 'cfg.yaml'),
+      ]).id,
+    );
   }
   return { ids, sums };
 }
@@ -93,7 +107,10 @@ describe('prune releases whole files', () => {
     fs.writeFileSync(path.join(work, 'opt.pkl'), pickleOf(randomBytes(91, PKL)));
     t.json(['commit', work, '-b', 'b', '-m', 'new']);
     fs.mkdirSync(path.join(t.store, 'pruned'), { recursive: true });
-    fs.writeFileSync(path.join(t.store, 'pruned', `${old}.json`), `${JSON.stringify({ commit: old, time: 1, tensors: null })}\n`);
+    fs.writeFileSync(
+      path.join(t.store, 'pruned', `${old}.json`),
+      `${JSON.stringify({ commit: old, time: 1, tensors: null })}\n`,
+    );
     expect(t.json(['gc', '--grace', '0']).bytesFreed).toBe(0);
     t.ok(['checkout', old, '--to', path.join(out, 'old')]);
     expect(t.run(['verify', '--read-data']).code).toBe(0);

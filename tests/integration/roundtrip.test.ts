@@ -5,8 +5,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanupTemp, commitId, describeRun, errorCodes, newStore, readTree, sha256, snapshotTree, tempDir,
-  treeDifferences, type TempStore,
+  cleanupTemp,
+  commitId,
+  describeRun,
+  errorCodes,
+  newStore,
+  readTree,
+  sha256,
+  snapshotTree,
+  tempDir,
+  treeDifferences,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, tensorData, writeSafetensors } from '../helpers/data.js';
 import { FIXTURES } from '../helpers/fixtures.js';
@@ -17,16 +26,20 @@ afterAll(cleanupTemp);
 function makeSource(dir: string): void {
   fs.mkdirSync(path.join(dir, 'nested', 'a', 'b'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'optim'), { recursive: true });
-  writeSafetensors(path.join(dir, 'model.safetensors'), {
-    'embed.weight': { dtype: 'F32', shape: [300, 257] }, // 308,400 bytes: more than one 256 KiB chunk, ragged tail
-    'layer.0.weight': { dtype: 'F16', shape: [17, 5] },
-    'layer.0.bias': { dtype: 'BF16', shape: [8, 8] },
-    'positions': { dtype: 'I64', shape: [10] },
-    'empty': { dtype: 'F32', shape: [0, 4] },
-    'scale': { dtype: 'F32', shape: [] },
-    'flags': { dtype: 'BOOL', shape: [3] , bytes: Buffer.from([1, 0, 1]) },
-    'lm_head.weight': { dtype: 'F32', shape: [64, 33] },
-  }, { format: 'pt', note: 'ünïcödé metadata' });
+  writeSafetensors(
+    path.join(dir, 'model.safetensors'),
+    {
+      'embed.weight': { dtype: 'F32', shape: [300, 257] }, // 308,400 bytes: more than one 256 KiB chunk, ragged tail
+      'layer.0.weight': { dtype: 'F16', shape: [17, 5] },
+      'layer.0.bias': { dtype: 'BF16', shape: [8, 8] },
+      positions: { dtype: 'I64', shape: [10] },
+      empty: { dtype: 'F32', shape: [0, 4] },
+      scale: { dtype: 'F32', shape: [] },
+      flags: { dtype: 'BOOL', shape: [3], bytes: Buffer.from([1, 0, 1]) },
+      'lm_head.weight': { dtype: 'F32', shape: [64, 33] },
+    },
+    { format: 'pt', note: 'ünïcödé metadata' },
+  );
   // A safetensors file with nothing but metadata and an empty one with no tensors at all.
   writeSafetensors(path.join(dir, 'nested', 'no_tensors.safetensors'), {}, { only: 'metadata' });
   writeSafetensors(path.join(dir, 'nested', 'a', 'zero.safetensors'), { z: { dtype: 'F64', shape: [0] } });
@@ -39,9 +52,9 @@ function makeSource(dir: string): void {
   fs.writeFileSync(path.join(dir, 'optim', 'zeros.bin'), Buffer.alloc(700 * 1024));
   fs.writeFileSync(path.join(dir, 'optim', 'pattern.bin'), Buffer.from('0123456789abcdef'.repeat(40_000)));
   writeSafetensors(path.join(dir, 'optim', 'state.safetensors'), {
-    'exp_avg': { dtype: 'F32', shape: [1024, 100] },
-    'exp_avg_sq': { dtype: 'F32', shape: [1024, 100], bytes: Buffer.alloc(409_600) },
-    'step': { dtype: 'I64', shape: [] },
+    exp_avg: { dtype: 'F32', shape: [1024, 100] },
+    exp_avg_sq: { dtype: 'F32', shape: [1024, 100], bytes: Buffer.alloc(409_600) },
+    step: { dtype: 'I64', shape: [] },
   });
 }
 
@@ -68,8 +81,14 @@ describe('roundtrip: commit then checkout is byte-identical', () => {
 
   it('records safetensors files as tensors and other files as opaque (show --json)', () => {
     const show = s.json(['show', id]);
-    const byPath = new Map<string, { format: string; tensors: number; size: number }>(show.files.map((f: any) => [f.path, f]));
-    expect(byPath.get('model.safetensors')).toMatchObject({ format: 'safetensors', tensors: 8, size: fs.statSync(path.join(src, 'model.safetensors')).size });
+    const byPath = new Map<string, { format: string; tensors: number; size: number }>(
+      show.files.map((f: any) => [f.path, f]),
+    );
+    expect(byPath.get('model.safetensors')).toMatchObject({
+      format: 'safetensors',
+      tensors: 8,
+      size: fs.statSync(path.join(src, 'model.safetensors')).size,
+    });
     expect(byPath.get('nested/no_tensors.safetensors')).toMatchObject({ format: 'safetensors', tensors: 0 });
     expect(byPath.get('nested/a/zero.safetensors')).toMatchObject({ format: 'safetensors', tensors: 1 });
     expect(byPath.get('big.bin')).toMatchObject({ format: 'opaque', size: 3 * 1024 * 1024 });
@@ -87,11 +106,26 @@ describe('roundtrip: commit then checkout is byte-identical', () => {
   });
 
   it('commits several files as root entries by basename', () => {
-    const ids = commitId(s, [path.join(src, 'model.safetensors'), path.join(src, 'one.bin'), path.join(src, 'nested', 'a'), '-m', 'files', '-b', 'files']);
+    const ids = commitId(s, [
+      path.join(src, 'model.safetensors'),
+      path.join(src, 'one.bin'),
+      path.join(src, 'nested', 'a'),
+      '-m',
+      'files',
+      '-b',
+      'files',
+    ]);
     const out = tempDir('ckvc-out-');
     s.ok(['checkout', ids, '--to', out]);
-    expect([...readTree(out).keys()].sort()).toEqual(['a/b/deep.txt', 'a/zero.safetensors', 'model.safetensors', 'one.bin']);
-    expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(fs.readFileSync(path.join(src, 'model.safetensors')))).toBe(true);
+    expect([...readTree(out).keys()].sort()).toEqual([
+      'a/b/deep.txt',
+      'a/zero.safetensors',
+      'model.safetensors',
+      'one.bin',
+    ]);
+    expect(
+      fs.readFileSync(path.join(out, 'model.safetensors')).equals(fs.readFileSync(path.join(src, 'model.safetensors'))),
+    ).toBe(true);
     expect(fs.readFileSync(path.join(out, 'a', 'b', 'deep.txt'), 'utf8')).toBe('deep file\n');
   });
 
@@ -109,7 +143,10 @@ describe('roundtrip: commit then checkout is byte-identical', () => {
     const copy = path.join(tempDir('ckvc-fix-'), 'fixtures');
     fs.cpSync(FIXTURES, copy, { recursive: true });
     for (const f of fs.readdirSync(copy)) fs.chmodSync(path.join(copy, f), 0o644);
-    const manifest = JSON.parse(fs.readFileSync(path.join(copy, 'MANIFEST.json'), 'utf8')) as Record<string, { bytes: number; sha256: string }>;
+    const manifest = JSON.parse(fs.readFileSync(path.join(copy, 'MANIFEST.json'), 'utf8')) as Record<
+      string,
+      { bytes: number; sha256: string }
+    >;
     expect(Object.keys(manifest).length).toBeGreaterThan(5);
     const c = commitId(s, [copy, '-m', 'fixtures', '-b', 'fixtures']);
     const out = tempDir('ckvc-out-');
@@ -125,11 +162,35 @@ describe('roundtrip: commit then checkout is byte-identical', () => {
   it('round-trips a safetensors file with every common dtype', () => {
     const dir = tempDir('ckvc-dt-');
     const tensors: Record<string, { dtype: string; shape: number[] }> = {};
-    for (const dtype of ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL', 'U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2']) {
+    for (const dtype of [
+      'F64',
+      'F32',
+      'F16',
+      'BF16',
+      'I64',
+      'I32',
+      'I16',
+      'I8',
+      'U8',
+      'BOOL',
+      'U16',
+      'U32',
+      'U64',
+      'F8_E4M3',
+      'F8_E5M2',
+    ]) {
       tensors[`t_${dtype}`] = { dtype, shape: [3, 7] };
     }
     const file = path.join(dir, 'dtypes.safetensors');
-    writeSafetensors(file, Object.fromEntries(Object.entries(tensors).map(([k, t], i) => [k, { ...t, bytes: t.dtype === 'BOOL' ? Buffer.alloc(21, 1) : tensorData(i, t.dtype, t.shape) }])));
+    writeSafetensors(
+      file,
+      Object.fromEntries(
+        Object.entries(tensors).map(([k, t], i) => [
+          k,
+          { ...t, bytes: t.dtype === 'BOOL' ? Buffer.alloc(21, 1) : tensorData(i, t.dtype, t.shape) },
+        ]),
+      ),
+    );
     const c = commitId(s, [file, '-m', 'dtypes', '-b', 'dtypes']);
     expect(s.json(['show', c]).files[0]).toMatchObject({ format: 'safetensors', tensors: 15 });
     const out = tempDir('ckvc-out-');
@@ -146,7 +207,9 @@ describe('roundtrip: commit then checkout is byte-identical', () => {
   it('round-trips unusual file names (spaces, unicode, newline, leading dash)', () => {
     const dir = tempDir('ckvc-names-');
     const names = ['with space.bin', 'ünïcödé.bin', 'new\nline.bin', '-dash.bin', '#hash', 'x'.repeat(200)];
-    names.forEach((n, i) => { fs.writeFileSync(path.join(dir, n), randomBytes(i, 100 + i)); });
+    names.forEach((n, i) => {
+      fs.writeFileSync(path.join(dir, n), randomBytes(i, 100 + i));
+    });
     const c = commitId(s, [dir, '-m', 'names', '-b', 'names']);
     const out = tempDir('ckvc-out-');
     s.ok(['checkout', c, '--to', out]);
@@ -173,7 +236,11 @@ describe('roundtrip: commit then checkout is byte-identical', () => {
       const out = tempDir('ckvc-out-');
       s.ok(['checkout', id, '--to', out, '--path', 'model.safetensors', '--path', 'nested/state.json']);
       expect([...readTree(out).keys()].sort()).toEqual(['model.safetensors', 'nested/state.json']);
-      expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(fs.readFileSync(path.join(src, 'model.safetensors')))).toBe(true);
+      expect(
+        fs
+          .readFileSync(path.join(out, 'model.safetensors'))
+          .equals(fs.readFileSync(path.join(src, 'model.safetensors'))),
+      ).toBe(true);
     });
 
     it('a path prefix that is not a whole component does not match', () => {

@@ -36,8 +36,12 @@ function serveStdio(input: Buffer, extra: string[] = []): Promise<{ code: number
   const child = spawn(process.execPath, [BIN, 'serve', '--stdio', S.store, ...extra], { env: cliEnv() });
   let out = '';
   let err = '';
-  child.stdout.setEncoding('latin1').on('data', (d: string) => { out += d; });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  child.stdout.setEncoding('latin1').on('data', (d: string) => {
+    out += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
   child.stdin.end(input);
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
 }
@@ -45,11 +49,13 @@ function serveStdio(input: Buffer, extra: string[] = []): Promise<{ code: number
 describe('ckvc serve --stdio', () => {
   it('answers HTTP/1.1 requests in order on one connection and exits 0 when stdin ends', async () => {
     const body = JSON.stringify({ ids: [main, '0'.repeat(64)] });
-    const r = await serveStdio(Buffer.from(
-      'GET /v1/refs HTTP/1.1\r\nHost: stdio\r\n\r\n'
-      + 'POST /v1/has HTTP/1.1\r\nHost: stdio\r\nContent-Type: application/json\r\n'
-      + `Content-Length: ${body.length}\r\n\r\n${body}`,
-    ));
+    const r = await serveStdio(
+      Buffer.from(
+        'GET /v1/refs HTTP/1.1\r\nHost: stdio\r\n\r\n' +
+          'POST /v1/has HTTP/1.1\r\nHost: stdio\r\nContent-Type: application/json\r\n' +
+          `Content-Length: ${body.length}\r\n\r\n${body}`,
+      ),
+    );
     expect(r.code, r.err).toBe(0);
     const replies = r.out.split(/HTTP\/1\.1 /).filter(Boolean);
     expect(replies.map((x) => x.slice(0, 3))).toEqual(['200', '200']);
@@ -58,9 +64,9 @@ describe('ckvc serve --stdio', () => {
   });
 
   it('has the caps of ckvc serve (an oversize body is 400 before it is read) and --read-only refuses writes (403)', async () => {
-    const big = await serveStdio(Buffer.from(
-      'POST /v1/has HTTP/1.1\r\nHost: stdio\r\nContent-Length: 99999999\r\n\r\n',
-    ));
+    const big = await serveStdio(
+      Buffer.from('POST /v1/has HTTP/1.1\r\nHost: stdio\r\nContent-Length: 99999999\r\n\r\n'),
+    );
     expect(big.out).toMatch(/^HTTP\/1\.1 400/);
     expect(big.out).toContain('"code":"CKVC_BAD_BUNDLE"');
     const body = JSON.stringify({ changes: [{ name: 'refs/heads/x', old: null, new: main }] });
@@ -101,7 +107,7 @@ describe('SSH remote addresses', () => {
 });
 
 describe('SSH failures', () => {
-  it('no ckvc on the far side: 22, naming --remote-ckvc; no store at the path: 22 with the far side\'s message', async () => {
+  it("no ckvc on the far side: 22, naming --remote-ckvc; no store at the path: 22 with the far side's message", async () => {
     const L = initStore('ckvc-ssh-nockvc-');
     await L.json(['remote', 'add', 'far', sshd.url(S.store), '--remote-ckvc', '/nonexistent/bin/ckvc']);
     const r = await L.run(['fetch', 'far'], { env: sshd.env });

@@ -10,7 +10,12 @@ import { randomBytes, safetensorsBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
-interface Stats { logicalBytes: number; uniqueBytes: number; metadataBytes: number; dedupRatio: number }
+interface Stats {
+  logicalBytes: number;
+  uniqueBytes: number;
+  metadataBytes: number;
+  dedupRatio: number;
+}
 
 const stats = (s: TempStore) => s.json<Stats>(['stats']);
 
@@ -56,10 +61,13 @@ describe('stats: unique bytes never above logical bytes', () => {
     const t = newStore();
     const model = path.join(t.dir, 'model.safetensors');
     for (let i = 0; i < 3; i++) {
-      fs.writeFileSync(model, safetensorsBytes({
-        embed: { dtype: 'F32', shape: [64, 64], bytes: randomBytes(1, 64 * 64 * 4) },
-        head: { dtype: 'F32', shape: [64, 16], bytes: randomBytes(10 + i, 64 * 16 * 4) },
-      }));
+      fs.writeFileSync(
+        model,
+        safetensorsBytes({
+          embed: { dtype: 'F32', shape: [64, 64], bytes: randomBytes(1, 64 * 64 * 4) },
+          head: { dtype: 'F32', shape: [64, 16], bytes: randomBytes(10 + i, 64 * 16 * 4) },
+        }),
+      );
       t.ok(['commit', model, '-b', 'main', '-m', `step ${i}`]);
     }
     const st = stats(t);

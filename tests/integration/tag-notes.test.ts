@@ -39,6 +39,11 @@ describe('tags in show and log', () => {
     const log = s.ok(['log', 'main']).stdout;
     expect(log).toContain('Tag:     v1: best eval so far\n');
     const logJson = s.json<any[]>(['log', 'main']);
-    expect(logJson.find((c) => c.id === c1).tags.map((t: any) => t.name).sort()).toEqual(['odd', 'v0', 'v1']);
+    expect(
+      logJson
+        .find((c) => c.id === c1)
+        .tags.map((t: any) => t.name)
+        .sort(),
+    ).toEqual(['odd', 'v0', 'v1']);
   });
 });

@@ -48,13 +48,19 @@ interface RawRun {
 function raw(args: string[], opts: { cwd?: string } = {}): RawRun {
   const env: NodeJS.ProcessEnv = { ...process.env, CKVC_AUTHOR: 'test\x1b[31m', NO_COLOR: '1' };
   delete env.CKVC_DIR;
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? os.tmpdir(), env, timeout: 120_000, maxBuffer: 16 << 20 });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd ?? os.tmpdir(),
+    env,
+    timeout: 120_000,
+    maxBuffer: 16 << 20,
+  });
   if (r.error) throw r.error;
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 const text = (b: Buffer) => b.toString('utf8');
-const describeRaw = (args: string[], r: RawRun) => `ckvc ${JSON.stringify(args)} exit ${r.code}\n--- stdout ---\n${text(r.stdout)}\n--- stderr ---\n${text(r.stderr)}`;
+const describeRaw = (args: string[], r: RawRun) =>
+  `ckvc ${JSON.stringify(args)} exit ${r.code}\n--- stdout ---\n${text(r.stdout)}\n--- stderr ---\n${text(r.stderr)}`;
 
 /** Byte offsets of anything a terminal would act on: C0 but the newline, DEL, and (as UTF-8) C1, U+2028/9 and
  * the bidi embeddings, overrides and isolates. */
@@ -64,8 +70,10 @@ function terminalControls(b: Buffer): string[] {
     const c = b[i]!;
     if ((c < 0x20 && c !== 0x0a) || c === 0x7f) found.push(`0x${c.toString(16)} at ${i}`);
     else if (c === 0xc2 && b[i + 1]! >= 0x80 && b[i + 1]! <= 0x9f) found.push(`U+00${b[i + 1]!.toString(16)} at ${i}`);
-    else if (c === 0xe2 && b[i + 1] === 0x80 && b[i + 2]! >= 0xa8 && b[i + 2]! <= 0xae) found.push(`U+20${(b[i + 2]! - 0x80).toString(16)} at ${i}`);
-    else if (c === 0xe2 && b[i + 1] === 0x81 && b[i + 2]! >= 0xa6 && b[i + 2]! <= 0xa9) found.push(`U+20${(b[i + 2]! - 0x40).toString(16)} at ${i}`);
+    else if (c === 0xe2 && b[i + 1] === 0x80 && b[i + 2]! >= 0xa8 && b[i + 2]! <= 0xae)
+      found.push(`U+20${(b[i + 2]! - 0x80).toString(16)} at ${i}`);
+    else if (c === 0xe2 && b[i + 1] === 0x81 && b[i + 2]! >= 0xa6 && b[i + 2]! <= 0xa9)
+      found.push(`U+20${(b[i + 2]! - 0x40).toString(16)} at ${i}`);
   }
   return found;
 }
@@ -101,7 +109,24 @@ beforeAll(() => {
   writeSafetensors(path.join(ck, 'model.safetensors'), { [TENSOR]: { dtype: 'F32', shape: [4] } });
   const cfg = path.join(tempDir('ckvc-esc-cfg-'), 'config.json');
   fs.writeFileSync(cfg, JSON.stringify({ [CONFIG_KEY]: 1, name: 'a\u202eb' }));
-  c1 = json(st(['commit', ck, '-m', MESSAGE, '-b', BRANCH, '--config', cfg, '--label', `note=\x1b[7m\u202e`, '--run', 'run\x07', '--metric', 'loss=0.5'])).id;
+  c1 = json(
+    st([
+      'commit',
+      ck,
+      '-m',
+      MESSAGE,
+      '-b',
+      BRANCH,
+      '--config',
+      cfg,
+      '--label',
+      `note=\x1b[7m\u202e`,
+      '--run',
+      'run\x07',
+      '--metric',
+      'loss=0.5',
+    ]),
+  ).id;
   fs.writeFileSync(path.join(ck, FILE_NL), 'second');
   writeSafetensors(path.join(ck, 'model.safetensors'), { [TENSOR]: { dtype: 'F32', shape: [4] } }, undefined, 2);
   fs.writeFileSync(cfg, JSON.stringify({ [CONFIG_KEY]: 2, name: 'a\u202ec' }));
@@ -120,7 +145,9 @@ describe('human output escapes what came from elsewhere', () => {
     expect(log).toContain('Labels:  note=\\x1b[7m\\u202e\n');
     expect(log).toContain('    second \\x1b[31mred\n');
 
-    const oneline = human(st(['log', '--oneline', BRANCH])).split('\n').filter(Boolean);
+    const oneline = human(st(['log', '--oneline', BRANCH]))
+      .split('\n')
+      .filter(Boolean);
     expect(oneline).toHaveLength(2); // the message's second line is not a line of the listing
     expect(oneline[1]).toContain(SHOWN.MESSAGE_1);
     expect(oneline[1]).not.toContain('second line');
@@ -133,8 +160,16 @@ describe('human output escapes what came from elsewhere', () => {
   });
 
   it('ls lists one line per file and tensor, names escaped', () => {
-    const lines = human(st(['ls', BRANCH, '--tensors'])).split('\n').filter(Boolean);
-    expect(lines.map((l) => l.split('  ')[0])).toEqual([SHOWN.FILE_NL, SHOWN.FILE_C1, SHOWN.FILE_ESC, 'model.safetensors', '']);
+    const lines = human(st(['ls', BRANCH, '--tensors']))
+      .split('\n')
+      .filter(Boolean);
+    expect(lines.map((l) => l.split('  ')[0])).toEqual([
+      SHOWN.FILE_NL,
+      SHOWN.FILE_C1,
+      SHOWN.FILE_ESC,
+      'model.safetensors',
+      '',
+    ]);
     expect(lines[4]!.startsWith(`  ${SHOWN.TENSOR}  F32  [4]`), lines[4]).toBe(true);
   });
 
@@ -144,7 +179,9 @@ describe('human output escapes what came from elsewhere', () => {
     expect(d).toContain(`  ~ model.safetensors:${SHOWN.TENSOR}  F32 [4]`);
     expect(d).toContain(`  ~ ${SHOWN.CONFIG_PATH}: 1 -> 2\n`);
     expect(d).toContain('  ~ name: "a\\u202eb" -> "a\\u202ec"\n'); // JSON.stringify leaves the override raw
-    const stat = human(st(['diff', '--stat', c1, c2])).split('\n').filter(Boolean);
+    const stat = human(st(['diff', '--stat', c1, c2]))
+      .split('\n')
+      .filter(Boolean);
     expect(stat).toHaveLength(3); // two changed files and the summary
     expect(stat[0]).toMatch(/^ a\\nb\.bin +\| changed/);
   });
@@ -167,9 +204,15 @@ describe('human output escapes what came from elsewhere', () => {
     const hash = json(st(['show', c1])).config.hash as string;
     expect(human(st(['config', 'label', hash, 'label \x1b[2J']))).toContain('"label \\x1b[2J"');
     expect(human(st(['show', c1]))).toMatch(/Config: {2}config\.json [0-9a-f]{12} "label \\x1b\[2J"\n/);
-    expect(human(st(['best', '--metric', 'loss', '-b', BRANCH]))).toContain(`on ${SHOWN.BRANCH} among 2 commit(s): ${c2.slice(0, 12)} second \\x1b[31mred\n`);
-    expect(human(st(['alias', 'top\u2066', '--track', 'loss', '-b', BRANCH]))).toContain(`alias top\\u2066 tracks the lowest loss on ${SHOWN.BRANCH}: now ${c2.slice(0, 12)}`);
-    expect(human(st(['alias']))).toMatch(new RegExp(`^top\\\\u2066  ${c2.slice(0, 12)}  min loss=0\\.4 on exp\\\\u202elive\\n$`));
+    expect(human(st(['best', '--metric', 'loss', '-b', BRANCH]))).toContain(
+      `on ${SHOWN.BRANCH} among 2 commit(s): ${c2.slice(0, 12)} second \\x1b[31mred\n`,
+    );
+    expect(human(st(['alias', 'top\u2066', '--track', 'loss', '-b', BRANCH]))).toContain(
+      `alias top\\u2066 tracks the lowest loss on ${SHOWN.BRANCH}: now ${c2.slice(0, 12)}`,
+    );
+    expect(human(st(['alias']))).toMatch(
+      new RegExp(`^top\\\\u2066  ${c2.slice(0, 12)}  min loss=0\\.4 on exp\\\\u202elive\\n$`),
+    );
   }, 120_000);
 
   it('--json keeps every string exact', () => {
@@ -179,13 +222,20 @@ describe('human output escapes what came from elsewhere', () => {
     expect(log[1].run).toBe('run\x07');
     expect(log[0].refs).toEqual([BRANCH, 'alias: top\u2066']);
     expect(log[1].refs).toEqual([`tag: ${TAG}`]);
-    expect(json(st(['ls', c1, '--tensors'])).files.map((f: any) => f.path).sort()).toEqual([FILE_NL, FILE_C1, FILE_ESC, 'model.safetensors'].sort());
+    expect(
+      json(st(['ls', c1, '--tensors']))
+        .files.map((f: any) => f.path)
+        .sort(),
+    ).toEqual([FILE_NL, FILE_C1, FILE_ESC, 'model.safetensors'].sort());
     const tags = json(st(['tag']));
     expect(tags.map((t: any) => [t.name, t.tagMessage])).toEqual([[TAG, TAG_MESSAGE]]);
     const d = json(st(['diff', c1, c2]));
     expect(d.files.changed.map((f: any) => f.path)).toEqual([FILE_NL, 'model.safetensors']);
     expect(d.tensors.changed.map((t: any) => t.name)).toEqual([TENSOR]);
-    expect(d.config.changes.map((c: any) => [c.path, c.new]).sort()).toEqual([[`[${JSON.stringify(CONFIG_KEY)}]`, 2], ['name', 'a\u202ec']]);
+    expect(d.config.changes.map((c: any) => [c.path, c.new]).sort()).toEqual([
+      [`[${JSON.stringify(CONFIG_KEY)}]`, 2],
+      ['name', 'a\u202ec'],
+    ]);
     expect(json(st(['branch'])).map((b: any) => b.name)).toEqual([BRANCH]);
   });
 
@@ -200,7 +250,9 @@ describe('human output escapes what came from elsewhere', () => {
     const m = raw(st(['cat', missing]));
     expect(m.code, describeRaw(['cat', missing], m)).toBe(14);
     expect(terminalControls(m.stderr), describeRaw(['cat', missing], m)).toEqual([]);
-    expect(text(m.stderr)).toMatch(/^ckvc: no\\nsuch\\x1b\[2J is not a file of exp\\u202elive .*\[CKVC_PATH_NOT_FOUND\]\n$/);
+    expect(text(m.stderr)).toMatch(
+      /^ckvc: no\\nsuch\\x1b\[2J is not a file of exp\\u202elive .*\[CKVC_PATH_NOT_FOUND\]\n$/,
+    );
 
     const j = raw(st(['cat', missing, '--json']));
     expect(JSON.parse(text(j.stderr)).error.data.path).toBe('no\nsuch\x1b[2J');

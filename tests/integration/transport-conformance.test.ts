@@ -11,7 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import {
-  checkoutDiff, copyStore, describeOutcome, hashTree, initStore, type Outcome, type Store,
+  checkoutDiff,
+  copyStore,
+  describeOutcome,
+  hashTree,
+  initStore,
+  type Outcome,
+  type Store,
 } from '../helpers/reliability.js';
 import { proxy, serve, stopServers } from '../helpers/servers.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
@@ -52,10 +58,13 @@ const REPO_HELPERS = path.resolve(__dirname, '..', 'helpers');
 
 async function closedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
+    const s = net
+      .createServer()
+      .once('error', reject)
+      .listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as net.AddressInfo;
+        s.close(() => resolve(port));
+      });
   });
 }
 
@@ -111,11 +120,16 @@ const TRANSPORTS: TransportCase[] = [
   },
   {
     name: 'SSH',
-    start: async () => { sshd = await startSshd(); },
+    start: async () => {
+      sshd = await startSshd();
+    },
     stop: async () => sshd?.stop(),
     reach: async (s) => ({ url: sshd.url(s.store), addArgs: ['--remote-ckvc', sshd.remoteCkvc], env: sshd.env }),
     refused: async (s) => ({
-      url: sshd.url(s.store), addArgs: ['--remote-ckvc', sshd.remoteCkvc], env: sshd.wrongKeyEnv, reads: true,
+      url: sshd.url(s.store),
+      addArgs: ['--remote-ckvc', sshd.remoteCkvc],
+      env: sshd.wrongKeyEnv,
+      reads: true,
     }),
     unreachable: async () => ({ url: `ssh://127.0.0.1:${await closedPort()}/nowhere`, env: sshd.env }),
     damaging: async (s) => ({
@@ -126,14 +140,19 @@ const TRANSPORTS: TransportCase[] = [
   },
   {
     name: 'S3',
-    start: async () => { s3 = await startS3Server(tempDir('ckvc-conf-s3-'), { conditional: true }); },
+    start: async () => {
+      s3 = await startS3Server(tempDir('ckvc-conf-s3-'), { conditional: true });
+    },
     stop: async () => s3?.stop(),
     reach: async (s) => ({ url: `s3://${s3.bucket}/${prefixOf(s)}`, env: s3.env() }),
     refused: async (s) => ({
-      url: `s3://${s3.bucket}/${prefixOf(s)}`, env: s3.env({ AWS_ACCESS_KEY_ID: 'NOT-A-KEY' }), reads: true,
+      url: `s3://${s3.bucket}/${prefixOf(s)}`,
+      env: s3.env({ AWS_ACCESS_KEY_ID: 'NOT-A-KEY' }),
+      reads: true,
     }),
     unreachable: async () => ({
-      url: `s3://${s3.bucket}/gone`, env: s3.env({ AWS_ENDPOINT_URL: `http://127.0.0.1:${await closedPort()}` }),
+      url: `s3://${s3.bucket}/gone`,
+      env: s3.env({ AWS_ENDPOINT_URL: `http://127.0.0.1:${await closedPort()}` }),
     }),
     damaging: async (s) => ({ url: `s3://${s3.bucket}/${s3.damagedCopy(prefixOf(s))}`, env: s3.env() }),
     remoteRef: (s, name) => s3.refs(prefixOf(s))[name],
@@ -150,7 +169,10 @@ const TENSOR_BYTES = ROWS * COLS * 4;
 const CK_BYTES = 4 * TENSOR_BYTES + 64 * 1024;
 let work: string;
 let made = 0;
-interface Committed { id: string; files: Map<string, string> }
+interface Committed {
+  id: string;
+  files: Map<string, string>;
+}
 
 async function commit(s: Store, seeds: number[], msg: string, branch = 'main'): Promise<Committed> {
   const dir = path.join(work, `ck-${made++}`);
@@ -258,7 +280,10 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
     await A.json(['push', 'origin', 'race'], { env: env() });
     const mk = async (s: Store, seed: number) => commit(s, [1, 2, 33, seed], `race ${seed}`, 'race');
     const [x, y] = await Promise.all([mk(A, 70), mk(C, 80)]);
-    const [rx, ry] = await Promise.all([A.run(['push', 'origin', 'race'], { env: env() }), C.run(['push', 'origin', 'race'], { env: env() })]);
+    const [rx, ry] = await Promise.all([
+      A.run(['push', 'origin', 'race'], { env: env() }),
+      C.run(['push', 'origin', 'race'], { env: env() }),
+    ]);
     expect([rx.code, ry.code].sort(), `${describeOutcome(rx)}\n${describeOutcome(ry)}`).toEqual([0, 13]);
     expect(remoteRef(R, 'refs/heads/race')).toBe(rx.code === 0 ? x.id : y.id);
     const lost = rx.code === 0 ? ry : rx;
@@ -266,27 +291,33 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
     expect(lost.stderr).toMatch(/fetch/);
   });
 
-  it.runIf(Boolean(tc.refused))('refused credentials: a push exits 21 (and a fetch too where reads need them); nothing changes', async () => {
-    const bad = await tc.refused!(R);
-    await addRemote(A, 'bad', bad);
-    await commit(A, [9, 9, 9, 9], 'refused', 'refused');
-    const [beforeA, beforeR] = [snap(A), remoteSnap(R)];
-    const p = await A.run(['push', 'bad', 'refused'], { env: bad.env });
-    expect(p.code, describeOutcome(p)).toBe(21);
-    expect(codes(p)).toEqual(['CKVC_UNAUTHORIZED']);
-    if (bad.reads) {
-      const f = await A.run(['fetch', 'bad'], { env: bad.env });
-      expect(f.code, describeOutcome(f)).toBe(21);
-    }
-    expect(diffSnapshots(beforeA, snap(A))).toEqual([]);
-    expect(remoteRef(R, 'refs/heads/refused')).toBeUndefined();
-    expect(diffSnapshots(beforeR, remoteSnap(R)).filter((d) => !d.includes('packs/'))).toEqual([]);
-  });
+  it.runIf(Boolean(tc.refused))(
+    'refused credentials: a push exits 21 (and a fetch too where reads need them); nothing changes',
+    async () => {
+      const bad = await tc.refused!(R);
+      await addRemote(A, 'bad', bad);
+      await commit(A, [9, 9, 9, 9], 'refused', 'refused');
+      const [beforeA, beforeR] = [snap(A), remoteSnap(R)];
+      const p = await A.run(['push', 'bad', 'refused'], { env: bad.env });
+      expect(p.code, describeOutcome(p)).toBe(21);
+      expect(codes(p)).toEqual(['CKVC_UNAUTHORIZED']);
+      if (bad.reads) {
+        const f = await A.run(['fetch', 'bad'], { env: bad.env });
+        expect(f.code, describeOutcome(f)).toBe(21);
+      }
+      expect(diffSnapshots(beforeA, snap(A))).toEqual([]);
+      expect(remoteRef(R, 'refs/heads/refused')).toBeUndefined();
+      expect(diffSnapshots(beforeR, remoteSnap(R)).filter((d) => !d.includes('packs/'))).toEqual([]);
+    },
+  );
 
   it.runIf(Boolean(tc.unreachable))('an address where nothing answers: fetch and push exit 22', async () => {
     const u = await tc.unreachable!();
     await addRemote(A, 'gone', u);
-    for (const args of [['fetch', 'gone'], ['push', 'gone', 'main']]) {
+    for (const args of [
+      ['fetch', 'gone'],
+      ['push', 'gone', 'main'],
+    ]) {
       const r = await A.run(args, { env: u.env ?? env() });
       expect(r.code, describeOutcome(r)).toBe(22);
       expect(codes(r)).toEqual(['CKVC_REMOTE']);
@@ -320,7 +351,8 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
       await S.json(['config', 'label', c.configHash, `lr ${lr} from S`]);
     }
     await Promise.all([
-      S.json(['tag', 'v1', 'main', '-m', 'release one']), G.json(['config', 'label', configs[0]!, 'from G']),
+      S.json(['tag', 'v1', 'main', '-m', 'release one']),
+      G.json(['config', 'label', configs[0]!, 'from G']),
     ]);
     await S.json(['push', 'q', 'main', 'v1'], { env: q.env ?? {} });
     const f = await G.json(['fetch', 'q'], { env: q.env ?? {} });
@@ -328,13 +360,15 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
     const warned = { config: configs[0], code: 'CKVC_WOULD_OVERWRITE', message };
     expect(f.warnings).toEqual([warned]);
     const [kept, taken, tag] = await Promise.all([
-      G.json(['config', 'show', 'q/main~1']), G.json(['config', 'show', 'q/main']), G.json(['show', 'v1']),
+      G.json(['config', 'show', 'q/main~1']),
+      G.json(['config', 'show', 'q/main']),
+      G.json(['show', 'v1']),
     ]);
     expect([kept.label, taken.label]).toEqual(['from G', 'lr 2 from S']);
     expect(tag.tags).toEqual([expect.objectContaining({ name: 'v1', message: 'release one' })]);
   });
 
-  it('prune records travel with push and fetch; the remote\'s aliases are not fetched', async () => {
+  it("prune records travel with push and fetch; the remote's aliases are not fetched", async () => {
     const S = newStore('ckvc-conf-prune-src-');
     const Q = newStore('ckvc-conf-prune-remote-');
     const G = newStore('ckvc-conf-prune-get-');

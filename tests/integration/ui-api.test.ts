@@ -203,7 +203,11 @@ describe('the page off loopback, and inside ckvc serve', () => {
     const printed = await startUi(S.store, ['--host', '0.0.0.0'], { CKVC_TOKEN: 's3cret-token' });
     expect(printed).toMatch(/^http:\/\/0\.0\.0\.0:\d+\/\?token=s3cret-token$/);
     const url = `http://127.0.0.1:${new URL(printed).port}/`;
-    const refusedHeaders: Record<string, string>[] = [{}, { authorization: 'Bearer wrong' }, { cookie: 'ckvc_ui_token=s3cret-tokem' }];
+    const refusedHeaders: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer wrong' },
+      { cookie: 'ckvc_ui_token=s3cret-tokem' },
+    ];
     for (const headers of refusedHeaders) {
       const r = await request(url, '/api/overview', { headers });
       expect([headers, r.status, r.json.error.code]).toEqual([headers, 403, 'CKVC_UNAUTHORIZED']);

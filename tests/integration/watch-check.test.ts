@@ -9,8 +9,9 @@ import { cleanupTemp, errorCodes, newStore, sleep } from '../helpers/ckvc.js';
 afterAll(cleanupTemp);
 
 // Accepts a checkpoint whose content starts with "good"; the path arrives both as $1 and as $CKVC_CHECKPOINT.
-const CHECK = `sh -c '[ "$1" = "$CKVC_CHECKPOINT" ] || exit 9; `
-  + `grep -q ^good "$1" || { echo; echo "no good: $1" >&2; exit 3; }' check`;
+const CHECK =
+  `sh -c '[ "$1" = "$CKVC_CHECKPOINT" ] || exit 9; ` +
+  `grep -q ^good "$1" || { echo; echo "no good: $1" >&2; exit 3; }' check`;
 
 describe('watch --check', () => {
   it('commits what the check accepts and skips what it refuses, naming its status and first stderr line', () => {
@@ -40,9 +41,11 @@ describe('watch --check', () => {
     fs.writeFileSync(file, 'bad');
     const w = s.async(['watch', dir, '-b', 'run', '--settle', '0.2', '--interval', '0.05', '--check', CHECK]);
     let stderr = '';
-    w.child.stderr!.on('data', (d: string) => { stderr += d; });
+    w.child.stderr!.on('data', (d: string) => {
+      stderr += d;
+    });
     const until = async (pred: () => boolean) => {
-      for (const end = Date.now() + 20_000; !pred();) {
+      for (const end = Date.now() + 20_000; !pred(); ) {
         if (Date.now() > end) throw new Error(`timed out:\n${stderr}`);
         await sleep(20);
       }
@@ -63,9 +66,19 @@ describe('watch --check', () => {
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'step_1.bin'), 'good');
     const started = path.join(s.dir, 'check-started');
-    const w = s.async(['watch', dir, '-b', 'run', '--settle', '0.2', '--interval', '0.05',
-      '--check', `sh -c 'touch "$0"; sleep 60' ${started}`]);
-    for (const end = Date.now() + 20_000; !fs.existsSync(started);) {
+    const w = s.async([
+      'watch',
+      dir,
+      '-b',
+      'run',
+      '--settle',
+      '0.2',
+      '--interval',
+      '0.05',
+      '--check',
+      `sh -c 'touch "$0"; sleep 60' ${started}`,
+    ]);
+    for (const end = Date.now() + 20_000; !fs.existsSync(started); ) {
       if (Date.now() > end) throw new Error('the check never started');
       await sleep(20);
     }

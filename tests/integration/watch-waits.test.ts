@@ -13,15 +13,23 @@ function start(s: TempStore, args: string[]) {
   let stdout = '';
   let stderr = '';
   let exited = false;
-  r.child.stdout!.on('data', (d: string) => { stdout += d; });
-  r.child.stderr!.on('data', (d: string) => { stderr += d; });
-  void r.done.then(() => { exited = true; });
+  r.child.stdout!.on('data', (d: string) => {
+    stdout += d;
+  });
+  r.child.stderr!.on('data', (d: string) => {
+    stderr += d;
+  });
+  void r.done.then(() => {
+    exited = true;
+  });
   return {
-    stdout: () => stdout, stderr: () => stderr,
+    stdout: () => stdout,
+    stderr: () => stderr,
     async waitFor(what: string, pred: () => boolean, ms = 30_000): Promise<void> {
       const end = Date.now() + ms;
       while (!pred()) {
-        if (exited || Date.now() > end) throw new Error(`${exited ? 'exited' : 'timed out'} waiting for ${what}\n${stdout}\n${stderr}`);
+        if (exited || Date.now() > end)
+          throw new Error(`${exited ? 'exited' : 'timed out'} waiting for ${what}\n${stdout}\n${stderr}`);
         await sleep(20);
       }
     },
@@ -66,7 +74,9 @@ describe('watch beside a trainer', () => {
     await w.waitFor('both reported unfinished', () => (w.stderr().match(/is not finished/g) ?? []).length >= 2);
     await sleep(800); // several more polls: still nothing committed
     expect(w.stdout()).toBe('');
-    expect(w.stderr()).toMatch(/step_1\.pkl is not finished \(step_1\.pkl is a pickle that does not end with its STOP opcode\)/);
+    expect(w.stderr()).toMatch(
+      /step_1\.pkl is not finished \(step_1\.pkl is a pickle that does not end with its STOP opcode\)/,
+    );
     expect(w.stderr()).toMatch(/agent-2 is not finished \(state\.json is a JSON file that does not parse\)/);
     fs.appendFileSync(pkl, '.');
     fs.appendFileSync(path.join(agent, 'state.json'), ']}');

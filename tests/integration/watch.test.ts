@@ -7,7 +7,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanupTemp, describeRun, errorCodes, newStore, sleep, snapshotStore, diffSnapshots, tempDir, treeDifferences, type RunResult, type TempStore,
+  cleanupTemp,
+  describeRun,
+  errorCodes,
+  newStore,
+  sleep,
+  snapshotStore,
+  diffSnapshots,
+  tempDir,
+  treeDifferences,
+  type RunResult,
+  type TempStore,
 } from '../helpers/ckvc.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
@@ -32,19 +42,36 @@ function startWatch(s: TempStore, args: string[]): Watcher {
   let stdout = '';
   let stderr = '';
   let exited = false;
-  r.child.stdout!.on('data', (d: string) => { stdout += d; });
-  r.child.stderr!.on('data', (d: string) => { stderr += d; });
-  void r.done.then(() => { exited = true; });
-  const commits = () => stdout.split('\n').filter(Boolean).map((l) => {
-    const [id, name] = l.split(' ');
-    return { id: id!, name: name! };
+  r.child.stdout!.on('data', (d: string) => {
+    stdout += d;
   });
+  r.child.stderr!.on('data', (d: string) => {
+    stderr += d;
+  });
+  void r.done.then(() => {
+    exited = true;
+  });
+  const commits = () =>
+    stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [id, name] = l.split(' ');
+        return { id: id!, name: name! };
+      });
   return {
-    child: r.child, done: r.done, stdout: () => stdout, stderr: () => stderr, commits,
+    child: r.child,
+    done: r.done,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    commits,
     async waitFor(what, pred, ms = 20_000) {
       const end = Date.now() + ms;
       while (!pred()) {
-        if (exited || Date.now() > end) throw new Error(`${exited ? 'watcher exited' : 'timed out'} waiting for ${what}\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`);
+        if (exited || Date.now() > end)
+          throw new Error(
+            `${exited ? 'watcher exited' : 'timed out'} waiting for ${what}\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`,
+          );
         await sleep(20);
       }
     },
@@ -111,7 +138,12 @@ describe('ckvc watch', () => {
     // HF Trainer stages a checkpoint as tmp-checkpoint-N and renames it when complete.
     const staging = path.join(dir, 'tmp-checkpoint-500');
     fs.mkdirSync(path.join(staging, 'rng'), { recursive: true });
-    writeSafetensors(path.join(staging, 'model.safetensors'), { w: { dtype: 'F32', shape: [128, 256] }, b: { dtype: 'F32', shape: [256] } }, undefined, 5);
+    writeSafetensors(
+      path.join(staging, 'model.safetensors'),
+      { w: { dtype: 'F32', shape: [128, 256] }, b: { dtype: 'F32', shape: [256] } },
+      undefined,
+      5,
+    );
     fs.writeFileSync(path.join(staging, 'optimizer.pt'), randomBytes(6, 300_000));
     fs.writeFileSync(path.join(staging, 'rng', 'state.bin'), randomBytes(7, 1000));
     fs.writeFileSync(path.join(staging, 'metrics.json'), JSON.stringify({ eval_loss: 0.25, epoch: 1 }));
@@ -133,10 +165,16 @@ describe('ckvc watch', () => {
   it('takes only what --pattern names; by default leaves out hidden, temp and log names', () => {
     const s = newStore();
     const dir = tempDir('ckvc-watch-');
-    for (const n of ['step_1.pt', 'model.bin', 'step_2.pt.tmp', '.hidden', 'train.log', 'trainer_state.json']) fs.writeFileSync(path.join(dir, n), n);
+    for (const n of ['step_1.pt', 'model.bin', 'step_2.pt.tmp', '.hidden', 'train.log', 'trainer_state.json'])
+      fs.writeFileSync(path.join(dir, n), n);
     const p = s.run(['watch', dir, '-b', 'p', '--pattern', 'step_*', '--once', ...FAST]);
     expect(p.code, describeRun(p)).toBe(0);
-    const names = (r: RunResult) => r.stdout.trim().split('\n').map((l) => l.split(' ')[1]).sort();
+    const names = (r: RunResult) =>
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')[1])
+        .sort();
     expect(names(p)).toEqual(['step_1.pt']);
     const d = s.run(['watch', dir, '-b', 'd', '--once', ...FAST]);
     expect(d.code, describeRun(d)).toBe(0);
@@ -148,9 +186,17 @@ describe('ckvc watch', () => {
     const dir = tempDir('ckvc-watch-');
     const logFile = path.join(tempDir('ckvc-watch-log-'), 'train.jsonl');
     // Training logs on past the checkpoint while it settles; the last line is still being written.
-    fs.writeFileSync(logFile, `${[
-      { step: 50, loss: 1.0 }, { step: 100, loss: 0.5, lr: 0.01 }, { step: 200, loss: 0.9, lr: 0.001 }, { step: 250, loss: 0.2, epoch: 3 },
-    ].map((l) => JSON.stringify(l)).join('\n')}\n{"step": 300, "lo`);
+    fs.writeFileSync(
+      logFile,
+      `${[
+        { step: 50, loss: 1.0 },
+        { step: 100, loss: 0.5, lr: 0.01 },
+        { step: 200, loss: 0.9, lr: 0.001 },
+        { step: 250, loss: 0.2, epoch: 3 },
+      ]
+        .map((l) => JSON.stringify(l))
+        .join('\n')}\n{"step": 300, "lo`,
+    );
     const at = (n: string, sec: number) => {
       fs.writeFileSync(path.join(dir, n), n);
       fs.utimesSync(path.join(dir, n), sec, sec); // training order
@@ -158,7 +204,10 @@ describe('ckvc watch', () => {
     at('step_100.pt', 1000);
     at('step_200.pt', 2000);
     at('final.pt', 3000);
-    fs.writeFileSync(path.join(dir, 'step_200.pt.metrics.json'), JSON.stringify({ loss: 0.1, eval: { score: 3 }, epoch: 2 }));
+    fs.writeFileSync(
+      path.join(dir, 'step_200.pt.metrics.json'),
+      JSON.stringify({ loss: 0.1, eval: { score: 3 }, epoch: 2 }),
+    );
     const r = s.run(['watch', dir, '-b', 'm', '--metrics-file', logFile, '--once', ...FAST]);
     expect(r.code, describeRun(r)).toBe(0);
     const log = history(s, 'm');
@@ -269,7 +318,9 @@ describe('ckvc watch', () => {
     const second = s.run(['watch', dir, '-b', 'team/run', '--once', '--settle', '0.1']);
     expect(second.code, describeRun(second)).toBe(11);
     expect(errorCodes(second.stderr)).toEqual(['CKVC_LOCKED']);
-    expect(second.stderr).toMatch(new RegExp(`branch 'team/run' is already being watched by process ${first.child.pid}`));
+    expect(second.stderr).toMatch(
+      new RegExp(`branch 'team/run' is already being watched by process ${first.child.pid}`),
+    );
     const other = s.run(['watch', dir, '-b', 'other', '--once', '--settle', '0.1']);
     expect(other.code, `another branch is not locked: ${describeRun(other)}`).toBe(0);
     expect((await stopWith(first, 'SIGINT')).code).toBe(0);
@@ -323,7 +374,10 @@ describe('ckvc watch', () => {
     const s = newStore();
     const dir = tempDir('ckvc-watch-');
     // A zip's first bytes without the rest: what a trainer killed in the middle of torch.save leaves behind.
-    fs.writeFileSync(path.join(dir, 'step_500.pt'), Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), randomBytes(23, 4000)]));
+    fs.writeFileSync(
+      path.join(dir, 'step_500.pt'),
+      Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), randomBytes(23, 4000)]),
+    );
     fs.writeFileSync(path.join(dir, 'step_600.pt'), randomBytes(24, 8000).subarray(1)); // not a zip: opaque
     const w = startWatch(s, [dir, '-b', 'broken', '--once', '--interval', '0.1', '--settle', '0.2']);
     const r = await w.done;

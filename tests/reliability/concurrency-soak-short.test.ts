@@ -11,7 +11,14 @@ afterAll(cleanupTemp);
 describe('concurrency soak (short)', () => {
   it('4 processes x 4 commits on 2 branches with a reader and gc beside them: every acknowledged commit is there, byte-identical; verify clean', async () => {
     const r = await concurrencySoak({
-      processes: 4, commitsEach: 4, branches: 2, readers: 1, gcLoops: 1, tensorBytes: 256 * 1024, opaqueBytes: 128 * 1024, seed: 7,
+      processes: 4,
+      commitsEach: 4,
+      branches: 2,
+      readers: 1,
+      gcLoops: 1,
+      tensorBytes: 256 * 1024,
+      opaqueBytes: 128 * 1024,
+      seed: 7,
       log: (m) => console.log(m),
     });
     expectSoakClean(r, 16);

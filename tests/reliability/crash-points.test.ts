@@ -17,7 +17,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, diffSnapshots, sha256, tempDir } from '../helpers/ckvc.js';
 import { randomBytes } from '../helpers/data.js';
 import {
-  CHECKOUT_TEMP, MiB, Semaphore, type Outcome, Store, checkoutDiff, copyStore, describeOutcome, expectOk, faultSteps, fingerprint, hashTree, initStore, parseJson, writeCheckpoint,
+  CHECKOUT_TEMP,
+  MiB,
+  Semaphore,
+  type Outcome,
+  Store,
+  checkoutDiff,
+  copyStore,
+  describeOutcome,
+  expectOk,
+  faultSteps,
+  fingerprint,
+  hashTree,
+  initStore,
+  parseJson,
+  writeCheckpoint,
 } from '../helpers/reliability.js';
 
 const STEPS = faultSteps();
@@ -91,7 +105,13 @@ beforeAll(() => {
   expectOk(sA.runSync(['tag', 'v1', c1, '-m', 'the first']), 'tag v1');
   expectOk(sA.runSync(['branch', 'old', c1]), 'branch old');
   c1Model = fs.readFileSync(path.join(ck1, 'model.safetensors'));
-  A = { store: sA, earlier: [{ rev: c1, files: f1 }, { rev: c2, files: c2Files }] };
+  A = {
+    store: sA,
+    earlier: [
+      { rev: c1, files: f1 },
+      { rev: c2, files: c2Files },
+    ],
+  };
 
   // Template B: a commit on 'warm', HEAD back on the unborn main, as `ckvc init` leaves it.
   const sB = initStore('ckvc-crash-tB-');
@@ -143,7 +163,15 @@ afterAll(() => {
 // --- operations ---------------------------------------------------------------------------------------------
 
 /** A commit op: `branch` is where it lands; `before` the branch's tip in the template. */
-function commitOp(key: string, title: string, tpl: () => Template, inp: () => { dir: string; files: Map<string, string> }, branch: string, extra: string[], opts: { head?: boolean } = {}): Op {
+function commitOp(
+  key: string,
+  title: string,
+  tpl: () => Template,
+  inp: () => { dir: string; files: Map<string, string> },
+  branch: string,
+  extra: string[],
+  opts: { head?: boolean } = {},
+): Op {
   const before = () => tpl().store.ref(`refs/heads/${branch}`);
   return {
     key,
@@ -160,8 +188,10 @@ function commitOp(key: string, title: string, tpl: () => Template, inp: () => { 
     visible: async (c, r) => {
       const id = parseJson<{ id: string }>(r, 'commit').id;
       const problems: string[] = [];
-      if (c.s.ref(`refs/heads/${branch}`) !== id) problems.push(`branch ${branch} is ${c.s.ref(`refs/heads/${branch}`)}, not the new commit ${id}`);
-      if (opts.head && c.s.head() !== `ref: refs/heads/${branch}`) problems.push(`HEAD is ${JSON.stringify(c.s.head())}, expected it to follow the first commit to ${branch}`);
+      if (c.s.ref(`refs/heads/${branch}`) !== id)
+        problems.push(`branch ${branch} is ${c.s.ref(`refs/heads/${branch}`)}, not the new commit ${id}`);
+      if (opts.head && c.s.head() !== `ref: refs/heads/${branch}`)
+        problems.push(`HEAD is ${JSON.stringify(c.s.head())}, expected it to follow the first commit to ${branch}`);
       problems.push(...(await checkoutDiff(c.s, branch, inp().files)));
       return problems;
     },
@@ -169,7 +199,11 @@ function commitOp(key: string, title: string, tpl: () => Template, inp: () => { 
 }
 
 /** Files in a checkout target: every real file must be the old one or the complete new one. */
-function checkTarget(dir: string, expected: Map<string, string>, old: Map<string, string>): { problems: string[]; temps: number } {
+function checkTarget(
+  dir: string,
+  expected: Map<string, string>,
+  old: Map<string, string>,
+): { problems: string[]; temps: number } {
   const problems: string[] = [];
   let temps = 0;
   const got = fs.existsSync(dir) ? hashTree(dir) : new Map<string, string>();
@@ -178,9 +212,11 @@ function checkTarget(dir: string, expected: Map<string, string>, old: Map<string
       temps++;
       continue;
     }
-    if (h !== expected.get(rel) && h !== old.get(rel)) problems.push(`${rel} in the checkout target is neither the old file nor the complete new one (partial write?)`);
+    if (h !== expected.get(rel) && h !== old.get(rel))
+      problems.push(`${rel} in the checkout target is neither the old file nor the complete new one (partial write?)`);
   }
-  for (const [rel, h] of old) if (!got.has(rel)) problems.push(`${rel} (${h.slice(0, 8)}) was removed from the checkout target`);
+  for (const [rel, h] of old)
+    if (!got.has(rel)) problems.push(`${rel} (${h.slice(0, 8)}) was removed from the checkout target`);
   return { problems, temps };
 }
 
@@ -214,10 +250,31 @@ function checkoutOp(key: string, title: string, force: boolean): Op {
 }
 
 const OPS: Op[] = [
-  commitOp('a', 'first commit to a new branch (safetensors + opaque, --config, --metric)', () => A, () => input.a, 'feat',
-    ['-b', 'feat', '-m', 'first on feat', '--config', '__CFG__', '--metric', 'loss=0.5', '--metric', 'acc=0.9']),
-  commitOp('b', 'commit to an existing branch, data partly dedups', () => A, () => input.b, 'main', ['-m', 'c3', '--metric', 'loss=0.6']),
-  commitOp('c', 'commit -b NEW while HEAD is on an unborn main (moves HEAD)', () => B, () => input.c, 'fresh', ['-b', 'fresh', '-m', 'fresh start'], { head: true }),
+  commitOp(
+    'a',
+    'first commit to a new branch (safetensors + opaque, --config, --metric)',
+    () => A,
+    () => input.a,
+    'feat',
+    ['-b', 'feat', '-m', 'first on feat', '--config', '__CFG__', '--metric', 'loss=0.5', '--metric', 'acc=0.9'],
+  ),
+  commitOp(
+    'b',
+    'commit to an existing branch, data partly dedups',
+    () => A,
+    () => input.b,
+    'main',
+    ['-m', 'c3', '--metric', 'loss=0.6'],
+  ),
+  commitOp(
+    'c',
+    'commit -b NEW while HEAD is on an unborn main (moves HEAD)',
+    () => B,
+    () => input.c,
+    'fresh',
+    ['-b', 'fresh', '-m', 'fresh start'],
+    { head: true },
+  ),
   {
     key: 'd',
     title: 'tag NAME REV -m MSG (annotated: writes a pack)',
@@ -239,7 +296,8 @@ const OPS: Op[] = [
       return v === undefined || v === c1 ? [] : [`refs/heads/side holds ${v}, expected nothing or ${c1}`];
     },
     alreadyDone: (c, r) => r.code === 13 && c.s.ref('refs/heads/side') === c1,
-    visible: async (c) => (c.s.ref('refs/heads/side') === c1 ? [] : [`refs/heads/side is ${c.s.ref('refs/heads/side')}, expected ${c1}`]),
+    visible: async (c) =>
+      c.s.ref('refs/heads/side') === c1 ? [] : [`refs/heads/side is ${c.s.ref('refs/heads/side')}, expected ${c1}`],
   },
   {
     key: 'f',
@@ -253,7 +311,9 @@ const OPS: Op[] = [
       // Whether or not the deletion landed, the reflog keeps the way back to the tip.
       const log = await c.s.run(['reflog', 'old', '--json']);
       if (log.code !== 0) return [`reflog old: ${describeOutcome(log)}`];
-      return (JSON.parse(log.stdout) as { new: string | null }[]).some((e) => e.new === c1) ? [] : ['reflog of old lost the tip c1'];
+      return (JSON.parse(log.stdout) as { new: string | null }[]).some((e) => e.new === c1)
+        ? []
+        : ['reflog of old lost the tip c1'];
     },
     alreadyDone: (c, r) => r.code === 14 && c.s.ref('refs/heads/old') === undefined,
     visible: async (c) => (c.s.ref('refs/heads/old') === undefined ? [] : ['branch old still exists']),
@@ -266,7 +326,9 @@ const OPS: Op[] = [
     args: () => ['prune', '--keep-last', '2', '-b', 'main', '--json'],
     visible: async (c) => {
       const r = await c.s.run(['checkout', p1, '--to', path.join(c.scratch, 'pruned')]);
-      return r.code === 19 ? [] : [`checkout of the pruned commit: expected exit 19 CKVC_PRUNED, got ${describeOutcome(r)}`];
+      return r.code === 19
+        ? []
+        : [`checkout of the pruned commit: expected exit 19 CKVC_PRUNED, got ${describeOutcome(r)}`];
     },
   },
   {
@@ -278,7 +340,8 @@ const OPS: Op[] = [
     visible: async (c, r) => {
       const report = JSON.parse(r.stdout);
       const again = await c.s.run(['gc', '--grace', '0', '--dry-run', '--json']);
-      const left = again.code === 0 ? JSON.parse(again.stdout).deadObjects : `gc --dry-run failed: ${describeOutcome(again)}`;
+      const left =
+        again.code === 0 ? JSON.parse(again.stdout).deadObjects : `gc --dry-run failed: ${describeOutcome(again)}`;
       return left === 0 && report.packsAfter >= 1 ? [] : [`after gc, dead objects left: ${left}`];
     },
   },
@@ -308,12 +371,14 @@ const OPS: Op[] = [
       const v = await remote.verify(true);
       if (v.r.code !== 0) problems.push(`the remote after the kill: verify --read-data: ${describeOutcome(v.r)}`);
       const old = remote.ref('refs/heads/old');
-      if (old !== undefined && old !== c1) problems.push(`the remote's branch old holds ${old}, expected nothing or ${c1}`);
+      if (old !== undefined && old !== c1)
+        problems.push(`the remote's branch old holds ${old}, expected nothing or ${c1}`);
       return problems;
     },
     visible: async (c) => {
       const remote = new Store(fs.readFileSync(path.join(c.scratch, 'remote-dir'), 'utf8'));
-      if (remote.ref('refs/heads/old') !== c1) return [`the remote's branch old is ${remote.ref('refs/heads/old')}, expected ${c1}`];
+      if (remote.ref('refs/heads/old') !== c1)
+        return [`the remote's branch old is ${remote.ref('refs/heads/old')}, expected ${c1}`];
       return checkoutDiff(remote, 'old', A.earlier[0]!.files);
     },
   },
@@ -327,7 +392,9 @@ const OPS: Op[] = [
     args: () => ['index', 'rebuild', '--json'],
     visible: async (c) => {
       const r = await c.s.run(['log', 'main', '--json']);
-      return r.code === 0 && JSON.parse(r.stdout).length === 2 ? [] : [`log after index rebuild: ${describeOutcome(r)}`];
+      return r.code === 0 && JSON.parse(r.stdout).length === 2
+        ? []
+        : [`log after index rebuild: ${describeOutcome(r)}`];
     },
   },
 ];
@@ -341,7 +408,14 @@ for (const op of OPS) {
  * after its ref moved (FORMAT.md §15.2): reaches the consolidate.* steps, and pack.* a second time (@2).
  */
 const CONSOLIDATING: Op = (() => {
-  const op = commitOp('m', 'commit that then merges the small packs (consolidation)', () => A, () => input.a, 'merge', ['-b', 'merge', '-m', 'merges']);
+  const op = commitOp(
+    'm',
+    'commit that then merges the small packs (consolidation)',
+    () => A,
+    () => input.a,
+    'merge',
+    ['-b', 'merge', '-m', 'merges'],
+  );
   const packs = (s: Store) => fs.readdirSync(path.join(s.store, 'packs')).filter((n) => n.endsWith('.pack')).length;
   return {
     ...op,
@@ -349,14 +423,22 @@ const CONSOLIDATING: Op = (() => {
     visible: async (c, r) => {
       const problems = await op.visible(c, r);
       // The template's 3 packs plus the commit's own: merged into fewer.
-      if (packs(c.s) >= packs(A.store) + 1) problems.push(`${packs(c.s)} packs after the commit: nothing was consolidated`);
+      if (packs(c.s) >= packs(A.store) + 1)
+        problems.push(`${packs(c.s)} packs after the commit: nothing was consolidated`);
       return problems;
     },
   };
 })();
 OPS.push(CONSOLIDATING);
 
-const BIG = commitOp('big', 'commit of 12 MiB (several pack writes)', () => A, () => input.big, 'big', ['-b', 'big', '-m', 'big one']);
+const BIG = commitOp(
+  'big',
+  'commit of 12 MiB (several pack writes)',
+  () => A,
+  () => input.big,
+  'big',
+  ['-b', 'big', '-m', 'big one'],
+);
 
 async function tagResolves(s: Store): Promise<string[]> {
   const r = await s.run(['show', 'best', '--json']);
@@ -383,11 +465,14 @@ async function afterKillChecks(op: Op, c: Case, tpl: Template): Promise<string[]
   // verify checks that every ref (and HEAD) resolves to a complete commit or tag, and re-hashes every byte.
   if (verify.r.code !== 0) problems.push(`verify --read-data after the kill: ${describeOutcome(verify.r)}`);
   else if (verify.report?.checked?.refs !== c.s.refFiles().length) {
-    problems.push(`verify checked ${verify.report?.checked?.refs} refs, the store has ${c.s.refFiles().length}: ${c.s.refFiles().join(' ')}`);
+    problems.push(
+      `verify checked ${verify.report?.checked?.refs} refs, the store has ${c.s.refFiles().length}: ${c.s.refFiles().join(' ')}`,
+    );
   }
   for (const d of earlier) problems.push(...d);
   const head = c.s.head();
-  if (!head || !/^ref: refs\/heads\/[^\s]+$|^[0-9a-f]{64}$/.test(head)) problems.push(`HEAD is ${JSON.stringify(head)}`);
+  if (!head || !/^ref: refs\/heads\/[^\s]+$|^[0-9a-f]{64}$/.test(head))
+    problems.push(`HEAD is ${JSON.stringify(head)}`);
   if (op.afterKill) problems.push(...(await op.afterKill(c)));
   return problems;
 }
@@ -466,7 +551,12 @@ async function runCase(op: Op, fault: string): Promise<string[]> {
   });
 }
 
-const EXTRA = [[BIG, 'pack.write@2'], [OPS.find((o) => o.key === 'g1')!, 'checkout.rename@2'], [CONSOLIDATING, 'pack.rename@2'], [CONSOLIDATING, 'pack.dirsync@2']] as const;
+const EXTRA = [
+  [BIG, 'pack.write@2'],
+  [OPS.find((o) => o.key === 'g1')!, 'checkout.rename@2'],
+  [CONSOLIDATING, 'pack.rename@2'],
+  [CONSOLIDATING, 'pack.dirsync@2'],
+] as const;
 
 // `npm test` keeps under ten minutes by leaving out the operations whose write steps another one already goes
 // through (b: a commit like a; d: a tag like a; e, f: ref moves like a's; g2: a checkout like g1); the coverage
@@ -494,11 +584,18 @@ describe.concurrent('crash points: kill at every fault step of spec/FAULTS.md', 
 
 function printSummary(): void {
   const by = (o: Row['outcome']) => rows.filter((r) => r.outcome === o).length;
-  const lines = [`crash points: ${MATRIX.length} operations x ${STEPS.length} steps (+${EXTRA.length} @N cases) = ${rows.length} tried, ${by('killed')} killed, ${by('not reached')} not reached, ${by('failed')} failed otherwise; ${tempsLeft} checkout temp file(s) left by kills; ${alreadyDone} re-run(s) found the ref change already made (exit 13/14)`];
+  const lines = [
+    `crash points: ${MATRIX.length} operations x ${STEPS.length} steps (+${EXTRA.length} @N cases) = ${rows.length} tried, ${by('killed')} killed, ${by('not reached')} not reached, ${by('failed')} failed otherwise; ${tempsLeft} checkout temp file(s) left by kills; ${alreadyDone} re-run(s) found the ref change already made (exit 13/14)`,
+  ];
   for (const op of [...OPS, BIG]) {
     const mine = rows.filter((r) => r.op === op.key);
     if (!mine.length) continue;
-    lines.push(`  (${op.key}) killed ${mine.filter((r) => r.outcome === 'killed').length}/${mine.length}: ${mine.filter((r) => r.outcome === 'killed').map((r) => r.fault).join(' ')}`);
+    lines.push(
+      `  (${op.key}) killed ${mine.filter((r) => r.outcome === 'killed').length}/${mine.length}: ${mine
+        .filter((r) => r.outcome === 'killed')
+        .map((r) => r.fault)
+        .join(' ')}`,
+    );
   }
   console.log(lines.join('\n'));
 }

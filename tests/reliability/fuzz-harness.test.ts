@@ -45,16 +45,39 @@ describe('fuzz harness', () => {
       seen.add(m.ops[0]!.split(' ')[0]!.replace(/@.*/, '').replace(/=.*/, ''));
       if (m.ops[0]!.startsWith('field@4/4le') && new DataView(m.bytes.buffer).getUint32(4, true) >= 0x7fffffff) huge++;
     }
-    expect([...seen].sort()).toEqual(['bit-flip', 'byte', 'dup', 'extend', 'extra-op', 'field', 'remove', 'set', 'splice', 'truncate'].sort());
+    expect([...seen].sort()).toEqual(
+      ['bit-flip', 'byte', 'dup', 'extend', 'extra-op', 'field', 'remove', 'set', 'splice', 'truncate'].sort(),
+    );
     expect(huge).toBeGreaterThan(20);
   });
 
   it('FuzzStats flags a non-CkvcError, a wrong code and a slow case, and accepts a right refusal', () => {
     const s = new FuzzStats('harness');
-    s.check(0, attempt(() => { throw new TypeError('boom'); }), ['CKVC_CORRUPT_OBJECT'], ['op']);
-    s.check(1, attempt(() => { throw new CkvcError('CKVC_IO', 'io'); }), ['CKVC_CORRUPT_OBJECT'], ['op']);
+    s.check(
+      0,
+      attempt(() => {
+        throw new TypeError('boom');
+      }),
+      ['CKVC_CORRUPT_OBJECT'],
+      ['op'],
+    );
+    s.check(
+      1,
+      attempt(() => {
+        throw new CkvcError('CKVC_IO', 'io');
+      }),
+      ['CKVC_CORRUPT_OBJECT'],
+      ['op'],
+    );
     s.check(2, { kind: 'accepted', value: 1, ms: 5000 }, ['CKVC_CORRUPT_OBJECT'], ['op']);
-    s.check(3, attempt(() => { throw new CkvcError('CKVC_CORRUPT_OBJECT', 'bad'); }), ['CKVC_CORRUPT_OBJECT'], ['op']);
+    s.check(
+      3,
+      attempt(() => {
+        throw new CkvcError('CKVC_CORRUPT_OBJECT', 'bad');
+      }),
+      ['CKVC_CORRUPT_OBJECT'],
+      ['op'],
+    );
     expect(s.failureCount).toBe(3);
     expect(s.failures.join('\n')).toMatch(/TypeError: boom/);
     expect(s.failures.join('\n')).toMatch(/CKVC_IO/);

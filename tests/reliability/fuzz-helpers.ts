@@ -144,12 +144,29 @@ export const INTERESTING_BYTES = [0x00, 0xff, 0x7f, 0x80] as const;
 
 /** Values written over length fields: zero, off-by-one, sign-bit, all-ones, the 64 MiB limit and around it. */
 export const HUGE_VALUES: readonly bigint[] = [
-  0n, 1n, 0x7fn, 0x80n, 0xffn, 0x7fffn, 0x8000n, 0xffffn,
-  0x7fff_ffffn, 0x8000_0000n, 0xffff_ffffn, 0x1_0000_0000n,
-  64n * 1024n * 1024n, 64n * 1024n * 1024n + 1n, 64n * 1024n * 1024n - 1n,
-  100_000_000n, 100_000_001n,
-  2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n,
-  0x7fff_ffff_ffff_ffffn, 0x8000_0000_0000_0000n, 0xffff_ffff_ffff_ffffn,
+  0n,
+  1n,
+  0x7fn,
+  0x80n,
+  0xffn,
+  0x7fffn,
+  0x8000n,
+  0xffffn,
+  0x7fff_ffffn,
+  0x8000_0000n,
+  0xffff_ffffn,
+  0x1_0000_0000n,
+  64n * 1024n * 1024n,
+  64n * 1024n * 1024n + 1n,
+  64n * 1024n * 1024n - 1n,
+  100_000_000n,
+  100_000_001n,
+  2n ** 53n - 1n,
+  2n ** 53n,
+  2n ** 53n + 1n,
+  0x7fff_ffff_ffff_ffffn,
+  0x8000_0000_0000_0000n,
+  0xffff_ffff_ffff_ffffn,
 ];
 
 /** A length (or count, or offset) field inside an input, for targeted overwrites. */
@@ -224,7 +241,11 @@ export function mutateOnce(rng: Rng, input: Uint8Array, ctx: MutationContext = {
     }
     r -= w;
   }
-  if (n === 0 && ['bit-flip', 'interesting-byte', 'random-byte', 'truncate', 'duplicate-range', 'remove-range'].includes(op)) op = 'extend-junk';
+  if (
+    n === 0 &&
+    ['bit-flip', 'interesting-byte', 'random-byte', 'truncate', 'duplicate-range', 'remove-range'].includes(op)
+  )
+    op = 'extend-junk';
 
   switch (op) {
     case 'bit-flip': {
@@ -268,7 +289,10 @@ export function mutateOnce(rng: Rng, input: Uint8Array, ctx: MutationContext = {
       const start = rng.int(n);
       const len = Math.min(rng.smallLength(n), n - start);
       const at = rng.int(n + 1);
-      return { bytes: concat(b.subarray(0, at), b.subarray(start, start + len), b.subarray(at)), ops: [`dup [${start},+${len}) at ${at}`] };
+      return {
+        bytes: concat(b.subarray(0, at), b.subarray(start, start + len), b.subarray(at)),
+        ops: [`dup [${start},+${len}) at ${at}`],
+      };
     }
     case 'remove-range': {
       const start = rng.int(n);
@@ -277,9 +301,14 @@ export function mutateOnce(rng: Rng, input: Uint8Array, ctx: MutationContext = {
     }
     case 'length-field': {
       const hints = ctx.fields?.(b).filter((h) => h.offset >= 0 && h.offset + h.size <= n) ?? [];
-      const hint: FieldHint = hints.length > 0 && rng.bool(0.85)
-        ? rng.pick(hints)
-        : { offset: rng.int(Math.max(1, n - 3)), size: rng.pick([1, 2, 4, 8] as const), endian: rng.bool() ? 'le' : 'be' };
+      const hint: FieldHint =
+        hints.length > 0 && rng.bool(0.85)
+          ? rng.pick(hints)
+          : {
+              offset: rng.int(Math.max(1, n - 3)),
+              size: rng.pick([1, 2, 4, 8] as const),
+              endian: rng.bool() ? 'le' : 'be',
+            };
       let value = rng.pick(HUGE_VALUES);
       if (rng.bool(0.15)) value = BigInt(rng.u32()) * (rng.bool(0.3) ? 0x1_0000_0000n : 1n);
       writeField(b, hint, value);
@@ -289,7 +318,10 @@ export function mutateOnce(rng: Rng, input: Uint8Array, ctx: MutationContext = {
       const other = rng.pick(ctx.corpus!);
       const cutA = rng.int(n + 1);
       const cutB = rng.int(other.length + 1);
-      return { bytes: concat(b.subarray(0, cutA), other.subarray(cutB)), ops: [`splice a[0,${cutA})+b[${cutB},${other.length})`] };
+      return {
+        bytes: concat(b.subarray(0, cutA), other.subarray(cutB)),
+        ops: [`splice a[0,${cutA})+b[${cutB},${other.length})`],
+      };
     }
     case 'extra': {
       const fn = ctx.extra![rng.int(extraCount)]!;
@@ -335,7 +367,8 @@ export type Outcome<T> =
   | { kind: 'crash'; error: unknown; ms: number };
 
 function classifyError(e: unknown, ms: number): Outcome<never> {
-  if (isCkvcError(e) && typeof e.code === 'string' && Object.hasOwn(ERROR_CODES, e.code)) return { kind: 'refused', code: e.code, error: e, ms };
+  if (isCkvcError(e) && typeof e.code === 'string' && Object.hasOwn(ERROR_CODES, e.code))
+    return { kind: 'refused', code: e.code, error: e, ms };
   return { kind: 'crash', error: e, ms };
 }
 
@@ -388,7 +421,10 @@ export class FuzzStats {
    * `peakGrowthLimit`: how much the process's peak RSS may grow while this target runs. The inputs are small, so
    * growth beyond it means something allocated what a damaged length field declared.
    */
-  constructor(readonly target: string, readonly peakGrowthLimit = 128 * MiB) {
+  constructor(
+    readonly target: string,
+    readonly peakGrowthLimit = 128 * MiB,
+  ) {
     this.mem0 = memSample();
   }
 
@@ -431,7 +467,13 @@ export class FuzzStats {
       return false;
     }
     if (o.kind === 'refused') {
-      if (!allowedCodes.includes(o.code)) this.fail(caseIndex, `refused with ${o.code}, expected one of ${allowedCodes.join('/')}: ${o.error.message}`, ops, input);
+      if (!allowedCodes.includes(o.code))
+        this.fail(
+          caseIndex,
+          `refused with ${o.code}, expected one of ${allowedCodes.join('/')}: ${o.error.message}`,
+          ops,
+          input,
+        );
       return false;
     }
     return true;
@@ -443,11 +485,19 @@ export class FuzzStats {
 
   summary(): string {
     const secs = ((performance.now() - this.t0) / 1000).toFixed(2);
-    const codes = [...this.codes.entries()].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c}=${n}`).join(' ');
-    const notes = [...this.notes.entries()].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c}=${n}`).join(' ');
-    return `fuzz ${this.target}: ${this.cases} cases in ${secs}s (scale ${FUZZ_SCALE}, seed ${FUZZ_SEED}): ` +
+    const codes = [...this.codes.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([c, n]) => `${c}=${n}`)
+      .join(' ');
+    const notes = [...this.notes.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([c, n]) => `${c}=${n}`)
+      .join(' ');
+    return (
+      `fuzz ${this.target}: ${this.cases} cases in ${secs}s (scale ${FUZZ_SCALE}, seed ${FUZZ_SEED}): ` +
       `${this.accepted} accepted, ${this.refused} refused [${codes}]${notes ? ` {${notes}}` : ''}, ` +
-      `slowest ${this.maxCaseMs.toFixed(1)} ms, peak RSS +${fmtMiB(Math.max(0, this.peakGrowth()))}, ${this.failureCount} failure(s)`;
+      `slowest ${this.maxCaseMs.toFixed(1)} ms, peak RSS +${fmtMiB(Math.max(0, this.peakGrowth()))}, ${this.failureCount} failure(s)`
+    );
   }
 
   /** Prints the summary line (the README quotes these counts) and returns the failures for expect(...).toEqual([]). */
@@ -455,7 +505,9 @@ export class FuzzStats {
     const grew = this.peakGrowth();
     if (grew > this.peakGrowthLimit) {
       this.failureCount++;
-      this.failures.unshift(`[${this.target}] peak RSS grew by ${fmtMiB(grew)} (limit ${fmtMiB(this.peakGrowthLimit)}): an allocation followed a declared size?`);
+      this.failures.unshift(
+        `[${this.target}] peak RSS grew by ${fmtMiB(grew)} (limit ${fmtMiB(this.peakGrowthLimit)}): an allocation followed a declared size?`,
+      );
     }
     console.log(this.summary());
     return this.failureCount > this.failures.length
@@ -492,7 +544,12 @@ export interface MemSample {
 export function memSample(): MemSample {
   collectGarbage();
   const m = process.memoryUsage();
-  return { rss: m.rss, arrayBuffers: m.arrayBuffers, external: m.external, maxRss: process.resourceUsage().maxRSS * 1024 };
+  return {
+    rss: m.rss,
+    arrayBuffers: m.arrayBuffers,
+    external: m.external,
+    maxRss: process.resourceUsage().maxRSS * 1024,
+  };
 }
 
 export const MiB = 1024 * 1024;

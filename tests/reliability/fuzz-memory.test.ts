@@ -27,7 +27,13 @@ function u32le(v: number): number[] {
  * A hand-made zstd frame (RFC 8878) of RLE blocks: `blocks` blocks of `blockSize` copies of `value`.
  * fcs undefined: no Frame_Content_Size, 128 KiB window; otherwise a 4-byte FCS, single-segment or not.
  */
-function rleFrame(o: { fcs?: number; single?: boolean; blocks: number; blockSize: number; value?: number }): Uint8Array {
+function rleFrame(o: {
+  fcs?: number;
+  single?: boolean;
+  blocks: number;
+  blockSize: number;
+  value?: number;
+}): Uint8Array {
   const out = [...ZSTD_MAGIC];
   if (o.fcs === undefined) out.push(0x00, 0x38);
   else if (o.single) out.push(0xa0, ...u32le(o.fcs));
@@ -38,46 +44,94 @@ function rleFrame(o: { fcs?: number; single?: boolean; blocks: number; blockSize
 
 describe('fuzz: decodeBody memory', () => {
   it('the hand-made frames are valid zstd', async () => {
-    expect((await decompress(Buffer.from(rleFrame({ fcs: 1000, single: true, blocks: 1, blockSize: 1000 })))).length).toBe(1000);
+    expect(
+      (await decompress(Buffer.from(rleFrame({ fcs: 1000, single: true, blocks: 1, blockSize: 1000 })))).length,
+    ).toBe(1000);
     expect((await decompress(Buffer.from(rleFrame({ blocks: 8, blockSize: 128 * 1024 })))).length).toBe(MiB);
   });
 
-  it('a tiny stored body declaring up to 64 MiB is refused without allocating the declared size', async () => {
-    const stats = new FuzzStats('decodeBody-declared-64MiB');
-    const oneKiB = await compress(Buffer.alloc(1024, 3), 1);
-    const makers: [string, (rng: Rng, raw: number) => { codec: number; stored: Uint8Array }][] = [
-      ['raw record, 16 bytes stored', (rng) => ({ codec: 0, stored: rng.bytes(16) })],
-      ['frame header only', (rng, raw) => ({ codec: rng.range(1, 4), stored: Uint8Array.from([...ZSTD_MAGIC, 0xa0, ...u32le(raw), ...rng.bytes(rng.int(17))]) })],
-      ['single-segment frame, one small RLE block', (rng, raw) => ({ codec: rng.range(1, 4), stored: rleFrame({ fcs: raw, single: true, blocks: 1, blockSize: 100 }) })],
-      ['frame of 4 RLE blocks of 128 KiB', (rng, raw) => ({ codec: rng.range(1, 4), stored: rleFrame({ fcs: raw, single: false, blocks: 4, blockSize: 128 * 1024 }) })],
-      ['raw block claiming 2 MiB, 8 bytes present', (rng, raw) => ({ codec: rng.range(1, 4), stored: Uint8Array.from([...ZSTD_MAGIC, 0xa0, ...u32le(raw), ...blockHeader((1 << 21) - 1, RAW, true), ...rng.bytes(8)]) })],
-      ['real 1 KiB frame patched to declare the size', (rng, raw) => ({ codec: rng.range(1, 4), stored: withZstdContentSize(oneKiB, raw) })],
-    ];
-    const before = memSample();
-    const n = scaled(300);
-    let slowest = 0;
-    for (let i = 0; i < n; i++) {
-      const rng = Rng.forCase('declared-64MiB', i);
-      const rawLength = rng.pick([MAX_OBJECT_BYTES, MAX_OBJECT_BYTES, MAX_OBJECT_BYTES - 1, 32 * MiB, rng.range(MiB, MAX_OBJECT_BYTES)]);
-      const [name, make] = makers[i % makers.length]!;
-      const { codec, stored } = make(rng, rawLength);
-      const ops = [`${name}, codec ${codec}, raw_length ${rawLength}, ${stored.length} bytes stored`];
-      const o = await attemptAsync(() => decodeBody(codec, stored, rawLength, 'fuzz'));
-      slowest = Math.max(slowest, o.ms);
-      if (stats.check(i, o, ['CKVC_CORRUPT_OBJECT'], ops, stored)) stats.fail(i, `accepted ${o.value.length} bytes from ${stored.length} stored`, ops, stored);
-    }
-    const after = memSample();
-    const grew = {
-      arrayBuffers: after.arrayBuffers - before.arrayBuffers,
-      rss: after.rss - before.rss,
-      peak: after.maxRss - before.maxRss,
-    };
-    console.log(`decodeBody declared-64MiB: ${n} refusals, slowest ${slowest.toFixed(1)} ms; growth: arrayBuffers ${fmtMiB(grew.arrayBuffers)}, rss ${fmtMiB(grew.rss)}, peak rss ${fmtMiB(grew.peak)}`);
-    expect(stats.report()).toEqual([]);
-    expect(grew.arrayBuffers).toBeLessThan(16 * MiB);
-    expect(grew.rss).toBeLessThan(64 * MiB);
-    expect(grew.peak).toBeLessThan(64 * MiB);
-  }, fuzzTimeout());
+  it(
+    'a tiny stored body declaring up to 64 MiB is refused without allocating the declared size',
+    async () => {
+      const stats = new FuzzStats('decodeBody-declared-64MiB');
+      const oneKiB = await compress(Buffer.alloc(1024, 3), 1);
+      const makers: [string, (rng: Rng, raw: number) => { codec: number; stored: Uint8Array }][] = [
+        ['raw record, 16 bytes stored', (rng) => ({ codec: 0, stored: rng.bytes(16) })],
+        [
+          'frame header only',
+          (rng, raw) => ({
+            codec: rng.range(1, 4),
+            stored: Uint8Array.from([...ZSTD_MAGIC, 0xa0, ...u32le(raw), ...rng.bytes(rng.int(17))]),
+          }),
+        ],
+        [
+          'single-segment frame, one small RLE block',
+          (rng, raw) => ({
+            codec: rng.range(1, 4),
+            stored: rleFrame({ fcs: raw, single: true, blocks: 1, blockSize: 100 }),
+          }),
+        ],
+        [
+          'frame of 4 RLE blocks of 128 KiB',
+          (rng, raw) => ({
+            codec: rng.range(1, 4),
+            stored: rleFrame({ fcs: raw, single: false, blocks: 4, blockSize: 128 * 1024 }),
+          }),
+        ],
+        [
+          'raw block claiming 2 MiB, 8 bytes present',
+          (rng, raw) => ({
+            codec: rng.range(1, 4),
+            stored: Uint8Array.from([
+              ...ZSTD_MAGIC,
+              0xa0,
+              ...u32le(raw),
+              ...blockHeader((1 << 21) - 1, RAW, true),
+              ...rng.bytes(8),
+            ]),
+          }),
+        ],
+        [
+          'real 1 KiB frame patched to declare the size',
+          (rng, raw) => ({ codec: rng.range(1, 4), stored: withZstdContentSize(oneKiB, raw) }),
+        ],
+      ];
+      const before = memSample();
+      const n = scaled(300);
+      let slowest = 0;
+      for (let i = 0; i < n; i++) {
+        const rng = Rng.forCase('declared-64MiB', i);
+        const rawLength = rng.pick([
+          MAX_OBJECT_BYTES,
+          MAX_OBJECT_BYTES,
+          MAX_OBJECT_BYTES - 1,
+          32 * MiB,
+          rng.range(MiB, MAX_OBJECT_BYTES),
+        ]);
+        const [name, make] = makers[i % makers.length]!;
+        const { codec, stored } = make(rng, rawLength);
+        const ops = [`${name}, codec ${codec}, raw_length ${rawLength}, ${stored.length} bytes stored`];
+        const o = await attemptAsync(() => decodeBody(codec, stored, rawLength, 'fuzz'));
+        slowest = Math.max(slowest, o.ms);
+        if (stats.check(i, o, ['CKVC_CORRUPT_OBJECT'], ops, stored))
+          stats.fail(i, `accepted ${o.value.length} bytes from ${stored.length} stored`, ops, stored);
+      }
+      const after = memSample();
+      const grew = {
+        arrayBuffers: after.arrayBuffers - before.arrayBuffers,
+        rss: after.rss - before.rss,
+        peak: after.maxRss - before.maxRss,
+      };
+      console.log(
+        `decodeBody declared-64MiB: ${n} refusals, slowest ${slowest.toFixed(1)} ms; growth: arrayBuffers ${fmtMiB(grew.arrayBuffers)}, rss ${fmtMiB(grew.rss)}, peak rss ${fmtMiB(grew.peak)}`,
+      );
+      expect(stats.report()).toEqual([]);
+      expect(grew.arrayBuffers).toBeLessThan(16 * MiB);
+      expect(grew.rss).toBeLessThan(64 * MiB);
+      expect(grew.peak).toBeLessThan(64 * MiB);
+    },
+    fuzzTimeout(),
+  );
 
   // spec/FORMAT.md §4.3 and CHUNKING.md "zstd frames": a stored body is exactly one frame that declares raw_length,
   // "so a small record cannot inflate to an unbounded size". decodeBody checks only the first frame's header and
@@ -91,7 +145,9 @@ describe('fuzz: decodeBody memory', () => {
     const o = await attemptAsync(() => decodeBody(1, stored, 1000, 'fuzz'));
     const after = memSample();
     const peak = after.maxRss - before.maxRss;
-    console.log(`decodeBody trailing-frame bomb (${stored.length} bytes stored, raw_length 1000): ${o.kind}${o.kind === 'refused' ? ` ${o.code}` : ''} in ${o.ms.toFixed(0)} ms, peak rss grew ${fmtMiB(peak)}`);
+    console.log(
+      `decodeBody trailing-frame bomb (${stored.length} bytes stored, raw_length 1000): ${o.kind}${o.kind === 'refused' ? ` ${o.code}` : ''} in ${o.ms.toFixed(0)} ms, peak rss grew ${fmtMiB(peak)}`,
+    );
     expect(o.kind === 'refused' ? o.code : o.kind).toBe('CKVC_CORRUPT_OBJECT');
     expect(peak, 'peak RSS growth while refusing an 8 KiB record').toBeLessThan(64 * MiB);
   });

@@ -5,7 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { SAFETENSORS_DTYPE_BITS } from '../../src/core/input-formats/safetensors-dtypes.js';
 import {
-  parseSafetensorsHeader, readSafetensorsHeaderLength, type SafetensorsLayout,
+  parseSafetensorsHeader,
+  readSafetensorsHeaderLength,
+  type SafetensorsLayout,
 } from '../../src/core/input-formats/safetensors.js';
 import { attempt, FuzzStats, fuzzTimeout, mutate, Rng, scaled, type MutationContext } from './fuzz-helpers.js';
 
@@ -79,7 +81,10 @@ function buildSafetensors(rng: Rng, tensors: TensorDef[], opts: BuildOpts = {}):
 
 function seedCorpus(): { name: string; bytes: Uint8Array; tensors: number }[] {
   const rng = new Rng(0xc0ffee);
-  const all = (defs: TensorDef[], opts?: BuildOpts) => ({ bytes: buildSafetensors(rng, defs, opts), tensors: defs.length });
+  const all = (defs: TensorDef[], opts?: BuildOpts) => ({
+    bytes: buildSafetensors(rng, defs, opts),
+    tensors: defs.length,
+  });
   const manyDtypes: TensorDef[] = [
     { name: 'w.f16', dtype: 'F16', shape: [2, 2] },
     { name: 'w.i64', dtype: 'I64', shape: [3] },
@@ -95,34 +100,69 @@ function seedCorpus(): { name: string; bytes: Uint8Array; tensors: number }[] {
     { name: 'w.u64', dtype: 'U64', shape: [1, 1, 1] },
   ];
   const big: TensorDef[] = [];
-  for (let i = 0; i < 40; i++) big.push({ name: `model.layers.${i}.weight`, dtype: i % 3 === 0 ? 'F32' : i % 3 === 1 ? 'BF16' : 'F16', shape: [1 + (i % 5), 3] });
+  for (let i = 0; i < 40; i++)
+    big.push({
+      name: `model.layers.${i}.weight`,
+      dtype: i % 3 === 0 ? 'F32' : i % 3 === 1 ? 'BF16' : 'F16',
+      shape: [1 + (i % 5), 3],
+    });
   return [
-    { name: 'f32+bf16+metadata', ...all([{ name: 'embed', dtype: 'F32', shape: [4, 3] }, { name: 'head', dtype: 'BF16', shape: [5] }], { metadata: { format: 'pt' } }) },
-    { name: 'every dtype, shuffled keys', ...all(manyDtypes, { order: 'shuffled', metadata: { a: '1', b: 'two' }, metadataLast: true }) },
+    {
+      name: 'f32+bf16+metadata',
+      ...all(
+        [
+          { name: 'embed', dtype: 'F32', shape: [4, 3] },
+          { name: 'head', dtype: 'BF16', shape: [5] },
+        ],
+        { metadata: { format: 'pt' } },
+      ),
+    },
+    {
+      name: 'every dtype, shuffled keys',
+      ...all(manyDtypes, { order: 'shuffled', metadata: { a: '1', b: 'two' }, metadataLast: true }),
+    },
     {
       name: 'zero-size tensors sharing offsets',
-      ...all([
-        { name: 'first', dtype: 'F32', shape: [2] },
-        { name: 'zz', dtype: 'F32', shape: [0] },
-        { name: 'aa', dtype: 'I8', shape: [3, 0] },
-        { name: 'mid', dtype: 'F16', shape: [2] },
-        { name: 'empty.end', dtype: 'U8', shape: [0, 0, 5] },
-      ], { order: 'reversed' }),
+      ...all(
+        [
+          { name: 'first', dtype: 'F32', shape: [2] },
+          { name: 'zz', dtype: 'F32', shape: [0] },
+          { name: 'aa', dtype: 'I8', shape: [3, 0] },
+          { name: 'mid', dtype: 'F16', shape: [2] },
+          { name: 'empty.end', dtype: 'U8', shape: [0, 0, 5] },
+        ],
+        { order: 'reversed' },
+      ),
     },
     { name: 'no tensors', ...all([]) },
-    { name: 'metadata only, unicode and escapes', ...all([], { metadata: { 'clé': 'välue "quoted" \\ back\nslash', emoji: '\u{1F600}', ctl: '\u0001\t' } }) },
+    {
+      name: 'metadata only, unicode and escapes',
+      ...all([], { metadata: { clé: 'välue "quoted" \\ back\nslash', emoji: '\u{1F600}', ctl: '\u0001\t' } }),
+    },
     { name: 'metadata null', ...all([{ name: 'x', dtype: 'U16', shape: [2] }], { metadata: null }) },
     {
       name: 'odd names',
-      ...all([
-        { name: '', dtype: 'U8', shape: [1] },
-        { name: '0', dtype: 'U8', shape: [1] },
-        { name: 'layer.0/weight', dtype: 'I16', shape: [2] },
-        { name: 'é\u00e9"\\', dtype: 'U8', shape: [1] },
-        { name: '__proto__', dtype: 'U8', shape: [1] },
-      ], { order: 'shuffled' }),
+      ...all(
+        [
+          { name: '', dtype: 'U8', shape: [1] },
+          { name: '0', dtype: 'U8', shape: [1] },
+          { name: 'layer.0/weight', dtype: 'I16', shape: [2] },
+          { name: 'é\u00e9"\\', dtype: 'U8', shape: [1] },
+          { name: '__proto__', dtype: 'U8', shape: [1] },
+        ],
+        { order: 'shuffled' },
+      ),
     },
-    { name: 'extra entry keys, unpadded', ...all([{ name: 'a', dtype: 'F64', shape: [2, 1] }, { name: 'b', dtype: 'I32', shape: [1] }], { extraKeys: true, pad: false }) },
+    {
+      name: 'extra entry keys, unpadded',
+      ...all(
+        [
+          { name: 'a', dtype: 'F64', shape: [2, 1] },
+          { name: 'b', dtype: 'I32', shape: [1] },
+        ],
+        { extraKeys: true, pad: false },
+      ),
+    },
     { name: '40 tensors', ...all(big, { metadata: { format: 'pt', step: '1000' } }) },
   ];
 }
@@ -138,7 +178,8 @@ function layoutProblem(file: Uint8Array, headerLength: number, layout: Safetenso
     const t = ts[i]!;
     if (names.has(t.name)) return `tensor name ${JSON.stringify(t.name)} listed twice`;
     names.add(t.name);
-    if (t.begin !== cursor) return `tensor ${i} ${JSON.stringify(t.name)} begins at ${t.begin}, expected ${cursor} (gap or overlap)`;
+    if (t.begin !== cursor)
+      return `tensor ${i} ${JSON.stringify(t.name)} begins at ${t.begin}, expected ${cursor} (gap or overlap)`;
     if (t.end < t.begin) return `tensor ${i} ends before it begins`;
     if (i > 0) {
       const p = ts[i - 1]!;
@@ -146,7 +187,8 @@ function layoutProblem(file: Uint8Array, headerLength: number, layout: Safetenso
       if (order >= 0) return `tensors ${i - 1} and ${i} are not sorted by (begin, end, name)`;
     }
     if (!Object.hasOwn(SAFETENSORS_DTYPE_BITS, t.dtype)) return `tensor ${i} has unknown dtype ${t.dtype}`;
-    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return `tensor ${i} has a bad shape ${JSON.stringify(t.shape)}`;
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      return `tensor ${i} has a bad shape ${JSON.stringify(t.shape)}`;
     const bits = BigInt(SAFETENSORS_DTYPE_BITS[t.dtype]!) * t.shape.reduce((a, d) => a * BigInt(d), 1n);
     if (bits % 8n !== 0n || bits / 8n !== BigInt(t.end - t.begin)) {
       return `tensor ${i} ${t.dtype}${JSON.stringify(t.shape)} spans ${t.end - t.begin} bytes, numel*bits/8 = ${Number(bits) / 8}`;
@@ -162,16 +204,20 @@ function layoutProblem(file: Uint8Array, headerLength: number, layout: Safetenso
   } catch (e) {
     return `accepted, but JSON.parse refuses the header: ${(e as Error).message}`;
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) return 'accepted, but the header is not a JSON object';
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    return 'accepted, but the header is not a JSON object';
   const tensorKeys = Object.keys(json).filter((k) => k !== '__metadata__');
   if (tensorKeys.length !== ts.length) return `JSON.parse sees ${tensorKeys.length} tensors, the layout ${ts.length}`;
   for (const t of ts) {
     const e = json[t.name];
-    if (!e || e.dtype !== t.dtype || JSON.stringify(e.shape) !== JSON.stringify(t.shape)) return `JSON.parse disagrees on tensor ${JSON.stringify(t.name)}`;
-    if (e.data_offsets[0] + layout.dataStart !== t.begin || e.data_offsets[1] + layout.dataStart !== t.end) return `JSON.parse disagrees on the offsets of ${JSON.stringify(t.name)}`;
+    if (!e || e.dtype !== t.dtype || JSON.stringify(e.shape) !== JSON.stringify(t.shape))
+      return `JSON.parse disagrees on tensor ${JSON.stringify(t.name)}`;
+    if (e.data_offsets[0] + layout.dataStart !== t.begin || e.data_offsets[1] + layout.dataStart !== t.end)
+      return `JSON.parse disagrees on the offsets of ${JSON.stringify(t.name)}`;
   }
   const meta = json.__metadata__ ?? undefined;
-  if (JSON.stringify(meta) !== JSON.stringify(layout.metadata)) return `metadata differs: JSON.parse ${JSON.stringify(meta)}, layout ${JSON.stringify(layout.metadata)}`;
+  if (JSON.stringify(meta) !== JSON.stringify(layout.metadata))
+    return `metadata differs: JSON.parse ${JSON.stringify(meta)}, layout ${JSON.stringify(layout.metadata)}`;
   return undefined;
 }
 
@@ -202,13 +248,63 @@ function editHeader(file: Uint8Array, start: number, end: number, replacement: s
 }
 
 const NUMBER_LITERALS = [
-  '0', '1', '00', '01', '-1', '-0', '1.0', '1e2', '2E0', '0.5', '9007199254740991', '9007199254740992', '9007199254740993',
-  '4294967295', '4294967296', '18446744073709551615', '18446744073709551616', '99999999999999999999999', '1e400', '-1e400', '1e-400',
+  '0',
+  '1',
+  '00',
+  '01',
+  '-1',
+  '-0',
+  '1.0',
+  '1e2',
+  '2E0',
+  '0.5',
+  '9007199254740991',
+  '9007199254740992',
+  '9007199254740993',
+  '4294967295',
+  '4294967296',
+  '18446744073709551615',
+  '18446744073709551616',
+  '99999999999999999999999',
+  '1e400',
+  '-1e400',
+  '1e-400',
 ];
 const TOKENS = [
-  'null', 'true', 'false', '{}', '[]', '""', '"F32"', '"F4"', '"F6_E3M2"', '"C64"', '"f32"', '"__metadata__"', '[0,0]', '[0]', '[1,2,3]',
-  '[[1]]', ',', ':', '"\\ud800"', '"\\udc00x"', '"\\u0000"', '"\\uD83D\\uDE00"', ' ', '\t', '\u00a0', '\ufeff', '{"a":1}', '"dtype"',
-  '"shape"', '"data_offsets"', '"data_offsets":[0,0]', '"x":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},', '[' .repeat(130), ']'.repeat(3),
+  'null',
+  'true',
+  'false',
+  '{}',
+  '[]',
+  '""',
+  '"F32"',
+  '"F4"',
+  '"F6_E3M2"',
+  '"C64"',
+  '"f32"',
+  '"__metadata__"',
+  '[0,0]',
+  '[0]',
+  '[1,2,3]',
+  '[[1]]',
+  ',',
+  ':',
+  '"\\ud800"',
+  '"\\udc00x"',
+  '"\\u0000"',
+  '"\\uD83D\\uDE00"',
+  ' ',
+  '\t',
+  '\u00a0',
+  '\ufeff',
+  '{"a":1}',
+  '"dtype"',
+  '"shape"',
+  '"data_offsets"',
+  '"data_offsets":[0,0]',
+  '"x":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},',
+  '['.repeat(130),
+  ']'.repeat(3),
 ];
 
 const jsonNumberOp = (rng: Rng, file: Uint8Array) => {
@@ -219,7 +315,10 @@ const jsonNumberOp = (rng: Rng, file: Uint8Array) => {
   if (runs.length === 0) return undefined;
   const m = rng.pick(runs);
   const lit = rng.bool(0.2) ? String(rng.u32() * (rng.bool() ? 2 ** 21 : 1)) : rng.pick(NUMBER_LITERALS);
-  return { bytes: editHeader(file, m.index!, m.index! + m[0].length, lit), op: `json-number @${m.index} ${m[0]}->${lit}` };
+  return {
+    bytes: editHeader(file, m.index!, m.index! + m[0].length, lit),
+    op: `json-number @${m.index} ${m[0]}->${lit}`,
+  };
 };
 
 const jsonTokenOp = (rng: Rng, file: Uint8Array) => {
@@ -231,7 +330,10 @@ const jsonTokenOp = (rng: Rng, file: Uint8Array) => {
   const at = marks.length ? rng.pick(marks) : rng.int(n);
   const len = rng.int(Math.min(16, n - at) + 1);
   const tok = rng.pick(TOKENS);
-  return { bytes: editHeader(file, at, at + len, tok), op: `json-token @${at}+${len} -> ${JSON.stringify(tok.slice(0, 20))}` };
+  return {
+    bytes: editHeader(file, at, at + len, tok),
+    op: `json-token @${at}+${len} -> ${JSON.stringify(tok.slice(0, 20))}`,
+  };
 };
 
 const jsonDuplicateEntryOp = (rng: Rng, file: Uint8Array) => {
@@ -242,7 +344,10 @@ const jsonDuplicateEntryOp = (rng: Rng, file: Uint8Array) => {
   if (m.length === 0) return undefined;
   const e = rng.pick(m);
   const insertAt = Buffer.byteLength(text.slice(0, 1), 'utf8');
-  return { bytes: editHeader(file, insertAt, insertAt, `${e[0]},`), op: `json-duplicate-entry ${JSON.stringify(e[1])}` };
+  return {
+    bytes: editHeader(file, insertAt, insertAt, `${e[0]},`),
+    op: `json-duplicate-entry ${JSON.stringify(e[1])}`,
+  };
 };
 
 const jsonResizeOp = (rng: Rng, file: Uint8Array) => {
@@ -256,7 +361,8 @@ const jsonResizeOp = (rng: Rng, file: Uint8Array) => {
     return { bytes: out, op: `prefix ${n}->${Math.max(0, n + delta)}` };
   }
   const cut = rng.range(-4, 4);
-  const out = cut < 0 ? file.slice(0, Math.max(0, file.length + cut)) : Uint8Array.from([...file, ...new Uint8Array(cut)]);
+  const out =
+    cut < 0 ? file.slice(0, Math.max(0, file.length + cut)) : Uint8Array.from([...file, ...new Uint8Array(cut)]);
   return { bytes: out, op: `data ${cut >= 0 ? '+' : ''}${cut}` };
 };
 
@@ -271,33 +377,41 @@ describe('fuzz: safetensors header parser', () => {
     }
   });
 
-  it('mutated files: a valid layout or CKVC_BAD_SAFETENSORS, nothing else', () => {
-    const stats = new FuzzStats('safetensors');
-    const files = corpus.map((c) => c.bytes);
-    const ctx: MutationContext = {
-      corpus: files,
-      fields: () => [{ offset: 0, size: 8, endian: 'le' }, { offset: 0, size: 4, endian: 'le' }, { offset: 4, size: 4, endian: 'le' }],
-      extra: [jsonNumberOp, jsonTokenOp, jsonDuplicateEntryOp, jsonResizeOp],
-    };
-    const n = scaled(5000);
-    for (let i = 0; i < n; i++) {
-      const rng = Rng.forCase('safetensors', i);
-      const { bytes: file, ops } = mutate(rng, rng.pick(files), ctx);
-      // 1 case in 10 hands parseSafetensorsHeader a header slice of its own choosing (the prefix is not read).
-      const slice = rng.bool(0.1) && file.length >= 8 ? rng.int(file.length - 8 + 1) : undefined;
-      if (slice !== undefined) ops.push(`header slice ${slice}`);
-      const o = attempt(() => parseFile(file, slice));
-      if (stats.check(i, o, ['CKVC_BAD_SAFETENSORS'], ops, file)) {
-        const problem = layoutProblem(file, o.value.headerLength, o.value.layout);
-        if (problem) stats.fail(i, `accepted a layout that breaks an invariant: ${problem}`, ops, file);
-        else stats.note(o.value.layout.tensors.length ? 'accepted-with-tensors' : 'accepted-empty');
-      } else if (o.kind === 'refused') {
-        const rule = (o.error as { data?: { rule?: unknown } }).data?.rule;
-        if (typeof rule !== 'string') stats.fail(i, `refusal carries no data.rule: ${o.error.message}`, ops, file);
-        else stats.note(rule);
+  it(
+    'mutated files: a valid layout or CKVC_BAD_SAFETENSORS, nothing else',
+    () => {
+      const stats = new FuzzStats('safetensors');
+      const files = corpus.map((c) => c.bytes);
+      const ctx: MutationContext = {
+        corpus: files,
+        fields: () => [
+          { offset: 0, size: 8, endian: 'le' },
+          { offset: 0, size: 4, endian: 'le' },
+          { offset: 4, size: 4, endian: 'le' },
+        ],
+        extra: [jsonNumberOp, jsonTokenOp, jsonDuplicateEntryOp, jsonResizeOp],
+      };
+      const n = scaled(5000);
+      for (let i = 0; i < n; i++) {
+        const rng = Rng.forCase('safetensors', i);
+        const { bytes: file, ops } = mutate(rng, rng.pick(files), ctx);
+        // 1 case in 10 hands parseSafetensorsHeader a header slice of its own choosing (the prefix is not read).
+        const slice = rng.bool(0.1) && file.length >= 8 ? rng.int(file.length - 8 + 1) : undefined;
+        if (slice !== undefined) ops.push(`header slice ${slice}`);
+        const o = attempt(() => parseFile(file, slice));
+        if (stats.check(i, o, ['CKVC_BAD_SAFETENSORS'], ops, file)) {
+          const problem = layoutProblem(file, o.value.headerLength, o.value.layout);
+          if (problem) stats.fail(i, `accepted a layout that breaks an invariant: ${problem}`, ops, file);
+          else stats.note(o.value.layout.tensors.length ? 'accepted-with-tensors' : 'accepted-empty');
+        } else if (o.kind === 'refused') {
+          const rule = (o.error as { data?: { rule?: unknown } }).data?.rule;
+          if (typeof rule !== 'string') stats.fail(i, `refusal carries no data.rule: ${o.error.message}`, ops, file);
+          else stats.note(rule);
+        }
       }
-    }
-    expect(stats.report()).toEqual([]);
-    expect(stats.cases).toBe(n);
-  }, fuzzTimeout());
+      expect(stats.report()).toEqual([]);
+      expect(stats.cases).toBe(n);
+    },
+    fuzzTimeout(),
+  );
 });

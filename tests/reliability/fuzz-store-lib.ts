@@ -11,11 +11,26 @@ import { BufferPool } from '../../src/core/buffer-pool.js';
 import { ERROR_CODES } from '../../src/core/errors.js';
 import { objectId } from '../../src/core/store-format/object-id.js';
 import {
-  decodeFooter, decodeToc, PACK_FOOTER_BYTES, PACK_HEADER_BYTES, RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
+  decodeFooter,
+  decodeToc,
+  PACK_FOOTER_BYTES,
+  PACK_HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  TOC_ENTRY_BYTES,
+  type PackEntry,
 } from '../../src/core/store-format/pack-format.js';
 import { PackReader } from '../../src/store/pack-reader.js';
 import { StoreLayout } from '../../src/store/store-layout.js';
-import { attemptAsync, FUZZ_SEED, FuzzStats, mutate, REPO_ROOT, Rng, sameBytes, type FieldHint } from './fuzz-helpers.js';
+import {
+  attemptAsync,
+  FUZZ_SEED,
+  FuzzStats,
+  mutate,
+  REPO_ROOT,
+  Rng,
+  sameBytes,
+  type FieldHint,
+} from './fuzz-helpers.js';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'ckvc');
 const PRELOAD = pathToFileURL(path.join(REPO_ROOT, 'tests', 'reliability', 'fuzz-rss-preload.mjs')).href;
@@ -56,9 +71,21 @@ export function run(cwd: string, args: string[], timeoutMs = SPAWN_TIMEOUT_MS): 
   const rssFile = rssPath(cwd);
   const t0 = performance.now();
   const r = spawnSync(process.execPath, ['--import', PRELOAD, BIN, ...args], {
-    cwd, env: childEnv(rssFile), encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024,
+    cwd,
+    env: childEnv(rssFile),
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    maxBuffer: 16 * 1024 * 1024,
   });
-  return { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error, maxRssKiB: readRss(rssFile), ms: performance.now() - t0 };
+  return {
+    code: r.status,
+    signal: r.signal,
+    stdout: r.stdout ?? '',
+    stderr: r.stderr ?? '',
+    error: r.error,
+    maxRssKiB: readRss(rssFile),
+    ms: performance.now() - t0,
+  };
 }
 
 /**
@@ -70,7 +97,11 @@ export function runAsync(cwd: string, args: string[], timeoutMs = SPAWN_TIMEOUT_
   const rssFile = rssPath(cwd);
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', PRELOAD, BIN, ...args], { cwd, env: childEnv(rssFile), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', PRELOAD, BIN, ...args], {
+      cwd,
+      env: childEnv(rssFile),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let error: Error | undefined;
@@ -78,9 +109,15 @@ export function runAsync(cwd: string, args: string[], timeoutMs = SPAWN_TIMEOUT_
       error = new Error(`timed out after ${timeoutMs} ms (hang?)`);
       child.kill('SIGKILL');
     }, timeoutMs);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    child.on('error', (e) => { error = e; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    child.on('error', (e) => {
+      error = e;
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, error, maxRssKiB: readRss(rssFile), ms: performance.now() - t0 });
@@ -90,7 +127,10 @@ export function runAsync(cwd: string, args: string[], timeoutMs = SPAWN_TIMEOUT_
 
 function ok(cwd: string, args: string[]): RunResult {
   const r = run(cwd, args, 120_000);
-  if (r.code !== 0) throw new Error(`ckvc ${args.join(' ')} failed (exit ${r.code}): ${r.stderr}${r.error ? ` ${r.error.message}` : ''}`);
+  if (r.code !== 0)
+    throw new Error(
+      `ckvc ${args.join(' ')} failed (exit ${r.code}): ${r.stderr}${r.error ? ` ${r.error.message}` : ''}`,
+    );
   return r;
 }
 
@@ -99,11 +139,14 @@ function ok(cwd: string, args: string[]): RunResult {
 
 function f32Bytes(rng: Rng, n: number): Buffer {
   const b = Buffer.alloc(n * 4);
-  for (let i = 0; i < n; i++) b.writeFloatLE(((rng.u32() / 2 ** 32) - 0.5) * 0.2, i * 4);
+  for (let i = 0; i < n; i++) b.writeFloatLE((rng.u32() / 2 ** 32 - 0.5) * 0.2, i * 4);
   return b;
 }
 
-function safetensors(tensors: { name: string; dtype: string; shape: number[]; data: Buffer }[], metadata: Record<string, string>): Buffer {
+function safetensors(
+  tensors: { name: string; dtype: string; shape: number[]; data: Buffer }[],
+  metadata: Record<string, string>,
+): Buffer {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let off = 0;
   for (const t of tensors) {
@@ -126,13 +169,22 @@ function writeCheckpoint(srcDir: string, rng: Rng, step: number, big: boolean): 
   for (let i = 0; i < nbf; i++) bf16.writeUInt16LE(f.readUInt32LE(i * 4) >>> 16, i * 2);
   const i64 = Buffer.alloc(40);
   for (let i = 0; i < 5; i++) i64.writeBigInt64LE(BigInt(step * 1000 + i), i * 8);
-  fs.writeFileSync(path.join(srcDir, 'model.safetensors'), safetensors([
-    { name: 'embed.weight', dtype: 'F32', shape: [side, side], data: f32Bytes(rng, side * side) },
-    { name: 'head.weight', dtype: 'BF16', shape: [nbf], data: bf16 },
-    { name: 'empty', dtype: 'F16', shape: [0], data: Buffer.alloc(0) },
-    { name: 'steps', dtype: 'I64', shape: [5], data: i64 },
-  ], { format: 'pt', step: String(step) }));
-  fs.writeFileSync(path.join(srcDir, 'notes.txt'), Array.from({ length: 150 }, (_, i) => `step ${step} line ${i}: loss ${(1 / (i + step)).toFixed(5)}`).join('\n'));
+  fs.writeFileSync(
+    path.join(srcDir, 'model.safetensors'),
+    safetensors(
+      [
+        { name: 'embed.weight', dtype: 'F32', shape: [side, side], data: f32Bytes(rng, side * side) },
+        { name: 'head.weight', dtype: 'BF16', shape: [nbf], data: bf16 },
+        { name: 'empty', dtype: 'F16', shape: [0], data: Buffer.alloc(0) },
+        { name: 'steps', dtype: 'I64', shape: [5], data: i64 },
+      ],
+      { format: 'pt', step: String(step) },
+    ),
+  );
+  fs.writeFileSync(
+    path.join(srcDir, 'notes.txt'),
+    Array.from({ length: 150 }, (_, i) => `step ${step} line ${i}: loss ${(1 / (i + step)).toFixed(5)}`).join('\n'),
+  );
   if (big) {
     // An opaque file of ~1.5 MiB, half-compressible, for content-defined chunks.
     const opt = Buffer.alloc(1536 * 1024);
@@ -152,12 +204,23 @@ export function listFiles(dir: string, rel = ''): string[] {
 }
 
 export function packsOf(storeDir: string): string[] {
-  return fs.readdirSync(path.join(storeDir, 'packs')).filter((n) => /^[0-9a-f]{64}\.pack$/.test(n)).sort();
+  return fs
+    .readdirSync(path.join(storeDir, 'packs'))
+    .filter((n) => /^[0-9a-f]{64}\.pack$/.test(n))
+    .sort();
 }
 
 function tocOf(bytes: Uint8Array): { entries: PackEntry[]; tocOffset: number } {
   const f = decodeFooter(bytes.subarray(bytes.length - PACK_FOOTER_BYTES), bytes.length, 'seed');
-  return { entries: decodeToc(bytes.subarray(f.tocOffset, f.tocOffset + f.count * TOC_ENTRY_BYTES), f.count, f.tocOffset, 'seed'), tocOffset: f.tocOffset };
+  return {
+    entries: decodeToc(
+      bytes.subarray(f.tocOffset, f.tocOffset + f.count * TOC_ENTRY_BYTES),
+      f.count,
+      f.tocOffset,
+      'seed',
+    ),
+    tocOffset: f.tocOffset,
+  };
 }
 
 export interface Fixture {
@@ -183,7 +246,10 @@ export function createFixture(opts: { big?: boolean } = {}): Fixture {
     return undefined;
   };
   const stale = newer(path.join(REPO_ROOT, 'src'));
-  if (stale) console.warn(`fuzz store: ${path.relative(REPO_ROOT, stale)} is newer than dist/: the CLI runs stale code (npx tsc -p . to rebuild)`);
+  if (stale)
+    console.warn(
+      `fuzz store: ${path.relative(REPO_ROOT, stale)} is newer than dist/: the CLI runs stale code (npx tsc -p . to rebuild)`,
+    );
   const big = Boolean(opts.big);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-fuzz-store-'));
   const srcDir = path.join(root, 'src');
@@ -196,13 +262,39 @@ export function createFixture(opts: { big?: boolean } = {}): Fixture {
   ok(root, ['init', root]);
   const store = path.join(root, '.ckvc');
   writeCheckpoint(srcDir, rng, 1, big);
-  ok(root, ['commit', srcDir, '-m', 'step 1', '--config', config, '--metric', 'loss=1.5', '--step', '1', '--store', store]);
+  ok(root, [
+    'commit',
+    srcDir,
+    '-m',
+    'step 1',
+    '--config',
+    config,
+    '--metric',
+    'loss=1.5',
+    '--step',
+    '1',
+    '--store',
+    store,
+  ]);
   ok(root, ['tag', 'v1', 'HEAD', '-m', 'first release', '--store', store]);
   writeCheckpoint(srcDir, rng, 2, big);
   ok(root, ['commit', srcDir, '-m', 'step 2', '--metric', 'loss=0.9', '--step', '2', '--store', store]);
   fs.writeFileSync(path.join(srcDir, 'sub', 'extra.txt'), 'added at step 3\n'.repeat(20));
   writeCheckpoint(srcDir, rng, 3, big);
-  ok(root, ['commit', srcDir, '-m', 'step 3', '--metric', 'loss=0.5', '--step', '3', '--label', 'phase=warmup', '--store', store]);
+  ok(root, [
+    'commit',
+    srcDir,
+    '-m',
+    'step 3',
+    '--metric',
+    'loss=0.5',
+    '--step',
+    '3',
+    '--label',
+    'phase=warmup',
+    '--store',
+    store,
+  ]);
   const expectedDir = path.join(root, 'expected');
   ok(root, ['checkout', 'HEAD', '--to', expectedDir, '--store', store]);
   return { root, srcDir, store, expectedDir, cleanup: () => fs.rmSync(root, { recursive: true, force: true }) };
@@ -233,12 +325,21 @@ async function loadPacks(fx: Fixture): Promise<{ packs: LoadedPack[]; originals:
       const id = name.slice(0, 64);
       const bytes = Uint8Array.from(fs.readFileSync(path.join(fx.store, 'packs', name)));
       const { entries, tocOffset } = tocOf(bytes);
-      for (const e of entries) originals.set(e.id, Uint8Array.from(await intact.readObject({ packId: id, entry: e }, e.id, e.type)));
-      const fields: FieldHint[] = [{ offset: 8, size: 4, endian: 'le' }, { offset: bytes.length - 56, size: 8, endian: 'le' }, { offset: bytes.length - 48, size: 4, endian: 'le' }];
+      for (const e of entries)
+        originals.set(e.id, Uint8Array.from(await intact.readObject({ packId: id, entry: e }, e.id, e.type)));
+      const fields: FieldHint[] = [
+        { offset: 8, size: 4, endian: 'le' },
+        { offset: bytes.length - 56, size: 8, endian: 'le' },
+        { offset: bytes.length - 48, size: 4, endian: 'le' },
+      ];
       entries.forEach((e, k) => {
         fields.push({ offset: e.offset + 4, size: 4, endian: 'le' }, { offset: e.offset + 8, size: 4, endian: 'le' });
         const at = tocOffset + k * TOC_ENTRY_BYTES;
-        fields.push({ offset: at + 36, size: 8, endian: 'le' }, { offset: at + 44, size: 4, endian: 'le' }, { offset: at + 48, size: 4, endian: 'le' });
+        fields.push(
+          { offset: at + 36, size: 8, endian: 'le' },
+          { offset: at + 44, size: 4, endian: 'le' },
+          { offset: at + 48, size: 4, endian: 'le' },
+        );
       });
       packs.push({ id, bytes, entries, fields });
     }
@@ -272,11 +373,15 @@ export async function fuzzPackReader(fx: Fixture, cases: number, target = 'pack-
         const read = async (entry: PackEntry, from: 'index' | 'toc') => {
           const usePool = rng.bool();
           const where = [...ops, `read ${entry.type} ${entry.id.slice(0, 12)} at ${entry.offset} (${from})`];
-          const o = await attemptAsync(() => reader.readObject({ packId: p.id, entry }, entry.id, entry.type, usePool ? pool : undefined));
+          const o = await attemptAsync(() =>
+            reader.readObject({ packId: p.id, entry }, entry.id, entry.type, usePool ? pool : undefined),
+          );
           if (stats.read.check(i, o, ['CKVC_CORRUPT_PACK', 'CKVC_CORRUPT_OBJECT'], where)) {
             const orig = originals.get(entry.id);
-            if (objectId(entry.type, o.value) !== entry.id) stats.read.fail(i, 'returned bytes that do not hash to the requested ID', where);
-            else if (orig && !sameBytes(orig, o.value)) stats.read.fail(i, 'returned bytes that differ from the original object', where);
+            if (objectId(entry.type, o.value) !== entry.id)
+              stats.read.fail(i, 'returned bytes that do not hash to the requested ID', where);
+            else if (orig && !sameBytes(orig, o.value))
+              stats.read.fail(i, 'returned bytes that differ from the original object', where);
             else stats.read.note(`intact-by-${from}`);
             if (usePool) pool.release(o.value);
           }
@@ -286,10 +391,12 @@ export async function fuzzPackReader(fx: Fixture, cases: number, target = 'pack-
         if (stats.toc.check(i, toc, ['CKVC_CORRUPT_PACK', 'CKVC_UNSUPPORTED_VERSION'], ops)) {
           let expected = PACK_HEADER_BYTES;
           for (const e of toc.value.entries) {
-            if (e.offset !== expected) stats.toc.fail(i, `entries do not tile the pack (entry at ${e.offset}, expected ${expected})`, ops);
+            if (e.offset !== expected)
+              stats.toc.fail(i, `entries do not tile the pack (entry at ${e.offset}, expected ${expected})`, ops);
             expected = e.offset + RECORD_HEADER_BYTES + e.storedLength;
           }
-          if (toc.value.size !== bytes.length) stats.toc.fail(i, `reports size ${toc.value.size}, the file has ${bytes.length}`, ops);
+          if (toc.value.size !== bytes.length)
+            stats.toc.fail(i, `reports size ${toc.value.size}, the file has ${bytes.length}`, ops);
           for (const e of toc.value.entries) await read(e, 'toc');
         }
       } finally {
@@ -308,14 +415,30 @@ export async function fuzzPackReader(fx: Fixture, cases: number, target = 'pack-
  * or ID are wrong. It must return the original bytes of the requested object or refuse with CKVC_CORRUPT_PACK /
  * CKVC_CORRUPT_OBJECT, without allocating what a damaged length says.
  */
-export async function fuzzPackReaderLocations(fx: Fixture, cases: number, target = 'pack-reader-locations'): Promise<string[]> {
+export async function fuzzPackReaderLocations(
+  fx: Fixture,
+  cases: number,
+  target = 'pack-reader-locations',
+): Promise<string[]> {
   const stats = new FuzzStats(target);
   const { packs, originals } = await loadPacks(fx);
   const reader = new PackReader(new StoreLayout(fx.store));
-  const u32s = (rng: Rng, e: PackEntry) => rng.pick([
-    0, 1, Math.max(0, e.storedLength - 1), e.storedLength + 1, e.rawLength, 64 * 1024 * 1024, 64 * 1024 * 1024 + 1,
-    0x7fffffff, 0x80000000, 0xffffffff - 44, 0xffffffff - 43, 0xffffffff, rng.u32(),
-  ]);
+  const u32s = (rng: Rng, e: PackEntry) =>
+    rng.pick([
+      0,
+      1,
+      Math.max(0, e.storedLength - 1),
+      e.storedLength + 1,
+      e.rawLength,
+      64 * 1024 * 1024,
+      64 * 1024 * 1024 + 1,
+      0x7fffffff,
+      0x80000000,
+      0xffffffff - 44,
+      0xffffffff - 43,
+      0xffffffff,
+      rng.u32(),
+    ]);
   try {
     for (let i = 0; i < cases; i++) {
       const rng = Rng.forCase(target, i);
@@ -327,7 +450,19 @@ export async function fuzzPackReaderLocations(fx: Fixture, cases: number, target
       for (let k = 0; k < changes; k++) {
         switch (rng.int(6)) {
           case 0:
-            entry.offset = rng.pick([0, 1, Math.max(0, e.offset - 1), e.offset + 1, e.offset + 44, p.bytes.length - 1, p.bytes.length, p.bytes.length + 100, 2 ** 32, 2 ** 53 - 1, rng.int(p.bytes.length)]);
+            entry.offset = rng.pick([
+              0,
+              1,
+              Math.max(0, e.offset - 1),
+              e.offset + 1,
+              e.offset + 44,
+              p.bytes.length - 1,
+              p.bytes.length,
+              p.bytes.length + 100,
+              2 ** 32,
+              2 ** 53 - 1,
+              rng.int(p.bytes.length),
+            ]);
             ops.push(`offset ${e.offset}->${entry.offset}`);
             break;
           case 1:
@@ -355,9 +490,12 @@ export async function fuzzPackReaderLocations(fx: Fixture, cases: number, target
       }
       const pool = rng.bool(0.2) ? new BufferPool(1) : undefined;
       const o = await attemptAsync(() => reader.readObject({ packId: p.id, entry }, entry.id, entry.type, pool));
-      if (stats.check(i, o, ['CKVC_CORRUPT_PACK', 'CKVC_CORRUPT_OBJECT'], [`${e.type} at ${e.offset}: ${ops.join(', ')}`])) {
+      if (
+        stats.check(i, o, ['CKVC_CORRUPT_PACK', 'CKVC_CORRUPT_OBJECT'], [`${e.type} at ${e.offset}: ${ops.join(', ')}`])
+      ) {
         const orig = originals.get(entry.id);
-        if (!orig || !sameBytes(orig, o.value) || objectId(entry.type, o.value) !== entry.id) stats.fail(i, 'returned bytes that are not the requested object', ops);
+        if (!orig || !sameBytes(orig, o.value) || objectId(entry.type, o.value) !== entry.id)
+          stats.fail(i, 'returned bytes that are not the requested object', ops);
         else stats.note('intact');
       }
     }
@@ -406,8 +544,12 @@ function mutatePack(rng: Rng, orig: Uint8Array): PackMutation {
     let b = rng.int(entries.length - 1);
     if (b >= a) b++;
     const order = entries.map((_, k) => (k === a ? b : k === b ? a : k));
-    const records = order.map((k) => orig.subarray(entries[k]!.offset, entries[k]!.offset + RECORD_HEADER_BYTES + entries[k]!.storedLength));
-    const bytes = Uint8Array.from(Buffer.concat([orig.subarray(0, PACK_HEADER_BYTES), ...records, orig.subarray(tocOffset)]));
+    const records = order.map((k) =>
+      orig.subarray(entries[k]!.offset, entries[k]!.offset + RECORD_HEADER_BYTES + entries[k]!.storedLength),
+    );
+    const bytes = Uint8Array.from(
+      Buffer.concat([orig.subarray(0, PACK_HEADER_BYTES), ...records, orig.subarray(tocOffset)]),
+    );
     return { bytes, op: `swap records ${a} and ${b} (${entries[a]!.type}, ${entries[b]!.type})`, kind };
   }
   const at = rng.int(orig.length);
@@ -422,7 +564,11 @@ function mutatePack(rng: Rng, orig: Uint8Array): PackMutation {
  * `ckvc verify --read-data --json` and `ckvc checkout HEAD` under a timeout. Every 4th case also deletes the
  * index, so it is rebuilt from the damaged packs.
  */
-export async function fuzzCli(fx: Fixture, cases: number, opts: { target?: string; maxMutations?: number } = {}): Promise<CliFuzzResult> {
+export async function fuzzCli(
+  fx: Fixture,
+  cases: number,
+  opts: { target?: string; maxMutations?: number } = {},
+): Promise<CliFuzzResult> {
   const target = opts.target ?? 'store-cli';
   const failures: string[] = [];
   let failureCount = 0;
@@ -485,7 +631,8 @@ export async function fuzzCli(fx: Fixture, cases: number, opts: { target?: strin
     maxRssKiB = Math.max(maxRssKiB, v.maxRssKiB ?? 0, c.maxRssKiB ?? 0);
 
     if (v.error || v.signal) fail(i, `verify did not finish: ${v.error?.message ?? v.signal}`, what);
-    else if (/\n\s+at /.test(v.stderr) || v.stderr.includes('CKVC_INTERNAL')) fail(i, `verify crashed (exit ${v.code})`, `${what}\n${v.stderr}`);
+    else if (/\n\s+at /.test(v.stderr) || v.stderr.includes('CKVC_INTERNAL'))
+      fail(i, `verify crashed (exit ${v.code})`, `${what}\n${v.stderr}`);
     else if (v.code === 12) {
       count('verify-exit:12');
       let report: { ok: boolean; problems: { code: string; phase: string }[] } | undefined;
@@ -495,9 +642,11 @@ export async function fuzzCli(fx: Fixture, cases: number, opts: { target?: strin
         fail(i, 'verify exit 12 without a JSON report', `${what}\n${v.stdout}\n${v.stderr}`);
       }
       if (report) {
-        if (report.ok !== false || !Array.isArray(report.problems) || report.problems.length === 0) fail(i, 'verify exit 12 but the report lists no problem', what);
+        if (report.ok !== false || !Array.isArray(report.problems) || report.problems.length === 0)
+          fail(i, 'verify exit 12 but the report lists no problem', what);
         for (const pr of report.problems ?? []) {
-          if (!Object.hasOwn(ERROR_CODES, pr.code)) fail(i, `verify problem without a CKVC_ code: ${JSON.stringify(pr)}`, what);
+          if (!Object.hasOwn(ERROR_CODES, pr.code))
+            fail(i, `verify problem without a CKVC_ code: ${JSON.stringify(pr)}`, what);
           else count(`verify:${pr.code}`);
         }
         if (!changed) fail(i, 'verify reports problems although no byte changed', what);
@@ -512,18 +661,22 @@ export async function fuzzCli(fx: Fixture, cases: number, opts: { target?: strin
     for (const f of written) {
       const want = expected.get(f);
       if (!want) fail(i, `checkout left ${f} behind (a temp or stray file)`, what);
-      else if (!sameBytes(fs.readFileSync(path.join(out, f)), want)) fail(i, `checkout wrote ${f} with wrong content (exit ${c.code})`, what);
+      else if (!sameBytes(fs.readFileSync(path.join(out, f)), want))
+        fail(i, `checkout wrote ${f} with wrong content (exit ${c.code})`, what);
     }
     if (c.error || c.signal) fail(i, `checkout did not finish: ${c.error?.message ?? c.signal}`, what);
-    else if (/\n\s+at /.test(c.stderr) || c.stderr.includes('CKVC_INTERNAL')) fail(i, `checkout crashed (exit ${c.code})`, `${what}\n${c.stderr}`);
+    else if (/\n\s+at /.test(c.stderr) || c.stderr.includes('CKVC_INTERNAL'))
+      fail(i, `checkout crashed (exit ${c.code})`, `${what}\n${c.stderr}`);
     else if (c.code === 0) {
       count('checkout-exit:0');
-      if (written.length !== expectedFiles.length) fail(i, `checkout exit 0 but ${written.length} of ${expectedFiles.length} files are there`, what);
+      if (written.length !== expectedFiles.length)
+        fail(i, `checkout exit 0 but ${written.length} of ${expectedFiles.length} files are there`, what);
     } else if (c.code === 12 || c.code === 14) {
       count(`checkout-exit:${c.code}`);
       const lines = c.stderr.trimEnd().split('\n');
       const m = /\[(CKVC_[A-Z_]+)\]$/.exec(lines[lines.length - 1] ?? '');
-      if (lines.length !== 1 || !m) fail(i, `checkout exit ${c.code} without exactly one stderr line ending in [CKVC_...]`, `${what}\n${c.stderr}`);
+      if (lines.length !== 1 || !m)
+        fail(i, `checkout exit ${c.code} without exactly one stderr line ending in [CKVC_...]`, `${what}\n${c.stderr}`);
       else count(`checkout:${m[1]}`);
       if (!changed) fail(i, 'checkout failed although no byte changed', `${what}\n${c.stderr}`);
     } else fail(i, `checkout exited ${c.code}`, `${what}\n${c.stderr}`);
@@ -532,9 +685,14 @@ export async function fuzzCli(fx: Fixture, cases: number, opts: { target?: strin
   }
 
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
-  const summary = [...counts.entries()].sort().map(([k, v]) => `${k}=${v}`).join(' ');
-  console.log(`fuzz ${target}: ${cases} damaged stores (${2 * cases} ckvc runs) in ${secs}s (seed ${FUZZ_SEED}): ${summary}; ` +
-    `undetected by verify ${undetected}; slowest run ${slowestMs.toFixed(0)} ms; peak child RSS ${(maxRssKiB / 1024).toFixed(0)} MiB; ${failureCount} failure(s)`);
+  const summary = [...counts.entries()]
+    .sort()
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  console.log(
+    `fuzz ${target}: ${cases} damaged stores (${2 * cases} ckvc runs) in ${secs}s (seed ${FUZZ_SEED}): ${summary}; ` +
+      `undetected by verify ${undetected}; slowest run ${slowestMs.toFixed(0)} ms; peak child RSS ${(maxRssKiB / 1024).toFixed(0)} MiB; ${failureCount} failure(s)`,
+  );
   if (failureCount > failures.length) failures.push(`... and ${failureCount - failures.length} more failure(s)`);
   return { cases, failures, undetected, counts, maxChildRssMiB: maxRssKiB / 1024 };
 }

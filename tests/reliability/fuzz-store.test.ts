@@ -17,7 +17,16 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fuzzTimeout, sameBytes, scaled } from './fuzz-helpers.js';
 import { Level } from 'level';
-import { createFixture, fuzzCli, fuzzPackReader, fuzzPackReaderLocations, listFiles, packsOf, run, type Fixture } from './fuzz-store-lib.js';
+import {
+  createFixture,
+  fuzzCli,
+  fuzzPackReader,
+  fuzzPackReaderLocations,
+  listFiles,
+  packsOf,
+  run,
+  type Fixture,
+} from './fuzz-store-lib.js';
 
 let fx: Fixture;
 
@@ -31,7 +40,10 @@ describe('fuzz: pack reader on a real store', () => {
   it('the intact store verifies and checks out byte for byte', () => {
     expect(listFiles(fx.expectedDir)).toEqual(listFiles(fx.srcDir));
     for (const f of listFiles(fx.srcDir)) {
-      expect(sameBytes(fs.readFileSync(path.join(fx.expectedDir, f)), fs.readFileSync(path.join(fx.srcDir, f))), f).toBe(true);
+      expect(
+        sameBytes(fs.readFileSync(path.join(fx.expectedDir, f)), fs.readFileSync(path.join(fx.srcDir, f))),
+        f,
+      ).toBe(true);
     }
     const v = run(fx.root, ['verify', '--read-data', '--json', '--store', fx.store]);
     expect(v.code, v.stderr).toBe(0);
@@ -39,21 +51,33 @@ describe('fuzz: pack reader on a real store', () => {
     expect(packsOf(fx.store).length).toBeGreaterThanOrEqual(3);
   });
 
-  it('PackReader over mutated packs: the original bytes of an object, or a refusal with a code', async () => {
-    expect(await fuzzPackReader(fx, scaled(1500))).toEqual([]);
-  }, fuzzTimeout());
+  it(
+    'PackReader over mutated packs: the original bytes of an object, or a refusal with a code',
+    async () => {
+      expect(await fuzzPackReader(fx, scaled(1500))).toEqual([]);
+    },
+    fuzzTimeout(),
+  );
 
-  it('PackReader with damaged index locations: the original bytes of an object, or a refusal with a code', async () => {
-    expect(await fuzzPackReaderLocations(fx, scaled(2000))).toEqual([]);
-  }, fuzzTimeout());
+  it(
+    'PackReader with damaged index locations: the original bytes of an object, or a refusal with a code',
+    async () => {
+      expect(await fuzzPackReaderLocations(fx, scaled(2000))).toEqual([]);
+    },
+    fuzzTimeout(),
+  );
 
-  it('ckvc verify --read-data and checkout on stores with one damaged pack', async () => {
-    const r = await fuzzCli(fx, scaled(40));
-    expect(r.failures).toEqual([]);
-    expect(r.undetected / r.cases, 'share of damaged stores verify --read-data passed').toBeLessThan(0.05);
-    // Records are small here: a damaged length field must not make the CLI allocate what it claims.
-    expect(r.maxChildRssMiB).toBeLessThan(400);
-  }, fuzzTimeout(600_000));
+  it(
+    'ckvc verify --read-data and checkout on stores with one damaged pack',
+    async () => {
+      const r = await fuzzCli(fx, scaled(40));
+      expect(r.failures).toEqual([]);
+      expect(r.undetected / r.cases, 'share of damaged stores verify --read-data passed').toBeLessThan(0.05);
+      // Records are small here: a damaged length field must not make the CLI allocate what it claims.
+      expect(r.maxChildRssMiB).toBeLessThan(400);
+    },
+    fuzzTimeout(600_000),
+  );
 });
 
 // Found by the location fuzz above, reproduced through the CLI. The index is a cache (spec/FORMAT.md §8) whose
@@ -70,7 +94,8 @@ describe('fuzz findings: a damaged index location', () => {
     await db.open();
     let patched = 0;
     for await (const [k, v] of db.iterator({ gte: Buffer.from([0x6f]), lt: Buffer.from([0x70]) })) {
-      if (v.length === 52 && v[48] === 4) { // tree locations: checkout and verify both read the root tree
+      if (v.length === 52 && v[48] === 4) {
+        // tree locations: checkout and verify both read the root tree
         v.writeUInt32LE(0xffffffff, 40); // stored_length
         await db.put(k, v);
         patched++;

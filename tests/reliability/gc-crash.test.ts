@@ -19,7 +19,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, diffSnapshots, errorCodes, snapshotStore, tempDir } from '../helpers/ckvc.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
 import {
-  type Outcome, Semaphore, type Store, copyStore, describeOutcome, hashTree, initStore, parseJson, writeCheckpoint,
+  type Outcome,
+  Semaphore,
+  type Store,
+  copyStore,
+  describeOutcome,
+  hashTree,
+  initStore,
+  parseJson,
+  writeCheckpoint,
 } from '../helpers/reliability.js';
 
 const KiB = 1024;
@@ -54,12 +62,18 @@ const gcLock = (s: Store) => path.join(s.store, 'locks', 'gc.lock');
 
 function writeCk(dir: string, k: number, base: Buffer): Map<string, string> {
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes({
-    base: { dtype: 'F32', shape: [2048], bytes: base },
-    w: { dtype: 'F32', shape: [1024], bytes: randomBytes(k * 10 + 1, 4 * KiB) },
-    'opt.m': { dtype: 'F32', shape: [1024], bytes: randomBytes(k * 10 + 2, 4 * KiB) },
-  }));
-  fs.writeFileSync(path.join(dir, 'extra.safetensors'), safetensorsBytes({ e: { dtype: 'U8', shape: [2048], bytes: randomBytes(k * 10 + 3, 2 * KiB) } }));
+  fs.writeFileSync(
+    path.join(dir, 'model.safetensors'),
+    safetensorsBytes({
+      base: { dtype: 'F32', shape: [2048], bytes: base },
+      w: { dtype: 'F32', shape: [1024], bytes: randomBytes(k * 10 + 1, 4 * KiB) },
+      'opt.m': { dtype: 'F32', shape: [1024], bytes: randomBytes(k * 10 + 2, 4 * KiB) },
+    }),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'extra.safetensors'),
+    safetensorsBytes({ e: { dtype: 'U8', shape: [2048], bytes: randomBytes(k * 10 + 3, 2 * KiB) } }),
+  );
   fs.writeFileSync(path.join(dir, 'notes.txt'), randomBytes(k * 10 + 4, 1500));
   return hashTree(dir);
 }
@@ -81,7 +95,9 @@ async function refused(s: Store, rev: string, paths: string[] = []): Promise<str
   const out = tempDir('ckvc-gcc-co-');
   const r = await run(s, ['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
   fs.rmSync(out, { recursive: true, force: true });
-  return r.code === 19 && errorCodes(r.stderr).join() === 'CKVC_PRUNED' ? [] : [`checkout ${rev.slice(0, 12)} ${paths.join(' ')} should exit 19 CKVC_PRUNED: ${describeOutcome(r)}`];
+  return r.code === 19 && errorCodes(r.stderr).join() === 'CKVC_PRUNED'
+    ? []
+    : [`checkout ${rev.slice(0, 12)} ${paths.join(' ')} should exit 19 CKVC_PRUNED: ${describeOutcome(r)}`];
 }
 
 async function verifyClean(s: Store, when: string): Promise<string[]> {
@@ -92,10 +108,7 @@ async function verifyClean(s: Store, when: string): Promise<string[]> {
 /** What the pruned template promises: k4 (k3) whole, k2's extra + notes, k1 refused whole (its notes too), k2's tensors refused. */
 async function keptIntact(s: Store, full: boolean | 'all' = false): Promise<string[]> {
   const keep = ['extra.safetensors', 'notes.txt'];
-  const checks = [
-    checkout(s, ck[4]!.id, ck[4]!.files),
-    checkout(s, ck[2]!.id, sub(ck[2]!.files, keep), keep),
-  ];
+  const checks = [checkout(s, ck[4]!.id, ck[4]!.files), checkout(s, ck[2]!.id, sub(ck[2]!.files, keep), keep)];
   if (full) {
     checks.push(
       refused(s, ck[1]!.id, ['notes.txt']), // prune without --tensors releases opaque files too (FORMAT.md §13)
@@ -113,7 +126,10 @@ beforeAll(async () => {
   for (let k = 1; k <= 4; k++) {
     const dir = path.join(work, `k${k}`);
     const files = writeCk(dir, k, base);
-    const r = parseJson<{ id: string }>(await T0.run(['commit', dir, '-m', `k${k}`, '--metric', `loss=${5 - k}`, '--step', String(k), '--json']), `commit k${k}`);
+    const r = parseJson<{ id: string }>(
+      await T0.run(['commit', dir, '-m', `k${k}`, '--metric', `loss=${5 - k}`, '--step', String(k), '--json']),
+      `commit k${k}`,
+    );
     ck[k] = { id: r.id, dir, files };
   }
   // An orphan pack: durable and indexed, but the process died before the ref moved (and left its writer file).
@@ -128,7 +144,9 @@ beforeAll(async () => {
   T1 = copyStore(T0, 'ckvc-gcc-t1-');
   parseJson(await T1.run(['prune', '--keep-last', '3', '--json']), 'prune k1');
   parseJson(await T1.run(['prune', '--keep-last', '2', '--tensors', 'opt*', '--json']), 'prune k2 opt*');
-  expect(fs.readdirSync(path.join(T1.store, 'pruned')).sort()).toEqual([`${ck[1]!.id}.json`, `${ck[2]!.id}.json`].sort());
+  expect(fs.readdirSync(path.join(T1.store, 'pruned')).sort()).toEqual(
+    [`${ck[1]!.id}.json`, `${ck[2]!.id}.json`].sort(),
+  );
 
   // The reference: gc without faults.
   const ref = copyStore(T1, 'ckvc-gcc-ref-');
@@ -146,7 +164,9 @@ beforeAll(async () => {
 
 describe.concurrent('gc killed at each of its fault steps', () => {
   for (const step of ['gc.locked', 'gc.packed', 'gc.indexed', 'gc.delete']) {
-    it(`kill at ${step}: verify clean, kept data intact, next commit fine, gc re-run finishes the job`, { timeout: 120_000 }, async ({ expect }) => {
+    it(`kill at ${step}: verify clean, kept data intact, next commit fine, gc re-run finishes the job`, {
+      timeout: 120_000,
+    }, async ({ expect }) => {
       const s = copyStore(T1, 'ckvc-gcc-case-');
       const problems: string[] = [];
       const killed = await run(s, ['gc', '--grace', '0', '--json'], { CKVC_FAULT: step });
@@ -171,7 +191,10 @@ describe.concurrent('gc killed at each of its fault steps', () => {
         const missing = [...refPacks].filter((p) => !now.has(p));
         const extra = [...now].filter((p) => !refPacks.has(p));
         if (missing.length) problems.push(`packs of the fault-free gc missing after the re-run: ${missing.join(' ')}`);
-        if (extra.length !== 1) problems.push(`expected exactly the new commit's pack beyond the reference, found ${extra.length}: ${extra.join(' ')}`);
+        if (extra.length !== 1)
+          problems.push(
+            `expected exactly the new commit's pack beyond the reference, found ${extra.length}: ${extra.join(' ')}`,
+          );
       }
       if (fs.existsSync(gcLock(s))) problems.push('gc.lock still there after a successful gc');
       problems.push(...(await verifyClean(s, 'after the gc re-run')));
@@ -183,7 +206,9 @@ describe.concurrent('gc killed at each of its fault steps', () => {
   }
 
   for (const fault of ['prune.record', 'prune.record@2']) {
-    it(`prune killed at ${fault}: records complete or absent, verify clean, re-run fine (and gc after it)`, async ({ expect }) => {
+    it(`prune killed at ${fault}: records complete or absent, verify clean, re-run fine (and gc after it)`, async ({
+      expect,
+    }) => {
       const s = copyStore(T0, 'ckvc-gcc-prune-');
       const problems: string[] = [];
       const args = ['prune', '--keep-last', '2', '--tensors', 'opt*', '--json'];
@@ -194,17 +219,23 @@ describe.concurrent('gc killed at each of its fault steps', () => {
       // Records go newest commit first: @2 dies after k2's record is durable, before k1's.
       const want = fault.endsWith('@2') ? [`${ck[2]!.id}.json`] : [];
       const records = names.filter((n) => /^[0-9a-f]{64}\.json$/.test(n));
-      if (records.join() !== want.join()) problems.push(`records after the kill: ${names.join(' ') || 'none'}, expected ${want.join(' ') || 'none'}`);
+      if (records.join() !== want.join())
+        problems.push(`records after the kill: ${names.join(' ') || 'none'}, expected ${want.join(' ') || 'none'}`);
       for (const n of records) {
         const rec = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8'));
-        if (rec.commit !== n.slice(0, 64) || JSON.stringify(rec.tensors) !== '["opt*"]') problems.push(`record ${n}: ${JSON.stringify(rec)}`);
+        if (rec.commit !== n.slice(0, 64) || JSON.stringify(rec.tensors) !== '["opt*"]')
+          problems.push(`record ${n}: ${JSON.stringify(rec)}`);
       }
       problems.push(...(await verifyClean(s, 'after the kill')));
       const keep = ['extra.safetensors', 'notes.txt'];
-      problems.push(...(await Promise.all([
-        checkout(s, ck[1]!.id, ck[1]!.files), // not pruned yet in either case
-        ...(fault.endsWith('@2') ? [refused(s, ck[2]!.id, ['model.safetensors'])] : []),
-      ])).flat());
+      problems.push(
+        ...(
+          await Promise.all([
+            checkout(s, ck[1]!.id, ck[1]!.files), // not pruned yet in either case
+            ...(fault.endsWith('@2') ? [refused(s, ck[2]!.id, ['model.safetensors'])] : []),
+          ])
+        ).flat(),
+      );
 
       const again = await run(s, args);
       if (again.code !== 0) problems.push(`prune re-run: ${describeOutcome(again)}`);
@@ -214,21 +245,28 @@ describe.concurrent('gc killed at each of its fault steps', () => {
         return void expect(problems).toEqual([]);
       }
       const gc = await run(s, ['gc', '--grace', '0', '--json']);
-      if (gc.code !== 0 || !(JSON.parse(gc.stdout).bytesFreed > 0)) problems.push(`gc after the prune: ${describeOutcome(gc)}`);
+      if (gc.code !== 0 || !(JSON.parse(gc.stdout).bytesFreed > 0))
+        problems.push(`gc after the prune: ${describeOutcome(gc)}`);
       problems.push(...(await verifyClean(s, 'after prune + gc')));
-      problems.push(...(await Promise.all([
-        refused(s, ck[1]!.id, ['model.safetensors']),
-        refused(s, ck[2]!.id, ['model.safetensors']),
-        checkout(s, ck[1]!.id, sub(ck[1]!.files, keep), keep),
-        checkout(s, ck[2]!.id, sub(ck[2]!.files, keep), keep),
-        checkout(s, ck[4]!.id, ck[4]!.files),
-      ])).flat());
+      problems.push(
+        ...(
+          await Promise.all([
+            refused(s, ck[1]!.id, ['model.safetensors']),
+            refused(s, ck[2]!.id, ['model.safetensors']),
+            checkout(s, ck[1]!.id, sub(ck[1]!.files, keep), keep),
+            checkout(s, ck[2]!.id, sub(ck[2]!.files, keep), keep),
+            checkout(s, ck[4]!.id, ck[4]!.files),
+          ])
+        ).flat(),
+      );
       summary.push(`prune crash ${fault}: ${problems.length ? `${problems.length} problem(s)` : 'ok'}`);
       expect(problems).toEqual([]);
     });
   }
 
-  it('ENOSPC at gc.packed: exit 1 CKVC_IO, store as before apart from unreferenced data; gc re-run ends like the reference', async ({ expect }) => {
+  it('ENOSPC at gc.packed: exit 1 CKVC_IO, store as before apart from unreferenced data; gc re-run ends like the reference', async ({
+    expect,
+  }) => {
     const s = copyStore(T1, 'ckvc-gcc-enospc-');
     const before = snapshotStore(s.store);
     const r = await run(s, ['gc', '--grace', '0'], { CKVC_FAULT: 'gc.packed=enospc' });
@@ -237,15 +275,18 @@ describe.concurrent('gc killed at each of its fault steps', () => {
     expect.soft(errorCodes(r.stderr), describeOutcome(r)).toEqual(['CKVC_IO']);
     expect(fs.existsSync(gcLock(s)), 'gc.lock released').toBe(false);
     // Allowed: the durable copy pack nothing references yet, and the stale writer file of the dead commit.
-    const changes = diffSnapshots(before, snapshotStore(s.store))
-      .filter((d) => !/^added packs\/[0-9a-f]{64}\.pack$/.test(d) && !/^removed locks\/writers\//.test(d));
+    const changes = diffSnapshots(before, snapshotStore(s.store)).filter(
+      (d) => !/^added packs\/[0-9a-f]{64}\.pack$/.test(d) && !/^removed locks\/writers\//.test(d),
+    );
     expect(changes).toEqual([]);
     expect(await verifyClean(s, 'after ENOSPC')).toEqual([]);
     const again = await run(s, ['gc', '--grace', '0', '--json']);
     expect(again.code, describeOutcome(again)).toBe(0);
     expect([...packSet(s)].sort()).toEqual([...refPacks].sort());
     const after = [...(await verifyClean(s, 'after the gc re-run')), ...(await keptIntact(s, true))];
-    summary.push(`gc gc.packed=enospc: exit ${r.code} ${errorCodes(r.stderr).join(' ')}; ${after.length ? `${after.length} problem(s) after the re-run` : 're-run ok'}`);
+    summary.push(
+      `gc gc.packed=enospc: exit ${r.code} ${errorCodes(r.stderr).join(' ')}; ${after.length ? `${after.length} problem(s) after the re-run` : 're-run ok'}`,
+    );
     expect(after).toEqual([]);
   });
 
@@ -280,7 +321,8 @@ describe('gc in a loop beside a committing loop with prunes', () => {
     const prune = async (args: string[], what: 'all' | 'head') => {
       const r = await s.run(['prune', ...args, '--json'], { env });
       if (r.code !== 0) return void problems.push(`prune ${args.join(' ')}: ${describeOutcome(r)}`);
-      for (const p of JSON.parse(r.stdout).pruned as { id: string }[]) if (released.get(p.id) !== 'all') released.set(p.id, what);
+      for (const p of JSON.parse(r.stdout).pruned as { id: string }[])
+        if (released.get(p.id) !== 'all') released.set(p.id, what);
     };
     const committer = async () => {
       try {
@@ -320,22 +362,30 @@ describe('gc in a loop beside a committing loop with prunes', () => {
     // Every unpruned commit whole; of the pruned ones, the oldest (all released) and the newest (head only).
     const prunedAcks = acks.filter((a) => released.has(a.id));
     const sample = new Set([prunedAcks[0]?.id, prunedAcks.at(-1)?.id]);
-    const checks = await Promise.all(acks.filter((a) => !released.has(a.id) || sample.has(a.id)).map(async (a) => {
-      const state = released.get(a.id);
-      if (!state) {
-        const p = await checkout(s, a.id, a.files);
-        if (!p.length) intact++;
-        return p;
-      }
-      // Released whole ('all'): the opaque optimizer.bin too; only the head tensor: optimizer.bin intact.
-      const opaque = state === 'all' ? await refused(s, a.id, ['optimizer.bin']) : await checkout(s, a.id, sub(a.files, ['optimizer.bin']), ['optimizer.bin']);
-      const p = [...(await refused(s, a.id)), ...opaque];
-      if (!p.length) refusedOk++;
-      return p;
-    }));
+    const checks = await Promise.all(
+      acks
+        .filter((a) => !released.has(a.id) || sample.has(a.id))
+        .map(async (a) => {
+          const state = released.get(a.id);
+          if (!state) {
+            const p = await checkout(s, a.id, a.files);
+            if (!p.length) intact++;
+            return p;
+          }
+          // Released whole ('all'): the opaque optimizer.bin too; only the head tensor: optimizer.bin intact.
+          const opaque =
+            state === 'all'
+              ? await refused(s, a.id, ['optimizer.bin'])
+              : await checkout(s, a.id, sub(a.files, ['optimizer.bin']), ['optimizer.bin']);
+          const p = [...(await refused(s, a.id)), ...opaque];
+          if (!p.length) refusedOk++;
+          return p;
+        }),
+    );
     problems.push(...checks.flat());
     problems.push(...(await verifyClean(s, 'after the loop')));
-    const line = `gc loop: ${gcRuns} gc runs (${gcOk} exit 0, ${freed} bytes freed) beside ${acks.length}/10 acknowledged commits and 3 prunes; ` +
+    const line =
+      `gc loop: ${gcRuns} gc runs (${gcOk} exit 0, ${freed} bytes freed) beside ${acks.length}/10 acknowledged commits and 3 prunes; ` +
       `${intact} unpruned commits byte-identical, ${refusedOk} pruned commits refuse checkout (19) as released; ${problems.length} problem(s)`;
     summary.push(line);
     expect(acks).toHaveLength(10);

@@ -15,7 +15,15 @@ import { cleanupTemp, tempDir } from '../helpers/ckvc.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes, safetensorsDataStart } from '../helpers/data.js';
 import { describeOutcome, expectOk, pool, soakScale, type Store, type Outcome } from '../helpers/reliability.js';
 import {
-  checkoutPaths, chunkId, copyOf, dropObject, emptyStore, expectReleased, objectIds, pruneRecords, setRemotes,
+  checkoutPaths,
+  chunkId,
+  copyOf,
+  dropObject,
+  emptyStore,
+  expectReleased,
+  objectIds,
+  pruneRecords,
+  setRemotes,
 } from '../helpers/walk-lib.js';
 
 afterAll(cleanupTemp);
@@ -84,7 +92,8 @@ function neededChunks(commits: CommitModel[], records: Map<string, Rec>): Map<st
         continue;
       }
       out.set(chunkId(f.bytes.subarray(0, safetensorsDataStart(f.bytes))), `${c.label} ${p} (safetensors header)`);
-      for (const t of f.tensors) if (!released(rec, p, t.name)) for (const id of tensorChunks(t.data)) out.set(id, `${c.label} ${p}:${t.name}`);
+      for (const t of f.tensors)
+        if (!released(rec, p, t.name)) for (const id of tensorChunks(t.data)) out.set(id, `${c.label} ${p}:${t.name}`);
     }
   }
   return out;
@@ -136,8 +145,13 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
     }
     names.length = 1 + r(3);
     // Half from the shared pool, half new: data only one file object holds makes its twins matter.
-    const tensors = names.map((name) => ({ name, data: chance(0.5) ? pick(tensorPool) : randomFloat32(seed + 5000 + counter++, 256 + r(2048)) }));
-    const bytes = safetensorsBytes(Object.fromEntries(tensors.map((t) => [t.name, { dtype: 'F32', shape: [t.data.length / 4], bytes: t.data }])));
+    const tensors = names.map((name) => ({
+      name,
+      data: chance(0.5) ? pick(tensorPool) : randomFloat32(seed + 5000 + counter++, 256 + r(2048)),
+    }));
+    const bytes = safetensorsBytes(
+      Object.fromEntries(tensors.map((t) => [t.name, { dtype: 'F32', shape: [t.data.length / 4], bytes: t.data }])),
+    );
     return { bytes, tensors };
   };
   const binFile = (): FileModel => ({ bytes: pick(opaquePool), tensors: [] });
@@ -154,7 +168,9 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
       else files.set(join(pick(DIRS), pick(BIN_FILES)), binFile());
     }
     // Twin subtree: a folder copied whole under another name (one tree object).
-    const dirs = ['a', 'b', 'a/deep', 'a-twin', '0a'].filter((d) => [...files.keys()].some((p) => p.startsWith(`${d}/`)));
+    const dirs = ['a', 'b', 'a/deep', 'a-twin', '0a'].filter((d) =>
+      [...files.keys()].some((p) => p.startsWith(`${d}/`)),
+    );
     if (dirs.length && chance(0.6)) {
       // Named to sort after or before the original, so a released reach is walked before or after the other.
       const d = pick(dirs);
@@ -191,13 +207,17 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
 
   // History: main with 3-4 commits; maybe a side branch from one of them with 1-2 commits; maybe a tag.
   const main: CommitModel[] = [];
-  for (let i = 3 + r(2); i > 0; i--) main.push(await commit(nextFiles(main.at(-1)?.files), 'main', `main-${main.length}`));
+  for (let i = 3 + r(2); i > 0; i--)
+    main.push(await commit(nextFiles(main.at(-1)?.files), 'main', `main-${main.length}`));
   const side: CommitModel[] = [];
   let from = -1;
   if (chance(0.6)) {
     from = r(main.length - 1);
     expectOk(await S.run(['branch', 'side', main[from]!.id]), 'branch side');
-    for (let i = 1 + r(2); i > 0; i--) side.push(await commit(nextFiles((side.at(-1) ?? main[from]!).files), 'side', `side-${side.length} (from main-${from})`));
+    for (let i = 1 + r(2); i > 0; i--)
+      side.push(
+        await commit(nextFiles((side.at(-1) ?? main[from]!).files), 'side', `side-${side.length} (from main-${from})`),
+      );
     note(`side branch from main-${from}, ${side.length} commit(s)`);
   }
   if (chance(0.5)) {
@@ -231,22 +251,46 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
     const candidates = history.slice(0, history.length - keepLast);
     // all tensors, globs without ':', with ':', both
     const kind = run === 0 ? (chance(0.7) ? 2 : pick([0, 1, 3])) : pick([0, 1, 2, 2, 3]);
-    const globs = kind === 0 ? [] : kind === 1 ? [pick(BARE_GLOBS), ...(chance(0.3) ? [pick(BARE_GLOBS)] : [])]
-      : kind === 2 ? [colonGlob(candidates), ...(chance(0.4) ? [colonGlob(candidates)] : [])] : [pick(BARE_GLOBS), colonGlob(candidates)];
-    const args = ['prune', '--keep-last', String(keepLast), '-b', branch, ...(chance(0.4) ? ['--include-tagged'] : []), ...globs.flatMap((g) => ['--tensors', g])];
+    const globs =
+      kind === 0
+        ? []
+        : kind === 1
+          ? [pick(BARE_GLOBS), ...(chance(0.3) ? [pick(BARE_GLOBS)] : [])]
+          : kind === 2
+            ? [colonGlob(candidates), ...(chance(0.4) ? [colonGlob(candidates)] : [])]
+            : [pick(BARE_GLOBS), colonGlob(candidates)];
+    const args = [
+      'prune',
+      '--keep-last',
+      String(keepLast),
+      '-b',
+      branch,
+      ...(chance(0.4) ? ['--include-tagged'] : []),
+      ...globs.flatMap((g) => ['--tensors', g]),
+    ];
     note(args.join(' '));
     const pr = await S.json<{ pruned: { id: string }[]; tensors: string[] | null }>(args);
     // Pruning again merges the records: null wins, lists are united (FORMAT.md §13).
     for (const { id } of pr.pruned) {
       const cur = merged.get(id);
-      merged.set(id, cur === undefined ? pr.tensors : cur === null || pr.tensors === null ? null : [...new Set([...cur, ...pr.tensors])].sort());
+      merged.set(
+        id,
+        cur === undefined
+          ? pr.tensors
+          : cur === null || pr.tensors === null
+            ? null
+            : [...new Set([...cur, ...pr.tensors])].sort(),
+      );
     }
   }
   const records = pruneRecords(S) as Map<string, Rec & { commit: string }>;
   const recordsSeen = JSON.stringify([...records.values()].map((x) => [x.commit, x.tensors]).sort());
   const recordsWanted = JSON.stringify([...merged].sort());
-  if (recordsSeen !== recordsWanted) problems.push(`the source's records are ${recordsSeen}, prune said ${recordsWanted}`);
-  note(`records: ${[...records.values()].map((x) => `${commits.find((c) => c.id === x.commit)?.label}=${JSON.stringify(x.tensors)}`).join(', ') || 'none'}`);
+  if (recordsSeen !== recordsWanted)
+    problems.push(`the source's records are ${recordsSeen}, prune said ${recordsWanted}`);
+  note(
+    `records: ${[...records.values()].map((x) => `${commits.find((c) => c.id === x.commit)?.label}=${JSON.stringify(x.tensors)}`).join(', ') || 'none'}`,
+  );
   const need = neededChunks(commits, records);
 
   // Transfers, with gc at the source before or after them.
@@ -263,22 +307,37 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   setRemotes(F, { origin: R.dir });
   const step = async (runs: [string, () => Promise<Outcome>][]) => {
     const rs = await pool(runs, 2, ([, f]) => f());
-    rs.forEach((x, i) => { expectOk(x, runs[i]![0]); });
+    rs.forEach((x, i) => {
+      expectOk(x, runs[i]![0]);
+    });
   };
-  await step([['pack', () => S.run(['pack', ...branches, '-o', bundle])], ['push', () => S.run(['push', 'r', ...branches])]]);
-  await step([['pull FILE', () => P.run(['pull', bundle])], ['fetch', () => F.run(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })]]);
+  await step([
+    ['pack', () => S.run(['pack', ...branches, '-o', bundle])],
+    ['push', () => S.run(['push', 'r', ...branches])],
+  ]);
+  await step([
+    ['pull FILE', () => P.run(['pull', bundle])],
+    ['fetch', () => F.run(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
+  ]);
   await step([
     ...(gcFirst ? [] : [['gc at the source', () => S.run(['gc', '--grace', '0'])] as [string, () => Promise<Outcome>]]),
     ['gc at the puller', () => P.run(['gc', '--grace', '0'])],
   ]);
 
   // Every store: the records, the chunks, verify, checkouts.
-  const stores: [string, Store][] = [['source', S], ['pull FILE', P], ['push target', R], ['fetch', F]];
+  const stores: [string, Store][] = [
+    ['source', S],
+    ['pull FILE', P],
+    ['push target', R],
+    ['fetch', F],
+  ];
   const recString = (m: Map<string, Rec>) => JSON.stringify([...m].map(([k, v]) => [k, v.tensors]).sort());
   for (const [label, s] of stores) {
-    if (s !== S && recString(pruneRecords(s)) !== recString(records)) problems.push(`${label}: records ${recString(pruneRecords(s))}, the source has ${recString(records)}`);
+    if (s !== S && recString(pruneRecords(s)) !== recString(records))
+      problems.push(`${label}: records ${recString(pruneRecords(s))}, the source has ${recString(records)}`);
     const held = objectIds(s);
-    for (const [id, what] of need) if (!held.has(id)) problems.push(`${label}: chunk ${id.slice(0, 12)} of ${what} is missing`);
+    for (const [id, what] of need)
+      if (!held.has(id)) problems.push(`${label}: chunk ${id.slice(0, 12)} of ${what} is missing`);
   }
   const checks: (() => Promise<string[]>)[] = [];
   let releasedFiles = 0;
@@ -286,7 +345,8 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   let twinFirstReleased = 0;
   for (const c of commits) {
     const rec = records.get(c.id);
-    const isReleased = (p: string) => wholeFile(rec, p) || c.files.get(p)!.tensors.some((t) => released(rec, p, t.name));
+    const isReleased = (p: string) =>
+      wholeFile(rec, p) || c.files.get(p)!.tensors.some((t) => released(rec, p, t.name));
     for (const p of c.files.keys()) if (isReleased(p)) releasedFiles++;
     const rel = new Set<Buffer>();
     const kept = new Set<Buffer>();
@@ -300,12 +360,15 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
       const elsewhere = new Set<Buffer>();
       for (const o of commits) {
         const orec = records.get(o.id);
-        for (const [q, f] of o.files) if (f !== c.files.get(p)) for (const t of f.tensors) if (!released(orec, q, t.name)) elsewhere.add(t.data);
+        for (const [q, f] of o.files)
+          if (f !== c.files.get(p)) for (const t of f.tensors) if (!released(orec, q, t.name)) elsewhere.add(t.data);
       }
       if (c.files.get(p)!.tensors.some((t) => released(rec, p, t.name) && !elsewhere.has(t.data))) twinFirstReleased++;
     }
   }
-  note(`${commits.length} commits, ${releasedFiles} released file(s), ${sharedReaches} tensor(s) released at one path and kept at another in the same commit, ${twinFirstReleased} file object(s) released where first reached and kept only by a later twin, ${need.size} chunks needed`);
+  note(
+    `${commits.length} commits, ${releasedFiles} released file(s), ${sharedReaches} tensor(s) released at one path and kept at another in the same commit, ${twinFirstReleased} file object(s) released where first reached and kept only by a later twin, ${need.size} chunks needed`,
+  );
   for (const [label, s] of stores) {
     checks.push(async () => {
       const v = await s.verify(true);
@@ -315,7 +378,9 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
     for (const c of commits) {
       const rec = records.get(c.id);
       const paths = [...c.files.keys()].sort();
-      const rel = paths.filter((p) => wholeFile(rec, p) || c.files.get(p)!.tensors.some((t) => released(rec, p, t.name)));
+      const rel = paths.filter(
+        (p) => wholeFile(rec, p) || c.files.get(p)!.tensors.some((t) => released(rec, p, t.name)),
+      );
       const unrel = paths.filter((p) => !rel.includes(p));
       const bytes = new Map([...c.files].map(([p, f]) => [p, f.bytes]));
       checks.push(() => checkoutPaths(s, c.id, bytes, unrel, `${label} ${c.label}`));
@@ -329,27 +394,37 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   const victims = [...need.keys()];
   const victim = pick(victims);
   const D = copyOf(ds, 'ckvc-pwf-damaged-');
-  if (!dropObject(D, victim)) problems.push(`${dl}: chunk ${victim.slice(0, 12)} of ${need.get(victim)} was not in any pack to delete`);
+  if (!dropObject(D, victim))
+    problems.push(`${dl}: chunk ${victim.slice(0, 12)} of ${need.get(victim)} was not in any pack to delete`);
   else {
     expectOk(await D.run(['index', 'rebuild']), 'index rebuild');
     const v = await D.verify(false);
-    const missing = (v.report?.problems ?? []).filter((p: any) => p.code === 'CKVC_MISSING_OBJECT' && p.data?.id === victim);
-    if (v.r.code !== 12 || missing.length === 0) problems.push(`${dl} without chunk ${victim.slice(0, 12)} (${need.get(victim)}): verify should exit 12 naming it CKVC_MISSING_OBJECT: ${describeOutcome(v.r)}`);
+    const missing = (v.report?.problems ?? []).filter(
+      (p: any) => p.code === 'CKVC_MISSING_OBJECT' && p.data?.id === victim,
+    );
+    if (v.r.code !== 12 || missing.length === 0)
+      problems.push(
+        `${dl} without chunk ${victim.slice(0, 12)} (${need.get(victim)}): verify should exit 12 naming it CKVC_MISSING_OBJECT: ${describeOutcome(v.r)}`,
+      );
   }
   note(`deleted ${need.get(victim)} from a copy of the ${dl} store`);
   return problems.map((p) => `seed ${seed}: ${p}`);
 }
 
 describe('prune-aware walk, randomized differential', () => {
-  it.each(SEEDS)('seed %i: every consumer agrees with the release rule', async (seed) => {
-    const log: string[] = [];
-    let problems: string[];
-    try {
-      problems = await runSeed(seed, log);
-    } catch (e) {
-      throw new Error(`seed ${seed}: ${(e as Error).message}\n${log.join('\n')}`);
-    }
-    if (process.env.CKVC_WALK_FUZZ_LOG) console.log(log.join('\n'));
-    expect(problems, log.join('\n')).toEqual([]);
-  }, 600_000);
+  it.each(SEEDS)(
+    'seed %i: every consumer agrees with the release rule',
+    async (seed) => {
+      const log: string[] = [];
+      let problems: string[];
+      try {
+        problems = await runSeed(seed, log);
+      } catch (e) {
+        throw new Error(`seed ${seed}: ${(e as Error).message}\n${log.join('\n')}`);
+      }
+      if (process.env.CKVC_WALK_FUZZ_LOG) console.log(log.join('\n'));
+      expect(problems, log.join('\n')).toEqual([]);
+    },
+    600_000,
+  );
 });

@@ -9,7 +9,17 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, diffSnapshots, errorCodes, sleep, snapshotStore, tempDir } from '../helpers/ckvc.js';
 import {
-  type Outcome, type Store, checkoutDiff, copyStore, describeOutcome, fingerprint, hashTree, initStore, parseJson, sha256File, writeCheckpoint,
+  type Outcome,
+  type Store,
+  checkoutDiff,
+  copyStore,
+  describeOutcome,
+  fingerprint,
+  hashTree,
+  initStore,
+  parseJson,
+  sha256File,
+  writeCheckpoint,
 } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
@@ -38,7 +48,13 @@ function leftovers(s: Store): string[] {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (r === 'index') continue;
       if (e.isDirectory()) walk(path.join(dir, e.name), r);
-      else if (r.startsWith('tmp/') || e.name.endsWith('.tmp') || e.name.endsWith('.lock') || e.name.includes('.lock.stale.')) out.push(r);
+      else if (
+        r.startsWith('tmp/') ||
+        e.name.endsWith('.tmp') ||
+        e.name.endsWith('.lock') ||
+        e.name.includes('.lock.stale.')
+      )
+        out.push(r);
     }
   };
   walk(s.store, '');
@@ -63,14 +79,20 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
         const s = copyStore(T);
         const before = snapshotStore(s.store);
         const input = fingerprint([inDir]);
-        const r = await s.run(['commit', inDir, '-m', 'c2', '--metric', 'loss=0.5'], { env: { CKVC_FAULT: `${step}=${action}` } });
+        const r = await s.run(['commit', inDir, '-m', 'c2', '--metric', 'loss=0.5'], {
+          env: { CKVC_FAULT: `${step}=${action}` },
+        });
         const problems: string[] = [];
         const lines = stderrLines(r);
         if (r.code !== 1) problems.push(`exit ${r.code} (signal ${r.signal}), expected 1`);
         if (lines.length !== 1) problems.push(`stderr has ${lines.length} lines, expected one`);
         const last = lines.at(-1) ?? '';
-        if (!last.endsWith('[CKVC_IO]')) problems.push(`the error does not end with [CKVC_IO]: ${JSON.stringify(lines[0]?.slice(0, 300))}`);
-        if (!/disk/i.test(last) || (action === 'enospc' && !/space/i.test(last))) problems.push(`the error does not point at the disk${action === 'enospc' ? ' / free space' : ''}: ${JSON.stringify(last.slice(0, 300))}`);
+        if (!last.endsWith('[CKVC_IO]'))
+          problems.push(`the error does not end with [CKVC_IO]: ${JSON.stringify(lines[0]?.slice(0, 300))}`);
+        if (!/disk/i.test(last) || (action === 'enospc' && !/space/i.test(last)))
+          problems.push(
+            `the error does not point at the disk${action === 'enospc' ? ' / free space' : ''}: ${JSON.stringify(last.slice(0, 300))}`,
+          );
         if (s.ref('refs/heads/main') !== c1) problems.push(`main moved to ${s.ref('refs/heads/main')}`);
         problems.push(...storeChanges(before, snapshotStore(s.store)).map((d) => `store ${d}`));
         problems.push(...leftovers(s).map((f) => `left behind: ${f}`));
@@ -81,7 +103,8 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
         if (again.code !== 0) problems.push(`re-run: ${describeOutcome(again)}`);
         else {
           const id = JSON.parse(again.stdout).id;
-          if (s.ref('refs/heads/main') !== id) problems.push(`after the re-run main is ${s.ref('refs/heads/main')}, not ${id}`);
+          if (s.ref('refs/heads/main') !== id)
+            problems.push(`after the re-run main is ${s.ref('refs/heads/main')}, not ${id}`);
           problems.push(...(await checkoutDiff(s, 'main', inFiles)));
         }
         expect(problems, describeOutcome(r)).toEqual([]);
@@ -90,12 +113,18 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
   }
 
   for (const fault of ['checkout.write=enospc', 'checkout.rename=eio']) {
-    it(`checkout with ${fault}: exit 1 CKVC_IO, the user's file kept, no temp file left; the re-run succeeds`, async ({ expect }) => {
+    it(`checkout with ${fault}: exit 1 CKVC_IO, the user's file kept, no temp file left; the re-run succeeds`, async ({
+      expect,
+    }) => {
       const s = copyStore(T);
       const out = tempDir('ckvc-sf-co-');
       fs.writeFileSync(path.join(out, 'model.safetensors'), 'an older file the user has here');
       const r = await s.run(['checkout', c1, '--to', out, '--force'], { env: { CKVC_FAULT: fault } });
-      expect({ exit: r.code, codes: errorCodes(r.stderr), lines: stderrLines(r).length }, describeOutcome(r)).toEqual({ exit: 1, codes: ['CKVC_IO'], lines: 1 });
+      expect({ exit: r.code, codes: errorCodes(r.stderr), lines: stderrLines(r).length }, describeOutcome(r)).toEqual({
+        exit: 1,
+        codes: ['CKVC_IO'],
+        lines: 1,
+      });
       expect(fs.readdirSync(out).filter((n) => n.endsWith('.tmp'))).toEqual([]);
       // The user's file is the old one or the complete new one (files are written one by one).
       const model = fs.readFileSync(path.join(out, 'model.safetensors'));
@@ -107,19 +136,25 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
     });
   }
 
-  it('head.write=eio on a first commit -b NEW from an unborn HEAD: the exit status tells the truth about the branch', async ({ expect }) => {
+  it('head.write=eio on a first commit -b NEW from an unborn HEAD: the exit status tells the truth about the branch', async ({
+    expect,
+  }) => {
     // The branch ref moves before HEAD is rewritten. Either the commit counts (exit 0: branch moved, HEAD may
     // stay) or it failed (exit 1 CKVC_IO: then the branch must not have moved, or a re-run makes a second commit).
     const s = initStore('ckvc-sf-head-');
     const r = await s.run(['commit', inDir, '-b', 'first', '-m', 'first'], { env: { CKVC_FAULT: 'head.write=eio' } });
     const moved = s.ref('refs/heads/first');
     const summary = { exit: r.code, codes: errorCodes(r.stderr), branchMoved: moved !== undefined };
-    const ok = (r.code === 0 && moved !== undefined) || (r.code === 1 && summary.codes.join() === 'CKVC_IO' && moved === undefined);
+    const ok =
+      (r.code === 0 && moved !== undefined) ||
+      (r.code === 1 && summary.codes.join() === 'CKVC_IO' && moved === undefined);
     expect(ok, `${JSON.stringify(summary)}\n${describeOutcome(r)}`).toBe(true);
     expect((await s.verify(true)).r.code).toBe(0);
   });
 
-  it('a stray CKVC_FAULT without CKVC_TEST_FAULTS=1 is ignored: the commit lands (spec/FAULTS.md)', async ({ expect }) => {
+  it('a stray CKVC_FAULT without CKVC_TEST_FAULTS=1 is ignored: the commit lands (spec/FAULTS.md)', async ({
+    expect,
+  }) => {
     const s = initStore('ckvc-sf-stray-');
     const env = { CKVC_FAULT: 'pack.create,ref.lock', CKVC_TEST_FAULTS: undefined };
     const r = await s.run(['commit', inDir, '-b', 'stray', '-m', 'stray fault variable'], { env });
@@ -154,7 +189,9 @@ describe('a ref file holding garbage', () => {
     ['commit DIR -b x', () => ['commit', inDir, '-b', 'x', '-m', 'onto a broken ref']],
   ];
   for (const [what, args] of commands) {
-    it.concurrent(`${what}: exit 12 CKVC_CORRUPT_REF, one line pointing at 'ckvc reflog x', store unchanged`, async ({ expect }) => {
+    it.concurrent(`${what}: exit 12 CKVC_CORRUPT_REF, one line pointing at 'ckvc reflog x', store unchanged`, async ({
+      expect,
+    }) => {
       const s = copyStore(broken);
       const before = snapshotStore(s.store);
       const out = tempDir('ckvc-sf-out-');
@@ -173,7 +210,10 @@ describe('a ref file holding garbage', () => {
     const text = await s.run(['reflog', 'x']);
     expect(text.code, describeOutcome(text)).toBe(0);
     expect(text.stdout).toContain(x2.slice(0, 12));
-    const log = parseJson<{ old: string | null; new: string | null }[]>(await s.run(['reflog', 'x', '--json']), 'reflog x');
+    const log = parseJson<{ old: string | null; new: string | null }[]>(
+      await s.run(['reflog', 'x', '--json']),
+      'reflog x',
+    );
     expect(log[0]!.new).toBe(x2); // newest first
     expect(log.map((e) => e.new)).toContain(c1);
     const b = await s.run(['branch', 'x2', log[0]!.new!, '--json']);
@@ -185,18 +225,33 @@ describe('a ref file holding garbage', () => {
   it('does not take the other branches down: log/show/status/checkout/commit on main still work', async () => {
     const t = copyStore(s);
     const results: Record<string, string> = {};
-    for (const args of [['log', 'main'], ['show', 'main'], ['show', c1], ['status'], ['checkout', 'main', '--to', tempDir('ckvc-sf-other-')]]) {
+    for (const args of [
+      ['log', 'main'],
+      ['show', 'main'],
+      ['show', c1],
+      ['status'],
+      ['checkout', 'main', '--to', tempDir('ckvc-sf-other-')],
+    ]) {
       const r = await t.run(args);
       results[args.slice(0, 2).join(' ')] = r.code === 0 ? 'ok' : `exit ${r.code}: ${r.stderr.trim().slice(0, 160)}`;
     }
     const r = await t.run(['commit', inDir, '-m', 'main goes on', '--json']);
     results.commit = r.code === 0 ? 'ok' : `exit ${r.code}: ${r.stderr.trim().slice(0, 160)}`;
-    expect(results).toEqual({ 'log main': 'ok', 'show main': 'ok', [`show ${c1}`]: 'ok', status: 'ok', 'checkout main': 'ok', commit: 'ok' });
+    expect(results).toEqual({
+      'log main': 'ok',
+      'show main': 'ok',
+      [`show ${c1}`]: 'ok',
+      status: 'ok',
+      'checkout main': 'ok',
+      commit: 'ok',
+    });
   });
 });
 
 describe.concurrent('locks left behind', () => {
-  it('a ref lock left by a ckvc killed while holding it is broken by the next commit (and verify is clean meanwhile)', async ({ expect }) => {
+  it('a ref lock left by a ckvc killed while holding it is broken by the next commit (and verify is clean meanwhile)', async ({
+    expect,
+  }) => {
     const s = copyStore(T);
     const lock = path.join(s.store, 'refs', 'heads', 'main.lock');
     const killed = s.start(['commit', inDir, '-m', 'killed holding the lock'], { env: { CKVC_FAULT: 'ref.lock' } });
@@ -208,7 +263,9 @@ describe.concurrent('locks left behind', () => {
     const v = await s.verify(true);
     expect(v.r.code, describeOutcome(v.r)).toBe(0);
     const t0 = Date.now();
-    const again = await s.run(['commit', inDir, '-m', 'after the crash', '--json'], { env: { CKVC_LOCK_TIMEOUT_MS: '10000' } });
+    const again = await s.run(['commit', inDir, '-m', 'after the crash', '--json'], {
+      env: { CKVC_LOCK_TIMEOUT_MS: '10000' },
+    });
     expect(again.code, describeOutcome(again)).toBe(0);
     expect(Date.now() - t0, 'the stale lock is broken at once, not waited out').toBeLessThan(8000);
     const id = JSON.parse(again.stdout).id;
@@ -223,14 +280,19 @@ describe.concurrent('locks left behind', () => {
     fs.mkdirSync(path.join(s.store, 'refs', 'tags'), { recursive: true });
     const dead = await deadPid();
     const lock = path.join(s.store, 'refs', 'tags', 'rel.lock');
-    fs.writeFileSync(lock, JSON.stringify({ pid: dead, host: os.hostname(), nonce: 'stale0001', time: Date.now() - 3_600_000 }));
+    fs.writeFileSync(
+      lock,
+      JSON.stringify({ pid: dead, host: os.hostname(), nonce: 'stale0001', time: Date.now() - 3_600_000 }),
+    );
     const r = await s.run(['tag', 'rel', c1, '-m', 'release'], { env: { CKVC_LOCK_TIMEOUT_MS: '10000' } });
     expect(r.code, describeOutcome(r)).toBe(0);
     expect(fs.existsSync(lock)).toBe(false);
     expect(parseJson(await s.run(['show', 'rel', '--json']), 'show rel').id).toBe(c1);
   });
 
-  it('a ref lock held by another live process: the commit waits, then exit 11 CKVC_LOCKED; nothing moves, the lock is kept', async ({ expect }) => {
+  it('a ref lock held by another live process: the commit waits, then exit 11 CKVC_LOCKED; nothing moves, the lock is kept', async ({
+    expect,
+  }) => {
     const s = copyStore(T);
     const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
     try {
@@ -254,12 +316,17 @@ describe.concurrent('locks left behind', () => {
     }
   });
 
-  it('a branch command waiting on a live holder goes ahead once the holder dies (its lock is then stale)', async ({ expect }) => {
+  it('a branch command waiting on a live holder goes ahead once the holder dies (its lock is then stale)', async ({
+    expect,
+  }) => {
     const s = copyStore(T);
     const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
     const exited = new Promise((r) => holder.on('exit', r));
     const lock = path.join(s.store, 'refs', 'heads', 'side.lock');
-    fs.writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: os.hostname(), nonce: 'live0002', time: Date.now() }));
+    fs.writeFileSync(
+      lock,
+      JSON.stringify({ pid: holder.pid, host: os.hostname(), nonce: 'live0002', time: Date.now() }),
+    );
     const run = s.start(['branch', 'side', c1], { env: { CKVC_LOCK_TIMEOUT_MS: '15000' } });
     await sleep(700);
     expect(s.ref('refs/heads/side'), 'the branch was created while the lock was held').toBeUndefined();
@@ -271,12 +338,21 @@ describe.concurrent('locks left behind', () => {
     expect(fs.existsSync(lock)).toBe(false);
   });
 
-  it('a lock owned by a process on another host is not broken (its pid means nothing here): exit 11', async ({ expect }) => {
+  it('a lock owned by a process on another host is not broken (its pid means nothing here): exit 11', async ({
+    expect,
+  }) => {
     const s = copyStore(T);
     const lock = path.join(s.store, 'refs', 'heads', 'main.lock');
-    const content = JSON.stringify({ pid: await deadPid(), host: `${os.hostname()}-elsewhere`, nonce: 'remote01', time: Date.now() });
+    const content = JSON.stringify({
+      pid: await deadPid(),
+      host: `${os.hostname()}-elsewhere`,
+      nonce: 'remote01',
+      time: Date.now(),
+    });
     fs.writeFileSync(lock, content);
-    const r = await s.run(['commit', inDir, '-m', 'blocked by a remote lock'], { env: { CKVC_LOCK_TIMEOUT_MS: '500' } });
+    const r = await s.run(['commit', inDir, '-m', 'blocked by a remote lock'], {
+      env: { CKVC_LOCK_TIMEOUT_MS: '500' },
+    });
     expect(r.code, describeOutcome(r)).toBe(11);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_LOCKED']);
     expect(fs.readFileSync(lock, 'utf8')).toBe(content);

@@ -13,7 +13,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupTemp, errorCodes, sleep, tempDir } from '../helpers/ckvc.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import {
-  MiB, type Outcome, type Started, type Store, checkoutDiff, describeOutcome, expectOk, hashTree, initStore, parseJson,
+  MiB,
+  type Outcome,
+  type Started,
+  type Store,
+  checkoutDiff,
+  describeOutcome,
+  expectOk,
+  hashTree,
+  initStore,
+  parseJson,
 } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
@@ -23,11 +32,14 @@ const HOUR = 3600_000;
 /** A checkpoint folder of `mib` MiB (half a safetensors of two tensors, half opaque), all new for `seed`. */
 function checkpoint(dir: string, seed: number, mib: number): Map<string, string> {
   fs.mkdirSync(dir, { recursive: true });
-  const n = (mib / 4) * MiB / 4;
-  fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes({
-    'layer.0.weight': { dtype: 'F32', shape: [n / 1024, 1024], bytes: randomFloat32(seed * 2, n) },
-    'layer.1.weight': { dtype: 'F32', shape: [n / 1024, 1024], bytes: randomFloat32(seed * 2 + 1, n) },
-  }));
+  const n = ((mib / 4) * MiB) / 4;
+  fs.writeFileSync(
+    path.join(dir, 'model.safetensors'),
+    safetensorsBytes({
+      'layer.0.weight': { dtype: 'F32', shape: [n / 1024, 1024], bytes: randomFloat32(seed * 2, n) },
+      'layer.1.weight': { dtype: 'F32', shape: [n / 1024, 1024], bytes: randomFloat32(seed * 2 + 1, n) },
+    }),
+  );
   fs.writeFileSync(path.join(dir, 'optimizer.bin'), randomBytes(seed ^ 0x3c3c3c, (mib / 2) * MiB));
   return hashTree(dir);
 }
@@ -48,13 +60,15 @@ function sizeOf(p: string): number {
  */
 function tempsIn(s: Store): Temp[] {
   const out: Temp[] = [];
-  for (const n of fs.readdirSync(path.join(s.store, 'tmp'))) out.push({ rel: `tmp/${n}`, bytes: sizeOf(path.join(s.store, 'tmp', n)) });
+  for (const n of fs.readdirSync(path.join(s.store, 'tmp')))
+    out.push({ rel: `tmp/${n}`, bytes: sizeOf(path.join(s.store, 'tmp', n)) });
   const walk = (rel: string) => {
     for (const e of fs.readdirSync(path.join(s.store, rel), { withFileTypes: true })) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
         if (r !== 'tmp' && r !== 'index') walk(r);
-      } else if (e.name.endsWith('.tmp') || e.name.includes('.lock.stale.')) out.push({ rel: r, bytes: sizeOf(path.join(s.store, r)) });
+      } else if (e.name.endsWith('.tmp') || e.name.includes('.lock.stale.'))
+        out.push({ rel: r, bytes: sizeOf(path.join(s.store, r)) });
     }
   };
   walk('');
@@ -85,15 +99,19 @@ async function verifyWarning(s: Store): Promise<string | undefined> {
   return r.stderr.split('\n').find((l) => l.startsWith('warning:'));
 }
 
-const gcJson = async (s: Store, args: string[] = []) => parseJson(await s.run(['gc', ...args, '--json']), `gc ${args.join(' ')}`);
+const gcJson = async (s: Store, args: string[] = []) =>
+  parseJson(await s.run(['gc', ...args, '--json']), `gc ${args.join(' ')}`);
 
 /** Waits until `tmp/` of `s` holds an entry starting with `prefix` (a file of at least `bytes`); undefined if `run` ends first. */
 async function waitForTemp(s: Store, prefix: string, run: Started, bytes = 0): Promise<string | undefined> {
   let ended = false;
-  void run.done.then(() => { ended = true; });
+  void run.done.then(() => {
+    ended = true;
+  });
   while (!ended) {
     const hit = fs.readdirSync(path.join(s.store, 'tmp')).find((n) => n.startsWith(prefix));
-    if (hit && (fs.statSync(path.join(s.store, 'tmp', hit), { throwIfNoEntry: false })?.size ?? -1) >= bytes) return hit;
+    if (hit && (fs.statSync(path.join(s.store, 'tmp', hit), { throwIfNoEntry: false })?.size ?? -1) >= bytes)
+      return hit;
     await sleep(2);
   }
   return undefined;
@@ -113,14 +131,22 @@ describe('leftovers of killed commands', () => {
     const left = new Map<string, Temp>();
     for (const fault of ['pack.write', 'pack.write@2', 'pack.fsync', 'pack.rename', 'ref.fsync', 'ref.rename']) {
       const before = tempsIn(s).map((t) => t.rel);
-      expectKilled(await s.run(['commit', path.join(dir, 'ck'), '-m', 'killed'], { env: { CKVC_FAULT: fault } }), fault);
+      expectKilled(
+        await s.run(['commit', path.join(dir, 'ck'), '-m', 'killed'], { env: { CKVC_FAULT: fault } }),
+        fault,
+      );
       const added = tempsIn(s).filter((t) => !before.includes(t.rel));
       expect(added, fault).toHaveLength(1);
       left.set(fault, added[0]!);
     }
     const temps = tempsIn(s);
     expect(temps.map((t) => t.rel.replace(/[0-9a-f]+\.tmp$/, 'X').replace(/\d+/g, 'N'))).toEqual([
-      'refs/heads/.main.N.X', 'refs/heads/.main.N.X', 'tmp/pack-N-X', 'tmp/pack-N-X', 'tmp/pack-N-X', 'tmp/pack-N-X',
+      'refs/heads/.main.N.X',
+      'refs/heads/.main.N.X',
+      'tmp/pack-N-X',
+      'tmp/pack-N-X',
+      'tmp/pack-N-X',
+      'tmp/pack-N-X',
     ]);
     const whole = left.get('pack.fsync')!.bytes; // the same data: only the commit's time may differ in width
     expect(Math.abs(left.get('pack.rename')!.bytes - whole)).toBeLessThan(16);
@@ -131,7 +157,9 @@ describe('leftovers of killed commands', () => {
 
     const report = await verifyJson(s);
     expect(report.leftovers).toEqual({ count: 6, bytes: sum(temps), paths: temps.map((t) => t.rel) });
-    expect(await verifyWarning(s)).toMatch(/^warning: 6 leftover\(s\) of interrupted commands, .*'ckvc gc' removes them.*'ckvc gc --grace 0'/);
+    expect(await verifyWarning(s)).toMatch(
+      /^warning: 6 leftover\(s\) of interrupted commands, .*'ckvc gc' removes them.*'ckvc gc --grace 0'/,
+    );
 
     // Past the grace: one temp pack and one ref temp, aged two hours. The default gc (1 h) takes only those.
     const old = [left.get('pack.fsync')!, left.get('ref.fsync')!];
@@ -179,14 +207,23 @@ describe('leftovers of killed commands', () => {
     const temps = tempsIn(s);
     // A commit killed after its pack was renamed into packs/ leaves no temp; one killed while writing leaves one.
     expect(temps.length).toBeGreaterThan(0);
-    for (const t of temps) expect(killed.map((pid) => `pack-${pid}-`).some((p) => t.rel.startsWith(`tmp/${p}`)), t.rel).toBe(true);
+    for (const t of temps)
+      expect(
+        killed.map((pid) => `pack-${pid}-`).some((p) => t.rel.startsWith(`tmp/${p}`)),
+        t.rel,
+      ).toBe(true);
     const report = await verifyJson(s);
     expect(report.leftovers).toEqual({ count: temps.length, bytes: sum(temps), paths: temps.map((t) => t.rel) });
-    expect(await gcJson(s, ['--grace', '0'])).toMatchObject({ tempsRemoved: temps.length, tempBytesRemoved: sum(temps) });
+    expect(await gcJson(s, ['--grace', '0'])).toMatchObject({
+      tempsRemoved: temps.length,
+      tempBytesRemoved: sum(temps),
+    });
     expect(tempsIn(s)).toEqual([]);
     expect((await verifyJson(s)).leftovers.count).toBe(0);
     for (const [id, files] of acked) expect(await checkoutDiff(s, id, files)).toEqual([]);
-    console.log(`temp cleanup: 3 commits of ~24 MiB, ${killed.length} killed mid-pack, ${temps.length} temp pack(s) (${(sum(temps) / MiB).toFixed(1)} MiB) reported and removed`);
+    console.log(
+      `temp cleanup: 3 commits of ~24 MiB, ${killed.length} killed mid-pack, ${temps.length} temp pack(s) (${(sum(temps) / MiB).toFixed(1)} MiB) reported and removed`,
+    );
   }, 180_000);
 
   it('pulls, a fetch and a push killed at receive steps: quarantine folders reported, a young one kept, gc --grace 0 removes all', async () => {
@@ -269,7 +306,7 @@ describe("a running command's temp survives gc --grace 0", () => {
     expect(tempsIn(s)).toEqual([]);
   }, 180_000);
 
-  it('a pull stopped while receiving (not yet a registered writer): gc --grace 0 removes a dead pull\'s quarantine, keeps the live one', async () => {
+  it("a pull stopped while receiving (not yet a registered writer): gc --grace 0 removes a dead pull's quarantine, keeps the live one", async () => {
     const a = initStore('ckvc-tmplive-a-');
     const dir = tempDir('ckvc-tmplive-in-');
     const files = checkpoint(dir, 31, 12);

@@ -15,11 +15,19 @@ const BRANCHES = Number(process.env.CKVC_SOAK_BRANCHES ?? 4);
 describe('concurrency soak (full)', () => {
   it(`${PROCESSES} processes x ${COMMITS} commits on ${BRANCHES} branches, readers and a gc loop beside them`, async () => {
     const r = await concurrencySoak({
-      processes: PROCESSES, commitsEach: COMMITS, branches: BRANCHES, readers: 2, gcLoops: 1,
-      tensorBytes: 1024 * 1024, opaqueBytes: 512 * 1024, seed: Number(process.env.CKVC_SOAK_SEED ?? 11),
+      processes: PROCESSES,
+      commitsEach: COMMITS,
+      branches: BRANCHES,
+      readers: 2,
+      gcLoops: 1,
+      tensorBytes: 1024 * 1024,
+      opaqueBytes: 512 * 1024,
+      seed: Number(process.env.CKVC_SOAK_SEED ?? 11),
       log: (m) => console.log(m),
     });
-    console.log(`soak: ${r.acknowledged} acknowledged, ${r.readerRuns} reader logs, ${r.readerCheckouts} reader checkouts, ${r.gcRuns} gc runs freeing ${r.gcBytesFreed} bytes, ${r.seconds.toFixed(0)} s`);
+    console.log(
+      `soak: ${r.acknowledged} acknowledged, ${r.readerRuns} reader logs, ${r.readerCheckouts} reader checkouts, ${r.gcRuns} gc runs freeing ${r.gcBytesFreed} bytes, ${r.seconds.toFixed(0)} s`,
+    );
     expectSoakClean(r, PROCESSES * COMMITS);
   }, 3_600_000);
 });

@@ -14,7 +14,13 @@
 // It runs when CKVC_FUZZ_SCALE is above 1 or CKVC_SOAK=1; otherwise it is skipped. Needs dist/ (npm run build).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FUZZ_SCALE, scaled } from '../reliability/fuzz-helpers.js';
-import { createFixture, fuzzCli, fuzzPackReader, fuzzPackReaderLocations, type Fixture } from '../reliability/fuzz-store-lib.js';
+import {
+  createFixture,
+  fuzzCli,
+  fuzzPackReader,
+  fuzzPackReaderLocations,
+  type Fixture,
+} from '../reliability/fuzz-store-lib.js';
 
 const SOAK = FUZZ_SCALE > 1 || process.env.CKVC_SOAK === '1';
 
@@ -27,18 +33,30 @@ describe.skipIf(!SOAK)(`soak: fuzz a store of bigger checkpoints (CKVC_FUZZ_SCAL
 
   afterAll(() => fx?.cleanup());
 
-  it('PackReader over mutated packs of multi-chunk tensors and CDC files', async () => {
-    expect(await fuzzPackReader(fx, scaled(1500), 'soak-pack-reader')).toEqual([]);
-  }, 24 * 3600_000);
+  it(
+    'PackReader over mutated packs of multi-chunk tensors and CDC files',
+    async () => {
+      expect(await fuzzPackReader(fx, scaled(1500), 'soak-pack-reader')).toEqual([]);
+    },
+    24 * 3600_000,
+  );
 
-  it('PackReader with damaged index locations', async () => {
-    expect(await fuzzPackReaderLocations(fx, scaled(2000), 'soak-pack-reader-locations')).toEqual([]);
-  }, 24 * 3600_000);
+  it(
+    'PackReader with damaged index locations',
+    async () => {
+      expect(await fuzzPackReaderLocations(fx, scaled(2000), 'soak-pack-reader-locations')).toEqual([]);
+    },
+    24 * 3600_000,
+  );
 
-  it('ckvc verify --read-data and checkout on stores with up to 3 damaged spots', async () => {
-    const r = await fuzzCli(fx, scaled(40), { target: 'soak-store-cli', maxMutations: 3 });
-    expect(r.failures).toEqual([]);
-    expect(r.undetected / r.cases).toBeLessThan(0.05);
-    expect(r.maxChildRssMiB).toBeLessThan(600);
-  }, 24 * 3600_000);
+  it(
+    'ckvc verify --read-data and checkout on stores with up to 3 damaged spots',
+    async () => {
+      const r = await fuzzCli(fx, scaled(40), { target: 'soak-store-cli', maxMutations: 3 });
+      expect(r.failures).toEqual([]);
+      expect(r.undetected / r.cases).toBeLessThan(0.05);
+      expect(r.maxChildRssMiB).toBeLessThan(600);
+    },
+    24 * 3600_000,
+  );
 });

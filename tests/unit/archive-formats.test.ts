@@ -9,17 +9,41 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  checkPlacement, DEFLATE_MAX_RATIO, localDataOffset, readZipDirectory, readZipTail, ZIP_MAX_DIRECTORY_BYTES, ZIP_MAX_ENTRIES,
-  ZIP_TAIL_BYTES, ZipRefusal, zipNameProblem, type PlacedZipEntry, type ZipEntry,
+  checkPlacement,
+  DEFLATE_MAX_RATIO,
+  localDataOffset,
+  readZipDirectory,
+  readZipTail,
+  ZIP_MAX_DIRECTORY_BYTES,
+  ZIP_MAX_ENTRIES,
+  ZIP_TAIL_BYTES,
+  ZipRefusal,
+  zipNameProblem,
+  type PlacedZipEntry,
+  type ZipEntry,
 } from '../../src/core/input-formats/zip-directory.js';
-import { PickleNotUnderstood, readTorchPickle, type TorchPickleSummary, type TorchTensorView } from '../../src/core/input-formats/pickle-tensors.js';
+import {
+  PickleNotUnderstood,
+  readTorchPickle,
+  type TorchPickleSummary,
+  type TorchTensorView,
+} from '../../src/core/input-formats/pickle-tensors.js';
 import { nameStorages, torchStorageDtype } from '../../src/core/input-formats/torch-storages.js';
 import { NPY_MAX_HEADER_BYTES, NpyRefusal, parseNpyHeader } from '../../src/core/input-formats/npy.js';
 import { InputFile } from '../../src/store/ingest/input-file.js';
 import { checkDeflatedEntry, readZipLayout } from '../../src/store/ingest/zip-reader.js';
 import { NPZ_MAX_INFLATED_BYTES, planNpz } from '../../src/store/ingest/numpy-plan.js';
 import {
-  buildZip, crc32, npyBytes, npzZip, pickleBytes, torchStateDict, zeroBombStream, zeroCrc, type BuiltZip, type EntryInput,
+  buildZip,
+  crc32,
+  npyBytes,
+  npzZip,
+  pickleBytes,
+  torchStateDict,
+  zeroBombStream,
+  zeroCrc,
+  type BuiltZip,
+  type EntryInput,
   type PickleValue,
 } from '../helpers/torch-zip.js';
 import { FIXTURES } from '../helpers/fixtures.js';
@@ -77,12 +101,17 @@ function f32(n: number, seed = 1): Buffer {
   return b;
 }
 
-const small = (extra: Partial<EntryInput> = {}, name = 'a.bin'): EntryInput => ({ name, data: Buffer.from('hello world, hello zip'), ...extra });
+const small = (extra: Partial<EntryInput> = {}, name = 'a.bin'): EntryInput => ({
+  name,
+  data: Buffer.from('hello world, hello zip'),
+  ...extra,
+});
 
 /** Central directory record `i` of a built zip (offset of its signature). */
 function centralRecordOffset(z: BuiltZip, i: number): number {
   let at = z.directoryOffset;
-  for (let k = 0; k < i; k++) at += 46 + z.bytes.readUInt16LE(at + 28) + z.bytes.readUInt16LE(at + 30) + z.bytes.readUInt16LE(at + 32);
+  for (let k = 0; k < i; k++)
+    at += 46 + z.bytes.readUInt16LE(at + 28) + z.bytes.readUInt16LE(at + 30) + z.bytes.readUInt16LE(at + 32);
   return at;
 }
 
@@ -92,7 +121,9 @@ describe('zip: the fixtures', () => {
   it('reads torch_state_dict.pt entry for entry as MANIFEST.json lists them (Zip64 end records, flag bit 3)', () => {
     const bytes = fixture('torch_state_dict.pt');
     const { entries } = readZip(bytes);
-    expect(entries.map((e) => [e.name, e.method, e.size, e.headerOffset])).toEqual(MANIFEST['torch_state_dict.pt'].zip_entries);
+    expect(entries.map((e) => [e.name, e.method, e.size, e.headerOffset])).toEqual(
+      MANIFEST['torch_state_dict.pt'].zip_entries,
+    );
     for (const e of entries) {
       expect(e.flags & 0x0008, e.name).toBe(0x0008);
       expect(e.compressedSize).toBe(e.size);
@@ -105,12 +136,23 @@ describe('zip: the fixtures', () => {
   it('reads both training checkpoints and both .npz files; Python and the builder agree on offsets', () => {
     for (const name of ['torch_training_checkpoint.pt', 'torch_training_checkpoint_step2.pt']) {
       const { entries } = readZip(fixture(name));
-      expect(entries.map((e) => e.name.split('/').slice(1).join('/'))).toEqual(['data.pkl', ...Array.from({ length: 9 }, (_, i) => `data/${i}`), 'version']);
+      expect(entries.map((e) => e.name.split('/').slice(1).join('/'))).toEqual([
+        'data.pkl',
+        ...Array.from({ length: 9 }, (_, i) => `data/${i}`),
+        'version',
+      ]);
     }
     const stored = readZip(fixture('numpy_stored.npz')).entries;
-    expect(stored.map((e) => [e.name, e.method, e.size, e.headerOffset])).toEqual([['weights.npy', 0, 2928, 0], ['bias.npy', 0, 184, 2989], ['idx.npy', 0, 168, 3231]]);
+    expect(stored.map((e) => [e.name, e.method, e.size, e.headerOffset])).toEqual([
+      ['weights.npy', 0, 2928, 0],
+      ['bias.npy', 0, 184, 2989],
+      ['idx.npy', 0, 168, 3231],
+    ]);
     const deflated = readZip(fixture('numpy_deflated.npz')).entries;
-    expect(deflated.map((e) => [e.name, e.method, e.size, e.compressedSize, e.headerOffset])).toEqual([['weights.npy', 8, 2928, 2709, 0], ['bias.npy', 8, 184, 71, 2770]]);
+    expect(deflated.map((e) => [e.name, e.method, e.size, e.compressedSize, e.headerOffset])).toEqual([
+      ['weights.npy', 8, 2928, 2709, 0],
+      ['bias.npy', 8, 184, 71, 2770],
+    ]);
   });
 
   it('torch_legacy_format.pt is no zip', () => {
@@ -120,7 +162,10 @@ describe('zip: the fixtures', () => {
 
 describe('zip: archives from the builder', () => {
   it('a torch.save-like archive: entries in order, 64-byte aligned, data descriptors, Zip64 end records', () => {
-    const z = torchStateDict({ 'w': { dtype: 'F32', shape: [3, 5], data: f32(15) }, 'b': { dtype: 'F32', shape: [5], data: f32(5, 2) } }, { prefix: 'ckpt' });
+    const z = torchStateDict(
+      { w: { dtype: 'F32', shape: [3, 5], data: f32(15) }, b: { dtype: 'F32', shape: [5], data: f32(5, 2) } },
+      { prefix: 'ckpt' },
+    );
     const { entries } = readZip(z.bytes);
     expect(entries.map((e) => e.name)).toEqual(['ckpt/data.pkl', 'ckpt/data/0', 'ckpt/data/1', 'ckpt/version']);
     expect(entries.map((e) => e.dataOffset)).toEqual(z.entries.map((e) => e.dataOffset));
@@ -129,12 +174,16 @@ describe('zip: archives from the builder', () => {
   });
 
   it('forced Zip64 (0xffffffff in every classic field, Zip64 extra fields) reads the same entries', () => {
-    const data = { 'w': { dtype: 'F32' as const, shape: [7], data: f32(7) } };
+    const data = { w: { dtype: 'F32' as const, shape: [7], data: f32(7) } };
     const plain = readZip(torchStateDict(data, { zip64: 'none' }).bytes).entries;
     const forced = torchStateDict(data, { zip64: 'force' });
     const read = readZip(forced.bytes).entries;
-    expect(read.map((e) => [e.name, e.size, e.compressedSize, e.crc32])).toEqual(plain.map((e) => [e.name, e.size, e.compressedSize, e.crc32]));
-    expect(read.map((e) => [e.headerOffset, e.dataOffset])).toEqual(forced.entries.map((e) => [e.headerOffset, e.dataOffset]));
+    expect(read.map((e) => [e.name, e.size, e.compressedSize, e.crc32])).toEqual(
+      plain.map((e) => [e.name, e.size, e.compressedSize, e.crc32]),
+    );
+    expect(read.map((e) => [e.headerOffset, e.dataOffset])).toEqual(
+      forced.entries.map((e) => [e.headerOffset, e.dataOffset]),
+    );
     expect(forced.bytes.readUInt32LE(forced.eocdOffset + 16)).toBe(0xffffffff);
   });
 
@@ -142,14 +191,26 @@ describe('zip: archives from the builder', () => {
     expect(readZip(buildZip([small()], { comment: Buffer.from('a comment') }).bytes).entries).toHaveLength(1);
     expect(readZip(buildZip([]).bytes).entries).toEqual([]);
     const payload = zlib.deflateRawSync(Buffer.alloc(100));
-    const atCap = buildZip([{ name: 'x', data: Buffer.alloc(0), method: 'deflated', compressed: payload, size: payload.length * DEFLATE_MAX_RATIO + 1024 }]);
+    const atCap = buildZip([
+      {
+        name: 'x',
+        data: Buffer.alloc(0),
+        method: 'deflated',
+        compressed: payload,
+        size: payload.length * DEFLATE_MAX_RATIO + 1024,
+      },
+    ]);
     expect(readZip(atCap.bytes).entries[0]!.size).toBe(payload.length * 1032 + 1024);
   });
 
   it('entries come back in file order whatever the directory order', () => {
     const z = buildZip([small({}, 'first'), small({}, 'second'), small({}, 'third')]);
     const { entries, directoryOffset } = readZip(z.bytes);
-    expect(checkPlacement([...entries].reverse(), directoryOffset).map((e) => e.name)).toEqual(['first', 'second', 'third']);
+    expect(checkPlacement([...entries].reverse(), directoryOffset).map((e) => e.name)).toEqual([
+      'first',
+      'second',
+      'third',
+    ]);
   });
 });
 
@@ -165,8 +226,14 @@ describe('zip refusals (ARCHIVES.md §2), one case each', () => {
   });
 
   it('an end record whose comment does not reach exactly to the end of the file', () => {
-    zipRefuses(buildZip(base, { comment: Buffer.from('abc'), eocd: { commentLength: 4 } }).bytes, /no end of central directory record/);
-    zipRefuses(buildZip(base, { comment: Buffer.from('abc'), eocd: { commentLength: 2 } }).bytes, /no end of central directory record/);
+    zipRefuses(
+      buildZip(base, { comment: Buffer.from('abc'), eocd: { commentLength: 4 } }).bytes,
+      /no end of central directory record/,
+    );
+    zipRefuses(
+      buildZip(base, { comment: Buffer.from('abc'), eocd: { commentLength: 2 } }).bytes,
+      /no end of central directory record/,
+    );
   });
 
   it('a multi-disk archive (end record, Zip64 record, locator, or per-entry disk number)', () => {
@@ -184,8 +251,14 @@ describe('zip refusals (ARCHIVES.md §2), one case each', () => {
   });
 
   it('a Zip64 locator that points at no Zip64 end record', () => {
-    zipRefuses(buildZip(base, { zip64: 'records', zip64Lies: { locatorOffset: 0 } }).bytes, /Zip64 locator points at no Zip64 end record/);
-    zipRefuses(buildZip(base, { zip64: 'records', zip64Lies: { locatorOffset: 2 ** 40 } }).bytes, /Zip64 locator points at no Zip64 end record/);
+    zipRefuses(
+      buildZip(base, { zip64: 'records', zip64Lies: { locatorOffset: 0 } }).bytes,
+      /Zip64 locator points at no Zip64 end record/,
+    );
+    zipRefuses(
+      buildZip(base, { zip64: 'records', zip64Lies: { locatorOffset: 2 ** 40 } }).bytes,
+      /Zip64 locator points at no Zip64 end record/,
+    );
     const z = buildZip(base, { zip64: 'records' });
     const b = Buffer.from(z.bytes);
     b[z.zip64EocdOffset!] = 0x51; // the record's signature: 'PK\x06\x06' -> 'QK\x06\x06'
@@ -193,26 +266,53 @@ describe('zip refusals (ARCHIVES.md §2), one case each', () => {
   });
 
   it('classic fields that overflow without Zip64 records', () => {
-    zipRefuses(buildZip(base, { eocd: { entries: 0xffff, entriesHere: 0xffff } }).bytes, /needs Zip64 fields but there is no Zip64 locator/);
+    zipRefuses(
+      buildZip(base, { eocd: { entries: 0xffff, entriesHere: 0xffff } }).bytes,
+      /needs Zip64 fields but there is no Zip64 locator/,
+    );
     zipRefuses(buildZip(base, { eocd: { directoryOffset: 0xffffffff } }).bytes, /needs Zip64 fields/);
     zipRefuses(buildZip(base, { eocd: { directoryBytes: 0xffffffff } }).bytes, /needs Zip64 fields/);
   });
 
   it('a Zip64 number beyond 2^53', () => {
-    zipRefuses(buildZip(base, { zip64: 'records', zip64Lies: { directoryOffset: 2 ** 60 } }).bytes, /larger than 2\^53/);
+    zipRefuses(
+      buildZip(base, { zip64: 'records', zip64Lies: { directoryOffset: 2 ** 60 } }).bytes,
+      /larger than 2\^53/,
+    );
   });
 
   it('a central directory that does not end exactly where the end records begin', () => {
-    zipRefuses(buildZip(base, { gapAfterDirectory: Buffer.from('hidden') }).bytes, /does not end where the end record begins/);
-    zipRefuses(buildZip(base, { zip64: 'records', gapAfterDirectory: Buffer.from('hidden') }).bytes, /does not end where the end record begins/);
+    zipRefuses(
+      buildZip(base, { gapAfterDirectory: Buffer.from('hidden') }).bytes,
+      /does not end where the end record begins/,
+    );
+    zipRefuses(
+      buildZip(base, { zip64: 'records', gapAfterDirectory: Buffer.from('hidden') }).bytes,
+      /does not end where the end record begins/,
+    );
     const z = buildZip(base);
-    zipRefuses(buildZip(base, { eocd: { directoryOffset: z.directoryOffset - 1 } }).bytes, /does not end where the end record begins/);
-    zipRefuses(buildZip(base, { eocd: { directoryBytes: z.directoryBytes + 1 } }).bytes, /does not end where the end record begins/);
+    zipRefuses(
+      buildZip(base, { eocd: { directoryOffset: z.directoryOffset - 1 } }).bytes,
+      /does not end where the end record begins/,
+    );
+    zipRefuses(
+      buildZip(base, { eocd: { directoryBytes: z.directoryBytes + 1 } }).bytes,
+      /does not end where the end record begins/,
+    );
   });
 
   it('more than 1,000,000 entries, or a directory over 256 MiB', () => {
-    zipRefuses(buildZip(base, { zip64: 'records', zip64Lies: { entries: ZIP_MAX_ENTRIES + 1, entriesHere: ZIP_MAX_ENTRIES + 1 } }).bytes, /1000001 entries/);
-    zipRefuses(buildZip(base, { zip64: 'records', zip64Lies: { directoryBytes: ZIP_MAX_DIRECTORY_BYTES + 1 } }).bytes, /central directory of 268435457 bytes/);
+    zipRefuses(
+      buildZip(base, {
+        zip64: 'records',
+        zip64Lies: { entries: ZIP_MAX_ENTRIES + 1, entriesHere: ZIP_MAX_ENTRIES + 1 },
+      }).bytes,
+      /1000001 entries/,
+    );
+    zipRefuses(
+      buildZip(base, { zip64: 'records', zip64Lies: { directoryBytes: ZIP_MAX_DIRECTORY_BYTES + 1 } }).bytes,
+      /central directory of 268435457 bytes/,
+    );
   });
 
   it('a damaged central directory record, one running past the directory, bytes after the last record', () => {
@@ -223,7 +323,10 @@ describe('zip refusals (ARCHIVES.md §2), one case each', () => {
     const c = Buffer.from(z.bytes);
     c.writeUInt16LE(0x400, centralRecordOffset(z, 1) + 32); // comment length past the directory
     zipRefuses(c, /central directory record 1 runs past the directory/);
-    zipRefuses(buildZip(base, { directoryJunk: Buffer.from('PK\x01\x02junk') }).bytes, /holds bytes after its last record/);
+    zipRefuses(
+      buildZip(base, { directoryJunk: Buffer.from('PK\x01\x02junk') }).bytes,
+      /holds bytes after its last record/,
+    );
     // The end record counts fewer entries than the directory holds: the rest are junk after the last record.
     zipRefuses(buildZip(base, { eocd: { entries: 1, entriesHere: 1 } }).bytes, /holds bytes after its last record/);
   });
@@ -260,12 +363,16 @@ describe('zip refusals (ARCHIVES.md §2), one case each', () => {
       });
     }
 
-    it('refuses a name that repeats another entry\'s name', () => {
-      zipRefuses(buildZip([small({}, 'archive/data/0'), small({}, 'archive/data/0')]).bytes, /"archive\/data\/0" appears twice/);
+    it("refuses a name that repeats another entry's name", () => {
+      zipRefuses(
+        buildZip([small({}, 'archive/data/0'), small({}, 'archive/data/0')]).bytes,
+        /"archive\/data\/0" appears twice/,
+      );
     });
 
     it('accepts ordinary names, including non-ASCII UTF-8, "..." and names ending in /', () => {
-      for (const n of ['archive/data/0', 'ünïcode/数据.npy', '...', 'a..b/c', 'folder/', 'a//b']) expect(zipNameProblem(n), n).toBeUndefined();
+      for (const n of ['archive/data/0', 'ünïcode/数据.npy', '...', 'a..b/c', 'folder/', 'a//b'])
+        expect(zipNameProblem(n), n).toBeUndefined();
     });
   });
 
@@ -274,43 +381,91 @@ describe('zip refusals (ARCHIVES.md §2), one case each', () => {
   });
 
   it('a stored entry whose compressed and uncompressed sizes differ', () => {
-    zipRefuses(buildZip([small({ size: 5 })]).bytes, /stored entry "a\.bin" declares 22 bytes stored but 5 bytes of content/);
+    zipRefuses(
+      buildZip([small({ size: 5 })]).bytes,
+      /stored entry "a\.bin" declares 22 bytes stored but 5 bytes of content/,
+    );
   });
 
   it('a deflated entry claiming more than 1032:1 + 1024 (a bomb beyond what deflate can produce)', () => {
     const payload = zlib.deflateRawSync(Buffer.alloc(100));
-    const z = buildZip([{ name: 'bomb.npy', data: Buffer.alloc(0), method: 'deflated', compressed: payload, size: payload.length * DEFLATE_MAX_RATIO + 1025 }]);
+    const z = buildZip([
+      {
+        name: 'bomb.npy',
+        data: Buffer.alloc(0),
+        method: 'deflated',
+        compressed: payload,
+        size: payload.length * DEFLATE_MAX_RATIO + 1025,
+      },
+    ]);
     zipRefuses(z.bytes, /deflated entry "bomb\.npy" claims \d+ bytes from \d+ \(more than deflate can produce\)/);
     // 64 GiB from a few bytes, through a Zip64 field
-    zipRefuses(buildZip([{ name: 'bomb.npy', data: Buffer.alloc(0), method: 'deflated', compressed: payload, size: 64 * 1024 ** 3, zip64: true }]).bytes, /more than deflate can produce/);
+    zipRefuses(
+      buildZip([
+        {
+          name: 'bomb.npy',
+          data: Buffer.alloc(0),
+          method: 'deflated',
+          compressed: payload,
+          size: 64 * 1024 ** 3,
+          zip64: true,
+        },
+      ]).bytes,
+      /more than deflate can produce/,
+    );
   });
 
   it('an entry pointing past the end of the file', () => {
-    zipRefuses(buildZip([small(), small({ headerOffset: 10_000 }, 'far')]).bytes, /"far" points past the end of the file/);
+    zipRefuses(
+      buildZip([small(), small({ headerOffset: 10_000 }, 'far')]).bytes,
+      /"far" points past the end of the file/,
+    );
   });
 
   it('an entry whose local header is missing', () => {
     const z = buildZip([small(), small({ headerOffset: (l) => l[0]!.dataOffset + 2 }, 'b.bin')]);
     zipRefuses(z.bytes, /"b\.bin" has no local header where the directory says/);
-    refuses(() => localDataOffset(new Uint8Array(10), { name: 'short' } as ZipEntry), ZipRefusal, /"short" has no local header/);
+    refuses(
+      () => localDataOffset(new Uint8Array(10), { name: 'short' } as ZipEntry),
+      ZipRefusal,
+      /"short" has no local header/,
+    );
   });
 
-  it('entries that overlap each other, or an entry hidden inside another one\'s data', () => {
+  it("entries that overlap each other, or an entry hidden inside another one's data", () => {
     // a.bin's sizes claim 40 more bytes: its data now covers b.bin's local header
-    zipRefuses(buildZip([small({ size: 62, compressedSize: 62 }), small({}, 'b.bin')]).bytes, /"b\.bin" overlaps the entry before it/);
+    zipRefuses(
+      buildZip([small({ size: 62, compressedSize: 62 }), small({}, 'b.bin')]).bytes,
+      /"b\.bin" overlaps the entry before it/,
+    );
     // Two directory records pointing at the same local header (the overlapping-file zip bomb)
     const same = buildZip([small(), small({ headerOffset: 0 }, 'a.bin ')]);
-    refuses(() => checkPlacement(readZipDirectoryOf(same).map((e) => ({ ...e, dataOffset: 35, dataEnd: 57 })), same.directoryOffset), ZipRefusal, /overlaps the entry before it/);
+    refuses(
+      () =>
+        checkPlacement(
+          readZipDirectoryOf(same).map((e) => ({ ...e, dataOffset: 35, dataEnd: 57 })),
+          same.directoryOffset,
+        ),
+      ZipRefusal,
+      /overlaps the entry before it/,
+    );
   });
 
   it('an entry that runs into the central directory', () => {
-    zipRefuses(buildZip([small(), small({ size: 60, compressedSize: 60 }, 'b.bin')]).bytes, /"b\.bin" runs into the central directory/);
+    zipRefuses(
+      buildZip([small(), small({ size: 60, compressedSize: 60 }, 'b.bin')]).bytes,
+      /"b\.bin" runs into the central directory/,
+    );
   });
 });
 
 function readZipDirectoryOf(z: BuiltZip): ZipEntry[] {
   const tail = readZipTail(z.bytes, z.bytes.length);
-  return readZipDirectory(z.bytes.subarray(tail.directoryOffset, tail.directoryOffset + tail.directoryBytes), tail, z.bytes.length);
+  return readZipDirectory(
+    z.bytes.subarray(tail.directoryOffset, tail.directoryOffset + tail.directoryBytes),
+    tail,
+    z.bytes.length,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -339,7 +494,7 @@ async function rejectsWith(p: Promise<unknown>, msg: RegExp): Promise<void> {
 }
 
 describe('zip-reader: local headers and deflated entries', () => {
-  it('reads the fixtures\' layout the same way as the pure pipeline', async () => {
+  it("reads the fixtures' layout the same way as the pure pipeline", async () => {
     for (const name of ['torch_state_dict.pt', 'numpy_deflated.npz']) {
       const bytes = fixture(name);
       const layout = await withFile(bytes, name, (f) => readZipLayout(f));
@@ -349,7 +504,10 @@ describe('zip-reader: local headers and deflated entries', () => {
 
   it('refuses a local header that carries another name', async () => {
     const z = buildZip([small(), small({ localName: 'b.bi_' }, 'b.bin')]);
-    await rejectsWith(withFile(z.bytes, 'mismatch.zip', readZipLayout), /"b\.bin" has another name in its local header/);
+    await rejectsWith(
+      withFile(z.bytes, 'mismatch.zip', readZipLayout),
+      /"b\.bin" has another name in its local header/,
+    );
     const longer = buildZip([small(), small({ localName: '../../b.bin' }, 'b.bin')]);
     await rejectsWith(withFile(longer.bytes, 'mismatch2.zip', readZipLayout), /another name in its local header/);
   });
@@ -361,7 +519,8 @@ describe('zip-reader: local headers and deflated entries', () => {
     await rejectsWith(withFile(b, 'past.zip', readZipLayout), /"b\.bin" runs past the end of the file/);
   });
 
-  const member = (data: Buffer, patch: Partial<EntryInput> = {}) => npzZip([{ name: 'w.npy', data, deflated: true, patch }]);
+  const member = (data: Buffer, patch: Partial<EntryInput> = {}) =>
+    npzZip([{ name: 'w.npy', data, deflated: true, patch }]);
   const arr = npyBytes({ descr: '<f4', shape: [1000], data: f32(1000) });
 
   async function check(z: BuiltZip, prefix = 0): Promise<Buffer> {
@@ -385,9 +544,18 @@ describe('zip-reader: local headers and deflated entries', () => {
   it('refuses a bad CRC-32, a stream that ends early, junk after the stream, and bytes that do not inflate', async () => {
     await rejectsWith(check(member(arr, { crc: crc32(arr) ^ 1 })), /fails its CRC-32 check/);
     const good = zlib.deflateRawSync(arr);
-    await rejectsWith(check(member(arr, { compressed: good.subarray(0, good.length - 10) })), /does not inflate|inflates to \d+ bytes, not/);
-    await rejectsWith(check(member(arr, { compressed: Buffer.concat([good, Buffer.from('trailing junk')]) })), /ends before its \d+ compressed bytes do/);
-    await rejectsWith(check(member(arr, { compressed: Buffer.from('\xff\xff\xff\xff not deflate at all', 'latin1') })), /does not inflate/);
+    await rejectsWith(
+      check(member(arr, { compressed: good.subarray(0, good.length - 10) })),
+      /does not inflate|inflates to \d+ bytes, not/,
+    );
+    await rejectsWith(
+      check(member(arr, { compressed: Buffer.concat([good, Buffer.from('trailing junk')]) })),
+      /ends before its \d+ compressed bytes do/,
+    );
+    await rejectsWith(
+      check(member(arr, { compressed: Buffer.from('\xff\xff\xff\xff not deflate at all', 'latin1') })),
+      /does not inflate/,
+    );
   });
 
   // Regression: checkDeflatedEntry once kept reading 4 MiB blocks after the inflater had failed, left the
@@ -405,7 +573,10 @@ describe('zip-reader: local headers and deflated entries', () => {
     let outcome: unknown;
     try {
       outcome = await Promise.race([
-        check(z).then(() => 'accepted', (e: unknown) => e),
+        check(z).then(
+          () => 'accepted',
+          (e: unknown) => e,
+        ),
         new Promise((resolve) => setTimeout(() => resolve('still running after 3 s'), 3_000)),
       ]);
     } finally {
@@ -417,22 +588,55 @@ describe('zip-reader: local headers and deflated entries', () => {
   }, 10_000);
 
   it('an .npz whose deflated members declare more than 64 GiB in all is refused before any is inflated', async () => {
-    const member = (i: number): PlacedZipEntry => ({ name: `a${i}.npy`, method: 8, flags: 0, crc32: 0, compressedSize: 16 * 1024 * 1024, size: 13 * 1024 ** 3, headerOffset: i * 100, dataOffset: i * 100 + 30, dataEnd: i * 100 + 40 });
+    const member = (i: number): PlacedZipEntry => ({
+      name: `a${i}.npy`,
+      method: 8,
+      flags: 0,
+      crc32: 0,
+      compressedSize: 16 * 1024 * 1024,
+      size: 13 * 1024 ** 3,
+      headerOffset: i * 100,
+      dataOffset: i * 100 + 30,
+      dataEnd: i * 100 + 40,
+    });
     const entries = [0, 1, 2, 3, 4].map(member);
     expect(entries.reduce((a, e) => a + e.size, 0)).toBeGreaterThan(NPZ_MAX_INFLATED_BYTES);
-    await rejectsWith(withFile(Buffer.alloc(1000), 'many.npz', (f) => planNpz(f, { entries, directoryOffset: 900 })), /declare \d+ bytes in all \(the cap is 68719476736\)/);
+    await rejectsWith(
+      withFile(Buffer.alloc(1000), 'many.npz', (f) => planNpz(f, { entries, directoryOffset: 900 })),
+      /declare \d+ bytes in all \(the cap is 68719476736\)/,
+    );
     // Four of them (52 GiB) pass the total; the first is then inflated, and found to be no deflate stream.
-    await rejectsWith(withFile(Buffer.alloc(1000), 'four.npz', (f) => planNpz(f, { entries: entries.slice(0, 4), directoryOffset: 900 })), /does not inflate|inflates to/);
+    await rejectsWith(
+      withFile(Buffer.alloc(1000), 'four.npz', (f) =>
+        planNpz(f, { entries: entries.slice(0, 4), directoryOffset: 900 }),
+      ),
+      /does not inflate|inflates to/,
+    );
   });
 
   it('refuses to inflate an entry whose method is not deflate (the 16 GiB cap belongs to the directory reader: archives.test.ts)', async () => {
-    const fake: PlacedZipEntry = { name: 'huge.npy', method: 0, flags: 0, crc32: 0, compressedSize: 10, size: 10, headerOffset: 0, dataOffset: 30, dataEnd: 40 };
-    await rejectsWith(withFile(Buffer.alloc(100), 'cap.bin', (f) => checkDeflatedEntry(f, fake)), /uses compression method 0/);
+    const fake: PlacedZipEntry = {
+      name: 'huge.npy',
+      method: 0,
+      flags: 0,
+      crc32: 0,
+      compressedSize: 10,
+      size: 10,
+      headerOffset: 0,
+      dataOffset: 30,
+      dataEnd: 40,
+    };
+    await rejectsWith(
+      withFile(Buffer.alloc(100), 'cap.bin', (f) => checkDeflatedEntry(f, fake)),
+      /uses compression method 0/,
+    );
   });
 
   it('a stream inflating to 256 MiB that declares 1,000 bytes stops at once, without keeping the output', async () => {
     const bomb = zeroBombStream(256);
-    const z = buildZip([{ name: 'bomb.npy', data: Buffer.alloc(0), method: 'deflated', compressed: bomb, size: 1000, crc: zeroCrc(256) }]);
+    const z = buildZip([
+      { name: 'bomb.npy', data: Buffer.alloc(0), method: 'deflated', compressed: bomb, size: 1000, crc: zeroCrc(256) },
+    ]);
     const before = process.memoryUsage().arrayBuffers;
     const t0 = performance.now();
     await rejectsWith(check(z), /inflates to more than the 1000 bytes it declares/);
@@ -441,7 +645,16 @@ describe('zip-reader: local headers and deflated entries', () => {
   });
 
   it('a 64 MiB zero stream declared truthfully inflates as a stream and passes (the output is never kept)', async () => {
-    const z = buildZip([{ name: 'zeros.npy', data: Buffer.alloc(0), method: 'deflated', compressed: zeroBombStream(64), size: 64 * 1024 * 1024, crc: zeroCrc(64) }]);
+    const z = buildZip([
+      {
+        name: 'zeros.npy',
+        data: Buffer.alloc(0),
+        method: 'deflated',
+        compressed: zeroBombStream(64),
+        size: 64 * 1024 * 1024,
+        crc: zeroCrc(64),
+      },
+    ]);
     const peakBefore = process.resourceUsage().maxRSS * 1024;
     const prefix = await check(z, 16);
     expect(prefix.equals(Buffer.alloc(16))).toBe(true);
@@ -471,14 +684,22 @@ describe('readTorchPickle: the fixtures', () => {
       ['steps', '4', 'LongStorage', 0, [10], [1]],
       ['view_of_weight', '0', 'FloatStorage', 0, [8, 32], [32, 1]],
     ]);
-    expect([...s.storages]).toEqual([['0', 'FloatStorage'], ['1', 'FloatStorage'], ['2', 'HalfStorage'], ['3', 'BFloat16Storage'], ['4', 'LongStorage']]);
+    expect([...s.storages]).toEqual([
+      ['0', 'FloatStorage'],
+      ['1', 'FloatStorage'],
+      ['2', 'HalfStorage'],
+      ['3', 'BFloat16Storage'],
+      ['4', 'LongStorage'],
+    ]);
     // MANIFEST agrees on shapes
     for (const v of s.views) expect(v.shape, v.name).toEqual(MANIFEST['torch_state_dict.pt'].tensors[v.name].shape);
   });
 
   it('torch_state_dict.pt: storages are named by their whole-cover tensor; the view is not a part of its own', () => {
     const bytes = fixture('torch_state_dict.pt');
-    const storages = readZip(bytes).entries.filter((e) => /\/data\/\d+$/.test(e.name)).map((e) => ({ key: e.name.split('/').pop()!, bytes: e.size }));
+    const storages = readZip(bytes)
+      .entries.filter((e) => /\/data\/\d+$/.test(e.name))
+      .map((e) => ({ key: e.name.split('/').pop()!, bytes: e.size }));
     expect(nameStorages(storages, readTorchPickle(pklOf('torch_state_dict.pt')))).toEqual([
       { key: '0', name: 'layer.weight', dtype: 'F32', shape: [64, 32], groupWidth: 4 },
       { key: '1', name: 'layer.bias', dtype: 'F32', shape: [64], groupWidth: 4 },
@@ -491,7 +712,10 @@ describe('readTorchPickle: the fixtures', () => {
   it('the training checkpoints: model (OrderedDict with _metadata state), optimizer state by parameter index, rng bytes', () => {
     for (const file of ['torch_training_checkpoint.pt', 'torch_training_checkpoint_step2.pt']) {
       const s = readTorchPickle(pklOf(file));
-      expect(s.views.map((v) => [v.name, v.storageKey, v.storageType, v.shape]), file).toEqual([
+      expect(
+        s.views.map((v) => [v.name, v.storageKey, v.storageType, v.shape]),
+        file,
+      ).toEqual([
         ['model.weight', '0', 'FloatStorage', [4, 16]],
         ['model.bias', '1', 'FloatStorage', [4]],
         ['optimizer.state.0.step', '2', 'FloatStorage', []],
@@ -517,13 +741,34 @@ const PROTOCOL_PICKLES: Record<number, string> = {
 };
 
 /** A tensor value for pickleBytes. */
-function T(storageKey: string, storageClass: string, storageNumel: number, shape: number[], extra: Partial<{ offset: number; stride: number[]; rebuild: string; parameter: boolean }> = {}): PickleValue {
+function T(
+  storageKey: string,
+  storageClass: string,
+  storageNumel: number,
+  shape: number[],
+  extra: Partial<{ offset: number; stride: number[]; rebuild: string; parameter: boolean }> = {},
+): PickleValue {
   return { tensor: { storageKey, storageClass, storageNumel, shape, ...extra } };
 }
 
 /** The raw opcodes of one tensor's argument tuple (storage pid, offset, size, stride, requires_grad, hooks). */
-function tensorArgs(storageKey: string, storageClass: string, numel: number, shape: number[], stride: number[]): PickleValue {
-  return { tuple: [{ pid: { tuple: ['storage', { global: `torch.${storageClass}` }, storageKey, 'cpu', numel] } }, 0, { tuple: shape }, { tuple: stride }, false, { ordered: [] }] };
+function tensorArgs(
+  storageKey: string,
+  storageClass: string,
+  numel: number,
+  shape: number[],
+  stride: number[],
+): PickleValue {
+  return {
+    tuple: [
+      { pid: { tuple: ['storage', { global: `torch.${storageClass}` }, storageKey, 'cpu', numel] } },
+      0,
+      { tuple: shape },
+      { tuple: stride },
+      false,
+      { ordered: [] },
+    ],
+  };
 }
 
 describe('readTorchPickle: built pickles', () => {
@@ -542,8 +787,30 @@ describe('readTorchPickle: built pickles', () => {
   it('names nested dicts, integer keys, list and tuple indices, and OrderedDict state by their path', () => {
     const root: PickleValue = {
       dict: [
-        ['model', { ordered: [['layer.weight', T('0', 'FloatStorage', 6, [2, 3])]], state: { dict: [['_metadata', { ordered: [['', { dict: [['version', 1]] }]] }]] } }],
-        ['optimizer', { dict: [['state', { dict: [[0, { dict: [['exp_avg', T('1', 'FloatStorage', 6, [2, 3])]] }], [7, { dict: [['step', T('2', 'LongStorage', 1, [])]] }]] }], ['param_groups', [{ dict: [['params', [0, 7]]] }]]] }],
+        [
+          'model',
+          {
+            ordered: [['layer.weight', T('0', 'FloatStorage', 6, [2, 3])]],
+            state: { dict: [['_metadata', { ordered: [['', { dict: [['version', 1]] }]] }]] },
+          },
+        ],
+        [
+          'optimizer',
+          {
+            dict: [
+              [
+                'state',
+                {
+                  dict: [
+                    [0, { dict: [['exp_avg', T('1', 'FloatStorage', 6, [2, 3])]] }],
+                    [7, { dict: [['step', T('2', 'LongStorage', 1, [])]] }],
+                  ],
+                },
+              ],
+              ['param_groups', [{ dict: [['params', [0, 7]]] }]],
+            ],
+          },
+        ],
         ['list', [T('3', 'HalfStorage', 2, [2]), { tuple: [null, T('4', 'BoolStorage', 3, [3])] }]],
         [{ tuple: ['tuple', 'key'] }, T('5', 'FloatStorage', 1, [1])], // a key that is not a name: skipped
         [1.5, T('6', 'FloatStorage', 1, [1])],
@@ -551,7 +818,11 @@ describe('readTorchPickle: built pickles', () => {
     };
     const s = readTorchPickle(pickleBytes(root));
     expect(s.views.map((v) => [v.name, v.storageKey])).toEqual([
-      ['model.layer.weight', '0'], ['optimizer.state.0.exp_avg', '1'], ['optimizer.state.7.step', '2'], ['list.0', '3'], ['list.1.1', '4'],
+      ['model.layer.weight', '0'],
+      ['optimizer.state.0.exp_avg', '1'],
+      ['optimizer.state.7.step', '2'],
+      ['list.0', '3'],
+      ['list.1.1', '4'],
     ]);
   });
 
@@ -561,12 +832,34 @@ describe('readTorchPickle: built pickles', () => {
         ['p', T('0', 'FloatStorage', 4, [4], { parameter: true })],
         ['v1', T('1', 'FloatStorage', 4, [4], { rebuild: 'torch._utils._rebuild_tensor' })],
         ['v3', T('2', 'FloatStorage', 4, [4], { rebuild: 'torch._utils._rebuild_tensor_v3' })],
-        ['typed', { call: 'torch._tensor._rebuild_from_type_v2', args: [{ global: 'torch._utils._rebuild_tensor_v2' }, { global: 'torch.nn.parameter.Parameter' }, tensorArgs('3', 'DoubleStorage', 2, [2], [1]), { dict: [] }] }],
-        ['other', { call: 'mylib.make_tensor', args: [{ pid: { tuple: ['storage', { global: 'torch.IntStorage' }, '4', 'cpu', 1] } }, 'x'] }],
+        [
+          'typed',
+          {
+            call: 'torch._tensor._rebuild_from_type_v2',
+            args: [
+              { global: 'torch._utils._rebuild_tensor_v2' },
+              { global: 'torch.nn.parameter.Parameter' },
+              tensorArgs('3', 'DoubleStorage', 2, [2], [1]),
+              { dict: [] },
+            ],
+          },
+        ],
+        [
+          'other',
+          {
+            call: 'mylib.make_tensor',
+            args: [{ pid: { tuple: ['storage', { global: 'torch.IntStorage' }, '4', 'cpu', 1] } }, 'x'],
+          },
+        ],
       ],
     };
     const s = readTorchPickle(pickleBytes(root));
-    expect(s.views.map((v) => [v.name, v.storageKey, v.storageType])).toEqual([['p', '0', 'FloatStorage'], ['v1', '1', 'FloatStorage'], ['v3', '2', 'FloatStorage'], ['typed', '3', 'DoubleStorage']]);
+    expect(s.views.map((v) => [v.name, v.storageKey, v.storageType])).toEqual([
+      ['p', '0', 'FloatStorage'],
+      ['v1', '1', 'FloatStorage'],
+      ['v3', '2', 'FloatStorage'],
+      ['typed', '3', 'DoubleStorage'],
+    ]);
     // a storage passed straight to an unknown callee is still known with its class (stored as data/4, I32)
     expect(s.storages.get('4')).toBe('IntStorage');
     expect([...s.storages.keys()].sort()).toEqual(['0', '1', '2', '3', '4']);
@@ -581,22 +874,31 @@ describe('readTorchPickle: built pickles', () => {
   it('bad tensor arguments (negative offset, float sizes even when whole, mismatched stride) are not tensors', () => {
     const bad = (args: PickleValue[]): PickleValue => ({ call: 'torch._utils._rebuild_tensor_v2', args });
     const pid = { pid: { tuple: ['storage', { global: 'torch.FloatStorage' }, '0', 'cpu', 4] } };
-    const s = readTorchPickle(pickleBytes({
-      dict: [
-        ['neg', bad([pid, -1, { tuple: [4] }, { tuple: [1] }])],
-        ['float', bad([pid, 0, { tuple: [{ raw: Buffer.from([0x47, 0x40, 0x12, 0, 0, 0, 0, 0, 0]) }] }, { tuple: [1] }])],
-        ['float4', bad([pid, 0, { tuple: [{ raw: Buffer.from([0x47, 0x40, 0x10, 0, 0, 0, 0, 0, 0]) }] }, { tuple: [1] }])], // 4.0: a float is never a size
-        ['rank', bad([pid, 0, { tuple: [2, 2] }, { tuple: [1] }])],
-        ['nopid', bad(['storage', 0, { tuple: [4] }, { tuple: [1] }])],
-      ],
-    }));
+    const s = readTorchPickle(
+      pickleBytes({
+        dict: [
+          ['neg', bad([pid, -1, { tuple: [4] }, { tuple: [1] }])],
+          [
+            'float',
+            bad([pid, 0, { tuple: [{ raw: Buffer.from([0x47, 0x40, 0x12, 0, 0, 0, 0, 0, 0]) }] }, { tuple: [1] }]),
+          ],
+          [
+            'float4',
+            bad([pid, 0, { tuple: [{ raw: Buffer.from([0x47, 0x40, 0x10, 0, 0, 0, 0, 0, 0]) }] }, { tuple: [1] }]),
+          ], // 4.0: a float is never a size
+          ['rank', bad([pid, 0, { tuple: [2, 2] }, { tuple: [1] }])],
+          ['nopid', bad(['storage', 0, { tuple: [4] }, { tuple: [1] }])],
+        ],
+      }),
+    );
     expect(s.views).toEqual([]);
     expect([...s.storages]).toEqual([['0', 'FloatStorage']]);
   });
 
   describe('refusals: PickleNotUnderstood', () => {
     const notUnderstood = (b: Uint8Array, msg: RegExp) => refuses(() => readTorchPickle(b), PickleNotUnderstood, msg);
-    it('an unknown opcode', () => notUnderstood(Buffer.from([0x80, 0x02, 0x7d, 0xff, 0x2e]), /opcode 0xff at byte 3 is not one ckvc reads/));
+    it('an unknown opcode', () =>
+      notUnderstood(Buffer.from([0x80, 0x02, 0x7d, 0xff, 0x2e]), /opcode 0xff at byte 3 is not one ckvc reads/));
     it('a pickle that ends inside an opcode, or has no STOP', () => {
       notUnderstood(Buffer.from([0x80, 0x02, 0x58, 0x10, 0, 0, 0, 0x61]), /ends inside an opcode/);
       notUnderstood(Buffer.from([0x80, 0x02, 0x7d]), /ends inside an opcode/);
@@ -643,7 +945,8 @@ describe('readTorchPickle: built pickles', () => {
     it('a chain of 60 diamonds (2^60 paths) hits the walk budget', () => {
       // d0 = {}; d(i+1) = {'a': d(i), 'b': d(i)}
       const ops: number[] = [0x80, 0x02, 0x7d, 0x71, 0x00];
-      for (let i = 0; i < 60; i++) ops.push(0x7d, 0x28, 0x8c, 1, 0x61, 0x68, i, 0x8c, 1, 0x62, 0x68, i, 0x75, 0x71, i + 1);
+      for (let i = 0; i < 60; i++)
+        ops.push(0x7d, 0x28, 0x8c, 1, 0x61, 0x68, i, 0x8c, 1, 0x62, 0x68, i, 0x75, 0x71, i + 1);
       ops.push(0x2e);
       const r = bounded(Buffer.from(ops));
       expect(r).toBeInstanceOf(PickleNotUnderstood);
@@ -651,14 +954,23 @@ describe('readTorchPickle: built pickles', () => {
     });
 
     it('100,000 nested lists: no stack overflow (names deeper than the walk goes are not read)', () => {
-      const ops = Buffer.concat([Buffer.from([0x80, 0x02]), Buffer.alloc(100_000, 0x5d), Buffer.from('a'.repeat(99_999), 'latin1'), Buffer.from([0x2e])]);
+      const ops = Buffer.concat([
+        Buffer.from([0x80, 0x02]),
+        Buffer.alloc(100_000, 0x5d),
+        Buffer.from('a'.repeat(99_999), 'latin1'),
+        Buffer.from([0x2e]),
+      ]);
       expect(bounded(ops)).not.toBeInstanceOf(PickleNotUnderstood);
     });
 
     // Regression: APPENDS once spread its items into push(); past ~120k items that overflows V8's argument
     // limit, and the RangeError (not PickleNotUnderstood) failed the whole commit.
     it('APPENDS of 300,000 items (one MARK) is read, or refused as PickleNotUnderstood — not a RangeError', () => {
-      const ops = Buffer.concat([Buffer.from([0x80, 0x02, 0x5d, 0x28]), Buffer.alloc(300_000, 0x4e), Buffer.from([0x65, 0x2e])]);
+      const ops = Buffer.concat([
+        Buffer.from([0x80, 0x02, 0x5d, 0x28]),
+        Buffer.alloc(300_000, 0x4e),
+        Buffer.from([0x65, 0x2e]),
+      ]);
       expect(() => bounded(ops)).not.toThrow();
     });
 
@@ -669,9 +981,62 @@ describe('readTorchPickle: built pickles', () => {
 
     it('a tensor under a name over 1,024 characters is left unnamed (its storage keeps data/<key>)', () => {
       const key = 'k'.repeat(2000);
-      const pid = [0x28, 0x58, 7, 0, 0, 0, ...Buffer.from('storage'), 0x63, ...Buffer.from('torch\nFloatStorage\n'), 0x58, 1, 0, 0, 0, 0x30, 0x58, 3, 0, 0, 0, ...Buffer.from('cpu'), 0x4b, 1, 0x74, 0x51];
-      const rebuild = [0x63, ...Buffer.from('torch._utils\n_rebuild_tensor_v2\n'), 0x28, ...pid, 0x4b, 0, 0x4b, 1, 0x85, 0x4b, 1, 0x85, 0x89, 0x4e, 0x74, 0x52];
-      const ops = Buffer.from([0x80, 0x02, 0x7d, 0x58, ...u32le(key.length), ...Buffer.from(key), ...rebuild, 0x73, 0x2e]);
+      const pid = [
+        0x28,
+        0x58,
+        7,
+        0,
+        0,
+        0,
+        ...Buffer.from('storage'),
+        0x63,
+        ...Buffer.from('torch\nFloatStorage\n'),
+        0x58,
+        1,
+        0,
+        0,
+        0,
+        0x30,
+        0x58,
+        3,
+        0,
+        0,
+        0,
+        ...Buffer.from('cpu'),
+        0x4b,
+        1,
+        0x74,
+        0x51,
+      ];
+      const rebuild = [
+        0x63,
+        ...Buffer.from('torch._utils\n_rebuild_tensor_v2\n'),
+        0x28,
+        ...pid,
+        0x4b,
+        0,
+        0x4b,
+        1,
+        0x85,
+        0x4b,
+        1,
+        0x85,
+        0x89,
+        0x4e,
+        0x74,
+        0x52,
+      ];
+      const ops = Buffer.from([
+        0x80,
+        0x02,
+        0x7d,
+        0x58,
+        ...u32le(key.length),
+        ...Buffer.from(key),
+        ...rebuild,
+        0x73,
+        0x2e,
+      ]);
       const r = readTorchPickle(ops);
       expect(r.views).toEqual([]);
       expect(r.storages.get('0')).toBe('FloatStorage');
@@ -685,18 +1050,48 @@ function u32le(n: number): number[] {
 
 describe('nameStorages', () => {
   const summary = (views: Partial<TorchTensorView>[], storages: [string, string][]): TorchPickleSummary => ({
-    views: views.map((v) => ({ name: 'x', storageKey: '0', storageType: 'FloatStorage', offset: 0, shape: [], stride: [], ...v })),
+    views: views.map((v) => ({
+      name: 'x',
+      storageKey: '0',
+      storageType: 'FloatStorage',
+      offset: 0,
+      shape: [],
+      stride: [],
+      ...v,
+    })),
     storages: new Map(storages),
   });
 
   it('a tensor covering its storage whole, in row-major order, names it and gives its shape', () => {
     const s = summary([{ name: 'w', shape: [4, 8], stride: [8, 1] }], [['0', 'FloatStorage']]);
-    expect(nameStorages([{ key: '0', bytes: 128 }], s)).toEqual([{ key: '0', name: 'w', dtype: 'F32', shape: [4, 8], groupWidth: 4 }]);
+    expect(nameStorages([{ key: '0', bytes: 128 }], s)).toEqual([
+      { key: '0', name: 'w', dtype: 'F32', shape: [4, 8], groupWidth: 4 },
+    ]);
   });
 
   it('size-1 dimensions may carry any stride; a scalar covers a one-element storage', () => {
-    const s = summary([{ name: 'w', shape: [1, 8, 1], stride: [999, 1, 7] }, { name: 's', storageKey: '1', shape: [], stride: [] }], [['0', 'FloatStorage'], ['1', 'LongStorage']]);
-    expect(nameStorages([{ key: '0', bytes: 32 }, { key: '1', bytes: 8 }], s).map((n) => [n.name, n.shape, n.dtype])).toEqual([['w', [1, 8, 1], 'F32'], ['s', [], 'I64']]);
+    const s = summary(
+      [
+        { name: 'w', shape: [1, 8, 1], stride: [999, 1, 7] },
+        { name: 's', storageKey: '1', shape: [], stride: [] },
+      ],
+      [
+        ['0', 'FloatStorage'],
+        ['1', 'LongStorage'],
+      ],
+    );
+    expect(
+      nameStorages(
+        [
+          { key: '0', bytes: 32 },
+          { key: '1', bytes: 8 },
+        ],
+        s,
+      ).map((n) => [n.name, n.shape, n.dtype]),
+    ).toEqual([
+      ['w', [1, 8, 1], 'F32'],
+      ['s', [], 'I64'],
+    ]);
   });
 
   it('views, slices and non-contiguous tensors leave the storage as data/<key> with shape [bytes / width]', () => {
@@ -707,54 +1102,126 @@ describe('nameStorages', () => {
       { name: 'broadcast', shape: [32], stride: [0] },
     ];
     for (const c of cases) {
-      expect(nameStorages([{ key: '7', bytes: 128 }], summary([{ storageKey: '7', ...c }], [['7', 'FloatStorage']])), c.name).toEqual([
-        { key: '7', name: 'data/7', dtype: 'F32', shape: [32], groupWidth: 4 },
-      ]);
+      expect(
+        nameStorages([{ key: '7', bytes: 128 }], summary([{ storageKey: '7', ...c }], [['7', 'FloatStorage']])),
+        c.name,
+      ).toEqual([{ key: '7', name: 'data/7', dtype: 'F32', shape: [32], groupWidth: 4 }]);
     }
   });
 
   it('the first whole-cover tensor in pickle order wins; a view before it does not matter', () => {
-    const s = summary([{ name: 'view', shape: [2], stride: [1] }, { name: 'first', shape: [4], stride: [1] }, { name: 'second', shape: [2, 2], stride: [2, 1] }], [['0', 'FloatStorage']]);
+    const s = summary(
+      [
+        { name: 'view', shape: [2], stride: [1] },
+        { name: 'first', shape: [4], stride: [1] },
+        { name: 'second', shape: [2, 2], stride: [2, 1] },
+      ],
+      [['0', 'FloatStorage']],
+    );
     expect(nameStorages([{ key: '0', bytes: 16 }], s)[0]).toMatchObject({ name: 'first', shape: [4] });
   });
 
-  it('names are unique within the file: a repeated name, or one equal to another storage\'s data/<key>, falls back', () => {
-    const s = summary([{ name: 'w', storageKey: '0', shape: [4], stride: [1] }, { name: 'w', storageKey: '1', shape: [4], stride: [1] }, { name: 'data/0', storageKey: '2', shape: [4], stride: [1] }],
-      [['0', 'FloatStorage'], ['1', 'FloatStorage'], ['2', 'FloatStorage']]);
-    expect(nameStorages([{ key: '0', bytes: 16 }, { key: '1', bytes: 16 }, { key: '2', bytes: 16 }], s).map((n) => n.name)).toEqual(['w', 'data/1', 'data/2']);
+  it("names are unique within the file: a repeated name, or one equal to another storage's data/<key>, falls back", () => {
+    const s = summary(
+      [
+        { name: 'w', storageKey: '0', shape: [4], stride: [1] },
+        { name: 'w', storageKey: '1', shape: [4], stride: [1] },
+        { name: 'data/0', storageKey: '2', shape: [4], stride: [1] },
+      ],
+      [
+        ['0', 'FloatStorage'],
+        ['1', 'FloatStorage'],
+        ['2', 'FloatStorage'],
+      ],
+    );
+    expect(
+      nameStorages(
+        [
+          { key: '0', bytes: 16 },
+          { key: '1', bytes: 16 },
+          { key: '2', bytes: 16 },
+        ],
+        s,
+      ).map((n) => n.name),
+    ).toEqual(['w', 'data/1', 'data/2']);
   });
 
   it('the root tensor (empty name, torch.save(tensor)) leaves data/<key>', () => {
-    expect(nameStorages([{ key: '0', bytes: 16 }], summary([{ name: '', shape: [4], stride: [1] }], [['0', 'FloatStorage']]))[0]!.name).toBe('data/0');
+    expect(
+      nameStorages(
+        [{ key: '0', bytes: 16 }],
+        summary([{ name: '', shape: [4], stride: [1] }], [['0', 'FloatStorage']]),
+      )[0]!.name,
+    ).toBe('data/0');
   });
 
   it('storage classes map to the dtypes of ARCHIVES.md §2.1; other classes are torch:<Class>, one byte wide', () => {
     const table: [string, string, number][] = [
-      ['DoubleStorage', 'F64', 8], ['FloatStorage', 'F32', 4], ['HalfStorage', 'F16', 2], ['BFloat16Storage', 'BF16', 2], ['LongStorage', 'I64', 8],
-      ['IntStorage', 'I32', 4], ['ShortStorage', 'I16', 2], ['CharStorage', 'I8', 1], ['ByteStorage', 'U8', 1], ['BoolStorage', 'BOOL', 1],
-      ['UInt16Storage', 'U16', 2], ['UInt32Storage', 'U32', 4], ['UInt64Storage', 'U64', 8], ['Float8_e4m3fnStorage', 'F8_E4M3', 1],
-      ['Float8_e5m2Storage', 'F8_E5M2', 1], ['ComplexFloatStorage', 'C64', 8], ['UntypedStorage', 'U8', 1],
-      ['ComplexDoubleStorage', 'torch:ComplexDouble', 16], ['QInt8Storage', 'torch:QInt8', 1], ['QInt32Storage', 'torch:QInt32', 4],
-      ['SomeFutureStorage', 'torch:SomeFutureStorage', 1], ['toString', 'torch:toString', 1], ['__proto__', 'torch:__proto__', 1],
+      ['DoubleStorage', 'F64', 8],
+      ['FloatStorage', 'F32', 4],
+      ['HalfStorage', 'F16', 2],
+      ['BFloat16Storage', 'BF16', 2],
+      ['LongStorage', 'I64', 8],
+      ['IntStorage', 'I32', 4],
+      ['ShortStorage', 'I16', 2],
+      ['CharStorage', 'I8', 1],
+      ['ByteStorage', 'U8', 1],
+      ['BoolStorage', 'BOOL', 1],
+      ['UInt16Storage', 'U16', 2],
+      ['UInt32Storage', 'U32', 4],
+      ['UInt64Storage', 'U64', 8],
+      ['Float8_e4m3fnStorage', 'F8_E4M3', 1],
+      ['Float8_e5m2Storage', 'F8_E5M2', 1],
+      ['ComplexFloatStorage', 'C64', 8],
+      ['UntypedStorage', 'U8', 1],
+      ['ComplexDoubleStorage', 'torch:ComplexDouble', 16],
+      ['QInt8Storage', 'torch:QInt8', 1],
+      ['QInt32Storage', 'torch:QInt32', 4],
+      ['SomeFutureStorage', 'torch:SomeFutureStorage', 1],
+      ['toString', 'torch:toString', 1],
+      ['__proto__', 'torch:__proto__', 1],
     ];
-    for (const [cls, dtype, bytes] of table) expect([cls, torchStorageDtype(cls).dtype, torchStorageDtype(cls).bytes]).toEqual([cls, dtype, bytes]);
+    for (const [cls, dtype, bytes] of table)
+      expect([cls, torchStorageDtype(cls).dtype, torchStorageDtype(cls).bytes]).toEqual([cls, dtype, bytes]);
     expect(torchStorageDtype('ComplexFloatStorage').groupWidth).toBe(4);
     // an unknown class still names and shapes the storage, one element per byte
     const s = summary([{ name: 'q', shape: [5], stride: [1] }], [['0', 'SomeFutureStorage']]);
-    expect(nameStorages([{ key: '0', bytes: 5 }], s)[0]).toEqual({ key: '0', name: 'q', dtype: 'torch:SomeFutureStorage', shape: [5], groupWidth: 1 });
+    expect(nameStorages([{ key: '0', bytes: 5 }], s)[0]).toEqual({
+      key: '0',
+      name: 'q',
+      dtype: 'torch:SomeFutureStorage',
+      shape: [5],
+      groupWidth: 1,
+    });
   });
 
   it('a storage whose bytes are not a whole number of elements is torch:unknown [bytes]', () => {
     const s = summary([{ name: 'w', shape: [2], stride: [1] }], [['0', 'DoubleStorage']]);
-    expect(nameStorages([{ key: '0', bytes: 12 }], s)[0]).toEqual({ key: '0', name: 'data/0', dtype: 'torch:unknown', shape: [12], groupWidth: 1 });
+    expect(nameStorages([{ key: '0', bytes: 12 }], s)[0]).toEqual({
+      key: '0',
+      name: 'data/0',
+      dtype: 'torch:unknown',
+      shape: [12],
+      groupWidth: 1,
+    });
   });
 
   it('no pickle: every storage is data/<key>, torch:unknown, [bytes]; a storage the pickle never mentions likewise', () => {
-    expect(nameStorages([{ key: '0', bytes: 16 }, { key: 'x', bytes: 3 }], undefined)).toEqual([
+    expect(
+      nameStorages(
+        [
+          { key: '0', bytes: 16 },
+          { key: 'x', bytes: 3 },
+        ],
+        undefined,
+      ),
+    ).toEqual([
       { key: '0', name: 'data/0', dtype: 'torch:unknown', shape: [16], groupWidth: 1 },
       { key: 'x', name: 'data/x', dtype: 'torch:unknown', shape: [3], groupWidth: 1 },
     ]);
-    expect(nameStorages([{ key: '9', bytes: 4 }], summary([], [['0', 'FloatStorage']]))[0]!.dtype).toBe('torch:unknown');
+    expect(nameStorages([{ key: '9', bytes: 4 }], summary([], [['0', 'FloatStorage']]))[0]!.dtype).toBe(
+      'torch:unknown',
+    );
   });
 });
 
@@ -763,14 +1230,31 @@ describe('nameStorages', () => {
 
 describe('parseNpyHeader', () => {
   const npyRefuses = (b: Uint8Array, msg: RegExp) => refuses(() => parseNpyHeader(b), NpyRefusal, msg);
-  const withDict = (dictText: string, version: 1 | 2 | 3 = 1) => npyBytes({ descr: '', shape: [], data: Buffer.alloc(0), dictText, version });
+  const withDict = (dictText: string, version: 1 | 2 | 3 = 1) =>
+    npyBytes({ descr: '', shape: [], data: Buffer.alloc(0), dictText, version });
 
   it('the fixtures: v1, v2, Fortran order, object dtype', () => {
     expect(parseNpyHeader(fixture('numpy_v1_float32.npy'))).toEqual({
-      version: 1, dataOffset: 128, descr: '<f4', fortranOrder: false, shape: [100, 7], known: { dtype: 'F32', bytes: 4 }, dataBytes: 2800,
+      version: 1,
+      dataOffset: 128,
+      descr: '<f4',
+      fortranOrder: false,
+      shape: [100, 7],
+      known: { dtype: 'F32', bytes: 4 },
+      dataBytes: 2800,
     });
-    expect(parseNpyHeader(fixture('numpy_v2_header.npy'))).toMatchObject({ version: 2, dataOffset: 128, descr: '<f8', shape: [3], dataBytes: 24 });
-    expect(parseNpyHeader(fixture('numpy_fortran_order.npy'))).toMatchObject({ fortranOrder: true, shape: [100, 7], dataBytes: 2800 });
+    expect(parseNpyHeader(fixture('numpy_v2_header.npy'))).toMatchObject({
+      version: 2,
+      dataOffset: 128,
+      descr: '<f8',
+      shape: [3],
+      dataBytes: 24,
+    });
+    expect(parseNpyHeader(fixture('numpy_fortran_order.npy'))).toMatchObject({
+      fortranOrder: true,
+      shape: [100, 7],
+      dataBytes: 2800,
+    });
     const obj = parseNpyHeader(fixture('numpy_object_dtype.npy'));
     expect(obj).toMatchObject({ descr: '|O', shape: [2] });
     expect(obj.known).toBeUndefined();
@@ -781,22 +1265,44 @@ describe('parseNpyHeader', () => {
     for (const version of [1, 2, 3] as const) {
       const b = npyBytes({ descr: '<i2', shape: [3, 2, 1], data: Buffer.alloc(12), version });
       const h = parseNpyHeader(b);
-      expect(h).toMatchObject({ version, descr: '<i2', shape: [3, 2, 1], dataBytes: 12, known: { dtype: 'I16', bytes: 2 } });
+      expect(h).toMatchObject({
+        version,
+        descr: '<i2',
+        shape: [3, 2, 1],
+        dataBytes: 12,
+        known: { dtype: 'I16', bytes: 2 },
+      });
       expect(h.dataOffset).toBe(b.length - 12);
       expect(h.dataOffset % 64).toBe(0);
     }
-    const v3 = parseNpyHeader(withDict("{'descr': [('poids_é', '<f4'), ('数', '<i8')], 'fortran_order': False, 'shape': (2,), }", 3));
+    const v3 = parseNpyHeader(
+      withDict("{'descr': [('poids_é', '<f4'), ('数', '<i8')], 'fortran_order': False, 'shape': (2,), }", 3),
+    );
     expect(v3).toMatchObject({ version: 3, descr: '(structured)', shape: [2] });
     expect(v3.known).toBeUndefined();
   });
 
   it('every descr of ARCHIVES.md §3 is a tensor dtype; others (big-endian, strings, datetimes, complex128) are opaque', () => {
     const known: [string, string, number][] = [
-      ['|b1', 'BOOL', 1], ['|i1', 'I8', 1], ['|u1', 'U8', 1], ['<i2', 'I16', 2], ['<u2', 'U16', 2], ['<i4', 'I32', 4], ['<u4', 'U32', 4],
-      ['<i8', 'I64', 8], ['<u8', 'U64', 8], ['<f2', 'F16', 2], ['<f4', 'F32', 4], ['<f8', 'F64', 8], ['<c8', 'C64', 8],
+      ['|b1', 'BOOL', 1],
+      ['|i1', 'I8', 1],
+      ['|u1', 'U8', 1],
+      ['<i2', 'I16', 2],
+      ['<u2', 'U16', 2],
+      ['<i4', 'I32', 4],
+      ['<u4', 'U32', 4],
+      ['<i8', 'I64', 8],
+      ['<u8', 'U64', 8],
+      ['<f2', 'F16', 2],
+      ['<f4', 'F32', 4],
+      ['<f8', 'F64', 8],
+      ['<c8', 'C64', 8],
     ];
     for (const [descr, dtype, bytes] of known) {
-      expect(parseNpyHeader(npyBytes({ descr, shape: [5], data: Buffer.alloc(0) })).known, descr).toEqual({ dtype, bytes });
+      expect(parseNpyHeader(npyBytes({ descr, shape: [5], data: Buffer.alloc(0) })).known, descr).toEqual({
+        dtype,
+        bytes,
+      });
     }
     for (const descr of ['>f4', '>i8', '<U10', '|S3', '<M8[ns]', '<c16', '|O', '|V16', 'constructor', 'toString']) {
       const h = parseNpyHeader(npyBytes({ descr, shape: [5], data: Buffer.alloc(0) }));
@@ -807,19 +1313,38 @@ describe('parseNpyHeader', () => {
   it('a scalar, a zero-size array, Python 2 longs (3L) and an unpadded header', () => {
     expect(parseNpyHeader(npyBytes({ descr: '<f8', shape: [], data: Buffer.alloc(8) })).dataBytes).toBe(8);
     expect(parseNpyHeader(npyBytes({ descr: '<f8', shape: [0, 5], data: Buffer.alloc(0) })).dataBytes).toBe(0);
-    expect(parseNpyHeader(withDict("{'descr': '<f4', 'fortran_order': False, 'shape': (3L, 4L), }")).shape).toEqual([3, 4]);
+    expect(parseNpyHeader(withDict("{'descr': '<f4', 'fortran_order': False, 'shape': (3L, 4L), }")).shape).toEqual([
+      3, 4,
+    ]);
     const raw = "{'descr':'<u1','fortran_order':False,'shape':(1,)}\n";
-    expect(parseNpyHeader(npyBytes({ descr: '<u1', shape: [1], data: Buffer.alloc(1), rawHeader: raw })).dataOffset).toBe(10 + raw.length);
+    expect(
+      parseNpyHeader(npyBytes({ descr: '<u1', shape: [1], data: Buffer.alloc(1), rawHeader: raw })).dataOffset,
+    ).toBe(10 + raw.length);
   });
 
   it(`refuses a header longer than ${NPY_MAX_HEADER_BYTES} bytes, accepts one of exactly ${NPY_MAX_HEADER_BYTES}`, () => {
     const dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }";
-    const exact = npyBytes({ descr: '', shape: [], data: Buffer.alloc(4), version: 2, rawHeader: `${dict + ' '.repeat(NPY_MAX_HEADER_BYTES - dict.length - 1)}\n` });
+    const exact = npyBytes({
+      descr: '',
+      shape: [],
+      data: Buffer.alloc(4),
+      version: 2,
+      rawHeader: `${dict + ' '.repeat(NPY_MAX_HEADER_BYTES - dict.length - 1)}\n`,
+    });
     expect(parseNpyHeader(exact).dataOffset).toBe(12 + NPY_MAX_HEADER_BYTES);
-    const over = npyBytes({ descr: '', shape: [], data: Buffer.alloc(4), version: 2, rawHeader: `${dict + ' '.repeat(NPY_MAX_HEADER_BYTES - dict.length)}\n` });
+    const over = npyBytes({
+      descr: '',
+      shape: [],
+      data: Buffer.alloc(4),
+      version: 2,
+      rawHeader: `${dict + ' '.repeat(NPY_MAX_HEADER_BYTES - dict.length)}\n`,
+    });
     npyRefuses(over, /declares a 10001-byte header \(numpy's cap is 10000\)/);
     // the length field alone decides: a v2 length of 4 GiB is refused before anything is read
-    npyRefuses(npyBytes({ descr: '<f4', shape: [1], data: Buffer.alloc(4), version: 2, headerLengthField: 0xffffffff }), /declares a 4294967295-byte header/);
+    npyRefuses(
+      npyBytes({ descr: '<f4', shape: [1], data: Buffer.alloc(4), version: 2, headerLengthField: 0xffffffff }),
+      /declares a 4294967295-byte header/,
+    );
   });
 
   it('refuses bad magic, unknown versions, and a file that ends in the preamble or inside the header', () => {
@@ -853,13 +1378,22 @@ describe('parseNpyHeader', () => {
 
   it('refuses headers whose keys are not exactly descr, fortran_order and shape, or whose values have the wrong type', () => {
     npyRefuses(withDict("{'descr': '<f4', 'fortran_order': False, }"), /keys are not exactly/);
-    npyRefuses(withDict("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'extra': 1, }"), /keys are not exactly/);
+    npyRefuses(
+      withDict("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'extra': 1, }"),
+      /keys are not exactly/,
+    );
     npyRefuses(withDict("{'descr': '<f4', 'fortran_order': False, 'shapes': (3,), }"), /keys are not exactly/);
     npyRefuses(withDict("{'descr': '<f4', 'fortran_order': 0, 'shape': (3,), }"), /non-boolean fortran_order/);
     npyRefuses(withDict("{'descr': '<f4', 'fortran_order': False, 'shape': 3, }"), /shape that is not a tuple/);
-    npyRefuses(withDict("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }"), /shape that is not a tuple of non-negative integers/);
+    npyRefuses(
+      withDict("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }"),
+      /shape that is not a tuple of non-negative integers/,
+    );
     npyRefuses(withDict("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }"), /shape/);
-    npyRefuses(withDict("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }"), /too large to address/);
+    npyRefuses(
+      withDict("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }"),
+      /too large to address/,
+    );
   });
 
   // Regression (found by the numpy differential in tests/reliability/fuzz-archives.test.ts): the literal parser
@@ -867,9 +1401,11 @@ describe('parseNpyHeader', () => {
   // JavaScript's /\s/ whitespace (NBSP 0xA0, VT 0x0B, and in v3 U+FEFF, U+2028, U+3000 ...), a parenthesised
   // integer `(2)` read as the tuple (2,), leading zeros `01`, and Python 2 longs `3L` in a version 3 header
   // (numpy filters `L` only for versions 1 and 2).
-  it('accepts only the literal syntax numpy\'s literal_eval accepts', () => {
-    const header = (shape: string, ws = ' ', version: 1 | 2 | 3 = 1) => withDict(`{'descr': '<f4',${ws}'fortran_order': False, 'shape': ${shape}, }`, version);
-    for (const ws of ['\t', '\f', '\r', '\n', '  ']) expect(parseNpyHeader(header('(2, 3)', ws)).shape, JSON.stringify(ws)).toEqual([2, 3]);
+  it("accepts only the literal syntax numpy's literal_eval accepts", () => {
+    const header = (shape: string, ws = ' ', version: 1 | 2 | 3 = 1) =>
+      withDict(`{'descr': '<f4',${ws}'fortran_order': False, 'shape': ${shape}, }`, version);
+    for (const ws of ['\t', '\f', '\r', '\n', '  '])
+      expect(parseNpyHeader(header('(2, 3)', ws)).shape, JSON.stringify(ws)).toEqual([2, 3]);
     expect(parseNpyHeader(header('(3L, 4L)', ' ', 2)).shape).toEqual([3, 4]);
     const refusedByNumpy: [string, Uint8Array][] = [
       ['NBSP', header('(2, 3)', '\u00a0')],
@@ -880,21 +1416,37 @@ describe('parseNpyHeader', () => {
       ['leading zero', header('(01, 3)')],
       ['3L in v3', header('(3L, 4)', ' ', 3)],
     ];
-    const accepted = refusedByNumpy.filter(([, b]) => {
-      try {
-        parseNpyHeader(b);
-        return true;
-      } catch (e) {
-        if (!(e instanceof NpyRefusal)) throw e;
-        return false;
-      }
-    }).map(([what]) => what);
+    const accepted = refusedByNumpy
+      .filter(([, b]) => {
+        try {
+          parseNpyHeader(b);
+          return true;
+        } catch (e) {
+          if (!(e instanceof NpyRefusal)) throw e;
+          return false;
+        }
+      })
+      .map(([what]) => what);
     expect(accepted, 'headers numpy refuses but ckvc reads').toEqual([]);
   });
 
   it('refuses a header without its final newline, and text that is not valid for the version', () => {
-    npyRefuses(npyBytes({ descr: '', shape: [], data: Buffer.alloc(0), rawHeader: "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }" }), /newline/);
-    const v3 = npyBytes({ descr: '', shape: [], data: Buffer.alloc(0), version: 3, rawHeader: "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }\n" });
+    npyRefuses(
+      npyBytes({
+        descr: '',
+        shape: [],
+        data: Buffer.alloc(0),
+        rawHeader: "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+      }),
+      /newline/,
+    );
+    const v3 = npyBytes({
+      descr: '',
+      shape: [],
+      data: Buffer.alloc(0),
+      version: 3,
+      rawHeader: "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }\n",
+    });
     v3[12] = 0xff; // invalid UTF-8 inside the v3 header
     npyRefuses(v3, /not valid text/);
   });

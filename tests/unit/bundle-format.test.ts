@@ -1,7 +1,12 @@
 // spec/BUNDLE.md §1-2: the preamble and header codecs, against spec/vectors/bundle-header.json.
 import { describe, expect, it } from 'vitest';
 import {
-  BUNDLE_TRAILER_BYTES, decodeBundleHeader, decodeBundlePreamble, encodeBundleHeader, encodeBundlePreamble, MAX_BUNDLE_HEADER_BYTES,
+  BUNDLE_TRAILER_BYTES,
+  decodeBundleHeader,
+  decodeBundlePreamble,
+  encodeBundleHeader,
+  encodeBundlePreamble,
+  MAX_BUNDLE_HEADER_BYTES,
 } from '../../src/core/store-format/bundle-format.js';
 import { CkvcError } from '../../src/core/errors.js';
 import { loadVector } from './vectors.js';
@@ -48,7 +53,9 @@ describe('bundle preamble', () => {
     v2.writeUInt32LE(2, 8);
     expect(codeOf(() => decodeBundlePreamble(v2, 1000, 'x'))).toBe('CKVC_UNSUPPORTED_VERSION');
     expect(codeOf(() => decodeBundlePreamble(encodeBundlePreamble(0), 1000, 'x'))).toBe('CKVC_BAD_BUNDLE');
-    expect(codeOf(() => decodeBundlePreamble(encodeBundlePreamble(MAX_BUNDLE_HEADER_BYTES + 1), undefined, 'x'))).toBe('CKVC_BAD_BUNDLE');
+    expect(codeOf(() => decodeBundlePreamble(encodeBundlePreamble(MAX_BUNDLE_HEADER_BYTES + 1), undefined, 'x'))).toBe(
+      'CKVC_BAD_BUNDLE',
+    );
     expect(codeOf(() => decodeBundlePreamble(encodeBundlePreamble(100), 100, 'x'))).toBe('CKVC_BAD_BUNDLE');
     expect(codeOf(() => decodeBundlePreamble(p.subarray(0, 10), undefined, 'x'))).toBe('CKVC_BAD_BUNDLE');
   });

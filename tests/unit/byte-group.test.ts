@@ -71,7 +71,11 @@ describe('groupBytes / ungroupBytes', () => {
   it('round-trips large buffers and subarray views at odd offsets, without touching the input', () => {
     const backing = pseudoRandom((1 << 20) + 64, 99);
     for (const width of [2, 4, 8, 3]) {
-      for (const [off, len] of [[0, 1 << 20], [1, (1 << 20) + 5], [3, 262_147]] as const) {
+      for (const [off, len] of [
+        [0, 1 << 20],
+        [1, (1 << 20) + 5],
+        [3, 262_147],
+      ] as const) {
         const src = backing.subarray(off, off + len);
         const copy = src.slice();
         const g = groupBytes(src, width);

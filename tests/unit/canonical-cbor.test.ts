@@ -5,10 +5,13 @@ import { hex, loadVector, unhex } from './vectors.js';
 
 const vectors = loadVector('canonical-cbor.json');
 const fromJson = (v: any): CborValue =>
-  v && typeof v === 'object' && '$bytes' in v ? unhex(v.$bytes)
-  : Array.isArray(v) ? v.map(fromJson)
-  : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fromJson(x)]))
-  : v;
+  v && typeof v === 'object' && '$bytes' in v
+    ? unhex(v.$bytes)
+    : Array.isArray(v)
+      ? v.map(fromJson)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fromJson(x)]))
+        : v;
 
 describe('canonical CBOR (spec/vectors/canonical-cbor.json)', () => {
   for (const v of vectors.valid) {

@@ -69,9 +69,13 @@ describe('gear table', () => {
   it('is SplitMix64(seed 0) high words, as in spec/vectors/cdc.json', () => {
     expect(GEAR_TABLE).toBeInstanceOf(Uint32Array);
     expect(GEAR_TABLE.length).toBe(256);
-    expect(Array.from(GEAR_TABLE.subarray(0, 8), (g) => g.toString(16).padStart(8, '0'))).toEqual(vectors.gear_table.first8);
+    expect(Array.from(GEAR_TABLE.subarray(0, 8), (g) => g.toString(16).padStart(8, '0'))).toEqual(
+      vectors.gear_table.first8,
+    );
     const le = new Uint8Array(1024);
-    GEAR_TABLE.forEach((g, i) => { new DataView(le.buffer).setUint32(i * 4, g, true); });
+    GEAR_TABLE.forEach((g, i) => {
+      new DataView(le.buffer).setUint32(i * 4, g, true);
+    });
     expect(sha(le)).toBe(vectors.gear_table.sha256_le);
     expect(new Set(GEAR_TABLE).size).toBe(256);
   });
@@ -136,7 +140,10 @@ describe('nextCdcChunkLength', () => {
     const whole = chunkAll(random16);
     const max = DEFAULT_CDC.max;
     for (const size of [max, max + 1, max + 4095, 3 * max + 7, 5 * max]) {
-      expect(chunkStreaming(random16, () => size), `window ${size}`).toEqual(whole);
+      expect(
+        chunkStreaming(random16, () => size),
+        `window ${size}`,
+      ).toEqual(whole);
     }
     let r = 12345;
     const jitter = (): number => {

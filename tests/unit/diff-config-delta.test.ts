@@ -66,7 +66,9 @@ describe('diffConfig', () => {
     expect(diffConfig({ sched: { kind: 'cosine', warmup: 100 } }, { sched: 'constant' })).toEqual([
       { path: 'sched', kind: 'changed', old: { kind: 'cosine', warmup: 100 }, new: 'constant' },
     ]);
-    expect(diffConfig({ s: [1, 2] }, { s: { 0: 1, 1: 2 } })).toEqual([{ path: 's', kind: 'changed', old: [1, 2], new: { 0: 1, 1: 2 } }]);
+    expect(diffConfig({ s: [1, 2] }, { s: { 0: 1, 1: 2 } })).toEqual([
+      { path: 's', kind: 'changed', old: [1, 2], new: { 0: 1, 1: 2 } },
+    ]);
     expect(diffConfig({ s: null }, { s: {} })).toEqual([{ path: 's', kind: 'changed', old: null, new: {} }]);
     expect(diffConfig({ s: [] }, { s: null })).toEqual([{ path: 's', kind: 'changed', old: [], new: null }]);
     expect(diffConfig({ n: 1 }, { n: '1' })).toEqual([{ path: 'n', kind: 'changed', old: 1, new: '1' }]);

@@ -12,8 +12,12 @@ describe('diffMetrics', () => {
   });
 
   it('divides by |old|, so a rise from a negative value is a positive percent', () => {
-    expect(diffMetrics({ reward: -4 }, { reward: -2 })).toEqual([{ key: 'reward', old: -4, new: -2, delta: 2, percent: 50 }]);
-    expect(diffMetrics({ reward: -2 }, { reward: -4 })).toEqual([{ key: 'reward', old: -2, new: -4, delta: -2, percent: -100 }]);
+    expect(diffMetrics({ reward: -4 }, { reward: -2 })).toEqual([
+      { key: 'reward', old: -4, new: -2, delta: 2, percent: 50 },
+    ]);
+    expect(diffMetrics({ reward: -2 }, { reward: -4 })).toEqual([
+      { key: 'reward', old: -2, new: -4, delta: -2, percent: -100 },
+    ]);
   });
 
   it('has a null percent when old is 0', () => {
@@ -29,7 +33,7 @@ describe('diffMetrics', () => {
   });
 
   it('sorts keys in code-unit order', () => {
-    const keys = diffMetrics({ b: 1, B: 1, a: 1 }, { 'a/x': 1, _z: 1, 'é': 1 }).map((m) => m.key);
+    const keys = diffMetrics({ b: 1, B: 1, a: 1 }, { 'a/x': 1, _z: 1, é: 1 }).map((m) => m.key);
     expect(keys).toEqual(['B', '_z', 'a', 'a/x', 'b', 'é']);
   });
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { dtypeWidth, isNumericDtype, TensorDeltaAccumulator, type NumericDtype, type TensorDelta } from '../../src/core/diff/tensor-delta.js';
+import {
+  dtypeWidth,
+  isNumericDtype,
+  TensorDeltaAccumulator,
+  type NumericDtype,
+  type TensorDelta,
+} from '../../src/core/diff/tensor-delta.js';
 import { isCkvcError } from '../../src/core/errors.js';
 
 const ALL: NumericDtype[] = ['F64', 'F32', 'F16', 'BF16', 'I8', 'I16', 'I32', 'I64', 'U8', 'U16', 'U32', 'U64'];
@@ -45,18 +51,42 @@ function encode(dtype: NumericDtype, values: (number | bigint)[], offset = 0): U
     const at = i * w;
     const n = Number(v);
     switch (dtype) {
-      case 'F64': dv.setFloat64(at, n, true); break;
-      case 'F32': dv.setFloat32(at, n, true); break;
-      case 'F16': dv.setUint16(at, bits16(F16_BITS, n), true); break;
-      case 'BF16': dv.setUint16(at, bits16(BF16_BITS, n), true); break;
-      case 'I8': dv.setInt8(at, n); break;
-      case 'U8': dv.setUint8(at, n); break;
-      case 'I16': dv.setInt16(at, n, true); break;
-      case 'U16': dv.setUint16(at, n, true); break;
-      case 'I32': dv.setInt32(at, n, true); break;
-      case 'U32': dv.setUint32(at, n, true); break;
-      case 'I64': dv.setBigInt64(at, BigInt(v), true); break;
-      case 'U64': dv.setBigUint64(at, BigInt(v), true); break;
+      case 'F64':
+        dv.setFloat64(at, n, true);
+        break;
+      case 'F32':
+        dv.setFloat32(at, n, true);
+        break;
+      case 'F16':
+        dv.setUint16(at, bits16(F16_BITS, n), true);
+        break;
+      case 'BF16':
+        dv.setUint16(at, bits16(BF16_BITS, n), true);
+        break;
+      case 'I8':
+        dv.setInt8(at, n);
+        break;
+      case 'U8':
+        dv.setUint8(at, n);
+        break;
+      case 'I16':
+        dv.setInt16(at, n, true);
+        break;
+      case 'U16':
+        dv.setUint16(at, n, true);
+        break;
+      case 'I32':
+        dv.setInt32(at, n, true);
+        break;
+      case 'U32':
+        dv.setUint32(at, n, true);
+        break;
+      case 'I64':
+        dv.setBigInt64(at, BigInt(v), true);
+        break;
+      case 'U64':
+        dv.setBigUint64(at, BigInt(v), true);
+        break;
     }
   }
   return buf;
@@ -124,14 +154,24 @@ describe('TensorDeltaAccumulator', () => {
     // 0x0001 is the smallest subnormal, 2^-24; 0x03ff the largest, 1023 * 2^-24.
     const a = new Uint8Array(new Uint16Array([0x0001, 0x03ff]).buffer);
     const b = new Uint8Array(new Uint16Array([0x0000, 0x0000]).buffer);
-    expect(delta('F16', a, b)).toMatchObject({ changedElements: 2, maxAbsDiff: 1023 * 2 ** -24, l2A: Math.sqrt((1 + 1023 ** 2) * 2 ** -48) });
+    expect(delta('F16', a, b)).toMatchObject({
+      changedElements: 2,
+      maxAbsDiff: 1023 * 2 ** -24,
+      l2A: Math.sqrt((1 + 1023 ** 2) * 2 ** -48),
+    });
   });
 
   it('I64/U64: large and negative values, differences formed exactly', () => {
     const big = 2n ** 62n;
     // -5 -> 3 (diff -8), 2^62 -> 2^62 + 1 (diff -1, below double precision of the values), -1 unchanged.
     const r = delta('I64', encode('I64', [-5n, big, -1n]), encode('I64', [3n, big + 1n, -1n]));
-    expect(r).toMatchObject({ elements: 3, changedElements: 2, l2Diff: Math.sqrt(64 + 1), maxAbsDiff: 8, nonFinite: 0 });
+    expect(r).toMatchObject({
+      elements: 3,
+      changedElements: 2,
+      l2Diff: Math.sqrt(64 + 1),
+      maxAbsDiff: 8,
+      nonFinite: 0,
+    });
     expect(r.l2A).toBe(2 ** 62); // 25 + 2^124 + 1 rounds to 2^124 in float64
     const min = delta('I64', encode('I64', [-(2n ** 63n)]), encode('I64', [2n ** 63n - 1n]));
     expect(min).toMatchObject({ changedElements: 1, maxAbsDiff: 2 ** 64, l2A: 2 ** 63 });
@@ -143,15 +183,26 @@ describe('TensorDeltaAccumulator', () => {
 
   it('integer extremes', () => {
     expect(delta('I8', encode('I8', [-128]), encode('I8', [127]))).toMatchObject({ maxAbsDiff: 255, l2A: 128 });
-    expect(delta('U32', encode('U32', [0]), encode('U32', [2 ** 32 - 1]))).toMatchObject({ maxAbsDiff: 2 ** 32 - 1, relative: null });
-    expect(delta('I32', encode('I32', [-(2 ** 31)]), encode('I32', [2 ** 31 - 1]))).toMatchObject({ maxAbsDiff: 2 ** 32 - 1 });
+    expect(delta('U32', encode('U32', [0]), encode('U32', [2 ** 32 - 1]))).toMatchObject({
+      maxAbsDiff: 2 ** 32 - 1,
+      relative: null,
+    });
+    expect(delta('I32', encode('I32', [-(2 ** 31)]), encode('I32', [2 ** 31 - 1]))).toMatchObject({
+      maxAbsDiff: 2 ** 32 - 1,
+    });
   });
 
   it.each(ALL)('%s: unaligned byteOffsets give the same result as aligned ones', (dtype) => {
     const a = [3, 4, 0, 1, 2, 0, 1, 3, 4, 2, 0, 1, 1];
     const b = [3, 0, 0, 2, 2, 1, 1, 4, 3, 2, 0, 0, 1];
     const expected = delta(dtype, encode(dtype, a), encode(dtype, b));
-    for (const [oa, ob] of [[1, 1], [1, 3], [0, 2], [5, 0], [3, 7]] as const) {
+    for (const [oa, ob] of [
+      [1, 1],
+      [1, 3],
+      [0, 2],
+      [5, 0],
+      [3, 7],
+    ] as const) {
       const ua = encode(dtype, a, oa);
       const ub = encode(dtype, b, ob);
       expect([ua.byteOffset, ub.byteOffset]).toEqual([oa, ob]);
@@ -166,7 +217,15 @@ describe('TensorDeltaAccumulator', () => {
     const x = encode(dtype, [3, 4, 0, 1, 2]);
     const acc = new TensorDeltaAccumulator(dtype);
     acc.addUnchanged(x);
-    expect(acc.result()).toEqual({ elements: 5, changedElements: 0, l2Diff: 0, l2A: Math.sqrt(30), relative: 0, maxAbsDiff: 0, nonFinite: 0 });
+    expect(acc.result()).toEqual({
+      elements: 5,
+      changedElements: 0,
+      l2Diff: 0,
+      l2A: Math.sqrt(30),
+      relative: 0,
+      maxAbsDiff: 0,
+      nonFinite: 0,
+    });
     expect(acc.result()).toEqual(delta(dtype, x, x.slice()));
   });
 
@@ -195,7 +254,11 @@ describe('TensorDeltaAccumulator', () => {
       // the rest are fed in uneven pieces.
       for (let at = 0; at < n; at += 1000) {
         acc.addUnchanged(copyA.subarray(at * 4, (at + 300) * 4));
-        for (const [s, e] of [[300, 301], [301, 677], [677, 1000]] as const) {
+        for (const [s, e] of [
+          [300, 301],
+          [301, 677],
+          [677, 1000],
+        ] as const) {
           acc.addChanged(copyA.subarray((at + s) * 4, (at + e) * 4), copyB.subarray((at + s) * 4, (at + e) * 4));
         }
       }
@@ -217,7 +280,15 @@ describe('TensorDeltaAccumulator', () => {
     // [NaN=NaN same bits, 1->Inf, Inf=Inf, 2->5, NaN->other NaN]
     const a = f32Raw([NAN, one, INF, two, NAN]);
     const b = f32Raw([NAN, INF, INF, five, NAN2]);
-    expect(delta('F32', a, b)).toEqual({ elements: 5, changedElements: 3, l2Diff: 3, l2A: 2, relative: 1.5, maxAbsDiff: 3, nonFinite: 4 });
+    expect(delta('F32', a, b)).toEqual({
+      elements: 5,
+      changedElements: 3,
+      l2Diff: 3,
+      l2A: 2,
+      relative: 1.5,
+      maxAbsDiff: 3,
+      nonFinite: 4,
+    });
     const u = new TensorDeltaAccumulator('F32');
     u.addUnchanged(a);
     expect(u.result()).toMatchObject({ elements: 5, nonFinite: 3, l2A: Math.sqrt(1 + 4), changedElements: 0 });
@@ -225,9 +296,25 @@ describe('TensorDeltaAccumulator', () => {
     const u16 = (words: number[]): Uint8Array => new Uint8Array(new Uint16Array(words).buffer);
     // [NaN=NaN, 1->Inf, -Inf=-Inf, 2->4]
     const f16 = delta('F16', u16([0x7e00, 0x3c00, 0xfc00, 0x4000]), u16([0x7e00, 0x7c00, 0xfc00, 0x4400]));
-    expect(f16).toEqual({ elements: 4, changedElements: 2, l2Diff: 2, l2A: 2, relative: 1, maxAbsDiff: 2, nonFinite: 3 });
+    expect(f16).toEqual({
+      elements: 4,
+      changedElements: 2,
+      l2Diff: 2,
+      l2A: 2,
+      relative: 1,
+      maxAbsDiff: 2,
+      nonFinite: 3,
+    });
     const bf16 = delta('BF16', u16([0x7fc0, 0x3f80]), u16([0x3f80, 0x3f80]));
-    expect(bf16).toEqual({ elements: 2, changedElements: 1, l2Diff: 0, l2A: 1, relative: 0, maxAbsDiff: 0, nonFinite: 1 });
+    expect(bf16).toEqual({
+      elements: 2,
+      changedElements: 1,
+      l2Diff: 0,
+      l2A: 1,
+      relative: 0,
+      maxAbsDiff: 0,
+      nonFinite: 1,
+    });
 
     const f64 = new Float64Array([NaN, -Infinity, 1]);
     const g64 = new Float64Array([NaN, 0, 1.5]);
@@ -246,20 +333,57 @@ describe('TensorDeltaAccumulator', () => {
     const r = delta('F32', encode('F32', [0, 0]), encode('F32', [-0, 0]));
     expect(r).toEqual({ elements: 2, changedElements: 1, l2Diff: 0, l2A: 0, relative: 0, maxAbsDiff: 0, nonFinite: 0 });
     expect(delta('F64', encode('F64', [-0]), encode('F64', [0])).changedElements).toBe(1);
-    expect(delta('F32', encode('F32', [0, 0]), encode('F32', [0, 2]))).toMatchObject({ l2Diff: 2, l2A: 0, relative: null });
+    expect(delta('F32', encode('F32', [0, 0]), encode('F32', [0, 2]))).toMatchObject({
+      l2Diff: 2,
+      l2A: 0,
+      relative: null,
+    });
     const empty = new TensorDeltaAccumulator('BF16').result();
-    expect(empty).toEqual({ elements: 0, changedElements: 0, l2Diff: 0, l2A: 0, relative: 0, maxAbsDiff: 0, nonFinite: 0 });
+    expect(empty).toEqual({
+      elements: 0,
+      changedElements: 0,
+      l2Diff: 0,
+      l2A: 0,
+      relative: 0,
+      maxAbsDiff: 0,
+      nonFinite: 0,
+    });
   });
 
   it('rejects ranges that are not whole elements, or of unequal length, with CKVC_INTERNAL', () => {
     const f32 = new TensorDeltaAccumulator('F32');
-    expect(isCkvcError(caught(() => f32.addChanged(new Uint8Array(6), new Uint8Array(6))), 'CKVC_INTERNAL')).toBe(true);
-    expect(isCkvcError(caught(() => f32.addChanged(new Uint8Array(8), new Uint8Array(4))), 'CKVC_INTERNAL')).toBe(true);
+    expect(
+      isCkvcError(
+        caught(() => f32.addChanged(new Uint8Array(6), new Uint8Array(6))),
+        'CKVC_INTERNAL',
+      ),
+    ).toBe(true);
+    expect(
+      isCkvcError(
+        caught(() => f32.addChanged(new Uint8Array(8), new Uint8Array(4))),
+        'CKVC_INTERNAL',
+      ),
+    ).toBe(true);
     const i16 = new TensorDeltaAccumulator('I16');
     const u64 = new TensorDeltaAccumulator('U64');
-    expect(isCkvcError(caught(() => i16.addUnchanged(new Uint8Array(5))), 'CKVC_INTERNAL')).toBe(true);
-    expect(isCkvcError(caught(() => u64.addUnchanged(new Uint8Array(12))), 'CKVC_INTERNAL')).toBe(true);
-    expect(isCkvcError(caught(() => new TensorDeltaAccumulator('BOOL' as NumericDtype)), 'CKVC_INTERNAL')).toBe(true);
+    expect(
+      isCkvcError(
+        caught(() => i16.addUnchanged(new Uint8Array(5))),
+        'CKVC_INTERNAL',
+      ),
+    ).toBe(true);
+    expect(
+      isCkvcError(
+        caught(() => u64.addUnchanged(new Uint8Array(12))),
+        'CKVC_INTERNAL',
+      ),
+    ).toBe(true);
+    expect(
+      isCkvcError(
+        caught(() => new TensorDeltaAccumulator('BOOL' as NumericDtype)),
+        'CKVC_INTERNAL',
+      ),
+    ).toBe(true);
     // The failed calls left nothing behind.
     expect(f32.result().elements).toBe(0);
   });

@@ -8,8 +8,12 @@ const doc = readFileSync(fileURLToPath(new URL('../../spec/EXIT_CODES.md', impor
 
 describe('spec/EXIT_CODES.md', () => {
   it('documents every error code with its exit code', () => {
-    const documented = new Map([...doc.matchAll(/^\| `(CKVC_[A-Z_]+)` \| (\d+) \|/gm)].map((m) => [m[1], Number(m[2])]));
-    expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(Object.entries(ERROR_CODES).map(([k, v]) => [k, v.exit])));
+    const documented = new Map(
+      [...doc.matchAll(/^\| `(CKVC_[A-Z_]+)` \| (\d+) \|/gm)].map((m) => [m[1], Number(m[2])]),
+    );
+    expect(Object.fromEntries(documented)).toEqual(
+      Object.fromEntries(Object.entries(ERROR_CODES).map(([k, v]) => [k, v.exit])),
+    );
   });
   it('documents every exit code', () => {
     const documented = [...doc.matchAll(/^\| (\d+) \| [a-z]/gm)].map((m) => Number(m[1]));

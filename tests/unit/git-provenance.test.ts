@@ -17,11 +17,16 @@ function git(cwd: string, ...args: string[]): string {
   return execFileSync(
     'git',
     [
-      '-c', 'user.name=t',
-      '-c', 'user.email=t@t',
-      '-c', 'init.defaultBranch=main',
-      '-c', 'protocol.file.allow=always',
-      '-c', 'commit.gpgsign=false',
+      '-c',
+      'user.name=t',
+      '-c',
+      'user.email=t@t',
+      '-c',
+      'init.defaultBranch=main',
+      '-c',
+      'protocol.file.allow=always',
+      '-c',
+      'commit.gpgsign=false',
       ...args,
     ],
     { cwd, env: gitEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
@@ -72,7 +77,10 @@ afterEach(() => {
 async function workTreeReads<T>(root: string, fn: () => Promise<T>): Promise<{ result: T; reads: string[] }> {
   const reads: string[] = [];
   const original = fs.promises.readFile;
-  vi.spyOn(fs.promises, 'readFile').mockImplementation(((file: fs.PathLike | fs.promises.FileHandle, ...rest: unknown[]) => {
+  vi.spyOn(fs.promises, 'readFile').mockImplementation(((
+    file: fs.PathLike | fs.promises.FileHandle,
+    ...rest: unknown[]
+  ) => {
     const p = String(file);
     if (p.startsWith(root + path.sep) && !p.includes(`${path.sep}.git${path.sep}`)) reads.push(path.relative(root, p));
     return (original as (...a: unknown[]) => Promise<unknown>)(file, ...rest);
@@ -210,11 +218,19 @@ describe('readGitProvenance', () => {
 
     const wtCommit = git(wt, 'rev-parse', 'HEAD');
     expect(wtCommit).not.toBe(git(main, 'rev-parse', 'HEAD'));
-    expect(await readGitProvenance(path.join(wt, 'src'))).toEqual({ commit: wtCommit, branch: 'feature', dirty: false });
+    expect(await readGitProvenance(path.join(wt, 'src'))).toEqual({
+      commit: wtCommit,
+      branch: 'feature',
+      dirty: false,
+    });
 
     write(path.join(wt, 'a.txt'), 'changed in the worktree\n');
     expect(await readGitProvenance(wt)).toEqual({ commit: wtCommit, branch: 'feature', dirty: true });
-    expect(await readGitProvenance(main)).toEqual({ commit: git(main, 'rev-parse', 'HEAD'), branch: 'main', dirty: false });
+    expect(await readGitProvenance(main)).toEqual({
+      commit: git(main, 'rev-parse', 'HEAD'),
+      branch: 'main',
+      dirty: false,
+    });
 
     write(path.join(wt, 'a.txt'), 'alpha\n');
     write(path.join(main, 'feature.txt'), 'staged in main\n');
@@ -233,7 +249,11 @@ describe('readGitProvenance', () => {
 
     const subCommit = git(subDir, 'rev-parse', 'HEAD');
     expect(subCommit).toBe(git(lib, 'rev-parse', 'HEAD'));
-    expect(await readGitProvenance(path.join(subDir, 'src'))).toEqual({ commit: subCommit, branch: 'main', dirty: false });
+    expect(await readGitProvenance(path.join(subDir, 'src'))).toEqual({
+      commit: subCommit,
+      branch: 'main',
+      dirty: false,
+    });
     const supCommit = git(sup, 'rev-parse', 'HEAD');
     expect(await readGitProvenance(sup)).toEqual({ commit: supCommit, branch: 'main', dirty: false });
 
@@ -252,7 +272,11 @@ describe('readGitProvenance', () => {
     git(dir, 'prune-packed');
     expect(fs.existsSync(path.join(dir, '.git', 'refs', 'heads', 'main'))).toBe(false);
     expect(fs.readFileSync(path.join(dir, '.git', 'packed-refs'), 'utf8')).toContain('refs/heads/main');
-    expect(await readGitProvenance(dir)).toEqual({ commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: false });
+    expect(await readGitProvenance(dir)).toEqual({
+      commit: git(dir, 'rev-parse', 'HEAD'),
+      branch: 'main',
+      dirty: false,
+    });
     write(path.join(dir, 'src', 'b.txt'), 'changed\n');
     expect((await readGitProvenance(dir))?.dirty).toBe(true);
   });
@@ -271,7 +295,10 @@ describe('readGitProvenance', () => {
     const later = new Date(Date.now() + 60_000);
     fs.utimesSync(path.join(dir, 'a.txt'), later, later); // stat drift: a.txt must be read and hashed
     const original = fs.promises.readFile;
-    vi.spyOn(fs.promises, 'readFile').mockImplementation(((file: fs.PathLike | fs.promises.FileHandle, ...rest: unknown[]) =>
+    vi.spyOn(fs.promises, 'readFile').mockImplementation(((
+      file: fs.PathLike | fs.promises.FileHandle,
+      ...rest: unknown[]
+    ) =>
       String(file) === path.join(dir, 'a.txt')
         ? new Promise(() => {}) // a hung network file system
         : (original as (...a: unknown[]) => Promise<unknown>)(file, ...rest)) as typeof fs.promises.readFile);

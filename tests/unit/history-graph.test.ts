@@ -103,7 +103,7 @@ describe('drawGraph', () => {
     `);
   });
 
-  it('draws a three-parent commit with git\'s octopus bar', () => {
+  it("draws a three-parent commit with git's octopus bar", () => {
     const nodes = history('m:a,b,c c:r b:r a:r r');
     expect(render(nodes)).toBe(picture`
       *-.   m
@@ -229,7 +229,10 @@ function zigZag(n: number): GraphNode[] {
 
 describe('drawGraph on large histories', () => {
   it('draws 10,000 linear commits in well under a second', () => {
-    const nodes = Array.from({ length: 10_000 }, (_, i) => ({ id: `c${10_000 - i}`, parents: i === 9_999 ? [] : [`c${9_999 - i}`] }));
+    const nodes = Array.from({ length: 10_000 }, (_, i) => ({
+      id: `c${10_000 - i}`,
+      parents: i === 9_999 ? [] : [`c${9_999 - i}`],
+    }));
     const start = performance.now();
     const rows = drawGraph(nodes);
     expect(performance.now() - start).toBeLessThan(1_000);

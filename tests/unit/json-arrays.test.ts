@@ -9,8 +9,19 @@ import { decodeFileRecipe, encodeFileRecipe } from '../../src/core/store-format/
 import { loadVector } from './vectors.js';
 import { prngUnit } from '../helpers/data.js';
 
-interface ArrayVector { name: string; dtype: string; shape: number[]; open: string[]; sep: string[]; close: string[] }
-interface DocVector { name: string; text: string; arrays: ArrayVector[] }
+interface ArrayVector {
+  name: string;
+  dtype: string;
+  shape: number[];
+  open: string[];
+  sep: string[];
+  close: string[];
+}
+interface DocVector {
+  name: string;
+  text: string;
+  arrays: ArrayVector[];
+}
 const vectors = loadVector<{ repr: [string, string][]; documents: DocVector[] }>('json-render.json');
 const latin1 = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
 
@@ -23,8 +34,20 @@ describe('pythonFloatRepr', () => {
 
   it('spells the edge cases as json.dump does', () => {
     const xs = [0, -0, NaN, Infinity, -Infinity, 1e-5, 1e-4, 1e16, 1e15, 1.5e16, 5e-324, 1e300];
-    expect(xs.map(pythonFloatRepr)).toEqual(['0.0', '-0.0', 'NaN', 'Infinity', '-Infinity', '1e-05', '0.0001', '1e+16',
-      '1000000000000000.0', '1.5e+16', '5e-324', '1e+300']);
+    expect(xs.map(pythonFloatRepr)).toEqual([
+      '0.0',
+      '-0.0',
+      'NaN',
+      'Infinity',
+      '-Infinity',
+      '1e-05',
+      '0.0001',
+      '1e+16',
+      '1000000000000000.0',
+      '1.5e+16',
+      '5e-324',
+      '1e+300',
+    ]);
   });
 
   it('round-trips random bit patterns through Number()', () => {
@@ -84,8 +107,11 @@ describe('seeded fuzz', () => {
   const piece = (next: () => number): string => {
     const n = Math.floor(next() * 600);
     const kind = Math.floor(next() * 4);
-    const nums = Array.from({ length: n }, () => (kind === 0 ? String(Math.floor((next() - 0.5) * 2 ** 40))
-      : pythonFloatRepr((next() - 0.5) * 10 ** Math.floor(next() * 40 - 20))));
+    const nums = Array.from({ length: n }, () =>
+      kind === 0
+        ? String(Math.floor((next() - 0.5) * 2 ** 40))
+        : pythonFloatRepr((next() - 0.5) * 10 ** Math.floor(next() * 40 - 20)),
+    );
     const sep = [', ', ',', ',\n  ', ' , '][Math.floor(next() * 4)]!;
     return `[${nums.join(sep)}]`;
   };
@@ -111,7 +137,9 @@ describe('seeded fuzz', () => {
 describe('the json key of a file recipe part (spec/FORMAT.md §5.3, spec/JSON.md §4)', () => {
   const id = 'ab'.repeat(32);
   const recipe = (json: unknown) => ({
-    size: 10, b3: '00'.repeat(32), format: 'json',
+    size: 10,
+    b3: '00'.repeat(32),
+    format: 'json',
     parts: [{ kind: 'tensor' as const, id, size: 10, name: 'w', json: json as never }],
   });
 

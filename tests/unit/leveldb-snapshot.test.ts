@@ -7,12 +7,31 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Level } from 'level';
 import { afterAll, describe, expect, it } from 'vitest';
-import { crc32c, LevelFormatError, logRecords, replayManifest, snappyDecompress } from '../../src/core/leveldb-format.js';
-import { Block, blockContents, BLOCK_TRAILER_BYTES, BLOOM_FILTER_KEY, BloomFilters, decodeBlockHandle, decodeTableFooter, TABLE_FOOTER_BYTES } from '../../src/core/leveldb-table.js';
+import {
+  crc32c,
+  LevelFormatError,
+  logRecords,
+  replayManifest,
+  snappyDecompress,
+} from '../../src/core/leveldb-format.js';
+import {
+  Block,
+  blockContents,
+  BLOCK_TRAILER_BYTES,
+  BLOOM_FILTER_KEY,
+  BloomFilters,
+  decodeBlockHandle,
+  decodeTableFooter,
+  TABLE_FOOTER_BYTES,
+} from '../../src/core/leveldb-table.js';
 import { LevelSnapshot } from '../../src/store/index-snapshot.js';
 
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => { fs.rmSync(d, { recursive: true, force: true }); }));
+afterAll(() =>
+  dirs.forEach((d) => {
+    fs.rmSync(d, { recursive: true, force: true });
+  }),
+);
 
 function tmp(): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-ldb-'));
@@ -31,16 +50,27 @@ function rng(seed: number): () => number {
 
 type DB = Level<Buffer, Buffer>;
 const open = async (dir: string, compression: boolean): Promise<DB> => {
-  const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', writeBufferSize: 16 * 1024, blockSize: 512, maxFileSize: 32 * 1024, compression } as never);
+  const db = new Level<Buffer, Buffer>(dir, {
+    keyEncoding: 'buffer',
+    valueEncoding: 'buffer',
+    writeBufferSize: 16 * 1024,
+    blockSize: 512,
+    maxFileSize: 32 * 1024,
+    compression,
+  } as never);
   await db.open();
   return db;
 };
 
 function fileState(dir: string): string {
-  return fs.readdirSync(dir).sort().map((n) => {
-    const st = fs.statSync(path.join(dir, n));
-    return `${n} ${st.size} ${st.mtimeMs}`;
-  }).join('\n');
+  return fs
+    .readdirSync(dir)
+    .sort()
+    .map((n) => {
+      const st = fs.statSync(path.join(dir, n));
+      return `${n} ${st.size} ${st.mtimeMs}`;
+    })
+    .join('\n');
 }
 
 async function expectSame(dir: string, model: Map<string, Buffer>, r: () => number, closed: boolean): Promise<void> {
@@ -50,19 +80,25 @@ async function expectSame(dir: string, model: Map<string, Buffer>, r: () => numb
   const snap = out.snapshot;
   try {
     const keys = [...model.keys()].sort();
-    for (const k of keys) expect((await snap.get(Buffer.from(k, 'hex')))?.toString('hex'), k).toBe(model.get(k)!.toString('hex'));
+    for (const k of keys)
+      expect((await snap.get(Buffer.from(k, 'hex')))?.toString('hex'), k).toBe(model.get(k)!.toString('hex'));
     for (let i = 0; i < 50; i++) {
       const k = Buffer.from([Math.floor(r() * 256), Math.floor(r() * 256), 0xee]);
       expect(await snap.get(k)).toBe(model.get(k.toString('hex')));
     }
     const all: string[] = [];
-    for await (const [k, v] of snap.range(Buffer.alloc(0), Buffer.from([0xff, 0xff, 0xff, 0xff]))) all.push(`${k.toString('hex')}=${v.toString('hex')}`);
+    for await (const [k, v] of snap.range(Buffer.alloc(0), Buffer.from([0xff, 0xff, 0xff, 0xff])))
+      all.push(`${k.toString('hex')}=${v.toString('hex')}`);
     expect(all).toEqual(keys.map((k) => `${k}=${model.get(k)!.toString('hex')}`));
     const lo = Buffer.from([0x40]);
     const hi = Buffer.from([0x80, 0x10]);
     const part: string[] = [];
     for await (const [k] of snap.range(lo, hi)) part.push(k.toString('hex'));
-    expect(part).toEqual(keys.filter((k) => Buffer.compare(Buffer.from(k, 'hex'), lo) >= 0 && Buffer.compare(Buffer.from(k, 'hex'), hi) < 0));
+    expect(part).toEqual(
+      keys.filter(
+        (k) => Buffer.compare(Buffer.from(k, 'hex'), lo) >= 0 && Buffer.compare(Buffer.from(k, 'hex'), hi) < 0,
+      ),
+    );
   } finally {
     await snap.close();
   }
@@ -89,7 +125,10 @@ describe('reading LevelDB files without LevelDB', () => {
             model.delete(k);
           } else {
             // Repetitive values compress; random ones do not: both kinds of block occur.
-            const value = r() < 0.5 ? Buffer.alloc(Math.floor(r() * 120), round) : Buffer.from(Array.from({ length: Math.floor(r() * 120) }, () => Math.floor(r() * 256)));
+            const value =
+              r() < 0.5
+                ? Buffer.alloc(Math.floor(r() * 120), round)
+                : Buffer.from(Array.from({ length: Math.floor(r() * 120) }, () => Math.floor(r() * 256)));
             batch.put(key, value);
             model.set(k, value);
           }
@@ -135,7 +174,9 @@ describe('reading LevelDB files without LevelDB', () => {
     }
     await db.close();
     const manifest = fs.readFileSync(path.join(dir, fs.readFileSync(path.join(dir, 'CURRENT'), 'latin1').trim()));
-    const levels = replayManifest(logRecords(manifest, true)).files.map((f) => f.level).filter((l) => l > 0);
+    const levels = replayManifest(logRecords(manifest, true))
+      .files.map((f) => f.level)
+      .filter((l) => l > 0);
     expect(levels.length - new Set(levels).size).toBeGreaterThan(0);
     await expectSame(dir, model, r, true);
 
@@ -143,8 +184,11 @@ describe('reading LevelDB files without LevelDB', () => {
     // keys that are not there do not (LevelDB's 10 bits per key: about 1% false positives).
     const file = fs.readFileSync(path.join(dir, fs.readdirSync(dir).find((n) => n.endsWith('.ldb'))!));
     const handles = decodeTableFooter(file.subarray(file.length - TABLE_FOOTER_BYTES));
-    const block = (h: { offset: number; size: number }) => blockContents(file.subarray(h.offset, h.offset + h.size + BLOCK_TRAILER_BYTES));
-    const meta = [...new Block(block(handles.metaindex)).entries()].find(([k]) => k.toString('latin1') === BLOOM_FILTER_KEY);
+    const block = (h: { offset: number; size: number }) =>
+      blockContents(file.subarray(h.offset, h.offset + h.size + BLOCK_TRAILER_BYTES));
+    const meta = [...new Block(block(handles.metaindex)).entries()].find(
+      ([k]) => k.toString('latin1') === BLOOM_FILTER_KEY,
+    );
     const filters = new BloomFilters(block(decodeBlockHandle(meta![1])));
     let present = 0;
     let probes = 0;
@@ -179,7 +223,9 @@ describe('reading LevelDB files without LevelDB', () => {
     if (out.kind !== 'ok') throw new Error(out.kind);
     let err: unknown;
     try {
-      for await (const _ of out.snapshot.range(Buffer.alloc(0), Buffer.from([0xff]))) { /* reads every block */ }
+      for await (const _ of out.snapshot.range(Buffer.alloc(0), Buffer.from([0xff]))) {
+        /* reads every block */
+      }
     } catch (e) {
       err = e;
     }

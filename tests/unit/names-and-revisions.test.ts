@@ -6,7 +6,33 @@ describe('ref names (spec/FORMAT.md §6.1)', () => {
   for (const ok of ['main', 'phase-g2', 'phase/g2', 'lstm_v1.2', 'best-g2', 'A']) {
     it(`accepts ${ok}`, () => expect(refNameProblem(ok)).toBeUndefined());
   }
-  for (const bad of ['', '..', 'a/../b', '.hidden', 'a/.b', 'a b', '-x', 'x.lock', 'a\tb', 'a\x01', 'HEAD', 'a~1', 'a^', 'a:b', 'a?', 'a*', 'a[', 'a\\b', 'a@{', '/a', 'a/', 'a//b', 'abc.', 'deadbeef', 'x'.repeat(201)]) {
+  for (const bad of [
+    '',
+    '..',
+    'a/../b',
+    '.hidden',
+    'a/.b',
+    'a b',
+    '-x',
+    'x.lock',
+    'a\tb',
+    'a\x01',
+    'HEAD',
+    'a~1',
+    'a^',
+    'a:b',
+    'a?',
+    'a*',
+    'a[',
+    'a\\b',
+    'a@{',
+    '/a',
+    'a/',
+    'a//b',
+    'abc.',
+    'deadbeef',
+    'x'.repeat(201),
+  ]) {
     it(`refuses ${JSON.stringify(bad)}`, () => expect(refNameProblem(bad)).toBeTypeOf('string'));
   }
 });
@@ -18,7 +44,11 @@ describe('revision syntax (spec/FORMAT.md §6.4)', () => {
     expect(parseRevision('HEAD~')).toEqual({ base: 'HEAD', steps: [{ kind: 'ancestor', n: 1 }] });
     expect(parseRevision('best^2~1^')).toEqual({
       base: 'best',
-      steps: [{ kind: 'parent', n: 2 }, { kind: 'ancestor', n: 1 }, { kind: 'parent', n: 1 }],
+      steps: [
+        { kind: 'parent', n: 2 },
+        { kind: 'ancestor', n: 1 },
+        { kind: 'parent', n: 1 },
+      ],
     });
   });
   it('refuses malformed revisions', () => {

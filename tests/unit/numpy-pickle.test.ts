@@ -11,8 +11,10 @@ import { FIXTURES } from '../helpers/fixtures.js';
 import { prngUnit } from '../helpers/data.js';
 
 type Arrays = Record<string, [string, number[], string]>;
-const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as
-  Record<string, { arrays?: Arrays }>;
+const MANIFEST = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'MANIFEST.json'), 'utf8')) as Record<
+  string,
+  { arrays?: Arrays }
+>;
 const read = (f: string) => new Uint8Array(fs.readFileSync(path.join(FIXTURES, f)));
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -25,7 +27,9 @@ describe('readNumpyPickle on pickles written by Python', () => {
       expect(got).toEqual(MANIFEST[f]!.arrays);
       expect(found.find((a) => a.name === 'fortran')!.order).toBe('F');
       expect(found.filter((a) => a.order).length).toBe(1);
-      found.slice(1).forEach((a, i) => { expect(a.start).toBeGreaterThanOrEqual(found[i]!.end); });
+      found.slice(1).forEach((a, i) => {
+        expect(a.start).toBeGreaterThanOrEqual(found[i]!.end);
+      });
     });
   }
 

@@ -32,7 +32,13 @@ describe('object IDs (spec/vectors/object-ids.json)', () => {
     it(`${v.type} object body hashes to its ID and decodes`, () => {
       const body = unhex(v.body);
       expect(objectId(v.type, body)).toBe(v.id);
-      const decode = { tensor: decodeTensor, file: decodeFileRecipe, tree: decodeTree, commit: decodeCommit, tag: decodeTag }[v.type as 'tag']!;
+      const decode = {
+        tensor: decodeTensor,
+        file: decodeFileRecipe,
+        tree: decodeTree,
+        commit: decodeCommit,
+        tag: decodeTag,
+      }[v.type as 'tag']!;
       expect(() => decode(body)).not.toThrow();
     });
   }
@@ -47,9 +53,19 @@ describe('object decoders', () => {
   const chunk = objectId('chunk', new Uint8Array([1]));
   it('round-trip a commit with every optional field', () => {
     const c = {
-      tree: chunk, parents: [chunk], message: 'm', author: 'a', time: 1700000000000, branch: 'b',
+      tree: chunk,
+      parents: [chunk],
+      message: 'm',
+      author: 'a',
+      time: 1700000000000,
+      branch: 'b',
       config: { hash: 'ab'.repeat(32), snapshot: chunk, name: 'c.yaml', format: 'yaml' as const, size: 3 },
-      code: { commit: 'f'.repeat(40), branch: 'main', dirty: true }, metrics: { loss: 0.1 }, step: 5, epoch: 1.5, run: 'r', labels: { k: 'v' },
+      code: { commit: 'f'.repeat(40), branch: 'main', dirty: true },
+      metrics: { loss: 0.1 },
+      step: 5,
+      epoch: 1.5,
+      run: 'r',
+      labels: { k: 'v' },
     };
     expect(decodeCommit(encodeCommit(c))).toEqual(c);
   });
@@ -60,14 +76,30 @@ describe('object decoders', () => {
     expect(hex(body)).not.toContain(Buffer.from('metrics').toString('hex'));
   });
   it('reject a commit lacking its tree', () => {
-    expect(code(() => decodeCommit(encodeCanonical({ parents: [], message: '', author: '', time: 0 })))).toBe('CKVC_CORRUPT_OBJECT');
+    expect(code(() => decodeCommit(encodeCanonical({ parents: [], message: '', author: '', time: 0 })))).toBe(
+      'CKVC_CORRUPT_OBJECT',
+    );
   });
   it('reject a tensor whose chunk count does not fit its size', () => {
-    expect(code(() => decodeTensor(encodeCanonical({ dtype: 'F32', shape: [], size: 10, chunk_size: 4, chunks: [unhex(chunk)] })))).toBe('CKVC_CORRUPT_OBJECT');
+    expect(
+      code(() =>
+        decodeTensor(encodeCanonical({ dtype: 'F32', shape: [], size: 10, chunk_size: 4, chunks: [unhex(chunk)] })),
+      ),
+    ).toBe('CKVC_CORRUPT_OBJECT');
   });
   it('reject a file whose parts do not add up', () => {
-    const body = encodeFileRecipe({ size: 1, b3: '00'.repeat(32), format: 'opaque', parts: [{ kind: 'chunk', id: chunk, size: 1 }] });
-    const bad = encodeCanonical({ size: 2, b3: new Uint8Array(32), format: 'opaque', parts: [{ chunk: unhex(chunk), size: 1 }] });
+    const body = encodeFileRecipe({
+      size: 1,
+      b3: '00'.repeat(32),
+      format: 'opaque',
+      parts: [{ kind: 'chunk', id: chunk, size: 1 }],
+    });
+    const bad = encodeCanonical({
+      size: 2,
+      b3: new Uint8Array(32),
+      format: 'opaque',
+      parts: [{ chunk: unhex(chunk), size: 1 }],
+    });
     expect(decodeFileRecipe(body).size).toBe(1);
     expect(code(() => decodeFileRecipe(bad))).toBe('CKVC_CORRUPT_OBJECT');
   });
@@ -75,7 +107,9 @@ describe('object decoders', () => {
     it(`reject tree entry name ${JSON.stringify(name.slice(0, 10))}`, () => {
       const bad = encodeCanonical({ entries: [{ name, type: 'file', id: unhex(chunk), size: 0 }] });
       expect(code(() => decodeTree(bad))).toBe('CKVC_CORRUPT_OBJECT');
-      expect(code(() => encodeTree({ entries: [{ name, type: 'file', id: chunk, size: 0 }] }))).toBe('CKVC_BAD_ARGUMENT');
+      expect(code(() => encodeTree({ entries: [{ name, type: 'file', id: chunk, size: 0 }] }))).toBe(
+        'CKVC_BAD_ARGUMENT',
+      );
     });
   }
   it('reject unsorted or duplicate tree entries', () => {

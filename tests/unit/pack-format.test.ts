@@ -5,8 +5,21 @@ import { withZstdContentSize } from '../../src/core/store-format/codec/zstd-fram
 import { isCkvcError } from '../../src/core/errors.js';
 import { objectId } from '../../src/core/store-format/object-id.js';
 import {
-  CODECS, checkPackHeader, decodeFooter, decodeRecordHeader, decodeToc, encodeFooterPrefix, encodePackHeader, encodeRecordHeader,
-  encodeTocEntry, PACK_END_MAGIC, PACK_FOOTER_BYTES, PACK_HEADER_BYTES, RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry,
+  CODECS,
+  checkPackHeader,
+  decodeFooter,
+  decodeRecordHeader,
+  decodeToc,
+  encodeFooterPrefix,
+  encodePackHeader,
+  encodeRecordHeader,
+  encodeTocEntry,
+  PACK_END_MAGIC,
+  PACK_FOOTER_BYTES,
+  PACK_HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  TOC_ENTRY_BYTES,
+  type PackEntry,
 } from '../../src/core/store-format/pack-format.js';
 
 async function rejects(p: Promise<unknown>, code: string) {
@@ -21,7 +34,14 @@ async function rejects(p: Promise<unknown>, code: string) {
 
 describe('pack layout (spec/FORMAT.md §4)', () => {
   const id = objectId('chunk', new Uint8Array([7]));
-  const entry: PackEntry = { id, type: 'chunk', codec: CODECS.raw, offset: PACK_HEADER_BYTES, rawLength: 1, storedLength: 1 };
+  const entry: PackEntry = {
+    id,
+    type: 'chunk',
+    codec: CODECS.raw,
+    offset: PACK_HEADER_BYTES,
+    rawLength: 1,
+    storedLength: 1,
+  };
 
   it('has the documented sizes', () => {
     expect([PACK_HEADER_BYTES, RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, PACK_FOOTER_BYTES]).toEqual([16, 44, 52, 56]);
@@ -76,7 +96,9 @@ describe('record codecs (spec/FORMAT.md §4.3)', () => {
   for (const width of [1, 2, 4, 8]) {
     it(`round-trips width ${width}`, async () => {
       const { codec, pieces } = await encodeBody(raw, width);
-      expect(Buffer.from(await decodeBody(codec, joinPieces(pieces), raw.length, 't')).equals(Buffer.from(raw))).toBe(true);
+      expect(Buffer.from(await decodeBody(codec, joinPieces(pieces), raw.length, 't')).equals(Buffer.from(raw))).toBe(
+        true,
+      );
     });
   }
   it('stores float32 plane by plane (width 4) and beats plain zstd', async () => {

@@ -30,7 +30,14 @@ describe('codecs 5 and 6 (spec vectors)', () => {
     expect(vectors.decode.length).toBeGreaterThanOrEqual(5);
     for (const v of vectors.decode) {
       const raw = unhex(v.raw);
-      const out = await decodeBody(v.codec, unhex(v.stored), raw.length, v.name, undefined, v.base ? unhex(v.base) : undefined);
+      const out = await decodeBody(
+        v.codec,
+        unhex(v.stored),
+        raw.length,
+        v.name,
+        undefined,
+        v.base ? unhex(v.base) : undefined,
+      );
       expect(hex(out), v.name).toBe(v.raw);
     }
   });
@@ -38,7 +45,9 @@ describe('codecs 5 and 6 (spec vectors)', () => {
   it('refuses every malformed body with CKVC_CORRUPT_OBJECT', async () => {
     expect(vectors.refused.length).toBeGreaterThanOrEqual(10);
     for (const v of vectors.refused) {
-      const err = await refusal(decodeBody(v.codec, unhex(v.stored), v.rawLength, v.name, undefined, v.base ? unhex(v.base) : undefined));
+      const err = await refusal(
+        decodeBody(v.codec, unhex(v.stored), v.rawLength, v.name, undefined, v.base ? unhex(v.base) : undefined),
+      );
       expect(isCkvcError(err, 'CKVC_CORRUPT_OBJECT'), `${v.name}: ${String(err)}`).toBe(true);
     }
   });
@@ -46,8 +55,15 @@ describe('codecs 5 and 6 (spec vectors)', () => {
   it('refuses a delta without its base, or with a base of another length', async () => {
     const v = vectors.decode.find((x) => x.codec === 6)!;
     const raw = unhex(v.raw);
-    expect(isCkvcError(await refusal(decodeBody(6, unhex(v.stored), raw.length, 't')), 'CKVC_CORRUPT_OBJECT')).toBe(true);
-    expect(isCkvcError(await refusal(decodeBody(6, unhex(v.stored), raw.length, 't', undefined, unhex(v.base!).subarray(1))), 'CKVC_CORRUPT_OBJECT')).toBe(true);
+    expect(isCkvcError(await refusal(decodeBody(6, unhex(v.stored), raw.length, 't')), 'CKVC_CORRUPT_OBJECT')).toBe(
+      true,
+    );
+    expect(
+      isCkvcError(
+        await refusal(decodeBody(6, unhex(v.stored), raw.length, 't', undefined, unhex(v.base!).subarray(1))),
+        'CKVC_CORRUPT_OBJECT',
+      ),
+    ).toBe(true);
   });
 });
 
@@ -77,7 +93,10 @@ describe('the writer, plane by plane', () => {
   });
 
   it('does not depend on a base that does not help (codec 5 or raw)', async () => {
-    const enc = await encodeBody(weights(4096, 9), 4, true, { id: objectId('chunk', weights(4096, 10)), bytes: weights(4096, 10) });
+    const enc = await encodeBody(weights(4096, 9), 4, true, {
+      id: objectId('chunk', weights(4096, 10)),
+      bytes: weights(4096, 10),
+    });
     expect([CODECS.planes, CODECS.raw]).toContain(enc.codec);
   });
 });

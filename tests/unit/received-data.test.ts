@@ -33,7 +33,8 @@ async function codeOfAsync(fn: () => Promise<unknown>): Promise<string | undefin
   return undefined;
 }
 
-const treeWith = (name: string, type = 'tree') => encodeCanonical({ entries: [{ name, type, id: Buffer.from(id, 'hex'), size: 0 }] });
+const treeWith = (name: string, type = 'tree') =>
+  encodeCanonical({ entries: [{ name, type, id: Buffer.from(id, 'hex'), size: 0 }] });
 
 // Each spelling with the name it stands for, and why a file system takes it so.
 const RESERVED: [string, '.git' | '.ckvc', string][] = [
@@ -67,8 +68,28 @@ const RESERVED: [string, '.git' | '.ckvc', string][] = [
 ];
 
 const FINE = [
-  '.gitignore', '.gitattributes', '.github', '.gitkeep', '.git2', '.git~1', 'git', 'x.git', '.g it', 'git~5', 'git~10', 'git~',
-  'gitx~1', '.ckvcrc', 'ckvc', 'ckvc.pt', 'my.ckvc', 'a:b', 'model.safetensors', '..a', '.a.', 'step 1000 .pt',
+  '.gitignore',
+  '.gitattributes',
+  '.github',
+  '.gitkeep',
+  '.git2',
+  '.git~1',
+  'git',
+  'x.git',
+  '.g it',
+  'git~5',
+  'git~10',
+  'git~',
+  'gitx~1',
+  '.ckvcrc',
+  'ckvc',
+  'ckvc.pt',
+  'my.ckvc',
+  'a:b',
+  'model.safetensors',
+  '..a',
+  '.a.',
+  'step 1000 .pt',
 ];
 
 describe('tree entry names a file system reads as .git or .ckvc', () => {
@@ -93,10 +114,18 @@ describe('tree entry names a file system reads as .git or .ckvc', () => {
 
   it('refuses it at any depth of a tree: each tree object is checked as it is decoded', () => {
     // A subtree is its own object; what matters is that no tree object can carry the name, wherever it hangs.
-    expect(codeOf(() => decodeTree(encodeCanonical({ entries: [
-      { name: '.git', type: 'tree', id: Buffer.from(id, 'hex'), size: 0 },
-      { name: 'a', type: 'file', id: Buffer.from(id, 'hex'), size: 0 },
-    ] })))).toBe('CKVC_CORRUPT_OBJECT');
+    expect(
+      codeOf(() =>
+        decodeTree(
+          encodeCanonical({
+            entries: [
+              { name: '.git', type: 'tree', id: Buffer.from(id, 'hex'), size: 0 },
+              { name: 'a', type: 'file', id: Buffer.from(id, 'hex'), size: 0 },
+            ],
+          }),
+        ),
+      ),
+    ).toBe('CKVC_CORRUPT_OBJECT');
   });
 
   for (const name of ['...', '. .', ' .', '\u200c', '\u200c..', '.\u200d.', ':', ':x', '.:x']) {
@@ -118,7 +147,9 @@ describe('tree entry names a file system reads as .git or .ckvc', () => {
 // ---------------------------------------------------------------------------------------------------------
 
 const dirs: string[] = [];
-afterAll(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
 
 function scratch(): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-input-'));

@@ -86,11 +86,22 @@ describe('buildSafetensorsHead', () => {
   it('escapes names as JSON and counts UTF-8 bytes for the length and padding', () => {
     const names = ['quo"te', 'back\\slash', 'tab\tnl\n', 'ünï', '\u{1F600}'];
     const { head, fileSize } = buildSafetensorsHead(names.map((n) => entry(n, 'F32', [1])));
-    expect(parse(head, fileSize).tensors.map((t) => t.name).sort()).toEqual([...names].sort());
+    expect(
+      parse(head, fileSize)
+        .tensors.map((t) => t.name)
+        .sort(),
+    ).toEqual([...names].sort());
   });
 
   it('puts every tensor at an offset that is a multiple of its element size', () => {
-    const tensors = [entry('a', 'U8', [3]), entry('b', 'F64', [2]), entry('c', 'BF16', [3]), entry('d', 'F32', [1]), entry('e', 'I64', [1]), entry('f', 'I8', [1])];
+    const tensors = [
+      entry('a', 'U8', [3]),
+      entry('b', 'F64', [2]),
+      entry('c', 'BF16', [3]),
+      entry('d', 'F32', [1]),
+      entry('e', 'I64', [1]),
+      entry('f', 'I8', [1]),
+    ];
     const { head, fileSize } = buildSafetensorsHead(tensors);
     const width: Record<string, number> = { U8: 1, I8: 1, BF16: 2, F32: 4, F64: 8, I64: 8 };
     for (const t of parse(head, fileSize).tensors) expect(t.begin % width[t.dtype]!, t.name).toBe(0);
@@ -98,8 +109,12 @@ describe('buildSafetensorsHead', () => {
 
   it('refuses an empty selection, duplicate names and unwritable tensors', () => {
     expect(codeOf(() => buildSafetensorsHead([]))).toBe('CKVC_BAD_ARGUMENT');
-    expect(codeOf(() => buildSafetensorsHead([entry('a', 'F32', [1]), entry('a', 'F16', [1])]))).toBe('CKVC_BAD_ARGUMENT');
-    expect(codeOf(() => buildSafetensorsHead([{ name: 'c', dtype: 'torch:ComplexDouble', shape: [2], size: 32 }]))).toBe('CKVC_BAD_ARGUMENT');
+    expect(codeOf(() => buildSafetensorsHead([entry('a', 'F32', [1]), entry('a', 'F16', [1])]))).toBe(
+      'CKVC_BAD_ARGUMENT',
+    );
+    expect(
+      codeOf(() => buildSafetensorsHead([{ name: 'c', dtype: 'torch:ComplexDouble', shape: [2], size: 32 }])),
+    ).toBe('CKVC_BAD_ARGUMENT');
     expect(codeOf(() => buildSafetensorsHead([entry('m', 'F32', [1])], { k: '\uD800' }))).toBe('CKVC_BAD_ARGUMENT');
   });
 });
@@ -107,9 +122,39 @@ describe('buildSafetensorsHead', () => {
 describe('safetensorsWriteOrder', () => {
   it('sorts as the reference: dtype from U64 down to BOOL, then name by UTF-8 bytes', () => {
     const names = (ts: SafetensorsEntry[]) => safetensorsWriteOrder(ts).map((t) => t.name);
-    expect(names([entry('b', 'F32', [1]), entry('a', 'F32', [1]), entry('z', 'F64', [1]), entry('m', 'BF16', [1]), entry('y', 'BOOL', [1]), entry('c', 'U64', [1]), entry('d', 'I64', [1])]))
-      .toEqual(['c', 'd', 'z', 'a', 'b', 'm', 'y']);
-    const all = ['BOOL', 'F4', 'F6_E2M3', 'F6_E3M2', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'C64', 'F64', 'I64', 'U64'];
+    expect(
+      names([
+        entry('b', 'F32', [1]),
+        entry('a', 'F32', [1]),
+        entry('z', 'F64', [1]),
+        entry('m', 'BF16', [1]),
+        entry('y', 'BOOL', [1]),
+        entry('c', 'U64', [1]),
+        entry('d', 'I64', [1]),
+      ]),
+    ).toEqual(['c', 'd', 'z', 'a', 'b', 'm', 'y']);
+    const all = [
+      'BOOL',
+      'F4',
+      'F6_E2M3',
+      'F6_E3M2',
+      'U8',
+      'I8',
+      'F8_E5M2',
+      'F8_E4M3',
+      'F8_E8M0',
+      'I16',
+      'U16',
+      'F16',
+      'BF16',
+      'I32',
+      'U32',
+      'F32',
+      'C64',
+      'F64',
+      'I64',
+      'U64',
+    ];
     expect(safetensorsWriteOrder(all.map((d) => entry(d, d, [8]))).map((t) => t.dtype)).toEqual([...all].reverse());
     // U+FF61 sorts before U+1F600 in UTF-8 (EF.. < F0..) but after it in UTF-16 (FF61 > D83D).
     expect(names([entry('\u{1F600}', 'F32', [1]), entry('\uFF61', 'F32', [1])])).toEqual(['\uFF61', '\u{1F600}']);
@@ -121,12 +166,20 @@ describe('safetensorsUnwritable', () => {
     expect(safetensorsUnwritable(entry('w', 'F32', [2, 3]))).toBeUndefined();
     expect(safetensorsUnwritable({ name: 'w', dtype: 'F32', shape: [], size: 4 })).toBeUndefined();
     expect(safetensorsUnwritable({ name: 'w', dtype: 'F4', shape: [2], size: 1 })).toBeUndefined();
-    expect(safetensorsUnwritable({ name: 'w', dtype: 'npy:>f4', shape: [2], size: 8 })).toMatch(/dtype "npy:>f4" is not a safetensors dtype/);
-    expect(safetensorsUnwritable({ name: 'w', dtype: 'torch:ComplexDouble', shape: [2], size: 32 })).toMatch(/torch:ComplexDouble/);
+    expect(safetensorsUnwritable({ name: 'w', dtype: 'npy:>f4', shape: [2], size: 8 })).toMatch(
+      /dtype "npy:>f4" is not a safetensors dtype/,
+    );
+    expect(safetensorsUnwritable({ name: 'w', dtype: 'torch:ComplexDouble', shape: [2], size: 32 })).toMatch(
+      /torch:ComplexDouble/,
+    );
     expect(safetensorsUnwritable({ name: 'w', dtype: 'f32', shape: [2], size: 8 })).toMatch(/not a safetensors dtype/); // case-sensitive
     expect(safetensorsUnwritable({ name: 'w', dtype: 'F32', shape: [2], size: 12 })).toMatch(/12 bytes are not the 8/);
-    expect(safetensorsUnwritable({ name: 'w', dtype: 'F4', shape: [3], size: 2 })).toMatch(/not a whole number of bytes/);
-    expect(safetensorsUnwritable({ name: 'w', dtype: 'F32', shape: [2, 3], size: 24, order: 'F' })).toMatch(/column-major/);
+    expect(safetensorsUnwritable({ name: 'w', dtype: 'F4', shape: [3], size: 2 })).toMatch(
+      /not a whole number of bytes/,
+    );
+    expect(safetensorsUnwritable({ name: 'w', dtype: 'F32', shape: [2, 3], size: 24, order: 'F' })).toMatch(
+      /column-major/,
+    );
     expect(safetensorsUnwritable(entry('__metadata__', 'F32', [1]))).toMatch(/reserved/);
     expect(safetensorsUnwritable(entry('bad\uDC00', 'F32', [1]))).toMatch(/not valid Unicode/);
     expect(safetensorsUnwritable(entry('ok\u{1F600}', 'F32', [1]))).toBeUndefined();

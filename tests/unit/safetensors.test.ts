@@ -34,7 +34,10 @@ function buildSafetensors(
   }
   let text = JSON.stringify(header);
   if (opts.pad !== false) text += ' '.repeat((8 - (enc.encode(text).length % 8)) % 8);
-  return assemble(enc.encode(text), Object.values(tensors).map((t) => t.data));
+  return assemble(
+    enc.encode(text),
+    Object.values(tensors).map((t) => t.data),
+  );
 }
 
 function assemble(headerBytes: Uint8Array, data: Uint8Array[] = [], declaredLength?: bigint): Uint8Array {
@@ -140,7 +143,20 @@ describe('constants', () => {
     for (const d of ['F16', 'BF16', 'I16', 'U16']) expect(safetensorsElementWidth(d)).toBe(2);
     for (const d of ['F32', 'I32', 'U32', 'C64']) expect(safetensorsElementWidth(d)).toBe(4);
     for (const d of ['F64', 'I64', 'U64']) expect(safetensorsElementWidth(d)).toBe(8);
-    for (const d of ['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'NOPE', 'toString', '__proto__']) {
+    for (const d of [
+      'BOOL',
+      'U8',
+      'I8',
+      'F8_E5M2',
+      'F8_E4M3',
+      'F8_E8M0',
+      'F4',
+      'F6_E2M3',
+      'F6_E3M2',
+      'NOPE',
+      'toString',
+      '__proto__',
+    ]) {
       expect(safetensorsElementWidth(d)).toBe(1);
     }
   });
@@ -191,7 +207,10 @@ describe('readSafetensorsHeaderLength', () => {
   });
 
   it('prefixes the message with the source and records it', () => {
-    const e = expectRule(() => readSafetensorsHeaderLength(prefix(10n), 17, 'ckpt/model.safetensors'), 'header-out-of-bounds');
+    const e = expectRule(
+      () => readSafetensorsHeaderLength(prefix(10n), 17, 'ckpt/model.safetensors'),
+      'header-out-of-bounds',
+    );
     expect(e.message.startsWith('ckpt/model.safetensors: ')).toBe(true);
     expect(e.data.source).toBe('ckpt/model.safetensors');
   });
@@ -294,7 +313,8 @@ describe('parseSafetensorsHeader: valid files', () => {
 
   it('keeps awkward names and metadata keys as own data', () => {
     // written by hand: an object literal's __proto__ key would set the prototype instead
-    const text = '{"__metadata__":{"__proto__":"p","constructor":"c"},"__proto__":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"hasOwnProperty":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}';
+    const text =
+      '{"__metadata__":{"__proto__":"p","constructor":"c"},"__proto__":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"hasOwnProperty":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}';
     const l = parseText(text, 2);
     expect(Object.getPrototypeOf(l.metadata)).toBe(Object.prototype);
     expect(Object.keys(l.metadata ?? {})).toEqual(['__proto__', 'constructor']);
@@ -303,7 +323,10 @@ describe('parseSafetensorsHeader: valid files', () => {
   });
 
   it('decodes escapes and Unicode in names', () => {
-    const l = parseText('{"caf\\u00e9 \\ud83d\\ude00 \\"q\\" \\\\ \\/ \\b\\f\\n\\r\\t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"ünï":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}', 2);
+    const l = parseText(
+      '{"caf\\u00e9 \\ud83d\\ude00 \\"q\\" \\\\ \\/ \\b\\f\\n\\r\\t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"ünï":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}',
+      2,
+    );
     expect(l.tensors.map((t) => t.name)).toEqual(['café 😀 "q" \\ / \b\f\n\r\t', 'ünï']);
   });
 
@@ -383,7 +406,10 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
   });
 
   it('header-not-utf8', () => {
-    expectRule(() => parseSafetensorsHeader(Uint8Array.of(0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d), 15), 'header-not-utf8');
+    expectRule(
+      () => parseSafetensorsHeader(Uint8Array.of(0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d), 15),
+      'header-not-utf8',
+    );
     // overlong "/", a UTF-16 surrogate encoded in UTF-8, and a truncated sequence
     expectRule(() => parseSafetensorsHeader(Uint8Array.of(0x7b, 0xc0, 0xaf, 0x7d), 12), 'header-not-utf8');
     expectRule(() => parseSafetensorsHeader(Uint8Array.of(0x7b, 0xed, 0xa0, 0x80, 0x7d), 13), 'header-not-utf8');
@@ -431,7 +457,8 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
   });
 
   it('header-not-json: nesting past serde_json recursion limit (127 levels ok, 128 refused)', () => {
-    const nest = (k: number): string => `{"__metadata__":null,"a":${entry('U8', [1], [0, 1]).slice(0, -1)},"x":${'['.repeat(k)}${']'.repeat(k)}}}`;
+    const nest = (k: number): string =>
+      `{"__metadata__":null,"a":${entry('U8', [1], [0, 1]).slice(0, -1)},"x":${'['.repeat(k)}${']'.repeat(k)}}}`;
     expect(parseText(nest(125), 1).tensors).toHaveLength(1);
     expectRule(() => parseText(nest(126), 1), 'header-not-json');
     expectRule(() => parseText('['.repeat(100_000)), 'header-not-json');
@@ -450,7 +477,10 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
 
   it('duplicate-name', () => {
     const a = entry('U8', [1], [0, 1]);
-    const e = expectRule(() => parseText(`{"w":${a},"x":${entry('U8', [0], [1, 1])},"w":${a}}`, 1, 'm.st'), 'duplicate-name');
+    const e = expectRule(
+      () => parseText(`{"w":${a},"x":${entry('U8', [0], [1, 1])},"w":${a}}`, 1, 'm.st'),
+      'duplicate-name',
+    );
     expect(e.data).toMatchObject({ name: 'w', source: 'm.st' });
     expect(e.message).toContain('"w"');
     expectRule(() => parseText(`{"w":${a},"\\u0077":${a}}`, 1), 'duplicate-name');
@@ -458,7 +488,17 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
   });
 
   it('bad-metadata', () => {
-    for (const md of ['"pt"', '[]', '1', 'true', '{"a":1}', '{"a":null}', '{"a":["x"]}', '{"a":{"b":"c"}}', '{"k":"1","k":"1"}']) {
+    for (const md of [
+      '"pt"',
+      '[]',
+      '1',
+      'true',
+      '{"a":1}',
+      '{"a":null}',
+      '{"a":["x"]}',
+      '{"a":{"b":"c"}}',
+      '{"k":"1","k":"1"}',
+    ]) {
       expectRule(() => parseText(`{"__metadata__":${md}}`), 'bad-metadata');
     }
   });
@@ -496,14 +536,48 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
   });
 
   it('bad-shape', () => {
-    const raw = ['1', '"[1]"', 'null', '{}', '[-1]', '[-0]', '[2.0]', '[2e0]', '[2E0]', '[1.5]', '["2"]', '[null]', '[[2]]', '[true]', '[9007199254740992]', '[18446744073709551616]', '[1,-3]'];
+    const raw = [
+      '1',
+      '"[1]"',
+      'null',
+      '{}',
+      '[-1]',
+      '[-0]',
+      '[2.0]',
+      '[2e0]',
+      '[2E0]',
+      '[1.5]',
+      '["2"]',
+      '[null]',
+      '[[2]]',
+      '[true]',
+      '[9007199254740992]',
+      '[18446744073709551616]',
+      '[1,-3]',
+    ];
     for (const s of raw) {
       expectRule(() => parseText(`{"t":{"dtype":"U8","shape":${s},"data_offsets":[0,1]}}`, 1), 'bad-shape');
     }
   });
 
   it('bad-offsets', () => {
-    const raw = ['[]', '[0]', '[0,1,2]', '{"0":0,"1":1}', '"0,1"', 'null', '[-1,0]', '[0,-1]', '[0,1.0]', '[0,1e0]', '[-0,1]', '["0",1]', '[0,9007199254740992]', '[1,0]', '[5,4]'];
+    const raw = [
+      '[]',
+      '[0]',
+      '[0,1,2]',
+      '{"0":0,"1":1}',
+      '"0,1"',
+      'null',
+      '[-1,0]',
+      '[0,-1]',
+      '[0,1.0]',
+      '[0,1e0]',
+      '[-0,1]',
+      '["0",1]',
+      '[0,9007199254740992]',
+      '[1,0]',
+      '[5,4]',
+    ];
     for (const s of raw) {
       expectRule(() => parseText(`{"t":{"dtype":"U8","shape":[1],"data_offsets":${s}}}`, 1), 'bad-offsets');
     }
@@ -522,9 +596,20 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
   });
 
   it('size-mismatch', () => {
-    const e = expectRule(() => parseText(`{"w":${entry('F32', [2, 2], [0, 12])}}`, 12, 'a.safetensors'), 'size-mismatch');
-    expect(e.message).toBe('a.safetensors: tensor "w": data_offsets [0, 12] hold 12 bytes but F32 shape [2, 2] needs 16');
-    expect(e.data).toMatchObject({ rule: 'size-mismatch', source: 'a.safetensors', name: 'w', expectedBytes: 16, dataOffsets: [0, 12] });
+    const e = expectRule(
+      () => parseText(`{"w":${entry('F32', [2, 2], [0, 12])}}`, 12, 'a.safetensors'),
+      'size-mismatch',
+    );
+    expect(e.message).toBe(
+      'a.safetensors: tensor "w": data_offsets [0, 12] hold 12 bytes but F32 shape [2, 2] needs 16',
+    );
+    expect(e.data).toMatchObject({
+      rule: 'size-mismatch',
+      source: 'a.safetensors',
+      name: 'w',
+      expectedBytes: 16,
+      dataOffsets: [0, 12],
+    });
     expectRule(() => parseText(`{"w":${entry('F32', [0], [0, 4])}}`, 4), 'size-mismatch');
     expectRule(() => parseText(`{"w":${entry('F64', [], [0, 4])}}`, 4), 'size-mismatch');
     expectRule(() => parseText(`{"w":${entry('C64', [2], [0, 8])}}`, 8), 'size-mismatch');
@@ -542,13 +627,25 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
     const e1 = expectRule(() => parseText(`{"w":${entry('U8', [1], [1, 2])}}`, 2), 'gap-or-overlap');
     expect(e1.message).toContain('"w"');
     expect(e1.data).toMatchObject({ name: 'w', expectedBegin: 0, dataOffsets: [1, 2] });
-    const e2 = expectRule(() => parseText(`{"a":${entry('U8', [2], [0, 2])},"b":${entry('U8', [2], [3, 5])}}`, 5), 'gap-or-overlap');
+    const e2 = expectRule(
+      () => parseText(`{"a":${entry('U8', [2], [0, 2])},"b":${entry('U8', [2], [3, 5])}}`, 5),
+      'gap-or-overlap',
+    );
     expect(e2.message).toContain('gap of 1 bytes');
-    const e3 = expectRule(() => parseText(`{"a":${entry('U8', [4], [0, 4])},"b":${entry('U8', [4], [2, 6])}}`, 6), 'gap-or-overlap');
+    const e3 = expectRule(
+      () => parseText(`{"a":${entry('U8', [4], [0, 4])},"b":${entry('U8', [4], [2, 6])}}`, 6),
+      'gap-or-overlap',
+    );
     expect(e3.message).toContain('overlap of 2 bytes');
     expect(e3.message).toContain('"a" ends at 4');
-    expectRule(() => parseText(`{"a":${entry('U8', [4], [0, 4])},"b":${entry('U8', [4], [0, 4])}}`, 4), 'gap-or-overlap');
-    expectRule(() => parseText(`{"a":${entry('U8', [4], [0, 4])},"z":${entry('U8', [0], [8, 8])}}`, 8), 'gap-or-overlap');
+    expectRule(
+      () => parseText(`{"a":${entry('U8', [4], [0, 4])},"b":${entry('U8', [4], [0, 4])}}`, 4),
+      'gap-or-overlap',
+    );
+    expectRule(
+      () => parseText(`{"a":${entry('U8', [4], [0, 4])},"z":${entry('U8', [0], [8, 8])}}`, 8),
+      'gap-or-overlap',
+    );
   });
 
   it('trailing-bytes', () => {
@@ -566,7 +663,10 @@ describe('parseSafetensorsHeader: every rejection rule', () => {
     // an entry error wins over a layout error in an earlier tensor
     expectRule(() => parseText(`{"a":${entry('U8', [1], [5, 6])},"b":${entry('X', [1], [0, 1])}}`, 6), 'unknown-dtype');
     // a gap wins over a later size mismatch and over a truncated file
-    expectRule(() => parseText(`{"a":${entry('U8', [1], [1, 2])},"b":${entry('F32', [1], [2, 3])}}`, 0), 'gap-or-overlap');
+    expectRule(
+      () => parseText(`{"a":${entry('U8', [1], [1, 2])},"b":${entry('F32', [1], [2, 3])}}`, 0),
+      'gap-or-overlap',
+    );
   });
 
   it('omits source from data when none is given, and prefixes messages when one is', () => {
@@ -604,7 +704,9 @@ describe('robustness', () => {
       }
     };
     for (let n = 8; n < file.length; n++) check(file, n);
-    const replacements = [0x00, 0x20, 0x22, 0x2c, 0x30, 0x39, 0x5b, 0x5d, 0x7b, 0x7d, 0x5c, 0x2d, 0x2e, 0x65, 0xff, 0xc3];
+    const replacements = [
+      0x00, 0x20, 0x22, 0x2c, 0x30, 0x39, 0x5b, 0x5d, 0x7b, 0x7d, 0x5c, 0x2d, 0x2e, 0x65, 0xff, 0xc3,
+    ];
     for (let i = 8; i < file.length; i++) {
       for (const r of replacements) {
         const g = file.slice();
@@ -641,9 +743,14 @@ describe('robustness', () => {
       const file = buildSafetensors(t, { metadata: { round: String(round) }, pad: round % 2 === 0 });
       const layout = parseFile(file);
       const n = Number(new DataView(file.buffer).getBigUint64(0, true));
-      const j = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + n))) as Record<string, { dtype: string; shape: number[] }>;
+      const j = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + n))) as Record<
+        string,
+        { dtype: string; shape: number[] }
+      >;
       expect(layout.metadata).toEqual({ round: String(round) });
-      expect(new Set(layout.tensors.map((x) => x.name))).toEqual(new Set(Object.keys(j).filter((k) => k !== '__metadata__')));
+      expect(new Set(layout.tensors.map((x) => x.name))).toEqual(
+        new Set(Object.keys(j).filter((k) => k !== '__metadata__')),
+      );
       for (const info of layout.tensors) {
         expect(info.dtype).toBe(j[info.name]?.dtype);
         expect(info.shape).toEqual(j[info.name]?.shape);
@@ -684,7 +791,8 @@ describe('spec/vectors/safetensors.json', () => {
 
   for (const v of vectors) {
     it(`${v.name}: ${v.description}`, () => {
-      const headerBytes = v.headerHex !== undefined ? Uint8Array.from(Buffer.from(v.headerHex, 'hex')) : enc.encode(v.header ?? '');
+      const headerBytes =
+        v.headerHex !== undefined ? Uint8Array.from(Buffer.from(v.headerHex, 'hex')) : enc.encode(v.header ?? '');
       const prefix = new Uint8Array(8);
       new DataView(prefix.buffer).setBigUint64(0, BigInt(v.declaredLength ?? headerBytes.length), true);
       const run = (): SafetensorsLayout => {

@@ -18,8 +18,12 @@ function codeOf(f: () => unknown): string | undefined {
 
 describe('SSH addresses', () => {
   it('ssh:// and scp-like forms parse to one canonical ssh:// form', () => {
-    expect(parseSshUrl('ssh://alice@gpu-box.lan:2222/data/run.ckvc'))
-      .toEqual({ user: 'alice', host: 'gpu-box.lan', port: 2222, path: '/data/run.ckvc' });
+    expect(parseSshUrl('ssh://alice@gpu-box.lan:2222/data/run.ckvc')).toEqual({
+      user: 'alice',
+      host: 'gpu-box.lan',
+      port: 2222,
+      path: '/data/run.ckvc',
+    });
     expect(canonical('ssh://host/srv/store')).toBe('ssh://host/srv/store');
     expect(canonical('alice@cluster:/scratch/a/.ckvc')).toBe('ssh://alice@cluster/scratch/a/.ckvc');
     expect(canonical('cluster:runs/x')).toBe('ssh://cluster/~/runs/x');
@@ -27,7 +31,7 @@ describe('SSH addresses', () => {
     expect(parseSshUrl('ssh://[::1]:22/s')).toEqual({ host: '[::1]', port: 22, path: '/s' });
   });
 
-  it('scp-like only when a colon comes before any slash (git\'s rule)', () => {
+  it("scp-like only when a colon comes before any slash (git's rule)", () => {
     expect(looksLikeScp('user@host:/path/.ckvc')).toBe(true);
     expect(looksLikeScp('host:path')).toBe(true);
     expect(looksLikeScp('./user@host:path')).toBe(false);
@@ -37,18 +41,40 @@ describe('SSH addresses', () => {
   });
 
   it('names ssh would take for options, bad ports, missing paths and control characters are refused (15)', () => {
-    for (const bad of ['-oProxyCommand=x:/p', 'ssh://-oProxyCommand=x/p', 'ssh://-l@host/p', 'ssh://host:0/p',
+    for (const bad of [
+      '-oProxyCommand=x:/p',
+      'ssh://-oProxyCommand=x/p',
+      'ssh://-l@host/p',
+      'ssh://host:0/p',
       'ssh://host:99999/p',
-      'ssh://host:x/p', 'ssh://host', 'ssh://host/', 'host:', 'ssh://ho st/p', 'ssh://host/a\nb', 'a b@host:/p']) {
-      expect(codeOf(() => parseSshUrl(bad)), bad).toBe('CKVC_BAD_ARGUMENT');
+      'ssh://host:x/p',
+      'ssh://host',
+      'ssh://host/',
+      'host:',
+      'ssh://ho st/p',
+      'ssh://host/a\nb',
+      'a b@host:/p',
+    ]) {
+      expect(
+        codeOf(() => parseSshUrl(bad)),
+        bad,
+      ).toBe('CKVC_BAD_ARGUMENT');
     }
   });
 });
 
 describe('the ssh command line', () => {
   it('$CKVC_SSH is split like a shell without expansions', () => {
-    expect(splitWords(`ssh -F '/tmp/my config' -o "User=a b" -i \\~/k\\ 2 $HOME`, 'x'))
-      .toEqual(['ssh', '-F', '/tmp/my config', '-o', 'User=a b', '-i', '~/k 2', '$HOME']);
+    expect(splitWords(`ssh -F '/tmp/my config' -o "User=a b" -i \\~/k\\ 2 $HOME`, 'x')).toEqual([
+      'ssh',
+      '-F',
+      '/tmp/my config',
+      '-o',
+      'User=a b',
+      '-i',
+      '~/k 2',
+      '$HOME',
+    ]);
     expect(splitWords(`  a  ""  'b'"c"  `, 'x')).toEqual(['a', '', 'bc']);
     expect(splitWords(`"a\\"b\\x"`, 'x')).toEqual(['a"b\\x']);
     expect(codeOf(() => splitWords(`ssh 'open`, 'x'))).toBe('CKVC_BAD_ARGUMENT');
@@ -64,8 +90,11 @@ describe('the ssh command line', () => {
   it('argv: CKVC_SSH words, -p PORT, destination, then the remote command', () => {
     const a = parseSshUrl('ssh://bob@h:2200/s p');
     const remoteCommand = "ckvc serve --stdio '/s p'";
-    expect(sshCommand(a, 'ckvc', {}))
-      .toEqual({ file: 'ssh', args: ['-p', '2200', 'bob@h', remoteCommand], remoteCommand });
+    expect(sshCommand(a, 'ckvc', {})).toEqual({
+      file: 'ssh',
+      args: ['-p', '2200', 'bob@h', remoteCommand],
+      remoteCommand,
+    });
     const c = sshCommand(parseSshUrl('h:x'), '/opt/ckvc/bin/ckvc', { CKVC_SSH: 'ssh -F cfg' });
     expect([c.file, ...c.args]).toEqual(['ssh', '-F', 'cfg', 'h', "/opt/ckvc/bin/ckvc serve --stdio ~/'x'"]);
     expect(sshCommand(parseSshUrl('ssh://[::1]/s'), 'ckvc', {}).args[0]).toBe('::1');

@@ -13,7 +13,13 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 /** A hash function that counts its calls. */
 function counting(): { hash: (p: string) => Promise<string>; calls: () => number } {
   let n = 0;
-  return { hash: (p) => { n++; return hashFile(p); }, calls: () => n };
+  return {
+    hash: (p) => {
+      n++;
+      return hashFile(p);
+    },
+    calls: () => n,
+  };
 }
 
 function ctimeMs(p: string): number {

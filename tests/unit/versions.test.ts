@@ -12,13 +12,13 @@ const BIN = fileURLToPath(new URL('../../bin/ckvc', import.meta.url));
 describe('one version', () => {
   const npmVersion = (JSON.parse(read('package.json')) as { version: string }).version;
 
-  it('ckvc --version prints package.json\'s version', () => {
+  it("ckvc --version prints package.json's version", () => {
     const r = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toBe(npmVersion);
   });
 
-  it('the Python helper\'s __version__ is the same, and pyproject.toml takes it from there', () => {
+  it("the Python helper's __version__ is the same, and pyproject.toml takes it from there", () => {
     const py = /^__version__ = "([^"]+)"$/m.exec(read('python/ckvc/__init__.py'));
     expect(py?.[1]).toBe(npmVersion);
     const pyproject = read('python/pyproject.toml');
@@ -28,7 +28,7 @@ describe('one version', () => {
   });
 });
 
-describe('the Python helper\'s exit codes are spec/EXIT_CODES.md\'s', () => {
+describe("the Python helper's exit codes are spec/EXIT_CODES.md's", () => {
   const spec = new Map(
     [...read('spec/EXIT_CODES.md').matchAll(/^\| `(CKVC_[A-Z_]+)` \| (\d+) \|/gm)].map((m) => [m[1]!, Number(m[2])]),
   );
@@ -39,7 +39,7 @@ describe('the Python helper\'s exit codes are spec/EXIT_CODES.md\'s', () => {
     expect(spec.size).toBeGreaterThan(20);
     expect(local.length).toBeGreaterThan(0);
   });
-  it('every code the helper shares with the CLI has the CLI\'s exit code; its own codes are not in the spec', () => {
+  it("every code the helper shares with the CLI has the CLI's exit code; its own codes are not in the spec", () => {
     for (const [code, exit] of local) {
       if (exit === 'None' || code === 'CKVC_CLI_FAILED') expect(spec.has(code), code).toBe(false);
       else expect(Number(exit), code).toBe(spec.get(code));

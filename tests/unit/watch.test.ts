@@ -2,13 +2,32 @@
 // describes a checkpoint, and when a checkpoint counts as complete.
 import { describe, expect, it } from 'vitest';
 import { metricsFromObject, parseMetricsJson, pickJsonlLine } from '../../src/api/watch/metrics-parse.js';
-import { candidateRules, isCandidate, isTempName, stepFromName, trainingOrder, watchMessage } from '../../src/api/watch/candidate-names.js';
+import {
+  candidateRules,
+  isCandidate,
+  isTempName,
+  stepFromName,
+  trainingOrder,
+  watchMessage,
+} from '../../src/api/watch/candidate-names.js';
 import { SettleTracker } from '../../src/api/watch/settle-rule.js';
 
 describe('candidate names', () => {
   it('never takes hidden, temp, sidecar or metrics names', () => {
     const rules = candidateRules(['*'], ['train.jsonl']);
-    for (const n of ['.hidden', '.tmp123', 'step_1.pt.tmp', 'step_1.pt.tmp.4711', 'model.part', 'x.partial', 'x~', 'tmp-checkpoint-500', 'tmp_x', 'step_1.pt.metrics.json', 'train.jsonl']) {
+    for (const n of [
+      '.hidden',
+      '.tmp123',
+      'step_1.pt.tmp',
+      'step_1.pt.tmp.4711',
+      'model.part',
+      'x.partial',
+      'x~',
+      'tmp-checkpoint-500',
+      'tmp_x',
+      'step_1.pt.metrics.json',
+      'train.jsonl',
+    ]) {
       expect(isCandidate(n, { symlink: false }, rules), n).toBe(false);
     }
     expect(isTempName('template.pt')).toBe(false);
@@ -21,7 +40,19 @@ describe('candidate names', () => {
     expect(isCandidate('checkpoint-500', { symlink: false }, def)).toBe(true);
     expect(isCandidate('model.bin', { symlink: false }, def)).toBe(true);
     expect(isCandidate('last.ckpt', { symlink: false }, def)).toBe(true);
-    for (const n of ['train.log', 'events.jsonl', 'trainer_state.json', 'metrics.csv', 'config.yaml', 'zero_to_fp32.py', 'events.out.tfevents.1700000000.host', 'runs', 'lightning_logs', 'wandb', 'latest']) {
+    for (const n of [
+      'train.log',
+      'events.jsonl',
+      'trainer_state.json',
+      'metrics.csv',
+      'config.yaml',
+      'zero_to_fp32.py',
+      'events.out.tfevents.1700000000.host',
+      'runs',
+      'lightning_logs',
+      'wandb',
+      'latest',
+    ]) {
       expect(isCandidate(n, { symlink: false }, def), n).toBe(false);
     }
     expect(isCandidate('latest', { symlink: true }, def)).toBe(false);
@@ -56,14 +87,27 @@ describe('messages and order', () => {
     expect(watchMessage('step {step}', { name: 'a.pt' })).toBe('step ');
   });
   it('orders by mtime, then by name with numbers compared as numbers', () => {
-    const xs = [{ name: 'checkpoint-1000', newestMtimeMs: 5 }, { name: 'checkpoint-500', newestMtimeMs: 5 }, { name: 'a', newestMtimeMs: 1 }];
+    const xs = [
+      { name: 'checkpoint-1000', newestMtimeMs: 5 },
+      { name: 'checkpoint-500', newestMtimeMs: 5 },
+      { name: 'a', newestMtimeMs: 1 },
+    ];
     expect(xs.sort(trainingOrder).map((x) => x.name)).toEqual(['a', 'checkpoint-500', 'checkpoint-1000']);
   });
 });
 
 describe('metrics', () => {
   it('takes numbers (nested as a/b), step and epoch; ignores the rest', () => {
-    const m = metricsFromObject({ loss: 0.3, eval: { acc: 0.9, name: 'x' }, step: 100, epoch: 1.5, run: 'r1', ok: true, list: [1], 'bad name': 1 });
+    const m = metricsFromObject({
+      loss: 0.3,
+      eval: { acc: 0.9, name: 'x' },
+      step: 100,
+      epoch: 1.5,
+      run: 'r1',
+      ok: true,
+      list: [1],
+      'bad name': 1,
+    });
     expect(m).toEqual({ metrics: { loss: 0.3, 'eval/acc': 0.9 }, step: 100, epoch: 1.5, skipped: ['bad name'] });
     expect(metricsFromObject({ global_step: 7 }).step).toBe(7);
     expect(metricsFromObject({ step: 1.5 }).step).toBeUndefined();

@@ -71,7 +71,16 @@ describe('zstdFrameContentSize', () => {
       expect(zstdFrameContentSize(out)).toBe(size);
     }
     // After a Dictionary_ID field.
-    expect(Array.from(withZstdContentSize(frame(0x02, 0x58, 1, 2, 9), 300))).toEqual([...MAGIC, 0x42, 0x58, 1, 2, 44, 0, 9]);
+    expect(Array.from(withZstdContentSize(frame(0x02, 0x58, 1, 2, 9), 300))).toEqual([
+      ...MAGIC,
+      0x42,
+      0x58,
+      1,
+      2,
+      44,
+      0,
+      9,
+    ]);
     expect(bare.length).toBe(8); // the input is not modified
   });
 
@@ -124,7 +133,9 @@ describe('zstdFrameContentSize', () => {
     expect(zstdFrameContentSize(frame(0xa0, 0xff, 0xff, 0xff, 0xff))).toBe(0xffffffff);
     // FCS flag 3: 8 bytes.
     expect(zstdFrameContentSize(frame(0xe0, 1, 0, 0, 0, 2, 0, 0, 0))).toBe(2 * 2 ** 32 + 1);
-    expect(zstdFrameContentSize(frame(0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0))).toBe(Number.MAX_SAFE_INTEGER);
+    expect(zstdFrameContentSize(frame(0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0))).toBe(
+      Number.MAX_SAFE_INTEGER,
+    );
     expect(zstdFrameContentSize(frame(0xe0, 0, 0, 0, 0, 0, 0, 0, 0x80))).toBeGreaterThan(Number.MAX_SAFE_INTEGER);
     // The checksum flag does not move anything.
     expect(zstdFrameContentSize(frame(0x24, 9))).toBe(9);

@@ -6,7 +6,12 @@ import { globToRegExp } from '../../core/glob.js';
  * Names a writer uses before the final rename (torch/HF/Lightning temp files, download managers, editors):
  * never a finished checkpoint, whatever --pattern says. HF Trainer stages folders as `tmp-checkpoint-N`.
  */
-const TEMP_NAMES = [/~$/, /^tmp[-_.]/i, /\.(tmp|temp|part|partial|crdownload|incomplete|lock|swp)$/i, /\.tmp[-_.0-9a-z]*$/i];
+const TEMP_NAMES = [
+  /~$/,
+  /^tmp[-_.]/i,
+  /\.(tmp|temp|part|partial|crdownload|incomplete|lock|swp)$/i,
+  /\.tmp[-_.0-9a-z]*$/i,
+];
 
 /**
  * What training jobs write beside their checkpoints: logs, metrics, configs, scripts, and the log folders of
@@ -46,7 +51,8 @@ export function candidateRules(patterns: readonly string[], metricsNames: Iterab
  * same data under a second name) are too.
  */
 export function isCandidate(name: string, entry: { symlink: boolean }, rules: CandidateRules): boolean {
-  if (name.startsWith('.') || isTempName(name) || name.endsWith(SIDECAR_SUFFIX) || rules.metricsNames.has(name)) return false;
+  if (name.startsWith('.') || isTempName(name) || name.endsWith(SIDECAR_SUFFIX) || rules.metricsNames.has(name))
+    return false;
   if (rules.patterns.length === 0) return !entry.symlink && !NOT_CHECKPOINTS.some((re) => re.test(name));
   return rules.patterns.some((re) => re.test(name));
 }
@@ -73,7 +79,9 @@ export function stepFromName(name: string): number | undefined {
 
 /** Fills `{name}` and `{step}` in a commit message template; other braces stay as typed. */
 export function watchMessage(template: string, fields: { name: string; step?: number }): string {
-  return template.replace(/\{(name|step)\}/g, (_, k: string) => (k === 'name' ? fields.name : fields.step === undefined ? '' : String(fields.step)));
+  return template.replace(/\{(name|step)\}/g, (_, k: string) =>
+    k === 'name' ? fields.name : fields.step === undefined ? '' : String(fields.step),
+  );
 }
 
 /** Orders checkpoints found together (e.g. after a restart) the way training wrote them: oldest first. */

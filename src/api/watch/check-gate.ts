@@ -19,21 +19,28 @@ export interface CheckCommand {
 export function parseCheckCommand(text: string): CheckCommand {
   const words = splitWords(text, '--check');
   if (words.length === 0) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', '--check is empty; give the command to run on each checkpoint, '
-      + 'e.g. --check "python eval.py" (the checkpoint\'s path is added as its last argument)', {});
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      '--check is empty; give the command to run on each checkpoint, ' +
+        'e.g. --check "python eval.py" (the checkpoint\'s path is added as its last argument)',
+      {},
+    );
   }
   return { text, words };
 }
 
 /** Undefined when the check accepts the checkpoint; otherwise why it refused (exit status, first stderr line). */
 export async function runCheck(
-  cmd: CheckCommand, checkpoint: string, signal?: AbortSignal,
+  cmd: CheckCommand,
+  checkpoint: string,
+  signal?: AbortSignal,
 ): Promise<string | undefined> {
   const [program, ...args] = cmd.words as [string, ...string[]];
   // Its own process group, so that a stop ends what it started too (a shell's `sleep`, an eval's workers), not
   // only its first process; otherwise they would hold its stderr open and the watcher would wait for them.
   const child = spawn(program, [...args, checkpoint], {
-    stdio: ['ignore', 'ignore', 'pipe'], detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
     env: { ...process.env, CKVC_CHECKPOINT: checkpoint },
   });
   let stderr = '';
@@ -44,7 +51,9 @@ export async function runCheck(
   const killGroup = () => {
     try {
       if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
   };
   signal?.addEventListener('abort', killGroup, { once: true });
   let result: { code: number | null; sig: NodeJS.Signals | null };
@@ -57,14 +66,21 @@ export async function runCheck(
     // Not a problem of this checkpoint: every other one would fail the same way, so the watch ends.
     const err = e as NodeJS.ErrnoException;
     const why = err.code ?? err.message;
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `--check: cannot run ${JSON.stringify(program)}: ${why}; `
-      + 'give a program on PATH or a path to one (CMD is split into words, not run by a shell)', { command: cmd.text });
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `--check: cannot run ${JSON.stringify(program)}: ${why}; ` +
+        'give a program on PATH or a path to one (CMD is split into words, not run by a shell)',
+      { command: cmd.text },
+    );
   } finally {
     signal?.removeEventListener('abort', killGroup);
   }
   if (signal?.aborted) throw new CkvcError('CKVC_INTERRUPTED', `the check of ${checkpoint} was interrupted`, {});
   if (result.code === 0) return undefined;
   const status = result.sig ? `was killed by ${result.sig}` : `exited with status ${String(result.code)}`;
-  const first = stderr.split('\n').map((l) => l.trim()).find((l) => l !== '');
+  const first = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l !== '');
   return `check ${JSON.stringify(cmd.text)} ${status}${first ? `: ${first}` : ''}`;
 }

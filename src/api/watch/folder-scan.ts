@@ -40,7 +40,12 @@ export async function scanFolder(dir: string, rules: CandidateRules, storeRoot: 
   try {
     entries = await fs.readdir(dir, { withFileTypes: true });
   } catch (e) {
-    if (vanished(e)) throw new CkvcError('CKVC_INPUT_NOT_FOUND', `the watched folder ${dir} has disappeared; recreate it or watch another folder`, { path: dir });
+    if (vanished(e))
+      throw new CkvcError(
+        'CKVC_INPUT_NOT_FOUND',
+        `the watched folder ${dir} has disappeared; recreate it or watch another folder`,
+        { path: dir },
+      );
     throw ioError(e, 'list', dir);
   }
   const out: ScanResult = { candidates: [], problems: [] };
@@ -71,7 +76,15 @@ export async function signatureOf(name: string, p: string, storeRoot: string): P
     throw ioError(e, 'read', p);
   }
   if (st.isFile()) {
-    return { name, path: p, kind: 'file', signature: `file:${st.size}:${st.mtimeNs}`, files: 1, bytes: Number(st.size), newestMtimeMs: Number(st.mtimeNs / 1_000_000n) };
+    return {
+      name,
+      path: p,
+      kind: 'file',
+      signature: `file:${st.size}:${st.mtimeNs}`,
+      files: 1,
+      bytes: Number(st.size),
+      newestMtimeMs: Number(st.mtimeNs / 1_000_000n),
+    };
   }
   if (!st.isDirectory()) return undefined;
   try {
@@ -94,7 +107,12 @@ async function folderSignature(name: string, root: string, storeRoot: string): P
   const walk = async (dir: string, rel: string): Promise<void> => {
     const real = await fs.realpath(dir);
     if (real === storeRoot) return;
-    if (visiting.has(real)) throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot watch ${root}: a symlink loop leads back to ${dir}; remove the link`, { path: dir });
+    if (visiting.has(real))
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `cannot watch ${root}: a symlink loop leads back to ${dir}; remove the link`,
+        { path: dir },
+      );
     visiting.add(real);
     let names: string[];
     try {
@@ -130,7 +148,12 @@ async function folderSignature(name: string, root: string, storeRoot: string): P
   // The counts make the label readable; the digest of the listing catches a rename inside the folder.
   const digest = createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16);
   return {
-    name, path: root, kind: 'folder', signature: `folder:${files}:${bytes}:${newest}:${digest}`,
-    files, bytes: Number(bytes), newestMtimeMs: Number(newest / 1_000_000n),
+    name,
+    path: root,
+    kind: 'folder',
+    signature: `folder:${files}:${bytes}:${newest}:${digest}`,
+    files,
+    bytes: Number(bytes),
+    newestMtimeMs: Number(newest / 1_000_000n),
   };
 }

@@ -36,7 +36,8 @@ export function metricsFromObject(obj: Record<string, unknown>): LoggedMetrics {
       if (depth === 0 && (STEP_KEYS.includes(k) || k === 'epoch')) continue;
       const name = prefix + k;
       if (isPlainObject(v) && depth < MAX_DEPTH) walk(v, `${name}/`, depth + 1);
-      else if (typeof v === 'number') { // NaN and ±Infinity too: a diverged loss is recorded as such
+      else if (typeof v === 'number') {
+        // NaN and ±Infinity too: a diverged loss is recorded as such
         // __proto__ as a key would change the object's prototype instead of adding a metric.
         if (METRIC_NAME.test(name) && name !== '__proto__') out.metrics[name] = v;
         else out.skipped.push(name);
@@ -53,9 +54,18 @@ export function parseMetricsJson(text: string, where: string): LoggedMetrics {
   try {
     value = parsePythonJson(text);
   } catch (e) {
-    throw new CkvcError('CKVC_BAD_METRIC', `metrics file ${where} is not valid JSON (${(e as Error).message}); write one JSON object of numbers`, { path: where });
+    throw new CkvcError(
+      'CKVC_BAD_METRIC',
+      `metrics file ${where} is not valid JSON (${(e as Error).message}); write one JSON object of numbers`,
+      { path: where },
+    );
   }
-  if (!isPlainObject(value)) throw new CkvcError('CKVC_BAD_METRIC', `metrics file ${where} holds ${Array.isArray(value) ? 'an array' : typeof value}, not a JSON object; write one object such as {"loss": 0.31}`, { path: where });
+  if (!isPlainObject(value))
+    throw new CkvcError(
+      'CKVC_BAD_METRIC',
+      `metrics file ${where} holds ${Array.isArray(value) ? 'an array' : typeof value}, not a JSON object; write one object such as {"loss": 0.31}`,
+      { path: where },
+    );
   return metricsFromObject(value);
 }
 
@@ -65,7 +75,10 @@ export function parseMetricsJson(text: string, where: string): LoggedMetrics {
  * logging while the checkpoint settles. `text` is the file's tail; when it does not start at the file's start
  * its first line may be cut and is ignored. Returns undefined when no line qualifies.
  */
-export function pickJsonlLine(text: string, opts: { fromFileStart: boolean; atOrBeforeStep?: number }): LoggedMetrics | undefined {
+export function pickJsonlLine(
+  text: string,
+  opts: { fromFileStart: boolean; atOrBeforeStep?: number },
+): LoggedMetrics | undefined {
   const lines = text.split('\n');
   const first = opts.fromFileStart ? 0 : 1;
   for (let i = lines.length - 1; i >= first; i--) {

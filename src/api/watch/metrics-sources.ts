@@ -80,7 +80,10 @@ export async function readCheckpointMetrics(c: Candidate, opts: MetricsOptions):
   if (step !== undefined) out.step = step;
   if (epoch !== undefined) out.epoch = epoch;
   const skipped = [...(side?.skipped ?? []), ...(shared?.skipped ?? [])];
-  if (skipped.length) out.warnings.push(`metric name(s) ${skipped.map((s) => JSON.stringify(s)).join(', ')} use characters other than letters, digits and _ . / : -; left out`);
+  if (skipped.length)
+    out.warnings.push(
+      `metric name(s) ${skipped.map((s) => JSON.stringify(s)).join(', ')} use characters other than letters, digits and _ . / : -; left out`,
+    );
   return out;
 }
 
@@ -93,13 +96,17 @@ async function readSmall(p: string, warnings: string[]): Promise<string | null |
       return undefined;
     }
     if (st.size > MAX_JSON_BYTES) {
-      warnings.push(`metrics file ${p} is over 16 MiB, too big for one JSON object (a log should be named .jsonl); left out`);
+      warnings.push(
+        `metrics file ${p} is over 16 MiB, too big for one JSON object (a log should be named .jsonl); left out`,
+      );
       return undefined;
     }
     return await fs.readFile(p, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    warnings.push(`metrics file ${p} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); left out`);
+    warnings.push(
+      `metrics file ${p} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); left out`,
+    );
     return undefined;
   }
 }
@@ -117,7 +124,11 @@ async function readSharedJson(p: string, warnings: string[]): Promise<LoggedMetr
   }
 }
 
-async function readJsonlTail(p: string, atOrBeforeStep: number | undefined, warnings: string[]): Promise<LoggedMetrics | undefined> {
+async function readJsonlTail(
+  p: string,
+  atOrBeforeStep: number | undefined,
+  warnings: string[],
+): Promise<LoggedMetrics | undefined> {
   let fh: fs.FileHandle;
   try {
     // Opening a named pipe would block until a writer appears, beyond the reach of stop() and abort().
@@ -128,7 +139,11 @@ async function readJsonlTail(p: string, atOrBeforeStep: number | undefined, warn
     fh = await fs.open(p, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    warnings.push(code === 'ENOENT' ? `metrics log ${p} does not exist (yet); committed without its metrics` : `metrics log ${p} cannot be read (${code}); committed without its metrics`);
+    warnings.push(
+      code === 'ENOENT'
+        ? `metrics log ${p} does not exist (yet); committed without its metrics`
+        : `metrics log ${p} cannot be read (${code}); committed without its metrics`,
+    );
     return undefined;
   }
   try {
@@ -142,14 +157,21 @@ async function readJsonlTail(p: string, atOrBeforeStep: number | undefined, warn
         if (bytesRead === 0) break;
         done += bytesRead;
       }
-      const found = pickJsonlLine(buf.subarray(0, done).toString('utf8'), { fromFileStart: start === 0, atOrBeforeStep });
+      const found = pickJsonlLine(buf.subarray(0, done).toString('utf8'), {
+        fromFileStart: start === 0,
+        atOrBeforeStep,
+      });
       if (found) return found;
       if (start === 0) break;
     }
-    warnings.push(`no complete line of ${p}${atOrBeforeStep === undefined ? '' : ` at or before step ${atOrBeforeStep}`} is a JSON object; committed without its metrics`);
+    warnings.push(
+      `no complete line of ${p}${atOrBeforeStep === undefined ? '' : ` at or before step ${atOrBeforeStep}`} is a JSON object; committed without its metrics`,
+    );
     return undefined;
   } catch (e) {
-    warnings.push(`metrics log ${p} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); committed without its metrics`);
+    warnings.push(
+      `metrics log ${p} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); committed without its metrics`,
+    );
     return undefined;
   } finally {
     await fh.close().catch(() => {});

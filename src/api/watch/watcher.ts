@@ -69,7 +69,16 @@ export interface WatchCommit {
 
 export type WatchEvent =
   /** After the first poll: how many candidates there are and how many of them the branch already holds. */
-  | { type: 'start'; dir: string; branch: string; intervalMs: number; settleMs: number; once: boolean; candidates: number; alreadyCommitted: number }
+  | {
+      type: 'start';
+      dir: string;
+      branch: string;
+      intervalMs: number;
+      settleMs: number;
+      once: boolean;
+      candidates: number;
+      alreadyCommitted: number;
+    }
   /** A checkpoint not committed yet was seen; it is committed once it has stayed unchanged for the settle time. */
   | { type: 'pending'; name: string; kind: 'file' | 'folder' }
   | { type: 'committing'; name: string; kind: 'file' | 'folder'; bytes: number; files: number; step?: number }
@@ -104,7 +113,12 @@ export interface WatchHandle {
 
 /** Input errors that concern one checkpoint: the watch goes on without it. Anything else ends the watch. */
 // A checkpoint the trainer left broken (killed mid torch.save) must not stop the watch: skip it until it changes.
-const CHECKPOINT_ERRORS: ReadonlySet<ErrorCode> = new Set(['CKVC_BAD_SAFETENSORS', 'CKVC_BAD_TENSOR_FILE', 'CKVC_BAD_ARGUMENT', 'CKVC_INPUT_NOT_FOUND']);
+const CHECKPOINT_ERRORS: ReadonlySet<ErrorCode> = new Set([
+  'CKVC_BAD_SAFETENSORS',
+  'CKVC_BAD_TENSOR_FILE',
+  'CKVC_BAD_ARGUMENT',
+  'CKVC_INPUT_NOT_FOUND',
+]);
 
 /** What became of a settled checkpoint: dealt with (committed, skipped or gone), or to be tried again later. */
 type Outcome = 'done' | 'not-complete';
@@ -125,7 +139,10 @@ class Watcher {
   /** name -> last problem reported while scanning it, so a persistent problem is reported once. */
   private readonly problems = new Map<string, string>();
 
-  constructor(private readonly store: ObjectStore, private readonly opts: WatchOptions) {}
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly opts: WatchOptions,
+  ) {}
 
   stop(): void {
     this.stopping = true;
@@ -160,7 +177,12 @@ class Watcher {
     while (!this.stopping) {
       const st = await fs.stat(s.dir).catch(() => undefined);
       if (st?.isDirectory()) return;
-      if (st) throw new CkvcError('CKVC_BAD_ARGUMENT', `${s.dir} is a file, not a folder; watch the folder the training job writes its checkpoints into`, { path: s.dir });
+      if (st)
+        throw new CkvcError(
+          'CKVC_BAD_ARGUMENT',
+          `${s.dir} is a file, not a folder; watch the folder the training job writes its checkpoints into`,
+          { path: s.dir },
+        );
       if (!announced) this.emit({ type: 'waiting', dir: s.dir });
       announced = true;
       await this.sleep(s.intervalMs);
@@ -202,7 +224,16 @@ class Watcher {
       tracker.keepOnly(pendingNames);
       for (const n of this.announced) if (!pendingNames.has(n)) this.announced.delete(n);
       if (first) {
-        this.emit({ type: 'start', dir: s.dir, branch: s.branch, intervalMs: s.intervalMs, settleMs: s.settleMs, once: s.once, candidates: scan.candidates.length, alreadyCommitted });
+        this.emit({
+          type: 'start',
+          dir: s.dir,
+          branch: s.branch,
+          intervalMs: s.intervalMs,
+          settleMs: s.settleMs,
+          once: s.once,
+          candidates: scan.candidates.length,
+          alreadyCommitted,
+        });
         first = false;
       }
       for (const c of newlySeen) {
@@ -227,7 +258,9 @@ class Watcher {
         break;
       }
       if (this.stopping) break;
-      await this.sleep(s.once ? Math.min(s.intervalMs, Math.max(0, started + s.settleMs - performance.now())) : s.intervalMs);
+      await this.sleep(
+        s.once ? Math.min(s.intervalMs, Math.max(0, started + s.settleMs - performance.now())) : s.intervalMs,
+      );
     }
     return { commits: this.commits, incomplete };
   }
@@ -262,16 +295,30 @@ class Watcher {
     for (const w of m.warnings) this.emit({ type: 'warning', message: `${c.name}: ${w}` });
     // A stop that came while the metrics were read: this commit has not started, so it is not started at all.
     if (this.stopping) return 'not-complete';
-    this.emit({ type: 'committing', name: c.name, kind: c.kind, bytes: c.bytes, files: c.files, ...(m.step !== undefined ? { step: m.step } : {}) });
+    this.emit({
+      type: 'committing',
+      name: c.name,
+      kind: c.kind,
+      bytes: c.bytes,
+      files: c.files,
+      ...(m.step !== undefined ? { step: m.step } : {}),
+    });
     const ac = new AbortController();
     this.commitAbort = ac;
     this.current = c.name;
     try {
       const r = await commit(this.store, {
-        paths: [c.path], branch: s.branch, message: watchMessage(s.message, { name: c.name, step: m.step }),
-        config: this.opts.config, metrics: m.metrics, step: m.step, epoch: m.epoch, run: this.opts.run,
+        paths: [c.path],
+        branch: s.branch,
+        message: watchMessage(s.message, { name: c.name, step: m.step }),
+        config: this.opts.config,
+        metrics: m.metrics,
+        step: m.step,
+        epoch: m.epoch,
+        run: this.opts.run,
         labels: { ...s.labels, [WATCH_LABELS.source]: c.name, [WATCH_LABELS.signature]: c.signature },
-        author: this.opts.author, cwd: this.opts.cwd,
+        author: this.opts.author,
+        cwd: this.opts.cwd,
         // Aborted only by abort(): a plain stop lets this commit land.
         signal: ac.signal,
       });
@@ -279,9 +326,17 @@ class Watcher {
       this.announced.delete(c.name);
       tracker.forget(c.name);
       const done: WatchCommit = {
-        id: r.id, name: c.name, branch: r.branch, signature: c.signature,
-        ...(m.step !== undefined ? { step: m.step } : {}), ...(m.epoch !== undefined ? { epoch: m.epoch } : {}),
-        metrics: m.metrics, files: r.files, tensors: r.tensors, bytes: r.bytes, newBytes: r.newBytes,
+        id: r.id,
+        name: c.name,
+        branch: r.branch,
+        signature: c.signature,
+        ...(m.step !== undefined ? { step: m.step } : {}),
+        ...(m.epoch !== undefined ? { epoch: m.epoch } : {}),
+        metrics: m.metrics,
+        files: r.files,
+        tensors: r.tensors,
+        bytes: r.bytes,
+        newBytes: r.newBytes,
         ...(r.aliases ? { aliases: r.aliases } : {}),
       };
       this.commits.push(done);
@@ -301,7 +356,8 @@ class Watcher {
       }
       if (!(await exists(c.path))) return this.gone(c, tracker);
       // The config file is the user's, not the checkpoint's: its problems end the watch.
-      if (!CHECKPOINT_ERRORS.has(e.code) || (this.opts.config !== undefined && e.data.path === this.opts.config)) throw e;
+      if (!CHECKPOINT_ERRORS.has(e.code) || (this.opts.config !== undefined && e.data.path === this.opts.config))
+        throw e;
       this.failed.set(c.name, key);
       this.announced.delete(c.name);
       tracker.forget(c.name);
@@ -358,7 +414,10 @@ class Watcher {
       now.add(p.name);
       if (this.problems.get(p.name) === p.error.message) continue;
       this.problems.set(p.name, p.error.message);
-      this.emit({ type: 'warning', message: `${p.name}: ${p.error.message} [${p.error.code}]; it is left out until that changes` });
+      this.emit({
+        type: 'warning',
+        message: `${p.name}: ${p.error.message} [${p.error.code}]; it is left out until that changes`,
+      });
     }
     for (const n of this.problems.keys()) if (!now.has(n)) this.problems.delete(n);
   }
@@ -379,7 +438,10 @@ class Watcher {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.stat(p).then(() => true, () => false);
+  return fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Starts watching; the returned handle stops it. Errors in the options reject `done` before the first poll. */

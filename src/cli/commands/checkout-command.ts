@@ -7,41 +7,81 @@ export function checkoutCommand(y: CliParser): void {
   addCommand(
     y,
     'checkout <rev>',
-    'Write a commit\'s files, byte-identical and hash-verified; or with --tensor, chosen tensors as new safetensors files',
-    (a) => a
-      .positional('rev', { type: 'string', demandOption: true, describe: 'revision: branch, tag, ID, NAME~N' })
-      .option('to', { type: 'string', demandOption: true, describe: 'folder to write into' })
-      .option('path', { type: 'string', array: true, describe: 'only this file or folder of the commit, repeatable' })
-      .option('force', { type: 'boolean', default: false, describe: 'replace existing files that differ (never a folder, and never a symlink on the way or at the file)' })
-      .option('config', { type: 'string', describe: 'fail unless this config file is the one the commit was trained with (canonical hash)' })
-      .option('allow-config-mismatch', { type: 'boolean', describe: 'with --config: check out anyway, with a warning' })
-      .option('tensor', {
-        type: 'string', array: true,
-        describe: 'instead of the files, write only the tensors matching this glob (a tensor NAME, or FILE:NAME if the glob has a colon): each file with a match becomes '
-          + 'DIR/<path without extension>.safetensors. Repeatable; a leading ! excludes, and an exclude always wins whatever the order; '
-          + 'with only excludes, every other tensor is taken. E.g. --tensor \'*\' --tensor \'!optimizer.*\'',
-      }),
+    "Write a commit's files, byte-identical and hash-verified; or with --tensor, chosen tensors as new safetensors files",
+    (a) =>
+      a
+        .positional('rev', { type: 'string', demandOption: true, describe: 'revision: branch, tag, ID, NAME~N' })
+        .option('to', { type: 'string', demandOption: true, describe: 'folder to write into' })
+        .option('path', { type: 'string', array: true, describe: 'only this file or folder of the commit, repeatable' })
+        .option('force', {
+          type: 'boolean',
+          default: false,
+          describe:
+            'replace existing files that differ (never a folder, and never a symlink on the way or at the file)',
+        })
+        .option('config', {
+          type: 'string',
+          describe: 'fail unless this config file is the one the commit was trained with (canonical hash)',
+        })
+        .option('allow-config-mismatch', {
+          type: 'boolean',
+          describe: 'with --config: check out anyway, with a warning',
+        })
+        .option('tensor', {
+          type: 'string',
+          array: true,
+          describe:
+            'instead of the files, write only the tensors matching this glob (a tensor NAME, or FILE:NAME if the glob has a colon): each file with a match becomes ' +
+            'DIR/<path without extension>.safetensors. Repeatable; a leading ! excludes, and an exclude always wins whatever the order; ' +
+            "with only excludes, every other tensor is taken. E.g. --tensor '*' --tensor '!optimizer.*'",
+        }),
     async (args) => {
       // A bare --tensor parses as [], which would otherwise mean "no filter": a full checkout the user did not ask for.
-      if (args.tensor?.length === 0) throw new CkvcError('CKVC_USAGE', `--tensor needs a glob, e.g. --tensor 'model.*'; see 'ckvc checkout --help'`, {});
-      const r = await withStore(args, (s) => s.checkout({
-        rev: args.rev, to: args.to, paths: args.path ?? [], force: args.force, config: args.config, allowConfigMismatch: args.allowConfigMismatch, tensors: args.tensor ?? [],
-        progress: process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
-      }));
+      if (args.tensor?.length === 0)
+        throw new CkvcError(
+          'CKVC_USAGE',
+          `--tensor needs a glob, e.g. --tensor 'model.*'; see 'ckvc checkout --help'`,
+          {},
+        );
+      const r = await withStore(args, (s) =>
+        s.checkout({
+          rev: args.rev,
+          to: args.to,
+          paths: args.path ?? [],
+          force: args.force,
+          config: args.config,
+          allowConfigMismatch: args.allowConfigMismatch,
+          tensors: args.tensor ?? [],
+          progress:
+            process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
+        }),
+      );
       if (r.configMismatch) {
         const keys = r.configMismatch.changes.map((c) => (c.path ? escaped(c.path) : '(whole config)'));
-        info(`ckvc: WARNING: config mismatch: ${escaped(args.config ?? '')} (${short(r.configMismatch.given)}) is not the config ${short(r.commit)} was trained with (${r.configMismatch.expected ? short(r.configMismatch.expected) : 'none recorded'})${keys.length ? `; differing keys: ${keys.join(', ')}` : ''}; checked out anyway because of --allow-config-mismatch`);
+        info(
+          `ckvc: WARNING: config mismatch: ${escaped(args.config ?? '')} (${short(r.configMismatch.given)}) is not the config ${short(r.commit)} was trained with (${r.configMismatch.expected ? short(r.configMismatch.expected) : 'none recorded'})${keys.length ? `; differing keys: ${keys.join(', ')}` : ''}; checked out anyway because of --allow-config-mismatch`,
+        );
       }
-      if (r.removedTemps) info(`ckvc: removed ${r.removedTemps.length} stale temp file(s) an interrupted checkout left, e.g. ${r.removedTemps[0]}`);
+      if (r.removedTemps)
+        info(
+          `ckvc: removed ${r.removedTemps.length} stale temp file(s) an interrupted checkout left, e.g. ${r.removedTemps[0]}`,
+        );
       if (args.json) return json(r);
       if (r.tensorFiles) {
-        for (const f of r.tensorFiles) out(`${escaped(f.path)}  ${f.tensors.length} tensor(s)  ${bytes(f.bytes)}  from ${escaped(f.source)}${f.written ? '' : '  (already identical)'}`);
+        for (const f of r.tensorFiles)
+          out(
+            `${escaped(f.path)}  ${f.tensors.length} tensor(s)  ${bytes(f.bytes)}  from ${escaped(f.source)}${f.written ? '' : '  (already identical)'}`,
+          );
         const n = r.tensorFiles.reduce((a, f) => a + f.tensors.length, 0);
-        info(`checked out ${n} tensor(s) of ${short(r.commit)} to ${escaped(r.to)} as safetensors: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`);
+        info(
+          `checked out ${n} tensor(s) of ${short(r.commit)} to ${escaped(r.to)} as safetensors: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`,
+        );
         return;
       }
       for (const w of r.written) out(escaped(w.path));
-      info(`checked out ${short(r.commit)} to ${escaped(r.to)}: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`);
+      info(
+        `checked out ${short(r.commit)} to ${escaped(r.to)}: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`,
+      );
     },
   );
 }

@@ -7,12 +7,27 @@ function reportDryRun(r: CommitDryRunResult, asJson: boolean): void {
   for (const w of r.warnings ?? []) info(`ckvc: warning: ${escaped(w)}`);
   if (asJson) return json(r);
   const onto = r.newBranch ? `a new branch ${escaped(r.branch)}` : `${escaped(r.branch)} after ${short(r.parents[0]!)}`;
-  out(`dry run: would commit ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)} onto ${onto}; ${bytes(r.newBytes)} new in ${r.newObjects} object(s)`);
-  const facts = [r.step !== undefined ? `step=${r.step}` : '', r.epoch !== undefined ? `epoch=${r.epoch}` : '', metrics(r.metrics)].filter(Boolean).join(' ');
+  out(
+    `dry run: would commit ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)} onto ${onto}; ${bytes(r.newBytes)} new in ${r.newObjects} object(s)`,
+  );
+  const facts = [
+    r.step !== undefined ? `step=${r.step}` : '',
+    r.epoch !== undefined ? `epoch=${r.epoch}` : '',
+    metrics(r.metrics),
+  ]
+    .filter(Boolean)
+    .join(' ');
   if (facts) out(`metrics: ${facts}`);
   if (r.config) {
-    const vs = r.config.changes === undefined ? '' : r.config.changes.length === 0 ? ', same as the parent\'s'
-      : `, ${r.config.changes.length} key(s) differ from the parent's: ${r.config.changes.slice(0, 10).map((c) => escaped(c.path)).join(', ')}`;
+    const vs =
+      r.config.changes === undefined
+        ? ''
+        : r.config.changes.length === 0
+          ? ", same as the parent's"
+          : `, ${r.config.changes.length} key(s) differ from the parent's: ${r.config.changes
+              .slice(0, 10)
+              .map((c) => escaped(c.path))
+              .join(', ')}`;
     out(`config: ${escaped(r.config.name)} ${short(r.config.hash)}${vs}`);
   }
   info('nothing was written');
@@ -23,20 +38,40 @@ export function commitCommand(y: CliParser): void {
     y,
     'commit <paths..>',
     'Commit checkpoint files or folders (prints the new commit ID)',
-    (a) => a
-      .positional('paths', { type: 'string', array: true, demandOption: true, describe: 'files or folders to commit' })
-      .option('message', { alias: 'm', type: 'string', demandOption: true, describe: 'what this checkpoint is' })
-      .option('branch', { alias: 'b', type: 'string', describe: 'branch to commit to (created if new; default: current)' })
-      .option('config', { type: 'string', describe: 'YAML/JSON config to snapshot and hash' })
-      .option('metric', { type: 'string', array: true, describe: 'KEY=NUMBER (nan, inf allowed), repeatable' })
-      .option('metrics-file', { type: 'string', describe: 'FILE[:KEY]: metrics from a JSON object or the last line of a JSONL log' })
-      .option('step', { type: 'string', describe: 'training step' })
-      .option('epoch', { type: 'number', describe: 'training epoch' })
-      .option('run', { type: 'string', describe: 'run ID' })
-      .option('label', { type: 'string', array: true, describe: 'KEY=VALUE, repeatable' })
-      .option('parent', { type: 'string', array: true, describe: 'warm-start parent revision (another branch), repeatable' })
-      .option('author', { type: 'string', describe: 'author (default: $CKVC_AUTHOR or user@host)' })
-      .option('dry-run', { type: 'boolean', describe: 'check every input and report what would be stored and how much is new; write nothing' }),
+    (a) =>
+      a
+        .positional('paths', {
+          type: 'string',
+          array: true,
+          demandOption: true,
+          describe: 'files or folders to commit',
+        })
+        .option('message', { alias: 'm', type: 'string', demandOption: true, describe: 'what this checkpoint is' })
+        .option('branch', {
+          alias: 'b',
+          type: 'string',
+          describe: 'branch to commit to (created if new; default: current)',
+        })
+        .option('config', { type: 'string', describe: 'YAML/JSON config to snapshot and hash' })
+        .option('metric', { type: 'string', array: true, describe: 'KEY=NUMBER (nan, inf allowed), repeatable' })
+        .option('metrics-file', {
+          type: 'string',
+          describe: 'FILE[:KEY]: metrics from a JSON object or the last line of a JSONL log',
+        })
+        .option('step', { type: 'string', describe: 'training step' })
+        .option('epoch', { type: 'number', describe: 'training epoch' })
+        .option('run', { type: 'string', describe: 'run ID' })
+        .option('label', { type: 'string', array: true, describe: 'KEY=VALUE, repeatable' })
+        .option('parent', {
+          type: 'string',
+          array: true,
+          describe: 'warm-start parent revision (another branch), repeatable',
+        })
+        .option('author', { type: 'string', describe: 'author (default: $CKVC_AUTHOR or user@host)' })
+        .option('dry-run', {
+          type: 'boolean',
+          describe: 'check every input and report what would be stored and how much is new; write nothing',
+        }),
     async (args) => {
       const ac = new AbortController();
       const onSignal = () => ac.abort();
@@ -44,17 +79,30 @@ export function commitCommand(y: CliParser): void {
       process.once('SIGTERM', onSignal);
       try {
         const opts: CommitOptions = {
-          paths: args.paths, message: args.message, branch: args.branch, config: args.config, metrics: args.metric ?? [], metricsFile: args.metricsFile,
-          step: args.step, epoch: args.epoch, run: args.run, labels: args.label ?? [], parents: args.parent ?? [],
-          author: args.author, signal: ac.signal,
-          progress: process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
+          paths: args.paths,
+          message: args.message,
+          branch: args.branch,
+          config: args.config,
+          metrics: args.metric ?? [],
+          metricsFile: args.metricsFile,
+          step: args.step,
+          epoch: args.epoch,
+          run: args.run,
+          labels: args.label ?? [],
+          parents: args.parent ?? [],
+          author: args.author,
+          signal: ac.signal,
+          progress:
+            process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
         };
         if (args.dryRun) return reportDryRun(await withStore(args, (s) => s.commitDryRun(opts)), Boolean(args.json));
         const r = await withStore(args, (s) => s.commit(opts));
         for (const w of r.warnings ?? []) info(`ckvc: warning: ${escaped(w)}`);
         if (args.json) return json(r);
         out(r.id);
-        info(`[${escaped(r.branch)} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new${r.aliases ? `; new best for alias ${r.aliases.map(escaped).join(', ')}` : ''}`);
+        info(
+          `[${escaped(r.branch)} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new${r.aliases ? `; new best for alias ${r.aliases.map(escaped).join(', ')}` : ''}`,
+        );
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

@@ -17,7 +17,7 @@ function configSubcommands(c: CliParser): void {
   addCommand(
     c,
     'show [rev]',
-    'Print a commit\'s config snapshot, byte for byte',
+    "Print a commit's config snapshot, byte for byte",
     (a) => a.positional('rev', { type: 'string', default: 'HEAD' }),
     async (args) => {
       const r = await withStore(args, (s) => s.configShow(args.rev));
@@ -26,34 +26,41 @@ function configSubcommands(c: CliParser): void {
         return json({ ...rest, text: bytes.toString('utf8') });
       }
       process.stdout.write(r.bytes);
-      info(dim(`${escaped(r.name)}: config hash ${r.hash}${r.label ? ` "${escaped(r.label)}"` : ''} (commit ${short(r.commit!)})`));
+      info(
+        dim(
+          `${escaped(r.name)}: config hash ${r.hash}${r.label ? ` "${escaped(r.label)}"` : ''} (commit ${short(r.commit!)})`,
+        ),
+      );
     },
   );
   addCommand(
     c,
     'extract <rev>',
-    'Write a commit\'s config snapshot to a file, byte for byte',
-    (a) => a
-      .positional('rev', { type: 'string', demandOption: true })
-      .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'file to write' })
-      .option('force', { type: 'boolean', describe: 'replace an existing different file' }),
+    "Write a commit's config snapshot to a file, byte for byte",
+    (a) =>
+      a
+        .positional('rev', { type: 'string', demandOption: true })
+        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'file to write' })
+        .option('force', { type: 'boolean', describe: 'replace an existing different file' }),
     async (args) => {
       const r = await withStore(args, (s) => s.configExtract(args.rev, args.output, args.force));
-      return args.json ? json(r) : info(`wrote ${escaped(r.file)} (${r.bytes} bytes, config hash ${short(r.hash)}) from ${short(r.commit)}`);
+      return args.json
+        ? json(r)
+        : info(`wrote ${escaped(r.file)} (${r.bytes} bytes, config hash ${short(r.hash)}) from ${short(r.commit)}`);
     },
   );
   addCommand(
     c,
     'diff <a> <b>',
-    'Compare two configs key by key; A and B are revisions, config files, or FILE#REV: a commit inside a '
-      + 'bundle file (verified, not imported)',
-    (a) => a.positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true }),
+    'Compare two configs key by key; A and B are revisions, config files, or FILE#REV: a commit inside a ' +
+      'bundle file (verified, not imported)',
+    (a) =>
+      a.positional('a', { type: 'string', demandOption: true }).positional('b', { type: 'string', demandOption: true }),
     async (args) => {
       const r = await withStore(args, (s) => s.configDiff(args.a, args.b));
       if (args.json) return json(r);
-      const where = (x: typeof r.a) => (x.commit
-        ? `${x.bundle ? `${escaped(x.bundle)}#` : ''}${short(x.commit)}`
-        : escaped(x.file ?? ''));
+      const where = (x: typeof r.a) =>
+        x.commit ? `${x.bundle ? `${escaped(x.bundle)}#` : ''}${short(x.commit)}` : escaped(x.file ?? '');
       const name = (x: typeof r.a) => `${where(x)} (${short(x.hash)}${x.label ? ` "${escaped(x.label)}"` : ''})`;
       if (r.same) return out(`same config: ${name(r.a)} = ${name(r.b)}`);
       out(`${name(r.a)} -> ${name(r.b)}: ${r.changes.length} key(s) differ`);
@@ -68,10 +75,19 @@ function configSubcommands(c: CliParser): void {
     c,
     'label <hash> <text>',
     'Name a config hash; the label shows in log, show and diff wherever the hash appears ("" removes it)',
-    (a) => a.positional('hash', { type: 'string', demandOption: true }).positional('text', { type: 'string', demandOption: true }),
+    (a) =>
+      a
+        .positional('hash', { type: 'string', demandOption: true })
+        .positional('text', { type: 'string', demandOption: true }),
     async (args) => {
       const r = await withStore(args, (s) => s.configLabel(args.hash, args.text));
-      return args.json ? json(r) : info(r.label ? `labelled config ${short(r.hash)} "${escaped(r.label)}"` : `removed the label of config ${short(r.hash)}`);
+      return args.json
+        ? json(r)
+        : info(
+            r.label
+              ? `labelled config ${short(r.hash)} "${escaped(r.label)}"`
+              : `removed the label of config ${short(r.hash)}`,
+          );
     },
   );
 }

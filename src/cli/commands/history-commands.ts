@@ -17,10 +17,13 @@ const refList = (refs: string[]) => (refs.length ? ` (${refs.map(escaped).join('
 function oneLine(c: CommitInfo, columns: string[] | undefined, widths: number[]): string {
   const refs = refList(c.refs);
   const cols = columns
-    ? columns.map((k, i) => (c.metrics[k] === undefined ? '-' : metricValue(c.metrics[k]!)).padEnd(widths[i]!)).join('  ')
+    ? columns
+        .map((k, i) => (c.metrics[k] === undefined ? '-' : metricValue(c.metrics[k]!)).padEnd(widths[i]!))
+        .join('  ')
     : metrics(c.metrics);
   // A message that already says the step ("step 1000", as the Python helper writes) does not get it twice.
-  const saysStep = c.step !== undefined && new RegExp(`\\bstep[ =_]?${c.step}\\b`, 'i').test(c.message.split('\n')[0] ?? '');
+  const saysStep =
+    c.step !== undefined && new RegExp(`\\bstep[ =_]?${c.step}\\b`, 'i').test(c.message.split('\n')[0] ?? '');
   const step = c.step !== undefined && !saysStep ? `step=${c.step} ` : '';
   const pruned = c.pruned ? dim(' [pruned]') : '';
   return `${yellow(short(c.id))}  ${cols ? `${cols}  ` : ''}${dim(step)}${firstLine(c.message)}${refs}${pruned}`;
@@ -33,17 +36,34 @@ function header(c: CommitInfo): void {
   out(`Branch:  ${c.branch !== undefined ? escaped(c.branch) : '-'}`);
   out(`Author:  ${escaped(c.author)}`);
   out(`Date:    ${time(c.time)}`);
-  const facts = [c.step !== undefined ? `step=${c.step}` : '', c.epoch !== undefined ? `epoch=${c.epoch}` : '', metrics(c.metrics)].filter(Boolean).join(' ');
+  const facts = [
+    c.step !== undefined ? `step=${c.step}` : '',
+    c.epoch !== undefined ? `epoch=${c.epoch}` : '',
+    metrics(c.metrics),
+  ]
+    .filter(Boolean)
+    .join(' ');
   if (facts) out(`Metrics: ${facts}`);
-  if (c.config) out(`Config:  ${escaped(c.config.name)} ${short(c.config.hash)}${c.configLabel ? ` "${escaped(c.configLabel)}"` : ''}`);
+  if (c.config)
+    out(
+      `Config:  ${escaped(c.config.name)} ${short(c.config.hash)}${c.configLabel ? ` "${escaped(c.configLabel)}"` : ''}`,
+    );
   if (c.pruned) out(`Pruned:  ${escaped(releasedWording(c.pruned))} released ${time(c.pruned.time)}`);
   // Tag names and messages may come from someone else's bundle: escaped, one line each.
   for (const t of c.tags ?? []) {
     out(`Tag:     ${escaped(t.name)}${t.message !== undefined ? `: ${firstLine(t.message)}` : ''}`);
   }
-  if (c.code) out(`Code:    ${escaped(c.code.commit.slice(0, 12))}${c.code.branch ? ` (${escaped(c.code.branch)})` : ''}${c.code.dirty ? ' dirty' : ''}`);
+  if (c.code)
+    out(
+      `Code:    ${escaped(c.code.commit.slice(0, 12))}${c.code.branch ? ` (${escaped(c.code.branch)})` : ''}${c.code.dirty ? ' dirty' : ''}`,
+    );
   if (c.run) out(`Run:     ${escaped(c.run)}`);
-  if (Object.keys(c.labels).length) out(`Labels:  ${Object.entries(c.labels).map(([k, v]) => `${escaped(k)}=${escaped(v)}`).join(' ')}`);
+  if (Object.keys(c.labels).length)
+    out(
+      `Labels:  ${Object.entries(c.labels)
+        .map(([k, v]) => `${escaped(k)}=${escaped(v)}`)
+        .join(' ')}`,
+    );
   out();
   for (const line of escapedLines(c.message)) out(`    ${line}`);
 }
@@ -53,22 +73,46 @@ export function historyCommands(y: CliParser): void {
     y,
     'log [rev]',
     'List commits, newest first',
-    (a) => a
-      .positional('rev', { type: 'string', describe: 'start here (default HEAD)' })
-      .option('n', { alias: 'max-count', type: 'string', describe: 'show at most N commits' })
-      .option('first-parent', { type: 'boolean', describe: 'follow only each commit\'s first parent (the branch line; a branch\'s first commit continues into its first warm-start origin, as a branch made with `ckvc branch NAME START` continues into START)' })
-      .option('all', { type: 'boolean', describe: 'every branch, tag and alias, not just REV' })
-      .option('graph', { type: 'boolean', describe: 'draw branches, merges and warm-start parents (one line per commit)' })
-      .option('oneline', { type: 'boolean', describe: 'one line per commit' })
-      .option('metric', { type: 'string', array: true, describe: 'show this metric as a column (one line per commit), repeatable' }),
+    (a) =>
+      a
+        .positional('rev', { type: 'string', describe: 'start here (default HEAD)' })
+        .option('n', { alias: 'max-count', type: 'string', describe: 'show at most N commits' })
+        .option('first-parent', {
+          type: 'boolean',
+          describe:
+            "follow only each commit's first parent (the branch line; a branch's first commit continues into its first warm-start origin, as a branch made with `ckvc branch NAME START` continues into START)",
+        })
+        .option('all', { type: 'boolean', describe: 'every branch, tag and alias, not just REV' })
+        .option('graph', {
+          type: 'boolean',
+          describe: 'draw branches, merges and warm-start parents (one line per commit)',
+        })
+        .option('oneline', { type: 'boolean', describe: 'one line per commit' })
+        .option('metric', {
+          type: 'string',
+          array: true,
+          describe: 'show this metric as a column (one line per commit), repeatable',
+        }),
     async (args) => {
-      const list = await withStore(args, (s) => s.log({ rev: args.rev, all: args.all, limit: parseCount(args.n, 'n'), firstParent: args.firstParent }));
+      const list = await withStore(args, (s) =>
+        s.log({ rev: args.rev, all: args.all, limit: parseCount(args.n, 'n'), firstParent: args.firstParent }),
+      );
       if (args.json) return json(list);
       const columns = args.metric?.length ? args.metric : undefined;
-      const widths = (columns ?? []).map((k) => Math.max(escaped(k).length, ...list.map((c) => (c.metrics[k] === undefined ? 1 : metricValue(c.metrics[k]!).length))));
+      const widths = (columns ?? []).map((k) =>
+        Math.max(
+          escaped(k).length,
+          ...list.map((c) => (c.metrics[k] === undefined ? 1 : metricValue(c.metrics[k]!).length)),
+        ),
+      );
       const compact = args.oneline || args.graph || columns !== undefined;
       const rows = args.graph ? drawGraph(list.map((c) => ({ id: c.id, parents: c.parents }))) : undefined;
-      if (compact && columns) out(dim(`${rows ? ' '.repeat(rows[0]?.node.length ?? 0) : ''}${'commit'.padEnd(12)}  ${columns.map((k, i) => escaped(k).padEnd(widths[i]!)).join('  ')}`));
+      if (compact && columns)
+        out(
+          dim(
+            `${rows ? ' '.repeat(rows[0]?.node.length ?? 0) : ''}${'commit'.padEnd(12)}  ${columns.map((k, i) => escaped(k).padEnd(widths[i]!)).join('  ')}`,
+          ),
+        );
       list.forEach((c, i) => {
         if (compact) {
           out(`${rows ? rows[i]!.node : ''}${oneLine(c, columns, widths)}`);
@@ -84,26 +128,33 @@ export function historyCommands(y: CliParser): void {
     y,
     'ls <rev> [path]',
     'List the files of a commit (or under PATH); --tensors lists each tensor with dtype, shape and bytes',
-    (a) => a
-      .positional('rev', { type: 'string', demandOption: true })
-      .positional('path', { type: 'string' })
-      .option('tensors', { type: 'boolean', describe: 'list the tensors of each file' }),
+    (a) =>
+      a
+        .positional('rev', { type: 'string', demandOption: true })
+        .positional('path', { type: 'string' })
+        .option('tensors', { type: 'boolean', describe: 'list the tensors of each file' }),
     async (args) => {
       const r = await withStore(args, (s) => s.ls(args.rev, { path: args.path, tensors: args.tensors }));
       if (args.json) return json(r);
       for (const f of r.files) {
-        out(`${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensorCount ? `  ${f.tensorCount} tensors` : ''}`);
-        for (const t of f.tensors ?? []) out(`  ${escaped(t.name)}  ${escaped(t.dtype)}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.order === 'F' ? '  (Fortran order)' : ''}${t.deflated ? '  (deflated in the archive)' : ''}${t.pruned ? '  (pruned)' : ''}`);
+        out(
+          `${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensorCount ? `  ${f.tensorCount} tensors` : ''}`,
+        );
+        for (const t of f.tensors ?? [])
+          out(
+            `  ${escaped(t.name)}  ${escaped(t.dtype)}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.order === 'F' ? '  (Fortran order)' : ''}${t.deflated ? '  (deflated in the archive)' : ''}${t.pruned ? '  (pruned)' : ''}`,
+          );
       }
     },
   );
   addCommand(
     y,
     'cat <spec>',
-    'Stream REV:PATH to stdout, or with --tensor NAME one tensor\'s raw bytes; every chunk verified',
-    (a) => a
-      .positional('spec', { type: 'string', demandOption: true, describe: 'REV:PATH, e.g. main:model.safetensors' })
-      .option('tensor', { type: 'string', describe: 'only this tensor\'s bytes (little-endian, as stored)' }),
+    "Stream REV:PATH to stdout, or with --tensor NAME one tensor's raw bytes; every chunk verified",
+    (a) =>
+      a
+        .positional('spec', { type: 'string', demandOption: true, describe: 'REV:PATH, e.g. main:model.safetensors' })
+        .option('tensor', { type: 'string', describe: "only this tensor's bytes (little-endian, as stored)" }),
     async (args) => {
       await withStore(args, (s) => s.cat(args.spec, toStdout, { tensor: args.tensor }));
     },
@@ -119,7 +170,8 @@ export function historyCommands(y: CliParser): void {
       header(r);
       if (r.config) out(dim(`\nconfig hash ${r.config.hash}`));
       out(`\n${r.files.length} file(s), ${bytes(r.totalBytes)}, ${r.tensorCount} tensor(s):`);
-      for (const f of r.files) out(`  ${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensors ? `  ${f.tensors} tensors` : ''}`);
+      for (const f of r.files)
+        out(`  ${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensors ? `  ${f.tensors} tensors` : ''}`);
     },
   );
 }

@@ -11,7 +11,9 @@ function listing(tips: RefTip[]): void {
   for (const t of tips) {
     const mark = t.current ? green('*') : ' ';
     const facts = [t.step !== undefined ? `step=${t.step}` : '', metrics(t.metrics)].filter(Boolean).join(' ');
-    out(`${mark} ${escaped(t.name).padEnd(width)}  ${short(t.commit)}  ${time(t.time)}  ${facts ? `${facts}  ` : ''}${firstLine(t.tagMessage ?? t.message)}`);
+    out(
+      `${mark} ${escaped(t.name).padEnd(width)}  ${short(t.commit)}  ${time(t.time)}  ${facts ? `${facts}  ` : ''}${firstLine(t.tagMessage ?? t.message)}`,
+    );
   }
 }
 
@@ -20,59 +22,93 @@ export function refCommands(y: CliParser): void {
     y,
     'branch [name] [start]',
     'List branches with their tips, create one at START (default HEAD), or delete one with -d',
-    (a) => a
-      .positional('name', { type: 'string' })
-      .positional('start', { type: 'string' })
-      .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the branch (its reflog keeps the tip)' })
-      .option('remotes', { alias: 'r', type: 'boolean', describe: 'list the remote-tracking branches (REMOTE/BRANCH)' })
-      .option('all', { alias: 'a', type: 'boolean', describe: 'list local and remote-tracking branches (remotes/REMOTE/BRANCH)' })
-      .conflicts('remotes', 'all'),
-    async (args) => withStore(args, async (s) => {
-      if ((args.remotes || args.all) && args.name) {
-        throw new CkvcError('CKVC_USAGE', `--${args.all ? 'all' : 'remotes'} lists branches; it takes no name`, {});
-      }
-      if (!args.name) {
-        // As git shows them: REMOTE/BRANCH with -r, remotes/REMOTE/BRANCH after the local ones with -a.
-        const remote = args.remotes || args.all ? await s.remoteBranches() : [];
-        const tips = args.remotes ? remote : [...await s.branches(), ...remote.map((t) => ({ ...t, name: `remotes/${t.name}` }))];
-        return args.json ? json(tips) : listing(tips);
-      }
-      const r = args.delete ? await s.deleteBranch(args.name) : await s.createBranch(args.name, args.start);
-      if (args.json) return json(r);
-      info(args.delete ? `deleted branch ${escaped(r.name)} (was ${short(r.id)}; 'ckvc reflog ${escaped(r.name)}' keeps it)` : `created branch ${escaped(r.name)} at ${short(r.id)}`);
-    }),
+    (a) =>
+      a
+        .positional('name', { type: 'string' })
+        .positional('start', { type: 'string' })
+        .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the branch (its reflog keeps the tip)' })
+        .option('remotes', {
+          alias: 'r',
+          type: 'boolean',
+          describe: 'list the remote-tracking branches (REMOTE/BRANCH)',
+        })
+        .option('all', {
+          alias: 'a',
+          type: 'boolean',
+          describe: 'list local and remote-tracking branches (remotes/REMOTE/BRANCH)',
+        })
+        .conflicts('remotes', 'all'),
+    async (args) =>
+      withStore(args, async (s) => {
+        if ((args.remotes || args.all) && args.name) {
+          throw new CkvcError('CKVC_USAGE', `--${args.all ? 'all' : 'remotes'} lists branches; it takes no name`, {});
+        }
+        if (!args.name) {
+          // As git shows them: REMOTE/BRANCH with -r, remotes/REMOTE/BRANCH after the local ones with -a.
+          const remote = args.remotes || args.all ? await s.remoteBranches() : [];
+          const tips = args.remotes
+            ? remote
+            : [...(await s.branches()), ...remote.map((t) => ({ ...t, name: `remotes/${t.name}` }))];
+          return args.json ? json(tips) : listing(tips);
+        }
+        const r = args.delete ? await s.deleteBranch(args.name) : await s.createBranch(args.name, args.start);
+        if (args.json) return json(r);
+        info(
+          args.delete
+            ? `deleted branch ${escaped(r.name)} (was ${short(r.id)}; 'ckvc reflog ${escaped(r.name)}' keeps it)`
+            : `created branch ${escaped(r.name)} at ${short(r.id)}`,
+        );
+      }),
   );
   addCommand(
     y,
     'tag [name] [rev]',
-    'List tags (an annotated tag shows its message, others their commit\'s), tag REV (default HEAD) with -m for an annotated tag, or delete one with -d',
-    (a) => a
-      .positional('name', { type: 'string' })
-      .positional('rev', { type: 'string' })
-      .option('message', { alias: 'm', type: 'string', describe: 'make an annotated tag with this message' })
-      .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the tag' })
-      .option('best', { type: 'string', describe: 'tag the best commit of -b BRANCH by this metric (instead of REV)' })
-      .option('min', { type: 'boolean', describe: 'with --best: lower is better' })
-      .option('max', { type: 'boolean', describe: 'with --best: higher is better' })
-      .option('branch', { alias: 'b', type: 'string', describe: 'with --best: the branch (default: the current one)' })
-      .conflicts('min', 'max')
-      .conflicts('best', 'rev'),
-    async (args) => withStore(args, async (s) => {
-      if (!args.name) {
-        const tips = await s.tags();
-        return args.json ? json(tips) : listing(tips);
-      }
-      if (args.delete) {
-        const r = await s.deleteTag(args.name);
-        return args.json ? json(r) : info(`deleted tag ${escaped(r.name)} (was ${short(r.id)})`);
-      }
-      if (args.best !== undefined) {
-        const b = await s.tagBest(args.name, { metric: args.best, mode: modeOf(args), branch: args.branch, message: args.message });
-        return args.json ? json(b) : info(`tagged ${short(b.id)} as ${escaped(b.tag)}: best ${escaped(b.metric)}=${metricValue(b.value)} (${b.mode}${b.modeGuessed ? ', guessed from the name' : ''}) on ${escaped(b.branch)} among ${b.candidates} commit(s)`);
-      }
-      const r = await s.createTag(args.name, args.rev, args.message);
-      return args.json ? json(r) : info(`tagged ${short(r.commit)} as ${escaped(r.name)}`);
-    }),
+    "List tags (an annotated tag shows its message, others their commit's), tag REV (default HEAD) with -m for an annotated tag, or delete one with -d",
+    (a) =>
+      a
+        .positional('name', { type: 'string' })
+        .positional('rev', { type: 'string' })
+        .option('message', { alias: 'm', type: 'string', describe: 'make an annotated tag with this message' })
+        .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the tag' })
+        .option('best', {
+          type: 'string',
+          describe: 'tag the best commit of -b BRANCH by this metric (instead of REV)',
+        })
+        .option('min', { type: 'boolean', describe: 'with --best: lower is better' })
+        .option('max', { type: 'boolean', describe: 'with --best: higher is better' })
+        .option('branch', {
+          alias: 'b',
+          type: 'string',
+          describe: 'with --best: the branch (default: the current one)',
+        })
+        .conflicts('min', 'max')
+        .conflicts('best', 'rev'),
+    async (args) =>
+      withStore(args, async (s) => {
+        if (!args.name) {
+          const tips = await s.tags();
+          return args.json ? json(tips) : listing(tips);
+        }
+        if (args.delete) {
+          const r = await s.deleteTag(args.name);
+          return args.json ? json(r) : info(`deleted tag ${escaped(r.name)} (was ${short(r.id)})`);
+        }
+        if (args.best !== undefined) {
+          const b = await s.tagBest(args.name, {
+            metric: args.best,
+            mode: modeOf(args),
+            branch: args.branch,
+            message: args.message,
+          });
+          return args.json
+            ? json(b)
+            : info(
+                `tagged ${short(b.id)} as ${escaped(b.tag)}: best ${escaped(b.metric)}=${metricValue(b.value)} (${b.mode}${b.modeGuessed ? ', guessed from the name' : ''}) on ${escaped(b.branch)} among ${b.candidates} commit(s)`,
+              );
+        }
+        const r = await s.createTag(args.name, args.rev, args.message);
+        return args.json ? json(r) : info(`tagged ${short(r.commit)} as ${escaped(r.name)}`);
+      }),
   );
   addCommand(
     y,
@@ -88,11 +124,17 @@ export function refCommands(y: CliParser): void {
     y,
     'reflog <name>',
     'Every move of a branch (or --tag), newest first: how to find a commit a branch has left',
-    (a) => a.positional('name', { type: 'string', demandOption: true }).option('tag', { type: 'boolean', describe: 'NAME is a tag' }),
+    (a) =>
+      a
+        .positional('name', { type: 'string', demandOption: true })
+        .option('tag', { type: 'boolean', describe: 'NAME is a tag' }),
     async (args) => {
       const entries = await withStore(args, (s) => s.reflog(args.name, args.tag ? 'tag' : 'branch'));
       if (args.json) return json(entries);
-      for (const e of entries) out(`${e.new ? short(e.new) : '(deleted)'.padEnd(12)}  ${time(e.time)}  ${e.old ? `from ${short(e.old)}` : 'created'.padEnd(17)}  ${escaped(e.message)}`);
+      for (const e of entries)
+        out(
+          `${e.new ? short(e.new) : '(deleted)'.padEnd(12)}  ${time(e.time)}  ${e.old ? `from ${short(e.old)}` : 'created'.padEnd(17)}  ${escaped(e.message)}`,
+        );
     },
   );
 }

@@ -11,7 +11,9 @@ function progressBar(what: string): Progress | undefined {
   if (!process.stderr.isTTY) return undefined;
   return (e) => {
     const pct = e.totalObjects ? Math.floor((100 * e.objects) / e.totalObjects) : 100;
-    process.stderr.write(`\r${what}: ${pct}% (${e.objects}/${e.totalObjects} objects, ${bytes(e.bytes)})${e.objects === e.totalObjects ? '\n' : ''}`);
+    process.stderr.write(
+      `\r${what}: ${pct}% (${e.objects}/${e.totalObjects} objects, ${bytes(e.bytes)})${e.objects === e.totalObjects ? '\n' : ''}`,
+    );
   };
 }
 
@@ -25,10 +27,15 @@ export function shareCommands(y: CliParser): void {
     y,
     'pack <revs..>',
     'Write a bundle of branches, tags or aliases: every object they need, or with --since only what those revisions lack',
-    (a) => a
-      .positional('revs', { type: 'string', array: true, demandOption: true })
-      .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'bundle file to write' })
-      .option('since', { type: 'string', array: true, describe: 'the receiver has this revision: leave out its history (repeatable)' }),
+    (a) =>
+      a
+        .positional('revs', { type: 'string', array: true, demandOption: true })
+        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'bundle file to write' })
+        .option('since', {
+          type: 'string',
+          array: true,
+          describe: 'the receiver has this revision: leave out its history (repeatable)',
+        }),
     async (args) => {
       const r = await withStore(args, (s) => s.pack({ revs: args.revs, output: args.output, since: args.since }));
       if (args.json) return json(r);
@@ -48,84 +55,152 @@ export function shareCommands(y: CliParser): void {
     y,
     'pull <source> [branch]',
     'Import a bundle FILE (refs arrive as bundle/<name> unless --update-refs), or fetch REMOTE and fast-forward BRANCH to it',
-    (a) => a
-      .positional('source', { type: 'string', demandOption: true, describe: 'a bundle file' })
-      .positional('branch', { type: 'string' })
-      .option('update-refs', { type: 'boolean', describe: "set the bundle's refs themselves, not bundle/<name>" })
-      .option('force', { type: 'boolean', describe: 'allow a ref to move to a commit that does not descend from it' })
-      .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }),
+    (a) =>
+      a
+        .positional('source', { type: 'string', demandOption: true, describe: 'a bundle file' })
+        .positional('branch', { type: 'string' })
+        .option('update-refs', { type: 'boolean', describe: "set the bundle's refs themselves, not bundle/<name>" })
+        .option('force', { type: 'boolean', describe: 'allow a ref to move to a commit that does not descend from it' })
+        .option('token-file', { type: 'string', describe: "file with the remote's token (default: $CKVC_TOKEN)" }),
     async (args) => {
       const isFile = fs.existsSync(args.source) && fs.statSync(args.source).isFile();
       if (!isFile) {
-        if (!args.branch) throw new CkvcError('CKVC_INPUT_NOT_FOUND', `bundle ${args.source} does not exist; check the path (to pull from a remote, name the branch: ckvc pull REMOTE BRANCH)`, { path: args.source });
-        const r = await withStore(args, (s) => s.pull({ remote: args.source, branch: args.branch!, tokenFile: args.tokenFile, progress: progressBar('pull') }));
+        if (!args.branch)
+          throw new CkvcError(
+            'CKVC_INPUT_NOT_FOUND',
+            `bundle ${args.source} does not exist; check the path (to pull from a remote, name the branch: ckvc pull REMOTE BRANCH)`,
+            { path: args.source },
+          );
+        const r = await withStore(args, (s) =>
+          s.pull({
+            remote: args.source,
+            branch: args.branch!,
+            tokenFile: args.tokenFile,
+            progress: progressBar('pull'),
+          }),
+        );
         warn(r.warnings);
         if (args.json) return json(r);
-        for (const u of r.refs) if (!u.skipped) out(`${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
-        info(`${escaped(r.branch.name.replace('refs/heads/', ''))}: ${r.branch.skipped ? 'already up to date' : `${r.branch.old ? short(r.branch.old) : '(new)'} -> ${short(r.branch.new)}`}; received ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)}`);
+        for (const u of r.refs)
+          if (!u.skipped) out(`${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
+        info(
+          `${escaped(r.branch.name.replace('refs/heads/', ''))}: ${r.branch.skipped ? 'already up to date' : `${r.branch.old ? short(r.branch.old) : '(new)'} -> ${short(r.branch.new)}`}; received ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)}`,
+        );
         return;
       }
-      const r = await withStore(args, (s) => s.pullBundle({ file: args.source, updateRefs: args.updateRefs, force: args.force }));
+      const r = await withStore(args, (s) =>
+        s.pullBundle({ file: args.source, updateRefs: args.updateRefs, force: args.force }),
+      );
       warn(r.warnings);
       if (args.json) return json(r);
-      for (const u of r.refs) out(`${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (unchanged)' : u.forced ? '  (forced)' : ''}`);
-      info(`imported ${escaped(r.file)}: ${r.objects} object(s), ${r.newObjects} new; ${r.refs.filter((u) => !u.skipped).length} ref(s) updated`);
+      for (const u of r.refs)
+        out(
+          `${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (unchanged)' : u.forced ? '  (forced)' : ''}`,
+        );
+      info(
+        `imported ${escaped(r.file)}: ${r.objects} object(s), ${r.newObjects} new; ${r.refs.filter((u) => !u.skipped).length} ref(s) updated`,
+      );
     },
   );
   addCommand(
     y,
     'remote <action> [name] [url]',
-    'Manage remotes: add NAME URL (a store folder, http(s)://host:port/, s3://BUCKET/PREFIX, '
-      + 'ssh://[user@]host[:port]/path or [user@]host:path), remove NAME, list',
-    (a) => a
-      .positional('action', { choices: ['add', 'remove', 'list'] as const, demandOption: true })
-      .positional('name', { type: 'string' })
-      .positional('url', { type: 'string' })
-      .option('single-writer', { type: 'boolean', describe: 's3 only: push even if the service ignores conditional writes (unsafe unless one writer at a time pushes)' })
-      .option('remote-ckvc', { type: 'string', describe: 'SSH remotes: the command that runs ckvc on the far side (default: ckvc)' })
-      .option('token-file', { type: 'string', describe: 'HTTP remotes: save the token in this file for later pushes (mode 0600)' }),
-    async (args) => withStore(args, async (s) => {
-      if (args.action === 'list') {
-        const list = await s.remotes();
-        if (args.json) return json(list);
-        for (const r of list) out(`${escaped(r.name)}  ${escaped(r.url)}`);
-        return;
-      }
-      if (!args.name || (args.action === 'add' && !args.url)) throw new CkvcError('CKVC_USAGE', `usage: ckvc remote ${args.action === 'add' ? 'add NAME URL' : 'remove NAME'}`, {});
-      const r = args.action === 'add'
-        ? await s.addRemote(args.name, args.url!, { singleWriter: args.singleWriter, remoteCkvc: args.remoteCkvc, tokenFile: args.tokenFile })
-        : await s.removeRemote(args.name);
-      return args.json ? json(r) : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${escaped(r.name)} (${escaped(r.url)})`);
-    }),
+    'Manage remotes: add NAME URL (a store folder, http(s)://host:port/, s3://BUCKET/PREFIX, ' +
+      'ssh://[user@]host[:port]/path or [user@]host:path), remove NAME, list',
+    (a) =>
+      a
+        .positional('action', { choices: ['add', 'remove', 'list'] as const, demandOption: true })
+        .positional('name', { type: 'string' })
+        .positional('url', { type: 'string' })
+        .option('single-writer', {
+          type: 'boolean',
+          describe:
+            's3 only: push even if the service ignores conditional writes (unsafe unless one writer at a time pushes)',
+        })
+        .option('remote-ckvc', {
+          type: 'string',
+          describe: 'SSH remotes: the command that runs ckvc on the far side (default: ckvc)',
+        })
+        .option('token-file', {
+          type: 'string',
+          describe: 'HTTP remotes: save the token in this file for later pushes (mode 0600)',
+        }),
+    async (args) =>
+      withStore(args, async (s) => {
+        if (args.action === 'list') {
+          const list = await s.remotes();
+          if (args.json) return json(list);
+          for (const r of list) out(`${escaped(r.name)}  ${escaped(r.url)}`);
+          return;
+        }
+        if (!args.name || (args.action === 'add' && !args.url))
+          throw new CkvcError(
+            'CKVC_USAGE',
+            `usage: ckvc remote ${args.action === 'add' ? 'add NAME URL' : 'remove NAME'}`,
+            {},
+          );
+        const r =
+          args.action === 'add'
+            ? await s.addRemote(args.name, args.url!, {
+                singleWriter: args.singleWriter,
+                remoteCkvc: args.remoteCkvc,
+                tokenFile: args.tokenFile,
+              })
+            : await s.removeRemote(args.name);
+        return args.json
+          ? json(r)
+          : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${escaped(r.name)} (${escaped(r.url)})`);
+      }),
   );
   addCommand(
     y,
     'push <remote> [refs..]',
     'Send branches or tags (default: the current branch) and what they need that the remote lacks; move its refs by compare-and-swap',
-    (a) => a
-      .positional('remote', { type: 'string', demandOption: true })
-      .positional('refs', { type: 'string', array: true })
-      .option('force', { type: 'boolean', describe: 'replace a remote branch even if the push drops its commits' })
-      .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }),
+    (a) =>
+      a
+        .positional('remote', { type: 'string', demandOption: true })
+        .positional('refs', { type: 'string', array: true })
+        .option('force', { type: 'boolean', describe: 'replace a remote branch even if the push drops its commits' })
+        .option('token-file', { type: 'string', describe: "file with the remote's token (default: $CKVC_TOKEN)" }),
     async (args) => {
-      const r = await withStore(args, (s) => s.push({ remote: args.remote, refs: args.refs, force: args.force, tokenFile: args.tokenFile, progress: progressBar('push') }));
+      const r = await withStore(args, (s) =>
+        s.push({
+          remote: args.remote,
+          refs: args.refs,
+          force: args.force,
+          tokenFile: args.tokenFile,
+          progress: progressBar('push'),
+        }),
+      );
       if (args.json) return json(r);
-      for (const u of r.refs) out(`${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (up to date)' : u.forced ? '  (forced)' : ''}`);
-      info(`pushed to ${escaped(r.remote)}: ${r.commits} commit(s), ${r.objectsSent} object(s), ${bytes(r.bytesSent)} sent`);
+      for (const u of r.refs)
+        out(
+          `${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (up to date)' : u.forced ? '  (forced)' : ''}`,
+        );
+      info(
+        `pushed to ${escaped(r.remote)}: ${r.commits} commit(s), ${r.objectsSent} object(s), ${bytes(r.bytesSent)} sent`,
+      );
     },
   );
   addCommand(
     y,
     'fetch <remote>',
     'Receive what the remote has and this store lacks; its branches land as REMOTE/BRANCH',
-    (a) => a
-      .positional('remote', { type: 'string', demandOption: true })
-      .option('token-file', { type: 'string', describe: 'file with the remote\'s token (default: $CKVC_TOKEN)' }),
+    (a) =>
+      a
+        .positional('remote', { type: 'string', demandOption: true })
+        .option('token-file', { type: 'string', describe: "file with the remote's token (default: $CKVC_TOKEN)" }),
     async (args) => {
-      const r = await withStore(args, (s) => s.fetch({ remote: args.remote, tokenFile: args.tokenFile, progress: progressBar('fetch') }));
+      const r = await withStore(args, (s) =>
+        s.fetch({ remote: args.remote, tokenFile: args.tokenFile, progress: progressBar('fetch') }),
+      );
       warn(r.warnings);
       if (args.json) return json(r);
-      for (const u of r.refs) if (!u.skipped) out(`${escaped(u.name.replace(/^refs\/remotes\//, ''))}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
+      for (const u of r.refs)
+        if (!u.skipped)
+          out(
+            `${escaped(u.name.replace(/^refs\/remotes\//, ''))}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`,
+          );
       info(`fetched from ${escaped(r.remote)}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received`);
     },
   );
@@ -133,13 +208,20 @@ export function shareCommands(y: CliParser): void {
     y,
     'serve [path]',
     'Serve this store over HTTP for push, fetch and pull (loopback unless --host; writes need --token-file)',
-    (a) => a
-      .positional('path', { type: 'string', describe: 'the store to serve (default: --store, else the nearest)' })
-      .option('stdio', { type: 'boolean', describe: 'serve one connection on stdin/stdout (what an ssh remote runs)' })
-      .option('port', { type: 'number', default: 8765, describe: 'port (0: any free port)' })
-      .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
-      .option('token-file', { type: 'string', describe: 'file holding the token writes must present; without it the server is read-only' })
-      .option('read-only', { type: 'boolean', describe: 'refuse every write' }),
+    (a) =>
+      a
+        .positional('path', { type: 'string', describe: 'the store to serve (default: --store, else the nearest)' })
+        .option('stdio', {
+          type: 'boolean',
+          describe: 'serve one connection on stdin/stdout (what an ssh remote runs)',
+        })
+        .option('port', { type: 'number', default: 8765, describe: 'port (0: any free port)' })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
+        .option('token-file', {
+          type: 'string',
+          describe: 'file holding the token writes must present; without it the server is read-only',
+        })
+        .option('read-only', { type: 'boolean', describe: 'refuse every write' }),
     async (args) => {
       const root = await withStore({ ...args, store: args.path ?? args.store }, async (s) => s.root);
       const log = (l: string) => info(escaped(l));
@@ -151,11 +233,19 @@ export function shareCommands(y: CliParser): void {
       const { createUiHandler } = await import('../../ui/ui-server.js');
       const page = (access: { host: string; token?: string }) => createUiHandler({ store: root, ...access, log });
       const { url, server } = await (await loadApi()).serve({
-        store: root, host: args.host, port: args.port, tokenFile: args.tokenFile, readOnly: args.readOnly, log, page,
+        store: root,
+        host: args.host,
+        port: args.port,
+        tokenFile: args.tokenFile,
+        readOnly: args.readOnly,
+        log,
+        page,
       });
       if (args.json) json({ url, store: root });
       else out(escaped(url));
-      info(`serving ${escaped(root)} at ${escaped(url)}${args.readOnly || !args.tokenFile ? ' (read-only)' : ''}; Ctrl-C stops`);
+      info(
+        `serving ${escaped(root)} at ${escaped(url)}${args.readOnly || !args.tokenFile ? ' (read-only)' : ''}; Ctrl-C stops`,
+      );
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());

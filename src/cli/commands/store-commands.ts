@@ -12,7 +12,11 @@ export function storeCommands(y: CliParser): void {
     async (args) => {
       const r = await (await loadApi()).initStore(args.dir);
       if (args.json) return json(r);
-      info(r.created ? `initialised empty ckvc store in ${escaped(r.root)}` : `${escaped(r.root)} is already a ckvc store; nothing changed`);
+      info(
+        r.created
+          ? `initialised empty ckvc store in ${escaped(r.root)}`
+          : `${escaped(r.root)} is already a ckvc store; nothing changed`,
+      );
     },
   );
   addCommand(
@@ -25,7 +29,10 @@ export function storeCommands(y: CliParser): void {
       if (args.json) return json(r);
       out(`store:  ${escaped(r.store)}`);
       out(r.head.branch ? `branch: ${escaped(r.head.branch)}` : `HEAD detached at ${short(r.head.detached!)}`);
-      if (r.tip) out(`tip:    ${short(r.tip.id)} ${time(r.tip.time)} ${[r.tip.step !== undefined ? `step=${r.tip.step}` : '', metrics(r.tip.metrics)].filter(Boolean).join(' ')}  ${firstLine(r.tip.message)}`);
+      if (r.tip)
+        out(
+          `tip:    ${short(r.tip.id)} ${time(r.tip.time)} ${[r.tip.step !== undefined ? `step=${r.tip.step}` : '', metrics(r.tip.metrics)].filter(Boolean).join(' ')}  ${firstLine(r.tip.message)}`,
+        );
       else out('tip:    (no commits yet)');
       out(`${r.branches} branch(es), ${r.tags} tag(s)`);
     },
@@ -44,19 +51,29 @@ export function storeCommands(y: CliParser): void {
       out(`metadata bytes: ${bytes(r.metadataBytes)} (commits, trees, recipes, tensor entries, configs)`);
       out(`stored bytes:   ${bytes(r.storedBytes)} (after compression, ${r.compressionRatio.toFixed(2)}x)`);
       out(`overall:        ${r.totalRatio.toFixed(2)}x smaller than plain copies`);
-      out(`deltas:         ${r.deltas.chunks} chunk(s), ${bytes(r.deltas.rawBytes)} stored in ${bytes(r.deltas.storedBytes)} (${r.deltas.ratio.toFixed(2)}x)`);
+      out(
+        `deltas:         ${r.deltas.chunks} chunk(s), ${bytes(r.deltas.rawBytes)} stored in ${bytes(r.deltas.storedBytes)} (${r.deltas.ratio.toFixed(2)}x)`,
+      );
       out(`packs:          ${r.packs}`);
-      out(`objects:        ${Object.entries(r.objects).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      out(
+        `objects:        ${Object.entries(r.objects)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`,
+      );
     },
   );
   addCommand(
     y,
     'verify [file]',
     'Check the store: refs, history, packs and index (--read-data re-hashes every object); or check a bundle FILE, no store needed',
-    (a) => a
-      .positional('file', { type: 'string', describe: 'a bundle to check instead of the store' })
-      .option('read-data', { type: 'boolean', default: false, describe: 're-read and re-hash every stored object' })
-      .option('markdown', { type: 'boolean', describe: 'with FILE: print a table of refs, commits, metrics and configs for release notes' }),
+    (a) =>
+      a
+        .positional('file', { type: 'string', describe: 'a bundle to check instead of the store' })
+        .option('read-data', { type: 'boolean', default: false, describe: 're-read and re-hash every stored object' })
+        .option('markdown', {
+          type: 'boolean',
+          describe: 'with FILE: print a table of refs, commits, metrics and configs for release notes',
+        }),
     async (args) => {
       if (args.file !== undefined) return verifyBundleCommand(args.file, args);
       const r = await withStore(args, (s) => s.verify({ readData: args.readData }));
@@ -64,17 +81,26 @@ export function storeCommands(y: CliParser): void {
       else {
         for (const p of r.problems) out(`${p.code}  [${p.phase}]  ${escaped(p.message)}`);
         const c = r.checked;
-        info(`checked ${c.refs} ref(s), ${c.commits} commit(s), ${c.trees} tree(s), ${c.files} file(s), ${c.tensors} tensor(s), ${c.chunks} chunk(s), ${c.packs} pack(s)${args.readData ? `, re-hashed ${c.objectsRead} object(s)` : ''}`);
+        info(
+          `checked ${c.refs} ref(s), ${c.commits} commit(s), ${c.trees} tree(s), ${c.files} file(s), ${c.tensors} tensor(s), ${c.chunks} chunk(s), ${c.packs} pack(s)${args.readData ? `, re-hashed ${c.objectsRead} object(s)` : ''}`,
+        );
         info(r.ok ? 'no problems found' : `${r.problems.length} problem(s) found`);
         const l = r.leftovers;
         if (l.count) {
           const shown = l.paths.slice(0, 5).join(', ') + (l.count > 5 ? `, ... (${l.count - 5} more)` : '');
           const { DEFAULT_GC_GRACE } = await loadApi();
-          info(`warning: ${l.count} leftover(s) of interrupted commands, ${bytes(l.bytes)}: ${shown}; 'ckvc gc' removes them once older than its grace period (${DEFAULT_GC_GRACE}), 'ckvc gc --grace 0' at once`);
+          info(
+            `warning: ${l.count} leftover(s) of interrupted commands, ${bytes(l.bytes)}: ${shown}; 'ckvc gc' removes them once older than its grace period (${DEFAULT_GC_GRACE}), 'ckvc gc --grace 0' at once`,
+          );
         }
       }
       if (!r.ok) {
-        throw new CkvcError('CKVC_VERIFY_FAILED', `verify found ${r.problems.length} problem(s)`, { problems: r.problems.length }, { reported: true });
+        throw new CkvcError(
+          'CKVC_VERIFY_FAILED',
+          `verify found ${r.problems.length} problem(s)`,
+          { problems: r.problems.length },
+          { reported: true },
+        );
       }
     },
   );
@@ -97,7 +123,9 @@ async function verifyBundleCommand(file: string, args: { json?: boolean; markdow
   const byId = new Map(r.commits.map((c) => [c.id, c]));
   const labels = new Map(r.labels.map((l) => [l.config, l.text]));
   if (args.markdown) {
-    out(`Bundle \`${escaped(file)}\`: ${r.objects} objects, ${bytes(r.bytes)}, verified (every object re-hashed)${r.prerequisites.length ? `; needs ${r.prerequisites.map((p) => `\`${short(p)}\``).join(', ')}` : ''}.`);
+    out(
+      `Bundle \`${escaped(file)}\`: ${r.objects} objects, ${bytes(r.bytes)}, verified (every object re-hashed)${r.prerequisites.length ? `; needs ${r.prerequisites.map((p) => `\`${short(p)}\``).join(', ')}` : ''}.`,
+    );
     out('');
     out('| ref | commit | step | metrics | config | message | tag message |');
     out('| --- | --- | --- | --- | --- | --- | --- |');
@@ -108,8 +136,12 @@ async function verifyBundleCommand(file: string, args: { json?: boolean; markdow
       const label = c?.configHash && labels.get(c.configHash);
       const config = c?.configHash ? `\`${short(c.configHash)}\`${label ? ` ${cell(label)}` : ''}` : '';
       const cells = [
-        cell(ref.name.replace(/^refs\/(heads|tags|aliases)\//, '')), `\`${short(ref.commit)}\``, `${c?.step ?? ''}`,
-        cell(c ? metrics(c.metrics) : '(prerequisite)'), config, cell(c ? firstLine(c.message) : ''),
+        cell(ref.name.replace(/^refs\/(heads|tags|aliases)\//, '')),
+        `\`${short(ref.commit)}\``,
+        `${c?.step ?? ''}`,
+        cell(c ? metrics(c.metrics) : '(prerequisite)'),
+        config,
+        cell(c ? firstLine(c.message) : ''),
         ref.message !== undefined ? cell(firstLine(ref.message)) : '',
       ];
       out(`| ${cells.join(' | ')} |`);
@@ -125,5 +157,7 @@ async function verifyBundleCommand(file: string, args: { json?: boolean; markdow
     const about = c ? `  ${step}${metrics(c.metrics)}${config}  ${firstLine(c.message)}` : '  (in the prerequisites)';
     out(`${escaped(ref.name)}  ${short(ref.commit)}${about}${tag}`);
   }
-  info(`bundle ${escaped(file)}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : '; self-contained'}`);
+  info(
+    `bundle ${escaped(file)}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : '; self-contained'}`,
+  );
 }

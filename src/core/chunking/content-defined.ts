@@ -35,12 +35,27 @@ function topBits(n: number): number {
 
 function checkParams(p: CdcParams): number {
   const { min, avg, max } = p;
-  if (!Number.isSafeInteger(min) || !Number.isSafeInteger(avg) || !Number.isSafeInteger(max) || min < 0 || min > avg || avg > max) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', 'chunking parameters must be integers with 0 <= min <= avg <= max', { min, avg, max });
+  if (
+    !Number.isSafeInteger(min) ||
+    !Number.isSafeInteger(avg) ||
+    !Number.isSafeInteger(max) ||
+    min < 0 ||
+    min > avg ||
+    avg > max
+  ) {
+    throw new CkvcError('CKVC_BAD_ARGUMENT', 'chunking parameters must be integers with 0 <= min <= avg <= max', {
+      min,
+      avg,
+      max,
+    });
   }
   const bits = Math.log2(avg);
   if (!Number.isInteger(bits) || bits < MIN_AVG_BITS || bits > MAX_AVG_BITS) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `chunking avg must be a power of two from 2^${MIN_AVG_BITS} to 2^${MAX_AVG_BITS}`, { min, avg, max });
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `chunking avg must be a power of two from 2^${MIN_AVG_BITS} to 2^${MAX_AVG_BITS}`,
+      { min, avg, max },
+    );
   }
   return bits;
 }
@@ -52,9 +67,18 @@ const DEFAULT_BITS = checkParams(DEFAULT_CDC);
  * is found before min(end, start + max), returns min(end - start, max). The caller guarantees that unless this is the
  * last piece of the input, end - start >= params.max (so the result never depends on where the caller's buffer ends).
  */
-export function nextCdcChunkLength(data: Uint8Array, start: number, end: number, params: CdcParams = DEFAULT_CDC): number {
+export function nextCdcChunkLength(
+  data: Uint8Array,
+  start: number,
+  end: number,
+  params: CdcParams = DEFAULT_CDC,
+): number {
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end || end > data.length) {
-    throw new CkvcError('CKVC_BAD_ARGUMENT', 'chunking range is outside the buffer', { start, end, length: data.length });
+    throw new CkvcError('CKVC_BAD_ARGUMENT', 'chunking range is outside the buffer', {
+      start,
+      end,
+      length: data.length,
+    });
   }
   const bits = params === DEFAULT_CDC ? DEFAULT_BITS : checkParams(params);
   const { min, avg, max } = params;
@@ -70,12 +94,12 @@ export function nextCdcChunkLength(data: Uint8Array, start: number, end: number,
   let i = start + min;
   // Below avg: the stricter mask (cut points rarer).
   for (; i < normalEnd; i++) {
-    h = ((h << 1) + (g[data[i]!]!)) | 0;
+    h = ((h << 1) + g[data[i]!]!) | 0;
     if ((h & maskS) === 0) return i + 1 - start;
   }
   // From avg up to max: the looser mask (cut points likelier), pulling lengths towards avg.
   for (; i < stop; i++) {
-    h = ((h << 1) + (g[data[i]!]!)) | 0;
+    h = ((h << 1) + g[data[i]!]!) | 0;
     if ((h & maskL) === 0) return i + 1 - start;
   }
   return n;

@@ -53,7 +53,8 @@ function walk(a: unknown, b: unknown, path: (string | number)[], out: ConfigChan
     const ys = b as unknown[];
     const common = Math.min(xs.length, ys.length);
     for (let i = 0; i < common; i++) walk(xs[i], ys[i], [...path, i], out);
-    for (let i = common; i < xs.length; i++) out.push({ path: formatKeyPath([...path, i]), kind: 'removed', old: xs[i] });
+    for (let i = common; i < xs.length; i++)
+      out.push({ path: formatKeyPath([...path, i]), kind: 'removed', old: xs[i] });
     for (let i = common; i < ys.length; i++) out.push({ path: formatKeyPath([...path, i]), kind: 'added', new: ys[i] });
     return;
   }

@@ -26,19 +26,7 @@ import {
 } from './float-delta-kernels.js';
 import { changedI8, changedI16, changedI32, changedU8, changedU16, changedU32, int64 } from './int-delta-kernels.js';
 
-export type NumericDtype =
-  | 'F64'
-  | 'F32'
-  | 'F16'
-  | 'BF16'
-  | 'I8'
-  | 'I16'
-  | 'I32'
-  | 'I64'
-  | 'U8'
-  | 'U16'
-  | 'U32'
-  | 'U64';
+export type NumericDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I8' | 'I16' | 'I32' | 'I64' | 'U8' | 'U16' | 'U32' | 'U64';
 
 const WIDTH: Record<NumericDtype, number> = {
   F64: 8,

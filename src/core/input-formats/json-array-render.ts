@@ -43,13 +43,15 @@ export const RENDERED_TENSOR_MAX_BYTES = 1024 ** 3;
 
 /** Why a stored tensor cannot be rendered with `layout`, or undefined when it can (recipes are untrusted). */
 export function renderProblem(
-  t: { dtype: string; shape: number[]; size: number; order?: 'F' }, layout: JsonArrayLayout,
+  t: { dtype: string; shape: number[]; size: number; order?: 'F' },
+  layout: JsonArrayLayout,
 ): string | undefined {
   if (t.dtype !== 'F64' && t.dtype !== 'I64') return `has dtype ${t.dtype}, which is not rendered as JSON (F64, I64)`;
   if (t.order) return 'is in column-major order, which is not rendered as JSON';
   const levels = layout.open.length;
   if (t.shape.length !== levels) return `has ${t.shape.length} dimensions, its JSON layout ${levels}`;
-  if (t.size > RENDERED_TENSOR_MAX_BYTES) return `is ${t.size} bytes, more than ${RENDERED_TENSOR_MAX_BYTES} are rendered as JSON`;
+  if (t.size > RENDERED_TENSOR_MAX_BYTES)
+    return `is ${t.size} bytes, more than ${RENDERED_TENSOR_MAX_BYTES} are rendered as JSON`;
   const elements = t.shape.reduce((a, d) => a * d, 1);
   return elements * 8 === t.size ? undefined : `has shape ${JSON.stringify(t.shape)} but ${t.size} bytes`;
 }
@@ -71,7 +73,10 @@ export function elementText(dtype: JsonArrayDtype, data: Uint8Array): (i: number
  * The caller has checked that layout has one entry per dimension and data holds product(shape) elements.
  */
 export function renderJsonArray(
-  layout: JsonArrayLayout, dtype: JsonArrayDtype, shape: number[], data: Uint8Array,
+  layout: JsonArrayLayout,
+  dtype: JsonArrayDtype,
+  shape: number[],
+  data: Uint8Array,
 ): string {
   const text = elementText(dtype, data);
   const out: string[] = [];

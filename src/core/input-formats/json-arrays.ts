@@ -153,7 +153,10 @@ class JsonArrayFinder {
   private readonly tokens: TokenSpans;
   readonly found: JsonArray[] = [];
 
-  constructor(private readonly t: string, private readonly rootName: string) {
+  constructor(
+    private readonly t: string,
+    private readonly rootName: string,
+  ) {
     this.tokens = new TokenSpans(t.length);
   }
 

@@ -57,12 +57,14 @@ export function parseNpyHeader(prefix: Uint8Array): NpyHeader {
   if (prefix.length < 10) throw new NpyRefusal('is shorter than an .npy preamble');
   const major = prefix[6]!;
   const minor = prefix[7]!;
-  if ((major !== 1 && major !== 2 && major !== 3) || minor !== 0) throw new NpyRefusal(`has .npy format version ${major}.${minor} (known: 1.0, 2.0, 3.0)`);
+  if ((major !== 1 && major !== 2 && major !== 3) || minor !== 0)
+    throw new NpyRefusal(`has .npy format version ${major}.${minor} (known: 1.0, 2.0, 3.0)`);
   const lengthBytes = major === 1 ? 2 : 4;
   if (prefix.length < 8 + lengthBytes) throw new NpyRefusal('is shorter than an .npy preamble');
   let headerLength = 0;
   for (let i = lengthBytes - 1; i >= 0; i--) headerLength = headerLength * 256 + prefix[8 + i]!;
-  if (headerLength > NPY_MAX_HEADER_BYTES) throw new NpyRefusal(`declares a ${headerLength}-byte header (numpy's cap is ${NPY_MAX_HEADER_BYTES})`);
+  if (headerLength > NPY_MAX_HEADER_BYTES)
+    throw new NpyRefusal(`declares a ${headerLength}-byte header (numpy's cap is ${NPY_MAX_HEADER_BYTES})`);
   const start = 8 + lengthBytes;
   if (prefix.length < start + headerLength) throw new NpyRefusal('ends inside its header');
   const raw = prefix.subarray(start, start + headerLength);
@@ -81,8 +83,15 @@ export function parseNpyHeader(prefix: Uint8Array): NpyHeader {
     throw new NpyRefusal('has a header whose keys are not exactly descr, fortran_order and shape');
   }
   if (typeof fortran !== 'boolean') throw new NpyRefusal('has a non-boolean fortran_order');
-  if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) throw new NpyRefusal('has a shape that is not a tuple of non-negative integers');
-  const header: NpyHeader = { version: major, dataOffset: start + headerLength, descr: typeof descr === 'string' ? descr : '(structured)', fortranOrder: fortran, shape: shape as number[] };
+  if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0))
+    throw new NpyRefusal('has a shape that is not a tuple of non-negative integers');
+  const header: NpyHeader = {
+    version: major,
+    dataOffset: start + headerLength,
+    descr: typeof descr === 'string' ? descr : '(structured)',
+    fortranOrder: fortran,
+    shape: shape as number[],
+  };
   const known = typeof descr === 'string' && Object.hasOwn(DESCR_DTYPES, descr) ? DESCR_DTYPES[descr] : undefined;
   if (known) {
     let numel = 1;
@@ -105,7 +114,10 @@ class LiteralParser {
   private i = 0;
 
   /** `longSuffix`: numpy strips Python 2's `3L` from version 1 and 2 headers only. */
-  constructor(private readonly s: string, private readonly longSuffix: boolean) {}
+  constructor(
+    private readonly s: string,
+    private readonly longSuffix: boolean,
+  ) {}
 
   /** Python's tokenizer whitespace only (not NBSP, vertical tab or Unicode spaces, which JavaScript's \s takes). */
   private ws(): void {

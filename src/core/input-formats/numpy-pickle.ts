@@ -23,8 +23,18 @@ const MAX_ARRAYS = 1_000_000;
 
 /** NumPy type codes ckvc stores as tensors, and their safetensors dtypes; the element width is the code's digit. */
 const DTYPES: Record<string, string> = {
-  f2: 'F16', f4: 'F32', f8: 'F64', i1: 'I8', i2: 'I16', i4: 'I32', i8: 'I64',
-  u1: 'U8', u2: 'U16', u4: 'U32', u8: 'U64', b1: 'BOOL',
+  f2: 'F16',
+  f4: 'F32',
+  f8: 'F64',
+  i1: 'I8',
+  i2: 'I16',
+  i4: 'I32',
+  i8: 'I64',
+  u1: 'U8',
+  u2: 'U16',
+  u4: 'U32',
+  u8: 'U64',
+  b1: 'BOOL',
 };
 const RECONSTRUCT = new Set(['numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct']);
 const FROMBUFFER = new Set(['numpy.core.numeric._frombuffer', 'numpy._core.numeric._frombuffer']);
@@ -105,8 +115,8 @@ class ArrayWalk {
 
   private inner(v: Obj, name: string, depth: number): void {
     const join = (key: Value | undefined): string | undefined => {
-      const part = typeof key === 'string' ? key
-        : typeof key === 'number' && Number.isSafeInteger(key) ? String(key) : undefined;
+      const part =
+        typeof key === 'string' ? key : typeof key === 'number' && Number.isSafeInteger(key) ? String(key) : undefined;
       return part === undefined ? undefined : name === '' ? part : `${name}/${part}`;
     };
     const a = arrayOf(v);
@@ -125,10 +135,15 @@ class ArrayWalk {
         if (n !== undefined) this.visit(x, n, depth + 1);
       }
     }
-    if (v.k === 'list' || v.k === 'tuple') v.items.forEach((x, i) => { this.visit(x, join(i)!, depth + 1); });
+    if (v.k === 'list' || v.k === 'tuple')
+      v.items.forEach((x, i) => {
+        this.visit(x, join(i)!, depth + 1);
+      });
     if (v.k === 'call') {
       // A named tuple or dataclass (an optimizer state): its fields are its arguments, by position, or its state.
-      items(v.args)?.forEach((x, i) => { this.visit(x, join(i)!, depth + 1); });
+      items(v.args)?.forEach((x, i) => {
+        this.visit(x, join(i)!, depth + 1);
+      });
       if (v.state !== undefined && v.state !== null) this.visit(v.state, name, depth + 1);
     }
   }
@@ -142,7 +157,5 @@ export function readNumpyPickle(pkl: Uint8Array, rootName: string): NumpyPickleA
   const root = new Machine(pkl).run();
   const walk = new ArrayWalk(pkl.length);
   walk.visit(root, '', 0);
-  return walk.found
-    .map((a) => (a.name === '' ? { ...a, name: rootName } : a))
-    .sort((x, y) => x.start - y.start);
+  return walk.found.map((a) => (a.name === '' ? { ...a, name: rootName } : a)).sort((x, y) => x.start - y.start);
 }

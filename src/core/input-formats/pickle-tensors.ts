@@ -46,7 +46,11 @@ function uintList(v: Value): number[] | undefined {
   return xs as number[];
 }
 
-const REBUILD_TENSOR = new Set(['torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_tensor', 'torch._utils._rebuild_tensor_v3']);
+const REBUILD_TENSOR = new Set([
+  'torch._utils._rebuild_tensor_v2',
+  'torch._utils._rebuild_tensor',
+  'torch._utils._rebuild_tensor_v3',
+]);
 const REBUILD_WRAPPER = new Set(['torch._utils._rebuild_parameter', 'torch._utils._rebuild_parameter_with_state']);
 
 class NameWalk {
@@ -77,17 +81,35 @@ class NameWalk {
     const offset = args[1];
     const shape = uintList(args[2] ?? null);
     const stride = uintList(args[3] ?? null);
-    if (!st || typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || !shape || !stride || shape.length !== stride.length) return false;
+    if (
+      !st ||
+      typeof offset !== 'number' ||
+      !Number.isSafeInteger(offset) ||
+      offset < 0 ||
+      !shape ||
+      !stride ||
+      shape.length !== stride.length
+    )
+      return false;
     if (this.views.length >= MAX_VIEWS) throw new PickleNotUnderstood(`more than ${MAX_VIEWS} tensors`);
     if (name.length > MAX_NAME_CHARS) return true; // its storage keeps data/<key>
     const dtype = globalName(args[6] ?? null)?.match(/^torch\.([A-Za-z0-9_]+)$/)?.[1];
-    this.views.push({ name, storageKey: st.key, storageType: st.type, offset, shape, stride, ...(dtype ? { dtype } : {}) });
+    this.views.push({
+      name,
+      storageKey: st.key,
+      storageType: st.type,
+      offset,
+      shape,
+      stride,
+      ...(dtype ? { dtype } : {}),
+    });
     return true;
   }
 
   visit(v: Value, name: string, depth: number): void {
     if (typeof v !== 'object' || v === null || depth > MAX_DEPTH || this.active.has(v)) return;
-    if (--this.budget < 0) throw new PickleNotUnderstood('the pickle refers to the same objects too many times to walk');
+    if (--this.budget < 0)
+      throw new PickleNotUnderstood('the pickle refers to the same objects too many times to walk');
     this.active.add(v); // a memo can make a container hold itself
     try {
       this.visitInner(v, name, depth);
@@ -98,7 +120,8 @@ class NameWalk {
 
   private visitInner(v: Exclude<Value, null | boolean | number | string>, name: string, depth: number): void {
     const join = (key: Value): string | undefined => {
-      const part = typeof key === 'string' ? key : typeof key === 'number' && Number.isSafeInteger(key) ? String(key) : undefined;
+      const part =
+        typeof key === 'string' ? key : typeof key === 'number' && Number.isSafeInteger(key) ? String(key) : undefined;
       return part === undefined ? undefined : name === '' ? part : `${name}.${part}`;
     };
     switch (v.k) {
@@ -113,7 +136,9 @@ class NameWalk {
         return;
       case 'list':
       case 'tuple':
-        v.items.forEach((x, i) => { this.visit(x, join(i)!, depth + 1); });
+        v.items.forEach((x, i) => {
+          this.visit(x, join(i)!, depth + 1);
+        });
         return;
       case 'call': {
         const fn = globalName(v.fn);

@@ -27,7 +27,7 @@ function twoProductError(a: number, b: number, p: number): number {
   t = SPLIT * b;
   const bh = t - (t - b);
   const bl = b - bh;
-  return al * bl - (((p - ah * bh) - al * bh) - ah * bl);
+  return al * bl - (p - ah * bh - al * bh - ah * bl);
 }
 
 /** The next double up (+1) or down (-1) from a positive finite x. */
@@ -40,7 +40,13 @@ function step(x: number, dir: 1 | -1): number {
 }
 
 /** The digits of a number's text: integer D (as hi + lo, exactly), their count, the last one and its place q. */
-interface Digits { hi: number; lo: number; n: number; last: number; q: number }
+interface Digits {
+  hi: number;
+  lo: number;
+  n: number;
+  last: number;
+  q: number;
+}
 const digits: Digits = { hi: 0, lo: 0, n: 0, last: 0, q: 0 };
 
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
@@ -150,10 +156,10 @@ function provenValue(): number {
     let r: number;
     if (q < 0) {
       const b = x * scale;
-      r = (hi - b) + (lo - twoProductError(x, scale, b));
+      r = hi - b + (lo - twoProductError(x, scale, b));
     } else {
       const a = hi * scale;
-      r = ((a - x) + twoProductError(hi, scale, a)) / scale + lo;
+      r = (a - x + twoProductError(hi, scale, a)) / scale + lo;
     }
     bits[0] = x;
     const exponent = (words[HI]! >>> 20) & 0x7ff;
@@ -165,7 +171,8 @@ function provenValue(): number {
     const down = powerOfTwo ? up / 2 : up;
     if (r > up + EPS) x = step(x, 1);
     else if (r < -down - EPS) x = step(x, -1);
-    else if (r > up - EPS || r < -down + EPS) return NaN; // on the interval's end: who wins the tie decides
+    else if (r > up - EPS || r < -down + EPS)
+      return NaN; // on the interval's end: who wins the tie decides
     else return shortestAndNearest(r, n, last, up, down) ? x : NaN;
   }
   return NaN;

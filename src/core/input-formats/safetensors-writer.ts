@@ -33,8 +33,28 @@ export interface SafetensorsHead<T extends SafetensorsEntry> {
 // declared "in increasing alignment order"). Kept here rather than read from the parser's table so a
 // reordering there cannot silently change the bytes ckvc writes.
 const DTYPE_RANK: ReadonlyMap<string, number> = new Map(
-  ['BOOL', 'F4', 'F6_E2M3', 'F6_E3M2', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'C64', 'F64', 'I64', 'U64']
-    .map((d, i) => [d, i]),
+  [
+    'BOOL',
+    'F4',
+    'F6_E2M3',
+    'F6_E3M2',
+    'U8',
+    'I8',
+    'F8_E5M2',
+    'F8_E4M3',
+    'F8_E8M0',
+    'I16',
+    'U16',
+    'F16',
+    'BF16',
+    'I32',
+    'U32',
+    'F32',
+    'C64',
+    'F64',
+    'I64',
+    'U64',
+  ].map((d, i) => [d, i]),
 );
 
 const utf8 = new TextEncoder();
@@ -64,12 +84,16 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * undefined when it can. Tensor objects from other formats may carry dtypes safetensors has no name for.
  */
 export function safetensorsUnwritable(t: SafetensorsEntry): string | undefined {
-  if (!Object.hasOwn(SAFETENSORS_DTYPE_BITS, t.dtype)) return `its dtype ${JSON.stringify(t.dtype)} is not a safetensors dtype`;
+  if (!Object.hasOwn(SAFETENSORS_DTYPE_BITS, t.dtype))
+    return `its dtype ${JSON.stringify(t.dtype)} is not a safetensors dtype`;
   const want = safetensorsByteSize(t.dtype, t.shape);
-  if (want === undefined) return `its shape [${t.shape.join(', ')}] of ${t.dtype} is not a whole number of bytes up to 2^53-1`;
-  if (want !== t.size) return `its ${t.size} bytes are not the ${want} that ${t.dtype} shape [${t.shape.join(', ')}] needs`;
+  if (want === undefined)
+    return `its shape [${t.shape.join(', ')}] of ${t.dtype} is not a whole number of bytes up to 2^53-1`;
+  if (want !== t.size)
+    return `its ${t.size} bytes are not the ${want} that ${t.dtype} shape [${t.shape.join(', ')}] needs`;
   // Column-major bytes under the same shape would load as a different array: safetensors is row-major only.
-  if (t.order !== undefined) return `its ${t.dtype} bytes are in ${t.order === 'F' ? 'column-major (Fortran)' : JSON.stringify(t.order)} order and safetensors holds row-major data only`;
+  if (t.order !== undefined)
+    return `its ${t.dtype} bytes are in ${t.order === 'F' ? 'column-major (Fortran)' : JSON.stringify(t.order)} order and safetensors holds row-major data only`;
   if (t.name === '__metadata__') return 'its name "__metadata__" is reserved for the metadata in a safetensors header';
   if (LONE_SURROGATE.test(t.name)) return 'its name is not valid Unicode (a lone surrogate)';
   return undefined;
@@ -97,13 +121,23 @@ function bad(message: string, data: Record<string, unknown>): never {
  * `metadata` (written with its keys in UTF-8 byte order). The result is checked with the parser before it is
  * returned, so what ckvc writes is always something it would itself accept.
  */
-export function buildSafetensorsHead<T extends SafetensorsEntry>(tensors: readonly T[], metadata?: Readonly<Record<string, string>>): SafetensorsHead<T> {
+export function buildSafetensorsHead<T extends SafetensorsEntry>(
+  tensors: readonly T[],
+  metadata?: Readonly<Record<string, string>>,
+): SafetensorsHead<T> {
   if (tensors.length === 0) bad('a safetensors file needs at least one tensor here: the selection is empty', {});
   const seen = new Set<string>();
   for (const t of tensors) {
     const why = safetensorsUnwritable(t);
-    if (why !== undefined) bad(`tensor ${JSON.stringify(t.name)} cannot be written to a safetensors file: ${why}`, { tensor: t.name, dtype: t.dtype });
-    if (seen.has(t.name)) bad(`tensor name ${JSON.stringify(t.name)} appears twice; a safetensors header needs unique names`, { tensor: t.name });
+    if (why !== undefined)
+      bad(`tensor ${JSON.stringify(t.name)} cannot be written to a safetensors file: ${why}`, {
+        tensor: t.name,
+        dtype: t.dtype,
+      });
+    if (seen.has(t.name))
+      bad(`tensor name ${JSON.stringify(t.name)} appears twice; a safetensors header needs unique names`, {
+        tensor: t.name,
+      });
     seen.add(t.name);
   }
   const order = safetensorsWriteOrder(tensors);
@@ -136,7 +170,10 @@ export function buildSafetensorsHead<T extends SafetensorsEntry>(tensors: readon
   const text = utf8.encode(json);
   const n = Math.ceil(text.length / 8) * 8;
   if (n > SAFETENSORS_MAX_HEADER_BYTES) {
-    bad(`the safetensors header for ${order.length} tensors would be ${n} bytes, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit readers enforce; select fewer tensors`, { headerLength: n });
+    bad(
+      `the safetensors header for ${order.length} tensors would be ${n} bytes, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit readers enforce; select fewer tensors`,
+      { headerLength: n },
+    );
   }
   const fileSize = 8 + n + offset;
   if (!Number.isSafeInteger(fileSize)) bad(`the tensors add up to more than 2^53-1 bytes`, { bytes: offset });
@@ -148,7 +185,12 @@ export function buildSafetensorsHead<T extends SafetensorsEntry>(tensors: readon
   try {
     parseSafetensorsHeader(head.subarray(8), fileSize);
   } catch (e) {
-    throw new CkvcError('CKVC_INTERNAL', `built a safetensors header that does not parse (${e instanceof Error ? e.message : String(e)}); please report this`, {}, { cause: e });
+    throw new CkvcError(
+      'CKVC_INTERNAL',
+      `built a safetensors header that does not parse (${e instanceof Error ? e.message : String(e)}); please report this`,
+      {},
+      { cause: e },
+    );
   }
   return { head, order, fileSize };
 }

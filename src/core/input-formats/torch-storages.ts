@@ -40,18 +40,41 @@ const STORAGE_DTYPES: Readonly<Record<string, TorchDtype>> = Object.freeze({
 
 // torch dtype names as `_rebuild_tensor_v3` names them (torch.float8_e4m3fn), for storages saved untyped.
 const TENSOR_DTYPES: Readonly<Record<string, string>> = Object.freeze({
-  float64: 'DoubleStorage', double: 'DoubleStorage', float32: 'FloatStorage', float: 'FloatStorage',
-  float16: 'HalfStorage', half: 'HalfStorage', bfloat16: 'BFloat16Storage', int64: 'LongStorage', long: 'LongStorage',
-  int32: 'IntStorage', int: 'IntStorage', int16: 'ShortStorage', short: 'ShortStorage', int8: 'CharStorage',
-  uint8: 'ByteStorage', bool: 'BoolStorage', uint16: 'UInt16Storage', uint32: 'UInt32Storage', uint64: 'UInt64Storage',
-  float8_e4m3fn: 'Float8_e4m3fnStorage', float8_e5m2: 'Float8_e5m2Storage', float8_e8m0fnu: 'Float8_e8m0fnuStorage',
-  complex32: 'ComplexHalfStorage', chalf: 'ComplexHalfStorage', complex64: 'ComplexFloatStorage',
-  cfloat: 'ComplexFloatStorage', complex128: 'ComplexDoubleStorage', cdouble: 'ComplexDoubleStorage',
+  float64: 'DoubleStorage',
+  double: 'DoubleStorage',
+  float32: 'FloatStorage',
+  float: 'FloatStorage',
+  float16: 'HalfStorage',
+  half: 'HalfStorage',
+  bfloat16: 'BFloat16Storage',
+  int64: 'LongStorage',
+  long: 'LongStorage',
+  int32: 'IntStorage',
+  int: 'IntStorage',
+  int16: 'ShortStorage',
+  short: 'ShortStorage',
+  int8: 'CharStorage',
+  uint8: 'ByteStorage',
+  bool: 'BoolStorage',
+  uint16: 'UInt16Storage',
+  uint32: 'UInt32Storage',
+  uint64: 'UInt64Storage',
+  float8_e4m3fn: 'Float8_e4m3fnStorage',
+  float8_e5m2: 'Float8_e5m2Storage',
+  float8_e8m0fnu: 'Float8_e8m0fnuStorage',
+  complex32: 'ComplexHalfStorage',
+  chalf: 'ComplexHalfStorage',
+  complex64: 'ComplexFloatStorage',
+  cfloat: 'ComplexFloatStorage',
+  complex128: 'ComplexDoubleStorage',
+  cdouble: 'ComplexDoubleStorage',
 });
 
 /** The dtype of a torch tensor dtype name (`float8_e4m3fn`); `torch:<name>` for those without a storage class here. */
 export function torchTensorDtype(name: string): TorchDtype {
-  return Object.hasOwn(TENSOR_DTYPES, name) ? torchStorageDtype(TENSOR_DTYPES[name]) : { ...UNKNOWN, dtype: `torch:${name}` };
+  return Object.hasOwn(TENSOR_DTYPES, name)
+    ? torchStorageDtype(TENSOR_DTYPES[name])
+    : { ...UNKNOWN, dtype: `torch:${name}` };
 }
 
 /** Raw bytes whose element type the pickle did not tell (unreadable pickle, unknown storage class). */
@@ -59,7 +82,9 @@ const UNKNOWN: TorchDtype = { dtype: 'torch:unknown', bytes: 1, groupWidth: 1 };
 
 export function torchStorageDtype(storageClass: string | undefined): TorchDtype {
   if (storageClass === undefined) return UNKNOWN;
-  return Object.hasOwn(STORAGE_DTYPES, storageClass) ? STORAGE_DTYPES[storageClass]! : { ...UNKNOWN, dtype: `torch:${storageClass}` };
+  return Object.hasOwn(STORAGE_DTYPES, storageClass)
+    ? STORAGE_DTYPES[storageClass]!
+    : { ...UNKNOWN, dtype: `torch:${storageClass}` };
 }
 
 export interface TorchStorageEntry {
@@ -107,13 +132,24 @@ export function nameStorages(storages: TorchStorageEntry[], pickle: TorchPickleS
     // torch 2 keeps some dtypes (float8, ...) in untyped byte storages and names the dtype on the tensor instead.
     const storageClass = pickle?.storages.get(s.key);
     const typed = (viewsByKey.get(s.key) ?? []).find((v) => v.dtype !== undefined);
-    const dt = storageClass === 'UntypedStorage' && typed ? torchTensorDtype(typed.dtype!) : torchStorageDtype(storageClass);
-    const whole = s.bytes % dt.bytes === 0 ? (viewsByKey.get(s.key) ?? []).find((v) => v.name !== '' && coversWhole(v, s.bytes, dt.bytes)) : undefined;
+    const dt =
+      storageClass === 'UntypedStorage' && typed ? torchTensorDtype(typed.dtype!) : torchStorageDtype(storageClass);
+    const whole =
+      s.bytes % dt.bytes === 0
+        ? (viewsByKey.get(s.key) ?? []).find((v) => v.name !== '' && coversWhole(v, s.bytes, dt.bytes))
+        : undefined;
     if (whole && !taken.has(whole.name)) {
       taken.add(whole.name);
       return { key: s.key, name: whole.name, dtype: dt.dtype, shape: whole.shape, groupWidth: dt.groupWidth };
     }
-    if (s.bytes % dt.bytes !== 0) return { key: s.key, name: `data/${s.key}`, dtype: UNKNOWN.dtype, shape: [s.bytes], groupWidth: 1 };
-    return { key: s.key, name: `data/${s.key}`, dtype: dt.dtype, shape: [s.bytes / dt.bytes], groupWidth: dt.groupWidth };
+    if (s.bytes % dt.bytes !== 0)
+      return { key: s.key, name: `data/${s.key}`, dtype: UNKNOWN.dtype, shape: [s.bytes], groupWidth: 1 };
+    return {
+      key: s.key,
+      name: `data/${s.key}`,
+      dtype: dt.dtype,
+      shape: [s.bytes / dt.bytes],
+      groupWidth: dt.groupWidth,
+    };
   });
 }

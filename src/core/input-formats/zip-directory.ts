@@ -86,12 +86,14 @@ export function readZipTail(tail: Uint8Array, fileSize: number): ZipTail {
   let directoryBytes = u32(tail, eocd + 12);
   let directoryOffset = u32(tail, eocd + 16);
   let directoryEnd = tailStart + eocd;
-  const overflow = entries === 0xffff || entriesHere === 0xffff || directoryBytes === 0xffffffff || directoryOffset === 0xffffffff;
+  const overflow =
+    entries === 0xffff || entriesHere === 0xffff || directoryBytes === 0xffffffff || directoryOffset === 0xffffffff;
   const loc = eocd - ZIP64_LOCATOR_BYTES;
   if (loc >= 0 && u32(tail, loc) === ZIP64_LOCATOR_SIGNATURE) {
     const z64 = u64(tail, loc + 8) - tailStart;
     if (u32(tail, loc + 4) !== 0 || u32(tail, loc + 16) > 1) throw new ZipRefusal('a multi-disk (spanned) zip');
-    if (z64 < 0 || z64 + ZIP64_EOCD_BYTES > loc || u32(tail, z64) !== ZIP64_EOCD_SIGNATURE) throw new ZipRefusal('the Zip64 locator points at no Zip64 end record');
+    if (z64 < 0 || z64 + ZIP64_EOCD_BYTES > loc || u32(tail, z64) !== ZIP64_EOCD_SIGNATURE)
+      throw new ZipRefusal('the Zip64 locator points at no Zip64 end record');
     if (u32(tail, z64 + 16) !== 0 || u32(tail, z64 + 20) !== 0) throw new ZipRefusal('a multi-disk (spanned) zip');
     entriesHere = u64(tail, z64 + 24);
     entries = u64(tail, z64 + 32);
@@ -105,7 +107,8 @@ export function readZipTail(tail: Uint8Array, fileSize: number): ZipTail {
   if (entries > ZIP_MAX_ENTRIES) throw new ZipRefusal(`${entries} entries (more than ${ZIP_MAX_ENTRIES})`);
   if (directoryBytes > ZIP_MAX_DIRECTORY_BYTES) throw new ZipRefusal(`a central directory of ${directoryBytes} bytes`);
   // The directory must end exactly where the end records begin: nothing hides between them.
-  if (directoryOffset + directoryBytes !== directoryEnd) throw new ZipRefusal('the central directory does not end where the end record begins');
+  if (directoryOffset + directoryBytes !== directoryEnd)
+    throw new ZipRefusal('the central directory does not end where the end record begins');
   return { directoryOffset, directoryBytes, entries };
 }
 
@@ -128,7 +131,8 @@ export function readZipDirectory(dir: Uint8Array, tail: ZipTail, fileSize: numbe
   const names = new Set<string>();
   let at = 0;
   for (let i = 0; i < tail.entries; i++) {
-    if (at + 46 > dir.length || u32(dir, at) !== CENTRAL_SIGNATURE) throw new ZipRefusal(`central directory record ${i} is missing or damaged`);
+    if (at + 46 > dir.length || u32(dir, at) !== CENTRAL_SIGNATURE)
+      throw new ZipRefusal(`central directory record ${i} is missing or damaged`);
     const flags = u16(dir, at + 8);
     const method = u16(dir, at + 10);
     const crc32 = u32(dir, at + 16);
@@ -153,7 +157,7 @@ export function readZipDirectory(dir: Uint8Array, tail: ZipTail, fileSize: numbe
     names.add(name);
     // Zip64 extended information: present fields follow in a fixed order, only for those that overflowed.
     const extra = dir.subarray(at + 46 + nameLen, at + 46 + nameLen + extraLen);
-    for (let e = 0; e + 4 <= extra.length;) {
+    for (let e = 0; e + 4 <= extra.length; ) {
       const id = u16(extra, e);
       const len = u16(extra, e + 2);
       if (e + 4 + len > extra.length) throw new ZipRefusal(`entry ${JSON.stringify(name)} has a damaged extra field`);
@@ -173,14 +177,22 @@ export function readZipDirectory(dir: Uint8Array, tail: ZipTail, fileSize: numbe
     }
     if (diskStart !== 0 && diskStart !== 0xffff) throw new ZipRefusal('a multi-disk (spanned) zip');
     if (flags & 0x0001) throw new ZipRefusal(`entry ${JSON.stringify(name)} is encrypted`);
-    if (method === ZIP_METHOD_STORED && compressedSize !== size) throw new ZipRefusal(`stored entry ${JSON.stringify(name)} declares ${compressedSize} bytes stored but ${size} bytes of content`);
+    if (method === ZIP_METHOD_STORED && compressedSize !== size)
+      throw new ZipRefusal(
+        `stored entry ${JSON.stringify(name)} declares ${compressedSize} bytes stored but ${size} bytes of content`,
+      );
     if (method === ZIP_METHOD_DEFLATED && size > compressedSize * DEFLATE_MAX_RATIO + 1024) {
-      throw new ZipRefusal(`deflated entry ${JSON.stringify(name)} claims ${size} bytes from ${compressedSize} (more than deflate can produce)`);
+      throw new ZipRefusal(
+        `deflated entry ${JSON.stringify(name)} claims ${size} bytes from ${compressedSize} (more than deflate can produce)`,
+      );
     }
     if (method === ZIP_METHOD_DEFLATED && size > ZIP_MAX_INFLATED_BYTES) {
-      throw new ZipRefusal(`deflated entry ${JSON.stringify(name)} declares ${size} bytes (the cap is ${ZIP_MAX_INFLATED_BYTES})`);
+      throw new ZipRefusal(
+        `deflated entry ${JSON.stringify(name)} declares ${size} bytes (the cap is ${ZIP_MAX_INFLATED_BYTES})`,
+      );
     }
-    if (headerOffset + LOCAL_HEADER_BYTES > fileSize) throw new ZipRefusal(`entry ${JSON.stringify(name)} points past the end of the file`);
+    if (headerOffset + LOCAL_HEADER_BYTES > fileSize)
+      throw new ZipRefusal(`entry ${JSON.stringify(name)} points past the end of the file`);
     out.push({ name, method, flags, crc32, compressedSize, size, headerOffset });
     at = end;
   }
@@ -190,7 +202,8 @@ export function readZipDirectory(dir: Uint8Array, tail: ZipTail, fileSize: numbe
 
 /** Where an entry's data begins, from the fixed part of its local header. */
 export function localDataOffset(header: Uint8Array, entry: ZipEntry): { dataOffset: number; nameLength: number } {
-  if (header.length < LOCAL_HEADER_BYTES || u32(header, 0) !== LOCAL_SIGNATURE) throw new ZipRefusal(`entry ${JSON.stringify(entry.name)} has no local header where the directory says`);
+  if (header.length < LOCAL_HEADER_BYTES || u32(header, 0) !== LOCAL_SIGNATURE)
+    throw new ZipRefusal(`entry ${JSON.stringify(entry.name)} has no local header where the directory says`);
   const nameLength = u16(header, 26);
   return { dataOffset: entry.headerOffset + LOCAL_HEADER_BYTES + nameLength + u16(header, 28), nameLength };
 }
@@ -208,8 +221,10 @@ export function checkPlacement(entries: PlacedZipEntry[], directoryOffset: numbe
   const sorted = [...entries].sort((a, b) => a.headerOffset - b.headerOffset);
   let previousEnd = 0;
   for (const e of sorted) {
-    if (e.headerOffset < previousEnd) throw new ZipRefusal(`entry ${JSON.stringify(e.name)} overlaps the entry before it`);
-    if (e.dataEnd > directoryOffset) throw new ZipRefusal(`entry ${JSON.stringify(e.name)} runs into the central directory`);
+    if (e.headerOffset < previousEnd)
+      throw new ZipRefusal(`entry ${JSON.stringify(e.name)} overlaps the entry before it`);
+    if (e.dataEnd > directoryOffset)
+      throw new ZipRefusal(`entry ${JSON.stringify(e.name)} runs into the central directory`);
     previousEnd = e.dataEnd;
   }
   return sorted;

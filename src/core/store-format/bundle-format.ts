@@ -88,8 +88,14 @@ export function configLabelProblem(text: string): string | undefined {
  * text.
  */
 function unshowable(c: number): boolean {
-  return c <= 0x1f || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029
-    || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+  return (
+    c <= 0x1f ||
+    (c >= 0x7f && c <= 0x9f) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    (c >= 0x202a && c <= 0x202e) ||
+    (c >= 0x2066 && c <= 0x2069)
+  );
 }
 
 export function encodeBundleHeader(h: BundleHeader): Buffer {
@@ -99,7 +105,10 @@ export function encodeBundleHeader(h: BundleHeader): Buffer {
     refs: h.refs.map((r) => ({ name: r.name, id: idToBytes(r.id) })),
     prerequisites: h.prerequisites.map(idToBytes),
     pruned: h.pruned.map((p) => ({
-      commit: idToBytes(p.commit), time: p.time, tensors: p.tensors, ...(p.files !== undefined ? { files: p.files } : {}),
+      commit: idToBytes(p.commit),
+      time: p.time,
+      tensors: p.tensors,
+      ...(p.files !== undefined ? { files: p.files } : {}),
     })),
     ...(h.labels?.length ? { labels: h.labels.map((l) => ({ config: idToBytes(l.config), text: l.text })) } : {}),
     pack_length: h.packLength,
@@ -120,14 +129,21 @@ export function encodeBundlePreamble(headerLength: number): Buffer {
 /** Checks the preamble and returns the header length it declares. */
 export function decodeBundlePreamble(b: Uint8Array, fileSize: number | undefined, where: string): number {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (buf.length < BUNDLE_PREAMBLE_BYTES || !buf.subarray(0, 8).equals(BUNDLE_MAGIC)) throw bad(where, 'is not a ckvc bundle (bad magic)');
+  if (buf.length < BUNDLE_PREAMBLE_BYTES || !buf.subarray(0, 8).equals(BUNDLE_MAGIC))
+    throw bad(where, 'is not a ckvc bundle (bad magic)');
   const version = buf.readUInt32LE(8);
   if (version !== BUNDLE_VERSION) {
-    throw new CkvcError('CKVC_UNSUPPORTED_VERSION', `${where}: bundle format version ${version} is not supported (this ckvc reads ${BUNDLE_VERSION}); upgrade ckvc`, { where, version });
+    throw new CkvcError(
+      'CKVC_UNSUPPORTED_VERSION',
+      `${where}: bundle format version ${version} is not supported (this ckvc reads ${BUNDLE_VERSION}); upgrade ckvc`,
+      { where, version },
+    );
   }
   const headerLength = buf.readUInt32LE(12);
-  if (headerLength === 0 || headerLength > MAX_BUNDLE_HEADER_BYTES) throw bad(where, `declares a ${headerLength}-byte header (the limit is ${MAX_BUNDLE_HEADER_BYTES})`);
-  if (fileSize !== undefined && BUNDLE_PREAMBLE_BYTES + headerLength + BUNDLE_TRAILER_BYTES > fileSize) throw bad(where, `declares a ${headerLength}-byte header but the file is ${fileSize} bytes`);
+  if (headerLength === 0 || headerLength > MAX_BUNDLE_HEADER_BYTES)
+    throw bad(where, `declares a ${headerLength}-byte header (the limit is ${MAX_BUNDLE_HEADER_BYTES})`);
+  if (fileSize !== undefined && BUNDLE_PREAMBLE_BYTES + headerLength + BUNDLE_TRAILER_BYTES > fileSize)
+    throw bad(where, `declares a ${headerLength}-byte header but the file is ${fileSize} bytes`);
   return headerLength;
 }
 
@@ -142,20 +158,31 @@ export function decodeBundleHeader(bytes: Uint8Array, where: string): BundleHead
   }
   try {
     const version = f.uint('version');
-    if (version !== BUNDLE_VERSION) throw new CkvcError('CKVC_UNSUPPORTED_VERSION', `${where}: bundle header version ${version} is not supported; upgrade ckvc`, { where, version });
+    if (version !== BUNDLE_VERSION)
+      throw new CkvcError(
+        'CKVC_UNSUPPORTED_VERSION',
+        `${where}: bundle header version ${version} is not supported; upgrade ckvc`,
+        { where, version },
+      );
     const caps = f.map('capabilities');
-    const list = (k: string) => caps.array(k).map((c, i) => {
-      if (typeof c !== 'string') throw bad(where, `capabilities.${k}[${i}] is not a string`);
-      return c;
-    });
+    const list = (k: string) =>
+      caps.array(k).map((c, i) => {
+        if (typeof c !== 'string') throw bad(where, `capabilities.${k}[${i}] is not a string`);
+        return c;
+      });
     const required = list('required');
     const optional = list('optional');
     const unknown = required.filter((c) => !(KNOWN_CAPABILITIES as readonly string[]).includes(c));
     if (unknown.length) {
-      throw new CkvcError('CKVC_UNSUPPORTED_VERSION', `${where} requires ${unknown.join(', ')}, which this ckvc does not support; upgrade ckvc`, { where, capabilities: unknown });
+      throw new CkvcError(
+        'CKVC_UNSUPPORTED_VERSION',
+        `${where} requires ${unknown.join(', ')}, which this ckvc does not support; upgrade ckvc`,
+        { where, capabilities: unknown },
+      );
     }
     const rawRefs = f.array('refs');
-    if (rawRefs.length > MAX_BUNDLE_REFS) throw bad(where, `lists ${rawRefs.length} refs (the limit is ${MAX_BUNDLE_REFS})`);
+    if (rawRefs.length > MAX_BUNDLE_REFS)
+      throw bad(where, `lists ${rawRefs.length} refs (the limit is ${MAX_BUNDLE_REFS})`);
     const seen = new Set<string>();
     const refs = rawRefs.map((r, i) => {
       const rf = FieldReader.of(r, `${where} refs[${i}]`);
@@ -170,16 +197,25 @@ export function decodeBundleHeader(bytes: Uint8Array, where: string): BundleHead
     const pruned = f.array('pruned').map((p, i) => {
       const pf = FieldReader.of(p, `${where} pruned[${i}]`);
       const t = pf.raw('tensors');
-      const globs = (v: unknown) => v === null || (Array.isArray(v) && v.every((g) => typeof g === 'string' && g.length > 0));
+      const globs = (v: unknown) =>
+        v === null || (Array.isArray(v) && v.every((g) => typeof g === 'string' && g.length > 0));
       if (!globs(t)) throw bad(where, `pruned[${i}].tensors is neither null nor a list of globs`);
       const files = pf.has('files') ? pf.raw('files') : undefined;
-      if (files !== undefined && !globs(files)) throw bad(where, `pruned[${i}].files is neither null nor a list of globs`);
+      if (files !== undefined && !globs(files))
+        throw bad(where, `pruned[${i}].files is neither null nor a list of globs`);
       const rec = { commit: pf.id('commit'), time: pf.uint('time'), tensors: t as string[] | null };
       return files === undefined ? rec : { ...rec, files: files as string[] | null };
     });
     const header: BundleHeader = {
-      version, required, optional, refs, prerequisites, pruned,
-      packLength: f.uint('pack_length'), objects: f.uint('objects'), created: f.uint('created'),
+      version,
+      required,
+      optional,
+      refs,
+      prerequisites,
+      pruned,
+      packLength: f.uint('pack_length'),
+      objects: f.uint('objects'),
+      created: f.uint('created'),
     };
     if (f.has('labels')) header.labels = decodeLabels(f.array('labels'), where);
     return header;

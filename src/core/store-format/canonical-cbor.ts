@@ -7,14 +7,7 @@
 import { decode as cborxDecode } from 'cbor-x';
 import { CkvcError } from '../errors.js';
 
-export type CborValue =
-  | number
-  | string
-  | boolean
-  | null
-  | Uint8Array
-  | CborValue[]
-  | { [key: string]: CborValue };
+export type CborValue = number | string | boolean | null | Uint8Array | CborValue[] | { [key: string]: CborValue };
 
 const textEncoder = new TextEncoder();
 
@@ -46,17 +39,31 @@ class ByteSink {
 function head(out: ByteSink, major: number, n: number): void {
   const m = major << 5;
   if (n < 24) out.byte(m | n);
-  else if (n < 0x100) { out.byte(m | 24); out.byte(n); }
-  else if (n < 0x10000) { out.byte(m | 25); out.byte(n >>> 8); out.byte(n & 0xff); }
-  else if (n < 0x100000000) {
+  else if (n < 0x100) {
+    out.byte(m | 24);
+    out.byte(n);
+  } else if (n < 0x10000) {
+    out.byte(m | 25);
+    out.byte(n >>> 8);
+    out.byte(n & 0xff);
+  } else if (n < 0x100000000) {
     out.byte(m | 26);
-    out.byte(n >>> 24); out.byte((n >>> 16) & 0xff); out.byte((n >>> 8) & 0xff); out.byte(n & 0xff);
+    out.byte(n >>> 24);
+    out.byte((n >>> 16) & 0xff);
+    out.byte((n >>> 8) & 0xff);
+    out.byte(n & 0xff);
   } else {
     out.byte(m | 27);
     const hi = Math.floor(n / 0x100000000);
     const lo = n >>> 0;
-    out.byte(hi >>> 24); out.byte((hi >>> 16) & 0xff); out.byte((hi >>> 8) & 0xff); out.byte(hi & 0xff);
-    out.byte(lo >>> 24); out.byte((lo >>> 16) & 0xff); out.byte((lo >>> 8) & 0xff); out.byte(lo & 0xff);
+    out.byte(hi >>> 24);
+    out.byte((hi >>> 16) & 0xff);
+    out.byte((hi >>> 8) & 0xff);
+    out.byte(hi & 0xff);
+    out.byte(lo >>> 24);
+    out.byte((lo >>> 16) & 0xff);
+    out.byte((lo >>> 8) & 0xff);
+    out.byte(lo & 0xff);
   }
 }
 
@@ -114,7 +121,10 @@ function encodeInto(out: ByteSink, v: unknown, depth: number): void {
     }
     return;
   }
-  throw new CkvcError('CKVC_INTERNAL', `value of type ${typeof v} (${Object.prototype.toString.call(v)}) has no canonical CBOR form`);
+  throw new CkvcError(
+    'CKVC_INTERNAL',
+    `value of type ${typeof v} (${Object.prototype.toString.call(v)}) has no canonical CBOR form`,
+  );
 }
 
 export function encodeCanonical(v: CborValue): Uint8Array {
@@ -151,7 +161,8 @@ export function decodeCanonical(bytes: Uint8Array, where: string): CborValue {
 // cbor-x returns 64-bit integers as bigint; ckvc's integers (times, sizes) are all safe JS numbers.
 function integersAsNumbers(v: unknown): unknown {
   if (typeof v === 'bigint') {
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('integer out of range');
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER))
+      throw new Error('integer out of range');
     return Number(v);
   }
   if (Array.isArray(v)) return v.map(integersAsNumbers);

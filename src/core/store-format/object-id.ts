@@ -9,7 +9,12 @@ export type ObjectType = (typeof OBJECT_TYPES)[number];
 
 /** On-disk type byte in pack records (spec/FORMAT.md §4). */
 export const OBJECT_TYPE_CODE: Readonly<Record<ObjectType, number>> = {
-  chunk: 1, tensor: 2, file: 3, tree: 4, commit: 5, tag: 6,
+  chunk: 1,
+  tensor: 2,
+  file: 3,
+  tree: 4,
+  commit: 5,
+  tag: 6,
 };
 
 export function objectTypeFromCode(code: number): ObjectType | undefined {

@@ -15,7 +15,15 @@ export const PACK_FOOTER_BYTES = 16 + 32 + 8;
 /** No object body (compressed or not) may exceed this: it bounds what a reader allocates for one record. */
 export const MAX_OBJECT_BYTES = 64 * 1024 * 1024;
 
-export const CODECS = { raw: 0, zstd: 1, group2zstd: 2, group4zstd: 3, group8zstd: 4, planes: 5, xorPlanes: 6 } as const;
+export const CODECS = {
+  raw: 0,
+  zstd: 1,
+  group2zstd: 2,
+  group4zstd: 3,
+  group8zstd: 4,
+  planes: 5,
+  xorPlanes: 6,
+} as const;
 export type CodecId = (typeof CODECS)[keyof typeof CODECS];
 
 export function codecGroupWidth(codec: number): number {
@@ -49,10 +57,15 @@ export function encodePackHeader(): Buffer {
 
 export function checkPackHeader(b: Uint8Array, where: string): void {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (buf.length < PACK_HEADER_BYTES || !buf.subarray(0, 8).equals(PACK_MAGIC)) throw corruptPack(where, 'not a ckvc pack (bad magic)');
+  if (buf.length < PACK_HEADER_BYTES || !buf.subarray(0, 8).equals(PACK_MAGIC))
+    throw corruptPack(where, 'not a ckvc pack (bad magic)');
   const version = buf.readUInt32LE(8);
   if (version < OLDEST_PACK_VERSION || version > PACK_VERSION) {
-    throw new CkvcError('CKVC_UNSUPPORTED_VERSION', `${where}: pack format version ${version} is not supported (this ckvc reads ${OLDEST_PACK_VERSION} to ${PACK_VERSION}); upgrade ckvc`, { where, version });
+    throw new CkvcError(
+      'CKVC_UNSUPPORTED_VERSION',
+      `${where}: pack format version ${version} is not supported (this ckvc reads ${OLDEST_PACK_VERSION} to ${PACK_VERSION}); upgrade ckvc`,
+      { where, version },
+    );
   }
 }
 
@@ -69,22 +82,28 @@ export function encodeRecordHeader(e: Omit<PackEntry, 'offset'>): Buffer {
 export function decodeRecordHeader(b: Uint8Array, offset: number, where: string): PackEntry {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   if (buf.length < RECORD_HEADER_BYTES) throw corruptPack(where, `record at ${offset} is truncated`);
-  return validEntry({
-    type: buf.readUInt8(0) as never,
-    codec: buf.readUInt8(1) as CodecId,
-    rawLength: buf.readUInt32LE(4),
-    storedLength: buf.readUInt32LE(8),
-    id: buf.subarray(12, 12 + ID_BYTES).toString('hex'),
-    offset,
-  }, buf.readUInt8(0), `${where} record at ${offset}`);
+  return validEntry(
+    {
+      type: buf.readUInt8(0) as never,
+      codec: buf.readUInt8(1) as CodecId,
+      rawLength: buf.readUInt32LE(4),
+      storedLength: buf.readUInt32LE(8),
+      id: buf.subarray(12, 12 + ID_BYTES).toString('hex'),
+      offset,
+    },
+    buf.readUInt8(0),
+    `${where} record at ${offset}`,
+  );
 }
 
 function validEntry(e: PackEntry, typeCode: number, where: string): PackEntry {
   const type = objectTypeFromCode(typeCode);
   if (!type) throw corruptPack(where, `unknown object type ${typeCode}`);
   if (!isKnownCodec(e.codec)) throw corruptPack(where, `unknown codec ${e.codec}`);
-  if (e.rawLength > MAX_OBJECT_BYTES || e.storedLength > MAX_OBJECT_BYTES) throw corruptPack(where, 'object larger than the 64 MiB limit');
-  if (e.codec === CODECS.raw && e.rawLength !== e.storedLength) throw corruptPack(where, 'raw record whose stored and raw lengths differ');
+  if (e.rawLength > MAX_OBJECT_BYTES || e.storedLength > MAX_OBJECT_BYTES)
+    throw corruptPack(where, 'object larger than the 64 MiB limit');
+  if (e.codec === CODECS.raw && e.rawLength !== e.storedLength)
+    throw corruptPack(where, 'raw record whose stored and raw lengths differ');
   return { ...e, type };
 }
 
@@ -108,14 +127,18 @@ export function decodeToc(b: Uint8Array, count: number, tocOffset: number, where
   for (let i = 0; i < count; i++) {
     const at = i * TOC_ENTRY_BYTES;
     const offset = Number(buf.readBigUInt64LE(at + 36));
-    const e = validEntry({
-      id: buf.subarray(at, at + 32).toString('hex'),
-      type: 'chunk',
-      codec: buf.readUInt8(at + 33) as CodecId,
-      offset,
-      rawLength: buf.readUInt32LE(at + 44),
-      storedLength: buf.readUInt32LE(at + 48),
-    }, buf.readUInt8(at + 32), `${where} TOC entry ${i}`);
+    const e = validEntry(
+      {
+        id: buf.subarray(at, at + 32).toString('hex'),
+        type: 'chunk',
+        codec: buf.readUInt8(at + 33) as CodecId,
+        offset,
+        rawLength: buf.readUInt32LE(at + 44),
+        storedLength: buf.readUInt32LE(at + 48),
+      },
+      buf.readUInt8(at + 32),
+      `${where} TOC entry ${i}`,
+    );
     if (offset !== expected) throw corruptPack(where, `TOC entry ${i} is at ${offset}, expected ${expected}`);
     expected = offset + RECORD_HEADER_BYTES + e.storedLength;
     out.push(e);
@@ -146,7 +169,10 @@ export function decodeFooter(b: Uint8Array, fileSize: number, where: string): Pa
   const tocOffset = Number(buf.readBigUInt64LE(0));
   const count = buf.readUInt32LE(8);
   if (tocOffset < PACK_HEADER_BYTES || tocOffset + count * TOC_ENTRY_BYTES + PACK_FOOTER_BYTES !== fileSize) {
-    throw corruptPack(where, `footer says ${count} objects with the TOC at ${tocOffset}, which does not fit a ${fileSize}-byte file`);
+    throw corruptPack(
+      where,
+      `footer says ${count} objects with the TOC at ${tocOffset}, which does not fit a ${fileSize}-byte file`,
+    );
   }
   return { tocOffset, count, checksum: buf.subarray(16, 48).toString('hex') };
 }

@@ -7,7 +7,12 @@ import type { InputFile } from './input-file.js';
 
 const BLOCK_BYTES = 8 * 1024 * 1024;
 
-export async function* fixedChunks(file: InputFile, start: number, end: number, chunkSize: number): AsyncGenerator<Buffer> {
+export async function* fixedChunks(
+  file: InputFile,
+  start: number,
+  end: number,
+  chunkSize: number,
+): AsyncGenerator<Buffer> {
   const block = Math.max(1, Math.floor(BLOCK_BYTES / chunkSize)) * chunkSize;
   const readBlock = async (pos: number): Promise<Buffer> => {
     const len = Math.min(block, end - pos);
@@ -19,11 +24,17 @@ export async function* fixedChunks(file: InputFile, start: number, end: number, 
   for (let pos = start; pos < end; pos += block) {
     const cur = await next!;
     next = pos + block < end ? readBlock(pos + block) : undefined;
-    for (let off = 0; off < cur.length; off += chunkSize) yield cur.subarray(off, Math.min(off + chunkSize, cur.length));
+    for (let off = 0; off < cur.length; off += chunkSize)
+      yield cur.subarray(off, Math.min(off + chunkSize, cur.length));
   }
 }
 
-export async function* contentDefinedChunks(file: InputFile, start: number, end: number, params: CdcParams): AsyncGenerator<Buffer> {
+export async function* contentDefinedChunks(
+  file: InputFile,
+  start: number,
+  end: number,
+  params: CdcParams,
+): AsyncGenerator<Buffer> {
   const windowSize = Math.max(BLOCK_BYTES, params.max * 2);
   let buf = Buffer.alloc(0);
   let pos = 0;

@@ -29,7 +29,10 @@ export class DeltaBases {
   private byPath: Promise<Map<string, ObjectId>> | undefined;
   private byName: Map<string, ObjectId[]> | undefined;
 
-  constructor(private readonly src: ParentSource, private readonly parentTree: ObjectId) {}
+  constructor(
+    private readonly src: ParentSource,
+    private readonly parentTree: ObjectId,
+  ) {}
 
   private async load(): Promise<Map<string, ObjectId>> {
     const byPath = new Map<string, ObjectId>();
@@ -50,11 +53,18 @@ export class DeltaBases {
     try {
       this.byPath ??= this.load();
       const byPath = await this.byPath;
-      const candidates = byPath.has(`${filePath}\0${t.name}`) ? [byPath.get(`${filePath}\0${t.name}`)!] : (this.byName!.get(t.name) ?? []);
+      const candidates = byPath.has(`${filePath}\0${t.name}`)
+        ? [byPath.get(`${filePath}\0${t.name}`)!]
+        : (this.byName!.get(t.name) ?? []);
       for (const id of candidates) {
         const p = await this.src.readTensor(id);
-        const same = p.dtype === t.dtype && p.size === t.size && p.chunkSize === t.chunkSize && p.order === t.order
-          && p.shape.length === t.shape.length && p.shape.every((d, i) => d === t.shape[i]);
+        const same =
+          p.dtype === t.dtype &&
+          p.size === t.size &&
+          p.chunkSize === t.chunkSize &&
+          p.order === t.order &&
+          p.shape.length === t.shape.length &&
+          p.shape.every((d, i) => d === t.shape[i]);
         if (same) return p.chunks;
       }
       return undefined;

@@ -16,7 +16,11 @@ import { recipeStoreVersion, type StoreConfig } from '../store-layout.js';
 import { contentDefinedChunks, fixedChunks } from './chunk-reader.js';
 import type { DeltaBases } from './delta-bases.js';
 import {
-  planCoverageProblem, PlanBuilder, type FilePlan, type RenderedRegion, type TensorRegion,
+  planCoverageProblem,
+  PlanBuilder,
+  type FilePlan,
+  type RenderedRegion,
+  type TensorRegion,
 } from './file-plan.js';
 import { planJson } from './json-plan.js';
 import { PICKLE_EXTENSIONS, planPickle } from './pickle-plan.js';
@@ -48,11 +52,18 @@ class FileIngest {
   readonly hasher = new ContentHasher();
 
   constructor(
-    readonly file: InputFile, readonly writer: ObjectWriter, readonly config: StoreConfig, readonly signal?: AbortSignal, readonly delta?: DeltaSource,
+    readonly file: InputFile,
+    readonly writer: ObjectWriter,
+    readonly config: StoreConfig,
+    readonly signal?: AbortSignal,
+    readonly delta?: DeltaSource,
   ) {}
 
   private checkInterrupted(): void {
-    if (this.signal?.aborted) throw new CkvcError('CKVC_INTERRUPTED', `interrupted while reading ${this.file.path}; nothing was committed`, { path: this.file.path });
+    if (this.signal?.aborted)
+      throw new CkvcError('CKVC_INTERRUPTED', `interrupted while reading ${this.file.path}; nothing was committed`, {
+        path: this.file.path,
+      });
   }
 
   /** Bytes kept verbatim (headers, opaque files): content-defined chunks. */
@@ -69,13 +80,27 @@ class FileIngest {
     const chunks: ObjectId[] = [];
     const size = t.end - t.start;
     const chunkSize = this.config.tensorChunkSize;
-    const bases = await this.delta?.bases.chunksFor(this.delta.path, { name: t.name, dtype: t.dtype, shape: t.shape, size, chunkSize, ...(t.order ? { order: t.order } : {}) });
+    const bases = await this.delta?.bases.chunksFor(this.delta.path, {
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      size,
+      chunkSize,
+      ...(t.order ? { order: t.order } : {}),
+    });
     for await (const chunk of fixedChunks(this.file, t.start, t.end, chunkSize)) {
       this.checkInterrupted();
       this.hasher.update(chunk);
       chunks.push(await this.writer.put('chunk', chunk, { width: t.groupWidth, base: bases?.[chunks.length] }));
     }
-    const body = encodeTensor({ dtype: t.dtype, shape: t.shape, size, chunkSize: this.config.tensorChunkSize, chunks, ...(t.order ? { order: t.order } : {}) });
+    const body = encodeTensor({
+      dtype: t.dtype,
+      shape: t.shape,
+      size,
+      chunkSize: this.config.tensorChunkSize,
+      chunks,
+      ...(t.order ? { order: t.order } : {}),
+    });
     this.parts.push({ kind: 'tensor', id: await this.writer.put('tensor', body), size, name: t.name });
   }
 
@@ -99,7 +124,12 @@ class FileIngest {
 
   async execute(plan: FilePlan): Promise<void> {
     const problem = planCoverageProblem(plan, this.file.size);
-    if (problem) throw new CkvcError('CKVC_INTERNAL', `ingest plan for ${this.file.path} (${plan.format}) is inconsistent: ${problem}`, { path: this.file.path });
+    if (problem)
+      throw new CkvcError(
+        'CKVC_INTERNAL',
+        `ingest plan for ${this.file.path} (${plan.format}) is inconsistent: ${problem}`,
+        { path: this.file.path },
+      );
     for (const r of plan.regions) {
       if (r.kind === 'verbatim') await this.verbatim(r.start, r.end);
       else if (r.kind === 'rendered') await this.rendered(r);
@@ -116,7 +146,15 @@ async function planSafetensors(file: InputFile): Promise<FilePlan> {
   const plan = new PlanBuilder('safetensors', file.size);
   // The length prefix and header stay one verbatim region, even before a zero-size first tensor.
   plan.verbatimTo(layout.dataStart);
-  for (const t of layout.tensors) plan.tensor({ start: t.begin, end: t.end, name: t.name, dtype: t.dtype, shape: t.shape, groupWidth: safetensorsElementWidth(t.dtype) });
+  for (const t of layout.tensors)
+    plan.tensor({
+      start: t.begin,
+      end: t.end,
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      groupWidth: safetensorsElementWidth(t.dtype),
+    });
   return plan.done();
 }
 
@@ -135,12 +173,20 @@ async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> 
     if (PICKLE_EXTENSIONS.has(ext) || plainPickle) return await planPickle(file);
     if (isZip && TORCH_EXTENSIONS.has(ext)) {
       const plan = await planTorchZip(file, await readZipLayout(file));
-      if (plan?.namesUnavailable) warnings.push(`${file.path}: tensor names not read (${plan.namesUnavailable}); its storages are stored as data/<key>`);
+      if (plan?.namesUnavailable)
+        warnings.push(
+          `${file.path}: tensor names not read (${plan.namesUnavailable}); its storages are stored as data/<key>`,
+        );
       return plan ?? opaque;
     }
   } catch (e) {
     if (!(e instanceof ZipRefusal || e instanceof NpyRefusal)) throw e;
-    const kind = ext === '.npy' ? 'NumPy .npy file' : ext === '.npz' ? 'NumPy .npz archive' : `zip archive named like a PyTorch checkpoint (${ext})`;
+    const kind =
+      ext === '.npy'
+        ? 'NumPy .npy file'
+        : ext === '.npz'
+          ? 'NumPy .npz archive'
+          : `zip archive named like a PyTorch checkpoint (${ext})`;
     throw new CkvcError(
       'CKVC_BAD_TENSOR_FILE',
       `${file.path} is a ${kind} that ckvc will not read: ${e.message}; nothing was committed. If the file is damaged, re-save it; to store it as plain bytes anyway, rename it to another extension`,
@@ -157,7 +203,12 @@ export interface DeltaSource {
 }
 
 export async function ingestFile(
-  p: string, writer: ObjectWriter, config: StoreConfig, signal?: AbortSignal, open: OpenOptions = {}, delta?: DeltaSource,
+  p: string,
+  writer: ObjectWriter,
+  config: StoreConfig,
+  signal?: AbortSignal,
+  open: OpenOptions = {},
+  delta?: DeltaSource,
 ): Promise<IngestedFile> {
   const file = await InputFile.open(p, open);
   try {
@@ -166,7 +217,13 @@ export async function ingestFile(
     const ing = new FileIngest(file, writer, config, signal, delta);
     await ing.execute(plan);
     await file.checkUnchanged();
-    const recipe: FileRecipe = { size: file.size, b3: ing.hasher.digestHex(), format: plan.format, parts: ing.parts, ...(plan.packed ? { packed: plan.packed } : {}) };
+    const recipe: FileRecipe = {
+      size: file.size,
+      b3: ing.hasher.digestHex(),
+      format: plan.format,
+      parts: ing.parts,
+      ...(plan.packed ? { packed: plan.packed } : {}),
+    };
     const tensors = plan.regions.filter((r) => r.kind !== 'verbatim').length;
     // A recipe with a JSON render part needs a version 3 store: older readers would only call it corrupt.
     const storeVersion = recipeStoreVersion(recipe);

@@ -6,15 +6,32 @@ import type { PackedTensor } from '../../core/store-format/objects/file-recipe.j
 
 export type Region =
   | { kind: 'verbatim'; start: number; end: number }
-  | { kind: 'tensor'; start: number; end: number; name: string; dtype: string; shape: number[]; groupWidth: number; order?: 'F' }
+  | {
+      kind: 'tensor';
+      start: number;
+      end: number;
+      name: string;
+      dtype: string;
+      shape: number[];
+      groupWidth: number;
+      order?: 'F';
+    }
   /**
    * A tensor whose file bytes are text (`text`, already read and checked to render back exactly from `data`):
    * its element bytes `data` are stored, the file part says how to render them (spec/JSON.md).
    */
   | {
-    kind: 'rendered'; start: number; end: number; name: string; dtype: string; shape: number[]; groupWidth: number;
-    data: Uint8Array; text: Uint8Array; json: JsonArrayLayout;
-  };
+      kind: 'rendered';
+      start: number;
+      end: number;
+      name: string;
+      dtype: string;
+      shape: number[];
+      groupWidth: number;
+      data: Uint8Array;
+      text: Uint8Array;
+      json: JsonArrayLayout;
+    };
 
 export type TensorRegion = Extract<Region, { kind: 'tensor' }>;
 export type RenderedRegion = Extract<Region, { kind: 'rendered' }>;
@@ -34,7 +51,10 @@ export class PlanBuilder {
   readonly packed: PackedTensor[] = [];
   private pos = 0;
 
-  constructor(readonly format: string, private readonly size: number) {}
+  constructor(
+    readonly format: string,
+    private readonly size: number,
+  ) {}
 
   /** Keeps everything from the current position up to `end` verbatim. */
   verbatimTo(end: number): void {

@@ -19,7 +19,11 @@ export interface OpenOptions {
 }
 
 export class InputFile {
-  private constructor(readonly path: string, readonly fh: fs.FileHandle, private readonly before: BigIntStats) {}
+  private constructor(
+    readonly path: string,
+    readonly fh: fs.FileHandle,
+    private readonly before: BigIntStats,
+  ) {}
 
   static async open(p: string, opts: OpenOptions = {}): Promise<InputFile> {
     let fh: fs.FileHandle;
@@ -29,7 +33,11 @@ export class InputFile {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new CkvcError('CKVC_INPUT_NOT_FOUND', `${p} does not exist`, { path: p });
       if (code === 'ELOOP' && opts.follow === false) {
-        throw new CkvcError('CKVC_INPUT_CHANGED', `${p}: it was replaced by a symlink while being committed; nothing was committed. Commit again once the folder has stopped changing`, { path: p });
+        throw new CkvcError(
+          'CKVC_INPUT_CHANGED',
+          `${p}: it was replaced by a symlink while being committed; nothing was committed. Commit again once the folder has stopped changing`,
+          { path: p },
+        );
       }
       throw ioError(e, 'open', p);
     }
@@ -39,7 +47,11 @@ export class InputFile {
     });
     if (!st.isFile()) {
       await fh.close().catch(() => {});
-      throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot commit ${p}: it is not a regular file (a pipe, socket or device); give files and folders only`, { path: p });
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `cannot commit ${p}: it is not a regular file (a pipe, socket or device); give files and folders only`,
+        { path: p },
+      );
     }
     return new InputFile(p, fh, st);
   }
@@ -96,11 +108,19 @@ export class InputFile {
   }
 
   private changed(what: string): CkvcError {
-    return new CkvcError('CKVC_INPUT_CHANGED', `${this.path}: ${what}; wait until the training job has finished writing it, then commit again`, { path: this.path });
+    return new CkvcError(
+      'CKVC_INPUT_CHANGED',
+      `${this.path}: ${what}; wait until the training job has finished writing it, then commit again`,
+      { path: this.path },
+    );
   }
 
   private sizeLies(what: string): CkvcError {
-    return new CkvcError('CKVC_BAD_ARGUMENT', `cannot commit ${this.path}: its size says ${this.size} bytes but ${what}, so it is not an ordinary file (like those under /proc or /sys) and would be stored wrong; nothing was committed. Copy it to a regular file first (cat ${this.path} > copy) and commit the copy`, { path: this.path, size: this.size });
+    return new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `cannot commit ${this.path}: its size says ${this.size} bytes but ${what}, so it is not an ordinary file (like those under /proc or /sys) and would be stored wrong; nothing was committed. Copy it to a regular file first (cat ${this.path} > copy) and commit the copy`,
+      { path: this.path, size: this.size },
+    );
   }
 
   async close(): Promise<void> {

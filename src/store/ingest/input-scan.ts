@@ -28,7 +28,10 @@ export async function statInput(p: string): Promise<Stats> {
     return await fs.stat(p);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new CkvcError('CKVC_INPUT_NOT_FOUND', `${p} does not exist (or is a broken symlink); check the path`, { path: p });
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      throw new CkvcError('CKVC_INPUT_NOT_FOUND', `${p} does not exist (or is a broken symlink); check the path`, {
+        path: p,
+      });
     throw ioError(e, 'read', p);
   }
 }
@@ -52,21 +55,40 @@ class Scanner {
     const reserved = reservedEntryName(name);
     const data = { path: p, name, ...(reserved ? { reserved } : {}) };
     if (named) {
-      const instead = named.isDirectory() ? `give ${p} alone (a single folder becomes the commit's root, whose own name is not stored), or copy it under another name` : 'copy it under another name and commit the copy';
-      throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot commit ${p} as an entry named "${name}": the name ${problem}; nothing was committed. To commit it, ${instead}`, data);
+      const instead = named.isDirectory()
+        ? `give ${p} alone (a single folder becomes the commit's root, whose own name is not stored), or copy it under another name`
+        : 'copy it under another name and commit the copy';
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `cannot commit ${p} as an entry named "${name}": the name ${problem}; nothing was committed. To commit it, ${instead}`,
+        data,
+      );
     }
     const parent = path.dirname(p);
     if (reserved) {
-      throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot commit ${p}: its name ${problem}, so no commit may hold it; nothing was committed. Commit the other entries of ${parent} instead (e.g. 'ckvc commit ${parent}/*', which leaves out hidden names), or move ${name} out of it`, data);
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `cannot commit ${p}: its name ${problem}, so no commit may hold it; nothing was committed. Commit the other entries of ${parent} instead (e.g. 'ckvc commit ${parent}/*', which leaves out hidden names), or move ${name} out of it`,
+        data,
+      );
     }
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot commit ${p}: its name ${problem}; nothing was committed. Rename it, or move it out of ${parent}`, data);
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `cannot commit ${p}: its name ${problem}; nothing was committed. Rename it, or move it out of ${parent}`,
+      data,
+    );
   }
 
   async input(p: string, name: string): Promise<InputNode> {
     const st = await statInput(p);
     this.checkName(p, name, st);
     if (st.isDirectory()) return { kind: 'dir', name, path: p, children: await this.directory(p) };
-    if (!st.isFile()) throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot commit ${p}: it is ${kindOf(st)}, not a regular file or folder; give files and folders only`, { path: p });
+    if (!st.isFile())
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `cannot commit ${p}: it is ${kindOf(st)}, not a regular file or folder; give files and folders only`,
+        { path: p },
+      );
     return { kind: 'file', name, path: p, named: true };
   }
 
@@ -92,19 +114,27 @@ class Scanner {
       }
       if (st.isSymbolicLink()) {
         const to = await fs.readlink(p).catch(() => '?');
-        this.warnings.push(`skipped symlink ${p} (-> ${to}): links inside a committed folder are not followed, so nothing outside the folder can slip into the commit; to commit what it points to, name the link itself as a PATH or replace it with a copy`);
+        this.warnings.push(
+          `skipped symlink ${p} (-> ${to}): links inside a committed folder are not followed, so nothing outside the folder can slip into the commit; to commit what it points to, name the link itself as a PATH or replace it with a copy`,
+        );
         continue;
       }
       if (st.isDirectory()) out.push({ kind: 'dir', name: n, path: p, children: await this.directory(p) });
       else if (st.isFile()) out.push({ kind: 'file', name: n, path: p, named: false });
-      else throw new CkvcError('CKVC_BAD_ARGUMENT', `cannot commit ${p}: it is ${kindOf(st)}, not a regular file or folder; nothing was committed. Move it out of ${dir}, or commit the other entries by name`, { path: p });
+      else
+        throw new CkvcError(
+          'CKVC_BAD_ARGUMENT',
+          `cannot commit ${p}: it is ${kindOf(st)}, not a regular file or folder; nothing was committed. Move it out of ${dir}, or commit the other entries by name`,
+          { path: p },
+        );
     }
     return out;
   }
 }
 
 export async function scanInputs(paths: string[], storeRoot: string): Promise<InputScan> {
-  if (paths.length === 0) throw new CkvcError('CKVC_BAD_ARGUMENT', 'nothing to commit: give at least one file or directory', {});
+  if (paths.length === 0)
+    throw new CkvcError('CKVC_BAD_ARGUMENT', 'nothing to commit: give at least one file or directory', {});
   for (const p of paths) await statInput(p); // a missing input is named before anything else is looked at
   if (paths.length === 1 && (await statInput(paths[0]!)).isDirectory()) {
     const s = new Scanner(storeRoot);
@@ -115,7 +145,12 @@ export async function scanInputs(paths: string[], storeRoot: string): Promise<In
   const warnings: string[] = [];
   for (const p of paths) {
     const name = path.basename(path.resolve(p));
-    if (seen.has(name)) throw new CkvcError('CKVC_BAD_ARGUMENT', `two inputs are both named "${name}"; commit their common parent directory instead`, { name });
+    if (seen.has(name))
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `two inputs are both named "${name}"; commit their common parent directory instead`,
+        { name },
+      );
     seen.add(name);
     const s = new Scanner(storeRoot);
     entries.push(await s.input(p, name));

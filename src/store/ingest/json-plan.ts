@@ -18,8 +18,15 @@ export async function planJson(file: InputFile): Promise<FilePlan> {
   const plan = new PlanBuilder('json', file.size);
   for (const a of arrays) {
     plan.rendered({
-      start: a.start, end: a.end, name: a.name, dtype: a.dtype, shape: a.shape, groupWidth: 8,
-      data: a.data, text: bytes.subarray(a.start, a.end), json: a.layout,
+      start: a.start,
+      end: a.end,
+      name: a.name,
+      dtype: a.dtype,
+      shape: a.shape,
+      groupWidth: 8,
+      data: a.data,
+      text: bytes.subarray(a.start, a.end),
+      json: a.layout,
     });
   }
   return plan.done();

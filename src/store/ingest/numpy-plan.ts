@@ -21,13 +21,20 @@ function addArray(plan: PlanBuilder, h: NpyHeader, name: string, start: number, 
   if (dataStart > end) throw new NpyRefusal(`${name}: the header runs past the end of the array`);
   if (!h.known) return; // object, structured, string or big-endian arrays: opaque bytes
   const dataEnd = dataStart + h.dataBytes!;
-  if (dataEnd > end) throw new NpyRefusal(`${name}: shape ${JSON.stringify(h.shape)} of ${h.descr} needs ${h.dataBytes} bytes of data, the file holds ${end - dataStart}`);
+  if (dataEnd > end)
+    throw new NpyRefusal(
+      `${name}: shape ${JSON.stringify(h.shape)} of ${h.descr} needs ${h.dataBytes} bytes of data, the file holds ${end - dataStart}`,
+    );
   plan.tensor({
-    start: dataStart, end: dataEnd, name, dtype: h.known.dtype, shape: h.shape, groupWidth: safetensorsElementWidth(h.known.dtype),
+    start: dataStart,
+    end: dataEnd,
+    name,
+    dtype: h.known.dtype,
+    shape: h.shape,
+    groupWidth: safetensorsElementWidth(h.known.dtype),
     ...(h.fortranOrder && h.shape.length > 1 ? { order: 'F' as const } : {}),
   });
 }
-
 
 export async function planNpy(file: InputFile): Promise<FilePlan> {
   const plan = new PlanBuilder('npy', file.size);
@@ -53,19 +60,36 @@ function memberHeader(member: string, prefix: Uint8Array): NpyHeader {
 export const NPZ_MAX_INFLATED_BYTES = 64 * 1024 ** 3;
 
 export async function planNpz(file: InputFile, zip: ZipLayout): Promise<FilePlan> {
-  const deflated = zip.entries.filter((e) => e.name.endsWith('.npy') && e.method === ZIP_METHOD_DEFLATED).reduce((a, e) => a + e.size, 0);
-  if (deflated > NPZ_MAX_INFLATED_BYTES) throw new ZipRefusal(`its deflated members declare ${deflated} bytes in all (the cap is ${NPZ_MAX_INFLATED_BYTES})`);
+  const deflated = zip.entries
+    .filter((e) => e.name.endsWith('.npy') && e.method === ZIP_METHOD_DEFLATED)
+    .reduce((a, e) => a + e.size, 0);
+  if (deflated > NPZ_MAX_INFLATED_BYTES)
+    throw new ZipRefusal(
+      `its deflated members declare ${deflated} bytes in all (the cap is ${NPZ_MAX_INFLATED_BYTES})`,
+    );
   const plan = new PlanBuilder('npz', file.size);
   for (const e of zip.entries) {
     plan.verbatimTo(e.dataOffset);
     if (!e.name.endsWith('.npy')) continue;
     const name = e.name.slice(0, -4);
     if (e.method === ZIP_METHOD_STORED) {
-      addArray(plan, memberHeader(e.name, await readPrefix(file, e.dataOffset, e.dataEnd)), name, e.dataOffset, e.dataEnd);
+      addArray(
+        plan,
+        memberHeader(e.name, await readPrefix(file, e.dataOffset, e.dataEnd)),
+        name,
+        e.dataOffset,
+        e.dataEnd,
+      );
     } else if (e.method === ZIP_METHOD_DEFLATED) {
       const h = memberHeader(e.name, await checkDeflatedEntry(file, e, NPY_PREFIX_BYTES));
       if (h.known && h.dataOffset + h.dataBytes! <= e.size) {
-        plan.packed.push({ name, dtype: h.known.dtype, shape: h.shape, size: h.dataBytes!, ...(h.fortranOrder && h.shape.length > 1 ? { order: 'F' as const } : {}) });
+        plan.packed.push({
+          name,
+          dtype: h.known.dtype,
+          shape: h.shape,
+          size: h.dataBytes!,
+          ...(h.fortranOrder && h.shape.length > 1 ? { order: 'F' as const } : {}),
+        });
       }
     }
     // Whatever remains of the member (deflated bytes, opaque array data, trailing bytes) starts its own verbatim

@@ -30,7 +30,11 @@ export async function planPickle(file: InputFile): Promise<FilePlan> {
   const plan = new PlanBuilder('pickle', file.size);
   for (const a of arrays) {
     plan.tensor({
-      start: a.start, end: a.end, name: a.name, dtype: a.dtype, shape: a.shape,
+      start: a.start,
+      end: a.end,
+      name: a.name,
+      dtype: a.dtype,
+      shape: a.shape,
       groupWidth: safetensorsElementWidth(a.dtype),
       ...(a.order ? { order: a.order } : {}),
     });

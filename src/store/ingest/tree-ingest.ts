@@ -19,7 +19,7 @@ export interface IngestSummary {
   warnings: string[];
 }
 
-export type IngestProgress = (event: { path: string; bytes: number }) => void
+export type IngestProgress = (event: { path: string; bytes: number }) => void;
 
 class TreeIngest {
   readonly summary: IngestSummary = { files: 0, tensors: 0, bytes: 0, warnings: [] };
@@ -65,7 +65,12 @@ export interface IngestOptions {
   bases?: DeltaBases;
 }
 
-export async function ingestPaths(paths: string[], writer: ObjectWriter, config: StoreConfig, opts: IngestOptions): Promise<{ tree: ObjectId; summary: IngestSummary }> {
+export async function ingestPaths(
+  paths: string[],
+  writer: ObjectWriter,
+  config: StoreConfig,
+  opts: IngestOptions,
+): Promise<{ tree: ObjectId; summary: IngestSummary }> {
   const storeRoot = await fs.realpath(opts.storeRoot).catch(() => path.resolve(opts.storeRoot));
   const scan = await scanInputs(paths, storeRoot);
   const ing = new TreeIngest(writer, config, opts.progress, opts.signal, opts.bases);

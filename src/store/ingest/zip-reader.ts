@@ -2,8 +2,15 @@
 // deflated entries by inflating them under a cap. Nothing is extracted and no entry name touches the disk.
 import * as zlib from 'node:zlib';
 import {
-  checkPlacement, localDataOffset, readZipDirectory, readZipTail, ZIP_METHOD_DEFLATED, ZIP_TAIL_BYTES, ZipRefusal,
-  LOCAL_HEADER_BYTES, type PlacedZipEntry,
+  checkPlacement,
+  localDataOffset,
+  readZipDirectory,
+  readZipTail,
+  ZIP_METHOD_DEFLATED,
+  ZIP_TAIL_BYTES,
+  ZipRefusal,
+  LOCAL_HEADER_BYTES,
+  type PlacedZipEntry,
 } from '../../core/input-formats/zip-directory.js';
 import type { InputFile } from './input-file.js';
 
@@ -21,8 +28,12 @@ export async function readZipLayout(file: InputFile): Promise<ZipLayout> {
   for (const e of readZipDirectory(directory, tail, file.size)) {
     const { dataOffset, nameLength } = localDataOffset(await file.readAt(e.headerOffset, LOCAL_HEADER_BYTES), e);
     const name = Buffer.from(e.name, 'utf8');
-    if (dataOffset + e.compressedSize > file.size) throw new ZipRefusal(`entry ${JSON.stringify(e.name)} runs past the end of the file`);
-    if (nameLength !== name.length || !name.equals(await file.readAt(e.headerOffset + LOCAL_HEADER_BYTES, nameLength))) {
+    if (dataOffset + e.compressedSize > file.size)
+      throw new ZipRefusal(`entry ${JSON.stringify(e.name)} runs past the end of the file`);
+    if (
+      nameLength !== name.length ||
+      !name.equals(await file.readAt(e.headerOffset + LOCAL_HEADER_BYTES, nameLength))
+    ) {
       throw new ZipRefusal(`entry ${JSON.stringify(e.name)} has another name in its local header`);
     }
     placed.push({ ...e, dataOffset, dataEnd: dataOffset + e.compressedSize });
@@ -36,7 +47,8 @@ export async function readZipLayout(file: InputFile): Promise<ZipLayout> {
  * compressed bytes. Returns the first `prefixBytes` of the output (an .npy header), or all of it when shorter.
  */
 export async function checkDeflatedEntry(file: InputFile, e: PlacedZipEntry, prefixBytes = 0): Promise<Buffer> {
-  if (e.method !== ZIP_METHOD_DEFLATED) throw new ZipRefusal(`entry ${JSON.stringify(e.name)} uses compression method ${e.method}`);
+  if (e.method !== ZIP_METHOD_DEFLATED)
+    throw new ZipRefusal(`entry ${JSON.stringify(e.name)} uses compression method ${e.method}`);
   const inflater = zlib.createInflateRaw();
   let produced = 0;
   let crc = 0;
@@ -46,7 +58,9 @@ export async function checkDeflatedEntry(file: InputFile, e: PlacedZipEntry, pre
   inflater.on('data', (out: Buffer) => {
     produced += out.length;
     if (produced > e.size) {
-      failure ??= new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} inflates to more than the ${e.size} bytes it declares`);
+      failure ??= new ZipRefusal(
+        `deflated entry ${JSON.stringify(e.name)} inflates to more than the ${e.size} bytes it declares`,
+      );
       inflater.destroy();
       return;
     }
@@ -74,8 +88,14 @@ export async function checkDeflatedEntry(file: InputFile, e: PlacedZipEntry, pre
   if (!failure) inflater.end();
   await settled;
   if (failure) throw failure;
-  if (produced !== e.size) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} inflates to ${produced} bytes, not the ${e.size} it declares`);
+  if (produced !== e.size)
+    throw new ZipRefusal(
+      `deflated entry ${JSON.stringify(e.name)} inflates to ${produced} bytes, not the ${e.size} it declares`,
+    );
   if (crc !== e.crc32) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} fails its CRC-32 check`);
-  if (inflater.bytesWritten !== e.compressedSize) throw new ZipRefusal(`deflated entry ${JSON.stringify(e.name)} ends before its ${e.compressedSize} compressed bytes do`);
+  if (inflater.bytesWritten !== e.compressedSize)
+    throw new ZipRefusal(
+      `deflated entry ${JSON.stringify(e.name)} ends before its ${e.compressedSize} compressed bytes do`,
+    );
   return Buffer.concat(prefix);
 }

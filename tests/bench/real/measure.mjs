@@ -33,7 +33,8 @@ export function run(cmd, args, { cwd, env } = {}) {
         const kib = Number(lines.at(-1));
         if (Number.isFinite(kib) && lines.length) rss = kib / 1024;
       }
-      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} (in ${cwd ?? process.cwd()}) exited with ${code}:\n${err}${out}`));
+      if (code !== 0)
+        reject(new Error(`${cmd} ${args.join(' ')} (in ${cwd ?? process.cwd()}) exited with ${code}:\n${err}${out}`));
       else resolve({ secs, rss, out, err });
     });
   });
@@ -83,12 +84,17 @@ export function assertSameTree(original, restored, what) {
   const want = listFiles(original);
   const got = fs.existsSync(restored) ? listFiles(restored) : [];
   if (want.join('\n') !== got.join('\n')) {
-    throw new Error(`${what}: restored files differ from the checkpoint's.\n  expected: ${want.join(', ')}\n  restored: ${got.join(', ')} (in ${restored})`);
+    throw new Error(
+      `${what}: restored files differ from the checkpoint's.\n  expected: ${want.join(', ')}\n  restored: ${got.join(', ')} (in ${restored})`,
+    );
   }
   for (const f of want) {
     const a = fs.readFileSync(path.join(original, f));
     const b = fs.readFileSync(path.join(restored, f));
-    if (!a.equals(b)) throw new Error(`${what}: ${f} restored into ${restored} is not byte-identical to ${path.join(original, f)} (${b.length} vs ${a.length} bytes)`);
+    if (!a.equals(b))
+      throw new Error(
+        `${what}: ${f} restored into ${restored} is not byte-identical to ${path.join(original, f)} (${b.length} vs ${a.length} bytes)`,
+      );
   }
 }
 

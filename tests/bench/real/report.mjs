@@ -25,24 +25,38 @@ function vsBest(m, key) {
 export function markdown(results) {
   const lines = [];
   const cell = (m, key, digits) => TOOLS.map((t) => fmt(m[t]?.[key], digits)).join(' / ');
-  lines.push('| scenario | checkpoints × MB | stored ratio | ingest MB/s | restore MB/s (cold) | peak RSS MiB | ckvc ÷ best peer: ratio, ingest, restore |');
+  lines.push(
+    '| scenario | checkpoints × MB | stored ratio | ingest MB/s | restore MB/s (cold) | peak RSS MiB | ckvc ÷ best peer: ratio, ingest, restore |',
+  );
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const s of results.scenarios) {
     const m = Object.fromEntries(TOOLS.map((t) => [t, metrics(s.tools[t])]));
     const perCkpt = s.logicalBytes / s.checkpoints / MiB;
     const best = ['ratio', 'ingest', 'restore'].map((k) => fmt(vsBest(m, k), 2)).join(', ');
-    lines.push(`| ${s.name} | ${s.checkpoints} × ${fmt(perCkpt, 1)} | ${cell(m, 'ratio', 2)} | ${cell(m, 'ingest', 1)} | ${cell(m, 'restore', 1)} | ${cell(m, 'rss', 0)} | ${best} |`);
+    lines.push(
+      `| ${s.name} | ${s.checkpoints} × ${fmt(perCkpt, 1)} | ${cell(m, 'ratio', 2)} | ${cell(m, 'ingest', 1)} | ${cell(m, 'restore', 1)} | ${cell(m, 'rss', 0)} | ${best} |`,
+    );
   }
   lines.push('');
-  lines.push('Cells are ckvc / borg / restic (– : not run). Stored ratio = logical bytes of all checkpoints ÷ bytes of the');
-  lines.push('store or repository folder; ingest = logical bytes ÷ the summed wall time of one process per checkpoint;');
-  lines.push(`restore = the last checkpoint's bytes ÷ the restore command's wall time, ${results.coldCache ? 'page cache dropped first' : 'page cache NOT dropped (not root, or /proc read-only): warm-cache figures'};`);
-  lines.push('peak RSS = the largest resident set of any of the tool\'s processes (GNU time). MB = 2^20 bytes.');
+  lines.push(
+    'Cells are ckvc / borg / restic (– : not run). Stored ratio = logical bytes of all checkpoints ÷ bytes of the',
+  );
+  lines.push(
+    'store or repository folder; ingest = logical bytes ÷ the summed wall time of one process per checkpoint;',
+  );
+  lines.push(
+    `restore = the last checkpoint's bytes ÷ the restore command's wall time, ${results.coldCache ? 'page cache dropped first' : 'page cache NOT dropped (not root, or /proc read-only): warm-cache figures'};`,
+  );
+  lines.push("peak RSS = the largest resident set of any of the tool's processes (GNU time). MB = 2^20 bytes.");
   const skipped = TOOLS.filter((t) => results.tools[t]?.skipped).map((t) => `${t}: ${results.tools[t].skipped}`);
   if (skipped.length) lines.push(`Skipped: ${skipped.join('; ')}.`);
   const versions = TOOLS.filter((t) => results.tools[t]?.version).map((t) => results.tools[t].version);
   const { cpus, loadAvgStart, loadAvgEnd } = results.machine;
-  lines.push(`Machine: ${cpus} CPUs, 1-minute load average ${loadAvgStart.toFixed(1)} at the start, ${loadAvgEnd.toFixed(1)} at the end.`);
-  lines.push(`Versions: ${versions.join(', ')}; torch ${results.generation.torch}. Checkpoints: ${results.generation.summary}.`);
+  lines.push(
+    `Machine: ${cpus} CPUs, 1-minute load average ${loadAvgStart.toFixed(1)} at the start, ${loadAvgEnd.toFixed(1)} at the end.`,
+  );
+  lines.push(
+    `Versions: ${versions.join(', ')}; torch ${results.generation.torch}. Checkpoints: ${results.generation.summary}.`,
+  );
   return lines.join('\n');
 }

@@ -38,7 +38,10 @@ function argValue(name) {
 function envList(name, allowed) {
   const v = process.env[name];
   if (!v) return allowed;
-  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const bad = list.filter((s) => !allowed.includes(s));
   if (bad.length) fail(`${name}=${v}: unknown ${bad.join(', ')}; choose from ${allowed.join(', ')}`);
   return list;
@@ -76,7 +79,8 @@ const genConfig = {
   sg_batch: 4096,
   mlp_hidden: 128,
 };
-if (genConfig.dim % genConfig.heads) fail(`BENCH_REAL_DIM=${genConfig.dim} must be a multiple of ${genConfig.heads} (attention heads)`);
+if (genConfig.dim % genConfig.heads)
+  fail(`BENCH_REAL_DIM=${genConfig.dim} must be a multiple of ${genConfig.heads} (attention heads)`);
 
 function findPython() {
   const candidates = [process.env.BENCH_REAL_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean);
@@ -98,8 +102,10 @@ function checkpoints() {
   }
   const py = findPython();
   if (!py) {
-    fail(`no python3 that imports torch and numpy (tried ${['BENCH_REAL_PYTHON', '/usr/bin/python3', 'python3'].join(', ')}).\n` +
-      `  Install Debian's packages: ${INSTALL}\n  (or point BENCH_REAL_PYTHON at a python3 with torch).`);
+    fail(
+      `no python3 that imports torch and numpy (tried ${['BENCH_REAL_PYTHON', '/usr/bin/python3', 'python3'].join(', ')}).\n` +
+        `  Install Debian's packages: ${INSTALL}\n  (or point BENCH_REAL_PYTHON at a python3 with torch).`,
+    );
   }
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -142,7 +148,16 @@ async function benchTool(tool, scenario, ckpts, ckptRoot) {
   assertSameTree(path.join(ckptRoot, last.dir), r.files, `${tool.name} restore of ${scenario} ${last.dir}`);
   if (!keep) fs.rmSync(runDir, { recursive: true, force: true });
   const logicalBytes = ckpts.reduce((a, c) => a + c.bytes, 0);
-  return { logicalBytes, storedBytes, ingestSecs, perCheckpointSecs, restoreBytes: last.bytes, restoreSecs: r.secs, peakRssMiB: peakRss, coldCache: cold };
+  return {
+    logicalBytes,
+    storedBytes,
+    ingestSecs,
+    perCheckpointSecs,
+    restoreBytes: last.bytes,
+    restoreSecs: r.secs,
+    peakRssMiB: peakRss,
+    coldCache: cold,
+  };
 }
 
 async function main() {
@@ -157,14 +172,25 @@ async function main() {
     }
   }
   if (toolInfo.ckvc.skipped && only.includes('ckvc')) fail(toolInfo.ckvc.skipped);
-  if (!haveGnuTime) console.error(`bench:real: /usr/bin/time (GNU time) is missing, so peak RSS is not measured (Debian: apt-get install -y time)`);
+  if (!haveGnuTime)
+    console.error(
+      `bench:real: /usr/bin/time (GNU time) is missing, so peak RSS is not measured (Debian: apt-get install -y time)`,
+    );
   const { dir: ckptRoot, manifest } = checkpoints();
   const results = {
     date: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), loadAvgStart: os.loadavg()[0] },
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model,
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      loadAvgStart: os.loadavg()[0],
+    },
     checkpointsDir: ckptRoot,
     generation: {
-      config: manifest.config, torch: manifest.torch, seconds: manifest.seconds, timings: manifest.timings,
+      config: manifest.config,
+      torch: manifest.torch,
+      seconds: manifest.seconds,
+      timings: manifest.timings,
       summary: `${manifest.config.checkpoints} per scenario, ${manifest.config.steps} optimizer steps apart, trained in ${Math.round(manifest.seconds)} s`,
     },
     tools: toolInfo,
@@ -174,7 +200,13 @@ async function main() {
   for (const scenario of scenarios) {
     const ckpts = manifest.scenarios[scenario];
     if (!ckpts?.length) fail(`the cache ${ckptRoot} has no checkpoints for ${scenario}; delete it to train again`);
-    const entry = { name: scenario, checkpoints: ckpts.length, logicalBytes: ckpts.reduce((a, c) => a + c.bytes, 0), files: Object.keys(ckpts[0].files), tools: {} };
+    const entry = {
+      name: scenario,
+      checkpoints: ckpts.length,
+      logicalBytes: ckpts.reduce((a, c) => a + c.bytes, 0),
+      files: Object.keys(ckpts[0].files),
+      tools: {},
+    };
     for (const [name, tool] of Object.entries(tools)) {
       if (toolInfo[name].skipped) {
         entry.tools[name] = { skipped: toolInfo[name].skipped };
@@ -185,7 +217,9 @@ async function main() {
       results.coldCache &&= r.coldCache;
       entry.tools[name] = r;
       const mb = r.logicalBytes / 2 ** 20;
-      console.error(`bench:real: ${scenario}: ${name}: ratio ${(r.logicalBytes / r.storedBytes).toFixed(2)}, ingest ${(mb / r.ingestSecs).toFixed(1)} MB/s, restore ${(r.restoreBytes / 2 ** 20 / r.restoreSecs).toFixed(1)} MB/s, peak RSS ${r.peakRssMiB?.toFixed(0) ?? '?'} MiB`);
+      console.error(
+        `bench:real: ${scenario}: ${name}: ratio ${(r.logicalBytes / r.storedBytes).toFixed(2)}, ingest ${(mb / r.ingestSecs).toFixed(1)} MB/s, restore ${(r.restoreBytes / 2 ** 20 / r.restoreSecs).toFixed(1)} MB/s, peak RSS ${r.peakRssMiB?.toFixed(0) ?? '?'} MiB`,
+      );
     }
     results.scenarios.push(entry);
   }
@@ -196,7 +230,9 @@ async function main() {
   fs.writeFileSync(path.join(work, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   if (outFile) fs.writeFileSync(outFile, `${table}\n`);
   if (jsonFile) fs.writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
-  console.error(`bench:real: results in ${path.join(work, 'results.md')} and results.json; checkpoints cached in ${ckptRoot}`);
+  console.error(
+    `bench:real: results in ${path.join(work, 'results.md')} and results.json; checkpoints cached in ${ckptRoot}`,
+  );
 }
 
 main().catch((e) => fail(e.stack ?? String(e)));

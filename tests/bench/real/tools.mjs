@@ -21,13 +21,29 @@ export function ckvcTool(repoRoot) {
   return {
     name: 'ckvc',
     check() {
-      if (!fs.existsSync(path.join(repoRoot, 'dist/cli/main.js'))) return { ok: false, why: 'dist/ is missing: run `npm run build` first' };
+      if (!fs.existsSync(path.join(repoRoot, 'dist/cli/main.js')))
+        return { ok: false, why: 'dist/ is missing: run `npm run build` first' };
       return { ok: true, version: `ckvc ${version(bin, ['--version']) ?? '?'}` };
     },
     store: (dir) => path.join(dir, '.ckvc'),
     init: (dir) => run(bin, ['init', dir], { env }),
     ingest: (dir, live, { scenario, step }) =>
-      run(bin, ['commit', live, '-b', scenario, '-m', `step-${step}`, '--step', String(step), '--store', path.join(dir, '.ckvc')], { env }),
+      run(
+        bin,
+        [
+          'commit',
+          live,
+          '-b',
+          scenario,
+          '-m',
+          `step-${step}`,
+          '--step',
+          String(step),
+          '--store',
+          path.join(dir, '.ckvc'),
+        ],
+        { env },
+      ),
     async restore(dir, to, { scenario }) {
       const r = await run(bin, ['checkout', scenario, '--to', to, '--store', path.join(dir, '.ckvc')], { env });
       return { ...r, files: to };
@@ -51,10 +67,17 @@ export function borgTool() {
     store: (dir) => path.join(dir, 'repo'),
     init: (dir) => run('borg', ['init', '--encryption=none', path.join(dir, 'repo')], { env: envFor(dir) }),
     ingest: (dir, live, { n }) =>
-      run('borg', ['create', '--compression', 'zstd,3', `${path.join(dir, 'repo')}::ckpt-${String(n).padStart(2, '0')}`, '.'], { cwd: live, env: envFor(dir) }),
+      run(
+        'borg',
+        ['create', '--compression', 'zstd,3', `${path.join(dir, 'repo')}::ckpt-${String(n).padStart(2, '0')}`, '.'],
+        { cwd: live, env: envFor(dir) },
+      ),
     async restore(dir, to, { n }) {
       fs.mkdirSync(to, { recursive: true });
-      const r = await run('borg', ['extract', `${path.join(dir, 'repo')}::ckpt-${String(n).padStart(2, '0')}`], { cwd: to, env: envFor(dir) });
+      const r = await run('borg', ['extract', `${path.join(dir, 'repo')}::ckpt-${String(n).padStart(2, '0')}`], {
+        cwd: to,
+        env: envFor(dir),
+      });
       return { ...r, files: to };
     },
   };
@@ -70,10 +93,17 @@ export function resticTool() {
     },
     store: (dir) => path.join(dir, 'repo'),
     // Format version 2 is the one with compression (zstd, "auto" level).
-    init: (dir) => run('restic', ['-r', path.join(dir, 'repo'), 'init', '--repository-version', '2'], { env: envFor(dir) }),
-    ingest: (dir, live) => run('restic', ['-r', path.join(dir, 'repo'), 'backup', '--quiet', '--host', 'bench', '.'], { cwd: live, env: envFor(dir) }),
+    init: (dir) =>
+      run('restic', ['-r', path.join(dir, 'repo'), 'init', '--repository-version', '2'], { env: envFor(dir) }),
+    ingest: (dir, live) =>
+      run('restic', ['-r', path.join(dir, 'repo'), 'backup', '--quiet', '--host', 'bench', '.'], {
+        cwd: live,
+        env: envFor(dir),
+      }),
     async restore(dir, to, { live }) {
-      const r = await run('restic', ['-r', path.join(dir, 'repo'), 'restore', 'latest', '--target', to], { env: envFor(dir) });
+      const r = await run('restic', ['-r', path.join(dir, 'repo'), 'restore', 'latest', '--target', to], {
+        env: envFor(dir),
+      });
       // Backing up "." restores at the target's top here (restic 0.14); other versions record LIVE's absolute path.
       const nested = path.join(to, live);
       return { ...r, files: fs.existsSync(nested) ? nested : to };

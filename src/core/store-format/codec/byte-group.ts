@@ -21,11 +21,26 @@ function checkWidth(width: number): void {
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 function canUseWords(src: Uint8Array, width: number, out: Uint8Array | undefined): boolean {
-  return LITTLE_ENDIAN && src.byteOffset % 4 === 0 && (out === undefined || out.byteOffset % 4 === 0) && src.length % (4 * width) === 0 && (width === 2 || width === 4 || width === 8);
+  return (
+    LITTLE_ENDIAN &&
+    src.byteOffset % 4 === 0 &&
+    (out === undefined || out.byteOffset % 4 === 0) &&
+    src.length % (4 * width) === 0 &&
+    (width === 2 || width === 4 || width === 8)
+  );
 }
 
 /** 4x4 byte transpose of words (a, b, c, d) -> plane words (p0..p3). */
-function transposeInto(o: Uint32Array, at0: number, stride: number, i: number, a: number, b: number, c: number, d: number): void {
+function transposeInto(
+  o: Uint32Array,
+  at0: number,
+  stride: number,
+  i: number,
+  a: number,
+  b: number,
+  c: number,
+  d: number,
+): void {
   o[at0 + i] = (a & 255) | ((b & 255) << 8) | ((c & 255) << 16) | (d << 24);
   o[at0 + stride + i] = ((a >>> 8) & 255) | (b & 0xff00) | ((c & 0xff00) << 8) | ((d & 0xff00) << 16);
   o[at0 + 2 * stride + i] = ((a >>> 16) & 255) | ((b >>> 8) & 0xff00) | (c & 0xff0000) | ((d & 0xff0000) << 8);
@@ -63,7 +78,10 @@ function ungroupWords(src: Uint8Array, width: number, out: Uint8Array): Uint8Arr
     const t = new Uint32Array(4);
     for (let i = 0, k = 0; i < q; i++, k += 4) {
       transposeInto(t, 0, 1, 0, p[i]!, p[q + i]!, p[2 * q + i]!, p[3 * q + i]!);
-      o[k] = t[0]!; o[k + 1] = t[1]!; o[k + 2] = t[2]!; o[k + 3] = t[3]!;
+      o[k] = t[0]!;
+      o[k + 1] = t[1]!;
+      o[k + 2] = t[2]!;
+      o[k + 3] = t[3]!;
     }
   } else if (width === 8) {
     const t = new Uint32Array(8);
@@ -87,7 +105,8 @@ function ungroupWords(src: Uint8Array, width: number, out: Uint8Array): Uint8Arr
 export function groupBytes(src: Uint8Array, width: number, dest?: Uint8Array): Uint8Array {
   checkWidth(width);
   if (width === 1) return src;
-  if (dest !== undefined && dest.length !== src.length) throw new CkvcError('CKVC_INTERNAL', 'byte-group destination has the wrong length', {});
+  if (dest !== undefined && dest.length !== src.length)
+    throw new CkvcError('CKVC_INTERNAL', 'byte-group destination has the wrong length', {});
   const out = dest ?? new Uint8Array(src.length);
   if (canUseWords(src, width, out)) return groupWords(src, width, out);
   const len = src.length;
@@ -137,7 +156,8 @@ export function groupBytes(src: Uint8Array, width: number, dest?: Uint8Array): U
 export function ungroupBytes(src: Uint8Array, width: number, dest?: Uint8Array): Uint8Array {
   checkWidth(width);
   if (width === 1) return src;
-  if (dest !== undefined && dest.length !== src.length) throw new CkvcError('CKVC_INTERNAL', 'byte-group destination has the wrong length', {});
+  if (dest !== undefined && dest.length !== src.length)
+    throw new CkvcError('CKVC_INTERNAL', 'byte-group destination has the wrong length', {});
   const out = dest ?? new Uint8Array(src.length);
   if (canUseWords(src, width, out)) return ungroupWords(src, width, out);
   const len = src.length;

@@ -80,15 +80,24 @@ function xorInto(out: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Array {
  * applies its own default.
  */
 export async function encodePlanes(
-  raw: Uint8Array, width: number, level: number, base?: { id: Uint8Array; bytes: Uint8Array; grouped?: boolean },
+  raw: Uint8Array,
+  width: number,
+  level: number,
+  base?: { id: Uint8Array; bytes: Uint8Array; grouped?: boolean },
 ): Promise<PlaneEncoding> {
-  if (!PLANE_WIDTHS.includes(width)) throw new CkvcError('CKVC_INTERNAL', `plane codec width ${width} is not 1, 2, 4 or 8`, { width });
-  if (base && base.bytes.length !== raw.length) throw new CkvcError('CKVC_INTERNAL', 'delta base differs in length from the chunk', {});
+  if (!PLANE_WIDTHS.includes(width))
+    throw new CkvcError('CKVC_INTERNAL', `plane codec width ${width} is not 1, 2, 4 or 8`, { width });
+  if (base && base.bytes.length !== raw.length)
+    throw new CkvcError('CKVC_INTERNAL', 'delta base differs in length from the chunk', {});
   const n = Math.floor(raw.length / width);
   // Pooled: fresh memory per chunk costs page faults that showed up as a tenth of a commit's time.
   const grouped = groupBytes(raw, width, scratch.acquire(raw.length));
   // A base read for this write arrives grouped already (the chain is decoded in grouped form).
-  const baseGrouped = base ? (base.grouped ? base.bytes : groupBytes(base.bytes, width, Buffer.allocUnsafeSlow(raw.length))) : undefined;
+  const baseGrouped = base
+    ? base.grouped
+      ? base.bytes
+      : groupBytes(base.bytes, width, Buffer.allocUnsafeSlow(raw.length))
+    : undefined;
   const modes: number[] = [];
   const jobs: Promise<Uint8Array[]>[] = [];
   for (let j = 0; j < width; j++) {
@@ -106,7 +115,11 @@ export async function encodePlanes(
     const input = xor ? xorInto(Buffer.allocUnsafeSlow(n), plane, basePlane!) : plane;
     const mode = (xor ? PLANE_XOR : 0) | PLANE_ZSTD;
     modes.push(mode);
-    jobs.push(zstd().then((z) => z.compress(asBuffer(input), level)).then((frame) => zstdFramePiecesWithContentSize(frame, n)));
+    jobs.push(
+      zstd()
+        .then((z) => z.compress(asBuffer(input), level))
+        .then((frame) => zstdFramePiecesWithContentSize(frame, n)),
+    );
   }
   const stored = await Promise.all(jobs);
   for (let j = 0; j < width; j++) {
@@ -128,13 +141,19 @@ export async function encodePlanes(
   }
   for (let j = 0; j < width; j++) {
     head.writeUInt8(modes[j]!, at);
-    head.writeUInt32LE(stored[j]!.reduce((a, p) => a + p.length, 0), at + 1);
+    head.writeUInt32LE(
+      stored[j]!.reduce((a, p) => a + p.length, 0),
+      at + 1,
+    );
     at += PLANE_ENTRY_BYTES;
   }
   const tail = grouped.subarray(n * width);
   const pieces: Uint8Array[] = [head, ...stored.flat(), ...(tail.length ? [tail] : [])];
   return {
-    pieces, storedLength: pieces.reduce((a, p) => a + p.length, 0), usesBase, allRaw: modes.every((m) => m === 0),
+    pieces,
+    storedLength: pieces.reduce((a, p) => a + p.length, 0),
+    usesBase,
+    allRaw: modes.every((m) => m === 0),
     release: () => scratch.release(grouped),
   };
 }
@@ -146,7 +165,8 @@ export const DELTA_HEAD_BYTES = 2 + ID_BYTES;
 export function parseDeltaHead(head: Uint8Array, where: string): { width: number; baseId: string } {
   if (head.length < DELTA_HEAD_BYTES) throw corrupt(where, 'delta record is truncated before its base ID');
   const width = head[0]!;
-  if (!PLANE_WIDTHS.includes(width) || head[1] !== width) throw corrupt(where, `plane-coded body has width ${width} and ${head[1]} planes`);
+  if (!PLANE_WIDTHS.includes(width) || head[1] !== width)
+    throw corrupt(where, `plane-coded body has width ${width} and ${head[1]} planes`);
   return { width, baseId: Buffer.from(head.subarray(2, DELTA_HEAD_BYTES)).toString('hex') };
 }
 
@@ -166,7 +186,8 @@ function corrupt(where: string, what: string): CkvcError {
 export function parsePlaneHeader(stored: Uint8Array, rawLength: number, withBase: boolean, where: string): PlaneHeader {
   if (stored.length < 2) throw corrupt(where, 'plane-coded body is truncated');
   const width = stored[0]!;
-  if (!PLANE_WIDTHS.includes(width) || stored[1] !== width) throw corrupt(where, `plane-coded body has width ${width} and ${stored[1]} planes`);
+  if (!PLANE_WIDTHS.includes(width) || stored[1] !== width)
+    throw corrupt(where, `plane-coded body has width ${width} and ${stored[1]} planes`);
   const n = Math.floor(rawLength / width);
   let at = 2;
   let baseId: Uint8Array | undefined;
@@ -186,13 +207,15 @@ export function parsePlaneHeader(stored: Uint8Array, rawLength: number, withBase
     const length = view.readUInt32LE(at + 1);
     if (mode > 3 || (!withBase && mode & PLANE_XOR)) throw corrupt(where, `plane ${j} has unknown mode ${mode}`);
     if (mode & PLANE_XOR) xored++;
-    if (!(mode & PLANE_ZSTD) && length !== n) throw corrupt(where, `raw plane ${j} holds ${length} bytes, expected ${n}`);
+    if (!(mode & PLANE_ZSTD) && length !== n)
+      throw corrupt(where, `raw plane ${j} holds ${length} bytes, expected ${n}`);
     if (offset + length > stored.length) throw corrupt(where, `plane ${j} runs past the end of the record`);
     planes.push({ mode, offset, length });
     offset += length;
   }
   if (withBase && xored === 0) throw corrupt(where, 'delta record XORs no plane with its base');
-  if (stored.length - offset !== rawLength - n * width) throw corrupt(where, 'plane-coded body does not end where its planes and tail say');
+  if (stored.length - offset !== rawLength - n * width)
+    throw corrupt(where, 'plane-coded body does not end where its planes and tail say');
   return { width, ...(baseId ? { baseId } : {}), planes, tailOffset: offset };
 }
 
@@ -201,37 +224,54 @@ export function parsePlaneHeader(stored: Uint8Array, rawLength: number, withBase
  * so that only the last link is un-grouped. `baseGrouped` (the base in grouped form, same width) is required when
  * a plane is XORed.
  */
-export async function decodePlanesGrouped(stored: Uint8Array, rawLength: number, h: PlaneHeader, where: string, baseGrouped?: Uint8Array): Promise<Uint8Array> {
+export async function decodePlanesGrouped(
+  stored: Uint8Array,
+  rawLength: number,
+  h: PlaneHeader,
+  where: string,
+  baseGrouped?: Uint8Array,
+): Promise<Uint8Array> {
   const { width } = h;
   const n = Math.floor(rawLength / width);
-  if (h.baseId && (!baseGrouped || baseGrouped.length !== rawLength)) throw corrupt(where, `delta base has ${baseGrouped?.length ?? 'no'} bytes, expected ${rawLength}`);
+  if (h.baseId && (!baseGrouped || baseGrouped.length !== rawLength))
+    throw corrupt(where, `delta base has ${baseGrouped?.length ?? 'no'} bytes, expected ${rawLength}`);
   // Pooled (the caller may hand it back to `scratch` once done with it): fresh memory per chunk costs page faults.
   const grouped = scratch.acquire(rawLength);
-  await Promise.all(h.planes.map(async (p, j) => {
-    const src = stored.subarray(p.offset, p.offset + p.length);
-    const dest = grouped.subarray(j * n, (j + 1) * n);
-    if (!(p.mode & PLANE_ZSTD)) dest.set(src);
-    else {
-      // Refuse before inflating: each frame must declare exactly its plane's size.
-      if (zstdFrameContentSize(src) !== n || zstdFrameLength(src) !== src.length) throw corrupt(where, `plane ${j} is not one zstd frame of ${n} bytes`);
-      let out: Buffer;
-      try {
-        out = await (await zstd()).decompress(asBuffer(src));
-      } catch (e) {
-        throw corrupt(where, `plane ${j} does not decompress (${(e as Error).message})`);
+  await Promise.all(
+    h.planes.map(async (p, j) => {
+      const src = stored.subarray(p.offset, p.offset + p.length);
+      const dest = grouped.subarray(j * n, (j + 1) * n);
+      if (!(p.mode & PLANE_ZSTD)) dest.set(src);
+      else {
+        // Refuse before inflating: each frame must declare exactly its plane's size.
+        if (zstdFrameContentSize(src) !== n || zstdFrameLength(src) !== src.length)
+          throw corrupt(where, `plane ${j} is not one zstd frame of ${n} bytes`);
+        let out: Buffer;
+        try {
+          out = await (await zstd()).decompress(asBuffer(src));
+        } catch (e) {
+          throw corrupt(where, `plane ${j} does not decompress (${(e as Error).message})`);
+        }
+        if (out.length !== n) throw corrupt(where, `plane ${j} decompressed to ${out.length} bytes, expected ${n}`);
+        dest.set(out);
       }
-      if (out.length !== n) throw corrupt(where, `plane ${j} decompressed to ${out.length} bytes, expected ${n}`);
-      dest.set(out);
-    }
-    if (p.mode & PLANE_XOR) xorInto(dest, dest, baseGrouped!.subarray(j * n, (j + 1) * n));
-  }));
+      if (p.mode & PLANE_XOR) xorInto(dest, dest, baseGrouped!.subarray(j * n, (j + 1) * n));
+    }),
+  );
   grouped.set(stored.subarray(h.tailOffset), n * width);
   return grouped;
 }
 
 /** Decodes a parsed codec 5/6 body; `base` (the base chunk's plain bytes) is required when a plane is XORed. */
-export async function decodePlanes(stored: Uint8Array, rawLength: number, h: PlaneHeader, where: string, base?: Uint8Array): Promise<Uint8Array> {
-  const baseGrouped = base && base.length === rawLength ? groupBytes(base, h.width, Buffer.allocUnsafeSlow(rawLength)) : base;
+export async function decodePlanes(
+  stored: Uint8Array,
+  rawLength: number,
+  h: PlaneHeader,
+  where: string,
+  base?: Uint8Array,
+): Promise<Uint8Array> {
+  const baseGrouped =
+    base && base.length === rawLength ? groupBytes(base, h.width, Buffer.allocUnsafeSlow(rawLength)) : base;
   const grouped = await decodePlanesGrouped(stored, rawLength, h, where, baseGrouped);
   return h.width > 1 ? ungroupBytes(grouped, h.width) : grouped;
 }

@@ -18,7 +18,13 @@ function asBuffer(u: Uint8Array): Buffer {
 }
 
 export function codecForWidth(width: number): CodecId {
-  return width === 2 ? CODECS.group2zstd : width === 4 ? CODECS.group4zstd : width === 8 ? CODECS.group8zstd : CODECS.zstd;
+  return width === 2
+    ? CODECS.group2zstd
+    : width === 4
+      ? CODECS.group4zstd
+      : width === 8
+        ? CODECS.group8zstd
+        : CODECS.zstd;
 }
 
 export interface EncodedBody {
@@ -42,21 +48,35 @@ export interface DeltaBase {
  * `width` is the element width in bytes for tensor data (1 for anything else); `tryCompress` false
  * stores raw. Tensor data is stored plane by plane (codec 5), against `base` where that helps (codec 6).
  */
-export async function encodeBody(raw: Uint8Array, width: number, tryCompress = true, base?: DeltaBase): Promise<EncodedBody> {
+export async function encodeBody(
+  raw: Uint8Array,
+  width: number,
+  tryCompress = true,
+  base?: DeltaBase,
+): Promise<EncodedBody> {
   const asRaw = { codec: CODECS.raw, pieces: [raw], storedLength: raw.length };
   if (!tryCompress || raw.length < 64) return asRaw;
   if ((width > 1 || base) && PLANE_WIDTHS.includes(width)) {
-    const fits = base && base.bytes.length === raw.length && (base.groupedWidth === undefined || base.groupedWidth === width);
-    const usable = fits ? { id: Buffer.from(base.id, 'hex'), bytes: base.bytes, grouped: base.groupedWidth !== undefined } : undefined;
+    const fits =
+      base && base.bytes.length === raw.length && (base.groupedWidth === undefined || base.groupedWidth === width);
+    const usable = fits
+      ? { id: Buffer.from(base.id, 'hex'), bytes: base.bytes, grouped: base.groupedWidth !== undefined }
+      : undefined;
     const planes = await encodePlanes(raw, width, ZSTD_LEVEL, usable);
     if (!planes.usesBase && (planes.allRaw || planes.storedLength > raw.length * (1 - MIN_SAVING))) {
       planes.release();
       return asRaw;
     }
-    return { codec: planes.usesBase ? CODECS.xorPlanes : CODECS.planes, pieces: planes.pieces, storedLength: planes.storedLength, release: planes.release };
+    return {
+      codec: planes.usesBase ? CODECS.xorPlanes : CODECS.planes,
+      pieces: planes.pieces,
+      storedLength: planes.storedLength,
+      release: planes.release,
+    };
   }
   const codec = codecForWidth(width);
-  const grouped = codecGroupWidth(codec) > 1 ? groupBytes(raw, codecGroupWidth(codec), scratch.acquire(raw.length)) : undefined;
+  const grouped =
+    codecGroupWidth(codec) > 1 ? groupBytes(raw, codecGroupWidth(codec), scratch.acquire(raw.length)) : undefined;
   let frame: Buffer;
   try {
     frame = await (await zstd()).compress(asBuffer(grouped ?? raw), ZSTD_LEVEL);
@@ -77,18 +97,38 @@ export function joinPieces(pieces: Uint8Array[]): Uint8Array {
 }
 
 /** With `pool`, the result of a grouped codec is a pool buffer the caller may release once done with it. */
-export async function decodeBody(codec: number, stored: Uint8Array, rawLength: number, where: string, pool?: BufferPool, base?: Uint8Array): Promise<Uint8Array> {
+export async function decodeBody(
+  codec: number,
+  stored: Uint8Array,
+  rawLength: number,
+  where: string,
+  pool?: BufferPool,
+  base?: Uint8Array,
+): Promise<Uint8Array> {
   if (codec === CODECS.planes || codec === CODECS.xorPlanes) {
-    return decodePlanes(stored, rawLength, parsePlaneHeader(stored, rawLength, codec === CODECS.xorPlanes, where), where, base);
+    return decodePlanes(
+      stored,
+      rawLength,
+      parsePlaneHeader(stored, rawLength, codec === CODECS.xorPlanes, where),
+      where,
+      base,
+    );
   }
   if (codec === CODECS.raw) {
-    if (stored.length !== rawLength) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: stored ${stored.length} bytes, expected ${rawLength}`, { where });
+    if (stored.length !== rawLength)
+      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: stored ${stored.length} bytes, expected ${rawLength}`, {
+        where,
+      });
     return stored;
   }
   // Refuse before inflating: the frame must declare exactly the size the record promised.
   const declared = zstdFrameContentSize(stored);
   if (declared !== rawLength) {
-    throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: compressed frame declares ${declared ?? 'no'} size, the record says ${rawLength}`, { where });
+    throw new CkvcError(
+      'CKVC_CORRUPT_OBJECT',
+      `${where}: compressed frame declares ${declared ?? 'no'} size, the record says ${rawLength}`,
+      { where },
+    );
   }
   if (zstdFrameLength(stored) !== stored.length) {
     throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: stored body is not exactly one zstd frame`, { where });
@@ -99,7 +139,10 @@ export async function decodeBody(codec: number, stored: Uint8Array, rawLength: n
   } catch (e) {
     throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: does not decompress (${(e as Error).message})`, { where });
   }
-  if (out.length !== rawLength) throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: decompressed to ${out.length} bytes, expected ${rawLength}`, { where });
+  if (out.length !== rawLength)
+    throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: decompressed to ${out.length} bytes, expected ${rawLength}`, {
+      where,
+    });
   const width = codecGroupWidth(codec);
   return width > 1 ? ungroupBytes(out, width, pool?.acquire(rawLength)) : out;
 }

@@ -34,7 +34,8 @@ interface FrameHeader {
 function parseHeader(frame: Uint8Array): FrameHeader {
   if (frame.length < 5) throw corrupt('zstd frame is too short for a header', { length: frame.length });
   const magic = readU32(frame, 0);
-  if (magic !== ZSTD_MAGIC) throw corrupt('not a zstd frame (bad magic number)', { magic: magic.toString(16).padStart(8, '0') });
+  if (magic !== ZSTD_MAGIC)
+    throw corrupt('not a zstd frame (bad magic number)', { magic: magic.toString(16).padStart(8, '0') });
   const descriptor = frame[4]!;
   if ((descriptor & 0x08) !== 0) throw corrupt('zstd frame header has the reserved bit set', { descriptor });
   const fcsFlag = descriptor >>> 6;
@@ -42,7 +43,10 @@ function parseHeader(frame: Uint8Array): FrameHeader {
   const fcsSize = fcsFlag === 0 ? (singleSegment ? 1 : 0) : 1 << fcsFlag; // 0 or 1, 2, 4, 8
   const fcsOffset = 5 + (singleSegment ? 0 : 1) + DICT_ID_SIZES[descriptor & 0x03]!;
   if (frame.length < fcsOffset + fcsSize) {
-    throw corrupt('zstd frame is too short for its header', { length: frame.length, headerLength: fcsOffset + fcsSize });
+    throw corrupt('zstd frame is too short for its header', {
+      length: frame.length,
+      headerLength: fcsOffset + fcsSize,
+    });
   }
   return { descriptor, fcsOffset, fcsSize };
 }
@@ -98,7 +102,10 @@ export function zstdFramePiecesWithContentSize(frame: Uint8Array, contentSize: n
   if (fcsSize !== 0) {
     const declared = zstdFrameContentSize(frame);
     if (declared === contentSize) return [frame];
-    throw new CkvcError('CKVC_INTERNAL', 'zstd frame already declares a different content size', { declared, contentSize });
+    throw new CkvcError('CKVC_INTERNAL', 'zstd frame already declares a different content size', {
+      declared,
+      contentSize,
+    });
   }
   // fcsSize 0 means Single_Segment is 0 and the FCS flag is 0. Flag 1 (2 bytes) only holds 256..65791.
   const flag = contentSize >= 256 && contentSize < 65536 + 256 ? 1 : contentSize < TWO_POW_32 ? 2 : 3;

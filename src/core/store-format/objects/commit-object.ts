@@ -97,10 +97,17 @@ export function decodeCommit(bytes: Uint8Array, where = 'commit object'): Commit
   if (f.has('config')) {
     const c = f.map('config');
     const hash = c.raw('hash');
-    if (!(hash instanceof Uint8Array) || hash.length !== 32) throw corrupt(c.where, 'field "hash" is not a 32-byte hash');
+    if (!(hash instanceof Uint8Array) || hash.length !== 32)
+      throw corrupt(c.where, 'field "hash" is not a 32-byte hash');
     const format = c.string('format');
     if (format !== 'yaml' && format !== 'json') throw corrupt(c.where, `has unknown format "${format}"`);
-    config = { hash: Buffer.from(hash).toString('hex'), snapshot: c.id('snapshot'), name: c.string('name'), format, size: c.uint('size') };
+    config = {
+      hash: Buffer.from(hash).toString('hex'),
+      snapshot: c.id('snapshot'),
+      name: c.string('name'),
+      format,
+      size: c.uint('size'),
+    };
   }
   let code: CodeRef | undefined;
   if (f.has('code')) {

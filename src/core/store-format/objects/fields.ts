@@ -7,7 +7,10 @@ import { idFromBytes, type ObjectId } from '../object-id.js';
 export type CborMap = { [key: string]: CborValue };
 
 export class FieldReader {
-  constructor(private readonly fields: CborMap, readonly where: string) {}
+  constructor(
+    private readonly fields: CborMap,
+    readonly where: string,
+  ) {}
 
   static of(value: CborValue, where: string): FieldReader {
     if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {

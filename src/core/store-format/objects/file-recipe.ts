@@ -40,19 +40,26 @@ export interface FileRecipe {
 }
 
 export function encodeFileRecipe(r: FileRecipe): Uint8Array {
-  return encodeCanonical(compact({
-    size: r.size,
-    b3: Buffer.from(r.b3, 'hex'),
-    format: r.format,
-    parts: r.parts.map((p) =>
-      p.kind === 'chunk'
-        ? { chunk: idToBytes(p.id), size: p.size }
-        : compact({
-          tensor: idToBytes(p.id), size: p.size, name: p.name, json: p.json ? encodeLayout(p.json) : undefined,
-        }),
-    ),
-    packed: r.packed?.length ? r.packed.map((t) => compact({ name: t.name, dtype: t.dtype, shape: t.shape, size: t.size, order: t.order })) : undefined,
-  }));
+  return encodeCanonical(
+    compact({
+      size: r.size,
+      b3: Buffer.from(r.b3, 'hex'),
+      format: r.format,
+      parts: r.parts.map((p) =>
+        p.kind === 'chunk'
+          ? { chunk: idToBytes(p.id), size: p.size }
+          : compact({
+              tensor: idToBytes(p.id),
+              size: p.size,
+              name: p.name,
+              json: p.json ? encodeLayout(p.json) : undefined,
+            }),
+      ),
+      packed: r.packed?.length
+        ? r.packed.map((t) => compact({ name: t.name, dtype: t.dtype, shape: t.shape, size: t.size, order: t.order }))
+        : undefined,
+    }),
+  );
 }
 
 export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): FileRecipe {
@@ -75,14 +82,27 @@ export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): File
   if (total !== size) throw corrupt(where, `parts add up to ${total} bytes, not the recorded ${size}`);
   const packed = f.has('packed')
     ? f.array('packed').map((raw, i): PackedTensor => {
-      const t = FieldReader.of(raw, `${where} packed[${i}]`);
-      const order = t.has('order') ? t.string('order') : undefined;
-      if (order !== undefined && order !== 'F') throw corrupt(`${where} packed[${i}]`, `has order ${JSON.stringify(order)} (known: "F")`);
-      const shape = t.array('shape').map((d, j) => uintValue(d, `${where} packed[${i}] shape[${j}]`));
-      return { name: t.string('name'), dtype: t.string('dtype'), shape, size: t.uint('size'), ...(order ? { order: 'F' as const } : {}) };
-    })
+        const t = FieldReader.of(raw, `${where} packed[${i}]`);
+        const order = t.has('order') ? t.string('order') : undefined;
+        if (order !== undefined && order !== 'F')
+          throw corrupt(`${where} packed[${i}]`, `has order ${JSON.stringify(order)} (known: "F")`);
+        const shape = t.array('shape').map((d, j) => uintValue(d, `${where} packed[${i}] shape[${j}]`));
+        return {
+          name: t.string('name'),
+          dtype: t.string('dtype'),
+          shape,
+          size: t.uint('size'),
+          ...(order ? { order: 'F' as const } : {}),
+        };
+      })
     : undefined;
-  return { size, b3: Buffer.from(b3).toString('hex'), format: f.string('format'), parts, ...(packed ? { packed } : {}) };
+  return {
+    size,
+    b3: Buffer.from(b3).toString('hex'),
+    format: f.string('format'),
+    parts,
+    ...(packed ? { packed } : {}),
+  };
 }
 
 function encodeLayout(l: JsonArrayLayout): CborValue {
@@ -94,7 +114,10 @@ function decodeLayout(f: FieldReader): JsonArrayLayout {
   const style = f.string('numbers');
   if (style !== JSON_NUMBER_STYLE) {
     const known = `known: "${JSON_NUMBER_STYLE}"`;
-    throw corrupt(f.where, `writes numbers in style ${JSON.stringify(style)}, which this ckvc does not know (${known}); upgrade ckvc`);
+    throw corrupt(
+      f.where,
+      `writes numbers in style ${JSON.stringify(style)}, which this ckvc does not know (${known}); upgrade ckvc`,
+    );
   }
   const texts = (key: string): string[] => {
     const v = f.array(key);

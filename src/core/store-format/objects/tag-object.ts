@@ -12,10 +12,22 @@ export interface TagObject {
 }
 
 export function encodeTag(t: TagObject): Uint8Array {
-  return encodeCanonical({ target: idToBytes(t.target), name: t.name, message: t.message, tagger: t.tagger, time: t.time });
+  return encodeCanonical({
+    target: idToBytes(t.target),
+    name: t.name,
+    message: t.message,
+    tagger: t.tagger,
+    time: t.time,
+  });
 }
 
 export function decodeTag(bytes: Uint8Array, where = 'tag object'): TagObject {
   const f = FieldReader.of(decodeCanonical(bytes, where), where);
-  return { target: f.id('target'), name: f.string('name'), message: f.string('message'), tagger: f.string('tagger'), time: f.uint('time') };
+  return {
+    target: f.id('target'),
+    name: f.string('name'),
+    message: f.string('message'),
+    tagger: f.string('tagger'),
+    time: f.uint('time'),
+  };
 }

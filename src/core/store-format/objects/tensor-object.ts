@@ -15,14 +15,16 @@ export interface TensorObject {
 }
 
 export function encodeTensor(t: TensorObject): Uint8Array {
-  return encodeCanonical(compact({
-    dtype: t.dtype,
-    shape: t.shape,
-    size: t.size,
-    chunk_size: t.chunkSize,
-    chunks: t.chunks.map(idToBytes),
-    order: t.order,
-  }));
+  return encodeCanonical(
+    compact({
+      dtype: t.dtype,
+      shape: t.shape,
+      size: t.size,
+      chunk_size: t.chunkSize,
+      chunks: t.chunks.map(idToBytes),
+      order: t.order,
+    }),
+  );
 }
 
 export function decodeTensor(bytes: Uint8Array, where = 'tensor object'): TensorObject {

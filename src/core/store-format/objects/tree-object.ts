@@ -25,9 +25,11 @@ export function entryNameProblem(name: string): string | undefined {
   if (name.includes('/') || name.includes('\\')) return 'contains a path separator';
   if (name.includes('\0')) return 'contains a NUL byte';
   if (encoder.encode(name).length > 255) return 'is longer than 255 bytes';
-  if (fileSystemSpelling(name) === '') return 'has nothing left once trailing dots and spaces, characters some file systems ignore and any ":" suffix are dropped, so it can open "." or ".."';
+  if (fileSystemSpelling(name) === '')
+    return 'has nothing left once trailing dots and spaces, characters some file systems ignore and any ":" suffix are dropped, so it can open "." or ".."';
   const reserved = reservedEntryName(name);
-  if (reserved) return `${name === reserved ? 'is' : 'reads as'} "${reserved}" ${name === reserved ? '' : 'on some file systems '}(${RESERVED_WHY[reserved]})`;
+  if (reserved)
+    return `${name === reserved ? 'is' : 'reads as'} "${reserved}" ${name === reserved ? '' : 'on some file systems '}(${RESERVED_WHY[reserved]})`;
   return undefined;
 }
 
