@@ -135,6 +135,7 @@ export interface ErrorDataByCode {
   CKVC_UNKNOWN_REVISION: { branch?: string };
   CKVC_NO_METRIC: { branch?: string };
   CKVC_BAD_REF_NAME: { ref?: string };
+  CKVC_REF_CONFLICT: { ref?: string; expected?: string | null; actual?: string | null };
   CKVC_BAD_ARGUMENT: { path?: string };
   CKVC_INPUT_NOT_FOUND: { path?: string };
   CKVC_BAD_SAFETENSORS: { path?: string };

@@ -101,13 +101,9 @@ export class StoreService {
       try {
         await this.store.refs.updateMany(moves, { who, message: 'push' });
       } catch (e) {
-        // Another push moved a ref between the check above and the swap: the pusher's remedy is a fetch, not a re-run.
-        if (!isCkvcError(e, 'CKVC_REF_CONFLICT')) throw e;
-        throw new CkvcError(
-          'CKVC_REF_CONFLICT',
-          `the remote refused the push: ${e.message.replace(/; nothing was changed.*$/, '')} (another push landed first); nothing was changed on the remote: fetch, reconcile and push again`,
-          e.data,
-        );
+        // Another push moved a ref between the check above and the swap: refused as a ref that had moved before it.
+        if (!isCkvcError(e, 'CKVC_REF_CONFLICT') || e.data.ref === undefined) throw e;
+        throw refusal([movedOnRemote(e.data.ref, e.data.expected ?? null, e.data.actual ?? null)], changes.length);
       }
       return out;
     } finally {
@@ -132,13 +128,7 @@ export async function judgeRefChanges(
   for (const [i, c] of changes.entries()) {
     const cur = current[i] ?? null;
     if (cur !== c.old) {
-      refused.push(
-        new CkvcError(
-          'CKVC_REF_CONFLICT',
-          `${c.name} on the remote moved to ${cur?.slice(0, 12) ?? '(deleted)'} (expected ${c.old?.slice(0, 12) ?? 'nothing'})`,
-          { ref: c.name, expected: c.old, actual: cur },
-        ),
-      );
+      refused.push(movedOnRemote(c.name, c.old, cur));
       continue;
     }
     let forced = false;
@@ -167,6 +157,16 @@ export async function judgeRefChanges(
   }
   if (refused.length) throw refusal(refused, changes.length);
   return out;
+}
+
+function movedOnRemote(ref: string, expected: ObjectId | null, actual: ObjectId | null): CkvcError {
+  const now = actual?.slice(0, 12) ?? '(deleted)';
+  const was = expected?.slice(0, 12) ?? 'nothing';
+  return new CkvcError('CKVC_REF_CONFLICT', `${ref} on the remote moved to ${now} (expected ${was})`, {
+    ref,
+    expected,
+    actual,
+  });
 }
 
 /** One error for every refused ref of a push (git's "atomic push failed" for the others): its code is the first's. */
