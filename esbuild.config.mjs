@@ -48,61 +48,51 @@ const deferStringWidth = {
 };
 
 /**
- * @napi-rs/blake-hash's loader asks process.report.getReport() whether libc is musl before it loads its addon:
- * about 7 ms of every start. On Linux x64 and arm64 the bundle first requires the glibc addon package itself
- * (the one npm installs on glibc systems); if that package is absent or does not load (musl), it falls back to
- * the package's own loader, which then decides as before.
+ * A plugin for a package whose loader asks process.report.getReport() whether libc is musl before it loads its
+ * addon (about 7 ms of every start): on Linux x64 and arm64 the bundle first requires the glibc addon package
+ * itself (`${pkg}-linux-ARCH-gnu`, the one npm installs on glibc systems); if that package is absent or does not
+ * load (musl), `m` stays unset and the package's own loader decides as before. `exports` is the stand-in's
+ * export code, given `m`.
  */
-const directBlakeAddon = {
-  name: 'direct-blake-addon',
-  setup(b) {
-    // The stand-in's own fallback require (importer in this namespace) is the real, external package.
-    b.onResolve({ filter: /^@napi-rs\/blake-hash$/ }, (args) =>
-      args.namespace === 'blake-addon'
-        ? { path: args.path, external: true }
-        : { path: args.path, namespace: 'blake-addon' },
-    );
-    b.onLoad({ filter: /.*/, namespace: 'blake-addon' }, () => ({
-      contents: `let m;
+function glibcAddonFirst(pkg, exportsCode) {
+  const namespace = `${pkg}-addon`;
+  const filter = new RegExp(`^${pkg.replace(/[/.]/g, '\\$&')}$`);
+  return {
+    name: `direct-addon:${pkg}`,
+    setup(b) {
+      // The stand-in's own fallback require (importer in this namespace) is the real, external package.
+      b.onResolve({ filter }, (args) =>
+        args.namespace === namespace ? { path: args.path, external: true } : { path: args.path, namespace },
+      );
+      b.onLoad({ filter: /.*/, namespace }, () => ({
+        contents: `let m;
 if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
-  try { m = require('@napi-rs/blake-hash-linux-' + process.arch + '-gnu'); } catch { m = undefined; }
+  try { m = require('${pkg}-linux-' + process.arch + '-gnu'); } catch { m = undefined; }
 }
-m ??= require('@napi-rs/blake-hash');
+${exportsCode}`,
+        loader: 'js',
+      }));
+    },
+  };
+}
+
+const directBlakeAddon = glibcAddonFirst(
+  '@napi-rs/blake-hash',
+  `m ??= require('@napi-rs/blake-hash');
 export const Blake3Hasher = m.Blake3Hasher;
 export const blake3 = m.blake3;`,
-      loader: 'js',
-    }));
-  },
-};
+);
 
-/**
- * @mongodb-js/zstd's loader asks process.report.getReport() whether libc is musl, like blake-hash's: the same
- * direct require of the glibc addon package first, with the package's own loader as the fallback. The wrapper
- * is the package's index.js (errors from the addon get a JS stack and a "zstd: " prefix).
- */
-const directZstdAddon = {
-  name: 'direct-zstd-addon',
-  setup(b) {
-    b.onResolve({ filter: /^@mongodb-js\/zstd$/ }, (args) =>
-      args.namespace === 'zstd-addon'
-        ? { path: args.path, external: true }
-        : { path: args.path, namespace: 'zstd-addon' },
-    );
-    b.onLoad({ filter: /.*/, namespace: 'zstd-addon' }, () => ({
-      contents: `let m;
-if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
-  try { m = require('@mongodb-js/zstd-linux-' + process.arch + '-gnu'); } catch { m = undefined; }
-}
-const wrap = (f) => async (data) => {
+// The wrapper is the package's index.js: errors from the addon get a JS stack and a "zstd: " prefix.
+const directZstdAddon = glibcAddonFirst(
+  '@mongodb-js/zstd',
+  `const wrap = (f) => async (data) => {
   try { return await f(data); } catch (e) { throw new Error('zstd: ' + e.message); }
 };
 const pkg = m ? undefined : require('@mongodb-js/zstd');
 export const compress = m ? wrap(m.compress) : pkg.compress;
 export const decompress = m ? wrap(m.decompress) : pkg.decompress;`,
-      loader: 'js',
-    }));
-  },
-};
+);
 
 /**
  * cbor-x's Node entry also loads cbor-extract, a native addon that speeds up decoding long strings: 20-40 ms of
