@@ -1,5 +1,6 @@
 // The small objects of an s3 remote (spec/S3.md §2): refs.json, index.json and each pack's .ids, read as the
 // untrusted input they are (capped, shape-checked) and written by conditional writes.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
@@ -35,6 +36,14 @@ export function packName(ids: ObjectId[]): { name: string; listing: Buffer } {
   return { name: createHash('sha256').update(listing).digest('hex'), listing };
 }
 
+function parsedOrUndefined(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 function outside(s3: S3Objects, key: string, why: string): CkvcError {
   return new CkvcError('CKVC_REMOTE', `s3://${s3.loc.bucket}/${key} is not what a ckvc remote writes there: ${why}`, {
     url: s3.url,
@@ -43,13 +52,17 @@ function outside(s3: S3Objects, key: string, why: string): CkvcError {
 }
 
 async function readJson(s3: S3Objects, key: string): Promise<Versioned<Record<string, unknown>> | undefined> {
-  const r = await s3.read(key, MAX_JSON_BYTES);
+  let r = await s3.read(key, MAX_JSON_BYTES);
   if (!r) return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(r.body.toString('utf8'));
-  } catch {
-    throw outside(s3, key, 'not JSON');
+  let v = parsedOrUndefined(r.body);
+  if (v === undefined) {
+    // An object store's PUT is atomic, but some S3-compatible servers (s3rver) let a read see an object half
+    // rewritten: read once more before calling it foreign.
+    await sleep(50);
+    r = await s3.read(key, MAX_JSON_BYTES);
+    if (!r) return undefined;
+    v = parsedOrUndefined(r.body);
+    if (v === undefined) throw outside(s3, key, 'not JSON');
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v) || (v as { version?: unknown }).version !== 1) {
     throw outside(s3, key, 'not a JSON object of version 1 (a newer ckvc may have written it)');
