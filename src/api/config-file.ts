@@ -1,10 +1,10 @@
 // Reading a config file the user names (commit --config, checkout --config, config diff): checked, parsed and
 // hashed in canonical form, with its exact bytes kept.
 import * as fs from 'node:fs/promises';
-import { parseConfig } from '../core/config-snapshot.js';
+import { parseConfig, type ParsedConfig } from '../core/config-snapshot.js';
 import { CkvcError, isCkvcError } from '../core/errors.js';
 
-export async function readConfigFile(p: string): Promise<{ bytes: Buffer; value: ReturnType<typeof parseConfig> }> {
+export async function readConfigFile(p: string): Promise<{ bytes: Buffer; value: ParsedConfig }> {
   let bytes: Buffer;
   try {
     const st = await fs.stat(p);
@@ -26,5 +26,5 @@ export async function readConfigFile(p: string): Promise<{ bytes: Buffer; value:
   } catch {
     throw new CkvcError('CKVC_BAD_CONFIG', `config ${p} is not UTF-8 text`, { path: p });
   }
-  return { bytes, value: parseConfig(text, p) };
+  return { bytes, value: await parseConfig(text, p) };
 }

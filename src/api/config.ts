@@ -41,7 +41,7 @@ async function snapshotOfCommit(store: ObjectStore, rev: string): Promise<Config
 
 async function snapshotOf(store: ObjectStore, s: BundleConfig, bundle?: string): Promise<ConfigSnapshot> {
   const { commit, config, bytes } = s;
-  const parsed = parseConfig(bytes.toString('utf8'), config.name);
+  const parsed = await parseConfig(bytes.toString('utf8'), config.name);
   const label = (await store.configLabels.all()).get(config.hash);
   return {
     commit,

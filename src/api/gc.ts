@@ -2,9 +2,7 @@
 import { parseDuration } from '../core/duration.js';
 import { collectGarbage, type GcReport } from '../store/garbage-collector.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { DEFAULT_REFLOG_EXPIRY } from '../store/reflog-expiry.js';
-
-export const DEFAULT_GC_GRACE = '1h';
+import { DEFAULT_GC_GRACE, DEFAULT_REFLOG_EXPIRY } from '../core/retention-defaults.js';
 
 export interface GcOptions {
   dryRun?: boolean;

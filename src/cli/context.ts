@@ -1,6 +1,6 @@
 // What every command handler gets: the parsed global options and a way to open the store once.
 import type { ArgumentsCamelCase, Argv, InferredOptionTypes } from 'yargs';
-import type { Store } from '../api/index.js';
+import type { Store } from '../api/store.js';
 
 /** The options every command takes; main.ts registers them before any command. */
 export const GLOBAL_OPTIONS = {
@@ -35,16 +35,21 @@ export function addCommand<U>(
 }
 
 /**
- * The API, loaded when a command first needs it: it brings the store, its codecs and native addons, which
+ * The whole API, loaded when a command first needs it: it brings the store, its codecs and native addons, which
  * `--help`, `--version` and a usage error never use (every command pays for what it loads at start-up).
  */
 export function loadApi(): Promise<typeof import('../api/index.js')> {
   return import('../api/index.js');
 }
 
+/** Only the Store facade (opening, init), which loads each operation's code when it is called. */
+export function loadStoreApi(): Promise<typeof import('../api/store.js')> {
+  return import('../api/store.js');
+}
+
 /** Opens the store for the length of `fn` and always closes it. */
 export async function withStore<T>(args: { store?: string }, fn: (store: Store) => Promise<T>): Promise<T> {
-  const { openStore } = await loadApi();
+  const { openStore } = await loadStoreApi();
   const store = await openStore(args.store);
   try {
     return await fn(store);

@@ -5,7 +5,7 @@
 // of files it verified before, so that asking again for an unchanged snapshot does not re-read its files.
 import type { CheckoutResult, DecodedObjects, VerifiedFiles } from '../api/index.js';
 import { CkvcError } from '../core/errors.js';
-import { loadApi } from './context.js';
+import { loadStoreApi } from './context.js';
 
 export interface CheckoutRequest {
   rev: string;
@@ -50,7 +50,7 @@ export interface CheckoutMemory {
 
 /** Runs the request in the current folder and environment (the server has set both up). */
 export async function runCheckoutRequest(req: CheckoutRequest, memory: CheckoutMemory): Promise<CheckoutResult> {
-  const { openStore } = await loadApi();
+  const { openStore } = await loadStoreApi();
   const store = await openStore(req.store, { decoded: memory.decoded });
   try {
     // The revision is resolved once, inside: the commit, not the moving name, is checked out, so a branch that

@@ -1,6 +1,5 @@
 // Training configs: parsed from YAML or JSON and hashed in canonical form (spec/FORMAT.md §5.5.1), so the same
 // settings hash the same however the file is formatted or its keys ordered; the raw bytes are kept as well.
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { encodeCanonical, type CborValue } from './store-format/canonical-cbor.js';
 import { CkvcError } from './errors.js';
@@ -22,15 +21,32 @@ function toCbor(v: unknown, where: string): CborValue {
   );
 }
 
-/** Parses config text; `.json` files as JSON, everything else as YAML (which also reads JSON). */
-export function parseConfig(text: string, name: string): { value: CborValue; format: ConfigFormat } {
+/** yaml is CommonJS: Node's import gives its exports also as named ones, the bundled CLI only as `default`. */
+async function loadYaml(): Promise<typeof import('yaml')> {
+  const loaded = await import('yaml');
+  return (loaded as { default?: typeof import('yaml') }).default ?? loaded;
+}
+
+export interface ParsedConfig {
+  value: CborValue;
+  format: ConfigFormat;
+}
+
+/**
+ * Parses config text; `.json` files as JSON, everything else as YAML (which also reads JSON). The YAML parser
+ * (a quarter of the CLI's code) is loaded only when a YAML config is read: most commands never read one.
+ */
+export async function parseConfig(text: string, name: string): Promise<ParsedConfig> {
   const format: ConfigFormat = name.toLowerCase().endsWith('.json') ? 'json' : 'yaml';
+  const yaml = format === 'yaml' ? await loadYaml() : undefined;
   let parsed: unknown;
   try {
-    parsed = format === 'json' ? JSON.parse(text) : parseYaml(text, { uniqueKeys: true, maxAliasCount: 1000 });
+    parsed = yaml ? yaml.parse(text, { uniqueKeys: true, maxAliasCount: 1000 }) : JSON.parse(text);
   } catch (e) {
     const at =
-      e instanceof YAMLParseError && e.linePos ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+      yaml && e instanceof yaml.YAMLParseError && e.linePos
+        ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}`
+        : '';
     const msg = (e as Error).message.split('\n')[0];
     throw new CkvcError('CKVC_BAD_CONFIG', `config ${name} does not parse as ${format.toUpperCase()}${at}: ${msg}`, {
       path: name,

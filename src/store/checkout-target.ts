@@ -4,7 +4,6 @@
 // --force, so a prepared folder (`out/sub -> /elsewhere`) cannot redirect a write outside --to. Folders are
 // created one at a time and checked again as they are, and files land by rename, which replaces a name and
 // never writes through it.
-import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -13,6 +12,7 @@ import { CkvcError } from '../core/errors.js';
 import { entryNameProblem } from '../core/store-format/objects/tree-object.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
+import { randomHex } from './random-hex.js';
 
 export interface Target {
   /** The real folder checked out into. */
@@ -207,7 +207,7 @@ const TEMP_NAME = /^\..+\.ckvc-[0-9a-f]{8}\.tmp$/;
 export const STALE_TEMP_MS = 15 * 60 * 1000;
 
 function tempFor(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.ckvc-${randomBytes(4).toString('hex')}.tmp`);
+  return path.join(path.dirname(target), `.${path.basename(target)}.ckvc-${randomHex(4)}.tmp`);
 }
 
 /**

@@ -1,12 +1,12 @@
 // Durable file operations: write to a temp file, fsync it, rename into place, fsync the directory. This is the
 // only way ckvc replaces files in a store, so a crash leaves either the old or the new content, never a mix.
-import { randomBytes } from 'node:crypto';
 import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { CkvcError } from '../core/errors.js';
 import { faultPoint } from './fault-injection.js';
+import { randomHex } from './random-hex.js';
 
 export async function fsyncDir(dir: string): Promise<void> {
   try {
@@ -22,10 +22,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 export function tempName(target: string): string {
-  return path.join(
-    path.dirname(target),
-    `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
-  );
+  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomHex(4)}.tmp`);
 }
 
 /** `fault` names the steps for fault injection: `<fault>.tmp`, `.fsync`, `.rename`, `.dirsync`. */

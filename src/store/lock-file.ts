@@ -2,11 +2,11 @@
 // A lock whose owner is a dead process on this host is stale and broken; a live owner is waited for up to a
 // limit, then CKVC_LOCKED. Locks are held for milliseconds (a ref update), never across a whole commit; the one
 // exception is the lock a `ckvc watch` holds on its branch for as long as it runs.
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import { CkvcError } from '../core/errors.js';
 import { ioError } from './durable-fs.js';
+import { randomHex } from './random-hex.js';
 
 export interface HeldLock {
   readonly path: string;
@@ -23,7 +23,7 @@ export interface LockOwner {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function newOwner(): LockOwner {
-  return { pid: process.pid, host: os.hostname(), nonce: randomBytes(8).toString('hex'), time: Date.now() };
+  return { pid: process.pid, host: os.hostname(), nonce: randomHex(8), time: Date.now() };
 }
 
 export function ownerIsDead(owner: LockOwner | undefined): boolean {
@@ -53,7 +53,7 @@ export async function readOwner(p: string): Promise<LockOwner | undefined> {
 /** Breaks a stale lock. The rename is atomic, so of several breakers only one moves a given file; if what it
  * moved turns out to be a fresh lock (someone re-took it in between), it is put back. */
 async function breakStale(p: string, stale: LockOwner): Promise<void> {
-  const aside = `${p}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const aside = `${p}.stale.${process.pid}.${randomHex(4)}`;
   try {
     await fs.rename(p, aside);
   } catch {

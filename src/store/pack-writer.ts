@@ -1,7 +1,6 @@
 // Writes one pack file (spec/FORMAT.md §4): records are compressed on the libuv pool (both cores) and appended
 // in completion order, the TOC and footer close the file, and only then is it fsynced and renamed into packs/
 // under its checksum. Until finish() returns, nothing in packs/ has changed.
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
@@ -18,6 +17,7 @@ import {
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import { PACK_V2_STORE_VERSION, upgradeStoreVersion, type StoreLayout } from './store-layout.js';
+import { randomHex } from './random-hex.js';
 
 const MAX_IN_FLIGHT = 6;
 const FLUSH_BYTES = 4 * 1024 * 1024;
@@ -54,7 +54,7 @@ export class PackWriter {
   /** `durable: false` is for scratch packs that are copied elsewhere and deleted (bundles being sent): no fsyncs. */
   static async create(layout: StoreLayout, opts: { durable?: boolean } = {}): Promise<PackWriter> {
     await fs.mkdir(layout.tmpDir, { recursive: true });
-    const tmp = path.join(layout.tmpDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+    const tmp = path.join(layout.tmpDir, `pack-${process.pid}-${randomHex(6)}.tmp`);
     faultPoint('pack.create');
     const fh = await fs.open(tmp, 'wx', 0o644).catch((e) => {
       throw ioError(e, 'create', tmp);

@@ -31,15 +31,6 @@ export function mergePruneRecords(a: PruneRecord | undefined, b: PruneRecord): P
   return { commit: a.commit, time: Math.min(a.time, b.time), tensors, ...(files !== undefined ? { files } : {}) };
 }
 
-/** What a record released, in the words prune, checkout and show use. */
-export function releasedWording(rec: Pick<PruneRecord, 'tensors' | 'files'>): string {
-  if (rec.files === null) return 'the data of every file';
-  const tensors =
-    rec.tensors === null ? 'all tensor data' : rec.tensors.length ? `tensors matching ${rec.tensors.join(', ')}` : '';
-  const files = rec.files?.length ? `files matching ${rec.files.join(', ')}` : '';
-  return [tensors, files].filter(Boolean).join(' and ') || 'nothing';
-}
-
 const isGlobList = (v: unknown): v is string[] => Array.isArray(v) && v.every((g) => typeof g === 'string');
 
 export class PruneRecords {

@@ -6,7 +6,6 @@
 // before the next step starts, many at a time: reflog lines and new values are fsynced a wave at a time
 // (concurrent fsyncs share the disk's journal commits), each folder is fsynced once. One move after another
 // took three serial fsyncs and two lock files per ref: 100,000 refs took a quarter of an hour.
-import { randomBytes } from 'node:crypto';
 import * as fsc from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -16,6 +15,7 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint, type FaultStep } from './fault-injection.js';
 import { acquireLock, waitUntilFree } from './lock-file.js';
+import { randomHex } from './random-hex.js';
 
 export interface RefMove {
   /** Full ref name (refs/heads/NAME...). */
@@ -228,7 +228,7 @@ export async function applyRefBatch(
     }
     // Reflog lines and new values, a wave at a time: no ref is renamed before every line is durable (§6.2).
     const who = opts.who.replace(/\s+/g, '_');
-    const tmpTag = `${process.pid}.${randomBytes(4).toString('hex')}`;
+    const tmpTag = `${process.pid}.${randomHex(4)}`;
     for (let at = 0; at < moves.length; at += WAVE) {
       const fds: number[] = [];
       try {

@@ -6,8 +6,6 @@ import { commitClosure, storeParents } from './ancestry.js';
 import type { ObjectStore } from './object-store.js';
 import { readReflogs, reflogLineIds, type SkipReflogLine } from './reachability.js';
 
-export const DEFAULT_REFLOG_EXPIRY = '90d';
-
 export interface ReflogExpiryPlan {
   /** Lines to drop, by the log's ref name. */
   lines: Map<string, Set<string>>;

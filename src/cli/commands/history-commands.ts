@@ -1,4 +1,5 @@
-import { releasedWording, type CommitInfo } from '../../api/index.js';
+import type { CommitInfo } from '../../api/index.js';
+import { releasedWording } from '../../core/released-wording.js';
 import { parseCount } from '../../api/commit-input.js';
 import { drawGraph } from '../../core/history-graph.js';
 import { addCommand, withStore, type CliParser } from '../context.js';

@@ -1,11 +1,7 @@
 // Retention: prune (release old commits' data), unprune (take it back), gc (free what nothing needs).
-import {
-  DEFAULT_GC_GRACE,
-  DEFAULT_REFLOG_EXPIRY,
-  releasedWording,
-  type GcReport,
-  type PruneResult,
-} from '../../api/index.js';
+import type { GcReport, PruneResult } from '../../api/index.js';
+import { releasedWording } from '../../core/released-wording.js';
+import { DEFAULT_GC_GRACE, DEFAULT_REFLOG_EXPIRY } from '../../core/retention-defaults.js';
 import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, dim, info, json, out, short } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';

@@ -1,5 +1,6 @@
 import { CkvcError } from '../../core/errors.js';
-import { addCommand, loadApi, withStore, type CliParser } from '../context.js';
+import { DEFAULT_GC_GRACE } from '../../core/retention-defaults.js';
+import { addCommand, loadApi, loadStoreApi, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, metrics, out, short, time } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 
@@ -10,7 +11,7 @@ export function storeCommands(y: CliParser): void {
     'Create a store in DIR/.ckvc (DIR defaults to the current directory)',
     (a) => a.positional('dir', { type: 'string', default: '.' }),
     async (args) => {
-      const r = await (await loadApi()).initStore(args.dir);
+      const r = await (await loadStoreApi()).initStore(args.dir);
       if (args.json) return json(r);
       info(
         r.created
@@ -88,7 +89,6 @@ export function storeCommands(y: CliParser): void {
         const l = r.leftovers;
         if (l.count) {
           const shown = l.paths.slice(0, 5).join(', ') + (l.count > 5 ? `, ... (${l.count - 5} more)` : '');
-          const { DEFAULT_GC_GRACE } = await loadApi();
           info(
             `warning: ${l.count} leftover(s) of interrupted commands, ${bytes(l.bytes)}: ${shown}; 'ckvc gc' removes them once older than its grace period (${DEFAULT_GC_GRACE}), 'ckvc gc --grace 0' at once`,
           );
