@@ -106,6 +106,28 @@ const cborWithoutExtract = {
   },
 };
 
+/**
+ * level (the index's LevelDB) is about 30 CommonJS files that Node would resolve, read and compile one by one on
+ * every command that writes the index: bundled instead. Only classic-level's addon stays outside: its binding.js
+ * finds the prebuilt addon next to its own file (`node-gyp-build(__dirname)`), so the stand-in hands
+ * node-gyp-build (itself not bundled) the installed classic-level's folder instead of the bundle's.
+ */
+const levelAddonInPlace = {
+  name: 'level-addon-in-place',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]classic-level[\\/]binding\.js$/ }, () => ({
+      // Resolved the way Node would from the installed packages (level's classic-level, classic-level's
+      // node-gyp-build), nested or hoisted alike.
+      contents: `const path = require('node:path');
+const { createRequire } = require('node:module');
+const fromLevel = createRequire(require.resolve('level/package.json'));
+const classicLevel = fromLevel.resolve('classic-level/package.json');
+module.exports = createRequire(classicLevel)('node-gyp-build')(path.dirname(classicLevel));`,
+      loader: 'js',
+    }));
+  },
+};
+
 const repo = path.dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
 
@@ -130,8 +152,6 @@ const result = await build({
   external: [
     '@napi-rs/blake-hash',
     '@mongodb-js/zstd',
-    'level',
-    'classic-level',
     'cbor-x',
     'cbor-extract',
     // Loaded only to record code provenance during a commit; a CommonJS package best left to Node to load.
@@ -143,7 +163,7 @@ const result = await build({
   banner: {
     js: "import { createRequire as __ckvcCreateRequire } from 'node:module'; const require = __ckvcCreateRequire(import.meta.url);",
   },
-  plugins: [deferStringWidth, directBlakeAddon, directZstdAddon, cborWithoutExtract],
+  plugins: [deferStringWidth, directBlakeAddon, directZstdAddon, cborWithoutExtract, levelAddonInPlace],
   logLevel: 'warning',
   // CKVC_BUNDLE_META=1: also write dist/bundle/meta.json, what each output file holds and imports.
   metafile: Boolean(process.env.CKVC_BUNDLE_META),

@@ -2,6 +2,7 @@
 // settings hash the same however the file is formatted or its keys ordered; the raw bytes are kept as well.
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { encodeCanonical, type CborValue } from './store-format/canonical-cbor.js';
+import { commonJsExports } from './commonjs-exports.js';
 import { CkvcError } from './errors.js';
 
 export type ConfigFormat = 'yaml' | 'json';
@@ -21,12 +22,6 @@ function toCbor(v: unknown, where: string): CborValue {
   );
 }
 
-/** yaml is CommonJS: Node's import gives its exports also as named ones, the bundled CLI only as `default`. */
-async function loadYaml(): Promise<typeof import('yaml')> {
-  const loaded = await import('yaml');
-  return (loaded as { default?: typeof import('yaml') }).default ?? loaded;
-}
-
 export interface ParsedConfig {
   value: CborValue;
   format: ConfigFormat;
@@ -38,7 +33,7 @@ export interface ParsedConfig {
  */
 export async function parseConfig(text: string, name: string): Promise<ParsedConfig> {
   const format: ConfigFormat = name.toLowerCase().endsWith('.json') ? 'json' : 'yaml';
-  const yaml = format === 'yaml' ? await loadYaml() : undefined;
+  const yaml = format === 'yaml' ? commonJsExports(await import('yaml')) : undefined;
   let parsed: unknown;
   try {
     parsed = yaml ? yaml.parse(text, { uniqueKeys: true, maxAliasCount: 1000 }) : JSON.parse(text);

@@ -19,6 +19,7 @@ import { IndexReadView, ViewSession } from './index-view.js';
 import type { IndexTotals } from './index-totals.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
 import { listPackIds, type StoreLayout } from './store-layout.js';
+import { commonJsExports } from '../core/commonjs-exports.js';
 
 export { INDEX_VERSION } from '../core/store-format/index-keys.js';
 export { listPackIds } from './store-layout.js';
@@ -266,7 +267,7 @@ export class ObjectIndex {
       rebuilt = true;
     }
     // Loaded here, not at start-up: read commands use the hand-written view and never open LevelDB.
-    const { Level: LevelDb } = await import('level');
+    const { Level: LevelDb } = commonJsExports(await import('level'));
     for (;;) {
       const db: DB = new LevelDb<Buffer, Buffer>(this.layout.indexDir, {
         keyEncoding: 'buffer',
