@@ -128,6 +128,25 @@ module.exports = createRequire(classicLevel)('node-gyp-build')(path.dirname(clas
   },
 };
 
+/**
+ * yargs looks for its program's package.json (to guess a version) from the folder before `node_modules` in its
+ * own path, which is ckvc's folder when yargs is installed under it. Bundled, its path has no `node_modules`, and
+ * it searched upward from the current folder instead, listing every folder up to / (in a busy /tmp: tens of ms
+ * on every command). The bundle points it at ckvc's own package.json, two folders above the bundle.
+ */
+const yargsFindsOurPackage = {
+  name: 'yargs-finds-our-package',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const from = "const mainFilename = __dirname.substring(0, __dirname.lastIndexOf('node_modules'));";
+      if (!text.includes(from)) throw new Error(`${args.path}: expected '${from}' (see yargsFindsOurPackage)`);
+      const to = "const mainFilename = fileURLToPath(new URL('../../package.json', import.meta.url));";
+      return { contents: text.replace(from, to), loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
 const repo = path.dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
 
@@ -163,7 +182,7 @@ const result = await build({
   banner: {
     js: "import { createRequire as __ckvcCreateRequire } from 'node:module'; const require = __ckvcCreateRequire(import.meta.url);",
   },
-  plugins: [deferStringWidth, directBlakeAddon, directZstdAddon, cborWithoutExtract, levelAddonInPlace],
+  plugins: [deferStringWidth, directBlakeAddon, directZstdAddon, cborWithoutExtract, levelAddonInPlace, yargsFindsOurPackage],
   logLevel: 'warning',
   // CKVC_BUNDLE_META=1: also write dist/bundle/meta.json, what each output file holds and imports.
   metafile: Boolean(process.env.CKVC_BUNDLE_META),
