@@ -65,11 +65,10 @@ async function annotator(store: ObjectStore): Promise<(id: ObjectId) => Promise<
   const { refs, tags } = await decorations(store);
   const labels = await store.configLabels.all().catch(() => new Map<string, string>());
   const pruned = await store.pruned.all();
-  const grafts = await store.shallow.all();
   return async (id) => {
     const c = await store.readCommit(id);
-    const cut: ObjectId[] = [];
-    if (grafts.has(id)) for (const p of c.parents) if ((await store.typeOf(p)) === undefined) cut.push(p);
+    const held = await store.parentsHeld(id, c.parents);
+    const cut = c.parents.filter((p) => !held.includes(p));
     const label = c.config ? labels.get(c.config.hash) : undefined;
     const rec = pruned.get(id);
     const t = tags.get(id);

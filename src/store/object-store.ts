@@ -136,6 +136,14 @@ export class ObjectStore {
     return this.shallow.all();
   }
 
+  /** A commit's parents less those its graft cuts (FORMAT.md §17): what a commit-by-commit walk can follow. */
+  async parentsHeld(id: ObjectId, parents: ObjectId[]): Promise<ObjectId[]> {
+    if (!parents.length || !(await this.shallow.all()).has(id)) return parents;
+    const out: ObjectId[] = [];
+    for (const p of parents) if ((await this.typeOf(p)) !== undefined) out.push(p);
+    return out;
+  }
+
   async typeOf(id: ObjectId): Promise<ObjectType | undefined> {
     return this.decoded?.typeOf(this.root, id) ?? (await this.locate([id]))[0]?.entry.type;
   }

@@ -149,6 +149,17 @@ describe('a store filled from a shallow bundle', () => {
     expect(T.ok(['verify']).stderr).toContain(`history stops at ${commits[3]!.slice(0, 12)} (shallow)`);
   });
 
+  it('stats, best and revisions stop at the boundary too', () => {
+    expect(T.json<{ commits: number }>(['stats']).commits).toBe(2);
+    const U = newStore('ckvc-shallow-best-');
+    U.ok(['pull', depth2, '--update-refs']);
+    expect(U.ok(['best', '--metric', 'loss', '--max', '-b', 'main']).stdout.trim()).toBe(commits[3]);
+    const r = T.run(['show', 'bundle/main~2']);
+    expect(r.code, describeRun(r)).toBe(14);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_UNKNOWN_REVISION']);
+    expect(r.stderr).toContain(`history stops at commit ${commits[3]!.slice(0, 12)} (shallow)`);
+  });
+
   it('gc frees nothing the shallow history needs', () => {
     T.ok(['gc', '--grace', '0']);
     expect(T.json<{ problems: unknown[] }>(['verify', '--read-data']).problems).toEqual([]);
