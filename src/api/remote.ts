@@ -131,6 +131,14 @@ export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promi
     refs.push({ local: full, remote: full });
   }
   const depth = parseDepth(opts.depth);
+  const url = (await remotes(store).get(opts.remote)).url;
+  if (depth && isS3Url(url))
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `push --depth is not supported for S3 remotes (${url}): nothing there records where history stops; ` +
+        'nothing was sent: push the full history, or use a folder, HTTP or SSH remote',
+      { url },
+    );
   const { t } = await openTransport(store, opts.remote, opts);
   try {
     const pushed = await push(store, t, opts.remote, refs, Boolean(opts.force), opts.progress, depth);

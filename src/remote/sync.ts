@@ -60,13 +60,6 @@ export async function push(
   progress?: Progress,
   depth?: number,
 ): Promise<PushResult> {
-  if (depth && t.url.startsWith('s3://'))
-    throw new CkvcError(
-      'CKVC_BAD_ARGUMENT',
-      `push --depth is not supported for S3 remotes (${t.url}): nothing there records where history stops; ` +
-        'push the full history, or use a folder, HTTP or SSH remote',
-      { url: t.url },
-    );
   const theirs = await t.refs();
   const tips: ObjectId[] = [];
   for (const r of refs) {

@@ -1,7 +1,8 @@
 // The one walk of the object graph (spec/FORMAT.md §13, §15): tag -> commit -> parents, config snapshot, tree
 // -> trees and file recipes -> chunk parts and tensors -> tensor chunks, honouring prune records. gc's live set,
 // what push/fetch/pack send, what a receiver checks before promoting, verify and verify FILE all walk through
-// here, so they cannot disagree about what a commit still needs.
+// here, so they cannot disagree about what a commit still needs. In a shallow store the walk stops at a grafted
+// commit's absent parents (FORMAT.md §17), and only at absent ones: a graft never hides what the store holds.
 //
 // Release belongs to a *reach*, not to an object: a tensor's data is released when it is reached in a commit
 // whose record matches it at that file path (a glob with ':' depends on the path). The same tensor, file or

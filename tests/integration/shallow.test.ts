@@ -250,6 +250,14 @@ describe('push --depth', () => {
     expect(F.json<{ problems: unknown[] }>(['verify', '--read-data']).problems).toEqual([]);
   });
 
+  it('to an S3 remote is refused before anything is contacted (nothing there records a boundary)', () => {
+    S.ok(['remote', 'add', 'bucket', 's3://ckvc-nowhere/shallow']);
+    const r = S.run(['push', 'bucket', 'main', '--depth', '1']);
+    expect(r.code, describeRun(r)).toBe(15);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_ARGUMENT']);
+    expect(r.stderr).toContain('push --depth is not supported for S3 remotes');
+  });
+
   it('to an HTTP remote: the last two commits arrive, checked out byte-identical', async () => {
     const remote = newStore('ckvc-shallow-http-');
     const tokenFile = path.join(work, 'token');

@@ -160,6 +160,6 @@ async function verifyBundleCommand(file: string, args: { json?: boolean; markdow
   }
   for (const id of r.shallow) info(`history stops at ${short(id)} (shallow)`);
   info(
-    `bundle ${escaped(file)}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : '; self-contained'}`,
+    `bundle ${escaped(file)}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : r.shallow.length ? '; shallow (no prerequisites)' : '; self-contained'}`,
   );
 }
