@@ -49,7 +49,9 @@ export async function* branchCommits(
     const commit = await read(id);
     if (commit.branch !== undefined && commit.branch !== branch) return;
     yield { id, commit };
-    id = commit.parents[0];
+    // A shallow store's history stops at a graft (FORMAT.md §17): the branch's commits here end there.
+    const first = commit.parents[0];
+    id = first && (await store.parentsHeld(id, [first]))[0];
   }
 }
 

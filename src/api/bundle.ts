@@ -16,7 +16,8 @@ import { receiveBundle, type ReceivedBundle } from '../remote/bundle-reader.js';
 import { writeBundleFile } from '../remote/bundle-writer.js';
 import { collectObjects } from '../remote/object-collector.js';
 import { keptLabelWarning, type FetchWarning } from '../remote/sync.js';
-import { commitClosure, storeParents } from '../store/ancestry.js';
+import { commitClosure, depthCut, storeParents } from '../store/ancestry.js';
+import { parseCount } from './commit-input.js';
 import { defaultAuthor } from './author.js';
 
 export interface PackOptions {
@@ -25,6 +26,16 @@ export interface PackOptions {
   output: string;
   /** Revisions the receiver already has: their history is left out and they become prerequisites. */
   since?: string[];
+  /** Only the last N commits of each ref: a shallow bundle (BUNDLE.md §5); checked here, as typed. */
+  depth?: number | string;
+}
+
+/** `--depth N`: a whole number of commits, at least 1. */
+export function parseDepth(value: unknown): number | undefined {
+  const n = parseCount(value, 'depth');
+  if (n === 0)
+    throw new CkvcError('CKVC_BAD_ARGUMENT', '--depth must be at least 1 (the commit each ref names)', { depth: 0 });
+  return n;
 }
 
 /** A ref of a bundle and what it names: the commit, and for an annotated tag the tag's message. */
@@ -44,6 +55,8 @@ export interface PackResult {
   bytes: number;
   /** The config labels the bundle carries. */
   labels: BundleConfigLabel[];
+  /** Commits whose history the bundle cuts (`--depth`, or this store's own boundary). */
+  shallow: ObjectId[];
 }
 
 /** What `ref` names, an annotated tag followed to its commit (tags are made of commits: one hop). */
@@ -84,17 +97,18 @@ export async function packBundle(store: ObjectStore, opts: PackOptions): Promise
     const theirs = sinceIds.length
       ? new Set((await collectObjects(store, sinceIds, { isBoundary: async () => false })).objects)
       : undefined;
-    const c = await collectObjects(
-      store,
-      refs.map((r) => r.id),
-      {
-        isBoundary: async (id) => have.has(id),
-        receiverHas: theirs && (async (ids) => ids.map((id) => theirs.has(id))),
-      },
-    );
+    const tips = refs.map((r) => r.id);
+    const depth = parseDepth(opts.depth);
+    const c = await collectObjects(store, tips, {
+      isBoundary: async (id) => have.has(id),
+      receiverHas: theirs && (async (ids) => ids.map((id) => theirs.has(id))),
+      ...(depth ? { cutParents: await depthCut(store, tips, depth) } : {}),
+    });
     // The receiver must have every --since commit: the objects of their whole history were left out.
     const prerequisites = [...new Set([...c.prerequisites, ...sinceIds])];
-    const w = await writeBundleFile(store, { refs, objects: c.objects, prerequisites, pruned: c.pruned }, opts.output);
+    const shallow = [...c.shallow.keys()];
+    const content = { refs, objects: c.objects, prerequisites, pruned: c.pruned, shallow };
+    const w = await writeBundleFile(store, content, opts.output);
     const described = [];
     for (const r of refs) described.push(await describeRef(store, r));
     return {
@@ -105,6 +119,7 @@ export async function packBundle(store: ObjectStore, opts: PackOptions): Promise
       objects: w.objects,
       bytes: w.bytes,
       labels: w.labels,
+      shallow,
     };
   } finally {
     await registration.release();
@@ -134,6 +149,8 @@ export interface BundleReport {
   /** Objects the refs reach that are not inside: expected from the prerequisites' history. */
   fromPrerequisites: number;
   pruned: { commit: ObjectId; time: number; tensors: string[] | null }[];
+  /** Commits where the bundle's history stops (shallow, BUNDLE.md §2): their parents are not inside. */
+  shallow: ObjectId[];
 }
 
 async function openBundleFile(file: string, parent: string, durable = true): Promise<ReceivedBundle> {
@@ -188,6 +205,7 @@ export async function withVerifiedBundle<T>(
         fromPrerequisites,
         pruned: rb.header.pruned,
         labels: rb.header.labels ?? [],
+        shallow: rb.header.shallow ?? [],
       },
       o,
     );

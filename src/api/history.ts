@@ -23,6 +23,8 @@ export interface CommitInfo extends CommitObject {
   configLabel?: string;
   /** Set when `ckvc prune` released tensor data of this commit. */
   pruned?: { time: number; tensors: string[] | null; files?: string[] | null };
+  /** Set where a shallow store's history stops (FORMAT.md §17): the parents it does not have. */
+  shallow?: { parents: ObjectId[] };
 }
 
 export interface LogOptions {
@@ -65,6 +67,8 @@ async function annotator(store: ObjectStore): Promise<(id: ObjectId) => Promise<
   const pruned = await store.pruned.all();
   return async (id) => {
     const c = await store.readCommit(id);
+    const held = await store.parentsHeld(id, c.parents);
+    const cut = c.parents.filter((p) => !held.includes(p));
     const label = c.config ? labels.get(c.config.hash) : undefined;
     const rec = pruned.get(id);
     const t = tags.get(id);
@@ -80,6 +84,7 @@ async function annotator(store: ObjectStore): Promise<(id: ObjectId) => Promise<
       ...(t ? { tags: t } : {}),
       ...(label ? { configLabel: label } : {}),
       ...(released ? { pruned: released } : {}),
+      ...(cut.length ? { shallow: { parents: cut } } : {}),
     };
   };
 }
@@ -106,7 +111,7 @@ export async function log(store: ObjectStore, opts: LogOptions = {}): Promise<Co
     out.push(c);
     const parents = opts.firstParent ? c.parents.slice(0, 1) : c.parents;
     for (const p of parents) {
-      if (seen.has(p)) continue;
+      if (seen.has(p) || c.shallow?.parents.includes(p)) continue;
       seen.add(p);
       frontier.push(await load(p));
     }

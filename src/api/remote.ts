@@ -15,6 +15,7 @@ import { RemoteTokens } from '../remote/remote-tokens.js';
 import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
 import type { Transport } from '../remote/transport.js';
 import { defaultAuthor } from './author.js';
+import { parseDepth } from './bundle.js';
 import { currentBranch } from './refs.js';
 
 export interface RemoteAuth {
@@ -113,6 +114,8 @@ export interface PushOptions extends RemoteAuth {
   refs?: string[];
   force?: boolean;
   progress?: Progress;
+  /** Only the last N commits of each ref: a shallow push (PROTOCOL.md §4); checked here, as typed. */
+  depth?: number | string;
 }
 
 export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promise<PushResult & { remote: string }> {
@@ -127,9 +130,19 @@ export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promi
     if (!full) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch or tag named '${n}' to push`, { name: n });
     refs.push({ local: full, remote: full });
   }
+  const depth = parseDepth(opts.depth);
+  const url = (await remotes(store).get(opts.remote)).url;
+  if (depth && isS3Url(url))
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `push --depth is not supported for S3 remotes (${url}): nothing there records where history stops; ` +
+        'nothing was sent: push the full history, or use a folder, HTTP or SSH remote',
+      { url },
+    );
   const { t } = await openTransport(store, opts.remote, opts);
   try {
-    return { ...(await push(store, t, opts.remote, refs, Boolean(opts.force), opts.progress)), remote: opts.remote };
+    const pushed = await push(store, t, opts.remote, refs, Boolean(opts.force), opts.progress, depth);
+    return { ...pushed, remote: opts.remote };
   } finally {
     await t.close();
   }

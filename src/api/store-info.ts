@@ -74,7 +74,7 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
     const c = await store.readCommit(id);
     treeOf.push(c.tree);
     if (c.config) configs.add(c.config.snapshot);
-    pending.push(...c.parents);
+    pending.push(...(await store.parentsHeld(id, c.parents)));
   }
   const trees = [...new Set(treeOf)];
   const locs = await store.locateAll(trees, 'tree');

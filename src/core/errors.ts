@@ -84,6 +84,11 @@ export const ERROR_CODES = {
     exit: EXIT.NOT_FOUND,
     summary: 'a bundle or push needs commits the receiving store does not have (they are named)',
   },
+  CKVC_SHALLOW_HISTORY: {
+    exit: EXIT.NOT_FOUND,
+    summary:
+      'a push needs history this shallow store does not have (it stops at a graft) and the remote lacks; push --depth N, or fetch the full history first',
+  },
   CKVC_NON_FAST_FORWARD: {
     exit: EXIT.REF_CONFLICT,
     summary: "the update would drop commits from the other side's branch; fetch and merge first, or --force",

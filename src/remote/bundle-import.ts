@@ -6,7 +6,7 @@ import { bad } from '../core/store-format/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { fsyncDir, ioError } from '../store/durable-fs.js';
-import { isAncestor } from '../store/ancestry.js';
+import { isAncestor, storeParents } from '../store/ancestry.js';
 import { faultPoint } from '../store/fault-injection.js';
 import { registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -53,6 +53,28 @@ export async function acceptedRecords(store: ObjectStore, rb: ReceivedBundle): P
   if (!records.length) return [];
   const present = await store.locate(records.map((r) => r.commit));
   return records.filter((_, i) => !present[i]);
+}
+
+/**
+ * The grafts a receiver records from a bundle (FORMAT.md §17, BUNDLE.md §4): each commit the bundle declares
+ * shallow of which some parent is neither in the bundle nor in the store. A declared commit whose parents the
+ * store holds gets none: its history is here and is walked as usual.
+ */
+export async function acceptedGrafts(store: ObjectStore, rb: ReceivedBundle): Promise<ObjectId[]> {
+  const declared = rb.header.shallow ?? [];
+  if (!declared.length) return [];
+  const o = new Overlay(store, rb);
+  try {
+    const out: ObjectId[] = [];
+    for (const commit of declared) {
+      let absent = false;
+      for (const p of await o.parentsOf(commit)) if ((await o.typeOf(p)) === undefined) absent = true;
+      if (absent) out.push(commit);
+    }
+    return out;
+  } finally {
+    await o.close();
+  }
 }
 
 /**
@@ -163,6 +185,8 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
   receiveFault('receive.verified', store.layout.packsDir);
   const labelsKept = await store.configLabels.addMissing(rb.header.labels ?? []);
   for (const r of await acceptedRecords(store, rb)) await store.pruned.add(r);
+  // Like prune records, before the pack: a commit indexed without its graft would have missing parents.
+  for (const g of await acceptedGrafts(store, rb)) await store.shallow.add(g);
   if (rb.packId) {
     const present = await store.locate(rb.entries.map((e) => e.id));
     newObjects = present.filter((l) => !l).length;
@@ -180,6 +204,11 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
         bodies.set(e.id, await store.packs.readObject({ packId: rb.packId, entry: e }, e.id, 'commit'));
     await store.index.session((s) => s.addPack({ packId: rb.packId!, entries: rb.entries }, bodies));
     receiveFault('receive.indexed', store.layout.indexDir);
+    // History that arrived ends the grafts it completes (a full pull after a shallow one).
+    if (rb.entries.some((e) => e.type === 'commit')) {
+      const parents = storeParents(store);
+      await store.shallow.settle((id) => store.typeOf(id), parents);
+    }
   }
   return { objects: rb.entries.length, newObjects, labelsKept };
 }

@@ -66,6 +66,13 @@ export class Overlay implements ObjectSource {
     return decodeTensor(await this.read(id, 'tensor'), `tensor ${id.slice(0, 12)}`);
   }
 
+  /** The store's grafts and the commits the bundle declares shallow (BUNDLE.md §2). */
+  async shallowCommits(): Promise<ReadonlySet<ObjectId>> {
+    const declared = this.rb?.header.shallow ?? [];
+    const own = (await this.store?.shallowCommits()) ?? new Set<ObjectId>();
+    return declared.length ? new Set([...own, ...declared]) : own;
+  }
+
   async close(): Promise<void> {
     await this.packs?.close();
   }

@@ -67,12 +67,13 @@ export async function receiveBundle(
       packId = packCheck.stored.toString('hex');
       await fs.rename(incoming, quarantine.packFile(packId));
     } else await fs.rm(incoming, { force: true });
-    const { entries, configs } = packId
+    const { entries, configs, shallowParents } = packId
       ? await checkRecords(packs, packId, header, where)
-      : { entries: [], configs: new Set<string>() };
+      : { entries: [], configs: new Set<string>(), shallowParents: new Map<ObjectId, ObjectId[]>() };
     const ids = new Set(entries.map((e) => e.id));
     if (ids.size !== entries.length) throw bad(where, 'its pack lists an object twice');
     checkMetadata(header, entries, configs, where);
+    checkShallow(header, ids, shallowParents, where);
     await packs.close();
     return { header, quarantine, packId, entries, ids, bytes: s.position, close };
   } catch (e) {
@@ -172,7 +173,7 @@ async function checkRecords(
   packId: string,
   header: BundleHeader,
   where: string,
-): Promise<{ entries: PackEntry[]; configs: Set<string> }> {
+): Promise<{ entries: PackEntry[]; configs: Set<string>; shallowParents: Map<ObjectId, ObjectId[]> }> {
   let toc: Awaited<ReturnType<PackReader['readToc']>>;
   try {
     toc = await packs.readToc(packId);
@@ -191,18 +192,21 @@ async function checkRecords(
     return e && { packId, entry: e };
   });
   const configs = new Set<string>();
+  const shallow = new Set(header.shallow ?? []);
+  const shallowParents = new Map<ObjectId, ObjectId[]>();
   for (const e of entries) {
     try {
       const body = await packs.readObject({ packId, entry: e }, e.id, e.type);
-      if (e.type === 'commit' && header.labels?.length) {
-        const hash = decodeCommit(body, `commit ${e.id.slice(0, 12)}`).config?.hash;
-        if (hash) configs.add(hash);
+      if (e.type === 'commit' && (header.labels?.length || shallow.has(e.id))) {
+        const commit = decodeCommit(body, `commit ${e.id.slice(0, 12)}`);
+        if (commit.config?.hash) configs.add(commit.config.hash);
+        if (shallow.has(e.id)) shallowParents.set(e.id, commit.parents);
       }
     } catch (err) {
       throw err instanceof CkvcError ? bad(where, `object ${e.id.slice(0, 16)}: ${err.message}`, { id: e.id }) : err;
     }
   }
-  return { entries, configs };
+  return { entries, configs, shallowParents };
 }
 
 /**
@@ -220,5 +224,30 @@ function checkMetadata(header: BundleHeader, entries: PackEntry[], configs: Set<
     if (configs.has(l.config)) continue;
     const what = `carries a label for config ${l.config.slice(0, 16)}, which no commit in it uses`;
     throw bad(where, `${what}; such a bundle is refused whole`, { config: l.config });
+  }
+}
+
+/**
+ * Step 5, shallow: each commit the header declares shallow is a commit record of the pack with a parent outside
+ * it (BUNDLE.md §2). A boundary elsewhere would speak for the receiver's own history; one that cuts nothing is a
+ * lie about the bundle. Either refuses the bundle whole.
+ */
+function checkShallow(
+  header: BundleHeader,
+  ids: Set<ObjectId>,
+  parentsOf: Map<ObjectId, ObjectId[]>,
+  where: string,
+): void {
+  for (const commit of header.shallow ?? []) {
+    const parents = parentsOf.get(commit);
+    const short = commit.slice(0, 16);
+    if (!parents) {
+      const what = `declares commit ${short} shallow, but it is not a commit in it`;
+      throw bad(where, `${what}; such a bundle is refused whole`, { commit });
+    }
+    if (!parents.some((p) => !ids.has(p))) {
+      const what = `declares commit ${short} shallow, but it cuts no parent (${parents.length ? 'every parent is in it' : 'a first commit'})`;
+      throw bad(where, `${what}; such a bundle is refused whole`, { commit });
+    }
   }
 }

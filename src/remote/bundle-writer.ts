@@ -30,6 +30,8 @@ export interface BundleContent {
   objects: ObjectId[];
   prerequisites: ObjectId[];
   pruned: PruneRecord[];
+  /** Commits among `objects` whose history stops at them (BUNDLE.md §2 `shallow`). */
+  shallow?: ObjectId[];
 }
 
 export interface WrittenBundle {
@@ -90,6 +92,7 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
       prerequisites: content.prerequisites,
       pruned: content.pruned,
       labels,
+      ...(content.shallow?.length ? { shallow: content.shallow } : {}),
       packLength,
       objects: content.objects.length,
       created: Date.now(),

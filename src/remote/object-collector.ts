@@ -14,6 +14,8 @@ export interface Collected {
   prerequisites: ObjectId[];
   /** Records of the commits among `objects` (a receiver accepts no other, spec/BUNDLE.md §2). */
   pruned: PruneRecord[];
+  /** Commits among `objects` whose history the walk cut (a depth, or this store's grafts), with what it cut. */
+  shallow: Map<ObjectId, ObjectId[]>;
 }
 
 export interface CollectOptions {
@@ -21,6 +23,8 @@ export interface CollectOptions {
   isBoundary: (commit: ObjectId) => Promise<boolean>;
   /** True for a non-commit object the receiver already has (chunk-level negotiation); default: none. */
   receiverHas?: (ids: ObjectId[]) => Promise<boolean[]>;
+  /** Parents not to follow (`--depth`, see ancestry.ts `depthCut`); this store's grafts are honoured anyway. */
+  cutParents?: (commit: ObjectId, parents: ObjectId[]) => ObjectId[];
 }
 
 export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts: CollectOptions): Promise<Collected> {
@@ -28,7 +32,9 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
   const commits: ObjectId[] = [];
   const prerequisites = new Set<ObjectId>();
   const records = await store.pruned.all();
+  const cutAt = new Map<ObjectId, ObjectId[]>();
   await walkObjects(store, tips, {
+    ...(opts.cutParents ? { cutParents: opts.cutParents } : {}),
     // The sender's own records say what it no longer has; they are sent as they are.
     recordOf: (id) => records.get(id),
     stopAt: async (id) => {
@@ -39,6 +45,7 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
     visit: (r) => {
       out.add(r.id);
       if (r.kind === 'commit') commits.push(r.id);
+      if (r.kind === 'commit' && r.cut) cutAt.set(r.id, r.cut);
     },
   });
   let objects = [...out];
@@ -55,5 +62,6 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
   }
   const sent = new Set(objects);
   const pruned = commits.filter((id) => sent.has(id) && records.has(id)).map((id) => records.get(id)!);
-  return { objects, commits, prerequisites: [...prerequisites], pruned };
+  const shallow = new Map([...cutAt].filter(([id]) => sent.has(id)));
+  return { objects, commits, prerequisites: [...prerequisites], pruned, shallow };
 }

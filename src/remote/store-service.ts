@@ -54,12 +54,27 @@ export class StoreService {
   async sendObjects(ids: ObjectId[], sink: Writable): Promise<void> {
     const records = await this.store.pruned.all();
     const pruned = ids.map((id) => records.get(id)).filter((r) => r !== undefined);
+    const shallow = await this.cutCommits(ids);
     const registration = await registerReader(this.store.layout);
     try {
-      await writeBundle(this.store, { refs: [], objects: ids, prerequisites: [], pruned }, sink);
+      await writeBundle(this.store, { refs: [], objects: ids, prerequisites: [], pruned, shallow }, sink);
     } finally {
       await registration.release();
     }
+  }
+
+  /** This store's grafted commits among `ids` that cut a parent the bundle does not carry (FORMAT.md §17). */
+  private async cutCommits(ids: ObjectId[]): Promise<ObjectId[]> {
+    const grafts = await this.store.shallow.all();
+    if (!grafts.size) return [];
+    const sending = new Set(ids);
+    const out: ObjectId[] = [];
+    for (const id of ids) {
+      if (!grafts.has(id) || (await this.store.typeOf(id)) !== 'commit') continue;
+      const parents = (await this.store.readCommit(id)).parents;
+      if (parents.some((p) => !sending.has(p))) out.push(id);
+    }
+    return out;
   }
 
   /** Stores the objects of an objects-only bundle after verifying every one of them. */

@@ -11,7 +11,7 @@ import { checkClosure, promoteObjects, type KeptLabel, type RefUpdate } from './
 import { receiveBundle } from './bundle-reader.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
-import { commitClosure, storeParents } from '../store/ancestry.js';
+import { commitClosure, depthCut, storeParents } from '../store/ancestry.js';
 import type { Transport } from './transport.js';
 
 /** Objects per bundle are bounded by bytes and count, so one interrupted transfer loses little. */
@@ -58,6 +58,7 @@ export async function push(
   refs: { local: string; remote: string }[],
   force: boolean,
   progress?: Progress,
+  depth?: number,
 ): Promise<PushResult> {
   const theirs = await t.refs();
   const tips: ObjectId[] = [];
@@ -74,14 +75,21 @@ export async function push(
     if (!known.has(id)) known.set(id, (await t.has([id]))[0]!);
     return known.get(id)!;
   };
-  const c = await collectObjects(store, tips, { isBoundary, receiverHas: (ids) => t.has(ids) });
+  const c = await collectObjects(store, tips, {
+    isBoundary,
+    receiverHas: (ids) => t.has(ids),
+    ...(depth ? { cutParents: await depthCut(store, tips, depth) } : {}),
+  });
+  if (!depth) await refuseCutHistory(t, c.shallow);
   const records = await store.pruned.all();
   let sent = 0;
   let bytesSent = 0;
   for (const batch of await batches(store, c.objects)) {
     const pruned = batch.map((id) => records.get(id)).filter((r) => r !== undefined);
+    const shallow = batch.filter((id) => c.shallow.has(id));
     await t.sendObjects(async (sink) => {
-      const w = await writeBundle(store, { refs: [], objects: batch, prerequisites: [], pruned }, sink);
+      const content = { refs: [], objects: batch, prerequisites: [], pruned, shallow };
+      const w = await writeBundle(store, content, sink);
       bytesSent += w.bytes;
     }, batch);
     sent += batch.length;
@@ -103,6 +111,23 @@ export async function push(
   }
   await track(store, remote, updated);
   return { refs: updated, objectsSent: sent, bytesSent, commits: c.commits.length };
+}
+
+/**
+ * A push without --depth from a shallow store (FORMAT.md §17): history cut at a graft here must be on the remote
+ * already, else the remote would receive commits whose parents no one sends (PROTOCOL.md §4).
+ */
+async function refuseCutHistory(t: Transport, shallow: Map<ObjectId, ObjectId[]>): Promise<void> {
+  for (const [commit, cut] of shallow) {
+    const has = await t.has(cut);
+    if (has.every(Boolean)) continue;
+    throw new CkvcError(
+      'CKVC_SHALLOW_HISTORY',
+      `this store's history stops at commit ${commit.slice(0, 12)} (shallow) and ${t.url} lacks its parents; ` +
+        'nothing was sent: push --depth N to send a shallow history, or fetch or pull the full history first',
+      { commit, parents: cut },
+    );
+  }
 }
 
 /** Sets refs/remotes/REMOTE/BRANCH to what the remote's branches were just moved to. */

@@ -40,3 +40,31 @@ export async function isAncestor(parentsOf: ParentsOf, maybe: ObjectId, of: Obje
   }
   return false;
 }
+
+/**
+ * `--depth N` (BUNDLE.md §5): the commits within N generations of `tips` (the commits the tips name, a tag
+ * followed to its commit, are generation 1), and a cutter for the object walk that leaves out every parent
+ * outside them.
+ */
+export async function depthCut(
+  store: ObjectStore,
+  tips: ObjectId[],
+  depth: number,
+): Promise<(commit: ObjectId, parents: ObjectId[]) => ObjectId[]> {
+  const within = new Set<ObjectId>();
+  let frontier: ObjectId[] = [];
+  for (let id of tips) {
+    for (let hops = 0; hops < 64 && (await store.typeOf(id)) === 'tag'; hops++) id = (await store.readTag(id)).target;
+    frontier.push(id);
+  }
+  for (let gen = 0; gen < depth && frontier.length; gen++) {
+    const next: ObjectId[] = [];
+    for (const id of frontier) {
+      if (within.has(id) || (await store.typeOf(id)) !== 'commit') continue;
+      within.add(id);
+      next.push(...(await store.readCommit(id)).parents);
+    }
+    frontier = next;
+  }
+  return (_commit, parents) => parents.filter((p) => !within.has(p));
+}

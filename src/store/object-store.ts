@@ -18,6 +18,7 @@ import { PruneRecords } from './prune-records.js';
 import { ObjectWriter } from './object-writer.js';
 import { PackReader, type GroupedObject, type ObjectLocation } from './pack-reader.js';
 import { RefStore } from './ref-store.js';
+import { ShallowGrafts } from './shallow-grafts.js';
 import { findStore, readStoreConfig, StoreLayout, type StoreConfig } from './store-layout.js';
 
 export class ObjectStore {
@@ -25,6 +26,7 @@ export class ObjectStore {
   readonly index: ObjectIndex;
   readonly refs: RefStore;
   readonly pruned: PruneRecords;
+  readonly shallow: ShallowGrafts;
   readonly aliases: AliasDefinitions;
   readonly configLabels: ConfigLabels;
 
@@ -39,6 +41,7 @@ export class ObjectStore {
     this.index = new ObjectIndex(layout, this.packs, (packId, entries) => this.commitBodiesIn(packId, entries));
     this.refs = new RefStore(layout);
     this.pruned = new PruneRecords(layout);
+    this.shallow = new ShallowGrafts(layout);
     this.aliases = new AliasDefinitions(layout);
     this.configLabels = new ConfigLabels(layout);
   }
@@ -126,6 +129,19 @@ export class ObjectStore {
         loc = again;
       }
     }
+  }
+
+  /** Grafted commits (FORMAT.md §17): the walk cuts their absent parents. */
+  shallowCommits(): Promise<ReadonlySet<ObjectId>> {
+    return this.shallow.all();
+  }
+
+  /** A commit's parents less those its graft cuts (FORMAT.md §17): what a commit-by-commit walk can follow. */
+  async parentsHeld(id: ObjectId, parents: ObjectId[]): Promise<ObjectId[]> {
+    if (!parents.length || !(await this.shallow.all()).has(id)) return parents;
+    const out: ObjectId[] = [];
+    for (const p of parents) if ((await this.typeOf(p)) !== undefined) out.push(p);
+    return out;
   }
 
   async typeOf(id: ObjectId): Promise<ObjectType | undefined> {

@@ -1,7 +1,8 @@
 // The one walk of the object graph (spec/FORMAT.md §13, §15): tag -> commit -> parents, config snapshot, tree
 // -> trees and file recipes -> chunk parts and tensors -> tensor chunks, honouring prune records. gc's live set,
 // what push/fetch/pack send, what a receiver checks before promoting, verify and verify FILE all walk through
-// here, so they cannot disagree about what a commit still needs.
+// here, so they cannot disagree about what a commit still needs. In a shallow store the walk stops at a grafted
+// commit's absent parents (FORMAT.md §17), and only at absent ones: a graft never hides what the store holds.
 //
 // Release belongs to a *reach*, not to an object: a tensor's data is released when it is reached in a commit
 // whose record matches it at that file path (a glob with ':' depends on the path). The same tensor, file or
@@ -25,6 +26,8 @@ export interface ObjectSource {
   readTree(id: ObjectId): Promise<TreeObject>;
   readFileRecipe(id: ObjectId): Promise<FileRecipe>;
   readTensor(id: ObjectId): Promise<TensorObject>;
+  /** Grafted commits (FORMAT.md §17): their parents that `typeOf` does not find are cut, not missing. */
+  shallowCommits?(): Promise<ReadonlySet<ObjectId>>;
 }
 
 /**
@@ -77,7 +80,7 @@ export function fileDataReleased(rec: ReleaseRecord | undefined, filePath: strin
  */
 export type Reached =
   | { kind: 'tag'; id: ObjectId; tag: TagObject }
-  | { kind: 'commit'; id: ObjectId; commit: CommitObject; record?: ReleaseRecord }
+  | { kind: 'commit'; id: ObjectId; commit: CommitObject; record?: ReleaseRecord; cut?: ObjectId[] }
   | { kind: 'tree'; id: ObjectId; commit: ObjectId; path: string }
   | { kind: 'file'; id: ObjectId; commit: ObjectId; path: string; recipe: FileRecipe }
   | {
@@ -104,6 +107,11 @@ export interface WalkOptions {
    * goes on without what lies below it (verify collects problems); the default throws the error.
    */
   onUnreadable?: (e: unknown, at: { id: ObjectId; kind: ReadKind; where: string }) => void | Promise<void>;
+  /**
+   * Parents of a commit not to walk, besides those a graft cuts (`pack --depth`: the history past the depth).
+   * They are reported in the commit's `cut`.
+   */
+  cutParents?: (commit: ObjectId, parents: ObjectId[]) => ObjectId[];
   /** 'files' stops at file recipes (no tensor is read). Default 'all'. */
   depth?: 'files' | 'all';
 }
@@ -131,6 +139,14 @@ export async function walkObjects(src: ObjectSource, roots: ObjectId[], opts: Wa
   const tensorsSeen = new Set<string>();
   const chunks = new Set<ObjectId>();
   const depth = opts.depth ?? 'all';
+  const grafts = (await src.shallowCommits?.()) ?? new Set<ObjectId>();
+
+  /** The parents the walk leaves out: asked to (depth), or absent past a graft (never a present one). */
+  const cutOf = async (id: ObjectId, parents: ObjectId[]): Promise<ObjectId[]> => {
+    const cut = new Set(opts.cutParents?.(id, parents) ?? []);
+    if (grafts.has(id)) for (const p of parents) if ((await src.typeOf(p)) === undefined) cut.add(p);
+    return parents.filter((p) => cut.has(p));
+  };
 
   const read = async <T>(id: ObjectId, kind: ReadKind, where: string, f: () => Promise<T>): Promise<T | undefined> => {
     try {
@@ -230,8 +246,10 @@ export async function walkObjects(src: ObjectSource, roots: ObjectId[], opts: Wa
     const commit = await read(id, 'commit', where, () => src.readCommit(id));
     if (!commit) continue;
     const record = opts.recordOf?.(id);
-    await opts.visit({ kind: 'commit', id, commit, ...(record ? { record } : {}) });
-    for (let i = commit.parents.length - 1; i >= 0; i--) stack.push(commit.parents[i]!);
+    const cut = await cutOf(id, commit.parents);
+    await opts.visit({ kind: 'commit', id, commit, ...(record ? { record } : {}), ...(cut.length ? { cut } : {}) });
+    for (let i = commit.parents.length - 1; i >= 0; i--)
+      if (!cut.includes(commit.parents[i]!)) stack.push(commit.parents[i]!);
     if (commit.config) await chunk(commit.config.snapshot, id, '', 'config');
     await tree(commit.tree, id, '', contextOf(record), where);
   }

@@ -94,6 +94,8 @@ export async function resolveRevision(store: ObjectStore, rev: string): Promise<
       const c = await store.readCommit(id);
       const next = c.parents[parentIndex];
       if (!next) throw unknown(rev, `commit ${id.slice(0, 12)} has no parent number ${parentIndex + 1}`);
+      if (!(await store.parentsHeld(id, [next])).length)
+        throw unknown(rev, `history stops at commit ${id.slice(0, 12)} (shallow): its parent is not in this store`);
       id = next;
     }
   }

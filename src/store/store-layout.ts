@@ -60,6 +60,9 @@ export class StoreLayout {
   get prunedDir() {
     return path.join(this.root, 'pruned');
   }
+  get shallowDir() {
+    return path.join(this.root, 'shallow');
+  }
   get configLabelsFile() {
     return path.join(this.root, 'config-labels.json');
   }

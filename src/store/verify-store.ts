@@ -38,11 +38,14 @@ export interface VerifyReport {
   };
   /** A warning, not a problem: what crashed commands left in the store, for `ckvc gc` to remove. */
   leftovers: LeftoverSummary;
+  /** Not a problem: commits where a shallow store's history stops (FORMAT.md §17), with the parents it lacks. */
+  shallow: { commit: ObjectId; parents: ObjectId[] }[];
 }
 
 class Verifier {
   readonly problems: VerifyProblem[] = [];
   readonly checked = { refs: 0, commits: 0, trees: 0, files: 0, tensors: 0, chunks: 0, packs: 0, objectsRead: 0 };
+  readonly shallow: { commit: ObjectId; parents: ObjectId[] }[] = [];
 
   constructor(private readonly store: ObjectStore) {}
 
@@ -106,6 +109,7 @@ class Verifier {
     await walkObjects(this.store, tips, {
       recordOf: (id) => pruned.get(id),
       visit: (r) => {
+        if (r.kind === 'commit' && r.cut) this.shallow.push({ commit: r.id, parents: r.cut });
         if (r.kind === 'chunk') leaves.set(r.id, 'chunk');
         else if (r.kind === 'tensor' && r.released) {
           if (!leaves.has(r.id)) leaves.set(r.id, 'tensor');
@@ -254,5 +258,12 @@ export async function verifyStore(store: ObjectStore, opts: { readData?: boolean
   const tips = await v.refs();
   await v.history(tips);
   await v.packs(Boolean(opts.readData));
-  return { ok: v.problems.length === 0, problems: v.problems, checked: v.checked, leftovers: await leftovers(store) };
+  const found = await leftovers(store);
+  return {
+    ok: v.problems.length === 0,
+    problems: v.problems,
+    checked: v.checked,
+    leftovers: found,
+    shallow: v.shallow,
+  };
 }

@@ -69,6 +69,7 @@ export async function logPage(s: Store, p: Params) {
   for (const [i, c] of page.entries()) {
     const warmStarts = [];
     for (const [j, p] of c.parents.entries()) {
+      if (c.shallow?.parents.includes(p)) continue; // history stops there (FORMAT.md §17)
       const pb = branchOf.has(p) ? branchOf.get(p) : (await s.objects.readCommit(p)).branch;
       if (isWarmStart(j, pb, c.branch)) warmStarts.push(p);
     }
@@ -190,6 +191,7 @@ export async function commitView(s: Store, p: Params) {
   const listed = await s.ls(id, { tensors: true });
   const parents = [];
   for (const [i, pid] of shown.parents.entries()) {
+    if (shown.shallow?.parents.includes(pid)) continue; // not in this shallow store (FORMAT.md §17)
     const c = await s.objects.readCommit(pid);
     parents.push({
       id: pid,

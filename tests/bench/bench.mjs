@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startRemotes } from './transports.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STEPS = Number(process.env.BENCH_STEPS ?? 8);
@@ -64,7 +65,7 @@ function writeCheckpoint(file, step, frozen) {
 }
 
 /** Runs ckvc in a child; returns seconds and the child's peak RSS in MiB. */
-function ckvc(args, store = path.join(work, 'store')) {
+function ckvc(args, store = path.join(work, 'store'), env = {}) {
   const runner = `import(${JSON.stringify(path.join(repo, 'dist/cli/main.js'))}).then(async (m) => { const code = await m.run(process.argv.slice(1)); process.stderr.write('\\n@@RSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(code); })`;
   // Flush the bench's own freshly written files first, so their writeback does not compete with the command.
   spawnSync('sync');
@@ -72,7 +73,7 @@ function ckvc(args, store = path.join(work, 'store')) {
     const t0 = process.hrtime.bigint();
     const child = spawn(process.execPath, ['--input-type=module', '-e', runner, ...args, '--store', store], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, CKVC_AUTHOR: 'bench' },
+      env: { ...process.env, CKVC_AUTHOR: 'bench', ...env },
     });
     let out = '';
     let err = '';
@@ -189,53 +190,42 @@ fs.rmSync(outDir, { recursive: true });
 const stats = JSON.parse((await ckvc(['stats', '--json'])).out);
 row('verify --read-data', stats.storedBytes, await ckvc(['verify', '--read-data']));
 
-// Sharing: the train branch pushed over loopback HTTP to an empty store, pushed again unchanged, one more
-// half-changed checkpoint pushed, and everything fetched into a third store.
+// Sharing, per transport (folder, HTTP, SSH, S3; one whose server cannot start is skipped with the reason): the
+// train branch pushed to an empty remote, pushed again unchanged, and fetched into an empty store; then, over
+// HTTP, one more half-changed checkpoint pushed.
 const share = [];
 {
-  const remoteRoot = path.join(work, 'remote');
-  const third = path.join(work, 'third');
-  for (const d of [remoteRoot, third]) spawnSync(process.execPath, [path.join(repo, 'bin/ckvc'), 'init', d]);
-  const tokenFile = path.join(work, 'token');
-  fs.writeFileSync(tokenFile, 'bench-token\n');
-  process.env.CKVC_TOKEN = 'bench-token';
-  const server = spawn(
-    process.execPath,
-    [
-      path.join(repo, 'bin/ckvc'),
-      'serve',
-      '--port',
-      '0',
-      '--token-file',
-      tokenFile,
-      '--store',
-      path.join(remoteRoot, '.ckvc'),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const url = await new Promise((resolve) =>
-    server.stdout.once('data', (d) => resolve(String(d).trim().split('\n')[0])),
-  );
+  const { remotes, skipped } = await startRemotes(repo, work);
+  for (const s of skipped) {
+    console.error(`  ${s.name}: skipped (${s.reason})`);
+    share.push(`${s.name} skipped: ${s.reason}`);
+  }
   try {
-    await ckvc(['remote', 'add', 'bench', url]);
-    const first = await ckvc(['push', 'bench', 'train', '--json']);
-    const f = JSON.parse(first.out);
-    row(`push over HTTP: train branch (${f.commits} commits) to an empty store`, f.bytesSent, first);
-    share.push(
-      `push of the train branch (${f.commits} commits of ${MB} MB): ${(f.bytesSent / MiB).toFixed(0)} MiB sent, ${f.objectsSent} objects (the store holds ${(stats.storedBytes / MiB).toFixed(0)} MiB)`,
-    );
-    const again = JSON.parse((await ckvc(['push', 'bench', 'train', '--json'])).out);
-    share.push(`re-push of the unchanged branch: ${again.bytesSent} bytes sent, ${again.objectsSent} objects`);
+    for (const r of remotes) {
+      const name = `bench-${r.name.toLowerCase()}`;
+      await ckvc(['remote', 'add', name, r.url, ...r.addArgs]);
+      const first = await ckvc(['push', name, 'train', '--json'], undefined, r.env);
+      const f = JSON.parse(first.out);
+      row(`push over ${r.name}: train branch (${f.commits} commits) to an empty store`, f.bytesSent, first);
+      share.push(`${r.name} push: ${(f.bytesSent / MiB).toFixed(0)} MiB sent in ${f.objectsSent} objects`);
+      const again = JSON.parse((await ckvc(['push', name, 'train', '--json'], undefined, r.env)).out);
+      share.push(`${r.name} re-push unchanged: ${again.bytesSent} bytes, ${again.objectsSent} objects`);
+      const into = path.join(work, `fetched-${r.name.toLowerCase()}`);
+      spawnSync(process.execPath, [path.join(repo, 'bin/ckvc'), 'init', into]);
+      const intoStore = path.join(into, '.ckvc');
+      await ckvc(['remote', 'add', name, r.url, ...r.addArgs], intoStore);
+      const fetched = await ckvc(['fetch', name, '--json'], intoStore, r.env);
+      row(`fetch over ${r.name} into an empty store`, JSON.parse(fetched.out).bytesReceived, fetched);
+      fs.rmSync(into, { recursive: true, force: true });
+    }
+    const http = remotes.find((r) => r.name === 'HTTP');
     writeCheckpoint(path.join(ck, 'model.safetensors'), STEPS + 1, frozen);
     await ckvc(['commit', ck, '-m', 'one more', '-b', 'train']);
-    const inc = JSON.parse((await ckvc(['push', 'bench', 'train', '--json'])).out);
-    share.push(`push of one more half-changed ${MB} MB checkpoint: ${(inc.bytesSent / MiB).toFixed(1)} MiB sent`);
-    await ckvc(['remote', 'add', 'bench', url], path.join(third, '.ckvc'));
-    const fetched = await ckvc(['fetch', 'bench', '--json'], path.join(third, '.ckvc'));
-    const fr = JSON.parse(fetched.out);
-    row('fetch over HTTP into an empty store', fr.bytesReceived, fetched);
+    const inc = JSON.parse((await ckvc(['push', 'bench-http', 'train', '--json'], undefined, http.env)).out);
+    share.push(`HTTP push of one more half-changed ${MB} MB checkpoint: ${(inc.bytesSent / MiB).toFixed(1)} MiB sent`);
+    share.push(`(the store holds ${(stats.storedBytes / MiB).toFixed(0)} MiB)`);
   } finally {
-    server.kill('SIGTERM');
+    for (const r of remotes) await r.stop();
   }
 }
 
@@ -308,7 +298,7 @@ console.log('| operation | MB | seconds | MB/s | peak RSS MiB |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
 for (const r of rows) console.log(`| ${r.what} | ${r.MB} | ${r.seconds} | ${r['MB/s']} | ${r['peak RSS MiB']} |`);
 console.log(`\nTimes are whole commands, including process start (~0.25 s) and the fsyncs of a commit.`);
-console.log(`\nsharing: ${share.join('; ')}`);
+console.log(`\nsharing (bytes sent are the bundles on the wire): ${share.join('; ')}`);
 if (npz.length) console.log(`\nnumpy: ${npz.join('; ')}`);
 console.log(
   `\nseries: logical ${(logical / MiB).toFixed(0)} MiB (+ the unchanged re-commits), stored ${(storeBytes / MiB).toFixed(0)} MiB; stats: dedup ${stats.dedupRatio.toFixed(2)}x, compression ${stats.compressionRatio.toFixed(2)}x, overall ${stats.totalRatio.toFixed(2)}x`,

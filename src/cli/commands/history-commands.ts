@@ -27,7 +27,8 @@ function oneLine(c: CommitInfo, columns: string[] | undefined, widths: number[])
     c.step !== undefined && new RegExp(`\\bstep[ =_]?${c.step}\\b`, 'i').test(c.message.split('\n')[0] ?? '');
   const step = c.step !== undefined && !saysStep ? `step=${c.step} ` : '';
   const pruned = c.pruned ? dim(' [pruned]') : '';
-  return `${yellow(short(c.id))}  ${cols ? `${cols}  ` : ''}${dim(step)}${firstLine(c.message)}${refs}${pruned}`;
+  const stops = c.shallow ? dim(' [history stops here (shallow)]') : '';
+  return `${yellow(short(c.id))}  ${cols ? `${cols}  ` : ''}${dim(step)}${firstLine(c.message)}${refs}${pruned}${stops}`;
 }
 
 function header(c: CommitInfo): void {
@@ -50,6 +51,8 @@ function header(c: CommitInfo): void {
       `Config:  ${escaped(c.config.name)} ${short(c.config.hash)}${c.configLabel ? ` "${escaped(c.configLabel)}"` : ''}`,
     );
   if (c.pruned) out(`Pruned:  ${escaped(releasedWording(c.pruned))} released ${time(c.pruned.time)}`);
+  if (c.shallow)
+    out(`Shallow: history stops here (parents ${c.shallow.parents.map(short).join(' ')} are not in this store)`);
   // Tag names and messages may come from someone else's bundle: escaped, one line each.
   for (const t of c.tags ?? []) {
     out(`Tag:     ${escaped(t.name)}${t.message !== undefined ? `: ${firstLine(t.message)}` : ''}`);

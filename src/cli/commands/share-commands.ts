@@ -35,9 +35,12 @@ export function shareCommands(y: CliParser): void {
           type: 'string',
           array: true,
           describe: 'the receiver has this revision: leave out its history (repeatable)',
-        }),
+        })
+        .option('depth', { type: 'string', describe: 'only the last N commits of each ref (a shallow bundle)' }),
     async (args) => {
-      const r = await withStore(args, (s) => s.pack({ revs: args.revs, output: args.output, since: args.since }));
+      const r = await withStore(args, (s) =>
+        s.pack({ revs: args.revs, output: args.output, since: args.since, depth: args.depth }),
+      );
       if (args.json) return json(r);
       // The commit each ref names, as verify prints it; an annotated tag also by its own ID and message.
       for (const ref of r.refs) {
@@ -48,7 +51,8 @@ export function shareCommands(y: CliParser): void {
       const n = r.prerequisites.length;
       const needs = n ? `; needs ${n} prerequisite commit(s) at the receiver` : '';
       const counts = `${r.commits} commit(s), ${r.objects} object(s)${labels}`;
-      info(`wrote ${escaped(r.file)}: ${counts}, ${bytes(r.bytes)}${needs}`);
+      const stops = r.shallow.length ? `; shallow: history stops at ${r.shallow.map(short).join(', ')}` : '';
+      info(`wrote ${escaped(r.file)}: ${counts}, ${bytes(r.bytes)}${needs}${stops}`);
     },
   );
   addCommand(
@@ -161,6 +165,7 @@ export function shareCommands(y: CliParser): void {
         .positional('remote', { type: 'string', demandOption: true })
         .positional('refs', { type: 'string', array: true })
         .option('force', { type: 'boolean', describe: 'replace a remote branch even if the push drops its commits' })
+        .option('depth', { type: 'string', describe: 'only the last N commits of each ref (a shallow push)' })
         .option('token-file', { type: 'string', describe: "file with the remote's token (default: $CKVC_TOKEN)" }),
     async (args) => {
       const r = await withStore(args, (s) =>
@@ -168,6 +173,7 @@ export function shareCommands(y: CliParser): void {
           remote: args.remote,
           refs: args.refs,
           force: args.force,
+          depth: args.depth,
           tokenFile: args.tokenFile,
           progress: progressBar('push'),
         }),

@@ -85,6 +85,7 @@ export function storeCommands(y: CliParser): void {
         info(
           `checked ${c.refs} ref(s), ${c.commits} commit(s), ${c.trees} tree(s), ${c.files} file(s), ${c.tensors} tensor(s), ${c.chunks} chunk(s), ${c.packs} pack(s)${args.readData ? `, re-hashed ${c.objectsRead} object(s)` : ''}`,
         );
+        for (const sh of r.shallow) info(`history stops at ${short(sh.commit)} (shallow)`);
         info(r.ok ? 'no problems found' : `${r.problems.length} problem(s) found`);
         const l = r.leftovers;
         if (l.count) {
@@ -124,7 +125,7 @@ async function verifyBundleCommand(file: string, args: { json?: boolean; markdow
   const labels = new Map(r.labels.map((l) => [l.config, l.text]));
   if (args.markdown) {
     out(
-      `Bundle \`${escaped(file)}\`: ${r.objects} objects, ${bytes(r.bytes)}, verified (every object re-hashed)${r.prerequisites.length ? `; needs ${r.prerequisites.map((p) => `\`${short(p)}\``).join(', ')}` : ''}.`,
+      `Bundle \`${escaped(file)}\`: ${r.objects} objects, ${bytes(r.bytes)}, verified (every object re-hashed)${r.prerequisites.length ? `; needs ${r.prerequisites.map((p) => `\`${short(p)}\``).join(', ')}` : ''}${r.shallow.length ? `; history stops at ${r.shallow.map((p) => `\`${short(p)}\``).join(', ')} (shallow)` : ''}.`,
     );
     out('');
     out('| ref | commit | step | metrics | config | message | tag message |');
@@ -157,7 +158,8 @@ async function verifyBundleCommand(file: string, args: { json?: boolean; markdow
     const about = c ? `  ${step}${metrics(c.metrics)}${config}  ${firstLine(c.message)}` : '  (in the prerequisites)';
     out(`${escaped(ref.name)}  ${short(ref.commit)}${about}${tag}`);
   }
+  for (const id of r.shallow) info(`history stops at ${short(id)} (shallow)`);
   info(
-    `bundle ${escaped(file)}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : '; self-contained'}`,
+    `bundle ${escaped(file)}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : r.shallow.length ? '; shallow (no prerequisites)' : '; self-contained'}`,
   );
 }

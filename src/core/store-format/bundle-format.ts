@@ -18,7 +18,10 @@ export const MAX_BUNDLE_LABELS = 100_000;
 /** A config label is one line a person typed (FORMAT.md §14): long enough for that, short enough to show. */
 export const MAX_CONFIG_LABEL_BYTES = 1000;
 /** Capabilities this reader understands; a bundle requiring any other is refused. */
-export const KNOWN_CAPABILITIES = ['hash:blake3-256', 'pack:1', 'pack:2'] as const;
+export const KNOWN_CAPABILITIES = ['hash:blake3-256', 'pack:1', 'pack:2', 'shallow'] as const;
+/** Required by a bundle with `shallow` entries, so a reader that would call the cut history missing says why. */
+export const SHALLOW_CAPABILITY = 'shallow';
+export const MAX_BUNDLE_SHALLOW = 100_000;
 /** `pack:2`: the pack may hold codecs 5 and 6 (FORMAT.md §4.3), so an older reader refuses the bundle up front. */
 export const REQUIRED_CAPABILITIES = ['hash:blake3-256', 'pack:2'];
 
@@ -52,6 +55,8 @@ export interface BundleHeader {
   pruned: BundlePruneRecord[];
   /** Absent when the header has no `labels` (older writers; writers leave the key out when empty). */
   labels?: BundleConfigLabel[];
+  /** Commits of the pack whose parents past the boundary are cut (BUNDLE.md §2); absent when none are. */
+  shallow?: ObjectId[];
   /** Byte length of the pack that follows the header. */
   packLength: number;
   objects: number;
@@ -101,7 +106,10 @@ function unshowable(c: number): boolean {
 export function encodeBundleHeader(h: BundleHeader): Buffer {
   const body: CborValue = {
     version: h.version,
-    capabilities: { required: h.required, optional: h.optional },
+    capabilities: {
+      required: h.shallow?.length ? [...new Set([...h.required, SHALLOW_CAPABILITY])] : h.required,
+      optional: h.optional,
+    },
     refs: h.refs.map((r) => ({ name: r.name, id: idToBytes(r.id) })),
     prerequisites: h.prerequisites.map(idToBytes),
     pruned: h.pruned.map((p) => ({
@@ -111,6 +119,7 @@ export function encodeBundleHeader(h: BundleHeader): Buffer {
       ...(p.files !== undefined ? { files: p.files } : {}),
     })),
     ...(h.labels?.length ? { labels: h.labels.map((l) => ({ config: idToBytes(l.config), text: l.text })) } : {}),
+    ...(h.shallow?.length ? { shallow: [...h.shallow].sort().map(idToBytes) } : {}),
     pack_length: h.packLength,
     objects: h.objects,
     created: h.created,
@@ -218,11 +227,27 @@ export function decodeBundleHeader(bytes: Uint8Array, where: string): BundleHead
       created: f.uint('created'),
     };
     if (f.has('labels')) header.labels = decodeLabels(f.array('labels'), where);
+    if (f.has('shallow')) header.shallow = decodeShallow(f.array('shallow'), required, where);
     return header;
   } catch (e) {
     if (e instanceof CkvcError && e.code === 'CKVC_CORRUPT_OBJECT') throw bad(where, e.message);
     throw e;
   }
+}
+
+/** The `shallow` of a header: commit IDs, each once, in a bundle that requires the capability. */
+function decodeShallow(raw: CborValue[], required: string[], where: string): ObjectId[] {
+  if (!required.includes(SHALLOW_CAPABILITY)) throw bad(where, `lists shallow commits without requiring "shallow"`);
+  if (raw.length > MAX_BUNDLE_SHALLOW) {
+    throw bad(where, `lists ${raw.length} shallow commits (the limit is ${MAX_BUNDLE_SHALLOW})`);
+  }
+  const seen = new Set<ObjectId>();
+  return raw.map((v, i) => {
+    const id = idValue(v, `${where} shallow[${i}]`);
+    if (seen.has(id)) throw bad(where, `lists shallow commit ${id.slice(0, 12)} twice`, { commit: id });
+    seen.add(id);
+    return id;
+  });
 }
 
 /** The `labels` of a header: each a config hash once, with a text `configLabelProblem` accepts. */
