@@ -182,7 +182,14 @@ const result = await build({
   banner: {
     js: "import { createRequire as __ckvcCreateRequire } from 'node:module'; const require = __ckvcCreateRequire(import.meta.url);",
   },
-  plugins: [deferStringWidth, directBlakeAddon, directZstdAddon, cborWithoutExtract, levelAddonInPlace, yargsFindsOurPackage],
+  plugins: [
+    deferStringWidth,
+    directBlakeAddon,
+    directZstdAddon,
+    cborWithoutExtract,
+    levelAddonInPlace,
+    yargsFindsOurPackage,
+  ],
   logLevel: 'warning',
   // CKVC_BUNDLE_META=1: also write dist/bundle/meta.json, what each output file holds and imports.
   metafile: Boolean(process.env.CKVC_BUNDLE_META),
