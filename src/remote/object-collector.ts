@@ -5,6 +5,8 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
 import type { PruneRecord } from '../store/prune-records.js';
+import { PromiseRecords, withFilter } from '../store/promise-records.js';
+import { refuseLeftOut } from './partial-store.js';
 
 export interface Collected {
   /** Objects to send, each once. */
@@ -21,6 +23,10 @@ export interface CollectOptions {
   isBoundary: (commit: ObjectId) => Promise<boolean>;
   /** True for a non-commit object the receiver already has (chunk-level negotiation); default: none. */
   receiverHas?: (ids: ObjectId[]) => Promise<boolean[]>;
+  /** A fetch filter (PROTOCOL.md §4): of each commit, only the data of the tensors it selects is collected. */
+  filter?: string[];
+  /** The objects are only compared, not sent (pack --since): data a partial fetch left out may be among them. */
+  leftOutOk?: boolean;
 }
 
 export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts: CollectOptions): Promise<Collected> {
@@ -28,9 +34,10 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
   const commits: ObjectId[] = [];
   const prerequisites = new Set<ObjectId>();
   const records = await store.pruned.all();
+  const chunkCommit = new Map<ObjectId, ObjectId>();
   await walkObjects(store, tips, {
     // The sender's own records say what it no longer has; they are sent as they are.
-    recordOf: (id) => records.get(id),
+    recordOf: (id) => withFilter(records.get(id), opts.filter),
     stopAt: async (id) => {
       if (!(await opts.isBoundary(id))) return false;
       prerequisites.add(id);
@@ -39,6 +46,7 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
     visit: (r) => {
       out.add(r.id);
       if (r.kind === 'commit') commits.push(r.id);
+      else if (r.kind === 'chunk') chunkCommit.set(r.id, r.commit);
     },
   });
   let objects = [...out];
@@ -53,6 +61,9 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
     }
     objects = keep;
   }
+  // A partial store cannot send what it left out: refused before anything is sent (FORMAT.md §13.2).
+  const promises = await new PromiseRecords(store.layout).all();
+  if (promises.size && !opts.leftOutOk) await refuseLeftOut(store, objects, chunkCommit, promises);
   const sent = new Set(objects);
   const pruned = commits.filter((id) => sent.has(id) && records.has(id)).map((id) => records.get(id)!);
   return { objects, commits, prerequisites: [...prerequisites], pruned };

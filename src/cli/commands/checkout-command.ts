@@ -52,10 +52,16 @@ export function checkoutCommand(y: CliParser): void {
           config: args.config,
           allowConfigMismatch: args.allowConfigMismatch,
           tensors: args.tensor ?? [],
+          fetch: true,
           progress:
             process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
         }),
       );
+      if (r.fetched?.warning) info(`ckvc: warning: ${escaped(r.fetched.warning)}`);
+      else if (r.fetched?.result)
+        info(
+          `fetched from ${escaped(r.fetched.remote)} (only the selected tensors' data): ${r.fetched.result.objectsReceived} object(s), ${bytes(r.fetched.result.bytesReceived)}`,
+        );
       if (r.configMismatch) {
         const keys = r.configMismatch.changes.map((c) => (c.path ? escaped(c.path) : '(whole config)'));
         info(
