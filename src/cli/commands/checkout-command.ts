@@ -10,7 +10,11 @@ export function checkoutCommand(y: CliParser): void {
     "Write a commit's files, byte-identical and hash-verified; or with --tensor, chosen tensors as new safetensors files",
     (a) =>
       a
-        .positional('rev', { type: 'string', demandOption: true, describe: 'revision: branch, tag, ID, NAME~N' })
+        .positional('rev', {
+          type: 'string',
+          demandOption: true,
+          describe: 'revision: branch, tag, ID, NAME~N; REMOTE/BRANCH with --tensor fetches only those tensors first',
+        })
         .option('to', { type: 'string', demandOption: true, describe: 'folder to write into' })
         .option('path', { type: 'string', array: true, describe: 'only this file or folder of the commit, repeatable' })
         .option('force', {
