@@ -7,7 +7,7 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { PromiseRecords } from '../store/promise-records.js';
 import { receiveObjects } from '../remote/object-receiver.js';
-import { filterWording, missingTensorChunks } from '../remote/partial-store.js';
+import { filterWording, missingTensorChunks, settlePromises } from '../remote/partial-store.js';
 import { fetchFromRemote, openTransport, remotes } from './remote.js';
 import type { FetchResult } from '../remote/sync.js';
 
@@ -42,7 +42,9 @@ export async function fetchLeftOut(
   try {
     const { t } = await openTransport(store, rec.remote, {});
     try {
-      return (await receiveObjects(store, t, chunks)).objects;
+      const n = (await receiveObjects(store, t, chunks)).objects;
+      await settlePromises(store, [commit]);
+      return n;
     } finally {
       await t.close();
     }

@@ -83,6 +83,8 @@ export async function settlePromises(store: ObjectStore, commits: Iterable<Objec
   let dropped = 0;
   for (const c of commits) {
     if (!(await records.get(c))) continue;
+    // A commit whose fetch failed before it arrived: its record waits for the next fetch of it.
+    if ((await store.typeOf(c)) === undefined) continue;
     if ((await missingTensorChunks(store, c, () => true)).chunks.length) continue;
     if (await records.remove(c)) dropped++;
   }

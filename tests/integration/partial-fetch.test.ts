@@ -14,14 +14,14 @@ import {
   diffSnapshots,
   errorCodes,
   newStore,
-  readTree,
+  snapshotTree,
   snapshotStore,
   tempDir,
   type TempStore,
 } from '../helpers/ckvc.js';
 import { safetensorsBytes } from '../helpers/data.js';
 import type { Store } from '../helpers/reliability.js';
-import { serve, stopServers } from '../helpers/servers.js';
+import { proxy, serve, stopServers } from '../helpers/servers.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 
@@ -181,7 +181,8 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
       src.ok(['checkout', 'main', '--tensor', 'model.*', '--to', want]);
       const got = tempDir('ckvc-partial-got-');
       client.ok(['checkout', 'origin/main', '--tensor', 'model.*', '--to', got], { env: off.env });
-      expect(readTree(got)).toEqual(readTree(want));
+      expect([...snapshotTree(got).keys()]).toEqual(['model.safetensors']);
+      expect(snapshotTree(got)).toEqual(snapshotTree(want));
     } finally {
       setRemote(up);
     }
@@ -240,7 +241,8 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
     src.ok(['checkout', 'main', '--to', want]);
     const got = tempDir();
     client.ok(['checkout', 'origin/main', '--to', got]);
-    expect(readTree(got)).toEqual(readTree(want));
+    expect([...snapshotTree(got).keys()]).toEqual(['model.safetensors']);
+    expect(snapshotTree(got)).toEqual(snapshotTree(want));
     const other = newStore('ckvc-partial-other2-');
     client.ok(['remote', 'add', 'other2', other.dir]);
     client.ok(['push', 'other2', 'mine']);
@@ -267,7 +269,36 @@ describe('partial fetch: checkout straight from a remote', () => {
     expect(r.fetched.result.bytesReceived).toBeLessThan(1400 * KiB);
     const want = tempDir();
     src.ok(['checkout', 'main', '--tensor', 'model.*', '--to', want]);
-    expect(readTree(got)).toEqual(readTree(want));
+    expect([...snapshotTree(got).keys()]).toEqual(['model.safetensors']);
+    expect(snapshotTree(got)).toEqual(snapshotTree(want));
+    await stopServers();
+  });
+
+  it('a server that predates the filter refuses it, and nothing is fetched', async () => {
+    const src = makeSource();
+    const upstream = (await serve(src as unknown as Store)).url;
+    // What a server without partial fetch answers: the plan body's unknown field refused (PROTOCOL.md §3).
+    const url = await proxy(upstream, async (req, body, res, pass) => {
+      if (req.url === '/v1/plan' && 'filter' in JSON.parse(body.toString('utf8'))) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        const message = 'the plan request has an unknown field "filter"; it takes wants, haves';
+        res.end(JSON.stringify({ error: { code: 'CKVC_BAD_BUNDLE', message, exit: 12, data: { field: 'filter' } } }));
+        return;
+      }
+      const up = await pass();
+      res.writeHead(up.status, {
+        'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
+      });
+      res.end(up.body);
+    });
+    const client = newStore('ckvc-partial-old-');
+    client.ok(['remote', 'add', 'old', url]);
+    const before = snapshotStore(client.store);
+    const r = await client.async(['fetch', 'old', '--filter', 'tensors:model.*']).done;
+    expect(r.code).toBe(22);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
+    expect(r.stderr).toContain('does not know partial fetch');
+    expect(diffSnapshots(before, snapshotStore(client.store))).toEqual([]);
     await stopServers();
   });
 
