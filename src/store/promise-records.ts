@@ -52,8 +52,13 @@ export function withFilter(
   filter: string[] | undefined,
 ): ReleaseRecord | undefined {
   if (!filter) return released;
-  return { ...(released ?? { tensors: [] }), keep: [filter] };
+  // One `keep` list per filter, so the walk compiles its globs once rather than once per commit.
+  let keep = keepOfFilter.get(filter);
+  if (!keep) keepOfFilter.set(filter, (keep = [filter]));
+  return { ...(released ?? { tensors: [] }), keep };
 }
+
+const keepOfFilter = new WeakMap<string[], string[][]>();
 
 const isGlobList = (v: unknown): v is string[] =>
   Array.isArray(v) && v.length > 0 && v.length <= MAX_GLOBS && v.every((g) => typeof g === 'string' && g !== '');

@@ -169,6 +169,7 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
     expect(partialBytes).toBeLessThan(1200 * KiB);
     expect(promised(client)).toHaveLength(2);
     expect(client.json<{ ok: boolean }>(['verify', '--json']).ok).toBe(true);
+    expect(client.json<{ partial: Record<string, number> }>(['stats', '--json']).partial).toEqual({ origin: 2 });
     const ls = client.json<{ tensors: { name: string }[] }[]>(['ls', 'origin/main', '--tensors', '--json']);
     expect(JSON.stringify(ls)).toContain('optimizer.v');
   });
@@ -236,6 +237,7 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
     // The three optimizer tensors not fetched on demand: each about as big as both model.w versions together.
     expect(r.bytesReceived).toBeGreaterThan(2 * partialBytes);
     expect(promised(client)).toEqual([]);
+    expect(client.json<{ partial: Record<string, number> }>(['stats', '--json']).partial).toEqual({});
     expect(client.json<{ ok: boolean }>(['verify', '--read-data', '--json']).ok).toBe(true);
     const want = tempDir();
     src.ok(['checkout', 'main', '--to', want]);
