@@ -143,9 +143,12 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
   let up: Reach;
   let partialBytes = 0;
   const env = () => up.env;
+  /** Points origin at `r` (the URL only: a `remote remove`/`add` pair would cost two more processes per step). */
   const setRemote = (r: Reach) => {
-    client.run(['remote', 'remove', 'origin']);
-    client.ok(['remote', 'add', 'origin', r.url, ...(r.addArgs ?? [])], { env: r.env });
+    const file = path.join(client.store, 'remotes.json');
+    const remotes = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, { url: string }>;
+    remotes.origin!.url = r.url;
+    fs.writeFileSync(file, JSON.stringify(remotes));
   };
 
   beforeAll(async () => {
@@ -153,7 +156,7 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
     src = makeSource();
     up = await tc.reach(src);
     client = newStore('ckvc-partial-client-');
-    setRemote(up);
+    client.ok(['remote', 'add', 'origin', up.url, ...(up.addArgs ?? [])], { env: up.env });
   }, 60_000);
   afterAll(async () => tc.stop?.());
 
@@ -214,6 +217,20 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
     expect(got.length).toBe(1024 * KiB);
     expect(got.equals(want)).toBe(true);
     expect(client.json<{ ok: boolean }>(['verify', '--json']).ok).toBe(true);
+  });
+
+  it('gc frees nothing because of a promise: data fetched on demand stays readable offline', async () => {
+    client.ok(['gc', '--grace', '0']);
+    const off = await tc.offline(src, up);
+    setRemote(off);
+    try {
+      const want = catBytes(src, ['main:model.safetensors', '--tensor', 'optimizer.m']);
+      const got = catBytes(client, ['origin/main:model.safetensors', '--tensor', 'optimizer.m'], off.env);
+      expect(got.equals(want)).toBe(true);
+      expect(client.json<{ ok: boolean }>(['verify', '--read-data', '--json']).ok).toBe(true);
+    } finally {
+      setRemote(up);
+    }
   });
 
   it('refuses to pack or push what it left out', () => {
@@ -301,6 +318,29 @@ describe('partial fetch: checkout straight from a remote', () => {
     expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
     expect(r.stderr).toContain('does not know partial fetch');
     expect(diffSnapshots(before, snapshotStore(client.store))).toEqual([]);
+    await stopServers();
+  });
+
+  it('a plan request with a malformed filter is refused (400 CKVC_BAD_BUNDLE)', async () => {
+    const src = makeSource();
+    const { url } = await serve(src as unknown as Store);
+    const tip = fs.readFileSync(path.join(src.store, 'refs', 'heads', 'main'), 'utf8').trim();
+    for (const filter of [{ tensors: [] }, { tensors: ['!'] }, { tensors: 'model.*' }, { globs: ['x'] }, ['x']]) {
+      const res = await fetch(new URL('v1/plan', url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ wants: [tip], haves: [], filter }),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('CKVC_BAD_BUNDLE');
+    }
+    const ok = await fetch(new URL('v1/plan', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ wants: [tip], haves: [], filter: { tensors: ['model.*'] } }),
+    });
+    const plan = (await ok.json()) as { objects: string[]; commits: string[] };
+    expect(plan.commits).toHaveLength(2);
     await stopServers();
   });
 
