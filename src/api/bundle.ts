@@ -95,7 +95,7 @@ export async function packBundle(store: ObjectStore, opts: PackOptions): Promise
   try {
     // Everything the prerequisites' history holds is left out too, down to single chunks (an unchanged tensor).
     const theirs = sinceIds.length
-      ? new Set((await collectObjects(store, sinceIds, { isBoundary: async () => false })).objects)
+      ? new Set((await collectObjects(store, sinceIds, { isBoundary: async () => false, leftOutOk: true })).objects)
       : undefined;
     const tips = refs.map((r) => r.id);
     const depth = parseDepth(opts.depth);

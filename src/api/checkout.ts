@@ -11,7 +11,7 @@ import {
   safetensorsUnwritable,
   type SafetensorsHead,
 } from '../core/input-formats/safetensors-writer.js';
-import { tensorGlob, tensorMatches, type TensorGlob } from '../core/glob.js';
+import { tensorSelected as selected, tensorSelection, type TensorSelection as Selector } from '../core/glob.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import type { FilePart, FileRecipe } from '../core/store-format/objects/file-recipe.js';
@@ -27,6 +27,7 @@ import type { PruneRecord } from '../store/prune-records.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import type { VerifiedFiles } from '../store/verified-files.js';
 import { readConfigFile } from './config-file.js';
+import { fetchForCheckout, fetchLeftOut, type RemoteCheckoutFetch } from './fetch-on-demand.js';
 import { configOf } from './config.js';
 
 export interface CheckoutOptions {
@@ -48,6 +49,8 @@ export interface CheckoutOptions {
   verified?: VerifiedFiles;
   /** `to` holds one folder per commit: write into `to`/<commit ID> (the Python helper's snapshot cache). */
   intoCommitFolder?: boolean;
+  /** With `tensors` and a REV `REMOTE/BRANCH`: fetch REMOTE first, filtered by those globs (the CLI's checkout). */
+  fetch?: boolean;
 }
 
 export interface CheckoutResult {
@@ -63,19 +66,28 @@ export interface CheckoutResult {
   configMismatch?: { expected?: string; given: string; changes: ConfigChange[] };
   /** Temp files of an interrupted checkout found stale in the folders written to, and removed (spec/FORMAT.md §9.2). */
   removedTemps?: string[];
+  /** The fetch `fetch` made first (checkout REMOTE/BRANCH --tensor). */
+  fetched?: RemoteCheckoutFetch;
 }
 
 export async function checkout(store: ObjectStore, options: CheckoutOptions): Promise<CheckoutResult> {
   // A bad glob fails before any reading.
-  const sel = options.tensors?.length ? tensorSelector(options.tensors) : undefined;
+  const sel = options.tensors?.length ? tensorSelection(options.tensors) : undefined;
+  const fetched = options.fetch ? await fetchForCheckout(store, options.rev, options.tensors ?? []) : undefined;
   const { id } = await resolveRevision(store, options.rev);
   const opts = options.intoCommitFolder ? { ...options, to: path.join(options.to, id) } : options;
   const c = await store.readCommit(id);
   const configMismatch = opts.config !== undefined ? await checkConfig(store, id, c, opts) : undefined;
   const files = selectPaths(await listTreeFiles(store, c.tree), opts.paths ?? []);
   if (sel)
-    return { ...(await checkoutTensors(store, id, files, sel, opts)), ...(configMismatch ? { configMismatch } : {}) };
+    return {
+      ...(await checkoutTensors(store, id, files, sel, opts)),
+      ...(configMismatch ? { configMismatch } : {}),
+      ...(fetched ? { fetched } : {}),
+    };
   await refusePruned(store, id, files);
+  const paths = new Set(files.map((f) => f.path));
+  await fetchLeftOut(store, id, (p) => paths.has(p), 'checkout');
   const to = path.resolve(opts.to);
   const plan = await planCheckout(store, files, to, Boolean(opts.force), opts.verified);
   const removedTemps = await removeStaleTemps(
@@ -157,33 +169,6 @@ async function refusePruned(store: ObjectStore, id: ObjectId, files: TreeFile[])
 
 // ---------------------------------------------------------------------------------------------------------
 // --tensor: new safetensors files holding only the selected tensors (spec/SAFETENSORS.md, "Writing a subset")
-
-interface Selector {
-  include: TensorGlob[];
-  exclude: TensorGlob[];
-}
-
-/** Include and exclude globs; order does not matter (an exclude always wins). */
-function tensorSelector(globs: string[]): Selector {
-  const sel: Selector = { include: [], exclude: [] };
-  for (const g of globs) {
-    if (g === '!')
-      throw new CkvcError(
-        'CKVC_BAD_ARGUMENT',
-        `--tensor '!' excludes nothing; write the glob after it, e.g. --tensor '!optimizer.*'`,
-        { glob: g },
-      );
-    const body = g.startsWith('!') ? g.slice(1) : g;
-    (g.startsWith('!') ? sel.exclude : sel.include).push(tensorGlob(body));
-  }
-  return sel;
-}
-
-function selected(sel: Selector, file: string, name: string): boolean {
-  return (
-    (sel.include.length === 0 || tensorMatches(sel.include, file, name)) && !tensorMatches(sel.exclude, file, name)
-  );
-}
 
 /** model.pt -> model.safetensors, sub/opt.npz -> sub/opt.safetensors; a leading dot is not an extension. */
 export function subsetPath(file: string): string {
@@ -410,6 +395,8 @@ async function checkoutTensors(
   const chosen = await chooseTensors(store, files, sel, asked);
   // Everything that could refuse is checked for every file before the first byte is written.
   await refusePrunedTensors(store, chosen, asked);
+  const paths = new Set(chosen.map((c) => c.file.path));
+  await fetchLeftOut(store, id, (p, name) => paths.has(p) && selected(sel, p, name), 'checkout --tensor');
   const loaded = await loadTensors(store, chosen, asked);
   refuseOutputClash(loaded, asked);
   const specs = await buildTensorFiles(store, loaded, asked);

@@ -14,6 +14,7 @@ import type { ObjectStore } from '../store/object-store.js';
 import type { PruneRecord } from '../store/prune-records.js';
 import { tensorReleased } from '../store/object-walk.js';
 import { resolveRevision } from '../store/revision-resolver.js';
+import { fetchLeftOut } from './fetch-on-demand.js';
 import { configOf } from './config.js';
 
 export interface DiffOptions {
@@ -170,6 +171,13 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
 
   const prunedA = await store.pruned.get(A.side.id);
   const prunedB = await store.pruned.get(B.side.id);
+  if (opts.numeric !== false) {
+    // The changed tensors' data is read: what a partial fetch left out of either side is fetched first.
+    const changed = new Set([...ta].filter(([k, t]) => tb.has(k) && tb.get(k)!.id !== t.id).map(([k]) => k));
+    const pick = (file: string, name: string) => changed.has(`${file}\0${name}`);
+    await fetchLeftOut(store, A.side.id, pick, 'diff');
+    await fetchLeftOut(store, B.side.id, pick, 'diff');
+  }
   for (const [k, t] of ta) {
     const u = tb.get(k);
     if (!u) continue;

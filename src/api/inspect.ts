@@ -1,5 +1,6 @@
 // `ckvc ls` and `ckvc cat`: what a commit holds, down to each tensor's dtype and shape, and the raw bytes of a
 // file or of one tensor, streamed and verified chunk by chunk.
+import { fetchLeftOut } from './fetch-on-demand.js';
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { selectPaths } from '../store/checkout-plan.js';
@@ -123,6 +124,7 @@ export async function cat(
         `${p} of ${id.slice(0, 12)} holds tensor data released by 'ckvc prune' (e.g. '${(hit as { name: string }).name}'); 'ckvc ls ${rev} --tensors' shows which`,
         { commit: id, path: p },
       );
+    await fetchLeftOut(store, id, (at) => at === p, 'cat');
     await streamRecipe(store, recipe, sink, `${rev}:${p}`);
     return { commit: id, path: p, bytes: recipe.size };
   }
@@ -146,6 +148,7 @@ export async function cat(
       `tensor ${opts.tensor} of ${p} in ${id.slice(0, 12)} was released by 'ckvc prune'`,
       { commit: id, path: p, tensor: opts.tensor },
     );
+  await fetchLeftOut(store, id, (at, name) => at === p && name === opts.tensor, 'cat --tensor');
   const t = await store.readTensor(part.id);
   let bytes = 0;
   for (const chunk of t.chunks) {

@@ -6,6 +6,7 @@ import { isAncestor, storeParents } from '../store/ancestry.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import type { RefUpdate } from '../remote/bundle-import.js';
+import { checkFilter } from '../store/promise-records.js';
 import { DirectoryTransport } from '../remote/directory-transport.js';
 import { isSshUrl } from '../remote/ssh-url.js';
 import type { StdioServeOptions } from '../remote/stdio-server.js';
@@ -78,7 +79,7 @@ export async function removeRemote(store: ObjectStore, name: string): Promise<Re
   return removed;
 }
 
-async function openTransport(
+export async function openTransport(
   store: ObjectStore,
   name: string,
   auth: RemoteAuth,
@@ -151,6 +152,8 @@ export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promi
 export interface FetchOptions extends RemoteAuth {
   remote: string;
   progress?: Progress;
+  /** Tensor globs ('!' excludes): fetch only these tensors' data, the rest promised (FORMAT.md §13.2). */
+  filter?: string[];
 }
 
 export async function fetchFromRemote(
@@ -159,7 +162,8 @@ export async function fetchFromRemote(
 ): Promise<FetchResult & { remote: string }> {
   const { t } = await openTransport(store, opts.remote, opts);
   try {
-    return { ...(await fetchRemote(store, t, opts.remote, opts.progress)), remote: opts.remote };
+    const filter = opts.filter && checkFilter(opts.filter, 'fetch --filter');
+    return { ...(await fetchRemote(store, t, opts.remote, opts.progress, { filter })), remote: opts.remote };
   } finally {
     await t.close();
   }

@@ -1,4 +1,5 @@
 // `ckvc status` and `ckvc stats`: where the store is, what HEAD is on, and what dedup and compression buy.
+import { PromiseRecords } from '../store/promise-records.js';
 import * as fs from 'node:fs/promises';
 import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import { decodeTree } from '../core/store-format/objects/tree-object.js';
@@ -52,6 +53,8 @@ export interface StatsResult {
   objects: Partial<Record<ObjectType, number>>;
   /** Chunks stored as XOR deltas against a base (FORMAT.md §4.3): how many, their bytes before and after. */
   deltas: { chunks: number; rawBytes: number; storedBytes: number; ratio: number };
+  /** Commits a partial fetch left tensor data out of, by the remote that has it (FORMAT.md §13.2). */
+  partial: Record<string, number>;
 }
 
 export async function stats(store: ObjectStore): Promise<StatsResult> {
@@ -123,7 +126,15 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
       storedBytes: d.storedBytes,
       ratio: ratio(d.rawBytes, d.storedBytes),
     },
+    partial: await partialCommits(store),
   };
+}
+
+/** Promise records by remote: what `unique` and `stored` leave out because it was not fetched. */
+async function partialCommits(store: ObjectStore): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const r of (await new PromiseRecords(store.layout).all()).values()) out[r.remote] = (out[r.remote] ?? 0) + 1;
+  return out;
 }
 
 /**

@@ -19,6 +19,7 @@ export const EXIT = {
   CONFIG_MISMATCH: 20,
   REMOTE_REFUSED: 21,
   REMOTE_FAILED: 22,
+  NOT_FETCHED: 23,
   INTERRUPTED: 130,
 } as const;
 
@@ -113,6 +114,11 @@ export const ERROR_CODES = {
     exit: EXIT.REMOTE_FAILED,
     summary:
       'the S3 service ignores conditional writes, so refs cannot be moved safely there; add the remote with --single-writer to push anyway',
+  },
+  CKVC_NOT_FETCHED: {
+    exit: EXIT.NOT_FETCHED,
+    summary:
+      'the data asked for was left out by a partial fetch (`fetch --filter`) and could not be fetched from its remote now, or a pack or push would need it; the message names the remote and how to fetch it',
   },
   CKVC_INTERRUPTED: { exit: EXIT.INTERRUPTED, summary: 'interrupted by a signal; nothing was half-written' },
 } as const;

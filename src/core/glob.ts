@@ -35,3 +35,33 @@ export function tensorGlob(glob: string): TensorGlob {
 export function tensorMatches(globs: TensorGlob[], file: string, name: string): boolean {
   return globs.some((g) => g.re.test(name) || (g.qualified && g.re.test(`${file}:${name}`)));
 }
+
+/**
+ * Include and exclude globs (a leading '!' excludes), as `checkout --tensor` and `fetch --filter` take them: a
+ * tensor is selected when it matches some include (or none are given) and no exclude; an exclude always wins.
+ */
+export interface TensorSelection {
+  include: TensorGlob[];
+  exclude: TensorGlob[];
+}
+
+export function tensorSelection(globs: string[], option = '--tensor'): TensorSelection {
+  const sel: TensorSelection = { include: [], exclude: [] };
+  for (const g of globs) {
+    if (g === '!')
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `${option} '!' excludes nothing; write the glob after it, e.g. ${option} '!optimizer.*'`,
+        { glob: g },
+      );
+    const body = g.startsWith('!') ? g.slice(1) : g;
+    (g.startsWith('!') ? sel.exclude : sel.include).push(tensorGlob(body));
+  }
+  return sel;
+}
+
+export function tensorSelected(sel: TensorSelection, file: string, name: string): boolean {
+  return (
+    (sel.include.length === 0 || tensorMatches(sel.include, file, name)) && !tensorMatches(sel.exclude, file, name)
+  );
+}

@@ -13,6 +13,7 @@ import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
 import type { KeptLabel } from '../store/config-labels.js';
 import { mergePruneRecords, type PruneRecord } from '../store/prune-records.js';
+import { PromiseRecords, withPromise } from '../store/promise-records.js';
 import { PACK_V2_STORE_VERSION, recipeStoreVersion, upgradeStoreVersion } from '../store/store-layout.js';
 import { Overlay } from './bundle-objects.js';
 import type { ReceivedBundle } from './bundle-reader.js';
@@ -115,9 +116,11 @@ export async function checkClosure(
       bad(where, `is incomplete: ${what} ${id.slice(0, 16)} is neither ${rb ? 'in the bundle nor ' : ''}in the store`, {
         id,
       });
+    // Data a partial fetch left out is promised by a remote, not missing (FORMAT.md §13.2).
+    const promises = await new PromiseRecords(store.layout).all();
     const leaves = new Map<ObjectId, string>();
     await walkObjects(o, tips, {
-      recordOf: (id) => records.get(id),
+      recordOf: (id) => withPromise(records.get(id), promises.get(id)),
       stopAt: async (id) => {
         if (rb ? o.inBundle(id) : !known.has(id)) return false;
         if ((await o.typeOf(id)) === undefined) throw missing(id, 'commit');

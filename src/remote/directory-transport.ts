@@ -23,8 +23,8 @@ export class DirectoryTransport implements Transport {
   has(ids: ObjectId[]) {
     return this.service.has(ids);
   }
-  plan(wants: ObjectId[], haves: ObjectId[]) {
-    return this.service.plan(wants, haves);
+  plan(wants: ObjectId[], haves: ObjectId[], filter?: string[]) {
+    return this.service.plan(wants, haves, filter);
   }
 
   async fetchObjects<T>(ids: ObjectId[], receive: (source: import('node:stream').Readable) => Promise<T>): Promise<T> {

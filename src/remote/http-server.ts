@@ -200,7 +200,7 @@ export function createServer(opts: ServeOptions): http.Server {
             return sendJson(res, 200, { has: await svc.has(parseIdsBody(body, 'has')) });
           case 'POST /v1/plan': {
             const p = parsePlanBody(body);
-            return sendJson(res, 200, await svc.plan(p.wants, p.haves));
+            return sendJson(res, 200, await svc.plan(p.wants, p.haves, p.filter));
           }
           case 'POST /v1/objects': {
             const ids = parseIdsBody(body, 'objects');

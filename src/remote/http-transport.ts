@@ -3,11 +3,11 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Readable, Writable } from 'node:stream';
-import { CkvcError, type ErrorCode, ERROR_CODES } from '../core/errors.js';
+import { CkvcError, type ErrorCode, ERROR_CODES, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
-import type { Transport } from './transport.js';
+import type { Plan, Transport } from './transport.js';
 
 /** IDs per `has` request: a small body for the server to hold (spec/PROTOCOL.md §3). */
 const HAS_BATCH = 20_000;
@@ -166,8 +166,28 @@ export class HttpTransport implements Transport {
     return out;
   }
 
-  plan(wants: ObjectId[], haves: ObjectId[]) {
-    return this.json<{ objects: ObjectId[]; prerequisites: ObjectId[] }>('POST', '/v1/plan', { wants, haves });
+  async plan(wants: ObjectId[], haves: ObjectId[], filter?: string[]): Promise<Plan> {
+    if (!filter) return this.json<Plan>('POST', '/v1/plan', { wants, haves });
+    let reply: Plan;
+    try {
+      reply = await this.json<Plan>('POST', '/v1/plan', { wants, haves, filter: { tensors: filter } });
+    } catch (e) {
+      // A server older than the filter refuses the unknown field: said as what it means, never sent in full.
+      if (!isCkvcError(e, 'CKVC_BAD_BUNDLE') || (e.data as { field?: unknown }).field !== 'filter') throw e;
+      throw new CkvcError(
+        'CKVC_REMOTE',
+        `remote ${this.url} does not know partial fetch (its ckvc predates --filter); nothing was fetched: ` +
+          'upgrade ckvc there, or fetch without --filter',
+        { url: this.url },
+      );
+    }
+    if (!Array.isArray(reply.commits))
+      throw new CkvcError(
+        'CKVC_REMOTE',
+        `remote ${this.url} answered a filtered plan without its commits (outside the protocol); nothing was fetched`,
+        { url: this.url },
+      );
+    return reply;
   }
 
   async fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T> {

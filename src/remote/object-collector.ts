@@ -5,6 +5,8 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { walkObjects } from '../store/object-walk.js';
 import type { PruneRecord } from '../store/prune-records.js';
+import { PromiseRecords, withFilter } from '../store/promise-records.js';
+import { refuseLeftOut } from './partial-store.js';
 
 export interface Collected {
   /** Objects to send, each once. */
@@ -25,6 +27,10 @@ export interface CollectOptions {
   receiverHas?: (ids: ObjectId[]) => Promise<boolean[]>;
   /** Parents not to follow (`--depth`, see ancestry.ts `depthCut`); this store's grafts are honoured anyway. */
   cutParents?: (commit: ObjectId, parents: ObjectId[]) => ObjectId[];
+  /** A fetch filter (PROTOCOL.md §4): of each commit, only the data of the tensors it selects is collected. */
+  filter?: string[];
+  /** The objects are only compared, not sent (pack --since): data a partial fetch left out may be among them. */
+  leftOutOk?: boolean;
 }
 
 export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts: CollectOptions): Promise<Collected> {
@@ -33,10 +39,11 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
   const prerequisites = new Set<ObjectId>();
   const records = await store.pruned.all();
   const cutAt = new Map<ObjectId, ObjectId[]>();
+  const chunkCommit = new Map<ObjectId, ObjectId>();
   await walkObjects(store, tips, {
     ...(opts.cutParents ? { cutParents: opts.cutParents } : {}),
     // The sender's own records say what it no longer has; they are sent as they are.
-    recordOf: (id) => records.get(id),
+    recordOf: (id) => withFilter(records.get(id), opts.filter),
     stopAt: async (id) => {
       if (!(await opts.isBoundary(id))) return false;
       prerequisites.add(id);
@@ -46,6 +53,7 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
       out.add(r.id);
       if (r.kind === 'commit') commits.push(r.id);
       if (r.kind === 'commit' && r.cut) cutAt.set(r.id, r.cut);
+      else if (r.kind === 'chunk') chunkCommit.set(r.id, r.commit);
     },
   });
   let objects = [...out];
@@ -60,6 +68,9 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
     }
     objects = keep;
   }
+  // A partial store cannot send what it left out: refused before anything is sent (FORMAT.md §13.2).
+  const promises = await new PromiseRecords(store.layout).all();
+  if (promises.size && !opts.leftOutOk) await refuseLeftOut(store, objects, chunkCommit, promises);
   const sent = new Set(objects);
   const pruned = commits.filter((id) => sent.has(id) && records.has(id)).map((id) => records.get(id)!);
   const shallow = new Map([...cutAt].filter(([id]) => sent.has(id)));

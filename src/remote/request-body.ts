@@ -3,6 +3,7 @@
 import { bad, bundleRefNameProblem } from '../core/store-format/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
+import { checkFilter } from '../store/promise-records.js';
 
 export const MAX_IDS_PER_REQUEST = 200_000;
 export const MAX_REF_CHANGES = 10_000;
@@ -41,9 +42,26 @@ export function parseIdsBody(v: unknown, endpoint: string): ObjectId[] {
   return checkIds(object(v, where(endpoint), { required: ['ids'] }).ids, `${where(endpoint)}: ids`);
 }
 
-export function parsePlanBody(v: unknown): { wants: ObjectId[]; haves: ObjectId[] } {
-  const o = object(v, where('plan'), { required: ['wants', 'haves'] });
-  return { wants: checkIds(o.wants, `${where('plan')}: wants`), haves: checkIds(o.haves, `${where('plan')}: haves`) };
+export function parsePlanBody(v: unknown): { wants: ObjectId[]; haves: ObjectId[]; filter?: string[] } {
+  const o = object(v, where('plan'), { required: ['wants', 'haves'], optional: ['filter'] });
+  const ids = {
+    wants: checkIds(o.wants, `${where('plan')}: wants`),
+    haves: checkIds(o.haves, `${where('plan')}: haves`),
+  };
+  if (o.filter === undefined) return ids;
+  return { ...ids, filter: checkFilterBody(o.filter, `${where('plan')}: filter`) };
+}
+
+/** `{"tensors": [glob, ...]}`: 1 to 256 globs (PROTOCOL.md §3), each a valid glob. */
+function checkFilterBody(v: unknown, what: string): string[] {
+  const f = object(v, what, { required: ['tensors'] });
+  if (!Array.isArray(f.tensors) || !f.tensors.every((g) => typeof g === 'string' && g !== ''))
+    throw bad(what, 'tensors must be a list of non-empty glob strings');
+  try {
+    return checkFilter(f.tensors as string[], what);
+  } catch (e) {
+    throw bad(what, e instanceof Error ? e.message : String(e));
+  }
 }
 
 /** Ref changes as update-refs takes them: well-formed names and IDs, each ref once, at most MAX_REF_CHANGES. */

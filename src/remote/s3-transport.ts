@@ -20,7 +20,7 @@ import { S3Objects } from './s3-client.js';
 import { parseS3Url, s3Keys, s3Url } from './s3-location.js';
 import { uploadStagedPack } from './s3-upload.js';
 import { judgeRefChanges, StoreService } from './store-service.js';
-import type { Transport } from './transport.js';
+import type { Plan, Transport } from './transport.js';
 
 export interface S3RemoteSettings {
   /** The user promised that one writer at a time pushes here (spec/S3.md §5). */
@@ -63,8 +63,11 @@ export class S3Transport implements Transport {
     return ids.map((id) => c.pack.has(id));
   }
 
-  /** Everything the remote holds: with no server to walk the graph, fetch drops what the local store has. */
-  async plan(wants: ObjectId[]): Promise<{ objects: ObjectId[]; prerequisites: ObjectId[] }> {
+  /**
+   * Everything the remote holds: with no server to walk the graph, fetch drops what the local store has. With a
+   * filter the graph is walked here, in the scratch store the packs are downloaded into (spec/S3.md §3).
+   */
+  async plan(wants: ObjectId[], haves: ObjectId[], filter?: string[]): Promise<Plan> {
     const c = await this.known();
     const missing = wants.find((w) => !c.pack.has(w));
     if (missing)
@@ -74,6 +77,7 @@ export class S3Transport implements Transport {
           'the remote is incomplete (a push may be under way): fetch again',
         { id: missing },
       );
+    if (filter) return (await this.download([...c.pack.keys()])).plan(wants, haves, filter);
     return { objects: [...c.pack.keys()], prerequisites: [] };
   }
 

@@ -14,6 +14,7 @@ import { receiveBundle } from './bundle-reader.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
 import { checkRefChanges, type RefChange } from './request-body.js';
+import type { Plan } from './transport.js';
 
 export type { RefChange } from './request-body.js';
 
@@ -36,8 +37,11 @@ export class StoreService {
     return out;
   }
 
-  /** Objects a client that has `haves` (commits, with their history) lacks to have `wants`. */
-  async plan(wants: ObjectId[], haves: ObjectId[]): Promise<{ objects: ObjectId[]; prerequisites: ObjectId[] }> {
+  /**
+   * Objects a client that has `haves` (commits, with their history) lacks to have `wants`; with a filter, only
+   * the data of the tensors it selects, and the commits among them listed (PROTOCOL.md §4).
+   */
+  async plan(wants: ObjectId[], haves: ObjectId[], filter?: string[]): Promise<Plan> {
     const have = new Set(haves);
     for (const w of wants)
       if ((await this.store.typeOf(w)) === undefined)
@@ -46,8 +50,9 @@ export class StoreService {
           `the remote has no object ${w.slice(0, 16)}; fetch its refs again`,
           { id: w },
         );
-    const c = await collectObjects(this.store, wants, { isBoundary: async (id) => have.has(id) });
-    return { objects: c.objects, prerequisites: c.prerequisites };
+    const c = await collectObjects(this.store, wants, { isBoundary: async (id) => have.has(id), filter });
+    if (!filter) return { objects: c.objects, prerequisites: c.prerequisites };
+    return { objects: c.objects, prerequisites: c.prerequisites, commits: c.commits };
   }
 
   /** An objects-only bundle of `ids` (with the prune records of the commits among them) into `sink`. */

@@ -7,8 +7,10 @@ import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { RefMove } from '../store/ref-batch.js';
 import { REF_PREFIX } from '../store/ref-store.js';
-import { checkClosure, promoteObjects, type KeptLabel, type RefUpdate } from './bundle-import.js';
-import { receiveBundle } from './bundle-reader.js';
+import { checkClosure, type KeptLabel, type RefUpdate } from './bundle-import.js';
+import { PromiseRecords } from '../store/promise-records.js';
+import { RECEIVE_BATCH_OBJECTS, receiveObjects } from './object-receiver.js';
+import { absent, promisedBy, recordPromises, settlePromises } from './partial-store.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
 import { commitClosure, depthCut, storeParents } from '../store/ancestry.js';
@@ -16,7 +18,7 @@ import type { Transport } from './transport.js';
 
 /** Objects per bundle are bounded by bytes and count, so one interrupted transfer loses little. */
 const BATCH_BYTES = 64 * 1024 * 1024;
-const BATCH_OBJECTS = 20_000;
+const BATCH_OBJECTS = RECEIVE_BATCH_OBJECTS;
 
 export type Progress = (e: { phase: 'send' | 'receive'; objects: number; totalObjects: number; bytes: number }) => void;
 
@@ -157,6 +159,10 @@ export interface FetchResult {
   bytesReceived: number;
   /** Refs of the remote that were left out, and why. */
   warnings: FetchWarning[];
+  /** Commits a filtered fetch recorded as partial (their other tensors' data is promised by the remote). */
+  partial: number;
+  /** Commits whose data a fetch without filter completed, their promises dropped. */
+  completed: number;
 }
 
 /** A received label left unapplied, said as fetch says a kept tag (BUNDLE.md §4). */
@@ -256,47 +262,33 @@ export async function fetchRemote(
   t: Transport,
   remote: string,
   progress?: Progress,
+  opts: { filter?: string[] } = {},
 ): Promise<FetchResult> {
   const warnings: FetchWarning[] = [];
   const wanted = await usableRefs(store, t, remote, await t.refs(), warnings);
   const wants: ObjectId[] = [];
   for (const { id } of wanted) if ((await store.typeOf(id)) === undefined) wants.push(id);
+  // Commits a partial fetch from this remote left data out of are asked for again (FORMAT.md §13.2).
+  const promises = await new PromiseRecords(store.layout).all();
+  const refill = await promisedBy(t, remote, promises);
   let received = 0;
   let bytesReceived = 0;
-  if (wants.length) {
+  let partial = 0;
+  if (wants.length || refill.length) {
     const localTips: ObjectId[] = [];
     for (const kind of ['branch', 'tag', 'remote'] as const)
       for (const r of await store.refs.list(kind, { skipCorrupt: true })) localTips.push(r.id);
-    const haves = [...(await commitClosure(storeParents(store), localTips))];
-    const plan = await t.plan([...new Set(wants)], haves);
+    const haves = [...(await commitClosure(storeParents(store), localTips))].filter((c) => !promises.has(c));
+    const plan = await t.plan([...new Set([...wants, ...refill])], haves, opts.filter);
+    if (opts.filter) partial = await recordPromises(store, remote, plan.commits ?? [], opts.filter, promises);
     // Chunk-level dedup: anything we already hold (an unchanged tensor of another branch) is not asked for.
-    const need: ObjectId[] = [];
-    for (let i = 0; i < plan.objects.length; i += 4096) {
-      const batch = plan.objects.slice(i, i + 4096);
-      (await store.locate(batch)).forEach((l, k) => {
-        if (!l) need.push(batch[k]!);
-      });
-    }
-    for (let i = 0; i < need.length; i += BATCH_OBJECTS) {
-      const ids = need.slice(i, i + BATCH_OBJECTS);
-      const r = await t.fetchObjects(ids, async (source) => {
-        const rb = await receiveBundle(source, store.layout.tmpDir, `objects from ${t.url}`);
-        try {
-          if (rb.header.refs.length) throw new CkvcError('CKVC_BAD_BUNDLE', `objects from ${t.url} carry refs`, {});
-          const asked = new Set(ids);
-          if (rb.entries.some((e) => !asked.has(e.id)))
-            throw new CkvcError('CKVC_BAD_BUNDLE', `${t.url} sent objects that were not asked for`, {});
-          const p = await promoteObjects(store, rb);
-          for (const k of p.labelsKept) warnings.push(keptLabelWarning(k, t.url));
-          return { ...p, bytes: rb.bytes };
-        } finally {
-          await rb.close();
-        }
-      });
-      received += r.objects;
-      bytesReceived += r.bytes;
-      progress?.({ phase: 'receive', objects: received, totalObjects: need.length, bytes: bytesReceived });
-    }
+    const need = await absent(store, plan.objects);
+    const r = await receiveObjects(store, t, need, (objects, bytes) =>
+      progress?.({ phase: 'receive', objects, totalObjects: need.length, bytes }),
+    );
+    for (const k of r.labelsKept) warnings.push(keptLabelWarning(k, t.url));
+    received = r.objects;
+    bytesReceived = r.bytes;
   }
   const checked = new Set<ObjectId>();
   for (const { name, id } of wanted) {
@@ -322,5 +314,6 @@ export async function fetchRemote(
     }
   });
   await store.refs.updateMany(moves, { who: `fetch ${remote}`, message: `fetch from ${t.url}` });
-  return { refs: out, objectsReceived: received, bytesReceived, warnings };
+  const completed = opts.filter ? 0 : await settlePromises(store, promises.keys());
+  return { refs: out, objectsReceived: received, bytesReceived, warnings, partial, completed };
 }

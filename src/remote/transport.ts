@@ -4,11 +4,22 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
 
+export interface Plan {
+  objects: ObjectId[];
+  prerequisites: ObjectId[];
+  /** With a filter: the commits among `objects` (the ones the filter applied to). */
+  commits?: ObjectId[];
+}
+
 export interface Transport {
   readonly url: string;
   refs(): Promise<Record<string, ObjectId>>;
   has(ids: ObjectId[]): Promise<boolean[]>;
-  plan(wants: ObjectId[], haves: ObjectId[]): Promise<{ objects: ObjectId[]; prerequisites: ObjectId[] }>;
+  /**
+   * With `filter` (tensor globs, PROTOCOL.md §4 fetch --filter), only the data of the tensors it selects is
+   * planned, and the answer lists the commits among the objects.
+   */
+  plan(wants: ObjectId[], haves: ObjectId[], filter?: string[]): Promise<Plan>;
   /** Asks for an objects-only bundle of `ids` and hands its byte stream to `receive`. */
   fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T>;
   /** Sends an objects-only bundle that `write` produces, of the objects `ids` (an S3 remote names its pack by them). */

@@ -10,7 +10,15 @@
 // as one reach is not released. So a tree or file is re-walked once per record it is reached under (and, for a
 // record with globs, once per path); a walk under no record covers every other one.
 import { CkvcError } from '../core/errors.js';
-import { globToRegExp, tensorGlob, tensorMatches, type TensorGlob } from '../core/glob.js';
+import {
+  globToRegExp,
+  tensorGlob,
+  tensorMatches,
+  tensorSelected,
+  tensorSelection,
+  type TensorGlob,
+  type TensorSelection,
+} from '../core/glob.js';
 import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import type { FileRecipe } from '../core/store-format/objects/file-recipe.js';
@@ -38,10 +46,23 @@ export interface ObjectSource {
 export interface ReleaseRecord {
   tensors: string[] | null;
   files?: string[] | null;
+  /**
+   * A partial fetch's promise (FORMAT.md §13.2): only the data of tensors that one of these selections (globs,
+   * '!' excluding) takes is held; every other tensor's data counts as released for this walk.
+   */
+  keep?: string[][];
 }
 
 const compiled = new WeakMap<string[], TensorGlob[]>();
 const compiledPaths = new WeakMap<string[], RegExp[]>();
+const compiledKeeps = new WeakMap<string[][], TensorSelection[]>();
+
+/** Is tensor `name` at `filePath` outside every selection a promise keeps (its data left out by a partial fetch)? */
+function leftOut(keep: string[][], filePath: string, name: string): boolean {
+  let sels = compiledKeeps.get(keep);
+  if (!sels) compiledKeeps.set(keep, (sels = keep.map((k) => tensorSelection(k, '--filter'))));
+  return !sels.some((sel) => tensorSelected(sel, filePath, name));
+}
 
 function globsOf(rec: ReleaseRecord): TensorGlob[] {
   const list = rec.tensors!;
@@ -63,6 +84,7 @@ export function fileReleased(rec: ReleaseRecord | undefined, filePath: string): 
 export function tensorReleased(rec: ReleaseRecord | undefined, filePath: string, name: string): boolean {
   if (!rec) return false;
   if (rec.tensors === null || fileReleased(rec, filePath)) return true;
+  if (rec.keep && leftOut(rec.keep, filePath, name)) return true;
   return tensorMatches(globsOf(rec), filePath, name);
 }
 
@@ -124,6 +146,11 @@ interface Context {
 
 function contextOf(rec: ReleaseRecord | undefined): Context {
   if (!rec) return { key: '-', byPath: false };
+  if (rec.keep && rec.files !== null) {
+    const { keep, ...rest } = rec;
+    const inner = contextOf(rest);
+    return { key: `k${JSON.stringify(keep)}${inner.key}`, record: rec, byPath: true };
+  }
   if (rec.files === null) return { key: 'F', record: rec, byPath: false };
   const files = rec.files ? `f${JSON.stringify([...rec.files].sort())}` : '';
   if (rec.tensors === null)

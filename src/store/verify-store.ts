@@ -11,6 +11,7 @@ import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
 import type { PruneRecord } from './prune-records.js';
+import { PromiseRecords, withPromise, type PromiseRecord } from './promise-records.js';
 import { walkObjects } from './object-walk.js';
 import { REF_PREFIX } from './ref-store.js';
 
@@ -103,11 +104,18 @@ class Verifier {
     } catch (e) {
       this.problem('history', e);
     }
+    // Data a partial fetch left out is promised by a remote, not lost (FORMAT.md §13.2): not reported missing.
+    let promises = new Map<ObjectId, PromiseRecord>();
+    try {
+      promises = await new PromiseRecords(this.store.layout).all();
+    } catch (e) {
+      this.problem('history', e);
+    }
     const counted = new Set<ObjectId>();
     // Chunks, and tensors whose data every reach so far released: not read here, but they must exist.
     const leaves = new Map<ObjectId, 'chunk' | 'tensor'>();
     await walkObjects(this.store, tips, {
-      recordOf: (id) => pruned.get(id),
+      recordOf: (id) => withPromise(pruned.get(id), promises.get(id)),
       visit: (r) => {
         if (r.kind === 'commit' && r.cut) this.shallow.push({ commit: r.id, parents: r.cut });
         if (r.kind === 'chunk') leaves.set(r.id, 'chunk');

@@ -10,7 +10,11 @@ export function checkoutCommand(y: CliParser): void {
     "Write a commit's files, byte-identical and hash-verified; or with --tensor, chosen tensors as new safetensors files",
     (a) =>
       a
-        .positional('rev', { type: 'string', demandOption: true, describe: 'revision: branch, tag, ID, NAME~N' })
+        .positional('rev', {
+          type: 'string',
+          demandOption: true,
+          describe: 'revision: branch, tag, ID, NAME~N; REMOTE/BRANCH with --tensor fetches only those tensors first',
+        })
         .option('to', { type: 'string', demandOption: true, describe: 'folder to write into' })
         .option('path', { type: 'string', array: true, describe: 'only this file or folder of the commit, repeatable' })
         .option('force', {
@@ -52,10 +56,16 @@ export function checkoutCommand(y: CliParser): void {
           config: args.config,
           allowConfigMismatch: args.allowConfigMismatch,
           tensors: args.tensor ?? [],
+          fetch: true,
           progress:
             process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
         }),
       );
+      if (r.fetched?.warning) info(`ckvc: warning: ${escaped(r.fetched.warning)}`);
+      else if (r.fetched?.result)
+        info(
+          `fetched from ${escaped(r.fetched.remote)} (only the selected tensors' data): ${r.fetched.result.objectsReceived} object(s), ${bytes(r.fetched.result.bytesReceived)}`,
+        );
       if (r.configMismatch) {
         const keys = r.configMismatch.changes.map((c) => (c.path ? escaped(c.path) : '(whole config)'));
         info(

@@ -195,10 +195,17 @@ export function shareCommands(y: CliParser): void {
     (a) =>
       a
         .positional('remote', { type: 'string', demandOption: true })
-        .option('token-file', { type: 'string', describe: "file with the remote's token (default: $CKVC_TOKEN)" }),
+        .option('token-file', { type: 'string', describe: "file with the remote's token (default: $CKVC_TOKEN)" })
+        .option('filter', {
+          type: 'string',
+          array: true,
+          describe:
+            "tensors:GLOB — fetch commits, trees and file recipes but only the data of matching tensors (a partial store; the rest is fetched on demand). Repeatable; 'tensors:!GLOB' excludes",
+        }),
     async (args) => {
+      const filter = args.filter && parseFetchFilter(args.filter);
       const r = await withStore(args, (s) =>
-        s.fetch({ remote: args.remote, tokenFile: args.tokenFile, progress: progressBar('fetch') }),
+        s.fetch({ remote: args.remote, tokenFile: args.tokenFile, progress: progressBar('fetch'), filter }),
       );
       warn(r.warnings);
       if (args.json) return json(r);
@@ -208,6 +215,11 @@ export function shareCommands(y: CliParser): void {
             `${escaped(u.name.replace(/^refs\/remotes\//, ''))}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`,
           );
       info(`fetched from ${escaped(r.remote)}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received`);
+      if (r.partial)
+        info(
+          `${r.partial} commit(s) fetched partially: other tensors' data stays on ${escaped(r.remote)} until needed`,
+        );
+      if (r.completed) info(`${r.completed} partially fetched commit(s) now complete`);
     },
   );
   addCommand(
@@ -262,4 +274,16 @@ export function shareCommands(y: CliParser): void {
       setTimeout(() => server.closeAllConnections(), 2000).unref();
     },
   );
+}
+
+/** `--filter tensors:GLOB` (repeatable) -> the globs; anything else is a usage error naming the form. */
+function parseFetchFilter(values: string[]): string[] {
+  const bad = values.find((v) => !v.startsWith('tensors:') || v === 'tensors:');
+  if (bad !== undefined || values.length === 0)
+    throw new CkvcError(
+      'CKVC_USAGE',
+      `--filter takes tensors:GLOB (e.g. --filter 'tensors:model.*'), not ${JSON.stringify(bad ?? '')}`,
+      { option: 'filter', values },
+    );
+  return values.map((v) => v.slice('tensors:'.length));
 }

@@ -61,6 +61,10 @@ export function storeCommands(y: CliParser): void {
           .map(([k, v]) => `${k}=${v}`)
           .join(' ')}`,
       );
+      for (const [remote, n] of Object.entries(r.partial))
+        out(
+          `partial:        ${n} commit(s) with tensor data left out by a partial fetch, available from ${escaped(remote)}`,
+        );
     },
   );
   addCommand(

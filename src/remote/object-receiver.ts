@@ -1,0 +1,48 @@
+// Receiving objects a client asked a remote for (spec/PROTOCOL.md §4): in batches, each an objects-only bundle
+// verified in quarantine (every object re-hashed, only the objects asked for) and then promoted. fetch and the
+// on-demand fetch of data a partial fetch left out (FORMAT.md §13.2) both receive through here.
+import { CkvcError } from '../core/errors.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { promoteObjects, type KeptLabel } from './bundle-import.js';
+import { receiveBundle } from './bundle-reader.js';
+import type { Transport } from './transport.js';
+
+/** Objects per `objects` request: a bounded body, and an interrupted fetch re-asks for at most one batch. */
+export const RECEIVE_BATCH_OBJECTS = 20_000;
+
+export interface Received {
+  objects: number;
+  bytes: number;
+  labelsKept: KeptLabel[];
+}
+
+export async function receiveObjects(
+  store: ObjectStore,
+  t: Transport,
+  need: ObjectId[],
+  progress?: (received: number, bytes: number) => void,
+): Promise<Received> {
+  const out: Received = { objects: 0, bytes: 0, labelsKept: [] };
+  for (let i = 0; i < need.length; i += RECEIVE_BATCH_OBJECTS) {
+    const ids = need.slice(i, i + RECEIVE_BATCH_OBJECTS);
+    const r = await t.fetchObjects(ids, async (source) => {
+      const rb = await receiveBundle(source, store.layout.tmpDir, `objects from ${t.url}`);
+      try {
+        if (rb.header.refs.length) throw new CkvcError('CKVC_BAD_BUNDLE', `objects from ${t.url} carry refs`, {});
+        const asked = new Set(ids);
+        if (rb.entries.some((e) => !asked.has(e.id)))
+          throw new CkvcError('CKVC_BAD_BUNDLE', `${t.url} sent objects that were not asked for`, {});
+        const p = await promoteObjects(store, rb);
+        return { ...p, bytes: rb.bytes };
+      } finally {
+        await rb.close();
+      }
+    });
+    out.objects += r.objects;
+    out.bytes += r.bytes;
+    out.labelsKept.push(...r.labelsKept);
+    progress?.(out.objects, out.bytes);
+  }
+  return out;
+}

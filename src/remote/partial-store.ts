@@ -1,0 +1,128 @@
+// A store filled by a partial fetch (spec/FORMAT.md §13.2): what it left out is promised by a remote. This file
+// holds the rules that depend on it: what a transfer from such a store may send, what a fetch records and
+// drops, and which chunks a commit's selected tensors still lack.
+import { CkvcError } from '../core/errors.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { walkObjects } from '../store/object-walk.js';
+import { PromiseRecords, type PromiseRecord } from '../store/promise-records.js';
+import type { Transport } from './transport.js';
+
+/** How a promise's filters read in a message. */
+export function filterWording(rec: PromiseRecord): string {
+  if (!rec.filters.length) return 'no tensor data (its record was unreadable)';
+  return rec.filters.map((f) => `tensors ${f.map((g) => `'${g}'`).join(' ')}`).join(', or ');
+}
+
+/** IDs among `ids` this store does not hold. */
+export async function absent(store: ObjectStore, ids: ObjectId[]): Promise<ObjectId[]> {
+  const out: ObjectId[] = [];
+  for (let i = 0; i < ids.length; i += 4096) {
+    const batch = ids.slice(i, i + 4096);
+    (await store.locate(batch)).forEach((l, k) => {
+      if (!l) out.push(batch[k]!);
+    });
+  }
+  return out;
+}
+
+/**
+ * Refuses to send objects a partial fetch left out (pack, push, or a partial store serving a plan): the receiver
+ * would lack them. What is missing for another reason is left to the sender's usual error.
+ */
+export async function refuseLeftOut(
+  store: ObjectStore,
+  objects: ObjectId[],
+  chunkCommit: Map<ObjectId, ObjectId>,
+  promises: Map<ObjectId, PromiseRecord>,
+): Promise<void> {
+  const missing = await absent(store, objects);
+  const commit = missing.map((id) => chunkCommit.get(id)).find((c) => c !== undefined && promises.has(c));
+  if (commit === undefined) return;
+  const rec = promises.get(commit)!;
+  throw new CkvcError(
+    'CKVC_NOT_FETCHED',
+    `${missing.length} chunk(s) this would send are not in this store: commit ${commit.slice(0, 12)} was fetched ` +
+      `partially from remote '${rec.remote}' (only ${filterWording(rec)}); nothing was sent: run ` +
+      `'ckvc fetch ${rec.remote}' without --filter to fetch the rest, then try again`,
+    { commit, remote: rec.remote, missing: missing.length },
+  );
+}
+
+/**
+ * The chunks of `commit`'s tensors that `wanted` selects (data no prune record released), that this store lacks.
+ * Walks the one commit: its parents are other commits' business.
+ */
+export async function missingTensorChunks(
+  store: ObjectStore,
+  commit: ObjectId,
+  wanted: (path: string, name: string) => boolean,
+): Promise<{ chunks: ObjectId[]; tensors: { path: string; name: string }[] }> {
+  const record = await store.pruned.get(commit);
+  const chunkOf = new Map<ObjectId, { path: string; name: string }>();
+  await walkObjects(store, [commit], {
+    recordOf: () => record,
+    stopAt: (id) => id !== commit,
+    visit: (r) => {
+      if (r.kind !== 'tensor' || r.released || !r.tensor || !wanted(r.path, r.name)) return;
+      for (const c of r.tensor.chunks) if (!chunkOf.has(c)) chunkOf.set(c, { path: r.path, name: r.name });
+    },
+  });
+  const chunks = await absent(store, [...chunkOf.keys()]);
+  const tensors = new Map<string, { path: string; name: string }>();
+  for (const c of chunks) {
+    const t = chunkOf.get(c)!;
+    tensors.set(`${t.path}:${t.name}`, t);
+  }
+  return { chunks, tensors: [...tensors.values()] };
+}
+
+/** Drops the promises of `commits` whose tensor data is all here now (a fetch without filter completed them). */
+export async function settlePromises(store: ObjectStore, commits: Iterable<ObjectId>): Promise<number> {
+  const records = new PromiseRecords(store.layout);
+  let dropped = 0;
+  for (const c of commits) {
+    if (!(await records.get(c))) continue;
+    // A commit whose fetch failed before it arrived: its record waits for the next fetch of it.
+    if ((await store.typeOf(c)) === undefined) continue;
+    if ((await missingTensorChunks(store, c, () => true)).chunks.length) continue;
+    if (await records.remove(c)) dropped++;
+  }
+  return dropped;
+}
+
+/** The commits promised by `remote` that it still has: a fetch from it asks for them again. */
+export async function promisedBy(
+  t: Transport,
+  remote: string,
+  promises: Map<ObjectId, PromiseRecord>,
+): Promise<ObjectId[]> {
+  const mine = [...promises.values()].filter((p) => p.remote === remote).map((p) => p.commit);
+  if (!mine.length) return [];
+  const has = await t.has(mine);
+  return mine.filter((_, i) => has[i]);
+}
+
+/**
+ * Records, before any object arrives, that of each commit a filtered plan lists only the filter's tensors will
+ * be here: a commit new to this store, or one already partial (a commit held whole stays whole). The plan's list
+ * is the remote's word: a commit it leaves out fails the closure check at the end, nothing worse.
+ */
+export async function recordPromises(
+  store: ObjectStore,
+  remote: string,
+  commits: ObjectId[],
+  filter: string[],
+  promises: Map<ObjectId, PromiseRecord>,
+): Promise<number> {
+  const records = new PromiseRecords(store.layout);
+  let n = 0;
+  for (const c of commits) {
+    if (!isObjectId(c))
+      throw new CkvcError('CKVC_REMOTE', `the plan of the remote lists ${JSON.stringify(c)}, not a commit ID`, {});
+    if (!promises.has(c) && (await store.typeOf(c)) !== undefined) continue;
+    await records.add(c, remote, filter);
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,353 @@
+// Partial fetch (spec/FORMAT.md §13.2, PROTOCOL.md §4): `fetch --filter tensors:GLOB` brings commits, trees and
+// recipes but only the matching tensors' data; the rest is fetched on demand by checkout and cat, verify is
+// clean meanwhile, pack and push refuse to send what is not here, and a fetch without filter fills it in. The
+// same cases run through the real CLI over a folder, a `ckvc serve`, a real sshd and an S3 service.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BIN,
+  cleanupTemp,
+  cliEnv,
+  diffSnapshots,
+  errorCodes,
+  newStore,
+  snapshotTree,
+  snapshotStore,
+  tempDir,
+  type TempStore,
+} from '../helpers/ckvc.js';
+import { safetensorsBytes } from '../helpers/data.js';
+import type { Store } from '../helpers/reliability.js';
+import { proxy, serve, stopServers } from '../helpers/servers.js';
+import { startS3Server, type S3Server } from '../helpers/s3-server.js';
+import { startSshd, type Sshd } from '../helpers/sshd.js';
+
+type Env = Record<string, string | undefined>;
+
+interface Reach {
+  url: string;
+  addArgs?: string[];
+  env?: Env;
+}
+
+interface PartialCase {
+  name: string;
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+  /** Makes the source store reachable as a remote. */
+  reach(src: TempStore): Promise<Reach>;
+  /** The same remote, unreachable now. */
+  offline(src: TempStore, up: Reach): Promise<Reach>;
+}
+
+async function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net
+      .createServer()
+      .once('error', reject)
+      .listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as net.AddressInfo;
+        s.close(() => resolve(port));
+      });
+  });
+}
+
+let s3: S3Server;
+let sshd: Sshd;
+
+const CASES: PartialCase[] = [
+  {
+    name: 'folder',
+    reach: async (src) => ({ url: src.dir }),
+    offline: async (src) => ({ url: path.join(src.dir, 'gone') }),
+  },
+  {
+    name: 'HTTP',
+    stop: stopServers,
+    reach: async (src) => ({ url: (await serve(src as unknown as Store)).url }),
+    offline: async () => ({ url: `http://127.0.0.1:${await closedPort()}/` }),
+  },
+  {
+    name: 'SSH',
+    start: async () => {
+      sshd = await startSshd();
+    },
+    stop: async () => sshd?.stop(),
+    reach: async (src) => ({ url: sshd.url(src.store), addArgs: ['--remote-ckvc', sshd.remoteCkvc], env: sshd.env }),
+    offline: async () => ({ url: `ssh://127.0.0.1:${await closedPort()}/nowhere`, env: sshd.env }),
+  },
+  {
+    name: 'S3',
+    start: async () => {
+      s3 = await startS3Server(tempDir('ckvc-partial-s3-'), { conditional: true });
+    },
+    stop: async () => s3?.stop(),
+    reach: async (src) => {
+      const url = `s3://${s3.bucket}/${path.basename(src.dir)}`;
+      src.ok(['remote', 'add', 's3', url], { env: s3.env() });
+      src.ok(['push', 's3', 'main'], { env: s3.env() });
+      return { url, env: s3.env() };
+    },
+    offline: async (_src, up) => ({
+      url: up.url,
+      env: s3.env({ AWS_ENDPOINT_URL: `http://127.0.0.1:${await closedPort()}`, AWS_MAX_ATTEMPTS: '1' }),
+    }),
+  },
+];
+
+const KiB = 1024;
+/** model.w is 512 KiB, each optimizer tensor 1 MiB, all changed by the second commit: 5 MiB of tensor data. */
+function checkpoint(step: number): Buffer {
+  return safetensorsBytes(
+    {
+      'model.w': { dtype: 'F32', shape: [128, 1024] },
+      'optimizer.m': { dtype: 'F32', shape: [256, 1024] },
+      'optimizer.v': { dtype: 'F32', shape: [256, 1024] },
+    },
+    { format: 'pt' },
+    step,
+  );
+}
+
+function makeSource(): TempStore {
+  const src = newStore('ckvc-partial-src-');
+  const ckpt = path.join(src.dir, 'ckpt');
+  fs.mkdirSync(ckpt);
+  for (const step of [1, 2]) {
+    fs.writeFileSync(path.join(ckpt, 'model.safetensors'), checkpoint(step));
+    src.ok(['commit', ckpt, '-b', 'main', '-m', `step ${step}`]);
+  }
+  return src;
+}
+
+const promised = (s: TempStore) => {
+  const dir = path.join(s.store, 'promised');
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.endsWith('.json')) : [];
+};
+
+/** `ckvc cat ...` as bytes (the helpers read stdout as text). */
+function catBytes(s: TempStore, args: string[], env?: Env): Buffer {
+  const r = spawnSync(process.execPath, [BIN, 'cat', ...args, '--store', s.store], { env: cliEnv(env) });
+  if (r.status !== 0) throw new Error(`ckvc cat ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+afterAll(() => cleanupTemp());
+
+describe.each(CASES)('partial fetch over $name', (tc) => {
+  let src: TempStore;
+  let client: TempStore;
+  let up: Reach;
+  let partialBytes = 0;
+  const env = () => up.env;
+  /** Points origin at `r` (the URL only: a `remote remove`/`add` pair would cost two more processes per step). */
+  const setRemote = (r: Reach) => {
+    const file = path.join(client.store, 'remotes.json');
+    const remotes = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, { url: string }>;
+    remotes.origin!.url = r.url;
+    fs.writeFileSync(file, JSON.stringify(remotes));
+  };
+
+  beforeAll(async () => {
+    await tc.start?.();
+    src = makeSource();
+    up = await tc.reach(src);
+    client = newStore('ckvc-partial-client-');
+    client.ok(['remote', 'add', 'origin', up.url, ...(up.addArgs ?? [])], { env: up.env });
+  }, 60_000);
+  afterAll(async () => tc.stop?.());
+
+  it('fetches commits and recipes but only the matching tensors, and verify is clean', () => {
+    const r = client.json<{ bytesReceived: number; partial: number }>(
+      ['fetch', 'origin', '--filter', 'tensors:model.*', '--json'],
+      { env: env() },
+    );
+    expect(r.partial).toBe(2);
+    // Two versions of model.w (1 MiB before compression) and metadata; the 4 MiB of optimizer state stays behind.
+    partialBytes = r.bytesReceived;
+    expect(partialBytes).toBeGreaterThan(512 * KiB);
+    expect(partialBytes).toBeLessThan(1200 * KiB);
+    expect(promised(client)).toHaveLength(2);
+    expect(client.json<{ ok: boolean }>(['verify', '--json']).ok).toBe(true);
+    expect(client.json<{ partial: Record<string, number> }>(['stats', '--json']).partial).toEqual({ origin: 2 });
+    const ls = client.json<{ tensors: { name: string }[] }[]>(['ls', 'origin/main', '--tensors', '--json']);
+    expect(JSON.stringify(ls)).toContain('optimizer.v');
+  });
+
+  it('checks out a fetched tensor byte-identical without the remote', async () => {
+    const off = await tc.offline(src, up);
+    setRemote(off);
+    try {
+      const want = tempDir('ckvc-partial-want-');
+      src.ok(['checkout', 'main', '--tensor', 'model.*', '--to', want]);
+      const got = tempDir('ckvc-partial-got-');
+      client.ok(['checkout', 'origin/main', '--tensor', 'model.*', '--to', got], { env: off.env });
+      expect([...snapshotTree(got).keys()]).toEqual(['model.safetensors']);
+      expect(snapshotTree(got)).toEqual(snapshotTree(want));
+    } finally {
+      setRemote(up);
+    }
+  });
+
+  it('without the remote, reading a left-out tensor fails with CKVC_NOT_FETCHED and changes nothing', async () => {
+    const off = await tc.offline(src, up);
+    setRemote(off);
+    try {
+      const before = snapshotStore(client.store);
+      const r = client.run(['cat', 'origin/main:model.safetensors', '--tensor', 'optimizer.v'], { env: off.env });
+      expect(r.code).toBe(23);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_NOT_FETCHED']);
+      expect(r.stderr).toContain("remote 'origin'");
+      expect(r.stderr).toContain("'ckvc fetch origin'");
+      const c = client.run(['checkout', 'origin/main', '--to', tempDir()], { env: off.env });
+      expect(c.code).toBe(23);
+      const after = snapshotStore(client.store);
+      expect(diffSnapshots(before, after)).toEqual([]);
+    } finally {
+      setRemote(up);
+    }
+  });
+
+  it('fetches a left-out tensor on demand, byte-identical', () => {
+    const want = catBytes(src, ['main:model.safetensors', '--tensor', 'optimizer.m']);
+    const got = catBytes(client, ['origin/main:model.safetensors', '--tensor', 'optimizer.m'], env());
+    expect(got.length).toBe(1024 * KiB);
+    expect(got.equals(want)).toBe(true);
+    expect(client.json<{ ok: boolean }>(['verify', '--json']).ok).toBe(true);
+  });
+
+  it('gc frees nothing because of a promise: data fetched on demand stays readable offline', async () => {
+    client.ok(['gc', '--grace', '0']);
+    const off = await tc.offline(src, up);
+    setRemote(off);
+    try {
+      const want = catBytes(src, ['main:model.safetensors', '--tensor', 'optimizer.m']);
+      const got = catBytes(client, ['origin/main:model.safetensors', '--tensor', 'optimizer.m'], off.env);
+      expect(got.equals(want)).toBe(true);
+      expect(client.json<{ ok: boolean }>(['verify', '--read-data', '--json']).ok).toBe(true);
+    } finally {
+      setRemote(up);
+    }
+  });
+
+  it('refuses to pack or push what it left out', () => {
+    client.ok(['branch', 'mine', 'origin/main']);
+    const bundle = path.join(tempDir(), 'b.ckvb');
+    const p = client.run(['pack', 'mine', '-o', bundle]);
+    expect(errorCodes(p.stderr)).toEqual(['CKVC_NOT_FETCHED']);
+    expect(p.code).toBe(23);
+    expect(fs.existsSync(bundle)).toBe(false);
+    const other = newStore('ckvc-partial-other-');
+    client.ok(['remote', 'add', 'other', other.dir]);
+    const r = client.run(['push', 'other', 'mine']);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_NOT_FETCHED']);
+    expect(r.stderr).toContain("'ckvc fetch origin'");
+    expect(other.run(['log', 'mine']).code).not.toBe(0);
+  });
+
+  it('a fetch without filter fills the store in and drops the promises', () => {
+    const r = client.json<{ completed: number; bytesReceived: number }>(['fetch', 'origin', '--json'], { env: env() });
+    expect(r.completed).toBe(2);
+    // The three optimizer tensors not fetched on demand: each about as big as both model.w versions together.
+    expect(r.bytesReceived).toBeGreaterThan(2 * partialBytes);
+    expect(promised(client)).toEqual([]);
+    expect(client.json<{ partial: Record<string, number> }>(['stats', '--json']).partial).toEqual({});
+    expect(client.json<{ ok: boolean }>(['verify', '--read-data', '--json']).ok).toBe(true);
+    const want = tempDir();
+    src.ok(['checkout', 'main', '--to', want]);
+    const got = tempDir();
+    client.ok(['checkout', 'origin/main', '--to', got]);
+    expect([...snapshotTree(got).keys()]).toEqual(['model.safetensors']);
+    expect(snapshotTree(got)).toEqual(snapshotTree(want));
+    const other = newStore('ckvc-partial-other2-');
+    client.ok(['remote', 'add', 'other2', other.dir]);
+    client.ok(['push', 'other2', 'mine']);
+  });
+});
+
+describe('partial fetch: checkout straight from a remote', () => {
+  it('checkout REMOTE/BRANCH --tensor GLOB fetches only those tensors, then checks them out', async () => {
+    const src = makeSource();
+    const { url } = await serve(src as unknown as Store);
+    const client = newStore('ckvc-partial-co-');
+    client.ok(['remote', 'add', 'lab', url]);
+    const got = tempDir();
+    const r = client.json<{ fetched: { result: { bytesReceived: number; partial: number } } }>([
+      'checkout',
+      'lab/main',
+      '--tensor',
+      'model.*',
+      '--to',
+      got,
+      '--json',
+    ]);
+    expect(r.fetched.result.partial).toBe(2);
+    expect(r.fetched.result.bytesReceived).toBeLessThan(1400 * KiB);
+    const want = tempDir();
+    src.ok(['checkout', 'main', '--tensor', 'model.*', '--to', want]);
+    expect([...snapshotTree(got).keys()]).toEqual(['model.safetensors']);
+    expect(snapshotTree(got)).toEqual(snapshotTree(want));
+    await stopServers();
+  });
+
+  it('a server that predates the filter refuses it, and nothing is fetched', async () => {
+    const src = makeSource();
+    const upstream = (await serve(src as unknown as Store)).url;
+    // What a server without partial fetch answers: the plan body's unknown field refused (PROTOCOL.md §3).
+    const url = await proxy(upstream, async (req, body, res, pass) => {
+      if (req.url === '/v1/plan' && 'filter' in JSON.parse(body.toString('utf8'))) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        const message = 'the plan request has an unknown field "filter"; it takes wants, haves';
+        res.end(JSON.stringify({ error: { code: 'CKVC_BAD_BUNDLE', message, exit: 12, data: { field: 'filter' } } }));
+        return;
+      }
+      const up = await pass();
+      res.writeHead(up.status, {
+        'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
+      });
+      res.end(up.body);
+    });
+    const client = newStore('ckvc-partial-old-');
+    client.ok(['remote', 'add', 'old', url]);
+    const before = snapshotStore(client.store);
+    const r = await client.async(['fetch', 'old', '--filter', 'tensors:model.*']).done;
+    expect(r.code).toBe(22);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
+    expect(r.stderr).toContain('does not know partial fetch');
+    expect(diffSnapshots(before, snapshotStore(client.store))).toEqual([]);
+    await stopServers();
+  });
+
+  it('a plan request with a malformed filter is refused (400 CKVC_BAD_BUNDLE)', async () => {
+    const src = makeSource();
+    const { url } = await serve(src as unknown as Store);
+    const tip = fs.readFileSync(path.join(src.store, 'refs', 'heads', 'main'), 'utf8').trim();
+    for (const filter of [{ tensors: [] }, { tensors: ['!'] }, { tensors: 'model.*' }, { globs: ['x'] }, ['x']]) {
+      const res = await fetch(new URL('v1/plan', url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ wants: [tip], haves: [], filter }),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('CKVC_BAD_BUNDLE');
+    }
+    const ok = await fetch(new URL('v1/plan', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ wants: [tip], haves: [], filter: { tensors: ['model.*'] } }),
+    });
+    const plan = (await ok.json()) as { objects: string[]; commits: string[] };
+    expect(plan.commits).toHaveLength(2);
+    await stopServers();
+  });
+
+  it('a bad --filter is a usage error', () => {
+    const client = newStore();
+    const r = client.run(['fetch', 'origin', '--filter', 'model.*']);
+    expect(r.code).toBe(2);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_USAGE']);
+  });
+});
