@@ -4,25 +4,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ckvc,
-  cleanupTemp,
-  commitId,
-  describeRun,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  readRef,
-  snapshotStore,
-  tempDir,
-  type RunResult,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { ckvc, describeRun, errorCodes, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, readRef, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, snapshotStore } from '../helpers/snapshots.js';
 import { randomBytes, safetensorsBytes, safetensorsFromHeader } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
-let s: TempStore;
+let s: TestStore;
 let data: string;
 
 beforeAll(() => {

@@ -3,12 +3,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cleanupTemp, commitId, errorCodes, newStore, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { BIN, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
 import { randomBytes, tensorData, writeSafetensors } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
-let s: TempStore;
+let s: TestStore;
 let ck = '';
 let model: Buffer;
 let embed: Buffer;

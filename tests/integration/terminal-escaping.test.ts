@@ -7,7 +7,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cleanupTemp, newStore, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { BIN } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
 import { writeSafetensors } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -93,7 +95,7 @@ function json<T = any>(args: string[]): T {
   return JSON.parse(text(r.stdout)) as T;
 }
 
-let s: TempStore;
+let s: TestStore;
 let st: (args: string[]) => string[];
 let ck: string;
 let c1: string;
