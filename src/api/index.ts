@@ -4,7 +4,8 @@ import { ObjectStore } from '../store/object-store.js';
 import type { DecodedObjects } from '../store/decoded-objects.js';
 import { createStore } from '../store/store-layout.js';
 import { verifyStore, type VerifyReport } from '../store/verify-store.js';
-import { checkout, type CheckoutOptions, type CheckoutResult } from './checkout.js';
+import { checkout } from './checkout.js';
+import type { CheckoutOptions, CheckoutResult } from './checkout-options.js';
 import { commit, type CommitOptions, type CommitResult } from './commit.js';
 import { log, show, type CommitInfo, type LogOptions, type ShowResult } from './history.js';
 import {
@@ -46,14 +47,8 @@ import { cat, ls, type ListedFile } from './inspect.js';
 import { prune, type PruneOptions, type PruneResult } from './prune.js';
 import { commitDryRun, type CommitDryRunResult } from './commit-dry-run.js';
 import { unprune, type UnpruneResult } from './unprune.js';
-import {
-  watch as startWatch,
-  type WatchCommit,
-  type WatchEvent,
-  type WatchHandle,
-  type WatchOptions,
-  type WatchSummary,
-} from './watch/watcher.js';
+import { watch as startWatch } from './watch/watcher.js';
+import type { WatchCommit, WatchEvent, WatchHandle, WatchOptions, WatchSummary } from './watch/watch-types.js';
 import {
   addRemote,
   fetchFromRemote,
