@@ -39,16 +39,38 @@ export function cliEnv(extra: RunOptions['env'] = {}): NodeJS.ProcessEnv {
   return env;
 }
 
+/** How a blocking run is spawned, whatever it does with the output. */
+function syncOptions(opts: RunOptions) {
+  return {
+    cwd: opts.cwd ?? os.tmpdir(),
+    env: cliEnv(opts.env),
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: opts.timeoutMs === 0 ? undefined : (opts.timeoutMs ?? 120_000),
+  };
+}
+
 /** Runs `ckvc ARGS...` to completion, blocking. */
 export function ckvc(args: string[], opts: RunOptions = {}): RunResult {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: opts.cwd ?? os.tmpdir(),
-    env: cliEnv(opts.env),
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-    timeout: opts.timeoutMs === 0 ? undefined : (opts.timeoutMs ?? 120_000),
-  });
+  const r = spawnSync(process.execPath, [BIN, ...args], { ...syncOptions(opts), encoding: 'utf8' });
+  if (r.error) throw r.error;
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
+}
+
+/** A run whose output is kept as bytes. */
+export interface BytesResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  ms: number;
+}
+
+/** Runs `ckvc ARGS...` to completion, keeping stdout and stderr as bytes (`cat` writes binary; a utf8 decode
+ * would hide what reached a terminal). */
+export function ckvcBytes(args: string[], opts: RunOptions = {}): BytesResult {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [BIN, ...args], { ...syncOptions(opts), encoding: 'buffer' });
   if (r.error) throw r.error;
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
 }

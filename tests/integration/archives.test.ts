@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, errorCodes, REPO_ROOT, type RunResult } from '../helpers/ckvc.js';
+import { ckvcBytes, errorCodes, REPO_ROOT, type RunResult } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { newStore, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, sha256, snapshotStore } from '../helpers/snapshots.js';
@@ -109,8 +109,8 @@ async function pool<T, R>(items: T[], width: number, fn: (x: T) => Promise<R>): 
 
 /** `cat` with binary stdout. */
 function catBytes(s: TestStore, args: string[]): { code: number | null; out: Buffer; err: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args, '--store', s.store], { maxBuffer: 64 * MiB });
-  return { code: r.status, out: r.stdout, err: r.stderr.toString('utf8') };
+  const r = ckvcBytes([...args, '--store', s.store]);
+  return { code: r.code, out: r.stdout, err: r.stderr.toString('utf8') };
 }
 
 /** The bytes of a stored zip entry, located by hand from its local header at `headerOffset`. */
