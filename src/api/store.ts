@@ -10,7 +10,7 @@ import type { VerifyReport } from '../store/verify-store.js';
 import { createAlias, deleteAlias, listAliases, type AliasInfo, type CreateAliasOptions } from './aliases.js';
 import { best, type BestOptions, type BestResult } from './best.js';
 import type { PackOptions, PackResult, PullBundleOptions } from './bundle.js';
-import type { CheckoutOptions, CheckoutResult } from './checkout.js';
+import type { CheckoutOptions, CheckoutResult } from './checkout-options.js';
 import type { CommitDryRunResult } from './commit-dry-run.js';
 import type { CommitOptions, CommitResult } from './commit.js';
 import type { ConfigDiffResult, ConfigSnapshot } from './config.js';
@@ -34,7 +34,7 @@ import type { AddRemoteOptions, FetchOptions, PullRemoteOptions, PushOptions } f
 import { stats, status, type StatsResult, type StatusResult } from './store-info.js';
 import type { UnpruneResult } from './unprune.js';
 import { deferredWatch } from './watch/deferred-watch.js';
-import type { WatchHandle, WatchOptions } from './watch/watcher.js';
+import type { WatchHandle, WatchOptions } from './watch/watch-types.js';
 
 const operations = () => import('./operations.js');
 

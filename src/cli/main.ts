@@ -16,6 +16,7 @@ import { storeCommands } from './commands/store-commands.js';
 import { uiCommand } from './commands/ui-command.js';
 import { watchCommand } from './commands/watch-command.js';
 import { GLOBAL_OPTIONS, type CliParser } from './context.js';
+import { refusePositionalGivenAsOption } from './positional-options.js';
 import { refuseRepeatedOptions } from './repeated-options.js';
 import { escaped, escapedLines } from './terminal-text.js';
 import { cliVersion } from './version.js';
@@ -68,6 +69,7 @@ export async function run(argv: string[]): Promise<number> {
     });
   // Global and before validation: every command, every option, and no handler ever sees the array.
   parser.middleware((args) => refuseRepeatedOptions(args, parser), true);
+  parser.middleware((args) => refusePositionalGivenAsOption(argv, args, parser), true);
   storeCommands(parser);
   commitCommand(parser);
   checkoutCommand(parser);

@@ -10,7 +10,7 @@ interface DeclaredOptions {
   alias: Record<string, string[]>;
 }
 
-const flag = (name: string) => (name.length === 1 ? `-${name}` : `--${name}`);
+export const flag = (name: string) => (name.length === 1 ? `-${name}` : `--${name}`);
 
 /** The name an option is defined under, given any of its spellings (`b` -> `branch`). */
 function definedName(key: string, alias: DeclaredOptions['alias']): string {

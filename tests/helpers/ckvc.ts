@@ -1,8 +1,8 @@
-// Shared helpers for the integration tests: run the real CLI (bin/ckvc) as a child process, make temp
-// stores, snapshot a store's files, and small file-system utilities. Nothing here imports src/ or dist/.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
+// The one way tests run the real CLI (bin/ckvc) as a child process: synchronously (`ckvc`), awaited
+// (`ckvcAsync`) or started and left running (`startCkvc`), all with the same environment and the same result
+// (exit code and the signal that ended it, both kept). Also the assertions on a result and the error-code
+// extraction. Nothing here imports src/ or dist/.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,16 +10,20 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'ckvc');
 
+/** The outcome of one ckvc process: exit code (null when killed by a signal) and the signal. */
 export interface RunResult {
-  code: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  ms: number;
 }
 
 export interface RunOptions {
   cwd?: string;
   /** Extra environment; a value of undefined removes the variable. */
   env?: Record<string, string | undefined>;
+  /** SIGKILL after this long (default 120 s; 0: never): a hung ckvc fails its test instead of stalling the suite. */
   timeoutMs?: number;
 }
 
@@ -35,62 +39,114 @@ export function cliEnv(extra: RunOptions['env'] = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Runs `ckvc ARGS...` to completion. */
-export function ckvc(args: string[], opts: RunOptions = {}): RunResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
+/** How a blocking run is spawned, whatever it does with the output. */
+function syncOptions(opts: RunOptions) {
+  return {
     cwd: opts.cwd ?? os.tmpdir(),
     env: cliEnv(opts.env),
-    encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
-    timeout: opts.timeoutMs ?? 120_000,
-  });
-  if (r.error) throw r.error;
-  return { code: r.status ?? (r.signal ? 128 : -1), stdout: r.stdout, stderr: r.stderr };
+    timeout: opts.timeoutMs === 0 ? undefined : (opts.timeoutMs ?? 120_000),
+  };
 }
 
+/** Runs `ckvc ARGS...` to completion, blocking. */
+export function ckvc(args: string[], opts: RunOptions = {}): RunResult {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [BIN, ...args], { ...syncOptions(opts), encoding: 'utf8' });
+  if (r.error) throw r.error;
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
+}
+
+/** A run whose output is kept as bytes. */
+export interface BytesResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  ms: number;
+}
+
+/** Runs `ckvc ARGS...` to completion, keeping stdout and stderr as bytes (`cat` writes binary; a utf8 decode
+ * would hide what reached a terminal). */
+export function ckvcBytes(args: string[], opts: RunOptions = {}): BytesResult {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [BIN, ...args], { ...syncOptions(opts), encoding: 'buffer' });
+  if (r.error) throw r.error;
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
+}
+
+/** A ckvc process started by startCkvc: its stdin/stdout are the child's, `done` resolves when it exits. */
 export interface Running {
   child: ChildProcess;
+  pid: number;
+  kill(signal?: NodeJS.Signals): void;
   done: Promise<RunResult>;
 }
 
-/** Starts `ckvc ARGS...` without waiting; `done` resolves when it exits. */
-export function ckvcAsync(args: string[], opts: RunOptions = {}): Running {
+/** Starts `ckvc ARGS...` without waiting. */
+export function startCkvc(args: string[], opts: RunOptions = {}): Running {
+  const t0 = Date.now();
   const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? os.tmpdir(), env: cliEnv(opts.env) });
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
     stdout += d;
   });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
   });
+  const limit = opts.timeoutMs ?? 120_000;
+  const timer = limit > 0 ? setTimeout(() => child.kill('SIGKILL'), limit) : undefined;
   const done = new Promise<RunResult>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 });
+    });
   });
-  return { child, done };
+  return {
+    child,
+    pid: child.pid!,
+    kill: (s = 'SIGKILL') => {
+      child.kill(s);
+    },
+    done,
+  };
 }
+
+/** Runs `ckvc ARGS...` to completion without blocking (for runs that must overlap). */
+export const ckvcAsync = (args: string[], opts: RunOptions = {}): Promise<RunResult> => startCkvc(args, opts).done;
 
 /** Describes a result for assertion messages. */
 export function describeRun(r: RunResult): string {
-  return `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+  const end = r.signal ? `killed by ${r.signal}` : `exit ${r.code}`;
+  return `${end} after ${r.ms} ms\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+}
+
+/** Throws with the output unless the result is exit 0. */
+export function expectOk(r: RunResult, what: string): RunResult {
+  if (r.code !== 0) throw new Error(`${what}: ${describeRun(r)}`);
+  return r;
+}
+
+/** Checks the result is exit 0 and parses its stdout as JSON. */
+export function parseJson<T = any>(r: RunResult, what: string): T {
+  expectOk(r, what);
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`${what} printed non-JSON: ${describeRun(r)}`);
+  }
 }
 
 /** Runs a command that must succeed; throws with its output otherwise. */
 export function ok(args: string[], opts: RunOptions = {}): RunResult {
-  const r = ckvc(args, opts);
-  if (r.code !== 0) throw new Error(`ckvc ${args.join(' ')} failed: ${describeRun(r)}`);
-  return r;
+  return expectOk(ckvc(args, opts), `ckvc ${args.join(' ')} failed`);
 }
 
 /** Runs a --json command that must succeed and parses its stdout. */
 export function okJson<T = any>(args: string[], opts: RunOptions = {}): T {
-  const r = ok([...args, '--json'], opts);
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch {
-    throw new Error(`ckvc ${args.join(' ')} --json printed non-JSON: ${describeRun(r)}`);
-  }
+  return parseJson<T>(ckvc([...args, '--json'], opts), `ckvc ${args.join(' ')} --json`);
 }
 
 /** The error codes named on stderr (`[CKVC_X]` in text mode, error.code in --json mode). */
@@ -109,161 +165,5 @@ export function errorCodes(stderr: string): string[] {
   return out;
 }
 
-const tempRoots: string[] = [];
-
-/** A fresh temp directory under os.tmpdir(); removed by cleanupTemp(). */
-export function tempDir(prefix = 'ckvc-it-'): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempRoots.push(d);
-  return d;
-}
-
-export function cleanupTemp(): void {
-  while (tempRoots.length) {
-    const d = tempRoots.pop()!;
-    try {
-      fs.chmodSync(d, 0o755);
-    } catch {
-      /* ignore */
-    }
-    fs.rmSync(d, { recursive: true, force: true });
-  }
-}
-
-export interface TempStore {
-  /** The folder holding .ckvc. */
-  dir: string;
-  /** The .ckvc folder itself. */
-  store: string;
-  /** Runs ckvc against this store (adds --store). */
-  run(args: string[], opts?: RunOptions): RunResult;
-  ok(args: string[], opts?: RunOptions): RunResult;
-  json<T = any>(args: string[], opts?: RunOptions): T;
-  async(args: string[], opts?: RunOptions): Running;
-}
-
-/** Creates DIR/.ckvc under a fresh temp dir with `ckvc init`. */
-export function newStore(prefix = 'ckvc-store-'): TempStore {
-  const dir = tempDir(prefix);
-  ok(['init', dir]);
-  const store = path.join(dir, '.ckvc');
-  if (!fs.existsSync(path.join(store, 'config.json'))) throw new Error(`ckvc init ${dir} did not create ${store}`);
-  const withStore = (args: string[]) => [...args, '--store', store];
-  return {
-    dir,
-    store,
-    run: (args, opts) => ckvc(withStore(args), opts),
-    ok: (args, opts) => ok(withStore(args), opts),
-    json: (args, opts) => okJson(withStore(args), opts),
-    async: (args, opts) => ckvcAsync(withStore(args), opts),
-  };
-}
-
-/** Commits with --json and returns the new commit ID. */
-export function commitId(s: TempStore, args: string[], opts?: RunOptions): string {
-  const r = s.json<{ id: string }>(['commit', ...args], opts);
-  if (!/^[0-9a-f]{64}$/.test(r.id)) throw new Error(`commit printed no ID: ${JSON.stringify(r)}`);
-  return r.id;
-}
-
-export function sha256(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
-/** Every file and folder under `root` (relative '/'-paths), files mapped to sha256, folders to 'dir'. */
-export function snapshotTree(root: string, exclude: (rel: string) => boolean = () => false): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (dir: string, rel: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (exclude(r)) continue;
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) {
-        out.set(r, 'dir');
-        walk(p, r);
-      } else
-        out.set(
-          r,
-          e.isFile() ? sha256(fs.readFileSync(p)) : `special:${e.isSymbolicLink() ? fs.readlinkSync(p) : '?'}`,
-        );
-    }
-  };
-  walk(root, '');
-  return out;
-}
-
-/** A store's files except the index cache: what must not change when a command fails. */
-export function snapshotStore(store: string): Map<string, string> {
-  return snapshotTree(store, (rel) => rel === 'index' || rel.startsWith('index/'));
-}
-
-/** Differences between two snapshots (or any two maps), for readable assertion failures ([] when equal). */
-export function diffSnapshots(before: Map<string, string>, after: Map<string, string>): string[] {
-  const out: string[] = [];
-  for (const [k, v] of before) {
-    if (!after.has(k)) out.push(`removed ${k}`);
-    else if (after.get(k) !== v) out.push(`changed ${k}: ${v} -> ${after.get(k)}`);
-  }
-  for (const k of after.keys()) if (!before.has(k)) out.push(`added ${k}`);
-  return out;
-}
-
-/** Total bytes of the files in `dir` (not recursive). */
-export function dirBytes(dir: string): number {
-  let n = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true }))
-    if (e.isFile()) n += fs.statSync(path.join(dir, e.name)).size;
-  return n;
-}
-
-/** Bytes of all pack files in a store. */
-export function packBytes(store: string): number {
-  return dirBytes(path.join(store, 'packs'));
-}
-
-export function packFiles(store: string): string[] {
-  return fs
-    .readdirSync(path.join(store, 'packs'))
-    .filter((n) => n.endsWith('.pack'))
-    .map((n) => path.join(store, 'packs', n));
-}
-
-/** Every regular file under `root` as relative '/'-path -> contents. */
-export function readTree(root: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (dir: string, rel: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p, r);
-      else out.set(r, fs.readFileSync(p));
-    }
-  };
-  walk(root, '');
-  return out;
-}
-
-/** Asserts two folders hold the same files with the same bytes; returns a list of differences. */
-export function treeDifferences(expected: string, actual: string): string[] {
-  const a = readTree(expected);
-  const b = readTree(actual);
-  const out: string[] = [];
-  for (const [k, v] of a) {
-    const w = b.get(k);
-    if (!w) out.push(`missing ${k}`);
-    else if (!v.equals(w)) out.push(`differs ${k} (${v.length} vs ${w.length} bytes)`);
-  }
-  for (const k of b.keys()) if (!a.has(k)) out.push(`extra ${k}`);
-  return out;
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Reads a ref file of a store (trimmed), or undefined. */
-export function readRef(store: string, full: string): string | undefined {
-  try {
-    return fs.readFileSync(path.join(store, ...full.split('/')), 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
+/** The error codes a run printed. */
+export const codesOf = (r: RunResult): string[] => errorCodes(r.stderr);

@@ -1,5 +1,5 @@
 // A running `ckvc helper-server` (spec/HELPER.md) for tests: send request lines, read reply lines in order.
-import { ckvcAsync, type Running } from './ckvc.js';
+import { type Running, startCkvc } from './ckvc.js';
 
 export interface Reply {
   id: number | null;
@@ -20,7 +20,8 @@ export class Server {
   private lines: string[] = [];
 
   constructor(env: Record<string, string> = {}) {
-    this.running = ckvcAsync(['helper-server'], { env });
+    // A server lives as long as its tests: no time limit.
+    this.running = startCkvc(['helper-server'], { env, timeoutMs: 0 });
     this.running.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       this.buffered += d;
       for (let nl = this.buffered.indexOf('\n'); nl !== -1; nl = this.buffered.indexOf('\n')) {
@@ -63,7 +64,7 @@ export class Server {
   }
 
   /** Ends stdin and waits for the exit. */
-  async end(): Promise<number> {
+  async end(): Promise<number | null> {
     this.running.child.stdin!.end();
     return (await this.running.done).code;
   }

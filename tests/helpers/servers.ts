@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BIN, cliEnv } from './ckvc.js';
-import type { Store } from './reliability.js';
+import type { TestStore } from './test-store.js';
 
 const children: ChildProcess[] = [];
 const proxies: http.Server[] = [];
@@ -25,7 +25,7 @@ export interface Server {
   log: () => string;
 }
 
-export async function serve(s: Store, extra: string[] = [], env: Record<string, string> = {}): Promise<Server> {
+export async function serve(s: TestStore, extra: string[] = [], env: Record<string, string> = {}): Promise<Server> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...extra, '--store', s.store], {
     env: { ...cliEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BIN, tempDir } from './ckvc.js';
+import { BIN } from './ckvc.js';
+import { tempDir } from './temp-dirs.js';
 
 export const SSHD = '/usr/sbin/sshd';
 /** A host name the client config maps to the server (for scp-like addresses, which carry no port). */

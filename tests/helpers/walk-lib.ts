@@ -27,50 +27,40 @@ import {
   TOC_ENTRY_BYTES,
   type PackEntry,
 } from '../../src/core/store-format/pack-format.js';
-import { BIN, cliEnv, errorCodes, readTree, snapshotTree, tempDir } from './ckvc.js';
-import { describeOutcome, expectOk, initStore, Store, type Outcome } from './reliability.js';
+import { BIN, cliEnv, codesOf, describeRun, expectOk } from './ckvc.js';
+import { tempDir } from './temp-dirs.js';
+import { newStore, TestStore } from './test-store.js';
+import { readTree } from './snapshots.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Stores
 
-let emptyTemplate: Store | undefined;
+let emptyTemplate: TestStore | undefined;
 
 /** A fresh empty store: a copy of one `ckvc init` (one spawn per test file instead of one per store). */
-export function emptyStore(prefix = 'ckvc-walk-'): Store {
-  if (!emptyTemplate) emptyTemplate = initStore('ckvc-walk-empty-');
+export function emptyStore(prefix = 'ckvc-walk-'): TestStore {
+  if (!emptyTemplate) emptyTemplate = newStore('ckvc-walk-empty-');
   return copyOf(emptyTemplate, prefix);
 }
 
 /** A copy of a store (`cp -a` of the folder holding .ckvc). */
-export function copyOf(s: Store, prefix = 'ckvc-walk-copy-'): Store {
+export function copyOf(s: TestStore, prefix = 'ckvc-walk-copy-'): TestStore {
   const dir = tempDir(prefix);
   fs.cpSync(s.dir, dir, { recursive: true, preserveTimestamps: true });
-  return new Store(dir);
+  return new TestStore(dir);
 }
 
 /** Adds remotes by writing remotes.json (PROTOCOL.md §1: a name maps to {"url": URL}). */
-export function setRemotes(s: Store, remotes: Record<string, string>): void {
+export function setRemotes(s: TestStore, remotes: Record<string, string>): void {
   const file = path.join(s.store, 'remotes.json');
   const cur = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, { url: string }>) : {};
   for (const [name, url] of Object.entries(remotes)) cur[name] = { url };
   fs.writeFileSync(file, `${JSON.stringify(cur, null, 2)}\n`);
 }
 
-/** A store's files except the index cache and tmp/: what a refused command must leave as it was. */
-export function snap(s: Store): Map<string, string> {
-  return snapshotTree(
-    s.store,
-    (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'),
-  );
-}
-
-export function codes(r: Outcome): string[] {
-  return errorCodes(r.stderr);
-}
-
 /** The prune records of a store (pruned/<hex>.json, FORMAT.md §13), by commit. */
 export function pruneRecords(
-  s: Store,
+  s: TestStore,
 ): Map<string, { commit: string; time: number; tensors: string[] | null; files?: string[] | null }> {
   const dir = path.join(s.store, 'pruned');
   const out = new Map<string, { commit: string; time: number; tensors: string[] | null; files?: string[] | null }>();
@@ -96,7 +86,7 @@ export function pruneRecords(
  * missing, nothing extra. Returns the differences ([] when equal).
  */
 export async function checkoutPaths(
-  s: Store,
+  s: TestStore,
   rev: string,
   expected: Map<string, Buffer>,
   paths: string[],
@@ -104,8 +94,8 @@ export async function checkoutPaths(
 ): Promise<string[]> {
   if (!paths.length) return [];
   const out = tempDir('ckvc-walk-co-');
-  const r = await s.run(['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
-  if (r.code !== 0) return [`${label}: checkout ${rev.slice(0, 12)} ${paths.join(' ')}: ${describeOutcome(r)}`];
+  const r = await s.runAsync(['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
+  if (r.code !== 0) return [`${label}: checkout ${rev.slice(0, 12)} ${paths.join(' ')}: ${describeRun(r)}`];
   const got = readTree(out);
   fs.rmSync(out, { recursive: true, force: true });
   const problems: string[] = [];
@@ -126,16 +116,16 @@ export async function checkoutPaths(
  * Checks out released `paths` of `rev`: must exit 19 CKVC_PRUNED naming one of them (the first it meets) and
  * write nothing. With one path per call, each released file is checked on its own.
  */
-export async function expectReleased(s: Store, rev: string, paths: string[], label: string): Promise<string[]> {
+export async function expectReleased(s: TestStore, rev: string, paths: string[], label: string): Promise<string[]> {
   if (!paths.length) return [];
   const out = tempDir('ckvc-walk-co-');
-  const r = await s.run(['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p]), '--json']);
+  const r = await s.runAsync(['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p]), '--json']);
   const problems: string[] = [];
   const written = [...readTree(out).keys()];
   fs.rmSync(out, { recursive: true, force: true });
-  if (r.code !== 19 || codes(r).join() !== 'CKVC_PRUNED') {
+  if (r.code !== 19 || codesOf(r).join() !== 'CKVC_PRUNED') {
     problems.push(
-      `${label}: checkout ${rev.slice(0, 12)} ${paths.join(' ')} should exit 19 CKVC_PRUNED: ${describeOutcome(r)}`,
+      `${label}: checkout ${rev.slice(0, 12)} ${paths.join(' ')} should exit 19 CKVC_PRUNED: ${describeRun(r)}`,
     );
   } else {
     let named: string | undefined;
@@ -153,8 +143,8 @@ export async function expectReleased(s: Store, rev: string, paths: string[], lab
 }
 
 /** `ls REV --tensors --json`: path -> tensor name -> pruned flag. */
-export async function lsPruned(s: Store, rev: string): Promise<Map<string, Map<string, boolean>>> {
-  const r = await s.run(['ls', rev, '--tensors', '--json']);
+export async function lsPruned(s: TestStore, rev: string): Promise<Map<string, Map<string, boolean>>> {
+  const r = await s.runAsync(['ls', rev, '--tensors', '--json']);
   expectOk(r, `ls ${rev} --tensors`);
   const j = JSON.parse(r.stdout) as { files: { path: string; tensors?: { name: string; pruned?: boolean }[] }[] };
   const out = new Map<string, Map<string, boolean>>();
@@ -174,7 +164,7 @@ export interface Server {
   stderr: () => string;
 }
 
-export async function startServer(s: Store, extra: string[]): Promise<Server> {
+export async function startServer(s: TestStore, extra: string[]): Promise<Server> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...extra, '--store', s.store], {
     cwd: tempDir('ckvc-serve-cwd-'),
     env: cliEnv({ CKVC_TOKEN: undefined }),
@@ -342,7 +332,7 @@ export function buildPack(recs: PackRecord[]): { bytes: Buffer; checksum: string
  * its new checksum) and the old pack removed. The caller runs `ckvc index rebuild` afterwards. Returns false
  * when no pack holds the object.
  */
-export function dropObject(s: Store, id: string): boolean {
+export function dropObject(s: TestStore, id: string): boolean {
   const dir = path.join(s.store, 'packs');
   for (const n of fs.readdirSync(dir).filter((x) => x.endsWith('.pack'))) {
     const bytes = fs.readFileSync(path.join(dir, n));
@@ -360,7 +350,7 @@ export function dropObject(s: Store, id: string): boolean {
 }
 
 /** Does any pack of the store hold this object? */
-export function holds(s: Store, id: string): boolean {
+export function holds(s: TestStore, id: string): boolean {
   const dir = path.join(s.store, 'packs');
   return fs
     .readdirSync(dir)
@@ -369,7 +359,7 @@ export function holds(s: Store, id: string): boolean {
 }
 
 /** Every object ID held by some pack of the store (read from the packs, not the index). */
-export function objectIds(s: Store): Set<string> {
+export function objectIds(s: TestStore): Set<string> {
   const dir = path.join(s.store, 'packs');
   const out = new Set<string>();
   for (const n of fs.readdirSync(dir).filter((x) => x.endsWith('.pack')))
@@ -378,7 +368,7 @@ export function objectIds(s: Store): Set<string> {
 }
 
 /** The IDs of a store's commits (every commit record of every pack). */
-export function commitsInPacks(s: Store): Set<string> {
+export function commitsInPacks(s: TestStore): Set<string> {
   const dir = path.join(s.store, 'packs');
   const out = new Set<string>();
   for (const n of fs.readdirSync(dir).filter((x) => x.endsWith('.pack'))) {

@@ -10,19 +10,10 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  BIN,
-  cleanupTemp,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  REPO_ROOT,
-  sha256,
-  snapshotStore,
-  tempDir,
-  type RunResult,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { ckvcBytes, errorCodes, REPO_ROOT, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, sha256, snapshotStore } from '../helpers/snapshots.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 import {
@@ -88,15 +79,15 @@ function f32(count: number, seed: number): Buffer {
 }
 
 /** One store for the whole file (every test names its commits by ID): a `ckvc init` costs a process start. */
-let shared: TempStore | undefined;
-const store = (): TempStore => (shared ??= newStore());
+let shared: TestStore | undefined;
+const store = (): TestStore => (shared ??= newStore());
 
 /** Runs ckvc against `s`, reporting the child's peak RSS too (tests/reliability/fuzz-rss-preload.mjs). */
 const PRELOAD = pathToFileURL(path.join(REPO_ROOT, 'tests', 'reliability', 'fuzz-rss-preload.mjs')).href;
 
-async function runMeasured(s: TempStore, args: string[]): Promise<RunResult & { maxRssMiB?: number }> {
+async function runMeasured(s: TestStore, args: string[]): Promise<RunResult & { maxRssMiB?: number }> {
   const rssFile = path.join(tempDir('ckvc-rss-'), 'rss');
-  const r = await s.async(args, { env: { NODE_OPTIONS: `--import ${PRELOAD}`, CKVC_FUZZ_RSS_OUT: rssFile } }).done;
+  const r = await s.start(args, { env: { NODE_OPTIONS: `--import ${PRELOAD}`, CKVC_FUZZ_RSS_OUT: rssFile } }).done;
   const kib = fs.existsSync(rssFile) ? Number(fs.readFileSync(rssFile, 'utf8')) : undefined;
   return { ...r, ...(kib ? { maxRssMiB: kib / 1024 } : {}) };
 }
@@ -117,9 +108,9 @@ async function pool<T, R>(items: T[], width: number, fn: (x: T) => Promise<R>): 
 }
 
 /** `cat` with binary stdout. */
-function catBytes(s: TempStore, args: string[]): { code: number | null; out: Buffer; err: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args, '--store', s.store], { maxBuffer: 64 * MiB });
-  return { code: r.status, out: r.stdout, err: r.stderr.toString('utf8') };
+function catBytes(s: TestStore, args: string[]): { code: number | null; out: Buffer; err: string } {
+  const r = ckvcBytes([...args, '--store', s.store]);
+  return { code: r.code, out: r.stdout, err: r.stderr.toString('utf8') };
 }
 
 /** The bytes of a stored zip entry, located by hand from its local header at `headerOffset`. */
@@ -132,7 +123,7 @@ function storedEntryBytes(zipBytes: Buffer, headerOffset: number, size: number):
 // ---------------------------------------------------------------------------------------------------------
 
 describe('the real fixtures', () => {
-  let s: TempStore;
+  let s: TestStore;
   let src: string;
   let out: string;
   let commit: { id: string; files: number; tensors: number };
@@ -293,7 +284,7 @@ describe('the real fixtures', () => {
 // ---------------------------------------------------------------------------------------------------------
 
 describe('dedup, diff and cat on built checkpoints', () => {
-  let s: TempStore;
+  let s: TestStore;
   let work: string;
   const LAYER = 512 * 512; // 1 MiB of F32 per layer
   const layers = (seeds: number[]): [string, StateTensor][] => [
@@ -681,7 +672,7 @@ const HOSTILE: Hostile[] = [
 ];
 
 describe('hostile archives: exit 15, CKVC_BAD_TENSOR_FILE naming the file and entry, the store untouched', () => {
-  let s: TempStore;
+  let s: TestStore;
   let dir: string;
   let results: Map<string, RunResult & { maxRssMiB?: number }>;
   let before: Map<string, string>;
@@ -789,7 +780,7 @@ describe('hostile archives: exit 15, CKVC_BAD_TENSOR_FILE naming the file and en
 // ---------------------------------------------------------------------------------------------------------
 
 describe('zips that are not (readable) torch checkpoints', () => {
-  let s: TempStore;
+  let s: TestStore;
   let dir: string;
   let commit: any;
   let listed: any;

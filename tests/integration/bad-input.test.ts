@@ -4,25 +4,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ckvc,
-  cleanupTemp,
-  commitId,
-  describeRun,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  readRef,
-  snapshotStore,
-  tempDir,
-  type RunResult,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { ckvc, describeRun, errorCodes, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, readRef, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, snapshotStore } from '../helpers/snapshots.js';
 import { randomBytes, safetensorsBytes, safetensorsFromHeader } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
-let s: TempStore;
+let s: TestStore;
 let data: string;
 
 beforeAll(() => {
@@ -341,6 +331,33 @@ describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not
       '--json',
     ]);
     expect(ok.code, describeRun(ok)).toBe(0);
+  });
+
+  it('a positional argument also given as its option is refused, naming both values; one spelling alone runs', () => {
+    const good = path.join(data, 'good.bin');
+    const cases: [string[], string][] = [
+      [['show', 'HEAD', '--rev', 'main~1'], '<rev> given both as an argument ("HEAD") and as --rev ("main~1")'],
+      [['log', '--rev', 'nope', 'HEAD'], '<rev> given both as an argument ("HEAD") and as --rev ("nope")'],
+      [['ls', 'HEAD', '--path=x', 'good.bin'], '<path> given both as an argument ("good.bin") and as --path ("x")'],
+      [['diff', 'HEAD', 'HEAD', '-b', 'main'], '<b> given both as an argument ("HEAD") and as -b ("main")'],
+      [['commit', good, '--paths', data, '-m', 'x'], `<paths> given both as an argument (${JSON.stringify(good)})`],
+      [['push', 'origin', '--refs', 'main', 'v1'], '--refs ("main", "v1") would be dropped'],
+    ];
+    for (const [args, message] of cases) {
+      const r = refused(args, 2, 'CKVC_USAGE');
+      expect(r.stderr, args.join(' ')).toContain(message);
+    }
+    const r = s.run(['show', 'HEAD', '--rev', 'main', '--json']);
+    expect(JSON.parse(r.stderr).error).toMatchObject({
+      code: 'CKVC_USAGE',
+      data: { option: 'rev', values: ['HEAD', 'main'] },
+    });
+    for (const args of [
+      ['show', '--rev', 'HEAD'],
+      ['show', 'HEAD', '--rev', 'HEAD'],
+      ['show', 'HEAD'],
+    ])
+      expect(s.run(args).stdout, args.join(' ')).toMatch(/^commit [0-9a-f]{64} \(main\)/);
   });
 
   it('log -n with a value that is not a number is refused (exit 2 or 15), not an empty success', () => {

@@ -13,21 +13,15 @@ import {
   encodeBundlePreamble,
   type BundleHeader,
 } from '../../src/core/store-format/bundle-format.js';
-import {
-  cleanupTemp,
-  commitId,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  snapshotTree,
-  tempDir,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, snapshotStoreExceptTmp } from '../helpers/snapshots.js';
 import { randomBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
-let S: TempStore;
+let S: TestStore;
 let work: string;
 let bundle: string;
 let c1: string;
@@ -35,20 +29,12 @@ let c2: string;
 let tagId: string;
 const cfg: Record<'A' | 'B' | 'OTHER', string> = { A: '', B: '', OTHER: '' };
 
-function configOf(s: TempStore, rev: string): string {
+function configOf(s: TestStore, rev: string): string {
   return s.json<{ config: { hash: string } }>(['show', rev]).config.hash;
 }
 
-function labelOf(s: TempStore, rev: string): string | undefined {
+function labelOf(s: TestStore, rev: string): string | undefined {
   return s.json<{ label?: string }>(['config', 'show', rev]).label;
-}
-
-/** Store files a refused import must not change: all but the index cache and tmp/. */
-function snap(s: TempStore): Map<string, string> {
-  return snapshotTree(
-    s.store,
-    (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'),
-  );
 }
 
 /** The bundle's bytes with its header replaced (`change` edits the decoded header) and a fresh trailer. */
@@ -172,12 +158,12 @@ describe('receiving labels', () => {
     expect(labelOf(Q, c2)).toBe('mine');
     expect(labelOf(Q, c1)).toBe('baseline | lr 0.1');
     // Pulled again: nothing to take, the same warning, nothing changed.
-    const before = snap(Q);
+    const before = snapshotStoreExceptTmp(Q.store);
     const again = Q.json<any>(['pull', bundle]);
     expect(again.warnings).toEqual([
       { config: cfg.B, code: 'CKVC_WOULD_OVERWRITE', message: expect.stringContaining('"fine-tune"') },
     ]);
-    expect(diffSnapshots(before, snap(Q))).toEqual([]);
+    expect(diffSnapshots(before, snapshotStoreExceptTmp(Q.store))).toEqual([]);
   });
 
   it('a bundle of an older writer (no labels key) reads as before', () => {
@@ -191,7 +177,7 @@ describe('receiving labels', () => {
   it('a label for a config no commit of the bundle uses, or with a control character, refuses the bundle whole', () => {
     const R = newStore('ckvc-meta-bad-');
     R.ok(['config', 'label', cfg.OTHER, 'here first']);
-    const before = snap(R);
+    const before = snapshotStoreExceptTmp(R.store);
     const stranger = withHeader(bundle, (h) => ({
       ...h,
       labels: [...h.labels!, { config: '11'.repeat(32), text: 'elsewhere' }],
@@ -207,7 +193,7 @@ describe('receiving labels', () => {
       }
     }
     expect(R.run(['pull', stranger]).stderr).toContain('which no commit in it uses');
-    expect(diffSnapshots(before, snap(R))).toEqual([]);
+    expect(diffSnapshots(before, snapshotStoreExceptTmp(R.store))).toEqual([]);
     expect(fs.readdirSync(path.join(R.store, 'tmp')).filter((n) => n.startsWith('quarantine-'))).toEqual([]);
   });
 });

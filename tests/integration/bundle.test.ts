@@ -14,19 +14,12 @@ import {
   encodeBundlePreamble,
   type BundleHeader,
 } from '../../src/core/store-format/bundle-format.js';
-import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
+import { ckvcAsync, codesOf, describeRun, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { checkoutDiff, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, hashTree, snapshotStoreExceptTmp, snapshotTree } from '../helpers/snapshots.js';
+import { pool } from '../helpers/async-tasks.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
-import {
-  checkoutDiff,
-  copyStore,
-  describeOutcome,
-  hashTree,
-  initStore,
-  pool,
-  runAsync,
-  type Store,
-  type Outcome,
-} from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
 
@@ -55,30 +48,18 @@ function writeConfig(file: string, lr: number): string {
   return file;
 }
 
-/** Store files that must not change when a command is refused: all but the index cache and tmp/. */
-function snap(s: Store): Map<string, string> {
-  return snapshotTree(
-    s.store,
-    (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'),
-  );
-}
-
-function quarantines(s: Store): string[] {
+function quarantines(s: TestStore): string[] {
   return fs.readdirSync(path.join(s.store, 'tmp')).filter((n) => n.startsWith('quarantine-'));
-}
-
-function codes(r: Outcome): string[] {
-  return errorCodes(r.stderr);
 }
 
 /** Runs `ckvc verify FILE` with no store: cwd an empty folder, CKVC_DIR unset, a private TMPDIR for its quarantine. */
 async function verifyFile(
   file: string,
   extra: string[] = ['--json'],
-): Promise<{ r: Outcome; tmp: string; cwd: string }> {
+): Promise<{ r: RunResult; tmp: string; cwd: string }> {
   const cwd = tempDir('ckvc-nostore-');
   const tmp = tempDir('ckvc-vtmp-');
-  const r = await runAsync(['verify', file, ...extra], { cwd, env: { TMPDIR: tmp, CKVC_DIR: undefined } });
+  const r = await ckvcAsync(['verify', file, ...extra], { cwd, env: { TMPDIR: tmp, CKVC_DIR: undefined } });
   return { r, tmp, cwd };
 }
 
@@ -195,7 +176,7 @@ function flipBit(b: Buffer, at: number, mask = 0x01): Buffer {
 // tensor changed. The bundles are packed along the way.
 
 let work: string;
-let S: Store;
+let S: TestStore;
 const C: { id: string; files: Map<string, string>; configHash: string; loss: number; step: number }[] = [];
 let tagId: string;
 let fullFile: string;
@@ -206,7 +187,7 @@ let full4File: string;
 let full4Pack: any;
 
 async function commitCk(
-  s: Store,
+  s: TestStore,
   i: number,
   seeds: [number, number, number, number],
   opt: number,
@@ -218,7 +199,7 @@ async function commitCk(
   const dir = path.join(work, `ck${i}-${s.dir.length}-${branch}`);
   const files = writeCk(dir, seeds, opt, step);
   const cfg = writeConfig(path.join(work, `cfg${i}.yaml`), lr);
-  const r = await s.json<{ id: string; configHash: string }>([
+  const r = await s.jsonAsync<{ id: string; configHash: string }>([
     'commit',
     dir,
     '-b',
@@ -237,25 +218,25 @@ async function commitCk(
 
 beforeAll(async () => {
   work = tempDir('ckvc-bundle-work-');
-  S = initStore('ckvc-bundle-src-');
+  S = newStore('ckvc-bundle-src-');
   C.push(await commitCk(S, 1, [1, 2, 3, 4], 100, 0.1, 0.9, 100));
   C.push(await commitCk(S, 2, [1, 22, 3, 4], 101, 0.1, 0.7, 200));
-  tagId = (await S.json<{ id: string }>(['tag', 'v1', C[1]!.id, '-m', 'release one'])).id;
+  tagId = (await S.jsonAsync<{ id: string }>(['tag', 'v1', C[1]!.id, '-m', 'release one'])).id;
   C.push(await commitCk(S, 3, [1, 22, 33, 4], 102, 0.05, 0.5, 300));
   fullFile = path.join(work, 'full.bundle');
-  fullPack = await S.json(['pack', 'main', 'v1', '-o', fullFile]);
+  fullPack = await S.jsonAsync(['pack', 'main', 'v1', '-o', fullFile]);
   // The 4th checkpoint: only `embed` changed (optimizer file and config as in the 3rd).
   C.push(await commitCk(S, 4, [11, 22, 33, 4], 102, 0.05, 0.4, 400));
   incFile = path.join(work, 'inc.bundle');
   full4File = path.join(work, 'full4.bundle');
   [incPack, full4Pack] = await Promise.all([
-    S.json(['pack', 'main', '-o', incFile, '--since', C[2]!.id]),
-    S.json(['pack', 'main', '-o', full4File]),
+    S.jsonAsync(['pack', 'main', '-o', incFile, '--since', C[2]!.id]),
+    S.jsonAsync(['pack', 'main', '-o', full4File]),
   ]);
 }, 60_000);
 
 describe('bundle round trip', () => {
-  let R: Store;
+  let R: TestStore;
 
   it('pack writes a branch and an annotated tag with everything they reach (JSON report); a bare commit, an unknown name, pull of a missing file are refused', async () => {
     expect(fullPack.file).toBe(fullFile);
@@ -273,22 +254,22 @@ describe('bundle round trip', () => {
     expect(fs.readdirSync(work).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     const out = path.join(work, 'not-written.bundle');
     const [bare, unknown, pullMissing] = await Promise.all([
-      S.run(['pack', C[2]!.id, '-o', out]),
-      S.run(['pack', 'no-such-branch', '-o', out]),
-      S.run(['pull', out]),
+      S.runAsync(['pack', C[2]!.id, '-o', out]),
+      S.runAsync(['pack', 'no-such-branch', '-o', out]),
+      S.runAsync(['pull', out]),
     ]);
-    expect(bare.code, describeOutcome(bare)).toBe(15);
-    expect(codes(bare)).toEqual(['CKVC_BAD_ARGUMENT']);
-    expect(unknown.code, describeOutcome(unknown)).toBe(14);
-    expect(codes(unknown)).toEqual(['CKVC_UNKNOWN_REVISION']);
+    expect(bare.code, describeRun(bare)).toBe(15);
+    expect(codesOf(bare)).toEqual(['CKVC_BAD_ARGUMENT']);
+    expect(unknown.code, describeRun(unknown)).toBe(14);
+    expect(codesOf(unknown)).toEqual(['CKVC_UNKNOWN_REVISION']);
     expect(fs.existsSync(out)).toBe(false);
-    expect(pullMissing.code, describeOutcome(pullMissing)).toBe(15);
-    expect(codes(pullMissing)).toEqual(['CKVC_INPUT_NOT_FOUND']);
+    expect(pullMissing.code, describeRun(pullMissing)).toBe(15);
+    expect(codesOf(pullMissing)).toEqual(['CKVC_INPUT_NOT_FOUND']);
   });
 
   it('verify FILE works with no store: refs, commits with metrics and config hashes', async () => {
     const { r, tmp, cwd } = await verifyFile(fullFile);
-    expect(r.code, describeOutcome(r)).toBe(0);
+    expect(r.code, describeRun(r)).toBe(0);
     const v = JSON.parse(r.stdout);
     expect(v.ok).toBe(true);
     expect(v.bytes).toBe(fs.statSync(fullFile).size);
@@ -314,13 +295,13 @@ describe('bundle round trip', () => {
     expect(fs.readdirSync(tmp), 'verify left its quarantine behind').toEqual([]);
     expect(fs.readdirSync(cwd), 'verify FILE created something in the current folder').toEqual([]);
     const missing = await verifyFile(path.join(work, 'no-such.bundle'));
-    expect(missing.r.code, describeOutcome(missing.r)).toBe(15);
-    expect(codes(missing.r)).toEqual(['CKVC_INPUT_NOT_FOUND']);
+    expect(missing.r.code, describeRun(missing.r)).toBe(15);
+    expect(codesOf(missing.r)).toEqual(['CKVC_INPUT_NOT_FOUND']);
   });
 
   it('verify FILE --markdown prints a table of refs with the metric and config', async () => {
     const { r } = await verifyFile(fullFile, ['--markdown']);
-    expect(r.code, describeOutcome(r)).toBe(0);
+    expect(r.code, describeRun(r)).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines.some((l) => /^\|\s*ref\s*\|/.test(l))).toBe(true);
     expect(lines.some((l) => /^\|\s*-+\s*\|/.test(l))).toBe(true);
@@ -336,8 +317,8 @@ describe('bundle round trip', () => {
   });
 
   it('pull into a fresh store: refs arrive as bundle/<name>, every commit checks out byte-identical, verify clean', async () => {
-    R = initStore('ckvc-bundle-recv-');
-    const r = await R.json(['pull', fullFile]);
+    R = newStore('ckvc-bundle-recv-');
+    const r = await R.jsonAsync(['pull', fullFile]);
     expect(r.refs.map((u: any) => [u.name, u.new]).sort()).toEqual([
       ['refs/heads/bundle/main', C[2]!.id],
       ['refs/tags/bundle/v1', tagId],
@@ -347,20 +328,20 @@ describe('bundle round trip', () => {
     expect(R.ref('refs/tags/v1')).toBeUndefined();
     expect(R.ref('refs/heads/bundle/main')).toBe(C[2]!.id);
     expect(R.ref('refs/tags/bundle/v1')).toBe(tagId);
-    const log = await R.json<{ id: string }[]>(['log', 'bundle/main']);
+    const log = await R.jsonAsync<{ id: string }[]>(['log', 'bundle/main']);
     expect(log.map((c) => c.id)).toEqual([C[2]!.id, C[1]!.id, C[0]!.id]);
     const diffs = await pool(C.slice(0, 3), 2, (c) => checkoutDiff(R, c.id, c.files));
     expect(diffs.flat()).toEqual([]);
-    const [v, tag] = await Promise.all([R.verify(true), R.json(['show', 'bundle/v1'])]);
-    expect(v.r.code, describeOutcome(v.r)).toBe(0);
+    const [v, tag] = await Promise.all([R.verify(true), R.jsonAsync(['show', 'bundle/v1'])]);
+    expect(v.r.code, describeRun(v.r)).toBe(0);
     expect(tag.id).toBe(C[1]!.id);
     expect(tag.metrics).toEqual({ loss: 0.7 });
     expect(quarantines(R)).toEqual([]);
   });
 
   it('pulling the same bundle again moves no ref and adds no object', async () => {
-    const before = snap(R);
-    const r = await R.json(['pull', fullFile]);
+    const before = snapshotStoreExceptTmp(R.store);
+    const r = await R.jsonAsync(['pull', fullFile]);
     expect(
       r.refs.every((u: any) => u.skipped === 'unchanged'),
       JSON.stringify(r.refs),
@@ -368,7 +349,11 @@ describe('bundle round trip', () => {
     expect(r.newObjects).toBe(0);
     expect(R.ref('refs/heads/bundle/main')).toBe(C[2]!.id);
     // Only a duplicate pack may have been added; refs, reflogs and everything else are as they were.
-    expect(diffSnapshots(before, snap(R)).filter((d) => !/^added packs\/[0-9a-f]{64}\.pack$/.test(d))).toEqual([]);
+    expect(
+      diffSnapshots(before, snapshotStoreExceptTmp(R.store)).filter(
+        (d) => !/^added packs\/[0-9a-f]{64}\.pack$/.test(d),
+      ),
+    ).toEqual([]);
     expect((await R.verify(false)).r.code).toBe(0);
   });
 
@@ -382,7 +367,7 @@ describe('bundle round trip', () => {
     expect(incPack.bytes).toBeLessThan(full4Pack.bytes / 3);
     expect(incPack.bytes).toBeLessThan(TENSOR_BYTES * 1.5);
     const { r } = await verifyFile(incFile);
-    expect(r.code, describeOutcome(r)).toBe(0);
+    expect(r.code, describeRun(r)).toBe(0);
     const v = JSON.parse(r.stdout);
     expect(v.prerequisites).toEqual([C[2]!.id]);
     expect(v.commits.map((c: any) => c.id)).toEqual([C[3]!.id]);
@@ -391,74 +376,74 @@ describe('bundle round trip', () => {
 
   it('pack --since a branch that is not an ancestor (sharing a tensor): the --since commit is a prerequisite and the bundle verifies', async () => {
     // Z: `side` and `main` are unrelated roots that share three of their four tensors.
-    const Z = initStore('ckvc-bundle-since-');
+    const Z = newStore('ckvc-bundle-since-');
     const side = await commitCk(Z, 6, [61, 62, 63, 64], 160, 0.1, 0.8, 1, 'side');
     const main = await commitCk(Z, 7, [61, 62, 63, 74], 160, 0.1, 0.7, 2, 'main');
-    expect((await Z.json<{ id: string }[]>(['log', 'main'])).map((c) => c.id)).toEqual([main.id]);
+    expect((await Z.jsonAsync<{ id: string }[]>(['log', 'main'])).map((c) => c.id)).toEqual([main.id]);
     const file = path.join(work, 'since-side.bundle');
-    const pk = await Z.json(['pack', 'main', '-o', file, '--since', 'side']);
+    const pk = await Z.jsonAsync(['pack', 'main', '-o', file, '--since', 'side']);
     expect(pk.bytes).toBeLessThan(TENSOR_BYTES * 1.5); // the shared tensors were left out...
     expect(pk.prerequisites).toEqual([side.id]); // ...so the receiver must have `side`
-    const [{ r }, E] = [await verifyFile(file), initStore('ckvc-bundle-since-recv-')];
-    expect(r.code, `pack wrote a bundle its own verify refuses: ${describeOutcome(r)}`).toBe(0);
-    const pr = await E.run(['pull', file]);
-    expect(pr.code, describeOutcome(pr)).toBe(14);
-    expect(codes(pr)).toEqual(['CKVC_MISSING_PREREQUISITE']);
+    const [{ r }, E] = [await verifyFile(file), newStore('ckvc-bundle-since-recv-')];
+    expect(r.code, `pack wrote a bundle its own verify refuses: ${describeRun(r)}`).toBe(0);
+    const pr = await E.runAsync(['pull', file]);
+    expect(pr.code, describeRun(pr)).toBe(14);
+    expect(codesOf(pr)).toEqual(['CKVC_MISSING_PREREQUISITE']);
     expect(pr.stderr).toContain(side.id.slice(0, 12));
   });
 
   it('an incremental bundle into a store lacking its prerequisite: exit 14 naming it, store unchanged', async () => {
     // L has the history up to the 2nd commit (a bundle of a branch there), not the 3rd.
-    await S.json(['branch', 'old', C[1]!.id]);
+    await S.jsonAsync(['branch', 'old', C[1]!.id]);
     const oldFile = path.join(work, 'old.bundle');
-    await S.json(['pack', 'old', '-o', oldFile]);
-    const L = initStore('ckvc-bundle-lack-');
-    await L.json(['pull', oldFile]);
+    await S.jsonAsync(['pack', 'old', '-o', oldFile]);
+    const L = newStore('ckvc-bundle-lack-');
+    await L.jsonAsync(['pull', oldFile]);
     expect(L.ref('refs/heads/bundle/old')).toBe(C[1]!.id);
-    const before = snap(L);
-    const j = await L.run(['pull', incFile, '--json']);
-    expect(j.code, describeOutcome(j)).toBe(14);
-    expect(codes(j)).toEqual(['CKVC_MISSING_PREREQUISITE']);
+    const before = snapshotStoreExceptTmp(L.store);
+    const j = await L.runAsync(['pull', incFile, '--json']);
+    expect(j.code, describeRun(j)).toBe(14);
+    expect(codesOf(j)).toEqual(['CKVC_MISSING_PREREQUISITE']);
     const err = JSON.parse(j.stderr.trim().split('\n').pop()!).error;
     expect(err.message).toContain(C[2]!.id.slice(0, 12));
     expect(JSON.stringify(err.data)).toContain(C[2]!.id);
-    expect(diffSnapshots(before, snap(L))).toEqual([]);
+    expect(diffSnapshots(before, snapshotStoreExceptTmp(L.store))).toEqual([]);
     expect(quarantines(L)).toEqual([]);
   });
 
   it('a refused pull into a just-initialised store leaves it exactly as it was (not even locks/writers/)', async () => {
-    const E = initStore('ckvc-bundle-empty-');
-    const before = snap(E);
-    const r = await E.run(['pull', incFile]);
-    expect(r.code, describeOutcome(r)).toBe(14);
-    expect(codes(r)).toEqual(['CKVC_MISSING_PREREQUISITE']);
-    expect(diffSnapshots(before, snap(E))).toEqual([]);
+    const E = newStore('ckvc-bundle-empty-');
+    const before = snapshotStoreExceptTmp(E.store);
+    const r = await E.runAsync(['pull', incFile]);
+    expect(r.code, describeRun(r)).toBe(14);
+    expect(codesOf(r)).toEqual(['CKVC_MISSING_PREREQUISITE']);
+    expect(diffSnapshots(before, snapshotStoreExceptTmp(E.store))).toEqual([]);
     expect(quarantines(E)).toEqual([]);
   });
 
   it('an incremental bundle into a store that has its prerequisite: imported, byte-identical, verify clean', async () => {
-    const r = await R.json(['pull', incFile]);
+    const r = await R.jsonAsync(['pull', incFile]);
     expect(r.refs).toEqual([expect.objectContaining({ name: 'refs/heads/bundle/main', old: C[2]!.id, new: C[3]!.id })]);
     expect(R.ref('refs/heads/bundle/main')).toBe(C[3]!.id);
-    const log = await R.json<{ id: string }[]>(['log', 'bundle/main']);
+    const log = await R.jsonAsync<{ id: string }[]>(['log', 'bundle/main']);
     expect(log.map((c) => c.id)).toEqual([...C].reverse().map((c) => c.id));
     const [d, v] = await Promise.all([checkoutDiff(R, C[3]!.id, C[3]!.files), R.verify(true)]);
     expect(d).toEqual([]);
-    expect(v.r.code, describeOutcome(v.r)).toBe(0);
+    expect(v.r.code, describeRun(v.r)).toBe(0);
   });
 
   it('--update-refs moves main itself; a non-fast-forward is refused with 13 (store unchanged) unless --force', async () => {
-    const U = initStore('ckvc-bundle-upd-');
-    const D = initStore('ckvc-bundle-div-');
+    const U = newStore('ckvc-bundle-upd-');
+    const D = newStore('ckvc-bundle-div-');
     const [a] = await Promise.all([
-      U.json(['pull', fullFile, '--update-refs']),
-      D.json(['pull', fullFile, '--update-refs']),
+      U.jsonAsync(['pull', fullFile, '--update-refs']),
+      D.jsonAsync(['pull', fullFile, '--update-refs']),
     ]);
     expect(a.refs.map((u: any) => u.name).sort()).toEqual(['refs/heads/main', 'refs/tags/v1']);
     expect(U.ref('refs/heads/main')).toBe(C[2]!.id);
     expect(U.ref('refs/tags/v1')).toBe(tagId);
     expect(U.ref('refs/heads/bundle/main')).toBeUndefined();
-    const b = await U.json(['pull', incFile, '--update-refs']);
+    const b = await U.jsonAsync(['pull', incFile, '--update-refs']);
     expect(b.refs).toEqual([
       expect.objectContaining({ name: 'refs/heads/main', old: C[2]!.id, new: C[3]!.id, forced: false }),
     ]);
@@ -467,59 +452,59 @@ describe('bundle round trip', () => {
     // A diverged main: another site (D) took the 3rd commit and committed something else on top.
     const side = await commitCk(D, 5, [7, 22, 33, 4], 103, 0.05, 0.45, 400);
     const divFile = path.join(work, 'div.bundle');
-    await D.json(['pack', 'main', '-o', divFile]);
+    await D.jsonAsync(['pack', 'main', '-o', divFile]);
 
     // Into U's main and into the bundle/ namespace of R (bundle/main at the 4th commit): both refused.
-    const before = snap(U);
-    const beforeR = snap(R);
-    const [r, rr] = await Promise.all([U.run(['pull', divFile, '--update-refs']), R.run(['pull', divFile])]);
-    expect(r.code, describeOutcome(r)).toBe(13);
-    expect(codes(r)).toEqual(['CKVC_NON_FAST_FORWARD']);
-    expect(diffSnapshots(before, snap(U))).toEqual([]);
+    const before = snapshotStoreExceptTmp(U.store);
+    const beforeR = snapshotStoreExceptTmp(R.store);
+    const [r, rr] = await Promise.all([U.runAsync(['pull', divFile, '--update-refs']), R.runAsync(['pull', divFile])]);
+    expect(r.code, describeRun(r)).toBe(13);
+    expect(codesOf(r)).toEqual(['CKVC_NON_FAST_FORWARD']);
+    expect(diffSnapshots(before, snapshotStoreExceptTmp(U.store))).toEqual([]);
     expect(quarantines(U)).toEqual([]);
     expect(U.ref('refs/heads/main')).toBe(C[3]!.id);
-    expect(rr.code, describeOutcome(rr)).toBe(13);
-    expect(codes(rr)).toEqual(['CKVC_NON_FAST_FORWARD']);
-    expect(diffSnapshots(beforeR, snap(R))).toEqual([]);
+    expect(rr.code, describeRun(rr)).toBe(13);
+    expect(codesOf(rr)).toEqual(['CKVC_NON_FAST_FORWARD']);
+    expect(diffSnapshots(beforeR, snapshotStoreExceptTmp(R.store))).toEqual([]);
 
-    const f = await U.json(['pull', divFile, '--update-refs', '--force']);
+    const f = await U.jsonAsync(['pull', divFile, '--update-refs', '--force']);
     expect(f.refs).toEqual([
       expect.objectContaining({ name: 'refs/heads/main', old: C[3]!.id, new: side.id, forced: true }),
     ]);
     expect(U.ref('refs/heads/main')).toBe(side.id);
     const [d, v] = await Promise.all([checkoutDiff(U, 'main', side.files), U.verify(true)]);
     expect(d).toEqual([]);
-    expect(v.r.code, describeOutcome(v.r)).toBe(0);
+    expect(v.r.code, describeRun(v.r)).toBe(0);
   });
 
   it('pruned commits travel as prune records: verify FILE ok, and checkout of a pruned commit is 19 at the receiver too', async () => {
     const P = copyStore(S, 'ckvc-bundle-prune-');
-    const pr = await P.json(['prune', '--keep-last', '1', '-b', 'main']);
+    const pr = await P.jsonAsync(['prune', '--keep-last', '1', '-b', 'main']);
     const prunedIds = pr.pruned.map((c: any) => c.id).sort();
     expect(prunedIds).toContain(C[0]!.id);
     expect(prunedIds).not.toContain(C[3]!.id);
-    const gc = await P.run(['gc', '--grace', '0', '--json']);
-    expect(gc.code, describeOutcome(gc)).toBe(0);
+    const gc = await P.runAsync(['gc', '--grace', '0', '--json']);
+    expect(gc.code, describeRun(gc)).toBe(0);
 
     const file = path.join(work, 'pruned.bundle');
-    const pk = await P.json(['pack', 'main', '-o', file]);
+    const pk = await P.jsonAsync(['pack', 'main', '-o', file]);
     expect(pk.commits).toBe(4);
     expect(pk.bytes).toBeLessThan(full4Pack.bytes);
     const { r } = await verifyFile(file);
-    expect(r.code, describeOutcome(r)).toBe(0);
+    expect(r.code, describeRun(r)).toBe(0);
     const v = JSON.parse(r.stdout);
     expect(v.pruned.map((p: any) => p.commit).sort()).toEqual(prunedIds);
     expect(v.commits).toHaveLength(4);
 
-    const F = initStore('ckvc-bundle-prune-recv-');
-    await F.json(['pull', file]);
-    const co = await F.run(['checkout', C[0]!.id, '--to', tempDir('ckvc-co-')]);
-    expect(co.code, describeOutcome(co)).toBe(19);
-    expect(codes(co)).toEqual(['CKVC_PRUNED']);
+    const F = newStore('ckvc-bundle-prune-recv-');
+    await F.jsonAsync(['pull', file]);
+    const co = await F.runAsync(['checkout', C[0]!.id, '--to', tempDir('ckvc-co-')]);
+    expect(co.code, describeRun(co)).toBe(19);
+    expect(codesOf(co)).toEqual(['CKVC_PRUNED']);
     // The kept commit is whole.
     const [d, fv] = await Promise.all([checkoutDiff(F, C[3]!.id, C[3]!.files), F.verify(true)]);
     expect(d).toEqual([]);
-    expect(fv.r.code, describeOutcome(fv.r)).toBe(0);
+    expect(fv.r.code, describeRun(fv.r)).toBe(0);
   });
 });
 
@@ -527,15 +512,15 @@ describe('bundle round trip', () => {
 
 describe('malformed bundles are refused and change nothing', () => {
   /** Two receivers (so two cases run at once on this 2-core machine), each with a commit of its own. */
-  const receivers: Store[] = [];
-  const free: Store[] = [];
-  const waiting: ((s: Store) => void)[] = [];
+  const receivers: TestStore[] = [];
+  const free: TestStore[] = [];
+  const waiting: ((s: TestStore) => void)[] = [];
   let base: Buffer;
   let p: Parsed;
   let recs: PackRecord[];
 
   beforeAll(async () => {
-    for (let i = 0; i < 2; i++) receivers.push(initStore(`ckvc-bundle-bad-recv${i}-`));
+    for (let i = 0; i < 2; i++) receivers.push(newStore(`ckvc-bundle-bad-recv${i}-`));
     await Promise.all(receivers.map((m, i) => commitCk(m, 90 + i, [91 + i, 92, 93, 94], 190, 0.3, 1.5, 10)));
     free.push(...receivers);
     base = fs.readFileSync(fullFile);
@@ -543,8 +528,8 @@ describe('malformed bundles are refused and change nothing', () => {
     recs = parsePack(p.pack);
   });
 
-  async function withReceiver<T>(fn: (m: Store) => Promise<T>): Promise<T> {
-    const m = free.pop() ?? (await new Promise<Store>((r) => waiting.push(r)));
+  async function withReceiver<T>(fn: (m: TestStore) => Promise<T>): Promise<T> {
+    const m = free.pop() ?? (await new Promise<TestStore>((r) => waiting.push(r)));
     try {
       return await fn(m);
     } finally {
@@ -574,16 +559,16 @@ describe('malformed bundles are refused and change nothing', () => {
     const file = path.join(work, `bad-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 80)}.bundle`);
     fs.writeFileSync(file, bytes);
     await withReceiver(async (M) => {
-      const before = snap(M);
-      const [pull, v] = await Promise.all([M.run(['pull', file]), verify ? verifyFile(file) : undefined]);
+      const before = snapshotStoreExceptTmp(M.store);
+      const [pull, v] = await Promise.all([M.runAsync(['pull', file]), verify ? verifyFile(file) : undefined]);
       if (v) {
-        expectIt(v.r.code, `verify FILE: ${describeOutcome(v.r)}`).toBe(exit);
-        expectIt(codes(v.r), `verify FILE: ${v.r.stderr}`).toEqual([code]);
+        expectIt(v.r.code, `verify FILE: ${describeRun(v.r)}`).toBe(exit);
+        expectIt(codesOf(v.r), `verify FILE: ${v.r.stderr}`).toEqual([code]);
         expectIt(fs.readdirSync(v.tmp), 'verify FILE left a quarantine').toEqual([]);
       }
-      expectIt(pull.code, `pull FILE: ${describeOutcome(pull)}`).toBe(exit);
-      expectIt(codes(pull), `pull FILE: ${pull.stderr}`).toEqual([code]);
-      expectIt(diffSnapshots(before, snap(M))).toEqual([]);
+      expectIt(pull.code, `pull FILE: ${describeRun(pull)}`).toBe(exit);
+      expectIt(codesOf(pull), `pull FILE: ${pull.stderr}`).toEqual([code]);
+      expectIt(diffSnapshots(before, snapshotStoreExceptTmp(M.store))).toEqual([]);
       expectIt(quarantines(M)).toEqual([]);
       expectIt(evilPaths(M.dir)).toEqual([]);
     });
@@ -597,9 +582,9 @@ describe('malformed bundles are refused and change nothing', () => {
     const file = path.join(work, 'optional-cap.bundle');
     fs.writeFileSync(file, buildBundle({ ...p.header, optional: ['x-future-thing'] }, p.pack));
     const T = copyStore(receivers[0]!, 'ckvc-bundle-opt-');
-    const [{ r }, pr] = await Promise.all([verifyFile(file), T.run(['pull', file])]);
-    expect(r.code, describeOutcome(r)).toBe(0);
-    expect(pr.code, describeOutcome(pr)).toBe(0);
+    const [{ r }, pr] = await Promise.all([verifyFile(file), T.runAsync(['pull', file])]);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(pr.code, describeRun(pr)).toBe(0);
     expect(T.ref('refs/heads/bundle/main')).toBe(C[2]!.id);
   });
 
@@ -742,8 +727,8 @@ describe('malformed bundles are refused and change nothing', () => {
     const file = path.join(work, 'lacks-chunk-ok.bundle');
     fs.writeFileSync(file, withRecords(p, dropFirstChunk()));
     const T = copyStore(S, 'ckvc-bundle-hasit-');
-    const r = await T.run(['pull', file, '--json']);
-    expect(r.code, describeOutcome(r)).toBe(0);
+    const r = await T.runAsync(['pull', file, '--json']);
+    expect(r.code, describeRun(r)).toBe(0);
     expect(T.ref('refs/heads/bundle/main')).toBe(C[2]!.id);
     expect(await checkoutDiff(T, 'bundle/main', C[2]!.files)).toEqual([]);
   });

@@ -6,28 +6,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ckvc,
-  cleanupTemp,
-  commitId,
-  describeRun,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  readRef,
-  readTree,
-  snapshotStore,
-  snapshotTree,
-  tempDir,
-  type RunResult,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { ckvc, describeRun, errorCodes, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, readRef, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, readTree, snapshotStore, snapshotTree } from '../helpers/snapshots.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
 import { hostileBundle, hostileHistory, plantInStore, type TreeSpec } from '../helpers/hostile-tree.js';
 
 afterAll(cleanupTemp);
 
-let s: TempStore;
+let s: TestStore;
 let src: string;
 let id: string;
 /** A file of the commit that is named like a checkout temp file: never taken for one. */

@@ -11,17 +11,10 @@ import {
   readSafetensorsHeaderLength,
   type SafetensorsLayout,
 } from '../../src/core/input-formats/safetensors.js';
-import {
-  BIN,
-  cleanupTemp,
-  commitId,
-  errorCodes,
-  newStore,
-  readTree,
-  sha256,
-  tempDir,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { BIN, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { readTree, sha256 } from '../helpers/snapshots.js';
 import { randomBytes, tensorData, writeSafetensors, type TensorSpec } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -33,7 +26,7 @@ interface Run {
 }
 
 /** Runs ckvc on store `st` without blocking, keeping stdout as bytes (cat writes binary). */
-function run(st: TempStore, args: string[]): Promise<Run> {
+function run(st: TestStore, args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args, '--store', st.store], {
       env: { ...process.env, NO_COLOR: '1', CKVC_AUTHOR: 'test' },
@@ -49,7 +42,7 @@ function run(st: TempStore, args: string[]): Promise<Run> {
   });
 }
 
-async function okJson(st: TempStore, args: string[]): Promise<any> {
+async function okJson(st: TestStore, args: string[]): Promise<any> {
   const r = await run(st, [...args, '--json']);
   if (r.code !== 0) throw new Error(`ckvc ${args.join(' ')}: exit ${r.code}\n${r.err}`);
   return JSON.parse(r.out.toString('utf8'));
@@ -75,7 +68,7 @@ const WIDTH: Record<string, number> = {
   I64: 8,
 };
 
-let s: TempStore;
+let s: TestStore;
 let ck = '';
 let cfg = '';
 let c1 = '';
@@ -380,7 +373,7 @@ describe('checkout --tensor with .npy sources', () => {
     return Buffer.concat([pre, Buffer.from(h, 'latin1'), data]);
   }
 
-  let t: TempStore;
+  let t: TestStore;
   let c = '';
   const w = tensorData(50, 'F32', [2, 3]);
   beforeAll(async () => {

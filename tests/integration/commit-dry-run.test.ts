@@ -4,15 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  cleanupTemp,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  packBytes,
-  snapshotStore,
-  tempDir,
-} from '../helpers/ckvc.js';
+import { errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore } from '../helpers/test-store.js';
+import { diffSnapshots, packBytes, snapshotStore } from '../helpers/snapshots.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);

@@ -5,19 +5,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  cleanupTemp,
-  commitId,
-  describeRun,
-  errorCodes,
-  newStore,
-  readRef,
-  readTree,
-  sleep,
-  tempDir,
-  type RunResult,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, readRef, type TestStore } from '../helpers/test-store.js';
+import { readTree } from '../helpers/snapshots.js';
+import { sleep } from '../helpers/async-tasks.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -43,7 +35,7 @@ function idOf(r: RunResult): string {
   return id;
 }
 
-function checkoutMatches(s: TempStore, rev: string, src: string): void {
+function checkoutMatches(s: TestStore, rev: string, src: string): void {
   const out = tempDir('ckvc-out-');
   s.ok(['checkout', rev, '--to', out]);
   const a = readTree(src);
@@ -58,8 +50,8 @@ describe('concurrent commits', () => {
     const base = commitId(s, [dataDir(1, 64 * 1024), '-m', 'base']);
     const d1 = dataDir(2, 6 * MiB);
     const d2 = dataDir(3, 6 * MiB);
-    const p1 = s.async(['commit', d1, '-m', 'from process 1', '--json']);
-    const p2 = s.async(['commit', d2, '-m', 'from process 2', '--json']);
+    const p1 = s.start(['commit', d1, '-m', 'from process 1', '--json']);
+    const p2 = s.start(['commit', d2, '-m', 'from process 2', '--json']);
     const [r1, r2] = await Promise.all([p1.done, p2.done]);
     const id1 = idOf(r1);
     const id2 = idOf(r2);
@@ -89,7 +81,7 @@ describe('concurrent commits', () => {
   it('three processes creating the same new branch at once all land on one line of history', async () => {
     const s = newStore();
     const dirs = [dataDir(11, 3 * MiB), dataDir(12, 3 * MiB), dataDir(13, 3 * MiB)];
-    const runs = dirs.map((d, i) => s.async(['commit', d, '-m', `p${i}`, '-b', 'race', '--json']));
+    const runs = dirs.map((d, i) => s.start(['commit', d, '-m', `p${i}`, '-b', 'race', '--json']));
     const results = await Promise.all(runs.map((r) => r.done));
     const ids = results.map(idOf);
     const log = s.json(['log', 'race']);
@@ -110,8 +102,8 @@ describe('concurrent commits', () => {
     const d1 = dataDir(21, 6 * MiB);
     const d2 = dataDir(22, 6 * MiB);
     const [r1, r2] = await Promise.all([
-      s.async(['commit', d1, '-m', 'lstm', '-b', 'lstm', '--parent', 'main', '--json']).done,
-      s.async(['commit', d2, '-m', 'gru', '-b', 'gru', '--parent', 'main', '--json']).done,
+      s.start(['commit', d1, '-m', 'lstm', '-b', 'lstm', '--parent', 'main', '--json']).done,
+      s.start(['commit', d2, '-m', 'gru', '-b', 'gru', '--parent', 'main', '--json']).done,
     ]);
     const id1 = idOf(r1);
     const id2 = idOf(r2);
@@ -130,8 +122,8 @@ describe('concurrent commits', () => {
     const s = newStore();
     const d = dataDir(30, 4 * MiB);
     const [r1, r2] = await Promise.all([
-      s.async(['commit', d, '-m', 'same a', '--json']).done,
-      s.async(['commit', d, '-m', 'same b', '--json']).done,
+      s.start(['commit', d, '-m', 'same a', '--json']).done,
+      s.start(['commit', d, '-m', 'same b', '--json']).done,
     ]);
     idOf(r1);
     idOf(r2);
@@ -146,7 +138,7 @@ describe('readers during a commit', () => {
     const s = newStore();
     const base = commitId(s, [dataDir(40, 64 * 1024), '-m', 'base']);
     const big = dataDir(41, 48 * MiB);
-    const commit = s.async(['commit', big, '-m', 'big', '--json']);
+    const commit = s.start(['commit', big, '-m', 'big', '--json']);
     let finished = false;
     const committed = commit.done.then((r) => {
       finished = true;
@@ -156,7 +148,7 @@ describe('readers during a commit', () => {
     let duringCommit = 0;
     while (!finished || logs.length === 0) {
       const wasRunning = !finished;
-      const r = await s.async(['log', '--json']).done;
+      const r = await s.start(['log', '--json']).done;
       logs.push(r);
       if (wasRunning && !finished) duringCommit++;
       if (logs.length > 200) break;
@@ -177,8 +169,8 @@ describe('readers during a commit', () => {
   it('status, branch and show keep working while two commits run', async () => {
     const s = newStore();
     commitId(s, [dataDir(50, 64 * 1024), '-m', 'base']);
-    const c1 = s.async(['commit', dataDir(51, 16 * MiB), '-m', 'one', '-b', 'one', '--json']);
-    const c2 = s.async(['commit', dataDir(52, 16 * MiB), '-m', 'two', '-b', 'two', '--json']);
+    const c1 = s.start(['commit', dataDir(51, 16 * MiB), '-m', 'one', '-b', 'one', '--json']);
+    const c2 = s.start(['commit', dataDir(52, 16 * MiB), '-m', 'two', '-b', 'two', '--json']);
     const readers: RunResult[] = [];
     for (const args of [
       ['status', '--json'],
@@ -186,7 +178,7 @@ describe('readers during a commit', () => {
       ['show', 'main', '--json'],
       ['stats', '--json'],
     ]) {
-      readers.push(await s.async(args).done);
+      readers.push(await s.start(args).done);
     }
     const [r1, r2] = await Promise.all([c1.done, c2.done]);
     idOf(r1);
@@ -235,7 +227,7 @@ describe('TIMING-DEPENDENT: interruption', () => {
     const s = newStore();
     const base = commitId(s, [dataDir(70, 4096), '-m', 'base']);
     const big = dataDir(71, 96 * MiB);
-    const run = s.async(['commit', big, '-m', 'interrupted']);
+    const run = s.start(['commit', big, '-m', 'interrupted']);
     // Give it time to start reading, then interrupt.
     const file = path.join(big, 'opaque.bin');
     const deadline = Date.now() + 20_000;

@@ -4,21 +4,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  commitId,
-  describeRun,
-  errorCodes,
-  newStore,
-  snapshotStore,
-  cleanupTemp,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { snapshotStore } from '../helpers/snapshots.js';
 import { randomBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
-let src: TempStore;
-let dst: TempStore;
+let src: TestStore;
+let dst: TestStore;
 let bundle: string;
 let incremental: string;
 let cfgLive: string;

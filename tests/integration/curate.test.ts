@@ -6,46 +6,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
-import {
-  ckvc,
-  ckvcAsync,
-  cleanupTemp,
-  describeRun,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  ok,
-  okJson,
-  packBytes,
-  packFiles,
-  readRef,
-  readTree,
-  sha256,
-  snapshotStore,
-  tempDir,
-  type RunResult,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes, expectOk, parseJson, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { copyStore, newStore, readRef, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, packBytes, packFiles, readTree, sha256, snapshotStore } from '../helpers/snapshots.js';
+import { Semaphore } from '../helpers/async-tasks.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
-import { Semaphore } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
-
-/** A copy of a prepared store (the folder holding .ckvc) in a new temp dir. */
-function clone(src: TempStore): TempStore {
-  const dir = tempDir('ckvc-cur-copy-');
-  fs.cpSync(src.dir, dir, { recursive: true });
-  const store = path.join(dir, '.ckvc');
-  const w = (args: string[]) => [...args, '--store', store];
-  return {
-    dir,
-    store,
-    run: (a, o) => ckvc(w(a), o),
-    ok: (a, o) => ok(w(a), o),
-    json: (a, o) => okJson(w(a), o),
-    async: (a, o) => ckvcAsync(w(a), o),
-  };
-}
 
 /** A store whose ok/json/run return promises (the CLI runs as a child process, not blocking the event loop). */
 interface AsyncStore {
@@ -55,7 +23,7 @@ interface AsyncStore {
   json<T = any>(args: string[]): Promise<T>;
   run(args: string[]): Promise<RunResult>;
 }
-const asyncOf = (t: TempStore): AsyncStore => ({
+const asyncOf = (t: TestStore): AsyncStore => ({
   dir: t.dir,
   store: t.store,
   ok: (a) => aok(t, a),
@@ -79,20 +47,10 @@ const stderrLines = (r: { stderr: string }) => r.stderr.trim().split('\n').filte
 
 // Async runners for the setups and the prune tests, which run side by side (at most 3 processes at a time).
 const slots = new Semaphore(3);
-const arun = (s: TempStore, args: string[]) => slots.use(() => s.async(args).done);
-async function aok(s: TempStore, args: string[]) {
-  const r = await arun(s, args);
-  if (r.code !== 0) throw new Error(`ckvc ${args.join(' ')} failed: ${describeRun(r)}`);
-  return r;
-}
-async function ajson<T = any>(s: TempStore, args: string[]): Promise<T> {
-  const r = await aok(s, [...args, '--json']);
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch {
-    throw new Error(`ckvc ${args.join(' ')} --json printed non-JSON: ${describeRun(r)}`);
-  }
-}
+const arun = (s: TestStore, args: string[]) => slots.use(() => s.runAsync(args));
+const aok = async (s: TestStore, args: string[]) => expectOk(await arun(s, args), `ckvc ${args.join(' ')} failed`);
+const ajson = async <T = any>(s: TestStore, args: string[]): Promise<T> =>
+  parseJson<T>(await arun(s, [...args, '--json']), `ckvc ${args.join(' ')} --json`);
 
 // The stores of the sections below are built side by side before any test runs.
 beforeAll(async () => {
@@ -129,7 +87,7 @@ function section(
 
 // =============================================================================================================
 const cfgState = {} as {
-  s: TempStore;
+  s: TestStore;
   work: string;
   cfg1: string; // YAML with comments, odd spacing, non-ASCII, CRLF line, no final newline
   cfg1Json: string; // the same values as JSON, keys reordered, 512.0 for 512
@@ -325,7 +283,7 @@ section('config', (it, beforeAll) => {
 
 // =============================================================================================================
 const bestState = { id: {} as Record<string, string>, n: 0 } as {
-  s: TempStore;
+  s: TestStore;
   work: string;
   id: Record<string, string>;
   n: number;
@@ -622,7 +580,7 @@ section('aliases', (it, beforeAll) => {
 // below; branch `old` at p1, alias `bestloss` (min loss, so p2), plain tag v1 at p3. Tensor data is random
 // bits (stored raw), so freed byte counts are predictable. Each test works on its own copy, side by side.
 const pruneState = { ids: [] as string[], files: [] as Map<string, string>[], dirs: [] as string[] } as {
-  T: TempStore;
+  T: TestStore;
   ids: string[];
   files: Map<string, string>[];
   dirs: string[];
@@ -670,14 +628,14 @@ section(
     const { ids, files } = pruneState;
     const pick = (m: Map<string, string>, keys: string[]) => new Map([...m].filter(([k]) => keys.includes(k)));
     const prunedIds = (r: any) => r.pruned.map((p: any) => p.id);
-    const recordFiles = (s: TempStore) =>
+    const recordFiles = (s: TestStore) =>
       fs.existsSync(path.join(s.store, 'pruned')) ? fs.readdirSync(path.join(s.store, 'pruned')).sort() : [];
-    const record = (s: TempStore, k: number) =>
+    const record = (s: TestStore, k: number) =>
       JSON.parse(fs.readFileSync(path.join(s.store, 'pruned', `${ids[k]}.json`), 'utf8'));
 
     /** Problems unless checkout of p<k> exits 19 CKVC_PRUNED in one line naming p<k> and one of `tensors`. */
     async function prunedProblems(
-      s: TempStore,
+      s: TestStore,
       k: number,
       tensors: string[],
       paths: string[] = [],
@@ -694,7 +652,7 @@ section(
     }
 
     /** Problems unless p<k> (or some of its files) checks out byte-identical. */
-    async function intactProblems(s: TempStore, k: number, only?: string[]): Promise<string[]> {
+    async function intactProblems(s: TestStore, k: number, only?: string[]): Promise<string[]> {
       const out = tempDir('ckvc-prune-co-');
       const r = await arun(s, ['checkout', ids[k]!, '--to', out, ...(only ?? []).flatMap((p) => ['--path', p])]);
       if (r.code !== 0) return [`checkout p${k} ${(only ?? []).join(' ')}: ${describeRun(r)}`];
@@ -706,7 +664,7 @@ section(
       return out2;
     }
 
-    async function verifyProblems(s: TempStore, when: string): Promise<string[]> {
+    async function verifyProblems(s: TestStore, when: string): Promise<string[]> {
       const v = await arun(s, ['verify', '--read-data']);
       return v.code === 0 ? [] : [`verify --read-data ${when}: ${describeRun(v)}`];
     }
@@ -716,7 +674,7 @@ section(
     it('prune --dry-run reports and changes nothing (every store file byte-identical, refs the same)', async ({
       expect,
     }) => {
-      const s = clone(pruneState.T);
+      const s = copyStore(pruneState.T, 'ckvc-cur-copy-');
       const before = snapshotStore(s.store);
       const names = ['refs/heads/main', 'refs/heads/old', 'refs/tags/v1', 'refs/aliases/bestloss'];
       const refs = names.map((r) => readRef(s.store, r));
@@ -740,7 +698,7 @@ section(
     it('commits named by a branch, an alias or a tag are kept; --include-tagged prunes tagged ones; --keep-best keeps what it says', async ({
       expect,
     }) => {
-      const s = clone(pruneState.T);
+      const s = copyStore(pruneState.T, 'ckvc-cur-copy-');
       const dry = (extra: string[]) => ajson(s, ['prune', '--keep-last', '1', '--dry-run', ...extra]);
       const [plain, tagged, best3, max2] = await Promise.all([
         dry([]),
@@ -772,7 +730,7 @@ section(
     it("prune releases every file's data: checkout exits 19 naming the tensor, before and after gc; gc frees bytes; everything kept is byte-identical", async ({
       expect,
     }) => {
-      const s = clone(pruneState.T);
+      const s = copyStore(pruneState.T, 'ckvc-cur-copy-');
       const r = await ajson(s, ['prune', '--keep-last', '1']);
       expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
       expect(recordFiles(s)).toEqual([ids[4], ids[5]].map((id) => `${id}.json`).sort());
@@ -837,7 +795,7 @@ section(
     it('prune --tensors GLOB releases only the matching tensors: other files check out; records merge (null wins, first time kept)', async ({
       expect,
     }) => {
-      const s = clone(pruneState.T);
+      const s = copyStore(pruneState.T, 'ckvc-cur-copy-');
       const r = await ajson(s, ['prune', '--keep-last', '1', '--tensors', 'opt*']);
       expect(r.tensors).toEqual(['opt*']);
       expect(prunedIds(r)).toEqual([ids[5], ids[4]]);
@@ -869,7 +827,7 @@ section(
     it('prune --tensors refuses a glob without ":" that reaches tensors only through FILE:NAME (older versions would release them), changing nothing', async ({
       expect,
     }) => {
-      const s = clone(pruneState.T);
+      const s = copyStore(pruneState.T, 'ckvc-cur-copy-');
       const before = snapshotStore(s.store);
       const r = await s.run(['prune', '--keep-last', '1', '--tensors', 'model*']);
       expect(r.code, describeRun(r)).toBe(15);
@@ -886,7 +844,7 @@ section(
     it('gc with the default grace (1h) deletes nothing new; gc --dry-run changes nothing and predicts the real run', async ({
       expect,
     }) => {
-      const s = clone(pruneState.T);
+      const s = copyStore(pruneState.T, 'ckvc-cur-copy-');
       await ajson(s, ['prune', '--keep-last', '1']);
       const before = snapshotStore(s.store);
       const young = await ajson(s, ['gc']);

@@ -4,7 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, commitId, newStore, packBytes, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { packBytes } from '../helpers/snapshots.js';
 import { randomBytes, safetensorsBytes, safetensorsDataStart, type TensorSpec } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -14,20 +16,20 @@ const MiB = 1024 * KiB;
 const CHUNK = 256 * KiB;
 
 /** Commits `file` and returns how many bytes the packs grew by. */
-function growth(s: TempStore, file: string, args: string[] = []): { id: string; bytes: number } {
+function growth(s: TestStore, file: string, args: string[] = []): { id: string; bytes: number } {
   const before = packBytes(s.store);
   const id = commitId(s, [file, '-m', `commit ${path.basename(file)}`, ...args]);
   return { id, bytes: packBytes(s.store) - before };
 }
 
-function roundTrips(s: TempStore, id: string, file: string): boolean {
+function roundTrips(s: TestStore, id: string, file: string): boolean {
   const out = tempDir('ckvc-out-');
   s.ok(['checkout', id, '--to', out]);
   return fs.readFileSync(path.join(out, path.basename(file))).equals(fs.readFileSync(file));
 }
 
 describe('dedup of safetensors by tensor', () => {
-  let s: TempStore;
+  let s: TestStore;
   let dir: string;
   // 8 tensors of 2 MiB (F32 512x1024): 16 MiB in all.
   const TENSOR_BYTES = 2 * MiB;

@@ -9,19 +9,10 @@ import { CODECS } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
 import { PackWriter } from '../../src/store/pack-writer.js';
-import {
-  ckvc,
-  cleanupTemp,
-  commitId,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  ok,
-  packBytes,
-  snapshotStore,
-  tempDir,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { ckvc, errorCodes, ok } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, packBytes, snapshotStore } from '../helpers/snapshots.js';
 import { safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
 import { hostileBundle, hostileHistory } from '../helpers/hostile-tree.js';
 
@@ -49,7 +40,7 @@ function checkpoint(tensors: Buffer[]): Buffer {
 }
 
 describe('delta coding of changed tensors', () => {
-  let s: TempStore;
+  let s: TestStore;
   let dir: string;
   const versions: Buffer[] = [];
   const ids: string[] = [];

@@ -6,16 +6,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cleanupTemp,
-  commitId,
-  describeRun,
-  errorCodes,
-  newStore,
-  packFiles,
-  tempDir,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { packFiles } from '../helpers/snapshots.js';
 import { randomBytes, safetensorsBytes, type TensorSpec } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -115,7 +109,7 @@ optimizer:
 `;
 
 describe('ckvc diff: figures and structure', () => {
-  let s: TempStore;
+  let s: TestStore;
   let A = '';
   let B = '';
   let full: any;

@@ -7,12 +7,14 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, describeRun, okJson, REPO_ROOT, tempDir, type RunResult } from '../helpers/ckvc.js';
+import { describeRun, okJson, REPO_ROOT, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 
 const EXAMPLES = path.join(REPO_ROOT, 'examples');
 const ARCHS = ['lstm', 'gru', 'attention'] as const;
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<RunResult> {
+  const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, env });
     let stdout = '';
@@ -24,7 +26,7 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): 
       stderr += d;
     });
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 }));
   });
 }
 

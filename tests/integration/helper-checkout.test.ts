@@ -4,10 +4,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { cleanupTemp, newStore, okJson, sleep, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { okJson } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+import { sleep } from '../helpers/async-tasks.js';
 import { Server, testEnv } from '../helpers/helper-server.js';
 
-let s: TempStore;
+let s: TestStore;
 let ckpt: string;
 let server: Server;
 

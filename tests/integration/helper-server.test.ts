@@ -3,10 +3,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ckvc, cleanupTemp, newStore, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { ckvc } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
 import { Server, testEnv } from '../helpers/helper-server.js';
 
-let s: TempStore;
+let s: TestStore;
 let server: Server;
 
 beforeAll(() => {

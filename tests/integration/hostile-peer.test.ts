@@ -8,22 +8,22 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, diffSnapshots, tempDir } from '../helpers/ckvc.js';
+import { ckvcAsync, codesOf, describeRun, expectOk, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, snapshotStoreExceptTmp } from '../helpers/snapshots.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
-import { describeOutcome, expectOk, initStore, runAsync, type Store, type Outcome } from '../helpers/reliability.js';
 import {
   buildBundle,
   bundleHeader,
   checkoutPaths,
   chunkId,
-  codes,
   copyOf,
   expectReleased,
   holds,
   parseBundle,
   pruneRecords,
   setRemotes,
-  snap,
   startProxy,
   startServer,
   stopAll,
@@ -60,32 +60,32 @@ function writeCk(name: string, seed: number): { dir: string; files: Map<string, 
 }
 
 async function commit(
-  s: Store,
+  s: TestStore,
   name: string,
   seed: number,
   branch = 'main',
 ): Promise<{ id: string; files: Map<string, Buffer>; tensorData: Buffer[] }> {
   const ck = writeCk(name, seed);
-  const r = await s.json<{ id: string }>(['commit', ck.dir, '-m', `${name} on ${branch}`, '-b', branch]);
+  const r = await s.jsonAsync<{ id: string }>(['commit', ck.dir, '-m', `${name} on ${branch}`, '-b', branch]);
   return { id: r.id, files: ck.files, tensorData: ck.tensorData };
 }
 
 const ALL = ['extra.bin', 'model.safetensors'];
 
-async function expectCheckout(s: Store, rev: string, files: Map<string, Buffer>, label: string): Promise<void> {
+async function expectCheckout(s: TestStore, rev: string, files: Map<string, Buffer>, label: string): Promise<void> {
   expect(await checkoutPaths(s, rev, files, ALL, label)).toEqual([]);
 }
 
-function expectExit(r: Outcome, code: number, errorCode: string, what: string): void {
-  expect({ exit: r.code, codes: codes(r) }, `${what}: ${describeOutcome(r)}`).toEqual({
+function expectExit(r: RunResult, code: number, errorCode: string, what: string): void {
+  expect({ exit: r.code, codes: codesOf(r) }, `${what}: ${describeRun(r)}`).toEqual({
     exit: code,
     codes: [errorCode],
   });
 }
 
 /** `ckvc verify FILE` with no store. */
-function verifyFile(file: string): Promise<Outcome> {
-  return runAsync(['verify', file, '--json'], {
+function verifyFile(file: string): Promise<RunResult> {
+  return ckvcAsync(['verify', file, '--json'], {
     cwd: tempDir('ckvc-hp-nostore-'),
     env: { TMPDIR: tempDir('ckvc-hp-vtmp-'), CKVC_DIR: undefined },
   });
@@ -99,8 +99,8 @@ function verifyFile(file: string): Promise<Outcome> {
 // B keeps unpruned: the record must not release c0's reach of it).
 
 describe('a peer that sends prune records', () => {
-  let B: Store;
-  let X: Store;
+  let B: TestStore;
+  let X: TestStore;
   let c0: Awaited<ReturnType<typeof commit>>;
   let c1: Awaited<ReturnType<typeof commit>>;
   let c2: Awaited<ReturnType<typeof commit>>;
@@ -116,18 +116,18 @@ describe('a peer that sends prune records', () => {
     work = tempDir('ckvc-hp-work-');
     tokenFile = path.join(work, 'token');
     fs.writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
-    B = initStore('ckvc-hp-b-');
+    B = newStore('ckvc-hp-b-');
     c0 = await commit(B, 'c0', 1);
     c1 = await commit(B, 'c1', 2);
-    expectOk(await B.run(['tag', 'best', c1.id]), 'tag best');
+    expectOk(await B.runAsync(['tag', 'best', c1.id]), 'tag best');
     X = copyOf(B, 'ckvc-hp-x-');
     c2 = await commit(X, 'c2', 3);
-    expectOk(await X.run(['branch', 'other', c1.id]), 'branch other');
+    expectOk(await X.runAsync(['branch', 'other', c1.id]), 'branch other');
     x1 = await commit(X, 'c0', 1, 'other'); // the files of c0 again: the same tree object
     x2 = await commit(X, 'x2', 4, 'other');
-    const pr = await X.json<{ pruned: { id: string }[] }>(['prune', '--keep-last', '1', '--include-tagged']);
+    const pr = await X.jsonAsync<{ pruned: { id: string }[] }>(['prune', '--keep-last', '1', '--include-tagged']);
     expect(pr.pruned.map((p) => p.id).sort()).toEqual([c0.id, c1.id].sort());
-    const po = await X.json<{ pruned: { id: string }[] }>([
+    const po = await X.jsonAsync<{ pruned: { id: string }[] }>([
       'prune',
       '--keep-last',
       '1',
@@ -137,7 +137,7 @@ describe('a peer that sends prune records', () => {
     ]);
     expect(po.pruned.map((p) => p.id)).toEqual([x1.id]); // a branch's history stops at commits made on another
     xBundle = path.join(work, 'x.ckvb');
-    expectOk(await X.run(['pack', 'main', 'other', '-o', xBundle]), 'pack at X');
+    expectOk(await X.runAsync(['pack', 'main', 'other', '-o', xBundle]), 'pack at X');
     foreign = buildBundle(
       bundleHeader({ pruned: [{ commit: c1.id, time: Date.now(), tensors: null }] }),
       Buffer.alloc(0),
@@ -150,16 +150,16 @@ describe('a peer that sends prune records', () => {
       const file = path.join(work, 'foreign.ckvb');
       fs.writeFileSync(file, foreign);
       const R = copyOf(B, 'ckvc-hp-a-');
-      const before = snap(R);
-      const [v, p] = await Promise.all([verifyFile(file), R.run(['pull', file])]);
+      const before = snapshotStoreExceptTmp(R.store);
+      const [v, p] = await Promise.all([verifyFile(file), R.runAsync(['pull', file])]);
       expectExit(v, 12, 'CKVC_BAD_BUNDLE', 'verify FILE');
       expectExit(p, 12, 'CKVC_BAD_BUNDLE', 'pull FILE');
-      expect(diffSnapshots(before, snap(R))).toEqual([]);
+      expect(diffSnapshots(before, snapshotStoreExceptTmp(R.store))).toEqual([]);
       expect(pruneRecords(R).size).toBe(0);
-      expectOk(await R.run(['gc', '--grace', '0']), 'gc');
+      expectOk(await R.runAsync(['gc', '--grace', '0']), 'gc');
       await expectCheckout(R, 'best', c1.files, 'best after gc');
       const vr = await R.verify(true);
-      expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
+      expect(vr.r.code, describeRun(vr.r)).toBe(0);
     },
     T,
   );
@@ -175,7 +175,7 @@ describe('a peer that sends prune records', () => {
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
           body: new Uint8Array(body),
         });
-      const before = snap(R);
+      const before = snapshotStoreExceptTmp(R.store);
       const r1 = await post(foreign);
       const j1 = (await r1.json()) as { error?: { code: string; exit: number } };
       expect({ status: r1.status, code: j1.error?.code, exit: j1.error?.exit }).toEqual({
@@ -183,7 +183,7 @@ describe('a peer that sends prune records', () => {
         code: 'CKVC_BAD_BUNDLE',
         exit: 12,
       });
-      expect(diffSnapshots(before, snap(R))).toEqual([]);
+      expect(diffSnapshots(before, snapshotStoreExceptTmp(R.store))).toEqual([]);
 
       // x.ckvb as a push body (no refs): c2, x1, x2 are new here, c0 and c1 are not: only x1's record is taken.
       const xb = parseBundle(fs.readFileSync(xBundle));
@@ -193,8 +193,8 @@ describe('a peer that sends prune records', () => {
       expect(((await r2.json()) as { newObjects: number }).newObjects).toBeGreaterThan(0);
       expect([...pruneRecords(R).keys()]).toEqual([x1.id]);
       // A branch at x2 keeps x1 (and its record) alive through gc: x1's tree is c0's, which c0 still needs.
-      expectOk(await R.run(['branch', 'other', x2.id]), 'branch other at the server store');
-      expectOk(await R.run(['gc', '--grace', '0']), 'gc at the server store');
+      expectOk(await R.runAsync(['branch', 'other', x2.id]), 'branch other at the server store');
+      expectOk(await R.runAsync(['gc', '--grace', '0']), 'gc at the server store');
       const r3 = await Promise.all([
         checkoutPaths(R, c0.id, c0.files, ALL, 'server c0 after gc'),
         checkoutPaths(R, 'best', c1.files, ALL, 'server best after gc'),
@@ -202,7 +202,7 @@ describe('a peer that sends prune records', () => {
       ]);
       expect(r3.flat()).toEqual([]);
       const vr = await R.verify(true);
-      expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
+      expect(vr.r.code, describeRun(vr.r)).toBe(0);
     },
     T,
   );
@@ -211,11 +211,11 @@ describe('a peer that sends prune records', () => {
     "(c) pull of a bundle that carries commits the receiver has, with their records: the receiver's copies stay unpruned (checkout works, after gc --grace 0 too)",
     async () => {
       const R = copyOf(B, 'ckvc-hp-c-');
-      const p = await R.run(['pull', xBundle, '--json']);
+      const p = await R.runAsync(['pull', xBundle, '--json']);
       // Either outcome is allowed; what matters is the receiver's own history.
       if (p.code !== 0) expectExit(p, 12, 'CKVC_BAD_BUNDLE', 'pull');
       expect(pruneRecords(R).has(c0.id) || pruneRecords(R).has(c1.id)).toBe(false);
-      expectOk(await R.run(['gc', '--grace', '0']), 'gc');
+      expectOk(await R.runAsync(['gc', '--grace', '0']), 'gc');
       const r = await Promise.all([
         checkoutPaths(R, c0.id, c0.files, ALL, 'c0 after gc'),
         checkoutPaths(R, c1.id, c1.files, ALL, 'c1 after gc'),
@@ -233,7 +233,7 @@ describe('a peer that sends prune records', () => {
         expect(r2.flat()).toEqual([]);
       }
       const vr = await R.verify(true);
-      expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
+      expect(vr.r.code, describeRun(vr.r)).toBe(0);
     },
     T,
   );
@@ -252,11 +252,11 @@ describe('a peer that sends prune records', () => {
       });
       const L = copyOf(B, 'ckvc-hp-d-');
       setRemotes(L, { liar: proxy.url });
-      const before = snap(L);
-      const f = await L.run(['fetch', 'liar'], { env: { CKVC_TOKEN: undefined } });
+      const before = snapshotStoreExceptTmp(L.store);
+      const f = await L.runAsync(['fetch', 'liar'], { env: { CKVC_TOKEN: undefined } });
       expect(proxy.hits.get('/v1/objects') ?? 0).toBeGreaterThan(0);
       expectExit(f, 12, 'CKVC_BAD_BUNDLE', 'fetch');
-      expect(diffSnapshots(before, snap(L))).toEqual([]);
+      expect(diffSnapshots(before, snapshotStoreExceptTmp(L.store))).toEqual([]);
       expect(L.ref('refs/remotes/liar/main')).toBeUndefined();
       await expectCheckout(L, 'best', c1.files, 'best after the refused fetch');
     },
@@ -271,19 +271,19 @@ describe("prune keeps tagged commits unless --include-tagged; gc keeps a named c
     '(e) the whole story on one store',
     async () => {
       work ||= tempDir('ckvc-hp-work-');
-      const E = initStore('ckvc-hp-e-');
+      const E = newStore('ckvc-hp-e-');
       const e0 = await commit(E, 'e0', 10);
       const e1 = await commit(E, 'e1', 11);
       const e2 = await commit(E, 'e2', 12);
       const e3 = await commit(E, 'e3', 13);
-      expectOk(await E.run(['tag', 'best', e1.id]), 'tag best');
+      expectOk(await E.runAsync(['tag', 'best', e1.id]), 'tag best');
 
       // Plain prune: e1 is kept, and says why (human output and --json).
-      const h = await E.run(['prune', '--keep-last', '1']);
-      expect(h.code, describeOutcome(h)).toBe(0);
+      const h = await E.runAsync(['prune', '--keep-last', '1']);
+      expect(h.code, describeRun(h)).toBe(0);
       const keptLine = h.stdout.split('\n').find((l) => l.includes(e1.id.slice(0, 12)));
       expect(keptLine, h.stdout).toMatch(/^keep\b.*\btag best\b/);
-      const pj = await E.json<{ kept: { id: string; reasons: string[] }[]; pruned: { id: string }[] }>([
+      const pj = await E.jsonAsync<{ kept: { id: string; reasons: string[] }[]; pruned: { id: string }[] }>([
         'prune',
         '--keep-last',
         '1',
@@ -293,13 +293,13 @@ describe("prune keeps tagged commits unless --include-tagged; gc keeps a named c
       expect([...pruneRecords(E).keys()].sort()).toEqual([e0.id, e2.id].sort());
 
       // --include-tagged prunes it and names the tag (listing and --json).
-      const dry = await E.run(['prune', '--keep-last', '1', '--include-tagged', '--dry-run']);
-      expect(dry.code, describeOutcome(dry)).toBe(0);
+      const dry = await E.runAsync(['prune', '--keep-last', '1', '--include-tagged', '--dry-run']);
+      expect(dry.code, describeRun(dry)).toBe(0);
       expect(
         dry.stdout.split('\n').find((l) => l.includes(e1.id.slice(0, 12))),
         dry.stdout,
       ).toMatch(/would prune.*\bbest\b/);
-      const it1 = await E.json<{ pruned: { id: string; names?: string[] }[] }>([
+      const it1 = await E.jsonAsync<{ pruned: { id: string; names?: string[] }[] }>([
         'prune',
         '--keep-last',
         '1',
@@ -307,49 +307,49 @@ describe("prune keeps tagged commits unless --include-tagged; gc keeps a named c
       ]);
       expect(it1.pruned.find((p) => p.id === e1.id)?.names).toEqual(['tag best']);
       expectExit(
-        await E.run(['checkout', 'best', '--to', tempDir('ckvc-hp-co-')]),
+        await E.runAsync(['checkout', 'best', '--to', tempDir('ckvc-hp-co-')]),
         19,
         'CKVC_PRUNED',
         'checkout best (pruned)',
       );
 
       // unprune best restores it.
-      const u1 = await E.json<{ restored: { id: string }[] }>(['unprune', 'best']);
+      const u1 = await E.jsonAsync<{ restored: { id: string }[] }>(['unprune', 'best']);
       expect(u1.restored.map((r) => r.id)).toEqual([e1.id]);
       await expectCheckout(E, 'best', e1.files, 'best after unprune');
 
       // Pruned again, then gc: the untagged e0's data goes, the tagged e1's bytes stay (but it is still pruned).
       expect(
-        (await E.json<{ pruned: { id: string }[] }>(['prune', '--keep-last', '1', '--include-tagged'])).pruned.map(
+        (await E.jsonAsync<{ pruned: { id: string }[] }>(['prune', '--keep-last', '1', '--include-tagged'])).pruned.map(
           (p) => p.id,
         ),
       ).toContain(e1.id);
-      const g = await E.json<{ bytesFreed: number }>(['gc', '--grace', '0']);
+      const g = await E.jsonAsync<{ bytesFreed: number }>(['gc', '--grace', '0']);
       expect(g.bytesFreed).toBeGreaterThan(0);
       for (const d of e0.tensorData) expect(holds(E, chunkId(d)), 'e0 data after gc').toBe(false);
       for (const d of e1.tensorData) expect(holds(E, chunkId(d)), 'tagged e1 data after gc').toBe(true);
       expectExit(
-        await E.run(['checkout', 'best', '--to', tempDir('ckvc-hp-co-')]),
+        await E.runAsync(['checkout', 'best', '--to', tempDir('ckvc-hp-co-')]),
         19,
         'CKVC_PRUNED',
         'checkout best (pruned, after gc)',
       );
 
       // unprune of the untagged e0 after gc: 19 CKVC_PRUNED, nothing changed.
-      const before = snap(E);
-      expectExit(await E.run(['unprune', e0.id]), 19, 'CKVC_PRUNED', 'unprune e0 after gc');
-      expect(diffSnapshots(before, snap(E))).toEqual([]);
+      const before = snapshotStoreExceptTmp(E.store);
+      expectExit(await E.runAsync(['unprune', e0.id]), 19, 'CKVC_PRUNED', 'unprune e0 after gc');
+      expect(diffSnapshots(before, snapshotStoreExceptTmp(E.store))).toEqual([]);
       // Several revisions, one of them gone: nothing is taken back.
-      expectExit(await E.run(['unprune', 'best', e0.id]), 19, 'CKVC_PRUNED', 'unprune best e0 after gc');
-      expect(diffSnapshots(before, snap(E))).toEqual([]);
+      expectExit(await E.runAsync(['unprune', 'best', e0.id]), 19, 'CKVC_PRUNED', 'unprune best e0 after gc');
+      expect(diffSnapshots(before, snapshotStoreExceptTmp(E.store))).toEqual([]);
 
       // unprune of the tagged e1 works even after gc.
-      const u2 = await E.json<{ restored: { id: string }[] }>(['unprune', 'best']);
+      const u2 = await E.jsonAsync<{ restored: { id: string }[] }>(['unprune', 'best']);
       expect(u2.restored.map((r) => r.id)).toEqual([e1.id]);
       await expectCheckout(E, 'best', e1.files, 'best after unprune after gc');
       await expectCheckout(E, e3.id, e3.files, 'tip');
       const vr = await E.verify(true);
-      expect(vr.r.code, describeOutcome(vr.r)).toBe(0);
+      expect(vr.r.code, describeRun(vr.r)).toBe(0);
     },
     T,
   );

@@ -1,14 +1,15 @@
 // `ckvc ls` and `ckvc cat`: listing files and tensors, streaming a file or one tensor's raw bytes.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cleanupTemp, commitId, errorCodes, newStore, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { ckvcBytes, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
 import { randomBytes, tensorData, writeSafetensors } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
-let s: TempStore;
+let s: TestStore;
 let ck = '';
 let model: Buffer;
 let embed: Buffer;
@@ -16,8 +17,8 @@ let c1 = '';
 
 /** Runs ckvc and keeps stdout as bytes (cat writes binary). */
 function catBytes(args: string[]): { code: number | null; out: Buffer; err: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args, '--store', s.store], { maxBuffer: 64 * 1024 * 1024 });
-  return { code: r.status, out: r.stdout, err: r.stderr.toString('utf8') };
+  const r = ckvcBytes([...args, '--store', s.store]);
+  return { code: r.code, out: r.stdout, err: r.stderr.toString('utf8') };
 }
 
 beforeAll(() => {

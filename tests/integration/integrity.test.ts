@@ -3,18 +3,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  cleanupTemp,
-  commitId,
-  describeRun,
-  errorCodes,
-  newStore,
-  packFiles,
-  readTree,
-  tempDir,
-  treeDifferences,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { packFiles, readTree, treeDifferences } from '../helpers/snapshots.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -33,13 +25,13 @@ function flipByte(file: string, at: number): void {
   }
 }
 
-function verifyJson(s: TempStore, readData: boolean): { code: number; report: any; stderr: string } {
+function verifyJson(s: TestStore, readData: boolean): { code: number | null; report: any; stderr: string } {
   const r = s.run(['verify', ...(readData ? ['--read-data'] : []), '--json']);
   return { code: r.code, report: JSON.parse(r.stdout), stderr: r.stderr };
 }
 
 /** A store with one 2 MiB random opaque file: its single pack is almost all chunk data. */
-function storeWithOpaque(): { s: TempStore; src: string; id: string; pack: string } {
+function storeWithOpaque(): { s: TestStore; src: string; id: string; pack: string } {
   const s = newStore();
   const src = tempDir('ckvc-src-');
   fs.writeFileSync(path.join(src, 'weights.bin'), randomBytes(3, 2 * 1024 * 1024));
@@ -159,7 +151,7 @@ describe('a flipped byte in a pack', () => {
 });
 
 describe('the index is a cache', () => {
-  function twoCommits(): { s: TempStore; v1: string; v2: string; srcs: string[] } {
+  function twoCommits(): { s: TestStore; v1: string; v2: string; srcs: string[] } {
     const s = newStore();
     const a = tempDir('ckvc-src-');
     writeSafetensors(path.join(a, 'model.safetensors'), {

@@ -7,7 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pythonFloatRepr } from '../../src/core/input-formats/python-float-repr.js';
-import { cleanupTemp, errorCodes, newStore, tempDir, treeDifferences, type TempStore } from '../helpers/ckvc.js';
+import { errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+import { treeDifferences } from '../helpers/snapshots.js';
 import { loadVector } from '../unit/vectors.js';
 
 afterAll(cleanupTemp);
@@ -36,7 +39,7 @@ function trained(n: number): Float64Array {
 }
 
 describe('JSON snapshots written by Python', () => {
-  let s: TempStore;
+  let s: TestStore;
   let src: string;
   let rev: string;
 
@@ -89,7 +92,7 @@ describe('JSON snapshots written by Python', () => {
 });
 
 describe('a series of JSON snapshots', () => {
-  let s: TempStore;
+  let s: TestStore;
   let dir: string;
   const ids: string[] = [];
   const texts: string[] = [];

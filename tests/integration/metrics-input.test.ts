@@ -4,7 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, errorCodes, newStore, snapshotStore, diffSnapshots, tempDir } from '../helpers/ckvc.js';
+import { errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore } from '../helpers/test-store.js';
+import { diffSnapshots, snapshotStore } from '../helpers/snapshots.js';
 
 afterAll(cleanupTemp);
 

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, newStore, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 
 afterAll(cleanupTemp);
@@ -24,7 +25,7 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const CUT = ['params/dense/kernel', 'params/head/kernel', 'opt_state/0/mu', 'opt_state/0/nu', 'fortran', 'counts'];
 
 describe('pickled NumPy state', () => {
-  let s: TempStore;
+  let s: TestStore;
   let src: string;
   let rev: string;
 

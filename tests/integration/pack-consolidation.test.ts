@@ -7,16 +7,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cleanupTemp,
-  commitId,
-  newStore,
-  packFiles,
-  REPO_ROOT,
-  tempDir,
-  treeDifferences,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { REPO_ROOT } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { packFiles, treeDifferences } from '../helpers/snapshots.js';
 import { geometricPrefix } from '../../src/store/pack-consolidation.js';
 
 afterAll(cleanupTemp);
@@ -34,7 +28,7 @@ function writeCkpt(dir: string, i: number): void {
 }
 
 describe('a store of many small commits', () => {
-  let s: TempStore;
+  let s: TestStore;
   const made: { id: string; dir: string }[] = [];
 
   beforeAll(async () => {

@@ -7,7 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { objectId } from '../../src/core/store-format/object-id.js';
 import { CODECS } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
-import { cleanupTemp, commitId, newStore, packFiles, tempDir } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore } from '../helpers/test-store.js';
+import { packFiles } from '../helpers/snapshots.js';
 import { safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
 
 afterAll(cleanupTemp);

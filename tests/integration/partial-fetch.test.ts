@@ -7,20 +7,11 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  BIN,
-  cleanupTemp,
-  cliEnv,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  snapshotTree,
-  snapshotStore,
-  tempDir,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { BIN, cliEnv, errorCodes } from '../helpers/ckvc.js';
+import { diffSnapshots, snapshotTree, snapshotStore } from '../helpers/snapshots.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
 import { safetensorsBytes } from '../helpers/data.js';
-import type { Store } from '../helpers/reliability.js';
 import { proxy, serve, stopServers } from '../helpers/servers.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
@@ -38,9 +29,9 @@ interface PartialCase {
   start?(): Promise<void>;
   stop?(): Promise<void>;
   /** Makes the source store reachable as a remote. */
-  reach(src: TempStore): Promise<Reach>;
+  reach(src: TestStore): Promise<Reach>;
   /** The same remote, unreachable now. */
-  offline(src: TempStore, up: Reach): Promise<Reach>;
+  offline(src: TestStore, up: Reach): Promise<Reach>;
 }
 
 async function closedPort(): Promise<number> {
@@ -67,7 +58,7 @@ const CASES: PartialCase[] = [
   {
     name: 'HTTP',
     stop: stopServers,
-    reach: async (src) => ({ url: (await serve(src as unknown as Store)).url }),
+    reach: async (src) => ({ url: (await serve(src)).url }),
     offline: async () => ({ url: `http://127.0.0.1:${await closedPort()}/` }),
   },
   {
@@ -112,7 +103,7 @@ function checkpoint(step: number): Buffer {
   );
 }
 
-function makeSource(): TempStore {
+function makeSource(): TestStore {
   const src = newStore('ckvc-partial-src-');
   const ckpt = path.join(src.dir, 'ckpt');
   fs.mkdirSync(ckpt);
@@ -123,13 +114,13 @@ function makeSource(): TempStore {
   return src;
 }
 
-const promised = (s: TempStore) => {
+const promised = (s: TestStore) => {
   const dir = path.join(s.store, 'promised');
   return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.endsWith('.json')) : [];
 };
 
 /** `ckvc cat ...` as bytes (the helpers read stdout as text). */
-function catBytes(s: TempStore, args: string[], env?: Env): Buffer {
+function catBytes(s: TestStore, args: string[], env?: Env): Buffer {
   const r = spawnSync(process.execPath, [BIN, 'cat', ...args, '--store', s.store], { env: cliEnv(env) });
   if (r.status !== 0) throw new Error(`ckvc cat ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
@@ -138,8 +129,8 @@ function catBytes(s: TempStore, args: string[], env?: Env): Buffer {
 afterAll(() => cleanupTemp());
 
 describe.each(CASES)('partial fetch over $name', (tc) => {
-  let src: TempStore;
-  let client: TempStore;
+  let src: TestStore;
+  let client: TestStore;
   let up: Reach;
   let partialBytes = 0;
   const env = () => up.env;
@@ -271,7 +262,7 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
 describe('partial fetch: checkout straight from a remote', () => {
   it('checkout REMOTE/BRANCH --tensor GLOB fetches only those tensors, then checks them out', async () => {
     const src = makeSource();
-    const { url } = await serve(src as unknown as Store);
+    const { url } = await serve(src);
     const client = newStore('ckvc-partial-co-');
     client.ok(['remote', 'add', 'lab', url]);
     const got = tempDir();
@@ -295,7 +286,7 @@ describe('partial fetch: checkout straight from a remote', () => {
 
   it('a server that predates the filter refuses it, and nothing is fetched', async () => {
     const src = makeSource();
-    const upstream = (await serve(src as unknown as Store)).url;
+    const upstream = (await serve(src)).url;
     // What a server without partial fetch answers: the plan body's unknown field refused (PROTOCOL.md §3).
     const url = await proxy(upstream, async (req, body, res, pass) => {
       if (req.url === '/v1/plan' && 'filter' in JSON.parse(body.toString('utf8'))) {
@@ -313,7 +304,7 @@ describe('partial fetch: checkout straight from a remote', () => {
     const client = newStore('ckvc-partial-old-');
     client.ok(['remote', 'add', 'old', url]);
     const before = snapshotStore(client.store);
-    const r = await client.async(['fetch', 'old', '--filter', 'tensors:model.*']).done;
+    const r = await client.start(['fetch', 'old', '--filter', 'tensors:model.*']).done;
     expect(r.code).toBe(22);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
     expect(r.stderr).toContain('does not know partial fetch');
@@ -323,7 +314,7 @@ describe('partial fetch: checkout straight from a remote', () => {
 
   it('a plan request with a malformed filter is refused (400 CKVC_BAD_BUNDLE)', async () => {
     const src = makeSource();
-    const { url } = await serve(src as unknown as Store);
+    const { url } = await serve(src);
     const tip = fs.readFileSync(path.join(src.store, 'refs', 'heads', 'main'), 'utf8').trim();
     for (const filter of [{ tensors: [] }, { tensors: ['!'] }, { tensors: 'model.*' }, { globs: ['x'] }, ['x']]) {
       const res = await fetch(new URL('v1/plan', url), {

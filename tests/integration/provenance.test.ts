@@ -4,17 +4,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cleanupTemp,
-  commitId,
-  describeRun,
-  errorCodes,
-  newStore,
-  readRef,
-  sleep,
-  tempDir,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, readRef, type TestStore } from '../helpers/test-store.js';
+import { sleep } from '../helpers/async-tasks.js';
 import { randomBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -52,7 +45,7 @@ function git(cwd: string, args: string[]): string {
 }
 
 describe.skipIf(!gitAvailable)('code provenance from git', () => {
-  let s: TempStore;
+  let s: TestStore;
   let repo: string;
   let ckpt: string;
   let head: string;
@@ -214,7 +207,7 @@ async function waitUntilOpen(pid: number, file: string, timeoutMs: number): Prom
 describe('TIMING-DEPENDENT: a checkpoint modified while it is committed is refused or stored whole, never torn', () => {
   const SIZE = 64 * 1024 * 1024;
 
-  async function race(modify: (file: string) => void): Promise<{ outcome: string; s: TempStore }> {
+  async function race(modify: (file: string) => void): Promise<{ outcome: string; s: TestStore }> {
     const s = newStore();
     const dir = tempDir('ckvc-race-');
     const file = path.join(dir, 'ckpt.bin');
@@ -226,7 +219,7 @@ describe('TIMING-DEPENDENT: a checkpoint modified while it is committed is refus
     const tipBefore = readRef(s.store, 'refs/heads/run');
     expect(tipBefore).toBe(base);
 
-    const running = s.async(['commit', file, '-m', 'while writing', '-b', 'run', '--json']);
+    const running = s.start(['commit', file, '-m', 'while writing', '-b', 'run', '--json']);
     const opened = await waitUntilOpen(running.child.pid!, file, 20_000);
     modify(file);
     const post = fs.readFileSync(file);

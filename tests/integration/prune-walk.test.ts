@@ -13,17 +13,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, tempDir } from '../helpers/ckvc.js';
+import { ckvcAsync, describeRun, expectOk, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+import { pool } from '../helpers/async-tasks.js';
 import { randomBytes, randomFloat32, safetensorsBytes, safetensorsDataStart } from '../helpers/data.js';
-import {
-  describeOutcome,
-  expectOk,
-  initStore,
-  pool,
-  runAsync,
-  type Store,
-  type Outcome,
-} from '../helpers/reliability.js';
 import {
   checkoutPaths,
   chunkId,
@@ -211,7 +205,7 @@ function neededChunks(k: Kind): Map<string, string> {
 }
 
 /** What a store holding both commits must have and must not have, read from its packs directly. */
-function chunkProblems(s: Store, k: Kind, label: string): string[] {
+function chunkProblems(s: TestStore, k: Kind, label: string): string[] {
   const need = neededChunks(k);
   const problems: string[] = [];
   for (const [id, what] of need) if (!holds(s, id)) problems.push(`${label}: the data of ${what} is missing`);
@@ -226,7 +220,7 @@ function chunkProblems(s: Store, k: Kind, label: string): string[] {
 // ---------------------------------------------------------------------------------------------------------
 // One template store: commit 1, a bundle of it (for the --since receiver), commit 2.
 
-let template: Store;
+let template: TestStore;
 let c1 = '';
 let c2 = '';
 let c1Bundle = '';
@@ -243,19 +237,19 @@ function writeCommitDir(files: Record<string, FileModel>, name: string): string 
 
 beforeAll(async () => {
   work = tempDir('ckvc-pw-work-');
-  template = initStore('ckvc-pw-template-');
-  c1 = (await template.json<{ id: string }>(['commit', writeCommitDir(C1, 'c1'), '-m', 'commit 1'])).id;
+  template = newStore('ckvc-pw-template-');
+  c1 = (await template.jsonAsync<{ id: string }>(['commit', writeCommitDir(C1, 'c1'), '-m', 'commit 1'])).id;
   c1Bundle = path.join(work, 'c1.ckvb');
-  expectOk(await template.run(['pack', 'main', '-o', c1Bundle]), 'pack commit 1');
-  c2 = (await template.json<{ id: string }>(['commit', writeCommitDir(C2, 'c2'), '-m', 'commit 2'])).id;
+  expectOk(await template.runAsync(['pack', 'main', '-o', c1Bundle]), 'pack commit 1');
+  c2 = (await template.jsonAsync<{ id: string }>(['commit', writeCommitDir(C2, 'c2'), '-m', 'commit 2'])).id;
   // The shapes are what the test says: one tree for a/ and b/, one file for t/x and t/y.
   const ls = await lsPruned(template, c1);
   expect([...ls.keys()].sort()).toEqual(C1_PATHS);
 }, T);
 
 /** `ckvc verify FILE` with no store: an empty cwd, CKVC_DIR unset, a private TMPDIR. */
-function verifyFile(file: string): Promise<Outcome> {
-  return runAsync(['verify', file, '--json'], {
+function verifyFile(file: string): Promise<RunResult> {
+  return ckvcAsync(['verify', file, '--json'], {
     cwd: tempDir('ckvc-pw-nostore-'),
     env: { TMPDIR: tempDir('ckvc-pw-vtmp-'), CKVC_DIR: undefined },
   });
@@ -264,14 +258,14 @@ function verifyFile(file: string): Promise<Outcome> {
 describe.each(KINDS)('prune record: $name', (k) => {
   const unreleased1 = C1_PATHS.filter((p) => !k.wholeFile(p) && !C1[p]!.tensors.some(([n]) => k.released(p, n)));
   const released1 = C1_PATHS.filter((p) => !unreleased1.includes(p));
-  let S: Store; // the source
+  let S: TestStore; // the source
   const token = `pw-token-${Math.random().toString(36).slice(2)}`;
   let full = '';
   let inc = '';
-  const receivers: { label: string; s: Store }[] = [];
+  const receivers: { label: string; s: TestStore }[] = [];
 
   /** Every check a store holding both commits must pass, with few spawns. */
-  async function storeProblems(s: Store, label: string): Promise<string[]> {
+  async function storeProblems(s: TestStore, label: string): Promise<string[]> {
     const recs = pruneRecords(s);
     const problems = chunkProblems(s, k, label);
     const rec = recs.get(c1);
@@ -284,7 +278,7 @@ describe.each(KINDS)('prune record: $name', (k) => {
       [
         async () => {
           const v = await s.verify(true);
-          return v.r.code === 0 ? [] : [`${label}: verify --read-data: ${describeOutcome(v.r)}`];
+          return v.r.code === 0 ? [] : [`${label}: verify --read-data: ${describeRun(v.r)}`];
         },
         () => checkoutPaths(s, c1, bytesOf(C1), unreleased1, label),
         () => expectReleased(s, c1, released1, label),
@@ -300,7 +294,7 @@ describe.each(KINDS)('prune record: $name', (k) => {
     'prune writes one record, for commit 1; ls --tensors flags exactly the released reaches per path; verify is clean',
     async () => {
       S = copyOf(template, 'ckvc-pw-source-');
-      const pr = await S.json<{ pruned: { id: string }[]; kept: { id: string }[]; tensors: string[] | null }>([
+      const pr = await S.jsonAsync<{ pruned: { id: string }[]; kept: { id: string }[]; tensors: string[] | null }>([
         'prune',
         '--keep-last',
         '1',
@@ -311,13 +305,13 @@ describe.each(KINDS)('prune record: $name', (k) => {
       expect([...pruneRecords(S).values()].map((r) => ({ commit: r.commit, tensors: r.tensors }))).toEqual([
         { commit: c1, tensors: k.record },
       ]);
-      const [ls, v] = await Promise.all([lsPruned(S, c1), S.run(['verify', '--json'])]);
+      const [ls, v] = await Promise.all([lsPruned(S, c1), S.runAsync(['verify', '--json'])]);
       const flags = Object.fromEntries([...ls].map(([p, m]) => [p, Object.fromEntries(m)]));
       const want = Object.fromEntries(
         C1_PATHS.map((p) => [p, Object.fromEntries(C1[p]!.tensors.map(([n]) => [n, k.released(p, n)]))]),
       );
       expect(flags).toEqual(want);
-      expect(v.code, describeOutcome(v)).toBe(0);
+      expect(v.code, describeRun(v)).toBe(0);
     },
     T,
   );
@@ -328,14 +322,14 @@ describe.each(KINDS)('prune record: $name', (k) => {
       full = path.join(work, `full-${KINDS.indexOf(k)}.ckvb`);
       inc = path.join(work, `inc-${KINDS.indexOf(k)}.ckvb`);
       const [pf, pi] = await Promise.all([
-        S.run(['pack', 'main', '-o', full, '--json']),
-        S.run(['pack', 'main', '-o', inc, '--since', c1, '--json']),
+        S.runAsync(['pack', 'main', '-o', full, '--json']),
+        S.runAsync(['pack', 'main', '-o', inc, '--since', c1, '--json']),
       ]);
-      expect(pf.code, describeOutcome(pf)).toBe(0);
-      expect(pi.code, describeOutcome(pi)).toBe(0);
+      expect(pf.code, describeRun(pf)).toBe(0);
+      expect(pi.code, describeRun(pi)).toBe(0);
       const [vf, vi] = await Promise.all([verifyFile(full), verifyFile(inc)]);
-      expect(vf.code, describeOutcome(vf)).toBe(0);
-      expect(vi.code, describeOutcome(vi)).toBe(0);
+      expect(vf.code, describeRun(vf)).toBe(0);
+      expect(vi.code, describeRun(vi)).toBe(0);
       const rf = JSON.parse(vf.stdout);
       const ri = JSON.parse(vi.stdout);
       expect(rf.commits.map((c: any) => c.id).sort()).toEqual([c1, c2].sort());
@@ -365,22 +359,22 @@ describe.each(KINDS)('prune record: $name', (k) => {
       setRemotes(S, { tf: Tf.dir, th: server.url });
       setRemotes(Ff, { origin: S.dir });
       setRemotes(Fh, { origin: server.url });
-      const step = async (runs: [string, () => Promise<Outcome>][]) => {
+      const step = async (runs: [string, () => Promise<RunResult>][]) => {
         const rs = await pool(runs, 3, ([, f]) => f());
         rs.forEach((r, i) => {
-          expect(r.code, `${runs[i]![0]}: ${describeOutcome(r)}`).toBe(0);
+          expect(r.code, `${runs[i]![0]}: ${describeRun(r)}`).toBe(0);
         });
       };
       await step([
-        ['pull FILE', () => Pf.run(['pull', full])],
-        ['pull commit 1', () => Pi.run(['pull', c1Bundle])],
-        ['push folder', () => S.run(['push', 'tf', 'main'])],
-        ['push HTTP', () => S.run(['push', 'th', 'main'], { env: { CKVC_TOKEN: token } })],
+        ['pull FILE', () => Pf.runAsync(['pull', full])],
+        ['pull commit 1', () => Pi.runAsync(['pull', c1Bundle])],
+        ['push folder', () => S.runAsync(['push', 'tf', 'main'])],
+        ['push HTTP', () => S.runAsync(['push', 'th', 'main'], { env: { CKVC_TOKEN: token } })],
       ]);
       await step([
-        ['pull --since bundle', () => Pi.run(['pull', inc])],
-        ['fetch folder', () => Ff.run(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
-        ['fetch HTTP', () => Fh.run(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
+        ['pull --since bundle', () => Pi.runAsync(['pull', inc])],
+        ['fetch folder', () => Ff.runAsync(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
+        ['fetch HTTP', () => Fh.runAsync(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
       ]);
       expect(Th.ref('refs/heads/main')).toBe(c2);
       expect(Fh.ref('refs/remotes/origin/main')).toBe(c2);
@@ -388,9 +382,9 @@ describe.each(KINDS)('prune record: $name', (k) => {
       expect(pruneRecords(Pi).size).toBe(0);
       // Receivers that gc before they are checked: the received record feeds their live set.
       await step([
-        ['gc pull FILE', () => Pf.run(['gc', '--grace', '0'])],
-        ['gc push HTTP', () => Th.run(['gc', '--grace', '0'])],
-        ['gc fetch folder', () => Ff.run(['gc', '--grace', '0'])],
+        ['gc pull FILE', () => Pf.runAsync(['gc', '--grace', '0'])],
+        ['gc push HTTP', () => Th.runAsync(['gc', '--grace', '0'])],
+        ['gc fetch folder', () => Ff.runAsync(['gc', '--grace', '0'])],
       ]);
       receivers.push(
         { label: 'pull FILE', s: Pf },
@@ -408,7 +402,7 @@ describe.each(KINDS)('prune record: $name', (k) => {
           () => checkoutPaths(Pi, c2, bytesOf(C2), Object.keys(C2).sort(), 'pull --since'),
           async () => {
             const v = await Pi.verify(true);
-            return v.r.code === 0 ? [] : [`pull --since: verify --read-data: ${describeOutcome(v.r)}`];
+            return v.r.code === 0 ? [] : [`pull --since: verify --read-data: ${describeRun(v.r)}`];
           },
         ],
         2,
@@ -431,7 +425,7 @@ describe.each(KINDS)('prune record: $name', (k) => {
   it(
     'gc --grace 0 at the source frees only data no unreleased reach needs: every unreleased file byte-identical, each released file exits 19, verify --read-data clean',
     async () => {
-      const g = await S.json<{ bytesFreed: number }>(['gc', '--grace', '0']);
+      const g = await S.jsonAsync<{ bytesFreed: number }>(['gc', '--grace', '0']);
       // Under file globs every released path has an unreleased twin (a/ = b/, t/x = t/y): nothing may be freed.
       if (k.gone.length) expect(g.bytesFreed).toBeGreaterThan(0);
       else expect(g.bytesFreed).toBe(0);

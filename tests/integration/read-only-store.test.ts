@@ -12,19 +12,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  BIN,
-  cleanupTemp,
-  commitId,
-  describeRun,
-  errorCodes,
-  newStore,
-  okJson,
-  tempDir,
-  treeDifferences,
-  type RunResult,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { BIN, ckvc, cliEnv, describeRun, errorCodes, okJson, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { treeDifferences } from '../helpers/snapshots.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
 const LONG = 600_000;
@@ -62,23 +53,18 @@ afterAll(() => {
   cleanupTemp();
 });
 
-const ENV = (): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = { ...process.env, CKVC_AUTHOR: 'test', NO_COLOR: '1' };
-  delete env.CKVC_DIR;
-  return env;
-};
-
 /** Runs ckvc as the user nobody. */
 function asNobody(args: string[], cwd: string): RunResult {
+  const t0 = Date.now();
   const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN, ...args], {
     cwd,
-    env: ENV(),
+    env: cliEnv(),
     encoding: 'utf8',
     timeout: 300_000,
     maxBuffer: 64 << 20,
   });
   if (r.error) throw r.error;
-  return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
 }
 
 /** A folder anyone may enter (mkdtemp makes 0700); `writable`: anyone may also write in it. */
@@ -129,7 +115,7 @@ function changes(before: Map<string, string>, after: Map<string, string>): strin
 }
 
 interface Fixture {
-  s: TempStore;
+  s: TestStore;
   v1: string;
   v2: string;
   src1: string;
@@ -314,7 +300,7 @@ describe.skipIf(noNobody !== undefined)('a store the user may read but not write
         ['-u', 'nobody', '--', process.execPath, BIN, 'serve', '--read-only', '--port', '0', '--store', f.s.store],
         {
           cwd: openDir('ckvc-ro-cwd-'),
-          env: ENV(),
+          env: cliEnv(),
           stdio: ['ignore', 'pipe', 'pipe'],
           detached: true,
         },
@@ -386,15 +372,7 @@ describe.skipIf(noMount !== undefined)('a store on a read-only mount', () => {
 });
 
 function runAsRoot(args: string[]): RunResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: os.tmpdir(),
-    env: ENV(),
-    encoding: 'utf8',
-    timeout: 300_000,
-    maxBuffer: 64 << 20,
-  });
-  if (r.error) throw r.error;
-  return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+  return ckvc(args, { timeoutMs: 300_000 });
 }
 
 describe('a store the user may write', () => {

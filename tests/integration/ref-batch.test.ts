@@ -12,21 +12,24 @@ import {
   encodeBundleHeader,
   encodeBundlePreamble,
 } from '../../src/core/store-format/bundle-format.js';
-import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
-import { describeOutcome, initStore, type Store, writeCheckpoint, type Outcome } from '../helpers/reliability.js';
+import { codesOf, describeRun } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, snapshotTree } from '../helpers/snapshots.js';
+import { writeCheckpoint } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp, 300_000);
 
-const codes = (r: Outcome) => errorCodes(r.stderr);
-const refsAndLogs = (s: Store) => snapshotTree(s.store, (rel) => !/^(refs|logs)(\/|$)/.test(rel));
-const quarantines = (s: Store) => fs.readdirSync(path.join(s.store, 'tmp')).filter((n) => n.startsWith('quarantine-'));
+const refsAndLogs = (s: TestStore) => snapshotTree(s.store, (rel) => !/^(refs|logs)(\/|$)/.test(rel));
+const quarantines = (s: TestStore) =>
+  fs.readdirSync(path.join(s.store, 'tmp')).filter((n) => n.startsWith('quarantine-'));
 let work: string;
 let seed = 500;
 
-async function commit(s: Store, branch: string): Promise<string> {
+async function commit(s: TestStore, branch: string): Promise<string> {
   const dir = path.join(work, `ck-${seed}`);
   writeCheckpoint(dir, { seed: seed++, tensorBytes: 16 * 1024, opaqueBytes: 8 * 1024 });
-  return (await s.json<{ id: string }>(['commit', dir, '-b', branch, '-m', `c${seed}`])).id;
+  return (await s.jsonAsync<{ id: string }>(['commit', dir, '-b', branch, '-m', `c${seed}`])).id;
 }
 
 beforeAll(() => {
@@ -72,25 +75,25 @@ async function floorPerRef(n = 1000): Promise<number> {
 
 describe('bundle imports move their refs as one batch', () => {
   const N = Number(process.env.CKVC_TEST_BUNDLE_REFS ?? 20_000);
-  let src: Store;
+  let src: TestStore;
   let full: string;
   let tip: string;
 
   beforeAll(async () => {
-    src = initStore('ckvc-hard-src-');
+    src = newStore('ckvc-hard-src-');
     tip = await commit(src, 'main');
     full = path.join(work, 'main.bundle');
-    await src.json(['pack', 'main', '-o', full]);
+    await src.jsonAsync(['pack', 'main', '-o', full]);
   });
 
   it(`a bundle of ${N} refs pulls in bounded time: every ref set, every reflog written`, async () => {
     const names = Array.from({ length: N }, (_, i) => `refs/heads/sweep/g${i % 20}/run-${String(i).padStart(6, '0')}`);
     const file = path.join(work, 'many.bundle');
     fs.writeFileSync(file, bundleWithRefs(full, names));
-    const S = initStore('ckvc-hard-many-');
+    const S = newStore('ckvc-hard-many-');
     const floor = await floorPerRef();
     const t0 = Date.now();
-    const r = await S.run(['pull', file, '--json'], { timeoutMs: 900_000 });
+    const r = await S.runAsync(['pull', file, '--json'], { timeoutMs: 900_000 });
     const ms = Date.now() - t0;
     // 30 s for 20,000 refs on a machine whose floor is under 375 us/ref (an idle one is near 100); on a loaded
     // one, four times the floor. One move after another costs three serial fsyncs per ref: over 10 times the floor.
@@ -98,7 +101,7 @@ describe('bundle imports move their refs as one batch', () => {
     console.log(
       `pull of a bundle with ${N} refs: ${ms} ms (${((ms * 1000) / N).toFixed(0)} us/ref; this file system's floor now: ${floor.toFixed(0)} us/ref; bound ${bound.toFixed(0)} ms)`,
     );
-    expect(r.code, describeOutcome(r)).toBe(0);
+    expect(r.code, describeRun(r)).toBe(0);
     expect(ms).toBeLessThan(bound);
     const out = JSON.parse(r.stdout);
     expect(out.refs).toHaveLength(N);
@@ -118,19 +121,19 @@ describe('bundle imports move their refs as one batch', () => {
     expect(logs).toBe(N);
     expect(fs.existsSync(path.join(S.store, 'locks', 'refs.lock'))).toBe(false);
     // Again: nothing moves.
-    const again = await S.json(['pull', file], { timeoutMs: 900_000 });
+    const again = await S.jsonAsync(['pull', file], { timeoutMs: 900_000 });
     expect(again.refs.filter((u: any) => !u.skipped)).toEqual([]);
     fs.rmSync(S.dir, { recursive: true, force: true });
   }, 1_800_000);
 
   it('one ref that cannot be stored (its bundle/ name is too long) refuses the whole import: 15, store unchanged', async () => {
-    const S = initStore('ckvc-hard-long-');
+    const S = newStore('ckvc-hard-long-');
     const before = snapshotTree(S.store, (rel) => /^(index|tmp)(\/|$)/.test(rel));
     const file = path.join(work, 'long.bundle');
     fs.writeFileSync(file, bundleWithRefs(full, ['refs/heads/a', `refs/heads/${'x'.repeat(196)}`, 'refs/heads/z']));
-    const r = await S.run(['pull', file]);
-    expect(r.code, describeOutcome(r)).toBe(15);
-    expect(codes(r)).toEqual(['CKVC_BAD_REF_NAME']);
+    const r = await S.runAsync(['pull', file]);
+    expect(r.code, describeRun(r)).toBe(15);
+    expect(codesOf(r)).toEqual(['CKVC_BAD_REF_NAME']);
     expect(
       diffSnapshots(
         before,
@@ -141,13 +144,13 @@ describe('bundle imports move their refs as one batch', () => {
   });
 
   it('--update-refs where one of three is not a fast-forward: 13 naming it, none of the three moved', async () => {
-    const S = initStore('ckvc-hard-ff-');
+    const S = newStore('ckvc-hard-ff-');
     const other = await commit(S, 'b');
     const before = refsAndLogs(S);
     const file = path.join(work, 'three.bundle');
     fs.writeFileSync(file, bundleWithRefs(full, ['refs/heads/a', 'refs/heads/b', 'refs/heads/c']));
-    const r = await S.run(['pull', file, '--update-refs', '--json']);
-    expect(r.code, describeOutcome(r)).toBe(13);
+    const r = await S.runAsync(['pull', file, '--update-refs', '--json']);
+    expect(r.code, describeRun(r)).toBe(13);
     const err = JSON.parse(r.stderr.trim().split('\n').pop()!).error;
     expect(err.code).toBe('CKVC_NON_FAST_FORWARD');
     expect(err.data.refused).toEqual(['refs/heads/b']);
@@ -160,30 +163,30 @@ describe('bundle imports move their refs as one batch', () => {
   });
 });
 
-const files = (s: Store) => new Map([...refsAndLogs(s)].filter(([, v]) => v !== 'dir'));
+const files = (s: TestStore) => new Map([...refsAndLogs(s)].filter(([, v]) => v !== 'dir'));
 
 describe('batch ref updates fail cleanly and share the locks', () => {
   let file: string;
   beforeAll(async () => {
-    const src = initStore('ckvc-hard-src2-');
+    const src = newStore('ckvc-hard-src2-');
     await commit(src, 'main');
     const full = path.join(work, 'main2.bundle');
-    await src.json(['pack', 'main', '-o', full]);
+    await src.jsonAsync(['pack', 'main', '-o', full]);
     file = path.join(work, 'three-new.bundle');
     fs.writeFileSync(file, bundleWithRefs(full, ['refs/heads/p', 'refs/heads/q/r', 'refs/tags/t']));
   });
 
   it('a disk that fails while the refs are written leaves every ref and reflog as it was (exit 1, CKVC_IO); the re-run completes', async () => {
     for (const fault of ['reflog.append@3=enospc', 'ref.tmp@2=enospc', 'ref.fsync@3=eio', 'ref.rename=eio']) {
-      const S = initStore('ckvc-hard-fault-');
+      const S = newStore('ckvc-hard-fault-');
       const before = files(S);
-      const r = await S.run(['pull', file], { env: { CKVC_FAULT: fault } });
-      expect(r.code, `${fault}: ${describeOutcome(r)}`).toBe(1);
-      expect(codes(r)).toEqual(['CKVC_IO']);
+      const r = await S.runAsync(['pull', file], { env: { CKVC_FAULT: fault } });
+      expect(r.code, `${fault}: ${describeRun(r)}`).toBe(1);
+      expect(codesOf(r)).toEqual(['CKVC_IO']);
       expect(r.stderr).toMatch(/disk/);
       expect(diffSnapshots(before, files(S)), fault).toEqual([]);
       expect(fs.readdirSync(path.join(S.store, 'locks'))).toEqual(['writers']);
-      const again = await S.json(['pull', file]);
+      const again = await S.jsonAsync(['pull', file]);
       expect(again.refs.map((u: any) => u.name)).toEqual([
         'refs/heads/bundle/p',
         'refs/heads/bundle/q/r',
@@ -194,23 +197,23 @@ describe('batch ref updates fail cleanly and share the locks', () => {
   });
 
   it("a batch waits for a held ref lock and a single update for a held batch lock (11 when they stay held); a dead holder's lock is broken", async () => {
-    const S = initStore('ckvc-hard-locks-');
+    const S = newStore('ckvc-hard-locks-');
     const tip = await commit(S, 'main');
     const env = { CKVC_LOCK_TIMEOUT_MS: '1500' };
     const live = JSON.stringify({ pid: process.pid, host: os.hostname(), nonce: 'held-by-the-test', time: Date.now() });
     const batchLock = path.join(S.store, 'locks', 'refs.lock');
     fs.writeFileSync(batchLock, live);
-    const b = await S.run(['branch', 'x', tip], { env });
-    expect(b.code, describeOutcome(b)).toBe(11);
-    expect(codes(b)).toEqual(['CKVC_LOCKED']);
+    const b = await S.runAsync(['branch', 'x', tip], { env });
+    expect(b.code, describeRun(b)).toBe(11);
+    expect(codesOf(b)).toEqual(['CKVC_LOCKED']);
     expect(b.stderr).toContain('refs.lock');
     fs.rmSync(batchLock);
     const refLock = path.join(S.store, 'refs', 'heads', 'bundle', 'p.lock');
     fs.mkdirSync(path.dirname(refLock), { recursive: true });
     fs.writeFileSync(refLock, live);
     const before = files(S);
-    const p = await S.run(['pull', file], { env });
-    expect(p.code, describeOutcome(p)).toBe(11);
+    const p = await S.runAsync(['pull', file], { env });
+    expect(p.code, describeRun(p)).toBe(11);
     expect(p.stderr).toContain('p.lock');
     expect(diffSnapshots(before, files(S))).toEqual([]);
     // Held by processes that are gone: both locks are broken and the commands go ahead.
@@ -222,8 +225,8 @@ describe('batch ref updates fail cleanly and share the locks', () => {
     });
     fs.writeFileSync(refLock, dead);
     fs.writeFileSync(batchLock, dead);
-    expect((await S.run(['branch', 'x', tip], { env })).code).toBe(0);
-    expect((await S.run(['pull', file], { env })).code).toBe(0);
+    expect((await S.runAsync(['branch', 'x', tip], { env })).code).toBe(0);
+    expect((await S.runAsync(['pull', file], { env })).code).toBe(0);
     expect(S.refFiles()).toEqual([
       'refs/heads/bundle/p',
       'refs/heads/bundle/q/r',

@@ -3,25 +3,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cleanupTemp,
-  commitId,
-  describeRun,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  readRef,
-  REPO_ROOT,
-  snapshotStore,
-  tempDir,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes, REPO_ROOT } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, readRef, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, snapshotStore } from '../helpers/snapshots.js';
 import { randomBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
 describe('branches, tags and revisions', () => {
-  let s: TempStore;
+  let s: TestStore;
   let data: string;
   let c1: string;
   let c2: string;

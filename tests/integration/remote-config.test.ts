@@ -3,13 +3,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, errorCodes, tempDir } from '../helpers/ckvc.js';
-import { describeOutcome, initStore, type Store } from '../helpers/reliability.js';
+import { describeRun, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
 import { serve, stopServers } from '../helpers/servers.js';
 
 const TOKEN = 'saved-token-4f9a1c';
-let A: Store; // pushes
-let R: Store; // served over HTTP
+let A: TestStore; // pushes
+let R: TestStore; // served over HTTP
 let url: string;
 let tokenFile: string;
 let id: string;
@@ -18,11 +19,11 @@ beforeAll(async () => {
   const work = tempDir('ckvc-rc-work-');
   tokenFile = path.join(work, 'token');
   fs.writeFileSync(tokenFile, `${TOKEN}\n`);
-  [A, R] = [initStore('ckvc-rc-a-'), initStore('ckvc-rc-r-')];
+  [A, R] = [newStore('ckvc-rc-a-'), newStore('ckvc-rc-r-')];
   const dir = path.join(work, 'ck');
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.alloc(4096, 7));
-  id = (await A.json<{ id: string }>(['commit', dir, '-b', 'main', '-m', 'one'])).id;
+  id = (await A.jsonAsync<{ id: string }>(['commit', dir, '-b', 'main', '-m', 'one'])).id;
   url = (await serve(R, ['--token-file', tokenFile])).url;
 });
 afterAll(async () => {
@@ -32,47 +33,47 @@ afterAll(async () => {
 
 describe('remote add --token-file', () => {
   it('an unreadable token file adds nothing (15); --token-file on a folder remote is refused (2)', async () => {
-    const r = await A.run(['remote', 'add', 'origin', url, '--token-file', '/nonexistent/token']);
-    expect(r.code, describeOutcome(r)).toBe(15);
+    const r = await A.runAsync(['remote', 'add', 'origin', url, '--token-file', '/nonexistent/token']);
+    expect(r.code, describeRun(r)).toBe(15);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_INPUT_NOT_FOUND']);
-    const f = await A.run(['remote', 'add', 'origin', R.dir, '--token-file', tokenFile]);
-    expect(f.code, describeOutcome(f)).toBe(2);
-    expect(await A.json(['remote', 'list'])).toEqual([]);
+    const f = await A.runAsync(['remote', 'add', 'origin', R.dir, '--token-file', tokenFile]);
+    expect(f.code, describeRun(f)).toBe(2);
+    expect(await A.jsonAsync(['remote', 'list'])).toEqual([]);
   });
 
   it('saves the token with mode 0600; a push without CKVC_TOKEN uses it; remove drops it', async () => {
-    const add = await A.json(['remote', 'add', 'origin', url, '--token-file', tokenFile]);
+    const add = await A.jsonAsync(['remote', 'add', 'origin', url, '--token-file', tokenFile]);
     expect(add).toMatchObject({ name: 'origin', url, tokenSaved: true });
     const saved = path.join(A.store, 'remote-tokens.json');
     expect(fs.statSync(saved).mode & 0o777).toBe(0o600);
     expect(JSON.parse(fs.readFileSync(saved, 'utf8'))).toEqual({ origin: { token: TOKEN } });
-    const p = await A.json(['push', 'origin', 'main'], { env: { CKVC_TOKEN: undefined } });
+    const p = await A.jsonAsync(['push', 'origin', 'main'], { env: { CKVC_TOKEN: undefined } });
     expect(p.refs).toEqual([expect.objectContaining({ name: 'refs/heads/main', new: id })]);
     // The environment comes before the saved token.
-    const wrong = await A.run(['push', 'origin', 'main'], { env: { CKVC_TOKEN: 'not-it' } });
-    expect(wrong.code, describeOutcome(wrong)).toBe(21);
+    const wrong = await A.runAsync(['push', 'origin', 'main'], { env: { CKVC_TOKEN: 'not-it' } });
+    expect(wrong.code, describeRun(wrong)).toBe(21);
     expect(errorCodes(wrong.stderr)).toEqual(['CKVC_UNAUTHORIZED']);
-    await A.json(['remote', 'remove', 'origin']);
+    await A.jsonAsync(['remote', 'remove', 'origin']);
     expect(JSON.parse(fs.readFileSync(saved, 'utf8'))).toEqual({});
   });
 });
 
 describe('branch -r / -a', () => {
   it('list remote-tracking branches as REMOTE/BRANCH, and after the local ones as remotes/REMOTE/BRANCH', async () => {
-    const C = initStore('ckvc-rc-c-');
-    await C.json(['remote', 'add', 'up', A.dir]);
-    await C.json(['fetch', 'up']);
-    await C.json(['branch', 'mine', 'up/main']);
+    const C = newStore('ckvc-rc-c-');
+    await C.jsonAsync(['remote', 'add', 'up', A.dir]);
+    await C.jsonAsync(['fetch', 'up']);
+    await C.jsonAsync(['branch', 'mine', 'up/main']);
     const names = async (flags: string[]) => {
-      const tips = await C.json<{ name: string; commit: string }[]>(['branch', ...flags]);
+      const tips = await C.jsonAsync<{ name: string; commit: string }[]>(['branch', ...flags]);
       return tips.map((t) => `${t.name}@${t.commit}`);
     };
     expect(await names([])).toEqual([`mine@${id}`]);
     expect(await names(['-r'])).toEqual([`up/main@${id}`]);
     expect(await names(['-a'])).toEqual([`mine@${id}`, `remotes/up/main@${id}`]);
-    const text = await C.run(['branch', '-a']);
+    const text = await C.runAsync(['branch', '-a']);
     expect(text.stdout).toMatch(/remotes\/up\/main {2}[0-9a-f]{12}/);
-    const bad = await C.run(['branch', '-r', 'x']);
-    expect(bad.code, describeOutcome(bad)).toBe(2);
+    const bad = await C.runAsync(['branch', '-r', 'x']);
+    expect(bad.code, describeRun(bad)).toBe(2);
   });
 });

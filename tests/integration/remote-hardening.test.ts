@@ -8,8 +8,12 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, diffSnapshots, errorCodes, sleep, snapshotTree, tempDir } from '../helpers/ckvc.js';
-import { describeOutcome, initStore, MiB, type Store, writeCheckpoint, type Outcome } from '../helpers/reliability.js';
+import { codesOf, describeRun } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, snapshotTree } from '../helpers/snapshots.js';
+import { sleep } from '../helpers/async-tasks.js';
+import { MiB, writeCheckpoint } from '../helpers/reliability.js';
 import { memory, post, proxy, serve, stopServers, type Server } from '../helpers/servers.js';
 
 afterAll(async () => {
@@ -17,16 +21,16 @@ afterAll(async () => {
   cleanupTemp();
 }, 300_000);
 
-const codes = (r: Outcome) => errorCodes(r.stderr);
-const refsAndLogs = (s: Store) => snapshotTree(s.store, (rel) => !/^(refs|logs)(\/|$)/.test(rel));
-const quarantines = (s: Store) => fs.readdirSync(path.join(s.store, 'tmp')).filter((n) => n.startsWith('quarantine-'));
+const refsAndLogs = (s: TestStore) => snapshotTree(s.store, (rel) => !/^(refs|logs)(\/|$)/.test(rel));
+const quarantines = (s: TestStore) =>
+  fs.readdirSync(path.join(s.store, 'tmp')).filter((n) => n.startsWith('quarantine-'));
 let work: string;
 let seed = 100;
 
-async function commit(s: Store, branch: string): Promise<string> {
+async function commit(s: TestStore, branch: string): Promise<string> {
   const dir = path.join(work, `ck-${seed}`);
   writeCheckpoint(dir, { seed: seed++, tensorBytes: 16 * 1024, opaqueBytes: 8 * 1024 });
-  return (await s.json<{ id: string }>(['commit', dir, '-b', branch, '-m', `c${seed}`])).id;
+  return (await s.jsonAsync<{ id: string }>(['commit', dir, '-b', branch, '-m', `c${seed}`])).id;
 }
 
 beforeAll(() => {
@@ -35,9 +39,9 @@ beforeAll(() => {
 
 describe('push moves all its refs or none', () => {
   it('push d1 c where c is not a fast-forward: 13 naming c, d1 not created on the remote, no tracking ref for either; tracking refs follow what the remote did, also when its disk fails after the refs moved', async () => {
-    const A = initStore('ckvc-hard-a-');
-    const R = initStore('ckvc-hard-r-');
-    const O = initStore('ckvc-hard-o-');
+    const A = newStore('ckvc-hard-a-');
+    const R = newStore('ckvc-hard-r-');
+    const O = newStore('ckvc-hard-o-');
     const token = 'hardening-token';
     const tokenFile = path.join(work, 'token');
     fs.writeFileSync(tokenFile, token);
@@ -47,21 +51,21 @@ describe('push moves all its refs or none', () => {
       [A, 'srv'],
       [O, 'srv'],
     ] as const)
-      await s.json(['remote', 'add', name, srv.url]);
+      await s.jsonAsync(['remote', 'add', name, srv.url]);
     await commit(A, 'c');
-    await A.json(['push', 'srv', 'c'], { env });
+    await A.jsonAsync(['push', 'srv', 'c'], { env });
     // Someone else replaces c on the remote; A does not know and commits d1 and more on c.
-    await O.json(['pull', 'srv', 'c'], { cwd: work });
+    await O.jsonAsync(['pull', 'srv', 'c'], { cwd: work });
     const theirs = await commit(O, 'c');
-    await O.json(['push', 'srv', 'c'], { env });
+    await O.jsonAsync(['push', 'srv', 'c'], { env });
     const d1 = await commit(A, 'd1');
     const mine = await commit(A, 'c');
     const before = refsAndLogs(R);
     const trackingBefore = A.ref('refs/remotes/srv/c');
 
-    const r = await A.run(['push', 'srv', 'd1', 'c', '--json'], { env });
-    expect(r.code, describeOutcome(r)).toBe(13);
-    expect(codes(r)).toEqual(['CKVC_NON_FAST_FORWARD']);
+    const r = await A.runAsync(['push', 'srv', 'd1', 'c', '--json'], { env });
+    expect(r.code, describeRun(r)).toBe(13);
+    expect(codesOf(r)).toEqual(['CKVC_NON_FAST_FORWARD']);
     const err = JSON.parse(r.stderr.trim().split('\n').pop()!).error;
     expect(err.message).toContain('refs/heads/c');
     expect(err.message).toMatch(/nothing was changed on the remote/);
@@ -73,14 +77,14 @@ describe('push moves all its refs or none', () => {
     expect(A.ref('refs/remotes/srv/c')).toBe(trackingBefore);
 
     // The same over a folder remote (the store side in-process).
-    await A.json(['remote', 'add', 'dir', R.store]);
-    const f = await A.run(['push', 'dir', 'd1', 'c'], { env });
-    expect(f.code, describeOutcome(f)).toBe(13);
+    await A.jsonAsync(['remote', 'add', 'dir', R.store]);
+    const f = await A.runAsync(['push', 'dir', 'd1', 'c'], { env });
+    expect(f.code, describeRun(f)).toBe(13);
     expect(diffSnapshots(before, refsAndLogs(R))).toEqual([]);
     expect(A.ref('refs/remotes/dir/d1')).toBeUndefined();
 
     // Both acceptable: both move, both tracking refs set (one batch each side).
-    const ok = await A.json(['push', 'srv', 'd1', 'c', '--force'], { env });
+    const ok = await A.jsonAsync(['push', 'srv', 'd1', 'c', '--force'], { env });
     expect(ok.refs.map((u: any) => [u.name, u.new, u.forced])).toEqual([
       ['refs/heads/d1', d1, false],
       ['refs/heads/c', mine, true],
@@ -92,10 +96,10 @@ describe('push moves all its refs or none', () => {
     // A server whose disk fails after its refs moved (fsync of their folder): the push fails with CKVC_IO
     // and data.moved, and the tracking refs here follow the refs that moved there.
     const faulty = await serve(R, ['--token-file', tokenFile], { CKVC_FAULT: 'ref.dirsync=eio' });
-    await A.json(['remote', 'add', 'faulty', faulty.url]);
+    await A.jsonAsync(['remote', 'add', 'faulty', faulty.url]);
     const [d2, c2] = [await commit(A, 'd1'), await commit(A, 'c')];
-    const p = await A.run(['push', 'faulty', 'd1', 'c', '--json'], { env });
-    expect(p.code, describeOutcome(p)).toBe(1);
+    const p = await A.runAsync(['push', 'faulty', 'd1', 'c', '--json'], { env });
+    expect(p.code, describeRun(p)).toBe(1);
     const perr = JSON.parse(p.stderr.trim().split('\n').pop()!).error;
     expect([perr.code, perr.data.moved, perr.data.notMoved]).toEqual([
       'CKVC_IO',
@@ -108,11 +112,11 @@ describe('push moves all its refs or none', () => {
 });
 
 describe('ckvc serve under junk', () => {
-  let S: Store;
+  let S: TestStore;
   let srv: Server;
   let token: string;
   beforeAll(async () => {
-    S = initStore('ckvc-hard-srv-');
+    S = newStore('ckvc-hard-srv-');
     await commit(S, 'main');
     token = 'junk-token';
     const tf = path.join(work, 'junk-token');
@@ -217,7 +221,7 @@ describe('ckvc serve under junk', () => {
 
   it('a client that disconnects mid-receive is logged as gone (not CKVC_INTERNAL) and leaves no quarantine', async () => {
     const bundle = path.join(work, 'push.bundle');
-    await S.json(['pack', 'main', '-o', bundle]);
+    await S.jsonAsync(['pack', 'main', '-o', bundle]);
     const bytes = fs.readFileSync(bundle);
     const req = http.request(new URL('v1/receive', srv.url), {
       method: 'POST',
@@ -240,11 +244,11 @@ describe('ckvc serve under junk', () => {
 });
 
 describe('fetch from a remote that misbehaves', () => {
-  let R: Store;
+  let R: TestStore;
   let srv: Server;
   let main: string;
   beforeAll(async () => {
-    R = initStore('ckvc-hard-up-');
+    R = newStore('ckvc-hard-up-');
     main = await commit(R, 'main');
     await commit(R, 'side');
     srv = await serve(R);
@@ -264,10 +268,10 @@ describe('fetch from a remote that misbehaves', () => {
       res.writeHead(up.status, { 'content-type': 'application/json' });
       res.end(out);
     });
-    const F = initStore('ckvc-hard-f-');
-    await F.json(['remote', 'add', 'evil', url]);
-    const r = await F.run(['fetch', 'evil', '--json']);
-    expect(r.code, describeOutcome(r)).toBe(0);
+    const F = newStore('ckvc-hard-f-');
+    await F.jsonAsync(['remote', 'add', 'evil', url]);
+    const r = await F.runAsync(['fetch', 'evil', '--json']);
+    expect(r.code, describeRun(r)).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.warnings.map((w: any) => [w.ref, w.code]).sort()).toEqual([
       ['refs/heads/../escape', 'CKVC_BAD_REF_NAME'],
@@ -275,7 +279,7 @@ describe('fetch from a remote that misbehaves', () => {
       ['refs/heads/has space', 'CKVC_BAD_REF_NAME'],
     ]);
     expect(r.stderr).toMatch(/warning \(CKVC_BAD_REF_NAME\): left out "refs\/heads\/has space"/);
-    expect(codes(r)).toEqual([]);
+    expect(codesOf(r)).toEqual([]);
     expect(out.refs.map((u: any) => u.name).sort()).toEqual(['refs/remotes/evil/main', 'refs/remotes/evil/side']);
     expect(F.ref('refs/remotes/evil/main')).toBe(main);
     expect(F.refFiles()).toEqual(['refs/remotes/evil/main', 'refs/remotes/evil/side']);
@@ -293,12 +297,12 @@ describe('fetch from a remote that misbehaves', () => {
       res.writeHead(up.status, { 'content-type': 'application/json' });
       res.end(out);
     });
-    const F = initStore('ckvc-hard-g-');
-    await F.json(['remote', 'add', 'evil', url]);
+    const F = newStore('ckvc-hard-g-');
+    await F.jsonAsync(['remote', 'add', 'evil', url]);
     const before = snapshotTree(F.store, (rel) => /^(index|tmp)(\/|$)/.test(rel));
-    const r = await F.run(['fetch', 'evil']);
-    expect(r.code, describeOutcome(r)).toBe(22);
-    expect(codes(r)).toEqual(['CKVC_REMOTE']);
+    const r = await F.runAsync(['fetch', 'evil']);
+    expect(r.code, describeRun(r)).toBe(22);
+    expect(codesOf(r)).toEqual(['CKVC_REMOTE']);
     expect(r.stderr).toMatch(/none can be stored here/);
     expect(asked).toEqual(['/v1/refs']);
     expect(
@@ -327,19 +331,19 @@ describe('fetch from a remote that misbehaves', () => {
       });
       res.end(up.body);
     });
-    const F = initStore('ckvc-hard-b-');
-    await F.json(['remote', 'add', 'b', url]);
-    const ok = await F.json(['fetch', 'b']);
+    const F = newStore('ckvc-hard-b-');
+    await F.jsonAsync(['remote', 'add', 'b', url]);
+    const ok = await F.jsonAsync(['fetch', 'b']);
     expect(plans).toBe(3);
     expect(ok.refs.map((u: any) => u.name).sort()).toEqual(['refs/remotes/b/main', 'refs/remotes/b/side']);
 
     busyLeft = 1000;
     plans = 0;
-    const G = initStore('ckvc-hard-b2-');
-    await G.json(['remote', 'add', 'b', url]);
-    const r = await G.run(['fetch', 'b']);
-    expect(r.code, describeOutcome(r)).toBe(22);
-    expect(codes(r)).toEqual(['CKVC_REMOTE_BUSY']);
+    const G = newStore('ckvc-hard-b2-');
+    await G.jsonAsync(['remote', 'add', 'b', url]);
+    const r = await G.runAsync(['fetch', 'b']);
+    expect(r.code, describeRun(r)).toBe(22);
+    expect(codesOf(r)).toEqual(['CKVC_REMOTE_BUSY']);
     expect(plans).toBe(6);
     expect(G.refFiles()).toEqual([]);
   });

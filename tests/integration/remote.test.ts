@@ -9,18 +9,13 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cleanupTemp, cliEnv, diffSnapshots, errorCodes, sleep, snapshotTree, tempDir } from '../helpers/ckvc.js';
+import { BIN, cliEnv, codesOf, describeRun, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { checkoutDiff, newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, hashTree, snapshotStoreExceptTmp, snapshotTree } from '../helpers/snapshots.js';
+import { pool, sleep } from '../helpers/async-tasks.js';
+import { MiB } from '../helpers/reliability.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
-import {
-  checkoutDiff,
-  describeOutcome,
-  hashTree,
-  initStore,
-  MiB,
-  pool,
-  type Store,
-  type Outcome,
-} from '../helpers/reliability.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Servers started here are killed at the end whatever happens.
@@ -41,7 +36,7 @@ afterAll(async () => {
   cleanupTemp();
 });
 
-async function startServer(s: Store, extra: string[]): Promise<Server> {
+async function startServer(s: TestStore, extra: string[]): Promise<Server> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...extra, '--store', s.store], {
     cwd: tempDir('ckvc-serve-cwd-'),
     env: cliEnv({ CKVC_TOKEN: undefined }),
@@ -169,7 +164,7 @@ function writeModel(seeds: number[], opts: { opaque?: boolean } = {}): { dir: st
 }
 
 async function commit(
-  s: Store,
+  s: TestStore,
   seeds: number[],
   msg: string,
   branch = 'main',
@@ -178,7 +173,7 @@ async function commit(
   const { dir, files } = writeModel(seeds, opts);
   const cfg = path.join(work, `cfg-${dirs}.yaml`);
   fs.writeFileSync(cfg, `lr: 0.01\nseeds: [${seeds.join(', ')}]\n`);
-  const r = await s.json<{ id: string }>([
+  const r = await s.jsonAsync<{ id: string }>([
     'commit',
     dir,
     '-b',
@@ -195,20 +190,8 @@ async function commit(
 
 const NO_TOKEN = { CKVC_TOKEN: undefined };
 
-function codes(r: Outcome): string[] {
-  return errorCodes(r.stderr);
-}
-
-/** A store's files except the index cache and tmp/. */
-function snap(s: Store): Map<string, string> {
-  return snapshotTree(
-    s.store,
-    (rel) => rel === 'index' || rel.startsWith('index/') || rel === 'tmp' || rel.startsWith('tmp/'),
-  );
-}
-
 /** Refs and reflogs only (a refused push may still have stored the objects it sent, by design). */
-function snapRefs(s: Store): Map<string, string> {
+function snapRefs(s: TestStore): Map<string, string> {
   return snapshotTree(
     s.store,
     (rel) =>
@@ -216,12 +199,12 @@ function snapRefs(s: Store): Map<string, string> {
   );
 }
 
-function quarantines(s: Store): string[] {
+function quarantines(s: TestStore): string[] {
   return fs.readdirSync(path.join(s.store, 'tmp')).filter((n) => n.startsWith('quarantine-'));
 }
 
 /** Bytes of the packs being received in a store's quarantine folders (0 when none). */
-function incomingBytes(s: Store): number {
+function incomingBytes(s: TestStore): number {
   let n = 0;
   for (const q of quarantines(s)) {
     const walk = (d: string) => {
@@ -242,10 +225,10 @@ function incomingBytes(s: Store): number {
   return n;
 }
 
-async function verifyClean(stores: Store[], readData = true): Promise<void> {
+async function verifyClean(stores: TestStore[], readData = true): Promise<void> {
   const results = await pool(stores, 2, (s) => s.verify(readData));
   results.forEach((v, i) => {
-    expect(v.r.code, `verify ${stores[i]!.store}: ${describeOutcome(v.r)}`).toBe(0);
+    expect(v.r.code, `verify ${stores[i]!.store}: ${describeRun(v.r)}`).toBe(0);
   });
 }
 
@@ -256,22 +239,22 @@ beforeAll(() => {
 // ---------------------------------------------------------------------------------------------------------
 
 describe('folder remote', () => {
-  let A: Store; // local
-  let B: Store; // the remote
-  let T: Store; // a third site
+  let A: TestStore; // local
+  let B: TestStore; // the remote
+  let T: TestStore; // a third site
   const commits: { id: string; files: Map<string, string> }[] = [];
 
   beforeAll(async () => {
-    A = initStore('ckvc-remote-a-');
-    B = initStore('ckvc-remote-b-');
-    T = initStore('ckvc-remote-t-');
+    A = newStore('ckvc-remote-a-');
+    B = newStore('ckvc-remote-b-');
+    T = newStore('ckvc-remote-t-');
     commits.push(await commit(A, [1, 2, 3, 4], 'a1'));
   });
 
   it('push to an empty store sends everything and sets the branch there and the remote-tracking ref here', async () => {
-    const add = await A.json(['remote', 'add', 'origin', B.dir]);
+    const add = await A.jsonAsync(['remote', 'add', 'origin', B.dir]);
     expect(add).toMatchObject({ name: 'origin', url: B.dir });
-    const r = await A.json(['push', 'origin']);
+    const r = await A.jsonAsync(['push', 'origin']);
     expect(r.remote).toBe('origin');
     expect(r.refs).toEqual([{ name: 'refs/heads/main', old: null, new: commits[0]!.id, forced: false }]);
     expect(r.commits).toBe(1);
@@ -279,14 +262,14 @@ describe('folder remote', () => {
     expect(r.bytesSent).toBeGreaterThan(CK_BYTES * 0.5);
     expect(B.ref('refs/heads/main')).toBe(commits[0]!.id);
     expect(A.ref('refs/remotes/origin/main')).toBe(commits[0]!.id);
-    const log = await A.json<{ id: string }[]>(['log', 'origin/main']);
+    const log = await A.jsonAsync<{ id: string }[]>(['log', 'origin/main']);
     expect(log.map((c) => c.id)).toEqual([commits[0]!.id]);
     expect(quarantines(B)).toEqual([]);
   });
 
   it('pushing again sends nothing (objectsSent 0)', async () => {
-    const before = snap(B);
-    const r = await A.json(['push', 'origin', 'main']);
+    const before = snapshotStoreExceptTmp(B.store);
+    const r = await A.jsonAsync(['push', 'origin', 'main']);
     expect(r.objectsSent).toBe(0);
     expect(r.bytesSent).toBe(0);
     expect(r.commits).toBe(0);
@@ -298,12 +281,12 @@ describe('folder remote', () => {
         skipped: 'unchanged',
       }),
     ]);
-    expect(diffSnapshots(before, snap(B))).toEqual([]);
+    expect(diffSnapshots(before, snapshotStoreExceptTmp(B.store))).toEqual([]);
   });
 
   it("a new commit where one tensor changed sends about one tensor's worth", async () => {
     commits.push(await commit(A, [1, 2, 33, 4], 'a2'));
-    const r = await A.json(['push', 'origin']);
+    const r = await A.jsonAsync(['push', 'origin']);
     expect(r.refs).toEqual([{ name: 'refs/heads/main', old: commits[0]!.id, new: commits[1]!.id, forced: false }]);
     expect(r.commits).toBe(1);
     expect(r.bytesSent).toBeLessThan(CK_BYTES / 3);
@@ -313,18 +296,18 @@ describe('folder remote', () => {
   });
 
   it('fetch into a third store lands origin/BRANCH; pull REMOTE BRANCH sets the branch; checkouts byte-identical, verify clean everywhere', async () => {
-    await T.json(['remote', 'add', 'origin', B.store]);
-    const f = await T.json(['fetch', 'origin'], { env: NO_TOKEN });
+    await T.jsonAsync(['remote', 'add', 'origin', B.store]);
+    const f = await T.jsonAsync(['fetch', 'origin'], { env: NO_TOKEN });
     expect(f.refs).toEqual([
       expect.objectContaining({ name: 'refs/remotes/origin/main', old: null, new: commits[1]!.id }),
     ]);
     expect(f.objectsReceived).toBeGreaterThan(5);
     expect(T.ref('refs/remotes/origin/main')).toBe(commits[1]!.id);
     expect(T.ref('refs/heads/main')).toBeUndefined();
-    const log = await T.json<{ id: string }[]>(['log', 'origin/main']);
+    const log = await T.jsonAsync<{ id: string }[]>(['log', 'origin/main']);
     expect(log.map((c) => c.id)).toEqual([commits[1]!.id, commits[0]!.id]);
 
-    const p = await T.json(['pull', 'origin', 'main'], { cwd: tempDir('ckvc-empty-') });
+    const p = await T.jsonAsync(['pull', 'origin', 'main'], { cwd: tempDir('ckvc-empty-') });
     expect(p.branch).toMatchObject({ name: 'refs/heads/main', old: null, new: commits[1]!.id });
     expect(p.objectsReceived).toBe(0); // already fetched
     expect(T.ref('refs/heads/main')).toBe(commits[1]!.id);
@@ -336,23 +319,23 @@ describe('folder remote', () => {
 
   it('diverged histories: pull REMOTE BRANCH and push both refuse with 13 (refs unchanged) until push --force', async () => {
     commits.push(await commit(A, [1, 2, 33, 44], 'a3'));
-    await A.json(['push', 'origin']);
+    await A.jsonAsync(['push', 'origin']);
     const side = await commit(T, [1, 2, 33, 5], 't3 (diverged)');
 
-    const pl = await T.run(['pull', 'origin', 'main'], { cwd: tempDir('ckvc-empty-') });
-    expect(pl.code, describeOutcome(pl)).toBe(13);
-    expect(codes(pl)).toEqual(['CKVC_NON_FAST_FORWARD']);
+    const pl = await T.runAsync(['pull', 'origin', 'main'], { cwd: tempDir('ckvc-empty-') });
+    expect(pl.code, describeRun(pl)).toBe(13);
+    expect(codesOf(pl)).toEqual(['CKVC_NON_FAST_FORWARD']);
     expect(T.ref('refs/heads/main')).toBe(side.id);
     expect(T.ref('refs/remotes/origin/main')).toBe(commits[2]!.id); // the fetch half did its work
 
     const before = snapRefs(B);
-    const ps = await T.run(['push', 'origin', 'main']);
-    expect(ps.code, describeOutcome(ps)).toBe(13);
-    expect(codes(ps)).toEqual(['CKVC_NON_FAST_FORWARD']);
+    const ps = await T.runAsync(['push', 'origin', 'main']);
+    expect(ps.code, describeRun(ps)).toBe(13);
+    expect(codesOf(ps)).toEqual(['CKVC_NON_FAST_FORWARD']);
     expect(diffSnapshots(before, snapRefs(B))).toEqual([]);
     expect(B.ref('refs/heads/main')).toBe(commits[2]!.id);
 
-    const f = await T.json(['push', 'origin', 'main', '--force']);
+    const f = await T.jsonAsync(['push', 'origin', 'main', '--force']);
     expect(f.refs).toEqual([
       expect.objectContaining({ name: 'refs/heads/main', old: commits[2]!.id, new: side.id, forced: true }),
     ]);
@@ -365,23 +348,23 @@ describe('folder remote', () => {
 // ---------------------------------------------------------------------------------------------------------
 
 describe('HTTP remote (ckvc serve)', () => {
-  let H: Store; // the served store
+  let H: TestStore; // the served store
   let server: Server; // with --token-file
   let ro: Server; // --read-only (and the token file)
   let noTok: Server; // no --token-file at all
   let token: string;
   let tokenFile: string;
-  let L: Store;
-  let T: Store;
+  let L: TestStore;
+  let T: TestStore;
   const commits: { id: string; files: Map<string, string> }[] = [];
   const WITH_TOKEN = () => ({ CKVC_TOKEN: token });
-  let refusedRuns: { what: string; r: Outcome }[] = [];
+  let refusedRuns: { what: string; r: RunResult }[] = [];
   let termed: { server: Server; sentAt: number };
 
   beforeAll(async () => {
-    H = initStore('ckvc-remote-h-');
-    L = initStore('ckvc-remote-l-');
-    T = initStore('ckvc-remote-t2-');
+    H = newStore('ckvc-remote-h-');
+    L = newStore('ckvc-remote-l-');
+    T = newStore('ckvc-remote-t2-');
     token = `tok-${randomBytes(Date.now() % 100000, 16).toString('hex')}`;
     tokenFile = path.join(work, 'token');
     fs.writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
@@ -396,14 +379,14 @@ describe('HTTP remote (ckvc serve)', () => {
     // One server is sent SIGTERM now and checked later (so the wait overlaps the other tests).
     term.child.kill('SIGTERM');
     termed = { server: term, sentAt: Date.now() };
-    await L.json(['remote', 'add', 'origin', server.url]);
-    await L.json(['remote', 'add', 'ro', ro.url]);
-    await L.json(['remote', 'add', 'notoken', noTok.url]);
-    await L.json(['remote', 'add', 'termed', term.url]);
+    await L.jsonAsync(['remote', 'add', 'origin', server.url]);
+    await L.jsonAsync(['remote', 'add', 'ro', ro.url]);
+    await L.jsonAsync(['remote', 'add', 'notoken', noTok.url]);
+    await L.jsonAsync(['remote', 'add', 'termed', term.url]);
   });
 
   it('writes without a valid token, or to a read-only server, are refused with 21 and change nothing on the remote', async () => {
-    const before = snap(H);
+    const before = snapshotStoreExceptTmp(H.store);
     const wrongFile = path.join(work, 'wrong-token');
     fs.writeFileSync(wrongFile, `${token}x\n`);
     const runs: [string, string[], Record<string, string | undefined>][] = [
@@ -416,12 +399,12 @@ describe('HTTP remote (ckvc serve)', () => {
     // One after another: each run's time is then its own (the check below tells a prompt exit from one that
     // waits out the server's 5 s keep-alive), not five processes sharing two cores.
     refusedRuns = [];
-    for (const [what, args, env] of runs) refusedRuns.push({ what, r: await L.run(args, { env }) });
+    for (const [what, args, env] of runs) refusedRuns.push({ what, r: await L.runAsync(args, { env }) });
     for (const { what, r } of refusedRuns) {
-      expect(r.code, `${what}: ${describeOutcome(r)}`).toBe(21);
-      expect(codes(r), what).toEqual(['CKVC_UNAUTHORIZED']);
+      expect(r.code, `${what}: ${describeRun(r)}`).toBe(21);
+      expect(codesOf(r), what).toEqual(['CKVC_UNAUTHORIZED']);
     }
-    expect(diffSnapshots(before, snap(H))).toEqual([]);
+    expect(diffSnapshots(before, snapshotStoreExceptTmp(H.store))).toEqual([]);
     expect(quarantines(H)).toEqual([]);
     expect(L.ref('refs/remotes/origin/main')).toBeUndefined();
   });
@@ -433,12 +416,12 @@ describe('HTTP remote (ckvc serve)', () => {
   });
 
   it('push with CKVC_TOKEN (or --token-file) succeeds', async () => {
-    const r = await L.json(['push', 'origin'], { env: WITH_TOKEN() });
+    const r = await L.jsonAsync(['push', 'origin'], { env: WITH_TOKEN() });
     expect(r.refs).toEqual([{ name: 'refs/heads/main', old: null, new: commits[0]!.id, forced: false }]);
     expect(H.ref('refs/heads/main')).toBe(commits[0]!.id);
     expect(L.ref('refs/remotes/origin/main')).toBe(commits[0]!.id);
     commits.push(await commit(L, [11, 12, 13, 15], 'l2'));
-    const r2 = await L.json(['push', 'origin', 'main', '--token-file', tokenFile], { env: NO_TOKEN });
+    const r2 = await L.jsonAsync(['push', 'origin', 'main', '--token-file', tokenFile], { env: NO_TOKEN });
     expect(r2.refs).toEqual([{ name: 'refs/heads/main', old: commits[0]!.id, new: commits[1]!.id, forced: false }]);
     expect(r2.bytesSent).toBeLessThan(TENSOR_BYTES * 1.5);
     expect(H.ref('refs/heads/main')).toBe(commits[1]!.id);
@@ -446,15 +429,15 @@ describe('HTTP remote (ckvc serve)', () => {
   });
 
   it('fetch and pull need no token (also from the read-only server); checkouts are byte-identical and both stores verify clean', async () => {
-    await T.json(['remote', 'add', 'origin', server.url]);
-    await T.json(['remote', 'add', 'ro', ro.url]);
-    const f = await T.json(['fetch', 'origin'], { env: NO_TOKEN });
+    await T.jsonAsync(['remote', 'add', 'origin', server.url]);
+    await T.jsonAsync(['remote', 'add', 'ro', ro.url]);
+    const f = await T.jsonAsync(['fetch', 'origin'], { env: NO_TOKEN });
     expect(f.refs).toEqual([expect.objectContaining({ name: 'refs/remotes/origin/main', new: commits[1]!.id })]);
-    const p = await T.json(['pull', 'origin', 'main'], { env: NO_TOKEN, cwd: tempDir('ckvc-empty-') });
+    const p = await T.jsonAsync(['pull', 'origin', 'main'], { env: NO_TOKEN, cwd: tempDir('ckvc-empty-') });
     expect(p.branch).toMatchObject({ name: 'refs/heads/main', new: commits[1]!.id });
     expect(T.ref('refs/heads/main')).toBe(commits[1]!.id);
-    const rf = await T.run(['fetch', 'ro', '--json'], { env: NO_TOKEN });
-    expect(rf.code, describeOutcome(rf)).toBe(0);
+    const rf = await T.runAsync(['fetch', 'ro', '--json'], { env: NO_TOKEN });
+    expect(rf.code, describeRun(rf)).toBe(0);
     expect(T.ref('refs/remotes/ro/main')).toBe(commits[1]!.id);
     const checks = [{ s: H, c: commits[1]! }, ...commits.map((c) => ({ s: T, c }))];
     expect((await pool(checks, 2, ({ s, c }) => checkoutDiff(s, c.id, c.files))).flat()).toEqual([]);
@@ -472,19 +455,19 @@ describe('HTTP remote (ckvc serve)', () => {
       p === '/v1/refs' ? { status: 200, body: Buffer.from('<html>not the protocol</html>') } : undefined,
     );
     try {
-      const F = initStore('ckvc-remote-f-');
-      await F.json(['remote', 'add', 'evil', flip.url]);
-      await F.json(['remote', 'add', 'junk', junk.url]);
-      const before = snap(F);
+      const F = newStore('ckvc-remote-f-');
+      await F.jsonAsync(['remote', 'add', 'evil', flip.url]);
+      await F.jsonAsync(['remote', 'add', 'junk', junk.url]);
+      const before = snapshotStoreExceptTmp(F.store);
       const [a, b] = await Promise.all([
-        F.run(['fetch', 'evil'], { env: NO_TOKEN }),
-        F.run(['fetch', 'junk'], { env: NO_TOKEN }),
+        F.runAsync(['fetch', 'evil'], { env: NO_TOKEN }),
+        F.runAsync(['fetch', 'junk'], { env: NO_TOKEN }),
       ]);
-      expect(a.code, describeOutcome(a)).toBe(12);
-      expect(codes(a)).toEqual(['CKVC_BAD_BUNDLE']);
-      expect(b.code, describeOutcome(b)).toBe(22);
-      expect(codes(b)).toEqual(['CKVC_REMOTE']);
-      expect(diffSnapshots(before, snap(F))).toEqual([]);
+      expect(a.code, describeRun(a)).toBe(12);
+      expect(codesOf(a)).toEqual(['CKVC_BAD_BUNDLE']);
+      expect(b.code, describeRun(b)).toBe(22);
+      expect(codesOf(b)).toEqual(['CKVC_REMOTE']);
+      expect(diffSnapshots(before, snapshotStoreExceptTmp(F.store))).toEqual([]);
       expect(quarantines(F)).toEqual([]);
       expect(F.ref('refs/remotes/evil/main')).toBeUndefined();
     } finally {
@@ -494,30 +477,30 @@ describe('HTTP remote (ckvc serve)', () => {
 
   it('two pushers racing to one branch from diverged histories: exactly one wins, the other gets 13 (fetch first); --force then wins', async () => {
     // X (= T, at l2) and Y (a fresh clone at l2) each commit something else on main.
-    const Y = initStore('ckvc-remote-y-');
-    await Y.json(['remote', 'add', 'origin', server.url]);
-    await Y.json(['pull', 'origin', 'main'], { env: NO_TOKEN, cwd: tempDir('ckvc-empty-') });
+    const Y = newStore('ckvc-remote-y-');
+    await Y.jsonAsync(['remote', 'add', 'origin', server.url]);
+    await Y.jsonAsync(['pull', 'origin', 'main'], { env: NO_TOKEN, cwd: tempDir('ckvc-empty-') });
     expect(Y.ref('refs/heads/main')).toBe(commits[1]!.id);
     const [x, y] = await Promise.all([commit(T, [11, 12, 13, 70], 'x'), commit(Y, [11, 12, 13, 80], 'y')]);
     const [rx, ry] = await Promise.all([
-      T.run(['push', 'origin', 'main', '--json'], { env: WITH_TOKEN() }),
-      Y.run(['push', 'origin', 'main', '--json'], { env: WITH_TOKEN() }),
+      T.runAsync(['push', 'origin', 'main', '--json'], { env: WITH_TOKEN() }),
+      Y.runAsync(['push', 'origin', 'main', '--json'], { env: WITH_TOKEN() }),
     ]);
     const results = [
       { who: T, c: x, r: rx },
       { who: Y, c: y, r: ry },
     ];
-    expect(results.map((e) => e.r.code).sort(), `${describeOutcome(rx)}\n${describeOutcome(ry)}`).toEqual([0, 13]);
+    expect(results.map((e) => e.r.code).sort(), `${describeRun(rx)}\n${describeRun(ry)}`).toEqual([0, 13]);
     const winner = results.find((e) => e.r.code === 0)!;
     const loser = results.find((e) => e.r.code !== 0)!;
     expect(H.ref('refs/heads/main')).toBe(winner.c.id);
-    const lc = codes(loser.r);
+    const lc = codesOf(loser.r);
     expect(lc).toHaveLength(1);
     expect(['CKVC_REF_CONFLICT', 'CKVC_NON_FAST_FORWARD']).toContain(lc[0]);
     expect(loser.r.stderr).toMatch(/fetch/i);
     expect(loser.who.ref('refs/remotes/origin/main')).toBe(commits[1]!.id); // not moved by the refused push
 
-    const f = await loser.who.json(['push', 'origin', 'main', '--force'], { env: WITH_TOKEN() });
+    const f = await loser.who.jsonAsync(['push', 'origin', 'main', '--force'], { env: WITH_TOKEN() });
     expect(f.refs).toEqual([
       expect.objectContaining({ name: 'refs/heads/main', old: winner.c.id, new: loser.c.id, forced: true }),
     ]);
@@ -528,15 +511,15 @@ describe('HTTP remote (ckvc serve)', () => {
 
   it('a stopped server: fetch and push fail with 22', async () => {
     const s = await startServer(H, ['--token-file', tokenFile, '--json']);
-    await L.json(['remote', 'add', 'gone', s.url]);
+    await L.jsonAsync(['remote', 'add', 'gone', s.url]);
     await s.kill();
     const [f, p] = await Promise.all([
-      L.run(['fetch', 'gone'], { env: NO_TOKEN }),
-      L.run(['push', 'gone', 'main'], { env: WITH_TOKEN() }),
+      L.runAsync(['fetch', 'gone'], { env: NO_TOKEN }),
+      L.runAsync(['push', 'gone', 'main'], { env: WITH_TOKEN() }),
     ]);
     for (const r of [f, p]) {
-      expect(r.code, describeOutcome(r)).toBe(22);
-      expect(codes(r)).toEqual(['CKVC_REMOTE']);
+      expect(r.code, describeRun(r)).toBe(22);
+      expect(codesOf(r)).toEqual(['CKVC_REMOTE']);
     }
   });
 
@@ -545,42 +528,42 @@ describe('HTTP remote (ckvc serve)', () => {
     const left = Math.max(0, 3000 - (Date.now() - termed.sentAt));
     const e = await Promise.race([termed.server.exited, sleep(left).then(() => 'still running' as const)]);
     expect(e, `ckvc serve ignored SIGTERM for 3 s; its stderr:\n${termed.server.stderr()}`).not.toBe('still running');
-    const f = await L.run(['fetch', 'termed'], { env: NO_TOKEN });
-    expect(f.code, describeOutcome(f)).toBe(22);
-    expect(codes(f)).toEqual(['CKVC_REMOTE']);
+    const f = await L.runAsync(['fetch', 'termed'], { env: NO_TOKEN });
+    expect(f.code, describeRun(f)).toBe(22);
+    expect(codesOf(f)).toEqual(['CKVC_REMOTE']);
   });
 
   it('remote list shows the remotes; remove drops one (then it is unknown: 14); adding a name twice is 13', async () => {
-    const list = await L.json<{ name: string; url: string }[]>(['remote', 'list']);
+    const list = await L.jsonAsync<{ name: string; url: string }[]>(['remote', 'list']);
     expect(list.map((r) => r.name).sort()).toEqual(['gone', 'notoken', 'origin', 'ro', 'termed']);
     expect(list.find((r) => r.name === 'ro')!.url).toBe(ro.url);
     expect(list.find((r) => r.name === 'origin')!.url).toBe(server.url);
-    const dup = await L.run(['remote', 'add', 'origin', server.url]);
-    expect(dup.code, describeOutcome(dup)).toBe(13);
-    expect(codes(dup)).toEqual(['CKVC_REF_CONFLICT']);
-    const rm = await L.json(['remote', 'remove', 'gone']);
+    const dup = await L.runAsync(['remote', 'add', 'origin', server.url]);
+    expect(dup.code, describeRun(dup)).toBe(13);
+    expect(codesOf(dup)).toEqual(['CKVC_REF_CONFLICT']);
+    const rm = await L.jsonAsync(['remote', 'remove', 'gone']);
     expect(rm).toMatchObject({ name: 'gone' });
-    const after = await L.json<{ name: string }[]>(['remote', 'list']);
+    const after = await L.jsonAsync<{ name: string }[]>(['remote', 'list']);
     expect(after.map((r) => r.name)).not.toContain('gone');
     expect(after.map((r) => r.name)).toContain('origin');
     const [p, again] = await Promise.all([
-      L.run(['push', 'gone', 'main'], { env: WITH_TOKEN() }),
-      L.run(['remote', 'remove', 'gone']),
+      L.runAsync(['push', 'gone', 'main'], { env: WITH_TOKEN() }),
+      L.runAsync(['remote', 'remove', 'gone']),
     ]);
     for (const r of [p, again]) {
-      expect(r.code, describeOutcome(r)).toBe(14);
-      expect(codes(r)).toEqual(['CKVC_UNKNOWN_REMOTE']);
+      expect(r.code, describeRun(r)).toBe(14);
+      expect(codesOf(r)).toEqual(['CKVC_UNKNOWN_REMOTE']);
     }
   });
 
   it('bytes on the wire: 4 checkpoints with half the tensors frozen, then a re-push of the unchanged branch', async () => {
-    const Q = initStore('ckvc-remote-q-');
-    await Q.json(['remote', 'add', 'origin', server.url]);
+    const Q = newStore('ckvc-remote-q-');
+    await Q.jsonAsync(['remote', 'add', 'origin', server.url]);
     for (let i = 0; i < 4; i++)
       await commit(Q, [501, 502, 600 + i, 700 + i], `series ${i}`, 'series', { opaque: false });
     const logical = 4 * 4 * TENSOR_BYTES;
-    const first = await Q.json(['push', 'origin', 'series'], { env: WITH_TOKEN() });
-    const again = await Q.json(['push', 'origin', 'series'], { env: WITH_TOKEN() });
+    const first = await Q.jsonAsync(['push', 'origin', 'series'], { env: WITH_TOKEN() });
+    const again = await Q.jsonAsync(['push', 'origin', 'series'], { env: WITH_TOKEN() });
     console.log(
       `push bytes sent: first push of 4 checkpoints (half of the tensors frozen; ${logical} logical tensor bytes) ${first.bytesSent} bytes, ${first.objectsSent} objects; re-push of the unchanged branch ${again.bytesSent} bytes, ${again.objectsSent} objects`,
     );
@@ -598,16 +581,16 @@ describe('HTTP remote (ckvc serve)', () => {
 
 describe('interrupted push over HTTP', () => {
   it('a push killed mid-transfer leaves the remote branch at its old value; re-run, it completes byte-identical', async () => {
-    const I = initStore('ckvc-remote-i-');
-    const K = initStore('ckvc-remote-k-');
+    const I = newStore('ckvc-remote-i-');
+    const K = newStore('ckvc-remote-k-');
     const token = 'interrupt-token';
     const tokenFile = path.join(work, 'token-i');
     fs.writeFileSync(tokenFile, token);
     const server = await startServer(I, ['--token-file', tokenFile]);
     try {
-      await K.json(['remote', 'add', 'origin', server.url]);
+      await K.jsonAsync(['remote', 'add', 'origin', server.url]);
       const k0 = await commit(K, [1, 2, 3, 4], 'k0');
-      await K.json(['push', 'origin'], { env: { CKVC_TOKEN: token } });
+      await K.jsonAsync(['push', 'origin'], { env: { CKVC_TOKEN: token } });
       expect(I.ref('refs/heads/main')).toBe(k0.id);
 
       // ~48 MiB of incompressible data in several files: 5 opaque files and a safetensors file of 2 U8 tensors.
@@ -623,7 +606,7 @@ describe('interrupted push over HTTP', () => {
         }),
       );
       const files = hashTree(big);
-      const k1 = (await K.json<{ id: string }>(['commit', big, '-m', 'k1 (48 MiB)'])).id;
+      const k1 = (await K.jsonAsync<{ id: string }>(['commit', big, '-m', 'k1 (48 MiB)'])).id;
 
       // The client first builds the bundle locally, then uploads it; kill it once the upload is under way (the
       // server's quarantine holds part of the pack), or after 20 s at the latest.
@@ -640,7 +623,7 @@ describe('interrupted push over HTTP', () => {
       child.kill('SIGKILL');
       const killed = await child.done;
       const killedAt = Date.now() - t0;
-      expect(killed.signal, `the push finished before it could be killed: ${describeOutcome(killed)}`).toBe('SIGKILL');
+      expect(killed.signal, `the push finished before it could be killed: ${describeRun(killed)}`).toBe('SIGKILL');
       const when = `upload reached the server ${uploadSeenAt} ms after the start; killed at ${killedAt} ms with ${uploaded} bytes in the server's quarantine`;
       expect(uploaded, `the upload never reached the server (${when})`).toBeGreaterThan(0);
       // Never pointing at an incomplete commit: the branch is still the old value.
@@ -651,16 +634,16 @@ describe('interrupted push over HTTP', () => {
       while (quarantines(I).length && Date.now() < deadline) await sleep(50);
       expect(quarantines(I), `server stderr:\n${server.stderr()}`).toEqual([]);
       const mid = await I.verify(false);
-      expect(mid.r.code, describeOutcome(mid.r)).toBe(0);
+      expect(mid.r.code, describeRun(mid.r)).toBe(0);
       expect(I.ref('refs/heads/main')).toBe(k0.id);
 
-      const again = await K.json(['push', 'origin'], { env: { CKVC_TOKEN: token } });
+      const again = await K.jsonAsync(['push', 'origin'], { env: { CKVC_TOKEN: token } });
       expect(again.refs).toEqual([{ name: 'refs/heads/main', old: k0.id, new: k1, forced: false }]);
       expect(again.bytesSent).toBeGreaterThan(40 * MiB);
       expect(I.ref('refs/heads/main')).toBe(k1);
       const [d, v] = await Promise.all([checkoutDiff(I, k1, files), I.verify(true)]);
       expect(d).toEqual([]);
-      expect(v.r.code, describeOutcome(v.r)).toBe(0);
+      expect(v.r.code, describeRun(v.r)).toBe(0);
     } finally {
       await server.kill();
     }

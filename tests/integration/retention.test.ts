@@ -5,7 +5,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, errorCodes, newStore, sha256, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+import { sha256 } from '../helpers/snapshots.js';
 import { randomBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -20,7 +23,7 @@ function pickleOf(data: Buffer): Buffer {
 const PKL = 200_000;
 
 /** A branch `run` of `n` commits, each with its own pickle (incompressible) and one unchanged notes file. */
-function pickleBranch(s: TempStore, n: number, branch = 'run', seed = 1): { ids: string[]; sums: string[] } {
+function pickleBranch(s: TestStore, n: number, branch = 'run', seed = 1): { ids: string[]; sums: string[] } {
   const work = tempDir('ckvc-ret-work-');
   const ids: string[] = [];
   const sums: string[] = [];

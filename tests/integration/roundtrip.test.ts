@@ -4,19 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cleanupTemp,
-  commitId,
-  describeRun,
-  errorCodes,
-  newStore,
-  readTree,
-  sha256,
-  snapshotTree,
-  tempDir,
-  treeDifferences,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { readTree, sha256, snapshotTree, treeDifferences } from '../helpers/snapshots.js';
 import { randomBytes, tensorData, writeSafetensors } from '../helpers/data.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 
@@ -59,7 +50,7 @@ function makeSource(dir: string): void {
 }
 
 describe('roundtrip: commit then checkout is byte-identical', () => {
-  let s: TempStore;
+  let s: TestStore;
   let src: string;
   let id: string;
 

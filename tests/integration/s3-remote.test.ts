@@ -7,18 +7,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cleanupTemp,
-  commitId,
-  describeRun,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  snapshotStore,
-  snapshotTree,
-  tempDir,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, snapshotStore, snapshotTree } from '../helpers/snapshots.js';
 import { writeCheckpoint } from '../helpers/reliability.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
 
@@ -36,14 +28,14 @@ afterAll(async () => {
 });
 
 /** A store with remote `s3` at s3://ckvc-test/PREFIX (--single-writer unless told otherwise). */
-function storeWithRemote(prefix: string, singleWriter = true): TempStore {
+function storeWithRemote(prefix: string, singleWriter = true): TestStore {
   const s = newStore('ckvc-s3-');
   s.ok(['remote', 'add', 's3', `s3://${srv.bucket}/${prefix}`, ...(singleWriter ? ['--single-writer'] : [])]);
   return s;
 }
 
 function commitCheckpoint(
-  s: TempStore,
+  s: TestStore,
   seed: number,
   opts: { family?: number; opaqueBytes?: number } = {},
 ): { id: string; files: Map<string, string>; dir: string } {
@@ -57,15 +49,15 @@ function commitCheckpoint(
   return { id: commitId(s, [dir, '-m', `seed ${seed}`]), files, dir };
 }
 
-function checkedOut(s: TempStore, rev: string): Map<string, string> {
+function checkedOut(s: TestStore, rev: string): Map<string, string> {
   const to = tempDir('ckvc-s3-out-');
   s.ok(['checkout', rev, '--to', to]);
   return snapshotTree(to);
 }
 
-const remotes = (s: TempStore) =>
+const remotes = (s: TestStore) =>
   JSON.parse(fs.readFileSync(path.join(s.store, 'remotes.json'), 'utf8')) as Record<string, Record<string, unknown>>;
-const ref = (s: TempStore, full: string) => {
+const ref = (s: TestStore, full: string) => {
   const f = path.join(s.store, ...full.split('/'));
   return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim() : undefined;
 };
@@ -122,7 +114,7 @@ describe('a service that ignores conditional writes (s3rver)', () => {
 });
 
 describe('push, fetch and pull through s3rver (--single-writer)', () => {
-  let A: TempStore;
+  let A: TestStore;
   const commits: { id: string; files: Map<string, string> }[] = [];
 
   beforeAll(() => {
@@ -253,7 +245,7 @@ describe('multipart uploads', () => {
 });
 
 /** The one pack pushed under PREFIX (from index.json as the server stores it). */
-function packName(s: TempStore): string {
+function packName(s: TestStore): string {
   const prefix = String(remotes(s).s3!.url).replace(`s3://${srv.bucket}/`, '');
   const index = JSON.parse(fs.readFileSync(srv.objectFile(`${prefix}index.json`), 'utf8')) as { packs: string[] };
   expect(index.packs.length).toBe(1);
@@ -324,7 +316,7 @@ async function racingPushers(url: string, env: Record<string, string | undefined
     s.ok(['remote', 'add', 's3', url]);
     return { s, id: commitCheckpoint(s, 50 + i, { family: 3 + i }).id };
   });
-  const results = await Promise.all(stores.map(({ s }) => s.async(['push', 's3', '--json'], { env }).done));
+  const results = await Promise.all(stores.map(({ s }) => s.start(['push', 's3', '--json'], { env }).done));
   expect(results.map((r) => r.code).sort(), results.map(describeRun).join('\n')).toEqual([0, 13]);
   const loser = results.find((r) => r.code === 13)!;
   // Refused by the conditional write, or (when the winner had finished before the loser read the refs) as a

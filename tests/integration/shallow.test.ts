@@ -12,22 +12,14 @@ import {
   encodeBundlePreamble,
   type BundleHeader,
 } from '../../src/core/store-format/bundle-format.js';
-import {
-  cleanupTemp,
-  describeRun,
-  diffSnapshots,
-  errorCodes,
-  newStore,
-  snapshotTree,
-  tempDir,
-  treeDifferences,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes } from '../helpers/ckvc.js';
+import { diffSnapshots, snapshotTree, treeDifferences } from '../helpers/snapshots.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, TestStore } from '../helpers/test-store.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
-import { Store } from '../helpers/reliability.js';
 import { serve, stopServers } from '../helpers/servers.js';
 
-let S: TempStore;
+let S: TestStore;
 let work: string;
 /** Commits of `main`, oldest first. */
 const commits: string[] = [];
@@ -82,11 +74,11 @@ function withHeader(file: string, change: (h: BundleHeader) => BundleHeader): st
   return out;
 }
 
-const grafts = (s: TempStore) =>
+const grafts = (s: TestStore) =>
   fs.existsSync(path.join(s.store, 'shallow')) ? fs.readdirSync(path.join(s.store, 'shallow')) : [];
-const logIds = (s: TempStore, rev: string) => s.json<{ id: string }[]>(['log', rev]).map((c) => c.id);
+const logIds = (s: TestStore, rev: string) => s.json<{ id: string }[]>(['log', rev]).map((c) => c.id);
 
-function expectCheckoutIdentical(s: TempStore, rev: string): void {
+function expectCheckoutIdentical(s: TestStore, rev: string): void {
   const to = tempDir('ckvc-shallow-out-');
   s.ok(['checkout', rev, '--to', to]);
   expect(treeDifferences(expected, to)).toEqual([]);
@@ -123,7 +115,7 @@ describe('pack --depth', () => {
 });
 
 describe('a store filled from a shallow bundle', () => {
-  let T: TempStore;
+  let T: TestStore;
   beforeAll(() => {
     T = newStore('ckvc-shallow-dst-');
     T.ok(['pull', depth2]);
@@ -178,13 +170,13 @@ describe('a store filled from a shallow bundle', () => {
 });
 
 describe('a shallow header from a hostile sender', () => {
-  let R: TempStore;
+  let R: TestStore;
   beforeAll(() => {
     R = newStore('ckvc-shallow-hostile-');
     R.ok(['pull', full]);
   });
 
-  const refused = (file: string, target: TempStore) => {
+  const refused = (file: string, target: TestStore) => {
     const before = snapshotTree(target.store);
     const r = target.run(['pull', file]);
     expect(r.code, describeRun(r)).toBe(12);
@@ -262,7 +254,7 @@ describe('push --depth', () => {
     const remote = newStore('ckvc-shallow-http-');
     const tokenFile = path.join(work, 'token');
     fs.writeFileSync(tokenFile, 'shallow-token\n');
-    const { url } = await serve(new Store(remote.dir), ['--token-file', tokenFile]);
+    const { url } = await serve(new TestStore(remote.dir), ['--token-file', tokenFile]);
     const env = { CKVC_TOKEN: 'shallow-token' };
     S.ok(['remote', 'add', 'web', url]);
     const pushed = S.json<{ commits: number }>(['push', 'web', 'main', '--depth', '2'], { env });

@@ -6,25 +6,27 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cleanupTemp, cliEnv, errorCodes, tempDir } from '../helpers/ckvc.js';
+import { BIN, cliEnv, describeRun, errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { checkoutDiff, newStore, type TestStore } from '../helpers/test-store.js';
+import { hashTree } from '../helpers/snapshots.js';
 import { randomFloat32, safetensorsBytes } from '../helpers/data.js';
-import { checkoutDiff, describeOutcome, hashTree, initStore, type Store } from '../helpers/reliability.js';
 import { HOST_ALIAS, startSshd, type Sshd } from '../helpers/sshd.js';
 
 let sshd: Sshd;
-let S: Store; // the far store
+let S: TestStore; // the far store
 let main: string;
 let work: string;
 
 beforeAll(async () => {
   sshd = await startSshd();
   work = tempDir('ckvc-ssh-work-');
-  S = initStore('ckvc-ssh-far-');
+  S = newStore('ckvc-ssh-far-');
   const dir = path.join(work, 'ck');
   fs.mkdirSync(dir);
   const w = { dtype: 'F32', shape: [64, 64], bytes: randomFloat32(5, 64 * 64) };
   fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes({ w }));
-  main = (await S.json<{ id: string }>(['commit', dir, '-b', 'main', '-m', 'one'])).id;
+  main = (await S.jsonAsync<{ id: string }>(['commit', dir, '-b', 'main', '-m', 'one'])).id;
 });
 afterAll(async () => {
   await sshd?.stop();
@@ -80,75 +82,82 @@ describe('ckvc serve --stdio', () => {
 
 describe('SSH remote addresses', () => {
   it('scp-like [user@]host:/path is SSH: stored as ssh://, and fetch works through it', async () => {
-    const L = initStore('ckvc-ssh-scp-');
-    const add = await L.json(['remote', 'add', 'far', `${HOST_ALIAS}:${S.store}`, '--remote-ckvc', sshd.remoteCkvc]);
+    const L = newStore('ckvc-ssh-scp-');
+    const add = await L.jsonAsync([
+      'remote',
+      'add',
+      'far',
+      `${HOST_ALIAS}:${S.store}`,
+      '--remote-ckvc',
+      sshd.remoteCkvc,
+    ]);
     expect(add).toMatchObject({ url: `ssh://${HOST_ALIAS}${S.store}`, remoteCkvc: sshd.remoteCkvc });
-    const f = await L.json(['fetch', 'far'], { env: sshd.env });
+    const f = await L.jsonAsync(['fetch', 'far'], { env: sshd.env });
     expect(f.refs).toEqual([expect.objectContaining({ name: 'refs/remotes/far/main', new: main })]);
   });
 
   it('a folder named like user@host:path is refused with the ./ hint (15); ./user@host:path is that folder', async () => {
-    const L = initStore('ckvc-ssh-lookalike-');
-    const F = initStore('ckvc-ssh-lookalike-target-');
+    const L = newStore('ckvc-ssh-lookalike-');
+    const F = newStore('ckvc-ssh-lookalike-target-');
     fs.symlinkSync(F.dir, path.join(L.dir, 'me@box:store'));
-    const r = await L.run(['remote', 'add', 'x', 'me@box:store'], { cwd: L.dir });
-    expect(r.code, describeOutcome(r)).toBe(15);
+    const r = await L.runAsync(['remote', 'add', 'x', 'me@box:store'], { cwd: L.dir });
+    expect(r.code, describeRun(r)).toBe(15);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_ARGUMENT']);
     expect(r.stderr).toContain('./me@box:store');
-    const ok = await L.json(['remote', 'add', 'x', './me@box:store'], { cwd: L.dir });
+    const ok = await L.jsonAsync(['remote', 'add', 'x', './me@box:store'], { cwd: L.dir });
     expect(ok.url).toBe(path.join(L.dir, 'me@box:store'));
   });
 
   it('--remote-ckvc is for SSH remotes only (2)', async () => {
-    const L = initStore('ckvc-ssh-rc-');
-    const r = await L.run(['remote', 'add', 'h', 'http://127.0.0.1:1/', '--remote-ckvc', 'x']);
-    expect(r.code, describeOutcome(r)).toBe(2);
+    const L = newStore('ckvc-ssh-rc-');
+    const r = await L.runAsync(['remote', 'add', 'h', 'http://127.0.0.1:1/', '--remote-ckvc', 'x']);
+    expect(r.code, describeRun(r)).toBe(2);
   });
 });
 
 describe('SSH failures', () => {
   it("no ckvc on the far side: 22, naming --remote-ckvc; no store at the path: 22 with the far side's message", async () => {
-    const L = initStore('ckvc-ssh-nockvc-');
-    await L.json(['remote', 'add', 'far', sshd.url(S.store), '--remote-ckvc', '/nonexistent/bin/ckvc']);
-    const r = await L.run(['fetch', 'far'], { env: sshd.env });
-    expect(r.code, describeOutcome(r)).toBe(22);
+    const L = newStore('ckvc-ssh-nockvc-');
+    await L.jsonAsync(['remote', 'add', 'far', sshd.url(S.store), '--remote-ckvc', '/nonexistent/bin/ckvc']);
+    const r = await L.runAsync(['fetch', 'far'], { env: sshd.env });
+    expect(r.code, describeRun(r)).toBe(22);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
     expect(r.stderr).toContain('--remote-ckvc');
-    await L.json(['remote', 'add', 'nostore', sshd.url('/nonexistent/store'), '--remote-ckvc', sshd.remoteCkvc]);
-    const n = await L.run(['fetch', 'nostore'], { env: sshd.env });
-    expect(n.code, describeOutcome(n)).toBe(22);
+    await L.jsonAsync(['remote', 'add', 'nostore', sshd.url('/nonexistent/store'), '--remote-ckvc', sshd.remoteCkvc]);
+    const n = await L.runAsync(['fetch', 'nostore'], { env: sshd.env });
+    expect(n.code, describeRun(n)).toBe(22);
     expect(n.stderr).toContain('/nonexistent/store'); // the far side's own message comes through
   });
 
   it('a refused login says what ssh said (21)', async () => {
-    const L = initStore('ckvc-ssh-refused-');
-    await L.json(['remote', 'add', 'far', sshd.url(S.store), '--remote-ckvc', sshd.remoteCkvc]);
-    const r = await L.run(['fetch', 'far'], { env: sshd.wrongKeyEnv });
-    expect(r.code, describeOutcome(r)).toBe(21);
+    const L = newStore('ckvc-ssh-refused-');
+    await L.jsonAsync(['remote', 'add', 'far', sshd.url(S.store), '--remote-ckvc', sshd.remoteCkvc]);
+    const r = await L.runAsync(['fetch', 'far'], { env: sshd.wrongKeyEnv });
+    expect(r.code, describeRun(r)).toBe(21);
     expect(r.stderr).toMatch(/Permission denied/);
   });
 
   it('a push killed mid-transfer leaves the remote branch and quarantine as they were; a re-run completes byte-identical', async () => {
-    const A = initStore('ckvc-ssh-kill-a-');
-    const R = initStore('ckvc-ssh-kill-r-');
+    const A = newStore('ckvc-ssh-kill-a-');
+    const R = newStore('ckvc-ssh-kill-r-');
     const dir = path.join(work, 'big');
     fs.mkdirSync(dir);
     const tensor = (i: number) => ({ dtype: 'F32', shape: [1024, 1024], bytes: randomFloat32(100 + i, 1024 * 1024) });
     const tensors = Object.fromEntries([0, 1, 2, 3].map((i) => [`t${i}`, tensor(i)]));
     fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes(tensors));
-    const c = (await A.json<{ id: string }>(['commit', dir, '-b', 'main', '-m', 'big'])).id;
-    await A.json(['remote', 'add', 'far', sshd.url(R.store), '--remote-ckvc', sshd.remoteCkvc]);
+    const c = (await A.jsonAsync<{ id: string }>(['commit', dir, '-b', 'main', '-m', 'big'])).id;
+    await A.jsonAsync(['remote', 'add', 'far', sshd.url(R.store), '--remote-ckvc', sshd.remoteCkvc]);
     const push = A.start(['push', 'far', 'main'], { env: sshd.env });
     const tmp = path.join(R.store, 'tmp');
     const incoming = () => fs.readdirSync(tmp).some((n) => n.startsWith('quarantine-'));
     for (let i = 0; i < 600 && !incoming(); i++) await new Promise((r) => setTimeout(r, 25));
     push.kill();
     const killed = await push.done;
-    expect(killed.signal ?? killed.code, describeOutcome(killed)).not.toBe(0);
+    expect(killed.signal ?? killed.code, describeRun(killed)).not.toBe(0);
     expect(R.ref('refs/heads/main')).toBeUndefined();
     for (let i = 0; i < 200 && incoming(); i++) await new Promise((r) => setTimeout(r, 50));
     expect(incoming()).toBe(false); // the far server saw its stdin end and dropped the quarantine
-    const again = await A.json(['push', 'far', 'main'], { env: sshd.env });
+    const again = await A.jsonAsync(['push', 'far', 'main'], { env: sshd.env });
     expect(again.refs).toEqual([expect.objectContaining({ new: c })]);
     expect(R.ref('refs/heads/main')).toBe(c);
     expect(await checkoutDiff(R, 'main', hashTree(dir))).toEqual([]);

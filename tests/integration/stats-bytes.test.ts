@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, newStore, type TempStore } from '../helpers/ckvc.js';
+import { cleanupTemp } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -17,7 +18,7 @@ interface Stats {
   dedupRatio: number;
 }
 
-const stats = (s: TempStore) => s.json<Stats>(['stats']);
+const stats = (s: TestStore) => s.json<Stats>(['stats']);
 
 function expectInvariant(st: Stats): void {
   expect(st.uniqueBytes).toBeLessThanOrEqual(st.logicalBytes);

@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, commitId, newStore } from '../helpers/ckvc.js';
+import { cleanupTemp } from '../helpers/temp-dirs.js';
+import { commitId, newStore } from '../helpers/test-store.js';
 import { randomBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);

@@ -2,12 +2,12 @@
 // `\e]0;TITLE\a` would retitle the terminal, a newline in a file name would forge an `ls` line and a bidi override
 // would reorder what is shown. Human output escapes them (`\x1b`, `\n`, `\u202e`); --json keeps them exact.
 // Every check reads the raw bytes the real CLI wrote.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cleanupTemp, newStore, tempDir, type TempStore } from '../helpers/ckvc.js';
+import { type BytesResult, ckvcBytes } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
 import { writeSafetensors } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -38,28 +38,13 @@ const SHOWN = {
   CONFIG_PATH: '["lr\\u202e\\u001b[8m"]',
 } as const;
 
-interface RawRun {
-  code: number;
-  stdout: Buffer;
-  stderr: Buffer;
-}
-
-/** Runs the CLI keeping stdout and stderr as bytes (a utf8 decode would hide what reached the terminal). */
-function raw(args: string[], opts: { cwd?: string } = {}): RawRun {
-  const env: NodeJS.ProcessEnv = { ...process.env, CKVC_AUTHOR: 'test\x1b[31m', NO_COLOR: '1' };
-  delete env.CKVC_DIR;
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: opts.cwd ?? os.tmpdir(),
-    env,
-    timeout: 120_000,
-    maxBuffer: 16 << 20,
-  });
-  if (r.error) throw r.error;
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+/** Runs the CLI keeping stdout and stderr as bytes, as an author whose name holds an escape sequence. */
+function raw(args: string[], opts: { cwd?: string } = {}): BytesResult {
+  return ckvcBytes(args, { cwd: opts.cwd, env: { CKVC_AUTHOR: 'test\x1b[31m' } });
 }
 
 const text = (b: Buffer) => b.toString('utf8');
-const describeRaw = (args: string[], r: RawRun) =>
+const describeRaw = (args: string[], r: BytesResult) =>
   `ckvc ${JSON.stringify(args)} exit ${r.code}\n--- stdout ---\n${text(r.stdout)}\n--- stderr ---\n${text(r.stderr)}`;
 
 /** Byte offsets of anything a terminal would act on: C0 but the newline, DEL, and (as UTF-8) C1, U+2028/9 and
@@ -93,7 +78,7 @@ function json<T = any>(args: string[]): T {
   return JSON.parse(text(r.stdout)) as T;
 }
 
-let s: TempStore;
+let s: TestStore;
 let st: (args: string[]) => string[];
 let ck: string;
 let c1: string;

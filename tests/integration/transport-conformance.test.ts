@@ -8,17 +8,11 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, diffSnapshots, errorCodes, snapshotTree, tempDir } from '../helpers/ckvc.js';
+import { codesOf, describeRun } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { checkoutDiff, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, hashTree, snapshotStoreExceptTmp } from '../helpers/snapshots.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
-import {
-  checkoutDiff,
-  copyStore,
-  describeOutcome,
-  hashTree,
-  initStore,
-  type Outcome,
-  type Store,
-} from '../helpers/reliability.js';
 import { proxy, serve, stopServers } from '../helpers/servers.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
@@ -36,22 +30,22 @@ interface TransportCase {
   name: string;
   start?(): Promise<void>;
   stop?(): Promise<void>;
-  reach(s: Store): Promise<Reach>;
+  reach(s: TestStore): Promise<Reach>;
   /**
    * Reaches `s` with credentials it refuses (transports without credentials leave this out); `reads` says
    * whether reads need them too (HTTP serves fetches without a token).
    */
-  refused?(s: Store): Promise<Reach & { reads: boolean }>;
+  refused?(s: TestStore): Promise<Reach & { reads: boolean }>;
   /** An address where nothing answers (a folder remote has no such thing: its store is there or not). */
   unreachable?(): Promise<Reach>;
   /** Reaches `s` through something that damages one object of every bundle `s` sends. */
-  damaging(s: Store): Promise<Reach>;
+  damaging(s: TestStore): Promise<Reach>;
   /**
    * Where the remote for store `s` is not that store itself (S3 keeps objects in a bucket): its refs and a
    * snapshot of what it holds. Without these the remote is the store `s`, read directly.
    */
-  remoteRef?(s: Store, name: string): string | undefined;
-  remoteSnapshot?(s: Store): Map<string, string>;
+  remoteRef?(s: TestStore, name: string): string | undefined;
+  remoteSnapshot?(s: TestStore): Map<string, string>;
 }
 
 const REPO_HELPERS = path.resolve(__dirname, '..', 'helpers');
@@ -69,8 +63,8 @@ async function closedPort(): Promise<number> {
 }
 
 /** A copy of `s` with one byte flipped in the middle of each pack: every fetch from it reads damaged data. */
-function damagedCopy(s: Store): Store {
-  const copy = newStore('ckvc-conf-damaged-');
+function damagedCopy(s: TestStore): TestStore {
+  const copy = emptyCopy('ckvc-conf-damaged-');
   fs.rmSync(copy.store, { recursive: true });
   fs.cpSync(s.store, copy.store, { recursive: true });
   const packs = path.join(copy.store, 'packs');
@@ -89,7 +83,7 @@ let tokenFile: string;
 let sshd: Sshd;
 let s3: S3Server;
 /** An S3 remote stands for store `s` under a prefix named after it. */
-const prefixOf = (s: Store) => path.basename(s.dir);
+const prefixOf = (s: TestStore) => path.basename(s.dir);
 
 const TRANSPORTS: TransportCase[] = [
   {
@@ -174,7 +168,7 @@ interface Committed {
   files: Map<string, string>;
 }
 
-async function commit(s: Store, seeds: number[], msg: string, branch = 'main'): Promise<Committed> {
+async function commit(s: TestStore, seeds: number[], msg: string, branch = 'main'): Promise<Committed> {
   const dir = path.join(work, `ck-${made++}`);
   fs.mkdirSync(dir);
   const tensor = (seed: number) => ({ dtype: 'F32', shape: [ROWS, COLS], bytes: randomFloat32(seed, ROWS * COLS) });
@@ -182,44 +176,42 @@ async function commit(s: Store, seeds: number[], msg: string, branch = 'main'): 
   fs.writeFileSync(path.join(dir, 'model.safetensors'), safetensorsBytes(tensors));
   fs.writeFileSync(path.join(dir, 'optimizer.bin'), randomBytes(4242, 64 * 1024));
   const loss = `loss=${(1 / made).toFixed(4)}`;
-  const r = await s.json<{ id: string }>(['commit', dir, '-b', branch, '-m', msg, '--metric', loss]);
+  const r = await s.jsonAsync<{ id: string }>(['commit', dir, '-b', branch, '-m', msg, '--metric', loss]);
   return { id: r.id, files: hashTree(dir) };
 }
 
-async function addRemote(s: Store, name: string, r: Reach): Promise<void> {
-  await s.json(['remote', 'add', name, r.url, ...(r.addArgs ?? [])]);
+async function addRemote(s: TestStore, name: string, r: Reach): Promise<void> {
+  await s.jsonAsync(['remote', 'add', name, r.url, ...(r.addArgs ?? [])]);
 }
 
-const codes = (r: Outcome) => errorCodes(r.stderr);
 /** An empty store made once by `ckvc init`; every store here starts as a copy of it (one process fewer each). */
-let empty: Store;
-const newStore = (prefix: string) => copyStore(empty, prefix);
+let empty: TestStore;
+const emptyCopy = (prefix: string) => copyStore(empty, prefix);
 /** A store's files but the index cache and tmp/. */
-const snap = (s: Store) => snapshotTree(s.store, (rel) => /^(index|tmp)(\/|$)/.test(rel));
 
 beforeAll(() => {
   work = tempDir('ckvc-conf-work-');
   tokenFile = path.join(work, 'token');
   fs.writeFileSync(tokenFile, `${TOKEN}\n`);
-  empty = initStore('ckvc-conf-empty-');
+  empty = newStore('ckvc-conf-empty-');
 });
 afterAll(() => cleanupTemp());
 
 describe.each(TRANSPORTS)('$name transport', (tc) => {
-  let A: Store; // pushes
-  let R: Store; // the remote
-  let C: Store; // fetches
+  let A: TestStore; // pushes
+  let R: TestStore; // the remote
+  let C: TestStore; // fetches
   let reach: Reach;
   const commits: Committed[] = [];
   const env = () => reach.env ?? {};
   /** The remote's refs and contents: the store R itself, or what the transport keeps for it. */
-  const remoteRef = (s: Store, name: string) => (tc.remoteRef ? tc.remoteRef(s, name) : s.ref(name));
-  const remoteSnap = (s: Store) => (tc.remoteSnapshot ? tc.remoteSnapshot(s) : snap(s));
+  const remoteRef = (s: TestStore, name: string) => (tc.remoteRef ? tc.remoteRef(s, name) : s.ref(name));
+  const remoteSnap = (s: TestStore) => (tc.remoteSnapshot ? tc.remoteSnapshot(s) : snapshotStoreExceptTmp(s.store));
   const remoteIsStore = !tc.remoteSnapshot;
 
   beforeAll(async () => {
     await tc.start?.();
-    [A, R, C] = [newStore('ckvc-conf-a-'), newStore('ckvc-conf-r-'), newStore('ckvc-conf-c-')];
+    [A, R, C] = [emptyCopy('ckvc-conf-a-'), emptyCopy('ckvc-conf-r-'), emptyCopy('ckvc-conf-c-')];
     reach = await tc.reach(R);
     await Promise.all([addRemote(A, 'origin', reach), addRemote(C, 'origin', reach)]);
     commits.push(await commit(A, [1, 2, 3, 4], 'c1'));
@@ -227,12 +219,12 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
   afterAll(async () => tc.stop?.());
 
   it('push then fetch and pull elsewhere: byte-identical checkouts, every store verifies clean', async () => {
-    const p = await A.json(['push', 'origin', 'main'], { env: env() });
+    const p = await A.jsonAsync(['push', 'origin', 'main'], { env: env() });
     expect(p.refs).toEqual([{ name: 'refs/heads/main', old: null, new: commits[0]!.id, forced: false }]);
     expect(p.bytesSent).toBeGreaterThan(CK_BYTES / 2);
     expect(remoteRef(R, 'refs/heads/main')).toBe(commits[0]!.id);
     expect(A.ref('refs/remotes/origin/main')).toBe(commits[0]!.id);
-    const f = await C.json(['pull', 'origin', 'main'], { env: env() });
+    const f = await C.jsonAsync(['pull', 'origin', 'main'], { env: env() });
     expect(f.branch).toMatchObject({ name: 'refs/heads/main', old: null, new: commits[0]!.id });
     expect(await checkoutDiff(C, 'main', commits[0]!.files)).toEqual([]);
     const [vr, vc] = await Promise.all([remoteIsStore ? R.verify(false) : undefined, C.verify(true)]);
@@ -241,53 +233,53 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
 
   it('a re-push sends 0 objects and changes nothing on the remote', async () => {
     const before = remoteSnap(R);
-    const p = await A.json(['push', 'origin', 'main'], { env: env() });
+    const p = await A.jsonAsync(['push', 'origin', 'main'], { env: env() });
     expect([p.objectsSent, p.bytesSent]).toEqual([0, 0]);
     expect(diffSnapshots(before, remoteSnap(R))).toEqual([]);
   });
 
   it('a one-tensor change sends about one tensor; the fetch receives about as much', async () => {
     commits.push(await commit(A, [1, 2, 33, 4], 'c2'));
-    const p = await A.json(['push', 'origin', 'main'], { env: env() });
+    const p = await A.jsonAsync(['push', 'origin', 'main'], { env: env() });
     expect(p.bytesSent).toBeGreaterThan(TENSOR_BYTES / 2);
     expect(p.bytesSent).toBeLessThan(TENSOR_BYTES * 1.5);
-    const f = await C.json(['fetch', 'origin'], { env: env() });
+    const f = await C.jsonAsync(['fetch', 'origin'], { env: env() });
     expect(f.bytesReceived).toBeLessThan(TENSOR_BYTES * 1.5);
     expect(C.ref('refs/remotes/origin/main')).toBe(commits[1]!.id);
   });
 
   it('a non-fast-forward push is refused with 13 and moves nothing; --force replaces the branch', async () => {
-    await C.json(['pull', 'origin', 'main'], { env: env() });
+    await C.jsonAsync(['pull', 'origin', 'main'], { env: env() });
     const side = await commit(C, [1, 2, 33, 5], 'side');
     commits.push(await commit(A, [1, 2, 33, 6], 'c3'));
-    await A.json(['push', 'origin', 'main'], { env: env() });
-    const r = await C.run(['push', 'origin', 'main'], { env: env() });
-    expect(r.code, describeOutcome(r)).toBe(13);
-    expect(codes(r)).toEqual(['CKVC_NON_FAST_FORWARD']);
+    await A.jsonAsync(['push', 'origin', 'main'], { env: env() });
+    const r = await C.runAsync(['push', 'origin', 'main'], { env: env() });
+    expect(r.code, describeRun(r)).toBe(13);
+    expect(codesOf(r)).toEqual(['CKVC_NON_FAST_FORWARD']);
     expect(remoteRef(R, 'refs/heads/main')).toBe(commits[2]!.id);
-    const f = await C.json(['push', 'origin', 'main', '--force'], { env: env() });
+    const f = await C.jsonAsync(['push', 'origin', 'main', '--force'], { env: env() });
     expect(f.refs).toEqual([expect.objectContaining({ old: commits[2]!.id, new: side.id, forced: true })]);
     expect(remoteRef(R, 'refs/heads/main')).toBe(side.id);
     commits.push(side);
   });
 
   it('racing pushers of diverged commits: exactly one wins, the other is told to fetch first (13)', async () => {
-    await A.json(['pull', 'origin', 'main'], { env: env() }).catch(() => undefined);
+    await A.jsonAsync(['pull', 'origin', 'main'], { env: env() }).catch(() => undefined);
     const base = remoteRef(R, 'refs/heads/main')!;
-    await A.run(['branch', 'race', base]);
-    await C.run(['branch', 'race', base]);
+    await A.runAsync(['branch', 'race', base]);
+    await C.runAsync(['branch', 'race', base]);
     // The remote's race branch starts at base, set the one way every transport has: a push.
-    await A.json(['push', 'origin', 'race'], { env: env() });
-    const mk = async (s: Store, seed: number) => commit(s, [1, 2, 33, seed], `race ${seed}`, 'race');
+    await A.jsonAsync(['push', 'origin', 'race'], { env: env() });
+    const mk = async (s: TestStore, seed: number) => commit(s, [1, 2, 33, seed], `race ${seed}`, 'race');
     const [x, y] = await Promise.all([mk(A, 70), mk(C, 80)]);
     const [rx, ry] = await Promise.all([
-      A.run(['push', 'origin', 'race'], { env: env() }),
-      C.run(['push', 'origin', 'race'], { env: env() }),
+      A.runAsync(['push', 'origin', 'race'], { env: env() }),
+      C.runAsync(['push', 'origin', 'race'], { env: env() }),
     ]);
-    expect([rx.code, ry.code].sort(), `${describeOutcome(rx)}\n${describeOutcome(ry)}`).toEqual([0, 13]);
+    expect([rx.code, ry.code].sort(), `${describeRun(rx)}\n${describeRun(ry)}`).toEqual([0, 13]);
     expect(remoteRef(R, 'refs/heads/race')).toBe(rx.code === 0 ? x.id : y.id);
     const lost = rx.code === 0 ? ry : rx;
-    expect(['CKVC_REF_CONFLICT', 'CKVC_NON_FAST_FORWARD']).toContain(codes(lost)[0]);
+    expect(['CKVC_REF_CONFLICT', 'CKVC_NON_FAST_FORWARD']).toContain(codesOf(lost)[0]);
     expect(lost.stderr).toMatch(/fetch/);
   });
 
@@ -297,15 +289,15 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
       const bad = await tc.refused!(R);
       await addRemote(A, 'bad', bad);
       await commit(A, [9, 9, 9, 9], 'refused', 'refused');
-      const [beforeA, beforeR] = [snap(A), remoteSnap(R)];
-      const p = await A.run(['push', 'bad', 'refused'], { env: bad.env });
-      expect(p.code, describeOutcome(p)).toBe(21);
-      expect(codes(p)).toEqual(['CKVC_UNAUTHORIZED']);
+      const [beforeA, beforeR] = [snapshotStoreExceptTmp(A.store), remoteSnap(R)];
+      const p = await A.runAsync(['push', 'bad', 'refused'], { env: bad.env });
+      expect(p.code, describeRun(p)).toBe(21);
+      expect(codesOf(p)).toEqual(['CKVC_UNAUTHORIZED']);
       if (bad.reads) {
-        const f = await A.run(['fetch', 'bad'], { env: bad.env });
-        expect(f.code, describeOutcome(f)).toBe(21);
+        const f = await A.runAsync(['fetch', 'bad'], { env: bad.env });
+        expect(f.code, describeRun(f)).toBe(21);
       }
-      expect(diffSnapshots(beforeA, snap(A))).toEqual([]);
+      expect(diffSnapshots(beforeA, snapshotStoreExceptTmp(A.store))).toEqual([]);
       expect(remoteRef(R, 'refs/heads/refused')).toBeUndefined();
       expect(diffSnapshots(beforeR, remoteSnap(R)).filter((d) => !d.includes('packs/'))).toEqual([]);
     },
@@ -318,25 +310,29 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
       ['fetch', 'gone'],
       ['push', 'gone', 'main'],
     ]) {
-      const r = await A.run(args, { env: u.env ?? env() });
-      expect(r.code, describeOutcome(r)).toBe(22);
-      expect(codes(r)).toEqual(['CKVC_REMOTE']);
+      const r = await A.runAsync(args, { env: u.env ?? env() });
+      expect(r.code, describeRun(r)).toBe(22);
+      expect(codesOf(r)).toEqual(['CKVC_REMOTE']);
     }
   });
 
   it('a damaged object in a reply: fetch exits 12 and the fetching store is unchanged', async () => {
-    const F = newStore('ckvc-conf-f-');
+    const F = emptyCopy('ckvc-conf-f-');
     const d = await tc.damaging(R);
     await addRemote(F, 'evil', d);
-    const before = snap(F);
-    const r = await F.run(['fetch', 'evil'], { env: d.env ?? env() });
-    expect(r.code, describeOutcome(r)).toBe(12);
-    expect(diffSnapshots(before, snap(F))).toEqual([]);
+    const before = snapshotStoreExceptTmp(F.store);
+    const r = await F.runAsync(['fetch', 'evil'], { env: d.env ?? env() });
+    expect(r.code, describeRun(r)).toBe(12);
+    expect(diffSnapshots(before, snapshotStoreExceptTmp(F.store))).toEqual([]);
     expect(F.ref('refs/remotes/evil/main')).toBeUndefined();
   });
 
   it('config labels and annotated tags travel with push and fetch; a label the fetcher has is kept', async () => {
-    const [S, Q, G] = ['src', 'remote', 'get'].map((n) => newStore(`ckvc-conf-label-${n}-`)) as [Store, Store, Store];
+    const [S, Q, G] = ['src', 'remote', 'get'].map((n) => emptyCopy(`ckvc-conf-label-${n}-`)) as [
+      TestStore,
+      TestStore,
+      TestStore,
+    ];
     const q = await tc.reach(Q);
     await Promise.all([addRemote(S, 'q', q), addRemote(G, 'q', q)]);
     const dir = path.join(work, `labels-${made++}`);
@@ -346,47 +342,47 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
       fs.writeFileSync(path.join(dir, 'w.bin'), randomBytes(lr, 1024));
       fs.writeFileSync(path.join(dir, 'config.yaml'), `lr: ${lr}\n`);
       const args = [path.join(dir, 'w.bin'), '-b', 'main', '-m', `lr ${lr}`, '--config', path.join(dir, 'config.yaml')];
-      const c = await S.json<{ configHash: string }>(['commit', ...args]);
+      const c = await S.jsonAsync<{ configHash: string }>(['commit', ...args]);
       configs.push(c.configHash);
-      await S.json(['config', 'label', c.configHash, `lr ${lr} from S`]);
+      await S.jsonAsync(['config', 'label', c.configHash, `lr ${lr} from S`]);
     }
     await Promise.all([
-      S.json(['tag', 'v1', 'main', '-m', 'release one']),
-      G.json(['config', 'label', configs[0]!, 'from G']),
+      S.jsonAsync(['tag', 'v1', 'main', '-m', 'release one']),
+      G.jsonAsync(['config', 'label', configs[0]!, 'from G']),
     ]);
-    await S.json(['push', 'q', 'main', 'v1'], { env: q.env ?? {} });
-    const f = await G.json(['fetch', 'q'], { env: q.env ?? {} });
+    await S.jsonAsync(['push', 'q', 'main', 'v1'], { env: q.env ?? {} });
+    const f = await G.jsonAsync(['fetch', 'q'], { env: q.env ?? {} });
     const message = expect.stringContaining('"lr 1 from S"');
     const warned = { config: configs[0], code: 'CKVC_WOULD_OVERWRITE', message };
     expect(f.warnings).toEqual([warned]);
     const [kept, taken, tag] = await Promise.all([
-      G.json(['config', 'show', 'q/main~1']),
-      G.json(['config', 'show', 'q/main']),
-      G.json(['show', 'v1']),
+      G.jsonAsync(['config', 'show', 'q/main~1']),
+      G.jsonAsync(['config', 'show', 'q/main']),
+      G.jsonAsync(['show', 'v1']),
     ]);
     expect([kept.label, taken.label]).toEqual(['from G', 'lr 2 from S']);
     expect(tag.tags).toEqual([expect.objectContaining({ name: 'v1', message: 'release one' })]);
   });
 
   it("prune records travel with push and fetch; the remote's aliases are not fetched", async () => {
-    const S = newStore('ckvc-conf-prune-src-');
-    const Q = newStore('ckvc-conf-prune-remote-');
-    const G = newStore('ckvc-conf-prune-get-');
+    const S = emptyCopy('ckvc-conf-prune-src-');
+    const Q = emptyCopy('ckvc-conf-prune-remote-');
+    const G = emptyCopy('ckvc-conf-prune-get-');
     const q = await tc.reach(Q);
     await Promise.all([addRemote(S, 'q', q), addRemote(G, 'q', q)]);
     const old = await commit(S, [41, 42, 43, 44], 'old');
     await commit(S, [41, 42, 43, 45], 'kept');
-    await S.json(['prune', '-b', 'main', '--keep-last', '1']);
-    await S.json(['push', 'q', 'main'], { env: q.env ?? {} });
+    await S.jsonAsync(['prune', '-b', 'main', '--keep-last', '1']);
+    await S.jsonAsync(['push', 'q', 'main'], { env: q.env ?? {} });
     // Where the remote is a store, it has an alias that must not come along (an S3 remote holds none).
-    if (remoteIsStore) await Q.json(['alias', 'best', '--track', 'loss', '--min', '-b', 'main']);
-    const f = await G.json(['fetch', 'q'], { env: q.env ?? {} });
+    if (remoteIsStore) await Q.jsonAsync(['alias', 'best', '--track', 'loss', '--min', '-b', 'main']);
+    const f = await G.jsonAsync(['fetch', 'q'], { env: q.env ?? {} });
     expect(f.refs.map((u: { name: string }) => u.name)).toEqual(['refs/remotes/q/main']);
     expect(f.warnings).toEqual([]);
     expect(G.refFiles()).toEqual(['refs/remotes/q/main']); // no refs/aliases/best
     expect((await G.verify(true)).r.code).toBe(0);
-    const r = await G.run(['checkout', old.id, '--to', tempDir('ckvc-conf-released-')]);
-    expect(r.code, describeOutcome(r)).toBe(19);
-    expect(codes(r)).toEqual(['CKVC_PRUNED']);
+    const r = await G.runAsync(['checkout', old.id, '--to', tempDir('ckvc-conf-released-')]);
+    expect(r.code, describeRun(r)).toBe(19);
+    expect(codesOf(r)).toEqual(['CKVC_PRUNED']);
   });
 });

@@ -1,14 +1,13 @@
 // `ckvc ui` and the page in `ckvc serve` (spec/UI.md): each JSON endpoint against what the CLI reports for the
 // same question (one implementation: the Node API), downloads byte-identical to `ckvc cat`, and the guards:
 // a foreign Host header is refused, the page is read-only, a non-loopback address needs the token.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initStore, openStore } from '../../dist/api/index.js';
-import { BIN, ckvc, ok } from '../helpers/ckvc.js';
+import { ckvc, ckvcBytes, ok } from '../helpers/ckvc.js';
 import { randomBytes } from '../helpers/data.js';
 import { makeUiStore, startUi, stopUiServers, type UiStore } from '../helpers/ui-store.js';
 
@@ -163,8 +162,8 @@ describe('ckvc ui: JSON endpoints and guards', () => {
     const r = await request(url, '/api/file?rev=main&path=model.safetensors');
     expect(r.status).toBe(200);
     expect(r.headers['content-disposition']).toBe("attachment; filename*=UTF-8''model.safetensors");
-    const cat = spawnSync(process.execPath, [BIN, 'cat', 'main:model.safetensors', '--store', S.store]);
-    expect([cat.status, cat.stdout.length > 1000, Buffer.compare(r.body, cat.stdout)]).toEqual([0, true, 0]);
+    const cat = ckvcBytes(['cat', 'main:model.safetensors', '--store', S.store]);
+    expect([cat.code, cat.stdout.length > 1000, Buffer.compare(r.body, cat.stdout)]).toEqual([0, true, 0]);
     const missing = await request(url, '/api/file?rev=main&path=nope.bin');
     expect([missing.status, missing.json.error.code]).toEqual([404, 'CKVC_PATH_NOT_FOUND']);
   });

@@ -4,7 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, errorCodes, newStore, sleep } from '../helpers/ckvc.js';
+import { errorCodes } from '../helpers/ckvc.js';
+import { cleanupTemp } from '../helpers/temp-dirs.js';
+import { newStore } from '../helpers/test-store.js';
+import { sleep } from '../helpers/async-tasks.js';
 
 afterAll(cleanupTemp);
 
@@ -39,7 +42,7 @@ describe('watch --check', () => {
     fs.mkdirSync(dir);
     const file = path.join(dir, 'step_5.bin');
     fs.writeFileSync(file, 'bad');
-    const w = s.async(['watch', dir, '-b', 'run', '--settle', '0.2', '--interval', '0.05', '--check', CHECK]);
+    const w = s.start(['watch', dir, '-b', 'run', '--settle', '0.2', '--interval', '0.05', '--check', CHECK]);
     let stderr = '';
     w.child.stderr!.on('data', (d: string) => {
       stderr += d;
@@ -66,7 +69,7 @@ describe('watch --check', () => {
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'step_1.bin'), 'good');
     const started = path.join(s.dir, 'check-started');
-    const w = s.async([
+    const w = s.start([
       'watch',
       dir,
       '-b',

@@ -3,13 +3,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, newStore, sleep, type RunResult, type TempStore } from '../helpers/ckvc.js';
+import type { RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+import { sleep } from '../helpers/async-tasks.js';
 import { randomBytes } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
-function start(s: TempStore, args: string[]) {
-  const r = s.async(['watch', ...args, '--interval', '0.1', '--settle', '0.3']);
+function start(s: TestStore, args: string[]) {
+  const r = s.start(['watch', ...args, '--interval', '0.1', '--settle', '0.3']);
   let stdout = '';
   let stderr = '';
   let exited = false;

@@ -6,19 +6,11 @@ import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cleanupTemp,
-  describeRun,
-  errorCodes,
-  newStore,
-  sleep,
-  snapshotStore,
-  diffSnapshots,
-  tempDir,
-  treeDifferences,
-  type RunResult,
-  type TempStore,
-} from '../helpers/ckvc.js';
+import { describeRun, errorCodes, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, snapshotStore, treeDifferences } from '../helpers/snapshots.js';
+import { sleep } from '../helpers/async-tasks.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -28,7 +20,7 @@ const MiB = 1024 * 1024;
 const FAST = ['--interval', '0.1', '--settle', '0.3'];
 
 interface Watcher {
-  child: ReturnType<TempStore['async']>['child'];
+  child: ReturnType<TestStore['start']>['child'];
   done: Promise<RunResult>;
   stdout(): string;
   stderr(): string;
@@ -37,8 +29,8 @@ interface Watcher {
   waitFor(what: string, pred: () => boolean, ms?: number): Promise<void>;
 }
 
-function startWatch(s: TempStore, args: string[]): Watcher {
-  const r = s.async(['watch', ...args]);
+function startWatch(s: TestStore, args: string[]): Watcher {
+  const r = s.start(['watch', ...args]);
   let stdout = '';
   let stderr = '';
   let exited = false;
@@ -86,11 +78,11 @@ async function stopWith(w: Watcher, signal: NodeJS.Signals): Promise<RunResult> 
 }
 
 /** The branch's commits, oldest first. */
-function history(s: TempStore, branch: string): any[] {
+function history(s: TestStore, branch: string): any[] {
   return s.json<any[]>(['log', branch]).reverse();
 }
 
-function checkoutTo(s: TempStore, rev: string): string {
+function checkoutTo(s: TestStore, rev: string): string {
   const out = tempDir('ckvc-watch-out-');
   s.ok(['checkout', rev, '--to', out]);
   return out;

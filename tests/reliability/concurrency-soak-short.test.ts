@@ -3,8 +3,8 @@
 // tests/soak/concurrency-soak.soak.ts, run with `npm run soak` (tests/soak/vitest.soak.config.ts). Both use concurrencySoak() from
 // tests/helpers/reliability.ts.
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp } from '../helpers/ckvc.js';
-import { concurrencySoak, expectSoakClean } from '../helpers/reliability.js';
+import { cleanupTemp } from '../helpers/temp-dirs.js';
+import { concurrencySoak, expectSoakClean } from '../helpers/concurrency-soak.js';
 
 afterAll(cleanupTemp);
 

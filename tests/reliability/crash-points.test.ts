@@ -14,25 +14,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, diffSnapshots, sha256, tempDir } from '../helpers/ckvc.js';
+import { describeRun, expectOk, parseJson, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { checkoutDiff, copyStore, newStore, TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, fingerprint, hashTree, sha256 } from '../helpers/snapshots.js';
+import { Semaphore } from '../helpers/async-tasks.js';
+import { CHECKOUT_TEMP, faultSteps, MiB, writeCheckpoint } from '../helpers/reliability.js';
 import { randomBytes } from '../helpers/data.js';
-import {
-  CHECKOUT_TEMP,
-  MiB,
-  Semaphore,
-  type Outcome,
-  Store,
-  checkoutDiff,
-  copyStore,
-  describeOutcome,
-  expectOk,
-  faultSteps,
-  fingerprint,
-  hashTree,
-  initStore,
-  parseJson,
-  writeCheckpoint,
-} from '../helpers/reliability.js';
 
 const STEPS = faultSteps();
 
@@ -42,12 +30,12 @@ interface Earlier {
 }
 
 interface Template {
-  store: Store;
+  store: TestStore;
   earlier: Earlier[];
 }
 
 interface Case {
-  s: Store;
+  s: TestStore;
   /** A scratch folder of this case (checkout targets). */
   scratch: string;
 }
@@ -63,9 +51,9 @@ interface Op {
   /** Problems with the state a kill left behind, beyond the common checks. */
   afterKill?: (c: Case) => Promise<string[]>;
   /** A failing re-run is fine when the first run's effect had landed before the kill (e.g. exit 13 "exists"). */
-  alreadyDone?: (c: Case, r: Outcome) => boolean;
+  alreadyDone?: (c: Case, r: RunResult) => boolean;
   /** Problems with the effect of a successful run. */
-  visible: (c: Case, r: Outcome) => Promise<string[]>;
+  visible: (c: Case, r: RunResult) => Promise<string[]>;
   /** Extra environment of the operation's runs (with and without the fault). */
   env?: Record<string, string>;
 }
@@ -86,14 +74,14 @@ let c1Model: Buffer;
 const input: Record<'a' | 'b' | 'c' | 'big', { dir: string; files: Map<string, string> }> = {} as never;
 let cfgA = '';
 
-function commitSync(s: Store, args: string[]): string {
-  return s.jsonSync<{ id: string }>(['commit', ...args]).id;
+function commitSync(s: TestStore, args: string[]): string {
+  return s.json<{ id: string }>(['commit', ...args]).id;
 }
 
 beforeAll(() => {
   const src = tempDir('ckvc-crash-src-');
   // Template A
-  const sA = initStore('ckvc-crash-tA-');
+  const sA = newStore('ckvc-crash-tA-');
   const ck1 = path.join(src, 'ck1');
   const ck2 = path.join(src, 'ck2');
   const f1 = writeCheckpoint(ck1, { seed: 1, family: 0 });
@@ -102,8 +90,8 @@ beforeAll(() => {
   fs.writeFileSync(cfg1, 'lr: 0.001\nbatch: 64\n');
   c1 = commitSync(sA, [ck1, '-m', 'c1', '--config', cfg1, '--metric', 'loss=1.0', '--step', '1000']);
   c2 = commitSync(sA, [ck2, '-m', 'c2', '--metric', 'loss=0.8', '--step', '2000']);
-  expectOk(sA.runSync(['tag', 'v1', c1, '-m', 'the first']), 'tag v1');
-  expectOk(sA.runSync(['branch', 'old', c1]), 'branch old');
+  expectOk(sA.run(['tag', 'v1', c1, '-m', 'the first']), 'tag v1');
+  expectOk(sA.run(['branch', 'old', c1]), 'branch old');
   c1Model = fs.readFileSync(path.join(ck1, 'model.safetensors'));
   A = {
     store: sA,
@@ -114,16 +102,16 @@ beforeAll(() => {
   };
 
   // Template B: a commit on 'warm', HEAD back on the unborn main, as `ckvc init` leaves it.
-  const sB = initStore('ckvc-crash-tB-');
+  const sB = newStore('ckvc-crash-tB-');
   const w = path.join(src, 'w1');
   const wf = writeCheckpoint(w, { seed: 11, family: 1 });
   const w1 = commitSync(sB, [w, '-b', 'warm', '-m', 'w1', '--metric', 'loss=2']);
   fs.writeFileSync(path.join(sB.store, 'HEAD'), 'ref: refs/heads/main\n');
-  expect(sB.jsonSync(['status']).head).toEqual({ branch: 'main' });
+  expect(sB.json(['status']).head).toEqual({ branch: 'main' });
   B = { store: sB, earlier: [{ rev: w1, files: wf }] };
 
   // Templates C and D: three commits of one branch, then the oldest pruned.
-  const sC = initStore('ckvc-crash-tC-');
+  const sC = newStore('ckvc-crash-tC-');
   const earlierC: Earlier[] = [];
   for (const seed of [21, 22, 23]) {
     const dir = path.join(src, `p${seed}`);
@@ -133,10 +121,10 @@ beforeAll(() => {
   p1 = earlierC[0]!.rev;
   C = { store: sC, earlier: earlierC };
   const sD = copyStore(sC);
-  expectOk(sD.runSync(['prune', '--keep-last', '2', '-b', 'main']), 'prune in template D');
+  expectOk(sD.run(['prune', '--keep-last', '2', '-b', 'main']), 'prune in template D');
   D = { store: sD, earlier: earlierC.slice(1) };
   bundleFile = path.join(src, 'c.bundle');
-  expectOk(sC.runSync(['pack', 'main', '-o', bundleFile]), 'pack in template C');
+  expectOk(sC.run(['pack', 'main', '-o', bundleFile]), 'pack in template C');
   cFiles = earlierC[2]!.files;
 
   // Inputs of the operations (shared by all cases, read-only).
@@ -309,8 +297,8 @@ const OPS: Op[] = [
       const v = c.s.ref('refs/heads/old');
       if (v !== undefined && v !== c1) return [`refs/heads/old holds ${v}, expected ${c1} or nothing`];
       // Whether or not the deletion landed, the reflog keeps the way back to the tip.
-      const log = await c.s.run(['reflog', 'old', '--json']);
-      if (log.code !== 0) return [`reflog old: ${describeOutcome(log)}`];
+      const log = await c.s.runAsync(['reflog', 'old', '--json']);
+      if (log.code !== 0) return [`reflog old: ${describeRun(log)}`];
       return (JSON.parse(log.stdout) as { new: string | null }[]).some((e) => e.new === c1)
         ? []
         : ['reflog of old lost the tip c1'];
@@ -325,10 +313,10 @@ const OPS: Op[] = [
     inputs: () => [],
     args: () => ['prune', '--keep-last', '2', '-b', 'main', '--json'],
     visible: async (c) => {
-      const r = await c.s.run(['checkout', p1, '--to', path.join(c.scratch, 'pruned')]);
+      const r = await c.s.runAsync(['checkout', p1, '--to', path.join(c.scratch, 'pruned')]);
       return r.code === 19
         ? []
-        : [`checkout of the pruned commit: expected exit 19 CKVC_PRUNED, got ${describeOutcome(r)}`];
+        : [`checkout of the pruned commit: expected exit 19 CKVC_PRUNED, got ${describeRun(r)}`];
     },
   },
   {
@@ -339,9 +327,9 @@ const OPS: Op[] = [
     args: () => ['gc', '--grace', '0', '--json'],
     visible: async (c, r) => {
       const report = JSON.parse(r.stdout);
-      const again = await c.s.run(['gc', '--grace', '0', '--dry-run', '--json']);
+      const again = await c.s.runAsync(['gc', '--grace', '0', '--dry-run', '--json']);
       const left =
-        again.code === 0 ? JSON.parse(again.stdout).deadObjects : `gc --dry-run failed: ${describeOutcome(again)}`;
+        again.code === 0 ? JSON.parse(again.stdout).deadObjects : `gc --dry-run failed: ${describeRun(again)}`;
       return left === 0 && report.packsAfter >= 1 ? [] : [`after gc, dead objects left: ${left}`];
     },
   },
@@ -362,21 +350,21 @@ const OPS: Op[] = [
     prepare: (c) => {
       const remote = copyStore(C.store, 'ckvc-crash-remote-');
       fs.writeFileSync(path.join(c.scratch, 'remote-dir'), remote.dir);
-      expectOk(c.s.runSync(['remote', 'add', 'r', remote.store]), 'remote add');
+      expectOk(c.s.run(['remote', 'add', 'r', remote.store]), 'remote add');
     },
     args: () => ['push', 'r', 'old', '--json'],
     afterKill: async (c) => {
-      const remote = new Store(fs.readFileSync(path.join(c.scratch, 'remote-dir'), 'utf8'));
+      const remote = new TestStore(fs.readFileSync(path.join(c.scratch, 'remote-dir'), 'utf8'));
       const problems: string[] = [];
       const v = await remote.verify(true);
-      if (v.r.code !== 0) problems.push(`the remote after the kill: verify --read-data: ${describeOutcome(v.r)}`);
+      if (v.r.code !== 0) problems.push(`the remote after the kill: verify --read-data: ${describeRun(v.r)}`);
       const old = remote.ref('refs/heads/old');
       if (old !== undefined && old !== c1)
         problems.push(`the remote's branch old holds ${old}, expected nothing or ${c1}`);
       return problems;
     },
     visible: async (c) => {
-      const remote = new Store(fs.readFileSync(path.join(c.scratch, 'remote-dir'), 'utf8'));
+      const remote = new TestStore(fs.readFileSync(path.join(c.scratch, 'remote-dir'), 'utf8'));
       if (remote.ref('refs/heads/old') !== c1)
         return [`the remote's branch old is ${remote.ref('refs/heads/old')}, expected ${c1}`];
       return checkoutDiff(remote, 'old', A.earlier[0]!.files);
@@ -391,10 +379,8 @@ const OPS: Op[] = [
     inputs: () => [],
     args: () => ['index', 'rebuild', '--json'],
     visible: async (c) => {
-      const r = await c.s.run(['log', 'main', '--json']);
-      return r.code === 0 && JSON.parse(r.stdout).length === 2
-        ? []
-        : [`log after index rebuild: ${describeOutcome(r)}`];
+      const r = await c.s.runAsync(['log', 'main', '--json']);
+      return r.code === 0 && JSON.parse(r.stdout).length === 2 ? [] : [`log after index rebuild: ${describeRun(r)}`];
     },
   },
 ];
@@ -416,7 +402,7 @@ const CONSOLIDATING: Op = (() => {
     'merge',
     ['-b', 'merge', '-m', 'merges'],
   );
-  const packs = (s: Store) => fs.readdirSync(path.join(s.store, 'packs')).filter((n) => n.endsWith('.pack')).length;
+  const packs = (s: TestStore) => fs.readdirSync(path.join(s.store, 'packs')).filter((n) => n.endsWith('.pack')).length;
   return {
     ...op,
     env: { CKVC_AUTO_SMALL_PACKS: '2' },
@@ -440,9 +426,9 @@ const BIG = commitOp(
   ['-b', 'big', '-m', 'big one'],
 );
 
-async function tagResolves(s: Store): Promise<string[]> {
-  const r = await s.run(['show', 'best', '--json']);
-  if (r.code !== 0) return [`show best: ${describeOutcome(r)}`];
+async function tagResolves(s: TestStore): Promise<string[]> {
+  const r = await s.runAsync(['show', 'best', '--json']);
+  if (r.code !== 0) return [`show best: ${describeRun(r)}`];
   const id = JSON.parse(r.stdout).id;
   return id === c1 ? [] : [`tag best resolves to ${id}, expected ${c1}`];
 }
@@ -463,7 +449,7 @@ async function afterKillChecks(op: Op, c: Case, tpl: Template): Promise<string[]
     ...tpl.earlier.map((e) => checkoutDiff(c.s, e.rev, e.files)),
   ]);
   // verify checks that every ref (and HEAD) resolves to a complete commit or tag, and re-hashes every byte.
-  if (verify.r.code !== 0) problems.push(`verify --read-data after the kill: ${describeOutcome(verify.r)}`);
+  if (verify.r.code !== 0) problems.push(`verify --read-data after the kill: ${describeRun(verify.r)}`);
   else if (verify.report?.checked?.refs !== c.s.refFiles().length) {
     problems.push(
       `verify checked ${verify.report?.checked?.refs} refs, the store has ${c.s.refFiles().length}: ${c.s.refFiles().join(' ')}`,
@@ -496,7 +482,7 @@ function familyReached(op: Op, step: string): Promise<boolean> {
       const c: Case = { s: copyStore(op.template().store), scratch: tempDir('ckvc-crash-scratch-') };
       try {
         op.prepare?.(c);
-        const r = await c.s.run(op.args(c), { env: { ...op.env, CKVC_FAULT: members.join(',') } });
+        const r = await c.s.runAsync(op.args(c), { env: { ...op.env, CKVC_FAULT: members.join(',') } });
         return !(r.code === 0 && r.signal === null);
       } finally {
         fs.rmSync(c.s.dir, { recursive: true, force: true });
@@ -519,7 +505,7 @@ async function runCase(op: Op, fault: string): Promise<string[]> {
     op.prepare?.(c);
     const inputs = op.inputs();
     const before = fingerprint(inputs);
-    const r = await c.s.run(op.args(c), { env: { ...op.env, CKVC_FAULT: fault } });
+    const r = await c.s.runAsync(op.args(c), { env: { ...op.env, CKVC_FAULT: fault } });
     try {
       if (r.signal !== 'SIGKILL') {
         if (r.code === 0) {
@@ -527,14 +513,14 @@ async function runCase(op: Op, fault: string): Promise<string[]> {
           return [];
         }
         rows.push({ op: op.key, fault, outcome: 'failed' });
-        return [`with CKVC_FAULT=${fault} the command was neither killed nor successful: ${describeOutcome(r)}`];
+        return [`with CKVC_FAULT=${fault} the command was neither killed nor successful: ${describeRun(r)}`];
       }
       rows.push({ op: op.key, fault, outcome: 'killed' });
       const problems = await afterKillChecks(op, c, tpl);
       problems.push(...diffSnapshots(before, fingerprint(inputs)).map((d) => `input file ${d}`));
-      const again = await c.s.run(op.args(c), { env: op.env });
+      const again = await c.s.runAsync(op.args(c), { env: op.env });
       if (again.code !== 0) {
-        if (!op.alreadyDone?.(c, again)) problems.push(`re-run without the fault failed: ${describeOutcome(again)}`);
+        if (!op.alreadyDone?.(c, again)) problems.push(`re-run without the fault failed: ${describeRun(again)}`);
         else {
           // A create whose ref had landed before the kill: the re-run says "exists" (exit 13) or "no such
           // branch" for a deletion (exit 14); the effect itself must be there.

@@ -36,7 +36,8 @@ import { InputFile } from '../../src/store/ingest/input-file.js';
 import { planNpy, planNpz } from '../../src/store/ingest/numpy-plan.js';
 import { planTorchZip } from '../../src/store/ingest/torch-plan.js';
 import { readZipLayout } from '../../src/store/ingest/zip-reader.js';
-import { BIN, diffSnapshots, errorCodes, snapshotStore, treeDifferences } from '../helpers/ckvc.js';
+import { BIN, errorCodes } from '../helpers/ckvc.js';
+import { diffSnapshots, snapshotStore, treeDifferences } from '../helpers/snapshots.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 import { npyBytes, npzZip, pickleBytes, torchStateDict, type PickleValue } from '../helpers/torch-zip.js';
 import {

@@ -16,19 +16,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, diffSnapshots, errorCodes, snapshotStore, tempDir } from '../helpers/ckvc.js';
+import { describeRun, errorCodes, parseJson, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { copyStore, newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, hashTree, snapshotStore } from '../helpers/snapshots.js';
+import { Semaphore } from '../helpers/async-tasks.js';
+import { writeCheckpoint } from '../helpers/reliability.js';
 import { randomBytes, safetensorsBytes } from '../helpers/data.js';
-import {
-  type Outcome,
-  Semaphore,
-  type Store,
-  copyStore,
-  describeOutcome,
-  hashTree,
-  initStore,
-  parseJson,
-  writeCheckpoint,
-} from '../helpers/reliability.js';
 
 const KiB = 1024;
 const summary: string[] = [];
@@ -40,8 +34,8 @@ afterAll(() => {
 
 // At most three CLI processes at a time across the concurrent cases of this file (a 2-core machine).
 const slots = new Semaphore(3);
-const run = (s: Store, args: string[], env: Record<string, string | undefined> = {}): Promise<Outcome> =>
-  slots.use(() => s.run(args, { env: { CKVC_GC_WAIT_MS: '20000', CKVC_LOCK_TIMEOUT_MS: '20000', ...env } }));
+const run = (s: TestStore, args: string[], env: Record<string, string | undefined> = {}): Promise<RunResult> =>
+  slots.use(() => s.runAsync(args, { env: { CKVC_GC_WAIT_MS: '20000', CKVC_LOCK_TIMEOUT_MS: '20000', ...env } }));
 
 interface Ck {
   id: string;
@@ -49,16 +43,17 @@ interface Ck {
   files: Map<string, string>;
 }
 
-let T0: Store; // 4 commits + orphan pack, nothing pruned
-let T1: Store; // T0 pruned: k1 whole, k2 opt.*
+let T0: TestStore; // 4 commits + orphan pack, nothing pruned
+let T1: TestStore; // T0 pruned: k1 whole, k2 opt.*
 const ck: Ck[] = []; // ck[1..4]
 let k5: { dir: string; files: Map<string, string> };
 let refPacks: Set<string>;
 let refReport: any;
 
-const packSet = (s: Store) => new Set(fs.readdirSync(path.join(s.store, 'packs')).filter((n) => n.endsWith('.pack')));
+const packSet = (s: TestStore) =>
+  new Set(fs.readdirSync(path.join(s.store, 'packs')).filter((n) => n.endsWith('.pack')));
 const sub = (m: Map<string, string>, keys: string[]) => new Map([...m].filter(([k]) => keys.includes(k)));
-const gcLock = (s: Store) => path.join(s.store, 'locks', 'gc.lock');
+const gcLock = (s: TestStore) => path.join(s.store, 'locks', 'gc.lock');
 
 function writeCk(dir: string, k: number, base: Buffer): Map<string, string> {
   fs.mkdirSync(dir, { recursive: true });
@@ -79,11 +74,16 @@ function writeCk(dir: string, k: number, base: Buffer): Map<string, string> {
 }
 
 /** Checks out REV (some paths, or all) and compares with `expected`; problems as lines. */
-async function checkout(s: Store, rev: string, expected: Map<string, string>, paths: string[] = []): Promise<string[]> {
+async function checkout(
+  s: TestStore,
+  rev: string,
+  expected: Map<string, string>,
+  paths: string[] = [],
+): Promise<string[]> {
   const out = tempDir('ckvc-gcc-co-');
   const r = await run(s, ['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
   try {
-    if (r.code !== 0) return [`checkout ${rev.slice(0, 12)} ${paths.join(' ')}: ${describeOutcome(r)}`];
+    if (r.code !== 0) return [`checkout ${rev.slice(0, 12)} ${paths.join(' ')}: ${describeRun(r)}`];
     return diffSnapshots(expected, hashTree(out)).map((d) => `checkout ${rev.slice(0, 12)}: ${d}`);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
@@ -91,22 +91,22 @@ async function checkout(s: Store, rev: string, expected: Map<string, string>, pa
 }
 
 /** Checkout of REV (some paths, or all) must exit 19 CKVC_PRUNED. */
-async function refused(s: Store, rev: string, paths: string[] = []): Promise<string[]> {
+async function refused(s: TestStore, rev: string, paths: string[] = []): Promise<string[]> {
   const out = tempDir('ckvc-gcc-co-');
   const r = await run(s, ['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
   fs.rmSync(out, { recursive: true, force: true });
   return r.code === 19 && errorCodes(r.stderr).join() === 'CKVC_PRUNED'
     ? []
-    : [`checkout ${rev.slice(0, 12)} ${paths.join(' ')} should exit 19 CKVC_PRUNED: ${describeOutcome(r)}`];
+    : [`checkout ${rev.slice(0, 12)} ${paths.join(' ')} should exit 19 CKVC_PRUNED: ${describeRun(r)}`];
 }
 
-async function verifyClean(s: Store, when: string): Promise<string[]> {
+async function verifyClean(s: TestStore, when: string): Promise<string[]> {
   const r = await run(s, ['verify', '--read-data', '--json']);
-  return r.code === 0 ? [] : [`verify --read-data ${when}: ${describeOutcome(r)}`];
+  return r.code === 0 ? [] : [`verify --read-data ${when}: ${describeRun(r)}`];
 }
 
 /** What the pruned template promises: k4 (k3) whole, k2's extra + notes, k1 refused whole (its notes too), k2's tensors refused. */
-async function keptIntact(s: Store, full: boolean | 'all' = false): Promise<string[]> {
+async function keptIntact(s: TestStore, full: boolean | 'all' = false): Promise<string[]> {
   const keep = ['extra.safetensors', 'notes.txt'];
   const checks = [checkout(s, ck[4]!.id, ck[4]!.files), checkout(s, ck[2]!.id, sub(ck[2]!.files, keep), keep)];
   if (full) {
@@ -121,13 +121,13 @@ async function keptIntact(s: Store, full: boolean | 'all' = false): Promise<stri
 
 beforeAll(async () => {
   const work = tempDir('ckvc-gcc-in-');
-  T0 = initStore('ckvc-gcc-t0-');
+  T0 = newStore('ckvc-gcc-t0-');
   const base = randomBytes(4242, 8 * KiB);
   for (let k = 1; k <= 4; k++) {
     const dir = path.join(work, `k${k}`);
     const files = writeCk(dir, k, base);
     const r = parseJson<{ id: string }>(
-      await T0.run(['commit', dir, '-m', `k${k}`, '--metric', `loss=${5 - k}`, '--step', String(k), '--json']),
+      await T0.runAsync(['commit', dir, '-m', `k${k}`, '--metric', `loss=${5 - k}`, '--step', String(k), '--json']),
       `commit k${k}`,
     );
     ck[k] = { id: r.id, dir, files };
@@ -135,22 +135,22 @@ beforeAll(async () => {
   // An orphan pack: durable and indexed, but the process died before the ref moved (and left its writer file).
   const orphan = path.join(work, 'orphan');
   writeCk(orphan, 9, randomBytes(9999, 8 * KiB));
-  const killed = await T0.run(['commit', orphan, '-m', 'never lands'], { env: { CKVC_FAULT: 'ref.lock' } });
-  expect(killed.signal, describeOutcome(killed)).toBe('SIGKILL');
+  const killed = await T0.runAsync(['commit', orphan, '-m', 'never lands'], { env: { CKVC_FAULT: 'ref.lock' } });
+  expect(killed.signal, describeRun(killed)).toBe('SIGKILL');
   expect(T0.ref('refs/heads/main')).toBe(ck[4]!.id);
   k5 = { dir: path.join(work, 'k5'), files: new Map() };
   k5.files = writeCk(k5.dir, 5, base);
 
   T1 = copyStore(T0, 'ckvc-gcc-t1-');
-  parseJson(await T1.run(['prune', '--keep-last', '3', '--json']), 'prune k1');
-  parseJson(await T1.run(['prune', '--keep-last', '2', '--tensors', 'opt*', '--json']), 'prune k2 opt*');
+  parseJson(await T1.runAsync(['prune', '--keep-last', '3', '--json']), 'prune k1');
+  parseJson(await T1.runAsync(['prune', '--keep-last', '2', '--tensors', 'opt*', '--json']), 'prune k2 opt*');
   expect(fs.readdirSync(path.join(T1.store, 'pruned')).sort()).toEqual(
     [`${ck[1]!.id}.json`, `${ck[2]!.id}.json`].sort(),
   );
 
   // The reference: gc without faults.
   const ref = copyStore(T1, 'ckvc-gcc-ref-');
-  refReport = parseJson(await ref.run(['gc', '--grace', '0', '--json']), 'reference gc');
+  refReport = parseJson(await ref.runAsync(['gc', '--grace', '0', '--json']), 'reference gc');
   refPacks = packSet(ref);
   // The template really needs what the test claims: 2 packs rewritten (live + dead), 1 deleted outright.
   expect(refReport.packsRewritten).toBe(2);
@@ -170,7 +170,7 @@ describe.concurrent('gc killed at each of its fault steps', () => {
       const s = copyStore(T1, 'ckvc-gcc-case-');
       const problems: string[] = [];
       const killed = await run(s, ['gc', '--grace', '0', '--json'], { CKVC_FAULT: step });
-      expect(killed.signal, `CKVC_FAULT=${step}: ${describeOutcome(killed)}`).toBe('SIGKILL');
+      expect(killed.signal, `CKVC_FAULT=${step}: ${describeRun(killed)}`).toBe('SIGKILL');
       if (!fs.existsSync(gcLock(s))) problems.push('no stale gc.lock left by the killed gc (the case tests nothing)');
 
       // verify walks every object the refs need (down to chunks) and re-hashes every pack; one checkout besides.
@@ -178,12 +178,12 @@ describe.concurrent('gc killed at each of its fault steps', () => {
       problems.push(...(await checkout(s, ck[4]!.id, ck[4]!.files)));
 
       const c = await run(s, ['commit', k5.dir, '-m', 'k5 after the crash', '--json']);
-      if (c.code !== 0) problems.push(`commit after the kill: ${describeOutcome(c)}`);
+      if (c.code !== 0) problems.push(`commit after the kill: ${describeRun(c)}`);
       else if (c.ms > 10_000) problems.push(`commit after the kill took ${c.ms} ms (waited on the dead gc's lock?)`);
       const k5id = c.code === 0 ? (JSON.parse(c.stdout) as { id: string }).id : undefined;
 
       const again = await run(s, ['gc', '--grace', '0', '--json']);
-      if (again.code !== 0) problems.push(`gc re-run: ${describeOutcome(again)}`);
+      if (again.code !== 0) problems.push(`gc re-run: ${describeRun(again)}`);
       else {
         const rep = JSON.parse(again.stdout);
         if (!(rep.bytesFreed > 0)) problems.push(`gc re-run freed nothing: ${again.stdout}`);
@@ -213,7 +213,7 @@ describe.concurrent('gc killed at each of its fault steps', () => {
       const problems: string[] = [];
       const args = ['prune', '--keep-last', '2', '--tensors', 'opt*', '--json'];
       const killed = await run(s, args, { CKVC_FAULT: fault });
-      expect(killed.signal, describeOutcome(killed)).toBe('SIGKILL');
+      expect(killed.signal, describeRun(killed)).toBe('SIGKILL');
       const dir = path.join(s.store, 'pruned');
       const names = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
       // Records go newest commit first: @2 dies after k2's record is durable, before k1's.
@@ -238,7 +238,7 @@ describe.concurrent('gc killed at each of its fault steps', () => {
       );
 
       const again = await run(s, args);
-      if (again.code !== 0) problems.push(`prune re-run: ${describeOutcome(again)}`);
+      if (again.code !== 0) problems.push(`prune re-run: ${describeRun(again)}`);
       if (!fault.endsWith('@2')) {
         // Nothing had been written: the re-run is a plain prune (the @2 case goes on through gc).
         summary.push(`prune crash ${fault}: ${problems.length ? `${problems.length} problem(s)` : 'ok'}`);
@@ -246,7 +246,7 @@ describe.concurrent('gc killed at each of its fault steps', () => {
       }
       const gc = await run(s, ['gc', '--grace', '0', '--json']);
       if (gc.code !== 0 || !(JSON.parse(gc.stdout).bytesFreed > 0))
-        problems.push(`gc after the prune: ${describeOutcome(gc)}`);
+        problems.push(`gc after the prune: ${describeRun(gc)}`);
       problems.push(...(await verifyClean(s, 'after prune + gc')));
       problems.push(
         ...(
@@ -271,8 +271,8 @@ describe.concurrent('gc killed at each of its fault steps', () => {
     const before = snapshotStore(s.store);
     const r = await run(s, ['gc', '--grace', '0'], { CKVC_FAULT: 'gc.packed=enospc' });
     expect(r.signal).toBeNull();
-    expect(r.code, describeOutcome(r)).toBe(1);
-    expect.soft(errorCodes(r.stderr), describeOutcome(r)).toEqual(['CKVC_IO']);
+    expect(r.code, describeRun(r)).toBe(1);
+    expect.soft(errorCodes(r.stderr), describeRun(r)).toEqual(['CKVC_IO']);
     expect(fs.existsSync(gcLock(s)), 'gc.lock released').toBe(false);
     // Allowed: the durable copy pack nothing references yet, and the stale writer file of the dead commit.
     const changes = diffSnapshots(before, snapshotStore(s.store)).filter(
@@ -281,7 +281,7 @@ describe.concurrent('gc killed at each of its fault steps', () => {
     expect(changes).toEqual([]);
     expect(await verifyClean(s, 'after ENOSPC')).toEqual([]);
     const again = await run(s, ['gc', '--grace', '0', '--json']);
-    expect(again.code, describeOutcome(again)).toBe(0);
+    expect(again.code, describeRun(again)).toBe(0);
     expect([...packSet(s)].sort()).toEqual([...refPacks].sort());
     const after = [...(await verifyClean(s, 'after the gc re-run')), ...(await keptIntact(s, true))];
     summary.push(
@@ -295,8 +295,8 @@ describe.concurrent('gc killed at each of its fault steps', () => {
       const s = copyStore(T1, 'ckvc-gcc-io-');
       const r = await run(s, ['gc', '--grace', '0'], { CKVC_FAULT: fault });
       summary.push(`gc ${fault}: exit ${r.code} ${errorCodes(r.stderr).join(' ')}`);
-      expect(r.code, describeOutcome(r)).toBe(1);
-      expect.soft(errorCodes(r.stderr), describeOutcome(r)).toEqual(['CKVC_IO']);
+      expect(r.code, describeRun(r)).toBe(1);
+      expect.soft(errorCodes(r.stderr), describeRun(r)).toEqual(['CKVC_IO']);
       expect(fs.existsSync(gcLock(s)), 'gc.lock released').toBe(false);
       expect(await verifyClean(s, `after ${fault}`)).toEqual([]);
     });
@@ -307,7 +307,7 @@ describe.concurrent('gc killed at each of its fault steps', () => {
 
 describe('gc in a loop beside a committing loop with prunes', () => {
   it('every acknowledged commit not pruned checks out byte-identical; pruned ones refuse (19), whole ones their opaque files too; verify clean', async () => {
-    const s = initStore('ckvc-gcc-loop-');
+    const s = newStore('ckvc-gcc-loop-');
     const work = tempDir('ckvc-gcc-loop-in-');
     const acks: { id: string; files: Map<string, string> }[] = [];
     const released = new Map<string, 'all' | 'head'>();
@@ -319,8 +319,8 @@ describe('gc in a loop beside a committing loop with prunes', () => {
     const env = { CKVC_GC_WAIT_MS: '60000', CKVC_LOCK_TIMEOUT_MS: '60000' };
 
     const prune = async (args: string[], what: 'all' | 'head') => {
-      const r = await s.run(['prune', ...args, '--json'], { env });
-      if (r.code !== 0) return void problems.push(`prune ${args.join(' ')}: ${describeOutcome(r)}`);
+      const r = await s.runAsync(['prune', ...args, '--json'], { env });
+      if (r.code !== 0) return void problems.push(`prune ${args.join(' ')}: ${describeRun(r)}`);
       for (const p of JSON.parse(r.stdout).pruned as { id: string }[])
         if (released.get(p.id) !== 'all') released.set(p.id, what);
     };
@@ -329,9 +329,9 @@ describe('gc in a loop beside a committing loop with prunes', () => {
         for (let i = 0; i < 10; i++) {
           const dir = path.join(work, `c${i}`);
           const files = writeCheckpoint(dir, { seed: 700 + i, family: 0, tensorBytes: 16 * KiB, opaqueBytes: 8 * KiB });
-          const r = await s.run(['commit', dir, '-m', `c${i}`, '--metric', `loss=${10 - i}`, '--json'], { env });
+          const r = await s.runAsync(['commit', dir, '-m', `c${i}`, '--metric', `loss=${10 - i}`, '--json'], { env });
           if (r.code === 0) acks.push({ id: JSON.parse(r.stdout).id, files });
-          else problems.push(`commit c${i}: ${describeOutcome(r)}`);
+          else problems.push(`commit c${i}: ${describeRun(r)}`);
           if (i === 3) await prune(['--keep-last', '2'], 'all'); // c0 c1
           if (i === 6) await prune(['--keep-last', '2', '--tensors', 'head'], 'head'); // c2 c3 c4
           if (i === 8) await prune(['--keep-last', '6'], 'all'); // c2 c1 c0
@@ -342,19 +342,19 @@ describe('gc in a loop beside a committing loop with prunes', () => {
     };
     const collector = async () => {
       while (committing) {
-        const r = await s.run(['gc', '--grace', '0', '--json'], { env });
+        const r = await s.runAsync(['gc', '--grace', '0', '--json'], { env });
         gcRuns++;
         if (r.code === 0) {
           gcOk++;
           freed += JSON.parse(r.stdout).bytesFreed;
-        } else problems.push(`gc run ${gcRuns}: ${describeOutcome(r)}`);
+        } else problems.push(`gc run ${gcRuns}: ${describeRun(r)}`);
       }
     };
     await Promise.all([committer(), collector()]);
-    const last = parseJson(await s.run(['gc', '--grace', '0', '--json']), 'final gc');
+    const last = parseJson(await s.runAsync(['gc', '--grace', '0', '--json']), 'final gc');
     freed += last.bytesFreed;
 
-    const log = parseJson<{ id: string }[]>(await s.run(['log', '--json']), 'log');
+    const log = parseJson<{ id: string }[]>(await s.runAsync(['log', '--json']), 'log');
     const logged = new Set(log.map((c) => c.id));
     for (const a of acks) if (!logged.has(a.id)) problems.push(`acknowledged commit ${a.id} is not in the log`);
     let intact = 0;

@@ -6,18 +6,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, diffSnapshots, sleep, tempDir } from '../helpers/ckvc.js';
+import { describeRun } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { checkoutDiff, newStore } from '../helpers/test-store.js';
+import { diffSnapshots, fingerprint, hashTree } from '../helpers/snapshots.js';
+import { sleep } from '../helpers/async-tasks.js';
+import { CHECKOUT_TEMP, MiB, soakScale } from '../helpers/reliability.js';
 import { randomBytes, randomFloat32, safetensorsBytes, prng } from '../helpers/data.js';
-import {
-  CHECKOUT_TEMP,
-  MiB,
-  checkoutDiff,
-  describeOutcome,
-  fingerprint,
-  hashTree,
-  initStore,
-  soakScale,
-} from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
 
@@ -45,7 +40,7 @@ describe('kill loop', () => {
   it(
     `${ROUNDS} commits of ~24 MiB killed after a random 20-800 ms: nothing acknowledged is lost`,
     async () => {
-      const s = initStore('ckvc-kill-');
+      const s = newStore('ckvc-kill-');
       const rnd = prng(SEED);
       const expected = new Map<string, Map<string, string>>(); // every commit on main -> its files
       const chain: string[] = []; // main's history, oldest first
@@ -78,7 +73,7 @@ describe('kill loop', () => {
           if (tip !== id) problems.push(`round ${round}: exit 0 with ${id}, but main is ${tip}`);
           chain.push(id);
           expected.set(id, files);
-        } else problems.push(`round ${round}: neither killed nor successful: ${describeOutcome(r)}`);
+        } else problems.push(`round ${round}: neither killed nor successful: ${describeRun(r)}`);
 
         // Every byte re-hashed each round for the first 8 rounds, then every 4th (the store grows ~24 MiB a round);
         // the structural verify (refs, history, packs) every round.
@@ -86,14 +81,14 @@ describe('kill loop', () => {
         const v = await s.verify(readData);
         if (v.r.code !== 0)
           problems.push(
-            `round ${round} (killed after ${delay} ms): verify${readData ? ' --read-data' : ''}: ${describeOutcome(v.r)}`,
+            `round ${round} (killed after ${delay} ms): verify${readData ? ' --read-data' : ''}: ${describeRun(v.r)}`,
           );
         if (chain.length) {
-          const log = await s.run(['log', 'main', '--first-parent', '--json']);
+          const log = await s.runAsync(['log', 'main', '--first-parent', '--json']);
           const ids = log.code === 0 ? (JSON.parse(log.stdout) as { id: string }[]).map((c) => c.id).reverse() : [];
           if (JSON.stringify(ids) !== JSON.stringify(chain))
             problems.push(
-              `round ${round}: main's history is ${ids.length} commits, expected ${chain.length}: ${describeOutcome(log)}`,
+              `round ${round}: main's history is ${ids.length} commits, expected ${chain.length}: ${describeRun(log)}`,
             );
         }
         if (tip !== prev && tip)
@@ -109,8 +104,8 @@ describe('kill loop', () => {
       // The interrupted operation, re-run without a kill, succeeds on top of whatever landed.
       const dir = tempDir('ckvc-kill-in-');
       const files = checkpoint(dir, SEED + 999);
-      const last = await s.run(['commit', dir, '-m', 'after the kills', '--json']);
-      expect(last.code, describeOutcome(last)).toBe(0);
+      const last = await s.runAsync(['commit', dir, '-m', 'after the kills', '--json']);
+      expect(last.code, describeRun(last)).toBe(0);
       const id = JSON.parse(last.stdout).id as string;
       expect(JSON.parse(last.stdout).parents).toEqual(chain.length ? [chain.at(-1)] : []);
       expected.set(id, files);
@@ -118,7 +113,7 @@ describe('kill loop', () => {
       for (const [c, f] of expected) diffs.push(...(await checkoutDiff(s, c, f)));
       expect(diffs).toEqual([]);
       const v = await s.verify(true);
-      expect(v.r.code, describeOutcome(v.r)).toBe(0);
+      expect(v.r.code, describeRun(v.r)).toBe(0);
       console.log(
         `kill loop: ${ROUNDS} rounds: ${killedMidway} killed mid-way, ${landedThenKilled} killed after the branch moved, ${finished} finished before the kill; ${tmpLeft} partial pack(s) left in tmp/ (${(tmpBytes / MiB).toFixed(1)} MiB, unreferenced); ${expected.size} commits checked byte-identical`,
       );
@@ -131,13 +126,13 @@ describe('kill loop', () => {
   it(
     'index rebuild and checkout killed at random moments: the index is only a cache, targets are never partial',
     async () => {
-      const s = initStore('ckvc-kill-idx-');
+      const s = newStore('ckvc-kill-idx-');
       const files: Map<string, string>[] = [];
       const ids: string[] = [];
       for (let i = 0; i < 2; i++) {
         const dir = tempDir('ckvc-kill-in-');
         files.push(checkpoint(dir, SEED + 500 + i));
-        ids.push(s.jsonSync<{ id: string }>(['commit', dir, '-m', `c${i}`]).id);
+        ids.push(s.json<{ id: string }>(['commit', dir, '-m', `c${i}`]).id);
         fs.rmSync(dir, { recursive: true, force: true });
       }
       const rnd = prng(SEED + 1);
@@ -152,8 +147,8 @@ describe('kill loop', () => {
         rb.kill('SIGKILL');
         if ((await rb.done).signal === 'SIGKILL') killedRebuild++;
         // Whatever the index holds now, reads work and find everything.
-        const log = await s.run(['log', '--json']);
-        expect(log.code, describeOutcome(log)).toBe(0);
+        const log = await s.runAsync(['log', '--json']);
+        expect(log.code, describeRun(log)).toBe(0);
         expect((JSON.parse(log.stdout) as { id: string }[]).map((c) => c.id)).toEqual([...ids].reverse());
 
         // Alternate the target between the two commits: files there are the old version or the complete new one.
@@ -172,7 +167,7 @@ describe('kill loop', () => {
       }
       expect(await checkoutDiff(s, ids[1]!, files[1]!)).toEqual([]);
       const v = await s.verify(true);
-      expect(v.r.code, describeOutcome(v.r)).toBe(0);
+      expect(v.r.code, describeRun(v.r)).toBe(0);
       console.log(
         `kill loop (index rebuild / checkout): ${rounds} rounds, ${killedRebuild} rebuilds and ${killedCheckout} checkouts killed, ${temps} checkout temp file(s) left`,
       );

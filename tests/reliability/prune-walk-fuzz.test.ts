@@ -11,9 +11,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, tempDir } from '../helpers/ckvc.js';
+import { describeRun, expectOk, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import type { TestStore } from '../helpers/test-store.js';
+import { pool } from '../helpers/async-tasks.js';
+import { soakScale } from '../helpers/reliability.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes, safetensorsDataStart } from '../helpers/data.js';
-import { describeOutcome, expectOk, pool, soakScale, type Store, type Outcome } from '../helpers/reliability.js';
 import {
   checkoutPaths,
   chunkId,
@@ -199,7 +202,7 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
       fs.mkdirSync(path.dirname(path.join(dir, p)), { recursive: true });
       fs.writeFileSync(path.join(dir, p), f.bytes);
     }
-    const id = (await S.json<{ id: string }>(['commit', dir, '-b', branch, '-m', label])).id;
+    const id = (await S.jsonAsync<{ id: string }>(['commit', dir, '-b', branch, '-m', label])).id;
     const c = { id, label, files };
     commits.push(c);
     return c;
@@ -213,7 +216,7 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   let from = -1;
   if (chance(0.6)) {
     from = r(main.length - 1);
-    expectOk(await S.run(['branch', 'side', main[from]!.id]), 'branch side');
+    expectOk(await S.runAsync(['branch', 'side', main[from]!.id]), 'branch side');
     for (let i = 1 + r(2); i > 0; i--)
       side.push(
         await commit(nextFiles((side.at(-1) ?? main[from]!).files), 'side', `side-${side.length} (from main-${from})`),
@@ -222,7 +225,7 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   }
   if (chance(0.5)) {
     const t = pick(commits);
-    expectOk(await S.run(['tag', 'keep', t.id]), 'tag keep');
+    expectOk(await S.runAsync(['tag', 'keep', t.id]), 'tag keep');
     note(`tag keep -> ${t.label}`);
   }
 
@@ -269,7 +272,7 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
       ...globs.flatMap((g) => ['--tensors', g]),
     ];
     note(args.join(' '));
-    const pr = await S.json<{ pruned: { id: string }[]; tensors: string[] | null }>(args);
+    const pr = await S.jsonAsync<{ pruned: { id: string }[]; tensors: string[] | null }>(args);
     // Pruning again merges the records: null wins, lists are united (FORMAT.md §13).
     for (const { id } of pr.pruned) {
       const cur = merged.get(id);
@@ -296,7 +299,7 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   // Transfers, with gc at the source before or after them.
   const gcFirst = chance(0.5);
   note(`gc ${gcFirst ? 'before' : 'after'} the transfers`);
-  const gcSource = async () => expectOk(await S.run(['gc', '--grace', '0']), 'gc at the source');
+  const gcSource = async () => expectOk(await S.runAsync(['gc', '--grace', '0']), 'gc at the source');
   if (gcFirst) await gcSource();
   const branches = side.length ? ['main', 'side'] : ['main'];
   const bundle = path.join(work, 'all.ckvb');
@@ -305,27 +308,29 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   const F = emptyStore('ckvc-pwf-fetched-');
   setRemotes(S, { r: R.dir });
   setRemotes(F, { origin: R.dir });
-  const step = async (runs: [string, () => Promise<Outcome>][]) => {
+  const step = async (runs: [string, () => Promise<RunResult>][]) => {
     const rs = await pool(runs, 2, ([, f]) => f());
     rs.forEach((x, i) => {
       expectOk(x, runs[i]![0]);
     });
   };
   await step([
-    ['pack', () => S.run(['pack', ...branches, '-o', bundle])],
-    ['push', () => S.run(['push', 'r', ...branches])],
+    ['pack', () => S.runAsync(['pack', ...branches, '-o', bundle])],
+    ['push', () => S.runAsync(['push', 'r', ...branches])],
   ]);
   await step([
-    ['pull FILE', () => P.run(['pull', bundle])],
-    ['fetch', () => F.run(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
+    ['pull FILE', () => P.runAsync(['pull', bundle])],
+    ['fetch', () => F.runAsync(['fetch', 'origin'], { env: { CKVC_TOKEN: undefined } })],
   ]);
   await step([
-    ...(gcFirst ? [] : [['gc at the source', () => S.run(['gc', '--grace', '0'])] as [string, () => Promise<Outcome>]]),
-    ['gc at the puller', () => P.run(['gc', '--grace', '0'])],
+    ...(gcFirst
+      ? []
+      : [['gc at the source', () => S.runAsync(['gc', '--grace', '0'])] as [string, () => Promise<RunResult>]]),
+    ['gc at the puller', () => P.runAsync(['gc', '--grace', '0'])],
   ]);
 
   // Every store: the records, the chunks, verify, checkouts.
-  const stores: [string, Store][] = [
+  const stores: [string, TestStore][] = [
     ['source', S],
     ['pull FILE', P],
     ['push target', R],
@@ -372,7 +377,7 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   for (const [label, s] of stores) {
     checks.push(async () => {
       const v = await s.verify(true);
-      return v.r.code === 0 ? [] : [`${label}: verify --read-data: ${describeOutcome(v.r)}`];
+      return v.r.code === 0 ? [] : [`${label}: verify --read-data: ${describeRun(v.r)}`];
     });
     if (s === R) continue; // R's content is checked out through F, which fetched it
     for (const c of commits) {
@@ -397,14 +402,14 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
   if (!dropObject(D, victim))
     problems.push(`${dl}: chunk ${victim.slice(0, 12)} of ${need.get(victim)} was not in any pack to delete`);
   else {
-    expectOk(await D.run(['index', 'rebuild']), 'index rebuild');
+    expectOk(await D.runAsync(['index', 'rebuild']), 'index rebuild');
     const v = await D.verify(false);
     const missing = (v.report?.problems ?? []).filter(
       (p: any) => p.code === 'CKVC_MISSING_OBJECT' && p.data?.id === victim,
     );
     if (v.r.code !== 12 || missing.length === 0)
       problems.push(
-        `${dl} without chunk ${victim.slice(0, 12)} (${need.get(victim)}): verify should exit 12 naming it CKVC_MISSING_OBJECT: ${describeOutcome(v.r)}`,
+        `${dl} without chunk ${victim.slice(0, 12)} (${need.get(victim)}): verify should exit 12 naming it CKVC_MISSING_OBJECT: ${describeRun(v.r)}`,
       );
   }
   note(`deleted ${need.get(victim)} from a copy of the ${dl} store`);

@@ -7,24 +7,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, diffSnapshots, errorCodes, sleep, snapshotStore, tempDir } from '../helpers/ckvc.js';
-import {
-  type Outcome,
-  type Store,
-  checkoutDiff,
-  copyStore,
-  describeOutcome,
-  fingerprint,
-  hashTree,
-  initStore,
-  parseJson,
-  sha256File,
-  writeCheckpoint,
-} from '../helpers/reliability.js';
+import { describeRun, errorCodes, parseJson, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { checkoutDiff, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
+import { diffSnapshots, fingerprint, hashTree, sha256File, snapshotStore } from '../helpers/snapshots.js';
+import { sleep } from '../helpers/async-tasks.js';
+import { writeCheckpoint } from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
 
-let T: Store; // main: c1
+let T: TestStore; // main: c1
 let c1 = '';
 let c1Files: Map<string, string>;
 let src = '';
@@ -33,15 +25,15 @@ let inFiles: Map<string, string>;
 
 beforeAll(() => {
   src = tempDir('ckvc-sf-src-');
-  T = initStore('ckvc-sf-t-');
+  T = newStore('ckvc-sf-t-');
   c1Files = writeCheckpoint(path.join(src, 'c1'), { seed: 1 });
-  c1 = T.jsonSync<{ id: string }>(['commit', path.join(src, 'c1'), '-m', 'c1', '--metric', 'loss=1']).id;
+  c1 = T.json<{ id: string }>(['commit', path.join(src, 'c1'), '-m', 'c1', '--metric', 'loss=1']).id;
   inDir = path.join(src, 'in');
   inFiles = writeCheckpoint(inDir, { seed: 2 }); // shares the frozen tensor with c1: partly dedups
 });
 
 /** Files a clean failure must not leave: temp packs, ref temp files, lock files. */
-function leftovers(s: Store): string[] {
+function leftovers(s: TestStore): string[] {
   const out: string[] = [];
   const walk = (dir: string, rel: string) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -66,7 +58,7 @@ function storeChanges(before: Map<string, string>, after: Map<string, string>): 
   return diffSnapshots(before, after).filter((d) => !/^added packs\/[0-9a-f]{64}\.pack$/.test(d));
 }
 
-function stderrLines(r: Outcome): string[] {
+function stderrLines(r: RunResult): string[] {
   const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
   return lines;
 }
@@ -79,7 +71,7 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
         const s = copyStore(T);
         const before = snapshotStore(s.store);
         const input = fingerprint([inDir]);
-        const r = await s.run(['commit', inDir, '-m', 'c2', '--metric', 'loss=0.5'], {
+        const r = await s.runAsync(['commit', inDir, '-m', 'c2', '--metric', 'loss=0.5'], {
           env: { CKVC_FAULT: `${step}=${action}` },
         });
         const problems: string[] = [];
@@ -98,16 +90,16 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
         problems.push(...leftovers(s).map((f) => `left behind: ${f}`));
         problems.push(...diffSnapshots(input, fingerprint([inDir])).map((d) => `input ${d}`));
         const v = await s.verify(true);
-        if (v.r.code !== 0) problems.push(`verify --read-data: ${describeOutcome(v.r)}`);
-        const again = await s.run(['commit', inDir, '-m', 'c2', '--metric', 'loss=0.5', '--json']);
-        if (again.code !== 0) problems.push(`re-run: ${describeOutcome(again)}`);
+        if (v.r.code !== 0) problems.push(`verify --read-data: ${describeRun(v.r)}`);
+        const again = await s.runAsync(['commit', inDir, '-m', 'c2', '--metric', 'loss=0.5', '--json']);
+        if (again.code !== 0) problems.push(`re-run: ${describeRun(again)}`);
         else {
           const id = JSON.parse(again.stdout).id;
           if (s.ref('refs/heads/main') !== id)
             problems.push(`after the re-run main is ${s.ref('refs/heads/main')}, not ${id}`);
           problems.push(...(await checkoutDiff(s, 'main', inFiles)));
         }
-        expect(problems, describeOutcome(r)).toEqual([]);
+        expect(problems, describeRun(r)).toEqual([]);
       });
     }
   }
@@ -119,8 +111,8 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
       const s = copyStore(T);
       const out = tempDir('ckvc-sf-co-');
       fs.writeFileSync(path.join(out, 'model.safetensors'), 'an older file the user has here');
-      const r = await s.run(['checkout', c1, '--to', out, '--force'], { env: { CKVC_FAULT: fault } });
-      expect({ exit: r.code, codes: errorCodes(r.stderr), lines: stderrLines(r).length }, describeOutcome(r)).toEqual({
+      const r = await s.runAsync(['checkout', c1, '--to', out, '--force'], { env: { CKVC_FAULT: fault } });
+      expect({ exit: r.code, codes: errorCodes(r.stderr), lines: stderrLines(r).length }, describeRun(r)).toEqual({
         exit: 1,
         codes: ['CKVC_IO'],
         lines: 1,
@@ -130,8 +122,8 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
       const model = fs.readFileSync(path.join(out, 'model.safetensors'));
       const old = model.toString('utf8') === 'an older file the user has here';
       expect(old || sha256File(path.join(out, 'model.safetensors')) === c1Files.get('model.safetensors')).toBe(true);
-      const again = await s.run(['checkout', c1, '--to', out, '--force']);
-      expect(again.code, describeOutcome(again)).toBe(0);
+      const again = await s.runAsync(['checkout', c1, '--to', out, '--force']);
+      expect(again.code, describeRun(again)).toBe(0);
       expect(diffSnapshots(c1Files, hashTree(out))).toEqual([]);
     });
   }
@@ -141,40 +133,42 @@ describe.concurrent('a full or failing disk (CKVC_FAULT=STEP=enospc|eio): exit 1
   }) => {
     // The branch ref moves before HEAD is rewritten. Either the commit counts (exit 0: branch moved, HEAD may
     // stay) or it failed (exit 1 CKVC_IO: then the branch must not have moved, or a re-run makes a second commit).
-    const s = initStore('ckvc-sf-head-');
-    const r = await s.run(['commit', inDir, '-b', 'first', '-m', 'first'], { env: { CKVC_FAULT: 'head.write=eio' } });
+    const s = newStore('ckvc-sf-head-');
+    const r = await s.runAsync(['commit', inDir, '-b', 'first', '-m', 'first'], {
+      env: { CKVC_FAULT: 'head.write=eio' },
+    });
     const moved = s.ref('refs/heads/first');
     const summary = { exit: r.code, codes: errorCodes(r.stderr), branchMoved: moved !== undefined };
     const ok =
       (r.code === 0 && moved !== undefined) ||
       (r.code === 1 && summary.codes.join() === 'CKVC_IO' && moved === undefined);
-    expect(ok, `${JSON.stringify(summary)}\n${describeOutcome(r)}`).toBe(true);
+    expect(ok, `${JSON.stringify(summary)}\n${describeRun(r)}`).toBe(true);
     expect((await s.verify(true)).r.code).toBe(0);
   });
 
   it('a stray CKVC_FAULT without CKVC_TEST_FAULTS=1 is ignored: the commit lands (spec/FAULTS.md)', async ({
     expect,
   }) => {
-    const s = initStore('ckvc-sf-stray-');
+    const s = newStore('ckvc-sf-stray-');
     const env = { CKVC_FAULT: 'pack.create,ref.lock', CKVC_TEST_FAULTS: undefined };
-    const r = await s.run(['commit', inDir, '-b', 'stray', '-m', 'stray fault variable'], { env });
-    expect(r.code, describeOutcome(r)).toBe(0);
+    const r = await s.runAsync(['commit', inDir, '-b', 'stray', '-m', 'stray fault variable'], { env });
+    expect(r.code, describeRun(r)).toBe(0);
     expect(s.ref('refs/heads/stray')).toBeDefined();
   });
 });
 
-let broken: Store;
+let broken: TestStore;
 
 describe('a ref file holding garbage', () => {
-  let s: Store;
+  let s: TestStore;
   let x2 = '';
   let x2Files: Map<string, string>;
 
   beforeAll(() => {
     s = copyStore(T);
-    s.jsonSync(['branch', 'x', c1]);
+    s.json(['branch', 'x', c1]);
     x2Files = writeCheckpoint(path.join(src, 'x2'), { seed: 22 });
-    x2 = s.jsonSync<{ id: string }>(['commit', path.join(src, 'x2'), '-b', 'x', '-m', 'x2']).id;
+    x2 = s.json<{ id: string }>(['commit', path.join(src, 'x2'), '-b', 'x', '-m', 'x2']).id;
     fs.writeFileSync(path.join(s.store, 'refs', 'heads', 'x'), 'this is not an object id\n\x00\x01');
     broken = s;
   });
@@ -195,8 +189,8 @@ describe('a ref file holding garbage', () => {
       const s = copyStore(broken);
       const before = snapshotStore(s.store);
       const out = tempDir('ckvc-sf-out-');
-      const r = await s.run(args(out));
-      expect(r.code, describeOutcome(r)).toBe(12);
+      const r = await s.runAsync(args(out));
+      expect(r.code, describeRun(r)).toBe(12);
       expect(errorCodes(r.stderr)).toEqual(['CKVC_CORRUPT_REF']);
       expect(stderrLines(r)).toHaveLength(1);
       expect(r.stderr).toContain('ckvc reflog x');
@@ -207,17 +201,17 @@ describe('a ref file holding garbage', () => {
   }
 
   it("'ckvc reflog x' lists the previous tip and 'ckvc branch x2 <id>' recovers it byte-identical", async () => {
-    const text = await s.run(['reflog', 'x']);
-    expect(text.code, describeOutcome(text)).toBe(0);
+    const text = await s.runAsync(['reflog', 'x']);
+    expect(text.code, describeRun(text)).toBe(0);
     expect(text.stdout).toContain(x2.slice(0, 12));
     const log = parseJson<{ old: string | null; new: string | null }[]>(
-      await s.run(['reflog', 'x', '--json']),
+      await s.runAsync(['reflog', 'x', '--json']),
       'reflog x',
     );
     expect(log[0]!.new).toBe(x2); // newest first
     expect(log.map((e) => e.new)).toContain(c1);
-    const b = await s.run(['branch', 'x2', log[0]!.new!, '--json']);
-    expect(b.code, describeOutcome(b)).toBe(0);
+    const b = await s.runAsync(['branch', 'x2', log[0]!.new!, '--json']);
+    expect(b.code, describeRun(b)).toBe(0);
     expect(s.ref('refs/heads/x2')).toBe(x2);
     expect(await checkoutDiff(s, 'x2', x2Files)).toEqual([]);
   });
@@ -232,10 +226,10 @@ describe('a ref file holding garbage', () => {
       ['status'],
       ['checkout', 'main', '--to', tempDir('ckvc-sf-other-')],
     ]) {
-      const r = await t.run(args);
+      const r = await t.runAsync(args);
       results[args.slice(0, 2).join(' ')] = r.code === 0 ? 'ok' : `exit ${r.code}: ${r.stderr.trim().slice(0, 160)}`;
     }
-    const r = await t.run(['commit', inDir, '-m', 'main goes on', '--json']);
+    const r = await t.runAsync(['commit', inDir, '-m', 'main goes on', '--json']);
     results.commit = r.code === 0 ? 'ok' : `exit ${r.code}: ${r.stderr.trim().slice(0, 160)}`;
     expect(results).toEqual({
       'log main': 'ok',
@@ -256,21 +250,21 @@ describe.concurrent('locks left behind', () => {
     const lock = path.join(s.store, 'refs', 'heads', 'main.lock');
     const killed = s.start(['commit', inDir, '-m', 'killed holding the lock'], { env: { CKVC_FAULT: 'ref.lock' } });
     const r = await killed.done;
-    expect(r.signal, describeOutcome(r)).toBe('SIGKILL');
+    expect(r.signal, describeRun(r)).toBe('SIGKILL');
     const owner = JSON.parse(fs.readFileSync(lock, 'utf8'));
     expect(owner).toMatchObject({ pid: killed.pid, host: os.hostname() });
     expect(s.ref('refs/heads/main')).toBe(c1);
     const v = await s.verify(true);
-    expect(v.r.code, describeOutcome(v.r)).toBe(0);
+    expect(v.r.code, describeRun(v.r)).toBe(0);
     const t0 = Date.now();
-    const again = await s.run(['commit', inDir, '-m', 'after the crash', '--json'], {
+    const again = await s.runAsync(['commit', inDir, '-m', 'after the crash', '--json'], {
       env: { CKVC_LOCK_TIMEOUT_MS: '10000' },
     });
-    expect(again.code, describeOutcome(again)).toBe(0);
+    expect(again.code, describeRun(again)).toBe(0);
     expect(Date.now() - t0, 'the stale lock is broken at once, not waited out').toBeLessThan(8000);
     const id = JSON.parse(again.stdout).id;
     expect(s.ref('refs/heads/main')).toBe(id);
-    expect(parseJson(await s.run(['show', id, '--json']), 'show').parents).toEqual([c1]);
+    expect(parseJson(await s.runAsync(['show', id, '--json']), 'show').parents).toEqual([c1]);
     expect(fs.existsSync(lock)).toBe(false);
     expect(await checkoutDiff(s, id, inFiles)).toEqual([]);
   });
@@ -284,10 +278,10 @@ describe.concurrent('locks left behind', () => {
       lock,
       JSON.stringify({ pid: dead, host: os.hostname(), nonce: 'stale0001', time: Date.now() - 3_600_000 }),
     );
-    const r = await s.run(['tag', 'rel', c1, '-m', 'release'], { env: { CKVC_LOCK_TIMEOUT_MS: '10000' } });
-    expect(r.code, describeOutcome(r)).toBe(0);
+    const r = await s.runAsync(['tag', 'rel', c1, '-m', 'release'], { env: { CKVC_LOCK_TIMEOUT_MS: '10000' } });
+    expect(r.code, describeRun(r)).toBe(0);
     expect(fs.existsSync(lock)).toBe(false);
-    expect(parseJson(await s.run(['show', 'rel', '--json']), 'show rel').id).toBe(c1);
+    expect(parseJson(await s.runAsync(['show', 'rel', '--json']), 'show rel').id).toBe(c1);
   });
 
   it('a ref lock held by another live process: the commit waits, then exit 11 CKVC_LOCKED; nothing moves, the lock is kept', async ({
@@ -301,8 +295,8 @@ describe.concurrent('locks left behind', () => {
       fs.writeFileSync(lock, content);
       const before = snapshotStore(s.store);
       const t0 = Date.now();
-      const r = await s.run(['commit', inDir, '-m', 'blocked'], { env: { CKVC_LOCK_TIMEOUT_MS: '500' } });
-      expect(r.code, describeOutcome(r)).toBe(11);
+      const r = await s.runAsync(['commit', inDir, '-m', 'blocked'], { env: { CKVC_LOCK_TIMEOUT_MS: '500' } });
+      expect(r.code, describeRun(r)).toBe(11);
       expect(errorCodes(r.stderr)).toEqual(['CKVC_LOCKED']);
       expect(stderrLines(r)).toHaveLength(1);
       expect(r.stderr).toContain(String(holder.pid));
@@ -333,7 +327,7 @@ describe.concurrent('locks left behind', () => {
     holder.kill('SIGKILL');
     await exited;
     const r = await run.done;
-    expect(r.code, describeOutcome(r)).toBe(0);
+    expect(r.code, describeRun(r)).toBe(0);
     expect(s.ref('refs/heads/side')).toBe(c1);
     expect(fs.existsSync(lock)).toBe(false);
   });
@@ -350,10 +344,10 @@ describe.concurrent('locks left behind', () => {
       time: Date.now(),
     });
     fs.writeFileSync(lock, content);
-    const r = await s.run(['commit', inDir, '-m', 'blocked by a remote lock'], {
+    const r = await s.runAsync(['commit', inDir, '-m', 'blocked by a remote lock'], {
       env: { CKVC_LOCK_TIMEOUT_MS: '500' },
     });
-    expect(r.code, describeOutcome(r)).toBe(11);
+    expect(r.code, describeRun(r)).toBe(11);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_LOCKED']);
     expect(fs.readFileSync(lock, 'utf8')).toBe(content);
     expect(s.ref('refs/heads/main')).toBe(c1);

@@ -10,20 +10,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupTemp, errorCodes, sleep, tempDir } from '../helpers/ckvc.js';
+import { describeRun, errorCodes, expectOk, parseJson, type Running, type RunResult } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { checkoutDiff, newStore, type TestStore } from '../helpers/test-store.js';
+import { hashTree } from '../helpers/snapshots.js';
+import { sleep } from '../helpers/async-tasks.js';
+import { MiB } from '../helpers/reliability.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
-import {
-  MiB,
-  type Outcome,
-  type Started,
-  type Store,
-  checkoutDiff,
-  describeOutcome,
-  expectOk,
-  hashTree,
-  initStore,
-  parseJson,
-} from '../helpers/reliability.js';
 
 afterAll(cleanupTemp);
 
@@ -58,7 +51,7 @@ function sizeOf(p: string): number {
  * Temp files and folders in a store, found from the outside: everything in tmp/, and elsewhere (but the LevelDB
  * index) any `*.tmp` or set-aside `*.lock.stale.*` file. Sorted by path.
  */
-function tempsIn(s: Store): Temp[] {
+function tempsIn(s: TestStore): Temp[] {
   const out: Temp[] = [];
   for (const n of fs.readdirSync(path.join(s.store, 'tmp')))
     out.push({ rel: `tmp/${n}`, bytes: sizeOf(path.join(s.store, 'tmp', n)) });
@@ -84,26 +77,26 @@ function age(p: string, ago: number, deep = true): void {
   fs.utimesSync(p, t, t);
 }
 
-async function verifyJson(s: Store): Promise<any> {
+async function verifyJson(s: TestStore): Promise<any> {
   const v = await s.verify(false);
-  expect(v.r.code, describeOutcome(v.r)).toBe(0);
+  expect(v.r.code, describeRun(v.r)).toBe(0);
   expect(v.report.ok).toBe(true);
   return v.report;
 }
 
 /** The human verify: exit 0 either way; the warning line, if any. */
-async function verifyWarning(s: Store): Promise<string | undefined> {
-  const r = await s.run(['verify']);
-  expect(r.code, describeOutcome(r)).toBe(0);
+async function verifyWarning(s: TestStore): Promise<string | undefined> {
+  const r = await s.runAsync(['verify']);
+  expect(r.code, describeRun(r)).toBe(0);
   expect(r.stderr).toContain('no problems found');
   return r.stderr.split('\n').find((l) => l.startsWith('warning:'));
 }
 
-const gcJson = async (s: Store, args: string[] = []) =>
-  parseJson(await s.run(['gc', ...args, '--json']), `gc ${args.join(' ')}`);
+const gcJson = async (s: TestStore, args: string[] = []) =>
+  parseJson(await s.runAsync(['gc', ...args, '--json']), `gc ${args.join(' ')}`);
 
 /** Waits until `tmp/` of `s` holds an entry starting with `prefix` (a file of at least `bytes`); undefined if `run` ends first. */
-async function waitForTemp(s: Store, prefix: string, run: Started, bytes = 0): Promise<string | undefined> {
+async function waitForTemp(s: TestStore, prefix: string, run: Running, bytes = 0): Promise<string | undefined> {
   let ended = false;
   void run.done.then(() => {
     ended = true;
@@ -117,13 +110,13 @@ async function waitForTemp(s: Store, prefix: string, run: Started, bytes = 0): P
   return undefined;
 }
 
-function expectKilled(r: Outcome, what: string): void {
-  expect(r.signal, `${what}: ${describeOutcome(r)}`).toBe('SIGKILL');
+function expectKilled(r: RunResult, what: string): void {
+  expect(r.signal, `${what}: ${describeRun(r)}`).toBe('SIGKILL');
 }
 
 describe('leftovers of killed commands', () => {
   it('commits killed at pack and ref steps: verify warns, a default gc keeps young ones, gc --grace 0 removes all', async () => {
-    const s = initStore('ckvc-tmpclean-');
+    const s = newStore('ckvc-tmpclean-');
     const dir = tempDir('ckvc-tmpclean-in-');
     const files = checkpoint(path.join(dir, 'ck'), 1, 6);
     // pack.write@1 leaves an empty temp pack, @2 one holding the first flush (>= 4 MiB), pack.fsync and
@@ -132,7 +125,7 @@ describe('leftovers of killed commands', () => {
     for (const fault of ['pack.write', 'pack.write@2', 'pack.fsync', 'pack.rename', 'ref.fsync', 'ref.rename']) {
       const before = tempsIn(s).map((t) => t.rel);
       expectKilled(
-        await s.run(['commit', path.join(dir, 'ck'), '-m', 'killed'], { env: { CKVC_FAULT: fault } }),
+        await s.runAsync(['commit', path.join(dir, 'ck'), '-m', 'killed'], { env: { CKVC_FAULT: fault } }),
         fault,
       );
       const added = tempsIn(s).filter((t) => !before.includes(t.rel));
@@ -179,13 +172,13 @@ describe('leftovers of killed commands', () => {
     expect(await verifyWarning(s)).toBeUndefined();
 
     // The commit, run again, lands (breaking the killed one's stale ref lock) and checks out byte-identical.
-    expectOk(await s.run(['commit', path.join(dir, 'ck'), '-m', 'again']), 'commit again');
+    expectOk(await s.runAsync(['commit', path.join(dir, 'ck'), '-m', 'again']), 'commit again');
     expect(await checkoutDiff(s, 'main', files)).toEqual([]);
     expect(tempsIn(s)).toEqual([]);
   }, 180_000);
 
   it('~24 MiB commits SIGKILLed at a random moment while their pack is written: every temp pack is reported, then removed', async () => {
-    const s = initStore('ckvc-tmpkill-');
+    const s = newStore('ckvc-tmpkill-');
     const rnd = prng(11);
     const killed: number[] = [];
     const acked = new Map<string, Map<string, string>>();
@@ -227,23 +220,23 @@ describe('leftovers of killed commands', () => {
   }, 180_000);
 
   it('pulls, a fetch and a push killed at receive steps: quarantine folders reported, a young one kept, gc --grace 0 removes all', async () => {
-    const a = initStore('ckvc-tmprecv-a-');
+    const a = newStore('ckvc-tmprecv-a-');
     const dir = tempDir('ckvc-tmprecv-in-');
     const files = checkpoint(dir, 7, 6);
-    expectOk(await a.run(['commit', dir, '-m', 'source']), 'commit');
+    expectOk(await a.runAsync(['commit', dir, '-m', 'source']), 'commit');
     const bundle = path.join(tempDir('ckvc-tmprecv-b-'), 'main.ckvcb');
-    expectOk(await a.run(['pack', 'main', '-o', bundle]), 'pack');
-    const b = initStore('ckvc-tmprecv-b-');
-    const r = initStore('ckvc-tmprecv-r-');
-    expectOk(await b.run(['remote', 'add', 'a', a.store]), 'remote add');
-    expectOk(await a.run(['remote', 'add', 'r', r.store]), 'remote add');
+    expectOk(await a.runAsync(['pack', 'main', '-o', bundle]), 'pack');
+    const b = newStore('ckvc-tmprecv-b-');
+    const r = newStore('ckvc-tmprecv-r-');
+    expectOk(await b.runAsync(['remote', 'add', 'a', a.store]), 'remote add');
+    expectOk(await a.runAsync(['remote', 'add', 'r', r.store]), 'remote add');
 
     // The fetch first: after a pull got as far as moving its pack, the fetch would have nothing to receive.
-    expectKilled(await b.run(['fetch', 'a'], { env: { CKVC_FAULT: 'receive.verified' } }), 'fetch');
+    expectKilled(await b.runAsync(['fetch', 'a'], { env: { CKVC_FAULT: 'receive.verified' } }), 'fetch');
     for (const fault of ['receive.verified', 'receive.moved', 'receive.indexed']) {
-      expectKilled(await b.run(['pull', bundle], { env: { CKVC_FAULT: fault } }), `pull at ${fault}`);
+      expectKilled(await b.runAsync(['pull', bundle], { env: { CKVC_FAULT: fault } }), `pull at ${fault}`);
     }
-    expectKilled(await a.run(['push', 'r', 'main'], { env: { CKVC_FAULT: 'receive.verified' } }), 'push');
+    expectKilled(await a.runAsync(['push', 'r', 'main'], { env: { CKVC_FAULT: 'receive.verified' } }), 'push');
 
     const tb = tempsIn(b);
     expect(tb.map((t) => t.rel.replace(/\d+-[0-9a-f]+$/, 'X'))).toEqual(Array(4).fill('tmp/quarantine-X'));
@@ -273,17 +266,17 @@ describe('leftovers of killed commands', () => {
       expect((await verifyJson(s)).leftovers.count).toBe(0);
     }
     // Each interrupted transfer, run again, completes.
-    expectOk(await b.run(['pull', bundle]), 'pull again');
+    expectOk(await b.runAsync(['pull', bundle]), 'pull again');
     expect(await checkoutDiff(b, 'bundle/main', files)).toEqual([]);
-    expectOk(await b.run(['fetch', 'a']), 'fetch again');
-    expectOk(await a.run(['push', 'r', 'main']), 'push again');
+    expectOk(await b.runAsync(['fetch', 'a']), 'fetch again');
+    expectOk(await a.runAsync(['push', 'r', 'main']), 'push again');
     expect(await checkoutDiff(r, 'main', files)).toEqual([]);
   }, 240_000);
 });
 
 describe("a running command's temp survives gc --grace 0", () => {
   it('a commit stopped mid-pack (a registered writer): gc waits for it and gives up (exit 11); the commit then lands', async () => {
-    const s = initStore('ckvc-tmplive-');
+    const s = newStore('ckvc-tmplive-');
     const dir = tempDir('ckvc-tmplive-in-');
     const files = checkpoint(dir, 21, 12);
     const run = s.start(['commit', dir, '-m', 'slow', '--json']);
@@ -293,8 +286,8 @@ describe("a running command's temp survives gc --grace 0", () => {
     try {
       const temp = path.join(s.store, 'tmp', name!);
       const ino = fs.statSync(temp).ino;
-      const gc = await s.run(['gc', '--grace', '0'], { env: { CKVC_GC_WAIT_MS: '1500' } });
-      expect(gc.code, describeOutcome(gc)).toBe(11);
+      const gc = await s.runAsync(['gc', '--grace', '0'], { env: { CKVC_GC_WAIT_MS: '1500' } });
+      expect(gc.code, describeRun(gc)).toBe(11);
       expect(errorCodes(gc.stderr)).toEqual(['CKVC_LOCKED']);
       expect(gc.stderr).toContain(String(run.pid));
       expect(fs.statSync(temp).ino).toBe(ino);
@@ -307,16 +300,16 @@ describe("a running command's temp survives gc --grace 0", () => {
   }, 180_000);
 
   it("a pull stopped while receiving (not yet a registered writer): gc --grace 0 removes a dead pull's quarantine, keeps the live one", async () => {
-    const a = initStore('ckvc-tmplive-a-');
+    const a = newStore('ckvc-tmplive-a-');
     const dir = tempDir('ckvc-tmplive-in-');
     const files = checkpoint(dir, 31, 12);
-    expectOk(await a.run(['commit', dir, '-m', 'source']), 'commit');
+    expectOk(await a.runAsync(['commit', dir, '-m', 'source']), 'commit');
     const bundle = path.join(tempDir('ckvc-tmplive-b-'), 'main.ckvcb');
-    expectOk(await a.run(['pack', 'main', '-o', bundle]), 'pack');
+    expectOk(await a.runAsync(['pack', 'main', '-o', bundle]), 'pack');
     // A receive takes a few hundred ms; on a busy machine the pull may finish before it is caught: try again.
     for (let attempt = 1; ; attempt++) {
-      const b = initStore('ckvc-tmplive-b-');
-      expectKilled(await b.run(['pull', bundle], { env: { CKVC_FAULT: 'receive.verified' } }), 'pull');
+      const b = newStore('ckvc-tmplive-b-');
+      expectKilled(await b.runAsync(['pull', bundle], { env: { CKVC_FAULT: 'receive.verified' } }), 'pull');
       const dead = tempsIn(b);
       expect(dead).toHaveLength(1);
       const run = b.start(['pull', bundle, '--json']);

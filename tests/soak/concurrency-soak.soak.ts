@@ -3,8 +3,8 @@
 // branch and checks out byte-identical, nothing unacknowledged appeared, and verify --read-data is clean.
 // Run: npm run soak
 import { afterAll, describe, it } from 'vitest';
-import { cleanupTemp } from '../helpers/ckvc.js';
-import { concurrencySoak, expectSoakClean } from '../helpers/reliability.js';
+import { cleanupTemp } from '../helpers/temp-dirs.js';
+import { concurrencySoak, expectSoakClean } from '../helpers/concurrency-soak.js';
 
 afterAll(cleanupTemp);
 

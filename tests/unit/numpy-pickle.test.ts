@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readNumpyPickle } from '../../src/core/input-formats/numpy-pickle.js';
-import { PickleNotUnderstood } from '../../src/core/input-formats/pickle-machine.js';
+import { PickleNotUnderstood } from '../../src/core/input-formats/pickle-values.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 import { prngUnit } from '../helpers/data.js';
 

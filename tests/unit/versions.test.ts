@@ -1,20 +1,19 @@
 // One version and one table of exit codes: package.json is the CLI's version source (the bundle inlines it),
 // the Python helper's is ckvc.__version__ (pyproject.toml reads it), and the helper's own exit codes are copies of
 // spec/EXIT_CODES.md. These tests make the copies fail loudly when one side moves without the other.
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ckvc } from '../helpers/ckvc.js';
 
 const read = (rel: string) => readFileSync(fileURLToPath(new URL(`../../${rel}`, import.meta.url)), 'utf8');
-const BIN = fileURLToPath(new URL('../../bin/ckvc', import.meta.url));
 
 describe('one version', () => {
   const npmVersion = (JSON.parse(read('package.json')) as { version: string }).version;
 
   it("ckvc --version prints package.json's version", () => {
-    const r = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
-    expect(r.status).toBe(0);
+    const r = ckvc(['--version']);
+    expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(npmVersion);
   });
 

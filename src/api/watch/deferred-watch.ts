@@ -1,6 +1,6 @@
 // A watch handle that exists before the watcher's code has loaded (Store.watch loads it on first use and must
 // still hand back its handle at once). A stop or abort asked for in the meantime is passed on once it is there.
-import type { WatchHandle, WatchSummary } from './watcher.js';
+import type { WatchHandle, WatchSummary } from './watch-types.js';
 
 export function deferredWatch(started: Promise<WatchHandle>): WatchHandle {
   let handle: WatchHandle | undefined;

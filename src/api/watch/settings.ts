@@ -12,7 +12,7 @@ import { parseLabels } from '../commit-input.js';
 import { readConfigFile } from '../config-file.js';
 import { WATCH_LABELS } from './branch-history.js';
 import { parseCheckCommand, type CheckCommand } from './check-gate.js';
-import type { WatchOptions } from './watcher.js';
+import type { WatchOptions } from './watch-types.js';
 
 export const WATCH_DEFAULTS = { intervalMs: 2000, settleMs: 5000, message: 'watch: {name}' } as const;
 

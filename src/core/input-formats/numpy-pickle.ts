@@ -3,7 +3,8 @@
 // the two shapes NumPy writes (spec/ARCHIVES.md §4) and names each array by the dict keys and list indices that
 // lead to it. Only arrays whose raw bytes lie in the pickle as one byte string are reported; anything else
 // (object, structured or big-endian arrays, protocol 2's text-encoded bytes, scalars) is left to stay verbatim.
-import { Machine, PickleNotUnderstood, type Value } from './pickle-machine.js';
+import { Machine } from './pickle-machine.js';
+import { PickleNotUnderstood, type Value } from './pickle-values.js';
 
 export interface NumpyPickleArray {
   /** Dict keys and list/tuple indices from the root joined by '/'; the root itself is `rootName`. */

@@ -3,103 +3,21 @@
 // executed; raw byte strings are recorded as where they lie in the pickle. Caps on created objects and on the
 // input keep a hostile pickle to bounded work (spec/ARCHIVES.md §2, §4). Its readers: pickle-tensors.ts (torch's
 // data.pkl) and numpy-pickle.ts (pickled NumPy state).
-
-export class PickleNotUnderstood extends Error {}
-
-export type Value =
-  | null
-  | boolean
-  | number
-  | string
-  /** Raw bytes (BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8): where they lie in the pickle. */
-  | { k: 'bytes'; start: number; end: number }
-  | { k: 'float' }
-  | { k: 'list'; items: Value[] }
-  | { k: 'tuple'; items: Value[] }
-  | { k: 'dict'; entries: [Value, Value][] }
-  | { k: 'global'; name: string }
-  | { k: 'pid'; value: Value }
-  | { k: 'call'; fn: Value; args: Value; entries: [Value, Value][]; state?: Value }
-  | { k: 'mark' };
+import { PickleReader } from './pickle-reader.js';
+import { PickleNotUnderstood, type Value } from './pickle-values.js';
 
 const MARK: Value = { k: 'mark' };
 /** Values the machine may create (a pickle of 64 MiB of EMPTY_DICT would otherwise build 67M objects). */
 const MAX_VALUES = 4_000_000;
 
-const latin1 = new TextDecoder('latin1');
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 export class Machine {
-  private pos = 0;
+  private readonly input: PickleReader;
   private readonly stack: Value[] = [];
   private readonly memo = new Map<number, Value>();
   private nextMemo = 0;
 
-  constructor(private readonly b: Uint8Array) {}
-
-  private need(n: number): void {
-    if (n < 0 || this.pos + n > this.b.length)
-      throw new PickleNotUnderstood(`the pickle ends inside an opcode at byte ${this.pos}`);
-  }
-
-  private byte(): number {
-    this.need(1);
-    return this.b[this.pos++]!;
-  }
-
-  private uint(n: number): number {
-    this.need(n);
-    let v = 0;
-    for (let i = n - 1; i >= 0; i--) v = v * 256 + this.b[this.pos + i]!;
-    this.pos += n;
-    return v;
-  }
-
-  private int32(): number {
-    const v = this.uint(4);
-    return v >= 0x80000000 ? v - 0x100000000 : v;
-  }
-
-  /** Little-endian two's complement of n bytes (LONG1/LONG4); beyond 2^53 only the sign and size matter here. */
-  private long(n: number): number {
-    this.need(n);
-    let v = 0;
-    for (let i = n - 1; i >= 0; i--) v = v * 256 + this.b[this.pos + i]!;
-    if (n > 0 && this.b[this.pos + n - 1]! & 0x80) v -= 256 ** n;
-    this.pos += n;
-    return v;
-  }
-
-  /** Skips n raw bytes and says where they were. */
-  private rawBytes(n: number): Value {
-    this.need(n);
-    const start = this.pos;
-    this.pos += n;
-    return { k: 'bytes', start, end: this.pos };
-  }
-
-  private bytes(n: number): Uint8Array {
-    this.need(n);
-    const out = this.b.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return out;
-  }
-
-  private line(): string {
-    const end = this.b.indexOf(0x0a, this.pos);
-    if (end < 0) throw new PickleNotUnderstood('a text opcode has no newline');
-    const s = latin1.decode(this.b.subarray(this.pos, end));
-    this.pos = end + 1;
-    return s;
-  }
-
-  private text(n: number): string {
-    const raw = this.bytes(n);
-    try {
-      return utf8.decode(raw);
-    } catch {
-      throw new PickleNotUnderstood('a string is not UTF-8');
-    }
+  constructor(b: Uint8Array) {
+    this.input = new PickleReader(b);
   }
 
   private created = 0;
@@ -160,13 +78,13 @@ export class Machine {
 
   run(): Value {
     for (;;) {
-      const op = this.byte();
+      const op = this.input.byte();
       switch (op) {
         case 0x80:
-          this.byte();
+          this.input.byte();
           break; // PROTO
         case 0x95:
-          this.uint(8);
+          this.input.uint(8);
           break; // FRAME: framing only, the opcodes continue inline
         case 0x2e:
           return this.pop(); // STOP
@@ -192,72 +110,72 @@ export class Machine {
           this.push(false);
           break; // NEWFALSE
         case 0x4a:
-          this.push(this.int32());
+          this.push(this.input.int32());
           break; // BININT
         case 0x4b:
-          this.push(this.uint(1));
+          this.push(this.input.uint(1));
           break; // BININT1
         case 0x4d:
-          this.push(this.uint(2));
+          this.push(this.input.uint(2));
           break; // BININT2
         case 0x8a:
-          this.push(this.long(this.byte()));
+          this.push(this.input.long(this.input.byte()));
           break; // LONG1
         case 0x8b: {
           // LONG4
-          const n = this.int32();
+          const n = this.input.int32();
           if (n < 0 || n > 64) throw new PickleNotUnderstood('a LONG4 larger than 64 bytes');
-          this.push(this.long(n));
+          this.push(this.input.long(n));
           break;
         }
         case 0x49:
         case 0x4c: {
           // INT, LONG (text)
-          const s = this.line().replace(/L$/, '');
+          const s = this.input.line().replace(/L$/, '');
           this.push(s === '01' ? true : s === '00' ? false : Number(s));
           break;
         }
         case 0x47: {
           // BINFLOAT (big-endian double)
           // A float is never a shape, offset or key: only its kind matters, not its value.
-          this.bytes(8);
+          this.input.bytes(8);
           this.push({ k: 'float' });
           break;
         }
         case 0x46:
-          this.line();
+          this.input.line();
           this.push({ k: 'float' });
           break; // FLOAT
         case 0x8c:
-          this.push(this.text(this.uint(1)));
+          this.push(this.input.text(this.input.uint(1)));
           break; // SHORT_BINUNICODE
         case 0x58:
-          this.push(this.text(this.uint(4)));
+          this.push(this.input.text(this.input.uint(4)));
           break; // BINUNICODE
         case 0x8d:
-          this.push(this.text(this.uint(8)));
+          this.push(this.input.text(this.input.uint(8)));
           break; // BINUNICODE8
         case 0x55:
-          this.push(latin1.decode(this.bytes(this.uint(1))));
+          this.push(this.input.latin1(this.input.uint(1)));
           break; // SHORT_BINSTRING
         case 0x54:
-          this.push(latin1.decode(this.bytes(this.uint(4))));
+          this.push(this.input.latin1(this.input.uint(4)));
           break; // BINSTRING
         case 0x53:
-          this.push(this.line().replace(/^(['"])(.*)\1$/s, '$2'));
+          this.push(this.input.line().replace(/^(['"])(.*)\1$/s, '$2'));
           break; // STRING (quoted repr)
         case 0x56:
-          this.push(this.line());
+          this.push(this.input.line());
           break; // UNICODE (raw-unicode-escape; names only)
         case 0x43:
-          this.push(this.rawBytes(this.uint(1)));
+          this.push(this.input.rawBytes(this.input.uint(1)));
           break; // SHORT_BINBYTES
         case 0x42:
-          this.push(this.rawBytes(this.uint(4)));
+          this.push(this.input.rawBytes(this.input.uint(4)));
           break; // BINBYTES
         case 0x8e:
         case 0x96:
-          this.push(this.rawBytes(this.uint(8)));
+          this.push(this.input.rawBytes(this.input.uint(8)));
           break; // BINBYTES8, BYTEARRAY8
         case 0x7d:
           this.push({ k: 'dict', entries: [] });
@@ -329,8 +247,8 @@ export class Machine {
           break;
         } // SETITEMS
         case 0x63: {
-          const mod = this.line();
-          const name = this.line();
+          const mod = this.input.line();
+          const name = this.input.line();
           this.push({ k: 'global', name: `${mod}.${name}` });
           break;
         } // GLOBAL
@@ -373,31 +291,33 @@ export class Machine {
           this.push({ k: 'pid', value: this.pop() });
           break; // BINPERSID
         case 0x50:
-          this.push({ k: 'pid', value: this.line() });
+          this.push({ k: 'pid', value: this.input.line() });
           break; // PERSID
         case 0x71:
-          this.memoPut(this.uint(1));
+          this.memoPut(this.input.uint(1));
           break; // BINPUT
         case 0x72:
-          this.memoPut(this.uint(4));
+          this.memoPut(this.input.uint(4));
           break; // LONG_BINPUT
         case 0x70:
-          this.memoPut(Number(this.line()));
+          this.memoPut(Number(this.input.line()));
           break; // PUT
         case 0x94:
           this.memoPut(this.nextMemo++);
           break; // MEMOIZE
         case 0x68:
-          this.push(this.memoGet(this.uint(1)));
+          this.push(this.memoGet(this.input.uint(1)));
           break; // BINGET
         case 0x6a:
-          this.push(this.memoGet(this.uint(4)));
+          this.push(this.memoGet(this.input.uint(4)));
           break; // LONG_BINGET
         case 0x67:
-          this.push(this.memoGet(Number(this.line())));
+          this.push(this.memoGet(Number(this.input.line())));
           break; // GET
         default:
-          throw new PickleNotUnderstood(`opcode 0x${op.toString(16)} at byte ${this.pos - 1} is not one ckvc reads`);
+          throw new PickleNotUnderstood(
+            `opcode 0x${op.toString(16)} at byte ${this.input.pos - 1} is not one ckvc reads`,
+          );
       }
     }
   }

@@ -2,7 +2,8 @@
 // a symbolic machine where a global is just its dotted name and a call just records what was called with what.
 // Nothing is imported, constructed or executed, so a hostile pickle can at worst produce wrong names (the bytes
 // are stored exactly either way). spec/ARCHIVES.md §2 says what is read.
-import { Machine, PickleNotUnderstood, type Value } from './pickle-machine.js';
+import { Machine } from './pickle-machine.js';
+import { PickleNotUnderstood, type Value } from './pickle-values.js';
 
 export { PickleNotUnderstood };
 

@@ -4,7 +4,7 @@
 // a pickle is never refused, its bytes are kept exactly either way.
 import * as path from 'node:path';
 import { readNumpyPickle, type NumpyPickleArray } from '../../core/input-formats/numpy-pickle.js';
-import { PickleNotUnderstood } from '../../core/input-formats/pickle-machine.js';
+import { PickleNotUnderstood } from '../../core/input-formats/pickle-values.js';
 import { safetensorsElementWidth } from '../../core/input-formats/safetensors-dtypes.js';
 import { PlanBuilder, type FilePlan } from './file-plan.js';
 import type { InputFile } from './input-file.js';

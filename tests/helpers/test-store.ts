@@ -1,0 +1,147 @@
+// A store made for one test (`ckvc init` in a temp folder) and the ways to run ckvc against it. The runners add
+// --store; each has a blocking form (run, ok, json) and a non-blocking one (runAsync, jsonAsync, start), named
+// apart so a reader can tell which one a test waits on.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  ckvc,
+  ckvcAsync,
+  describeRun,
+  expectOk,
+  ok,
+  okJson,
+  parseJson,
+  type RunOptions,
+  type RunResult,
+  type Running,
+  startCkvc,
+} from './ckvc.js';
+import { diffSnapshots, hashTree } from './snapshots.js';
+import { tempDir } from './temp-dirs.js';
+
+/** A store at `dir/.ckvc`. */
+export class TestStore {
+  readonly store: string;
+  constructor(readonly dir: string) {
+    this.store = path.join(dir, '.ckvc');
+  }
+
+  private with(args: string[]): string[] {
+    return [...args, '--store', this.store];
+  }
+
+  /** Runs ckvc to completion, blocking. */
+  run(args: string[], opts?: RunOptions): RunResult {
+    return ckvc(this.with(args), opts);
+  }
+
+  /** Runs a command that must succeed, blocking. */
+  ok(args: string[], opts?: RunOptions): RunResult {
+    return ok(this.with(args), opts);
+  }
+
+  /** Runs a --json command that must succeed, blocking, and parses its output. */
+  json<T = any>(args: string[], opts?: RunOptions): T {
+    return okJson<T>(this.with(args), opts);
+  }
+
+  /** Runs ckvc to completion without blocking. */
+  runAsync(args: string[], opts?: RunOptions): Promise<RunResult> {
+    return ckvcAsync(this.with(args), opts);
+  }
+
+  /** Runs a --json command that must succeed without blocking, and parses its output. */
+  async jsonAsync<T = any>(args: string[], opts?: RunOptions): Promise<T> {
+    return parseJson<T>(await this.runAsync([...args, '--json'], opts), `ckvc ${args.join(' ')}`);
+  }
+
+  /** Starts ckvc and returns at once (to kill it, or to talk to it). */
+  start(args: string[], opts?: RunOptions): Running {
+    return startCkvc(this.with(args), opts);
+  }
+
+  /** Reads a ref file (trimmed), or undefined. */
+  ref(full: string): string | undefined {
+    return readRef(this.store, full);
+  }
+
+  head(): string | undefined {
+    return readRef(this.store, 'HEAD');
+  }
+
+  /** Every ref file under refs/ (heads/... and tags/...), lock, temp and dot files excluded. */
+  refFiles(): string[] {
+    const out: string[] = [];
+    const walk = (dir: string, rel: string) => {
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        const n = e.name;
+        if (n.startsWith('.') || n.endsWith('.lock') || n.endsWith('.tmp') || n.includes('.lock.stale.')) continue;
+        const r = `${rel}/${n}`;
+        if (e.isDirectory()) walk(path.join(dir, n), r);
+        else out.push(r);
+      }
+    };
+    walk(path.join(this.store, 'refs'), 'refs');
+    return out.sort();
+  }
+
+  /** `ckvc verify [--read-data] --json`: the result and the parsed report (when there is one). */
+  async verify(readData = true): Promise<{ r: RunResult; report: any }> {
+    const r = await this.runAsync(['verify', ...(readData ? ['--read-data'] : []), '--json']);
+    let report: any;
+    try {
+      report = JSON.parse(r.stdout);
+    } catch {
+      /* none */
+    }
+    return { r, report };
+  }
+}
+
+/** Creates DIR/.ckvc under a fresh temp dir with `ckvc init`. */
+export function newStore(prefix = 'ckvc-store-'): TestStore {
+  const dir = tempDir(prefix);
+  expectOk(ckvc(['init', dir]), 'ckvc init');
+  const s = new TestStore(dir);
+  if (!fs.existsSync(path.join(s.store, 'config.json'))) throw new Error(`ckvc init ${dir} did not create ${s.store}`);
+  return s;
+}
+
+/** A copy of a prepared store (the folder holding .ckvc), in a new temp dir. */
+export function copyStore(template: TestStore, prefix = 'ckvc-case-'): TestStore {
+  const dir = tempDir(prefix);
+  fs.cpSync(template.dir, dir, { recursive: true });
+  return new TestStore(dir);
+}
+
+/** Commits with --json and returns the new commit ID. */
+export function commitId(s: TestStore, args: string[], opts?: RunOptions): string {
+  const r = s.json<{ id: string }>(['commit', ...args], opts);
+  if (!/^[0-9a-f]{64}$/.test(r.id)) throw new Error(`commit printed no ID: ${JSON.stringify(r)}`);
+  return r.id;
+}
+
+/** Reads a ref file of a store (trimmed), or undefined. */
+export function readRef(store: string, full: string): string | undefined {
+  try {
+    return fs.readFileSync(path.join(store, ...full.split('/')), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checks out REV into a fresh temp dir and returns what differs from `expected` (path -> sha256); [] when equal. */
+export async function checkoutDiff(s: TestStore, rev: string, expected: Map<string, string>): Promise<string[]> {
+  const out = tempDir('ckvc-co-');
+  const r = await s.runAsync(['checkout', rev, '--to', out]);
+  if (r.code !== 0) return [`checkout ${rev} failed: ${describeRun(r)}`];
+  const got = hashTree(out);
+  fs.rmSync(out, { recursive: true, force: true });
+  return diffSnapshots(expected, got).map((d) => `${rev}: ${d}`);
+}
