@@ -9,6 +9,7 @@ import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 import type { ReleaseRecord } from './object-walk.js';
 import type { StoreLayout } from './store-layout.js';
+import { commitRecordIds } from './commit-record-files.js';
 
 export interface PromiseRecord {
   commit: ObjectId;
@@ -96,15 +97,7 @@ export class PromiseRecords {
   async all(): Promise<Map<ObjectId, PromiseRecord>> {
     if (this.cache) return this.cache;
     const out = new Map<ObjectId, PromiseRecord>();
-    let names: string[] = [];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(e, 'list', this.dir);
-    }
-    for (const n of names) {
-      const id = n.slice(0, -'.json'.length);
-      if (!n.endsWith('.json') || !isObjectId(id)) continue;
+    for (const id of await commitRecordIds(this.dir)) {
       const r = await this.readOne(id);
       if (r) out.set(id, r);
     }

@@ -7,6 +7,7 @@ import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { StoreLayout } from './store-layout.js';
+import { commitRecordIds } from './commit-record-files.js';
 
 export interface PruneRecord {
   commit: ObjectId;
@@ -62,15 +63,7 @@ export class PruneRecords {
   async all(): Promise<Map<ObjectId, PruneRecord>> {
     if (this.cache) return this.cache;
     const out = new Map<ObjectId, PruneRecord>();
-    let names: string[] = [];
-    try {
-      names = await fs.readdir(this.layout.prunedDir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(e, 'list', this.layout.prunedDir);
-    }
-    for (const n of names) {
-      const id = n.slice(0, -'.json'.length);
-      if (!n.endsWith('.json') || !isObjectId(id)) continue;
+    for (const id of await commitRecordIds(this.layout.prunedDir)) {
       const r = await this.readOne(id);
       if (r) out.set(id, r);
     }
