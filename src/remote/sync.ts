@@ -257,6 +257,22 @@ async function usableRefs(
  * locally when absent (a different local tag of the same name is left alone and reported). Every ref is checked
  * before any moves, and they move as one batch.
  */
+/**
+ * Whether a remote tip must be asked for: absent, or here without everything it needs. Batches are promoted one
+ * by one, so a fetch killed between two leaves its tip commit here with part of its data; asking only for absent
+ * tips, the next run would take it for fetched and fail on its closure for ever.
+ */
+async function needsFetch(store: ObjectStore, id: ObjectId, where: string): Promise<boolean> {
+  if ((await store.typeOf(id)) === undefined) return true;
+  try {
+    await checkClosure(store, id, where);
+    return false;
+  } catch (e) {
+    if (isCkvcError(e, 'CKVC_BAD_BUNDLE')) return true;
+    throw e;
+  }
+}
+
 export async function fetchRemote(
   store: ObjectStore,
   t: Transport,
@@ -267,7 +283,7 @@ export async function fetchRemote(
   const warnings: FetchWarning[] = [];
   const wanted = await usableRefs(store, t, remote, await t.refs(), warnings);
   const wants: ObjectId[] = [];
-  for (const { id } of wanted) if ((await store.typeOf(id)) === undefined) wants.push(id);
+  for (const { name, id } of wanted) if (await needsFetch(store, id, `${name} from ${t.url}`)) wants.push(id);
   // Commits a partial fetch from this remote left data out of are asked for again (FORMAT.md §13.2).
   const promises = await new PromiseRecords(store.layout).all();
   const refill = await promisedBy(t, remote, promises);
