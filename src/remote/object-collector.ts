@@ -40,6 +40,8 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
   const records = await store.pruned.all();
   const cutAt = new Map<ObjectId, ObjectId[]>();
   const chunkCommit = new Map<ObjectId, ObjectId>();
+  const parentsOf = new Map<ObjectId, ObjectId[]>();
+  const tags: ObjectId[] = [];
   await walkObjects(store, tips, {
     ...(opts.cutParents ? { cutParents: opts.cutParents } : {}),
     // The sender's own records say what it no longer has; they are sent as they are.
@@ -52,11 +54,13 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
     visit: (r) => {
       out.add(r.id);
       if (r.kind === 'commit') commits.push(r.id);
+      if (r.kind === 'commit') parentsOf.set(r.id, r.commit.parents);
+      if (r.kind === 'tag') tags.push(r.id);
       if (r.kind === 'commit' && r.cut) cutAt.set(r.id, r.cut);
       else if (r.kind === 'chunk') chunkCommit.set(r.id, r.commit);
     },
   });
-  let objects = [...out];
+  let objects = arrivalOrder([...out], parentsOf, tags);
   if (opts.receiverHas && objects.length) {
     const keep: ObjectId[] = [];
     for (let i = 0; i < objects.length; i += 4096) {
@@ -75,4 +79,34 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
   const pruned = commits.filter((id) => sent.has(id) && records.has(id)).map((id) => records.get(id)!);
   const shallow = new Map([...cutAt].filter(([id]) => sent.has(id)));
   return { objects, commits, prerequisites: [...prerequisites], pruned, shallow };
+}
+
+/**
+ * The order objects are sent in: everything but commits and tags first, then the commits, each after its parents,
+ * then the tags. Transfers are promoted batch by batch (PROTOCOL.md §4), so wherever one is cut off, every commit
+ * that arrived has everything it reaches, and the next run may take each commit the receiver holds for a boundary.
+ */
+function arrivalOrder(objects: ObjectId[], parentsOf: Map<ObjectId, ObjectId[]>, tags: ObjectId[]): ObjectId[] {
+  const tagSet = new Set(tags);
+  const data = objects.filter((id) => !parentsOf.has(id) && !tagSet.has(id));
+  const commits: ObjectId[] = [];
+  const placed = new Set<ObjectId>();
+  for (const root of parentsOf.keys()) {
+    // Depth first, a commit placed once all of its parents (those being sent) are.
+    const stack: { id: ObjectId; expanded: boolean }[] = [{ id: root, expanded: false }];
+    while (stack.length) {
+      const top = stack.pop()!;
+      if (placed.has(top.id)) continue;
+      if (top.expanded) {
+        placed.add(top.id);
+        commits.push(top.id);
+        continue;
+      }
+      stack.push({ id: top.id, expanded: true });
+      for (const p of parentsOf.get(top.id)!)
+        if (parentsOf.has(p) && !placed.has(p)) stack.push({ id: p, expanded: false });
+    }
+  }
+  // The walk reaches an outer tag before the tag it names: reversed, the named one goes first.
+  return [...data, ...commits, ...[...tags].reverse()];
 }
