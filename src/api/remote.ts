@@ -6,7 +6,7 @@ import { isAncestor, storeParents } from '../store/ancestry.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import type { RefUpdate } from '../remote/bundle-import.js';
-import { checkFilter } from '../store/promise-records.js';
+import { checkFilter, PromiseRecords } from '../store/promise-records.js';
 import { DirectoryTransport } from '../remote/directory-transport.js';
 import { isSshUrl } from '../remote/ssh-url.js';
 import type { StdioServeOptions } from '../remote/stdio-server.js';
@@ -73,10 +73,34 @@ export async function addRemote(
   return { ...entry, tokenSaved: true };
 }
 
-export async function removeRemote(store: ObjectStore, name: string): Promise<RemoteEntry> {
+export async function removeRemote(
+  store: ObjectStore,
+  name: string,
+  opts: { force?: boolean } = {},
+): Promise<RemoteEntry> {
+  if (!opts.force) await refuseWhilePromised(store, name);
   const removed = await remotes(store).remove(name);
   await new RemoteTokens(store.layout).set(name, undefined);
   return removed;
+}
+
+/**
+ * A remote that partial fetches left data on is the only way to that data (FORMAT.md §13.2): removing it would
+ * leave checkout of those commits failing with no remote to ask, so it takes --force.
+ */
+async function refuseWhilePromised(store: ObjectStore, name: string): Promise<void> {
+  const commits = [...(await new PromiseRecords(store.layout).all()).values()]
+    .filter((r) => r.remote === name)
+    .map((r) => r.commit);
+  if (commits.length === 0) return;
+  throw new CkvcError(
+    'CKVC_NOT_FETCHED',
+    `remote '${name}' still holds tensor data that partial fetches left out of ${commits.length} commit(s) ` +
+      `(first: ${commits[0]!.slice(0, 12)}); nothing was changed. Run 'ckvc fetch ${name}' (without --filter) ` +
+      `to fetch the rest first, or 'ckvc remote remove ${name} --force' to remove it anyway (those tensors ` +
+      'then cannot be read until a remote that has them is added under this name)',
+    { remote: name, commits },
+  );
 }
 
 export async function openTransport(

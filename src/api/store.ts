@@ -157,8 +157,8 @@ export class Store {
   async addRemote(name: string, url: string, opts: AddRemoteOptions = {}) {
     return (await operations()).addRemote(this.objects, name, url, opts);
   }
-  async removeRemote(name: string) {
-    return (await operations()).removeRemote(this.objects, name);
+  async removeRemote(name: string, opts: { force?: boolean } = {}) {
+    return (await operations()).removeRemote(this.objects, name, opts);
   }
   async push(opts: PushOptions) {
     return (await operations()).pushToRemote(this.objects, opts);

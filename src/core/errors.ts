@@ -118,7 +118,7 @@ export const ERROR_CODES = {
   CKVC_NOT_FETCHED: {
     exit: EXIT.NOT_FETCHED,
     summary:
-      'the data asked for was left out by a partial fetch (`fetch --filter`) and could not be fetched from its remote now, or a pack or push would need it; the message names the remote and how to fetch it',
+      'the data asked for was left out by a partial fetch (`fetch --filter`) and could not be fetched from its remote now, or a pack or push would need it, or `remote remove` would drop the only remote holding it; the message names the remote and how to fetch it',
   },
   CKVC_INTERRUPTED: { exit: EXIT.INTERRUPTED, summary: 'interrupted by a signal; nothing was half-written' },
 } as const;

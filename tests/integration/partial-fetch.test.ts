@@ -239,6 +239,18 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
     expect(other.run(['log', 'mine']).code).not.toBe(0);
   });
 
+  it('remote remove refuses while the remote holds left-out data; --force removes it', () => {
+    const before = snapshotStore(client.store);
+    const r = client.run(['remote', 'remove', 'origin']);
+    expect(r.code).toBe(23);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_NOT_FETCHED']);
+    expect(r.stderr).toContain("'ckvc fetch origin'");
+    expect(diffSnapshots(before, snapshotStore(client.store))).toEqual([]);
+    client.ok(['remote', 'remove', 'origin', '--force']);
+    expect(client.json<{ name: string }[]>(['remote', 'list', '--json']).map((x) => x.name)).not.toContain('origin');
+    client.ok(['remote', 'add', 'origin', up.url, ...(up.addArgs ?? [])], { env: up.env });
+  });
+
   it('a fetch without filter fills the store in and drops the promises', () => {
     const r = client.json<{ completed: number; bytesReceived: number }>(['fetch', 'origin', '--json'], { env: env() });
     expect(r.completed).toBe(2);
@@ -256,6 +268,8 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
     const other = newStore('ckvc-partial-other2-');
     client.ok(['remote', 'add', 'other2', other.dir]);
     client.ok(['push', 'other2', 'mine']);
+    // Nothing is promised by origin any more: it may go without --force.
+    client.ok(['remote', 'remove', 'origin']);
   });
 });
 

@@ -128,6 +128,10 @@ export function shareCommands(y: CliParser): void {
         .option('token-file', {
           type: 'string',
           describe: 'HTTP remotes: save the token in this file for later pushes (mode 0600)',
+        })
+        .option('force', {
+          type: 'boolean',
+          describe: 'remove: even when partial fetches left tensor data on this remote (they then cannot be read)',
         }),
     async (args) =>
       withStore(args, async (s) => {
@@ -150,7 +154,7 @@ export function shareCommands(y: CliParser): void {
                 remoteCkvc: args.remoteCkvc,
                 tokenFile: args.tokenFile,
               })
-            : await s.removeRemote(args.name);
+            : await s.removeRemote(args.name, { force: args.force });
         return args.json
           ? json(r)
           : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${escaped(r.name)} (${escaped(r.url)})`);
