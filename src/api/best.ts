@@ -1,6 +1,7 @@
 // `ckvc best --metric KEY` and `ckvc tag NAME --best KEY`: the best commit of a branch by one metric.
 import { CkvcError } from '../core/errors.js';
 import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
+import { branchNamesOfCommits } from '../core/ref-name.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -31,7 +32,8 @@ export interface BestResult {
 
 /**
  * The commits made on `branch`: its first-parent chain, stopping where the chain reaches commits recorded as
- * made on another branch (the history it was started from; `ckvc branch NEW START` has none of its own yet).
+ * made on another branch (the history it was started from; `ckvc branch NEW START` has none of its own yet). A
+ * bundle's branch pulled as bundle/NAME holds the commits made on NAME.
  */
 export async function* branchCommits(
   store: ObjectStore,
@@ -45,9 +47,10 @@ export async function* branchCommits(
       `no branch named '${branch}' (or it has no commits); 'ckvc branch' lists branches`,
       { branch },
     );
+  const names = branchNamesOfCommits(branch);
   while (id) {
     const commit = await read(id);
-    if (commit.branch !== undefined && commit.branch !== branch) return;
+    if (commit.branch !== undefined && !names.includes(commit.branch)) return;
     yield { id, commit };
     // A shallow store's history stops at a graft (FORMAT.md §17): the branch's commits here end there.
     const first = commit.parents[0];

@@ -4,6 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import { bad, type BundleConfigLabel, type BundleRef } from '../core/store-format/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
+import { BUNDLE_REF_NAMESPACE } from '../core/ref-name.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { registerReader } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -283,7 +284,7 @@ export interface PullBundleOptions {
 /** Where a bundle ref lands: refs/heads/NAME -> refs/heads/bundle/NAME (same for tags and aliases). */
 export function bundleNamespace(name: string): string {
   const m = /^(refs\/(?:heads|tags|aliases)\/)(.*)$/.exec(name)!;
-  return `${m[1]}bundle/${m[2]}`;
+  return `${m[1]}${BUNDLE_REF_NAMESPACE}${m[2]}`;
 }
 
 export async function pullBundle(

@@ -33,3 +33,14 @@ export function assertRefName(name: string, kind: 'branch' | 'tag' | 'alias' | '
     );
   }
 }
+
+/** Where `pull FILE` puts a bundle's refs (refs/heads/NAME arrives as refs/heads/bundle/NAME) unless --update-refs. */
+export const BUNDLE_REF_NAMESPACE = 'bundle/';
+
+/**
+ * The branch names the commits of `branch` were recorded under: its own, and for a bundle's branch pulled into
+ * bundle/NAME also NAME, the branch it was committed on at the sender.
+ */
+export function branchNamesOfCommits(branch: string): string[] {
+  return branch.startsWith(BUNDLE_REF_NAMESPACE) ? [branch, branch.slice(BUNDLE_REF_NAMESPACE.length)] : [branch];
+}

@@ -332,10 +332,16 @@ describe('bundle round trip', () => {
     expect(log.map((c) => c.id)).toEqual([C[2]!.id, C[1]!.id, C[0]!.id]);
     const diffs = await pool(C.slice(0, 3), 2, (c) => checkoutDiff(R, c.id, c.files));
     expect(diffs.flat()).toEqual([]);
-    const [v, tag] = await Promise.all([R.verify(true), R.jsonAsync(['show', 'bundle/v1'])]);
+    const [v, tag, best] = await Promise.all([
+      R.verify(true),
+      R.jsonAsync(['show', 'bundle/v1']),
+      // The commits were made on main at the sender: they are bundle/main's own here.
+      R.jsonAsync<{ id: string; candidates: number }>(['best', '--metric', 'loss', '-b', 'bundle/main']),
+    ]);
     expect(v.r.code, describeRun(v.r)).toBe(0);
     expect(tag.id).toBe(C[1]!.id);
     expect(tag.metrics).toEqual({ loss: 0.7 });
+    expect([best.id, best.candidates]).toEqual([C[2]!.id, 3]);
     expect(quarantines(R)).toEqual([]);
   });
 
