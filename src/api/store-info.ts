@@ -61,7 +61,9 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
   // Linear in the history, and nothing in it per pack: commit bodies come from the index's cache (§8), the
   // distinct trees are located in one index batch and read in pack order, and only the refs' tips are asked
   // for their type (a parent is always a commit).
-  const tips = [...(await store.refs.list('branch')), ...(await store.refs.list('tag'))].map((r) => r.id);
+  // Every ref's history counts, fetched ones too: after a fetch the store's bytes are the remote-tracking refs'.
+  const kinds = ['branch', 'tag', 'alias', 'remote'] as const;
+  const tips = (await Promise.all(kinds.map((k) => store.refs.list(k)))).flat().map((r) => r.id);
   const seen = new Set<ObjectId>();
   const treeOf: ObjectId[] = [];
   const configs = new Set<ObjectId>();
