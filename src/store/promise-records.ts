@@ -9,7 +9,7 @@ import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 import type { ReleaseRecord } from './object-walk.js';
 import type { StoreLayout } from './store-layout.js';
-import { commitRecordIds } from './commit-record-files.js';
+import { readCommitRecords } from './commit-record-files.js';
 
 export interface PromiseRecord {
   commit: ObjectId;
@@ -95,14 +95,8 @@ export class PromiseRecords {
 
   /** Every record, read once per process. */
   async all(): Promise<Map<ObjectId, PromiseRecord>> {
-    if (this.cache) return this.cache;
-    const out = new Map<ObjectId, PromiseRecord>();
-    for (const id of await commitRecordIds(this.dir)) {
-      const r = await this.readOne(id);
-      if (r) out.set(id, r);
-    }
-    this.cache = out;
-    return out;
+    this.cache ??= await readCommitRecords(this.dir, (id) => this.readOne(id));
+    return this.cache;
   }
 
   async get(commit: ObjectId): Promise<PromiseRecord | undefined> {

@@ -7,7 +7,7 @@ import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { StoreLayout } from './store-layout.js';
-import { commitRecordIds } from './commit-record-files.js';
+import { readCommitRecords } from './commit-record-files.js';
 
 export interface PruneRecord {
   commit: ObjectId;
@@ -61,14 +61,8 @@ export class PruneRecords {
 
   /** Every record, read once per process (prune records change rarely and only grow). */
   async all(): Promise<Map<ObjectId, PruneRecord>> {
-    if (this.cache) return this.cache;
-    const out = new Map<ObjectId, PruneRecord>();
-    for (const id of await commitRecordIds(this.layout.prunedDir)) {
-      const r = await this.readOne(id);
-      if (r) out.set(id, r);
-    }
-    this.cache = out;
-    return out;
+    this.cache ??= await readCommitRecords(this.layout.prunedDir, (id) => this.readOne(id));
+    return this.cache;
   }
 
   async get(commit: ObjectId): Promise<PruneRecord | undefined> {
