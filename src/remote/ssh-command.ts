@@ -7,6 +7,24 @@ import type { SshAddress } from './ssh-url.js';
 
 export const DEFAULT_REMOTE_CKVC = 'ckvc';
 
+/**
+ * Options for the one session `serve --stdio` needs (after $CKVC_SSH's words, so options written there win: ssh
+ * keeps the first value it reads; ~/.ssh/config comes after the command line). The data is compressed chunks
+ * already, and ssh's zlib on it halved push and fetch throughput over loopback (`Compression yes` is common advice
+ * for slow links); the rest are scp's own choices for a binary stream: no pty (it would rewrite the bytes), no
+ * RemoteCommand or LocalCommand (one would replace `serve --stdio`, the other write into the stream), no agent,
+ * X11 or port forwarding (a LocalForward already bound by an open session would only fail).
+ */
+export const SESSION_OPTIONS = [
+  'Compression=no',
+  'RequestTTY=no',
+  'RemoteCommand=none',
+  'PermitLocalCommand=no',
+  'ForwardAgent=no',
+  'ForwardX11=no',
+  'ClearAllForwardings=yes',
+].flatMap((o) => ['-o', o]);
+
 /** Splits like a POSIX shell, without expansions: whitespace separates, '...' and "..." quote, \ escapes. */
 export function splitWords(text: string, what: string): string[] {
   const words: string[] = [];
@@ -65,5 +83,9 @@ export function sshCommand(a: SshAddress, remoteCkvc: string, env: NodeJS.Proces
   const remoteCommand = `${remoteCkvc} serve --stdio ${shellQuotePath(a.path)}`;
   const destination = `${a.user ? `${a.user}@` : ''}${a.host.replace(/^\[(.*)\]$/, '$1')}`;
   const port = a.port ? ['-p', String(a.port)] : [];
-  return { file: words[0]!, args: [...words.slice(1), ...port, destination, remoteCommand], remoteCommand };
+  return {
+    file: words[0]!,
+    args: [...words.slice(1), ...SESSION_OPTIONS, ...port, destination, remoteCommand],
+    remoteCommand,
+  };
 }

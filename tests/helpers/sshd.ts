@@ -110,6 +110,9 @@ export async function startSshd(): Promise<Sshd> {
       'PubkeyAuthentication yes',
       'PermitRootLogin prohibit-password',
       `AllowUsers ${os.userInfo().username}`,
+      // bash run by sshd reads ~/.bashrc unless SHLVL says it is nested: the tester's start-up files (a pyenv or
+      // nvm init here costs 1-2 s per login) are kept out of every connection the tests and bench make.
+      'SetEnv SHLVL=1',
       'LogLevel ERROR',
       '',
     ].join('\n'),

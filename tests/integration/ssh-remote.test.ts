@@ -115,6 +115,29 @@ describe('SSH remote addresses', () => {
   });
 });
 
+describe('ssh options', () => {
+  it('a client config made for interactive logins (pty, RemoteCommand, LocalCommand, compression) does not reach the stream: push and fetch round trip', async () => {
+    // Each of the first three broke the connection before ckvc passed its own session options (exit 22).
+    const config = sshd.env.CKVC_SSH!.split(' ')[2]!;
+    const interactive = path.join(work, 'ssh_config_interactive');
+    const lines = ['RequestTTY force', 'RemoteCommand echo not-ckvc', 'PermitLocalCommand yes', 'LocalCommand echo hi'];
+    fs.writeFileSync(
+      interactive,
+      fs.readFileSync(config, 'utf8').replace('Host *\n', `Host *\n${[...lines, 'Compression yes'].join('\n')}\n`),
+    );
+    const env = { CKVC_SSH: `ssh -F ${interactive}` };
+    const R = newStore('ckvc-ssh-opts-r-');
+    await S.jsonAsync(['remote', 'add', 'opts', sshd.url(R.store), '--remote-ckvc', sshd.remoteCkvc]);
+    const pushed = await S.jsonAsync(['push', 'opts', 'main'], { env });
+    expect(pushed.refs).toEqual([expect.objectContaining({ name: 'refs/heads/main', new: main })]);
+    const L = newStore('ckvc-ssh-opts-l-');
+    await L.jsonAsync(['remote', 'add', 'far', sshd.url(R.store), '--remote-ckvc', sshd.remoteCkvc]);
+    const f = await L.jsonAsync(['fetch', 'far'], { env });
+    expect(f.refs).toEqual([expect.objectContaining({ name: 'refs/remotes/far/main', new: main })]);
+    expect(await checkoutDiff(L, 'far/main', hashTree(path.join(work, 'ck')))).toEqual([]);
+  });
+});
+
 describe('SSH failures', () => {
   it("no ckvc on the far side: 22, naming --remote-ckvc; no store at the path: 22 with the far side's message", async () => {
     const L = newStore('ckvc-ssh-nockvc-');

@@ -2,7 +2,7 @@
 // names ssh would read as options refused, $CKVC_SSH split without a shell, the far path quoted for its shell.
 import { describe, expect, it } from 'vitest';
 import { CkvcError } from '../../src/core/errors.js';
-import { shellQuotePath, splitWords, sshCommand } from '../../src/remote/ssh-command.js';
+import { SESSION_OPTIONS, shellQuotePath, splitWords, sshCommand } from '../../src/remote/ssh-command.js';
 import { formatSshUrl, looksLikeScp, parseSshUrl } from '../../src/remote/ssh-url.js';
 
 const canonical = (u: string) => formatSshUrl(parseSshUrl(u));
@@ -87,16 +87,24 @@ describe('the ssh command line', () => {
     expect(shellQuotePath('~')).toBe('~');
   });
 
-  it('argv: CKVC_SSH words, -p PORT, destination, then the remote command', () => {
+  it('argv: CKVC_SSH words, the session options, -p PORT, destination, then the remote command', () => {
     const a = parseSshUrl('ssh://bob@h:2200/s p');
     const remoteCommand = "ckvc serve --stdio '/s p'";
     expect(sshCommand(a, 'ckvc', {})).toEqual({
       file: 'ssh',
-      args: ['-p', '2200', 'bob@h', remoteCommand],
+      args: [...SESSION_OPTIONS, '-p', '2200', 'bob@h', remoteCommand],
       remoteCommand,
     });
     const c = sshCommand(parseSshUrl('h:x'), '/opt/ckvc/bin/ckvc', { CKVC_SSH: 'ssh -F cfg' });
-    expect([c.file, ...c.args]).toEqual(['ssh', '-F', 'cfg', 'h', "/opt/ckvc/bin/ckvc serve --stdio ~/'x'"]);
-    expect(sshCommand(parseSshUrl('ssh://[::1]/s'), 'ckvc', {}).args[0]).toBe('::1');
+    expect([c.file, ...c.args]).toEqual([
+      'ssh',
+      '-F',
+      'cfg',
+      ...SESSION_OPTIONS,
+      'h',
+      "/opt/ckvc/bin/ckvc serve --stdio ~/'x'",
+    ]);
+    expect(SESSION_OPTIONS).toContain('Compression=no');
+    expect(sshCommand(parseSshUrl('ssh://[::1]/s'), 'ckvc', {}).args.at(-2)).toBe('::1');
   });
 });
