@@ -49,14 +49,17 @@ interface Digits {
 }
 const digits: Digits = { hi: 0, lo: 0, n: 0, last: 0, q: 0 };
 
-/** Stores D = head · 10^(n - 9) + tail (n > 9) or head exactly as hi + lo, and q from E, the first digit's place. */
+/**
+ * Stores D = head · 10^(n - 9) + tail (n > 9) or head exactly as hi + lo, and q from E, the first digit's place.
+ * The product is exact without a two-product: head < 10^9 < 2^30 and 10^(n-9) = 5^(n-9) · 2^(n-9) with
+ * 5^8 < 2^19, so head · 10^(n-9) needs at most 49 significant bits; and prod >= 10^(n-1) > tail, so the rounding
+ * error of prod + tail is tail - (sum - prod) exactly (Dekker's fast two-sum).
+ */
 function setDigits(head: number, tail: number, n: number, last: number, exp: number): void {
-  const scale = POW10[n > 9 ? n - 9 : 0]!;
-  const prod = head * scale;
-  const err = twoProductError(head, scale, prod);
+  const prod = head * POW10[n > 9 ? n - 9 : 0]!;
   const sum = prod + tail;
   digits.hi = sum;
-  digits.lo = err + (tail - (sum - prod));
+  digits.lo = tail - (sum - prod);
   digits.n = n;
   digits.last = last;
   digits.q = exp - n + 1;
@@ -190,13 +193,17 @@ function provenValue(): number {
   return NaN;
 }
 
+/** Whether s (in units of the last digit, like r) lies clearly outside the rounding interval [-down, up]. */
+function outside(s: number, up: number, down: number): boolean {
+  return s < -down - EPS || s > up + EPS;
+}
+
 function shortestAndNearest(r: number, n: number, last: number, up: number, down: number): boolean {
-  const outside = (s: number) => s < -down - EPS || s > up + EPS;
   // One digit fewer: the two neighbours of D on that grid; any shorter string in the interval means one of them is.
-  if (n > 1 && (!outside(r - last) || !outside(r + 10 - last))) return false;
+  if (n > 1 && (!outside(r - last, up, down) || !outside(r + 10 - last, up, down))) return false;
   // As many digits: the neighbour on x's side, when it is as near or nearer and reads back as x too.
-  if (r > EPS && Math.abs(r - 1) <= r + EPS && !outside(r - 1)) return false;
-  if (r < -EPS && Math.abs(r + 1) <= -r + EPS && !outside(r + 1)) return false;
+  if (r > EPS && Math.abs(r - 1) <= r + EPS && !outside(r - 1, up, down)) return false;
+  if (r < -EPS && Math.abs(r + 1) <= -r + EPS && !outside(r + 1, up, down)) return false;
   return true;
 }
 
