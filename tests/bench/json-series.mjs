@@ -4,7 +4,8 @@
 // (sum of snapshot bytes / store bytes), zstd -19 of the texts for comparison when zstd is installed, commit
 // throughput (wall, including process start; and in this process through the API, wall and CPU time, which
 // counts the thread pool's zstd and hashing too), and the JSON reader's own throughput in this process. CPU
-// seconds per MB are the figure to compare across runs on a shared machine.
+// seconds per MB (the CLI commits' too, from /proc on Linux) are the figure to compare across runs on a shared
+// machine.
 // Environment: BENCH_JSON_DIR (snapshots; generated once), BENCH_JSON_HIDDEN (e.g. 256,256).
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -36,15 +37,28 @@ const run = (...args) => {
 run('init', work);
 const dir = path.join(work, 'run');
 fs.mkdirSync(dir);
+// CPU seconds of this process's finished children (user + sys; Linux's /proc, else undefined): what the CLI
+// commits cost whatever the machine's load does to their wall time.
+const childCpu = () => {
+  try {
+    const fields = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[13]) + Number(fields[14])) / 100; // cutime, cstime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+};
 let textBytes = 0;
 let commitSeconds = 0;
+let commitCpu = 0;
 const ids = [];
 for (const f of snaps) {
   fs.copyFileSync(f, path.join(dir, 'agent.json'));
   textBytes += fs.statSync(f).size;
+  const c0 = childCpu();
   const t0 = performance.now();
   ids.push(JSON.parse(run('commit', dir, '-m', path.basename(f), '--json').toString()).id);
   commitSeconds += (performance.now() - t0) / 1000;
+  commitCpu += (childCpu() ?? Number.NaN) - (c0 ?? Number.NaN);
 }
 ids.forEach((id, i) => {
   if (!run('cat', `${id}:agent.json`).equals(fs.readFileSync(snaps[i]))) {
@@ -110,7 +124,8 @@ const ratio = `${(textBytes / packBytes).toFixed(2)}x (ckvc stats: ${stats.total
 console.log(`| stored ratio (snapshot bytes / pack bytes) | ${ratio} |`);
 console.log(`| zstd -19 of the concatenated texts | ${zstd} |`);
 const perMb = (cpu) => `${(cpu / (textBytes / 1e6)).toFixed(4)} CPU-s/MB`;
-console.log(`| commit, wall incl. process start | ${mb(textBytes / commitSeconds)} MB/s |`);
+const cliCpu = Number.isNaN(commitCpu) ? '' : `, ${mb(textBytes / commitCpu)} MB/s of CPU time (${perMb(commitCpu)})`;
+console.log(`| commit, wall incl. process start | ${mb(textBytes / commitSeconds)} MB/s${cliCpu} |`);
 const inProcess = `${mb(textBytes / apiSeconds)} MB/s wall, ${mb(textBytes / apiCpu)} MB/s of CPU time (${perMb(apiCpu)})`;
 console.log(`| commit in process (API), first one loads modules | ${inProcess} |`);
 const reader = `${mb(textBytes / readerSeconds)} MB/s wall, ${mb(textBytes / readerCpu)} MB/s of CPU time (${perMb(readerCpu)})`;

@@ -49,26 +49,36 @@ interface Digits {
 }
 const digits: Digits = { hi: 0, lo: 0, n: 0, last: 0, q: 0 };
 
-const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
-
-/** Stores D = head · 10^(n - 9) + tail (n > 9) or head exactly as hi + lo, and q from E, the first digit's place. */
+/**
+ * Stores D = head · 10^(n - 9) + tail (n > 9) or head exactly as hi + lo, and q from E, the first digit's place.
+ * The product is exact without a two-product: head < 10^9 < 2^30 and 10^(n-9) = 5^(n-9) · 2^(n-9) with
+ * 5^8 < 2^19, so head · 10^(n-9) needs at most 49 significant bits; and prod >= 10^(n-1) > tail, so the rounding
+ * error of prod + tail is tail - (sum - prod) exactly (Dekker's fast two-sum).
+ */
 function setDigits(head: number, tail: number, n: number, last: number, exp: number): void {
-  const scale = POW10[n > 9 ? n - 9 : 0]!;
-  const prod = head * scale;
-  const err = twoProductError(head, scale, prod);
+  const prod = head * POW10[n > 9 ? n - 9 : 0]!;
   const sum = prod + tail;
   digits.hi = sum;
-  digits.lo = err + (tail - (sum - prod));
+  digits.lo = tail - (sum - prod);
   digits.n = n;
   digits.last = last;
   digits.q = exp - n + 1;
 }
 
+/** After a number: a delimiter, whitespace or another control character, or the end of the text (NaN). */
+function endsToken(c: number): boolean {
+  return c === 0x2c || c === 0x5d || c === 0x7d || !(c > 0x20);
+}
+
+/** What readLayout found: the token's end (when it could tell), read by scanNumberToken. */
+let layoutEnd = 0;
+
 /**
- * Checks that the number text from `s` to `e` (no sign) is laid out as Python lays out a finite non-zero float
- * and reads its digits (one pass); 0 when it is, 1 for a zero written `0.0`, -1 when the fast path cannot tell.
+ * Reads the number text from `s` (after any sign) up to the delimiter that ends it, in one pass: 0 when it is laid
+ * out as Python lays out a finite non-zero float (digits read), 1 for a zero written `0.0`, 2 for digits alone (an
+ * integer literal), -1 when the fast path cannot tell. layoutEnd is the token's end unless -1.
  */
-function readLayout(t: string, s: number, e: number): -1 | 0 | 1 {
+function readLayout(t: string, s: number): -1 | 0 | 1 | 2 {
   // Significant digits: `lead` zeros before the first, `zeros` pending ones that count only if a digit follows.
   let head = 0;
   let tail = 0;
@@ -78,15 +88,14 @@ function readLayout(t: string, s: number, e: number): -1 | 0 | 1 {
   let last = 0;
   let dot = -1;
   let p = s;
-  for (; p < e; p++) {
-    const c = t.charCodeAt(p);
-    if (c === 0x2e) {
+  for (; ; p++) {
+    const d = t.charCodeAt(p) - 0x30;
+    if (d === 0x2e - 0x30) {
       if (dot >= 0) return -1;
       dot = p;
       continue;
     }
-    const d = c - 0x30;
-    if (d < 0 || d > 9) break;
+    if (!(d >= 0 && d <= 9)) break;
     if (d === 0) {
       if (n === 0) lead++;
       else zeros++;
@@ -108,8 +117,10 @@ function readLayout(t: string, s: number, e: number): -1 | 0 | 1 {
   const hasFrac = dot >= 0;
   // Python ends a fraction with a non-zero digit, except the single "0" of an integral value in plain form.
   const fracTrailingZero = hasFrac && t.charCodeAt(p - 1) === 0x30;
-  if (p === e) {
-    if (!hasFrac) return -1; // a float always has a '.' in plain form
+  const c = t.charCodeAt(p);
+  if (endsToken(c)) {
+    layoutEnd = p;
+    if (!hasFrac) return 2;
     if (n === 0) return intLen === 1 && p === dot + 2 ? 1 : -1; // "0.0"
     if (intLen === 1 && t.charCodeAt(s) === 0x30) {
       if (lead > 4 || fracTrailingZero) return -1; // below 1e-4 Python writes an exponent
@@ -121,24 +132,28 @@ function readLayout(t: string, s: number, e: number): -1 | 0 | 1 {
     return 0;
   }
   // Exponent form: one non-zero digit, optionally '.' and digits ending non-zero, 'e', a sign, two digits or more.
-  if (intLen !== 1 || t.charCodeAt(s) === 0x30 || fracTrailingZero || t.charCodeAt(p) !== 0x65) return -1;
-  const exp = readExponent(t, p + 1, e);
+  if (intLen !== 1 || t.charCodeAt(s) === 0x30 || fracTrailingZero || c !== 0x65) return -1;
+  const exp = readExponent(t, p + 1);
   if (Number.isNaN(exp) || (exp >= -4 && exp < 16) || n === 0) return -1;
   setDigits(head, tail, n, last, exp);
   return 0;
 }
 
-/** The exponent written from `p` to `e` as Python writes it (a sign, then two digits, or three not led by 0). */
-function readExponent(t: string, p: number, e: number): number {
+/** The exponent written from `p` as Python writes it (a sign, then two digits, or three not led by 0) up to the
+ * token's end, which it puts in layoutEnd; NaN for anything else. */
+function readExponent(t: string, p: number): number {
   const sign = t.charCodeAt(p);
-  const len = e - p - 1;
-  if ((sign !== 0x2b && sign !== 0x2d) || len < 2 || len > 3 || (len === 3 && t.charCodeAt(p + 1) === 0x30)) return NaN;
+  if (sign !== 0x2b && sign !== 0x2d) return NaN;
   let exp = 0;
-  for (let q = p + 1; q < e; q++) {
-    const c = t.charCodeAt(q);
-    if (!isDigit(c)) return NaN;
-    exp = exp * 10 + c - 0x30;
+  let q = p + 1;
+  for (; ; q++) {
+    const d = t.charCodeAt(q) - 0x30;
+    if (!(d >= 0 && d <= 9)) break;
+    exp = exp * 10 + d;
   }
+  const len = q - p - 1;
+  if (len < 2 || len > 3 || (len === 3 && t.charCodeAt(p + 1) === 0x30) || !endsToken(t.charCodeAt(q))) return NaN;
+  layoutEnd = q;
   return sign === 0x2d ? -exp : exp;
 }
 
@@ -178,36 +193,83 @@ function provenValue(): number {
   return NaN;
 }
 
+/** Whether s (in units of the last digit, like r) lies clearly outside the rounding interval [-down, up]. */
+function outside(s: number, up: number, down: number): boolean {
+  return s < -down - EPS || s > up + EPS;
+}
+
 function shortestAndNearest(r: number, n: number, last: number, up: number, down: number): boolean {
-  const outside = (s: number) => s < -down - EPS || s > up + EPS;
   // One digit fewer: the two neighbours of D on that grid; any shorter string in the interval means one of them is.
-  if (n > 1 && (!outside(r - last) || !outside(r + 10 - last))) return false;
+  if (n > 1 && (!outside(r - last, up, down) || !outside(r + 10 - last, up, down))) return false;
   // As many digits: the neighbour on x's side, when it is as near or nearer and reads back as x too.
-  if (r > EPS && Math.abs(r - 1) <= r + EPS && !outside(r - 1)) return false;
-  if (r < -EPS && Math.abs(r + 1) <= -r + EPS && !outside(r + 1)) return false;
+  if (r > EPS && Math.abs(r - 1) <= r + EPS && !outside(r - 1, up, down)) return false;
+  if (r < -EPS && Math.abs(r + 1) <= -r + EPS && !outside(r + 1, up, down)) return false;
   return true;
+}
+
+/** End of the number token at p: the next delimiter, whitespace or other control character (spec/JSON.md §2). */
+export function numberTokenEnd(t: string, p: number): number {
+  for (p++; p < t.length; p++) {
+    const d = t.charCodeAt(p);
+    if (d === 0x2c || d === 0x5d || d === 0x7d || d <= 0x20) break;
+  }
+  return p;
+}
+
+/** scanNumberToken's verdicts. */
+export const NO_NUMBER = -1;
+export const OTHER_TOKEN = 0;
+export const PYTHON_FLOAT = 1;
+/** No '.', exponent, NaN or Infinity: the array may be I64 (its tokens are read as integers later). */
+export const INTEGER_TOKEN = 2;
+
+/** The end of the token scanNumberToken read last. */
+export const scanned = { end: 0 };
+
+/** '.', 'e', 'E', 'I' (Infinity), 'N' (NaN): a token with one is not an integer literal. */
+function notIntChar(c: number): boolean {
+  return c === 0x2e || c === 0x65 || c === 0x45 || c === 0x49 || c === 0x4e;
+}
+
+/**
+ * Reads the number token starting at `start` (a digit, '-', or NaN / Infinity first; NO_NUMBER otherwise), its
+ * end into scanned.end: PYTHON_FLOAT, with its double in out[i], when the text is exactly Python's repr of that
+ * double (json's spellings for the non-finite values); INTEGER_TOKEN for an integer literal; else OTHER_TOKEN.
+ * One pass over the digits in the common case; whatever the fast path cannot tell is rendered and compared.
+ */
+export function scanNumberToken(t: string, start: number, out: Float64Array, i: number): number {
+  const c = t.charCodeAt(start);
+  const negative = c === 0x2d;
+  if (!((c >= 0x30 && c <= 0x39) || negative || c === 0x4e || c === 0x49)) return NO_NUMBER;
+  const layout = readLayout(t, negative ? start + 1 : start);
+  if (layout >= 0) {
+    scanned.end = layoutEnd;
+    if (layout === 2) return INTEGER_TOKEN;
+    if (layout === 1) {
+      out[i] = negative ? -0 : 0;
+      return PYTHON_FLOAT;
+    }
+    const x = provenValue();
+    if (!Number.isNaN(x)) {
+      out[i] = negative ? -x : x;
+      return PYTHON_FLOAT;
+    }
+  }
+  const end = numberTokenEnd(t, start);
+  scanned.end = end;
+  let intLike = true;
+  for (let q = start; q < end && intLike; q++) if (notIntChar(t.charCodeAt(q))) intLike = false;
+  if (intLike) return INTEGER_TOKEN;
+  const text = t.slice(start, end);
+  const x = Number(text);
+  out[i] = x;
+  return pythonFloatRepr(x) === text ? PYTHON_FLOAT : OTHER_TOKEN;
 }
 
 /**
  * Reads the number at text[start, end) into out[i] when the text is exactly Python's repr of that double
- * (json's spellings for the non-finite values); false otherwise.
+ * (json's spellings for the non-finite values); false otherwise. `end` is where the token ends (numberTokenEnd).
  */
 export function readPythonFloat(t: string, start: number, end: number, out: Float64Array, i: number): boolean {
-  const negative = t.charCodeAt(start) === 0x2d;
-  const layout = readLayout(t, negative ? start + 1 : start, end);
-  if (layout === 1) {
-    out[i] = negative ? -0 : 0;
-    return true;
-  }
-  if (layout === 0) {
-    const x = provenValue();
-    if (!Number.isNaN(x)) {
-      out[i] = negative ? -x : x;
-      return true;
-    }
-  }
-  const text = t.slice(start, end);
-  const x = Number(text);
-  out[i] = x;
-  return pythonFloatRepr(x) === text;
+  return scanNumberToken(t, start, out, i) === PYTHON_FLOAT && scanned.end === end;
 }
