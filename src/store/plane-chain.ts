@@ -52,6 +52,8 @@ class Link {
     readonly owned: Buffer[],
     /** A base decoded whole, grouped by the chain's width, and its own chain depth. */
     readonly whole?: { grouped: Uint8Array; depth: number },
+    /** The stored range of the planes the record above XORs with (a base's planes that may be asked for). */
+    private readonly span?: { start: number; end: number; bytes?: Promise<Buffer> },
   ) {}
 
   get width(): number {
@@ -59,8 +61,18 @@ class Link {
   }
 
   /** Bytes [offset, offset + length) of the stored body. */
-  stored(offset: number, length: number): Promise<Uint8Array> | Uint8Array {
+  async stored(offset: number, length: number): Promise<Uint8Array> {
     if (this.body) return this.body.subarray(offset, offset + length);
+    const span = this.span;
+    if (span && offset >= span.start && offset + length <= span.end) {
+      // The planes the record above XORs with are read together, at their first use: one read, not one a plane.
+      span.bytes ??= this.read(span.start, span.end - span.start);
+      return (await span.bytes).subarray(offset - span.start, offset - span.start + length);
+    }
+    return this.read(offset, length);
+  }
+
+  private read(offset: number, length: number): Promise<Buffer> {
     // Pooled: a fresh buffer per plane read cost page faults and GC work worth a fifth of a deep checkout.
     const into = scratch.acquire(length);
     this.owned.push(into);
@@ -143,7 +155,14 @@ async function openBase(src: ChainSource, baseId: ObjectId, of: Link): Promise<L
   if (planeCoded) {
     const body = buf.subarray(RECORD_HEADER_BYTES);
     const table = parsePlaneTable(body, entry.storedLength, header.rawLength, header.codec === CODECS.xorPlanes, where);
-    if (table.width === of.width) return new Link(src, loc, where, depth, header.rawLength, table, undefined, of.owned);
+    if (table.width === of.width) {
+      const asked = table.planes.filter((_, j) => of.table!.planes[j]!.mode & PLANE_XOR);
+      const span = {
+        start: Math.min(...asked.map((p) => p.offset)),
+        end: Math.max(...asked.map((p) => p.offset + p.length)),
+      };
+      return new Link(src, loc, where, depth, header.rawLength, table, undefined, of.owned, undefined, span);
+    }
   }
   const full = planeCoded ? await src.readAt(loc.packId, entry.offset, RECORD_HEADER_BYTES + entry.storedLength) : buf;
   const plain = await src.decodeWhole(full, loc, baseId, where, depth);
