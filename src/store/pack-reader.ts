@@ -22,6 +22,7 @@ import {
   type PackEntry,
 } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
+import { PackPrefetch } from './pack-prefetch.js';
 import { decodePlaneChain, type ChainSource } from './plane-chain.js';
 import type { StoreLayout } from './store-layout.js';
 
@@ -55,6 +56,7 @@ export interface DecodedObject {
 export class PackReader {
   private readonly open = new Map<string, Promise<fs.FileHandle>>();
   private baseLocator: BaseLocator | undefined;
+  private readonly prefetch = new PackPrefetch();
 
   constructor(private readonly layout: StoreLayout) {}
 
@@ -94,6 +96,7 @@ export class PackReader {
   async readAt(packId: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const fh = await this.handle(packId);
     const buf = into ?? Buffer.allocUnsafe(length);
+    const t0 = process.hrtime.bigint();
     let done = 0;
     while (done < length) {
       // Synchronous pread: records are small and mostly in the page cache, and a thread-pool round trip per
@@ -108,6 +111,7 @@ export class PackReader {
       }
       done += bytesRead;
     }
+    this.prefetch.observe(packId, fh, offset, length, process.hrtime.bigint() - t0);
     return buf;
   }
 
