@@ -180,7 +180,7 @@ else {
 }
 
 const cases = [
-  { name: 'last (8 deltas deep), page cache', rev: 'train', file: files.last, cold: false },
+  { name: `last (${STEPS - 1} deltas deep), page cache`, rev: 'train', file: files.last, cold: false },
   { name: 'last, cold cache', rev: 'train', file: files.last, cold: true },
   { name: 'first (no deltas), page cache', rev: `train~${STEPS - 1}`, file: files.first, cold: false },
   { name: 'one 4 KB tensor (fixed cost)', rev: 'tiny', file: files.tiny, cold: false },
