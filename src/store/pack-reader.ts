@@ -4,12 +4,7 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { scratch, type BufferPool } from '../core/buffer-pool.js';
 import { groupBytes, ungroupBytes } from '../core/store-format/codec/byte-group.js';
-import {
-  DELTA_HEAD_BYTES,
-  decodePlanesGrouped,
-  parseDeltaHead,
-  parsePlaneHeader,
-} from '../core/store-format/codec/plane-codec.js';
+import { DELTA_HEAD_BYTES, parseDeltaHead } from '../core/store-format/codec/plane-codec.js';
 import { decodeBody } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
@@ -27,6 +22,8 @@ import {
   type PackEntry,
 } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
+import { PackPrefetch } from './pack-prefetch.js';
+import { decodePlaneChain, type ChainSource } from './plane-chain.js';
 import type { StoreLayout } from './store-layout.js';
 
 const MAX_OPEN = 64;
@@ -59,6 +56,7 @@ export interface DecodedObject {
 export class PackReader {
   private readonly open = new Map<string, Promise<fs.FileHandle>>();
   private baseLocator: BaseLocator | undefined;
+  private readonly prefetch = new PackPrefetch();
 
   constructor(private readonly layout: StoreLayout) {}
 
@@ -98,6 +96,7 @@ export class PackReader {
   async readAt(packId: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const fh = await this.handle(packId);
     const buf = into ?? Buffer.allocUnsafe(length);
+    const t0 = process.hrtime.bigint();
     let done = 0;
     while (done < length) {
       // Synchronous pread: records are small and mostly in the page cache, and a thread-pool round trip per
@@ -112,6 +111,7 @@ export class PackReader {
       }
       done += bytesRead;
     }
+    this.prefetch.observe(packId, fh, offset, length, process.hrtime.bigint() - t0);
     return buf;
   }
 
@@ -173,67 +173,14 @@ export class PackReader {
     return { base: baseId, width };
   }
 
-  /**
-   * A delta record's base in grouped form (by `width`), at chain position `depth`: links of a chain are decoded
-   * in grouped form and not hashed one by one; the object at the top is verified against its ID.
-   */
-  private async readBaseGrouped(baseId: ObjectId, width: number, depth: number, of: string): Promise<GroupedObject> {
-    if (depth > MAX_DELTA_CHAIN) {
-      throw new CkvcError(
-        'CKVC_CORRUPT_OBJECT',
-        `${of}: its chain of delta bases is longer than ${MAX_DELTA_CHAIN} (damaged or hostile records)`,
-        { id: baseId },
-      );
-    }
-    const loc = await this.baseLocator?.(baseId);
-    if (!loc) {
-      throw new CkvcError(
-        'CKVC_MISSING_OBJECT',
-        `${of}: its delta base, chunk ${baseId.slice(0, 16)}, is missing; run 'ckvc verify' to see what is affected`,
-        { id: baseId, what: 'delta base' },
-      );
-    }
-    const where = `object ${baseId.slice(0, 16)} in pack ${loc.packId.slice(0, 16)} (delta base of ${of})`;
-    if (loc.entry.storedLength > MAX_OBJECT_BYTES)
-      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, {
-        id: baseId,
-        pack: loc.packId,
-      });
-    const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
-    return this.decodeGrouped(buf, loc, baseId, where, width, depth);
-  }
-
-  /** Decodes a chunk record to its bytes grouped by `width`; a codec 5/6 record of that width without un-grouping. */
-  private async decodeGrouped(
-    buf: Buffer,
-    loc: ObjectLocation,
-    id: ObjectId,
-    where: string,
-    width: number,
-    depth: number,
-  ): Promise<GroupedObject> {
-    const header = this.checkedHeader(buf, loc, id, where, 'chunk');
-    const body = buf.subarray(RECORD_HEADER_BYTES);
-    if (header.codec === CODECS.planes || header.codec === CODECS.xorPlanes) {
-      const h = parsePlaneHeader(body, header.rawLength, header.codec === CODECS.xorPlanes, where);
-      if (h.width === width) {
-        const base = h.baseId
-          ? await this.readBaseGrouped(Buffer.from(h.baseId).toString('hex'), width, depth + 1, where)
-          : undefined;
-        if (base && base.grouped.length !== header.rawLength)
-          throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: its delta base has another length`, {
-            id,
-            pack: loc.packId,
-          });
-        const grouped = await decodePlanesGrouped(body, header.rawLength, h, where, base?.grouped);
-        if (base) scratch.release(base.grouped); // XORed in: nothing refers to it any more
-        return { grouped, depth: base ? base.depth + 1 : 0 };
-      }
-    }
-    const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth);
+  /** What a plane chain (plane-chain.ts) reads through. */
+  private chainSource(): ChainSource {
     return {
-      grouped: width > 1 ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length)) : plain.bytes,
-      depth: plain.depth,
+      readAt: (packId, offset, length, into) => this.readAt(packId, offset, length, into),
+      locateBase: async (id) => this.baseLocator?.(id),
+      checkedHeader: (buf, loc, id, where) => this.checkedHeader(buf, loc, id, where, undefined),
+      decodeWhole: (buf, loc, id, where, depth) => this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth),
+      maxChain: MAX_DELTA_CHAIN,
     };
   }
 
@@ -246,7 +193,17 @@ export class PackReader {
     if (loc.entry.storedLength > MAX_OBJECT_BYTES)
       throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
     const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
-    const got = await this.decodeGrouped(buf, loc, id, where, width, 0);
+    const header = this.checkedHeader(buf, loc, id, where, 'chunk');
+    let got: GroupedObject;
+    if ((header.codec === CODECS.planes || header.codec === CODECS.xorPlanes) && buf[RECORD_HEADER_BYTES] === width)
+      got = await decodePlaneChain(this.chainSource(), buf, loc, header, where, 0, true);
+    else {
+      // Another codec or width: decoded plain (and verified), then grouped as asked.
+      const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, 0);
+      const grouped =
+        width > 1 ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length)) : plain.bytes;
+      return { grouped, depth: plain.depth };
+    }
     const plain = width > 1 ? ungroupBytes(got.grouped, width) : got.grouped;
     if (objectId('chunk', plain) !== id) {
       throw new CkvcError(
@@ -333,7 +290,7 @@ export class PackReader {
           { id, pack: loc.packId },
         );
       const width = body[0] ?? 1;
-      const got = await this.decodeGrouped(buf, loc, id, where, width, depth);
+      const got = await decodePlaneChain(this.chainSource(), buf, loc, header, where, depth, false);
       if (width > 1) {
         decoded = { bytes: ungroupBytes(got.grouped, width, pool?.acquire(got.grouped.length)), depth: got.depth };
         scratch.release(got.grouped);

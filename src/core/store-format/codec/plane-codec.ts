@@ -58,7 +58,7 @@ function sampledEntropy(plane: Uint8Array, other?: Uint8Array): number {
   return h;
 }
 
-function xorInto(out: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Array {
+export function xorInto(out: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Array {
   const n = a.length;
   if (a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0 && out.byteOffset % 4 === 0) {
     const words = n >>> 2;
@@ -182,23 +182,40 @@ function corrupt(where: string, what: string): CkvcError {
   return new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: ${what}`, { where });
 }
 
+/** Bytes at the start of a codec 5/6 body that hold its plane table, for any width (what a chain link reads). */
+export const PLANE_TABLE_MAX_BYTES = 2 + ID_BYTES + PLANE_ENTRY_BYTES * 8;
+
 /** Parses and checks a codec 5/6 body's layout against `rawLength` before anything is inflated. */
 export function parsePlaneHeader(stored: Uint8Array, rawLength: number, withBase: boolean, where: string): PlaneHeader {
-  if (stored.length < 2) throw corrupt(where, 'plane-coded body is truncated');
-  const width = stored[0]!;
-  if (!PLANE_WIDTHS.includes(width) || stored[1] !== width)
-    throw corrupt(where, `plane-coded body has width ${width} and ${stored[1]} planes`);
+  return parsePlaneTable(stored, stored.length, rawLength, withBase, where);
+}
+
+/**
+ * Parses and checks a codec 5/6 plane table from the first bytes of a body (`head`, at least its table) whose
+ * whole stored length is `storedLength`: a reader that decodes only some planes reads only those.
+ */
+export function parsePlaneTable(
+  head: Uint8Array,
+  storedLength: number,
+  rawLength: number,
+  withBase: boolean,
+  where: string,
+): PlaneHeader {
+  if (head.length < 2) throw corrupt(where, 'plane-coded body is truncated');
+  const width = head[0]!;
+  if (!PLANE_WIDTHS.includes(width) || head[1] !== width)
+    throw corrupt(where, `plane-coded body has width ${width} and ${head[1]} planes`);
   const n = Math.floor(rawLength / width);
   let at = 2;
   let baseId: Uint8Array | undefined;
   if (withBase) {
-    if (stored.length < at + ID_BYTES) throw corrupt(where, 'delta record is truncated before its base ID');
-    baseId = stored.subarray(at, at + ID_BYTES);
+    if (head.length < at + ID_BYTES) throw corrupt(where, 'delta record is truncated before its base ID');
+    baseId = head.subarray(at, at + ID_BYTES);
     at += ID_BYTES;
   }
   const tableEnd = at + PLANE_ENTRY_BYTES * width;
-  if (stored.length < tableEnd) throw corrupt(where, 'plane table is truncated');
-  const view = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  if (head.length < tableEnd) throw corrupt(where, 'plane table is truncated');
+  const view = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
   const planes: PlaneHeader['planes'] = [];
   let offset = tableEnd;
   let xored = 0;
@@ -209,14 +226,47 @@ export function parsePlaneHeader(stored: Uint8Array, rawLength: number, withBase
     if (mode & PLANE_XOR) xored++;
     if (!(mode & PLANE_ZSTD) && length !== n)
       throw corrupt(where, `raw plane ${j} holds ${length} bytes, expected ${n}`);
-    if (offset + length > stored.length) throw corrupt(where, `plane ${j} runs past the end of the record`);
+    if (offset + length > storedLength) throw corrupt(where, `plane ${j} runs past the end of the record`);
     planes.push({ mode, offset, length });
     offset += length;
   }
   if (withBase && xored === 0) throw corrupt(where, 'delta record XORs no plane with its base');
-  if (stored.length - offset !== rawLength - n * width)
+  if (storedLength - offset !== rawLength - n * width)
     throw corrupt(where, 'plane-coded body does not end where its planes and tail say');
   return { width, ...(baseId ? { baseId } : {}), planes, tailOffset: offset };
+}
+
+/**
+ * Decodes plane `j` from its stored bytes `src` (mode `mode`, `n` bytes decoded). A zstd plane comes back in a
+ * fresh buffer the caller owns; a raw one is `src` itself. `basePlane` (plane j of the base, grouped) is required
+ * when the plane is XORed; it is XORed into the decoded plane, in place unless the plane is raw. It may be a
+ * promise, awaited once the plane has inflated, so that a base is decoded while its delta inflates.
+ */
+export async function decodePlane(
+  src: Uint8Array,
+  mode: number,
+  n: number,
+  j: number,
+  where: string,
+  basePlane?: Uint8Array | Promise<Uint8Array>,
+): Promise<Uint8Array> {
+  let out: Uint8Array = src;
+  if (mode & PLANE_ZSTD) {
+    // Refuse before inflating: each frame must declare exactly its plane's size.
+    if (zstdFrameContentSize(src) !== n || zstdFrameLength(src) !== src.length)
+      throw corrupt(where, `plane ${j} is not one zstd frame of ${n} bytes`);
+    try {
+      out = await (await zstd()).decompress(asBuffer(src));
+    } catch (e) {
+      throw corrupt(where, `plane ${j} does not decompress (${(e as Error).message})`);
+    }
+    if (out.length !== n) throw corrupt(where, `plane ${j} decompressed to ${out.length} bytes, expected ${n}`);
+  }
+  if (!(mode & PLANE_XOR)) return out;
+  const base = await basePlane;
+  if (!base || base.length !== n)
+    throw corrupt(where, `delta base plane ${j} has ${base?.length ?? 'no'} bytes, expected ${n}`);
+  return xorInto(out === src ? Buffer.allocUnsafeSlow(n) : out, out, base);
 }
 
 /**
@@ -240,22 +290,8 @@ export async function decodePlanesGrouped(
   await Promise.all(
     h.planes.map(async (p, j) => {
       const src = stored.subarray(p.offset, p.offset + p.length);
-      const dest = grouped.subarray(j * n, (j + 1) * n);
-      if (!(p.mode & PLANE_ZSTD)) dest.set(src);
-      else {
-        // Refuse before inflating: each frame must declare exactly its plane's size.
-        if (zstdFrameContentSize(src) !== n || zstdFrameLength(src) !== src.length)
-          throw corrupt(where, `plane ${j} is not one zstd frame of ${n} bytes`);
-        let out: Buffer;
-        try {
-          out = await (await zstd()).decompress(asBuffer(src));
-        } catch (e) {
-          throw corrupt(where, `plane ${j} does not decompress (${(e as Error).message})`);
-        }
-        if (out.length !== n) throw corrupt(where, `plane ${j} decompressed to ${out.length} bytes, expected ${n}`);
-        dest.set(out);
-      }
-      if (p.mode & PLANE_XOR) xorInto(dest, dest, baseGrouped!.subarray(j * n, (j + 1) * n));
+      const plane = await decodePlane(src, p.mode, n, j, where, baseGrouped?.subarray(j * n, (j + 1) * n));
+      grouped.set(plane, j * n);
     }),
   );
   grouped.set(stored.subarray(h.tailOffset), n * width);
