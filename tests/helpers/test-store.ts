@@ -104,13 +104,26 @@ export class TestStore {
   }
 }
 
-/** Creates DIR/.ckvc under a fresh temp dir with `ckvc init`. */
-export function newStore(prefix = 'ckvc-store-'): TestStore {
-  const dir = tempDir(prefix);
+let emptyStore: TestStore | undefined;
+
+/**
+ * A store as `ckvc init` leaves it, made by a real `ckvc init` once per test file and copied from then on: init
+ * writes the same bytes every time (no store ID, no clock), and a process start costs more than the copy. `ckvc
+ * init` itself is tested in refs.test.ts and by every file's first store. Made again when a cleanupTemp() took it.
+ */
+function initTemplate(): TestStore {
+  if (emptyStore && fs.existsSync(path.join(emptyStore.store, 'config.json'))) return emptyStore;
+  const dir = tempDir('ckvc-init-template-');
   expectOk(ckvc(['init', dir]), 'ckvc init');
   const s = new TestStore(dir);
   if (!fs.existsSync(path.join(s.store, 'config.json'))) throw new Error(`ckvc init ${dir} did not create ${s.store}`);
+  emptyStore = s;
   return s;
+}
+
+/** Creates DIR/.ckvc under a fresh temp dir: an empty store, as `ckvc init` makes it. */
+export function newStore(prefix = 'ckvc-store-'): TestStore {
+  return copyStore(initTemplate(), prefix);
 }
 
 /** A copy of a prepared store (the folder holding .ckvc), in a new temp dir. */

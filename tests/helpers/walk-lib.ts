@@ -35,12 +35,9 @@ import { readTree } from './snapshots.js';
 // ---------------------------------------------------------------------------------------------------------
 // Stores
 
-let emptyTemplate: TestStore | undefined;
-
-/** A fresh empty store: a copy of one `ckvc init` (one spawn per test file instead of one per store). */
+/** A fresh empty store (newStore copies one `ckvc init` per test file). */
 export function emptyStore(prefix = 'ckvc-walk-'): TestStore {
-  if (!emptyTemplate) emptyTemplate = newStore('ckvc-walk-empty-');
-  return copyOf(emptyTemplate, prefix);
+  return newStore(prefix);
 }
 
 /** A copy of a store (`cp -a` of the folder holding .ckvc). */

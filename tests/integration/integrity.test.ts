@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeRun, errorCodes } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
-import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 import { packFiles, readTree, treeDifferences } from '../helpers/snapshots.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
@@ -30,15 +30,31 @@ function verifyJson(s: TestStore, readData: boolean): { code: number | null; rep
   return { code: r.code, report: JSON.parse(r.stdout), stderr: r.stderr };
 }
 
-/** A store with one 2 MiB random opaque file: its single pack is almost all chunk data. */
-function storeWithOpaque(): { s: TestStore; src: string; id: string; pack: string } {
-  const s = newStore();
-  const src = tempDir('ckvc-src-');
-  fs.writeFileSync(path.join(src, 'weights.bin'), randomBytes(3, 2 * 1024 * 1024));
-  const id = commitId(s, [path.join(src, 'weights.bin'), '-m', 'v1']);
-  const packs = packFiles(s.store);
-  expect(packs).toHaveLength(1);
-  return { s, src, id, pack: packs[0]! };
+interface OpaqueStore {
+  s: TestStore;
+  src: string;
+  id: string;
+  pack: string;
+}
+let opaqueTemplate: OpaqueStore | undefined;
+
+/**
+ * A store with one 2 MiB random opaque file: its single pack is almost all chunk data. Committed once, then each
+ * test damages its own copy.
+ */
+function storeWithOpaque(): OpaqueStore {
+  if (!opaqueTemplate) {
+    const s = newStore();
+    const src = tempDir('ckvc-src-');
+    fs.writeFileSync(path.join(src, 'weights.bin'), randomBytes(3, 2 * 1024 * 1024));
+    const id = commitId(s, [path.join(src, 'weights.bin'), '-m', 'v1']);
+    const packs = packFiles(s.store);
+    expect(packs).toHaveLength(1);
+    opaqueTemplate = { s, src, id, pack: packs[0]! };
+  }
+  const { s: template, src, id, pack } = opaqueTemplate;
+  const s = copyStore(template);
+  return { s, src, id, pack: path.join(s.store, path.relative(template.store, pack)) };
 }
 
 describe('a flipped byte in a pack', () => {
@@ -151,7 +167,14 @@ describe('a flipped byte in a pack', () => {
 });
 
 describe('the index is a cache', () => {
-  function twoCommits(): { s: TestStore; v1: string; v2: string; srcs: string[] } {
+  type TwoCommits = { s: TestStore; v1: string; v2: string; srcs: string[] };
+  let template: TwoCommits | undefined;
+  /** Two commits and an annotated tag, made once; each test gets its own copy of the store. */
+  function twoCommits(): TwoCommits {
+    template ??= makeTwoCommits();
+    return { ...template, s: copyStore(template.s) };
+  }
+  function makeTwoCommits(): TwoCommits {
     const s = newStore();
     const a = tempDir('ckvc-src-');
     writeSafetensors(path.join(a, 'model.safetensors'), {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cliEnv, errorCodes } from '../helpers/ckvc.js';
 import { diffSnapshots, snapshotTree, snapshotStore } from '../helpers/snapshots.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
-import { newStore, type TestStore } from '../helpers/test-store.js';
+import { copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 import { safetensorsBytes } from '../helpers/data.js';
 import { proxy, serve, stopServers } from '../helpers/servers.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
@@ -103,7 +103,15 @@ function checkpoint(step: number): Buffer {
   );
 }
 
+let sourceTemplate: TestStore | undefined;
+
+/** The source store of every transport: two commits, made once and copied. */
 function makeSource(): TestStore {
+  sourceTemplate ??= commitSource();
+  return copyStore(sourceTemplate, 'ckvc-partial-src-');
+}
+
+function commitSource(): TestStore {
   const src = newStore('ckvc-partial-src-');
   const ckpt = path.join(src.dir, 'ckpt');
   fs.mkdirSync(ckpt);

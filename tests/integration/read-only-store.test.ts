@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BIN, ckvc, cliEnv, describeRun, errorCodes, okJson, type RunResult } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
-import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 import { treeDifferences } from '../helpers/snapshots.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
@@ -123,11 +123,14 @@ interface Fixture {
   bundle: string;
 }
 
-/**
- * Two commits with tensors, a config and metrics; a tag and a second branch; a bundle of main. `behind`: the
- * index is put back to what it was after the first commit, so the later packs are in no index.
- */
-function fixture(opts: { behind?: boolean } = {}): Fixture {
+interface Built extends Fixture {
+  /** The index as it was after the first commit. */
+  oldIndex: string;
+}
+let built: Built | undefined;
+
+/** The history every test starts from, made once (as root, through the CLI); fixture() hands out copies. */
+function build(): Built {
   const s = newStore('ckvc-ro-');
   const src1 = openDir('ckvc-ro-src-');
   const src2 = openDir('ckvc-ro-src-');
@@ -157,13 +160,25 @@ function fixture(opts: { behind?: boolean } = {}): Fixture {
   const bundle = path.join(openDir('ckvc-ro-bundle-'), 'main.ckvb');
   s.ok(['pack', 'main', '-o', bundle]);
   fs.chmodSync(bundle, 0o644);
+  return { s, v1, v2, src1, src2, bundle, oldIndex };
+}
+
+/**
+ * Two commits with tensors, a config and metrics; a tag and a second branch; a bundle of main. `behind`: the
+ * index is put back to what it was after the first commit, so the later packs are in no index. A copy of one
+ * store per test; the sources and the bundle are shared (read only).
+ */
+function fixture(opts: { behind?: boolean } = {}): Fixture {
+  built ??= build();
+  const { oldIndex, ...f } = built;
+  const s = copyStore(f.s, 'ckvc-ro-');
   if (opts.behind) {
     fs.rmSync(path.join(s.store, 'index'), { recursive: true });
     fs.cpSync(oldIndex, path.join(s.store, 'index'), { recursive: true });
   }
   fs.chmodSync(s.dir, 0o755);
   readableOnly(s.store);
-  return { s, v1, v2, src1, src2, bundle };
+  return { ...f, s };
 }
 
 /** Every read command, each with a check of what it printed. `run` runs ckvc with --store added. */

@@ -8,6 +8,7 @@ import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore, readRef, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, snapshotStore } from '../helpers/snapshots.js';
 import { randomBytes } from '../helpers/data.js';
+import { pool } from '../helpers/async-tasks.js';
 
 afterAll(cleanupTemp);
 
@@ -86,25 +87,32 @@ describe('branches, tags and revisions', () => {
     expect(status.branches).toBe(1);
   });
 
-  it('resolves revision syntax: HEAD~N, NAME^, ^^, ~0, short prefixes, full IDs', () => {
-    const show = (rev: string) => s.json(['show', rev]).id as string;
-    expect(show('HEAD')).toBe(c3);
-    expect(show('HEAD~2')).toBe(c1);
-    expect(show('main^')).toBe(c2);
-    expect(show('main^^')).toBe(c1);
-    expect(show('main~1^')).toBe(c1);
-    expect(show('HEAD~0')).toBe(c3);
-    expect(show('HEAD^1')).toBe(c2);
-    expect(show(c2.slice(0, 8))).toBe(c2);
-    expect(show(c1.slice(0, 6))).toBe(c1);
-    expect(show(c1)).toBe(c1);
-    expect(show(`${c2.slice(0, 10)}~1`)).toBe(c1);
+  it('resolves revision syntax: HEAD~N, NAME^, ^^, ~0, short prefixes, full IDs', async () => {
+    const cases: [string, string][] = [
+      ['HEAD', c3],
+      ['HEAD~2', c1],
+      ['main^', c2],
+      ['main^^', c1],
+      ['main~1^', c1],
+      ['HEAD~0', c3],
+      ['HEAD^1', c2],
+      [c2.slice(0, 8), c2],
+      [c1.slice(0, 6), c1],
+      [c1, c1],
+      [`${c2.slice(0, 10)}~1`, c1],
+    ];
+    // Read-only and independent: run side by side.
+    const shown = await pool(cases, 3, ([rev]) => s.jsonAsync(['show', rev]));
+    expect(cases.map(([rev], i) => [rev, shown[i].id])).toEqual(cases);
     expect(s.json(['log', 'HEAD~1']).map((c: any) => c.id)).toEqual([c2, c1]);
   });
 
-  it('unknown or unresolvable revisions exit 14', () => {
-    for (const rev of ['nosuch', 'HEAD~3', 'main^2', 'deadbeefdeadbeef', c1.slice(0, 5), '0'.repeat(64), 'main~x']) {
-      const r = s.run(['show', rev]);
+  it('unknown or unresolvable revisions exit 14', async () => {
+    const revs = ['nosuch', 'HEAD~3', 'main^2', 'deadbeefdeadbeef', c1.slice(0, 5), '0'.repeat(64), 'main~x'];
+    // Read-only commands, independent of each other: run side by side.
+    const runs = await pool(revs, 3, (rev) => s.runAsync(['show', rev]));
+    for (const [i, rev] of revs.entries()) {
+      const r = runs[i]!;
       expect(r.code, `${rev}: ${describeRun(r)}`).toBe(14);
       const codes = errorCodes(r.stderr);
       expect(codes.length, rev).toBe(1);
@@ -242,7 +250,7 @@ describe('branches, tags and revisions', () => {
     expect(log[0].message).not.toContain('\n');
   });
 
-  it('bad branch and tag names exit 15 (CKVC_BAD_REF_NAME) and create no ref or reflog', () => {
+  it('bad branch and tag names exit 15 (CKVC_BAD_REF_NAME) and create no ref or reflog', async () => {
     const required = ['..', 'a b', 'x.lock', 'a\x01b'];
     const extra = ['a\tb', '../escape', 'a/./b', 'x~1', 'a:b', '.hidden', 'trailing/', 'HEAD', 'abcdef12'];
     const a = path.join(data, 'a.bin');
@@ -263,8 +271,10 @@ describe('branches, tags and revisions', () => {
       ['reflog', '..'],
     ];
     const before = snapshotStore(s.store);
-    for (const args of attempts) {
-      const r = s.run(args);
+    // Each is refused before it writes anything: run side by side, the store compared once after all of them.
+    const runs = await pool(attempts, 3, (args) => s.runAsync(args));
+    for (const [i, args] of attempts.entries()) {
+      const r = runs[i]!;
       expect(r.code, `${JSON.stringify(args)}: ${describeRun(r)}`).toBe(15);
       expect(errorCodes(r.stderr), JSON.stringify(args)).toEqual(['CKVC_BAD_REF_NAME']);
       expect(r.stderr.trim().split('\n'), JSON.stringify(args)).toHaveLength(1);

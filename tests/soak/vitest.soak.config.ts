@@ -9,8 +9,9 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 export default defineConfig({
   root,
   test: {
-    // tests/soak/*.soak.ts: the long runs only (npm test excludes tests/soak); tests/reliability again, scaled up.
-    include: ['tests/soak/**/*.soak.ts', 'tests/reliability/**/*.test.ts'],
+    // tests/soak/*.soak.ts: the long runs only (npm test excludes tests/soak); tests/reliability again, scaled up;
+    // ref-batch.test.ts at 20,000 refs.
+    include: ['tests/soak/**/*.soak.ts', 'tests/reliability/**/*.test.ts', 'tests/integration/ref-batch.test.ts'],
     testTimeout: 3_600_000,
     hookTimeout: 600_000,
     // One file at a time: the soak measures ckvc against itself, not against the other tests.
