@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dropCaches } from './real/measure.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STEPS = Number(process.env.RESTORE_STEPS ?? 8);
@@ -117,16 +118,6 @@ function checkpointTensors(state) {
 
 function sha256(file) {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
-
-function dropCaches() {
-  spawnSync('sync');
-  try {
-    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Runs BIN ARGS under GNU time: wall and CPU seconds, peak RSS in MiB. */

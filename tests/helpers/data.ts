@@ -55,6 +55,18 @@ export function trainedFloat32(seed: number, count: number): Buffer {
   return b;
 }
 
+/**
+ * An optimizer-like step on F32 data: the two low mantissa bytes of every element change (noise from
+ * `trainedFloat32(seed)`), sign and exponent stay — every element differs, as after an Adam step.
+ */
+export function optimizerStepFloat32(prev: Buffer, seed: number): Buffer {
+  const b = Buffer.from(prev);
+  const noise = trainedFloat32(seed, b.length / 4);
+  for (let i = 0; i < b.length; i += 4)
+    b.writeUInt32LE((b.readUInt32LE(i) ^ (noise.readUInt32LE(i) & 0xffff)) >>> 0, i);
+  return b;
+}
+
 export const DTYPE_WIDTH: Record<string, number> = {
   BOOL: 1,
   U8: 1,

@@ -11,20 +11,11 @@ import { CODECS, RECORD_HEADER_BYTES, type PackEntry } from '../../src/core/stor
 import { ObjectStore } from '../../src/store/object-store.js';
 import { PackWriter } from '../../src/store/pack-writer.js';
 import { errorCodes } from '../helpers/ckvc.js';
-import { safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
+import { optimizerStepFloat32, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 
 const ELEMENTS = 64 * 1024; // one 256 KiB chunk of F32
-
-/** An optimizer-like step: the two low mantissa bytes of every element change, sign and exponent stay. */
-function step(prev: Buffer, seed: number): Buffer {
-  const b = Buffer.from(prev);
-  const noise = trainedFloat32(seed, ELEMENTS);
-  for (let i = 0; i < b.length; i += 4)
-    b.writeUInt32LE((b.readUInt32LE(i) ^ (noise.readUInt32LE(i) & 0xffff)) >>> 0, i);
-  return b;
-}
 
 const checkpoint = (w: Buffer) => safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: w } });
 
@@ -85,7 +76,7 @@ describe('reading delta chains plane by plane', () => {
     const file = path.join(tempDir('ckvc-chain-in-'), 'model.safetensors');
     let w = trainedFloat32(7, ELEMENTS);
     for (let k = 0; k < 3; k++) {
-      if (k > 0) w = step(w, 50 + k);
+      if (k > 0) w = optimizerStepFloat32(w, 50 + k);
       versions.push(checkpoint(w));
       fs.writeFileSync(file, versions[k]!);
       top = commitId(s, [file, '-m', `step ${k}`]);
@@ -132,7 +123,7 @@ describe('a delta whose base is stored in another codec or width', () => {
       const base = trainedFloat32(3, ELEMENTS);
       // Low mantissa halves zeroed: grouped by 2, half of every plane is zeros, so width 2 compresses.
       for (let i = 0; i < base.length; i += 4) base.writeUInt16LE(0, i);
-      const data = step(base, 4);
+      const data = optimizerStepFloat32(base, 4);
       const baseId = objectId('chunk', base);
       const id = objectId('chunk', data);
       const store = await ObjectStore.open(s.store);

@@ -10,19 +10,11 @@ import { ObjectStore } from '../../src/store/object-store.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore } from '../helpers/test-store.js';
 import { packFiles } from '../helpers/snapshots.js';
-import { safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
+import { optimizerStepFloat32, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
 const ELEMENTS = 64 * 1024; // one 256 KiB chunk of F32
-
-function stepped(prev: Buffer, seed: number): Buffer {
-  const b = Buffer.from(prev);
-  const noise = trainedFloat32(seed, ELEMENTS);
-  for (let i = 0; i < b.length; i += 4)
-    b.writeUInt32LE((b.readUInt32LE(i) ^ (noise.readUInt32LE(i) & 0xffff)) >>> 0, i);
-  return b;
-}
 
 describe('reads racing a gc that repacks', () => {
   it('a location taken before gc rewrote the pack (and a delta whose base moved) still reads, verified', async () => {
@@ -30,7 +22,7 @@ describe('reads racing a gc that repacks', () => {
     const dir = tempDir('ckvc-reloc-in-');
     const file = path.join(dir, 'model.safetensors');
     const v1 = trainedFloat32(5, ELEMENTS);
-    const v2 = stepped(v1, 6);
+    const v2 = optimizerStepFloat32(v1, 6);
     const write = (t: Buffer) =>
       fs.writeFileSync(file, safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: t } }));
     // v1's chunk lands in the pack of a commit on 'tmp'; main's commits reuse it, so it stays live when tmp dies.
