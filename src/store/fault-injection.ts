@@ -38,6 +38,8 @@ export const FAULT_STEPS = [
   'receive.verified',
   'receive.moved',
   'receive.indexed',
+  'reindex.cleared',
+  'reindex.pack',
 ] as const;
 export type FaultStep = (typeof FAULT_STEPS)[number];
 

@@ -13,6 +13,7 @@ import { LevelFormatError } from '../core/leveldb-format.js';
 import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import type { PackEntry } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
+import { faultPoint } from './fault-injection.js';
 import { LevelSession, type DB } from './index-level.js';
 import { LevelSnapshot } from './index-snapshot.js';
 import { IndexReadView, ViewSession } from './index-view.js';
@@ -337,6 +338,7 @@ export class ObjectIndex {
       const toc = await this.packs.readTocIfSound(packId);
       if (!toc) continue; // verify reports it
       await s.addPack({ packId, entries: toc.entries }, await this.readCommitBodies(packId, toc.entries));
+      faultPoint('reindex.pack');
     }
   }
 
@@ -347,6 +349,7 @@ export class ObjectIndex {
     this.forWriting();
     await this.close();
     await this.removeIndex();
+    faultPoint('reindex.cleared');
     return this.session(async (s) => {
       const totals = await s.totals();
       return { packs: (await s.indexedPacks()).size, objects: [...totals.values()].reduce((a, b) => a + b.count, 0) };

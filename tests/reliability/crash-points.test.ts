@@ -9,7 +9,8 @@
 //   - a checkout target holds the old file or the complete new one, never a partial (temp files may remain),
 //   - the same command run again without the fault succeeds, and its result is visible.
 // A step the operation never reaches lets it exit 0: counted as "not reached". Besides the table, the 2nd pack
-// write of a 12 MiB commit (packs flush every 4 MiB) and the 2nd file of a checkout are killed (STEP@2).
+// write of a 12 MiB commit (packs flush every 4 MiB), the 2nd file of a checkout and the 2nd pack an index
+// rebuild adds are killed (STEP@2).
 // A summary (tried / killed / not reached per operation) is printed at the end for the README.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -542,6 +543,7 @@ const EXTRA = [
   [OPS.find((o) => o.key === 'g1')!, 'checkout.rename@2'],
   [CONSOLIDATING, 'pack.rename@2'],
   [CONSOLIDATING, 'pack.dirsync@2'],
+  [OPS.find((o) => o.key === 'h')!, 'reindex.pack@2'],
 ] as const;
 
 // `npm test` keeps under ten minutes by leaving out the operations whose write steps another one already goes
@@ -559,7 +561,7 @@ const OWN_FAMILIES: Record<string, string[]> = {
   k: ['receive', 'ref'],
   l: ['receive', 'ref', 'pack'], // the remote's side of a push writes its own pack
   g1: ['checkout'],
-  h: ['index', 'ref'],
+  h: ['reindex'],
   m: ['consolidate'],
 };
 const tried = (op: Op, step: string): boolean =>
@@ -615,6 +617,9 @@ describe('crash points: coverage', () => {
     // A commit that consolidates goes through every consolidation step.
     const mKilled = new Set(killed.filter((r) => r.op === 'm').map((r) => r.fault));
     expect(STEPS.filter((s) => s.startsWith('consolidate.') && !mKilled.has(s))).toEqual([]);
+    // An index rebuild goes through both of its steps (the index is a cache: a kill there loses nothing).
+    const hKilled = new Set(killed.filter((r) => r.op === 'h').map((r) => r.fault));
+    expect(['reindex.cleared', 'reindex.pack', 'reindex.pack@2'].filter((s) => !hKilled.has(s))).toEqual([]);
     // A bundle import and the receiving side of a push go through every receive step.
     for (const op of ['k', 'l']) {
       const got = new Set(killed.filter((r) => r.op === op).map((r) => r.fault));
