@@ -49,7 +49,10 @@ export interface GroupedObject {
 
 export interface DecodedObject {
   bytes: Uint8Array;
-  /** How many delta records were decoded to get the bytes: 0 for a record that needs no base. */
+  /**
+   * How many delta records lie under the record (its chain's length, what a writer bounds): 0 for a record that
+   * needs no base, and 0 where the reader was not asked for it (a checkout does not need it).
+   */
   depth: number;
 }
 
@@ -179,7 +182,9 @@ export class PackReader {
       readAt: (packId, offset, length, into) => this.readAt(packId, offset, length, into),
       locateBase: async (id) => this.baseLocator?.(id),
       checkedHeader: (buf, loc, id, where) => this.checkedHeader(buf, loc, id, where, undefined),
-      decodeWhole: (buf, loc, id, where, depth) => this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth),
+      // A base's depth counts toward the chain the writer bounds, whatever width it was stored at.
+      decodeWhole: (buf, loc, id, where, depth) =>
+        this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth, true),
       maxChain: MAX_DELTA_CHAIN,
     };
   }
@@ -199,7 +204,7 @@ export class PackReader {
       got = await decodePlaneChain(this.chainSource(), buf, loc, header, where, 0, true);
     else {
       // Another codec or width: decoded plain (and verified), then grouped as asked.
-      const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, 0);
+      const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, 0, true);
       const grouped =
         width > 1 ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length)) : plain.bytes;
       return { grouped, depth: plain.depth };
@@ -278,6 +283,8 @@ export class PackReader {
     expectType: ObjectType | undefined,
     pool: BufferPool | undefined,
     depth: number,
+    /** Whether the caller needs `depth` of the result (a writer bounding its chains); else it is reported 0. */
+    needDepth = false,
   ): Promise<DecodedObject> {
     const header = this.checkedHeader(buf, loc, id, where, expectType);
     const body = buf.subarray(RECORD_HEADER_BYTES);
@@ -290,7 +297,7 @@ export class PackReader {
           { id, pack: loc.packId },
         );
       const width = body[0] ?? 1;
-      const got = await decodePlaneChain(this.chainSource(), buf, loc, header, where, depth, false);
+      const got = await decodePlaneChain(this.chainSource(), buf, loc, header, where, depth, needDepth);
       if (width > 1) {
         decoded = { bytes: ungroupBytes(got.grouped, width, pool?.acquire(got.grouped.length)), depth: got.depth };
         scratch.release(got.grouped);

@@ -93,28 +93,52 @@ class Link {
 }
 
 /**
- * The decoded bytes of every link that plane `j` of `top` is made of, top first: the plane is their XOR. The chain
- * is followed only while the plane is XORed, so a plane stored plainly ends it. Each link's plane starts to
- * inflate (on the binding's threads) as soon as its bytes are read, while the walk goes on to the next base.
+ * The links plane `j` of `top` is made of, top first: the chain is followed only while the plane is XORed (a plane
+ * stored plainly ends it). Opening a link reads its header and plane table only, and each base is checked against
+ * the chain bound as it is opened, so an over-long or looping chain is refused before anything inflates.
  */
-async function planeParts(top: Link, j: number, n: number): Promise<Promise<Uint8Array>[]> {
-  const parts: Promise<Uint8Array>[] = [];
-  try {
-    for (let link = top; ; link = await link.base()) {
-      if (link.whole) {
-        parts.push(Promise.resolve(link.whole.grouped.subarray(j * n, (j + 1) * n)));
-        return parts;
-      }
-      const { mode, offset, length } = link.table!.planes[j]!;
-      const part = decodePlane(await link.stored(offset, length), mode & PLANE_ZSTD, n, j, link.where);
-      part.catch(() => {}); // awaited by the caller; one failing before its turn must not count as unhandled
-      parts.push(part);
-      if (!(mode & PLANE_XOR)) return parts;
-    }
-  } catch (e) {
-    await Promise.allSettled(parts);
-    throw e;
+async function planeLinks(top: Link, j: number): Promise<Link[]> {
+  const links: Link[] = [];
+  for (let link = top; ; link = await link.base()) {
+    links.push(link);
+    if (link.whole || !(link.table!.planes[j]!.mode & PLANE_XOR)) return links;
   }
+}
+
+/**
+ * Plane `j` decoded into `dest`: the XOR of that plane over `links`. Each link's plane inflates (on the binding's
+ * threads) one link ahead of the XOR, so a plane holds at most two inflated parts at a time, whatever the chain's
+ * length.
+ */
+async function xorPlane(links: Link[], j: number, n: number, dest: Uint8Array): Promise<void> {
+  const inflate = async (link: Link): Promise<Uint8Array> => {
+    if (link.whole) return link.whole.grouped.subarray(j * n, (j + 1) * n);
+    const { mode, offset, length } = link.table!.planes[j]!;
+    return decodePlane(await link.stored(offset, length), mode & PLANE_ZSTD, n, j, link.where);
+  };
+  let current = inflate(links[0]!);
+  for (let k = 0; k < links.length; k++) {
+    const ahead = k + 1 < links.length ? inflate(links[k + 1]!) : undefined;
+    ahead?.catch(() => {}); // awaited below; failing before its turn must not count as unhandled
+    let part: Uint8Array;
+    try {
+      part = await current;
+    } catch (e) {
+      if (ahead) await Promise.allSettled([ahead]); // nothing of this plane still runs when the error leaves
+      throw e;
+    }
+    if (k === 0) dest.set(part);
+    else xorInto(dest, dest, part);
+    if (ahead) current = ahead;
+  }
+}
+
+/** Waits for every task, failed or not (so none outlives the call), then throws the first failure. */
+async function allOrFirstError<T>(tasks: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(tasks);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 async function openBase(src: ChainSource, baseId: ObjectId, of: Link): Promise<Link> {
@@ -194,20 +218,14 @@ export async function decodePlaneChain(
   const top = new Link(src, loc, where, depth, header.rawLength, table, body, owned);
   const { width } = table;
   const n = Math.floor(header.rawLength / width);
-  const planes = await Promise.all(
-    table.planes.map(async (_, j) => {
-      return Promise.all(await planeParts(top, j, n));
-    }),
-  );
+  // Every link first, then the output: a base decoded whole while the links are opened (another width) holds no
+  // output of this record meanwhile, so memory does not grow with the chain.
+  const chains = await allOrFirstError(table.planes.map((_, j) => planeLinks(top, j)));
   const grouped = scratch.acquire(header.rawLength);
-  planes.forEach((bytes, j) => {
-    const dest = grouped.subarray(j * n, (j + 1) * n);
-    dest.set(bytes[0]!);
-    for (let k = 1; k < bytes.length; k++) xorInto(dest, dest, bytes[k]!);
-  });
+  // On failure grouped and the reads' buffers are dropped, not handed back to the pool.
+  await allOrFirstError(chains.map((links, j) => xorPlane(links, j, n, grouped.subarray(j * n, (j + 1) * n))));
   grouped.set(body.subarray(table.tailOffset), n * width);
   const chainDepth = needDepth ? await top.chainDepth() : 0;
-  // Only on success: after a failure, an inflate may still be reading one of them.
   for (const b of owned) scratch.release(b);
   return { grouped, depth: chainDepth };
 }

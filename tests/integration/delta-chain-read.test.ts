@@ -5,13 +5,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBody } from '../../src/core/store-format/codec/record-codec.js';
-import { parsePlaneHeader, PLANE_XOR } from '../../src/core/store-format/codec/plane-codec.js';
+import { parseDeltaHead, parsePlaneHeader, PLANE_XOR } from '../../src/core/store-format/codec/plane-codec.js';
 import { objectId } from '../../src/core/store-format/object-id.js';
-import { CODECS, RECORD_HEADER_BYTES, type PackEntry } from '../../src/core/store-format/pack-format.js';
+import { type CodecId, CODECS, RECORD_HEADER_BYTES, type PackEntry } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { PackWriter } from '../../src/store/pack-writer.js';
 import { errorCodes } from '../helpers/ckvc.js';
-import { optimizerStepFloat32, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
+import { optimizerStepFloat32, randomBytes, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 
@@ -157,4 +157,92 @@ describe('a delta whose base is stored in another codec or width', () => {
       }
     });
   }
+});
+
+/** Writes chunk records (already encoded) into one pack of a fresh store and indexes it; returns the store. */
+async function storeWithRecords(records: { id: string; raw: Uint8Array; codec: CodecId; body: Buffer }[]) {
+  const s = newStore('ckvc-chain-rec-');
+  const store = await ObjectStore.open(s.store);
+  try {
+    const writer = await PackWriter.create(store.layout);
+    for (const r of records) {
+      const entry = { id: r.id, type: 'chunk' as const, codec: r.codec, rawLength: r.raw.length };
+      await writer.addStored({ ...entry, storedLength: r.body.length }, r.body);
+    }
+    await writer.finish();
+  } finally {
+    await store.close();
+  }
+  s.ok(['index', 'rebuild']);
+  return s;
+}
+
+describe('chain depth and chain bounds', () => {
+  afterAll(() => cleanupTemp());
+
+  it('the depth a writer bounds its chains by counts a base stored at another width', async () => {
+    // A (raw) <- B (XOR planes, width 2) <- C (XOR planes, width 4): B is 1 delta deep, C 2, at any width asked.
+    const N = 256 * 1024;
+    const tweak = (x: Buffer, seed: number) => {
+      const y = Buffer.from(x);
+      for (let i = seed; i < N; i += 997) y[i]! ^= 1;
+      return y;
+    };
+    const A = randomBytes(11, N);
+    const B = tweak(A, 3);
+    const C = tweak(B, 5);
+    const [a, b, c] = [A, B, C].map((x) => objectId('chunk', x));
+    const encA = await encodeBody(A, 1, false);
+    const encB = await encodeBody(B, 2, true, { id: a!, bytes: A });
+    const encC = await encodeBody(C, 4, true, { id: b!, bytes: B });
+    expect([encB.codec, encC.codec]).toEqual([CODECS.xorPlanes, CODECS.xorPlanes]);
+    const s = await storeWithRecords([
+      { id: a!, raw: A, codec: encA.codec, body: Buffer.concat(encA.pieces) },
+      { id: b!, raw: B, codec: encB.codec, body: Buffer.concat(encB.pieces) },
+      { id: c!, raw: C, codec: encC.codec, body: Buffer.concat(encC.pieces) },
+    ]);
+    const store = await ObjectStore.open(s.store);
+    try {
+      const depth = async (id: string, width: number) => (await store.readChunkGrouped(id, width))?.depth;
+      expect([await depth(b!, 2), await depth(b!, 4), await depth(c!, 4), await depth(c!, 2)]).toEqual([1, 1, 2, 2]);
+      expect(Buffer.from(await store.readRaw(c!, 'chunk')).equals(C)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a record whose delta base is itself is refused before any plane inflates: no memory grows with the loop', async () => {
+    // 16 MiB whose every plane is XORed and compresses to almost nothing: a few hundred bytes that, followed 64
+    // times round the loop before the chain bound, would inflate a gigabyte.
+    const RAW = 16 * 1024 * 1024;
+    const raw = randomBytes(12, RAW);
+    const id = objectId('chunk', raw);
+    const enc = await encodeBody(raw, 8, true, { id: objectId('chunk', Buffer.from('another')), bytes: raw });
+    expect(enc.codec).toBe(CODECS.xorPlanes);
+    const body = Buffer.concat(enc.pieces);
+    Buffer.from(id, 'hex').copy(body, 2);
+    expect(parseDeltaHead(body, 'test').baseId).toBe(id);
+    expect(body.length).toBeLessThan(64 * 1024);
+    const s = await storeWithRecords([{ id, raw, codec: enc.codec, body }]);
+    const store = await ObjectStore.open(s.store);
+    let peak = 0;
+    const sample = () => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    };
+    try {
+      const before = process.memoryUsage().rss;
+      const timer = setInterval(sample, 2);
+      const err = await store.readRaw(id, 'chunk').then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; message?: string },
+      );
+      clearInterval(timer);
+      sample();
+      expect(err?.code).toBe('CKVC_CORRUPT_OBJECT');
+      expect(err?.message).toMatch(/chain of delta bases is longer than 64/);
+      expect(peak - before).toBeLessThan(256 * 1024 * 1024);
+    } finally {
+      await store.close();
+    }
+  });
 });
