@@ -2,7 +2,7 @@
 // forever (spec/FORMAT.md §13). It only writes prune records; `ckvc gc` deletes what nothing else needs.
 import { parseDuration } from '../core/duration.js';
 import { CkvcError } from '../core/errors.js';
-import { globToRegExp } from '../core/glob.js';
+import { compileGlob } from '../core/glob.js';
 import type { MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -89,7 +89,7 @@ function releaseOf(opts: PruneOptions): Pick<PruneRecord, 'tensors' | 'files'> {
   const globs = (list?: string[]) => (list?.length ? [...new Set(list)].sort() : undefined);
   const tensors = globs(opts.tensors);
   const files = globs(opts.files);
-  [...(tensors ?? []), ...(files ?? [])].forEach(globToRegExp); // a bad glob fails before anything is written
+  [...(tensors ?? []), ...(files ?? [])].forEach(compileGlob); // a bad glob fails before anything is written
   if (!tensors && !files) return { tensors: null, files: null };
   return { tensors: tensors ?? [], ...(files ? { files } : {}) };
 }
@@ -194,7 +194,7 @@ async function releaseEstimate(
  * refused, with the spelling that means the same to every version.
  */
 async function refuseGlobsReachingAcrossFiles(store: ObjectStore, commits: ObjectId[], globs: string[]): Promise<void> {
-  const bare = globs.filter((g) => !g.includes(':')).map((g) => ({ glob: g, re: globToRegExp(g) }));
+  const bare = globs.filter((g) => !g.includes(':')).map((g) => ({ glob: g, re: compileGlob(g) }));
   if (bare.length === 0) return;
   const pruning = new Set(commits);
   // Under a record with globs the walk sees each file at every path it has in these commits.

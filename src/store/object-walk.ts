@@ -11,7 +11,8 @@
 // record with globs, once per path); a walk under no record covers every other one.
 import { CkvcError } from '../core/errors.js';
 import {
-  globToRegExp,
+  compileGlob,
+  type Glob,
   tensorGlob,
   tensorMatches,
   tensorSelected,
@@ -54,7 +55,7 @@ export interface ReleaseRecord {
 }
 
 const compiled = new WeakMap<string[], TensorGlob[]>();
-const compiledPaths = new WeakMap<string[], RegExp[]>();
+const compiledPaths = new WeakMap<string[], Glob[]>();
 const compiledKeeps = new WeakMap<string[][], TensorSelection[]>();
 
 /** Is tensor `name` at `filePath` outside every selection a promise keeps (its data left out by a partial fetch)? */
@@ -76,7 +77,7 @@ export function fileReleased(rec: ReleaseRecord | undefined, filePath: string): 
   if (!rec || rec.files === undefined) return false;
   if (rec.files === null) return true;
   let res = compiledPaths.get(rec.files);
-  if (!res) compiledPaths.set(rec.files, (res = rec.files.map(globToRegExp)));
+  if (!res) compiledPaths.set(rec.files, (res = rec.files.map(compileGlob)));
   return res.some((re) => re.test(filePath));
 }
 

@@ -1,6 +1,6 @@
 // `ckvc watch`: which names in a watched folder can be checkpoints, and what a checkpoint's name says about its
 // step. Pure: the api layer lists the folder and asks; nothing here touches the disk.
-import { globToRegExp } from '../../core/glob.js';
+import { compileGlob, type Glob } from '../../core/glob.js';
 
 /**
  * Names a writer uses before the final rename (torch/HF/Lightning temp files, download managers, editors):
@@ -36,13 +36,13 @@ export function isTempName(name: string): boolean {
 
 export interface CandidateRules {
   /** Compiled --pattern globs; empty means the default rule (see isCandidate). */
-  patterns: RegExp[];
+  patterns: Glob[];
   /** Names in the folder that are metrics files of this watch (the --metrics-file when it lives there). */
   metricsNames: ReadonlySet<string>;
 }
 
 export function candidateRules(patterns: readonly string[], metricsNames: Iterable<string> = []): CandidateRules {
-  return { patterns: patterns.map(globToRegExp), metricsNames: new Set(metricsNames) };
+  return { patterns: patterns.map(compileGlob), metricsNames: new Set(metricsNames) };
 }
 
 /**
