@@ -13,7 +13,7 @@ import { RECEIVE_BATCH_OBJECTS, receiveObjects } from './object-receiver.js';
 import { absent, promisedBy, recordPromises, settlePromises } from './partial-store.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
-import { commitClosure, depthCut, storeParents } from '../store/ancestry.js';
+import { commitClosure, completeHistory, depthCut, reachesGraft, storeParents } from '../store/ancestry.js';
 import type { Transport } from './transport.js';
 
 /** Objects per bundle are bounded by bytes and count, so one interrupted transfer loses little. */
@@ -283,7 +283,10 @@ export async function fetchRemote(
   const warnings: FetchWarning[] = [];
   const wanted = await usableRefs(store, t, remote, await t.refs(), warnings);
   const wants: ObjectId[] = [];
-  for (const { name, id } of wanted) if (await needsFetch(store, id, `${name} from ${t.url}`)) wants.push(id);
+  for (const { name, id } of wanted) {
+    // A tip held with its history cut short (a shallow store) is asked for again: the remote sends what is below.
+    if ((await needsFetch(store, id, `${name} from ${t.url}`)) || (await reachesGraft(store, id))) wants.push(id);
+  }
   // Commits a partial fetch from this remote left data out of are asked for again (FORMAT.md §13.2).
   const promises = await new PromiseRecords(store.layout).all();
   const refill = await promisedBy(t, remote, promises);
@@ -294,7 +297,7 @@ export async function fetchRemote(
     const localTips: ObjectId[] = [];
     for (const kind of ['branch', 'tag', 'remote'] as const)
       for (const r of await store.refs.list(kind, { skipCorrupt: true })) localTips.push(r.id);
-    const haves = [...(await commitClosure(storeParents(store), localTips))].filter((c) => !promises.has(c));
+    const haves = [...(await completeHistory(store, localTips))].filter((c) => !promises.has(c));
     const plan = await t.plan([...new Set([...wants, ...refill])], haves, opts.filter);
     if (opts.filter) partial = await recordPromises(store, remote, plan.commits ?? [], opts.filter, promises);
     // Chunk-level dedup: anything we already hold (an unchanged tensor of another branch) is not asked for.

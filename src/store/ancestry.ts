@@ -27,6 +27,51 @@ export async function commitClosure(parentsOf: ParentsOf, tips: ObjectId[]): Pro
   return seen;
 }
 
+/**
+ * The commits (and tag objects) reachable from `tips` whose whole history this store holds: what a fetch may tell a
+ * remote it has. A grafted commit (FORMAT.md §17), everything above it and the parents it cuts are left out: the
+ * remote takes a commit it is told of as held with all its history, and would send neither the history below the
+ * boundary nor a branch forked there (the fetch then failed its closure check on every run).
+ */
+export async function completeHistory(store: ObjectStore, tips: ObjectId[]): Promise<Set<ObjectId>> {
+  const parentsOf = storeParents(store);
+  const grafts = await store.shallowCommits();
+  if (grafts.size === 0) return commitClosure(parentsOf, tips);
+  const seen = new Set<ObjectId>();
+  const children = new Map<ObjectId, ObjectId[]>();
+  const stack = [...tips];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    for (const p of await parentsOf(id)) {
+      const of = children.get(p);
+      if (of) of.push(id);
+      else children.set(p, [id]);
+      stack.push(p);
+    }
+  }
+  const incomplete = new Set<ObjectId>();
+  const rise = [...grafts].filter((g) => seen.has(g));
+  while (rise.length) {
+    const id = rise.pop()!;
+    if (incomplete.has(id)) continue;
+    incomplete.add(id);
+    rise.push(...(children.get(id) ?? []));
+  }
+  const out = new Set<ObjectId>();
+  for (const id of seen) if (!incomplete.has(id) && (await store.typeOf(id)) !== undefined) out.add(id);
+  return out;
+}
+
+/** Does the history of `tip` stop at a graft here (a shallow store's commit, whose full history a fetch can bring)? */
+export async function reachesGraft(store: ObjectStore, tip: ObjectId): Promise<boolean> {
+  const grafts = await store.shallowCommits();
+  if (grafts.size === 0) return false;
+  for (const id of await commitClosure(storeParents(store), [tip])) if (grafts.has(id)) return true;
+  return false;
+}
+
 /** Is `maybe` reachable from `of` (a fast-forward from maybe to of)? */
 export async function isAncestor(parentsOf: ParentsOf, maybe: ObjectId, of: ObjectId): Promise<boolean> {
   const seen = new Set<ObjectId>();

@@ -15,7 +15,7 @@ import {
 import { describeRun, errorCodes } from '../helpers/ckvc.js';
 import { diffSnapshots, snapshotTree, treeDifferences } from '../helpers/snapshots.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
-import { newStore, TestStore } from '../helpers/test-store.js';
+import { copyStore, newStore, TestStore } from '../helpers/test-store.js';
 import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
 import { serve, stopServers } from '../helpers/servers.js';
 
@@ -166,6 +166,28 @@ describe('a store filled from a shallow bundle', () => {
     const v = T.json<{ problems: unknown[]; shallow: unknown[] }>(['verify', '--read-data']);
     expect(v.problems).toEqual([]);
     expect(v.shallow).toEqual([]);
+  });
+});
+
+describe('a shallow store fetching from a remote with the full history', () => {
+  it('gets the history below the boundary and a branch forked there; the graft goes', () => {
+    // The remote: main, plus a branch forked below the boundary the shallow store holds (at commit 2 of 5).
+    const R = copyStore(S);
+    R.ok(['branch', 'side', commits[1]!]);
+    const T = newStore('ckvc-shallow-fetch-');
+    T.ok(['pull', depth2]);
+    expect(grafts(T)).toEqual([commits[3]]);
+    T.ok(['remote', 'add', 'origin', R.store]);
+    const r = T.run(['fetch', 'origin']);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(logIds(T, 'origin/main')).toEqual([...commits].reverse());
+    expect(logIds(T, 'origin/side')).toEqual([commits[1], commits[0]]);
+    expect(grafts(T)).toEqual([]);
+    expect(T.json<{ problems: unknown[]; shallow: unknown[] }>(['verify', '--read-data'])).toMatchObject({
+      problems: [],
+      shallow: [],
+    });
+    expectCheckoutIdentical(T, 'origin/main');
   });
 });
 
