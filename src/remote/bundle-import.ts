@@ -116,11 +116,12 @@ export async function checkClosure(
       bad(where, `is incomplete: ${what} ${id.slice(0, 16)} is neither ${rb ? 'in the bundle nor ' : ''}in the store`, {
         id,
       });
-    // Data a partial fetch left out is promised by a remote, not missing (FORMAT.md §13.2).
+    // Data a partial fetch left out is promised by a remote, not missing (FORMAT.md §13.2); but not for a commit
+    // this bundle carries: bundles never carry partial commits, so one arriving here must bring all its data.
     const promises = await new PromiseRecords(store.layout).all();
     const leaves = new Map<ObjectId, string>();
     await walkObjects(o, tips, {
-      recordOf: (id) => withPromise(records.get(id), promises.get(id)),
+      recordOf: (id) => withPromise(records.get(id), rb && o.inBundle(id) ? undefined : promises.get(id)),
       stopAt: async (id) => {
         if (rb ? o.inBundle(id) : !known.has(id)) return false;
         if ((await o.typeOf(id)) === undefined) throw missing(id, 'commit');

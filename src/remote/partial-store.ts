@@ -106,23 +106,44 @@ export async function promisedBy(
 /**
  * Records, before any object arrives, that of each commit a filtered plan lists only the filter's tensors will
  * be here: a commit new to this store, or one already partial (a commit held whole stays whole). The plan's list
- * is the remote's word: a commit it leaves out fails the closure check at the end, nothing worse.
+ * is the remote's word, so it is held to the protocol: a listed commit must be among the objects the plan sends
+ * (else a record could stand for a commit that never comes, and be taken later for one that comes without its
+ * data). Returns the commits recorded, for dropUnarrivedPromises.
  */
 export async function recordPromises(
   store: ObjectStore,
   remote: string,
   commits: ObjectId[],
+  objects: ObjectId[],
   filter: string[],
   promises: Map<ObjectId, PromiseRecord>,
-): Promise<number> {
-  const records = new PromiseRecords(store.layout);
-  let n = 0;
+): Promise<ObjectId[]> {
+  const sent = new Set(objects);
   for (const c of commits) {
     if (!isObjectId(c))
       throw new CkvcError('CKVC_REMOTE', `the plan of the remote lists ${JSON.stringify(c)}, not a commit ID`, {});
+    if (!sent.has(c))
+      throw new CkvcError(
+        'CKVC_REMOTE',
+        `the plan of the remote lists commit ${c.slice(0, 12)} as partial but does not send it; nothing was fetched`,
+        { id: c },
+      );
+  }
+  const records = new PromiseRecords(store.layout);
+  const recorded: ObjectId[] = [];
+  for (const c of commits) {
     if (!promises.has(c) && (await store.typeOf(c)) !== undefined) continue;
     await records.add(c, remote, filter);
-    n++;
+    recorded.push(c);
   }
-  return n;
+  return recorded;
+}
+
+/**
+ * Drops the records a fetch wrote for commits that did not arrive (the fetch failed, or the remote did not send
+ * them): a record stands for a commit this store holds, never for one it may receive later by other means.
+ */
+export async function dropUnarrivedPromises(store: ObjectStore, recorded: ObjectId[]): Promise<void> {
+  const records = new PromiseRecords(store.layout);
+  for (const c of recorded) if ((await store.typeOf(c)) === undefined) await records.remove(c);
 }

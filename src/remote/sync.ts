@@ -10,7 +10,7 @@ import { REF_PREFIX } from '../store/ref-store.js';
 import { checkClosure, type KeptLabel, type RefUpdate } from './bundle-import.js';
 import { PromiseRecords } from '../store/promise-records.js';
 import { RECEIVE_BATCH_OBJECTS, receiveObjects } from './object-receiver.js';
-import { absent, promisedBy, recordPromises, settlePromises } from './partial-store.js';
+import { absent, dropUnarrivedPromises, promisedBy, recordPromises, settlePromises } from './partial-store.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
 import { commitClosure, completeHistory, depthCut, reachesGraft, storeParents } from '../store/ancestry.js';
@@ -299,12 +299,15 @@ export async function fetchRemote(
       for (const r of await store.refs.list(kind, { skipCorrupt: true })) localTips.push(r.id);
     const haves = [...(await completeHistory(store, localTips))].filter((c) => !promises.has(c));
     const plan = await t.plan([...new Set([...wants, ...refill])], haves, opts.filter);
-    if (opts.filter) partial = await recordPromises(store, remote, plan.commits ?? [], opts.filter, promises);
+    const recorded = opts.filter
+      ? await recordPromises(store, remote, plan.commits ?? [], plan.objects, opts.filter, promises)
+      : [];
+    partial = recorded.length;
     // Chunk-level dedup: anything we already hold (an unchanged tensor of another branch) is not asked for.
     const need = await absent(store, plan.objects);
     const r = await receiveObjects(store, t, need, (objects, bytes) =>
       progress?.({ phase: 'receive', objects, totalObjects: need.length, bytes }),
-    );
+    ).finally(() => dropUnarrivedPromises(store, recorded));
     for (const k of r.labelsKept) warnings.push(keptLabelWarning(k, t.url));
     received = r.objects;
     bytesReceived = r.bytes;

@@ -336,6 +336,35 @@ describe('partial fetch: checkout straight from a remote', () => {
     await stopServers();
   });
 
+  it('a plan that lists a partial commit it does not send is refused before any promise is recorded', async () => {
+    const src = makeSource();
+    const upstream = (await serve(src)).url;
+    const stranger = 'ab'.repeat(32);
+    // A remote planting a record for a commit that never comes: the record could later excuse that commit's
+    // missing data when it arrived by other means (a bundle).
+    const url = await proxy(upstream, async (req, body, res, pass) => {
+      const up = await pass();
+      let out = up.body;
+      if (req.url === '/v1/plan' && 'filter' in JSON.parse(body.toString('utf8'))) {
+        const plan = JSON.parse(up.body.toString('utf8'));
+        out = Buffer.from(JSON.stringify({ ...plan, commits: [...plan.commits, stranger] }));
+      }
+      res.writeHead(up.status, {
+        'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
+      });
+      res.end(out);
+    });
+    const client = newStore('ckvc-partial-plant-');
+    client.ok(['remote', 'add', 'planter', url]);
+    const before = snapshotStore(client.store);
+    const r = await client.start(['fetch', 'planter', '--filter', 'tensors:model.*']).done;
+    expect(r.code).toBe(22);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
+    expect(r.stderr).toContain(`lists commit ${stranger.slice(0, 12)} as partial but does not send it`);
+    expect(diffSnapshots(before, snapshotStore(client.store))).toEqual([]);
+    await stopServers();
+  });
+
   it('a plan request with a malformed filter is refused (400 CKVC_BAD_BUNDLE)', async () => {
     const src = makeSource();
     const { url } = await serve(src);
