@@ -62,7 +62,10 @@ export function withFilter(
 const keepOfFilter = new WeakMap<string[], string[][]>();
 
 const isGlobList = (v: unknown): v is string[] =>
-  Array.isArray(v) && v.length > 0 && v.length <= MAX_GLOBS && v.every((g) => typeof g === 'string' && g !== '');
+  Array.isArray(v) &&
+  v.length > 0 &&
+  v.length <= MAX_GLOBS &&
+  v.every((g) => typeof g === 'string' && g !== '' && g !== '!'); // a lone '!' excludes nothing: not a glob
 
 export class PromiseRecords {
   private cache: Map<ObjectId, PromiseRecord> | undefined;

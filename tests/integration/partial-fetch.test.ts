@@ -336,6 +336,22 @@ describe('partial fetch: checkout straight from a remote', () => {
     await stopServers();
   });
 
+  it("a damaged promise record (a lone '!' for a filter) reads as promising nothing; verify stays clean", async () => {
+    const src = makeSource();
+    const client = newStore('ckvc-partial-damaged-');
+    client.ok(['remote', 'add', 'lab', src.store]);
+    client.ok(['fetch', 'lab', '--filter', 'tensors:model.*']);
+    const records = promised(client);
+    expect(records.length).toBeGreaterThan(0);
+    for (const name of records) {
+      const file = path.join(client.store, 'promised', name);
+      const rec = JSON.parse(fs.readFileSync(file, 'utf8'));
+      fs.writeFileSync(file, JSON.stringify({ ...rec, filters: [['!']] }));
+    }
+    const v = client.json<{ problems: unknown[] }>(['verify', '--read-data']);
+    expect(v.problems).toEqual([]);
+  });
+
   it('a plan that lists a partial commit it does not send is refused before any promise is recorded', async () => {
     const src = makeSource();
     const upstream = (await serve(src)).url;
