@@ -17,6 +17,7 @@ import type { TestStore } from '../helpers/test-store.js';
 import { pool } from '../helpers/async-tasks.js';
 import { soakScale } from '../helpers/reliability.js';
 import { prng, randomBytes, randomFloat32, safetensorsBytes, safetensorsDataStart } from '../helpers/data.js';
+import { globReference } from '../helpers/glob-reference.js';
 import {
   checkoutPaths,
   chunkId,
@@ -50,30 +51,18 @@ interface CommitModel {
 
 type Rec = { tensors: string[] | null; files?: string[] | null };
 
-// The release rule as FORMAT.md §13 states it, written here independently.
-function globRe(g: string): RegExp {
-  let re = '';
-  for (let i = 0; i < g.length; i++) {
-    const c = g[i]!;
-    if (c === '*' && g[i + 1] === '*') {
-      re += '.*';
-      i++;
-    } else if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 's');
-}
-
+// The release rule as FORMAT.md §13 states it, written here independently (globs: tests/helpers/glob-reference.ts).
 /** Is the file at `file` released whole (the record's `files`: null, or a glob matching its path)? */
 function wholeFile(rec: Rec | undefined, file: string): boolean {
-  return rec?.files !== undefined && (rec.files === null || rec.files.some((g) => globRe(g).test(file)));
+  return rec?.files !== undefined && (rec.files === null || rec.files.some((g) => globReference(g).test(file)));
 }
 
 function released(rec: Rec | undefined, file: string, name: string): boolean {
   if (!rec) return false;
   if (rec.tensors === null || wholeFile(rec, file)) return true;
-  return rec.tensors.some((g) => globRe(g).test(name) || (g.includes(':') && globRe(g).test(`${file}:${name}`)));
+  return rec.tensors.some(
+    (g) => globReference(g).test(name) || (g.includes(':') && globReference(g).test(`${file}:${name}`)),
+  );
 }
 
 /** Chunks of a tensor's data (FORMAT.md §5.2: fixed-size, from its first byte). */

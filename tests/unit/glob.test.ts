@@ -2,37 +2,12 @@
 // the rule was first written as, and linear time on the patterns that made that RegExp take minutes.
 import { describe, expect, it } from 'vitest';
 import { compileGlob } from '../../src/core/glob.js';
-
-/** The rule as a RegExp: `*` within a segment, `**` across '/', `?` one character but '/'. Small inputs only. */
-function reference(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      re += '.*';
-      i++;
-    } else if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 's');
-}
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
-}
+import { prngUnit } from '../helpers/data.js';
+import { globReference as reference } from '../helpers/glob-reference.js';
 
 describe('globs', () => {
   it('match as the RegExp translation does, on 20,000 seeded pattern and name pairs', () => {
-    const next = prng(7);
+    const next = prngUnit(7);
     const pick = (alphabet: string[], n: number) =>
       Array.from({ length: n }, () => alphabet[Math.floor(next() * alphabet.length)]).join('');
     let matched = 0;
