@@ -13,7 +13,7 @@ import { RECEIVE_BATCH_OBJECTS, receiveObjects } from './object-receiver.js';
 import { absent, dropUnarrivedPromises, promisedBy, recordPromises, settlePromises } from './partial-store.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
-import { commitClosure, completeHistory, depthCut, reachesGraft, storeParents } from '../store/ancestry.js';
+import { completeHistory, depthCut, reachesGraft } from '../store/ancestry.js';
 import type { Transport } from './transport.js';
 
 /** Objects per bundle are bounded by bytes and count, so one interrupted transfer loses little. */
