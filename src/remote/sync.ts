@@ -13,7 +13,7 @@ import { RECEIVE_BATCH_OBJECTS, receiveObjects } from './object-receiver.js';
 import { absent, dropUnarrivedPromises, promisedBy, recordPromises, settlePromises } from './partial-store.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
-import { completeHistory, depthCut, reachesGraft } from '../store/ancestry.js';
+import { completeHistory, depthCut, tipsCutShort } from '../store/ancestry.js';
 import type { Transport } from './transport.js';
 
 /** Objects per bundle are bounded by bytes and count, so one interrupted transfer loses little. */
@@ -283,10 +283,13 @@ export async function fetchRemote(
   const warnings: FetchWarning[] = [];
   const wanted = await usableRefs(store, t, remote, await t.refs(), warnings);
   const wants: ObjectId[] = [];
-  for (const { name, id } of wanted) {
-    // A tip held with its history cut short (a shallow store) is asked for again: the remote sends what is below.
-    if ((await needsFetch(store, id, `${name} from ${t.url}`)) || (await reachesGraft(store, id))) wants.push(id);
-  }
+  // A tip held with its history cut short (a shallow store) is asked for again: the remote sends what is below.
+  const cutShort = await tipsCutShort(
+    store,
+    wanted.map((w) => w.id),
+  );
+  for (const { name, id } of wanted)
+    if (cutShort.has(id) || (await needsFetch(store, id, `${name} from ${t.url}`))) wants.push(id);
   // Commits a partial fetch from this remote left data out of are asked for again (FORMAT.md §13.2).
   const promises = await new PromiseRecords(store.layout).all();
   const refill = await promisedBy(t, remote, promises);

@@ -37,20 +37,16 @@ export async function completeHistory(store: ObjectStore, tips: ObjectId[]): Pro
   const parentsOf = storeParents(store);
   const grafts = await store.shallowCommits();
   if (grafts.size === 0) return commitClosure(parentsOf, tips);
-  const seen = new Set<ObjectId>();
   const children = new Map<ObjectId, ObjectId[]>();
-  const stack = [...tips];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    for (const p of await parentsOf(id)) {
+  const seen = await commitClosure(async (id) => {
+    const parents = await parentsOf(id);
+    for (const p of parents) {
       const of = children.get(p);
       if (of) of.push(id);
       else children.set(p, [id]);
-      stack.push(p);
     }
-  }
+    return parents;
+  }, tips);
   const incomplete = new Set<ObjectId>();
   const rise = [...grafts].filter((g) => seen.has(g));
   while (rise.length) {
@@ -64,12 +60,13 @@ export async function completeHistory(store: ObjectStore, tips: ObjectId[]): Pro
   return out;
 }
 
-/** Does the history of `tip` stop at a graft here (a shallow store's commit, whose full history a fetch can bring)? */
-export async function reachesGraft(store: ObjectStore, tip: ObjectId): Promise<boolean> {
-  const grafts = await store.shallowCommits();
-  if (grafts.size === 0) return false;
-  for (const id of await commitClosure(storeParents(store), [tip])) if (grafts.has(id)) return true;
-  return false;
+/** The tips held here whose history stops at a graft (a shallow store's), in one walk: a fetch asks for them again. */
+export async function tipsCutShort(store: ObjectStore, tips: ObjectId[]): Promise<Set<ObjectId>> {
+  const cut = new Set<ObjectId>();
+  if ((await store.shallowCommits()).size === 0) return cut;
+  const complete = await completeHistory(store, tips);
+  for (const t of tips) if (!complete.has(t) && (await store.typeOf(t)) !== undefined) cut.add(t);
+  return cut;
 }
 
 /** Is `maybe` reachable from `of` (a fast-forward from maybe to of)? */

@@ -61,11 +61,7 @@ export function withFilter(
 
 const keepOfFilter = new WeakMap<string[], string[][]>();
 
-const isGlobList = (v: unknown): v is string[] =>
-  Array.isArray(v) &&
-  v.length > 0 &&
-  v.length <= MAX_GLOBS &&
-  v.every((g) => typeof g === 'string' && g !== '' && g !== '!'); // a lone '!' excludes nothing: not a glob
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((g) => typeof g === 'string');
 
 export class PromiseRecords {
   private cache: Map<ObjectId, PromiseRecord> | undefined;
@@ -85,9 +81,10 @@ export class PromiseRecords {
     if (!raw) return undefined;
     try {
       const r = JSON.parse(raw.toString('utf8')) as PromiseRecord;
-      const filtersOk = Array.isArray(r.filters) && r.filters.length <= MAX_FILTERS && r.filters.every(isGlobList);
+      const filtersOk = Array.isArray(r.filters) && r.filters.length <= MAX_FILTERS && r.filters.every(isStringList);
       if (r.commit !== commit || typeof r.remote !== 'string' || typeof r.time !== 'number' || !filtersOk)
         throw new Error('fields');
+      for (const f of r.filters) checkFilter(f, `promise record ${commit.slice(0, 12)}`); // the rule a fetch applies
       return { commit, remote: r.remote, time: r.time, filters: r.filters };
     } catch {
       // An unreadable record promises everything: no tensor data of the commit is taken to be here, so verify

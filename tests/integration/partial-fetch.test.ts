@@ -4,6 +4,7 @@
 // same cases run through the real CLI over a folder, a `ckvc serve`, a real sshd and an S3 service.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import type * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -126,6 +127,14 @@ const promised = (s: TestStore) => {
   const dir = path.join(s.store, 'promised');
   return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.endsWith('.json')) : [];
 };
+
+/** A proxy's answer with the upstream status and `body`, typed as the protocol types that endpoint. */
+function relay(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: Buffer): void {
+  res.writeHead(status, {
+    'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
+  });
+  res.end(body);
+}
 
 /** `ckvc cat ...` as bytes (the helpers read stdout as text). */
 function catBytes(s: TestStore, args: string[], env?: Env): Buffer {
@@ -320,10 +329,7 @@ describe('partial fetch: checkout straight from a remote', () => {
         return;
       }
       const up = await pass();
-      res.writeHead(up.status, {
-        'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
-      });
-      res.end(up.body);
+      relay(req, res, up.status, up.body);
     });
     const client = newStore('ckvc-partial-old-');
     client.ok(['remote', 'add', 'old', url]);
@@ -365,10 +371,7 @@ describe('partial fetch: checkout straight from a remote', () => {
         const plan = JSON.parse(up.body.toString('utf8'));
         out = Buffer.from(JSON.stringify({ ...plan, commits: [...plan.commits, stranger] }));
       }
-      res.writeHead(up.status, {
-        'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
-      });
-      res.end(out);
+      relay(req, res, up.status, out);
     });
     const client = newStore('ckvc-partial-plant-');
     client.ok(['remote', 'add', 'planter', url]);
