@@ -1,7 +1,7 @@
 // The Store facade of the Node API. It loads the code of an operation when the operation is first called: every
 // CLI command opens a store, and compiling the commit, checkout, watch, diff and transfer code it does not use
 // was a large part of a short command's start-up (issue 12). Reading history and refs stays loaded; the rest is
-// ./operations.ts.
+// in three groups (./operations-read.ts, ./operations-write.ts, ./operations-transfer.ts) and the watcher.
 import type { DecodedObjects } from '../store/decoded-objects.js';
 import { ObjectStore } from '../store/object-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
@@ -36,7 +36,9 @@ import type { UnpruneResult } from './unprune.js';
 import { deferredWatch } from './watch/deferred-watch.js';
 import type { WatchHandle, WatchOptions } from './watch/watch-types.js';
 
-const operations = () => import('./operations.js');
+const reading = () => import('./operations-read.js');
+const writing = () => import('./operations-write.js');
+const transfer = () => import('./operations-transfer.js');
 
 export class Store {
   constructor(readonly objects: ObjectStore) {}
@@ -46,14 +48,14 @@ export class Store {
   }
 
   async commit(opts: CommitOptions): Promise<CommitResult> {
-    return (await operations()).commit(this.objects, opts);
+    return (await writing()).commit(this.objects, opts);
   }
   /** Every check of a commit and what it would store, writing nothing. */
   async commitDryRun(opts: CommitOptions): Promise<CommitDryRunResult> {
-    return (await operations()).commitDryRun(this.objects, opts);
+    return (await writing()).commitDryRun(this.objects, opts);
   }
   async checkout(opts: CheckoutOptions): Promise<CheckoutResult> {
-    return (await operations()).checkout(this.objects, opts);
+    return (await reading()).checkout(this.objects, opts);
   }
   log(opts?: LogOptions): Promise<CommitInfo[]> {
     return log(this.objects, opts);
@@ -95,7 +97,7 @@ export class Store {
     return reflog(this.objects, name, kind);
   }
   async diff(opts: DiffOptions): Promise<DiffResult> {
-    return (await operations()).diff(this.objects, opts);
+    return (await reading()).diff(this.objects, opts);
   }
   best(opts: BestOptions): Promise<BestResult> {
     return best(this.objects, opts);
@@ -116,71 +118,71 @@ export class Store {
     return deleteAlias(this.objects, name);
   }
   async configShow(rev = 'HEAD'): Promise<ConfigSnapshot> {
-    return (await operations()).configShow(this.objects, rev);
+    return (await reading()).configShow(this.objects, rev);
   }
   async configExtract(rev: string, out: string, force = false) {
-    return (await operations()).configExtract(this.objects, rev, out, force);
+    return (await reading()).configExtract(this.objects, rev, out, force);
   }
   /** A and B are revisions or config files. */
   async configDiff(a: string, b: string): Promise<ConfigDiffResult> {
-    return (await operations()).configDiff(this.objects, a, b);
+    return (await reading()).configDiff(this.objects, a, b);
   }
   async configLabel(hash: string, text: string) {
-    return (await operations()).configLabel(this.objects, hash, text);
+    return (await reading()).configLabel(this.objects, hash, text);
   }
   async prune(opts: PruneOptions): Promise<PruneResult> {
-    return (await operations()).prune(this.objects, opts);
+    return (await writing()).prune(this.objects, opts);
   }
   /** Takes prune records back while gc has not yet deleted the data they released. */
   async unprune(revs: string[]): Promise<UnpruneResult> {
-    return (await operations()).unprune(this.objects, revs);
+    return (await writing()).unprune(this.objects, revs);
   }
   async gc(opts?: GcOptions): Promise<GcReport> {
-    return (await operations()).gc(this.objects, opts);
+    return (await writing()).gc(this.objects, opts);
   }
   async pack(opts: PackOptions): Promise<PackResult> {
-    return (await operations()).packBundle(this.objects, opts);
+    return (await transfer()).packBundle(this.objects, opts);
   }
   async pullBundle(opts: PullBundleOptions) {
-    return (await operations()).pullBundle(this.objects, opts);
+    return (await transfer()).pullBundle(this.objects, opts);
   }
   async ls(rev: string, opts?: { path?: string; tensors?: boolean }) {
-    return (await operations()).ls(this.objects, rev, opts);
+    return (await reading()).ls(this.objects, rev, opts);
   }
   /** Streams `REV:PATH` (or one tensor of it) to `sink`, verified chunk by chunk. */
   async cat(spec: string, sink: (bytes: Uint8Array) => Promise<void>, opts?: { tensor?: string }) {
-    return (await operations()).cat(this.objects, spec, sink, opts);
+    return (await reading()).cat(this.objects, spec, sink, opts);
   }
   async remotes() {
-    return (await operations()).remotes(this.objects).list();
+    return (await transfer()).remotes(this.objects).list();
   }
   async addRemote(name: string, url: string, opts: AddRemoteOptions = {}) {
-    return (await operations()).addRemote(this.objects, name, url, opts);
+    return (await transfer()).addRemote(this.objects, name, url, opts);
   }
   async removeRemote(name: string, opts: { force?: boolean } = {}) {
-    return (await operations()).removeRemote(this.objects, name, opts);
+    return (await transfer()).removeRemote(this.objects, name, opts);
   }
   async push(opts: PushOptions) {
-    return (await operations()).pushToRemote(this.objects, opts);
+    return (await transfer()).pushToRemote(this.objects, opts);
   }
   async fetch(opts: FetchOptions) {
-    return (await operations()).fetchFromRemote(this.objects, opts);
+    return (await transfer()).fetchFromRemote(this.objects, opts);
   }
   async pull(opts: PullRemoteOptions) {
-    return (await operations()).pullFromRemote(this.objects, opts);
+    return (await transfer()).pullFromRemote(this.objects, opts);
   }
   resolve(rev: string): Promise<string> {
     return resolveRevision(this.objects, rev).then((r) => r.id);
   }
   async verify(opts: { readData?: boolean } = {}): Promise<VerifyReport> {
-    return (await operations()).verifyStore(this.objects, opts);
+    return (await reading()).verifyStore(this.objects, opts);
   }
   rebuildIndex(): Promise<{ packs: number; objects: number }> {
     return this.objects.index.rebuild();
   }
   /** Commits each checkpoint written into `opts.dir` once complete, until `stop()` (or `once`); see WatchOptions. */
   watch(opts: WatchOptions): WatchHandle {
-    return deferredWatch(operations().then((m) => m.watch(this.objects, opts)));
+    return deferredWatch(import('./watch/watcher.js').then((m) => m.watch(this.objects, opts)));
   }
   close(): Promise<void> {
     return this.objects.close();
