@@ -24,10 +24,12 @@ import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
 
+// Both read when used, not when the module loads: `ckvc helper-server` runs many commands in one process, each
+// with the environment its request names (spec/HELPER.md).
 /** Packs below this size are merged; bigger ones (real checkpoints, or merges that grew) are left to gc. */
-export const SMALL_PACK_BYTES = Number(process.env.CKVC_SMALL_PACK_BYTES ?? 16 * 1024 * 1024);
+const smallPackBytes = () => Number(process.env.CKVC_SMALL_PACK_BYTES ?? 16 * 1024 * 1024);
 /** More small packs than this after a write trigger a consolidation. */
-export const AUTO_SMALL_PACKS = Number(process.env.CKVC_AUTO_SMALL_PACKS ?? 32);
+const autoSmallPacks = () => Number(process.env.CKVC_AUTO_SMALL_PACKS ?? 32);
 /** Each small pack that stays must be at least this many times the size of all smaller ones together. */
 const GEOMETRIC_FACTOR = 2;
 
@@ -51,12 +53,13 @@ interface SmallPack {
 /** The small packs on disk, smallest first. Stats every pack: the count is bounded by consolidation itself. */
 async function smallPacks(store: ObjectStore): Promise<SmallPack[]> {
   const out: SmallPack[] = [];
+  const limit = smallPackBytes();
   for (const packId of await listPackIds(store.layout)) {
     const st = await fs.stat(store.layout.packFile(packId)).catch((e) => {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // deleted meanwhile
       throw ioError(e, 'stat', store.layout.packFile(packId));
     });
-    if (st && st.size < SMALL_PACK_BYTES) out.push({ packId, size: st.size });
+    if (st && st.size < limit) out.push({ packId, size: st.size });
   }
   return out.sort((a, b) => a.size - b.size || (a.packId < b.packId ? -1 : 1));
 }
@@ -75,14 +78,15 @@ export function geometricPrefix(sizes: number[]): number {
   return cut >= 2 ? cut : 0;
 }
 
-/** Are there more than AUTO_SMALL_PACKS small packs? */
+/** Are there more than CKVC_AUTO_SMALL_PACKS (32) small packs? */
 async function overLimit(store: ObjectStore): Promise<boolean> {
   // A listing alone decides the common case; sizes are only looked at once there are enough packs to matter.
-  if ((await listPackIds(store.layout)).size <= AUTO_SMALL_PACKS) return false;
-  return (await smallPacks(store)).length > AUTO_SMALL_PACKS;
+  const most = autoSmallPacks();
+  if ((await listPackIds(store.layout)).size <= most) return false;
+  return (await smallPacks(store)).length > most;
 }
 
-/** After a write: consolidates if more than AUTO_SMALL_PACKS packs are small; never waits for anybody. */
+/** After a write: consolidates if more than CKVC_AUTO_SMALL_PACKS packs are small; never waits for anybody. */
 export async function consolidateIfNeeded(store: ObjectStore): Promise<ConsolidationReport | undefined> {
   return (await overLimit(store)) ? consolidatePacks(store, { wait: false }) : undefined;
 }
