@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeRun, errorCodes, REPO_ROOT } from '../helpers/ckvc.js';
+import { ckvc, describeRun, errorCodes, REPO_ROOT } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore, readRef, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, snapshotStore } from '../helpers/snapshots.js';
@@ -340,9 +340,22 @@ describe('HEAD of a fresh store', () => {
   it('re-running init is a no-op', () => {
     const s = newStore();
     const before = snapshotStore(s.store);
-    const r = s.run(['init', s.dir]);
+    const r = ckvc(['init', s.dir]);
     expect(r.code, describeRun(r)).toBe(0);
     expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+  });
+
+  it('init with --store is refused (exit 2 CKVC_USAGE) and creates nothing, neither there nor in the current folder', () => {
+    const cwd = tempDir('ckvc-init-cwd-');
+    const target = path.join(tempDir('ckvc-init-store-'), 'proj');
+    for (const args of [['--store', target, 'init'], ['init', '--store', target], ['init', '.', '--store', target]]) {
+      const r = ckvc(args, { cwd });
+      expect(r.code, describeRun(r)).toBe(2);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_USAGE']);
+      expect(r.stderr).toContain(`ckvc init ${target}`);
+      expect(fs.readdirSync(cwd)).toEqual([]);
+      expect(fs.existsSync(target)).toBe(false);
+    }
   });
 });
 

@@ -11,6 +11,14 @@ export function storeCommands(y: CliParser): void {
     'Create a store in DIR/.ckvc (DIR defaults to the current directory)',
     (a) => a.positional('dir', { type: 'string', default: '.' }),
     async (args) => {
+      // --store names an existing store to every other command; init would ignore it and create the store in
+      // the current folder instead, where the user did not ask for one.
+      if (args.store !== undefined)
+        throw new CkvcError(
+          'CKVC_USAGE',
+          `init takes the folder to create the store in as its argument, not --store: run 'ckvc init ${args.store}' (it creates ${args.store}/.ckvc, which --store ${args.store} then finds)`,
+          { option: 'store', values: [args.store] },
+        );
       const r = await (await loadStoreApi()).initStore(args.dir);
       if (args.json) return json(r);
       info(
