@@ -15,6 +15,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Fault injection (spec/FAULTS.md) is honoured only when switched on; every ckvc a test spawns inherits this.
     env: { CKVC_TEST_FAULTS: '1' },
+    setupFiles: ['./tests/child-environment.ts'],
     reporters: ['default', './tests/summary-reporter.ts'],
   },
 });

@@ -21,6 +21,7 @@ export default defineConfig({
       CKVC_SOAK_SCALE: process.env.CKVC_SOAK_SCALE ?? '10',
       CKVC_FUZZ_SCALE: process.env.CKVC_FUZZ_SCALE ?? '10',
     },
+    setupFiles: ['./tests/child-environment.ts'],
     reporters: ['default', './tests/summary-reporter.ts'],
   },
 });
