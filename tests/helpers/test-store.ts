@@ -1,6 +1,8 @@
 // A store made for one test (`ckvc init` in a temp folder) and the ways to run ckvc against it. The runners add
 // --store; each has a blocking form (run, ok, json) and a non-blocking one (runAsync, jsonAsync, start), named
-// apart so a reader can tell which one a test waits on.
+// apart so a reader can tell which one a test waits on. `run`, `runAsync` and `start` start a bin/ckvc process;
+// `ok`, `json`, `jsonAsync` and `check` (commands a test needs done, or a state it checks) go to the worker's
+// helper-server, which answers as the process would (./warm-ckvc.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -8,8 +10,6 @@ import {
   ckvcAsync,
   describeRun,
   expectOk,
-  ok,
-  okJson,
   parseJson,
   type RunOptions,
   type RunResult,
@@ -18,6 +18,7 @@ import {
 } from './ckvc.js';
 import { diffSnapshots, hashTree } from './snapshots.js';
 import { tempDir } from './temp-dirs.js';
+import { ckvcWarm, ckvcWarmSync } from './warm-ckvc.js';
 
 /** A store at `dir/.ckvc`. */
 export class TestStore {
@@ -35,14 +36,22 @@ export class TestStore {
     return ckvc(this.with(args), opts);
   }
 
-  /** Runs a command that must succeed, blocking. */
-  ok(args: string[], opts?: RunOptions): RunResult {
-    return ok(this.with(args), opts);
+  /** Runs a command that must succeed, blocking (in the worker's helper-server: ./warm-ckvc.ts). */
+  ok(args: string[], opts: RunOptions = {}): RunResult {
+    const all = this.with(args);
+    return expectOk(
+      ckvcWarmSync(all, opts, () => ckvc(all, opts)),
+      `ckvc ${all.join(' ')} failed`,
+    );
   }
 
-  /** Runs a --json command that must succeed, blocking, and parses its output. */
-  json<T = any>(args: string[], opts?: RunOptions): T {
-    return okJson<T>(this.with(args), opts);
+  /** Runs a --json command that must succeed, blocking, and parses its output (in the helper-server). */
+  json<T = any>(args: string[], opts: RunOptions = {}): T {
+    const all = this.with([...args, '--json']);
+    return parseJson<T>(
+      ckvcWarmSync(all, opts, () => ckvc(all, opts)),
+      `ckvc ${all.join(' ')}`,
+    );
   }
 
   /** Runs ckvc to completion without blocking. */
@@ -50,9 +59,14 @@ export class TestStore {
     return ckvcAsync(this.with(args), opts);
   }
 
-  /** Runs a --json command that must succeed without blocking, and parses its output. */
+  /** Runs a --json command that must succeed without blocking, and parses its output (in the helper-server). */
   async jsonAsync<T = any>(args: string[], opts?: RunOptions): Promise<T> {
-    return parseJson<T>(await this.runAsync([...args, '--json'], opts), `ckvc ${args.join(' ')}`);
+    return parseJson<T>(await this.check([...args, '--json'], opts), `ckvc ${args.join(' ')}`);
+  }
+
+  /** Runs a check (verify, checkout to compare, ls...) in the worker's helper-server: ./warm-ckvc.ts. */
+  check(args: string[], opts?: RunOptions): Promise<RunResult> {
+    return ckvcWarm(this.with(args), opts);
   }
 
   /** Starts ckvc and returns at once (to kill it, or to talk to it). */
@@ -93,7 +107,7 @@ export class TestStore {
 
   /** `ckvc verify [--read-data] --json`: the result and the parsed report (when there is one). */
   async verify(readData = true): Promise<{ r: RunResult; report: any }> {
-    const r = await this.runAsync(['verify', ...(readData ? ['--read-data'] : []), '--json']);
+    const r = await this.check(['verify', ...(readData ? ['--read-data'] : []), '--json']);
     let report: any;
     try {
       report = JSON.parse(r.stdout);
@@ -152,7 +166,7 @@ export function readRef(store: string, full: string): string | undefined {
 /** Checks out REV into a fresh temp dir and returns what differs from `expected` (path -> sha256); [] when equal. */
 export async function checkoutDiff(s: TestStore, rev: string, expected: Map<string, string>): Promise<string[]> {
   const out = tempDir('ckvc-co-');
-  const r = await s.runAsync(['checkout', rev, '--to', out]);
+  const r = await s.check(['checkout', rev, '--to', out]);
   if (r.code !== 0) return [`checkout ${rev} failed: ${describeRun(r)}`];
   const got = hashTree(out);
   fs.rmSync(out, { recursive: true, force: true });

@@ -79,7 +79,7 @@ export function pruneRecords(
 // Checkouts
 
 /**
- * Checks out `paths` of `rev` (one spawn) and compares every file with `expected` byte for byte: nothing
+ * Checks out `paths` of `rev` (one command) and compares every file with `expected` byte for byte: nothing
  * missing, nothing extra. Returns the differences ([] when equal).
  */
 export async function checkoutPaths(
@@ -91,7 +91,7 @@ export async function checkoutPaths(
 ): Promise<string[]> {
   if (!paths.length) return [];
   const out = tempDir('ckvc-walk-co-');
-  const r = await s.runAsync(['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
+  const r = await s.check(['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p])]);
   if (r.code !== 0) return [`${label}: checkout ${rev.slice(0, 12)} ${paths.join(' ')}: ${describeRun(r)}`];
   const got = readTree(out);
   fs.rmSync(out, { recursive: true, force: true });
@@ -116,7 +116,7 @@ export async function checkoutPaths(
 export async function expectReleased(s: TestStore, rev: string, paths: string[], label: string): Promise<string[]> {
   if (!paths.length) return [];
   const out = tempDir('ckvc-walk-co-');
-  const r = await s.runAsync(['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p]), '--json']);
+  const r = await s.check(['checkout', rev, '--to', out, ...paths.flatMap((p) => ['--path', p]), '--json']);
   const problems: string[] = [];
   const written = [...readTree(out).keys()];
   fs.rmSync(out, { recursive: true, force: true });
@@ -141,7 +141,7 @@ export async function expectReleased(s: TestStore, rev: string, paths: string[],
 
 /** `ls REV --tensors --json`: path -> tensor name -> pruned flag. */
 export async function lsPruned(s: TestStore, rev: string): Promise<Map<string, Map<string, boolean>>> {
-  const r = await s.runAsync(['ls', rev, '--tensors', '--json']);
+  const r = await s.check(['ls', rev, '--tensors', '--json']);
   expectOk(r, `ls ${rev} --tensors`);
   const j = JSON.parse(r.stdout) as { files: { path: string; tensors?: { name: string; pruned?: boolean }[] }[] };
   const out = new Map<string, Map<string, boolean>>();

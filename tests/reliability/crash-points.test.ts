@@ -11,6 +11,8 @@
 // A step the operation never reaches lets it exit 0: counted as "not reached". Besides the table, the 2nd pack
 // write of a 12 MiB commit (packs flush every 4 MiB), the 2nd file of a checkout and the 2nd pack an index
 // rebuild adds are killed (STEP@2).
+// The killed command and its re-run are processes; the checks after them (verify, checkouts, log...) run in the
+// worker's helper-server (tests/helpers/warm-ckvc.ts), which answers as a process would.
 // A summary (tried / killed / not reached per operation) is printed at the end for the README.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -298,7 +300,7 @@ const OPS: Op[] = [
       const v = c.s.ref('refs/heads/old');
       if (v !== undefined && v !== c1) return [`refs/heads/old holds ${v}, expected ${c1} or nothing`];
       // Whether or not the deletion landed, the reflog keeps the way back to the tip.
-      const log = await c.s.runAsync(['reflog', 'old', '--json']);
+      const log = await c.s.check(['reflog', 'old', '--json']);
       if (log.code !== 0) return [`reflog old: ${describeRun(log)}`];
       return (JSON.parse(log.stdout) as { new: string | null }[]).some((e) => e.new === c1)
         ? []
@@ -314,7 +316,7 @@ const OPS: Op[] = [
     inputs: () => [],
     args: () => ['prune', '--keep-last', '2', '-b', 'main', '--json'],
     visible: async (c) => {
-      const r = await c.s.runAsync(['checkout', p1, '--to', path.join(c.scratch, 'pruned')]);
+      const r = await c.s.check(['checkout', p1, '--to', path.join(c.scratch, 'pruned')]);
       return r.code === 19
         ? []
         : [`checkout of the pruned commit: expected exit 19 CKVC_PRUNED, got ${describeRun(r)}`];
@@ -328,7 +330,7 @@ const OPS: Op[] = [
     args: () => ['gc', '--grace', '0', '--json'],
     visible: async (c, r) => {
       const report = JSON.parse(r.stdout);
-      const again = await c.s.runAsync(['gc', '--grace', '0', '--dry-run', '--json']);
+      const again = await c.s.check(['gc', '--grace', '0', '--dry-run', '--json']);
       const left =
         again.code === 0 ? JSON.parse(again.stdout).deadObjects : `gc --dry-run failed: ${describeRun(again)}`;
       return left === 0 && report.packsAfter >= 1 ? [] : [`after gc, dead objects left: ${left}`];
@@ -380,7 +382,7 @@ const OPS: Op[] = [
     inputs: () => [],
     args: () => ['index', 'rebuild', '--json'],
     visible: async (c) => {
-      const r = await c.s.runAsync(['log', 'main', '--json']);
+      const r = await c.s.check(['log', 'main', '--json']);
       return r.code === 0 && JSON.parse(r.stdout).length === 2 ? [] : [`log after index rebuild: ${describeRun(r)}`];
     },
   },
@@ -428,7 +430,7 @@ const BIG = commitOp(
 );
 
 async function tagResolves(s: TestStore): Promise<string[]> {
-  const r = await s.runAsync(['show', 'best', '--json']);
+  const r = await s.check(['show', 'best', '--json']);
   if (r.code !== 0) return [`show best: ${describeRun(r)}`];
   const id = JSON.parse(r.stdout).id;
   return id === c1 ? [] : [`tag best resolves to ${id}, expected ${c1}`];
