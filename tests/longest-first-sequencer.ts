@@ -9,16 +9,16 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 export const LONGEST_FILES = [
   'tests/reliability/crash-points.test.ts',
   'tests/integration/transport-conformance.test.ts',
-  'tests/integration/refs.test.ts',
-  'tests/integration/provenance.test.ts',
-  'tests/integration/concurrency.test.ts',
-  'tests/integration/delta-coding.test.ts',
-  'tests/integration/integrity.test.ts',
-  'tests/integration/s3-remote.test.ts',
   'tests/integration/read-only-store.test.ts',
-  'tests/integration/partial-fetch.test.ts',
-  'tests/integration/ref-batch.test.ts',
+  'tests/reliability/fuzz-store.test.ts',
+  'tests/integration/fetch-resume.test.ts',
+  'tests/integration/curate.test.ts',
+  'tests/reliability/gc-crash.test.ts',
+  'tests/integration/watch.test.ts',
+  'tests/integration/prune-walk.test.ts',
   'tests/reliability/temp-cleanup.test.ts',
+  'tests/integration/partial-fetch.test.ts',
+  'tests/integration/examples.test.ts',
 ];
 
 const rank = (spec: TestSpecification): number => {

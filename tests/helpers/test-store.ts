@@ -1,8 +1,8 @@
 // A store made for one test (`ckvc init` in a temp folder) and the ways to run ckvc against it. The runners add
 // --store; each has a blocking form (run, ok, json) and a non-blocking one (runAsync, jsonAsync, start), named
-// apart so a reader can tell which one a test waits on. `run`, `runAsync` and `start` start a bin/ckvc process;
-// `ok`, `json`, `jsonAsync` and `check` (commands a test needs done, or a state it checks) go to the worker's
-// helper-server, which answers as the process would (./warm-ckvc.ts).
+// apart so a reader can tell which one a test waits on. The blocking ones, `jsonAsync` and `check` go to the
+// worker's helper-server, which answers as a process would (./warm-ckvc.ts); `runAsync` and `start` (commands run
+// side by side, killed or signalled) start a bin/ckvc process, as do runs with CKVC_FAULT or a time limit.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -32,8 +32,11 @@ export class TestStore {
   }
 
   /** Runs ckvc to completion, blocking. */
-  run(args: string[], opts?: RunOptions): RunResult {
-    return ckvc(this.with(args), opts);
+  run(args: string[], opts: RunOptions = {}): RunResult {
+    const all = this.with(args);
+    // A time limit is there to catch a hang, which would stall a shared server: those run as processes.
+    if (opts.timeoutMs !== undefined) return ckvc(all, opts);
+    return ckvcWarmSync(all, opts, () => ckvc(all, opts));
   }
 
   /** Runs a command that must succeed, blocking (in the worker's helper-server: ./warm-ckvc.ts). */
