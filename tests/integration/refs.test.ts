@@ -348,7 +348,11 @@ describe('HEAD of a fresh store', () => {
   it('init with --store is refused (exit 2 CKVC_USAGE) and creates nothing, neither there nor in the current folder', () => {
     const cwd = tempDir('ckvc-init-cwd-');
     const target = path.join(tempDir('ckvc-init-store-'), 'proj');
-    for (const args of [['--store', target, 'init'], ['init', '--store', target], ['init', '.', '--store', target]]) {
+    for (const args of [
+      ['--store', target, 'init'],
+      ['init', '--store', target],
+      ['init', '.', '--store', target],
+    ]) {
       const r = ckvc(args, { cwd });
       expect(r.code, describeRun(r)).toBe(2);
       expect(errorCodes(r.stderr)).toEqual(['CKVC_USAGE']);
