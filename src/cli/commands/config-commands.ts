@@ -14,6 +14,13 @@ export function configCommands(y: CliParser): void {
 }
 
 function configSubcommands(c: CliParser): void {
+  showCommand(c);
+  extractCommand(c);
+  diffCommand(c);
+  labelCommand(c);
+}
+
+function showCommand(c: CliParser): void {
   addCommand(
     c,
     'show [rev]',
@@ -33,6 +40,9 @@ function configSubcommands(c: CliParser): void {
       );
     },
   );
+}
+
+function extractCommand(c: CliParser): void {
   addCommand(
     c,
     'extract <rev>',
@@ -49,6 +59,9 @@ function configSubcommands(c: CliParser): void {
         : info(`wrote ${escaped(r.file)} (${r.bytes} bytes, config hash ${short(r.hash)}) from ${short(r.commit)}`);
     },
   );
+}
+
+function diffCommand(c: CliParser): void {
   addCommand(
     c,
     'diff <a> <b>',
@@ -71,6 +84,9 @@ function configSubcommands(c: CliParser): void {
       }
     },
   );
+}
+
+function labelCommand(c: CliParser): void {
   addCommand(
     c,
     'label <hash> <text>',

@@ -104,6 +104,12 @@ function renderDiff(r: DiffResult, stat: boolean): void {
 }
 
 export function curateCommands(y: CliParser): void {
+  diffCommand(y);
+  bestCommand(y);
+  aliasCommand(y);
+}
+
+function diffCommand(y: CliParser): void {
   addCommand(
     y,
     'diff <a> <b>',
@@ -126,6 +132,9 @@ export function curateCommands(y: CliParser): void {
       renderDiff(r, Boolean(args.stat));
     },
   );
+}
+
+function bestCommand(y: CliParser): void {
   addCommand(
     y,
     'best',
@@ -149,6 +158,9 @@ export function curateCommands(y: CliParser): void {
       );
     },
   );
+}
+
+function aliasCommand(y: CliParser): void {
   addCommand(
     y,
     'alias [name]',

@@ -73,6 +73,13 @@ function header(c: CommitInfo): void {
 }
 
 export function historyCommands(y: CliParser): void {
+  logCommand(y);
+  lsCommand(y);
+  catCommand(y);
+  showCommand(y);
+}
+
+function logCommand(y: CliParser): void {
   addCommand(
     y,
     'log [rev]',
@@ -128,6 +135,9 @@ export function historyCommands(y: CliParser): void {
       });
     },
   );
+}
+
+function lsCommand(y: CliParser): void {
   addCommand(
     y,
     'ls <rev> [path]',
@@ -151,6 +161,9 @@ export function historyCommands(y: CliParser): void {
       }
     },
   );
+}
+
+function catCommand(y: CliParser): void {
   addCommand(
     y,
     'cat <spec>',
@@ -163,6 +176,9 @@ export function historyCommands(y: CliParser): void {
       await withStore(args, (s) => s.cat(args.spec, toStdout, { tensor: args.tensor }));
     },
   );
+}
+
+function showCommand(y: CliParser): void {
   addCommand(
     y,
     'show [rev]',

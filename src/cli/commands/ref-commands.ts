@@ -18,6 +18,13 @@ function listing(tips: RefTip[]): void {
 }
 
 export function refCommands(y: CliParser): void {
+  branchCommand(y);
+  tagCommand(y);
+  switchCommand(y);
+  reflogCommand(y);
+}
+
+function branchCommand(y: CliParser): void {
   addCommand(
     y,
     'branch [name] [start]',
@@ -60,6 +67,9 @@ export function refCommands(y: CliParser): void {
         );
       }),
   );
+}
+
+function tagCommand(y: CliParser): void {
   addCommand(
     y,
     'tag [name] [rev]',
@@ -110,6 +120,9 @@ export function refCommands(y: CliParser): void {
         return args.json ? json(r) : info(`tagged ${short(r.commit)} as ${escaped(r.name)}`);
       }),
   );
+}
+
+function switchCommand(y: CliParser): void {
   addCommand(
     y,
     'switch <name>',
@@ -120,6 +133,9 @@ export function refCommands(y: CliParser): void {
       return args.json ? json(r) : info(`switched to branch ${escaped(r.branch)}`);
     },
   );
+}
+
+function reflogCommand(y: CliParser): void {
   addCommand(
     y,
     'reflog <name>',

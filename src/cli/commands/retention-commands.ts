@@ -90,6 +90,12 @@ function reportGc(r: GcReport): void {
 }
 
 export function retentionCommands(y: CliParser): void {
+  pruneCommand(y);
+  unpruneCommand(y);
+  gcCommand(y);
+}
+
+function pruneCommand(y: CliParser): void {
   addCommand(
     y,
     'prune',
@@ -143,6 +149,9 @@ export function retentionCommands(y: CliParser): void {
       reportPrune(r);
     },
   );
+}
+
+function unpruneCommand(y: CliParser): void {
   addCommand(
     y,
     'unprune <revs..>',
@@ -155,6 +164,9 @@ export function retentionCommands(y: CliParser): void {
       for (const n of r.notPruned) info(`${escaped(n.rev)} (${short(n.id)}) was not pruned; nothing to take back`);
     },
   );
+}
+
+function gcCommand(y: CliParser): void {
   addCommand(
     y,
     'gc',

@@ -23,6 +23,15 @@ function warn(warnings: { code: string; message: string }[]): void {
 }
 
 export function shareCommands(y: CliParser): void {
+  packCommand(y);
+  pullCommand(y);
+  remoteCommand(y);
+  pushCommand(y);
+  fetchCommand(y);
+  serveCommand(y);
+}
+
+function packCommand(y: CliParser): void {
   addCommand(
     y,
     'pack <revs..>',
@@ -55,6 +64,9 @@ export function shareCommands(y: CliParser): void {
       info(`wrote ${escaped(r.file)}: ${counts}, ${bytes(r.bytes)}${needs}${stops}`);
     },
   );
+}
+
+function pullCommand(y: CliParser): void {
   addCommand(
     y,
     'pull <source> [branch]',
@@ -106,6 +118,9 @@ export function shareCommands(y: CliParser): void {
       );
     },
   );
+}
+
+function remoteCommand(y: CliParser): void {
   addCommand(
     y,
     'remote <action> [name] [url]',
@@ -160,6 +175,9 @@ export function shareCommands(y: CliParser): void {
           : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${escaped(r.name)} (${escaped(r.url)})`);
       }),
   );
+}
+
+function pushCommand(y: CliParser): void {
   addCommand(
     y,
     'push <remote> [refs..]',
@@ -192,6 +210,9 @@ export function shareCommands(y: CliParser): void {
       );
     },
   );
+}
+
+function fetchCommand(y: CliParser): void {
   addCommand(
     y,
     'fetch <remote>',
@@ -226,6 +247,9 @@ export function shareCommands(y: CliParser): void {
       if (r.completed) info(`${r.completed} partially fetched commit(s) now complete`);
     },
   );
+}
+
+function serveCommand(y: CliParser): void {
   addCommand(
     y,
     'serve [path]',

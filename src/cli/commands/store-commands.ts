@@ -5,6 +5,14 @@ import { bytes, info, json, metrics, out, short, time } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 
 export function storeCommands(y: CliParser): void {
+  initCommand(y);
+  statusCommand(y);
+  statsCommand(y);
+  verifyCommand(y);
+  indexCommand(y);
+}
+
+function initCommand(y: CliParser): void {
   addCommand(
     y,
     'init [dir]',
@@ -28,6 +36,9 @@ export function storeCommands(y: CliParser): void {
       );
     },
   );
+}
+
+function statusCommand(y: CliParser): void {
   addCommand(
     y,
     'status',
@@ -46,6 +57,9 @@ export function storeCommands(y: CliParser): void {
       out(`${r.branches} branch(es), ${r.tags} tag(s)`);
     },
   );
+}
+
+function statsCommand(y: CliParser): void {
   addCommand(
     y,
     'stats',
@@ -75,6 +89,9 @@ export function storeCommands(y: CliParser): void {
         );
     },
   );
+}
+
+function verifyCommand(y: CliParser): void {
   addCommand(
     y,
     'verify [file]',
@@ -117,6 +134,9 @@ export function storeCommands(y: CliParser): void {
       }
     },
   );
+}
+
+function indexCommand(y: CliParser): void {
   addCommand(
     y,
     'index <action>',
