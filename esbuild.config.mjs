@@ -7,6 +7,7 @@
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { build } from 'esbuild';
 
 /**
@@ -96,13 +97,16 @@ export const decompress = m ? wrap(m.decompress) : pkg.decompress;`,
 
 /**
  * cbor-x's Node entry also loads cbor-extract, a native addon that speeds up decoding long strings: 20-40 ms of
- * every command that reads an object, for strings ckvc's objects keep short. The bundle takes the same decoder
- * without it (the package's own `cbor-x/decode` export, plain JS); decoding gives the same values either way.
+ * every command that reads an object, for strings ckvc's objects keep short. Its `cbor-x/decode` export is no
+ * better under Node (its "node" condition maps it to index.js: encoder, decoder and iterators, four files that
+ * Node resolves, reads and compiles). ckvc only decodes with it, so the bundle takes the decoder's own file,
+ * decode.js (plain JS, no imports), and compiles it with the rest; decoding gives the same values either way.
  */
-const cborWithoutExtract = {
-  name: 'cbor-without-extract',
+const cborDecoderOnly = {
+  name: 'cbor-decoder-only',
   setup(b) {
-    b.onResolve({ filter: /^cbor-x$/ }, () => ({ path: 'cbor-x/decode', external: true }));
+    const dir = path.dirname(createRequire(import.meta.url).resolve('cbor-x/package.json'));
+    b.onResolve({ filter: /^cbor-x$/ }, () => ({ path: path.join(dir, 'decode.js') }));
   },
 };
 
@@ -171,7 +175,6 @@ const result = await build({
   external: [
     '@napi-rs/blake-hash',
     '@mongodb-js/zstd',
-    'cbor-x',
     'cbor-extract',
     // Loaded only to record code provenance during a commit; a CommonJS package best left to Node to load.
     'isomorphic-git',
@@ -186,7 +189,7 @@ const result = await build({
     deferStringWidth,
     directBlakeAddon,
     directZstdAddon,
-    cborWithoutExtract,
+    cborDecoderOnly,
     levelAddonInPlace,
     yargsFindsOurPackage,
   ],
