@@ -109,6 +109,7 @@ export async function log(store: ObjectStore, opts: LogOptions = {}): Promise<Co
     frontier.sort((a, b) => b.time - a.time || (a.id < b.id ? -1 : 1));
     const c = frontier.shift()!;
     out.push(c);
+    if (out.length >= limit) break; // its parents would only be read to be dropped
     const parents = opts.firstParent ? c.parents.slice(0, 1) : c.parents;
     for (const p of parents) {
       if (seen.has(p) || c.shallow?.parents.includes(p)) continue;
