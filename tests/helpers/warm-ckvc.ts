@@ -103,8 +103,12 @@ export async function ckvcWarm(args: string[], opts: RunOptions = {}): Promise<R
   const { port1, port2 } = new MessageChannel();
   const reply = new Promise<Reply>((resolve) => port1.once('message', resolve));
   request(args, opts, port2);
-  const r = result(args, await reply, t0);
-  port1.close();
+  let r: RunResult | undefined;
+  try {
+    r = result(args, await reply, t0);
+  } finally {
+    port1.close();
+  }
   return r ?? ckvcAsync(args, opts);
 }
 
@@ -115,8 +119,10 @@ export function ckvcWarmSync(args: string[], opts: RunOptions, fallback: () => R
   const flag = new Int32Array(new SharedArrayBuffer(4));
   request(args, opts, port2, flag);
   const limit = opts.timeoutMs === 0 ? undefined : (opts.timeoutMs ?? 120_000);
-  if (Atomics.wait(flag, 0, 0, limit) === 'timed-out')
+  if (Atomics.wait(flag, 0, 0, limit) === 'timed-out') {
+    port1.close();
     throw new Error(`ckvc ${args.join(' ')} in the helper-server: no reply after ${limit} ms`);
+  }
   const reply = receiveMessageOnPort(port1)?.message as Reply;
   port1.close();
   return result(args, reply, t0) ?? fallback();
