@@ -2,6 +2,7 @@
 // index that needs rebuilding. Read commands use index-view.ts instead, which writes nothing.
 import type { Level } from 'level';
 import {
+  branchSummaryKey,
   decodeLocation,
   encodeLocation,
   indexKey as key,
@@ -79,6 +80,14 @@ export class LevelSession implements IndexSession {
 
   async commitBody(id: ObjectId): Promise<Buffer | undefined> {
     return (await this.db.get(key(K_COMMIT, id))) ?? undefined;
+  }
+
+  async branchSummary(branch: string): Promise<Buffer | undefined> {
+    return (await this.db.get(branchSummaryKey(branch))) ?? undefined;
+  }
+
+  async putBranchSummary(branch: string, entry: Uint8Array): Promise<void> {
+    await this.db.put(branchSummaryKey(branch), Buffer.from(entry));
   }
 
   async indexedPacks(): Promise<Set<string>> {

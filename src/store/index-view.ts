@@ -5,6 +5,7 @@
 import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import {
   decodeLocation,
+  branchSummaryKey,
   indexKey,
   K_COMMIT,
   K_OBJECT,
@@ -82,6 +83,10 @@ export class IndexReadView {
     return this.snapshot?.get(indexKey(K_COMMIT, id));
   }
 
+  async branchSummary(branch: string): Promise<Buffer | undefined> {
+    return this.snapshot?.get(branchSummaryKey(branch));
+  }
+
   async indexedPacks(): Promise<Set<string>> {
     return new Set([...(await this.packsInSnapshot()), ...this.overlayPacks]);
   }
@@ -144,6 +149,12 @@ export class ViewSession implements IndexSession {
   }
   commitBody(id: ObjectId) {
     return this.view.commitBody(id);
+  }
+  branchSummary(branch: string) {
+    return this.view.branchSummary(branch);
+  }
+  putBranchSummary(branch: string, entry: Uint8Array): Promise<void> {
+    return this.write((s) => s.putBranchSummary(branch, entry));
   }
   indexedPacks() {
     return this.view.indexedPacks();

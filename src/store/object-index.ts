@@ -37,6 +37,9 @@ export type { IndexTotals } from './index-totals.js';
 export interface IndexSession {
   locate(ids: ObjectId[]): Promise<(ObjectLocation | undefined)[]>;
   commitBody(id: ObjectId): Promise<Buffer | undefined>;
+  /** The branch's metric summary entry as stored (core/store-format/branch-summary.ts decodes it). */
+  branchSummary(branch: string): Promise<Buffer | undefined>;
+  putBranchSummary(branch: string, entry: Uint8Array): Promise<void>;
   /** Packs whose every object is indexed. */
   indexedPacks(): Promise<Set<string>>;
   /** Objects of the given types whose hex ID starts with `prefix`, at most `limit`. */

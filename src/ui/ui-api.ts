@@ -2,7 +2,8 @@
 // stats, show, ls, refs), so the page reports exactly what the commands do. Read-only; lists that grow with
 // the history are paginated.
 import type { Store } from '../api/index.js';
-import { branchCommits, pickBest } from '../api/best.js';
+import { branchCommits, foldCommits } from '../api/best.js';
+import { emptySummary, pickFromSummary } from '../core/store-format/branch-summary.js';
 import { CkvcError } from '../core/errors.js';
 import { drawGraph } from '../core/history-graph.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
@@ -115,10 +116,6 @@ interface Series {
   best: Record<string, { id: ObjectId; value: number }>;
 }
 
-async function* each<T>(items: T[]): AsyncGenerator<T> {
-  yield* items;
-}
-
 /** Each branch's own commits (the walk `best` makes) carrying any of `keys`, and its best per key. */
 async function branchSeries(s: Store, branch: string, keys: string[], read: (id: ObjectId) => Promise<CommitObject>) {
   const walked: { id: ObjectId; commit: CommitObject }[] = [];
@@ -139,9 +136,12 @@ async function branchSeries(s: Store, branch: string, keys: string[], read: (id:
     series.times.push(commit.time);
     for (const k of keys) series.values[k]!.push(commit.metrics?.[k] ?? null);
   }
-  for (const k of keys) {
-    const top = await pickBest(each(walked), k, defaultMetricMode(k));
-    if (top) series.best[k] = { id: top.id, value: top.value };
+  if (walked.length) {
+    const summary = foldCommits(emptySummary(walked[0]!.id), walked);
+    for (const k of keys) {
+      const top = pickFromSummary(summary, k, defaultMetricMode(k));
+      if (top) series.best[k] = { id: top.id, value: top.value };
+    }
   }
   return series;
 }

@@ -146,6 +146,17 @@ describe('a store filled from a shallow bundle', () => {
     const U = newStore('ckvc-shallow-best-');
     U.ok(['pull', depth2, '--update-refs']);
     expect(U.ok(['best', '--metric', 'loss', '--max', '-b', 'main']).stdout.trim()).toBe(commits[3]);
+    // A commit on the shallow branch stores no metric summary (FORMAT.md §8): once the history below the graft
+    // arrives, best sees it.
+    const ckpt = tempDir('ckvc-shallow-best-ckpt-');
+    fs.writeFileSync(path.join(ckpt, 'w.bin'), randomBytes(7, 1000));
+    U.ok(['commit', ckpt, '-b', 'main', '-m', 'on top', '--metric', 'loss=0.01']);
+    expect(U.ok(['best', '--metric', 'loss', '--max', '-b', 'main']).stdout.trim()).toBe(commits[3]);
+    U.ok(['pull', full]);
+    expect(grafts(U)).toEqual([]);
+    expect(
+      U.json<{ id: string; candidates: number }>(['best', '--metric', 'loss', '--max', '-b', 'main']),
+    ).toMatchObject({ id: commits[0], candidates: 6 });
     const r = T.run(['show', 'bundle/main~2']);
     expect(r.code, describeRun(r)).toBe(14);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_UNKNOWN_REVISION']);

@@ -7,6 +7,7 @@ export const INDEX_VERSION = 1;
 export const K_OBJECT = 0x6f; // 'o' + id -> location
 export const K_PACK = 0x70; // 'p' + pack id -> object count
 export const K_COMMIT = 0x63; // 'c' + id -> commit body
+export const K_BRANCH_SUMMARY = 0x62; // 'b' + branch name (UTF-8) -> branch summary (branch-summary.ts)
 export const META_VERSION = Buffer.from('m:version');
 
 export function indexKey(kind: number, hex: string): Buffer {
@@ -14,6 +15,10 @@ export function indexKey(kind: number, hex: string): Buffer {
   b[0] = kind;
   b.write(hex, 1, 'hex');
   return b;
+}
+
+export function branchSummaryKey(branch: string): Buffer {
+  return Buffer.concat([Buffer.from([K_BRANCH_SUMMARY]), Buffer.from(branch, 'utf8')]);
 }
 
 /** The bounds of every key of one kind, for range reads. */
