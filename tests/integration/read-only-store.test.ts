@@ -64,6 +64,11 @@ function asNobody(args: string[], cwd: string): RunResult {
     maxBuffer: 64 << 20,
   });
   if (r.error) throw r.error;
+  if (r.status !== 0 && r.stderr.includes(`Cannot find module '${BIN}'`))
+    throw new Error(
+      `the user nobody cannot read ${BIN}: a folder above this clone is closed to other users (mktemp -d makes ` +
+        '0700); clone where others may read, or chmod o+rx that folder',
+    );
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
 }
 
