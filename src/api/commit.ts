@@ -20,7 +20,7 @@ import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { advanceAliases } from './aliases.js';
-import { recordBranchSummary } from './best.js';
+import { recordBranchSummary } from './branch-summary.js';
 import { readConfigFile } from './config-file.js';
 import { readMetricsFile } from './metrics-file.js';
 import { defaultAuthor } from './author.js';
@@ -200,7 +200,7 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
     const aliases = await advanceAliases(store, branch, id, metrics);
     warnings.push(...aliases.warnings);
     // A cache for 'best' (FORMAT.md §8): without it 'best' walks the branch, so a failure costs only time.
-    await recordBranchSummary(store, branch).catch((e) => {
+    await recordBranchSummary(store, branch, id).catch((e) => {
       warnings.push(`could not update the index's metric summary of '${branch}' (${(e as Error).message})`);
     });
     return {

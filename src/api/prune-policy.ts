@@ -3,7 +3,7 @@
 import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { branchCommits } from './best.js';
+import { branchCommits } from './branch-commits.js';
 
 export interface KeepPolicy {
   keepLast?: number;

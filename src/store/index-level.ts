@@ -3,6 +3,7 @@
 import type { Level } from 'level';
 import {
   branchSummaryKey,
+  branchSummaryRange,
   decodeLocation,
   encodeLocation,
   indexKey as key,
@@ -82,12 +83,22 @@ export class LevelSession implements IndexSession {
     return (await this.db.get(key(K_COMMIT, id))) ?? undefined;
   }
 
-  async branchSummary(branch: string): Promise<Buffer | undefined> {
+  async summaryTip(branch: string): Promise<Buffer | undefined> {
     return (await this.db.get(branchSummaryKey(branch))) ?? undefined;
   }
 
-  async putBranchSummary(branch: string, entry: Uint8Array): Promise<void> {
-    await this.db.put(branchSummaryKey(branch), Buffer.from(entry));
+  async summaryMetrics(branch: string, metrics: string[]): Promise<(Buffer | undefined)[]> {
+    if (!metrics.length) return [];
+    const vals = await this.db.getMany(metrics.map((m) => branchSummaryKey(branch, m)));
+    return vals.map((v) => v ?? undefined);
+  }
+
+  async writeSummary(branch: string, tip: Uint8Array, metrics: Map<string, Uint8Array>, clear: boolean) {
+    const batch = this.db.batch();
+    if (clear) for await (const k of this.db.keys(branchSummaryRange(branch))) batch.del(k);
+    for (const [m, v] of metrics) batch.put(branchSummaryKey(branch, m), Buffer.from(v));
+    batch.put(branchSummaryKey(branch), Buffer.from(tip));
+    await batch.write();
   }
 
   async indexedPacks(): Promise<Set<string>> {

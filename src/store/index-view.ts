@@ -83,8 +83,12 @@ export class IndexReadView {
     return this.snapshot?.get(indexKey(K_COMMIT, id));
   }
 
-  async branchSummary(branch: string): Promise<Buffer | undefined> {
+  async summaryTip(branch: string): Promise<Buffer | undefined> {
     return this.snapshot?.get(branchSummaryKey(branch));
+  }
+
+  async summaryMetrics(branch: string, metrics: string[]): Promise<(Buffer | undefined)[]> {
+    return Promise.all(metrics.map(async (m) => this.snapshot?.get(branchSummaryKey(branch, m))));
   }
 
   async indexedPacks(): Promise<Set<string>> {
@@ -150,11 +154,14 @@ export class ViewSession implements IndexSession {
   commitBody(id: ObjectId) {
     return this.view.commitBody(id);
   }
-  branchSummary(branch: string) {
-    return this.view.branchSummary(branch);
+  summaryTip(branch: string) {
+    return this.view.summaryTip(branch);
   }
-  putBranchSummary(branch: string, entry: Uint8Array): Promise<void> {
-    return this.write((s) => s.putBranchSummary(branch, entry));
+  summaryMetrics(branch: string, metrics: string[]) {
+    return this.view.summaryMetrics(branch, metrics);
+  }
+  writeSummary(branch: string, tip: Uint8Array, metrics: Map<string, Uint8Array>, clear: boolean): Promise<void> {
+    return this.write((s) => s.writeSummary(branch, tip, metrics, clear));
   }
   indexedPacks() {
     return this.view.indexedPacks();

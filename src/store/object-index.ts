@@ -37,9 +37,11 @@ export type { IndexTotals } from './index-totals.js';
 export interface IndexSession {
   locate(ids: ObjectId[]): Promise<(ObjectLocation | undefined)[]>;
   commitBody(id: ObjectId): Promise<Buffer | undefined>;
-  /** The branch's metric summary entry as stored (core/store-format/branch-summary.ts decodes it). */
-  branchSummary(branch: string): Promise<Buffer | undefined>;
-  putBranchSummary(branch: string, entry: Uint8Array): Promise<void>;
+  /** A branch's metric summary entries as stored (core/store-format/branch-summary.ts decodes them). */
+  summaryTip(branch: string): Promise<Buffer | undefined>;
+  summaryMetrics(branch: string, metrics: string[]): Promise<(Buffer | undefined)[]>;
+  /** Stores the tip entry and the given metrics' entries at once; `clear` drops the branch's other entries. */
+  writeSummary(branch: string, tip: Uint8Array, metrics: Map<string, Uint8Array>, clear: boolean): Promise<void>;
   /** Packs whose every object is indexed. */
   indexedPacks(): Promise<Set<string>>;
   /** Objects of the given types whose hex ID starts with `prefix`, at most `limit`. */

@@ -2,8 +2,8 @@
 // stats, show, ls, refs), so the page reports exactly what the commands do. Read-only; lists that grow with
 // the history are paginated.
 import type { Store } from '../api/index.js';
-import { branchCommits, foldCommits } from '../api/best.js';
-import { emptySummary, pickFromSummary } from '../core/store-format/branch-summary.js';
+import { branchCommits } from '../api/branch-commits.js';
+import { addCommits, pickExtreme } from '../core/store-format/branch-summary.js';
 import { CkvcError } from '../core/errors.js';
 import { drawGraph } from '../core/history-graph.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
@@ -136,12 +136,13 @@ async function branchSeries(s: Store, branch: string, keys: string[], read: (id:
     series.times.push(commit.time);
     for (const k of keys) series.values[k]!.push(commit.metrics?.[k] ?? null);
   }
-  if (walked.length) {
-    const summary = foldCommits(emptySummary(walked[0]!.id), walked);
-    for (const k of keys) {
-      const top = pickFromSummary(summary, k, defaultMetricMode(k));
-      if (top) series.best[k] = { id: top.id, value: top.value };
-    }
+  const extremes = addCommits(
+    new Map(),
+    [...walked].reverse().map((c) => ({ id: c.id, metrics: c.commit.metrics })),
+  );
+  for (const k of keys) {
+    const top = pickExtreme(extremes.get(k), defaultMetricMode(k));
+    if (top) series.best[k] = { id: top.id, value: top.value };
   }
   return series;
 }

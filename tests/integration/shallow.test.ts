@@ -146,8 +146,8 @@ describe('a store filled from a shallow bundle', () => {
     const U = newStore('ckvc-shallow-best-');
     U.ok(['pull', depth2, '--update-refs']);
     expect(U.ok(['best', '--metric', 'loss', '--max', '-b', 'main']).stdout.trim()).toBe(commits[3]);
-    // A commit on the shallow branch stores no metric summary (FORMAT.md §8): once the history below the graft
-    // arrives, best sees it.
+    // The metric summary a commit on the shallow branch stores holds only while the graft stops the walk
+    // (FORMAT.md §8): once the history below it arrives, best sees that history.
     const ckpt = tempDir('ckvc-shallow-best-ckpt-');
     fs.writeFileSync(path.join(ckpt, 'w.bin'), randomBytes(7, 1000));
     U.ok(['commit', ckpt, '-b', 'main', '-m', 'on top', '--metric', 'loss=0.01']);

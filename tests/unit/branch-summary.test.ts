@@ -3,47 +3,61 @@
 import { describe, expect, it } from 'vitest';
 import { isBetter, type MetricMode } from '../../src/core/metric-mode.js';
 import {
-  addCommit,
-  type BranchSummary,
-  decodeBranchSummary,
-  emptySummary,
-  encodeBranchSummary,
-  pickFromSummary,
+  addCommits,
+  decodeMetricExtremes,
+  decodeSummaryTip,
+  encodeMetricExtremes,
+  encodeSummaryTip,
+  type MetricExtremes,
+  pickExtreme,
 } from '../../src/core/store-format/branch-summary.js';
+import { branchSummaryKey } from '../../src/core/store-format/index-keys.js';
 import { hex, loadVector, unhex } from './vectors.js';
 
 type Fields = [number, number, string, number, string];
 const v = loadVector('branch-summary.json');
 const num = (x: number | string) => (typeof x === 'number' ? x : Number(x));
-const fieldsOf = (s: BranchSummary) =>
-  Object.fromEntries([...s.metrics].map(([k, m]) => [k, [m.count, m.min.value, m.min.id, m.max.value, m.max.id]]));
+const fieldsOf = (m: MetricExtremes): Fields => [m.count, m.min.value, m.min.id, m.max.value, m.max.id];
 
 describe('branch summary entries', () => {
-  it.each(v.entries as { hex: string; tip: string; metrics: Record<string, Fields> }[])(
-    'decodes and re-encodes %#',
+  it.each(v.keys as { branch: string; metric?: string; key: string }[])('key of $branch $metric', (k) => {
+    expect(hex(branchSummaryKey(k.branch, k.metric))).toBe(k.key);
+  });
+
+  it.each(v.tips as { hex: string; tip: string; graft?: string }[])('tip entry %#', (e) => {
+    const t = decodeSummaryTip(unhex(e.hex));
+    expect(t).toEqual({ tip: e.tip, ...(e.graft ? { graft: e.graft } : {}) });
+    expect(hex(encodeSummaryTip(t!))).toBe(e.hex);
+  });
+
+  it.each(v.metrics as { hex: string; entry: Fields }[])('metric entry %#', (e) => {
+    const m = decodeMetricExtremes(unhex(e.hex));
+    expect(fieldsOf(m!)).toEqual(e.entry);
+    expect(hex(encodeMetricExtremes(m!))).toBe(e.hex);
+  });
+
+  it.each(v.damaged as { kind: string; why: string; hex: string }[])(
+    'reads a damaged $kind entry as none: $why',
     (e) => {
-      const s = decodeBranchSummary(unhex(e.hex));
-      expect(s?.tip).toBe(e.tip);
-      expect(fieldsOf(s!)).toEqual(e.metrics);
-      expect(hex(encodeBranchSummary(s!))).toBe(e.hex);
+      const decode = e.kind === 'tip' ? decodeSummaryTip : decodeMetricExtremes;
+      expect(decode(unhex(e.hex))).toBeUndefined();
     },
   );
-
-  it.each(v.damaged as { why: string; hex: string }[])('reads a damaged entry as none: $why', (e) => {
-    expect(decodeBranchSummary(unhex(e.hex))).toBeUndefined();
-  });
 });
 
 describe('folding commits', () => {
-  it.each(v.folds as { commits: { id: string; metrics: Record<string, number | string> }[]; tip: string }[])(
-    'gives the vector summary %#',
+  it.each(v.folds as { commits: { id: string; metrics: Record<string, number | string> }[] }[])(
+    'gives the vector entries %#',
     (f) => {
-      let s = emptySummary(f.commits[0]!.id);
-      for (const c of f.commits)
-        s = addCommit(s, c.id, Object.fromEntries(Object.entries(c.metrics).map(([k, x]) => [k, num(x)])));
-      expect(s.tip).toBe(f.tip);
-      expect(fieldsOf(s)).toEqual((f as unknown as { metrics: unknown }).metrics);
-      expect(decodeBranchSummary(encodeBranchSummary(s))).toEqual(s);
+      const got = addCommits(
+        new Map(),
+        f.commits.map((c) => ({
+          id: c.id,
+          metrics: Object.fromEntries(Object.entries(c.metrics).map(([k, x]) => [k, num(x)])),
+        })),
+      );
+      const want = (f as unknown as { metrics: Record<string, Fields> }).metrics;
+      expect(Object.fromEntries([...got].map(([k, m]) => [k, fieldsOf(m)]))).toEqual(want);
     },
   );
 
@@ -60,7 +74,7 @@ describe('folding commits', () => {
     return top && { ...top, candidates };
   };
 
-  it('picks what walking the branch picks, on 2,000 seeded histories, split into an entry and a walk anywhere', () => {
+  it('picks what walking the branch picks, on 2,000 seeded histories, split into stored entries and a walk anywhere', () => {
     let seed = 17;
     const rand = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -74,19 +88,21 @@ describe('folding commits', () => {
           if (rand() < 0.6) metrics[k] = values[Math.floor(rand() * values.length)]!;
         return { id: `${h.toString(16).padStart(8, '0')}${i.toString(16).padStart(56, '0')}`, metrics };
       });
-      // The entry covers the first `cut` commits (stored, read back); the rest are folded on top, as best does.
+      // The entries cover the first `cut` commits (stored, read back); the rest are folded on top, as best does.
       const cut = Math.floor(rand() * (commits.length + 1));
-      let s = emptySummary(commits[0]!.id);
-      for (const c of commits.slice(0, cut)) s = addCommit(s, c.id, c.metrics);
-      s = decodeBranchSummary(encodeBranchSummary(s))!;
-      for (const c of commits.slice(cut)) s = addCommit(s, c.id, c.metrics);
+      const stored = new Map(
+        [...addCommits(new Map(), commits.slice(0, cut))].map(([k, m]) => [
+          k,
+          decodeMetricExtremes(encodeMetricExtremes(m))!,
+        ]),
+      );
+      const all = addCommits(stored, commits.slice(cut));
       for (const metric of ['loss', 'acc', 'eval/score', 'absent'])
         for (const mode of ['min', 'max'] as const) {
           const want = pickByWalk(commits, metric, mode);
-          const got = pickFromSummary(s, metric, mode);
-          expect(got && { ...got, value: got.value === 0 ? 0 : got.value }).toEqual(
-            want && { ...want, value: want.value === 0 ? 0 : want.value },
-          );
+          const got = pickExtreme(all.get(metric), mode);
+          // -0 is stored as 0 (canonical CBOR): equal for every comparison best makes.
+          expect(got && { ...got, value: got.value + 0 }).toEqual(want && { ...want, value: want.value + 0 });
         }
     }
   });

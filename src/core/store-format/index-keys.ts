@@ -7,7 +7,7 @@ export const INDEX_VERSION = 1;
 export const K_OBJECT = 0x6f; // 'o' + id -> location
 export const K_PACK = 0x70; // 'p' + pack id -> object count
 export const K_COMMIT = 0x63; // 'c' + id -> commit body
-export const K_BRANCH_SUMMARY = 0x62; // 'b' + branch name (UTF-8) -> branch summary (branch-summary.ts)
+export const K_BRANCH_SUMMARY = 0x62; // 'b' + branch name (UTF-8) + 0x00 [+ metric] -> branch-summary.ts
 export const META_VERSION = Buffer.from('m:version');
 
 export function indexKey(kind: number, hex: string): Buffer {
@@ -17,8 +17,25 @@ export function indexKey(kind: number, hex: string): Buffer {
   return b;
 }
 
-export function branchSummaryKey(branch: string): Buffer {
-  return Buffer.concat([Buffer.from([K_BRANCH_SUMMARY]), Buffer.from(branch, 'utf8')]);
+/**
+ * A branch's metric summary keys: 'b' + name + 0x00 holds the tip its entries are true for, 'b' + name + 0x00 +
+ * metric each metric's entry. Ref names hold no NUL, so one branch's keys never run into another's ("a" vs "ab").
+ */
+export function branchSummaryKey(branch: string, metric = ''): Buffer {
+  return Buffer.concat([
+    Buffer.from([K_BRANCH_SUMMARY]),
+    Buffer.from(branch, 'utf8'),
+    Buffer.from([0]),
+    Buffer.from(metric, 'utf8'),
+  ]);
+}
+
+/** Every key of one branch's summary. */
+export function branchSummaryRange(branch: string): { gte: Buffer; lt: Buffer } {
+  const gte = branchSummaryKey(branch);
+  const lt = Buffer.from(gte);
+  lt[lt.length - 1] = 1;
+  return { gte, lt };
 }
 
 /** The bounds of every key of one kind, for range reads. */
