@@ -15,6 +15,7 @@ import {
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { REF_PREFIX } from '../store/ref-store.js';
 import { branchTip, commitsMadeOn } from './branch-commits.js';
 
 type Walked = { id: ObjectId; commit: CommitObject }[];
@@ -46,6 +47,8 @@ async function walkSince(
 async function stillStopsAt(store: ObjectStore, graft: ObjectId | undefined): Promise<boolean> {
   if (!graft) return true;
   if (!(await store.shallowCommits()).has(graft)) return false;
+  // A graft still listed may be gone from the store (its branch deleted, then gc): then nothing stops there.
+  if ((await store.typeOf(graft)) !== 'commit') return false;
   const first = (await store.readCommit(graft)).parents[0];
   return first !== undefined && (await store.parentsHeld(graft, [first])).length === 0;
 }
@@ -96,11 +99,15 @@ export async function bestByMetric(
  * ckvc), the commits since the entries' tip, or the whole branch once.
  */
 export async function recordBranchSummary(store: ObjectStore, branch: string, tip: ObjectId): Promise<void> {
+  // The branch has moved on (a concurrent committer landed on top): the newer tip's committer brings the entries
+  // to it; recording this older tip over theirs would walk the whole branch.
+  if ((await store.refs.read(REF_PREFIX.branch + branch)) !== tip) return;
   for (const trustEntry of [true, false]) {
     const tipBytes = await store.index.session((s) => s.summaryTip(branch));
     const entry = trustEntry && tipBytes ? decodeSummaryTip(tipBytes) : undefined;
     const { since, met, graft } = await walkSince(store, branch, tip, entry);
-    const names = [...new Set(since.flatMap((c) => Object.keys(c.commit.metrics)))];
+    // A metric named "" (which only another implementation could record) would have the tip entry's key.
+    const names = [...new Set(since.flatMap((c) => Object.keys(c.commit.metrics)))].filter((n) => n !== '');
     const done = await store.index.session(async (s) => {
       // Another committer moved the entries meanwhile: theirs are true for their tip; leave them.
       const now = await s.summaryTip(branch);

@@ -51,6 +51,7 @@ async function commitMany(store: TestStore, branch: string, n: number, tag: stri
       if (rand() < 0.85) metrics.loss = VALUES[Math.floor(rand() * VALUES.length)]!;
       if (rand() < 0.5) metrics.acc = VALUES[Math.floor(rand() * VALUES.length)]!;
       const r = await api.commit({ paths: [src], branch, message: `${tag} ${i}`, metrics, cwd: src });
+      expect(r.warnings ?? []).toEqual([]);
       made.push({ id: r.id, metrics });
     }
   } finally {
@@ -228,6 +229,45 @@ describe('best from branch metric summaries', () => {
     expect(await expectBestEverywhere(s, [main.at(-1)!, ...made])).toBeLessThanOrEqual(3);
     s.ok(['pull', full]);
     expect(await expectBestEverywhere(s, [...main, ...made])).toBeGreaterThan(100);
+  });
+
+  it('a shallow branch deleted, its graft gone with gc, and the name used again: best and commit work', async () => {
+    const work = tempDir('ckvc-best-gc-graft-');
+    const shallow = path.join(work, 'd2.ckvb');
+    base.ok(['pack', 'main', '-o', shallow, '--depth', '2']);
+    const s = newStore('ckvc-best-gc-graft-store-');
+    s.ok(['pull', shallow, '--update-refs']);
+    await commitMany(s, 'main', 1, 'shallow-top');
+    await commitMany(s, 'other', 1, 'other');
+    s.ok(['switch', 'other']);
+    s.ok(['branch', '-d', 'main']);
+    s.ok(['gc', '--grace', '0', '--expire-reflog', '0']);
+    s.ok(['branch', 'main', 'other']);
+    const again = await commitMany(s, 'main', 2, 'main-again');
+    await expectBestEverywhere(s, again);
+  });
+
+  it('a commit whose branch has already moved on leaves the newer entries alone', async () => {
+    const s = copyStore(base);
+    const [older] = await commitMany(s, 'main', 1, 'older');
+    const newer = await commitMany(s, 'main', 2, 'newer');
+    const { openStore } = await dist('api/index.js');
+    const { recordBranchSummary } = await dist('api/branch-summary.js');
+    const api = await openStore(s.store);
+    let reads = 0;
+    const read = api.objects.readCommit.bind(api.objects);
+    api.objects.readCommit = (id: string) => {
+      reads++;
+      return read(id);
+    };
+    try {
+      // What a concurrent committer that landed `older` does when it records after the others.
+      await recordBranchSummary(api.objects, 'main', older!.id);
+    } finally {
+      await api.close();
+    }
+    expect(reads).toBe(0);
+    expect(await expectBestEverywhere(s, [...main, older!, ...newer])).toBeLessThanOrEqual(2);
   });
 
   it('a branch started elsewhere counts only its own commits', async () => {
