@@ -13,6 +13,8 @@ import { copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 afterAll(cleanupTemp);
 
 type Made = { id: string; metrics: Record<string, number> };
+type Picked = { id: string; value: number; candidates: number };
+type Committed = { id: string; warnings?: string[] };
 type SummaryWriter = {
   writeSummary: (branch: string, tip: Uint8Array, metrics: Map<string, Uint8Array>, clear: boolean) => Promise<void>;
 };
@@ -60,21 +62,35 @@ async function commitMany(store: TestStore, branch: string, n: number, tag: stri
   return made;
 }
 
+/** Counts the commits `fn` reads through the store's readCommit (in this process). */
+async function commitReads<T>(
+  objects: { readCommit: (id: string) => Promise<unknown> },
+  fn: () => Promise<T>,
+): Promise<{ result: T; reads: number }> {
+  let reads = 0;
+  const read = objects.readCommit;
+  objects.readCommit = (id: string) => {
+    reads++;
+    return read.call(objects, id);
+  };
+  try {
+    return { result: await fn(), reads };
+  } finally {
+    objects.readCommit = read;
+  }
+}
+
 /** `best` in a fresh process-level open of the store, counting the commits it reads. */
 async function bestCounted(store: TestStore, metric: string, mode: 'min' | 'max', branch = 'main') {
   const { openStore } = await dist('api/index.js');
   const api = await openStore(store.store);
-  let reads = 0;
-  const read = api.objects.readCommit.bind(api.objects);
-  api.objects.readCommit = (id: string) => {
-    reads++;
-    return read(id);
-  };
   try {
-    const r = await api.best({ metric, mode, branch }).catch((e: { code?: string }) => {
-      if (e.code === 'CKVC_NO_METRIC') return undefined;
-      throw e;
-    });
+    const { result: r, reads } = await commitReads<Picked | undefined>(api.objects, () =>
+      api.best({ metric, mode, branch }).catch((e: { code?: string }) => {
+        if (e.code === 'CKVC_NO_METRIC') return undefined;
+        throw e;
+      }),
+    );
     return { best: r && { id: r.id, value: r.value, candidates: r.candidates }, reads };
   } finally {
     await api.close();
@@ -174,14 +190,9 @@ describe('best from branch metric summaries', () => {
         // The first 20 commits record 300 names each (6,000 on the branch), the rest only loss.
         const metrics: Record<string, number> = { loss: 1 / (i + 2) };
         if (i < 20) for (let k = 0; k < 300; k++) metrics[`grad_norm/layer.${i}.${k}`] = k;
-        let n = 0;
-        const read = api.objects.readCommit.bind(api.objects);
-        api.objects.readCommit = (id: string) => {
-          n++;
-          return read(id);
-        };
-        const r = await api.commit({ paths: [src], branch: 'main', message: `wide ${i}`, metrics, cwd: src });
-        api.objects.readCommit = read;
+        const { result: r, reads: n } = await commitReads<Committed>(api.objects, () =>
+          api.commit({ paths: [src], branch: 'main', message: `wide ${i}`, metrics, cwd: src }),
+        );
         expect(r.warnings ?? []).toEqual([]);
         made.push({ id: r.id, metrics });
         reads.push(n);
@@ -210,15 +221,10 @@ describe('best from branch metric summaries', () => {
     try {
       for (let i = 0; i < 25; i++) {
         fs.writeFileSync(path.join(src, 'w.bin'), `shallow ${i}`);
-        let n = 0;
-        const read = api.objects.readCommit.bind(api.objects);
-        api.objects.readCommit = (id: string) => {
-          n++;
-          return read(id);
-        };
         const metrics = { loss: 10 + i };
-        const r = await api.commit({ paths: [src], branch: 'main', message: `on top ${i}`, metrics, cwd: src });
-        api.objects.readCommit = read;
+        const { result: r, reads: n } = await commitReads<Committed>(api.objects, () =>
+          api.commit({ paths: [src], branch: 'main', message: `on top ${i}`, metrics, cwd: src }),
+        );
         made.push({ id: r.id, metrics });
         reads.push(n);
       }
@@ -254,15 +260,10 @@ describe('best from branch metric summaries', () => {
     const { openStore } = await dist('api/index.js');
     const { recordBranchSummary } = await dist('api/branch-summary.js');
     const api = await openStore(s.store);
-    let reads = 0;
-    const read = api.objects.readCommit.bind(api.objects);
-    api.objects.readCommit = (id: string) => {
-      reads++;
-      return read(id);
-    };
+    let reads: number;
     try {
       // What a concurrent committer that landed `older` does when it records after the others.
-      await recordBranchSummary(api.objects, 'main', older!.id);
+      ({ reads } = await commitReads(api.objects, () => recordBranchSummary(api.objects, 'main', older!.id)));
     } finally {
       await api.close();
     }
