@@ -3,7 +3,7 @@
 // walk of the whole branch gives.
 import type { MetricMode } from '../core/metric-mode.js';
 import {
-  addValue,
+  addCommits,
   decodeMetricExtremes,
   decodeSummaryTip,
   encodeMetricExtremes,
@@ -53,14 +53,14 @@ async function stillStopsAt(store: ObjectStore, graft: ObjectId | undefined): Pr
   return first !== undefined && (await store.parentsHeld(graft, [first])).length === 0;
 }
 
-/** `base` extended by the value of `metric` in `since` (newest first, as walked). */
+/** `since` (walked newest first) oldest first, as the entries fold commits. */
+function oldestFirst(since: Walked): { id: ObjectId; metrics: Record<string, number> }[] {
+  return since.map((c) => ({ id: c.id, metrics: c.commit.metrics })).reverse();
+}
+
+/** `base` extended by the value of `metric` in `since`. */
 function foldMetric(base: MetricExtremes | undefined, since: Walked, metric: string): MetricExtremes | undefined {
-  let m = base;
-  for (let i = since.length - 1; i >= 0; i--) {
-    const v = since[i]!.commit.metrics[metric];
-    if (v !== undefined) m = addValue(m, since[i]!.id, v);
-  }
-  return m;
+  return addCommits(new Map(base ? [[metric, base]] : []), oldestFirst(since), metric).get(metric);
 }
 
 /**
@@ -113,13 +113,16 @@ export async function recordBranchSummary(store: ObjectStore, branch: string, ti
       const now = await s.summaryTip(branch);
       if (!(now === tipBytes || (now && tipBytes && now.equals(tipBytes)))) return true;
       const before = met ? await s.summaryMetrics(branch, names) : [];
-      const out = new Map<string, Uint8Array>();
+      const stored = new Map<string, MetricExtremes>();
       for (const [i, name] of names.entries()) {
-        const stored = before[i] && decodeMetricExtremes(before[i]!);
-        if (before[i] && !stored) return false; // a damaged entry: rebuild the branch's entries from a whole walk
-        const m = foldMetric(stored, since, name);
-        if (m) out.set(name, encodeMetricExtremes(m));
+        if (!before[i]) continue;
+        const m = decodeMetricExtremes(before[i]!);
+        if (!m) return false; // a damaged entry: rebuild the branch's entries from a whole walk
+        stored.set(name, m);
       }
+      const out = new Map<string, Uint8Array>();
+      for (const [name, m] of addCommits(stored, oldestFirst(since)))
+        if (name !== '') out.set(name, encodeMetricExtremes(m));
       await s.writeSummary(branch, encodeSummaryTip({ tip, ...(graft ? { graft } : {}) }), out, !met);
       return true;
     });

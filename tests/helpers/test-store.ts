@@ -39,22 +39,14 @@ export class TestStore {
     return ckvcWarmSync(all, opts, () => ckvc(all, opts));
   }
 
-  /** Runs a command that must succeed, blocking (in the worker's helper-server: ./warm-ckvc.ts). */
+  /** Runs a command that must succeed, blocking (as `run`). */
   ok(args: string[], opts: RunOptions = {}): RunResult {
-    const all = this.with(args);
-    return expectOk(
-      ckvcWarmSync(all, opts, () => ckvc(all, opts)),
-      `ckvc ${all.join(' ')} failed`,
-    );
+    return expectOk(this.run(args, opts), `ckvc ${this.with(args).join(' ')} failed`);
   }
 
-  /** Runs a --json command that must succeed, blocking, and parses its output (in the helper-server). */
+  /** Runs a --json command that must succeed, blocking (as `run`), and parses its output. */
   json<T = any>(args: string[], opts: RunOptions = {}): T {
-    const all = this.with([...args, '--json']);
-    return parseJson<T>(
-      ckvcWarmSync(all, opts, () => ckvc(all, opts)),
-      `ckvc ${all.join(' ')}`,
-    );
+    return parseJson<T>(this.run([...args, '--json'], opts), `ckvc ${this.with([...args, '--json']).join(' ')}`);
   }
 
   /** Runs ckvc to completion without blocking. */

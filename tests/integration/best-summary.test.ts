@@ -40,21 +40,35 @@ function rand(): number {
 }
 const VALUES = [0.5, 0.25, 1, 2, 0.25, Number.NaN, 3, Number.POSITIVE_INFINITY, 0.125];
 
-/** Commits `n` checkpoints on `branch` through the API; metrics drawn from VALUES, some commits with none. */
-async function commitMany(store: TestStore, branch: string, n: number, tag: string): Promise<Made[]> {
+/** Metrics drawn from VALUES, some commits with none. */
+function randomMetrics(): Record<string, number> {
+  const metrics: Record<string, number> = {};
+  if (rand() < 0.85) metrics.loss = VALUES[Math.floor(rand() * VALUES.length)]!;
+  if (rand() < 0.5) metrics.acc = VALUES[Math.floor(rand() * VALUES.length)]!;
+  return metrics;
+}
+
+/** Commits `n` checkpoints on `branch` through the API, each with no warning; `reads`: the commits each read. */
+async function commitMany(
+  store: TestStore,
+  branch: string,
+  n: number,
+  tag: string,
+  metricsOf: (i: number) => Record<string, number> = randomMetrics,
+): Promise<(Made & { reads: number })[]> {
   const { openStore } = await dist('api/index.js');
   const api = await openStore(store.store);
   const src = tempDir('ckvc-best-src-');
-  const made: Made[] = [];
+  const made: (Made & { reads: number })[] = [];
   try {
     for (let i = 0; i < n; i++) {
       fs.writeFileSync(path.join(src, 'w.bin'), `${tag} ${i} ${rand()}`);
-      const metrics: Record<string, number> = {};
-      if (rand() < 0.85) metrics.loss = VALUES[Math.floor(rand() * VALUES.length)]!;
-      if (rand() < 0.5) metrics.acc = VALUES[Math.floor(rand() * VALUES.length)]!;
-      const r = await api.commit({ paths: [src], branch, message: `${tag} ${i}`, metrics, cwd: src });
+      const metrics = metricsOf(i);
+      const { result: r, reads } = await commitReads<Committed>(api.objects, () =>
+        api.commit({ paths: [src], branch, message: `${tag} ${i}`, metrics, cwd: src }),
+      );
       expect(r.warnings ?? []).toEqual([]);
-      made.push({ id: r.id, metrics });
+      made.push({ id: r.id, metrics, reads });
     }
   } finally {
     await api.close();
@@ -179,27 +193,13 @@ describe('best from branch metric summaries', () => {
 
   it('a commit reads the same few commits however many metric names the branch has seen', async () => {
     const s = newStore('ckvc-best-wide-');
-    const { openStore } = await dist('api/index.js');
-    const api = await openStore(s.store);
-    const src = tempDir('ckvc-best-wide-src-');
-    const made: Made[] = [];
-    const reads: number[] = [];
-    try {
-      for (let i = 0; i < 40; i++) {
-        fs.writeFileSync(path.join(src, 'w.bin'), `wide ${i}`);
-        // The first 20 commits record 300 names each (6,000 on the branch), the rest only loss.
-        const metrics: Record<string, number> = { loss: 1 / (i + 2) };
-        if (i < 20) for (let k = 0; k < 300; k++) metrics[`grad_norm/layer.${i}.${k}`] = k;
-        const { result: r, reads: n } = await commitReads<Committed>(api.objects, () =>
-          api.commit({ paths: [src], branch: 'main', message: `wide ${i}`, metrics, cwd: src }),
-        );
-        expect(r.warnings ?? []).toEqual([]);
-        made.push({ id: r.id, metrics });
-        reads.push(n);
-      }
-    } finally {
-      await api.close();
-    }
+    // The first 20 commits record 300 names each (6,000 on the branch), the rest only loss.
+    const made = await commitMany(s, 'main', 40, 'wide', (i) => {
+      const metrics: Record<string, number> = { loss: 1 / (i + 2) };
+      if (i < 20) for (let k = 0; k < 300; k++) metrics[`grad_norm/layer.${i}.${k}`] = k;
+      return metrics;
+    });
+    const reads = made.map((m) => m.reads);
     expect(Math.max(...reads.slice(1))).toBeLessThanOrEqual(reads[1]! + 1);
     expect(await expectBestEverywhere(s, made)).toBeLessThanOrEqual(2);
     const wide = s.json<{ id: string; candidates: number }>(['best', '--metric', 'grad_norm/layer.7.9', '--max']);
@@ -213,24 +213,8 @@ describe('best from branch metric summaries', () => {
     base.ok(['pack', 'main', '-o', full]);
     const s = newStore('ckvc-best-shallow-store-');
     s.ok(['pull', shallow, '--update-refs']);
-    const { openStore } = await dist('api/index.js');
-    const api = await openStore(s.store);
-    const src = tempDir('ckvc-best-shallow-src-');
-    const made: Made[] = [];
-    const reads: number[] = [];
-    try {
-      for (let i = 0; i < 25; i++) {
-        fs.writeFileSync(path.join(src, 'w.bin'), `shallow ${i}`);
-        const metrics = { loss: 10 + i };
-        const { result: r, reads: n } = await commitReads<Committed>(api.objects, () =>
-          api.commit({ paths: [src], branch: 'main', message: `on top ${i}`, metrics, cwd: src }),
-        );
-        made.push({ id: r.id, metrics });
-        reads.push(n);
-      }
-    } finally {
-      await api.close();
-    }
+    const made = await commitMany(s, 'main', 25, 'on top', (i) => ({ loss: 10 + i }));
+    const reads = made.map((m) => m.reads);
     expect(Math.max(...reads.slice(1))).toBeLessThanOrEqual(reads[1]! + 1);
     expect(await expectBestEverywhere(s, [main.at(-1)!, ...made])).toBeLessThanOrEqual(3);
     s.ok(['pull', full]);

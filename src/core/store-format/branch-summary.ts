@@ -29,7 +29,7 @@ export interface SummaryTip {
 }
 
 /** `seen` extended by one newer commit's value; NaN and ±Infinity never rank (FORMAT.md §5.5). */
-export function addValue(seen: MetricExtremes | undefined, id: ObjectId, value: number): MetricExtremes | undefined {
+function addValue(seen: MetricExtremes | undefined, id: ObjectId, value: number): MetricExtremes | undefined {
   if (!Number.isFinite(value)) return seen;
   if (!seen) return { count: 1, min: { value, id }, max: { value, id } };
   return {
@@ -39,15 +39,16 @@ export function addValue(seen: MetricExtremes | undefined, id: ObjectId, value: 
   };
 }
 
-/** Every metric's extremes over `commits`, given oldest first, on top of `base`. */
+/** Each metric's extremes (or only `only`'s) over `commits`, given oldest first, on top of `base`. */
 export function addCommits(
-  base: Map<string, MetricExtremes>,
+  base: ReadonlyMap<string, MetricExtremes>,
   commits: Iterable<{ id: ObjectId; metrics: Record<string, number> }>,
+  only?: string,
 ): Map<string, MetricExtremes> {
   const out = new Map(base);
   for (const c of commits) {
-    for (const [name, value] of Object.entries(c.metrics)) {
-      const next = addValue(out.get(name), c.id, value);
+    for (const [name, value] of only === undefined ? Object.entries(c.metrics) : [[only, c.metrics[only]] as const]) {
+      const next = value === undefined ? undefined : addValue(out.get(name), c.id, value);
       if (next) out.set(name, next);
     }
   }
