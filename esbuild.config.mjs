@@ -52,12 +52,12 @@ const deferStringWidth = {
  * A plugin for a package whose loader asks process.report.getReport() whether libc is musl before it loads its
  * addon (about 7 ms of every start): on Linux x64 and arm64 the bundle first requires the glibc addon package
  * itself (`${pkg}-linux-ARCH-gnu`, the one npm installs on glibc systems); if that package is absent or does not
- * load (musl), `m` stays unset and the package's own loader decides as before. `exports` is the stand-in's
- * export code, given `m`.
+ * load (musl), `m` stays unset and the package's own loader (`specifier`) decides as before. `exports` is the
+ * stand-in's export code, given `m`.
  */
-function glibcAddonFirst(pkg, exportsCode) {
+function glibcAddonFirst(pkg, specifier, exportsCode) {
   const namespace = `${pkg}-addon`;
-  const filter = new RegExp(`^${pkg.replace(/[/.]/g, '\\$&')}$`);
+  const filter = new RegExp(`^${specifier.replace(/[/.]/g, '\\$&')}$`);
   return {
     name: `direct-addon:${pkg}`,
     setup(b) {
@@ -70,6 +70,7 @@ function glibcAddonFirst(pkg, exportsCode) {
 if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
   try { m = require('${pkg}-linux-' + process.arch + '-gnu'); } catch { m = undefined; }
 }
+m ??= require('${specifier}');
 ${exportsCode}`,
         loader: 'js',
       }));
@@ -79,20 +80,17 @@ ${exportsCode}`,
 
 const directBlakeAddon = glibcAddonFirst(
   '@napi-rs/blake-hash',
-  `m ??= require('@napi-rs/blake-hash');
-export const Blake3Hasher = m.Blake3Hasher;
+  '@napi-rs/blake-hash',
+  `export const Blake3Hasher = m.Blake3Hasher;
 export const blake3 = m.blake3;`,
 );
 
-// The wrapper is the package's index.js: errors from the addon get a JS stack and a "zstd: " prefix.
+// src/core/store-format/codec/zstd-binding.ts imports the package's native loader (its index.js drops the level).
 const directZstdAddon = glibcAddonFirst(
   '@mongodb-js/zstd',
-  `const wrap = (f) => async (data) => {
-  try { return await f(data); } catch (e) { throw new Error('zstd: ' + e.message); }
-};
-const pkg = m ? undefined : require('@mongodb-js/zstd');
-export const compress = m ? wrap(m.compress) : pkg.compress;
-export const decompress = m ? wrap(m.decompress) : pkg.decompress;`,
+  '@mongodb-js/zstd/bindings.js',
+  `export const compress = m.compress;
+export const decompress = m.decompress;`,
 );
 
 /**

@@ -76,8 +76,7 @@ export function xorInto(out: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Arr
 /**
  * Encodes `raw` (tensor data of `width`-byte elements) plane by plane. With `base` (same length; `grouped` when
  * its bytes are already byte-grouped by `width`), each plane whose XOR against the base's plane looks more
- * compressible is stored XORed, and the base's ID is written. `level` is passed to the binding, which (1.x)
- * applies its own default.
+ * compressible is stored XORed, and the base's ID is written. `level` is the zstd level of the compressed planes.
  */
 export async function encodePlanes(
   raw: Uint8Array,
