@@ -64,14 +64,15 @@ function writeCheckpoint(file, step, frozen) {
   fs.closeSync(fd);
 }
 
-/** Runs ckvc in a child; returns seconds and the child's peak RSS in MiB. */
+/** Runs ckvc in a child (on `store`, but for `init`); returns seconds and the child's peak RSS in MiB. */
 function ckvc(args, store = path.join(work, 'store'), env = {}) {
   const runner = `import(${JSON.stringify(path.join(repo, 'dist/cli/main.js'))}).then(async (m) => { const code = await m.run(process.argv.slice(1)); process.stderr.write('\\n@@RSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(code); })`;
   // Flush the bench's own freshly written files first, so their writeback does not compete with the command.
   spawnSync('sync');
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, ...args, '--store', store], {
+    const onStore = args[0] === 'init' ? [] : ['--store', store];
+    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, ...args, ...onStore], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, CKVC_AUTHOR: 'bench', ...env },
     });

@@ -29,7 +29,7 @@ const snaps = fs
   .map((f) => path.join(snapDir, f));
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-bench-json-'));
 const run = (...args) => {
-  const argv = [bin, ...args, '--store', path.join(work, '.ckvc')];
+  const argv = [bin, ...args, ...(args[0] === 'init' ? [] : ['--store', path.join(work, '.ckvc')])];
   const r = spawnSync(process.execPath, argv, { encoding: 'buffer', maxBuffer: 1 << 30 });
   if (r.status !== 0) throw new Error(`ckvc ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
