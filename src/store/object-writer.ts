@@ -1,7 +1,7 @@
 // Accepts the objects of one operation (a commit, a tag), skips those the store already has, and writes the
 // rest into new packs. Existence checks are batched (~8 MiB) so the index is asked once per batch, not per chunk.
 // Nothing is visible to readers until commit(): packs are durable first, then indexed (spec/FORMAT.md §9).
-import type { DeltaBase } from '../core/store-format/codec/record-codec.js';
+import { planeCoded, type DeltaBase } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
 import { ioError } from './durable-fs.js';
@@ -82,7 +82,7 @@ export class ObjectWriter {
       bytes,
       width: opts.width ?? 1,
       compress: opts.compress ?? true,
-      ...(opts.base && opts.base !== id ? { base: opts.base } : {}),
+      ...(opts.base && opts.base !== id && planeCoded(bytes.length) ? { base: opts.base } : {}),
       ...(opts.storeVersion ? { storeVersion: opts.storeVersion } : {}),
     });
     this.pendingBytes += bytes.length;

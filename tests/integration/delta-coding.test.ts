@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { objectId } from '../../src/core/store-format/object-id.js';
+import { MIN_PLANE_CODED_BYTES } from '../../src/core/store-format/codec/record-codec.js';
 import { CODECS } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
@@ -172,11 +173,59 @@ describe('gc and duplicate copies', () => {
   });
 });
 
+describe('small tensor chunks', () => {
+  afterAll(() => cleanupTemp());
+
+  it(`are one frame of grouped bytes, never a delta (under ${MIN_PLANE_CODED_BYTES} bytes); every step checks out byte-identical`, async () => {
+    const s = newStore('ckvc-delta-small-');
+    const file = path.join(tempDir('ckvc-delta-small-in-'), 'model.safetensors');
+    const bias = (seed: number) => trainedFloat32(seed, MIN_PLANE_CODED_BYTES / 4 - 1);
+    let big = weights(21);
+    let small = bias(22);
+    const versions: Buffer[] = [];
+    const commits: string[] = [];
+    for (let k = 0; k < 4; k++) {
+      if (k > 0) {
+        big = step(big, 200 + k);
+        small = step(small, 300 + k);
+      }
+      const bytes = safetensorsBytes({
+        'layer.bias': { dtype: 'F32', shape: [small.length / 4], bytes: small },
+        'layer.weight': { dtype: 'F32', shape: [ELEMENTS], bytes: big },
+      });
+      fs.writeFileSync(file, bytes);
+      versions.push(bytes);
+      commits.push(commitId(s, [file, '-m', `step ${k}`]));
+    }
+    const store = await ObjectStore.open(s.store);
+    const codecs = { small: new Set<number>(), big: new Set<number>() };
+    try {
+      for (const name of fs.readdirSync(path.join(s.store, 'packs'))) {
+        for (const e of (await store.packs.readToc(name.slice(0, 64))).entries) {
+          if (e.type !== 'chunk') continue;
+          if (e.rawLength === small.length) codecs.small.add(e.codec);
+          if (e.rawLength === big.length) codecs.big.add(e.codec);
+        }
+      }
+    } finally {
+      await store.close();
+    }
+    expect([...codecs.small]).toEqual([CODECS.group4zstd]);
+    expect(codecs.big.has(CODECS.xorPlanes)).toBe(true);
+    for (let k = 0; k < commits.length; k++) {
+      const out = tempDir('ckvc-delta-small-out-');
+      s.ok(['checkout', commits[k]!, '--to', out]);
+      expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(versions[k]!), `step ${k}`).toBe(true);
+    }
+    s.ok(['verify', '--read-data']);
+  });
+});
+
 describe('received deltas', () => {
   afterAll(() => cleanupTemp());
 
   it('a bundle whose delta record names a base it does not carry is refused whole; the store is unchanged', async () => {
-    const base = Buffer.alloc(4096);
+    const base = Buffer.alloc(MIN_PLANE_CODED_BYTES); // smaller chunks are never written as deltas
     for (let i = 0; i < base.length; i += 4) base.writeFloatLE(Math.sin(i), i);
     const data = Buffer.from(base);
     for (let i = 0; i < data.length; i += 4) data[i]! ^= 3;

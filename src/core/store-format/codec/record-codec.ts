@@ -20,6 +20,19 @@ import { zstdFrameContentSize, zstdFrameLength, zstdFramePiecesWithContentSize }
  */
 export const ZSTD_LEVELS = { planes: 1, bytes: 3 } as const;
 const MIN_SAVING = 0.02;
+/**
+ * Tensor chunks under this size (a layer's bias or norm weights) are one zstd frame of their grouped bytes and
+ * never delta-coded: plane by plane, each costs a call of the binding per plane and, as a delta, a chain of
+ * reads and inflates per XORed plane, while holding almost no bytes. On a 6.5M-parameter GPT's checkpoint
+ * (model + AdamW state, 505 tensors) the 365 tensors under 16 KiB held 0.4% of the bytes; coding them so made a
+ * commit on a 7-deep chain 2.5 -> 2.2 s (medians of 4) and stored 0.04% more.
+ */
+export const MIN_PLANE_CODED_BYTES = 16 * 1024;
+
+/** Whether a tensor chunk of `rawLength` bytes is stored plane by plane, and so may be a delta against a base. */
+export function planeCoded(rawLength: number): boolean {
+  return rawLength >= MIN_PLANE_CODED_BYTES;
+}
 
 function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -54,7 +67,8 @@ export interface DeltaBase {
 
 /**
  * `width` is the element width in bytes for tensor data (1 for anything else); `tryCompress` false
- * stores raw. Tensor data is stored plane by plane (codec 5), against `base` where that helps (codec 6).
+ * stores raw. Tensor chunks from MIN_PLANE_CODED_BYTES up are stored plane by plane (codec 5), against `base`
+ * where that helps (codec 6); smaller ones as one frame of their grouped bytes, and `base` is ignored.
  */
 export async function encodeBody(
   raw: Uint8Array,
@@ -64,7 +78,7 @@ export async function encodeBody(
 ): Promise<EncodedBody> {
   const asRaw = { codec: CODECS.raw, pieces: [raw], storedLength: raw.length };
   if (!tryCompress || raw.length < 64) return asRaw;
-  if ((width > 1 || base) && PLANE_WIDTHS.includes(width)) {
+  if ((width > 1 || base) && PLANE_WIDTHS.includes(width) && planeCoded(raw.length)) {
     const fits =
       base && base.bytes.length === raw.length && (base.groupedWidth === undefined || base.groupedWidth === width);
     const usable = fits
@@ -87,7 +101,8 @@ export async function encodeBody(
     codecGroupWidth(codec) > 1 ? groupBytes(raw, codecGroupWidth(codec), scratch.acquire(raw.length)) : undefined;
   let frame: Buffer;
   try {
-    frame = await (await zstd()).compress(asBuffer(grouped ?? raw), ZSTD_LEVELS.bytes);
+    // Grouped bytes are planes end to end: the planes' level suits them.
+    frame = await (await zstd()).compress(asBuffer(grouped ?? raw), grouped ? ZSTD_LEVELS.planes : ZSTD_LEVELS.bytes);
   } finally {
     if (grouped) scratch.release(grouped);
   }
