@@ -11,6 +11,7 @@ import { decodeTree, type TreeObject } from '../core/store-format/objects/tree-o
 import type { BufferPool } from '../core/buffer-pool.js';
 import type { PackEntry } from '../core/store-format/pack-format.js';
 import { AliasDefinitions } from './alias-definitions.js';
+import { BaseLocations } from './base-locations.js';
 import type { DecodedObjects } from './decoded-objects.js';
 import { ConfigLabels } from './config-labels.js';
 import { ObjectIndex } from './object-index.js';
@@ -29,6 +30,7 @@ export class ObjectStore {
   readonly shallow: ShallowGrafts;
   readonly aliases: AliasDefinitions;
   readonly configLabels: ConfigLabels;
+  private readonly baseLocations: BaseLocations;
 
   /** `decoded`: a long-lived process's memory of objects read before (decoded-objects.ts); one-shot opens have none. */
   private constructor(
@@ -37,7 +39,8 @@ export class ObjectStore {
     private readonly decoded?: DecodedObjects,
   ) {
     this.packs = new PackReader(layout);
-    this.packs.setBaseLocator(async (id) => (await this.locate([id]))[0]);
+    this.baseLocations = new BaseLocations(this.packs, async (id) => (await this.locate([id]))[0]);
+    this.packs.setBaseLocator((id) => this.baseLocations.find(id));
     this.index = new ObjectIndex(layout, this.packs, (packId, entries) => this.commitBodiesIn(packId, entries));
     this.refs = new RefStore(layout);
     this.pruned = new PruneRecords(layout);
@@ -121,8 +124,15 @@ export class ObjectStore {
       try {
         return await read(loc);
       } catch (e) {
+        if (this.baseLocations.served && isCkvcError(e)) {
+          // A delta base was located from a pack's table of contents: read again with the index's locations.
+          this.baseLocations.distrust();
+          attempt--;
+          continue;
+        }
         // Only a pack file gone from disk is a reason to look again; a missing object or damage is reported.
         if (!(isCkvcError(e, 'CKVC_MISSING_OBJECT') && e.data.pack !== undefined) || attempt >= RELOCATE_TRIES) throw e;
+        this.baseLocations.forget(e.data.pack);
         if (attempt > 0) await sleep(10 * 4 ** attempt);
         const again = (await this.index.session((s) => s.locate([id]), { sync: true }))[0];
         if (!again) throw e;

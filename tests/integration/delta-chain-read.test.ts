@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBody } from '../../src/core/store-format/codec/record-codec.js';
 import { parseDeltaHead, parsePlaneHeader, PLANE_XOR } from '../../src/core/store-format/codec/plane-codec.js';
 import { objectId } from '../../src/core/store-format/object-id.js';
-import { type CodecId, CODECS, RECORD_HEADER_BYTES, type PackEntry } from '../../src/core/store-format/pack-format.js';
+import {
+  type CodecId,
+  CODECS,
+  RECORD_HEADER_BYTES,
+  TOC_ENTRY_BYTES,
+  type PackEntry,
+} from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { PackWriter } from '../../src/store/pack-writer.js';
 import { errorCodes } from '../helpers/ckvc.js';
@@ -244,5 +250,74 @@ describe('chain depth and chain bounds', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("delta bases located from their pack's table of contents", () => {
+  afterAll(() => cleanupTemp());
+
+  it('a damaged table of contents does not fail a read the index can serve: checkout and commit read through it', async () => {
+    const s = newStore('ckvc-chain-toc-');
+    const file = path.join(tempDir('ckvc-chain-toc-in-'), 'model.safetensors');
+    let a = trainedFloat32(31, ELEMENTS);
+    let b = trainedFloat32(32, ELEMENTS);
+    const two = () =>
+      safetensorsBytes({
+        a: { dtype: 'F32', shape: [ELEMENTS], bytes: a },
+        b: { dtype: 'F32', shape: [ELEMENTS], bytes: b },
+      });
+    const versions: Buffer[] = [];
+    const commits: string[] = [];
+    for (let k = 0; k < 3; k++) {
+      if (k > 0) {
+        a = optimizerStepFloat32(a, 60 + k);
+        b = optimizerStepFloat32(b, 70 + k);
+      }
+      versions.push(two());
+      fs.writeFileSync(file, versions[k]!);
+      commits.push(commitId(s, [file, '-m', `step ${k}`]));
+    }
+    // The two deltas of the last commit, whose bases lie in one pack (the commit before's).
+    const tops = (await deltasWithBases(s.store)).filter((d) => d.delta.entry.rawLength === ELEMENTS * 4);
+    const byBasePack = new Map<string, typeof tops>();
+    for (const d of tops) byBasePack.set(d.base.packFile, [...(byBasePack.get(d.base.packFile) ?? []), d]);
+    const pair = [...byBasePack.values()].find(
+      (ds) => ds.length === 2 && ds[0]!.delta.packFile === ds[1]!.delta.packFile,
+    )!;
+    expect(pair).toBeDefined();
+    const [first, second] = pair;
+    // Damage the second base's TOC entry (its codec, planes <-> xor-planes): the TOC still parses and agrees with the
+    // index on the first base, so the second is answered from it, wrongly; the index still knows better.
+    const packFile = second!.base.packFile;
+    const store0 = await ObjectStore.open(s.store);
+    const packId = path.basename(packFile).slice(0, 64);
+    const entries = (await store0.packs.readToc(packId)).entries;
+    await store0.close();
+    // Records end where the TOC starts; a TOC entry's codec is its byte 33.
+    const last = entries.at(-1)!;
+    const tocStart = last.offset + RECORD_HEADER_BYTES + last.storedLength;
+    const index = entries.findIndex((e) => e.id === second!.base.entry.id);
+    const at = tocStart + index * TOC_ENTRY_BYTES + 33;
+    const wrongCodec = second!.base.entry.codec === CODECS.xorPlanes ? CODECS.planes : CODECS.xorPlanes;
+    const fd = fs.openSync(packFile, 'r+');
+    fs.writeSync(fd, Buffer.from([wrongCodec]), 0, 1, at);
+    fs.closeSync(fd);
+
+    const store = await ObjectStore.open(s.store);
+    try {
+      const toc = await store.packs.readToc(packId);
+      expect(toc.entries[index]!.codec).toBe(wrongCodec);
+      // In this order: the first base is looked up in the index and its pack's TOC learnt, then the second comes
+      // from the TOC, fails, and is read again through the index.
+      for (const d of [first!, second!]) {
+        const got = await store.readChunkGrouped(d.delta.entry.id, 4);
+        expect(got?.grouped.length).toBe(ELEMENTS * 4);
+      }
+    } finally {
+      await store.close();
+    }
+    const out = tempDir('ckvc-chain-toc-out-');
+    s.ok(['checkout', commits[2]!, '--to', out]);
+    expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(versions[2]!)).toBe(true);
   });
 });
