@@ -88,7 +88,7 @@ describe('pickled NumPy state', () => {
     }
   });
 
-  // Delta coding of arrays is the tensors' (delta-coding.test.ts): these 2 KiB arrays are under the 16 KiB from
+  // Delta coding of arrays is the tensors' (delta-coding.test.ts): these 2 KiB arrays are under the 4 KiB from
   // which chunks are plane-coded and offered a base (FORMAT.md §4.3), so they are stored whole, one frame each.
   it('a changed array shows in diff and checks out byte-identical; a 2 KiB array is stored whole, not as a delta', () => {
     const b = fs.readFileSync(path.join(src, 'state.pt'));
