@@ -11,13 +11,13 @@ import { decodeTree, type TreeObject } from '../core/store-format/objects/tree-o
 import type { BufferPool } from '../core/buffer-pool.js';
 import type { PackEntry } from '../core/store-format/pack-format.js';
 import { AliasDefinitions } from './alias-definitions.js';
-import { BaseLocations } from './base-locations.js';
+import { BaseLocations, type BaseLookups } from './base-locations.js';
 import type { DecodedObjects } from './decoded-objects.js';
 import { ConfigLabels } from './config-labels.js';
 import { ObjectIndex } from './object-index.js';
 import { PruneRecords } from './prune-records.js';
 import { ObjectWriter } from './object-writer.js';
-import { PackReader, type GroupedObject, type ObjectLocation } from './pack-reader.js';
+import { type BaseLocator, PackReader, type GroupedObject, type ObjectLocation } from './pack-reader.js';
 import { RefStore } from './ref-store.js';
 import { ShallowGrafts } from './shallow-grafts.js';
 import { findStore, readStoreConfig, StoreLayout, type StoreConfig } from './store-layout.js';
@@ -39,8 +39,9 @@ export class ObjectStore {
     private readonly decoded?: DecodedObjects,
   ) {
     this.packs = new PackReader(layout);
+    // Readers of packs that cannot retry (verify, gc, consolidation, bundles) locate delta bases by the index.
+    this.packs.setBaseLocator(async (id) => (await this.locate([id]))[0]);
     this.baseLocations = new BaseLocations(this.packs, async (id) => (await this.locate([id]))[0]);
-    this.packs.setBaseLocator((id) => this.baseLocations.find(id));
     this.index = new ObjectIndex(layout, this.packs, (packId, entries) => this.commitBodiesIn(packId, entries));
     this.refs = new RefStore(layout);
     this.pruned = new PruneRecords(layout);
@@ -103,7 +104,7 @@ export class ObjectStore {
    * A few times, because a busy store may repack more than once while one read runs.
    */
   async readLocated(loc: ObjectLocation, id: ObjectId, type: ObjectType, pool?: BufferPool): Promise<Uint8Array> {
-    return this.withRelocation(loc, id, (l) => this.packs.readObject(l, id, type, pool));
+    return this.withRelocation(loc, id, (l, locateBase) => this.packs.readObject(l, id, type, pool, locateBase));
   }
 
   /**
@@ -112,27 +113,34 @@ export class ObjectStore {
    */
   async readChunkGrouped(id: ObjectId, width: number): Promise<GroupedObject | undefined> {
     const loc = (await this.locate([id]))[0];
-    return loc && this.withRelocation(loc, id, (l) => this.packs.readChunkGrouped(l, id, width));
+    return (
+      loc && this.withRelocation(loc, id, (l, locateBase) => this.packs.readChunkGrouped(l, id, width, locateBase))
+    );
   }
 
+  /**
+   * Runs `read` at `loc`; its delta bases are located through `baseLocations` (from packs' tables of contents)
+   * until a read that used such a location fails: that read is tried again with the index's locations alone.
+   */
   private async withRelocation<T>(
     loc: ObjectLocation,
     id: ObjectId,
-    read: (l: ObjectLocation) => Promise<T>,
+    read: (l: ObjectLocation, locateBase?: BaseLocator) => Promise<T>,
   ): Promise<T> {
+    let fromToc = true;
     for (let attempt = 0; ; attempt++) {
+      const lookups: BaseLookups = { fromMemory: false };
       try {
-        return await read(loc);
+        return await read(loc, fromToc ? (b) => this.baseLocations.find(b, lookups) : undefined);
       } catch (e) {
-        if (this.baseLocations.served && isCkvcError(e)) {
-          // A delta base was located from a pack's table of contents: read again with the index's locations.
-          this.baseLocations.distrust();
+        if (lookups.fromMemory && isCkvcError(e)) {
+          this.baseLocations.clear();
+          fromToc = false;
           attempt--;
           continue;
         }
         // Only a pack file gone from disk is a reason to look again; a missing object or damage is reported.
         if (!(isCkvcError(e, 'CKVC_MISSING_OBJECT') && e.data.pack !== undefined) || attempt >= RELOCATE_TRIES) throw e;
-        this.baseLocations.forget(e.data.pack);
         if (attempt > 0) await sleep(10 * 4 ** attempt);
         const again = (await this.index.session((s) => s.locate([id]), { sync: true }))[0];
         if (!again) throw e;

@@ -122,7 +122,13 @@ export class PackReader {
    * Reads, decodes and verifies one object. `expectType` guards against an index pointing at the wrong record.
    * With `pool`, scratch buffers come from it and the result may be a pool buffer the caller can release.
    */
-  async readObject(loc: ObjectLocation, id: ObjectId, expectType?: ObjectType, pool?: BufferPool): Promise<Uint8Array> {
+  async readObject(
+    loc: ObjectLocation,
+    id: ObjectId,
+    expectType?: ObjectType,
+    pool?: BufferPool,
+    locateBase?: BaseLocator,
+  ): Promise<Uint8Array> {
     const { packId, entry } = loc;
     const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
     if (entry.storedLength > MAX_OBJECT_BYTES) {
@@ -145,6 +151,8 @@ export class PackReader {
           expectType,
           pool,
           0,
+          false,
+          locateBase,
         )
       ).bytes;
     } finally {
@@ -176,15 +184,15 @@ export class PackReader {
     return { base: baseId, width };
   }
 
-  /** What a plane chain (plane-chain.ts) reads through. */
-  private chainSource(): ChainSource {
+  /** What a plane chain (plane-chain.ts) reads through; `locateBase` overrides the store's locator. */
+  private chainSource(locateBase?: BaseLocator): ChainSource {
     return {
       readAt: (packId, offset, length, into) => this.readAt(packId, offset, length, into),
-      locateBase: async (id) => this.baseLocator?.(id),
+      locateBase: async (id) => (locateBase ?? this.baseLocator)?.(id),
       checkedHeader: (buf, loc, id, where) => this.checkedHeader(buf, loc, id, where, undefined),
       // A base's depth counts toward the chain the writer bounds, whatever width it was stored at.
       decodeWhole: (buf, loc, id, where, depth) =>
-        this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth, true),
+        this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth, true, locateBase),
       maxChain: MAX_DELTA_CHAIN,
     };
   }
@@ -193,7 +201,12 @@ export class PackReader {
    * A chunk grouped by `width`, verified against its ID, and how deep its delta chain is: what a writer needs
    * of a base it is about to encode against (FORMAT.md §4.3).
    */
-  async readChunkGrouped(loc: ObjectLocation, id: ObjectId, width: number): Promise<GroupedObject> {
+  async readChunkGrouped(
+    loc: ObjectLocation,
+    id: ObjectId,
+    width: number,
+    locateBase?: BaseLocator,
+  ): Promise<GroupedObject> {
     const where = `object ${id.slice(0, 16)} in pack ${loc.packId.slice(0, 16)}`;
     if (loc.entry.storedLength > MAX_OBJECT_BYTES)
       throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
@@ -201,10 +214,10 @@ export class PackReader {
     const header = this.checkedHeader(buf, loc, id, where, 'chunk');
     let got: GroupedObject;
     if ((header.codec === CODECS.planes || header.codec === CODECS.xorPlanes) && buf[RECORD_HEADER_BYTES] === width)
-      got = await decodePlaneChain(this.chainSource(), buf, loc, header, where, 0, true);
+      got = await decodePlaneChain(this.chainSource(locateBase), buf, loc, header, where, 0, true);
     else {
       // Another codec or width: decoded plain (and verified), then grouped as asked.
-      const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, 0, true);
+      const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, 0, true, locateBase);
       const grouped =
         width > 1 ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length)) : plain.bytes;
       return { grouped, depth: plain.depth };
@@ -285,6 +298,7 @@ export class PackReader {
     depth: number,
     /** Whether the caller needs `depth` of the result (a writer bounding its chains); else it is reported 0. */
     needDepth = false,
+    locateBase?: BaseLocator,
   ): Promise<DecodedObject> {
     const header = this.checkedHeader(buf, loc, id, where, expectType);
     const body = buf.subarray(RECORD_HEADER_BYTES);
@@ -297,7 +311,7 @@ export class PackReader {
           { id, pack: loc.packId },
         );
       const width = body[0] ?? 1;
-      const got = await decodePlaneChain(this.chainSource(), buf, loc, header, where, depth, needDepth);
+      const got = await decodePlaneChain(this.chainSource(locateBase), buf, loc, header, where, depth, needDepth);
       if (width > 1) {
         decoded = { bytes: ungroupBytes(got.grouped, width, pool?.acquire(got.grouped.length)), depth: got.depth };
         scratch.release(got.grouped);

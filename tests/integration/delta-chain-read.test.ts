@@ -15,9 +15,17 @@ import {
   type PackEntry,
 } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
+import { consolidatePacks } from '../../src/store/pack-consolidation.js';
+import { verifyStore } from '../../src/store/verify-store.js';
 import { PackWriter } from '../../src/store/pack-writer.js';
 import { errorCodes } from '../helpers/ckvc.js';
-import { optimizerStepFloat32, randomBytes, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
+import {
+  optimizerStepFloat32,
+  randomBytes,
+  safetensorsBytes,
+  type TensorSpec,
+  trainedFloat32,
+} from '../helpers/data.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 
@@ -256,68 +264,89 @@ describe('chain depth and chain bounds', () => {
 describe("delta bases located from their pack's table of contents", () => {
   afterAll(() => cleanupTemp());
 
-  it('a damaged table of contents does not fail a read the index can serve: checkout and commit read through it', async () => {
-    const s = newStore('ckvc-chain-toc-');
-    const file = path.join(tempDir('ckvc-chain-toc-in-'), 'model.safetensors');
-    let a = trainedFloat32(31, ELEMENTS);
-    let b = trainedFloat32(32, ELEMENTS);
-    const two = () =>
-      safetensorsBytes({
-        a: { dtype: 'F32', shape: [ELEMENTS], bytes: a },
-        b: { dtype: 'F32', shape: [ELEMENTS], bytes: b },
-      });
+  /** Three commits of three one-chunk tensors: each commit's deltas have their bases in the commit before's pack. */
+  function series(prefix: string): { s: TestStore; versions: Buffer[]; commits: string[] } {
+    const s = newStore(prefix);
+    const file = path.join(tempDir(`${prefix}in-`), 'model.safetensors');
+    let ws = [31, 32, 33].map((seed) => trainedFloat32(seed, ELEMENTS));
     const versions: Buffer[] = [];
     const commits: string[] = [];
     for (let k = 0; k < 3; k++) {
-      if (k > 0) {
-        a = optimizerStepFloat32(a, 60 + k);
-        b = optimizerStepFloat32(b, 70 + k);
-      }
-      versions.push(two());
+      if (k > 0) ws = ws.map((w, i) => optimizerStepFloat32(w, 60 + 10 * i + k));
+      const spec: Record<string, TensorSpec> = {};
+      ws.forEach((w, i) => {
+        spec[`t${i}`] = { dtype: 'F32', shape: [ELEMENTS], bytes: w };
+      });
+      versions.push(safetensorsBytes(spec));
       fs.writeFileSync(file, versions[k]!);
       commits.push(commitId(s, [file, '-m', `step ${k}`]));
     }
-    // The two deltas of the last commit, whose bases lie in one pack (the commit before's).
-    const tops = (await deltasWithBases(s.store)).filter((d) => d.delta.entry.rawLength === ELEMENTS * 4);
-    const byBasePack = new Map<string, typeof tops>();
-    for (const d of tops) byBasePack.set(d.base.packFile, [...(byBasePack.get(d.base.packFile) ?? []), d]);
-    const pair = [...byBasePack.values()].find(
-      (ds) => ds.length === 2 && ds[0]!.delta.packFile === ds[1]!.delta.packFile,
-    )!;
-    expect(pair).toBeDefined();
-    const [first, second] = pair;
-    // Damage the second base's TOC entry (its codec, planes <-> xor-planes): the TOC still parses and agrees with the
-    // index on the first base, so the second is answered from it, wrongly; the index still knows better.
-    const packFile = second!.base.packFile;
-    const store0 = await ObjectStore.open(s.store);
+    return { s, versions, commits };
+  }
+
+  /** The three deltas of one commit whose bases all lie in one pack. */
+  async function threeDeltas(store: string): Promise<{ delta: Located; base: Located }[]> {
+    const byPacks = new Map<string, { delta: Located; base: Located }[]>();
+    for (const d of await deltasWithBases(store)) {
+      const key = `${d.delta.packFile} ${d.base.packFile}`;
+      byPacks.set(key, [...(byPacks.get(key) ?? []), d]);
+    }
+    const three = [...byPacks.values()].find((ds) => ds.length === 3);
+    expect(three).toBeDefined();
+    return three!;
+  }
+
+  it('a damaged table of contents does not fail a read the index can serve, one read at a time or several at once', async () => {
+    const { s, versions, commits } = series('ckvc-chain-toc-');
+    const [first, ...others] = await threeDeltas(s.store);
+    // Damage the other two bases' TOC entries (their codec, planes <-> xor-planes): the TOC still parses and agrees
+    // with the index on the first base, so the others are answered from it, wrongly; the index still knows better.
+    const packFile = first!.base.packFile;
     const packId = path.basename(packFile).slice(0, 64);
+    const store0 = await ObjectStore.open(s.store);
     const entries = (await store0.packs.readToc(packId)).entries;
     await store0.close();
-    // Records end where the TOC starts; a TOC entry's codec is its byte 33.
     const last = entries.at(-1)!;
-    const tocStart = last.offset + RECORD_HEADER_BYTES + last.storedLength;
-    const index = entries.findIndex((e) => e.id === second!.base.entry.id);
-    const at = tocStart + index * TOC_ENTRY_BYTES + 33;
-    const wrongCodec = second!.base.entry.codec === CODECS.xorPlanes ? CODECS.planes : CODECS.xorPlanes;
+    const tocStart = last.offset + RECORD_HEADER_BYTES + last.storedLength; // records end where the TOC starts
     const fd = fs.openSync(packFile, 'r+');
-    fs.writeSync(fd, Buffer.from([wrongCodec]), 0, 1, at);
+    for (const d of others) {
+      const index = entries.findIndex((e) => e.id === d.base.entry.id);
+      const wrong = d.base.entry.codec === CODECS.xorPlanes ? CODECS.planes : CODECS.xorPlanes;
+      fs.writeSync(fd, Buffer.from([wrong]), 0, 1, tocStart + index * TOC_ENTRY_BYTES + 33); // an entry's codec byte
+    }
     fs.closeSync(fd);
 
     const store = await ObjectStore.open(s.store);
     try {
-      const toc = await store.packs.readToc(packId);
-      expect(toc.entries[index]!.codec).toBe(wrongCodec);
-      // In this order: the first base is looked up in the index and its pack's TOC learnt, then the second comes
-      // from the TOC, fails, and is read again through the index.
-      for (const d of [first!, second!]) {
-        const got = await store.readChunkGrouped(d.delta.entry.id, 4);
-        expect(got?.grouped.length).toBe(ELEMENTS * 4);
-      }
+      expect((await store.packs.readToc(packId)).entries.filter((e, i) => e.codec !== entries[i]!.codec)).toHaveLength(
+        2,
+      );
+      // The first base is looked up in the index and its pack's TOC learnt; the other two then come from the TOC,
+      // at the same time, both fail, and each is read again through the index (as a commit's base reads run).
+      expect((await store.readChunkGrouped(first!.delta.entry.id, 4))?.grouped.length).toBe(ELEMENTS * 4);
+      const got = await Promise.all(others.map((d) => store.readChunkGrouped(d.delta.entry.id, 4)));
+      expect(got.map((g) => g?.grouped.length)).toEqual([ELEMENTS * 4, ELEMENTS * 4]);
     } finally {
       await store.close();
     }
     const out = tempDir('ckvc-chain-toc-out-');
     s.ok(['checkout', commits[2]!, '--to', out]);
     expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(versions[2]!)).toBe(true);
+  });
+
+  it('packs consolidated after their bases were learnt: reads and verify in the same process find the new packs', async () => {
+    const { s } = series('ckvc-chain-toc-gone-');
+    const deltas = await threeDeltas(s.store);
+    const store = await ObjectStore.open(s.store);
+    try {
+      await store.readRaw(deltas[0]!.delta.entry.id, 'chunk'); // learns the base pack's TOC
+      await consolidatePacks(store, { wait: true, all: true });
+      expect(fs.existsSync(deltas[0]!.base.packFile)).toBe(false);
+      const report = await verifyStore(store, { readData: true });
+      expect(report.problems).toEqual([]);
+      for (const d of deltas) expect((await store.readChunkGrouped(d.delta.entry.id, 4))?.depth).toBeGreaterThan(0);
+    } finally {
+      await store.close();
+    }
   });
 });

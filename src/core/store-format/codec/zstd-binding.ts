@@ -15,9 +15,9 @@ export interface Zstd {
 let binding: Promise<Zstd> | undefined;
 
 /** The addon's errors carry no JS stack (napi); a fresh Error gives them one, prefixed as the package does. */
-async function withStack<T>(work: Promise<T>): Promise<T> {
+async function withStack<T>(work: () => Promise<T>): Promise<T> {
   try {
-    return await work;
+    return await work();
   } catch (e) {
     throw new Error(`zstd: ${(e as Error).message}`);
   }
@@ -25,8 +25,9 @@ async function withStack<T>(work: Promise<T>): Promise<T> {
 
 function wrap(addon: typeof import('@mongodb-js/zstd/bindings.js')): Zstd {
   return {
-    compress: (data, level) => withStack(addon.compress(data, level)),
-    decompress: (data) => withStack(addon.decompress(data)),
+    // Called inside withStack: an argument the addon throws on at once (not in its promise) gets the prefix too.
+    compress: (data, level) => withStack(() => addon.compress(data, level)),
+    decompress: (data) => withStack(() => addon.decompress(data)),
   };
 }
 
