@@ -17,13 +17,7 @@ import { ConfigLabels } from './config-labels.js';
 import { ObjectIndex } from './object-index.js';
 import { PruneRecords } from './prune-records.js';
 import { ObjectWriter } from './object-writer.js';
-import {
-  type BaseLocator,
-  type GroupedObject,
-  MAX_DELTA_CHAIN,
-  type ObjectLocation,
-  PackReader,
-} from './pack-reader.js';
+import { type BaseLocator, PackReader, type GroupedObject, type ObjectLocation } from './pack-reader.js';
 import { RefStore } from './ref-store.js';
 import { ShallowGrafts } from './shallow-grafts.js';
 import { findStore, readStoreConfig, StoreLayout, type StoreConfig } from './store-layout.js';
@@ -73,13 +67,7 @@ export class ObjectStore {
 
   writer(): ObjectWriter {
     this.index.forWriting();
-    return new ObjectWriter(
-      this.layout,
-      this.index,
-      (id, width) => this.readChunkGrouped(id, width),
-      false,
-      (id) => this.chainRoot(id),
-    );
+    return new ObjectWriter(this.layout, this.index, (id, width) => this.readChunkGrouped(id, width));
   }
 
   /** A writer that only counts what would be new: nothing is written (commit --dry-run). */
@@ -134,18 +122,6 @@ export class ObjectStore {
    * Runs `read` at `loc`; its delta bases are located through `baseLocations` (from packs' tables of contents)
    * until a read that used such a location fails: that read is tried again with the index's locations alone.
    */
-  /** The first chunk of `id`'s delta chain: base edges followed down (at most MAX_DELTA_CHAIN) to a record with none. */
-  private async chainRoot(id: ObjectId): Promise<ObjectId | undefined> {
-    for (let depth = 0; depth <= MAX_DELTA_CHAIN; depth++) {
-      const loc = (await this.locate([id]))[0];
-      if (!loc) return undefined;
-      const base = await this.packs.readDeltaBaseId(loc);
-      if (!base) return id;
-      id = base;
-    }
-    return undefined;
-  }
-
   private async withRelocation<T>(
     loc: ObjectLocation,
     id: ObjectId,

@@ -14,9 +14,8 @@ import type { StoreLayout } from './store-layout.js';
 // at 251-264 MiB, over the 256 MB budget, 8 MiB at 221-235 MiB.
 const BATCH_BYTES = 8 * 1024 * 1024;
 /**
- * Longest delta chain a writer makes (FORMAT.md §4.3): a chunk whose base already sits this deep is coded against
- * the first chunk of that chain instead (see baseLoader). Reading a chunk decodes at most this many bases; see the
- * README's measurements.
+ * Longest delta chain a writer makes (FORMAT.md §4.3): a chunk whose base already sits this deep is stored plain
+ * and starts a new chain. Reading a chunk decodes at most this many bases; see the README's measurements.
  */
 export const MAX_WRITTEN_DELTA_DEPTH = 8;
 const PACK_TARGET_BYTES = 1024 * 1024 * 1024;
@@ -33,8 +32,6 @@ interface Pending {
 
 /** Reads a chunk the store holds, grouped by `width`, and says how deep its delta chain is; undefined when absent. */
 export type BaseReader = (id: ObjectId, width: number) => Promise<{ grouped: Uint8Array; depth: number } | undefined>;
-/** The chunk a delta chain starts from (the first one with no base), following base edges down from `id`. */
-export type ChainRootFinder = (id: ObjectId) => Promise<ObjectId | undefined>;
 
 export interface WriteStats {
   objectsSeen: number;
@@ -62,7 +59,6 @@ export class ObjectWriter {
     private readonly index: ObjectIndex,
     private readonly readBase?: BaseReader,
     private readonly dryRun = false,
-    private readonly chainRoot?: ChainRootFinder,
   ) {}
 
   /**
@@ -132,24 +128,14 @@ export class ObjectWriter {
     }
   }
 
-  /**
-   * Reads a delta base when its record is encoded (in the pack writer's parallel jobs); a base of another length
-   * or one that cannot be read means plain encoding, never a failed write. A base already as deep as chains go is
-   * replaced by the first chunk of its chain: XOR across the chain's steps still saves most of what a plain chunk
-   * costs (a plain restart every 9th checkpoint took a 10-checkpoint SparseAdam series from 2.99x at 8 to 2.66x),
-   * and the new chain starts one deep, so checkout still decodes at most MAX_WRITTEN_DELTA_DEPTH bases.
-   */
+  /** Reads a delta base when its record is encoded (in the pack writer's parallel jobs); a chain too deep, a
+   * base of another length or one that cannot be read means plain encoding, never a failed write. */
   private baseLoader(base: ObjectId, length: number, width: number): () => Promise<DeltaBase | undefined> {
     return async () => {
       try {
         const got = await this.readBase?.(base, width);
-        if (!got || got.grouped.length !== length) return undefined;
-        if (got.depth + 1 <= MAX_WRITTEN_DELTA_DEPTH) return { id: base, bytes: got.grouped, groupedWidth: width };
-        const root = await this.chainRoot?.(base);
-        if (!root || root === base) return undefined;
-        const first = await this.readBase?.(root, width);
-        if (!first || first.grouped.length !== length || first.depth !== 0) return undefined;
-        return { id: root, bytes: first.grouped, groupedWidth: width };
+        if (!got || got.grouped.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
+        return { id: base, bytes: got.grouped, groupedWidth: width };
       } catch (e) {
         if (e instanceof CkvcError) return undefined;
         throw e;
