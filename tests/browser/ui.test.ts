@@ -1,11 +1,11 @@
 // The page in a real browser (Debian's chromium, driven by playwright-core; nothing is downloaded), clicked
 // through as a person would. CKVC_UPDATE_SCREENSHOTS=1 also writes examples/ui/*.png (the README's pictures).
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { HOSTILE_MESSAGE, makeUiStore, startUi, stopUiServers, type UiStore } from '../helpers/ui-store.js';
 
 const CHROMIUM = process.env.CKVC_CHROMIUM ?? '/usr/bin/chromium';
@@ -47,7 +47,7 @@ describe('the page in Chromium', () => {
       throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`);
     S = await makeUiStore();
     url = await startUi(S.store);
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-chromium-'));
+    const profile = tempDir('ckvc-chromium-');
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
@@ -65,6 +65,7 @@ describe('the page in Chromium', () => {
   afterAll(async () => {
     await context?.close();
     stopUiServers();
+    cleanupTemp();
   });
 
   it('the overview lists every branch with its tip, and the history graph links each commit', async () => {

@@ -2,11 +2,11 @@
 // and real `ckvc ui` processes serving it on 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { initStore, openStore } from '../../dist/api/index.js';
 import { BIN, cliEnv } from './ckvc.js';
 import { trainedFloat32, writeSafetensors } from './data.js';
+import { tempDir } from './temp-dirs.js';
 
 /** A commit message that is markup: the page must show it as these characters. */
 export const HOSTILE_MESSAGE =
@@ -34,7 +34,7 @@ function checkpoint(dir: string, name: string, seed: number, shapeB = 16): strin
  * config key); hostile: one commit whose message, label and run name are markup. Every commit records loss.
  */
 export async function makeUiStore(): Promise<UiStore> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-ui-'));
+  const dir = tempDir('ckvc-ui-'); // removed by cleanupTemp() in the test file's afterAll
   const work = path.join(dir, 'work');
   fs.mkdirSync(work);
   await initStore(dir);

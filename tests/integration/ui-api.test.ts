@@ -3,12 +3,12 @@
 // a foreign Host header is refused, the page is read-only, a non-loopback address needs the token.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initStore, openStore } from '../../dist/api/index.js';
 import { ckvc, ckvcBytes, ok } from '../helpers/ckvc.js';
 import { randomBytes } from '../helpers/data.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { makeUiStore, startUi, stopUiServers, type UiStore } from '../helpers/ui-store.js';
 
 interface Reply {
@@ -54,7 +54,10 @@ describe('ckvc ui: JSON endpoints and guards', () => {
     S = await makeUiStore();
     url = await startUi(S.store);
   });
-  afterAll(() => stopUiServers());
+  afterAll(() => {
+    stopUiServers();
+    cleanupTemp();
+  });
 
   it('prints a loopback URL and serves the page, its scripts and uPlot from the installed package', async () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
@@ -191,7 +194,10 @@ describe('the page off loopback, and inside ckvc serve', () => {
   beforeAll(async () => {
     S = await makeUiStore();
   });
-  afterAll(() => stopUiServers());
+  afterAll(() => {
+    stopUiServers();
+    cleanupTemp();
+  });
 
   it('ckvc ui on a non-loopback address without a token refuses to start', () => {
     const r = ckvc(['ui', '--host', '0.0.0.0', '--port', '0', '--store', S.store], { env: { CKVC_TOKEN: undefined } });
@@ -259,10 +265,13 @@ function download(url: string, p: string): Promise<{ status: number; bytes: Buff
 }
 
 describe('downloads are verified', () => {
-  afterAll(() => stopUiServers());
+  afterAll(() => {
+    stopUiServers();
+    cleanupTemp();
+  });
 
   it('a file whose stored bytes were damaged never downloads whole: the response fails', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-ui-damaged-'));
+    const dir = tempDir('ckvc-ui-damaged-');
     const file = path.join(dir, 'weights.bin');
     const content = randomBytes(3, 2 * 1024 * 1024);
     fs.writeFileSync(file, content);
