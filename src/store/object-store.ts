@@ -39,9 +39,10 @@ export class ObjectStore {
     private readonly decoded?: DecodedObjects,
   ) {
     this.packs = new PackReader(layout);
+    const byIndex: BaseLocator = async (id) => (await this.locate([id]))[0];
     // Readers of packs that cannot retry (verify, gc, consolidation, bundles) locate delta bases by the index.
-    this.packs.setBaseLocator(async (id) => (await this.locate([id]))[0]);
-    this.baseLocations = new BaseLocations(this.packs, async (id) => (await this.locate([id]))[0]);
+    this.packs.setBaseLocator(byIndex);
+    this.baseLocations = new BaseLocations(this.packs, byIndex);
     this.index = new ObjectIndex(layout, this.packs, (packId, entries) => this.commitBodiesIn(packId, entries));
     this.refs = new RefStore(layout);
     this.pruned = new PruneRecords(layout);

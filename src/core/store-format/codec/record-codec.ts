@@ -14,9 +14,9 @@ import { zstdFrameContentSize, zstdFrameLength, zstdFramePiecesWithContentSize }
  * zstd levels, measured on this machine with `zstd -b` (256 KiB blocks). Byte planes of tensors hold no repeats
  * worth finding, only skewed byte counts: level 1 stores them smaller than level 3 and writes and inflates them
  * 1.3-2.6x faster (fp32 exponent plane of Adam-stepped weights 3.00x vs 2.81x; its XOR with the step before
- * 4.74x vs 4.55x; a mid plane's XOR 1.15x at 576 vs 217 MB/s). Other bytes may be text (configs, pickles, verbatim JSON), where
- * level 3 stores 10% less (3.96x vs 3.58x on JavaScript source) at 0.7x the speed; opaque binary is the same at
- * both.
+ * 4.74x vs 4.55x; a mid plane's XOR 1.15x at 576 vs 217 MB/s). Other bytes may be text (configs, pickles,
+ * verbatim JSON), where level 3 stores 10% less (3.96x vs 3.58x on JavaScript source) at 0.7x the speed; opaque
+ * binary is the same at both.
  */
 export const ZSTD_LEVELS = { planes: 1, bytes: 3 } as const;
 const MIN_SAVING = 0.02;
