@@ -20,6 +20,23 @@ import type { ObjectLocation } from './pack-reader.js';
 
 export type DB = Level<Buffer, Buffer>;
 
+function compactRange(db: DB, start: Buffer, end: Buffer): Promise<void> | undefined {
+  return (db as unknown as { compactRange?: (s: Buffer, e: Buffer) => Promise<void> }).compactRange?.(start, end);
+}
+
+/** Above every key the index holds (spec/FORMAT.md §8): a range no table overlaps. */
+const PAST_EVERY_KEY = [Buffer.from([0xff, 0xff]), Buffer.from([0xff, 0xff, 0xff])] as const;
+
+/**
+ * Moves what this writer added from LevelDB's write-ahead log into a table. Every read command (index-view.ts)
+ * would otherwise parse the whole log at start-up until the next writer opens the index: about 15 ms after a
+ * 100 MB commit, growing with the chunks a commit adds. LevelDB compacts its memtable first whatever range is
+ * asked; a range above every key leaves the tables as they are.
+ */
+export async function flushWriteAheadLog(db: DB): Promise<void> {
+  await compactRange(db, ...PAST_EVERY_KEY);
+}
+
 export class LevelSession implements IndexSession {
   constructor(private readonly db: DB) {}
 
@@ -75,8 +92,7 @@ export class LevelSession implements IndexSession {
    */
   private async compactPackKeys(): Promise<void> {
     const { gte, lt } = kindRange(K_PACK);
-    const db = this.db as unknown as { compactRange?: (start: Buffer, end: Buffer) => Promise<void> };
-    await db.compactRange?.(gte, lt);
+    await compactRange(this.db, gte, lt);
   }
 
   async commitBody(id: ObjectId): Promise<Buffer | undefined> {
