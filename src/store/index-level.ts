@@ -1,5 +1,7 @@
 // A session on the LevelDB index opened for writing (spec/FORMAT.md §8): what writers use, and what repairs an
 // index that needs rebuilding. Read commands use index-view.ts instead, which writes nothing.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
 import type { Level } from 'level';
 import {
   branchSummaryKey,
@@ -28,13 +30,33 @@ function compactRange(db: DB, start: Buffer, end: Buffer): Promise<void> | undef
 const PAST_EVERY_KEY = [Buffer.from([0xff, 0xff]), Buffer.from([0xff, 0xff, 0xff])] as const;
 
 /**
- * Moves what this writer added from LevelDB's write-ahead log into a table. Every read command (index-view.ts)
- * would otherwise parse the whole log at start-up until the next writer opens the index: about 15 ms after a
- * 100 MB commit, growing with the chunks a commit adds. LevelDB compacts its memtable first whatever range is
- * asked; a range above every key leaves the tables as they are.
+ * A write-ahead log at least this big is moved into a table when the writer closes the index. Every read command
+ * (index-view.ts) parses the whole log at start-up until the next writer opens the index: about 15 ms for the
+ * 105 KB a 100 MB commit of 505 tensors leaves, more for bigger commits. Moving it costs a few fsyncs (a table,
+ * the MANIFEST, a new log), several ms, so a small log (a JSON snapshot's commit leaves under 1 KB) stays.
  */
-export async function flushWriteAheadLog(db: DB): Promise<void> {
-  await compactRange(db, ...PAST_EVERY_KEY);
+const FLUSHED_LOG_BYTES = 64 * 1024;
+
+/** Bytes in the write-ahead logs of the index at `dir`. */
+async function writeAheadLogBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await fs.readdir(dir)) {
+    if (name.endsWith('.log')) total += (await fs.stat(path.join(dir, name)).catch(() => undefined))?.size ?? 0;
+  }
+  return total;
+}
+
+/**
+ * Moves a big write-ahead log (above) into a table. LevelDB compacts its memtable first whatever range is asked;
+ * a range above every key leaves the tables as they are. Only a hint for readers' start-up: the log is durable
+ * either way, so failing here changes nothing.
+ */
+export async function flushBigWriteAheadLog(db: DB, dir: string): Promise<void> {
+  try {
+    if ((await writeAheadLogBytes(dir)) >= FLUSHED_LOG_BYTES) await compactRange(db, ...PAST_EVERY_KEY);
+  } catch {
+    // as above
+  }
 }
 
 export class LevelSession implements IndexSession {

@@ -14,7 +14,7 @@ import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import type { PackEntry } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
-import { flushWriteAheadLog, LevelSession, type DB } from './index-level.js';
+import { flushBigWriteAheadLog, LevelSession, type DB } from './index-level.js';
 import { LevelSnapshot } from './index-snapshot.js';
 import { IndexReadView, ViewSession } from './index-view.js';
 import type { IndexTotals } from './index-totals.js';
@@ -260,8 +260,7 @@ export class ObjectIndex {
     if (this.users > 0 || !this.db) return;
     const db = this.db;
     this.db = undefined;
-    // Only a hint for readers' start-up: the log is durable either way, so a failure here changes nothing.
-    await flushWriteAheadLog(db).catch(() => {});
+    await flushBigWriteAheadLog(db, this.layout.indexDir);
     await db.close();
   }
 
