@@ -1,13 +1,14 @@
 // npm run bench: commit/checkout throughput, dedup and peak memory on generated safetensors checkpoints.
 // Not a test: it prints a table (and writes JSON with --json). Sizes: BENCH_STEPS (default 8) checkpoints of
 // BENCH_MB (default 512) MB, half of the tensors frozen, half changing every step; BENCH_BIG_MB (default 2304,
-// 0 to skip) for one file over 2 GiB. Runs the real CLI in child processes so RSS is the command's own.
-import { spawn, spawnSync } from 'node:child_process';
+// 0 to skip) for one file over 2 GiB. Runs bin/ckvc in child processes so RSS is the command's own (GNU time).
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { run } from './real/measure.mjs';
 import { startRemotes } from './transports.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -64,29 +65,15 @@ function writeCheckpoint(file, step, frozen) {
   fs.closeSync(fd);
 }
 
-/** Runs ckvc in a child (on `store`, but for `init`); returns seconds and the child's peak RSS in MiB. */
-function ckvc(args, store = path.join(work, 'store'), env = {}) {
-  const runner = `import(${JSON.stringify(path.join(repo, 'dist/cli/main.js'))}).then(async (m) => { const code = await m.run(process.argv.slice(1)); process.stderr.write('\\n@@RSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(code); })`;
+/**
+ * Runs bin/ckvc (the bundle users run) in a child (on `store`, but for `init`); returns seconds and the child's
+ * peak RSS in MiB from GNU time (null without it: Debian's `time` package).
+ */
+async function ckvc(args, store = path.join(work, 'store'), env = {}) {
   // Flush the bench's own freshly written files first, so their writeback does not compete with the command.
   spawnSync('sync');
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const onStore = args[0] === 'init' ? [] : ['--store', store];
-    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, ...args, ...onStore], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, CKVC_AUTHOR: 'bench', ...env },
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => {
-      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-      const rss = Number(/@@RSS (\d+)/.exec(err)?.[1] ?? 0) / 1024;
-      if (code !== 0) reject(new Error(`ckvc ${args.join(' ')} failed (${code}): ${err}`));
-      else resolve({ secs, rss, out });
-    });
-  });
+  const onStore = args[0] === 'init' ? [] : ['--store', store];
+  return run(path.join(repo, 'bin/ckvc'), [...args, ...onStore], { env: { CKVC_AUTHOR: 'bench', ...env } });
 }
 
 function dropCaches() {
@@ -115,15 +102,14 @@ const row = (what, bytes, r) => {
     MB: +(bytes / MiB).toFixed(0),
     seconds: +r.secs.toFixed(2),
     'MB/s': +(bytes / MiB / r.secs).toFixed(0),
-    'peak RSS MiB': +r.rss.toFixed(0),
+    'peak RSS MiB': r.rss === null ? null : +r.rss.toFixed(0),
   });
-  console.error(`  ${what}: ${(bytes / MiB / r.secs).toFixed(0)} MB/s, RSS ${r.rss.toFixed(0)} MiB`);
+  console.error(`  ${what}: ${(bytes / MiB / r.secs).toFixed(0)} MB/s, RSS ${r.rss?.toFixed(0) ?? '–'} MiB`);
 };
 
 console.error(
   `ckvc bench in ${work}: ${STEPS} x ${MB} MB safetensors, ${TENSORS} tensors, half frozen; ${os.cpus().length} cores`,
 );
-await ckvc(['init', work]).catch(() => {});
 fs.mkdirSync(path.join(work, 'store'), { recursive: true });
 await ckvc(['init', path.join(work, 'store')]);
 const perTensor = Math.floor((MB * MiB) / TENSORS / 4) * 4;
@@ -162,7 +148,7 @@ for (let step = 1; step <= STEPS; step++) {
   if (step === 1) row('commit, all new data', size, r);
   else {
     mixed.secs += r.secs;
-    mixed.rss = Math.max(mixed.rss, r.rss);
+    mixed.rss = r.rss === null ? null : Math.max(mixed.rss ?? 0, r.rss);
     mixed.bytes += size;
   }
 }
@@ -297,8 +283,8 @@ console.log(
 );
 console.log('| operation | MB | seconds | MB/s | peak RSS MiB |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
-for (const r of rows) console.log(`| ${r.what} | ${r.MB} | ${r.seconds} | ${r['MB/s']} | ${r['peak RSS MiB']} |`);
-console.log(`\nTimes are whole commands, including process start (~0.25 s) and the fsyncs of a commit.`);
+for (const r of rows) console.log(`| ${r.what} | ${r.MB} | ${r.seconds} | ${r['MB/s']} | ${r['peak RSS MiB'] ?? '–'} |`);
+console.log(`\nTimes are whole commands, including process start (~0.14 s: Node and the modules a command loads) and the fsyncs of a commit.`);
 console.log(`\nsharing (bytes sent are the bundles on the wire): ${share.join('; ')}`);
 if (npz.length) console.log(`\nnumpy: ${npz.join('; ')}`);
 console.log(
