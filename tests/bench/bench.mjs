@@ -283,8 +283,11 @@ console.log(
 );
 console.log('| operation | MB | seconds | MB/s | peak RSS MiB |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
-for (const r of rows) console.log(`| ${r.what} | ${r.MB} | ${r.seconds} | ${r['MB/s']} | ${r['peak RSS MiB'] ?? '–'} |`);
-console.log(`\nTimes are whole commands, including process start (~0.14 s: Node and the modules a command loads) and the fsyncs of a commit.`);
+for (const r of rows)
+  console.log(`| ${r.what} | ${r.MB} | ${r.seconds} | ${r['MB/s']} | ${r['peak RSS MiB'] ?? '–'} |`);
+console.log(
+  `\nTimes are whole commands, including process start (~0.14 s: Node and the modules a command loads) and the fsyncs of a commit.`,
+);
 console.log(`\nsharing (bytes sent are the bundles on the wire): ${share.join('; ')}`);
 if (npz.length) console.log(`\nnumpy: ${npz.join('; ')}`);
 console.log(
