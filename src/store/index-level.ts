@@ -49,7 +49,9 @@ async function writeAheadLogBytes(dir: string): Promise<number> {
 /**
  * Moves a big write-ahead log (above) into a table. LevelDB compacts its memtable first whatever range is asked;
  * a range above every key leaves the tables as they are. Only a hint for readers' start-up: the log is durable
- * either way, so failing here changes nothing.
+ * either way, and until LevelDB's MANIFEST names the new table the old log stays the live one. classic-level does
+ * not report LevelDB's own failures here (a full disk shows at the next write); what is caught is the listing of
+ * the folder and a database already closed.
  */
 export async function flushBigWriteAheadLog(db: DB, dir: string): Promise<void> {
   try {

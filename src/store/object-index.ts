@@ -87,6 +87,7 @@ export class ObjectIndex {
   private opening: Promise<DB> | undefined;
   private users = 0;
   private closeTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly layout: StoreLayout,
@@ -254,17 +255,30 @@ export class ObjectIndex {
     await this.closeDb();
   }
 
+  /**
+   * Closes LevelDB when no session uses it. A close already under way (the linger timer's: moving a big log
+   * into a table, then closing) is waited for, so that after close() nothing of this process holds the index's
+   * lock or still writes there; openDb waits for it too.
+   */
   private async closeDb(): Promise<void> {
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.closeTimer = undefined;
-    if (this.users > 0 || !this.db) return;
+    if (this.users > 0) return;
+    if (!this.db) return this.closing;
     const db = this.db;
     this.db = undefined;
-    await flushBigWriteAheadLog(db, this.layout.indexDir);
-    await db.close();
+    const closing: Promise<void> = (async () => {
+      await flushBigWriteAheadLog(db, this.layout.indexDir);
+      await db.close();
+    })().finally(() => {
+      if (this.closing === closing) this.closing = undefined;
+    });
+    this.closing = closing;
+    return closing;
   }
 
   private async openDb(): Promise<DB> {
+    await this.closing?.catch(() => {}); // a failed close was reported to whoever closed
     const deadline = Date.now() + Number(process.env.CKVC_LOCK_TIMEOUT_MS ?? 30_000);
     let delay = 2;
     let rebuilt = false;
