@@ -129,3 +129,18 @@ export async function recordBranchSummary(store: ObjectStore, branch: string, ti
     if (done) return;
   }
 }
+
+/**
+ * After a pull has moved branches: brings their entries to the new tips, so that `best` reads the entries
+ * instead of walking the pulled commits again at every run (read commands write nothing). The entries are a
+ * cache: a failure costs the next `best` a walk, not the pull.
+ */
+export async function recordMovedBranches(
+  store: ObjectStore,
+  moved: { name: string; new: ObjectId; skipped?: string }[],
+): Promise<void> {
+  for (const u of moved) {
+    if (u.skipped || !u.name.startsWith(REF_PREFIX.branch)) continue;
+    await recordBranchSummary(store, u.name.slice(REF_PREFIX.branch.length), u.new).catch(() => {});
+  }
+}

@@ -20,6 +20,7 @@ import { keptLabelWarning, type FetchWarning } from '../remote/sync.js';
 import { commitClosure, depthCut, storeParents } from '../store/ancestry.js';
 import { parseCount } from './commit-input.js';
 import { defaultAuthor } from './author.js';
+import { recordMovedBranches } from './branch-summary.js';
 
 export interface PackOptions {
   /** Branches, tags or aliases to put in the bundle (HEAD means the current branch). */
@@ -304,6 +305,7 @@ export async function pullBundle(
       },
       `bundle ${opts.file}`,
     );
+    await recordMovedBranches(store, r.refs);
     const warnings = r.labelsKept.map((k) => keptLabelWarning(k, `bundle ${opts.file}`));
     return { ...r, file: opts.file, warnings };
   } finally {

@@ -16,6 +16,7 @@ import { RemoteTokens } from '../remote/remote-tokens.js';
 import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
 import type { Transport } from '../remote/transport.js';
 import { defaultAuthor } from './author.js';
+import { recordMovedBranches } from './branch-summary.js';
 import { parseDepth } from './bundle.js';
 import { currentBranch } from './refs.js';
 
@@ -226,6 +227,7 @@ export async function pullFromRemote(
     who: defaultAuthor(),
     message: `pull: ${opts.remote}/${opts.branch}`,
   });
+  await recordMovedBranches(store, [{ name: local, new: theirs }]);
   return { ...f, branch: { name: local, old: cur, new: theirs, forced: false } };
 }
 
