@@ -31,7 +31,8 @@ export class DeltaBases {
 
   constructor(
     private readonly src: ParentSource,
-    private readonly parentTree: ObjectId,
+    /** The parent commit's tree (it names the parent's base cache file, FORMAT.md §18). */
+    readonly parentTree: ObjectId,
   ) {}
 
   private async load(): Promise<Map<string, ObjectId>> {
