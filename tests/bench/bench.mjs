@@ -73,7 +73,9 @@ async function ckvc(args, store = path.join(work, 'store'), env = {}) {
   // Flush the bench's own freshly written files first, so their writeback does not compete with the command.
   spawnSync('sync');
   const onStore = args[0] === 'init' ? [] : ['--store', store];
-  return run(path.join(repo, 'bin/ckvc'), [...args, ...onStore], { env: { CKVC_AUTHOR: 'bench', ...env } });
+  return run(path.join(repo, 'bin/ckvc'), [...args, ...onStore], {
+    env: { CKVC_AUTHOR: 'bench', CKVC_CACHE_DIR: path.join(work, 'cache'), ...env },
+  });
 }
 
 function dropCaches() {

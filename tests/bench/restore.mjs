@@ -125,7 +125,7 @@ function timed(bin, argv) {
   const onStore = argv[0] === 'init' ? [] : ['--store', store];
   const r = spawnSync('/usr/bin/time', ['-f', '@@ %e %U %S %M', bin, ...argv, ...onStore], {
     encoding: 'utf8',
-    env: { ...process.env, CKVC_AUTHOR: 'bench' },
+    env: { ...process.env, CKVC_AUTHOR: 'bench', CKVC_CACHE_DIR: path.join(work, 'cache') },
     maxBuffer: 64 * MiB,
   });
   const m = /@@ ([\d.]+) ([\d.]+) ([\d.]+) (\d+)\s*$/.exec(r.stderr);

@@ -17,7 +17,8 @@ function version(cmd, args) {
 
 export function ckvcTool(repoRoot) {
   const bin = path.join(repoRoot, 'bin/ckvc');
-  const env = { CKVC_AUTHOR: 'bench', NO_COLOR: '1' };
+  // The base cache (FORMAT.md §18) goes in the run folder, as borg's and restic's caches do.
+  const envFor = (dir) => ({ CKVC_AUTHOR: 'bench', NO_COLOR: '1', CKVC_CACHE_DIR: path.join(dir, 'cache') });
   return {
     name: 'ckvc',
     check() {
@@ -26,7 +27,8 @@ export function ckvcTool(repoRoot) {
       return { ok: true, version: `ckvc ${version(bin, ['--version']) ?? '?'}` };
     },
     store: (dir) => path.join(dir, '.ckvc'),
-    init: (dir) => run(bin, ['init', dir], { env }),
+    cache: (dir) => path.join(dir, 'cache'),
+    init: (dir) => run(bin, ['init', dir], { env: envFor(dir) }),
     ingest: (dir, live, { scenario, step }) =>
       run(
         bin,
@@ -42,10 +44,12 @@ export function ckvcTool(repoRoot) {
           '--store',
           path.join(dir, '.ckvc'),
         ],
-        { env },
+        { env: envFor(dir) },
       ),
     async restore(dir, to, { scenario }) {
-      const r = await run(bin, ['checkout', scenario, '--to', to, '--store', path.join(dir, '.ckvc')], { env });
+      const r = await run(bin, ['checkout', scenario, '--to', to, '--store', path.join(dir, '.ckvc')], {
+        env: envFor(dir),
+      });
       return { ...r, files: to };
     },
   };
@@ -65,6 +69,7 @@ export function borgTool() {
       return v ? { ok: true, version: v } : { ok: false, why: `borg is not installed (Debian: ${INSTALL})` };
     },
     store: (dir) => path.join(dir, 'repo'),
+    cache: (dir) => path.join(dir, 'home'),
     init: (dir) => run('borg', ['init', '--encryption=none', path.join(dir, 'repo')], { env: envFor(dir) }),
     ingest: (dir, live, { n }) =>
       run(
@@ -92,6 +97,7 @@ export function resticTool() {
       return v ? { ok: true, version: v } : { ok: false, why: `restic is not installed (Debian: ${INSTALL})` };
     },
     store: (dir) => path.join(dir, 'repo'),
+    cache: (dir) => path.join(dir, 'cache'),
     // Format version 2 is the one with compression (zstd, "auto" level).
     init: (dir) =>
       run('restic', ['-r', path.join(dir, 'repo'), 'init', '--repository-version', '2'], { env: envFor(dir) }),
