@@ -68,7 +68,13 @@ export class ObjectStore {
 
   writer(): ObjectWriter {
     this.index.forWriting();
-    return new ObjectWriter(this.layout, this.index, (id, width) => this.readChunkGrouped(id, width));
+    return new ObjectWriter(
+      this.layout,
+      this.index,
+      (id, width) => this.readChunkGrouped(id, width),
+      false,
+      (packId, offset, length, into) => this.packs.readAt(packId, offset, length, into),
+    );
   }
 
   /** A writer that only counts what would be new: nothing is written (commit --dry-run). */
