@@ -10,14 +10,17 @@ export const haveGnuTime = spawnSync(GNU_TIME, ['-f', '%M', 'true'], { stdio: 'i
 
 /**
  * Runs CMD ARGS to completion. Returns wall seconds and peak RSS in MiB (GNU time's %M: the largest resident
- * set of the command; null without GNU time). Throws with the command's stderr when it fails.
+ * set of the command; null without GNU time). Throws with the command's stderr when it fails. `env` adds to this
+ * process's environment; a variable set to undefined there is removed.
  */
 export function run(cmd, args, { cwd, env } = {}) {
+  const childEnv = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(childEnv)) if (v === undefined) delete childEnv[k];
   const rssFile = path.join(os.tmpdir(), `ckvc-bench-real-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
   const [file, argv] = haveGnuTime ? [GNU_TIME, ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(file, argv, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, argv, { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
