@@ -12,22 +12,17 @@ import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { scratch } from '../core/buffer-pool.js';
 import {
+  BASE_CACHE_ENTRY_BYTES,
   BASE_CACHE_FOOTER_BYTES,
   BASE_CACHE_MAGIC,
-  BASE_CACHE_MAX_LINKS,
-  type BaseCacheEntry,
-  type ChainLink,
   encodeBaseCacheEntry,
   encodeBaseCacheFooter,
-  parseBaseCacheEntries,
   parseBaseCacheEnds,
+  parseBaseCacheTrailer,
+  type BaseCacheEntry,
 } from '../core/store-format/base-cache-format.js';
-import { linkDigest, parseLinkHead, planesRead } from '../core/store-format/chain-links.js';
-import type { PlaneHeader } from '../core/store-format/codec/plane-codec.js';
-import { RECORD_HEADER_BYTES } from '../core/store-format/pack-format.js';
 import { ungroupBytes } from '../core/store-format/codec/byte-group.js';
 import { objectId, type ObjectId } from '../core/store-format/object-id.js';
-import type { ObjectLocation } from './pack-reader.js';
 import { randomHex } from './random-hex.js';
 
 /**
@@ -61,9 +56,6 @@ export async function baseCacheDir(storeRoot: string): Promise<string | undefine
 
 const cacheFile = (dir: string, tree: ObjectId) => path.join(dir, `${tree}${SUFFIX}`);
 
-/** Reads bytes of a pack (the store's pack reader). */
-export type PackBytes = (packId: string, offset: number, length: number, into?: Buffer) => Promise<Buffer>;
-
 /** The cache file a commit of `tree` left, opened and its entries checked for shape; undefined when absent. */
 export class BaseCacheReader {
   private constructor(
@@ -83,10 +75,10 @@ export class BaseCacheReader {
       await readFully(fh, foot, size - BASE_CACHE_FOOTER_BYTES);
       const place = parseBaseCacheEnds(head, foot, size);
       if (!place) throw new Error('not a cache file');
-      const region = Buffer.alloc(size - BASE_CACHE_FOOTER_BYTES - place.entriesOffset);
-      await readFully(fh, region, place.entriesOffset);
-      const list = parseBaseCacheEntries(region, place.count, place.entriesOffset);
-      if (!list) throw new Error('damaged entries');
+      const trailer = Buffer.alloc(place.count * BASE_CACHE_ENTRY_BYTES);
+      await readFully(fh, trailer, place.trailerOffset);
+      const list = parseBaseCacheTrailer(trailer, place.count, place.trailerOffset);
+      if (!list) throw new Error('damaged trailer');
       return new BaseCacheReader(fh, new Map(list.map((e) => [e.id, e])));
     } catch {
       await fh.close().catch(() => {});
@@ -100,21 +92,8 @@ export class BaseCacheReader {
     return e && e.width === width && e.length === length ? e : undefined;
   }
 
-  /**
-   * The entry's grouped bytes and chain, when the store still holds that chain intact where the index places it
-   * and the bytes hash to the chunk's ID; undefined otherwise (the base is then read from the store).
-   * `locationOf` gives the index's location of each link's chunk (looked up in one batch beforehand).
-   */
-  async use(
-    e: BaseCacheEntry,
-    locationOf: (id: ObjectId) => ObjectLocation | undefined,
-    readPack: PackBytes,
-  ): Promise<{ grouped: Uint8Array; links: ChainLink[] } | undefined> {
-    try {
-      if (!(await chainIntact(e, locationOf, readPack))) return undefined;
-    } catch {
-      return undefined; // an unreadable or malformed record: not a base to depend on
-    }
+  /** The entry's grouped bytes when they hash to the chunk's ID; undefined when they do not or cannot be read. */
+  async read(e: BaseCacheEntry): Promise<Uint8Array | undefined> {
     const grouped = Buffer.allocUnsafeSlow(e.length);
     try {
       await readFully(this.fh, grouped, e.dataOffset);
@@ -123,7 +102,7 @@ export class BaseCacheReader {
     }
     const plain = e.width > 1 ? ungroupBytes(grouped, e.width, scratch.acquire(e.length)) : grouped;
     try {
-      return objectId('chunk', plain) === e.id ? { grouped, links: e.links } : undefined;
+      return objectId('chunk', plain) === e.id ? grouped : undefined;
     } finally {
       if (plain !== grouped) scratch.release(plain);
     }
@@ -134,81 +113,16 @@ export class BaseCacheReader {
   }
 }
 
-const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
-
-/**
- * Whether the store holds the entry's chain as described: each link's chunk where the index says, each link's
- * base the next link, a last link that is not a delta, and the bytes a reader of the top chunk reads from each
- * record (header and plane table; the planes, FORMAT.md §4.3; the top's tail) matching their digests.
- */
-async function chainIntact(
-  e: BaseCacheEntry,
-  locationOf: (id: ObjectId) => ObjectLocation | undefined,
-  readPack: PackBytes,
-): Promise<boolean> {
-  const where = `base cache entry ${e.id.slice(0, 16)}`;
-  const tables: (PlaneHeader | undefined)[] = [];
-  for (const [k, l] of e.links.entries()) {
-    const loc = locationOf(l.chunkId);
-    if (loc?.packId !== l.packId || loc.entry.offset !== l.recordOffset) return false;
-    if (RECORD_HEADER_BYTES + loc.entry.storedLength !== l.recordLength) return false;
-    const last = k === e.links.length - 1;
-    if (l.whole) {
-      const record = await readPack(l.packId, l.recordOffset, l.recordLength);
-      const { entry } = parseLinkHead(record, l.recordOffset, where);
-      if (!last || entry.id !== l.chunkId || !same(linkDigest([record]), l.whole)) return false;
-      tables.push(undefined);
-      continue;
-    }
-    const head = await readPack(l.packId, l.recordOffset, l.planes!.headLength);
-    if (!same(linkDigest([head]), l.planes!.head)) return false;
-    const { entry, table } = parseLinkHead(head, l.recordOffset, where);
-    if (entry.id !== l.chunkId || !table || table.width !== e.width) return false;
-    const baseId = table.baseId && Buffer.from(table.baseId).toString('hex');
-    if (last ? baseId !== undefined : baseId !== e.links[k + 1]!.chunkId) return false;
-    tables.push(table);
-  }
-  const read = planesRead(tables, e.width);
-  for (const [k, l] of e.links.entries()) {
-    const table = tables[k];
-    if (!table) continue;
-    const body = l.recordOffset + RECORD_HEADER_BYTES;
-    // The planes read from one record are next to each other: one read from the first to the last of them.
-    const wanted = table.planes.map((p, j) => ({ ...p, j })).filter((p) => read[k]![p.j]);
-    const tail =
-      k === 0
-        ? { offset: table.tailOffset, length: l.recordLength - RECORD_HEADER_BYTES - table.tailOffset }
-        : undefined;
-    const spans = [...wanted, ...(tail ? [tail] : [])];
-    if (!spans.length) continue;
-    const from = spans[0]!.offset;
-    const to = spans.at(-1)!.offset + spans.at(-1)!.length;
-    // Pooled: these reads add up to several times a checkpoint's size, and fresh buffers cost GC time.
-    const bytes = await readPack(l.packId, body + from, to - from, scratch.acquire(to - from));
-    try {
-      for (const p of wanted) {
-        const digest = linkDigest([bytes.subarray(p.offset - from, p.offset - from + p.length)]);
-        if (!same(digest, l.planes!.planes[p.j]!)) return false;
-      }
-      if (tail && !same(linkDigest([bytes.subarray(tail.offset - from)]), l.planes!.tail)) return false;
-    } finally {
-      scratch.release(bytes);
-    }
-  }
-  return true;
-}
-
 /** Where a record went: the pack's ID is known once the pack is finished. */
 export interface PackSlot {
   packId?: string;
 }
 
-/** Writes one commit's cache file: entries as their records are encoded, the rest once the packs are named. */
+/** Writes one commit's cache file: entries as their records are encoded, the trailer once the packs are named. */
 export class BaseCacheWriter {
-  private readonly entries: { e: BaseCacheEntry; slot: PackSlot }[] = [];
+  private readonly entries: { e: Omit<BaseCacheEntry, 'packId'>; slot: PackSlot }[] = [];
   private offset = BASE_CACHE_MAGIC.length;
   private failed = false;
-  private budgetSpent = false;
 
   private constructor(
     private readonly dir: string,
@@ -217,30 +131,33 @@ export class BaseCacheWriter {
   ) {}
 
   static async create(dir: string): Promise<BaseCacheWriter | undefined> {
-    let fh: fs.FileHandle | undefined;
-    const tmp = path.join(dir, `tmp-${process.pid}-${randomHex(6)}`);
     try {
       await fs.mkdir(dir, { recursive: true });
-      fh = await fs.open(tmp, 'wx', 0o600);
-      await writeFully(fh, BASE_CACHE_MAGIC, 0);
-      return new BaseCacheWriter(dir, tmp, fh);
+      const tmp = path.join(dir, `tmp-${process.pid}-${randomHex(6)}`);
+      const fh = await fs.open(tmp, 'wx', 0o600);
+      const w = new BaseCacheWriter(dir, tmp, fh);
+      await fh.write(BASE_CACHE_MAGIC, 0, BASE_CACHE_MAGIC.length, 0);
+      return w;
     } catch {
-      await fh?.close().catch(() => {});
-      if (fh) await fs.rm(tmp, { force: true }).catch(() => {});
       return undefined;
     }
   }
 
   /**
    * Copies a chunk's grouped bytes now (the caller's buffer is freed once its record is written) and writes the
-   * copy; `links` is its chain, top first (the top's pack ID comes from `slot`). The returned promise settles once
-   * the bytes are written and never rejects: a failed write only drops the cache.
+   * copy; the returned promise settles once it is written and never rejects: a failed write only drops the cache.
    */
-  add(id: ObjectId, width: number, slot: PackSlot, links: ChainLink[], grouped: Uint8Array): Promise<void> {
+  add(
+    id: ObjectId,
+    width: number,
+    depth: number,
+    slot: PackSlot,
+    recordOffset: number,
+    grouped: Uint8Array,
+  ): Promise<void> {
     const length = grouped.length;
-    // Past the budget nothing more is kept: the file holds a commit's first chunks, not a scattering.
-    if (this.offset + length > BASE_CACHE_MAGIC.length + BASE_CACHE_MAX_BYTES) this.budgetSpent = true;
-    if (this.failed || this.budgetSpent || links.length > BASE_CACHE_MAX_LINKS) return Promise.resolve();
+    if (this.failed || depth > 255 || this.offset + length > BASE_CACHE_MAGIC.length + BASE_CACHE_MAX_BYTES)
+      return Promise.resolve();
     const copy = scratch.acquire(length);
     copy.set(grouped);
     const dataOffset = this.offset;
@@ -248,7 +165,7 @@ export class BaseCacheWriter {
     return writeFully(this.fh, copy, dataOffset).then(
       () => {
         scratch.release(copy);
-        this.entries.push({ e: { id, width, dataOffset, length, links }, slot });
+        this.entries.push({ e: { id, width, depth, recordOffset, dataOffset, length }, slot });
       },
       () => {
         this.failed = true;
@@ -264,10 +181,8 @@ export class BaseCacheWriter {
     const entries = this.entries.filter((x) => x.slot.packId);
     try {
       if (this.failed || entries.length === 0) throw new Error('nothing to keep');
-      const encoded = entries.map((x) =>
-        encodeBaseCacheEntry({ ...x.e, links: [{ ...x.e.links[0]!, packId: x.slot.packId! }, ...x.e.links.slice(1)] }),
-      );
-      const end = Buffer.concat([...encoded, encodeBaseCacheFooter(entries.length, this.offset)]);
+      const trailer = Buffer.concat(entries.map((x) => encodeBaseCacheEntry({ ...x.e, packId: x.slot.packId! })));
+      const end = Buffer.concat([trailer, encodeBaseCacheFooter(entries.length, this.offset)]);
       await writeFully(this.fh, end, this.offset);
       await this.fh.close();
       await fs.rename(this.tmp, cacheFile(this.dir, tree));

@@ -68,13 +68,7 @@ export class ObjectStore {
 
   writer(): ObjectWriter {
     this.index.forWriting();
-    return new ObjectWriter(
-      this.layout,
-      this.index,
-      (id, width) => this.readChunkGrouped(id, width),
-      false,
-      (packId, offset, length, into) => this.packs.readAt(packId, offset, length, into),
-    );
+    return new ObjectWriter(this.layout, this.index, (id, width) => this.readChunkGrouped(id, width));
   }
 
   /** A writer that only counts what would be new: nothing is written (commit --dry-run). */

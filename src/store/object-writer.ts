@@ -4,9 +4,8 @@
 import { planeCoded, type DeltaBase } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
-import { BaseCacheReader, BaseCacheWriter, baseCacheDir, type PackBytes, type PackSlot } from './base-cache.js';
-import type { ChainLink } from '../core/store-format/base-cache-format.js';
-import { chainLinkOf } from '../core/store-format/chain-links.js';
+import { BaseCacheReader, BaseCacheWriter, baseCacheDir, type PackSlot } from './base-cache.js';
+import type { BaseCacheEntry } from '../core/store-format/base-cache-format.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { ObjectIndex } from './object-index.js';
@@ -34,10 +33,7 @@ interface Pending {
 }
 
 /** Reads a chunk the store holds, grouped by `width`, and says how deep its delta chain is; undefined when absent. */
-export type BaseReader = (
-  id: ObjectId,
-  width: number,
-) => Promise<{ grouped: Uint8Array; depth: number; links?: ChainLink[] } | undefined>;
+export type BaseReader = (id: ObjectId, width: number) => Promise<{ grouped: Uint8Array; depth: number } | undefined>;
 
 export interface WriteStats {
   objectsSeen: number;
@@ -69,8 +65,6 @@ export class ObjectWriter {
     private readonly index: ObjectIndex,
     private readonly readBase?: BaseReader,
     private readonly dryRun = false,
-    /** Reads pack bytes: the base cache checks the chains it offers against the store (FORMAT.md §18). */
-    private readonly readPack?: PackBytes,
   ) {}
 
   /**
@@ -115,14 +109,13 @@ export class ObjectWriter {
     this.pending = [];
     this.pendingBytes = 0;
     if (batch.length === 0) return;
-    // The chains of bases the cache holds are located with the batch: an entry is used only where the index
-    // still places every record of its chain (FORMAT.md §18).
+    // Bases the cache holds are located with the batch: an entry is used only where the index still agrees.
     const from = this.baseCache?.from;
     const cached = batch.map((p) => (p.base ? from?.entry(p.base, p.width, p.bytes.length) : undefined));
-    const linkIds = [...new Set(cached.flatMap((e) => e?.links.map((l) => l.chunkId) ?? []))];
-    const found = await this.index.session((s) => s.locate([...batch.map((p) => p.id), ...linkIds]));
+    const cachedIds = cached.filter((e) => e !== undefined).map((e) => e.id);
+    const found = await this.index.session((s) => s.locate([...batch.map((p) => p.id), ...cachedIds]));
     const locations = found.slice(0, batch.length);
-    const linkLocations = new Map(linkIds.map((id, i) => [id, found[batch.length + i]]));
+    const baseLocations = new Map(cachedIds.map((id, i) => [id, found[batch.length + i]]));
     for (let i = 0; i < batch.length; i++) {
       if (locations[i]) continue;
       const p = batch[i]!;
@@ -133,17 +126,15 @@ export class ObjectWriter {
       this.pack ??= await PackWriter.create(this.layout);
       if (p.storeVersion) this.pack.requireStoreVersion(p.storeVersion);
       const entry = cached[i];
-      const fromCache = entry && (() => from!.use(entry, (id) => linkLocations.get(id), this.readPack!));
-      // A base the cache says is as deep as chains go is not read at all: the chunk starts a new chain (were the
-      // entry stale, a delta would be missed, never a bound broken).
-      const atBound = entry && entry.links.length - 1 >= MAX_WRITTEN_DELTA_DEPTH;
+      const loc = entry && baseLocations.get(entry.id);
+      const usable = entry && loc?.packId === entry.packId && loc.entry.offset === entry.recordOffset;
       await this.pack.add(
         p.type,
         p.id,
         p.bytes,
         p.width,
         p.compress,
-        p.base && !atBound ? this.baseLoader(p.base, p.bytes.length, p.width, fromCache) : undefined,
+        p.base ? this.baseLoader(p.base, p.bytes.length, p.width, usable ? entry : undefined) : undefined,
         this.keeper(p),
       );
     }
@@ -165,7 +156,7 @@ export class ObjectWriter {
    * (saved by saveBaseCache). Without a parent, nothing can be a delta and nothing is cached.
    */
   async useBaseCache(parentTree: ObjectId | undefined): Promise<void> {
-    if (!parentTree || this.dryRun || !this.readPack) return;
+    if (!parentTree || this.dryRun) return;
     const dir = await baseCacheDir(this.layout.root);
     if (!dir) return;
     const [from, to] = await Promise.all([BaseCacheReader.open(dir, parentTree), BaseCacheWriter.create(dir)]);
@@ -180,27 +171,12 @@ export class ObjectWriter {
     await cache?.to?.finish(tree, cache.parentTree);
   }
 
-  /** What the pack writer shows a chunk stored as a delta: its bytes and chain go to this commit's cache file. */
-  private keeper(p: Pending) {
+  private keeper(p: Pending): ((offset: number, grouped: Uint8Array, depth: number) => Promise<void>) | undefined {
     const to = this.baseCache?.to;
     if (!to || p.type !== 'chunk') return undefined;
     const slot = this.slot;
-    return async (record: Uint8Array[], recordOffset: number, grouped: Uint8Array, base: DeltaBase) => {
-      const below = this.baseChains.get(base);
-      if (!below) return; // a base whose chain is not known (read from the store mid-chain): not cached
-      const at = { chunkId: p.id, packId: '', recordOffset };
-      await to.add(
-        p.id,
-        p.width,
-        slot,
-        [chainLinkOf(record, at, `new record of ${p.id.slice(0, 16)}`), ...below],
-        grouped,
-      );
-    };
+    return (offset, grouped, depth) => to.add(p.id, p.width, depth, slot, offset, grouped);
   }
-
-  /** The chain, top first, of each base handed to the pack writer, where known (the next cache entry's tail). */
-  private readonly baseChains = new WeakMap<DeltaBase, ChainLink[]>();
 
   /** Reads a delta base when its record is encoded (in the pack writer's parallel jobs); a chain too deep, a
    * base of another length or one that cannot be read means plain encoding, never a failed write. */
@@ -208,16 +184,14 @@ export class ObjectWriter {
     base: ObjectId,
     length: number,
     width: number,
-    fromCache: (() => Promise<{ grouped: Uint8Array; links: ChainLink[] } | undefined>) | undefined,
+    cached: BaseCacheEntry | undefined,
   ): () => Promise<DeltaBase | undefined> {
     return async () => {
       try {
-        const hit = await fromCache?.();
-        const got = hit ? { ...hit, depth: hit.links.length - 1 } : await this.readBase?.(base, width);
+        const fromCache = cached && (await this.baseCache?.from?.read(cached));
+        const got = fromCache ? { grouped: fromCache, depth: cached.depth } : await this.readBase?.(base, width);
         if (!got || got.grouped.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
-        const delta: DeltaBase = { id: base, bytes: got.grouped, groupedWidth: width };
-        if (got.links) this.baseChains.set(delta, got.links);
-        return delta;
+        return { id: base, bytes: got.grouped, groupedWidth: width, depth: got.depth };
       } catch (e) {
         if (e instanceof CkvcError) return undefined;
         throw e;

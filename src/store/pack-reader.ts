@@ -6,8 +6,6 @@ import { scratch, type BufferPool } from '../core/buffer-pool.js';
 import { groupBytes, ungroupBytes } from '../core/store-format/codec/byte-group.js';
 import { DELTA_HEAD_BYTES, parseDeltaHead } from '../core/store-format/codec/plane-codec.js';
 import { decodeBody } from '../core/store-format/codec/record-codec.js';
-import type { ChainLink } from '../core/store-format/base-cache-format.js';
-import { chainLinkOf } from '../core/store-format/chain-links.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
 import {
@@ -47,8 +45,6 @@ export interface GroupedObject {
   /** The bytes, byte-grouped by the width asked for. */
   grouped: Uint8Array;
   depth: number;
-  /** For a record that is not a delta: itself as a chain link (what a base cache entry starts from). */
-  links?: ChainLink[];
 }
 
 export interface DecodedObject {
@@ -224,7 +220,7 @@ export class PackReader {
       const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, 0, true, locateBase);
       const grouped =
         width > 1 ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length)) : plain.bytes;
-      return { grouped, depth: plain.depth, ...this.rootLink(buf, loc, id, plain.depth, where) };
+      return { grouped, depth: plain.depth };
     }
     const plain = width > 1 ? ungroupBytes(got.grouped, width) : got.grouped;
     if (objectId('chunk', plain) !== id) {
@@ -234,14 +230,7 @@ export class PackReader {
         { id, pack: loc.packId },
       );
     }
-    return { ...got, ...this.rootLink(buf, loc, id, got.depth, where) };
-  }
-
-  /** A record that is not a delta, read whole and verified, as the one link of its chain (FORMAT.md §18). */
-  private rootLink(buf: Buffer, loc: ObjectLocation, id: ObjectId, depth: number, where: string) {
-    return depth === 0
-      ? { links: [chainLinkOf([buf], { chunkId: id, packId: loc.packId, recordOffset: loc.entry.offset }, where)] }
-      : {};
+    return got;
   }
 
   /**

@@ -86,8 +86,8 @@ export class PackWriter {
   /**
    * Queues an object. Resolves once it is accepted (not yet durable); objects already in this pack are skipped.
    * `base` loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job.
-   * `keep` is shown a chunk stored as a delta (its record, header first, and where it starts; its grouped bytes;
-   * the base it was coded against) before those bytes are freed: the next commit's base cache (FORMAT.md §18).
+   * `keep` is shown a chunk stored as a delta (its record's offset, its grouped bytes and its chain depth) before
+   * those bytes are freed: the base cache of the next commit (FORMAT.md §18).
    */
   async add(
     type: ObjectType,
@@ -96,7 +96,7 @@ export class PackWriter {
     width = 1,
     tryCompress = true,
     base?: () => Promise<DeltaBase | undefined>,
-    keep?: (record: Uint8Array[], recordOffset: number, grouped: Uint8Array, base: DeltaBase) => Promise<void>,
+    keep?: (recordOffset: number, grouped: Uint8Array, depth: number) => Promise<void>,
   ): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ids.has(id)) return;
@@ -104,16 +104,12 @@ export class PackWriter {
     this.rawBytes += raw.length;
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
     const job = (base ? base() : Promise.resolve(undefined))
-      .then(async (b) => ({ b, ...(await encodeBody(raw, width, tryCompress, b)) }))
+      .then(async (b) => ({ depth: (b?.depth ?? 0) + 1, ...(await encodeBody(raw, width, tryCompress, b)) }))
       .then(
-        async ({ codec, pieces, storedLength, release, grouped, b }) => {
+        async ({ codec, pieces, storedLength, release, grouped, depth }) => {
           const entry = { id, type, codec, rawLength: raw.length, storedLength, offset: this.offset };
-          const header = encodeRecordHeader(entry);
-          const kept =
-            keep && b && grouped && codec === CODECS.xorPlanes
-              ? keep([header, ...pieces], entry.offset, grouped, b)
-              : undefined;
-          this.append(header);
+          const kept = keep && grouped && codec === CODECS.xorPlanes ? keep(entry.offset, grouped, depth) : undefined;
+          this.append(encodeRecordHeader(entry));
           for (const p of pieces) this.append(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
           if (release) this.afterWrite.push(release);
           this.entries.push(entry);

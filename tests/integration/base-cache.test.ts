@@ -7,16 +7,9 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { commit } from '../../src/api/commit.js';
 import { CkvcError } from '../../src/core/errors.js';
-import {
-  BASE_CACHE_FOOTER_BYTES,
-  BASE_CACHE_MAGIC,
-  type BaseCacheEntry,
-  encodeBaseCacheEntry,
-  encodeBaseCacheFooter,
-  parseBaseCacheEnds,
-  parseBaseCacheEntries,
-} from '../../src/core/store-format/base-cache-format.js';
-import { CODECS, RECORD_HEADER_BYTES } from '../../src/core/store-format/pack-format.js';
+import { BASE_CACHE_ENTRY_BYTES, BASE_CACHE_FOOTER_BYTES } from '../../src/core/store-format/base-cache-format.js';
+import { ID_BYTES } from '../../src/core/store-format/object-id.js';
+import { CODECS } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
 import { safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
@@ -73,10 +66,10 @@ describe('base cache', () => {
 
   afterAll(() => cleanupTemp());
 
-  async function commitStep(k: number, branch = 'main', into = store) {
+  async function commitStep(k: number, branch = 'main') {
     const file = path.join(input, 'model.safetensors');
     fs.writeFileSync(file, checkpoints[k]!);
-    return commit(into, { paths: [file], message: `step ${k}`, branch, cwd: input });
+    return commit(store, { paths: [file], message: `step ${k}`, branch, cwd: input });
   }
 
   /** The tensors' chunks of a commit's tree, with their records' codecs and chain depths. */
@@ -114,24 +107,6 @@ describe('base cache', () => {
     const folders = fs.existsSync(stores) ? fs.readdirSync(stores) : [];
     expect(folders.length).toBeLessThanOrEqual(1);
     return folders.length ? path.join(stores, folders[0]!) : undefined;
-  };
-  /** Rewrites a cache file's entries (its data region unchanged). */
-  const rewriteEntries = (file: string, change: (e: BaseCacheEntry, i: number) => void) => {
-    const b = fs.readFileSync(file);
-    const head = b.subarray(0, BASE_CACHE_MAGIC.length);
-    const place = parseBaseCacheEnds(head, b.subarray(b.length - BASE_CACHE_FOOTER_BYTES), b.length)!;
-    const entries = parseBaseCacheEntries(
-      b.subarray(place.entriesOffset, b.length - BASE_CACHE_FOOTER_BYTES),
-      place.count,
-      place.entriesOffset,
-    )!;
-    entries.forEach(change);
-    const out = Buffer.concat([
-      b.subarray(0, place.entriesOffset),
-      ...entries.map(encodeBaseCacheEntry),
-      encodeBaseCacheFooter(entries.length, place.entriesOffset),
-    ]);
-    fs.writeFileSync(file, out);
   };
   const cacheFiles = () => {
     const dir = cacheFolder();
@@ -221,22 +196,18 @@ describe('base cache', () => {
     expect(codecs.filter((c) => c === CODECS.xorPlanes)).toHaveLength(TENSORS - 1);
   });
 
-  it('ignores entries whose records are no longer where they say (repacked or re-encoded by gc)', async () => {
-    const codecs = await step2After((file) =>
-      rewriteEntries(file, (e) => {
-        e.links[0]!.recordOffset += 1;
-      }),
-    );
+  it('ignores entries whose record is no longer where they say (repacked or re-encoded by gc)', async () => {
+    const codecs = await step2After((file) => {
+      const b = fs.readFileSync(file);
+      const count = b.readUInt32LE(b.length - BASE_CACHE_FOOTER_BYTES);
+      const entries = Number(b.readBigUInt64LE(b.length - BASE_CACHE_FOOTER_BYTES + 4));
+      for (let i = 0; i < count; i++) {
+        const at = entries + i * BASE_CACHE_ENTRY_BYTES + ID_BYTES + 2 + ID_BYTES; // record offset
+        b.writeBigUInt64LE(b.readBigUInt64LE(at) + 1n, at);
+      }
+      fs.writeFileSync(file, b);
+    });
     expect(codecs).toEqual(Array(TENSORS).fill(CODECS.planes));
-  });
-
-  it('ignores an entry whose chain digests do not match the store (damaged digests or records)', async () => {
-    const codecs = await step2After((file) =>
-      rewriteEntries(file, (e, i) => {
-        if (i === 0) e.links.at(-1)!.planes!.planes[3]![0]! ^= 1; // the root's sign-and-exponent plane
-      }),
-    );
-    expect(codecs.filter((c) => c === CODECS.planes)).toHaveLength(1);
   });
 
   it('ignores a truncated or foreign file whole, and the commit goes ahead', async () => {
@@ -245,58 +216,19 @@ describe('base cache', () => {
     );
   });
 
-  it('keeps depths exact when a pull makes the index name another copy of a base in the chain', async () => {
-    // R: steps 0-7, so R's step 7 sits 7 deltas deep. Here: step 7 as a root, then step 8 on it (cached, 1 deep).
-    const r = newStore('ckvc-base-cache-r-');
-    const rs = await ObjectStore.open(r.store);
-    for (let k = 0; k <= 7; k++) await commitStep(k, 'main', rs);
-    await rs.close();
-    const bundle = path.join(tempDir('ckvc-base-cache-bundle-'), 'r.ckvb');
-    r.ok(['pack', 'main', '-o', bundle]);
-    await commitStep(7, 'main');
-    await commitStep(8, 'main');
-    await store.close(); // the pull needs the index
-    s.ok(['pull', bundle]);
-    store = await ObjectStore.open(s.store);
-    // The index now places step 7's chunks in R's records (7 deep): step 8's are 8 deep, whatever the cache says.
-    const nine = await commitStep(9, 'main', store);
-    // Step 8's chunks now sit 8 deep (through R's step 7), so step 9 starts new chains; trusting the cache's
-    // record of step 8's chain (1 deep) would have made them 2 deep on paper and 9 in fact.
-    expect((await chunksOf(nine.tree)).map((c) => c.depth)).toEqual(Array(TENSORS).fill(0));
-    const out = tempDir('ckvc-base-cache-out-');
-    s.ok(['checkout', nine.id, '--to', out]);
-    expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(checkpoints[9]!)).toBe(true);
-  });
-
-  it('does not code a commit against a base whose record in the store is damaged', async () => {
-    await commitStep(0);
-    const one = await commitStep(1);
-    for (const c of await chunksOf(one.tree)) {
-      const loc = (await store.locate([c.id]))[0]!;
-      const at = loc.entry.offset + RECORD_HEADER_BYTES + loc.entry.storedLength - 1; // in its last plane
-      const fd = fs.openSync(store.layout.packFile(loc.packId), 'r+');
-      const b = Buffer.alloc(1);
-      fs.readSync(fd, b, 0, 1, at);
-      b.writeUInt8(b.readUInt8(0) ^ 0xff, 0);
-      fs.writeSync(fd, b, 0, 1, at);
-      fs.closeSync(fd);
-    }
-    await store.close();
-    store = await ObjectStore.open(s.store); // no bytes of the packs remembered from before the damage
-    const two = await commitStep(2);
-    const out = tempDir('ckvc-base-cache-out-');
-    s.ok(['checkout', two.id, '--to', out]);
-    expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(checkpoints[2]!)).toBe(true);
-  });
-
   it('keeps at most 4 files per store, and none when CKVC_BASE_CACHE=0', async () => {
-    const branches = ['a', 'b', 'c', 'd', 'e'];
-    for (const [i, branch] of branches.entries()) {
+    for (const branch of ['a', 'b', 'c', 'd', 'e']) {
       await commitStep(0, branch);
-      await commitStep(1 + i, branch); // coded against step 0 (a root, read from the store): cached
-      expect(cacheFiles(), branch).toHaveLength(Math.min(i + 1, 4));
-      await new Promise((r) => setTimeout(r, 20)); // mtimes order the files; keep them apart on coarse clocks
+      await commitStep(1, branch);
     }
+    // Every branch's second commit left the same tree's file; a distinct one per branch needs distinct steps.
+    expect(cacheFiles()).toHaveLength(1);
+    for (const [i, branch] of ['a', 'b', 'c', 'd', 'e'].entries()) {
+      await commitStep(2 + i, branch);
+      // mtimes order the files; keep them apart on coarse clocks
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(cacheFiles()).toHaveLength(4);
     process.env.CKVC_BASE_CACHE = '0';
     fs.rmSync(path.join(cacheRoot, 'bases'), { recursive: true });
     await commitStep(8, 'a');

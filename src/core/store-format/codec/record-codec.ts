@@ -66,6 +66,8 @@ export interface DeltaBase {
   bytes: Uint8Array;
   /** The width `bytes` are byte-grouped by, when they are (a base decoded for this write); else plain bytes. */
   groupedWidth?: number;
+  /** How many delta records lie under the base (its chain depth): a record coded against it is one deeper. */
+  depth?: number;
 }
 
 /**
