@@ -75,7 +75,7 @@ async function ckvc(args, store = path.join(work, 'store'), env = {}) {
   const onStore = args[0] === 'init' ? [] : ['--store', store];
   return run(path.join(repo, 'bin/ckvc'), [...args, ...onStore], {
     // NODE_EXTRA_CA_CERTS: see tests/bench/real/tools.mjs (~70 ms of start-up on a machine behind a TLS proxy).
-    env: { CKVC_AUTHOR: 'bench', CKVC_CACHE_DIR: path.join(work, 'cache'), NODE_EXTRA_CA_CERTS: undefined, ...env },
+    env: { CKVC_AUTHOR: 'bench', NODE_EXTRA_CA_CERTS: undefined, ...env },
   });
 }
 

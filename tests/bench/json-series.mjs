@@ -28,8 +28,6 @@ const snaps = fs
   .sort()
   .map((f) => path.join(snapDir, f));
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-bench-json-'));
-// The base cache (FORMAT.md §18) of the commits below, CLI and in-process, stays in the work folder.
-process.env.CKVC_CACHE_DIR = path.join(work, 'cache');
 const run = (...args) => {
   const argv = [bin, ...args, ...(args[0] === 'init' ? [] : ['--store', path.join(work, '.ckvc')])];
   // NODE_EXTRA_CA_CERTS: see tests/bench/real/tools.mjs (~70 ms of start-up on a machine behind a TLS proxy).

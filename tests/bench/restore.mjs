@@ -127,7 +127,7 @@ function timed(bin, argv) {
   const onStore = argv[0] === 'init' ? [] : ['--store', store];
   const r = spawnSync('/usr/bin/time', ['-f', '@@ %e %U %S %M', bin, ...argv, ...onStore], {
     encoding: 'utf8',
-    env: { ...withoutProxyCerts, CKVC_AUTHOR: 'bench', CKVC_CACHE_DIR: path.join(work, 'cache') },
+    env: { ...withoutProxyCerts, CKVC_AUTHOR: 'bench' },
     maxBuffer: 64 * MiB,
   });
   const m = /@@ ([\d.]+) ([\d.]+) ([\d.]+) (\d+)\s*$/.exec(r.stderr);

@@ -48,11 +48,6 @@ export function markdown(results) {
     `restore = the last checkpoint's bytes ÷ the restore command's wall time, ${results.coldCache ? 'page cache dropped first' : 'page cache NOT dropped (not root, or /proc read-only): warm-cache figures'};`,
   );
   lines.push("peak RSS = the largest resident set of any of the tool's processes (GNU time). MB = 2^20 bytes.");
-  const caches = results.scenarios.map(
-    (s) =>
-      `${s.name} ${TOOLS.map((t) => fmt(s.tools[t]?.cacheBytes == null ? null : s.tools[t].cacheBytes / MiB, 1)).join(' / ')}`,
-  );
-  lines.push(`Caches left outside the repositories (not counted above), MiB: ${caches.join('; ')}.`);
   const skipped = TOOLS.filter((t) => results.tools[t]?.skipped).map((t) => `${t}: ${results.tools[t].skipped}`);
   if (skipped.length) lines.push(`Skipped: ${skipped.join('; ')}.`);
   const versions = TOOLS.filter((t) => results.tools[t]?.version).map((t) => results.tools[t].version);

@@ -140,7 +140,6 @@ async function benchTool(tool, scenario, ckpts, ckptRoot) {
     maxRss(r.rss);
   }
   const storedBytes = dirBytes(tool.store(runDir));
-  const cacheBytes = fs.existsSync(tool.cache(runDir)) ? dirBytes(tool.cache(runDir)) : 0;
   const last = ckpts.at(-1);
   const to = path.join(runDir, 'restore');
   const cold = dropCaches();
@@ -152,7 +151,6 @@ async function benchTool(tool, scenario, ckpts, ckptRoot) {
   return {
     logicalBytes,
     storedBytes,
-    cacheBytes,
     ingestSecs,
     perCheckpointSecs,
     restoreBytes: last.bytes,

@@ -17,15 +17,9 @@ function version(cmd, args) {
 
 export function ckvcTool(repoRoot) {
   const bin = path.join(repoRoot, 'bin/ckvc');
-  // The base cache (FORMAT.md §18) goes in the run folder, as borg's and restic's caches do. NODE_EXTRA_CA_CERTS
-  // (set on machines behind a TLS-inspecting proxy, as the one these figures come from) makes every Node process
-  // parse the extra certificates at start-up, about 70 ms here; ckvc talks no TLS in this benchmark.
-  const envFor = (dir) => ({
-    CKVC_AUTHOR: 'bench',
-    NO_COLOR: '1',
-    CKVC_CACHE_DIR: path.join(dir, 'cache'),
-    NODE_EXTRA_CA_CERTS: undefined,
-  });
+  // NODE_EXTRA_CA_CERTS (set on machines behind a TLS-inspecting proxy, as the one these figures come from) makes
+  // every Node process parse the extra certificates at start-up, about 70 ms here; ckvc talks no TLS here.
+  const env = { CKVC_AUTHOR: 'bench', NO_COLOR: '1', NODE_EXTRA_CA_CERTS: undefined };
   return {
     name: 'ckvc',
     check() {
@@ -34,8 +28,7 @@ export function ckvcTool(repoRoot) {
       return { ok: true, version: `ckvc ${version(bin, ['--version']) ?? '?'}` };
     },
     store: (dir) => path.join(dir, '.ckvc'),
-    cache: (dir) => path.join(dir, 'cache'),
-    init: (dir) => run(bin, ['init', dir], { env: envFor(dir) }),
+    init: (dir) => run(bin, ['init', dir], { env }),
     ingest: (dir, live, { scenario, step }) =>
       run(
         bin,
@@ -51,12 +44,10 @@ export function ckvcTool(repoRoot) {
           '--store',
           path.join(dir, '.ckvc'),
         ],
-        { env: envFor(dir) },
+        { env },
       ),
     async restore(dir, to, { scenario }) {
-      const r = await run(bin, ['checkout', scenario, '--to', to, '--store', path.join(dir, '.ckvc')], {
-        env: envFor(dir),
-      });
+      const r = await run(bin, ['checkout', scenario, '--to', to, '--store', path.join(dir, '.ckvc')], { env });
       return { ...r, files: to };
     },
   };
@@ -76,7 +67,6 @@ export function borgTool() {
       return v ? { ok: true, version: v } : { ok: false, why: `borg is not installed (Debian: ${INSTALL})` };
     },
     store: (dir) => path.join(dir, 'repo'),
-    cache: (dir) => path.join(dir, 'home'),
     init: (dir) => run('borg', ['init', '--encryption=none', path.join(dir, 'repo')], { env: envFor(dir) }),
     ingest: (dir, live, { n }) =>
       run(
@@ -104,7 +94,6 @@ export function resticTool() {
       return v ? { ok: true, version: v } : { ok: false, why: `restic is not installed (Debian: ${INSTALL})` };
     },
     store: (dir) => path.join(dir, 'repo'),
-    cache: (dir) => path.join(dir, 'cache'),
     // Format version 2 is the one with compression (zstd, "auto" level).
     init: (dir) =>
       run('restic', ['-r', path.join(dir, 'repo'), 'init', '--repository-version', '2'], { env: envFor(dir) }),
