@@ -152,7 +152,6 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
   const writer = store.writer();
   try {
     const bases = await deltaBasesFor(store, REF_PREFIX.branch + branch, warm);
-    await writer.useBaseCache(bases?.parentTree);
     const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, {
       storeRoot: store.root,
       progress: opts.progress,
@@ -190,7 +189,6 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
         await again.commit();
       }
     }
-    await writer.saveBaseCache(tree);
     // The branch has moved: the commit counts from here on, so a failure to move HEAD is a warning, not an
     // error (an error would invite a re-run that commits the same checkpoint twice).
     const warnings: string[] = [...summary.warnings];

@@ -4,8 +4,6 @@
 import { planeCoded, type DeltaBase } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
-import { BaseCacheReader, BaseCacheWriter, baseCacheDir, type PackSlot } from './base-cache.js';
-import type { BaseCacheEntry } from '../core/store-format/base-cache-format.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { ObjectIndex } from './object-index.js';
@@ -45,10 +43,6 @@ export interface WriteStats {
 
 export class ObjectWriter {
   private pack: PackWriter | undefined;
-  /** Where the current pack's records go: its ID, for the base cache's entries, once the pack is finished. */
-  private slot: PackSlot = {};
-  /** The base cache (FORMAT.md §18): the parent commit's file, read, and this commit's, written. */
-  private baseCache: { from?: BaseCacheReader; to?: BaseCacheWriter; parentTree: ObjectId } | undefined;
   private readonly finished: FinishedPack[] = [];
   private pending: Pending[] = [];
   private pendingBytes = 0;
@@ -109,89 +103,39 @@ export class ObjectWriter {
     this.pending = [];
     this.pendingBytes = 0;
     if (batch.length === 0) return;
-    // Bases the cache holds are located with the batch: an entry is used only where the index still agrees.
-    const from = this.baseCache?.from;
-    const cached = batch.map((p) => (p.base ? from?.entry(p.base, p.width, p.bytes.length) : undefined));
-    const cachedIds = cached.filter((e) => e !== undefined).map((e) => e.id);
-    const found = await this.index.session((s) => s.locate([...batch.map((p) => p.id), ...cachedIds]));
-    const locations = found.slice(0, batch.length);
-    const baseLocations = new Map(cachedIds.map((id, i) => [id, found[batch.length + i]]));
+    const locations = await this.index.session((s) => s.locate(batch.map((p) => p.id)));
     for (let i = 0; i < batch.length; i++) {
       if (locations[i]) continue;
       const p = batch[i]!;
       this.stats.objectsNew++;
       if (p.type === 'chunk') this.stats.bytesNew += p.bytes.length;
       if (this.dryRun) continue;
-      if (this.pack && this.pack.acceptedBytes >= PACK_TARGET_BYTES) await this.finishPack();
+      if (this.pack && this.pack.acceptedBytes >= PACK_TARGET_BYTES) {
+        const done = await this.pack.finish();
+        if (done) this.finished.push(done);
+        this.pack = undefined;
+      }
       this.pack ??= await PackWriter.create(this.layout);
       if (p.storeVersion) this.pack.requireStoreVersion(p.storeVersion);
-      const entry = cached[i];
-      const loc = entry && baseLocations.get(entry.id);
-      const usable = entry && loc?.packId === entry.packId && loc.entry.offset === entry.recordOffset;
       await this.pack.add(
         p.type,
         p.id,
         p.bytes,
         p.width,
         p.compress,
-        p.base ? this.baseLoader(p.base, p.bytes.length, p.width, usable ? entry : undefined) : undefined,
-        this.keeper(p),
+        p.base ? this.baseLoader(p.base, p.bytes.length, p.width) : undefined,
       );
     }
   }
 
-  private async finishPack(): Promise<void> {
-    const done = await this.pack!.finish();
-    if (done) {
-      this.finished.push(done);
-      this.slot.packId = done.packId;
-    }
-    this.pack = undefined;
-    this.slot = {};
-  }
-
-  /**
-   * Turns on the base cache for a commit whose parent's tree is `parentTree`: the parent's cache file, when
-   * there is one, serves bases, and the chunks this commit stores as deltas are written to a file of its own
-   * (saved by saveBaseCache). Without a parent, nothing can be a delta and nothing is cached.
-   */
-  async useBaseCache(parentTree: ObjectId | undefined): Promise<void> {
-    if (!parentTree || this.dryRun) return;
-    const dir = await baseCacheDir(this.layout.root);
-    if (!dir) return;
-    const [from, to] = await Promise.all([BaseCacheReader.open(dir, parentTree), BaseCacheWriter.create(dir)]);
-    this.baseCache = { parentTree, ...(from ? { from } : {}), ...(to ? { to } : {}) };
-  }
-
-  /** Saves this commit's base cache under its tree (after commit(); a failure only loses the cache). */
-  async saveBaseCache(tree: ObjectId): Promise<void> {
-    const cache = this.baseCache;
-    this.baseCache = undefined;
-    await cache?.from?.close();
-    await cache?.to?.finish(tree, cache.parentTree);
-  }
-
-  private keeper(p: Pending): ((offset: number, grouped: Uint8Array, depth: number) => Promise<void>) | undefined {
-    const to = this.baseCache?.to;
-    if (!to || p.type !== 'chunk') return undefined;
-    const slot = this.slot;
-    return (offset, grouped, depth) => to.add(p.id, p.width, depth, slot, offset, grouped);
-  }
-
   /** Reads a delta base when its record is encoded (in the pack writer's parallel jobs); a chain too deep, a
    * base of another length or one that cannot be read means plain encoding, never a failed write. */
-  private baseLoader(
-    base: ObjectId,
-    length: number,
-    width: number,
-    cached: BaseCacheEntry | undefined,
-  ): () => Promise<DeltaBase | undefined> {
+  private baseLoader(base: ObjectId, length: number, width: number): () => Promise<DeltaBase | undefined> {
     return async () => {
       try {
-        const fromCache = cached && (await this.baseCache?.from?.read(cached));
-        const got = fromCache ? { grouped: fromCache, depth: cached.depth } : await this.readBase?.(base, width);
+        const got = await this.readBase?.(base, width);
         if (!got || got.grouped.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
-        return { id: base, bytes: got.grouped, groupedWidth: width, depth: got.depth };
+        return { id: base, bytes: got.grouped, groupedWidth: width };
       } catch (e) {
         if (e instanceof CkvcError) return undefined;
         throw e;
@@ -203,7 +147,11 @@ export class ObjectWriter {
   async commit(): Promise<FinishedPack[]> {
     await this.inBackground;
     await this.flush();
-    if (this.pack) await this.finishPack();
+    if (this.pack) {
+      const done = await this.pack.finish();
+      this.pack = undefined;
+      if (done) this.finished.push(done);
+    }
     if (this.finished.length) {
       try {
         faultPoint('index.update');
@@ -227,8 +175,5 @@ export class ObjectWriter {
     await this.inBackground.catch(() => {});
     await this.pack?.abort();
     this.pack = undefined;
-    await this.baseCache?.from?.close();
-    await this.baseCache?.to?.abort();
-    this.baseCache = undefined;
   }
 }

@@ -7,7 +7,6 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { encodeBody, type DeltaBase } from '../core/store-format/codec/record-codec.js';
 import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import {
-  CODECS,
   encodeFooterPrefix,
   encodePackHeader,
   encodeRecordHeader,
@@ -86,8 +85,6 @@ export class PackWriter {
   /**
    * Queues an object. Resolves once it is accepted (not yet durable); objects already in this pack are skipped.
    * `base` loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job.
-   * `keep` is shown a chunk stored as a delta (its record's offset, its grouped bytes and its chain depth) before
-   * those bytes are freed: the base cache of the next commit (FORMAT.md §18).
    */
   async add(
     type: ObjectType,
@@ -96,7 +93,6 @@ export class PackWriter {
     width = 1,
     tryCompress = true,
     base?: () => Promise<DeltaBase | undefined>,
-    keep?: (recordOffset: number, grouped: Uint8Array, depth: number) => Promise<void>,
   ): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ids.has(id)) return;
@@ -104,17 +100,15 @@ export class PackWriter {
     this.rawBytes += raw.length;
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
     const job = (base ? base() : Promise.resolve(undefined))
-      .then(async (b) => ({ depth: (b?.depth ?? 0) + 1, ...(await encodeBody(raw, width, tryCompress, b)) }))
+      .then((b) => encodeBody(raw, width, tryCompress, b))
       .then(
-        async ({ codec, pieces, storedLength, release, grouped, depth }) => {
+        async ({ codec, pieces, storedLength, release }) => {
           const entry = { id, type, codec, rawLength: raw.length, storedLength, offset: this.offset };
-          const kept = keep && grouped && codec === CODECS.xorPlanes ? keep(entry.offset, grouped, depth) : undefined;
           this.append(encodeRecordHeader(entry));
           for (const p of pieces) this.append(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
           if (release) this.afterWrite.push(release);
           this.entries.push(entry);
           if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
-          await kept;
         },
         (e) => {
           this.failure = e;

@@ -22,7 +22,6 @@ export default defineConfig({
       CKVC_FUZZ_SCALE: process.env.CKVC_FUZZ_SCALE ?? '10',
     },
     setupFiles: ['./tests/child-environment.ts'],
-    globalSetup: ['./tests/cache-dir-setup.ts'],
     reporters: ['default', './tests/summary-reporter.ts'],
   },
 });

@@ -31,8 +31,7 @@ export class DeltaBases {
 
   constructor(
     private readonly src: ParentSource,
-    /** The parent commit's tree (it names the parent's base cache file, FORMAT.md §18). */
-    readonly parentTree: ObjectId,
+    private readonly parentTree: ObjectId,
   ) {}
 
   private async load(): Promise<Map<string, ObjectId>> {

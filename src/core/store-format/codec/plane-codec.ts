@@ -34,8 +34,6 @@ export interface PlaneEncoding {
   usesBase: boolean;
   /** True when no plane was compressed and none XORed: storing the chunk raw is as good. */
   allRaw: boolean;
-  /** The chunk's own bytes grouped by the width (the next commit's base), valid until `release` is called. */
-  grouped: Uint8Array;
   /** Hands the scratch space the pieces point into back to its pool, once they have been written. */
   release: () => void;
 }
@@ -155,7 +153,6 @@ export async function encodePlanes(
     storedLength: pieces.reduce((a, p) => a + p.length, 0),
     usesBase,
     allRaw: modes.every((m) => m === 0),
-    grouped: grouped.subarray(0, raw.length),
     release: () => scratch.release(grouped),
   };
 }

@@ -54,8 +54,6 @@ export interface EncodedBody {
   /** The stored bytes, in pieces to be written back to back (avoids copying compressed output). */
   pieces: Uint8Array[];
   storedLength: number;
-  /** Codecs 5 and 6: the chunk's bytes grouped by its width, valid until `release` (a writer's base cache). */
-  grouped?: Uint8Array;
   /** Call once the pieces are written: they may point into pooled scratch space. */
   release?: () => void;
 }
@@ -66,8 +64,6 @@ export interface DeltaBase {
   bytes: Uint8Array;
   /** The width `bytes` are byte-grouped by, when they are (a base decoded for this write); else plain bytes. */
   groupedWidth?: number;
-  /** How many delta records lie under the base (its chain depth): a record coded against it is one deeper. */
-  depth?: number;
 }
 
 /**
@@ -98,7 +94,6 @@ export async function encodeBody(
       codec: planes.usesBase ? CODECS.xorPlanes : CODECS.planes,
       pieces: planes.pieces,
       storedLength: planes.storedLength,
-      grouped: planes.grouped,
       release: planes.release,
     };
   }
