@@ -68,7 +68,9 @@ export class ObjectStore {
 
   writer(): ObjectWriter {
     this.index.forWriting();
-    return new ObjectWriter(this.layout, this.index, (id, width) => this.readChunkGrouped(id, width));
+    return new ObjectWriter(this.layout, this.index, (id, width, maxDepth) =>
+      this.readChunkGrouped(id, width, maxDepth),
+    );
   }
 
   /** A writer that only counts what would be new: nothing is written (commit --dry-run). */
@@ -112,10 +114,11 @@ export class ObjectStore {
    * A chunk's bytes grouped by `width` (verified) and the length of the delta chain behind them: what a writer
    * encoding against it needs (it bounds the chain). Undefined when the store does not hold it.
    */
-  async readChunkGrouped(id: ObjectId, width: number): Promise<GroupedObject | undefined> {
+  async readChunkGrouped(id: ObjectId, width: number, maxDepth?: number): Promise<GroupedObject | undefined> {
     const loc = (await this.locate([id]))[0];
     return (
-      loc && this.withRelocation(loc, id, (l, locateBase) => this.packs.readChunkGrouped(l, id, width, locateBase))
+      loc &&
+      this.withRelocation(loc, id, (l, locateBase) => this.packs.readChunkGrouped(l, id, width, locateBase, maxDepth))
     );
   }
 

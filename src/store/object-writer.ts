@@ -30,8 +30,15 @@ interface Pending {
   storeVersion?: number;
 }
 
-/** Reads a chunk the store holds, grouped by `width`, and says how deep its delta chain is; undefined when absent. */
-export type BaseReader = (id: ObjectId, width: number) => Promise<{ grouped: Uint8Array; depth: number } | undefined>;
+/**
+ * Reads a chunk the store holds, grouped by `width`, and says how deep its delta chain is; undefined when absent;
+ * `grouped` undefined (not decoded) when the chain is deeper than `maxDepth`.
+ */
+export type BaseReader = (
+  id: ObjectId,
+  width: number,
+  maxDepth: number,
+) => Promise<{ grouped: Uint8Array | undefined; depth: number } | undefined>;
 
 export interface WriteStats {
   objectsSeen: number;
@@ -133,8 +140,8 @@ export class ObjectWriter {
   private baseLoader(base: ObjectId, length: number, width: number): () => Promise<DeltaBase | undefined> {
     return async () => {
       try {
-        const got = await this.readBase?.(base, width);
-        if (!got || got.grouped.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
+        const got = await this.readBase?.(base, width, MAX_WRITTEN_DELTA_DEPTH - 1);
+        if (!got?.grouped || got.grouped.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
         return { id: base, bytes: got.grouped, groupedWidth: width };
       } catch (e) {
         if (e instanceof CkvcError) return undefined;

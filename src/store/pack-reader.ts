@@ -42,8 +42,8 @@ export interface ObjectLocation {
 export type BaseLocator = (id: ObjectId) => Promise<ObjectLocation | undefined>;
 
 export interface GroupedObject {
-  /** The bytes, byte-grouped by the width asked for. */
-  grouped: Uint8Array;
+  /** The bytes, byte-grouped by the width asked for; undefined when not decoded (deeper than asked for). */
+  grouped: Uint8Array | undefined;
   depth: number;
 }
 
@@ -199,13 +199,15 @@ export class PackReader {
 
   /**
    * A chunk grouped by `width`, verified against its ID, and how deep its delta chain is: what a writer needs
-   * of a base it is about to encode against (FORMAT.md §4.3).
+   * of a base it is about to encode against (FORMAT.md §4.3). A plane-coded chunk whose chain is deeper than
+   * `maxDepth` is not decoded (`grouped` undefined, `depth` its chain's).
    */
   async readChunkGrouped(
     loc: ObjectLocation,
     id: ObjectId,
     width: number,
     locateBase?: BaseLocator,
+    maxDepth?: number,
   ): Promise<GroupedObject> {
     const where = `object ${id.slice(0, 16)} in pack ${loc.packId.slice(0, 16)}`;
     if (loc.entry.storedLength > MAX_OBJECT_BYTES)
@@ -214,7 +216,7 @@ export class PackReader {
     const header = this.checkedHeader(buf, loc, id, where, 'chunk');
     let got: GroupedObject;
     if ((header.codec === CODECS.planes || header.codec === CODECS.xorPlanes) && buf[RECORD_HEADER_BYTES] === width)
-      got = await decodePlaneChain(this.chainSource(locateBase), buf, loc, header, where, 0, true);
+      got = await decodePlaneChain(this.chainSource(locateBase), buf, loc, header, where, 0, true, maxDepth);
     else {
       // Another codec or width: decoded plain (and verified), then grouped as asked.
       const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, 0, true, locateBase);
@@ -222,6 +224,7 @@ export class PackReader {
         width > 1 ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length)) : plain.bytes;
       return { grouped, depth: plain.depth };
     }
+    if (!got.grouped) return got;
     const plain = width > 1 ? ungroupBytes(got.grouped, width) : got.grouped;
     if (objectId('chunk', plain) !== id) {
       throw new CkvcError(
@@ -311,7 +314,16 @@ export class PackReader {
           { id, pack: loc.packId },
         );
       const width = body[0] ?? 1;
-      const got = await decodePlaneChain(this.chainSource(locateBase), buf, loc, header, where, depth, needDepth);
+      const decodedChain = await decodePlaneChain(
+        this.chainSource(locateBase),
+        buf,
+        loc,
+        header,
+        where,
+        depth,
+        needDepth,
+      );
+      const got = { grouped: decodedChain.grouped!, depth: decodedChain.depth }; // no maxDepth: always decoded
       if (width > 1) {
         decoded = { bytes: ungroupBytes(got.grouped, width, pool?.acquire(got.grouped.length)), depth: got.depth };
         scratch.release(got.grouped);

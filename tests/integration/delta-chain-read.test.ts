@@ -323,9 +323,9 @@ describe("delta bases located from their pack's table of contents", () => {
       );
       // The first base is looked up in the index and its pack's TOC learnt; the other two then come from the TOC,
       // at the same time, both fail, and each is read again through the index (as a commit's base reads run).
-      expect((await store.readChunkGrouped(first!.delta.entry.id, 4))?.grouped.length).toBe(ELEMENTS * 4);
+      expect((await store.readChunkGrouped(first!.delta.entry.id, 4))?.grouped?.length).toBe(ELEMENTS * 4);
       const got = await Promise.all(others.map((d) => store.readChunkGrouped(d.delta.entry.id, 4)));
-      expect(got.map((g) => g?.grouped.length)).toEqual([ELEMENTS * 4, ELEMENTS * 4]);
+      expect(got.map((g) => g?.grouped?.length)).toEqual([ELEMENTS * 4, ELEMENTS * 4]);
     } finally {
       await store.close();
     }
