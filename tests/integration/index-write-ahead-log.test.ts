@@ -69,7 +69,9 @@ describe('the index after a writer', () => {
       ids.push(s.json<{ id: string }>(['commit', f, '-b', 'main', '-m', `step ${ids.length + 1}`]).id);
     };
     commit(1);
-    expect(indexFiles(s.store).logBytes).toBe(0);
+    // The commit's ~1,000 entries went into a table. The branch's metric summary, written after them, is in the
+    // same table when it came within the index's linger, else alone in a new log of under a hundred bytes.
+    expect(indexFiles(s.store).logBytes).toBeLessThan(1024);
     expect(indexFiles(s.store).tables).toBeGreaterThan(0);
     // One tensor changed: a handful of entries, not worth a table's fsyncs.
     tensors['layer0.weight']!.bytes = Buffer.alloc(1024, 7);
