@@ -314,20 +314,12 @@ export class PackReader {
           { id, pack: loc.packId },
         );
       const width = body[0] ?? 1;
-      const decodedChain = await decodePlaneChain(
-        this.chainSource(locateBase),
-        buf,
-        loc,
-        header,
-        where,
-        depth,
-        needDepth,
-      );
-      const got = { grouped: decodedChain.grouped!, depth: decodedChain.depth }; // no maxDepth: always decoded
+      const got = await decodePlaneChain(this.chainSource(locateBase), buf, loc, header, where, depth, needDepth);
+      const grouped = got.grouped!; // decoded whatever its depth: no maxDepth asked
       if (width > 1) {
-        decoded = { bytes: ungroupBytes(got.grouped, width, pool?.acquire(got.grouped.length)), depth: got.depth };
-        scratch.release(got.grouped);
-      } else decoded = { bytes: got.grouped, depth: got.depth };
+        decoded = { bytes: ungroupBytes(grouped, width, pool?.acquire(grouped.length)), depth: got.depth };
+        scratch.release(grouped);
+      } else decoded = { bytes: grouped, depth: got.depth };
     } else decoded = { bytes: await decodeBody(header.codec, body, header.rawLength, where, pool), depth: 0 };
     if (objectId(header.type, decoded.bytes) !== id) {
       throw new CkvcError(

@@ -73,10 +73,7 @@ async function ckvc(args, store = path.join(work, 'store'), env = {}) {
   // Flush the bench's own freshly written files first, so their writeback does not compete with the command.
   spawnSync('sync');
   const onStore = args[0] === 'init' ? [] : ['--store', store];
-  return run(path.join(repo, 'bin/ckvc'), [...args, ...onStore], {
-    // NODE_EXTRA_CA_CERTS: see tests/bench/real/tools.mjs (~70 ms of start-up on a machine behind a TLS proxy).
-    env: { CKVC_AUTHOR: 'bench', NODE_EXTRA_CA_CERTS: undefined, ...env },
-  });
+  return run(path.join(repo, 'bin/ckvc'), [...args, ...onStore], { env: { CKVC_AUTHOR: 'bench', ...env } });
 }
 
 function dropCaches() {

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchEnv } from './real/measure.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(repo, 'bin', 'ckvc');
@@ -30,9 +31,7 @@ const snaps = fs
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-bench-json-'));
 const run = (...args) => {
   const argv = [bin, ...args, ...(args[0] === 'init' ? [] : ['--store', path.join(work, '.ckvc')])];
-  // NODE_EXTRA_CA_CERTS: see tests/bench/real/tools.mjs (~70 ms of start-up on a machine behind a TLS proxy).
-  const { NODE_EXTRA_CA_CERTS: _proxyCerts, ...env } = process.env;
-  const r = spawnSync(process.execPath, argv, { encoding: 'buffer', maxBuffer: 1 << 30, env });
+  const r = spawnSync(process.execPath, argv, { encoding: 'buffer', maxBuffer: 1 << 30, env: benchEnv() });
   if (r.status !== 0) throw new Error(`ckvc ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 };

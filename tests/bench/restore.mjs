@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dropCaches } from './real/measure.mjs';
+import { benchEnv, dropCaches } from './real/measure.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STEPS = Number(process.env.RESTORE_STEPS ?? 8);
@@ -34,8 +34,6 @@ for (let i = 0; i < args.length; i++) {
 if (!bins.length) bins.push(path.join(repo, 'bin/ckvc'));
 
 const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'ckvc-restore-'));
-// NODE_EXTRA_CA_CERTS: see tests/bench/real/tools.mjs (~70 ms of start-up on a machine behind a TLS proxy).
-const { NODE_EXTRA_CA_CERTS: _proxyCerts, ...withoutProxyCerts } = process.env;
 const store = storeArg ?? path.join(work, 'store');
 
 /** xorshift32 normal-ish noise in [-1, 1): the sum of two uniforms, cheap and deterministic. */
@@ -127,7 +125,7 @@ function timed(bin, argv) {
   const onStore = argv[0] === 'init' ? [] : ['--store', store];
   const r = spawnSync('/usr/bin/time', ['-f', '@@ %e %U %S %M', bin, ...argv, ...onStore], {
     encoding: 'utf8',
-    env: { ...withoutProxyCerts, CKVC_AUTHOR: 'bench' },
+    env: benchEnv({ CKVC_AUTHOR: 'bench' }),
     maxBuffer: 64 * MiB,
   });
   const m = /@@ ([\d.]+) ([\d.]+) ([\d.]+) (\d+)\s*$/.exec(r.stderr);
