@@ -28,6 +28,8 @@ export interface CodeProvenance {
 export interface GitProvenanceOptions {
   /** Bound on the dirty check in milliseconds (default 5000). When exceeded, `dirty` is reported as true. */
   timeoutMs?: number;
+  /** Told why there is no provenance when cwd is in a git work tree that libgit2 will not open. */
+  warn?: (message: string) => void;
 }
 
 const DEFAULT_DIRTY_TIMEOUT_MS = 5_000;
@@ -53,7 +55,10 @@ export async function readGitProvenance(
     if (!located.ok || located.value === undefined) return undefined;
     const repo = located.value;
     const git = await openRepository(repo);
-    if (git === undefined) return undefined;
+    if ('refused' in git) {
+      options.warn?.(git.refused);
+      return undefined;
+    }
     try {
       const head = readHead(git);
       if (head === undefined) return undefined;
