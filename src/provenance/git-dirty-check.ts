@@ -1,5 +1,5 @@
 // Whether a git work tree has uncommitted changes to tracked files, answered by libgit2's status
-// (@napi-rs/simple-git, run on a libuv thread; the commit waits for it, up to the time bound).
+// (@napi-rs/simple-git, run on a libuv thread so the commit's own work goes on meanwhile).
 //
 // Dirty rules (match `git describe --dirty`, i.e. `git diff-index HEAD` after an index refresh):
 //  * dirty when a tracked path differs between HEAD and the index (staged change, staged deletion, new
@@ -16,14 +16,7 @@
 //    modified in the work tree only is judged again here by the rules above.
 //
 // "dirty: false" is a claim that the commit reproduces the code, so it is only made when checked: a status
-// that runs out of time or fails (an index libgit2 cannot read, say) gives true. A status abandoned at the
-// time bound cannot be interrupted inside libgit2: the process exits only once it ends.
-//
-// Known differences from git (stop 28's review), where libgit2 says clean and git dirty: submodules whose
-// changes `diff.ignoreSubmodules` or a `.gitmodules` ignore setting hides (libgit2 honours both; git describe
-// --dirty only the latter), `core.ignorecase=true` on a case-sensitive file system (a repository copied from
-// macOS or Windows) with a case-only rename, a `filter.<x>.clean` driver (libgit2 hashes the raw bytes), and a
-// same-size rewrite with its mtime put back under `core.trustctime=false`.
+// that runs out of time or fails (an index libgit2 cannot read, say) gives true.
 
 import * as path from 'node:path';
 import type { FileStatus, Repository as GitRepository } from '@napi-rs/simple-git';
