@@ -71,6 +71,6 @@ export async function commitDryRun(store: ObjectStore, opts: CommitOptions): Pro
     ...(p.step !== undefined ? { step: p.step } : {}),
     ...(p.epoch !== undefined ? { epoch: p.epoch } : {}),
     ...(config ? { config } : {}),
-    ...(p.codeWarnings.length + summary.warnings.length ? { warnings: [...p.codeWarnings, ...summary.warnings] } : {}),
+    ...(summary.warnings.length ? { warnings: summary.warnings } : {}),
   };
 }

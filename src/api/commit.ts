@@ -98,8 +98,6 @@ export interface PreparedCommit {
   cfg?: Awaited<ReturnType<typeof readConfigFile>>;
   warm: ObjectId[];
   code?: CodeRef;
-  /** Why the code's git commit could not be recorded, when cwd is in a git repository that could not be read. */
-  codeWarnings: string[];
   author: string;
 }
 
@@ -117,12 +115,9 @@ export async function prepareCommit(store: ObjectStore, opts: CommitOptions): Pr
   const cfg = opts.config ? await readConfigFile(opts.config) : undefined;
   const warm: ObjectId[] = [];
   for (const rev of opts.parents ?? []) warm.push((await resolveRevision(store, rev)).id);
-  const codeWarnings: string[] = [];
-  const code = await readGitProvenance(opts.cwd ?? process.cwd(), { warn: (w) => codeWarnings.push(w) }).catch(
-    () => undefined,
-  );
+  const code = await readGitProvenance(opts.cwd ?? process.cwd()).catch(() => undefined);
   const author = defaultAuthor(opts.author);
-  return { branch, metrics, labels, step, epoch, cfg, warm, code, codeWarnings, author };
+  return { branch, metrics, labels, step, epoch, cfg, warm, code, author };
 }
 
 /** The commit object's fields besides its tree and parents. */
@@ -196,7 +191,7 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
     }
     // The branch has moved: the commit counts from here on, so a failure to move HEAD is a warning, not an
     // error (an error would invite a re-run that commits the same checkpoint twice).
-    const warnings: string[] = [...prepared.codeWarnings, ...summary.warnings];
+    const warnings: string[] = [...summary.warnings];
     await followUnbornHead(store, branch).catch((e) => {
       warnings.push(
         `committed to '${branch}', but HEAD could not follow it (${(e as Error).message}); run 'ckvc switch ${branch}'`,

@@ -71,7 +71,7 @@ async function entryChanged(
     return true;
   }
   const subGit = await openRepository(sub);
-  if ('refused' in subGit) return true;
+  if (subGit === undefined) return true;
   try {
     const head = readHead(subGit);
     if (head === undefined || head.commit !== recorded) return true;

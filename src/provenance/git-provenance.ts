@@ -28,8 +28,6 @@ export interface CodeProvenance {
 export interface GitProvenanceOptions {
   /** Bound on the dirty check in milliseconds (default 5000). When exceeded, `dirty` is reported as true. */
   timeoutMs?: number;
-  /** Told why there is no provenance when cwd is in a git work tree that libgit2 will not open. */
-  warn?: (message: string) => void;
 }
 
 const DEFAULT_DIRTY_TIMEOUT_MS = 5_000;
@@ -55,10 +53,7 @@ export async function readGitProvenance(
     if (!located.ok || located.value === undefined) return undefined;
     const repo = located.value;
     const git = await openRepository(repo);
-    if ('refused' in git) {
-      options.warn?.(git.refused);
-      return undefined;
-    }
+    if (git === undefined) return undefined;
     try {
       const head = readHead(git);
       if (head === undefined) return undefined;

@@ -81,23 +81,15 @@ async function isDirectory(p: string): Promise<boolean> {
 
 /**
  * libgit2's handle on the repository of a work tree found by locateRepository (it reads the `.git` file of a
- * linked worktree or submodule itself), or why libgit2 would not open it. It never reads GIT_DIR or other
- * environment overrides. The caller disposes of the handle.
+ * linked worktree or submodule itself), or undefined when libgit2 cannot open it. It never reads GIT_DIR or
+ * other environment overrides. The caller disposes of it.
  */
-export async function openRepository(repo: Repository): Promise<GitRepository | { refused: string }> {
+export async function openRepository(repo: Repository): Promise<GitRepository | undefined> {
   const { Repository: Git } = await loadGit();
   try {
     return new Git(repo.root);
-  } catch (e) {
-    // Like git since 2.35.2, libgit2 refuses a repository another user owns (its config could run commands for
-    // git) unless git's safe.directory setting names it.
-    if ((e as { code?: unknown }).code === 'Owner')
-      return {
-        refused:
-          `the git repository at ${repo.root} belongs to another user, and git's safe.directory does not name it; ` +
-          `code provenance was not recorded (if you trust it: git config --global --add safe.directory ${repo.root})`,
-      };
-    return { refused: `cannot read the git repository at ${repo.root} (${(e as Error).message})` };
+  } catch {
+    return undefined;
   }
 }
 
