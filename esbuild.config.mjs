@@ -174,8 +174,8 @@ const result = await build({
     '@napi-rs/blake-hash',
     '@mongodb-js/zstd',
     'cbor-extract',
-    // A native addon that finds its binary beside itself; loaded only to record code provenance in a commit.
-    '@napi-rs/simple-git',
+    // Loaded only to record code provenance during a commit; a CommonJS package best left to Node to load.
+    'isomorphic-git',
     // Hundreds of modules, imported (dynamically) only when an s3:// remote is used: Node loads it then.
     '@aws-sdk/client-s3',
   ],

@@ -1,22 +1,23 @@
 // Code provenance for a checkpoint commit: which git commit of the surrounding repository produced it, on
 // which branch, and whether the work tree had uncommitted changes to tracked files.
 //
-// git is read through libgit2 (@napi-rs/simple-git), never the `git` binary: finding the repository and
-// opening it is in git-repository.ts, the dirty check and its rules in git-dirty-check.ts. libgit2 reads
-// packs through an index and memory-mapped windows, so a repository with large packs costs no more than a
-// small one. Nothing is ever modified.
+// Everything goes through isomorphic-git (no `git` binary). What isomorphic-git does not do for us lives
+// beside this file: discovering the repository and reading HEAD (git-repository.ts), linked worktrees and
+// a read-only, deadline-checked file system (read-only-git-fs.ts), and the dirty check with its rules
+// (git-dirty-check.ts). Nothing is ever modified, and the whole operation races a timer, so a slow or hung
+// file system cannot hang the caller.
 //
 // Time bound and failures: "dirty: false" is a claim that the commit reproduces the code, so we only
 // make it when we have checked. If the dirty check cannot finish — it takes longer than `timeoutMs`
-// (default 5 s) or libgit2 cannot read something — we still report the commit and branch, with
-// `dirty: true` ("not known to be clean"). Finding the repository has its own 5 s bound; failing there
-// gives `undefined`, as does a HEAD that names no readable commit. Opening the repository and reading HEAD
-// are a handful of small synchronous reads in libgit2 and are not bounded. Environment overrides (GIT_DIR,
-// GIT_WORK_TREE, ceiling directories) are not honoured.
+// (default 5 s), a pack file is too large to load (isomorphic-git reads whole packs into memory), or
+// isomorphic-git cannot read something (index v4, split index, reftable, alternates...) — we still
+// report the commit and branch, with `dirty: true` ("not known to be clean"). Finding HEAD has its own
+// separate 5 s bound; failing there gives `undefined`, as does a HEAD whose commit object is missing.
+// Environment overrides (GIT_DIR, GIT_WORK_TREE, core.worktree, ceiling directories) are not honoured.
 
 import { promises as fsp } from 'node:fs';
 import { checkDirty } from './git-dirty-check.js';
-import { locateRepository, openRepository, readHead } from './git-repository.js';
+import { locateRepository, readHead } from './git-repository.js';
 import { bounded } from './time-bound.js';
 
 export interface CodeProvenance {
@@ -31,8 +32,8 @@ export interface GitProvenanceOptions {
 }
 
 const DEFAULT_DIRTY_TIMEOUT_MS = 5_000;
-/** Bound on discovery (a handful of small reads). */
-const LOCATE_TIMEOUT_MS = 5_000;
+/** Bound on discovery + reading HEAD (a handful of small reads). */
+const HEAD_TIMEOUT_MS = 5_000;
 
 /**
  * Provenance of the git work tree containing `cwd`, or undefined when cwd is not inside a git work tree or
@@ -45,23 +46,20 @@ export async function readGitProvenance(
 ): Promise<CodeProvenance | undefined> {
   try {
     const timeoutMs = Math.max(0, options.timeoutMs ?? DEFAULT_DIRTY_TIMEOUT_MS);
-    const located = await bounded(LOCATE_TIMEOUT_MS, async () => {
+    const head = await bounded(HEAD_TIMEOUT_MS, async (deadline) => {
       // like git, discover from the physical directory (symlinks resolved)
       const start = await fsp.realpath(cwd).catch(() => undefined);
-      return start === undefined ? undefined : await locateRepository(start);
+      if (start === undefined) return undefined;
+      const repo = await locateRepository(start);
+      if (repo === undefined) return undefined;
+      const found = await readHead(repo, deadline);
+      return found === undefined ? undefined : { repo, ...found };
     });
-    if (!located.ok || located.value === undefined) return undefined;
-    const repo = located.value;
-    const git = await openRepository(repo);
-    if (git === undefined) return undefined;
-    try {
-      const head = readHead(git);
-      if (head === undefined) return undefined;
-      const dirty = await checkDirty(repo, git, head.commit, Date.now() + timeoutMs, 0);
-      return { ...head, dirty };
-    } finally {
-      git.dispose();
-    }
+    if (!head.ok || head.value === undefined) return undefined;
+    const { repo, commit, branch } = head.value;
+    const state = await checkDirty(repo, commit, Date.now() + timeoutMs, 0);
+    if (state === 'missing-commit') return undefined;
+    return branch === undefined ? { commit, dirty: state } : { commit, branch, dirty: state };
   } catch {
     return undefined;
   }
