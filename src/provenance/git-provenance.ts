@@ -1,23 +1,26 @@
 // Code provenance for a checkpoint commit: which git commit of the surrounding repository produced it, on
 // which branch, and whether the work tree had uncommitted changes to tracked files.
 //
-// Everything goes through isomorphic-git (no `git` binary). What isomorphic-git does not do for us lives
-// beside this file: discovering the repository and reading HEAD (git-repository.ts), linked worktrees and
-// a read-only, deadline-checked file system (read-only-git-fs.ts), and the dirty check with its rules
-// (git-dirty-check.ts). Nothing is ever modified, and the whole operation races a timer, so a slow or hung
-// file system cannot hang the caller.
+// We discover the repository ourselves (git-repository.ts), then ask the git binary (git-status-binary.ts):
+// one `git status` with git's own rules. Where git is missing or will not read the repository, isomorphic-git
+// answers instead: reading HEAD (git-repository.ts) through a read-only, deadline-checked file system that
+// knows linked worktrees (read-only-git-fs.ts), and the dirty check with its rules (git-dirty-check.ts).
+// Nothing is ever modified, and the whole operation races a timer, so a slow or hung file system cannot hang
+// the caller.
 //
 // Time bound and failures: "dirty: false" is a claim that the commit reproduces the code, so we only
 // make it when we have checked. If the dirty check cannot finish — it takes longer than `timeoutMs`
-// (default 5 s), a pack file is too large to load (isomorphic-git reads whole packs into memory), or
-// isomorphic-git cannot read something (index v4, split index, reftable, alternates...) — we still
+// (default 5 s), or, without git, a pack file is too large to load (isomorphic-git reads whole packs into
+// memory) or isomorphic-git cannot read something (index v4, split index, reftable, alternates...) — we still
 // report the commit and branch, with `dirty: true` ("not known to be clean"). Finding HEAD has its own
 // separate 5 s bound; failing there gives `undefined`, as does a HEAD whose commit object is missing.
-// Environment overrides (GIT_DIR, GIT_WORK_TREE, core.worktree, ceiling directories) are not honoured.
+// Environment overrides (GIT_DIR, GIT_WORK_TREE, core.worktree, ceiling directories) are not honoured,
+// by either reader.
 
 import { promises as fsp } from 'node:fs';
 import { checkDirty } from './git-dirty-check.js';
-import { locateRepository, readHead } from './git-repository.js';
+import { locateRepository, readHead, type Repository } from './git-repository.js';
+import { gitStatus } from './git-status-binary.js';
 import { bounded } from './time-bound.js';
 
 export interface CodeProvenance {
@@ -29,6 +32,8 @@ export interface CodeProvenance {
 export interface GitProvenanceOptions {
   /** Bound on the dirty check in milliseconds (default 5000). When exceeded, `dirty` is reported as true. */
   timeoutMs?: number;
+  /** The git executable (default `git`, found on PATH); false reads through isomorphic-git alone. */
+  git?: string | false;
 }
 
 const DEFAULT_DIRTY_TIMEOUT_MS = 5_000;
@@ -46,21 +51,35 @@ export async function readGitProvenance(
 ): Promise<CodeProvenance | undefined> {
   try {
     const timeoutMs = Math.max(0, options.timeoutMs ?? DEFAULT_DIRTY_TIMEOUT_MS);
-    const head = await bounded(HEAD_TIMEOUT_MS, async (deadline) => {
+    const found = await bounded(HEAD_TIMEOUT_MS, async () => {
       // like git, discover from the physical directory (symlinks resolved)
       const start = await fsp.realpath(cwd).catch(() => undefined);
-      if (start === undefined) return undefined;
-      const repo = await locateRepository(start);
-      if (repo === undefined) return undefined;
-      const found = await readHead(repo, deadline);
-      return found === undefined ? undefined : { repo, ...found };
+      return start === undefined ? undefined : locateRepository(start);
     });
-    if (!head.ok || head.value === undefined) return undefined;
-    const { repo, commit, branch } = head.value;
-    const state = await checkDirty(repo, commit, Date.now() + timeoutMs, 0);
-    if (state === 'missing-commit') return undefined;
-    return branch === undefined ? { commit, dirty: state } : { commit, branch, dirty: state };
+    if (!found.ok || found.value === undefined) return undefined;
+    const repo = found.value;
+    const git = options.git ?? 'git';
+    const answer = git === false ? undefined : await gitStatus(git, repo, Date.now() + timeoutMs);
+    if (answer?.kind === 'answer') return answer.head && { ...answer.head, dirty: answer.dirty };
+    if (answer?.kind === 'timed-out') {
+      const head = answer.head ?? (await headThroughIsomorphicGit(repo));
+      return head && { ...head, dirty: true };
+    }
+    return await throughIsomorphicGit(repo, timeoutMs);
   } catch {
     return undefined;
   }
+}
+
+async function headThroughIsomorphicGit(repo: Repository): Promise<{ commit: string; branch?: string } | undefined> {
+  const head = await bounded(HEAD_TIMEOUT_MS, (deadline) => readHead(repo, deadline));
+  return head.ok ? head.value : undefined;
+}
+
+async function throughIsomorphicGit(repo: Repository, timeoutMs: number): Promise<CodeProvenance | undefined> {
+  const head = await headThroughIsomorphicGit(repo);
+  if (head === undefined) return undefined;
+  const state = await checkDirty(repo, head.commit, Date.now() + timeoutMs, 0);
+  if (state === 'missing-commit') return undefined;
+  return { ...head, dirty: state };
 }

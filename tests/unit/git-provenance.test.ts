@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { readGitProvenance } from '../../src/provenance/git-provenance.js';
+import { type GitProvenanceOptions, readGitProvenance } from '../../src/provenance/git-provenance.js';
 
 // Fixture repositories are built with the git binary; the machine's git configuration must not matter.
 const gitEnv: NodeJS.ProcessEnv = Object.fromEntries(
@@ -94,11 +94,22 @@ afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-describe('readGitProvenance', () => {
+// Every behaviour holds for both readers: the git binary (the default) and isomorphic-git (when git is missing
+// or refuses the repository).
+const readers: Array<[string, GitProvenanceOptions]> = [
+  ['the git binary', { git: 'git' }],
+  ['isomorphic-git', { git: false }],
+];
+
+describe.each(readers)('readGitProvenance through %s', (_name, reader) => {
+  const prov = (dir: string, options: GitProvenanceOptions = {}) => readGitProvenance(dir, { ...reader, ...options });
+  // only isomorphic-git reads the work tree through node:fs, where workTreeReads can see it
+  const readsSeen = reader.git === false;
+
   it('returns undefined outside a git work tree and for a missing directory', async () => {
     const dir = freshDir('plain');
-    expect(await readGitProvenance(dir)).toBeUndefined();
-    expect(await readGitProvenance(path.join(dir, 'does-not-exist'))).toBeUndefined();
+    expect(await prov(dir)).toBeUndefined();
+    expect(await prov(path.join(dir, 'does-not-exist'))).toBeUndefined();
   });
 
   it('returns undefined for a repository without commits', async () => {
@@ -106,15 +117,15 @@ describe('readGitProvenance', () => {
     git(dir, 'init', '-q');
     write(path.join(dir, 'a.txt'), 'x\n');
     git(dir, 'add', 'a.txt');
-    expect(await readGitProvenance(dir)).toBeUndefined();
+    expect(await prov(dir)).toBeUndefined();
   });
 
   it('reports commit, branch and clean state of a clean repository', async () => {
     const dir = makeRepo();
-    const { result, reads } = await workTreeReads(dir, () => readGitProvenance(dir));
+    const { result, reads } = await workTreeReads(dir, () => prov(dir));
     expect(result).toEqual({ commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: false });
     // files whose stat matches the index (exact nanosecond timestamps) are trusted, not re-hashed
-    expect(reads).toEqual([]);
+    if (readsSeen) expect(reads).toEqual([]);
   });
 
   it('treats a stat-only change as clean, and writes nothing to the repository', async () => {
@@ -124,9 +135,9 @@ describe('readGitProvenance', () => {
     const index = path.join(dir, '.git', 'index');
     const before = { hash: sha256(index), mtime: fs.statSync(index).mtimeMs };
     const listing = fs.readdirSync(path.join(dir, '.git')).sort();
-    const { result, reads } = await workTreeReads(dir, () => readGitProvenance(dir));
+    const { result, reads } = await workTreeReads(dir, () => prov(dir));
     expect(result?.dirty).toBe(false);
-    expect(reads).toEqual(['a.txt']); // the sanity check of the spy: only the touched file is hashed
+    if (readsSeen) expect(reads).toEqual(['a.txt']); // the sanity check of the spy: only the touched file is hashed
     expect({ hash: sha256(index), mtime: fs.statSync(index).mtimeMs }).toEqual(before);
     expect(fs.readdirSync(path.join(dir, '.git')).sort()).toEqual(listing);
   });
@@ -134,28 +145,28 @@ describe('readGitProvenance', () => {
   it('is dirty when a tracked file is modified, deleted or changes mode', async () => {
     const modified = makeRepo();
     write(path.join(modified, 'src', 'b.txt'), 'beta changed\n');
-    expect((await readGitProvenance(modified))?.dirty).toBe(true);
+    expect((await prov(modified))?.dirty).toBe(true);
 
     const deleted = makeRepo();
     fs.rmSync(path.join(deleted, 'a.txt'));
-    expect((await readGitProvenance(deleted))?.dirty).toBe(true);
+    expect((await prov(deleted))?.dirty).toBe(true);
 
     const chmod = makeRepo();
     fs.chmodSync(path.join(chmod, 'run.sh'), 0o755);
-    expect((await readGitProvenance(chmod))?.dirty).toBe(true);
+    expect((await prov(chmod))?.dirty).toBe(true);
   });
 
   it('is dirty when a new file is staged, or a change is staged and reverted in the work tree', async () => {
     const added = makeRepo();
     write(path.join(added, 'new.txt'), 'new\n');
     git(added, 'add', 'new.txt');
-    expect((await readGitProvenance(added))?.dirty).toBe(true);
+    expect((await prov(added))?.dirty).toBe(true);
 
     const staged = makeRepo();
     write(path.join(staged, 'a.txt'), 'staged\n');
     git(staged, 'add', 'a.txt');
     write(path.join(staged, 'a.txt'), 'alpha\n'); // work tree equals HEAD again, index does not
-    expect((await readGitProvenance(staged))?.dirty).toBe(true);
+    expect((await prov(staged))?.dirty).toBe(true);
   });
 
   it('ignores untracked files without reading them, even large ones', async () => {
@@ -172,18 +183,18 @@ describe('readGitProvenance', () => {
     expect(git(dir, 'status', '--porcelain', '--untracked-files=no')).toBe('');
 
     const started = performance.now();
-    const { result, reads } = await workTreeReads(dir, () => readGitProvenance(dir, { timeoutMs: 30_000 }));
+    const { result, reads } = await workTreeReads(dir, () => prov(dir, { timeoutMs: 30_000 }));
     const elapsed = performance.now() - started;
     expect(result).toEqual({ commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: false });
-    expect(reads).toEqual([]);
-    expect(elapsed).toBeLessThan(3_000); // typically ~30 ms; the real guard is `reads` above
+    if (readsSeen) expect(reads).toEqual([]);
+    expect(elapsed).toBeLessThan(3_000); // typically ~30 ms; the FIFOs would block a reader that opened them
   });
 
   it('ignores ignored files', async () => {
     const dir = makeRepo();
     write(path.join(dir, 'train.log'), 'loss=1\n');
     write(path.join(dir, 'ignored', 'cache.bin'), 'x');
-    expect((await readGitProvenance(dir))?.dirty).toBe(false);
+    expect((await prov(dir))?.dirty).toBe(false);
   });
 
   it('reports a detached HEAD without a branch', async () => {
@@ -192,17 +203,17 @@ describe('readGitProvenance', () => {
     write(path.join(dir, 'a.txt'), 'second\n');
     git(dir, 'commit', '-q', '-am', 'second');
     git(dir, 'checkout', '-q', '--detach', first);
-    expect(await readGitProvenance(dir)).toEqual({ commit: first, dirty: false });
+    expect(await prov(dir)).toEqual({ commit: first, dirty: false });
   });
 
   it('finds the repository from a subdirectory, but not from inside .git', async () => {
     const dir = makeRepo();
     const expected = { commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: false };
-    expect(await readGitProvenance(path.join(dir, 'src'))).toEqual(expected);
+    expect(await prov(path.join(dir, 'src'))).toEqual(expected);
     fs.mkdirSync(path.join(dir, 'src', 'deeper', 'still'), { recursive: true });
-    expect(await readGitProvenance(path.join(dir, 'src', 'deeper', 'still'))).toEqual(expected);
-    expect(await readGitProvenance(path.join(dir, '.git'))).toBeUndefined();
-    expect(await readGitProvenance(path.join(dir, '.git', 'refs', 'heads'))).toBeUndefined();
+    expect(await prov(path.join(dir, 'src', 'deeper', 'still'))).toEqual(expected);
+    expect(await prov(path.join(dir, '.git'))).toBeUndefined();
+    expect(await prov(path.join(dir, '.git', 'refs', 'heads'))).toBeUndefined();
   });
 
   it('reads a linked worktree: its own HEAD, branch, index and dirty state', async () => {
@@ -218,15 +229,15 @@ describe('readGitProvenance', () => {
 
     const wtCommit = git(wt, 'rev-parse', 'HEAD');
     expect(wtCommit).not.toBe(git(main, 'rev-parse', 'HEAD'));
-    expect(await readGitProvenance(path.join(wt, 'src'))).toEqual({
+    expect(await prov(path.join(wt, 'src'))).toEqual({
       commit: wtCommit,
       branch: 'feature',
       dirty: false,
     });
 
     write(path.join(wt, 'a.txt'), 'changed in the worktree\n');
-    expect(await readGitProvenance(wt)).toEqual({ commit: wtCommit, branch: 'feature', dirty: true });
-    expect(await readGitProvenance(main)).toEqual({
+    expect(await prov(wt)).toEqual({ commit: wtCommit, branch: 'feature', dirty: true });
+    expect(await prov(main)).toEqual({
       commit: git(main, 'rev-parse', 'HEAD'),
       branch: 'main',
       dirty: false,
@@ -235,8 +246,8 @@ describe('readGitProvenance', () => {
     write(path.join(wt, 'a.txt'), 'alpha\n');
     write(path.join(main, 'feature.txt'), 'staged in main\n');
     git(main, 'add', 'feature.txt');
-    expect((await readGitProvenance(wt))?.dirty).toBe(false);
-    expect((await readGitProvenance(main))?.dirty).toBe(true);
+    expect((await prov(wt))?.dirty).toBe(false);
+    expect((await prov(main))?.dirty).toBe(true);
   });
 
   it('reads a submodule as its own repository, and checks it from the superproject', async () => {
@@ -249,19 +260,19 @@ describe('readGitProvenance', () => {
 
     const subCommit = git(subDir, 'rev-parse', 'HEAD');
     expect(subCommit).toBe(git(lib, 'rev-parse', 'HEAD'));
-    expect(await readGitProvenance(path.join(subDir, 'src'))).toEqual({
+    expect(await prov(path.join(subDir, 'src'))).toEqual({
       commit: subCommit,
       branch: 'main',
       dirty: false,
     });
     const supCommit = git(sup, 'rev-parse', 'HEAD');
-    expect(await readGitProvenance(sup)).toEqual({ commit: supCommit, branch: 'main', dirty: false });
+    expect(await prov(sup)).toEqual({ commit: supCommit, branch: 'main', dirty: false });
 
     write(path.join(subDir, 'untracked.txt'), 'x\n'); // untracked inside the submodule: still clean
-    expect((await readGitProvenance(sup))?.dirty).toBe(false);
+    expect((await prov(sup))?.dirty).toBe(false);
     write(path.join(subDir, 'a.txt'), 'changed inside the submodule\n');
-    expect((await readGitProvenance(subDir))?.dirty).toBe(true);
-    expect((await readGitProvenance(sup))?.dirty).toBe(true); // like `git describe --dirty`
+    expect((await prov(subDir))?.dirty).toBe(true);
+    expect((await prov(sup))?.dirty).toBe(true); // like `git describe --dirty`
   });
 
   it('resolves packed refs and packed objects', async () => {
@@ -272,24 +283,52 @@ describe('readGitProvenance', () => {
     git(dir, 'prune-packed');
     expect(fs.existsSync(path.join(dir, '.git', 'refs', 'heads', 'main'))).toBe(false);
     expect(fs.readFileSync(path.join(dir, '.git', 'packed-refs'), 'utf8')).toContain('refs/heads/main');
-    expect(await readGitProvenance(dir)).toEqual({
+    expect(await prov(dir)).toEqual({
       commit: git(dir, 'rev-parse', 'HEAD'),
       branch: 'main',
       dirty: false,
     });
     write(path.join(dir, 'src', 'b.txt'), 'changed\n');
-    expect((await readGitProvenance(dir))?.dirty).toBe(true);
+    expect((await prov(dir))?.dirty).toBe(true);
   });
 
   it('reports dirty (not known to be clean) when the dirty check runs out of time', async () => {
     const dir = makeRepo();
-    expect(await readGitProvenance(dir, { timeoutMs: 0 })).toEqual({
+    expect(await prov(dir, { timeoutMs: 0 })).toEqual({
       commit: git(dir, 'rev-parse', 'HEAD'),
       branch: 'main',
       dirty: true,
     });
   });
 
+  it('returns undefined, without throwing, for broken repositories', async () => {
+    const garbageHead = makeRepo();
+    fs.writeFileSync(path.join(garbageHead, '.git', 'HEAD'), 'this is not a ref\n');
+    expect(await prov(garbageHead)).toBeUndefined();
+
+    const missingObject = makeRepo();
+    fs.writeFileSync(path.join(missingObject, '.git', 'refs', 'heads', 'main'), `${'1'.repeat(40)}\n`);
+    expect(await prov(missingObject)).toBeUndefined();
+
+    const badGitFile = freshDir('badgitfile');
+    fs.writeFileSync(path.join(badGitFile, '.git'), 'gitdir: ../nowhere\n');
+    expect(await prov(badGitFile)).toBeUndefined();
+
+    const notAGitFile = freshDir('notagitfile');
+    fs.writeFileSync(path.join(notAGitFile, '.git'), 'hello\n');
+    expect(await prov(notAGitFile)).toBeUndefined();
+
+    const corruptIndex = makeRepo();
+    fs.writeFileSync(path.join(corruptIndex, '.git', 'index'), 'DIRC garbage');
+    expect(await prov(corruptIndex)).toEqual({
+      commit: git(corruptIndex, 'rev-parse', 'HEAD'),
+      branch: 'main',
+      dirty: true, // HEAD is known, the work tree state is not
+    });
+  });
+});
+
+describe('readGitProvenance through isomorphic-git alone', () => {
   it('does not hang when reading a work tree file never completes', async () => {
     const dir = makeRepo();
     const later = new Date(Date.now() + 60_000);
@@ -303,34 +342,101 @@ describe('readGitProvenance', () => {
         ? new Promise(() => {}) // a hung network file system
         : (original as (...a: unknown[]) => Promise<unknown>)(file, ...rest)) as typeof fs.promises.readFile);
     const started = performance.now();
-    const result = await readGitProvenance(dir, { timeoutMs: 300 });
+    const result = await readGitProvenance(dir, { timeoutMs: 300, git: false });
     expect(performance.now() - started).toBeLessThan(2_000);
     expect(result).toEqual({ commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: true });
   });
+});
 
-  it('returns undefined, without throwing, for broken repositories', async () => {
-    const garbageHead = makeRepo();
-    fs.writeFileSync(path.join(garbageHead, '.git', 'HEAD'), 'this is not a ref\n');
-    expect(await readGitProvenance(garbageHead)).toBeUndefined();
+describe('readGitProvenance through the git binary', () => {
+  /** An executable standing in for git: `body` is a shell script. */
+  function fakeGit(body: string): string {
+    const file = path.join(freshDir('fake-git'), 'git');
+    fs.writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return file;
+  }
 
-    const missingObject = makeRepo();
-    fs.writeFileSync(path.join(missingObject, '.git', 'refs', 'heads', 'main'), `${'1'.repeat(40)}\n`);
-    expect(await readGitProvenance(missingObject)).toBeUndefined();
-
-    const badGitFile = freshDir('badgitfile');
-    fs.writeFileSync(path.join(badGitFile, '.git'), 'gitdir: ../nowhere\n');
-    expect(await readGitProvenance(badGitFile)).toBeUndefined();
-
-    const notAGitFile = freshDir('notagitfile');
-    fs.writeFileSync(path.join(notAGitFile, '.git'), 'hello\n');
-    expect(await readGitProvenance(notAGitFile)).toBeUndefined();
-
-    const corruptIndex = makeRepo();
-    fs.writeFileSync(path.join(corruptIndex, '.git', 'index'), 'DIRC garbage');
-    expect(await readGitProvenance(corruptIndex)).toEqual({
-      commit: git(corruptIndex, 'rev-parse', 'HEAD'),
-      branch: 'main',
-      dirty: true, // HEAD is known, the work tree state is not
+  it("takes git's answer: the commit, the branch and whether tracked files changed", async () => {
+    const dir = makeRepo();
+    const head = git(dir, 'rev-parse', 'HEAD');
+    const says = (lines: string[]) => fakeGit(`printf '${lines.map((l) => `${l}\\n`).join('')}'`);
+    const header = [`# branch.oid ${head}`, '# branch.head topic'];
+    expect(await readGitProvenance(dir, { git: says(header) })).toEqual({
+      commit: head,
+      branch: 'topic',
+      dirty: false,
     });
+    const entry = `1 .M N... 100644 100644 100644 ${'0'.repeat(40)} ${'0'.repeat(40)} a.txt`;
+    expect(await readGitProvenance(dir, { git: says([...header, entry]) })).toEqual({
+      commit: head,
+      branch: 'topic',
+      dirty: true,
+    });
+    const detached = [`# branch.oid ${head}`, '# branch.head (detached)'];
+    expect(await readGitProvenance(dir, { git: says(detached) })).toEqual({ commit: head, dirty: false });
+    expect(await readGitProvenance(dir, { git: says(['# branch.oid (initial)', '# branch.head main']) })).toBe(
+      undefined,
+    );
+  });
+
+  it('answers as isomorphic-git does when git is missing, fails, or says nothing', async () => {
+    const dir = makeRepo();
+    const clean = { commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: false };
+    for (const stand of [path.join(tmp, 'no-such-git'), fakeGit('exit 128'), fakeGit('exit 0')]) {
+      expect(await readGitProvenance(dir, { git: stand })).toEqual(clean);
+    }
+    write(path.join(dir, 'a.txt'), 'changed\n');
+    expect(await readGitProvenance(dir, { git: fakeGit('exit 128') })).toEqual({ ...clean, dirty: true });
+  });
+
+  it('kills a git that never answers at the deadline and reports the commit as not known to be clean', async () => {
+    const dir = makeRepo();
+    const marker = path.join(freshDir('marker'), 'pid');
+    const stuck = fakeGit(`echo $$ > '${marker}'\nexec sleep 60`);
+    const started = performance.now();
+    const result = await readGitProvenance(dir, { git: stuck, timeoutMs: 300 });
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(result).toEqual({ commit: git(dir, 'rev-parse', 'HEAD'), branch: 'main', dirty: true });
+    const pid = Number(fs.readFileSync(marker, 'utf8'));
+    await vi.waitFor(() => expect(() => process.kill(pid, 0)).toThrow(), { timeout: 2_000 });
+  });
+
+  it('reads the repository it found, whatever GIT_DIR or GIT_INDEX_FILE say', async () => {
+    const dir = makeRepo();
+    const other = makeRepo('other');
+    write(path.join(other, 'a.txt'), 'other change\n');
+    git(other, 'commit', '-q', '-am', 'other');
+    write(path.join(other, 'a.txt'), 'dirty in other\n');
+    const saved = { dir: process.env.GIT_DIR, index: process.env.GIT_INDEX_FILE };
+    try {
+      process.env.GIT_DIR = path.join(other, '.git');
+      process.env.GIT_INDEX_FILE = path.join(other, '.git', 'index');
+      expect(await readGitProvenance(dir, { git: 'git' })).toEqual({
+        commit: git(dir, 'rev-parse', 'HEAD'),
+        branch: 'main',
+        dirty: false,
+      });
+    } finally {
+      for (const [name, value] of [
+        ['GIT_DIR', saved.dir],
+        ['GIT_INDEX_FILE', saved.index],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
+  it('sees a submodule moved to another commit even when the repository says to ignore submodules', async () => {
+    const lib = makeRepo('ign-lib');
+    const sup = makeRepo('ign-super');
+    git(sup, 'submodule', 'add', '-q', lib, 'lib');
+    git(sup, 'commit', '-q', '-m', 'add submodule');
+    git(sup, 'config', 'diff.ignoreSubmodules', 'all');
+    const subDir = path.join(sup, 'lib');
+    write(path.join(subDir, 'a.txt'), 'moved on\n');
+    git(subDir, 'commit', '-q', '-am', 'newer');
+    expect(git(sup, 'status', '--porcelain')).toBe(''); // git's own default view hides it
+    expect((await readGitProvenance(sup, { git: 'git' }))?.dirty).toBe(true);
   });
 });
