@@ -9,15 +9,26 @@
 //
 // What git is allowed to do here:
 //  * Nothing is written: GIT_OPTIONAL_LOCKS=0 stops status from refreshing the index file, and status writes
-//    nothing else.
-//  * git looks at the repository ckvc found (it runs in that work tree's root) and nowhere else: variables
-//    that point git at another git dir, index or object store are removed from its environment.
-//  * A repository owned by another user is refused by git (safe.directory) before its configuration can run
-//    anything; isomorphic-git, which runs nothing, then reads it as before.
-//  * It runs against the caller's deadline and is killed when it passes; the caller then reports the commit
-//    as not known to be clean.
+//    nothing else (with a split index it touches the shared index file's time, never its content).
+//  * git looks at the repository ckvc found and nowhere else: it starts in that work tree's root and may not
+//    walk above it (GIT_CEILING_DIRECTORIES), so a `.git` that git rejects but ckvc accepted fails instead of
+//    answering for an enclosing repository; GIT_WORK_TREE overrides a core.worktree setting; variables that
+//    point git at another git dir, index or object store, replace refs, and configuration injected through
+//    the environment are removed. GIT_DIR is not set on purpose: git checks the owner of a repository it
+//    discovers (safe.directory) but not of one it is told.
+//  * A repository owned by another user is refused by git before its configuration can run anything;
+//    isomorphic-git, which runs nothing, then reads it as before. In the user's own repositories git runs
+//    what their configuration says status runs, as it does in their shell: clean filters (git-lfs) on files
+//    whose stat changed. The file system monitor is turned off: a hook that answers wrongly would hide changes.
+//  * It runs against the caller's deadline; then git and whatever it started (its own process group) are
+//    killed, and the caller reports the commit as not known to be clean.
+//
+// Where git's rules differ from a strict "the work tree equals HEAD": files marked assume-unchanged or
+// skip-worktree (sparse checkout) count as unchanged, and a submodule nested in a submodule follows its
+// parent's `ignore` setting. These are `git describe --dirty`'s answers too.
 
 import { spawn } from 'node:child_process';
+import * as path from 'node:path';
 import type { Repository } from './git-repository.js';
 
 export type GitStatusAnswer =
@@ -29,19 +40,24 @@ export type GitStatusAnswer =
   | { kind: 'unavailable' };
 
 const STATUS_ARGS = [
+  '-c',
+  'core.fsmonitor=false',
   'status',
   '--porcelain=v2',
   '--branch',
   '--untracked-files=no',
-  // git's default; named so that a repository's diff.ignoreSubmodules or a .gitmodules `ignore` cannot hide a
-  // submodule's new commit or its changed files (untracked files inside a submodule still do not count)
+  // overrides a repository's diff.ignoreSubmodules and the superproject's .gitmodules `ignore`, so neither can
+  // hide a submodule's new commit or its changed files; untracked files inside a submodule do not count
   '--ignore-submodules=untracked',
   '--no-renames',
   '--no-ahead-behind',
 ];
 
-/** Variables that would make git read another repository, index or object store than the one ckvc found. */
-const REPOSITORY_SELECTING_VARIABLES = [
+/**
+ * Variables that would make git read another repository, index or object store than the one ckvc found, or
+ * compare against replaced objects, or set configuration that could hide changes (core.fileMode=false).
+ */
+const REMOVED_VARIABLES = [
   'GIT_DIR',
   'GIT_WORK_TREE',
   'GIT_INDEX_FILE',
@@ -52,7 +68,12 @@ const REPOSITORY_SELECTING_VARIABLES = [
   'GIT_CEILING_DIRECTORIES',
   'GIT_DISCOVERY_ACROSS_FILESYSTEM',
   'GIT_PREFIX',
+  'GIT_REPLACE_REF_BASE',
+  'GIT_CONFIG_PARAMETERS',
+  'GIT_CONFIG_COUNT',
 ];
+/** git prints these for a HEAD that names no branch (detached, or a ref outside refs/heads). */
+const NO_BRANCH = new Set(['(detached)', '(null)', '(unknown)']);
 
 const SHA1_HEX = /^[0-9a-f]{40}$/;
 /** Header lines are short; anything longer before the first entry is not git status talking. */
@@ -60,8 +81,15 @@ const MAX_HEADER_BYTES = 64 * 1024;
 
 /** Runs `git status` in the repository's work tree until it answers, fails, or `deadline` passes. */
 export function gitStatus(gitCommand: string, repo: Repository, deadline: number): Promise<GitStatusAnswer> {
-  const env: NodeJS.ProcessEnv = { ...process.env, GIT_OPTIONAL_LOCKS: '0', GIT_TERMINAL_PROMPT: '0' };
-  for (const name of REPOSITORY_SELECTING_VARIABLES) delete env[name];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of REMOVED_VARIABLES) delete env[name];
+  Object.assign(env, {
+    GIT_OPTIONAL_LOCKS: '0',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_NO_REPLACE_OBJECTS: '1',
+    GIT_CEILING_DIRECTORIES: path.dirname(repo.root),
+    GIT_WORK_TREE: repo.root,
+  });
   return new Promise((resolve) => {
     let settled = false;
     let pending = '';
@@ -70,13 +98,19 @@ export function gitStatus(gitCommand: string, repo: Repository, deadline: number
     let unborn = false;
     let sawChange = false;
     const head = () => (commit === undefined ? undefined : branch === undefined ? { commit } : { commit, branch });
-    const child = spawn(gitCommand, STATUS_ARGS, { cwd: repo.root, env, stdio: ['ignore', 'pipe', 'ignore'] });
+    // `-C root` rather than spawn's cwd: `git` is looked up on PATH from the caller's directory, as the user's
+    // shell would, never from inside the repository (a relative PATH entry would run a file of the repository)
+    const child = spawn(gitCommand, ['-C', repo.root, ...STATUS_ARGS], {
+      env,
+      stdio: ['ignore', 'pipe', 'ignore'],
+      detached: true, // its own process group, so that a kill reaches submodule statuses and hooks too
+    });
     const finish = (answer: GitStatusAnswer): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       // a git stuck in the kernel (hung network file system) must not keep ckvc's process alive
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) killGroup(child.pid);
       child.stdout?.destroy();
       child.unref();
       resolve(answer);
@@ -92,8 +126,8 @@ export function gitStatus(gitCommand: string, repo: Repository, deadline: number
       if (key === 'branch.oid') {
         if (value === '(initial)') unborn = true;
         else if (SHA1_HEX.test(value)) commit = value;
-      } else if (key === 'branch.head' && value !== '(detached)') {
-        branch = value;
+      } else if (key === 'branch.head' && !NO_BRANCH.has(value) && !value.includes('\uFFFD')) {
+        branch = value; // a name that is not UTF-8 is left out rather than recorded mangled
       }
     };
     child.stdout.setEncoding('utf8');
@@ -118,4 +152,13 @@ export function gitStatus(gitCommand: string, repo: Repository, deadline: number
       finish(commit === undefined ? { kind: 'unavailable' } : { kind: 'answer', head: head(), dirty: false });
     });
   });
+}
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }

@@ -301,6 +301,32 @@ describe.each(readers)('readGitProvenance through %s', (_name, reader) => {
     });
   });
 
+  it('answers for the repository it found, never for one around it', async () => {
+    const outer = makeRepo('outer');
+    write(path.join(outer, '.git', 'info', 'exclude'), 'inner/\n');
+    const inner = path.join(outer, 'inner');
+    fs.mkdirSync(inner);
+    git(inner, 'init', '-q');
+    write(path.join(inner, 'x.txt'), 'x\n');
+    git(inner, 'add', 'x.txt');
+    git(inner, 'commit', '-q', '-m', 'inner');
+    fs.writeFileSync(path.join(inner, '.git', 'HEAD'), ''); // emptied by a crash: git no longer takes it
+    expect(await prov(inner)).toBeUndefined();
+  });
+
+  it('judges the work tree around the .git it found, whatever core.worktree names', async () => {
+    const dir = makeRepo();
+    const copy = freshDir('worktree-copy');
+    const dotGit = path.join(dir, '.git');
+    fs.cpSync(dir, copy, { recursive: true, filter: (src) => src !== dotGit && !src.startsWith(dotGit + path.sep) });
+    expect(git(copy, '--git-dir', dotGit, '--work-tree', copy, 'status', '--porcelain', '--untracked-files=no')).toBe(
+      '',
+    );
+    git(dir, 'config', 'core.worktree', copy);
+    write(path.join(dir, 'a.txt'), 'changed where the checkpoint was made\n');
+    expect((await prov(dir))?.dirty).toBe(true);
+  });
+
   it('returns undefined, without throwing, for broken repositories', async () => {
     const garbageHead = makeRepo();
     fs.writeFileSync(path.join(garbageHead, '.git', 'HEAD'), 'this is not a ref\n');
@@ -438,5 +464,54 @@ describe('readGitProvenance through the git binary', () => {
     git(subDir, 'commit', '-q', '-am', 'newer');
     expect(git(sup, 'status', '--porcelain')).toBe(''); // git's own default view hides it
     expect((await readGitProvenance(sup, { git: 'git' }))?.dirty).toBe(true);
+  });
+  it('stops reading at the first change and kills git', async () => {
+    const dir = makeRepo();
+    const head = git(dir, 'rev-parse', 'HEAD');
+    const entry = `1 .M N... 100644 100644 100644 ${'0'.repeat(40)} ${'0'.repeat(40)} a.txt`;
+    const chatty = fakeGit(`printf '# branch.oid ${head}\\n# branch.head main\\n${entry}\\n'\nexec sleep 60`);
+    const started = performance.now();
+    expect(await readGitProvenance(dir, { git: chatty, timeoutMs: 10_000 })).toEqual({
+      commit: head,
+      branch: 'main',
+      dirty: true,
+    });
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  it('is not fooled by configuration from the environment, replace refs or a file system monitor', async () => {
+    const chmod = makeRepo();
+    fs.chmodSync(path.join(chmod, 'run.sh'), 0o755);
+    const savedParameters = process.env.GIT_CONFIG_PARAMETERS;
+    try {
+      process.env.GIT_CONFIG_PARAMETERS = "'core.filemode'='false'";
+      expect((await readGitProvenance(chmod, { git: 'git' }))?.dirty).toBe(true);
+    } finally {
+      if (savedParameters === undefined) delete process.env.GIT_CONFIG_PARAMETERS;
+      else process.env.GIT_CONFIG_PARAMETERS = savedParameters;
+    }
+
+    // HEAD replaced by a commit that matches the modified work tree
+    const replaced = makeRepo();
+    const head = git(replaced, 'rev-parse', 'HEAD');
+    git(replaced, 'checkout', '-q', '-b', 'other');
+    write(path.join(replaced, 'a.txt'), 'edited\n');
+    git(replaced, 'commit', '-q', '-am', 'edited');
+    const edited = git(replaced, 'rev-parse', 'HEAD');
+    git(replaced, 'checkout', '-q', 'main');
+    write(path.join(replaced, 'a.txt'), 'edited\n');
+    git(replaced, 'add', 'a.txt'); // index and work tree match the replacement, not HEAD
+    git(replaced, 'replace', head, edited);
+    expect(await readGitProvenance(replaced, { git: 'git' })).toEqual({ commit: head, branch: 'main', dirty: true });
+
+    // a monitor hook that would say nothing changed is never asked
+    const monitored = makeRepo();
+    const ran = path.join(freshDir('hook'), 'ran');
+    const hook = path.join(monitored, '.git', 'monitor.sh');
+    fs.writeFileSync(hook, `#!/bin/sh\ntouch '${ran}'\nprintf '0\\0'\n`, { mode: 0o755 });
+    git(monitored, 'config', 'core.fsmonitor', hook);
+    write(path.join(monitored, 'a.txt'), 'changed\n');
+    expect((await readGitProvenance(monitored, { git: 'git' }))?.dirty).toBe(true);
+    expect(fs.existsSync(ran)).toBe(false);
   });
 });
