@@ -20,12 +20,15 @@ import { prngUnit } from '../helpers/data.js';
 
 const out = new Float64Array(1);
 const view = new DataView(new ArrayBuffer(8));
+/** The readers take a file's bytes; these tests write texts whose characters are those bytes (latin1). */
+const bytes = (t: string) => Buffer.from(t, 'latin1');
+const find = (text: string, rootName: string) => findJsonArrays(bytes(text), rootName);
 
 /** The slow rule's verdict on the token at `start` of `t`, as text to compare. */
 function expected(t: string, start: number): string {
   const c = t.charCodeAt(start);
   if (!((c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x4e || c === 0x49)) return 'none';
-  const end = numberTokenEnd(t, start);
+  const end = numberTokenEnd(bytes(t), start);
   const text = t.slice(start, end);
   if (!/[.eEIN]/.test(text)) return `int ${end}`;
   const x = Number(text);
@@ -33,7 +36,7 @@ function expected(t: string, start: number): string {
 }
 
 function scannedVerdict(t: string, start: number): string {
-  const kind = scanNumberToken(t, start, out, 0);
+  const kind = scanNumberToken(bytes(t), start, out, 0);
   if (kind === NO_NUMBER) return 'none';
   if (kind === INTEGER_TOKEN) return `int ${scanned.end}`;
   if (kind === OTHER_TOKEN) return `other ${scanned.end}`;
@@ -117,14 +120,14 @@ describe('the arrays the one-pass reader cuts', () => {
     const edge = ['0.0', '-0.0', '1e-05', '0.0001', '1e+16', '1000000000000000.0', '5e-324', 'NaN', '-Infinity'];
     const good = [...floats(next, 300), ...edge];
     const text = (items: string[]) => `{"w": [${items.join(', ')}]}`;
-    const [a] = findJsonArrays(text(good), 'r')!;
+    const [a] = find(text(good), 'r')!;
     expect(a?.dtype).toBe('F64');
     expect(renderJsonArray(a!.layout, 'F64', a!.shape, a!.data)).toBe(`[${good.join(', ')}]`);
-    expect(findJsonArrays(text([...good.slice(0, 150), '3', ...good.slice(150)]), 'r')).toEqual([]);
-    expect(findJsonArrays(text(['3', ...good]), 'r')).toEqual([]);
+    expect(find(text([...good.slice(0, 150), '3', ...good.slice(150)]), 'r')).toEqual([]);
+    expect(find(text(['3', ...good]), 'r')).toEqual([]);
     const ints = Array.from({ length: 300 }, (_, i) => String(i * 7919 - 1e6));
-    expect(findJsonArrays(text(ints), 'r')![0]!.dtype).toBe('I64');
-    expect(findJsonArrays(text([...ints, '1.5']), 'r')).toEqual([]);
+    expect(find(text(ints), 'r')![0]!.dtype).toBe('I64');
+    expect(find(text([...ints, '1.5']), 'r')).toEqual([]);
   });
 
   it('a matrix with one number in another spelling is cut row by row, that row left as text', () => {
@@ -132,7 +135,7 @@ describe('the arrays the one-pass reader cuts', () => {
     const rows = Array.from({ length: 4 }, () => floats(next, 300));
     rows[2]![17] = '1E-5';
     const text = `{"m": [${rows.map((r) => `[${r.join(', ')}]`).join(', ')}]}`;
-    const found = findJsonArrays(text, 'r')!;
+    const found = find(text, 'r')!;
     expect(found.map((a) => [a.name, a.shape])).toEqual([
       ['m/0', [300]],
       ['m/1', [300]],

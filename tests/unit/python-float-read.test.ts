@@ -14,7 +14,7 @@ const out = new Float64Array(1);
 /** readPythonFloat's verdict and value, and the renderer's, as comparable text. */
 function verdicts(text: string): { read: string; rendered: string } {
   const padded = ` [${text}, `; // offsets inside a larger text, as the reader sees numbers
-  const ok = readPythonFloat(padded, 2, 2 + text.length, out, 0);
+  const ok = readPythonFloat(Buffer.from(padded, 'latin1'), 2, 2 + text.length, out, 0);
   const x = Number(text);
   const show = (accepted: boolean, v: number) => (accepted ? `${text} = ${Object.is(v, -0) ? '-0' : v}` : `${text} no`);
   return { read: show(ok, out[0]!), rendered: show(pythonFloatRepr(x) === text, x) };
@@ -33,7 +33,7 @@ describe('readPythonFloat', () => {
   it("accepts Python's own repr of every vector double, with that double", () => {
     const { repr } = loadVector<{ repr: [string, string][] }>('json-render.json');
     const bad = repr.filter(([bits, text]) => {
-      const ok = readPythonFloat(text, 0, text.length, out, 0);
+      const ok = readPythonFloat(Buffer.from(text, 'latin1'), 0, text.length, out, 0);
       return !ok || !Object.is(out[0], Buffer.from(bits, 'hex').readDoubleLE(0));
     });
     expect(bad.slice(0, 5)).toEqual([]);

@@ -1,6 +1,6 @@
 // Finds the numeric arrays of a JSON document that can be stored as tensors (spec/JSON.md §2): lists of numbers,
 // nested to equal lengths, that renderJsonArray turns back into exactly the bytes they were read from. Works on
-// the file's bytes as a latin1 string, so string offsets are byte offsets. Anything that is not JSON, too deep,
+// the file's bytes themselves (json-text-bytes.ts says why). Anything that is not JSON, too deep,
 // or not reproduced byte for byte is simply not an array here: the caller keeps those bytes verbatim.
 import type { JsonArrayDtype, JsonArrayLayout } from './json-array-render.js';
 import { isSpace, NumericNestingReader } from './json-numeric-nesting.js';
@@ -37,9 +37,9 @@ const QUOTE = 0x22;
 const COLON = 0x3a;
 
 /** End of a scalar token (number, true, false, null, NaN, Infinity): the next delimiter or whitespace. */
-function scalarEnd(t: string, p: number): number {
+function scalarEnd(t: Uint8Array, p: number): number {
   for (; p < t.length; p++) {
-    const c = t.charCodeAt(p);
+    const c = t[p]!;
     if (c === 0x2c || c === 0x5d || c === 0x7d || isSpace(c)) break;
   }
   return p;
@@ -54,7 +54,7 @@ class JsonArrayFinder {
   readonly found: JsonArray[] = [];
 
   constructor(
-    private readonly t: string,
+    private readonly t: Uint8Array,
     private readonly rootName: string,
   ) {}
 
@@ -65,18 +65,18 @@ class JsonArrayFinder {
   }
 
   private ws(): void {
-    while (this.pos < this.t.length && isSpace(this.t.charCodeAt(this.pos))) this.pos++;
+    while (this.pos < this.t.length && isSpace(this.t[this.pos]!)) this.pos++;
   }
 
   private expect(c: number): void {
-    if (this.t.charCodeAt(this.pos) !== c) throw new NotJson();
+    if (this.t[this.pos] !== c) throw new NotJson();
     this.pos++;
   }
 
   private value(depth: number): void {
     if (depth > JSON_MAX_DEPTH) throw new NotJson();
     this.ws();
-    const c = this.t.charCodeAt(this.pos);
+    const c = this.t[this.pos];
     if (c === LBRACE) this.object(depth);
     else if (c === OPEN) this.array(depth);
     else if (c === QUOTE) this.string();
@@ -87,32 +87,34 @@ class JsonArrayFinder {
     }
   }
 
-  /** Skips a string; returns its text between the quotes, still escaped. */
-  private string(): string {
+  /** Skips a string; returns where its text between the quotes (still escaped) starts. */
+  private string(): number {
     const start = ++this.pos;
     for (;;) {
-      const c = this.t.charCodeAt(this.pos);
-      if (Number.isNaN(c)) throw new NotJson();
+      const c = this.t[this.pos];
+      if (c === undefined) throw new NotJson();
       if (c === 0x22) break;
       this.pos += c === 0x5c ? 2 : 1;
     }
-    return this.t.slice(start, this.pos++);
+    this.pos++;
+    return start;
   }
 
   private object(depth: number): void {
     this.pos++;
     this.ws();
-    if (this.t.charCodeAt(this.pos) === RBRACE) {
+    if (this.t[this.pos] === RBRACE) {
       this.pos++;
       return;
     }
     for (;;) {
       this.ws();
-      if (this.t.charCodeAt(this.pos) !== QUOTE) throw new NotJson();
-      const raw = this.string();
+      if (this.t[this.pos] !== QUOTE) throw new NotJson();
+      const start = this.string();
+      const raw = Buffer.from(this.t.buffer, this.t.byteOffset + start, this.pos - 1 - start).toString('utf8');
       let key: string;
       try {
-        key = JSON.parse(`"${Buffer.from(raw, 'latin1').toString('utf8')}"`) as string;
+        key = JSON.parse(`"${raw}"`) as string;
       } catch {
         throw new NotJson();
       }
@@ -122,7 +124,7 @@ class JsonArrayFinder {
       this.value(depth + 1);
       this.path.pop();
       this.ws();
-      if (this.t.charCodeAt(this.pos) === RBRACE) break;
+      if (this.t[this.pos] === RBRACE) break;
       this.expect(COMMA);
     }
     this.pos++;
@@ -140,7 +142,7 @@ class JsonArrayFinder {
     }
     this.pos = start + 1;
     this.ws();
-    if (this.t.charCodeAt(this.pos) === CLOSE) {
+    if (this.t[this.pos] === CLOSE) {
       this.pos++;
       return;
     }
@@ -149,7 +151,7 @@ class JsonArrayFinder {
       this.value(depth + 1);
       this.path.pop();
       this.ws();
-      if (this.t.charCodeAt(this.pos) === CLOSE) break;
+      if (this.t[this.pos] === CLOSE) break;
       this.expect(COMMA);
     }
     this.pos++;
@@ -176,7 +178,7 @@ class JsonArrayFinder {
 }
 
 /** The arrays to store as tensors, in text order, or undefined when the text is not a JSON document. */
-export function findJsonArrays(text: string, rootName: string): JsonArray[] | undefined {
+export function findJsonArrays(text: Uint8Array, rootName: string): JsonArray[] | undefined {
   const finder = new JsonArrayFinder(text, rootName);
   try {
     finder.run();

@@ -4,6 +4,7 @@
 // every array of a document, so its buffers and its methods' compiled code are reused: a commit is one short process,
 // and most of the reading happens before the JIT has warmed up.
 import type { JsonArrayDtype, JsonArrayLayout } from './json-array-render.js';
+import { latin1Text, startsWithText } from './json-text-bytes.js';
 import { INTEGER_TOKEN, NO_NUMBER, PYTHON_FLOAT, scanNumberToken, scanned } from './python-float-read.js';
 
 /** Deeper numeric nesting is not a tensor. */
@@ -21,14 +22,14 @@ export function isSpace(c: number): boolean {
 }
 
 /** The token's int64 value into out[i] when it is written as Python writes that int (no '+', '-0' or leading 0). */
-function readInt64(t: string, start: number, end: number, out: DataView, i: number): boolean {
-  const negative = t.charCodeAt(start) === 0x2d;
+function readInt64(t: Uint8Array, start: number, end: number, out: DataView, i: number): boolean {
+  const negative = t[start] === 0x2d;
   const first = negative ? start + 1 : start;
   const len = end - first;
-  if (len === 0 || len > 19 || (t.charCodeAt(first) === 0x30 && (len > 1 || negative))) return false;
+  if (len === 0 || len > 19 || (t[first] === 0x30 && (len > 1 || negative))) return false;
   let x = 0;
   for (let p = first; p < end; p++) {
-    const c = t.charCodeAt(p);
+    const c = t[p]!;
     if (c < 0x30 || c > 0x39) return false;
     if (len < 16) x = x * 10 + (c - 0x30); // exact: under 10^15
   }
@@ -39,7 +40,7 @@ function readInt64(t: string, start: number, end: number, out: DataView, i: numb
     out.setInt32(8 * i + 4, hi, true);
     return true;
   }
-  const v = BigInt(t.slice(start, end));
+  const v = BigInt(latin1Text(t, start, end));
   if (v < INT64_MIN || v > INT64_MAX) return false;
   out.setBigInt64(8 * i, v, true);
   return true;
@@ -68,13 +69,13 @@ function grown<T extends Int32Array | Float64Array>(a: T): T {
 }
 
 /** Records the first text seen at one place of the layout; false when a later one differs from it. */
-function same(list: string[], k: number, t: string, from: number, to: number): boolean {
+function same(list: string[], k: number, t: Uint8Array, from: number, to: number): boolean {
   const seen = list[k];
   if (seen === undefined) {
-    list[k] = t.slice(from, to);
+    list[k] = latin1Text(t, from, to);
     return true;
   }
-  return seen.length === to - from && t.startsWith(seen, from);
+  return seen.length === to - from && startsWithText(t, from, seen);
 }
 
 export interface NumericNesting {
@@ -87,7 +88,7 @@ export interface NumericNesting {
 }
 
 export class NumericNestingReader {
-  private t = '';
+  private t: Uint8Array = new Uint8Array(0);
   private p = 0;
   private dims: number[] = [];
   private layout: JsonArrayLayout = { open: [], sep: [], close: [] };
@@ -104,7 +105,7 @@ export class NumericNestingReader {
    * Reads lists of number tokens nested to equal, non-zero lengths from the `[` at `start`, with the same text
    * at each place of the layout (every open, separator and close of one level alike). Undefined for anything else.
    */
-  read(t: string, start: number): NumericNesting | undefined {
+  read(t: Uint8Array, start: number): NumericNesting | undefined {
     this.t = t;
     this.p = start;
     this.dims = [];
@@ -139,7 +140,7 @@ export class NumericNestingReader {
   private skipWs(): void {
     const t = this.t;
     let p = this.p;
-    while (p < t.length && isSpace(t.charCodeAt(p))) p++;
+    while (p < t.length && isSpace(t[p]!)) p++;
     this.p = p;
   }
 
@@ -150,11 +151,11 @@ export class NumericNestingReader {
     const open = this.p++;
     this.skipWs();
     if (!same(layout.open, k, t, open, this.p)) return false;
-    if (this.leaf < 0) this.leaf = t.charCodeAt(this.p) === OPEN ? -1 : k;
+    if (this.leaf < 0) this.leaf = t[this.p] === OPEN ? -1 : k;
     let count = 0;
     for (;;) {
       if (this.leaf < 0 || k < this.leaf) {
-        if (t.charCodeAt(this.p) !== OPEN || !this.level(k + 1)) return false;
+        if (t[this.p] !== OPEN || !this.level(k + 1)) return false;
         count++;
       } else {
         if (!this.number()) return false;
@@ -162,19 +163,19 @@ export class NumericNestingReader {
         // The common case, the separator seen before and no more whitespace after it, without skipping twice.
         const sep = layout.sep[k];
         const p = this.p;
-        if (sep !== undefined && t.startsWith(sep, p) && !isSpace(t.charCodeAt(p + sep.length))) {
+        if (sep !== undefined && startsWithText(t, p, sep) && !isSpace(t[p + sep.length]!)) {
           this.p = p + sep.length;
           continue;
         }
       }
       const itemEnd = this.p;
       this.skipWs();
-      if (t.charCodeAt(this.p) === CLOSE) {
+      if (t[this.p] === CLOSE) {
         this.p++;
         if (!same(layout.close, k, t, itemEnd, this.p)) return false;
         break;
       }
-      if (t.charCodeAt(this.p) !== COMMA) return false;
+      if (t[this.p] !== COMMA) return false;
       this.p++;
       this.skipWs();
       if (!same(layout.sep, k, t, itemEnd, this.p)) return false;

@@ -1,5 +1,5 @@
-// Reads numbers Python's float repr wrote (spec/JSON.md §3) straight from the text, without a string per number.
-// A number is accepted only when its text is exactly pythonFloatRepr of its value. The fast path proves that
+// Reads numbers Python's float repr wrote (spec/JSON.md §3) straight from the text's bytes, without a string per
+// number. A number is accepted only when its text is exactly pythonFloatRepr of its value. The fast path proves that
 // without rendering: the text must be laid out as Python lays out its own digits, and those digits must be the
 // shortest that read back as the double, and the nearest of that length. Both are settled with exact
 // products of doubles (Dekker's two-product), so no big integers are needed: with D the digits as an integer and
@@ -7,6 +7,7 @@
 // r - d, r + 10 - d (d the last digit) and r ∓ 1 whether a shorter or a nearer string would too. Whatever the fast
 // path cannot decide with a wide margin (ties, interval ends, subnormals, q beyond ±22, NaN, Infinity) falls back
 // to rendering the double and comparing strings, so the fast path only ever saves time, never changes a verdict.
+import { latin1Text } from './json-text-bytes.js';
 import { pythonFloatRepr } from './python-float-repr.js';
 
 const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`)); // exact doubles up to 1e22
@@ -60,7 +61,10 @@ function setDigits(head: number, tail: number, n: number, last: number, exp: num
   digits.q = exp - n + 1;
 }
 
-/** After a number: a delimiter, whitespace or another control character, or the end of the text (NaN). */
+// Reads of the text past its end give undefined (typed as a number by the `!`s below): arithmetic makes it NaN,
+// and every test of a byte below fails for it as for a delimiter, which is how the end of the text must count.
+
+/** After a number: a delimiter, whitespace or another control character, or the end of the text (undefined). */
 function endsToken(c: number): boolean {
   return c === 0x2c || c === 0x5d || c === 0x7d || !(c > 0x20);
 }
@@ -73,7 +77,7 @@ let layoutEnd = 0;
  * out as Python lays out a finite non-zero float (digits read), 1 for a zero written `0.0`, 2 for digits alone (an
  * integer literal), -1 when the fast path cannot tell. layoutEnd is the token's end unless -1.
  */
-function readLayout(t: string, s: number): -1 | 0 | 1 | 2 {
+function readLayout(t: Uint8Array, s: number): -1 | 0 | 1 | 2 {
   // Significant digits: `lead` zeros before the first, `zeros` pending ones that count only if a digit follows.
   let head = 0;
   let tail = 0;
@@ -84,7 +88,7 @@ function readLayout(t: string, s: number): -1 | 0 | 1 | 2 {
   let dot = -1;
   let p = s;
   for (; ; p++) {
-    const d = t.charCodeAt(p) - 0x30;
+    const d = t[p]! - 0x30;
     if (d === 0x2e - 0x30) {
       if (dot >= 0) return -1;
       dot = p;
@@ -108,16 +112,16 @@ function readLayout(t: string, s: number): -1 | 0 | 1 | 2 {
   }
   const intEnd = dot >= 0 ? dot : p;
   const intLen = intEnd - s;
-  if (intLen === 0 || (intLen > 1 && t.charCodeAt(s) === 0x30) || dot === p - 1) return -1;
+  if (intLen === 0 || (intLen > 1 && t[s] === 0x30) || dot === p - 1) return -1;
   const hasFrac = dot >= 0;
   // Python ends a fraction with a non-zero digit, except the single "0" of an integral value in plain form.
-  const fracTrailingZero = hasFrac && t.charCodeAt(p - 1) === 0x30;
-  const c = t.charCodeAt(p);
+  const fracTrailingZero = hasFrac && t[p - 1] === 0x30;
+  const c = t[p]!;
   if (endsToken(c)) {
     layoutEnd = p;
     if (!hasFrac) return 2;
     if (n === 0) return intLen === 1 && p === dot + 2 ? 1 : -1; // "0.0"
-    if (intLen === 1 && t.charCodeAt(s) === 0x30) {
+    if (intLen === 1 && t[s] === 0x30) {
       if (lead > 4 || fracTrailingZero) return -1; // below 1e-4 Python writes an exponent
       setDigits(head, tail, n, last, -lead);
       return 0;
@@ -127,7 +131,7 @@ function readLayout(t: string, s: number): -1 | 0 | 1 | 2 {
     return 0;
   }
   // Exponent form: one non-zero digit, optionally '.' and digits ending non-zero, 'e', a sign, two digits or more.
-  if (intLen !== 1 || t.charCodeAt(s) === 0x30 || fracTrailingZero || c !== 0x65) return -1;
+  if (intLen !== 1 || t[s] === 0x30 || fracTrailingZero || c !== 0x65) return -1;
   const exp = readExponent(t, p + 1);
   if (Number.isNaN(exp) || (exp >= -4 && exp < 16) || n === 0) return -1;
   setDigits(head, tail, n, last, exp);
@@ -136,18 +140,18 @@ function readLayout(t: string, s: number): -1 | 0 | 1 | 2 {
 
 /** The exponent written from `p` as Python writes it (a sign, then two digits, or three not led by 0) up to the
  * token's end, which it puts in layoutEnd; NaN for anything else. */
-function readExponent(t: string, p: number): number {
-  const sign = t.charCodeAt(p);
+function readExponent(t: Uint8Array, p: number): number {
+  const sign = t[p]!;
   if (sign !== 0x2b && sign !== 0x2d) return NaN;
   let exp = 0;
   let q = p + 1;
   for (; ; q++) {
-    const d = t.charCodeAt(q) - 0x30;
+    const d = t[q]! - 0x30;
     if (!(d >= 0 && d <= 9)) break;
     exp = exp * 10 + d;
   }
   const len = q - p - 1;
-  if (len < 2 || len > 3 || (len === 3 && t.charCodeAt(p + 1) === 0x30) || !endsToken(t.charCodeAt(q))) return NaN;
+  if (len < 2 || len > 3 || (len === 3 && t[p + 1] === 0x30) || !endsToken(t[q]!)) return NaN;
   layoutEnd = q;
   return sign === 0x2d ? -exp : exp;
 }
@@ -210,9 +214,9 @@ function provenValue(out: Float64Array, i: number, negative: boolean): boolean {
 }
 
 /** End of the number token at p: the next delimiter, whitespace or other control character (spec/JSON.md §2). */
-export function numberTokenEnd(t: string, p: number): number {
+export function numberTokenEnd(t: Uint8Array, p: number): number {
   for (p++; p < t.length; p++) {
-    const d = t.charCodeAt(p);
+    const d = t[p]!;
     if (d === 0x2c || d === 0x5d || d === 0x7d || d <= 0x20) break;
   }
   return p;
@@ -239,8 +243,8 @@ function notIntChar(c: number): boolean {
  * double (json's spellings for the non-finite values); INTEGER_TOKEN for an integer literal; else OTHER_TOKEN.
  * One pass over the digits in the common case; whatever the fast path cannot tell is rendered and compared.
  */
-export function scanNumberToken(t: string, start: number, out: Float64Array, i: number): number {
-  const c = t.charCodeAt(start);
+export function scanNumberToken(t: Uint8Array, start: number, out: Float64Array, i: number): number {
+  const c = t[start]!;
   const negative = c === 0x2d;
   if (!((c >= 0x30 && c <= 0x39) || negative || c === 0x4e || c === 0x49)) return NO_NUMBER;
   const layout = readLayout(t, negative ? start + 1 : start);
@@ -256,9 +260,9 @@ export function scanNumberToken(t: string, start: number, out: Float64Array, i: 
   const end = numberTokenEnd(t, start);
   scanned.end = end;
   let intLike = true;
-  for (let q = start; q < end && intLike; q++) if (notIntChar(t.charCodeAt(q))) intLike = false;
+  for (let q = start; q < end && intLike; q++) if (notIntChar(t[q]!)) intLike = false;
   if (intLike) return INTEGER_TOKEN;
-  const text = t.slice(start, end);
+  const text = latin1Text(t, start, end);
   const x = Number(text);
   out[i] = x;
   return pythonFloatRepr(x) === text ? PYTHON_FLOAT : OTHER_TOKEN;
@@ -268,6 +272,6 @@ export function scanNumberToken(t: string, start: number, out: Float64Array, i: 
  * Reads the number at text[start, end) into out[i] when the text is exactly Python's repr of that double
  * (json's spellings for the non-finite values); false otherwise. `end` is where the token ends (numberTokenEnd).
  */
-export function readPythonFloat(t: string, start: number, end: number, out: Float64Array, i: number): boolean {
+export function readPythonFloat(t: Uint8Array, start: number, end: number, out: Float64Array, i: number): boolean {
   return scanNumberToken(t, start, out, i) === PYTHON_FLOAT && scanned.end === end;
 }

@@ -13,7 +13,7 @@ export async function planJson(file: InputFile): Promise<FilePlan> {
   const opaque = new PlanBuilder('opaque', file.size);
   if (file.size === 0 || file.size > JSON_MAX_BYTES) return opaque.done();
   const bytes = await file.readAt(0, file.size);
-  const arrays = findJsonArrays(bytes.toString('latin1'), path.basename(file.path).replace(/\.json$/i, ''));
+  const arrays = findJsonArrays(bytes, path.basename(file.path).replace(/\.json$/i, ''));
   if (!arrays?.length) return opaque.done();
   const plan = new PlanBuilder('json', file.size);
   for (const a of arrays) {
