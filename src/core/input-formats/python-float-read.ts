@@ -72,69 +72,76 @@ function endsToken(c: number): boolean {
 /** What readLayout found: the token's end (when it could tell), read by scanNumberToken. */
 let layoutEnd = 0;
 
+function isDigitAt(t: Uint8Array, p: number): boolean {
+  const d = t[p]! - 0x30;
+  return d >= 0 && d <= 9;
+}
+
 /**
- * Reads the number text from `s` (after any sign) up to the delimiter that ends it, in one pass: 0 when it is laid
- * out as Python lays out a finite non-zero float (digits read), 1 for a zero written `0.0`, 2 for digits alone (an
- * integer literal), -1 when the fast path cannot tell. layoutEnd is the token's end unless -1.
+ * Reads the number text from `s` (after any sign) up to the delimiter that ends it: 0 when it is laid out as Python
+ * lays out a finite non-zero float (digits read), 1 for a zero written `0.0`, 2 for digits alone (an integer
+ * literal), -1 when the fast path cannot tell. layoutEnd is the token's end unless -1.
+ *
+ * The layout is read first and the digits only once the form is known: one simple loop per run of digits, then
+ * one over the significant ones (between the first and the last non-zero digit), instead of one loop tracking
+ * leading, pending and trailing zeros at every character, which took a third more of the reader's time.
  */
 function readLayout(t: Uint8Array, s: number): -1 | 0 | 1 | 2 {
-  // Significant digits: `lead` zeros before the first, `zeros` pending ones that count only if a digit follows.
-  let head = 0;
-  let tail = 0;
-  let n = 0;
-  let zeros = 0;
-  let lead = 0;
-  let last = 0;
-  let dot = -1;
   let p = s;
-  for (; ; p++) {
-    const d = t[p]! - 0x30;
-    if (d === 0x2e - 0x30) {
-      if (dot >= 0) return -1;
-      dot = p;
-      continue;
-    }
-    if (!(d >= 0 && d <= 9)) break;
-    if (d === 0) {
-      if (n === 0) lead++;
-      else zeros++;
-      continue;
-    }
-    if (n + zeros >= 17) return -1; // Python never needs more than 17
-    for (; zeros > 0; zeros--, n++) {
-      if (n < 9) head *= 10;
-      else tail *= 10;
-    }
-    if (n < 9) head = head * 10 + d;
-    else tail = tail * 10 + d;
-    n++;
-    last = d;
+  while (isDigitAt(t, p)) p++;
+  const intLen = p - s;
+  let dot = -1;
+  if (t[p] === 0x2e) {
+    dot = p++;
+    while (isDigitAt(t, p)) p++;
+    if (t[p] === 0x2e) return -1;
   }
-  const intEnd = dot >= 0 ? dot : p;
-  const intLen = intEnd - s;
   if (intLen === 0 || (intLen > 1 && t[s] === 0x30) || dot === p - 1) return -1;
   const hasFrac = dot >= 0;
   // Python ends a fraction with a non-zero digit, except the single "0" of an integral value in plain form.
   const fracTrailingZero = hasFrac && t[p - 1] === 0x30;
   const c = t[p]!;
+  // The first significant digit, after `lead` zeros; at p when there is none.
+  let f = s;
+  let lead = 0;
+  for (; ; f++) {
+    const e = t[f];
+    if (e === 0x30) lead++;
+    else if (e !== 0x2e) break;
+  }
+  // The place of the first significant digit, E (spec/JSON.md §3).
+  let exp: number;
   if (endsToken(c)) {
     layoutEnd = p;
     if (!hasFrac) return 2;
-    if (n === 0) return intLen === 1 && p === dot + 2 ? 1 : -1; // "0.0"
+    if (f === p) return intLen === 1 && p === dot + 2 ? 1 : -1; // "0.0"
     if (intLen === 1 && t[s] === 0x30) {
       if (lead > 4 || fracTrailingZero) return -1; // below 1e-4 Python writes an exponent
-      setDigits(head, tail, n, last, -lead);
-      return 0;
+      exp = -lead;
+    } else {
+      if (intLen > 16 || (fracTrailingZero && p !== dot + 2)) return -1; // from 1e16 on: exponent form
+      exp = intLen - 1;
     }
-    if (intLen > 16 || (fracTrailingZero && p !== dot + 2)) return -1; // from 1e16 on: exponent form
-    setDigits(head, tail, n, last, intLen - 1);
-    return 0;
+  } else {
+    // Exponent form: one non-zero digit, optionally '.' and digits ending non-zero, 'e', a sign, two digits or more.
+    if (intLen !== 1 || t[s] === 0x30 || fracTrailingZero || c !== 0x65 || f === p) return -1;
+    exp = readExponent(t, p + 1);
+    if (Number.isNaN(exp) || (exp >= -4 && exp < 16)) return -1;
   }
-  // Exponent form: one non-zero digit, optionally '.' and digits ending non-zero, 'e', a sign, two digits or more.
-  if (intLen !== 1 || t[s] === 0x30 || fracTrailingZero || c !== 0x65) return -1;
-  const exp = readExponent(t, p + 1);
-  if (Number.isNaN(exp) || (exp >= -4 && exp < 16) || n === 0) return -1;
-  setDigits(head, tail, n, last, exp);
+  // The last significant digit: zeros after it (and a dot) are not (`100.0` is the digit 1, E = 2).
+  let l = p - 1;
+  while (t[l] === 0x30 || t[l] === 0x2e) l--;
+  const n = l - f + 1 - (dot > f && dot < l ? 1 : 0);
+  if (n > 17) return -1; // Python never needs more than 17
+  let head = 0;
+  let tail = 0;
+  for (let q = f, k = 0; q <= l; q++) {
+    const d = t[q]! - 0x30;
+    if (d < 0) continue; // the dot
+    if (k++ < 9) head = head * 10 + d;
+    else tail = tail * 10 + d;
+  }
+  setDigits(head, tail, n, t[l]! - 0x30, exp);
   return 0;
 }
 
