@@ -18,6 +18,7 @@ import { ObjectIndex } from './object-index.js';
 import { PruneRecords } from './prune-records.js';
 import { ObjectWriter } from './object-writer.js';
 import { type BaseLocator, PackReader, type GroupedObject, type ObjectLocation } from './pack-reader.js';
+import { RecentChunks } from './recent-chunks.js';
 import { RefStore } from './ref-store.js';
 import { ShallowGrafts } from './shallow-grafts.js';
 import { findStore, readStoreConfig, StoreLayout, type StoreConfig } from './store-layout.js';
@@ -31,6 +32,8 @@ export class ObjectStore {
   readonly aliases: AliasDefinitions;
   readonly configLabels: ConfigLabels;
   private readonly baseLocations: BaseLocations;
+  /** The last commit's tensor chunks (through this handle), for the next one's delta bases (recent-chunks.ts). */
+  private readonly recentChunks = new RecentChunks();
 
   /** `decoded`: a long-lived process's memory of objects read before (decoded-objects.ts); one-shot opens have none. */
   private constructor(
@@ -68,8 +71,12 @@ export class ObjectStore {
 
   writer(): ObjectWriter {
     this.index.forWriting();
-    return new ObjectWriter(this.layout, this.index, (id, width, maxDepth) =>
-      this.readChunkGrouped(id, width, maxDepth),
+    return new ObjectWriter(
+      this.layout,
+      this.index,
+      (id, width, maxDepth) => this.readChunkGrouped(id, width, maxDepth),
+      false,
+      this.recentChunks,
     );
   }
 
@@ -111,13 +118,15 @@ export class ObjectStore {
   }
 
   /**
-   * A chunk's bytes grouped by `width` (verified) and the length of the delta chain behind them: what a writer
-   * encoding against it needs (it bounds the chain). Undefined when the store does not hold it.
+   * A chunk's bytes grouped by `width` (verified, or remembered from this handle's last commit: recent-chunks.ts)
+   * and the length of the delta chain behind them: what a writer encoding against it needs (it bounds the chain).
+   * Undefined when the store does not hold it.
    */
   async readChunkGrouped(id: ObjectId, width: number, maxDepth?: number): Promise<GroupedObject | undefined> {
     const loc = (await this.locate([id]))[0];
+    if (!loc) return undefined;
     return (
-      loc &&
+      this.recentChunks.get(id, width, maxDepth) ??
       this.withRelocation(loc, id, (l, locateBase) => this.packs.readChunkGrouped(l, id, width, locateBase, maxDepth))
     );
   }

@@ -1,13 +1,16 @@
 // Accepts the objects of one operation (a commit, a tag), skips those the store already has, and writes the
 // rest into new packs. Existence checks are batched (~8 MiB) so the index is asked once per batch, not per chunk.
 // Nothing is visible to readers until commit(): packs are durable first, then indexed (spec/FORMAT.md §9).
+import { groupBytes } from '../core/store-format/codec/byte-group.js';
 import { planeCoded, type DeltaBase } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
+import { CODECS } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { ObjectIndex } from './object-index.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
+import { RECENT_CHUNK_BYTES, type RecentChunks } from './recent-chunks.js';
 import type { StoreLayout } from './store-layout.js';
 
 // Two batches are held at once (one written while the next is read); 16 MiB put a 2.25 GiB commit's peak RSS
@@ -55,6 +58,12 @@ export class ObjectWriter {
   private pendingBytes = 0;
   private readonly known = new Set<ObjectId>();
   private readonly commitBodies = new Map<ObjectId, Uint8Array>();
+  /**
+   * Plane-coded tensor chunks this writer stored, copied grouped for `recent` (up to RECENT_CHUNK_BYTES), and the
+   * depth of the base each was offered.
+   */
+  private readonly written = new Map<ObjectId, { grouped: Uint8Array; width: number; baseDepth?: number }>();
+  private writtenBytes = 0;
   readonly stats: WriteStats = { objectsSeen: 0, objectsNew: 0, bytesSeen: 0, bytesNew: 0 };
 
   /**
@@ -66,6 +75,8 @@ export class ObjectWriter {
     private readonly index: ObjectIndex,
     private readonly readBase?: BaseReader,
     private readonly dryRun = false,
+    /** The store's memory of its last commit's chunks, given this writer's once it has committed. */
+    private readonly recent?: RecentChunks,
   ) {}
 
   /**
@@ -124,24 +135,32 @@ export class ObjectWriter {
       }
       this.pack ??= await PackWriter.create(this.layout);
       if (p.storeVersion) this.pack.requireStoreVersion(p.storeVersion);
+      if (this.recent && p.type === 'chunk' && p.width > 1 && planeCoded(p.bytes.length)) this.keepCopy(p);
       await this.pack.add(
         p.type,
         p.id,
         p.bytes,
         p.width,
         p.compress,
-        p.base ? this.baseLoader(p.base, p.bytes.length, p.width) : undefined,
+        p.base ? this.baseLoader(p.id, p.base, p.bytes.length, p.width) : undefined,
       );
     }
   }
 
   /** Reads a delta base when its record is encoded (in the pack writer's parallel jobs); a chain too deep, a
    * base of another length or one that cannot be read means plain encoding, never a failed write. */
-  private baseLoader(base: ObjectId, length: number, width: number): () => Promise<DeltaBase | undefined> {
+  private baseLoader(
+    id: ObjectId,
+    base: ObjectId,
+    length: number,
+    width: number,
+  ): () => Promise<DeltaBase | undefined> {
     return async () => {
       try {
         const got = await this.readBase?.(base, width, MAX_WRITTEN_DELTA_DEPTH - 1);
         if (!got?.grouped || got.grouped.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
+        const written = this.written.get(id);
+        if (written) written.baseDepth = got.depth;
         return { id: base, bytes: got.grouped, groupedWidth: width };
       } catch (e) {
         if (e instanceof CkvcError) return undefined;
@@ -172,8 +191,35 @@ export class ObjectWriter {
         throw ioError(e, 'update the index in', this.index.location);
       }
       faultPoint('index.updated');
+      this.remember();
     }
     return this.finished;
+  }
+
+  /** A copy, not the caller's bytes: those may be views into a large read block that must not stay alive. */
+  private keepCopy(p: Pending): void {
+    if (this.writtenBytes + p.bytes.length > RECENT_CHUNK_BYTES) return;
+    this.writtenBytes += p.bytes.length;
+    const grouped = groupBytes(p.bytes, p.width, Buffer.allocUnsafeSlow(p.bytes.length));
+    this.written.set(p.id, { grouped, width: p.width });
+  }
+
+  /** Hands the chunks now committed to the store's memory, with the depth of the chain each was stored at. */
+  private remember(): void {
+    if (!this.recent) return;
+    const chunks = [];
+    for (const pack of this.finished) {
+      for (const e of pack.entries) {
+        const w = this.written.get(e.id);
+        if (!w) continue;
+        // A record XORed with its base is one link deeper than that base; any other codec starts a chain.
+        const { grouped, width, baseDepth } = w;
+        if (e.codec !== CODECS.xorPlanes) chunks.push({ id: e.id, grouped, width, depth: 0 });
+        else if (baseDepth !== undefined) chunks.push({ id: e.id, grouped, width, depth: baseDepth + 1 });
+      }
+    }
+    // A writer that stored no tensor chunk (a tag, a commit object retried) leaves the memory as it was.
+    if (chunks.length) this.recent.replace(chunks);
   }
 
   /** Drops unfinished work. Packs already finished stay as unreferenced data (gc removes them). */

@@ -1,6 +1,8 @@
 // A chunk whose base already sits as deep as writers let chains go is stored plain and starts a new chain
 // (spec/FORMAT.md §4.3). The writer learns that depth from the chain's record headers before decoding anything:
-// the commit that restarts the chains reads the base records' headers, not their planes.
+// the commit that restarts the chains reads the base records' headers, not their planes. Each commit opens the
+// store afresh, as a CLI commit does: a store handle that committed the parent remembers its chunks
+// (recent-chunks.ts, tested in delta-coding.test.ts) and reads no base at all.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -46,7 +48,7 @@ describe('restarting a chain at the depth bound', () => {
     const input = tempDir('ckvc-restart-in-');
     const file = path.join(input, 'model.safetensors');
     const series = checkpoints(MAX_WRITTEN_DELTA_DEPTH + 2);
-    const store = await ObjectStore.open(s.store);
+    let store = await ObjectStore.open(s.store);
     try {
       // Inflates each commit makes: its bases' planes, and the parent's tree, file recipe and tensors.
       let read = 0;
@@ -60,6 +62,8 @@ describe('restarting a chain at the depth bound', () => {
       const trees: string[] = [];
       for (const [k, bytes] of series.entries()) {
         fs.writeFileSync(file, bytes);
+        await store.close();
+        store = await ObjectStore.open(s.store);
         read = 0;
         trees.push((await commit(store, { paths: [file], message: `step ${k}`, branch: 'main', cwd: input })).tree);
         readByStep.push(read);
