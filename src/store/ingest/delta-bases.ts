@@ -28,6 +28,10 @@ export interface TensorShapeKey {
 export class DeltaBases {
   private byPath: Promise<Map<string, ObjectId>> | undefined;
   private byName: Map<string, ObjectId[]> | undefined;
+  /** The tensor objects of each of the parent's files, by path. */
+  private byFile: Map<string, ObjectId[]> | undefined;
+  /** Tensor objects asked for or prefetched, read once each. */
+  private readonly tensors = new Map<ObjectId, Promise<TensorObject>>();
 
   constructor(
     private readonly src: ParentSource,
@@ -37,15 +41,30 @@ export class DeltaBases {
   private async load(): Promise<Map<string, ObjectId>> {
     const byPath = new Map<string, ObjectId>();
     const byName = new Map<string, ObjectId[]>();
+    const byFile = new Map<string, ObjectId[]>();
     for (const f of await listTreeFiles(this.src, this.parentTree)) {
+      const ids: ObjectId[] = [];
       for (const p of (await this.src.readFileRecipe(f.id)).parts) {
         if (p.kind !== 'tensor') continue;
         byPath.set(`${f.path}\0${p.name}`, p.id);
         byName.set(p.name, [...(byName.get(p.name) ?? []), p.id]);
+        ids.push(p.id);
       }
+      byFile.set(f.path, ids);
     }
     this.byName = byName;
+    this.byFile = byFile;
     return byPath;
+  }
+
+  private tensor(id: ObjectId): Promise<TensorObject> {
+    let read = this.tensors.get(id);
+    if (!read) {
+      read = this.src.readTensor(id);
+      read.catch(() => {}); // a prefetch never asked for must not count as unhandled; askers see the error
+      this.tensors.set(id, read);
+    }
+    return read;
   }
 
   /** The parent's chunk IDs for this tensor (index i is the base of chunk i), or undefined when there is none. */
@@ -53,11 +72,15 @@ export class DeltaBases {
     try {
       this.byPath ??= this.load();
       const byPath = await this.byPath;
+      // The parent twin's tensors are read all at once when its first is asked for, not one per tensor as this
+      // file's are ingested: each read is a round trip through the index and the thread pool (finding the bases
+      // of a JSON snapshot's five tensors took 2.9 ms of its commit one by one, 2.3 ms so).
+      for (const id of this.byFile!.get(filePath) ?? []) void this.tensor(id);
       const candidates = byPath.has(`${filePath}\0${t.name}`)
         ? [byPath.get(`${filePath}\0${t.name}`)!]
         : (this.byName!.get(t.name) ?? []);
       for (const id of candidates) {
-        const p = await this.src.readTensor(id);
+        const p = await this.tensor(id);
         const same =
           p.dtype === t.dtype &&
           p.size === t.size &&
