@@ -1,8 +1,8 @@
 // Reads one candidate tensor of a JSON text (spec/JSON.md §2): lists of numbers nested to equal, non-zero lengths,
 // with the same text at each place of the layout, and the numbers themselves in the same pass (each number's
 // characters are looked at once: python-float-read's scanNumberToken finds its end and reads it). One reader serves
-// every array of a document, so its buffers and its methods' compiled code are reused: a commit is one short process,
-// and most of the reading happens before the JIT has warmed up.
+// every array (json-arrays.ts), so its buffers and its methods' compiled code are reused: a commit is often one
+// short process, where most of the reading happens before the JIT has warmed up.
 import type { JsonArrayDtype, JsonArrayLayout } from './json-array-render.js';
 import { latin1Text, startsWithText } from './json-text-bytes.js';
 import { INTEGER_TOKEN, NO_NUMBER, PYTHON_FLOAT, scanNumberToken, scanned } from './python-float-read.js';
@@ -46,10 +46,15 @@ function readInt64(t: Uint8Array, start: number, end: number, out: DataView, i: 
   return true;
 }
 
+const INITIAL_NUMBERS = 1024;
+/** A reader keeps buffers for up to this many numbers between documents (8 MiB of doubles). */
+const KEPT_NUMBERS = 1024 * 1024;
+const NO_TEXT = new Uint8Array(0);
+
 /** Where each integer token of an array starts and ends in the text, in a pair of typed arrays grown as needed. */
 class TokenSpans {
-  starts = new Int32Array(1024);
-  ends = new Int32Array(1024);
+  starts = new Int32Array(INITIAL_NUMBERS);
+  ends = new Int32Array(INITIAL_NUMBERS);
   count = 0;
 
   push(start: number, end: number): void {
@@ -88,7 +93,7 @@ export interface NumericNesting {
 }
 
 export class NumericNestingReader {
-  private t: Uint8Array = new Uint8Array(0);
+  private t: Uint8Array = NO_TEXT;
   private p = 0;
   private dims: number[] = [];
   private layout: JsonArrayLayout = { open: [], sep: [], close: [] };
@@ -98,8 +103,18 @@ export class NumericNestingReader {
   private intLike = true;
   /** Every token so far is Python's repr of the double stored at its place in `values`. */
   private floats = true;
-  private values = new Float64Array(1024);
-  private readonly ints = new TokenSpans();
+  private values = new Float64Array(INITIAL_NUMBERS);
+  private ints = new TokenSpans();
+
+  /**
+   * Lets go of the text read last, and of buffers grown past KEPT_NUMBERS (one huge array must not hold its
+   * memory for the rest of the process); what is kept is reused by the next document.
+   */
+  release(): void {
+    this.t = NO_TEXT;
+    if (this.values.length > KEPT_NUMBERS) this.values = new Float64Array(INITIAL_NUMBERS);
+    if (this.ints.starts.length > KEPT_NUMBERS) this.ints = new TokenSpans();
+  }
 
   /**
    * Reads lists of number tokens nested to equal, non-zero lengths from the `[` at `start`, with the same text
