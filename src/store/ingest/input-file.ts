@@ -84,7 +84,8 @@ export class InputFile {
 
   /** `length` bytes from `position` in a new buffer (headers, directories: small reads that planning needs). */
   async readAt(position: number, length: number): Promise<Buffer> {
-    const buf = Buffer.alloc(length);
+    // Not zero-filled first: readExactly fills every byte or throws (a JSON file is read whole this way).
+    const buf = Buffer.allocUnsafe(length);
     await this.readExactly(buf, length, position);
     return buf;
   }
