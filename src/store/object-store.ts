@@ -34,6 +34,7 @@ export class ObjectStore {
   private readonly baseLocations: BaseLocations;
   /** The last commit's tensor chunks (through this handle), for the next one's delta bases (recent-chunks.ts). */
   private readonly recentChunks = new RecentChunks();
+  private writersMade = 0;
 
   /** `decoded`: a long-lived process's memory of objects read before (decoded-objects.ts); one-shot opens have none. */
   private constructor(
@@ -71,12 +72,14 @@ export class ObjectStore {
 
   writer(): ObjectWriter {
     this.index.forWriting();
+    // A handle's first writer keeps no copies: most handles (a CLI command) write once and close.
+    const remember = this.writersMade++ > 0;
     return new ObjectWriter(
       this.layout,
       this.index,
       (id, width, maxDepth) => this.readChunkGrouped(id, width, maxDepth),
       false,
-      this.recentChunks,
+      remember ? this.recentChunks : undefined,
     );
   }
 
@@ -126,7 +129,7 @@ export class ObjectStore {
     const loc = (await this.locate([id]))[0];
     if (!loc) return undefined;
     return (
-      this.recentChunks.get(id, width, maxDepth) ??
+      this.recentChunks.get(loc, width, maxDepth) ??
       this.withRelocation(loc, id, (l, locateBase) => this.packs.readChunkGrouped(l, id, width, locateBase, maxDepth))
     );
   }

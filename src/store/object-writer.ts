@@ -214,8 +214,9 @@ export class ObjectWriter {
         if (!w) continue;
         // A record XORed with its base is one link deeper than that base; any other codec starts a chain.
         const { grouped, width, baseDepth } = w;
-        if (e.codec !== CODECS.xorPlanes) chunks.push({ id: e.id, grouped, width, depth: 0 });
-        else if (baseDepth !== undefined) chunks.push({ id: e.id, grouped, width, depth: baseDepth + 1 });
+        const at = { id: e.id, grouped, width, packId: pack.packId, offset: e.offset };
+        if (e.codec !== CODECS.xorPlanes) chunks.push({ ...at, depth: 0 });
+        else if (baseDepth !== undefined) chunks.push({ ...at, depth: baseDepth + 1 });
       }
     }
     // A writer that stored no tensor chunk (a tag, a commit object retried) leaves the memory as it was.

@@ -4,11 +4,14 @@
 // MAX_WRITTEN_DELTA_DEPTH records, a zstd call per XORed plane of each), un-groups it and hashes it, in the thread
 // pool, before the chunk can be encoded: on the JSON snapshot series (npm run bench:json) commits in one process
 // went from 48.8 to 57.7 MB/s and from 0.0239 to 0.0188 CPU-s/MB without it. A chunk is named by the hash of its
-// bytes, so a remembered one cannot be stale; the store is still asked whether it holds the chunk before its
-// memory is used (ObjectStore.readChunkGrouped), so a chunk gone since (gc, another process) is never a base.
-// The stored records are the same either way (delta-coding.test.ts). A one-shot process pays only the copies.
+// bytes, so its bytes cannot be stale; its chain depth can (gc re-encodes records, another process may store the
+// same chunk again and the index name that record). So the memory answers only while the store's index still
+// names the very record this handle wrote (same pack, same offset): a chunk gone since is never a base, and a
+// depth is never understated (the bound on decoding, MAX_WRITTEN_DELTA_DEPTH, holds).
+// The stored records are the same either way (delta-coding.test.ts). Copies are made only from a handle's second
+// writer on (ObjectStore.writer), so a one-shot CLI commit pays nothing for them.
 import type { ObjectId } from '../core/store-format/object-id.js';
-import type { GroupedObject } from './pack-reader.js';
+import type { GroupedObject, ObjectLocation } from './pack-reader.js';
 
 /**
  * Memory bound, in chunk bytes (copies): chunks past it in a commit are read back as before. The JSON series of
@@ -24,6 +27,9 @@ export interface WrittenChunk {
   width: number;
   /** The length of its delta chain as written: 0 stored plain, else its base's depth + 1. */
   depth: number;
+  /** The record written: the pack and the offset of its header. */
+  packId: string;
+  offset: number;
 }
 
 export class RecentChunks {
@@ -35,12 +41,13 @@ export class RecentChunks {
   }
 
   /**
-   * What readChunkGrouped would return for a chunk the store holds, when it is remembered grouped by `width`:
-   * its grouped bytes (read-only, shared) and chain depth; grouped undefined past `maxDepth`, as a read does.
+   * What readChunkGrouped would return for the record at `location`, when this handle wrote it and remembers it
+   * grouped by `width`: its grouped bytes (read-only, shared) and chain depth; grouped undefined past `maxDepth`,
+   * as a read does.
    */
-  get(id: ObjectId, width: number, maxDepth?: number): GroupedObject | undefined {
-    const k = this.kept.get(id);
-    if (!k || k.width !== width) return undefined;
+  get(location: ObjectLocation, width: number, maxDepth?: number): GroupedObject | undefined {
+    const k = this.kept.get(location.entry.id);
+    if (!k || k.width !== width || k.packId !== location.packId || k.offset !== location.entry.offset) return undefined;
     return { grouped: maxDepth !== undefined && k.depth > maxDepth ? undefined : k.grouped, depth: k.depth };
   }
 }

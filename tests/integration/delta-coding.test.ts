@@ -239,7 +239,9 @@ describe('a store handle that commits a series (a long-lived committer)', () => 
     // Without the memory a commit inflates a plane per link of its bases' chains; with it, only the parent's
     // tree and file recipe (as the restart at the depth bound does, delta-restart.test.ts).
     expect(Math.max(...inflates.fresh)).toBeGreaterThan(3 * (MAX_WRITTEN_DELTA_DEPTH - 1));
-    expect(Math.max(...inflates.kept)).toBeLessThan(3);
+    // a handle's first writer keeps no copies (a CLI command writes once), so the memory serves from the third
+    expect(Math.max(...inflates.kept.slice(0, 2))).toBeGreaterThan(3);
+    expect(Math.max(...inflates.kept.slice(2))).toBeLessThan(3);
     const out = tempDir('ckvc-delta-kept-out-');
     kept.ok(['checkout', 'main', '--to', out]);
     expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(checkpoint(tensors))).toBe(true);
