@@ -514,4 +514,33 @@ describe('readGitProvenance through the git binary', () => {
     expect((await readGitProvenance(monitored, { git: 'git' }))?.dirty).toBe(true);
     expect(fs.existsSync(ran)).toBe(false);
   });
+  it('kills what a stuck git started too (its own process group)', async () => {
+    const dir = makeRepo();
+    const marker = path.join(freshDir('group'), 'pid');
+    const stuck = fakeGit(`sleep 60 &\necho $! > '${marker}'\nwait`);
+    const result = await readGitProvenance(dir, { git: stuck, timeoutMs: 300 });
+    expect(result?.dirty).toBe(true);
+    const pid = Number(fs.readFileSync(marker, 'utf8'));
+    await vi.waitFor(() => expect(() => process.kill(pid, 0)).toThrow(), { timeout: 2_000 });
+  });
+
+  it('never runs a file of the repository named git, even with a relative PATH entry', async () => {
+    const dir = makeRepo();
+    const ran = path.join(freshDir('planted'), 'ran');
+    fs.writeFileSync(path.join(dir, 'git'), `#!/bin/sh\ntouch '${ran}'\n`, { mode: 0o755 });
+    git(dir, 'add', 'git');
+    git(dir, 'commit', '-q', '-m', 'a file named git');
+    const savedPath = process.env.PATH;
+    try {
+      process.env.PATH = `.:${savedPath}`;
+      expect(await readGitProvenance(dir, { git: 'git' })).toEqual({
+        commit: git(dir, 'rev-parse', 'HEAD'),
+        branch: 'main',
+        dirty: false,
+      });
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    expect(fs.existsSync(ran)).toBe(false);
+  });
 });
