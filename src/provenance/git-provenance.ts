@@ -19,13 +19,11 @@
 
 import { promises as fsp } from 'node:fs';
 import { checkDirty } from './git-dirty-check.js';
-import { locateRepository, readHead, type Repository } from './git-repository.js';
+import { type GitHead, locateRepository, readHead, type Repository } from './git-repository.js';
 import { gitStatus } from './git-status-binary.js';
 import { bounded } from './time-bound.js';
 
-export interface CodeProvenance {
-  commit: string;
-  branch?: string;
+export interface CodeProvenance extends GitHead {
   dirty: boolean;
 }
 
@@ -58,28 +56,30 @@ export async function readGitProvenance(
     });
     if (!found.ok || found.value === undefined) return undefined;
     const repo = found.value;
+    // one bound for the dirty check, whichever reader answers: a git that fails late leaves isomorphic-git less
+    const deadline = Date.now() + timeoutMs;
     const git = options.git ?? 'git';
-    const answer = git === false ? undefined : await gitStatus(git, repo, Date.now() + timeoutMs);
+    const answer = git === false ? undefined : await gitStatus(git, repo, deadline);
     if (answer?.kind === 'answer') return answer.head && { ...answer.head, dirty: answer.dirty };
     if (answer?.kind === 'timed-out') {
       const head = answer.head ?? (await headThroughIsomorphicGit(repo));
       return head && { ...head, dirty: true };
     }
-    return await throughIsomorphicGit(repo, timeoutMs);
+    return await throughIsomorphicGit(repo, deadline);
   } catch {
     return undefined;
   }
 }
 
-async function headThroughIsomorphicGit(repo: Repository): Promise<{ commit: string; branch?: string } | undefined> {
+async function headThroughIsomorphicGit(repo: Repository): Promise<GitHead | undefined> {
   const head = await bounded(HEAD_TIMEOUT_MS, (deadline) => readHead(repo, deadline));
   return head.ok ? head.value : undefined;
 }
 
-async function throughIsomorphicGit(repo: Repository, timeoutMs: number): Promise<CodeProvenance | undefined> {
+async function throughIsomorphicGit(repo: Repository, deadline: number): Promise<CodeProvenance | undefined> {
   const head = await headThroughIsomorphicGit(repo);
   if (head === undefined) return undefined;
-  const state = await checkDirty(repo, head.commit, Date.now() + timeoutMs, 0);
+  const state = await checkDirty(repo, head.commit, deadline, 0);
   if (state === 'missing-commit') return undefined;
   return { ...head, dirty: state };
 }

@@ -8,6 +8,12 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { loadGit, makeReadOnlyGitFs, type GitDirs } from './read-only-git-fs.js';
 
+/** The commit HEAD names, and its branch (none when detached). */
+export interface GitHead {
+  commit: string;
+  branch?: string;
+}
+
 export interface Repository extends GitDirs {
   /** Work tree root. */
   root: string;
@@ -66,10 +72,7 @@ async function isDirectory(p: string): Promise<boolean> {
 }
 
 /** The commit HEAD names and its branch (none when detached); undefined for an unborn or dangling HEAD. */
-export async function readHead(
-  repo: Repository,
-  deadline: number,
-): Promise<{ commit: string; branch?: string } | undefined> {
+export async function readHead(repo: Repository, deadline: number): Promise<GitHead | undefined> {
   const { resolveRef } = await loadGit();
   const { fs } = makeReadOnlyGitFs(repo, deadline);
   let target: string;

@@ -29,13 +29,13 @@
 
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import type { Repository } from './git-repository.js';
+import type { GitHead, Repository } from './git-repository.js';
 
 export type GitStatusAnswer =
   /** git answered; `head` is undefined for a repository without a commit yet. */
-  | { kind: 'answer'; head?: { commit: string; branch?: string }; dirty: boolean }
+  | { kind: 'answer'; head?: GitHead; dirty: boolean }
   /** The deadline passed first; `head` when git had already named it. */
-  | { kind: 'timed-out'; head?: { commit: string; branch?: string } }
+  | { kind: 'timed-out'; head?: GitHead }
   /** No git, or git could not or would not read this repository: ask isomorphic-git. */
   | { kind: 'unavailable' };
 
@@ -97,7 +97,8 @@ export function gitStatus(gitCommand: string, repo: Repository, deadline: number
     let branch: string | undefined;
     let unborn = false;
     let sawChange = false;
-    const head = () => (commit === undefined ? undefined : branch === undefined ? { commit } : { commit, branch });
+    const head = (): GitHead | undefined =>
+      commit === undefined ? undefined : branch === undefined ? { commit } : { commit, branch };
     // `-C root` rather than spawn's cwd: `git` is looked up on PATH from the caller's directory, as the user's
     // shell would, never from inside the repository (a relative PATH entry would run a file of the repository)
     const child = spawn(gitCommand, ['-C', repo.root, ...STATUS_ARGS], {
