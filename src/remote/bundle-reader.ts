@@ -21,6 +21,7 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import { PACK_FOOTER_BYTES, PACK_HEADER_BYTES, type PackEntry } from '../core/store-format/pack-format.js';
 import { ioError } from '../store/durable-fs.js';
 import { PackReader } from '../store/pack-reader.js';
+import { verifyInChainOrder } from '../store/verify-in-chain-order.js';
 import { StoreLayout } from '../store/store-layout.js';
 import { ByteStream } from './byte-stream.js';
 
@@ -185,27 +186,31 @@ async function checkRecords(
     throw bad(where, `header says ${header.objects} objects, the pack holds ${toc.entries.length}`);
   }
   const entries = toc.entries;
+  if (new Set(entries.map((e) => e.id)).size !== entries.length) throw bad(where, 'its pack lists an object twice');
   // A delta record's base must travel in the same bundle (BUNDLE.md §3): the receiver may not hold it.
   const byId = new Map(entries.map((e) => [e.id, e]));
-  packs.setBaseLocator(async (id) => {
-    const e = byId.get(id);
-    return e && { packId, entry: e };
-  });
   const configs = new Set<string>();
   const shallow = new Set(header.shallow ?? []);
   const shallowParents = new Map<ObjectId, ObjectId[]>();
-  for (const e of entries) {
-    try {
-      const body = await packs.readObject({ packId, entry: e }, e.id, e.type);
-      if (e.type === 'commit' && (header.labels?.length || shallow.has(e.id))) {
-        const commit = decodeCommit(body, `commit ${e.id.slice(0, 12)}`);
-        if (commit.config?.hash) configs.add(commit.config.hash);
-        if (shallow.has(e.id)) shallowParents.set(e.id, commit.parents);
-      }
-    } catch (err) {
-      throw err instanceof CkvcError ? bad(where, `object ${e.id.slice(0, 16)}: ${err.message}`, { id: e.id }) : err;
-    }
-  }
+  await verifyInChainOrder(
+    packs,
+    entries.map((entry) => ({ packId, entry })),
+    {
+      locateBase: async (id) => {
+        const e = byId.get(id);
+        return e && { packId, entry: e };
+      },
+      onObject: ({ entry: e }, body) => {
+        if (e.type === 'commit' && (header.labels?.length || shallow.has(e.id))) {
+          const commit = decodeCommit(body, `commit ${e.id.slice(0, 12)}`);
+          if (commit.config?.hash) configs.add(commit.config.hash);
+          if (shallow.has(e.id)) shallowParents.set(e.id, commit.parents);
+        }
+      },
+      failure: ({ entry: e }, err) =>
+        err instanceof CkvcError ? bad(where, `object ${e.id.slice(0, 16)}: ${err.message}`, { id: e.id }) : err,
+    },
+  );
   return { entries, configs, shallowParents };
 }
 

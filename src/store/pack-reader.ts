@@ -23,7 +23,7 @@ import {
 } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
 import { PackPrefetch } from './pack-prefetch.js';
-import { decodePlaneChain, type ChainSource } from './plane-chain.js';
+import { decodePlaneChain, type ChainSource, type KnownChunk } from './plane-chain.js';
 import type { StoreLayout } from './store-layout.js';
 
 const MAX_OPEN = 64;
@@ -160,6 +160,24 @@ export class PackReader {
     }
   }
 
+  /**
+   * Reads, decodes and verifies one object like readObject, with its chain's depth; a base `known` answers for is
+   * taken from there instead of being decoded through its own chain (verify-in-chain-order.ts).
+   */
+  async readVerified(
+    loc: ObjectLocation,
+    id: ObjectId,
+    expectType: ObjectType,
+    locateBase: BaseLocator | undefined,
+    known: (id: ObjectId) => KnownChunk | undefined,
+  ): Promise<DecodedObject & { grouped?: KnownChunk }> {
+    const where = `object ${id.slice(0, 16)} in pack ${loc.packId.slice(0, 16)}`;
+    if (loc.entry.storedLength > MAX_OBJECT_BYTES)
+      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
+    const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
+    return this.decodeRecord(buf, loc, id, where, expectType, undefined, 0, true, locateBase, known, true);
+  }
+
   /** The base a codec 6 record names, without decoding it; undefined for other codecs. */
   async readDeltaBaseId(loc: ObjectLocation): Promise<ObjectId | undefined> {
     return (await this.readDeltaHead(loc))?.base;
@@ -185,14 +203,15 @@ export class PackReader {
   }
 
   /** What a plane chain (plane-chain.ts) reads through; `locateBase` overrides the store's locator. */
-  private chainSource(locateBase?: BaseLocator): ChainSource {
+  private chainSource(locateBase?: BaseLocator, knownBase?: ChainSource['knownBase']): ChainSource {
     return {
+      knownBase,
       readAt: (packId, offset, length, into) => this.readAt(packId, offset, length, into),
       locateBase: async (id) => (locateBase ?? this.baseLocator)?.(id),
       checkedHeader: (buf, loc, id, where) => this.checkedHeader(buf, loc, id, where, undefined),
       // A base's depth counts toward the chain the writer bounds, whatever width it was stored at.
       decodeWhole: (buf, loc, id, where, depth) =>
-        this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth, true, locateBase),
+        this.decodeRecord(buf, loc, id, where, 'chunk', undefined, depth, true, locateBase, knownBase),
       maxChain: MAX_DELTA_CHAIN,
     };
   }
@@ -302,10 +321,13 @@ export class PackReader {
     /** Whether the caller needs `depth` of the result (a writer bounding its chains); else it is reported 0. */
     needDepth = false,
     locateBase?: BaseLocator,
-  ): Promise<DecodedObject> {
+    knownBase?: ChainSource['knownBase'],
+    /** Also return a plane-coded chunk's grouped bytes (a base for what comes next), not handed back to scratch. */
+    keepGrouped = false,
+  ): Promise<DecodedObject & { grouped?: KnownChunk }> {
     const header = this.checkedHeader(buf, loc, id, where, expectType);
     const body = buf.subarray(RECORD_HEADER_BYTES);
-    let decoded: DecodedObject;
+    let decoded: DecodedObject & { grouped?: KnownChunk };
     if (header.codec === CODECS.planes || header.codec === CODECS.xorPlanes) {
       if (header.type !== 'chunk')
         throw new CkvcError(
@@ -314,9 +336,13 @@ export class PackReader {
           { id, pack: loc.packId },
         );
       const width = body[0] ?? 1;
-      const got = await decodePlaneChain(this.chainSource(locateBase), buf, loc, header, where, depth, needDepth);
+      const source = this.chainSource(locateBase, knownBase);
+      const got = await decodePlaneChain(source, buf, loc, header, where, depth, needDepth);
       const grouped = got.grouped!; // decoded whatever its depth: no maxDepth asked
-      if (width > 1) {
+      if (width > 1 && keepGrouped) {
+        const bytes = ungroupBytes(grouped, width, Buffer.allocUnsafeSlow(grouped.length));
+        decoded = { bytes, depth: got.depth, grouped: { bytes: grouped, width, depth: got.depth, loc } };
+      } else if (width > 1) {
         decoded = { bytes: ungroupBytes(grouped, width, pool?.acquire(grouped.length)), depth: got.depth };
         scratch.release(grouped);
       } else decoded = { bytes: grouped, depth: got.depth };

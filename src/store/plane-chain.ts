@@ -32,6 +32,16 @@ export interface ChainSource {
   /** A whole record decoded to its plain bytes and verified (a base not plane-coded at the chain's width). */
   decodeWhole(buf: Buffer, loc: ObjectLocation, id: ObjectId, where: string, depth: number): Promise<DecodedObject>;
   maxChain: number;
+  /** A base decoded and verified earlier, used instead of its chain. */
+  knownBase?: (id: ObjectId) => KnownChunk | undefined;
+}
+
+/** A chunk decoded and verified earlier: its bytes, byte-grouped by `width` (1: plain), chain depth and record. */
+export interface KnownChunk {
+  bytes: Uint8Array;
+  width: number;
+  depth: number;
+  loc: ObjectLocation;
 }
 
 /** One record of a chain, opened as its plane table; a plane's stored bytes are read when asked for. */
@@ -150,7 +160,11 @@ async function openBase(src: ChainSource, baseId: ObjectId, of: Link): Promise<L
       { id: baseId },
     );
   }
-  const loc = await src.locateBase(baseId);
+  const remembered = src.knownBase?.(baseId);
+  // Grouped by another width it would have to be ungrouped first: decoded through its chain instead (rare).
+  const known = remembered && (remembered.width === of.width || remembered.width === 1) ? remembered : undefined;
+  // A remembered base is not looked up (an index lookup per record was a tenth of verify --read-data).
+  const loc = known?.loc ?? (await src.locateBase(baseId));
   if (!loc) {
     throw new CkvcError(
       'CKVC_MISSING_OBJECT',
@@ -159,6 +173,29 @@ async function openBase(src: ChainSource, baseId: ObjectId, of: Link): Promise<L
     );
   }
   const where = `object ${baseId.slice(0, 16)} in pack ${loc.packId.slice(0, 16)} (delta base of ${of.where})`;
+  if (known) {
+    // Its own chain counts toward the bound as if it were decoded here: what this accepts, a reader without
+    // that memory can read back.
+    if (depth + known.depth > src.maxChain)
+      throw new CkvcError(
+        'CKVC_CORRUPT_OBJECT',
+        `${of.where}: its chain of delta bases is longer than ${src.maxChain} (damaged or hostile records)`,
+        { id: baseId },
+      );
+    if (known.bytes.length !== of.rawLength)
+      throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: its delta base is not a chunk of the same length`, {
+        id: baseId,
+        pack: loc.packId,
+      });
+    const grouped =
+      known.width !== of.width && of.width > 1
+        ? groupBytes(known.bytes, of.width, Buffer.allocUnsafeSlow(known.bytes.length))
+        : known.bytes;
+    return new Link(src, loc, where, depth, of.rawLength, undefined, undefined, of.owned, {
+      grouped,
+      depth: known.depth,
+    });
+  }
   const { entry } = loc;
   if (entry.storedLength > MAX_OBJECT_BYTES)
     throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, {

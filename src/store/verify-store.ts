@@ -13,6 +13,7 @@ import type { ObjectLocation, PackReader } from './pack-reader.js';
 import type { PruneRecord } from './prune-records.js';
 import { PromiseRecords, withPromise, type PromiseRecord } from './promise-records.js';
 import { walkObjects } from './object-walk.js';
+import { verifyInChainOrder } from './verify-in-chain-order.js';
 import { REF_PREFIX } from './ref-store.js';
 
 export type VerifyPhase = 'refs' | 'history' | 'packs' | 'data';
@@ -184,6 +185,7 @@ class Verifier {
   async packs(readData: boolean): Promise<void> {
     const packIds = await listPackIds(this.store.layout);
     const indexed = await this.store.index.session((s) => s.indexedPacks(), { sync: true });
+    const records: ObjectLocation[] = [];
     for (const packId of packIds) {
       this.checked.packs++;
       let toc: Awaited<ReturnType<PackReader['readToc']>>;
@@ -215,15 +217,13 @@ class Verifier {
       }
       if (!readData) continue;
       await this.packChecksum(packId, toc.size);
-      for (const entry of toc.entries) {
-        try {
-          await this.store.packs.readObject({ packId, entry }, entry.id, entry.type);
-          this.checked.objectsRead++;
-        } catch (e) {
-          this.problem('data', e);
-        }
-      }
+      for (const entry of toc.entries) records.push({ packId, entry });
     }
+    // Every record decoded and hashed, each delta against its base verified just before (not through its chain).
+    await verifyInChainOrder(this.store.packs, records, {
+      onObject: () => this.checked.objectsRead++,
+      problem: (_, e) => this.problem('data', e),
+    });
   }
 
   private async packChecksum(packId: string, size: number): Promise<void> {

@@ -1,0 +1,150 @@
+// Verifying a pack's records in chain order (src/store/verify-in-chain-order.ts), as a received bundle is: each
+// delta is decoded once, against its base verified just before, so the work grows with the records, not with the
+// square of a chain's length; and what is accepted this way is what a reader without that memory accepts (the
+// 64-base bound still counts the bases under a remembered one), a damaged record still fails with its code.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { encodeBody } from '../../src/core/store-format/codec/record-codec.js';
+import { zstd } from '../../src/core/store-format/codec/zstd-binding.js';
+import { objectId } from '../../src/core/store-format/object-id.js';
+import { CODECS, RECORD_HEADER_BYTES, type PackEntry } from '../../src/core/store-format/pack-format.js';
+import { PackReader, type ObjectLocation } from '../../src/store/pack-reader.js';
+import { PackWriter } from '../../src/store/pack-writer.js';
+import { StoreLayout } from '../../src/store/store-layout.js';
+import { verifyInChainOrder } from '../../src/store/verify-in-chain-order.js';
+import { optimizerStepFloat32, trainedFloat32 } from '../helpers/data.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+
+afterAll(() => cleanupTemp());
+
+const N = 64 * 1024; // bytes per chunk: plane-coded, four planes of 16 KiB
+const WIDTH = 4;
+
+/** A chain of `length` chunks, each an optimizer step after the one before, as records: the first plain, then deltas. */
+async function chainRecords(length: number, seed: number) {
+  const raws = [trainedFloat32(seed, N / 4)];
+  for (let k = 1; k < length; k++) raws.push(optimizerStepFloat32(raws[k - 1]!, 1000 * seed + k));
+  const records = [];
+  for (let k = 0; k < length; k++) {
+    const id = objectId('chunk', raws[k]!);
+    const base = k > 0 ? { id: objectId('chunk', raws[k - 1]!), bytes: raws[k - 1]! } : undefined;
+    const enc = await encodeBody(raws[k]!, WIDTH, true, base);
+    expect(enc.codec).toBe(k > 0 ? CODECS.xorPlanes : CODECS.planes);
+    records.push({ id, raw: raws[k]!, codec: enc.codec, body: Buffer.concat(enc.pieces) });
+  }
+  return records;
+}
+
+/** One pack holding `records` in the order given; returns its reader, id, entries and file. */
+async function packOf(records: Awaited<ReturnType<typeof chainRecords>>) {
+  const layout = new StoreLayout(path.join(tempDir('ckvc-chain-order-'), 'store'));
+  fs.mkdirSync(layout.packsDir, { recursive: true });
+  const writer = await PackWriter.create(layout, { durable: false });
+  for (const r of records)
+    await writer.addStored(
+      { id: r.id, type: 'chunk', codec: r.codec, rawLength: r.raw.length, storedLength: r.body.length },
+      r.body,
+    );
+  const done = (await writer.finish())!;
+  const packs = new PackReader(layout);
+  const entries = (await packs.readToc(done.packId)).entries;
+  const byId = new Map(entries.map((e) => [e.id, e]));
+  const locateBase = async (id: string) => {
+    const e = byId.get(id);
+    return e && { packId: done.packId, entry: e };
+  };
+  return { packs, packId: done.packId, entries, file: done.file, locateBase };
+}
+
+const at = (p: { packId: string; entries: PackEntry[] }): ObjectLocation[] =>
+  p.entries.map((entry) => ({ packId: p.packId, entry }));
+
+/** Counts the binding's inflates while `fn` runs. */
+async function countingInflates<T>(fn: () => Promise<T>): Promise<{ result: T; inflates: number }> {
+  const binding = await zstd();
+  const decompress = binding.decompress;
+  let inflates = 0;
+  binding.decompress = (data) => {
+    inflates++;
+    return decompress(data);
+  };
+  try {
+    return { result: await fn(), inflates };
+  } finally {
+    binding.decompress = decompress;
+  }
+}
+
+describe('verifying a pack in chain order', () => {
+  it('decodes each record once against its base, in whatever order the pack holds them', async () => {
+    const records = await chainRecords(12, 41);
+    for (const order of [records, [...records].reverse()]) {
+      const p = await packOf(order);
+      const seen = new Map<string, Uint8Array>();
+      const { inflates } = await countingInflates(() =>
+        verifyInChainOrder(p.packs, at(p), {
+          locateBase: p.locateBase,
+          onObject: (r, bytes) => seen.set(r.entry.id, Buffer.from(bytes)),
+        }),
+      );
+      expect(seen.size).toBe(records.length);
+      for (const r of records) expect(Buffer.from(seen.get(r.id)!).equals(r.raw)).toBe(true);
+      // At most one inflate per plane of each record; decoding each through its chain takes 1 + 2 + ... + 12 links.
+      expect(inflates).toBeLessThanOrEqual(records.length * WIDTH);
+      const chainWalks = await countingInflates(async () => {
+        for (const e of p.entries)
+          await p.packs.readObject({ packId: p.packId, entry: e }, e.id, 'chunk', undefined, p.locateBase);
+      });
+      expect(chainWalks.inflates).toBeGreaterThan(3 * inflates);
+      await p.packs.close();
+    }
+  });
+
+  it('counts the bases under a remembered one: a chain of 65 records passes, 66 fail as a store read fails', async () => {
+    const records = await chainRecords(66, 42);
+    const ok = await packOf(records.slice(0, 65));
+    await verifyInChainOrder(ok.packs, at(ok), { locateBase: ok.locateBase });
+    await ok.packs.close();
+
+    const bad = await packOf(records);
+    const top = bad.entries.find((e) => e.id === records[65]!.id)!;
+    const err = await verifyInChainOrder(bad.packs, at(bad), { locateBase: bad.locateBase }).then(
+      () => undefined,
+      (e: { code?: string; message?: string }) => e,
+    );
+    expect(err?.code).toBe('CKVC_CORRUPT_OBJECT');
+    expect(err?.message).toMatch(/chain of delta bases is longer than 64/);
+    const plain = await bad.packs
+      .readObject({ packId: bad.packId, entry: top }, top.id, 'chunk', undefined, bad.locateBase)
+      .then(
+        () => undefined,
+        (e: { code?: string; message?: string }) => e,
+      );
+    expect(plain?.message).toMatch(/chain of delta bases is longer than 64/);
+    await bad.packs.close();
+  });
+
+  it('a damaged record fails with its code and its ID, and nothing built on it is taken as verified', async () => {
+    const records = await chainRecords(6, 43);
+    const p = await packOf(records);
+    const damaged = p.entries.find((e) => e.id === records[2]!.id)!;
+    const fd = fs.openSync(p.file, 'r+');
+    const pos = damaged.offset + RECORD_HEADER_BYTES + damaged.storedLength - 7; // inside its last plane
+    fs.writeSync(fd, Buffer.from([0xa5 ^ fs.readFileSync(p.file)[pos]!]), 0, 1, pos);
+    fs.closeSync(fd);
+    const verified: string[] = [];
+    const err = await verifyInChainOrder(p.packs, at(p), {
+      locateBase: p.locateBase,
+      onObject: (r) => verified.push(r.entry.id),
+      failure: (r: ObjectLocation, cause) => Object.assign(new Error(`record ${r.entry.id}`), { cause }),
+    }).then(
+      () => undefined,
+      (e: Error & { cause?: { code?: string } }) => e,
+    );
+    expect(err?.message).toBe(`record ${damaged.id}`);
+    expect(err?.cause?.code).toBe('CKVC_CORRUPT_OBJECT');
+    expect(verified).toEqual(records.slice(0, 2).map((r) => r.id));
+    await p.packs.close();
+  });
+});
