@@ -64,7 +64,8 @@ export async function verifyInChainOrder(
         keptBytes -= k.chunk.bytes.length;
       }
     }
-    if (decoded && t.deltas > 0 && keptBytes + decoded.bytes.length <= KEPT_BYTES) {
+    // Only a chunk can be a base (a delta on any other object is refused, as a read through the chain refuses it).
+    if (decoded && entry.type === 'chunk' && t.deltas > 0 && keptBytes + decoded.bytes.length <= KEPT_BYTES) {
       // Grouped as the deltas on it will XOR it (they are stored at the same width), else plain.
       const chunk = decoded.grouped ?? { bytes: decoded.bytes, width: 1, depth: decoded.depth, loc: record };
       kept.set(entry.id, { chunk, pending: t.deltas });

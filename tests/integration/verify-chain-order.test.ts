@@ -37,13 +37,13 @@ async function chainRecords(length: number, seed: number) {
 }
 
 /** One pack holding `records` in the order given; returns its reader, id, entries and file. */
-async function packOf(records: Awaited<ReturnType<typeof chainRecords>>) {
+async function packOf(records: Awaited<ReturnType<typeof chainRecords>>, types?: ('chunk' | 'tree')[]) {
   const layout = new StoreLayout(path.join(tempDir('ckvc-chain-order-'), 'store'));
   fs.mkdirSync(layout.packsDir, { recursive: true });
   const writer = await PackWriter.create(layout, { durable: false });
-  for (const r of records)
+  for (const [i, r] of records.entries())
     await writer.addStored(
-      { id: r.id, type: 'chunk', codec: r.codec, rawLength: r.raw.length, storedLength: r.body.length },
+      { id: r.id, type: types?.[i] ?? 'chunk', codec: r.codec, rawLength: r.raw.length, storedLength: r.body.length },
       r.body,
     );
   const done = (await writer.finish())!;
@@ -123,6 +123,22 @@ describe('verifying a pack in chain order', () => {
       );
     expect(plain?.message).toMatch(/chain of delta bases is longer than 64/);
     await bad.packs.close();
+  });
+
+  it('a delta on a record that is not a chunk is refused, as a read through its chain refuses it', async () => {
+    const [a, b] = await chainRecords(2, 44);
+    // The base travels as a tree object with the same bytes: it verifies as itself, but is no chunk.
+    const tree = { ...a!, id: objectId('tree', a!.raw), codec: CODECS.raw, body: Buffer.from(a!.raw) };
+    const delta = await encodeBody(b!.raw, WIDTH, true, { id: tree.id, bytes: a!.raw });
+    expect(delta.codec).toBe(CODECS.xorPlanes);
+    const p = await packOf([tree, { ...b!, body: Buffer.concat(delta.pieces) }], ['tree', 'chunk']);
+    const err = await verifyInChainOrder(p.packs, at(p), { locateBase: p.locateBase }).then(
+      () => undefined,
+      (e: { code?: string; message?: string }) => e,
+    );
+    expect(err?.code).toBe('CKVC_CORRUPT_OBJECT');
+    expect(err?.message).toMatch(/delta base is not a chunk/);
+    await p.packs.close();
   });
 
   it('a damaged record fails with its code and its ID, and nothing built on it is taken as verified', async () => {
