@@ -161,8 +161,10 @@ export class PackReader {
   }
 
   /**
-   * Reads, decodes and verifies one object like readObject, with its chain's depth; a base `known` answers for is
-   * taken from there instead of being decoded through its own chain (verify-in-chain-order.ts).
+   * Reads, decodes and verifies one object like readObject (the same checks, the same chain bound); a base `known`
+   * answers for is taken from there instead of being decoded through its own chain (verify-in-chain-order.ts).
+   * With `keep`, also returns what a delta on this chunk needs of it (`known`). `loc` must come from a pack's table
+   * of contents: its raw length, which the caller budgets memory by, is checked against the record's header.
    */
   async readVerified(
     loc: ObjectLocation,
@@ -170,12 +172,22 @@ export class PackReader {
     expectType: ObjectType,
     locateBase: BaseLocator | undefined,
     known: (id: ObjectId) => KnownChunk | undefined,
-  ): Promise<DecodedObject & { grouped?: KnownChunk }> {
+    keep: boolean,
+  ): Promise<{ bytes: Uint8Array; known?: KnownChunk }> {
     const where = `object ${id.slice(0, 16)} in pack ${loc.packId.slice(0, 16)}`;
     if (loc.entry.storedLength > MAX_OBJECT_BYTES)
       throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
     const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
-    return this.decodeRecord(buf, loc, id, where, expectType, undefined, 0, true, locateBase, known, true);
+    if (
+      decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), loc.entry.offset, where).rawLength !==
+      loc.entry.rawLength
+    )
+      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: record header does not match the pack's table of contents`, {
+        id,
+        pack: loc.packId,
+      });
+    const d = await this.decodeRecord(buf, loc, id, where, expectType, undefined, 0, false, locateBase, known, keep);
+    return { bytes: d.bytes, known: keep ? (d.grouped ?? { bytes: d.bytes, width: 1, loc }) : undefined };
   }
 
   /** The base a codec 6 record names, without decoding it; undefined for other codecs. */
@@ -339,9 +351,9 @@ export class PackReader {
       const source = this.chainSource(locateBase, knownBase);
       const got = await decodePlaneChain(source, buf, loc, header, where, depth, needDepth);
       const grouped = got.grouped!; // decoded whatever its depth: no maxDepth asked
-      if (width > 1 && keepGrouped) {
-        const bytes = ungroupBytes(grouped, width, Buffer.allocUnsafeSlow(grouped.length));
-        decoded = { bytes, depth: got.depth, grouped: { bytes: grouped, width, depth: got.depth, loc } };
+      if (keepGrouped) {
+        const bytes = width > 1 ? ungroupBytes(grouped, width, Buffer.allocUnsafeSlow(grouped.length)) : grouped;
+        decoded = { bytes, depth: got.depth, grouped: { bytes: grouped, width, planeDepths: got.planeDepths, loc } };
       } else if (width > 1) {
         decoded = { bytes: ungroupBytes(grouped, width, pool?.acquire(grouped.length)), depth: got.depth };
         scratch.release(grouped);

@@ -36,11 +36,15 @@ export interface ChainSource {
   knownBase?: (id: ObjectId) => KnownChunk | undefined;
 }
 
-/** A chunk decoded and verified earlier: its bytes, byte-grouped by `width` (1: plain), chain depth and record. */
+/**
+ * A chunk decoded and verified earlier, and its record. Plane-coded: its bytes grouped by its `width` and, per
+ * plane, the links a reader without it would open under it for that plane (`planeDepths`); it serves only deltas
+ * of that width. Otherwise (no base of its own): its plain bytes, `width` 1, serving deltas of any width.
+ */
 export interface KnownChunk {
   bytes: Uint8Array;
   width: number;
-  depth: number;
+  planeDepths?: number[];
   loc: ObjectLocation;
 }
 
@@ -60,8 +64,11 @@ class Link {
     private readonly body: Uint8Array | undefined,
     /** Scratch buffers the chain's reads went into, handed back once the top record is decoded. */
     readonly owned: Buffer[],
-    /** A base decoded whole, grouped by the chain's width, and its own chain depth. */
-    readonly whole?: { grouped: Uint8Array; depth: number },
+    /**
+     * A base decoded whole, grouped by the chain's width, and its own chain depth; for a remembered base, the
+     * depth under each of its planes instead (KnownChunk).
+     */
+    readonly whole?: { grouped: Uint8Array; depth: number; planeDepths?: number[] },
     /** The stored range of the planes the record above XORs with (a base's planes that may be asked for). */
     private readonly span?: { start: number; end: number; bytes?: Promise<Buffer> },
   ) {}
@@ -162,7 +169,10 @@ async function openBase(src: ChainSource, baseId: ObjectId, of: Link): Promise<L
   }
   const remembered = src.knownBase?.(baseId);
   // Grouped by another width it would have to be ungrouped first: decoded through its chain instead (rare).
-  const known = remembered && (remembered.width === of.width || remembered.width === 1) ? remembered : undefined;
+  const known =
+    remembered && (remembered.planeDepths ? remembered.width === of.width : remembered.width === 1)
+      ? remembered
+      : undefined;
   // A remembered base is not looked up (an index lookup per record was a tenth of verify --read-data).
   const loc = known?.loc ?? (await src.locateBase(baseId));
   if (!loc) {
@@ -174,9 +184,10 @@ async function openBase(src: ChainSource, baseId: ObjectId, of: Link): Promise<L
   }
   const where = `object ${baseId.slice(0, 16)} in pack ${loc.packId.slice(0, 16)} (delta base of ${of.where})`;
   if (known) {
-    // Its own chain counts toward the bound as if it were decoded here: what this accepts, a reader without
-    // that memory can read back.
-    if (depth + known.depth > src.maxChain)
+    // The links a reader without this memory would open under it, for the planes the record above XORs, count
+    // toward the bound as if opened here: the same records are accepted either way.
+    const under = (known.planeDepths ?? []).filter((_, j) => of.table!.planes[j]!.mode & PLANE_XOR);
+    if (depth + Math.max(0, ...under) > src.maxChain)
       throw new CkvcError(
         'CKVC_CORRUPT_OBJECT',
         `${of.where}: its chain of delta bases is longer than ${src.maxChain} (damaged or hostile records)`,
@@ -191,9 +202,11 @@ async function openBase(src: ChainSource, baseId: ObjectId, of: Link): Promise<L
       known.width !== of.width && of.width > 1
         ? groupBytes(known.bytes, of.width, Buffer.allocUnsafeSlow(known.bytes.length))
         : known.bytes;
+    const planeDepths = known.planeDepths ?? new Array<number>(of.width).fill(0);
     return new Link(src, loc, where, depth, of.rawLength, undefined, undefined, of.owned, {
       grouped,
-      depth: known.depth,
+      depth: Math.max(...planeDepths),
+      planeDepths,
     });
   }
   const { entry } = loc;
@@ -250,7 +263,7 @@ export async function decodePlaneChain(
   depth: number,
   needDepth: boolean,
   maxDepth?: number,
-): Promise<{ grouped: Uint8Array | undefined; depth: number }> {
+): Promise<{ grouped: Uint8Array | undefined; depth: number; planeDepths: number[] }> {
   const body = buf.subarray(RECORD_HEADER_BYTES);
   const table = parsePlaneTable(body, body.length, header.rawLength, header.codec === CODECS.xorPlanes, where);
   const owned: Buffer[] = [];
@@ -263,14 +276,19 @@ export async function decodePlaneChain(
   // A writer offered a base as deep as chains may go would store its chunk plain anyway: every ninth commit of a
   // series decoded a whole 8-deep chain for nothing (0.6 s of a 98.8 MB checkpoint's commit).
   const chainDepth = needDepth ? await top.chainDepth() : 0;
+  // Per plane, the links opened under the record for it (what the bound counted for that plane).
+  const planeDepths = chains.map((links, j) => {
+    const last = links.at(-1)!;
+    return links.length - 1 + (last.whole ? (last.whole.planeDepths?.[j] ?? last.whole.depth) : 0);
+  });
   if (maxDepth !== undefined && chainDepth > maxDepth) {
     for (const b of owned) scratch.release(b);
-    return { grouped: undefined, depth: chainDepth };
+    return { grouped: undefined, depth: chainDepth, planeDepths };
   }
   const grouped = scratch.acquire(header.rawLength);
   // On failure grouped and the reads' buffers are dropped, not handed back to the pool.
   await allOrFirstError(chains.map((links, j) => xorPlane(links, j, n, grouped.subarray(j * n, (j + 1) * n))));
   grouped.set(body.subarray(table.tailOffset), n * width);
   for (const b of owned) scratch.release(b);
-  return { grouped, depth: chainDepth };
+  return { grouped, depth: chainDepth, planeDepths };
 }

@@ -1,17 +1,18 @@
 // Verifying every record of a pack (a received bundle; a store's packs for verify --read-data) one by one decodes
-// each delta record through its whole chain, so a series of N commits costs 1 + 2 + ... + N chain links per chunk (a delta-coded series of 8 real
-// 99 MB checkpoints: 5.3 s to verify as a bundle). Here each delta record is verified right after its base, and a
-// verified base's bytes are kept until the deltas on it are verified, so each record is decoded once, against
-// its base. Chains are verified side by side, a bounded number of bytes at a time, so that both cores work.
-// Nothing here trusts the order or the links it is given: every record is still decoded and hashed, a base is
-// only ever taken from memory after its own hash matched, and the chain bound still counts the bases under it.
+// each delta record through its whole chain, so a series of N commits costs 1 + 2 + ... + N chain links per chunk
+// (a delta-coded series of 8 real 99 MB checkpoints: 5.3 s to verify as a bundle). Here each delta record is
+// verified right after its base, and the last verified bases' bytes are remembered, so each record is decoded
+// once, against its base. Chains are verified side by side, a bounded number of bytes at a time, so that both
+// cores work. Nothing here trusts the order or the links it is given: every record is still decoded and hashed,
+// only a chunk whose own hash matched is remembered, and the chain bound still counts, per plane, the links a
+// read through the chain would open under a remembered base.
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { CODECS } from '../core/store-format/pack-format.js';
 import type { BaseLocator, ObjectLocation, PackReader } from './pack-reader.js';
 import type { KnownChunk } from './plane-chain.js';
 
-/** Verified bases kept for the deltas still to come; past this, a delta decodes its chain as a store read does. */
-const KEPT_BYTES = 64 * 1024 * 1024;
+/** Verified bases remembered for the deltas still to come (the oldest forgotten first). */
+const KEPT_BYTES = 16 * 1024 * 1024;
 /** Raw bytes of records being decoded at once (a record larger than this runs alone). */
 const IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 /** Chains verified side by side: enough to keep the zstd threads and the main thread busy on two cores. */
@@ -35,41 +36,46 @@ export async function verifyInChainOrder(
   opts: ChainOrderOptions,
 ): Promise<void> {
   const tasks = await chainTasks(packs, records, opts);
-  const kept = new Map<ObjectId, { chunk: KnownChunk; pending: number }>();
+  // Bases remembered, oldest first: a delta follows its base in its task, so the one it needs is among the
+  // last few verified; one evicted sooner is decoded through its chain, as a store read does.
+  const kept = new Map<ObjectId, KnownChunk>();
   let keptBytes = 0;
+  const keep = (id: ObjectId, chunk: KnownChunk) => {
+    const size = chunk.bytes.length;
+    if (kept.has(id) || size > KEPT_BYTES) return;
+    for (const [oldId, old] of kept) {
+      if (keptBytes + size <= KEPT_BYTES) break;
+      kept.delete(oldId);
+      keptBytes -= old.bytes.length;
+    }
+    kept.set(id, chunk);
+    keptBytes += size;
+  };
   const budget = new ByteBudget(IN_FLIGHT_BYTES);
   let failed: unknown;
   let next = 0;
-  const known = (id: ObjectId) => kept.get(id)?.chunk;
+  const known = (id: ObjectId) => kept.get(id);
 
   const verify = async (t: Step) => {
     const { record } = t;
     const { entry } = record;
     await budget.take(entry.rawLength);
-    let decoded: Awaited<ReturnType<PackReader['readVerified']>> | undefined;
-    try {
-      decoded = await packs.readVerified(record, entry.id, entry.type, opts.locateBase, known);
-      opts.onObject?.(record, decoded.bytes);
-    } catch (e) {
-      if (!opts.problem) throw opts.failure ? opts.failure(record, e) : e;
-      opts.problem(record, e);
-      decoded = undefined; // the deltas on it decode through their chains, and fail there
-    } finally {
+    if (failed !== undefined && !opts.problem) {
       budget.give(entry.rawLength);
-    }
-    if (t.base !== undefined) {
-      const k = kept.get(t.base);
-      if (k && --k.pending === 0) {
-        kept.delete(t.base);
-        keptBytes -= k.chunk.bytes.length;
-      }
+      return;
     }
     // Only a chunk can be a base (a delta on any other object is refused, as a read through the chain refuses it).
-    if (decoded && entry.type === 'chunk' && t.deltas > 0 && keptBytes + decoded.bytes.length <= KEPT_BYTES) {
-      // Grouped as the deltas on it will XOR it (they are stored at the same width), else plain.
-      const chunk = decoded.grouped ?? { bytes: decoded.bytes, width: 1, depth: decoded.depth, loc: record };
-      kept.set(entry.id, { chunk, pending: t.deltas });
-      keptBytes += chunk.bytes.length;
+    const asBase = t.deltas && entry.type === 'chunk';
+    try {
+      const got = await packs.readVerified(record, entry.id, entry.type, opts.locateBase, known, asBase);
+      opts.onObject?.(record, got.bytes);
+      if (got.known) keep(entry.id, got.known);
+    } catch (e) {
+      // With `problem`, the deltas on it decode through their chains, and fail there.
+      if (!opts.problem) throw opts.failure ? opts.failure(record, e) : e;
+      opts.problem(record, e);
+    } finally {
+      budget.give(entry.rawLength);
     }
   };
 
@@ -93,10 +99,8 @@ export async function verifyInChainOrder(
 
 interface Step {
   record: ObjectLocation;
-  /** The base among the records that it is a delta on. */
-  base?: ObjectId;
-  /** How many of the records are deltas on it. */
-  deltas: number;
+  /** Whether any of the records is a delta on it (then it is remembered once verified). */
+  deltas: boolean;
 }
 
 /**
@@ -124,11 +128,7 @@ async function chainTasks(packs: PackReader, records: ObjectLocation[], opts: Ch
     list.push(record);
     deltasOn.set(base, list);
   }
-  const step = (record: ObjectLocation): Step => ({
-    record,
-    base: baseOf.get(record.entry.id),
-    deltas: deltasOn.get(record.entry.id)?.length ?? 0,
-  });
+  const step = (record: ObjectLocation): Step => ({ record, deltas: deltasOn.has(record.entry.id) });
   // By record, not ID: a store may hold an object twice (in two packs), and verify reads both.
   const placed = new Set<ObjectLocation>();
   const tasks: Step[][] = [];
@@ -146,7 +146,7 @@ async function chainTasks(packs: PackReader, records: ObjectLocation[], opts: Ch
     }
     tasks.push(task);
   }
-  for (const r of records) if (!placed.has(r)) tasks.push([{ record: r, deltas: 0 }]);
+  for (const r of records) if (!placed.has(r)) tasks.push([{ record: r, deltas: false }]);
   return tasks;
 }
 

@@ -2,13 +2,22 @@
 // delta is decoded once, against its base verified just before, so the work grows with the records, not with the
 // square of a chain's length; and what is accepted this way is what a reader without that memory accepts (the
 // 64-base bound still counts the bases under a remembered one), a damaged record still fails with its code.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ungroupBytes } from '../../src/core/store-format/codec/byte-group.js';
+import { PLANE_XOR } from '../../src/core/store-format/codec/plane-codec.js';
 import { encodeBody } from '../../src/core/store-format/codec/record-codec.js';
 import { zstd } from '../../src/core/store-format/codec/zstd-binding.js';
 import { objectId } from '../../src/core/store-format/object-id.js';
-import { CODECS, RECORD_HEADER_BYTES, type PackEntry } from '../../src/core/store-format/pack-format.js';
+import {
+  type CodecId,
+  CODECS,
+  RECORD_HEADER_BYTES,
+  TOC_ENTRY_BYTES,
+  type PackEntry,
+} from '../../src/core/store-format/pack-format.js';
 import { PackReader, type ObjectLocation } from '../../src/store/pack-reader.js';
 import { PackWriter } from '../../src/store/pack-writer.js';
 import { StoreLayout } from '../../src/store/store-layout.js';
@@ -37,7 +46,14 @@ async function chainRecords(length: number, seed: number) {
 }
 
 /** One pack holding `records` in the order given; returns its reader, id, entries and file. */
-async function packOf(records: Awaited<ReturnType<typeof chainRecords>>, types?: ('chunk' | 'tree')[]) {
+interface Rec {
+  id: string;
+  raw: Uint8Array;
+  codec: CodecId;
+  body: Buffer;
+}
+
+async function packOf(records: Rec[], types?: ('chunk' | 'tree')[]) {
   const layout = new StoreLayout(path.join(tempDir('ckvc-chain-order-'), 'store'));
   fs.mkdirSync(layout.packsDir, { recursive: true });
   const writer = await PackWriter.create(layout, { durable: false });
@@ -123,6 +139,94 @@ describe('verifying a pack in chain order', () => {
       );
     expect(plain?.message).toMatch(/chain of delta bases is longer than 64/);
     await bad.packs.close();
+  });
+
+  it('counts, per plane, only the links a read through the chain opens: records it reads back pass', async () => {
+    // Width 2, raw planes of 16 bytes: 70 records each XORing the plane its base stores plainly (every XOR run is
+    // one link deep, the chain of named bases 69), and two records that are each other's base on disjoint planes.
+    const n = 16;
+    const plane = (s: string) => createHash('sha256').update(s).digest().subarray(0, n);
+    const xor = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.map((v, i) => v ^ b[i]!));
+    const body = (planes: Uint8Array[], base?: string, xorMask = 0) => {
+      const table = [0, 1].map((j) => {
+        const e = Buffer.alloc(5);
+        e.writeUInt8(xorMask & (1 << j) ? PLANE_XOR : 0, 0);
+        e.writeUInt32LE(n, 1);
+        return e;
+      });
+      return Buffer.concat([Buffer.from([2, 2]), ...(base ? [Buffer.from(base, 'hex')] : []), ...table, ...planes]);
+    };
+    const rec = (grouped: Uint8Array[], stored: Uint8Array[], base?: string, mask = 0) => {
+      const raw = ungroupBytes(Buffer.concat(grouped), 2);
+      return {
+        id: objectId('chunk', raw),
+        raw,
+        codec: base ? CODECS.xorPlanes : CODECS.planes,
+        body: body(stored, base, mask),
+      };
+    };
+    let prev = [plane('0a'), plane('0b')];
+    const alternating = [rec(prev, prev)];
+    for (let k = 1; k < 70; k++) {
+      const g = [plane(`${k}a`), plane(`${k}b`)];
+      const p = k % 2;
+      alternating.push(
+        rec(
+          g,
+          g.map((pl, j) => (j === p ? xor(pl, prev[j]!) : pl)),
+          alternating.at(-1)!.id,
+          1 << p,
+        ),
+      );
+      prev = g;
+    }
+    const [a0, a1, b0, b1] = ['A0', 'A1', 'B0', 'B1'].map(plane) as [Buffer, Buffer, Buffer, Buffer];
+    const gA = [xor(a0, b0), a1];
+    const gB = [b0, xor(b1, a1)];
+    const idA = objectId('chunk', ungroupBytes(Buffer.concat(gA), 2));
+    const idB = objectId('chunk', ungroupBytes(Buffer.concat(gB), 2));
+    const loop = [
+      { id: idA, raw: ungroupBytes(Buffer.concat(gA), 2), codec: CODECS.xorPlanes, body: body([a0, a1], idB, 1) },
+      { id: idB, raw: ungroupBytes(Buffer.concat(gB), 2), codec: CODECS.xorPlanes, body: body([b0, b1], idA, 2) },
+    ];
+    for (const records of [alternating, loop]) {
+      const p = await packOf(records);
+      for (const e of p.entries)
+        await p.packs.readObject({ packId: p.packId, entry: e }, e.id, 'chunk', undefined, p.locateBase);
+      let verified = 0;
+      await verifyInChainOrder(p.packs, at(p), { locateBase: p.locateBase, onObject: () => verified++ });
+      expect(verified).toBe(records.length);
+      await p.packs.close();
+    }
+  });
+
+  it('a table of contents whose raw length disagrees with the record is refused before anything decodes', async () => {
+    const records = await chainRecords(3, 45);
+    const p = await packOf(records);
+    const { tocOffset } = (() => {
+      const last = p.entries.at(-1)!;
+      return { tocOffset: last.offset + RECORD_HEADER_BYTES + last.storedLength };
+    })();
+    const fd = fs.openSync(p.file, 'r+');
+    const lie = Buffer.alloc(4);
+    lie.writeUInt32LE(16, 0); // entry 1 says 16 bytes; its header says 64 KiB
+    fs.writeSync(fd, lie, 0, 4, tocOffset + TOC_ENTRY_BYTES + 44);
+    fs.closeSync(fd);
+    const packs = new PackReader(new StoreLayout(path.dirname(path.dirname(p.file))));
+    const entries = (await packs.readToc(p.packId)).entries;
+    expect(entries[1]!.rawLength).toBe(16);
+    const err = await verifyInChainOrder(
+      packs,
+      entries.map((entry) => ({ packId: p.packId, entry })),
+      {},
+    ).then(
+      () => undefined,
+      (e: { code?: string; message?: string }) => e,
+    );
+    expect(err?.code).toBe('CKVC_CORRUPT_PACK');
+    expect(err?.message).toMatch(/table of contents/);
+    await packs.close();
+    await p.packs.close();
   });
 
   it('a delta on a record that is not a chunk is refused, as a read through its chain refuses it', async () => {
