@@ -99,7 +99,16 @@ const proxy = http.createServer((req, res) => {
   forward(req, res, () => {});
 });
 
-function forward(req, res, done) {
+function forward(req, res, finished) {
+  // A conditional write holds the queue until it is answered: released once, whether the upstream reply ends or
+  // the client's connection closes first (a client that goes away mid-reply must not stall every later write).
+  let released = false;
+  const done = () => {
+    if (released) return;
+    released = true;
+    finished();
+  };
+  res.once('close', done);
   const isPart = req.method === 'PUT' && /[?&]partNumber=/.test(req.url ?? '');
   const f = fault();
   if (isPart && typeof f.failPartsAfter === 'number' && partsPassed >= f.failPartsAfter) {

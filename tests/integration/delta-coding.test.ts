@@ -5,7 +5,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commit } from '../../src/api/commit.js';
-import { zstd } from '../../src/core/store-format/codec/zstd-binding.js';
 import { objectId } from '../../src/core/store-format/object-id.js';
 import { MIN_PLANE_CODED_BYTES } from '../../src/core/store-format/codec/record-codec.js';
 import { CODECS } from '../../src/core/store-format/pack-format.js';
@@ -14,6 +13,7 @@ import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
 import { PackWriter } from '../../src/store/pack-writer.js';
 import { ckvc, errorCodes, ok } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { countInflates } from '../helpers/inflate-counter.js';
 import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, packBytes, sha256, snapshotStore } from '../helpers/snapshots.js';
 import { safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
@@ -202,13 +202,7 @@ describe('a store handle that commits a series (a long-lived committer)', () => 
     const fresh = newStore('ckvc-delta-fresh-');
     const input = tempDir('ckvc-delta-kept-in-');
     const file = path.join(input, 'model.safetensors');
-    const binding = await zstd();
-    const decompress = binding.decompress;
-    let inflated = 0;
-    binding.decompress = (data) => {
-      inflated++;
-      return decompress(data);
-    };
+    const inflated = await countInflates();
     const inflates = { kept: [] as number[], fresh: [] as number[] };
     const keptStore = await ObjectStore.open(kept.store);
     let tensors = [weights(31), weights(32), weights(33)];
@@ -217,20 +211,20 @@ describe('a store handle that commits a series (a long-lived committer)', () => 
         if (k > 0) tensors = tensors.map((t, i) => step(t, 500 * k + i));
         fs.writeFileSync(file, checkpoint(tensors));
         const opts = { paths: [file], message: `step ${k}`, branch: 'main', cwd: input };
-        inflated = 0;
+        inflated.count = 0;
         await commit(keptStore, opts);
-        inflates.kept.push(inflated);
+        inflates.kept.push(inflated.count);
         const freshStore = await ObjectStore.open(fresh.store);
-        inflated = 0;
+        inflated.count = 0;
         try {
           await commit(freshStore, opts);
         } finally {
           await freshStore.close();
         }
-        inflates.fresh.push(inflated);
+        inflates.fresh.push(inflated.count);
       }
     } finally {
-      binding.decompress = decompress;
+      inflated.restore();
       await keptStore.close();
     }
     const records = await chunkRecords(kept.store);

@@ -7,12 +7,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { commit } from '../../src/api/commit.js';
-import { zstd } from '../../src/core/store-format/codec/zstd-binding.js';
 import { CODECS } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
 import { safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { countInflates } from '../helpers/inflate-counter.js';
 import { newStore } from '../helpers/test-store.js';
 
 const ELEMENTS = 64 * 1024; // one 256 KiB chunk of F32 per tensor
@@ -51,22 +51,16 @@ describe('restarting a chain at the depth bound', () => {
     let store = await ObjectStore.open(s.store);
     try {
       // Inflates each commit makes: its bases' planes, and the parent's tree, file recipe and tensors.
-      let read = 0;
-      const binding = await zstd();
-      const decompress = binding.decompress;
-      binding.decompress = (data) => {
-        read++;
-        return decompress(data);
-      };
+      const read = await countInflates();
       const readByStep: number[] = [];
       const trees: string[] = [];
       for (const [k, bytes] of series.entries()) {
         fs.writeFileSync(file, bytes);
         await store.close();
         store = await ObjectStore.open(s.store);
-        read = 0;
+        read.count = 0;
         trees.push((await commit(store, { paths: [file], message: `step ${k}`, branch: 'main', cwd: input })).tree);
-        readByStep.push(read);
+        readByStep.push(read.count);
       }
       const restart = MAX_WRITTEN_DELTA_DEPTH + 1;
       const codecs = async (tree: string) => {
@@ -83,7 +77,7 @@ describe('restarting a chain at the depth bound', () => {
       expect(await codecs(trees[restart]!)).toEqual(Array(TENSORS).fill(CODECS.planes));
       // The commit before decoded its bases through 7 links; the restart reads each base's own record and the
       // headers of its 8 bases, and inflates none of their planes.
-      binding.decompress = decompress;
+      read.restore();
       expect(readByStep[restart - 1]!).toBeGreaterThan(TENSORS * MAX_WRITTEN_DELTA_DEPTH); // a plane per link
       expect(readByStep[restart]!).toBeLessThan(TENSORS); // the parent's tree and file recipe, no plane
     } finally {

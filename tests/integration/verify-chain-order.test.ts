@@ -9,7 +9,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ungroupBytes } from '../../src/core/store-format/codec/byte-group.js';
 import { PLANE_XOR } from '../../src/core/store-format/codec/plane-codec.js';
 import { encodeBody } from '../../src/core/store-format/codec/record-codec.js';
-import { zstd } from '../../src/core/store-format/codec/zstd-binding.js';
 import { objectId } from '../../src/core/store-format/object-id.js';
 import {
   type CodecId,
@@ -24,6 +23,7 @@ import { StoreLayout } from '../../src/store/store-layout.js';
 import { verifyInChainOrder } from '../../src/store/verify-in-chain-order.js';
 import { optimizerStepFloat32, trainedFloat32 } from '../helpers/data.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { countInflates } from '../helpers/inflate-counter.js';
 
 afterAll(() => cleanupTemp());
 
@@ -76,19 +76,14 @@ async function packOf(records: Rec[], types?: ('chunk' | 'tree')[]) {
 const at = (p: { packId: string; entries: PackEntry[] }): ObjectLocation[] =>
   p.entries.map((entry) => ({ packId: p.packId, entry }));
 
-/** Counts the binding's inflates while `fn` runs. */
-async function countingInflates<T>(fn: () => Promise<T>): Promise<{ result: T; inflates: number }> {
-  const binding = await zstd();
-  const decompress = binding.decompress;
-  let inflates = 0;
-  binding.decompress = (data) => {
-    inflates++;
-    return decompress(data);
-  };
+/** The binding's inflates while `fn` runs. */
+async function countingInflates(fn: () => Promise<void>): Promise<{ inflates: number }> {
+  const counter = await countInflates();
   try {
-    return { result: await fn(), inflates };
+    await fn();
+    return { inflates: counter.count };
   } finally {
-    binding.decompress = decompress;
+    counter.restore();
   }
 }
 
