@@ -129,6 +129,22 @@ export class PackReader {
     pool?: BufferPool,
     locateBase?: BaseLocator,
   ): Promise<Uint8Array> {
+    const { entry } = loc;
+    // A raw record's body is returned as-is, so only compressed records are read into scratch space.
+    const scratchBuf =
+      pool && entry.codec !== CODECS.raw && entry.storedLength <= MAX_OBJECT_BYTES
+        ? pool.acquire(RECORD_HEADER_BYTES + entry.storedLength)
+        : undefined;
+    try {
+      const { buf, where } = await this.readRecord(loc, id, scratchBuf);
+      return (await this.decodeRecord(buf, loc, id, where, expectType, pool, 0, false, locateBase)).bytes;
+    } finally {
+      if (scratchBuf) pool!.release(scratchBuf);
+    }
+  }
+
+  /** A record's header and stored body, read whole once its location passes the object cap. */
+  private async readRecord(loc: ObjectLocation, id: ObjectId, into?: Buffer): Promise<{ buf: Buffer; where: string }> {
     const { packId, entry } = loc;
     const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
     if (entry.storedLength > MAX_OBJECT_BYTES) {
@@ -138,33 +154,13 @@ export class PackReader {
         { id, pack: packId },
       );
     }
-    const length = RECORD_HEADER_BYTES + entry.storedLength;
-    // A raw record's body is returned as-is, so only compressed records are read into scratch space.
-    const scratchBuf = pool && entry.codec !== CODECS.raw ? pool.acquire(length) : undefined;
-    try {
-      return (
-        await this.decodeRecord(
-          await this.readAt(packId, entry.offset, length, scratchBuf),
-          loc,
-          id,
-          where,
-          expectType,
-          pool,
-          0,
-          false,
-          locateBase,
-        )
-      ).bytes;
-    } finally {
-      if (scratchBuf) pool!.release(scratchBuf);
-    }
+    return { buf: await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + entry.storedLength, into), where };
   }
 
   /**
    * Reads, decodes and verifies one object like readObject (the same checks, the same chain bound); a base `known`
    * answers for is taken from there instead of being decoded through its own chain (verify-in-chain-order.ts).
-   * With `keep`, also returns what a delta on this chunk needs of it (`known`). `loc` must come from a pack's table
-   * of contents: its raw length, which the caller budgets memory by, is checked against the record's header.
+   * With `keep`, also returns what a delta on this chunk needs of it (`known`).
    */
   async readVerified(
     loc: ObjectLocation,
@@ -174,18 +170,7 @@ export class PackReader {
     known: (id: ObjectId) => KnownChunk | undefined,
     keep: boolean,
   ): Promise<{ bytes: Uint8Array; known?: KnownChunk }> {
-    const where = `object ${id.slice(0, 16)} in pack ${loc.packId.slice(0, 16)}`;
-    if (loc.entry.storedLength > MAX_OBJECT_BYTES)
-      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
-    const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
-    if (
-      decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), loc.entry.offset, where).rawLength !==
-      loc.entry.rawLength
-    )
-      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: record header does not match the pack's table of contents`, {
-        id,
-        pack: loc.packId,
-      });
+    const { buf, where } = await this.readRecord(loc, id);
     const d = await this.decodeRecord(buf, loc, id, where, expectType, undefined, 0, false, locateBase, known, keep);
     return { bytes: d.bytes, known: keep ? (d.grouped ?? { bytes: d.bytes, width: 1, loc }) : undefined };
   }
@@ -240,10 +225,7 @@ export class PackReader {
     locateBase?: BaseLocator,
     maxDepth?: number,
   ): Promise<GroupedObject> {
-    const where = `object ${id.slice(0, 16)} in pack ${loc.packId.slice(0, 16)}`;
-    if (loc.entry.storedLength > MAX_OBJECT_BYTES)
-      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: loc.packId });
-    const buf = await this.readAt(loc.packId, loc.entry.offset, RECORD_HEADER_BYTES + loc.entry.storedLength);
+    const { buf, where } = await this.readRecord(loc, id);
     const header = this.checkedHeader(buf, loc, id, where, 'chunk');
     let got: GroupedObject;
     if ((header.codec === CODECS.planes || header.codec === CODECS.xorPlanes) && buf[RECORD_HEADER_BYTES] === width)
@@ -273,27 +255,9 @@ export class PackReader {
    * re-hashes every one in its quarantine) only its header is checked against the index.
    */
   async readStoredRecord(loc: ObjectLocation, id: ObjectId, opts: { verify: boolean }): Promise<Buffer> {
-    const { packId, entry } = loc;
-    const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
-    if (entry.storedLength > MAX_OBJECT_BYTES)
-      throw new CkvcError('CKVC_CORRUPT_PACK', `${where}: over the 64 MiB object limit`, { id, pack: packId });
-    const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + entry.storedLength);
-    if (opts.verify) await this.decodeRecord(buf, loc, id, where, entry.type, undefined, 0);
-    else {
-      const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
-      if (
-        header.id !== id ||
-        header.storedLength !== entry.storedLength ||
-        header.codec !== entry.codec ||
-        header.type !== entry.type
-      ) {
-        throw new CkvcError(
-          'CKVC_CORRUPT_PACK',
-          `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`,
-          { id, pack: packId },
-        );
-      }
-    }
+    const { buf, where } = await this.readRecord(loc, id);
+    if (opts.verify) await this.decodeRecord(buf, loc, id, where, loc.entry.type, undefined, 0);
+    else this.checkedHeader(buf, loc, id, where, loc.entry.type);
     return buf.subarray(RECORD_HEADER_BYTES);
   }
 
@@ -306,10 +270,17 @@ export class PackReader {
   ): PackEntry {
     const { packId, entry } = loc;
     const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
-    if (header.id !== id || header.storedLength !== entry.storedLength || header.codec !== entry.codec) {
+    // The raw length too: callers size buffers and budget memory by the location's (verify-in-chain-order.ts).
+    if (
+      header.id !== id ||
+      header.storedLength !== entry.storedLength ||
+      header.codec !== entry.codec ||
+      header.rawLength !== entry.rawLength
+    ) {
       throw new CkvcError(
         'CKVC_CORRUPT_PACK',
-        `${where}: record header does not match the index (damaged pack, or run 'ckvc index rebuild')`,
+        `${where}: record header does not match the index or its pack's table of contents (damaged pack, or run ` +
+          "'ckvc index rebuild')",
         { id, pack: packId },
       );
     }

@@ -111,7 +111,8 @@ interface Step {
  */
 async function chainTasks(packs: PackReader, records: ObjectLocation[], opts: ChainOrderOptions): Promise<Step[][]> {
   const ids = new Set(records.map((r) => r.entry.id));
-  const baseOf = new Map<ObjectId, ObjectId>();
+  /** Records that are deltas on another record: they are reached from their base, not tasks' roots. */
+  const onBase = new Set<ObjectId>();
   const deltasOn = new Map<ObjectId, ObjectLocation[]>();
   for (const record of records) {
     if (record.entry.codec !== CODECS.xorPlanes) continue;
@@ -123,7 +124,7 @@ async function chainTasks(packs: PackReader, records: ObjectLocation[], opts: Ch
       continue;
     }
     if (base === undefined || !ids.has(base) || base === record.entry.id) continue;
-    baseOf.set(record.entry.id, base);
+    onBase.add(record.entry.id);
     const list = deltasOn.get(base) ?? [];
     list.push(record);
     deltasOn.set(base, list);
@@ -133,7 +134,7 @@ async function chainTasks(packs: PackReader, records: ObjectLocation[], opts: Ch
   const placed = new Set<ObjectLocation>();
   const tasks: Step[][] = [];
   for (const root of records) {
-    if (baseOf.has(root.entry.id) || placed.has(root)) continue;
+    if (onBase.has(root.entry.id) || placed.has(root)) continue;
     const task: Step[] = [];
     const stack = [root];
     while (stack.length) {
