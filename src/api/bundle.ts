@@ -155,7 +155,13 @@ export interface BundleReport {
   shallow: ObjectId[];
 }
 
-async function openBundleFile(file: string, parent: string, durable = true): Promise<ReceivedBundle> {
+/** `store`: the store it is pulled into, which a thin bundle's delta records may build on (BUNDLE.md §3). */
+async function openBundleFile(
+  file: string,
+  parent: string,
+  durable = true,
+  store?: ObjectStore,
+): Promise<ReceivedBundle> {
   let size: number;
   try {
     size = (await fs.stat(file)).size;
@@ -168,6 +174,7 @@ async function openBundleFile(file: string, parent: string, durable = true): Pro
   }
   return receiveBundle(createReadStream(file, { highWaterMark: 1024 * 1024 }), parent, `bundle ${file}`, size, {
     durable,
+    ...(store ? { store } : {}),
   });
 }
 
@@ -292,7 +299,7 @@ export async function pullBundle(
   store: ObjectStore,
   opts: PullBundleOptions,
 ): Promise<ImportResult & { file: string; warnings: FetchWarning[] }> {
-  const rb = await openBundleFile(opts.file, store.layout.tmpDir);
+  const rb = await openBundleFile(opts.file, store.layout.tmpDir, true, store);
   try {
     const r = await importBundle(
       store,

@@ -18,7 +18,9 @@ import {
 import { CkvcError } from '../core/errors.js';
 import { decodeCommit } from '../core/store-format/objects/commit-object.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
-import { PACK_FOOTER_BYTES, PACK_HEADER_BYTES, type PackEntry } from '../core/store-format/pack-format.js';
+import { CODECS, PACK_FOOTER_BYTES, PACK_HEADER_BYTES, type PackEntry } from '../core/store-format/pack-format.js';
+import { registerWriter, type WriterRegistration } from '../store/gc-exclusion.js';
+import type { ObjectStore } from '../store/object-store.js';
 import { ioError } from '../store/durable-fs.js';
 import { PackReader } from '../store/pack-reader.js';
 import { verifyInChainOrder } from '../store/verify-in-chain-order.js';
@@ -37,20 +39,27 @@ export interface ReceivedBundle {
   close(): Promise<void>;
 }
 
-/** Reads and verifies a whole bundle from `source` into a new quarantine folder under `parent`. */
+/**
+ * Reads and verifies a whole bundle from `source` into a new quarantine folder under `parent`. `store` is the store
+ * it is received into: only then may it be thin (its delta records built on chunks the store holds, BUNDLE.md §3),
+ * and the receiver stays registered as a writer until `close`, so that gc frees none of those bases meanwhile.
+ */
 export async function receiveBundle(
   source: Readable | AsyncIterable<Buffer>,
   parent: string,
   where: string,
   fileSize?: number,
-  opts: { durable?: boolean } = {},
+  opts: { durable?: boolean; store?: ObjectStore } = {},
 ): Promise<ReceivedBundle> {
   const root = path.join(parent, `quarantine-${process.pid}-${randomBytes(6).toString('hex')}`);
   const quarantine = new StoreLayout(root);
-  const packs = new PackReader(quarantine);
+  let packs = new PackReader(quarantine);
+  let registration: WriterRegistration | undefined;
   const close = async () => {
     await packs.close();
     await fs.rm(root, { recursive: true, force: true }).catch(() => {});
+    await registration?.release();
+    registration = undefined;
   };
   try {
     await fs.mkdir(quarantine.packsDir, { recursive: true }).catch((e) => {
@@ -59,6 +68,18 @@ export async function receiveBundle(
     const s = new ByteStream(source, where);
     const trailerHash = new Blake3Hasher();
     const header = await readHeader(s, trailerHash, fileSize, where);
+    const thin = header.bases?.length ? opts.store : undefined;
+    if (header.bases?.length && !thin)
+      throw bad(
+        where,
+        `is thin: ${header.bases.length} of its delta records' bases are not in it, so only a store that holds them ` +
+          'can receive it (push and fetch send such bundles; ckvc pack never writes one)',
+      );
+    // Registered before any base is looked up: gc waits until the pack is promoted, or the bundle refused.
+    if (thin) {
+      registration = await registerWriter(thin.layout);
+      packs = new PackReader(thin.layout);
+    }
     const incoming = path.join(root, 'incoming.pack');
     const packCheck = await copyPack(s, header, incoming, trailerHash, opts.durable !== false);
     await checkTrailer(s, trailerHash, where);
@@ -67,9 +88,10 @@ export async function receiveBundle(
       if (!packCheck.stored.equals(packCheck.computed)) throw bad(where, 'its pack checksum does not match its bytes');
       packId = packCheck.stored.toString('hex');
       await fs.rename(incoming, quarantine.packFile(packId));
+      if (thin) packs.readPackFrom(packId, quarantine.packFile(packId));
     } else await fs.rm(incoming, { force: true });
     const { entries, configs, shallowParents } = packId
-      ? await checkRecords(packs, packId, header, where)
+      ? await checkRecords(packs, packId, header, where, thin)
       : { entries: [], configs: new Set<string>(), shallowParents: new Map<ObjectId, ObjectId[]>() };
     const ids = new Set(entries.map((e) => e.id));
     if (ids.size !== entries.length) throw bad(where, 'its pack lists an object twice');
@@ -174,6 +196,7 @@ async function checkRecords(
   packId: string,
   header: BundleHeader,
   where: string,
+  store: ObjectStore | undefined,
 ): Promise<{ entries: PackEntry[]; configs: Set<string>; shallowParents: Map<ObjectId, ObjectId[]> }> {
   let toc: Awaited<ReturnType<PackReader['readToc']>>;
   try {
@@ -187,8 +210,9 @@ async function checkRecords(
   }
   const entries = toc.entries;
   if (new Set(entries.map((e) => e.id)).size !== entries.length) throw bad(where, 'its pack lists an object twice');
-  // A delta record's base must travel in the same bundle (BUNDLE.md §3): the receiver may not hold it.
+  // A delta record's base travels in the same bundle, or is one of `bases`, which the store holds (BUNDLE.md §3).
   const byId = new Map(entries.map((e) => [e.id, e]));
+  const outside = await checkOutsideBases(packs, packId, entries, header, where, store);
   const configs = new Set<string>();
   const shallow = new Set(header.shallow ?? []);
   const shallowParents = new Map<ObjectId, ObjectId[]>();
@@ -196,9 +220,11 @@ async function checkRecords(
     packs,
     entries.map((entry) => ({ packId, entry })),
     {
+      // Below a base the store holds, its own chain is followed (any of its records), the bound counting it.
       locateBase: async (id) => {
         const e = byId.get(id);
-        return e && { packId, entry: e };
+        if (e) return { packId, entry: e };
+        return outside && store ? (await store.locate([id]))[0] : undefined;
       },
       onObject: ({ entry: e }, body) => {
         if (e.type === 'commit' && (header.labels?.length || shallow.has(e.id))) {
@@ -212,6 +238,51 @@ async function checkRecords(
     },
   );
   return { entries, configs, shallowParents };
+}
+
+/**
+ * Step 5, thin bundles: every delta record's base is a record of the pack or one of `bases`, and every one of
+ * `bases` is held by the store. Returns whether the bundle builds on the store at all.
+ */
+async function checkOutsideBases(
+  packs: PackReader,
+  packId: string,
+  entries: PackEntry[],
+  header: BundleHeader,
+  where: string,
+  store: ObjectStore | undefined,
+): Promise<boolean> {
+  const bases = new Set(header.bases ?? []);
+  if (!bases.size || !store) return false;
+  const inPack = new Set(entries.map((e) => e.id));
+  for (const entry of entries) {
+    if (entry.codec !== CODECS.xorPlanes) continue;
+    let base: ObjectId | undefined;
+    try {
+      base = await packs.readDeltaBaseId({ packId, entry });
+    } catch (e) {
+      throw e instanceof CkvcError ? bad(where, `object ${entry.id.slice(0, 16)}: ${e.message}`, { id: entry.id }) : e;
+    }
+    if (base !== undefined && !inPack.has(base) && !bases.has(base))
+      throw bad(
+        where,
+        `object ${entry.id.slice(0, 16)} is a delta on ${base.slice(0, 16)}, which is neither in it nor among its bases`,
+        {
+          id: entry.id,
+        },
+      );
+  }
+  const ids = [...bases];
+  const held = await store.locate(ids);
+  const lacking = ids.filter((_, i) => !held[i]);
+  if (lacking.length)
+    throw bad(
+      where,
+      `builds on ${lacking.length} chunk(s) this store does not hold (${lacking[0]!.slice(0, 16)}${lacking.length > 1 ? ', ...' : ''}); ` +
+        'gc may have freed them since the sender asked: send again',
+      { id: lacking[0]! },
+    );
+  return true;
 }
 
 /**

@@ -24,6 +24,7 @@ import type { ObjectStore } from '../store/object-store.js';
 import { PackWriter } from '../store/pack-writer.js';
 import type { PruneRecord } from '../store/prune-records.js';
 import { StoreLayout } from '../store/store-layout.js';
+import { type BundleDeltas, planBundleDeltas } from './bundle-deltas.js';
 
 export interface BundleContent {
   refs: BundleRef[];
@@ -32,6 +33,11 @@ export interface BundleContent {
   pruned: PruneRecord[];
   /** Commits among `objects` whose history stops at them (BUNDLE.md §2 `shallow`). */
   shallow?: ObjectId[];
+  /**
+   * Chunks outside `objects` the receiver said it holds, with their chain depth there: delta records on them may
+   * travel as they are (a thin bundle, BUNDLE.md §5). Only push and fetch know their receiver.
+   */
+  receiverHolds?: ReadonlyMap<ObjectId, number>;
 }
 
 export interface WrittenBundle {
@@ -41,6 +47,9 @@ export interface WrittenBundle {
   trailer: string;
   /** The config labels the bundle carries (BUNDLE.md §5). */
   labels: BundleConfigLabel[];
+  /** Delta records sent as they are stored, and those re-encoded without their base. */
+  deltasKept: number;
+  deltasReencoded: number;
 }
 
 /** Streams a bundle into `sink` (not ended). Memory holds one record at a time. */
@@ -52,9 +61,10 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     let packFile: string | undefined;
     let packLength = 0;
     const configs = new Set<string>();
+    let deltas: BundleDeltas;
     try {
       const locs = await store.locateAll(content.objects, 'object to send');
-      const sending = new Set(content.objects);
+      deltas = await planBundleDeltas(store, locs, content.receiverHolds);
       for (let i = 0; i < locs.length; i++) {
         const loc = locs[i]!;
         const e = loc.entry;
@@ -62,10 +72,9 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
           const hash = (await store.readCommit(e.id)).config?.hash;
           if (hash) configs.add(hash);
         }
-        // A delta travels only with its base (BUNDLE.md §3); otherwise it is re-encoded on its own.
-        const delta = await store.packs.readDeltaHead(loc);
-        if (delta && !sending.has(delta.base)) {
-          await writer.add(e.type, e.id, await store.readLocated(loc, e.id, e.type), delta.width);
+        // A delta whose base the receiver will not have, or whose chain there would be too long (BUNDLE.md §5).
+        if (deltas.reencode.has(e.id)) {
+          await writer.add(e.type, e.id, await store.readLocated(loc, e.id, e.type), deltas.widths.get(e.id));
           continue;
         }
         const body = await store.packs.readStoredRecord(loc, content.objects[i]!, { verify: false });
@@ -93,6 +102,7 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
       pruned: content.pruned,
       labels,
       ...(content.shallow?.length ? { shallow: content.shallow } : {}),
+      ...(deltas.outside.size ? { bases: [...deltas.outside] } : {}),
       packLength,
       objects: content.objects.length,
       created: Date.now(),
@@ -130,7 +140,15 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     const end = Buffer.concat([trailer, BUNDLE_END_MAGIC]);
     bytes += end.length;
     if (!sink.write(end)) await drained();
-    return { bytes, objects: content.objects.length, packLength, trailer: trailer.toString('hex'), labels };
+    return {
+      bytes,
+      objects: content.objects.length,
+      packLength,
+      trailer: trailer.toString('hex'),
+      labels,
+      deltasKept: deltas.widths.size - deltas.reencode.size,
+      deltasReencoded: deltas.reencode.size,
+    };
   } finally {
     await fs.rm(scratchRoot, { recursive: true, force: true }).catch(() => {});
   }

@@ -23,13 +23,20 @@ export class DirectoryTransport implements Transport {
   has(ids: ObjectId[]) {
     return this.service.has(ids);
   }
+  chains(ids: ObjectId[]) {
+    return this.service.chains(ids);
+  }
   plan(wants: ObjectId[], haves: ObjectId[], filter?: string[]) {
     return this.service.plan(wants, haves, filter);
   }
 
-  async fetchObjects<T>(ids: ObjectId[], receive: (source: import('node:stream').Readable) => Promise<T>): Promise<T> {
+  async fetchObjects<T>(
+    ids: ObjectId[],
+    receive: (source: import('node:stream').Readable) => Promise<T>,
+    clientHolds?: ReadonlyMap<ObjectId, number>,
+  ): Promise<T> {
     const pipe = new PassThrough({ highWaterMark: 1024 * 1024 });
-    const producing = this.service.sendObjects(ids, pipe).then(
+    const producing = this.service.sendObjects(ids, pipe, clientHolds).then(
       () => {
         pipe.end();
       },

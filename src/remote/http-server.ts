@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import { bad } from '../core/store-format/bundle-format.js';
 import { CkvcError, EXIT } from '../core/errors.js';
 import { ObjectStore } from '../store/object-store.js';
-import { parseIdsBody, parsePlanBody, parseUpdateRefsBody } from './request-body.js';
+import { parseIdsBody, parseObjectsBody, parsePlanBody, parseUpdateRefsBody } from './request-body.js';
 import { StoreService } from './store-service.js';
 
 export interface ServeOptions {
@@ -28,6 +28,7 @@ const MiB = 1024 * 1024;
 /** Per-request caps on JSON bodies: 200,000 IDs are 13.4 MB as JSON; plan carries two such lists. */
 export const JSON_CAPS: Readonly<Record<string, number>> = {
   has: 16 * MiB,
+  chains: 16 * MiB,
   objects: 16 * MiB,
   plan: 32 * MiB,
   'update-refs': 4 * MiB,
@@ -189,7 +190,7 @@ export function createServer(opts: ServeOptions): http.Server {
         const writes = route === 'POST /v1/receive' || route === 'POST /v1/update-refs';
         if (writes) needWrite(req);
         // A JSON body is read (and refused when too big or the server is busy) before the store is opened.
-        const endpoint = /^POST \/v1\/(has|plan|objects|update-refs)$/.exec(route)?.[1];
+        const endpoint = /^POST \/v1\/(has|chains|plan|objects|update-refs)$/.exec(route)?.[1];
         const body = endpoint ? await readJson(req, endpoint, budget, held) : undefined;
         store = await ObjectStore.open(opts.store);
         const svc = new StoreService(store);
@@ -198,14 +199,16 @@ export function createServer(opts: ServeOptions): http.Server {
             return sendJson(res, 200, { refs: await svc.refs() });
           case 'POST /v1/has':
             return sendJson(res, 200, { has: await svc.has(parseIdsBody(body, 'has')) });
+          case 'POST /v1/chains':
+            return sendJson(res, 200, { chains: await svc.chains(parseIdsBody(body, 'chains')) });
           case 'POST /v1/plan': {
             const p = parsePlanBody(body);
             return sendJson(res, 200, await svc.plan(p.wants, p.haves, p.filter));
           }
           case 'POST /v1/objects': {
-            const ids = parseIdsBody(body, 'objects');
+            const { ids, bases } = parseObjectsBody(body);
             res.writeHead(200, { 'content-type': 'application/octet-stream' });
-            await svc.sendObjects(ids, res);
+            await svc.sendObjects(ids, res, bases);
             res.end();
             return;
           }

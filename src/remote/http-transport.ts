@@ -4,10 +4,11 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Readable, Writable } from 'node:stream';
 import { CkvcError, type ErrorCode, ERROR_CODES, isCkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/store-format/object-id.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
 import type { Plan, Transport } from './transport.js';
+import type { ChainInfo } from '../store/delta-chains.js';
 
 /** IDs per `has` request: a small body for the server to hold (spec/PROTOCOL.md §3). */
 const HAS_BATCH = 20_000;
@@ -27,6 +28,9 @@ export interface HttpCarrier {
 }
 
 export class HttpTransport implements Transport {
+  /** False once the server said it does not know `chains` (it predates thin bundles). */
+  private knowsChains = true;
+
   constructor(
     readonly url: string,
     private readonly token: string | undefined,
@@ -166,6 +170,25 @@ export class HttpTransport implements Transport {
     return out;
   }
 
+  async chains(ids: ObjectId[]): Promise<(ChainInfo | null)[] | undefined> {
+    if (!this.knowsChains) return undefined;
+    const out: (ChainInfo | null)[] = [];
+    for (let i = 0; i < ids.length; i += HAS_BATCH) {
+      const batch = ids.slice(i, i + HAS_BATCH);
+      let reply: { chains?: unknown };
+      try {
+        reply = await this.json<{ chains?: unknown }>('POST', '/v1/chains', { ids: batch });
+      } catch (e) {
+        // An older server: no such endpoint. Transfers go on with self-contained bundles (PROTOCOL.md §4).
+        if (!isCkvcError(e, 'CKVC_USAGE')) throw e;
+        this.knowsChains = false;
+        return undefined;
+      }
+      out.push(...checkChainsReply(reply.chains, batch.length, this.url));
+    }
+    return out;
+  }
+
   async plan(wants: ObjectId[], haves: ObjectId[], filter?: string[]): Promise<Plan> {
     if (!filter) return this.json<Plan>('POST', '/v1/plan', { wants, haves });
     let reply: Plan;
@@ -190,8 +213,13 @@ export class HttpTransport implements Transport {
     return reply;
   }
 
-  async fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T> {
-    return receive(await this.send('POST', '/v1/objects', { ids }));
+  async fetchObjects<T>(
+    ids: ObjectId[],
+    receive: (source: Readable) => Promise<T>,
+    clientHolds?: ReadonlyMap<ObjectId, number>,
+  ): Promise<T> {
+    const body = clientHolds?.size ? { ids, bases: Object.fromEntries(clientHolds) } : { ids };
+    return receive(await this.send('POST', '/v1/objects', body));
   }
 
   async sendObjects(write: (sink: Writable) => Promise<void>) {
@@ -211,4 +239,20 @@ export class HttpTransport implements Transport {
   async close() {
     await this.carrier?.close();
   }
+}
+
+/** A `chains` reply, checked: one entry per ID, each null or `{depth, base?}` (the remote is not trusted). */
+function checkChainsReply(v: unknown, n: number, url: string): (ChainInfo | null)[] {
+  const outside = () =>
+    new CkvcError('CKVC_REMOTE', `remote ${url} answered the chains request outside the protocol`, { url });
+  if (!Array.isArray(v) || v.length !== n) throw outside();
+  return v.map((c) => {
+    if (c === null) return null;
+    if (typeof c !== 'object' || Array.isArray(c)) throw outside();
+    const { depth, base } = c as { depth?: unknown; base?: unknown };
+    if (typeof depth !== 'number' || !Number.isInteger(depth) || depth < 0 || depth > 64) throw outside();
+    if (base === undefined) return { depth };
+    if (typeof base !== 'string' || !isObjectId(base)) throw outside();
+    return { depth, base };
+  });
 }

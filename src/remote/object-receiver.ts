@@ -6,7 +6,9 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { promoteObjects, type KeptLabel } from './bundle-import.js';
 import { receiveBundle } from './bundle-reader.js';
+import { localHolds } from './thin-bases.js';
 import type { Transport } from './transport.js';
+import type { Readable } from 'node:stream';
 
 /** Objects per `objects` request: a bounded body, and an interrupted fetch re-asks for at most one batch. */
 export const RECEIVE_BATCH_OBJECTS = 20_000;
@@ -26,8 +28,9 @@ export async function receiveObjects(
   const out: Received = { objects: 0, bytes: 0, labelsKept: [] };
   for (let i = 0; i < need.length; i += RECEIVE_BATCH_OBJECTS) {
     const ids = need.slice(i, i + RECEIVE_BATCH_OBJECTS);
-    const r = await t.fetchObjects(ids, async (source) => {
-      const rb = await receiveBundle(source, store.layout.tmpDir, `objects from ${t.url}`);
+    const holds = await localHolds(store, t, ids);
+    const receive = async (source: Readable) => {
+      const rb = await receiveBundle(source, store.layout.tmpDir, `objects from ${t.url}`, undefined, { store });
       try {
         if (rb.header.refs.length) throw new CkvcError('CKVC_BAD_BUNDLE', `objects from ${t.url} carry refs`, {});
         const asked = new Set(ids);
@@ -38,7 +41,8 @@ export async function receiveObjects(
       } finally {
         await rb.close();
       }
-    });
+    };
+    const r = await t.fetchObjects(ids, receive, holds);
     out.objects += r.objects;
     out.bytes += r.bytes;
     out.labelsKept.push(...r.labelsKept);

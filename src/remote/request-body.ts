@@ -3,6 +3,7 @@
 import { bad, bundleRefNameProblem } from '../core/store-format/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
+import { MAX_DELTA_CHAIN } from '../store/pack-reader.js';
 import { checkFilter } from '../store/promise-records.js';
 
 export const MAX_IDS_PER_REQUEST = 200_000;
@@ -40,6 +41,29 @@ export function checkIds(ids: unknown, what: string, max = MAX_IDS_PER_REQUEST):
 
 export function parseIdsBody(v: unknown, endpoint: string): ObjectId[] {
   return checkIds(object(v, where(endpoint), { required: ['ids'] }).ids, `${where(endpoint)}: ids`);
+}
+
+/** `{"ids": [...], "bases"?: {id: depth}}`: chunks the client holds outside `ids`, with their chain depth there. */
+export function parseObjectsBody(v: unknown): { ids: ObjectId[]; bases?: Map<ObjectId, number> } {
+  const o = object(v, where('objects'), { required: ['ids'], optional: ['bases'] });
+  const ids = checkIds(o.ids, `${where('objects')}: ids`);
+  if (o.bases === undefined) return { ids };
+  return { ids, bases: checkDepths(o.bases, `${where('objects')}: bases`, ids.length) };
+}
+
+/** A map of object ID to chain depth (an integer 0 to 64), at most `max` entries. */
+export function checkDepths(v: unknown, what: string, max: number): Map<ObjectId, number> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(what, 'is not a JSON object');
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length > max) throw bad(what, `names ${entries.length} chunks, more than the ${max} objects asked for`);
+  const out = new Map<ObjectId, number>();
+  for (const [id, depth] of entries) {
+    if (!isObjectId(id)) throw bad(what, `has a key that is not an object ID (64 lowercase hex digits)`);
+    if (typeof depth !== 'number' || !Number.isInteger(depth) || depth < 0 || depth > MAX_DELTA_CHAIN)
+      throw bad(what, `gives ${id.slice(0, 16)} a depth that is not an integer from 0 to ${MAX_DELTA_CHAIN}`, { id });
+    out.set(id, depth);
+  }
+  return out;
 }
 
 export function parsePlanBody(v: unknown): { wants: ObjectId[]; haves: ObjectId[]; filter?: string[] } {

@@ -63,6 +63,11 @@ export class S3Transport implements Transport {
     return ids.map((id) => c.pack.has(id));
   }
 
+  /** Never thin: each pack in the bucket must verify on its own (spec/S3.md §4), so none builds on another. */
+  async chains(): Promise<undefined> {
+    return undefined;
+  }
+
   /**
    * Everything the remote holds: with no server to walk the graph, fetch drops what the local store has. With a
    * filter the graph is walked here, in the scratch store the packs are downloaded into (spec/S3.md §3).

@@ -6,6 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import { bad } from '../core/store-format/bundle-format.js';
 import { CkvcError, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
+import { type ChainInfo, chainsOf } from '../store/delta-chains.js';
 import { isAncestor, storeParents, type ParentsOf } from '../store/ancestry.js';
 import { registerReader, registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -37,6 +38,11 @@ export class StoreService {
     return out;
   }
 
+  /** How each object is stored here as far as delta coding goes (PROTOCOL.md §2 `chains`); null: not held. */
+  chains(ids: ObjectId[]): Promise<(ChainInfo | null)[]> {
+    return chainsOf(this.store, ids);
+  }
+
   /**
    * Objects a client that has `haves` (commits, with their history) lacks to have `wants`; with a filter, only
    * the data of the tensors it selects, and the commits among them listed (PROTOCOL.md §4).
@@ -55,14 +61,18 @@ export class StoreService {
     return { objects: c.objects, prerequisites: c.prerequisites, commits: c.commits };
   }
 
-  /** An objects-only bundle of `ids` (with the prune records of the commits among them) into `sink`. */
-  async sendObjects(ids: ObjectId[], sink: Writable): Promise<void> {
+  /**
+   * An objects-only bundle of `ids` (with the prune records of the commits among them) into `sink`; thin on the
+   * chunks `clientHolds` names (BUNDLE.md §5).
+   */
+  async sendObjects(ids: ObjectId[], sink: Writable, clientHolds?: ReadonlyMap<ObjectId, number>): Promise<void> {
     const records = await this.store.pruned.all();
     const pruned = ids.map((id) => records.get(id)).filter((r) => r !== undefined);
     const shallow = await this.cutCommits(ids);
     const registration = await registerReader(this.store.layout);
     try {
-      await writeBundle(this.store, { refs: [], objects: ids, prerequisites: [], pruned, shallow }, sink);
+      const content = { refs: [], objects: ids, prerequisites: [], pruned, shallow };
+      await writeBundle(this.store, clientHolds ? { ...content, receiverHolds: clientHolds } : content, sink);
     } finally {
       await registration.release();
     }
@@ -87,7 +97,7 @@ export class StoreService {
     source: Readable | AsyncIterable<Buffer>,
     where: string,
   ): Promise<{ objects: number; newObjects: number }> {
-    const rb = await receiveBundle(source, this.store.layout.tmpDir, where);
+    const rb = await receiveBundle(source, this.store.layout.tmpDir, where, undefined, { store: this.store });
     try {
       if (rb.header.refs.length) throw bad(where, 'carries refs; ref updates are a separate request');
       // The answer is the protocol's; labels this store keeps instead of the pushed ones are its own business.

@@ -14,6 +14,7 @@ import { absent, dropUnarrivedPromises, promisedBy, recordPromises, settlePromis
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
 import { completeHistory, depthCut, tipsCutShort } from '../store/ancestry.js';
+import { remoteHolds } from './thin-bases.js';
 import type { Transport } from './transport.js';
 
 /** Objects per bundle are bounded by bytes and count, so one interrupted transfer loses little. */
@@ -89,9 +90,11 @@ export async function push(
   for (const batch of await batches(store, c.objects)) {
     const pruned = batch.map((id) => records.get(id)).filter((r) => r !== undefined);
     const shallow = batch.filter((id) => c.shallow.has(id));
+    // Asked before each batch: the remote may hold bases this push sent in an earlier batch.
+    const holds = await remoteHolds(store, t, batch);
     await t.sendObjects(async (sink) => {
       const content = { refs: [], objects: batch, prerequisites: [], pruned, shallow };
-      const w = await writeBundle(store, content, sink);
+      const w = await writeBundle(store, holds ? { ...content, receiverHolds: holds } : content, sink);
       bytesSent += w.bytes;
     }, batch);
     sent += batch.length;

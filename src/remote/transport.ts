@@ -1,6 +1,7 @@
 // How a client talks to a remote store, whatever carries it (spec/PROTOCOL.md §2).
 import type { Readable, Writable } from 'node:stream';
 import type { ObjectId } from '../core/store-format/object-id.js';
+import type { ChainInfo } from '../store/delta-chains.js';
 import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
 
@@ -16,12 +17,24 @@ export interface Transport {
   refs(): Promise<Record<string, ObjectId>>;
   has(ids: ObjectId[]): Promise<boolean[]>;
   /**
+   * How the remote stores each object as far as delta coding goes (PROTOCOL.md §2 `chains`; null: not held);
+   * undefined when it cannot say (a server that predates the request, an S3 remote): transfers are then not thin.
+   */
+  chains(ids: ObjectId[]): Promise<(ChainInfo | null)[] | undefined>;
+  /**
    * With `filter` (tensor globs, PROTOCOL.md §4 fetch --filter), only the data of the tensors it selects is
    * planned, and the answer lists the commits among the objects.
    */
   plan(wants: ObjectId[], haves: ObjectId[], filter?: string[]): Promise<Plan>;
-  /** Asks for an objects-only bundle of `ids` and hands its byte stream to `receive`. */
-  fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T>;
+  /**
+   * Asks for an objects-only bundle of `ids` and hands its byte stream to `receive`; `clientHolds` (chunks held
+   * here with their chain depth) lets the remote send it thin (BUNDLE.md §5).
+   */
+  fetchObjects<T>(
+    ids: ObjectId[],
+    receive: (source: Readable) => Promise<T>,
+    clientHolds?: ReadonlyMap<ObjectId, number>,
+  ): Promise<T>;
   /** Sends an objects-only bundle that `write` produces, of the objects `ids` (an S3 remote names its pack by them). */
   sendObjects(
     write: (sink: Writable) => Promise<void>,

@@ -4,7 +4,7 @@
 // is deleted.
 import * as fs from 'node:fs/promises';
 import type { ObjectId } from '../core/store-format/object-id.js';
-import { RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry } from '../core/store-format/pack-format.js';
+import { CODECS, RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry } from '../core/store-format/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import { acquireGcLock } from './gc-exclusion.js';
@@ -123,7 +123,13 @@ async function splitLiveAndDead(store: ObjectStore, plans: PackPlan[], live: Set
     for (const e of p.entries) copies.set(e.id, [...(copies.get(e.id) ?? []), { packId: p.packId, entry: e }]);
   }
   const young = new Set(plans.filter((p) => p.young).map((p) => p.packId));
-  const reencode = await settleDeltaBases(store, live, copies, (packId) => !young.has(packId));
+  // Every delta record of a young pack is kept, live or not (a push's pack before its refs move): so are its bases.
+  const youngDeltas = plans
+    .filter((p) => p.young)
+    .flatMap((p) =>
+      p.entries.filter((e) => e.codec === CODECS.xorPlanes).map((entry) => ({ packId: p.packId, entry })),
+    );
+  const reencode = await settleDeltaBases(store, live, copies, (packId) => !young.has(packId), youngDeltas);
   for (const p of plans) {
     p.live = p.entries.filter((e) => live.has(e.id));
     p.dead = p.entries.filter((e) => !live.has(e.id));

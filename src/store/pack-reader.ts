@@ -60,8 +60,15 @@ export class PackReader {
   private readonly open = new Map<string, Promise<fs.FileHandle>>();
   private baseLocator: BaseLocator | undefined;
   private readonly prefetch = new PackPrefetch();
+  /** Packs read from a file of their own instead of the layout's packs/ (a received pack still in quarantine). */
+  private readonly elsewhere = new Map<string, string>();
 
   constructor(private readonly layout: StoreLayout) {}
+
+  /** Reads pack `packId` from `file` (a received thin pack, verified against the store's own records). */
+  readPackFrom(packId: string, file: string): void {
+    this.elsewhere.set(packId, file);
+  }
 
   /** Without a locator, a delta record cannot be read (CKVC_MISSING_OBJECT names its base). */
   setBaseLocator(locate: BaseLocator): void {
@@ -80,7 +87,7 @@ export class PackReader {
       this.open.delete(oldest);
       void oh.then((f) => f.close()).catch(() => {});
     }
-    const file = this.layout.packFile(packId);
+    const file = this.elsewhere.get(packId) ?? this.layout.packFile(packId);
     h = fs.open(file, 'r').catch((e) => {
       this.open.delete(packId);
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {

@@ -107,13 +107,15 @@ export async function liveObjects(
  * stored as a delta whose base is live is fine. One whose base is not live is re-encoded without it when gc may
  * rewrite its pack (`rewritable`), so the base can be freed (a pruned parent's chunks); otherwise its base
  * becomes live, transitively. Returns the IDs to re-encode; `live` gains the bases that must stay. A base
- * missing from the packs is left to verify to report.
+ * missing from the packs is left to verify to report. `kept` are records gc keeps whether live or not (those of
+ * young packs): their bases stay too, so a pushed pack whose refs have not moved yet never loses one.
  */
 export async function settleDeltaBases(
   store: ObjectStore,
   live: Set<ObjectId>,
   copies: Map<ObjectId, ObjectLocation[]>,
   rewritable: (packId: string) => boolean,
+  kept: ObjectLocation[] = [],
 ): Promise<Set<ObjectId>> {
   const reencode = new Set<ObjectId>();
   const deadBase = async (loc: ObjectLocation): Promise<ObjectId | undefined> => {
@@ -122,6 +124,13 @@ export async function settleDeltaBases(
     return base && !live.has(base) ? base : undefined;
   };
   let frontier = [...live];
+  for (const loc of kept) {
+    const base = await deadBase(loc);
+    if (base && !live.has(base)) {
+      live.add(base);
+      frontier.push(base);
+    }
+  }
   while (frontier.length) {
     const next: ObjectId[] = [];
     for (const id of frontier) {

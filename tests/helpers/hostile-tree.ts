@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import {
   BUNDLE_END_MAGIC,
+  type BundleHeader,
   BUNDLE_VERSION,
   encodeBundleHeader,
   encodeBundlePreamble,
@@ -113,7 +114,13 @@ export async function plantInStore(store: string, h: HostileHistory, branch: str
 }
 
 /** A well-formed bundle (spec/BUNDLE.md) carrying the history as refs/heads/`branch`. */
-export async function hostileBundle(file: string, scratch: string, h: HostileHistory, branch: string): Promise<void> {
+export async function hostileBundle(
+  file: string,
+  scratch: string,
+  h: HostileHistory,
+  branch: string,
+  extra: Partial<BundleHeader> = {},
+): Promise<void> {
   const packFile = await writePack(new StoreLayout(scratch), h.objects, false);
   const pack = fs.readFileSync(packFile);
   const header = encodeBundleHeader({
@@ -126,6 +133,7 @@ export async function hostileBundle(file: string, scratch: string, h: HostileHis
     packLength: pack.length,
     objects: h.objects.length,
     created: 1_700_000_000_000,
+    ...extra,
   });
   const body = Buffer.concat([encodeBundlePreamble(header.length), header, pack]);
   const hasher = new Blake3Hasher();

@@ -18,10 +18,12 @@ export const MAX_BUNDLE_LABELS = 100_000;
 /** A config label is one line a person typed (FORMAT.md §14): long enough for that, short enough to show. */
 export const MAX_CONFIG_LABEL_BYTES = 1000;
 /** Capabilities this reader understands; a bundle requiring any other is refused. */
-export const KNOWN_CAPABILITIES = ['hash:blake3-256', 'pack:1', 'pack:2', 'shallow'] as const;
+export const KNOWN_CAPABILITIES = ['hash:blake3-256', 'pack:1', 'pack:2', 'shallow', 'thin'] as const;
 /** Required by a bundle with `shallow` entries, so a reader that would call the cut history missing says why. */
 export const SHALLOW_CAPABILITY = 'shallow';
 export const MAX_BUNDLE_SHALLOW = 100_000;
+/** Required by a bundle with `bases` (a thin bundle), so a reader that would call its delta bases missing says why. */
+export const THIN_CAPABILITY = 'thin';
 /** `pack:2`: the pack may hold codecs 5 and 6 (FORMAT.md §4.3), so an older reader refuses the bundle up front. */
 export const REQUIRED_CAPABILITIES = ['hash:blake3-256', 'pack:2'];
 
@@ -57,6 +59,8 @@ export interface BundleHeader {
   labels?: BundleConfigLabel[];
   /** Commits of the pack whose parents past the boundary are cut (BUNDLE.md §2); absent when none are. */
   shallow?: ObjectId[];
+  /** Chunks outside the pack that its delta records use as bases (a thin bundle, BUNDLE.md §2); absent when none. */
+  bases?: ObjectId[];
   /** Byte length of the pack that follows the header. */
   packLength: number;
   objects: number;
@@ -107,7 +111,13 @@ export function encodeBundleHeader(h: BundleHeader): Buffer {
   const body: CborValue = {
     version: h.version,
     capabilities: {
-      required: h.shallow?.length ? [...new Set([...h.required, SHALLOW_CAPABILITY])] : h.required,
+      required: [
+        ...new Set([
+          ...h.required,
+          ...(h.shallow?.length ? [SHALLOW_CAPABILITY] : []),
+          ...(h.bases?.length ? [THIN_CAPABILITY] : []),
+        ]),
+      ],
       optional: h.optional,
     },
     refs: h.refs.map((r) => ({ name: r.name, id: idToBytes(r.id) })),
@@ -120,6 +130,7 @@ export function encodeBundleHeader(h: BundleHeader): Buffer {
     })),
     ...(h.labels?.length ? { labels: h.labels.map((l) => ({ config: idToBytes(l.config), text: l.text })) } : {}),
     ...(h.shallow?.length ? { shallow: [...h.shallow].sort().map(idToBytes) } : {}),
+    ...(h.bases?.length ? { bases: [...h.bases].sort().map(idToBytes) } : {}),
     pack_length: h.packLength,
     objects: h.objects,
     created: h.created,
@@ -228,6 +239,7 @@ export function decodeBundleHeader(bytes: Uint8Array, where: string): BundleHead
     };
     if (f.has('labels')) header.labels = decodeLabels(f.array('labels'), where);
     if (f.has('shallow')) header.shallow = decodeShallow(f.array('shallow'), required, where);
+    if (f.has('bases')) header.bases = decodeBases(f.array('bases'), required, header.objects, where);
     return header;
   } catch (e) {
     if (e instanceof CkvcError && e.code === 'CKVC_CORRUPT_OBJECT') throw bad(where, e.message);
@@ -245,6 +257,19 @@ function decodeShallow(raw: CborValue[], required: string[], where: string): Obj
   return raw.map((v, i) => {
     const id = idValue(v, `${where} shallow[${i}]`);
     if (seen.has(id)) throw bad(where, `lists shallow commit ${id.slice(0, 12)} twice`, { commit: id });
+    seen.add(id);
+    return id;
+  });
+}
+
+/** The `bases` of a header: chunk IDs, each once, no more than the pack's records, in a bundle that requires `thin`. */
+function decodeBases(raw: CborValue[], required: string[], objects: number, where: string): ObjectId[] {
+  if (!required.includes(THIN_CAPABILITY)) throw bad(where, `lists delta bases without requiring "thin"`);
+  if (raw.length > objects) throw bad(where, `lists ${raw.length} delta bases for ${objects} objects`);
+  const seen = new Set<ObjectId>();
+  return raw.map((v, i) => {
+    const id = idValue(v, `${where} bases[${i}]`);
+    if (seen.has(id)) throw bad(where, `lists delta base ${id.slice(0, 12)} twice`, { id });
     seen.add(id);
     return id;
   });
