@@ -194,6 +194,7 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
   if (rb.packId) {
     const present = await store.locate(rb.entries.map((e) => e.id));
     newObjects = present.filter((l) => !l).length;
+    const keepIndexed = new Set(rb.entries.filter((_, i) => present[i]).map((e) => e.id));
     const dest = store.layout.packFile(rb.packId);
     await fs.mkdir(store.layout.packsDir, { recursive: true });
     await upgradeStoreVersion(store.layout, await receivedStoreVersion(rb));
@@ -206,7 +207,7 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
     for (const e of rb.entries)
       if (e.type === 'commit')
         bodies.set(e.id, await store.packs.readObject({ packId: rb.packId, entry: e }, e.id, 'commit'));
-    await store.index.session((s) => s.addPack({ packId: rb.packId!, entries: rb.entries }, bodies));
+    await store.index.session((s) => s.addPack({ packId: rb.packId!, entries: rb.entries, keepIndexed }, bodies));
     receiveFault('receive.indexed', store.layout.indexDir);
     // History that arrived ends the grafts it completes (a full pull after a shallow one).
     if (rb.entries.some((e) => e.type === 'commit')) {

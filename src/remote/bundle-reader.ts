@@ -41,8 +41,10 @@ export interface ReceivedBundle {
 
 /**
  * Reads and verifies a whole bundle from `source` into a new quarantine folder under `parent`. `store` is the store
- * it is received into: only then may it be thin (its delta records built on chunks the store holds, BUNDLE.md §3),
- * and the receiver stays registered as a writer until `close`, so that gc frees none of those bases meanwhile.
+ * it is received into: only then may it be thin (its delta records built on chunks the store holds, BUNDLE.md §3).
+ * A delta whose base the store holds is verified against the store's copy, the one its reads will follow (the
+ * store's index keeps naming it, bundle-import.ts). Once the bytes are in, the receiver registers as a writer
+ * until `close`, so that gc frees no base in between.
  */
 export async function receiveBundle(
   source: Readable | AsyncIterable<Buffer>,
@@ -68,18 +70,13 @@ export async function receiveBundle(
     const s = new ByteStream(source, where);
     const trailerHash = new Blake3Hasher();
     const header = await readHeader(s, trailerHash, fileSize, where);
-    const thin = header.bases?.length ? opts.store : undefined;
-    if (header.bases?.length && !thin)
+    const { store } = opts;
+    if (header.bases?.length && !store)
       throw bad(
         where,
         `is thin: ${header.bases.length} of its delta records' bases are not in it, so only a store that holds them ` +
           'can receive it (push and fetch send such bundles; ckvc pack never writes one)',
       );
-    // Registered before any base is looked up: gc waits until the pack is promoted, or the bundle refused.
-    if (thin) {
-      registration = await registerWriter(thin.layout);
-      packs = new PackReader(thin.layout);
-    }
     const incoming = path.join(root, 'incoming.pack');
     const packCheck = await copyPack(s, header, incoming, trailerHash, opts.durable !== false);
     await checkTrailer(s, trailerHash, where);
@@ -88,10 +85,16 @@ export async function receiveBundle(
       if (!packCheck.stored.equals(packCheck.computed)) throw bad(where, 'its pack checksum does not match its bytes');
       packId = packCheck.stored.toString('hex');
       await fs.rename(incoming, quarantine.packFile(packId));
-      if (thin) packs.readPackFrom(packId, quarantine.packFile(packId));
     } else await fs.rm(incoming, { force: true });
+    if (store) {
+      // Registered after the upload (a slow sender holds no registration) and before any base is looked up: gc
+      // waits until the pack is promoted, or the bundle refused.
+      registration = await registerWriter(store.layout);
+      packs = new PackReader(store.layout);
+      if (packId) packs.readPackFrom(packId, quarantine.packFile(packId));
+    }
     const { entries, configs, shallowParents } = packId
-      ? await checkRecords(packs, packId, header, where, thin)
+      ? await checkRecords(packs, packId, header, where, store)
       : { entries: [], configs: new Set<string>(), shallowParents: new Map<ObjectId, ObjectId[]>() };
     const ids = new Set(entries.map((e) => e.id));
     if (ids.size !== entries.length) throw bad(where, 'its pack lists an object twice');
@@ -212,7 +215,9 @@ async function checkRecords(
   if (new Set(entries.map((e) => e.id)).size !== entries.length) throw bad(where, 'its pack lists an object twice');
   // A delta record's base travels in the same bundle, or is one of `bases`, which the store holds (BUNDLE.md §3).
   const byId = new Map(entries.map((e) => [e.id, e]));
-  const outside = await checkOutsideBases(packs, packId, entries, header, where, store);
+  await checkDeltaBases(packs, packId, entries, header, where, store);
+  const located = store ? await store.locate(entries.map((e) => e.id)) : [];
+  const heldHere = new Set(entries.filter((_, i) => located[i]).map((e) => e.id));
   const configs = new Set<string>();
   const shallow = new Set(header.shallow ?? []);
   const shallowParents = new Map<ObjectId, ObjectId[]>();
@@ -220,12 +225,14 @@ async function checkRecords(
     packs,
     entries.map((entry) => ({ packId, entry })),
     {
-      // Below a base the store holds, its own chain is followed (any of its records), the bound counting it.
+      // A base the store holds is read as the store will read it (its copy, its chain, the bound counting it).
       locateBase: async (id) => {
+        const held = store && (heldHere.has(id) || !byId.has(id)) ? (await store.locate([id]))[0] : undefined;
+        if (held) return held;
         const e = byId.get(id);
-        if (e) return { packId, entry: e };
-        return outside && store ? (await store.locate([id]))[0] : undefined;
+        return e && { packId, entry: e };
       },
+      remember: (id) => !heldHere.has(id),
       onObject: ({ entry: e }, body) => {
         if (e.type === 'commit' && (header.labels?.length || shallow.has(e.id))) {
           const commit = decodeCommit(body, `commit ${e.id.slice(0, 12)}`);
@@ -241,19 +248,19 @@ async function checkRecords(
 }
 
 /**
- * Step 5, thin bundles: every delta record's base is a record of the pack or one of `bases`, and every one of
- * `bases` is held by the store. Returns whether the bundle builds on the store at all.
+ * Step 5, delta bases: every delta record's base is a record of the pack or one of `bases`; every one of `bases`
+ * is outside the pack, the base of one of its records, and held by the store.
  */
-async function checkOutsideBases(
+async function checkDeltaBases(
   packs: PackReader,
   packId: string,
   entries: PackEntry[],
   header: BundleHeader,
   where: string,
   store: ObjectStore | undefined,
-): Promise<boolean> {
+): Promise<void> {
   const bases = new Set(header.bases ?? []);
-  if (!bases.size || !store) return false;
+  const used = new Set<ObjectId>();
   const inPack = new Set(entries.map((e) => e.id));
   for (const entry of entries) {
     if (entry.codec !== CODECS.xorPlanes) continue;
@@ -263,15 +270,21 @@ async function checkOutsideBases(
     } catch (e) {
       throw e instanceof CkvcError ? bad(where, `object ${entry.id.slice(0, 16)}: ${e.message}`, { id: entry.id }) : e;
     }
-    if (base !== undefined && !inPack.has(base) && !bases.has(base))
+    if (base === undefined || inPack.has(base)) continue;
+    if (!bases.has(base))
       throw bad(
         where,
-        `object ${entry.id.slice(0, 16)} is a delta on ${base.slice(0, 16)}, which is neither in it nor among its bases`,
-        {
-          id: entry.id,
-        },
+        `object ${entry.id.slice(0, 16)} names chunk ${base.slice(0, 16)} as its delta base, which is neither in it nor among its bases`,
+        { id: entry.id },
       );
+    used.add(base);
   }
+  const odd = [...bases].find((b) => !used.has(b));
+  if (odd !== undefined)
+    throw bad(where, `lists ${odd.slice(0, 16)} among its bases, but no delta record outside it builds on it`, {
+      id: odd,
+    });
+  if (!bases.size || !store) return;
   const ids = [...bases];
   const held = await store.locate(ids);
   const lacking = ids.filter((_, i) => !held[i]);
@@ -279,10 +292,9 @@ async function checkOutsideBases(
     throw bad(
       where,
       `builds on ${lacking.length} chunk(s) this store does not hold (${lacking[0]!.slice(0, 16)}${lacking.length > 1 ? ', ...' : ''}); ` +
-        'gc may have freed them since the sender asked: send again',
+        'a push or fetch asks which chunks are held before it sends, so run it again (gc may have freed them meanwhile)',
       { id: lacking[0]! },
     );
-  return true;
 }
 
 /**

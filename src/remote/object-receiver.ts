@@ -1,7 +1,7 @@
 // Receiving objects a client asked a remote for (spec/PROTOCOL.md §4): in batches, each an objects-only bundle
 // verified in quarantine (every object re-hashed, only the objects asked for) and then promoted. fetch and the
 // on-demand fetch of data a partial fetch left out (FORMAT.md §13.2) both receive through here.
-import { CkvcError } from '../core/errors.js';
+import { CkvcError, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { promoteObjects, type KeptLabel } from './bundle-import.js';
@@ -42,7 +42,14 @@ export async function receiveObjects(
         await rb.close();
       }
     };
-    const r = await t.fetchObjects(ids, receive, holds);
+    let r: Awaited<ReturnType<typeof receive>>;
+    try {
+      r = await t.fetchObjects(ids, receive, holds);
+    } catch (e) {
+      // A base held here but unreadable (damage) would refuse every thin try: asked once more, self-contained.
+      if (!holds || !isCkvcError(e, 'CKVC_BAD_BUNDLE')) throw e;
+      r = await t.fetchObjects(ids, receive);
+    }
     out.objects += r.objects;
     out.bytes += r.bytes;
     out.labelsKept.push(...r.labelsKept);

@@ -90,13 +90,21 @@ export async function push(
   for (const batch of await batches(store, c.objects)) {
     const pruned = batch.map((id) => records.get(id)).filter((r) => r !== undefined);
     const shallow = batch.filter((id) => c.shallow.has(id));
+    const send = (holds?: Map<ObjectId, number>) =>
+      t.sendObjects(async (sink) => {
+        const content = { refs: [], objects: batch, prerequisites: [], pruned, shallow };
+        const w = await writeBundle(store, holds ? { ...content, receiverHolds: holds } : content, sink);
+        bytesSent += w.bytes;
+      }, batch);
     // Asked before each batch: the remote may hold bases this push sent in an earlier batch.
     const holds = await remoteHolds(store, t, batch);
-    await t.sendObjects(async (sink) => {
-      const content = { refs: [], objects: batch, prerequisites: [], pruned, shallow };
-      const w = await writeBundle(store, holds ? { ...content, receiverHolds: holds } : content, sink);
-      bytesSent += w.bytes;
-    }, batch);
+    try {
+      await send(holds);
+    } catch (e) {
+      // A base the remote holds but cannot read (damage there) would refuse every thin try: once self-contained.
+      if (!holds || !isCkvcError(e, 'CKVC_BAD_BUNDLE')) throw e;
+      await send();
+    }
     sent += batch.length;
     progress?.({ phase: 'send', objects: sent, totalObjects: c.objects.length, bytes: bytesSent });
   }

@@ -35,7 +35,10 @@ export async function localHolds(
   const answer = await t.chains(batch);
   if (!answer) return undefined;
   const asking = new Set(batch);
-  const bases = [...new Set(answer.flatMap((c) => (c?.base !== undefined && !asking.has(c.base) ? [c.base] : [])))];
+  // Only bases of what the remote calls delta records (depth 1 or more), one per object asked for.
+  const bases = [
+    ...new Set(answer.flatMap((c) => (c?.base !== undefined && c.depth > 0 && !asking.has(c.base) ? [c.base] : []))),
+  ];
   if (!bases.length) return undefined;
   return depthsOf(bases, await chainsOf(store, bases));
 }

@@ -72,7 +72,8 @@ export class LevelSession implements IndexSession {
 
   async addPack(pack: IndexedPack, commitBodies: Map<ObjectId, Uint8Array>): Promise<void> {
     const batch = this.db.batch();
-    for (const e of pack.entries) batch.put(key(K_OBJECT, e.id), encodeLocation(pack.packId, e));
+    for (const e of pack.entries)
+      if (!pack.keepIndexed?.has(e.id)) batch.put(key(K_OBJECT, e.id), encodeLocation(pack.packId, e));
     for (const [id, body] of commitBodies) batch.put(key(K_COMMIT, id), Buffer.from(body));
     batch.put(key(K_PACK, pack.packId), Buffer.from(String(pack.entries.length)));
     await batch.write();

@@ -67,14 +67,10 @@ export class IndexReadView {
 
   async locate(ids: ObjectId[]): Promise<(ObjectLocation | undefined)[]> {
     const out: (ObjectLocation | undefined)[] = [];
+    // The snapshot first: a copy in a pack indexed since (a received one) does not replace the indexed copy.
     for (const id of ids) {
-      const hit = this.overlay.get(id);
-      if (hit || !this.snapshot) {
-        out.push(hit);
-        continue;
-      }
-      const v = await this.snapshot.get(indexKey(K_OBJECT, id));
-      out.push(v ? decodeLocation(id, v) : undefined);
+      const v = await this.snapshot?.get(indexKey(K_OBJECT, id));
+      out.push(v ? decodeLocation(id, v) : this.overlay.get(id));
     }
     return out;
   }

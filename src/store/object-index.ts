@@ -30,6 +30,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export interface IndexedPack {
   packId: string;
   entries: PackEntry[];
+  /**
+   * Objects of the pack the store already held: their index entries keep naming the copy the store had, the one
+   * its own deltas were built and verified on (a received copy may be encoded on another chain).
+   */
+  keepIndexed?: ReadonlySet<ObjectId>;
 }
 
 export type { IndexTotals } from './index-totals.js';
@@ -357,7 +362,10 @@ export class ObjectIndex {
       if (indexed.has(packId)) continue;
       const toc = await this.packs.readTocIfSound(packId);
       if (!toc) continue; // verify reports it
-      await s.addPack({ packId, entries: toc.entries }, await this.readCommitBodies(packId, toc.entries));
+      // A copy of an object indexed already does not replace it (a received pack found before its import indexed it).
+      const located = await s.locate(toc.entries.map((e) => e.id));
+      const keepIndexed = new Set(toc.entries.filter((_, i) => located[i]).map((e) => e.id));
+      await s.addPack({ packId, entries: toc.entries, keepIndexed }, await this.readCommitBodies(packId, toc.entries));
       faultPoint('reindex.pack');
     }
   }

@@ -21,6 +21,8 @@ const WORKERS = 4;
 export interface ChainOrderOptions {
   /** Where a base outside `records` is found; without it, the pack reader's own locator (the store's index). */
   locateBase?: BaseLocator;
+  /** Whether a verified chunk may serve the deltas on it from memory (default: all may). */
+  remember?: (id: ObjectId) => boolean;
   /** Called with each verified object, in chain order. */
   onObject?: (record: ObjectLocation, bytes: Uint8Array) => void;
   /** The error to throw for a record that failed (the first failure stops the rest). */
@@ -69,7 +71,7 @@ export async function verifyInChainOrder(
     try {
       const got = await packs.readVerified(record, entry.id, entry.type, opts.locateBase, known, asBase);
       opts.onObject?.(record, got.bytes);
-      if (got.known) keep(entry.id, got.known);
+      if (got.known && (opts.remember?.(entry.id) ?? true)) keep(entry.id, got.known);
     } catch (e) {
       // With `problem`, the deltas on it decode through their chains, and fail there.
       if (!opts.problem) throw opts.failure ? opts.failure(record, e) : e;

@@ -4,7 +4,10 @@
 // a server that predates `chains` gets self-contained bundles; gc keeps the bases of a young pack's deltas.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RECORD_HEADER_BYTES } from '../../src/core/store-format/pack-format.js';
+import { StoreService } from '../../src/remote/store-service.js';
 import type { ObjectId } from '../../src/core/store-format/object-id.js';
 import { chainsOf } from '../../src/store/delta-chains.js';
 import { ObjectStore } from '../../src/store/object-store.js';
@@ -217,8 +220,145 @@ describe('hostile thin bundles', () => {
     const p = r.run(['pull', file]);
     expect(p.code).toBe(12);
     expect(codesOf(p)).toEqual(['CKVC_BAD_BUNDLE']);
-    expect(p.stderr).toMatch(/is a delta on [0-9a-f]{16}, which is neither in it nor among its bases/);
+    expect(p.stderr).toMatch(/names chunk [0-9a-f]{16} as its delta base, which is neither in it nor among its bases/);
     expect(diffSnapshots(before, snapshotStore(r.store))).toEqual([]);
+  });
+});
+
+describe('review findings, each a test that failed before its fix', () => {
+  const N = 64 * 1024;
+  const ck = (t: Buffer) => safetensorsBytes({ w: { dtype: 'F32', shape: [N], bytes: t } });
+
+  /** The one tensor chunk of `commit`'s model.safetensors in `store`. */
+  async function chunkOf(store: ObjectStore, commit: string): Promise<ObjectId> {
+    const tree = await store.readTree((await store.readCommit(commit)).tree);
+    const recipe = await store.readFileRecipe(tree.entries[0]!.id);
+    return (await store.readTensor(recipe.parts.find((p) => p.kind === 'tensor')!.id)).chunks[0]!;
+  }
+
+  it('a base the remote holds but cannot read: the push is sent again self-contained, and succeeds', async () => {
+    const local = newStore('ckvc-thin-rot-l-');
+    const remote = newStore('ckvc-thin-rot-r-');
+    local.ok(['remote', 'add', 'origin', remote.dir]);
+    const f = path.join(tempDir('ckvc-thin-in-'), 'model.safetensors');
+    const t0 = trainedFloat32(1, N);
+    fs.writeFileSync(f, ck(t0));
+    const c0 = commitId(local, [f, '-m', 's0']);
+    local.ok(['push', 'origin', 'main']);
+    const r = await ObjectStore.open(remote.store);
+    try {
+      const loc = (await r.locate([await chunkOf(r, c0)]))[0]!;
+      const pack = (fs.readdirSync(path.join(remote.store, 'packs'), { recursive: true }) as string[])
+        .map((x) => path.join(remote.store, 'packs', x))
+        .find((x) => x.includes(loc.packId) && x.endsWith('.pack'))!;
+      const fd = fs.openSync(pack, 'r+');
+      const at = loc.entry.offset + RECORD_HEADER_BYTES + loc.entry.storedLength - 1;
+      const b = Buffer.alloc(1);
+      fs.readSync(fd, b, 0, 1, at);
+      b[0]! ^= 0xff;
+      fs.writeSync(fd, b, 0, 1, at);
+      fs.closeSync(fd);
+    } finally {
+      await r.close();
+    }
+    const step = ck(optimizerStepFloat32(t0, 7));
+    fs.writeFileSync(f, step);
+    const c1 = commitId(local, [f, '-m', 's1']);
+    local.ok(['push', 'origin', 'main']);
+    expect(checkoutEquals(remote, c1, step)).toBe(true);
+  });
+
+  it("a received copy of a chunk the store holds never replaces the store's copy (a hostile 64-deep one)", async () => {
+    const v = newStore('ckvc-thin-dup-');
+    const f = path.join(tempDir('ckvc-thin-in-'), 'model.safetensors');
+    const t0 = trainedFloat32(1, N);
+    fs.writeFileSync(f, ck(t0));
+    const c0 = commitId(v, [f, '-m', 's0']);
+    const step = ck(optimizerStepFloat32(t0, 7));
+    fs.writeFileSync(f, step);
+    const c1 = commitId(v, [f, '-m', 's1']);
+    const s = await ObjectStore.open(v.store);
+    let x: ObjectId;
+    let xBytes: Uint8Array;
+    let before: unknown;
+    try {
+      x = await chunkOf(s, c0);
+      xBytes = await s.readRaw(x, 'chunk');
+      before = await chainsOf(s, [x, await chunkOf(s, c1)]);
+    } finally {
+      await s.close();
+    }
+    // The same chunk again, as a delta at the end of a 64-link chain of junk chunks.
+    const h = hostileHistory({ 'a.txt': 'hello' });
+    let prev: { id: ObjectId; bytes: Uint8Array } | undefined;
+    for (let k = 0; k < 64; k++) {
+      const b = Buffer.from(xBytes);
+      for (let i = 0; i < b.length; i += 4) b[i] = (i * 7 + k) & 0xff;
+      const id = objectId('chunk', b);
+      h.objects.push({ type: 'chunk', id, body: b, ...(prev ? { deltaBase: { ...prev, width: 4 } } : {}) });
+      prev = { id, bytes: b };
+    }
+    h.objects.push({ type: 'chunk', id: x, body: xBytes, deltaBase: { ...prev!, width: 4 } });
+    const scratch = tempDir('ckvc-thin-dup-b-');
+    await hostileBundle(path.join(scratch, 'dup.ckvc'), scratch, h, 'dup');
+    v.ok(['pull', path.join(scratch, 'dup.ckvc')]);
+    const after = await ObjectStore.open(v.store);
+    try {
+      expect(await chainsOf(after, [x, await chunkOf(after, c1)])).toEqual(before);
+    } finally {
+      await after.close();
+    }
+    expect(checkoutEquals(v, c1, step)).toBe(true);
+  });
+
+  it('a slow thin push holds no writer registration while its bytes arrive: gc runs meanwhile', async () => {
+    const local = newStore('ckvc-thin-slow-l-');
+    const remote = newStore('ckvc-thin-slow-r-');
+    local.ok(['remote', 'add', 'origin', remote.dir]);
+    const f = path.join(tempDir('ckvc-thin-in-'), 'model.safetensors');
+    const t0 = trainedFloat32(1, N);
+    fs.writeFileSync(f, ck(t0));
+    const c0 = commitId(local, [f, '-m', 's0']);
+    local.ok(['push', 'origin', 'main']);
+    fs.writeFileSync(f, ck(optimizerStepFloat32(t0, 7)));
+    const c1 = commitId(local, [f, '-m', 's1']);
+    const store = await ObjectStore.open(local.store);
+    const t = await DirectoryTransport.open(remote.store, 'test');
+    const parts: Buffer[] = [];
+    let objects = 0;
+    try {
+      const have = new Set(await objectsOf(store, c0));
+      const batch = (await objectsOf(store, c1)).filter((id) => !have.has(id));
+      objects = batch.length;
+      const holds = await remoteHolds(store, t, batch);
+      const sink = new Writable({
+        write(c, _e, cb) {
+          parts.push(Buffer.from(c));
+          cb();
+        },
+      });
+      const content = { refs: [], objects: batch, prerequisites: [], pruned: [], receiverHolds: holds };
+      expect((await writeBundle(store, content, sink)).deltasKept).toBe(1);
+    } finally {
+      await t.close();
+      await store.close();
+    }
+    const bundle = Buffer.concat(parts);
+    async function* slow() {
+      yield bundle.subarray(0, 300);
+      await new Promise((r) => setTimeout(r, 2500));
+      yield bundle.subarray(300);
+    }
+    const rs = await ObjectStore.open(remote.store);
+    try {
+      const receiving = new StoreService(rs).receiveObjects(slow(), 'a slow push');
+      await new Promise((r) => setTimeout(r, 300));
+      const gc = await remote.runAsync(['gc', '--json'], { env: { CKVC_GC_WAIT_MS: '1000' } });
+      expect(gc.code, gc.stderr).toBe(0);
+      expect(await receiving).toEqual({ objects, newObjects: objects });
+    } finally {
+      await rs.close();
+    }
   });
 });
 

@@ -12,7 +12,7 @@ import { codesOf, describeRun } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { checkoutDiff, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, hashTree, snapshotStoreExceptTmp } from '../helpers/snapshots.js';
-import { randomBytes, randomFloat32, safetensorsBytes } from '../helpers/data.js';
+import { optimizerStepFloat32, randomBytes, randomFloat32, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
 import { proxy, serve, stopServers } from '../helpers/servers.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
@@ -161,6 +161,8 @@ const ROWS = 128;
 const COLS = 256;
 const TENSOR_BYTES = ROWS * COLS * 4;
 const CK_BYTES = 4 * TENSOR_BYTES + 64 * 1024;
+/** Elements of each tensor of the delta case: one 256 KiB chunk of F32 (delta-coded from 4 KiB up). */
+const STEP_ELEMENTS = 64 * 1024;
 let work: string;
 let made = 0;
 interface Committed {
@@ -384,5 +386,44 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
     const r = await G.runAsync(['checkout', old.id, '--to', tempDir('ckvc-conf-released-')]);
     expect(r.code, describeRun(r)).toBe(19);
     expect(codesOf(r)).toEqual(['CKVC_PRUNED']);
+  });
+
+  it('an optimizer step pushed and fetched after its parent travels as a delta (thin; an S3 pack stands alone)', async () => {
+    const S = emptyCopy('ckvc-conf-thin-src-');
+    const Q = emptyCopy('ckvc-conf-thin-remote-');
+    const G = emptyCopy('ckvc-conf-thin-get-');
+    const q = await tc.reach(Q);
+    await Promise.all([addRemote(S, 'q', q), addRemote(G, 'q', q)]);
+    const dir = path.join(work, `thin-${made++}`);
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'model.safetensors');
+    let weights = [1, 2, 3].map((seed) => trainedFloat32(seed, STEP_ELEMENTS));
+    const sent: number[] = [];
+    const received: number[] = [];
+    const written: Buffer[] = [];
+    for (let k = 0; k < 2; k++) {
+      if (k > 0) weights = weights.map((w, i) => optimizerStepFloat32(w, 10 + i));
+      const bytes = safetensorsBytes(
+        Object.fromEntries(weights.map((w, i) => [`w${i}`, { dtype: 'F32', shape: [STEP_ELEMENTS], bytes: w }])),
+      );
+      fs.writeFileSync(file, bytes);
+      written.push(bytes);
+      await S.jsonAsync(['commit', file, '-m', `step ${k}`]);
+      sent.push((await S.jsonAsync(['push', 'q', 'main'], { env: q.env ?? {} })).bytesSent);
+      received.push((await G.jsonAsync(['fetch', 'q'], { env: q.env ?? {} })).bytesReceived);
+    }
+    if (remoteIsStore) {
+      expect(sent[1]).toBeLessThan(sent[0]! * 0.75);
+      expect(received[1]).toBeLessThan(received[0]! * 0.75);
+      expect(((await Q.jsonAsync(['stats'])) as { deltas: { chunks: number } }).deltas.chunks).toBe(3);
+      expect(((await G.jsonAsync(['stats'])) as { deltas: { chunks: number } }).deltas.chunks).toBe(3);
+    } else {
+      expect(sent[1]).toBeGreaterThan(sent[0]! * 0.9);
+      expect(received[1]).toBeGreaterThan(received[0]! * 0.9);
+    }
+    const out = tempDir('ckvc-conf-thin-out-');
+    await G.jsonAsync(['checkout', 'q/main', '--to', out]);
+    expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(written[1]!)).toBe(true);
+    expect((await G.verify(true)).r.code).toBe(0);
   });
 });
