@@ -60,7 +60,7 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
       else if (r.kind === 'chunk') chunkCommit.set(r.id, r.commit);
     },
   });
-  let objects = arrivalOrder([...out], parentsOf, tags);
+  let objects = arrivalOrder([...out], parentsOf, tags, chunkCommit);
   if (opts.receiverHas && objects.length) {
     const keep: ObjectId[] = [];
     for (let i = 0; i < objects.length; i += 4096) {
@@ -85,8 +85,15 @@ export async function collectObjects(store: ObjectStore, tips: ObjectId[], opts:
  * The order objects are sent in: everything but commits and tags first, then the commits, each after its parents,
  * then the tags. Transfers are promoted batch by batch (PROTOCOL.md §4), so wherever one is cut off, every commit
  * that arrived has everything it reaches, and the next run may take each commit the receiver holds for a boundary.
+ * Chunks go in the order of the commits they were reached from, oldest first: a changed chunk's delta base is the
+ * parent commit's chunk, so it travels in an earlier batch (or the same one), and a later batch can be thin on it.
  */
-function arrivalOrder(objects: ObjectId[], parentsOf: Map<ObjectId, ObjectId[]>, tags: ObjectId[]): ObjectId[] {
+function arrivalOrder(
+  objects: ObjectId[],
+  parentsOf: Map<ObjectId, ObjectId[]>,
+  tags: ObjectId[],
+  chunkCommit: Map<ObjectId, ObjectId>,
+): ObjectId[] {
   const tagSet = new Set(tags);
   const data = objects.filter((id) => !parentsOf.has(id) && !tagSet.has(id));
   const commits: ObjectId[] = [];
@@ -107,6 +114,14 @@ function arrivalOrder(objects: ObjectId[], parentsOf: Map<ObjectId, ObjectId[]>,
         if (parentsOf.has(p) && !placed.has(p)) stack.push({ id: p, expanded: false });
     }
   }
+  const at = new Map(commits.map((id, i) => [id, i]));
+  const rank = (id: ObjectId) => {
+    const c = chunkCommit.get(id);
+    return c === undefined ? -1 : (at.get(c) ?? -1);
+  };
+  // Stable: within a commit the walk's order stays.
+  const ranked = data.map((id, i) => ({ id, i, r: rank(id) }));
+  ranked.sort((a, b) => a.r - b.r || a.i - b.i);
   // The walk reaches an outer tag before the tag it names: reversed, the named one goes first.
-  return [...data, ...commits, ...[...tags].reverse()];
+  return [...ranked.map((x) => x.id), ...commits, ...[...tags].reverse()];
 }

@@ -236,15 +236,21 @@ describe('review findings, each a test that failed before its fix', () => {
     return (await store.readTensor(recipe.parts.find((p) => p.kind === 'tensor')!.id)).chunks[0]!;
   }
 
-  it('a base the remote holds but cannot read: the push is sent again self-contained, and succeeds', async () => {
-    const local = newStore('ckvc-thin-rot-l-');
-    const remote = newStore('ckvc-thin-rot-r-');
+  /** A store that committed one checkpoint and pushed it to an empty folder remote. */
+  function pushedFirstStep(prefix: string) {
+    const local = newStore(`${prefix}l-`);
+    const remote = newStore(`${prefix}r-`);
     local.ok(['remote', 'add', 'origin', remote.dir]);
     const f = path.join(tempDir('ckvc-thin-in-'), 'model.safetensors');
     const t0 = trainedFloat32(1, N);
     fs.writeFileSync(f, ck(t0));
     const c0 = commitId(local, [f, '-m', 's0']);
     local.ok(['push', 'origin', 'main']);
+    return { local, remote, f, t0, c0 };
+  }
+
+  it('a base the remote holds but cannot read: the push is sent again self-contained, and succeeds', async () => {
+    const { local, remote, f, t0, c0 } = pushedFirstStep('ckvc-thin-rot-');
     const r = await ObjectStore.open(remote.store);
     try {
       const loc = (await r.locate([await chunkOf(r, c0)]))[0]!;
@@ -312,14 +318,7 @@ describe('review findings, each a test that failed before its fix', () => {
   });
 
   it('a slow thin push holds no writer registration while its bytes arrive: gc runs meanwhile', async () => {
-    const local = newStore('ckvc-thin-slow-l-');
-    const remote = newStore('ckvc-thin-slow-r-');
-    local.ok(['remote', 'add', 'origin', remote.dir]);
-    const f = path.join(tempDir('ckvc-thin-in-'), 'model.safetensors');
-    const t0 = trainedFloat32(1, N);
-    fs.writeFileSync(f, ck(t0));
-    const c0 = commitId(local, [f, '-m', 's0']);
-    local.ok(['push', 'origin', 'main']);
+    const { local, remote, f, t0, c0 } = pushedFirstStep('ckvc-thin-slow-');
     fs.writeFileSync(f, ck(optimizerStepFloat32(t0, 7)));
     const c1 = commitId(local, [f, '-m', 's1']);
     const store = await ObjectStore.open(local.store);
