@@ -18,9 +18,11 @@ import {
   type BundleConfigLabel,
   type BundleRef,
 } from '../core/store-format/bundle-format.js';
+import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { ioError } from '../store/durable-fs.js';
 import type { ObjectStore } from '../store/object-store.js';
+import type { ObjectLocation } from '../store/pack-reader.js';
 import { PackWriter } from '../store/pack-writer.js';
 import type { PruneRecord } from '../store/prune-records.js';
 import { StoreLayout } from '../store/store-layout.js';
@@ -29,6 +31,8 @@ import { type BundleDeltas, planBundleDeltas } from './bundle-deltas.js';
 export interface BundleContent {
   refs: BundleRef[];
   objects: ObjectId[];
+  /** Where `objects` are, in their order, when the caller has just looked them up (push batches by size). */
+  located?: ObjectLocation[];
   prerequisites: ObjectId[];
   pruned: PruneRecord[];
   /** Commits among `objects` whose history stops at them (BUNDLE.md §2 `shallow`). */
@@ -63,7 +67,9 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     const configs = new Set<string>();
     let deltas: BundleDeltas;
     try {
-      const locs = await store.locateAll(content.objects, 'object to send');
+      const locs = content.located ?? (await store.locateAll(content.objects, 'object to send'));
+      if (locs.length !== content.objects.length || locs.some((l, i) => l.entry.id !== content.objects[i]))
+        throw new CkvcError('CKVC_INTERNAL', 'bundle writer: the locations given are not those of the objects', {});
       deltas = await planBundleDeltas(store, locs, content.receiverHolds);
       for (let i = 0; i < locs.length; i++) {
         const loc = locs[i]!;

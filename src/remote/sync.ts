@@ -5,6 +5,7 @@ import { bundleRefNameProblem } from '../core/store-format/bundle-format.js';
 import { CkvcError, type ErrorCode, isCkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
+import type { ObjectLocation } from '../store/pack-reader.js';
 import type { RefMove } from '../store/ref-batch.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import { checkClosure, type KeptLabel, type RefUpdate } from './bundle-import.js';
@@ -23,9 +24,9 @@ const BATCH_OBJECTS = RECEIVE_BATCH_OBJECTS;
 
 export type Progress = (e: { phase: 'send' | 'receive'; objects: number; totalObjects: number; bytes: number }) => void;
 
-async function batches(store: ObjectStore, ids: ObjectId[]): Promise<ObjectId[][]> {
-  const out: ObjectId[][] = [];
-  let cur: ObjectId[] = [];
+async function batches(store: ObjectStore, ids: ObjectId[]): Promise<ObjectLocation[][]> {
+  const out: ObjectLocation[][] = [];
+  let cur: ObjectLocation[] = [];
   let bytes = 0;
   for (let i = 0; i < ids.length; i += 4096) {
     const locs = await store.locateAll(ids.slice(i, i + 4096), 'object to send');
@@ -35,7 +36,7 @@ async function batches(store: ObjectStore, ids: ObjectId[]): Promise<ObjectId[][
         cur = [];
         bytes = 0;
       }
-      cur.push(l.entry.id);
+      cur.push(l);
       bytes += l.entry.storedLength;
     });
   }
@@ -87,17 +88,18 @@ export async function push(
   const records = await store.pruned.all();
   let sent = 0;
   let bytesSent = 0;
-  for (const batch of await batches(store, c.objects)) {
+  for (const located of await batches(store, c.objects)) {
+    const batch = located.map((l) => l.entry.id);
     const pruned = batch.map((id) => records.get(id)).filter((r) => r !== undefined);
     const shallow = batch.filter((id) => c.shallow.has(id));
     const send = (holds?: Map<ObjectId, number>) =>
       t.sendObjects(async (sink) => {
-        const content = { refs: [], objects: batch, prerequisites: [], pruned, shallow };
+        const content = { refs: [], objects: batch, located, prerequisites: [], pruned, shallow };
         const w = await writeBundle(store, holds ? { ...content, receiverHolds: holds } : content, sink);
         bytesSent += w.bytes;
       }, batch);
     // Asked before each batch: the remote may hold bases this push sent in an earlier batch.
-    const holds = await remoteHolds(store, t, batch);
+    const holds = await remoteHolds(store, t, located);
     try {
       await send(holds);
     } catch (e) {

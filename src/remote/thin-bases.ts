@@ -5,17 +5,18 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import { CODECS } from '../core/store-format/pack-format.js';
 import { chainsOf } from '../store/delta-chains.js';
 import type { ObjectStore } from '../store/object-store.js';
+import type { ObjectLocation } from '../store/pack-reader.js';
 import type { Transport } from './transport.js';
 
-/** Push: the remote's answer for the bases, outside `batch`, of the batch's delta records here. */
+/** Push: the remote's answer for the bases, outside the batch `located` here, of its delta records. */
 export async function remoteHolds(
   store: ObjectStore,
   t: Transport,
-  batch: ObjectId[],
+  located: ObjectLocation[],
 ): Promise<Map<ObjectId, number> | undefined> {
-  const sending = new Set(batch);
+  const sending = new Set(located.map((l) => l.entry.id));
   const bases = new Set<ObjectId>();
-  for (const loc of await store.locateAll(batch, 'object to send')) {
+  for (const loc of located) {
     if (loc.entry.codec !== CODECS.xorPlanes) continue;
     const base = await store.packs.readDeltaBaseId(loc);
     if (base !== undefined && !sending.has(base)) bases.add(base);

@@ -329,7 +329,7 @@ describe('review findings, each a test that failed before its fix', () => {
       const have = new Set(await objectsOf(store, c0));
       const batch = (await objectsOf(store, c1)).filter((id) => !have.has(id));
       objects = batch.length;
-      const holds = await remoteHolds(store, t, batch);
+      const holds = await remoteHolds(store, t, await store.locateAll(batch, 'object to send'));
       const sink = new Writable({
         write(c, _e, cb) {
           parts.push(Buffer.from(c));
@@ -433,7 +433,7 @@ describe('gc on the receiving side of a push', () => {
     try {
       const have = new Set(await objectsOf(store, first));
       const batch = (await objectsOf(store, second)).filter((id) => !have.has(id));
-      const holds = await remoteHolds(store, t, batch);
+      const holds = await remoteHolds(store, t, await store.locateAll(batch, 'object to send'));
       expect(holds?.size).toBe(TENSORS);
       await t.sendObjects(async (sink) => {
         const w = await writeBundle(
