@@ -5,7 +5,6 @@ import { bundleRefNameProblem } from '../core/store-format/bundle-format.js';
 import { CkvcError, type ErrorCode, isCkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
-import type { ObjectLocation } from '../store/pack-reader.js';
 import type { RefMove } from '../store/ref-batch.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import { checkClosure, type KeptLabel, type RefUpdate } from './bundle-import.js';
@@ -24,9 +23,9 @@ const BATCH_OBJECTS = RECEIVE_BATCH_OBJECTS;
 
 export type Progress = (e: { phase: 'send' | 'receive'; objects: number; totalObjects: number; bytes: number }) => void;
 
-async function batches(store: ObjectStore, ids: ObjectId[]): Promise<ObjectLocation[][]> {
-  const out: ObjectLocation[][] = [];
-  let cur: ObjectLocation[] = [];
+async function batches(store: ObjectStore, ids: ObjectId[]): Promise<ObjectId[][]> {
+  const out: ObjectId[][] = [];
+  let cur: ObjectId[] = [];
   let bytes = 0;
   for (let i = 0; i < ids.length; i += 4096) {
     const locs = await store.locateAll(ids.slice(i, i + 4096), 'object to send');
@@ -36,7 +35,7 @@ async function batches(store: ObjectStore, ids: ObjectId[]): Promise<ObjectLocat
         cur = [];
         bytes = 0;
       }
-      cur.push(l);
+      cur.push(l.entry.id);
       bytes += l.entry.storedLength;
     });
   }
@@ -88,8 +87,9 @@ export async function push(
   const records = await store.pruned.all();
   let sent = 0;
   let bytesSent = 0;
-  for (const located of await batches(store, c.objects)) {
-    const batch = located.map((l) => l.entry.id);
+  for (const batch of await batches(store, c.objects)) {
+    // Looked up again as each batch starts, not kept from the batching: packs may be consolidated meanwhile.
+    const located = await store.locateAll(batch, 'object to send');
     const pruned = batch.map((id) => records.get(id)).filter((r) => r !== undefined);
     const shallow = batch.filter((id) => c.shallow.has(id));
     const send = (holds?: Map<ObjectId, number>) =>
