@@ -31,7 +31,7 @@ import { type BundleDeltas, planBundleDeltas } from './bundle-deltas.js';
 export interface BundleContent {
   refs: BundleRef[];
   objects: ObjectId[];
-  /** Where `objects` are, in their order, when the caller has just looked them up (push batches by size). */
+  /** Where `objects` are, in their order, when the caller has just looked them up (a push batch, as it starts). */
   located?: ObjectLocation[];
   prerequisites: ObjectId[];
   pruned: PruneRecord[];

@@ -7,11 +7,12 @@ import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { RefMove } from '../store/ref-batch.js';
 import { REF_PREFIX } from '../store/ref-store.js';
+import { registerReader } from '../store/gc-exclusion.js';
 import { checkClosure, type KeptLabel, type RefUpdate } from './bundle-import.js';
 import { PromiseRecords } from '../store/promise-records.js';
 import { RECEIVE_BATCH_OBJECTS, receiveObjects } from './object-receiver.js';
 import { absent, dropUnarrivedPromises, promisedBy, recordPromises, settlePromises } from './partial-store.js';
-import { writeBundle } from './bundle-writer.js';
+import { type BundleContent, writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
 import { completeHistory, depthCut, tipsCutShort } from '../store/ancestry.js';
 import { remoteHolds } from './thin-bases.js';
@@ -88,25 +89,9 @@ export async function push(
   let sent = 0;
   let bytesSent = 0;
   for (const batch of await batches(store, c.objects)) {
-    // Looked up again as each batch starts, not kept from the batching: packs may be consolidated meanwhile.
-    const located = await store.locateAll(batch, 'object to send');
     const pruned = batch.map((id) => records.get(id)).filter((r) => r !== undefined);
     const shallow = batch.filter((id) => c.shallow.has(id));
-    const send = (holds?: Map<ObjectId, number>) =>
-      t.sendObjects(async (sink) => {
-        const content = { refs: [], objects: batch, located, prerequisites: [], pruned, shallow };
-        const w = await writeBundle(store, holds ? { ...content, receiverHolds: holds } : content, sink);
-        bytesSent += w.bytes;
-      }, batch);
-    // Asked before each batch: the remote may hold bases this push sent in an earlier batch.
-    const holds = await remoteHolds(store, t, located);
-    try {
-      await send(holds);
-    } catch (e) {
-      // A base the remote holds but cannot read (damage there) would refuse every thin try: once self-contained.
-      if (!holds || !isCkvcError(e, 'CKVC_BAD_BUNDLE')) throw e;
-      await send();
-    }
+    bytesSent += await sendBatch(store, t, { refs: [], objects: batch, prerequisites: [], pruned, shallow });
     sent += batch.length;
     progress?.({ phase: 'send', objects: sent, totalObjects: c.objects.length, bytes: bytesSent });
   }
@@ -126,6 +111,36 @@ export async function push(
   }
   await track(store, remote, updated);
   return { refs: updated, objectsSent: sent, bytesSent, commits: c.commits.length };
+}
+
+/**
+ * Sends one batch; returns the bytes sent. Registered with gc's exclusion while it looks the batch up and reads
+ * it (FORMAT.md §15), as `pack` and a server sending a fetch are: gc or a consolidation must not delete a pack
+ * in between. gc waits at most for the batch in flight; the next batch looks its objects up again.
+ */
+async function sendBatch(store: ObjectStore, t: Transport, content: BundleContent): Promise<number> {
+  const registration = await registerReader(store.layout);
+  try {
+    const located = await store.locateAll(content.objects, 'object to send');
+    let bytes = 0;
+    const send = (holds?: Map<ObjectId, number>) =>
+      t.sendObjects(async (sink) => {
+        const w = await writeBundle(store, { ...content, located, ...(holds ? { receiverHolds: holds } : {}) }, sink);
+        bytes += w.bytes;
+      }, content.objects);
+    // Asked before each batch: the remote may hold bases this push sent in an earlier batch.
+    const holds = await remoteHolds(store, t, located);
+    try {
+      await send(holds);
+    } catch (e) {
+      // A base the remote holds but cannot read (damage there) would refuse every thin try: once self-contained.
+      if (!holds || !isCkvcError(e, 'CKVC_BAD_BUNDLE')) throw e;
+      await send();
+    }
+    return bytes;
+  } finally {
+    await registration.release();
+  }
 }
 
 /**
