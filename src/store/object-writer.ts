@@ -1,6 +1,7 @@
 // Accepts the objects of one operation (a commit, a tag), skips those the store already has, and writes the
 // rest into new packs. Existence checks are batched (~8 MiB) so the index is asked once per batch, not per chunk.
 // Nothing is visible to readers until commit(): packs are durable first, then indexed (spec/FORMAT.md §9).
+import { BufferPool } from '../core/buffer-pool.js';
 import { groupBytes } from '../core/store-format/codec/byte-group.js';
 import { planeCoded, type DeltaBase } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
@@ -22,11 +23,20 @@ const BATCH_BYTES = 8 * 1024 * 1024;
  */
 export const MAX_WRITTEN_DELTA_DEPTH = 8;
 const PACK_TARGET_BYTES = 1024 * 1024 * 1024;
+/**
+ * Copies of chunks offered as `transient` (views into a read block the reader reuses), held until the store is
+ * known to have them or their record is written. Reused: a fresh buffer per chunk (or per read block) costs page
+ * faults that made committing unchanged data 4x slower here (README, Performance). Two batches plus the pack
+ * writer's records in flight are about 80 chunks of 256 KiB.
+ */
+const copies = new BufferPool(128);
 
 interface Pending {
   type: ObjectType;
   id: ObjectId;
   bytes: Uint8Array;
+  /** `bytes` is a copy from `copies`, returned there once nothing reads it. */
+  copied: boolean;
   width: number;
   compress: boolean;
   base?: ObjectId;
@@ -82,11 +92,13 @@ export class ObjectWriter {
   /**
    * Adds an object and returns its ID. `width` is the tensor element width for byte grouping; `base` the chunk
    * this one may be stored as a delta against (the parent commit's chunk at the same place in the same tensor).
+   * `transient`: `bytes` may change once this returns (a view into a read block that is reused); what the writer
+   * keeps, it copies. Otherwise it keeps `bytes` itself until the object is written.
    */
   async put(
     type: ObjectType,
     bytes: Uint8Array,
-    opts: { width?: number; compress?: boolean; base?: ObjectId; storeVersion?: number } = {},
+    opts: { width?: number; compress?: boolean; base?: ObjectId; storeVersion?: number; transient?: boolean } = {},
   ): Promise<ObjectId> {
     const id = objectId(type, bytes);
     this.stats.objectsSeen++;
@@ -94,10 +106,12 @@ export class ObjectWriter {
     if (type === 'commit') this.commitBodies.set(id, bytes);
     if (this.known.has(id)) return id;
     this.known.add(id);
+    const copied = Boolean(opts.transient);
     this.pending.push({
       type,
       id,
-      bytes,
+      bytes: copied ? copyOf(bytes) : bytes,
+      copied,
       width: opts.width ?? 1,
       compress: opts.compress ?? true,
       ...(opts.base && opts.base !== id && planeCoded(bytes.length) ? { base: opts.base } : {}),
@@ -123,11 +137,18 @@ export class ObjectWriter {
     if (batch.length === 0) return;
     const locations = await this.index.session((s) => s.locate(batch.map((p) => p.id)));
     for (let i = 0; i < batch.length; i++) {
-      if (locations[i]) continue;
       const p = batch[i]!;
+      const giveBack = p.copied ? () => copies.release(p.bytes) : undefined;
+      if (locations[i]) {
+        giveBack?.();
+        continue;
+      }
       this.stats.objectsNew++;
       if (p.type === 'chunk') this.stats.bytesNew += p.bytes.length;
-      if (this.dryRun) continue;
+      if (this.dryRun) {
+        giveBack?.();
+        continue;
+      }
       if (this.pack && this.pack.acceptedBytes >= PACK_TARGET_BYTES) {
         const done = await this.pack.finish();
         if (done) this.finished.push(done);
@@ -143,6 +164,7 @@ export class ObjectWriter {
         p.width,
         p.compress,
         p.base ? this.baseLoader(p.id, p.base, p.bytes.length, p.width) : undefined,
+        giveBack,
       );
     }
   }
@@ -230,4 +252,10 @@ export class ObjectWriter {
     await this.pack?.abort();
     this.pack = undefined;
   }
+}
+
+function copyOf(bytes: Uint8Array): Buffer {
+  const copy = copies.acquire(bytes.length);
+  copy.set(bytes);
+  return copy;
 }

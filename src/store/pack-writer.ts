@@ -85,6 +85,7 @@ export class PackWriter {
   /**
    * Queues an object. Resolves once it is accepted (not yet durable); objects already in this pack are skipped.
    * `base` loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job.
+   * `doneWithRaw` is called once nothing here reads `raw` any more (encoded, or written when stored as it is).
    */
   async add(
     type: ObjectType,
@@ -93,9 +94,13 @@ export class PackWriter {
     width = 1,
     tryCompress = true,
     base?: () => Promise<DeltaBase | undefined>,
+    doneWithRaw?: () => void,
   ): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.ids.has(id)) return;
+    if (this.ids.has(id)) {
+      doneWithRaw?.();
+      return;
+    }
     this.ids.add(id);
     this.rawBytes += raw.length;
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
@@ -107,6 +112,9 @@ export class PackWriter {
           this.append(encodeRecordHeader(entry));
           for (const p of pieces) this.append(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
           if (release) this.afterWrite.push(release);
+          // Stored raw, the record is `raw` itself until written; encoded, its pieces are other buffers.
+          if (doneWithRaw && pieces.includes(raw)) this.afterWrite.push(doneWithRaw);
+          else doneWithRaw?.();
           this.entries.push(entry);
           if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
         },

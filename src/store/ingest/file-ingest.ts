@@ -13,7 +13,7 @@ import { encodeFileRecipe, type FilePart, type FileRecipe } from '../../core/sto
 import { encodeTensor } from '../../core/store-format/objects/tensor-object.js';
 import type { ObjectWriter } from '../object-writer.js';
 import { recipeStoreVersion, type StoreConfig } from '../store-layout.js';
-import { contentDefinedChunks, fixedChunks } from './chunk-reader.js';
+import { contentDefinedChunks, fixedChunks, ReadBlocks } from './chunk-reader.js';
 import type { DeltaBases } from './delta-bases.js';
 import {
   planCoverageProblem,
@@ -50,6 +50,7 @@ const EMPTY_ZIP_MAGIC = Buffer.from('PK\x05\x06', 'latin1');
 class FileIngest {
   readonly parts: FilePart[] = [];
   readonly hasher = new ContentHasher();
+  private readonly blocks = new ReadBlocks();
 
   constructor(
     readonly file: InputFile,
@@ -68,10 +69,11 @@ class FileIngest {
 
   /** Bytes kept verbatim (headers, opaque files): content-defined chunks. */
   async verbatim(start: number, end: number): Promise<void> {
-    for await (const chunk of contentDefinedChunks(this.file, start, end, this.config.cdc)) {
+    for await (const chunk of contentDefinedChunks(this.file, start, end, this.config.cdc, this.blocks)) {
       this.checkInterrupted();
       this.hasher.update(chunk);
-      this.parts.push({ kind: 'chunk', id: await this.writer.put('chunk', chunk), size: chunk.length });
+      const id = await this.writer.put('chunk', chunk, { transient: true });
+      this.parts.push({ kind: 'chunk', id, size: chunk.length });
     }
   }
 
@@ -88,10 +90,11 @@ class FileIngest {
       chunkSize,
       ...(t.order ? { order: t.order } : {}),
     });
-    for await (const chunk of fixedChunks(this.file, t.start, t.end, chunkSize)) {
+    for await (const chunk of fixedChunks(this.file, t.start, t.end, chunkSize, this.blocks)) {
       this.checkInterrupted();
       this.hasher.update(chunk);
-      chunks.push(await this.writer.put('chunk', chunk, { width: t.groupWidth, base: bases?.[chunks.length] }));
+      const opts = { width: t.groupWidth, base: bases?.[chunks.length], transient: true };
+      chunks.push(await this.writer.put('chunk', chunk, opts));
     }
     const body = encodeTensor({
       dtype: t.dtype,
