@@ -64,7 +64,7 @@ export async function* contentDefinedChunks(
   blocks: ReadBlocks,
 ): AsyncGenerator<Buffer> {
   const windowSize = Math.max(BLOCK_BYTES, params.max * 2);
-  let buf = Buffer.alloc(0);
+  let buf: Buffer = Buffer.alloc(0);
   let pos = 0;
   let filePos = start;
   for (;;) {
