@@ -3,6 +3,8 @@
 // a few dozen buffers removes it. Buffers are bucketed by power-of-two capacity.
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
+  /** The backing stores of the blocks this pool made: only those are taken back. */
+  private readonly ours = new WeakSet<ArrayBufferLike>();
 
   constructor(private readonly maxPerBucket = 64) {}
 
@@ -13,18 +15,24 @@ export class BufferPool {
   /** A buffer of exactly `size` bytes (a view of a pooled block); contents are undefined. */
   acquire(size: number): Buffer {
     const cap = BufferPool.bucket(size);
-    const block = this.free.get(cap)?.pop() ?? Buffer.allocUnsafeSlow(cap);
+    let block = this.free.get(cap)?.pop();
+    if (!block) {
+      block = Buffer.allocUnsafeSlow(cap);
+      this.ours.add(block.buffer);
+    }
     return block.subarray(0, size);
   }
 
-  /** Returns a buffer from acquire(); the caller must not touch it afterwards. */
+  /**
+   * Takes back the block `buf` is a view of (any view of it, at any offset); a buffer this pool did not make is
+   * ignored. The caller must not touch the block afterwards, through this view or another.
+   */
   release(buf: Uint8Array): void {
+    if (!this.ours.has(buf.buffer)) return; // not one of ours
     const block = Buffer.from(buf.buffer, 0, buf.buffer.byteLength);
-    const cap = block.length;
-    if (cap !== BufferPool.bucket(cap) || buf.byteOffset !== 0) return; // not one of ours
-    const list = this.free.get(cap) ?? [];
+    const list = this.free.get(block.length) ?? [];
     if (list.length < this.maxPerBucket) list.push(block);
-    this.free.set(cap, list);
+    this.free.set(block.length, list);
   }
 }
 

@@ -137,16 +137,20 @@ export class PackReader {
     locateBase?: BaseLocator,
   ): Promise<Uint8Array> {
     const { entry } = loc;
-    // A raw record's body is returned as-is, so only compressed records are read into scratch space.
     const scratchBuf =
-      pool && entry.codec !== CODECS.raw && entry.storedLength <= MAX_OBJECT_BYTES
+      pool && entry.storedLength <= MAX_OBJECT_BYTES
         ? pool.acquire(RECORD_HEADER_BYTES + entry.storedLength)
         : undefined;
+    // A raw record's body is returned as it was read: the caller gets the pool buffer with it (a fresh buffer per
+    // record page-faulted on every read of a checkout, README Performance). Others decode into a new one.
+    let handedOver = false;
     try {
       const { buf, where } = await this.readRecord(loc, id, scratchBuf);
-      return (await this.decodeRecord(buf, loc, id, where, expectType, pool, 0, false, locateBase)).bytes;
+      const bytes = (await this.decodeRecord(buf, loc, id, where, expectType, pool, 0, false, locateBase)).bytes;
+      handedOver = bytes.buffer === scratchBuf?.buffer;
+      return bytes;
     } finally {
-      if (scratchBuf) pool!.release(scratchBuf);
+      if (scratchBuf && !handedOver) pool!.release(scratchBuf);
     }
   }
 

@@ -3,7 +3,8 @@
 // buffer handed back too early would be overwritten by a later chunk before its record is written: these commits
 // cross many read blocks and writer batches with every way a chunk's bytes leave the writer (already stored,
 // repeated within the commit, stored raw, compressed, delta-coded, dry run), for tensors and content-defined
-// chunks of opaque files, and must check out byte-identical.
+// chunks of opaque files, and must check out byte-identical. Checkout in turn reads raw records into pool buffers
+// it hands back once written (src/store/pack-reader.ts readObject): the random tensors here are such records.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';

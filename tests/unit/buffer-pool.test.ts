@@ -1,0 +1,32 @@
+// The buffer pool takes back only blocks it made, through any view of them (a raw record's body handed to a
+// checkout is a view past the record header), and hands a block out again only once it is back.
+import { describe, expect, it } from 'vitest';
+import { BufferPool } from '../../src/core/buffer-pool.js';
+
+describe('BufferPool', () => {
+  it('hands a released block out again, also when a view of it past its start was released', () => {
+    const pool = new BufferPool();
+    const a = pool.acquire(300_000);
+    expect(a.length).toBe(300_000);
+    pool.release(a.subarray(44));
+    const b = pool.acquire(262_144 + 44);
+    expect(b.buffer).toBe(a.buffer);
+    expect(pool.acquire(300_000).buffer).not.toBe(a.buffer); // out again: not handed out twice
+  });
+
+  it('ignores buffers it did not make, whatever their size', () => {
+    const pool = new BufferPool();
+    const foreign = Buffer.allocUnsafeSlow(1 << 19); // a bucket's exact size, at offset 0
+    pool.release(foreign);
+    pool.release(Buffer.from('small'));
+    expect(pool.acquire(1 << 19).buffer).not.toBe(foreign.buffer);
+  });
+
+  it('keeps at most its limit per bucket', () => {
+    const pool = new BufferPool(2);
+    const blocks = [pool.acquire(5000), pool.acquire(5000), pool.acquire(5000)];
+    for (const b of blocks) pool.release(b);
+    const again = [pool.acquire(5000), pool.acquire(5000), pool.acquire(5000)].map((b) => b.buffer);
+    expect(again.filter((x) => blocks.some((b) => b.buffer === x))).toHaveLength(2);
+  });
+});
