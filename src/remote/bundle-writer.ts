@@ -18,7 +18,9 @@ import {
   type BundleConfigLabel,
   type BundleRef,
 } from '../core/store-format/bundle-format.js';
+import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
+import { RECORD_HEADER_BYTES } from '../core/store-format/pack-format.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { ioError } from '../store/durable-fs.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -59,9 +61,9 @@ export interface WrittenBundle {
 /** Streams a bundle into `sink` (not ended). Memory holds one record at a time. */
 export async function writeBundle(store: ObjectStore, content: BundleContent, sink: Writable): Promise<WrittenBundle> {
   const scratchRoot = await scratchFolder(store);
-  const scratch = new StoreLayout(scratchRoot);
+  const scratchLayout = new StoreLayout(scratchRoot);
   try {
-    const writer = await PackWriter.create(scratch, { durable: false });
+    const writer = await PackWriter.create(scratchLayout, { durable: false });
     let packFile: string | undefined;
     let packLength = 0;
     const configs = new Set<string>();
@@ -83,10 +85,12 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
           await writer.add(e.type, e.id, await store.readLocated(loc, e.id, e.type), deltas.widths.get(e.id));
           continue;
         }
-        const body = await store.packs.readStoredRecord(loc, content.objects[i]!, { verify: false });
+        const into = scratch.acquire(RECORD_HEADER_BYTES + e.storedLength);
+        const body = await store.packs.readStoredRecord(loc, content.objects[i]!, { verify: false, into });
         await writer.addStored(
           { id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength },
           body,
+          () => scratch.release(into),
         );
       }
       const done = await writer.finish();

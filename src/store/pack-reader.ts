@@ -136,21 +136,32 @@ export class PackReader {
     pool?: BufferPool,
     locateBase?: BaseLocator,
   ): Promise<Uint8Array> {
-    const { entry } = loc;
-    const scratchBuf =
-      pool && entry.storedLength <= MAX_OBJECT_BYTES
-        ? pool.acquire(RECORD_HEADER_BYTES + entry.storedLength)
-        : undefined;
-    // A raw record's body is returned as it was read: the caller gets the pool buffer with it (a fresh buffer per
-    // record page-faulted on every read of a checkout, README Performance). Others decode into a new one.
+    return this.readPooled(loc, id, pool, async (buf, where) => {
+      return (await this.decodeRecord(buf, loc, id, where, expectType, pool, 0, false, locateBase)).bytes;
+    });
+  }
+
+  /**
+   * Reads a record into a `pool` buffer when there is one and decodes it. A raw record's body is returned as it
+   * was read: the caller gets the pool buffer with it, to hand back (a fresh buffer per record page-faulted on
+   * every read of a checkout, README Performance); otherwise the buffer goes back to the pool at once.
+   */
+  private async readPooled<T extends Uint8Array | { bytes: Uint8Array }>(
+    loc: ObjectLocation,
+    id: ObjectId,
+    pool: BufferPool | undefined,
+    decode: (buf: Buffer, where: string) => Promise<T>,
+  ): Promise<T> {
+    const length = loc.entry.storedLength;
+    const into = pool && length <= MAX_OBJECT_BYTES ? pool.acquire(RECORD_HEADER_BYTES + length) : undefined;
     let handedOver = false;
     try {
-      const { buf, where } = await this.readRecord(loc, id, scratchBuf);
-      const bytes = (await this.decodeRecord(buf, loc, id, where, expectType, pool, 0, false, locateBase)).bytes;
-      handedOver = bytes.buffer === scratchBuf?.buffer;
-      return bytes;
+      const { buf, where } = await this.readRecord(loc, id, into);
+      const out = await decode(buf, where);
+      handedOver = (out instanceof Uint8Array ? out : out.bytes).buffer === into?.buffer;
+      return out;
     } finally {
-      if (scratchBuf && !handedOver) pool!.release(scratchBuf);
+      if (into && !handedOver) pool!.release(into);
     }
   }
 
@@ -180,10 +191,13 @@ export class PackReader {
     locateBase: BaseLocator | undefined,
     known: (id: ObjectId) => KnownChunk | undefined,
     keep: boolean,
+    /** Not with `keep`: the result's bytes may be a pool buffer the caller hands back once done with them. */
+    pool?: BufferPool,
   ): Promise<{ bytes: Uint8Array; known?: KnownChunk }> {
-    const { buf, where } = await this.readRecord(loc, id);
-    const d = await this.decodeRecord(buf, loc, id, where, expectType, undefined, 0, false, locateBase, known, keep);
-    return { bytes: d.bytes, known: keep ? (d.grouped ?? { bytes: d.bytes, width: 1, loc }) : undefined };
+    return this.readPooled(loc, id, keep ? undefined : pool, async (buf, where) => {
+      const d = await this.decodeRecord(buf, loc, id, where, expectType, undefined, 0, false, locateBase, known, keep);
+      return { bytes: d.bytes, known: keep ? (d.grouped ?? { bytes: d.bytes, width: 1, loc }) : undefined };
+    });
   }
 
   /** The base a codec 6 record names, without decoding it; undefined for other codecs. */
@@ -265,8 +279,8 @@ export class PackReader {
    * checks) it is decoded and re-hashed like readObject; without (records sent to another store, which
    * re-hashes every one in its quarantine) only its header is checked against the index.
    */
-  async readStoredRecord(loc: ObjectLocation, id: ObjectId, opts: { verify: boolean }): Promise<Buffer> {
-    const { buf, where } = await this.readRecord(loc, id);
+  async readStoredRecord(loc: ObjectLocation, id: ObjectId, opts: { verify: boolean; into?: Buffer }): Promise<Buffer> {
+    const { buf, where } = await this.readRecord(loc, id, opts.into);
     if (opts.verify) await this.decodeRecord(buf, loc, id, where, loc.entry.type, undefined, 0);
     else this.checkedHeader(buf, loc, id, where, loc.entry.type);
     return buf.subarray(RECORD_HEADER_BYTES);

@@ -126,15 +126,22 @@ export class PackWriter {
     this.inFlight.add(job);
   }
 
-  /** Appends a record already encoded (gc's repack: copied verbatim after its reader verified it). */
-  async addStored(entry: Omit<PackEntry, 'offset'>, body: Uint8Array): Promise<void> {
+  /**
+   * Appends a record already encoded (gc's repack: copied verbatim after its reader verified it). `doneWithBody`
+   * is called once `body` is written (or not needed: a record already in this pack).
+   */
+  async addStored(entry: Omit<PackEntry, 'offset'>, body: Uint8Array, doneWithBody?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.ids.has(entry.id)) return;
+    if (this.ids.has(entry.id)) {
+      doneWithBody?.();
+      return;
+    }
     this.ids.add(entry.id);
     this.rawBytes += entry.rawLength;
     const placed = { ...entry, offset: this.offset };
     this.append(encodeRecordHeader(placed));
     this.append(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    if (doneWithBody) this.afterWrite.push(doneWithBody);
     this.entries.push(placed);
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
     if (this.failure) throw this.failure;

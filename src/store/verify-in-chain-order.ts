@@ -6,6 +6,7 @@
 // cores work. Nothing here trusts the order or the links it is given: every record is still decoded and hashed,
 // only a chunk whose own hash matched is remembered, and the chain bound still counts, per plane, the links a
 // read through the chain would open under a remembered base.
+import { scratch } from '../core/buffer-pool.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { CODECS } from '../core/store-format/pack-format.js';
 import type { BaseLocator, ObjectLocation, PackReader } from './pack-reader.js';
@@ -69,9 +70,14 @@ export async function verifyInChainOrder(
     // Only a chunk can be a base (a delta on any other object is refused, as a read through the chain refuses it).
     const asBase = t.deltas && entry.type === 'chunk';
     try {
-      const got = await packs.readVerified(record, entry.id, entry.type, opts.locateBase, known, asBase);
+      // A chunk no delta here builds on is read into the pool and handed back once verified (the big records:
+      // a fresh buffer each page-faulted on every read); onObject looks at it and keeps nothing.
+      const pooled = entry.type === 'chunk' && !asBase;
+      const pool = pooled ? scratch : undefined;
+      const got = await packs.readVerified(record, entry.id, entry.type, opts.locateBase, known, asBase, pool);
       opts.onObject?.(record, got.bytes);
       if (got.known && (opts.remember?.(entry.id) ?? true)) keep(entry.id, got.known);
+      if (pooled) scratch.release(got.bytes);
     } catch (e) {
       // With `problem`, the deltas on it decode through their chains, and fail there.
       if (!opts.problem) throw opts.failure ? opts.failure(record, e) : e;
