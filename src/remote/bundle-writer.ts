@@ -20,7 +20,6 @@ import {
 } from '../core/store-format/bundle-format.js';
 import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
-import { RECORD_HEADER_BYTES } from '../core/store-format/pack-format.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { ioError } from '../store/durable-fs.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -85,12 +84,12 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
           await writer.add(e.type, e.id, await store.readLocated(loc, e.id, e.type), deltas.widths.get(e.id));
           continue;
         }
-        const into = scratch.acquire(RECORD_HEADER_BYTES + e.storedLength);
-        const body = await store.packs.readStoredRecord(loc, content.objects[i]!, { verify: false, into });
+        // Into a reused buffer, handed back once the scratch pack has written it (README, Performance).
+        const body = await store.packs.readStoredRecord(loc, content.objects[i]!, { verify: false, pool: scratch });
         await writer.addStored(
           { id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength },
           body,
-          () => scratch.release(into),
+          () => scratch.release(body),
         );
       }
       const done = await writer.finish();

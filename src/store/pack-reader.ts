@@ -152,8 +152,7 @@ export class PackReader {
     pool: BufferPool | undefined,
     decode: (buf: Buffer, where: string) => Promise<T>,
   ): Promise<T> {
-    const length = loc.entry.storedLength;
-    const into = pool && length <= MAX_OBJECT_BYTES ? pool.acquire(RECORD_HEADER_BYTES + length) : undefined;
+    const into = this.recordBuffer(loc, pool);
     let handedOver = false;
     try {
       const { buf, where } = await this.readRecord(loc, id, into);
@@ -163,6 +162,12 @@ export class PackReader {
     } finally {
       if (into && !handedOver) pool!.release(into);
     }
+  }
+
+  /** A pool buffer for a record, unless its location is over the object cap (readRecord refuses it then). */
+  private recordBuffer(loc: ObjectLocation, pool: BufferPool | undefined): Buffer | undefined {
+    const length = loc.entry.storedLength;
+    return pool && length <= MAX_OBJECT_BYTES ? pool.acquire(RECORD_HEADER_BYTES + length) : undefined;
   }
 
   /** A record's header and stored body, read whole once its location passes the object cap. */
@@ -279,8 +284,13 @@ export class PackReader {
    * checks) it is decoded and re-hashed like readObject; without (records sent to another store, which
    * re-hashes every one in its quarantine) only its header is checked against the index.
    */
-  async readStoredRecord(loc: ObjectLocation, id: ObjectId, opts: { verify: boolean; into?: Buffer }): Promise<Buffer> {
-    const { buf, where } = await this.readRecord(loc, id, opts.into);
+  async readStoredRecord(
+    loc: ObjectLocation,
+    id: ObjectId,
+    opts: { verify: boolean; pool?: BufferPool },
+  ): Promise<Buffer> {
+    // With `pool`, the body is a view of a pool buffer: the caller hands it back once done with it.
+    const { buf, where } = await this.readRecord(loc, id, this.recordBuffer(loc, opts.pool));
     if (opts.verify) await this.decodeRecord(buf, loc, id, where, loc.entry.type, undefined, 0);
     else this.checkedHeader(buf, loc, id, where, loc.entry.type);
     return buf.subarray(RECORD_HEADER_BYTES);
