@@ -81,6 +81,9 @@ const MAX_HEADER_BYTES = 64 * 1024;
 
 /** Runs `git status` in the repository's work tree until it answers, fails, or `deadline` passes. */
 export function gitStatus(gitCommand: string, repo: Repository, deadline: number): Promise<GitStatusAnswer> {
+  // No time left: no process. (A git started anyway could answer first on a busy machine, its exit handled in the
+  // same event-loop turn before the timer's.)
+  if (Date.now() >= deadline) return Promise.resolve({ kind: 'timed-out' });
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of REMOVED_VARIABLES) delete env[name];
   Object.assign(env, {
