@@ -82,6 +82,14 @@ export async function proxy(
   return `http://127.0.0.1:${(srv.address() as AddressInfo).port}/`;
 }
 
+/** A proxy handler's reply: `status` and `body` (the upstream's, or changed) with the content type ckvc sends. */
+export function relay(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: Buffer): void {
+  res.writeHead(status, {
+    'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
+  });
+  res.end(body);
+}
+
 /** POSTs a body; `chunked` leaves out Content-Length. Resolves with the status, headers and parsed JSON reply. */
 export function post(
   url: string,

@@ -13,7 +13,7 @@ import { diffSnapshots, snapshotTree, snapshotStore } from '../helpers/snapshots
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 import { safetensorsBytes } from '../helpers/data.js';
-import { proxy, serve, stopServers } from '../helpers/servers.js';
+import { proxy, relay, serve, stopServers } from '../helpers/servers.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 
@@ -129,13 +129,6 @@ const promised = (s: TestStore) => {
 };
 
 /** A proxy's answer with the upstream status and `body`, typed as the protocol types that endpoint. */
-function relay(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: Buffer): void {
-  res.writeHead(status, {
-    'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
-  });
-  res.end(body);
-}
-
 /** `ckvc cat ...` as bytes (the helpers read stdout as text). */
 function catBytes(s: TestStore, args: string[], env?: Env): Buffer {
   const r = spawnSync(process.execPath, [BIN, 'cat', ...args, '--store', s.store], { env: cliEnv(env) });

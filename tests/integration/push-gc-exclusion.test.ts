@@ -10,7 +10,7 @@ import { ObjectStore } from '../../src/store/object-store.js';
 import { errorCodes, REPO_ROOT } from '../helpers/ckvc.js';
 import { optimizerStepFloat32, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
 import { packFiles, treeDifferences } from '../helpers/snapshots.js';
-import { proxy, serve, stopServers } from '../helpers/servers.js';
+import { proxy, relay, serve, stopServers } from '../helpers/servers.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore } from '../helpers/test-store.js';
 
@@ -43,10 +43,7 @@ describe('a push in flight', () => {
         await held.release;
       }
       const up = await pass();
-      res.writeHead(up.status, {
-        'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
-      });
-      res.end(up.body);
+      relay(req, res, up.status, up.body);
     });
     const env = { CKVC_TOKEN: 'push-gc-test-token-0123456789' };
     local.ok(['remote', 'add', 'origin', url]);

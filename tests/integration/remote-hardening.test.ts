@@ -14,7 +14,7 @@ import { newStore, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, snapshotTree } from '../helpers/snapshots.js';
 import { sleep } from '../helpers/async-tasks.js';
 import { MiB, writeCheckpoint } from '../helpers/reliability.js';
-import { memory, post, proxy, serve, stopServers, type Server } from '../helpers/servers.js';
+import { memory, post, proxy, relay, serve, stopServers, type Server } from '../helpers/servers.js';
 
 afterAll(async () => {
   await stopServers();
@@ -326,10 +326,7 @@ describe('fetch from a remote that misbehaves', () => {
         }
       }
       const up = await pass();
-      res.writeHead(up.status, {
-        'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
-      });
-      res.end(up.body);
+      relay(req, res, up.status, up.body);
     });
     const F = newStore('ckvc-hard-b-');
     await F.jsonAsync(['remote', 'add', 'b', url]);

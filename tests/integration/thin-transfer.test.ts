@@ -22,7 +22,7 @@ import { objectId } from '../../src/core/store-format/object-id.js';
 import { ckvc, codesOf, errorCodes } from '../helpers/ckvc.js';
 import { hostileBundle, hostileHistory } from '../helpers/hostile-tree.js';
 import { optimizerStepFloat32, safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
-import { proxy, serve, stopServers } from '../helpers/servers.js';
+import { proxy, relay, serve, stopServers } from '../helpers/servers.js';
 import { diffSnapshots, packBytes, snapshotStore } from '../helpers/snapshots.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
@@ -388,10 +388,7 @@ describe('a server that predates chains', () => {
         return;
       }
       const up = await pass();
-      res.writeHead(up.status, {
-        'content-type': req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json',
-      });
-      res.end(up.body);
+      relay(req, res, up.status, up.body);
     });
     const env = { CKVC_TOKEN: 'thin-test-token-0123456789' };
     local.ok(['remote', 'add', 'origin', url]);

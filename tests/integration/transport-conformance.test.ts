@@ -13,7 +13,7 @@ import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { checkoutDiff, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, hashTree, snapshotStoreExceptTmp } from '../helpers/snapshots.js';
 import { optimizerStepFloat32, randomBytes, randomFloat32, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
-import { proxy, serve, stopServers } from '../helpers/servers.js';
+import { proxy, relay, serve, stopServers } from '../helpers/servers.js';
 import { startS3Server, type S3Server } from '../helpers/s3-server.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 
@@ -105,9 +105,7 @@ const TRANSPORTS: TransportCase[] = [
       const url = await proxy(upstream, async (req, _body, res, pass) => {
         const up = await pass();
         if (req.url === '/v1/objects' && up.body.length > 4096) up.body[up.body.length >> 1]! ^= 0x10;
-        const type = req.url === '/v1/objects' ? 'application/octet-stream' : 'application/json';
-        res.writeHead(up.status, { 'content-type': type });
-        res.end(up.body);
+        relay(req, res, up.status, up.body);
       });
       return { url };
     },
