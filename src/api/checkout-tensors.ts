@@ -14,6 +14,7 @@ import type { FilePart, FileRecipe } from '../core/store-format/objects/file-rec
 import type { TensorObject } from '../core/store-format/objects/tensor-object.js';
 import { planTensorFiles, type TensorFileSpec } from '../store/checkout-plan.js';
 import { writeTensorFile } from '../store/checkout-write.js';
+import { WrittenChunks } from '../store/written-chunks.js';
 import { removeStaleTemps } from '../store/checkout-target.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { tensorReleased, type TreeFile } from '../store/object-walk.js';
@@ -212,11 +213,16 @@ async function writeTensorFiles(
   );
   const sourceOf = new Map(specs.map((s) => [s.spec, s.source]));
   const written: CheckoutResult['written'] = [];
-  for (const w of plan.write) {
-    const source = sourceOf.get(w.spec)!;
-    await writeTensorFile(store, w.spec, w.target, `${short}:${source} (--tensor)`);
-    written.push({ path: w.spec.path, bytes: w.spec.size, source, tensors: w.spec.tensors.length });
-    opts.progress?.({ path: w.spec.path, bytes: w.spec.size });
+  const chunks = new WrittenChunks();
+  try {
+    for (const w of plan.write) {
+      const source = sourceOf.get(w.spec)!;
+      await writeTensorFile(store, w.spec, w.target, `${short}:${source} (--tensor)`, chunks);
+      written.push({ path: w.spec.path, bytes: w.spec.size, source, tensors: w.spec.tensors.length });
+      opts.progress?.({ path: w.spec.path, bytes: w.spec.size });
+    }
+  } finally {
+    await chunks.close();
   }
   const writtenSet = new Set(plan.write.map((w) => w.spec));
   return {

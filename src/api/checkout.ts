@@ -14,6 +14,7 @@ import { writeRecipe } from '../store/checkout-write.js';
 import { removeStaleTemps } from '../store/checkout-target.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { listTreeFiles } from '../store/object-walk.js';
+import { WrittenChunks } from '../store/written-chunks.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { readConfigFile } from './config-file.js';
 import { configOf } from './config.js';
@@ -47,10 +48,16 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
     files.map((f) => f.path),
   );
   const written: CheckoutResult['written'] = [];
-  for (const w of plan.write) {
-    await writeRecipe(store, w.recipe, w.target, w.file.path);
-    written.push({ path: w.file.path, bytes: w.recipe.size });
-    opts.progress?.({ path: w.file.path, bytes: w.recipe.size });
+  // A chunk two files share (a safetensors file and a torch.save of the same model) is decoded once.
+  const chunks = new WrittenChunks();
+  try {
+    for (const w of plan.write) {
+      await writeRecipe(store, w.recipe, w.target, w.file.path, chunks);
+      written.push({ path: w.file.path, bytes: w.recipe.size });
+      opts.progress?.({ path: w.file.path, bytes: w.recipe.size });
+    }
+  } finally {
+    await chunks.close();
   }
   return {
     commit: id,

@@ -244,13 +244,15 @@ export async function removeStaleTemps(targets: Target[], held: string[], now = 
  */
 export async function writeViaTemp(
   t: Target,
-  fill: (write: (bytes: Uint8Array) => void) => Promise<void>,
+  fill: (write: (bytes: Uint8Array) => void, fh: fs.FileHandle) => Promise<void>,
+  /** Takes the file's handle (open for reading too) once the file is in place, instead of it being closed. */
+  keep?: (fh: fs.FileHandle) => Promise<void>,
 ): Promise<void> {
   await makeFolders(t);
   const tmp = tempFor(t.path);
   const fh = await (async () => {
     faultPoint('checkout.write');
-    return fs.open(tmp, 'wx', 0o644);
+    return fs.open(tmp, keep ? 'wx+' : 'wx', 0o644);
   })().catch((e) => {
     throw ioError(e, 'create', tmp);
   });
@@ -258,10 +260,11 @@ export async function writeViaTemp(
     await fill((bytes) => {
       // Synchronous like the pack reads: a thread-pool round trip per 256 KiB write costs more than the copy.
       for (let done = 0; done < bytes.length; ) done += fsSync.writeSync(fh.fd, bytes, done, bytes.length - done);
-    });
-    await fh.close();
+    }, fh);
+    if (!keep) await fh.close();
     faultPoint('checkout.rename');
     await fs.rename(tmp, t.path);
+    if (keep) await keep(fh);
   } catch (e) {
     await fh.close().catch(() => {});
     await fs.rm(tmp, { force: true });

@@ -8,17 +8,32 @@ import type { TensorFileSpec } from './checkout-plan.js';
 import { writeViaTemp, type Target } from './checkout-target.js';
 import type { ObjectStore } from './object-store.js';
 import { streamChunks, streamRecipe, type ChunkRef } from './recipe-stream.js';
+import type { WrittenChunks } from './written-chunks.js';
 
-/** Writes one file through a temp file in the same directory, renamed into place only once verified. */
+/**
+ * Writes one file through a temp file in the same directory, renamed into place only once verified. With
+ * `written`, chunks an earlier file of this checkout holds are read back from it, and this file is kept for
+ * later ones.
+ */
 export async function writeRecipe(
   store: ObjectStore,
   recipe: FileRecipe,
   target: Target,
   label: string,
+  written?: WrittenChunks,
 ): Promise<void> {
-  await writeViaTemp(target, async (write) => {
-    await streamRecipe(store, recipe, async (bytes) => write(bytes), label);
-  });
+  await writeViaTemp(
+    target,
+    async (write, fh) => {
+      written?.writing(fh);
+      try {
+        await streamRecipe(store, recipe, async (bytes) => write(bytes), label, written);
+      } finally {
+        written?.writing(undefined);
+      }
+    },
+    written && ((fh) => written.keep(fh)),
+  );
 }
 
 /** Writes a TensorFileSpec through a temp file like writeRecipe; every chunk is hash-checked as it is read. */
@@ -27,21 +42,33 @@ export async function writeTensorFile(
   spec: TensorFileSpec,
   target: Target,
   label: string,
+  written?: WrittenChunks,
 ): Promise<void> {
   const chunks: ChunkRef[] = [];
   for (const { tensor: t } of spec.tensors)
     t.chunks.forEach((id, i) => {
       chunks.push({ id, size: tensorChunkLength(t, i) });
     });
-  await writeViaTemp(target, async (write) => {
-    write(spec.head);
-    const total = await streamChunks(store, chunks, async (bytes) => write(bytes), label);
-    if (spec.head.length + total !== spec.size) {
-      throw new CkvcError(
-        'CKVC_INTERNAL',
-        `${label}: wrote ${spec.head.length + total} bytes where ${spec.size} were planned`,
-        { path: label },
-      );
-    }
-  });
+  await writeViaTemp(
+    target,
+    async (write, fh) => {
+      write(spec.head);
+      written?.writing(fh);
+      let total: number;
+      try {
+        const reuse = written && { chunks: written, offset: spec.head.length };
+        total = await streamChunks(store, chunks, async (bytes) => write(bytes), label, reuse);
+      } finally {
+        written?.writing(undefined);
+      }
+      if (spec.head.length + total !== spec.size) {
+        throw new CkvcError(
+          'CKVC_INTERNAL',
+          `${label}: wrote ${spec.head.length + total} bytes where ${spec.size} were planned`,
+          { path: label },
+        );
+      }
+    },
+    written && ((fh) => written.keep(fh)),
+  );
 }

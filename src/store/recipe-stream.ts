@@ -14,6 +14,7 @@ import type { FilePart, FileRecipe } from '../core/store-format/objects/file-rec
 import { tensorChunkLength } from '../core/store-format/objects/tensor-object.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
+import type { ChunkReuse } from './written-chunks.js';
 
 const READ_AHEAD = 8;
 const LOCATE_BATCH = 4096;
@@ -72,6 +73,8 @@ export async function streamRecipe(
   recipe: FileRecipe,
   sink: (bytes: Uint8Array) => Promise<void>,
   where: string,
+  /** Chunks already written by this checkout, and where this file's chunks go (the sink writes in order). */
+  reuse?: ChunkReuse,
 ): Promise<string> {
   const hasher = new ContentHasher();
   let total = 0;
@@ -84,12 +87,12 @@ export async function streamRecipe(
   let run: ChunkRef[] = [];
   for (const part of recipe.parts) {
     if (part.kind === 'tensor' && part.json) {
-      await streamChunks(store, run, hashed, where);
+      await streamChunks(store, run, hashed, where, reuse && { chunks: reuse, offset: total });
       run = [];
       await hashed(await renderedPart(store, part, part.json, where));
     } else run.push(...(await partChunks(store, part)));
   }
-  await streamChunks(store, run, hashed, where);
+  await streamChunks(store, run, hashed, where, reuse && { chunks: reuse, offset: total });
   const digest = hasher.digestHex();
   if (total !== recipe.size || digest !== recipe.b3) {
     throw new CkvcError(
@@ -110,6 +113,8 @@ export async function streamChunks(
   chunks: ChunkRef[],
   sink: (bytes: Uint8Array) => Promise<void>,
   where: string,
+  /** Chunks to read back rather than decode, and the file offset the sink's first byte lands at. */
+  reuse?: { chunks: ChunkReuse; offset: number },
 ): Promise<number> {
   const locs: ObjectLocation[] = [];
   const ensureLocated = async (upTo: number) => {
@@ -124,7 +129,8 @@ export async function streamChunks(
     while (queue.length < READ_AHEAD && next < chunks.length) {
       await ensureLocated(next + 1);
       const c = chunks[next]!;
-      const read = store.readLocated(locs[next]!, c.id, 'chunk', scratch);
+      const again = reuse?.chunks.read(c.id, c.size);
+      const read = again ? Promise.resolve(again) : store.readLocated(locs[next]!, c.id, 'chunk', scratch);
       read.catch(() => {}); // awaited in order below; a read failing before its turn must not count as unhandled
       queue.push(read);
       next++;
@@ -142,8 +148,9 @@ export async function streamChunks(
         { id: chunks[i]!.id },
       );
     }
-    total += bytes.length;
     await sink(bytes);
+    reuse?.chunks.wrote(chunks[i]!.id, reuse.offset + total, bytes.length);
+    total += bytes.length;
     scratch.release(bytes);
   }
   return total;
