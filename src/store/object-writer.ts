@@ -11,6 +11,7 @@ import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { ObjectIndex } from './object-index.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
+import { wholeRecordCosts } from './plane-chain.js';
 import { RECENT_CHUNK_BYTES, type RecentChunks } from './recent-chunks.js';
 import type { StoreLayout } from './store-layout.js';
 
@@ -51,7 +52,7 @@ export type BaseReader = (
   id: ObjectId,
   width: number,
   maxDepth: number,
-) => Promise<{ grouped: Uint8Array | undefined; depth: number } | undefined>;
+) => Promise<{ grouped: Uint8Array | undefined; depth: number; planeCosts: number[] } | undefined>;
 
 export interface WriteStats {
   objectsSeen: number;
@@ -72,7 +73,10 @@ export class ObjectWriter {
    * Plane-coded tensor chunks this writer stored, copied grouped for `recent` (up to RECENT_CHUNK_BYTES), and the
    * depth of the base each was offered.
    */
-  private readonly written = new Map<ObjectId, { grouped: Uint8Array; width: number; baseDepth?: number }>();
+  private readonly written = new Map<
+    ObjectId,
+    { grouped: Uint8Array; width: number; baseDepth?: number; planeCosts?: number[] }
+  >();
   private writtenBytes = 0;
   readonly stats: WriteStats = { objectsSeen: 0, objectsNew: 0, bytesSeen: 0, bytesNew: 0 };
 
@@ -157,6 +161,7 @@ export class ObjectWriter {
       this.pack ??= await PackWriter.create(this.layout);
       if (p.storeVersion) this.pack.requireStoreVersion(p.storeVersion);
       if (this.recent && p.type === 'chunk' && p.width > 1 && planeCoded(p.bytes.length)) this.keepCopy(p);
+      const kept = this.written.get(p.id);
       await this.pack.add(
         p.type,
         p.id,
@@ -165,6 +170,10 @@ export class ObjectWriter {
         p.compress,
         p.base ? this.baseLoader(p.id, p.base, p.bytes.length, p.width) : undefined,
         giveBack,
+        kept &&
+          ((planeCosts) => {
+            if (planeCosts) kept.planeCosts = planeCosts;
+          }),
       );
     }
   }
@@ -183,7 +192,7 @@ export class ObjectWriter {
         if (!got?.grouped || got.grouped.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
         const written = this.written.get(id);
         if (written) written.baseDepth = got.depth;
-        return { id: base, bytes: got.grouped, groupedWidth: width };
+        return { id: base, bytes: got.grouped, groupedWidth: width, planeCosts: got.planeCosts };
       } catch (e) {
         if (e instanceof CkvcError) return undefined;
         throw e;
@@ -236,7 +245,13 @@ export class ObjectWriter {
         if (!w) continue;
         // A record XORed with its base is one link deeper than that base; any other codec starts a chain.
         const { grouped, width, baseDepth } = w;
-        const at = { id: e.id, grouped, width, packId: pack.packId, offset: e.offset };
+        // Stored plane-coded, its planes' costs came with its encoding; stored raw, a read decodes it whole.
+        const planeCosts =
+          e.codec === CODECS.planes || e.codec === CODECS.xorPlanes
+            ? w.planeCosts
+            : wholeRecordCosts(e.storedLength, width);
+        if (!planeCosts) continue;
+        const at = { id: e.id, grouped, width, packId: pack.packId, offset: e.offset, planeCosts };
         if (e.codec !== CODECS.xorPlanes) chunks.push({ ...at, depth: 0 });
         else if (baseDepth !== undefined) chunks.push({ ...at, depth: baseDepth + 1 });
       }

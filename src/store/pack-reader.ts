@@ -23,7 +23,7 @@ import {
 } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
 import { PackPrefetch } from './pack-prefetch.js';
-import { decodePlaneChain, type ChainSource, type KnownChunk } from './plane-chain.js';
+import { decodePlaneChain, wholeRecordCosts, type ChainSource, type KnownChunk } from './plane-chain.js';
 import type { StoreLayout } from './store-layout.js';
 
 const MAX_OPEN = 64;
@@ -45,6 +45,12 @@ export interface GroupedObject {
   /** The bytes, byte-grouped by the width asked for; undefined when not decoded (deeper than asked for). */
   grouped: Uint8Array | undefined;
   depth: number;
+  /**
+   * Per plane of that width, the stored bytes a reader reads for it (its chain's, when XORed): what a delta on
+   * this chunk would add to every later read of that plane (spec/FORMAT.md §4.3). A record decoded whole costs
+   * its stored length spread over the planes.
+   */
+  planeCosts: number[];
 }
 
 export interface DecodedObject {
@@ -265,7 +271,7 @@ export class PackReader {
       const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, 0, true, locateBase);
       const grouped =
         width > 1 ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length)) : plain.bytes;
-      return { grouped, depth: plain.depth };
+      return { grouped, depth: plain.depth, planeCosts: wholeRecordCosts(header.storedLength, width) };
     }
     if (!got.grouped) return got;
     const plain = width > 1 ? ungroupBytes(got.grouped, width) : got.grouped;

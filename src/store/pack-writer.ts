@@ -85,7 +85,8 @@ export class PackWriter {
   /**
    * Queues an object. Resolves once it is accepted (not yet durable); objects already in this pack are skipped.
    * `base` loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job.
-   * `doneWithRaw` is called once nothing here reads `raw` any more (encoded, or written when stored as it is).
+   * `doneWithRaw` is called once nothing here reads `raw` any more (encoded, or written when stored as it is);
+   * `encoded` with what each plane of the record costs a reader, when it is plane-coded (EncodedBody).
    */
   async add(
     type: ObjectType,
@@ -95,6 +96,7 @@ export class PackWriter {
     tryCompress = true,
     base?: () => Promise<DeltaBase | undefined>,
     doneWithRaw?: () => void,
+    encoded?: (planeCosts: number[] | undefined) => void,
   ): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ids.has(id)) {
@@ -107,7 +109,8 @@ export class PackWriter {
     const job = (base ? base() : Promise.resolve(undefined))
       .then((b) => encodeBody(raw, width, tryCompress, b))
       .then(
-        async ({ codec, pieces, storedLength, release }) => {
+        async ({ codec, pieces, storedLength, release, planeCosts }) => {
+          encoded?.(planeCosts);
           const entry = { id, type, codec, rawLength: raw.length, storedLength, offset: this.offset };
           this.append(encodeRecordHeader(entry));
           for (const p of pieces) this.append(Buffer.from(p.buffer, p.byteOffset, p.byteLength));

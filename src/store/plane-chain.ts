@@ -68,7 +68,7 @@ class Link {
      * A base decoded whole, grouped by the chain's width, and its own chain depth; for a remembered base, the
      * depth under each of its planes instead (KnownChunk).
      */
-    readonly whole?: { grouped: Uint8Array; depth: number; planeDepths?: number[] },
+    readonly whole?: { grouped: Uint8Array; depth: number; planeDepths?: number[]; costs?: number[] },
     /** The stored range of the planes the record above XORs with (a base's planes that may be asked for). */
     private readonly span?: { start: number; end: number; bytes?: Promise<Buffer> },
   ) {}
@@ -245,7 +245,13 @@ async function openBase(src: ChainSource, baseId: ObjectId, of: Link): Promise<L
   return new Link(src, loc, where, depth, header.rawLength, undefined, undefined, of.owned, {
     grouped,
     depth: plain.depth,
+    costs: wholeRecordCosts(entry.storedLength, of.width),
   });
+}
+
+/** What each plane of a record that is decoded whole costs a reader: its stored bytes, shared by the planes. */
+export function wholeRecordCosts(storedLength: number, width: number): number[] {
+  return new Array<number>(width).fill(storedLength / width);
 }
 
 /**
@@ -263,7 +269,7 @@ export async function decodePlaneChain(
   depth: number,
   needDepth: boolean,
   maxDepth?: number,
-): Promise<{ grouped: Uint8Array | undefined; depth: number; planeDepths: number[] }> {
+): Promise<{ grouped: Uint8Array | undefined; depth: number; planeDepths: number[]; planeCosts: number[] }> {
   const body = buf.subarray(RECORD_HEADER_BYTES);
   const table = parsePlaneTable(body, body.length, header.rawLength, header.codec === CODECS.xorPlanes, where);
   const owned: Buffer[] = [];
@@ -281,14 +287,18 @@ export async function decodePlaneChain(
     const last = links.at(-1)!;
     return links.length - 1 + (last.whole ? (last.whole.planeDepths?.[j] ?? last.whole.depth) : 0);
   });
+  // Per plane, the stored bytes its links hold (a remembered base, known only to verify, counts as a raw plane).
+  const planeCosts = chains.map((links, j) =>
+    links.reduce((a, l) => a + (l.whole ? (l.whole.costs?.[j] ?? n) : l.table!.planes[j]!.length), 0),
+  );
   if (maxDepth !== undefined && chainDepth > maxDepth) {
     for (const b of owned) scratch.release(b);
-    return { grouped: undefined, depth: chainDepth, planeDepths };
+    return { grouped: undefined, depth: chainDepth, planeDepths, planeCosts };
   }
   const grouped = scratch.acquire(header.rawLength);
   // On failure grouped and the reads' buffers are dropped, not handed back to the pool.
   await allOrFirstError(chains.map((links, j) => xorPlane(links, j, n, grouped.subarray(j * n, (j + 1) * n))));
   grouped.set(body.subarray(table.tailOffset), n * width);
   for (const b of owned) scratch.release(b);
-  return { grouped, depth: chainDepth, planeDepths };
+  return { grouped, depth: chainDepth, planeDepths, planeCosts };
 }

@@ -27,6 +27,8 @@ export interface WrittenChunk {
   width: number;
   /** The length of its delta chain as written: 0 stored plain, else its base's depth + 1. */
   depth: number;
+  /** Per plane, the stored bytes a reader reads for it, as a read of the record reports (GroupedObject). */
+  planeCosts: number[];
   /** The record written: the pack and the offset of its header. */
   packId: string;
   offset: number;
@@ -48,6 +50,10 @@ export class RecentChunks {
   get(location: ObjectLocation, width: number, maxDepth?: number): GroupedObject | undefined {
     const k = this.kept.get(location.entry.id);
     if (!k || k.width !== width || k.packId !== location.packId || k.offset !== location.entry.offset) return undefined;
-    return { grouped: maxDepth !== undefined && k.depth > maxDepth ? undefined : k.grouped, depth: k.depth };
+    return {
+      grouped: maxDepth !== undefined && k.depth > maxDepth ? undefined : k.grouped,
+      depth: k.depth,
+      planeCosts: k.planeCosts,
+    };
   }
 }

@@ -92,6 +92,37 @@ describe('the writer, plane by plane', () => {
     expect(Buffer.from(await decodeBody(enc.codec, stored, next.length, 't', undefined, base)).equals(next)).toBe(true);
   });
 
+  it('XORs a plane only when what it saves pays for what the base costs readers (FORMAT.md §4.3)', async () => {
+    const base = weights(65536, 12);
+    const next = Buffer.from(base);
+    for (let i = 0; i < next.length; i += 4) next[i]! ^= i % 13; // planes 1-3 unchanged: their XOR is zeros
+    const n = next.length / 4;
+    const id = objectId('chunk', base);
+    const modesOf = (stored: Uint8Array, withBase: boolean) =>
+      [0, 1, 2, 3].map((j) => stored[2 + (withBase ? 32 : 0) + j * 5]!);
+    // A base stored plainly (a raw plane costs its size): the unchanged planes' XOR saves far more than that.
+    const cheap = await encodeBody(next, 4, true, { id, bytes: base, planeCosts: [n, n, n, n] });
+    expect(cheap.codec).toBe(CODECS.xorPlanes);
+    const cheapStored = Buffer.from(joinPieces(cheap.pieces));
+    const cheapModes = modesOf(cheapStored, true);
+    expect(cheapModes.slice(1).map((m) => m & 2)).toEqual([2, 2, 2]);
+    // Each plane's cost: its own stored bytes plus, XORed, the base's cost for it.
+    const lengths = [0, 1, 2, 3].map((j) => cheapStored.readUInt32LE(2 + 32 + j * 5 + 1));
+    expect(cheap.planeCosts).toEqual(lengths.map((l, j) => l + (cheapModes[j]! & 2 ? n : 0)));
+    // Under a chain a hundred planes deep, the exponent plane's XOR saves less than 0.15 of what it would cost.
+    const dear = await encodeBody(next, 4, true, { id, bytes: base, planeCosts: [n, n, n, 100 * n] });
+    expect(dear.codec).toBe(CODECS.xorPlanes);
+    const dearModes = modesOf(Buffer.from(joinPieces(dear.pieces)), true);
+    expect(dearModes[3]).toBe(1); // zstd, not XORed
+    expect(dearModes.slice(1, 3).map((m) => m & 2)).toEqual([2, 2]);
+    // No plane worth it: no base at all (codec 5), and the bytes still decode without one.
+    const none = await encodeBody(next, 4, true, { id, bytes: base, planeCosts: [1e9, 1e9, 1e9, 1e9] });
+    expect(none.codec).toBe(CODECS.planes);
+    const noneStored = Buffer.from(joinPieces(none.pieces));
+    expect(none.planeCosts).toEqual([0, 1, 2, 3].map((j) => noneStored.readUInt32LE(2 + j * 5 + 1)));
+    expect(Buffer.from(await decodeBody(none.codec, joinPieces(none.pieces), n * 4, 't')).equals(next)).toBe(true);
+  });
+
   it('does not depend on a base that does not help (codec 5 or raw)', async () => {
     const enc = await encodeBody(weights(4096, 9), 4, true, {
       id: objectId('chunk', weights(4096, 10)),

@@ -12,11 +12,12 @@ const at = (packId: string, offset: number) => ({
 
 describe('RecentChunks', () => {
   const recent = new RecentChunks();
-  recent.replace([{ id, grouped, width: 4, depth: 3, packId: 'p1', offset: 40 }]);
+  recent.replace([{ id, grouped, width: 4, depth: 3, planeCosts: [9, 8, 7, 6], packId: 'p1', offset: 40 }]);
 
-  it('answers for the record this handle wrote, with its depth', () => {
-    expect(recent.get(at('p1', 40), 4)).toEqual({ grouped, depth: 3 });
-    expect(recent.get(at('p1', 40), 4, 2)).toEqual({ grouped: undefined, depth: 3 }); // deeper than asked for
+  it("answers for the record this handle wrote, with its depth and its planes' costs", () => {
+    expect(recent.get(at('p1', 40), 4)).toEqual({ grouped, depth: 3, planeCosts: [9, 8, 7, 6] });
+    // deeper than asked for
+    expect(recent.get(at('p1', 40), 4, 2)).toEqual({ grouped: undefined, depth: 3, planeCosts: [9, 8, 7, 6] });
   });
 
   it('does not answer once the index names another record of the chunk, or for another width', () => {
@@ -29,8 +30,8 @@ describe('RecentChunks', () => {
   it('forgets the previous commit when the next one is remembered', () => {
     const other = 'b'.repeat(64) as ObjectId;
     const fresh = new RecentChunks();
-    fresh.replace([{ id, grouped, width: 4, depth: 0, packId: 'p1', offset: 40 }]);
-    fresh.replace([{ id: other, grouped, width: 4, depth: 0, packId: 'p3', offset: 8 }]);
+    fresh.replace([{ id, grouped, width: 4, depth: 0, planeCosts: [1, 1, 1, 1], packId: 'p1', offset: 40 }]);
+    fresh.replace([{ id: other, grouped, width: 4, depth: 0, planeCosts: [1, 1, 1, 1], packId: 'p3', offset: 8 }]);
     expect(fresh.get(at('p1', 40), 4)).toBeUndefined();
   });
 });

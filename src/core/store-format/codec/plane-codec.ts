@@ -25,6 +25,16 @@ const MIN_SAVING = 0.02;
 const SAMPLE_BYTES = 4 * 1024;
 /** A plane is XORed only when that saves this much entropy: a base costs a read at checkout and stays stored. */
 const XOR_GAIN_BITS = 0.25;
+/**
+ * And only when the bytes it saves (its compressed size against the plain plane's estimate) are at least this
+ * share of the bytes a reader then reads for that plane of the base: the base's stored plane and, when that is
+ * XORed too, the chain under it. Every later read of the chunk pays for a link; one that saves little is not
+ * worth it. On real AdamW checkpoints (npm run bench:real) an fp32 mid plane's XOR saved ~3% of the chunk while
+ * each link of its chain was ~22% of the chunk to read and inflate: restoring the last of 8 "full" checkpoints
+ * went from 51 to 91 MB/s, its ratio from 1.68 to 1.65. Sparse embeddings' unchanged rows, which save ~70% of a
+ * plane a link, still make chains of the full length. 0.25 cost sparse 2.97 -> 2.69, 0.1 kept full's chains.
+ */
+const XOR_MIN_GAIN_PER_COST = 0.15;
 
 export interface PlaneEncoding {
   /** The stored bytes, as pieces written back to back. */
@@ -36,6 +46,8 @@ export interface PlaneEncoding {
   allRaw: boolean;
   /** Hands the scratch space the pieces point into back to its pool, once they have been written. */
   release: () => void;
+  /** Per plane, the stored bytes a reader reads for it: its own and, XORed, the base's plane cost under it. */
+  planeCosts: number[];
 }
 
 function asBuffer(u: Uint8Array): Buffer {
@@ -82,7 +94,7 @@ export async function encodePlanes(
   raw: Uint8Array,
   width: number,
   level: number,
-  base?: { id: Uint8Array; bytes: Uint8Array; grouped?: boolean },
+  base?: { id: Uint8Array; bytes: Uint8Array; grouped?: boolean; planeCosts?: readonly number[] },
 ): Promise<PlaneEncoding> {
   if (!PLANE_WIDTHS.includes(width))
     throw new CkvcError('CKVC_INTERNAL', `plane codec width ${width} is not 1, 2, 4 or 8`, { width });
@@ -99,10 +111,16 @@ export async function encodePlanes(
     : undefined;
   const modes: number[] = [];
   const jobs: Promise<Uint8Array[]>[] = [];
+  const compressed = (input: Uint8Array) =>
+    zstd()
+      .then((z) => z.compress(asBuffer(input), level))
+      .then((frame) => zstdFramePiecesWithContentSize(frame, n));
+  const plainEntropy: number[] = [];
   for (let j = 0; j < width; j++) {
     const plane = grouped.subarray(j * n, (j + 1) * n);
     const basePlane = baseGrouped?.subarray(j * n, (j + 1) * n);
     const hPlain = sampledEntropy(plane);
+    plainEntropy.push(hPlain);
     const hXor = basePlane ? sampledEntropy(plane, basePlane) : Infinity;
     const xor = hXor < hPlain - XOR_GAIN_BITS;
     const h = Math.min(hPlain, hXor);
@@ -114,13 +132,32 @@ export async function encodePlanes(
     const input = xor ? xorInto(Buffer.allocUnsafeSlow(n), plane, basePlane!) : plane;
     const mode = (xor ? PLANE_XOR : 0) | PLANE_ZSTD;
     modes.push(mode);
-    jobs.push(
-      zstd()
-        .then((z) => z.compress(asBuffer(input), level))
-        .then((frame) => zstdFramePiecesWithContentSize(frame, n)),
-    );
+    jobs.push(compressed(input));
   }
   const stored = await Promise.all(jobs);
+  // An XORed plane that saves too little for what its base's chain costs every later read is stored plain.
+  const redo: Promise<void>[] = [];
+  for (let j = 0; j < width; j++) {
+    const cost = base?.planeCosts?.[j];
+    if (!(modes[j]! & PLANE_XOR) || cost === undefined) continue;
+    const hPlain = plainEntropy[j]!;
+    const plainEstimate = hPlain >= RAW_ENTROPY_BITS ? n : Math.min(n, (n * hPlain) / 8);
+    const saved = plainEstimate - stored[j]!.reduce((a, p) => a + p.length, 0);
+    if (saved >= XOR_MIN_GAIN_PER_COST * cost) continue;
+    const plane = grouped.subarray(j * n, (j + 1) * n);
+    if (hPlain >= RAW_ENTROPY_BITS) {
+      modes[j] = 0;
+      stored[j] = [plane];
+      continue;
+    }
+    modes[j] = PLANE_ZSTD;
+    redo.push(
+      compressed(plane).then((pieces) => {
+        stored[j] = pieces;
+      }),
+    );
+  }
+  await Promise.all(redo);
   for (let j = 0; j < width; j++) {
     const len = stored[j]!.reduce((a, p) => a + p.length, 0);
     if (modes[j]! & PLANE_ZSTD && len > n * (1 - MIN_SAVING)) {
@@ -148,12 +185,16 @@ export async function encodePlanes(
   }
   const tail = grouped.subarray(n * width);
   const pieces: Uint8Array[] = [head, ...stored.flat(), ...(tail.length ? [tail] : [])];
+  const planeCosts = stored.map(
+    (p, j) => p.reduce((a, q) => a + q.length, 0) + (modes[j]! & PLANE_XOR ? (base?.planeCosts?.[j] ?? 0) : 0),
+  );
   return {
     pieces,
     storedLength: pieces.reduce((a, p) => a + p.length, 0),
     usesBase,
     allRaw: modes.every((m) => m === 0),
     release: () => scratch.release(grouped),
+    planeCosts,
   };
 }
 

@@ -56,6 +56,8 @@ export interface EncodedBody {
   storedLength: number;
   /** Call once the pieces are written: they may point into pooled scratch space. */
   release?: () => void;
+  /** Plane-coded (codecs 5 and 6): per plane, the stored bytes a reader reads for it (PlaneEncoding). */
+  planeCosts?: number[];
 }
 
 /** A chunk to encode against: the same tensor's chunk at the same offset in the parent commit (§4.3). */
@@ -64,6 +66,8 @@ export interface DeltaBase {
   bytes: Uint8Array;
   /** The width `bytes` are byte-grouped by, when they are (a base decoded for this write); else plain bytes. */
   groupedWidth?: number;
+  /** Per plane of that width, the stored bytes a reader reads for it through the base's chain (PlaneEncoding). */
+  planeCosts?: readonly number[];
 }
 
 /**
@@ -83,7 +87,12 @@ export async function encodeBody(
     const fits =
       base && base.bytes.length === raw.length && (base.groupedWidth === undefined || base.groupedWidth === width);
     const usable = fits
-      ? { id: Buffer.from(base.id, 'hex'), bytes: base.bytes, grouped: base.groupedWidth !== undefined }
+      ? {
+          id: Buffer.from(base.id, 'hex'),
+          bytes: base.bytes,
+          grouped: base.groupedWidth !== undefined,
+          ...(base.planeCosts ? { planeCosts: base.planeCosts } : {}),
+        }
       : undefined;
     const planes = await encodePlanes(raw, width, ZSTD_LEVELS.planes, usable);
     if (!planes.usesBase && (planes.allRaw || planes.storedLength > raw.length * (1 - MIN_SAVING))) {
@@ -95,6 +104,7 @@ export async function encodeBody(
       pieces: planes.pieces,
       storedLength: planes.storedLength,
       release: planes.release,
+      planeCosts: planes.planeCosts,
     };
   }
   const codec = codecForWidth(width);
