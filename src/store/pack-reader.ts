@@ -193,7 +193,8 @@ export class PackReader {
   /**
    * Reads, decodes and verifies one object like readObject (the same checks, the same chain bound); a base `known`
    * answers for is taken from there instead of being decoded through its own chain (verify-in-chain-order.ts).
-   * With `keep`, also returns what a delta on this chunk needs of it (`known`).
+   * With `keep`, also returns what a delta on this chunk needs of it (`known`). Unless `known` holds them, the
+   * result's bytes may be a `scratch` (or `pool`) buffer that the caller hands back once done with them.
    */
   async readVerified(
     loc: ObjectLocation,
@@ -202,11 +203,12 @@ export class PackReader {
     locateBase: BaseLocator | undefined,
     known: (id: ObjectId) => KnownChunk | undefined,
     keep: boolean,
-    /** Not with `keep`: the result's bytes may be a pool buffer the caller hands back once done with them. */
+    /** Not with `keep`: the record is read into it, and decoded into it when it is not stored raw. */
     pool?: BufferPool,
   ): Promise<{ bytes: Uint8Array; known?: KnownChunk }> {
-    return this.readPooled(loc, id, keep ? undefined : pool, async (buf, where) => {
-      const d = await this.decodeRecord(buf, loc, id, where, expectType, undefined, 0, false, locateBase, known, keep);
+    const into = keep ? undefined : pool;
+    return this.readPooled(loc, id, into, async (buf, where) => {
+      const d = await this.decodeRecord(buf, loc, id, where, expectType, into, 0, false, locateBase, known, keep);
       return { bytes: d.bytes, known: keep ? (d.grouped ?? { bytes: d.bytes, width: 1, loc }) : undefined };
     });
   }
@@ -364,7 +366,8 @@ export class PackReader {
       const got = await decodePlaneChain(source, buf, loc, header, where, depth, needDepth);
       const grouped = got.grouped!; // decoded whatever its depth: no maxDepth asked
       if (keepGrouped) {
-        const bytes = width > 1 ? ungroupBytes(grouped, width, Buffer.allocUnsafeSlow(grouped.length)) : grouped;
+        // Un-grouped only to be hashed (the grouped copy is what is kept): into scratch (readVerified).
+        const bytes = width > 1 ? ungroupBytes(grouped, width, scratch.acquire(grouped.length)) : grouped;
         decoded = { bytes, depth: got.depth, grouped: { bytes: grouped, width, planeDepths: got.planeDepths, loc } };
       } else if (width > 1) {
         decoded = { bytes: ungroupBytes(grouped, width, pool?.acquire(grouped.length)), depth: got.depth };

@@ -77,7 +77,8 @@ export async function verifyInChainOrder(
       const got = await packs.readVerified(record, entry.id, entry.type, opts.locateBase, known, asBase, pool);
       opts.onObject?.(record, got.bytes);
       if (got.known && (opts.remember?.(entry.id) ?? true)) keep(entry.id, got.known);
-      if (pooled) scratch.release(got.bytes);
+      // Decoded bytes a delta does not keep go back too (release ignores what the pool did not make).
+      if (got.known?.bytes !== got.bytes) scratch.release(got.bytes);
     } catch (e) {
       // With `problem`, the deltas on it decode through their chains, and fail there.
       if (!opts.problem) throw opts.failure ? opts.failure(record, e) : e;

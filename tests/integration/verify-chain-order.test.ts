@@ -21,7 +21,7 @@ import { PackReader, type ObjectLocation } from '../../src/store/pack-reader.js'
 import { PackWriter } from '../../src/store/pack-writer.js';
 import { StoreLayout } from '../../src/store/store-layout.js';
 import { verifyInChainOrder } from '../../src/store/verify-in-chain-order.js';
-import { optimizerStepFloat32, trainedFloat32 } from '../helpers/data.js';
+import { optimizerStepFloat32, randomBytes, trainedFloat32 } from '../helpers/data.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { countInflates } from '../helpers/inflate-counter.js';
 
@@ -110,6 +110,36 @@ describe('verifying a pack in chain order', () => {
       expect(chainWalks.inflates).toBeGreaterThan(3 * inflates);
       await p.packs.close();
     }
+  });
+
+  it('keeps a one-byte-wide base it decoded until its deltas are done (its bytes are the ones it hashed)', async () => {
+    // Int8 weights: width 1, so the decoded chunk and the copy kept as the next delta's base are one buffer.
+    const raws = [randomBytes(51, N)];
+    for (let k = 1; k < 10; k++) {
+      const next = Buffer.from(raws[k - 1]!);
+      for (let i = k; i < next.length; i += 97) next[i]! ^= 1 + (k % 7);
+      raws.push(next);
+    }
+    const records = [];
+    for (let k = 0; k < raws.length; k++) {
+      const base = k > 0 ? { id: objectId('chunk', raws[k - 1]!), bytes: raws[k - 1]! } : undefined;
+      const enc = await encodeBody(raws[k]!, 1, true, base);
+      expect(enc.codec).toBe(k > 0 ? CODECS.xorPlanes : CODECS.raw);
+      records.push({
+        id: objectId('chunk', raws[k]!),
+        raw: raws[k]!,
+        codec: enc.codec,
+        body: Buffer.concat(enc.pieces),
+      });
+    }
+    const p = await packOf(records);
+    const seen = new Map<string, Buffer>();
+    await verifyInChainOrder(p.packs, at(p), {
+      locateBase: p.locateBase,
+      onObject: (r, bytes) => seen.set(r.entry.id, Buffer.from(bytes)),
+    });
+    expect(records.map((r) => seen.get(r.id)?.equals(r.raw))).toEqual(records.map(() => true));
+    await p.packs.close();
   });
 
   it('counts the bases under a remembered one: a chain of 65 records passes, 66 fail as a store read fails', async () => {
