@@ -245,8 +245,12 @@ export async function removeStaleTemps(targets: Target[], held: string[], now = 
 export async function writeViaTemp(
   t: Target,
   fill: (write: (bytes: Uint8Array) => void, fh: fs.FileHandle) => Promise<void>,
-  /** Takes the file's handle (open for reading too) once the file is in place, instead of it being closed. */
-  keep?: (fh: fs.FileHandle) => Promise<void>,
+  /**
+   * Takes a read-only handle on the file once it is in place (none when one cannot be opened). The handle `fill`
+   * writes through is open for reading too, and is closed before the rename either way: a write error that only
+   * shows at close (NFS quotas) fails the checkout before anything has the target's name.
+   */
+  keep?: (reader: fs.FileHandle) => Promise<void>,
 ): Promise<void> {
   await makeFolders(t);
   const tmp = tempFor(t.path);
@@ -261,10 +265,17 @@ export async function writeViaTemp(
       // Synchronous like the pack reads: a thread-pool round trip per 256 KiB write costs more than the copy.
       for (let done = 0; done < bytes.length; ) done += fsSync.writeSync(fh.fd, bytes, done, bytes.length - done);
     }, fh);
-    if (!keep) await fh.close();
-    faultPoint('checkout.rename');
-    await fs.rename(tmp, t.path);
-    if (keep) await keep(fh);
+    // Opened while the temp name is still ours and before the writer closes, so it is the same file.
+    const reader = keep ? await fs.open(tmp, 'r').catch(() => undefined) : undefined;
+    try {
+      await fh.close();
+      faultPoint('checkout.rename');
+      await fs.rename(tmp, t.path);
+    } catch (e) {
+      await reader?.close().catch(() => {});
+      throw e;
+    }
+    if (reader) await keep!(reader);
   } catch (e) {
     await fh.close().catch(() => {});
     await fs.rm(tmp, { force: true });

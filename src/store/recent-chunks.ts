@@ -7,9 +7,13 @@
 // bytes, so its bytes cannot be stale; its chain depth can (gc re-encodes records, another process may store the
 // same chunk again and the index name that record). So the memory answers only while the store's index still
 // names the very record this handle wrote (same pack, same offset): a chunk gone since is never a base, and a
-// depth is never understated (the bound on decoding, MAX_WRITTEN_DELTA_DEPTH, holds).
-// The stored records are the same either way (delta-coding.test.ts). Copies are made only from a handle's second
-// writer on (ObjectStore.writer), so a one-shot CLI commit pays nothing for them.
+// depth is never understated (the bound on decoding, MAX_WRITTEN_DELTA_DEPTH, holds). Its planes' costs (what a
+// reader reads for each, FORMAT.md §4.3) include the records under it, which another process may have re-encoded
+// since (gc stores a delta plain when its base goes): they are a hint for which planes a delta XORs, never a
+// bound, so a stale one changes how small a record is, not whether it decodes.
+// The stored records are the same either way while no other process rewrites the chain under them
+// (delta-coding.test.ts). Copies are made only from a handle's second writer on (ObjectStore.writer), so a
+// one-shot CLI commit pays nothing for them.
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { GroupedObject, ObjectLocation } from './pack-reader.js';
 

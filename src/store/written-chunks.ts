@@ -1,10 +1,12 @@
 // Chunks a checkout has already written, read back from the file it wrote them into instead of decoded again.
 // A checkpoint saved twice (model.safetensors beside a torch.save of model and optimizer) holds every weight
 // chunk in both files; decoding such a chunk means inflating and XORing up to MAX_WRITTEN_DELTA_DEPTH records
-// per plane, where reading it back from the page cache is a copy. Each kept file is read through the handle
-// that wrote it (the same inode whatever happens to its name), and every chunk read back is hashed against its
-// ID like any chunk read from the store: one that does not match (the file was changed meanwhile) is decoded
-// from the store instead, so what is written stays verified.
+// per plane, where reading it back from the page cache is a copy. A file being written is read through the
+// handle that writes it; once in place, through a read-only handle opened on it before the writer closed (the
+// same inode whatever happens to its name later). Every chunk read back is hashed against its ID like any chunk
+// read from the store: one that does not match (the file was changed meanwhile) is decoded from the store
+// instead, so what is written stays verified. A chunk is remembered in the first file that holds it, while that
+// file is among the last MAX_FILES kept.
 import * as fsSync from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { scratch } from '../core/buffer-pool.js';
@@ -25,38 +27,55 @@ export interface ChunkReuse {
   wrote(id: ObjectId, offset: number, size: number): void;
 }
 
-export class WrittenChunks implements ChunkReuse {
-  private readonly files: FileHandle[] = [];
-  private readonly at = new Map<ObjectId, { fh: FileHandle; offset: number; size: number }>();
-  private current: FileHandle | undefined;
+/** A file chunks were written to: the handle it is read through (the writer's, then a reader's once in place). */
+interface WrittenFile {
+  fh: FileHandle | undefined;
+}
 
-  /** The file the next chunks are written to; kept open (and closed by close()) once it is in place. */
+export class WrittenChunks implements ChunkReuse {
+  private readonly files: WrittenFile[] = [];
+  private readonly at = new Map<ObjectId, { file: WrittenFile; offset: number; size: number }>();
+  private current: WrittenFile | undefined;
+  private last: WrittenFile | undefined;
+
+  /** The file the next chunks are written to, through `fh`; undefined once its content is written. */
   writing(fh: FileHandle | undefined): void {
-    this.current = fh;
+    if (fh) this.current = { fh };
+    else {
+      this.last = this.current;
+      this.current = undefined;
+    }
   }
 
-  /** A written file that stays open to be read back; with more than MAX_FILES, the oldest is closed. */
-  async keep(fh: FileHandle): Promise<void> {
-    this.files.push(fh);
+  /**
+   * The file last written is in place and stays open through `reader` (closed by close()) to be read back; with
+   * more than MAX_FILES, the oldest is closed. Chunks of a file never kept point at its closed writer (fd -1):
+   * reading them fails and they are decoded from the store.
+   */
+  async keep(reader: FileHandle): Promise<void> {
+    const file = this.last ?? { fh: undefined };
+    this.last = undefined;
+    file.fh = reader;
+    this.files.push(file);
     if (this.files.length <= MAX_FILES) return;
     const old = this.files.shift()!;
-    for (const [id, c] of this.at) if (c.fh === old) this.at.delete(id);
-    await old.close().catch(() => {});
+    for (const [id, c] of this.at) if (c.file === old) this.at.delete(id);
+    await old.fh?.close().catch(() => {}); // read-only: nothing of the checkout depends on this close
   }
 
   wrote(id: ObjectId, offset: number, size: number): void {
     if (!this.current || this.at.has(id) || this.at.size >= MAX_CHUNKS) return;
-    this.at.set(id, { fh: this.current, offset, size });
+    this.at.set(id, { file: this.current, offset, size });
   }
 
   read(id: ObjectId, size: number): Uint8Array | undefined {
     const c = this.at.get(id);
-    if (!c || c.size !== size) return undefined;
+    if (!c || c.size !== size || !c.file.fh) return undefined;
     const buf = scratch.acquire(size);
     try {
       let done = 0;
       while (done < size) {
-        const n = fsSync.readSync(c.fh.fd, buf, done, size - done, c.offset + done);
+        const n = fsSync.readSync(c.file.fh.fd, buf, done, size - done, c.offset + done);
         if (n === 0) break;
         done += n;
       }
@@ -71,6 +90,6 @@ export class WrittenChunks implements ChunkReuse {
 
   async close(): Promise<void> {
     this.at.clear();
-    await Promise.all(this.files.splice(0).map((fh) => fh.close().catch(() => {})));
+    await Promise.all(this.files.splice(0).map((f) => f.fh?.close().catch(() => {})));
   }
 }
