@@ -17,7 +17,7 @@ import { objectId, type ObjectId } from '../core/store-format/object-id.js';
  * twins are written next to each other.
  */
 const MAX_FILES = 16;
-/** Chunks remembered (about 150 bytes each): 64 GiB of 256 KiB chunks; older ones are decoded again. */
+/** Chunks remembered (about 150 bytes each): 64 GiB of 256 KiB chunks; later ones are not, and are decoded. */
 const MAX_CHUNKS = 262_144;
 
 export interface ChunkReuse {
