@@ -22,18 +22,9 @@ export async function writeRecipe(
   label: string,
   written?: WrittenChunks,
 ): Promise<void> {
-  await writeViaTemp(
-    target,
-    async (write, fh) => {
-      written?.writing(fh);
-      try {
-        await streamRecipe(store, recipe, async (bytes) => write(bytes), label, written);
-      } finally {
-        written?.writing(undefined);
-      }
-    },
-    written && ((fh) => written.keep(fh)),
-  );
+  await writeFile(target, written, async (write) => {
+    await streamRecipe(store, recipe, async (bytes) => write(bytes), label, written);
+  });
 }
 
 /** Writes a TensorFileSpec through a temp file like writeRecipe; every chunk is hash-checked as it is read. */
@@ -49,26 +40,36 @@ export async function writeTensorFile(
     t.chunks.forEach((id, i) => {
       chunks.push({ id, size: tensorChunkLength(t, i) });
     });
+  await writeFile(target, written, async (write) => {
+    write(spec.head);
+    const reuse = written && { chunks: written, offset: spec.head.length };
+    const total = await streamChunks(store, chunks, async (bytes) => write(bytes), label, reuse);
+    if (spec.head.length + total !== spec.size) {
+      throw new CkvcError(
+        'CKVC_INTERNAL',
+        `${label}: wrote ${spec.head.length + total} bytes where ${spec.size} were planned`,
+        { path: label },
+      );
+    }
+  });
+}
+
+/** writeViaTemp, with `written` told which file the chunks go to, and given that file once it is in place. */
+async function writeFile(
+  target: Target,
+  written: WrittenChunks | undefined,
+  fill: (write: (bytes: Uint8Array) => void) => Promise<void>,
+): Promise<void> {
   await writeViaTemp(
     target,
     async (write, fh) => {
-      write(spec.head);
       written?.writing(fh);
-      let total: number;
       try {
-        const reuse = written && { chunks: written, offset: spec.head.length };
-        total = await streamChunks(store, chunks, async (bytes) => write(bytes), label, reuse);
+        await fill(write);
       } finally {
         written?.writing(undefined);
       }
-      if (spec.head.length + total !== spec.size) {
-        throw new CkvcError(
-          'CKVC_INTERNAL',
-          `${label}: wrote ${spec.head.length + total} bytes where ${spec.size} were planned`,
-          { path: label },
-        );
-      }
     },
-    written && ((fh) => written.keep(fh)),
+    written && ((reader) => written.keep(reader)),
   );
 }

@@ -162,19 +162,17 @@ export class ObjectWriter {
       if (p.storeVersion) this.pack.requireStoreVersion(p.storeVersion);
       if (this.recent && p.type === 'chunk' && p.width > 1 && planeCoded(p.bytes.length)) this.keepCopy(p);
       const kept = this.written.get(p.id);
-      await this.pack.add(
-        p.type,
-        p.id,
-        p.bytes,
-        p.width,
-        p.compress,
-        p.base ? this.baseLoader(p.id, p.base, p.bytes.length, p.width) : undefined,
-        giveBack,
-        kept &&
-          ((planeCosts) => {
-            if (planeCosts) kept.planeCosts = planeCosts;
-          }),
-      );
+      await this.pack.add(p.type, p.id, p.bytes, p.width, p.compress, {
+        ...(p.base ? { base: this.baseLoader(p.id, p.base, p.bytes.length, p.width) } : {}),
+        ...(giveBack ? { doneWithRaw: giveBack } : {}),
+        ...(kept
+          ? {
+              encoded: (planeCosts: number[] | undefined) => {
+                if (planeCosts) kept.planeCosts = planeCosts;
+              },
+            }
+          : {}),
+      });
     }
   }
 

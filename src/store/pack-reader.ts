@@ -276,8 +276,11 @@ export class PackReader {
       return { grouped, depth: plain.depth, planeCosts: wholeRecordCosts(header.storedLength, width) };
     }
     if (!got.grouped) return got;
-    const plain = width > 1 ? ungroupBytes(got.grouped, width) : got.grouped;
-    if (objectId('chunk', plain) !== id) {
+    // Un-grouped only to be hashed: into scratch, not a fresh zeroed array per base a commit reads.
+    const plain = width > 1 ? ungroupBytes(got.grouped, width, scratch.acquire(got.grouped.length)) : got.grouped;
+    const hash = objectId('chunk', plain);
+    if (plain !== got.grouped) scratch.release(plain);
+    if (hash !== id) {
       throw new CkvcError(
         'CKVC_CORRUPT_OBJECT',
         `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`,

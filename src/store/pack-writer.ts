@@ -84,9 +84,6 @@ export class PackWriter {
 
   /**
    * Queues an object. Resolves once it is accepted (not yet durable); objects already in this pack are skipped.
-   * `base` loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job.
-   * `doneWithRaw` is called once nothing here reads `raw` any more (encoded, or written when stored as it is);
-   * `encoded` with what each plane of the record costs a reader, when it is plane-coded (EncodedBody).
    */
   async add(
     type: ObjectType,
@@ -94,9 +91,18 @@ export class PackWriter {
     raw: Uint8Array,
     width = 1,
     tryCompress = true,
-    base?: () => Promise<DeltaBase | undefined>,
-    doneWithRaw?: () => void,
-    encoded?: (planeCosts: number[] | undefined) => void,
+    {
+      base,
+      doneWithRaw,
+      encoded,
+    }: {
+      /** Loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job. */
+      base?: () => Promise<DeltaBase | undefined>;
+      /** Called once nothing here reads `raw` any more (encoded, or written when stored as it is). */
+      doneWithRaw?: () => void;
+      /** Called with what each plane of the record costs a reader, when it is plane-coded (EncodedBody). */
+      encoded?: (planeCosts: number[] | undefined) => void;
+    } = {},
   ): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ids.has(id)) {

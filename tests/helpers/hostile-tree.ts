@@ -91,14 +91,9 @@ async function writePack(layout: StoreLayout, objects: RawObject[], durable: boo
   const w = await PackWriter.create(layout, { durable });
   for (const o of objects) {
     const base = o.deltaBase;
-    await w.add(
-      o.type,
-      o.id,
-      o.body,
-      base?.width ?? 1,
-      true,
-      base && (async () => ({ id: base.id, bytes: base.bytes })),
-    );
+    await w.add(o.type, o.id, o.body, base?.width ?? 1, true, {
+      ...(base ? { base: async () => ({ id: base.id, bytes: base.bytes }) } : {}),
+    });
   }
   const done = await w.finish();
   if (!done) throw new Error('empty pack');
