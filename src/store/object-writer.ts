@@ -1,7 +1,7 @@
 // Accepts the objects of one operation (a commit, a tag), skips those the store already has, and writes the
 // rest into new packs. Existence checks are batched (~8 MiB) so the index is asked once per batch, not per chunk.
 // Nothing is visible to readers until commit(): packs are durable first, then indexed (spec/FORMAT.md §9).
-import { BufferPool } from '../core/buffer-pool.js';
+import { BufferPool, scratch } from '../core/buffer-pool.js';
 import { groupBytes } from '../core/store-format/codec/byte-group.js';
 import { planeCoded, type DeltaBase } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
@@ -46,7 +46,8 @@ interface Pending {
 
 /**
  * Reads a chunk the store holds, grouped by `width`, and says how deep its delta chain is; undefined when absent;
- * `grouped` undefined (not decoded) when the chain is deeper than `maxDepth`.
+ * `grouped` undefined (not decoded) when the chain is deeper than `maxDepth`. `grouped` may be a `scratch`
+ * buffer: the writer hands it back once the record encoded against it is done.
  */
 export type BaseReader = (
   id: ObjectId,
@@ -187,10 +188,17 @@ export class ObjectWriter {
     return async () => {
       try {
         const got = await this.readBase?.(base, width, MAX_WRITTEN_DELTA_DEPTH - 1);
-        if (!got?.grouped || got.grouped.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) return undefined;
+        if (!got?.grouped) return undefined;
+        // A base decoded for this write is a scratch buffer (a remembered one is not, and release ignores it).
+        const { grouped } = got;
+        const release = () => scratch.release(grouped);
+        if (grouped.length !== length || got.depth + 1 > MAX_WRITTEN_DELTA_DEPTH) {
+          release();
+          return undefined;
+        }
         const written = this.written.get(id);
         if (written) written.baseDepth = got.depth;
-        return { id: base, bytes: got.grouped, groupedWidth: width, planeCosts: got.planeCosts };
+        return { id: base, bytes: grouped, groupedWidth: width, planeCosts: got.planeCosts, release };
       } catch (e) {
         if (e instanceof CkvcError) return undefined;
         throw e;

@@ -96,8 +96,11 @@ export class PackWriter {
       doneWithRaw,
       encoded,
     }: {
-      /** Loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job. */
-      base?: () => Promise<DeltaBase | undefined>;
+      /**
+       * Loads the chunk this one may be delta-coded against; it runs inside the parallel encoding job. Its
+       * `release` is called once the record is encoded (the record never points into a base's bytes).
+       */
+      base?: () => Promise<(DeltaBase & { release?: () => void }) | undefined>;
       /** Called once nothing here reads `raw` any more (encoded, or written when stored as it is). */
       doneWithRaw?: () => void;
       /** Called with what each plane of the record costs a reader, when it is plane-coded (EncodedBody). */
@@ -113,7 +116,7 @@ export class PackWriter {
     this.rawBytes += raw.length;
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
     const job = (base ? base() : Promise.resolve(undefined))
-      .then((b) => encodeBody(raw, width, tryCompress, b))
+      .then((b) => encodeBody(raw, width, tryCompress, b).finally(() => b?.release?.()))
       .then(
         async ({ codec, pieces, storedLength, release, planeCosts }) => {
           encoded?.(planeCosts);

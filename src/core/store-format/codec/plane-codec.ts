@@ -100,15 +100,30 @@ export async function encodePlanes(
     throw new CkvcError('CKVC_INTERNAL', `plane codec width ${width} is not 1, 2, 4 or 8`, { width });
   if (base && base.bytes.length !== raw.length)
     throw new CkvcError('CKVC_INTERNAL', 'delta base differs in length from the chunk', {});
-  const n = Math.floor(raw.length / width);
   // Pooled: fresh memory per chunk costs page faults that showed up as a tenth of a commit's time.
   const grouped = groupBytes(raw, width, scratch.acquire(raw.length));
   // A base read for this write arrives grouped already (the chain is decoded in grouped form).
   const baseGrouped = base
     ? base.grouped
       ? base.bytes
-      : groupBytes(base.bytes, width, Buffer.allocUnsafeSlow(raw.length))
+      : groupBytes(base.bytes, width, scratch.acquire(raw.length))
     : undefined;
+  try {
+    return await encodeGroupedPlanes(grouped, raw.length, width, level, base, baseGrouped);
+  } finally {
+    if (baseGrouped && baseGrouped !== base?.bytes) scratch.release(baseGrouped);
+  }
+}
+
+async function encodeGroupedPlanes(
+  grouped: Uint8Array,
+  rawLength: number,
+  width: number,
+  level: number,
+  base: { id: Uint8Array; planeCosts?: readonly number[] } | undefined,
+  baseGrouped: Uint8Array | undefined,
+): Promise<PlaneEncoding> {
+  const n = Math.floor(rawLength / width);
   const modes: number[] = [];
   const jobs: Promise<Uint8Array[]>[] = [];
   const compressed = (input: Uint8Array) =>
@@ -129,10 +144,15 @@ export async function encodePlanes(
       jobs.push(Promise.resolve([plane]));
       continue;
     }
-    const input = xor ? xorInto(Buffer.allocUnsafeSlow(n), plane, basePlane!) : plane;
     const mode = (xor ? PLANE_XOR : 0) | PLANE_ZSTD;
     modes.push(mode);
-    jobs.push(compressed(input));
+    if (!xor) {
+      jobs.push(compressed(plane));
+      continue;
+    }
+    // Scratch, handed back once compressed: a fresh buffer per XORed plane was a sixth of a commit's allocations.
+    const input = xorInto(scratch.acquire(n), plane, basePlane!);
+    jobs.push(compressed(input).finally(() => scratch.release(input)));
   }
   const stored = await Promise.all(jobs);
   // An XORed plane that saves too little for what its base's chain costs every later read is stored plain.
