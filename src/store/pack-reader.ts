@@ -278,8 +278,10 @@ export class PackReader {
         // Another codec or width: decoded plain (and verified), then grouped as asked, into memory of its own
         // (a raw record's plain bytes are the read buffer itself).
         const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, 0, true, locateBase);
-        const own = Buffer.allocUnsafeSlow(plain.bytes.length);
-        const grouped = width > 1 ? groupBytes(plain.bytes, width, own) : (own.set(plain.bytes), own);
+        const grouped =
+          width > 1
+            ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length))
+            : Buffer.from(plain.bytes);
         return { grouped, depth: plain.depth, planeCosts: wholeRecordCosts(header.storedLength, width) };
       }
       // The decoded chunk is a buffer of its own, never a view of the record read.
