@@ -149,7 +149,10 @@ export class Store {
   async ls(rev: string, opts?: { path?: string; tensors?: boolean }) {
     return (await reading()).ls(this.objects, rev, opts);
   }
-  /** Streams `REV:PATH` (or one tensor of it) to `sink`, verified chunk by chunk. */
+  /**
+   * Streams `REV:PATH` (or one tensor of it) to `sink`, verified chunk by chunk. The bytes handed to `sink` are
+   * reused once its promise resolves: write them out (and wait for that) or copy them, never keep them.
+   */
   async cat(spec: string, sink: (bytes: Uint8Array) => Promise<void>, opts?: { tensor?: string }) {
     return (await reading()).cat(this.objects, spec, sink, opts);
   }

@@ -3,6 +3,7 @@
 // (spec/EXIT_CODES.md).
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { BufferPool } from '../core/buffer-pool.js';
 import { CkvcError, EXIT } from '../core/errors.js';
 import { checkoutCommand } from './commands/checkout-command.js';
 import { commitCommand } from './commands/commit-command.js';
@@ -96,6 +97,9 @@ export async function main(): Promise<void> {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
+  // Test runs (CKVC_TEST_FAULTS, spec/FAULTS.md) overwrite pooled buffers as they are handed back: a read after
+  // the release shows as a failed hash check instead of passing while the block happens not to be reused.
+  if (process.env.CKVC_TEST_FAULTS === '1') BufferPool.poisonReleased = true;
   const argv = hideBin(process.argv);
   if (argv.length === 1 && argv[0] === 'helper-server') {
     // Not a yargs command: the server calls run() once per request, each with a yargs of its own (spec/HELPER.md).

@@ -1,3 +1,5 @@
+import { CkvcError } from './errors.js';
+
 // Reusable scratch buffers for the hot paths (chunk reads, byte grouping). Allocating and freeing a fresh
 // 256 KiB buffer per chunk costs page faults and GC work that showed up as a third of checkout time; reusing
 // a few dozen buffers removes it. Buffers are bucketed by power-of-two capacity.
@@ -5,6 +7,13 @@ export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   /** The backing stores of the blocks this pool made: only those are taken back. */
   private readonly ours = new WeakSet<ArrayBufferLike>();
+
+  /**
+   * Test runs only (the CLI sets it under CKVC_TEST_FAULTS): a block handed back is overwritten at once, so code
+   * that still reads a buffer after releasing it sees garbage and fails its hash checks instead of working by
+   * luck, and a block handed back twice (two owners of one block) is refused.
+   */
+  static poisonReleased = false;
 
   constructor(private readonly maxPerBucket = 64) {}
 
@@ -31,6 +40,11 @@ export class BufferPool {
     if (!this.ours.has(buf.buffer)) return; // not one of ours
     const block = Buffer.from(buf.buffer, 0, buf.buffer.byteLength);
     const list = this.free.get(block.length) ?? [];
+    if (BufferPool.poisonReleased) {
+      if (list.some((b) => b.buffer === block.buffer))
+        throw new CkvcError('CKVC_INTERNAL', 'a pooled buffer was handed back twice (two owners of one block)', {});
+      block.fill(0xa5);
+    }
     if (list.length < this.maxPerBucket) list.push(block);
     this.free.set(block.length, list);
   }

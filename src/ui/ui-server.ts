@@ -59,7 +59,10 @@ function writer(res: http.ServerResponse, start: () => void): (bytes: Uint8Array
     new Promise<void>((resolve, reject) => {
       start();
       if (res.destroyed) return reject(new Error('the client closed the connection'));
-      if (res.write(bytes)) return resolve();
+      // A copy: the response queues what it is given until the socket takes it, and `bytes` goes back to the
+      // reader's pool when this resolves: a slow client could get a later chunk's bytes in its place (the test
+      // run's poisoned pool showed it, BufferPool.poisonReleased).
+      if (res.write(Buffer.from(bytes))) return resolve();
       const done = () => {
         res.off('close', gone);
         resolve();

@@ -2,6 +2,7 @@
 // checkout is a view past the record header), and hands a block out again only once it is back.
 import { describe, expect, it } from 'vitest';
 import { BufferPool } from '../../src/core/buffer-pool.js';
+import { CkvcError } from '../../src/core/errors.js';
 
 describe('BufferPool', () => {
   it('hands a released block out again, also when a view of it past its start was released', () => {
@@ -28,5 +29,25 @@ describe('BufferPool', () => {
     for (const b of blocks) pool.release(b);
     const again = [pool.acquire(5000), pool.acquire(5000), pool.acquire(5000)].map((b) => b.buffer);
     expect(again.filter((x) => blocks.some((b) => b.buffer === x))).toHaveLength(2);
+  });
+
+  // Test runs switch this on (tests/child-environment.ts; the CLI under CKVC_TEST_FAULTS), so that a read after
+  // a release cannot pass by luck: the ui download that handed pooled bytes to a response queue showed up so.
+  it('in test runs, overwrites a released block and refuses a block released twice', () => {
+    expect(BufferPool.poisonReleased).toBe(true);
+    const pool = new BufferPool();
+    const a = pool.acquire(10_000).fill(1);
+    const view = a.subarray(100, 200);
+    pool.release(a);
+    expect(view.every((x) => x === 0xa5)).toBe(true);
+    let refused: unknown;
+    try {
+      pool.release(view);
+    } catch (e) {
+      refused = e;
+    }
+    expect(refused instanceof CkvcError && refused.code).toBe('CKVC_INTERNAL');
+    expect(pool.acquire(10_000).buffer).toBe(a.buffer); // the block is still in the pool once, usable
+    expect(pool.acquire(10_000).buffer).not.toBe(a.buffer);
   });
 });
