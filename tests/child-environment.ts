@@ -4,8 +4,11 @@
 // machine, and the suite starts over 3,000 of them. No test talks TLS except the S3 race against a real service
 // (CKVC_TEST_S3_URL), which keeps it.
 import { BufferPool } from '../src/core/buffer-pool.js';
+import { BufferPool as BuiltBufferPool } from '../dist/core/buffer-pool.js';
 
 if (!process.env.CKVC_TEST_S3_URL) delete process.env.NODE_EXTRA_CA_CERTS;
 
-// What the CLI does under CKVC_TEST_FAULTS (src/cli/main.ts), for the code tests run in this process.
+// What the CLI does under CKVC_TEST_FAULTS (src/cli/main.ts), for the code tests run in this process: the
+// sources' pools and those of the build some tests load (dist/api).
 BufferPool.poisonReleased = true;
+BuiltBufferPool.poisonReleased = true;

@@ -11,7 +11,8 @@ export class BufferPool {
   /**
    * Test runs only (the CLI sets it under CKVC_TEST_FAULTS): a block handed back is overwritten at once, so code
    * that still reads a buffer after releasing it sees garbage and fails its hash checks instead of working by
-   * luck, and a block handed back twice (two owners of one block) is refused.
+   * luck, and a block handed back again while it is still free is refused (one handed out again in between and
+   * then handed back by its old owner is not caught: the overwrite then shows in the new owner's hash checks).
    */
   static poisonReleased = false;
 
