@@ -1,8 +1,8 @@
-import { CkvcError } from './errors.js';
-
 // Reusable scratch buffers for the hot paths (chunk reads, byte grouping). Allocating and freeing a fresh
 // 256 KiB buffer per chunk costs page faults and GC work that showed up as a third of checkout time; reusing
 // a few dozen buffers removes it. Buffers are bucketed by power-of-two capacity.
+import { CkvcError } from './errors.js';
+
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   /** The backing stores of the blocks this pool made: only those are taken back. */
