@@ -3,6 +3,13 @@
 // a few dozen buffers removes it. Buffers are bucketed by power-of-two capacity.
 import { CkvcError } from './errors.js';
 
+/**
+ * Larger buffers are not pooled: the hot paths ask for chunk-sized ones (256 KiB tensor chunks, at most 1 MiB
+ * content-defined ones), and a pool that kept every size it was asked for would hold on to a record of tens of
+ * MiB (a large object, or a damaged index entry's declared size) for the rest of the process.
+ */
+const MAX_POOLED_BYTES = 16 * 1024 * 1024;
+
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   /** The backing stores of the blocks this pool made: only those are taken back. */
@@ -24,6 +31,8 @@ export class BufferPool {
 
   /** A buffer of exactly `size` bytes (a view of a pooled block); contents are undefined. */
   acquire(size: number): Buffer {
+    // Not one of ours, so release() ignores it and it goes when its last view does.
+    if (size > MAX_POOLED_BYTES) return Buffer.allocUnsafeSlow(size);
     const cap = BufferPool.bucket(size);
     let block = this.free.get(cap)?.pop();
     if (!block) {

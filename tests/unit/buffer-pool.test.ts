@@ -50,4 +50,17 @@ describe('BufferPool', () => {
     expect(pool.acquire(10_000).buffer).toBe(a.buffer); // the block is still in the pool once, usable
     expect(pool.acquire(10_000).buffer).not.toBe(a.buffer);
   });
+
+  it('does not keep blocks over 16 MiB: they are left to the garbage collector', () => {
+    const pool = new BufferPool();
+    const big = pool.acquire(16 * 1024 * 1024 + 1);
+    expect(big.length).toBe(16 * 1024 * 1024 + 1);
+    big[0] = 7;
+    pool.release(big); // ignored: neither kept nor overwritten
+    expect(big[0]).toBe(7);
+    expect(pool.acquire(16 * 1024 * 1024 + 1).buffer).not.toBe(big.buffer);
+    const largest = pool.acquire(16 * 1024 * 1024);
+    pool.release(largest);
+    expect(pool.acquire(16 * 1024 * 1024).buffer).toBe(largest.buffer);
+  });
 });
