@@ -152,7 +152,7 @@ export class PackReader {
    * was read: the caller gets the pool buffer with it, to hand back (a fresh buffer per record page-faulted on
    * every read of a checkout, README Performance); otherwise the buffer goes back to the pool at once.
    */
-  private async readPooled<T extends Uint8Array | { bytes: Uint8Array }>(
+  private async readPooled<T extends Uint8Array | { bytes: Uint8Array } | GroupedObject>(
     loc: ObjectLocation,
     id: ObjectId,
     pool: BufferPool | undefined,
@@ -163,7 +163,8 @@ export class PackReader {
     try {
       const { buf, where } = await this.readRecord(loc, id, into);
       const out = await decode(buf, where);
-      handedOver = (out instanceof Uint8Array ? out : out.bytes).buffer === into?.buffer;
+      const bytes = out instanceof Uint8Array ? out : 'bytes' in out ? out.bytes : out.grouped;
+      handedOver = into !== undefined && bytes?.buffer === into.buffer;
       return out;
     } finally {
       if (into && !handedOver) pool!.release(into);
@@ -266,42 +267,29 @@ export class PackReader {
   ): Promise<GroupedObject> {
     // The record is read into scratch: a commit reads one base per changed chunk, and a fresh buffer for each
     // was a third of the memory it allocated (page faults, and a major GC every ~70 ms).
-    const into = this.recordBuffer(loc, scratch);
-    let got: GroupedObject;
-    let where: string;
-    try {
-      const read = await this.readRecord(loc, id, into);
-      const buf = read.buf;
-      where = read.where;
+    return this.readPooled(loc, id, scratch, async (buf, where) => {
       const header = this.checkedHeader(buf, loc, id, where, 'chunk');
       if ((header.codec !== CODECS.planes && header.codec !== CODECS.xorPlanes) || buf[RECORD_HEADER_BYTES] !== width) {
-        // Another codec or width: decoded plain (and verified), then grouped as asked, into memory of its own
-        // (a raw record's plain bytes are the read buffer itself).
+        // Another codec or width: decoded plain (and verified), then grouped as asked.
         const plain = await this.decodeRecord(buf, loc, id, where, 'chunk', undefined, 0, true, locateBase);
-        const grouped =
-          width > 1
-            ? groupBytes(plain.bytes, width, Buffer.allocUnsafeSlow(plain.bytes.length))
-            : Buffer.from(plain.bytes);
+        const grouped = width > 1 ? groupBytes(plain.bytes, width, scratch.acquire(plain.bytes.length)) : plain.bytes;
         return { grouped, depth: plain.depth, planeCosts: wholeRecordCosts(header.storedLength, width) };
       }
-      // The decoded chunk is a buffer of its own, never a view of the record read.
-      got = await decodePlaneChain(this.chainSource(locateBase), buf, loc, header, where, 0, true, maxDepth);
-    } finally {
-      if (into) scratch.release(into);
-    }
-    if (!got.grouped) return got;
-    // Un-grouped only to be hashed: into scratch, not a fresh zeroed array per base a commit reads.
-    const plain = width > 1 ? ungroupBytes(got.grouped, width, scratch.acquire(got.grouped.length)) : got.grouped;
-    const hash = objectId('chunk', plain);
-    if (plain !== got.grouped) scratch.release(plain);
-    if (hash !== id) {
-      throw new CkvcError(
-        'CKVC_CORRUPT_OBJECT',
-        `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`,
-        { id, pack: loc.packId },
-      );
-    }
-    return got;
+      const got = await decodePlaneChain(this.chainSource(locateBase), buf, loc, header, where, 0, true, maxDepth);
+      if (!got.grouped) return got;
+      // Un-grouped only to be hashed: into scratch, not a fresh zeroed array per base a commit reads.
+      const plain = width > 1 ? ungroupBytes(got.grouped, width, scratch.acquire(got.grouped.length)) : got.grouped;
+      const hash = objectId('chunk', plain);
+      if (plain !== got.grouped) scratch.release(plain);
+      if (hash !== id) {
+        throw new CkvcError(
+          'CKVC_CORRUPT_OBJECT',
+          `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`,
+          { id, pack: loc.packId },
+        );
+      }
+      return got;
+    });
   }
 
   /**

@@ -38,10 +38,14 @@ export class WrittenChunks implements ChunkReuse {
   private current: WrittenFile | undefined;
   private last: WrittenFile | undefined;
 
-  /** The file the next chunks are written to, through `fh`; undefined once its content is written. */
+  /**
+   * The file the next chunks are written to, through `fh`; undefined once its content is written (its writer is
+   * about to close: until keep() hands over a reader, or for good when none comes, its chunks are not read back).
+   */
   writing(fh: FileHandle | undefined): void {
     if (fh) this.current = { fh };
     else {
+      if (this.current) this.current.fh = undefined;
       this.last = this.current;
       this.current = undefined;
     }
@@ -49,8 +53,7 @@ export class WrittenChunks implements ChunkReuse {
 
   /**
    * The file last written is in place and stays open through `reader` (closed by close()) to be read back; with
-   * more than MAX_FILES, the oldest is closed. Chunks of a file never kept point at its closed writer (fd -1):
-   * reading them fails and they are decoded from the store.
+   * more than MAX_FILES, the oldest is closed.
    */
   async keep(reader: FileHandle): Promise<void> {
     const file = this.last ?? { fh: undefined };

@@ -100,16 +100,18 @@ export async function encodePlanes(
     throw new CkvcError('CKVC_INTERNAL', `plane codec width ${width} is not 1, 2, 4 or 8`, { width });
   if (base && base.bytes.length !== raw.length)
     throw new CkvcError('CKVC_INTERNAL', 'delta base differs in length from the chunk', {});
-  // Pooled: fresh memory per chunk costs page faults that showed up as a tenth of a commit's time.
-  const grouped = groupBytes(raw, width, scratch.acquire(raw.length));
+  // Pooled: fresh memory per chunk costs page faults that showed up as a tenth of a commit's time. One-byte
+  // elements are their own single plane: nothing to group, and nothing of the caller's to hand back.
+  const grouped = width === 1 ? raw : groupBytes(raw, width, scratch.acquire(raw.length));
   // A base read for this write arrives grouped already (the chain is decoded in grouped form).
-  const baseGrouped = base
-    ? base.grouped
-      ? base.bytes
-      : groupBytes(base.bytes, width, scratch.acquire(raw.length))
-    : undefined;
+  const baseGrouped =
+    base && (base.grouped || width === 1 ? base.bytes : groupBytes(base.bytes, width, scratch.acquire(raw.length)));
   try {
-    return await encodeGroupedPlanes(grouped, raw.length, width, level, base, baseGrouped);
+    const planes = await encodeGroupedPlanes(grouped, raw.length, width, level, base, baseGrouped);
+    const release = () => {
+      if (grouped !== raw) scratch.release(grouped);
+    };
+    return { ...planes, release };
   } finally {
     if (baseGrouped && baseGrouped !== base?.bytes) scratch.release(baseGrouped);
   }
@@ -122,7 +124,7 @@ async function encodeGroupedPlanes(
   level: number,
   base: { id: Uint8Array; planeCosts?: readonly number[] } | undefined,
   baseGrouped: Uint8Array | undefined,
-): Promise<PlaneEncoding> {
+): Promise<Omit<PlaneEncoding, 'release'>> {
   const n = Math.floor(rawLength / width);
   const modes: number[] = [];
   const jobs: Promise<Uint8Array[]>[] = [];
@@ -213,7 +215,6 @@ async function encodeGroupedPlanes(
     storedLength: pieces.reduce((a, p) => a + p.length, 0),
     usesBase,
     allRaw: modes.every((m) => m === 0),
-    release: () => scratch.release(grouped),
     planeCosts,
   };
 }
