@@ -26,6 +26,7 @@ import { PackReader } from '../store/pack-reader.js';
 import { verifyInChainOrder } from '../store/verify-in-chain-order.js';
 import { StoreLayout } from '../store/store-layout.js';
 import { ByteStream } from './byte-stream.js';
+import { ARRIVING_PACK_ID, StreamedVerification } from './streamed-verification.js';
 
 export interface ReceivedBundle {
   header: BundleHeader;
@@ -36,6 +37,8 @@ export interface ReceivedBundle {
   /** IDs in the bundle. */
   ids: Set<ObjectId>;
   bytes: number;
+  /** Records verified while the pack arrived, not read again (streamed-verification.ts). */
+  verifiedEarly: number;
   close(): Promise<void>;
 }
 
@@ -57,7 +60,11 @@ export async function receiveBundle(
   const quarantine = new StoreLayout(root);
   let packs = new PackReader(quarantine);
   let registration: WriterRegistration | undefined;
+  let streamed: StreamedVerification | undefined;
+  const arriving = new PackReader(opts.store ? opts.store.layout : quarantine);
   const close = async () => {
+    await streamed?.stop();
+    await arriving.close();
     await packs.close();
     await fs.rm(root, { recursive: true, force: true }).catch(() => {});
     await registration?.release();
@@ -78,7 +85,16 @@ export async function receiveBundle(
           'can receive it (push and fetch send such bundles; ckvc pack never writes one)',
       );
     const incoming = path.join(root, 'incoming.pack');
-    const packCheck = await copyPack(s, header, incoming, trailerHash, opts.durable !== false);
+    // Its chunk records are verified while it arrives; the final check (checkRecords) counts what it confirms.
+    arriving.readPackFrom(ARRIVING_PACK_ID, incoming);
+    streamed = header.packLength
+      ? new StreamedVerification(arriving, header.packLength, header.objects, store)
+      : undefined;
+    const packCheck = await copyPack(s, header, incoming, trailerHash, opts.durable !== false, (n) =>
+      streamed?.advance(n),
+    );
+    await streamed?.finish();
+    await arriving.close();
     await checkTrailer(s, trailerHash, where);
     let packId: string | undefined;
     if (packCheck) {
@@ -93,15 +109,15 @@ export async function receiveBundle(
       packs = new PackReader(store.layout);
       if (packId) packs.readPackFrom(packId, quarantine.packFile(packId));
     }
-    const { entries, configs, shallowParents } = packId
-      ? await checkRecords(packs, packId, header, where, store)
-      : { entries: [], configs: new Set<string>(), shallowParents: new Map<ObjectId, ObjectId[]>() };
+    const { entries, configs, shallowParents, verifiedEarly } = packId
+      ? await checkRecords(packs, packId, header, where, store, streamed)
+      : { entries: [], configs: new Set<string>(), shallowParents: new Map<ObjectId, ObjectId[]>(), verifiedEarly: 0 };
     const ids = new Set(entries.map((e) => e.id));
     if (ids.size !== entries.length) throw bad(where, 'its pack lists an object twice');
     checkMetadata(header, entries, configs, where);
     checkShallow(header, ids, shallowParents, where);
     await packs.close();
-    return { header, quarantine, packId, entries, ids, bytes: s.position, close };
+    return { header, quarantine, packId, entries, ids, bytes: s.position, verifiedEarly, close };
   } catch (e) {
     await close();
     throw e;
@@ -142,6 +158,8 @@ async function copyPack(
   incoming: string,
   trailerHash: Blake3Hasher,
   durable: boolean,
+  /** Told how many of the pack's bytes are in the file, as they are written. */
+  written: (bytes: number) => void,
 ): Promise<{ stored: Buffer; computed: Buffer } | undefined> {
   const fh = await fs.open(incoming, 'wx+').catch((e) => {
     throw ioError(e, 'create', incoming);
@@ -153,10 +171,13 @@ async function copyPack(
     // Network pieces are small: they are gathered into a few MiB per write.
     let pending: Buffer[] = [];
     let pendingBytes = 0;
+    let inFile = 0;
     const flush = async () => {
       if (pendingBytes) await fh.writev(pending);
+      inFile += pendingBytes;
       pending = [];
       pendingBytes = 0;
+      written(inFile);
     };
     await s.copy(header.packLength, 'the pack', async (piece) => {
       trailerHash.update(piece);
@@ -200,7 +221,13 @@ async function checkRecords(
   header: BundleHeader,
   where: string,
   store: ObjectStore | undefined,
-): Promise<{ entries: PackEntry[]; configs: Set<string>; shallowParents: Map<ObjectId, ObjectId[]> }> {
+  streamed: StreamedVerification | undefined,
+): Promise<{
+  entries: PackEntry[];
+  configs: Set<string>;
+  shallowParents: Map<ObjectId, ObjectId[]>;
+  verifiedEarly: number;
+}> {
   let toc: Awaited<ReturnType<PackReader['readToc']>>;
   try {
     toc = await packs.readToc(packId);
@@ -221,17 +248,29 @@ async function checkRecords(
   const configs = new Set<string>();
   const shallow = new Set(header.shallow ?? []);
   const shallowParents = new Map<ObjectId, ObjectId[]>();
+  // A base the store holds is read as the store will read it (its copy, its chain, the bound counting it).
+  const locateBase = async (id: ObjectId) => {
+    const held = store && (heldHere.has(id) || !byId.has(id)) ? (await store.locate([id]))[0] : undefined;
+    if (held) return held;
+    const e = byId.get(id);
+    return e && { packId, entry: e };
+  };
+  // Chunk records verified as they arrived, against the bases named here, are not read again, except as the bases
+  // of records that are (then each is decoded once, right before the deltas on it, not through its chain for each).
+  const early = streamed ? await streamed.confirmed(entries, locateBase) : new Set<PackEntry>();
+  const again = entries.filter((e) => !early.has(e));
+  for (let i = 0; i < again.length; i++) {
+    const e = again[i]!;
+    if (e.codec !== CODECS.xorPlanes) continue;
+    const base = await packs.readDeltaBaseId({ packId, entry: e }).catch(() => undefined);
+    const b = base === undefined || heldHere.has(base) ? undefined : byId.get(base);
+    if (b && early.delete(b)) again.push(b);
+  }
   await verifyInChainOrder(
     packs,
-    entries.map((entry) => ({ packId, entry })),
+    entries.filter((e) => !early.has(e)).map((entry) => ({ packId, entry })),
     {
-      // A base the store holds is read as the store will read it (its copy, its chain, the bound counting it).
-      locateBase: async (id) => {
-        const held = store && (heldHere.has(id) || !byId.has(id)) ? (await store.locate([id]))[0] : undefined;
-        if (held) return held;
-        const e = byId.get(id);
-        return e && { packId, entry: e };
-      },
+      locateBase,
       remember: (id) => !heldHere.has(id),
       onObject: ({ entry: e }, body) => {
         if (e.type === 'commit' && (header.labels?.length || shallow.has(e.id))) {
@@ -244,7 +283,7 @@ async function checkRecords(
         err instanceof CkvcError ? bad(where, `object ${e.id.slice(0, 16)}: ${err.message}`, { id: e.id }) : err,
     },
   );
-  return { entries, configs, shallowParents };
+  return { entries, configs, shallowParents, verifiedEarly: early.size };
 }
 
 /**

@@ -1,0 +1,168 @@
+// A received pack's chunk records are verified while the pack arrives (src/remote/streamed-verification.ts,
+// spec/BUNDLE.md §3 step 5), and such a result counts only when the final check would read the record the same
+// way: the TOC entry at that offset is the record header that was read, and a delta's base is the store's record
+// the final check names, with no pack gone from the store's index meanwhile.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ObjectId } from '../../src/core/store-format/object-id.js';
+import { CODECS, type PackEntry } from '../../src/core/store-format/pack-format.js';
+import { receiveBundle } from '../../src/remote/bundle-reader.js';
+import { writeBundle } from '../../src/remote/bundle-writer.js';
+import { DirectoryTransport } from '../../src/remote/directory-transport.js';
+import { collectObjects } from '../../src/remote/object-collector.js';
+import { ARRIVING_PACK_ID, StreamedVerification } from '../../src/remote/streamed-verification.js';
+import { remoteHolds } from '../../src/remote/thin-bases.js';
+import { ObjectStore } from '../../src/store/object-store.js';
+import { PackReader } from '../../src/store/pack-reader.js';
+import { optimizerStepFloat32, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
+
+afterAll(cleanupTemp);
+
+const N = 64 * 1024; // one 256 KiB F32 chunk per tensor
+const TENSORS = 3;
+
+function checkpoint(tensors: Buffer[]): Buffer {
+  return safetensorsBytes(
+    Object.fromEntries(tensors.map((t, i) => [`layer.${i}.weight`, { dtype: 'F32', shape: [N], bytes: t }])),
+  );
+}
+
+async function objectsOf(store: ObjectStore, commit: string): Promise<ObjectId[]> {
+  return (await collectObjects(store, [commit], { isBoundary: async () => false })).objects;
+}
+
+/** The bundle a push of step 1 sends to a remote that holds step 0: its chunks are deltas on the remote's. */
+async function thinPushBundle(local: TestStore, remote: TestStore, c0: string, c1: string): Promise<Buffer> {
+  const store = await ObjectStore.open(local.store);
+  const t = await DirectoryTransport.open(remote.store, 'test');
+  const parts: Buffer[] = [];
+  try {
+    const have = new Set(await objectsOf(store, c0));
+    const batch = (await objectsOf(store, c1)).filter((id) => !have.has(id));
+    const holds = await remoteHolds(store, t, await store.locateAll(batch, 'object to send'));
+    const sink = new Writable({
+      write(c, _e, cb) {
+        parts.push(Buffer.from(c));
+        cb();
+      },
+    });
+    const content = { refs: [], objects: batch, prerequisites: [], pruned: [], receiverHolds: holds };
+    expect((await writeBundle(store, content, sink)).deltasKept).toBe(TENSORS);
+  } finally {
+    await t.close();
+    await store.close();
+  }
+  return Buffer.concat(parts);
+}
+
+/** The bundle in 64 KiB pieces, each after a turn of the event loop, as a network delivers it. */
+async function* pieces(b: Buffer): AsyncIterable<Buffer> {
+  for (let at = 0; at < b.length; at += 64 * 1024) {
+    await new Promise((r) => setImmediate(r));
+    yield b.subarray(at, at + 64 * 1024);
+  }
+}
+
+type Located = Awaited<ReturnType<ObjectStore['locate']>>[number];
+
+describe('chunk records verified while a thin push arrives', () => {
+  let remote: TestStore;
+  /** A copy of the received pack (the quarantine is gone once the bundle is dropped), and its TOC. */
+  let pack: string;
+  let toc: PackEntry[];
+  let received: { early: number; chunks: number; deltas: number };
+
+  beforeAll(async () => {
+    const local = newStore('ckvc-streamed-l-');
+    remote = newStore('ckvc-streamed-r-');
+    local.ok(['remote', 'add', 'origin', remote.dir]);
+    const f = path.join(tempDir('ckvc-streamed-in-'), 'model.safetensors');
+    const t0 = Array.from({ length: TENSORS }, (_, i) => trainedFloat32(i + 1, N));
+    fs.writeFileSync(f, checkpoint(t0));
+    const c0 = commitId(local, [f, '-m', 's0']);
+    local.ok(['push', 'origin', 'main']);
+    fs.writeFileSync(f, checkpoint(t0.map((t, i) => optimizerStepFloat32(t, 7 + i))));
+    const c1 = commitId(local, [f, '-m', 's1']);
+    const bundle = await thinPushBundle(local, remote, c0, c1);
+    const store = await ObjectStore.open(remote.store);
+    try {
+      const rb = await receiveBundle(pieces(bundle), store.layout.tmpDir, 'a push', undefined, { store });
+      try {
+        toc = rb.entries;
+        received = {
+          early: rb.verifiedEarly,
+          chunks: toc.filter((e) => e.type === 'chunk').length,
+          deltas: toc.filter((e) => e.codec === CODECS.xorPlanes).length,
+        };
+        pack = path.join(tempDir('ckvc-streamed-pack-'), 'received.pack');
+        fs.copyFileSync(rb.quarantine.packFile(rb.packId!), pack);
+      } finally {
+        await rb.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('the final check reads none of them again: each is a delta on the store, verified as it arrived', () => {
+    expect(received).toEqual({ early: TENSORS, chunks: TENSORS, deltas: TENSORS });
+  });
+
+  /** The received pack walked again as it arrives into the remote's store, and what the final check would count. */
+  async function confirmed(
+    entries: PackEntry[],
+    finalBase: (store: ObjectStore) => (id: ObjectId) => Promise<Located>,
+    meanwhile?: () => void,
+  ): Promise<number> {
+    const store = await ObjectStore.open(remote.store);
+    const reader = new PackReader(store.layout);
+    try {
+      reader.readPackFrom(ARRIVING_PACK_ID, pack);
+      const size = fs.statSync(pack).size;
+      const sv = new StreamedVerification(reader, size, entries.length, store);
+      for (let n = 0; n < size; n += 100_000) sv.advance(n);
+      sv.advance(size);
+      await sv.finish();
+      meanwhile?.();
+      return (await sv.confirmed(entries, finalBase(store))).size;
+    } finally {
+      await reader.close();
+      await store.close();
+    }
+  }
+  const at = (store: ObjectStore) => async (id: ObjectId) => (await store.locate([id]))[0];
+
+  it('a result counts only for the record the TOC names at that offset, and a delta only on the base the final check names', async () => {
+    const elsewhere = (store: ObjectStore) => async (id: ObjectId) => {
+      const l = (await store.locate([id]))[0];
+      return l && { ...l, entry: { ...l.entry, offset: l.entry.offset + 1 } };
+    };
+    const chunk = toc.find((e) => e.type === 'chunk')!;
+    const otherLength = toc.map((e) => (e === chunk ? { ...e, rawLength: e.rawLength + 4 } : e));
+    const counts = [
+      await confirmed(toc, at),
+      await confirmed(toc, elsewhere),
+      await confirmed(otherLength, at),
+      await confirmed(toc, () => async () => undefined),
+    ];
+    expect(counts).toEqual([TENSORS, 0, TENSORS - 1, 0]);
+  });
+
+  it('a delta on the store does not count once a pack has left its index meanwhile (gc moved records)', async () => {
+    // A dead pack for gc to delete: a commit on a branch that is then deleted, its reflog expired.
+    const f = path.join(tempDir('ckvc-streamed-junk-'), 'junk.bin');
+    fs.writeFileSync(f, Buffer.alloc(4096, 7));
+    remote.ok(['commit', f, '-b', 'junk', '-m', 'junk']);
+    remote.ok(['branch', '-d', 'junk']);
+    const before = await confirmed(toc, at);
+    const after = await confirmed(toc, at, () => {
+      const gc = remote.run(['gc', '--grace', '0', '--expire-reflog', '0', '--json']);
+      expect(gc.code, gc.stderr).toBe(0);
+    });
+    expect([before, after]).toEqual([TENSORS, 0]);
+  });
+});
