@@ -1,6 +1,7 @@
-// Writes a bundle (spec/BUNDLE.md): the objects are copied verbatim (record headers checked; the receiver
-// re-hashes every record) into a scratch pack in the store's tmp/ (the system's temp folder when this user may
-// not write the store), then preamble, header, pack and trailer are streamed to the destination.
+// Writes a bundle (spec/BUNDLE.md): preamble, header, pack and trailer, streamed to the destination. The objects
+// are copied verbatim (record headers checked; the receiver re-hashes every record), straight into the stream; a
+// bundle that re-encodes a delta is first made as a scratch pack in the store's tmp/ (the system's temp folder
+// when this user may not write the store).
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -20,6 +21,18 @@ import {
 } from '../core/store-format/bundle-format.js';
 import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
+import {
+  encodeFooterPrefix,
+  encodePackHeader,
+  encodeRecordHeader,
+  encodeTocEntry,
+  PACK_END_MAGIC,
+  PACK_FOOTER_BYTES,
+  PACK_HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  TOC_ENTRY_BYTES,
+  type PackEntry,
+} from '../core/store-format/pack-format.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { ioError } from '../store/durable-fs.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -59,49 +72,19 @@ export interface WrittenBundle {
 
 /** Streams a bundle into `sink` (not ended). Memory holds one record at a time. */
 export async function writeBundle(store: ObjectStore, content: BundleContent, sink: Writable): Promise<WrittenBundle> {
-  const scratchRoot = await scratchFolder(store);
-  const scratchLayout = new StoreLayout(scratchRoot);
-  try {
-    const writer = await PackWriter.create(scratchLayout, { durable: false });
-    let packFile: string | undefined;
-    let packLength = 0;
-    const configs = new Set<string>();
-    let deltas: BundleDeltas;
-    try {
-      const locs = content.located ?? (await store.locateAll(content.objects, 'object to send'));
-      if (locs.length !== content.objects.length || locs.some((l, i) => l.entry.id !== content.objects[i]))
-        throw new CkvcError('CKVC_INTERNAL', 'bundle writer: the locations given are not those of the objects', {});
-      deltas = await planBundleDeltas(store, locs, content.receiverHolds);
-      for (let i = 0; i < locs.length; i++) {
-        const loc = locs[i]!;
-        const e = loc.entry;
-        if (e.type === 'commit') {
-          const hash = (await store.readCommit(e.id)).config?.hash;
-          if (hash) configs.add(hash);
-        }
-        // A delta whose base the receiver will not have, or whose chain there would be too long (BUNDLE.md §5).
-        if (deltas.reencode.has(e.id)) {
-          await writer.add(e.type, e.id, await store.readLocated(loc, e.id, e.type), deltas.widths.get(e.id));
-          continue;
-        }
-        // Into a reused buffer, handed back once the scratch pack has written it (README, Performance).
-        const body = await store.packs.readStoredRecord(loc, content.objects[i]!, { verify: false, pool: scratch });
-        await writer.addStored(
-          { id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength },
-          body,
-          () => scratch.release(body),
-        );
-      }
-      const done = await writer.finish();
-      if (done) {
-        packFile = done.file;
-        packLength = done.size;
-      }
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
-    const labels = await labelsOf(store, configs);
+  const locs = content.located ?? (await store.locateAll(content.objects, 'object to send'));
+  if (locs.length !== content.objects.length || locs.some((l, i) => l.entry.id !== content.objects[i]))
+    throw new CkvcError('CKVC_INTERNAL', 'bundle writer: the locations given are not those of the objects', {});
+  const deltas = await planBundleDeltas(store, locs, content.receiverHolds);
+  const configs = new Set<string>();
+  for (const { entry } of locs) {
+    if (entry.type !== 'commit') continue;
+    const hash = (await store.readCommit(entry.id)).config?.hash;
+    if (hash) configs.add(hash);
+  }
+  const labels = await labelsOf(store, configs);
+  const out = new BundleOutput(sink);
+  const start = async (packLength: number) => {
     const header = encodeBundleHeader({
       version: BUNDLE_VERSION,
       required: REQUIRED_CAPABILITIES,
@@ -116,48 +99,156 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
       objects: content.objects.length,
       created: Date.now(),
     });
-    const hasher = new Blake3Hasher();
-    let bytes = 0;
-    // A reader that goes away (a closed HTTP response) must fail the write, not leave it waiting for 'drain'.
-    const drained = () =>
-      new Promise<void>((resolve, reject) => {
-        const done = (e?: Error) => {
-          sink.off('drain', onDrain);
-          sink.off('error', onError);
-          sink.off('close', onClose);
-          if (e) reject(e);
-          else resolve();
-        };
-        const onDrain = () => done();
-        const onError = (e: Error) => done(e);
-        const onClose = () => done(new Error('the receiver closed the connection'));
-        sink.on('drain', onDrain);
-        sink.on('error', onError);
-        sink.on('close', onClose);
-      });
-    const put = async (b: Buffer) => {
-      hasher.update(b);
-      bytes += b.length;
-      if (sink.destroyed) throw new Error('the receiver closed the connection');
-      if (!sink.write(b)) await drained();
+    await out.put(encodeBundlePreamble(header.length));
+    await out.put(header);
+  };
+  // Records copied as they are stored have known lengths, so the pack goes straight to the sink as it is read. A
+  // delta re-encoded without its base is as long as its encoding turns out: then the pack is made first, in a
+  // scratch file (which costs the receiver the time to write and read it back: a second on a 480 MB fetch).
+  const packLength =
+    deltas.reencode.size === 0 && new Set(content.objects).size === content.objects.length
+      ? await streamPack(store, locs, start, out)
+      : await scratchPack(store, locs, deltas, start, out);
+  const trailer = out.hash();
+  await out.put(Buffer.concat([trailer, BUNDLE_END_MAGIC]));
+  return {
+    bytes: out.bytes,
+    objects: content.objects.length,
+    packLength,
+    trailer: trailer.toString('hex'),
+    labels,
+    deltasKept: deltas.widths.size - deltas.reencode.size,
+    deltasReencoded: deltas.reencode.size,
+  };
+}
+
+/** The bundle's bytes into its sink, hashed for the trailer, waiting whenever the sink is full. */
+class BundleOutput {
+  private readonly hasher = new Blake3Hasher();
+  bytes = 0;
+
+  constructor(private readonly sink: Writable) {}
+
+  /** Writes `b`, which the sink may keep: it must not be changed or reused afterwards. */
+  async put(b: Buffer): Promise<void> {
+    this.hasher.update(b);
+    this.bytes += b.length;
+    if (this.sink.destroyed) throw new Error('the receiver closed the connection');
+    if (!this.sink.write(b)) await this.drained();
+  }
+
+  hash(): Buffer {
+    return this.hasher.digestBuffer();
+  }
+
+  /** A reader that goes away (a closed HTTP response) must fail the write, not leave it waiting for 'drain'. */
+  private drained(): Promise<void> {
+    const sink = this.sink;
+    return new Promise<void>((resolve, reject) => {
+      const done = (e?: Error) => {
+        sink.off('drain', onDrain);
+        sink.off('error', onError);
+        sink.off('close', onClose);
+        if (e) reject(e);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onError = (e: Error) => done(e);
+      const onClose = () => done(new Error('the receiver closed the connection'));
+      sink.on('drain', onDrain);
+      sink.on('error', onError);
+      sink.on('close', onClose);
+    });
+  }
+}
+
+/**
+ * The pack written as PackWriter writes it (FORMAT.md §4: header, the records in order, TOC, footer), each record
+ * read just before it is sent. Returns its length, which `start` is told first.
+ */
+async function streamPack(
+  store: ObjectStore,
+  locs: ObjectLocation[],
+  start: (packLength: number) => Promise<void>,
+  out: BundleOutput,
+): Promise<number> {
+  if (locs.length === 0) {
+    await start(0);
+    return 0;
+  }
+  let packLength = PACK_HEADER_BYTES + locs.length * TOC_ENTRY_BYTES + PACK_FOOTER_BYTES;
+  for (const { entry } of locs) packLength += RECORD_HEADER_BYTES + entry.storedLength;
+  await start(packLength);
+  const packHash = new Blake3Hasher();
+  const put = (b: Buffer) => {
+    packHash.update(b);
+    return out.put(b);
+  };
+  await put(encodePackHeader());
+  const placed: PackEntry[] = [];
+  let offset = PACK_HEADER_BYTES;
+  for (const loc of locs) {
+    const e = loc.entry;
+    // A buffer of its own, not a pooled one: a sink's write callback does not say that nothing holds the bytes
+    // any more (a PassThrough calls it once they are queued for its reader).
+    const body = await store.packs.readStoredRecord(loc, e.id, { verify: false });
+    const entry = {
+      id: e.id,
+      type: e.type,
+      codec: e.codec,
+      rawLength: e.rawLength,
+      storedLength: e.storedLength,
+      offset,
     };
-    await put(encodeBundlePreamble(header.length));
-    await put(header);
-    if (packFile)
-      for await (const chunk of createReadStream(packFile, { highWaterMark: 1024 * 1024 })) await put(chunk as Buffer);
-    const trailer = hasher.digestBuffer();
-    const end = Buffer.concat([trailer, BUNDLE_END_MAGIC]);
-    bytes += end.length;
-    if (!sink.write(end)) await drained();
-    return {
-      bytes,
-      objects: content.objects.length,
-      packLength,
-      trailer: trailer.toString('hex'),
-      labels,
-      deltasKept: deltas.widths.size - deltas.reencode.size,
-      deltasReencoded: deltas.reencode.size,
-    };
+    await put(encodeRecordHeader(entry));
+    await put(body);
+    placed.push(entry);
+    offset += RECORD_HEADER_BYTES + e.storedLength;
+  }
+  for (const e of placed) await put(encodeTocEntry(e));
+  await put(encodeFooterPrefix(offset, placed.length));
+  await out.put(Buffer.concat([packHash.digestBuffer(), PACK_END_MAGIC]));
+  return packLength;
+}
+
+/** The pack made first in a scratch file, then sent; returns its length. */
+async function scratchPack(
+  store: ObjectStore,
+  locs: ObjectLocation[],
+  deltas: BundleDeltas,
+  start: (packLength: number) => Promise<void>,
+  out: BundleOutput,
+): Promise<number> {
+  const scratchRoot = await scratchFolder(store);
+  try {
+    const writer = await PackWriter.create(new StoreLayout(scratchRoot), { durable: false });
+    let done: Awaited<ReturnType<PackWriter['finish']>>;
+    try {
+      for (const loc of locs) {
+        const e = loc.entry;
+        // A delta whose base the receiver will not have, or whose chain there would be too long (BUNDLE.md §5).
+        if (deltas.reencode.has(e.id)) {
+          await writer.add(e.type, e.id, await store.readLocated(loc, e.id, e.type), deltas.widths.get(e.id));
+          continue;
+        }
+        // Into a reused buffer, handed back once the scratch pack has written it (README, Performance).
+        const body = await store.packs.readStoredRecord(loc, e.id, { verify: false, pool: scratch });
+        await writer.addStored(
+          { id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength },
+          body,
+          () => scratch.release(body),
+        );
+      }
+      done = await writer.finish();
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+    await start(done?.size ?? 0);
+    if (done)
+      for await (const chunk of createReadStream(done.file, { highWaterMark: 1024 * 1024 }))
+        await out.put(chunk as Buffer);
+    return done?.size ?? 0;
   } finally {
     await fs.rm(scratchRoot, { recursive: true, force: true }).catch(() => {});
   }
