@@ -1,12 +1,18 @@
 // A received pack's chunk records are verified while the pack arrives (src/remote/streamed-verification.ts,
 // spec/BUNDLE.md §3 step 5), and such a result counts only when the final check would read the record the same
 // way: the TOC entry at that offset is the record header that was read, and a delta's base is the store's record
-// the final check names, with no pack gone from the store's index meanwhile.
+// the final check names, with no pack gone from the store's index meanwhile. A bundle whose records all travel
+// as stored streams its pack (src/remote/bundle-writer.ts) as a pack writer would write it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectId } from '../../src/core/store-format/object-id.js';
+import {
+  BUNDLE_PREAMBLE_BYTES,
+  BUNDLE_TRAILER_BYTES,
+  decodeBundlePreamble,
+} from '../../src/core/store-format/bundle-format.js';
 import { CODECS, type PackEntry } from '../../src/core/store-format/pack-format.js';
 import { receiveBundle } from '../../src/remote/bundle-reader.js';
 import { writeBundle } from '../../src/remote/bundle-writer.js';
@@ -16,6 +22,8 @@ import { ARRIVING_PACK_ID, StreamedVerification } from '../../src/remote/streame
 import { remoteHolds } from '../../src/remote/thin-bases.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { PackReader } from '../../src/store/pack-reader.js';
+import { PackWriter } from '../../src/store/pack-writer.js';
+import { StoreLayout } from '../../src/store/store-layout.js';
 import { optimizerStepFloat32, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
@@ -164,5 +172,50 @@ describe('chunk records verified while a thin push arrives', () => {
       expect(gc.code, gc.stderr).toBe(0);
     });
     expect([before, after]).toEqual([TENSORS, 0]);
+  });
+});
+
+describe('a bundle whose records all travel as stored', () => {
+  it('streams a pack byte-identical to the one a pack writer makes of the same records', async () => {
+    const s = newStore('ckvc-streamed-pack-');
+    const f = path.join(tempDir('ckvc-streamed-pack-in-'), 'model.safetensors');
+    const t0 = Array.from({ length: TENSORS }, (_, i) => trainedFloat32(i + 11, N));
+    fs.writeFileSync(f, checkpoint(t0));
+    commitId(s, [f, '-m', 's0']);
+    fs.writeFileSync(f, checkpoint(t0.map((t, i) => optimizerStepFloat32(t, 3 + i))));
+    const c1 = commitId(s, [f, '-m', 's1']);
+    const store = await ObjectStore.open(s.store);
+    try {
+      const objects = await objectsOf(store, c1);
+      const parts: Buffer[] = [];
+      const sink = new Writable({
+        write(c, _e, cb) {
+          parts.push(Buffer.from(c));
+          cb();
+        },
+      });
+      const w = await writeBundle(store, { refs: [], objects, prerequisites: [], pruned: [] }, sink);
+      // Both steps travel, so every delta's base does too: nothing is re-encoded, and the pack streams.
+      expect([w.deltasKept, w.deltasReencoded]).toEqual([TENSORS, 0]);
+      const bundle = Buffer.concat(parts);
+      const headerLength = decodeBundlePreamble(bundle.subarray(0, BUNDLE_PREAMBLE_BYTES), bundle.length, 'b');
+      const at = BUNDLE_PREAMBLE_BYTES + headerLength;
+      const streamed = bundle.subarray(at, at + w.packLength);
+      expect(at + w.packLength + BUNDLE_TRAILER_BYTES).toBe(bundle.length);
+
+      const writer = await PackWriter.create(new StoreLayout(tempDir('ckvc-streamed-pack-w-')), { durable: false });
+      for (const loc of await store.locateAll(objects, 'object')) {
+        const e = loc.entry;
+        const body = await store.packs.readStoredRecord(loc, e.id, { verify: false });
+        await writer.addStored(
+          { id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength },
+          body,
+        );
+      }
+      const made = (await writer.finish())!;
+      expect(streamed.equals(fs.readFileSync(made.file))).toBe(true);
+    } finally {
+      await store.close();
+    }
   });
 });
