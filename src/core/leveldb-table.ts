@@ -1,7 +1,7 @@
 // LevelDB table files (.ldb; leveldb's doc/table_format.md, table/*.cc, util/bloom.cc, util/hash.cc): footer,
 // blocks with prefix-compressed keys and restart points, and the Bloom filters that let a lookup skip a table.
 // Pure functions over bytes, like leveldb-format.ts.
-import { fixed32, LevelFormatError, maskedCrc, snappyDecompress, userKeyOf, varint } from './leveldb-format.js';
+import { fixed32, LevelFormatError, maskedCrc, snappyDecompress, varint } from './leveldb-format.js';
 
 const fail = (what: string): never => {
   throw new LevelFormatError(what);
@@ -107,10 +107,22 @@ export function blockContents(raw: Buffer): Buffer {
 
 const EMPTY: Buffer = Buffer.alloc(0);
 
+/** Whether the first `n` bytes of `key` sort before `from` (bytewise, a prefix first). */
+function below(key: Buffer, n: number, from: Buffer): boolean {
+  const m = Math.min(n, from.length);
+  for (let i = 0; i < m; i++) if (key[i] !== from[i]) return key[i]! < from[i]!;
+  return n < from.length;
+}
+
 /** A decoded block: sorted entries, keys prefix-compressed against the previous key. */
 export class Block {
   private readonly restarts: number[] = [];
   private readonly end: number;
+  /**
+   * The key being scanned past, assembled in place (entries before the one sought are compared here, never
+   * copied: an index lookup skips up to a restart interval of them, and the copies were most of its time).
+   */
+  private static scratch = Buffer.allocUnsafe(64);
 
   constructor(private readonly data: Buffer) {
     if (data.length < 4) fail('block too short');
@@ -124,18 +136,34 @@ export class Block {
     }
   }
 
+  // The last entry header read (header()): fields rather than an object, as lookups read thousands of them.
+  private shared = 0;
+  private at = 0;
+  private unshared = 0;
+  private vlen = 0;
+
+  /** Reads the header of the entry at `pos`: how much of the previous key it shares, where the rest is. */
+  private header(pos: number, prevLength: number): void {
+    const d = this.data;
+    // Each of the three is one byte when under 128 (keys here are 33 + 8 bytes, values a few dozen).
+    if (pos < this.end && d[pos]! < 0x80) this.shared = d[pos++]!;
+    else [this.shared, pos] = varint(d, pos);
+    if (pos < this.end && d[pos]! < 0x80) this.unshared = d[pos++]!;
+    else [this.unshared, pos] = varint(d, pos);
+    if (pos < this.end && d[pos]! < 0x80) this.vlen = d[pos++]!;
+    else [this.vlen, pos] = varint(d, pos);
+    this.at = pos;
+    if (this.shared > prevLength || pos + this.unshared + this.vlen > this.end) fail('block entry out of range');
+  }
+
   private entryAt(pos: number, prev: Buffer): { key: Buffer; value: Buffer; next: number } {
-    let shared: number, unshared: number, vlen: number;
-    [shared, pos] = varint(this.data, pos);
-    [unshared, pos] = varint(this.data, pos);
-    [vlen, pos] = varint(this.data, pos);
-    if (shared > prev.length || pos + unshared + vlen > this.end) fail('block entry out of range');
+    this.header(pos, prev.length);
+    const { shared, at, unshared, vlen } = this;
     const key =
       shared === 0
-        ? this.data.subarray(pos, pos + unshared)
-        : Buffer.concat([prev.subarray(0, shared), this.data.subarray(pos, pos + unshared)]);
-    pos += unshared;
-    return { key, value: this.data.subarray(pos, pos + vlen), next: pos + vlen };
+        ? this.data.subarray(at, at + unshared)
+        : Buffer.concat([prev.subarray(0, shared), this.data.subarray(at, at + unshared)]);
+    return { key, value: this.data.subarray(at + unshared, at + unshared + vlen), next: at + unshared + vlen };
   }
 
   /** The first entry (internal key, value) whose user key is >= `from`, if any. */
@@ -146,24 +174,48 @@ export class Block {
   /** Entries (internal key, value) from the first whose user key is >= `from` (all, without it). */
   *entries(from?: Buffer): Generator<[Buffer, Buffer], undefined> {
     let pos = 0;
+    let prev = EMPTY;
     if (from) {
       // The last restart point whose key's user part is < from: every entry before it is too small.
       let lo = 0;
       let hi = this.restarts.length - 1;
       while (lo < hi) {
         const mid = (lo + hi + 1) >> 1;
-        const { key } = this.entryAt(this.restarts[mid]!, EMPTY);
-        if (Buffer.compare(userKeyOf(key), from) < 0) lo = mid;
+        this.header(this.restarts[mid]!, 0);
+        const { at, unshared } = this;
+        if (unshared < 8) fail('block key shorter than its sequence number');
+        if (this.data.compare(from, 0, from.length, at, at + unshared - 8) < 0) lo = mid;
         else hi = mid - 1;
       }
       pos = this.restarts[lo]!;
+      // Past the entries below `from`, each key assembled in the scratch buffer; the first one at or after it
+      // is copied out, and the scan goes on from it as below.
+      let key = Block.scratch;
+      let length = 0;
+      while (pos < this.end) {
+        this.header(pos, length);
+        const { shared, at, unshared, vlen } = this;
+        length = shared + unshared;
+        if (length > key.length) {
+          const bigger = Buffer.allocUnsafe(Math.max(length, 2 * key.length));
+          key.copy(bigger, 0, 0, shared);
+          Block.scratch = key = bigger;
+        }
+        // Byte loops: the pieces are a few dozen bytes, where Buffer's copy and compare cost more in their calls.
+        const d = this.data;
+        for (let i = 0; i < unshared; i++) key[shared + i] = d[at + i]!;
+        pos = at + unshared + vlen;
+        if (length < 8) fail('block key shorter than its sequence number');
+        if (below(key, length - 8, from)) continue;
+        prev = Buffer.from(key.subarray(0, length));
+        yield [prev, this.data.subarray(at + unshared, pos)];
+        break;
+      }
     }
-    let prev = EMPTY;
     while (pos < this.end) {
       const e = this.entryAt(pos, prev);
       pos = e.next;
       prev = e.key;
-      if (from && Buffer.compare(userKeyOf(e.key), from) < 0) continue;
       yield [e.key, e.value];
     }
   }

@@ -157,6 +157,91 @@ describe('reading LevelDB files without LevelDB', () => {
     });
   }
 
+  it('finds long keys that share long prefixes (a lookup assembles each key it skips in a growing buffer)', async () => {
+    const dir = tmp();
+    const r = rng(5);
+    const db = await open(dir, false);
+    const model = new Map<string, Buffer>();
+    // Keys of 70 to 300 bytes: a few long common prefixes, then a random tail.
+    const prefixes = [0, 1, 2].map((p) => Buffer.alloc(60 + 80 * p, 0x61 + p));
+    for (let i = 0; i < 600; i++) {
+      const tail = Buffer.from(Array.from({ length: 10 + Math.floor(r() * 40) }, () => Math.floor(r() * 256)));
+      const key = Buffer.concat([prefixes[i % 3]!, tail]);
+      const value = Buffer.from(`v${i}`);
+      await db.put(key, value);
+      model.set(key.toString('hex'), value);
+    }
+    // And keys that grow in key order (a shared 40-byte prefix, then 3 more bytes per key): skipping them, the
+    // buffer grows while it holds the shared prefix of the key being assembled.
+    for (let i = 0; i < 256; i++) {
+      const key = Buffer.concat([Buffer.alloc(40, 0x7a), Buffer.from([i]), Buffer.alloc(3 * i, i)]);
+      await db.put(key, Buffer.from(`g${i}`));
+      model.set(key.toString('hex'), Buffer.from(`g${i}`));
+    }
+    await db.close();
+    await expectSame(dir, model, r, true);
+    const out = await LevelSnapshot.load(dir);
+    if (out.kind !== 'ok') throw new Error(`snapshot: ${JSON.stringify(out)}`);
+    try {
+      // From the middle of the longest prefix: every key of that prefix and after, in order.
+      const from = Buffer.concat([prefixes[2]!.subarray(0, 200), Buffer.from([0x62])]);
+      const got: string[] = [];
+      for await (const [k] of out.snapshot.range(from, Buffer.alloc(400, 0xff))) got.push(k.toString('hex'));
+      const keys = [...model.keys()].sort().filter((k) => Buffer.compare(Buffer.from(k, 'hex'), from) >= 0);
+      expect(got).toEqual(keys);
+      expect(got.length).toBe(200 + 256); // the rest of the longest prefix, and the growing keys after it
+    } finally {
+      await out.snapshot.close();
+    }
+  });
+
+  it('a block seeks like a plain scan, with keys that grow past any buffer (prefix-compressed, one restart)', () => {
+    // Internal keys (user key + 8-byte sequence) sharing a 30-byte prefix and growing by 7 bytes per entry up to
+    // about 7 KiB, encoded as LevelDB does with a single restart point: every entry after the first shares bytes
+    // with the one before, so a seek that skips them assembles each in a buffer that must grow while holding the
+    // shared part.
+    const keys = Array.from({ length: 1000 }, (_, i) =>
+      Buffer.concat([
+        Buffer.alloc(30, 0x41),
+        Buffer.from([i >> 8, i & 0xff]),
+        Buffer.alloc(7 * i, i & 0xff),
+        Buffer.alloc(8),
+      ]),
+    );
+    const varint = (n: number) => {
+      const out: number[] = [];
+      for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n & 0x7f) | 0x80);
+      out.push(n);
+      return Buffer.from(out);
+    };
+    const parts: Buffer[] = [];
+    let prev = Buffer.alloc(0);
+    keys.forEach((k, i) => {
+      let shared = 0;
+      while (shared < Math.min(prev.length, k.length) && prev[shared] === k[shared]) shared++;
+      const value = Buffer.from(`v${i}`);
+      parts.push(varint(shared), varint(k.length - shared), varint(value.length), k.subarray(shared), value);
+      prev = k;
+    });
+    parts.push(Buffer.alloc(4), Buffer.from([1, 0, 0, 0])); // restarts: [0], count 1
+    const block = new Block(Buffer.concat(parts));
+    const user = (k: Buffer) => k.subarray(0, k.length - 8);
+    for (const i of [0, 1, 17, 300, 500, 998, 999]) {
+      const hit = block.seek(user(keys[i]!));
+      expect([i, hit?.[0].equals(keys[i]!), hit?.[1].toString()]).toEqual([i, true, `v${i}`]);
+      // Between two keys: the next one.
+      const between = Buffer.concat([user(keys[i]!), Buffer.from([0])]);
+      expect(block.seek(between)?.[1].toString()).toBe(i === 999 ? undefined : `v${i + 1}`);
+    }
+    expect([...block.entries(user(keys[995]!))].map(([, v]) => v.toString())).toEqual([
+      'v995',
+      'v996',
+      'v997',
+      'v998',
+      'v999',
+    ]);
+  });
+
   it('reads a level made of several tables (more than LevelDB puts in one file) in key order', async () => {
     const dir = tmp();
     const r = rng(3);
