@@ -25,7 +25,7 @@ import { verifyInChainOrder } from '../store/verify-in-chain-order.js';
 /** The name the arriving pack is read under (its checksum, its real name, is known only at its end). */
 export const ARRIVING_PACK_ID = 'arriving';
 /** Bytes of complete records verified together. */
-const WINDOW_BYTES = 8 * 1024 * 1024;
+const WINDOW_BYTES = 2 * 1024 * 1024;
 
 /** A record verified while arriving, and where the base it was decoded against was. */
 interface Verified {
