@@ -5,9 +5,10 @@
 // record verified here counts only if the final check (bundle-reader.ts), once the whole pack is in, its TOC
 // read and the receiver registered as a writer, finds that the TOC describes the same record at the same offset
 // and that a delta's base is the very record it would use itself. Every failure here, every record not reached
-// and every result that does not count is left to the final check, which reports errors as before. A delta on
-// another record of the same pack is left to it too: its base is usually far back (a bundle sends chunks commit by
-// commit), and the final check verifies each such chain base first, decoding every record once.
+// and every result that does not count is left to the final check, which reports errors as before; the first
+// failure ends this pass, so a bad bundle costs no more work here than the final check will spend refusing it. A
+// delta whose base only the pack holds is left to the final check too: that base is usually far back (a bundle
+// sends chunks commit by commit), and the final check verifies each such chain base first, each record once.
 import type { ObjectId } from '../core/store-format/object-id.js';
 import {
   CODECS,
@@ -63,8 +64,9 @@ export class StreamedVerification {
     private readonly store: ObjectStore | undefined,
   ) {
     this.recordsEnd = packLength - PACK_FOOTER_BYTES - TOC_ENTRY_BYTES * objects;
-    this.packsAtStart = store?.index.session((s) => s.indexedPacks());
+    this.packsAtStart = store?.index.session((s) => s.indexedPacks(), { sync: true });
     this.packsAtStart?.catch(() => {});
+    // A failure ends the pass: what it did not reach is the final check's.
     this.loop = this.run().catch(() => {});
   }
 
@@ -79,13 +81,15 @@ export class StreamedVerification {
     this.finished = true;
     this.wake?.();
     await this.loop;
+    await this.packsAtStart?.catch(() => {});
   }
 
-  /** Gives up (the bundle is refused) once the work in hand is done. */
+  /** Gives up (the bundle is refused) once the window in hand is done. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
     await this.loop;
+    await this.packsAtStart?.catch(() => {});
   }
 
   private async run(): Promise<void> {
@@ -112,11 +116,11 @@ export class StreamedVerification {
           break;
         }
         if (end > this.written) break; // its body is still on the way
-        if (entry.type === 'chunk') {
-          window.push({ packId: ARRIVING_PACK_ID, entry });
-          windowBytes += end - at;
-        }
         this.next = end;
+        if (entry.type !== 'chunk') continue;
+        window.push({ packId: ARRIVING_PACK_ID, entry });
+        windowBytes += end - at;
+        if (windowBytes >= WINDOW_BYTES) break; // a bound, also when verifying falls behind the bytes
       }
       const complete = this.finished || this.next >= this.recordsEnd;
       if (window.length && (windowBytes >= WINDOW_BYTES || complete)) {
@@ -172,7 +176,7 @@ export class StreamedVerification {
         }
         this.verified.set(entry.offset, v);
       },
-      problem: () => {}, // the final check reads it again and says what is wrong
+      failure: (_, e) => e, // ends the pass; the final check reads it again and says what is wrong
     });
   }
 
@@ -196,7 +200,8 @@ export class StreamedVerification {
       if (!v || e.type !== 'chunk' || !sameRecord(v.entry, e)) continue;
       if (v.base) {
         if (!storeUnchanged) continue;
-        const loc = await finalBase(v.base.id);
+        // A look-up that fails leaves the record to the final check, whose own look-up reports it as before.
+        const loc = await finalBase(v.base.id).catch(() => undefined);
         if (!loc || loc.packId !== v.base.loc.packId || loc.entry.offset !== v.base.loc.entry.offset) continue;
       }
       out.add(e);
@@ -204,11 +209,13 @@ export class StreamedVerification {
     return out;
   }
 
+  /** Whether every pack the store's index named at the start, and every pack a base was read from, still is. */
   private async storeUnchanged(): Promise<boolean> {
     if (!this.store || !this.packsAtStart) return true;
     try {
       const before = await this.packsAtStart;
       const now = await this.store.index.session((s) => s.indexedPacks(), { sync: true });
+      for (const loc of this.storeBases.values()) if (loc && !now.has(loc.packId)) return false;
       return [...before].every((p) => now.has(p));
     } catch {
       return false;

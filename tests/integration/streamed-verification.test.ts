@@ -13,7 +13,8 @@ import {
   BUNDLE_TRAILER_BYTES,
   decodeBundlePreamble,
 } from '../../src/core/store-format/bundle-format.js';
-import { CODECS, type PackEntry } from '../../src/core/store-format/pack-format.js';
+import { CODECS, type PackEntry, RECORD_HEADER_BYTES } from '../../src/core/store-format/pack-format.js';
+import { objectId } from '../../src/core/store-format/object-id.js';
 import { receiveBundle } from '../../src/remote/bundle-reader.js';
 import { writeBundle } from '../../src/remote/bundle-writer.js';
 import { DirectoryTransport } from '../../src/remote/directory-transport.js';
@@ -172,6 +173,39 @@ describe('chunk records verified while a thin push arrives', () => {
       expect(gc.code, gc.stderr).toBe(0);
     });
     expect([before, after]).toEqual([TENSORS, 0]);
+  });
+});
+
+describe('a damaged record while a pack arrives', () => {
+  it('ends the early pass: the records after it are left to the final check', async () => {
+    const s = newStore('ckvc-streamed-bad-');
+    const store = await ObjectStore.open(s.store);
+    const reader = new PackReader(store.layout);
+    try {
+      // 200 chunks of 4 KiB, stored raw; the first one's body damaged.
+      const writer = await PackWriter.create(new StoreLayout(tempDir('ckvc-streamed-bad-w-')), { durable: false });
+      for (let i = 0; i < 200; i++) {
+        const bytes = Buffer.alloc(4096, i);
+        bytes.writeUInt32LE((i * 2654435761) >>> 0, 0);
+        await writer.add('chunk', objectId('chunk', bytes), bytes, 1, false);
+      }
+      const made = (await writer.finish())!;
+      const first = made.entries.reduce((a, b) => (a.offset < b.offset ? a : b));
+      const fd = fs.openSync(made.file, 'r+');
+      fs.writeSync(fd, Buffer.from([0xff]), 0, 1, first.offset + RECORD_HEADER_BYTES + 100);
+      fs.closeSync(fd);
+      reader.readPackFrom(ARRIVING_PACK_ID, made.file);
+      const sv = new StreamedVerification(reader, made.size, made.entries.length, store);
+      sv.advance(made.size);
+      await sv.finish();
+      const confirmed = await sv.confirmed(made.entries, async () => undefined);
+      // Without the stop, all 199 good ones would be: only the few in flight alongside the bad one finish.
+      expect(confirmed.has(first)).toBe(false);
+      expect(confirmed.size).toBeLessThan(20);
+    } finally {
+      await reader.close();
+      await store.close();
+    }
   });
 });
 
