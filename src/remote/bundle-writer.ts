@@ -111,6 +111,7 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
       : await scratchPack(store, locs, deltas, start, out);
   const trailer = out.hash();
   await out.put(Buffer.concat([trailer, BUNDLE_END_MAGIC]));
+  await out.end();
   return {
     bytes: out.bytes,
     objects: content.objects.length,
@@ -122,23 +123,56 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
   };
 }
 
+/** Pieces smaller than this are gathered into one write of up to COALESCE_BYTES (record headers, TOC entries). */
+const SMALL_PIECE_BYTES = 16 * 1024;
+const COALESCE_BYTES = 256 * 1024;
+
 /** The bundle's bytes into its sink, hashed for the trailer, waiting whenever the sink is full. */
 class BundleOutput {
   private readonly hasher = new Blake3Hasher();
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   bytes = 0;
 
   constructor(private readonly sink: Writable) {}
 
-  /** Writes `b`, which the sink may keep: it must not be changed or reused afterwards. */
+  /**
+   * Writes `b`, which the sink may keep: it must not be changed or reused afterwards. Small pieces are gathered
+   * (a write each made a chunk of its own in a chunked HTTP body: thousands for a pack's TOC); end() sends the rest.
+   */
   async put(b: Buffer): Promise<void> {
     this.hasher.update(b);
     this.bytes += b.length;
-    if (this.sink.destroyed) throw new Error('the receiver closed the connection');
-    if (!this.sink.write(b)) await this.drained();
+    if (b.length < SMALL_PIECE_BYTES) {
+      this.pending.push(b);
+      this.pendingBytes += b.length;
+      if (this.pendingBytes >= COALESCE_BYTES) await this.flush();
+      return;
+    }
+    await this.flush();
+    await this.write(b);
+  }
+
+  /** Sends what is gathered; the sink is not ended. */
+  end(): Promise<void> {
+    return this.flush();
   }
 
   hash(): Buffer {
     return this.hasher.digestBuffer();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const b = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.write(b);
+  }
+
+  private async write(b: Buffer): Promise<void> {
+    if (this.sink.destroyed) throw new Error('the receiver closed the connection');
+    if (!this.sink.write(b)) await this.drained();
   }
 
   /** A reader that goes away (a closed HTTP response) must fail the write, not leave it waiting for 'drain'. */
