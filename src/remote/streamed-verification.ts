@@ -16,6 +16,7 @@ import {
   PACK_FOOTER_BYTES,
   PACK_HEADER_BYTES,
   RECORD_HEADER_BYTES,
+  samePackEntry,
   TOC_ENTRY_BYTES,
   type PackEntry,
 } from '../core/store-format/pack-format.js';
@@ -197,7 +198,7 @@ export class StreamedVerification {
     const storeUnchanged = await this.storeUnchanged();
     for (const e of toc) {
       const v = this.verified.get(e.offset);
-      if (!v || e.type !== 'chunk' || !sameRecord(v.entry, e)) continue;
+      if (!v || e.type !== 'chunk' || !samePackEntry(v.entry, e)) continue;
       if (v.base) {
         if (!storeUnchanged) continue;
         // A look-up that fails leaves the record to the final check, whose own look-up reports it as before.
@@ -221,15 +222,4 @@ export class StreamedVerification {
       return false;
     }
   }
-}
-
-function sameRecord(a: PackEntry, b: PackEntry): boolean {
-  return (
-    a.id === b.id &&
-    a.type === b.type &&
-    a.codec === b.codec &&
-    a.offset === b.offset &&
-    a.rawLength === b.rawLength &&
-    a.storedLength === b.storedLength
-  );
 }

@@ -6,7 +6,7 @@
 // read again with every location from the index, and what was learnt is dropped (a pack gone after gc or
 // consolidation, or a damaged table of contents, must not fail what the index could still read).
 import type { ObjectId } from '../core/store-format/object-id.js';
-import type { PackEntry } from '../core/store-format/pack-format.js';
+import { samePackEntry } from '../core/store-format/pack-format.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
 
 /** Packs with more entries than this (consolidated ones) are not held in memory: the index answers for them. */
@@ -55,18 +55,8 @@ export class BaseLocations {
     const toc = await this.packs.readTocIfSound(first.packId).catch(() => undefined);
     if (!toc || toc.entries.length > MAX_PACK_ENTRIES || this.byId.size + toc.entries.length > MAX_ENTRIES) return;
     const same = toc.entries.find((e) => e.id === first.entry.id);
-    if (!same || !sameEntry(same, first.entry)) return;
+    if (!same || !samePackEntry(same, first.entry)) return;
     for (const entry of toc.entries)
       if (entry.type === 'chunk') this.byId.set(entry.id, { packId: first.packId, entry });
   }
-}
-
-function sameEntry(a: PackEntry, b: PackEntry): boolean {
-  return (
-    a.type === b.type &&
-    a.codec === b.codec &&
-    a.offset === b.offset &&
-    a.rawLength === b.rawLength &&
-    a.storedLength === b.storedLength
-  );
 }

@@ -5,7 +5,6 @@
 // as stored streams its pack (src/remote/bundle-writer.ts) as a pack writer would write it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectId } from '../../src/core/store-format/object-id.js';
 import {
@@ -26,6 +25,7 @@ import { PackReader } from '../../src/store/pack-reader.js';
 import { PackWriter } from '../../src/store/pack-writer.js';
 import { StoreLayout } from '../../src/store/store-layout.js';
 import { optimizerStepFloat32, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
+import { memorySink } from '../helpers/memory-sink.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
 
@@ -48,24 +48,18 @@ async function objectsOf(store: ObjectStore, commit: string): Promise<ObjectId[]
 async function thinPushBundle(local: TestStore, remote: TestStore, c0: string, c1: string): Promise<Buffer> {
   const store = await ObjectStore.open(local.store);
   const t = await DirectoryTransport.open(remote.store, 'test');
-  const parts: Buffer[] = [];
+  const out = memorySink();
   try {
     const have = new Set(await objectsOf(store, c0));
     const batch = (await objectsOf(store, c1)).filter((id) => !have.has(id));
     const holds = await remoteHolds(store, t, await store.locateAll(batch, 'object to send'));
-    const sink = new Writable({
-      write(c, _e, cb) {
-        parts.push(Buffer.from(c));
-        cb();
-      },
-    });
     const content = { refs: [], objects: batch, prerequisites: [], pruned: [], receiverHolds: holds };
-    expect((await writeBundle(store, content, sink)).deltasKept).toBe(TENSORS);
+    expect((await writeBundle(store, content, out.sink)).deltasKept).toBe(TENSORS);
   } finally {
     await t.close();
     await store.close();
   }
-  return Buffer.concat(parts);
+  return out.bytes();
 }
 
 /** The bundle in 64 KiB pieces, each after a turn of the event loop, as a network delivers it. */
@@ -221,17 +215,11 @@ describe('a bundle whose records all travel as stored', () => {
     const store = await ObjectStore.open(s.store);
     try {
       const objects = await objectsOf(store, c1);
-      const parts: Buffer[] = [];
-      const sink = new Writable({
-        write(c, _e, cb) {
-          parts.push(Buffer.from(c));
-          cb();
-        },
-      });
-      const w = await writeBundle(store, { refs: [], objects, prerequisites: [], pruned: [] }, sink);
+      const out = memorySink();
+      const w = await writeBundle(store, { refs: [], objects, prerequisites: [], pruned: [] }, out.sink);
       // Both steps travel, so every delta's base does too: nothing is re-encoded, and the pack streams.
       expect([w.deltasKept, w.deltasReencoded]).toEqual([TENSORS, 0]);
-      const bundle = Buffer.concat(parts);
+      const bundle = out.bytes();
       const headerLength = decodeBundlePreamble(bundle.subarray(0, BUNDLE_PREAMBLE_BYTES), bundle.length, 'b');
       const at = BUNDLE_PREAMBLE_BYTES + headerLength;
       const streamed = bundle.subarray(at, at + w.packLength);

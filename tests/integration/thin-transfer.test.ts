@@ -4,7 +4,6 @@
 // a server that predates `chains` gets self-contained bundles; gc keeps the bases of a young pack's deltas.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECORD_HEADER_BYTES } from '../../src/core/store-format/pack-format.js';
 import { StoreService } from '../../src/remote/store-service.js';
@@ -24,6 +23,7 @@ import { hostileBundle, hostileHistory } from '../helpers/hostile-tree.js';
 import { optimizerStepFloat32, safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
 import { proxy, relay, serve, stopServers } from '../helpers/servers.js';
 import { diffSnapshots, packBytes, snapshotStore } from '../helpers/snapshots.js';
+import { memorySink } from '../helpers/memory-sink.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
 
@@ -323,26 +323,20 @@ describe('review findings, each a test that failed before its fix', () => {
     const c1 = commitId(local, [f, '-m', 's1']);
     const store = await ObjectStore.open(local.store);
     const t = await DirectoryTransport.open(remote.store, 'test');
-    const parts: Buffer[] = [];
+    const out = memorySink();
     let objects = 0;
     try {
       const have = new Set(await objectsOf(store, c0));
       const batch = (await objectsOf(store, c1)).filter((id) => !have.has(id));
       objects = batch.length;
       const holds = await remoteHolds(store, t, await store.locateAll(batch, 'object to send'));
-      const sink = new Writable({
-        write(c, _e, cb) {
-          parts.push(Buffer.from(c));
-          cb();
-        },
-      });
       const content = { refs: [], objects: batch, prerequisites: [], pruned: [], receiverHolds: holds };
-      expect((await writeBundle(store, content, sink)).deltasKept).toBe(1);
+      expect((await writeBundle(store, content, out.sink)).deltasKept).toBe(1);
     } finally {
       await t.close();
       await store.close();
     }
-    const bundle = Buffer.concat(parts);
+    const bundle = out.bytes();
     async function* slow() {
       yield bundle.subarray(0, 300);
       await new Promise((r) => setTimeout(r, 2500));

@@ -107,6 +107,18 @@ function validEntry(e: PackEntry, typeCode: number, where: string): PackEntry {
   return { ...e, type };
 }
 
+/** Whether two descriptions of a record agree in every field (a TOC entry, a record header, an index entry). */
+export function samePackEntry(a: PackEntry, b: PackEntry): boolean {
+  return (
+    a.id === b.id &&
+    a.type === b.type &&
+    a.codec === b.codec &&
+    a.offset === b.offset &&
+    a.rawLength === b.rawLength &&
+    a.storedLength === b.storedLength
+  );
+}
+
 export function encodeTocEntry(e: PackEntry): Buffer {
   const b = Buffer.alloc(TOC_ENTRY_BYTES);
   Buffer.from(e.id, 'hex').copy(b, 0);
