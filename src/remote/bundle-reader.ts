@@ -242,7 +242,7 @@ async function checkRecords(
   if (new Set(entries.map((e) => e.id)).size !== entries.length) throw bad(where, 'its pack lists an object twice');
   // A delta record's base travels in the same bundle, or is one of `bases`, which the store holds (BUNDLE.md §3).
   const byId = new Map(entries.map((e) => [e.id, e]));
-  await checkDeltaBases(packs, packId, entries, header, where, store);
+  const baseOf = await checkDeltaBases(packs, packId, entries, header, where, store);
   const located = store ? await store.locate(entries.map((e) => e.id)) : [];
   const heldHere = new Set(entries.filter((_, i) => located[i]).map((e) => e.id));
   const configs = new Set<string>();
@@ -260,9 +260,7 @@ async function checkRecords(
   const early = streamed ? await streamed.confirmed(entries, locateBase) : new Set<PackEntry>();
   const again = entries.filter((e) => !early.has(e));
   for (let i = 0; i < again.length; i++) {
-    const e = again[i]!;
-    if (e.codec !== CODECS.xorPlanes) continue;
-    const base = await packs.readDeltaBaseId({ packId, entry: e }).catch(() => undefined);
+    const base = baseOf.get(again[i]!);
     const b = base === undefined || heldHere.has(base) ? undefined : byId.get(base);
     if (b && early.delete(b)) again.push(b);
   }
@@ -271,6 +269,7 @@ async function checkRecords(
     entries.filter((e) => !early.has(e)).map((entry) => ({ packId, entry })),
     {
       locateBase,
+      baseIdOf: ({ entry }) => baseOf.get(entry),
       remember: (id) => !heldHere.has(id),
       onObject: ({ entry: e }, body) => {
         if (e.type === 'commit' && (header.labels?.length || shallow.has(e.id))) {
@@ -288,7 +287,7 @@ async function checkRecords(
 
 /**
  * Step 5, delta bases: every delta record's base is a record of the pack or one of `bases`; every one of `bases`
- * is outside the pack, the base of one of its records, and held by the store.
+ * is outside the pack, the base of one of its records, and held by the store. Returns each delta record's base.
  */
 async function checkDeltaBases(
   packs: PackReader,
@@ -297,9 +296,10 @@ async function checkDeltaBases(
   header: BundleHeader,
   where: string,
   store: ObjectStore | undefined,
-): Promise<void> {
+): Promise<Map<PackEntry, ObjectId>> {
   const bases = new Set(header.bases ?? []);
   const used = new Set<ObjectId>();
+  const baseOf = new Map<PackEntry, ObjectId>();
   const inPack = new Set(entries.map((e) => e.id));
   for (const entry of entries) {
     if (entry.codec !== CODECS.xorPlanes) continue;
@@ -309,7 +309,9 @@ async function checkDeltaBases(
     } catch (e) {
       throw e instanceof CkvcError ? bad(where, `object ${entry.id.slice(0, 16)}: ${e.message}`, { id: entry.id }) : e;
     }
-    if (base === undefined || inPack.has(base)) continue;
+    if (base === undefined) continue;
+    baseOf.set(entry, base);
+    if (inPack.has(base)) continue;
     if (!bases.has(base))
       throw bad(
         where,
@@ -323,7 +325,7 @@ async function checkDeltaBases(
     throw bad(where, `lists ${odd.slice(0, 16)} among its bases, but no delta record outside it builds on it`, {
       id: odd,
     });
-  if (!bases.size || !store) return;
+  if (!bases.size || !store) return baseOf;
   const ids = [...bases];
   const held = await store.locate(ids);
   const lacking = ids.filter((_, i) => !held[i]);
@@ -334,6 +336,7 @@ async function checkDeltaBases(
         'a push or fetch asks which chunks are held before it sends, so run it again (gc may have freed them meanwhile)',
       { id: lacking[0]! },
     );
+  return baseOf;
 }
 
 /**

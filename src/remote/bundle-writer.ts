@@ -22,15 +22,13 @@ import {
 import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
 import {
-  encodeFooterPrefix,
+  encodePackEnd,
   encodePackHeader,
+  encodePackTail,
   encodeRecordHeader,
-  encodeTocEntry,
-  PACK_END_MAGIC,
-  PACK_FOOTER_BYTES,
   PACK_HEADER_BYTES,
+  packLength,
   RECORD_HEADER_BYTES,
-  TOC_ENTRY_BYTES,
   type PackEntry,
 } from '../core/store-format/pack-format.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
@@ -210,9 +208,8 @@ async function streamPack(
     await start(0);
     return 0;
   }
-  let packLength = PACK_HEADER_BYTES + locs.length * TOC_ENTRY_BYTES + PACK_FOOTER_BYTES;
-  for (const { entry } of locs) packLength += RECORD_HEADER_BYTES + entry.storedLength;
-  await start(packLength);
+  const length = packLength(locs.map((l) => l.entry.storedLength));
+  await start(length);
   const packHash = new Blake3Hasher();
   const put = (b: Buffer) => {
     packHash.update(b);
@@ -226,23 +223,15 @@ async function streamPack(
     // A buffer of its own, not a pooled one: a sink's write callback does not say that nothing holds the bytes
     // any more (a PassThrough calls it once they are queued for its reader).
     const body = await store.packs.readStoredRecord(loc, e.id, { verify: false });
-    const entry = {
-      id: e.id,
-      type: e.type,
-      codec: e.codec,
-      rawLength: e.rawLength,
-      storedLength: e.storedLength,
-      offset,
-    };
+    const entry = { ...e, offset };
     await put(encodeRecordHeader(entry));
     await put(body);
     placed.push(entry);
     offset += RECORD_HEADER_BYTES + e.storedLength;
   }
-  for (const e of placed) await put(encodeTocEntry(e));
-  await put(encodeFooterPrefix(offset, placed.length));
-  await out.put(Buffer.concat([packHash.digestBuffer(), PACK_END_MAGIC]));
-  return packLength;
+  await put(encodePackTail(placed, offset));
+  await out.put(encodePackEnd(packHash.digestBuffer()));
+  return length;
 }
 
 /** The pack made first in a scratch file, then sent; returns its length. */
@@ -267,11 +256,7 @@ async function scratchPack(
         }
         // Into a reused buffer, handed back once the scratch pack has written it (README, Performance).
         const body = await store.packs.readStoredRecord(loc, e.id, { verify: false, pool: scratch });
-        await writer.addStored(
-          { id: e.id, type: e.type, codec: e.codec, rawLength: e.rawLength, storedLength: e.storedLength },
-          body,
-          () => scratch.release(body),
-        );
+        await writer.addStored(e, body, () => scratch.release(body));
       }
       done = await writer.finish();
     } catch (e) {

@@ -166,6 +166,7 @@ export class StreamedVerification {
         }
         return loc ?? undefined;
       },
+      baseIdOf: ({ entry }) => baseOf.get(entry.offset),
       remember: () => false,
       onObject: ({ entry }) => {
         const v: Verified = { entry };

@@ -7,11 +7,10 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { encodeBody, type DeltaBase } from '../core/store-format/codec/record-codec.js';
 import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import {
-  encodeFooterPrefix,
+  encodePackEnd,
   encodePackHeader,
+  encodePackTail,
   encodeRecordHeader,
-  encodeTocEntry,
-  PACK_END_MAGIC,
   type PackEntry,
 } from '../core/store-format/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
@@ -200,11 +199,11 @@ export class PackWriter {
       return undefined;
     }
     const tocOffset = this.offset;
-    for (const e of this.entries) this.append(encodeTocEntry(e));
-    this.append(encodeFooterPrefix(tocOffset, this.entries.length));
+    this.append(encodePackTail(this.entries, tocOffset));
     const checksum = this.hasher.digestBuffer();
-    this.pending.push(checksum, PACK_END_MAGIC);
-    this.offset += checksum.length + PACK_END_MAGIC.length;
+    const end = encodePackEnd(checksum);
+    this.pending.push(end);
+    this.offset += end.length;
     await this.flush();
     if (this.failure) {
       await this.abort();

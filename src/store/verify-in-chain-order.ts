@@ -24,6 +24,8 @@ export interface ChainOrderOptions {
   locateBase?: BaseLocator;
   /** Whether a verified chunk may serve the deltas on it from memory (default: all may). */
   remember?: (id: ObjectId) => boolean;
+  /** The base a delta record names, when the caller has read it already (else it is read here). */
+  baseIdOf?: (record: ObjectLocation) => ObjectId | undefined;
   /** Called with each verified object, in chain order. */
   onObject?: (record: ObjectLocation, bytes: Uint8Array) => void;
   /** The error to throw for a record that failed (the first failure stops the rest). */
@@ -127,7 +129,7 @@ async function chainTasks(packs: PackReader, records: ObjectLocation[], opts: Ch
     if (record.entry.codec !== CODECS.xorPlanes) continue;
     let base: ObjectId | undefined;
     try {
-      base = await packs.readDeltaBaseId(record);
+      base = opts.baseIdOf?.(record) ?? (await packs.readDeltaBaseId(record));
     } catch (e) {
       if (!opts.problem) throw opts.failure ? opts.failure(record, e) : e;
       continue;

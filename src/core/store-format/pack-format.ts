@@ -159,6 +159,23 @@ export function decodeToc(b: Uint8Array, count: number, tocOffset: number, where
   return out;
 }
 
+/** A pack's length: header, records (each a header and its stored bytes), TOC and footer (FORMAT.md §4). */
+export function packLength(storedLengths: Iterable<number>): number {
+  let n = PACK_HEADER_BYTES + PACK_FOOTER_BYTES;
+  for (const stored of storedLengths) n += RECORD_HEADER_BYTES + stored + TOC_ENTRY_BYTES;
+  return n;
+}
+
+/** What follows a pack's records up to its checksum: the TOC, then the footer's first 16 bytes. */
+export function encodePackTail(entries: PackEntry[], tocOffset: number): Buffer {
+  return Buffer.concat([...entries.map(encodeTocEntry), encodeFooterPrefix(tocOffset, entries.length)]);
+}
+
+/** The footer's last 40 bytes: the checksum (of every byte before it), then the end magic. */
+export function encodePackEnd(checksum: Buffer): Buffer {
+  return Buffer.concat([checksum, PACK_END_MAGIC]);
+}
+
 export interface PackFooter {
   tocOffset: number;
   count: number;
