@@ -25,19 +25,25 @@ const BATCH_BYTES = 8 * 1024 * 1024;
 export const MAX_WRITTEN_DELTA_DEPTH = 8;
 const PACK_TARGET_BYTES = 1024 * 1024 * 1024;
 /**
- * Copies of chunks offered as `transient` (views into a read block the reader reuses), held until the store is
- * known to have them or their record is written. Reused: a fresh buffer per chunk (or per read block) costs page
- * faults that made committing unchanged data 4x slower here (README, Performance). Two batches plus the pack
- * writer's records in flight are about 80 chunks of 256 KiB.
+ * Chunks read for the writer (`owned`, see chunkBuffer) and copies of chunks offered as `transient` (views into a
+ * read block the reader reuses), held until the store is known to have them or their record is written. Reused: a
+ * fresh buffer per chunk (or per read block) costs page faults that made committing unchanged data 4x slower here
+ * (README, Performance). Two batches plus the pack writer's records in flight are about 80 chunks of 256 KiB, and
+ * the reader's two blocks 64 more.
  */
-const copies = new BufferPool(128);
+const chunkBuffers = new BufferPool(160);
+
+/** A buffer to read a chunk into and hand to put() with `owned`, which gives it back here once written. */
+export function chunkBuffer(size: number): Buffer {
+  return chunkBuffers.acquire(size);
+}
 
 interface Pending {
   type: ObjectType;
   id: ObjectId;
   bytes: Uint8Array;
-  /** `bytes` is a copy from `copies`, returned there once nothing reads it. */
-  copied: boolean;
+  /** `bytes` is a buffer of `chunkBuffers` (a copy, or handed over), returned there once nothing reads it. */
+  pooled: boolean;
   width: number;
   compress: boolean;
   base?: ObjectId;
@@ -98,25 +104,37 @@ export class ObjectWriter {
    * Adds an object and returns its ID. `width` is the tensor element width for byte grouping; `base` the chunk
    * this one may be stored as a delta against (the parent commit's chunk at the same place in the same tensor).
    * `transient`: `bytes` may change once this returns (a view into a read block that is reused); what the writer
-   * keeps, it copies. Otherwise it keeps `bytes` itself until the object is written.
+   * keeps, it copies. `owned`: `bytes` came from chunkBuffer() and is the writer's now (the caller must not touch
+   * it again); it goes back to the pool once written or found stored. Otherwise the writer keeps `bytes` itself
+   * until the object is written.
    */
   async put(
     type: ObjectType,
     bytes: Uint8Array,
-    opts: { width?: number; compress?: boolean; base?: ObjectId; storeVersion?: number; transient?: boolean } = {},
+    opts: {
+      width?: number;
+      compress?: boolean;
+      base?: ObjectId;
+      storeVersion?: number;
+      transient?: boolean;
+      owned?: boolean;
+    } = {},
   ): Promise<ObjectId> {
     const id = objectId(type, bytes);
     this.stats.objectsSeen++;
     if (type === 'chunk') this.stats.bytesSeen += bytes.length;
     if (type === 'commit') this.commitBodies.set(id, bytes);
-    if (this.known.has(id)) return id;
+    if (this.known.has(id)) {
+      if (opts.owned) chunkBuffers.release(bytes);
+      return id;
+    }
     this.known.add(id);
-    const copied = Boolean(opts.transient);
+    const pooled = Boolean(opts.transient || opts.owned);
     this.pending.push({
       type,
       id,
-      bytes: copied ? copyOf(bytes) : bytes,
-      copied,
+      bytes: opts.transient ? copyOf(bytes) : bytes,
+      pooled,
       width: opts.width ?? 1,
       compress: opts.compress ?? true,
       ...(opts.base && opts.base !== id && planeCoded(bytes.length) ? { base: opts.base } : {}),
@@ -143,7 +161,7 @@ export class ObjectWriter {
     const locations = await this.index.session((s) => s.locate(batch.map((p) => p.id)));
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
-      const giveBack = p.copied ? () => copies.release(p.bytes) : undefined;
+      const giveBack = p.pooled ? () => chunkBuffers.release(p.bytes) : undefined;
       if (locations[i]) {
         giveBack?.();
         continue;
@@ -276,7 +294,7 @@ export class ObjectWriter {
 }
 
 function copyOf(bytes: Uint8Array): Buffer {
-  const copy = copies.acquire(bytes.length);
+  const copy = chunkBuffers.acquire(bytes.length);
   copy.set(bytes);
   return copy;
 }

@@ -1,5 +1,6 @@
-// Committing reads file data into two blocks it reuses, region after region and file after file, and the object
-// writer copies what it keeps into buffers it reuses too (src/store/ingest/chunk-reader.ts, object-writer.ts). A
+// Committing reads tensor chunks into pooled buffers it hands over to the object writer, and other data into two
+// blocks it reuses, region after region and file after file, of which the writer copies what it keeps into pooled
+// buffers too (src/store/ingest/chunk-reader.ts, object-writer.ts). A
 // buffer handed back too early would be overwritten by a later chunk before its record is written: these commits
 // cross many read blocks and writer batches with every way a chunk's bytes leave the writer (already stored,
 // repeated within the commit, stored raw, compressed, delta-coded, dry run), for tensors and content-defined

@@ -190,6 +190,22 @@ describe('an input file whose size lies, or that changes while it is read', () =
     await f.close();
   });
 
+  it('read into several buffers at once (tensor chunks): filled back to back, or CKVC_INPUT_CHANGED when cut short', async () => {
+    const p = path.join(scratch(), 'a.bin');
+    const bytes = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 7) & 255));
+    fs.writeFileSync(p, bytes);
+    const f = await InputFile.open(p);
+    const bufs = [Buffer.alloc(300), Buffer.alloc(300), Buffer.alloc(100)];
+    await f.readExactlyInto(bufs, 250);
+    expect(Buffer.concat(bufs)).toEqual(bytes.subarray(250, 950));
+    // Shorter than the buffers by the time they are read: the part past the end is never taken as read.
+    fs.truncateSync(p, 600);
+    expect(await codeOfAsync(() => f.readExactlyInto([Buffer.alloc(300), Buffer.alloc(300)], 100))).toBe(
+      'CKVC_INPUT_CHANGED',
+    );
+    await f.close();
+  });
+
   it('replaced by rename after it was opened: CKVC_INPUT_CHANGED', async () => {
     const d = scratch();
     const p = path.join(d, 'a.bin');

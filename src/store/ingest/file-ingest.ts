@@ -11,7 +11,7 @@ import { ZipRefusal } from '../../core/input-formats/zip-directory.js';
 import { ContentHasher, type ObjectId } from '../../core/store-format/object-id.js';
 import { encodeFileRecipe, type FilePart, type FileRecipe } from '../../core/store-format/objects/file-recipe.js';
 import { encodeTensor } from '../../core/store-format/objects/tensor-object.js';
-import type { ObjectWriter } from '../object-writer.js';
+import { chunkBuffer, type ObjectWriter } from '../object-writer.js';
 import { recipeStoreVersion, type StoreConfig } from '../store-layout.js';
 import { contentDefinedChunks, fixedChunks, ReadBlocks } from './chunk-reader.js';
 import type { DeltaBases } from './delta-bases.js';
@@ -90,10 +90,10 @@ class FileIngest {
       chunkSize,
       ...(t.order ? { order: t.order } : {}),
     });
-    for await (const chunk of fixedChunks(this.file, t.start, t.end, chunkSize, this.blocks)) {
+    for await (const chunk of fixedChunks(this.file, t.start, t.end, chunkSize, chunkBuffer)) {
       this.checkInterrupted();
       this.hasher.update(chunk);
-      const opts = { width: t.groupWidth, base: bases?.[chunks.length], transient: true };
+      const opts = { width: t.groupWidth, base: bases?.[chunks.length], owned: true };
       chunks.push(await this.writer.put('chunk', chunk, opts));
     }
     const body = encodeTensor({

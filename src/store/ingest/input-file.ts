@@ -82,6 +82,23 @@ export class InputFile {
     }
   }
 
+  /** Fills `bufs` back to back from `position` (one readv; a short one is finished by readExactly). */
+  async readExactlyInto(bufs: Buffer[], position: number): Promise<void> {
+    let got: number;
+    try {
+      got = (await this.fh.readv(bufs, position)).bytesRead;
+    } catch (e) {
+      throw ioError(e, 'read', this.path);
+    }
+    let at = position;
+    for (const buf of bufs) {
+      const have = Math.min(got, buf.length);
+      got -= have;
+      if (have < buf.length) await this.readExactly(buf.subarray(have), buf.length - have, at + have);
+      at += buf.length;
+    }
+  }
+
   /** `length` bytes from `position` in a new buffer (headers, directories: small reads that planning needs). */
   async readAt(position: number, length: number): Promise<Buffer> {
     // Not zero-filled first: readExactly fills every byte or throws (a JSON file is read whole this way).
