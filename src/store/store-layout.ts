@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
 import { DEFAULT_CDC, type CdcParams } from '../core/chunking/content-defined.js';
 import type { FileRecipe } from '../core/store-format/objects/file-recipe.js';
+import { MAX_OBJECT_BYTES } from '../core/store-format/pack-format.js';
 import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
 
 export const STORE_DIR_NAME = '.ckvc';
@@ -146,6 +147,15 @@ export async function readStoreConfig(layout: StoreLayout): Promise<StoreConfig>
       'CKVC_UNSUPPORTED_VERSION',
       `store ${layout.root} has format version ${cfg.version}; this ckvc reads up to ${STORE_VERSION}: upgrade ckvc`,
       { path: layout.root, version: cfg.version },
+    );
+  }
+  // Writers cut tensors by it: 0 would never end a tensor's first chunk, and a chunk is an object (64 MiB at most).
+  const size = cfg.tensorChunkSize;
+  if (!Number.isSafeInteger(size) || size < 1 || size > MAX_OBJECT_BYTES) {
+    throw new CkvcError(
+      'CKVC_NO_STORE',
+      `${layout.configFile}: tensorChunkSize ${JSON.stringify(size)} is not a whole number of bytes from 1 to ${MAX_OBJECT_BYTES}; this is not a usable ckvc store (init makes 262144)`,
+      { path: layout.configFile },
     );
   }
   return cfg;

@@ -338,4 +338,22 @@ describe('store format version', () => {
     expect(r.code).toBe(18);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_UNSUPPORTED_VERSION']);
   });
+
+  it('a config.json whose tensorChunkSize cannot cut a tensor is refused, and the store left as it was', () => {
+    const s = newStore('ckvc-delta-cs-');
+    const cfgFile = path.join(s.store, 'config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    const file = path.join(tempDir('ckvc-delta-cs-in-'), 'model.safetensors');
+    fs.writeFileSync(file, checkpoint([weights(5)]));
+    for (const bad of [0, -1, 1.5, '262144', null, 64 * 1024 * 1024 + 1]) {
+      fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, tensorChunkSize: bad }));
+      const r = s.run(['commit', file, '-m', 'first']);
+      expect(errorCodes(r.stderr), `tensorChunkSize ${JSON.stringify(bad)}`).toEqual(['CKVC_NO_STORE']);
+      expect(r.stderr).toContain('tensorChunkSize');
+      expect(fs.readdirSync(path.join(s.store, 'packs'))).toEqual([]);
+    }
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, tensorChunkSize: 4096 }));
+    s.ok(['commit', file, '-m', 'small chunks']);
+    expect(s.json(['verify', '--read-data']).ok).toBe(true);
+  });
 });

@@ -5,11 +5,13 @@ import { nextCdcChunkLength, type CdcParams } from '../../core/chunking/content-
 import type { InputFile } from './input-file.js';
 
 const BLOCK_BYTES = 8 * 1024 * 1024;
+/** Chunks read by one readv at most (the kernel takes up to 1024 buffers a call; small chunks make small blocks). */
+const BLOCK_CHUNKS = 512;
 
 /**
- * The two blocks a file's content-defined chunks are read into, in turn; one pair per file being committed, reused region after
- * region. A fresh block per read (or per tensor) cost page faults that made committing unchanged data about 4x
- * slower here (README, Performance).
+ * The two blocks a file's content-defined chunks are read into, in turn; one pair per file being committed, reused
+ * region after region. A fresh block per read (or per tensor) cost page faults that made committing unchanged data
+ * about 4x slower here (README, Performance).
  */
 export class ReadBlocks {
   private readonly blocks = [Buffer.allocUnsafeSlow(0), Buffer.allocUnsafeSlow(0)];
@@ -37,7 +39,7 @@ export async function* fixedChunks(
   chunkSize: number,
   acquire: (size: number) => Buffer,
 ): AsyncGenerator<Buffer> {
-  const block = Math.max(1, Math.floor(BLOCK_BYTES / chunkSize)) * chunkSize;
+  const block = Math.max(1, Math.min(BLOCK_CHUNKS, Math.floor(BLOCK_BYTES / chunkSize))) * chunkSize;
   const readBlock = async (pos: number): Promise<Buffer[]> => {
     const bufs: Buffer[] = [];
     for (let at = pos; at < Math.min(pos + block, end); at += chunkSize)
