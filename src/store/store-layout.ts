@@ -149,16 +149,23 @@ export async function readStoreConfig(layout: StoreLayout): Promise<StoreConfig>
       { path: layout.root, version: cfg.version },
     );
   }
-  // Writers cut tensors by it: 0 would never end a tensor's first chunk, and a chunk is an object (64 MiB at most).
-  const size = cfg.tensorChunkSize;
-  if (!Number.isSafeInteger(size) || size < 1 || size > MAX_OBJECT_BYTES) {
-    throw new CkvcError(
-      'CKVC_NO_STORE',
-      `${layout.configFile}: tensorChunkSize ${JSON.stringify(size)} is not a whole number of bytes from 1 to ${MAX_OBJECT_BYTES}; this is not a usable ckvc store (init makes 262144)`,
-      { path: layout.configFile },
-    );
-  }
   return cfg;
+}
+
+/**
+ * Throws unless `tensorChunkSize` can cut tensors: 0 would never end a tensor's first chunk, and a chunk is an
+ * object (64 MiB at most). Checked when a commit starts, not when the store opens: readers never need it (FORMAT.md
+ * §1), so a hand-edited value leaves the store's history readable.
+ */
+export function checkTensorChunkSize(cfg: StoreConfig, storeRoot: string): void {
+  const size = cfg.tensorChunkSize;
+  if (Number.isSafeInteger(size) && size >= 1 && size <= MAX_OBJECT_BYTES) return;
+  const file = path.join(storeRoot, 'config.json');
+  throw new CkvcError(
+    'CKVC_BAD_ARGUMENT',
+    `${file}: tensorChunkSize ${JSON.stringify(size)} is not a whole number of bytes from 1 to ${MAX_OBJECT_BYTES}, so nothing can be committed to this store; set it back to 262144 (what init writes)`,
+    { path: file },
+  );
 }
 
 /** The store version a file recipe needs beyond what every pack needs; undefined when none. */

@@ -339,18 +339,24 @@ describe('store format version', () => {
     expect(errorCodes(r.stderr)).toEqual(['CKVC_UNSUPPORTED_VERSION']);
   });
 
-  it('a config.json whose tensorChunkSize cannot cut a tensor is refused, and the store left as it was', () => {
+  it('a config.json whose tensorChunkSize cannot cut a tensor refuses commits, leaves the store as it was, and reads', () => {
     const s = newStore('ckvc-delta-cs-');
     const cfgFile = path.join(s.store, 'config.json');
     const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
     const file = path.join(tempDir('ckvc-delta-cs-in-'), 'model.safetensors');
     fs.writeFileSync(file, checkpoint([weights(5)]));
+    s.ok(['commit', file, '-m', 'before']);
+    const packs = fs.readdirSync(path.join(s.store, 'packs'));
     for (const bad of [0, -1, 1.5, '262144', null, 64 * 1024 * 1024 + 1]) {
       fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, tensorChunkSize: bad }));
-      const r = s.run(['commit', file, '-m', 'first']);
-      expect(errorCodes(r.stderr), `tensorChunkSize ${JSON.stringify(bad)}`).toEqual(['CKVC_NO_STORE']);
+      fs.writeFileSync(file, checkpoint([weights(6)]));
+      const r = s.run(['commit', file, '-m', 'refused']);
+      expect(errorCodes(r.stderr), `tensorChunkSize ${JSON.stringify(bad)}`).toEqual(['CKVC_BAD_ARGUMENT']);
+      expect(r.code).toBe(15);
       expect(r.stderr).toContain('tensorChunkSize');
-      expect(fs.readdirSync(path.join(s.store, 'packs'))).toEqual([]);
+      expect(fs.readdirSync(path.join(s.store, 'packs'))).toEqual(packs);
+      // Readers never need it (FORMAT.md §1): the history stays readable.
+      expect(s.json(['log']).length).toBe(1);
     }
     fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, tensorChunkSize: 4096 }));
     s.ok(['commit', file, '-m', 'small chunks']);
