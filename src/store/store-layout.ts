@@ -2,7 +2,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CkvcError } from '../core/errors.js';
-import { DEFAULT_CDC, type CdcParams } from '../core/chunking/content-defined.js';
+import { checkCdcParams, DEFAULT_CDC, type CdcParams } from '../core/chunking/content-defined.js';
 import type { FileRecipe } from '../core/store-format/objects/file-recipe.js';
 import { MAX_OBJECT_BYTES } from '../core/store-format/pack-format.js';
 import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
@@ -153,19 +153,26 @@ export async function readStoreConfig(layout: StoreLayout): Promise<StoreConfig>
 }
 
 /**
- * Throws unless `tensorChunkSize` can cut tensors: 0 would never end a tensor's first chunk, and a chunk is an
- * object (64 MiB at most). Checked when a commit starts, not when the store opens: readers never need it (FORMAT.md
- * §1), so a hand-edited value leaves the store's history readable.
+ * Throws CKVC_BAD_ARGUMENT unless the store's chunking parameters can cut data: `tensorChunkSize` (0 would never end
+ * a tensor's first chunk, and a chunk is an object, 64 MiB at most) and `cdc` (the chunker's own rules). Checked
+ * when a commit starts, before anything is stored, not when the store opens: readers never need them (FORMAT.md
+ * §1), so a hand-edited config.json leaves the store's history readable.
  */
-export function checkTensorChunkSize(cfg: StoreConfig, storeRoot: string): void {
-  const size = cfg.tensorChunkSize;
-  if (Number.isSafeInteger(size) && size >= 1 && size <= MAX_OBJECT_BYTES) return;
+export function checkChunkingConfig(cfg: StoreConfig, storeRoot: string): void {
   const file = path.join(storeRoot, 'config.json');
-  throw new CkvcError(
-    'CKVC_BAD_ARGUMENT',
-    `${file}: tensorChunkSize ${JSON.stringify(size)} is not a whole number of bytes from 1 to ${MAX_OBJECT_BYTES}, so nothing can be committed to this store; set it back to 262144 (what init writes)`,
-    { path: file },
-  );
+  const refuse = (what: string) =>
+    new CkvcError('CKVC_BAD_ARGUMENT', `${file}: ${what}, so nothing can be committed to this store`, { path: file });
+  const size = cfg.tensorChunkSize;
+  if (!Number.isSafeInteger(size) || size < 1 || size > MAX_OBJECT_BYTES)
+    throw refuse(
+      `tensorChunkSize ${JSON.stringify(size)} is not a whole number of bytes from 1 to ${MAX_OBJECT_BYTES} (init writes 262144)`,
+    );
+  if (typeof cfg.cdc !== 'object' || cfg.cdc === null) throw refuse('cdc is not an object of min, avg and max');
+  try {
+    checkCdcParams(cfg.cdc);
+  } catch (e) {
+    throw e instanceof CkvcError ? refuse(`cdc ${JSON.stringify(cfg.cdc)}: ${e.message}`) : e;
+  }
 }
 
 /** The store version a file recipe needs beyond what every pack needs; undefined when none. */

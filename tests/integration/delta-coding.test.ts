@@ -339,7 +339,7 @@ describe('store format version', () => {
     expect(errorCodes(r.stderr)).toEqual(['CKVC_UNSUPPORTED_VERSION']);
   });
 
-  it('a config.json whose tensorChunkSize cannot cut a tensor refuses commits, leaves the store as it was, and reads', () => {
+  it('a config.json whose chunking parameters cannot cut data refuses commits, leaves the store as it was, and reads', () => {
     const s = newStore('ckvc-delta-cs-');
     const cfgFile = path.join(s.store, 'config.json');
     const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
@@ -357,6 +357,14 @@ describe('store format version', () => {
       expect(fs.readdirSync(path.join(s.store, 'packs'))).toEqual(packs);
       // Readers never need it (FORMAT.md §1): the history stays readable.
       expect(s.json(['log']).length).toBe(1);
+    }
+    // The content-defined chunker's parameters are checked at the same point, even by a commit of tensors only.
+    for (const cdc of [{ min: 0, avg: 3000, max: 8192 }, { min: 10, avg: 8, max: 64 }, null]) {
+      fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, cdc }));
+      const r = s.run(['commit', file, '-m', 'refused']);
+      expect(errorCodes(r.stderr), `cdc ${JSON.stringify(cdc)}`).toEqual(['CKVC_BAD_ARGUMENT']);
+      expect(r.stderr).toContain('cdc');
+      expect(fs.readdirSync(path.join(s.store, 'packs'))).toEqual(packs);
     }
     fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, tensorChunkSize: 4096 }));
     s.ok(['commit', file, '-m', 'small chunks']);

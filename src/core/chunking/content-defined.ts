@@ -33,7 +33,8 @@ function topBits(n: number): number {
   return n >= 32 ? -1 : ~(0xffffffff >>> n) | 0;
 }
 
-function checkParams(p: CdcParams): number {
+/** Throws CKVC_BAD_ARGUMENT unless `p` can cut chunks (spec/CHUNKING.md); returns log2(avg). */
+export function checkCdcParams(p: CdcParams): number {
   const { min, avg, max } = p;
   if (
     !Number.isSafeInteger(min) ||
@@ -60,7 +61,7 @@ function checkParams(p: CdcParams): number {
   return bits;
 }
 
-const DEFAULT_BITS = checkParams(DEFAULT_CDC);
+const DEFAULT_BITS = checkCdcParams(DEFAULT_CDC);
 
 /**
  * Length of the next chunk of `data[start, end)`. If end - start <= params.min, returns end - start. If no cut point
@@ -80,7 +81,7 @@ export function nextCdcChunkLength(
       length: data.length,
     });
   }
-  const bits = params === DEFAULT_CDC ? DEFAULT_BITS : checkParams(params);
+  const bits = params === DEFAULT_CDC ? DEFAULT_BITS : checkCdcParams(params);
   const { min, avg, max } = params;
   const len = end - start;
   if (len <= min) return len;

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { ObjectId } from '../../core/store-format/object-id.js';
 import { encodeTree, type TreeEntry } from '../../core/store-format/objects/tree-object.js';
 import type { ObjectWriter } from '../object-writer.js';
-import { checkTensorChunkSize, type StoreConfig } from '../store-layout.js';
+import { checkChunkingConfig, type StoreConfig } from '../store-layout.js';
 import type { DeltaBases } from './delta-bases.js';
 import { ingestFile } from './file-ingest.js';
 import { scanInputs, type InputNode } from './input-scan.js';
@@ -71,7 +71,7 @@ export async function ingestPaths(
   config: StoreConfig,
   opts: IngestOptions,
 ): Promise<{ tree: ObjectId; summary: IngestSummary }> {
-  checkTensorChunkSize(config, opts.storeRoot);
+  checkChunkingConfig(config, opts.storeRoot);
   const storeRoot = await fs.realpath(opts.storeRoot).catch(() => path.resolve(opts.storeRoot));
   const scan = await scanInputs(paths, storeRoot);
   const ing = new TreeIngest(writer, config, opts.progress, opts.signal, opts.bases);
