@@ -3,10 +3,12 @@
 // committed, and every failure is answered as a JSON CkvcError the client re-raises with the same code.
 import { timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
+import type { Socket } from 'node:net';
 import { bad } from '../core/store-format/bundle-format.js';
 import { CkvcError, EXIT } from '../core/errors.js';
 import { ObjectStore } from '../store/object-store.js';
 import { parseIdsBody, parseObjectsBody, parsePlanBody, parseUpdateRefsBody } from './request-body.js';
+import { KEEPALIVE_MS, stallTimeoutMs } from './stall-timeout.js';
 import { StoreService } from './store-service.js';
 
 export interface ServeOptions {
@@ -179,8 +181,24 @@ export function createServer(opts: ServeOptions): http.Server {
         : "a write needs the server's token (set CKVC_TOKEN or --token-file)";
     throw new CkvcError('CKVC_UNAUTHORIZED', `the remote refused the write: ${why}`, {});
   };
-  return http.createServer((req, res) => {
+  const stallMs = stallTimeoutMs();
+  const server = http.createServer((req, res) => {
     if (opts.page && !(req.url ?? '').startsWith('/v1/')) return void opts.page(req, res);
+    // Until its answer starts, a request keeps the connection alive with `102 Processing` (PROTOCOL.md §3.1)
+    // while the server works on it (waiting out a gc or a lock, planning over a large store) and while its body
+    // is arriving (a client whose last bytes sit in its kernel's buffers on a slow link sees progress), so that a
+    // client's stall timeout fires on a silent server only. Not while a body has stopped arriving: that silence
+    // is the client's, and the server's own idle timeout ends it. (A pipe counts no bytes: always, there.)
+    const socket = req.socket as Partial<Socket>;
+    let bytesRead = socket.bytesRead;
+    const keepAlive = setInterval(() => {
+      const arriving = socket.bytesRead === undefined || socket.bytesRead !== bytesRead;
+      bytesRead = socket.bytesRead;
+      const serversTurn = req.complete || req.readableLength > 0;
+      if ((serversTurn || arriving) && !res.headersSent && !res.destroyed) res.writeProcessing();
+    }, KEEPALIVE_MS);
+    keepAlive.unref();
+    res.once('close', () => clearInterval(keepAlive));
     void (async () => {
       let store: ObjectStore | undefined;
       const held = { bytes: 0 };
@@ -247,9 +265,15 @@ export function createServer(opts: ServeOptions): http.Server {
           );
         }
       } finally {
+        clearInterval(keepAlive);
         budget.give(held);
         await store?.close().catch(() => {});
       }
     })();
   });
+  // Idle time, not a whole request's: Node's default of 5 minutes per request would cut a 64 MiB push batch on a
+  // link slower than 220 KB/s, every time. A client silent for the stall time is dropped with its quarantine.
+  server.requestTimeout = 0;
+  server.timeout = stallMs;
+  return server;
 }

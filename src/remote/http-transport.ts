@@ -9,6 +9,7 @@ import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
 import type { Plan, Transport } from './transport.js';
 import type { ChainInfo } from '../store/delta-chains.js';
+import { stalledError, stallTimeoutMs } from './stall-timeout.js';
 
 /** IDs per `has` request: a small body for the server to hold (spec/PROTOCOL.md §3). */
 const HAS_BATCH = 20_000;
@@ -30,6 +31,8 @@ export interface HttpCarrier {
 export class HttpTransport implements Transport {
   /** False once the server said it does not know `chains` (it predates thin bundles). */
   private knowsChains = true;
+  /** Read once, so that a bad CKVC_REMOTE_TIMEOUT_MS fails before anything is sent. */
+  private readonly stallMs = stallTimeoutMs();
 
   constructor(
     readonly url: string,
@@ -56,12 +59,23 @@ export class HttpTransport implements Transport {
         ...(this.carrier ? { agent: this.carrier.agent } : {}),
         headers: { 'content-type': contentType, ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
       });
+      let response: http.IncomingMessage | undefined;
+      // Idle time on the connection, reads and writes alike, while this request or its reply is under way: a
+      // server's `102 Processing` keep-alives count, so only a silent connection stalls (PROTOCOL.md §3.1).
+      if (this.stallMs > 0)
+        req.setTimeout(this.stallMs, () => {
+          const stalled = stalledError(this.url, this.stallMs);
+          response?.destroy(stalled); // whoever reads the reply sees why it ended
+          req.destroy(stalled);
+        });
       req.on('response', (res) => {
+        response = res;
         if (res.statusCode !== 200) res.once('end', () => req.destroy());
         resolve(res);
       });
       req.on('error', (e) => {
         if (this.carrier) void this.carrier.failure(e).then(reject);
+        else if (isCkvcError(e)) reject(e);
         else
           reject(
             new CkvcError(

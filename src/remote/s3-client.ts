@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { CkvcError } from '../core/errors.js';
 import type { S3Location } from './s3-location.js';
+import { stalledError, stallTimeoutMs } from './stall-timeout.js';
 
 type Sdk = typeof import('@aws-sdk/client-s3');
 
@@ -44,12 +45,14 @@ export class S3Objects {
     private readonly client: S3Client,
     readonly loc: S3Location,
     readonly url: string,
+    private readonly stallMs: number,
   ) {}
 
   static async connect(loc: S3Location, url: string): Promise<S3Objects> {
     // The SDK warns on every run under Node 20 that its releases after January 2027 will need Node 22; the version
     // ckvc depends on supports Node 20 (ckvc's own floor), so the warning would only be noise on every push.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    const stallMs = stallTimeoutMs();
     const sdk = await import('@aws-sdk/client-s3');
     const endpoint = process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || undefined;
     const client = new sdk.S3Client({
@@ -57,11 +60,14 @@ export class S3Objects {
       endpoint,
       forcePathStyle: Boolean(endpoint),
       maxAttempts: 3,
+      // A service that stops answering fails the request (and the SDK tries it again) instead of hanging
+      // (PROTOCOL.md §3.1): no connection within the stall time, or a connection silent for that long.
+      ...(stallMs > 0 ? { requestHandler: { connectionTimeout: stallMs, socketTimeout: stallMs } } : {}),
       // S3-compatible services differ in the checksums they take; every object is re-hashed by its reader anyway.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
-    return new S3Objects(sdk, client, loc, url);
+    return new S3Objects(sdk, client, loc, url, stallMs);
   }
 
   /** The CkvcError for a failed request. */
@@ -78,6 +84,10 @@ export class S3Objects {
           "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket's permissions",
         data,
       );
+    }
+    if (name === 'TimeoutError') {
+      const stalled = stalledError(this.url, this.stallMs, `cannot ${what} ${where}: S3 (asked 3 times)`);
+      return new CkvcError('CKVC_REMOTE', stalled.message, { ...data, ...stalled.data });
     }
     if (/region is missing/i.test(message)) {
       return new CkvcError('CKVC_REMOTE', `cannot ${what} ${where}: no AWS region is configured; set AWS_REGION`, data);

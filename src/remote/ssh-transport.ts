@@ -34,6 +34,8 @@ class PipeAgent extends http.Agent {
     return this.connection;
   }
   override keepSocketAlive(): boolean {
+    // Between requests the connection is idle by design: the request's stall timeout ends with it.
+    (this.connection as Duplex & { setTimeout(ms: number): unknown }).setTimeout(0);
     return true;
   }
   override reuseSocket(): void {}
@@ -71,6 +73,12 @@ class SshCarrier implements HttpCarrier {
   }
 
   async failure(e: Error): Promise<CkvcError> {
+    if (e instanceof CkvcError) {
+      // The request gave up on a silent connection (stall-timeout.ts): ssh and the far side may be fine but
+      // hung, so nothing is waited for.
+      this.child.kill('SIGKILL');
+      return e;
+    }
     const end = await this.exitOrKill();
     const said = this.said();
     const data = { url: this.url, command: [this.cmd.file, ...this.cmd.args], exit: end.code, stderr: said };

@@ -11,13 +11,67 @@ export interface StdioServeOptions {
 }
 
 /**
- * A Duplex over two pipes with the socket methods Node's HTTP machinery calls on a connection (timeouts and
- * keep-alive are the pipe owner's business, so they do nothing here).
+ * A Duplex over two pipes with the socket methods Node's HTTP machinery calls on a connection. `setTimeout` is a
+ * socket's idle timeout (an HTTP client's request timeout uses it, PROTOCOL.md §3.1): 'timeout' is emitted when
+ * for `ms` no bytes arrived and none of what was written left for the pipe; keep-alive and the rest are the pipe
+ * owner's business and do nothing.
  */
 export function pipeConnection(readable: Readable, writable: Writable): Duplex {
   const d = Duplex.from({ readable, writable }) as Duplex & Record<string, unknown>;
-  for (const m of ['setTimeout', 'setNoDelay', 'setKeepAlive', 'ref', 'unref']) d[m] = () => d;
+  for (const m of ['setNoDelay', 'setKeepAlive', 'ref', 'unref']) d[m] = () => d;
+  const idle = idleWatch(d, readable, writable);
+  d.setTimeout = (ms: number, onTimeout?: () => void) => {
+    idle.arm(ms);
+    if (onTimeout) {
+      if (ms > 0) d.once('timeout', onTimeout);
+      else d.removeListener('timeout', onTimeout);
+    }
+    return d;
+  };
+  d.once('close', () => idle.arm(0));
   return d;
+}
+
+/** Emits 'timeout' on `d` after `ms` without progress on either pipe; progress is polled (a quarter of `ms`). */
+function idleWatch(d: Duplex, readable: Readable, writable: Writable) {
+  let timer: NodeJS.Timeout | undefined;
+  let bytesIn = 0;
+  let observing = false;
+  // Written bytes that left the stream's buffer: a pipe's socket counts them (net.Socket.bytesWritten includes
+  // what is still buffered, hence the subtraction); a reader that stopped reading stops this count.
+  const bytesOut = () => ((writable as Partial<{ bytesWritten: number }>).bytesWritten ?? 0) - writable.writableLength;
+  const progress = () => bytesIn + bytesOut();
+  return {
+    arm(ms: number) {
+      clearInterval(timer);
+      timer = undefined;
+      if (!(ms > 0)) return;
+      if (!observing) {
+        // Duplex.from reads with 'readable' and read(), which keeps a 'data' listener from switching the pipe to
+        // flowing: this only watches the chunks go by.
+        readable.on('data', (c: Buffer) => {
+          bytesIn += c.length;
+        });
+        observing = true;
+      }
+      let seen = progress();
+      let since = Date.now();
+      timer = setInterval(
+        () => {
+          const now = progress();
+          if (now !== seen) {
+            seen = now;
+            since = Date.now();
+          } else if (Date.now() - since >= ms) {
+            since = Date.now(); // once per silent period, like a socket
+            d.emit('timeout');
+          }
+        },
+        Math.max(10, Math.floor(ms / 4)),
+      );
+      timer.unref();
+    },
+  };
 }
 
 /** Serves one HTTP/1.1 connection on `input`/`output` until the client ends it; resolves when it is closed. */
@@ -32,6 +86,7 @@ export function serveStdio(opts: StdioServeOptions, input: Readable, output: Wri
   });
   // A push may take longer than any default: the client (and ssh) decide when the connection is dead.
   server.requestTimeout = 0;
+  server.timeout = 0;
   server.headersTimeout = 0;
   server.keepAliveTimeout = 0;
   // stdin ending after whole requests (`printf ... | ckvc serve --stdio`) still gets their answers; one cut off

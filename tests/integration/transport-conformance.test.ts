@@ -38,6 +38,8 @@ interface TransportCase {
   refused?(s: TestStore): Promise<Reach & { reads: boolean }>;
   /** An address where nothing answers (a folder remote has no such thing: its store is there or not). */
   unreachable?(): Promise<Reach>;
+  /** A remote that takes the connection and then never answers (a hung server or far side). */
+  silent?(): Promise<Reach>;
   /** Reaches `s` through something that damages one object of every bundle `s` sends. */
   damaging(s: TestStore): Promise<Reach>;
   /**
@@ -60,6 +62,16 @@ async function closedPort(): Promise<number> {
         s.close(() => resolve(port));
       });
   });
+}
+
+const silentServers: net.Server[] = [];
+
+/** A TCP server on 127.0.0.1 that reads whatever it is sent and never answers. */
+async function silentPort(): Promise<number> {
+  const s = net.createServer((c) => c.resume());
+  silentServers.push(s);
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  return (s.address() as net.AddressInfo).port;
 }
 
 /** A copy of `s` with one byte flipped in the middle of each pack: every fetch from it reads damaged data. */
@@ -100,6 +112,7 @@ const TRANSPORTS: TransportCase[] = [
       return { url, env: { CKVC_TOKEN: 'wrong-token' }, reads: false };
     },
     unreachable: async () => ({ url: `http://127.0.0.1:${await closedPort()}/` }),
+    silent: async () => ({ url: `http://127.0.0.1:${await silentPort()}/` }),
     damaging: async (s) => {
       const upstream = (await serve(s, ['--token-file', tokenFile])).url;
       const url = await proxy(upstream, async (req, _body, res, pass) => {
@@ -124,6 +137,12 @@ const TRANSPORTS: TransportCase[] = [
       reads: true,
     }),
     unreachable: async () => ({ url: `ssh://127.0.0.1:${await closedPort()}/nowhere`, env: sshd.env }),
+    // A real login whose far command reads the requests and never answers.
+    silent: async () => ({
+      url: sshd.url('/nowhere'),
+      addArgs: ['--remote-ckvc', 'exec cat >/dev/null;'],
+      env: sshd.env,
+    }),
     damaging: async (s) => ({
       url: sshd.url(s.store),
       addArgs: ['--remote-ckvc', `${process.execPath} ${path.join(REPO_HELPERS, 'flip-stdio.mjs')} ${sshd.remoteCkvc}`],
@@ -145,6 +164,10 @@ const TRANSPORTS: TransportCase[] = [
     unreachable: async () => ({
       url: `s3://${s3.bucket}/gone`,
       env: s3.env({ AWS_ENDPOINT_URL: `http://127.0.0.1:${await closedPort()}` }),
+    }),
+    silent: async () => ({
+      url: `s3://${s3.bucket}/hung`,
+      env: s3.env({ AWS_ENDPOINT_URL: `http://127.0.0.1:${await silentPort()}` }),
     }),
     damaging: async (s) => ({ url: `s3://${s3.bucket}/${s3.damagedCopy(prefixOf(s))}`, env: s3.env() }),
     remoteRef: (s, name) => s3.refs(prefixOf(s))[name],
@@ -195,7 +218,10 @@ beforeAll(() => {
   fs.writeFileSync(tokenFile, `${TOKEN}\n`);
   empty = newStore('ckvc-conf-empty-');
 });
-afterAll(() => cleanupTemp());
+afterAll(() => {
+  for (const s of silentServers) s.close();
+  cleanupTemp();
+});
 
 describe.each(TRANSPORTS)('$name transport', (tc) => {
   let A: TestStore; // pushes
@@ -315,6 +341,28 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
       expect(codesOf(r)).toEqual(['CKVC_REMOTE']);
     }
   });
+
+  it.runIf(Boolean(tc.silent))(
+    'a remote that stops answering: fetch and push exit 22 after CKVC_REMOTE_TIMEOUT_MS, nothing changes',
+    async () => {
+      const u = await tc.silent!();
+      await addRemote(A, 'hung', u);
+      const before = snapshotStoreExceptTmp(A.store);
+      for (const args of [
+        ['fetch', 'hung'],
+        ['push', 'hung', 'main'],
+      ]) {
+        const t0 = Date.now();
+        const r = await A.runAsync(args, { env: { ...(u.env ?? env()), CKVC_REMOTE_TIMEOUT_MS: '1000' } });
+        expect(r.code, describeRun(r)).toBe(22);
+        expect(codesOf(r)).toEqual(['CKVC_REMOTE']);
+        expect(r.stderr).toMatch(/sent and took nothing for 1000 ms.*CKVC_REMOTE_TIMEOUT_MS/s);
+        // S3 asks three times, with the SDK's back-off in between.
+        expect(Date.now() - t0).toBeLessThan(20_000);
+      }
+      expect(diffSnapshots(before, snapshotStoreExceptTmp(A.store))).toEqual([]);
+    },
+  );
 
   it('a damaged object in a reply: fetch exits 12 and the fetching store is unchanged', async () => {
     const F = emptyCopy('ckvc-conf-f-');
