@@ -83,6 +83,9 @@ export async function startS3Server(dir: string, opts: { conditional?: boolean }
       AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'no-aws-credentials'),
       AWS_EC2_METADATA_DISABLED: 'true',
       CKVC_S3_PART_SIZE: undefined,
+      // A request s3rver or the proxy leaves unanswered is tried again after 20 s (the SDK asks 3 times), well
+      // inside a test's 120 s, instead of hanging the test: every request here answers in well under a second.
+      CKVC_REMOTE_TIMEOUT_MS: '20000',
       ...extra,
     }),
     requests: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : []),
