@@ -41,6 +41,30 @@ describe('canonical CBOR (spec/vectors/canonical-cbor.json)', () => {
     expect(() => encodeCanonical(new Date() as unknown as CborValue)).toThrow();
     expect(() => encodeCanonical({ a: undefined } as unknown as CborValue)).toThrow();
   });
+  it('orders and encodes keys by their bytes however many distinct keys were seen before (encoded keys are cached, boundedly)', () => {
+    // A reference encoding of one text key, written out here: head (major type 3) and UTF-8 bytes.
+    const keyBytes = (k: string) => {
+      const b = Buffer.from(k, 'utf8');
+      const n = b.length;
+      const h = n < 24 ? [0x60 | n] : n < 256 ? [0x78, n] : [0x79, n >> 8, n & 0xff];
+      return Buffer.concat([Buffer.from(h), b]);
+    };
+    // More keys than the cache holds, long ones it never holds, and non-ASCII ones, over several objects.
+    const keys = Array.from({ length: 3000 }, (_, i) =>
+      i % 7 === 0 ? `k${i}-`.repeat(20) : i % 5 === 0 ? `é${i}` : `k${i}`,
+    );
+    for (let start = 0; start < keys.length; start += 500) {
+      const obj = Object.fromEntries(keys.slice(start, start + 500).map((k, i) => [k, i]));
+      const bytes = Buffer.from(encodeCanonical(obj));
+      const sorted = Object.keys(obj).sort((a, b) => Buffer.compare(keyBytes(a), keyBytes(b)));
+      const expected = Buffer.concat([
+        Buffer.from([0xb9, 0x01, 0xf4]), // map of 500
+        ...sorted.map((k) => Buffer.concat([keyBytes(k), Buffer.from(encodeCanonical(obj[k]!))])),
+      ]);
+      expect(bytes.equals(expected)).toBe(true);
+      expect(decodeCanonical(bytes, 'many keys')).toEqual(obj);
+    }
+  });
   it('round-trips 64-bit integers that are safe in JS', () => {
     const big = Number.MAX_SAFE_INTEGER;
     expect(decodeCanonical(encodeCanonical({ t: big }), 'big')).toEqual({ t: big });

@@ -67,6 +67,25 @@ function head(out: ByteSink, major: number, n: number): void {
   }
 }
 
+/**
+ * Encoded map keys by text: objects repeat a few field names thousands of times per commit (a recipe's `offset`,
+ * `length`, `id`), and encoding each into a sink of its own was a tenth of a commit's CBOR time. Bounded, since
+ * decoding checks objects from other people with whatever keys they hold.
+ */
+const encodedKeys = new Map<string, Uint8Array>();
+const MAX_CACHED_KEYS = 1024;
+const MAX_CACHED_KEY_LENGTH = 64;
+
+function encodedKey(k: string, depth: number): Uint8Array {
+  const known = encodedKeys.get(k);
+  if (known) return known;
+  const kb = new ByteSink();
+  encodeInto(kb, k, depth);
+  const bytes = kb.result();
+  if (encodedKeys.size < MAX_CACHED_KEYS && k.length <= MAX_CACHED_KEY_LENGTH) encodedKeys.set(k, bytes);
+  return bytes;
+}
+
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
@@ -109,9 +128,7 @@ function encodeInto(out: ByteSink, v: unknown, depth: number): void {
   if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
     const entries = Object.entries(v as Record<string, unknown>).map(([k, val]) => {
       if (val === undefined) throw new CkvcError('CKVC_INTERNAL', `CBOR map key "${k}" has an undefined value`);
-      const kb = new ByteSink();
-      encodeInto(kb, k, depth + 1);
-      return [kb.result(), val] as const;
+      return [encodedKey(k, depth + 1), val] as const;
     });
     entries.sort((a, b) => compareBytes(a[0], b[0]));
     head(out, 5, entries.length);
