@@ -225,7 +225,10 @@ export function createServer(opts: ServeOptions): http.Server {
           }
           case 'POST /v1/objects': {
             const { ids, bases } = parseObjectsBody(body);
-            res.writeHead(200, { 'content-type': 'application/octet-stream' });
+            // Sent with the bundle's first byte, not before: until then the server may wait out a gc or build a
+            // scratch pack, and keep-alives (above) go out only while no answer has started.
+            res.statusCode = 200;
+            res.setHeader('content-type', 'application/octet-stream');
             await svc.sendObjects(ids, res, bases);
             res.end();
             return;
@@ -244,7 +247,8 @@ export function createServer(opts: ServeOptions): http.Server {
         // (a bundle it was sending is removed with its quarantine).
         if ((req.destroyed && !req.complete) || res.destroyed) {
           opts.log?.(
-            `${req.method} ${req.url}: the client closed the connection mid-request; the request was dropped, nothing of it stored`,
+            `${req.method} ${req.url}: the connection ended mid-request (the client went away, or sent nothing for ` +
+              'the stall time); the request was dropped, nothing of it stored',
           );
           return;
         }

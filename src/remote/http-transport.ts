@@ -2,6 +2,7 @@
 // again here with the same code; anything else (a refused connection, a stray answer) is CKVC_REMOTE.
 import * as http from 'node:http';
 import * as https from 'node:https';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { CkvcError, type ErrorCode, ERROR_CODES, isCkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
@@ -60,10 +61,8 @@ export class HttpTransport implements Transport {
         headers: { 'content-type': contentType, ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
       });
       let response: http.IncomingMessage | undefined;
-      // Idle time on the connection, reads and writes alike, while this request or its reply is under way: a
-      // server's `102 Processing` keep-alives count, so only a silent connection stalls (PROTOCOL.md §3.1).
       if (this.stallMs > 0)
-        req.setTimeout(this.stallMs, () => {
+        watchStall(req, this.stallMs, () => {
           const stalled = stalledError(this.url, this.stallMs);
           response?.destroy(stalled); // whoever reads the reply sees why it ended
           req.destroy(stalled);
@@ -253,6 +252,27 @@ export class HttpTransport implements Transport {
   async close() {
     await this.carrier?.close();
   }
+}
+
+/**
+ * Calls `stalled` when the request's connection carries nothing, reads and writes alike, for `ms` while the request
+ * or its reply is under way (PROTOCOL.md §3.1): a server's `102 Processing` keep-alives count, so only a silent
+ * connection stalls. A process that was paused (SIGSTOP, a laptop asleep) runs its timers before it reads what
+ * arrived meanwhile, so the silence is confirmed one turn of the event loop later. (A pipe's connection confirms
+ * it itself, stdio-server.ts.)
+ */
+function watchStall(req: http.ClientRequest, ms: number, stalled: () => void): void {
+  req.once('socket', (socket: Socket) => {
+    const onIdle = () => {
+      const seen = socket.bytesRead;
+      setImmediate(() => {
+        if (socket.bytesRead === seen && !req.destroyed) stalled();
+      });
+    };
+    socket.setTimeout(ms);
+    socket.on('timeout', onIdle);
+    req.once('close', () => socket.removeListener('timeout', onIdle));
+  });
 }
 
 /** A `chains` reply, checked: one entry per ID, each null or `{depth, base?}` (the remote is not trusted). */

@@ -64,7 +64,10 @@ function idleWatch(d: Duplex, readable: Readable, writable: Writable) {
             since = Date.now();
           } else if (Date.now() - since >= ms) {
             since = Date.now(); // once per silent period, like a socket
-            d.emit('timeout');
+            // After a pause of the whole process the pipes are read after the timers: confirmed a turn later.
+            setImmediate(() => {
+              if (progress() === seen) d.emit('timeout');
+            });
           }
         },
         Math.max(10, Math.floor(ms / 4)),

@@ -88,6 +88,28 @@ describe.each(['HTTP', 'SSH'])('%s: a server waiting out a gc', (transport) => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(4000);
     expect(R.ref('refs/heads/main')).toBe(A.ref('refs/heads/main'));
   });
+
+  it('sends keep-alives before the bundle too, so a fetch with a 2 s stall time waits 4 s for it and succeeds', async () => {
+    const R = copyStore(A, 'ckvc-stall-fgc-');
+    const F = copyStore(empty, 'ckvc-stall-f-');
+    const reach =
+      transport === 'HTTP'
+        ? { url: (await serve(R, [], { CKVC_REMOTE_TIMEOUT_MS: '2000' })).url, args: [], env: {} }
+        : { url: sshd.url(R.store), args: ['--remote-ckvc', sshd.remoteCkvc], env: sshd.env };
+    await F.jsonAsync(['remote', 'add', 'r', reach.url, ...reach.args]);
+    // The server sending objects registers against gc like a writer and waits while gc.lock is held.
+    const lock = path.join(R.store, 'locks', 'gc.lock');
+    fs.mkdirSync(path.dirname(lock), { recursive: true });
+    fs.writeFileSync(lock, 'held by the test');
+    const t0 = Date.now();
+    const fetch = F.runAsync(['fetch', 'r'], { env: { ...reach.env, CKVC_REMOTE_TIMEOUT_MS: '2000' } });
+    await new Promise((r) => setTimeout(r, 4000));
+    fs.rmSync(lock);
+    const r = await fetch;
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(4000);
+    expect(F.ref('refs/remotes/r/main')).toBe(A.ref('refs/heads/main'));
+  });
 });
 
 /**
