@@ -10,6 +10,13 @@ import { s3Keys } from './s3-location.js';
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
 const MAX_PACKS = 100_000;
 const MAX_IDS_PER_PACK = 200_000;
+/**
+ * Object IDs a catalogue may list in all (S3.md §2): a fetch keeps every listing in memory, and the per-object caps
+ * alone would allow 20 billion; 8 million (a remote of about 2 TiB in 256 KiB chunks) is about 1 GiB of listings.
+ */
+const MAX_CATALOGUE_IDS = 8_000_000;
+/** The tests lower it to reach it with a small remote. */
+const catalogueCap = () => Number(process.env.CKVC_TEST_S3_CATALOGUE_IDS) || MAX_CATALOGUE_IDS;
 const PUBLISH_TRIES = 10;
 const PACK_NAME = /^[0-9a-f]{64}$/;
 const LOAD_CONCURRENCY = 8;
@@ -135,10 +142,20 @@ export async function loadCatalogue(s3: S3Objects): Promise<Catalogue> {
   const packs = (await readIndex(s3)).value;
   const idsOf = new Map<string, ObjectId[]>();
   let next = 0;
+  let listed = 0;
   const worker = async () => {
     while (next < packs.length) {
       const name = packs[next++]!;
-      idsOf.set(name, await readIds(s3, name));
+      const ids = await readIds(s3, name);
+      listed += ids.length;
+      if (listed > catalogueCap())
+        throw new CkvcError(
+          'CKVC_REMOTE',
+          `${s3.url} lists more than ${catalogueCap().toLocaleString('en-US')} objects in its packs, more than ` +
+            'ckvc reads from one S3 remote; nothing was fetched',
+          { url: s3.url, limit: catalogueCap() },
+        );
+      idsOf.set(name, ids);
     }
   };
   await Promise.all(Array.from({ length: Math.min(LOAD_CONCURRENCY, packs.length) }, worker));

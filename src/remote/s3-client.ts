@@ -1,7 +1,7 @@
 // The few S3 requests an s3 remote makes (spec/S3.md), over @aws-sdk/client-s3, which is loaded here on first
 // use only: start-up of every other command does not pay for it. Every failure becomes a CkvcError: refused
 // credentials are CKVC_UNAUTHORIZED (21), anything else CKVC_REMOTE (22), naming the bucket and key.
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { CkvcError } from '../core/errors.js';
 import type { S3Location } from './s3-location.js';
@@ -63,6 +63,10 @@ export class S3Objects {
       // A service that stops answering fails the request (and the SDK tries it again) instead of hanging
       // (PROTOCOL.md §3.1): no connection within the stall time, or a connection silent for that long.
       ...(stallMs > 0 ? { requestHandler: { connectionTimeout: stallMs, socketTimeout: stallMs } } : {}),
+      // No `Expect: 100-continue` on large bodies: the SDK then holds a body back up to 6 s for a 100 that some
+      // services never send, and a stall time under that would give up on a healthy service. The cost: a
+      // refused upload still sends its body (one part at most).
+      expectContinueHeader: false,
       // S3-compatible services differ in the checksums they take; every object is re-hashed by its reader anyway.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
@@ -86,7 +90,7 @@ export class S3Objects {
       );
     }
     if (name === 'TimeoutError') {
-      const stalled = stalledError(this.url, this.stallMs, `cannot ${what} ${where}: S3 (asked 3 times)`);
+      const stalled = stalledError(this.url, this.stallMs, `cannot ${what} ${where}: S3`);
       return new CkvcError('CKVC_REMOTE', stalled.message, { ...data, ...stalled.data });
     }
     if (/region is missing/i.test(message)) {
@@ -143,11 +147,29 @@ export class S3Objects {
     return { body: Buffer.concat(parts), etag: r.etag };
   }
 
-  /** A stream of the object, or undefined when there is none. */
+  /**
+   * A stream of the object, or undefined when there is none. A failure while its bytes arrive (a stall, a reset)
+   * reaches the reader as the CkvcError `failure` makes of it, like a failure of the request itself.
+   */
   async open(key: string): Promise<{ body: Readable; size: number; etag: string } | undefined> {
     try {
       const r = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.loc.bucket, Key: key }));
-      return { body: r.Body as Readable, size: r.ContentLength ?? 0, etag: r.ETag ?? '' };
+      const sdkBody = r.Body as Readable;
+      if (r.ContentLength === undefined) {
+        sdkBody.destroy();
+        throw new CkvcError(
+          'CKVC_REMOTE',
+          `s3://${this.loc.bucket}/${key} was sent without a length (S3 always gives one); is AWS_ENDPOINT_URL an S3 service?`,
+          { url: this.url, key },
+        );
+      }
+      const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+      sdkBody.once('error', (e) => body.destroy(this.failure(e, 'read', key)));
+      body.once('close', () => {
+        if (!sdkBody.readableEnded) sdkBody.destroy();
+      });
+      sdkBody.pipe(body);
+      return { body, size: r.ContentLength, etag: r.ETag ?? '' };
     } catch (e) {
       if (nameOf(e) === 'NoSuchKey' || (statusOf(e) === 404 && nameOf(e) !== 'NoSuchBucket')) return undefined;
       throw this.failure(e, 'read', key);

@@ -93,13 +93,20 @@ export class StoreService {
   }
 
   /** Stores the objects of an objects-only bundle after verifying every one of them. */
+  /**
+   * `expect`, when the sender said beforehand what it sends (an S3 pack: its object's length and its listing):
+   * a bundle of another length, or holding other objects, is refused before anything is promoted.
+   */
   async receiveObjects(
     source: Readable | AsyncIterable<Buffer>,
     where: string,
+    expect: { bytes?: number; ids?: readonly ObjectId[] } = {},
   ): Promise<{ objects: number; newObjects: number }> {
-    const rb = await receiveBundle(source, this.store.layout.tmpDir, where, undefined, { store: this.store });
+    const rb = await receiveBundle(source, this.store.layout.tmpDir, where, expect.bytes, { store: this.store });
     try {
       if (rb.header.refs.length) throw bad(where, 'carries refs; ref updates are a separate request');
+      if (expect.ids && (rb.ids.size !== expect.ids.length || !expect.ids.every((id) => rb.ids.has(id))))
+        throw bad(where, `holds ${rb.ids.size} objects that are not the ${expect.ids.length} its listing names`);
       // The answer is the protocol's; labels this store keeps instead of the pushed ones are its own business.
       const { objects, newObjects } = await promoteObjects(this.store, rb);
       return { objects, newObjects };

@@ -7,7 +7,9 @@
 // PUT, answered 412 PreconditionFailed as S3 does), checking s3rver's folder with each such write serialised: the
 // behaviour of AWS S3, R2 or MinIO, which s3rver lacks, for the tests of the path that relies on it. While
 // fault.json says {"replaceBeforeWrite": SUFFIX}, an If-Match write to a key ending in SUFFIX finds the object
-// replaced (a new ETag) just before, as if another writer had got there first.
+// replaced (a new ETag) just before, as if another writer had got there first. While fault.json says
+// {"stallBodiesOf": SUFFIX}, a GET of a key ending in SUFFIX is answered with its headers and first 4 KiB, then
+// nothing more (the connection stays open): a service that stops mid-object.
 // Prints {"endpoint": URL} on its first line of stdout once both listen.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -118,11 +120,20 @@ function forward(req, res, finished) {
   }
   const { method, url, headers } = req;
   const target = { host: upstream.address, port: upstream.port, method, path: url, headers };
+  const stall = method === 'GET' && f.stallBodiesOf && (url ?? '').split('?')[0].endsWith(f.stallBodiesOf);
   const up = http.request(target, (r) => {
     if (isPart && r.statusCode === 200) partsPassed++;
     const cond = req.headers['if-match'] ? ' if-match' : req.headers['if-none-match'] ? ' if-none-match' : '';
-    fs.appendFileSync(log, `${req.method} ${req.url} ${r.statusCode}${cond}\n`);
+    fs.appendFileSync(log, `${req.method} ${req.url} ${r.statusCode}${stall ? ' STALLED' : ''}${cond}\n`);
     res.writeHead(r.statusCode ?? 502, r.headers);
+    if (stall) {
+      let sent = 0;
+      r.on('data', (c) => {
+        if (sent < 4096) res.write(c.subarray(0, 4096 - sent));
+        sent += c.length;
+      });
+      return;
+    }
     r.pipe(res);
     r.on('end', done);
   });

@@ -24,6 +24,8 @@ export interface S3Server {
   failPartsAfter(n: number | undefined): void;
   /** Conditional mode: an If-Match write to a key ending in `suffix` finds it replaced first (undefined: none). */
   replaceBeforeWrite(suffix: string | undefined): void;
+  /** GETs of keys ending in `suffix` send their headers and first 4 KiB, then stall (undefined: none). */
+  stallBodiesOf(suffix: string | undefined): void;
   /** The file holding an object's bytes. */
   objectFile(key: string): string;
   /** The refs a remote at s3://BUCKET/PREFIX holds (its refs.json; {} when it has none). */
@@ -92,6 +94,7 @@ export async function startS3Server(dir: string, opts: { conditional?: boolean }
     clearLog: () => fs.rmSync(log, { force: true }),
     failPartsAfter: (n) => setFault(n === undefined ? undefined : { failPartsAfter: n }),
     replaceBeforeWrite: (suffix) => setFault(suffix === undefined ? undefined : { replaceBeforeWrite: suffix }),
+    stallBodiesOf: (suffix) => setFault(suffix === undefined ? undefined : { stallBodiesOf: suffix }),
     objectFile: (key) => objectFile(key),
     refs: (prefix) => {
       const f = objectFile(`${withSlash(prefix)}refs.json`);

@@ -204,6 +204,78 @@ describe('failures', () => {
     expect(diffSnapshots(beforeRemote, srv.snapshot('creds'))).toEqual([]);
   });
 
+  it('a pack download that stops mid-object is exit 22 after the stall time, and keeps nothing of it', () => {
+    const A = storeWithRemote('stall');
+    commitCheckpoint(A, 21);
+    A.ok(['push', 's3'], { env });
+    const B = storeWithRemote('stall');
+    const before = snapshotStore(B.store);
+    srv.stallBodiesOf('.bundle');
+    try {
+      const r = B.run(['fetch', 's3'], { env: { ...env, CKVC_REMOTE_TIMEOUT_MS: '1000' } });
+      expect(r.code, describeRun(r)).toBe(22);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
+      expect(r.stderr).toMatch(/cannot read s3:\/\/.*\.bundle: S3 sent and took nothing for 1000 ms/);
+      expect(srv.requests().some((l) => / STALLED/.test(l))).toBe(true);
+    } finally {
+      srv.stallBodiesOf(undefined);
+    }
+    expect(diffSnapshots(before, snapshotStore(B.store))).toEqual([]);
+  });
+
+  it('a pack object longer than its bundle says, or one that holds other objects than its listing names, is exit 12', async () => {
+    const A = storeWithRemote('lies');
+    commitCheckpoint(A, 22);
+    A.ok(['push', 's3'], { env });
+    const { packName } = await import('../../src/remote/s3-catalogue.js');
+    const index = JSON.parse(fs.readFileSync(srv.objectFile('lies/index.json'), 'utf8')) as { packs: string[] };
+    const [name] = index.packs;
+    const bundle = fs.readFileSync(srv.objectFile(`lies/packs/${name}.bundle`));
+    const ids = fs
+      .readFileSync(srv.objectFile(`lies/packs/${name}.ids`), 'latin1')
+      .split('\n')
+      .filter(Boolean);
+    // (1) The same pack with bytes after its end; (2) a listing with one ID swapped for another, published under
+    // the name it hashes to, with the unchanged pack. Each is the one pack of its own prefix.
+    const publish = (prefix: string, packIds: string[], packBytes: Buffer) => {
+      const { name: n, listing } = packName(packIds);
+      const put = (key: string, b: Buffer | string) => {
+        const f = srv.objectFile(`${prefix}/${key}`);
+        fs.mkdirSync(path.dirname(f), { recursive: true });
+        fs.writeFileSync(f, b);
+      };
+      put(`packs/${n}.bundle`, packBytes);
+      put(`packs/${n}.ids`, listing);
+      put('index.json', `${JSON.stringify({ version: 1, packs: [n] })}\n`);
+      put('refs.json', fs.readFileSync(srv.objectFile('lies/refs.json')));
+    };
+    publish('lies-long', ids, Buffer.concat([bundle, Buffer.alloc(1000)]));
+    publish('lies-listing', [...ids.slice(1), 'ab'.repeat(32)].sort(), bundle);
+    for (const prefix of ['lies-long', 'lies-listing']) {
+      const B = storeWithRemote(prefix);
+      const before = snapshotStore(B.store);
+      const r = B.run(['fetch', 's3'], { env });
+      expect(r.code, describeRun(r)).toBe(12);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
+      expect(r.stderr).toMatch(prefix === 'lies-long' ? /bytes but its header accounts for/ : /its listing names/);
+      expect(diffSnapshots(before, snapshotStore(B.store))).toEqual([]);
+    }
+  });
+
+  it('a catalogue listing more objects than a reader keeps is exit 22 before any pack is read', () => {
+    const A = storeWithRemote('big');
+    commitCheckpoint(A, 23);
+    A.ok(['push', 's3'], { env });
+    const B = storeWithRemote('big');
+    const before = snapshotStore(B.store);
+    srv.clearLog();
+    const r = B.run(['fetch', 's3'], { env: { ...env, CKVC_TEST_S3_CATALOGUE_IDS: '2' } });
+    expect(r.code, describeRun(r)).toBe(22);
+    expect(r.stderr).toMatch(/lists more than 2 objects in its packs/);
+    expect(srv.requests().filter((l) => /\.bundle/.test(l))).toEqual([]);
+    expect(diffSnapshots(before, snapshotStore(B.store))).toEqual([]);
+  });
+
   it('an unreachable endpoint is exit 22 (CKVC_REMOTE), naming the endpoint', () => {
     const s = storeWithRemote('gone');
     const r = s.run(['fetch', 's3'], { env: srv.env({ AWS_ENDPOINT_URL: 'http://127.0.0.1:9' }) });
