@@ -17,6 +17,7 @@ import { collectObjects } from './object-collector.js';
 import { completeHistory, depthCut, tipsCutShort } from '../store/ancestry.js';
 import { remoteHolds } from './thin-bases.js';
 import type { Transport } from './transport.js';
+import { RemoteConfig } from './remote-config.js';
 
 /** Objects per bundle are bounded by bytes and count, so one interrupted transfer loses little. */
 const BATCH_BYTES = 64 * 1024 * 1024;
@@ -205,6 +206,23 @@ export function keptLabelWarning(k: KeptLabel, from: string): FetchWarning {
 }
 
 /**
+ * What a received tag of a given short name would hide (FORMAT.md §6.4 resolves a name as a tag before an alias or
+ * a remote-tracking branch): `origin/main` would hide remote origin's main, `best` the local alias best. A remote
+ * chooses its tags' names, so such tags are not stored.
+ */
+async function shadowedNames(store: ObjectStore, remote: string): Promise<(tag: string) => string | undefined> {
+  const remotes = new Set((await new RemoteConfig(store.layout).list()).map((r) => r.name)).add(remote);
+  const aliases = new Set((await store.refs.list('alias', { skipCorrupt: true })).map((a) => a.name));
+  return (tag) => {
+    const slash = tag.indexOf('/');
+    if (slash > 0 && remotes.has(tag.slice(0, slash)))
+      return `remote '${tag.slice(0, slash)}''s branch ${tag.slice(slash + 1)}`;
+    if (aliases.has(tag)) return `the local alias '${tag}'`;
+    return undefined;
+  };
+}
+
+/**
  * The remote's branches and tags that can be stored here, as local names; the others are left out with a
  * warning (a remote is not trusted to advertise valid names). None usable of several advertised: CKVC_REMOTE.
  */
@@ -217,6 +235,7 @@ async function usableRefs(
 ): Promise<{ name: string; id: ObjectId; local: string }[]> {
   let advertised = 0;
   let out: { name: string; id: ObjectId; local: string }[] = [];
+  const shadowed = await shadowedNames(store, remote);
   for (const [name, id] of Object.entries(theirs)) {
     if (!name.startsWith(REF_PREFIX.branch) && !name.startsWith(REF_PREFIX.tag)) continue;
     advertised++;
@@ -240,6 +259,15 @@ async function usableRefs(
     const local = name.startsWith(REF_PREFIX.branch)
       ? `${REF_PREFIX.remote}${remote}/${name.slice(REF_PREFIX.branch.length)}`
       : name;
+    const shadows = name.startsWith(REF_PREFIX.tag) ? shadowed(name.slice(REF_PREFIX.tag.length)) : undefined;
+    if (shadows) {
+      warnings.push({
+        ref: name,
+        code: 'CKVC_BAD_REF_NAME',
+        message: `left out ${name} of ${t.url}: as a tag here it would take the place of ${shadows} in every revision that names it`,
+      });
+      continue;
+    }
     const bad = store.refs.nameProblem(local);
     if (bad) {
       warnings.push({

@@ -37,6 +37,12 @@ beforeAll(() => {
   work = tempDir('ckvc-hard-work-');
 });
 
+function writeMetricCheckpoint(): string {
+  const dir = path.join(work, `ck-${seed}`);
+  writeCheckpoint(dir, { seed: seed++, tensorBytes: 16 * 1024, opaqueBytes: 8 * 1024 });
+  return dir;
+}
+
 describe('push moves all its refs or none', () => {
   it('push d1 c where c is not a fast-forward: 13 naming c, d1 not created on the remote, no tracking ref for either; tracking refs follow what the remote did, also when its disk fails after the refs moved', async () => {
     const A = newStore('ckvc-hard-a-');
@@ -234,8 +240,8 @@ describe('ckvc serve under junk', () => {
     for (let i = 0; i < 200 && quarantines(S).length === 0; i++) await sleep(25);
     expect(quarantines(S).length).toBe(1);
     req.destroy();
-    for (let i = 0; i < 200 && !/closed the connection/.test(srv.log()); i++) await sleep(25);
-    expect(srv.log()).toMatch(/POST \/v1\/receive: the client closed the connection mid-request/);
+    for (let i = 0; i < 200 && !/connection ended mid-request/.test(srv.log()); i++) await sleep(25);
+    expect(srv.log()).toMatch(/POST \/v1\/receive: the connection ended mid-request \(the client went away/);
     expect(srv.log()).not.toContain('CKVC_INTERNAL');
     for (let i = 0; i < 200 && quarantines(S).length; i++) await sleep(25);
     expect(quarantines(S)).toEqual([]);
@@ -283,6 +289,40 @@ describe('fetch from a remote that misbehaves', () => {
     expect(out.refs.map((u: any) => u.name).sort()).toEqual(['refs/remotes/evil/main', 'refs/remotes/evil/side']);
     expect(F.ref('refs/remotes/evil/main')).toBe(main);
     expect(F.refFiles()).toEqual(['refs/remotes/evil/main', 'refs/remotes/evil/side']);
+  });
+
+  it("tags that would hide another ref in revisions (R/NAME for a remote R, a local alias's name) are left out with a warning", async () => {
+    // The remote's own tags, made the ordinary way: one named like the fetcher's other remote's branch, one like
+    // its alias, one like the fetched remote's own branch, and an innocent one.
+    const E = newStore('ckvc-hard-evil-');
+    const evil = await commit(E, 'main');
+    for (const t of ['origin/main', 'best-loss', 'evil/main', 'v1']) await E.jsonAsync(['tag', t, evil]);
+    const O = newStore('ckvc-hard-origin-');
+    const trusted = await commit(O, 'main');
+    const F = newStore('ckvc-hard-victim-');
+    await F.jsonAsync(['commit', writeMetricCheckpoint(), '-b', 'main', '-m', 'scored', '--metric', 'loss=0.5']);
+    await F.jsonAsync(['alias', 'best-loss', '--track', 'loss', '--min', '-b', 'main']);
+    const mine = F.ref('refs/aliases/best-loss')!;
+    expect(mine).toBe(F.ref('refs/heads/main'));
+    await F.jsonAsync(['remote', 'add', 'origin', O.dir]);
+    await F.jsonAsync(['fetch', 'origin']);
+    await F.jsonAsync(['remote', 'add', 'evil', E.dir]);
+    const r = await F.runAsync(['fetch', 'evil', '--json']);
+    expect(r.code, describeRun(r)).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.warnings.map((w: any) => [w.ref, w.code]).sort()).toEqual([
+      ['refs/tags/best-loss', 'CKVC_BAD_REF_NAME'],
+      ['refs/tags/evil/main', 'CKVC_BAD_REF_NAME'],
+      ['refs/tags/origin/main', 'CKVC_BAD_REF_NAME'],
+    ]);
+    expect(r.stderr).toMatch(/left out refs\/tags\/origin\/main of .*remote 'origin''s branch main/);
+    expect(r.stderr).toMatch(/left out refs\/tags\/best-loss of .*the local alias 'best-loss'/);
+    expect(F.refFiles().filter((f) => f.startsWith('refs/tags/'))).toEqual(['refs/tags/v1']);
+    // Every name still means what it meant before the fetch.
+    const id = async (rev: string) => (await F.jsonAsync<{ id: string }>(['show', rev])).id;
+    expect(await id('origin/main')).toBe(trusted);
+    expect(await id('best-loss')).toBe(mine);
+    expect(await id('evil/main')).toBe(evil);
   });
 
   it('nothing usable advertised: 22, and no object was asked for', async () => {
