@@ -90,9 +90,10 @@ export async function receiveBundle(
     streamed = header.packLength
       ? new StreamedVerification(arriving, header.packLength, header.objects, store)
       : undefined;
-    const packCheck = await copyPack(s, header, incoming, trailerHash, opts.durable !== false, (n) =>
-      streamed?.advance(n),
-    );
+    const packCheck = await copyPack(s, header, incoming, trailerHash, opts.durable !== false, (n) => {
+      if (streamed?.broken) throw bad(where, `its pack is not the one its header declares: ${streamed.broken}`);
+      streamed?.advance(n);
+    });
     await streamed?.finish();
     await arriving.close();
     await checkTrailer(s, trailerHash, where);

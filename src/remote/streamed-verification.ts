@@ -53,6 +53,16 @@ export class StreamedVerification {
   private readonly storeBases = new Map<ObjectId, ObjectLocation | null>();
   /** The packs the store's index named when the pack started to arrive. */
   private readonly packsAtStart: Promise<Set<string>> | undefined;
+  /** Records walked so far. */
+  private walked = 0;
+  /**
+   * Why the bytes so far cannot be the pack the header declares, or undefined. Unlike a failed verification this
+   * is certain: records lie back to back from the pack's header to its TOC, exactly as many as the header says
+   * (FORMAT.md §4), so a record that does not decode, or one the count leaves no room for, is where the TOC must
+   * name one. The receiver stops taking bytes then, instead of after the whole declared length (a hostile sender
+   * could declare a terabyte of zeros).
+   */
+  broken: string | undefined;
 
   /**
    * `packs` reads the arriving file as ARRIVING_PACK_ID (and, with `store`, the store's packs for bases the store
@@ -61,7 +71,7 @@ export class StreamedVerification {
   constructor(
     private readonly packs: PackReader,
     packLength: number,
-    objects: number,
+    private readonly objects: number,
     private readonly store: ObjectStore | undefined,
   ) {
     this.recordsEnd = packLength - PACK_FOOTER_BYTES - TOC_ENTRY_BYTES * objects;
@@ -100,19 +110,25 @@ export class StreamedVerification {
       if (this.stopped) return;
       while (this.next < this.recordsEnd && this.next + RECORD_HEADER_BYTES <= this.written) {
         const at = this.next;
+        const head = await this.packs.readAt(ARRIVING_PACK_ID, at, RECORD_HEADER_BYTES);
         let entry: PackEntry;
         try {
-          entry = decodeRecordHeader(
-            await this.packs.readAt(ARRIVING_PACK_ID, at, RECORD_HEADER_BYTES),
-            at,
-            'arriving',
-          );
-        } catch {
-          this.next = Number.POSITIVE_INFINITY; // not a walk of records: the final check reads the TOC's
+          entry = decodeRecordHeader(head, at, 'arriving');
+        } catch (e) {
+          this.broken = `byte ${at}, where record ${this.walked + 1} must start, is no record header (${(e as Error).message})`;
+          this.next = Number.POSITIVE_INFINITY;
           break;
         }
         const end = at + RECORD_HEADER_BYTES + entry.storedLength;
-        if (end > this.recordsEnd) {
+        this.walked++;
+        if (
+          end > this.recordsEnd ||
+          this.walked > this.objects ||
+          (this.walked === this.objects && end !== this.recordsEnd)
+        ) {
+          this.broken =
+            `record ${this.walked} ends at byte ${end}, but the header's ${this.objects} records must end at ` +
+            `byte ${this.recordsEnd}`;
           this.next = Number.POSITIVE_INFINITY;
           break;
         }

@@ -325,6 +325,51 @@ describe('fetch from a remote that misbehaves', () => {
     expect(await id('evil/main')).toBe(evil);
   });
 
+  it('a bundle declaring a terabyte and sending zeros for ever is refused (12) within a few MiB, nothing kept', async () => {
+    // The server's real reply, its header rewritten to declare a 1 TiB pack (CBOR: pack_length as a u64), then its
+    // records, then zeros without end: before, the receiver copied whatever the header declared into tmp/.
+    let sentZeros = 0;
+    const url = await proxy(srv.url, async (req, _body, res, pass) => {
+      const up = await pass();
+      if (req.url !== '/v1/objects') return relay(req, res, up.status, up.body);
+      const b = up.body;
+      const headerLength = b.readUInt32LE(12);
+      const h = b.subarray(16, 16 + headerLength);
+      const at = h.indexOf(Buffer.from('pack_length')) + 'pack_length'.length;
+      const was = h[at]! < 0x18 ? 1 : 1 + 2 ** (h[at]! - 0x18); // the length of the CBOR integer it replaces
+      const huge = Buffer.concat([
+        h.subarray(0, at),
+        Buffer.from([0x1b, 0, 0, 1, 0, 0, 0, 0, 0]),
+        h.subarray(at + was),
+      ]);
+      const preamble = Buffer.from(b.subarray(0, 16));
+      preamble.writeUInt32LE(huge.length, 12);
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(Buffer.concat([preamble, huge, b.subarray(16 + headerLength, b.length - 40)]));
+      const zeros = Buffer.alloc(1024 * 1024);
+      const more = () => {
+        while (!res.destroyed && res.write(zeros)) sentZeros += zeros.length;
+        if (!res.destroyed) res.once('drain', more);
+      };
+      res.once('close', () => res.removeAllListeners('drain'));
+      more();
+    });
+    const F = newStore('ckvc-hard-endless-');
+    await F.jsonAsync(['remote', 'add', 'evil', url]);
+    const before = refsAndLogs(F);
+    const r = await F.runAsync(['fetch', 'evil']);
+    expect(r.code, describeRun(r)).toBe(12);
+    expect(codesOf(r)).toEqual(['CKVC_BAD_BUNDLE']);
+    // Its last record ends where the declared count says the TOC must start: the pack cannot be what it declares.
+    expect(r.stderr).toMatch(
+      /its pack is not the one its header declares: record (\d+) ends at byte \d+, but the header's \1 records must end at byte 1099511/,
+    );
+    // Socket buffers and the receiver's 4 MiB writes: far from the terabyte.
+    expect(sentZeros).toBeLessThan(64 * MiB);
+    expect(quarantines(F)).toEqual([]);
+    expect(diffSnapshots(before, refsAndLogs(F))).toEqual([]);
+  });
+
   it('nothing usable advertised: 22, and no object was asked for', async () => {
     const asked: string[] = [];
     const url = await proxy(srv.url, async (req, _body, res, pass) => {
