@@ -20,6 +20,14 @@ const MAX_RETRY_AFTER_S = 10;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The most a JSON reply may hold: a plan of about 7.8 million object IDs, under V8's longest string (a larger
+ * reply could not be parsed anyway). A server that sends more is refused instead of filling this process's memory.
+ */
+const MAX_JSON_REPLY = 500 * 1024 * 1024;
+/** An error body or a receive's counts: a few hundred bytes. */
+const MAX_SMALL_REPLY = 1024 * 1024;
+
 /** How requests travel when not over TCP to `url` itself (SSH: one HTTP connection on a child's pipes). */
 export interface HttpCarrier {
   /** The agent handing out the one connection. */
@@ -96,11 +104,47 @@ export class HttpTransport implements Transport {
     });
   }
 
-  private async errorOf(res: http.IncomingMessage): Promise<CkvcError> {
+  /** The reply's body, at most `max` bytes (the server is not trusted to stop). */
+  private async body(res: http.IncomingMessage, max: number): Promise<Buffer> {
     const parts: Buffer[] = [];
-    for await (const c of res) parts.push(c as Buffer);
+    let n = 0;
+    for await (const c of res) {
+      n += (c as Buffer).length;
+      if (n > max) {
+        res.destroy();
+        throw new CkvcError(
+          'CKVC_REMOTE',
+          `remote ${this.url} sent a reply of more than ${max} bytes (outside the protocol)`,
+          {
+            url: this.url,
+          },
+        );
+      }
+      parts.push(c as Buffer);
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** The reply parsed as JSON; one that is not is CKVC_REMOTE. */
+  private async parsed<T>(res: http.IncomingMessage, max: number): Promise<T> {
+    const text = (await this.body(res, max)).toString('utf8');
     try {
-      const e = JSON.parse(Buffer.concat(parts).toString('utf8')).error as {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new CkvcError('CKVC_REMOTE', `remote ${this.url} sent a reply that is not JSON`, { url: this.url });
+    }
+  }
+
+  private async errorOf(res: http.IncomingMessage): Promise<CkvcError> {
+    let body: Buffer;
+    try {
+      body = await this.body(res, MAX_SMALL_REPLY);
+    } catch (e) {
+      if (isCkvcError(e, 'CKVC_REMOTE')) return e;
+      throw e;
+    }
+    try {
+      const e = JSON.parse(body.toString('utf8')).error as {
         code: string;
         message: string;
         data: Record<string, unknown>;
@@ -140,14 +184,7 @@ export class HttpTransport implements Transport {
   }
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.send(method, path, body);
-    const parts: Buffer[] = [];
-    for await (const c of res) parts.push(c as Buffer);
-    try {
-      return JSON.parse(Buffer.concat(parts).toString('utf8')) as T;
-    } catch {
-      throw new CkvcError('CKVC_REMOTE', `remote ${this.url} sent a reply that is not JSON`, { url: this.url });
-    }
+    return this.parsed<T>(await this.send(method, path, body), MAX_JSON_REPLY);
   }
 
   async refs() {
@@ -238,9 +275,7 @@ export class HttpTransport implements Transport {
   async sendObjects(write: (sink: Writable) => Promise<void>) {
     const res = await this.request('POST', '/v1/receive', write, 'application/octet-stream');
     if (res.statusCode !== 200) throw await this.errorOf(res);
-    const parts: Buffer[] = [];
-    for await (const c of res) parts.push(c as Buffer);
-    return JSON.parse(Buffer.concat(parts).toString('utf8')) as { objects: number; newObjects: number };
+    return this.parsed<{ objects: number; newObjects: number }>(res, MAX_SMALL_REPLY);
   }
 
   async updateRefs(changes: RefChange[], force: boolean): Promise<RefUpdate[]> {

@@ -370,6 +370,27 @@ describe('fetch from a remote that misbehaves', () => {
     expect(diffSnapshots(before, refsAndLogs(F))).toEqual([]);
   });
 
+  it('a reply that never ends is refused at its cap (22) instead of filling memory', async () => {
+    // An error answer (whose cap is 1 MiB; JSON replies share the reader, with a cap of 500 MiB) sent for ever.
+    let sent = 0;
+    const url = await proxy(srv.url, async (_req, _body, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      const junk = Buffer.alloc(64 * 1024, 0x20);
+      const more = () => {
+        while (!res.destroyed && res.write(junk)) sent += junk.length;
+        if (!res.destroyed) res.once('drain', more);
+      };
+      more();
+    });
+    const F = newStore('ckvc-hard-endless-json-');
+    await F.jsonAsync(['remote', 'add', 'evil', url]);
+    const r = await F.runAsync(['fetch', 'evil']);
+    expect(r.code, describeRun(r)).toBe(22);
+    expect(codesOf(r)).toEqual(['CKVC_REMOTE']);
+    expect(r.stderr).toMatch(/sent a reply of more than 1048576 bytes/);
+    expect(sent).toBeLessThan(64 * MiB);
+  });
+
   it('nothing usable advertised: 22, and no object was asked for', async () => {
     const asked: string[] = [];
     const url = await proxy(srv.url, async (req, _body, res, pass) => {
