@@ -37,6 +37,16 @@ beforeAll(() => {
   work = tempDir('ckvc-hard-work-');
 });
 
+/** Writes `piece` to `res` until the client goes away, as fast as it reads; `sent` hears the running total. */
+function sendForever(res: http.ServerResponse, piece: Buffer, sent: (bytes: number) => void): void {
+  let total = 0;
+  const more = () => {
+    while (!res.destroyed && res.write(piece)) sent((total += piece.length));
+    if (!res.destroyed) res.once('drain', more);
+  };
+  more();
+}
+
 function writeMetricCheckpoint(): string {
   const dir = path.join(work, `ck-${seed}`);
   writeCheckpoint(dir, { seed: seed++, tensorBytes: 16 * 1024, opaqueBytes: 8 * 1024 });
@@ -346,13 +356,9 @@ describe('fetch from a remote that misbehaves', () => {
       preamble.writeUInt32LE(huge.length, 12);
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       res.write(Buffer.concat([preamble, huge, b.subarray(16 + headerLength, b.length - 40)]));
-      const zeros = Buffer.alloc(1024 * 1024);
-      const more = () => {
-        while (!res.destroyed && res.write(zeros)) sentZeros += zeros.length;
-        if (!res.destroyed) res.once('drain', more);
-      };
-      res.once('close', () => res.removeAllListeners('drain'));
-      more();
+      sendForever(res, Buffer.alloc(MiB), (n) => {
+        sentZeros = n;
+      });
     });
     const F = newStore('ckvc-hard-endless-');
     await F.jsonAsync(['remote', 'add', 'evil', url]);
@@ -375,12 +381,9 @@ describe('fetch from a remote that misbehaves', () => {
     let sent = 0;
     const url = await proxy(srv.url, async (_req, _body, res) => {
       res.writeHead(500, { 'content-type': 'application/json' });
-      const junk = Buffer.alloc(64 * 1024, 0x20);
-      const more = () => {
-        while (!res.destroyed && res.write(junk)) sent += junk.length;
-        if (!res.destroyed) res.once('drain', more);
-      };
-      more();
+      sendForever(res, Buffer.alloc(64 * 1024, 0x20), (n) => {
+        sent = n;
+      });
     });
     const F = newStore('ckvc-hard-endless-json-');
     await F.jsonAsync(['remote', 'add', 'evil', url]);

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { codesOf, describeRun } from '../helpers/ckvc.js';
+import { codesOf, describeRun, type RunResult } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, snapshotStoreExceptTmp } from '../helpers/snapshots.js';
@@ -66,48 +66,54 @@ it('a reply that stops part way: fetch exits 22 after the stall time and keeps n
   expect(leftovers(C.store)).toEqual([]);
 });
 
+/**
+ * Runs `command` while R's gc.lock is held for 4 s (a gc.lock that cannot be read counts as held, FORMAT.md §15:
+ * a server receiving or sending objects waits until it is gone); its result and how long it took.
+ */
+async function whileGcRuns(R: TestStore, command: () => Promise<RunResult>): Promise<[RunResult, number]> {
+  const lock = path.join(R.store, 'locks', 'gc.lock');
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  fs.writeFileSync(lock, 'held by the test');
+  const t0 = Date.now();
+  const running = command();
+  await new Promise((r) => setTimeout(r, 4000));
+  fs.rmSync(lock);
+  const r = await running;
+  return [r, Date.now() - t0];
+}
+
 describe.each(['HTTP', 'SSH'])('%s: a server waiting out a gc', (transport) => {
+  /** Remote `r` of `client`, reaching R over the transport (HTTP: with the token, and the server's stall time). */
+  async function addRemote(client: TestStore, R: TestStore): Promise<Record<string, string>> {
+    const [url, args, env] =
+      transport === 'HTTP'
+        ? [
+            (await serve(R, ['--token-file', tokenFile], { CKVC_REMOTE_TIMEOUT_MS: '2000' })).url,
+            [],
+            { CKVC_TOKEN: TOKEN },
+          ]
+        : [sshd.url(R.store), ['--remote-ckvc', sshd.remoteCkvc], sshd.env];
+    await client.jsonAsync(['remote', 'add', 'r', url, ...args]);
+    return { ...env, CKVC_REMOTE_TIMEOUT_MS: '2000' };
+  }
+
   it('sends keep-alives, so a push with a 2 s stall time waits 4 s for it and succeeds', async () => {
     const R = copyStore(empty, 'ckvc-stall-gc-');
     const P = copyStore(A, 'ckvc-stall-p-');
-    const reach =
-      transport === 'HTTP'
-        ? { url: (await serve(R, ['--token-file', tokenFile])).url, args: [], env: { CKVC_TOKEN: TOKEN } }
-        : { url: sshd.url(R.store), args: ['--remote-ckvc', sshd.remoteCkvc], env: sshd.env };
-    await P.jsonAsync(['remote', 'add', 'r', reach.url, ...reach.args]);
-    // A gc.lock that cannot be read counts as held (FORMAT.md §15): the receiver waits until it is gone.
-    const lock = path.join(R.store, 'locks', 'gc.lock');
-    fs.mkdirSync(path.dirname(lock), { recursive: true });
-    fs.writeFileSync(lock, 'held by the test');
-    const t0 = Date.now();
-    const push = P.runAsync(['push', 'r', 'main'], { env: { ...reach.env, CKVC_REMOTE_TIMEOUT_MS: '2000' } });
-    await new Promise((r) => setTimeout(r, 4000));
-    fs.rmSync(lock);
-    const r = await push;
+    const env = await addRemote(P, R);
+    const [r, took] = await whileGcRuns(R, () => P.runAsync(['push', 'r', 'main'], { env }));
     expect(r.code, describeRun(r)).toBe(0);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(4000);
+    expect(took).toBeGreaterThanOrEqual(4000);
     expect(R.ref('refs/heads/main')).toBe(A.ref('refs/heads/main'));
   });
 
   it('sends keep-alives before the bundle too, so a fetch with a 2 s stall time waits 4 s for it and succeeds', async () => {
     const R = copyStore(A, 'ckvc-stall-fgc-');
     const F = copyStore(empty, 'ckvc-stall-f-');
-    const reach =
-      transport === 'HTTP'
-        ? { url: (await serve(R, [], { CKVC_REMOTE_TIMEOUT_MS: '2000' })).url, args: [], env: {} }
-        : { url: sshd.url(R.store), args: ['--remote-ckvc', sshd.remoteCkvc], env: sshd.env };
-    await F.jsonAsync(['remote', 'add', 'r', reach.url, ...reach.args]);
-    // The server sending objects registers against gc like a writer and waits while gc.lock is held.
-    const lock = path.join(R.store, 'locks', 'gc.lock');
-    fs.mkdirSync(path.dirname(lock), { recursive: true });
-    fs.writeFileSync(lock, 'held by the test');
-    const t0 = Date.now();
-    const fetch = F.runAsync(['fetch', 'r'], { env: { ...reach.env, CKVC_REMOTE_TIMEOUT_MS: '2000' } });
-    await new Promise((r) => setTimeout(r, 4000));
-    fs.rmSync(lock);
-    const r = await fetch;
+    const env = await addRemote(F, R);
+    const [r, took] = await whileGcRuns(R, () => F.runAsync(['fetch', 'r'], { env }));
     expect(r.code, describeRun(r)).toBe(0);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(4000);
+    expect(took).toBeGreaterThanOrEqual(4000);
     expect(F.ref('refs/remotes/r/main')).toBe(A.ref('refs/heads/main'));
   });
 });
