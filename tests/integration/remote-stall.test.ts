@@ -67,7 +67,7 @@ it('a reply that stops part way: fetch exits 22 after the stall time and keeps n
 });
 
 /**
- * Runs `command` while R's gc.lock is held for 4 s (a gc.lock that cannot be read counts as held, FORMAT.md §15:
+ * Runs `command` while R's gc.lock is held for 6.5 s (a gc.lock that cannot be read counts as held, FORMAT.md §15:
  * a server receiving or sending objects waits until it is gone); its result and how long it took.
  */
 async function whileGcRuns(R: TestStore, command: () => Promise<RunResult>): Promise<[RunResult, number]> {
@@ -76,7 +76,7 @@ async function whileGcRuns(R: TestStore, command: () => Promise<RunResult>): Pro
   fs.writeFileSync(lock, 'held by the test');
   const t0 = Date.now();
   const running = command();
-  await new Promise((r) => setTimeout(r, 4000));
+  await new Promise((r) => setTimeout(r, 6500));
   fs.rmSync(lock);
   const r = await running;
   return [r, Date.now() - t0];
@@ -88,32 +88,32 @@ describe.each(['HTTP', 'SSH'])('%s: a server waiting out a gc', (transport) => {
     const [url, args, env] =
       transport === 'HTTP'
         ? [
-            (await serve(R, ['--token-file', tokenFile], { CKVC_REMOTE_TIMEOUT_MS: '2000' })).url,
+            (await serve(R, ['--token-file', tokenFile], { CKVC_REMOTE_TIMEOUT_MS: '3000' })).url,
             [],
             { CKVC_TOKEN: TOKEN },
           ]
         : [sshd.url(R.store), ['--remote-ckvc', sshd.remoteCkvc], sshd.env];
     await client.jsonAsync(['remote', 'add', 'r', url, ...args]);
-    return { ...env, CKVC_REMOTE_TIMEOUT_MS: '2000' };
+    return { ...env, CKVC_REMOTE_TIMEOUT_MS: '3000' };
   }
 
-  it('sends keep-alives, so a push with a 2 s stall time waits 4 s for it and succeeds', async () => {
+  it('sends keep-alives, so a push with a 3 s stall time waits 6.5 s for it and succeeds', async () => {
     const R = copyStore(empty, 'ckvc-stall-gc-');
     const P = copyStore(A, 'ckvc-stall-p-');
     const env = await addRemote(P, R);
     const [r, took] = await whileGcRuns(R, () => P.runAsync(['push', 'r', 'main'], { env }));
     expect(r.code, describeRun(r)).toBe(0);
-    expect(took).toBeGreaterThanOrEqual(4000);
+    expect(took).toBeGreaterThanOrEqual(6500);
     expect(R.ref('refs/heads/main')).toBe(A.ref('refs/heads/main'));
   });
 
-  it('sends keep-alives before the bundle too, so a fetch with a 2 s stall time waits 4 s for it and succeeds', async () => {
+  it('sends keep-alives before the bundle too, so a fetch with a 3 s stall time waits 6.5 s for it and succeeds', async () => {
     const R = copyStore(A, 'ckvc-stall-fgc-');
     const F = copyStore(empty, 'ckvc-stall-f-');
     const env = await addRemote(F, R);
     const [r, took] = await whileGcRuns(R, () => F.runAsync(['fetch', 'r'], { env }));
     expect(r.code, describeRun(r)).toBe(0);
-    expect(took).toBeGreaterThanOrEqual(4000);
+    expect(took).toBeGreaterThanOrEqual(6500);
     expect(F.ref('refs/remotes/r/main')).toBe(A.ref('refs/heads/main'));
   });
 });
@@ -155,20 +155,20 @@ afterAll(() => {
 });
 
 describe('ckvc serve and a client that sends slowly or stops', () => {
-  it('a push through a slow link is taken whole: 32 KiB every 250 ms for 6 s, with a 2 s stall time both ends', async () => {
+  it('a push through a slow link is taken whole: 32 KiB every 250 ms for 6 s, with a 3 s stall time both ends', async () => {
     const R = copyStore(empty, 'ckvc-stall-slow-');
-    const srv = await serve(R, ['--token-file', tokenFile], { CKVC_REMOTE_TIMEOUT_MS: '2000' });
+    const srv = await serve(R, ['--token-file', tokenFile], { CKVC_REMOTE_TIMEOUT_MS: '3000' });
     const P = copyStore(A, 'ckvc-stall-sp-');
     // The relay takes the whole push at once, as a kernel's buffers would: the client then waits for an answer
     // while its bytes trickle on, and the server's keep-alives say they are arriving.
     await P.jsonAsync(['remote', 'add', 'r', await slowRelay(srv.url, 32 * 1024, 250)]);
     const t0 = Date.now();
     const r = await P.runAsync(['push', 'r', 'main', '--json'], {
-      env: { CKVC_TOKEN: TOKEN, CKVC_REMOTE_TIMEOUT_MS: '2000' },
+      env: { CKVC_TOKEN: TOKEN, CKVC_REMOTE_TIMEOUT_MS: '3000' },
     });
     expect(r.code, describeRun(r)).toBe(0);
     expect(JSON.parse(r.stdout).bytesSent).toBeGreaterThan(20 * 32 * 1024);
-    expect(Date.now() - t0).toBeGreaterThan(4000);
+    expect(Date.now() - t0).toBeGreaterThan(5000);
     expect(R.ref('refs/heads/main')).toBe(A.ref('refs/heads/main'));
   });
 
