@@ -240,8 +240,8 @@ export class HttpTransport implements Transport {
   }
 
   async plan(wants: ObjectId[], haves: ObjectId[], filter?: string[]): Promise<Plan> {
-    if (!filter) return this.json<Plan>('POST', '/v1/plan', { wants, haves });
-    let reply: Plan;
+    if (!filter) return checkPlanReply(await this.json<unknown>('POST', '/v1/plan', { wants, haves }), false, this.url);
+    let reply: unknown;
     try {
       reply = await this.json<Plan>('POST', '/v1/plan', { wants, haves, filter: { tensors: filter } });
     } catch (e) {
@@ -254,13 +254,7 @@ export class HttpTransport implements Transport {
         { url: this.url },
       );
     }
-    if (!Array.isArray(reply.commits))
-      throw new CkvcError(
-        'CKVC_REMOTE',
-        `remote ${this.url} answered a filtered plan without its commits (outside the protocol); nothing was fetched`,
-        { url: this.url },
-      );
-    return reply;
+    return checkPlanReply(reply, true, this.url);
   }
 
   async fetchObjects<T>(
@@ -308,6 +302,29 @@ function watchStall(req: http.ClientRequest, ms: number, stalled: () => void): v
     socket.on('timeout', onIdle);
     req.once('close', () => socket.removeListener('timeout', onIdle));
   });
+}
+
+/**
+ * A `plan` reply, checked (the remote is not trusted): lists of object IDs, with `commits` when filtered.
+ */
+function checkPlanReply(v: unknown, filtered: boolean, url: string): Plan {
+  const outside = (what: string) =>
+    new CkvcError(
+      'CKVC_REMOTE',
+      `remote ${url} answered the plan request outside the protocol (${what}); nothing was fetched`,
+      {
+        url,
+      },
+    );
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw outside('not an object');
+  const { objects, prerequisites, commits } = v as Record<string, unknown>;
+  const ids = (x: unknown): x is ObjectId[] =>
+    Array.isArray(x) && x.every((id) => typeof id === 'string' && isObjectId(id));
+  if (!ids(objects)) throw outside('"objects" is not a list of object IDs');
+  if (prerequisites !== undefined && !ids(prerequisites)) throw outside('"prerequisites" is not a list of object IDs');
+  // (That each of `commits` is a commit the plan sends is checked where the promises are recorded.)
+  if (filtered && !ids(commits)) throw outside('a filtered plan without the list of its commits');
+  return { objects, prerequisites: prerequisites ?? [], ...(filtered ? { commits: commits as ObjectId[] } : {}) };
 }
 
 /** A `chains` reply, checked: one entry per ID, each null or `{depth, base?}` (the remote is not trusted). */

@@ -36,6 +36,17 @@ export async function receiveObjects(
         const asked = new Set(ids);
         if (rb.entries.some((e) => !asked.has(e.id)))
           throw new CkvcError('CKVC_BAD_BUNDLE', `${t.url} sent objects that were not asked for`, {});
+        // A remote that holds what it planned sends all of it (else it answers an error): a short bundle is the
+        // remote's fault, said as such, not a store of this side's found missing something later.
+        if (rb.ids.size !== asked.size) {
+          const missing = ids.filter((id) => !rb.ids.has(id));
+          throw new CkvcError(
+            'CKVC_REMOTE',
+            `${t.url} sent ${rb.ids.size} of the ${asked.size} objects asked for (outside the protocol; ` +
+              `${missing[0]!.slice(0, 16)} is among those missing); nothing of that batch was kept`,
+            { url: t.url, missing: missing.slice(0, 10) },
+          );
+        }
         const p = await promoteObjects(store, rb);
         return { ...p, bytes: rb.bytes };
       } finally {

@@ -120,19 +120,17 @@ export class StreamedVerification {
           break;
         }
         const end = at + RECORD_HEADER_BYTES + entry.storedLength;
-        this.walked++;
-        if (
-          end > this.recordsEnd ||
-          this.walked > this.objects ||
-          (this.walked === this.objects && end !== this.recordsEnd)
-        ) {
+        // Its place in the pack: a header read again once its body is in is the same record.
+        const nth = this.walked + 1;
+        if (end > this.recordsEnd || nth > this.objects || (nth === this.objects && end !== this.recordsEnd)) {
           this.broken =
-            `record ${this.walked} ends at byte ${end}, but the header's ${this.objects} records must end at ` +
+            `record ${nth} ends at byte ${end}, but the header's ${this.objects} records must end at ` +
             `byte ${this.recordsEnd}`;
           this.next = Number.POSITIVE_INFINITY;
           break;
         }
         if (end > this.written) break; // its body is still on the way
+        this.walked = nth;
         this.next = end;
         if (entry.type !== 'chunk') continue;
         window.push({ packId: ARRIVING_PACK_ID, entry });

@@ -99,9 +99,9 @@ export async function push(
   const changes = refs.map((r, i) => ({ name: r.remote, old: theirs[r.remote] ?? null, new: tips[i]! }));
   let updated: RefUpdate[];
   try {
-    updated = await t.updateRefs(changes, force);
+    updated = pushedUpdates(changes, await t.updateRefs(changes, force), t.url);
   } catch (e) {
-    const moved = e instanceof CkvcError && e.data.moved ? new Set(e.data.moved) : undefined;
+    const moved = isCkvcError(e) && Array.isArray(e.data.moved) ? new Set<unknown>(e.data.moved) : undefined;
     if (moved)
       await track(
         store,
@@ -112,6 +112,33 @@ export async function push(
   }
   await track(store, remote, updated);
   return { refs: updated, objectsSent: sent, bytesSent, commits: c.commits.length };
+}
+
+/**
+ * What the remote says it did with the ref changes this push asked for, as far as it can be believed: which of
+ * them moved (or were already there), never where to (each moved to what this store sent, a commit it holds).
+ * Entries for refs not asked for are ignored; a reply that is not a list is outside the protocol.
+ */
+function pushedUpdates(
+  changes: { name: string; old: ObjectId | null; new: ObjectId }[],
+  reply: unknown,
+  url: string,
+): RefUpdate[] {
+  if (!Array.isArray(reply))
+    throw new CkvcError('CKVC_REMOTE', `remote ${url} answered the ref update outside the protocol (not a list)`, {
+      url,
+    });
+  const said = new Map<string, Record<string, unknown>>();
+  for (const u of reply)
+    if (u !== null && typeof u === 'object' && typeof u.name === 'string')
+      said.set(u.name, u as Record<string, unknown>);
+  return changes.flatMap((ch) => {
+    const u = said.get(ch.name);
+    if (!u) return [];
+    return [
+      { ...ch, forced: u.forced === true, ...(u.skipped === 'unchanged' ? { skipped: 'unchanged' as const } : {}) },
+    ];
+  });
 }
 
 /**

@@ -394,6 +394,86 @@ describe('fetch from a remote that misbehaves', () => {
     expect(sent).toBeLessThan(64 * MiB);
   });
 
+  it("a push's ref update reply is believed only about the refs pushed, never about where they went", async () => {
+    const P = newStore('ckvc-hard-pusher-');
+    const tip = await commit(P, 'main');
+    const Rp = newStore('ckvc-hard-pushed-');
+    const tokenFile = path.join(work, 'push-token');
+    fs.writeFileSync(tokenFile, 'push-token-0123456789');
+    const up = await serve(Rp, ['--token-file', tokenFile]);
+    // The server does the push, then claims main went elsewhere, a ref nobody pushed moved, and another is junk.
+    const lying = await proxy(up.url, async (req, _body, res, pass) => {
+      const r = await pass();
+      if (req.url !== '/v1/update-refs') return relay(req, res, r.status, r.body);
+      const refs = [
+        { name: 'refs/heads/main', old: null, new: 'ab'.repeat(32), forced: false },
+        { name: 'refs/heads/x', old: null, new: 'cd'.repeat(32), forced: false },
+        { name: 'refs/heads/y', old: null, new: 'not-an-id', forced: false },
+      ];
+      relay(req, res, 200, Buffer.from(JSON.stringify({ refs })));
+    });
+    const junk = await proxy(up.url, async (req, _body, res, pass) => {
+      const r = await pass();
+      relay(req, res, r.status, req.url === '/v1/update-refs' ? Buffer.from('{"refs":"moved"}') : r.body);
+    });
+    await P.jsonAsync(['remote', 'add', 'evil', lying]);
+    await P.jsonAsync(['remote', 'add', 'junk', junk]);
+    const env = { CKVC_TOKEN: 'push-token-0123456789' };
+    const r = await P.runAsync(['push', 'evil', 'main', '--json'], { env });
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(JSON.parse(r.stdout).refs).toEqual([{ name: 'refs/heads/main', old: null, new: tip, forced: false }]);
+    expect(P.refFiles().filter((f) => f.startsWith('refs/remotes/'))).toEqual(['refs/remotes/evil/main']);
+    expect(P.ref('refs/remotes/evil/main')).toBe(tip);
+    const j = await P.runAsync(['push', 'junk', 'main'], { env });
+    expect(j.code, describeRun(j)).toBe(22);
+    expect(codesOf(j)).toEqual(['CKVC_REMOTE']);
+    expect(P.refFiles().filter((f) => f.startsWith('refs/remotes/junk'))).toEqual([]);
+    expect((await P.runAsync(['verify'])).code).toBe(0);
+  });
+
+  it('plan replies outside the protocol are 22 before any object is asked for; a bundle short of what was asked is 22', async () => {
+    const asked: string[] = [];
+    const plans = [null, {}, { objects: [1, 2, null] }, { objects: 'abc' }, { objects: ['../../etc/passwd'] }];
+    let next = 0;
+    const url = await proxy(srv.url, async (req, _body, res, pass) => {
+      asked.push(req.url!);
+      const up = await pass();
+      if (req.url === '/v1/plan' && next < plans.length)
+        return relay(req, res, 200, Buffer.from(JSON.stringify(plans[next++])));
+      relay(req, res, up.status, up.body);
+    });
+    const F = newStore('ckvc-hard-plan-');
+    await F.jsonAsync(['remote', 'add', 'evil', url]);
+    const before = refsAndLogs(F);
+    for (let i = 0; i < plans.length; i++) {
+      const r = await F.runAsync(['fetch', 'evil']);
+      expect(r.code, describeRun(r)).toBe(22);
+      expect(r.stderr).toMatch(/answered the plan request outside the protocol/);
+    }
+    expect(asked.filter((u) => u === '/v1/objects' || u === '/v1/chains')).toEqual([]);
+    expect(diffSnapshots(before, refsAndLogs(F))).toEqual([]);
+    // An objects-only bundle of fewer objects than asked: a pack of none, as the server would send for none.
+    const short = await proxy(srv.url, async (req, body, res, pass) => {
+      if (req.url !== '/v1/objects') {
+        const up = await pass();
+        return relay(req, res, up.status, up.body);
+      }
+      const ids = JSON.parse(body.toString()).ids as string[];
+      const r = await fetch(new URL('v1/objects', srv.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ids: ids.slice(1) }),
+      });
+      relay(req, res, r.status, Buffer.from(await r.arrayBuffer()));
+    });
+    const G = newStore('ckvc-hard-short-');
+    await G.jsonAsync(['remote', 'add', 'evil', short]);
+    const g = await G.runAsync(['fetch', 'evil']);
+    expect(g.code, describeRun(g)).toBe(22);
+    expect(g.stderr).toMatch(/sent \d+ of the \d+ objects asked for \(outside the protocol/);
+    expect(quarantines(G)).toEqual([]);
+  });
+
   it('nothing usable advertised: 22, and no object was asked for', async () => {
     const asked: string[] = [];
     const url = await proxy(srv.url, async (req, _body, res, pass) => {

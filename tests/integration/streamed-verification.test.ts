@@ -130,6 +130,8 @@ describe('chunk records verified while a thin push arrives', () => {
       for (let n = 0; n < size; n += 100_000) sv.advance(n);
       sv.advance(size);
       await sv.finish();
+      // A record whose header arrived before its body is still one record (it was once counted twice).
+      expect(sv.broken).toBeUndefined();
       meanwhile?.();
       return (await sv.confirmed(entries, finalBase(store))).size;
     } finally {
@@ -153,6 +155,37 @@ describe('chunk records verified while a thin push arrives', () => {
       await confirmed(toc, () => async () => undefined),
     ];
     expect(counts).toEqual([TENSORS, 0, TENSORS - 1, 0]);
+  });
+
+  it('a walk of records that cannot be the declared pack is certain damage; bytes arriving in any pieces are not', async () => {
+    const store = await ObjectStore.open(remote.store);
+    const walk = async (objects: number, step: number, upTo = fs.statSync(pack).size) => {
+      const reader = new PackReader(store.layout);
+      try {
+        reader.readPackFrom(ARRIVING_PACK_ID, pack);
+        const sv = new StreamedVerification(reader, fs.statSync(pack).size, objects, store);
+        // Each advance waits for the walk to catch up, so every header is read before its body is in.
+        for (let n = step; n < upTo; n += step) {
+          sv.advance(n);
+          await new Promise((r) => setTimeout(r, 1));
+        }
+        sv.advance(upTo);
+        await sv.finish();
+        return sv.broken;
+      } finally {
+        await reader.close();
+      }
+    };
+    try {
+      expect(await walk(toc.length, 4096)).toBeUndefined();
+      expect(await walk(toc.length, 333)).toBeUndefined();
+      // One object fewer declared: its TOC would start one entry later, so the records cannot end where they do.
+      expect(await walk(toc.length - 1, 65536)).toMatch(
+        /^record \d+ ends at byte \d+, but the header's \d+ records must end at byte/,
+      );
+    } finally {
+      await store.close();
+    }
   });
 
   it('a delta on the store does not count once a pack has left its index meanwhile (gc moved records)', async () => {
