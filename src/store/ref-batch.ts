@@ -11,7 +11,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { CkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/store-format/object-id.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint, type FaultStep } from './fault-injection.js';
 import { acquireLock, waitUntilFree } from './lock-file.js';
@@ -171,6 +171,16 @@ export async function applyRefBatch(
   opts: { who: string; message: string },
 ): Promise<void> {
   if (!moves.length) return;
+  // A ref file holds an object ID or nothing: whatever a caller passes (received from elsewhere, perhaps) must be one.
+  const notId = moves.find((m) => m.next !== null && !isObjectId(m.next));
+  if (notId)
+    throw new CkvcError(
+      'CKVC_INTERNAL',
+      `refusing to set ${notId.name} to ${JSON.stringify(String(notId.next).slice(0, 80))}: not an object ID`,
+      {
+        ref: notId.name,
+      },
+    );
   await checkNames(ctx, moves);
   const folders = (f: (full: string) => string, which = moves) => [
     ...new Set(which.map((m) => path.dirname(f(m.name)))),
