@@ -364,7 +364,23 @@ export async function fetchRemote(
   opts: { filter?: string[] } = {},
 ): Promise<FetchResult> {
   const warnings: FetchWarning[] = [];
-  const wanted = await usableRefs(store, t, remote, await t.refs(), warnings);
+  // A ref names a commit or an annotated tag: one naming anything else (held already, or once received) is left
+  // out, as an invalid name is, rather than failing the fetch as if this store were damaged.
+  const tipsOnly = async (refs: typeof wanted) => {
+    const kinds = await Promise.all(refs.map((w) => store.typeOf(w.id)));
+    return refs.filter((w, i) => {
+      const kind = kinds[i];
+      if (kind === undefined || kind === 'commit' || kind === 'tag') return true;
+      warnings.push({
+        ref: w.name,
+        code: 'CKVC_REMOTE',
+        message: `left out ${w.name} of ${t.url}: it names a ${kind} (${w.id.slice(0, 12)}), not a commit or tag`,
+      });
+      return false;
+    });
+  };
+  let wanted = await usableRefs(store, t, remote, await t.refs(), warnings);
+  wanted = await tipsOnly(wanted);
   const wants: ObjectId[] = [];
   // A tip held with its history cut short (a shallow store) is asked for again: the remote sends what is below.
   const cutShort = await tipsCutShort(
@@ -398,6 +414,7 @@ export async function fetchRemote(
     received = r.objects;
     bytesReceived = r.bytes;
   }
+  wanted = await tipsOnly(wanted);
   const checked = new Set<ObjectId>();
   for (const { name, id } of wanted) {
     if (checked.has(id)) continue;

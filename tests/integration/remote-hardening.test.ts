@@ -474,6 +474,33 @@ describe('fetch from a remote that misbehaves', () => {
     expect(quarantines(G)).toEqual([]);
   });
 
+  it('a ref naming a tree instead of a commit is left out with a warning; the other refs are fetched', async () => {
+    const tree = (await R.jsonAsync<{ tree: string }>(['show', main])).tree;
+    const url = await proxy(srv.url, async (req, _body, res, pass) => {
+      const up = await pass();
+      if (req.url !== '/v1/refs') return relay(req, res, up.status, up.body);
+      const refs = JSON.parse(up.body.toString()).refs;
+      refs['refs/heads/not-a-commit'] = tree;
+      relay(req, res, 200, Buffer.from(JSON.stringify({ refs })));
+    });
+    // The fetcher holds the tree already (an honest fetch brought it; a tree it lacks, the server itself refuses
+    // to plan for): the ref is left out instead of the fetch failing as if this store were damaged.
+    const F = newStore('ckvc-hard-tree-');
+    await F.jsonAsync(['remote', 'add', 'honest', srv.url]);
+    await F.jsonAsync(['fetch', 'honest']);
+    await F.jsonAsync(['remote', 'add', 'evil', url]);
+    const r = await F.runAsync(['fetch', 'evil', '--json']);
+    expect(r.code, describeRun(r)).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.warnings.map((w: any) => [w.ref, w.code])).toEqual([['refs/heads/not-a-commit', 'CKVC_REMOTE']]);
+    expect(r.stderr).toMatch(/left out refs\/heads\/not-a-commit of .*: it names a tree/);
+    expect(F.refFiles().filter((f) => f.startsWith('refs/remotes/evil/'))).toEqual([
+      'refs/remotes/evil/main',
+      'refs/remotes/evil/side',
+    ]);
+    expect(F.ref('refs/remotes/evil/main')).toBe(main);
+  });
+
   it('nothing usable advertised: 22, and no object was asked for', async () => {
     const asked: string[] = [];
     const url = await proxy(srv.url, async (req, _body, res, pass) => {
