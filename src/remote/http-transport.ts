@@ -209,13 +209,13 @@ export class HttpTransport implements Transport {
     for (let i = 0; i < ids.length; i += HAS_BATCH) {
       const batch = ids.slice(i, i + HAS_BATCH);
       const r = await this.json<{ has: boolean[] }>('POST', '/v1/has', { ids: batch });
-      if (!Array.isArray(r.has) || r.has.length !== batch.length)
+      if (!Array.isArray(r.has) || r.has.length !== batch.length || !r.has.every((b) => typeof b === 'boolean'))
         throw new CkvcError(
           'CKVC_REMOTE',
-          `remote ${this.url} answered ${r.has?.length} of ${batch.length} lookups`,
-          {},
+          `remote ${this.url} answered the has request outside the protocol (${batch.length} lookups, not ${Array.isArray(r.has) ? `${r.has.length} booleans` : 'a list'})`,
+          { url: this.url },
         );
-      out.push(...r.has.map(Boolean));
+      out.push(...r.has);
     }
     return out;
   }
