@@ -10,6 +10,7 @@ import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
 import type { Plan, Transport } from './transport.js';
 import type { ChainInfo } from '../store/delta-chains.js';
+import { readAtMost } from './bounded-read.js';
 import { stalledError, stallTimeoutMs } from './stall-timeout.js';
 
 /** IDs per `has` request: a small body for the server to hold (spec/PROTOCOL.md §3). */
@@ -105,24 +106,19 @@ export class HttpTransport implements Transport {
   }
 
   /** The reply's body, at most `max` bytes (the server is not trusted to stop). */
-  private async body(res: http.IncomingMessage, max: number): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    let n = 0;
-    for await (const c of res) {
-      n += (c as Buffer).length;
-      if (n > max) {
-        res.destroy();
-        throw new CkvcError(
+  private body(res: http.IncomingMessage, max: number): Promise<Buffer> {
+    return readAtMost(
+      res,
+      max,
+      () =>
+        new CkvcError(
           'CKVC_REMOTE',
           `remote ${this.url} sent a reply of more than ${max} bytes (outside the protocol)`,
           {
             url: this.url,
           },
-        );
-      }
-      parts.push(c as Buffer);
-    }
-    return Buffer.concat(parts);
+        ),
+    );
   }
 
   /** The reply parsed as JSON; one that is not is CKVC_REMOTE. */

@@ -4,6 +4,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { CkvcError } from '../core/errors.js';
+import { readAtMost } from './bounded-read.js';
 import type { S3Location } from './s3-location.js';
 import { stalledError, stallTimeoutMs } from './stall-timeout.js';
 
@@ -131,20 +132,18 @@ export class S3Objects {
         { url: this.url, key },
       );
     }
-    const parts: Buffer[] = [];
-    let n = 0;
-    await this.call('read', key, async () => {
-      for await (const c of r.body) {
-        n += (c as Buffer).length;
-        if (n > max)
-          throw new CkvcError('CKVC_REMOTE', `s3://${this.loc.bucket}/${key} sent more than ${max} bytes`, {
+    const body = await this.call('read', key, () =>
+      readAtMost(
+        r.body,
+        max,
+        () =>
+          new CkvcError('CKVC_REMOTE', `s3://${this.loc.bucket}/${key} sent more than ${max} bytes`, {
             url: this.url,
             key,
-          });
-        parts.push(c as Buffer);
-      }
-    });
-    return { body: Buffer.concat(parts), etag: r.etag };
+          }),
+      ),
+    );
+    return { body, etag: r.etag };
   }
 
   /**
