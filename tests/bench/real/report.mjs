@@ -26,15 +26,17 @@ export function markdown(results) {
   const lines = [];
   const cell = (m, key, digits) => TOOLS.map((t) => fmt(m[t]?.[key], digits)).join(' / ');
   lines.push(
-    '| scenario | checkpoints × MB | stored ratio | ingest MB/s | restore MB/s (cold) | peak RSS MiB | ckvc ÷ best peer: ratio, ingest, restore |',
+    '| scenario | checkpoints × MB | stored ratio | ingest MB/s | restore MB/s (cold) | peak RSS MiB | ckvc ÷ best peer: ratio, ingest, restore | delta limit (ckvc ÷ it) |',
   );
-  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const s of results.scenarios) {
     const m = Object.fromEntries(TOOLS.map((t) => [t, metrics(s.tools[t])]));
     const perCkpt = s.logicalBytes / s.checkpoints / MiB;
     const best = ['ratio', 'ingest', 'restore'].map((k) => fmt(vsBest(m, k), 2)).join(', ');
+    const limit =
+      s.deltaLimit == null ? '–' : `${fmt(s.deltaLimit, 2)} (${fmt(m.ckvc ? m.ckvc.ratio / s.deltaLimit : null, 2)})`;
     lines.push(
-      `| ${s.name} | ${s.checkpoints} × ${fmt(perCkpt, 1)} | ${cell(m, 'ratio', 2)} | ${cell(m, 'ingest', 1)} | ${cell(m, 'restore', 1)} | ${cell(m, 'rss', 0)} | ${best} |`,
+      `| ${s.name} | ${s.checkpoints} × ${fmt(perCkpt, 1)} | ${cell(m, 'ratio', 2)} | ${cell(m, 'ingest', 1)} | ${cell(m, 'restore', 1)} | ${cell(m, 'rss', 0)} | ${best} | ${limit} |`,
     );
   }
   lines.push('');
@@ -48,6 +50,8 @@ export function markdown(results) {
     `restore = the last checkpoint's bytes ÷ the restore command's wall time, ${results.coldCache ? 'page cache dropped first' : 'page cache NOT dropped (not root, or /proc read-only): warm-cache figures'};`,
   );
   lines.push("peak RSS = the largest resident set of any of the tool's processes (GNU time). MB = 2^20 bytes.");
+  lines.push('Delta limit = the stored ratio of the ideal XOR delta coding issue 12 prescribes, on these checkpoints');
+  lines.push('(tests/bench/real/delta-limit.mjs; safetensors-only scenarios).');
   const skipped = TOOLS.filter((t) => results.tools[t]?.skipped).map((t) => `${t}: ${results.tools[t].skipped}`);
   if (skipped.length) lines.push(`Skipped: ${skipped.join('; ')}.`);
   const versions = TOOLS.filter((t) => results.tools[t]?.version).map((t) => results.tools[t].version);

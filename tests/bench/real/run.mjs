@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deltaLimit } from './delta-limit.mjs';
 import { assertSameTree, dirBytes, dropCaches, haveGnuTime, stage, warm } from './measure.mjs';
 import { markdown } from './report.mjs';
 import { borgTool, ckvcTool, resticTool } from './tools.mjs';
@@ -221,6 +222,9 @@ async function main() {
         `bench:real: ${scenario}: ${name}: ratio ${(r.logicalBytes / r.storedBytes).toFixed(2)}, ingest ${(mb / r.ingestSecs).toFixed(1)} MB/s, restore ${(r.restoreBytes / 2 ** 20 / r.restoreSecs).toFixed(1)} MB/s, peak RSS ${r.peakRssMiB?.toFixed(0) ?? '?'} MiB`,
       );
     }
+    entry.deltaLimit = await deltaLimit(ckptRoot, ckpts);
+    if (entry.deltaLimit != null)
+      console.error(`bench:real: ${scenario}: lossless limit of XOR delta coding ${entry.deltaLimit.toFixed(2)}`);
     results.scenarios.push(entry);
   }
   results.machine.loadAvgEnd = os.loadavg()[0];
