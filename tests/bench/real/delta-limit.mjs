@@ -49,9 +49,9 @@ async function smallest(zstd, data) {
   return best;
 }
 
-/** Bytes the ideal encoding stores for `bytes`, given the same tensor of the previous checkpoint (or none). */
+/** Bytes the ideal encoding stores for tensor `t`, given the same tensor of the previous checkpoint (or none). */
 async function tensorCost(zstd, t, prev) {
-  if (prev && prev.bytes.equals(t.bytes)) return 0;
+  if (prev?.bytes.equals(t.bytes)) return 0;
   const mine = planes(t.bytes, t.width);
   const base = prev && prev.bytes.length === t.bytes.length ? planes(prev.bytes, t.width).out : null;
   let cost = mine.tail;
