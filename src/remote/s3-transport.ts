@@ -83,7 +83,7 @@ export class S3Transport implements Transport {
         { id: missing },
       );
     if (filter) return (await this.download([...c.pack.keys()])).plan(wants, haves, filter);
-    return { objects: [...c.pack.keys()], prerequisites: [] };
+    return { objects: [...c.pack.keys()], prerequisites: [], unwalked: true };
   }
 
   private scratchStore(): Promise<{ service: StoreService; dir: string }> {

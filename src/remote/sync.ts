@@ -10,6 +10,7 @@ import { registerReader } from '../store/gc-exclusion.js';
 import { checkClosure, type KeptLabel, type RefUpdate } from './bundle-import.js';
 import { PromiseRecords } from '../store/promise-records.js';
 import { RECEIVE_BATCH_OBJECTS, receiveObjects } from './object-receiver.js';
+import { holdBackReleased, stillNeeded } from './released-data.js';
 import { absent, dropUnarrivedPromises, promisedBy, recordPromises, settlePromises } from './partial-store.js';
 import { type BundleContent, writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
@@ -302,13 +303,22 @@ export async function fetchRemote(
       : [];
     partial = recorded.length;
     // Chunk-level dedup: anything we already hold (an unchanged tensor of another branch) is not asked for.
-    const need = await absent(store, plan.objects);
-    const r = await receiveObjects(store, t, need, (objects, bytes) =>
-      progress?.({ phase: 'receive', objects, totalObjects: need.length, bytes }),
-    ).finally(() => dropUnarrivedPromises(store, recorded));
-    for (const k of r.labelsKept) warnings.push(keptLabelWarning(k, t.url));
-    received = r.objects;
-    bytesReceived = r.bytes;
+    let need = await absent(store, plan.objects);
+    let heldBack: ObjectId[] = [];
+    if (plan.unwalked) ({ now: need, heldBack } = await holdBackReleased(store, need));
+    const receive = async (ids: ObjectId[]) => {
+      const r = await receiveObjects(store, t, ids, (objects, bytes) =>
+        progress?.({ phase: 'receive', objects, totalObjects: ids.length, bytes }),
+      ).finally(() => dropUnarrivedPromises(store, recorded));
+      for (const k of r.labelsKept) warnings.push(keptLabelWarning(k, t.url));
+      received += r.objects;
+      bytesReceived += r.bytes;
+    };
+    await receive(need);
+    if (heldBack.length) {
+      need = await stillNeeded(store, [...new Set([...wants, ...refill])], haves);
+      await receive(need);
+    }
   }
   wanted = await tipsOnly(wanted);
   const checked = new Set<ObjectId>();

@@ -10,6 +10,11 @@ export interface Plan {
   prerequisites: ObjectId[];
   /** With a filter: the commits among `objects` (the ones the filter applied to). */
   commits?: ObjectId[];
+  /**
+   * True when `objects` is everything the remote holds, not a walk from the wants (S3: no server to walk): the
+   * fetch then keeps back the data this store released (released-data.ts).
+   */
+  unwalked?: boolean;
 }
 
 export interface Transport {

@@ -159,6 +159,42 @@ describe('push, fetch and pull through s3rver (--single-writer)', () => {
     B.ok(['verify', '--read-data']);
   });
 
+  it('a fetch after a prune does not download the data the prune released, unless a new commit needs it', () => {
+    const A = storeWithRemote('pruned/run');
+    const made = [21, 22, 23].map((seed) => {
+      const c = commitCheckpoint(A, seed);
+      A.ok(['push', 's3'], { env }); // a pack per commit
+      return c;
+    });
+    const B = storeWithRemote('pruned/run');
+    B.ok(['pull', 's3', 'main'], { env });
+    B.ok(['prune', '--keep-last', '1']);
+    B.ok(['gc', '--grace', '0']);
+    const bundleGets = () => srv.requests().filter((l) => /^GET \S*\/packs\/[0-9a-f]{64}\.bundle/.test(l)).length;
+
+    const next = commitCheckpoint(A, 24);
+    A.ok(['push', 's3'], { env });
+    let gets = bundleGets();
+    const f = B.json(['fetch', 's3'], { env });
+    expect(bundleGets() - gets).toBe(1); // the new commit's pack alone: not the packs of the released data
+    expect(f.bytesReceived).toBeLessThan(1.5 * (128 + 64) * 1024);
+    B.ok(['pull', 's3', 'main'], { env });
+    expect(diffSnapshots(next.files, checkedOut(B, 'main'))).toEqual([]);
+    B.ok(['verify', '--read-data']);
+
+    // The same bytes as the first, released commit: its data comes back, from that commit's pack.
+    const again = commitCheckpoint(A, 21);
+    A.ok(['push', 's3'], { env });
+    gets = bundleGets();
+    B.ok(['pull', 's3', 'main'], { env });
+    expect(bundleGets() - gets).toBe(2);
+    expect(diffSnapshots(made[0]!.files, again.files)).toEqual([]);
+    expect(diffSnapshots(again.files, checkedOut(B, 'main'))).toEqual([]);
+    B.ok(['verify', '--read-data']);
+    const released = B.run(['checkout', made[1]!.id, '--to', tempDir('ckvc-s3-out-')]);
+    expect(released.code, describeRun(released)).toBe(19);
+  });
+
   it('a non-fast-forward push is refused (exit 13, no remote ref moves); --force replaces it', () => {
     const C = storeWithRemote('team/run');
     const other = commitCheckpoint(C, 99, { family: 2 });
