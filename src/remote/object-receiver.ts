@@ -6,6 +6,7 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { promoteObjects, type KeptLabel } from './bundle-import.js';
 import { receiveBundle } from './bundle-reader.js';
+import { againstExpected, refuseRefs } from './objects-only-bundle.js';
 import { localHolds } from './thin-bases.js';
 import type { Transport } from './transport.js';
 import type { Readable } from 'node:stream';
@@ -32,17 +33,19 @@ export async function receiveObjects(
     const receive = async (source: Readable) => {
       const rb = await receiveBundle(source, store.layout.tmpDir, `objects from ${t.url}`, undefined, { store });
       try {
-        if (rb.header.refs.length) throw new CkvcError('CKVC_BAD_BUNDLE', `objects from ${t.url} carry refs`, {});
-        const asked = new Set(ids);
-        if (rb.entries.some((e) => !asked.has(e.id)))
-          throw new CkvcError('CKVC_BAD_BUNDLE', `${t.url} sent objects that were not asked for`, {});
+        refuseRefs(rb, `objects from ${t.url}`);
+        const { extra, missing } = againstExpected(rb, ids);
+        if (extra.length)
+          throw new CkvcError('CKVC_BAD_BUNDLE', `${t.url} sent objects that were not asked for`, {
+            url: t.url,
+            extra: extra.slice(0, 10),
+          });
         // A remote that holds what it planned sends all of it (else it answers an error): a short bundle is the
         // remote's fault, said as such, not a store of this side's found missing something later.
-        if (rb.ids.size !== asked.size) {
-          const missing = ids.filter((id) => !rb.ids.has(id));
+        if (missing.length) {
           throw new CkvcError(
             'CKVC_REMOTE',
-            `${t.url} sent ${rb.ids.size} of the ${asked.size} objects asked for (outside the protocol; ` +
+            `${t.url} sent ${rb.ids.size} of the ${new Set(ids).size} objects asked for (outside the protocol; ` +
               `${missing[0]!.slice(0, 16)} is among those missing); nothing of that batch was kept`,
             { url: t.url, missing: missing.slice(0, 10) },
           );

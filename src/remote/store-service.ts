@@ -12,6 +12,7 @@ import { registerReader, registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { checkClosure, promoteObjects, type RefUpdate } from './bundle-import.js';
 import { receiveBundle } from './bundle-reader.js';
+import { againstExpected, refuseRefs } from './objects-only-bundle.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
 import { checkRefChanges, type RefChange } from './request-body.js';
@@ -92,10 +93,10 @@ export class StoreService {
     return out;
   }
 
-  /** Stores the objects of an objects-only bundle after verifying every one of them. */
   /**
-   * `expect`, when the sender said beforehand what it sends (an S3 pack: its object's length and its listing):
-   * a bundle of another length, or holding other objects, is refused before anything is promoted.
+   * Stores the objects of an objects-only bundle after verifying every one of them. `expect`, when the sender
+   * said beforehand what it sends (an S3 pack: its object's length and its listing): a bundle of another length,
+   * or holding other objects, is refused before anything is promoted.
    */
   async receiveObjects(
     source: Readable | AsyncIterable<Buffer>,
@@ -104,9 +105,12 @@ export class StoreService {
   ): Promise<{ objects: number; newObjects: number }> {
     const rb = await receiveBundle(source, this.store.layout.tmpDir, where, expect.bytes, { store: this.store });
     try {
-      if (rb.header.refs.length) throw bad(where, 'carries refs; ref updates are a separate request');
-      if (expect.ids && (rb.ids.size !== expect.ids.length || !expect.ids.every((id) => rb.ids.has(id))))
-        throw bad(where, `holds ${rb.ids.size} objects that are not the ${expect.ids.length} its listing names`);
+      refuseRefs(rb, where);
+      if (expect.ids) {
+        const { extra, missing } = againstExpected(rb, expect.ids);
+        if (extra.length || missing.length)
+          throw bad(where, `holds ${rb.ids.size} objects that are not the ${expect.ids.length} its listing names`);
+      }
       // The answer is the protocol's; labels this store keeps instead of the pushed ones are its own business.
       const { objects, newObjects } = await promoteObjects(this.store, rb);
       return { objects, newObjects };
