@@ -125,6 +125,11 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/** Is `code` one of ERROR_CODES (own keys only: a code received as "constructor" is not)? */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
 /** Facts an error carries for the user and for --json beyond the typed fields: free-form, never read by code. */
 export type ErrorFacts = Record<string, unknown>;
 

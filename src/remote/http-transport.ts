@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { CkvcError, type ErrorCode, ERROR_CODES, isCkvcError } from '../core/errors.js';
+import { CkvcError, isCkvcError, isErrorCode } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
@@ -140,13 +140,12 @@ export class HttpTransport implements Transport {
       throw e;
     }
     try {
-      const e = JSON.parse(body.toString('utf8')).error as {
-        code: string;
-        message: string;
-        data: Record<string, unknown>;
-      };
-      if (e && e.code in ERROR_CODES)
-        return new CkvcError(e.code as ErrorCode, `remote ${this.url}: ${e.message}`, { ...e.data, remote: this.url });
+      const e = JSON.parse(body.toString('utf8')).error as { code?: unknown; message?: unknown; data?: unknown };
+      // Relayed only when it is the protocol's shape: an unknown code (or "constructor", which `in` would have
+      // found on Object's prototype, with no exit code: the command then exited 0) is a reply outside it.
+      const data = e?.data ?? {};
+      if (isErrorCode(e?.code) && typeof e.message === 'string' && typeof data === 'object' && !Array.isArray(data))
+        return new CkvcError(e.code, `remote ${this.url}: ${e.message}`, { ...data, remote: this.url });
     } catch {
       // fall through
     }

@@ -394,6 +394,26 @@ describe('fetch from a remote that misbehaves', () => {
     expect(sent).toBeLessThan(64 * MiB);
   });
 
+  it('an error answer naming no error code of the protocol (an Object property, a message not a string) is 22', async () => {
+    for (const error of [
+      { code: 'constructor', message: 'x', data: {} },
+      { code: '__proto__', message: 'x', data: {} },
+      { code: 'CKVC_UNAUTHORIZED', message: { not: 'a string' }, data: {} },
+      { code: 'CKVC_UNAUTHORIZED', message: 'x', data: 'not an object' },
+    ]) {
+      const url = await proxy(srv.url, async (_req, _body, res) => {
+        res.writeHead(403, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error }));
+      });
+      const F = newStore('ckvc-hard-proto-');
+      await F.jsonAsync(['remote', 'add', 'evil', url]);
+      const r = await F.runAsync(['fetch', 'evil']);
+      expect(r.code, `${JSON.stringify(error)}: ${describeRun(r)}`).toBe(22);
+      expect(codesOf(r)).toEqual(['CKVC_REMOTE']);
+      expect(r.stderr).toMatch(/answered HTTP 403 outside the protocol/);
+    }
+  });
+
   it("a push's ref update reply is believed only about the refs pushed, never about where they went", async () => {
     const P = newStore('ckvc-hard-pusher-');
     const tip = await commit(P, 'main');
