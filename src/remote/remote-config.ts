@@ -30,7 +30,11 @@ function entryOf(name: string, v: Record<string, unknown>): RemoteEntry {
 }
 
 export function checkRemoteName(name: string): void {
-  const problem = refNameProblem(name) ?? (name.includes('/') ? "contains '/'" : undefined);
+  // __proto__ as a key of the JSON files that hold remotes by name is the prototype's setter, not a property: its
+  // saved token was dropped without a word.
+  const problem =
+    refNameProblem(name) ??
+    (name.includes('/') ? "contains '/'" : name === '__proto__' ? 'is reserved (a JavaScript object key)' : undefined);
   if (problem)
     throw new CkvcError(
       'CKVC_BAD_REF_NAME',

@@ -56,6 +56,19 @@ describe('remote add --token-file', () => {
     await A.jsonAsync(['remote', 'remove', 'origin']);
     expect(JSON.parse(fs.readFileSync(saved, 'utf8'))).toEqual({});
   });
+
+  it('a remote named __proto__ is refused (its token used to be dropped without a word); constructor is a name', async () => {
+    const r = await A.runAsync(['remote', 'add', '__proto__', url, '--token-file', tokenFile]);
+    expect(r.code, describeRun(r)).toBe(15);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_REF_NAME']);
+    expect(await A.jsonAsync(['remote', 'list'])).toEqual([]);
+    await A.jsonAsync(['remote', 'add', 'constructor', url, '--token-file', tokenFile]);
+    const saved = path.join(A.store, 'remote-tokens.json');
+    expect(JSON.parse(fs.readFileSync(saved, 'utf8'))).toEqual({ constructor: { token: TOKEN } });
+    const p = await A.jsonAsync(['push', 'constructor', 'main'], { env: { CKVC_TOKEN: undefined } });
+    expect(p.refs).toEqual([expect.objectContaining({ name: 'refs/heads/main' })]);
+    await A.jsonAsync(['remote', 'remove', 'constructor']);
+  });
 });
 
 describe('branch -r / -a', () => {
