@@ -31,8 +31,14 @@ export async function readMetricsFile(spec: string): Promise<LoggedMetrics> {
   const prefix = `${key}/`;
   const picked: Record<string, number> = {};
   for (const [k, v] of Object.entries(found.metrics)) {
-    if (k === key) picked[k] = v;
-    else if (k.startsWith(prefix)) picked[k.slice(prefix.length)] = v;
+    const name = k === key ? k : k.startsWith(prefix) ? k.slice(prefix.length) : undefined;
+    if (name === '__proto__')
+      throw new CkvcError(
+        'CKVC_BAD_METRIC',
+        `--metrics-file ${spec}: ${file} has the field ${JSON.stringify(k)}, which would be a metric named "__proto__"; nothing was committed`,
+        { path: file, key },
+      );
+    if (name !== undefined) picked[name] = v;
   }
   if (Object.keys(picked).length === 0) {
     const have = Object.keys(found.metrics).slice(0, 8).join(', ') || 'none';

@@ -134,9 +134,11 @@ export async function stats(store: ObjectStore): Promise<StatsResult> {
 
 /** Promise records by remote: what `unique` and `stored` leave out because it was not fetched. */
 async function partialCommits(store: ObjectStore): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const r of (await new PromiseRecords(store.layout).all()).values()) out[r.remote] = (out[r.remote] ?? 0) + 1;
-  return out;
+  // Counted in a Map: a remote named like an Object member (hasOwnProperty) must not start from the member.
+  const out = new Map<string, number>();
+  for (const r of (await new PromiseRecords(store.layout).all()).values())
+    out.set(r.remote, (out.get(r.remote) ?? 0) + 1);
+  return Object.fromEntries(out);
 }
 
 /**

@@ -12,7 +12,18 @@ function toCbor(v: unknown, where: string): CborValue {
   if (Array.isArray(v)) return v.map((x, i) => toCbor(x, `${where}[${i}]`));
   if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
     const out: Record<string, CborValue> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = toCbor(x, where ? `${where}.${k}` : k);
+    for (const [k, x] of Object.entries(v)) {
+      const at = where ? `${where}.${k}` : k;
+      // Assigned, __proto__ would be the prototype's setter: the key left out of the hash (two configs that
+      // differ then hash alike) or, holding an object, an encoder crash. Canonical maps never hold it (FORMAT §3).
+      if (k === '__proto__')
+        throw new CkvcError(
+          'CKVC_BAD_CONFIG',
+          `config key ${at} is named "__proto__", which a config snapshot cannot hold (spec/FORMAT.md §3); rename it`,
+          { key: at },
+        );
+      out[k] = toCbor(x, at);
+    }
     return out;
   }
   throw new CkvcError(

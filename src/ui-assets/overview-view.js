@@ -4,10 +4,11 @@ import { bytes, commitHref, commitLink, compareHref, el, getJson, num, section, 
 
 /** For each metric key, the tip value the branches table marks as best (by the key's min/max mode). */
 function bestTips(branches, modes) {
-  const best = {};
+  // Keys are metric names: no prototype, so that one named like an Object method (toString) starts unset.
+  const best = Object.create(null);
   for (const [key, mode] of Object.entries(modes)) {
     for (const b of branches) {
-      const v = b.metrics?.[key];
+      const v = own(b.metrics, key);
       if (typeof v !== 'number' || !Number.isFinite(v)) continue;
       if (best[key] === undefined || (mode === 'max' ? v > best[key] : v < best[key])) best[key] = v;
     }
@@ -15,9 +16,14 @@ function bestTips(branches, modes) {
   return best;
 }
 
+/** A branch's own value of metric `key`: not a member of Object's prototype of the same name. */
+function own(metrics, key) {
+  return metrics && Object.hasOwn(metrics, key) ? metrics[key] : undefined;
+}
+
 function metricCells(metrics, keys, best) {
   return keys.map((k) => {
-    const v = metrics?.[k];
+    const v = own(metrics, k);
     if (v === undefined) return '';
     const isBest = best && best[k] === v;
     return el(

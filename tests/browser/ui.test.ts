@@ -79,11 +79,13 @@ describe('the page in Chromium', () => {
     expect(linked).toHaveLength(11);
     expect(await page.textContent('#graph')).toContain('warm start from');
     expect(await page.textContent('#stats')).toContain('commits11');
-    // The best tip value of each metric is marked: main's loss (lowest) and acc (highest).
+    // The best tip value of each metric is marked: hostile's toString (the only one), main's loss (lowest) and
+    // acc (highest). A tip without toString shows nothing there, not Object's method of that name.
     const marked = await page.$$eval('#branches .best', (cells) =>
       cells.map((c) => c.closest('tr')!.firstChild!.textContent),
     );
-    expect(marked).toEqual(['main (HEAD)', 'main (HEAD)']);
+    expect(marked).toEqual(['hostile', 'main (HEAD)', 'main (HEAD)']);
+    expect(await page.textContent('#branches')).not.toMatch(/native code/);
     await screenshot('overview');
   });
 

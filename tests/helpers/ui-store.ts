@@ -31,7 +31,8 @@ function checkpoint(dir: string, name: string, seed: number, shapeB = 16): strin
 
 /**
  * main: 6 commits (steps 100..600, lr 0.1); lowlr: 4 commits warm-started from main's 3rd (lr 0.01, a new
- * config key); hostile: one commit whose message, label and run name are markup. Every commit records loss.
+ * config key); hostile: one commit whose message, label and run name are markup, with a metric named toString.
+ * Every commit records loss.
  */
 export async function makeUiStore(): Promise<UiStore> {
   const dir = tempDir('ckvc-ui-'); // removed by cleanupTemp() in the test file's afterAll
@@ -76,7 +77,8 @@ export async function makeUiStore(): Promise<UiStore> {
       paths: [checkpoint(work, 'model.safetensors', 99, 8)],
       message: HOSTILE_MESSAGE,
       branch: 'hostile',
-      metrics: { loss: 3 },
+      // A metric named like an Object method: a page that reads it from a plain object finds the method.
+      metrics: { loss: 3, toString: 9 },
       step: 50,
       run: '<i>run</i>',
       labels: { '<k>': '<v onclick=x>' },

@@ -109,3 +109,45 @@ describe('text output of metrics and history', () => {
     expect(s.ok(['show', a]).stdout).toMatch(/Pruned: +the data of every file released/);
   });
 });
+
+describe('metric and config keys named like Object members', () => {
+  it('log --metric toString shows - where a commit lacks it; a metrics-file field or config key __proto__ is refused (15)', () => {
+    const s = newStore();
+    const work = tempDir('ckvc-met-proto-');
+    const w = path.join(work, 'w.bin');
+    fs.writeFileSync(w, 'weights');
+    s.json(['commit', w, '-b', 'm', '-m', 'plain', '--metric', 'loss=1']);
+    fs.writeFileSync(w, 'weights 2');
+    s.json(['commit', w, '-b', 'm', '-m', 'named', '--metric', 'toString=2']);
+    const rows = s.ok(['log', 'm', '--oneline', '--metric', 'toString', '--metric', 'valueOf']).stdout.trim();
+    expect(rows).not.toMatch(/native code|object Object/);
+    expect(rows.split('\n').map((l) => l.split(/\s+/).slice(1, 3))).toEqual([
+      ['toString', 'valueOf'],
+      ['2', '-'],
+      ['-', '-'],
+    ]);
+
+    const before = snapshotStore(s.store);
+    const m = path.join(work, 'm.json');
+    fs.writeFileSync(m, '{"eval": {"__proto__": 0.5, "score": 2}}');
+    const r = s.run(['commit', w, '-b', 'm', '-m', 'x', '--metrics-file', `${m}:eval`]);
+    expect(r.code).toBe(15);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_METRIC']);
+    for (const config of ['{"lr": 1, "__proto__": "a"}', '{"lr": 1, "opt": {"__proto__": {"x": 1}}}']) {
+      const c = path.join(work, 'c.json');
+      fs.writeFileSync(c, config);
+      const cr = s.run(['commit', w, '-b', 'm', '-m', 'x', '--config', c]);
+      expect(cr.code, cr.stderr).toBe(15);
+      expect(errorCodes(cr.stderr)).toEqual(['CKVC_BAD_CONFIG']);
+      expect(cr.stderr).toMatch(/__proto__/);
+    }
+    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+    // Keys named like other Object members are ordinary keys, hashed like any other.
+    const [c1, c2] = [path.join(work, 'c1.json'), path.join(work, 'c2.json')];
+    fs.writeFileSync(c1, '{"lr": 1}');
+    fs.writeFileSync(c2, '{"lr": 1, "constructor": 2}');
+    const d = s.run(['config', 'diff', c1, c2]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/constructor/);
+  });
+});

@@ -82,7 +82,7 @@ describe('ckvc ui: JSON endpoints and guards', () => {
     expect(r.branches.map((b: any) => b.name)).toEqual(['hostile', 'lowlr', 'main']);
     expect(r.branches).toEqual(cli(S, ['branch']));
     expect(r.tags.map((t: any) => [t.name, t.commit])).toEqual([['best-main', S.ids.main![5]]]);
-    expect(r.modes).toEqual({ acc: 'max', loss: 'min' });
+    expect(r.modes).toEqual({ acc: 'max', loss: 'min', toString: 'max' });
   });
 
   it('/api/stats is `ckvc stats`', async () => {

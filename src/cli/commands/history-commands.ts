@@ -19,7 +19,7 @@ function oneLine(c: CommitInfo, columns: string[] | undefined, widths: number[])
   const refs = refList(c.refs);
   const cols = columns
     ? columns
-        .map((k, i) => (c.metrics[k] === undefined ? '-' : metricValue(c.metrics[k]!)).padEnd(widths[i]!))
+        .map((k, i) => (!Object.hasOwn(c.metrics, k) ? '-' : metricValue(c.metrics[k]!)).padEnd(widths[i]!))
         .join('  ')
     : metrics(c.metrics);
   // A message that already says the step ("step 1000", as the Python helper writes) does not get it twice.
@@ -113,7 +113,7 @@ function logCommand(y: CliParser): void {
       const widths = (columns ?? []).map((k) =>
         Math.max(
           escaped(k).length,
-          ...list.map((c) => (c.metrics[k] === undefined ? 1 : metricValue(c.metrics[k]!).length)),
+          ...list.map((c) => (!Object.hasOwn(c.metrics, k) ? 1 : metricValue(c.metrics[k]!).length)),
         ),
       );
       const compact = args.oneline || args.graph || columns !== undefined;
