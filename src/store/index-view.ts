@@ -46,7 +46,7 @@ export class IndexReadView {
     for (const packId of onDisk) {
       if (inSnapshot.has(packId) || this.overlayPacks.has(packId)) continue;
       const toc = await this.packs.readTocIfSound(packId);
-      if (!toc) continue; // verify reports it
+      if (!toc) continue; // damaged (verify reports it), or deleted since the listing
       for (const entry of toc.entries) this.overlay.set(entry.id, { packId, entry });
       this.overlayPacks.add(packId);
     }

@@ -361,7 +361,7 @@ export class ObjectIndex {
     for (const packId of onDisk) {
       if (indexed.has(packId)) continue;
       const toc = await this.packs.readTocIfSound(packId);
-      if (!toc) continue; // verify reports it
+      if (!toc) continue; // damaged (verify reports it), or deleted since the listing
       // A copy of an object indexed already does not replace it (a received pack found before its import indexed it).
       const located = await s.locate(toc.entries.map((e) => e.id));
       const keepIndexed = new Set(toc.entries.filter((_, i) => located[i]).map((e) => e.id));

@@ -389,13 +389,18 @@ export class PackReader {
     return decoded;
   }
 
-  /** The TOC of a pack, or undefined when the pack is damaged or newer than this reader (verify reports it). */
+  /**
+   * The TOC of a pack, or undefined when the pack is damaged or newer than this reader (verify reports it), or
+   * gone since it was listed: a gc or consolidation in another process deleted it, after the objects in it that
+   * live on were safe in another pack (an index sync then sees the store as it is now, not a missing object).
+   */
   async readTocIfSound(packId: string): Promise<Awaited<ReturnType<PackReader['readToc']>> | undefined> {
     try {
       return await this.readToc(packId);
     } catch (e) {
       if (e instanceof CkvcError && (e.code === 'CKVC_CORRUPT_PACK' || e.code === 'CKVC_UNSUPPORTED_VERSION'))
         return undefined;
+      if (e instanceof CkvcError && e.code === 'CKVC_MISSING_OBJECT' && e.data.pack === packId) return undefined;
       throw e;
     }
   }

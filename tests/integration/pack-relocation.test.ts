@@ -56,3 +56,48 @@ describe('reads racing a gc that repacks', () => {
     expect(s.json(['verify', '--read-data']).ok).toBe(true);
   });
 });
+
+describe('index syncs racing a gc that deletes packs', () => {
+  it('a pack listed by a reader and deleted by gc before its table of contents is read is no missing object', async () => {
+    const s = newStore('ckvc-reloc-');
+    const dir = tempDir('ckvc-reloc-in-');
+    const file = path.join(dir, 'model.safetensors');
+    const v1 = trainedFloat32(7, ELEMENTS);
+    fs.writeFileSync(file, safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: v1 } }));
+    const id = commitId(s, [file, '-b', 'main', '-m', 'v1'], { cwd: dir });
+    // A commit killed after its pack is written, before the index names it: a pack the index's snapshot lacks,
+    // which readers' syncs read the table of contents of, and whose (dead) objects gc deletes.
+    const before = new Set(packFiles(s.store));
+    fs.writeFileSync(
+      file,
+      safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: optimizerStepFloat32(v1, 8) } }),
+    );
+    expect(
+      s.run(['commit', file, '-b', 'main', '-m', 'killed'], { cwd: dir, env: { CKVC_FAULT: 'index.update=kill' } })
+        .code,
+    ).not.toBe(0);
+    const unindexed = packFiles(s.store)
+      .filter((f) => !before.has(f))
+      .map((f) => path.basename(f, '.pack'));
+    expect(unindexed).toHaveLength(1);
+
+    const reader = await ObjectStore.open(s.store);
+    const readToc = reader.packs.readToc.bind(reader.packs);
+    let gcRan = false;
+    reader.packs.readToc = async (packId) => {
+      if (packId === unindexed[0] && !gcRan) {
+        gcRan = true;
+        s.ok(['gc', '--grace', '0']); // between the reader's listing of packs/ and its read of this one
+      }
+      return readToc(packId);
+    };
+    try {
+      const [loc] = await reader.locate([id]);
+      expect(gcRan).toBe(true);
+      expect(loc?.entry.type).toBe('commit');
+      expect((await reader.readCommit(id)).message).toBe('v1');
+    } finally {
+      await reader.close();
+    }
+  });
+});

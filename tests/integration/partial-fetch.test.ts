@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cliEnv, errorCodes } from '../helpers/ckvc.js';
 import { diffSnapshots, snapshotTree, snapshotStore } from '../helpers/snapshots.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
@@ -286,6 +286,9 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
 });
 
 describe('partial fetch: checkout straight from a remote', () => {
+  // Here, not at each test's end: a failed expect would skip that and leave `ckvc serve` running after the run.
+  afterEach(stopServers);
+
   it('checkout REMOTE/BRANCH --tensor GLOB fetches only those tensors, then checks them out', async () => {
     const src = makeSource();
     const { url } = await serve(src);
@@ -307,7 +310,6 @@ describe('partial fetch: checkout straight from a remote', () => {
     src.ok(['checkout', 'main', '--tensor', 'model.*', '--to', want]);
     expect([...snapshotTree(got).keys()]).toEqual(['model.safetensors']);
     expect(snapshotTree(got)).toEqual(snapshotTree(want));
-    await stopServers();
   });
 
   it('a server that predates the filter refuses it, and nothing is fetched', async () => {
@@ -332,7 +334,6 @@ describe('partial fetch: checkout straight from a remote', () => {
     expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
     expect(r.stderr).toContain('does not know partial fetch');
     expect(diffSnapshots(before, snapshotStore(client.store))).toEqual([]);
-    await stopServers();
   });
 
   it("a damaged promise record (a lone '!' for a filter) reads as promising nothing; verify stays clean", async () => {
@@ -374,7 +375,6 @@ describe('partial fetch: checkout straight from a remote', () => {
     expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
     expect(r.stderr).toContain(`lists commit ${stranger.slice(0, 12)} as partial but does not send it`);
     expect(diffSnapshots(before, snapshotStore(client.store))).toEqual([]);
-    await stopServers();
   });
 
   it('a plan request with a malformed filter is refused (400 CKVC_BAD_BUNDLE)', async () => {
@@ -397,7 +397,6 @@ describe('partial fetch: checkout straight from a remote', () => {
     });
     const plan = (await ok.json()) as { objects: string[]; commits: string[] };
     expect(plan.commits).toHaveLength(2);
-    await stopServers();
   });
 
   it('a bad --filter is a usage error', () => {
