@@ -78,3 +78,21 @@ async function follow(
   }
   return known.get(id) ?? null;
 }
+
+/**
+ * The first record of the chain under `id`: the one stored without a base (`id` itself when it has none);
+ * undefined when the chain cannot be followed (a record missing or damaged, a loop, more than 64 links).
+ */
+export async function chainRoot(store: ObjectStore, id: ObjectId): Promise<ObjectId | undefined> {
+  const seen = new Set<ObjectId>();
+  for (let cur = id; !seen.has(cur) && seen.size <= MAX_DELTA_CHAIN; ) {
+    seen.add(cur);
+    const loc = (await store.locate([cur]))[0];
+    if (!loc) return undefined;
+    const base = await store.packs.readDeltaBaseId(loc).catch(() => null);
+    if (base === null) return undefined;
+    if (base === undefined) return cur;
+    cur = base;
+  }
+  return undefined;
+}

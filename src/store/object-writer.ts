@@ -51,15 +51,17 @@ interface Pending {
 }
 
 /**
- * Reads a chunk the store holds, grouped by `width`, and says how deep its delta chain is; undefined when absent;
- * `grouped` undefined (not decoded) when the chain is deeper than `maxDepth`. `grouped` may be a `scratch`
- * buffer: the writer hands it back once the record encoded against it is done.
+ * The delta base offered for a chunk whose lineage ends in chunk `id` (ObjectStore.readDeltaBase): `id`, or the
+ * first record of its chain when `id`'s chain is deeper than `maxDepth`, grouped by `width`, with its own `id`
+ * and chain depth; undefined when absent; `grouped` undefined (not decoded) when no record of that lineage within
+ * `maxDepth` could be read. `grouped` may be a `scratch` buffer: the writer hands it back once the record encoded
+ * against it is done.
  */
 export type BaseReader = (
   id: ObjectId,
   width: number,
   maxDepth: number,
-) => Promise<{ grouped: Uint8Array | undefined; depth: number; planeCosts: number[] } | undefined>;
+) => Promise<{ id: ObjectId; grouped: Uint8Array | undefined; depth: number; planeCosts: number[] } | undefined>;
 
 export interface WriteStats {
   objectsSeen: number;
@@ -216,7 +218,7 @@ export class ObjectWriter {
         }
         const written = this.written.get(id);
         if (written) written.baseDepth = got.depth;
-        return { id: base, bytes: grouped, groupedWidth: width, planeCosts: got.planeCosts, release };
+        return { id: got.id, bytes: grouped, groupedWidth: width, planeCosts: got.planeCosts, release };
       } catch (e) {
         if (e instanceof CkvcError) return undefined;
         throw e;

@@ -1,8 +1,9 @@
-// A chunk whose base already sits as deep as writers let chains go is stored plain and starts a new chain
-// (spec/FORMAT.md §4.3). The writer learns that depth from the chain's record headers before decoding anything:
-// the commit that restarts the chains reads the base records' headers, not their planes. Each commit opens the
-// store afresh, as a CLI commit does: a store handle that committed the parent remembers its chunks
-// (recent-chunks.ts, tested in delta-coding.test.ts) and reads no base at all.
+// A chunk whose base already sits as deep as writers let chains go is stored as a delta on the first record of
+// that chain (the one stored without a base), so the chain starts again one deep instead of with a plain copy
+// (spec/FORMAT.md §4.3). The writer learns that depth from the chain's record headers and decodes only the root:
+// the commit that restarts the chains reads the headers of the chain and the root's planes, not every link's.
+// Each commit opens the store afresh, as a CLI commit does: a store handle that committed the parent remembers its
+// chunks (recent-chunks.ts, tested in delta-coding.test.ts) and reads no base but the roots.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,7 +44,7 @@ function checkpoints(count: number): Buffer[] {
 afterAll(() => cleanupTemp());
 
 describe('restarting a chain at the depth bound', () => {
-  it('reads only the headers of a base as deep as chains go, and stores the chunk plain', async () => {
+  it("reads only the headers of a base as deep as chains go, and stores the chunk as a delta on its chain's root", async () => {
     const s = newStore('ckvc-restart-');
     const input = tempDir('ckvc-restart-in-');
     const file = path.join(input, 'model.safetensors');
@@ -63,23 +64,30 @@ describe('restarting a chain at the depth bound', () => {
         readByStep.push(read.count);
       }
       const restart = MAX_WRITTEN_DELTA_DEPTH + 1;
-      const codecs = async (tree: string) => {
+      /** Each tensor's first chunk in `tree`: its ID, its record's codec and the base that record names. */
+      const chunks = async (tree: string) => {
         const recipe = await store.readFileRecipe((await store.readTree(tree)).entries[0]!.id);
-        const out: number[] = [];
+        const out: { id: string; codec: number; base: string | undefined }[] = [];
         for (const p of recipe.parts)
           if (p.kind === 'tensor') {
-            const chunk = (await store.readTensor(p.id)).chunks[0]!;
-            out.push((await store.locate([chunk]))[0]!.entry.codec);
+            const id = (await store.readTensor(p.id)).chunks[0]!;
+            const loc = (await store.locate([id]))[0]!;
+            out.push({ id, codec: loc.entry.codec, base: await store.packs.readDeltaBaseId(loc) });
           }
         return out;
       };
-      expect(await codecs(trees[restart - 1]!)).toEqual(Array(TENSORS).fill(CODECS.xorPlanes));
-      expect(await codecs(trees[restart]!)).toEqual(Array(TENSORS).fill(CODECS.planes));
-      // The commit before decoded its bases through 7 links; the restart reads each base's own record and the
-      // headers of its 8 bases, and inflates none of their planes.
+      const roots = await chunks(trees[0]!);
+      expect(roots.map((c) => c.codec)).toEqual(Array(TENSORS).fill(CODECS.planes));
+      expect((await chunks(trees[restart - 1]!)).map((c) => c.codec)).toEqual(Array(TENSORS).fill(CODECS.xorPlanes));
+      const restarted = await chunks(trees[restart]!);
+      expect(restarted.map((c) => c.codec)).toEqual(Array(TENSORS).fill(CODECS.xorPlanes));
+      expect(restarted.map((c) => c.base)).toEqual(roots.map((c) => c.id));
+      // The commit before decoded its bases through 7 links; the restart reads the headers of each base's 8
+      // bases and inflates only the roots' planes: fewer than one link's worth per tensor of the commit before.
       read.restore();
       expect(readByStep[restart - 1]!).toBeGreaterThan(TENSORS * MAX_WRITTEN_DELTA_DEPTH); // a plane per link
-      expect(readByStep[restart]!).toBeLessThan(TENSORS); // the parent's tree and file recipe, no plane
+      expect(readByStep[restart]!).toBeLessThan(readByStep[restart - 1]! / 2);
+      expect(readByStep[restart]!).toBeLessThanOrEqual(TENSORS * 4 + 2); // 4 planes per root, tree and recipe
     } finally {
       await store.close();
     }
