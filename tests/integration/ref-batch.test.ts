@@ -94,13 +94,16 @@ describe('bundle imports move their refs as one batch', () => {
     const file = path.join(work, 'many.bundle');
     fs.writeFileSync(file, bundleWithRefs(full, names));
     const S = newStore('ckvc-hard-many-');
-    const floor = await floorPerRef();
+    const floorBefore = await floorPerRef();
     const t0 = Date.now();
     const r = await S.runAsync(['pull', file, '--json'], { timeoutMs: 900_000 });
     const ms = Date.now() - t0;
+    // The load of a full test run (other files beside this one) comes and goes: the floor is taken before and
+    // after, and the larger counts (a pull at 5x the floor before it failed a full run once the load rose).
+    const floor = Math.max(floorBefore, await floorPerRef());
     // 30 s for 20,000 refs on a machine whose floor is under 375 us/ref (an idle one is near 100); on a loaded
-    // one, four times the floor. One move after another costs three serial fsyncs per ref: over 10 times the floor.
-    const bound = Math.max(30_000 * (N / 20_000), (4 * N * floor) / 1000);
+    // one, five times the floor. One move after another costs three serial fsyncs per ref: over 10 times the floor.
+    const bound = Math.max(30_000 * (N / 20_000), (5 * N * floor) / 1000);
     console.log(
       `pull of a bundle with ${N} refs: ${ms} ms (${((ms * 1000) / N).toFixed(0)} us/ref; this file system's floor now: ${floor.toFixed(0)} us/ref; bound ${bound.toFixed(0)} ms)`,
     );
