@@ -143,8 +143,8 @@ export class HttpTransport implements Transport {
       const e = JSON.parse(body.toString('utf8')).error as { code?: unknown; message?: unknown; data?: unknown };
       // Relayed only when it is the protocol's shape: an unknown code (or "constructor", which `in` would have
       // found on Object's prototype, with no exit code: the command then exited 0) is a reply outside it.
-      const data = e?.data ?? {};
-      if (isErrorCode(e?.code) && typeof e.message === 'string' && typeof data === 'object' && !Array.isArray(data))
+      const data = e?.data === undefined ? {} : e.data;
+      if (isErrorCode(e?.code) && typeof e.message === 'string' && isPlainObject(data))
         return new CkvcError(e.code, `remote ${this.url}: ${e.message}`, { ...data, remote: this.url });
     } catch {
       // fall through
@@ -336,4 +336,8 @@ function checkChainsReply(v: unknown, n: number, url: string): (ChainInfo | null
     if (typeof base !== 'string' || !isObjectId(base)) throw outside();
     return { depth, base };
   });
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

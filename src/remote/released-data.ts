@@ -39,6 +39,7 @@ export async function holdBackReleased(
  */
 export async function stillNeeded(store: ObjectStore, tips: ObjectId[], haves: ObjectId[]): Promise<ObjectId[]> {
   const have = new Set(haves);
-  const c = await collectObjects(store, tips, { isBoundary: async (id) => have.has(id) });
+  // What this store is to receive, not send: data a partial fetch left out may be among it (and is wanted).
+  const c = await collectObjects(store, tips, { isBoundary: async (id) => have.has(id), leftOutOk: true });
   return absent(store, c.objects);
 }

@@ -2,6 +2,7 @@
 // holds it, how many delta bases lie under the record it reads, and its base. A sender uses a receiver's answer to
 // keep records delta-coded on bases the receiver holds (a thin bundle, BUNDLE.md §5) without making the receiver's
 // chains longer than writers make them. Only record headers are read; nothing is decoded.
+import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from './object-store.js';
 import { MAX_DELTA_CHAIN, type ObjectLocation } from './pack-reader.js';
@@ -89,7 +90,10 @@ export async function chainRoot(store: ObjectStore, id: ObjectId): Promise<Objec
     seen.add(cur);
     const loc = (await store.locate([cur]))[0];
     if (!loc) return undefined;
-    const base = await store.packs.readDeltaBaseId(loc).catch(() => null);
+    const base = await store.packs.readDeltaBaseId(loc).catch((e) => {
+      if (e instanceof CkvcError) return null; // damaged: no root to offer
+      throw e;
+    });
     if (base === null) return undefined;
     if (base === undefined) return cur;
     cur = base;

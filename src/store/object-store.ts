@@ -8,7 +8,7 @@ import { decodeFileRecipe, type FileRecipe } from '../core/store-format/objects/
 import { decodeTag, type TagObject } from '../core/store-format/objects/tag-object.js';
 import { decodeTensor, type TensorObject } from '../core/store-format/objects/tensor-object.js';
 import { decodeTree, type TreeObject } from '../core/store-format/objects/tree-object.js';
-import type { BufferPool } from '../core/buffer-pool.js';
+import { type BufferPool, scratch } from '../core/buffer-pool.js';
 import type { PackEntry } from '../core/store-format/pack-format.js';
 import { AliasDefinitions } from './alias-definitions.js';
 import { BaseLocations, type BaseLookups } from './base-locations.js';
@@ -147,10 +147,13 @@ export class ObjectStore {
     maxDepth: number,
   ): Promise<(GroupedObject & { id: ObjectId }) | undefined> {
     const got = await this.readChunkGrouped(id, width, maxDepth);
-    if (!got || got.grouped) return got && { ...got, id };
+    // Deeper than maxDepth: not decoded, or decoded whole when stored at another width (no chain to cut short).
+    if (!got || got.depth <= maxDepth) return got && { ...got, id };
     const root = await chainRoot(this, id);
     const fromRoot = root === undefined || root === id ? undefined : await this.readChunkGrouped(root, width, maxDepth);
-    return fromRoot ? { ...fromRoot, id: root! } : { ...got, id };
+    if (!fromRoot) return { ...got, id };
+    if (got.grouped) scratch.release(got.grouped);
+    return { ...fromRoot, id: root! };
   }
 
   /**

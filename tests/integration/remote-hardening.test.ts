@@ -400,6 +400,7 @@ describe('fetch from a remote that misbehaves', () => {
       { code: '__proto__', message: 'x', data: {} },
       { code: 'CKVC_UNAUTHORIZED', message: { not: 'a string' }, data: {} },
       { code: 'CKVC_UNAUTHORIZED', message: 'x', data: 'not an object' },
+      { code: 'CKVC_UNAUTHORIZED', message: 'x', data: null },
     ]) {
       const url = await proxy(srv.url, async (_req, _body, res) => {
         res.writeHead(403, { 'content-type': 'application/json' });

@@ -195,6 +195,21 @@ describe('push, fetch and pull through s3rver (--single-writer)', () => {
     expect(released.code, describeRun(released)).toBe(19);
   });
 
+  it('a partial store with a prune completes its partial commits from S3 (held-back data a promise covers is fetched)', () => {
+    const A = storeWithRemote('pruned/partial');
+    commitCheckpoint(A, 31);
+    const tip = commitCheckpoint(A, 32); // shares the frozen tensor with the first
+    A.ok(['push', 's3'], { env });
+    const B = storeWithRemote('pruned/partial');
+    B.ok(['fetch', 's3', '--filter', 'tensors:*.head'], { env });
+    B.ok(['branch', 'main', 's3/main']);
+    B.ok(['prune', '-b', 'main', '--keep-last', '1']);
+    const r = B.run(['fetch', 's3'], { env });
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(diffSnapshots(tip.files, checkedOut(B, 'main'))).toEqual([]);
+    B.ok(['verify', '--read-data']);
+  });
+
   it('a non-fast-forward push is refused (exit 13, no remote ref moves); --force replaces it', () => {
     const C = storeWithRemote('team/run');
     const other = commitCheckpoint(C, 99, { family: 2 });
