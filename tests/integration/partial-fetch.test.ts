@@ -4,7 +4,6 @@
 // same cases run through the real CLI over a folder, a `ckvc serve`, a real sshd and an S3 service.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import type * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
