@@ -5,6 +5,7 @@ import * as https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { CkvcError, isCkvcError, isErrorCode } from '../core/errors.js';
+import { isJsonObject } from '../core/json-object.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
@@ -144,7 +145,7 @@ export class HttpTransport implements Transport {
       // Relayed only when it is the protocol's shape: an unknown code (or "constructor", which `in` would have
       // found on Object's prototype, with no exit code: the command then exited 0) is a reply outside it.
       const data = e?.data === undefined ? {} : e.data;
-      if (isErrorCode(e?.code) && typeof e.message === 'string' && isPlainObject(data))
+      if (isErrorCode(e?.code) && typeof e.message === 'string' && isJsonObject(data))
         return new CkvcError(e.code, `remote ${this.url}: ${e.message}`, { ...data, remote: this.url });
     } catch {
       // fall through
@@ -311,8 +312,8 @@ function checkPlanReply(v: unknown, filtered: boolean, url: string): Plan {
         url,
       },
     );
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw outside('not an object');
-  const { objects, prerequisites, commits } = v as Record<string, unknown>;
+  if (!isJsonObject(v)) throw outside('not an object');
+  const { objects, prerequisites, commits } = v;
   const ids = (x: unknown): x is ObjectId[] =>
     Array.isArray(x) && x.every((id) => typeof id === 'string' && isObjectId(id));
   if (!ids(objects)) throw outside('"objects" is not a list of object IDs');
@@ -336,8 +337,4 @@ function checkChainsReply(v: unknown, n: number, url: string): (ChainInfo | null
     if (typeof base !== 'string' || !isObjectId(base)) throw outside();
     return { depth, base };
   });
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -1,6 +1,7 @@
 // Tokens saved per remote by `remote add --token-file` (spec/PROTOCOL.md §1): remote-tokens.json, mode 0600,
 // replaced whole under the remotes' lock, so that pushes need neither the environment nor the file each time.
 import { CkvcError } from '../core/errors.js';
+import { isJsonObject } from '../core/json-object.js';
 import { readFileIfExists, writeFileDurable } from '../store/durable-fs.js';
 import { withLock } from '../store/lock-file.js';
 import type { StoreLayout } from '../store/store-layout.js';
@@ -13,7 +14,7 @@ export class RemoteTokens {
     if (!raw) return {};
     try {
       const obj = JSON.parse(raw.toString('utf8')) as unknown;
-      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error('not an object');
+      if (!isJsonObject(obj)) throw new Error('not an object');
       return obj as Record<string, { token: string }>;
     } catch {
       const file = this.layout.remoteTokensFile;

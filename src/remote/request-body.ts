@@ -2,6 +2,7 @@
 // acts on them: a body is untrusted input, and a cast that lets `[null]` through turns into a 500 further on.
 import { bad, bundleRefNameProblem } from '../core/store-format/bundle-format.js';
 import { CkvcError } from '../core/errors.js';
+import { isJsonObject } from '../core/json-object.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { MAX_DELTA_CHAIN } from '../store/pack-reader.js';
 import { checkFilter } from '../store/promise-records.js';
@@ -19,8 +20,8 @@ export interface RefChange {
 const where = (endpoint: string) => `the ${endpoint} request`;
 
 function object(v: unknown, what: string, keys: { required: string[]; optional?: string[] }): Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(what, 'is not a JSON object');
-  const o = v as Record<string, unknown>;
+  if (!isJsonObject(v)) throw bad(what, 'is not a JSON object');
+  const o = v;
   const known = new Set([...keys.required, ...(keys.optional ?? [])]);
   const extra = Object.keys(o).find((k) => !known.has(k));
   if (extra !== undefined)
@@ -53,8 +54,8 @@ export function parseObjectsBody(v: unknown): { ids: ObjectId[]; bases?: Map<Obj
 
 /** A map of object ID to chain depth (an integer 0 to 64), at most `max` entries. */
 export function checkDepths(v: unknown, what: string, max: number): Map<ObjectId, number> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(what, 'is not a JSON object');
-  const entries = Object.entries(v as Record<string, unknown>);
+  if (!isJsonObject(v)) throw bad(what, 'is not a JSON object');
+  const entries = Object.entries(v);
   if (entries.length > max) throw bad(what, `names ${entries.length} chunks, more than the ${max} objects asked for`);
   const out = new Map<ObjectId, number>();
   for (const [id, depth] of entries) {

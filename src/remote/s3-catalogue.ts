@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { CkvcError } from '../core/errors.js';
+import { isJsonObject } from '../core/json-object.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { Conditions, S3Objects } from './s3-client.js';
 import { s3Keys } from './s3-location.js';
@@ -71,10 +72,10 @@ async function readJson(s3: S3Objects, key: string): Promise<Versioned<Record<st
     v = parsedOrUndefined(r.body);
     if (v === undefined) throw outside(s3, key, 'not JSON');
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v) || (v as { version?: unknown }).version !== 1) {
+  if (!isJsonObject(v) || v.version !== 1) {
     throw outside(s3, key, 'not a JSON object of version 1 (a newer ckvc may have written it)');
   }
-  return { value: v as Record<string, unknown>, etag: r.etag };
+  return { value: v, etag: r.etag };
 }
 
 export async function readRefs(s3: S3Objects): Promise<Versioned<Record<string, ObjectId>>> {

@@ -2,6 +2,7 @@
 // lacks, in bundles of bounded size that are each verified and stored on arrival (so an interrupted transfer,
 // re-run, re-sends at most the bundle that was in flight), then move refs by compare-and-swap.
 import { CkvcError, type ErrorCode, isCkvcError } from '../core/errors.js';
+import { isJsonObject } from '../core/json-object.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { RefMove } from '../store/ref-batch.js';
@@ -129,9 +130,7 @@ function pushedUpdates(
       url,
     });
   const said = new Map<string, Record<string, unknown>>();
-  for (const u of reply)
-    if (u !== null && typeof u === 'object' && typeof u.name === 'string')
-      said.set(u.name, u as Record<string, unknown>);
+  for (const u of reply) if (isJsonObject(u) && typeof u.name === 'string') said.set(u.name, u);
   return changes.flatMap((ch) => {
     const u = said.get(ch.name);
     if (!u) return [];

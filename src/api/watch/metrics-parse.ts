@@ -1,6 +1,7 @@
 // `ckvc watch`: turning what a training loop logs (a JSON object, or a line of a JSONL log) into a commit's
 // metrics, step and epoch. Pure: the api layer reads the files and hands the text over.
 import { CkvcError } from '../../core/errors.js';
+import { isJsonObject } from '../../core/json-object.js';
 import { parsePythonJson } from '../../core/python-json.js';
 
 export interface LoggedMetrics {
@@ -14,10 +15,6 @@ export interface LoggedMetrics {
 const METRIC_NAME = /^[A-Za-z0-9_./:-]{1,128}$/;
 const STEP_KEYS = ['step', 'global_step'];
 const MAX_DEPTH = 4;
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /**
  * Numeric fields become metrics; nested objects are flattened with '/' (`{"eval": {"score": 1}}` ->
@@ -35,7 +32,7 @@ export function metricsFromObject(obj: Record<string, unknown>): LoggedMetrics {
     for (const [k, v] of Object.entries(o)) {
       if (depth === 0 && (STEP_KEYS.includes(k) || k === 'epoch')) continue;
       const name = prefix + k;
-      if (isPlainObject(v) && depth < MAX_DEPTH) walk(v, `${name}/`, depth + 1);
+      if (isJsonObject(v) && depth < MAX_DEPTH) walk(v, `${name}/`, depth + 1);
       else if (typeof v === 'number') {
         // NaN and ±Infinity too: a diverged loss is recorded as such
         // __proto__ as a key would change the object's prototype instead of adding a metric.
@@ -60,7 +57,7 @@ export function parseMetricsJson(text: string, where: string): LoggedMetrics {
       { path: where },
     );
   }
-  if (!isPlainObject(value))
+  if (!isJsonObject(value))
     throw new CkvcError(
       'CKVC_BAD_METRIC',
       `metrics file ${where} holds ${Array.isArray(value) ? 'an array' : typeof value}, not a JSON object; write one object such as {"loss": 0.31}`,
@@ -90,7 +87,7 @@ export function pickJsonlLine(
     } catch {
       continue;
     }
-    if (!isPlainObject(value)) continue;
+    if (!isJsonObject(value)) continue;
     const parsed = metricsFromObject(value);
     if (opts.atOrBeforeStep !== undefined && parsed.step !== undefined && parsed.step > opts.atOrBeforeStep) continue;
     return parsed;
