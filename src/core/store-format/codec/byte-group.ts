@@ -8,6 +8,7 @@
 // width 1 is the identity (src itself is returned). Pure byte shuffling: no dependence on platform endianness.
 
 import { CkvcError } from '../../errors.js';
+import { simdTranspose } from './simd-kernels.js';
 
 function checkWidth(width: number): void {
   if (!Number.isSafeInteger(width) || width < 1) {
@@ -103,6 +104,7 @@ export function groupBytes(src: Uint8Array, width: number, dest?: Uint8Array): U
   if (dest !== undefined && dest.length !== src.length)
     throw new CkvcError('CKVC_INTERNAL', 'byte-group destination has the wrong length', {});
   const out = dest ?? new Uint8Array(src.length);
+  if (simdTranspose('group', src, width, out)) return out;
   if (canUseWords(src, width, out)) return groupWords(src, width, out);
   const len = src.length;
   const n = Math.floor(len / width);
@@ -154,6 +156,7 @@ export function ungroupBytes(src: Uint8Array, width: number, dest?: Uint8Array):
   if (dest !== undefined && dest.length !== src.length)
     throw new CkvcError('CKVC_INTERNAL', 'byte-group destination has the wrong length', {});
   const out = dest ?? new Uint8Array(src.length);
+  if (simdTranspose('ungroup', src, width, out)) return out;
   if (canUseWords(src, width, out)) return ungroupWords(src, width, out);
   const len = src.length;
   const n = Math.floor(len / width);
