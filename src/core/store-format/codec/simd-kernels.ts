@@ -94,76 +94,79 @@ function kernel(width: number, interleavedIs: number, step: number[]): number[] 
   return [...uleb(locals.length + body.length), ...locals, ...body];
 }
 
-// biome-ignore format: one group of WebAssembly instructions a line
-const UNGROUP2 = kernel(2, DST, [
-  ...planeAt(SRC, 0), ...load(), ...set(5),
-  ...planeAt(SRC, 1), ...load(), ...set(6),
-  ...get(P), ...get(5), ...get(6), ...shuffle(ZIP8_LO), ...store(0),
-  ...get(P), ...get(5), ...get(6), ...shuffle(ZIP8_HI), ...store(16),
-]);
+/** The kernels' code, built when the module is first needed (a command that groups nothing never builds it). */
+function functions(): [string, number[]][] {
+  // biome-ignore format: one group of WebAssembly instructions a line
+  const UNGROUP2 = kernel(2, DST, [
+    ...planeAt(SRC, 0), ...load(), ...set(5),
+    ...planeAt(SRC, 1), ...load(), ...set(6),
+    ...get(P), ...get(5), ...get(6), ...shuffle(ZIP8_LO), ...store(0),
+    ...get(P), ...get(5), ...get(6), ...shuffle(ZIP8_HI), ...store(16),
+  ]);
 
-// biome-ignore format: one group of WebAssembly instructions a line
-const GROUP2 = kernel(2, SRC, [
-  ...get(P), ...load(0), ...set(5),
-  ...get(P), ...load(16), ...set(6),
-  ...planeAt(DST, 0), ...get(5), ...get(6), ...shuffle(EVEN), ...store(),
-  ...planeAt(DST, 1), ...get(5), ...get(6), ...shuffle(ODD), ...store(),
-]);
+  // biome-ignore format: one group of WebAssembly instructions a line
+  const GROUP2 = kernel(2, SRC, [
+    ...get(P), ...load(0), ...set(5),
+    ...get(P), ...load(16), ...set(6),
+    ...planeAt(DST, 0), ...get(5), ...get(6), ...shuffle(EVEN), ...store(),
+    ...planeAt(DST, 1), ...get(5), ...get(6), ...shuffle(ODD), ...store(),
+  ]);
 
-// biome-ignore format: one group of WebAssembly instructions a line
-const UNGROUP4 = kernel(4, DST, [
-  ...planeAt(SRC, 0), ...load(), ...set(5),
-  ...planeAt(SRC, 1), ...load(), ...set(6),
-  ...planeAt(SRC, 2), ...load(), ...set(7),
-  ...planeAt(SRC, 3), ...load(), ...set(8),
-  // 5 = bytes 0 and 1 of elements 0-7, 6 = of elements 8-15; 7 and 8 the same for bytes 2 and 3.
-  ...get(5), ...get(6), ...shuffle(ZIP8_LO), ...get(5), ...get(6), ...shuffle(ZIP8_HI), ...set(6), ...set(5),
-  ...get(7), ...get(8), ...shuffle(ZIP8_LO), ...get(7), ...get(8), ...shuffle(ZIP8_HI), ...set(8), ...set(7),
-  ...get(P), ...get(5), ...get(7), ...shuffle(ZIP16_LO), ...store(0),
-  ...get(P), ...get(5), ...get(7), ...shuffle(ZIP16_HI), ...store(16),
-  ...get(P), ...get(6), ...get(8), ...shuffle(ZIP16_LO), ...store(32),
-  ...get(P), ...get(6), ...get(8), ...shuffle(ZIP16_HI), ...store(48),
-]);
+  // biome-ignore format: one group of WebAssembly instructions a line
+  const UNGROUP4 = kernel(4, DST, [
+    ...planeAt(SRC, 0), ...load(), ...set(5),
+    ...planeAt(SRC, 1), ...load(), ...set(6),
+    ...planeAt(SRC, 2), ...load(), ...set(7),
+    ...planeAt(SRC, 3), ...load(), ...set(8),
+    // 5 = bytes 0 and 1 of elements 0-7, 6 = of elements 8-15; 7 and 8 the same for bytes 2 and 3.
+    ...get(5), ...get(6), ...shuffle(ZIP8_LO), ...get(5), ...get(6), ...shuffle(ZIP8_HI), ...set(6), ...set(5),
+    ...get(7), ...get(8), ...shuffle(ZIP8_LO), ...get(7), ...get(8), ...shuffle(ZIP8_HI), ...set(8), ...set(7),
+    ...get(P), ...get(5), ...get(7), ...shuffle(ZIP16_LO), ...store(0),
+    ...get(P), ...get(5), ...get(7), ...shuffle(ZIP16_HI), ...store(16),
+    ...get(P), ...get(6), ...get(8), ...shuffle(ZIP16_LO), ...store(32),
+    ...get(P), ...get(6), ...get(8), ...shuffle(ZIP16_HI), ...store(48),
+  ]);
 
-// biome-ignore format: one group of WebAssembly instructions a line
-const GROUP4 = kernel(4, SRC, [
-  ...get(P), ...load(0), ...set(5),
-  ...get(P), ...load(16), ...set(6),
-  ...get(P), ...load(32), ...set(7),
-  ...get(P), ...load(48), ...set(8),
-  // 9 = bytes 0 and 1 of elements 0-7, 10 = bytes 2 and 3 of them; 11 and 12 the same for elements 8-15.
-  ...get(5), ...get(6), ...shuffle(QUAD_01), ...set(9),
-  ...get(5), ...get(6), ...shuffle(QUAD_23), ...set(10),
-  ...get(7), ...get(8), ...shuffle(QUAD_01), ...set(11),
-  ...get(7), ...get(8), ...shuffle(QUAD_23), ...set(12),
-  ...planeAt(DST, 0), ...get(9), ...get(11), ...shuffle(HALVES_LO), ...store(),
-  ...planeAt(DST, 1), ...get(9), ...get(11), ...shuffle(HALVES_HI), ...store(),
-  ...planeAt(DST, 2), ...get(10), ...get(12), ...shuffle(HALVES_LO), ...store(),
-  ...planeAt(DST, 3), ...get(10), ...get(12), ...shuffle(HALVES_HI), ...store(),
-]);
+  // biome-ignore format: one group of WebAssembly instructions a line
+  const GROUP4 = kernel(4, SRC, [
+    ...get(P), ...load(0), ...set(5),
+    ...get(P), ...load(16), ...set(6),
+    ...get(P), ...load(32), ...set(7),
+    ...get(P), ...load(48), ...set(8),
+    // 9 = bytes 0 and 1 of elements 0-7, 10 = bytes 2 and 3 of them; 11 and 12 the same for elements 8-15.
+    ...get(5), ...get(6), ...shuffle(QUAD_01), ...set(9),
+    ...get(5), ...get(6), ...shuffle(QUAD_23), ...set(10),
+    ...get(7), ...get(8), ...shuffle(QUAD_01), ...set(11),
+    ...get(7), ...get(8), ...shuffle(QUAD_23), ...set(12),
+    ...planeAt(DST, 0), ...get(9), ...get(11), ...shuffle(HALVES_LO), ...store(),
+    ...planeAt(DST, 1), ...get(9), ...get(11), ...shuffle(HALVES_HI), ...store(),
+    ...planeAt(DST, 2), ...get(10), ...get(12), ...shuffle(HALVES_LO), ...store(),
+    ...planeAt(DST, 3), ...get(10), ...get(12), ...shuffle(HALVES_HI), ...store(),
+  ]);
 
-/** dst[k] ^= src[k]: with width 1, p is dst + i. */
-// biome-ignore format: one group of WebAssembly instructions a line
-const XOR = kernel(1, DST, [...get(P), ...planeAt(SRC, 0), ...load(), ...get(P), ...load(), 0xfd, 0x51, ...store()]);
+  /** dst[k] ^= src[k]: with width 1, p is dst + i. */
+  // biome-ignore format: one group of WebAssembly instructions a line
+  const XOR = kernel(1, DST, [...get(P), ...planeAt(SRC, 0), ...load(), ...get(P), ...load(), 0xfd, 0x51, ...store()]);
 
-const FUNCTIONS: [string, number[]][] = [
-  ['group2', GROUP2],
-  ['ungroup2', UNGROUP2],
-  ['group4', GROUP4],
-  ['ungroup4', UNGROUP4],
-  ['xor', XOR],
-];
+  return [
+    ['group2', GROUP2],
+    ['ungroup2', UNGROUP2],
+    ['group4', GROUP4],
+    ['ungroup4', UNGROUP4],
+    ['xor', XOR],
+  ];
+}
 
-function moduleBytes(): Uint8Array {
+function moduleBytes(fns: [string, number[]][]): Uint8Array {
   const pages = (2 * REGION) / 65536;
   // biome-ignore format: the module's sections, one a line
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32]]), 0]])), // (i32, i32, i32) -> ()
-    ...section(3, vec(FUNCTIONS.map(() => [0]))),
+    ...section(3, vec(fns.map(() => [0]))),
     ...section(5, vec([[0x01, ...uleb(pages), ...uleb(pages)]])), // fixed size: its buffer never detaches
-    ...section(7, vec([[...name('memory'), 0x02, 0], ...FUNCTIONS.map(([n], k) => [...name(n), 0x00, k])])),
-    ...section(10, vec(FUNCTIONS.map(([, code]) => code))),
+    ...section(7, vec([[...name('memory'), 0x02, 0], ...fns.map(([n], k) => [...name(n), 0x00, k])])),
+    ...section(10, vec(fns.map(([, code]) => code))),
   ]);
 }
 
@@ -186,9 +189,10 @@ function module(): Module | null {
     try {
       const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
       if (!wasm) throw new Error('no WebAssembly');
-      const { exports } = new wasm.Instance(new wasm.Module(moduleBytes()));
+      const fns = functions();
+      const { exports } = new wasm.Instance(new wasm.Module(moduleBytes(fns)));
       const memory = exports.memory as { buffer: ArrayBuffer };
-      const kernels = Object.fromEntries(FUNCTIONS.map(([n]) => [n, exports[n] as Kernel]));
+      const kernels = Object.fromEntries(fns.map(([n]) => [n, exports[n] as Kernel]));
       instance = { bytes: new Uint8Array(memory.buffer), kernels };
     } catch {
       instance = null;
