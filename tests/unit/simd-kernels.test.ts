@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { groupBytes, ungroupBytes } from '../../src/core/store-format/codec/byte-group.js';
 import { xorInto } from '../../src/core/store-format/codec/plane-codec.js';
 import { simdTranspose, simdXor } from '../../src/core/store-format/codec/simd-kernels.js';
+import { randomBytes } from '../helpers/data.js';
 
 /** The layout rule of spec/CHUNKING.md, written the slow obvious way. */
 function grouped(src: Uint8Array, width: number): Buffer {
@@ -9,18 +10,6 @@ function grouped(src: Uint8Array, width: number): Buffer {
   const out = Buffer.alloc(src.length);
   for (let j = 0; j < width; j++) for (let i = 0; i < n; i++) out[j * n + i] = src[i * width + j]!;
   out.set(src.subarray(n * width), n * width);
-  return out;
-}
-
-function pseudoRandom(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x >>> 24;
-  }
   return out;
 }
 
@@ -32,7 +21,7 @@ describe('SIMD kernels (WebAssembly)', () => {
   it('group and un-group 2- and 4-byte elements exactly as the layout rule says', () => {
     for (const width of [2, 4]) {
       for (const len of lengths(width)) {
-        const src = pseudoRandom(len, len + width);
+        const src = randomBytes(len + width, len);
         const out = Buffer.alloc(len);
         expect(simdTranspose('group', src, width, out), `width ${width} length ${len}`).toBe(true);
         expect(out.equals(grouped(src, width)), `group, width ${width} length ${len}`).toBe(true);
@@ -53,7 +42,7 @@ describe('SIMD kernels (WebAssembly)', () => {
       [4, 1024], // too small to be worth the copies
     ];
     for (const [width, len] of cases) {
-      const src = pseudoRandom(len, len * 7 + width);
+      const src = randomBytes(len * 7 + width, len);
       const out = Buffer.alloc(len, 0xee);
       expect(simdTranspose('group', src, width, out), `width ${width} length ${len}`).toBe(false);
       expect(out.every((b) => b === 0xee)).toBe(true);
@@ -65,8 +54,8 @@ describe('SIMD kernels (WebAssembly)', () => {
 
   it('XOR whole 16-byte steps, leave the tail to the caller, and allow the output to be an input', () => {
     for (const len of [4096, 4096 + 15, 65_536, 65_536 + 7, 1 << 20, (1 << 20) + 33]) {
-      const a = pseudoRandom(len, len);
-      const b = pseudoRandom(len, len + 1);
+      const a = randomBytes(len, len);
+      const b = randomBytes(len + 1, len);
       const want = Buffer.alloc(len);
       for (let i = 0; i < len; i++) want[i] = a[i]! ^ b[i]!;
       const out = Buffer.alloc(len);
