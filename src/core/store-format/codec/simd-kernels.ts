@@ -1,7 +1,7 @@
 // Byte grouping (byte-group.ts) for 2- and 4-byte elements, and the XOR of delta planes (plane-codec.ts), with
 // WebAssembly's 128-bit SIMD: 16 bytes a step; grouping interleaves each plane's 16 bytes with two rounds of
 // i8x16.shuffle. Un-grouping each chunk was the largest single cost on a checkout's main thread and grouping one
-// of the largest on a commit's: the JS loops run at 2-2.5 GB/s, these, with the copies into and out of the
+// of the largest on a commit's: the JS loops run at 1.5-2.5 GB/s, these, with the copies into and out of the
 // module's memory, at 6-12 GB/s (README, Performance). The results are those of the JS loops, byte for byte;
 // they remain the reference and the fallback: for other widths, for lengths that are not a whole number of
 // 16-byte steps, for buffers larger than the module's 1 MiB regions, and where WebAssembly SIMD is missing.
