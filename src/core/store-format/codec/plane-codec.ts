@@ -55,18 +55,15 @@ function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
-/** c * log2(c) for the counts a sample can hold (at most 2 * SAMPLE_BYTES samples), filled on first use. */
-let cLog2c: Float64Array | undefined;
-
-/**
- * Order-0 entropy in bits per byte of a histogram of `n` samples: -sum p log2 p = log2 n - sum c log2 c / n, with
- * c log2 c from a table (a commit estimates ~8 histograms per chunk; Math.log2 per symbol was a tenth of that).
- */
+/** Order-0 entropy in bits per byte of a histogram of `n` samples. */
 function entropyOf(counts: Uint32Array, n: number): number {
-  cLog2c ??= Float64Array.from({ length: 2 * SAMPLE_BYTES + 1 }, (_, c) => (c === 0 ? 0 : c * Math.log2(c)));
-  let sum = 0;
-  for (const c of counts) sum += c < cLog2c.length ? cLog2c[c]! : c * Math.log2(c);
-  return n === 0 ? 0 : Math.log2(n) - sum / n;
+  let h = 0;
+  for (const c of counts) {
+    if (c === 0) continue;
+    const p = c / n;
+    h -= p * Math.log2(p);
+  }
+  return h;
 }
 
 /**

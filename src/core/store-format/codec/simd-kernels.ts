@@ -13,7 +13,10 @@
 const REGION = 1 << 20;
 const IN = 0;
 const OUT = REGION;
-/** Below this many bytes the JS loops are as quick as the call and the copies. */
+/**
+ * Smaller inputs stay with the JS loops (the kernels win from a few hundred bytes, but these are a tensor's
+ * biases and norms), so that a command that handles only such never builds the module (~3 ms the first time).
+ */
 const MIN_BYTES = 4096;
 
 function uleb(n: number): number[] {
@@ -227,7 +230,7 @@ export function simdTranspose(
  */
 export function simdXor(out: Uint8Array, a: Uint8Array, b: Uint8Array): number {
   const len = a.length - (a.length % 16);
-  if (len < MIN_BYTES || len > REGION) return 0;
+  if (len < MIN_BYTES || len > REGION || b.length < len || out.length < len) return 0;
   const m = module();
   if (!m) return 0;
   m.bytes.set(a.subarray(0, len), IN);
