@@ -1,5 +1,5 @@
-// Read-ahead of cold packs (src/store/pack-prefetch.ts): nothing is read ahead for a pack whose reads come from the
-// page cache; a pack whose read waited is read ahead in offset order, a bounded window and a bounded number of
+// Read-ahead of cold packs (src/store/pack-prefetch.ts): nothing is read ahead while reads come from the page
+// cache; once a read has waited, packs are read ahead in offset order, a bounded window and a bounded number of
 // reads at a time, on a real file.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -63,17 +63,24 @@ describe('pack read-ahead', () => {
     }
   });
 
-  it('another pack is not read ahead until its own reads wait', async () => {
-    const { fh, reads, close } = await recordingHandle();
+  it('nothing is read ahead while every read is fast; once one has waited, every pack is read ahead from its first read', async () => {
+    const cold = await recordingHandle();
+    const other = await recordingHandle();
     try {
       const p = new PackPrefetch();
-      p.observe('cold', fh, 0, 4096, 5_000_000n);
-      const before = reads.length;
-      p.observe('warm', fh, 0, 4096, 1_000n);
-      expect(reads.length).toBe(before);
+      p.observe('warm', other.fh, 0, 4096, 1_000n);
+      await settle();
+      expect(other.reads).toEqual([]);
+      p.observe('cold', cold.fh, 0, 4096, 5_000_000n);
+      expect(cold.reads.length).toBeGreaterThan(0);
+      // A pack first read after that is read ahead though its own read was fast: the store is being read cold.
+      p.observe('other', other.fh, 1 * MiB, 4096, 1_000n);
+      expect(other.reads.length).toBeGreaterThan(0);
+      expect(other.reads[0]![0]).toBe(1 * MiB + 4096);
       await settle();
     } finally {
-      await close();
+      await cold.close();
+      await other.close();
     }
   });
 });
