@@ -16,15 +16,21 @@ afterAll(cleanupTemp);
 
 const ELEMENTS = 64 * 1024; // one 256 KiB chunk of F32
 
+/** A new store and a folder holding model.safetensors, rewritten with one F32 tensor by `write`. */
+function storeWithModel() {
+  const s = newStore('ckvc-reloc-');
+  const dir = tempDir('ckvc-reloc-in-');
+  const file = path.join(dir, 'model.safetensors');
+  const write = (t: Buffer) =>
+    fs.writeFileSync(file, safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: t } }));
+  return { s, dir, file, write };
+}
+
 describe('reads racing a gc that repacks', () => {
   it('a location taken before gc rewrote the pack (and a delta whose base moved) still reads, verified', async () => {
-    const s = newStore('ckvc-reloc-');
-    const dir = tempDir('ckvc-reloc-in-');
-    const file = path.join(dir, 'model.safetensors');
+    const { s, dir, file, write } = storeWithModel();
     const v1 = trainedFloat32(5, ELEMENTS);
     const v2 = optimizerStepFloat32(v1, 6);
-    const write = (t: Buffer) =>
-      fs.writeFileSync(file, safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: t } }));
     // v1's chunk lands in the pack of a commit on 'tmp'; main's commits reuse it, so it stays live when tmp dies.
     write(v1);
     commitId(s, [file, '-b', 'tmp', '-m', 'v1 on tmp'], { cwd: dir });
@@ -59,19 +65,14 @@ describe('reads racing a gc that repacks', () => {
 
 describe('index syncs racing a gc that deletes packs', () => {
   it('a pack listed by a reader and deleted by gc before its table of contents is read is no missing object', async () => {
-    const s = newStore('ckvc-reloc-');
-    const dir = tempDir('ckvc-reloc-in-');
-    const file = path.join(dir, 'model.safetensors');
+    const { s, dir, file, write } = storeWithModel();
     const v1 = trainedFloat32(7, ELEMENTS);
-    fs.writeFileSync(file, safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: v1 } }));
+    write(v1);
     const id = commitId(s, [file, '-b', 'main', '-m', 'v1'], { cwd: dir });
     // A commit killed after its pack is written, before the index names it: a pack the index's snapshot lacks,
     // which readers' syncs read the table of contents of, and whose (dead) objects gc deletes.
     const before = new Set(packFiles(s.store));
-    fs.writeFileSync(
-      file,
-      safetensorsBytes({ w: { dtype: 'F32', shape: [ELEMENTS], bytes: optimizerStepFloat32(v1, 8) } }),
-    );
+    write(optimizerStepFloat32(v1, 8));
     expect(
       s.run(['commit', file, '-b', 'main', '-m', 'killed'], { cwd: dir, env: { CKVC_FAULT: 'index.update=kill' } })
         .code,
