@@ -1,7 +1,9 @@
-// npm run build, second step: the CLI as one ES module (dist/bundle/ckvc.js) plus chunks it imports when a
-// command needs them. Start-up is most of a short command's time (issue 12): Node resolves, reads and compiles
-// each module file on its own, and yargs and the API are hundreds of files. tsc still type-checks and emits
-// dist/ (the library: dist/api, which tests and examples import).
+// npm run build, second step: the CLI as one CommonJS file (dist/bundle/ckvc.cjs). Start-up is most of a short
+// command's time (issue 12): Node resolves, reads and compiles each module file on its own, and yargs and the API
+// are hundreds of files. One CommonJS script rather than ES modules because V8 can keep a script's compiled code
+// between runs and Node 20 offers that only for scripts (bin/compiled-code-cache.cjs: `log -n 1` 87 -> 57 ms,
+// README, Start-up); its lazily imported parts are still evaluated only when a command imports them. tsc still
+// type-checks and emits dist/ (the library: dist/api, which tests and examples import).
 //
 // Native addons and the libraries that find their addon next to their own files stay in node_modules.
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -152,24 +154,27 @@ const yargsFindsOurPackage = {
 const repo = path.dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
 
-// Chunk names carry a hash: without this, every build would leave the previous build's chunks behind.
+// A build leaves nothing of the one before (earlier builds also wrote chunks/ and ckvc.js).
 rmSync(path.join(repo, 'dist/bundle'), { recursive: true, force: true });
 
 const result = await build({
   absWorkingDir: repo,
   entryPoints: { ckvc: 'src/cli/main.ts' },
   outdir: 'dist/bundle',
-  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.cjs' },
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
+  // import() becomes require(): V8 keeps no dynamic-import handler with cached code (bin/compiled-code-cache.cjs),
+  // so an import() in a script run from its cache fails (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING).
+  supported: { 'dynamic-import': false },
   platform: 'node',
   target: 'node20',
   // Not minified: no start-up difference measurable here, and an internal error's stack trace stays readable
   // (node --enable-source-maps maps it to src/).
   minify: false,
   sourcemap: 'linked',
-  define: { CKVC_BUILD_VERSION: JSON.stringify(pkg.version) },
+  // import.meta.url (the web page's files and package.json are found from it) is the bundle's own URL.
+  define: { CKVC_BUILD_VERSION: JSON.stringify(pkg.version), 'import.meta.url': '__ckvcBundleUrl' },
   external: [
     '@napi-rs/blake-hash',
     '@mongodb-js/zstd',
@@ -178,11 +183,10 @@ const result = await build({
     'isomorphic-git',
     // Hundreds of modules, imported (dynamically) only when an s3:// remote is used: Node loads it then.
     '@aws-sdk/client-s3',
+    // Only resolved (require.resolve), to find classic-level's addon: see levelAddonInPlace.
+    'level/package.json',
   ],
-  // Bundled CommonJS (yaml) calls require() for Node's own modules; an ES module has no require of its own.
-  banner: {
-    js: "import { createRequire as __ckvcCreateRequire } from 'node:module'; const require = __ckvcCreateRequire(import.meta.url);",
-  },
+  banner: { js: "const __ckvcBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [
     deferStringWidth,
     directBlakeAddon,
@@ -195,9 +199,24 @@ const result = await build({
   // CKVC_BUNDLE_META=1: also write dist/bundle/meta.json, what each output file holds and imports.
   metafile: Boolean(process.env.CKVC_BUNDLE_META),
 });
+// No import() may be left (see 'supported'). bin/compiled-code-cache.cjs reads an ASCII bundle as Latin-1, 4 ms quicker than UTF-8. esbuild escapes every
+// non-ASCII character in code (its default charset) but copies comments as written; those characters (the
+// sources' § and accents) are escaped in the comments too, and a line that holds one and is not a comment
+// fails the build rather than being changed.
+const bundleFile = path.join(repo, 'dist/bundle/ckvc.cjs');
+const lines = readFileSync(bundleFile, 'utf8').split('\n');
+for (const [i, line] of lines.entries()) {
+  if (/(^|[^\w$.])import\(/.test(line) && !/^\s*(\/\/|\/\*|\*)/.test(line))
+    throw new Error(`${bundleFile}:${i + 1}: an import() left in the bundle (see 'supported' above)`);
+  if (!/[^\x00-\x7f]/.test(line)) continue;
+  if (!/^\s*(\/\/|\/\*|\*)/.test(line))
+    throw new Error(`${bundleFile}:${i + 1}: a non-ASCII character outside a comment`);
+  lines[i] = line.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+}
+writeFileSync(bundleFile, lines.join('\n'));
 if (result.metafile) writeFileSync(path.join(repo, 'dist/bundle/meta.json'), JSON.stringify(result.metafile));
 
 // The web page's files (`ckvc ui`): plain HTML, CSS and JS served as they are. src/ui/ui-assets.ts finds them
-// from dist/ui (tsc's output) and from dist/bundle and its chunks alike.
+// from dist/ui (tsc's output) and from dist/bundle alike.
 rmSync(path.join(repo, 'dist/ui-assets'), { recursive: true, force: true });
 cpSync(path.join(repo, 'src/ui-assets'), path.join(repo, 'dist/ui-assets'), { recursive: true });

@@ -1,6 +1,6 @@
 // The page's static files: ours (src/ui-assets, copied to dist/ui-assets by the build) and uPlot's, read from
 // the installed package (no CDN: clusters often have no internet). Found relative to this module, which runs
-// from src/ui (tests), dist/ui (tsc) or dist/bundle/chunks (the esbuild bundle).
+// from src/ui (tests), dist/ui (tsc) or dist/bundle (the esbuild bundle).
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';

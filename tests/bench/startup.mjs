@@ -24,8 +24,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ckvc-startup-'));
 const env = { ...process.env, CKVC_AUTHOR: 'bench', NO_COLOR: '1' };
 delete env.CKVC_DIR;
 
-function run(args, cwd = work) {
-  const r = spawnSync(process.execPath, args, { cwd, env, encoding: 'utf8' });
+function run(args, extraEnv = {}) {
+  const r = spawnSync(process.execPath, args, { cwd: work, env: { ...env, ...extraEnv }, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   return r;
 }
@@ -38,6 +38,9 @@ const cases = [
   { name: 'node -e 0', args: ['-e', '0'] },
   { name: 'ckvc --version', args: [ckvc, '--version'] },
   { name: 'ckvc log -n 1', args: [ckvc, 'log', '-n', '1'] },
+  // What a command's first run after an install or a build pays: compiled code not yet kept (bin/compiled-code-cache.cjs).
+  { name: '--version, first', args: [ckvc, '--version'], env: { NODE_DISABLE_COMPILE_CACHE: '1' } },
+  { name: 'log -n 1, first', args: [ckvc, 'log', '-n', '1'], env: { NODE_DISABLE_COMPILE_CACHE: '1' } },
 ];
 
 // Children's CPU time so far, in ms: fields 16 and 17 of /proc/self/stat (clock ticks, 100 a second on Linux).
@@ -57,12 +60,12 @@ const times = cases.map(() => []);
 const cpu = cases.map(() => 0);
 try {
   // One warm-up round: the first run of each pays for a cold file cache.
-  for (const c of cases) run(c.args);
+  for (const c of cases) run(c.args, c.env);
   for (let i = 0; i < RUNS; i++) {
     cases.forEach((c, j) => {
       const c0 = childCpuMs();
       const t0 = process.hrtime.bigint();
-      run(c.args);
+      run(c.args, c.env);
       times[j].push(Number(process.hrtime.bigint() - t0) / 1e6);
       cpu[j] += (childCpuMs() ?? NaN) - (c0 ?? NaN);
     });
@@ -83,7 +86,9 @@ console.log(`node ${process.version}, ${RUNS} runs each: median wall time (min),
 cases.forEach((c, i) => {
   const over = medians[i] - base;
   const verdict =
-    i === 0 ? '' : `  wall +${over.toFixed(1)} ms over node${over <= TARGET_MS ? '' : ` (target: +${TARGET_MS} ms)`}`;
+    i === 0
+      ? ''
+      : `  wall +${over.toFixed(1)} ms over node${over <= TARGET_MS || c.env ? '' : ` (target: +${TARGET_MS} ms)`}`;
   const cpuText = Number.isFinite(cpuMean[i])
     ? `  cpu ${cpuMean[i].toFixed(0).padStart(4)} ms${i ? ` (+${(cpuMean[i] - cpuMean[0]).toFixed(0)})` : ''}`
     : '';

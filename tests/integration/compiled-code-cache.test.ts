@@ -1,0 +1,161 @@
+// The launcher's cache of compiled code (bin/compiled-code-cache.cjs): real runs of bin/ckvc with the cache in a
+// temp folder. What it must never do is change what runs: stale code for a changed bundle, a damaged file, or a
+// file in a folder others can write. What it should do: one file per command, written once and then used.
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BIN, cliEnv, REPO_ROOT } from '../helpers/ckvc.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+
+afterAll(cleanupTemp);
+
+const version = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string })
+  .version;
+
+function run(bin: string, args: string[], cache: string, env: Record<string, string | undefined> = {}) {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    env: cliEnv({ CKVC_CACHE: cache, NODE_DISABLE_COMPILE_CACHE: undefined, ...env }),
+    encoding: 'utf8',
+    cwd: cache,
+  });
+  if (r.status !== 0) throw new Error(`ckvc ${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** The cache files and what identifies each version of one (a rewrite makes a new inode: write and rename). */
+function cacheFiles(cache: string): Map<string, string> {
+  const dir = path.join(cache, 'compiled');
+  const files = new Map<string, string>();
+  if (!fs.existsSync(dir)) return files;
+  for (const name of fs.readdirSync(dir)) {
+    const st = fs.statSync(path.join(dir, name), { bigint: true });
+    files.set(name, `${st.ino}:${st.mtimeNs}`);
+  }
+  return files;
+}
+
+/** A copy of the built CLI (launcher and bundle) that a test may change; the packages are the repository's. */
+function copyOfCli(): { bin: string; bundle: string } {
+  const root = tempDir('ckvc-cc-pkg-');
+  fs.cpSync(path.join(REPO_ROOT, 'bin'), path.join(root, 'bin'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'dist', 'bundle'), { recursive: true });
+  const bundle = path.join(root, 'dist', 'bundle', 'ckvc.cjs');
+  fs.copyFileSync(path.join(REPO_ROOT, 'dist', 'bundle', 'ckvc.cjs'), bundle);
+  fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(root, 'package.json'));
+  fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'node_modules'));
+  return { bin: path.join(root, 'bin', 'ckvc'), bundle };
+}
+
+describe('compiled code kept between runs', () => {
+  it('writes one private file per command once, then uses it', () => {
+    const cache = tempDir('ckvc-cc-');
+    expect(run(BIN, ['--version'], cache).trim()).toBe(version);
+    const first = cacheFiles(cache);
+    expect(first.size).toBe(1);
+    expect(fs.statSync(path.join(cache, 'compiled')).mode & 0o777).toBe(0o700);
+    const [name] = [...first.keys()];
+    expect(name).toMatch(/^ckvc-[0-9a-f]{16}-[0-9a-f]{16}\.v8$/);
+    expect(fs.statSync(path.join(cache, 'compiled', name!)).mode & 0o777).toBe(0o600);
+
+    // Used, not written again (V8 accepted it).
+    expect(run(BIN, ['--version'], cache).trim()).toBe(version);
+    expect(cacheFiles(cache)).toEqual(first);
+
+    // Another command keeps its own; the first stays as it was.
+    run(BIN, ['init', path.join(cache, 'store')], cache);
+    const after = cacheFiles(cache);
+    expect(after.size).toBe(2);
+    expect(after.get(name!)).toBe(first.get(name!));
+  });
+
+  it('answers the same with and without it', () => {
+    const cache = tempDir('ckvc-cc-');
+    const store = path.join(cache, 'store');
+    run(BIN, ['init', store], cache);
+    fs.writeFileSync(path.join(store, 'a.json'), '{"lr": 0.1}');
+    run(BIN, ['commit', 'a.json', '-m', 'one', '--metric', 'loss=2'], store);
+    const without = run(BIN, ['log', '--json'], store, { NODE_DISABLE_COMPILE_CACHE: '1' });
+    expect(run(BIN, ['log', '--json'], store)).toBe(without); // writes the file
+    expect(run(BIN, ['log', '--json'], store)).toBe(without); // runs from it
+    expect(JSON.parse(without)[0].message).toBe('one');
+    // A command that loads a part of the bundle lazily (pack; import() in the sources), first run and from the cache.
+    for (const out of ['a.ckvcb', 'b.ckvcb']) run(BIN, ['pack', 'main', '-o', out], store);
+    expect(run(BIN, ['verify', 'b.ckvcb', '--json'], store)).toContain('"ok": true');
+  });
+
+  it('never runs code compiled from another bundle, even one of the same length and times', () => {
+    const cache = tempDir('ckvc-cc-');
+    const { bin, bundle } = copyOfCli();
+    const mtime = 1_700_000_000; // whole seconds, so that setting it again gives the very same time
+    fs.utimesSync(bundle, mtime, mtime);
+    expect(run(bin, ['--version'], cache).trim()).toBe(version);
+    const text = fs.readFileSync(bundle, 'latin1');
+    const inlined = `return ${JSON.stringify(version)};`;
+    expect(text.split(inlined)).toHaveLength(2);
+    const other = version.replace(/[0-9]/g, '7');
+    const st = fs.statSync(bundle, { bigint: true });
+    fs.writeFileSync(bundle, text.replace(inlined, `return ${JSON.stringify(other)};`), 'latin1');
+    fs.utimesSync(bundle, mtime, mtime); // same inode, size and modification time: only the change time differs
+    const now = fs.statSync(bundle, { bigint: true });
+    expect([now.ino, now.size, now.mtimeNs]).toEqual([st.ino, st.size, st.mtimeNs]);
+    expect(run(bin, ['--version'], cache).trim()).toBe(other);
+    expect(cacheFiles(cache).size).toBe(2);
+  });
+
+  it('compiles afresh and rewrites a damaged file', () => {
+    const cache = tempDir('ckvc-cc-');
+    run(BIN, ['--version'], cache);
+    const [[name, before]] = [...cacheFiles(cache)];
+    const file = path.join(cache, 'compiled', name!);
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length >> 1]! ^= 0x40; // inside V8's data: its own checks would not see it
+    fs.writeFileSync(file, bytes);
+    expect(run(BIN, ['--version'], cache).trim()).toBe(version);
+    const rewritten = cacheFiles(cache).get(name!);
+    expect(rewritten).not.toBe(before);
+    expect(fs.readFileSync(file).equals(bytes)).toBe(false);
+    // What it wrote is whole: the next run uses it.
+    run(BIN, ['--version'], cache);
+    expect(cacheFiles(cache).get(name!)).toBe(rewritten);
+
+    // Whole by its digest but not V8's: V8 refuses it, and it is written again.
+    const junk = randomBytes(4096);
+    fs.writeFileSync(file, Buffer.concat([createHash('sha256').update(junk).digest(), junk]));
+    const planted = cacheFiles(cache).get(name!);
+    expect(run(BIN, ['--version'], cache).trim()).toBe(version);
+    expect(cacheFiles(cache).get(name!)).not.toBe(planted);
+    expect(fs.statSync(file).size).toBeGreaterThan(100_000);
+  });
+
+  it('uses no folder that others can write, and none when switched off', () => {
+    const shared = tempDir('ckvc-cc-');
+    fs.mkdirSync(path.join(shared, 'compiled'), { mode: 0o700 });
+    fs.chmodSync(path.join(shared, 'compiled'), 0o777);
+    expect(run(BIN, ['--version'], shared).trim()).toBe(version);
+    expect(cacheFiles(shared).size).toBe(0);
+
+    const off = tempDir('ckvc-cc-');
+    expect(run(BIN, ['--version'], off, { NODE_DISABLE_COMPILE_CACHE: '1' }).trim()).toBe(version);
+    expect(fs.existsSync(path.join(off, 'compiled'))).toBe(false);
+  });
+
+  it("deletes other builds' files an hour old, and keeps a newer one", () => {
+    const cache = tempDir('ckvc-cc-');
+    const dir = path.join(cache, 'compiled');
+    fs.mkdirSync(dir, { mode: 0o700 });
+    const old = path.join(dir, `ckvc-${'0'.repeat(16)}-${'1'.repeat(16)}.v8`);
+    const recent = path.join(dir, `ckvc-${'0'.repeat(16)}-${'2'.repeat(16)}.v8`);
+    const unrelated = path.join(dir, 'notes.txt');
+    for (const f of [old, recent, unrelated]) fs.writeFileSync(f, 'x');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    fs.utimesSync(old, twoHoursAgo, twoHoursAgo);
+    fs.utimesSync(unrelated, twoHoursAgo, twoHoursAgo);
+    run(BIN, ['--version'], cache);
+    expect(fs.existsSync(old)).toBe(false);
+    expect(fs.existsSync(recent)).toBe(true);
+    expect(fs.existsSync(unrelated)).toBe(true);
+    expect(cacheFiles(cache).size).toBe(3);
+  });
+});
