@@ -6,17 +6,16 @@
 // `~/.cache/ckvc/compiled`, the folders the Python helper uses), never in a shared temp folder where another user
 // of a cluster node could put code there first, and a folder that anyone but its owner (this user) can write is
 // not used. A file is named by the bundle file's identity and times, Node's version and what changes V8's flags,
-// and carries the SHA-256 of its data: V8 itself checks only the source's length and its own version (and
+// and carries the BLAKE3 of its data: V8 itself checks only the source's length and its own version (and
 // verifies no checksum in release builds), so a rebuilt bundle of the same length, or a damaged file, would
-// otherwise run stale or broken code. Anything amiss (no folder,
-// unreadable, damaged, rejected by V8) means compiling as without a cache; the cache never changes what runs.
+// otherwise run stale or broken code. Anything amiss (no folder, unreadable, damaged, rejected by V8) means
+// compiling as without a cache; the cache never changes what runs.
 // NODE_DISABLE_COMPILE_CACHE=1 (Node's own switch for its cache) turns it off.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const os = require('node:os');
 const vm = require('node:vm');
-const { createHash } = require('node:crypto');
 const { isAscii } = require('node:buffer');
 const Module = require('node:module');
 
@@ -26,6 +25,24 @@ const Module = require('node:module');
 const MAX_FILES = 48;
 const OTHER_BUILDS_KEPT_MS = 3600_000;
 const DIGEST_BYTES = 32;
+
+/**
+ * BLAKE3 from the addon ckvc hashes everything with, loaded as the bundle loads it (glibc Linux package first,
+ * see esbuild.config.mjs): node:crypto would cost a read-only command 3 ms of loading that it never needs.
+ * Undefined where neither loads; there is no cache then.
+ */
+function blake3Function() {
+  for (const name of [`@napi-rs/blake-hash-${process.platform}-${process.arch}-gnu`, '@napi-rs/blake-hash']) {
+    if (name.endsWith('-gnu') && process.platform !== 'linux') continue;
+    try {
+      const { blake3 } = require(name);
+      if (typeof blake3 === 'function') return blake3;
+    } catch {
+      // the next, or none
+    }
+  }
+  return undefined;
+}
 
 /** The user's private folder for compiled code, created if need be; undefined when there is none to trust. */
 function cacheFolder() {
@@ -47,7 +64,7 @@ function cacheFolder() {
 }
 
 /** The cache file's data when it is whole (its digest matches), else undefined. */
-function readCached(file) {
+function readCached(file, blake3) {
   let bytes;
   try {
     bytes = fs.readFileSync(file);
@@ -56,14 +73,14 @@ function readCached(file) {
   }
   if (bytes.length <= DIGEST_BYTES) return undefined;
   const data = bytes.subarray(DIGEST_BYTES);
-  return createHash('sha256').update(data).digest().equals(bytes.subarray(0, DIGEST_BYTES)) ? data : undefined;
+  return blake3(data).equals(bytes.subarray(0, DIGEST_BYTES)) ? data : undefined;
 }
 
 /** Writes the file whole or not at all (a reader never sees half of it), then deletes what is no longer needed. */
-function writeCached(dir, file, buildKey, data) {
+function writeCached(dir, file, buildKey, data, blake3) {
   const temp = `${file}.${process.pid}.tmp`;
   try {
-    fs.writeFileSync(temp, Buffer.concat([createHash('sha256').update(data).digest(), data]), { mode: 0o600 });
+    fs.writeFileSync(temp, Buffer.concat([blake3(data), data]), { mode: 0o600 });
     fs.renameSync(temp, file);
     const kept = [];
     for (const name of fs.readdirSync(dir)) {
@@ -81,8 +98,6 @@ function writeCached(dir, file, buildKey, data) {
   }
 }
 
-const shortHash = (text) => createHash('sha256').update(text).digest('hex').slice(0, 16);
-
 /**
  * Loads `file` (a CommonJS script) as require() would and returns its exports. `variant` names the command and
  * what else makes V8 reject cached code (its flags: bin/ckvc sets one for some commands), each keeping its own file.
@@ -92,7 +107,8 @@ function requireWithCodeCache(file, variant) {
   // The build makes the bundle ASCII (esbuild.config.mjs), which decodes as Latin-1 in 0.7 ms against 4-5 ms as
   // UTF-8, to the same text.
   const source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
-  const dir = process.env.NODE_DISABLE_COMPILE_CACHE ? undefined : cacheFolder();
+  const blake3 = process.env.NODE_DISABLE_COMPILE_CACHE ? undefined : blake3Function();
+  const dir = blake3 && cacheFolder();
   let buildKey;
   let cacheFile;
   let cachedData;
@@ -100,15 +116,16 @@ function requireWithCodeCache(file, variant) {
     // The file as the file system knows it rather than a hash of its 1.5 MB (2 ms): any write to it, a touch or
     // a copy over it changes its ctime, which no one can set back.
     const st = fs.statSync(file, { bigint: true });
+    const shortHash = (text) => blake3(text).toString('hex').slice(0, 16);
     buildKey = shortHash([st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs, process.version, process.arch].join('\0'));
     cacheFile = path.join(dir, `ckvc-${buildKey}-${shortHash(variant)}.v8`);
-    cachedData = readCached(cacheFile);
+    cachedData = readCached(cacheFile, blake3);
   }
   // No import() handler: V8 keeps none with cached code, so the build leaves no import() in the bundle.
   const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
   if (cacheFile && (!cachedData || script.cachedDataRejected)) {
     // Made at exit, after the command ran, so that the functions it compiled on the way are kept too.
-    process.once('exit', () => writeCached(dir, cacheFile, buildKey, script.createCachedData()));
+    process.once('exit', () => writeCached(dir, cacheFile, buildKey, script.createCachedData(), blake3));
   }
   const mod = { exports: {}, filename: file, id: file, loaded: false };
   script.runInThisContext()(mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
