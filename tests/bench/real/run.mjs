@@ -162,7 +162,7 @@ async function benchTool(tool, scenario, ckpts, ckptRoot) {
 }
 
 async function main() {
-  const tools = { ckvc: ckvcTool(repoRoot), borg: borgTool(), restic: resticTool() };
+  const tools = { ckvc: ckvcTool(repoRoot, work), borg: borgTool(), restic: resticTool() };
   const toolInfo = {};
   for (const [name, tool] of Object.entries(tools)) {
     if (!only.includes(name)) toolInfo[name] = { skipped: 'not selected (BENCH_REAL_ONLY)' };
