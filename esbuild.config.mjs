@@ -170,7 +170,7 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   // Not minified: no start-up difference measurable here, and an internal error's stack trace stays readable
-  // (node --enable-source-maps maps it to src/).
+  // (node --enable-source-maps maps it to src/: the launcher then loads the bundle with require()).
   minify: false,
   sourcemap: 'linked',
   // import.meta.url (the web page's files and package.json are found from it) is the bundle's own URL.
@@ -186,7 +186,9 @@ const result = await build({
     // Only resolved (require.resolve), to find classic-level's addon: see levelAddonInPlace.
     'level/package.json',
   ],
-  banner: { js: "const __ckvcBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // 'use strict' first: esbuild's own directive comes after the banner, where it no longer is one, and every module
+  // was strict as an ES module.
+  banner: { js: "'use strict'; const __ckvcBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [
     deferStringWidth,
     directBlakeAddon,

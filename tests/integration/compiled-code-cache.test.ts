@@ -37,6 +37,19 @@ function cacheFiles(cache: string): Map<string, string> {
   return files;
 }
 
+/** Changes the copy's bundle to print another version, at the same length; returns that version. */
+function otherVersionInPlace(bundle: string): string {
+  const text = fs.readFileSync(bundle, 'latin1');
+  const inlined = `return ${JSON.stringify(version)};`;
+  expect(text.split(inlined)).toHaveLength(2);
+  const other = version.replace(/[0-9]/g, '7');
+  const st = fs.statSync(bundle, { bigint: true });
+  fs.writeFileSync(bundle, text.replace(inlined, `return ${JSON.stringify(other)};`), 'latin1');
+  const now = fs.statSync(bundle, { bigint: true });
+  expect([now.ino, now.size]).toEqual([st.ino, st.size]);
+  return other;
+}
+
 /** A copy of the built CLI (launcher and bundle) that a test may change; the packages are the repository's. */
 function copyOfCli(): { bin: string; bundle: string } {
   const root = tempDir('ckvc-cc-pkg-');
@@ -86,23 +99,36 @@ describe('compiled code kept between runs', () => {
     expect(run(BIN, ['verify', 'b.ckvcb', '--json'], store)).toContain('"ok": true');
   });
 
-  it('never runs code compiled from another bundle, even one of the same length and times', () => {
+  it('never runs code compiled from another bundle, even one of the same length, inode and times', () => {
     const cache = tempDir('ckvc-cc-');
     const { bin, bundle } = copyOfCli();
     const mtime = 1_700_000_000; // whole seconds, so that setting it again gives the very same time
     fs.utimesSync(bundle, mtime, mtime);
     expect(run(bin, ['--version'], cache).trim()).toBe(version);
-    const text = fs.readFileSync(bundle, 'latin1');
-    const inlined = `return ${JSON.stringify(version)};`;
-    expect(text.split(inlined)).toHaveLength(2);
-    const other = version.replace(/[0-9]/g, '7');
-    const st = fs.statSync(bundle, { bigint: true });
-    fs.writeFileSync(bundle, text.replace(inlined, `return ${JSON.stringify(other)};`), 'latin1');
-    fs.utimesSync(bundle, mtime, mtime); // same inode, size and modification time: only the change time differs
-    const now = fs.statSync(bundle, { bigint: true });
-    expect([now.ino, now.size, now.mtimeNs]).toEqual([st.ino, st.size, st.mtimeNs]);
+    const [[madeForFirst]] = [...cacheFiles(cache)];
+    const other = otherVersionInPlace(bundle);
+    fs.utimesSync(bundle, mtime, mtime);
     expect(run(bin, ['--version'], cache).trim()).toBe(other);
-    expect(cacheFiles(cache).size).toBe(2);
+    const files = cacheFiles(cache);
+    expect(files.size).toBe(2);
+
+    // The first bundle's file under the second's name (as a bundle replaced while a process was starting would
+    // have left it): V8 alone would take it (same length) and print the old version. It is refused and rewritten.
+    const [madeForSecond] = [...files.keys()].filter((n) => n !== madeForFirst);
+    const secondFile = path.join(cache, 'compiled', madeForSecond!);
+    fs.copyFileSync(path.join(cache, 'compiled', madeForFirst!), secondFile);
+    const planted = cacheFiles(cache).get(madeForSecond!);
+    expect(run(bin, ['--version'], cache).trim()).toBe(other);
+    expect(cacheFiles(cache).get(madeForSecond!)).not.toBe(planted);
+    expect(run(bin, ['--version'], cache).trim()).toBe(other);
+  });
+
+  it('runs the bundle in strict mode, as its ES modules ran', () => {
+    const cache = tempDir('ckvc-cc-');
+    const { bin, bundle } = copyOfCli();
+    fs.appendFileSync(bundle, "\nif ((function () { return this; })() !== undefined) throw new Error('not strict');\n");
+    expect(run(bin, ['--version'], cache).trim()).toBe(version);
+    expect(run(bin, ['--version'], cache, { NODE_DISABLE_COMPILE_CACHE: '1' }).trim()).toBe(version);
   });
 
   it('compiles afresh and rewrites a damaged file', () => {
@@ -140,23 +166,88 @@ describe('compiled code kept between runs', () => {
     const off = tempDir('ckvc-cc-');
     expect(run(BIN, ['--version'], off, { NODE_DISABLE_COMPILE_CACHE: '1' }).trim()).toBe(version);
     expect(fs.existsSync(path.join(off, 'compiled'))).toBe(false);
+    // Node maps stack traces to the sources only for what require() loads: no cache then either.
+    expect(run(BIN, ['--version'], off, { NODE_OPTIONS: '--enable-source-maps' }).trim()).toBe(version);
+    expect(fs.existsSync(path.join(off, 'compiled'))).toBe(false);
+
+    // `compiled` a link to a private folder elsewhere: not used.
+    const linked = tempDir('ckvc-cc-');
+    const elsewhere = path.join(tempDir('ckvc-cc-'), 'real');
+    fs.mkdirSync(elsewhere, { mode: 0o700 });
+    fs.symlinkSync(elsewhere, path.join(linked, 'compiled'));
+    expect(run(BIN, ['--version'], linked).trim()).toBe(version);
+    expect(fs.readdirSync(elsewhere)).toEqual([]);
   });
 
-  it("deletes other builds' files an hour old, and keeps a newer one", () => {
+  it('reads no cache file through a link, nor one with another name for it', () => {
+    const cache = tempDir('ckvc-cc-');
+    run(BIN, ['--version'], cache);
+    const [[name]] = [...cacheFiles(cache)];
+    const file = path.join(cache, 'compiled', name!);
+    const aside = path.join(tempDir('ckvc-cc-'), 'aside.v8');
+    fs.renameSync(file, aside);
+    fs.symlinkSync(aside, file);
+    const asideBefore = fs.statSync(aside, { bigint: true }).mtimeNs;
+    expect(run(BIN, ['--version'], cache).trim()).toBe(version);
+    expect(fs.lstatSync(file).isFile()).toBe(true); // replaced by a file of its own, the link's target untouched
+    expect(fs.statSync(aside, { bigint: true }).mtimeNs).toBe(asideBefore);
+
+    const before = cacheFiles(cache).get(name!);
+    fs.linkSync(file, path.join(tempDir('ckvc-cc-'), 'second-name.v8'));
+    expect(run(BIN, ['--version'], cache).trim()).toBe(version);
+    expect(cacheFiles(cache).get(name!)).not.toBe(before);
+  });
+
+  it('takes the command after --store and its value, not the value', () => {
+    const cache = tempDir('ckvc-cc-');
+    for (const s of ['s1', 's2']) run(BIN, ['init', path.join(cache, s)], cache);
+    const afterInit = cacheFiles(cache).size;
+    expect(afterInit).toBe(1);
+    for (const s of ['s1', 's2']) run(BIN, ['--store', path.join(cache, s, '.ckvc'), 'branch'], cache);
+    expect(cacheFiles(cache).size).toBe(afterInit + 1);
+  });
+
+  it.runIf(process.getuid?.() === 0)("as root: a user with no home, and a user's home left alone", () => {
+    // A user id with no entry in /etc/passwd and no HOME: Node cannot tell its home, and the CLI runs without a cache.
+    const work = tempDir('ckvc-cc-');
+    fs.chmodSync(work, 0o777);
+    const env = cliEnv({ HOME: undefined, XDG_CACHE_HOME: undefined, CKVC_CACHE: undefined });
+    const r = spawnSync(process.execPath, [BIN, '--version'], {
+      env,
+      encoding: 'utf8',
+      cwd: work,
+      uid: 4242,
+      gid: 4242,
+    });
+    expect([r.status, r.stdout.trim(), r.stderr]).toEqual([0, version, '']);
+
+    // root with another user's HOME (sudo keeping it): makes nothing there, so the user's ~/.cache stays theirs.
+    const home = tempDir('ckvc-cc-');
+    fs.chownSync(home, 4242, 4242);
+    expect(run(BIN, ['--version'], work, { HOME: home, XDG_CACHE_HOME: undefined, CKVC_CACHE: undefined }).trim()).toBe(
+      version,
+    );
+    expect(fs.readdirSync(home)).toEqual([]);
+  });
+
+  it("deletes other builds' files an hour old and temp files left behind, and keeps newer ones", () => {
     const cache = tempDir('ckvc-cc-');
     const dir = path.join(cache, 'compiled');
     fs.mkdirSync(dir, { mode: 0o700 });
     const old = path.join(dir, `ckvc-${'0'.repeat(16)}-${'1'.repeat(16)}.v8`);
     const recent = path.join(dir, `ckvc-${'0'.repeat(16)}-${'2'.repeat(16)}.v8`);
     const unrelated = path.join(dir, 'notes.txt');
-    for (const f of [old, recent, unrelated]) fs.writeFileSync(f, 'x');
+    const leftTemp = path.join(dir, `ckvc-${'0'.repeat(16)}-${'3'.repeat(16)}.v8.123.tmp`);
+    const liveTemp = path.join(dir, `ckvc-${'0'.repeat(16)}-${'4'.repeat(16)}.v8.124.tmp`);
+    for (const f of [old, recent, unrelated, leftTemp, liveTemp]) fs.writeFileSync(f, 'x');
     const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
-    fs.utimesSync(old, twoHoursAgo, twoHoursAgo);
-    fs.utimesSync(unrelated, twoHoursAgo, twoHoursAgo);
+    for (const f of [old, unrelated, leftTemp]) fs.utimesSync(f, twoHoursAgo, twoHoursAgo);
     run(BIN, ['--version'], cache);
     expect(fs.existsSync(old)).toBe(false);
     expect(fs.existsSync(recent)).toBe(true);
     expect(fs.existsSync(unrelated)).toBe(true);
-    expect(cacheFiles(cache).size).toBe(3);
+    expect(fs.existsSync(leftTemp)).toBe(false); // a killed writer's, long ago
+    expect(fs.existsSync(liveTemp)).toBe(true); // perhaps being written now
+    expect(cacheFiles(cache).size).toBe(4);
   });
 });
