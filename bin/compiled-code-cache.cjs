@@ -5,17 +5,19 @@
 //
 // The cache holds code that this process then runs, so who can write it, and what it was made from, matter:
 // - It lives in the user's own cache folder (`$CKVC_CACHE/compiled`, else `$XDG_CACHE_HOME/ckvc/compiled`, else
-//   `~/.cache/ckvc/compiled`, the folders the Python helper uses). Missing folders are made only inside one the
-//   user owns (root running with a user's HOME leaves it alone), `compiled` must be a real folder of the user's
-//   that no one else can write, and each file is opened without following links and used only if it is a plain
-//   file of the user's with one link, that no one else can write.
-// - A file's name, and the BLAKE3 it starts with, cover the very bytes this process compiles (with Node's
-//   version, the arch and what changes V8's flags): V8 itself checks only the source's length and its own
-//   version, and verifies no checksum in release builds, so a bundle rebuilt or replaced while a process was
-//   starting, a file moved under another's name, or a damaged one would otherwise run stale or broken code.
+//   `~/.cache/ckvc/compiled`, the folders the Python helper uses; absolute paths only). Missing folders are made
+//   only inside one the user owns (root running with a user's HOME leaves it alone). The folder must be the user's
+//   and 0700, and every folder above it the user's or root's and writable by no one else (but a sticky one, such
+//   as /tmp, above one of the user's), so that no one else can swap any of them.
+// - A file is opened without following links and used only if it is a plain file of the user's, 0600, with one
+//   name; it starts with a BLAKE3 keyed with the user's secret (`compiled/key`, 32 random bytes, 0600) over the
+//   very bytes this process compiles (with Node's version, the arch and what changes V8's flags) and the data.
+//   V8 itself checks only the source's length and its own version, and verifies no checksum in release builds: a
+//   bundle rebuilt or replaced while a process was starting, a file moved under another's name, a damaged one, or
+//   one someone else made (a clone or an unpacked archive leaves files the user owns) would otherwise run.
 // Anything amiss means compiling as without a cache; the cache never changes what runs. NODE_DISABLE_COMPILE_CACHE
-// (Node's own switch for its cache) turns it off, and so does --enable-source-maps: Node maps stack traces only
-// for code that require() loads.
+// (Node's own switch for its cache) turns it off, and so do --enable-source-maps and NODE_V8_COVERAGE: Node maps
+// stack traces, and V8 counts blocks, only for code compiled from its source.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -50,11 +52,24 @@ function blake3Hasher() {
   return undefined;
 }
 
-const myUid = () => (typeof process.getuid === 'function' ? process.getuid() : undefined);
-/** Owned by this user (where there are users) and writable by no one else. */
-const isPrivate = (st) => (myUid() === undefined || st.uid === myUid()) && (st.mode & 0o022) === 0;
+/**
+ * Whether no one but the user (and root) can change what `dir` (a real path) holds: it and every folder above it are
+ * the user's or root's and writable by no one else, but for a sticky folder (such as /tmp) above one of the user's.
+ */
+function onlyUserCanChange(dir, uid) {
+  for (let below, at = dir; ; below = at, at = path.dirname(at)) {
+    const st = fs.lstatSync(at);
+    if (!st.isDirectory() || (st.uid !== uid && st.uid !== 0)) return false;
+    const sticky = (st.mode & 0o1000) !== 0;
+    if ((st.mode & 0o022) !== 0 && !(sticky && below !== undefined && fs.lstatSync(below).uid === uid)) return false;
+    if (path.dirname(at) === at) return true;
+  }
+}
 
-/** The user's private folder for compiled code, made if need be; undefined when there is none to trust. */
+/**
+ * The user's private folder for compiled code (by its real path), made if need be in a folder of the user's that
+ * only the user can change; undefined when there is none to trust. It must be the user's and 0700.
+ */
 function cacheFolder() {
   try {
     const env = process.env;
@@ -63,32 +78,74 @@ function cacheFolder() {
       const xdg = env.XDG_CACHE_HOME;
       root = xdg && path.isAbsolute(xdg) ? path.join(xdg, 'ckvc') : path.join(os.homedir(), '.cache', 'ckvc');
     }
-    const dir = path.join(path.resolve(root), 'compiled');
-    if (!fs.existsSync(dir)) {
-      let existing = path.dirname(dir);
+    if (!path.isAbsolute(root)) return undefined; // not a folder that moves with the working directory
+    const wanted = path.join(root, 'compiled');
+    const uid = process.getuid();
+    if (!fs.existsSync(wanted)) {
+      let existing = path.dirname(wanted);
       while (!fs.existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
-      const uid = myUid();
-      if (uid !== undefined && fs.statSync(existing).uid !== uid) return undefined;
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const real = fs.realpathSync(existing);
+      // Not another user's folder (root running with a user's HOME makes nothing there), nor one others can change.
+      if (fs.statSync(real).uid !== uid || !onlyUserCanChange(real, uid)) return undefined;
+      fs.mkdirSync(wanted, { recursive: true, mode: 0o700 });
     }
-    const st = fs.lstatSync(dir);
-    return st.isDirectory() && isPrivate(st) ? dir : undefined;
+    const dir = fs.realpathSync(wanted);
+    const own = fs.lstatSync(dir);
+    const usable = own.isDirectory() && own.uid === uid && (own.mode & 0o777) === 0o700 && onlyUserCanChange(dir, uid);
+    return usable ? dir : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** The data after `key` and the digest in a file, when it is the user's own, whole and made for `key`. */
-function readCached(file, key, Hasher) {
+/** A plain file of the user's, 0600, with one name, opened without following a link: its descriptor, or undefined. */
+function openPrivateFile(file, size) {
+  const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  const st = fs.fstatSync(fd);
+  if (st.isFile() && st.nlink === 1 && st.uid === process.getuid() && (st.mode & 0o777) === 0o600 && size(st.size))
+    return fd;
+  fs.closeSync(fd);
+  return undefined;
+}
+
+/**
+ * The user's secret (32 random bytes in `compiled/key`), made on first use: each file's digest is keyed with it,
+ * so only the user's own ckvc can make a file that is used, whoever else could put a file of the user's there
+ * (a clone or an unpacked archive leaves files the user owns).
+ */
+function secretKey(dir) {
+  const file = path.join(dir, 'key');
+  if (!fs.existsSync(file)) {
+    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+    try {
+      fs.writeFileSync(file, require('node:crypto').randomBytes(32), {
+        mode: 0o600,
+        flag: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+      });
+    } catch {
+      // another process made it first
+    }
+  }
+  const fd = openPrivateFile(file, (n) => n === 32);
+  if (fd === undefined) return undefined;
+  try {
+    const key = fs.readFileSync(fd);
+    return key.length === 32 ? key : undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The data after the digest in a file, when it is the user's own, whole and made for `key` with `secret`. */
+function readCached(file, key, secret, Hasher) {
   let fd;
   try {
-    const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
-    fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.nlink !== 1 || !isPrivate(st) || st.size <= DIGEST_BYTES) return undefined;
+    fd = openPrivateFile(file, (n) => n > DIGEST_BYTES);
+    if (fd === undefined) return undefined;
     const bytes = fs.readFileSync(fd);
     const data = bytes.subarray(DIGEST_BYTES);
-    return digest(Hasher, key, data).equals(bytes.subarray(0, DIGEST_BYTES)) ? data : undefined;
+    return digest(Hasher, secret, key, data).equals(bytes.subarray(0, DIGEST_BYTES)) ? data : undefined;
   } catch {
     return undefined;
   } finally {
@@ -96,19 +153,19 @@ function readCached(file, key, Hasher) {
   }
 }
 
-function digest(Hasher, key, data) {
-  const h = new Hasher();
+function digest(Hasher, secret, key, data) {
+  const h = Hasher.newKeyed(secret);
   h.update(key);
   h.update(data);
   return Buffer.from(h.digestBuffer());
 }
 
 /** Writes the file whole or not at all (a reader never sees half of it), then deletes what is no longer needed. */
-function writeCached(dir, file, buildKey, key, data, Hasher) {
+function writeCached(dir, file, buildKey, key, secret, data, Hasher) {
   const temp = `${file}.${process.pid}.tmp`;
   try {
     const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-    fs.writeFileSync(temp, Buffer.concat([digest(Hasher, key, data), data]), {
+    fs.writeFileSync(temp, Buffer.concat([digest(Hasher, secret, key, data), data]), {
       mode: 0o600,
       flag: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
     });
@@ -136,9 +193,16 @@ function writeCached(dir, file, buildKey, key, data, Hasher) {
   }
 }
 
+// Off where Node's own switch says so, where stack traces are mapped to the sources or coverage is taken (both
+// work only for code compiled from source, or require()d), and where there are no user IDs to check (Windows).
 const disabled = () => {
   const v = process.env.NODE_DISABLE_COMPILE_CACHE;
-  return (v !== undefined && v !== '' && v !== '0') || process.sourceMapsEnabled === true;
+  return (
+    (v !== undefined && v !== '' && v !== '0') ||
+    process.sourceMapsEnabled === true ||
+    Boolean(process.env.NODE_V8_COVERAGE) ||
+    typeof process.getuid !== 'function'
+  );
 };
 
 /**
@@ -148,7 +212,8 @@ const disabled = () => {
 function requireWithCodeCache(file, variant) {
   const Hasher = disabled() ? undefined : blake3Hasher();
   const dir = Hasher && cacheFolder();
-  if (!dir) return require(file);
+  const secret = dir && secretKey(dir);
+  if (!secret) return require(file);
   const bytes = fs.readFileSync(file);
   // The build makes the bundle ASCII (esbuild.config.mjs), which decodes as Latin-1 in 0.7 ms against 4-5 ms as
   // UTF-8, to the same text.
@@ -163,14 +228,14 @@ function requireWithCodeCache(file, variant) {
   const buildKey = build.slice(0, 16);
   const key = Buffer.from(`${build}\0${variant}`);
   const cacheFile = path.join(dir, `ckvc-${buildKey}-${hex(key).slice(0, 16)}.v8`);
-  const cachedData = readCached(cacheFile, key, Hasher);
+  const cachedData = readCached(cacheFile, key, secret, Hasher);
   // No import() handler: V8 keeps none with cached code, so the build leaves no import() in the bundle.
   const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
   if (!cachedData || script.cachedDataRejected) {
     // Made at exit, after the command ran, so that the functions it compiled on the way are kept too.
     process.once('exit', () => {
       try {
-        writeCached(dir, cacheFile, buildKey, key, script.createCachedData(), Hasher);
+        writeCached(dir, cacheFile, buildKey, key, secret, script.createCachedData(), Hasher);
       } catch {
         // a cache not written is compiled again next time
       }

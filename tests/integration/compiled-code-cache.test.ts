@@ -25,12 +25,12 @@ function run(bin: string, args: string[], cache: string, env: Record<string, str
   return r.stdout;
 }
 
-/** The cache files and what identifies each version of one (a rewrite makes a new inode: write and rename). */
+/** The compiled-code files and what identifies each version of one (a rewrite makes a new inode: write and rename). */
 function cacheFiles(cache: string): Map<string, string> {
   const dir = path.join(cache, 'compiled');
   const files = new Map<string, string>();
   if (!fs.existsSync(dir)) return files;
-  for (const name of fs.readdirSync(dir)) {
+  for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.v8'))) {
     const st = fs.statSync(path.join(dir, name), { bigint: true });
     files.set(name, `${st.ino}:${st.mtimeNs}`);
   }
@@ -147,9 +147,9 @@ describe('compiled code kept between runs', () => {
     run(BIN, ['--version'], cache);
     expect(cacheFiles(cache).get(name!)).toBe(rewritten);
 
-    // Whole by its digest but not V8's: V8 refuses it, and it is written again.
+    // Junk behind a digest (not made with the user's key): refused, and written again.
     const junk = randomBytes(4096);
-    fs.writeFileSync(file, Buffer.concat([blake3(junk), junk]));
+    fs.writeFileSync(file, Buffer.concat([blake3(junk), junk]), { mode: 0o600 });
     const planted = cacheFiles(cache).get(name!);
     expect(run(BIN, ['--version'], cache).trim()).toBe(version);
     expect(cacheFiles(cache).get(name!)).not.toBe(planted);
@@ -170,13 +170,45 @@ describe('compiled code kept between runs', () => {
     expect(run(BIN, ['--version'], off, { NODE_OPTIONS: '--enable-source-maps' }).trim()).toBe(version);
     expect(fs.existsSync(path.join(off, 'compiled'))).toBe(false);
 
-    // `compiled` a link to a private folder elsewhere: not used.
+    // `compiled` a link to a folder of the user's inside one that others can write (they could swap it): not used.
+    // Nor a cache under such a folder, nor a relative path.
     const linked = tempDir('ckvc-cc-');
-    const elsewhere = path.join(tempDir('ckvc-cc-'), 'real');
+    const open = tempDir('ckvc-cc-');
+    fs.chmodSync(open, 0o777);
+    const elsewhere = path.join(open, 'real');
     fs.mkdirSync(elsewhere, { mode: 0o700 });
     fs.symlinkSync(elsewhere, path.join(linked, 'compiled'));
     expect(run(BIN, ['--version'], linked).trim()).toBe(version);
+    fs.mkdirSync(path.join(open, 'c'), { mode: 0o700 });
+    expect(run(BIN, ['--version'], path.join(open, 'c')).trim()).toBe(version);
     expect(fs.readdirSync(elsewhere)).toEqual([]);
+    expect(fs.readdirSync(path.join(open, 'c'))).toEqual([]);
+    const relative = tempDir('ckvc-cc-');
+    expect(run(BIN, ['--version'], relative, { CKVC_CACHE: 'rel' }).trim()).toBe(version);
+    expect(fs.readdirSync(relative)).toEqual([]);
+    // Coverage counts blocks only in code compiled from its source.
+    const coverage = tempDir('ckvc-cc-');
+    expect(run(BIN, ['--version'], coverage, { NODE_V8_COVERAGE: path.join(coverage, 'cov') }).trim()).toBe(version);
+    expect(fs.existsSync(path.join(coverage, 'compiled'))).toBe(false);
+  });
+
+  it("uses no file someone else made: another cache's, or one the user owns but did not write 0600", () => {
+    const [a, b] = [tempDir('ckvc-cc-'), tempDir('ckvc-cc-')];
+    for (const c of [a, b]) run(BIN, ['--version'], c);
+    const [[name]] = [...cacheFiles(a)];
+    expect([...cacheFiles(b).keys()]).toEqual([name]); // same bundle and command: the same name
+    const fileB = path.join(b, 'compiled', name!);
+    // Whole and made for this very bundle and command, but with another user's key (as an archive would bring it).
+    fs.copyFileSync(path.join(a, 'compiled', name!), fileB);
+    const planted = cacheFiles(b).get(name!);
+    expect(run(BIN, ['--version'], b).trim()).toBe(version);
+    expect(cacheFiles(b).get(name!)).not.toBe(planted);
+    // The user's own file, made readable by others (as a copy or a checkout leaves files): not used.
+    fs.chmodSync(fileB, 0o644);
+    const readable = cacheFiles(b).get(name!);
+    expect(run(BIN, ['--version'], b).trim()).toBe(version);
+    expect(cacheFiles(b).get(name!)).not.toBe(readable);
+    expect(fs.statSync(fileB).mode & 0o777).toBe(0o600);
   });
 
   it('reads no cache file through a link, nor one with another name for it', () => {
@@ -248,6 +280,6 @@ describe('compiled code kept between runs', () => {
     expect(fs.existsSync(unrelated)).toBe(true);
     expect(fs.existsSync(leftTemp)).toBe(false); // a killed writer's, long ago
     expect(fs.existsSync(liveTemp)).toBe(true); // perhaps being written now
-    expect(cacheFiles(cache).size).toBe(4);
+    expect(cacheFiles(cache).size).toBe(2); // the recent one and this run's
   });
 });
