@@ -54,14 +54,15 @@ function blake3Hasher() {
 
 /**
  * Whether no one but the user (and root) can change what `dir` (a real path) holds: it and every folder above it are
- * the user's or root's and writable by no one else, but for a sticky folder (such as /tmp) above one of the user's.
+ * the user's or root's and writable by no one else, but for a sticky folder (such as /tmp) above one of theirs.
  */
 function onlyUserCanChange(dir, uid) {
   for (let below, at = dir; ; below = at, at = path.dirname(at)) {
     const st = fs.lstatSync(at);
     if (!st.isDirectory() || (st.uid !== uid && st.uid !== 0)) return false;
     const sticky = (st.mode & 0o1000) !== 0;
-    if ((st.mode & 0o022) !== 0 && !(sticky && below !== undefined && fs.lstatSync(below).uid === uid)) return false;
+    const belowIsOurs = below !== undefined && [uid, 0].includes(fs.lstatSync(below).uid);
+    if ((st.mode & 0o022) !== 0 && !(sticky && belowIsOurs)) return false;
     if (path.dirname(at) === at) return true;
   }
 }
@@ -87,7 +88,7 @@ function cacheFolder() {
       const real = fs.realpathSync(existing);
       // Not another user's folder (root running with a user's HOME makes nothing there), nor one others can change.
       if (fs.statSync(real).uid !== uid || !onlyUserCanChange(real, uid)) return undefined;
-      fs.mkdirSync(wanted, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(path.join(real, path.relative(existing, wanted)), { recursive: true, mode: 0o700 });
     }
     const dir = fs.realpathSync(wanted);
     const own = fs.lstatSync(dir);
@@ -112,28 +113,51 @@ function openPrivateFile(file, size) {
 /**
  * The user's secret (32 random bytes in `compiled/key`), made on first use: each file's digest is keyed with it,
  * so only the user's own ckvc can make a file that is used, whoever else could put a file of the user's there
- * (a clone or an unpacked archive leaves files the user owns).
+ * (a clone or an unpacked archive leaves files the user owns). It appears whole or not at all (written, synced,
+ * then linked to its name, which fails if another process's came first); one found unusable a minute after it was
+ * made (a write cut short before this scheme) is replaced. Undefined when there is none: no cache then.
  */
 function secretKey(dir) {
   const file = path.join(dir, 'key');
-  if (!fs.existsSync(file)) {
-    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-    try {
-      fs.writeFileSync(file, require('node:crypto').randomBytes(32), {
-        mode: 0o600,
-        flag: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
-      });
-    } catch {
-      // another process made it first
-    }
-  }
-  const fd = openPrivateFile(file, (n) => n === 32);
-  if (fd === undefined) return undefined;
   try {
-    const key = fs.readFileSync(fd);
-    return key.length === 32 ? key : undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const st = fs.lstatSync(file, { throwIfNoEntry: false });
+      if (st === undefined) makeKey(dir, file);
+      else if (st.isFile() && st.size !== 32 && Date.now() - st.mtimeMs > 60_000) {
+        fs.rmSync(file, { force: true });
+        continue;
+      }
+      const fd = openPrivateFile(file, (n) => n === 32);
+      if (fd === undefined) return undefined;
+      try {
+        const key = fs.readFileSync(fd);
+        return key.length === 32 ? key : undefined;
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  } catch {
+    // no key, no cache
+  }
+  return undefined;
+}
+
+function makeKey(dir, file) {
+  const temp = path.join(dir, `ckvc-key-${process.pid}.tmp`);
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+  try {
+    const fd = fs.openSync(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    try {
+      fs.writeFileSync(fd, require('node:crypto').randomBytes(32));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.linkSync(temp, file);
+  } catch {
+    // another process's key came first, or none can be made
   } finally {
-    fs.closeSync(fd);
+    fs.rmSync(temp, { force: true });
   }
 }
 

@@ -230,6 +230,26 @@ describe('compiled code kept between runs', () => {
     expect(cacheFiles(cache).get(name!)).not.toBe(before);
   });
 
+  it('runs without a cache when the key cannot be had, and replaces a key cut short', () => {
+    const cache = tempDir('ckvc-cc-');
+    const dir = path.join(cache, 'compiled');
+    fs.mkdirSync(dir, { mode: 0o700 });
+    fs.symlinkSync(path.join(cache, 'nowhere'), path.join(dir, 'key'));
+    expect(run(BIN, ['--version'], cache).trim()).toBe(version);
+    expect(cacheFiles(cache).size).toBe(0);
+
+    fs.rmSync(path.join(dir, 'key'));
+    fs.writeFileSync(path.join(dir, 'key'), '', { mode: 0o600 }); // as a write cut short would leave it
+    expect(run(BIN, ['--version'], cache).trim()).toBe(version);
+    expect(cacheFiles(cache).size).toBe(0); // perhaps being written: left alone for a minute
+    const aMinuteAgo = new Date(Date.now() - 61_000);
+    fs.utimesSync(path.join(dir, 'key'), aMinuteAgo, aMinuteAgo);
+    expect(run(BIN, ['--version'], cache).trim()).toBe(version);
+    expect(fs.statSync(path.join(dir, 'key')).size).toBe(32);
+    expect(cacheFiles(cache).size).toBe(1);
+    expect(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
   it('takes the command after --store and its value, not the value', () => {
     const cache = tempDir('ckvc-cc-');
     for (const s of ['s1', 's2']) run(BIN, ['init', path.join(cache, s)], cache);
