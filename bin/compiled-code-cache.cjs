@@ -8,7 +8,7 @@
 //   `~/.cache/ckvc/compiled`, the folders the Python helper uses; absolute paths only). Missing folders are made
 //   only inside one the user owns (root running with a user's HOME leaves it alone). The folder must be the user's
 //   and 0700, and every folder above it the user's or root's and writable by no one else (but a sticky one, such
-//   as /tmp, above one of the user's), so that no one else can swap any of them.
+//   as /tmp, above one of theirs), so that no one else can swap any of them.
 // - A file is opened without following links and used only if it is a plain file of the user's, 0600, with one
 //   name; it starts with a BLAKE3 keyed with the user's secret (`compiled/key`, 32 random bytes, 0600) over the
 //   very bytes this process compiles (with Node's version, the arch and what changes V8's flags) and the data.

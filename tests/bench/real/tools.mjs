@@ -25,6 +25,8 @@ export function ckvcTool(repoRoot, work) {
   const bin = path.join(repoRoot, 'bin/ckvc');
   const env = { CKVC_AUTHOR: 'bench', NO_COLOR: '1', CKVC_CACHE: path.join(work, 'ckvc-cache') };
   function warmUp() {
+    // Made here: ckvc makes its cache's folders only inside one of the user's, and the work dir may not exist yet.
+    fs.mkdirSync(env.CKVC_CACHE, { recursive: true, mode: 0o700 });
     const dir = path.join(work, 'ckvc-warm-up');
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(path.join(dir, 'live'), { recursive: true });
