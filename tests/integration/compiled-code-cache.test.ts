@@ -50,6 +50,13 @@ function otherVersionInPlace(bundle: string): string {
   return other;
 }
 
+/** The one compiled-code file there is: its name and identity. */
+function onlyFile(cache: string): [string, string] {
+  const files = [...cacheFiles(cache)];
+  expect(files).toHaveLength(1);
+  return files[0]!;
+}
+
 /** A copy of the built CLI (launcher and bundle) that a test may change; the packages are the repository's. */
 function copyOfCli(): { bin: string; bundle: string } {
   const root = tempDir('ckvc-cc-pkg-');
@@ -67,11 +74,10 @@ describe('compiled code kept between runs', () => {
     const cache = tempDir('ckvc-cc-');
     expect(run(BIN, ['--version'], cache).trim()).toBe(version);
     const first = cacheFiles(cache);
-    expect(first.size).toBe(1);
+    const [name] = onlyFile(cache);
     expect(fs.statSync(path.join(cache, 'compiled')).mode & 0o777).toBe(0o700);
-    const [name] = [...first.keys()];
     expect(name).toMatch(/^ckvc-[0-9a-f]{16}-[0-9a-f]{16}\.v8$/);
-    expect(fs.statSync(path.join(cache, 'compiled', name!)).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(cache, 'compiled', name)).mode & 0o777).toBe(0o600);
 
     // Used, not written again (V8 accepted it).
     expect(run(BIN, ['--version'], cache).trim()).toBe(version);
@@ -81,7 +87,7 @@ describe('compiled code kept between runs', () => {
     run(BIN, ['init', path.join(cache, 'store')], cache);
     const after = cacheFiles(cache);
     expect(after.size).toBe(2);
-    expect(after.get(name!)).toBe(first.get(name!));
+    expect(after.get(name)).toBe(first.get(name));
   });
 
   it('answers the same with and without it', () => {
@@ -105,7 +111,7 @@ describe('compiled code kept between runs', () => {
     const mtime = 1_700_000_000; // whole seconds, so that setting it again gives the very same time
     fs.utimesSync(bundle, mtime, mtime);
     expect(run(bin, ['--version'], cache).trim()).toBe(version);
-    const [[madeForFirst]] = [...cacheFiles(cache)];
+    const [madeForFirst] = onlyFile(cache);
     const other = otherVersionInPlace(bundle);
     fs.utimesSync(bundle, mtime, mtime);
     expect(run(bin, ['--version'], cache).trim()).toBe(other);
@@ -116,7 +122,7 @@ describe('compiled code kept between runs', () => {
     // have left it): V8 alone would take it (same length) and print the old version. It is refused and rewritten.
     const [madeForSecond] = [...files.keys()].filter((n) => n !== madeForFirst);
     const secondFile = path.join(cache, 'compiled', madeForSecond!);
-    fs.copyFileSync(path.join(cache, 'compiled', madeForFirst!), secondFile);
+    fs.copyFileSync(path.join(cache, 'compiled', madeForFirst), secondFile);
     const planted = cacheFiles(cache).get(madeForSecond!);
     expect(run(bin, ['--version'], cache).trim()).toBe(other);
     expect(cacheFiles(cache).get(madeForSecond!)).not.toBe(planted);
@@ -134,25 +140,25 @@ describe('compiled code kept between runs', () => {
   it('compiles afresh and rewrites a damaged file', () => {
     const cache = tempDir('ckvc-cc-');
     run(BIN, ['--version'], cache);
-    const [[name, before]] = [...cacheFiles(cache)];
-    const file = path.join(cache, 'compiled', name!);
+    const [name, before] = onlyFile(cache);
+    const file = path.join(cache, 'compiled', name);
     const bytes = fs.readFileSync(file);
     bytes[bytes.length >> 1]! ^= 0x40; // inside V8's data: its own checks would not see it
     fs.writeFileSync(file, bytes);
     expect(run(BIN, ['--version'], cache).trim()).toBe(version);
-    const rewritten = cacheFiles(cache).get(name!);
+    const rewritten = cacheFiles(cache).get(name);
     expect(rewritten).not.toBe(before);
     expect(fs.readFileSync(file).equals(bytes)).toBe(false);
     // What it wrote is whole: the next run uses it.
     run(BIN, ['--version'], cache);
-    expect(cacheFiles(cache).get(name!)).toBe(rewritten);
+    expect(cacheFiles(cache).get(name)).toBe(rewritten);
 
     // Junk behind a digest (not made with the user's key): refused, and written again.
     const junk = randomBytes(4096);
     fs.writeFileSync(file, Buffer.concat([blake3(junk), junk]), { mode: 0o600 });
-    const planted = cacheFiles(cache).get(name!);
+    const planted = cacheFiles(cache).get(name);
     expect(run(BIN, ['--version'], cache).trim()).toBe(version);
-    expect(cacheFiles(cache).get(name!)).not.toBe(planted);
+    expect(cacheFiles(cache).get(name)).not.toBe(planted);
     expect(fs.statSync(file).size).toBeGreaterThan(100_000);
   });
 
@@ -195,27 +201,27 @@ describe('compiled code kept between runs', () => {
   it("uses no file someone else made: another cache's, or one the user owns but did not write 0600", () => {
     const [a, b] = [tempDir('ckvc-cc-'), tempDir('ckvc-cc-')];
     for (const c of [a, b]) run(BIN, ['--version'], c);
-    const [[name]] = [...cacheFiles(a)];
+    const [name] = onlyFile(a);
     expect([...cacheFiles(b).keys()]).toEqual([name]); // same bundle and command: the same name
-    const fileB = path.join(b, 'compiled', name!);
+    const fileB = path.join(b, 'compiled', name);
     // Whole and made for this very bundle and command, but with another user's key (as an archive would bring it).
-    fs.copyFileSync(path.join(a, 'compiled', name!), fileB);
-    const planted = cacheFiles(b).get(name!);
+    fs.copyFileSync(path.join(a, 'compiled', name), fileB);
+    const planted = cacheFiles(b).get(name);
     expect(run(BIN, ['--version'], b).trim()).toBe(version);
-    expect(cacheFiles(b).get(name!)).not.toBe(planted);
+    expect(cacheFiles(b).get(name)).not.toBe(planted);
     // The user's own file, made readable by others (as a copy or a checkout leaves files): not used.
     fs.chmodSync(fileB, 0o644);
-    const readable = cacheFiles(b).get(name!);
+    const readable = cacheFiles(b).get(name);
     expect(run(BIN, ['--version'], b).trim()).toBe(version);
-    expect(cacheFiles(b).get(name!)).not.toBe(readable);
+    expect(cacheFiles(b).get(name)).not.toBe(readable);
     expect(fs.statSync(fileB).mode & 0o777).toBe(0o600);
   });
 
   it('reads no cache file through a link, nor one with another name for it', () => {
     const cache = tempDir('ckvc-cc-');
     run(BIN, ['--version'], cache);
-    const [[name]] = [...cacheFiles(cache)];
-    const file = path.join(cache, 'compiled', name!);
+    const [name] = onlyFile(cache);
+    const file = path.join(cache, 'compiled', name);
     const aside = path.join(tempDir('ckvc-cc-'), 'aside.v8');
     fs.renameSync(file, aside);
     fs.symlinkSync(aside, file);
@@ -224,10 +230,10 @@ describe('compiled code kept between runs', () => {
     expect(fs.lstatSync(file).isFile()).toBe(true); // replaced by a file of its own, the link's target untouched
     expect(fs.statSync(aside, { bigint: true }).mtimeNs).toBe(asideBefore);
 
-    const before = cacheFiles(cache).get(name!);
+    const before = cacheFiles(cache).get(name);
     fs.linkSync(file, path.join(tempDir('ckvc-cc-'), 'second-name.v8'));
     expect(run(BIN, ['--version'], cache).trim()).toBe(version);
-    expect(cacheFiles(cache).get(name!)).not.toBe(before);
+    expect(cacheFiles(cache).get(name)).not.toBe(before);
   });
 
   it('runs without a cache when the key cannot be had, and replaces a key cut short', () => {
