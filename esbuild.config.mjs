@@ -1,9 +1,9 @@
 // npm run build, second step: the CLI as one CommonJS file (dist/bundle/ckvc.cjs). Start-up is most of a short
 // command's time (issue 12): Node resolves, reads and compiles each module file on its own, and yargs and the API
 // are hundreds of files. One CommonJS script rather than ES modules because V8 can keep a script's compiled code
-// between runs and Node 20 offers that only for scripts (bin/compiled-code-cache.cjs: `log -n 1` 87 -> 57 ms,
-// README, Start-up); its lazily imported parts are still evaluated only when a command imports them. tsc still
-// type-checks and emits dist/ (the library: dist/api, which tests and examples import).
+// between runs and Node 20 offers that only for scripts (bin/compiled-code-cache.cjs: `log -n 1` +61 -> +35 ms
+// over a bare Node, README, Start-up); its lazily imported parts are still evaluated only when a command imports
+// them. tsc still type-checks and emits dist/ (the library: dist/api, which tests and examples import).
 //
 // Native addons and the libraries that find their addon next to their own files stay in node_modules.
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -201,10 +201,10 @@ const result = await build({
   // CKVC_BUNDLE_META=1: also write dist/bundle/meta.json, what each output file holds and imports.
   metafile: Boolean(process.env.CKVC_BUNDLE_META),
 });
-// No import() may be left (see 'supported'). bin/compiled-code-cache.cjs reads an ASCII bundle as Latin-1, 4 ms quicker than UTF-8. esbuild escapes every
-// non-ASCII character in code (its default charset) but copies comments as written; those characters (the
-// sources' § and accents) are escaped in the comments too, and a line that holds one and is not a comment
-// fails the build rather than being changed.
+// No import() may be left (see 'supported'). bin/compiled-code-cache.cjs reads an ASCII bundle as Latin-1, 4 ms
+// quicker than UTF-8. esbuild escapes every non-ASCII character in code (its default charset) but copies comments
+// as written; those characters (the sources' § and accents) are escaped in the comments too, and a line that holds
+// one and is not a comment fails the build rather than being changed.
 const bundleFile = path.join(repo, 'dist/bundle/ckvc.cjs');
 const lines = readFileSync(bundleFile, 'utf8').split('\n');
 for (const [i, line] of lines.entries()) {
