@@ -207,12 +207,12 @@ const result = await build({
 // one and is not a comment fails the build rather than being changed.
 const bundleFile = path.join(repo, 'dist/bundle/ckvc.cjs');
 const lines = readFileSync(bundleFile, 'utf8').split('\n');
+const isComment = (line) => /^\s*(\/\/|\/\*|\*)/.test(line);
 for (const [i, line] of lines.entries()) {
-  if (/(^|[^\w$.])import\(/.test(line) && !/^\s*(\/\/|\/\*|\*)/.test(line))
+  if (/(^|[^\w$.])import\(/.test(line) && !isComment(line))
     throw new Error(`${bundleFile}:${i + 1}: an import() left in the bundle (see 'supported' above)`);
   if (!/[^\x00-\x7f]/.test(line)) continue;
-  if (!/^\s*(\/\/|\/\*|\*)/.test(line))
-    throw new Error(`${bundleFile}:${i + 1}: a non-ASCII character outside a comment`);
+  if (!isComment(line)) throw new Error(`${bundleFile}:${i + 1}: a non-ASCII character outside a comment`);
   lines[i] = line.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
 }
 writeFileSync(bundleFile, lines.join('\n'));

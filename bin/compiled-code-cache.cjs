@@ -120,26 +120,23 @@ function openPrivateFile(file, size) {
 function secretKey(dir) {
   const file = path.join(dir, 'key');
   try {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const st = fs.lstatSync(file, { throwIfNoEntry: false });
-      if (st === undefined) makeKey(dir, file);
-      else if (st.isFile() && st.size !== 32 && Date.now() - st.mtimeMs > 60_000) {
-        fs.rmSync(file, { force: true });
-        continue;
-      }
-      const fd = openPrivateFile(file, (n) => n === 32);
-      if (fd === undefined) return undefined;
-      try {
-        const key = fs.readFileSync(fd);
-        return key.length === 32 ? key : undefined;
-      } finally {
-        fs.closeSync(fd);
-      }
+    let st = fs.lstatSync(file, { throwIfNoEntry: false });
+    if (st?.isFile() && st.size !== 32 && Date.now() - st.mtimeMs > 60_000) {
+      fs.rmSync(file);
+      st = undefined;
+    }
+    if (st === undefined) makeKey(dir, file);
+    const fd = openPrivateFile(file, (n) => n === 32);
+    if (fd === undefined) return undefined;
+    try {
+      const key = fs.readFileSync(fd);
+      return key.length === 32 ? key : undefined;
+    } finally {
+      fs.closeSync(fd);
     }
   } catch {
-    // no key, no cache
+    return undefined; // no key, no cache
   }
-  return undefined;
 }
 
 function makeKey(dir, file) {

@@ -170,6 +170,7 @@ async function main() {
       const c = tool.check();
       toolInfo[name] = c.ok ? { version: c.version } : { skipped: c.why };
       if (!c.ok) console.error(`bench:real: skipping ${name}: ${c.why}`);
+      else await tool.prepare?.();
     }
   }
   if (toolInfo.ckvc.skipped && only.includes('ckvc')) fail(toolInfo.ckvc.skipped);

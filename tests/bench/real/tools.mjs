@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { benchEnv, run } from './measure.mjs';
+import { run } from './measure.mjs';
 
 const INSTALL = 'apt-get update && apt-get install -y borgbackup restic time';
 
@@ -17,39 +17,31 @@ function version(cmd, args) {
 
 /**
  * ckvc keeps each command's compiled code between runs (bin/compiled-code-cache.cjs), here in `work`, as borg's
- * caches are kept in its run folders. check() runs the benchmark's commands once on a scratch store first: the
- * build just made has nothing compiled yet, and a command's first run pays for that (~25 ms, reported by
+ * caches are kept in its run folders. prepare() runs the benchmark's own init, ingest and restore once on a scratch
+ * store: the build just made has nothing compiled yet, and a command's first run pays for that (~25 ms, reported by
  * `npm run bench:startup`) as borg's and restic's installs do not (Debian installs borg's Python compiled).
  */
 export function ckvcTool(repoRoot, work) {
   const bin = path.join(repoRoot, 'bin/ckvc');
   const env = { CKVC_AUTHOR: 'bench', NO_COLOR: '1', CKVC_CACHE: path.join(work, 'ckvc-cache') };
-  function warmUp() {
-    // Made here: ckvc makes its cache's folders only inside one of the user's, and the work dir may not exist yet.
-    fs.mkdirSync(env.CKVC_CACHE, { recursive: true, mode: 0o700 });
-    const dir = path.join(work, 'ckvc-warm-up');
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.mkdirSync(path.join(dir, 'live'), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'live', 'weights.bin'), Buffer.alloc(1 << 20, 1));
-    const store = ['--store', path.join(dir, '.ckvc')];
-    for (const args of [
-      ['init', dir],
-      ['commit', path.join(dir, 'live'), '-b', 'w', '-m', 'w', '--step', '1', ...store],
-      ['checkout', 'w', '--to', path.join(dir, 'out'), ...store],
-    ]) {
-      const r = spawnSync(process.execPath, [bin, ...args], { env: benchEnv(env), encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`ckvc ${args[0]} (warm-up): exit ${r.status}: ${r.stderr}`);
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-  return {
+  const tool = {
     name: 'ckvc',
     check() {
       if (!fs.existsSync(path.join(repoRoot, 'dist/cli/main.js')))
         return { ok: false, why: 'dist/ is missing: run `npm run build` first' };
-      const v = version(bin, ['--version']);
-      if (v) warmUp();
-      return { ok: true, version: `ckvc ${v ?? '?'}` };
+      return { ok: true, version: `ckvc ${version(bin, ['--version']) ?? '?'}` };
+    },
+    async prepare() {
+      // Made here: ckvc makes its cache's folders only inside one of the user's, and `work` may not exist yet.
+      fs.mkdirSync(env.CKVC_CACHE, { recursive: true, mode: 0o700 });
+      const dir = path.join(work, 'ckvc-warm-up');
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(path.join(dir, 'live'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'live', 'weights.bin'), Buffer.alloc(1 << 20, 1));
+      await tool.init(dir);
+      await tool.ingest(dir, path.join(dir, 'live'), { scenario: 'warm-up', step: 1 });
+      await tool.restore(dir, path.join(dir, 'out'), { scenario: 'warm-up' });
+      fs.rmSync(dir, { recursive: true, force: true });
     },
     store: (dir) => path.join(dir, '.ckvc'),
     init: (dir) => run(bin, ['init', dir], { env }),
@@ -75,6 +67,7 @@ export function ckvcTool(repoRoot, work) {
       return { ...r, files: to };
     },
   };
+  return tool;
 }
 
 export function borgTool() {
