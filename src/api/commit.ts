@@ -149,7 +149,8 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
   // From the first index lookup until the ref has moved, this commit may reuse objects gc would otherwise
   // call dead: gc waits for registered writers (spec/FORMAT.md §15).
   const registration = await registerWriter(store.layout);
-  const writer = store.writer();
+  // The chunks it stores are the next commit's delta bases: left where that commit finds them (FORMAT.md §18).
+  const writer = store.writer({ cacheBases: true });
   try {
     const bases = await deltaBasesFor(store, REF_PREFIX.branch + branch, warm);
     const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, {
@@ -191,6 +192,7 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
     }
     // The branch has moved: the commit counts from here on, so a failure to move HEAD is a warning, not an
     // error (an error would invite a re-run that commits the same checkpoint twice).
+    writer.keepBaseCache();
     const warnings: string[] = [...summary.warnings];
     await followUnbornHead(store, branch).catch((e) => {
       warnings.push(

@@ -286,6 +286,8 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
   if (!opts.dryRun && doomed.length) {
     written = await copyLiveRecords(store, doomed, kept, reencode);
     await retireDoomedPacks(store, written, doomed, dead, kept);
+    // The delta-base cache may hold bytes of the chunks just freed: it goes too (the next commit writes one, §18).
+    await fs.rm(store.layout.baseCacheFile, { force: true });
   }
   const copiedBytes = opts.dryRun ? estimateCopiedBytes(doomed, kept) : written.reduce((a, w) => a + w.size, 0);
   report.bytesAfter = report.bytesBefore - doomed.reduce((a, p) => a + p.size, 0) + copiedBytes;

@@ -11,6 +11,7 @@ import { decodeTree, type TreeObject } from '../core/store-format/objects/tree-o
 import { type BufferPool, scratch } from '../core/buffer-pool.js';
 import type { PackEntry } from '../core/store-format/pack-format.js';
 import { AliasDefinitions } from './alias-definitions.js';
+import { BaseCacheReader, BaseCacheWriter } from './base-cache.js';
 import { BaseLocations, type BaseLookups } from './base-locations.js';
 import type { DecodedObjects } from './decoded-objects.js';
 import { ConfigLabels } from './config-labels.js';
@@ -35,6 +36,8 @@ export class ObjectStore {
   private readonly baseLocations: BaseLocations;
   /** The last commit's tensor chunks (through this handle), for the next one's delta bases (recent-chunks.ts). */
   private readonly recentChunks = new RecentChunks();
+  /** The delta-base cache as the last commit before this handle's writer left it (base-cache.ts); null: none. */
+  private baseCache: BaseCacheReader | null | undefined;
   private writersMade = 0;
 
   /** `decoded`: a long-lived process's memory of objects read before (decoded-objects.ts); one-shot opens have none. */
@@ -67,12 +70,19 @@ export class ObjectStore {
   }
 
   async close(): Promise<void> {
+    this.forgetBaseCache();
     await this.index.close();
     await this.packs.close();
   }
 
-  writer(): ObjectWriter {
+  /**
+   * `cacheBases`: the chunks written are left for the next commit's delta bases (spec/FORMAT.md §18); for a
+   * commit's data, not for what only rides along (a commit object retried, a tag).
+   */
+  writer(opts: { cacheBases?: boolean } = {}): ObjectWriter {
     this.index.forWriting();
+    // The cache as the commits before this one left it: a long-lived handle reads the file its last commit wrote.
+    this.forgetBaseCache();
     // A handle's first writer keeps no copies: most handles (a CLI command) write once and close.
     const remember = this.writersMade++ > 0;
     return new ObjectWriter(
@@ -81,7 +91,13 @@ export class ObjectStore {
       (id, width, maxDepth) => this.readDeltaBase(id, width, maxDepth),
       false,
       remember ? this.recentChunks : undefined,
+      opts.cacheBases ? BaseCacheWriter.create(this.layout) : undefined,
     );
+  }
+
+  private forgetBaseCache(): void {
+    this.baseCache?.close();
+    this.baseCache = undefined;
   }
 
   /** A writer that only counts what would be new: nothing is written (commit --dry-run). */
@@ -131,8 +147,30 @@ export class ObjectStore {
     if (!loc) return undefined;
     return (
       this.recentChunks.get(loc, width, maxDepth) ??
+      (await this.cachedChunkGrouped(loc, id, width, maxDepth)) ??
       this.withRelocation(loc, id, (l, locateBase) => this.packs.readChunkGrouped(l, id, width, locateBase, maxDepth))
     );
+  }
+
+  /**
+   * readChunkGrouped from the delta-base cache: the bytes from the cache (verified there), the chain's depth and
+   * costs from the store's records, read as headers only. Undefined when the cache cannot answer.
+   */
+  private async cachedChunkGrouped(
+    loc: ObjectLocation,
+    id: ObjectId,
+    width: number,
+    maxDepth?: number,
+  ): Promise<GroupedObject | undefined> {
+    if (this.baseCache === undefined) this.baseCache = BaseCacheReader.open(this.layout) ?? null;
+    if (!this.baseCache?.has(id)) return undefined;
+    const shape = await this.withRelocation(loc, id, (l, locateBase) =>
+      this.packs.readChunkShape(l, id, width, locateBase),
+    );
+    if (!shape) return undefined;
+    if (maxDepth !== undefined && shape.depth > maxDepth) return { grouped: undefined, ...shape };
+    const grouped = this.baseCache.readGrouped(id, loc.entry.rawLength, width);
+    return grouped && { grouped, ...shape };
   }
 
   /**

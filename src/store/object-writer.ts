@@ -7,6 +7,7 @@ import { planeCoded, type DeltaBase } from '../core/store-format/codec/record-co
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
 import { CODECS } from '../core/store-format/pack-format.js';
+import type { BaseCacheWriter } from './base-cache.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import type { ObjectIndex } from './object-index.js';
@@ -100,6 +101,8 @@ export class ObjectWriter {
     private readonly dryRun = false,
     /** The store's memory of its last commit's chunks, given this writer's once it has committed. */
     private readonly recent?: RecentChunks,
+    /** Where the tensor chunks this writer stores are left for the next commit's delta bases (base-cache.ts). */
+    private readonly baseCache?: BaseCacheWriter,
   ) {}
 
   /**
@@ -181,7 +184,10 @@ export class ObjectWriter {
       }
       this.pack ??= await PackWriter.create(this.layout);
       if (p.storeVersion) this.pack.requireStoreVersion(p.storeVersion);
-      if (this.recent && p.type === 'chunk' && p.width > 1 && planeCoded(p.bytes.length)) this.keepCopy(p);
+      if (p.type === 'chunk' && p.width > 1 && planeCoded(p.bytes.length)) {
+        if (this.recent) this.keepCopy(p);
+        this.baseCache?.add(p.id, p.bytes);
+      }
       const kept = this.written.get(p.id);
       await this.pack.add(p.type, p.id, p.bytes, p.width, p.compress, {
         ...(p.base ? { base: this.baseLoader(p.id, p.base, p.bytes.length, p.width) } : {}),
@@ -286,8 +292,17 @@ export class ObjectWriter {
     if (chunks.length) this.recent.replace(chunks);
   }
 
+  /**
+   * Puts the chunks this writer stored where the next commit takes its delta bases from (base-cache.ts): once
+   * the commit they belong to has landed, so that a commit that fails leaves the cache as it was.
+   */
+  keepBaseCache(): void {
+    this.baseCache?.finish();
+  }
+
   /** Drops unfinished work. Packs already finished stay as unreferenced data (gc removes them). */
   async abort(): Promise<void> {
+    this.baseCache?.abort();
     this.pending = [];
     await this.inBackground.catch(() => {});
     await this.pack?.abort();

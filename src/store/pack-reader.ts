@@ -4,7 +4,7 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { scratch, type BufferPool } from '../core/buffer-pool.js';
 import { groupBytes, ungroupBytes } from '../core/store-format/codec/byte-group.js';
-import { DELTA_HEAD_BYTES, parseDeltaHead } from '../core/store-format/codec/plane-codec.js';
+import { DELTA_HEAD_BYTES, PLANE_TABLE_MAX_BYTES, parseDeltaHead } from '../core/store-format/codec/plane-codec.js';
 import { decodeBody } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
@@ -23,7 +23,13 @@ import {
 } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
 import { PackPrefetch } from './pack-prefetch.js';
-import { decodePlaneChain, wholeRecordCosts, type ChainSource, type KnownChunk } from './plane-chain.js';
+import {
+  decodePlaneChain,
+  planeChainShape,
+  wholeRecordCosts,
+  type ChainSource,
+  type KnownChunk,
+} from './plane-chain.js';
 import type { StoreLayout } from './store-layout.js';
 
 const MAX_OPEN = 64;
@@ -290,6 +296,29 @@ export class PackReader {
       }
       return got;
     });
+  }
+
+  /**
+   * For a writer that has chunk `id`'s bytes already (store/base-cache.ts): how deep its delta chain is and what
+   * each plane of `width` costs a reader, as readChunkGrouped would report them, read from the chain's headers and
+   * plane tables without inflating anything. Undefined when the record is not plane-coded at `width` (it is then
+   * decoded whole, and costs as such: readChunkGrouped).
+   */
+  async readChunkShape(
+    loc: ObjectLocation,
+    id: ObjectId,
+    width: number,
+    locateBase?: BaseLocator,
+  ): Promise<{ depth: number; planeCosts: number[] } | undefined> {
+    const { packId, entry } = loc;
+    if ((entry.codec !== CODECS.planes && entry.codec !== CODECS.xorPlanes) || entry.storedLength > MAX_OBJECT_BYTES)
+      return undefined;
+    const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
+    const head = Math.min(entry.storedLength, PLANE_TABLE_MAX_BYTES);
+    const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + head);
+    const header = this.checkedHeader(buf, loc, id, where, 'chunk');
+    if (buf[RECORD_HEADER_BYTES] !== width) return undefined;
+    return planeChainShape(this.chainSource(locateBase), buf, loc, header, where);
   }
 
   /**

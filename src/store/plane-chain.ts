@@ -254,6 +254,38 @@ export function wholeRecordCosts(storedLength: number, width: number): number[] 
   return new Array<number>(width).fill(storedLength / width);
 }
 
+interface ChainShape {
+  /** Per plane, the links that plane is made of, top first (planeLinks). */
+  chains: Link[][];
+  depth: number;
+  planeDepths: number[];
+  planeCosts: number[];
+}
+
+/**
+ * Opens the chain under `top` as plane tables (nothing inflates) and adds up what a writer bounds and costs: the
+ * chain's depth (with `needDepth`), and per plane the links a reader opens and the stored bytes it reads.
+ */
+async function openChains(top: Link, needDepth: boolean): Promise<ChainShape> {
+  const n = Math.floor(top.rawLength / top.width);
+  // Every link first, then the output: a base decoded whole while the links are opened (another width) holds no
+  // output of this record meanwhile, so memory does not grow with the chain.
+  const chains = await allOrFirstError(top.table!.planes.map((_, j) => planeLinks(top, j)));
+  // A writer offered a base as deep as chains may go would store its chunk plain anyway: every ninth commit of a
+  // series decoded a whole 8-deep chain for nothing (0.6 s of a 98.8 MB checkpoint's commit).
+  const depth = needDepth ? await top.chainDepth() : 0;
+  // Per plane, the links opened under the record for it (what the bound counted for that plane).
+  const planeDepths = chains.map((links, j) => {
+    const last = links.at(-1)!;
+    return links.length - 1 + (last.whole ? (last.whole.planeDepths?.[j] ?? last.whole.depth) : 0);
+  });
+  // Per plane, the stored bytes its links hold (a remembered base, known only to verify, counts as a raw plane).
+  const planeCosts = chains.map((links, j) =>
+    links.reduce((a, l) => a + (l.whole ? (l.whole.costs?.[j] ?? n) : l.table!.planes[j]!.length), 0),
+  );
+  return { chains, depth, planeDepths, planeCosts };
+}
+
 /**
  * Decodes a codec 5/6 record read whole (`buf`, header checked by the caller) to its grouped form in a `scratch`
  * buffer the caller releases; with `needDepth`, also the length of its delta chain (what a writer bounds).
@@ -276,21 +308,7 @@ export async function decodePlaneChain(
   const top = new Link(src, loc, where, depth, header.rawLength, table, body, owned);
   const { width } = table;
   const n = Math.floor(header.rawLength / width);
-  // Every link first, then the output: a base decoded whole while the links are opened (another width) holds no
-  // output of this record meanwhile, so memory does not grow with the chain.
-  const chains = await allOrFirstError(table.planes.map((_, j) => planeLinks(top, j)));
-  // A writer offered a base as deep as chains may go would store its chunk plain anyway: every ninth commit of a
-  // series decoded a whole 8-deep chain for nothing (0.6 s of a 98.8 MB checkpoint's commit).
-  const chainDepth = needDepth ? await top.chainDepth() : 0;
-  // Per plane, the links opened under the record for it (what the bound counted for that plane).
-  const planeDepths = chains.map((links, j) => {
-    const last = links.at(-1)!;
-    return links.length - 1 + (last.whole ? (last.whole.planeDepths?.[j] ?? last.whole.depth) : 0);
-  });
-  // Per plane, the stored bytes its links hold (a remembered base, known only to verify, counts as a raw plane).
-  const planeCosts = chains.map((links, j) =>
-    links.reduce((a, l) => a + (l.whole ? (l.whole.costs?.[j] ?? n) : l.table!.planes[j]!.length), 0),
-  );
+  const { chains, depth: chainDepth, planeDepths, planeCosts } = await openChains(top, needDepth);
   if (maxDepth !== undefined && chainDepth > maxDepth) {
     for (const b of owned) scratch.release(b);
     return { grouped: undefined, depth: chainDepth, planeDepths, planeCosts };
@@ -301,4 +319,28 @@ export async function decodePlaneChain(
   grouped.set(body.subarray(table.tailOffset), n * width);
   for (const b of owned) scratch.release(b);
   return { grouped, depth: chainDepth, planeDepths, planeCosts };
+}
+
+/**
+ * What a writer needs of a codec 5/6 record whose bytes it already has (store/base-cache.ts): the length of its
+ * delta chain and each plane's cost, as decodePlaneChain gives them, from the chain's headers and plane tables
+ * alone. `head` holds the record's header (checked by the caller) and at least its plane table.
+ */
+export async function planeChainShape(
+  src: ChainSource,
+  head: Buffer,
+  loc: ObjectLocation,
+  header: PackEntry,
+  where: string,
+): Promise<{ depth: number; planeCosts: number[] }> {
+  const body = head.subarray(RECORD_HEADER_BYTES);
+  const table = parsePlaneTable(body, header.storedLength, header.rawLength, header.codec === CODECS.xorPlanes, where);
+  const owned: Buffer[] = [];
+  try {
+    const top = new Link(src, loc, where, 0, header.rawLength, table, undefined, owned);
+    const { depth, planeCosts } = await openChains(top, true);
+    return { depth, planeCosts };
+  } finally {
+    for (const b of owned) scratch.release(b);
+  }
 }

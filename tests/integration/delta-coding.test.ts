@@ -14,8 +14,9 @@ import { PackWriter } from '../../src/store/pack-writer.js';
 import { ckvc, errorCodes, ok } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { countInflates } from '../helpers/inflate-counter.js';
+import { chunkRecords } from '../helpers/chunk-records.js';
 import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
-import { diffSnapshots, packBytes, sha256, snapshotStore } from '../helpers/snapshots.js';
+import { diffSnapshots, packBytes, snapshotStore } from '../helpers/snapshots.js';
 import { safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
 import { hostileBundle, hostileHistory } from '../helpers/hostile-tree.js';
 
@@ -177,25 +178,6 @@ describe('gc and duplicate copies', () => {
 describe('a store handle that commits a series (a long-lived committer)', () => {
   afterAll(() => cleanupTemp());
 
-  /** Every chunk record of a store: ID, codec and stored bytes (verified), in a comparable order. */
-  async function chunkRecords(dir: string): Promise<string[]> {
-    const store = await ObjectStore.open(dir);
-    try {
-      const out: string[] = [];
-      for (const name of fs.readdirSync(path.join(dir, 'packs'))) {
-        const packId = name.slice(0, 64);
-        for (const entry of (await store.packs.readToc(packId)).entries) {
-          if (entry.type !== 'chunk') continue;
-          const stored = await store.packs.readStoredRecord({ packId, entry }, entry.id, { verify: true });
-          out.push(`${entry.id} ${entry.codec} ${sha256(stored)}`);
-        }
-      }
-      return out.sort();
-    } finally {
-      await store.close();
-    }
-  }
-
   it('takes the bases it wrote from memory, inflating none, and stores exactly what a process per commit stores', async () => {
     const kept = newStore('ckvc-delta-kept-');
     const fresh = newStore('ckvc-delta-fresh-');
@@ -210,9 +192,13 @@ describe('a store handle that commits a series (a long-lived committer)', () => 
         if (k > 0) tensors = tensors.map((t, i) => step(t, 500 * k + i));
         fs.writeFileSync(file, checkpoint(tensors));
         const opts = { paths: [file], message: `step ${k}`, branch: 'main', cwd: input };
+        // The memory alone, without the delta-base cache (delta-base-cache.test.ts), which would serve it too.
+        fs.rmSync(path.join(kept.store, 'cache'), { recursive: true, force: true });
         inflated.count = 0;
         await commit(keptStore, opts);
         inflates.kept.push(inflated.count);
+        // A process per commit without the delta-base cache (as after a gc): its bases come through their chains.
+        fs.rmSync(path.join(fresh.store, 'cache'), { recursive: true, force: true });
         const freshStore = await ObjectStore.open(fresh.store);
         inflated.count = 0;
         try {

@@ -1,0 +1,165 @@
+// The delta-base cache (spec/FORMAT.md §18): each commit leaves the chunks it stored where the next one, in
+// another process, takes its delta bases from instead of decoding their chains. It changes how fast a commit
+// runs, never what it stores: the records are those of a commit without the cache, whatever state the cache is
+// in (damaged, garbage, from another series), and gc removes it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { commit } from '../../src/api/commit.js';
+import { CODECS } from '../../src/core/store-format/pack-format.js';
+import { ObjectStore } from '../../src/store/object-store.js';
+import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
+import { ok, okJson } from '../helpers/ckvc.js';
+import { chunkRecords } from '../helpers/chunk-records.js';
+import { optimizerStepFloat32, safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
+import { countInflates } from '../helpers/inflate-counter.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore } from '../helpers/test-store.js';
+
+const ELEMENTS = 64 * 1024; // one 256 KiB chunk of F32 per tensor
+const TENSORS = 3;
+
+/** `count` checkpoints of a training run: every element's low mantissa bits move each step (deltas pay). */
+function series(count: number, seed = 1): Buffer[] {
+  let ws = Array.from({ length: TENSORS }, (_, t) => trainedFloat32(seed * 10 + t, ELEMENTS));
+  const out: Buffer[] = [];
+  for (let k = 0; k < count; k++) {
+    if (k > 0) ws = ws.map((w, t) => optimizerStepFloat32(w, seed * 1000 + 10 * k + t));
+    const spec: Record<string, TensorSpec> = {};
+    ws.forEach((w, t) => {
+      spec[`layer.${t}.weight`] = { dtype: 'F32', shape: [ELEMENTS], bytes: w };
+    });
+    out.push(safetensorsBytes(spec));
+  }
+  return out;
+}
+
+const cacheFile = (store: string) => path.join(store, 'cache', 'bases');
+
+afterAll(() => cleanupTemp());
+
+describe('the delta-base cache', () => {
+  it('gives a commit in a fresh store handle its bases without inflating their chains, and the same records as without it', async () => {
+    const cached = newStore('ckvc-bases-cached-');
+    const plain = newStore('ckvc-bases-plain-');
+    const input = tempDir('ckvc-bases-in-');
+    const file = path.join(input, 'model.safetensors');
+    const steps = series(MAX_WRITTEN_DELTA_DEPTH + 3);
+    const inflated = await countInflates();
+    const inflates = { cached: [] as number[], plain: [] as number[] };
+    try {
+      for (const [k, bytes] of steps.entries()) {
+        fs.writeFileSync(file, bytes);
+        const opts = { paths: [file], message: `step ${k}`, branch: 'main', cwd: input };
+        for (const [which, s] of [
+          ['cached', cached],
+          ['plain', plain],
+        ] as const) {
+          if (which === 'plain') fs.rmSync(path.join(s.store, 'cache'), { recursive: true, force: true });
+          // A handle per commit, as a CLI commit has: no memory of the commit before (recent-chunks.ts).
+          const store = await ObjectStore.open(s.store);
+          inflated.count = 0;
+          try {
+            await commit(store, opts);
+          } finally {
+            await store.close();
+          }
+          inflates[which].push(inflated.count);
+        }
+        expect(fs.existsSync(cacheFile(cached.store))).toBe(true);
+      }
+    } finally {
+      inflated.restore();
+    }
+    const records = await chunkRecords(cached.store);
+    expect(records.filter((r) => r.includes(` ${CODECS.xorPlanes} `)).length).toBeGreaterThanOrEqual(
+      TENSORS * (steps.length - 2),
+    );
+    expect(records).toEqual(await chunkRecords(plain.store));
+    // Without the cache a commit inflates a plane per link of its bases' chains; with it, only the parent's tree
+    // and file recipe, but for the step that restarts the chains on their roots (not cached: written long ago).
+    const rooted = MAX_WRITTEN_DELTA_DEPTH + 1;
+    expect(Math.max(...inflates.plain)).toBeGreaterThan(TENSORS * (MAX_WRITTEN_DELTA_DEPTH - 1));
+    expect(Math.max(...inflates.cached.slice(1).filter((_, i) => i + 1 !== rooted))).toBeLessThan(3);
+    expect(inflates.cached[rooted]).toBeLessThanOrEqual(inflates.plain[rooted]!);
+    const out = tempDir('ckvc-bases-out-');
+    cached.ok(['checkout', 'main', '--to', out]);
+    expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(steps.at(-1)!)).toBe(true);
+    cached.ok(['verify', '--read-data']);
+  });
+
+  it('leaves a commit process what it stores when the cache is damaged, garbage or of another series', () => {
+    const cached = newStore('ckvc-bases-hostile-');
+    const plain = newStore('ckvc-bases-hostile-plain-');
+    const input = tempDir('ckvc-bases-hostile-in-');
+    const file = path.join(input, 'model.safetensors');
+    const steps = series(5, 2);
+    // A valid cache of another store's series: its IDs are not this series' bases.
+    const foreign = newStore('ckvc-bases-foreign-');
+    const foreignFile = path.join(tempDir('ckvc-bases-foreign-in-'), 'model.safetensors');
+    fs.writeFileSync(foreignFile, series(1, 3)[0]!);
+    foreign.ok(['commit', foreignFile, '-b', 'main', '-m', 'other']);
+    const spoil: ((cache: string) => void)[] = [
+      () => {},
+      (cache) => {
+        // Every chunk's bytes damaged where a delta reads them (the exponent bytes of F32 elements), the layout
+        // intact: each entry fails its hash. Taken as bases, they would change what the commit stores.
+        const b = fs.readFileSync(cache);
+        const dataEnd = Number(b.readBigUInt64LE(b.length - 20));
+        for (let i = 3; i < dataEnd; i += 64) b[i] = b[i]! ^ 0x01;
+        fs.writeFileSync(cache, b);
+      },
+      (cache) => fs.writeFileSync(cache, Buffer.alloc(70_000, 0x5a)),
+      (cache) => fs.copyFileSync(cacheFile(foreign.store), cache),
+      (cache) => fs.rmSync(cache),
+    ];
+    for (const [k, bytes] of steps.entries()) {
+      fs.writeFileSync(file, bytes);
+      if (k > 0) spoil[k]!(cacheFile(cached.store));
+      fs.rmSync(path.join(plain.store, 'cache'), { recursive: true, force: true });
+      // Real processes, one per commit.
+      ok(['commit', file, '-b', 'main', '-m', `step ${k}`, '--store', cached.store], { cwd: input });
+      ok(['commit', file, '-b', 'main', '-m', `step ${k}`, '--store', plain.store], { cwd: input });
+    }
+    return (async () => {
+      expect(await chunkRecords(cached.store)).toEqual(await chunkRecords(plain.store));
+      const out = tempDir('ckvc-bases-hostile-out-');
+      ok(['checkout', 'main', '--to', out, '--store', cached.store]);
+      expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(steps.at(-1)!)).toBe(true);
+      ok(['verify', '--read-data', '--store', cached.store]);
+    })();
+  });
+
+  it('is kept by a gc that frees nothing, removed by one that deletes packs, and a killed commit’s temp is a leftover gc removes', () => {
+    const s = newStore('ckvc-bases-gc-');
+    const input = tempDir('ckvc-bases-gc-in-');
+    const file = path.join(input, 'model.safetensors');
+    const steps = series(3, 4);
+    fs.writeFileSync(file, steps[0]!);
+    s.ok(['commit', file, '-b', 'main', '-m', 'step 0']);
+    // A branch whose data nothing else holds: once it is deleted and its reflog expired, gc frees its pack.
+    fs.writeFileSync(file, steps[1]!);
+    s.ok(['commit', file, '-b', 'scratch', '-m', 'scratch']);
+    s.ok(['branch', '-d', 'scratch']);
+    fs.writeFileSync(file, steps[2]!);
+    s.ok(['commit', file, '-b', 'main', '-m', 'step 2']);
+    expect(fs.existsSync(cacheFile(s.store))).toBe(true);
+    // The temp of a commit whose process is gone (pid 2^22 + 1 is above Linux's pid_max)
+    const leftover = path.join(s.store, 'tmp', `bases-${2 ** 22 + 1}-0123abcd.tmp`);
+    fs.writeFileSync(leftover, Buffer.alloc(1000));
+    const keep = okJson(['gc', '--grace', '0', '--store', s.store]);
+    expect(keep).toMatchObject({ tempsRemoved: 1, packsDeleted: 0 });
+    expect(fs.existsSync(leftover)).toBe(false);
+    expect(fs.existsSync(cacheFile(s.store))).toBe(true);
+    const dry = okJson(['gc', '--grace', '0', '--expire-reflog', '0', '--dry-run', '--store', s.store]);
+    expect(dry.packsDeleted).toBeGreaterThan(0);
+    expect(fs.existsSync(cacheFile(s.store))).toBe(true);
+    const freed = okJson(['gc', '--grace', '0', '--expire-reflog', '0', '--store', s.store]);
+    expect(freed.packsDeleted).toBeGreaterThan(0);
+    expect(fs.existsSync(cacheFile(s.store))).toBe(false);
+    const out = tempDir('ckvc-bases-gc-out-');
+    s.ok(['checkout', 'main', '--to', out]);
+    expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(steps[2]!)).toBe(true);
+    s.ok(['verify', '--read-data']);
+  });
+});

@@ -1,0 +1,131 @@
+// The delta-base cache file (spec/FORMAT.md §18): its layout against the spec's vectors, and the writer and reader
+// on real files: what a reader hands out is always the bytes of the chunk asked for, or nothing.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  BASE_CACHE_FOOTER_BYTES,
+  encodeBaseCacheTail,
+  parseBaseCacheFooter,
+  parseBaseCacheTable,
+} from '../../src/core/store-format/base-cache-format.js';
+import { groupBytes } from '../../src/core/store-format/codec/byte-group.js';
+import { objectId } from '../../src/core/store-format/object-id.js';
+import { BaseCacheReader, BaseCacheWriter } from '../../src/store/base-cache.js';
+import { StoreLayout } from '../../src/store/store-layout.js';
+import { trainedFloat32 } from '../helpers/data.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { hex, loadVector, unhex } from './vectors.js';
+
+interface Vectors {
+  file: string;
+  entries: { id: string; offset: number; length: number; bytes: string }[];
+  refused: { name: string; file: string }[];
+}
+const vectors = loadVector<Vectors>('base-cache.json');
+
+/** The entries of a whole cache file, or undefined when a reader must ignore it. */
+function parse(file: Uint8Array) {
+  const at = parseBaseCacheFooter(file.subarray(file.length - BASE_CACHE_FOOTER_BYTES), file.length);
+  return (
+    at && parseBaseCacheTable(file.subarray(at.tableOffset, file.length - BASE_CACHE_FOOTER_BYTES), at.tableOffset)
+  );
+}
+
+afterAll(() => cleanupTemp());
+
+describe('the cache file layout (spec vectors)', () => {
+  it('reads the entries of the vector file, and writes that file from them', () => {
+    const file = unhex(vectors.file);
+    const entries = parse(file);
+    expect([...entries!.values()]).toEqual(vectors.entries.map(({ id, offset, length }) => ({ id, offset, length })));
+    for (const e of vectors.entries) {
+      const bytes = file.subarray(e.offset, e.offset + e.length);
+      expect(hex(bytes)).toBe(e.bytes);
+      expect(objectId('chunk', bytes)).toBe(e.id);
+    }
+    const dataEnd = Math.max(...vectors.entries.map((e) => e.offset + e.length));
+    const tail = encodeBaseCacheTail(vectors.entries, dataEnd);
+    expect(hex(Buffer.concat([file.subarray(0, dataEnd), tail]))).toBe(vectors.file);
+  });
+
+  it.each(vectors.refused.map((r) => [r.name, r.file]))('ignores a file with %s', (_name, file) => {
+    const bytes = unhex(file);
+    expect(bytes.length < BASE_CACHE_FOOTER_BYTES ? undefined : parse(bytes)).toBeUndefined();
+  });
+});
+
+describe('writing and reading the cache', () => {
+  const chunk = (seed: number) => trainedFloat32(seed, 4096); // 16 KiB of F32
+
+  function storeLayout(): StoreLayout {
+    return new StoreLayout(tempDir('ckvc-base-cache-'));
+  }
+
+  function written(layout: StoreLayout, chunks: Buffer[]): void {
+    const w = BaseCacheWriter.create(layout)!;
+    for (const c of chunks) w.add(objectId('chunk', c), c);
+    w.finish();
+  }
+
+  it('hands out a chunk grouped by the width asked for, only with its length, and only when its bytes hash to its ID', () => {
+    const layout = storeLayout();
+    const [a, b] = [chunk(1), chunk(2)];
+    written(layout, [a, b]);
+    expect(fs.readdirSync(layout.tmpDir)).toEqual([]);
+    const r = BaseCacheReader.open(layout)!;
+    try {
+      expect(Buffer.from(r.readGrouped(objectId('chunk', a), a.length, 4)!).equals(groupBytes(a, 4))).toBe(true);
+      expect(Buffer.from(r.readGrouped(objectId('chunk', b), b.length, 1)!).equals(b)).toBe(true);
+      expect(r.readGrouped(objectId('chunk', a), a.length - 4, 4)).toBeUndefined();
+      expect(r.has(objectId('chunk', chunk(3)))).toBe(false);
+    } finally {
+      r.close();
+    }
+    // One flipped byte in b's bytes: b is not handed out, a still is.
+    const fd = fs.openSync(layout.baseCacheFile, 'r+');
+    fs.writeSync(fd, Buffer.from([b[100]! ^ 1]), 0, 1, a.length + 100);
+    fs.closeSync(fd);
+    const again = BaseCacheReader.open(layout)!;
+    try {
+      expect(again.readGrouped(objectId('chunk', b), b.length, 4)).toBeUndefined();
+      expect(again.readGrouped(objectId('chunk', a), a.length, 4)).toBeDefined();
+    } finally {
+      again.close();
+    }
+  });
+
+  it('keeps the cache as it was when a writer adds nothing, and drops a writer’s temp file when it is aborted', () => {
+    const layout = storeLayout();
+    written(layout, [chunk(4)]);
+    const before = fs.readFileSync(layout.baseCacheFile);
+    BaseCacheWriter.create(layout)!.finish();
+    expect(fs.readFileSync(layout.baseCacheFile).equals(before)).toBe(true);
+    const w = BaseCacheWriter.create(layout)!;
+    w.add(objectId('chunk', chunk(5)), chunk(5));
+    expect(fs.readdirSync(layout.tmpDir)).toHaveLength(1);
+    expect(fs.readdirSync(layout.tmpDir)[0]).toMatch(new RegExp(`^bases-${process.pid}-[0-9a-f]+\\.tmp$`));
+    w.abort();
+    expect(fs.readdirSync(layout.tmpDir)).toEqual([]);
+    expect(fs.readFileSync(layout.baseCacheFile).equals(before)).toBe(true);
+  });
+
+  it('ignores a file that is truncated, a link, or a FIFO (without waiting for a writer to open it)', () => {
+    const layout = storeLayout();
+    written(layout, [chunk(6), chunk(7)]);
+    const whole = fs.readFileSync(layout.baseCacheFile);
+    fs.writeFileSync(layout.baseCacheFile, whole.subarray(0, whole.length - 1));
+    expect(BaseCacheReader.open(layout)).toBeUndefined();
+    const elsewhere = path.join(layout.root, 'elsewhere');
+    fs.writeFileSync(elsewhere, whole);
+    fs.rmSync(layout.baseCacheFile);
+    fs.symlinkSync(elsewhere, layout.baseCacheFile);
+    expect(BaseCacheReader.open(layout)).toBeUndefined();
+    fs.rmSync(layout.baseCacheFile);
+    execFileSync('mkfifo', [layout.baseCacheFile]);
+    expect(BaseCacheReader.open(layout)).toBeUndefined();
+    fs.rmSync(layout.baseCacheFile);
+    expect(BaseCacheReader.open(layout)).toBeUndefined();
+  });
+});
