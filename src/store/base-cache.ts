@@ -1,7 +1,7 @@
-// The delta-base cache (spec/FORMAT.md §18): a commit leaves the plain bytes of the tensor chunks it stored, and
-// the next commit takes its delta bases from there instead of decoding them through their chains (an inflate and
-// an XOR per XORed plane of every link, up to 8 links: on the real-data series a commit whose parent sat 5-7
-// links deep took 1.3-1.9x the time of one whose parent was plain, README Performance).
+// The delta-base cache (spec/FORMAT.md §18): a commit leaves the plain bytes of the tensor chunks it stored as
+// deltas, and the next commit takes its delta bases from there instead of decoding them through their chains (an
+// inflate and an XOR per XORed plane of every link, up to 8 links: on the real-data series a commit whose parent
+// sat 5-7 links deep took 1.3-1.9x the time of one whose parent was plain, README Performance).
 //
 // Nothing here is trusted. The reader ignores a file whose layout is off, uses bytes only when they hash to the ID
 // asked for, and never tells anyone how deep a chain is (the store's records do: ObjectStore.readChunkGrouped), so
@@ -41,16 +41,20 @@ function readFully(fd: number, into: Uint8Array, at: number): boolean {
   return true;
 }
 
-/** Writes the next cache file while a commit stores its chunks (`tmp/bases-<pid>-<hex>.tmp`, FORMAT.md §1). */
+/**
+ * Writes the next cache file while a commit stores its chunks (`tmp/bases-<pid>-<hex>.tmp`, FORMAT.md §1), made at
+ * the first delta: a commit that stores none (the first of a series) makes no file.
+ */
 export class BaseCacheWriter {
   private readonly entries = new Map<ObjectId, BaseCacheEntry>();
   private offset = 0;
+  private fd: number | undefined;
+  /** Nothing more is added: finished, aborted, or a write failed. */
   private closed = false;
 
   private constructor(
     private readonly layout: StoreLayout,
     private readonly tmpFile: string,
-    private readonly fd: number,
     private readonly budget: number,
   ) {}
 
@@ -61,8 +65,7 @@ export class BaseCacheWriter {
       const free = fs.statfsSync(layout.tmpDir);
       const budget = Math.min(BASE_CACHE_MAX_DATA_BYTES, Math.floor(free.bavail * free.bsize * FREE_SPACE_SHARE));
       if (budget <= 0) return undefined;
-      const tmp = path.join(layout.tmpDir, `bases-${process.pid}-${randomHex(6)}.tmp`);
-      return new BaseCacheWriter(layout, tmp, fs.openSync(tmp, 'wx', 0o644), budget);
+      return new BaseCacheWriter(layout, path.join(layout.tmpDir, `bases-${process.pid}-${randomHex(6)}.tmp`), budget);
     } catch {
       return undefined;
     }
@@ -72,6 +75,7 @@ export class BaseCacheWriter {
   add(id: ObjectId, bytes: Uint8Array): void {
     if (this.closed || this.entries.has(id) || this.offset + bytes.length > this.budget) return;
     try {
+      this.fd ??= fs.openSync(this.tmpFile, 'wx', 0o644);
       writeFully(this.fd, bytes, this.offset);
     } catch {
       this.abort();
@@ -82,12 +86,11 @@ export class BaseCacheWriter {
   }
 
   /**
-   * Closes the file and renames it over `cache/bases`, once the chunks it lists are in the store's index. Without
-   * a chunk it is dropped and the cache left as it was (a commit retried for its ref, a tag). Never throws.
+   * Closes the file and renames it over `cache/bases`, once the commit whose chunks it lists has landed. Without
+   * a chunk there is no file, and the cache stays as it was. Never throws.
    */
   finish(): void {
-    if (this.closed) return;
-    if (this.entries.size === 0) return this.abort();
+    if (this.closed || this.fd === undefined) return;
     try {
       writeFully(this.fd, encodeBaseCacheTail([...this.entries.values()], this.offset), this.offset);
       this.closed = true;
@@ -99,17 +102,18 @@ export class BaseCacheWriter {
     }
   }
 
-  /** Drops the file being written. Never throws. */
+  /** Drops the file being written, if any. Never throws. */
   abort(): void {
-    if (!this.closed) {
-      this.closed = true;
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        // closed already
-      }
+    const fd = this.fd;
+    const open = !this.closed;
+    this.closed = true;
+    if (fd === undefined) return;
+    try {
+      if (open) fs.closeSync(fd);
+      fs.rmSync(this.tmpFile, { force: true });
+    } catch {
+      // left as a leftover of §1, which gc removes
     }
-    fs.rmSync(this.tmpFile, { force: true });
   }
 }
 

@@ -11,6 +11,7 @@ import {
   encodePackHeader,
   encodePackTail,
   encodeRecordHeader,
+  type CodecId,
   type PackEntry,
 } from '../core/store-format/pack-format.js';
 import { fsyncDir, ioError } from './durable-fs.js';
@@ -102,8 +103,11 @@ export class PackWriter {
       base?: () => Promise<(DeltaBase & { release?: () => void }) | undefined>;
       /** Called once nothing here reads `raw` any more (encoded, or written when stored as it is). */
       doneWithRaw?: () => void;
-      /** Called with what each plane of the record costs a reader, when it is plane-coded (EncodedBody). */
-      encoded?: (planeCosts: number[] | undefined) => void;
+      /**
+       * Called once the record is encoded, while `raw` is still the caller's to read: with its codec and what each
+       * plane costs a reader, when it is plane-coded (EncodedBody).
+       */
+      encoded?: (codec: CodecId, planeCosts: number[] | undefined) => void;
     } = {},
   ): Promise<void> {
     if (this.failure) throw this.failure;
@@ -118,7 +122,7 @@ export class PackWriter {
       .then((b) => encodeBody(raw, width, tryCompress, b).finally(() => b?.release?.()))
       .then(
         async ({ codec, pieces, storedLength, release, planeCosts }) => {
-          encoded?.(planeCosts);
+          encoded?.(codec, planeCosts);
           const entry = { id, type, codec, rawLength: raw.length, storedLength, offset: this.offset };
           this.append(encodeRecordHeader(entry));
           for (const p of pieces) this.append(Buffer.from(p.buffer, p.byteOffset, p.byteLength));

@@ -121,8 +121,6 @@ describe('leftovers of killed commands', () => {
     const files = checkpoint(path.join(dir, 'ck'), 1, 6);
     // pack.write@1 leaves an empty temp pack, @2 one holding the first flush (>= 4 MiB), pack.fsync and
     // pack.rename a whole one; ref.fsync and ref.rename (the pack landed) a ref temp file beside refs/heads/main.
-    // Each also leaves the delta-base cache it was writing (tmp/bases-*, spec/FORMAT.md §18): it is renamed into
-    // place only once the commit has landed.
     const left = new Map<string, Temp>();
     for (const fault of ['pack.write', 'pack.write@2', 'pack.fsync', 'pack.rename', 'ref.fsync', 'ref.rename']) {
       const before = tempsIn(s).map((t) => t.rel);
@@ -131,16 +129,13 @@ describe('leftovers of killed commands', () => {
         fault,
       );
       const added = tempsIn(s).filter((t) => !before.includes(t.rel));
-      const bases = added.filter((t) => t.rel.startsWith('tmp/bases-'));
-      expect(bases, fault).toHaveLength(1);
-      expect(added.length - bases.length, fault).toBe(1);
-      left.set(fault, added.find((t) => !bases.includes(t))!);
+      expect(added, fault).toHaveLength(1);
+      left.set(fault, added[0]!);
     }
     const temps = tempsIn(s);
     expect(temps.map((t) => t.rel.replace(/[0-9a-f]+\.tmp$/, 'X').replace(/\d+/g, 'N'))).toEqual([
       'refs/heads/.main.N.X',
       'refs/heads/.main.N.X',
-      ...Array(6).fill('tmp/bases-N-X'),
       'tmp/pack-N-X',
       'tmp/pack-N-X',
       'tmp/pack-N-X',
@@ -154,23 +149,23 @@ describe('leftovers of killed commands', () => {
     expect(fs.readFileSync(path.join(s.store, left.get('ref.rename')!.rel), 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
 
     const report = await verifyJson(s);
-    expect(report.leftovers).toEqual({ count: 12, bytes: sum(temps), paths: temps.map((t) => t.rel) });
+    expect(report.leftovers).toEqual({ count: 6, bytes: sum(temps), paths: temps.map((t) => t.rel) });
     expect(await verifyWarning(s)).toMatch(
-      /^warning: 12 leftover\(s\) of interrupted commands, .*'ckvc gc' removes them.*'ckvc gc --grace 0'/,
+      /^warning: 6 leftover\(s\) of interrupted commands, .*'ckvc gc' removes them.*'ckvc gc --grace 0'/,
     );
 
     // Past the grace: one temp pack and one ref temp, aged two hours. The default gc (1 h) takes only those.
     const old = [left.get('pack.fsync')!, left.get('ref.fsync')!];
     for (const t of old) age(path.join(s.store, t.rel), 2 * HOUR);
     const dflt = await gcJson(s);
-    expect(dflt).toMatchObject({ tempsRemoved: 2, tempBytesRemoved: sum(old), tempsKept: 10 });
+    expect(dflt).toMatchObject({ tempsRemoved: 2, tempBytesRemoved: sum(old), tempsKept: 4 });
     expect(tempsIn(s)).toEqual(temps.filter((t) => !old.some((o) => o.rel === t.rel)));
 
     const dry = await gcJson(s, ['--grace', '0', '--dry-run']);
-    expect(dry).toMatchObject({ tempsRemoved: 10, tempBytesRemoved: sum(temps) - sum(old), tempsKept: 0 });
-    expect(tempsIn(s)).toHaveLength(10);
+    expect(dry).toMatchObject({ tempsRemoved: 4, tempBytesRemoved: sum(temps) - sum(old), tempsKept: 0 });
+    expect(tempsIn(s)).toHaveLength(4);
     const gc = await gcJson(s, ['--grace', '0']);
-    expect(gc).toMatchObject({ tempsRemoved: 10, tempBytesRemoved: sum(temps) - sum(old), tempsKept: 0 });
+    expect(gc).toMatchObject({ tempsRemoved: 4, tempBytesRemoved: sum(temps) - sum(old), tempsKept: 0 });
     expect(tempsIn(s)).toEqual([]);
     expect(fs.readdirSync(path.join(s.store, 'tmp'))).toEqual([]);
     expect((await verifyJson(s)).leftovers).toEqual({ count: 0, bytes: 0, paths: [] });
@@ -203,12 +198,11 @@ describe('leftovers of killed commands', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     const temps = tempsIn(s);
-    // A commit killed while writing its pack leaves it; every killed commit leaves the delta-base cache it was
-    // writing (renamed into place once a commit lands, spec/FORMAT.md §18).
+    // A commit killed after its pack was renamed into packs/ leaves no temp; one killed while writing leaves one.
     expect(temps.length).toBeGreaterThan(0);
     for (const t of temps)
       expect(
-        killed.flatMap((pid) => [`pack-${pid}-`, `bases-${pid}-`]).some((p) => t.rel.startsWith(`tmp/${p}`)),
+        killed.map((pid) => `pack-${pid}-`).some((p) => t.rel.startsWith(`tmp/${p}`)),
         t.rel,
       ).toBe(true);
     const report = await verifyJson(s);
@@ -221,7 +215,7 @@ describe('leftovers of killed commands', () => {
     expect((await verifyJson(s)).leftovers.count).toBe(0);
     for (const [id, files] of acked) expect(await checkoutDiff(s, id, files)).toEqual([]);
     console.log(
-      `temp cleanup: 3 commits of ~24 MiB, ${killed.length} killed mid-pack, ${temps.length} temp file(s) (${(sum(temps) / MiB).toFixed(1)} MiB) reported and removed`,
+      `temp cleanup: 3 commits of ~24 MiB, ${killed.length} killed mid-pack, ${temps.length} temp pack(s) (${(sum(temps) / MiB).toFixed(1)} MiB) reported and removed`,
     );
   }, 180_000);
 
