@@ -3,6 +3,9 @@
 // inflate and an XOR per XORed plane of every link, up to 8 links: on the real-data series a commit whose parent
 // sat 5-7 links deep took 1.3-1.9x the time of one whose parent was plain, README Performance).
 //
+// The file is not part of the store: it lives in the user's cache folder (`bases/<hash of the store's real path>`),
+// as borg and restic keep theirs, so that copying, backing up or measuring a store never includes it.
+//
 // Nothing here is trusted. The reader ignores a file whose layout is off, uses bytes only when they hash to the ID
 // asked for, and never tells anyone how deep a chain is (the store's records do: ObjectStore.readChunkGrouped), so
 // the records a commit writes are the same with or without this file. Every failure means "not cached": the
@@ -21,12 +24,46 @@ import {
   type BaseCacheEntry,
 } from '../core/store-format/base-cache-format.js';
 import { groupBytes } from '../core/store-format/codec/byte-group.js';
-import { objectId, type ObjectId } from '../core/store-format/object-id.js';
+import { ContentHasher, objectId, type ObjectId } from '../core/store-format/object-id.js';
 import { randomHex } from './random-hex.js';
 import type { StoreLayout } from './store-layout.js';
+import { userCacheFolder } from './user-cache-folder.js';
 
 /** The cache may take this share of the free space a commit starts with: it must never be what fills a disk. */
 const FREE_SPACE_SHARE = 0.1;
+/** Caches of this many stores are kept, the most recently written (each holds at most 1 GiB). */
+const STORES_KEPT = 4;
+/** A temp file this old is a killed commit's: removed when the next cache is written. */
+const STALE_TEMP_MS = 10 * 60_000;
+
+/** Where the cache of the store at `layout` is (its folder made if need be, with `make`); undefined: none to use. */
+export function baseCacheFile(layout: StoreLayout, make = true): string | undefined {
+  try {
+    const dir = userCacheFolder('bases', make);
+    if (!dir) return undefined;
+    const h = new ContentHasher();
+    h.update(Buffer.from(fs.realpathSync(layout.root)));
+    return path.join(dir, h.digestHex().slice(0, 32));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes killed commits' temp files, and the caches of all but the stores written most recently. */
+function tidy(dir: string): void {
+  const now = Date.now();
+  const kept: { file: string; mtimeMs: number }[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const file = path.join(dir, name);
+    const st = fs.lstatSync(file, { throwIfNoEntry: false });
+    if (!st?.isFile()) continue;
+    if (name.endsWith('.tmp')) {
+      if (now - st.mtimeMs > STALE_TEMP_MS) fs.rmSync(file, { force: true });
+    } else if (/^[0-9a-f]{32}$/.test(name)) kept.push({ file, mtimeMs: st.mtimeMs });
+  }
+  kept.sort((a, b) => b.mtimeMs - a.mtimeMs);
+  for (const old of kept.slice(STORES_KEPT)) fs.rmSync(old.file, { force: true });
+}
 
 function writeFully(fd: number, bytes: Uint8Array, at: number): void {
   for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, at + done);
@@ -42,8 +79,8 @@ function readFully(fd: number, into: Uint8Array, at: number): boolean {
 }
 
 /**
- * Writes the next cache file while a commit stores its chunks (`tmp/bases-<pid>-<hex>.tmp`, FORMAT.md §1), made at
- * the first delta: a commit that stores none (the first of a series) makes no file.
+ * Writes the next cache file while a commit stores its chunks (`<file>.<pid>.<hex>.tmp` beside it), made at the
+ * first delta: a commit that stores none (the first of a series) makes no file.
  */
 export class BaseCacheWriter {
   private readonly entries = new Map<ObjectId, BaseCacheEntry>();
@@ -53,19 +90,20 @@ export class BaseCacheWriter {
   private closed = false;
 
   private constructor(
-    private readonly layout: StoreLayout,
+    private readonly file: string,
     private readonly tmpFile: string,
     private readonly budget: number,
   ) {}
 
-  /** Undefined when the cache cannot or should not be written (no room, no permission): the commit goes on. */
+  /** Undefined when the cache cannot or should not be written (no folder, no room): the commit goes on. */
   static create(layout: StoreLayout): BaseCacheWriter | undefined {
     try {
-      fs.mkdirSync(layout.tmpDir, { recursive: true });
-      const free = fs.statfsSync(layout.tmpDir);
+      const file = baseCacheFile(layout);
+      if (!file) return undefined;
+      const free = fs.statfsSync(path.dirname(file));
       const budget = Math.min(BASE_CACHE_MAX_DATA_BYTES, Math.floor(free.bavail * free.bsize * FREE_SPACE_SHARE));
       if (budget <= 0) return undefined;
-      return new BaseCacheWriter(layout, path.join(layout.tmpDir, `bases-${process.pid}-${randomHex(6)}.tmp`), budget);
+      return new BaseCacheWriter(file, `${file}.${process.pid}.${randomHex(6)}.tmp`, budget);
     } catch {
       return undefined;
     }
@@ -75,7 +113,8 @@ export class BaseCacheWriter {
   add(id: ObjectId, bytes: Uint8Array): void {
     if (this.closed || this.entries.has(id) || this.offset + bytes.length > this.budget) return;
     try {
-      this.fd ??= fs.openSync(this.tmpFile, 'wx', 0o644);
+      // Exclusive: never through a link planted under the name.
+      this.fd ??= fs.openSync(this.tmpFile, 'wx', 0o600);
       writeFully(this.fd, bytes, this.offset);
     } catch {
       this.abort();
@@ -86,8 +125,8 @@ export class BaseCacheWriter {
   }
 
   /**
-   * Closes the file and renames it over `cache/bases`, once the commit whose chunks it lists has landed. Without
-   * a chunk there is no file, and the cache stays as it was. Never throws.
+   * Closes the file and renames it over the store's cache, once the commit whose chunks it lists has landed.
+   * Without a chunk there is no file, and the cache stays as it was. Never throws.
    */
   finish(): void {
     if (this.closed || this.fd === undefined) return;
@@ -95,8 +134,8 @@ export class BaseCacheWriter {
       writeFully(this.fd, encodeBaseCacheTail([...this.entries.values()], this.offset), this.offset);
       this.closed = true;
       fs.closeSync(this.fd);
-      fs.mkdirSync(this.layout.cacheDir, { recursive: true });
-      fs.renameSync(this.tmpFile, this.layout.baseCacheFile);
+      fs.renameSync(this.tmpFile, this.file);
+      tidy(path.dirname(this.file));
     } catch {
       this.abort();
     }
@@ -112,7 +151,7 @@ export class BaseCacheWriter {
       if (open) fs.closeSync(fd);
       fs.rmSync(this.tmpFile, { force: true });
     } catch {
-      // left as a leftover of §1, which gc removes
+      // a stale temp, which the next cache written removes
     }
   }
 }
@@ -128,8 +167,10 @@ export class BaseCacheReader {
   static open(layout: StoreLayout): BaseCacheReader | undefined {
     let fd: number | undefined;
     try {
+      const file = baseCacheFile(layout, false);
+      if (!file) return undefined;
       // Not through a link, and not blocking on a FIFO planted under the name: only a plain file is read.
-      fd = fs.openSync(layout.baseCacheFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
       const st = fs.fstatSync(fd);
       const footer = Buffer.alloc(BASE_CACHE_FOOTER_BYTES);
       const at = st.isFile() ? parseFooter(fd, footer, st.size) : undefined;

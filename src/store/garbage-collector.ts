@@ -5,6 +5,7 @@
 import * as fs from 'node:fs/promises';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { CODECS, RECORD_HEADER_BYTES, TOC_ENTRY_BYTES, type PackEntry } from '../core/store-format/pack-format.js';
+import { baseCacheFile } from './base-cache.js';
 import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
 import { acquireGcLock } from './gc-exclusion.js';
@@ -287,7 +288,8 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
     written = await copyLiveRecords(store, doomed, kept, reencode);
     await retireDoomedPacks(store, written, doomed, dead, kept);
     // The delta-base cache may hold bytes of the chunks just freed: it goes too (the next commit writes one, §18).
-    await fs.rm(store.layout.baseCacheFile, { force: true });
+    const cache = baseCacheFile(store.layout, false);
+    if (cache) await fs.rm(cache, { force: true });
   }
   const copiedBytes = opts.dryRun ? estimateCopiedBytes(doomed, kept) : written.reduce((a, w) => a + w.size, 0);
   report.bytesAfter = report.bytesBefore - doomed.reduce((a, p) => a + p.size, 0) + copiedBytes;

@@ -29,7 +29,6 @@ export interface LeftoverSummary {
 
 const IN_TMP = [
   /^pack-(\d+)-[0-9a-f]+\.tmp$/,
-  /^bases-(\d+)-[0-9a-f]+\.tmp$/,
   /^quarantine-(\d+)-[0-9a-f]+$/,
   /^bundle-(\d+)-[0-9a-f]+$/,
   /^s3-fetch-(\d+)-[0-9a-f]+$/,

@@ -49,13 +49,6 @@ export class StoreLayout {
   get tmpDir() {
     return path.join(this.root, 'tmp');
   }
-  get cacheDir() {
-    return path.join(this.root, 'cache');
-  }
-  /** The delta-base cache (spec/FORMAT.md §18). */
-  get baseCacheFile() {
-    return path.join(this.cacheDir, 'bases');
-  }
   get locksDir() {
     return path.join(this.root, 'locks');
   }

@@ -1,14 +1,16 @@
-// The delta-base cache (spec/FORMAT.md §18): each commit leaves the chunks it stored where the next one, in
-// another process, takes its delta bases from instead of decoding their chains. It changes how fast a commit
+// The delta-base cache (spec/FORMAT.md §18): each commit leaves the chunks it stored as deltas where the next one,
+// in another process, takes its delta bases from instead of decoding their chains. It changes how fast a commit
 // runs, never what it stores: the records are those of a commit without the cache, whatever state the cache is
-// in (damaged, garbage, from another series), and gc removes it.
+// in (damaged, garbage, another store's), and a gc that frees packs removes it. This file's commands keep their
+// caches in a folder of its own (CKVC_CACHE).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commit } from '../../src/api/commit.js';
 import { CODECS } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
+import { baseCacheOf, forgetBaseCache } from '../helpers/base-cache.js';
 import { ok, okJson } from '../helpers/ckvc.js';
 import { chunkRecords } from '../helpers/chunk-records.js';
 import { optimizerStepFloat32, safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
@@ -34,9 +36,15 @@ function series(count: number, seed = 1): Buffer[] {
   return out;
 }
 
-const cacheFile = (store: string) => path.join(store, 'cache', 'bases');
-
-afterAll(() => cleanupTemp());
+const savedCacheRoot = process.env.CKVC_CACHE;
+beforeAll(() => {
+  process.env.CKVC_CACHE = tempDir('ckvc-bases-cache-root-');
+});
+afterAll(() => {
+  if (savedCacheRoot === undefined) delete process.env.CKVC_CACHE;
+  else process.env.CKVC_CACHE = savedCacheRoot;
+  cleanupTemp();
+});
 
 describe('the delta-base cache', () => {
   it('gives a commit in a fresh store handle its bases without inflating their chains, and the same records as without it', async () => {
@@ -55,7 +63,7 @@ describe('the delta-base cache', () => {
           ['cached', cached],
           ['plain', plain],
         ] as const) {
-          if (which === 'plain') fs.rmSync(path.join(s.store, 'cache'), { recursive: true, force: true });
+          if (which === 'plain') forgetBaseCache(s.store);
           // A handle per commit, as a CLI commit has: no memory of the commit before (recent-chunks.ts).
           const store = await ObjectStore.open(s.store);
           inflated.count = 0;
@@ -67,7 +75,8 @@ describe('the delta-base cache', () => {
           inflates[which].push(inflated.count);
         }
         // The first commit stores no delta, so leaves no cache (its chunks decode with a read and an inflate).
-        expect(fs.existsSync(cacheFile(cached.store))).toBe(k > 0);
+        expect(fs.existsSync(baseCacheOf(cached.store))).toBe(k > 0);
+        expect(fs.readdirSync(cached.store)).not.toContain('cache'); // never in the store
       }
     } finally {
       inflated.restore();
@@ -115,14 +124,14 @@ describe('the delta-base cache', () => {
         fs.writeFileSync(cache, b);
       },
       (cache) => fs.writeFileSync(cache, Buffer.alloc(70_000, 0x5a)),
-      (cache) => fs.copyFileSync(cacheFile(foreign.store), cache),
+      (cache) => fs.copyFileSync(baseCacheOf(foreign.store), cache),
       (cache) => fs.rmSync(cache),
     ];
     for (const [k, bytes] of steps.entries()) {
       fs.writeFileSync(file, bytes);
       // From the third commit on: the first stores no delta, so the second finds no cache.
-      if (k > 1) spoil[k]!(cacheFile(cached.store));
-      fs.rmSync(path.join(plain.store, 'cache'), { recursive: true, force: true });
+      if (k > 1) spoil[k]!(baseCacheOf(cached.store));
+      forgetBaseCache(plain.store);
       // Real processes, one per commit.
       ok(['commit', file, '-b', 'main', '-m', `step ${k}`, '--store', cached.store], { cwd: input });
       ok(['commit', file, '-b', 'main', '-m', `step ${k}`, '--store', plain.store], { cwd: input });
@@ -136,7 +145,7 @@ describe('the delta-base cache', () => {
     })();
   });
 
-  it('is kept by a gc that frees nothing, removed by one that deletes packs, and a killed commit’s temp is a leftover gc removes', () => {
+  it('is kept by a gc that frees nothing and removed by one that deletes packs', () => {
     const s = newStore('ckvc-bases-gc-');
     const input = tempDir('ckvc-bases-gc-in-');
     const file = path.join(input, 'model.safetensors');
@@ -149,20 +158,16 @@ describe('the delta-base cache', () => {
     s.ok(['branch', '-d', 'scratch']);
     fs.writeFileSync(file, steps[2]!);
     s.ok(['commit', file, '-b', 'main', '-m', 'step 2']);
-    expect(fs.existsSync(cacheFile(s.store))).toBe(true);
-    // The temp of a commit whose process is gone (pid 2^22 + 1 is above Linux's pid_max)
-    const leftover = path.join(s.store, 'tmp', `bases-${2 ** 22 + 1}-0123abcd.tmp`);
-    fs.writeFileSync(leftover, Buffer.alloc(1000));
-    const keep = okJson(['gc', '--grace', '0', '--store', s.store]);
-    expect(keep).toMatchObject({ tempsRemoved: 1, packsDeleted: 0 });
-    expect(fs.existsSync(leftover)).toBe(false);
-    expect(fs.existsSync(cacheFile(s.store))).toBe(true);
+    const cache = baseCacheOf(s.store);
+    expect(fs.existsSync(cache)).toBe(true);
+    expect(okJson(['gc', '--grace', '0', '--store', s.store]).packsDeleted).toBe(0);
+    expect(fs.existsSync(cache)).toBe(true);
     const dry = okJson(['gc', '--grace', '0', '--expire-reflog', '0', '--dry-run', '--store', s.store]);
     expect(dry.packsDeleted).toBeGreaterThan(0);
-    expect(fs.existsSync(cacheFile(s.store))).toBe(true);
+    expect(fs.existsSync(cache)).toBe(true);
     const freed = okJson(['gc', '--grace', '0', '--expire-reflog', '0', '--store', s.store]);
     expect(freed.packsDeleted).toBeGreaterThan(0);
-    expect(fs.existsSync(cacheFile(s.store))).toBe(false);
+    expect(fs.existsSync(cache)).toBe(false);
     const out = tempDir('ckvc-bases-gc-out-');
     s.ok(['checkout', 'main', '--to', out]);
     expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(steps[2]!)).toBe(true);

@@ -15,6 +15,7 @@ import { ckvc, errorCodes, ok } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { countInflates } from '../helpers/inflate-counter.js';
 import { chunkRecords } from '../helpers/chunk-records.js';
+import { forgetBaseCache } from '../helpers/base-cache.js';
 import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, packBytes, snapshotStore } from '../helpers/snapshots.js';
 import { safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
@@ -193,12 +194,12 @@ describe('a store handle that commits a series (a long-lived committer)', () => 
         fs.writeFileSync(file, checkpoint(tensors));
         const opts = { paths: [file], message: `step ${k}`, branch: 'main', cwd: input };
         // The memory alone, without the delta-base cache (delta-base-cache.test.ts), which would serve it too.
-        fs.rmSync(path.join(kept.store, 'cache'), { recursive: true, force: true });
+        forgetBaseCache(kept.store);
         inflated.count = 0;
         await commit(keptStore, opts);
         inflates.kept.push(inflated.count);
         // A process per commit without the delta-base cache (as after a gc): its bases come through their chains.
-        fs.rmSync(path.join(fresh.store, 'cache'), { recursive: true, force: true });
+        forgetBaseCache(fresh.store);
         const freshStore = await ObjectStore.open(fresh.store);
         inflated.count = 0;
         try {

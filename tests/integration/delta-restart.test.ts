@@ -16,6 +16,7 @@ import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
 import { safetensorsBytes, trainedFloat32, type TensorSpec } from '../helpers/data.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { countInflates } from '../helpers/inflate-counter.js';
+import { forgetBaseCache } from '../helpers/base-cache.js';
 import { newStore } from '../helpers/test-store.js';
 
 const ELEMENTS = 64 * 1024; // one 256 KiB chunk of F32 per tensor
@@ -59,7 +60,7 @@ describe('restarting a chain at the depth bound', () => {
       const trees: string[] = [];
       for (const [k, bytes] of series.entries()) {
         fs.writeFileSync(file, bytes);
-        fs.rmSync(path.join(s.store, 'cache'), { recursive: true, force: true });
+        forgetBaseCache(s.store);
         await store.close();
         store = await ObjectStore.open(s.store);
         read.count = 0;

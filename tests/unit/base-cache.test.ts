@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BASE_CACHE_FOOTER_BYTES,
   encodeBaseCacheTail,
@@ -12,7 +12,7 @@ import {
 } from '../../src/core/store-format/base-cache-format.js';
 import { groupBytes } from '../../src/core/store-format/codec/byte-group.js';
 import { objectId } from '../../src/core/store-format/object-id.js';
-import { BaseCacheReader, BaseCacheWriter } from '../../src/store/base-cache.js';
+import { BaseCacheReader, BaseCacheWriter, baseCacheFile } from '../../src/store/base-cache.js';
 import { StoreLayout } from '../../src/store/store-layout.js';
 import { trainedFloat32 } from '../helpers/data.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
@@ -58,10 +58,21 @@ describe('the cache file layout (spec vectors)', () => {
 
 describe('writing and reading the cache', () => {
   const chunk = (seed: number) => trainedFloat32(seed, 4096); // 16 KiB of F32
+  const saved = process.env.CKVC_CACHE;
+  let cacheRoot: string;
+  beforeAll(() => {
+    cacheRoot = tempDir('ckvc-base-cache-root-');
+    process.env.CKVC_CACHE = cacheRoot;
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.CKVC_CACHE;
+    else process.env.CKVC_CACHE = saved;
+  });
 
-  function storeLayout(): StoreLayout {
-    return new StoreLayout(tempDir('ckvc-base-cache-'));
-  }
+  const storeLayout = () => new StoreLayout(tempDir('ckvc-base-cache-'));
+  const fileOf = (layout: StoreLayout) => baseCacheFile(layout)!;
+  const inFolder = () => fs.readdirSync(path.join(cacheRoot, 'bases')).sort();
+  const temps = () => inFolder().filter((n) => n.endsWith('.tmp'));
 
   function written(layout: StoreLayout, chunks: Buffer[]): void {
     const w = BaseCacheWriter.create(layout)!;
@@ -73,7 +84,10 @@ describe('writing and reading the cache', () => {
     const layout = storeLayout();
     const [a, b] = [chunk(1), chunk(2)];
     written(layout, [a, b]);
-    expect(fs.readdirSync(layout.tmpDir)).toEqual([]);
+    // in the user's cache folder, named by the store's real path, never in the store
+    expect(path.dirname(fileOf(layout))).toBe(path.join(cacheRoot, 'bases'));
+    expect(fs.readdirSync(layout.root)).toEqual([]);
+    expect(temps()).toEqual([]);
     const r = BaseCacheReader.open(layout)!;
     try {
       expect(Buffer.from(r.readGrouped(objectId('chunk', a), a.length, 4)!).equals(groupBytes(a, 4))).toBe(true);
@@ -84,7 +98,7 @@ describe('writing and reading the cache', () => {
       r.close();
     }
     // One flipped byte in b's bytes: b is not handed out, a still is.
-    const fd = fs.openSync(layout.baseCacheFile, 'r+');
+    const fd = fs.openSync(fileOf(layout), 'r+');
     fs.writeSync(fd, Buffer.from([b[100]! ^ 1]), 0, 1, a.length + 100);
     fs.closeSync(fd);
     const again = BaseCacheReader.open(layout)!;
@@ -94,38 +108,62 @@ describe('writing and reading the cache', () => {
     } finally {
       again.close();
     }
+    // Another store: another file, and none of the first one's chunks.
+    const other = storeLayout();
+    expect(fileOf(other)).not.toBe(fileOf(layout));
+    expect(BaseCacheReader.open(other)).toBeUndefined();
   });
 
-  it('keeps the cache as it was when a writer adds nothing, and drops a writer’s temp file when it is aborted', () => {
+  it('keeps the cache as it was when a writer adds nothing or is aborted, and drops the aborted temp file', () => {
     const layout = storeLayout();
     written(layout, [chunk(4)]);
-    const before = fs.readFileSync(layout.baseCacheFile);
+    const before = fs.readFileSync(fileOf(layout));
     BaseCacheWriter.create(layout)!.finish();
-    expect(fs.readFileSync(layout.baseCacheFile).equals(before)).toBe(true);
+    expect(fs.readFileSync(fileOf(layout)).equals(before)).toBe(true);
+    expect(temps()).toEqual([]);
     const w = BaseCacheWriter.create(layout)!;
     w.add(objectId('chunk', chunk(5)), chunk(5));
-    expect(fs.readdirSync(layout.tmpDir)).toHaveLength(1);
-    expect(fs.readdirSync(layout.tmpDir)[0]).toMatch(new RegExp(`^bases-${process.pid}-[0-9a-f]+\\.tmp$`));
+    expect(temps()).toHaveLength(1);
+    expect(temps()[0]).toMatch(new RegExp(`^${path.basename(fileOf(layout))}\\.${process.pid}\\.[0-9a-f]{12}\\.tmp$`));
     w.abort();
-    expect(fs.readdirSync(layout.tmpDir)).toEqual([]);
-    expect(fs.readFileSync(layout.baseCacheFile).equals(before)).toBe(true);
+    expect(temps()).toEqual([]);
+    expect(fs.readFileSync(fileOf(layout)).equals(before)).toBe(true);
+  });
+
+  it('keeps the caches of the 4 stores written last, and removes temp files older than 10 minutes', () => {
+    for (const n of inFolder()) fs.rmSync(path.join(cacheRoot, 'bases', n));
+    const stale = path.join(cacheRoot, 'bases', `${'0'.repeat(32)}.12345.0123456789ab.tmp`);
+    const young = path.join(cacheRoot, 'bases', `${'1'.repeat(32)}.12345.0123456789ab.tmp`);
+    fs.writeFileSync(stale, 'x');
+    fs.writeFileSync(young, 'x');
+    const old = new Date(Date.now() - 11 * 60_000);
+    fs.utimesSync(stale, old, old);
+    const layouts = Array.from({ length: 6 }, () => storeLayout());
+    layouts.forEach((l, i) => {
+      written(l, [chunk(10 + i)]);
+      const t = new Date(Date.now() - (6 - i) * 60_000); // written in that order
+      fs.utimesSync(fileOf(l), t, t);
+    });
+    written(layouts[5]!, [chunk(20)]);
+    expect(inFolder()).toEqual([...layouts.slice(2).map((l) => path.basename(fileOf(l))), path.basename(young)].sort());
   });
 
   it('ignores a file that is truncated, a link, or a FIFO (without waiting for a writer to open it)', () => {
     const layout = storeLayout();
     written(layout, [chunk(6), chunk(7)]);
-    const whole = fs.readFileSync(layout.baseCacheFile);
-    fs.writeFileSync(layout.baseCacheFile, whole.subarray(0, whole.length - 1));
+    const file = fileOf(layout);
+    const whole = fs.readFileSync(file);
+    fs.writeFileSync(file, whole.subarray(0, whole.length - 1));
     expect(BaseCacheReader.open(layout)).toBeUndefined();
     const elsewhere = path.join(layout.root, 'elsewhere');
     fs.writeFileSync(elsewhere, whole);
-    fs.rmSync(layout.baseCacheFile);
-    fs.symlinkSync(elsewhere, layout.baseCacheFile);
+    fs.rmSync(file);
+    fs.symlinkSync(elsewhere, file);
     expect(BaseCacheReader.open(layout)).toBeUndefined();
-    fs.rmSync(layout.baseCacheFile);
-    execFileSync('mkfifo', [layout.baseCacheFile]);
+    fs.rmSync(file);
+    execFileSync('mkfifo', [file]);
     expect(BaseCacheReader.open(layout)).toBeUndefined();
-    fs.rmSync(layout.baseCacheFile);
+    fs.rmSync(file);
     expect(BaseCacheReader.open(layout)).toBeUndefined();
   });
 });
