@@ -21,10 +21,10 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
-const os = require('node:os');
 const vm = require('node:vm');
 const { isAscii } = require('node:buffer');
 const Module = require('node:module');
+const { cacheRoot } = require('./cache-root.cjs');
 
 // A file per command (each keeps the functions its own first run compiled): ~35 for a build, 0.5-0.8 MB each.
 // A writer deletes other builds' files an hour old (two installs used in turn keep theirs within the hour), the
@@ -73,13 +73,8 @@ function onlyUserCanChange(dir, uid) {
  */
 function cacheFolder() {
   try {
-    const env = process.env;
-    let root = env.CKVC_CACHE;
-    if (!root) {
-      const xdg = env.XDG_CACHE_HOME;
-      root = xdg && path.isAbsolute(xdg) ? path.join(xdg, 'ckvc') : path.join(os.homedir(), '.cache', 'ckvc');
-    }
-    if (!path.isAbsolute(root)) return undefined; // not a folder that moves with the working directory
+    const root = cacheRoot();
+    if (!root) return undefined;
     const wanted = path.join(root, 'compiled');
     const uid = process.getuid();
     if (!fs.existsSync(wanted)) {

@@ -1,9 +1,8 @@
-// ckvc's folder in the user's cache: `$CKVC_CACHE`, else `$XDG_CACHE_HOME/ckvc`, else `~/.cache/ckvc` (the rule
-// README's Dependencies gives; bin/compiled-code-cache.cjs, which runs before any of this code is loaded, and the
-// Python helper follow it too). What is kept there is derived, checked when read, and deletable at any time.
+// Folders in ckvc's part of the user's cache (bin/cache-root.cjs: the one rule for where that is, which the
+// launcher's compiled code follows too). What is kept there is derived, checked when read, and deletable at any time.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { cacheRoot } from '../../bin/cache-root.cjs';
 
 /**
  * `<root>/<name>`, made (0700) if need be and `make`, or undefined when there is no such folder to use: no absolute
@@ -12,13 +11,8 @@ import * as path from 'node:path';
  */
 export function userCacheFolder(name: string, make = true): string | undefined {
   try {
-    const env = process.env;
-    let root = env.CKVC_CACHE;
-    if (!root) {
-      const xdg = env.XDG_CACHE_HOME;
-      root = xdg && path.isAbsolute(xdg) ? path.join(xdg, 'ckvc') : path.join(os.homedir(), '.cache', 'ckvc');
-    }
-    if (!path.isAbsolute(root)) return undefined; // not a folder that moves with the working directory
+    const root = cacheRoot();
+    if (!root) return undefined;
     const wanted = path.join(root, name);
     const uid = process.getuid?.();
     if (!fs.existsSync(wanted)) {
