@@ -1,7 +1,7 @@
 // The delta-base cache (spec/FORMAT.md §18): a commit leaves the plain bytes of the tensor chunks it stored as
 // deltas, and the next commit takes its delta bases from there instead of decoding them through their chains (an
 // inflate and an XOR per XORed plane of every link, up to 8 links: on the real-data series a commit whose parent
-// sat 5-7 links deep took 1.3-1.9x the time of one whose parent was plain, README Performance).
+// sat 4-7 links deep took 1.4-1.8x the time of one whose parent was plain, README Performance).
 //
 // The file is not part of the store: it lives in the user's cache folder (`bases/<hash of the store's real path>`),
 // as borg and restic keep theirs, so that copying, backing up or measuring a store never includes it.
