@@ -24,7 +24,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { isAscii } = require('node:buffer');
 const Module = require('node:module');
-const { cacheRoot } = require('./cache-root.cjs');
+const { privateCacheFolder } = require('./cache-root.cjs');
 
 // A file per command (each keeps the functions its own first run compiled): ~35 for a build, 0.5-0.8 MB each.
 // A writer deletes other builds' files an hour old (two installs used in turn keep theirs within the hour), the
@@ -50,48 +50,6 @@ function blake3Hasher() {
     }
   }
   return undefined;
-}
-
-/**
- * Whether no one but the user (and root) can change what `dir` (a real path) holds: it and every folder above it are
- * the user's or root's and writable by no one else, but for a sticky folder (such as /tmp) above one of theirs.
- */
-function onlyUserCanChange(dir, uid) {
-  for (let below, at = dir; ; below = at, at = path.dirname(at)) {
-    const st = fs.lstatSync(at);
-    if (!st.isDirectory() || (st.uid !== uid && st.uid !== 0)) return false;
-    const sticky = (st.mode & 0o1000) !== 0;
-    const belowIsOurs = below !== undefined && [uid, 0].includes(fs.lstatSync(below).uid);
-    if ((st.mode & 0o022) !== 0 && !(sticky && belowIsOurs)) return false;
-    if (path.dirname(at) === at) return true;
-  }
-}
-
-/**
- * The user's private folder for compiled code (by its real path), made if need be in a folder of the user's that
- * only the user can change; undefined when there is none to trust. It must be the user's and 0700.
- */
-function cacheFolder() {
-  try {
-    const root = cacheRoot();
-    if (!root) return undefined;
-    const wanted = path.join(root, 'compiled');
-    const uid = process.getuid();
-    if (!fs.existsSync(wanted)) {
-      let existing = path.dirname(wanted);
-      while (!fs.existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
-      const real = fs.realpathSync(existing);
-      // Not another user's folder (root running with a user's HOME makes nothing there), nor one others can change.
-      if (fs.statSync(real).uid !== uid || !onlyUserCanChange(real, uid)) return undefined;
-      fs.mkdirSync(path.join(real, path.relative(existing, wanted)), { recursive: true, mode: 0o700 });
-    }
-    const dir = fs.realpathSync(wanted);
-    const own = fs.lstatSync(dir);
-    const usable = own.isDirectory() && own.uid === uid && (own.mode & 0o777) === 0o700 && onlyUserCanChange(dir, uid);
-    return usable ? dir : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A plain file of the user's, 0600, with one name, opened without following a link: its descriptor, or undefined. */
@@ -227,7 +185,7 @@ const disabled = () => {
  */
 function requireWithCodeCache(file, variant) {
   const Hasher = disabled() ? undefined : blake3Hasher();
-  const dir = Hasher && cacheFolder();
+  const dir = Hasher && privateCacheFolder('compiled');
   const secret = dir && secretKey(dir);
   if (!secret) return require(file);
   const bytes = fs.readFileSync(file);

@@ -25,21 +25,22 @@ import {
 } from '../core/store-format/base-cache-format.js';
 import { groupBytes } from '../core/store-format/codec/byte-group.js';
 import { ContentHasher, objectId, type ObjectId } from '../core/store-format/object-id.js';
+import { processRunning } from './lock-file.js';
 import { randomHex } from './random-hex.js';
 import type { StoreLayout } from './store-layout.js';
-import { userCacheFolder } from './user-cache-folder.js';
+import { privateCacheFolder } from '../../bin/cache-root.cjs';
 
 /** The cache may take this share of the free space a commit starts with: it must never be what fills a disk. */
 const FREE_SPACE_SHARE = 0.1;
 /** Caches of this many stores are kept, the most recently written (each holds at most 1 GiB). */
 const STORES_KEPT = 4;
-/** A temp file this old is a killed commit's: removed when the next cache is written. */
+/** A temp file this old whose commit's process is gone is a killed commit's: removed when the next cache is written. */
 const STALE_TEMP_MS = 10 * 60_000;
 
 /** Where the cache of the store at `layout` is (its folder made if need be, with `make`); undefined: none to use. */
 export function baseCacheFile(layout: StoreLayout, make = true): string | undefined {
   try {
-    const dir = userCacheFolder('bases', make);
+    const dir = privateCacheFolder('bases', make);
     if (!dir) return undefined;
     const h = new ContentHasher();
     h.update(Buffer.from(fs.realpathSync(layout.root)));
@@ -58,7 +59,9 @@ function tidy(dir: string): void {
     const st = fs.lstatSync(file, { throwIfNoEntry: false });
     if (!st?.isFile()) continue;
     if (name.endsWith('.tmp')) {
-      if (now - st.mtimeMs > STALE_TEMP_MS) fs.rmSync(file, { force: true });
+      // A commit that stopped adding (its budget reached) is still alive: its pid says so.
+      const pid = Number(/^[0-9a-f]{32}\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1]);
+      if (now - st.mtimeMs > STALE_TEMP_MS && !(pid > 0 && processRunning(pid))) fs.rmSync(file, { force: true });
     } else if (/^[0-9a-f]{32}$/.test(name)) kept.push({ file, mtimeMs: st.mtimeMs });
   }
   kept.sort((a, b) => b.mtimeMs - a.mtimeMs);
@@ -156,33 +159,30 @@ export class BaseCacheWriter {
   }
 }
 
-/** The cache file as it was when opened (a commit replacing it meanwhile renames a new file over the name). */
+/**
+ * The cache file as it was when opened: its table, and which file that was. No descriptor is kept between reads (a
+ * store handle may forget its reader while a read for another writer is under way): each read opens the file again
+ * and reads nothing unless it is still the same file, so a cache renamed over it meanwhile is a miss, not a mix.
+ */
 export class BaseCacheReader {
   private constructor(
-    private readonly fd: number,
+    private readonly file: string,
+    private readonly identity: string,
     private readonly entries: Map<ObjectId, BaseCacheEntry>,
   ) {}
 
   /** Undefined when there is no cache or its layout is off (spec/FORMAT.md §18). */
   static open(layout: StoreLayout): BaseCacheReader | undefined {
-    let fd: number | undefined;
-    try {
-      const file = baseCacheFile(layout, false);
-      if (!file) return undefined;
-      // Not through a link, and not blocking on a FIFO planted under the name: only a plain file is read.
-      fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-      const st = fs.fstatSync(fd);
+    const file = baseCacheFile(layout, false);
+    if (!file) return undefined;
+    return withCacheFile(file, (fd, st) => {
       const footer = Buffer.alloc(BASE_CACHE_FOOTER_BYTES);
-      const at = st.isFile() ? parseFooter(fd, footer, st.size) : undefined;
+      const at = parseFooter(fd, footer, st.size);
       const table = at && Buffer.alloc(st.size - BASE_CACHE_FOOTER_BYTES - at.tableOffset);
       const entries =
         table && readFully(fd, table, at.tableOffset) ? parseBaseCacheTable(table, at.tableOffset) : undefined;
-      if (entries) return new BaseCacheReader(fd, entries);
-    } catch {
-      // no cache, or not one we can read: as if absent
-    }
-    if (fd !== undefined) fs.closeSync(fd);
-    return undefined;
+      return entries && new BaseCacheReader(file, identityOf(st), entries);
+    });
   }
 
   has(id: ObjectId): boolean {
@@ -197,12 +197,10 @@ export class BaseCacheReader {
     const e = this.entries.get(id);
     if (!e || e.length !== length) return undefined;
     const plain = scratch.acquire(length);
-    let ok = false;
-    try {
-      ok = readFully(this.fd, plain, e.offset) && objectId('chunk', plain) === id;
-    } catch {
-      // unreadable: as if absent
-    }
+    const ok = withCacheFile(
+      this.file,
+      (fd, st) => identityOf(st) === this.identity && readFully(fd, plain, e.offset) && objectId('chunk', plain) === id,
+    );
     if (!ok || width <= 1) {
       if (!ok) scratch.release(plain);
       return ok ? plain : undefined;
@@ -211,9 +209,24 @@ export class BaseCacheReader {
     scratch.release(plain);
     return grouped;
   }
+}
 
-  close(): void {
-    fs.closeSync(this.fd);
+const identityOf = (st: fs.Stats) => `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+
+/**
+ * Runs `use` on the cache file opened for reading, and closes it; undefined when it is not a plain file or anything
+ * fails. Not through a link, and not blocking on a FIFO planted under the name.
+ */
+function withCacheFile<T>(file: string, use: (fd: number, st: fs.Stats) => T | undefined): T | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    const st = fs.fstatSync(fd);
+    return st.isFile() ? use(fd, st) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 

@@ -289,7 +289,8 @@ async function collectLocked(store: ObjectStore, opts: GcOptions): Promise<GcRep
     await retireDoomedPacks(store, written, doomed, dead, kept);
     // The delta-base cache may hold bytes of the chunks just freed: it goes too (the next commit writes one, §18).
     const cache = baseCacheFile(store.layout, false);
-    if (cache) await fs.rm(cache, { force: true });
+    // A cache that cannot be removed (a read-only cache folder) is no reason for gc to fail: it is checked when read.
+    if (cache) await fs.rm(cache, { force: true }).catch(() => {});
   }
   const copiedBytes = opts.dryRun ? estimateCopiedBytes(doomed, kept) : written.reduce((a, w) => a + w.size, 0);
   report.bytesAfter = report.bytesBefore - doomed.reduce((a, p) => a + p.size, 0) + copiedBytes;

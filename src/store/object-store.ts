@@ -96,7 +96,6 @@ export class ObjectStore {
   }
 
   private forgetBaseCache(): void {
-    this.baseCache?.close();
     this.baseCache = undefined;
   }
 
@@ -163,14 +162,18 @@ export class ObjectStore {
     maxDepth?: number,
   ): Promise<GroupedObject | undefined> {
     if (this.baseCache === undefined) this.baseCache = BaseCacheReader.open(this.layout) ?? null;
-    if (!this.baseCache?.has(id)) return undefined;
+    const cache = this.baseCache;
+    const grouped = cache?.has(id) ? cache.readGrouped(id, loc.entry.rawLength, width) : undefined;
+    if (!grouped) return undefined;
     const shape = await this.withRelocation(loc, id, (l, locateBase) =>
-      this.packs.readChunkShape(l, id, width, locateBase),
-    );
-    if (!shape) return undefined;
-    if (maxDepth !== undefined && shape.depth > maxDepth) return { grouped: undefined, ...shape };
-    const grouped = this.baseCache.readGrouped(id, loc.entry.rawLength, width);
-    return grouped && { grouped, ...shape };
+      this.packs.readChunkShape(l, id, width, grouped, locateBase),
+    ).catch((e: unknown) => {
+      scratch.release(grouped);
+      throw e;
+    });
+    if (shape && (maxDepth === undefined || shape.depth <= maxDepth)) return { grouped, ...shape };
+    scratch.release(grouped);
+    return shape && { grouped: undefined, ...shape };
   }
 
   /**

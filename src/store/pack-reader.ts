@@ -4,7 +4,13 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { scratch, type BufferPool } from '../core/buffer-pool.js';
 import { groupBytes, ungroupBytes } from '../core/store-format/codec/byte-group.js';
-import { DELTA_HEAD_BYTES, PLANE_TABLE_MAX_BYTES, parseDeltaHead } from '../core/store-format/codec/plane-codec.js';
+import {
+  DELTA_HEAD_BYTES,
+  PLANE_XOR,
+  PLANE_ZSTD,
+  parseDeltaHead,
+  parsePlaneTable,
+} from '../core/store-format/codec/plane-codec.js';
 import { decodeBody } from '../core/store-format/codec/record-codec.js';
 import { CkvcError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectType } from '../core/store-format/object-id.js';
@@ -299,26 +305,46 @@ export class PackReader {
   }
 
   /**
-   * For a writer that has chunk `id`'s bytes already (store/base-cache.ts): how deep its delta chain is and what
-   * each plane of `width` costs a reader, as readChunkGrouped would report them, read from the chain's headers and
-   * plane tables without inflating anything. Undefined when the record is not plane-coded at `width` (it is then
-   * decoded whole, and costs as such: readChunkGrouped).
+   * For a writer that has chunk `id`'s bytes already, grouped by `width` (`grouped`, from store/base-cache.ts): how
+   * deep its delta chain is and what each plane costs a reader, as readChunkGrouped would report them, from the
+   * chain's headers and plane tables, inflating nothing. The record itself is read whole, and its planes stored as
+   * they are (neither compressed nor XORed) and its tail must equal `grouped`'s: a record cut short or damaged
+   * there is not built on (undefined, as for a record not plane-coded at `width`: the caller decodes it instead).
    */
   async readChunkShape(
     loc: ObjectLocation,
     id: ObjectId,
     width: number,
+    grouped: Uint8Array,
     locateBase?: BaseLocator,
   ): Promise<{ depth: number; planeCosts: number[] } | undefined> {
     const { packId, entry } = loc;
     if ((entry.codec !== CODECS.planes && entry.codec !== CODECS.xorPlanes) || entry.storedLength > MAX_OBJECT_BYTES)
       return undefined;
     const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
-    const head = Math.min(entry.storedLength, PLANE_TABLE_MAX_BYTES);
-    const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + head);
-    const header = this.checkedHeader(buf, loc, id, where, 'chunk');
-    if (buf[RECORD_HEADER_BYTES] !== width) return undefined;
-    return planeChainShape(this.chainSource(locateBase), buf, loc, header, where);
+    const buf = await this.readAt(
+      packId,
+      entry.offset,
+      RECORD_HEADER_BYTES + entry.storedLength,
+      scratch.acquire(RECORD_HEADER_BYTES + entry.storedLength),
+    );
+    try {
+      const header = this.checkedHeader(buf, loc, id, where, 'chunk');
+      const body = buf.subarray(RECORD_HEADER_BYTES);
+      if (body[0] !== width || header.rawLength !== grouped.length) return undefined;
+      const table = parsePlaneTable(body, body.length, header.rawLength, header.codec === CODECS.xorPlanes, where);
+      const n = Math.floor(header.rawLength / width);
+      const asStored = table.planes.every(
+        ({ mode, offset, length }, j) =>
+          mode & (PLANE_ZSTD | PLANE_XOR) ||
+          Buffer.compare(body.subarray(offset, offset + length), grouped.subarray(j * n, (j + 1) * n)) === 0,
+      );
+      if (!asStored || Buffer.compare(body.subarray(table.tailOffset), grouped.subarray(n * width)) !== 0)
+        return undefined;
+      return await planeChainShape(this.chainSource(locateBase), buf, loc, header, where);
+    } finally {
+      scratch.release(buf);
+    }
   }
 
   /**

@@ -11,7 +11,11 @@ export function baseCacheOf(store: string): string {
   return file;
 }
 
-/** Removes the store's cache, as a gc that frees packs does: its next commit reads its bases from the store. */
+/**
+ * Removes the store's cache, as a gc that frees packs does: its next commit reads its bases from the store. Where
+ * there is no cache folder to use, there is no cache either.
+ */
 export function forgetBaseCache(store: string): void {
-  fs.rmSync(baseCacheOf(store), { force: true });
+  const file = baseCacheFile(new StoreLayout(store), false);
+  if (file) fs.rmSync(file, { force: true });
 }

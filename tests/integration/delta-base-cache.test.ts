@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commit } from '../../src/api/commit.js';
-import { CODECS } from '../../src/core/store-format/pack-format.js';
+import { parsePlaneTable } from '../../src/core/store-format/codec/plane-codec.js';
+import { CODECS, RECORD_HEADER_BYTES } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { MAX_WRITTEN_DELTA_DEPTH } from '../../src/store/object-writer.js';
 import { baseCacheOf, forgetBaseCache } from '../helpers/base-cache.js';
@@ -143,6 +144,72 @@ describe('the delta-base cache', () => {
       expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(steps.at(-1)!)).toBe(true);
       ok(['verify', '--read-data', '--store', cached.store]);
     })();
+  });
+
+  it('does not build on a parent record damaged where it can be compared with the cache: the chunk is stored plain, and reads back', async () => {
+    const s = newStore('ckvc-bases-damaged-');
+    const input = tempDir('ckvc-bases-damaged-in-');
+    const file = path.join(input, 'model.safetensors');
+    const steps = series(3, 5);
+    const commitStep = async (k: number) => {
+      fs.writeFileSync(file, steps[k]!);
+      const store = await ObjectStore.open(s.store);
+      try {
+        return await commit(store, { paths: [file], message: `step ${k}`, branch: 'main', cwd: input });
+      } finally {
+        await store.close();
+      }
+    };
+    await commitStep(0);
+    await commitStep(1);
+    expect(fs.existsSync(baseCacheOf(s.store))).toBe(true);
+    // One byte of a plane step 1 stored as it is (not compressed, not XORed) in one of its delta records.
+    const store = await ObjectStore.open(s.store);
+    let damaged: string | undefined;
+    try {
+      for (const name of fs.readdirSync(path.join(s.store, 'packs'))) {
+        const packId = name.slice(0, 64);
+        const packFile = path.join(s.store, 'packs', name);
+        for (const entry of (await store.packs.readToc(packId)).entries) {
+          if (damaged || entry.codec !== CODECS.xorPlanes) continue;
+          const body = (
+            await store.packs.readAt(packId, entry.offset, RECORD_HEADER_BYTES + entry.storedLength)
+          ).subarray(RECORD_HEADER_BYTES);
+          const table = parsePlaneTable(body, body.length, entry.rawLength, true, 'test');
+          const plain = table.planes.find((p) => p.mode === 0);
+          if (!plain) continue;
+          const fd = fs.openSync(packFile, 'r+');
+          const at = entry.offset + RECORD_HEADER_BYTES + plain.offset + 100;
+          fs.writeSync(fd, Buffer.from([body[plain.offset + 100]! ^ 0x10]), 0, 1, at);
+          fs.closeSync(fd);
+          damaged = entry.id;
+        }
+      }
+    } finally {
+      await store.close();
+    }
+    expect(damaged).toBeDefined();
+    await commitStep(2);
+    // Step 2's chunk at that place is stored without a base (the damaged record could not be read as its base),
+    // so step 2 reads back whole although step 1 does not.
+    const after = await ObjectStore.open(s.store);
+    try {
+      const tip = await after.readCommit((await after.refs.read('refs/heads/main'))!);
+      const recipe = await after.readFileRecipe((await after.readTree(tip.tree)).entries[0]!.id);
+      for (const part of recipe.parts) {
+        if (part.kind !== 'tensor') continue;
+        for (const chunk of (await after.readTensor(part.id)).chunks) {
+          const loc = (await after.locate([chunk]))[0]!;
+          const base = await after.packs.readDeltaBaseId(loc);
+          expect(base, `chunk ${chunk.slice(0, 12)} is a delta on the damaged record`).not.toBe(damaged);
+        }
+      }
+    } finally {
+      await after.close();
+    }
+    const out = tempDir('ckvc-bases-damaged-out-');
+    s.ok(['checkout', 'main', '--to', out]);
+    expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(steps[2]!)).toBe(true);
   });
 
   it('is kept by a gc that frees nothing and removed by one that deletes packs', () => {
