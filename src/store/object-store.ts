@@ -153,7 +153,8 @@ export class ObjectStore {
 
   /**
    * readChunkGrouped from the delta-base cache: the bytes from the cache (verified there), the chain's depth and
-   * costs from the store's records, read as headers only. Undefined when the cache cannot answer.
+   * costs from the store's records, read as headers and plane tables (the record itself whole: the planes it
+   * stores as they are must match, PackReader.readChunkShape). Undefined when the cache cannot answer.
    */
   private async cachedChunkGrouped(
     loc: ObjectLocation,
