@@ -50,6 +50,27 @@ describe('the cache file layout (spec vectors)', () => {
     expect(hex(Buffer.concat([file.subarray(0, dataEnd), tail]))).toBe(vectors.file);
   });
 
+  it('ignores a file over its caps: more than 262,144 entries, more than 1 GiB of data, an entry over 64 MiB', () => {
+    // Footers and tables alone, with the file size they claim (such files are too large for the vectors).
+    const footer = (count: number, tableOffset: number) => {
+      const f = encodeBaseCacheTail([], tableOffset);
+      f.writeUInt32LE(count, 0);
+      return f;
+    };
+    const size = (count: number, tableOffset: number) => tableOffset + count * 44 + BASE_CACHE_FOOTER_BYTES;
+    expect(parseBaseCacheFooter(footer(262_144, 0), size(262_144, 0))).toEqual({ count: 262_144, tableOffset: 0 });
+    expect(parseBaseCacheFooter(footer(262_145, 0), size(262_145, 0))).toBeUndefined();
+    expect(parseBaseCacheFooter(footer(0, 1024 ** 3), size(0, 1024 ** 3))).toEqual({
+      count: 0,
+      tableOffset: 1024 ** 3,
+    });
+    expect(parseBaseCacheFooter(footer(0, 1024 ** 3 + 1), size(0, 1024 ** 3 + 1))).toBeUndefined();
+    const entry = (length: number) =>
+      encodeBaseCacheTail([{ id: 'ab'.repeat(32), offset: 0, length }], 0).subarray(0, 44);
+    expect(parseBaseCacheTable(entry(64 * 1024 * 1024), 64 * 1024 * 1024)?.size).toBe(1);
+    expect(parseBaseCacheTable(entry(64 * 1024 * 1024 + 1), 64 * 1024 * 1024 + 1)).toBeUndefined();
+  });
+
   it.each(vectors.refused.map((r) => [r.name, r.file]))('ignores a file with %s', (_name, file) => {
     const bytes = unhex(file);
     expect(bytes.length < BASE_CACHE_FOOTER_BYTES ? undefined : parse(bytes)).toBeUndefined();
