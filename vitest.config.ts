@@ -16,6 +16,7 @@ export default defineConfig({
     // Fault injection (spec/FAULTS.md) is honoured only when switched on; every ckvc a test spawns inherits this.
     env: { CKVC_TEST_FAULTS: '1' },
     setupFiles: ['./tests/child-environment.ts'],
+    globalSetup: ['./tests/cache-folder-setup.ts'],
     reporters: ['default', './tests/summary-reporter.ts'],
   },
 });
