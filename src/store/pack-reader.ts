@@ -341,7 +341,7 @@ export class PackReader {
       );
       if (!asStored || Buffer.compare(body.subarray(table.tailOffset), grouped.subarray(n * width)) !== 0)
         return undefined;
-      return await planeChainShape(this.chainSource(locateBase), buf, loc, header, where);
+      return await planeChainShape(this.chainSource(locateBase), table, loc, header, where);
     } finally {
       scratch.release(buf);
     }

@@ -324,17 +324,15 @@ export async function decodePlaneChain(
 /**
  * What a writer needs of a codec 5/6 record whose bytes it already has (store/base-cache.ts): the length of its
  * delta chain and each plane's cost, as decodePlaneChain gives them, from the chain's headers and plane tables
- * alone. `head` holds the record's header (checked by the caller) and at least its plane table.
+ * alone. `table` is the record's own plane table (its header checked by the caller).
  */
 export async function planeChainShape(
   src: ChainSource,
-  head: Buffer,
+  table: PlaneHeader,
   loc: ObjectLocation,
   header: PackEntry,
   where: string,
 ): Promise<{ depth: number; planeCosts: number[] }> {
-  const body = head.subarray(RECORD_HEADER_BYTES);
-  const table = parsePlaneTable(body, header.storedLength, header.rawLength, header.codec === CODECS.xorPlanes, where);
   const owned: Buffer[] = [];
   try {
     const top = new Link(src, loc, where, 0, header.rawLength, table, undefined, owned);
