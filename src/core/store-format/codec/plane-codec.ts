@@ -10,6 +10,7 @@ import { scratch } from '../../buffer-pool.js';
 import { CkvcError } from '../../errors.js';
 import { ID_BYTES } from '../object-id.js';
 import { groupBytes, ungroupBytes } from './byte-group.js';
+import { sampledEntropies } from './plane-entropy.js';
 import { simdXor } from './simd-kernels.js';
 import { zstd } from './zstd-binding.js';
 import { zstdFrameContentSize, zstdFrameLength, zstdFramePiecesWithContentSize } from './zstd-frame.js';
@@ -23,7 +24,6 @@ const PLANE_ENTRY_BYTES = 5;
 const RAW_ENTROPY_BITS = 7.88;
 /** A compressed plane must save at least this share, else it is stored raw (raw costs nothing to read back). */
 const MIN_SAVING = 0.02;
-const SAMPLE_BYTES = 4 * 1024;
 /** A plane is XORed only when that saves this much entropy: a base costs a read at checkout and stays stored. */
 const XOR_GAIN_BITS = 0.25;
 /**
@@ -53,38 +53,6 @@ export interface PlaneEncoding {
 
 function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-}
-
-/** Order-0 entropy in bits per byte of a histogram of `n` samples. */
-function entropyOf(counts: Uint32Array, n: number): number {
-  let h = 0;
-  for (const c of counts) {
-    if (c === 0) continue;
-    const p = c / n;
-    h -= p * Math.log2(p);
-  }
-  return h;
-}
-
-/**
- * Order-0 entropy of an evenly spaced sample of `plane`, and of the same sample XORed with `other` (Infinity
- * without it), in bits per byte. One pass for both: the strided reads of the plane were most of the cost.
- */
-function sampledEntropies(plane: Uint8Array, other?: Uint8Array): [plain: number, xored: number] {
-  const counts = new Uint32Array(256);
-  const step = Math.max(1, Math.floor(plane.length / SAMPLE_BYTES));
-  let n = 0;
-  if (!other) {
-    for (let i = 0; i < plane.length; i += step, n++) counts[plane[i]!]!++;
-    return [entropyOf(counts, n), Infinity];
-  }
-  const xored = new Uint32Array(256);
-  for (let i = 0; i < plane.length; i += step, n++) {
-    const b = plane[i]!;
-    counts[b]!++;
-    xored[b ^ other[i]!]!++;
-  }
-  return [entropyOf(counts, n), entropyOf(xored, n)];
 }
 
 export function xorInto(out: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Array {
