@@ -137,6 +137,10 @@ export class BaseCacheWriter {
       writeFully(this.fd, encodeBaseCacheTail([...this.entries.values()], this.offset), this.offset);
       this.closed = true;
       fs.closeSync(this.fd);
+      // Removed first, not renamed over: ext4 (auto_da_alloc) makes a rename that replaces a file start writing
+      // out the new one's data inside the rename, 20-30 ms of a full commit's main thread for its 36-47 MB. A
+      // reader between the two calls finds no cache, which only means a slower commit.
+      fs.rmSync(this.file, { force: true });
       fs.renameSync(this.tmpFile, this.file);
       tidy(path.dirname(this.file));
     } catch {
