@@ -3,41 +3,12 @@
 // tens of milliseconds to hash). A file is taken as unchanged only when its device, inode, size, modification
 // time and change time all equal those seen around its last successful hash, and that hash was taken well after
 // the file's last change: a write in the same timestamp tick as the one before our hash would otherwise leave
-// the times as they were ("racy git"). The change time cannot be set back by a user (unlike the modification
-// time), so a rewrite that restores the modification time is still seen. In any doubt the file is hashed.
-import type { BigIntStats } from 'node:fs';
+// the times as they were ("racy git"); the rule is file-stamp.ts's. In any doubt the file is hashed.
 import * as fs from 'node:fs/promises';
+import { sameStamp, settled, stampOf, type FileStamp as Stamp } from './file-stamp.js';
 
-/** Hashes taken this soon after the file's last change are not remembered (they could miss a write in the
- * same tick). Linux's file time tick is at most 10 ms; some file systems keep whole seconds (FAT: two). */
-const RACY_NS = 100_000_000n;
-const RACY_WHOLE_SECONDS_NS = 3_000_000_000n;
-const NS_PER_SECOND = 1_000_000_000n;
-const NS_PER_MS = 1_000_000n;
 /** Memory bound: the oldest entries go first (a forgotten file is only hashed again). */
 const MAX_ENTRIES = 65_536;
-
-interface Stamp {
-  dev: bigint;
-  ino: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
-}
-
-function stampOf(st: BigIntStats): Stamp {
-  return { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
-}
-
-function sameStamp(a: Stamp, b: Stamp): boolean {
-  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
-}
-
-/** Whether a hash started at `startedNs` (wall clock) is far enough after the file's last change to be kept. */
-function settled(s: Stamp, startedNs: bigint): boolean {
-  const coarse = s.ctimeNs % NS_PER_SECOND === 0n && s.mtimeNs % NS_PER_SECOND === 0n;
-  return startedNs - s.ctimeNs >= (coarse ? RACY_WHOLE_SECONDS_NS : RACY_NS);
-}
 
 async function lstatOrNone(p: string): Promise<Stamp | undefined> {
   try {
@@ -66,11 +37,11 @@ export class VerifiedFiles {
     const before = await lstatOrNone(p);
     const known = this.entries.get(p);
     if (before && known && sameStamp(known.stamp, before)) return known.b3 === b3;
-    const startedNs = BigInt(Math.floor(this.nowMs())) * NS_PER_MS;
+    const startedMs = this.nowMs();
     const digest = await hash(p);
     this.entries.delete(p);
     const after = await lstatOrNone(p);
-    if (before && after && sameStamp(before, after) && settled(after, startedNs)) this.remember(p, after, digest);
+    if (before && after && sameStamp(before, after) && settled(after, startedMs)) this.remember(p, after, digest);
     return digest === b3;
   }
 
