@@ -24,48 +24,19 @@ import {
   type BaseCacheEntry,
 } from '../core/store-format/base-cache-format.js';
 import { groupBytes } from '../core/store-format/codec/byte-group.js';
-import { ContentHasher, objectId, type ObjectId } from '../core/store-format/object-id.js';
-import { processRunning } from './lock-file.js';
+import { objectId, type ObjectId } from '../core/store-format/object-id.js';
 import { randomHex } from './random-hex.js';
 import type { StoreLayout } from './store-layout.js';
-import { privateCacheFolder } from '../../bin/cache-root.cjs';
+import { replaceStoreCacheFile, storeCacheFile, tidyStoreCaches } from './store-cache-files.js';
 
 /** The cache may take this share of the free space a commit starts with: it must never be what fills a disk. */
 const FREE_SPACE_SHARE = 0.1;
 /** Caches of this many stores are kept, the most recently written (each holds at most 1 GiB). */
 const STORES_KEPT = 4;
-/** A temp file this old whose commit's process is gone is a killed commit's: removed when the next cache is written. */
-const STALE_TEMP_MS = 10 * 60_000;
 
 /** Where the cache of the store at `layout` is (its folder made if need be, with `make`); undefined: none to use. */
 export function baseCacheFile(layout: StoreLayout, make = true): string | undefined {
-  try {
-    const dir = privateCacheFolder('bases', make);
-    if (!dir) return undefined;
-    const h = new ContentHasher();
-    h.update(Buffer.from(fs.realpathSync(layout.root)));
-    return path.join(dir, h.digestHex().slice(0, 32));
-  } catch {
-    return undefined;
-  }
-}
-
-/** Removes killed commits' temp files, and the caches of all but the stores written most recently. */
-function tidy(dir: string): void {
-  const now = Date.now();
-  const kept: { file: string; mtimeMs: number }[] = [];
-  for (const name of fs.readdirSync(dir)) {
-    const file = path.join(dir, name);
-    const st = fs.lstatSync(file, { throwIfNoEntry: false });
-    if (!st?.isFile()) continue;
-    if (name.endsWith('.tmp')) {
-      // A commit that stopped adding (its budget reached) is still alive: its pid says so.
-      const pid = Number(/^[0-9a-f]{32}\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1]);
-      if (now - st.mtimeMs > STALE_TEMP_MS && !(pid > 0 && processRunning(pid))) fs.rmSync(file, { force: true });
-    } else if (/^[0-9a-f]{32}$/.test(name)) kept.push({ file, mtimeMs: st.mtimeMs });
-  }
-  kept.sort((a, b) => b.mtimeMs - a.mtimeMs);
-  for (const old of kept.slice(STORES_KEPT)) fs.rmSync(old.file, { force: true });
+  return storeCacheFile('bases', layout, make);
 }
 
 function writeFully(fd: number, bytes: Uint8Array, at: number): void {
@@ -137,12 +108,8 @@ export class BaseCacheWriter {
       writeFully(this.fd, encodeBaseCacheTail([...this.entries.values()], this.offset), this.offset);
       this.closed = true;
       fs.closeSync(this.fd);
-      // Removed first, not renamed over: ext4 (auto_da_alloc) makes a rename that replaces a file start writing
-      // out the new one's data inside the rename, 20-30 ms of a full commit's main thread for its 36-47 MB. A
-      // reader between the two calls finds no cache, which only means a slower commit.
-      fs.rmSync(this.file, { force: true });
-      fs.renameSync(this.tmpFile, this.file);
-      tidy(path.dirname(this.file));
+      replaceStoreCacheFile(this.tmpFile, this.file);
+      tidyStoreCaches(path.dirname(this.file), STORES_KEPT);
     } catch {
       this.abort();
     }
