@@ -146,6 +146,7 @@ class CommitResult:
         tensors: number of tensors found in them (safetensors files).
         bytes: logical size of the committed files.
         new_bytes: bytes this commit added to the store (after dedup and compression).
+        unread_files: files taken unread, unchanged since this store took them (the files cache).
         config_hash: canonical hash of the config file, when one was given.
         code: the git provenance recorded (``{"commit", "branch", "dirty"}``), when the command ran in a git
             repository.
@@ -162,6 +163,7 @@ class CommitResult:
     tensors: int
     bytes: int
     new_bytes: int
+    unread_files: int = 0
     config_hash: Optional[str] = None
     code: Optional[Dict[str, Any]] = None
     aliases: List[str] = field(default_factory=list)
@@ -186,6 +188,7 @@ class CommitResult:
             tensors=int(obj.get("tensors", 0)),
             bytes=int(obj.get("bytes", 0)),
             new_bytes=int(obj.get("newBytes", 0)),
+            unread_files=int(obj.get("unreadFiles", 0)),
             config_hash=obj.get("configHash"),
             code=obj.get("code"),
             aliases=list(obj.get("aliases") or []),

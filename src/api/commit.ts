@@ -16,6 +16,9 @@ import { registerWriter } from '../store/gc-exclusion.js';
 import { DeltaBases } from '../store/ingest/delta-bases.js';
 import { consolidateIfNeeded } from '../store/pack-consolidation.js';
 import { ingestPaths, type IngestProgress } from '../store/ingest/tree-ingest.js';
+import { FILE_PLAN_RULES } from '../store/ingest/file-plan.js';
+import { FilesCache } from '../store/files-cache.js';
+import { recipeHeld } from '../store/recipe-held.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
@@ -46,6 +49,8 @@ export interface CommitOptions {
   cwd?: string;
   progress?: IngestProgress;
   signal?: AbortSignal;
+  /** Read every file, even those the files cache shows unchanged since they were stored (FORMAT.md §19). */
+  reread?: boolean;
 }
 
 export interface CommitResult {
@@ -57,6 +62,8 @@ export interface CommitResult {
   tensors: number;
   bytes: number;
   newBytes: number;
+  /** Files unchanged since this store took them (the files cache, FORMAT.md §19): not read, their recipes reused. */
+  unreadFiles: number;
   configHash?: string;
   code?: CodeRef;
   /** Aliases this commit became the best of. */
@@ -151,6 +158,8 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
   const registration = await registerWriter(store.layout);
   // The chunks it stores are the next commit's delta bases: left where that commit finds them (FORMAT.md §18).
   const writer = store.writer({ cacheBases: true });
+  // The files it reads are recorded where the next commit finds them unchanged (FORMAT.md §19).
+  const files = FilesCache.open(store.layout, FILE_PLAN_RULES);
   try {
     const bases = await deltaBasesFor(store, REF_PREFIX.branch + branch, warm);
     const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, {
@@ -158,6 +167,7 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
       progress: opts.progress,
       signal: opts.signal,
       bases,
+      known: { cache: files, reread: Boolean(opts.reread), held: (id, treePath) => recipeHeld(store, id, treePath) },
     });
     let config: ConfigRef | undefined;
     if (cfg) {
@@ -193,6 +203,7 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
     // The branch has moved: the commit counts from here on, so a failure to move HEAD is a warning, not an
     // error (an error would invite a re-run that commits the same checkpoint twice).
     writer.keepBaseCache();
+    files.save();
     const warnings: string[] = [...summary.warnings];
     await followUnbornHead(store, branch).catch((e) => {
       warnings.push(
@@ -214,6 +225,7 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
       tensors: summary.tensors,
       bytes: summary.bytes,
       newBytes: writer.stats.bytesNew,
+      unreadFiles: summary.unread,
       configHash: config?.hash,
       code,
       ...(aliases.moved.length ? { aliases: aliases.moved } : {}),

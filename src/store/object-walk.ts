@@ -137,6 +137,11 @@ export interface WalkOptions {
   cutParents?: (commit: ObjectId, parents: ObjectId[]) => ObjectId[];
   /** 'files' stops at file recipes (no tensor is read). Default 'all'. */
   depth?: 'files' | 'all';
+  /**
+   * File recipes to walk too, after the commits, each as if at `path` in a commit under no prune record (reported
+   * with commit ''): whether a store still holds what a recipe needs (the files cache, FORMAT.md §19).
+   */
+  files?: { id: ObjectId; path: string }[];
 }
 
 interface Context {
@@ -281,6 +286,7 @@ export async function walkObjects(src: ObjectSource, roots: ObjectId[], opts: Wa
     if (commit.config) await chunk(commit.config.snapshot, id, '', 'config');
     await tree(commit.tree, id, '', contextOf(record), where);
   }
+  for (const f of opts.files ?? []) await file(f.id, '', f.path, contextOf(undefined), `file ${f.path}`);
 }
 
 /** Every file under a tree with its path, twins included (no release applies: a plain listing). */

@@ -155,7 +155,13 @@ for (let step = 1; step <= STEPS; step++) {
 if (STEPS > 1) row(`commit, half changed (steps 2-${STEPS})`, mixed.bytes, mixed);
 const last = path.join(ck, 'model.safetensors');
 const size = fs.statSync(last).size;
-row('commit, unchanged data (warm cache)', size, await ckvc(['commit', ck, '-m', 'again', '-b', 'train']));
+// Read and hashed (--reread: as before the files cache), then taken from the files cache unread (FORMAT.md §19).
+row(
+  'commit, unchanged data, read again (--reread, warm cache)',
+  size,
+  await ckvc(['commit', ck, '-m', 'again', '-b', 'train', '--reread']),
+);
+row('commit, unchanged data, files cache (not read)', size, await ckvc(['commit', ck, '-m', 'again', '-b', 'train']));
 const keptBytes = fs.readdirSync(kept).reduce((a, f) => a + fs.statSync(path.join(kept, f)).size, 0);
 row(
   `commit, unchanged data: folder of ${KEEP} known checkpoints`,
@@ -165,9 +171,9 @@ row(
 fs.rmSync(kept, { recursive: true });
 const cold = dropCaches();
 row(
-  `commit, unchanged data (${cold ? 'cold cache' : 'page cache'})`,
+  `commit, unchanged data, read again (--reread, ${cold ? 'cold cache' : 'page cache'})`,
   size,
-  await ckvc(['commit', ck, '-m', 'again 2', '-b', 'train']),
+  await ckvc(['commit', ck, '-m', 'again 2', '-b', 'train', '--reread']),
 );
 const outDir = path.join(work, 'out');
 dropCaches();
@@ -249,8 +255,9 @@ arrays = {f"layer{i}.weight": np.random.default_rng(7 + i if i < ${TENSORS / 2} 
     cSize,
     await ckvc(['commit', f, '-m', 'npz c', '-b', 'npz-c', '--json']),
   );
-  const again = await ckvc(['commit', f, '-m', 'npz c again', '-b', 'npz-c', '--json']);
-  row('commit of it again, unchanged', cSize, again);
+  // Read again (--reread): whether the files cache would take it unread depends on how soon after writing it runs.
+  const again = await ckvc(['commit', f, '-m', 'npz c again', '-b', 'npz-c', '--json', '--reread']);
+  row('commit of it again, unchanged (--reread)', cSize, again);
   npz.push(`np.savez_compressed re-committed unchanged: ${JSON.parse(again.out).newBytes} bytes new`);
   fs.rmSync(dir, { recursive: true });
 }

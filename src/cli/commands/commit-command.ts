@@ -68,6 +68,10 @@ export function commitCommand(y: CliParser): void {
           describe: 'warm-start parent revision (another branch), repeatable',
         })
         .option('author', { type: 'string', describe: 'author (default: $CKVC_AUTHOR or user@host)' })
+        .option('reread', {
+          type: 'boolean',
+          describe: 'read every file, also those unchanged since this store took them (the files cache)',
+        })
         .option('dry-run', {
           type: 'boolean',
           describe: 'check every input and report what would be stored and how much is new; write nothing',
@@ -92,6 +96,7 @@ export function commitCommand(y: CliParser): void {
           parents: args.parent ?? [],
           author: args.author,
           signal: ac.signal,
+          reread: args.reread,
           progress:
             process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
         };
@@ -101,7 +106,7 @@ export function commitCommand(y: CliParser): void {
         if (args.json) return json(r);
         out(r.id);
         info(
-          `[${escaped(r.branch)} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new${r.aliases ? `; new best for alias ${r.aliases.map(escaped).join(', ')}` : ''}`,
+          `[${escaped(r.branch)} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new${r.unreadFiles ? ` (${r.unreadFiles} file(s) unchanged since stored, not read)` : ''}${r.aliases ? `; new best for alias ${r.aliases.map(escaped).join(', ')}` : ''}`,
         );
       } finally {
         process.off('SIGINT', onSignal);

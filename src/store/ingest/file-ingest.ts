@@ -12,6 +12,7 @@ import { ContentHasher, type ObjectId } from '../../core/store-format/object-id.
 import { encodeFileRecipe, type FilePart, type FileRecipe } from '../../core/store-format/objects/file-recipe.js';
 import { encodeTensor } from '../../core/store-format/objects/tensor-object.js';
 import { chunkBuffer, type ObjectWriter } from '../object-writer.js';
+import type { FilesCache } from '../files-cache.js';
 import { recipeStoreVersion, type StoreConfig } from '../store-layout.js';
 import { contentDefinedChunks, fixedChunks, ReadBlocks } from './chunk-reader.js';
 import type { DeltaBases } from './delta-bases.js';
@@ -36,6 +37,8 @@ export interface IngestedFile {
   tensors: number;
   /** Things worth telling the user that did not stop the commit. */
   warnings: string[];
+  /** Taken from the files cache without reading the file (FORMAT.md §19). */
+  unread?: boolean;
 }
 
 /** Extensions torch.save output goes by (Hugging Face's pytorch_model.bin and Lightning's .ckpt included). */
@@ -205,6 +208,25 @@ export interface DeltaSource {
   path: string;
 }
 
+/** The files cache and the check of what it offers (FORMAT.md §19): a file unchanged since it was stored is not read. */
+export interface KnownFiles {
+  cache: FilesCache;
+  /** `commit --reread`: every file is read (and recorded again). */
+  reread: boolean;
+  /** The recipe, when the store holds everything it needs (recipe-held.ts). */
+  held(recipe: ObjectId, treePath: string): Promise<FileRecipe | undefined>;
+}
+
+/** A file taken unread: its recipe, when the cache offers one for this state of the file and the store holds it. */
+async function unchangedRecipe(file: InputFile, key: string, known: KnownFiles, treePath: string) {
+  const candidate = known.reread ? undefined : known.cache.candidate(key, file.opened);
+  if (!candidate) return undefined;
+  const recipe = await known.held(candidate, treePath);
+  if (!recipe || recipe.size !== file.size) return undefined;
+  known.cache.used(key);
+  return { id: candidate, recipe };
+}
+
 export async function ingestFile(
   p: string,
   writer: ObjectWriter,
@@ -212,14 +234,24 @@ export async function ingestFile(
   signal?: AbortSignal,
   open: OpenOptions = {},
   delta?: DeltaSource,
+  known?: { files: KnownFiles; path: string },
 ): Promise<IngestedFile> {
   const file = await InputFile.open(p, open);
   try {
+    // Keyed by the path as opened: its extension decides how the file is cut (planFile).
+    const key = path.resolve(p);
+    const unchanged = known && (await unchangedRecipe(file, key, known.files, known.path));
+    if (unchanged) {
+      const { recipe } = unchanged;
+      const tensors = recipe.parts.filter((part) => part.kind === 'tensor').length;
+      return { id: unchanged.id, size: file.size, format: recipe.format, tensors, warnings: [], unread: true };
+    }
+    const startedMs = Date.now();
     const warnings: string[] = [];
     const plan = await planFile(file, warnings);
     const ing = new FileIngest(file, writer, config, signal, delta);
     await ing.execute(plan);
-    await file.checkUnchanged();
+    const after = await file.checkUnchanged();
     const recipe: FileRecipe = {
       size: file.size,
       b3: ing.hasher.digestHex(),
@@ -231,6 +263,8 @@ export async function ingestFile(
     // A recipe with a JSON render part needs a version 3 store: older readers would only call it corrupt.
     const storeVersion = recipeStoreVersion(recipe);
     const id = await writer.put('file', encodeFileRecipe(recipe), { storeVersion });
+    // A file that gave a warning is read again next time, so that the warning is given again.
+    if (known && warnings.length === 0) known.files.cache.record(key, file.opened, after, startedMs, id);
     return { id, size: file.size, format: plan.format, tensors, warnings };
   } finally {
     await file.close();

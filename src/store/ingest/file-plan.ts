@@ -4,6 +4,13 @@
 import type { JsonArrayLayout } from '../../core/input-formats/json-array-render.js';
 import type { PackedTensor } from '../../core/store-format/objects/file-recipe.js';
 
+/**
+ * The version of the rules that cut a file into parts (which formats are read, how tensors and verbatim regions
+ * are laid out). Raise it whenever they change: the files cache (spec/FORMAT.md §19) holds recipes cut by these
+ * rules, and a cache written under other rules is ignored, so an unchanged file is cut again by the new ones.
+ */
+export const FILE_PLAN_RULES = 1;
+
 export type Region =
   | { kind: 'verbatim'; start: number; end: number }
   | {

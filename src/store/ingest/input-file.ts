@@ -60,6 +60,11 @@ export class InputFile {
     return Number(this.before.size);
   }
 
+  /** The file's state when opened (fstat). */
+  get opened(): BigIntStats {
+    return this.before;
+  }
+
   private async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
     try {
       return (await this.fh.read(buf, offset, length, position)).bytesRead;
@@ -109,15 +114,16 @@ export class InputFile {
 
   /**
    * Throws CKVC_INPUT_CHANGED if the file is not the one we started reading, and CKVC_BAD_ARGUMENT if it is but
-   * holds bytes past its size (read up to its size only, it would be stored cut short).
+   * holds bytes past its size (read up to its size only, it would be stored cut short). Returns its state now.
    */
-  async checkUnchanged(): Promise<void> {
+  async checkUnchanged(): Promise<BigIntStats> {
     const more = (await this.read(Buffer.alloc(1), 0, 1, this.size)) > 0;
     const now = await this.fh.stat({ bigint: true });
     const onDisk = await fs.stat(this.path, { bigint: true }).catch(() => undefined);
     if (!this.same(now)) throw this.changed('it was modified while being read');
     if (!onDisk || !this.same(onDisk)) throw this.changed('it was replaced or removed while being read');
     if (more) throw this.sizeLies('it holds more bytes than that');
+    return now;
   }
 
   private same(s: BigIntStats): boolean {

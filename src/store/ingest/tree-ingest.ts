@@ -8,7 +8,7 @@ import { encodeTree, type TreeEntry } from '../../core/store-format/objects/tree
 import type { ObjectWriter } from '../object-writer.js';
 import { checkChunkingConfig, type StoreConfig } from '../store-layout.js';
 import type { DeltaBases } from './delta-bases.js';
-import { ingestFile } from './file-ingest.js';
+import { ingestFile, type KnownFiles } from './file-ingest.js';
 import { scanInputs, type InputNode } from './input-scan.js';
 
 export interface IngestSummary {
@@ -17,12 +17,14 @@ export interface IngestSummary {
   bytes: number;
   /** Notes that did not stop the commit (symlinks skipped, tensor names that could not be read). */
   warnings: string[];
+  /** Files taken from the files cache without being read (FORMAT.md §19). */
+  unread: number;
 }
 
 export type IngestProgress = (event: { path: string; bytes: number }) => void;
 
 class TreeIngest {
-  readonly summary: IngestSummary = { files: 0, tensors: 0, bytes: 0, warnings: [] };
+  readonly summary: IngestSummary = { files: 0, tensors: 0, bytes: 0, warnings: [], unread: 0 };
 
   constructor(
     private readonly writer: ObjectWriter,
@@ -30,6 +32,7 @@ class TreeIngest {
     private readonly progress?: IngestProgress,
     private readonly signal?: AbortSignal,
     private readonly bases?: DeltaBases,
+    private readonly known?: KnownFiles,
   ) {}
 
   async entry(node: InputNode, prefix: string): Promise<TreeEntry> {
@@ -39,8 +42,10 @@ class TreeIngest {
       return { name: node.name, type: 'tree', id, size };
     }
     const delta = this.bases && { bases: this.bases, path: treePath };
-    const f = await ingestFile(node.path, this.writer, this.config, this.signal, { follow: node.named }, delta);
+    const known = this.known && { files: this.known, path: treePath };
+    const f = await ingestFile(node.path, this.writer, this.config, this.signal, { follow: node.named }, delta, known);
     this.summary.files++;
+    if (f.unread) this.summary.unread++;
     this.summary.tensors += f.tensors;
     this.summary.bytes += f.size;
     this.summary.warnings.push(...f.warnings);
@@ -63,6 +68,8 @@ export interface IngestOptions {
   signal?: AbortSignal;
   /** The parent commit's tensors: changed chunks are stored as deltas against them (FORMAT.md §4.3). */
   bases?: DeltaBases;
+  /** The files cache: files unchanged since they were stored are not read (FORMAT.md §19). */
+  known?: KnownFiles;
 }
 
 export async function ingestPaths(
@@ -74,7 +81,7 @@ export async function ingestPaths(
   checkChunkingConfig(config, opts.storeRoot);
   const storeRoot = await fs.realpath(opts.storeRoot).catch(() => path.resolve(opts.storeRoot));
   const scan = await scanInputs(paths, storeRoot);
-  const ing = new TreeIngest(writer, config, opts.progress, opts.signal, opts.bases);
+  const ing = new TreeIngest(writer, config, opts.progress, opts.signal, opts.bases, opts.known);
   ing.summary.warnings.push(...scan.warnings);
   const { id } = await ing.tree(scan.entries, '');
   return { tree: id, summary: ing.summary };

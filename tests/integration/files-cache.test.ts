@@ -1,0 +1,147 @@
+// The files cache (spec/FORMAT.md §19), through real commands: a commit takes files unchanged since this store
+// took them without reading them, and commits exactly what a commit that read them would. It reads a file again
+// whenever its state on disk changed (a rewrite that puts the modification time back included), when the store no
+// longer holds what the recipe needs (data pruned and collected, a store made anew at the same path), when the
+// cache file is damaged, and with --reread.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { storeCacheFile } from '../../src/store/store-cache-files.js';
+import { StoreLayout } from '../../src/store/store-layout.js';
+import { sleep } from '../helpers/async-tasks.js';
+import { ok } from '../helpers/ckvc.js';
+import { randomBytes, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { newStore, type TestStore } from '../helpers/test-store.js';
+
+afterAll(() => cleanupTemp());
+
+/** A checkpoint folder: a safetensors file of two tensors, an opaque file and a JSON document. */
+function checkpoint(dir: string, seed: number): Map<string, Buffer> {
+  fs.mkdirSync(dir, { recursive: true });
+  const files = new Map<string, Buffer>([
+    [
+      'model.safetensors',
+      safetensorsBytes({
+        'a.weight': { dtype: 'F32', shape: [70_000], bytes: trainedFloat32(seed, 70_000) },
+        'b.weight': { dtype: 'F32', shape: [1000], bytes: trainedFloat32(seed + 1, 1000) },
+      }),
+    ],
+    ['optimizer.bin', randomBytes(seed + 2, 300_000)],
+    ['metrics.json', Buffer.from(JSON.stringify({ step: seed, loss: [0.5, 0.25, 0.125] }))],
+  ]);
+  for (const [name, bytes] of files) fs.writeFileSync(path.join(dir, name), bytes);
+  return files;
+}
+
+/** The files cache only records files that settled (changed 100 ms or more before they were read). */
+const settle = () => sleep(150);
+
+function commit(s: TestStore, dir: string, ...more: string[]) {
+  return s.json<{ id: string; tree: string; unreadFiles: number; newBytes: number; files: number }>([
+    'commit',
+    dir,
+    '-m',
+    'step',
+    ...more,
+  ]);
+}
+
+function expectCheckout(s: TestStore, rev: string, files: Map<string, Buffer>): void {
+  const to = tempDir('ckvc-files-cache-out-');
+  ok(['checkout', rev, '--to', to, '--store', s.store]);
+  for (const [name, bytes] of files) expect(fs.readFileSync(path.join(to, name)).equals(bytes), name).toBe(true);
+}
+
+describe('the files cache', () => {
+  it('does not read files unchanged since they were committed, and commits the same tree', async () => {
+    const s = newStore('ckvc-files-cache-');
+    const dir = path.join(tempDir('ckvc-files-cache-in-'), 'ckpt');
+    const files = checkpoint(dir, 1);
+    // A modification time that utimes can put back to the nanosecond (below).
+    const model = path.join(dir, 'model.safetensors');
+    fs.utimesSync(model, 1_700_000_000, 1_700_000_000);
+    await settle();
+    const first = commit(s, dir);
+    expect(first.unreadFiles).toBe(0);
+    const again = commit(s, dir);
+    expect([again.unreadFiles, again.newBytes, again.tree]).toEqual([3, 0, first.tree]);
+    expectCheckout(s, again.id, files);
+    // Human output says so too.
+    const human = s.ok(['commit', dir, '-m', 'again']);
+    expect(human.stderr).toContain('(3 file(s) unchanged since stored, not read)');
+
+    // Other bytes, the same size and inode, the modification time put back: only the change time moved.
+    const before = fs.statSync(model, { bigint: true });
+    const changed = safetensorsBytes({
+      'a.weight': { dtype: 'F32', shape: [70_000], bytes: trainedFloat32(7, 70_000) },
+      'b.weight': { dtype: 'F32', shape: [1000], bytes: trainedFloat32(8, 1000) },
+    });
+    expect(changed.length).toBe(files.get('model.safetensors')!.length);
+    fs.writeFileSync(model, changed);
+    fs.utimesSync(model, 1_700_000_000, 1_700_000_000);
+    const after = fs.statSync(model, { bigint: true });
+    expect([after.ino, after.size, after.mtimeNs]).toEqual([before.ino, before.size, before.mtimeNs]);
+    expect(after.ctimeNs).not.toBe(before.ctimeNs);
+    files.set('model.safetensors', changed);
+    const third = commit(s, dir);
+    expect(third.unreadFiles).toBe(2);
+    expect(third.tree).not.toBe(first.tree);
+    expectCheckout(s, third.id, files);
+
+    // --reread reads everything, and finds the same tree.
+    await settle();
+    const reread = commit(s, dir, '--reread');
+    expect([reread.unreadFiles, reread.tree]).toEqual([0, third.tree]);
+    expect(commit(s, dir).unreadFiles).toBe(3);
+    const { r, report } = await s.verify();
+    expect(r.code, r.stderr).toBe(0);
+    expect(report.problems ?? []).toEqual([]);
+  });
+
+  it('reads a file again when a prune released its data and gc collected it', async () => {
+    const s = newStore('ckvc-files-cache-pruned-');
+    const root = tempDir('ckvc-files-cache-pruned-in-');
+    const a = path.join(root, 'a');
+    const files = checkpoint(a, 11);
+    await settle();
+    const first = commit(s, a, '-b', 'run');
+    // A later commit of other files, then the first one's data released and collected.
+    checkpoint(path.join(root, 'b'), 12);
+    commit(s, path.join(root, 'b'), '-b', 'run');
+    s.ok(['prune', '--keep-last', '1', '-b', 'run']);
+    s.ok(['gc', '--grace', '0']);
+    // The files cache still names the first commit's recipes; the store holds them but not their data.
+    const back = commit(s, a, '-b', 'run');
+    expect(back.unreadFiles).toBe(0);
+    expect(back.newBytes).toBeGreaterThan(300_000);
+    expect(back.tree).toBe(first.tree);
+    expectCheckout(s, back.id, files);
+    const { r, report } = await s.verify();
+    expect(r.code, r.stderr).toBe(0);
+    expect(report.problems ?? []).toEqual([]);
+    // Stored again: the next commit takes them unread.
+    expect(commit(s, a, '-b', 'run').unreadFiles).toBe(3);
+  });
+
+  it('reads every file when the cache file is damaged, or the store was made anew at the same path', async () => {
+    const s = newStore('ckvc-files-cache-damaged-');
+    const dir = path.join(tempDir('ckvc-files-cache-damaged-in-'), 'ckpt');
+    const files = checkpoint(dir, 21);
+    await settle();
+    commit(s, dir);
+    const cacheFile = storeCacheFile('files', new StoreLayout(s.store), false)!;
+    const text = fs.readFileSync(cacheFile);
+    text[text.length - 3] = text[text.length - 3]! ^ 0x01;
+    fs.writeFileSync(cacheFile, text);
+    expect(commit(s, dir).unreadFiles).toBe(0);
+    expect(commit(s, dir).unreadFiles).toBe(3);
+
+    // The same folder, a new empty store: the cache names recipes this store never had.
+    fs.rmSync(s.store, { recursive: true });
+    ok(['init', s.dir]);
+    const fresh = commit(s, dir);
+    expect(fresh.unreadFiles).toBe(0);
+    expectCheckout(s, fresh.id, files);
+  });
+});
