@@ -1,7 +1,7 @@
 // ckvc's folder in the user's cache: `$CKVC_CACHE`, else `$XDG_CACHE_HOME/ckvc`, else `~/.cache/ckvc` (README,
 // Dependencies), and the private folders in it. One rule for the launcher's compiled code (compiled-code-cache.cjs,
-// which runs before the bundle is loaded, so it cannot take this from there) and the CLI's delta-base cache
-// (src/store/base-cache.ts).
+// which runs before the bundle is loaded, so it cannot take this from there) and the CLI's delta-base and files
+// caches (src/store/store-cache-files.ts).
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');

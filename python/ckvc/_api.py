@@ -212,9 +212,11 @@ def commit(
     author: Optional[str] = None,
     store: Optional[PathLike] = None,
     cwd: Optional[PathLike] = None,
+    reread: bool = False,
 ) -> CommitResult:
     """Commits checkpoint files or folders: ``ckvc commit PATH... -m MESSAGE [-b BRANCH] [--config FILE]
-    [--metric K=V]... [--step N] [--epoch E] [--run ID] [--label K=V]... [--parent REV]... [--author A] --json``.
+    [--metric K=V]... [--step N] [--epoch E] [--run ID] [--label K=V]... [--parent REV]... [--author A] [--reread]
+    --json``.
 
     Args:
         paths: a file or folder, or a list of them. A single folder becomes the commit's root (its files are
@@ -233,6 +235,9 @@ def commit(
         author: the author; default ``$CKVC_AUTHOR``, else user@host.
         store: the store folder (``--store``); default ``$CKVC_DIR``, else the nearest ``.ckvc`` upward of ``cwd``.
         cwd: the folder to run in; relative paths are taken from there (default: the current folder).
+        reread: read every file, also those unchanged since this store took them (``--reread``): the files cache
+            takes such files unread, trusting their size, inode and times (a file rewritten through a writable
+            memory map without the kernel updating its times needs this).
 
     Returns:
         A :class:`CommitResult` (``.id`` is the new commit ID).
@@ -271,6 +276,8 @@ def commit(
     args += [_opt("parent", _rev(p, "parent")) for p in _as_list(parents)]
     if author is not None:
         args.append(_opt("author", author))
+    if reread:
+        args.append("--reread")
     return CommitResult.from_json(run_json(args, store=store, cwd=cwd))
 
 

@@ -14,6 +14,7 @@ import shutil
 import struct
 import sys
 import tempfile
+import time
 import unittest
 from typing import Dict, List, Optional, Sequence
 from unittest import mock
@@ -405,6 +406,16 @@ class CommitOptions(StoreWithHistory):
         self.assertEqual((entry["id"], entry["message"]), (single.id, "checkpoint"))
         self.assertEqual(entry["metrics"], {"loss": 1, "eval/score": 2.5e-7})
         self.assertEqual((single.files, single.tensors), (1, 2))
+
+    def test_unchanged_files_are_taken_unread_unless_reread(self) -> None:
+        folder = os.path.join(self.work, "unchanged-ckpt")
+        tree = make_checkpoint(folder, 9)
+        time.sleep(0.15)  # the files cache records only files that changed 100 ms or more before they were read
+        first = ckvc.commit(folder, branch="files-cache", store=self.store)
+        again = ckvc.commit(folder, branch="files-cache", store=self.store)
+        reread = ckvc.commit(folder, branch="files-cache", store=self.store, reread=True)
+        self.assertEqual((first.unread_files, again.unread_files, reread.unread_files), (0, len(tree), 0))
+        self.assertEqual({again.tree, reread.tree}, {first.tree})
 
 
 if __name__ == "__main__":

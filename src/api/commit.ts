@@ -158,9 +158,9 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
   const registration = await registerWriter(store.layout);
   // The chunks it stores are the next commit's delta bases: left where that commit finds them (FORMAT.md §18).
   const writer = store.writer({ cacheBases: true });
-  // The files it reads are recorded where the next commit finds them unchanged (FORMAT.md §19).
-  const files = FilesCache.open(store.layout, FILE_PLAN_RULES);
   try {
+    // The files it reads are recorded where the next commit finds them unchanged (FORMAT.md §19).
+    const files = FilesCache.open(store.layout, store.config, FILE_PLAN_RULES);
     const bases = await deltaBasesFor(store, REF_PREFIX.branch + branch, warm);
     const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, {
       storeRoot: store.root,

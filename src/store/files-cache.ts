@@ -7,13 +7,14 @@
 // the recipe needs (recipe-held.ts). The file itself is checked strictly (a hash over its text, every field's
 // type), and any fault means an empty cache: every file is then read, as without one.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { ContentHasher, type ObjectId } from '../core/store-format/object-id.js';
 import { sameStamp, settled, stampOf, type FileStamp } from './file-stamp.js';
 import { randomHex } from './random-hex.js';
 import { replaceStoreCacheFile, storeCacheFile, tidyStoreCaches } from './store-cache-files.js';
-import type { StoreLayout } from './store-layout.js';
+import type { StoreConfig, StoreLayout } from './store-layout.js';
 
 const HEADER = 'ckvcfiles 1 ';
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
@@ -23,6 +24,18 @@ const MAX_PATH_BYTES = 4096;
 const STORES_KEPT = 16;
 const DECIMAL = /^(0|[1-9][0-9]{0,19})$/;
 const HEX_ID = /^[0-9a-f]{64}$/;
+/** Entries not used for this long are dropped (checkpoints deleted or renamed long ago). */
+const UNUSED_MS = 30 * 24 * 3600_000;
+/** Local file systems whose kernel keeps the change time itself, on this machine's clock (statfs f_type). */
+const LOCAL_FILE_SYSTEMS = new Set([
+  0xef53, // ext2, ext3, ext4
+  0x58465342, // XFS
+  0x9123683e, // Btrfs
+  0x01021994, // tmpfs
+  0x2fc12fc1, // ZFS
+  0xf2f52010, // F2FS
+  0x794c7630, // overlayfs (containers), over one of these
+]);
 
 interface Entry {
   stamp: FileStamp;
@@ -72,17 +85,53 @@ export function parseFilesCache(text: string, planner: number): Map<string, Entr
   return out;
 }
 
-/** The text of a cache file holding `entries` (the most recently used first, at most MAX_ENTRIES of them). */
+/**
+ * The text of a cache file holding `entries`: the most recently used first, as many as fit in MAX_ENTRIES and
+ * MAX_FILE_BYTES (a reader refuses more).
+ */
 export function formatFilesCache(entries: Map<string, Entry>, planner: number): string {
-  const rows = [...entries].sort((a, b) => b[1].used - a[1].used).slice(0, MAX_ENTRIES);
-  const body = JSON.stringify({ planner, entries: rows.map(([p, e]) => rowOf(p, e)) });
+  const rows: EntryRow[] = [];
+  let bytes = 1024; // the header and the JSON around the rows
+  for (const [p, e] of [...entries].sort((a, b) => b[1].used - a[1].used)) {
+    const row = rowOf(p, e);
+    bytes += Buffer.byteLength(JSON.stringify(row)) + 1;
+    if (rows.length === MAX_ENTRIES || bytes > MAX_FILE_BYTES) break;
+    rows.push(row);
+  }
+  const body = JSON.stringify({ planner, entries: rows });
   const h = new ContentHasher();
   h.update(Buffer.from(body));
   return `${HEADER}${h.digestHex()}\n${body}`;
 }
 
+/** Whether an entry holds only what a reader accepts (a file dated before 1970 has a negative time: not kept). */
+function storable(p: string, e: Entry): boolean {
+  const s = e.stamp;
+  const fields = [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs];
+  return path.isAbsolute(p) && Buffer.byteLength(p) <= MAX_PATH_BYTES && fields.every((f) => DECIMAL.test(`${f}`));
+}
+
+/**
+ * The name's salt: the host (a cache folder shared over NFS by several machines must not mix their device and
+ * inode numbers) and the store's chunking (a store whose config.json was edited cuts files otherwise).
+ */
+function saltOf(config: Pick<StoreConfig, 'tensorChunkSize' | 'cdc'>): string {
+  return JSON.stringify([os.hostname(), config.tensorChunkSize, config.cdc]);
+}
+
+/** Where the files cache of the store at `layout` with this chunking is (§19); undefined: none to use. */
+export function filesCacheFile(
+  layout: StoreLayout,
+  config: Pick<StoreConfig, 'tensorChunkSize' | 'cdc'>,
+  make = true,
+): string | undefined {
+  return storeCacheFile('files', layout, make, saltOf(config));
+}
+
 export class FilesCache {
   private dirty = false;
+  /** Per device: whether its file system is one of LOCAL_FILE_SYSTEMS. */
+  private readonly localDevices = new Map<bigint, boolean>();
 
   private constructor(
     private readonly file: string | undefined,
@@ -92,8 +141,13 @@ export class FilesCache {
   ) {}
 
   /** The store's files cache as it is now; empty when there is none, it cannot be read, or it is not exactly §19. */
-  static open(layout: StoreLayout, planner: number, nowMs: () => number = Date.now): FilesCache {
-    const file = storeCacheFile('files', layout);
+  static open(
+    layout: StoreLayout,
+    config: Pick<StoreConfig, 'tensorChunkSize' | 'cdc'>,
+    planner: number,
+    nowMs: () => number = Date.now,
+  ): FilesCache {
+    const file = filesCacheFile(layout, config);
     let entries: Map<string, Entry> | undefined;
     try {
       if (file) {
@@ -111,10 +165,28 @@ export class FilesCache {
     return new FilesCache(file, planner, entries ?? new Map(), nowMs);
   }
 
+  /**
+   * Whether the file at `p` (on device `st.dev`) is on a local file system whose kernel keeps its change time on
+   * this machine's clock. On others (NFS, SMB, FUSE such as sshfs, 9p and virtiofs, FAT, exFAT) the change time
+   * may follow the modification time, which anyone can set, or come from another machine's clock.
+   */
+  private local(p: string, st: BigIntStats): boolean {
+    let known = this.localDevices.get(st.dev);
+    if (known === undefined) {
+      try {
+        known = LOCAL_FILE_SYSTEMS.has(Number(fs.statfsSync(p).type));
+      } catch {
+        known = false;
+      }
+      this.localDevices.set(st.dev, known);
+    }
+    return known;
+  }
+
   /** The recipe stored for the file at `p` when it was last read, if `st` (its fstat now) shows it unchanged. */
   candidate(p: string, st: BigIntStats): ObjectId | undefined {
     const e = this.entries.get(p);
-    return e && sameStamp(e.stamp, stampOf(st)) ? e.recipe : undefined;
+    return e && sameStamp(e.stamp, stampOf(st)) && this.local(p, st) ? e.recipe : undefined;
   }
 
   /** The candidate for `p` was used: it stays among the entries kept longest. */
@@ -130,31 +202,32 @@ export class FilesCache {
    * once read: remembered only when the two agree and the file had settled before the reading began.
    */
   record(p: string, before: BigIntStats, after: BigIntStats, startedMs: number, recipe: ObjectId): void {
-    const stamp = stampOf(before);
-    const known = this.entries.get(p);
-    if (!sameStamp(stamp, stampOf(after)) || !settled(stamp, startedMs)) {
-      if (known) {
-        this.entries.delete(p);
-        this.dirty = true;
-      }
-      return;
-    }
-    this.entries.set(p, { stamp, recipe, used: this.nowMs() });
+    const entry = { stamp: stampOf(before), recipe, used: this.nowMs() };
+    const keep =
+      sameStamp(entry.stamp, stampOf(after)) &&
+      settled(entry.stamp, startedMs) &&
+      storable(p, entry) &&
+      this.local(p, before);
+    if (keep) this.entries.set(p, entry);
+    else if (!this.entries.delete(p)) return;
     this.dirty = true;
   }
 
   /** Writes the entries in place of the store's cache file, once the commit has landed. Never throws. */
   save(): void {
     if (!this.dirty || !this.file) return;
-    const tmp = `${this.file}.${process.pid}.${randomHex(6)}.tmp`;
+    let tmp: string | undefined;
     try {
+      const now = this.nowMs();
+      for (const [p, e] of this.entries) if (now - e.used > UNUSED_MS) this.entries.delete(p);
+      tmp = `${this.file}.${process.pid}.${randomHex(6)}.tmp`;
       fs.writeFileSync(tmp, formatFilesCache(this.entries, this.planner), { flag: 'wx', mode: 0o600 });
       replaceStoreCacheFile(tmp, this.file);
       this.dirty = false;
       tidyStoreCaches(path.dirname(this.file), STORES_KEPT);
     } catch {
       try {
-        fs.rmSync(tmp, { force: true });
+        if (tmp) fs.rmSync(tmp, { force: true });
       } catch {
         // a stale temp, which a later tidy removes
       }

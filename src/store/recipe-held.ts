@@ -3,7 +3,6 @@
 // a prune record released its tensors' data and gc collected it, a partial fetch left chunks out, or the store at
 // this path is another one. The walk is the one of object-walk.ts, so "what a recipe needs" cannot disagree with
 // what gc keeps or what verify checks; chunks are located in the index, not read.
-import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { FileRecipe } from '../core/store-format/objects/file-recipe.js';
 import type { ObjectStore } from './object-store.js';
@@ -26,9 +25,8 @@ export async function recipeHeld(store: ObjectStore, id: ObjectId, treePath: str
   let recipe: FileRecipe;
   try {
     recipe = await store.readFileRecipe(id, at);
-  } catch (e) {
-    if (e instanceof CkvcError) return undefined;
-    throw e;
+  } catch {
+    return undefined; // damaged or gone: the file is read, as without the cache
   }
   // The recipe's tensors located in one lookup rather than one each as the walk reads them (505 for a 98.8 MB
   // checkpoint); what the walk reads, and so what counts as needed, is still the walk's to say.

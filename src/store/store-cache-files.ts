@@ -12,12 +12,21 @@ import { privateCacheFolder } from '../../bin/cache-root.cjs';
 /** A temp file this old whose commit's process is gone is a killed commit's: removed at the next tidy. */
 const STALE_TEMP_MS = 10 * 60_000;
 
-/** The store's file in the cache folder `kind` (made if need be, with `make`); undefined: none to use. */
-export function storeCacheFile(kind: 'bases' | 'files', layout: StoreLayout, make = true): string | undefined {
+/**
+ * The store's file in the cache folder `kind` (made if need be, with `make`); undefined: none to use. `salt`, when
+ * given, is hashed in before the store's path (the files cache: the host and the store's chunking, §19).
+ */
+export function storeCacheFile(
+  kind: 'bases' | 'files',
+  layout: StoreLayout,
+  make = true,
+  salt?: string,
+): string | undefined {
   try {
     const dir = privateCacheFolder(kind, make);
     if (!dir) return undefined;
     const h = new ContentHasher();
+    if (salt !== undefined) h.update(Buffer.from(`${salt}\0`));
     h.update(Buffer.from(fs.realpathSync(layout.root)));
     return path.join(dir, h.digestHex().slice(0, 32));
   } catch {
@@ -47,9 +56,9 @@ export function tidyStoreCaches(dir: string, keep: number): void {
  * Puts `tmpFile` (complete, closed) in place as `file`. The old file is removed first, not renamed over: ext4
  * (auto_da_alloc) makes a rename that replaces a file start writing the new one's data out inside the rename,
  * 20-30 ms of a full commit's main thread for a 36-47 MB delta-base cache. A reader between the two calls finds
- * no file, which only means a slower commit.
+ * no file, which only means a slower commit. Whatever is in the way goes, a folder too (else no cache, ever again).
  */
 export function replaceStoreCacheFile(tmpFile: string, file: string): void {
-  fs.rmSync(file, { force: true });
+  fs.rmSync(file, { force: true, recursive: true });
   fs.renameSync(tmpFile, file);
 }

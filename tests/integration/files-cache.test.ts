@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { storeCacheFile } from '../../src/store/store-cache-files.js';
-import { StoreLayout } from '../../src/store/store-layout.js';
+import { filesCacheFile } from '../../src/store/files-cache.js';
+import { readStoreConfig, StoreLayout } from '../../src/store/store-layout.js';
 import { sleep } from '../helpers/async-tasks.js';
 import { ok } from '../helpers/ckvc.js';
 import { randomBytes, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
@@ -45,6 +45,12 @@ function commit(s: TestStore, dir: string, ...more: string[]) {
     'step',
     ...more,
   ]);
+}
+
+/** The store's files cache file (named by the host, the store's chunking and its path). */
+async function cacheFileOf(s: TestStore): Promise<string> {
+  const layout = new StoreLayout(s.store);
+  return filesCacheFile(layout, await readStoreConfig(layout), false)!;
 }
 
 function expectCheckout(s: TestStore, rev: string, files: Map<string, Buffer>): void {
@@ -130,7 +136,7 @@ describe('the files cache', () => {
     const files = checkpoint(dir, 21);
     await settle();
     commit(s, dir);
-    const cacheFile = storeCacheFile('files', new StoreLayout(s.store), false)!;
+    const cacheFile = await cacheFileOf(s);
     const text = fs.readFileSync(cacheFile);
     text[text.length - 3] = text[text.length - 3]! ^ 0x01;
     fs.writeFileSync(cacheFile, text);
@@ -143,5 +149,28 @@ describe('the files cache', () => {
     const fresh = commit(s, dir);
     expect(fresh.unreadFiles).toBe(0);
     expectCheckout(s, fresh.id, files);
+  });
+
+  it('is left as it was by a commit that fails after reading some files', async () => {
+    const s = newStore('ckvc-files-cache-failed-');
+    const dir = path.join(tempDir('ckvc-files-cache-failed-in-'), 'ckpt');
+    const files = checkpoint(dir, 31);
+    await settle();
+    commit(s, dir);
+    const cacheFile = await cacheFileOf(s);
+    const before = fs.readFileSync(cacheFile);
+    // optimizer.bin changes and is read (and recorded, in memory); z.npy, read after it, is refused.
+    const changed = randomBytes(99, 300_000);
+    fs.writeFileSync(path.join(dir, 'optimizer.bin'), changed);
+    fs.writeFileSync(path.join(dir, 'z.npy'), Buffer.from('not a NumPy file at all'));
+    await settle();
+    const failed = s.run(['commit', dir, '-m', 'fails']);
+    expect(failed.code).not.toBe(0);
+    expect(fs.readFileSync(cacheFile).equals(before)).toBe(true);
+    fs.rmSync(path.join(dir, 'z.npy'));
+    files.set('optimizer.bin', changed);
+    const next = commit(s, dir);
+    expect(next.unreadFiles).toBe(2);
+    expectCheckout(s, next.id, files);
   });
 });

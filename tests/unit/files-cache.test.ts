@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILE_PLAN_RULES } from '../../src/store/ingest/file-plan.js';
 import { FilesCache, formatFilesCache, parseFilesCache } from '../../src/store/files-cache.js';
-import { StoreLayout } from '../../src/store/store-layout.js';
+import { type StoreConfig, StoreLayout } from '../../src/store/store-layout.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { loadVector } from './vectors.js';
 
@@ -86,63 +86,103 @@ describe('files cache layout (spec vectors)', () => {
   });
 });
 
+const CHUNKING = {
+  tensorChunkSize: 256 * 1024,
+  cdc: { min: 16384, avg: 65536, max: 262144 },
+} as unknown as StoreConfig;
+
 describe('FilesCache', () => {
   function freshCache(now = Number(T0 / MS) + 10_000): { cache: FilesCache; layout: StoreLayout } {
     const dir = tempDir('ckvc-files-cache-store-');
     fs.mkdirSync(path.join(dir, '.ckvc'));
     const layout = new StoreLayout(path.join(dir, '.ckvc'));
-    return { cache: FilesCache.open(layout, FILE_PLAN_RULES, () => now), layout };
+    return { cache: FilesCache.open(layout, CHUNKING, FILE_PLAN_RULES, () => now), layout };
   }
   const settledStart = Number((T0 + 150n * MS) / MS);
+  /** Input files on this machine's temp folder (a local file system: the cache is used only on those). */
+  const inputs = tempDir('ckvc-files-cache-inputs-');
+  const input = (name: string) => {
+    const p = path.join(inputs, name);
+    fs.writeFileSync(p, name);
+    return p;
+  };
+  const [A, B, RACY, FAT] = ['a.pt', 'b.pt', 'racy.pt', 'fat.pt'].map(input) as [string, string, string, string];
 
   it('offers a recorded recipe only while device, inode, size and both times are unchanged', () => {
     const { cache } = freshCache();
-    cache.record('/d/a.pt', stats(), stats(), settledStart, recipe);
-    expect(cache.candidate('/d/a.pt', stats())).toBe(recipe);
-    expect(cache.candidate('/d/b.pt', stats())).toBeUndefined();
+    cache.record(A, stats(), stats(), settledStart, recipe);
+    expect(cache.candidate(A, stats())).toBe(recipe);
+    expect(cache.candidate(B, stats())).toBeUndefined();
     for (const field of ['dev', 'ino', 'size', 'mtimeNs', 'ctimeNs'] as const)
-      expect(cache.candidate('/d/a.pt', stats({ [field]: stats()[field] + 1n })), field).toBeUndefined();
+      expect(cache.candidate(A, stats({ [field]: stats()[field] + 1n })), field).toBeUndefined();
   });
 
   it('does not record a file read less than 100 ms after its last change, nor one that changed while read', () => {
     const { cache } = freshCache();
-    cache.record('/d/racy.pt', stats(), stats(), Number((T0 + 99n * MS) / MS), recipe);
-    expect(cache.candidate('/d/racy.pt', stats())).toBeUndefined();
-    cache.record('/d/a.pt', stats(), stats(), settledStart, recipe);
+    cache.record(RACY, stats(), stats(), Number((T0 + 99n * MS) / MS), recipe);
+    expect(cache.candidate(RACY, stats())).toBeUndefined();
+    cache.record(A, stats(), stats(), settledStart, recipe);
     // Read again, and it changed meanwhile: the old entry goes too.
-    cache.record('/d/a.pt', stats(), stats({ mtimeNs: T0 + 1n }), settledStart, recipe);
-    expect(cache.candidate('/d/a.pt', stats())).toBeUndefined();
+    cache.record(A, stats(), stats({ mtimeNs: T0 + 1n }), settledStart, recipe);
+    expect(cache.candidate(A, stats())).toBeUndefined();
   });
 
   it('waits 3 s for a file whose times are whole seconds (a file system that keeps no more)', () => {
     const { cache } = freshCache();
     const whole = 1_796_492_232_000_000_000n;
     const st = stats({ mtimeNs: whole, ctimeNs: whole });
-    cache.record('/d/fat.pt', st, st, Number((whole + 2_999n * MS) / MS), recipe);
-    expect(cache.candidate('/d/fat.pt', st)).toBeUndefined();
-    cache.record('/d/fat.pt', st, st, Number((whole + 3_000n * MS) / MS), recipe);
-    expect(cache.candidate('/d/fat.pt', st)).toBe(recipe);
+    cache.record(FAT, st, st, Number((whole + 2_999n * MS) / MS), recipe);
+    expect(cache.candidate(FAT, st)).toBeUndefined();
+    cache.record(FAT, st, st, Number((whole + 3_000n * MS) / MS), recipe);
+    expect(cache.candidate(FAT, st)).toBe(recipe);
   });
 
   it('saves to the user cache folder (0600, no temp left) for the next open of the same store', () => {
     const { cache, layout } = freshCache();
-    cache.record('/d/a.pt', stats(), stats(), settledStart, recipe);
+    cache.record(A, stats(), stats(), settledStart, recipe);
     cache.save();
     const dir = path.join(process.env.CKVC_CACHE!, 'files');
     const names = fs.readdirSync(dir);
     expect(names.every((n) => /^[0-9a-f]{32}$/.test(n))).toBe(true);
     const file = path.join(
       dir,
-      names.find((n) => parseFilesCache(fs.readFileSync(path.join(dir, n), 'utf8'), 1)?.has('/d/a.pt'))!,
+      names.find((n) => parseFilesCache(fs.readFileSync(path.join(dir, n), 'utf8'), 1)?.has(A))!,
     );
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
-    expect(FilesCache.open(layout, FILE_PLAN_RULES).candidate('/d/a.pt', stats())).toBe(recipe);
+    expect(FilesCache.open(layout, CHUNKING, FILE_PLAN_RULES).candidate(A, stats())).toBe(recipe);
     // Another planner's cache is no cache.
-    expect(FilesCache.open(layout, FILE_PLAN_RULES + 1).candidate('/d/a.pt', stats())).toBeUndefined();
+    expect(FilesCache.open(layout, CHUNKING, FILE_PLAN_RULES + 1).candidate(A, stats())).toBeUndefined();
     // One byte changed anywhere: the whole file is ignored.
     const text = fs.readFileSync(file);
     text[text.length - 5] = text[text.length - 5]! ^ 1;
     fs.writeFileSync(file, text);
-    expect(FilesCache.open(layout, FILE_PLAN_RULES).candidate('/d/a.pt', stats())).toBeUndefined();
+    expect(FilesCache.open(layout, CHUNKING, FILE_PLAN_RULES).candidate(A, stats())).toBeUndefined();
+  });
+
+  it('keeps nothing a reader would refuse, nor files off local file systems, nor entries unused for 30 days', () => {
+    const day = 24 * 3600_000;
+    let now = Number(T0 / MS) + 10_000;
+    const { cache, layout } = freshCache();
+    const at = (ms: number) => () => ms;
+    // Dated before 1970: a negative time, which the layout has no spelling for.
+    const old = stats({ mtimeNs: -315_619_200_000_000_000n });
+    cache.record(A, old, old, settledStart, recipe);
+    expect(cache.candidate(A, old)).toBeUndefined();
+    // procfs, like NFS, FUSE or FAT, is not a file system whose change times the cache trusts.
+    const proc = stats({ dev: 4n });
+    cache.record('/proc/self/status', proc, proc, settledStart, recipe);
+    expect(cache.candidate('/proc/self/status', proc)).toBeUndefined();
+    cache.record(B, stats(), stats(), settledStart, recipe);
+    cache.save();
+    expect(FilesCache.open(layout, CHUNKING, FILE_PLAN_RULES).candidate(B, stats())).toBe(recipe);
+    // Another chunking is another cache.
+    const other = { ...CHUNKING, tensorChunkSize: 1024 * 1024 };
+    expect(FilesCache.open(layout, other, FILE_PLAN_RULES).candidate(B, stats())).toBeUndefined();
+    // Saved 31 days later by a commit that did not use it: dropped.
+    now += 31 * day;
+    const later = FilesCache.open(layout, CHUNKING, FILE_PLAN_RULES, at(now));
+    later.record(RACY, stats(), stats(), now, recipe); // something to save (not kept: too recent)
+    later.save();
+    expect(FilesCache.open(layout, CHUNKING, FILE_PLAN_RULES).candidate(B, stats())).toBeUndefined();
   });
 });

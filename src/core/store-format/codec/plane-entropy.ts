@@ -28,7 +28,8 @@ function entropyOf(counts: Uint32Array, n: number): number {
   let sum = 0;
   for (let b = 0; b < counts.length; b += LANES)
     sum += table[counts[b]! + counts[b + 1]! + counts[b + 2]! + counts[b + 3]!]!;
-  return Math.log2(n) - sum / n;
+  // Rounding can take a constant plane's 0 a hair below it.
+  return Math.max(0, Math.log2(n) - sum / n);
 }
 
 /**
