@@ -11,6 +11,7 @@ import { readStoreConfig, StoreLayout } from '../../src/store/store-layout.js';
 import { sleep } from '../helpers/async-tasks.js';
 import { ok } from '../helpers/ckvc.js';
 import { randomBytes, safetensorsBytes, trainedFloat32 } from '../helpers/data.js';
+import { torchZip } from '../helpers/torch-zip.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { newStore, type TestStore } from '../helpers/test-store.js';
 
@@ -172,5 +173,59 @@ describe('the files cache', () => {
     const next = commit(s, dir);
     expect(next.unreadFiles).toBe(2);
     expectCheckout(s, next.id, files);
+  });
+
+  it('reads again a file whose reading gave a warning, so the warning is given again', async () => {
+    const s = newStore('ckvc-files-cache-warned-');
+    const dir = path.join(tempDir('ckvc-files-cache-warned-in-'), 'ckpt');
+    fs.mkdirSync(dir, { recursive: true });
+    // A torch zip whose data.pkl holds an opcode ckvc does not read: committed, with "tensor names not read".
+    const odd = torchZip(Buffer.from([0x80, 0x02, 0x7d, 0xff, 0x2e]), [{ key: '0', data: randomBytes(5, 4096) }], {
+      prefix: 'u',
+    }).bytes;
+    fs.writeFileSync(path.join(dir, 'odd.pt'), odd);
+    fs.writeFileSync(path.join(dir, 'notes.bin'), randomBytes(6, 5000));
+    await settle();
+    for (const expected of [0, 1]) {
+      const r = s.json<{ unreadFiles: number; warnings?: string[] }>(['commit', dir, '-m', 'odd']);
+      expect(r.unreadFiles).toBe(expected);
+      expect(r.warnings?.join('\n')).toMatch(/odd\.pt: tensor names not read/);
+    }
+  });
+
+  it('keys entries by the path as named: a hard link under another extension, a symlink given on the command line', async () => {
+    const s = newStore('ckvc-files-cache-links-');
+    const root = tempDir('ckvc-files-cache-links-in-');
+    const dir = path.join(root, 'ckpt');
+    const files = checkpoint(dir, 41);
+    // The same inode as a safetensors file (cut into tensors) and as an opaque .bin (content-defined chunks).
+    fs.linkSync(path.join(dir, 'model.safetensors'), path.join(dir, 'model-copy.bin'));
+    files.set('model-copy.bin', files.get('model.safetensors')!);
+    await settle();
+    commit(s, dir);
+    const again = commit(s, dir);
+    expect(again.unreadFiles).toBe(4);
+    expectCheckout(s, again.id, files);
+    const listed = s.json<{ files: { path: string; format: string }[] }>(['ls', again.id]);
+    expect(Object.fromEntries(listed.files.map((f) => [f.path, f.format]))).toMatchObject({
+      'model.safetensors': 'safetensors',
+      'model-copy.bin': 'opaque',
+    });
+
+    // A symlink named on the command line is followed; pointed at another file of the same size, it is read.
+    const a = path.join(root, 'a.bin');
+    const b = path.join(root, 'b.bin');
+    fs.writeFileSync(a, randomBytes(51, 70_000));
+    fs.writeFileSync(b, randomBytes(52, 70_000));
+    const link = path.join(root, 'latest.bin');
+    fs.symlinkSync(a, link);
+    await settle();
+    commit(s, link, '-b', 'link');
+    expect(commit(s, link, '-b', 'link').unreadFiles).toBe(1);
+    fs.unlinkSync(link);
+    fs.symlinkSync(b, link);
+    const moved = commit(s, link, '-b', 'link');
+    expect(moved.unreadFiles).toBe(0);
+    expectCheckout(s, moved.id, new Map([['latest.bin', fs.readFileSync(b)]]));
   });
 });
