@@ -104,6 +104,19 @@ export function formatFilesCache(entries: Map<string, Entry>, planner: number): 
   return `${HEADER}${h.digestHex()}\n${body}`;
 }
 
+/**
+ * Whether the file or folder at `p` is on a local file system whose kernel keeps change times on this machine's
+ * clock (LOCAL_FILE_SYSTEMS). On others (NFS, SMB, FUSE such as sshfs, 9p and virtiofs, FAT, exFAT) the change
+ * time may follow the modification time, which anyone can set, or come from another machine's clock.
+ */
+export function onLocalFileSystem(p: string): boolean {
+  try {
+    return LOCAL_FILE_SYSTEMS.has(Number(fs.statfsSync(p).type));
+  } catch {
+    return false;
+  }
+}
+
 /** Whether an entry holds only what a reader accepts (a file dated before 1970 has a negative time: not kept). */
 function storable(p: string, e: Entry): boolean {
   const s = e.stamp;
@@ -165,19 +178,11 @@ export class FilesCache {
     return new FilesCache(file, planner, entries ?? new Map(), nowMs);
   }
 
-  /**
-   * Whether the file at `p` (on device `st.dev`) is on a local file system whose kernel keeps its change time on
-   * this machine's clock. On others (NFS, SMB, FUSE such as sshfs, 9p and virtiofs, FAT, exFAT) the change time
-   * may follow the modification time, which anyone can set, or come from another machine's clock.
-   */
+  /** onLocalFileSystem for the file at `p`, asked once per device. */
   private local(p: string, st: BigIntStats): boolean {
     let known = this.localDevices.get(st.dev);
     if (known === undefined) {
-      try {
-        known = LOCAL_FILE_SYSTEMS.has(Number(fs.statfsSync(p).type));
-      } catch {
-        known = false;
-      }
+      known = onLocalFileSystem(p);
       this.localDevices.set(st.dev, known);
     }
     return known;

@@ -3,10 +3,11 @@
 // and only while all five parts of that state are as they were.
 import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILE_PLAN_RULES } from '../../src/store/ingest/file-plan.js';
-import { FilesCache, formatFilesCache, parseFilesCache } from '../../src/store/files-cache.js';
+import { FilesCache, formatFilesCache, onLocalFileSystem, parseFilesCache } from '../../src/store/files-cache.js';
 import { type StoreConfig, StoreLayout } from '../../src/store/store-layout.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { loadVector } from './vectors.js';
@@ -91,7 +92,8 @@ const CHUNKING = {
   cdc: { min: 16384, avg: 65536, max: 262144 },
 } as unknown as StoreConfig;
 
-describe('FilesCache', () => {
+// Entries are kept and offered only on local file systems (FORMAT.md §19): these need the temp folder on one.
+describe.skipIf(!onLocalFileSystem(os.tmpdir()))('FilesCache', () => {
   function freshCache(now = Number(T0 / MS) + 10_000): { cache: FilesCache; layout: StoreLayout } {
     const dir = tempDir('ckvc-files-cache-store-');
     fs.mkdirSync(path.join(dir, '.ckvc'));
