@@ -25,9 +25,14 @@ import {
 } from '../core/store-format/base-cache-format.js';
 import { groupBytes } from '../core/store-format/codec/byte-group.js';
 import { objectId, type ObjectId } from '../core/store-format/object-id.js';
-import { randomHex } from './random-hex.js';
 import type { StoreLayout } from './store-layout.js';
-import { replaceStoreCacheFile, storeCacheFile, tidyStoreCaches } from './store-cache-files.js';
+import {
+  replaceStoreCacheFile,
+  storeCacheFile,
+  storeCacheTempFile,
+  tidyStoreCaches,
+  withStoreCacheFile,
+} from './store-cache-files.js';
 
 /** The cache may take this share of the free space a commit starts with: it must never be what fills a disk. */
 const FREE_SPACE_SHARE = 0.1;
@@ -77,7 +82,7 @@ export class BaseCacheWriter {
       const free = fs.statfsSync(path.dirname(file));
       const budget = Math.min(BASE_CACHE_MAX_DATA_BYTES, Math.floor(free.bavail * free.bsize * FREE_SPACE_SHARE));
       if (budget <= 0) return undefined;
-      return new BaseCacheWriter(file, `${file}.${process.pid}.${randomHex(6)}.tmp`, budget);
+      return new BaseCacheWriter(file, storeCacheTempFile(file), budget);
     } catch {
       return undefined;
     }
@@ -146,7 +151,7 @@ export class BaseCacheReader {
   static open(layout: StoreLayout): BaseCacheReader | undefined {
     const file = baseCacheFile(layout, false);
     if (!file) return undefined;
-    return withCacheFile(file, (fd, st) => {
+    return withStoreCacheFile(file, (fd, st) => {
       const footer = Buffer.alloc(BASE_CACHE_FOOTER_BYTES);
       const at = parseFooter(fd, footer, st.size);
       const table = at && Buffer.alloc(st.size - BASE_CACHE_FOOTER_BYTES - at.tableOffset);
@@ -168,7 +173,7 @@ export class BaseCacheReader {
     const e = this.entries.get(id);
     if (!e || e.length !== length) return undefined;
     const plain = scratch.acquire(length);
-    const ok = withCacheFile(
+    const ok = withStoreCacheFile(
       this.file,
       (fd, st) => identityOf(st) === this.identity && readFully(fd, plain, e.offset) && objectId('chunk', plain) === id,
     );
@@ -183,23 +188,6 @@ export class BaseCacheReader {
 }
 
 const identityOf = (st: fs.Stats) => `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-
-/**
- * Runs `use` on the cache file opened for reading, and closes it; undefined when it is not a plain file or anything
- * fails. Not through a link, and not blocking on a FIFO planted under the name.
- */
-function withCacheFile<T>(file: string, use: (fd: number, st: fs.Stats) => T | undefined): T | undefined {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-    const st = fs.fstatSync(fd);
-    return st.isFile() ? use(fd, st) : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
 
 function parseFooter(fd: number, footer: Buffer, size: number) {
   if (size < BASE_CACHE_FOOTER_BYTES || !readFully(fd, footer, size - BASE_CACHE_FOOTER_BYTES)) return undefined;

@@ -12,8 +12,13 @@ import * as path from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { ContentHasher, type ObjectId } from '../core/store-format/object-id.js';
 import { sameStamp, settled, stampOf, type FileStamp } from './file-stamp.js';
-import { randomHex } from './random-hex.js';
-import { replaceStoreCacheFile, storeCacheFile, tidyStoreCaches } from './store-cache-files.js';
+import {
+  replaceStoreCacheFile,
+  storeCacheFile,
+  storeCacheTempFile,
+  tidyStoreCaches,
+  withStoreCacheFile,
+} from './store-cache-files.js';
 import type { StoreConfig, StoreLayout } from './store-layout.js';
 
 const HEADER = 'ckvcfiles 1 ';
@@ -90,15 +95,16 @@ export function parseFilesCache(text: string, planner: number): Map<string, Entr
  * MAX_FILE_BYTES (a reader refuses more).
  */
 export function formatFilesCache(entries: Map<string, Entry>, planner: number): string {
-  const rows: EntryRow[] = [];
+  // Each row's JSON is made once: measured against the bound, then joined (as JSON.stringify of the whole would).
+  const rows: string[] = [];
   let bytes = 1024; // the header and the JSON around the rows
   for (const [p, e] of [...entries].sort((a, b) => b[1].used - a[1].used)) {
-    const row = rowOf(p, e);
-    bytes += Buffer.byteLength(JSON.stringify(row)) + 1;
+    const row = JSON.stringify(rowOf(p, e));
+    bytes += Buffer.byteLength(row) + 1;
     if (rows.length === MAX_ENTRIES || bytes > MAX_FILE_BYTES) break;
     rows.push(row);
   }
-  const body = JSON.stringify({ planner, entries: rows });
+  const body = `{"planner":${JSON.stringify(planner)},"entries":[${rows.join(',')}]}`;
   const h = new ContentHasher();
   h.update(Buffer.from(body));
   return `${HEADER}${h.digestHex()}\n${body}`;
@@ -161,20 +167,11 @@ export class FilesCache {
     nowMs: () => number = Date.now,
   ): FilesCache {
     const file = filesCacheFile(layout, config);
-    let entries: Map<string, Entry> | undefined;
-    try {
-      if (file) {
-        const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-        try {
-          const st = fs.fstatSync(fd);
-          if (st.isFile() && st.size <= MAX_FILE_BYTES) entries = parseFilesCache(fs.readFileSync(fd, 'utf8'), planner);
-        } finally {
-          fs.closeSync(fd);
-        }
-      }
-    } catch {
-      // none yet, or unreadable: an empty cache
-    }
+    const entries = file
+      ? withStoreCacheFile(file, (fd, st) =>
+          st.size <= MAX_FILE_BYTES ? parseFilesCache(fs.readFileSync(fd, 'utf8'), planner) : undefined,
+        )
+      : undefined;
     return new FilesCache(file, planner, entries ?? new Map(), nowMs);
   }
 
@@ -225,7 +222,7 @@ export class FilesCache {
     try {
       const now = this.nowMs();
       for (const [p, e] of this.entries) if (now - e.used > UNUSED_MS) this.entries.delete(p);
-      tmp = `${this.file}.${process.pid}.${randomHex(6)}.tmp`;
+      tmp = storeCacheTempFile(this.file);
       fs.writeFileSync(tmp, formatFilesCache(this.entries, this.planner), { flag: 'wx', mode: 0o600 });
       replaceStoreCacheFile(tmp, this.file);
       this.dirty = false;

@@ -9,15 +9,6 @@ import type { ObjectStore } from './object-store.js';
 import { walkObjects, type ObjectSource } from './object-walk.js';
 import type { ObjectLocation } from './pack-reader.js';
 
-/** IDs located per index lookup. */
-const LOCATE_BATCH = 4096;
-
-async function locateAll(store: ObjectStore, ids: ObjectId[]): Promise<(ObjectLocation | undefined)[]> {
-  const out: (ObjectLocation | undefined)[] = [];
-  for (let i = 0; i < ids.length; i += LOCATE_BATCH) out.push(...(await store.locate(ids.slice(i, i + LOCATE_BATCH))));
-  return out;
-}
-
 /** The recipe `id` (as if at `treePath`) when the store holds it and all it needs, else undefined. */
 export async function recipeHeld(store: ObjectStore, id: ObjectId, treePath: string): Promise<FileRecipe | undefined> {
   const [at] = await store.locate([id]);
@@ -32,7 +23,7 @@ export async function recipeHeld(store: ObjectStore, id: ObjectId, treePath: str
   // checkpoint); what the walk reads, and so what counts as needed, is still the walk's to say.
   const tensorIds = recipe.parts.flatMap((p) => (p.kind === 'tensor' ? [p.id] : []));
   const located = new Map<ObjectId, ObjectLocation>();
-  (await locateAll(store, tensorIds)).forEach((l, i) => {
+  (await store.locate(tensorIds)).forEach((l, i) => {
     if (l) located.set(tensorIds[i]!, l);
   });
   const source: ObjectSource = {
@@ -55,5 +46,5 @@ export async function recipeHeld(store: ObjectStore, id: ObjectId, treePath: str
     },
   });
   if (!complete) return undefined;
-  return (await locateAll(store, chunks)).every((l) => l?.entry.type === 'chunk') ? recipe : undefined;
+  return (await store.locate(chunks)).every((l) => l?.entry.type === 'chunk') ? recipe : undefined;
 }

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ContentHasher } from '../core/store-format/object-id.js';
 import { processRunning } from './lock-file.js';
+import { randomHex } from './random-hex.js';
 import type { StoreLayout } from './store-layout.js';
 import { privateCacheFolder } from '../../bin/cache-root.cjs';
 
@@ -61,4 +62,26 @@ export function tidyStoreCaches(dir: string, keep: number): void {
 export function replaceStoreCacheFile(tmpFile: string, file: string): void {
   fs.rmSync(file, { force: true, recursive: true });
   fs.renameSync(tmpFile, file);
+}
+
+/** A new temp file's name beside `file`: the pid in it tells tidyStoreCaches whether its writer still runs. */
+export function storeCacheTempFile(file: string): string {
+  return `${file}.${process.pid}.${randomHex(6)}.tmp`;
+}
+
+/**
+ * Runs `use` on the cache file opened for reading, and closes it; undefined when it is not a plain file or anything
+ * fails. Not through a link, and not blocking on a FIFO planted under the name.
+ */
+export function withStoreCacheFile<T>(file: string, use: (fd: number, st: fs.Stats) => T | undefined): T | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    const st = fs.fstatSync(fd);
+    return st.isFile() ? use(fd, st) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
 }
