@@ -65,6 +65,44 @@ describe('canonical CBOR (spec/vectors/canonical-cbor.json)', () => {
       expect(decodeCanonical(bytes, 'many keys')).toEqual(obj);
     }
   });
+  it('encodes text and checks byte strings the same on both sides of the short-string and long-bytes paths', () => {
+    // Text up to 64 characters that is all ASCII is written character by character, the rest through
+    // TextEncoder; byte strings over 64 bytes are compared natively when an object is read back.
+    const texts = [
+      'a'.repeat(64),
+      'a'.repeat(65),
+      `${'a'.repeat(63)}é`,
+      'é'.repeat(40),
+      '\u007f',
+      '\u0080',
+      'x\ud800y',
+    ];
+    for (const t of texts) {
+      const utf8 = Buffer.from(t, 'utf8');
+      const h = utf8.length < 24 ? [0x60 | utf8.length] : [0x78, utf8.length];
+      expect(hex(encodeCanonical(t))).toBe(hex(Buffer.concat([Buffer.from(h), utf8])));
+      expect(decodeCanonical(encodeCanonical({ t }), t)).toEqual({ t: utf8.toString('utf8') }); // a lone surrogate is U+FFFD
+    }
+    for (const n of [64, 65, 1000]) {
+      const bytes = Buffer.from(encodeCanonical({ b: new Uint8Array(n).fill(7) }));
+      expect(Buffer.from((decodeCanonical(bytes, 'bytes') as { b: Uint8Array }).b).equals(Buffer.alloc(n, 7))).toBe(
+        true,
+      );
+      // One byte changed, at the end of the byte string: still valid CBOR, another value, so its bytes pass.
+      const other = Buffer.from(bytes);
+      other[other.length - 1] = 8;
+      expect((decodeCanonical(other, 'other') as { b: Uint8Array }).b[n - 1]).toBe(8);
+      // The same bytes with a longer head than needed: refused, whichever way the byte string is compared.
+      const long = Buffer.concat([
+        bytes.subarray(0, 3),
+        Buffer.from([0x5a]),
+        Buffer.alloc(4),
+        bytes.subarray(3 + (n < 256 ? 2 : 3)),
+      ]);
+      long.writeUInt32BE(n, 4);
+      expect(() => decodeCanonical(long, 'long head')).toThrow(/not in canonical form/);
+    }
+  });
   it('round-trips 64-bit integers that are safe in JS', () => {
     const big = Number.MAX_SAFE_INTEGER;
     expect(decodeCanonical(encodeCanonical({ t: big }), 'big')).toEqual({ t: big });

@@ -1,9 +1,10 @@
 // Canonical CBOR (spec/FORMAT.md §3): the one encoding of a value, so equal values hash equal everywhere.
 // Rules: definite lengths; shortest integer heads; map keys are text strings sorted by their encoded bytes
 // (RFC 8949 §4.2.1, i.e. shorter keys first, then bytewise); integral numbers are integers; other numbers
-// are always float64; no tags, no undefined. Decoding goes through cbor-x and is then re-encoded: any input
-// that is not the canonical form of its own value is refused, which also rejects tags, big integers,
-// duplicate keys and non-shortest forms without a hand-written validator.
+// are always float64; no tags, no undefined. Decoding goes through cbor-x and the input is then compared with
+// the encoding of the value it gave, as that is made: any input that is not the canonical form of its own value
+// is refused, which also rejects tags, big integers, duplicate keys and non-shortest forms without a
+// hand-written validator.
 import { decode as cborxDecode } from 'cbor-x';
 import { CkvcError } from '../errors.js';
 
@@ -11,7 +12,13 @@ export type CborValue = number | string | boolean | null | Uint8Array | CborValu
 
 const textEncoder = new TextEncoder();
 
-class ByteSink {
+/** Where encodeInto puts bytes: a growing buffer (encodeCanonical), or a comparison with bytes (decodeCanonical). */
+interface Sink {
+  byte(b: number): void;
+  bytes(b: Uint8Array): void;
+}
+
+class ByteSink implements Sink {
   private buf = new Uint8Array(256);
   private len = 0;
   private ensure(n: number): void {
@@ -36,7 +43,36 @@ class ByteSink {
   }
 }
 
-function head(out: ByteSink, major: number, n: number): void {
+/** Thrown inside encodeInto by a ByteMatcher at the first byte that differs; never leaves this file. */
+const DIFFERS = new Error('not the canonical encoding');
+
+/**
+ * Compares the encoding with given bytes as it is made, instead of making it and comparing after: the check
+ * every object read goes through (decodeCanonical) then allocates nothing and stops at the first difference.
+ */
+class ByteMatcher implements Sink {
+  private pos = 0;
+  constructor(private readonly expected: Uint8Array) {}
+  byte(b: number): void {
+    if (this.expected[this.pos] !== b) throw DIFFERS;
+    this.pos++;
+  }
+  bytes(b: Uint8Array): void {
+    const e = this.expected;
+    const p = this.pos;
+    if (p + b.length > e.length) throw DIFFERS;
+    if (b.length > 64) {
+      if (!Buffer.from(e.buffer, e.byteOffset + p, b.length).equals(b)) throw DIFFERS;
+    } else for (let i = 0; i < b.length; i++) if (e[p + i] !== b[i]) throw DIFFERS;
+    this.pos = p + b.length;
+  }
+  /** Whether the encoding covered the bytes exactly (it stopped at none of them, and left none over). */
+  done(): boolean {
+    return this.pos === this.expected.length;
+  }
+}
+
+function head(out: Sink, major: number, n: number): void {
   const m = major << 5;
   if (n < 24) out.byte(m | n);
   else if (n < 0x100) {
@@ -92,7 +128,43 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-function encodeInto(out: ByteSink, v: unknown, depth: number): void {
+const FLOAT_BYTES = new Uint8Array(8);
+const FLOAT_VIEW = new DataView(FLOAT_BYTES.buffer);
+
+/**
+ * A text string: ASCII byte by byte (field names, dtypes, hex IDs: most of the strings objects hold), the rest
+ * through TextEncoder, whose call costs more than the copy for short strings.
+ */
+function encodeText(out: Sink, s: string): void {
+  const n = s.length;
+  if (n <= 64) {
+    let ascii = true;
+    for (let i = 0; i < n && ascii; i++) ascii = s.charCodeAt(i) < 0x80;
+    if (ascii) {
+      head(out, 3, n);
+      for (let i = 0; i < n; i++) out.byte(s.charCodeAt(i));
+      return;
+    }
+  }
+  const b = textEncoder.encode(s);
+  head(out, 3, b.length);
+  out.bytes(b);
+}
+
+/** Indices of `keys` (encoded) in canonical order; an insertion sort, as maps here have a handful of keys. */
+function canonicalOrder(keys: Uint8Array[]): number[] {
+  const order = keys.map((_, i) => i);
+  if (keys.length > 16) return order.sort((a, b) => compareBytes(keys[a]!, keys[b]!));
+  for (let i = 1; i < order.length; i++) {
+    const x = order[i]!;
+    let j = i - 1;
+    for (; j >= 0 && compareBytes(keys[order[j]!]!, keys[x]!) > 0; j--) order[j + 1] = order[j]!;
+    order[j + 1] = x;
+  }
+  return order;
+}
+
+function encodeInto(out: Sink, v: unknown, depth: number): void {
   if (depth > 64) throw new CkvcError('CKVC_INTERNAL', 'CBOR value nested deeper than 64 levels');
   if (typeof v === 'number') {
     if (Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER) {
@@ -101,17 +173,11 @@ function encodeInto(out: ByteSink, v: unknown, depth: number): void {
       return;
     }
     out.byte(0xfb);
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setFloat64(0, Number.isNaN(v) ? NaN : v, false);
-    out.bytes(b);
+    FLOAT_VIEW.setFloat64(0, Number.isNaN(v) ? NaN : v, false);
+    out.bytes(FLOAT_BYTES);
     return;
   }
-  if (typeof v === 'string') {
-    const b = textEncoder.encode(v);
-    head(out, 3, b.length);
-    out.bytes(b);
-    return;
-  }
+  if (typeof v === 'string') return encodeText(out, v);
   if (v === false) return out.byte(0xf4);
   if (v === true) return out.byte(0xf5);
   if (v === null) return out.byte(0xf6);
@@ -126,15 +192,16 @@ function encodeInto(out: ByteSink, v: unknown, depth: number): void {
     return;
   }
   if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-    const entries = Object.entries(v as Record<string, unknown>).map(([k, val]) => {
-      if (val === undefined) throw new CkvcError('CKVC_INTERNAL', `CBOR map key "${k}" has an undefined value`);
-      return [encodedKey(k, depth + 1), val] as const;
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o);
+    const encoded = keys.map((k) => {
+      if (o[k] === undefined) throw new CkvcError('CKVC_INTERNAL', `CBOR map key "${k}" has an undefined value`);
+      return encodedKey(k, depth + 1);
     });
-    entries.sort((a, b) => compareBytes(a[0], b[0]));
-    head(out, 5, entries.length);
-    for (const [kb, val] of entries) {
-      out.bytes(kb);
-      encodeInto(out, val, depth + 1);
+    head(out, 5, keys.length);
+    for (const i of canonicalOrder(encoded)) {
+      out.bytes(encoded[i]!);
+      encodeInto(out, o[keys[i]!], depth + 1);
     }
     return;
   }
@@ -150,9 +217,8 @@ export function encodeCanonical(v: CborValue): Uint8Array {
   return out.result();
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && compareBytes(a, b) === 0;
-}
+const notCanonical = (where: string) =>
+  new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: CBOR is not in canonical form`, { where });
 
 /** Decodes and insists the input is canonical. `where` names the object for the error message. */
 export function decodeCanonical(bytes: Uint8Array, where: string): CborValue {
@@ -162,16 +228,15 @@ export function decodeCanonical(bytes: Uint8Array, where: string): CborValue {
   } catch (e) {
     throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: not valid CBOR (${(e as Error).message})`, { where });
   }
-  let again: Uint8Array;
+  const matcher = new ByteMatcher(bytes);
   try {
     value = integersAsNumbers(value);
-    again = encodeCanonical(value as CborValue);
-  } catch {
+    encodeInto(matcher, value, 0);
+  } catch (e) {
+    if (e === DIFFERS) throw notCanonical(where);
     throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: CBOR holds a value ckvc objects never contain`, { where });
   }
-  if (!sameBytes(again, bytes)) {
-    throw new CkvcError('CKVC_CORRUPT_OBJECT', `${where}: CBOR is not in canonical form`, { where });
-  }
+  if (!matcher.done()) throw notCanonical(where);
   return value as CborValue;
 }
 
