@@ -169,6 +169,31 @@ describe.skipIf(!local)('the files cache', () => {
     expectCheckout(s, fresh.id, files);
   });
 
+  it('stays a cache two commits running at once can both write: the last file written wins, nothing else changes', async () => {
+    const s = newStore('ckvc-files-cache-racing-');
+    const root = tempDir('ckvc-files-cache-racing-in-');
+    const dirs = ['a', 'b'].map((n) => path.join(root, n));
+    for (let round = 0; round < 3; round++) {
+      const files = dirs.map((d, i) => checkpoint(d, 70 + 10 * round + i));
+      await settle();
+      // Each process loads the cache, reads its folder's three new files and replaces the cache file with what
+      // it knows; whichever rename comes last decides what the next commit finds.
+      const [a, b] = await Promise.all(
+        dirs.map((d, i) =>
+          s.jsonAsync<{ id: string; unreadFiles: number }>(['commit', d, '-m', 'race', '-b', `r${i}`]),
+        ),
+      );
+      expect([a!.unreadFiles, b!.unreadFiles]).toEqual([0, 0]);
+      const next = dirs.map((d, i) => commit(s, d, '-b', `r${i}`));
+      // Both commits landed and both folders commit the same trees again; the last writer's files are unread.
+      expect(next.map((c) => c.tree)).toEqual([a!, b!].map((c) => s.json<{ tree: string }>(['show', c.id]).tree));
+      expect(next.some((c) => c.unreadFiles === 3)).toBe(true);
+      for (const c of next) expect([0, 3]).toContain(c.unreadFiles);
+      for (const [i, c] of next.entries()) expectCheckout(s, c.id, files[i]!);
+    }
+    ok(['verify', '--read-data', '--store', s.store]);
+  });
+
   it('is left as it was by a commit that fails after reading some files', async () => {
     const s = newStore('ckvc-files-cache-failed-');
     const dir = path.join(tempDir('ckvc-files-cache-failed-in-'), 'ckpt');
