@@ -85,6 +85,27 @@ describe('files cache layout (spec vectors)', () => {
     expect(back.has('/f/0')).toBe(false);
     expect(back.has('/f/65536')).toBe(true);
   });
+
+  it('keeps the entries used last that fit in 64 MiB, which a reader accepts', () => {
+    // Paths near the 4 KiB a reader allows: about 16,000 rows fill the 64 MiB before the entry bound does.
+    const dir = `/${'p'.repeat(4000)}`;
+    const entries = new Map(
+      Array.from({ length: 17_000 }, (_, i) => [
+        `${dir}/${i}`,
+        { stamp: { dev: 1n, ino: BigInt(i), size: 1n, mtimeNs: 1n, ctimeNs: 1n }, recipe, used: i + 1 },
+      ]),
+    );
+    const text = formatFilesCache(entries, 1);
+    const bytes = Buffer.byteLength(text);
+    expect(bytes).toBeLessThanOrEqual(64 * 1024 * 1024);
+    const back = parseFilesCache(text, 1)!;
+    expect(back.size).toBeGreaterThan(15_000);
+    expect(back.size).toBeLessThan(17_000);
+    // The newest kept, the oldest dropped; and the bound is met closely: one more row would not fit.
+    expect(back.has(`${dir}/16999`)).toBe(true);
+    expect(back.has(`${dir}/0`)).toBe(false);
+    expect(bytes + Buffer.byteLength(text) / back.size).toBeGreaterThan(64 * 1024 * 1024 - 1024);
+  });
 });
 
 const CHUNKING = {
