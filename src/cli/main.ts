@@ -17,6 +17,7 @@ import { storeCommands } from './commands/store-commands.js';
 import { uiCommand } from './commands/ui-command.js';
 import { watchCommand } from './commands/watch-command.js';
 import { GLOBAL_OPTIONS, type CliParser } from './context.js';
+import { exitOnInterrupt } from './interruption.js';
 import { refusePositionalGivenAsOption } from './positional-options.js';
 import { refuseRepeatedOptions } from './repeated-options.js';
 import { escaped, escapedLines } from './terminal-text.js';
@@ -107,5 +108,6 @@ export async function main(): Promise<void> {
     process.exitCode = await serveHelper(run);
     return;
   }
+  exitOnInterrupt((e) => report(e, argv.includes('--json')));
   process.exitCode = await run(argv);
 }

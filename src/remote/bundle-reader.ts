@@ -22,6 +22,7 @@ import { CODECS, PACK_FOOTER_BYTES, PACK_HEADER_BYTES, type PackEntry } from '..
 import { registerWriter, type WriterRegistration } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { ioError } from '../store/durable-fs.js';
+import { removedIfInterrupted } from '../store/interrupt-cleanup.js';
 import { PackReader } from '../store/pack-reader.js';
 import { verifyInChainOrder } from '../store/verify-in-chain-order.js';
 import { StoreLayout } from '../store/store-layout.js';
@@ -57,6 +58,7 @@ export async function receiveBundle(
   opts: { durable?: boolean; store?: ObjectStore } = {},
 ): Promise<ReceivedBundle> {
   const root = path.join(parent, `quarantine-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const forget = removedIfInterrupted(root);
   const quarantine = new StoreLayout(root);
   let packs = new PackReader(quarantine);
   let registration: WriterRegistration | undefined;
@@ -67,6 +69,7 @@ export async function receiveBundle(
     await arriving.close();
     await packs.close();
     await fs.rm(root, { recursive: true, force: true }).catch(() => {});
+    forget();
     await registration?.release();
     registration = undefined;
   };

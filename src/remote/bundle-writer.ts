@@ -33,6 +33,7 @@ import {
 } from '../core/store-format/pack-format.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { ioError } from '../store/durable-fs.js';
+import { removedIfInterrupted } from '../store/interrupt-cleanup.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { ObjectLocation } from '../store/pack-reader.js';
 import { PackWriter } from '../store/pack-writer.js';
@@ -243,6 +244,7 @@ async function scratchPack(
   out: BundleOutput,
 ): Promise<number> {
   const scratchRoot = await scratchFolder(store);
+  const forget = removedIfInterrupted(scratchRoot);
   try {
     const writer = await PackWriter.create(new StoreLayout(scratchRoot), { durable: false });
     let done: Awaited<ReturnType<PackWriter['finish']>>;
@@ -270,6 +272,7 @@ async function scratchPack(
     return done?.size ?? 0;
   } finally {
     await fs.rm(scratchRoot, { recursive: true, force: true }).catch(() => {});
+    forget();
   }
 }
 
@@ -311,6 +314,7 @@ export async function writeBundleFile(
   file: string,
 ): Promise<WrittenBundle> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const forget = removedIfInterrupted(tmp);
   const { createWriteStream } = await import('node:fs');
   const out = createWriteStream(tmp, { flags: 'wx' });
   const opened = new Promise<void>((resolve, reject) => {
@@ -332,5 +336,7 @@ export async function writeBundleFile(
     out.destroy();
     await fs.rm(tmp, { force: true }).catch(() => {});
     throw ioError(e, 'write the bundle', file);
+  } finally {
+    forget();
   }
 }

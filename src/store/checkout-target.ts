@@ -12,6 +12,7 @@ import { CkvcError } from '../core/errors.js';
 import { entryNameProblem } from '../core/store-format/objects/tree-object.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
+import { removedIfInterrupted } from './interrupt-cleanup.js';
 import { randomHex } from './random-hex.js';
 
 export interface Target {
@@ -254,10 +255,12 @@ export async function writeViaTemp(
 ): Promise<void> {
   await makeFolders(t);
   const tmp = tempFor(t.path);
+  const forget = removedIfInterrupted(tmp);
   const fh = await (async () => {
     faultPoint('checkout.write');
     return fs.open(tmp, keep ? 'wx+' : 'wx', 0o644);
   })().catch((e) => {
+    forget();
     throw ioError(e, 'create', tmp);
   });
   try {
@@ -271,6 +274,7 @@ export async function writeViaTemp(
       await fh.close();
       faultPoint('checkout.rename');
       await fs.rename(tmp, t.path);
+      forget();
     } catch (e) {
       await reader?.close().catch(() => {});
       throw e;
@@ -279,6 +283,7 @@ export async function writeViaTemp(
   } catch (e) {
     await fh.close().catch(() => {});
     await fs.rm(tmp, { force: true });
+    forget();
     throw e instanceof CkvcError ? e : ioError(e, 'write', t.path);
   }
 }

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeRun, errorCodes, type RunResult } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore, readRef, type TestStore } from '../helpers/test-store.js';
@@ -260,5 +260,49 @@ describe('TIMING-DEPENDENT: interruption', () => {
     // and the next commit works normally
     const id = commitId(s, [dataDir(72, 4096), '-m', 'after interrupt']);
     expect(s.json(['show', id]).parents).toEqual([base]);
+  });
+
+  // Checkout, pack and pull write temp files where nothing else removes them soon (beside the checked-out file,
+  // beside `pack -o`, a quarantine as large as the bundle): Ctrl-C must remove them, as commit does its own.
+  describe('SIGINT while a temp file is being written: exit 130, the temp file removed, nothing else changed', () => {
+    let s: TestStore;
+    let src: string;
+    let id: string;
+    let bundle: string;
+    beforeAll(() => {
+      s = newStore();
+      src = dataDir(80, 96 * MiB);
+      id = commitId(s, [src, '-m', 'big']);
+      bundle = path.join(tempDir('ckvc-cc-bundle-'), 'big.ckvb');
+      s.ok(['pack', 'main', '-o', bundle]);
+    });
+    const cases = [
+      { what: 'checkout', args: (dir: string) => ['checkout', id, '--to', dir], store: () => s },
+      { what: 'pack', args: (dir: string) => ['pack', 'main', '-o', path.join(dir, 'out.ckvb')], store: () => s },
+      { what: 'pull', args: () => ['pull', bundle], store: () => newStore() },
+    ];
+    for (const c of cases) {
+      it(c.what, async () => {
+        const store = c.store();
+        const dir = tempDir('ckvc-cc-interrupted-');
+        // Where its temp file appears: in the target folder, or the receiving store's tmp/ (a quarantine).
+        const watched = c.what === 'pull' ? path.join(store.store, 'tmp') : dir;
+        const run = store.start(c.args(dir));
+        const deadline = Date.now() + 20_000;
+        const temps = () => (fs.existsSync(watched) ? fs.readdirSync(watched) : []);
+        while (temps().length === 0 && Date.now() < deadline) await sleep(2);
+        expect(temps(), 'a temp file appeared').not.toEqual([]);
+        run.child.kill('SIGINT');
+        const r = await run.done;
+        expect(r.code, describeRun(r)).toBe(130);
+        expect(errorCodes(r.stderr)).toEqual(['CKVC_INTERRUPTED']);
+        expect(r.stderr).toContain('removed 1 temp file(s)');
+        expect(temps()).toEqual([]);
+        expect(store.run(['verify']).code).toBe(0);
+        // And the command, run again, does its work.
+        expect(store.run(c.args(dir)).code).toBe(0);
+        if (c.what === 'checkout') checkoutMatches(s, id, src);
+      });
+    }
   });
 });
