@@ -8,6 +8,7 @@ import { REF_PREFIX } from '../store/ref-store.js';
 import type { RefUpdate } from '../remote/bundle-import.js';
 import { checkFilter, PromiseRecords } from '../store/promise-records.js';
 import { DirectoryTransport } from '../remote/directory-transport.js';
+import { listenOn } from '../remote/http-listen.js';
 import { isSshUrl } from '../remote/ssh-url.js';
 import type { StdioServeOptions } from '../remote/stdio-server.js';
 import { RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
@@ -257,18 +258,7 @@ export async function serve(opts: ServeOptions): Promise<{ server: Server; url: 
     log: opts.log,
     page,
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) =>
-      reject(
-        new CkvcError(
-          'CKVC_IO',
-          `cannot listen on ${host}:${opts.port ?? 0}: ${(e as NodeJS.ErrnoException).code}`,
-          {},
-        ),
-      ),
-    );
-    server.listen(opts.port ?? 0, host, () => resolve());
-  });
+  await listenOn(server, opts.port ?? 0, host);
   const addr = server.address() as import('node:net').AddressInfo;
   return { server, url: `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}/` };
 }

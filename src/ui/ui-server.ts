@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { openStore, type Store } from '../api/index.js';
 import { CkvcError } from '../core/errors.js';
+import { listenOn } from '../remote/http-listen.js';
 import { httpStatus } from '../remote/http-server.js';
 import { checkAccess, isLoopback, presentedToken, requireToken, TOKEN_COOKIE, type UiAccess } from './ui-access.js';
 import { CommitCache } from './commit-cache.js';
@@ -182,18 +183,7 @@ export async function startUi(opts: UiOptions): Promise<{ server: http.Server; u
   const cache = new CommitCache();
   const handler = createUiHandler(opts, cache);
   const server = http.createServer((req, res) => void handler(req, res));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) =>
-      reject(
-        new CkvcError(
-          'CKVC_IO',
-          `cannot listen on ${opts.host}:${opts.port}: ${(e as NodeJS.ErrnoException).code}; choose another --port`,
-          {},
-        ),
-      ),
-    );
-    server.listen(opts.port, opts.host, () => resolve());
-  });
+  await listenOn(server, opts.port, opts.host);
   cache.warming = warm(opts, cache).finally(() => {
     cache.warming = undefined;
   });

@@ -1,6 +1,7 @@
 // Bad input is refused with one stderr line naming the code, the documented exit code, and a store that is
 // byte-for-byte what it was (every file under .ckvc except the index cache).
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -420,5 +421,29 @@ describe('no store', () => {
     expect(fromEnv.code, describeRun(fromEnv)).toBe(0);
     expect(JSON.parse(fromEnv.stdout).id).toBe(current);
     fs.rmSync(path.join(s.dir, 'deep'), { recursive: true });
+  });
+});
+
+describe('servers: a port they cannot use is refused in one line, saying what to do', () => {
+  for (const cmd of ['serve', 'ui']) {
+    it(`${cmd} --port out of range or not a number: exit 15 CKVC_BAD_ARGUMENT quoting it`, () => {
+      for (const port of ['99999', 'abc', '-1', '1.5']) {
+        const r = refused([cmd, '--port', port], 15, 'CKVC_BAD_ARGUMENT');
+        expect(r.stderr).toContain(`got "${port}"`);
+      }
+    });
+  }
+  it('a port already in use: exit 1 CKVC_IO, naming another --port', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = String((blocker.address() as net.AddressInfo).port);
+    try {
+      for (const cmd of ['serve', 'ui']) {
+        const r = refused([cmd, '--port', port], 1, 'CKVC_IO');
+        expect(r.stderr).toContain('EADDRINUSE; another program is listening there; choose another --port');
+      }
+    } finally {
+      blocker.close();
+    }
   });
 });

@@ -1,6 +1,7 @@
 // Sharing between sites: bundles (pack, pull FILE), remotes (remote, push, fetch, pull REMOTE BRANCH) and serve.
 import * as fs from 'node:fs';
 import { CkvcError } from '../../core/errors.js';
+import { parsePort } from '../../core/port-number.js';
 import type { Progress } from '../../remote/sync.js';
 import { addCommand, loadApi, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
@@ -261,7 +262,7 @@ function serveCommand(y: CliParser): void {
           type: 'boolean',
           describe: 'serve one connection on stdin/stdout (what an ssh remote runs)',
         })
-        .option('port', { type: 'number', default: 8765, describe: 'port (0: any free port)' })
+        .option('port', { type: 'string', default: '8765', describe: 'port (0: any free port)' })
         .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
         .option('token-file', {
           type: 'string',
@@ -281,7 +282,7 @@ function serveCommand(y: CliParser): void {
       const { url, server } = await (await loadApi()).serve({
         store: root,
         host: args.host,
-        port: args.port,
+        port: parsePort(args.port),
         tokenFile: args.tokenFile,
         readOnly: args.readOnly,
         log,

@@ -1,4 +1,5 @@
 // `ckvc ui`: the web page of the store (src/ui), served until Ctrl-C. The server code loads only here.
+import { parsePort } from '../../core/port-number.js';
 import { addCommand, withStore, type CliParser } from '../context.js';
 import { info, json, out } from '../render.js';
 import { escaped } from '../terminal-text.js';
@@ -27,7 +28,7 @@ export function uiCommand(y: CliParser): void {
     'Serve a read-only web page of the store: history graph, metric curves across branches, commits, comparisons',
     (a) =>
       a
-        .option('port', { type: 'number', default: 8766, describe: 'port (0: any free port)' })
+        .option('port', { type: 'string', default: '8766', describe: 'port (0: any free port)' })
         .option('host', {
           type: 'string',
           default: '127.0.0.1',
@@ -48,7 +49,7 @@ export function uiCommand(y: CliParser): void {
       const { server, url } = await startUi({
         store: root,
         host: args.host,
-        port: args.port,
+        port: parsePort(args.port),
         token,
         log: (l) => info(escaped(l)),
       });
