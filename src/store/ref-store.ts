@@ -82,15 +82,22 @@ export class RefStore {
     return out;
   }
 
-  /** With `skipCorrupt`, a ref holding garbage is left out (for decorations) instead of failing the listing. */
-  async list(kind: RefKind, opts: { skipCorrupt?: boolean } = {}): Promise<{ name: string; id: ObjectId }[]> {
+  /**
+   * With `skipCorrupt`, a ref holding garbage is left out (for decorations) instead of failing the listing; with
+   * `onCorrupt` too, and each such ref's error handed to it (verify reports it and checks the others).
+   */
+  async list(
+    kind: RefKind,
+    opts: { skipCorrupt?: boolean; onCorrupt?: (e: CkvcError) => void } = {},
+  ): Promise<{ name: string; id: ObjectId }[]> {
     const base = this.file(REF_PREFIX[kind].slice(0, -1));
     const names = await listFilesBelow(base);
     const ids: (ObjectId | undefined)[] = new Array(names.length);
     await eachLimit(names, async (name, i) => {
       ids[i] = await this.read(REF_PREFIX[kind] + name).catch((err) => {
-        if (opts.skipCorrupt && (err as CkvcError).code === 'CKVC_CORRUPT_REF') return undefined;
-        throw err;
+        if ((err as CkvcError).code !== 'CKVC_CORRUPT_REF' || !(opts.skipCorrupt || opts.onCorrupt)) throw err;
+        opts.onCorrupt?.(err as CkvcError);
+        return undefined;
       });
     });
     const out: { name: string; id: ObjectId }[] = [];

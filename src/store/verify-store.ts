@@ -71,7 +71,8 @@ class Verifier {
     for (const kind of ['branch', 'tag', 'alias', 'remote'] as const) {
       let list: { name: string; id: ObjectId }[] = [];
       try {
-        list = await this.store.refs.list(kind);
+        // A damaged ref is one problem; the others of its kind are still checked, and their history.
+        list = await this.store.refs.list(kind, { onCorrupt: (e) => this.problem('refs', e) });
       } catch (e) {
         this.problem('refs', e);
       }

@@ -157,12 +157,17 @@ describe('a flipped byte in a pack', () => {
     expect([12, 14]).toContain(s.run(['checkout', id, '--to', out]).code);
   });
 
-  it('a ref holding garbage is reported by verify as CKVC_CORRUPT_REF', () => {
+  it('a ref holding garbage is reported by verify as CKVC_CORRUPT_REF, and the other refs are still checked', () => {
     const { s } = storeWithOpaque();
     fs.writeFileSync(path.join(s.store, 'refs', 'heads', 'broken'), 'not an id\n');
+    // A branch listed after the damaged one, naming a commit the store does not hold: found only if the check
+    // of branches goes on past 'broken'.
+    fs.writeFileSync(path.join(s.store, 'refs', 'heads', 'zz-gone'), `${'ab'.repeat(32)}\n`);
     const v = verifyJson(s, false);
     expect(v.code).toBe(12);
-    expect(v.report.problems.map((p: any) => p.code)).toContain('CKVC_CORRUPT_REF');
+    expect(v.report.problems.map((p: any) => p.code).sort()).toEqual(['CKVC_CORRUPT_REF', 'CKVC_MISSING_OBJECT']);
+    expect(v.report.checked.refs).toBe(2); // main and zz-gone
+    expect(v.report.checked.commits).toBe(1); // main's history was walked
   });
 });
 
