@@ -31,7 +31,7 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
   const opts = options.intoCommitFolder ? { ...options, to: path.join(options.to, id) } : options;
   const c = await store.readCommit(id);
   const configMismatch = opts.config !== undefined ? await checkConfig(store, id, c, opts) : undefined;
-  const files = selectPaths(await listTreeFiles(store, c.tree), opts.paths ?? []);
+  const files = selectPaths(await listTreeFiles(store, c.tree), opts.paths ?? [], options.rev);
   if (sel)
     return {
       ...(await checkoutTensors(store, id, files, sel, opts)),

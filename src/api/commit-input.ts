@@ -59,13 +59,15 @@ export function parseLabels(input: string[] | Record<string, string> | undefined
   return out;
 }
 
-export function parseCount(value: unknown, what: string): number | undefined {
+export function parseCount(value: unknown, what: string, least = 0, why = ''): number | undefined {
   if (value === undefined) return undefined;
   const n =
     typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new CkvcError('CKVC_BAD_ARGUMENT', `${what} must be a whole number >= 0, got ${JSON.stringify(value)}`, {
-      [what]: value,
-    });
+  if (!Number.isSafeInteger(n) || n < least)
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `${what} must be a whole number >= ${least}${why ? ` (${why})` : ''}, got ${JSON.stringify(value)}`,
+      { [what]: value },
+    );
   return n;
 }

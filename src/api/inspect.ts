@@ -39,7 +39,7 @@ export async function ls(
   const { id } = await resolveRevision(store, rev);
   const c = await store.readCommit(id);
   const rec = await store.pruned.get(id);
-  const files = selectPaths(await listTreeFiles(store, c.tree), opts.path ? [opts.path] : []);
+  const files = selectPaths(await listTreeFiles(store, c.tree), opts.path ? [opts.path] : [], rev);
   const out: ListedFile[] = [];
   for (const f of files) {
     const r = await store.readFileRecipe(f.id);

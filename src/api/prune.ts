@@ -55,17 +55,10 @@ export interface PruneResult {
 }
 
 function policyOf(opts: PruneOptions): KeepPolicy {
-  const keepLast = parseCount(opts.keepLast, 'keep-last');
+  const keepLast = parseCount(opts.keepLast, 'keep-last', 1, 'the newest commit of a branch is always kept');
   if (keepLast === undefined && opts.keepWithin === undefined) {
     const what = 'say what to keep: --keep-last N and/or --keep-within DURATION (e.g. 30d)';
     throw new CkvcError('CKVC_BAD_ARGUMENT', what, {});
-  }
-  if (keepLast !== undefined && keepLast < 1) {
-    throw new CkvcError(
-      'CKVC_BAD_ARGUMENT',
-      '--keep-last N needs N >= 1 (the newest commit of a branch is always kept)',
-      {},
-    );
   }
   const keepWithinMs = opts.keepWithin === undefined ? undefined : parseDuration(opts.keepWithin, 'keep-within');
   const keepBest = parseCount(opts.keepBest, 'keep-best') ?? 0;

@@ -12,14 +12,18 @@ import type { ObjectStore } from './object-store.js';
 import type { TreeFile } from './object-walk.js';
 import type { VerifiedFiles } from './verified-files.js';
 
-/** Keeps the files at or below any of `wanted` ('/'-separated); each wanted path must match something. */
-export function selectPaths(files: TreeFile[], wanted: string[]): TreeFile[] {
+/**
+ * Keeps the files at or below any of `wanted` ('/'-separated); each wanted path must match something. `rev` is the
+ * revision as the user gave it, for the hint.
+ */
+export function selectPaths(files: TreeFile[], wanted: string[], rev: string): TreeFile[] {
   if (wanted.length === 0) return files;
   const norm = wanted.map((w) => w.replace(/^\.?\/+/, '').replace(/\/+$/, ''));
   for (const w of norm) {
     if (!files.some((f) => f.path === w || f.path.startsWith(`${w}/`) || w === '')) {
-      throw new CkvcError('CKVC_PATH_NOT_FOUND', `path "${w}" is not in this commit; 'ckvc show REV' lists its files`, {
+      throw new CkvcError('CKVC_PATH_NOT_FOUND', `path "${w}" is not in ${rev}; 'ckvc show ${rev}' lists its files`, {
         path: w,
+        revision: rev,
       });
     }
   }

@@ -66,7 +66,8 @@ async function resolveBase(store: ObjectStore, base: string, rev: string): Promi
     throw unknown(rev, 'no object has that ID');
   }
   if (/^[0-9a-f]+$/.test(base)) {
-    if (base.length < 6) throw unknown(rev, 'an ID prefix needs at least 6 hex digits');
+    if (base.length < 6)
+      throw unknown(rev, 'no branch, tag or alias has that name, and an ID prefix needs at least 6 hex digits');
     let hits: { id: ObjectId }[] = await store.index.session((s) => s.findByPrefix(base, ['commit', 'tag']));
     if (hits.length === 0)
       hits = await store.index.session((s) => s.findByPrefix(base, ['commit', 'tag']), { sync: true });

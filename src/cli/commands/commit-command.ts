@@ -1,3 +1,4 @@
+import { CkvcError } from '../../core/errors.js';
 import type { CommitDryRunResult, CommitOptions } from '../../api/index.js';
 import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, metrics, out, short } from '../render.js';
@@ -33,6 +34,15 @@ function reportDryRun(r: CommitDryRunResult, asJson: boolean): void {
   info('nothing was written');
 }
 
+/** --epoch as typed: a number (fractions allowed: an epoch can be part-way), quoted back when it is not one. */
+function epochOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n))
+    throw new CkvcError('CKVC_BAD_ARGUMENT', `--epoch must be a number, got ${JSON.stringify(text)}`, { epoch: text });
+  return n;
+}
+
 export function commitCommand(y: CliParser): void {
   addCommand(
     y,
@@ -59,7 +69,7 @@ export function commitCommand(y: CliParser): void {
           describe: 'FILE[:KEY]: metrics from a JSON object or the last line of a JSONL log',
         })
         .option('step', { type: 'string', describe: 'training step' })
-        .option('epoch', { type: 'number', describe: 'training epoch' })
+        .option('epoch', { type: 'string', describe: 'training epoch' })
         .option('run', { type: 'string', describe: 'run ID' })
         .option('label', { type: 'string', array: true, describe: 'KEY=VALUE, repeatable' })
         .option('parent', {
@@ -90,7 +100,7 @@ export function commitCommand(y: CliParser): void {
           metrics: args.metric ?? [],
           metricsFile: args.metricsFile,
           step: args.step,
-          epoch: args.epoch,
+          epoch: epochOf(args.epoch),
           run: args.run,
           labels: args.label ?? [],
           parents: args.parent ?? [],
