@@ -66,7 +66,7 @@ export class RefStore {
     if (!isObjectId(text)) {
       throw new CkvcError(
         'CKVC_CORRUPT_REF',
-        `ref ${full} (${this.file(full)}) does not hold an object ID; 'ckvc reflog ${full.replace(/^refs\/(heads|tags|aliases|remotes)\//, '')}' shows its earlier values`,
+        `ref ${full} (${this.file(full)}) does not hold an object ID; 'ckvc reflog ${full.replace(/^refs\/(heads|tags|aliases|remotes)\//, '')}' shows its earlier values ('ckvc branch NEW ID' or 'ckvc tag NEW ID' puts one back under a new name); delete the file to drop the damaged ref (its reflog stays)`,
         { ref: full },
       );
     }
