@@ -20,7 +20,8 @@ const TYPES: Record<string, string> = {
 
 /** The nearest `ui-assets` folder holding index.html, from this module's folder upward. */
 function findAssetsDir(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
+  const from = path.dirname(fileURLToPath(import.meta.url));
+  let dir = from;
   for (let up = 0; up < 4; up++) {
     const candidate = path.join(dir, 'ui-assets');
     if (fs.existsSync(path.join(candidate, 'index.html'))) return candidate;
@@ -28,7 +29,7 @@ function findAssetsDir(): string {
   }
   throw new CkvcError(
     'CKVC_INTERNAL',
-    `the page's files (ui-assets/index.html) are missing near ${dir}; ` +
+    `the page's files (ui-assets/index.html) are missing: not in ${from} nor the 3 folders above it; ` +
       'rebuild ckvc (npm run build) or reinstall it',
     {},
   );
