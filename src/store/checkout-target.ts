@@ -12,6 +12,7 @@ import { CkvcError } from '../core/errors.js';
 import { entryNameProblem } from '../core/store-format/objects/tree-object.js';
 import { ioError } from './durable-fs.js';
 import { faultPoint } from './fault-injection.js';
+import { makeFolderPath } from './folder-path.js';
 import { removedIfInterrupted } from './interrupt-cleanup.js';
 import { randomHex } from './random-hex.js';
 
@@ -179,7 +180,7 @@ export async function planTargets<T>(
 
 /** Creates the folders above `t` one by one, refusing anything but a real folder that appeared since planning. */
 async function makeFolders(t: Target): Promise<void> {
-  await fs.mkdir(t.root, { recursive: true }).catch((e) => {
+  await makeFolderPath(t.root).catch((e) => {
     throw ioError(e, 'create', t.root);
   });
   for (let i = 1; i < t.parts.length; i++) {

@@ -6,6 +6,7 @@ import { checkCdcParams, DEFAULT_CDC, type CdcParams } from '../core/chunking/co
 import type { FileRecipe } from '../core/store-format/objects/file-recipe.js';
 import { MAX_OBJECT_BYTES } from '../core/store-format/pack-format.js';
 import { fsyncDir, ioError, readFileIfExists, writeFileDurable } from './durable-fs.js';
+import { makeFolderPath } from './folder-path.js';
 
 export const STORE_DIR_NAME = '.ckvc';
 export const STORE_FORMAT = 'ckvc-store';
@@ -202,7 +203,9 @@ export async function createStore(dir: string): Promise<{ root: string; created:
   const root = path.join(path.resolve(dir), STORE_DIR_NAME);
   if (await isStoreDir(root)) return { root, created: false };
   const layout = new StoreLayout(root);
-  await fs.mkdir(root, { recursive: true });
+  await makeFolderPath(root).catch((e) => {
+    throw ioError(e, 'create', root);
+  });
   for (const d of [
     layout.packsDir,
     layout.tmpDir,

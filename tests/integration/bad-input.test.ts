@@ -447,3 +447,13 @@ describe('servers: a port they cannot use is refused in one line, saying what to
     }
   });
 });
+
+describe.skipIf(!fs.existsSync('/proc/self'))('a folder the file system will not create', () => {
+  // Node's recursive mkdir retries for ever where mkdir fails with ENOENT under an existing parent (/proc).
+  it('checkout --to under /proc and init there fail at once: exit 1 CKVC_IO', () => {
+    refused(['checkout', 'main', '--to', '/proc/ckvc-no-such-folder/out'], 1, 'CKVC_IO');
+    const r = ckvc(['init', '/proc/ckvc-no-such-folder'], { timeoutMs: 20_000 });
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_IO']);
+  });
+});
