@@ -11,7 +11,8 @@
 //   as /tmp, above one of theirs), so that no one else can swap any of them.
 // - A file is opened without following links and used only if it is a plain file of the user's, 0600, with one
 //   name; it starts with a BLAKE3 keyed with the user's secret (`compiled/key`, 32 random bytes, 0600) over the
-//   very bytes this process compiles (with Node's version, the arch and what changes V8's flags) and the data.
+//   very bytes this process compiles (with Node's version, the arch, what changes V8's flags and the bundle's
+//   path) and the data.
 //   V8 itself checks only the source's length and its own version, and verifies no checksum in release builds: a
 //   bundle rebuilt or replaced while a process was starting, a file moved under another's name, a damaged one, or
 //   one someone else made (a clone or an unpacked archive leaves files the user owns) would otherwise run.
@@ -200,7 +201,9 @@ function requireWithCodeCache(file, variant) {
   // What this process compiles (0.4 ms to hash), and under what.
   const build = hex(bytes, `\0${process.version}\0${process.arch}`);
   const buildKey = build.slice(0, 16);
-  const key = Buffer.from(`${build}\0${variant}`);
+  // The bundle's path too: V8 keeps the name a script was compiled under with its cached code, so a copy of the
+  // same bundle installed elsewhere would name the first one's files in its stack traces.
+  const key = Buffer.from(`${build}\0${variant}\0${file}`);
   const cacheFile = path.join(dir, `ckvc-${buildKey}-${hex(key).slice(0, 16)}.v8`);
   const cachedData = readCached(cacheFile, key, secret, Hasher);
   // No import() handler: V8 keeps none with cached code, so the build leaves no import() in the bundle.

@@ -129,6 +129,21 @@ describe('compiled code kept between runs', () => {
     expect(run(bin, ['--version'], cache).trim()).toBe(other);
   });
 
+  it("keeps a file per installed copy: a copy elsewhere never runs code compiled under the first one's path", () => {
+    // V8 keeps the path a script was compiled under with its code: shared, a second copy's stack traces named the
+    // first copy's files.
+    const cache = tempDir('ckvc-cc-');
+    const first = copyOfCli();
+    const second = copyOfCli();
+    expect(fs.readFileSync(first.bundle).equals(fs.readFileSync(second.bundle))).toBe(true);
+    expect(run(first.bin, ['--version'], cache).trim()).toBe(version);
+    expect(cacheFiles(cache).size).toBe(1);
+    expect(run(second.bin, ['--version'], cache).trim()).toBe(version);
+    expect(cacheFiles(cache).size).toBe(2);
+    expect(run(first.bin, ['--version'], cache).trim()).toBe(version);
+    expect(cacheFiles(cache).size).toBe(2);
+  });
+
   it('runs the bundle in strict mode, as its ES modules ran', () => {
     const cache = tempDir('ckvc-cc-');
     const { bin, bundle } = copyOfCli();
