@@ -47,9 +47,12 @@ export interface PruneResult {
   /** Objects and stored bytes that no longer have a reader: what `ckvc gc` will free (after its grace period). */
   releasedObjects: number;
   releasedBytes: number;
-  /** Data of the pruned commits that stays: other commits, or a name (tag), still need it. */
+  /** Data the records release that stays: other commits, or a name (tag), still need it. */
   stillNeededObjects: number;
   stillNeededBytes: number;
+  /** Data of the pruned commits the records leave alone (tensors and files outside --tensors / --files). */
+  notSelectedObjects: number;
+  notSelectedBytes: number;
   /** Data of the pruned commits that earlier prunes already released. */
   alreadyReleasedObjects: number;
 }
@@ -145,7 +148,13 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
 
 type Estimate = Pick<
   PruneResult,
-  'releasedObjects' | 'releasedBytes' | 'stillNeededObjects' | 'stillNeededBytes' | 'alreadyReleasedObjects'
+  | 'releasedObjects'
+  | 'releasedBytes'
+  | 'stillNeededObjects'
+  | 'stillNeededBytes'
+  | 'notSelectedObjects'
+  | 'notSelectedBytes'
+  | 'alreadyReleasedObjects'
 >;
 
 /** What gc will be able to free (live now, dead once the records exist), and what of the pruned data stays. */
@@ -161,14 +170,21 @@ async function releaseEstimate(
   const released = [...liveBefore].filter((id) => !liveAfter.has(id));
   // The data the pruned commits hold, walked under no record: what the user may expect to be freed.
   const own = new Set(pruning);
-  const data = new Set<ObjectId>();
-  await walkObjects(store, pruning, {
-    stopAt: (id) => !own.has(id),
-    visit: (r) => {
-      if (r.kind === 'chunk' && r.role !== 'config') data.add(r.id);
-    },
-  });
-  const stillNeeded = [...data].filter((id) => liveAfter.has(id));
+  const dataOf = async (recordOf?: (commit: ObjectId) => PruneRecord | undefined) => {
+    const data = new Set<ObjectId>();
+    await walkObjects(store, pruning, {
+      stopAt: (id) => !own.has(id),
+      recordOf,
+      visit: (r) => {
+        if (r.kind === 'chunk' && r.role !== 'config') data.add(r.id);
+      },
+    });
+    return data;
+  };
+  const data = await dataOf();
+  // What the records themselves leave (--tensors / --files select part of a commit): kept by choice, not shared.
+  const notSelected = await dataOf((commit) => after.get(commit));
+  const stillNeeded = [...data].filter((id) => liveAfter.has(id) && !notSelected.has(id));
   const sum = async (ids: ObjectId[]) =>
     (await store.locate(ids)).reduce((a, l) => a + (l?.entry.storedLength ?? 0), 0);
   return {
@@ -176,6 +192,8 @@ async function releaseEstimate(
     releasedBytes: await sum(released),
     stillNeededObjects: stillNeeded.length,
     stillNeededBytes: await sum(stillNeeded),
+    notSelectedObjects: notSelected.size,
+    notSelectedBytes: await sum([...notSelected]),
     alreadyReleasedObjects: [...data].filter((id) => !liveBefore.has(id)).length,
   };
 }

@@ -96,6 +96,10 @@ describe('prune releases whole files', () => {
     }
     const r = s.json(['prune', '--keep-last', '1', '-b', 'b', '--files', '*.pkl']);
     expect(r.files).toEqual(['*.pkl']);
+    // notes.bin of the pruned commit is outside --files: kept by the glob, not "shared with commits that keep it".
+    expect(r.notSelectedObjects).toBeGreaterThan(0);
+    expect(r.notSelectedBytes).toBeGreaterThan(PKL * 0.99);
+    expect(r.stillNeededObjects).toBe(0);
     expect(s.json(['gc', '--grace', '0']).bytesFreed).toBeGreaterThan(PKL * 0.99);
     const out = tempDir('ckvc-ret-out-');
     s.ok(['checkout', ids[0]!, '--to', out, '--path', 'notes.bin']);

@@ -56,6 +56,12 @@ function reportPrune(r: PruneResult): void {
         '(unchanged data, or a tag naming a pruned commit)',
     );
   }
+  if (r.notSelectedBytes > 0) {
+    why.push(
+      `${bytes(r.notSelectedBytes)} in ${r.notSelectedObjects} object(s) of the pruned commits are outside ` +
+        '--tensors / --files, and stay',
+    );
+  }
   if (r.alreadyReleasedObjects > 0) why.push(`${r.alreadyReleasedObjects} object(s) were released by an earlier prune`);
   if (why.length) info(`not freed: ${why.join('; ')}`);
 }
