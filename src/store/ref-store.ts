@@ -172,11 +172,12 @@ export class RefStore {
       faultPoint('ref.lock');
       const cur = await this.read(full);
       if (opts.expect !== undefined && (cur ?? null) !== opts.expect) {
+        // A name taken is not a race: saying to re-run would only fail again.
         const what =
           opts.expect === null
-            ? `${kind} '${short}' already exists`
-            : `${kind} '${short}' moved to ${cur?.slice(0, 12) ?? '(deleted)'} while this command ran (expected ${opts.expect.slice(0, 12)})`;
-        throw new CkvcError('CKVC_REF_CONFLICT', `${what}; re-run the command against the current tip`, {
+            ? `${kind} '${short}' already exists (at ${cur!.slice(0, 12)}); choose another name, or delete it first`
+            : `${kind} '${short}' moved to ${cur?.slice(0, 12) ?? '(deleted)'} while this command ran (expected ${opts.expect.slice(0, 12)}); re-run the command against the current tip`;
+        throw new CkvcError('CKVC_REF_CONFLICT', what, {
           ref: full,
           expected: opts.expect,
           actual: cur ?? null,
