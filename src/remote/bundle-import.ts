@@ -271,7 +271,7 @@ export async function importBundle(
           : '';
       throw new CkvcError(
         'CKVC_NON_FAST_FORWARD',
-        `${u.name} is at ${u.old!.slice(0, 12)}, which ${isTag ? 'differs' : `is not an ancestor of ${u.new.slice(0, 12)}`}${more}; nothing was changed: fetch and reconcile first, or use --force to replace it`,
+        `${u.name} is at ${u.old!.slice(0, 12)}, which ${isTag ? 'differs' : `is not an ancestor of ${u.new.slice(0, 12)}`}${more}; nothing was changed: keep yours under another branch name, or use --force to replace it`,
         { ref: u.name, old: u.old, new: u.new, refused: refused.map((r) => r.name) },
       );
     }

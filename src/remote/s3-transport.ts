@@ -219,7 +219,7 @@ export class S3Transport implements Transport {
       throw new CkvcError(
         'CKVC_REF_CONFLICT',
         `the refs of ${this.url} changed while this push checked them (another pusher); ` +
-          'nothing was moved on the remote: fetch, reconcile and push again',
+          'nothing was moved on the remote: fetch and push again',
         { url: this.url },
       );
     }

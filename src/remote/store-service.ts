@@ -213,13 +213,14 @@ function movedOnRemote(ref: string, expected: ObjectId | null, actual: ObjectId 
 /** One error for every refused ref of a push (git's "atomic push failed" for the others): its code is the first's. */
 function refusal(refused: CkvcError[], total: number): CkvcError {
   const first = refused[0]!;
+  // ckvc has no merge: a diverged branch is kept under another name or replaced, never combined.
   const advice = refused.some((e) => e.code === 'CKVC_NON_FAST_FORWARD')
-    ? 'fetch and reconcile first, or push --force'
-    : 'fetch, reconcile and push again';
+    ? "'ckvc fetch' brings the remote's commits to compare; push yours to another branch name, or push --force to replace it"
+    : 'fetch and push again';
   const others = total - refused.length;
   return new CkvcError(
     first.code,
-    `the remote refused ${refused.length === 1 ? 'the push of ' : `${refused.length} ref(s): `}${refused.map((e) => e.message).join('; ')}; nothing was changed on the remote${others ? ` (the ${others} other ref(s) were not moved either)` : ''}: ${advice}`,
+    `the remote refused ${refused.length === 1 ? 'the push: ' : `${refused.length} ref(s): `}${refused.map((e) => e.message).join('; ')}; nothing was changed on the remote${others ? ` (the ${others} other ref(s) were not moved either)` : ''}: ${advice}`,
     {
       ...first.data,
       refused: refused.map((e) => ({ code: e.code, ...e.data })),
