@@ -39,6 +39,17 @@ function report(e: unknown, asJson: boolean): number {
   return err.exitCode;
 }
 
+/** yargs names a missing option by its key ("Missing required argument: message"): written as typed, `--message`. */
+function optionsNamed(msg: string): string {
+  const m = /^Missing required arguments?: (.+)$/.exec(msg);
+  return m
+    ? `missing required option(s): ${m[1]!
+        .split(', ')
+        .map((k) => `--${k}`)
+        .join(', ')}`
+    : msg;
+}
+
 /** yargs renders a command's whole help text before running it, in case the handler fails and help is to be
  * shown beside the error: 60-70 ms of string measuring on every command. Our fail handler throws instead of
  * showing help, so that text is never used; `--help` itself renders help afresh and is not affected. */
@@ -67,7 +78,7 @@ export async function run(argv: string[]): Promise<number> {
     .exitProcess(false)
     .fail((msg, err) => {
       // Throwing stops yargs before any command handler runs: a malformed command line does nothing.
-      throw err ?? new CkvcError('CKVC_USAGE', `${msg}; see 'ckvc --help'`, {});
+      throw err ?? new CkvcError('CKVC_USAGE', `${optionsNamed(msg)}; see 'ckvc --help'`, {});
     });
   // Global and before validation: every command, every option, and no handler ever sees the array.
   parser.middleware((args) => refuseRepeatedOptions(args, parser), true);
