@@ -46,12 +46,26 @@ async function resolveBase(store: ObjectStore, base: string, rev: string): Promi
     const head = await store.refs.readHead();
     if (head.kind === 'detached') return { id: head.id };
     const id = await store.refs.read(REF_PREFIX.branch + head.branch);
-    if (!id)
-      throw new CkvcError(
-        'CKVC_EMPTY_BRANCH',
-        `HEAD is on branch '${head.branch}', which has no commits yet; commit first, or name a revision`,
-        { branch: head.branch },
-      );
+    if (!id) {
+      // A store filled by pull or fetch has refs while HEAD's branch is still the unborn 'main': name them.
+      const listed = (names: string[]) =>
+        `${names
+          .slice(0, 5)
+          .map((n) => `'${n}'`)
+          .join(', ')}${names.length > 5 ? ', ...' : ''}`;
+      const branches = (await store.refs.list('branch', { skipCorrupt: true })).map((b) => b.name);
+      const fetched = branches.length
+        ? []
+        : (await store.refs.list('remote', { skipCorrupt: true })).map((b) => b.name);
+      const hint = branches.length
+        ? `; name a revision, or 'ckvc switch' to a branch with commits (${listed(branches)})`
+        : fetched.length
+          ? `; name a revision, e.g. a fetched branch (${listed(fetched)}), or make one yours with 'ckvc branch NAME ${fetched[0]}'`
+          : '; commit first, or name a revision';
+      throw new CkvcError('CKVC_EMPTY_BRANCH', `HEAD is on branch '${head.branch}', which has no commits yet${hint}`, {
+        branch: head.branch,
+      });
+    }
     return { id, ref: REF_PREFIX.branch + head.branch };
   }
   for (const prefix of [REF_PREFIX.branch, REF_PREFIX.tag, REF_PREFIX.alias, REF_PREFIX.remote]) {

@@ -337,6 +337,21 @@ describe('HEAD of a fresh store', () => {
     expect(readRef(s.store, 'refs/heads/main')).toBeUndefined();
   });
 
+  it('filled by a pull, its unborn main says which branches have commits', () => {
+    const from = newStore();
+    const data = tempDir('ckvc-data-');
+    fs.writeFileSync(path.join(data, 'f.bin'), 'x');
+    commitId(from, [path.join(data, 'f.bin'), '-m', 'first', '-b', 'phase-g2']);
+    const bundle = path.join(tempDir('ckvc-bundle-'), 'g2.ckvb');
+    from.ok(['pack', 'phase-g2', '-o', bundle]);
+    const s = newStore();
+    s.ok(['pull', bundle]);
+    const r = s.run(['log']);
+    expect(r.code, describeRun(r)).toBe(14);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_EMPTY_BRANCH']);
+    expect(r.stderr).toContain("'ckvc switch' to a branch with commits ('bundle/phase-g2')");
+  });
+
   it('re-running init is a no-op', () => {
     const s = newStore();
     const before = snapshotStore(s.store);
