@@ -296,7 +296,9 @@ describe('TIMING-DEPENDENT: interruption', () => {
         const r = await run.done;
         expect(r.code, describeRun(r)).toBe(130);
         expect(errorCodes(r.stderr)).toEqual(['CKVC_INTERRUPTED']);
-        expect(r.stderr).toContain('removed 1 temp file(s)');
+        // Checkout and pack write their temp file until the end; a pull's quarantine is gone once promoted, and on
+        // a busy machine the signal can land after that (nothing left to remove then, which temps() checks).
+        if (c.what !== 'pull') expect(r.stderr).toContain('removed 1 temp file(s)');
         expect(temps()).toEqual([]);
         expect(store.run(['verify']).code).toBe(0);
         // And the command, run again, does its work.
