@@ -119,6 +119,8 @@ export async function main(): Promise<void> {
     process.exitCode = await serveHelper(run);
     return;
   }
-  exitOnInterrupt((e) => report(e, argv.includes('--json')));
+  const uninstall = exitOnInterrupt((e) => report(e, argv.includes('--json')));
   process.exitCode = await run(argv);
+  // The command is done: a signal while the process winds down is no interruption of it.
+  uninstall();
 }

@@ -14,7 +14,7 @@ export async function makeFolderPath(p: string): Promise<void> {
       if (code(e) !== 'ENOENT') throw e;
       return undefined;
     });
-    if (st) break; // a file here: the mkdir below it fails with ENOTDIR, said by the file system
+    if (st) break;
     missing.push(cur);
     const up = path.dirname(cur);
     if (up === cur) break;
@@ -22,7 +22,13 @@ export async function makeFolderPath(p: string): Promise<void> {
   }
   for (const dir of missing.reverse()) {
     await fs.mkdir(dir).catch((e) => {
-      if (code(e) !== 'EEXIST') throw e;
+      if (code(e) !== 'EEXIST') throw e; // made meanwhile by another process: checked below
     });
   }
+  // A file, or a link to nowhere, where the folder should be: refused here, not by whoever writes into it next.
+  const st = await fs.stat(p).catch((e) => {
+    if (code(e) !== 'ENOENT') throw e;
+    return undefined; // a link to nowhere, which mkdir found existing
+  });
+  if (!st?.isDirectory()) throw Object.assign(new Error(`${p} is not a folder`), { code: 'ENOTDIR' });
 }

@@ -172,10 +172,11 @@ export class RefStore {
       faultPoint('ref.lock');
       const cur = await this.read(full);
       if (opts.expect !== undefined && (cur ?? null) !== opts.expect) {
-        // A name taken is not a race: saying to re-run would only fail again.
+        // Expected absent: either the name was taken before (re-running fails again) or another command made it
+        // while this one ran (its commits are someone's: never advise deleting it).
         const what =
           opts.expect === null
-            ? `${kind} '${short}' already exists (at ${cur!.slice(0, 12)}); choose another name, or delete it first`
+            ? `${kind} '${short}' already exists (at ${cur!.slice(0, 12)}), made before or while this command ran; choose another name, or re-run against it`
             : `${kind} '${short}' moved to ${cur?.slice(0, 12) ?? '(deleted)'} while this command ran (expected ${opts.expect.slice(0, 12)}); re-run the command against the current tip`;
         throw new CkvcError('CKVC_REF_CONFLICT', what, {
           ref: full,

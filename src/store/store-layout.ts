@@ -204,6 +204,12 @@ export async function createStore(dir: string): Promise<{ root: string; created:
   if (await isStoreDir(root)) return { root, created: false };
   const layout = new StoreLayout(root);
   await makeFolderPath(root).catch((e) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `cannot create a store in ${dir}: ${root} (or a folder above it) is a file or a broken link, not a folder; move it away first`,
+        { path: root },
+      );
     throw ioError(e, 'create', root);
   });
   for (const d of [
@@ -215,7 +221,9 @@ export async function createStore(dir: string): Promise<{ root: string; created:
     path.join(layout.refsDir, 'heads'),
     path.join(layout.refsDir, 'tags'),
   ]) {
-    await fs.mkdir(d, { recursive: true });
+    await fs.mkdir(d, { recursive: true }).catch((e) => {
+      throw ioError(e, 'create', d);
+    });
   }
   await writeFileDurable(layout.headFile, 'ref: refs/heads/main\n');
   const cfg: StoreConfig = {

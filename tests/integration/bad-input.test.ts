@@ -448,6 +448,19 @@ describe('servers: a port they cannot use is refused in one line, saying what to
   });
 });
 
+describe("init where a file or a broken link holds the store folder's name: exit 15, saying so", () => {
+  it('a file and a link to nowhere', () => {
+    for (const make of [(p: string) => fs.writeFileSync(p, 'x'), (p: string) => fs.symlinkSync('nowhere', p)]) {
+      const dir = tempDir('ckvc-init-clash-');
+      make(path.join(dir, '.ckvc'));
+      const r = ckvc(['init', dir]);
+      expect(r.code, describeRun(r)).toBe(15);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_ARGUMENT']);
+      expect(r.stderr).toContain('is a file or a broken link, not a folder');
+    }
+  });
+});
+
 describe.skipIf(!fs.existsSync('/proc/self'))('a folder the file system will not create', () => {
   // Node's recursive mkdir retries for ever where mkdir fails with ENOENT under an existing parent (/proc).
   it('checkout --to under /proc and init there fail at once: exit 1 CKVC_IO', () => {

@@ -1,6 +1,7 @@
 import { CkvcError } from '../../core/errors.js';
 import type { CommitDryRunResult, CommitOptions } from '../../api/index.js';
 import { addCommand, withStore, type CliParser } from '../context.js';
+import { onFirstSignal } from '../interruption.js';
 import { bytes, info, json, metrics, out, short } from '../render.js';
 import { escaped } from '../terminal-text.js';
 
@@ -88,9 +89,7 @@ export function commitCommand(y: CliParser): void {
         }),
     async (args) => {
       const ac = new AbortController();
-      const onSignal = () => ac.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const stopListening = onFirstSignal(() => ac.abort());
       try {
         const opts: CommitOptions = {
           paths: args.paths,
@@ -119,8 +118,7 @@ export function commitCommand(y: CliParser): void {
           `[${escaped(r.branch)} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new${r.unreadFiles ? ` (${r.unreadFiles} file(s) unchanged since stored, not read)` : ''}${r.aliases ? `; new best for alias ${r.aliases.map(escaped).join(', ')}` : ''}`,
         );
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        stopListening();
       }
     },
   );

@@ -4,6 +4,7 @@ import { CkvcError } from '../../core/errors.js';
 import { parsePort } from '../../core/port-number.js';
 import type { Progress } from '../../remote/sync.js';
 import { addCommand, loadApi, withStore, type CliParser } from '../context.js';
+import { untilFirstSignal } from '../interruption.js';
 import { bytes, info, json, out, short } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 
@@ -293,10 +294,7 @@ function serveCommand(y: CliParser): void {
       info(
         `serving ${escaped(root)} at ${escaped(url)}${args.readOnly || !args.tokenFile ? ' (read-only)' : ''}; Ctrl-C stops`,
       );
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', () => resolve());
-        process.once('SIGTERM', () => resolve());
-      });
+      await untilFirstSignal();
       // Stop taking requests, drop idle keep-alive connections, and let the process end.
       server.close();
       server.closeIdleConnections();

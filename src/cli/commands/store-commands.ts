@@ -73,11 +73,12 @@ function statsCommand(y: CliParser): void {
       out(`unique bytes:   ${bytes(r.uniqueBytes)} (file data after dedup, ${r.dedupRatio.toFixed(2)}x)`);
       out(`metadata bytes: ${bytes(r.metadataBytes)} (commits, trees, recipes, tensor entries, configs)`);
       out(`stored bytes:   ${bytes(r.storedBytes)} (after compression, ${r.compressionRatio.toFixed(2)}x)`);
-      // A store of a few small files holds more than their bytes (commits, trees, pack headers): said as such.
+      // A store can hold more than its files' bytes (small files beside commits and trees, data that does not
+      // compress): said as such rather than as "0.01x smaller".
       out(
         r.totalRatio >= 1 || r.logicalBytes === 0
           ? `overall:        ${r.totalRatio.toFixed(2)}x smaller than plain copies`
-          : `overall:        ${(r.storedBytes / r.logicalBytes).toFixed(2)}x the size of plain copies (metadata and pack overhead outweigh small files)`,
+          : `overall:        ${(r.storedBytes / r.logicalBytes).toFixed(2)}x the size of plain copies`,
       );
       out(
         `deltas:         ${r.deltas.chunks} chunk(s), ${bytes(r.deltas.rawBytes)} stored in ${bytes(r.deltas.storedBytes)} (${r.deltas.ratio.toFixed(2)}x)`,

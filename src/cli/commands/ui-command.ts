@@ -1,6 +1,7 @@
 // `ckvc ui`: the web page of the store (src/ui), served until Ctrl-C. The server code loads only here.
 import { parsePort } from '../../core/port-number.js';
 import { addCommand, withStore, type CliParser } from '../context.js';
+import { untilFirstSignal } from '../interruption.js';
 import { info, json, out } from '../render.js';
 import { escaped } from '../terminal-text.js';
 
@@ -12,13 +13,6 @@ async function openBrowser(url: string): Promise<void> {
   const child = spawn(opener, [url], { stdio: 'ignore', detached: true });
   child.once('error', () => info(`ckvc: no browser to open here (${opener} not found); open ${escaped(url)} yourself`));
   child.unref();
-}
-
-function untilSignal(): Promise<void> {
-  return new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
 }
 
 export function uiCommand(y: CliParser): void {
@@ -57,7 +51,7 @@ export function uiCommand(y: CliParser): void {
       else out(escaped(url));
       info(`showing ${escaped(root)} at ${escaped(url)} (read-only); Ctrl-C stops`);
       if (args.open) await openBrowser(url);
-      await untilSignal();
+      await untilFirstSignal();
       server.close();
       server.closeAllConnections();
     },
