@@ -183,7 +183,12 @@ async function releaseEstimate(
   };
   const data = await dataOf();
   // What the records themselves leave (--tensors / --files select part of a commit): kept by choice, not shared.
-  const notSelected = await dataOf((commit) => after.get(commit));
+  // A record releasing every file whole leaves nothing: no second walk then.
+  const whole = (commit: ObjectId) => {
+    const r = after.get(commit);
+    return r?.tensors === null && r.files === null;
+  };
+  const notSelected = pruning.every(whole) ? new Set<ObjectId>() : await dataOf((commit) => after.get(commit));
   const stillNeeded = [...data].filter((id) => liveAfter.has(id) && !notSelected.has(id));
   const sum = async (ids: ObjectId[]) =>
     (await store.locate(ids)).reduce((a, l) => a + (l?.entry.storedLength ?? 0), 0);

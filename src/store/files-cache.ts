@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BigIntStats } from 'node:fs';
-import { ContentHasher, type ObjectId } from '../core/store-format/object-id.js';
+import { ContentHasher, isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { sameStamp, settled, stampOf, type FileStamp } from './file-stamp.js';
 import {
   replaceStoreCacheFile,
@@ -28,7 +28,6 @@ const MAX_PATH_BYTES = 4096;
 /** Files caches of this many stores are kept, the most recently written (each is small). */
 const STORES_KEPT = 16;
 const DECIMAL = /^(0|[1-9][0-9]{0,19})$/;
-const HEX_ID = /^[0-9a-f]{64}$/;
 /** Entries not used for this long are dropped (checkpoints deleted or renamed long ago). */
 const UNUSED_MS = 30 * 24 * 3600_000;
 /** Local file systems whose kernel keeps the change time itself, on this machine's clock (statfs f_type). */
@@ -81,7 +80,7 @@ export function parseFilesCache(text: string, planner: number): Map<string, Entr
     if (typeof file !== 'string' || !path.isAbsolute(file) || Buffer.byteLength(file) > MAX_PATH_BYTES)
       return undefined;
     if (!fields.every((f) => typeof f === 'string' && DECIMAL.test(f))) return undefined;
-    if (typeof recipe !== 'string' || !HEX_ID.test(recipe)) return undefined;
+    if (typeof recipe !== 'string' || !isObjectId(recipe)) return undefined;
     if (typeof used !== 'number' || !Number.isSafeInteger(used) || used < 0) return undefined;
     if (out.has(file)) return undefined;
     const [dev, ino, size, mtimeNs, ctimeNs] = (fields as string[]).map((f) => BigInt(f)) as bigint[];
