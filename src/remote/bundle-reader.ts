@@ -74,9 +74,16 @@ export async function receiveBundle(
     registration = undefined;
   };
   try {
-    await fs.mkdir(quarantine.packsDir, { recursive: true }).catch((e) => {
-      throw ioError(e, 'create', quarantine.packsDir);
+    // The quarantine and its packs/ one level at a time: a Ctrl-C removing the quarantine (interrupt-cleanup.ts)
+    // while a recursive mkdir ran on the thread pool saw it made again just before the process ended.
+    await fs.mkdir(parent, { recursive: true }).catch((e) => {
+      throw ioError(e, 'create', parent);
     });
+    for (const dir of [root, quarantine.packsDir]) {
+      await fs.mkdir(dir).catch((e) => {
+        throw ioError(e, 'create', dir);
+      });
+    }
     const s = new ByteStream(source, where);
     const trailerHash = new Blake3Hasher();
     const header = await readHeader(s, trailerHash, fileSize, where);
