@@ -142,7 +142,8 @@ async function readHeader(
   fileSize: number | undefined,
   where: string,
 ): Promise<BundleHeader> {
-  const preamble = await s.read(BUNDLE_PREAMBLE_BYTES, 'the preamble');
+  // At most its length: a short file is told apart from one that is no bundle at all by what it holds.
+  const preamble = await s.readAtMost(BUNDLE_PREAMBLE_BYTES);
   trailerHash.update(preamble);
   const headerLength = decodeBundlePreamble(preamble, fileSize, where);
   const headerBytes = await s.read(headerLength, 'the header');

@@ -41,6 +41,15 @@ export class ByteStream {
     return out;
   }
 
+  /** Up to n bytes: fewer only where the stream ends first (what a preamble's own checks then look at). */
+  async readAtMost(n: number): Promise<Buffer> {
+    while (this.pending.length < n && (await this.fill()));
+    const out = this.pending.subarray(0, Math.min(n, this.pending.length));
+    this.pending = this.pending.subarray(out.length);
+    this.position += out.length;
+    return out;
+  }
+
   /** Hands exactly n bytes to `sink` in pieces. */
   async copy(n: number, what: string, sink: (piece: Buffer) => Promise<void>): Promise<void> {
     let left = n;

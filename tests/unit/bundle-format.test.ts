@@ -59,4 +59,20 @@ describe('bundle preamble', () => {
     expect(codeOf(() => decodeBundlePreamble(encodeBundlePreamble(100), 100, 'x'))).toBe('CKVC_BAD_BUNDLE');
     expect(codeOf(() => decodeBundlePreamble(p.subarray(0, 10), undefined, 'x'))).toBe('CKVC_BAD_BUNDLE');
   });
+  it('tells an empty file, a few bytes of something else and a cut-off bundle apart', () => {
+    const messageOf = (b: Buffer) => {
+      try {
+        decodeBundlePreamble(b, b.length, 'x');
+      } catch (e) {
+        expect((e as CkvcError).code).toBe('CKVC_BAD_BUNDLE');
+        return (e as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    expect(messageOf(Buffer.alloc(0))).toMatch(/is empty/);
+    expect(messageOf(Buffer.from('PK\x03\x04', 'latin1'))).toMatch(/not a ckvc bundle \(bad magic/);
+    expect(messageOf(Buffer.from('CKVCBNDX'))).toMatch(/not a ckvc bundle \(bad magic/);
+    expect(messageOf(Buffer.from('CKVC'))).toMatch(/truncated: it ends 4 bytes into the 16-byte preamble/);
+    expect(messageOf(encodeBundlePreamble(100).subarray(0, 10))).toMatch(/truncated: it ends 10 bytes into/);
+  });
 });

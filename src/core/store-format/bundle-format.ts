@@ -149,8 +149,13 @@ export function encodeBundlePreamble(headerLength: number): Buffer {
 /** Checks the preamble and returns the header length it declares. */
 export function decodeBundlePreamble(b: Uint8Array, fileSize: number | undefined, where: string): number {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (buf.length < BUNDLE_PREAMBLE_BYTES || !buf.subarray(0, 8).equals(BUNDLE_MAGIC))
-    throw bad(where, 'is not a ckvc bundle (bad magic)');
+  // The magic is looked at first, so that a few bytes of something else are not reported as a truncated bundle.
+  const start = buf.subarray(0, Math.min(buf.length, BUNDLE_MAGIC.length));
+  if (buf.length === 0) throw bad(where, `is empty (a ckvc bundle starts with ${BUNDLE_MAGIC.toString('latin1')})`);
+  if (!start.equals(BUNDLE_MAGIC.subarray(0, start.length)))
+    throw bad(where, `is not a ckvc bundle (bad magic: it does not start with ${BUNDLE_MAGIC.toString('latin1')})`);
+  if (buf.length < BUNDLE_PREAMBLE_BYTES)
+    throw bad(where, `is truncated: it ends ${buf.length} bytes into the ${BUNDLE_PREAMBLE_BYTES}-byte preamble`);
   const version = buf.readUInt32LE(8);
   if (version !== BUNDLE_VERSION) {
     throw new CkvcError(
