@@ -3,6 +3,7 @@
 import { fetchLeftOut } from './fetch-on-demand.js';
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
+import { recipeTensorCount } from '../core/store-format/objects/file-recipe.js';
 import { selectPaths } from '../store/checkout-plan.js';
 import { listTreeFiles } from '../store/object-walk.js';
 import { streamRecipe } from '../store/recipe-stream.js';
@@ -48,7 +49,7 @@ export async function ls(
       path: f.path,
       size: r.size,
       format: r.format,
-      tensorCount: parts.length + (r.packed?.length ?? 0),
+      tensorCount: recipeTensorCount(r),
     };
     if (opts.tensors) {
       entry.tensors = [];

@@ -218,6 +218,12 @@ describe('the real fixtures', () => {
     );
   });
 
+  it('commit counts the tensors ls lists, deflated members included', () => {
+    const listedCount = listed.files.reduce((n: number, f: any) => n + f.tensorCount, 0);
+    expect(listed.files.find((f: any) => f.path === 'numpy_deflated.npz').tensorCount).toBe(2);
+    expect(commit.tensors).toBe(listedCount);
+  });
+
   it('cat --tensor of an array stored deflated inside an .npz is refused with what to do instead', () => {
     const r = catBytes(s, ['cat', `${commit.id}:numpy_deflated.npz`, '--tensor', 'weights']);
     expect(r.code, r.err).toBe(15);

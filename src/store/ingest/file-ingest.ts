@@ -9,7 +9,12 @@ import { safetensorsElementWidth } from '../../core/input-formats/safetensors-dt
 import { parseSafetensorsHeader, readSafetensorsHeaderLength } from '../../core/input-formats/safetensors.js';
 import { ZipRefusal } from '../../core/input-formats/zip-directory.js';
 import { ContentHasher, type ObjectId } from '../../core/store-format/object-id.js';
-import { encodeFileRecipe, type FilePart, type FileRecipe } from '../../core/store-format/objects/file-recipe.js';
+import {
+  encodeFileRecipe,
+  type FilePart,
+  type FileRecipe,
+  recipeTensorCount,
+} from '../../core/store-format/objects/file-recipe.js';
 import { encodeTensor } from '../../core/store-format/objects/tensor-object.js';
 import { chunkBuffer, type ObjectWriter } from '../object-writer.js';
 import type { FilesCache } from '../files-cache.js';
@@ -243,7 +248,7 @@ export async function ingestFile(
     const unchanged = known && (await unchangedRecipe(file, key, known.files, known.path));
     if (unchanged) {
       const { recipe } = unchanged;
-      const tensors = recipe.parts.filter((part) => part.kind === 'tensor').length;
+      const tensors = recipeTensorCount(recipe);
       return { id: unchanged.id, size: file.size, format: recipe.format, tensors, warnings: [], unread: true };
     }
     const startedMs = Date.now();
@@ -259,7 +264,7 @@ export async function ingestFile(
       parts: ing.parts,
       ...(plan.packed ? { packed: plan.packed } : {}),
     };
-    const tensors = plan.regions.filter((r) => r.kind !== 'verbatim').length;
+    const tensors = recipeTensorCount(recipe);
     // A recipe with a JSON render part needs a version 3 store: older readers would only call it corrupt.
     const storeVersion = recipeStoreVersion(recipe);
     const id = await writer.put('file', encodeFileRecipe(recipe), { storeVersion });

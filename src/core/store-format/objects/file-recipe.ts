@@ -39,6 +39,13 @@ export interface FileRecipe {
   packed?: PackedTensor[];
 }
 
+/** The tensors a file holds, as `commit` counts them and `ls` lists them: its tensor parts and its deflated members. */
+export function recipeTensorCount(r: FileRecipe): number {
+  let n = r.packed?.length ?? 0;
+  for (const part of r.parts) if (part.kind === 'tensor') n++;
+  return n;
+}
+
 export function encodeFileRecipe(r: FileRecipe): Uint8Array {
   return encodeCanonical(
     compact({
