@@ -220,7 +220,7 @@ describe('the real fixtures', () => {
 
   it('commit counts the tensors ls lists, deflated members included', () => {
     const listedCount = listed.files.reduce((n: number, f: any) => n + f.tensorCount, 0);
-    expect(listed.files.find((f: any) => f.path === 'numpy_deflated.npz').tensorCount).toBe(2);
+    expect(listed.files.find((f: any) => f.path === 'numpy_deflated.npz')!.tensorCount).toBe(2);
     expect(commit.tensors).toBe(listedCount);
   });
 
