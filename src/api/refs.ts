@@ -23,10 +23,18 @@ export interface RefTip {
   tagMessage?: string;
 }
 
-async function tips(store: ObjectStore, kind: RefKind): Promise<RefTip[]> {
+/**
+ * With `onDamaged`, a ref file that holds no object ID is handed to it and the others are listed (the command line
+ * warns and lists the rest, as git does); without, it fails the listing.
+ */
+export interface ListOptions {
+  onDamaged?: (e: CkvcError) => void;
+}
+
+async function tips(store: ObjectStore, kind: RefKind, opts: ListOptions = {}): Promise<RefTip[]> {
   const head = await store.refs.readHead();
   const out: RefTip[] = [];
-  for (const r of await store.refs.list(kind)) {
+  for (const r of await store.refs.list(kind, opts.onDamaged ? { onCorrupt: opts.onDamaged } : {})) {
     let commit = r.id;
     let tagMessage: string | undefined;
     if (kind === 'tag' && (await store.typeOf(r.id)) === 'tag') {
@@ -50,10 +58,10 @@ async function tips(store: ObjectStore, kind: RefKind): Promise<RefTip[]> {
   return out;
 }
 
-export const listBranches = (store: ObjectStore) => tips(store, 'branch');
-export const listTags = (store: ObjectStore) => tips(store, 'tag');
+export const listBranches = (store: ObjectStore, opts?: ListOptions) => tips(store, 'branch', opts);
+export const listTags = (store: ObjectStore, opts?: ListOptions) => tips(store, 'tag', opts);
 /** Remote-tracking branches (refs/remotes/REMOTE/BRANCH), named REMOTE/BRANCH. */
-export const listRemoteBranches = (store: ObjectStore) => tips(store, 'remote');
+export const listRemoteBranches = (store: ObjectStore, opts?: ListOptions) => tips(store, 'remote', opts);
 
 export async function createBranch(
   store: ObjectStore,

@@ -28,6 +28,7 @@ import {
   listTags,
   reflog,
   switchBranch,
+  type ListOptions,
   type RefTip,
 } from './refs.js';
 import type { AddRemoteOptions, FetchOptions, PullRemoteOptions, PushOptions } from './remote.js';
@@ -69,11 +70,11 @@ export class Store {
   stats(): Promise<StatsResult> {
     return stats(this.objects);
   }
-  branches(): Promise<RefTip[]> {
-    return listBranches(this.objects);
+  branches(opts?: ListOptions): Promise<RefTip[]> {
+    return listBranches(this.objects, opts);
   }
-  remoteBranches(): Promise<RefTip[]> {
-    return listRemoteBranches(this.objects);
+  remoteBranches(opts?: ListOptions): Promise<RefTip[]> {
+    return listRemoteBranches(this.objects, opts);
   }
   createBranch(name: string, start?: string) {
     return createBranch(this.objects, name, start);
@@ -81,8 +82,8 @@ export class Store {
   deleteBranch(name: string) {
     return deleteBranch(this.objects, name);
   }
-  tags(): Promise<RefTip[]> {
-    return listTags(this.objects);
+  tags(opts?: ListOptions): Promise<RefTip[]> {
+    return listTags(this.objects, opts);
   }
   createTag(name: string, rev?: string, message?: string) {
     return createTag(this.objects, name, rev, message);

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { describeRun, errorCodes } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
-import { packFiles, readTree, treeDifferences } from '../helpers/snapshots.js';
+import { diffSnapshots, packFiles, readTree, snapshotStore, treeDifferences } from '../helpers/snapshots.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
@@ -168,6 +168,26 @@ describe('a flipped byte in a pack', () => {
     expect(v.report.problems.map((p: any) => p.code).sort()).toEqual(['CKVC_CORRUPT_REF', 'CKVC_MISSING_OBJECT']);
     expect(v.report.checked.refs).toBe(2); // main and zz-gone
     expect(v.report.checked.commits).toBe(1); // main's history was walked
+  });
+
+  it('branch and tag listings warn of a damaged ref and list the others', () => {
+    const { s, id } = storeWithOpaque();
+    s.ok(['tag', 'v1']);
+    fs.writeFileSync(path.join(s.store, 'refs', 'heads', 'broken'), 'not an id\n');
+    fs.writeFileSync(path.join(s.store, 'refs', 'tags', 'broken-tag'), '');
+    const before = snapshotStore(s.store);
+    for (const [cmd, name, listed] of [
+      ['branch', 'broken', 'main'],
+      ['tag', 'broken-tag', 'v1'],
+    ] as const) {
+      const r = s.run([cmd, '--json']);
+      expect(r.code, describeRun(r)).toBe(0);
+      expect(JSON.parse(r.stdout).map((t: any) => [t.name, t.commit])).toEqual([[listed, id]]);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_CORRUPT_REF']);
+      expect(r.stderr).toContain(`ckvc: warning: ref refs/${cmd === 'branch' ? 'heads' : 'tags'}/${name} `);
+      expect(r.stderr).toContain(`'ckvc reflog ${name}'`);
+    }
+    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
   });
 });
 

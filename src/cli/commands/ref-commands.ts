@@ -24,6 +24,11 @@ export function refCommands(y: CliParser): void {
   reflogCommand(y);
 }
 
+/** A listing names a damaged ref in a warning (with how to repair it) and lists the others, as git does. */
+const listedPastDamage = {
+  onDamaged: (e: CkvcError) => info(`ckvc: warning: ${escaped(e.message)} [${e.code}]`),
+};
+
 function branchCommand(y: CliParser): void {
   addCommand(
     y,
@@ -52,10 +57,10 @@ function branchCommand(y: CliParser): void {
         }
         if (!args.name) {
           // As git shows them: REMOTE/BRANCH with -r, remotes/REMOTE/BRANCH after the local ones with -a.
-          const remote = args.remotes || args.all ? await s.remoteBranches() : [];
+          const remote = args.remotes || args.all ? await s.remoteBranches(listedPastDamage) : [];
           const tips = args.remotes
             ? remote
-            : [...(await s.branches()), ...remote.map((t) => ({ ...t, name: `remotes/${t.name}` }))];
+            : [...(await s.branches(listedPastDamage)), ...remote.map((t) => ({ ...t, name: `remotes/${t.name}` }))];
           return args.json ? json(tips) : listing(tips);
         }
         const r = args.delete ? await s.deleteBranch(args.name) : await s.createBranch(args.name, args.start);
@@ -96,7 +101,7 @@ function tagCommand(y: CliParser): void {
     async (args) =>
       withStore(args, async (s) => {
         if (!args.name) {
-          const tips = await s.tags();
+          const tips = await s.tags(listedPastDamage);
           return args.json ? json(tips) : listing(tips);
         }
         if (args.delete) {
