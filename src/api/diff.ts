@@ -4,6 +4,7 @@
 import type { ConfigChange } from '../core/diff/config-delta.js';
 import { diffConfig } from '../core/diff/config-delta.js';
 import { diffMetrics, type MetricChange } from '../core/diff/metric-delta.js';
+import { pairRenamedFiles } from '../core/diff/renamed-files.js';
 import { isNumericDtype, TensorDeltaAccumulator, type TensorDelta } from '../core/diff/tensor-delta.js';
 import { tensorGlob, tensorMatches } from '../core/glob.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
@@ -38,6 +39,8 @@ export interface DiffSide {
 
 export interface FileChange {
   path: string;
+  /** For a file of B that is a file of A under another name (core/diff/renamed-files.ts): A's path. */
+  renamedFrom?: string;
   format: string;
   sizeA?: number;
   sizeB?: number;
@@ -56,7 +59,9 @@ export interface TensorRef {
 }
 
 export interface TensorChange {
+  /** B's file; A's when the file was renamed is `fileA`. */
   file: string;
+  fileA?: string;
   name: string;
   dtypeA: string;
   dtypeB: string;
@@ -144,21 +149,36 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
   const fa = await filesOf(store, A.commit);
   const fb = await filesOf(store, B.commit);
   const files: DiffResult['files'] = { added: [], removed: [], changed: [], unchanged: 0 };
-  for (const [p, f] of fa) if (!fb.has(p)) files.removed.push({ path: p, format: f.format, sizeA: f.size });
-  for (const [p, f] of fb) if (!fa.has(p)) files.added.push({ path: p, format: f.format, sizeB: f.size });
+  const listed = (m: typeof fa, others: typeof fa) =>
+    [...m]
+      .filter(([p]) => !others.has(p))
+      .map(([path, f]) => ({ path, format: f.format, tensorNames: f.tensors.map((t) => t.name) }));
+  // B's path -> A's, and back: a renamed file is one changed file, its tensors compared by name.
+  const renamedFrom = pairRenamedFiles(listed(fa, fb), listed(fb, fa));
+  const renamedTo = new Map([...renamedFrom].map(([b, a]) => [a, b]));
+  for (const [p, f] of fa)
+    if (!fb.has(p) && !renamedTo.has(p)) files.removed.push({ path: p, format: f.format, sizeA: f.size });
+  for (const [p, f] of fb)
+    if (!fa.has(p) && !renamedFrom.has(p)) files.added.push({ path: p, format: f.format, sizeB: f.size });
 
-  const wanted = (t: TensorEntry) => !globs || tensorMatches(globs, t.file, t.name);
-  const key = (t: TensorEntry) => `${t.file}\0${t.name}`;
+  // A renamed file's tensors are selected by either of its names, on both sides.
+  const wantedBy = (otherName: Map<string, string>) => (t: TensorEntry) => {
+    if (!globs || tensorMatches(globs, t.file, t.name)) return true;
+    const other = otherName.get(t.file);
+    return other !== undefined && tensorMatches(globs, other, t.name);
+  };
+  // A's tensors are keyed by the path their file has in B.
+  const key = (t: TensorEntry) => `${renamedTo.get(t.file) ?? t.file}\0${t.name}`;
   const ta = new Map(
     [...fa.values()]
       .flatMap((f) => f.tensors)
-      .filter(wanted)
+      .filter(wantedBy(renamedTo))
       .map((t) => [key(t), t]),
   );
   const tb = new Map(
     [...fb.values()]
       .flatMap((f) => f.tensors)
-      .filter(wanted)
+      .filter(wantedBy(renamedFrom))
       .map((t) => [key(t), t]),
   );
   const tensors: DiffResult['tensors'] = { added: [], removed: [], changed: [], unchanged: 0 };
@@ -174,9 +194,10 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
   if (opts.numeric !== false) {
     // The changed tensors' data is read: what a partial fetch left out of either side is fetched first.
     const changed = new Set([...ta].filter(([k, t]) => tb.has(k) && tb.get(k)!.id !== t.id).map(([k]) => k));
-    const pick = (file: string, name: string) => changed.has(`${file}\0${name}`);
-    await fetchLeftOut(store, A.side.id, pick, 'diff');
-    await fetchLeftOut(store, B.side.id, pick, 'diff');
+    const pickA = (file: string, name: string) => changed.has(`${renamedTo.get(file) ?? file}\0${name}`);
+    const pickB = (file: string, name: string) => changed.has(`${file}\0${name}`);
+    await fetchLeftOut(store, A.side.id, pickA, 'diff');
+    await fetchLeftOut(store, B.side.id, pickB, 'diff');
   }
   for (const [k, t] of ta) {
     const u = tb.get(k);
@@ -189,23 +210,25 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
   }
 
   for (const [p, f] of fa) {
-    const g = fb.get(p);
+    const q = renamedTo.get(p) ?? p;
+    const g = fb.get(q);
     if (!g) continue;
-    if (g.id === f.id) {
+    if (g.id === f.id && q === p) {
       files.unchanged++;
       continue;
     }
-    const inFile = (list: { file: string }[]) => list.filter((t) => t.file === p).length;
+    const inFile = (list: { file: string }[], path: string) => list.filter((t) => t.file === path).length;
     files.changed.push({
-      path: p,
+      path: q,
+      ...(q !== p ? { renamedFrom: p } : {}),
       format: g.format,
       sizeA: f.size,
       sizeB: g.size,
       ...(f.tensors.length || g.tensors.length
         ? {
-            tensorsAdded: inFile(tensors.added),
-            tensorsRemoved: inFile(tensors.removed),
-            tensorsChanged: inFile(tensors.changed),
+            tensorsAdded: inFile(tensors.added, q),
+            tensorsRemoved: inFile(tensors.removed, p),
+            tensorsChanged: inFile(tensors.changed, q),
           }
         : {}),
     });
@@ -238,7 +261,8 @@ async function tensorChange(
   let changedChunks = 0;
   for (let i = 0; i < chunks; i++) if (a.chunks[i] !== b.chunks[i]) changedChunks++;
   const out: TensorChange = {
-    file: t.file,
+    file: u.file,
+    ...(u.file !== t.file ? { fileA: t.file } : {}),
     name: t.name,
     dtypeA: a.dtype,
     dtypeB: b.dtype,

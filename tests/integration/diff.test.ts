@@ -448,6 +448,58 @@ describe('ckvc diff: figures and structure', () => {
   });
 });
 
+describe('ckvc diff of checkpoints saved under a new name each step', () => {
+  it('pairs step_1000 with step_2000 (same format, shared tensor names) and compares their tensors; not when ambiguous', () => {
+    const s = newStore();
+    const model = (w: number[]) => ({ w: T('F32', [4], f32(w)), b: T('F32', [2], f32([1, 1])) });
+    const dir = (files: Record<string, Buffer>) => {
+      const d = tempDir('ckvc-diff-steps-');
+      for (const [name, bytes] of Object.entries(files)) fs.writeFileSync(path.join(d, name), bytes);
+      return d;
+    };
+    const a = commitId(s, [dir({ 'step_1000.safetensors': safetensorsBytes(model([3, 4, 0, 1])) }), '-m', 'a']);
+    const b = commitId(s, [dir({ 'step_2000.safetensors': safetensorsBytes(model([3, 0, 0, 2])) }), '-m', 'b']);
+    const d = s.json(['diff', a, b]);
+    expect(d.files).toEqual({
+      added: [],
+      removed: [],
+      changed: [
+        {
+          path: 'step_2000.safetensors',
+          renamedFrom: 'step_1000.safetensors',
+          format: 'safetensors',
+          sizeA: expect.any(Number),
+          sizeB: expect.any(Number),
+          tensorsAdded: 0,
+          tensorsRemoved: 0,
+          tensorsChanged: 1,
+        },
+      ],
+      unchanged: 0,
+    });
+    expect(d.tensors.unchanged).toBe(1); // b
+    expect(d.tensors.changed).toHaveLength(1);
+    expect(d.tensors.changed[0]).toMatchObject({ file: 'step_2000.safetensors', fileA: 'step_1000.safetensors' });
+    expect(d.tensors.changed[0].delta.l2Diff).toBeCloseTo(Math.sqrt(17), 6);
+    // Selected by either name; the text report says what it was called.
+    expect(s.json(['diff', a, b, '--tensor', 'step_1000.safetensors:w']).tensors.changed).toHaveLength(1);
+    expect(s.ok(['diff', a, b]).stdout).toMatch(/~ step_2000\.safetensors .*\(was step_1000\.safetensors\)/);
+    // Two new files that both share names with the one removed: no guess, both added and the old one removed.
+    const c = commitId(s, [
+      dir({
+        'step_3000.safetensors': safetensorsBytes(model([1, 2, 3, 4])),
+        'ema_3000.safetensors': safetensorsBytes(model([1, 2, 3, 5])),
+      }),
+      '-m',
+      'c',
+    ]);
+    const e = s.json(['diff', b, c]);
+    expect(e.files.changed).toEqual([]);
+    expect(e.files.added.map((f: any) => f.path)).toEqual(['ema_3000.safetensors', 'step_3000.safetensors']);
+    expect(e.files.removed.map((f: any) => f.path)).toEqual(['step_2000.safetensors']);
+  });
+});
+
 // --- what diff reads -------------------------------------------------------------------------------------------
 
 /** Flips one byte in the middle of the first pack holding `needle` (stored raw: random bytes do not compress). */

@@ -21,6 +21,9 @@ const num = (v: number) =>
       : v.toExponential(3);
 const pct = (f: number) => `${(f * 100).toFixed(f > 0 && f < 0.001 ? 3 : 1)}%`;
 
+/** A renamed file's old name (core/diff/renamed-files.ts), after its line. */
+const renamed = (f: { renamedFrom?: string }) => (f.renamedFrom ? `  (was ${escaped(f.renamedFrom)})` : '');
+
 function renderDiff(r: DiffResult, stat: boolean): void {
   const sideText = (s: DiffResult['a']) =>
     `${escaped(s.rev)} ${short(s.id)}${s.step !== undefined ? ` step=${s.step}` : ''}`;
@@ -36,7 +39,7 @@ function renderDiff(r: DiffResult, stat: boolean): void {
         f.tensorsChanged !== undefined
           ? `${f.tensorsChanged} tensor(s) changed, ${f.tensorsAdded} added, ${f.tensorsRemoved} removed`
           : `changed`;
-      out(` ${col(f.path)} | ${t} (${bytes(f.sizeA!)} -> ${bytes(f.sizeB!)})`);
+      out(` ${col(f.path)} | ${t} (${bytes(f.sizeA!)} -> ${bytes(f.sizeB!)})${renamed(f)}`);
     }
     for (const f of r.files.added) out(` ${col(f.path)} | added (${bytes(f.sizeB!)})`);
     for (const f of r.files.removed) out(` ${col(f.path)} | removed (${bytes(f.sizeA!)})`);
@@ -77,7 +80,7 @@ function renderDiff(r: DiffResult, stat: boolean): void {
   for (const f of r.files.removed) out(`  - ${escaped(f.path)}  ${bytes(f.sizeA!)}`);
   for (const f of r.files.changed)
     out(
-      `  ~ ${escaped(f.path)}  ${bytes(f.sizeA!)} -> ${bytes(f.sizeB!)}${f.tensorsChanged !== undefined ? `  (${f.tensorsChanged} tensor(s) changed)` : ''}`,
+      `  ~ ${escaped(f.path)}  ${bytes(f.sizeA!)} -> ${bytes(f.sizeB!)}${f.tensorsChanged !== undefined ? `  (${f.tensorsChanged} tensor(s) changed)` : ''}${renamed(f)}`,
     );
   out(
     `\ntensors: ${r.tensors.changed.length} changed, ${r.tensors.added.length} added, ${r.tensors.removed.length} removed, ${r.tensors.unchanged} unchanged`,
