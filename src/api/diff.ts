@@ -4,7 +4,7 @@
 import type { ConfigChange } from '../core/diff/config-delta.js';
 import { diffConfig } from '../core/diff/config-delta.js';
 import { diffMetrics, type MetricChange } from '../core/diff/metric-delta.js';
-import { pairRenamedFiles } from '../core/diff/renamed-files.js';
+import { type DiffedFile, mostlySame, renameCandidates, type TensorLayout } from '../core/diff/renamed-files.js';
 import { isNumericDtype, TensorDeltaAccumulator, type TensorDelta } from '../core/diff/tensor-delta.js';
 import { tensorGlob, tensorMatches } from '../core/glob.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
@@ -149,12 +149,8 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
   const fa = await filesOf(store, A.commit);
   const fb = await filesOf(store, B.commit);
   const files: DiffResult['files'] = { added: [], removed: [], changed: [], unchanged: 0 };
-  const listed = (m: typeof fa, others: typeof fa) =>
-    [...m]
-      .filter(([p]) => !others.has(p))
-      .map(([path, f]) => ({ path, format: f.format, tensorNames: f.tensors.map((t) => t.name) }));
   // B's path -> A's, and back: a renamed file is one changed file, its tensors compared by name.
-  const renamedFrom = pairRenamedFiles(listed(fa, fb), listed(fb, fa));
+  const renamedFrom = await renamedFiles(store, fa, fb);
   const renamedTo = new Map([...renamedFrom].map(([b, a]) => [a, b]));
   for (const [p, f] of fa)
     if (!fb.has(p) && !renamedTo.has(p)) files.removed.push({ path: p, format: f.format, sizeA: f.size });
@@ -245,6 +241,31 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
     files,
     tensors,
   };
+}
+
+/** Renamed files (core/diff/renamed-files.ts), B's path -> A's: dtypes and shapes are read for candidates only. */
+async function renamedFiles(
+  store: ObjectStore,
+  fa: Map<string, { format: string; tensors: TensorEntry[] }>,
+  fb: Map<string, { format: string; tensors: TensorEntry[] }>,
+): Promise<Map<string, string>> {
+  const removed = new Set([...fa.keys()].filter((p) => !fb.has(p)));
+  const added = new Set([...fb.keys()].filter((p) => !fa.has(p)));
+  const files = (m: typeof fa): DiffedFile[] =>
+    [...m].map(([path, f]) => ({ path, format: f.format, tensorNames: f.tensors.map((t) => t.name) }));
+  const layouts = async (tensors: TensorEntry[]): Promise<TensorLayout[]> => {
+    const out: TensorLayout[] = [];
+    for (const t of tensors) {
+      const o = await store.readTensor(t.id);
+      out.push({ name: t.name, layout: `${o.dtype} [${o.shape.join(',')}] ${o.order ?? 'C'}` });
+    }
+    return out;
+  };
+  const out = new Map<string, string>();
+  if (!removed.size || !added.size) return out;
+  for (const [b, a] of renameCandidates(files(fa), files(fb), removed, added))
+    if (mostlySame(await layouts(fa.get(a)!.tensors), await layouts(fb.get(b)!.tensors))) out.set(b, a);
+  return out;
 }
 
 async function tensorChange(

@@ -1,6 +1,7 @@
 // `ckvc log` and `ckvc show`: commits as data, newest first, decorated with the refs that point at them.
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
+import { recipeTensorCount } from '../core/store-format/objects/file-recipe.js';
 import { listTreeFiles } from '../store/object-walk.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
@@ -143,7 +144,7 @@ export async function show(store: ObjectStore, rev: string): Promise<ShowResult>
       path: f.path,
       size: r.size,
       format: r.format,
-      tensors: r.parts.filter((p) => p.kind === 'tensor').length,
+      tensors: recipeTensorCount(r),
     });
   }
   return {

@@ -64,9 +64,16 @@ export class RefStore {
     if (raw === undefined) return undefined;
     const text = raw.toString('utf8').trim();
     if (!isObjectId(text)) {
+      // `ckvc reflog` shows branches' and (with --tag) tags' logs; an alias's or a remote-tracking ref's is a file.
+      const short = full.replace(/^refs\/(heads|tags|aliases|remotes)\//, '');
+      const earlier = full.startsWith(REF_PREFIX.branch)
+        ? `'ckvc reflog ${short}' shows its earlier values`
+        : full.startsWith(REF_PREFIX.tag)
+          ? `'ckvc reflog --tag ${short}' shows its earlier values`
+          : `its earlier values are in ${this.logFile(full)}`;
       throw new CkvcError(
         'CKVC_CORRUPT_REF',
-        `ref ${full} (${this.file(full)}) does not hold an object ID; 'ckvc reflog ${full.replace(/^refs\/(heads|tags|aliases|remotes)\//, '')}' shows its earlier values ('ckvc branch NEW ID' or 'ckvc tag NEW ID' puts one back under a new name); delete the file to drop the damaged ref (its reflog stays)`,
+        `ref ${full} (${this.file(full)}) does not hold an object ID; ${earlier} ('ckvc branch NEW ID' or 'ckvc tag NEW ID' puts one back under a new name); delete the file to drop the damaged ref (its reflog stays)`,
         { ref: full },
       );
     }

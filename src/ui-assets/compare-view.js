@@ -51,7 +51,12 @@ function filesSection(f) {
   const rows = [
     ...f.added.map((x) => ['added', x.path, x.format, '', bytes(x.sizeB)]),
     ...f.removed.map((x) => ['removed', x.path, x.format, bytes(x.sizeA), '']),
-    ...f.changed.map((x) => ['changed', x.path, x.format, bytes(x.sizeA), bytes(x.sizeB)]),
+    // A file saved under a new name (step_1000 -> step_2000) is one renamed file (`ckvc diff`'s renamedFrom).
+    ...f.changed.map((x) =>
+      x.renamedFrom
+        ? ['renamed', `${x.renamedFrom} → ${x.path}`, x.format, bytes(x.sizeA), bytes(x.sizeB)]
+        : ['changed', x.path, x.format, bytes(x.sizeA), bytes(x.sizeB)],
+    ),
   ];
   return section(
     'Files',

@@ -497,6 +497,43 @@ describe('ckvc diff of checkpoints saved under a new name each step', () => {
     expect(e.files.changed).toEqual([]);
     expect(e.files.added.map((f: any) => f.path)).toEqual(['ema_3000.safetensors', 'step_3000.safetensors']);
     expect(e.files.removed.map((f: any) => f.path)).toEqual(['step_2000.safetensors']);
+    // A folder that keeps the last two steps: step_2000 is in both, so step_1000 -> step_3000 is no rename.
+    const keepA = commitId(s, [
+      dir({
+        'step_1000.safetensors': safetensorsBytes(model([1, 2, 3, 4])),
+        'step_2000.safetensors': safetensorsBytes(model([1, 2, 3, 5])),
+      }),
+      '-m',
+      'keep a',
+    ]);
+    const keepB = commitId(s, [
+      dir({
+        'step_2000.safetensors': safetensorsBytes(model([1, 2, 3, 5])),
+        'step_3000.safetensors': safetensorsBytes(model([1, 2, 3, 6])),
+      }),
+      '-m',
+      'keep b',
+    ]);
+    const k = s.json(['diff', keepA, keepB]);
+    expect(k.files.changed).toEqual([]);
+    expect([k.files.added[0].path, k.files.removed[0].path]).toEqual([
+      'step_3000.safetensors',
+      'step_1000.safetensors',
+    ]);
+    // Two files that share only a name, with another dtype and shape (np.savez calls every array arr_0).
+    const one = commitId(s, [
+      dir({ 'embeddings.safetensors': safetensorsBytes({ arr_0: T('F32', [2], f32([1, 2])) }) }),
+      '-m',
+      'e',
+    ]);
+    const other = commitId(s, [
+      dir({ 'labels.safetensors': safetensorsBytes({ arr_0: T('I32', [3], i32([1, 2, 3])) }) }),
+      '-m',
+      'l',
+    ]);
+    const l = s.json(['diff', one, other]);
+    expect(l.files.changed).toEqual([]);
+    expect(l.files.added.map((f: any) => f.path)).toEqual(['labels.safetensors']);
   });
 });
 

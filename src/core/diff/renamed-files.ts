@@ -1,9 +1,13 @@
 // Which file of B is which file of A under another name, for `ckvc diff`: a training loop that saves
 // step_1000.safetensors and then step_2000.safetensors in place of it made two commits whose diff listed every
-// tensor as removed and added again, with no figures for how the weights moved. A removed and an added file are
-// taken as one renamed file when they have the same format and share tensor names, and neither shares a tensor name
-// with another removed or added file of that format: only a pairing nothing else competes for, so a folder that
-// keeps several steps is not paired by guesswork (the same caution as delta coding's parent twin, FORMAT.md §4.3).
+// tensor as removed and added again, with no figures for how the weights moved. Only a pairing nothing competes
+// for is made, so that figures are never computed against the wrong checkpoint:
+// - a removed and an added file of the same format;
+// - at least half of the tensors of each are the same tensor in the other (same name, dtype and shape), so that
+//   two files that happen to share a name (np.savez's `arr_0`, an adapter's `lm_head.weight`) are not paired;
+// - no other file of A or of B of that format, kept ones included, shares a tensor name with either: a folder that
+//   keeps the last steps (step_2000 in both commits, step_1000 gone, step_3000 new) is not paired by guesswork
+//   (the same caution as delta coding's parent twin, FORMAT.md §4.3).
 
 export interface DiffedFile {
   path: string;
@@ -11,14 +15,23 @@ export interface DiffedFile {
   tensorNames: readonly string[];
 }
 
-/** Renamed files as B's path -> A's path. */
-export function pairRenamedFiles(removed: readonly DiffedFile[], added: readonly DiffedFile[]): Map<string, string> {
-  const removedByName = byTensorName(removed);
-  const addedByName = byTensorName(added);
+/**
+ * The pairs the names allow, as B's path -> A's path (`a` and `b` are all the files of each side): the caller
+ * keeps those whose tensors are mostly the same (mostlySame), which takes reading their dtypes and shapes.
+ */
+export function renameCandidates(
+  a: readonly DiffedFile[],
+  b: readonly DiffedFile[],
+  removed: ReadonlySet<string>,
+  added: ReadonlySet<string>,
+): Map<string, string> {
+  const inA = byTensorName(a);
+  const inB = byTensorName(b);
   const out = new Map<string, string>();
-  for (const b of added) {
-    const a = onlySharer(b, removedByName);
-    if (a && onlySharer(a, addedByName) === b) out.set(b.path, a.path);
+  for (const nb of b) {
+    if (!added.has(nb.path)) continue;
+    const na = onlySharer(nb, inA);
+    if (na && removed.has(na.path) && onlySharer(na, inB) === nb) out.set(nb.path, na.path);
   }
   return out;
 }
@@ -44,4 +57,18 @@ function onlySharer(f: DiffedFile, index: Map<string, DiffedFile[]>): DiffedFile
       only = o;
     }
   return only;
+}
+
+/** A tensor's name with its dtype and shape (and layout) as one string. */
+export interface TensorLayout {
+  name: string;
+  layout: string;
+}
+
+/** At least half of each file's tensors have a same-named tensor of the same dtype and shape in the other. */
+export function mostlySame(x: readonly TensorLayout[], y: readonly TensorLayout[]): boolean {
+  const layouts = new Map(x.map((t) => [t.name, t.layout]));
+  let same = 0;
+  for (const t of y) if (layouts.get(t.name) === t.layout) same++;
+  return same > 0 && same * 2 >= x.length && same * 2 >= y.length;
 }
