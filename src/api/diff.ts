@@ -4,7 +4,13 @@
 import type { ConfigChange } from '../core/diff/config-delta.js';
 import { diffConfig } from '../core/diff/config-delta.js';
 import { diffMetrics, type MetricChange } from '../core/diff/metric-delta.js';
-import { type DiffedFile, mostlySame, renameCandidates, type TensorLayout } from '../core/diff/renamed-files.js';
+import {
+  type DiffedFile,
+  matchedName,
+  mostlySame,
+  renameCandidates,
+  type TensorLayout,
+} from '../core/diff/renamed-files.js';
 import { isNumericDtype, TensorDeltaAccumulator, type TensorDelta } from '../core/diff/tensor-delta.js';
 import { tensorGlob, tensorMatches } from '../core/glob.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
@@ -59,10 +65,11 @@ export interface TensorRef {
 }
 
 export interface TensorChange {
-  /** B's file; A's when the file was renamed is `fileA`. */
+  /** B's file and name; A's, where the file was renamed, are `fileA` (and `nameA` for an .npy file's tensor). */
   file: string;
   fileA?: string;
   name: string;
+  nameA?: string;
   dtypeA: string;
   dtypeB: string;
   shapeA: number[];
@@ -163,8 +170,13 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
     const other = otherName.get(t.file);
     return other !== undefined && tensorMatches(globs, other, t.name);
   };
-  // A's tensors are keyed by the path their file has in B.
-  const key = (t: TensorEntry) => `${renamedTo.get(t.file) ?? t.file}\0${t.name}`;
+  // A's tensors are keyed by the path their file has in B; a renamed file's tensors by the name they are matched by
+  // (an .npy file's one tensor is named after the file).
+  const formatOf = (file: string) => (fb.get(file) ?? fa.get(file))!.format;
+  const key = (t: TensorEntry) => {
+    const file = renamedTo.get(t.file) ?? t.file;
+    return `${file}\0${renamedFrom.has(file) ? matchedName(formatOf(file), t.name) : t.name}`;
+  };
   const ta = new Map(
     [...fa.values()]
       .flatMap((f) => f.tensors)
@@ -190,10 +202,9 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
   if (opts.numeric !== false) {
     // The changed tensors' data is read: what a partial fetch left out of either side is fetched first.
     const changed = new Set([...ta].filter(([k, t]) => tb.has(k) && tb.get(k)!.id !== t.id).map(([k]) => k));
-    const pickA = (file: string, name: string) => changed.has(`${renamedTo.get(file) ?? file}\0${name}`);
-    const pickB = (file: string, name: string) => changed.has(`${file}\0${name}`);
-    await fetchLeftOut(store, A.side.id, pickA, 'diff');
-    await fetchLeftOut(store, B.side.id, pickB, 'diff');
+    const pick = (file: string, name: string) => changed.has(key({ file, name, id: '' }));
+    await fetchLeftOut(store, A.side.id, pick, 'diff');
+    await fetchLeftOut(store, B.side.id, pick, 'diff');
   }
   for (const [k, t] of ta) {
     const u = tb.get(k);
@@ -264,7 +275,8 @@ async function renamedFiles(
   const out = new Map<string, string>();
   if (!removed.size || !added.size) return out;
   for (const [b, a] of renameCandidates(files(fa), files(fb), removed, added))
-    if (mostlySame(await layouts(fa.get(a)!.tensors), await layouts(fb.get(b)!.tensors))) out.set(b, a);
+    if (mostlySame(fb.get(b)!.format, await layouts(fa.get(a)!.tensors), await layouts(fb.get(b)!.tensors)))
+      out.set(b, a);
   return out;
 }
 
@@ -284,7 +296,8 @@ async function tensorChange(
   const out: TensorChange = {
     file: u.file,
     ...(u.file !== t.file ? { fileA: t.file } : {}),
-    name: t.name,
+    name: u.name,
+    ...(u.name !== t.name ? { nameA: t.name } : {}),
     dtypeA: a.dtype,
     dtypeB: b.dtype,
     shapeA: a.shape,

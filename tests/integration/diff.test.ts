@@ -11,6 +11,7 @@ import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
 import { packFiles } from '../helpers/snapshots.js';
 import { randomBytes, safetensorsBytes, type TensorSpec } from '../helpers/data.js';
+import { npyBytes } from '../helpers/torch-zip.js';
 
 afterAll(cleanupTemp);
 
@@ -534,6 +535,15 @@ describe('ckvc diff of checkpoints saved under a new name each step', () => {
     const l = s.json(['diff', one, other]);
     expect(l.files.changed).toEqual([]);
     expect(l.files.added.map((f: any) => f.path)).toEqual(['labels.safetensors']);
+    // np.save's files name their one tensor after the file: step_200.npy and step_300.npy pair all the same.
+    const npy = (w: number[]) => npyBytes({ descr: '<f4', shape: [4], data: f32(w) });
+    const n1 = commitId(s, [dir({ 'step_200.npy': npy([3, 4, 0, 1]) }), '-m', 'n1']);
+    const n2 = commitId(s, [dir({ 'step_300.npy': npy([3, 0, 0, 2]) }), '-m', 'n2']);
+    const n = s.json(['diff', n1, n2]);
+    expect(n.files.changed.map((f: any) => [f.path, f.renamedFrom])).toEqual([['step_300.npy', 'step_200.npy']]);
+    expect(n.tensors.changed).toHaveLength(1);
+    expect(n.tensors.changed[0]).toMatchObject({ name: 'step_300', nameA: 'step_200', fileA: 'step_200.npy' });
+    expect(n.tensors.changed[0].delta.l2Diff).toBeCloseTo(Math.sqrt(17), 6);
   });
 });
 

@@ -44,6 +44,17 @@ describe('renameCandidates', () => {
     const b = [f('step_2000', ['w']), f('step_3000', ['w'])];
     expect(candidates(a, b).size).toBe(0);
   });
+  it('.npy files, whose one tensor is named after the file, pair by the name without its digits', () => {
+    expect(candidates([f('w/step_200.npy', ['step_200'], 'npy')], [f('w/step_300.npy', ['step_300'], 'npy')])).toEqual(
+      new Map([['w/step_300.npy', 'w/step_200.npy']]),
+    );
+    expect(candidates([f('a.npy', ['step_200'], 'npy')], [f('b.npy', ['bias_300'], 'npy')]).size).toBe(0);
+    // Digits count only for .npy: safetensors tensors named layer_1 and layer_2 are different tensors.
+    expect(candidates([f('a', ['layer_1'])], [f('b', ['layer_2'])]).size).toBe(0);
+    expect(
+      mostlySame('npy', [{ name: 'step_200', layout: 'F32 [4] C' }], [{ name: 'step_300', layout: 'F32 [4] C' }]),
+    ).toBe(true);
+  });
   it('one ambiguous pair leaves the clear ones paired', () => {
     const a = [f('keep_1', ['k']), f('x1', ['w']), f('x2', ['w'])];
     const b = [f('keep_2', ['k']), f('y', ['w'])];
@@ -54,13 +65,15 @@ describe('renameCandidates', () => {
 describe('mostlySame', () => {
   const t = (name: string, layout = 'F32 [4] C') => ({ name, layout });
   it('holds when at least half of each side is the same tensor (name, dtype and shape)', () => {
-    expect(mostlySame([t('w'), t('b')], [t('w'), t('b')])).toBe(true);
-    expect(mostlySame([t('w'), t('b')], [t('w'), t('c')])).toBe(true);
-    expect(mostlySame([t('w'), t('b', 'F32 [2] C')], [t('w'), t('b', 'F32 [3] C')])).toBe(true);
+    expect(mostlySame('safetensors', [t('w'), t('b')], [t('w'), t('b')])).toBe(true);
+    expect(mostlySame('safetensors', [t('w'), t('b')], [t('w'), t('c')])).toBe(true);
+    expect(mostlySame('safetensors', [t('w'), t('b', 'F32 [2] C')], [t('w'), t('b', 'F32 [3] C')])).toBe(true);
   });
   it('fails for one shared name of another dtype (np.savez arr_0), or a small overlap (an adapter and a model)', () => {
-    expect(mostlySame([t('arr_0', 'F32 [10,4] C')], [t('arr_0', 'I64 [7] C')])).toBe(false);
-    expect(mostlySame([t('lm_head'), t('a'), t('b')], [t('lm_head'), t('lora_a'), t('lora_b')])).toBe(false);
-    expect(mostlySame([], [])).toBe(false);
+    expect(mostlySame('safetensors', [t('arr_0', 'F32 [10,4] C')], [t('arr_0', 'I64 [7] C')])).toBe(false);
+    expect(mostlySame('safetensors', [t('lm_head'), t('a'), t('b')], [t('lm_head'), t('lora_a'), t('lora_b')])).toBe(
+      false,
+    );
+    expect(mostlySame('safetensors', [], [])).toBe(false);
   });
 });

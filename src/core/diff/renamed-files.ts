@@ -8,6 +8,8 @@
 // - no other file of A or of B of that format, kept ones included, shares a tensor name with either: a folder that
 //   keeps the last steps (step_2000 in both commits, step_1000 gone, step_3000 new) is not paired by guesswork
 //   (the same caution as delta coding's parent twin, FORMAT.md §4.3).
+// An .npy file's one tensor is named after the file (step_200.npy holds `step_200`): for that format, names are
+// compared with their runs of digits as one, so step_200.npy and step_300.npy pair as any renamed file does.
 
 export interface DiffedFile {
   path: string;
@@ -36,10 +38,15 @@ export function renameCandidates(
   return out;
 }
 
+/** The name tensors are matched by: as it is, but for a format that names its tensor after its file. */
+export function matchedName(format: string, name: string): string {
+  return format === 'npy' ? name.replace(/[0-9]+/g, '#') : name;
+}
+
 function byTensorName(files: readonly DiffedFile[]): Map<string, DiffedFile[]> {
   const out = new Map<string, DiffedFile[]>();
   for (const f of files)
-    for (const n of new Set(f.tensorNames)) {
+    for (const n of new Set(f.tensorNames.map((t) => matchedName(f.format, t)))) {
       const key = `${f.format}\0${n}`;
       const list = out.get(key);
       if (list) list.push(f);
@@ -52,7 +59,7 @@ function byTensorName(files: readonly DiffedFile[]): Map<string, DiffedFile[]> {
 function onlySharer(f: DiffedFile, index: Map<string, DiffedFile[]>): DiffedFile | undefined {
   let only: DiffedFile | undefined;
   for (const n of f.tensorNames)
-    for (const o of index.get(`${f.format}\0${n}`) ?? []) {
+    for (const o of index.get(`${f.format}\0${matchedName(f.format, n)}`) ?? []) {
       if (only && o !== only) return undefined;
       only = o;
     }
@@ -66,9 +73,9 @@ export interface TensorLayout {
 }
 
 /** At least half of each file's tensors have a same-named tensor of the same dtype and shape in the other. */
-export function mostlySame(x: readonly TensorLayout[], y: readonly TensorLayout[]): boolean {
-  const layouts = new Map(x.map((t) => [t.name, t.layout]));
+export function mostlySame(format: string, x: readonly TensorLayout[], y: readonly TensorLayout[]): boolean {
+  const layouts = new Map(x.map((t) => [matchedName(format, t.name), t.layout]));
   let same = 0;
-  for (const t of y) if (layouts.get(t.name) === t.layout) same++;
+  for (const t of y) if (layouts.get(matchedName(format, t.name)) === t.layout) same++;
   return same > 0 && same * 2 >= x.length && same * 2 >= y.length;
 }
