@@ -78,7 +78,33 @@ export async function createBranch(
   return { name, id };
 }
 
-export async function deleteBranch(store: ObjectStore, name: string): Promise<{ name: string; id: ObjectId }> {
+/**
+ * What a deleted branch or tag held; `damaged` (and no `id`) when its file held no object ID: deleting it is how
+ * such a ref is dropped (the message of CKVC_CORRUPT_REF says so), its reflog keeping its earlier values.
+ */
+export interface DeletedRef {
+  name: string;
+  id?: ObjectId;
+  damaged?: true;
+}
+
+async function deleteRef(store: ObjectStore, kind: 'branch' | 'tag', name: string): Promise<DeletedRef> {
+  const full = REF_PREFIX[kind] + name;
+  const id = await store.refs.read(full).catch((e) => {
+    if ((e as CkvcError).code === 'CKVC_CORRUPT_REF') return 'damaged' as const;
+    throw e;
+  });
+  if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no ${kind} named '${name}'`, { name });
+  const who = defaultAuthor();
+  if (id === 'damaged') {
+    await store.refs.update(full, null, { expectDamaged: true, who, message: `${kind}: deleted (damaged)` });
+    return { name, damaged: true };
+  }
+  await store.refs.update(full, null, { expect: id, who, message: `${kind}: deleted` });
+  return { name, id };
+}
+
+export async function deleteBranch(store: ObjectStore, name: string): Promise<DeletedRef> {
   assertRefName(name, 'branch');
   const head = await store.refs.readHead();
   if (head.kind === 'branch' && head.branch === name) {
@@ -88,14 +114,7 @@ export async function deleteBranch(store: ObjectStore, name: string): Promise<{ 
       { name },
     );
   }
-  const id = await store.refs.read(REF_PREFIX.branch + name);
-  if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no branch named '${name}'`, { name });
-  await store.refs.update(REF_PREFIX.branch + name, null, {
-    expect: id,
-    who: defaultAuthor(),
-    message: 'branch: deleted',
-  });
-  return { name, id };
+  return deleteRef(store, 'branch', name);
 }
 
 export async function createTag(
@@ -129,12 +148,9 @@ export async function createTag(
   return { name, id, commit };
 }
 
-export async function deleteTag(store: ObjectStore, name: string): Promise<{ name: string; id: ObjectId }> {
+export async function deleteTag(store: ObjectStore, name: string): Promise<DeletedRef> {
   assertRefName(name, 'tag');
-  const id = await store.refs.read(REF_PREFIX.tag + name);
-  if (!id) throw new CkvcError('CKVC_UNKNOWN_REVISION', `no tag named '${name}'`, { name });
-  await store.refs.update(REF_PREFIX.tag + name, null, { expect: id, who: defaultAuthor(), message: 'tag: deleted' });
-  return { name, id };
+  return deleteRef(store, 'tag', name);
 }
 
 export async function switchBranch(store: ObjectStore, name: string): Promise<{ branch: string; id?: ObjectId }> {

@@ -71,9 +71,14 @@ export class RefStore {
         : full.startsWith(REF_PREFIX.tag)
           ? `'ckvc reflog --tag ${short}' shows its earlier values`
           : `its earlier values are in ${this.logFile(full)}`;
+      const drop = full.startsWith(REF_PREFIX.branch)
+        ? `'ckvc branch -d ${short}'`
+        : full.startsWith(REF_PREFIX.tag)
+          ? `'ckvc tag -d ${short}'`
+          : 'deleting the file';
       throw new CkvcError(
         'CKVC_CORRUPT_REF',
-        `ref ${full} (${this.file(full)}) does not hold an object ID; ${earlier} ('ckvc branch NEW ID' or 'ckvc tag NEW ID' puts one back under a new name); delete the file to drop the damaged ref (its reflog stays)`,
+        `ref ${full} (${this.file(full)}) does not hold an object ID; ${earlier} ('ckvc branch NEW ID' or 'ckvc tag NEW ID' puts one back under a new name); ${drop} drops the damaged ref (its reflog stays)`,
         { ref: full },
       );
     }
@@ -165,7 +170,8 @@ export class RefStore {
   async update(
     full: string,
     next: ObjectId | null,
-    opts: { expect?: ObjectId | null; who: string; message: string },
+    /** `expectDamaged`: the ref must hold something that is no object ID (deleting a damaged ref; `expect` unused). */
+    opts: { expect?: ObjectId | null; expectDamaged?: boolean; who: string; message: string },
   ): Promise<void> {
     const kind = refKindOf(full);
     const short = full.slice(REF_PREFIX[kind].length);
@@ -177,8 +183,8 @@ export class RefStore {
     });
     await this.underLock(file, `${kind} ${short}`, async () => {
       faultPoint('ref.lock');
-      const cur = await this.read(full);
-      if (opts.expect !== undefined && (cur ?? null) !== opts.expect) {
+      const cur = opts.expectDamaged ? await this.stillDamaged(full, kind, short) : await this.read(full);
+      if (!opts.expectDamaged && opts.expect !== undefined && (cur ?? null) !== opts.expect) {
         // Expected absent: either the name was taken before (re-running fails again) or another command made it
         // while this one ran (its commits are someone's: never advise deleting it).
         const what =
@@ -221,6 +227,20 @@ export class RefStore {
       }
       faultPoint('ref.done');
     });
+  }
+
+  /** Undefined while `full` still holds no object ID (its earlier value is unknown); a conflict once it does. */
+  private async stillDamaged(full: string, kind: RefKind, short: string): Promise<undefined> {
+    const now = await this.read(full).catch((e) => {
+      if ((e as CkvcError).code === 'CKVC_CORRUPT_REF') return 'damaged' as const;
+      throw e;
+    });
+    if (now === 'damaged') return undefined;
+    throw new CkvcError(
+      'CKVC_REF_CONFLICT',
+      `${kind} '${short}' is no longer damaged: it ${now ? `holds ${now.slice(0, 12)}` : 'was deleted'}, set while this command ran; re-run the command against it`,
+      { ref: full, expected: null, actual: now ?? null },
+    );
   }
 
   /**

@@ -189,6 +189,19 @@ describe('a flipped byte in a pack', () => {
       expect(r.stderr).toContain(`'ckvc reflog ${cmd === 'tag' ? '--tag ' : ''}${name}' shows its earlier values`);
     }
     expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+    // What the warning advises: -d drops a damaged ref, its reflog saying so; then verify and gc are clean again.
+    expect(s.run(['gc', '--dry-run']).code).toBe(12);
+    expect(s.json(['branch', '-d', 'broken', '--json'])).toEqual({ name: 'broken', damaged: true });
+    expect(s.ok(['tag', '-d', 'broken-tag']).stderr).toContain('deleted damaged tag broken-tag (it held no object ID)');
+    expect(fs.existsSync(path.join(s.store, 'refs', 'heads', 'broken'))).toBe(false);
+    expect(fs.existsSync(path.join(s.store, 'refs', 'tags', 'broken-tag'))).toBe(false);
+    expect(s.json(['reflog', 'broken', '--json'])[0]).toMatchObject({ message: 'branch: deleted (damaged)' });
+    expect(s.ok(['reflog', 'broken']).stdout).toMatch(
+      /^\(deleted\) .* from \(damaged\) +branch: deleted \(damaged\)$/m,
+    );
+    expect(s.run(['verify']).code).toBe(0);
+    expect(s.run(['gc', '--dry-run']).code).toBe(0);
+    expect(s.run(['branch', '-d', 'broken']).code).toBe(14); // gone
   });
 });
 

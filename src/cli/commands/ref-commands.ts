@@ -24,6 +24,13 @@ export function refCommands(y: CliParser): void {
   reflogCommand(y);
 }
 
+/** `branch NAME (was ID)`, or what a damaged one was. */
+function deletedWhat(kind: string, r: { name: string; id?: string; damaged?: true }): string {
+  return r.damaged
+    ? `damaged ${kind} ${escaped(r.name)} (it held no object ID)`
+    : `${kind} ${escaped(r.name)} (was ${short(r.id!)})`;
+}
+
 /** A listing names a damaged ref in a warning (with how to repair it) and lists the others, as git does. */
 const listedPastDamage = {
   onDamaged: (e: CkvcError) => info(`ckvc: warning: ${escaped(e.message)} [${e.code}]`),
@@ -63,13 +70,14 @@ function branchCommand(y: CliParser): void {
             : [...(await s.branches(listedPastDamage)), ...remote.map((t) => ({ ...t, name: `remotes/${t.name}` }))];
           return args.json ? json(tips) : listing(tips);
         }
-        const r = args.delete ? await s.deleteBranch(args.name) : await s.createBranch(args.name, args.start);
+        if (args.delete) {
+          const r = await s.deleteBranch(args.name);
+          if (args.json) return json(r);
+          return info(`deleted ${deletedWhat('branch', r)}; 'ckvc reflog ${escaped(r.name)}' keeps its earlier values`);
+        }
+        const r = await s.createBranch(args.name, args.start);
         if (args.json) return json(r);
-        info(
-          args.delete
-            ? `deleted branch ${escaped(r.name)} (was ${short(r.id)}; 'ckvc reflog ${escaped(r.name)}' keeps it)`
-            : `created branch ${escaped(r.name)} at ${short(r.id)}`,
-        );
+        info(`created branch ${escaped(r.name)} at ${short(r.id)}`);
       }),
   );
 }
@@ -106,7 +114,7 @@ function tagCommand(y: CliParser): void {
         }
         if (args.delete) {
           const r = await s.deleteTag(args.name);
-          return args.json ? json(r) : info(`deleted tag ${escaped(r.name)} (was ${short(r.id)})`);
+          return args.json ? json(r) : info(`deleted ${deletedWhat('tag', r)}`);
         }
         if (args.best !== undefined) {
           const b = await s.tagBest(args.name, {
@@ -154,7 +162,7 @@ function reflogCommand(y: CliParser): void {
       if (args.json) return json(entries);
       for (const e of entries)
         out(
-          `${e.new ? short(e.new) : '(deleted)'.padEnd(12)}  ${time(e.time)}  ${e.old ? `from ${short(e.old)}` : 'created'.padEnd(17)}  ${escaped(e.message)}`,
+          `${e.new ? short(e.new) : '(deleted)'.padEnd(12)}  ${time(e.time)}  ${e.old ? `from ${short(e.old)}` : (e.new ? 'created' : 'from (damaged)').padEnd(17)}  ${escaped(e.message)}`,
         );
     },
   );
