@@ -183,7 +183,10 @@ export class RefStore {
     });
     await this.underLock(file, `${kind} ${short}`, async () => {
       faultPoint('ref.lock');
-      const cur = opts.expectDamaged ? await this.stillDamaged(full, kind, short) : await this.read(full);
+      const damaged = opts.expectDamaged ? await this.stillDamaged(full, kind, short) : undefined;
+      // A damaged ref's line names the last value its reflog gives it: dated now, it keeps that commit for the
+      // reflog's expiry time like any deletion's line (the older lines may be about to expire).
+      const cur = damaged ? damaged.lastKnown : await this.read(full);
       if (!opts.expectDamaged && opts.expect !== undefined && (cur ?? null) !== opts.expect) {
         // Expected absent: either the name was taken before (re-running fails again) or another command made it
         // while this one ran (its commits are someone's: never advise deleting it).
@@ -203,7 +206,7 @@ export class RefStore {
       });
       // Reflog first: if we die between the two, the log names a tip the ref never reached, which is harmless;
       // the other order could lose the only record of the previous tip.
-      const oneLine = opts.message.replace(/[\r\n\t]+/g, ' ');
+      const oneLine = (damaged ? `${opts.message}; it held ${damaged.held}` : opts.message).replace(/[\r\n\t]+/g, ' ');
       const undoLog = await appendDurable(
         log,
         `${cur ?? ZERO_ID} ${next ?? ZERO_ID} ${Date.now()} ${opts.who.replace(/\s+/g, '_')}\t${oneLine}\n`,
@@ -222,25 +225,45 @@ export class RefStore {
       } catch (e) {
         // The ref did not move (or its move is not known to be durable): take back the reflog line when the
         // ref still holds the old value, so a failed command leaves the store as it was.
-        if ((await this.read(full).catch(() => undefined)) === (cur ?? undefined)) await undoLog().catch(() => {});
+        const asBefore = damaged
+          ? await this.read(full).then(
+              () => false,
+              (re) => (re as CkvcError).code === 'CKVC_CORRUPT_REF',
+            )
+          : (await this.read(full).catch(() => undefined)) === (cur ?? undefined);
+        if (asBefore) await undoLog().catch(() => {});
         throw ioError(e, 'update', file);
       }
       faultPoint('ref.done');
     });
   }
 
-  /** Undefined while `full` still holds no object ID (its earlier value is unknown); a conflict once it does. */
-  private async stillDamaged(full: string, kind: RefKind, short: string): Promise<undefined> {
+  /**
+   * What a damaged ref held (quoted, cut short) and the last value its reflog gives it, while it still holds no
+   * object ID; a conflict once it does or is gone.
+   */
+  private async stillDamaged(
+    full: string,
+    kind: RefKind,
+    short: string,
+  ): Promise<{ held: string; lastKnown?: ObjectId }> {
     const now = await this.read(full).catch((e) => {
       if ((e as CkvcError).code === 'CKVC_CORRUPT_REF') return 'damaged' as const;
       throw e;
     });
-    if (now === 'damaged') return undefined;
-    throw new CkvcError(
-      'CKVC_REF_CONFLICT',
-      `${kind} '${short}' is no longer damaged: it ${now ? `holds ${now.slice(0, 12)}` : 'was deleted'}, set while this command ran; re-run the command against it`,
-      { ref: full, expected: null, actual: now ?? null },
-    );
+    if (now !== 'damaged')
+      throw new CkvcError(
+        'CKVC_REF_CONFLICT',
+        `${kind} '${short}' is no longer damaged: ${now ? `it holds ${now.slice(0, 12)} now` : 'it no longer exists'}, changed while this command ran; re-run the command if it is still to go`,
+        { ref: full, actual: now ?? null },
+      );
+    const raw = (await readFileIfExists(this.file(full))) ?? Buffer.alloc(0);
+    const text = raw.subarray(0, 64).toString('utf8');
+    const held = `${JSON.stringify(text)}${raw.length > 64 ? ` and ${raw.length - 64} more byte(s)` : ''}`;
+    const log = await this.reflog(full);
+    let lastKnown: ObjectId | undefined;
+    for (let i = log.length - 1; i >= 0 && !lastKnown; i--) lastKnown = log[i]!.new ?? undefined;
+    return { held, ...(lastKnown ? { lastKnown } : {}) };
   }
 
   /**

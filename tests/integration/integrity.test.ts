@@ -195,13 +195,39 @@ describe('a flipped byte in a pack', () => {
     expect(s.ok(['tag', '-d', 'broken-tag']).stderr).toContain('deleted damaged tag broken-tag (it held no object ID)');
     expect(fs.existsSync(path.join(s.store, 'refs', 'heads', 'broken'))).toBe(false);
     expect(fs.existsSync(path.join(s.store, 'refs', 'tags', 'broken-tag'))).toBe(false);
-    expect(s.json(['reflog', 'broken', '--json'])[0]).toMatchObject({ message: 'branch: deleted (damaged)' });
+    // The line quotes what the file held (its reflog had nothing before: no earlier value to name).
+    expect(s.json(['reflog', 'broken', '--json'])[0]).toMatchObject({
+      old: null,
+      new: null,
+      message: 'branch: deleted (damaged); it held "not an id\\n"',
+    });
     expect(s.ok(['reflog', 'broken']).stdout).toMatch(
-      /^\(deleted\) .* from \(damaged\) +branch: deleted \(damaged\)$/m,
+      /^\(deleted\) .* from \(damaged\) +branch: deleted \(damaged\); it held "not an id\\n"$/m,
     );
     expect(s.run(['verify']).code).toBe(0);
     expect(s.run(['gc', '--dry-run']).code).toBe(0);
     expect(s.run(['branch', '-d', 'broken']).code).toBe(14); // gone
+  });
+
+  it('a damaged branch dropped with -d keeps its last commit for the reflog expiry, however old its history', () => {
+    const { s } = storeWithOpaque();
+    const src = tempDir('ckvc-src-');
+    fs.writeFileSync(path.join(src, 'only-here.bin'), randomBytes(31, 300_000));
+    const tip = commitId(s, [src, '-m', 'on exp', '-b', 'exp']);
+    // Its history is 100 days old: those lines expire at the next gc (the default expiry is 90 days).
+    const log = path.join(s.store, 'logs', 'refs', 'heads', 'exp');
+    const old = Date.now() - 100 * 86_400_000;
+    fs.writeFileSync(log, fs.readFileSync(log, 'utf8').replace(/ (\d{13}) /g, ` ${old} `));
+    fs.writeFileSync(path.join(s.store, 'refs', 'heads', 'exp'), 'garbage');
+    s.ok(['branch', '-d', 'exp']);
+    expect(s.json(['reflog', 'exp', '--json'])[0]).toMatchObject({ old: tip, new: null });
+    s.ok(['gc', '--grace', '0']);
+    // The deletion's line, dated now, names the last tip: it survived gc, and it is whole.
+    s.ok(['branch', 'rescued', tip]);
+    const out = tempDir('ckvc-out-');
+    s.ok(['checkout', 'rescued', '--to', out]);
+    expect(treeDifferences(src, out)).toEqual([]);
+    expect(s.run(['verify', '--read-data']).code).toBe(0);
   });
 });
 
