@@ -17,6 +17,11 @@ export interface AliasInfo extends AliasDefinition {
   value?: number;
   step?: number;
   message?: string;
+  /**
+   * When no commit has the metric yet: the metrics the branch's tip records (absent when the branch has no
+   * commit), so that a mistyped metric (`los` for `loss`) is seen at once.
+   */
+  tipMetrics?: string[];
 }
 
 export interface CreateAliasOptions {
@@ -80,7 +85,16 @@ export async function createAlias(store: ObjectStore, opts: CreateAliasOptions):
       message: 'alias: redefined, no commit has the metric yet',
     });
   }
-  return { ...def, id: current?.id, value: current?.value, step: current?.step, message: current?.message };
+  const tip = current ? undefined : await store.refs.read(REF_PREFIX.branch + branch);
+  const tipMetrics = tip ? Object.keys((await store.readCommit(tip)).metrics ?? {}).sort() : undefined;
+  return {
+    ...def,
+    id: current?.id,
+    value: current?.value,
+    step: current?.step,
+    message: current?.message,
+    ...(tipMetrics ? { tipMetrics } : {}),
+  };
 }
 
 export async function listAliases(store: ObjectStore): Promise<AliasInfo[]> {

@@ -44,6 +44,13 @@ export interface ReflogEntry {
 
 export type Head = { kind: 'branch'; branch: string } | { kind: 'detached'; id: ObjectId };
 
+/** What to do when a name is taken: never to delete it (another command may have just made it, with commits). */
+function alreadyAdvice(kind: RefKind, short: string): string {
+  if (kind === 'tag') return `choose another name, or move it: 'ckvc tag -d ${short}' and tag again`;
+  if (kind === 'branch') return `choose another name, or work on it: 'ckvc switch ${short}'`;
+  return 'choose another name';
+}
+
 export class RefStore {
   constructor(private readonly layout: StoreLayout) {}
 
@@ -192,7 +199,7 @@ export class RefStore {
         // while this one ran (its commits are someone's: never advise deleting it).
         const what =
           opts.expect === null
-            ? `${kind} '${short}' already exists (at ${cur!.slice(0, 12)}), made before or while this command ran; choose another name, or re-run against it`
+            ? `${kind} '${short}' already exists (at ${cur!.slice(0, 12)}); ${alreadyAdvice(kind, short)}`
             : `${kind} '${short}' moved to ${cur?.slice(0, 12) ?? '(deleted)'} while this command ran (expected ${opts.expect.slice(0, 12)}); re-run the command against the current tip`;
         throw new CkvcError('CKVC_REF_CONFLICT', what, {
           ref: full,

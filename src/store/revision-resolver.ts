@@ -108,7 +108,14 @@ export async function resolveRevision(store: ObjectStore, rev: string): Promise<
     for (let i = 0; i < hops; i++) {
       const c = await store.readCommit(id);
       const next = c.parents[parentIndex];
-      if (!next) throw unknown(rev, `commit ${id.slice(0, 12)} has no parent number ${parentIndex + 1}`);
+      if (!next) {
+        // `~N` past the first commit reads better as such than as a missing "parent number 1".
+        const why =
+          step.kind === 'ancestor' && c.parents.length === 0
+            ? `it goes back past the first commit, ${id.slice(0, 12)}, which has no parent`
+            : `commit ${id.slice(0, 12)} has no parent number ${parentIndex + 1}`;
+        throw unknown(rev, why);
+      }
       if (!(await store.parentsHeld(id, [next])).length)
         throw unknown(rev, `history stops at commit ${id.slice(0, 12)} (shallow): its parent is not in this store`);
       id = next;

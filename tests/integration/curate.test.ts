@@ -479,6 +479,14 @@ section('aliases', (it, beforeAll) => {
     const low = await s.json(['alias', 'low', '--track', 'val', '--min', '-b', 'main']);
     expect(low).toMatchObject({ name: 'low', track: 'val', mode: 'min', branch: 'main' });
     expect(low.id).toBeUndefined();
+    // What the tip records is told beside "no commit has it yet", so that a mistyped metric shows at once.
+    expect(low.tipMetrics).toEqual(['acc', 'loss']);
+    const typo = await s.ok(['alias', 'typo', '--track', 'los', '-b', 'main']);
+    expect(typo.stderr).toContain('no commit has it yet (the tip of main records acc, loss)');
+    const none = await s.ok(['alias', 'later', '--track', 'loss', '-b', 'phase2']);
+    expect(none.stderr).toContain('no commit has it yet (branch phase2 has no commit yet)');
+    await s.ok(['alias', '-d', 'typo']);
+    await s.ok(['alias', '-d', 'later']);
     expect(at('top')).toBe(a0);
     expect(at('low')).toBeUndefined();
 

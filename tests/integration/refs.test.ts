@@ -155,6 +155,12 @@ describe('branches, tags and revisions', () => {
     const dup = s.run(['branch', 'feat', 'main~1']);
     expect(dup.code, describeRun(dup)).toBe(13);
     expect(errorCodes(dup.stderr)).toEqual(['CKVC_REF_CONFLICT']);
+    expect(dup.stderr).toContain("branch 'feat' already exists (at ");
+    expect(dup.stderr).toContain("choose another name, or work on it: 'ckvc switch feat'");
+    // ~N past the first commit says so.
+    const past = s.run(['show', 'main~20']);
+    expect(past.code).toBe(14);
+    expect(past.stderr).toMatch(/"main~20": it goes back past the first commit, [0-9a-f]{12}, which has no parent/);
     expect(readRef(s.store, 'refs/heads/feat')).toBe(c3);
     expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
 
@@ -187,6 +193,7 @@ describe('branches, tags and revisions', () => {
     expect(s.json(['show', c2]).refs).toContain('tag: best');
 
     const dup = s.run(['tag', 'v1', 'HEAD~2']);
+    expect(dup.stderr).toContain("choose another name, or move it: 'ckvc tag -d v1' and tag again");
     expect(dup.code, describeRun(dup)).toBe(13);
     expect(readRef(s.store, 'refs/tags/v1')).toBe(c3);
     expect(s.run(['verify']).code).toBe(0);

@@ -21,6 +21,13 @@ const num = (v: number) =>
       : v.toExponential(3);
 const pct = (f: number) => `${(f * 100).toFixed(f > 0 && f < 0.001 ? 3 : 1)}%`;
 
+/** Why an alias names no commit yet: what its branch's tip records (a mistyped metric shows), or no commit. */
+function notYet(r: { branch: string; tipMetrics?: string[] }): string {
+  if (!r.tipMetrics) return `(branch ${escaped(r.branch)} has no commit yet)`;
+  const list = r.tipMetrics.map(escaped).join(', ');
+  return `(the tip of ${escaped(r.branch)} records ${list || 'no metrics'})`;
+}
+
 /** A renamed file's old name (core/diff/renamed-files.ts), after its line. */
 const renamed = (f: { renamedFrom?: string }) => (f.renamedFrom ? `  (was ${escaped(f.renamedFrom)})` : '');
 
@@ -210,7 +217,7 @@ function aliasCommand(y: CliParser): void {
         });
         if (args.json) return json(r);
         info(
-          `alias ${escaped(r.name)} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${escaped(r.track)} on ${escaped(r.branch)}: ${r.id ? `now ${short(r.id)} (${escaped(r.track)}=${metricValue(r.value!)})` : 'no commit has it yet'}`,
+          `alias ${escaped(r.name)} tracks the ${r.mode === 'min' ? 'lowest' : 'highest'} ${escaped(r.track)} on ${escaped(r.branch)}: ${r.id ? `now ${short(r.id)} (${escaped(r.track)}=${metricValue(r.value!)})` : `no commit has it yet ${notYet(r)}`}`,
         );
       }),
   );

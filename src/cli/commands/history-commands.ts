@@ -152,7 +152,7 @@ function lsCommand(y: CliParser): void {
       if (args.json) return json(r);
       for (const f of r.files) {
         out(
-          `${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensorCount ? `  ${f.tensorCount} tensors` : ''}`,
+          `${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensorCount ? `  ${f.tensorCount} tensor${f.tensorCount === 1 ? '' : 's'}` : ''}`,
         );
         for (const t of f.tensors ?? [])
           out(
@@ -191,7 +191,9 @@ function showCommand(y: CliParser): void {
       if (r.config) out(dim(`\nconfig hash ${r.config.hash}`));
       out(`\n${r.files.length} file(s), ${bytes(r.totalBytes)}, ${r.tensorCount} tensor(s):`);
       for (const f of r.files)
-        out(`  ${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensors ? `  ${f.tensors} tensors` : ''}`);
+        out(
+          `  ${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensors ? `  ${f.tensors} tensor${f.tensors === 1 ? '' : 's'}` : ''}`,
+        );
     },
   );
 }
