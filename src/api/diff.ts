@@ -22,9 +22,12 @@ import type { PruneRecord } from '../store/prune-records.js';
 import { tensorReleased } from '../store/object-walk.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { fetchLeftOut } from './fetch-on-demand.js';
+import { parseObjectPath } from './inspect.js';
+import { CkvcError } from '../core/errors.js';
 import { configOf } from './config.js';
 
 export interface DiffOptions {
+  /** A revision, or REV:PATH on both sides to compare one file with another (step_700 with step_800). */
   a: string;
   b: string;
   /** Only tensors matching any of these globs (by name, or `<file>:<name>`). */
@@ -119,9 +122,33 @@ async function side(store: ObjectStore, rev: string): Promise<{ side: DiffSide; 
   };
 }
 
-async function filesOf(store: ObjectStore, c: CommitObject) {
+/** `REV:PATH` on both sides (one file with another), or undefined for two revisions; one side alone is refused. */
+function filePair(
+  a: string,
+  b: string,
+): { a: { rev: string; path: string }; b: { rev: string; path: string } } | undefined {
+  // Ref names cannot hold ':' (FORMAT.md §6.1): a ':' can only be REV:PATH.
+  if (!a.includes(':') && !b.includes(':')) return undefined;
+  if (!a.includes(':') || !b.includes(':'))
+    throw new CkvcError(
+      'CKVC_BAD_ARGUMENT',
+      `give REV:PATH on both sides to compare two files (${JSON.stringify(a.includes(':') ? b : a)} is a revision), for example 'ckvc diff HEAD~1:step_700.safetensors HEAD:step_800.safetensors'`,
+      { a, b },
+    );
+  return { a: parseObjectPath(a), b: parseObjectPath(b) };
+}
+
+async function filesOf(store: ObjectStore, c: CommitObject, s: DiffSide, only?: string) {
   const out = new Map<string, { id: ObjectId; size: number; format: string; tensors: TensorEntry[] }>();
-  for (const f of await listTreeFiles(store, c.tree)) {
+  const listed = await listTreeFiles(store, c.tree);
+  if (only !== undefined && !listed.some((f) => f.path === only))
+    throw new CkvcError(
+      'CKVC_PATH_NOT_FOUND',
+      `${only} is not a file of ${s.rev} (${s.id.slice(0, 12)}); 'ckvc ls ${s.rev}' lists them`,
+      { path: only, commit: s.id },
+    );
+  for (const f of listed) {
+    if (only !== undefined && f.path !== only) continue;
     const r = await store.readFileRecipe(f.id);
     const tensors = r.parts
       .filter((p) => p.kind === 'tensor')
@@ -133,8 +160,9 @@ async function filesOf(store: ObjectStore, c: CommitObject) {
 
 export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffResult> {
   const globs = opts.tensors?.length ? opts.tensors.map(tensorGlob) : undefined;
-  const A = await side(store, opts.a);
-  const B = await side(store, opts.b);
+  const named = filePair(opts.a, opts.b);
+  const A = await side(store, named?.a.rev ?? opts.a);
+  const B = await side(store, named?.b.rev ?? opts.b);
 
   let config: DiffResult['config'];
   if (A.commit.config && B.commit.config) {
@@ -153,11 +181,15 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
     };
   }
 
-  const fa = await filesOf(store, A.commit);
-  const fb = await filesOf(store, B.commit);
+  const fa = await filesOf(store, A.commit, A.side, named?.a.path);
+  const fb = await filesOf(store, B.commit, B.side, named?.b.path);
   const files: DiffResult['files'] = { added: [], removed: [], changed: [], unchanged: 0 };
-  // B's path -> A's, and back: a renamed file is one changed file, its tensors compared by name.
-  const renamedFrom = await renamedFiles(store, fa, fb);
+  // B's path -> A's, and back: a renamed file is one changed file, its tensors compared by name. Two files named
+  // on the command line are such a pair whatever their names.
+  const renamedFrom =
+    named && named.a.path !== named.b.path
+      ? new Map([[named.b.path, named.a.path]])
+      : await renamedFiles(store, fa, fb);
   const renamedTo = new Map([...renamedFrom].map(([b, a]) => [a, b]));
   for (const [p, f] of fa)
     if (!fb.has(p) && !renamedTo.has(p)) files.removed.push({ path: p, format: f.format, sizeA: f.size });

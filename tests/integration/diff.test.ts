@@ -521,6 +521,19 @@ describe('ckvc diff of checkpoints saved under a new name each step', () => {
       'step_3000.safetensors',
       'step_1000.safetensors',
     ]);
+    // What to do there: name the two files, REV:PATH on both sides.
+    const named = s.json(['diff', `${keepA}:step_2000.safetensors`, `${keepB}:step_3000.safetensors`]);
+    expect(named.files).toMatchObject({ added: [], removed: [], unchanged: 0 });
+    expect(named.files.changed.map((f: any) => [f.path, f.renamedFrom])).toEqual([
+      ['step_3000.safetensors', 'step_2000.safetensors'],
+    ]);
+    expect(named.tensors.changed.map((t: any) => t.name)).toEqual(['w']);
+    expect(named.tensors.changed[0].delta.l2Diff).toBeCloseTo(1, 6); // [1,2,3,5] -> [1,2,3,6]
+    const oneSided = s.run(['diff', `${keepA}:step_2000.safetensors`, keepB]);
+    expect(oneSided.code).toBe(15);
+    expect(oneSided.stderr).toContain('give REV:PATH on both sides');
+    const missing = s.run(['diff', `${keepA}:nosuch.safetensors`, `${keepB}:step_3000.safetensors`]);
+    expect(errorCodes(missing.stderr)).toEqual(['CKVC_PATH_NOT_FOUND']);
     // Two files that share only a name, with another dtype and shape (np.savez calls every array arr_0).
     const one = commitId(s, [
       dir({ 'embeddings.safetensors': safetensorsBytes({ arr_0: T('F32', [2], f32([1, 2])) }) }),

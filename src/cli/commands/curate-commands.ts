@@ -123,7 +123,7 @@ function diffCommand(y: CliParser): void {
   addCommand(
     y,
     'diff <a> <b>',
-    'Compare two commits: config keys, metric deltas, files, and tensors (with ||a-b||, relative change, max |a-b|)',
+    'Compare two commits: config keys, metric deltas, files, and tensors (with ||a-b||, relative change, max |a-b|); or two files of them, as REV:PATH REV:PATH',
     (a) =>
       a
         .positional('a', { type: 'string', demandOption: true })
