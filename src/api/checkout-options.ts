@@ -1,5 +1,6 @@
 // What `ckvc checkout` is asked (api/checkout.ts) and what it reports, shared by the whole-file and the --tensor
 // checkout (api/checkout-tensors.ts).
+import type { OtherFiles } from '../store/checkout-other-files.js';
 import type { ConfigChange } from '../core/diff/config-delta.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { VerifiedFiles } from '../store/verified-files.js';
@@ -41,6 +42,8 @@ export interface CheckoutResult {
   configMismatch?: { expected?: string; given: string; changes: ConfigChange[] };
   /** Temp files of an interrupted checkout found stale in the folders written to, and removed (spec/FORMAT.md §9.2). */
   removedTemps?: string[];
+  /** Files the folder holds that the commit does not (whole-commit checkouts): left as they are. */
+  otherFiles?: OtherFiles;
   /** The fetch `fetch` made first (checkout REMOTE/BRANCH --tensor). */
   fetched?: RemoteCheckoutFetch;
 }

@@ -11,6 +11,7 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import { planCheckout, selectPaths } from '../store/checkout-plan.js';
 import { writeRecipe } from '../store/checkout-write.js';
+import { otherFilesIn } from '../store/checkout-other-files.js';
 import { removeStaleTemps } from '../store/checkout-target.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { listTreeFiles } from '../store/object-walk.js';
@@ -59,6 +60,8 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
   } finally {
     await chunks.close();
   }
+  // Only for a whole commit: with --path the folder is expected to hold more.
+  const otherFiles = opts.paths?.length ? undefined : await otherFilesIn(to, paths, [store.root]);
   return {
     commit: id,
     to,
@@ -67,6 +70,7 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
     bytes: written.reduce((a, w) => a + w.bytes, 0),
     ...(configMismatch ? { configMismatch } : {}),
     ...(removedTemps.length ? { removedTemps } : {}),
+    ...(otherFiles ? { otherFiles } : {}),
   };
 }
 

@@ -148,6 +148,44 @@ describe('checkout never writes through a symlink in the target folder', () => {
   });
 });
 
+describe('checkout into a folder that holds other files', () => {
+  it("says how many files are not the commit's (a folder of another commit's checkpoints mixes the two), leaves them", () => {
+    const out = tempDir('ckvc-safety-out-');
+    fs.writeFileSync(path.join(out, 'step_900.safetensors'), 'another commit\n');
+    fs.mkdirSync(path.join(out, 'sub'));
+    fs.writeFileSync(path.join(out, 'sub', 'old.bin'), 'old\n');
+    fs.writeFileSync(path.join(out, '.y.ckvc-0123abcd.tmp'), 'a temp file form: not counted\n');
+    const r = s.run(['checkout', id, '--to', out, '--json']);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(JSON.parse(r.stdout).otherFiles).toEqual({
+      count: 2,
+      examples: ['step_900.safetensors', 'sub/old.bin'],
+      complete: true,
+    });
+    const text = s.run(['checkout', id, '--to', out]);
+    expect(text.stderr).toContain(
+      `ckvc: note: ${out} also holds 2 file(s) that ${id.slice(0, 12)} does not (left as they are), e.g. step_900.safetensors, sub/old.bin`,
+    );
+    expect(fs.readFileSync(path.join(out, 'step_900.safetensors'), 'utf8')).toBe('another commit\n');
+    // With --path the folder is expected to hold more: nothing said. A folder holding only the commit: nothing.
+    expect(
+      JSON.parse(s.run(['checkout', id, '--to', out, '--path', 'a.txt', '--json']).stdout).otherFiles,
+    ).toBeUndefined();
+    const clean = tempDir('ckvc-safety-out-');
+    expect(JSON.parse(s.run(['checkout', id, '--to', clean, '--json']).stdout).otherFiles).toBeUndefined();
+  });
+
+  it('the store folder inside the target is not counted', () => {
+    const t = newStore();
+    const dir = path.dirname(t.store);
+    fs.writeFileSync(path.join(dir, 'm.bin'), 'model\n');
+    const c = commitId(t, [path.join(dir, 'm.bin'), '-m', 'one']);
+    const r = t.run(['checkout', c, '--to', dir, '--json']);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(JSON.parse(r.stdout).otherFiles).toBeUndefined();
+  });
+});
+
 describe('temp files left by a killed checkout', () => {
   it('are removed by the next checkout into the folder once stale; fresh ones, other names and other folders are left alone', () => {
     const out = tempDir('ckvc-safety-out-');

@@ -74,7 +74,7 @@ export function checkoutCommand(y: CliParser): void {
       }
       if (r.removedTemps)
         info(
-          `ckvc: removed ${r.removedTemps.length} stale temp file(s) an interrupted checkout left, e.g. ${r.removedTemps[0]}`,
+          `ckvc: removed ${r.removedTemps.length} stale temp file(s) an interrupted checkout left, e.g. ${escaped(r.removedTemps[0]!)}`,
         );
       if (args.json) return json(r);
       if (r.tensorFiles) {
@@ -92,6 +92,11 @@ export function checkoutCommand(y: CliParser): void {
       info(
         `checked out ${short(r.commit)} to ${escaped(r.to)}: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`,
       );
+      const o = r.otherFiles;
+      if (o)
+        info(
+          `ckvc: note: ${escaped(r.to)} also holds ${o.complete ? '' : 'at least '}${o.count} file(s) that ${short(r.commit)} does not (left as they are), e.g. ${o.examples.map(escaped).join(', ')}; check out into an empty folder to have the commit alone`,
+        );
     },
   );
 }
