@@ -32,6 +32,7 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
  * unlinked files, which the exit closes.
  */
 export function removeRegisteredTemps(): number {
+  if (registered.size === 0) return 0;
   const removed = new Set<string>();
   let absentChecks = 0;
   for (let waited = 0; absentChecks < SETTLE_CHECKS && waited <= SETTLE_LIMIT_MS; waited += SETTLE_STEP_MS) {
