@@ -21,7 +21,7 @@ export interface OtherFiles {
 
 /**
  * Files below `root` (not following links to folders) whose '/'-path is not in `keep`, leaving out `skip` (the
- * store's own folder when it lies inside) and checkout's temp files; undefined when there are none.
+ * store's own folder when it lies inside), `.git` folders and checkout's temp files; undefined when there are none.
  */
 export async function otherFilesIn(
   root: string,
@@ -48,6 +48,8 @@ export async function otherFilesIn(
       const p = rel ? `${rel}/${e.name}` : e.name;
       if (skipped.has(full)) continue;
       if (e.isDirectory()) {
+        // A git repository's own folder is no checkpoint anyone would mix up (and a commit never holds one).
+        if (e.name === '.git') continue;
         await walk(full, p);
         if (!out.complete) return;
       } else if (!keep.has(p) && !/^\..+\.ckvc-[0-9a-f]{8}\.tmp$/.test(e.name)) {

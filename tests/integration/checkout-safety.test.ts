@@ -155,6 +155,8 @@ describe('checkout into a folder that holds other files', () => {
     fs.mkdirSync(path.join(out, 'sub'));
     fs.writeFileSync(path.join(out, 'sub', 'old.bin'), 'old\n');
     fs.writeFileSync(path.join(out, '.y.ckvc-0123abcd.tmp'), 'a temp file form: not counted\n');
+    fs.mkdirSync(path.join(out, '.git'));
+    fs.writeFileSync(path.join(out, '.git', 'HEAD'), 'a repository around the run: not counted\n');
     const r = s.run(['checkout', id, '--to', out, '--json']);
     expect(r.code, describeRun(r)).toBe(0);
     expect(JSON.parse(r.stdout).otherFiles).toEqual({
