@@ -33,6 +33,13 @@ export function parseMetrics(input: string[] | Record<string, number> | undefine
         `metric name ${JSON.stringify(k)} may only use letters, digits and _ . / : -`,
         { metric: k },
       );
+    // A repeated key kept its last value without a word: say so instead (as for an option given twice).
+    if (Object.hasOwn(out, k))
+      throw new CkvcError(
+        'CKVC_BAD_METRIC',
+        `metric "${k}" is given twice (${out[k]} and ${v}); give each metric once`,
+        { metric: k },
+      );
     out[k] = v;
   }
   return out;

@@ -221,6 +221,12 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
       .filter(wantedBy(renamedFrom))
       .map((t) => [key(t), t]),
   );
+  if (globs && ta.size === 0 && tb.size === 0)
+    throw new CkvcError(
+      'CKVC_PATH_NOT_FOUND',
+      `no tensor of ${A.side.id.slice(0, 12)} or ${B.side.id.slice(0, 12)} matches --tensor ${opts.tensors!.map((g) => JSON.stringify(g)).join(', ')}; 'ckvc ls ${A.side.id.slice(0, 12)} --tensors' lists the tensors and their names`,
+      { tensors: opts.tensors },
+    );
   const tensors: DiffResult['tensors'] = { added: [], removed: [], changed: [], unchanged: 0 };
   const ref = async (t: TensorEntry): Promise<TensorRef> => {
     const o = await store.readTensor(t.id);

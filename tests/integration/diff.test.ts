@@ -356,8 +356,11 @@ describe('ckvc diff: figures and structure', () => {
     expect(qualified.tensors.changed.map((t: any) => t.name)).toEqual(['big']);
     expect(qualified.tensors.removed.map((t: any) => t.name)).toEqual(['gone']);
     expect(qualified.tensors.changed[0].delta.l2Diff).toBe(2.5);
-    const none = s.json(['diff', A, B, '--tensor', 'nomatch*']);
-    expect(none.tensors).toEqual({ added: [], removed: [], changed: [], unchanged: 0 });
+    // A glob that matches nothing on either side is a typo more often than not: refused, as checkout --tensor does.
+    const none = s.run(['diff', A, B, '--tensor', 'nomatch*']);
+    expect(none.code, describeRun(none)).toBe(14);
+    expect(errorCodes(none.stderr)).toEqual(['CKVC_PATH_NOT_FOUND']);
+    expect(none.stderr).toContain('matches --tensor "nomatch*"');
   });
 
   it('--stat prints one line per file and a summary; its --json has chunk counts but no figures', () => {

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { errorCodes } from '../helpers/ckvc.js';
+import { describeRun, errorCodes } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { newStore } from '../helpers/test-store.js';
 import { diffSnapshots, snapshotStore } from '../helpers/snapshots.js';
@@ -53,6 +53,18 @@ describe('metrics', () => {
       expect(r.code).toBe(15);
       expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_METRIC']);
     }
+    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+  });
+
+  it('a metric given twice is refused (it kept the last value without a word); nothing is committed', () => {
+    const s = newStore();
+    const before = snapshotStore(s.store);
+    const f = path.join(tempDir('ckvc-metric-twice-'), 'x.bin');
+    fs.writeFileSync(f, 'x');
+    const r = s.run(['commit', f, '-m', 'twice', '--metric', 'loss=0.3', '--metric', 'loss=0.2']);
+    expect(r.code, describeRun(r)).toBe(15);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_METRIC']);
+    expect(r.stderr).toContain('metric "loss" is given twice (0.3 and 0.2)');
     expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
   });
 
