@@ -57,6 +57,14 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
       written.push({ path: w.file.path, bytes: w.recipe.size });
       opts.progress?.({ path: w.file.path, bytes: w.recipe.size });
     }
+  } catch (e) {
+    // The files written before the failure are whole and verified, and stay; say which, and that the rest are not
+    // there (a resume script must not take the folder for the commit).
+    if (e instanceof CkvcError && written.length) {
+      const shown = written.slice(0, 3).map((w) => w.path);
+      e.message += `; ${written.length} of ${plan.write.length} file(s) were written before it, each whole and verified (${shown.join(', ')}${written.length > shown.length ? ', ...' : ''}), the other ${plan.write.length - written.length} not`;
+    }
+    throw e;
   } finally {
     await chunks.close();
   }

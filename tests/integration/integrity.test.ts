@@ -140,6 +140,27 @@ describe('a flipped byte in a pack', () => {
     expect(v.report.problems.map((p: any) => p.code)).toContain('CKVC_CORRUPT_PACK');
   });
 
+  it('a checkout that fails after writing some files names them and says the rest are not there', () => {
+    const s = newStore();
+    const src = tempDir('ckvc-src-');
+    fs.writeFileSync(path.join(src, 'a.bin'), randomBytes(41, 50_000));
+    const z = randomBytes(42, 300_000);
+    fs.writeFileSync(path.join(src, 'z.bin'), z);
+    const id = commitId(s, [src, '-m', 'two files']);
+    const [pack] = packFiles(s.store);
+    const at = fs.readFileSync(pack!).indexOf(z.subarray(150_000, 150_064));
+    expect(at, "z.bin's bytes are stored as they are (random bytes do not compress)").toBeGreaterThan(0);
+    flipByte(pack!, at + 10);
+    const out = tempDir('ckvc-out-');
+    const r = s.run(['checkout', id, '--to', out]);
+    expect(r.code, describeRun(r)).toBe(12);
+    expect(r.stderr).toContain(
+      '; 1 of 2 file(s) were written before it, each whole and verified (a.bin), the other 1 not',
+    );
+    expect([...readTree(out).keys()]).toEqual(['a.bin']);
+    expect(fs.readFileSync(path.join(out, 'a.bin')).equals(fs.readFileSync(path.join(src, 'a.bin')))).toBe(true);
+  });
+
   it('a missing pack is reported by verify and makes checkout fail (exit 12)', () => {
     const { s, id, pack } = storeWithOpaque();
     s.ok(['log']); // index built and holding the commit
