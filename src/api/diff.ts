@@ -22,7 +22,7 @@ import type { PruneRecord } from '../store/prune-records.js';
 import { tensorReleased } from '../store/object-walk.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { fetchLeftOut } from './fetch-on-demand.js';
-import { parseObjectPath } from './inspect.js';
+import { fileOfCommit, parseObjectPath } from './inspect.js';
 import { CkvcError } from '../core/errors.js';
 import { configOf } from './config.js';
 
@@ -141,14 +141,7 @@ function filePair(
 async function filesOf(store: ObjectStore, c: CommitObject, s: DiffSide, only?: string) {
   const out = new Map<string, { id: ObjectId; size: number; format: string; tensors: TensorEntry[] }>();
   const listed = await listTreeFiles(store, c.tree);
-  if (only !== undefined && !listed.some((f) => f.path === only))
-    throw new CkvcError(
-      'CKVC_PATH_NOT_FOUND',
-      `${only} is not a file of ${s.rev} (${s.id.slice(0, 12)}); 'ckvc ls ${s.rev}' lists them`,
-      { path: only, commit: s.id },
-    );
-  for (const f of listed) {
-    if (only !== undefined && f.path !== only) continue;
+  for (const f of only === undefined ? listed : [fileOfCommit(listed, only, s.rev, s.id)]) {
     const r = await store.readFileRecipe(f.id);
     const tensors = r.parts
       .filter((p) => p.kind === 'tensor')

@@ -91,6 +91,18 @@ export function parseObjectPath(spec: string): { rev: string; path: string } {
   return { rev: spec.slice(0, i), path: spec.slice(i + 1).replace(/^\.?\/+/, '') };
 }
 
+/** The file at `p` among a commit's files (`rev`, resolved to `id`, is how the user named it), or CKVC_PATH_NOT_FOUND. */
+export function fileOfCommit<F extends { path: string }>(files: F[], p: string, rev: string, id: ObjectId): F {
+  const file = files.find((f) => f.path === p);
+  if (!file)
+    throw new CkvcError(
+      'CKVC_PATH_NOT_FOUND',
+      `${p} is not a file of ${rev} (${id.slice(0, 12)}); 'ckvc ls ${rev}' lists them`,
+      { path: p, commit: id },
+    );
+  return file;
+}
+
 /** Streams a file of a commit, or one tensor's raw bytes, to `sink`; every chunk is verified before it is written. */
 export async function cat(
   store: ObjectStore,
@@ -101,13 +113,7 @@ export async function cat(
   const { rev, path: p } = parseObjectPath(spec);
   const { id } = await resolveRevision(store, rev);
   const c = await store.readCommit(id);
-  const file = (await listTreeFiles(store, c.tree)).find((f) => f.path === p);
-  if (!file)
-    throw new CkvcError(
-      'CKVC_PATH_NOT_FOUND',
-      `${p} is not a file of ${rev} (${id.slice(0, 12)}); 'ckvc ls ${rev}' lists them`,
-      { path: p, commit: id },
-    );
+  const file = fileOfCommit(await listTreeFiles(store, c.tree), p, rev, id);
   const recipe = await store.readFileRecipe(file.id);
   const rec = await store.pruned.get(id);
   const released = (name: string) => tensorReleased(rec, p, name);

@@ -71,18 +71,14 @@ export class RefStore {
     if (raw === undefined) return undefined;
     const text = raw.toString('utf8').trim();
     if (!isObjectId(text)) {
-      // `ckvc reflog` shows branches' and (with --tag) tags' logs; an alias's or a remote-tracking ref's is a file.
+      // `ckvc reflog` shows branches' and (with --tag) tags' logs, and -d drops them; an alias's or a
+      // remote-tracking ref's log is a file, and the ref a file to delete.
       const short = full.replace(/^refs\/(heads|tags|aliases|remotes)\//, '');
-      const earlier = full.startsWith(REF_PREFIX.branch)
-        ? `'ckvc reflog ${short}' shows its earlier values`
+      const [earlier, drop] = full.startsWith(REF_PREFIX.branch)
+        ? [`'ckvc reflog ${short}' shows its earlier values`, `'ckvc branch -d ${short}'`]
         : full.startsWith(REF_PREFIX.tag)
-          ? `'ckvc reflog --tag ${short}' shows its earlier values`
-          : `its earlier values are in ${this.logFile(full)}`;
-      const drop = full.startsWith(REF_PREFIX.branch)
-        ? `'ckvc branch -d ${short}'`
-        : full.startsWith(REF_PREFIX.tag)
-          ? `'ckvc tag -d ${short}'`
-          : 'deleting the file';
+          ? [`'ckvc reflog --tag ${short}' shows its earlier values`, `'ckvc tag -d ${short}'`]
+          : [`its earlier values are in ${this.logFile(full)}`, 'deleting the file'];
       throw new CkvcError(
         'CKVC_CORRUPT_REF',
         `ref ${full} (${this.file(full)}) does not hold an object ID; ${earlier} ('ckvc branch NEW ID' or 'ckvc tag NEW ID' puts one back under a new name); ${drop} drops the damaged ref (its reflog stays)`,
