@@ -97,9 +97,24 @@ export async function createAlias(store: ObjectStore, opts: CreateAliasOptions):
   };
 }
 
-export async function listAliases(store: ObjectStore): Promise<AliasInfo[]> {
-  const out: AliasInfo[] = [];
+/**
+ * An alias ref with no definition here: one a pull or fetch brought (refs/aliases/bundle/NAME), which names the
+ * commit the sender's alias named and which no commit here moves (spec/FORMAT.md §12).
+ */
+export interface ReceivedAlias {
+  name: string;
+  id: ObjectId;
+  received: true;
+  step?: number;
+  message?: string;
+}
+
+/** Every alias: those defined here, then received ones, each group by name. */
+export async function listAliases(store: ObjectStore): Promise<(AliasInfo | ReceivedAlias)[]> {
+  const out: (AliasInfo | ReceivedAlias)[] = [];
+  const defined = new Set<string>();
   for (const def of await store.aliases.list()) {
+    defined.add(def.name);
     const id = await store.refs.read(REF_PREFIX.alias + def.name).catch(() => undefined);
     if (!id) {
       out.push(def);
@@ -107,6 +122,11 @@ export async function listAliases(store: ObjectStore): Promise<AliasInfo[]> {
     }
     const c = await store.readCommit(id);
     out.push({ ...def, id, value: c.metrics?.[def.track], step: c.step, message: c.message });
+  }
+  for (const ref of await store.refs.list('alias', { skipCorrupt: true })) {
+    if (defined.has(ref.name)) continue;
+    const c = await store.readCommit(ref.id);
+    out.push({ name: ref.name, id: ref.id, received: true, step: c.step, message: c.message });
   }
   return out;
 }

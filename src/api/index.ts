@@ -16,7 +16,7 @@ export { CkvcError, ERROR_CODES, EXIT, isCkvcError, type ErrorCode } from '../co
 export { verifyBundle } from './bundle.js';
 export { serve, serveOnStdio } from './remote.js';
 
-export type { AliasInfo, CreateAliasOptions } from './aliases.js';
+export type { AliasInfo, CreateAliasOptions, ReceivedAlias } from './aliases.js';
 export type { BestOptions, BestResult } from './best.js';
 export type { BundleReport, PackOptions, PackResult, PullBundleOptions } from './bundle.js';
 export type { CheckoutOptions, CheckoutResult } from './checkout-options.js';

@@ -7,7 +7,14 @@ import { ObjectStore } from '../store/object-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { createStore } from '../store/store-layout.js';
 import type { VerifyReport } from '../store/verify-store.js';
-import { createAlias, deleteAlias, listAliases, type AliasInfo, type CreateAliasOptions } from './aliases.js';
+import {
+  createAlias,
+  deleteAlias,
+  listAliases,
+  type AliasInfo,
+  type CreateAliasOptions,
+  type ReceivedAlias,
+} from './aliases.js';
 import { best, type BestOptions, type BestResult } from './best.js';
 import type { PackOptions, PackResult, PullBundleOptions } from './bundle.js';
 import type { CheckoutOptions, CheckoutResult } from './checkout-options.js';
@@ -109,7 +116,7 @@ export class Store {
     await createTag(this.objects, name, b.id, opts.message);
     return { ...b, tag: name };
   }
-  aliases(): Promise<AliasInfo[]> {
+  aliases(): Promise<(AliasInfo | ReceivedAlias)[]> {
     return listAliases(this.objects);
   }
   createAlias(opts: CreateAliasOptions): Promise<AliasInfo> {

@@ -3,6 +3,7 @@
 // unique prefix of at least 6 hex digits, then ~N / ^N steps along parents.
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
+import { BUNDLE_REF_NAMESPACE } from '../core/ref-name.js';
 import { parseRevision } from '../core/revision-syntax.js';
 import type { ObjectStore } from './object-store.js';
 import { REF_PREFIX } from './ref-store.js';
@@ -16,7 +17,7 @@ export interface ResolvedRevision {
 function unknown(rev: string, why: string): CkvcError {
   return new CkvcError(
     'CKVC_UNKNOWN_REVISION',
-    `unknown revision ${JSON.stringify(rev)}: ${why}; 'ckvc branch' and 'ckvc tag' list names, 'ckvc log' lists IDs`,
+    `unknown revision ${JSON.stringify(rev)}: ${why}; 'ckvc branch', 'ckvc tag' and 'ckvc alias' list names, 'ckvc log' lists IDs`,
     { revision: rev },
   );
 }
@@ -94,7 +95,21 @@ async function resolveBase(store: ObjectStore, base: string, rev: string): Promi
     }
     if (hits.length === 1) return { id: await peel(store, hits[0]!.id, rev) };
   }
-  throw unknown(rev, 'no branch, tag or commit has that name');
+  throw unknown(rev, `no branch, tag, alias or commit has that name${await pulledAs(store, base)}`);
+}
+
+/**
+ * `pull FILE` puts a bundle's refs under bundle/ (ref-name.ts): a name the user knows from the sender ("best")
+ * is found there.
+ */
+async function pulledAs(store: ObjectStore, base: string): Promise<string> {
+  if (base.startsWith(BUNDLE_REF_NAMESPACE)) return '';
+  const name = BUNDLE_REF_NAMESPACE + base;
+  for (const kind of ['branch', 'tag', 'alias'] as const) {
+    const held = await store.refs.read(REF_PREFIX[kind] + name).catch(() => undefined);
+    if (held) return ` (a bundle's ${kind} '${base}' was pulled as '${name}')`;
+  }
+  return '';
 }
 
 export async function resolveRevision(store: ObjectStore, rev: string): Promise<ResolvedRevision> {

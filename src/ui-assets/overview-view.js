@@ -71,8 +71,8 @@ function refsSection(o) {
         ['alias', 'tracks', 'branch', 'commit', 'value', 'step'],
         o.aliases.map((a) => [
           a.id ? el('a', { href: commitHref(a.name), class: 'ref' }, a.name) : a.name,
-          `${a.mode} ${a.track}`,
-          a.branch,
+          a.received ? 'received' : `${a.mode} ${a.track}`,
+          a.received ? '' : a.branch,
           a.id ? commitLink(a.id) : '(none yet)',
           num(a.value),
           num(a.step),

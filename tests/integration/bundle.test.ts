@@ -512,6 +512,28 @@ describe('bundle round trip', () => {
     expect(d).toEqual([]);
     expect(fv.r.code, describeRun(fv.r)).toBe(0);
   });
+
+  it("an alias arrives as bundle/NAME: 'alias' lists it as received, and its bare name points there", async () => {
+    const P = copyStore(S, 'ckvc-bundle-alias-');
+    const a = await P.jsonAsync(['alias', 'best', '--track', 'loss', '--min', '-b', 'main']);
+    const file = path.join(work, 'alias.bundle');
+    await P.jsonAsync(['pack', 'main', 'best', '-o', file]);
+    const F = newStore('ckvc-bundle-alias-recv-');
+    await F.jsonAsync(['pull', file]);
+    expect(F.ref('refs/aliases/bundle/best')).toBe(a.id);
+    const listed = await F.jsonAsync<any[]>(['alias']);
+    expect(listed).toEqual([expect.objectContaining({ name: 'bundle/best', id: a.id, received: true })]);
+    expect(listed[0].track).toBeUndefined();
+    const text = await F.check(['alias']);
+    expect(text.stdout).toMatch(new RegExp(`^bundle/best  ${a.id.slice(0, 12)}  received \\(pulled or fetched`));
+    const bare = await F.check(['checkout', 'best', '--to', tempDir('ckvc-co-')]);
+    expect(bare.code, describeRun(bare)).toBe(14);
+    expect(bare.stderr).toContain("a bundle's alias 'best' was pulled as 'bundle/best'");
+    expect(await checkoutDiff(F, 'bundle/best', C.find((c) => c.id === a.id)!.files)).toEqual([]);
+    const del = await F.check(['alias', '-d', 'bundle/best']);
+    expect(del.code, describeRun(del)).toBe(0);
+    expect(await F.jsonAsync(['alias'])).toEqual([]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------

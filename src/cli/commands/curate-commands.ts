@@ -191,10 +191,14 @@ function aliasCommand(y: CliParser): void {
           const list = await s.aliases();
           if (args.json) return json(list);
           const w = Math.max(0, ...list.map((l) => escaped(l.name).length));
-          for (const l of list)
-            out(
-              `${escaped(l.name).padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${escaped(l.mode)} ${escaped(l.track)}${l.value !== undefined ? `=${metricValue(l.value)}` : ''} on ${escaped(l.branch)}${l.step !== undefined ? `  step=${l.step}` : ''}`,
-            );
+          for (const l of list) {
+            const step = l.step !== undefined ? `  step=${l.step}` : '';
+            const what =
+              'received' in l
+                ? 'received (pulled or fetched: not moved by commits here)'
+                : `${escaped(l.mode)} ${escaped(l.track)}${l.value !== undefined ? `=${metricValue(l.value)}` : ''} on ${escaped(l.branch)}`;
+            out(`${escaped(l.name).padEnd(w)}  ${l.id ? short(l.id) : '(none yet)'.padEnd(12)}  ${what}${step}`);
+          }
           return;
         }
         if (args.delete) {
