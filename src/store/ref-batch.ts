@@ -16,6 +16,7 @@ import { fsyncDir, ioError } from './durable-fs.js';
 import { faultPoint, type FaultStep } from './fault-injection.js';
 import { acquireLock, waitUntilFree } from './lock-file.js';
 import { randomHex } from './random-hex.js';
+import { holdsAnyFile, moveAsideClashingLogs, removeEmptyRefFolder } from './reflog-paths.js';
 
 export interface RefMove {
   /** Full ref name (refs/heads/NAME...). */
@@ -32,6 +33,7 @@ export interface RefMove {
 export interface BatchContext {
   file(full: string): string;
   logFile(full: string): string;
+  logsDir: string;
   batchLock: string;
   /** The value of a ref (undefined: absent). */
   read(full: string): Promise<ObjectId | undefined>;
@@ -149,7 +151,8 @@ export async function checkNames(
     const file = ctx.file(m.name);
     const dir = path.dirname(file);
     if (!listings.has(dir)) listings.set(dir, await listDir(dir));
-    if (listings.get(dir)!.get(path.basename(file)) === true) throw folderClash(m.name);
+    // A folder of empty folders is what deleted refs leave: the batch removes it (reflog-paths.ts).
+    if (listings.get(dir)!.get(path.basename(file)) === true && (await holdsAnyFile(file))) throw folderClash(m.name);
   }
 }
 
@@ -182,6 +185,11 @@ export async function applyRefBatch(
       },
     );
   await checkNames(ctx, moves);
+  for (const m of moves) {
+    if (m.next === null) continue;
+    await removeEmptyRefFolder(ctx.file(m.name));
+    await moveAsideClashingLogs(ctx.logsDir, m.name);
+  }
   const folders = (f: (full: string) => string, which = moves) => [
     ...new Set(which.map((m) => path.dirname(f(m.name)))),
   ];

@@ -10,6 +10,7 @@ import { faultPoint } from './fault-injection.js';
 import { listFilesBelow } from './file-walk.js';
 import { acquireLock, lockHeld, waitUntilFree } from './lock-file.js';
 import { applyRefBatch, checkNames, eachLimit, type BatchContext, type RefMove } from './ref-batch.js';
+import { moveAsideClashingLogs, reflogFiles, removeEmptyRefFolder } from './reflog-paths.js';
 import type { StoreLayout } from './store-layout.js';
 
 export type RefKind = 'branch' | 'tag' | 'alias' | 'remote';
@@ -147,6 +148,7 @@ export class RefStore {
     return {
       file: (f) => this.file(f),
       logFile: (f) => this.logFile(f),
+      logsDir: this.layout.logsDir,
       nameProblem: (f) => this.nameProblem(f),
       read: (f) => this.read(f),
       batchLock: this.layout.refBatchLockFile,
@@ -181,6 +183,7 @@ export class RefStore {
     assertRefName(short, kind);
     const file = this.file(full);
     await this.ensureNoPathClash(full, short, kind);
+    if (next !== null) await moveAsideClashingLogs(this.layout.logsDir, full);
     await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => {
       throw ioError(e, 'create', path.dirname(file));
     });
@@ -298,6 +301,7 @@ export class RefStore {
           { name: short },
         );
     }
+    await removeEmptyRefFolder(this.file(full));
     const st = await fs.stat(this.file(full)).catch(() => undefined);
     if (st?.isDirectory())
       throw new CkvcError(
@@ -307,11 +311,15 @@ export class RefStore {
       );
   }
 
+  /** Every line of `full`'s reflog, its copies moved aside on a name clash included (reflog-paths.ts), by time. */
   async reflog(full: string): Promise<ReflogEntry[]> {
-    const raw = await readFileIfExists(this.logFile(full));
-    if (!raw) return [];
+    const texts: string[] = [];
+    for (const f of await reflogFiles(this.layout.logsDir, full)) {
+      const raw = await readFileIfExists(f);
+      if (raw) texts.push(raw.toString('utf8'));
+    }
     const out: ReflogEntry[] = [];
-    for (const line of raw.toString('utf8').split('\n')) {
+    for (const line of texts.join('\n').split('\n')) {
       const m = /^([0-9a-f]{64}) ([0-9a-f]{64}) (\d+) (\S*)\t(.*)$/.exec(line);
       if (!m) continue; // a torn last line from a crash
       out.push({

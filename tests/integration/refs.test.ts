@@ -303,6 +303,43 @@ describe('branches, tags and revisions', () => {
     s.ok(['branch', '-d', 'grp']);
   });
 
+  it("a deleted branch's reflog does not block a name it stood in the way of; it is moved aside, read and kept for gc", () => {
+    const t = newStore('ckvc-ref-aside-');
+    const own = commitId(t, [file('a.bin', 7), '-m', 'base']);
+    const lost = commitId(t, [file('a.bin', 8), '-m', 'only on phase/a', '-b', 'phase/a']);
+    t.ok(['branch', '-d', 'phase/a']);
+    // Branch 'phase' needs the file logs/refs/heads/phase, where the folder of phase/a's reflog is.
+    expect(t.json(['branch', 'phase'])).toMatchObject({ name: 'phase', id: own });
+    const logA = t.json<{ new: string | null; old: string | null }[]>(['reflog', 'phase/a']);
+    expect(logA.map((e) => [e.old, e.new])).toEqual([
+      [lost, null],
+      [null, lost],
+    ]);
+    expect(t.json<unknown[]>(['reflog', 'phase'])).toHaveLength(1);
+    // The other way round: deleted 'phase' stands where phase/b's folder goes.
+    t.ok(['branch', '-d', 'phase']);
+    expect(t.json(['branch', 'phase/b'])).toMatchObject({ name: 'phase/b', id: own });
+    expect(t.json<unknown[]>(['reflog', 'phase'])).toHaveLength(2);
+    expect(t.json<unknown[]>(['reflog', 'phase/a'])).toHaveLength(2);
+    // A pull's batch of refs does the same: bundle/main where deleted bundle/main/old's reflog is.
+    t.ok(['branch', 'bundle/main/old']);
+    t.ok(['branch', '-d', 'bundle/main/old']);
+    const bundle = path.join(tempDir('ckvc-aside-bundle-'), 'main.bundle');
+    t.ok(['pack', 'main', '-o', bundle]);
+    t.ok(['pull', bundle]);
+    expect(readRef(t.store, 'refs/heads/bundle/main')).toBe(own);
+    expect(t.json<unknown[]>(['reflog', 'bundle/main/old'])).toHaveLength(2);
+    // gc still reads moved logs: the commit only phase/a's log names is kept until its lines expire.
+    t.ok(['gc', '--grace', '0']);
+    const out = tempDir('ckvc-aside-co-');
+    t.ok(['checkout', lost, '--to', out]);
+    expect(fs.readFileSync(path.join(out, 'a.bin'))).toEqual(randomBytes(8, 4096));
+    t.ok(['gc', '--grace', '0', '--expire-reflog', '0s']);
+    const gone = t.run(['checkout', lost, '--to', tempDir('ckvc-aside-co-')]);
+    expect(gone.code, describeRun(gone)).toBe(14);
+    expect(t.run(['verify', '--read-data']).code).toBe(0);
+  });
+
   it('warm-start --parent: a new branch starts from the given commit; later warm starts are second parents', () => {
     const w1 = commitId(s, [file('lstm.bin', 10), '-m', 'lstm from best', '-b', 'lstm', '--parent', 'best']);
     const shown = s.json(['show', w1]);
