@@ -6,7 +6,7 @@ import { compileGlob } from '../core/glob.js';
 import type { MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { walkObjects } from '../store/object-walk.js';
+import { fileReleased, tensorReleased, walkObjects } from '../store/object-walk.js';
 import { mergePruneRecords, type PruneRecord } from '../store/prune-records.js';
 import { gcRoots, liveObjects } from '../store/reachability.js';
 import { parseCount } from './commit-input.js';
@@ -81,7 +81,9 @@ function policyOf(opts: PruneOptions): KeepPolicy {
 }
 
 /** The record's release: neither globs given releases every file whole (tensor data and all other bytes). */
-function releaseOf(opts: PruneOptions): Pick<PruneRecord, 'tensors' | 'files'> {
+type Release = Pick<PruneRecord, 'tensors' | 'files'>;
+
+function releaseOf(opts: PruneOptions): Release {
   const globs = (list?: string[]) => (list?.length ? [...new Set(list)].sort() : undefined);
   const tensors = globs(opts.tensors);
   const files = globs(opts.files);
@@ -107,12 +109,11 @@ export async function prune(store: ObjectStore, opts: PruneOptions): Promise<Pru
   const toPrune = selections
     .flatMap((s) => s.pruned)
     .filter((c) => !keptIds.has(c.id) && !seen.has(c.id) && seen.add(c.id));
-  if (release.tensors?.length)
-    await refuseGlobsReachingAcrossFiles(
-      store,
-      toPrune.map((c) => c.id),
-      release.tensors,
-    );
+  await checkGlobs(
+    store,
+    toPrune.map((c) => c.id),
+    release,
+  );
 
   const now = Date.now();
   const before = await store.pruned.all();
@@ -204,24 +205,39 @@ async function releaseEstimate(
 }
 
 /**
- * A glob without ':' matches tensor names only (spec/FORMAT.md §13), but ckvc before that rule also tried it
- * against `<file>:<name>`, where `model.*` reaches every tensor of `model.safetensors`. A record holding such a
- * glob would release more data under an older ckvc (a second site, a bundle's receiver) than here, so it is
- * refused, with the spelling that means the same to every version.
+ * Checks each glob against the commits to prune, walking their files once:
+ * - A glob matching no tensor (or, for --files, no file) of them is refused: a mistyped `optimiser.*` would
+ *   otherwise write records that release nothing, and the user would count on space that is never freed.
+ * - A glob without ':' matches tensor names only (spec/FORMAT.md §13), but ckvc before that rule also tried it
+ *   against `<file>:<name>`, where `model.*` reaches every tensor of `model.safetensors`. A record holding such a
+ *   glob would release more data under an older ckvc (a second site, a bundle's receiver) than here, so it is
+ *   refused, with the spelling that means the same to every version.
  */
-async function refuseGlobsReachingAcrossFiles(store: ObjectStore, commits: ObjectId[], globs: string[]): Promise<void> {
-  const bare = globs.filter((g) => !g.includes(':')).map((g) => ({ glob: g, re: compileGlob(g) }));
-  if (bare.length === 0) return;
+async function checkGlobs(store: ObjectStore, commits: ObjectId[], release: Release): Promise<void> {
+  const tensorGlobs = release.tensors ?? [];
+  const fileGlobs = release.files ?? [];
+  if (commits.length === 0 || tensorGlobs.length + fileGlobs.length === 0) return;
+  const bare = tensorGlobs.filter((g) => !g.includes(':')).map((g) => ({ glob: g, re: compileGlob(g) }));
+  const unmatched = new Set([...tensorGlobs, ...fileGlobs.map((g) => `files:${g}`)]);
+  const seen = { tensors: new Set<string>(), files: new Set<string>() };
+  // One record per glob, made once: the rule's compiled globs are kept per record list.
+  const byTensorGlob = tensorGlobs.map((g) => ({ glob: g, rec: { tensors: [g] } }));
+  const byFileGlob = fileGlobs.map((g) => ({ key: `files:${g}`, rec: { tensors: [], files: [g] } }));
   const pruning = new Set(commits);
   // Under a record with globs the walk sees each file at every path it has in these commits.
   await walkObjects(store, commits, {
-    recordOf: () => ({ tensors: globs }),
+    recordOf: () => ({ tensors: tensorGlobs }),
     stopAt: (id) => !pruning.has(id),
     depth: 'files',
     visit: (r) => {
       if (r.kind !== 'file') return;
+      if (seen.files.size < 3) seen.files.add(r.path);
+      for (const g of byFileGlob) if (fileReleased(g.rec, r.path)) unmatched.delete(g.key);
       for (const part of r.recipe.parts) {
         if (part.kind !== 'tensor') continue;
+        if (seen.tensors.size < 3) seen.tensors.add(part.name);
+        for (const g of byTensorGlob)
+          if (unmatched.has(g.glob) && tensorReleased(g.rec, r.path, part.name)) unmatched.delete(g.glob);
         const hit = bare.find((g) => !g.re.test(part.name) && g.re.test(`${r.path}:${part.name}`));
         if (hit) {
           throw new CkvcError(
@@ -233,4 +249,15 @@ async function refuseGlobsReachingAcrossFiles(store: ObjectStore, commits: Objec
       }
     },
   });
+  const [first] = unmatched;
+  if (first === undefined) return;
+  const isFiles = first.startsWith('files:');
+  const glob = isFiles ? first.slice('files:'.length) : first;
+  const examples = [...(isFiles ? seen.files : seen.tensors)].map((n) => `'${n}'`).join(', ');
+  const what = isFiles ? 'file' : 'tensor';
+  throw new CkvcError(
+    'CKVC_PATH_NOT_FOUND',
+    `--${what === 'file' ? 'files' : 'tensors'} '${glob}' matches no ${what} of the ${commits.length} commit(s) to prune${examples ? ` (they hold ${examples}...)` : ` (they hold no ${what})`}; nothing was marked. 'ckvc ls REV${isFiles ? '' : ' --tensors'}' lists a commit's ${isFiles ? 'files' : 'tensors'}`,
+    { glob, option: isFiles ? 'files' : 'tensors' },
+  );
 }

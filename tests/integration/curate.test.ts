@@ -849,6 +849,24 @@ section(
       expect(ok.tensors).toEqual(['model.safetensors:*']);
     });
 
+    it('prune refuses a --tensors or --files glob that matches nothing it would prune (exit 14), changing nothing', async ({
+      expect,
+    }) => {
+      const s = copyStore(pruneState.T, 'ckvc-cur-copy-');
+      const before = snapshotStore(s.store);
+      for (const [option, glob, what] of [
+        ['--tensors', 'optimiser*', 'tensor'],
+        ['--tensors', 'nothere.pt:*', 'tensor'],
+        ['--files', '*.pkl', 'file'],
+      ] as const) {
+        const r = await s.run(['prune', '--keep-last', '1', '--tensors', 'opt*', option, glob]);
+        expect(r.code, describeRun(r)).toBe(14);
+        expect(codeOf(r)).toBe('CKVC_PATH_NOT_FOUND');
+        expect(r.stderr).toContain(`${option} '${glob}' matches no ${what} of the`);
+      }
+      expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+    });
+
     it('gc with the default grace (1h) deletes nothing new; gc --dry-run changes nothing and predicts the real run', async ({
       expect,
     }) => {

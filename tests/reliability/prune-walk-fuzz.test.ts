@@ -261,7 +261,34 @@ async function runSeed(seed: number, log: string[]): Promise<string[]> {
       ...globs.flatMap((g) => ['--tensors', g]),
     ];
     note(args.join(' '));
-    const pr = await S.jsonAsync<{ pruned: { id: string }[]; tensors: string[] | null }>(args);
+    // A glob matching no tensor of the commits to prune is refused (exit 14, nothing marked): the model must
+    // agree that it matches none, and the run goes on without it.
+    let pr: { pruned: { id: string }[]; tensors: string[] | null } | undefined;
+    for (;;) {
+      const r = await S.runAsync([...args, '--json']);
+      if (r.code === 0) {
+        pr = JSON.parse(r.stdout);
+        break;
+      }
+      const err = JSON.parse(r.stderr).error;
+      if (r.code !== 14 || err.code !== 'CKVC_PATH_NOT_FOUND') throw new Error(`${args.join(' ')}: ${describeRun(r)}`);
+      const dry = await S.jsonAsync<{ pruned: { id: string }[] }>([
+        ...args.filter((a, i) => a !== '--tensors' && args[i - 1] !== '--tensors'),
+        '--dry-run',
+      ]);
+      const glob: string = err.data.glob;
+      const hit = dry.pruned.some(({ id }) =>
+        [...commits.find((c) => c.id === id)!.files].some(([p, f]) =>
+          f.tensors.some((t) => released({ tensors: [glob] }, p, t.name)),
+        ),
+      );
+      if (hit) problems.push(`prune refused --tensors ${glob} as matching nothing, the model finds a tensor`);
+      note(`  refused: --tensors ${glob} matches no tensor of ${dry.pruned.length} commit(s)`);
+      const at = args.findIndex((a, i) => a === glob && args[i - 1] === '--tensors');
+      args.splice(at - 1, 2);
+      if (!args.includes('--tensors')) break;
+    }
+    if (!pr) continue;
     // Pruning again merges the records: null wins, lists are united (FORMAT.md §13).
     for (const { id } of pr.pruned) {
       const cur = merged.get(id);
