@@ -1,4 +1,12 @@
 // The operations that move data between stores (bundles and remotes): loaded by the Store facade (./store.ts)
 // on first use (see ./operations-read.ts for why they are grouped).
 export { packBundle, pullBundle } from './bundle.js';
-export { addRemote, fetchFromRemote, pullFromRemote, pushToRemote, remotes, removeRemote } from './remote.js';
+export {
+  addRemote,
+  fetchFromRemote,
+  pullFromRemote,
+  pushToRemote,
+  remotes,
+  removeRemote,
+  setRemote,
+} from './remote.js';

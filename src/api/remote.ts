@@ -1,7 +1,7 @@
 // `ckvc remote`, `push`, `fetch`, `pull REMOTE BRANCH` and `serve`.
 import * as fs from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { CkvcError } from '../core/errors.js';
+import { CkvcError, isCkvcError } from '../core/errors.js';
 import { isAncestor, storeParents } from '../store/ancestry.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
@@ -11,7 +11,7 @@ import { DirectoryTransport } from '../remote/directory-transport.js';
 import { listenOn } from '../remote/http-listen.js';
 import { isSshUrl } from '../remote/ssh-url.js';
 import type { StdioServeOptions } from '../remote/stdio-server.js';
-import { RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
+import { normaliseUrl, RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
 import { isS3Url } from '../remote/s3-location.js';
 import { RemoteTokens } from '../remote/remote-tokens.js';
 import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
@@ -75,6 +75,38 @@ export async function addRemote(
   return { ...entry, tokenSaved: true };
 }
 
+/** `remote set NAME [URL]`: a new URL or settings for a remote, its name (and what partial fetches left) kept. */
+export async function setRemote(
+  store: ObjectStore,
+  name: string,
+  url: string | undefined,
+  opts: AddRemoteOptions = {},
+): Promise<RemoteEntry & { tokenSaved?: true }> {
+  const current = await remotes(store).get(name);
+  if (opts.tokenFile && !/^https?:\/\//i.test(url ?? current.url)) {
+    throw new CkvcError(
+      'CKVC_USAGE',
+      `--token-file is for HTTP remotes; ${JSON.stringify(url ?? current.url)} is not one`,
+      {
+        url: url ?? current.url,
+      },
+    );
+  }
+  if (url === undefined && opts.singleWriter === undefined && opts.remoteCkvc === undefined && !opts.tokenFile)
+    throw new CkvcError(
+      'CKVC_USAGE',
+      `say what to change: ckvc remote set ${name} [URL] [--single-writer | --no-single-writer] [--remote-ckvc CMD] [--token-file F]`,
+      { name },
+    );
+  const token = opts.tokenFile ? await readToken(opts.tokenFile) : undefined;
+  const entry = await remotes(store).set(name, url, { remoteCkvc: opts.remoteCkvc, singleWriter: opts.singleWriter });
+  // A saved token belongs to the server it was given for.
+  if (token !== undefined) await new RemoteTokens(store.layout).set(name, token);
+  else if (url !== undefined && normaliseUrl(url) !== current.url)
+    await new RemoteTokens(store.layout).set(name, undefined);
+  return token === undefined ? entry : { ...entry, tokenSaved: true };
+}
+
 export async function removeRemote(
   store: ObjectStore,
   name: string,
@@ -121,7 +153,15 @@ export async function openTransport(
       ? new (await import('../remote/http-transport.js')).HttpTransport(remote.url, await token(), who)
       : isSshUrl(remote.url)
         ? await (await import('../remote/ssh-transport.js')).openSshTransport(remote, who)
-        : await DirectoryTransport.open(remote.url, who);
+        : await DirectoryTransport.open(remote.url, who).catch((e) => {
+            // The remote's folder moved or was unmounted: advising `ckvc init` there would make an empty remote.
+            if (!isCkvcError(e, 'CKVC_NO_STORE')) throw e;
+            throw new CkvcError(
+              'CKVC_REMOTE',
+              `remote '${name}' is the folder ${remote.url}, which holds no ckvc store now (moved, renamed or not mounted?); if it moved, 'ckvc remote set ${name} NEW_PATH' points the name there`,
+              { remote: name, url: remote.url },
+            );
+          });
   return { remote, t };
 }
 
@@ -129,6 +169,7 @@ export async function openTransport(
 async function openS3(store: ObjectStore, remote: RemoteEntry): Promise<Transport> {
   const { S3Transport } = await import('../remote/s3-transport.js');
   return S3Transport.open(remote.url, store, {
+    name: remote.name,
     singleWriter: remote.singleWriter,
     conditionalWrites: remote.conditionalWrites,
     remember: (conditionalWrites) => remotes(store).remember(remote.name, { conditionalWrites }),

@@ -170,6 +170,9 @@ export class Store {
   async addRemote(name: string, url: string, opts: AddRemoteOptions = {}) {
     return (await transfer()).addRemote(this.objects, name, url, opts);
   }
+  async setRemote(name: string, url: string | undefined, opts: AddRemoteOptions = {}) {
+    return (await transfer()).setRemote(this.objects, name, url, opts);
+  }
   async removeRemote(name: string, opts: { force?: boolean } = {}) {
     return (await transfer()).removeRemote(this.objects, name, opts);
   }

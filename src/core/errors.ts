@@ -113,7 +113,7 @@ export const ERROR_CODES = {
   CKVC_NO_CONDITIONAL_WRITES: {
     exit: EXIT.REMOTE_FAILED,
     summary:
-      'the S3 service ignores conditional writes, so refs cannot be moved safely there; add the remote with --single-writer to push anyway',
+      "the S3 service ignores conditional writes, so refs cannot be moved safely there; 'ckvc remote set NAME --single-writer' (or add it so) pushes anyway",
   },
   CKVC_NOT_FETCHED: {
     exit: EXIT.NOT_FETCHED,

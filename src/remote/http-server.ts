@@ -178,7 +178,9 @@ export function createServer(opts: ServeOptions): http.Server {
       ? 'this server is read-only'
       : !tokenBuf
         ? 'this server was started without --token-file, so it takes no writes'
-        : "a write needs the server's token (set CKVC_TOKEN or --token-file)";
+        : req.headers.authorization
+          ? "the token sent is not the server's (check CKVC_TOKEN or the remote's --token-file)"
+          : "a write needs the server's token (set CKVC_TOKEN or --token-file)";
     throw new CkvcError('CKVC_UNAUTHORIZED', `the remote refused the write: ${why}`, {});
   };
   const stallMs = stallTimeoutMs();

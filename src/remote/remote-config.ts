@@ -107,6 +107,29 @@ function checkRemoteCkvc(cmd: string, url: string): string {
   return cmd;
 }
 
+/** What `remote add` and `remote set` take besides the URL. */
+export interface RemoteSettings {
+  /** true sets the s3 single-writer promise, false takes it back. */
+  singleWriter?: boolean;
+  remoteCkvc?: string;
+}
+
+/** `entry` with the settings applied, each checked against its URL's kind. */
+function settled(entry: RemoteEntry, opts: RemoteSettings): RemoteEntry {
+  const out = { ...entry };
+  if (opts.singleWriter) {
+    if (!isS3Url(out.url))
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `--single-writer is for s3:// remotes (other remotes guard their refs themselves); drop it for ${JSON.stringify(out.url)}`,
+        { url: out.url },
+      );
+    out.singleWriter = true;
+  } else if (opts.singleWriter === false) delete out.singleWriter;
+  if (opts.remoteCkvc !== undefined) out.remoteCkvc = checkRemoteCkvc(opts.remoteCkvc, out.url);
+  return out;
+}
+
 export class RemoteConfig {
   constructor(private readonly layout: StoreLayout) {}
 
@@ -144,32 +167,46 @@ export class RemoteConfig {
     await writeFileDurable(this.layout.remotesFile, `${JSON.stringify(obj, null, 2)}\n`);
   }
 
-  async add(
-    name: string,
-    url: string,
-    opts: { singleWriter?: boolean; remoteCkvc?: string } = {},
-  ): Promise<RemoteEntry> {
+  async add(name: string, url: string, opts: RemoteSettings = {}): Promise<RemoteEntry> {
     checkRemoteName(name);
-    const entry: RemoteEntry = { name, url: normaliseUrl(url) };
-    if (opts.singleWriter) {
-      if (!isS3Url(entry.url))
-        throw new CkvcError(
-          'CKVC_BAD_ARGUMENT',
-          `--single-writer is for s3:// remotes (other remotes guard their refs themselves); drop it for ${JSON.stringify(url)}`,
-          { url },
-        );
-      entry.singleWriter = true;
-    }
-    if (opts.remoteCkvc !== undefined) entry.remoteCkvc = checkRemoteCkvc(opts.remoteCkvc, entry.url);
+    const entry = settled({ name, url: normaliseUrl(url) }, opts);
     await withLock(`${this.layout.remotesFile}.lock`, 'the remotes', async () => {
       const list = await this.list();
       if (list.some((r) => r.name === name))
-        throw new CkvcError('CKVC_REF_CONFLICT', `remote '${name}' already exists; remove it first to change its URL`, {
-          name,
-        });
+        throw new CkvcError(
+          'CKVC_REF_CONFLICT',
+          `remote '${name}' already exists; 'ckvc remote set ${name} URL' changes its URL or settings`,
+          { name },
+        );
       await this.save([...list, entry]);
     });
     return entry;
+  }
+
+  /**
+   * Changes a remote's URL or settings, keeping its name (what partial fetches' records and remote-tracking refs
+   * go by). A new URL drops what was learnt about the old one (the conditional-write probe).
+   */
+  async set(name: string, url: string | undefined, opts: RemoteSettings): Promise<RemoteEntry> {
+    let entry: RemoteEntry | undefined;
+    await withLock(`${this.layout.remotesFile}.lock`, 'the remotes', async () => {
+      const list = await this.list();
+      const i = list.findIndex((r) => r.name === name);
+      if (i < 0)
+        throw new CkvcError('CKVC_UNKNOWN_REMOTE', `no remote named '${name}'; 'ckvc remote add ${name} URL' adds it`, {
+          name,
+        });
+      const old = list[i]!;
+      const base: RemoteEntry = url === undefined ? { ...old } : { name, url: normaliseUrl(url) };
+      if (url !== undefined && old.singleWriter && opts.singleWriter === undefined && isS3Url(base.url))
+        base.singleWriter = true;
+      if (url !== undefined && old.remoteCkvc !== undefined && opts.remoteCkvc === undefined && isSshUrl(base.url))
+        base.remoteCkvc = old.remoteCkvc;
+      entry = settled(base, opts);
+      list[i] = entry;
+      await this.save(list);
+    });
+    return entry!;
   }
 
   /** Records what was learnt about a remote (the conditional-write probe); a removed remote is left removed. */

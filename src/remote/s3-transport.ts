@@ -23,6 +23,8 @@ import { judgeRefChanges, StoreService } from './store-service.js';
 import type { Plan, Transport } from './transport.js';
 
 export interface S3RemoteSettings {
+  /** The remote's name in this store, for advice (absent for a URL given directly). */
+  name?: string;
   /** The user promised that one writer at a time pushes here (spec/S3.md §5). */
   singleWriter?: boolean;
   /** The remembered answer of the conditional-write probe, if one was made. */
@@ -155,7 +157,7 @@ export class S3Transport implements Transport {
         'CKVC_NO_CONDITIONAL_WRITES',
         `the S3 service behind ${this.url} ignores conditional writes (If-None-Match / If-Match), ` +
           "so two pushers could overwrite each other's refs; nothing was uploaded. " +
-          'If only one writer at a time ever pushes there, add the remote again with --single-writer',
+          `If only one writer at a time ever pushes there, say so: 'ckvc remote set ${this.settings.name ?? 'NAME'} --single-writer'`,
         { url: this.url },
       );
     }

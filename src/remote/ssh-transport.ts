@@ -123,7 +123,8 @@ class SshCarrier implements HttpCarrier {
   /** The end of ssh's stderr, printable and short: it is shown to the user and comes from the network. */
   private said(): string {
     // eslint-disable-next-line no-control-regex
-    const printable = this.stderr.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '?');
+    // ssh ends its lines with CR LF: a CR is a line end, not a stray character to show as '?'.
+    const printable = this.stderr.replace(/\r\n?/g, '\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '?');
     return printable.trim().split('\n').slice(-6).join('\n').trim();
   }
 

@@ -70,6 +70,13 @@ export function parseSshUrl(url: string): SshAddress {
   const { user, host } = splitUserHost(url.slice(0, colon));
   const rest = url.slice(colon + 1);
   if (!rest) throw badAddress(url, 'it names no store path after the colon');
+  // `host:8765` is a port the user meant for HTTP (or ssh://), not a store folder named 8765 in the home folder.
+  if (/^\d+\/?$/.test(rest)) {
+    throw badAddress(
+      url,
+      `'${rest.replace(/\/$/, '')}' after the colon reads as a folder of the SSH home, but looks like a port: for 'ckvc serve' write http://${url.slice(0, colon)}:${rest}, for SSH on that port ssh://${url.slice(0, colon)}:${rest.replace(/\/$/, '')}/path/to/store`,
+    );
+  }
   const p = rest.startsWith('/') || rest === '~' || rest.startsWith('~/') ? rest : `~/${rest}`;
   return checked(url, { user, host, path: p });
 }

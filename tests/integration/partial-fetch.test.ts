@@ -284,6 +284,39 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
   });
 });
 
+describe('a folder remote that moved', () => {
+  it("says so (22, no advice to make a store there); 'remote set' points the name elsewhere and keeps its promises", () => {
+    const src = makeSource();
+    const client = newStore('ckvc-partial-moved-');
+    client.ok(['remote', 'add', 'origin', src.dir]);
+    client.ok(['fetch', 'origin', '--filter', 'tensors:model.*']);
+    const want = catBytes(src, ['main:model.safetensors', '--tensor', 'optimizer.m']);
+    const moved = path.join(tempDir('ckvc-partial-moved-to-'), 'store');
+    fs.renameSync(src.dir, moved);
+    const f = client.run(['fetch', 'origin']);
+    expect(f.code).toBe(22);
+    expect(errorCodes(f.stderr)).toEqual(['CKVC_REMOTE']);
+    expect(f.stderr).toContain('holds no ckvc store now');
+    expect(f.stderr).not.toContain('ckvc init');
+    const c = client.run(['cat', 'origin/main:model.safetensors', '--tensor', 'optimizer.m']);
+    expect(c.code).toBe(23);
+    expect(c.stderr).toContain("'ckvc remote set origin");
+    // Taken apart and put back under the same name would drop what the partial fetch left there: set keeps it.
+    const taken = client.run(['remote', 'add', 'origin', moved]);
+    expect(taken.code).toBe(13);
+    expect(taken.stderr).toContain("'ckvc remote set origin URL'");
+    expect(client.json(['remote', 'set', 'origin', moved, '--json'])).toMatchObject({ name: 'origin', url: moved });
+    expect(promised(client)).toHaveLength(2);
+    const got = catBytes(client, ['origin/main:model.safetensors', '--tensor', 'optimizer.m']);
+    expect(got.equals(want)).toBe(true);
+    expect(errorCodes(client.run(['remote', 'set', 'nope', moved]).stderr)).toEqual(['CKVC_UNKNOWN_REMOTE']);
+    expect(errorCodes(client.run(['remote', 'set', 'origin', '--single-writer']).stderr)).toEqual([
+      'CKVC_BAD_ARGUMENT',
+    ]);
+    expect(errorCodes(client.run(['remote', 'set', 'origin']).stderr)).toEqual(['CKVC_USAGE']);
+  });
+});
+
 describe('partial fetch: checkout straight from a remote', () => {
   // Here, not at each test's end: a failed expect would skip that and leave `ckvc serve` running after the run.
   afterEach(stopServers);

@@ -404,6 +404,9 @@ describe('HTTP remote (ckvc serve)', () => {
       expect(r.code, `${what}: ${describeRun(r)}`).toBe(21);
       expect(codesOf(r), what).toEqual(['CKVC_UNAUTHORIZED']);
     }
+    // A wrong token is told apart from none.
+    expect(refusedRuns[0]!.r.stderr).toContain("a write needs the server's token");
+    for (const i of [1, 2]) expect(refusedRuns[i]!.r.stderr).toContain("the token sent is not the server's");
     expect(diffSnapshots(before, snapshotStoreExceptTmp(H.store))).toEqual([]);
     expect(quarantines(H)).toEqual([]);
     expect(L.ref('refs/remotes/origin/main')).toBeUndefined();

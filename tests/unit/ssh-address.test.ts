@@ -29,6 +29,9 @@ describe('SSH addresses', () => {
     expect(canonical('cluster:runs/x')).toBe('ssh://cluster/~/runs/x');
     expect(parseSshUrl('ssh://cluster/~/runs/x').path).toBe('~/runs/x');
     expect(parseSshUrl('ssh://[::1]:22/s')).toEqual({ host: '[::1]', port: 22, path: '/s' });
+    // A folder named like a port is still reachable, spelled out.
+    expect(canonical('box:~/8765')).toBe('ssh://box/~/8765');
+    expect(canonical('box:8765x')).toBe('ssh://box/~/8765x');
   });
 
   it("scp-like only when a colon comes before any slash (git's rule)", () => {
@@ -54,6 +57,8 @@ describe('SSH addresses', () => {
       'ssh://ho st/p',
       'ssh://host/a\nb',
       'a b@host:/p',
+      '127.0.0.1:8765',
+      'box:8765/',
     ]) {
       expect(
         codeOf(() => parseSshUrl(bad)),

@@ -127,16 +127,16 @@ function remoteCommand(y: CliParser): void {
     y,
     'remote <action> [name] [url]',
     'Manage remotes: add NAME URL (a store folder, http(s)://host:port/, s3://BUCKET/PREFIX, ' +
-      'ssh://[user@]host[:port]/path or [user@]host:path), remove NAME, list',
+      'ssh://[user@]host[:port]/path or [user@]host:path), set NAME [URL] (new URL or settings), remove NAME, list',
     (a) =>
       a
-        .positional('action', { choices: ['add', 'remove', 'list'] as const, demandOption: true })
+        .positional('action', { choices: ['add', 'set', 'remove', 'list'] as const, demandOption: true })
         .positional('name', { type: 'string' })
         .positional('url', { type: 'string' })
         .option('single-writer', {
           type: 'boolean',
           describe:
-            's3 only: push even if the service ignores conditional writes (unsafe unless one writer at a time pushes)',
+            's3 only: push even if the service ignores conditional writes (unsafe unless one writer at a time pushes); set: --no-single-writer takes it back',
         })
         .option('remote-ckvc', {
           type: 'string',
@@ -155,26 +155,29 @@ function remoteCommand(y: CliParser): void {
         if (args.action === 'list') {
           const list = await s.remotes();
           if (args.json) return json(list);
-          for (const r of list) out(`${escaped(r.name)}  ${escaped(r.url)}`);
+          for (const r of list)
+            out(
+              `${escaped(r.name)}  ${escaped(r.url)}${r.singleWriter ? '  (single writer)' : ''}${r.remoteCkvc !== undefined ? `  (remote ckvc: ${escaped(r.remoteCkvc)})` : ''}`,
+            );
           return;
         }
         if (!args.name || (args.action === 'add' && !args.url))
           throw new CkvcError(
             'CKVC_USAGE',
-            `usage: ckvc remote ${args.action === 'add' ? 'add NAME URL' : 'remove NAME'}`,
+            `usage: ckvc remote ${args.action === 'add' ? 'add NAME URL' : args.action === 'set' ? 'set NAME [URL] [options]' : 'remove NAME'}`,
             {},
           );
+        const settings = { singleWriter: args.singleWriter, remoteCkvc: args.remoteCkvc, tokenFile: args.tokenFile };
         const r =
           args.action === 'add'
-            ? await s.addRemote(args.name, args.url!, {
-                singleWriter: args.singleWriter,
-                remoteCkvc: args.remoteCkvc,
-                tokenFile: args.tokenFile,
-              })
-            : await s.removeRemote(args.name, { force: args.force });
-        return args.json
-          ? json(r)
-          : info(`${args.action === 'add' ? 'added' : 'removed'} remote ${escaped(r.name)} (${escaped(r.url)})`);
+            ? await s.addRemote(args.name, args.url!, settings)
+            : args.action === 'set'
+              ? await s.setRemote(args.name, args.url, settings)
+              : await s.removeRemote(args.name, { force: args.force });
+        if (args.json) return json(r);
+        const done = { add: 'added', set: 'changed', remove: 'removed' }[args.action];
+        const flags = r.singleWriter ? ', single writer' : '';
+        return info(`${done} remote ${escaped(r.name)} (${escaped(r.url)}${flags})`);
       }),
   );
 }
