@@ -56,7 +56,7 @@ export async function fetchLeftOut(
       `${what} needs ${tensors.length} tensor(s) of commit ${commit.slice(0, 12)} (e.g. '${first.name}' of ` +
         `${first.path}, ${chunks.length} chunk(s)) that a partial fetch left out (only ${filterWording(rec)} ` +
         `were fetched); remote '${rec.remote || '(unknown)'}' could not supply them now: ${e.message}; nothing ` +
-        `was changed: run 'ckvc fetch ${rec.remote}' once it is reachable, or take only tensors that are here`,
+        `was changed: run 'ckvc fetch ${rec.remote} --no-filter' once it is reachable, or take only tensors that are here`,
       { commit, remote: rec.remote, tensors, chunks: chunks.length, cause: e.code },
     );
   }
@@ -90,7 +90,7 @@ export async function fetchForCheckout(
   const remote = await remoteOf(store, rev);
   if (!remote || !tensors.length) return undefined;
   try {
-    return { remote, result: await fetchFromRemote(store, { remote, filter: tensors }) };
+    return { remote, result: await fetchFromRemote(store, { remote, filter: tensors, keepFilter: false }) };
   } catch (e) {
     const here = await store.refs.read(`refs/remotes/${rev}`).catch(() => undefined);
     if (!here || !unavailable(e)) throw e;

@@ -130,7 +130,7 @@ async function refuseWhilePromised(store: ObjectStore, name: string): Promise<vo
   throw new CkvcError(
     'CKVC_NOT_FETCHED',
     `remote '${name}' still holds tensor data that partial fetches left out of ${commits.length} commit(s) ` +
-      `(first: ${commits[0]!.slice(0, 12)}); nothing was changed. Run 'ckvc fetch ${name}' (without --filter) ` +
+      `(first: ${commits[0]!.slice(0, 12)}); nothing was changed. Run 'ckvc fetch ${name} --no-filter' ` +
       `to fetch the rest first, or 'ckvc remote remove ${name} --force' to remove it anyway (those tensors ` +
       'then cannot be read until a remote that has them is added under this name)',
     { remote: name, commits },
@@ -219,18 +219,29 @@ export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promi
 export interface FetchOptions extends RemoteAuth {
   remote: string;
   progress?: Progress;
-  /** Tensor globs ('!' excludes): fetch only these tensors' data, the rest promised (FORMAT.md §13.2). */
-  filter?: string[];
+  /**
+   * Tensor globs ('!' excludes): fetch only these tensors' data, the rest promised (FORMAT.md §13.2), and keep
+   * them as the remote's filter. Absent: the remote's kept filter, if any. false: everything, the filter dropped.
+   */
+  filter?: string[] | false;
+  /** Keep `filter` as the remote's (default); `checkout REMOTE/BRANCH --tensor` fetches with its globs once. */
+  keepFilter?: boolean;
 }
 
 export async function fetchFromRemote(
   store: ObjectStore,
   opts: FetchOptions,
-): Promise<FetchResult & { remote: string }> {
-  const { t } = await openTransport(store, opts.remote, opts);
+): Promise<FetchResult & { remote: string; filterRemembered?: string[] }> {
+  const given = opts.filter ? checkFilter(opts.filter, 'fetch --filter') : undefined;
+  const { remote, t } = await openTransport(store, opts.remote, opts);
   try {
-    const filter = opts.filter && checkFilter(opts.filter, 'fetch --filter');
-    return { ...(await fetchRemote(store, t, opts.remote, opts.progress, { filter })), remote: opts.remote };
+    // A store kept partial stays so: git keeps a partial clone's filter the same way (remote.NAME.partialclonefilter).
+    const kept = remote.filter && checkFilter(remote.filter, `the filter kept for remote '${opts.remote}'`);
+    const filter = opts.filter === false ? undefined : (given ?? kept);
+    const fetched = await fetchRemote(store, t, opts.remote, opts.progress, { filter });
+    const keep = opts.keepFilter === false ? kept : opts.filter === false ? undefined : filter;
+    if (JSON.stringify(keep) !== JSON.stringify(kept)) await remotes(store).remember(opts.remote, { filter: keep });
+    return { ...fetched, remote: opts.remote, ...(keep ? { filterRemembered: keep } : {}) };
   } finally {
     await t.close();
   }

@@ -44,7 +44,7 @@ export async function refuseLeftOut(
     'CKVC_NOT_FETCHED',
     `${missing.length} chunk(s) this would send are not in this store: commit ${commit.slice(0, 12)} was fetched ` +
       `partially from remote '${rec.remote}' (only ${filterWording(rec)}); nothing was sent: run ` +
-      `'ckvc fetch ${rec.remote}' without --filter to fetch the rest, then try again`,
+      `'ckvc fetch ${rec.remote} --no-filter' to fetch the rest, then try again`,
     { commit, remote: rec.remote, missing: missing.length },
   );
 }

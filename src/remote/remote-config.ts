@@ -17,6 +17,8 @@ export interface RemoteEntry {
   conditionalWrites?: boolean;
   /** SSH remotes: the command the far side runs instead of `ckvc` (spec/PROTOCOL.md §5). */
   remoteCkvc?: string;
+  /** The tensor filter of the last filtered fetch, kept for later fetches and pulls (spec/PROTOCOL.md §1). */
+  filter?: string[];
 }
 
 /** The fields kept besides the URL; a value of another type is dropped when read. */
@@ -26,6 +28,8 @@ function entryOf(name: string, v: Record<string, unknown>): RemoteEntry {
   const e: RemoteEntry = { name, url: v.url as string };
   for (const f of FLAGS) if (typeof v[f] === 'boolean') e[f] = v[f] as boolean;
   if (typeof v.remoteCkvc === 'string') e.remoteCkvc = v.remoteCkvc;
+  if (Array.isArray(v.filter) && v.filter.length > 0 && v.filter.every((g) => typeof g === 'string'))
+    e.filter = v.filter as string[];
   return e;
 }
 
@@ -198,6 +202,7 @@ export class RemoteConfig {
         });
       const old = list[i]!;
       const base: RemoteEntry = url === undefined ? { ...old } : { name, url: normaliseUrl(url) };
+      if (url !== undefined && old.filter) base.filter = old.filter;
       if (url !== undefined && old.singleWriter && opts.singleWriter === undefined && isS3Url(base.url))
         base.singleWriter = true;
       if (url !== undefined && old.remoteCkvc !== undefined && opts.remoteCkvc === undefined && isSshUrl(base.url))
@@ -209,8 +214,11 @@ export class RemoteConfig {
     return entry!;
   }
 
-  /** Records what was learnt about a remote (the conditional-write probe); a removed remote is left removed. */
-  async remember(name: string, fields: Pick<RemoteEntry, 'conditionalWrites'>): Promise<void> {
+  /**
+   * Records what was learnt about a remote (the conditional-write probe) or kept for it (a fetch filter; undefined
+   * drops it); a removed remote is left removed.
+   */
+  async remember(name: string, fields: Partial<Pick<RemoteEntry, 'conditionalWrites' | 'filter'>>): Promise<void> {
     await withLock(`${this.layout.remotesFile}.lock`, 'the remotes', async () => {
       const list = await this.list();
       const i = list.findIndex((r) => r.name === name);

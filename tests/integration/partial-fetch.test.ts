@@ -129,6 +129,11 @@ const promised = (s: TestStore) => {
 
 /** A proxy's answer with the upstream status and `body`, typed as the protocol types that endpoint. */
 /** `ckvc cat ...` as bytes (the helpers read stdout as text). */
+/** The client's remotes.json entry of origin. */
+function remoteEntry(s: TestStore): { url: string; filter?: string[] } {
+  return JSON.parse(fs.readFileSync(path.join(s.store, 'remotes.json'), 'utf8')).origin;
+}
+
 function catBytes(s: TestStore, args: string[], env?: Env): Buffer {
   const r = spawnSync(process.execPath, [BIN, 'cat', ...args, '--store', s.store], { env: cliEnv(env) });
   if (r.status !== 0) throw new Error(`ckvc cat ${args.join(' ')} failed: ${r.stderr}`);
@@ -177,6 +182,16 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
     expect([stats.partial, stats.commits]).toEqual([{ origin: 2 }, 2]);
     const ls = client.json<{ tensors: { name: string }[] }[]>(['ls', 'origin/main', '--tensors', '--json']);
     expect(JSON.stringify(ls)).toContain('optimizer.v');
+    // The filter is kept for the remote: a plain fetch and a pull leave the store as partial as it was.
+    expect(remoteEntry(client).filter).toEqual(['model.*']);
+    const again = client.json<{ bytesReceived: number; completed: number }>(['fetch', 'origin', '--json'], {
+      env: env(),
+    });
+    expect([again.completed, promised(client).length]).toEqual([0, 2]);
+    expect(again.bytesReceived).toBeLessThan(64 * KiB);
+    const pulled = client.json<{ bytesReceived: number }>(['pull', 'origin', 'main', '--json'], { env: env() });
+    expect(pulled.bytesReceived).toBeLessThan(64 * KiB);
+    expect(promised(client)).toHaveLength(2);
   });
 
   it('checks out a fetched tensor byte-identical without the remote', async () => {
@@ -203,7 +218,7 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
       expect(r.code).toBe(23);
       expect(errorCodes(r.stderr)).toEqual(['CKVC_NOT_FETCHED']);
       expect(r.stderr).toContain("remote 'origin'");
-      expect(r.stderr).toContain("'ckvc fetch origin'");
+      expect(r.stderr).toContain("'ckvc fetch origin --no-filter'");
       const c = client.run(['checkout', 'origin/main', '--to', tempDir()], { env: off.env });
       expect(c.code).toBe(23);
       const after = snapshotStore(client.store);
@@ -246,7 +261,7 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
     client.ok(['remote', 'add', 'other', other.dir]);
     const r = client.run(['push', 'other', 'mine']);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_NOT_FETCHED']);
-    expect(r.stderr).toContain("'ckvc fetch origin'");
+    expect(r.stderr).toContain("'ckvc fetch origin --no-filter'");
     expect(other.run(['log', 'mine']).code).not.toBe(0);
   });
 
@@ -255,15 +270,20 @@ describe.each(CASES)('partial fetch over $name', (tc) => {
     const r = client.run(['remote', 'remove', 'origin']);
     expect(r.code).toBe(23);
     expect(errorCodes(r.stderr)).toEqual(['CKVC_NOT_FETCHED']);
-    expect(r.stderr).toContain("'ckvc fetch origin'");
+    expect(r.stderr).toContain("'ckvc fetch origin --no-filter'");
     expect(diffSnapshots(before, snapshotStore(client.store))).toEqual([]);
     client.ok(['remote', 'remove', 'origin', '--force']);
     expect(client.json<{ name: string }[]>(['remote', 'list', '--json']).map((x) => x.name)).not.toContain('origin');
     client.ok(['remote', 'add', 'origin', up.url, ...(up.addArgs ?? [])], { env: up.env });
   });
 
-  it('a fetch without filter fills the store in and drops the promises', () => {
-    const r = client.json<{ completed: number; bytesReceived: number }>(['fetch', 'origin', '--json'], { env: env() });
+  it('fetch --no-filter fills the store in, drops the promises and the kept filter', () => {
+    client.ok(['fetch', 'origin', '--filter', 'tensors:model.*'], { env: env() });
+    expect(remoteEntry(client).filter).toEqual(['model.*']);
+    const r = client.json<{ completed: number; bytesReceived: number }>(['fetch', 'origin', '--no-filter', '--json'], {
+      env: env(),
+    });
+    expect(remoteEntry(client).filter).toBeUndefined();
     expect(r.completed).toBe(2);
     // The three optimizer tensors not fetched on demand: each about as big as both model.w versions together.
     expect(r.bytesReceived).toBeGreaterThan(2 * partialBytes);
@@ -342,6 +362,9 @@ describe('partial fetch: checkout straight from a remote', () => {
     src.ok(['checkout', 'main', '--tensor', 'model.*', '--to', want]);
     expect([...snapshotTree(got).keys()]).toEqual(['model.safetensors']);
     expect(snapshotTree(got)).toEqual(snapshotTree(want));
+    // The checkout's globs were for it alone: no filter is kept for lab.
+    const kept = JSON.parse(fs.readFileSync(path.join(client.store, 'remotes.json'), 'utf8')).lab;
+    expect(kept).toEqual({ url });
   });
 
   it('a server that predates the filter refuses it, and nothing is fetched', async () => {

@@ -230,10 +230,10 @@ function fetchCommand(y: CliParser): void {
           type: 'string',
           array: true,
           describe:
-            "tensors:GLOB — fetch commits, trees and file recipes but only the data of matching tensors (a partial store; the rest is fetched on demand). Repeatable; 'tensors:!GLOB' excludes",
+            "tensors:GLOB — fetch commits, trees and file recipes but only the data of matching tensors (a partial store; the rest is fetched on demand). Repeatable; 'tensors:!GLOB' excludes. Remembered for the remote's later fetches and pulls; --no-filter fetches everything and forgets it",
         }),
     async (args) => {
-      const filter = args.filter && parseFetchFilter(args.filter);
+      const filter = args.filter && parseFetchFilter(args.filter as (string | boolean)[]);
       const r = await withStore(args, (s) =>
         s.fetch({ remote: args.remote, tokenFile: args.tokenFile, progress: progressBar('fetch'), filter }),
       );
@@ -250,6 +250,12 @@ function fetchCommand(y: CliParser): void {
           `${r.partial} commit(s) fetched partially: other tensors' data stays on ${escaped(r.remote)} until needed`,
         );
       if (r.completed) info(`${r.completed} partially fetched commit(s) now complete`);
+      if (r.filterRemembered)
+        info(
+          `filter ${r.filterRemembered.map((g) => `tensors:${escaped(g)}`).join(' ')} is kept for ${escaped(r.remote)}: later fetches and pulls take only those tensors' data; 'ckvc fetch ${escaped(r.remote)} --no-filter' takes the rest`,
+        );
+      if (r.refs.length === 0 && r.objectsReceived === 0)
+        info(`remote ${escaped(r.remote)} has no branches or tags (is its URL right? 'ckvc remote list' shows it)`);
     },
   );
 }
@@ -306,13 +312,18 @@ function serveCommand(y: CliParser): void {
   );
 }
 
-/** `--filter tensors:GLOB` (repeatable) -> the globs; anything else is a usage error naming the form. */
-function parseFetchFilter(values: string[]): string[] {
-  const bad = values.find((v) => !v.startsWith('tensors:') || v === 'tensors:');
+/**
+ * `--filter tensors:GLOB` (repeatable) -> the globs; `--no-filter` (yargs gives [false]) -> false; anything else is
+ * a usage error naming the form.
+ */
+function parseFetchFilter(given: (string | boolean)[]): string[] | false {
+  if (given.length === 1 && given[0] === false) return false;
+  const values = given.map(String);
+  const bad = given.find((v) => typeof v !== 'string' || !v.startsWith('tensors:') || v === 'tensors:');
   if (bad !== undefined || values.length === 0)
     throw new CkvcError(
       'CKVC_USAGE',
-      `--filter takes tensors:GLOB (e.g. --filter 'tensors:model.*'), not ${JSON.stringify(bad ?? '')}`,
+      `--filter takes tensors:GLOB (e.g. --filter 'tensors:model.*'), not ${typeof bad === 'string' ? JSON.stringify(bad) : 'that with --no-filter'}`,
       { option: 'filter', values },
     );
   return values.map((v) => v.slice('tensors:'.length));
