@@ -2,6 +2,7 @@
 // process lands a commit on the same branch meanwhile, ours is re-parented onto it and retried, so both land.
 import * as path from 'node:path';
 import { configHash } from '../core/config-snapshot.js';
+import { similarNames } from '../core/similar-names.js';
 import { CkvcError, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import {
@@ -68,6 +69,10 @@ export interface CommitResult {
   code?: CodeRef;
   /** Aliases this commit became the best of. */
   aliases?: string[];
+  /** The commit made its branch (the branch did not exist before it). */
+  newBranch: boolean;
+  /** With newBranch: existing branches whose names are close to it (a mistyped -b). */
+  similarBranches?: string[];
   /** Things that went wrong after the commit landed (it counts regardless). */
   warnings?: string[];
 }
@@ -212,6 +217,13 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
     });
     const aliases = await advanceAliases(store, branch, id, metrics);
     warnings.push(...aliases.warnings);
+    const similar =
+      tip === null
+        ? similarNames(
+            branch,
+            (await store.refs.list('branch', { skipCorrupt: true }).catch(() => [])).map((b) => b.name),
+          )
+        : [];
     // A cache for 'best' (FORMAT.md §8): without it 'best' walks the branch, so a failure costs only time.
     await recordBranchSummary(store, branch, id).catch((e) => {
       warnings.push(`could not update the index's metric summary of '${branch}' (${(e as Error).message})`);
@@ -229,6 +241,8 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
       configHash: config?.hash,
       code,
       ...(aliases.moved.length ? { aliases: aliases.moved } : {}),
+      newBranch: tip === null,
+      ...(similar.length ? { similarBranches: similar } : {}),
       ...(warnings.length ? { warnings } : {}),
     };
   } catch (e) {

@@ -4,6 +4,7 @@
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { BUNDLE_REF_NAMESPACE } from '../core/ref-name.js';
+import { didYouMean } from '../core/similar-names.js';
 import { parseRevision } from '../core/revision-syntax.js';
 import type { ObjectStore } from './object-store.js';
 import { REF_PREFIX } from './ref-store.js';
@@ -95,7 +96,18 @@ async function resolveBase(store: ObjectStore, base: string, rev: string): Promi
     }
     if (hits.length === 1) return { id: await peel(store, hits[0]!.id, rev) };
   }
-  throw unknown(rev, `no branch, tag, alias or commit has that name${await pulledAs(store, base)}`);
+  throw unknown(
+    rev,
+    `no branch, tag, alias or commit has that name${(await pulledAs(store, base)) || (await closeNames(store, base))}`,
+  );
+}
+
+/** Names of refs close to a mistyped one, as " (did you mean 'run1'?)". */
+async function closeNames(store: ObjectStore, base: string): Promise<string> {
+  const names: string[] = [];
+  for (const kind of ['branch', 'tag', 'alias', 'remote'] as const)
+    for (const r of await store.refs.list(kind, { skipCorrupt: true }).catch(() => [])) names.push(r.name);
+  return didYouMean(base, names);
 }
 
 /**

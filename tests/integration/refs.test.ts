@@ -303,6 +303,22 @@ describe('branches, tags and revisions', () => {
     s.ok(['branch', '-d', 'grp']);
   });
 
+  it('a commit that starts a branch says so, and names an existing branch its name is close to; unknown names get a guess', () => {
+    const t = newStore('ckvc-ref-typo-');
+    const first = t.json<{ newBranch: boolean }>(['commit', file('a.bin', 11), '-m', 'one', '-b', 'run1', '--json']);
+    expect(first.newBranch).toBe(true);
+    const next = t.run(['commit', file('a.bin', 12), '-m', 'two', '-b', 'run1']);
+    expect(next.stderr).toMatch(/^\[run1 [0-9a-f]{12}\]/m);
+    const typo = t.run(['commit', file('a.bin', 13), '-m', 'three', '-b', 'rn1']);
+    expect(typo.code, describeRun(typo)).toBe(0);
+    expect(typo.stderr).toMatch(/^\[rn1 \(new branch\) [0-9a-f]{12}\]/m);
+    expect(typo.stderr).toContain("branch rn1 did not exist; this commit started it (close to 'run1'");
+    const unknown = t.run(['log', 'rnu1']);
+    expect(unknown.code).toBe(14);
+    expect(unknown.stderr).toContain("(did you mean 'rn1' or 'run1'?)");
+    expect(t.run(['log', 'zzzz']).stderr).not.toContain('did you mean');
+  });
+
   it("a deleted branch's reflog does not block a name it stood in the way of; it is moved aside, read and kept for gc", () => {
     const t = newStore('ckvc-ref-aside-');
     const own = commitId(t, [file('a.bin', 7), '-m', 'base']);

@@ -115,8 +115,12 @@ export function commitCommand(y: CliParser): void {
         if (args.json) return json(r);
         out(r.id);
         info(
-          `[${escaped(r.branch)} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new${r.unreadFiles ? ` (${r.unreadFiles} file(s) unchanged since stored, not read)` : ''}${r.aliases ? `; new best for alias ${r.aliases.map(escaped).join(', ')}` : ''}`,
+          `[${escaped(r.branch)}${r.newBranch ? ' (new branch)' : ''} ${short(r.id)}] ${r.files} file(s), ${r.tensors} tensor(s), ${bytes(r.bytes)}; ${bytes(r.newBytes)} new${r.unreadFiles ? ` (${r.unreadFiles} file(s) unchanged since stored, not read)` : ''}${r.aliases ? `; new best for alias ${r.aliases.map(escaped).join(', ')}` : ''}`,
         );
+        if (r.similarBranches)
+          info(
+            `ckvc: note: branch ${escaped(r.branch)} did not exist; this commit started it (close to ${r.similarBranches.map((b) => `'${escaped(b)}'`).join(', ')}: a typo? 'ckvc branch -d ${escaped(r.branch)}' drops it, then commit again)`,
+          );
       } finally {
         stopListening();
       }
