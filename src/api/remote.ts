@@ -268,6 +268,9 @@ export async function pullFromRemote(
   const cur = (await store.refs.read(local)) ?? null;
   if (cur === theirs)
     return { ...f, branch: { name: local, old: cur, new: theirs, forced: false, skipped: 'unchanged' } };
+  // Local commits made on top of what was pulled before: nothing to bring in (git: "Already up to date").
+  if (cur !== null && (await isAncestor(storeParents(store), theirs, cur)))
+    return { ...f, branch: { name: local, old: cur, new: theirs, forced: false, skipped: 'behind' } };
   if (cur !== null && !(await isAncestor(storeParents(store), cur, theirs))) {
     throw new CkvcError(
       'CKVC_NON_FAST_FORWARD',

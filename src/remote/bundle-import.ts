@@ -25,7 +25,8 @@ export interface RefUpdate {
   old: ObjectId | null;
   new: ObjectId;
   forced: boolean;
-  skipped?: 'unchanged';
+  /** Not moved: it already held `new`, or (`behind`) `new` is an ancestor of what it holds (an older copy). */
+  skipped?: 'unchanged' | 'behind';
 }
 
 export interface ImportOptions {
@@ -244,21 +245,28 @@ export async function importBundle(
         ...(cur === c.id ? { skipped: 'unchanged' as const } : {}),
       };
     });
-    const moves = plan.filter((u) => !u.skipped).map((u) => ({ name: u.name, next: u.new, expect: u.old }));
-    await store.refs.checkMoves(moves);
+    const movesOf = () => plan.filter((u) => !u.skipped).map((u) => ({ name: u.name, next: u.new, expect: u.old }));
+    await store.refs.checkMoves(movesOf());
     const o = new Overlay(store, rb);
     const refused: RefUpdate[] = [];
     try {
       for (const u of plan) {
         if (u.skipped || u.old === null) continue;
         const isTag = u.name.startsWith('refs/tags/');
-        const ff = !isTag && (await isAncestor((id) => o.parentsOf(id), u.old, u.new));
+        const parents = (id: ObjectId) => o.parentsOf(id);
+        const ff = !isTag && (await isAncestor(parents, u.old, u.new));
+        // An older bundle pulled again: the ref already holds what it brings, and more.
+        if (!ff && !isTag && !opts.force && (await isAncestor(parents, u.new, u.old))) {
+          u.skipped = 'behind';
+          continue;
+        }
         if (!ff && !opts.force) refused.push(u);
         u.forced = !ff;
       }
     } finally {
       await o.close();
     }
+    const moves = movesOf();
     if (refused.length) {
       const u = refused[0]!;
       const isTag = u.name.startsWith('refs/tags/');

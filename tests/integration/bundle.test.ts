@@ -438,6 +438,19 @@ describe('bundle round trip', () => {
     expect(v.r.code, describeRun(v.r)).toBe(0);
   });
 
+  it('an older bundle pulled again is up to date: a ref already holding its commit and more is left as it is', async () => {
+    const r = await R.jsonAsync(['pull', fullFile]);
+    expect(r.refs.find((u: any) => u.name === 'refs/heads/bundle/main')).toMatchObject({
+      old: C[3]!.id,
+      new: C[2]!.id,
+      skipped: 'behind',
+    });
+    expect(R.ref('refs/heads/bundle/main')).toBe(C[3]!.id);
+    const text = await R.runAsync(['pull', fullFile]);
+    expect(text.code, describeRun(text)).toBe(0);
+    expect(text.stdout + text.stderr).toContain('(already holds it and more)');
+  });
+
   it('--update-refs moves main itself; a non-fast-forward is refused with 13 (store unchanged) unless --force', async () => {
     const U = newStore('ckvc-bundle-upd-');
     const D = newStore('ckvc-bundle-div-');

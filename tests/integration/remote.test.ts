@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cliEnv, codesOf, describeRun, type RunResult } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
-import { checkoutDiff, newStore, type TestStore } from '../helpers/test-store.js';
+import { checkoutDiff, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, hashTree, snapshotStoreExceptTmp, snapshotTree } from '../helpers/snapshots.js';
 import { pool, sleep } from '../helpers/async-tasks.js';
 import { MiB } from '../helpers/reliability.js';
@@ -318,6 +318,12 @@ describe('folder remote', () => {
   });
 
   it('diverged histories: pull REMOTE BRANCH and push both refuse with 13 (refs unchanged) until push --force', async () => {
+    // Local commits on top of what was pulled (in a copy of T): up to date, nothing moves.
+    const X = copyStore(T, 'ckvc-ahead-');
+    const ahead = await commit(X, [1, 2, 33, 6], 't2 (ahead)');
+    const up = await X.jsonAsync(['pull', 'origin', 'main'], { env: NO_TOKEN, cwd: tempDir('ckvc-empty-') });
+    expect(up.branch).toMatchObject({ old: ahead.id, new: commits[1]!.id, skipped: 'behind' });
+    expect(X.ref('refs/heads/main')).toBe(ahead.id);
     commits.push(await commit(A, [1, 2, 33, 44], 'a3'));
     await A.jsonAsync(['push', 'origin']);
     const side = await commit(T, [1, 2, 33, 5], 't3 (diverged)');

@@ -102,7 +102,7 @@ function pullCommand(y: CliParser): void {
         for (const u of r.refs)
           if (!u.skipped) out(`${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`);
         info(
-          `${escaped(r.branch.name.replace('refs/heads/', ''))}: ${r.branch.skipped ? 'already up to date' : `${r.branch.old ? short(r.branch.old) : '(new)'} -> ${short(r.branch.new)}`}; received ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)}`,
+          `${escaped(r.branch.name.replace('refs/heads/', ''))}: ${r.branch.skipped === 'behind' ? `already up to date (ahead of ${escaped(r.remote)}/${escaped(args.branch!)})` : r.branch.skipped ? 'already up to date' : `${r.branch.old ? short(r.branch.old) : '(new)'} -> ${short(r.branch.new)}`}; received ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)}`,
         );
         return;
       }
@@ -113,7 +113,7 @@ function pullCommand(y: CliParser): void {
       if (args.json) return json(r);
       for (const u of r.refs)
         out(
-          `${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (unchanged)' : u.forced ? '  (forced)' : ''}`,
+          `${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped === 'behind' ? '  (already holds it and more)' : u.skipped ? '  (unchanged)' : u.forced ? '  (forced)' : ''}`,
         );
       info(
         `imported ${escaped(r.file)}: ${r.objects} object(s), ${r.newObjects} new; ${r.refs.filter((u) => !u.skipped).length} ref(s) updated`,
