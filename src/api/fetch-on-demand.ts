@@ -42,9 +42,13 @@ export async function fetchLeftOut(
   try {
     const { t } = await openTransport(store, rec.remote, {});
     try {
-      const n = (await receiveObjects(store, t, chunks)).objects;
+      const got = await receiveObjects(store, t, chunks);
       await settlePromises(store, [commit]);
-      return n;
+      const MiB = (got.bytes / 2 ** 20).toFixed(1);
+      store.notify?.(
+        `${what}: fetched ${tensors.length} tensor(s) of commit ${commit.slice(0, 12)} (${chunks.length} chunk(s), ${MiB} MiB) from remote '${rec.remote}', where a partial fetch had left them`,
+      );
+      return got.objects;
     } finally {
       await t.close();
     }

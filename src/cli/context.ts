@@ -1,6 +1,7 @@
 // What every command handler gets: the parsed global options and a way to open the store once.
 import type { ArgumentsCamelCase, Argv, InferredOptionTypes } from 'yargs';
 import type { Store } from '../api/store.js';
+import { escaped } from './terminal-text.js';
 
 /** The options every command takes; main.ts registers them before any command. */
 export const GLOBAL_OPTIONS = {
@@ -51,6 +52,8 @@ export function loadStoreApi(): Promise<typeof import('../api/store.js')> {
 export async function withStore<T>(args: { store?: string }, fn: (store: Store) => Promise<T>): Promise<T> {
   const { openStore } = await loadStoreApi();
   const store = await openStore(args.store);
+  // Lines about work done beyond the command's own (a fetch on demand): escaped, they come from the store's data.
+  store.objects.notify = (m) => process.stderr.write(`ckvc: note: ${escaped(m)}\n`);
   try {
     return await fn(store);
   } finally {

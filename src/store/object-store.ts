@@ -33,6 +33,11 @@ export class ObjectStore {
   readonly shallow: ShallowGrafts;
   readonly aliases: AliasDefinitions;
   readonly configLabels: ConfigLabels;
+  /**
+   * Tells the user of work a command did beyond what was asked (data a partial fetch left out, fetched on demand).
+   * The CLI prints these lines; other callers may listen or not.
+   */
+  notify?: (message: string) => void;
   private readonly baseLocations: BaseLocations;
   /** The last commit's tensor chunks (through this handle), for the next one's delta bases (recent-chunks.ts). */
   private readonly recentChunks = new RecentChunks();

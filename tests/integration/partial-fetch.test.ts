@@ -135,7 +135,10 @@ function remoteEntry(s: TestStore): { url: string; filter?: string[] } {
 }
 
 function catBytes(s: TestStore, args: string[], env?: Env): Buffer {
-  const r = spawnSync(process.execPath, [BIN, 'cat', ...args, '--store', s.store], { env: cliEnv(env) });
+  const r = spawnSync(process.execPath, [BIN, 'cat', ...args, '--store', s.store], {
+    env: cliEnv(env),
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (r.status !== 0) throw new Error(`ckvc cat ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
 }
@@ -329,6 +332,12 @@ describe('a folder remote that moved', () => {
     expect(promised(client)).toHaveLength(2);
     const got = catBytes(client, ['origin/main:model.safetensors', '--tensor', 'optimizer.m']);
     expect(got.equals(want)).toBe(true);
+    // Any command that fetches on demand says so (diff did it without a word).
+    const d = client.run(['diff', 'origin/main~1', 'origin/main']);
+    expect(d.code).toBe(0);
+    expect(d.stderr).toMatch(
+      /ckvc: note: diff: fetched \d+ tensor\(s\) of commit [0-9a-f]{12} .* from remote 'origin'/,
+    );
     expect(errorCodes(client.run(['remote', 'set', 'nope', moved]).stderr)).toEqual(['CKVC_UNKNOWN_REMOTE']);
     expect(errorCodes(client.run(['remote', 'set', 'origin', '--single-writer']).stderr)).toEqual([
       'CKVC_BAD_ARGUMENT',
