@@ -37,6 +37,8 @@ export class S3Transport implements Transport {
   private catalogue?: Promise<Catalogue>;
   private scratch?: Promise<{ service: StoreService; dir: string }>;
   private readonly downloaded = new Set<string>();
+  /** Bytes of the packs downloaded whole (what the fetch pays for, more than it keeps when filtered). */
+  private packBytes = 0;
   private conditional?: boolean;
 
   private constructor(
@@ -124,8 +126,13 @@ export class S3Transport implements Transport {
       // kept), and the pack must hold exactly what its listing names (the listing is what fetches plan with).
       await service.receiveObjects(got.body, where, { bytes: got.size, ids: c.idsOf.get(p)! });
       this.downloaded.add(p);
+      this.packBytes += got.size;
     }
     return service;
+  }
+
+  bytesDownloaded(): number {
+    return this.packBytes;
   }
 
   async fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T> {

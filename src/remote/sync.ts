@@ -218,6 +218,8 @@ export interface FetchResult {
   partial: number;
   /** Commits whose data a fetch without filter completed, their promises dropped. */
   completed: number;
+  /** Bytes the transport downloaded, when more than it handed on (whole S3 packs). */
+  bytesDownloaded?: number;
 }
 
 /** A received label left unapplied, said as fetch says a kept tag (BUNDLE.md §4). */
@@ -345,5 +347,14 @@ export async function fetchRemote(
   });
   await store.refs.updateMany(moves, { who: `fetch ${remote}`, message: `fetch from ${t.url}` });
   const completed = opts.filter ? 0 : await settlePromises(store, promises.keys());
-  return { refs: out, objectsReceived: received, bytesReceived, warnings, partial, completed };
+  const downloaded = t.bytesDownloaded?.();
+  return {
+    refs: out,
+    objectsReceived: received,
+    bytesReceived,
+    warnings,
+    partial,
+    completed,
+    ...(downloaded !== undefined && downloaded > bytesReceived ? { bytesDownloaded: downloaded } : {}),
+  };
 }

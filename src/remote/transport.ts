@@ -46,5 +46,10 @@ export interface Transport {
     ids: ObjectId[],
   ): Promise<{ objects: number; newObjects: number }>;
   updateRefs(changes: RefChange[], force: boolean): Promise<RefUpdate[]>;
+  /**
+   * Bytes this transport took from the network beyond what it handed on, when it cannot cut what it downloads
+   * (S3 sends packs whole): the user pays for these too.
+   */
+  bytesDownloaded?(): number;
   close(): Promise<void>;
 }

@@ -205,7 +205,7 @@ describe('push, fetch and pull through s3rver (--single-writer)', () => {
     B.ok(['fetch', 's3', '--filter', 'tensors:*.head'], { env });
     B.ok(['branch', 'main', 's3/main']);
     B.ok(['prune', '-b', 'main', '--keep-last', '1']);
-    const r = B.run(['fetch', 's3'], { env });
+    const r = B.run(['fetch', 's3', '--no-filter'], { env });
     expect(r.code, describeRun(r)).toBe(0);
     expect(diffSnapshots(tip.files, checkedOut(B, 'main'))).toEqual([]);
     B.ok(['verify', '--read-data']);

@@ -244,7 +244,10 @@ function fetchCommand(y: CliParser): void {
           out(
             `${escaped(u.name.replace(/^refs\/remotes\//, ''))}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`,
           );
-      info(`fetched from ${escaped(r.remote)}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received`);
+      const whole = r.bytesDownloaded ? ` (${bytes(r.bytesDownloaded)} downloaded: packs come whole from S3)` : '';
+      info(
+        `fetched from ${escaped(r.remote)}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received${whole}`,
+      );
       if (r.partial)
         info(
           `${r.partial} commit(s) fetched partially: other tensors' data stays on ${escaped(r.remote)} until needed`,
