@@ -33,7 +33,7 @@ export interface CheckoutResult {
   commit: ObjectId;
   to: string;
   /** With `tensors`: `source` is the commit's file the tensors came from, `tensors` how many it holds. */
-  written: { path: string; bytes: number; source?: string; tensors?: number }[];
+  written: { path: string; bytes: number; source?: string; tensors?: number; replaced?: true }[];
   unchanged: string[];
   bytes: number;
   /** With `tensors`: every safetensors file of the selection, written now or found identical. */

@@ -30,7 +30,7 @@ export async function refusePruned(store: ObjectStore, id: ObjectId, files: Tree
     const what = fileReleased(rec, f.path) ? `the whole file${tensors ? `, ${tensors}` : ''}` : tensors;
     throw new CkvcError(
       'CKVC_PRUNED',
-      `${f.path} of commit ${id.slice(0, 12)} cannot be checked out: ${which} of this commit was released by 'ckvc prune' on ${when} (${what}); its config, metrics and file list remain ('ckvc show ${id.slice(0, 12)}'); use --path to take other files`,
+      `${f.path} of commit ${id.slice(0, 12)} cannot be checked out: 'ckvc prune' released ${which} of this commit on ${when} (${what}); its config, metrics and file list remain ('ckvc show ${id.slice(0, 12)}'); use --path to take other files`,
       { commit: id, path: f.path, prunedAt: rec.time, tensors: released },
     );
   }

@@ -87,7 +87,7 @@ async function refusePrunedTensors(store: ObjectStore, chosen: Chosen[], { id, s
     const { when, which } = prunedWording(rec);
     const message =
       `${released.length} selected tensor(s) of ${file.path} in commit ${short} cannot be checked out, ` +
-      `e.g. '${released[0]}': ${which} of this commit was released by 'ckvc prune' on ${when}; ` +
+      `e.g. '${released[0]}': 'ckvc prune' released ${which} of this commit on ${when}; ` +
       `leave them out (e.g. --tensor '!${released[0]}') or check out another commit`;
     throw new CkvcError('CKVC_PRUNED', message, { commit: id, path: file.path, prunedAt: rec.time, tensors: released });
   }
@@ -218,7 +218,13 @@ async function writeTensorFiles(
     for (const w of plan.write) {
       const source = sourceOf.get(w.spec)!;
       await writeTensorFile(store, w.spec, w.target, `${short}:${source} (--tensor)`, chunks);
-      written.push({ path: w.spec.path, bytes: w.spec.size, source, tensors: w.spec.tensors.length });
+      written.push({
+        path: w.spec.path,
+        bytes: w.spec.size,
+        source,
+        tensors: w.spec.tensors.length,
+        ...(w.replaced ? { replaced: true } : {}),
+      });
       opts.progress?.({ path: w.spec.path, bytes: w.spec.size });
     }
   } finally {

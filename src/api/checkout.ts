@@ -54,7 +54,7 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
   try {
     for (const w of plan.write) {
       await writeRecipe(store, w.recipe, w.target, w.file.path, chunks);
-      written.push({ path: w.file.path, bytes: w.recipe.size });
+      written.push({ path: w.file.path, bytes: w.recipe.size, ...(w.replaced ? { replaced: true } : {}) });
       opts.progress?.({ path: w.file.path, bytes: w.recipe.size });
     }
   } catch (e) {

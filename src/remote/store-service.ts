@@ -214,9 +214,13 @@ function movedOnRemote(ref: string, expected: ObjectId | null, actual: ObjectId 
 function refusal(refused: CkvcError[], total: number): CkvcError {
   const first = refused[0]!;
   // ckvc has no merge: a diverged branch is kept under another name or replaced, never combined.
-  const advice = refused.some((e) => e.code === 'CKVC_NON_FAST_FORWARD')
-    ? "'ckvc fetch' brings the remote's commits to compare; push yours to another branch name, or push --force to replace it"
-    : 'fetch and push again';
+  const nonFf = refused.filter((e) => e.code === 'CKVC_NON_FAST_FORWARD');
+  const tagsOnly = nonFf.length > 0 && nonFf.every((e) => String(e.data.ref).startsWith('refs/tags/'));
+  const advice = tagsOnly
+    ? "a tag names one commit for good: tag yours under another name ('ckvc tag NEW REV') and push that, or push --force to move the remote's"
+    : nonFf.length
+      ? "'ckvc fetch' brings the remote's commits to compare; push yours to another branch name, or push --force to replace it"
+      : 'fetch and push again';
   const others = total - refused.length;
   return new CkvcError(
     first.code,

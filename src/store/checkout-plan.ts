@@ -48,7 +48,8 @@ export async function hashFile(p: string): Promise<string> {
 }
 
 export interface CheckoutPlan {
-  write: { file: TreeFile; target: Target; recipe: FileRecipe }[];
+  /** `replaced`: a different file was there, which --force lets this one replace. */
+  write: { file: TreeFile; target: Target; recipe: FileRecipe; replaced?: true }[];
   unchanged: TreeFile[];
 }
 
@@ -75,7 +76,12 @@ export async function planCheckout(
     async (it, target, size) => size === it.recipe.size && (await holds(target, it.recipe.b3)),
   );
   return {
-    write: plan.write.map(({ item, target }) => ({ file: item.file, target, recipe: item.recipe })),
+    write: plan.write.map(({ item, target, replaced }) => ({
+      file: item.file,
+      target,
+      recipe: item.recipe,
+      ...(replaced ? { replaced } : {}),
+    })),
     unchanged: plan.unchanged.map((it) => it.file),
   };
 }
@@ -100,7 +106,7 @@ export interface TensorFileSpec {
 }
 
 export interface TensorFilePlan {
-  write: { spec: TensorFileSpec; target: Target }[];
+  write: { spec: TensorFileSpec; target: Target; replaced?: true }[];
   unchanged: TensorFileSpec[];
 }
 
@@ -113,7 +119,10 @@ export async function planTensorFiles(specs: TensorFileSpec[], toDir: string, fo
     (s) => s.path,
     async (s, target, size) => size === s.size && (await holdsTensorFile(target, s)),
   );
-  return { write: plan.write.map(({ item, target }) => ({ spec: item, target })), unchanged: plan.unchanged };
+  return {
+    write: plan.write.map(({ item, target, replaced }) => ({ spec: item, target, ...(replaced ? { replaced } : {}) })),
+    unchanged: plan.unchanged,
+  };
 }
 
 /**

@@ -89,6 +89,12 @@ function describe(c: Conflict): string {
   }
 }
 
+/** Up to 5 paths, quoted as a list ("a, b and 2 more"). */
+function someOf(list: Conflict[]): string {
+  const shown = list.slice(0, 5).map((c) => c.path);
+  return list.length > 5 ? `${shown.join(', ')} and ${list.length - 5} more` : shown.join(', ');
+}
+
 function conflictError(root: string, conflicts: Conflict[]): CkvcError {
   const differs = conflicts.filter((c) => c.kind === 'differs');
   const blocking = conflicts.filter((c) => c.kind !== 'differs');
@@ -96,14 +102,14 @@ function conflictError(root: string, conflicts: Conflict[]): CkvcError {
   if (blocking.length === 0) {
     return new CkvcError(
       'CKVC_WOULD_OVERWRITE',
-      `checkout would overwrite ${differs.length} existing file(s) that differ, e.g. ${differs[0]!.path}; nothing was written: pass --force to replace them, or choose another --to`,
+      `checkout would overwrite ${differs.length} existing file(s) that differ (${someOf(differs)}); nothing was written: pass --force to replace them, or choose another --to`,
       data,
     );
   }
   const more =
     blocking.length > 1 ? `; ${blocking.length - 1} more path(s) are in the way like this (--json lists them)` : '';
   const alsoDiffer = differs.length
-    ? `; ${differs.length} existing file(s) also differ, e.g. ${differs[0]!.path} (--force would replace those)`
+    ? `; ${differs.length} existing file(s) also differ (${someOf(differs)}; --force would replace those)`
     : '';
   return new CkvcError(
     'CKVC_WOULD_OVERWRITE',
@@ -125,9 +131,9 @@ export async function planTargets<T>(
   force: boolean,
   relOf: (item: T) => string,
   same: (item: T, target: string, size: number) => Promise<boolean>,
-): Promise<{ write: { item: T; target: Target }[]; unchanged: T[] }> {
+): Promise<{ write: { item: T; target: Target; replaced?: true }[]; unchanged: T[] }> {
   const root = await checkoutRoot(toDir);
-  const plan: { write: { item: T; target: Target }[]; unchanged: T[] } = { write: [], unchanged: [] };
+  const plan: { write: { item: T; target: Target; replaced?: true }[]; unchanged: T[] } = { write: [], unchanged: [] };
   const conflicts = new Map<string, Conflict>();
   const seen = new Map<string, Promise<Stats | undefined>>();
   const look = (p: string) => {
@@ -167,7 +173,7 @@ export async function planTargets<T>(
     else if (st.isDirectory()) await conflict(target.path, 'folder');
     else if (!st.isFile()) await conflict(target.path, 'special');
     else if (await same(item, target.path, st.size)) plan.unchanged.push(item);
-    else if (force) plan.write.push({ item, target });
+    else if (force) plan.write.push({ item, target, replaced: true });
     else await conflict(target.path, 'differs');
   }
   if (conflicts.size)

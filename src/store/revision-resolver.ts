@@ -104,6 +104,10 @@ async function resolveBase(store: ObjectStore, base: string, rev: string): Promi
 
 /** Names of refs close to a mistyped one, as " (did you mean 'run1'?)". */
 async function closeNames(store: ObjectStore, base: string): Promise<string> {
+  // REMOTE/TAG: fetched tags keep their own names (PROTOCOL.md §4), unlike branches.
+  const slash = base.indexOf('/');
+  if (slash > 0 && (await store.refs.read(REF_PREFIX.tag + base.slice(slash + 1)).catch(() => undefined)))
+    return ` (tags fetched from a remote keep their own names: '${base.slice(slash + 1)}')`;
   const names: string[] = [];
   for (const kind of ['branch', 'tag', 'alias', 'remote'] as const)
     for (const r of await store.refs.list(kind, { skipCorrupt: true }).catch(() => [])) names.push(r.name);

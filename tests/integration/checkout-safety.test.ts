@@ -123,13 +123,20 @@ describe('checkout never writes through a symlink in the target folder', () => {
     fs.symlinkSync(tempDir('ckvc-safety-elsewhere-'), path.join(out, 'sub'));
     const r = refusedCheckout([id, '--to', out], [out]);
     expect(r.stderr).toMatch(
-      /sub is a symbolic link .*; 1 existing file\(s\) also differ, e.g. .*a\.txt \(--force would replace those\)/,
+      /sub is a symbolic link .*; 1 existing file\(s\) also differ \(.*a\.txt; --force would replace those\)/,
     );
     const differsOnly = tempDir('ckvc-safety-out-');
     fs.writeFileSync(path.join(differsOnly, 'a.txt'), 'edited\n');
     expect(refusedCheckout([id, '--to', differsOnly], [differsOnly]).stderr).toMatch(
-      /would overwrite 1 existing file\(s\) that differ, e\.g\. .*a\.txt; nothing was written: pass --force/,
+      /would overwrite 1 existing file\(s\) that differ \(.*a\.txt\); nothing was written: pass --force/,
     );
+    // --force says which files it replaced.
+    const forced = s.run(['checkout', id, '--to', differsOnly, '--force']);
+    expect(forced.code, describeRun(forced)).toBe(0);
+    expect(forced.stdout).toContain('a.txt  (replaced a different file)');
+    expect(forced.stderr).toContain('1 replaced a different file there');
+    const again = JSON.parse(s.run(['checkout', id, '--to', differsOnly, '--json']).stdout);
+    expect(again.written.some((w: { replaced?: boolean }) => w.replaced)).toBe(false);
   });
 
   it('checkout --tensor writes through the same checks', () => {

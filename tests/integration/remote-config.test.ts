@@ -90,3 +90,30 @@ describe('branch -r / -a', () => {
     expect(bad.code, describeRun(bad)).toBe(2);
   });
 });
+
+describe('tags between stores (first-time-user findings)', () => {
+  it('a refused tag push advises a new tag name, not a branch; REMOTE/TAG points at the tag fetched under its own name', async () => {
+    const P = newStore('ckvc-rc-tag-');
+    const dir = tempDir('ckvc-rc-tag-data-');
+    fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.alloc(2048, 1));
+    const one = (await P.jsonAsync<{ id: string }>(['commit', dir, '-m', 'one'])).id;
+    fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.alloc(2048, 2));
+    const two = (await P.jsonAsync<{ id: string }>(['commit', dir, '-m', 'two'])).id;
+    await P.jsonAsync(['remote', 'add', 'origin', url]);
+    await P.jsonAsync(['tag', 'rc-v1', one]);
+    await P.jsonAsync(['push', 'origin', 'rc-v1'], { env: { CKVC_TOKEN: TOKEN } });
+    await P.jsonAsync(['tag', '-d', 'rc-v1']);
+    await P.jsonAsync(['tag', 'rc-v1', two]);
+    const r = await P.runAsync(['push', 'origin', 'rc-v1'], { env: { CKVC_TOKEN: TOKEN } });
+    expect(r.code, describeRun(r)).toBe(13);
+    expect(r.stderr).toContain('a tag names one commit for good');
+    expect(r.stderr).not.toContain('another branch name');
+
+    const C = newStore('ckvc-rc-tag-c-');
+    await C.jsonAsync(['remote', 'add', 'origin', url]);
+    await C.jsonAsync(['fetch', 'origin']);
+    const l = await C.runAsync(['log', 'origin/rc-v1']);
+    expect(l.code, describeRun(l)).toBe(14);
+    expect(l.stderr).toContain("tags fetched from a remote keep their own names: 'rc-v1'");
+  });
+});

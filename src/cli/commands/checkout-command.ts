@@ -88,9 +88,10 @@ export function checkoutCommand(y: CliParser): void {
         );
         return;
       }
-      for (const w of r.written) out(escaped(w.path));
+      for (const w of r.written) out(`${escaped(w.path)}${w.replaced ? '  (replaced a different file)' : ''}`);
+      const replaced = r.written.filter((w) => w.replaced).length;
       info(
-        `checked out ${short(r.commit)} to ${escaped(r.to)}: ${r.written.length} file(s) written (${bytes(r.bytes)}), ${r.unchanged.length} already identical`,
+        `checked out ${short(r.commit)} to ${escaped(r.to)}: ${r.written.length} file(s) written (${bytes(r.bytes)}${replaced ? `; ${replaced} replaced a different file there` : ''}), ${r.unchanged.length} already identical`,
       );
       const o = r.otherFiles;
       if (o)
