@@ -11,21 +11,8 @@ import { localHolds } from './thin-bases.js';
 import type { Transport } from './transport.js';
 import type { Readable } from 'node:stream';
 
-/** Objects per `objects` request at most: a bounded body, and an interrupted fetch re-asks for at most one batch. */
+/** Objects per `objects` request: a bounded body, and an interrupted fetch re-asks for at most one batch. */
 export const RECEIVE_BATCH_OBJECTS = 20_000;
-/**
- * The bytes a batch aims at, so that an interrupted fetch of large checkpoints keeps all but about this much (the
- * plan gives no sizes: the batches after the first are sized by the bytes per object seen so far).
- */
-const BATCH_TARGET_BYTES = 64 * 1024 * 1024;
-const FIRST_BATCH_OBJECTS = 16;
-
-/** The next batch's object count: sized to the target by the average so far, growing at most 4-fold a batch. */
-export function nextBatchObjects(last: number, objects: number, bytes: number): number {
-  const grown = Math.min(last * 4, RECEIVE_BATCH_OBJECTS);
-  if (objects === 0 || bytes === 0) return grown;
-  return Math.max(1, Math.min(grown, Math.floor(BATCH_TARGET_BYTES / (bytes / objects))));
-}
 
 export interface Received {
   objects: number;
@@ -40,10 +27,8 @@ export async function receiveObjects(
   progress?: (received: number, bytes: number) => void,
 ): Promise<Received> {
   const out: Received = { objects: 0, bytes: 0, labelsKept: [] };
-  let size = FIRST_BATCH_OBJECTS;
-  for (let i = 0; i < need.length; ) {
-    const ids = need.slice(i, i + size);
-    i += ids.length;
+  for (let i = 0; i < need.length; i += RECEIVE_BATCH_OBJECTS) {
+    const ids = need.slice(i, i + RECEIVE_BATCH_OBJECTS);
     const holds = await localHolds(store, t, ids);
     const receive = async (source: Readable) => {
       const rb = await receiveBundle(source, store.layout.tmpDir, `objects from ${t.url}`, undefined, { store });
@@ -83,7 +68,6 @@ export async function receiveObjects(
     out.bytes += r.bytes;
     out.labelsKept.push(...r.labelsKept);
     progress?.(out.objects, out.bytes);
-    size = nextBatchObjects(ids.length, out.objects, out.bytes);
   }
   return out;
 }

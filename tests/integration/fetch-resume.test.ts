@@ -1,5 +1,5 @@
-// Transfers killed between two of their batches (PROTOCOL.md §4: a fetch asks for about 64 MiB of objects per request,
-// at most 20,000, a push sends bundles of at most 64 MiB, each batch verified and promoted on its own). Commits travel after all
+// Transfers killed between two of their batches (PROTOCOL.md §4: a fetch receives 20,000 objects per request, a
+// push sends bundles of at most 64 MiB, each batch verified and promoted on its own). Commits travel after all
 // they reach, so what landed is whole; and a fetch run again asks for a tip it holds without all its data (as an
 // older ckvc could leave it). Either way the second run completes, byte for byte.
 import * as fs from 'node:fs';
