@@ -315,7 +315,8 @@ def checkout(
         store, cwd: as for :func:`commit`.
 
     Returns:
-        The CLI's JSON: ``{"commit": ID, "to": absolute folder, "written": [{"path", "bytes"}...],
+        The CLI's JSON: ``{"commit": ID, "to": absolute folder, "written": [{"path", "bytes"}...] (with
+        ``"replaced": True`` where ``force`` replaced a different file),
         "unchanged": [path...], "bytes": bytes written}``, plus ``configMismatch`` when allowed through.
     """
     args = ["checkout", _rev(rev), _opt("to", os.fspath(to))]

@@ -71,7 +71,7 @@ describe('helper-server checkout request', () => {
     expect(refused.error?.code).toBe('CKVC_WOULD_OVERWRITE');
     expect(refused.error?.data?.paths).toEqual([file]);
     const forced = await server.checkout(5, { rev: 'run', to, store: s.store, force: true });
-    expect(forced.result?.written).toEqual([{ path: 'w.bin', bytes: 8 }]);
+    expect(forced.result?.written).toEqual([{ path: 'w.bin', bytes: 8, replaced: true }]);
     expect(fs.readFileSync(file, 'utf8')).toBe('12345678');
   });
 
