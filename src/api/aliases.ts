@@ -3,6 +3,7 @@
 import { CkvcError, isCkvcError } from '../core/errors.js';
 import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
+import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import { assertRefName } from '../core/ref-name.js';
 import type { AliasDefinition } from '../store/alias-definitions.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -125,10 +126,22 @@ export async function listAliases(store: ObjectStore): Promise<(AliasInfo | Rece
   }
   for (const ref of await store.refs.list('alias', { skipCorrupt: true })) {
     if (defined.has(ref.name)) continue;
-    const c = await store.readCommit(ref.id);
-    out.push({ name: ref.name, id: ref.id, received: true, step: c.step, message: c.message });
+    // Received: it may name an annotated tag (peeled, as a revision is), or what this store does not hold.
+    const c = await peeledCommit(store, ref.id).catch(() => undefined);
+    out.push({ name: ref.name, id: ref.id, received: true, ...(c ? { step: c.step, message: c.message } : {}) });
   }
   return out;
+}
+
+/** The commit `id` names, through annotated tags (at most 8 deep, as revisions peel). */
+async function peeledCommit(store: ObjectStore, id: ObjectId): Promise<CommitObject | undefined> {
+  for (let depth = 0; depth < 8; depth++) {
+    const type = await store.typeOf(id);
+    if (type === 'commit') return store.readCommit(id);
+    if (type !== 'tag') return undefined;
+    id = (await store.readTag(id)).target;
+  }
+  return undefined;
 }
 
 export async function deleteAlias(store: ObjectStore, name: string): Promise<{ name: string; id?: ObjectId }> {

@@ -22,12 +22,25 @@ export async function* branchCommits(
   yield* commitsMadeOn(store, branch, await branchTip(store, branch), read);
 }
 
+/**
+ * A branch to walk: a local one, else a remote-tracking branch REMOTE/NAME (refs/remotes), whose commits were
+ * made on NAME at the remote. Its tip and the branch names its own commits carry.
+ */
+export async function branchSource(store: ObjectStore, branch: string): Promise<{ tip: ObjectId; names: string[] }> {
+  const local = await store.refs.read(REF_PREFIX.branch + branch);
+  if (local) return { tip: local, names: branchNamesOfCommits(branch) };
+  const slash = branch.indexOf('/');
+  const tracking = slash > 0 ? await store.refs.read(REF_PREFIX.remote + branch).catch(() => undefined) : undefined;
+  if (tracking) return { tip: tracking, names: [branch, ...branchNamesOfCommits(branch.slice(slash + 1))] };
+  return { tip: await branchTip(store, branch), names: [] };
+}
+
 export async function branchTip(store: ObjectStore, branch: string): Promise<ObjectId> {
   const id = await store.refs.read(REF_PREFIX.branch + branch);
   if (!id)
     throw new CkvcError(
       'CKVC_UNKNOWN_REVISION',
-      `no branch named '${branch}' (or it has no commits); 'ckvc branch' lists branches`,
+      `no branch named '${branch}' (or it has no commits); 'ckvc branch -a' lists branches, remote-tracking ones (REMOTE/NAME) too`,
       { branch },
     );
   return id;
@@ -40,7 +53,16 @@ export async function* commitsMadeOn(
   tip: ObjectId,
   read: CommitRead = (id) => store.readCommit(id),
 ): AsyncGenerator<{ id: ObjectId; commit: CommitObject }> {
-  const names = branchNamesOfCommits(branch);
+  yield* commitsMadeUnder(store, branchNamesOfCommits(branch), tip, read);
+}
+
+/** The first-parent chain from `tip` while its commits were made under one of `names` (or carry no branch). */
+export async function* commitsMadeUnder(
+  store: ObjectStore,
+  names: string[],
+  tip: ObjectId,
+  read: CommitRead = (id) => store.readCommit(id),
+): AsyncGenerator<{ id: ObjectId; commit: CommitObject }> {
   let id: ObjectId | undefined = tip;
   while (id) {
     const commit = await read(id);

@@ -16,7 +16,7 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
-import { branchTip, commitsMadeOn } from './branch-commits.js';
+import { branchSource, branchTip, commitsMadeOn, commitsMadeUnder } from './branch-commits.js';
 
 type Walked = { id: ObjectId; commit: CommitObject }[];
 
@@ -74,6 +74,14 @@ export async function bestByMetric(
   metric: string,
   mode: MetricMode,
 ): Promise<{ id: ObjectId; commit: CommitObject; value: number; candidates: number } | undefined> {
+  // A remote-tracking branch (REMOTE/NAME) has no entries of its own: its commits are walked.
+  if (!(await store.refs.read(REF_PREFIX.branch + branch))) {
+    const src = await branchSource(store, branch);
+    const walked: Walked = [];
+    for await (const c of commitsMadeUnder(store, src.names, src.tip)) walked.push(c);
+    const pick = pickExtreme(foldMetric(undefined, walked, metric), mode);
+    return pick && { ...pick, commit: walked.find((c) => c.id === pick.id)!.commit };
+  }
   const tip = await branchTip(store, branch);
   const [tipBytes, metricBytes] = await store.index.session(
     async (s) => [await s.summaryTip(branch), (await s.summaryMetrics(branch, [metric]))[0]] as const,

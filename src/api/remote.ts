@@ -226,6 +226,8 @@ export interface FetchOptions extends RemoteAuth {
   filter?: string[] | false;
   /** Keep `filter` as the remote's (default); `checkout REMOTE/BRANCH --tensor` fetches with its globs once. */
   keepFilter?: boolean;
+  /** Drop remote-tracking branches whose branch the remote no longer has. */
+  prune?: boolean;
 }
 
 export async function fetchFromRemote(
@@ -236,9 +238,13 @@ export async function fetchFromRemote(
   const { remote, t } = await openTransport(store, opts.remote, opts);
   try {
     // A store kept partial stays so: git keeps a partial clone's filter the same way (remote.NAME.partialclonefilter).
-    const kept = remote.filter && checkFilter(remote.filter, `the filter kept for remote '${opts.remote}'`);
+    // Checked only when used: --no-filter drops even a kept filter that no longer passes.
+    const kept =
+      opts.filter === false || given || !remote.filter
+        ? remote.filter
+        : checkFilter(remote.filter, `the filter kept for remote '${opts.remote}'`);
     const filter = opts.filter === false ? undefined : (given ?? kept);
-    const fetched = await fetchRemote(store, t, opts.remote, opts.progress, { filter });
+    const fetched = await fetchRemote(store, t, opts.remote, opts.progress, { filter, prune: opts.prune });
     const keep = opts.keepFilter === false ? kept : opts.filter === false ? undefined : filter;
     if (JSON.stringify(keep) !== JSON.stringify(kept)) await remotes(store).remember(opts.remote, { filter: keep });
     return { ...fetched, remote: opts.remote, ...(keep ? { filterRemembered: keep } : {}) };

@@ -255,8 +255,9 @@ export async function importBundle(
         const isTag = u.name.startsWith('refs/tags/');
         const parents = (id: ObjectId) => o.parentsOf(id);
         const ff = !isTag && (await isAncestor(parents, u.old, u.new));
-        // An older bundle pulled again: the ref already holds what it brings, and more.
-        if (!ff && !isTag && !opts.force && (await isAncestor(parents, u.new, u.old))) {
+        // An older bundle pulled again: the ref already holds what it brings, and more (--force too: it is for
+        // refs that diverged, and would rewind this one and every other the bundle carries).
+        if (!ff && !isTag && (await isAncestor(parents, u.new, u.old))) {
           u.skipped = 'behind';
           continue;
         }

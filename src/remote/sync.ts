@@ -220,6 +220,8 @@ export interface FetchResult {
   completed: number;
   /** Bytes the transport downloaded, when more than it handed on (whole S3 packs). */
   bytesDownloaded?: number;
+  /** With --prune: the remote-tracking branches dropped, their branch gone from the remote. */
+  pruned?: { name: string; old: ObjectId }[];
 }
 
 /** A received label left unapplied, said as fetch says a kept tag (BUNDLE.md §4). */
@@ -259,7 +261,8 @@ export async function fetchRemote(
   t: Transport,
   remote: string,
   progress?: Progress,
-  opts: { filter?: string[] } = {},
+  /** prune: drop the remote-tracking branches of `remote` whose branch the remote no longer has (git fetch --prune). */
+  opts: { filter?: string[]; prune?: boolean } = {},
 ): Promise<FetchResult> {
   const warnings: FetchWarning[] = [];
   // A ref names a commit or an annotated tag: one naming anything else (held already, or once received) is left
@@ -277,7 +280,8 @@ export async function fetchRemote(
       return false;
     });
   };
-  let wanted = await usableRefs(store, t, remote, await t.refs(), warnings);
+  const theirs = await t.refs();
+  let wanted = await usableRefs(store, t, remote, theirs, warnings);
   wanted = await tipsOnly(wanted);
   const wants: ObjectId[] = [];
   // A tip held with its history cut short (a shallow store) is asked for again: the remote sends what is below.
@@ -345,6 +349,19 @@ export async function fetchRemote(
       out.push({ name: local, old: cur, new: id, forced: false });
     }
   });
+  // Gone from the remote, by its own listing (a branch it lists but this fetch left out stays). The reflog of
+  // each keeps its commits for the reflog's expiry, as a deleted branch's does.
+  const pruned: { name: string; old: ObjectId }[] = [];
+  if (opts.prune) {
+    const prefix = `${remote}/`;
+    for (const r of await store.refs.list('remote', { skipCorrupt: true })) {
+      if (!r.name.startsWith(prefix) || Object.hasOwn(theirs, REF_PREFIX.branch + r.name.slice(prefix.length)))
+        continue;
+      const local = REF_PREFIX.remote + r.name;
+      moves.push({ name: local, next: null, expect: r.id, message: `fetch --prune: gone from ${t.url}` });
+      pruned.push({ name: local, old: r.id });
+    }
+  }
   await store.refs.updateMany(moves, { who: `fetch ${remote}`, message: `fetch from ${t.url}` });
   const completed = opts.filter ? 0 : await settlePromises(store, promises.keys());
   const downloaded = t.bytesDownloaded?.();
@@ -356,5 +373,6 @@ export async function fetchRemote(
     partial,
     completed,
     ...(downloaded !== undefined && downloaded > bytesReceived ? { bytesDownloaded: downloaded } : {}),
+    ...(opts.prune ? { pruned } : {}),
   };
 }

@@ -4,14 +4,20 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { ioError } from './durable-fs.js';
 
-export async function listFilesBelow(root: string): Promise<string[]> {
+export async function listFilesBelow(
+  root: string,
+  /** Throw (ENOENT / ENOTDIR, as node gives it) when a folder below the root goes away while listed. */
+  opts: { strict?: boolean } = {},
+): Promise<string[]> {
   const out: string[] = [];
   const walk = async (dir: string, prefix: string): Promise<void> => {
     let entries: import('node:fs').Dirent[];
     try {
       entries = await fs.readdir(dir, { withFileTypes: true });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (opts.strict && dir !== root && (code === 'ENOENT' || code === 'ENOTDIR')) throw e;
+      if (code === 'ENOENT') return;
       throw ioError(e, 'list', dir);
     }
     for (const e of entries) {

@@ -65,7 +65,9 @@ async function entries(dir: string): Promise<import('node:fs').Dirent[]> {
   try {
     return await fs.readdir(dir, { withFileTypes: true });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    // Gone, or a file now (a reflog folder moved aside and a log made at its name, FORMAT.md §6.3): nothing here.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
     throw ioError(e, 'list', dir);
   }
 }

@@ -15,17 +15,26 @@ import type { PruneRecord } from './prune-records.js';
 /** A reflog line of the log `full` (a ref's full name) that gc is to ignore: one expiry drops (§15). */
 export type SkipReflogLine = (full: string, line: string) => boolean;
 
-/** The lines of every reflog, by the ref's full name (the log's path below logs/). */
+/**
+ * The lines of every reflog, by the ref's full name (the log's path below logs/). A log or folder that goes away
+ * while read was moved aside by a new ref (reflog-paths.ts) or removed by an expiry: the whole scan starts again,
+ * so that no log is read at neither of its places (gc would free what it names).
+ */
 export async function readReflogs(store: ObjectStore): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  for (const rel of await listFilesBelow(store.layout.logsDir)) {
-    const p = path.join(store.layout.logsDir, ...rel.split('/'));
-    const text = await fs.readFile(p, 'utf8').catch((err) => {
-      throw ioError(err, 'read', p);
-    });
-    out.set(rel, text.split('\n'));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const out = new Map<string, string[]>();
+      for (const rel of await listFilesBelow(store.layout.logsDir, { strict: true })) {
+        const p = path.join(store.layout.logsDir, ...rel.split('/'));
+        out.set(rel, (await fs.readFile(p, 'utf8')).split('\n'));
+      }
+      return out;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (attempt < 20 && (code === 'ENOENT' || code === 'ENOTDIR')) continue;
+      throw ioError(e, 'read the reflogs in', store.layout.logsDir);
+    }
   }
-  return out;
 }
 
 /** The IDs a reflog line names, old and new ("none", all zeros, left out). */

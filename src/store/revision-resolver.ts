@@ -106,7 +106,15 @@ async function resolveBase(store: ObjectStore, base: string, rev: string): Promi
 async function closeNames(store: ObjectStore, base: string): Promise<string> {
   // REMOTE/TAG: fetched tags keep their own names (PROTOCOL.md §4), unlike branches.
   const slash = base.indexOf('/');
-  if (slash > 0 && (await store.refs.read(REF_PREFIX.tag + base.slice(slash + 1)).catch(() => undefined)))
+  const fromRemote = async (remote: string) =>
+    (await store.refs.list('remote', { skipCorrupt: true }).catch(() => [])).some((r) =>
+      r.name.startsWith(`${remote}/`),
+    );
+  if (
+    slash > 0 &&
+    (await store.refs.read(REF_PREFIX.tag + base.slice(slash + 1)).catch(() => undefined)) &&
+    (await fromRemote(base.slice(0, slash)))
+  )
     return ` (tags fetched from a remote keep their own names: '${base.slice(slash + 1)}')`;
   const names: string[] = [];
   for (const kind of ['branch', 'tag', 'alias', 'remote'] as const)

@@ -448,7 +448,11 @@ describe('bundle round trip', () => {
     expect(R.ref('refs/heads/bundle/main')).toBe(C[3]!.id);
     const text = await R.runAsync(['pull', fullFile]);
     expect(text.code, describeRun(text)).toBe(0);
-    expect(text.stdout + text.stderr).toContain('(already holds it and more)');
+    expect(text.stdout + text.stderr).toContain(`(already holds ${C[2]!.id.slice(0, 12)} and more)`);
+    // --force is for refs that diverged: it does not rewind one that is ahead.
+    const forced = await R.jsonAsync(['pull', fullFile, '--force']);
+    expect(forced.refs.find((u: any) => u.name === 'refs/heads/bundle/main')).toMatchObject({ skipped: 'behind' });
+    expect(R.ref('refs/heads/bundle/main')).toBe(C[3]!.id);
   });
 
   it('--update-refs moves main itself; a non-fast-forward is refused with 13 (store unchanged) unless --force', async () => {
@@ -529,14 +533,23 @@ describe('bundle round trip', () => {
   it("an alias arrives as bundle/NAME: 'alias' lists it as received, and its bare name points there", async () => {
     const P = copyStore(S, 'ckvc-bundle-alias-');
     const a = await P.jsonAsync(['alias', 'best', '--track', 'loss', '--min', '-b', 'main']);
+    // An alias ref naming an annotated tag (another implementation could write one): listed, peeled, not fatal.
+    const t = await P.jsonAsync<{ id: string }>(['tag', 'note', a.id, '-m', 'an annotated tag']);
+    fs.mkdirSync(path.join(P.store, 'refs', 'aliases'), { recursive: true });
+    fs.writeFileSync(path.join(P.store, 'refs', 'aliases', 'tagged'), `${t.id}\n`);
     const file = path.join(work, 'alias.bundle');
-    await P.jsonAsync(['pack', 'main', 'best', '-o', file]);
+    await P.jsonAsync(['pack', 'main', 'best', 'tagged', '-o', file]);
     const F = newStore('ckvc-bundle-alias-recv-');
     await F.jsonAsync(['pull', file]);
     expect(F.ref('refs/aliases/bundle/best')).toBe(a.id);
     const listed = await F.jsonAsync<any[]>(['alias']);
-    expect(listed).toEqual([expect.objectContaining({ name: 'bundle/best', id: a.id, received: true })]);
+    const step = C.find((c) => c.id === a.id)!.step;
+    expect(listed).toEqual([
+      expect.objectContaining({ name: 'bundle/best', id: a.id, received: true }),
+      expect.objectContaining({ name: 'bundle/tagged', id: t.id, received: true, step }),
+    ]);
     expect(listed[0].track).toBeUndefined();
+    await F.jsonAsync(['alias', '-d', 'bundle/tagged']);
     const text = await F.check(['alias']);
     expect(text.stdout).toMatch(new RegExp(`^bundle/best  ${a.id.slice(0, 12)}  received \\(pulled or fetched`));
     const bare = await F.check(['checkout', 'best', '--to', tempDir('ckvc-co-')]);

@@ -117,3 +117,61 @@ describe('tags between stores (first-time-user findings)', () => {
     expect(l.stderr).toContain("tags fetched from a remote keep their own names: 'rc-v1'");
   });
 });
+
+describe('best -b REMOTE/BRANCH', () => {
+  it('ranks the commits of a remote-tracking branch (made on BRANCH at the remote), as best -b BRANCH does there', async () => {
+    const P = newStore('ckvc-rc-best-');
+    const dir = tempDir('ckvc-rc-best-data-');
+    const ids: string[] = [];
+    for (const [i, acc] of [0.5, 0.9, 0.7].entries()) {
+      fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.alloc(1024, i));
+      const c = await P.jsonAsync<{ id: string }>([
+        'commit',
+        dir,
+        '-m',
+        `s${i}`,
+        '-b',
+        'run1',
+        '--metric',
+        `acc=${acc}`,
+      ]);
+      ids.push(c.id);
+    }
+    const C = newStore('ckvc-rc-best-c-');
+    await C.jsonAsync(['remote', 'add', 'hub', P.dir]);
+    await C.jsonAsync(['fetch', 'hub']);
+    const there = await P.jsonAsync<{ id: string; candidates: number }>(['best', '--metric', 'acc', '-b', 'run1']);
+    const here = await C.jsonAsync<{ id: string; candidates: number }>(['best', '--metric', 'acc', '-b', 'hub/run1']);
+    expect([here.id, here.candidates]).toEqual([ids[1], 3]);
+    expect(here.id).toBe(there.id);
+    const none = await C.runAsync(['best', '--metric', 'acc', '-b', 'hub/nope']);
+    expect(none.code, describeRun(none)).toBe(14);
+  });
+});
+
+describe('fetch --prune', () => {
+  it('drops remote-tracking branches the remote no longer has (only with --prune); their reflogs keep the commits', async () => {
+    const P = newStore('ckvc-rc-prune-');
+    const dir = tempDir('ckvc-rc-prune-data-');
+    fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.alloc(1024, 1));
+    await P.jsonAsync(['commit', dir, '-m', 'main', '-b', 'main']);
+    fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.alloc(1024, 2));
+    const side = (await P.jsonAsync<{ id: string }>(['commit', dir, '-m', 'side', '-b', 'side'])).id;
+    const C = newStore('ckvc-rc-prune-c-');
+    await C.jsonAsync(['remote', 'add', 'hub', P.dir]);
+    await C.jsonAsync(['fetch', 'hub']);
+    await P.jsonAsync(['branch', '-d', 'side']);
+    const plain = await C.jsonAsync<{ pruned?: unknown }>(['fetch', 'hub']);
+    expect(plain.pruned).toBeUndefined();
+    expect(C.ref('refs/remotes/hub/side')).toBe(side);
+    const pruned = await C.jsonAsync<{ pruned: { name: string; old: string }[] }>(['fetch', 'hub', '--prune']);
+    expect(pruned.pruned).toEqual([{ name: 'refs/remotes/hub/side', old: side }]);
+    expect(C.ref('refs/remotes/hub/side')).toBeUndefined();
+    expect(C.ref('refs/remotes/hub/main')).toBeDefined();
+    await C.jsonAsync(['gc', '--grace', '0']);
+    const out = tempDir('ckvc-rc-prune-out-');
+    const co = await C.runAsync(['checkout', side, '--to', out]);
+    expect(co.code, describeRun(co)).toBe(0);
+    expect(fs.readFileSync(path.join(out, 'w.bin'))).toEqual(Buffer.alloc(1024, 2));
+  });
+});

@@ -113,7 +113,9 @@ function pullCommand(y: CliParser): void {
       if (args.json) return json(r);
       for (const u of r.refs)
         out(
-          `${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped === 'behind' ? '  (already holds it and more)' : u.skipped ? '  (unchanged)' : u.forced ? '  (forced)' : ''}`,
+          u.skipped === 'behind'
+            ? `${escaped(u.name)}  ${short(u.old!)}  (already holds ${short(u.new)} and more)`
+            : `${escaped(u.name)}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}${u.skipped ? '  (unchanged)' : u.forced ? '  (forced)' : ''}`,
         );
       info(
         `imported ${escaped(r.file)}: ${r.objects} object(s), ${r.newObjects} new; ${r.refs.filter((u) => !u.skipped).length} ref(s) updated`,
@@ -231,11 +233,21 @@ function fetchCommand(y: CliParser): void {
           array: true,
           describe:
             "tensors:GLOB — fetch commits, trees and file recipes but only the data of matching tensors (a partial store; the rest is fetched on demand). Repeatable; 'tensors:!GLOB' excludes. Remembered for the remote's later fetches and pulls; --no-filter fetches everything and forgets it",
+        })
+        .option('prune', {
+          type: 'boolean',
+          describe: 'drop REMOTE/BRANCH refs whose branch the remote no longer has (their reflogs keep the commits)',
         }),
     async (args) => {
       const filter = args.filter && parseFetchFilter(args.filter as (string | boolean)[]);
       const r = await withStore(args, (s) =>
-        s.fetch({ remote: args.remote, tokenFile: args.tokenFile, progress: progressBar('fetch'), filter }),
+        s.fetch({
+          remote: args.remote,
+          tokenFile: args.tokenFile,
+          progress: progressBar('fetch'),
+          filter,
+          prune: args.prune,
+        }),
       );
       warn(r.warnings);
       if (args.json) return json(r);
@@ -244,6 +256,8 @@ function fetchCommand(y: CliParser): void {
           out(
             `${escaped(u.name.replace(/^refs\/remotes\//, ''))}  ${u.old ? short(u.old) : '(new)'.padEnd(12)} -> ${short(u.new)}`,
           );
+      for (const p of r.pruned ?? [])
+        out(`${escaped(p.name.replace(/^refs\/remotes\//, ''))}  ${short(p.old)} -> (gone from the remote: dropped)`);
       const whole = r.bytesDownloaded ? ` (${bytes(r.bytesDownloaded)} downloaded: packs come whole from S3)` : '';
       info(
         `fetched from ${escaped(r.remote)}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received${whole}`,
