@@ -3,6 +3,7 @@
 // quarantine, every object re-hashed), then read. Without that remote the error says what is missing, from
 // where, and how to fetch it; nothing in the store changes.
 import { CkvcError, ERROR_CODES, EXIT, isCkvcError } from '../core/errors.js';
+import { parseRevision } from '../core/revision-syntax.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { PromiseRecords } from '../store/promise-records.js';
@@ -93,8 +94,10 @@ export async function fetchForCheckout(
 ): Promise<RemoteCheckoutFetch | undefined> {
   const remote = await remoteOf(store, rev);
   if (!remote || !tensors.length) return undefined;
+  // REMOTE/BRANCH~2 and the like: the branch is what the remote must have (else nothing is fetched).
+  const branch = parseRevision(rev).base.slice(remote.length + 1);
   try {
-    return { remote, result: await fetchFromRemote(store, { remote, filter: tensors, keepFilter: false }) };
+    return { remote, result: await fetchFromRemote(store, { remote, filter: tensors, keepFilter: false, branch }) };
   } catch (e) {
     const here = await store.refs.read(`refs/remotes/${rev}`).catch(() => undefined);
     if (!here || !unavailable(e)) throw e;

@@ -228,6 +228,8 @@ export interface FetchOptions extends RemoteAuth {
   keepFilter?: boolean;
   /** Drop remote-tracking branches whose branch the remote no longer has. */
   prune?: boolean;
+  /** The fetch is for this branch of the remote: when it has none of that name, nothing is fetched. */
+  branch?: string;
 }
 
 export async function fetchFromRemote(
@@ -244,7 +246,11 @@ export async function fetchFromRemote(
         ? remote.filter
         : checkFilter(remote.filter, `the filter kept for remote '${opts.remote}'`);
     const filter = opts.filter === false ? undefined : (given ?? kept);
-    const fetched = await fetchRemote(store, t, opts.remote, opts.progress, { filter, prune: opts.prune });
+    const fetched = await fetchRemote(store, t, opts.remote, opts.progress, {
+      filter,
+      prune: opts.prune,
+      branch: opts.branch,
+    });
     const keep = opts.keepFilter === false ? kept : opts.filter === false ? undefined : filter;
     if (JSON.stringify(keep) !== JSON.stringify(kept)) await remotes(store).remember(opts.remote, { filter: keep });
     return { ...fetched, remote: opts.remote, ...(keep ? { filterRemembered: keep } : {}) };

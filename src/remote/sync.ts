@@ -262,7 +262,8 @@ export async function fetchRemote(
   remote: string,
   progress?: Progress,
   /** prune: drop the remote-tracking branches of `remote` whose branch the remote no longer has (git fetch --prune). */
-  opts: { filter?: string[]; prune?: boolean } = {},
+  /** branch: the fetch is for this branch of the remote (`checkout REMOTE/BRANCH`): without it, nothing is fetched. */
+  opts: { filter?: string[]; prune?: boolean; branch?: string } = {},
 ): Promise<FetchResult> {
   const warnings: FetchWarning[] = [];
   // A ref names a commit or an annotated tag: one naming anything else (held already, or once received) is left
@@ -281,6 +282,27 @@ export async function fetchRemote(
     });
   };
   const theirs = await t.refs();
+  if (opts.branch !== undefined && !Object.hasOwn(theirs, REF_PREFIX.branch + opts.branch)) {
+    const names = (prefix: string) =>
+      Object.keys(theirs)
+        .filter((n) => n.startsWith(prefix))
+        .map((n) => n.slice(prefix.length));
+    const branches = names(REF_PREFIX.branch);
+    const tag = names(REF_PREFIX.tag).includes(opts.branch)
+      ? `; '${opts.branch}' is a tag there, and fetched tags keep their own names: 'ckvc fetch ${remote}', then use '${opts.branch}'`
+      : '';
+    const listed = branches.length
+      ? `its branches: ${branches
+          .slice(0, 8)
+          .map((b) => `'${b}'`)
+          .join(', ')}${branches.length > 8 ? ', ...' : ''}`
+      : 'it has no branches';
+    throw new CkvcError(
+      'CKVC_UNKNOWN_REVISION',
+      `remote '${remote}' has no branch '${opts.branch}' (${listed})${tag}; nothing was fetched`,
+      { remote, branch: opts.branch },
+    );
+  }
   let wanted = await usableRefs(store, t, remote, theirs, warnings);
   wanted = await tipsOnly(wanted);
   const wants: ObjectId[] = [];

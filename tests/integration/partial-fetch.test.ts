@@ -379,6 +379,25 @@ describe('partial fetch: checkout straight from a remote', () => {
     expect(kept).toEqual({ url });
   });
 
+  it('checkout REMOTE/NAME of a branch the remote lacks (a tag there, say) fetches nothing and says what it has', async () => {
+    const src = makeSource();
+    src.ok(['tag', 'v1']);
+    const { url } = await serve(src);
+    const client = newStore('ckvc-partial-co-none-');
+    client.ok(['remote', 'add', 'lab', url]);
+    const before = snapshotStore(client.store);
+    for (const [rev, said] of [
+      ['lab/v1', "'v1' is a tag there, and fetched tags keep their own names"],
+      ['lab/nope~1', "remote 'lab' has no branch 'nope' (its branches: 'main')"],
+    ]) {
+      const r = client.run(['checkout', rev!, '--tensor', 'model.*', '--to', tempDir()]);
+      expect(r.code, r.stderr).toBe(14);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_UNKNOWN_REVISION']);
+      expect(r.stderr).toContain(said);
+    }
+    expect(diffSnapshots(before, snapshotStore(client.store))).toEqual([]);
+  });
+
   it('a server that predates the filter refuses it, and nothing is fetched', async () => {
     const src = makeSource();
     const upstream = (await serve(src)).url;
