@@ -185,19 +185,17 @@ export async function applyRefBatch(
       },
     );
   await checkNames(ctx, moves);
-  for (const m of moves) {
-    if (m.next === null) continue;
-    await removeEmptyRefFolder(ctx.file(m.name));
-    await moveAsideClashingLogs(ctx.logsDir, m.name);
-  }
   const folders = (f: (full: string) => string, which = moves) => [
     ...new Set(which.map((m) => path.dirname(f(m.name)))),
   ];
-  for (const d of [path.dirname(ctx.batchLock), ...folders(ctx.file), ...folders(ctx.logFile)]) {
-    await fs.mkdir(d, { recursive: true }).catch((e) => {
-      throw ioError(e, 'create the folder', d);
-    });
-  }
+  const mkdirs = async (dirs: string[]) => {
+    for (const d of dirs) {
+      await fs.mkdir(d, { recursive: true }).catch((e) => {
+        throw ioError(e, 'create the folder', d);
+      });
+    }
+  };
+  await mkdirs([path.dirname(ctx.batchLock), ...folders(ctx.file)]);
   const timeout = Number(process.env.CKVC_LOCK_TIMEOUT_MS ?? 30_000);
   const lock = await acquireLock(ctx.batchLock, 'the refs (a batch update)', timeout);
   const undo: ({ log: string; before: number | undefined } | undefined)[] = [];
@@ -206,14 +204,13 @@ export async function applyRefBatch(
   let renaming = false;
   const moved: boolean[] = [];
   try {
+    // Folders of empty folders that deleted refs left where a new ref goes (checkNames let them by).
+    for (const m of moves) if (m.next !== null) await removeEmptyRefFolder(ctx.file(m.name));
     // One listing per folder says which refs exist, which names are folders and which refs are locked.
     const refDirs = new Map<string, Map<string, boolean>>();
     const logDirs = new Map<string, Map<string, boolean>>();
     await eachLimit(folders(ctx.file), async (d) => {
       refDirs.set(d, await listDir(d));
-    });
-    await eachLimit(folders(ctx.logFile), async (d) => {
-      logDirs.set(d, await listDir(d));
     });
     const deadline = Date.now() + timeout;
     await eachLimit(moves, async (m, i) => {
@@ -244,6 +241,13 @@ export async function applyRefBatch(
         },
       );
     }
+    // Only once the batch will go ahead: a deleted ref's reflog standing where a new ref's log goes is moved aside
+    // (reflog-paths.ts), so that a refused batch changes nothing.
+    for (const m of moves) if (m.next !== null) await moveAsideClashingLogs(ctx.logsDir, m.name);
+    await mkdirs(folders(ctx.logFile));
+    await eachLimit(folders(ctx.logFile), async (d) => {
+      logDirs.set(d, await listDir(d));
+    });
     // Reflog lines and new values, a wave at a time: no ref is renamed before every line is durable (§6.2).
     const who = opts.who.replace(/\s+/g, '_');
     const tmpTag = `${process.pid}.${randomHex(4)}`;

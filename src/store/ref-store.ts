@@ -183,7 +183,6 @@ export class RefStore {
     assertRefName(short, kind);
     const file = this.file(full);
     await this.ensureNoPathClash(full, short, kind);
-    if (next !== null) await moveAsideClashingLogs(this.layout.logsDir, full);
     await fs.mkdir(path.dirname(file), { recursive: true }).catch((e) => {
       throw ioError(e, 'create', path.dirname(file));
     });
@@ -206,6 +205,9 @@ export class RefStore {
           actual: cur ?? null,
         });
       }
+      // Only once the move will go ahead (a refused one changes nothing): a deleted ref's reflog standing where
+      // this ref's log goes is moved aside (reflog-paths.ts).
+      if (next !== null) await moveAsideClashingLogs(this.layout.logsDir, full);
       const log = this.logFile(full);
       await fs.mkdir(path.dirname(log), { recursive: true }).catch((e) => {
         throw ioError(e, 'create', path.dirname(log));

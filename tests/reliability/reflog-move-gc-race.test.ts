@@ -1,9 +1,9 @@
 // gc against a new branch that moves a deleted branch's reflog aside (spec/FORMAT.md §6.3): gc lists logs/, the
-// new branch renames logs/refs/heads/phase/ to phase~MS, gc then reads the folder it listed. Before the fix gc
-// skipped the folder that had gone and freed the commit only that reflog named. The window is widened by a
-// preloaded delay after gc lists logs/refs/heads (tests/helpers/slow-readdir-preload.cjs).
+// new branch renames logs/refs/heads/phase/ to phase~MS, gc then reads the folder it listed, gone now. Before the
+// fix gc skipped a folder that had gone and freed the commit only that reflog named. The windows are widened by
+// preloaded delays (tests/helpers/slow-readdir-preload.cjs): gc's, after it lists logs/refs/heads; the branch's,
+// after its rename and before its own log stands at the old name.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeRun } from '../helpers/ckvc.js';
@@ -25,13 +25,6 @@ describe('gc and a reflog moved aside at the same time', () => {
     fs.writeFileSync(f, randomBytes(2, 3000));
     const lost = s.json<{ id: string }>(['commit', f, '-m', 'only on phase/a', '-b', 'phase/a']).id;
     s.ok(['branch', '-d', 'phase/a']);
-    // Branch phase's lock, held by this (live) process: the new branch moves phase/a's log aside, then waits,
-    // so that no new log stands at the old name while gc reads the folder it listed there.
-    const lock = path.join(s.store, 'refs', 'heads', 'phase.lock');
-    fs.writeFileSync(
-      lock,
-      JSON.stringify({ pid: process.pid, host: os.hostname(), nonce: 'race-test', time: Date.now() }),
-    );
     const gc = s.runAsync(['gc', '--grace', '0', '--expire-reflog', 'never', '--json'], {
       env: {
         NODE_OPTIONS: `--require ${PRELOAD}`,
@@ -41,10 +34,14 @@ describe('gc and a reflog moved aside at the same time', () => {
       },
     });
     await new Promise((resolve) => setTimeout(resolve, 600));
-    const branch = s.runAsync(['branch', 'phase']);
-    const g = await gc;
-    fs.rmSync(lock);
-    const b = await branch;
+    const branch = s.runAsync(['branch', 'phase'], {
+      env: {
+        NODE_OPTIONS: `--require ${PRELOAD}`,
+        CKVC_TEST_SLOW_RENAME_TO: 'phase~\\d+$',
+        CKVC_TEST_SLOW_RENAME_MS: '3000',
+      },
+    });
+    const [g, b] = await Promise.all([gc, branch]);
     expect(g.code, describeRun(g)).toBe(0);
     expect(b.code, describeRun(b)).toBe(0);
     expect(fs.readdirSync(path.join(s.store, 'logs', 'refs', 'heads')).some((n) => /^phase~\d+$/.test(n))).toBe(true);
