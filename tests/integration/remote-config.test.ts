@@ -175,3 +175,15 @@ describe('fetch --prune', () => {
     expect(fs.readFileSync(path.join(out, 'w.bin'))).toEqual(Buffer.alloc(1024, 2));
   });
 });
+
+describe('a serve URL with a path after the port', () => {
+  it('is the remote answering outside the protocol (22, with how to correct the URL), not a usage error (2)', async () => {
+    const C = newStore('ckvc-rc-path-');
+    await C.jsonAsync(['remote', 'add', 'hub', `${url}wrong/`]);
+    const r = await C.runAsync(['fetch', 'hub']);
+    expect(r.code, describeRun(r)).toBe(22);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
+    expect(r.stderr).toContain('has no ckvc endpoint there');
+    expect(r.stderr).toContain("'ckvc remote set NAME URL'");
+  });
+});
