@@ -145,14 +145,6 @@ export class HttpTransport implements Transport {
       // Relayed only when it is the protocol's shape: an unknown code (or "constructor", which `in` would have
       // found on Object's prototype, with no exit code: the command then exited 0) is a reply outside it.
       const data = e?.data === undefined ? {} : e.data;
-      // A usage error is about a command line, never a protocol request's: the remote's URL names a path the
-      // server has no endpoint at (its web page answered), not something the user typed here.
-      if (e?.code === 'CKVC_USAGE')
-        return new CkvcError(
-          'CKVC_REMOTE',
-          `remote ${this.url} has no ckvc endpoint there (HTTP ${res.statusCode}${typeof e.message === 'string' ? `: ${e.message}` : ''}); a ckvc serve URL is http://HOST:PORT/ with nothing after the port: 'ckvc remote set NAME URL' corrects it`,
-          { url: this.url, status: res.statusCode },
-        );
       if (isErrorCode(e?.code) && typeof e.message === 'string' && isJsonObject(data))
         return new CkvcError(e.code, `remote ${this.url}: ${e.message}`, { ...data, remote: this.url });
     } catch {
@@ -192,7 +184,18 @@ export class HttpTransport implements Transport {
   }
 
   async refs() {
-    const r = (await this.json<{ refs: unknown }>('GET', '/v1/refs')).refs;
+    // Every ckvc serve has /v1/refs: "no such endpoint" (CKVC_USAGE, PROTOCOL.md §2) means the remote's URL names a
+    // path the server has none at (its web page answered), not a usage error of the command typed here.
+    const r = (
+      await this.json<{ refs: unknown }>('GET', '/v1/refs').catch((e) => {
+        if (!isCkvcError(e, 'CKVC_USAGE')) throw e;
+        throw new CkvcError(
+          'CKVC_REMOTE',
+          `remote ${this.url} has no ckvc endpoint there (${e.message.replace(`remote ${this.url}: `, '')}); a ckvc serve URL is http://HOST:PORT/ with nothing after the port: 'ckvc remote set NAME URL' corrects it`,
+          { url: this.url },
+        );
+      })
+    ).refs;
     if (
       r === null ||
       typeof r !== 'object' ||
