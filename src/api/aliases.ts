@@ -3,11 +3,11 @@
 import { CkvcError, isCkvcError } from '../core/errors.js';
 import { defaultMetricMode, isBetter, type MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
-import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import { assertRefName } from '../core/ref-name.js';
 import type { AliasDefinition } from '../store/alias-definitions.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
+import { peel } from '../store/revision-resolver.js';
 import { defaultAuthor } from './author.js';
 import { best } from './best.js';
 import { currentBranch } from './refs.js';
@@ -114,9 +114,11 @@ export interface ReceivedAlias {
 export async function listAliases(store: ObjectStore): Promise<(AliasInfo | ReceivedAlias)[]> {
   const out: (AliasInfo | ReceivedAlias)[] = [];
   const defined = new Set<string>();
+  // One listing of the alias refs serves both groups (a damaged ref reads as none, as an empty alias).
+  const refs = new Map((await store.refs.list('alias', { skipCorrupt: true })).map((r) => [r.name, r.id]));
   for (const def of await store.aliases.list()) {
     defined.add(def.name);
-    const id = await store.refs.read(REF_PREFIX.alias + def.name).catch(() => undefined);
+    const id = refs.get(def.name);
     if (!id) {
       out.push(def);
       continue;
@@ -124,24 +126,15 @@ export async function listAliases(store: ObjectStore): Promise<(AliasInfo | Rece
     const c = await store.readCommit(id);
     out.push({ ...def, id, value: c.metrics?.[def.track], step: c.step, message: c.message });
   }
-  for (const ref of await store.refs.list('alias', { skipCorrupt: true })) {
-    if (defined.has(ref.name)) continue;
+  for (const [name, id] of refs) {
+    if (defined.has(name)) continue;
     // Received: it may name an annotated tag (peeled, as a revision is), or what this store does not hold.
-    const c = await peeledCommit(store, ref.id).catch(() => undefined);
-    out.push({ name: ref.name, id: ref.id, received: true, ...(c ? { step: c.step, message: c.message } : {}) });
+    const c = await peel(store, id, `alias ${name}`)
+      .then((commit) => store.readCommit(commit))
+      .catch(() => undefined);
+    out.push({ name, id, received: true, ...(c ? { step: c.step, message: c.message } : {}) });
   }
   return out;
-}
-
-/** The commit `id` names, through annotated tags (at most 8 deep, as revisions peel). */
-async function peeledCommit(store: ObjectStore, id: ObjectId): Promise<CommitObject | undefined> {
-  for (let depth = 0; depth < 8; depth++) {
-    const type = await store.typeOf(id);
-    if (type === 'commit') return store.readCommit(id);
-    if (type !== 'tag') return undefined;
-    id = (await store.readTag(id)).target;
-  }
-  return undefined;
 }
 
 export async function deleteAlias(store: ObjectStore, name: string): Promise<{ name: string; id?: ObjectId }> {

@@ -26,25 +26,30 @@ export async function* branchCommits(
  * A branch to walk: a local one, else a remote-tracking branch REMOTE/NAME (refs/remotes), whose commits were
  * made on NAME at the remote. Its tip and the branch names its own commits carry.
  */
-export async function branchSource(store: ObjectStore, branch: string): Promise<{ tip: ObjectId; names: string[] }> {
+export async function branchSource(
+  store: ObjectStore,
+  branch: string,
+): Promise<{ tip: ObjectId; names: string[]; tracking: boolean }> {
   const local = await store.refs.read(REF_PREFIX.branch + branch);
-  if (local) return { tip: local, names: branchNamesOfCommits(branch) };
+  if (local) return { tip: local, names: branchNamesOfCommits(branch), tracking: false };
   const slash = branch.indexOf('/');
-  const tracking = slash > 0 ? await store.refs.read(REF_PREFIX.remote + branch).catch(() => undefined) : undefined;
-  if (tracking) return { tip: tracking, names: [branch, ...branchNamesOfCommits(branch.slice(slash + 1))] };
-  return { tip: await branchTip(store, branch), names: [] };
+  const tip = slash > 0 ? await store.refs.read(REF_PREFIX.remote + branch).catch(() => undefined) : undefined;
+  if (!tip) throw noSuchBranch(branch);
+  return { tip, names: [branch, ...branchNamesOfCommits(branch.slice(slash + 1))], tracking: true };
 }
 
 export async function branchTip(store: ObjectStore, branch: string): Promise<ObjectId> {
   const id = await store.refs.read(REF_PREFIX.branch + branch);
-  if (!id)
-    throw new CkvcError(
-      'CKVC_UNKNOWN_REVISION',
-      `no branch named '${branch}' (or it has no commits); 'ckvc branch -a' lists branches, remote-tracking ones (REMOTE/NAME) too`,
-      { branch },
-    );
+  if (!id) throw noSuchBranch(branch);
   return id;
 }
+
+const noSuchBranch = (branch: string) =>
+  new CkvcError(
+    'CKVC_UNKNOWN_REVISION',
+    `no branch named '${branch}' (or it has no commits); 'ckvc branch -a' lists branches, remote-tracking ones (REMOTE/NAME) too`,
+    { branch },
+  );
 
 /** branchCommits from a given tip (a commit that just moved the branch, or the tip already read). */
 export async function* commitsMadeOn(

@@ -74,15 +74,15 @@ export async function bestByMetric(
   metric: string,
   mode: MetricMode,
 ): Promise<{ id: ObjectId; commit: CommitObject; value: number; candidates: number } | undefined> {
+  const src = await branchSource(store, branch);
   // A remote-tracking branch (REMOTE/NAME) has no entries of its own: its commits are walked.
-  if (!(await store.refs.read(REF_PREFIX.branch + branch))) {
-    const src = await branchSource(store, branch);
+  if (src.tracking) {
     const walked: Walked = [];
     for await (const c of commitsMadeUnder(store, src.names, src.tip)) walked.push(c);
     const pick = pickExtreme(foldMetric(undefined, walked, metric), mode);
     return pick && { ...pick, commit: walked.find((c) => c.id === pick.id)!.commit };
   }
-  const tip = await branchTip(store, branch);
+  const tip = src.tip;
   const [tipBytes, metricBytes] = await store.index.session(
     async (s) => [await s.summaryTip(branch), (await s.summaryMetrics(branch, [metric]))[0]] as const,
   );

@@ -23,8 +23,8 @@ function unknown(rev: string, why: string): CkvcError {
   );
 }
 
-/** Peels annotated tags down to the commit they name. */
-async function peel(store: ObjectStore, id: ObjectId, rev: string): Promise<ObjectId> {
+/** Peels annotated tags down to the commit they name; `rev` is what the errors call it. */
+export async function peel(store: ObjectStore, id: ObjectId, rev: string): Promise<ObjectId> {
   for (let depth = 0; depth < 8; depth++) {
     const type = await store.typeOf(id);
     if (type === 'commit') return id;
@@ -104,22 +104,18 @@ async function resolveBase(store: ObjectStore, base: string, rev: string): Promi
 
 /** Names of refs close to a mistyped one, as " (did you mean 'run1'?)". */
 async function closeNames(store: ObjectStore, base: string): Promise<string> {
+  const names = new Map<string, string[]>();
+  for (const kind of ['branch', 'tag', 'alias', 'remote'] as const)
+    names.set(
+      kind,
+      (await store.refs.list(kind, { skipCorrupt: true }).catch(() => [])).map((r) => r.name),
+    );
   // REMOTE/TAG: fetched tags keep their own names (PROTOCOL.md §4), unlike branches.
   const slash = base.indexOf('/');
-  const fromRemote = async (remote: string) =>
-    (await store.refs.list('remote', { skipCorrupt: true }).catch(() => [])).some((r) =>
-      r.name.startsWith(`${remote}/`),
-    );
-  if (
-    slash > 0 &&
-    (await store.refs.read(REF_PREFIX.tag + base.slice(slash + 1)).catch(() => undefined)) &&
-    (await fromRemote(base.slice(0, slash)))
-  )
-    return ` (tags fetched from a remote keep their own names: '${base.slice(slash + 1)}')`;
-  const names: string[] = [];
-  for (const kind of ['branch', 'tag', 'alias', 'remote'] as const)
-    for (const r of await store.refs.list(kind, { skipCorrupt: true }).catch(() => [])) names.push(r.name);
-  return didYouMean(base, names);
+  const [remote, tag] = [base.slice(0, slash), base.slice(slash + 1)];
+  if (slash > 0 && names.get('tag')!.includes(tag) && names.get('remote')!.some((r) => r.startsWith(`${remote}/`)))
+    return ` (tags fetched from a remote keep their own names: '${tag}')`;
+  return didYouMean(base, [...names.values()].flat());
 }
 
 /**
