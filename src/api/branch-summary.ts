@@ -16,7 +16,7 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
-import { branchSource, branchTip, commitsMadeOn, commitsMadeUnder } from './branch-commits.js';
+import { branchSource, commitsMadeOn, commitsMadeUnder } from './branch-commits.js';
 
 type Walked = { id: ObjectId; commit: CommitObject }[];
 

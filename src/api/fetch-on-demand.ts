@@ -45,9 +45,12 @@ export async function fetchLeftOut(
     try {
       const got = await receiveObjects(store, t, chunks);
       await settlePromises(store, [commit]);
-      const MiB = (got.bytes / 2 ** 20).toFixed(1);
+      const MiB = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+      // S3 has no server to cut packs: what came over the network may exceed what was kept (spec/S3.md §3).
+      const down = t.bytesDownloaded?.() ?? 0;
+      const downloaded = down > got.bytes ? `, ${MiB(down)} downloaded` : '';
       store.notify?.(
-        `${what}: fetched ${tensors.length} tensor(s) of commit ${commit.slice(0, 12)} (${chunks.length} chunk(s), ${MiB} MiB) from remote '${rec.remote}', where a partial fetch had left them`,
+        `${what}: fetched ${tensors.length} tensor(s) of commit ${commit.slice(0, 12)} (${chunks.length} chunk(s), ${MiB(got.bytes)}${downloaded}) from remote '${rec.remote}', where a partial fetch had left them`,
       );
       return got.objects;
     } finally {

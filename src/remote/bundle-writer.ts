@@ -17,6 +17,7 @@ import {
   encodeBundlePreamble,
   REQUIRED_CAPABILITIES,
   type BundleConfigLabel,
+  type BundlePruneRecord,
   type BundleRef,
 } from '../core/store-format/bundle-format.js';
 import { scratch } from '../core/buffer-pool.js';
@@ -106,7 +107,16 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
   // scratch file (which costs the receiver the time to write and read it back: a second on a 480 MB fetch).
   const packLength =
     deltas.reencode.size === 0 && new Set(content.objects).size === content.objects.length
-      ? await streamPack(store, locs, start, out)
+      ? await streamPack(
+          locs.map((loc) => ({
+            entry: loc.entry,
+            // A buffer of its own, not a pooled one: a sink's write callback does not say that nothing holds the
+            // bytes any more (a PassThrough calls it once they are queued for its reader).
+            read: () => store.packs.readStoredRecord(loc, loc.entry.id, { verify: false }),
+          })),
+          start,
+          out,
+        )
       : await scratchPack(store, locs, deltas, start, out);
   const trailer = out.hash();
   await out.put(Buffer.concat([trailer, BUNDLE_END_MAGIC]));
@@ -195,21 +205,61 @@ class BundleOutput {
   }
 }
 
+/** A record as it is stored (its header's fields and stored bytes), read when its turn in the pack comes. */
+export interface StoredRecordSource {
+  entry: Omit<PackEntry, 'offset'>;
+  read(): Promise<Buffer>;
+}
+
+/**
+ * An objects-only bundle (no refs, no prerequisites) of records copied as they are: the S3 remote's ranged reads
+ * (spec/S3.md §3) hand the records they took out of a remote pack to a store through it. `bases`: chunks outside
+ * the records that delta records among them use (a thin bundle, for a receiver that holds them).
+ */
+export async function writeStoredRecordsBundle(
+  content: { pruned: BundlePruneRecord[]; labels: BundleConfigLabel[]; shallow: ObjectId[]; bases: ObjectId[] },
+  records: StoredRecordSource[],
+  sink: Writable,
+): Promise<{ bytes: number }> {
+  const out = new BundleOutput(sink);
+  const start = async (packLength: number) => {
+    const header = encodeBundleHeader({
+      version: BUNDLE_VERSION,
+      required: REQUIRED_CAPABILITIES,
+      optional: [],
+      refs: [],
+      prerequisites: [],
+      pruned: content.pruned,
+      labels: content.labels,
+      ...(content.shallow.length ? { shallow: content.shallow } : {}),
+      ...(content.bases.length ? { bases: content.bases } : {}),
+      packLength,
+      objects: records.length,
+      created: Date.now(),
+    });
+    await out.put(encodeBundlePreamble(header.length));
+    await out.put(header);
+  };
+  await streamPack(records, start, out);
+  await out.put(Buffer.concat([out.hash(), BUNDLE_END_MAGIC]));
+  await out.end();
+  return { bytes: out.bytes };
+}
+
 /**
  * The pack written as PackWriter writes it (FORMAT.md §4: header, the records in order, TOC, footer), each record
  * read just before it is sent. Returns its length, which `start` is told first.
  */
 async function streamPack(
-  store: ObjectStore,
-  locs: ObjectLocation[],
+  records: StoredRecordSource[],
   start: (packLength: number) => Promise<void>,
   out: BundleOutput,
 ): Promise<number> {
-  if (locs.length === 0) {
+  if (records.length === 0) {
     await start(0);
     return 0;
   }
-  const length = packLength(locs.map((l) => l.entry.storedLength));
+  const length = packLength(records.map((r) => r.entry.storedLength));
   await start(length);
   const packHash = new Blake3Hasher();
   const put = (b: Buffer) => {
@@ -219,16 +269,15 @@ async function streamPack(
   await put(encodePackHeader());
   const placed: PackEntry[] = [];
   let offset = PACK_HEADER_BYTES;
-  for (const loc of locs) {
-    const e = loc.entry;
-    // A buffer of its own, not a pooled one: a sink's write callback does not say that nothing holds the bytes
-    // any more (a PassThrough calls it once they are queued for its reader).
-    const body = await store.packs.readStoredRecord(loc, e.id, { verify: false });
-    const entry = { ...e, offset };
+  for (const r of records) {
+    const body = await r.read();
+    if (body.length !== r.entry.storedLength)
+      throw new CkvcError('CKVC_INTERNAL', `bundle writer: record ${r.entry.id} is not its stored length`, {});
+    const entry = { ...r.entry, offset };
     await put(encodeRecordHeader(entry));
     await put(body);
     placed.push(entry);
-    offset += RECORD_HEADER_BYTES + e.storedLength;
+    offset += RECORD_HEADER_BYTES + r.entry.storedLength;
   }
   await put(encodePackTail(placed, offset));
   await out.put(encodePackEnd(packHash.digestBuffer()));

@@ -145,5 +145,7 @@ export async function recordPromises(
  */
 export async function dropUnarrivedPromises(store: ObjectStore, recorded: ObjectId[]): Promise<void> {
   const records = new PromiseRecords(store.layout);
-  for (const c of recorded) if ((await store.typeOf(c)) === undefined) await records.remove(c);
+  let dropped = false;
+  for (const c of recorded) if ((await store.typeOf(c)) === undefined) dropped = (await records.remove(c)) || dropped;
+  if (dropped) await records.removeFolderIfEmpty();
 }

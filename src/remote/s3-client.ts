@@ -151,8 +151,44 @@ export class S3Objects {
    * reaches the reader as the CkvcError `failure` makes of it, like a failure of the request itself.
    */
   async open(key: string): Promise<{ body: Readable; size: number; etag: string } | undefined> {
+    const r = await this.get(key);
+    return r && { body: r.body, size: r.length, etag: r.etag };
+  }
+
+  /**
+   * A stream of bytes [start, end) of the object with the object's whole size, or undefined when there is none;
+   * `total` is undefined when the service sent the whole object instead (it ignores Range): `body` then holds all
+   * of it. S3 clips a range at the object's end. (No suffix ranges: s3rver reads `bytes=-N` as the first N.)
+   */
+  async openRange(
+    key: string,
+    start: number,
+    end: number,
+  ): Promise<{ body: Readable; length: number; total?: number } | undefined> {
+    const asked = `bytes=${start}-${end - 1}`;
+    const r = await this.get(key, asked);
+    if (!r) return undefined;
+    if (r.contentRange === undefined) return { body: r.body, length: r.length };
+    const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(r.contentRange);
+    if (!m || Number(m[1]) !== start || Number(m[2]) + 1 - start !== r.length || Number(m[3]) < start + r.length) {
+      r.body.destroy();
+      throw new CkvcError(
+        'CKVC_REMOTE',
+        `s3://${this.loc.bucket}/${key} answered ${asked} with another range (${printable(r.contentRange)}, ${r.length} bytes)`,
+        { url: this.url, key },
+      );
+    }
+    return { body: r.body, length: r.length, total: Number(m[3]) };
+  }
+
+  private async get(
+    key: string,
+    range?: string,
+  ): Promise<{ body: Readable; length: number; etag: string; contentRange?: string } | undefined> {
     try {
-      const r = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.loc.bucket, Key: key }));
+      const r = await this.client.send(
+        new this.sdk.GetObjectCommand({ Bucket: this.loc.bucket, Key: key, ...(range ? { Range: range } : {}) }),
+      );
       const sdkBody = r.Body as Readable;
       if (r.ContentLength === undefined) {
         sdkBody.destroy();
@@ -168,7 +204,12 @@ export class S3Objects {
         if (!sdkBody.readableEnded) sdkBody.destroy();
       });
       sdkBody.pipe(body);
-      return { body, size: r.ContentLength, etag: r.ETag ?? '' };
+      return {
+        body,
+        length: r.ContentLength,
+        etag: r.ETag ?? '',
+        ...(range && r.ContentRange ? { contentRange: r.ContentRange } : {}),
+      };
     } catch (e) {
       if (nameOf(e) === 'NoSuchKey' || (statusOf(e) === 404 && nameOf(e) !== 'NoSuchBucket')) return undefined;
       throw this.failure(e, 'read', key);

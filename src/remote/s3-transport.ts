@@ -17,6 +17,7 @@ import type { RefUpdate } from './bundle-import.js';
 import { checkRefChanges, type RefChange } from './request-body.js';
 import { loadCatalogue, packName, publishPack, readRefs, refsBody, replacing, type Catalogue } from './s3-catalogue.js';
 import { S3Objects } from './s3-client.js';
+import { S3PackFetcher } from './s3-pack-fetcher.js';
 import { parseS3Url, s3Keys, s3Url } from './s3-location.js';
 import { uploadStagedPack } from './s3-upload.js';
 import { judgeRefChanges, StoreService } from './store-service.js';
@@ -36,9 +37,8 @@ export interface S3RemoteSettings {
 export class S3Transport implements Transport {
   private catalogue?: Promise<Catalogue>;
   private scratch?: Promise<{ service: StoreService; dir: string }>;
-  private readonly downloaded = new Set<string>();
-  /** Bytes of the packs downloaded whole (what the fetch pays for, more than it keeps when filtered). */
-  private packBytes = 0;
+  private fetcher?: Promise<S3PackFetcher>;
+  private fetched?: S3PackFetcher;
   private conditional?: boolean;
 
   private constructor(
@@ -86,7 +86,7 @@ export class S3Transport implements Transport {
           'the remote is incomplete (a push may be under way): fetch again',
         { id: missing },
       );
-    if (filter) return (await this.download([...c.pack.keys()])).plan(wants, haves, filter);
+    if (filter) return (await this.download([], { described: true })).plan(wants, haves, filter);
     return { objects: [...c.pack.keys()], prerequisites: [], unwalked: true };
   }
 
@@ -101,38 +101,18 @@ export class S3Transport implements Transport {
     return this.scratch;
   }
 
-  /** Downloads and verifies (into the scratch store) every pack holding one of `ids` not downloaded yet. */
-  private async download(ids: ObjectId[]): Promise<StoreService> {
-    const c = await this.known();
-    const { service } = await this.scratchStore();
-    const packs = new Set<string>();
-    for (const id of ids) {
-      const p = c.pack.get(id);
-      if (p === undefined)
-        throw new CkvcError('CKVC_REMOTE', `${this.url} lists no pack holding ${id.slice(0, 16)}`, { id });
-      if (!this.downloaded.has(p)) packs.add(p);
-    }
-    for (const p of packs) {
-      const key = s3Keys(this.s3.loc).pack(p);
-      const where = `pack ${p.slice(0, 12)} of ${this.url}`;
-      const got = await this.s3.open(key);
-      if (!got)
-        throw new CkvcError(
-          'CKVC_REMOTE',
-          `${where} is missing (s3://${this.s3.loc.bucket}/${key}) though index.json lists it`,
-          { url: this.url, key },
-        );
-      // The object's length bounds what is read (a header claiming more is refused before a byte of the pack is
-      // kept), and the pack must hold exactly what its listing names (the listing is what fetches plan with).
-      await service.receiveObjects(got.body, where, { bytes: got.size, ids: c.idsOf.get(p)! });
-      this.downloaded.add(p);
-      this.packBytes += got.size;
-    }
-    return service;
+  /** Downloads `ids` (and, `described`, every pack's records other than chunks) into the scratch store. */
+  private async download(ids: ObjectId[], opts: { described?: boolean } = {}): Promise<StoreService> {
+    this.fetcher ??= (async () =>
+      new S3PackFetcher(this.s3, this.url, await this.known(), await this.scratchStore()))();
+    this.fetched = await this.fetcher;
+    await this.fetched.download(ids, opts);
+    return (await this.scratchStore()).service;
   }
 
+  /** Bytes of packs, directories and ranges downloaded (more than a filtered fetch keeps). */
   bytesDownloaded(): number {
-    return this.packBytes;
+    return this.fetched?.bytes ?? 0;
   }
 
   async fetchObjects<T>(ids: ObjectId[], receive: (source: Readable) => Promise<T>): Promise<T> {

@@ -47,8 +47,8 @@ export interface Transport {
   ): Promise<{ objects: number; newObjects: number }>;
   updateRefs(changes: RefChange[], force: boolean): Promise<RefUpdate[]>;
   /**
-   * Bytes this transport took from the network beyond what it handed on, when it cannot cut what it downloads
-   * (S3 sends packs whole): the user pays for these too.
+   * Bytes this transport took from the network, when that can be more than it handed on (S3 sends a pack whole,
+   * or ranges of it with what lies between close records): the user pays for these too.
    */
   bytesDownloaded?(): number;
   close(): Promise<void>;

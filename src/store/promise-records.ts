@@ -117,8 +117,32 @@ export class PromiseRecords {
     if (cur && has(filter)) return;
     const filters = [...(cur?.filters ?? []), filter].slice(-MAX_FILTERS);
     const rec: PromiseRecord = { commit, remote: cur?.remote || remote, time: cur?.time || time, filters };
-    await writeFileDurable(this.file(commit), `${JSON.stringify(rec)}\n`);
+    try {
+      await writeFileDurable(this.file(commit), `${JSON.stringify(rec)}\n`);
+    } catch (e) {
+      // Another fetch that failed took the folder away as it emptied it (removeFolderIfEmpty): made again.
+      if ((e as CkvcError).data?.errno !== 'ENOENT') throw e;
+      await fs.mkdir(this.dir, { recursive: true }).catch((e2) => {
+        throw ioError(e2, 'create', this.dir);
+      });
+      await writeFileDurable(this.file(commit), `${JSON.stringify(rec)}\n`);
+    }
     this.cache?.set(commit, rec);
+  }
+
+  /**
+   * Removes the folder when no record is left in it: a filtered fetch that failed leaves the store as it was, not
+   * with the empty folder its records were written to.
+   */
+  async removeFolderIfEmpty(): Promise<void> {
+    try {
+      await fs.rmdir(this.dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTEMPTY' || code === 'EEXIST') return;
+      throw ioError(e, 'remove', this.dir);
+    }
+    await fsyncDir(this.layout.root);
   }
 
   /** Drops the record of a commit whose data is all here now (the caller checked). */

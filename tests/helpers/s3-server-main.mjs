@@ -9,7 +9,8 @@
 // fault.json says {"replaceBeforeWrite": SUFFIX}, an If-Match write to a key ending in SUFFIX finds the object
 // replaced (a new ETag) just before, as if another writer had got there first. While fault.json says
 // {"stallBodiesOf": SUFFIX}, a GET of a key ending in SUFFIX is answered with its headers and first 4 KiB, then
-// nothing more (the connection stays open): a service that stops mid-object.
+// nothing more (the connection stays open): a service that stops mid-object. While fault.json says
+// {"ignoreRanges": true}, GETs lose their Range header: a service that sends whole objects.
 // Prints {"endpoint": URL} on its first line of stdout once both listen.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -119,6 +120,8 @@ function forward(req, res, finished) {
     return;
   }
   const { method, url, headers } = req;
+  // A service that ignores Range answers with the whole object (200), as HTTP allows.
+  if (method === 'GET' && f.ignoreRanges) delete headers.range;
   const target = { host: upstream.address, port: upstream.port, method, path: url, headers };
   const stall = method === 'GET' && f.stallBodiesOf && (url ?? '').split('?')[0].endsWith(f.stallBodiesOf);
   const up = http.request(target, (r) => {

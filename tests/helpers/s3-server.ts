@@ -26,6 +26,8 @@ export interface S3Server {
   replaceBeforeWrite(suffix: string | undefined): void;
   /** GETs of keys ending in `suffix` send their headers and first 4 KiB, then stall (undefined: none). */
   stallBodiesOf(suffix: string | undefined): void;
+  /** GETs are answered with the whole object, Range or not (a service that ignores it), while `on`. */
+  ignoreRanges(on: boolean): void;
   /** The file holding an object's bytes. */
   objectFile(key: string): string;
   /** The refs a remote at s3://BUCKET/PREFIX holds (its refs.json; {} when it has none). */
@@ -95,6 +97,7 @@ export async function startS3Server(dir: string, opts: { conditional?: boolean }
     failPartsAfter: (n) => setFault(n === undefined ? undefined : { failPartsAfter: n }),
     replaceBeforeWrite: (suffix) => setFault(suffix === undefined ? undefined : { replaceBeforeWrite: suffix }),
     stallBodiesOf: (suffix) => setFault(suffix === undefined ? undefined : { stallBodiesOf: suffix }),
+    ignoreRanges: (on) => setFault(on ? { ignoreRanges: true } : undefined),
     objectFile: (key) => objectFile(key),
     refs: (prefix) => {
       const f = objectFile(`${withSlash(prefix)}refs.json`);

@@ -258,7 +258,7 @@ function fetchCommand(y: CliParser): void {
           );
       for (const p of r.pruned ?? [])
         out(`${escaped(p.name.replace(/^refs\/remotes\//, ''))}  ${short(p.old)} -> (gone from the remote: dropped)`);
-      const whole = r.bytesDownloaded ? ` (${bytes(r.bytesDownloaded)} downloaded: packs come whole from S3)` : '';
+      const whole = r.bytesDownloaded ? ` (${bytes(r.bytesDownloaded)} downloaded from S3 for it)` : '';
       info(
         `fetched from ${escaped(r.remote)}: ${r.objectsReceived} object(s), ${bytes(r.bytesReceived)} received${whole}`,
       );
