@@ -64,8 +64,9 @@ export class S3PackFetcher {
       if (list) list.push(id);
       else byPack.set(p, [id]);
     }
-    const whole = (p: string, want: ObjectId[]) =>
-      !this.ranges || want.length >= this.catalogue.idsOf.get(p)!.length * RANGED_SHARE;
+    // Wanted whole: no directory needed. Otherwise the directory decides, by bytes: counts say little (a tensor's
+    // bias or an optimizer's step count is a chunk like a megabyte of its weights).
+    const whole = (p: string, want: ObjectId[]) => !this.ranges || want.length === this.catalogue.idsOf.get(p)!.length;
     // The directories first, several at a time (two requests each): a fetch reading a few tensors out of hundreds
     // of packs waits for round trips, not bytes.
     const unread = [...byPack].filter(([p, want]) => !whole(p, want) && !this.directories.has(p)).map(([p]) => p);
@@ -110,6 +111,10 @@ export class S3PackFetcher {
     let bytes = 0;
     for (const e of included.values()) bytes += RECORD_HEADER_BYTES + e.storedLength;
     if (bytes >= dir.header.packLength * RANGED_SHARE) return this.wholePack(p);
+    if (included.size === 0) {
+      this.described.add(p); // a pack of chunks alone: nothing to read for the plan
+      return;
+    }
     await this.ranged(p, dir, included, first);
   }
 
@@ -150,19 +155,23 @@ export class S3PackFetcher {
     try {
       const read: { entry: PackEntry; at: number }[] = [];
       const outside = new Set<ObjectId>();
+      const considered = new Set<ObjectId>();
       let at = 0;
       let round = [...included.values()];
       for (let depth = 0; round.length; depth++) {
         if (depth > MAX_BASE_ROUNDS) throw bad(where, `has a chain of delta bases over ${MAX_BASE_ROUNDS} long`);
         const next: PackEntry[] = [];
         this.bytes += await readRecords(this.s3, key, dir, round, where, async (entry, body) => {
-          await fh.write(body, 0, body.length, at).catch((e) => {
+          // Its place in the file is taken before the write waits: several ranges arrive at once.
+          const place = at;
+          at += body.length;
+          read.push({ entry, at: place });
+          await fh.write(body, 0, body.length, place).catch((e) => {
             throw ioError(e, 'write', file);
           });
-          read.push({ entry, at });
-          at += body.length;
           const base = deltaBase(entry, body);
-          if (base === undefined || included.has(base)) return;
+          if (base === undefined || included.has(base) || considered.has(base)) return;
+          considered.add(base); // before the look-up waits: another record of this round may share the base
           const there = dir.records.get(base);
           if (there && !(await this.scratch.service.store.has(base))) {
             included.set(base, there);
