@@ -3,6 +3,7 @@
 export { packBundle, pullBundle } from './bundle.js';
 export {
   addRemote,
+  deleteOnRemote,
   fetchFromRemote,
   pullFromRemote,
   pushToRemote,

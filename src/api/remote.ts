@@ -14,6 +14,7 @@ import type { StdioServeOptions } from '../remote/stdio-server.js';
 import { normaliseUrl, RemoteConfig, type RemoteEntry } from '../remote/remote-config.js';
 import { isS3Url } from '../remote/s3-location.js';
 import { RemoteTokens } from '../remote/remote-tokens.js';
+import { type DeletedRemoteRef, deleteRemoteRefs } from '../remote/remote-ref-delete.js';
 import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
 import type { Transport } from '../remote/transport.js';
 import { defaultAuthor } from './author.js';
@@ -211,6 +212,24 @@ export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promi
   try {
     const pushed = await push(store, t, opts.remote, refs, Boolean(opts.force), opts.progress, depth);
     return { ...pushed, remote: opts.remote };
+  } finally {
+    await t.close();
+  }
+}
+
+/**
+ * `push REMOTE --delete NAME...`: deletes branches or tags on the remote by compare-and-swap against what its refs
+ * said a moment before; the remote keeps their reflogs (PROTOCOL.md §4), here the remote-tracking branches go.
+ */
+export async function deleteOnRemote(
+  store: ObjectStore,
+  opts: RemoteAuth & { remote: string; refs: string[] },
+): Promise<{ remote: string; deleted: DeletedRemoteRef[] }> {
+  if (!opts.refs.length)
+    throw new CkvcError('CKVC_USAGE', 'push --delete needs the names of the branches or tags to delete', {});
+  const { t } = await openTransport(store, opts.remote, opts);
+  try {
+    return { remote: opts.remote, deleted: await deleteRemoteRefs(store, t, opts.remote, opts.refs) };
   } finally {
     await t.close();
   }

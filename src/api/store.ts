@@ -38,7 +38,7 @@ import {
   type ListOptions,
   type RefTip,
 } from './refs.js';
-import type { AddRemoteOptions, FetchOptions, PullRemoteOptions, PushOptions } from './remote.js';
+import type { AddRemoteOptions, FetchOptions, PullRemoteOptions, PushOptions, RemoteAuth } from './remote.js';
 import { stats, status, type StatsResult, type StatusResult } from './store-info.js';
 import type { UnpruneResult } from './unprune.js';
 import { deferredWatch } from './watch/deferred-watch.js';
@@ -178,6 +178,10 @@ export class Store {
   }
   async push(opts: PushOptions) {
     return (await transfer()).pushToRemote(this.objects, opts);
+  }
+  /** Deletes branches or tags on a remote (`push REMOTE --delete NAME...`). */
+  async deleteOnRemote(opts: RemoteAuth & { remote: string; refs: string[] }) {
+    return (await transfer()).deleteOnRemote(this.objects, opts);
   }
   async fetch(opts: FetchOptions) {
     return (await transfer()).fetchFromRemote(this.objects, opts);

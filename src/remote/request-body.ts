@@ -14,7 +14,7 @@ const MAX_WHO = 200;
 export interface RefChange {
   name: string;
   old: ObjectId | null;
-  new: ObjectId;
+  new: ObjectId | null;
 }
 
 const where = (endpoint: string) => `the ${endpoint} request`;
@@ -106,8 +106,10 @@ export function checkRefChanges(changes: unknown, what: string): RefChange[] {
     seen.add(o.name);
     if (o.old !== null && (typeof o.old !== 'string' || !isObjectId(o.old)))
       throw bad(at, `old (of ${o.name}) is neither null nor an object ID`, { ref: o.name });
-    if (typeof o.new !== 'string' || !isObjectId(o.new))
-      throw bad(at, `new (of ${o.name}) is not an object ID`, { ref: o.name });
+    if (o.new !== null && (typeof o.new !== 'string' || !isObjectId(o.new)))
+      throw bad(at, `new (of ${o.name}) is neither null nor an object ID`, { ref: o.name });
+    if (o.new === null && o.old === null)
+      throw bad(at, `deletes ${o.name} without saying which value it deletes (old is null)`, { ref: o.name });
     return { name: o.name, old: o.old as ObjectId | null, new: o.new };
   });
 }

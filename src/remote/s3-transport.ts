@@ -13,7 +13,6 @@ import { storeParents } from '../store/ancestry.js';
 import { ioError } from '../store/durable-fs.js';
 import { ObjectStore } from '../store/object-store.js';
 import { createStore } from '../store/store-layout.js';
-import type { RefUpdate } from './bundle-import.js';
 import { checkRefChanges, type RefChange } from './request-body.js';
 import { loadCatalogue, packName, publishPack, readRefs, refsBody, replacing, type Catalogue } from './s3-catalogue.js';
 import { S3Objects } from './s3-client.js';
@@ -21,7 +20,7 @@ import { S3PackFetcher } from './s3-pack-fetcher.js';
 import { parseS3Url, s3Keys, s3Url } from './s3-location.js';
 import { uploadStagedPack } from './s3-upload.js';
 import { judgeRefChanges, StoreService } from './store-service.js';
-import type { Plan, Transport } from './transport.js';
+import type { Plan, RemoteRefUpdate, Transport } from './transport.js';
 
 export interface S3RemoteSettings {
   /** The remote's name in this store, for advice (absent for a URL given directly). */
@@ -190,7 +189,7 @@ export class S3Transport implements Transport {
   }
 
   /** Checks every change against refs.json as it is now, then replaces it whole by one conditional write. */
-  async updateRefs(input: RefChange[], force: boolean): Promise<RefUpdate[]> {
+  async updateRefs(input: RefChange[], force: boolean): Promise<RemoteRefUpdate[]> {
     const changes = checkRefChanges(input, 'the ref update');
     const conditional = await this.checkWritable();
     const cur = await readRefs(this.s3);
@@ -203,7 +202,11 @@ export class S3Transport implements Transport {
     const moves = out.filter((u) => !u.skipped);
     if (!moves.length) return out;
     const next = { ...cur.value };
-    for (const u of moves) next[u.name] = u.new;
+    // A deleted ref's packs stay: nothing is ever deleted from the bucket (its commits remain fetchable by ID).
+    for (const u of moves) {
+      if (u.new === null) delete next[u.name];
+      else next[u.name] = u.new;
+    }
     if ((await this.s3.write(s3Keys(this.s3.loc).refs, refsBody(next), replacing(cur, conditional))) === 'conflict') {
       throw new CkvcError(
         'CKVC_REF_CONFLICT',

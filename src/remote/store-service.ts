@@ -10,13 +10,14 @@ import { type ChainInfo, chainsOf } from '../store/delta-chains.js';
 import { isAncestor, storeParents, type ParentsOf } from '../store/ancestry.js';
 import { registerReader, registerWriter } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { checkClosure, promoteObjects, type RefUpdate } from './bundle-import.js';
+import { REF_PREFIX } from '../store/ref-store.js';
+import { checkClosure, promoteObjects } from './bundle-import.js';
 import { receiveBundle } from './bundle-reader.js';
 import { againstExpected, refuseRefs } from './objects-only-bundle.js';
 import { writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
 import { checkRefChanges, type RefChange } from './request-body.js';
-import type { Plan } from './transport.js';
+import type { Plan, RemoteRefUpdate } from './transport.js';
 
 export type { RefChange } from './request-body.js';
 
@@ -119,16 +120,29 @@ export class StoreService {
     }
   }
 
+  /** git's receive.denyDeleteCurrent: the branch this store's HEAD is on stays (its HEAD would name nothing). */
+  private async refuseDeletingHead(changes: RefChange[]): Promise<void> {
+    const head = await this.store.refs.readHead();
+    if (head.kind !== 'branch') return;
+    const gone = changes.find((c) => c.new === null && c.name === REF_PREFIX.branch + head.branch);
+    if (gone)
+      throw new CkvcError(
+        'CKVC_BAD_ARGUMENT',
+        `the remote refused to delete branch '${head.branch}': its store's HEAD is on it; nothing was changed on the remote`,
+        { ref: gone.name },
+      );
+  }
+
   /**
    * Moves refs by compare-and-swap once everything they reach is here; refuses non-fast-forward without force.
    * Every change is checked before any ref moves: one refusal refuses them all and changes nothing.
    */
-  async updateRefs(input: RefChange[], force: boolean, who: string): Promise<RefUpdate[]> {
+  async updateRefs(input: RefChange[], force: boolean, who: string): Promise<RemoteRefUpdate[]> {
     const changes = checkRefChanges(input, 'the ref update');
+    await this.refuseDeletingHead(changes);
     const registration = await registerWriter(this.store.layout);
     try {
-      for (const id of new Set(changes.map((c) => c.new)))
-        await checkClosure(this.store, id, `the push of ${changes.find((c) => c.new === id)!.name}`);
+      for (const c of changes) if (c.new !== null) await checkClosure(this.store, c.new, `the push of ${c.name}`);
       const current = await this.store.refs.readMany(changes.map((c) => c.name));
       const out = await judgeRefChanges(
         changes,
@@ -136,9 +150,15 @@ export class StoreService {
         storeParents(this.store),
         force,
       );
+      // A deleted ref's reflog stays (FORMAT.md §6.3): gc keeps what it names until it expires.
       const moves = out
         .filter((u) => !u.skipped)
-        .map((u) => ({ name: u.name, next: u.new, expect: u.old, message: `push${u.forced ? ' --force' : ''}` }));
+        .map((u) => ({
+          name: u.name,
+          next: u.new,
+          expect: u.old,
+          message: u.new === null ? 'push --delete' : `push${u.forced ? ' --force' : ''}`,
+        }));
       try {
         await this.store.refs.updateMany(moves, { who, message: 'push' });
       } catch (e) {
@@ -163,8 +183,8 @@ export async function judgeRefChanges(
   current: (ObjectId | null)[],
   parentsOf: ParentsOf,
   force: boolean,
-): Promise<RefUpdate[]> {
-  const out: RefUpdate[] = [];
+): Promise<RemoteRefUpdate[]> {
+  const out: RemoteRefUpdate[] = [];
   const refused: CkvcError[] = [];
   for (const [i, c] of changes.entries()) {
     const cur = current[i] ?? null;
@@ -173,6 +193,11 @@ export async function judgeRefChanges(
       continue;
     }
     let forced = false;
+    if (c.new === null) {
+      // A deletion names the value it deletes (checked above): nothing to judge but that.
+      out.push({ name: c.name, old: cur, new: null, forced: false });
+      continue;
+    }
     if (cur !== null && cur !== c.new) {
       const isTag = c.name.startsWith('refs/tags/');
       const ff = !isTag && (await isAncestor(parentsOf, cur, c.new));

@@ -17,6 +17,7 @@ import { type BundleContent, writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
 import { completeHistory, depthCut, tipsCutShort } from '../store/ancestry.js';
 import { remoteHolds } from './thin-bases.js';
+import type { RefChange } from './request-body.js';
 import type { Transport } from './transport.js';
 import { usableRefs } from './received-refs.js';
 
@@ -120,11 +121,11 @@ export async function push(
  * them moved (or were already there), never where to (each moved to what this store sent, a commit it holds).
  * Entries for refs not asked for are ignored; a reply that is not a list is outside the protocol.
  */
-function pushedUpdates(
-  changes: { name: string; old: ObjectId | null; new: ObjectId }[],
+export function pushedUpdates<C extends RefChange>(
+  changes: C[],
   reply: unknown,
   url: string,
-): RefUpdate[] {
+): (C & { forced: boolean; skipped?: 'unchanged' })[] {
   if (!Array.isArray(reply))
     throw new CkvcError('CKVC_REMOTE', `remote ${url} answered the ref update outside the protocol (not a list)`, {
       url,

@@ -5,6 +5,9 @@ import type { ChainInfo } from '../store/delta-chains.js';
 import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
 
+/** A ref update as a remote reports it: `new` null for a ref the push deleted. */
+export type RemoteRefUpdate = Omit<RefUpdate, 'new'> & { new: ObjectId | null };
+
 export interface Plan {
   objects: ObjectId[];
   prerequisites: ObjectId[];
@@ -45,7 +48,7 @@ export interface Transport {
     write: (sink: Writable) => Promise<void>,
     ids: ObjectId[],
   ): Promise<{ objects: number; newObjects: number }>;
-  updateRefs(changes: RefChange[], force: boolean): Promise<RefUpdate[]>;
+  updateRefs(changes: RefChange[], force: boolean): Promise<RemoteRefUpdate[]>;
   /**
    * Bytes this transport took from the network, when that can be more than it handed on (S3 sends a pack whole,
    * or ranges of it with what lies between close records): the user pays for these too.

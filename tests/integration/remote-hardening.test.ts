@@ -452,6 +452,67 @@ describe('fetch from a remote that misbehaves', () => {
     expect((await P.runAsync(['verify'])).code).toBe(0);
   });
 
+  it('push --delete: a stale value is refused (13), an older server says so (22), a deletion naming no value is 400', async () => {
+    const P = newStore('ckvc-hard-deleter-');
+    const tip = await commit(P, 'gone');
+    const Rp = newStore('ckvc-hard-deleted-');
+    const tokenFile = path.join(work, 'delete-token');
+    fs.writeFileSync(tokenFile, 'delete-token-0123456789');
+    const up = await serve(Rp, ['--token-file', tokenFile]);
+    const env = { CKVC_TOKEN: 'delete-token-0123456789' };
+    await P.jsonAsync(['remote', 'add', 'origin', up.url]);
+    await P.jsonAsync(['push', 'origin', 'gone'], { env });
+    // Another pusher moves the branch between this client's refs request and its update: the deletion names the
+    // value it saw, so the remote refuses it rather than delete commits the client never saw.
+    const other = 'ab'.repeat(32);
+    const moved = await proxy(up.url, async (req, body, res, pass) => {
+      if (req.url !== '/v1/update-refs') {
+        const r = await pass();
+        return relay(req, res, r.status, r.body);
+      }
+      const b = JSON.parse(body.toString());
+      b.changes[0].old = other;
+      const r = await fetch(new URL('v1/update-refs', up.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' },
+        body: JSON.stringify(b),
+      });
+      relay(req, res, r.status, Buffer.from(await r.arrayBuffer()));
+    });
+    // The answer of a server that predates deletions: `new: null` is a malformed request there.
+    const older = await proxy(up.url, async (req, _body, res, pass) => {
+      if (req.url !== '/v1/update-refs') {
+        const r = await pass();
+        return relay(req, res, r.status, r.body);
+      }
+      const message = 'the update-refs request: changes[0]: new (of refs/heads/gone) is not an object ID';
+      relay(req, res, 400, Buffer.from(JSON.stringify({ error: { code: 'CKVC_BAD_BUNDLE', message, data: {} } })));
+    });
+    await P.jsonAsync(['remote', 'add', 'moved', moved]);
+    await P.jsonAsync(['remote', 'add', 'older', older]);
+    await P.jsonAsync(['fetch', 'older'], { env });
+    const before = Rp.refFiles();
+    const m = await P.runAsync(['push', 'moved', 'gone', '--delete'], { env });
+    expect(m.code, describeRun(m)).toBe(13);
+    expect(codesOf(m)).toEqual(['CKVC_REF_CONFLICT']);
+    const o = await P.runAsync(['push', 'older', 'gone', '--delete'], { env });
+    expect(o.code, describeRun(o)).toBe(22);
+    expect(codesOf(o)).toEqual(['CKVC_REMOTE']);
+    expect(o.stderr).toContain('runs a ckvc that cannot delete refs by push; nothing was deleted there');
+    expect(Rp.refFiles()).toEqual(before);
+    expect([Rp.ref('refs/heads/gone'), P.ref('refs/remotes/older/gone')]).toEqual([tip, tip]);
+    const bad = await post(
+      up.url,
+      '/v1/update-refs',
+      Buffer.from(JSON.stringify({ changes: [{ name: 'refs/heads/gone', old: null, new: null }] })),
+      {
+        token: 'delete-token-0123456789',
+      },
+    );
+    expect([bad.status, bad.json?.error?.code]).toEqual([400, 'CKVC_BAD_BUNDLE']);
+    expect(Rp.ref('refs/heads/gone')).toBe(tip);
+  });
+
   it('plan replies outside the protocol are 22 before any object is asked for; a bundle short of what was asked is 22', async () => {
     const asked: string[] = [];
     const plans = [null, {}, { objects: [1, 2, null] }, { objects: 'abc' }, { objects: ['../../etc/passwd'] }];

@@ -472,4 +472,47 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
     expect(fs.readFileSync(path.join(out, 'model.safetensors')).equals(written[1]!)).toBe(true);
     expect((await G.verify(true)).r.code).toBe(0);
   });
+
+  it('push --delete deletes a branch and a tag on the remote; the remote keeps their commits, a local tag stays', async () => {
+    const tip = A.ref('refs/heads/main')!;
+    await A.runAsync(['branch', 'doomed', tip]);
+    await A.runAsync(['tag', 'v-doomed', tip]);
+    await A.jsonAsync(['push', 'origin', 'doomed', 'v-doomed'], { env: env() });
+    expect([remoteRef(R, 'refs/heads/doomed'), remoteRef(R, 'refs/tags/v-doomed')]).toEqual([tip, tip]);
+    expect(A.ref('refs/remotes/origin/doomed')).toBe(tip);
+    // Names the remote lacks delete nothing, not even the names it has.
+    const before = remoteSnap(R);
+    const missing = await A.runAsync(['push', 'origin', 'doomed', 'nosuch', '--delete'], { env: env() });
+    expect(missing.code, describeRun(missing)).toBe(14);
+    expect(codesOf(missing)).toEqual(['CKVC_UNKNOWN_REVISION']);
+    expect(missing.stderr).toContain("remote 'origin' has no branch or tag named 'nosuch'");
+    expect(diffSnapshots(before, remoteSnap(R))).toEqual([]);
+    const d = await A.jsonAsync(['push', 'origin', 'doomed', 'tags/v-doomed', '--delete'], { env: env() });
+    expect(d.deleted).toEqual([
+      { name: 'refs/heads/doomed', old: tip },
+      { name: 'refs/tags/v-doomed', old: tip },
+    ]);
+    expect([remoteRef(R, 'refs/heads/doomed'), remoteRef(R, 'refs/tags/v-doomed')]).toEqual([undefined, undefined]);
+    expect([A.ref('refs/remotes/origin/doomed'), A.ref('refs/tags/v-doomed')]).toEqual([undefined, tip]);
+    // A fetch elsewhere no longer lists it; with --prune its remote-tracking branch goes there too.
+    await C.jsonAsync(['fetch', 'origin', '--prune'], { env: env() });
+    expect(C.ref('refs/remotes/origin/doomed')).toBeUndefined();
+    if (remoteIsStore) {
+      // The remote's reflog keeps the deleted branch's commit through a gc, as a local deletion's does.
+      const log = await R.jsonAsync<{ message: string; new: string | null }[]>(['reflog', 'doomed']);
+      expect(log.map((e) => e.message)).toContain('push --delete');
+      await R.jsonAsync(['gc', '--grace', '0']);
+      expect((await R.runAsync(['log', tip, '-n', '1'])).code).toBe(0);
+      // The branch the remote's HEAD is on stays: refused, nothing changed.
+      const head = (await R.jsonAsync<{ head: { branch: string } }>(['status'])).head.branch;
+      expect(head).toBe('main');
+      if (!remoteRef(R, 'refs/heads/main')) await A.jsonAsync(['push', 'origin', 'main'], { env: env() }); // run alone
+      const snap = remoteSnap(R);
+      const r = await A.runAsync(['push', 'origin', head, '--delete'], { env: env() });
+      expect(r.code, describeRun(r)).toBe(15);
+      expect(codesOf(r)).toEqual(['CKVC_BAD_ARGUMENT']);
+      expect(r.stderr).toContain("its store's HEAD is on it");
+      expect(diffSnapshots(snap, remoteSnap(R))).toEqual([]);
+    }
+  });
 });

@@ -195,8 +195,27 @@ function pushCommand(y: CliParser): void {
         .positional('refs', { type: 'string', array: true })
         .option('force', { type: 'boolean', describe: 'replace a remote branch even if the push drops its commits' })
         .option('depth', { type: 'string', describe: 'only the last N commits of each ref (a shallow push)' })
+        .option('delete', {
+          type: 'boolean',
+          describe:
+            'delete these branches or tags on the remote (it keeps their reflogs); heads/NAME, tags/NAME say which',
+        })
         .option('token-file', { type: 'string', describe: "file with the remote's token (default: $CKVC_TOKEN)" }),
     async (args) => {
+      if (args.delete) {
+        if (args.force || args.depth !== undefined)
+          throw new CkvcError('CKVC_USAGE', 'push --delete takes no --force or --depth: it sends nothing', {});
+        const d = await withStore(args, (s) =>
+          s.deleteOnRemote({ remote: args.remote, refs: args.refs ?? [], tokenFile: args.tokenFile }),
+        );
+        if (args.json) return json(d);
+        for (const u of d.deleted) out(`${escaped(u.name)}  ${short(u.old)} -> (deleted)`);
+        info(
+          `deleted on ${escaped(d.remote)}: ${d.deleted.length} ref(s); their commits stay there (a store's reflog ` +
+            'keeps them until it expires; an S3 remote keeps every pack)',
+        );
+        return;
+      }
       const r = await withStore(args, (s) =>
         s.push({
           remote: args.remote,
