@@ -247,7 +247,12 @@ export interface FetchOptions extends RemoteAuth {
   keepFilter?: boolean;
   /** Drop remote-tracking branches whose branch the remote no longer has. */
   prune?: boolean;
-  /** The fetch is for this branch of the remote: when it has none of that name, nothing is fetched. */
+  /**
+   * Only these branches of the remote (git's `fetch origin main`), no tags: what a researcher fetches from a store
+   * of many runs. One the remote lacks: nothing is fetched.
+   */
+  branches?: string[];
+  /** The fetch is for this branch of the remote (`pull`, `checkout REMOTE/BRANCH`): only it is fetched. */
   branch?: string;
 }
 
@@ -268,7 +273,7 @@ export async function fetchFromRemote(
     const fetched = await fetchRemote(store, t, opts.remote, opts.progress, {
       filter,
       prune: opts.prune,
-      branch: opts.branch,
+      branches: opts.branches ?? (opts.branch !== undefined ? [opts.branch] : undefined),
     });
     const keep = opts.keepFilter === false ? kept : opts.filter === false ? undefined : filter;
     if (JSON.stringify(keep) !== JSON.stringify(kept)) await remotes(store).remember(opts.remote, { filter: keep });

@@ -112,3 +112,33 @@ export async function usableRefs(
   }
   return out;
 }
+
+/**
+ * A fetch for some branches of the remote (`fetch REMOTE BRANCH...`, `pull`, `checkout REMOTE/BRANCH`): each must
+ * be one of its branches, else nothing is fetched, and the error lists what it has (a tag of that name is said:
+ * fetched tags keep their own names).
+ */
+export function requireBranches(theirs: Record<string, ObjectId>, branches: string[], remote: string): void {
+  const names = (prefix: string) =>
+    Object.keys(theirs)
+      .filter((n) => n.startsWith(prefix))
+      .map((n) => n.slice(prefix.length));
+  for (const branch of branches) {
+    if (Object.hasOwn(theirs, REF_PREFIX.branch + branch)) continue;
+    const all = names(REF_PREFIX.branch);
+    const tag = names(REF_PREFIX.tag).includes(branch)
+      ? `; '${branch}' is a tag there, and fetched tags keep their own names: 'ckvc fetch ${remote}', then use '${branch}'`
+      : '';
+    const listed = all.length
+      ? `its branches: ${all
+          .slice(0, 8)
+          .map((b) => `'${b}'`)
+          .join(', ')}${all.length > 8 ? ', ...' : ''}`
+      : 'it has no branches';
+    throw new CkvcError(
+      'CKVC_UNKNOWN_REVISION',
+      `remote '${remote}' has no branch '${branch}' (${listed})${tag}; nothing was fetched`,
+      { remote, branch },
+    );
+  }
+}

@@ -19,7 +19,7 @@ import { completeHistory, depthCut, tipsCutShort } from '../store/ancestry.js';
 import { remoteHolds } from './thin-bases.js';
 import type { RefChange } from './request-body.js';
 import type { Transport } from './transport.js';
-import { usableRefs } from './received-refs.js';
+import { requireBranches, usableRefs } from './received-refs.js';
 
 /** Objects per bundle are bounded by bytes and count, so one interrupted transfer loses little. */
 const BATCH_BYTES = 64 * 1024 * 1024;
@@ -263,8 +263,8 @@ export async function fetchRemote(
   remote: string,
   progress?: Progress,
   /** prune: drop the remote-tracking branches of `remote` whose branch the remote no longer has (git fetch --prune). */
-  /** branch: the fetch is for this branch of the remote (`checkout REMOTE/BRANCH`): without it, nothing is fetched. */
-  opts: { filter?: string[]; prune?: boolean; branch?: string } = {},
+  /** branches: only these branches of the remote (no tags); one it lacks fails the fetch before anything moves. */
+  opts: { filter?: string[]; prune?: boolean; branches?: string[] } = {},
 ): Promise<FetchResult> {
   const warnings: FetchWarning[] = [];
   // A ref names a commit or an annotated tag: one naming anything else (held already, or once received) is left
@@ -283,28 +283,9 @@ export async function fetchRemote(
     });
   };
   const theirs = await t.refs();
-  if (opts.branch !== undefined && !Object.hasOwn(theirs, REF_PREFIX.branch + opts.branch)) {
-    const names = (prefix: string) =>
-      Object.keys(theirs)
-        .filter((n) => n.startsWith(prefix))
-        .map((n) => n.slice(prefix.length));
-    const branches = names(REF_PREFIX.branch);
-    const tag = names(REF_PREFIX.tag).includes(opts.branch)
-      ? `; '${opts.branch}' is a tag there, and fetched tags keep their own names: 'ckvc fetch ${remote}', then use '${opts.branch}'`
-      : '';
-    const listed = branches.length
-      ? `its branches: ${branches
-          .slice(0, 8)
-          .map((b) => `'${b}'`)
-          .join(', ')}${branches.length > 8 ? ', ...' : ''}`
-      : 'it has no branches';
-    throw new CkvcError(
-      'CKVC_UNKNOWN_REVISION',
-      `remote '${remote}' has no branch '${opts.branch}' (${listed})${tag}; nothing was fetched`,
-      { remote, branch: opts.branch },
-    );
-  }
+  if (opts.branches) requireBranches(theirs, opts.branches, remote);
   let wanted = await usableRefs(store, t, remote, theirs, warnings);
+  if (opts.branches) wanted = wanted.filter((w) => opts.branches!.some((b) => w.name === REF_PREFIX.branch + b));
   wanted = await tipsOnly(wanted);
   const wants: ObjectId[] = [];
   // A tip held with its history cut short (a shallow store) is asked for again: the remote sends what is below.

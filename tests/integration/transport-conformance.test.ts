@@ -473,6 +473,31 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
     expect((await G.verify(true)).r.code).toBe(0);
   });
 
+  it('fetch REMOTE BRANCH takes that branch alone (no other branch, no tag); a branch the remote lacks fetches nothing', async () => {
+    const one = await commit(A, [91, 92, 93, 94], 'only', 'only');
+    const other = await commit(A, [95, 96, 97, 98], 'other', 'other');
+    await A.runAsync(['tag', 'v-other', other.id]);
+    await A.jsonAsync(['push', 'origin', 'only', 'other', 'v-other'], { env: env() });
+    const F = emptyCopy('ckvc-conf-fetch-one-');
+    await addRemote(F, 'origin', reach);
+    const none = await F.runAsync(['fetch', 'origin', 'onyl'], { env: env() });
+    expect(none.code, describeRun(none)).toBe(14);
+    expect(codesOf(none)).toEqual(['CKVC_UNKNOWN_REVISION']);
+    expect(none.stderr).toContain("remote 'origin' has no branch 'onyl'");
+    expect(F.refFiles()).toEqual([]);
+    const f = await F.jsonAsync(['fetch', 'origin', 'only'], { env: env() });
+    expect(f.refs).toEqual([{ name: 'refs/remotes/origin/only', old: null, new: one.id, forced: false }]);
+    // About one commit's data: not the other branch's four fresh tensors.
+    expect(f.bytesReceived).toBeLessThan(CK_BYTES * 1.5);
+    expect(F.refFiles()).toEqual(['refs/remotes/origin/only']);
+    expect(await checkoutDiff(F, 'origin/only', one.files)).toEqual([]);
+    expect((await F.runAsync(['log', other.id, '-n', '1'])).code).toBe(14);
+    // pull REMOTE BRANCH takes that branch alone too.
+    const p = await F.jsonAsync(['pull', 'origin', 'other'], { env: env() });
+    expect(p.branch).toMatchObject({ name: 'refs/heads/other', new: other.id });
+    expect(F.refFiles().sort()).toEqual(['refs/heads/other', 'refs/remotes/origin/only', 'refs/remotes/origin/other']);
+  });
+
   it('push --delete deletes a branch and a tag on the remote; the remote keeps their commits, a local tag stays', async () => {
     const tip = A.ref('refs/heads/main')!;
     await A.runAsync(['branch', 'doomed', tip]);

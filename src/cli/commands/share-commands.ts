@@ -241,11 +241,12 @@ function pushCommand(y: CliParser): void {
 function fetchCommand(y: CliParser): void {
   addCommand(
     y,
-    'fetch <remote>',
-    'Receive what the remote has and this store lacks; its branches land as REMOTE/BRANCH',
+    'fetch <remote> [branches..]',
+    'Receive what the remote has and this store lacks (only BRANCHES when named: no other branch, no tag); its branches land as REMOTE/BRANCH',
     (a) =>
       a
         .positional('remote', { type: 'string', demandOption: true })
+        .positional('branches', { type: 'string', array: true })
         .option('token-file', { type: 'string', describe: "file with the remote's token (default: $CKVC_TOKEN)" })
         .option('filter', {
           type: 'string',
@@ -266,6 +267,7 @@ function fetchCommand(y: CliParser): void {
           progress: progressBar('fetch'),
           filter,
           prune: args.prune,
+          ...(args.branches?.length ? { branches: args.branches } : {}),
         }),
       );
       warn(r.warnings);
