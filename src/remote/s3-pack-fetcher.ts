@@ -1,8 +1,8 @@
 // Which parts of an S3 remote's packs a fetch downloads into its scratch store (spec/S3.md §3): a pack whole when
-// most of it is wanted (or it is small), else its directory and then only the records asked for, with the delta
-// bases they need from the same pack and, the first time a pack is read, every record that is not a chunk
-// (commits, trees, recipes: what a filtered fetch walks). Either way the scratch store receives a bundle and
-// verifies every object, as it would from any remote.
+// all of it is wanted, when it is small, or when what is wanted is most of its bytes; else its directory and then
+// only the records asked for, with the delta bases they need from the same pack and, the first time a pack is
+// read, every record that is not a chunk (commits, trees, recipes: what a filtered fetch walks). Either way the
+// scratch store receives a bundle and verifies every object, as it would from any remote.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -22,18 +22,26 @@ import type { StoreService } from './store-service.js';
 const WHOLE_PACK_BYTES = 2 * 1024 * 1024;
 /** Ranges are read only when they take less than this share of a pack (by bytes). */
 const RANGED_SHARE = 0.5;
-/** Directories read at once (as the catalogue's listings are). */
+/** Directories read ahead of the pack being fetched (as the catalogue's listings are read, 8 at a time). */
 const DIRECTORY_CONCURRENCY = 8;
+/**
+ * TOC entries kept between the downloads of one command (a filtered plan, then its objects, read the same packs):
+ * about 240 bytes each in memory, so about 60 MB; past it a directory is read again when needed.
+ */
+const KEPT_DIRECTORY_ENTRIES = 250_000;
 /** FORMAT.md §4.3: a reader follows at most 64 bases for one record. */
 const MAX_BASE_ROUNDS = 64;
+
+/** A directory as read: 'small' for a pack to take whole, 'ignored' when the service ignored the Range. */
+type Directory = PackDirectory | 'small' | 'ignored';
 
 export class S3PackFetcher {
   /** Packs received whole. */
   private readonly whole = new Set<string>();
   /** Packs whose records other than chunks the scratch store holds (read by ranges). */
   private readonly described = new Set<string>();
-  /** undefined: a pack small enough to download whole (its first read said how large it is). */
-  private readonly directories = new Map<string, PackDirectory | undefined>();
+  private readonly directories = new Map<string, PackDirectory | 'small'>();
+  private keptEntries = 0;
   /** False once the service answered a range with the whole object (it ignores Range): packs come whole. */
   private ranges = true;
   /** Bytes downloaded: whole packs, directories and ranges. */
@@ -52,7 +60,8 @@ export class S3PackFetcher {
    */
   async download(ids: ObjectId[], opts: { described?: boolean } = {}): Promise<void> {
     const byPack = new Map<string, ObjectId[]>();
-    if (opts.described) for (const p of this.catalogue.packs) if (!this.described.has(p)) byPack.set(p, []);
+    if (opts.described)
+      for (const p of this.catalogue.packs) if (!this.described.has(p) && !this.whole.has(p)) byPack.set(p, []);
     for (const id of ids) {
       const p = this.catalogue.pack.get(id);
       if (p === undefined)
@@ -66,33 +75,50 @@ export class S3PackFetcher {
     }
     // Wanted whole: no directory needed. Otherwise the directory decides, by bytes: counts say little (a tensor's
     // bias or an optimizer's step count is a chunk like a megabyte of its weights).
-    const whole = (p: string, want: ObjectId[]) => !this.ranges || want.length === this.catalogue.idsOf.get(p)!.length;
-    // The directories first, several at a time (two requests each): a fetch reading a few tensors out of hundreds
-    // of packs waits for round trips, not bytes.
-    const unread = [...byPack].filter(([p, want]) => !whole(p, want) && !this.directories.has(p)).map(([p]) => p);
-    await Promise.all(
-      Array.from({ length: Math.min(DIRECTORY_CONCURRENCY, unread.length) }, async () => {
-        for (let p = unread.shift(); p !== undefined && this.ranges; p = unread.shift()) await this.directory(p);
-      }),
-    );
-    for (const [p, want] of byPack) {
-      if (this.whole.has(p)) continue;
-      const dir = whole(p, want) ? undefined : this.directories.get(p);
-      if (dir) await this.fromPack(p, want, dir);
-      else await this.wholePack(p);
+    const todo = [...byPack].filter(([p, want]) => want.length || !this.described.has(p));
+    const ranged = (p: string, want: ObjectId[]) => this.ranges && want.length !== this.catalogue.idsOf.get(p)!.length;
+    // Directories are read a few packs ahead of the one being fetched, so a fetch of a few tensors out of hundreds
+    // of packs waits for round trips in parallel; at most that many are read for nothing when a pack fails.
+    const ahead = new Map<string, Promise<Directory>>();
+    let next = 0;
+    for (const [p, want] of todo) {
+      for (; next < todo.length && ahead.size < DIRECTORY_CONCURRENCY; next++) {
+        const [q, w] = todo[next]!;
+        if (!ranged(q, w) || this.directories.has(q)) continue;
+        const reading = this.readDirectory(q);
+        reading.catch(() => {}); // reported when its pack's turn comes
+        ahead.set(q, reading);
+      }
+      const reading = ahead.get(p);
+      ahead.delete(p);
+      const dir = !ranged(p, want) ? 'whole' : (this.directories.get(p) ?? (await reading!));
+      if (dir === 'whole' || dir === 'small' || dir === 'ignored' || !this.ranges) await this.wholePack(p);
+      else await this.fromPack(p, want, dir);
+      if (reading) await this.keep(p, reading);
     }
   }
 
-  private async directory(p: string): Promise<void> {
+  private async readDirectory(p: string): Promise<Directory> {
     try {
       const listing = this.catalogue.idsOf.get(p)!;
       const dir = await readPackDirectory(this.s3, this.key(p), listing, this.where(p), WHOLE_PACK_BYTES);
       this.bytes += dir.bytesRead;
-      this.directories.set(p, 'records' in dir ? dir : undefined);
+      return 'records' in dir ? dir : 'small';
     } catch (e) {
       if (!(e instanceof RangesIgnored)) throw e;
       this.ranges = false;
+      return 'ignored';
     }
+  }
+
+  /** Keeps a directory for the command's next download while the kept ones stay under their bound. */
+  private async keep(p: string, reading: Promise<Directory>): Promise<void> {
+    const dir = await reading;
+    if (dir === 'ignored') return;
+    const entries = dir === 'small' ? 0 : dir.records.size;
+    if (this.keptEntries + entries > KEPT_DIRECTORY_ENTRIES) return;
+    this.keptEntries += entries;
+    this.directories.set(p, dir);
   }
 
   private key(p: string): string {
@@ -115,7 +141,13 @@ export class S3PackFetcher {
       this.described.add(p); // a pack of chunks alone: nothing to read for the plan
       return;
     }
-    await this.ranged(p, dir, included, first);
+    try {
+      await this.ranged(p, dir, included, first);
+    } catch (e) {
+      if (!(e instanceof RangesIgnored)) throw e;
+      this.ranges = false; // it honoured Range for the directory, not now: whole packs from here on
+      await this.wholePack(p);
+    }
   }
 
   private async wholePack(p: string): Promise<void> {
@@ -138,7 +170,8 @@ export class S3PackFetcher {
   /**
    * Reads `included` and the delta bases they need from the pack, round by round (a base is known once its delta
    * is read), into a file, then hands them to the scratch store as one bundle. A base the scratch store holds
-   * already is not read again: the bundle is thin on it.
+   * already is not read again: the bundle is thin on it. A base outside the pack refuses it, as it would whole:
+   * each pack must verify on its own (S3.md §4).
    */
   private async ranged(
     p: string,
@@ -156,30 +189,41 @@ export class S3PackFetcher {
       const read: { entry: PackEntry; at: number }[] = [];
       const outside = new Set<ObjectId>();
       const considered = new Set<ObjectId>();
-      let at = 0;
+      let end = 0;
       let round = [...included.values()];
       for (let depth = 0; round.length; depth++) {
         if (depth > MAX_BASE_ROUNDS) throw bad(where, `has a chain of delta bases over ${MAX_BASE_ROUNDS} long`);
         const next: PackEntry[] = [];
-        this.bytes += await readRecords(this.s3, key, dir, round, where, async (entry, body) => {
-          // Its place in the file is taken before the write waits: several ranges arrive at once.
-          const place = at;
-          at += body.length;
-          read.push({ entry, at: place });
-          await fh.write(body, 0, body.length, place).catch((e) => {
-            throw ioError(e, 'write', file);
-          });
-          const base = deltaBase(entry, body);
-          if (base === undefined || included.has(base) || considered.has(base)) return;
-          considered.add(base); // before the look-up waits: another record of this round may share the base
-          const there = dir.records.get(base);
-          if (there && !(await this.scratch.service.store.has(base))) {
-            included.set(base, there);
-            next.push(there);
-          } else {
-            // Held here already, or nowhere: then the scratch store refuses the bundle, naming it.
-            outside.add(base);
-          }
+        this.bytes += await readRecords(this.s3, key, dir, round, where, {
+          // Its place in the file is taken before anything waits: several ranges arrive at once.
+          place: (entry) => {
+            read.push({ entry, at: end });
+            end += entry.storedLength;
+            return end - entry.storedLength;
+          },
+          write: (piece, at) =>
+            fh.write(piece, 0, piece.length, at).then(
+              () => {},
+              (e) => {
+                throw ioError(e, 'write', file);
+              },
+            ),
+          done: async (entry, head) => {
+            const base = deltaBase(entry, head);
+            if (base === undefined || included.has(base) || considered.has(base)) return;
+            considered.add(base); // before the look-up waits: another record of this round may share the base
+            const there = dir.records.get(base);
+            if (!there)
+              throw bad(
+                where,
+                `has a delta record ${entry.id.slice(0, 16)} on ${base.slice(0, 16)}, which is not in the pack`,
+              );
+            if (await this.scratch.service.store.has(base)) outside.add(base);
+            else {
+              included.set(base, there);
+              next.push(there);
+            }
+          },
         });
         round = next;
       }

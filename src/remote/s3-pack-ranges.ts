@@ -3,6 +3,8 @@
 // it asked for rather than every pack that holds one. Everything read here is untrusted: the directory is checked
 // against the pack's listing and its own layout, each record header against the TOC, and the records then go
 // through a store's receiving path, which re-hashes every one of them.
+import type { Readable } from 'node:stream';
+import { CkvcError } from '../core/errors.js';
 import {
   BUNDLE_PREAMBLE_BYTES,
   BUNDLE_TRAILER_BYTES,
@@ -52,7 +54,20 @@ export interface PackDirectory {
 /** A range read whose service sent the whole object instead (it ignores Range): the caller downloads it whole. */
 export class RangesIgnored extends Error {}
 
-const gone = (where: string) => bad(where, 'is gone (it was listed, then deleted: a gc of the bucket?)');
+/** The service's fault, not the pack's (exit 22, as for a whole pack): an on-demand read says "fetch again". */
+const remoteFault = (where: string, what: string) => new CkvcError('CKVC_REMOTE', `${where} ${what}`, { where });
+const gone = (where: string) => remoteFault(where, 'is gone (it was listed, then deleted: a gc of the bucket?)');
+
+/** Exactly `length` bytes of `body` into one buffer, piece by piece (no re-joining as they arrive). */
+async function readExactly(body: Readable, length: number, where: string): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(length);
+  let filled = 0;
+  await new ByteStream(body, where).copy(length, 'a range', async (piece) => {
+    piece.copy(out, filled);
+    filled += piece.length;
+  });
+  return out;
+}
 
 /** Bytes [start, end) of the object (clipped at its end by S3), and the object's size. */
 async function readRange(
@@ -69,7 +84,7 @@ async function readRange(
     throw new RangesIgnored();
   }
   try {
-    return { bytes: await new ByteStream(r.body, where).read(r.length, 'a range'), total: r.total };
+    return { bytes: await readExactly(r.body, r.length, where), total: r.total };
   } finally {
     r.body.destroy();
   }
@@ -131,15 +146,25 @@ export async function readPackDirectory(
   return { header, size, packStart, records, bytesRead };
 }
 
-/** The record's base when it is a delta (FORMAT.md §4.3: width, planes, then the base's ID). */
-export function deltaBase(entry: PackEntry, body: Buffer): ObjectId | undefined {
-  if (entry.codec !== CODECS.xorPlanes || body.length < 34) return undefined;
-  return body.subarray(2, 34).toString('hex');
+/** The record's base when it is a delta (FORMAT.md §4.3: width, planes, then the base's ID), from its first bytes. */
+export function deltaBase(entry: PackEntry, head: Buffer): ObjectId | undefined {
+  if (entry.codec !== CODECS.xorPlanes || head.length < 34) return undefined;
+  return head.subarray(2, 34).toString('hex');
+}
+
+/** Where the records read go: a scratch file, written piece by piece as they arrive. */
+export interface RecordSink {
+  /** The file offset of the record's stored bytes: called once per record, before any of them arrive. */
+  place(entry: PackEntry): number;
+  write(piece: Buffer, at: number): Promise<void>;
+  /** The record is in; `head` holds its first stored bytes, up to 34 (a delta names its base there). */
+  done(entry: PackEntry, head: Buffer): Promise<void>;
 }
 
 /**
- * Downloads `wanted` (records of `dir`), in as few requests as the gaps between them allow, and hands each to
- * `take` with its stored bytes once its header matched the TOC. Returns the bytes downloaded.
+ * Downloads `wanted` (records of `dir`), in as few requests as the gaps between them allow, several at once,
+ * each record's header checked against the TOC and its stored bytes handed to `sink` as they arrive (memory holds
+ * the pieces in flight, not records of up to 64 MiB). Returns the bytes downloaded.
  */
 export async function readRecords(
   s3: S3Objects,
@@ -147,7 +172,7 @@ export async function readRecords(
   dir: PackDirectory,
   wanted: PackEntry[],
   where: string,
-  take: (entry: PackEntry, body: Buffer) => Promise<void>,
+  sink: RecordSink,
 ): Promise<number> {
   const end = (e: PackEntry) => e.offset + RECORD_HEADER_BYTES + e.storedLength;
   const sorted = [...wanted].sort((a, b) => a.offset - b.offset);
@@ -164,9 +189,13 @@ export async function readRecords(
     const to = end(group[group.length - 1]!);
     const r = await s3.openRange(key, dir.packStart + from, dir.packStart + to);
     if (!r) throw gone(where);
-    if (r.total === undefined || r.length !== to - from) {
+    if (r.total === undefined) {
       r.body.destroy();
-      throw bad(where, `answered a range of ${to - from} bytes with ${r.length}`);
+      throw new RangesIgnored();
+    }
+    if (r.length !== to - from) {
+      r.body.destroy();
+      throw remoteFault(where, `answered a range of ${to - from} bytes with ${r.length}`);
     }
     const s = new ByteStream(r.body, where);
     try {
@@ -175,13 +204,15 @@ export async function readRecords(
         await s.copy(e.offset - at, 'the bytes between records', async () => {});
         const h = decodeRecordHeader(await s.read(RECORD_HEADER_BYTES, 'a record header'), e.offset, where);
         if (!samePackEntry(h, e)) throw bad(where, `has a record at ${e.offset} that is not the one its TOC names`);
-        const body = Buffer.allocUnsafe(e.storedLength);
+        const place = sink.place(e);
+        const head = Buffer.alloc(Math.min(34, e.storedLength));
         let filled = 0;
         await s.copy(e.storedLength, 'a record', async (piece) => {
-          piece.copy(body, filled);
+          if (filled < head.length) piece.copy(head, filled, 0, Math.min(piece.length, head.length - filled));
+          await sink.write(piece, place + filled);
           filled += piece.length;
         });
-        await take(e, body);
+        await sink.done(e, head);
         at = end(e);
       }
     } finally {

@@ -117,15 +117,17 @@ export class PromiseRecords {
     if (cur && has(filter)) return;
     const filters = [...(cur?.filters ?? []), filter].slice(-MAX_FILTERS);
     const rec: PromiseRecord = { commit, remote: cur?.remote || remote, time: cur?.time || time, filters };
-    try {
-      await writeFileDurable(this.file(commit), `${JSON.stringify(rec)}\n`);
-    } catch (e) {
-      // Another fetch that failed took the folder away as it emptied it (removeFolderIfEmpty): made again.
-      if ((e as CkvcError).data?.errno !== 'ENOENT') throw e;
-      await fs.mkdir(this.dir, { recursive: true }).catch((e2) => {
-        throw ioError(e2, 'create', this.dir);
-      });
-      await writeFileDurable(this.file(commit), `${JSON.stringify(rec)}\n`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await writeFileDurable(this.file(commit), `${JSON.stringify(rec)}\n`);
+        break;
+      } catch (e) {
+        // Another fetch that failed took the folder away as it emptied it (removeFolderIfEmpty): made again.
+        if ((e as CkvcError).data?.errno !== 'ENOENT' || attempt === 3) throw e;
+        await fs.mkdir(this.dir, { recursive: true }).catch((e2) => {
+          throw ioError(e2, 'create', this.dir);
+        });
+      }
     }
     this.cache?.set(commit, rec);
   }

@@ -10,7 +10,8 @@
 // replaced (a new ETag) just before, as if another writer had got there first. While fault.json says
 // {"stallBodiesOf": SUFFIX}, a GET of a key ending in SUFFIX is answered with its headers and first 4 KiB, then
 // nothing more (the connection stays open): a service that stops mid-object. While fault.json says
-// {"ignoreRanges": true}, GETs lose their Range header: a service that sends whole objects.
+// {"ignoreRanges": true}, GETs lose their Range header: a service that sends whole objects; while it says
+// {"widenRanges": true}, a range runs on to the object's end: a service that sends more than was asked.
 // Prints {"endpoint": URL} on its first line of stdout once both listen.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -122,6 +123,8 @@ function forward(req, res, finished) {
   const { method, url, headers } = req;
   // A service that ignores Range answers with the whole object (200), as HTTP allows.
   if (method === 'GET' && f.ignoreRanges) delete headers.range;
+  // A service that answers more than was asked: the range runs on to the object's end.
+  if (method === 'GET' && f.widenRanges && headers.range) headers.range = headers.range.replace(/-\d+$/, '-');
   const target = { host: upstream.address, port: upstream.port, method, path: url, headers };
   const stall = method === 'GET' && f.stallBodiesOf && (url ?? '').split('?')[0].endsWith(f.stallBodiesOf);
   const up = http.request(target, (r) => {

@@ -28,6 +28,8 @@ export interface S3Server {
   stallBodiesOf(suffix: string | undefined): void;
   /** GETs are answered with the whole object, Range or not (a service that ignores it), while `on`. */
   ignoreRanges(on: boolean): void;
+  /** Ranges are answered on to the object's end (more than was asked), while `on`. */
+  widenRanges(on: boolean): void;
   /** The file holding an object's bytes. */
   objectFile(key: string): string;
   /** The refs a remote at s3://BUCKET/PREFIX holds (its refs.json; {} when it has none). */
@@ -98,6 +100,7 @@ export async function startS3Server(dir: string, opts: { conditional?: boolean }
     replaceBeforeWrite: (suffix) => setFault(suffix === undefined ? undefined : { replaceBeforeWrite: suffix }),
     stallBodiesOf: (suffix) => setFault(suffix === undefined ? undefined : { stallBodiesOf: suffix }),
     ignoreRanges: (on) => setFault(on ? { ignoreRanges: true } : undefined),
+    widenRanges: (on) => setFault(on ? { widenRanges: true } : undefined),
     objectFile: (key) => objectFile(key),
     refs: (prefix) => {
       const f = objectFile(`${withSlash(prefix)}refs.json`);

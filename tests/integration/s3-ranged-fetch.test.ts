@@ -239,6 +239,35 @@ describe('S3 fetches by ranges', () => {
     expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
   });
 
+  it('a delta record whose base is not in its pack is refused (12): each pack stands alone', () => {
+    const url = damagedRemote('ranged-foreign-base', (b, records) => {
+      // Every delta record names a base no pack holds (its stored bytes 2..34, FORMAT.md §4.3).
+      for (const r of records) if (r.codec === 6) b[r.at + 44 + 2]! ^= 0xff;
+    });
+    const c = client(url);
+    const before = snapshotStore(c.store);
+    const r = c.run(['fetch', 'origin', '--filter', 'tensors:model.*'], { env: s3.env() });
+    expect(r.code).toBe(12);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
+    expect(r.stderr).toContain('which is not in the pack');
+    expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
+  });
+
+  it('a service that answers more than the range asked is refused (22) and the store is as it was', () => {
+    const c = client(`s3://${s3.bucket}/${PREFIX}`);
+    const before = snapshotStore(c.store);
+    s3.widenRanges(true);
+    try {
+      const r = c.run(['fetch', 'origin', '--filter', 'tensors:model.*'], { env: s3.env() });
+      expect(r.code).toBe(22);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
+      expect(r.stderr).toContain('with another range');
+    } finally {
+      s3.widenRanges(false);
+    }
+    expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
+  });
+
   it('a TOC whose records do not tile the pack is refused (12) before any record is read', () => {
     const url = damagedRemote('ranged-damaged-toc', (b, records) => {
       const r = records[1]!;
