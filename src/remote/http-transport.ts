@@ -7,6 +7,7 @@ import type { Readable, Writable } from 'node:stream';
 import { CkvcError, isCkvcError, isErrorCode } from '../core/errors.js';
 import { isJsonObject } from '../core/json-object.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
+import { MAX_OBJECT_BYTES } from '../core/store-format/pack-format.js';
 import type { RefUpdate } from './bundle-import.js';
 import type { RefChange } from './request-body.js';
 import type { Plan, Transport } from './transport.js';
@@ -331,7 +332,16 @@ function checkPlanReply(v: unknown, filtered: boolean, url: string): Plan {
   if (prerequisites !== undefined && !ids(prerequisites)) throw outside('"prerequisites" is not a list of object IDs');
   // (That each of `commits` is a commit the plan sends is checked where the promises are recorded.)
   if (filtered && !ids(commits)) throw outside('a filtered plan without the list of its commits');
-  return { objects, prerequisites: prerequisites ?? [], ...(filtered ? { commits: commits as ObjectId[] } : {}) };
+  const { sizes } = v;
+  const size = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= MAX_OBJECT_BYTES;
+  if (sizes !== undefined && (!Array.isArray(sizes) || sizes.length !== objects.length || !sizes.every(size)))
+    throw outside('"sizes" is not one stored length per object');
+  return {
+    objects,
+    prerequisites: prerequisites ?? [],
+    ...(filtered ? { commits: commits as ObjectId[] } : {}),
+    ...(sizes ? { sizes: sizes as number[] } : {}),
+  };
 }
 
 /** A `chains` reply, checked: one entry per ID, each null or `{depth, base?}` (the remote is not trusted). */

@@ -13,6 +13,27 @@ import type { Readable } from 'node:stream';
 
 /** Objects per `objects` request: a bounded body, and an interrupted fetch re-asks for at most one batch. */
 export const RECEIVE_BATCH_OBJECTS = 20_000;
+/** Stored bytes per request when the plan gave sizes (as a push's bundles, PROTOCOL.md §4). */
+export const RECEIVE_BATCH_BYTES = 64 * 1024 * 1024;
+
+/** `need` in requests of at most RECEIVE_BATCH_OBJECTS objects and, where `sizes` knows them, ~64 MiB. */
+function batchesOf(need: ObjectId[], sizes?: ReadonlyMap<ObjectId, number>): ObjectId[][] {
+  const out: ObjectId[][] = [];
+  let cur: ObjectId[] = [];
+  let bytes = 0;
+  for (const id of need) {
+    const size = sizes?.get(id) ?? 0;
+    if (cur.length && (cur.length >= RECEIVE_BATCH_OBJECTS || bytes + size > RECEIVE_BATCH_BYTES)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(id);
+    bytes += size;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
 
 export interface Received {
   objects: number;
@@ -25,10 +46,11 @@ export async function receiveObjects(
   t: Transport,
   need: ObjectId[],
   progress?: (received: number, bytes: number) => void,
+  /** Stored lengths the remote's plan gave: batches of ~64 MiB rather than of 20,000 objects alone. */
+  sizes?: ReadonlyMap<ObjectId, number>,
 ): Promise<Received> {
   const out: Received = { objects: 0, bytes: 0, labelsKept: [] };
-  for (let i = 0; i < need.length; i += RECEIVE_BATCH_OBJECTS) {
-    const ids = need.slice(i, i + RECEIVE_BATCH_OBJECTS);
+  for (const ids of batchesOf(need, sizes)) {
     const holds = await localHolds(store, t, ids);
     const receive = async (source: Readable) => {
       const rb = await receiveBundle(source, store.layout.tmpDir, `objects from ${t.url}`, undefined, { store });

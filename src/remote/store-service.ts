@@ -59,8 +59,22 @@ export class StoreService {
           { id: w },
         );
     const c = await collectObjects(this.store, wants, { isBoundary: async (id) => have.has(id), filter });
-    if (!filter) return { objects: c.objects, prerequisites: c.prerequisites };
-    return { objects: c.objects, prerequisites: c.prerequisites, commits: c.commits };
+    const sizes = await this.sizesOf(c.objects);
+    const plan = { objects: c.objects, prerequisites: c.prerequisites, ...(sizes ? { sizes } : {}) };
+    return filter ? { ...plan, commits: c.commits } : plan;
+  }
+
+  /** Each object's stored length, for the client's batches; none when one cannot be located (sending will say). */
+  private async sizesOf(ids: ObjectId[]): Promise<number[] | undefined> {
+    const out: number[] = [];
+    for (let i = 0; i < ids.length; i += 4096) {
+      const locs = await this.store.locate(ids.slice(i, i + 4096));
+      for (const l of locs) {
+        if (!l) return undefined;
+        out.push(l.entry.storedLength);
+      }
+    }
+    return out;
   }
 
   /**

@@ -315,9 +315,14 @@ export async function fetchRemote(
     let need = await absent(store, plan.objects);
     let heldBack: ObjectId[] = [];
     if (plan.unwalked) ({ now: need, heldBack } = await holdBackReleased(store, need));
+    const sizes = plan.sizes && new Map(plan.objects.map((id, i) => [id, plan.sizes![i]!]));
     const receive = async (ids: ObjectId[]) => {
-      const r = await receiveObjects(store, t, ids, (objects, bytes) =>
-        progress?.({ phase: 'receive', objects, totalObjects: ids.length, bytes }),
+      const r = await receiveObjects(
+        store,
+        t,
+        ids,
+        (objects, bytes) => progress?.({ phase: 'receive', objects, totalObjects: ids.length, bytes }),
+        sizes,
       ).finally(() => dropUnarrivedPromises(store, recorded));
       for (const k of r.labelsKept) warnings.push(keptLabelWarning(k, t.url));
       received += r.objects;

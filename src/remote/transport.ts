@@ -14,6 +14,11 @@ export interface Plan {
   /** With a filter: the commits among `objects` (the ones the filter applied to). */
   commits?: ObjectId[];
   /**
+   * The stored bytes of each of `objects`, when the remote says (PROTOCOL.md §2): a fetch then asks for batches
+   * of about 64 MiB, so that a re-run after an interruption asks again for at most that much.
+   */
+  sizes?: number[];
+  /**
    * True when `objects` is everything the remote holds, not a walk from the wants (S3: no server to walk): the
    * fetch then keeps back the data this store released (released-data.ts).
    */

@@ -515,7 +515,16 @@ describe('fetch from a remote that misbehaves', () => {
 
   it('plan replies outside the protocol are 22 before any object is asked for; a bundle short of what was asked is 22', async () => {
     const asked: string[] = [];
-    const plans = [null, {}, { objects: [1, 2, null] }, { objects: 'abc' }, { objects: ['../../etc/passwd'] }];
+    const plans = [
+      null,
+      {},
+      { objects: [1, 2, null] },
+      { objects: 'abc' },
+      { objects: ['../../etc/passwd'] },
+      { objects: ['ab'.repeat(32)], sizes: [-1] },
+      { objects: ['ab'.repeat(32)], sizes: [1, 2] },
+      { objects: ['ab'.repeat(32)], sizes: [2 ** 40] },
+    ];
     let next = 0;
     const url = await proxy(srv.url, async (req, _body, res, pass) => {
       asked.push(req.url!);
