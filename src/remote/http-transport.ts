@@ -281,9 +281,13 @@ export class HttpTransport implements Transport {
   }
 
   async updateRefs(changes: RefChange[], force: boolean): Promise<RefUpdate[]> {
-    return (
-      await this.json<{ refs: RefUpdate[] }>('POST', '/v1/update-refs', { changes, force, who: this.who.slice(0, 200) })
-    ).refs;
+    const reply = await this.json<unknown>('POST', '/v1/update-refs', { changes, force, who: this.who.slice(0, 200) });
+    // Its entries are checked by whoever asked (pushedUpdates); a reply that is no object is no answer at all.
+    if (!isJsonObject(reply))
+      throw new CkvcError('CKVC_REMOTE', `remote ${this.url} answered the ref update outside the protocol`, {
+        url: this.url,
+      });
+    return reply.refs as RefUpdate[];
   }
 
   async close() {

@@ -15,7 +15,7 @@ import type { Readable } from 'node:stream';
 export const RECEIVE_BATCH_OBJECTS = 20_000;
 /**
  * Stored bytes per request when the plan gave sizes (PROTOCOL.md §4): the first request at most 64 MiB, each next
- * one up to twice the one before, at most 512 MiB. Each request's end drains the transfer's pipeline (the remote's
+ * one at most what the ones before brought (64 MiB at least), at most 512 MiB. Each request's end drains the transfer's pipeline (the remote's
  * set-up of the next, the receiver's last verifications): fixed 64 MiB requests made a 480 MiB fetch over HTTP 25%
  * slower than one request; doubling keeps them to a few per fetch and the re-sent batch after an interruption
  * under the bytes already kept.
@@ -28,13 +28,15 @@ function batchesOf(need: ObjectId[], sizes?: ReadonlyMap<ObjectId, number>): Obj
   let cur: ObjectId[] = [];
   let bytes = 0;
   let limit = RECEIVE_BATCH_BYTES.first;
+  let kept = 0;
   for (const id of need) {
     const size = sizes?.get(id) ?? 0;
     if (cur.length && (cur.length >= RECEIVE_BATCH_OBJECTS || bytes + size > limit)) {
       out.push(cur);
+      kept += bytes;
       cur = [];
       bytes = 0;
-      limit = Math.min(limit * 2, RECEIVE_BATCH_BYTES.most);
+      limit = Math.min(Math.max(RECEIVE_BATCH_BYTES.first, kept), RECEIVE_BATCH_BYTES.most);
     }
     cur.push(id);
     bytes += size;

@@ -4,7 +4,7 @@
 // deleted ref's reflog (gc keeps its commits until the reflog expires; an S3 remote never deletes packs). Here
 // the remote-tracking branch goes too, its reflog kept likewise; a local tag of the same name stays.
 import { CkvcError, isCkvcError } from '../core/errors.js';
-import type { ObjectId } from '../core/store-format/object-id.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
 import type { RefChange } from './request-body.js';
@@ -43,7 +43,15 @@ function remoteRef(theirs: Record<string, ObjectId>, name: string, remote: strin
       { name, remote },
     );
   }
-  return there[0]!;
+  const full = there[0]!;
+  // The value is the remote's word, and it is printed and sent back: an object ID or nothing.
+  if (!isObjectId(theirs[full]!))
+    throw new CkvcError(
+      'CKVC_REMOTE',
+      `remote '${remote}' lists ${full} at something that is no object ID; nothing was deleted`,
+      { name: full, remote },
+    );
+  return full;
 }
 
 export async function deleteRemoteRefs(
@@ -74,6 +82,14 @@ export async function deleteRemoteRefs(
   }
   const deleted = pushedUpdates(changes, reply, t.url).map((u) => ({ name: u.name, old: u.old }));
   await untrack(store, remote, deleted);
+  // A batch moves whole or not at all (PROTOCOL.md §4): an answer that leaves some out says nothing certain.
+  if (deleted.length !== changes.length)
+    throw new CkvcError(
+      'CKVC_REMOTE',
+      `remote '${remote}' (${t.url}) answered the deletion outside the protocol (it names ${deleted.length} of the ` +
+        `${changes.length} refs); what it did is not known: 'ckvc fetch ${remote}' shows its refs`,
+      { url: t.url },
+    );
   return deleted;
 }
 

@@ -102,6 +102,13 @@ export function checkRefChanges(changes: unknown, what: string): RefChange[] {
     const problem = bundleRefNameProblem(o.name);
     if (problem)
       throw new CkvcError('CKVC_BAD_REF_NAME', `${at}: ref ${JSON.stringify(o.name)} ${problem}`, { ref: o.name });
+    // An alias is the store's own: it follows its metric by its definition there, which no push may move or drop.
+    if (!o.name.startsWith('refs/heads/') && !o.name.startsWith('refs/tags/'))
+      throw new CkvcError(
+        'CKVC_BAD_REF_NAME',
+        `${at}: ref ${JSON.stringify(o.name)} is no branch or tag: a push moves those alone (a store moves its aliases itself)`,
+        { ref: o.name },
+      );
     if (seen.has(o.name)) throw bad(at, `names ${o.name} a second time`, { ref: o.name });
     seen.add(o.name);
     if (o.old !== null && (typeof o.old !== 'string' || !isObjectId(o.old)))

@@ -86,6 +86,15 @@ export class S3Transport implements Transport {
         { id: missing },
       );
     if (filter) return (await this.download([], { described: true })).plan(wants, haves, filter);
+    // A fetch of some branches (some of the remote's tips neither wanted nor held) walks as a filtered plan does,
+    // from the records other than chunks: everything the remote holds would bring every branch.
+    const have = new Set(haves);
+    const want = new Set(wants);
+    const tips = Object.entries(await this.refs()).filter(
+      ([n]) => n.startsWith('refs/heads/') || n.startsWith('refs/tags/'),
+    );
+    if (tips.some(([, id]) => !want.has(id) && !have.has(id)))
+      return (await this.download([], { described: true })).plan(wants, haves);
     return { objects: [...c.pack.keys()], prerequisites: [], unwalked: true };
   }
 

@@ -136,6 +136,8 @@ export class StoreService {
 
   /** git's receive.denyDeleteCurrent: the branch this store's HEAD is on stays (its HEAD would name nothing). */
   private async refuseDeletingHead(changes: RefChange[]): Promise<void> {
+    // Read only for a branch deletion: a push that moves refs never needed HEAD (it may be damaged or absent).
+    if (!changes.some((c) => c.new === null && c.name.startsWith(REF_PREFIX.branch))) return;
     const head = await this.store.refs.readHead();
     if (head.kind !== 'branch') return;
     const gone = changes.find((c) => c.new === null && c.name === REF_PREFIX.branch + head.branch);

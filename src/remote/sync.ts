@@ -15,7 +15,7 @@ import { holdBackReleased, stillNeeded } from './released-data.js';
 import { absent, dropUnarrivedPromises, promisedBy, recordPromises, settlePromises } from './partial-store.js';
 import { type BundleContent, writeBundle } from './bundle-writer.js';
 import { collectObjects } from './object-collector.js';
-import { completeHistory, depthCut, tipsCutShort } from '../store/ancestry.js';
+import { commitClosure, completeHistory, depthCut, storeParents, tipsCutShort } from '../store/ancestry.js';
 import { remoteHolds } from './thin-bases.js';
 import type { RefChange } from './request-body.js';
 import type { Transport } from './transport.js';
@@ -297,7 +297,17 @@ export async function fetchRemote(
     if (cutShort.has(id) || (await needsFetch(store, id, `${name} from ${t.url}`))) wants.push(id);
   // Commits a partial fetch from this remote left data out of are asked for again (FORMAT.md §13.2).
   const promises = await new PromiseRecords(store.layout).all();
-  const refill = await promisedBy(t, remote, promises);
+  let refill = await promisedBy(t, remote, promises);
+  if (opts.branches && refill.length) {
+    // A fetch of some branches completes the partial commits of those branches alone.
+    const tracking = opts.branches.map((b) => `${REF_PREFIX.remote}${remote}/${b}`);
+    const tips = [
+      ...wanted.map((w) => w.id),
+      ...(await store.refs.readMany(tracking)).filter((id) => id !== undefined),
+    ];
+    const reach = await commitClosure(storeParents(store), tips);
+    refill = refill.filter((c) => reach.has(c));
+  }
   let received = 0;
   let bytesReceived = 0;
   let partial = 0;

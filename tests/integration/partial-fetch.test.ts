@@ -499,6 +499,21 @@ describe('partial fetch: checkout straight from a remote', () => {
     expect(plan.commits).toHaveLength(2);
   });
 
+  it('fetch REMOTE BRANCH --no-filter completes the partial commits of that branch alone', () => {
+    const src = makeSource(); // main: two commits
+    const ckpt = path.join(src.dir, 'ckpt');
+    fs.writeFileSync(path.join(ckpt, 'model.safetensors'), checkpoint(7));
+    src.ok(['commit', ckpt, '-b', 'side', '-m', 'side']);
+    const client = newStore('ckvc-partial-branch-');
+    client.ok(['remote', 'add', 'origin', src.dir]);
+    expect(client.json<{ partial: number }>(['fetch', 'origin', '--filter', 'tensors:model.*']).partial).toBe(3);
+    const r = client.json<{ completed: number; refs: { name: string }[] }>(['fetch', 'origin', 'main', '--no-filter']);
+    expect(r.completed).toBe(2);
+    expect(promised(client)).toHaveLength(1); // side's commit: still partial, its data still on the remote
+    expect(r.refs.map((u) => u.name)).toEqual(['refs/remotes/origin/main']);
+    expect(client.json<{ ok: boolean }>(['verify', '--json']).ok).toBe(true);
+  });
+
   it('a bad --filter is a usage error', () => {
     const client = newStore();
     const r = client.run(['fetch', 'origin', '--filter', 'model.*']);

@@ -179,6 +179,8 @@ describe('ckvc serve under junk', () => {
       ['/v1/update-refs', { changes: [{ name: 42, old: null, new: id }] }, 'CKVC_BAD_BUNDLE'],
       ['/v1/update-refs', { changes: [{ name: 'refs/heads/a b', old: null, new: id }] }, 'CKVC_BAD_REF_NAME'],
       ['/v1/update-refs', { changes: [{ name: 'refs/heads/../x', old: null, new: id }] }, 'CKVC_BAD_REF_NAME'],
+      ['/v1/update-refs', { changes: [{ name: 'refs/aliases/best', old: id, new: null }] }, 'CKVC_BAD_REF_NAME'],
+      ['/v1/update-refs', { changes: [{ name: 'refs/aliases/best', old: null, new: id }] }, 'CKVC_BAD_REF_NAME'],
       [
         '/v1/update-refs',
         {
@@ -511,6 +513,22 @@ describe('fetch from a remote that misbehaves', () => {
     );
     expect([bad.status, bad.json?.error?.code]).toEqual([400, 'CKVC_BAD_BUNDLE']);
     expect(Rp.ref('refs/heads/gone')).toBe(tip);
+    // A server that lists the ref at something that is no ID: refused before it is printed or sent back.
+    const junk = await proxy(up.url, async (req, _body, res, pass) => {
+      const r = await pass();
+      if (req.url !== '/v1/refs') return relay(req, res, r.status, r.body);
+      relay(req, res, 200, Buffer.from(JSON.stringify({ refs: { 'refs/heads/gone': '\u001b[31mEVIL' } })));
+    });
+    await P.jsonAsync(['remote', 'add', 'junk', junk]);
+    const j = await P.runAsync(['push', 'junk', 'gone', '--delete'], { env });
+    expect(j.code, describeRun(j)).toBe(22);
+    expect(codesOf(j)).toEqual(['CKVC_REMOTE']);
+    expect(j.stdout + j.stderr).not.toContain('\u001b');
+    // A damaged HEAD on the server blocks no push that deletes no branch.
+    fs.writeFileSync(path.join(Rp.store, 'HEAD'), 'garbage\n');
+    await commit(P, 'more');
+    expect((await P.runAsync(['push', 'origin', 'more'], { env })).code).toBe(0);
+    expect(Rp.ref('refs/heads/more')).toBe(P.ref('refs/heads/more'));
   });
 
   it('plan replies outside the protocol are 22 before any object is asked for; a bundle short of what was asked is 22', async () => {
