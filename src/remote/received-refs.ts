@@ -119,26 +119,29 @@ export async function usableRefs(
  * fetched tags keep their own names).
  */
 export function requireBranches(theirs: Record<string, ObjectId>, branches: string[], remote: string): void {
-  const names = (prefix: string) =>
-    Object.keys(theirs)
-      .filter((n) => n.startsWith(prefix))
-      .map((n) => n.slice(prefix.length));
   for (const branch of branches) {
     if (Object.hasOwn(theirs, REF_PREFIX.branch + branch)) continue;
-    const all = names(REF_PREFIX.branch);
-    const tag = names(REF_PREFIX.tag).includes(branch)
+    const tag = refNames(theirs, REF_PREFIX.tag).includes(branch)
       ? `; '${branch}' is a tag there, and fetched tags keep their own names: 'ckvc fetch ${remote}', then use '${branch}'`
       : '';
-    const listed = all.length
-      ? `its branches: ${all
-          .slice(0, 8)
-          .map((b) => `'${b}'`)
-          .join(', ')}${all.length > 8 ? ', ...' : ''}`
-      : 'it has no branches';
     throw new CkvcError(
       'CKVC_UNKNOWN_REVISION',
-      `remote '${remote}' has no branch '${branch}' (${listed})${tag}; nothing was fetched`,
+      `remote '${remote}' has no branch '${branch}' (${branchesListed(theirs)})${tag}; nothing was fetched`,
       { remote, branch },
     );
   }
+}
+
+function refNames(theirs: Record<string, ObjectId>, prefix: string): string[] {
+  return Object.keys(theirs)
+    .filter((n) => n.startsWith(prefix))
+    .map((n) => n.slice(prefix.length));
+}
+
+/** The remote's branches as an error names them: "its branches: 'a', 'b', ..." (8 at most), or that it has none. */
+export function branchesListed(theirs: Record<string, ObjectId>): string {
+  const all = refNames(theirs, REF_PREFIX.branch);
+  if (!all.length) return 'it has no branches';
+  const shown = all.slice(0, 8).map((b) => `'${b}'`);
+  return `its branches: ${shown.join(', ')}${all.length > 8 ? ', ...' : ''}`;
 }

@@ -7,6 +7,7 @@ import { CkvcError, isCkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
+import { branchesListed } from './received-refs.js';
 import type { RefChange } from './request-body.js';
 import { pushedUpdates } from './sync.js';
 import type { Transport } from './transport.js';
@@ -25,24 +26,19 @@ function remoteRef(theirs: Record<string, ObjectId>, name: string, remote: strin
     : name.startsWith('tags/')
       ? [`refs/${name}`]
       : [REF_PREFIX.branch + name, REF_PREFIX.tag + name];
-  const there = candidates.filter((f) => theirs[f] !== undefined);
+  const there = candidates.filter((f) => Object.hasOwn(theirs, f));
   if (there.length === 2)
     throw new CkvcError(
       'CKVC_AMBIGUOUS_REVISION',
       `remote '${remote}' has both a branch and a tag named '${name}': say 'heads/${name}' or 'tags/${name}'; nothing was deleted`,
       { name },
     );
-  if (there.length === 0) {
-    const branches = Object.keys(theirs)
-      .filter((f) => f.startsWith(REF_PREFIX.branch))
-      .map((f) => f.slice(REF_PREFIX.branch.length));
+  if (there.length === 0)
     throw new CkvcError(
       'CKVC_UNKNOWN_REVISION',
-      `remote '${remote}' has no branch or tag named '${name}' (its branches: ${branches.slice(0, 10).join(', ') || 'none'}` +
-        `${branches.length > 10 ? ', ...' : ''}); nothing was deleted`,
+      `remote '${remote}' has no branch or tag named '${name}' (${branchesListed(theirs)}); nothing was deleted`,
       { name, remote },
     );
-  }
   const full = there[0]!;
   // The value is the remote's word, and it is printed and sent back: an object ID or nothing.
   if (!isObjectId(theirs[full]!))
