@@ -17,6 +17,7 @@ import {
   encodeBundlePreamble,
   REQUIRED_CAPABILITIES,
   type BundleConfigLabel,
+  type BundleHeader,
   type BundlePruneRecord,
   type BundleRef,
 } from '../core/store-format/bundle-format.js';
@@ -84,24 +85,15 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
   }
   const labels = await labelsOf(store, configs);
   const out = new BundleOutput(sink);
-  const start = async (packLength: number) => {
-    const header = encodeBundleHeader({
-      version: BUNDLE_VERSION,
-      required: REQUIRED_CAPABILITIES,
-      optional: [],
-      refs: content.refs,
-      prerequisites: content.prerequisites,
-      pruned: content.pruned,
-      labels,
-      ...(content.shallow?.length ? { shallow: content.shallow } : {}),
-      ...(deltas.outside.size ? { bases: [...deltas.outside] } : {}),
-      packLength,
-      objects: content.objects.length,
-      created: Date.now(),
-    });
-    await out.put(encodeBundlePreamble(header.length));
-    await out.put(header);
-  };
+  const start = headerOnceSized(out, {
+    refs: content.refs,
+    prerequisites: content.prerequisites,
+    pruned: content.pruned,
+    labels,
+    shallow: content.shallow ?? [],
+    bases: [...deltas.outside],
+    objects: content.objects.length,
+  });
   // Records copied as they are stored have known lengths, so the pack goes straight to the sink as it is read. A
   // delta re-encoded without its base is as long as its encoding turns out: then the pack is made first, in a
   // scratch file (which costs the receiver the time to write and read it back: a second on a 480 MB fetch).
@@ -129,6 +121,38 @@ export async function writeBundle(store: ObjectStore, content: BundleContent, si
     labels,
     deltasKept: deltas.widths.size - deltas.reencode.size,
     deltasReencoded: deltas.reencode.size,
+  };
+}
+
+/**
+ * Writes the preamble and header once the pack's length is known, which the header states (the pack follows it).
+ * Writers leave `shallow` and `bases` out when empty (BUNDLE.md §2).
+ */
+function headerOnceSized(
+  out: BundleOutput,
+  h: Pick<BundleHeader, 'refs' | 'prerequisites' | 'pruned' | 'objects'> & {
+    labels: BundleConfigLabel[];
+    shallow: ObjectId[];
+    bases: ObjectId[];
+  },
+): (packLength: number) => Promise<void> {
+  return async (packLength) => {
+    const header = encodeBundleHeader({
+      version: BUNDLE_VERSION,
+      required: REQUIRED_CAPABILITIES,
+      optional: [],
+      refs: h.refs,
+      prerequisites: h.prerequisites,
+      pruned: h.pruned,
+      labels: h.labels,
+      ...(h.shallow.length ? { shallow: h.shallow } : {}),
+      ...(h.bases.length ? { bases: h.bases } : {}),
+      packLength,
+      objects: h.objects,
+      created: Date.now(),
+    });
+    await out.put(encodeBundlePreamble(header.length));
+    await out.put(header);
   };
 }
 
@@ -222,24 +246,7 @@ export async function writeStoredRecordsBundle(
   sink: Writable,
 ): Promise<{ bytes: number }> {
   const out = new BundleOutput(sink);
-  const start = async (packLength: number) => {
-    const header = encodeBundleHeader({
-      version: BUNDLE_VERSION,
-      required: REQUIRED_CAPABILITIES,
-      optional: [],
-      refs: [],
-      prerequisites: [],
-      pruned: content.pruned,
-      labels: content.labels,
-      ...(content.shallow.length ? { shallow: content.shallow } : {}),
-      ...(content.bases.length ? { bases: content.bases } : {}),
-      packLength,
-      objects: records.length,
-      created: Date.now(),
-    });
-    await out.put(encodeBundlePreamble(header.length));
-    await out.put(header);
-  };
+  const start = headerOnceSized(out, { ...content, refs: [], prerequisites: [], objects: records.length });
   await streamPack(records, start, out);
   await out.put(Buffer.concat([out.hash(), BUNDLE_END_MAGIC]));
   await out.end();

@@ -18,6 +18,18 @@ const FILES = 11_000;
 /** The 80 MiB remote the push case leaves, which the fetch case reads (made there when run alone). */
 let big: { remote: TestStore; dir: string; id: string } | undefined;
 
+/** 80 MiB that does not compress (two bundles of at most 64 MiB) committed in a store whose origin is empty. */
+function bigCommit(): { local: TestStore; remote: TestStore; dir: string; id: string } {
+  const local = newStore('ckvc-resume-push-');
+  const dir = path.join(tempDir('ckvc-resume-big-'), 'big');
+  fs.mkdirSync(dir);
+  for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, `part-${i}.bin`), randomBytes(16 * 1024 * 1024));
+  const id = local.json<{ id: string }>(['commit', dir, '-m', 'big']).id;
+  const remote = newStore('ckvc-resume-remote-');
+  local.ok(['remote', 'add', 'origin', remote.store]);
+  return { local, remote, dir, id };
+}
+
 describe('transfers killed between batches', () => {
   let src: TestStore;
   let data: string;
@@ -52,15 +64,8 @@ describe('transfers killed between batches', () => {
   }, 240_000);
 
   it('a push of more than one bundle is completed by running it again; the remote checks out byte for byte', () => {
-    const local = newStore('ckvc-resume-push-');
-    const dir = path.join(tempDir('ckvc-resume-big-'), 'big');
-    fs.mkdirSync(dir);
-    // 80 MiB that does not compress: two bundles of at most 64 MiB.
-    for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, `part-${i}.bin`), randomBytes(16 * 1024 * 1024));
-    const id = local.json<{ id: string }>(['commit', dir, '-m', 'big']).id;
-    const remote = newStore('ckvc-resume-remote-');
+    const { local, remote, dir, id } = bigCommit();
     big = { remote, dir, id };
-    local.ok(['remote', 'add', 'origin', remote.store]);
     const killed = local.run(['push', 'origin', 'main'], { env: { CKVC_FAULT: 'receive.indexed@1' } });
     expect(killed.signal, describeRun(killed)).toBe('SIGKILL');
     expect(remote.ref('refs/heads/main')).toBeUndefined();
@@ -76,13 +81,7 @@ describe('transfers killed between batches', () => {
   it('a fetch of more than 64 MiB comes in requests of about 64 MiB: killed after the first, a re-run asks for the rest alone', async () => {
     if (!big) {
       // Run alone: the 80 MiB the push case sends, pushed here.
-      const local = newStore('ckvc-resume-push-');
-      const dir = path.join(tempDir('ckvc-resume-big-'), 'big');
-      fs.mkdirSync(dir);
-      for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, `part-${i}.bin`), randomBytes(16 * 1024 * 1024));
-      const id = local.json<{ id: string }>(['commit', dir, '-m', 'big']).id;
-      const remote = newStore('ckvc-resume-remote-');
-      local.ok(['remote', 'add', 'origin', remote.store]);
+      const { local, remote, dir, id } = bigCommit();
       local.ok(['push', 'origin', 'main']);
       big = { remote, dir, id };
     }

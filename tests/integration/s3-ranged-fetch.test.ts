@@ -98,6 +98,17 @@ function catBytes(s: TestStore, args: string[]): { stdout: Buffer; stderr: strin
   return { stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
+/** A filtered fetch from `url` is refused with `code` (exit `exit`), saying `says`; the fetching store is as it was. */
+function expectRefusedFetch(url: string, exit: number, code: string, says?: string): void {
+  const c = client(url);
+  const before = snapshotStore(c.store);
+  const r = c.run(['fetch', 'origin', '--filter', 'tensors:model.*'], { env: s3.env() });
+  expect(r.code, r.stderr).toBe(exit);
+  expect(errorCodes(r.stderr)).toEqual([code]);
+  if (says) expect(r.stderr).toContain(says);
+  expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
+}
+
 function tensorsOut(s: TestStore, rev: string, glob: string): Map<string, string> {
   const out = tempDir('ckvc-ranged-out-');
   s.ok(['checkout', rev, '--tensor', glob, '--to', out], { env: s3.env() });
@@ -217,12 +228,7 @@ describe('S3 fetches by ranges', () => {
     const url = damagedRemote('ranged-damaged-body', (b, records) => {
       for (const r of records) if (r.type === 1 && r.stored > 64) b[r.at + 44 + (r.stored >> 1)]! ^= 0x10;
     });
-    const c = client(url);
-    const before = snapshotStore(c.store);
-    const r = c.run(['fetch', 'origin', '--filter', 'tensors:model.*'], { env: s3.env() });
-    expect(r.code).toBe(12);
-    expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
-    expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
+    expectRefusedFetch(url, 12, 'CKVC_BAD_BUNDLE');
   });
 
   it('a record that is not the one its TOC entry names is refused (12) and the store is as it was', () => {
@@ -230,13 +236,7 @@ describe('S3 fetches by ranges', () => {
       // Every chunk's record header names another object than its TOC entry does.
       for (const r of records) if (r.type === 1) b[r.at + 12]! ^= 0xff;
     });
-    const c = client(url);
-    const before = snapshotStore(c.store);
-    const r = c.run(['fetch', 'origin', '--filter', 'tensors:model.*'], { env: s3.env() });
-    expect(r.code).toBe(12);
-    expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
-    expect(r.stderr).toContain('not the one its TOC names');
-    expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
+    expectRefusedFetch(url, 12, 'CKVC_BAD_BUNDLE', 'not the one its TOC names');
   });
 
   it('a delta record whose base is not in its pack is refused (12): each pack stands alone', () => {
@@ -244,28 +244,16 @@ describe('S3 fetches by ranges', () => {
       // Every delta record names a base no pack holds (its stored bytes 2..34, FORMAT.md §4.3).
       for (const r of records) if (r.codec === 6) b[r.at + 44 + 2]! ^= 0xff;
     });
-    const c = client(url);
-    const before = snapshotStore(c.store);
-    const r = c.run(['fetch', 'origin', '--filter', 'tensors:model.*'], { env: s3.env() });
-    expect(r.code).toBe(12);
-    expect(errorCodes(r.stderr)).toEqual(['CKVC_BAD_BUNDLE']);
-    expect(r.stderr).toContain('which is not in the pack');
-    expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
+    expectRefusedFetch(url, 12, 'CKVC_BAD_BUNDLE', 'which is not in the pack');
   });
 
   it('a service that answers more than the range asked is refused (22) and the store is as it was', () => {
-    const c = client(`s3://${s3.bucket}/${PREFIX}`);
-    const before = snapshotStore(c.store);
     s3.widenRanges(true);
     try {
-      const r = c.run(['fetch', 'origin', '--filter', 'tensors:model.*'], { env: s3.env() });
-      expect(r.code).toBe(22);
-      expect(errorCodes(r.stderr)).toEqual(['CKVC_REMOTE']);
-      expect(r.stderr).toContain('with another range');
+      expectRefusedFetch(`s3://${s3.bucket}/${PREFIX}`, 22, 'CKVC_REMOTE', 'with another range');
     } finally {
       s3.widenRanges(false);
     }
-    expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
   });
 
   it('a TOC whose records do not tile the pack is refused (12) before any record is read', () => {
@@ -273,15 +261,10 @@ describe('S3 fetches by ranges', () => {
       const r = records[1]!;
       b.writeUInt32LE(r.stored + 1, r.tocAt + 48);
     });
-    const c = client(url);
-    const before = snapshotStore(c.store);
     s3.clearLog();
-    const r = c.run(['fetch', 'origin', '--filter', 'tensors:model.*'], { env: s3.env() });
-    expect(r.code).toBe(12);
-    expect(errorCodes(r.stderr)).toEqual(['CKVC_CORRUPT_PACK']);
+    expectRefusedFetch(url, 12, 'CKVC_CORRUPT_PACK');
     // The pack's first 64 KiB (its header) and its end (TOC and footer): no record was asked for.
     expect(packGets()).toEqual(['206', '206']);
-    expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
   });
 
   it('a service that ignores Range sends whole packs: the fetch takes them whole and is the same', () => {
