@@ -59,12 +59,18 @@ export async function fetchLeftOut(
   } catch (e) {
     if (!unavailable(e)) throw e;
     const first = tensors[0]!;
+    // The remote answered that it lacks them (a branch deleted and collected there): no later fetch brings them.
+    const gone = e.code === 'CKVC_MISSING_OBJECT' || e.code === 'CKVC_UNKNOWN_REVISION';
+    const why = gone
+      ? `remote '${rec.remote}' no longer holds them (deleted or collected there; it answered: ${e.message}); nothing ` +
+        'was changed: fetch them from a remote that still has them, or take only tensors that are here'
+      : `remote '${rec.remote || '(unknown)'}' could not supply them now: ${e.message}; nothing was changed: ` +
+        `run 'ckvc fetch ${rec.remote} --no-filter' once it is reachable, or take only tensors that are here`;
     throw new CkvcError(
       'CKVC_NOT_FETCHED',
       `${what} needs ${tensors.length} tensor(s) of commit ${commit.slice(0, 12)} (e.g. '${first.name}' of ` +
         `${first.path}, ${chunks.length} chunk(s)) that a partial fetch left out (only ${filterWording(rec)} ` +
-        `were fetched); remote '${rec.remote || '(unknown)'}' could not supply them now: ${e.message}; nothing ` +
-        `was changed: run 'ckvc fetch ${rec.remote} --no-filter' once it is reachable, or take only tensors that are here`,
+        `were fetched); ${why}`,
       { commit, remote: rec.remote, tensors, chunks: chunks.length, cause: e.code },
     );
   }

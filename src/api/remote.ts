@@ -15,6 +15,7 @@ import { normaliseUrl, RemoteConfig, type RemoteEntry } from '../remote/remote-c
 import { isS3Url } from '../remote/s3-location.js';
 import { RemoteTokens } from '../remote/remote-tokens.js';
 import { type DeletedRemoteRef, deleteRemoteRefs } from '../remote/remote-ref-delete.js';
+import { unmatchedFilter } from '../remote/filter-coverage.js';
 import { fetchRemote, push, type FetchResult, type Progress, type PushResult } from '../remote/sync.js';
 import type { Transport } from '../remote/transport.js';
 import { defaultAuthor } from './author.js';
@@ -275,6 +276,11 @@ export async function fetchFromRemote(
       prune: opts.prune,
       branches: opts.branches ?? (opts.branch !== undefined ? [opts.branch] : undefined),
     });
+    if (given && fetched.partial) {
+      const tips = [...new Set(fetched.refs.map((u) => u.new))];
+      const unmatched = await unmatchedFilter(store, tips, given, opts.remote);
+      if (unmatched) fetched.warnings.push({ code: 'CKVC_PATH_NOT_FOUND', message: unmatched });
+    }
     const keep = opts.keepFilter === false ? kept : opts.filter === false ? undefined : filter;
     if (JSON.stringify(keep) !== JSON.stringify(kept)) await remotes(store).remember(opts.remote, { filter: keep });
     return { ...fetched, remote: opts.remote, ...(keep ? { filterRemembered: keep } : {}) };

@@ -180,7 +180,7 @@ export function createServer(opts: ServeOptions): http.Server {
         ? 'this server was started without --token-file, so it takes no writes'
         : req.headers.authorization
           ? "the token sent is not the server's (check CKVC_TOKEN or the remote's --token-file)"
-          : "a write needs the server's token (set CKVC_TOKEN or --token-file)";
+          : "a write needs the server's token (set CKVC_TOKEN, or save it for the remote: 'ckvc remote set NAME --token-file FILE')";
     throw new CkvcError('CKVC_UNAUTHORIZED', `the remote refused the write: ${why}`, {});
   };
   const stallMs = stallTimeoutMs();

@@ -118,15 +118,25 @@ export async function usableRefs(
  * be one of its branches, else nothing is fetched, and the error lists what it has (a tag of that name is said:
  * fetched tags keep their own names).
  */
-export function requireBranches(theirs: Record<string, ObjectId>, branches: string[], remote: string): void {
+export async function requireBranches(
+  store: ObjectStore,
+  theirs: Record<string, ObjectId>,
+  branches: string[],
+  remote: string,
+): Promise<void> {
   for (const branch of branches) {
     if (Object.hasOwn(theirs, REF_PREFIX.branch + branch)) continue;
     const tag = refNames(theirs, REF_PREFIX.tag).includes(branch)
       ? `; '${branch}' is a tag there, and fetched tags keep their own names: 'ckvc fetch ${remote}', then use '${branch}'`
       : '';
+    // A branch deleted there since the last fetch: what is here is what it held then.
+    const tracked = await store.refs.read(`${REF_PREFIX.remote}${remote}/${branch}`).catch(() => undefined);
+    const stale = tracked
+      ? `; ${remote}/${branch} here is what it held when last fetched ('ckvc fetch ${remote} --prune' drops it)`
+      : '';
     throw new CkvcError(
       'CKVC_UNKNOWN_REVISION',
-      `remote '${remote}' has no branch '${branch}' (${branchesListed(theirs)})${tag}; nothing was fetched`,
+      `remote '${remote}' has no branch '${branch}' (${branchesListed(theirs)})${tag}${stale}; nothing was fetched`,
       { remote, branch },
     );
   }

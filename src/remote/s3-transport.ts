@@ -11,6 +11,7 @@ import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { storeParents } from '../store/ancestry.js';
 import { ioError } from '../store/durable-fs.js';
+import { removedIfInterrupted } from '../store/interrupt-cleanup.js';
 import { ObjectStore } from '../store/object-store.js';
 import { createStore } from '../store/store-layout.js';
 import { checkRefChanges, type RefChange } from './request-body.js';
@@ -38,6 +39,7 @@ export class S3Transport implements Transport {
   private scratch?: Promise<{ service: StoreService; dir: string }>;
   private fetcher?: Promise<S3PackFetcher>;
   private fetched?: S3PackFetcher;
+  private forgetScratch?: () => void;
   private conditional?: boolean;
 
   private constructor(
@@ -101,6 +103,8 @@ export class S3Transport implements Transport {
   private scratchStore(): Promise<{ service: StoreService; dir: string }> {
     this.scratch ??= (async () => {
       const dir = path.join(this.store.layout.tmpDir, `s3-fetch-${process.pid}-${randomBytes(4).toString('hex')}`);
+      // Registered before it exists: a Ctrl-C while packs download must not leave them in tmp/ (192 MiB once).
+      this.forgetScratch = removedIfInterrupted(dir);
       const { root } = await createStore(dir).catch((e) => {
         throw ioError(e, 'create', dir);
       });
@@ -233,6 +237,7 @@ export class S3Transport implements Transport {
     const { service, dir } = await this.scratch.catch(() => ({ service: undefined, dir: undefined }));
     await service?.store.close();
     if (dir) await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
+    this.forgetScratch?.();
   }
 }
 

@@ -144,7 +144,8 @@ export class StoreService {
     if (gone)
       throw new CkvcError(
         'CKVC_BAD_ARGUMENT',
-        `the remote refused to delete branch '${head.branch}': its store's HEAD is on it; nothing was changed on the remote`,
+        `the remote refused to delete branch '${head.branch}': its store's HEAD is on it; nothing was changed on the ` +
+          `remote ('ckvc switch OTHER' in that store moves its HEAD, after which the branch can go)`,
         { ref: gone.name },
       );
   }

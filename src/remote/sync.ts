@@ -283,7 +283,7 @@ export async function fetchRemote(
     });
   };
   const theirs = await t.refs();
-  if (opts.branches) requireBranches(theirs, opts.branches, remote);
+  if (opts.branches) await requireBranches(store, theirs, opts.branches, remote);
   let wanted = await usableRefs(store, t, remote, theirs, warnings);
   if (opts.branches) wanted = wanted.filter((w) => opts.branches!.some((b) => w.name === REF_PREFIX.branch + b));
   wanted = await tipsOnly(wanted);

@@ -514,6 +514,20 @@ describe('partial fetch: checkout straight from a remote', () => {
     expect(client.json<{ ok: boolean }>(['verify', '--json']).ok).toBe(true);
   });
 
+  it('a --filter glob that matches no tensor is fetched as asked, with a warning naming what the commits hold', () => {
+    const src = makeSource();
+    const client = newStore('ckvc-partial-typo-');
+    client.ok(['remote', 'add', 'origin', src.dir]);
+    const r = client.run(['fetch', 'origin', '--filter', 'tensors:modle.*']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      "warning (CKVC_PATH_NOT_FOUND): --filter tensors:modle.* matches no tensor of the 1 commit(s) the fetched refs name (they hold 'model.w'",
+    );
+    const ok = client.run(['fetch', 'origin', '--filter', 'tensors:model.*']);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).not.toContain('CKVC_PATH_NOT_FOUND');
+  });
+
   it('a bad --filter is a usage error', () => {
     const client = newStore();
     const r = client.run(['fetch', 'origin', '--filter', 'model.*']);

@@ -267,6 +267,28 @@ describe('S3 fetches by ranges', () => {
     expect(packGets()).toEqual(['206', '206']);
   });
 
+  it('Ctrl-C while packs download leaves nothing of them in tmp/ (exit by SIGINT, the store as it was)', async () => {
+    const c = client(`s3://${s3.bucket}/${PREFIX}`);
+    const before = snapshotStore(c.store);
+    const tmp = path.join(c.store, 'tmp');
+    const scratch = () => (fs.existsSync(tmp) ? fs.readdirSync(tmp).filter((n) => n.startsWith('s3-fetch-')) : []);
+    s3.stallBodiesOf('.bundle'); // every pack read stops after 4 KiB: the fetch waits with its scratch store made
+    try {
+      const run = c.start(['fetch', 'origin'], { env: s3.env() });
+      const deadline = Date.now() + 20_000;
+      while (scratch().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(scratch(), 'the scratch store appeared').not.toEqual([]);
+      run.child.kill('SIGINT');
+      const r = await run.done;
+      expect([r.code, r.signal]).toEqual([null, 'SIGINT']);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_INTERRUPTED']);
+    } finally {
+      s3.stallBodiesOf(undefined);
+    }
+    expect(scratch()).toEqual([]);
+    expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
+  });
+
   it('a service that ignores Range sends whole packs: the fetch takes them whole and is the same', () => {
     const c = client(`s3://${s3.bucket}/${PREFIX}`);
     s3.ignoreRanges(true);
