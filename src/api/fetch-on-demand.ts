@@ -2,6 +2,7 @@
 // missing chunks of what they are about to read from the remote the promise names (received like any fetch:
 // quarantine, every object re-hashed), then read. Without that remote the error says what is missing, from
 // where, and how to fetch it; nothing in the store changes.
+import { bytes } from '../core/byte-size.js';
 import { CkvcError, ERROR_CODES, EXIT, isCkvcError } from '../core/errors.js';
 import { parseRevision } from '../core/revision-syntax.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
@@ -45,12 +46,11 @@ export async function fetchLeftOut(
     try {
       const got = await receiveObjects(store, t, chunks);
       await settlePromises(store, [commit]);
-      const MiB = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
       // S3 has no server to cut packs: what came over the network may exceed what was kept (spec/S3.md §3).
       const down = t.bytesDownloaded?.() ?? 0;
-      const downloaded = down > got.bytes ? `, ${MiB(down)} downloaded` : '';
+      const downloaded = down > got.bytes ? `, ${bytes(down)} downloaded` : '';
       store.notify?.(
-        `${what}: fetched ${tensors.length} tensor(s) of commit ${commit.slice(0, 12)} (${chunks.length} chunk(s), ${MiB(got.bytes)}${downloaded}) from remote '${rec.remote}', where a partial fetch had left them`,
+        `${what}: fetched ${tensors.length} tensor(s) of commit ${commit.slice(0, 12)} (${chunks.length} chunk(s), ${bytes(got.bytes)}${downloaded}) from remote '${rec.remote}', where a partial fetch had left them`,
       );
       return got.objects;
     } finally {

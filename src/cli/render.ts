@@ -16,16 +16,7 @@ export function short(id: string): string {
   return id.slice(0, 12);
 }
 
-export function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-}
+export { bytes } from '../core/byte-size.js';
 
 export function time(ms: number): string {
   return new Date(ms)
