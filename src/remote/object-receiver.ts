@@ -15,10 +15,10 @@ import type { Readable } from 'node:stream';
 export const RECEIVE_BATCH_OBJECTS = 20_000;
 /**
  * Stored bytes per request when the plan gave sizes (PROTOCOL.md §4): the first request at most 64 MiB, each next
- * one at most what the ones before brought (64 MiB at least), at most 512 MiB. Each request's end drains the transfer's pipeline (the remote's
- * set-up of the next, the receiver's last verifications): fixed 64 MiB requests made a 480 MiB fetch over HTTP 25%
- * slower than one request; doubling keeps them to a few per fetch and the re-sent batch after an interruption
- * under the bytes already kept.
+ * one at most what the ones before brought (64 MiB at least), at most 512 MiB. Each request's end drains the
+ * transfer's pipeline (the remote's set-up of the next, the receiver's last verifications): fixed 64 MiB requests
+ * made a 480 MiB fetch over HTTP 25% slower than one request; growing ones keep them to a few per fetch, and the
+ * batch a re-run asks for again after an interruption no larger than what was kept.
  */
 export const RECEIVE_BATCH_BYTES = { first: 64 * 1024 * 1024, most: 512 * 1024 * 1024 };
 

@@ -215,7 +215,7 @@ export class S3Transport implements Transport {
     const moves = out.filter((u) => !u.skipped);
     if (!moves.length) return out;
     const next = { ...cur.value };
-    // A deleted ref's packs stay: nothing is ever deleted from the bucket (its commits remain fetchable by ID).
+    // A deleted ref's packs stay: nothing is ever deleted from the bucket (its commits stay in their packs).
     for (const u of moves) {
       if (u.new === null) delete next[u.name];
       else next[u.name] = u.new;
