@@ -23,6 +23,9 @@ import { uploadStagedPack } from './s3-upload.js';
 import { judgeRefChanges, StoreService } from './store-service.js';
 import type { Plan, RemoteRefUpdate, Transport } from './transport.js';
 
+/** A push batch's stored bytes (PROTOCOL.md §4 step 3), the bound of an S3 pack but for one larger record. */
+const PACK_BOUND_BYTES = 64 * 1024 * 1024;
+
 export interface S3RemoteSettings {
   /** The remote's name in this store, for advice (absent for a URL given directly). */
   name?: string;
@@ -97,7 +100,19 @@ export class S3Transport implements Transport {
     );
     if (tips.some(([, id]) => !want.has(id) && !have.has(id)))
       return (await this.download([], { described: true })).plan(wants, haves);
-    return { objects: [...c.pack.keys()], prerequisites: [], unwalked: true };
+    // Pack by pack in publication order, each object a share of its pack's 64 MiB bound (S3.md §3): the fetch's
+    // batches then end where packs do, and a fetch killed part way keeps the packs it promoted, each whole.
+    const objects: ObjectId[] = [];
+    const sizes: number[] = [];
+    for (const p of c.packs) {
+      const ids = c.idsOf.get(p)!.filter((id) => c.pack.get(id) === p);
+      const share = Math.floor(PACK_BOUND_BYTES / Math.max(1, ids.length));
+      for (const id of ids) {
+        objects.push(id);
+        sizes.push(share);
+      }
+    }
+    return { objects, prerequisites: [], unwalked: true, sizes };
   }
 
   private scratchStore(): Promise<{ service: StoreService; dir: string }> {

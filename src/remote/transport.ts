@@ -15,7 +15,8 @@ export interface Plan {
   commits?: ObjectId[];
   /**
    * The stored bytes of each of `objects`, when the remote says (PROTOCOL.md §2): a fetch then asks for batches
-   * of about 64 MiB, so that a re-run after an interruption asks again for at most that much.
+   * of 64 MiB growing to 512 MiB, so that a re-run after an interruption asks again for at most one. An S3 remote
+   * gives each object its share of its pack's 64 MiB bound instead (spec/S3.md §3): batches end where packs do.
    */
   sizes?: number[];
   /**

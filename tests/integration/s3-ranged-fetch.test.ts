@@ -3,6 +3,7 @@
 // What comes back is untrusted like any fetch: a record that is not what the TOC says, a TOC that does not tile
 // the pack, or a damaged body is refused with the store unchanged, and a service that ignores Range still works.
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -287,6 +288,28 @@ describe('S3 fetches by ranges', () => {
     }
     expect(scratch()).toEqual([]);
     expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
+  });
+
+  it('a fetch killed after its first pack was promoted asks the re-run for the other packs alone', () => {
+    // 80 MiB that does not compress, pushed as two packs (64 MiB and 16 MiB).
+    const big = newStore('ckvc-ranged-big-');
+    const dir = path.join(big.dir, 'big');
+    fs.mkdirSync(dir);
+    for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, `part-${i}.bin`), randomBytes(16 * MiB));
+    const id = commitId(big, [dir, '-b', 'big', '-m', 'big']);
+    big.ok(['remote', 'add', 's3', `s3://${s3.bucket}/ranged-big`], { env: s3.env() });
+    big.ok(['push', 's3', 'big'], { env: s3.env() });
+    const c = client(`s3://${s3.bucket}/ranged-big`);
+    // The first index write is the scratch store's (the pack received there), the second this store's batch.
+    const killed = c.run(['fetch', 'origin'], { env: s3.env({ CKVC_FAULT: 'receive.indexed@2' }) });
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    const again = c.json<{ bytesReceived: number }>(['fetch', 'origin'], { env: s3.env() });
+    expect(again.bytesReceived).toBeGreaterThan(8 * MiB);
+    expect(again.bytesReceived).toBeLessThan(40 * MiB);
+    expect(c.ref('refs/remotes/origin/big')).toBe(id);
+    const out = tempDir('ckvc-ranged-big-out-');
+    c.ok(['checkout', 'origin/big', '--to', out], { env: s3.env() });
+    expect(snapshotTree(out)).toEqual(snapshotTree(dir));
   });
 
   it('a service that ignores Range sends whole packs: the fetch takes them whole and is the same', () => {
