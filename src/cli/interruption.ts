@@ -10,6 +10,13 @@ import { removeRegisteredTemps } from '../api/interrupted-temps.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
+let note: (() => string | undefined) | undefined;
+
+/** What the command says beside an interruption (a transfer: the batches that went through whole and stay). */
+export function setInterruptNote(fn: () => string | undefined): void {
+  note = fn;
+}
+
 /** Installs the handler; returns the call that takes it away again (once the command has returned). */
 export function exitOnInterrupt(report: (e: CkvcError) => number): () => void {
   const remove = () => {
@@ -19,10 +26,11 @@ export function exitOnInterrupt(report: (e: CkvcError) => number): () => void {
     if (process.listenerCount(signal) > 1) return;
     const removed = removeRegisteredTemps();
     const temps = removed ? `; removed ${removed} temp file(s) it was writing` : '';
+    const said = note?.();
     report(
       new CkvcError(
         'CKVC_INTERRUPTED',
-        `interrupted (${signal}): stopped before finishing, with nothing half-written${temps}`,
+        `interrupted (${signal}): stopped before finishing, with nothing half-written${temps}${said ? `; ${said}` : ''}`,
         {
           signal,
         },

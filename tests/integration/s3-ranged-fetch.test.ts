@@ -110,6 +110,22 @@ function expectRefusedFetch(url: string, exit: number, code: string, says?: stri
   expect(diffSnapshots(before, snapshotStore(c.store))).toEqual([]);
 }
 
+let big: { dir: string; id: string } | undefined;
+
+/** 80 MiB that does not compress, pushed once to s3://BUCKET/ranged-big as two packs (64 MiB and 16 MiB). */
+function bigRemote(): { dir: string; id: string } {
+  if (big) return big;
+  const s = newStore('ckvc-ranged-big-');
+  const dir = path.join(s.dir, 'big');
+  fs.mkdirSync(dir);
+  for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, `part-${i}.bin`), randomBytes(16 * MiB));
+  const id = commitId(s, [dir, '-b', 'big', '-m', 'big']);
+  s.ok(['remote', 'add', 's3', `s3://${s3.bucket}/ranged-big`], { env: s3.env() });
+  s.ok(['push', 's3', 'big'], { env: s3.env() });
+  big = { dir, id };
+  return big;
+}
+
 function tensorsOut(s: TestStore, rev: string, glob: string): Map<string, string> {
   const out = tempDir('ckvc-ranged-out-');
   s.ok(['checkout', rev, '--tensor', glob, '--to', out], { env: s3.env() });
@@ -291,14 +307,7 @@ describe('S3 fetches by ranges', () => {
   });
 
   it('a fetch killed after its first pack was promoted asks the re-run for the other packs alone', () => {
-    // 80 MiB that does not compress, pushed as two packs (64 MiB and 16 MiB).
-    const big = newStore('ckvc-ranged-big-');
-    const dir = path.join(big.dir, 'big');
-    fs.mkdirSync(dir);
-    for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, `part-${i}.bin`), randomBytes(16 * MiB));
-    const id = commitId(big, [dir, '-b', 'big', '-m', 'big']);
-    big.ok(['remote', 'add', 's3', `s3://${s3.bucket}/ranged-big`], { env: s3.env() });
-    big.ok(['push', 's3', 'big'], { env: s3.env() });
+    const { dir, id } = bigRemote();
     const c = client(`s3://${s3.bucket}/ranged-big`);
     // The first index write is the scratch store's (the pack received there), the second this store's batch.
     const killed = c.run(['fetch', 'origin'], { env: s3.env({ CKVC_FAULT: 'receive.indexed@2' }) });
@@ -310,6 +319,31 @@ describe('S3 fetches by ranges', () => {
     const out = tempDir('ckvc-ranged-big-out-');
     c.ok(['checkout', 'origin/big', '--to', out], { env: s3.env() });
     expect(snapshotTree(out)).toEqual(snapshotTree(dir));
+  });
+
+  it('Ctrl-C after a first batch says what stays, and the re-run goes on from there', async () => {
+    bigRemote();
+    const c = client(`s3://${s3.bucket}/ranged-big`);
+    const index = JSON.parse(fs.readFileSync(s3.objectFile('ranged-big/index.json'), 'utf8')) as { packs: string[] };
+    expect(index.packs).toHaveLength(2);
+    s3.stallBodiesOf(`${index.packs[1]}.bundle`); // the first pack comes and is promoted; the second stops
+    // The second pack is asked for once the first batch is promoted and reported: then the fetch waits on it.
+    const waiting = () => s3.requests().some((l) => l.includes(`${index.packs[1]}.bundle`) && l.includes('STALLED'));
+    s3.clearLog();
+    try {
+      const run = c.start(['fetch', 'origin'], { env: s3.env() });
+      const deadline = Date.now() + 30_000;
+      while (!waiting() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(waiting(), 'the fetch waits on the second pack').toBe(true);
+      run.child.kill('SIGINT');
+      const r = await run.done;
+      expect([r.code, r.signal]).toEqual([null, 'SIGINT']);
+      expect(r.stderr).toMatch(/of its finished batches are here and stay: run it again to go on/);
+    } finally {
+      s3.stallBodiesOf(undefined);
+    }
+    const again = c.json<{ bytesReceived: number }>(['fetch', 'origin'], { env: s3.env() });
+    expect(again.bytesReceived).toBeLessThan(40 * MiB);
   });
 
   it('a service that ignores Range sends whole packs: the fetch takes them whole and is the same', () => {

@@ -4,14 +4,25 @@ import { CkvcError } from '../../core/errors.js';
 import { parsePort } from '../../core/port-number.js';
 import type { Progress } from '../../remote/sync.js';
 import { addCommand, loadApi, withStore, type CliParser } from '../context.js';
-import { untilFirstSignal } from '../interruption.js';
+import { setInterruptNote, untilFirstSignal } from '../interruption.js';
 import { bytes, info, json, out, short } from '../render.js';
 import { escaped, firstLine } from '../terminal-text.js';
 
-/** A one-line progress bar, only on a terminal. */
-function progressBar(what: string): Progress | undefined {
-  if (!process.stderr.isTTY) return undefined;
+/**
+ * A one-line progress bar, only on a terminal. Each event follows a batch that went through whole (verified and
+ * stored at its receiver), which an interruption then says stays (PROTOCOL.md §4: a re-run goes on from there).
+ */
+function progressBar(what: 'fetch' | 'pull' | 'push'): Progress {
+  let kept = { objects: 0, bytes: 0 };
+  const where = what === 'push' ? 'are on the remote' : 'are here';
+  setInterruptNote(() =>
+    kept.objects
+      ? `the ${kept.objects} object(s) (${bytes(kept.bytes)}) of its finished batches ${where} and stay: run it again to go on`
+      : undefined,
+  );
   return (e) => {
+    kept = { objects: e.objects, bytes: e.bytes };
+    if (!process.stderr.isTTY) return;
     const pct = e.totalObjects ? Math.floor((100 * e.objects) / e.totalObjects) : 100;
     process.stderr.write(
       `\r${what}: ${pct}% (${e.objects}/${e.totalObjects} objects, ${bytes(e.bytes)})${e.objects === e.totalObjects ? '\n' : ''}`,
