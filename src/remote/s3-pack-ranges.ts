@@ -93,9 +93,9 @@ async function readRange(
 /**
  * Reads and checks a pack's directory: its first 64 KiB (preamble and header: one more request for a longer
  * header), whose answer gives the object's size, then the end of the pack (TOC and footer). A pack of at most
- * `wholeAtMost` bytes is left there (only its size is returned): it is cheaper to download whole. `listing` is what the pack's
- * `.ids` names: the TOC must name exactly those objects, each once, and tile the pack (FORMAT.md §4), behind the
- * header of an objects-only bundle of its own (no refs, prerequisites or outside bases).
+ * `wholeAtMost` bytes is left there (only its size is returned): it is cheaper to download whole. `listing` is
+ * what the pack's `.ids` names: the TOC must name exactly those objects, each once, and tile the pack (FORMAT.md
+ * §4), behind the header of an objects-only bundle of its own (no refs, prerequisites or outside bases).
  */
 export async function readPackDirectory(
   s3: S3Objects,
