@@ -527,6 +527,11 @@ describe('partial fetch: checkout straight from a remote', () => {
     const ok = client.run(['fetch', 'origin', '--filter', 'tensors:model.*']);
     expect(ok.code).toBe(0);
     expect(ok.stderr).not.toContain('CKVC_PATH_NOT_FOUND');
+    // Its stats count the data left out as logical bytes, and say that the ratios overstate for it.
+    const stats = client.ok(['stats']).stdout;
+    expect(stats).toMatch(/^partial: +2 commit\(s\) with tensor data left out/m);
+    expect(stats).toContain('(the ratios above count that left-out data as logical bytes, so they overstate)');
+    expect(stats).toMatch(/^deltas: +(none|\d+ chunk\(s\), )/m);
   });
 
   it('a bad --filter is a usage error', () => {

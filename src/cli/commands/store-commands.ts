@@ -81,7 +81,9 @@ function statsCommand(y: CliParser): void {
           : `overall:        ${(r.storedBytes / r.logicalBytes).toFixed(2)}x the size of plain copies`,
       );
       out(
-        `deltas:         ${r.deltas.chunks} chunk(s), ${bytes(r.deltas.rawBytes)} stored in ${bytes(r.deltas.storedBytes)} (${r.deltas.ratio.toFixed(2)}x)`,
+        r.deltas.chunks
+          ? `deltas:         ${r.deltas.chunks} chunk(s), ${bytes(r.deltas.rawBytes)} stored in ${bytes(r.deltas.storedBytes)} (${r.deltas.ratio.toFixed(2)}x)`
+          : 'deltas:         none',
       );
       out(`packs:          ${r.packs}`);
       out(
@@ -93,6 +95,9 @@ function statsCommand(y: CliParser): void {
         out(
           `partial:        ${n} commit(s) with tensor data left out by a partial fetch, available from ${escaped(remote)}`,
         );
+      // Logical bytes count every file of every commit, the data a partial fetch left out too.
+      if (Object.keys(r.partial).length)
+        out('                (the ratios above count that left-out data as logical bytes, so they overstate)');
     },
   );
 }
