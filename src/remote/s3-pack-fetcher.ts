@@ -9,13 +9,14 @@ import { PassThrough } from 'node:stream';
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { bad } from '../core/store-format/bundle-format.js';
-import { RECORD_HEADER_BYTES, type PackEntry } from '../core/store-format/pack-format.js';
+import { CODECS, RECORD_HEADER_BYTES, type PackEntry } from '../core/store-format/pack-format.js';
+import { parseDeltaHead } from '../core/store-format/codec/plane-codec.js';
 import { ioError } from '../store/durable-fs.js';
 import { writeStoredRecordsBundle } from './bundle-writer.js';
 import type { Catalogue } from './s3-catalogue.js';
 import type { S3Objects } from './s3-client.js';
 import { s3Keys } from './s3-location.js';
-import { deltaBase, RangesIgnored, readPackDirectory, readRecords, type PackDirectory } from './s3-pack-ranges.js';
+import { RangesIgnored, readPackDirectory, readRecords, type PackDirectory } from './s3-pack-ranges.js';
 import type { StoreService } from './store-service.js';
 
 /** A pack this small is downloaded whole: its directory and ranges would cost more round trips than bytes. */
@@ -209,7 +210,7 @@ export class S3PackFetcher {
               },
             ),
           done: async (entry, head) => {
-            const base = deltaBase(entry, head);
+            const base = entry.codec === CODECS.xorPlanes ? parseDeltaHead(head, where).baseId : undefined;
             if (base === undefined || included.has(base) || considered.has(base)) return;
             considered.add(base); // before the look-up waits: another record of this round may share the base
             const there = dir.records.get(base);

@@ -15,7 +15,6 @@ import {
 } from '../core/store-format/bundle-format.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import {
-  CODECS,
   decodeFooter,
   decodeRecordHeader,
   decodeToc,
@@ -25,6 +24,7 @@ import {
   TOC_ENTRY_BYTES,
   type PackEntry,
 } from '../core/store-format/pack-format.js';
+import { DELTA_HEAD_BYTES } from '../core/store-format/codec/plane-codec.js';
 import { ByteStream } from './byte-stream.js';
 import type { S3Objects } from './s3-client.js';
 
@@ -146,18 +146,12 @@ export async function readPackDirectory(
   return { header, size, packStart, records, bytesRead };
 }
 
-/** The record's base when it is a delta (FORMAT.md §4.3: width, planes, then the base's ID), from its first bytes. */
-export function deltaBase(entry: PackEntry, head: Buffer): ObjectId | undefined {
-  if (entry.codec !== CODECS.xorPlanes || head.length < 34) return undefined;
-  return head.subarray(2, 34).toString('hex');
-}
-
 /** Where the records read go: a scratch file, written piece by piece as they arrive. */
 export interface RecordSink {
   /** The file offset of the record's stored bytes: called once per record, before any of them arrive. */
   place(entry: PackEntry): number;
   write(piece: Buffer, at: number): Promise<void>;
-  /** The record is in; `head` holds its first stored bytes, up to 34 (a delta names its base there). */
+  /** The record is in; `head` holds its first stored bytes, up to DELTA_HEAD_BYTES (a delta names its base there). */
   done(entry: PackEntry, head: Buffer): Promise<void>;
 }
 
@@ -205,7 +199,7 @@ export async function readRecords(
         const h = decodeRecordHeader(await s.read(RECORD_HEADER_BYTES, 'a record header'), e.offset, where);
         if (!samePackEntry(h, e)) throw bad(where, `has a record at ${e.offset} that is not the one its TOC names`);
         const place = sink.place(e);
-        const head = Buffer.alloc(Math.min(34, e.storedLength));
+        const head = Buffer.alloc(Math.min(DELTA_HEAD_BYTES, e.storedLength));
         let filled = 0;
         await s.copy(e.storedLength, 'a record', async (piece) => {
           if (filled < head.length) piece.copy(head, filled, 0, Math.min(piece.length, head.length - filled));

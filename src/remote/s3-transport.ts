@@ -43,6 +43,8 @@ export class S3Transport implements Transport {
   private fetcher?: Promise<S3PackFetcher>;
   private fetched?: S3PackFetcher;
   private forgetScratch?: () => void;
+  /** refs.json as this command last read it. */
+  private listed?: Record<string, ObjectId>;
   private conditional?: boolean;
 
   private constructor(
@@ -58,7 +60,8 @@ export class S3Transport implements Transport {
   }
 
   async refs(): Promise<Record<string, ObjectId>> {
-    return (await readRefs(this.s3)).value;
+    this.listed = (await readRefs(this.s3)).value;
+    return this.listed;
   }
 
   private known(): Promise<Catalogue> {
@@ -95,7 +98,8 @@ export class S3Transport implements Transport {
     // from the records other than chunks: everything the remote holds would bring every branch.
     const have = new Set(haves);
     const want = new Set(wants);
-    const tips = Object.entries(await this.refs()).filter(
+    // The refs the fetch chose its wants from (read once more only when it did not ask for them first).
+    const tips = Object.entries(this.listed ?? (await this.refs())).filter(
       ([n]) => n.startsWith('refs/heads/') || n.startsWith('refs/tags/'),
     );
     if (tips.some(([, id]) => !want.has(id) && !have.has(id)))
