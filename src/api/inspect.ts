@@ -6,6 +6,7 @@ import type { ObjectId } from '../core/store-format/object-id.js';
 import { recipeTensorCount } from '../core/store-format/objects/file-recipe.js';
 import { selectPaths } from '../store/checkout-plan.js';
 import { listTreeFiles } from '../store/object-walk.js';
+import { hashingOutput } from '../store/file-output.js';
 import { streamRecipe } from '../store/recipe-stream.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { fileReleased, tensorReleased } from '../store/object-walk.js';
@@ -132,7 +133,7 @@ export async function cat(
         { commit: id, path: p },
       );
     await fetchLeftOut(store, id, (at) => at === p, 'cat');
-    await streamRecipe(store, recipe, sink, `${rev}:${p}`);
+    await streamRecipe(store, recipe, hashingOutput(sink), `${rev}:${p}`);
     return { commit: id, path: p, bytes: recipe.size };
   }
   const part = recipe.parts.find((x) => x.kind === 'tensor' && x.name === opts.tensor);

@@ -7,6 +7,8 @@ import { tensorChunkLength } from '../core/store-format/objects/tensor-object.js
 import type { TensorFileSpec } from './checkout-plan.js';
 import { writeViaTemp, type Target } from './checkout-target.js';
 import type { ObjectStore } from './object-store.js';
+import { hashingOutput, OffThreadFailed, type FileOutput } from './file-output.js';
+import { OFF_THREAD_MIN_BYTES, offThreadOutput } from './off-thread-writer.js';
 import { streamChunks, streamRecipe, type ChunkRef } from './recipe-stream.js';
 import type { WrittenChunks } from './written-chunks.js';
 
@@ -22,8 +24,8 @@ export async function writeRecipe(
   label: string,
   written?: WrittenChunks,
 ): Promise<void> {
-  await writeFile(target, written, async (write) => {
-    await streamRecipe(store, recipe, async (bytes) => write(bytes), label, written);
+  await writeFile(target, written, recipe.size, async (out) => {
+    await streamRecipe(store, recipe, out, label, written);
   });
 }
 
@@ -40,32 +42,52 @@ export async function writeTensorFile(
     t.chunks.forEach((id, i) => {
       chunks.push({ id, size: tensorChunkLength(t, i) });
     });
-  await writeFile(target, written, async (write) => {
-    write(spec.head);
-    const reuse = written && { chunks: written, offset: spec.head.length };
-    const total = await streamChunks(store, chunks, async (bytes) => write(bytes), label, reuse);
-    if (spec.head.length + total !== spec.size) {
-      throw new CkvcError(
-        'CKVC_INTERNAL',
-        `${label}: wrote ${spec.head.length + total} bytes where ${spec.size} were planned`,
-        { path: label },
-      );
+  await writeFile(target, written, spec.size, async (out) => {
+    try {
+      await out.put(spec.head);
+      const reuse = written && { chunks: written, offset: spec.head.length };
+      await streamChunks(store, chunks, out, label, reuse);
+    } catch (e) {
+      return out.fail(e);
+    }
+    const { size } = await out.finish();
+    if (size !== spec.size) {
+      throw new CkvcError('CKVC_INTERNAL', `${label}: wrote ${size} bytes where ${spec.size} were planned`, {
+        path: label,
+      });
     }
   });
 }
 
-/** writeViaTemp, with `written` told which file the chunks go to, and given that file once it is in place. */
+/**
+ * writeViaTemp, through an output on the worker thread for a file of OFF_THREAD_MIN_BYTES or more (written
+ * again on this thread if that output cannot vouch for it), with `written` told which file the chunks go to
+ * and given that file once it is in place.
+ */
 async function writeFile(
   target: Target,
   written: WrittenChunks | undefined,
-  fill: (write: (bytes: Uint8Array) => void) => Promise<void>,
+  size: number,
+  fill: (out: FileOutput) => Promise<void>,
 ): Promise<void> {
   await writeViaTemp(
     target,
     async (write, fh) => {
       written?.writing(fh);
       try {
-        await fill(write);
+        const off = size >= OFF_THREAD_MIN_BYTES ? offThreadOutput(fh.fd) : undefined;
+        if (off) {
+          try {
+            return await fill(off);
+          } catch (e) {
+            if (!(e instanceof OffThreadFailed)) throw e;
+          }
+          // The worker wrote by position and left the descriptor's offset at 0, where `write` starts again.
+          await fh.truncate(0);
+          written?.writing(undefined);
+          written?.writing(fh);
+        }
+        await fill(hashingOutput(write));
       } finally {
         written?.writing(undefined);
       }

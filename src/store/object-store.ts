@@ -137,8 +137,17 @@ export class ObjectStore {
    * this process located the object: the index is then re-synced and the read tried again at the new location.
    * A few times, because a busy store may repack more than once while one read runs.
    */
-  async readLocated(loc: ObjectLocation, id: ObjectId, type: ObjectType, pool?: BufferPool): Promise<Uint8Array> {
-    return this.withRelocation(loc, id, (l, locateBase) => this.packs.readObject(l, id, type, pool, locateBase));
+  async readLocated(
+    loc: ObjectLocation,
+    id: ObjectId,
+    type: ObjectType,
+    pool?: BufferPool,
+    /** 'caller': the bytes' hash is the caller's to check before using them (PackReader.readObject). */
+    hashCheck: 'here' | 'caller' = 'here',
+  ): Promise<Uint8Array> {
+    return this.withRelocation(loc, id, (l, locateBase) =>
+      this.packs.readObject(l, id, type, pool, locateBase, hashCheck),
+    );
   }
 
   /**

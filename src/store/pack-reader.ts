@@ -146,6 +146,9 @@ export class PackReader {
   /**
    * Reads, decodes and verifies one object. `expectType` guards against an index pointing at the wrong record.
    * With `pool`, scratch buffers come from it and the result may be a pool buffer the caller can release.
+   * With `hashCheck` 'caller', the last check, the decoded bytes' hash against `id`, is the caller's to make
+   * before anything uses them (a checkout hashing on another thread: off-thread-writer.ts); every other check
+   * is made here.
    */
   async readObject(
     loc: ObjectLocation,
@@ -153,9 +156,24 @@ export class PackReader {
     expectType?: ObjectType,
     pool?: BufferPool,
     locateBase?: BaseLocator,
+    hashCheck: 'here' | 'caller' = 'here',
   ): Promise<Uint8Array> {
     return this.readPooled(loc, id, pool, async (buf, where) => {
-      return (await this.decodeRecord(buf, loc, id, where, expectType, pool, 0, false, locateBase)).bytes;
+      const d = await this.decodeRecord(
+        buf,
+        loc,
+        id,
+        where,
+        expectType,
+        pool,
+        0,
+        false,
+        locateBase,
+        undefined,
+        false,
+        hashCheck,
+      );
+      return d.bytes;
     });
   }
 
@@ -192,7 +210,7 @@ export class PackReader {
   /** A record's header and stored body, read whole once its location passes the object cap. */
   private async readRecord(loc: ObjectLocation, id: ObjectId, into?: Buffer): Promise<{ buf: Buffer; where: string }> {
     const { packId, entry } = loc;
-    const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
+    const where = objectWhere(id, packId);
     if (entry.storedLength > MAX_OBJECT_BYTES) {
       throw new CkvcError(
         'CKVC_CORRUPT_PACK',
@@ -293,13 +311,7 @@ export class PackReader {
       const plain = width > 1 ? ungroupBytes(got.grouped, width, scratch.acquire(got.grouped.length)) : got.grouped;
       const hash = objectId('chunk', plain);
       if (plain !== got.grouped) scratch.release(plain);
-      if (hash !== id) {
-        throw new CkvcError(
-          'CKVC_CORRUPT_OBJECT',
-          `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`,
-          { id, pack: loc.packId },
-        );
-      }
+      if (hash !== id) throw hashMismatch(id, loc.packId);
       return got;
     });
   }
@@ -321,7 +333,7 @@ export class PackReader {
     const { packId, entry } = loc;
     if ((entry.codec !== CODECS.planes && entry.codec !== CODECS.xorPlanes) || entry.storedLength > MAX_OBJECT_BYTES)
       return undefined;
-    const where = `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
+    const where = objectWhere(id, packId);
     const buf = await this.readAt(
       packId,
       entry.offset,
@@ -410,6 +422,7 @@ export class PackReader {
     knownBase?: ChainSource['knownBase'],
     /** Also return a plane-coded chunk's grouped bytes (a base for what comes next), not handed back to scratch. */
     keepGrouped = false,
+    hashCheck: 'here' | 'caller' = 'here',
   ): Promise<DecodedObject & { grouped?: KnownChunk }> {
     const header = this.checkedHeader(buf, loc, id, where, expectType);
     const body = buf.subarray(RECORD_HEADER_BYTES);
@@ -434,13 +447,7 @@ export class PackReader {
         scratch.release(grouped);
       } else decoded = { bytes: grouped, depth: got.depth };
     } else decoded = { bytes: await decodeBody(header.codec, body, header.rawLength, where, pool), depth: 0 };
-    if (objectId(header.type, decoded.bytes) !== id) {
-      throw new CkvcError(
-        'CKVC_CORRUPT_OBJECT',
-        `${where}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`,
-        { id, pack: loc.packId },
-      );
-    }
+    if (hashCheck === 'here' && objectId(header.type, decoded.bytes) !== id) throw hashMismatch(id, loc.packId);
     return decoded;
   }
 
@@ -478,4 +485,18 @@ export class PackReader {
     this.open.clear();
     await Promise.allSettled(all.map(async (h) => (await h).close()));
   }
+}
+
+/** Where an object read from a pack is placed in messages: the first 16 hex digits of its ID and of its pack. */
+function objectWhere(id: ObjectId, packId: string): string {
+  return `object ${id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
+}
+
+/** An object whose decoded bytes do not hash to its ID. */
+function hashMismatch(id: ObjectId, packId: string): CkvcError {
+  return new CkvcError(
+    'CKVC_CORRUPT_OBJECT',
+    `${objectWhere(id, packId)}: content does not match its hash (the pack is damaged); run 'ckvc verify --read-data'`,
+    { id, pack: packId },
+  );
 }

@@ -3,7 +3,7 @@
 // cat and inspect all read files through here.
 import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
-import { ContentHasher, type ObjectId } from '../core/store-format/object-id.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
 import {
   renderJsonArray,
   renderProblem,
@@ -12,6 +12,7 @@ import {
 } from '../core/input-formats/json-array-render.js';
 import type { FilePart, FileRecipe } from '../core/store-format/objects/file-recipe.js';
 import { tensorChunkLength } from '../core/store-format/objects/tensor-object.js';
+import { OffThreadFailed, sinkOutput, type FileOutput } from './file-output.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation } from './pack-reader.js';
 import type { ChunkReuse } from './written-chunks.js';
@@ -50,10 +51,10 @@ async function renderedPart(
   await streamChunks(
     store,
     t.chunks.map((id, i) => ({ id, size: tensorChunkLength(t, i) })),
-    async (bytes) => {
+    sinkOutput((bytes) => {
       data.set(bytes, pos);
       pos += bytes.length;
-    },
+    }),
     where,
   );
   const text = Buffer.from(renderJsonArray(layout, t.dtype as JsonArrayDtype, t.shape, data), 'latin1');
@@ -65,56 +66,66 @@ async function renderedPart(
 }
 
 /**
- * Streams a recipe's bytes in order to `sink`, hash-checking every chunk; returns the whole-content BLAKE3.
- * The bytes given to `sink` are reused once its promise resolves: a sink must write or copy them, not keep them.
+ * Streams a recipe's bytes in order to `out`, every chunk hash-checked by the reader, or, for an output that
+ * checksChunks, vouched for by the whole content's hash alone (matching the recipe's, which a damaged chunk
+ * cannot); returns the whole-content BLAKE3 once it matches. A mismatch there is OffThreadFailed: the caller
+ * reads the file again with an output that leaves every check to the reader, which names the damaged object.
  */
 export async function streamRecipe(
   store: ObjectStore,
   recipe: FileRecipe,
-  sink: (bytes: Uint8Array) => Promise<void>,
+  out: FileOutput,
   where: string,
-  /** Chunks already written by this checkout, and where this file's chunks go (the sink writes in order). */
+  /** Chunks already written by this checkout, and where this file's chunks go (the output writes in order). */
   reuse?: ChunkReuse,
 ): Promise<string> {
-  const hasher = new ContentHasher();
   let total = 0;
-  const hashed = async (bytes: Uint8Array) => {
-    hasher.update(bytes);
-    total += bytes.length;
-    await sink(bytes);
-  };
-  // Runs of byte parts stream with read-ahead across part boundaries; a rendered part is made whole, in turn.
-  let run: ChunkRef[] = [];
-  for (const part of recipe.parts) {
-    if (part.kind === 'tensor' && part.json) {
-      await streamChunks(store, run, hashed, where, reuse && { chunks: reuse, offset: total });
-      run = [];
-      await hashed(await renderedPart(store, part, part.json, where));
-    } else run.push(...(await partChunks(store, part)));
+  try {
+    // Runs of byte parts stream with read-ahead across part boundaries; a rendered part is made whole, in turn.
+    let run: ChunkRef[] = [];
+    for (const part of recipe.parts) {
+      if (part.kind === 'tensor' && part.json) {
+        total += await streamChunks(store, run, out, where, reuse && { chunks: reuse, offset: total }, true);
+        run = [];
+        const text = await renderedPart(store, part, part.json, where);
+        await out.put(text);
+        total += text.length;
+      } else run.push(...(await partChunks(store, part)));
+    }
+    await streamChunks(store, run, out, where, reuse && { chunks: reuse, offset: total }, true);
+  } catch (e) {
+    return out.fail(e);
   }
-  await streamChunks(store, run, hashed, where, reuse && { chunks: reuse, offset: total });
-  const digest = hasher.digestHex();
-  if (total !== recipe.size || digest !== recipe.b3) {
+  const { b3, size } = await out.finish();
+  if (size !== recipe.size || b3 !== recipe.b3) {
+    // The chunks were vouched for by this hash alone: read again, each checked, to name what is damaged.
+    if (out.checksChunks) throw new OffThreadFailed(`${where}: the whole content does not match its recorded hash`);
     throw new CkvcError(
       'CKVC_FILE_HASH_MISMATCH',
       `${where}: rebuilt content does not match the recorded hash; the store is damaged, run 'ckvc verify --read-data'`,
       { path: where },
     );
   }
-  return digest;
+  return b3;
 }
 
 /**
- * Streams chunks in order to `sink` with a bounded read-ahead, each one hash-checked as it is read and its
- * length checked against the list; returns how many bytes went by. Same buffer contract as streamRecipe.
+ * Streams chunks in order to `out` with a bounded read-ahead, each one hash-checked (by the reader, or by `out`
+ * when it checksChunks: the reads then skip that last check) and its length checked against the list; returns
+ * how many bytes went by.
  */
 export async function streamChunks(
   store: ObjectStore,
   chunks: ChunkRef[],
-  sink: (bytes: Uint8Array) => Promise<void>,
+  out: Pick<FileOutput, 'checksChunks' | 'put'>,
   where: string,
-  /** Chunks to read back rather than decode, and the file offset the sink's first byte lands at. */
+  /** Chunks to read back rather than decode, and the file offset the output's first byte lands at. */
   reuse?: { chunks: ChunkReuse; offset: number },
+  /**
+   * The caller compares the whole content with a recorded BLAKE3, which vouches for every chunk in it: an output
+   * that checksChunks is then given none to check (the caller reads again on a mismatch, streamRecipe).
+   */
+  contentChecked = false,
 ): Promise<number> {
   const locs: ObjectLocation[] = [];
   const ensureLocated = async (upTo: number) => {
@@ -123,35 +134,45 @@ export async function streamChunks(
       locs.push(...(await store.locateAll(batch, `chunk of ${where}`)));
     }
   };
-  const queue: Promise<Uint8Array>[] = [];
+  /** A read in flight; a chunk read back from a file already written was verified there. */
+  const queue: { read: Promise<Uint8Array>; readBack: boolean }[] = [];
   let next = 0;
   const schedule = async () => {
     while (queue.length < READ_AHEAD && next < chunks.length) {
       await ensureLocated(next + 1);
       const c = chunks[next]!;
       const again = reuse?.chunks.read(c.id, c.size);
-      const read = again ? Promise.resolve(again) : store.readLocated(locs[next]!, c.id, 'chunk', scratch);
+      const read = again
+        ? Promise.resolve(again)
+        : store.readLocated(locs[next]!, c.id, 'chunk', scratch, out.checksChunks ? 'caller' : 'here');
       read.catch(() => {}); // awaited in order below; a read failing before its turn must not count as unhandled
-      queue.push(read);
+      queue.push({ read, readBack: again !== undefined });
       next++;
     }
   };
   await schedule();
   let total = 0;
   for (let i = 0; i < chunks.length; i++) {
-    const bytes = await queue.shift()!;
+    const { read, readBack } = queue.shift()!;
+    const bytes = await read;
     await schedule();
-    if (bytes.length !== chunks[i]!.size) {
+    const c = chunks[i]!;
+    if (bytes.length !== c.size) {
       throw new CkvcError(
         'CKVC_CORRUPT_OBJECT',
-        `${where}: chunk ${i} is ${bytes.length} bytes, the recipe says ${chunks[i]!.size}`,
-        { id: chunks[i]!.id },
+        `${where}: chunk ${i} is ${bytes.length} bytes, the recipe says ${c.size}`,
+        {
+          id: c.id,
+        },
       );
     }
-    await sink(bytes);
-    reuse?.chunks.wrote(chunks[i]!.id, reuse.offset + total, bytes.length);
+    const at = total;
+    await out.put(bytes, {
+      check: out.checksChunks && !readBack && !contentChecked ? c.id : undefined,
+      release: () => scratch.release(bytes),
+      written: reuse && (() => reuse.chunks.wrote(c.id, reuse.offset + at, bytes.length)),
+    });
     total += bytes.length;
-    scratch.release(bytes);
   }
   return total;
 }
@@ -171,10 +192,10 @@ export async function readRecipeHead(store: ObjectStore, recipe: FileRecipe, whe
   await streamChunks(
     store,
     chunks,
-    async (bytes) => {
+    sinkOutput((bytes) => {
       out.set(bytes, pos);
       pos += bytes.length;
-    },
+    }),
     where,
   );
   return out;

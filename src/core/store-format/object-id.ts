@@ -27,6 +27,11 @@ const HEX_ID = /^[0-9a-f]{64}$/;
 
 const PREFIXES = new Map<ObjectType, Buffer>(OBJECT_TYPES.map((t) => [t, Buffer.from(`ckvc1:${t}\0`, 'latin1')]));
 
+/** What an object's ID hashes before its bytes (a worker thread hashing chunks needs it: store/off-thread-writer.ts). */
+export function objectIdPrefix(type: ObjectType): Buffer {
+  return PREFIXES.get(type)!;
+}
+
 function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }

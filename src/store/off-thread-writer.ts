@@ -1,0 +1,288 @@
+// Writing a checked-out file from a worker thread that also hashes it. On a large checkout, hashing every byte
+// (each chunk against its ID, and the whole content) and writing it were 40% of the main thread (README
+// Performance), while the second core sat idle; now they run there, beside the reads and decoding. Nothing is
+// checked less: the file is still renamed into place only after its whole content has matched the recipe's
+// BLAKE3 (spec/FORMAT.md §9.2), and a file the worker cannot vouch for is written again with every check made
+// on the main thread (file-output.ts, OffThreadFailed).
+//
+// The bytes go through one ring of shared memory per process: each put is copied into it (a memcpy; the
+// caller's buffer is free again at once) and described to the worker in batches of about 1 MiB, one message and
+// one positional write per batch whatever the chunk sizes (a message per chunk cost 30 ms of a 99 MB checkout's
+// main thread, measured). The worker acknowledges each batch, which frees its part of the ring. One worker per
+// process, started by the first large file and kept, unreferenced while idle, so it neither holds the process
+// open nor costs a start per file.
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { objectId, objectIdPrefix, type ObjectId } from '../core/store-format/object-id.js';
+import { OffThreadFailed, type FileOutput, type PutOptions } from './file-output.js';
+
+/** Files smaller than this are hashed and written on the main thread: handing them over saves less than it costs. */
+export const OFF_THREAD_MIN_BYTES = 32 * 1024 * 1024;
+/** The shared ring: bytes put and not yet written. */
+const RING_BYTES = 16 * 1024 * 1024;
+/** A batch is sent once it holds this much (and whenever put waits, and at a file's end). */
+const BATCH_BYTES = 1024 * 1024;
+/** A put larger than this goes in pieces (a rendered JSON part, a safetensors header): the ring stays a ring. */
+const MAX_PIECE = 4 * 1024 * 1024;
+
+// Plain JavaScript run by the worker (eval): it needs no bundling and loads nothing of ckvc but the BLAKE3 addon
+// the main thread already uses. A batch is a file's next bytes, contiguous in the file: written with pwrite at the
+// file's own position (the descriptor's offset stays where the main thread left it, so a file written again there
+// starts from 0), each segment with an ID hashed against it first.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const { Blake3Hasher } = require(workerData.addon);
+const prefix = Buffer.from(workerData.prefix, 'latin1');
+const ring = Buffer.from(workerData.ring);
+const idHasher = new Blake3Hasher();
+const files = new Map();
+function write(file, at, len) {
+  const b = ring.subarray(at, at + len);
+  file.content.update(b);
+  for (let done = 0; done < len; ) done += fs.writeSync(file.fd, b, done, len - done, file.pos + done);
+  file.pos += len;
+}
+parentPort.on('message', (m) => {
+  if (m.t === 'open') {
+    files.set(m.f, { fd: m.fd, pos: 0, content: new Blake3Hasher(), bad: undefined, error: undefined });
+    return;
+  }
+  const file = files.get(m.f);
+  if (m.t === 'end') {
+    files.delete(m.f);
+    const b3 = file.bad || file.error ? '' : file.content.digest('hex');
+    parentPort.postMessage({ t: 'end', f: m.f, b3, size: file.pos, bad: file.bad, error: file.error });
+    return;
+  }
+  // A batch: [ring offset, length, ID or null] per segment; runs contiguous in the ring are written at once.
+  const s = m.s;
+  let runAt = -1, runLen = 0;
+  try {
+    for (let i = 0; i < s.length && file.bad === undefined && file.error === undefined; i += 3) {
+      const at = s[i], len = s[i + 1], id = s[i + 2];
+      if (id !== null) {
+        idHasher.reset();
+        idHasher.update(prefix);
+        idHasher.update(ring.subarray(at, at + len));
+        if (idHasher.digest('hex') !== id) {
+          file.bad = id;
+          break;
+        }
+      }
+      if (runAt >= 0 && runAt + runLen === at) runLen += len;
+      else {
+        if (runAt >= 0) write(file, runAt, runLen);
+        runAt = at;
+        runLen = len;
+      }
+    }
+    if (runAt >= 0 && file.bad === undefined) write(file, runAt, runLen);
+  } catch (e) {
+    file.error = { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall };
+  }
+  parentPort.postMessage({ t: 'ack', upTo: m.upTo });
+});
+`;
+
+interface EndReply {
+  t: 'end';
+  f: number;
+  b3: string;
+  size: number;
+  /** The ID of a chunk that did not match. */
+  bad?: ObjectId;
+  error?: { message: string; code?: string; errno?: number; syscall?: string };
+}
+
+type Reply = { t: 'ack'; upTo: number } | EndReply;
+
+class OffThreadFile implements FileOutput {
+  readonly checksChunks = true;
+  private ended: Promise<EndReply> | undefined;
+  endReply: ((r: EndReply) => void) | undefined;
+
+  constructor(
+    private readonly writer: OffThreadWriter,
+    readonly f: number,
+  ) {}
+
+  async put(bytes: Uint8Array, opts?: PutOptions): Promise<void> {
+    await this.writer.put(this.f, bytes, opts);
+  }
+
+  private end(): Promise<EndReply> {
+    this.ended ??= this.writer.end(this);
+    return this.ended;
+  }
+
+  async finish(): Promise<{ b3: string; size: number }> {
+    const r = await this.end();
+    failure(r);
+    return { b3: r.b3, size: r.size };
+  }
+
+  async fail(e: unknown): Promise<never> {
+    failure(await this.end());
+    throw e;
+  }
+}
+
+/** The worker's own failure for a file: a chunk that did not match, or a write that failed (as Node reports it). */
+function failure(r: EndReply): void {
+  if (r.bad) throw new OffThreadFailed(`chunk ${r.bad.slice(0, 16)} did not match its ID`);
+  if (r.error) throw Object.assign(new Error(r.error.message), r.error);
+}
+
+class OffThreadWriter {
+  private readonly worker: Worker;
+  private readonly ring = new SharedArrayBuffer(RING_BYTES);
+  private readonly ringBytes = Buffer.from(this.ring);
+  private readonly files = new Map<number, OffThreadFile>();
+  private nextFile = 0;
+  /** Bytes ever placed in the ring (wasted tails included) and ever acknowledged: monotonic counters. */
+  private head = 0;
+  private tail = 0;
+  private batch: { f: number; segments: (number | string | null)[]; bytes: number } | undefined;
+  /** Callbacks for bytes written, by the head counter they wait for, in order. */
+  private readonly written: { upTo: number; call: () => void }[] = [];
+  private readonly waiting: (() => void)[] = [];
+  /** The worker stopped (crashed or failed to start): every file open or opened later fails with this. */
+  private broken: OffThreadFailed | undefined;
+
+  constructor(private readonly onGone: () => void) {
+    const require = createRequire(import.meta.url);
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        addon: blakeAddonPath(require),
+        prefix: objectIdPrefix('chunk').toString('latin1'),
+        ring: this.ring,
+      },
+    });
+    this.worker.unref();
+    this.worker.on('message', (r: Reply) => {
+      if (r.t === 'ack') this.acked(r.upTo);
+      else {
+        const file = this.files.get(r.f);
+        this.files.delete(r.f);
+        if (this.files.size === 0) this.worker.unref();
+        file?.endReply?.(r);
+      }
+    });
+    const gone = (e: Error) => {
+      if (this.broken) return;
+      this.onGone();
+      this.broken = new OffThreadFailed(`the thread that hashes and writes checked-out files stopped: ${e.message}`);
+      this.wake();
+      for (const [f, file] of this.files) file.endReply?.({ t: 'end', f, b3: '', size: 0 });
+      this.files.clear();
+    };
+    this.worker.on('error', gone);
+    this.worker.on('exit', (code) => gone(new Error(`exit code ${code}`)));
+  }
+
+  open(fd: number): OffThreadFile {
+    const file = new OffThreadFile(this, this.nextFile++);
+    if (this.files.size === 0) this.worker.ref(); // a file in progress keeps the process waiting for the worker
+    this.files.set(file.f, file);
+    this.worker.postMessage({ t: 'open', f: file.f, fd });
+    return file;
+  }
+
+  async put(f: number, bytes: Uint8Array, opts: PutOptions | undefined): Promise<void> {
+    const src = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let check = opts?.check ?? null;
+    if (check !== null && src.length > MAX_PIECE) {
+      // Larger than a piece (chunks are at most 1 MiB; an object may be 64): checked here, where it is whole.
+      if (objectId('chunk', src) !== check)
+        throw new OffThreadFailed(`chunk ${check.slice(0, 16)} did not match its ID`);
+      check = null;
+    }
+    for (let done = 0; done < src.length; done += MAX_PIECE) {
+      const piece = src.subarray(done, done + MAX_PIECE);
+      const at = await this.reserve(piece.length);
+      piece.copy(this.ringBytes, at);
+      if (this.batch && this.batch.f !== f) this.flush();
+      this.batch ??= { f, segments: [], bytes: 0 };
+      this.batch.segments.push(at, piece.length, check);
+      this.batch.bytes += piece.length;
+      if (this.batch.bytes >= BATCH_BYTES) this.flush();
+    }
+    opts?.release?.();
+    if (opts?.written) this.written.push({ upTo: this.head, call: opts.written });
+  }
+
+  /** Room for `len` contiguous bytes in the ring, waiting for the worker to free it; returns its offset. */
+  private async reserve(len: number): Promise<number> {
+    for (;;) {
+      if (this.broken) throw this.broken;
+      const at = this.head % RING_BYTES;
+      const skip = at + len > RING_BYTES ? RING_BYTES - at : 0; // the ring's tail end is too short: start over at 0
+      if (this.head + skip + len - this.tail <= RING_BYTES) {
+        this.head += skip + len;
+        return skip ? 0 : at;
+      }
+      this.flush();
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  private flush(): void {
+    if (!this.batch) return;
+    this.worker.postMessage({ t: 'w', f: this.batch.f, s: this.batch.segments, upTo: this.head });
+    this.batch = undefined;
+  }
+
+  private acked(upTo: number): void {
+    this.tail = Math.max(this.tail, upTo);
+    while (this.written.length > 0 && this.written[0]!.upTo <= this.tail) this.written.shift()!.call();
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const w of this.waiting.splice(0)) w();
+  }
+
+  end(file: OffThreadFile): Promise<EndReply> {
+    return new Promise<EndReply>((resolve) => {
+      if (this.broken) return resolve({ t: 'end', f: file.f, b3: '', size: 0 });
+      file.endReply = resolve;
+      if (this.batch?.f === file.f) this.flush();
+      this.worker.postMessage({ t: 'end', f: file.f });
+    }).then((r) => {
+      if (this.broken) throw this.broken;
+      return r;
+    });
+  }
+}
+
+let writer: OffThreadWriter | undefined;
+/** A worker that stopped is not started again in this process: large files are then written on the main thread. */
+let unavailable = false;
+
+/**
+ * An output that writes to `fd` from the worker thread, from position 0 (positional writes: `fd`'s own offset
+ * is left as it is), hashing each chunk put with `check` and the whole content; undefined when no worker runs
+ * here. Its finish() or fail() throws OffThreadFailed when the file must be written again on this thread.
+ */
+export function offThreadOutput(fd: number): FileOutput | undefined {
+  if (unavailable) return undefined;
+  writer ??= new OffThreadWriter(() => {
+    writer = undefined;
+    unavailable = true;
+  });
+  return writer.open(fd);
+}
+
+/** The BLAKE3 addon the main thread loads (esbuild.config.mjs loads the platform's own package first, too). */
+function blakeAddonPath(require: NodeRequire): string {
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    try {
+      return require.resolve(`@napi-rs/blake-hash-linux-${process.arch}-gnu`);
+    } catch {
+      // Not installed for this platform: the package's own loader picks the addon.
+    }
+  }
+  return require.resolve('@napi-rs/blake-hash');
+}

@@ -1,0 +1,120 @@
+// Checkouts of files of 32 MiB or more hash and write on a worker thread (src/store/off-thread-writer.ts). What a
+// user sees must not change: the same bytes, and for a damaged store the same error a small file gets (the file is
+// written again with every check on the main thread, which names the damaged object), with nothing left behind.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { OFF_THREAD_MIN_BYTES } from '../../src/store/off-thread-writer.js';
+import { describeRun, errorCodes } from '../helpers/ckvc.js';
+import { randomBytes, randomFloat32, writeSafetensors } from '../helpers/data.js';
+import { packFiles, readTree } from '../helpers/snapshots.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
+
+afterAll(cleanupTemp);
+
+const MIB = 1024 * 1024;
+
+interface Large {
+  s: TestStore;
+  src: string;
+  id: string;
+  opaque: Buffer;
+}
+let template: Large | undefined;
+
+/**
+ * A commit of a 36 MiB opaque file (random: stored as it is), a 36 MiB safetensors file and its twin under another
+ * name (the twin's chunks are read back from the first file written), and a small file.
+ */
+function largeStore(): Large {
+  if (!template) {
+    const s = newStore();
+    const src = tempDir('ckvc-otc-src-');
+    const opaque = randomBytes(71, 36 * MIB + 12_345);
+    fs.writeFileSync(path.join(src, 'blob.bin'), opaque);
+    writeSafetensors(path.join(src, 'model.safetensors'), {
+      a: { dtype: 'F32', shape: [4 * MIB + 3], bytes: randomFloat32(72, 4 * MIB + 3) },
+      b: { dtype: 'F32', shape: [5 * MIB], bytes: randomFloat32(73, 5 * MIB) },
+    });
+    fs.copyFileSync(path.join(src, 'model.safetensors'), path.join(src, 'twin.safetensors'));
+    fs.writeFileSync(path.join(src, 'small.json'), '{"step": 1}\n');
+    const id = commitId(s, [src, '-m', 'large']);
+    template = { s, src, id, opaque };
+  }
+  return { ...template, s: copyStore(template.s) };
+}
+
+function flipByte(file: string, at: number): void {
+  const fd = fs.openSync(file, 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, at);
+  b[0] = b[0]! ^ 0x5a;
+  fs.writeSync(fd, b, 0, 1, at);
+  fs.closeSync(fd);
+}
+
+/** Flips a byte of blob.bin's data in the store's pack (random bytes are stored as they are). */
+function damageOpaque(l: Large): void {
+  const [pack] = packFiles(l.s.store);
+  const at = fs.readFileSync(pack!).indexOf(l.opaque.subarray(20 * MIB, 20 * MIB + 64));
+  expect(at, "blob.bin's bytes are stored as they are").toBeGreaterThan(0);
+  flipByte(pack!, at + 10);
+}
+
+describe('checkout of large files (hashed and written on a worker thread)', () => {
+  it('writes every file byte-identical, twins included', () => {
+    const { s, src, id } = largeStore();
+    expect(fs.statSync(path.join(src, 'blob.bin')).size).toBeGreaterThanOrEqual(OFF_THREAD_MIN_BYTES);
+    expect(fs.statSync(path.join(src, 'model.safetensors')).size).toBeGreaterThanOrEqual(OFF_THREAD_MIN_BYTES);
+    const out = tempDir('ckvc-otc-out-');
+    const r = s.run(['checkout', id, '--to', out]);
+    expect(r.code, describeRun(r)).toBe(0);
+    const want = readTree(src);
+    const got = readTree(out);
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    for (const [name, bytes] of want) expect(got.get(name)?.equals(bytes), name).toBe(true);
+  });
+
+  it('a damaged chunk: the error a small file gets (CKVC_CORRUPT_OBJECT naming the object), exit 12, no file or temp file left, an older file kept', () => {
+    const l = largeStore();
+    damageOpaque(l);
+    const out = tempDir('ckvc-otc-out-');
+    fs.writeFileSync(path.join(out, 'blob.bin'), 'previous version');
+    const r = l.s.run(['checkout', l.id, '--to', out, '--force']);
+    expect({ exit: r.code, codes: errorCodes(r.stderr) }, describeRun(r)).toEqual({
+      exit: 12,
+      codes: ['CKVC_CORRUPT_OBJECT'],
+    });
+    expect(r.stderr).toMatch(/object [0-9a-f]{16} in pack [0-9a-f]{16}: content does not match its hash/);
+    // blob.bin is the first file written: the checkout stops there.
+    expect([...readTree(out).keys()]).toEqual(['blob.bin']);
+    expect(fs.readFileSync(path.join(out, 'blob.bin'), 'utf8')).toBe('previous version');
+    expect(fs.readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('checkout --tensor of a large tensor with a damaged chunk fails the same way (each chunk checked off-thread)', () => {
+    const s = newStore();
+    const src = tempDir('ckvc-otc-src-');
+    const w = randomBytes(81, 40 * MIB); // random bytes as an I32 tensor: its chunks are stored as they are
+    writeSafetensors(path.join(src, 'm.safetensors'), { w: { dtype: 'I32', shape: [10 * MIB], bytes: w } });
+    const id = commitId(s, [src, '-m', 'big tensor']);
+    const ok = tempDir('ckvc-otc-out-');
+    const good = s.run(['checkout', id, '--tensor', 'w', '--to', ok]);
+    expect(good.code, describeRun(good)).toBe(0);
+    const [written] = fs.readdirSync(ok);
+    expect(fs.readFileSync(path.join(ok, written!)).subarray(-w.length).equals(w)).toBe(true);
+
+    const [pack] = packFiles(s.store);
+    const at = fs.readFileSync(pack!).indexOf(w.subarray(30 * MIB, 30 * MIB + 64));
+    expect(at).toBeGreaterThan(0);
+    flipByte(pack!, at + 5);
+    const out = tempDir('ckvc-otc-out-');
+    const r = s.run(['checkout', id, '--tensor', 'w', '--to', out]);
+    expect({ exit: r.code, codes: errorCodes(r.stderr), files: fs.readdirSync(out) }, describeRun(r)).toEqual({
+      exit: 12,
+      codes: ['CKVC_CORRUPT_OBJECT'],
+      files: [],
+    });
+  });
+});

@@ -1,0 +1,128 @@
+// The worker thread that hashes and writes large checked-out files (src/store/off-thread-writer.ts): what it writes
+// is what was put, in order, whatever the sizes (pieces, the ring wrapping around, files interleaved); its BLAKE3 is
+// the whole content's; a chunk that does not match its ID, and a write that fails, fail the file.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ContentHasher, objectId } from '../../src/core/store-format/object-id.js';
+import { OffThreadFailed, type FileOutput } from '../../src/store/file-output.js';
+import { offThreadOutput } from '../../src/store/off-thread-writer.js';
+import { randomBytes } from '../helpers/data.js';
+import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
+
+afterAll(cleanupTemp);
+
+function open(name: string): { fd: number; file: string; out: FileOutput } {
+  const file = path.join(tempDir('ckvc-otw-'), name);
+  const fd = fs.openSync(file, 'w+');
+  const out = offThreadOutput(fd);
+  if (!out) throw new Error('no worker thread here');
+  return { fd, file, out };
+}
+
+function b3(bytes: Buffer): string {
+  const h = new ContentHasher();
+  h.update(bytes);
+  return h.digestHex();
+}
+
+describe('offThreadOutput', () => {
+  it('writes every byte put, in order, and returns the whole content BLAKE3: small puts, pieces over 4 MiB, an empty put, 40 MiB through the 16 MiB ring', async () => {
+    const { fd, file, out } = open('a.bin');
+    const sizes = [8, 0, 256 * 1024, 3, 1024 * 1024 - 1, 9 * 1024 * 1024 + 5, 1, ...Array(120).fill(256 * 1024)];
+    const parts = sizes.map((n, i) => randomBytes(100 + i, n));
+    let released = 0;
+    const written: number[] = [];
+    for (const [i, p] of parts.entries()) {
+      await out.put(p, {
+        check: p.length > 0 && p.length <= 1024 * 1024 ? objectId('chunk', p) : undefined,
+        release: () => released++,
+        written: () => written.push(i),
+      });
+    }
+    const all = Buffer.concat(parts);
+    expect(all.length).toBeGreaterThan(40 * 1024 * 1024);
+    expect(await out.finish()).toEqual({ b3: b3(all), size: all.length });
+    fs.closeSync(fd);
+    expect(fs.readFileSync(file).equals(all)).toBe(true);
+    expect(released).toBe(parts.length);
+    expect(written).toEqual(parts.map((_, i) => i));
+  });
+
+  it('calls written() only once the bytes are in the file', async () => {
+    const { fd, out } = open('w.bin');
+    const parts = Array.from({ length: 80 }, (_, i) => randomBytes(300 + i, 300_000));
+    const problems: string[] = [];
+    let offset = 0;
+    for (const [i, p] of parts.entries()) {
+      const at = offset;
+      await out.put(p, {
+        written: () => {
+          const back = Buffer.alloc(p.length);
+          fs.readSync(fd, back, 0, p.length, at);
+          if (!back.equals(p)) problems.push(`part ${i} not in the file when written() was called`);
+        },
+      });
+      offset += p.length;
+    }
+    await out.finish();
+    fs.closeSync(fd);
+    expect(problems).toEqual([]);
+  });
+
+  it('keeps two files written at once apart', async () => {
+    const a = open('a.bin');
+    const b = open('b.bin');
+    const pa = Array.from({ length: 30 }, (_, i) => randomBytes(500 + i, 700_001));
+    const pb = Array.from({ length: 30 }, (_, i) => randomBytes(600 + i, 500_003));
+    await Promise.all([
+      (async () => {
+        for (const p of pa) await a.out.put(p, { check: objectId('chunk', p) });
+      })(),
+      (async () => {
+        for (const p of pb) await b.out.put(p);
+      })(),
+    ]);
+    const [ra, rb] = await Promise.all([a.out.finish(), b.out.finish()]);
+    fs.closeSync(a.fd);
+    fs.closeSync(b.fd);
+    expect(ra).toEqual({ b3: b3(Buffer.concat(pa)), size: 30 * 700_001 });
+    expect(rb).toEqual({ b3: b3(Buffer.concat(pb)), size: 30 * 500_003 });
+    expect(fs.readFileSync(a.file).equals(Buffer.concat(pa))).toBe(true);
+    expect(fs.readFileSync(b.file).equals(Buffer.concat(pb))).toBe(true);
+  });
+
+  it('fails the file with OffThreadFailed when a chunk does not match its ID, at finish() and at fail()', async () => {
+    for (const end of ['finish', 'fail'] as const) {
+      const { fd, out } = open(`bad-${end}.bin`);
+      const good = randomBytes(1, 200_000);
+      const bad = randomBytes(2, 200_000);
+      await out.put(good, { check: objectId('chunk', good) });
+      await out.put(bad, { check: objectId('chunk', good) });
+      await out.put(good, { check: objectId('chunk', good) });
+      const err = await (end === 'finish' ? out.finish() : out.fail(new Error('the caller failed'))).catch((e) => e);
+      fs.closeSync(fd);
+      expect(err).toBeInstanceOf(OffThreadFailed);
+    }
+  });
+
+  it("hands the caller's own error back from fail() when nothing went wrong off-thread", async () => {
+    const { fd, out } = open('caller.bin');
+    await out.put(randomBytes(3, 1000));
+    const mine = new Error('mine');
+    await expect(out.fail(mine)).rejects.toBe(mine);
+    fs.closeSync(fd);
+  });
+
+  it('reports a write that fails as Node reports it (code, syscall), for the caller to word', async () => {
+    const file = path.join(tempDir('ckvc-otw-'), 'ro.bin');
+    fs.writeFileSync(file, '');
+    const fd = fs.openSync(file, 'r');
+    const out = offThreadOutput(fd)!;
+    await out.put(randomBytes(4, 100_000));
+    const err = await out.finish().catch((e) => e);
+    fs.closeSync(fd);
+    expect(err).toMatchObject({ code: 'EBADF', syscall: 'write' });
+    expect(err).not.toBeInstanceOf(OffThreadFailed);
+  });
+});
