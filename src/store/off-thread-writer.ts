@@ -9,8 +9,8 @@
 // caller's buffer is free again at once) and described to the worker in batches of about 1 MiB, one message and
 // one positional write per batch whatever the chunk sizes (a message per chunk cost 30 ms of a 99 MB checkout's
 // main thread, measured). The worker acknowledges each batch, which frees its part of the ring. One worker per
-// process, started by the first large file and kept, unreferenced while idle, so it neither holds the process
-// open nor costs a start per file.
+// process, started by the first large file and kept, holding the process open only while the main thread waits
+// on it (so an output left unfinished by a bug cannot hang the process), and costing no start per file.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { objectId, objectIdPrefix, type ObjectId } from '../core/store-format/object-id.js';
@@ -149,6 +149,11 @@ class OffThreadWriter {
   private readonly waiting: (() => void)[] = [];
   /** The worker stopped (crashed or failed to start): every file open or opened later fails with this. */
   private broken: OffThreadFailed | undefined;
+  /**
+   * Waits on the worker in progress: while there are any the worker keeps the process alive (an awaited promise
+   * does not), and only then, so that an output nobody finishes cannot hold the process open.
+   */
+  private holds = 0;
 
   constructor(private readonly onGone: () => void) {
     const require = createRequire(import.meta.url);
@@ -166,7 +171,6 @@ class OffThreadWriter {
       else {
         const file = this.files.get(r.f);
         this.files.delete(r.f);
-        if (this.files.size === 0) this.worker.unref();
         file?.endReply?.(r);
       }
     });
@@ -184,7 +188,6 @@ class OffThreadWriter {
 
   open(fd: number): OffThreadFile {
     const file = new OffThreadFile(this, this.nextFile++);
-    if (this.files.size === 0) this.worker.ref(); // a file in progress keeps the process waiting for the worker
     this.files.set(file.f, file);
     this.worker.postMessage({ t: 'open', f: file.f, fd });
     return file;
@@ -224,7 +227,16 @@ class OffThreadWriter {
         return skip ? 0 : at;
       }
       this.flush();
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      await this.held(new Promise<void>((resolve) => this.waiting.push(resolve)));
+    }
+  }
+
+  private async held<T>(wait: Promise<T>): Promise<T> {
+    if (this.holds++ === 0) this.worker.ref();
+    try {
+      return await wait;
+    } finally {
+      if (--this.holds === 0) this.worker.unref();
     }
   }
 
@@ -244,16 +256,17 @@ class OffThreadWriter {
     for (const w of this.waiting.splice(0)) w();
   }
 
-  end(file: OffThreadFile): Promise<EndReply> {
-    return new Promise<EndReply>((resolve) => {
-      if (this.broken) return resolve({ t: 'end', f: file.f, b3: '', size: 0 });
-      file.endReply = resolve;
-      if (this.batch?.f === file.f) this.flush();
-      this.worker.postMessage({ t: 'end', f: file.f });
-    }).then((r) => {
-      if (this.broken) throw this.broken;
-      return r;
-    });
+  async end(file: OffThreadFile): Promise<EndReply> {
+    const r = await this.held(
+      new Promise<EndReply>((resolve) => {
+        if (this.broken) return resolve({ t: 'end', f: file.f, b3: '', size: 0 });
+        file.endReply = resolve;
+        if (this.batch?.f === file.f) this.flush();
+        this.worker.postMessage({ t: 'end', f: file.f });
+      }),
+    );
+    if (this.broken) throw this.broken;
+    return r;
   }
 }
 
@@ -264,15 +277,25 @@ let unavailable = false;
 /**
  * An output that writes to `fd` from the worker thread, from position 0 (positional writes: `fd`'s own offset
  * is left as it is), hashing each chunk put with `check` and the whole content; undefined when no worker runs
- * here. Its finish() or fail() throws OffThreadFailed when the file must be written again on this thread.
+ * here. Its finish() or fail() throws OffThreadFailed when the worker could not
+ * vouch for the bytes (a chunk that did not match, or the worker stopped); every output must be finished or
+ * failed, which ends its file in the worker.
  */
 export function offThreadOutput(fd: number): FileOutput | undefined {
+  return theWriter()?.open(fd);
+}
+
+function theWriter(): OffThreadWriter | undefined {
   if (unavailable) return undefined;
-  writer ??= new OffThreadWriter(() => {
-    writer = undefined;
-    unavailable = true;
-  });
-  return writer.open(fd);
+  try {
+    writer ??= new OffThreadWriter(() => {
+      writer = undefined;
+      unavailable = true;
+    });
+  } catch {
+    unavailable = true; // no worker threads here (a permission model, a thread limit): all on the main thread
+  }
+  return writer;
 }
 
 /** The BLAKE3 addon the main thread loads (esbuild.config.mjs loads the platform's own package first, too). */

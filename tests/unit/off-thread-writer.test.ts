@@ -1,6 +1,7 @@
 // The worker thread that hashes and writes large checked-out files (src/store/off-thread-writer.ts): what it writes
 // is what was put, in order, whatever the sizes (pieces, the ring wrapping around, files interleaved); its BLAKE3 is
 // the whole content's; a chunk that does not match its ID, and a write that fails, fail the file.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -124,5 +125,24 @@ describe('offThreadOutput', () => {
     fs.closeSync(fd);
     expect(err).toMatchObject({ code: 'EBADF', syscall: 'write' });
     expect(err).not.toBeInstanceOf(OffThreadFailed);
+  });
+});
+
+describe('the worker thread and the process', () => {
+  it('an output left unfinished (a bug) does not keep the process from exiting', () => {
+    const module = path.resolve('dist/store/off-thread-writer.js');
+    const file = path.join(tempDir('ckvc-otw-'), 'left.bin');
+    const script = `
+      const fs = await import('node:fs');
+      const { offThreadOutput } = await import(${JSON.stringify(module)});
+      const out = offThreadOutput(fs.openSync(${JSON.stringify(file)}, 'w'));
+      await out.put(Buffer.alloc(3 * 1024 * 1024, 7));
+      console.log('put');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000, encoding: 'utf8' });
+    expect({ status: r.status, signal: r.signal, stdout: r.stdout.trim() }, r.stderr).toEqual({
+      status: 0,
+      signal: null,
+      stdout: 'put',
+    });
   });
 });
