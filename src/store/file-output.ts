@@ -16,10 +16,7 @@ export interface PutOptions {
 }
 
 export interface FileOutput {
-  /**
-   * Whether chunk reads may leave their hash check to this output (put with `check`); such an output wants its
-   * bytes in `pool` buffers, which it can share with another thread without a copy.
-   */
+  /** Whether chunk reads may leave their hash check to this output (put with `check`, or its whole-content hash). */
   readonly checksChunks: boolean;
   /** Appends bytes; resolves when the caller may put more (an output with work in flight holds back). */
   put(bytes: Uint8Array, opts?: PutOptions): Promise<void>;

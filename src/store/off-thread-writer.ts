@@ -1,9 +1,11 @@
 // Writing a checked-out file from a worker thread that also hashes it. On a large checkout, hashing every byte
 // (each chunk against its ID, and the whole content) and writing it were 40% of the main thread (README
-// Performance), while the second core sat idle; now they run there, beside the reads and decoding. Nothing is
-// checked less: the file is still renamed into place only after its whole content has matched the recipe's
-// BLAKE3 (spec/FORMAT.md §9.2), and a file the worker cannot vouch for is written again with every check made
-// on the main thread (file-output.ts, OffThreadFailed).
+// Performance), while the second core sat idle; now they run there, beside the reads and decoding. The file is
+// still renamed into place only after its whole content has matched the recipe's BLAKE3 (spec/FORMAT.md §9.2),
+// which vouches for its chunks: they are not hashed one by one then (a chunk that does not match its ID cannot
+// leave the content matching), except in a `checkout --tensor` file, which has no recorded BLAKE3. A file the
+// worker cannot vouch for is written again with every check made on the main thread (file-output.ts,
+// OffThreadFailed), which reports the damage exactly as before.
 //
 // The bytes go through one ring of shared memory per process: each put is copied into it (a memcpy; the
 // caller's buffer is free again at once) and described to the worker in batches of about 1 MiB, one message and
@@ -81,7 +83,7 @@ parentPort.on('message', (m) => {
   } catch (e) {
     file.error = { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall };
   }
-  parentPort.postMessage({ t: 'ack', upTo: m.upTo });
+  parentPort.postMessage({ t: 'ack', upTo: m.upTo, f: m.f, failed: file.bad !== undefined || file.error !== undefined });
 });
 `;
 
@@ -95,7 +97,8 @@ interface EndReply {
   error?: { message: string; code?: string; errno?: number; syscall?: string };
 }
 
-type Reply = { t: 'ack'; upTo: number } | EndReply;
+/** `failed`: the file's bytes can no longer be vouched for (a write failed, a chunk did not match): stop sending. */
+type Reply = { t: 'ack'; upTo: number; f: number; failed: boolean } | EndReply;
 
 class OffThreadFile implements FileOutput {
   readonly checksChunks = true;
@@ -107,7 +110,16 @@ class OffThreadFile implements FileOutput {
     readonly f: number,
   ) {}
 
+  /** Set once the worker has failed this file: reading and decoding the rest would be for nothing. */
+  private failedEarly = false;
+
+  stopSending(): void {
+    this.failedEarly = true;
+  }
+
   async put(bytes: Uint8Array, opts?: PutOptions): Promise<void> {
+    // The caller's fail() then reports the worker's own failure (a write error as Node gives it, or OffThreadFailed).
+    if (this.failedEarly) throw new OffThreadFailed('the worker failed this file');
     await this.writer.put(this.f, bytes, opts);
   }
 
@@ -143,7 +155,8 @@ class OffThreadWriter {
   /** Bytes ever placed in the ring (wasted tails included) and ever acknowledged: monotonic counters. */
   private head = 0;
   private tail = 0;
-  private batch: { f: number; segments: (number | string | null)[]; bytes: number } | undefined;
+  /** The batch being filled: one file's segments, and the head counter its last segment ends at. */
+  private batch: { f: number; segments: (number | string | null)[]; bytes: number; upTo: number } | undefined;
   /** Callbacks for bytes written, by the head counter they wait for, in order. */
   private readonly written: { upTo: number; call: () => void }[] = [];
   private readonly waiting: (() => void)[] = [];
@@ -167,8 +180,10 @@ class OffThreadWriter {
     });
     this.worker.unref();
     this.worker.on('message', (r: Reply) => {
-      if (r.t === 'ack') this.acked(r.upTo);
-      else {
+      if (r.t === 'ack') {
+        if (r.failed) this.files.get(r.f)?.stopSending();
+        this.acked(r.upTo);
+      } else {
         const file = this.files.get(r.f);
         this.files.delete(r.f);
         file?.endReply?.(r);
@@ -207,13 +222,19 @@ class OffThreadWriter {
       const at = await this.reserve(piece.length);
       piece.copy(this.ringBytes, at);
       if (this.batch && this.batch.f !== f) this.flush();
-      this.batch ??= { f, segments: [], bytes: 0 };
+      this.batch ??= { f, segments: [], bytes: 0, upTo: 0 };
       this.batch.segments.push(at, piece.length, check);
       this.batch.bytes += piece.length;
+      // Not `head` at flush time: another file's piece reserved after this one must stay held until its own
+      // batch is written, so an acknowledgement frees only what its batch holds.
+      this.batch.upTo = this.head;
       if (this.batch.bytes >= BATCH_BYTES) this.flush();
     }
     opts?.release?.();
-    if (opts?.written) this.written.push({ upTo: this.head, call: opts.written });
+    if (opts?.written) {
+      this.written.push({ upTo: this.head, call: opts.written });
+      if (this.head <= this.tail) this.acked(this.tail); // nothing of it in flight (an empty put): in the file now
+    }
   }
 
   /** Room for `len` contiguous bytes in the ring, waiting for the worker to free it; returns its offset. */
@@ -242,7 +263,7 @@ class OffThreadWriter {
 
   private flush(): void {
     if (!this.batch) return;
-    this.worker.postMessage({ t: 'w', f: this.batch.f, s: this.batch.segments, upTo: this.head });
+    this.worker.postMessage({ t: 'w', f: this.batch.f, s: this.batch.segments, upTo: this.batch.upTo });
     this.batch = undefined;
   }
 

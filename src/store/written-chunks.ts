@@ -67,13 +67,19 @@ export class WrittenChunks implements ChunkReuse {
   }
 
   wrote(id: ObjectId, offset: number, size: number): void {
-    if (!this.current || this.at.has(id) || this.at.size >= MAX_CHUNKS) return;
+    if (!this.current || this.at.size >= MAX_CHUNKS) return;
+    // An entry in a file no longer readable (written again after a failed check, or never kept) is replaced.
+    if (this.at.get(id)?.file.fh) return;
     this.at.set(id, { file: this.current, offset, size });
   }
 
   read(id: ObjectId, size: number): Uint8Array | undefined {
     const c = this.at.get(id);
-    if (!c || c.size !== size || !c.file.fh) return undefined;
+    if (!c || c.size !== size) return undefined;
+    if (!c.file.fh) {
+      this.at.delete(id); // its file is gone from reach: a later write of the chunk may be remembered instead
+      return undefined;
+    }
     const buf = scratch.acquire(size);
     try {
       let done = 0;

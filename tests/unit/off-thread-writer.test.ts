@@ -93,6 +93,70 @@ describe('offThreadOutput', () => {
     expect(fs.readFileSync(b.file).equals(Buffer.concat(pb))).toBe(true);
   });
 
+  it("an acknowledgement of one file's batch does not free another file's bytes put after it (review repro)", async () => {
+    const a = open('a.bin');
+    const b = open('b.bin');
+    await a.out.put(Buffer.alloc(100, 1)); // a's batch pending
+    const pb = Buffer.alloc(64 * 1024, 0x42);
+    let early: string | undefined;
+    await b.out.put(pb, {
+      written: () => {
+        const back = Buffer.alloc(pb.length);
+        fs.readSync(b.fd, back, 0, pb.length, 0);
+        early = back.equals(pb) ? 'in the file' : 'not in the file when written() was called';
+      },
+    });
+    // b's next bytes stay in its pending batch (under 1 MiB), while a's batch is acknowledged.
+    const one = Buffer.from([7]);
+    for (let i = 0; i < 300_000; i++) await b.out.put(one, { check: objectId('chunk', one) });
+    await new Promise((r) => setTimeout(r, 100));
+    // a fills the ring: had the acknowledgement freed pb's place, a would overwrite it before b's batch is sent.
+    const piece = Buffer.alloc(64 * 1024, 0xaa);
+    for (let put = 100; put + piece.length < 16 * 1024 * 1024 - 300_100; put += piece.length) await a.out.put(piece);
+    const rb = await b.out.finish();
+    await a.out.finish();
+    const got = Buffer.alloc(pb.length);
+    fs.readSync(b.fd, got, 0, pb.length, 0);
+    fs.closeSync(a.fd);
+    fs.closeSync(b.fd);
+    expect({ early, first: got.equals(pb), size: rb.size }).toEqual({
+      early: 'in the file',
+      first: true,
+      size: pb.length + 300_000,
+    });
+  });
+
+  it("calls an empty put's written() without waiting for a later file", async () => {
+    const { fd, out } = open('empty.bin');
+    await out.put(randomBytes(5, 1000));
+    await out.finish();
+    fs.closeSync(fd);
+    const next = open('next.bin');
+    let called = false;
+    await next.out.put(Buffer.alloc(0), { written: () => (called = true) });
+    expect(called).toBe(true);
+    await next.out.finish();
+    fs.closeSync(next.fd);
+  });
+
+  it('stops taking bytes once a write has failed (a full disk is reported before the rest is read)', async () => {
+    const fd = fs.openSync('/dev/full', 'w');
+    const out = offThreadOutput(fd)!;
+    const piece = randomBytes(6, 1024 * 1024);
+    let accepted = 0;
+    const stopped = await (async () => {
+      for (let i = 0; i < 512; i++) {
+        await out.put(piece);
+        accepted++;
+      }
+    })().catch((e) => e);
+    const err = await out.fail(stopped).catch((e) => e);
+    fs.closeSync(fd);
+    expect(stopped).toBeInstanceOf(OffThreadFailed);
+    expect(accepted).toBeLessThan(64);
+    expect(err).toMatchObject({ code: 'ENOSPC', syscall: 'write' });
+  });
+
   it('fails the file with OffThreadFailed when a chunk does not match its ID, at finish() and at fail()', async () => {
     for (const end of ['finish', 'fail'] as const) {
       const { fd, out } = open(`bad-${end}.bin`);
