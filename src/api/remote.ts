@@ -225,12 +225,12 @@ export async function pushToRemote(store: ObjectStore, opts: PushOptions): Promi
 export async function deleteOnRemote(
   store: ObjectStore,
   opts: RemoteAuth & { remote: string; refs: string[] },
-): Promise<{ remote: string; deleted: DeletedRemoteRef[] }> {
+): Promise<{ remote: string; deleted: DeletedRemoteRef[]; warnings: { code: string; message: string }[] }> {
   if (!opts.refs.length)
     throw new CkvcError('CKVC_USAGE', 'push --delete needs the names of the branches or tags to delete', {});
   const { t } = await openTransport(store, opts.remote, opts);
   try {
-    return { remote: opts.remote, deleted: await deleteRemoteRefs(store, t, opts.remote, opts.refs) };
+    return { remote: opts.remote, ...(await deleteRemoteRefs(store, t, opts.remote, opts.refs)) };
   } finally {
     await t.close();
   }

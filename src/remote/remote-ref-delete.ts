@@ -55,7 +55,7 @@ export async function deleteRemoteRefs(
   t: Transport,
   remote: string,
   names: string[],
-): Promise<DeletedRemoteRef[]> {
+): Promise<{ deleted: DeletedRemoteRef[]; warnings: { code: string; message: string }[] }> {
   const theirs = await t.refs();
   const changes: (RefChange & { old: ObjectId })[] = [];
   for (const n of new Set(names)) {
@@ -77,7 +77,19 @@ export async function deleteRemoteRefs(
     throw e;
   }
   const deleted = pushedUpdates(changes, reply, t.url).map((u) => ({ name: u.name, old: u.old }));
-  await untrack(store, remote, deleted);
+  const warnings: { code: string; message: string }[] = [];
+  try {
+    await untrack(store, remote, deleted);
+  } catch (e) {
+    // The remote has deleted: failing here would say the deletion failed. What is left is a stale tracking branch.
+    if (!isCkvcError(e)) throw e;
+    warnings.push({
+      code: e.code,
+      message:
+        `deleted on '${remote}', but its remote-tracking branches here were not dropped (${e.message}); ` +
+        `'ckvc fetch ${remote} --prune' drops them`,
+    });
+  }
   // A batch moves whole or not at all (PROTOCOL.md §4): an answer that leaves some out says nothing certain.
   if (deleted.length !== changes.length)
     throw new CkvcError(
@@ -86,7 +98,7 @@ export async function deleteRemoteRefs(
         `${changes.length} refs); what it did is not known: 'ckvc fetch ${remote}' shows its refs`,
       { url: t.url },
     );
-  return deleted;
+  return { deleted, warnings };
 }
 
 /** Drops the remote-tracking branches of the deleted branches (their reflogs kept, as any deletion's). */

@@ -524,6 +524,19 @@ describe('fetch from a remote that misbehaves', () => {
     expect(j.code, describeRun(j)).toBe(22);
     expect(codesOf(j)).toEqual(['CKVC_REMOTE']);
     expect(j.stdout + j.stderr).not.toContain('\u001b');
+    // Deleted there, but the remote-tracking branch cannot be dropped here (a failing disk): a warning, exit 0.
+    await P.jsonAsync(['fetch', 'origin'], { env });
+    await commit(P, 'gone2');
+    await P.jsonAsync(['push', 'origin', 'gone2'], { env });
+    const half = await P.runAsync(['push', 'origin', 'gone2', '--delete'], {
+      env: { ...env, CKVC_TEST_FAULTS: '1', CKVC_FAULT: 'reflog.append=eio' },
+    });
+    expect(half.code, describeRun(half)).toBe(0);
+    expect(half.stdout).toContain('refs/heads/gone2');
+    expect(half.stderr).toContain("ckvc: warning (CKVC_IO): deleted on 'origin', but its remote-tracking branches");
+    expect(half.stderr).toContain("'ckvc fetch origin --prune' drops them");
+    expect(Rp.ref('refs/heads/gone2')).toBeUndefined();
+    expect(P.ref('refs/remotes/origin/gone2')).toBeDefined();
     // A damaged HEAD on the server blocks no push that deletes no branch.
     fs.writeFileSync(path.join(Rp.store, 'HEAD'), 'garbage\n');
     await commit(P, 'more');

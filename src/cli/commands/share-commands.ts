@@ -225,6 +225,7 @@ function pushCommand(y: CliParser): void {
           `deleted on ${escaped(d.remote)}: ${d.deleted.length} ref(s); their commits stay there (a store's reflog ` +
             'keeps them until it expires; an S3 remote keeps every pack)',
         );
+        warn(d.warnings);
         return;
       }
       const r = await withStore(args, (s) =>
