@@ -12,7 +12,9 @@
 // one positional write per batch whatever the chunk sizes (a message per chunk cost 30 ms of a 99 MB checkout's
 // main thread, measured). The worker acknowledges each batch, which frees its part of the ring. One worker per
 // process, started by the first large file and kept, holding the process open only while the main thread waits
-// on it (so an output left unfinished by a bug cannot hang the process), and costing no start per file.
+// on it (so an output left unfinished by a bug cannot hang the process), and costing no start per file. The same
+// worker hashes whole files for `verify --read-data` (each pack against its name) while the main thread decodes
+// and hashes the records.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { objectId, objectIdPrefix, type ObjectId } from '../core/store-format/object-id.js';
@@ -46,6 +48,27 @@ function write(file, at, len) {
   file.pos += len;
 }
 parentPort.on('message', (m) => {
+  if (m.t === 'hashfile') {
+    // A file's first m.end bytes, read here and hashed (verify --read-data's whole-pack check).
+    let fd;
+    try {
+      fd = fs.openSync(m.path, 'r');
+      const h = new Blake3Hasher();
+      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(m.end, 4 << 20)));
+      for (let pos = 0; pos < m.end; ) {
+        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, m.end - pos), pos);
+        if (n === 0) break;
+        h.update(buf.subarray(0, n));
+        pos += n;
+      }
+      parentPort.postMessage({ t: 'hashed', id: m.id, b3: h.digest('hex') });
+    } catch (e) {
+      parentPort.postMessage({ t: 'hashed', id: m.id, error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path } });
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+    return;
+  }
   if (m.t === 'open') {
     files.set(m.f, { fd: m.fd, pos: 0, content: new Blake3Hasher(), bad: undefined, error: undefined });
     return;
@@ -98,7 +121,10 @@ interface EndReply {
 }
 
 /** `failed`: the file's bytes can no longer be vouched for (a write failed, a chunk did not match): stop sending. */
-type Reply = { t: 'ack'; upTo: number; f: number; failed: boolean } | EndReply;
+type Reply =
+  | { t: 'ack'; upTo: number; f: number; failed: boolean }
+  | EndReply
+  | { t: 'hashed'; id: number; b3?: string; error?: EndReply['error'] };
 
 class OffThreadFile implements FileOutput {
   readonly checksChunks = true;
@@ -167,6 +193,9 @@ class OffThreadWriter {
    * does not), and only then, so that an output nobody finishes cannot hold the process open.
    */
   private holds = 0;
+  /** Whole-file hashes asked for and not answered yet. */
+  private readonly hashing = new Map<number, { resolve: (b3: string) => void; reject: (e: Error) => void }>();
+  private nextHash = 0;
 
   constructor(private readonly onGone: () => void) {
     const require = createRequire(import.meta.url);
@@ -183,6 +212,11 @@ class OffThreadWriter {
       if (r.t === 'ack') {
         if (r.failed) this.files.get(r.f)?.stopSending();
         this.acked(r.upTo);
+      } else if (r.t === 'hashed') {
+        const done = this.hashing.get(r.id);
+        this.hashing.delete(r.id);
+        if (r.error) done?.reject(Object.assign(new Error(r.error.message), r.error));
+        else done?.resolve(r.b3!);
       } else {
         const file = this.files.get(r.f);
         this.files.delete(r.f);
@@ -196,6 +230,8 @@ class OffThreadWriter {
       this.wake();
       for (const [f, file] of this.files) file.endReply?.({ t: 'end', f, b3: '', size: 0 });
       this.files.clear();
+      for (const h of this.hashing.values()) h.reject(this.broken);
+      this.hashing.clear();
     };
     this.worker.on('error', gone);
     this.worker.on('exit', (code) => gone(new Error(`exit code ${code}`)));
@@ -277,6 +313,17 @@ class OffThreadWriter {
     for (const w of this.waiting.splice(0)) w();
   }
 
+  hashFile(path: string, end: number): Promise<string> {
+    if (this.broken) return Promise.reject(this.broken);
+    const id = this.nextHash++;
+    return this.held(
+      new Promise<string>((resolve, reject) => {
+        this.hashing.set(id, { resolve, reject });
+        this.worker.postMessage({ t: 'hashfile', id, path, end });
+      }),
+    );
+  }
+
   async end(file: OffThreadFile): Promise<EndReply> {
     const r = await this.held(
       new Promise<EndReply>((resolve) => {
@@ -304,6 +351,15 @@ let unavailable = false;
  */
 export function offThreadOutput(fd: number): FileOutput | undefined {
   return theWriter()?.open(fd);
+}
+
+/**
+ * The BLAKE3 (hex) of the first `end` bytes of the file at `path`, read and hashed by the worker thread while this
+ * one goes on; undefined when no worker runs here. Rejects with the read error as Node reports it (code, path), or
+ * with OffThreadFailed if the worker stopped.
+ */
+export function offThreadFileHash(path: string, end: number): Promise<string> | undefined {
+  return theWriter()?.hashFile(path, end);
 }
 
 function theWriter(): OffThreadWriter | undefined {

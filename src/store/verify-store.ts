@@ -6,7 +6,9 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { CkvcError, type ErrorCode } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { CODECS, PACK_FOOTER_BYTES } from '../core/store-format/pack-format.js';
+import { OffThreadFailed } from './file-output.js';
 import { findLeftovers, type LeftoverSummary } from './leftovers.js';
+import { offThreadFileHash } from './off-thread-writer.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
@@ -187,6 +189,8 @@ class Verifier {
     const packIds = await listPackIds(this.store.layout);
     const indexed = await this.store.index.session((s) => s.indexedPacks(), { sync: true });
     const records: ObjectLocation[] = [];
+    // Each pack's whole-file hash runs on the worker thread while this one decodes and hashes the records.
+    const checksums: Promise<CkvcError | undefined>[] = [];
     for (const packId of packIds) {
       this.checked.packs++;
       let toc: Awaited<ReturnType<PackReader['readToc']>>;
@@ -217,42 +221,60 @@ class Verifier {
         );
       }
       if (!readData) continue;
-      await this.packChecksum(packId, toc.size);
+      const checked = this.packChecksum(packId, toc.size);
+      checked.catch(() => {}); // awaited below, after the records: a failure before then is not unhandled
+      checksums.push(checked);
       for (const entry of toc.entries) records.push({ packId, entry });
     }
     // Every record decoded and hashed, each delta against its base verified just before (not through its chain).
+    const found: unknown[] = [];
     await verifyInChainOrder(this.store.packs, records, {
       onObject: () => this.checked.objectsRead++,
-      problem: (_, e) => this.problem('data', e),
+      problem: (_, e) => found.push(e),
     });
+    // In the order they came before the whole-file hashes ran beside the records: the packs', then the records'.
+    for (const p of await Promise.all(checksums)) if (p) this.problem('data', p);
+    for (const e of found) this.problem('data', e);
   }
 
-  private async packChecksum(packId: string, size: number): Promise<void> {
+  /** Whether the pack's bytes hash to its name: the problem when they do not. */
+  private async packChecksum(packId: string, size: number): Promise<CkvcError | undefined> {
     const file = this.store.layout.packFile(packId);
-    const fh = await fs.open(file, 'r');
-    try {
-      const h = new Blake3Hasher();
-      const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-      const end = size - PACK_FOOTER_BYTES + 16; // the checksum covers everything up to and including the footer's first 16 bytes
-      for (let pos = 0; pos < end; ) {
-        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
-        if (bytesRead === 0) break;
-        h.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
-      }
-      if (h.digestBuffer().toString('hex') !== packId) {
-        this.problem(
-          'data',
-          new CkvcError(
-            'CKVC_CORRUPT_PACK',
-            `pack ${packId.slice(0, 16)}: its bytes do not hash to its name (damaged on disk)`,
-            { pack: packId },
-          ),
-        );
-      }
-    } finally {
-      await fh.close();
+    const end = size - PACK_FOOTER_BYTES + 16; // the checksum covers everything up to and including the footer's first 16 bytes
+    // A small pack is hashed here: a worker thread's start would cost more than it saves.
+    const offThread = (end >= OFF_THREAD_HASH_MIN_BYTES ? offThreadFileHash(file, end) : undefined)?.catch((e) => {
+      if (e instanceof OffThreadFailed) return undefined; // the worker stopped: hashed here instead
+      throw e;
+    });
+    const b3 = (await offThread) ?? (await hashFileHere(file, end));
+    if (b3 === packId) return undefined;
+    return new CkvcError(
+      'CKVC_CORRUPT_PACK',
+      `pack ${packId.slice(0, 16)}: its bytes do not hash to its name (damaged on disk)`,
+      {
+        pack: packId,
+      },
+    );
+  }
+}
+
+const OFF_THREAD_HASH_MIN_BYTES = 4 * 1024 * 1024;
+
+/** The BLAKE3 (hex) of the first `end` bytes of `file`, on this thread. */
+async function hashFileHere(file: string, end: number): Promise<string> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const h = new Blake3Hasher();
+    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    for (let pos = 0; pos < end; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
     }
+    return h.digestBuffer().toString('hex');
+  } finally {
+    await fh.close();
   }
 }
 

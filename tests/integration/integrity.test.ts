@@ -80,6 +80,22 @@ describe('a flipped byte in a pack', () => {
     expect(t.stdout).toMatch(/CKVC_CORRUPT_(OBJECT|PACK)/);
   });
 
+  it('in a pack of 4 MiB or more (hashed whole on a worker thread) is found as both a pack and a record problem, the pack first', () => {
+    const s = newStore();
+    const src = tempDir('ckvc-src-');
+    const bytes = randomBytes(5, 6 * 1024 * 1024);
+    fs.writeFileSync(path.join(src, 'big.bin'), bytes);
+    commitId(s, [path.join(src, 'big.bin'), '-m', 'big']);
+    const [pack] = packFiles(s.store);
+    expect(fs.statSync(pack!).size).toBeGreaterThan(4 * 1024 * 1024);
+    flipByte(pack!, fs.readFileSync(pack!).indexOf(bytes.subarray(3_000_000, 3_000_064)) + 7);
+    const v = verifyJson(s, true);
+    expect(v.code, v.stderr).toBe(12);
+    const data = v.report.problems.filter((p: any) => p.phase === 'data');
+    expect(data.map((p: any) => p.code)).toEqual(['CKVC_CORRUPT_PACK', 'CKVC_CORRUPT_OBJECT']);
+    expect(data[0].message).toContain('its bytes do not hash to its name (damaged on disk)');
+  });
+
   it('makes checkout fail non-zero with no output file, no temp file, and an existing file left alone', () => {
     const { s, id, pack } = storeWithOpaque();
     flipByte(pack, Math.floor(fs.statSync(pack).size / 3));
