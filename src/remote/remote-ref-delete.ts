@@ -86,8 +86,8 @@ export async function deleteRemoteRefs(
     warnings.push({
       code: e.code,
       message:
-        `deleted on '${remote}', but its remote-tracking branches here were not dropped (${e.message}); ` +
-        `'ckvc fetch ${remote} --prune' drops them`,
+        `deleted on '${remote}' (that stands); dropping its remote-tracking branches here failed (${e.message}): ` +
+        `'ckvc fetch ${remote} --prune' drops those that remain`,
     });
   }
   // A batch moves whole or not at all (PROTOCOL.md §4): an answer that leaves some out says nothing certain.

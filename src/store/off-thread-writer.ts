@@ -50,12 +50,15 @@ function write(file, at, len) {
 parentPort.on('message', (m) => {
   if (m.t === 'hashfile') {
     // A file's first m.end bytes, read here and hashed (verify --read-data's whole-pack check).
+    // m.cancel: set by the main thread when nobody waits for the answer any more (a verify that stopped early).
     let fd;
     try {
+      if (Atomics.load(m.cancel, 0)) return parentPort.postMessage({ t: 'hashed', id: m.id, cancelled: true });
       fd = fs.openSync(m.path, 'r');
       const h = new Blake3Hasher();
       const buf = Buffer.allocUnsafe(Math.max(1, Math.min(m.end, 4 << 20)));
       for (let pos = 0; pos < m.end; ) {
+        if (Atomics.load(m.cancel, 0)) return parentPort.postMessage({ t: 'hashed', id: m.id, cancelled: true });
         const n = fs.readSync(fd, buf, 0, Math.min(buf.length, m.end - pos), pos);
         if (n === 0) break;
         h.update(buf.subarray(0, n));
@@ -124,7 +127,7 @@ interface EndReply {
 type Reply =
   | { t: 'ack'; upTo: number; f: number; failed: boolean }
   | EndReply
-  | { t: 'hashed'; id: number; b3?: string; error?: EndReply['error'] };
+  | { t: 'hashed'; id: number; b3?: string; error?: EndReply['error']; cancelled?: boolean };
 
 class OffThreadFile implements FileOutput {
   readonly checksChunks = true;
@@ -216,6 +219,7 @@ class OffThreadWriter {
         const done = this.hashing.get(r.id);
         this.hashing.delete(r.id);
         if (r.error) done?.reject(Object.assign(new Error(r.error.message), r.error));
+        else if (r.cancelled) done?.reject(new OffThreadFailed('the hash was cancelled'));
         else done?.resolve(r.b3!);
       } else {
         const file = this.files.get(r.f);
@@ -253,39 +257,40 @@ class OffThreadWriter {
         throw new OffThreadFailed(`chunk ${check.slice(0, 16)} did not match its ID`);
       check = null;
     }
+    let end = this.head;
     for (let done = 0; done < src.length; done += MAX_PIECE) {
       const piece = src.subarray(done, done + MAX_PIECE);
-      const at = await this.reserve(piece.length);
+      let at = this.reserve(piece.length);
+      while (at === undefined) {
+        this.flush();
+        await this.held(new Promise<void>((resolve) => this.waiting.push(resolve)));
+        at = this.reserve(piece.length);
+      }
+      // Nothing yields from the reservation to `upTo`: another file's put cannot reserve in between, so a batch's
+      // acknowledgement frees only what the batch holds (`head` at flush time could cover another file's piece).
       piece.copy(this.ringBytes, at);
       if (this.batch && this.batch.f !== f) this.flush();
       this.batch ??= { f, segments: [], bytes: 0, upTo: 0 };
       this.batch.segments.push(at, piece.length, check);
       this.batch.bytes += piece.length;
-      // Not `head` at flush time: another file's piece reserved after this one must stay held until its own
-      // batch is written, so an acknowledgement frees only what its batch holds.
-      this.batch.upTo = this.head;
+      this.batch.upTo = end = this.head;
       if (this.batch.bytes >= BATCH_BYTES) this.flush();
     }
     opts?.release?.();
     if (opts?.written) {
-      this.written.push({ upTo: this.head, call: opts.written });
-      if (this.head <= this.tail) this.acked(this.tail); // nothing of it in flight (an empty put): in the file now
+      this.written.push({ upTo: end, call: opts.written });
+      if (end <= this.tail) this.acked(this.tail); // nothing of it in flight (an empty put): in the file now
     }
   }
 
-  /** Room for `len` contiguous bytes in the ring, waiting for the worker to free it; returns its offset. */
-  private async reserve(len: number): Promise<number> {
-    for (;;) {
-      if (this.broken) throw this.broken;
-      const at = this.head % RING_BYTES;
-      const skip = at + len > RING_BYTES ? RING_BYTES - at : 0; // the ring's tail end is too short: start over at 0
-      if (this.head + skip + len - this.tail <= RING_BYTES) {
-        this.head += skip + len;
-        return skip ? 0 : at;
-      }
-      this.flush();
-      await this.held(new Promise<void>((resolve) => this.waiting.push(resolve)));
-    }
+  /** Room for `len` contiguous bytes in the ring, taken at once (its offset), or undefined until the worker frees some. */
+  private reserve(len: number): number | undefined {
+    if (this.broken) throw this.broken;
+    const at = this.head % RING_BYTES;
+    const skip = at + len > RING_BYTES ? RING_BYTES - at : 0; // the ring's tail end is too short: start over at 0
+    if (this.head + skip + len - this.tail > RING_BYTES) return undefined;
+    this.head += skip + len;
+    return skip ? 0 : at;
   }
 
   private async held<T>(wait: Promise<T>): Promise<T> {
@@ -313,13 +318,15 @@ class OffThreadWriter {
     for (const w of this.waiting.splice(0)) w();
   }
 
-  hashFile(path: string, end: number): Promise<string> {
+  hashFile(path: string, end: number, signal?: AbortSignal): Promise<string> {
     if (this.broken) return Promise.reject(this.broken);
     const id = this.nextHash++;
+    const cancel = new Int32Array(new SharedArrayBuffer(4));
+    signal?.addEventListener('abort', () => Atomics.store(cancel, 0, 1), { once: true });
     return this.held(
       new Promise<string>((resolve, reject) => {
         this.hashing.set(id, { resolve, reject });
-        this.worker.postMessage({ t: 'hashfile', id, path, end });
+        this.worker.postMessage({ t: 'hashfile', id, path, end, cancel });
       }),
     );
   }
@@ -356,10 +363,11 @@ export function offThreadOutput(fd: number): FileOutput | undefined {
 /**
  * The BLAKE3 (hex) of the first `end` bytes of the file at `path`, read and hashed by the worker thread while this
  * one goes on; undefined when no worker runs here. Rejects with the read error as Node reports it (code, path), or
- * with OffThreadFailed if the worker stopped.
+ * with OffThreadFailed if the worker stopped or `signal` aborted first (the worker then stops reading: a caller
+ * that gave up must not keep the process hashing gigabytes before it can exit).
  */
-export function offThreadFileHash(path: string, end: number): Promise<string> | undefined {
-  return theWriter()?.hashFile(path, end);
+export function offThreadFileHash(path: string, end: number, signal?: AbortSignal): Promise<string> | undefined {
+  return theWriter()?.hashFile(path, end, signal);
 }
 
 function theWriter(): OffThreadWriter | undefined {

@@ -189,76 +189,114 @@ class Verifier {
     const packIds = await listPackIds(this.store.layout);
     const indexed = await this.store.index.session((s) => s.indexedPacks(), { sync: true });
     const records: ObjectLocation[] = [];
-    // Each pack's whole-file hash runs on the worker thread while this one decodes and hashes the records.
-    const checksums: Promise<CkvcError | undefined>[] = [];
-    for (const packId of packIds) {
-      this.checked.packs++;
-      let toc: Awaited<ReturnType<PackReader['readToc']>>;
-      try {
-        toc = await this.store.packs.readToc(packId);
-      } catch (e) {
-        this.problem('packs', e);
-        continue;
+    // The pack phase's problems and each pack's whole-file hash, in pack order, reported once the hashes are in: a
+    // large pack is hashed on the worker thread while this one decodes and hashes the records.
+    const inOrder: { phase: VerifyPhase; problem: CkvcError | undefined | Promise<CkvcError | undefined> }[] = [];
+    const note = (phase: VerifyPhase, e: unknown) => {
+      if (!(e instanceof CkvcError)) throw e;
+      inOrder.push({ phase, problem: e });
+    };
+    const stop = new AbortController(); // a verify that fails midway leaves the worker no hashing to finish
+    try {
+      for (const packId of packIds) {
+        this.checked.packs++;
+        let toc: Awaited<ReturnType<PackReader['readToc']>>;
+        try {
+          toc = await this.store.packs.readToc(packId);
+        } catch (e) {
+          note('packs', e);
+          continue;
+        }
+        if (toc.checksum !== packId) {
+          note(
+            'packs',
+            new CkvcError(
+              'CKVC_CORRUPT_PACK',
+              `pack ${packId.slice(0, 16)}: footer checksum ${toc.checksum.slice(0, 16)} does not match the file name`,
+              { pack: packId },
+            ),
+          );
+        }
+        if (!indexed.has(packId)) {
+          note(
+            'packs',
+            new CkvcError(
+              'CKVC_CORRUPT_PACK',
+              `pack ${packId.slice(0, 16)} is not in the index; run 'ckvc index rebuild'`,
+              { pack: packId },
+            ),
+          );
+        }
+        if (!readData) continue;
+        const end = toc.size - PACK_FOOTER_BYTES + 16; // the checksum covers all up to the footer's first 16 bytes
+        const later = this.checksumOffThread(packId, end, stop.signal);
+        inOrder.push({ phase: 'data', problem: later ?? (await this.checksumHere(packId, end)) });
+        for (const entry of toc.entries) records.push({ packId, entry });
       }
-      if (toc.checksum !== packId) {
-        this.problem(
-          'packs',
-          new CkvcError(
-            'CKVC_CORRUPT_PACK',
-            `pack ${packId.slice(0, 16)}: footer checksum ${toc.checksum.slice(0, 16)} does not match the file name`,
-            { pack: packId },
-          ),
-        );
+      // Every record decoded and hashed, each delta against its base verified just before (not through its chain).
+      const found: unknown[] = [];
+      await verifyInChainOrder(this.store.packs, records, {
+        onObject: () => this.checked.objectsRead++,
+        problem: (_, e) => found.push(e),
+      });
+      for (const { phase, problem } of inOrder) {
+        const p = await problem;
+        if (p) this.problem(phase, p);
       }
-      if (!indexed.has(packId)) {
-        this.problem(
-          'packs',
-          new CkvcError(
-            'CKVC_CORRUPT_PACK',
-            `pack ${packId.slice(0, 16)} is not in the index; run 'ckvc index rebuild'`,
-            { pack: packId },
-          ),
-        );
-      }
-      if (!readData) continue;
-      const checked = this.packChecksum(packId, toc.size);
-      checked.catch(() => {}); // awaited below, after the records: a failure before then is not unhandled
-      checksums.push(checked);
-      for (const entry of toc.entries) records.push({ packId, entry });
+      for (const e of found) this.problem('data', e);
+    } finally {
+      stop.abort();
     }
-    // Every record decoded and hashed, each delta against its base verified just before (not through its chain).
-    const found: unknown[] = [];
-    await verifyInChainOrder(this.store.packs, records, {
-      onObject: () => this.checked.objectsRead++,
-      problem: (_, e) => found.push(e),
-    });
-    // In the order they came before the whole-file hashes ran beside the records: the packs', then the records'.
-    for (const p of await Promise.all(checksums)) if (p) this.problem('data', p);
-    for (const e of found) this.problem('data', e);
   }
 
-  /** Whether the pack's bytes hash to its name: the problem when they do not. */
-  private async packChecksum(packId: string, size: number): Promise<CkvcError | undefined> {
-    const file = this.store.layout.packFile(packId);
-    const end = size - PACK_FOOTER_BYTES + 16; // the checksum covers everything up to and including the footer's first 16 bytes
-    // A small pack is hashed here: a worker thread's start would cost more than it saves.
-    const offThread = (end >= OFF_THREAD_HASH_MIN_BYTES ? offThreadFileHash(file, end) : undefined)?.catch((e) => {
-      if (e instanceof OffThreadFailed) return undefined; // the worker stopped: hashed here instead
-      throw e;
-    });
-    const b3 = (await offThread) ?? (await hashFileHere(file, end));
-    if (b3 === packId) return undefined;
-    return new CkvcError(
-      'CKVC_CORRUPT_PACK',
-      `pack ${packId.slice(0, 16)}: its bytes do not hash to its name (damaged on disk)`,
-      {
-        pack: packId,
+  /** Whether the pack's first `end` bytes hash to its name, hashed here: the problem when they do not. */
+  private async checksumHere(packId: string, end: number): Promise<CkvcError | undefined> {
+    return notItsName(packId, await hashFileHere(this.store.layout.packFile(packId), end));
+  }
+
+  /**
+   * checksumHere's answer from the worker thread, for a pack of OFF_THREAD_HASH_MIN_BYTES or more (a small one is
+   * hashed here, in turn as before: a worker's start would cost more); undefined when it is not hashed there. The
+   * promise is never rejected before it is awaited.
+   */
+  private checksumOffThread(
+    packId: string,
+    end: number,
+    signal: AbortSignal,
+  ): Promise<CkvcError | undefined> | undefined {
+    if (end < OFF_THREAD_HASH_MIN_BYTES) return undefined;
+    const hashed = offThreadFileHash(this.store.layout.packFile(packId), end, signal);
+    if (!hashed) return undefined;
+    const later = hashed.then(
+      (b3) => notItsName(packId, b3),
+      (e) => {
+        if (!(e instanceof OffThreadFailed) || signal.aborted) throw e;
+        // The worker stopped: hashed here, one pack at a time.
+        this.fallback = this.fallback.then(() => this.checksumHere(packId, end));
+        return this.fallback;
       },
     );
+    later.catch(() => {}); // awaited after the records: a failure before then is not unhandled
+    return later;
   }
+
+  /** Packs hashed here after the worker stopped, in turn (each holds a 4 MiB buffer). */
+  private fallback: Promise<CkvcError | undefined> = Promise.resolve(undefined);
 }
 
 const OFF_THREAD_HASH_MIN_BYTES = 4 * 1024 * 1024;
+
+/** The problem of a pack whose bytes hash to `b3` rather than to its name, if they do. */
+function notItsName(packId: string, b3: string): CkvcError | undefined {
+  if (b3 === packId) return undefined;
+  return new CkvcError(
+    'CKVC_CORRUPT_PACK',
+    `pack ${packId.slice(0, 16)}: its bytes do not hash to its name (damaged on disk)`,
+    {
+      pack: packId,
+    },
+  );
+}
 
 /** The BLAKE3 (hex) of the first `end` bytes of `file`, on this thread. */
 async function hashFileHere(file: string, end: number): Promise<string> {

@@ -89,11 +89,16 @@ describe('a flipped byte in a pack', () => {
     const [pack] = packFiles(s.store);
     expect(fs.statSync(pack!).size).toBeGreaterThan(4 * 1024 * 1024);
     flipByte(pack!, fs.readFileSync(pack!).indexOf(bytes.subarray(3_000_000, 3_000_064)) + 7);
+    // A second, unreadable pack whose name sorts after the first: its problem comes after the first pack's.
+    fs.writeFileSync(path.join(path.dirname(pack!), `${'f'.repeat(64)}.pack`), 'not a pack');
     const v = verifyJson(s, true);
     expect(v.code, v.stderr).toBe(12);
-    const data = v.report.problems.filter((p: any) => p.phase === 'data');
-    expect(data.map((p: any) => p.code)).toEqual(['CKVC_CORRUPT_PACK', 'CKVC_CORRUPT_OBJECT']);
-    expect(data[0].message).toContain('its bytes do not hash to its name (damaged on disk)');
+    expect(v.report.problems.map((p: any) => `${p.phase} ${p.code}`)).toEqual([
+      'data CKVC_CORRUPT_PACK',
+      'packs CKVC_CORRUPT_PACK',
+      'data CKVC_CORRUPT_OBJECT',
+    ]);
+    expect(v.report.problems[0].message).toContain('its bytes do not hash to its name (damaged on disk)');
   });
 
   it('makes checkout fail non-zero with no output file, no temp file, and an existing file left alone', () => {

@@ -533,10 +533,13 @@ describe('fetch from a remote that misbehaves', () => {
     });
     expect(half.code, describeRun(half)).toBe(0);
     expect(half.stdout).toContain('refs/heads/gone2');
-    expect(half.stderr).toContain("ckvc: warning (CKVC_IO): deleted on 'origin', but its remote-tracking branches");
-    expect(half.stderr).toContain("'ckvc fetch origin --prune' drops them");
+    expect(half.stderr).toContain("ckvc: warning (CKVC_IO): deleted on 'origin' (that stands); dropping its");
+    expect(half.stderr).toContain("'ckvc fetch origin --prune' drops those that remain");
     expect(Rp.ref('refs/heads/gone2')).toBeUndefined();
     expect(P.ref('refs/remotes/origin/gone2')).toBeDefined();
+    const pruned = await P.runAsync(['fetch', 'origin', '--prune'], { env });
+    expect(pruned.code, describeRun(pruned)).toBe(0);
+    expect(P.ref('refs/remotes/origin/gone2')).toBeUndefined();
     // A damaged HEAD on the server blocks no push that deletes no branch.
     fs.writeFileSync(path.join(Rp.store, 'HEAD'), 'garbage\n');
     await commit(P, 'more');

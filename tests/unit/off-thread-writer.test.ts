@@ -126,6 +126,28 @@ describe('offThreadOutput', () => {
     });
   });
 
+  it('two files putting at the same moment: a written() is called only once its bytes are in its file (second review repro)', async () => {
+    const a = open('a.bin');
+    const b = open('b.bin');
+    const problems: string[] = [];
+    const check = (fd: number, bytes: Buffer, name: string) => () => {
+      const back = Buffer.alloc(bytes.length);
+      fs.readSync(fd, back, 0, bytes.length, 0);
+      if (!back.equals(bytes)) problems.push(`${name} not in its file when written() was called`);
+    };
+    const pa = Buffer.alloc(1000, 1);
+    const pb = Buffer.alloc(2000, 2);
+    await Promise.all([
+      a.out.put(pa, { written: check(a.fd, pa, 'a') }),
+      b.out.put(pb, { written: check(b.fd, pb, 'b') }),
+    ]);
+    await new Promise((r) => setTimeout(r, 200)); // a's batch is acknowledged; b's is still being filled
+    await Promise.all([a.out.finish(), b.out.finish()]);
+    fs.closeSync(a.fd);
+    fs.closeSync(b.fd);
+    expect(problems).toEqual([]);
+  });
+
   it("calls an empty put's written() without waiting for a later file", async () => {
     const { fd, out } = open('empty.bin');
     await out.put(randomBytes(5, 1000));
@@ -207,6 +229,19 @@ describe('offThreadFileHash', () => {
     ]);
     expect([whole, part, none]).toEqual([b3(bytes), b3(bytes.subarray(0, 5_000_001)), b3(Buffer.alloc(0))]);
     await expect(offThreadFileHash(`${file}.gone`, 10)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('stops reading when its caller gives up (signal), so that a failed verify can exit at once', async () => {
+    const file = path.join(tempDir('ckvc-otw-'), 'long.bin');
+    fs.writeFileSync(file, Buffer.alloc(64 * 1024 * 1024, 3));
+    const stop = new AbortController();
+    const queued = Array.from({ length: 20 }, () => offThreadFileHash(file, 64 * 1024 * 1024, stop.signal)!);
+    for (const q of queued) q.catch(() => {});
+    stop.abort();
+    const settled = await Promise.allSettled(queued);
+    expect(
+      settled.filter((r) => r.status === 'rejected' && r.reason instanceof OffThreadFailed).length,
+    ).toBeGreaterThan(15);
   });
 });
 

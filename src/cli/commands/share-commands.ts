@@ -32,7 +32,7 @@ function progressBar(what: 'fetch' | 'pull' | 'push'): Progress {
 
 /** Refs a fetch left out, labels it kept: on stderr whatever the output mode (--json output lists them too). */
 function warn(warnings: { code: string; message: string }[]): void {
-  for (const w of warnings) info(`ckvc: warning (${w.code}): ${w.message}`);
+  for (const w of warnings) info(`ckvc: warning (${w.code}): ${escaped(w.message)}`);
 }
 
 export function shareCommands(y: CliParser): void {
