@@ -1,5 +1,6 @@
 // Reads records out of pack files and verifies them: the record header must agree with the index entry,
-// the body must decode, and the decoded bytes must hash to the object ID. Nothing unverified is returned.
+// the body must decode, and the decoded bytes must hash to the object ID. Nothing unverified is returned, but to a
+// caller that takes the last check over (readObject's `hashCheck`: a checkout file hashed whole before its rename).
 import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { scratch, type BufferPool } from '../core/buffer-pool.js';

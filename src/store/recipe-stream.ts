@@ -1,5 +1,6 @@
 // Reading committed file content back (spec/FORMAT.md §9.2): a recipe's bytes in order, every chunk hash-checked
-// as it is read, with a bounded read-ahead, and the whole content checked against the recipe's BLAKE3. Checkout,
+// as it is read (or, for a large file a checkout writes through the worker thread, vouched for by the whole
+// content's hash), with a bounded read-ahead, and the whole content checked against the recipe's BLAKE3. Checkout,
 // cat and inspect all read files through here.
 import { scratch } from '../core/buffer-pool.js';
 import { CkvcError } from '../core/errors.js';
