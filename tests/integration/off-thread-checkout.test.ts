@@ -1,4 +1,4 @@
-// Checkouts of files of 32 MiB or more hash and write on a worker thread (src/store/off-thread-writer.ts). What a
+// Checkouts of files of 128 MiB or more hash and write on a worker thread (src/store/off-thread-writer.ts). What a
 // user sees must not change: the same bytes, and for a damaged store the same error a small file gets (the file is
 // written again with every check on the main thread, which names the damaged object), with nothing left behind.
 import * as fs from 'node:fs';
@@ -19,28 +19,28 @@ interface Large {
   s: TestStore;
   src: string;
   id: string;
-  opaque: Buffer;
+  /** The big tensor's bytes (random, so its chunks are stored as they are). */
+  w: Buffer;
 }
 let template: Large | undefined;
 
 /**
- * A commit of a 36 MiB opaque file (random: stored as it is), a 36 MiB safetensors file and its twin under another
- * name (the twin's chunks are read back from the first file written), and a small file.
+ * A commit of a safetensors file with a 132 MiB tensor (random I32) and a small one, its twin under another name
+ * (the twin's chunks are read back from the first file written), and a small file.
  */
 function largeStore(): Large {
   if (!template) {
     const s = newStore();
     const src = tempDir('ckvc-otc-src-');
-    const opaque = randomBytes(71, 36 * MIB + 12_345);
-    fs.writeFileSync(path.join(src, 'blob.bin'), opaque);
+    const w = randomBytes(71, 132 * MIB);
     writeSafetensors(path.join(src, 'model.safetensors'), {
-      a: { dtype: 'F32', shape: [4 * MIB + 3], bytes: randomFloat32(72, 4 * MIB + 3) },
-      b: { dtype: 'F32', shape: [5 * MIB], bytes: randomFloat32(73, 5 * MIB) },
+      w: { dtype: 'I32', shape: [33 * MIB], bytes: w },
+      b: { dtype: 'F32', shape: [1000], bytes: randomFloat32(73, 1000) },
     });
     fs.copyFileSync(path.join(src, 'model.safetensors'), path.join(src, 'twin.safetensors'));
     fs.writeFileSync(path.join(src, 'small.json'), '{"step": 1}\n');
     const id = commitId(s, [src, '-m', 'large']);
-    template = { s, src, id, opaque };
+    template = { s, src, id, w };
   }
   return { ...template, s: copyStore(template.s) };
 }
@@ -54,18 +54,17 @@ function flipByte(file: string, at: number): void {
   fs.closeSync(fd);
 }
 
-/** Flips a byte of blob.bin's data in the store's pack (random bytes are stored as they are). */
-function damageOpaque(l: Large): void {
+/** Flips a byte of the big tensor's data in the store's pack. */
+function damageTensor(l: Large): void {
   const [pack] = packFiles(l.s.store);
-  const at = fs.readFileSync(pack!).indexOf(l.opaque.subarray(20 * MIB, 20 * MIB + 64));
-  expect(at, "blob.bin's bytes are stored as they are").toBeGreaterThan(0);
+  const at = fs.readFileSync(pack!).indexOf(l.w.subarray(100 * MIB, 100 * MIB + 64));
+  expect(at, "the tensor's random bytes are stored as they are").toBeGreaterThan(0);
   flipByte(pack!, at + 10);
 }
 
 describe('checkout of large files (hashed and written on a worker thread)', () => {
   it('writes every file byte-identical, twins included', () => {
     const { s, src, id } = largeStore();
-    expect(fs.statSync(path.join(src, 'blob.bin')).size).toBeGreaterThanOrEqual(OFF_THREAD_MIN_BYTES);
     expect(fs.statSync(path.join(src, 'model.safetensors')).size).toBeGreaterThanOrEqual(OFF_THREAD_MIN_BYTES);
     const out = tempDir('ckvc-otc-out-');
     const r = s.run(['checkout', id, '--to', out]);
@@ -78,39 +77,33 @@ describe('checkout of large files (hashed and written on a worker thread)', () =
 
   it('a damaged chunk: the error a small file gets (CKVC_CORRUPT_OBJECT naming the object), exit 12, no file or temp file left, an older file kept', () => {
     const l = largeStore();
-    damageOpaque(l);
+    damageTensor(l);
     const out = tempDir('ckvc-otc-out-');
-    fs.writeFileSync(path.join(out, 'blob.bin'), 'previous version');
+    fs.writeFileSync(path.join(out, 'model.safetensors'), 'previous version');
     const r = l.s.run(['checkout', l.id, '--to', out, '--force']);
     expect({ exit: r.code, codes: errorCodes(r.stderr) }, describeRun(r)).toEqual({
       exit: 12,
       codes: ['CKVC_CORRUPT_OBJECT'],
     });
     expect(r.stderr).toMatch(/object [0-9a-f]{16} in pack [0-9a-f]{16}: content does not match its hash/);
-    // blob.bin is the first file written: the checkout stops there.
-    expect([...readTree(out).keys()]).toEqual(['blob.bin']);
-    expect(fs.readFileSync(path.join(out, 'blob.bin'), 'utf8')).toBe('previous version');
+    // model.safetensors is the first file written: the checkout stops there.
+    expect([...readTree(out).keys()]).toEqual(['model.safetensors']);
+    expect(fs.readFileSync(path.join(out, 'model.safetensors'), 'utf8')).toBe('previous version');
     expect(fs.readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
-  it('checkout --tensor of a large tensor with a damaged chunk fails the same way (each chunk checked off-thread)', () => {
-    const s = newStore();
-    const src = tempDir('ckvc-otc-src-');
-    const w = randomBytes(81, 40 * MIB); // random bytes as an I32 tensor: its chunks are stored as they are
-    writeSafetensors(path.join(src, 'm.safetensors'), { w: { dtype: 'I32', shape: [10 * MIB], bytes: w } });
-    const id = commitId(s, [src, '-m', 'big tensor']);
+  it('checkout --tensor of a large tensor: byte-identical; with a damaged chunk it fails the same way (each chunk checked off-thread)', () => {
+    const l = largeStore();
     const ok = tempDir('ckvc-otc-out-');
-    const good = s.run(['checkout', id, '--tensor', 'w', '--to', ok]);
+    const good = l.s.run(['checkout', l.id, '--tensor', 'w', '--to', ok]);
     expect(good.code, describeRun(good)).toBe(0);
-    const [written] = fs.readdirSync(ok);
-    expect(fs.readFileSync(path.join(ok, written!)).subarray(-w.length).equals(w)).toBe(true);
+    const written = fs.readdirSync(ok);
+    expect(written.length).toBe(2); // model.safetensors and twin.safetensors, each with w alone
+    for (const f of written) expect(fs.readFileSync(path.join(ok, f)).subarray(-l.w.length).equals(l.w), f).toBe(true);
 
-    const [pack] = packFiles(s.store);
-    const at = fs.readFileSync(pack!).indexOf(w.subarray(30 * MIB, 30 * MIB + 64));
-    expect(at).toBeGreaterThan(0);
-    flipByte(pack!, at + 5);
+    damageTensor(l);
     const out = tempDir('ckvc-otc-out-');
-    const r = s.run(['checkout', id, '--tensor', 'w', '--to', out]);
+    const r = l.s.run(['checkout', l.id, '--tensor', 'w', '--to', out]);
     expect({ exit: r.code, codes: errorCodes(r.stderr), files: fs.readdirSync(out) }, describeRun(r)).toEqual({
       exit: 12,
       codes: ['CKVC_CORRUPT_OBJECT'],
