@@ -127,3 +127,16 @@ export function packFiles(store: string): string[] {
     .filter((n) => n.endsWith('.pack'))
     .map((n) => path.join(store, 'packs', n));
 }
+
+/** Damages a store file the way a disk might: one byte at `at` XORed with 0x5a. */
+export function flipByte(file: string, at: number): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, at);
+    b[0] = b[0]! ^ 0x5a;
+    fs.writeSync(fd, b, 0, 1, at);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -26,6 +26,7 @@ import {
   type TensorSpec,
   trainedFloat32,
 } from '../helpers/data.js';
+import { flipByte } from '../helpers/snapshots.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 
@@ -69,15 +70,6 @@ function planesOf(r: Located): { body: number; planes: { mode: number; offset: n
   const stored = bytes.subarray(body, body + r.entry.storedLength);
   const h = parsePlaneHeader(stored, r.entry.rawLength, r.entry.codec === CODECS.xorPlanes, 'test');
   return { body, planes: h.planes };
-}
-
-function flipByte(file: string, at: number): void {
-  const fd = fs.openSync(file, 'r+');
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, at);
-  b[0]! ^= 0x5a;
-  fs.writeSync(fd, b, 0, 1, at);
-  fs.closeSync(fd);
 }
 
 describe('reading delta chains plane by plane', () => {

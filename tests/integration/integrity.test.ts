@@ -6,24 +6,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { describeRun, errorCodes } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
-import { diffSnapshots, packFiles, readTree, snapshotStore, treeDifferences } from '../helpers/snapshots.js';
+import { diffSnapshots, flipByte, packFiles, readTree, snapshotStore, treeDifferences } from '../helpers/snapshots.js';
 import { randomBytes, writeSafetensors } from '../helpers/data.js';
 
 afterAll(cleanupTemp);
 
 const CORRUPT = ['CKVC_CORRUPT_OBJECT', 'CKVC_CORRUPT_PACK', 'CKVC_FILE_HASH_MISMATCH'];
-
-function flipByte(file: string, at: number): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    fs.readSync(fd, b, 0, 1, at);
-    b[0] = b[0]! ^ 0x5a;
-    fs.writeSync(fd, b, 0, 1, at);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function verifyJson(s: TestStore, readData: boolean): { code: number | null; report: any; stderr: string } {
   const r = s.run(['verify', ...(readData ? ['--read-data'] : []), '--json']);

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { OFF_THREAD_MIN_BYTES } from '../../src/store/off-thread-writer.js';
 import { describeRun, errorCodes } from '../helpers/ckvc.js';
 import { randomBytes, randomFloat32, writeSafetensors } from '../helpers/data.js';
-import { packFiles, readTree } from '../helpers/snapshots.js';
+import { flipByte, packFiles, readTree } from '../helpers/snapshots.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 
@@ -43,15 +43,6 @@ function largeStore(): Large {
     template = { s, src, id, w };
   }
   return { ...template, s: copyStore(template.s) };
-}
-
-function flipByte(file: string, at: number): void {
-  const fd = fs.openSync(file, 'r+');
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, at);
-  b[0] = b[0]! ^ 0x5a;
-  fs.writeSync(fd, b, 0, 1, at);
-  fs.closeSync(fd);
 }
 
 /** Flips a byte of the big tensor's data in the store's pack. */
