@@ -214,7 +214,6 @@ class OffThreadWriter {
         ring: this.ring,
       },
     });
-    this.worker.unref();
     this.worker.on('message', (r: Reply) => {
       if (r.t === 'ack') {
         if (r.failed) this.files.get(r.f)?.stopSending();
@@ -243,6 +242,9 @@ class OffThreadWriter {
     };
     this.worker.on('error', gone);
     this.worker.on('exit', (code) => gone(new Error(`exit code ${code}`)));
+    // After the listeners: adding a 'message' listener refs the worker's port again (Node 20), which kept every
+    // checkout that started the worker but wrote no large file from exiting.
+    this.worker.unref();
   }
 
   open(fd: number): OffThreadFile {

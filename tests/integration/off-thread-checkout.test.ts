@@ -64,6 +64,10 @@ describe('checkout of large files (hashed and written on a worker thread)', () =
     const got = readTree(out);
     expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
     for (const [name, bytes] of want) expect(got.get(name)?.equals(bytes), name).toBe(true);
+    // Again: every file identical, nothing written, the worker started for nothing. The command still exits.
+    const again = s.run(['checkout', id, '--to', out], { timeoutMs: 20_000 });
+    expect({ code: again.code, signal: again.signal }, describeRun(again)).toEqual({ code: 0, signal: null });
+    expect(again.stdout + again.stderr).toContain('0 file(s) written (0 B), 3 already identical');
   });
 
   it('a damaged chunk: the error a small file gets (CKVC_CORRUPT_OBJECT naming the object), exit 12, no file or temp file left, an older file kept', () => {

@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ContentHasher, objectId } from '../../src/core/store-format/object-id.js';
 import { OffThreadFailed, type FileOutput } from '../../src/store/file-output.js';
@@ -246,20 +247,48 @@ describe('offThreadFileHash', () => {
 });
 
 describe('the worker thread and the process', () => {
+  // Run as a module file, as the CLI's bundle is a file: an `-e` script exited even while the worker held the
+  // process (so the first version of this test passed while every checkout that started the worker hung).
+  function exits(body: string): { status: number | null; signal: string | null; stdout: string; stderr: string } {
+    const dir = tempDir('ckvc-otw-');
+    const script = path.join(dir, 'run.mjs');
+    const module = pathToFileURL(path.resolve('dist/store/off-thread-writer.js')).href;
+    fs.writeFileSync(
+      script,
+      `import * as fs from 'node:fs';\nimport * as w from ${JSON.stringify(module)};\n${body}\n`,
+    );
+    const r = spawnSync(process.execPath, [script], { cwd: dir, timeout: 20_000, encoding: 'utf8' });
+    return { status: r.status, signal: r.signal, stdout: r.stdout.trim(), stderr: r.stderr };
+  }
+
+  it('a process that only started the worker exits (a checkout that writes no large file)', () => {
+    const r = exits("w.startOffThreadWriter();\nconsole.log('started');");
+    expect({ status: r.status, signal: r.signal, stdout: r.stdout }, r.stderr).toEqual({
+      status: 0,
+      signal: null,
+      stdout: 'started',
+    });
+  });
+
   it('an output left unfinished (a bug) does not keep the process from exiting', () => {
-    const module = path.resolve('dist/store/off-thread-writer.js');
-    const file = path.join(tempDir('ckvc-otw-'), 'left.bin');
-    const script = `
-      const fs = await import('node:fs');
-      const { offThreadOutput } = await import(${JSON.stringify(module)});
-      const out = offThreadOutput(fs.openSync(${JSON.stringify(file)}, 'w'));
-      await out.put(Buffer.alloc(3 * 1024 * 1024, 7));
-      console.log('put');`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000, encoding: 'utf8' });
-    expect({ status: r.status, signal: r.signal, stdout: r.stdout.trim() }, r.stderr).toEqual({
+    const r = exits(
+      "const out = w.offThreadOutput(fs.openSync('left.bin', 'w'));\nawait out.put(Buffer.alloc(3 * 1024 * 1024, 7));\nconsole.log('put');",
+    );
+    expect({ status: r.status, signal: r.signal, stdout: r.stdout }, r.stderr).toEqual({
       status: 0,
       signal: null,
       stdout: 'put',
+    });
+  });
+
+  it('a process that hashed a file on the worker exits', () => {
+    const r = exits(
+      "fs.writeFileSync('f.bin', Buffer.alloc(5 << 20, 1));\nconsole.log((await w.offThreadFileHash('f.bin', 5 << 20)).length);",
+    );
+    expect({ status: r.status, signal: r.signal, stdout: r.stdout }, r.stderr).toEqual({
+      status: 0,
+      signal: null,
+      stdout: '64',
     });
   });
 });
