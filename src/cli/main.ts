@@ -104,10 +104,15 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 export async function main(): Promise<void> {
-  // `ckvc log | head`: a closed pipe is the reader saying it has enough, not an error.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    // `ckvc log | head`: a closed pipe is the reader saying it has enough, not an error.
     if (e.code === 'EPIPE') process.exit(0);
-    throw e;
+    // `ckvc cat REV:PATH > file` on a full disk: the one-line error every command gives, not a stack trace.
+    const hint = e.code === 'ENOSPC' ? 'free some disk space and retry' : 'check where the output goes and retry';
+    const err = new CkvcError('CKVC_IO', `cannot write to the standard output: ${e.code ?? e.message}; ${hint}`, {
+      errno: e.code,
+    });
+    process.exit(report(err, process.argv.includes('--json')));
   });
   // Test runs (CKVC_TEST_FAULTS, spec/FAULTS.md) overwrite pooled buffers as they are handed back: a read after
   // the release shows as a failed hash check instead of passing while the block happens not to be reused.

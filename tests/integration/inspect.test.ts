@@ -1,8 +1,9 @@
 // `ckvc ls` and `ckvc cat`: listing files and tensors, streaming a file or one tensor's raw bytes.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ckvcBytes, errorCodes } from '../helpers/ckvc.js';
+import { BIN, ckvcBytes, cliEnv, errorCodes } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
 import { commitId, newStore, type TestStore } from '../helpers/test-store.js';
 import { randomBytes, tensorData, writeSafetensors } from '../helpers/data.js';
@@ -69,6 +70,26 @@ describe('cat', () => {
     const opaque = catBytes(['cat', 'main:sub/state.bin']);
     expect(opaque.out.equals(fs.readFileSync(path.join(ck, 'sub', 'state.bin')))).toBe(true);
   });
+
+  it.runIf(fs.existsSync('/dev/full'))(
+    'into a full disk: the one-line CKVC_IO error (exit 1) every command gives, not a stack trace',
+    () => {
+      for (const args of [['cat', 'HEAD:model.safetensors'], ['log']]) {
+        const full = fs.openSync('/dev/full', 'w');
+        const r = spawnSync(process.execPath, [BIN, ...args, '--store', s.store], {
+          stdio: ['ignore', full, 'pipe'],
+          env: cliEnv(),
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+        fs.closeSync(full);
+        expect({ status: r.status, stderr: r.stderr }).toEqual({
+          status: 1,
+          stderr: 'ckvc: cannot write to the standard output: ENOSPC; free some disk space and retry [CKVC_IO]\n',
+        });
+      }
+    },
+  );
 
   it('refuses a missing file, a missing tensor and a spec without a path', () => {
     expect(errorCodes(catBytes(['cat', 'HEAD:nope.bin']).err)).toEqual(['CKVC_PATH_NOT_FOUND']);
