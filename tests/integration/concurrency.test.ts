@@ -262,6 +262,28 @@ describe('TIMING-DEPENDENT: interruption', () => {
     expect(s.json(['show', id]).parents).toEqual([base]);
   });
 
+  it('SIGINT during a checkout after some files are in place: it names them and says the rest of the folder is as it was', async () => {
+    const s = newStore();
+    const src = tempDir('ckvc-cc-two-');
+    fs.writeFileSync(path.join(src, 'a.bin'), randomBytes(81, 100_000)); // written first: the files go in name order
+    fs.writeFileSync(path.join(src, 'z.bin'), randomBytes(82, 96 * MiB));
+    const id = commitId(s, [src, '-m', 'two']);
+    const dir = tempDir('ckvc-cc-mixed-');
+    const run = s.start(['checkout', id, '--to', dir]);
+    const deadline = Date.now() + 20_000;
+    const writingZ = () => fs.readdirSync(dir).some((f) => f.startsWith('.z.bin.'));
+    while (!writingZ() && Date.now() < deadline) await sleep(2);
+    expect(writingZ(), "z.bin's temp file appeared").toBe(true);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect([r.code, r.signal], describeRun(r)).toEqual([null, 'SIGINT']);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_INTERRUPTED']);
+    expect(r.stderr).toContain(
+      '1 file(s) were written before it, each whole and verified (a.bin); the other files there are as they were: run the checkout again to complete it',
+    );
+    expect(fs.readdirSync(dir)).toEqual(['a.bin']);
+  });
+
   // Checkout, pack and pull write temp files where nothing else removes them soon (beside the checked-out file,
   // beside `pack -o`, a quarantine as large as the bundle): Ctrl-C must remove them, as commit does its own.
   describe('SIGINT while a temp file is being written: exit 130, the temp file removed, nothing else changed', () => {

@@ -1,6 +1,7 @@
 import { CkvcError } from '../../core/errors.js';
 import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
+import { setInterruptNote } from '../interruption.js';
 import { escaped } from '../terminal-text.js';
 
 export function checkoutCommand(y: CliParser): void {
@@ -47,6 +48,15 @@ export function checkoutCommand(y: CliParser): void {
           `--tensor needs a glob, e.g. --tensor 'model.*'; see 'ckvc checkout --help'`,
           {},
         );
+      // Said if a signal stops the checkout: a folder that now mixes this commit's files with what it held before
+      // must not pass for the commit (the files written are whole and verified; the others are as they were).
+      const done: string[] = [];
+      setInterruptNote(() =>
+        done.length
+          ? `${done.length} file(s) were written before it, each whole and verified (${done.slice(0, 3).map(escaped).join(', ')}${done.length > 3 ? ', ...' : ''}); the other files there are as they were: run the checkout again to complete it`
+          : undefined,
+      );
+      const showProgress = process.stderr.isTTY && !args.json;
       const r = await withStore(args, (s) =>
         s.checkout({
           rev: args.rev,
@@ -57,8 +67,10 @@ export function checkoutCommand(y: CliParser): void {
           allowConfigMismatch: args.allowConfigMismatch,
           tensors: args.tensor ?? [],
           fetch: true,
-          progress:
-            process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
+          progress: (e) => {
+            done.push(e.path);
+            if (showProgress) info(`  ${escaped(e.path)} (${bytes(e.bytes)})`);
+          },
         }),
       );
       if (r.fetched?.warning) info(`ckvc: warning: ${escaped(r.fetched.warning)}`);
