@@ -42,6 +42,11 @@ export interface CheckoutResult {
   configMismatch?: { expected?: string; given: string; changes: ConfigChange[] };
   /** Temp files of an interrupted checkout found stale in the folders written to, and removed (spec/FORMAT.md §9.2). */
   removedTemps?: string[];
+  /**
+   * Temp files there younger than that, left in place: another checkout may be writing them, or a killed one left
+   * them (removed once stale).
+   */
+  recentTemps?: { path: string; bytes: number }[];
   /** Files the folder holds that the commit does not (whole-commit checkouts): left as they are. */
   otherFiles?: OtherFiles;
   /** The fetch `fetch` made first (checkout REMOTE/BRANCH --tensor). */

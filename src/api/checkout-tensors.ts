@@ -207,7 +207,7 @@ async function writeTensorFiles(
     to,
     Boolean(opts.force),
   );
-  const removedTemps = await removeStaleTemps(
+  const temps = await removeStaleTemps(
     plan.write.map((w) => w.target),
     specs.map((s) => s.spec.path),
   );
@@ -244,7 +244,8 @@ async function writeTensorFiles(
       tensors: spec.tensors.map((t) => t.name),
       written: writtenSet.has(spec),
     })),
-    ...(removedTemps.length ? { removedTemps } : {}),
+    ...(temps.removed.length ? { removedTemps: temps.removed } : {}),
+    ...(temps.recent.length ? { recentTemps: temps.recent } : {}),
   };
 }
 

@@ -46,7 +46,7 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
   await fetchLeftOut(store, id, (p) => paths.has(p), 'checkout');
   const to = path.resolve(opts.to);
   const plan = await planCheckout(store, files, to, Boolean(opts.force), opts.verified);
-  const removedTemps = await removeStaleTemps(
+  const temps = await removeStaleTemps(
     plan.write.map((w) => w.target),
     files.map((f) => f.path),
   );
@@ -79,7 +79,8 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
     unchanged: plan.unchanged.map((f) => f.path),
     bytes: written.reduce((a, w) => a + w.bytes, 0),
     ...(configMismatch ? { configMismatch } : {}),
-    ...(removedTemps.length ? { removedTemps } : {}),
+    ...(temps.removed.length ? { removedTemps: temps.removed } : {}),
+    ...(temps.recent.length ? { recentTemps: temps.recent } : {}),
     ...(otherFiles ? { otherFiles } : {}),
   };
 }

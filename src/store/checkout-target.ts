@@ -218,14 +218,21 @@ function tempFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.ckvc-${randomHex(4)}.tmp`);
 }
 
+/** What removeStaleTemps found: the temp files it removed, and the younger ones it left (a checkout may be writing them). */
+export interface TempsFound {
+  removed: string[];
+  recent: { path: string; bytes: number }[];
+}
+
 /**
  * Removes the temp files an interrupted checkout left in the folders this one writes to: regular files named
  * like ours and not modified for STALE_TEMP_MS, other than a path the commit itself holds (`held`, relative
- * '/'-paths). Returns the paths removed.
+ * '/'-paths). Younger ones are left (another checkout may be writing them) and reported: a killed checkout's
+ * temp file of a large checkpoint is gigabytes a user cannot see (its name starts with a dot).
  */
-export async function removeStaleTemps(targets: Target[], held: string[], now = Date.now()): Promise<string[]> {
-  const removed: string[] = [];
-  if (targets.length === 0) return removed;
+export async function removeStaleTemps(targets: Target[], held: string[], now = Date.now()): Promise<TempsFound> {
+  const found: TempsFound = { removed: [], recent: [] };
+  if (targets.length === 0) return found;
   const keep = new Set(held.map((rel) => path.join(targets[0]!.root, ...rel.split('/'))));
   for (const dir of new Set(targets.map((t) => path.dirname(t.path)))) {
     const names = await fs.readdir(dir).catch(() => [] as string[]); // not created yet: nothing left over
@@ -233,14 +240,18 @@ export async function removeStaleTemps(targets: Target[], held: string[], now = 
       const p = path.join(dir, n);
       if (!TEMP_NAME.test(n) || keep.has(p)) continue;
       const st = await lstatOrNone(p);
-      if (!st?.isFile() || now - st.mtimeMs < STALE_TEMP_MS) continue;
+      if (!st?.isFile()) continue;
+      if (now - st.mtimeMs < STALE_TEMP_MS) {
+        found.recent.push({ path: p, bytes: st.size });
+        continue;
+      }
       await fs.rm(p, { force: true }).catch((e) => {
         throw ioError(e, 'remove stale temp file', p);
       });
-      removed.push(p);
+      found.removed.push(p);
     }
   }
-  return removed;
+  return found;
 }
 
 /**

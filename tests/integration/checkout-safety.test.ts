@@ -229,6 +229,11 @@ describe('temp files left by a killed checkout', () => {
     expect(r.code, describeRun(r)).toBe(0);
     expect(JSON.parse(r.stdout).removedTemps).toEqual([stale]);
     expect(r.stderr).toContain(`ckvc: removed 1 stale temp file(s) an interrupted checkout left, e.g. ${stale}`);
+    // The young one is left (a checkout may be writing it) and said: a killed checkout's is hidden, and can be GBs.
+    expect(JSON.parse(r.stdout).recentTemps).toEqual([{ path: decoys.fresh, bytes: 1 }]);
+    expect(r.stderr).toContain(
+      `ckvc: note: 1 temp file(s) of another checkout, running or killed, are there (1 B, e.g. ${decoys.fresh}); a checkout removes them once 15 minutes old`,
+    );
     expect(fs.existsSync(stale)).toBe(false);
     for (const [what, p] of Object.entries(decoys))
       expect(fs.lstatSync(p, { throwIfNoEntry: false }), what).toBeDefined();

@@ -88,6 +88,12 @@ export function checkoutCommand(y: CliParser): void {
         info(
           `ckvc: removed ${r.removedTemps.length} stale temp file(s) an interrupted checkout left, e.g. ${escaped(r.removedTemps[0]!)}`,
         );
+      if (r.recentTemps) {
+        const total = r.recentTemps.reduce((a, t) => a + t.bytes, 0);
+        info(
+          `ckvc: note: ${r.recentTemps.length} temp file(s) of another checkout, running or killed, are there (${bytes(total)}, e.g. ${escaped(r.recentTemps[0]!.path)}); a checkout removes them once 15 minutes old, or delete them if no checkout is running`,
+        );
+      }
       if (args.json) return json(r);
       if (r.tensorFiles) {
         for (const f of r.tensorFiles)
