@@ -232,7 +232,7 @@ describe('temp files left by a killed checkout', () => {
     // The young one is left (a checkout may be writing it) and said: a killed checkout's is hidden, and can be GBs.
     expect(JSON.parse(r.stdout).recentTemps).toEqual([{ path: decoys.fresh, bytes: 1 }]);
     expect(r.stderr).toContain(
-      `ckvc: note: 1 temp file(s) of another checkout, running or killed, are there (1 B, e.g. ${decoys.fresh}); a checkout removes them once 15 minutes old`,
+      `ckvc: note: 1 temp file(s) of another checkout, running or killed, are there (1 B, e.g. ${decoys.fresh}); a checkout writing into that folder removes them once untouched for 15 minutes`,
     );
     expect(fs.existsSync(stale)).toBe(false);
     for (const [what, p] of Object.entries(decoys))

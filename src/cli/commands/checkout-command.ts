@@ -49,11 +49,12 @@ export function checkoutCommand(y: CliParser): void {
           {},
         );
       // Said if a signal stops the checkout: a folder that now mixes this commit's files with what it held before
-      // must not pass for the commit (the files written are whole and verified; the others are as they were).
+      // must not pass for the commit (the files written are whole and verified; the others are as they were). The
+      // paths go raw: the error is escaped as it is printed, and --json keeps them as they are.
       const done: string[] = [];
       setInterruptNote(() =>
         done.length
-          ? `${done.length} file(s) were written before it, each whole and verified (${done.slice(0, 3).map(escaped).join(', ')}${done.length > 3 ? ', ...' : ''}); the other files there are as they were: run the checkout again to complete it`
+          ? `${done.length} file(s) were written before it, each whole and verified (${done.slice(0, 3).join(', ')}${done.length > 3 ? ', ...' : ''}); the other files there are as they were: run the checkout again to complete it`
           : undefined,
       );
       const showProgress = process.stderr.isTTY && !args.json;
@@ -73,6 +74,7 @@ export function checkoutCommand(y: CliParser): void {
           },
         }),
       );
+      setInterruptNote(() => undefined); // every file is in place: a late signal interrupts no checkout
       if (r.fetched?.warning) info(`ckvc: warning: ${escaped(r.fetched.warning)}`);
       else if (r.fetched?.result)
         info(
@@ -91,7 +93,7 @@ export function checkoutCommand(y: CliParser): void {
       if (r.recentTemps) {
         const total = r.recentTemps.reduce((a, t) => a + t.bytes, 0);
         info(
-          `ckvc: note: ${r.recentTemps.length} temp file(s) of another checkout, running or killed, are there (${bytes(total)}, e.g. ${escaped(r.recentTemps[0]!.path)}); a checkout removes them once 15 minutes old, or delete them if no checkout is running`,
+          `ckvc: note: ${r.recentTemps.length} temp file(s) of another checkout, running or killed, are there (${bytes(total)}, e.g. ${escaped(r.recentTemps[0]!.path)}); a checkout writing into that folder removes them once untouched for 15 minutes (spec/FORMAT.md §9.2), or delete them if no checkout is running`,
         );
       }
       if (args.json) return json(r);
