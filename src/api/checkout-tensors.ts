@@ -20,6 +20,7 @@ import type { ObjectStore } from '../store/object-store.js';
 import { tensorReleased, type TreeFile } from '../store/object-walk.js';
 import { readRecipeHead } from '../store/recipe-stream.js';
 import type { CheckoutOptions, CheckoutResult } from './checkout-options.js';
+import { namePartialCheckout } from './checkout-partial.js';
 import { prunedWording } from './checkout-pruned.js';
 import { fetchLeftOut } from './fetch-on-demand.js';
 
@@ -227,6 +228,8 @@ async function writeTensorFiles(
       });
       opts.progress?.({ path: w.spec.path, bytes: w.spec.size });
     }
+  } catch (e) {
+    throw namePartialCheckout(e, written, plan.write.length);
   } finally {
     await chunks.close();
   }

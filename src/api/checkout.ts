@@ -22,6 +22,7 @@ import { readConfigFile } from './config-file.js';
 import { configOf } from './config.js';
 import type { CheckoutOptions, CheckoutResult } from './checkout-options.js';
 import { refusePruned } from './checkout-pruned.js';
+import { namePartialCheckout } from './checkout-partial.js';
 import { checkoutTensors } from './checkout-tensors.js';
 import { fetchForCheckout, fetchLeftOut } from './fetch-on-demand.js';
 
@@ -60,13 +61,7 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
       opts.progress?.({ path: w.file.path, bytes: w.recipe.size });
     }
   } catch (e) {
-    // The files written before the failure are whole and verified, and stay; say which, and that the rest are not
-    // there (a resume script must not take the folder for the commit).
-    if (e instanceof CkvcError && written.length) {
-      const shown = written.slice(0, 3).map((w) => w.path);
-      e.message += `; ${written.length} of ${plan.write.length} file(s) were written before it, each whole and verified (${shown.join(', ')}${written.length > shown.length ? ', ...' : ''}), the other ${plan.write.length - written.length} not`;
-    }
-    throw e;
+    throw namePartialCheckout(e, written, plan.write.length);
   } finally {
     await chunks.close();
   }

@@ -170,6 +170,28 @@ describe('a flipped byte in a pack', () => {
     expect(fs.readFileSync(path.join(out, 'a.bin')).equals(fs.readFileSync(path.join(src, 'a.bin')))).toBe(true);
   });
 
+  it('a checkout --tensor that fails after writing some files names them too', () => {
+    const s = newStore();
+    const src = tempDir('ckvc-src-');
+    const b = randomBytes(44, 300_000);
+    writeSafetensors(path.join(src, 'a.safetensors'), {
+      w: { dtype: 'U8', shape: [300_000], bytes: randomBytes(43, 300_000) },
+    });
+    writeSafetensors(path.join(src, 'b.safetensors'), { w: { dtype: 'U8', shape: [300_000], bytes: b } });
+    const id = commitId(s, [src, '-m', 'two tensor files']);
+    const [pack] = packFiles(s.store);
+    const at = fs.readFileSync(pack!).indexOf(b.subarray(150_000, 150_064));
+    expect(at, "b's bytes are stored as they are").toBeGreaterThan(0);
+    flipByte(pack!, at + 10);
+    const out = tempDir('ckvc-out-');
+    const r = s.run(['checkout', id, '--tensor', 'w', '--to', out]);
+    expect(r.code, describeRun(r)).toBe(12);
+    expect(r.stderr).toContain(
+      '; 1 of 2 file(s) were written before it, each whole and verified (a.safetensors), the other 1 not',
+    );
+    expect([...readTree(out).keys()]).toEqual(['a.safetensors']);
+  });
+
   it('a missing pack is reported by verify and makes checkout fail (exit 12)', () => {
     const { s, id, pack } = storeWithOpaque();
     s.ok(['log']); // index built and holding the commit
