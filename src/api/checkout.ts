@@ -15,7 +15,7 @@ import { otherFilesIn } from '../store/checkout-other-files.js';
 import { removeStaleTemps } from '../store/checkout-target.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { listTreeFiles } from '../store/object-walk.js';
-import { OFF_THREAD_MIN_BYTES, startOffThreadWriter } from '../store/off-thread-writer.js';
+import { startOffThreadWriter, writtenOffThread } from '../store/off-thread-writer.js';
 import { WrittenChunks } from '../store/written-chunks.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { readConfigFile } from './config-file.js';
@@ -41,7 +41,7 @@ export async function checkout(store: ObjectStore, options: CheckoutOptions): Pr
       ...(configMismatch ? { configMismatch } : {}),
       ...(fetched ? { fetched } : {}),
     };
-  if (files.some((f) => f.size >= OFF_THREAD_MIN_BYTES)) startOffThreadWriter();
+  if (files.some((f) => writtenOffThread(f.size))) startOffThreadWriter();
   await refusePruned(store, id, files);
   const paths = new Set(files.map((f) => f.path));
   await fetchLeftOut(store, id, (p) => paths.has(p), 'checkout');

@@ -8,7 +8,7 @@ import type { TensorFileSpec } from './checkout-plan.js';
 import { writeViaTemp, type Target } from './checkout-target.js';
 import type { ObjectStore } from './object-store.js';
 import { hashingOutput, OffThreadFailed, type FileOutput } from './file-output.js';
-import { OFF_THREAD_MIN_BYTES, offThreadOutput } from './off-thread-writer.js';
+import { offThreadOutput, writtenOffThread } from './off-thread-writer.js';
 import { streamChunks, streamRecipe, type ChunkRef } from './recipe-stream.js';
 import type { WrittenChunks } from './written-chunks.js';
 
@@ -60,7 +60,7 @@ export async function writeTensorFile(
 }
 
 /**
- * writeViaTemp, through an output on the worker thread for a file of OFF_THREAD_MIN_BYTES or more (written
+ * writeViaTemp, through an output on the worker thread for a large file (writtenOffThread; written
  * again on this thread if that output cannot vouch for it), with `written` told which file the chunks go to
  * and given that file once it is in place.
  */
@@ -75,7 +75,7 @@ async function writeFile(
     async (write, fh) => {
       written?.writing(fh);
       try {
-        const off = size >= OFF_THREAD_MIN_BYTES ? offThreadOutput(fh.fd) : undefined;
+        const off = writtenOffThread(size) ? offThreadOutput(fh.fd) : undefined;
         if (off) {
           try {
             return await fill(off);

@@ -25,7 +25,12 @@ import { OffThreadFailed, type FileOutput, type PutOptions } from './file-output
  * delta-coded checkpoint, whose decoding already keeps both cores busy, was no faster and took 0.05–0.15 s more
  * CPU through the worker; 400 MB of the same, 5% faster; a 512 MB file without deltas, 12%; 4 GiB, 23%.
  */
-export const OFF_THREAD_MIN_BYTES = 128 * 1024 * 1024;
+const OFF_THREAD_MIN_BYTES = 128 * 1024 * 1024;
+
+/** Whether a checked-out file of `size` bytes is hashed and written by the worker (checkout-write.ts). */
+export function writtenOffThread(size: number): boolean {
+  return size >= OFF_THREAD_MIN_BYTES;
+}
 /** The shared ring: bytes put and not yet written. */
 const RING_BYTES = 16 * 1024 * 1024;
 /** A batch is sent once it holds this much (and whenever put waits, and at a file's end). */

@@ -1,3 +1,4 @@
+import { writtenBefore } from '../../api/checkout-partial.js';
 import { CkvcError } from '../../core/errors.js';
 import { addCommand, withStore, type CliParser } from '../context.js';
 import { bytes, info, json, out, short } from '../render.js';
@@ -54,7 +55,7 @@ export function checkoutCommand(y: CliParser): void {
       const done: string[] = [];
       setInterruptNote(() =>
         done.length
-          ? `${done.length} file(s) were written before it, each whole and verified (${done.slice(0, 3).join(', ')}${done.length > 3 ? ', ...' : ''}); the other files there are as they were: run the checkout again to complete it`
+          ? `${writtenBefore(done)}; the other files there are as they were: run the checkout again to complete it`
           : undefined,
       );
       const showProgress = process.stderr.isTTY && !args.json;
