@@ -23,7 +23,7 @@ export async function refusePruned(store: ObjectStore, id: ObjectId, files: Tree
     const recipe = await store.readFileRecipe(f.id);
     if (!fileDataReleased(rec, f.path, recipe)) continue;
     const released = recipe.parts
-      .filter((p) => p.kind === 'tensor' && tensorReleased(rec, f.path, p.name))
+      .filter((p) => p.kind === 'tensor' && tensorReleased(rec, f.path, p))
       .map((p) => (p as { name: string }).name);
     const { when, which } = prunedWording(rec);
     const tensors = released.length ? `${released.length} tensor(s) in this file, e.g. '${released[0]}'` : '';

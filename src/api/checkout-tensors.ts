@@ -8,9 +8,9 @@ import {
   safetensorsUnwritable,
   type SafetensorsHead,
 } from '../core/input-formats/safetensors-writer.js';
-import { tensorSelected as selected, type TensorSelection as Selector } from '../core/glob.js';
+import { selectedNames, type TensorSelection as Selector } from '../core/glob.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
-import type { FilePart, FileRecipe } from '../core/store-format/objects/file-recipe.js';
+import { type FileRecipe, type TensorPart, tensorPartNames } from '../core/store-format/objects/file-recipe.js';
 import type { TensorObject } from '../core/store-format/objects/tensor-object.js';
 import { planTensorFiles, type TensorFileSpec } from '../store/checkout-plan.js';
 import { writeTensorFile } from '../store/checkout-write.js';
@@ -31,12 +31,16 @@ export function subsetPath(file: string): string {
   return `${dot > slash + 1 ? file.slice(0, dot) : file}.safetensors`;
 }
 
-type TensorPart = Extract<FilePart, { kind: 'tensor' }>;
+/** A tensor part and the names it is written under: those of its names the selection takes (tied weights). */
+interface ChosenPart {
+  part: TensorPart;
+  names: string[];
+}
 
 interface Chosen {
   file: TreeFile;
   recipe: FileRecipe;
-  parts: TensorPart[];
+  parts: ChosenPart[];
 }
 
 interface Loaded {
@@ -62,7 +66,12 @@ async function chooseTensors(store: ObjectStore, files: TreeFile[], sel: Selecto
   const chosen: Chosen[] = [];
   for (const file of files) {
     const recipe = await store.readFileRecipe(file.id);
-    const parts = recipe.parts.filter((p): p is TensorPart => p.kind === 'tensor' && selected(sel, file.path, p.name));
+    const parts: ChosenPart[] = [];
+    for (const part of recipe.parts) {
+      if (part.kind !== 'tensor') continue;
+      const names = selectedNames(sel, file.path, tensorPartNames(part));
+      if (names.length) parts.push({ part, names });
+    }
     if (parts.length) chosen.push({ file, recipe, parts });
   }
   if (chosen.length === 0) {
@@ -83,7 +92,7 @@ async function refusePrunedTensors(store: ObjectStore, chosen: Chosen[], { id, s
   const rec = await store.pruned.get(id);
   if (!rec) return;
   for (const { file, parts } of chosen) {
-    const released = parts.filter((p) => tensorReleased(rec, file.path, p.name)).map((p) => p.name);
+    const released = parts.filter((p) => tensorReleased(rec, file.path, p.part)).flatMap((p) => p.names);
     if (released.length === 0) continue;
     const { when, which } = prunedWording(rec);
     const message =
@@ -101,7 +110,7 @@ async function loadTensors(store: ObjectStore, chosen: Chosen[], { id, short }: 
   const unwritableData: { path: string; tensor: string; dtype: string }[] = [];
   for (const ch of chosen) {
     const tensors: { name: string; tensor: TensorObject }[] = [];
-    for (const p of ch.parts) {
+    for (const { part: p, names } of ch.parts) {
       const t = await store.readTensor(p.id);
       // A part rendered as JSON text (spec/JSON.md) lists its text's length; its tensor is checked at rendering.
       if (!p.json && t.size !== p.size) {
@@ -111,12 +120,15 @@ async function loadTensors(store: ObjectStore, chosen: Chosen[], { id, short }: 
           { id: p.id, path: ch.file.path },
         );
       }
-      const why = safetensorsUnwritable({ name: p.name, dtype: t.dtype, shape: t.shape, size: t.size, order: t.order });
-      if (why !== undefined) {
-        unwritable.push(`tensor '${p.name}' of ${ch.file.path} cannot go into a safetensors file: ${why}`);
-        unwritableData.push({ path: ch.file.path, tensor: p.name, dtype: t.dtype });
+      // Tied names each get their own copy: a safetensors file cannot share bytes between two entries.
+      for (const name of names) {
+        const why = safetensorsUnwritable({ name, dtype: t.dtype, shape: t.shape, size: t.size, order: t.order });
+        if (why !== undefined) {
+          unwritable.push(`tensor '${name}' of ${ch.file.path} cannot go into a safetensors file: ${why}`);
+          unwritableData.push({ path: ch.file.path, tensor: name, dtype: t.dtype });
+        }
+        tensors.push({ name, tensor: t });
       }
-      tensors.push({ name: p.name, tensor: t });
     }
     loaded.push({ chosen: ch, tensors });
   }
@@ -264,7 +276,12 @@ export async function checkoutTensors(
   // Everything that could refuse is checked for every file before the first byte is written.
   await refusePrunedTensors(store, chosen, asked);
   const paths = new Set(chosen.map((c) => c.file.path));
-  await fetchLeftOut(store, id, (p, name) => paths.has(p) && selected(sel, p, name), 'checkout --tensor');
+  await fetchLeftOut(
+    store,
+    id,
+    (p, names) => paths.has(p) && selectedNames(sel, p, names).length > 0,
+    'checkout --tensor',
+  );
   const loaded = await loadTensors(store, chosen, asked);
   refuseOutputClash(loaded, asked);
   const specs = await buildTensorFiles(store, loaded, asked);

@@ -19,6 +19,7 @@ import type { TensorObject } from '../core/store-format/objects/tensor-object.js
 import { listTreeFiles } from '../store/object-walk.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { PruneRecord } from '../store/prune-records.js';
+import { type TensorNames, tensorPartNames } from '../core/store-format/objects/file-recipe.js';
 import { tensorReleased } from '../store/object-walk.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { fetchLeftOut } from './fetch-on-demand.js';
@@ -98,10 +99,13 @@ export interface DiffResult {
   tensors: { added: TensorRef[]; removed: TensorRef[]; changed: TensorChange[]; unchanged: number };
 }
 
+/** One name of a tensor in a file: a tied name is an entry of its own (FORMAT.md §5.3). */
 interface TensorEntry {
   file: string;
   name: string;
   id: ObjectId;
+  /** The part the name belongs to: a prune record releases it by any of its names. */
+  part: TensorNames;
 }
 
 async function side(store: ObjectStore, rev: string): Promise<{ side: DiffSide; commit: CommitObject }> {
@@ -143,9 +147,9 @@ async function filesOf(store: ObjectStore, c: CommitObject, s: DiffSide, only?: 
   const listed = await listTreeFiles(store, c.tree);
   for (const f of only === undefined ? listed : [fileOfCommit(listed, only, s.rev, s.id)]) {
     const r = await store.readFileRecipe(f.id);
-    const tensors = r.parts
-      .filter((p) => p.kind === 'tensor')
-      .map((p) => ({ file: f.path, name: (p as { name: string }).name, id: p.id }));
+    const tensors = r.parts.flatMap((p) =>
+      p.kind === 'tensor' ? tensorPartNames(p).map((name) => ({ file: f.path, name, id: p.id, part: p })) : [],
+    );
     out.set(f.path, { id: f.id, size: r.size, format: r.format, tensors });
   }
   return out;
@@ -233,7 +237,8 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
   if (opts.numeric !== false) {
     // The changed tensors' data is read: what a partial fetch left out of either side is fetched first.
     const changed = new Set([...ta].filter(([k, t]) => tb.has(k) && tb.get(k)!.id !== t.id).map(([k]) => k));
-    const pick = (file: string, name: string) => changed.has(key({ file, name, id: '' }));
+    const pick = (file: string, names: readonly string[]) =>
+      names.some((name) => changed.has(key({ file, name, id: '', part: { name } })));
     await fetchLeftOut(store, A.side.id, pick, 'diff');
     await fetchLeftOut(store, B.side.id, pick, 'diff');
   }
@@ -346,7 +351,7 @@ async function tensorChange(
     out.note = `layout changed: ${a.order === 'F' ? 'column' : 'row'}-major -> ${b.order === 'F' ? 'column' : 'row'}-major`;
   else if (!isNumericDtype(a.dtype)) out.note = `no numeric figures for ${a.dtype}`;
   else if (a.chunkSize !== b.chunkSize) out.note = 'chunked differently';
-  else if (tensorReleased(prunedA, t.file, t.name) || tensorReleased(prunedB, u.file, u.name)) out.note = 'data pruned';
+  else if (tensorReleased(prunedA, t.file, t.part) || tensorReleased(prunedB, u.file, u.part)) out.note = 'data pruned';
   else if (numeric) out.delta = await streamDelta(store, a, b);
   return out;
 }

@@ -34,7 +34,7 @@ function unavailable(e: unknown): e is CkvcError {
 export async function fetchLeftOut(
   store: ObjectStore,
   commit: ObjectId,
-  wanted: (path: string, name: string) => boolean,
+  wanted: (path: string, names: readonly string[]) => boolean,
   what: string,
 ): Promise<number> {
   const rec = await new PromiseRecords(store.layout).get(commit);

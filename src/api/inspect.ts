@@ -3,7 +3,12 @@
 import { fetchLeftOut } from './fetch-on-demand.js';
 import { CkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
-import { recipeTensorCount } from '../core/store-format/objects/file-recipe.js';
+import {
+  recipeTensorCount,
+  type TensorNames,
+  tensorPartNames,
+  type TensorPart,
+} from '../core/store-format/objects/file-recipe.js';
 import { selectPaths } from '../store/checkout-plan.js';
 import { listTreeFiles } from '../store/object-walk.js';
 import { hashingOutput } from '../store/file-output.js';
@@ -23,6 +28,8 @@ export interface ListedTensor {
   pruned?: boolean;
   /** Stored inside the file's compressed bytes (a deflated .npz member): listed, not readable on its own. */
   deflated?: boolean;
+  /** Another name of the tensor listed before it (tied weights: the same bytes, stored once). */
+  tiedTo?: string;
 }
 
 export interface ListedFile {
@@ -45,7 +52,7 @@ export async function ls(
   const out: ListedFile[] = [];
   for (const f of files) {
     const r = await store.readFileRecipe(f.id);
-    const parts = r.parts.filter((p) => p.kind === 'tensor') as { id: ObjectId; name: string }[];
+    const parts = r.parts.filter((p) => p.kind === 'tensor');
     const entry: ListedFile = {
       path: f.path,
       size: r.size,
@@ -56,14 +63,16 @@ export async function ls(
       entry.tensors = [];
       for (const p of parts) {
         const t = await store.readTensor(p.id);
-        entry.tensors.push({
+        const listed: ListedTensor = {
           name: p.name,
           dtype: t.dtype,
           shape: t.shape,
           bytes: t.size,
           ...(t.order ? { order: t.order } : {}),
-          ...(tensorReleased(rec, f.path, p.name) ? { pruned: true } : {}),
-        });
+          ...(tensorReleased(rec, f.path, p) ? { pruned: true } : {}),
+        };
+        entry.tensors.push(listed);
+        for (const name of p.tied ?? []) entry.tensors.push({ ...listed, name, tiedTo: p.name });
       }
       for (const t of r.packed ?? [])
         entry.tensors.push({
@@ -117,7 +126,7 @@ export async function cat(
   const file = fileOfCommit(await listTreeFiles(store, c.tree), p, rev, id);
   const recipe = await store.readFileRecipe(file.id);
   const rec = await store.pruned.get(id);
-  const released = (name: string) => tensorReleased(rec, p, name);
+  const released = (part: TensorNames) => tensorReleased(rec, p, part);
   if (opts.tensor === undefined) {
     if (fileReleased(rec, p))
       throw new CkvcError(
@@ -125,7 +134,7 @@ export async function cat(
         `${p} of ${id.slice(0, 12)} was released whole by 'ckvc prune'; its size and format remain ('ckvc ls ${rev}')`,
         { commit: id, path: p },
       );
-    const hit = recipe.parts.find((part) => part.kind === 'tensor' && released(part.name));
+    const hit = recipe.parts.find((part) => part.kind === 'tensor' && released(part));
     if (hit)
       throw new CkvcError(
         'CKVC_PRUNED',
@@ -136,7 +145,9 @@ export async function cat(
     await streamRecipe(store, recipe, hashingOutput(sink), `${rev}:${p}`);
     return { commit: id, path: p, bytes: recipe.size };
   }
-  const part = recipe.parts.find((x) => x.kind === 'tensor' && x.name === opts.tensor);
+  const part = recipe.parts.find(
+    (x): x is TensorPart => x.kind === 'tensor' && tensorPartNames(x).includes(opts.tensor!),
+  );
   if (!part && recipe.packed?.some((t) => t.name === opts.tensor)) {
     throw new CkvcError(
       'CKVC_BAD_ARGUMENT',
@@ -150,13 +161,13 @@ export async function cat(
       `${p} of ${rev} has no tensor named ${JSON.stringify(opts.tensor)}; 'ckvc ls ${rev} ${p} --tensors' lists them`,
       { path: p, tensor: opts.tensor },
     );
-  if (released(opts.tensor))
+  if (released(part))
     throw new CkvcError(
       'CKVC_PRUNED',
       `tensor ${opts.tensor} of ${p} in ${id.slice(0, 12)} was released by 'ckvc prune'`,
       { commit: id, path: p, tensor: opts.tensor },
     );
-  await fetchLeftOut(store, id, (at, name) => at === p && name === opts.tensor, 'cat --tensor');
+  await fetchLeftOut(store, id, (at, names) => at === p && names[0] === part.name, 'cat --tensor');
   const t = await store.readTensor(part.id);
   let bytes = 0;
   for (const chunk of t.chunks) {

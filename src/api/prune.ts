@@ -6,7 +6,8 @@ import { compileGlob } from '../core/glob.js';
 import type { MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { fileReleased, tensorReleased, walkObjects } from '../store/object-walk.js';
+import { type TensorNames, tensorPartNames } from '../core/store-format/objects/file-recipe.js';
+import { fileReleased, type ReleaseRecord, tensorReleased, walkObjects } from '../store/object-walk.js';
 import { mergePruneRecords, type PruneRecord } from '../store/prune-records.js';
 import { gcRoots, liveObjects } from '../store/reachability.js';
 import { parseCount } from './commit-input.js';
@@ -212,7 +213,23 @@ async function releaseEstimate(
  *   against `<file>:<name>`, where `model.*` reaches every tensor of `model.safetensors`. A record holding such a
  *   glob would release more data under an older ckvc (a second site, a bundle's receiver) than here, so it is
  *   refused, with the spelling that means the same to every version.
+ * - Tied names (FORMAT.md §5.3) share one stored tensor, so a record releases them together. Globs that take
+ *   some names of a tensor and not others are refused: they would release a name the user did not give, and a
+ *   ckvc that predates tied names matches the first name only, so it would release something else.
  */
+function refusePartlyTied(rec: ReleaseRecord, path: string, part: TensorNames): void {
+  const names = tensorPartNames(part);
+  const taken = names.filter((name) => tensorReleased(rec, path, { name }));
+  if (taken.length === 0 || taken.length === names.length) return;
+  const left = names.filter((n) => !taken.includes(n));
+  const all = names.map((n) => `'${n}'`).join(', ');
+  throw new CkvcError(
+    'CKVC_BAD_ARGUMENT',
+    `--tensors takes '${taken[0]}' of ${path} but not '${left[0]}': they are tied names of one stored tensor (${all}), whose data a prune releases for all of them at once; add --tensors '${left[0]}' to release it, or leave out '${taken[0]}'; nothing was marked`,
+    { path, tensor: part.name, names, taken, left },
+  );
+}
+
 async function checkGlobs(store: ObjectStore, commits: ObjectId[], release: Release): Promise<void> {
   const tensorGlobs = release.tensors ?? [];
   const fileGlobs = release.files ?? [];
@@ -223,6 +240,7 @@ async function checkGlobs(store: ObjectStore, commits: ObjectId[], release: Rele
   // One record per glob, made once: the rule's compiled globs are kept per record list.
   const byTensorGlob = tensorGlobs.map((g) => ({ glob: g, rec: { tensors: [g] } }));
   const byFileGlob = fileGlobs.map((g) => ({ key: `files:${g}`, rec: { tensors: [], files: [g] } }));
+  const whole = release.tensors ? { tensors: release.tensors, files: release.files ?? undefined } : undefined;
   const pruning = new Set(commits);
   // Under a record with globs the walk sees each file at every path it has in these commits.
   await walkObjects(store, commits, {
@@ -236,8 +254,9 @@ async function checkGlobs(store: ObjectStore, commits: ObjectId[], release: Rele
       for (const part of r.recipe.parts) {
         if (part.kind !== 'tensor') continue;
         if (seen.tensors.size < 3) seen.tensors.add(part.name);
+        if (whole && part.tied) refusePartlyTied(whole, r.path, part);
         for (const g of byTensorGlob)
-          if (unmatched.has(g.glob) && tensorReleased(g.rec, r.path, part.name)) unmatched.delete(g.glob);
+          if (unmatched.has(g.glob) && tensorReleased(g.rec, r.path, part)) unmatched.delete(g.glob);
         const hit = bare.find((g) => !g.re.test(part.name) && g.re.test(`${r.path}:${part.name}`));
         if (hit) {
           throw new CkvcError(

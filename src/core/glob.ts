@@ -120,3 +120,8 @@ export function tensorSelected(sel: TensorSelection, file: string, name: string)
     (sel.include.length === 0 || tensorMatches(sel.include, file, name)) && !tensorMatches(sel.exclude, file, name)
   );
 }
+
+/** Which of one tensor's names (its own and its tied ones, FORMAT.md §5.3) the selection takes. */
+export function selectedNames(sel: TensorSelection, file: string, names: readonly string[]): string[] {
+  return names.filter((n) => tensorSelected(sel, file, n));
+}

@@ -29,7 +29,7 @@ export async function unmatchedFilter(
       for (const part of r.recipe.parts) {
         if (part.kind !== 'tensor') continue;
         if (seen.length < 3 && !seen.includes(part.name)) seen.push(part.name);
-        if (!tensorReleased(rec, r.path, part.name)) selected = true;
+        if (!tensorReleased(rec, r.path, part)) selected = true;
       }
     },
   });

@@ -4,7 +4,9 @@
 import { CkvcError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { walkObjects } from '../store/object-walk.js';
+import { tensorPartNames } from '../core/store-format/objects/file-recipe.js';
+import type { TensorObject } from '../core/store-format/objects/tensor-object.js';
+import { listTreeFiles, tensorReleased } from '../store/object-walk.js';
 import { PromiseRecords, type PromiseRecord } from '../store/promise-records.js';
 import type { Transport } from './transport.js';
 
@@ -51,30 +53,37 @@ export async function refuseLeftOut(
 
 /**
  * The chunks of `commit`'s tensors that `wanted` selects (data no prune record released), that this store lacks.
- * Walks the one commit: its parents are other commits' business.
+ * `wanted` sees each file at each of its paths and each tensor with all its names (FORMAT.md §5.3): a tensor
+ * that twin files share (model.safetensors beside a torch.save of it) is wanted under whichever path and name
+ * selects it, so this lists the commit's files rather than walking objects, which meets each tensor once.
+ * Its parents are other commits' business.
  */
 export async function missingTensorChunks(
   store: ObjectStore,
   commit: ObjectId,
-  wanted: (path: string, name: string) => boolean,
+  wanted: (path: string, names: readonly string[]) => boolean,
 ): Promise<{ chunks: ObjectId[]; tensors: { path: string; name: string }[] }> {
   const record = await store.pruned.get(commit);
+  const { tree } = await store.readCommit(commit);
   const chunkOf = new Map<ObjectId, { path: string; name: string }>();
-  await walkObjects(store, [commit], {
-    recordOf: () => record,
-    stopAt: (id) => id !== commit,
-    visit: (r) => {
-      if (r.kind !== 'tensor' || r.released || !r.tensor || !wanted(r.path, r.name)) return;
-      for (const c of r.tensor.chunks) if (!chunkOf.has(c)) chunkOf.set(c, { path: r.path, name: r.name });
-    },
-  });
+  const tensors = new Map<ObjectId, TensorObject>();
+  for (const file of await listTreeFiles(store, tree)) {
+    const recipe = await store.readFileRecipe(file.id);
+    for (const part of recipe.parts) {
+      if (part.kind !== 'tensor' || tensorReleased(record, file.path, part)) continue;
+      if (!wanted(file.path, tensorPartNames(part))) continue;
+      let tensor = tensors.get(part.id);
+      if (!tensor) tensors.set(part.id, (tensor = await store.readTensor(part.id)));
+      for (const c of tensor.chunks) if (!chunkOf.has(c)) chunkOf.set(c, { path: file.path, name: part.name });
+    }
+  }
   const chunks = await absent(store, [...chunkOf.keys()]);
-  const tensors = new Map<string, { path: string; name: string }>();
+  const named = new Map<string, { path: string; name: string }>();
   for (const c of chunks) {
     const t = chunkOf.get(c)!;
-    tensors.set(`${t.path}:${t.name}`, t);
+    named.set(`${t.path}:${t.name}`, t);
   }
-  return { chunks, tensors: [...tensors.values()] };
+  return { chunks, tensors: [...named.values()] };
 }
 
 /** Drops the promises of `commits` whose tensor data is all here now (a fetch without filter completed them). */

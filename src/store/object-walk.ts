@@ -22,7 +22,7 @@ import {
 } from '../core/glob.js';
 import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
-import type { FileRecipe } from '../core/store-format/objects/file-recipe.js';
+import { type FileRecipe, type TensorNames, tensorPartNames } from '../core/store-format/objects/file-recipe.js';
 import type { TagObject } from '../core/store-format/objects/tag-object.js';
 import type { TensorObject } from '../core/store-format/objects/tensor-object.js';
 import type { TreeObject } from '../core/store-format/objects/tree-object.js';
@@ -58,11 +58,11 @@ const compiled = new WeakMap<string[], TensorGlob[]>();
 const compiledPaths = new WeakMap<string[], Glob[]>();
 const compiledKeeps = new WeakMap<string[][], TensorSelection[]>();
 
-/** Is tensor `name` at `filePath` outside every selection a promise keeps (its data left out by a partial fetch)? */
-function leftOut(keep: string[][], filePath: string, name: string): boolean {
+/** Is the tensor at `filePath` outside every selection a promise keeps (its data left out by a partial fetch)? */
+function leftOut(keep: string[][], filePath: string, names: readonly string[]): boolean {
   let sels = compiledKeeps.get(keep);
   if (!sels) compiledKeeps.set(keep, (sels = keep.map((k) => tensorSelection(k, '--filter'))));
-  return !sels.some((sel) => tensorSelected(sel, filePath, name));
+  return !sels.some((sel) => names.some((n) => tensorSelected(sel, filePath, n)));
 }
 
 function globsOf(rec: ReleaseRecord): TensorGlob[] {
@@ -81,18 +81,23 @@ export function fileReleased(rec: ReleaseRecord | undefined, filePath: string): 
   return res.some((re) => re.test(filePath));
 }
 
-/** Is tensor `name` of the file at `filePath` released by the commit's record? The one statement of the rule. */
-export function tensorReleased(rec: ReleaseRecord | undefined, filePath: string, name: string): boolean {
+/**
+ * Is the tensor (a part, or one name of it) of the file at `filePath` released by the commit's record? The one
+ * statement of the rule: a glob takes a tensor by any of its names (its tied ones too, FORMAT.md §5.3).
+ */
+export function tensorReleased(rec: ReleaseRecord | undefined, filePath: string, tensor: TensorNames): boolean {
   if (!rec) return false;
   if (rec.tensors === null || fileReleased(rec, filePath)) return true;
-  if (rec.keep && leftOut(rec.keep, filePath, name)) return true;
-  return tensorMatches(globsOf(rec), filePath, name);
+  const names = tensorPartNames(tensor);
+  if (rec.keep && leftOut(rec.keep, filePath, names)) return true;
+  const globs = globsOf(rec);
+  return names.some((n) => tensorMatches(globs, filePath, n));
 }
 
 /** Does the record release anything of this file (a tensor's data or its chunk parts)? */
 export function fileDataReleased(rec: ReleaseRecord | undefined, filePath: string, recipe: FileRecipe): boolean {
   if (fileReleased(rec, filePath)) return recipe.parts.length > 0;
-  return recipe.parts.some((p) => p.kind === 'tensor' && tensorReleased(rec, filePath, p.name));
+  return recipe.parts.some((p) => p.kind === 'tensor' && tensorReleased(rec, filePath, p));
 }
 
 /**
@@ -219,7 +224,7 @@ export async function walkObjects(src: ObjectSource, roots: ObjectId[], opts: Wa
         if (!wholeFileReleased) await chunk(part.id, commit, path, 'file');
         continue;
       }
-      const released = tensorReleased(ctx.record, path, part.name);
+      const released = tensorReleased(ctx.record, path, part);
       const key = `${released ? 'r' : 'd'}${part.id}`;
       // Data already walked covers a released reach too.
       if (tensorsSeen.has(key) || tensorsSeen.has(`d${part.id}`)) continue;

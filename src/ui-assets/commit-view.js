@@ -107,7 +107,9 @@ function filesSection(c) {
       t.dtype,
       `[${t.shape.join(', ')}]`,
       bytes(t.bytes),
-      t.pruned ? 'pruned' : t.deflated ? 'deflated' : '',
+      [t.tiedTo !== undefined ? `tied to ${t.tiedTo}` : '', t.pruned ? 'pruned' : t.deflated ? 'deflated' : '']
+        .filter(Boolean)
+        .join(', '),
     ]),
   );
   return [

@@ -169,7 +169,7 @@ describe.skipIf(!onLocalFileSystem(os.tmpdir()))('FilesCache', () => {
     expect(names.every((n) => /^[0-9a-f]{32}$/.test(n))).toBe(true);
     const file = path.join(
       dir,
-      names.find((n) => parseFilesCache(fs.readFileSync(path.join(dir, n), 'utf8'), 1)?.has(A))!,
+      names.find((n) => parseFilesCache(fs.readFileSync(path.join(dir, n), 'utf8'), FILE_PLAN_RULES)?.has(A))!,
     );
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     expect(FilesCache.open(layout, CHUNKING, FILE_PLAN_RULES).candidate(A, stats())).toBe(recipe);

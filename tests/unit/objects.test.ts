@@ -47,6 +47,12 @@ describe('object IDs (spec/vectors/object-ids.json)', () => {
     expect(hex(encodeTensor(t.fields))).toBe(t.body);
     expect(decodeTensor(unhex(t.body))).toEqual(t.fields);
   });
+  it('file vector with a tied name re-encodes from its fields', () => {
+    const f = ids.objects.find((o: any) => o.type === 'file' && o.fields);
+    expect(f.fields.parts[0].tied).toEqual(['lm_head.weight']);
+    expect(hex(encodeFileRecipe(f.fields))).toBe(f.body);
+    expect(decodeFileRecipe(unhex(f.body))).toEqual(f.fields);
+  });
 });
 
 describe('object decoders', () => {
@@ -102,6 +108,34 @@ describe('object decoders', () => {
     });
     expect(decodeFileRecipe(body).size).toBe(1);
     expect(code(() => decodeFileRecipe(bad))).toBe('CKVC_CORRUPT_OBJECT');
+  });
+  const tiedPart = (tied: unknown) =>
+    encodeCanonical({
+      size: 0,
+      b3: new Uint8Array(32),
+      format: 'pytorch',
+      parts: [{ tensor: unhex(chunk), size: 0, name: 'wte', tied: tied as string[] }],
+    });
+  for (const [what, tied] of [
+    ['no names', []],
+    ['its own name', ['wte']],
+    ['a name twice', ['head', 'head']],
+    ['a number', [1]],
+    ['more than 1024 names', Array.from({ length: 1025 }, (_, i) => `t${i}`)],
+  ] as const) {
+    it(`reject a tensor part whose tied names hold ${what}`, () => {
+      expect(code(() => decodeFileRecipe(tiedPart(tied)))).toBe('CKVC_CORRUPT_OBJECT');
+    });
+  }
+  it('an empty tied list is not written', () => {
+    const body = encodeFileRecipe({
+      size: 0,
+      b3: '00'.repeat(32),
+      format: 'pytorch',
+      parts: [{ kind: 'tensor', id: chunk, size: 0, name: 'wte', tied: [] }],
+    });
+    expect(decodeFileRecipe(body).parts[0]).not.toHaveProperty('tied');
+    expect(decodeFileRecipe(tiedPart(['head'])).parts[0]).toMatchObject({ name: 'wte', tied: ['head'] });
   });
   for (const name of ['..', '.', 'a/b', 'a\0b', '', 'x'.repeat(256)]) {
     it(`reject tree entry name ${JSON.stringify(name.slice(0, 10))}`, () => {

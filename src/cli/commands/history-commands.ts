@@ -156,7 +156,7 @@ function lsCommand(y: CliParser): void {
         );
         for (const t of f.tensors ?? [])
           out(
-            `  ${escaped(t.name)}  ${escaped(t.dtype)}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.order === 'F' ? '  (Fortran order)' : ''}${t.deflated ? '  (deflated in the archive)' : ''}${t.pruned ? '  (pruned)' : ''}`,
+            `  ${escaped(t.name)}  ${escaped(t.dtype)}  [${t.shape.join(', ')}]  ${bytes(t.bytes)}${t.order === 'F' ? '  (Fortran order)' : ''}${t.deflated ? '  (deflated in the archive)' : ''}${t.tiedTo !== undefined ? `  (tied to ${escaped(t.tiedTo)})` : ''}${t.pruned ? '  (pruned)' : ''}`,
           );
       }
     },

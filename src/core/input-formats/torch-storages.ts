@@ -1,6 +1,7 @@
 // What each storage of a PyTorch zip checkpoint is called and holds (spec/ARCHIVES.md §2): its dtype from the
 // storage class the pickle names, and its name and shape from the one tensor that covers it whole, if there is
 // one. Storages become tensor parts of the file recipe, so an unchanged storage costs nothing in the next commit.
+import { MAX_TIED_NAMES } from '../store-format/objects/file-recipe.js';
 import type { TorchPickleSummary, TorchTensorView } from './pickle-tensors.js';
 
 export interface TorchDtype {
@@ -99,6 +100,8 @@ export interface NamedStorage {
   dtype: string;
   shape: number[];
   groupWidth: number;
+  /** Other names the pickle gives this whole storage with the same dtype and shape (tied weights), in its order. */
+  tied?: string[];
 }
 
 function isContiguous(shape: number[], stride: number[]): boolean {
@@ -116,9 +119,35 @@ function coversWhole(v: TorchTensorView, bytes: number, width: number): boolean 
 }
 
 /**
+ * The other names of a named storage: views that cover it whole, in order, with its shape and dtype, as a model
+ * whose head reuses its embedding saves it. A view of another shape keeps no name, as in nameStorages.
+ */
+function tiedNames(
+  views: TorchTensorView[],
+  named: TorchTensorView,
+  bytes: number,
+  width: number,
+  taken: Set<string>,
+): string[] {
+  const tied: string[] = [];
+  for (const v of views) {
+    if (v === named || v.name === '' || taken.has(v.name) || tied.length >= MAX_TIED_NAMES) continue;
+    if (v.dtype !== named.dtype || !sameShape(v.shape, named.shape) || !coversWhole(v, bytes, width)) continue;
+    taken.add(v.name);
+    tied.push(v.name);
+  }
+  return tied;
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
  * Names each storage. A storage takes a tensor's name and shape only when that tensor is the whole storage
  * laid out in order (what a state_dict holds); a storage shared by views, or holding a slice, keeps its key,
- * so a name never promises a layout the bytes do not have. Names are unique within the file.
+ * so a name never promises a layout the bytes do not have. Other views that cover it whole with the same shape
+are its tied names. Names are unique within the file.
  */
 export function nameStorages(storages: TorchStorageEntry[], pickle: TorchPickleSummary | undefined): NamedStorage[] {
   const viewsByKey = new Map<string, TorchTensorView[]>();
@@ -140,7 +169,15 @@ export function nameStorages(storages: TorchStorageEntry[], pickle: TorchPickleS
         : undefined;
     if (whole && !taken.has(whole.name)) {
       taken.add(whole.name);
-      return { key: s.key, name: whole.name, dtype: dt.dtype, shape: whole.shape, groupWidth: dt.groupWidth };
+      const tied = tiedNames(viewsByKey.get(s.key)!, whole, s.bytes, dt.bytes, taken);
+      return {
+        key: s.key,
+        name: whole.name,
+        dtype: dt.dtype,
+        shape: whole.shape,
+        groupWidth: dt.groupWidth,
+        ...(tied.length ? { tied } : {}),
+      };
     }
     if (s.bytes % dt.bytes !== 0)
       return { key: s.key, name: `data/${s.key}`, dtype: UNKNOWN.dtype, shape: [s.bytes], groupWidth: 1 };

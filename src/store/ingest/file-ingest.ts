@@ -112,7 +112,8 @@ class FileIngest {
       chunks,
       ...(t.order ? { order: t.order } : {}),
     });
-    this.parts.push({ kind: 'tensor', id: await this.writer.put('tensor', body), size, name: t.name });
+    const id = await this.writer.put('tensor', body);
+    this.parts.push({ kind: 'tensor', id, size, name: t.name, ...(t.tied ? { tied: t.tied } : {}) });
   }
 
   /** A tensor stored as its element bytes while the file holds its text: the text is what the file hash sees. */

@@ -9,7 +9,7 @@ import type { PackedTensor } from '../../core/store-format/objects/file-recipe.j
  * are laid out). Raise it whenever they change: the files cache (spec/FORMAT.md §19) holds recipes cut by these
  * rules, and a cache written under other rules is ignored, so an unchanged file is cut again by the new ones.
  */
-export const FILE_PLAN_RULES = 1;
+export const FILE_PLAN_RULES = 2;
 
 export type Region =
   | { kind: 'verbatim'; start: number; end: number }
@@ -18,6 +18,8 @@ export type Region =
       start: number;
       end: number;
       name: string;
+      /** The file's other names for this whole tensor (FORMAT.md §5.3). */
+      tied?: string[];
       dtype: string;
       shape: number[];
       groupWidth: number;

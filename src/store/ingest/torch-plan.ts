@@ -59,6 +59,7 @@ export async function planTorchZip(file: InputFile, zip: ZipLayout): Promise<Tor
       start: s.entry.dataOffset,
       end: s.entry.dataEnd,
       name: n.name,
+      ...(n.tied ? { tied: n.tied } : {}),
       dtype: n.dtype,
       shape: n.shape,
       groupWidth: n.groupWidth,

@@ -8,8 +8,30 @@ import { compact, corrupt, FieldReader, uintValue } from './fields.js';
 
 export type FilePart =
   | { kind: 'chunk'; id: ObjectId; size: number }
-  /** `size` is the part's bytes in the file: the tensor's size, or the length of its JSON text when `json`. */
-  | { kind: 'tensor'; id: ObjectId; size: number; name: string; json?: JsonArrayLayout };
+  /**
+   * `size` is the part's bytes in the file: the tensor's size, or the length of its JSON text when `json`.
+   * `tied`: the file's other names for this same whole tensor (tied weights: torch.save keeps one storage).
+   */
+  | { kind: 'tensor'; id: ObjectId; size: number; name: string; tied?: string[]; json?: JsonArrayLayout };
+
+export type TensorPart = Extract<FilePart, { kind: 'tensor' }>;
+
+/** More names for one tensor than any model ties; recipes are untrusted, and every walk reads their names. */
+export const MAX_TIED_NAMES = 1024;
+
+/** What names a tensor part: its own name and its tied names. */
+export interface TensorNames {
+  name: string;
+  tied?: readonly string[];
+}
+
+/**
+ * Every name a tensor part goes by: its own first, then its tied names. A glob takes the part by any of them,
+ * whether it selects (`checkout --tensor`, `diff --tensor`, fetch filters) or releases (FORMAT.md §13).
+ */
+export function tensorPartNames(p: TensorNames): readonly string[] {
+  return p.tied ? [p.name, ...p.tied] : [p.name];
+}
 
 /** How a rendered part's numbers are written; the only style so far is Python's json.dump (spec/JSON.md §3). */
 export const JSON_NUMBER_STYLE = 'python';
@@ -59,6 +81,7 @@ export function encodeFileRecipe(r: FileRecipe): Uint8Array {
               tensor: idToBytes(p.id),
               size: p.size,
               name: p.name,
+              tied: p.tied?.length ? p.tied : undefined,
               json: p.json ? encodeLayout(p.json) : undefined,
             }),
       ),
@@ -82,7 +105,16 @@ export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): File
     if (p.has('chunk')) return { kind: 'chunk', id: p.id('chunk'), size: partSize };
     if (p.has('tensor')) {
       const json = p.has('json') ? decodeLayout(p.map('json')) : undefined;
-      return { kind: 'tensor', id: p.id('tensor'), size: partSize, name: p.string('name'), ...(json ? { json } : {}) };
+      const name = p.string('name');
+      const tied = p.has('tied') ? decodeTied(p, name) : undefined;
+      return {
+        kind: 'tensor',
+        id: p.id('tensor'),
+        size: partSize,
+        name,
+        ...(tied ? { tied } : {}),
+        ...(json ? { json } : {}),
+      };
     }
     throw corrupt(`${where} parts[${i}]`, 'is neither a chunk nor a tensor reference');
   });
@@ -110,6 +142,20 @@ export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): File
     parts,
     ...(packed ? { packed } : {}),
   };
+}
+
+/** A part's tied names: 1 to MAX_TIED_NAMES texts, none repeated nor its own name (a writer never makes them). */
+function decodeTied(f: FieldReader, name: string): string[] {
+  const v = f.array('tied');
+  if (v.length === 0 || v.length > MAX_TIED_NAMES)
+    throw corrupt(f.where, `field "tied" has ${v.length} names (1 to ${MAX_TIED_NAMES})`);
+  const seen = new Set([name]);
+  return v.map((s, i) => {
+    if (typeof s !== 'string') throw corrupt(f.where, `tied[${i}] is not a text`);
+    if (seen.has(s)) throw corrupt(f.where, `tied[${i}] repeats the name ${JSON.stringify(s)}`);
+    seen.add(s);
+    return s;
+  });
 }
 
 function encodeLayout(l: JsonArrayLayout): CborValue {
