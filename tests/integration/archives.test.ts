@@ -759,6 +759,28 @@ describe('hostile archives: exit 15, CKVC_BAD_TENSOR_FILE naming the file and en
     expect(diffSnapshots(snap, snapshotStore(s.store))).toEqual([]);
   });
 
+  it('a .pt cut short says a save may be in progress when it was written within the minute, else that it is damaged', () => {
+    const cutDir = path.join(dir, 'cut-pt');
+    fs.mkdirSync(cutDir);
+    const file = path.join(cutDir, 'ckpt.pt');
+    const whole = fs.readFileSync(path.join(FIXTURES, 'torch_training_checkpoint.pt'));
+    fs.writeFileSync(file, whole.subarray(0, whole.length >> 1)); // as torch.save leaves it halfway
+    const snap = snapshotStore(s.store);
+    const fresh = s.run(['commit', cutDir, '-m', 'cut']);
+    expect(fresh.code, fresh.stderr).toBe(15);
+    expect(errorCodes(fresh.stderr)).toEqual(['CKVC_BAD_TENSOR_FILE']);
+    expect(fresh.stderr).toMatch(
+      /last written (less than a second|\d+ s) ago: if a program is still saving it, commit again/,
+    );
+    const hourAgo = new Date(Date.now() - 3600_000);
+    fs.utimesSync(file, hourAgo, hourAgo);
+    const old = s.run(['commit', cutDir, '-m', 'cut']);
+    expect(errorCodes(old.stderr)).toEqual(['CKVC_BAD_TENSOR_FILE']);
+    expect(old.stderr).toContain('If the file is damaged, re-save it');
+    expect(old.stderr).not.toContain('still saving');
+    expect(diffSnapshots(snap, snapshotStore(s.store))).toEqual([]);
+  });
+
   it('a 128 MiB array deflated to 128 KiB is checked as a stream: committed, verbatim, memory far below 128 MiB', async () => {
     const okDir = path.join(dir, 'zeros');
     fs.mkdirSync(okDir);

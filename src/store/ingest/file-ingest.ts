@@ -170,6 +170,9 @@ async function planSafetensors(file: InputFile): Promise<FilePlan> {
   return plan.done();
 }
 
+/** A refused file written this recently may be a save in progress rather than a damaged one. */
+const RECENTLY_WRITTEN_MS = 60_000;
+
 /** Reads just enough of the file to choose its plan; a file claiming a format it breaks is refused. */
 async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> {
   const ext = path.extname(file.path).toLowerCase();
@@ -199,10 +202,17 @@ async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> 
         : ext === '.npz'
           ? 'NumPy .npz archive'
           : `zip archive named like a PyTorch checkpoint (${ext})`;
+    // A save still in progress looks damaged: then it has changed since it was opened, or only just before.
+    await file.checkUnchanged();
+    const ageMs = Date.now() - Number(file.opened.mtimeNs / 1_000_000n);
+    const advice =
+      ageMs < RECENTLY_WRITTEN_MS
+        ? `It was last written ${ageMs < 1000 ? 'less than a second' : `${Math.round(ageMs / 1000)} s`} ago: if a program is still saving it, commit again once the save has finished; if it is damaged, re-save it`
+        : 'If the file is damaged, re-save it';
     throw new CkvcError(
       'CKVC_BAD_TENSOR_FILE',
-      `${file.path} is a ${kind} that ckvc will not read: ${e.message}; nothing was committed. If the file is damaged, re-save it; to store it as plain bytes anyway, rename it to another extension`,
-      { path: file.path, format: kind, reason: e.message },
+      `${file.path} is a ${kind} that ckvc will not read: ${e.message}; nothing was committed. ${advice}; to store it as plain bytes anyway, rename it to another extension`,
+      { path: file.path, format: kind, reason: e.message, lastWrittenMsAgo: ageMs },
     );
   }
   return opaque;
