@@ -213,10 +213,11 @@ def commit(
     store: Optional[PathLike] = None,
     cwd: Optional[PathLike] = None,
     reread: bool = False,
+    allow_empty: bool = False,
 ) -> CommitResult:
     """Commits checkpoint files or folders: ``ckvc commit PATH... -m MESSAGE [-b BRANCH] [--config FILE]
     [--metric K=V]... [--step N] [--epoch E] [--run ID] [--label K=V]... [--parent REV]... [--author A] [--reread]
-    --json``.
+    [--allow-empty] --json``.
 
     Args:
         paths: a file or folder, or a list of them. A single folder becomes the commit's root (its files are
@@ -238,6 +239,8 @@ def commit(
         reread: read every file, also those unchanged since this store took them (``--reread``): the files cache
             takes such files unread, trusting their size, inode and times (a file rewritten through a writable
             memory map without the kernel updating its times needs this).
+        allow_empty: commit even when the paths hold no file (``--allow-empty``); without it that is refused with
+            ``CKVC_INPUT_NOT_FOUND``, since a save that failed leaves an empty folder.
 
     Returns:
         A :class:`CommitResult` (``.id`` is the new commit ID).
@@ -278,6 +281,8 @@ def commit(
         args.append(_opt("author", author))
     if reread:
         args.append("--reread")
+    if allow_empty:
+        args.append("--allow-empty")
     return CommitResult.from_json(run_json(args, store=store, cwd=cwd))
 
 

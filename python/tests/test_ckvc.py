@@ -417,6 +417,15 @@ class CommitOptions(StoreWithHistory):
         self.assertEqual((first.unread_files, again.unread_files, reread.unread_files), (0, len(tree), 0))
         self.assertEqual({again.tree, reread.tree}, {first.tree})
 
+    def test_an_empty_folder_is_refused_unless_allow_empty(self) -> None:
+        folder = os.path.join(self.work, "failed-save")
+        os.makedirs(folder)
+        with self.assertRaises(CkvcError) as cm:
+            ckvc.commit(folder, branch="empty", store=self.store, metrics={"loss": 0.1})
+        self.assertEqual((cm.exception.code, cm.exception.exit_code), ("CKVC_INPUT_NOT_FOUND", 15))
+        made = ckvc.commit(folder, branch="empty", store=self.store, allow_empty=True)
+        self.assertEqual(made.files, 0)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -9,7 +9,7 @@ import { encodeCommit, type ConfigRef } from '../core/store-format/objects/commi
 import { ingestPaths } from '../store/ingest/tree-ingest.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { REF_PREFIX } from '../store/ref-store.js';
-import { commitFields, prepareCommit, type CommitOptions } from './commit.js';
+import { commitFields, prepareCommit, refuseEmptyCommit, type CommitOptions } from './commit.js';
 import { configOf } from './config.js';
 
 export interface CommitDryRunResult {
@@ -37,6 +37,7 @@ export async function commitDryRun(store: ObjectStore, opts: CommitOptions): Pro
   const writer = store.countingWriter();
   const ingestOpts = { storeRoot: store.root, signal: opts.signal };
   const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, ingestOpts);
+  refuseEmptyCommit(opts, summary.files);
   const tip = await store.refs.read(REF_PREFIX.branch + p.branch);
   const parents = tip ? [tip, ...p.warm.filter((w) => w !== tip)] : [...p.warm];
   let config: CommitDryRunResult['config'];

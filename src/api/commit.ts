@@ -52,6 +52,8 @@ export interface CommitOptions {
   signal?: AbortSignal;
   /** Read every file, even those the files cache shows unchanged since they were stored (FORMAT.md §19). */
   reread?: boolean;
+  /** Commit even when the paths hold no file (by default refused: a save that failed leaves an empty folder). */
+  allowEmpty?: boolean;
 }
 
 export interface CommitResult {
@@ -132,6 +134,20 @@ export async function prepareCommit(store: ObjectStore, opts: CommitOptions): Pr
   return { branch, metrics, labels, step, epoch, cfg, warm, code, author };
 }
 
+/**
+ * Refuses a commit whose paths hold no file: a training loop whose save failed, or wrote elsewhere, would
+ * otherwise record an empty checkpoint with its metrics, which could even become the branch's best.
+ */
+export function refuseEmptyCommit(opts: CommitOptions, files: number): void {
+  if (files > 0 || opts.allowEmpty) return;
+  const given = opts.paths.map((p) => `'${p}'`).join(', ');
+  throw new CkvcError(
+    'CKVC_INPUT_NOT_FOUND',
+    `${given} ${opts.paths.length === 1 ? 'holds' : 'hold'} no file: nothing to commit (did the save fail, or write elsewhere?); --allow-empty commits an empty checkpoint anyway`,
+    { paths: opts.paths },
+  );
+}
+
 /** The commit object's fields besides its tree and parents. */
 export function commitFields(
   opts: CommitOptions,
@@ -174,6 +190,7 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
       bases,
       known: { cache: files, reread: Boolean(opts.reread), held: (id, treePath) => recipeHeld(store, id, treePath) },
     });
+    refuseEmptyCommit(opts, summary.files);
     let config: ConfigRef | undefined;
     if (cfg) {
       const snapshot = await writer.put('chunk', cfg.bytes);

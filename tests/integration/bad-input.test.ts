@@ -186,6 +186,19 @@ describe('other bad input', () => {
     );
   });
 
+  it('a folder holding no file (a save that failed): exit 15 CKVC_INPUT_NOT_FOUND, also with --dry-run', () => {
+    const empty = path.join(data, 'empty-save');
+    fs.mkdirSync(path.join(empty, 'sub'), { recursive: true });
+    const r = refused(['commit', empty, '-m', 'x', '--metric', 'loss=0.1'], 15, 'CKVC_INPUT_NOT_FOUND');
+    expect(r.stderr).toContain('holds no file: nothing to commit');
+    expect(r.stderr).toContain('--allow-empty');
+    refused(['commit', empty, '-m', 'x', '--dry-run'], 15, 'CKVC_INPUT_NOT_FOUND');
+    const other = newStore('ckvc-empty-commit-');
+    const made = other.json(['commit', empty, '-m', 'empty on purpose', '--allow-empty']);
+    expect(made.files).toBe(0);
+    expect(other.json(['ls', made.id]).files).toEqual([]);
+  });
+
   // Inside a committed folder a symlink is skipped with a warning (checkout-safety.test.ts); named, it is followed.
   it('a broken symlink named as an input: exit 15', () => {
     const dir = path.join(data, 'withlink');

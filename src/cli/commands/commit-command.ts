@@ -86,6 +86,10 @@ export function commitCommand(y: CliParser): void {
         .option('dry-run', {
           type: 'boolean',
           describe: 'check every input and report what would be stored and how much is new; write nothing',
+        })
+        .option('allow-empty', {
+          type: 'boolean',
+          describe: 'commit even when the paths hold no file (refused otherwise: a failed save leaves an empty folder)',
         }),
     async (args) => {
       const ac = new AbortController();
@@ -106,6 +110,7 @@ export function commitCommand(y: CliParser): void {
           author: args.author,
           signal: ac.signal,
           reread: args.reread,
+          allowEmpty: args.allowEmpty,
           progress:
             process.stderr.isTTY && !args.json ? (e) => info(`  ${escaped(e.path)} (${bytes(e.bytes)})`) : undefined,
         };
