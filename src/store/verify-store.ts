@@ -4,7 +4,8 @@
 import * as fs from 'node:fs/promises';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { CkvcError, type ErrorCode } from '../core/errors.js';
-import type { ObjectId } from '../core/store-format/object-id.js';
+import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
+import { damagedCommits, type DamagedCommit } from './damage-reach.js';
 import { CODECS, PACK_FOOTER_BYTES } from '../core/store-format/pack-format.js';
 import { OffThreadFailed } from './file-output.js';
 import { findLeftovers, type LeftoverSummary } from './leftovers.js';
@@ -44,12 +45,20 @@ export interface VerifyReport {
   leftovers: LeftoverSummary;
   /** Not a problem: commits where a shallow store's history stops (FORMAT.md §17), with the parents it lacks. */
   shallow: { commit: ObjectId; parents: ObjectId[] }[];
+  /** What the damaged or missing objects among the problems cost: the commits and files that no longer rebuild. */
+  damaged: DamagedCommit[];
 }
 
 class Verifier {
   readonly problems: VerifyProblem[] = [];
   readonly checked = { refs: 0, commits: 0, trees: 0, files: 0, tensors: 0, chunks: 0, packs: 0, objectsRead: 0 };
   readonly shallow: { commit: ObjectId; parents: ObjectId[] }[] = [];
+  readonly tips: ObjectId[] = [];
+  /** The refs naming each tip, as `ckvc` prints them (`main`, `tags/best`, `origin/main`). */
+  readonly names = new Map<ObjectId, string[]>();
+  private pruned = new Map<ObjectId, PruneRecord>();
+  private promises = new Map<ObjectId, PromiseRecord>();
+  readonly recordOf = (id: ObjectId) => withPromise(this.pruned.get(id), this.promises.get(id));
 
   constructor(private readonly store: ObjectStore) {}
 
@@ -64,7 +73,7 @@ class Verifier {
   }
 
   async refs(): Promise<ObjectId[]> {
-    const tips: ObjectId[] = [];
+    const tips = this.tips;
     try {
       await this.store.refs.readHead();
     } catch (e) {
@@ -81,8 +90,12 @@ class Verifier {
       for (const r of list) {
         this.checked.refs++;
         const type = await this.store.typeOf(r.id);
-        if (type === 'commit' || type === 'tag') tips.push(r.id);
-        else {
+        if (type === 'commit' || type === 'tag') {
+          tips.push(r.id);
+          const name =
+            kind === 'branch' || kind === 'remote' ? r.name : `${kind === 'tag' ? 'tags' : 'aliases'}/${r.name}`;
+          this.names.set(r.id, [...(this.names.get(r.id) ?? []), name]);
+        } else {
           this.problem(
             'refs',
             new CkvcError(
@@ -102,16 +115,14 @@ class Verifier {
    * released (the walk gc uses; gc may keep more, never less: it ignores records of commits a name points at).
    */
   async history(tips: ObjectId[]): Promise<void> {
-    let pruned = new Map<ObjectId, PruneRecord>();
     try {
-      pruned = await this.store.pruned.all();
+      this.pruned = await this.store.pruned.all();
     } catch (e) {
       this.problem('history', e);
     }
     // Data a partial fetch left out is promised by a remote, not lost (FORMAT.md §13.2): not reported missing.
-    let promises = new Map<ObjectId, PromiseRecord>();
     try {
-      promises = await new PromiseRecords(this.store.layout).all();
+      this.promises = await new PromiseRecords(this.store.layout).all();
     } catch (e) {
       this.problem('history', e);
     }
@@ -119,7 +130,7 @@ class Verifier {
     // Chunks, and tensors whose data every reach so far released: not read here, but they must exist.
     const leaves = new Map<ObjectId, 'chunk' | 'tensor'>();
     await walkObjects(this.store, tips, {
-      recordOf: (id) => withPromise(pruned.get(id), promises.get(id)),
+      recordOf: this.recordOf,
       visit: (r) => {
         if (r.kind === 'commit' && r.cut) this.shallow.push({ commit: r.id, parents: r.cut });
         if (r.kind === 'chunk') leaves.set(r.id, 'chunk');
@@ -328,11 +339,23 @@ export async function verifyStore(store: ObjectStore, opts: { readData?: boolean
   await v.history(tips);
   await v.packs(Boolean(opts.readData));
   const found = await leftovers(store);
+  // Objects a problem names as damaged or missing: what they cost is worth a walk only when there are some.
+  const bad = new Set<ObjectId>();
+  for (const p of v.problems) {
+    const id = p.data.id;
+    if (
+      (p.code === 'CKVC_CORRUPT_OBJECT' || p.code === 'CKVC_MISSING_OBJECT') &&
+      typeof id === 'string' &&
+      isObjectId(id)
+    )
+      bad.add(id);
+  }
   return {
     ok: v.problems.length === 0,
     problems: v.problems,
     checked: v.checked,
     leftovers: found,
     shallow: v.shallow,
+    damaged: await damagedCommits(store, v.tips, v.names, bad, v.recordOf),
   };
 }

@@ -102,6 +102,21 @@ function statsCommand(y: CliParser): void {
   );
 }
 
+/** The checkpoints the problems cost, a line each: the commit, the refs naming it, the files it can no longer rebuild. */
+function printDamaged(damaged: { commit: string; refs: string[]; paths: string[]; unreadable?: string }[]): void {
+  if (!damaged.length) return;
+  const SHOWN = 20;
+  out(`damaged: ${damaged.length} commit(s) can no longer be checked out whole:`);
+  for (const d of damaged.slice(0, SHOWN)) {
+    const refs = d.refs.length ? ` (${d.refs.map(escaped).join(', ')})` : '';
+    const what = d.unreadable
+      ? `its ${d.unreadable} cannot be read`
+      : `${d.paths.slice(0, 5).map(escaped).join(', ')}${d.paths.length > 5 ? `, ... (${d.paths.length - 5} more)` : ''}`;
+    out(`  ${short(d.commit)}${refs}: ${what}`);
+  }
+  if (damaged.length > SHOWN) out(`  ... and ${damaged.length - SHOWN} more (--json lists them)`);
+}
+
 function verifyCommand(y: CliParser): void {
   addCommand(
     y,
@@ -121,6 +136,7 @@ function verifyCommand(y: CliParser): void {
       if (args.json) json(r);
       else {
         for (const p of r.problems) out(`${p.code}  [${p.phase}]  ${escaped(p.message)}`);
+        printDamaged(r.damaged);
         const c = r.checked;
         info(
           `checked ${c.refs} ref(s), ${c.commits} commit(s), ${c.trees} tree(s), ${c.files} file(s), ${c.tensors} tensor(s), ${c.chunks} chunk(s), ${c.packs} pack(s)${args.readData ? `, re-hashed ${c.objectsRead} object(s)` : ''}`,

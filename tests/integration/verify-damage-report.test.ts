@@ -1,0 +1,114 @@
+// `ckvc verify` names what damage costs (spec/FORMAT.md §10): the commits that can no longer be checked out
+// whole, the refs naming them and the files, so a user knows which checkpoints to restore from elsewhere. A chunk
+// that later commits store as deltas against it takes those commits down with it; data released by prune does
+// not count, and undamaged files are not named.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RECORD_HEADER_BYTES } from '../../src/core/store-format/pack-format.js';
+import { CODECS } from '../../src/core/store-format/pack-format.js';
+import { ObjectStore } from '../../src/store/object-store.js';
+import { listTreeFiles } from '../../src/store/object-walk.js';
+import { errorCodes } from '../helpers/ckvc.js';
+import { optimizerStepFloat32, randomBytes, safetensorsFromHeader, trainedFloat32 } from '../helpers/data.js';
+import { flipByte } from '../helpers/snapshots.js';
+import { cleanupTemp } from '../helpers/temp-dirs.js';
+import { commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
+
+afterAll(cleanupTemp);
+
+const ELEMENTS = 64 * 1024; // 256 KiB of F32: one chunk
+
+function checkpoint(w: Buffer): Buffer {
+  const header = { w: { dtype: 'F32', shape: [ELEMENTS], data_offsets: [0, w.length] } };
+  return safetensorsFromHeader(header, w);
+}
+
+/** Damages a record through its body (every byte plane of it), as a bad sector would. */
+function damage(file: string, entry: { offset: number; storedLength: number }): void {
+  const body = entry.offset + RECORD_HEADER_BYTES;
+  for (let k = 1; k <= 8; k++) flipByte(file, body + Math.floor((entry.storedLength * k) / 9));
+}
+
+/** The record of `commit`'s first chunk of tensor `w` in model.safetensors: its pack file, offset and codec. */
+async function chunkRecordOfW(s: TestStore, commit: string) {
+  const store = await ObjectStore.open(s.store);
+  try {
+    const { tree } = await store.readCommit(commit);
+    const file = (await listTreeFiles(store, tree)).find((f) => f.path === 'model.safetensors')!;
+    const part = (await store.readFileRecipe(file.id)).parts.find((p) => p.kind === 'tensor')!;
+    const chunk = (await store.readTensor(part.id)).chunks[0]!;
+    const [loc] = await store.locate([chunk]);
+    return { file: store.layout.packFile(loc!.packId), entry: loc!.entry };
+  } finally {
+    await store.close();
+  }
+}
+
+let template: TestStore;
+let step1: string;
+let step2: string;
+let other: string;
+
+beforeAll(() => {
+  template = newStore('ckvc-damage-');
+  const ckpt = path.join(template.dir, 'ckpt');
+  fs.mkdirSync(ckpt);
+  const w1 = trainedFloat32(1, ELEMENTS);
+  fs.writeFileSync(path.join(ckpt, 'model.safetensors'), checkpoint(w1));
+  fs.writeFileSync(path.join(ckpt, 'notes.bin'), randomBytes(2, 10_000));
+  step1 = commitId(template, [ckpt, '-m', 'step 1']);
+  template.ok(['tag', 'first', step1]);
+  fs.writeFileSync(path.join(ckpt, 'model.safetensors'), checkpoint(optimizerStepFloat32(w1, 3)));
+  step2 = commitId(template, [ckpt, '-m', 'step 2']);
+  // Another branch whose checkpoint shares nothing with the damaged chunk.
+  fs.writeFileSync(path.join(ckpt, 'model.safetensors'), checkpoint(trainedFloat32(4, ELEMENTS)));
+  other = commitId(template, [ckpt, '-m', 'other', '-b', 'other']);
+});
+
+describe('verify names the checkpoints damage costs', () => {
+  it('a damaged chunk: the commits that hold it, and those whose deltas need it, with their refs and files', async () => {
+    const s = copyStore(template, 'ckvc-damage-case-');
+    expect((await chunkRecordOfW(s, step2)).entry.codec, 'step 2 stores w as a delta').toBe(CODECS.xorPlanes);
+    const { file, entry } = await chunkRecordOfW(s, step1);
+    damage(file, entry);
+
+    const r = s.run(['verify', '--read-data', '--json']);
+    expect(r.code).toBe(12);
+    const report = JSON.parse(r.stdout);
+    const byCommit = new Map(report.damaged.map((d: { commit: string }) => [d.commit, d]));
+    expect(byCommit.get(step1)).toEqual({ commit: step1, refs: ['tags/first'], paths: ['model.safetensors'] });
+    expect(byCommit.get(step2)).toEqual({ commit: step2, refs: ['main'], paths: ['model.safetensors'] });
+    expect(byCommit.has(other)).toBe(false);
+    expect(report.damaged).toHaveLength(2);
+    // What it says is what a checkout finds.
+    for (const c of [step1, step2]) {
+      const out = s.run(['checkout', c, '--to', path.join(s.dir, `out-${c}`)]);
+      expect(errorCodes(out.stderr), out.stderr).toEqual(['CKVC_CORRUPT_OBJECT']);
+    }
+    s.ok(['checkout', other, '--to', path.join(s.dir, 'out-other')]);
+    s.ok(['checkout', step1, '--to', path.join(s.dir, 'notes'), '--path', 'notes.bin']);
+
+    const text = s.run(['verify', '--read-data']);
+    expect(text.stdout).toContain('damaged: 2 commit(s) can no longer be checked out whole:');
+    expect(text.stdout).toContain(`  ${step2.slice(0, 12)} (main): model.safetensors`);
+    expect(text.stdout).toContain(`  ${step1.slice(0, 12)} (tags/first): model.safetensors`);
+    expect(text.stdout).not.toContain("run 'ckvc verify --read-data'");
+  });
+
+  it('data a prune released is not called lost', async () => {
+    const s = copyStore(template, 'ckvc-damage-pruned-');
+    s.ok(['prune', '--keep-last', '1', '--tensors', 'w', '--include-tagged']);
+    const { file, entry } = await chunkRecordOfW(s, step1);
+    damage(file, entry);
+    const report = JSON.parse(s.run(['verify', '--read-data', '--json']).stdout);
+    // step 1's w is released, but step 2 still needs its bytes as the base of its delta.
+    expect(report.damaged.map((d: { commit: string }) => d.commit)).toEqual([step2]);
+    expect(report.ok).toBe(false);
+  });
+
+  it('a clean store reports nothing damaged', () => {
+    const report = JSON.parse(template.ok(['verify', '--read-data', '--json']).stdout);
+    expect(report.damaged).toEqual([]);
+  });
+});
