@@ -37,7 +37,7 @@ export async function commitDryRun(store: ObjectStore, opts: CommitOptions): Pro
   const writer = store.countingWriter();
   const ingestOpts = { storeRoot: store.root, signal: opts.signal };
   const { tree, summary } = await ingestPaths(opts.paths, writer, store.config, ingestOpts);
-  refuseEmptyCommit(opts, summary.files);
+  refuseEmptyCommit(opts, summary);
   const tip = await store.refs.read(REF_PREFIX.branch + p.branch);
   const parents = tip ? [tip, ...p.warm.filter((w) => w !== tip)] : [...p.warm];
   let config: CommitDryRunResult['config'];

@@ -138,13 +138,17 @@ export async function prepareCommit(store: ObjectStore, opts: CommitOptions): Pr
  * Refuses a commit whose paths hold no file: a training loop whose save failed, or wrote elsewhere, would
  * otherwise record an empty checkpoint with its metrics, which could even become the branch's best.
  */
-export function refuseEmptyCommit(opts: CommitOptions, files: number): void {
-  if (files > 0 || opts.allowEmpty) return;
+export function refuseEmptyCommit(opts: CommitOptions, summary: { files: number; warnings: string[] }): void {
+  if (summary.files > 0 || opts.allowEmpty) return;
   const given = opts.paths.map((p) => `'${p}'`).join(', ');
+  // What the scan skipped (links inside a folder) is why some folders look empty: said here, since this stops.
+  const skipped = summary.warnings.length
+    ? ` (${summary.warnings[0]}${summary.warnings.length > 1 ? `; and ${summary.warnings.length - 1} more` : ''})`
+    : '';
   throw new CkvcError(
     'CKVC_INPUT_NOT_FOUND',
-    `${given} ${opts.paths.length === 1 ? 'holds' : 'hold'} no file: nothing to commit (did the save fail, or write elsewhere?); --allow-empty commits an empty checkpoint anyway`,
-    { paths: opts.paths },
+    `${given} ${opts.paths.length === 1 ? 'holds' : 'hold'} no file to commit${skipped}: did the save fail, or write elsewhere? 'ckvc commit --allow-empty' commits an empty checkpoint anyway`,
+    { paths: opts.paths, warnings: summary.warnings },
   );
 }
 
@@ -190,7 +194,7 @@ async function commitLanded(store: ObjectStore, opts: CommitOptions): Promise<Co
       bases,
       known: { cache: files, reread: Boolean(opts.reread), held: (id, treePath) => recipeHeld(store, id, treePath) },
     });
-    refuseEmptyCommit(opts, summary.files);
+    refuseEmptyCommit(opts, summary);
     let config: ConfigRef | undefined;
     if (cfg) {
       const snapshot = await writer.put('chunk', cfg.bytes);

@@ -213,9 +213,9 @@ async function releaseEstimate(
  *   against `<file>:<name>`, where `model.*` reaches every tensor of `model.safetensors`. A record holding such a
  *   glob would release more data under an older ckvc (a second site, a bundle's receiver) than here, so it is
  *   refused, with the spelling that means the same to every version.
- * - Tied names (FORMAT.md §5.3) share one stored tensor, so a record releases them together. Globs that take
- *   some names of a tensor and not others are refused: they would release a name the user did not give, and a
- *   ckvc that predates tied names matches the first name only, so it would release something else.
+ * - Tied names (FORMAT.md §5.3) share one stored tensor, whose data a record releases by its own name (as every
+ *   version reads records). Globs that take some names of a tensor and not others are refused: taking the own
+ *   name alone would release a tied name the user did not give, a tied name alone would release nothing.
  */
 function refusePartlyTied(rec: ReleaseRecord, path: string, part: TensorNames): void {
   const names = tensorPartNames(part);
@@ -255,8 +255,11 @@ async function checkGlobs(store: ObjectStore, commits: ObjectId[], release: Rele
         if (part.kind !== 'tensor') continue;
         if (seen.tensors.size < 3) seen.tensors.add(part.name);
         if (whole && part.tied) refusePartlyTied(whole, r.path, part);
+        // A glob naming a tied name matches: refusePartlyTied has made sure it is given with the part's own name.
+        const names = tensorPartNames(part);
         for (const g of byTensorGlob)
-          if (unmatched.has(g.glob) && tensorReleased(g.rec, r.path, part)) unmatched.delete(g.glob);
+          if (unmatched.has(g.glob) && names.some((name) => tensorReleased(g.rec, r.path, { name })))
+            unmatched.delete(g.glob);
         const hit = bare.find((g) => !g.re.test(part.name) && g.re.test(`${r.path}:${part.name}`));
         if (hit) {
           throw new CkvcError(

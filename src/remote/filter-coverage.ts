@@ -20,19 +20,31 @@ export async function unmatchedFilter(
   const rec = withFilter(undefined, filter);
   const seen: string[] = [];
   let selected = false;
+  let tiedOnly: { path: string; tied: string; name: string } | undefined;
   const only = new Set(tips);
   await walkObjects(store, tips, {
     stopAt: (id) => !only.has(id),
     depth: 'files',
     visit: (r) => {
-      if (r.kind !== 'file' || selected) return;
+      if (r.kind !== 'file') return;
       for (const part of r.recipe.parts) {
         if (part.kind !== 'tensor') continue;
         if (seen.length < 3 && !seen.includes(part.name)) seen.push(part.name);
         if (!tensorReleased(rec, r.path, part)) selected = true;
+        else if (!tiedOnly) {
+          const tied = part.tied?.find((name) => !tensorReleased(rec, r.path, { name }));
+          if (tied !== undefined) tiedOnly = { path: r.path, tied, name: part.name };
+        }
       }
     },
   });
+  // A filter goes by a tensor's own name, as every version reads it (FORMAT.md §13.2): a tied name takes nothing.
+  if (tiedOnly)
+    return (
+      `--filter takes '${tiedOnly.tied}' of ${tiedOnly.path} only by its tied name: filters select a tensor by its ` +
+      `own name, '${tiedOnly.name}', so its data stays on '${remote}' until a command needs it; ` +
+      `'ckvc fetch ${remote} --filter tensors:${tiedOnly.name}' fetches it now`
+    );
   if (selected || seen.length === 0) return undefined;
   const globs = filter.map((g) => `tensors:${g}`).join(' ');
   return (

@@ -22,7 +22,7 @@ import {
 } from '../core/glob.js';
 import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import type { CommitObject } from '../core/store-format/objects/commit-object.js';
-import { type FileRecipe, type TensorNames, tensorPartNames } from '../core/store-format/objects/file-recipe.js';
+import type { FileRecipe, TensorNames } from '../core/store-format/objects/file-recipe.js';
 import type { TagObject } from '../core/store-format/objects/tag-object.js';
 import type { TensorObject } from '../core/store-format/objects/tensor-object.js';
 import type { TreeObject } from '../core/store-format/objects/tree-object.js';
@@ -58,11 +58,11 @@ const compiled = new WeakMap<string[], TensorGlob[]>();
 const compiledPaths = new WeakMap<string[], Glob[]>();
 const compiledKeeps = new WeakMap<string[][], TensorSelection[]>();
 
-/** Is the tensor at `filePath` outside every selection a promise keeps (its data left out by a partial fetch)? */
-function leftOut(keep: string[][], filePath: string, names: readonly string[]): boolean {
+/** Is tensor `name` at `filePath` outside every selection a promise keeps (its data left out by a partial fetch)? */
+function leftOut(keep: string[][], filePath: string, name: string): boolean {
   let sels = compiledKeeps.get(keep);
   if (!sels) compiledKeeps.set(keep, (sels = keep.map((k) => tensorSelection(k, '--filter'))));
-  return !sels.some((sel) => names.some((n) => tensorSelected(sel, filePath, n)));
+  return !sels.some((sel) => tensorSelected(sel, filePath, name));
 }
 
 function globsOf(rec: ReleaseRecord): TensorGlob[] {
@@ -83,15 +83,15 @@ export function fileReleased(rec: ReleaseRecord | undefined, filePath: string): 
 
 /**
  * Is the tensor (a part, or one name of it) of the file at `filePath` released by the commit's record? The one
- * statement of the rule: a glob takes a tensor by any of its names (its tied ones too, FORMAT.md §5.3).
+ * statement of the rule. Records (prune records, a partial fetch's filters) match a part's own `name` only, never
+ * its tied names (FORMAT.md §5.3): they are kept and exchanged across versions, and a ckvc that predates tied
+ * names reads them so. A record matching a tied name alone must not release what an older ckvc keeps.
  */
 export function tensorReleased(rec: ReleaseRecord | undefined, filePath: string, tensor: TensorNames): boolean {
   if (!rec) return false;
   if (rec.tensors === null || fileReleased(rec, filePath)) return true;
-  const names = tensorPartNames(tensor);
-  if (rec.keep && leftOut(rec.keep, filePath, names)) return true;
-  const globs = globsOf(rec);
-  return names.some((n) => tensorMatches(globs, filePath, n));
+  if (rec.keep && leftOut(rec.keep, filePath, tensor.name)) return true;
+  return tensorMatches(globsOf(rec), filePath, tensor.name);
 }
 
 /** Does the record release anything of this file (a tensor's data or its chunk parts)? */

@@ -190,9 +190,15 @@ describe('other bad input', () => {
     const empty = path.join(data, 'empty-save');
     fs.mkdirSync(path.join(empty, 'sub'), { recursive: true });
     const r = refused(['commit', empty, '-m', 'x', '--metric', 'loss=0.1'], 15, 'CKVC_INPUT_NOT_FOUND');
-    expect(r.stderr).toContain('holds no file: nothing to commit');
+    expect(r.stderr).toContain('holds no file to commit: did the save fail');
     expect(r.stderr).toContain('--allow-empty');
     refused(['commit', empty, '-m', 'x', '--dry-run'], 15, 'CKVC_INPUT_NOT_FOUND');
+    // A folder of links only: the refusal says they were skipped, or the user could not tell why it is empty.
+    const links = path.join(data, 'links-only');
+    fs.mkdirSync(links);
+    fs.symlinkSync(path.join(data, 'good.bin'), path.join(links, 'good.bin'));
+    const l = refused(['commit', links, '-m', 'x'], 15, 'CKVC_INPUT_NOT_FOUND');
+    expect(l.stderr).toContain('skipped symlink');
     const other = newStore('ckvc-empty-commit-');
     const made = other.json(['commit', empty, '-m', 'empty on purpose', '--allow-empty']);
     expect(made.files).toBe(0);

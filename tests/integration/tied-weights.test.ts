@@ -1,6 +1,7 @@
 // Tied weights (spec/FORMAT.md §5.3, ARCHIVES.md §2.1): a model whose output head is its token embedding saves one
-// storage under two names. Both names are recorded, so `ls`, `cat --tensor`, `checkout --tensor`, `diff --tensor`,
-// prune and partial fetch take the tensor by either; prune refuses globs that take one name without the other.
+// storage under two names. Both names are recorded, so `ls`, `cat --tensor`, `checkout --tensor` and `diff
+// --tensor` take the tensor by either; records (prune, fetch filters) go by its own name, as older versions read
+// them, and prune refuses globs that take one name without the other.
 // The file is tests/fixtures/torch_tied_weights.pt, written by torch.save (make-torch-tied.py).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -133,19 +134,41 @@ describe('tied weights', () => {
     s.ok(['verify', '--read-data']);
   });
 
-  it('a partial fetch by a tied name brings its data', () => {
+  it("a prune record an older ckvc wrote for a tied name alone releases nothing: records go by the part's own name", () => {
+    // What `ckvc prune --tensors 'model.lm_head.*'` of a version that predates tied names writes: it matched
+    // nothing there, so it released nothing there, and must not here (gc would delete what that version keeps).
+    const s = copyStore(template, 'ckvc-tied-old-record-');
+    fs.mkdirSync(path.join(s.store, 'pruned'), { recursive: true });
+    const record = { commit: first, time: Date.now() - 3_600_000, tensors: ['model.lm_head.*'] };
+    fs.writeFileSync(path.join(s.store, 'pruned', `${first}.json`), JSON.stringify(record));
+    const listed = s.json(['ls', first, 'ckpt.pt', '--tensors']).files[0].tensors;
+    expect(listed.filter((t: { pruned?: boolean }) => t.pruned)).toEqual([]);
+    s.ok(['gc', '--grace', '0']);
+    s.ok(['verify', '--read-data']);
+    expect(catTensor(s, `${first}:ckpt.pt`, 'model.wte.weight').equals(wte1)).toBe(true);
+  });
+
+  it('a fetch filter goes by the own name: by a tied name alone it warns, and the data comes when needed', () => {
     const src = copyStore(template, 'ckvc-tied-src-');
     const client = newStore('ckvc-tied-client-');
     client.ok(['remote', 'add', 'origin', src.dir]);
-    client.ok(['fetch', 'origin', '--filter', 'tensors:model.lm_head.weight']);
+    const f = client.ok(['fetch', 'origin', '--filter', 'tensors:model.lm_head.weight']);
+    expect(f.stderr).toContain("--filter takes 'model.lm_head.weight' of ckpt.pt only by its tied name");
     client.ok(['branch', 'local', 'origin/main']);
-    fs.renameSync(src.dir, `${src.dir}-gone`); // what follows must not need the remote
     client.ok(['verify']);
     const to = path.join(client.dir, 'out');
-    client.ok(['checkout', 'local', '--to', to, '--tensor', 'model.lm_head.weight']);
+    const c = client.ok(['checkout', 'local', '--to', to, '--tensor', 'model.lm_head.weight']);
+    expect(c.stderr).toContain('where a partial fetch had left them');
     expect(safetensorsEntries(path.join(to, 'ckpt.safetensors')).get('model.lm_head.weight')!.bytes.equals(wte2)).toBe(
       true,
     );
+
+    const other = newStore('ckvc-tied-client-own-');
+    other.ok(['remote', 'add', 'origin', src.dir]);
+    expect(other.ok(['fetch', 'origin', '--filter', 'tensors:model.wte.weight']).stderr).not.toContain('tied');
+    other.ok(['branch', 'local', 'origin/main']);
+    fs.renameSync(src.dir, `${src.dir}-gone`); // what follows must not need the remote
+    other.ok(['checkout', 'local', '--to', path.join(other.dir, 'out'), '--tensor', 'model.lm_head.weight']);
   });
 
   it('a tensor twin files share is fetched on demand under the name of the file asked for', () => {

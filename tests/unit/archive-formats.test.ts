@@ -709,6 +709,47 @@ describe('readTorchPickle: the fixtures', () => {
     ]);
   });
 
+  it('tied weights: the fixture names each shared storage once, with its other names tied (not a view of another shape)', () => {
+    const bytes = fixture('torch_tied_weights.pt');
+    const storages = readZip(bytes)
+      .entries.filter((e) => /\/data\/\d+$/.test(e.name))
+      .map((e) => ({ key: e.name.split('/').pop()!, bytes: e.size }));
+    const named = nameStorages(storages, readTorchPickle(pklOf('torch_tied_weights.pt')));
+    const tied = Object.fromEntries(named.filter((n) => n.tied).map((n) => [n.name, n.tied]));
+    expect(tied).toEqual(MANIFEST['torch_tied_weights.pt'].tied);
+    expect(named.some((n) => n.name.startsWith('flat') || n.tied?.some((t) => t.startsWith('flat')))).toBe(false);
+  });
+
+  it('a tied name never takes the name another storage is known by, whatever the order', () => {
+    const view = (name: string, storageKey: string): TorchTensorView => ({
+      name,
+      storageKey,
+      storageType: 'FloatStorage',
+      offset: 0,
+      shape: [4],
+      stride: [1],
+    });
+    // {'x': a, 'y': {'z': a}, 'y.z': b}: a's second path is the dotted key of b.
+    const summary: TorchPickleSummary = {
+      views: [view('x', '0'), view('y.z', '0'), view('y.z', '1')],
+      storages: new Map([
+        ['0', 'FloatStorage'],
+        ['1', 'FloatStorage'],
+      ]),
+    };
+    const named = nameStorages(
+      [
+        { key: '0', bytes: 16 },
+        { key: '1', bytes: 16 },
+      ],
+      summary,
+    );
+    expect(named.map((n) => [n.name, n.tied])).toEqual([
+      ['x', undefined],
+      ['y.z', undefined],
+    ]);
+  });
+
   it('the training checkpoints: model (OrderedDict with _metadata state), optimizer state by parameter index, rng bytes', () => {
     for (const file of ['torch_training_checkpoint.pt', 'torch_training_checkpoint_step2.pt']) {
       const s = readTorchPickle(pklOf(file));

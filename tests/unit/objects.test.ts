@@ -127,6 +127,22 @@ describe('object decoders', () => {
       expect(code(() => decodeFileRecipe(tiedPart(tied)))).toBe('CKVC_CORRUPT_OBJECT');
     });
   }
+  it("reject a tied name that is another part's name or tied name in the file", () => {
+    const parts = (a: object, b: object) =>
+      encodeCanonical({
+        size: 0,
+        b3: new Uint8Array(32),
+        format: 'pytorch',
+        parts: [
+          { tensor: unhex(chunk), size: 0, name: 'wte', ...a },
+          { tensor: unhex(chunk), size: 0, name: 'head', ...b },
+        ],
+      });
+    expect(code(() => decodeFileRecipe(parts({ tied: ['head'] }, {})))).toBe('CKVC_CORRUPT_OBJECT');
+    expect(code(() => decodeFileRecipe(parts({ tied: ['x'] }, { tied: ['x'] })))).toBe('CKVC_CORRUPT_OBJECT');
+    expect(code(() => decodeFileRecipe(parts({}, { tied: ['wte'] })))).toBe('CKVC_CORRUPT_OBJECT');
+    expect(decodeFileRecipe(parts({ tied: ['x'] }, { tied: ['y'] })).parts).toHaveLength(2);
+  });
   it('an empty tied list is not written', () => {
     const body = encodeFileRecipe({
       size: 0,

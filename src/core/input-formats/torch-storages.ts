@@ -139,6 +139,13 @@ function tiedNames(
   return tied;
 }
 
+/** The view a storage is named after, with what tiedNames needs to compare others to it. */
+interface WholeView {
+  view: TorchTensorView;
+  bytes: number;
+  width: number;
+}
+
 function sameShape(a: number[], b: number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
@@ -157,7 +164,7 @@ export function nameStorages(storages: TorchStorageEntry[], pickle: TorchPickleS
     viewsByKey.set(v.storageKey, list);
   }
   const taken = new Set<string>(storages.map((s) => `data/${s.key}`));
-  return storages.map((s) => {
+  const named = storages.map((s): { storage: NamedStorage; whole?: WholeView } => {
     // torch 2 keeps some dtypes (float8, ...) in untyped byte storages and names the dtype on the tensor instead.
     const storageClass = pickle?.storages.get(s.key);
     const typed = (viewsByKey.get(s.key) ?? []).find((v) => v.dtype !== undefined);
@@ -169,24 +176,18 @@ export function nameStorages(storages: TorchStorageEntry[], pickle: TorchPickleS
         : undefined;
     if (whole && !taken.has(whole.name)) {
       taken.add(whole.name);
-      const tied = tiedNames(viewsByKey.get(s.key)!, whole, s.bytes, dt.bytes, taken);
-      return {
-        key: s.key,
-        name: whole.name,
-        dtype: dt.dtype,
-        shape: whole.shape,
-        groupWidth: dt.groupWidth,
-        ...(tied.length ? { tied } : {}),
-      };
+      const storage = { key: s.key, name: whole.name, dtype: dt.dtype, shape: whole.shape, groupWidth: dt.groupWidth };
+      return { storage, whole: { view: whole, bytes: s.bytes, width: dt.bytes } };
     }
     if (s.bytes % dt.bytes !== 0)
-      return { key: s.key, name: `data/${s.key}`, dtype: UNKNOWN.dtype, shape: [s.bytes], groupWidth: 1 };
-    return {
-      key: s.key,
-      name: `data/${s.key}`,
-      dtype: dt.dtype,
-      shape: [s.bytes / dt.bytes],
-      groupWidth: dt.groupWidth,
-    };
+      return { storage: { key: s.key, name: `data/${s.key}`, dtype: UNKNOWN.dtype, shape: [s.bytes], groupWidth: 1 } };
+    const shape = [s.bytes / dt.bytes];
+    return { storage: { key: s.key, name: `data/${s.key}`, dtype: dt.dtype, shape, groupWidth: dt.groupWidth } };
+  });
+  // Tied names once every storage has its own: a tied name never takes the name another storage is known by.
+  return named.map(({ storage, whole }): NamedStorage => {
+    if (!whole) return storage;
+    const tied = tiedNames(viewsByKey.get(storage.key)!, whole.view, whole.bytes, whole.width, taken);
+    return tied.length ? { ...storage, tied } : storage;
   });
 }

@@ -204,10 +204,11 @@ async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> 
           : `zip archive named like a PyTorch checkpoint (${ext})`;
     // A save still in progress looks damaged: then it has changed since it was opened, or only just before.
     await file.checkUnchanged();
-    const ageMs = Date.now() - Number(file.opened.mtimeNs / 1_000_000n);
+    // A time ahead of this clock (skew, a network file system) counts as just written.
+    const ageMs = Math.max(0, Date.now() - Number(file.opened.mtimeNs / 1_000_000n));
     const advice =
       ageMs < RECENTLY_WRITTEN_MS
-        ? `It was last written ${ageMs < 1000 ? 'less than a second' : `${Math.round(ageMs / 1000)} s`} ago: if a program is still saving it, commit again once the save has finished; if it is damaged, re-save it`
+        ? `It was last written ${ageMs < 1000 ? 'just now' : `${Math.round(ageMs / 1000)} s ago`}: if a program is still saving it, commit again once the save has finished; if it is damaged, re-save it`
         : 'If the file is damaged, re-save it';
     throw new CkvcError(
       'CKVC_BAD_TENSOR_FILE',

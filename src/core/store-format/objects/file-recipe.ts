@@ -26,8 +26,9 @@ export interface TensorNames {
 }
 
 /**
- * Every name a tensor part goes by: its own first, then its tied names. A glob takes the part by any of them,
- * whether it selects (`checkout --tensor`, `diff --tensor`, fetch filters) or releases (FORMAT.md §13).
+ * Every name a tensor part goes by: its own first, then its tied names. A selection that reads (`ls`, `cat
+ * --tensor`, `checkout --tensor`, `diff --tensor`) takes the part by any of them; records (prune, fetch filters)
+ * by its own name alone (object-walk.ts tensorReleased, FORMAT.md §13).
  */
 export function tensorPartNames(p: TensorNames): readonly string[] {
   return p.tied ? [p.name, ...p.tied] : [p.name];
@@ -119,6 +120,7 @@ export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): File
     throw corrupt(`${where} parts[${i}]`, 'is neither a chunk nor a tensor reference');
   });
   if (total !== size) throw corrupt(where, `parts add up to ${total} bytes, not the recorded ${size}`);
+  refuseTiedClash(parts, where);
   const packed = f.has('packed')
     ? f.array('packed').map((raw, i): PackedTensor => {
         const t = FieldReader.of(raw, `${where} packed[${i}]`);
@@ -142,6 +144,31 @@ export function decodeFileRecipe(bytes: Uint8Array, where = 'file object'): File
     parts,
     ...(packed ? { packed } : {}),
   };
+}
+
+/**
+ * A tied name is a second name of one part and nothing else in the file: the same text as another part's name or
+ * tied name would make a lookup by name pick either (writers never make one; recipes are untrusted).
+ */
+function refuseTiedClash(parts: FilePart[], where: string): void {
+  if (!parts.some((p) => p.kind === 'tensor' && p.tied)) return;
+  const owner = new Map<string, number>();
+  parts.forEach((p, i) => {
+    if (p.kind !== 'tensor') return;
+    for (const name of tensorPartNames(p)) {
+      const other = owner.get(name);
+      if (
+        other !== undefined &&
+        other !== i &&
+        (p.tied?.includes(name) || (parts[other] as TensorPart).tied?.includes(name))
+      )
+        throw corrupt(
+          `${where} parts[${i}]`,
+          `has the tied name ${JSON.stringify(name)}, which parts[${other}] also has`,
+        );
+      owner.set(name, i);
+    }
+  });
 }
 
 /** A part's tied names: 1 to MAX_TIED_NAMES texts, none repeated nor its own name (a writer never makes them). */
