@@ -102,8 +102,11 @@ function renderDiff(r: DiffResult, stat: boolean): void {
         ? `${escaped(t.dtypeA)} [${t.shapeA.join(', ')}]`
         : `${escaped(t.dtypeA)} [${t.shapeA.join(', ')}] -> ${escaped(t.dtypeB)} [${t.shapeB.join(', ')}]`;
     const d = t.delta;
+    // NaN or inf where there was none is often the news (a run diverged): said first, since the figures leave
+    // those elements out and can read 0.
+    const nonFinite = d?.nonFinite ? `  NaN/inf in ${d.nonFinite} element(s), left out of:` : '';
     const figures = d
-      ? `  ||a-b||=${num(d.l2Diff)}  rel=${d.relative === null ? 'n/a' : num(d.relative)}  max|a-b|=${num(d.maxAbsDiff)}${d.nonFinite ? `  non-finite=${d.nonFinite}` : ''}`
+      ? `${nonFinite}  ||a-b||=${num(d.l2Diff)}  rel=${d.relative === null ? 'n/a' : num(d.relative)}  max|a-b|=${num(d.maxAbsDiff)}`
       : t.note
         ? dim(`  (${escaped(t.note)})`)
         : '';
