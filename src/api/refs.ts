@@ -128,6 +128,17 @@ export async function createTag(
   let id = commit;
   const registration = await registerWriter(store.layout);
   try {
+    // Refused before an annotated tag's object is written (a refusal leaves the store as it was), and named by
+    // the commit it tags, as `ckvc tag` lists it; the update below still refuses a tag made meanwhile.
+    const existing = await store.refs.read(REF_PREFIX.tag + name);
+    if (existing !== undefined) {
+      const at = (await store.typeOf(existing)) === 'tag' ? (await store.readTag(existing)).target : existing;
+      throw new CkvcError(
+        'CKVC_REF_CONFLICT',
+        `tag '${name}' already exists (at ${at.slice(0, 12)}); choose another name, or move it: 'ckvc tag -d ${name}' and tag again`,
+        { ref: REF_PREFIX.tag + name, expected: null, actual: existing },
+      );
+    }
     if (message !== undefined) {
       const writer = store.writer();
       try {

@@ -269,6 +269,24 @@ describe('other bad input', () => {
   it('unknown --parent revision: exit 14, nothing stored', () => {
     refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--parent', 'nosuch'], 14, 'CKVC_UNKNOWN_REVISION');
   });
+
+  it('a tag that exists: exit 13, named by the commit it tags, and no annotated tag object written', () => {
+    const t = newStore('ckvc-tag-exists-');
+    const tip = commitId(t, [path.join(data, 'good.bin'), '-m', 'base']);
+    t.ok(['tag', 'annotated-once', '-m', 'first words']);
+    expect(t.ok(['tag']).stdout).toContain(tip.slice(0, 12));
+    for (const args of [
+      ['tag', 'annotated-once', '-m', 'second words'],
+      ['tag', 'annotated-once'],
+    ]) {
+      const before = snapshotStore(t.store);
+      const r = t.run(args);
+      expect(r.code, describeRun(r)).toBe(13);
+      expect(errorCodes(r.stderr)).toEqual(['CKVC_REF_CONFLICT']);
+      expect(r.stderr).toContain(`tag 'annotated-once' already exists (at ${tip.slice(0, 12)})`);
+      expect(diffSnapshots(before, snapshotStore(t.store))).toEqual([]);
+    }
+  });
 });
 
 describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not run', () => {
