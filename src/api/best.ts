@@ -3,6 +3,8 @@ import { CkvcError } from '../core/errors.js';
 import { defaultMetricMode, type MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { didYouMean } from '../core/similar-names.js';
+import { branchCommits } from './branch-commits.js';
 import { bestByMetric } from './branch-summary.js';
 import { currentBranch } from './refs.js';
 
@@ -28,16 +30,41 @@ export interface BestResult {
   candidates: number;
 }
 
+/** How far back a refusal looks for the metric names a branch records (a typo is checked against these). */
+const NAMES_FROM_COMMITS = 200;
+
+/** The metric names the branch's newest commits record, most recent first: what a mistyped name meant. */
+async function recentMetricNames(store: ObjectStore, branch: string): Promise<string[]> {
+  const names = new Set<string>();
+  let n = 0;
+  try {
+    for await (const { commit } of branchCommits(store, branch)) {
+      for (const k of Object.keys(commit.metrics ?? {})) names.add(k);
+      if (++n >= NAMES_FROM_COMMITS) break;
+    }
+  } catch {
+    // A remote-tracking or damaged branch: the refusal stands without the names.
+  }
+  return [...names];
+}
+
 export async function best(store: ObjectStore, opts: BestOptions): Promise<BestResult> {
   if (!opts.metric) throw new CkvcError('CKVC_BAD_ARGUMENT', 'give the metric to rank by: --metric KEY', {});
   const branch = opts.branch ?? (await currentBranch(store));
   const mode = opts.mode ?? defaultMetricMode(opts.metric);
   const top = await bestByMetric(store, branch, opts.metric, mode);
   if (!top) {
+    const recorded = await recentMetricNames(store, branch);
+    const listed = recorded.length
+      ? `; its newest commits record ${recorded
+          .slice(0, 8)
+          .map((m) => `'${m}'`)
+          .join(', ')}${recorded.length > 8 ? ', ...' : ''}`
+      : '; its newest commits record no metric (commit --metric KEY=VALUE records one)';
     throw new CkvcError(
       'CKVC_NO_METRIC',
-      `no commit on branch '${branch}' has the metric '${opts.metric}'; 'ckvc log ${branch} --metric ${opts.metric}' shows what is recorded`,
-      { branch, metric: opts.metric },
+      `no commit on branch '${branch}' has the metric '${opts.metric}'${didYouMean(opts.metric, recorded)}${listed}`,
+      { branch, metric: opts.metric, recorded },
     );
   }
   return {

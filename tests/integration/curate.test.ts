@@ -371,10 +371,14 @@ section('best', (it, beforeAll) => {
     expect(codeOf(r)).toBe('CKVC_NO_METRIC');
   });
 
-  it('an unknown metric exits 14', async () => {
+  it('an unknown metric exits 14, naming the metrics the branch records and the one a typo meant', async () => {
     const m = await s.run(['best', '--metric', 'nosuch', '-b', 'main']);
     expect(m.code, describeRun(m)).toBe(14);
     expect(codeOf(m)).toBe('CKVC_NO_METRIC');
+    expect(m.stderr).toMatch(/its newest commits record .*'loss'/);
+    const typo = await s.run(['best', '--metric', 'los', '-b', 'main']);
+    expect(codeOf(typo)).toBe('CKVC_NO_METRIC');
+    expect(typo.stderr).toContain("has the metric 'los' (did you mean 'loss'?)");
   });
 
   it('tag NAME --best KEY tags the best commit of -b BRANCH; an existing tag name exits 13', async () => {
