@@ -19,12 +19,17 @@ export function parseMetrics(input: string[] | Record<string, number> | undefine
     : Object.entries(input ?? {});
   for (const [k, raw] of pairs) {
     const v = typeof raw === 'number' ? raw : typeof raw === 'string' ? parseMetricText(raw) : undefined;
-    if (v === undefined)
-      throw new CkvcError(
-        'CKVC_BAD_METRIC',
-        `metric "${k}" has value ${JSON.stringify(raw)}, which is not a number (nan, inf and -inf are allowed)`,
-        { metric: k, value: raw },
-      );
+    if (v === undefined) {
+      // Number('1e999') is Infinity: a number, too large for a 64-bit float, which is not what "inf" means.
+      const tooLarge = typeof raw === 'string' && raw.trim() !== '' && Number.isNaN(Number(raw)) === false;
+      const why = tooLarge
+        ? 'which is beyond the range of a 64-bit float (about ±1.8e308; inf is written "inf")'
+        : 'which is not a number (nan, inf and -inf are allowed)';
+      throw new CkvcError('CKVC_BAD_METRIC', `metric "${k}" has value ${JSON.stringify(raw)}, ${why}`, {
+        metric: k,
+        value: raw,
+      });
+    }
     if (k === '__proto__')
       throw new CkvcError('CKVC_BAD_METRIC', 'a metric cannot be named "__proto__"', { metric: k });
     if (!/^[A-Za-z0-9_./:-]{1,128}$/.test(k))

@@ -20,6 +20,7 @@ import { GLOBAL_OPTIONS, type CliParser } from './context.js';
 import { exitOnInterrupt } from './interruption.js';
 import { refusePositionalGivenAsOption } from './positional-options.js';
 import { refuseRepeatedOptions } from './repeated-options.js';
+import { didYouMean } from '../core/similar-names.js';
 import { escaped, escapedLines } from './terminal-text.js';
 import { cliVersion } from './version.js';
 
@@ -50,6 +51,36 @@ function optionsNamed(msg: string): string {
     : msg;
 }
 
+/**
+ * yargs' "Unknown arguments: dry-run, dryRun" (every spelling of one option) as what was typed: `--dry-run`, with
+ * the option a typo meant among those the command knows, and where to read them.
+ */
+function usageMessage(msg: string, argv: string[], failed: unknown, commands: ReadonlySet<string>): string {
+  const m = /^Unknown arguments?: (.+)$/.exec(msg);
+  if (!m) return `${optionsNamed(msg)}; see 'ckvc --help'`;
+  const typed = new Set(argv.filter((a) => a.startsWith('-')).map((a) => a.replace(/^-+/, '').replace(/=.*$/, '')));
+  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const words = [...new Set(m[1]!.split(', ').map((k) => (typed.has(k) ? k : kebab(k))))];
+  // yargs hands its usage instance to the fail handler: its descriptions are the options of the command parsed.
+  const known = (failed as { getDescriptions?: () => Record<string, unknown> } | undefined)?.getDescriptions?.();
+  const options = Object.keys(known ?? {}).filter((k) => k.length > 1 && !/[A-Z]/.test(k));
+  const command = argv.find((a) => commands.has(a));
+  const help = command ? `'ckvc ${command} --help'` : "'ckvc --help'";
+  const named = words.map((w) =>
+    typed.has(w) ? `--${w}${didYouMean(w, options).replace(/'([^']+)'/g, "'--$1'")}` : `'${w}'`,
+  );
+  const what = words.every((w) => typed.has(w)) ? 'option' : 'argument';
+  return `unknown ${what}${named.length > 1 ? 's' : ''} ${named.join(', ')}; ${help} lists what it takes`;
+}
+
+/** The top-level command names, as the usage instance lists them for `--help` (read before parsing: a command's own parse resets it). */
+function commandNames(parser: CliParser): Set<string> {
+  const usage = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => unknown } })
+    .getInternalMethods?.()
+    .getUsageInstance?.() as { getCommands?: () => [string, ...unknown[]][] } | undefined;
+  return new Set((usage?.getCommands?.() ?? []).map(([cmd]) => cmd.split(' ')[0]!));
+}
+
 /** yargs renders a command's whole help text before running it, in case the handler fails and help is to be
  * shown beside the error: 60-70 ms of string measuring on every command. Our fail handler throws instead of
  * showing help, so that text is never used; `--help` itself renders help afresh and is not affected. */
@@ -62,6 +93,7 @@ function skipHelpCache(parser: CliParser): void {
 
 export async function run(argv: string[]): Promise<number> {
   const asJson = argv.includes('--json');
+  let commands: ReadonlySet<string> = new Set();
   const parser = yargs(argv)
     .scriptName('ckvc')
     .usage('ckvc: Git for ML training checkpoints\n\nUsage: ckvc <command> [options]')
@@ -76,9 +108,9 @@ export async function run(argv: string[]): Promise<number> {
     .locale('en')
     .wrap(Math.min(120, process.stdout.columns || 100))
     .exitProcess(false)
-    .fail((msg, err) => {
+    .fail((msg, err, failed) => {
       // Throwing stops yargs before any command handler runs: a malformed command line does nothing.
-      throw err ?? new CkvcError('CKVC_USAGE', `${optionsNamed(msg)}; see 'ckvc --help'`, {});
+      throw err ?? new CkvcError('CKVC_USAGE', usageMessage(msg, argv, failed, commands), {});
     });
   // Global and before validation: every command, every option, and no handler ever sees the array.
   parser.middleware((args) => refuseRepeatedOptions(args, parser), true);
@@ -95,6 +127,7 @@ export async function run(argv: string[]): Promise<number> {
   watchCommand(parser);
   uiCommand(parser);
   skipHelpCache(parser);
+  commands = commandNames(parser);
   try {
     await parser.parseAsync();
   } catch (e) {

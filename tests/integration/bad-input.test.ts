@@ -224,6 +224,12 @@ describe('other bad input', () => {
         'CKVC_BAD_METRIC',
       );
     }
+    const huge = refused(
+      ['commit', path.join(data, 'good.bin'), '-m', 'x', '--metric', 'loss=1e999'],
+      15,
+      'CKVC_BAD_METRIC',
+    );
+    expect(huge.stderr).toContain('beyond the range of a 64-bit float');
   });
 
   it('config that does not parse: exit 15 CKVC_BAD_CONFIG', () => {
@@ -297,6 +303,17 @@ describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not
 
   it('unknown option on log: exit 2, nothing printed on stdout', () => {
     refused(['log', '--bogus'], 2, 'CKVC_USAGE');
+  });
+
+  it('an unknown option is named as typed, with the option a typo meant and the command whose help lists them', () => {
+    const typo = refused(['commit', path.join(data, 'good.bin'), '-m', 'x', '--metrc', 'loss=1'], 2, 'CKVC_USAGE');
+    expect(typo.stderr).toContain("unknown option --metrc (did you mean '--metric'?); 'ckvc commit --help' lists");
+    // yargs lists every spelling of an option it does not know (dry-run, dryRun): one, as typed.
+    const twice = refused(['checkout', 'HEAD', '--to', path.join(data, 'co'), '--dry-run'], 2, 'CKVC_USAGE');
+    expect(twice.stderr).toContain("unknown option --dry-run; 'ckvc checkout --help' lists");
+    expect(twice.stderr).not.toContain('dryRun');
+    const extra = refused(['log', 'main', 'extra'], 2, 'CKVC_USAGE');
+    expect(extra.stderr).toContain("unknown argument 'extra'; 'ckvc log --help' lists");
   });
 
   it('unknown option on branch NAME: exit 2 and no branch is created', () => {
