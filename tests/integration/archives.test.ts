@@ -886,6 +886,9 @@ describe('zips that are not (readable) torch checkpoints', () => {
     expect(file('two-pickles.pt').format).toBe('opaque');
     expect([file('empty.npz').format, file('empty.npz').tensorCount]).toEqual(['npz', 0]);
     expect(file('bzip2-member.npz').tensors.map((t: any) => [t.name, t.dtype, t.shape])).toEqual([['s', 'I16', [3]]]);
+    // A torch.save that failed part way leaves such a zip: said, since the commit would otherwise be silent.
+    for (const f of ['no-pickle.pt', 'two-pickles.pt'])
+      expect(stderr).toContain(`${f} is a zip named like a PyTorch checkpoint but has no single <name>/data.pkl`);
   });
 
   it('an unreadable data.pkl still commits: storages named data/<key>, dtype torch:unknown, and a warning saying why', () => {

@@ -192,6 +192,11 @@ async function planFile(file: InputFile, warnings: string[]): Promise<FilePlan> 
         warnings.push(
           `${file.path}: tensor names not read (${plan.namesUnavailable}); its storages are stored as data/<key>`,
         );
+      // A torch.save that failed part way (an object that would not pickle) leaves a zip without its data.pkl.
+      if (!plan)
+        warnings.push(
+          `${file.path} is a zip named like a PyTorch checkpoint but has no single <name>/data.pkl, as a torch.save that failed part way leaves one: stored as plain bytes; check that it loads`,
+        );
       return plan ?? opaque;
     }
   } catch (e) {
