@@ -37,6 +37,8 @@ export interface ListedFile {
   size: number;
   format: string;
   tensorCount: number;
+  /** Other names of those tensors (tied weights, FORMAT.md §5.3), when there are some. */
+  tiedNames?: number;
   tensors?: ListedTensor[];
 }
 
@@ -53,11 +55,13 @@ export async function ls(
   for (const f of files) {
     const r = await store.readFileRecipe(f.id);
     const parts = r.parts.filter((p) => p.kind === 'tensor');
+    const tied = parts.reduce((n, p) => n + (p.tied?.length ?? 0), 0);
     const entry: ListedFile = {
       path: f.path,
       size: r.size,
       format: r.format,
       tensorCount: recipeTensorCount(r),
+      ...(tied ? { tiedNames: tied } : {}),
     };
     if (opts.tensors) {
       entry.tensors = [];

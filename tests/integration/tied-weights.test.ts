@@ -74,8 +74,10 @@ describe('tied weights', () => {
     expect(byName.get('ema.lm_head.weight')).toMatchObject({ tiedTo: 'ema.wte.weight' });
     expect(byName.get('model.wte.weight')).not.toHaveProperty('tiedTo');
     expect([...byName.keys()].some((n) => String(n).startsWith('flat'))).toBe(false);
-    // The stored tensors are counted, not their names.
+    // The stored tensors are counted, and their tied names beside them.
     expect(file.tensorCount).toBe(4);
+    expect(file.tiedNames).toBe(2);
+    expect(template.ok(['ls', first]).stdout).toContain('ckpt.pt  4.34 KiB  pytorch  4 tensors (+2 tied names)');
     expect(template.ok(['ls', first, '--tensors']).stdout).toContain(
       'model.lm_head.weight  F32  [40, 8]  1.25 KiB  (tied to model.wte.weight)',
     );

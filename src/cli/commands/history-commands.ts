@@ -152,7 +152,7 @@ function lsCommand(y: CliParser): void {
       if (args.json) return json(r);
       for (const f of r.files) {
         out(
-          `${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensorCount ? `  ${f.tensorCount} tensor${f.tensorCount === 1 ? '' : 's'}` : ''}`,
+          `${escaped(f.path)}  ${bytes(f.size)}  ${escaped(f.format)}${f.tensorCount ? `  ${f.tensorCount} tensor${f.tensorCount === 1 ? '' : 's'}` : ''}${f.tiedNames ? ` (+${f.tiedNames} tied name${f.tiedNames === 1 ? '' : 's'})` : ''}`,
         );
         for (const t of f.tensors ?? [])
           out(
