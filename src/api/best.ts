@@ -4,7 +4,7 @@ import { defaultMetricMode, type MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { didYouMean } from '../core/similar-names.js';
-import { branchCommits } from './branch-commits.js';
+import { branchSource, commitsMadeUnder } from './branch-commits.js';
 import { bestByMetric } from './branch-summary.js';
 import { currentBranch } from './refs.js';
 
@@ -33,17 +33,22 @@ export interface BestResult {
 /** How far back a refusal looks for the metric names a branch records (a typo is checked against these). */
 const NAMES_FROM_COMMITS = 200;
 
-/** The metric names the branch's newest commits record, most recent first: what a mistyped name meant. */
-async function recentMetricNames(store: ObjectStore, branch: string): Promise<string[]> {
+/**
+ * The metric names the branch's newest commits record, most recent first: what a mistyped name meant. Undefined
+ * when they cannot be read (a damaged branch): the refusal then stands without them.
+ */
+async function recentMetricNames(store: ObjectStore, branch: string): Promise<string[] | undefined> {
   const names = new Set<string>();
   let n = 0;
   try {
-    for await (const { commit } of branchCommits(store, branch)) {
+    const src = await branchSource(store, branch);
+    for await (const { commit } of commitsMadeUnder(store, src.names, src.tip)) {
       for (const k of Object.keys(commit.metrics ?? {})) names.add(k);
       if (++n >= NAMES_FROM_COMMITS) break;
     }
-  } catch {
-    // A remote-tracking or damaged branch: the refusal stands without the names.
+  } catch (e) {
+    if (!(e instanceof CkvcError)) throw e;
+    return undefined;
   }
   return [...names];
 }
@@ -55,16 +60,19 @@ export async function best(store: ObjectStore, opts: BestOptions): Promise<BestR
   const top = await bestByMetric(store, branch, opts.metric, mode);
   if (!top) {
     const recorded = await recentMetricNames(store, branch);
-    const listed = recorded.length
-      ? `; its newest commits record ${recorded
-          .slice(0, 8)
-          .map((m) => `'${m}'`)
-          .join(', ')}${recorded.length > 8 ? ', ...' : ''}`
-      : '; its newest commits record no metric (commit --metric KEY=VALUE records one)';
+    const listed =
+      recorded === undefined
+        ? ''
+        : recorded.length
+          ? `; its newest commits record ${recorded
+              .slice(0, 8)
+              .map((m) => `'${m}'`)
+              .join(', ')}${recorded.length > 8 ? ', ...' : ''}`
+          : '; its newest commits record no metric (commit --metric KEY=VALUE records one)';
     throw new CkvcError(
       'CKVC_NO_METRIC',
-      `no commit on branch '${branch}' has the metric '${opts.metric}'${didYouMean(opts.metric, recorded)}${listed}`,
-      { branch, metric: opts.metric, recorded },
+      `no commit on branch '${branch}' has the metric '${opts.metric}'${didYouMean(opts.metric, recorded ?? [])}${listed}`,
+      { branch, metric: opts.metric, recorded: recorded ?? null },
     );
   }
   return {

@@ -132,10 +132,17 @@ export async function createTag(
     // the commit it tags, as `ckvc tag` lists it; the update below still refuses a tag made meanwhile.
     const existing = await store.refs.read(REF_PREFIX.tag + name);
     if (existing !== undefined) {
-      const at = (await store.typeOf(existing)) === 'tag' ? (await store.readTag(existing)).target : existing;
+      // An annotated tag is named by its commit; one whose tag object is damaged still exists, and -d removes it.
+      const at =
+        (await store.typeOf(existing)) === 'tag'
+          ? await store.readTag(existing).then(
+              (t) => t.target.slice(0, 12),
+              () => `tag object ${existing.slice(0, 12)}, which cannot be read`,
+            )
+          : existing.slice(0, 12);
       throw new CkvcError(
         'CKVC_REF_CONFLICT',
-        `tag '${name}' already exists (at ${at.slice(0, 12)}); choose another name, or move it: 'ckvc tag -d ${name}' and tag again`,
+        `tag '${name}' already exists (at ${at}); choose another name, or move it: 'ckvc tag -d ${name}' and tag again`,
         { ref: REF_PREFIX.tag + name, expected: null, actual: existing },
       );
     }

@@ -20,8 +20,8 @@ import { GLOBAL_OPTIONS, type CliParser } from './context.js';
 import { exitOnInterrupt } from './interruption.js';
 import { refusePositionalGivenAsOption } from './positional-options.js';
 import { refuseRepeatedOptions } from './repeated-options.js';
-import { didYouMean } from '../core/similar-names.js';
 import { escaped, escapedLines } from './terminal-text.js';
+import { commandNames, usageMessage } from './usage-message.js';
 import { cliVersion } from './version.js';
 
 /** Messages quote names and paths (a ref from a bundle, a file name with a newline): one escaped line. Only an
@@ -38,47 +38,6 @@ function report(e: unknown, asJson: boolean): number {
   if (asJson) process.stderr.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
   else if (!err.reported) process.stderr.write(`ckvc: ${humanMessage(err)} [${err.code}]\n`);
   return err.exitCode;
-}
-
-/** yargs names a missing option by its key ("Missing required argument: message"): written as typed, `--message`. */
-function optionsNamed(msg: string): string {
-  const m = /^Missing required arguments?: (.+)$/.exec(msg);
-  return m
-    ? `missing required option(s): ${m[1]!
-        .split(', ')
-        .map((k) => `--${k}`)
-        .join(', ')}`
-    : msg;
-}
-
-/**
- * yargs' "Unknown arguments: dry-run, dryRun" (every spelling of one option) as what was typed: `--dry-run`, with
- * the option a typo meant among those the command knows, and where to read them.
- */
-function usageMessage(msg: string, argv: string[], failed: unknown, commands: ReadonlySet<string>): string {
-  const m = /^Unknown arguments?: (.+)$/.exec(msg);
-  if (!m) return `${optionsNamed(msg)}; see 'ckvc --help'`;
-  const typed = new Set(argv.filter((a) => a.startsWith('-')).map((a) => a.replace(/^-+/, '').replace(/=.*$/, '')));
-  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  const words = [...new Set(m[1]!.split(', ').map((k) => (typed.has(k) ? k : kebab(k))))];
-  // yargs hands its usage instance to the fail handler: its descriptions are the options of the command parsed.
-  const known = (failed as { getDescriptions?: () => Record<string, unknown> } | undefined)?.getDescriptions?.();
-  const options = Object.keys(known ?? {}).filter((k) => k.length > 1 && !/[A-Z]/.test(k));
-  const command = argv.find((a) => commands.has(a));
-  const help = command ? `'ckvc ${command} --help'` : "'ckvc --help'";
-  const named = words.map((w) =>
-    typed.has(w) ? `--${w}${didYouMean(w, options).replace(/'([^']+)'/g, "'--$1'")}` : `'${w}'`,
-  );
-  const what = words.every((w) => typed.has(w)) ? 'option' : 'argument';
-  return `unknown ${what}${named.length > 1 ? 's' : ''} ${named.join(', ')}; ${help} lists what it takes`;
-}
-
-/** The top-level command names, as the usage instance lists them for `--help` (read before parsing: a command's own parse resets it). */
-function commandNames(parser: CliParser): Set<string> {
-  const usage = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => unknown } })
-    .getInternalMethods?.()
-    .getUsageInstance?.() as { getCommands?: () => [string, ...unknown[]][] } | undefined;
-  return new Set((usage?.getCommands?.() ?? []).map(([cmd]) => cmd.split(' ')[0]!));
 }
 
 /** yargs renders a command's whole help text before running it, in case the handler fails and help is to be

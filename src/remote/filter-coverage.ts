@@ -1,6 +1,7 @@
 // Whether a fetch filter (`fetch --filter tensors:GLOB`) selected anything: a mistyped glob ('modle.*') fetches
 // no tensor data, and is then kept as the remote's filter for later fetches and pulls. prune refuses a glob that
 // matches nothing; a fetch has received what it asked for by then, so it warns instead.
+import { shellWord } from '../core/shell-word.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { tensorReleased, walkObjects } from '../store/object-walk.js';
@@ -39,12 +40,15 @@ export async function unmatchedFilter(
     },
   });
   // A filter goes by a tensor's own name, as every version reads it (FORMAT.md §13.2): a tied name takes nothing.
-  if (tiedOnly)
+  if (tiedOnly) {
+    // The filter given is kept for later fetches and a new one replaces it: the command names all of it again.
+    const again = [...filter, tiedOnly.name].map((g) => `--filter ${shellWord(`tensors:${g}`)}`).join(' ');
     return (
       `--filter takes '${tiedOnly.tied}' of ${tiedOnly.path} only by its tied name: filters select a tensor by its ` +
       `own name, '${tiedOnly.name}', so its data stays on '${remote}' until a command needs it; ` +
-      `'ckvc fetch ${remote} --filter tensors:${tiedOnly.name}' fetches it now`
+      `'ckvc fetch ${remote} ${again}' fetches it now`
     );
+  }
   if (selected || seen.length === 0) return undefined;
   const globs = filter.map((g) => `tensors:${g}`).join(' ');
   return (

@@ -2,6 +2,7 @@
 // words without a shell, the destination, and the command the far side's shell runs: `<remote ckvc> serve
 // --stdio '<path>'`. The remote ckvc is the user's own command text (like git's --upload-pack), run as written;
 // the path is quoted so the far shell takes it as one word.
+import { shellWord } from '../core/shell-word.js';
 import { CkvcError } from '../core/errors.js';
 import type { SshAddress } from './ssh-url.js';
 
@@ -61,10 +62,9 @@ export function splitWords(text: string, what: string): string[] {
 
 /** One word for a POSIX shell; a leading `~/` stays outside the quotes so the far shell expands it. */
 export function shellQuotePath(p: string): string {
-  const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
   if (p === '~') return '~';
-  if (p.startsWith('~/')) return `~/${quote(p.slice(2))}`;
-  return quote(p);
+  if (p.startsWith('~/')) return `~/${shellWord(p.slice(2))}`;
+  return shellWord(p);
 }
 
 export interface SshCommand {

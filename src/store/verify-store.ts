@@ -56,6 +56,8 @@ class Verifier {
   readonly tips: ObjectId[] = [];
   /** The refs naming each tip, as `ckvc` prints them (`main`, `tags/best`, `origin/main`). */
   readonly names = new Map<ObjectId, string[]>();
+  /** The delta records that name each chunk as their base, read while checking that every base is stored. */
+  readonly dependents = new Map<ObjectId, ObjectId[]>();
   private pruned = new Map<ObjectId, PruneRecord>();
   private promises = new Map<ObjectId, PromiseRecord>();
   readonly recordOf = (id: ObjectId) => withPromise(this.pruned.get(id), this.promises.get(id));
@@ -175,7 +177,11 @@ class Verifier {
       for (const loc of frontier) {
         try {
           const base = await this.store.packs.readDeltaBaseId(loc);
-          if (!base || seen.has(base)) continue;
+          if (!base) continue;
+          const list = this.dependents.get(base);
+          if (list) list.push(loc.entry.id);
+          else this.dependents.set(base, [loc.entry.id]);
+          if (seen.has(base)) continue;
           seen.add(base);
           const at = (await this.store.locate([base]))[0];
           if (!at) {
@@ -339,16 +345,14 @@ export async function verifyStore(store: ObjectStore, opts: { readData?: boolean
   await v.history(tips);
   await v.packs(Boolean(opts.readData));
   const found = await leftovers(store);
-  // Objects a problem names as damaged or missing: what they cost is worth a walk only when there are some.
+  // Objects and packs a problem names as damaged or missing: what they cost is worth a walk only when there are.
   const bad = new Set<ObjectId>();
+  const packs = new Set<string>();
   for (const p of v.problems) {
-    const id = p.data.id;
-    if (
-      (p.code === 'CKVC_CORRUPT_OBJECT' || p.code === 'CKVC_MISSING_OBJECT') &&
-      typeof id === 'string' &&
-      isObjectId(id)
-    )
-      bad.add(id);
+    const { id, pack } = p.data;
+    const damaged = p.code === 'CKVC_CORRUPT_OBJECT' || p.code === 'CKVC_CORRUPT_PACK';
+    if ((damaged || p.code === 'CKVC_MISSING_OBJECT') && typeof id === 'string' && isObjectId(id)) bad.add(id);
+    if (p.code === 'CKVC_CORRUPT_PACK' && typeof pack === 'string' && isObjectId(pack)) packs.add(pack);
   }
   return {
     ok: v.problems.length === 0,
@@ -356,6 +360,6 @@ export async function verifyStore(store: ObjectStore, opts: { readData?: boolean
     checked: v.checked,
     leftovers: found,
     shallow: v.shallow,
-    damaged: await damagedCommits(store, v.tips, v.names, bad, v.recordOf),
+    damaged: await damagedCommits(store, v.tips, v.names, { bad, packs, dependents: v.dependents }, v.recordOf),
   };
 }

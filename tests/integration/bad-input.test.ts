@@ -314,6 +314,17 @@ describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not
     expect(twice.stderr).not.toContain('dryRun');
     const extra = refused(['log', 'main', 'extra'], 2, 'CKVC_USAGE');
     expect(extra.stderr).toContain("unknown argument 'extra'; 'ckvc log --help' lists");
+    const spellings: [string[], string][] = [
+      [['log', '-x'], 'unknown option -x;'],
+      [['log', '-xz'], 'unknown options -x, -z;'],
+      [['log', '--no-bogus'], 'unknown option --no-bogus;'],
+      [['log', '--foo.bar'], 'unknown option --foo.bar;'],
+      [['nosuchcmd'], "unknown command 'nosuchcmd'; 'ckvc --help' lists the commands"],
+    ];
+    for (const [args, said] of spellings) expect(refused(args, 2, 'CKVC_USAGE').stderr).toContain(said);
+    // A global option's value is not the command: `--store tag log` runs log.
+    const r = ckvc(['--store', s.store, 'log', '--bogus']);
+    expect(r.stderr).toContain("unknown option --bogus; 'ckvc log --help' lists");
   });
 
   it('unknown option on branch NAME: exit 2 and no branch is created', () => {

@@ -156,6 +156,10 @@ describe('tied weights', () => {
     client.ok(['remote', 'add', 'origin', src.dir]);
     const f = client.ok(['fetch', 'origin', '--filter', 'tensors:model.lm_head.weight']);
     expect(f.stderr).toContain("--filter takes 'model.lm_head.weight' of ckpt.pt only by its tied name");
+    // The filter is kept for later fetches and a new one replaces it: the advice repeats it.
+    expect(f.stderr).toContain(
+      "'ckvc fetch origin --filter 'tensors:model.lm_head.weight' --filter 'tensors:model.wte.weight'' fetches it now",
+    );
     client.ok(['branch', 'local', 'origin/main']);
     client.ok(['verify']);
     const to = path.join(client.dir, 'out');

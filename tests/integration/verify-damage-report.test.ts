@@ -107,6 +107,57 @@ describe('verify names the checkpoints damage costs', () => {
     expect(report.ok).toBe(false);
   });
 
+  /** The commits `verify --read-data` lists as damaged, and those whose checkout fails: the same, or it misleads. */
+  function listedAndFailing(s: TestStore): { listed: string[]; failing: string[] } {
+    const report = JSON.parse(s.run(['verify', '--read-data', '--json']).stdout);
+    const failing = [step1, step2, other].filter(
+      (c) => s.run(['checkout', c, '--to', path.join(s.dir, `co-${c}-${Math.random()}`)]).code !== 0,
+    );
+    return { listed: report.damaged.map((d: { commit: string }) => d.commit).sort(), failing: failing.sort() };
+  }
+
+  it('a record header or a pack cut short (no object named in a problem): its objects are read to find what is lost', async () => {
+    const s = copyStore(template, 'ckvc-damage-header-');
+    const { file, entry } = await chunkRecordOfW(s, step2);
+    flipByte(file, entry.offset + 12 + 5); // inside the record header's ID
+    const header = listedAndFailing(s);
+    expect(header.listed).toEqual([step2]);
+    expect(header.failing).toEqual(header.listed);
+
+    const t = copyStore(template, 'ckvc-damage-cut-');
+    const w2 = await chunkRecordOfW(t, step2);
+    fs.truncateSync(w2.file, w2.entry.offset + 20);
+    const cut = listedAndFailing(t);
+    expect(cut.listed).toContain(step2);
+    expect(cut.failing).toEqual(cut.listed);
+  });
+
+  it('an annotated tag lists its commit under its name; a damaged tag object is named as such', async () => {
+    const s = copyStore(template, 'ckvc-damage-tag-');
+    s.ok(['tag', 'annotated', step1, '-m', 'the first step']);
+    const { file, entry } = await chunkRecordOfW(s, step1);
+    damage(file, entry);
+    const first = JSON.parse(s.run(['verify', '--read-data', '--json']).stdout).damaged.find(
+      (d: { commit: string }) => d.commit === step1,
+    );
+    expect(first.refs.sort()).toEqual(['tags/annotated', 'tags/first']);
+
+    const t = copyStore(template, 'ckvc-damage-tag-object-');
+    t.ok(['tag', 'annotated', step1, '-m', 'the first step']);
+    const tag = fs.readFileSync(path.join(t.store, 'refs', 'tags', 'annotated'), 'utf8').trim();
+    expect(tag).not.toBe(step1); // the ref names the tag object
+    const store = await ObjectStore.open(t.store);
+    const [loc] = await store.locate([tag]);
+    await store.close();
+    damage(path.join(t.store, 'packs', `${loc!.packId}.pack`), loc!.entry);
+    const report = JSON.parse(t.run(['verify', '--read-data', '--json']).stdout);
+    expect(report.damaged).toContainEqual({ commit: tag, refs: ['tags/annotated'], paths: [], unreadable: 'tag' });
+    // The tag still exists: tagging the name again says so, and how to remove it.
+    const again = t.run(['tag', 'annotated', '-m', 'again']);
+    expect(errorCodes(again.stderr)).toEqual(['CKVC_REF_CONFLICT']);
+    expect(again.stderr).toContain(`(at tag object ${tag.slice(0, 12)}, which cannot be read)`);
+  });
+
   it('a clean store reports nothing damaged', () => {
     const report = JSON.parse(template.ok(['verify', '--read-data', '--json']).stdout);
     expect(report.damaged).toEqual([]);
