@@ -30,27 +30,31 @@ export interface BestResult {
   candidates: number;
 }
 
-/** How far back a refusal looks for the metric names a branch records (a typo is checked against these). */
-const NAMES_FROM_COMMITS = 200;
+/** How many metric names a refusal looks at (a typo is checked against these). */
+const NAMES_LISTED = 1000;
+/** How far back a remote-tracking branch, which has no summary entries, is walked for them. */
+const NAMES_FROM_COMMITS = 50;
 
 /**
- * The metric names the branch's newest commits record, most recent first: what a mistyped name meant. Undefined
- * when they cannot be read (a damaged branch): the refusal then stands without them.
+ * The metric names the branch records, for a refusal: what a mistyped name meant. A local branch's come from its
+ * summary entries (FORMAT.md §8: one per metric, read without walking the branch); a remote-tracking branch's from
+ * its newest commits. Undefined when they cannot be read (a damaged branch): the refusal then stands without them.
  */
-async function recentMetricNames(store: ObjectStore, branch: string): Promise<string[] | undefined> {
-  const names = new Set<string>();
-  let n = 0;
+async function recordedMetricNames(store: ObjectStore, branch: string): Promise<string[] | undefined> {
   try {
     const src = await branchSource(store, branch);
+    if (!src.tracking) return await store.index.session((s) => s.summaryMetricNames(branch, NAMES_LISTED));
+    const names = new Set<string>();
+    let n = 0;
     for await (const { commit } of commitsMadeUnder(store, src.names, src.tip)) {
       for (const k of Object.keys(commit.metrics ?? {})) names.add(k);
       if (++n >= NAMES_FROM_COMMITS) break;
     }
+    return [...names];
   } catch (e) {
     if (!(e instanceof CkvcError)) throw e;
     return undefined;
   }
-  return [...names];
 }
 
 export async function best(store: ObjectStore, opts: BestOptions): Promise<BestResult> {
@@ -59,19 +63,17 @@ export async function best(store: ObjectStore, opts: BestOptions): Promise<BestR
   const mode = opts.mode ?? defaultMetricMode(opts.metric);
   const top = await bestByMetric(store, branch, opts.metric, mode);
   if (!top) {
-    const recorded = await recentMetricNames(store, branch);
-    const listed =
-      recorded === undefined
-        ? ''
-        : recorded.length
-          ? `; its newest commits record ${recorded
-              .slice(0, 8)
-              .map((m) => `'${m}'`)
-              .join(', ')}${recorded.length > 8 ? ', ...' : ''}`
-          : '; its newest commits record no metric (commit --metric KEY=VALUE records one)';
+    const recorded = await recordedMetricNames(store, branch);
+    // Values that are all NaN or infinite leave no summary entry: an empty list says nothing, rather than "none".
+    const listed = recorded?.length
+      ? `; it records ${recorded
+          .slice(0, 8)
+          .map((m) => `'${m}'`)
+          .join(', ')}${recorded.length > 8 ? ', ...' : ''}`
+      : '';
     throw new CkvcError(
       'CKVC_NO_METRIC',
-      `no commit on branch '${branch}' has the metric '${opts.metric}'${didYouMean(opts.metric, recorded ?? [])}${listed}`,
+      `no commit on branch '${branch}' has a value of the metric '${opts.metric}' to rank${didYouMean(opts.metric, recorded ?? [])}${listed}; NaN and inf values are not ranked`,
       { branch, metric: opts.metric, recorded: recorded ?? null },
     );
   }

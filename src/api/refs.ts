@@ -137,7 +137,10 @@ export async function createTag(
         (await store.typeOf(existing)) === 'tag'
           ? await store.readTag(existing).then(
               (t) => t.target.slice(0, 12),
-              () => `tag object ${existing.slice(0, 12)}, which cannot be read`,
+              (e) => {
+                if (!(e instanceof CkvcError)) throw e;
+                return `tag object ${existing.slice(0, 12)}, which cannot be read`;
+              },
             )
           : existing.slice(0, 12);
       throw new CkvcError(

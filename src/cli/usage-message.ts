@@ -54,7 +54,10 @@ function commandOf(argv: string[], commands: ReadonlySet<string>): string | unde
 export function usageMessage(msg: string, argv: string[], failed: unknown, commands: ReadonlySet<string>): string {
   const m = /^Unknown arguments?: (.+)$/.exec(msg);
   // yargs' other messages can span lines ("Invalid values:\n  Argument: ..."): one line, as every error is.
-  if (!m) return `${optionsNamed(msg).replace(/\s*\n\s*/g, ' ')}; see 'ckvc --help'`;
+  if (!m) {
+    const said = optionsNamed(msg).replace(/\s*\n\s*/g, ' ');
+    return said.includes('--help') ? said : `${said}; see 'ckvc --help'`;
+  }
   const command = commandOf(argv, commands);
   const typed = typedOptions(argv);
   const known = (failed as { getDescriptions?: () => Record<string, unknown> } | undefined)?.getDescriptions?.();

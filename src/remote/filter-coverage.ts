@@ -46,7 +46,7 @@ export async function unmatchedFilter(
     return (
       `--filter takes '${tiedOnly.tied}' of ${tiedOnly.path} only by its tied name: filters select a tensor by its ` +
       `own name, '${tiedOnly.name}', so its data stays on '${remote}' until a command needs it; ` +
-      `'ckvc fetch ${remote} ${again}' fetches it now`
+      `to fetch it now, run: ckvc fetch ${shellWord(remote)} ${again}`
     );
   }
   if (selected || seen.length === 0) return undefined;

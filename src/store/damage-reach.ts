@@ -8,7 +8,6 @@ import type { ObjectStore } from './object-store.js';
 import {
   fileReleased,
   listTreeFiles,
-  type Reached,
   type ReleaseRecord,
   type TreeFile,
   tensorReleased,
@@ -32,8 +31,6 @@ export interface Damage {
   bad: ReadonlySet<ObjectId>;
   /** Packs a problem names as damaged: the objects stored there are read to find out which still are sound. */
   packs: ReadonlySet<string>;
-  /** The delta records that name each chunk as their base (verify's history phase read every reachable one). */
-  dependents: ReadonlyMap<ObjectId, ObjectId[]>;
 }
 
 /** Every file of every listed commit is checked; listing more than this many damaged commits helps no one. */
@@ -52,9 +49,7 @@ export async function damagedCommits(
   recordOf: (commit: ObjectId) => ReleaseRecord | undefined,
 ): Promise<DamagedCommit[]> {
   if (damage.bad.size === 0 && damage.packs.size === 0) return [];
-  const lost = new Set(damage.bad);
-  if (damage.packs.size) await readDamagedPacks(store, tips, damage.packs, recordOf, lost);
-  await addBrokenDependents(store, damage.dependents, lost);
+  const lost = await lostObjects(store, tips, damage, recordOf);
 
   const commits: { id: ObjectId; tree?: ObjectId }[] = [];
   const tags: ObjectId[] = [];
@@ -133,71 +128,97 @@ function unlessBug<T>(value: T): (e: unknown) => T {
   };
 }
 
-/** Whether `id` reads back and hashes to itself. */
+/** Whether `id`, a `type`, reads back as checkout reads it (a commit through the index's copy of its body too). */
 async function readsBack(store: ObjectStore, id: ObjectId, type: ObjectType): Promise<boolean> {
-  return store.readRaw(id, type).then(() => true, unlessBug(false));
+  const read: Record<ObjectType, () => Promise<unknown>> = {
+    chunk: () => store.readRaw(id, 'chunk'),
+    tensor: () => store.readTensor(id),
+    file: () => store.readFileRecipe(id),
+    tree: () => store.readTree(id),
+    commit: () => store.readCommit(id),
+    tag: () => store.readTag(id),
+  };
+  return read[type]().then(() => true, unlessBug(false));
 }
 
 /**
- * Adds to `lost` every object the refs reach that is stored in a damaged pack and no longer reads back: a pack
- * whose table of contents is damaged or cut short names none of its objects in a problem of their own.
+ * The objects the refs need that no longer read back: those a problem names, those stored in a pack a problem
+ * names (a damaged table of contents or a pack cut short names none of its objects itself), and the chunks whose
+ * chain of delta bases (FORMAT.md §4.3) reaches one of those. Each is read to find out: a pack's other records
+ * may be sound, and a delta codes each byte plane on its own, so a plane stored whole does not read its base.
+ * Bases are followed past what the walk reaches (a base whose own data a prune released).
  */
-async function readDamagedPacks(
+async function lostObjects(
   store: ObjectStore,
   tips: ObjectId[],
-  packs: ReadonlySet<string>,
+  damage: Damage,
   recordOf: (commit: ObjectId) => ReleaseRecord | undefined,
-  lost: Set<ObjectId>,
-): Promise<void> {
+): Promise<Set<ObjectId>> {
+  const lost = new Set<ObjectId>();
+  const suspects = new Map<ObjectId, ObjectType | undefined>();
+  for (const id of damage.bad) suspects.set(id, undefined);
+  const baseOf = new Map<ObjectId, ObjectId>();
+  const located = new Set<ObjectId>();
   let batch: { id: ObjectId; type: ObjectType }[] = [];
-  const check = async () => {
-    const locs = await store.locate(batch.map((b) => b.id));
-    for (let i = 0; i < batch.length; i++) {
-      const loc = locs[i];
-      const { id, type } = batch[i]!;
-      if (loc && packs.has(loc.packId) && !(await readsBack(store, id, type))) lost.add(id);
+  const examine = async () => {
+    // Located in turn, each base of a delta found here too, until no new base turns up.
+    for (let todo = batch; todo.length; ) {
+      const next: { id: ObjectId; type: ObjectType }[] = [];
+      const locs = await store.locate(todo.map((b) => b.id));
+      for (let i = 0; i < todo.length; i++) {
+        const { id, type } = todo[i]!;
+        const loc = locs[i];
+        if (!loc) {
+          suspects.set(id, type);
+          continue;
+        }
+        if (damage.packs.has(loc.packId)) suspects.set(id, type);
+        const base = await store.packs.readDeltaBaseId(loc).catch(unlessBug(undefined));
+        if (base === undefined) continue;
+        baseOf.set(id, base);
+        if (!located.has(base)) {
+          located.add(base);
+          next.push({ id: base, type: 'chunk' });
+        }
+      }
+      todo = next;
     }
     batch = [];
   };
-  const met = async (r: Reached) => {
-    if (r.kind === 'tensor' && r.released) return;
-    batch.push({ id: r.id, type: r.kind === 'chunk' ? 'chunk' : r.kind });
-    if (batch.length >= 4096) await check();
-  };
   await walkObjects(store, tips, {
     recordOf,
-    visit: met,
+    visit: async (r) => {
+      if ((r.kind === 'tensor' && r.released) || located.has(r.id)) return;
+      located.add(r.id);
+      batch.push({ id: r.id, type: r.kind });
+      if (batch.length >= 4096) await examine();
+    },
     onUnreadable: (e, at) => {
       if (!(e instanceof CkvcError)) throw e;
       lost.add(at.id);
     },
   });
-  await check();
-}
-
-/**
- * Adds to `lost` the chunks stored as deltas whose chain of bases reaches a lost chunk and that no longer decode
- * to their ID. Each is read to find out: a delta codes each byte plane on its own, and a plane stored whole does
- * not read its base.
- */
-async function addBrokenDependents(
-  store: ObjectStore,
-  dependents: ReadonlyMap<ObjectId, ObjectId[]>,
-  lost: Set<ObjectId>,
-): Promise<void> {
-  const seen = new Set<ObjectId>();
+  await examine();
+  for (const [id, type] of suspects) {
+    const found = type ?? (await store.typeOf(id));
+    if (!found || !(await readsBack(store, id, found))) lost.add(id);
+  }
+  // Deltas of a lost chunk, and theirs in turn, that no longer decode.
+  const dependents = new Map<ObjectId, ObjectId[]>();
+  for (const [id, base] of baseOf) {
+    const list = dependents.get(base);
+    if (list) list.push(id);
+    else dependents.set(base, [id]);
+  }
   for (let frontier = [...lost]; frontier.length; ) {
     const next: ObjectId[] = [];
-    for (const base of frontier) {
-      for (const d of dependents.get(base) ?? []) {
-        if (seen.has(d) || lost.has(d)) continue;
-        seen.add(d);
-        if (!(await readsBack(store, d, 'chunk'))) {
+    for (const base of frontier)
+      for (const d of dependents.get(base) ?? [])
+        if (!lost.has(d) && !(await readsBack(store, d, 'chunk'))) {
           lost.add(d);
           next.push(d);
         }
-      }
-    }
     frontier = next;
   }
+  return lost;
 }

@@ -134,6 +134,13 @@ export class LevelSession implements IndexSession {
     return vals.map((v) => v ?? undefined);
   }
 
+  async summaryMetricNames(branch: string, limit: number): Promise<string[]> {
+    const { gte, lt } = branchSummaryRange(branch);
+    const names: string[] = [];
+    for await (const k of this.db.keys({ gt: gte, lt, limit })) names.push(k.subarray(gte.length).toString('utf8'));
+    return names;
+  }
+
   async writeSummary(branch: string, tip: Uint8Array, metrics: Map<string, Uint8Array>, clear: boolean) {
     const batch = this.db.batch();
     if (clear) for await (const k of this.db.keys(branchSummaryRange(branch))) batch.del(k);

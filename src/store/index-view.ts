@@ -6,6 +6,7 @@ import type { ObjectId, ObjectType } from '../core/store-format/object-id.js';
 import {
   decodeLocation,
   branchSummaryKey,
+  branchSummaryRange,
   indexKey,
   K_COMMIT,
   K_OBJECT,
@@ -87,6 +88,18 @@ export class IndexReadView {
     return Promise.all(metrics.map(async (m) => this.snapshot?.get(branchSummaryKey(branch, m))));
   }
 
+  async summaryMetricNames(branch: string, limit: number): Promise<string[]> {
+    const names: string[] = [];
+    if (!this.snapshot) return names;
+    const { gte, lt } = branchSummaryRange(branch);
+    for await (const [k] of this.snapshot.range(gte, lt)) {
+      if (k.length === gte.length) continue; // the tip entry, not a metric's
+      names.push(k.subarray(gte.length).toString('utf8'));
+      if (names.length >= limit) break;
+    }
+    return names;
+  }
+
   async indexedPacks(): Promise<Set<string>> {
     return new Set([...(await this.packsInSnapshot()), ...this.overlayPacks]);
   }
@@ -155,6 +168,9 @@ export class ViewSession implements IndexSession {
   }
   summaryMetrics(branch: string, metrics: string[]) {
     return this.view.summaryMetrics(branch, metrics);
+  }
+  summaryMetricNames(branch: string, limit: number) {
+    return this.view.summaryMetricNames(branch, limit);
   }
   writeSummary(branch: string, tip: Uint8Array, metrics: Map<string, Uint8Array>, clear: boolean): Promise<void> {
     return this.write((s) => s.writeSummary(branch, tip, metrics, clear));

@@ -45,6 +45,8 @@ export interface IndexSession {
   /** A branch's metric summary entries as stored (core/store-format/branch-summary.ts decodes them). */
   summaryTip(branch: string): Promise<Buffer | undefined>;
   summaryMetrics(branch: string, metrics: string[]): Promise<(Buffer | undefined)[]>;
+  /** The names of the metrics a branch's summary has entries for, in key order, at most `limit`. */
+  summaryMetricNames(branch: string, limit: number): Promise<string[]>;
   /** Stores the tip entry and the given metrics' entries at once; `clear` drops the branch's other entries. */
   writeSummary(branch: string, tip: Uint8Array, metrics: Map<string, Uint8Array>, clear: boolean): Promise<void>;
   /** Packs whose every object is indexed. */

@@ -257,7 +257,9 @@ export class PackReader {
     const where = `object ${entry.id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
     const head = Math.min(entry.storedLength, DELTA_HEAD_BYTES);
     const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + head);
-    const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
+    const header = namingPackNow(packId, () =>
+      decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where),
+    );
     if (header.id !== entry.id || header.codec !== entry.codec) {
       throw new CkvcError(
         'CKVC_CORRUPT_PACK',
@@ -385,7 +387,9 @@ export class PackReader {
     expectType: ObjectType | undefined,
   ): PackEntry {
     const { packId, entry } = loc;
-    const header = decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where);
+    const header = namingPackNow(packId, () =>
+      decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where),
+    );
     // The raw length too: callers size buffers and budget memory by the location's (verify-in-chain-order.ts).
     if (
       header.id !== id ||
@@ -475,16 +479,44 @@ export class PackReader {
     const size = (await fh.stat()).size;
     if (size < PACK_HEADER_BYTES + PACK_FOOTER_BYTES)
       throw new CkvcError('CKVC_CORRUPT_PACK', `${where} is truncated (${size} bytes)`, { pack: packId });
-    checkPackHeader(await this.readAt(packId, 0, PACK_HEADER_BYTES), where);
-    const footer = decodeFooter(await this.readAt(packId, size - PACK_FOOTER_BYTES, PACK_FOOTER_BYTES), size, where);
-    const toc = await this.readAt(packId, footer.tocOffset, footer.count * TOC_ENTRY_BYTES);
-    return { entries: decodeToc(toc, footer.count, footer.tocOffset, where), size, checksum: footer.checksum };
+    return namingPack(packId, async () => {
+      checkPackHeader(await this.readAt(packId, 0, PACK_HEADER_BYTES), where);
+      const footer = decodeFooter(await this.readAt(packId, size - PACK_FOOTER_BYTES, PACK_FOOTER_BYTES), size, where);
+      const toc = await this.readAt(packId, footer.tocOffset, footer.count * TOC_ENTRY_BYTES);
+      return { entries: decodeToc(toc, footer.count, footer.tocOffset, where), size, checksum: footer.checksum };
+    });
   }
 
   async close(): Promise<void> {
     const all = [...this.open.values()];
     this.open.clear();
     await Promise.allSettled(all.map(async (h) => (await h).close()));
+  }
+}
+
+/**
+ * A damaged-pack error from the pure decoders (which know only a description of where) with the pack's ID in its
+ * data, so that verify can tell which pack to examine.
+ */
+function withPackId(e: unknown, packId: string): unknown {
+  if (e instanceof CkvcError && e.code === 'CKVC_CORRUPT_PACK' && e.data.pack === undefined)
+    return new CkvcError(e.code, e.message, { ...e.data, pack: packId });
+  return e;
+}
+
+async function namingPack<T>(packId: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw withPackId(e, packId);
+  }
+}
+
+function namingPackNow<T>(packId: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw withPackId(e, packId);
   }
 }
 

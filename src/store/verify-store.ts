@@ -56,8 +56,6 @@ class Verifier {
   readonly tips: ObjectId[] = [];
   /** The refs naming each tip, as `ckvc` prints them (`main`, `tags/best`, `origin/main`). */
   readonly names = new Map<ObjectId, string[]>();
-  /** The delta records that name each chunk as their base, read while checking that every base is stored. */
-  readonly dependents = new Map<ObjectId, ObjectId[]>();
   private pruned = new Map<ObjectId, PruneRecord>();
   private promises = new Map<ObjectId, PromiseRecord>();
   readonly recordOf = (id: ObjectId) => withPromise(this.pruned.get(id), this.promises.get(id));
@@ -177,11 +175,7 @@ class Verifier {
       for (const loc of frontier) {
         try {
           const base = await this.store.packs.readDeltaBaseId(loc);
-          if (!base) continue;
-          const list = this.dependents.get(base);
-          if (list) list.push(loc.entry.id);
-          else this.dependents.set(base, [loc.entry.id]);
-          if (seen.has(base)) continue;
+          if (!base || seen.has(base)) continue;
           seen.add(base);
           const at = (await this.store.locate([base]))[0];
           if (!at) {
@@ -360,6 +354,6 @@ export async function verifyStore(store: ObjectStore, opts: { readData?: boolean
     checked: v.checked,
     leftovers: found,
     shallow: v.shallow,
-    damaged: await damagedCommits(store, v.tips, v.names, { bad, packs, dependents: v.dependents }, v.recordOf),
+    damaged: await damagedCommits(store, v.tips, v.names, { bad, packs }, v.recordOf),
   };
 }

@@ -375,10 +375,10 @@ section('best', (it, beforeAll) => {
     const m = await s.run(['best', '--metric', 'nosuch', '-b', 'main']);
     expect(m.code, describeRun(m)).toBe(14);
     expect(codeOf(m)).toBe('CKVC_NO_METRIC');
-    expect(m.stderr).toMatch(/its newest commits record .*'loss'/);
+    expect(m.stderr).toMatch(/; it records .*'loss'/);
     const typo = await s.run(['best', '--metric', 'los', '-b', 'main']);
     expect(codeOf(typo)).toBe('CKVC_NO_METRIC');
-    expect(typo.stderr).toContain("has the metric 'los' (did you mean 'loss'?)");
+    expect(typo.stderr).toContain("the metric 'los' to rank (did you mean 'loss'?)");
   });
 
   it('tag NAME --best KEY tags the best commit of -b BRANCH; an existing tag name exits 13', async () => {

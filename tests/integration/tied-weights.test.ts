@@ -158,7 +158,7 @@ describe('tied weights', () => {
     expect(f.stderr).toContain("--filter takes 'model.lm_head.weight' of ckpt.pt only by its tied name");
     // The filter is kept for later fetches and a new one replaces it: the advice repeats it.
     expect(f.stderr).toContain(
-      "'ckvc fetch origin --filter 'tensors:model.lm_head.weight' --filter 'tensors:model.wte.weight'' fetches it now",
+      "to fetch it now, run: ckvc fetch 'origin' --filter 'tensors:model.lm_head.weight' --filter 'tensors:model.wte.weight'",
     );
     client.ok(['branch', 'local', 'origin/main']);
     client.ok(['verify']);

@@ -132,6 +132,23 @@ describe('verify names the checkpoints damage costs', () => {
     expect(cut.failing).toEqual(cut.listed);
   });
 
+  it('a pack cut short where the only reach of a chunk is as a delta base (its own data pruned)', async () => {
+    const s = copyStore(template, 'ckvc-damage-base-only-');
+    s.ok(['prune', '--keep-last', '1', '--tensors', 'w', '--include-tagged']);
+    const w1 = await chunkRecordOfW(s, step1);
+    fs.truncateSync(w1.file, w1.entry.offset + 20);
+    for (const args of [
+      ['verify', '--read-data', '--json'],
+      ['verify', '--json'],
+    ]) {
+      const listed = JSON.parse(s.run(args).stdout).damaged.map((d: { commit: string }) => d.commit);
+      expect(listed, args.join(' ')).toContain(step2);
+    }
+    expect(errorCodes(s.run(['checkout', step2, '--to', path.join(s.dir, 'co')]).stderr)).toEqual([
+      'CKVC_CORRUPT_PACK',
+    ]);
+  });
+
   it('an annotated tag lists its commit under its name; a damaged tag object is named as such', async () => {
     const s = copyStore(template, 'ckvc-damage-tag-');
     s.ok(['tag', 'annotated', step1, '-m', 'the first step']);
