@@ -21,7 +21,7 @@ import { exitOnInterrupt } from './interruption.js';
 import { refusePositionalGivenAsOption } from './positional-options.js';
 import { refuseRepeatedOptions } from './repeated-options.js';
 import { escaped, escapedLines } from './terminal-text.js';
-import { commandNames, usageMessage } from './usage-message.js';
+import { commandNames, refuseDoubleDash, usageMessage } from './usage-message.js';
 import { cliVersion } from './version.js';
 
 /** Messages quote names and paths (a ref from a bundle, a file name with a newline): one escaped line. Only an
@@ -69,11 +69,13 @@ export async function run(argv: string[]): Promise<number> {
     .exitProcess(false)
     .fail((msg, err, failed) => {
       // Throwing stops yargs before any command handler runs: a malformed command line does nothing.
+      if (!err) refuseDoubleDash(argv); // what yargs refused may be only the words it set aside
       throw err ?? new CkvcError('CKVC_USAGE', usageMessage(msg, argv, failed, commands), {});
     });
   // Global and before validation: every command, every option, and no handler ever sees the array.
   parser.middleware((args) => refuseRepeatedOptions(args, parser), true);
   parser.middleware((args) => refusePositionalGivenAsOption(argv, args, parser), true);
+  parser.middleware(() => refuseDoubleDash(argv), true);
   storeCommands(parser);
   commitCommand(parser);
   checkoutCommand(parser);

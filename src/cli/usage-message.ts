@@ -2,6 +2,7 @@
 // ("Unknown arguments: dry-run, dryRun"); these name them as typed, with the option a typo meant and the help to
 // read. The yargs internals read here (the fail handler's usage instance, the top-level command list) degrade to
 // plainer messages if they change, never to a failure.
+import { CkvcError } from '../core/errors.js';
 import { didYouMean } from '../core/similar-names.js';
 import { GLOBAL_OPTIONS } from './context.js';
 
@@ -98,4 +99,19 @@ export function commandNames(parser: unknown): Set<string> {
     .getInternalMethods?.()
     .getUsageInstance?.() as { getCommands?: () => [string, ...unknown[]][] } | undefined;
   return new Set((usage?.getCommands?.() ?? []).map(([cmd]) => cmd.split(' ')[0]!));
+}
+
+/**
+ * Refuses `--`: yargs sets aside the words after it, which no command reads, so `ckvc branch -d -- old` would list
+ * branches and delete nothing. No ckvc name starts with '-' (ref names may not), and a path can be written ./-x.
+ */
+export function refuseDoubleDash(argv: string[]): void {
+  const at = argv.indexOf('--');
+  if (at < 0) return;
+  const after = argv.slice(at + 1);
+  throw new CkvcError(
+    'CKVC_USAGE',
+    `ckvc takes no '--'${after.length ? `: ${after.map((w) => `'${w}'`).join(' ')} after it would be ignored` : ''}; give names and paths as arguments (a path that starts with '-' as ./-name)`,
+    { after },
+  );
 }

@@ -322,6 +322,10 @@ describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not
       [['nosuchcmd'], "unknown command 'nosuchcmd'; 'ckvc --help' lists the commands"],
     ];
     for (const [args, said] of spellings) expect(refused(args, 2, 'CKVC_USAGE').stderr).toContain(said);
+    // Words after '--' were set aside by yargs and read by no command: `branch -d -- old` listed branches.
+    const dash = refused(['branch', '-d', '--', 'main'], 2, 'CKVC_USAGE');
+    expect(dash.stderr).toContain("ckvc takes no '--': 'main'");
+    expect(readRef(s.store, 'refs/heads/main')).toBeDefined();
     // A global option's value is not the command: `--store tag log` runs log.
     const r = ckvc(['--store', s.store, 'log', '--bogus']);
     expect(r.stderr).toContain("unknown option --bogus; 'ckvc log --help' lists");
