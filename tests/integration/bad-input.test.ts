@@ -326,6 +326,8 @@ describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not
     const dash = refused(['branch', '-d', '--', 'main'], 2, 'CKVC_USAGE');
     expect(dash.stderr).toContain("ckvc takes no '--': 'main'");
     expect(readRef(s.store, 'refs/heads/main')).toBeDefined();
+    for (const kind of ['branch', 'tag'])
+      expect(refused([kind, '-d'], 2, 'CKVC_USAGE').stderr).toContain(`${kind} -d needs the ${kind} to delete`);
     // A global option's value is not the command: `--store tag log` runs log.
     const r = ckvc(['--store', s.store, 'log', '--bogus']);
     expect(r.stderr).toContain("unknown option --bogus; 'ckvc log --help' lists");

@@ -62,6 +62,9 @@ function branchCommand(y: CliParser): void {
         if ((args.remotes || args.all) && args.name) {
           throw new CkvcError('CKVC_USAGE', `--${args.all ? 'all' : 'remotes'} lists branches; it takes no name`, {});
         }
+        // Without a name -d would list, and a script deleting a branch whose name came out empty would go on.
+        if (args.delete && !args.name)
+          throw new CkvcError('CKVC_USAGE', "branch -d needs the branch to delete: 'ckvc branch -d NAME'", {});
         if (!args.name) {
           // As git shows them: REMOTE/BRANCH with -r, remotes/REMOTE/BRANCH after the local ones with -a.
           const remote = args.remotes || args.all ? await s.remoteBranches(listedPastDamage) : [];
@@ -108,6 +111,8 @@ function tagCommand(y: CliParser): void {
         .conflicts('best', 'rev'),
     async (args) =>
       withStore(args, async (s) => {
+        if (args.delete && !args.name)
+          throw new CkvcError('CKVC_USAGE', "tag -d needs the tag to delete: 'ckvc tag -d NAME'", {});
         if (!args.name) {
           const tips = await s.tags(listedPastDamage);
           return args.json ? json(tips) : listing(tips);
