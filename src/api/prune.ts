@@ -205,18 +205,7 @@ async function releaseEstimate(
   };
 }
 
-/**
- * Checks each glob against the commits to prune, walking their files once:
- * - A glob matching no tensor (or, for --files, no file) of them is refused: a mistyped `optimiser.*` would
- *   otherwise write records that release nothing, and the user would count on space that is never freed.
- * - A glob without ':' matches tensor names only (spec/FORMAT.md §13), but ckvc before that rule also tried it
- *   against `<file>:<name>`, where `model.*` reaches every tensor of `model.safetensors`. A record holding such a
- *   glob would release more data under an older ckvc (a second site, a bundle's receiver) than here, so it is
- *   refused, with the spelling that means the same to every version.
- * - Tied names (FORMAT.md §5.3) share one stored tensor, whose data a record releases by its own name (as every
- *   version reads records). Globs that take some names of a tensor and not others are refused: taking the own
- *   name alone would release a tied name the user did not give, a tied name alone would release nothing.
- */
+/** Refuses a record's globs that take some names of one tied tensor (FORMAT.md §5.3) and not all of them. */
 function refusePartlyTied(rec: ReleaseRecord, path: string, part: TensorNames): void {
   const names = tensorPartNames(part);
   const taken = names.filter((name) => tensorReleased(rec, path, { name }));
@@ -230,6 +219,18 @@ function refusePartlyTied(rec: ReleaseRecord, path: string, part: TensorNames): 
   );
 }
 
+/**
+ * Checks each glob against the commits to prune, walking their files once:
+ * - A glob matching no tensor (or, for --files, no file) of them is refused: a mistyped `optimiser.*` would
+ *   otherwise write records that release nothing, and the user would count on space that is never freed.
+ * - A glob without ':' matches tensor names only (spec/FORMAT.md §13), but ckvc before that rule also tried it
+ *   against `<file>:<name>`, where `model.*` reaches every tensor of `model.safetensors`. A record holding such a
+ *   glob would release more data under an older ckvc (a second site, a bundle's receiver) than here, so it is
+ *   refused, with the spelling that means the same to every version.
+ * - Tied names (FORMAT.md §5.3) share one stored tensor, whose data a record releases by its own name (as every
+ *   version reads records). Globs that take some names of a tensor and not others are refused: taking the own
+ *   name alone would release a tied name the user did not give, a tied name alone would release nothing.
+ */
 async function checkGlobs(store: ObjectStore, commits: ObjectId[], release: Release): Promise<void> {
   const tensorGlobs = release.tensors ?? [];
   const fileGlobs = release.files ?? [];
