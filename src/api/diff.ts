@@ -142,15 +142,20 @@ function filePair(
   return { a: parseObjectPath(a), b: parseObjectPath(b) };
 }
 
+/** The same bytes: the same recipe, or recipes of the same whole-file BLAKE3 and size (cut by other rules). */
+function sameContent(a: { id: ObjectId; size: number; b3: string }, b: { id: ObjectId; size: number; b3: string }) {
+  return a.id === b.id || (a.b3 === b.b3 && a.size === b.size);
+}
+
 async function filesOf(store: ObjectStore, c: CommitObject, s: DiffSide, only?: string) {
-  const out = new Map<string, { id: ObjectId; size: number; format: string; tensors: TensorEntry[] }>();
+  const out = new Map<string, { id: ObjectId; size: number; b3: string; format: string; tensors: TensorEntry[] }>();
   const listed = await listTreeFiles(store, c.tree);
   for (const f of only === undefined ? listed : [fileOfCommit(listed, only, s.rev, s.id)]) {
     const r = await store.readFileRecipe(f.id);
     const tensors = r.parts.flatMap((p) =>
       p.kind === 'tensor' ? tensorPartNames(p).map((name) => ({ file: f.path, name, id: p.id, part: p })) : [],
     );
-    out.set(f.path, { id: f.id, size: r.size, format: r.format, tensors });
+    out.set(f.path, { id: f.id, size: r.size, b3: r.b3, format: r.format, tensors });
   }
   return out;
 }
@@ -206,9 +211,15 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
     const file = renamedTo.get(t.file) ?? t.file;
     return `${file}\0${renamedFrom.has(file) ? matchedName(formatOf(file), t.name) : t.name}`;
   };
+  // A file whose bytes are the same on both sides is unchanged, whatever its recipes say: one cut by an older
+  // ckvc lacks the tied names a newer one records (FORMAT.md §5.3). Its tensors are B's on both sides, so none
+  // reads as added or removed.
   const ta = new Map(
-    [...fa.values()]
-      .flatMap((f) => f.tensors)
+    [...fa]
+      .flatMap(([p, f]) => {
+        const g = fb.get(p);
+        return g && g.id !== f.id && sameContent(f, g) ? g.tensors : f.tensors;
+      })
       .filter(wantedBy(renamedTo))
       .map((t) => [key(t), t]),
   );
@@ -256,7 +267,7 @@ export async function diff(store: ObjectStore, opts: DiffOptions): Promise<DiffR
     const q = renamedTo.get(p) ?? p;
     const g = fb.get(q);
     if (!g) continue;
-    if (g.id === f.id && q === p) {
+    if (q === p && sameContent(f, g)) {
       files.unchanged++;
       continue;
     }
