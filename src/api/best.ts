@@ -4,6 +4,7 @@ import { defaultMetricMode, type MetricMode } from '../core/metric-mode.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { didYouMean } from '../core/similar-names.js';
+import { decodeSummaryTip } from '../core/store-format/branch-summary.js';
 import { branchSource, commitsMadeUnder } from './branch-commits.js';
 import { bestByMetric } from './branch-summary.js';
 import { currentBranch } from './refs.js';
@@ -32,18 +33,27 @@ export interface BestResult {
 
 /** How many metric names a refusal looks at (a typo is checked against these). */
 const NAMES_LISTED = 1000;
-/** How far back a remote-tracking branch, which has no summary entries, is walked for them. */
+/** How far back a branch whose summary entries are not its tip's (a remote-tracking one has none) is walked. */
 const NAMES_FROM_COMMITS = 50;
 
 /**
- * The metric names the branch records, for a refusal: what a mistyped name meant. A local branch's come from its
- * summary entries (FORMAT.md §8: one per metric, read without walking the branch); a remote-tracking branch's from
- * its newest commits. Undefined when they cannot be read (a damaged branch): the refusal then stands without them.
+ * The metric names the branch records, for a refusal: what a mistyped name meant. They come from its summary
+ * entries (FORMAT.md §8: one per metric, read without walking the branch) when those are true for its tip, else
+ * from its newest commits made on it. Undefined when they cannot be read (a damaged branch): the refusal then
+ * stands without them.
  */
 async function recordedMetricNames(store: ObjectStore, branch: string): Promise<string[] | undefined> {
   try {
     const src = await branchSource(store, branch);
-    if (!src.tracking) return await store.index.session((s) => s.summaryMetricNames(branch, NAMES_LISTED));
+    // The entries are this branch's only when they are true for its tip: a deleted branch's stay behind for a
+    // new one of that name, and a branch made at another's commit has none yet. Else its commits are read.
+    if (!src.tracking) {
+      const summary = await store.index.session(async (s) => {
+        const tip = await s.summaryTip(branch);
+        return tip && decodeSummaryTip(tip)?.tip === src.tip ? s.summaryMetricNames(branch, NAMES_LISTED) : undefined;
+      });
+      if (summary) return summary;
+    }
     const names = new Set<string>();
     let n = 0;
     for await (const { commit } of commitsMadeUnder(store, src.names, src.tip)) {

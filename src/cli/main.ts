@@ -55,6 +55,8 @@ export async function run(argv: string[]): Promise<number> {
   let commands: ReadonlySet<string> = new Set();
   const parser = yargs(argv)
     .scriptName('ckvc')
+    // Words after `--` go to their own key, apart from option values (`-m --` is a message), to be refused.
+    .parserConfiguration({ 'populate--': true })
     .usage('ckvc: Git for ML training checkpoints\n\nUsage: ckvc <command> [options]')
     .options(GLOBAL_OPTIONS)
     .strict()
@@ -75,7 +77,7 @@ export async function run(argv: string[]): Promise<number> {
   // Global and before validation: every command, every option, and no handler ever sees the array.
   parser.middleware((args) => refuseRepeatedOptions(args, parser), true);
   parser.middleware((args) => refusePositionalGivenAsOption(argv, args, parser), true);
-  parser.middleware(() => refuseDoubleDash(argv), true);
+  parser.middleware((args) => refuseDoubleDash(argv, args['--'] ?? []), true);
   storeCommands(parser);
   commitCommand(parser);
   checkoutCommand(parser);

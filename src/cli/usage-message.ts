@@ -102,16 +102,21 @@ export function commandNames(parser: unknown): Set<string> {
 }
 
 /**
- * Refuses `--`: yargs sets aside the words after it, which no command reads, so `ckvc branch -d -- old` would list
+ * Refuses words after `--`: yargs sets them aside and no command reads them, so `ckvc branch -d -- old` would list
  * branches and delete nothing. No ckvc name starts with '-' (ref names may not), and a path can be written ./-x.
+ * `after` is what yargs set aside (its `--` key); without it (a command line yargs refused before parsing it),
+ * the words after a `--` that is not an option's value (`-m --`).
  */
-export function refuseDoubleDash(argv: string[]): void {
-  const at = argv.indexOf('--');
-  if (at < 0) return;
-  const after = argv.slice(at + 1);
+export function refuseDoubleDash(argv: string[], after?: unknown): void {
+  if (after === undefined) {
+    const at = argv.indexOf('--');
+    if (at < 0 || (at > 0 && argv[at - 1]!.startsWith('-') && !argv[at - 1]!.includes('='))) return;
+    after = argv.slice(at + 1);
+  }
+  if (!Array.isArray(after) || after.length === 0) return;
   throw new CkvcError(
     'CKVC_USAGE',
-    `ckvc takes no '--'${after.length ? `: ${after.map((w) => `'${w}'`).join(' ')} after it would be ignored` : ''}; give names and paths as arguments (a path that starts with '-' as ./-name)`,
+    `ckvc takes no '--': ${after.map((w) => `'${String(w)}'`).join(' ')} after it would be ignored; give names and paths as arguments (a path that starts with '-' as ./-name)`,
     { after },
   );
 }

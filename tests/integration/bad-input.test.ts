@@ -326,6 +326,9 @@ describe('command-line usage errors: exit 2 CKVC_USAGE, and the command does not
     const dash = refused(['branch', '-d', '--', 'main'], 2, 'CKVC_USAGE');
     expect(dash.stderr).toContain("ckvc takes no '--': 'main'");
     expect(readRef(s.store, 'refs/heads/main')).toBeDefined();
+    // An option's value may be '--' (a script's -m "$msg"): that is not the separator.
+    const dry = s.run(['commit', path.join(data, 'good.bin'), '-m', '--', '--dry-run']);
+    expect(dry.code, describeRun(dry)).toBe(0);
     for (const kind of ['branch', 'tag'])
       expect(refused([kind, '-d'], 2, 'CKVC_USAGE').stderr).toContain(`${kind} -d needs the ${kind} to delete`);
     // A global option's value is not the command: `--store tag log` runs log.

@@ -376,6 +376,20 @@ section('best', (it, beforeAll) => {
     expect(m.code, describeRun(m)).toBe(14);
     expect(codeOf(m)).toBe('CKVC_NO_METRIC');
     expect(m.stderr).toMatch(/; it records .*'loss'/);
+    // A branch deleted and made again elsewhere: its old summary entries are not its names.
+    const t = newStore('ckvc-best-names-');
+    const side = path.join(t.dir, 'side-data');
+    fs.mkdirSync(side);
+    fs.writeFileSync(path.join(side, 'x.bin'), 'main');
+    t.ok(['commit', side, '-m', 'main', '-b', 'main', '--metric', 'loss=1']);
+    fs.writeFileSync(path.join(side, 'x.bin'), 'side');
+    t.ok(['commit', side, '-m', 'side', '-b', 'names', '--metric', 'perplexity=3']);
+    t.ok(['switch', 'main']);
+    t.ok(['branch', '-d', 'names']);
+    t.ok(['branch', 'names', 'main']);
+    const stale = t.run(['best', '--metric', 'perplexit', '-b', 'names']);
+    expect(codeOf(stale)).toBe('CKVC_NO_METRIC');
+    expect(stale.stderr).not.toContain('perplexity');
     const typo = await s.run(['best', '--metric', 'los', '-b', 'main']);
     expect(codeOf(typo)).toBe('CKVC_NO_METRIC');
     expect(typo.stderr).toContain("the metric 'los' to rank (did you mean 'loss'?)");
