@@ -16,6 +16,8 @@ export interface PruneRecord {
   tensors: string[] | null;
   /** Absent: no file released whole (records before §13's `files`); null: every file; else path globs. */
   files?: string[] | null;
+  /** The file did not parse: read as releasing nothing, and reported by verify. */
+  unreadable?: true;
 }
 
 /** Unites two lists of globs: null (everything) wins; absent is nothing. */
@@ -26,7 +28,7 @@ function uniteGlobs(a: string[] | null | undefined, b: string[] | null | undefin
 }
 
 export function mergePruneRecords(a: PruneRecord | undefined, b: PruneRecord): PruneRecord {
-  if (!a) return b;
+  if (!a || a.unreadable) return b;
   const tensors = uniteGlobs(a.tensors, b.tensors) as string[] | null;
   const files = uniteGlobs(a.files, b.files);
   return { commit: a.commit, time: Math.min(a.time, b.time), tensors, ...(files !== undefined ? { files } : {}) };
@@ -53,9 +55,10 @@ export class PruneRecords {
       if (r.commit !== commit || typeof r.time !== 'number' || !tensorsOk || !filesOk) throw new Error('fields');
       return { commit, time: r.time, tensors: r.tensors, ...(r.files !== undefined ? { files: r.files } : {}) };
     } catch {
-      // Failing safe: an unreadable record means "everything released", so gc never keeps less than asked
-      // and checkout never serves what the user pruned; verify names the file.
-      return { commit, time: 0, tensors: null };
+      // Failing safe: an unreadable record releases nothing, so gc deletes nothing because of it (read as
+      // "everything", a damaged record of one optimizer tensor would have cost the whole checkpoint). Data a gc
+      // already freed under it is then reported missing, and verify names the file.
+      return { commit, time: 0, tensors: [], unreadable: true };
     }
   }
 

@@ -120,6 +120,16 @@ class Verifier {
     } catch (e) {
       this.problem('history', e);
     }
+    for (const rec of this.pruned.values())
+      if (rec.unreadable)
+        this.problem(
+          'history',
+          new CkvcError(
+            'CKVC_CORRUPT_OBJECT',
+            `prune record pruned/${rec.commit}.json does not parse; it is read as releasing nothing, so gc keeps that commit's data: run the prune again to write it anew, or 'ckvc unprune ${rec.commit.slice(0, 12)}' to take it back`,
+            { commit: rec.commit, path: `pruned/${rec.commit}.json` },
+          ),
+        );
     // Data a partial fetch left out is promised by a remote, not lost (FORMAT.md §13.2): not reported missing.
     try {
       this.promises = await new PromiseRecords(this.store.layout).all();

@@ -123,6 +123,29 @@ describe('prune releases whole files', () => {
     expect(t.run(['verify', '--read-data']).code).toBe(0);
   });
 
+  it('a prune record that does not parse releases nothing: gc frees nothing for it, and verify names it', () => {
+    const t = newStore();
+    const work = tempDir('ckvc-ret-garbage-');
+    fs.writeFileSync(path.join(work, 'opt.pkl'), pickleOf(randomBytes(92, PKL)));
+    const old = t.json(['commit', work, '-b', 'b', '-m', 'old']).id;
+    fs.writeFileSync(path.join(work, 'opt.pkl'), pickleOf(randomBytes(93, PKL)));
+    t.json(['commit', work, '-b', 'b', '-m', 'new']);
+    // A record of one optimizer glob, damaged on disk: read as "everything", gc would free the whole commit.
+    fs.mkdirSync(path.join(t.store, 'pruned'), { recursive: true });
+    fs.writeFileSync(path.join(t.store, 'pruned', `${old}.json`), '{"commit": "' + old.slice(0, 20));
+    expect(t.json(['gc', '--grace', '0']).bytesFreed).toBe(0);
+    const v = t.run(['verify', '--read-data', '--json']);
+    expect(v.code).toBe(12);
+    const problems = JSON.parse(v.stdout).problems;
+    expect(problems.map((p: { code: string }) => p.code)).toEqual(['CKVC_CORRUPT_OBJECT']);
+    expect(problems[0].message).toContain(`prune record pruned/${old}.json does not parse`);
+    const out = tempDir('ckvc-ret-garbage-out-');
+    t.ok(['checkout', old, '--to', out]);
+    expect(fs.readFileSync(path.join(out, 'opt.pkl')).equals(pickleOf(randomBytes(92, PKL)))).toBe(true);
+    t.ok(['prune', '--keep-last', '1', '-b', 'b']); // written anew, whole
+    t.ok(['verify']);
+  });
+
   it('says what will not be freed and why, and gc says when the grace period kept everything', () => {
     const s = newStore();
     const work = tempDir('ckvc-ret-same-');
