@@ -66,7 +66,7 @@ export async function unprune(store: ObjectStore, revs: string[]): Promise<Unpru
 function gone(rev: string, id: ObjectId, missing: number): CkvcError {
   return new CkvcError(
     'CKVC_PRUNED',
-    `${rev} (${id.slice(0, 12)}) cannot be unpruned: 'ckvc gc' has already deleted ${missing} object(s) of the data its prune released; nothing was changed (fetch or pull the commit from a store that still has it)`,
+    `${rev} (${id.slice(0, 12)}) cannot be unpruned: 'ckvc gc' has already deleted ${missing} object(s) of the data its prune released; nothing was changed. A fetch does not bring data of commits this store holds: in a store that still has it, pack a branch or tag holding ${id.slice(0, 12)} ('ckvc pack BRANCH -o FILE'), then here 'ckvc pull FILE' and unprune again`,
     { commit: id, missing },
   );
 }

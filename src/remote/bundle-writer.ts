@@ -2,6 +2,7 @@
 // are copied verbatim (record headers checked; the receiver re-hashes every record), straight into the stream; a
 // bundle that re-encodes a delta is first made as a scratch pack in the store's tmp/ (the system's temp folder
 // when this user may not write the store).
+import { verifyInChainOrder } from '../store/verify-in-chain-order.js';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -71,9 +72,22 @@ export interface WrittenBundle {
   deltasReencoded: number;
 }
 
-/** Streams a bundle into `sink` (not ended). Memory holds one record at a time. */
-export async function writeBundle(store: ObjectStore, content: BundleContent, sink: Writable): Promise<WrittenBundle> {
+/**
+ * Streams a bundle into `sink` (not ended). Memory holds one record at a time. `verifyRecords`: every record is
+ * decoded and re-hashed first. A bundle file is an archive, read perhaps long after and far away: it must not be
+ * written from a damaged pack (`ckvc pack` fails instead, as a push does at its receiver, which re-hashes what it
+ * gets).
+ */
+export async function writeBundle(
+  store: ObjectStore,
+  content: BundleContent,
+  sink: Writable,
+  opts: { verifyRecords?: boolean } = {},
+): Promise<WrittenBundle> {
   const locs = content.located ?? (await store.locateAll(content.objects, 'object to send'));
+  // Every record decoded against its base once (verify --read-data's way), before a byte is written: decoding
+  // each as it is copied would go through its whole chain, and took pack of a 420 MB store from 1.9 to 4.3 s.
+  if (opts.verifyRecords) await verifyInChainOrder(store.packs, locs, {});
   if (locs.length !== content.objects.length || locs.some((l, i) => l.entry.id !== content.objects[i]))
     throw new CkvcError('CKVC_INTERNAL', 'bundle writer: the locations given are not those of the objects', {});
   const deltas = await planBundleDeltas(store, locs, content.receiverHolds);
@@ -379,7 +393,7 @@ export async function writeBundleFile(
   });
   try {
     await opened;
-    const r = await writeBundle(store, content, out);
+    const r = await writeBundle(store, content, out, { verifyRecords: true });
     await new Promise<void>((resolve, reject) => {
       out.end((e?: Error | null) => (e ? reject(e) : resolve()));
     });

@@ -175,6 +175,21 @@ describe('verify names the checkpoints damage costs', () => {
     expect(again.stderr).toContain(`(at tag object ${tag.slice(0, 12)}, which cannot be read)`);
   });
 
+  it('pack refuses to write a bundle from a damaged record, and leaves no file', async () => {
+    const s = copyStore(template, 'ckvc-damage-pack-');
+    const { file, entry } = await chunkRecordOfW(s, step1);
+    damage(file, entry);
+    const out = path.join(s.dir, 'bundles');
+    fs.mkdirSync(out);
+    const r = s.run(['pack', 'main', '-o', path.join(out, 'main.ckvb')]);
+    expect(r.code, r.stderr).toBe(12);
+    expect(errorCodes(r.stderr)).toEqual(['CKVC_CORRUPT_OBJECT']);
+    expect(fs.readdirSync(out)).toEqual([]);
+    // The branch whose data is intact still packs.
+    s.ok(['pack', 'other', '-o', path.join(out, 'other.ckvb')]);
+    s.ok(['verify', path.join(out, 'other.ckvb')]);
+  });
+
   it('a clean store reports nothing damaged', () => {
     const report = JSON.parse(template.ok(['verify', '--read-data', '--json']).stdout);
     expect(report.damaged).toEqual([]);
