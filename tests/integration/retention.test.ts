@@ -132,7 +132,7 @@ describe('prune releases whole files', () => {
     t.json(['commit', work, '-b', 'b', '-m', 'new']);
     // A record of one optimizer glob, damaged on disk: read as "everything", gc would free the whole commit.
     fs.mkdirSync(path.join(t.store, 'pruned'), { recursive: true });
-    fs.writeFileSync(path.join(t.store, 'pruned', `${old}.json`), '{"commit": "' + old.slice(0, 20));
+    fs.writeFileSync(path.join(t.store, 'pruned', `${old}.json`), `{"commit": "${old.slice(0, 20)}`);
     expect(t.json(['gc', '--grace', '0']).bytesFreed).toBe(0);
     const v = t.run(['verify', '--read-data', '--json']);
     expect(v.code).toBe(12);
