@@ -518,6 +518,10 @@ describe('bundle round trip', () => {
     const v = JSON.parse(r.stdout);
     expect(v.pruned.map((p: any) => p.commit).sort()).toEqual(prunedIds);
     expect(v.commits).toHaveLength(4);
+    // The text and the release notes say so: a backup's reader must know which checkpoints are metadata only.
+    const said = `${prunedIds.length} commit(s) were pruned before packing: the data their prune released is not in the bundle`;
+    expect((await verifyFile(file, [])).r.stderr).toContain(said);
+    expect((await verifyFile(file, ['--markdown'])).r.stdout).toContain(said);
 
     const F = newStore('ckvc-bundle-prune-recv-');
     await F.jsonAsync(['pull', file]);

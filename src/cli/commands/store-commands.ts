@@ -177,6 +177,11 @@ function indexCommand(y: CliParser): void {
   );
 }
 
+/** How a bundle's pruned commits are said: their released data is not in it, and cannot be checked out from it. */
+function prunedNote(n: number): string {
+  return `${n} commit(s) were pruned before packing: the data their prune released is not in the bundle (their metadata is)`;
+}
+
 async function verifyBundleCommand(file: string, args: { json?: boolean; markdown?: boolean }): Promise<void> {
   const r = await (await loadApi()).verifyBundle(file);
   if (args.json) return json(r);
@@ -184,7 +189,7 @@ async function verifyBundleCommand(file: string, args: { json?: boolean; markdow
   const labels = new Map(r.labels.map((l) => [l.config, l.text]));
   if (args.markdown) {
     out(
-      `Bundle \`${escaped(file)}\`: ${r.objects} objects, ${bytes(r.bytes)}, verified (every object re-hashed)${r.prerequisites.length ? `; needs ${r.prerequisites.map((p) => `\`${short(p)}\``).join(', ')}` : ''}${r.shallow.length ? `; history stops at ${r.shallow.map((p) => `\`${short(p)}\``).join(', ')} (shallow)` : ''}.`,
+      `Bundle \`${escaped(file)}\`: ${r.objects} objects, ${bytes(r.bytes)}, verified (every object re-hashed)${r.prerequisites.length ? `; needs ${r.prerequisites.map((p) => `\`${short(p)}\``).join(', ')}` : ''}${r.shallow.length ? `; history stops at ${r.shallow.map((p) => `\`${short(p)}\``).join(', ')} (shallow)` : ''}${r.pruned.length ? `; ${prunedNote(r.pruned.length)}` : ''}.`,
     );
     out('');
     out('| ref | commit | step | metrics | config | message | tag message |');
@@ -218,6 +223,8 @@ async function verifyBundleCommand(file: string, args: { json?: boolean; markdow
     out(`${escaped(ref.name)}  ${short(ref.commit)}${about}${tag}`);
   }
   for (const id of r.shallow) info(`history stops at ${short(id)} (shallow)`);
+  // A backup's reader must know that some of its checkpoints are metadata only.
+  if (r.pruned.length) info(`${prunedNote(r.pruned.length)}: ${r.pruned.map((p) => short(p.commit)).join(', ')}`);
   info(
     `bundle ${escaped(file)}: ${r.objects} object(s), ${r.commits.length} commit(s), ${bytes(r.bytes)}; every object re-hashed, trailer and pack checksum match${r.prerequisites.length ? `; needs ${r.prerequisites.length} prerequisite commit(s) (${r.fromPrerequisites} object(s) expected from them)` : r.shallow.length ? '; shallow (no prerequisites)' : '; self-contained'}`,
   );
