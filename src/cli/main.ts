@@ -21,7 +21,7 @@ import { exitOnInterrupt } from './interruption.js';
 import { refusePositionalGivenAsOption } from './positional-options.js';
 import { refuseRepeatedOptions } from './repeated-options.js';
 import { escaped, escapedLines } from './terminal-text.js';
-import { commandNames, refuseDoubleDash, usageMessage } from './usage-message.js';
+import { commandNames, refuseDoubleDash, usageInstance, usageMessage } from './usage-message.js';
 import { cliVersion } from './version.js';
 
 /** Messages quote names and paths (a ref from a bundle, a file name with a newline): one escaped line. Only an
@@ -44,9 +44,7 @@ function report(e: unknown, asJson: boolean): number {
  * shown beside the error: 60-70 ms of string measuring on every command. Our fail handler throws instead of
  * showing help, so that text is never used; `--help` itself renders help afresh and is not affected. */
 function skipHelpCache(parser: CliParser): void {
-  const internal = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => unknown } })
-    .getInternalMethods?.()
-    .getUsageInstance?.() as { cacheHelpMessage?: () => void } | undefined;
+  const internal = usageInstance<{ cacheHelpMessage: () => void }>(parser);
   if (internal?.cacheHelpMessage) internal.cacheHelpMessage = () => undefined;
 }
 

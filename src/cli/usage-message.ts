@@ -93,11 +93,16 @@ function optionsNamed(msg: string): string {
     : msg;
 }
 
+/** yargs' usage instance (internal: undefined, and its callers do without, should that change), as `T`. */
+export function usageInstance<T>(parser: unknown): Partial<T> | undefined {
+  return (parser as { getInternalMethods?: () => { getUsageInstance?: () => unknown } })
+    .getInternalMethods?.()
+    .getUsageInstance?.() as Partial<T> | undefined;
+}
+
 /** The top-level command names, as the usage instance lists them for `--help` (read before parsing: a command's own parse resets it). */
 export function commandNames(parser: unknown): Set<string> {
-  const usage = (parser as { getInternalMethods?: () => { getUsageInstance?: () => unknown } })
-    .getInternalMethods?.()
-    .getUsageInstance?.() as { getCommands?: () => [string, ...unknown[]][] } | undefined;
+  const usage = usageInstance<{ getCommands: () => [string, ...unknown[]][] }>(parser);
   return new Set((usage?.getCommands?.() ?? []).map(([cmd]) => cmd.split(' ')[0]!));
 }
 

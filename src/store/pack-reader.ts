@@ -257,7 +257,7 @@ export class PackReader {
     const where = `object ${entry.id.slice(0, 16)} in pack ${packId.slice(0, 16)}`;
     const head = Math.min(entry.storedLength, DELTA_HEAD_BYTES);
     const buf = await this.readAt(packId, entry.offset, RECORD_HEADER_BYTES + head);
-    const header = namingPackNow(packId, () =>
+    const header = namingPack(packId, () =>
       decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where),
     );
     if (header.id !== entry.id || header.codec !== entry.codec) {
@@ -387,7 +387,7 @@ export class PackReader {
     expectType: ObjectType | undefined,
   ): PackEntry {
     const { packId, entry } = loc;
-    const header = namingPackNow(packId, () =>
+    const header = namingPack(packId, () =>
       decodeRecordHeader(buf.subarray(0, RECORD_HEADER_BYTES), entry.offset, where),
     );
     // The raw length too: callers size buffers and budget memory by the location's (verify-in-chain-order.ts).
@@ -479,12 +479,14 @@ export class PackReader {
     const size = (await fh.stat()).size;
     if (size < PACK_HEADER_BYTES + PACK_FOOTER_BYTES)
       throw new CkvcError('CKVC_CORRUPT_PACK', `${where} is truncated (${size} bytes)`, { pack: packId });
-    return namingPack(packId, async () => {
+    try {
       checkPackHeader(await this.readAt(packId, 0, PACK_HEADER_BYTES), where);
       const footer = decodeFooter(await this.readAt(packId, size - PACK_FOOTER_BYTES, PACK_FOOTER_BYTES), size, where);
       const toc = await this.readAt(packId, footer.tocOffset, footer.count * TOC_ENTRY_BYTES);
       return { entries: decodeToc(toc, footer.count, footer.tocOffset, where), size, checksum: footer.checksum };
-    });
+    } catch (e) {
+      throw withPackId(e, packId);
+    }
   }
 
   async close(): Promise<void> {
@@ -504,15 +506,7 @@ function withPackId(e: unknown, packId: string): unknown {
   return e;
 }
 
-async function namingPack<T>(packId: string, f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    throw withPackId(e, packId);
-  }
-}
-
-function namingPackNow<T>(packId: string, f: () => T): T {
+function namingPack<T>(packId: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
