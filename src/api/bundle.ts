@@ -156,7 +156,7 @@ export interface BundleReport {
 }
 
 /** `store`: the store it is pulled into, which a thin bundle's delta records may build on (BUNDLE.md §3). */
-async function openBundleFile(
+export async function openBundleFile(
   file: string,
   parent: string,
   durable = true,

@@ -7,6 +7,7 @@ import { ObjectStore } from '../store/object-store.js';
 import { resolveRevision } from '../store/revision-resolver.js';
 import { createStore } from '../store/store-layout.js';
 import type { VerifyReport } from '../store/verify-store.js';
+import type { RepairOptions, RepairReport } from './repair.js';
 import {
   createAlias,
   deleteAlias,
@@ -191,6 +192,10 @@ export class Store {
   }
   resolve(rev: string): Promise<string> {
     return resolveRevision(this.objects, rev).then((r) => r.id);
+  }
+  /** Mends a damaged store from remotes or bundle files holding its lost objects (spec/FORMAT.md §10.1). */
+  async repair(opts: RepairOptions): Promise<RepairReport> {
+    return (await transfer()).repair(this.objects, opts);
   }
   async verify(opts: { readData?: boolean } = {}): Promise<VerifyReport> {
     return (await reading()).verifyStore(this.objects, opts);

@@ -43,6 +43,10 @@ export const ERROR_CODES = {
     exit: EXIT.CORRUPT,
     summary: 'verify found one or more problems (each listed with its own code)',
   },
+  CKVC_NOT_REPAIRED: {
+    exit: EXIT.CORRUPT,
+    summary: 'repair could not make the store whole: no source held some lost objects',
+  },
   CKVC_FILE_HASH_MISMATCH: { exit: EXIT.CORRUPT, summary: 'a rebuilt file does not match the hash recorded at commit' },
   CKVC_REF_CONFLICT: {
     exit: EXIT.REF_CONFLICT,

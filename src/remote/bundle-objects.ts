@@ -46,6 +46,21 @@ export class Overlay implements ObjectSource {
     return this.store.readRaw(id, type);
   }
 
+  /**
+   * A record of the bundle as it is stored, to copy verbatim (it was verified when the bundle was received), or,
+   * for a delta record, which needs its base, its element width: the caller stores it decoded, on its own.
+   */
+  async storedRecord(
+    id: ObjectId,
+  ): Promise<{ entry: PackEntry; body: Buffer } | { entry: PackEntry; deltaWidth: number } | undefined> {
+    const entry = this.byId.get(id);
+    if (!entry) return undefined;
+    const loc = { packId: this.rb!.packId!, entry };
+    const head = await this.packs!.readDeltaHead(loc);
+    if (head) return { entry, deltaWidth: head.width };
+    return { entry, body: await this.packs!.readStoredRecord(loc, id, { verify: false }) };
+  }
+
   async readTag(id: ObjectId): Promise<TagObject> {
     return decodeTag(await this.read(id, 'tag'), `tag ${id.slice(0, 12)}`);
   }

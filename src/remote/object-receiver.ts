@@ -5,7 +5,7 @@ import { CkvcError, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { promoteObjects, type KeptLabel } from './bundle-import.js';
-import { receiveBundle } from './bundle-reader.js';
+import { receiveBundle, type ReceivedBundle } from './bundle-reader.js';
 import { againstExpected, refuseRefs } from './objects-only-bundle.js';
 import { localHolds } from './thin-bases.js';
 import type { Transport } from './transport.js';
@@ -51,6 +51,27 @@ export interface Received {
   labelsKept: KeptLabel[];
 }
 
+/** Refuses an objects-only bundle from `url` that is not exactly the objects `ids` (PROTOCOL.md §2 `objects`). */
+export function checkAskedFor(rb: ReceivedBundle, ids: ObjectId[], url: string): void {
+  refuseRefs(rb, `objects from ${url}`);
+  const { extra, missing } = againstExpected(rb, ids);
+  if (extra.length)
+    throw new CkvcError('CKVC_BAD_BUNDLE', `${url} sent objects that were not asked for`, {
+      url,
+      extra: extra.slice(0, 10),
+    });
+  // A remote that holds what it planned sends all of it (else it answers an error): a short bundle is the
+  // remote's fault, said as such, not a store of this side's found missing something later.
+  if (missing.length) {
+    throw new CkvcError(
+      'CKVC_REMOTE',
+      `${url} sent ${rb.ids.size} of the ${new Set(ids).size} objects asked for (outside the protocol; ` +
+        `${missing[0]!.slice(0, 16)} is among those missing); nothing of that batch was kept`,
+      { url, missing: missing.slice(0, 10) },
+    );
+  }
+}
+
 export async function receiveObjects(
   store: ObjectStore,
   t: Transport,
@@ -65,23 +86,7 @@ export async function receiveObjects(
     const receive = async (source: Readable) => {
       const rb = await receiveBundle(source, store.layout.tmpDir, `objects from ${t.url}`, undefined, { store });
       try {
-        refuseRefs(rb, `objects from ${t.url}`);
-        const { extra, missing } = againstExpected(rb, ids);
-        if (extra.length)
-          throw new CkvcError('CKVC_BAD_BUNDLE', `${t.url} sent objects that were not asked for`, {
-            url: t.url,
-            extra: extra.slice(0, 10),
-          });
-        // A remote that holds what it planned sends all of it (else it answers an error): a short bundle is the
-        // remote's fault, said as such, not a store of this side's found missing something later.
-        if (missing.length) {
-          throw new CkvcError(
-            'CKVC_REMOTE',
-            `${t.url} sent ${rb.ids.size} of the ${new Set(ids).size} objects asked for (outside the protocol; ` +
-              `${missing[0]!.slice(0, 16)} is among those missing); nothing of that batch was kept`,
-            { url: t.url, missing: missing.slice(0, 10) },
-          );
-        }
+        checkAskedFor(rb, ids, t.url);
         const p = await promoteObjects(store, rb);
         return { ...p, bytes: rb.bytes };
       } finally {

@@ -148,7 +148,7 @@ async function readsBack(store: ObjectStore, id: ObjectId, type: ObjectType): Pr
  * may be sound, and a delta codes each byte plane on its own, so a plane stored whole does not read its base.
  * Bases are followed past what the walk reaches (a base whose own data a prune released).
  */
-async function lostObjects(
+export async function lostObjects(
   store: ObjectStore,
   tips: ObjectId[],
   damage: Damage,

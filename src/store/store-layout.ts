@@ -93,6 +93,10 @@ export class StoreLayout {
   packFile(packId: string) {
     return path.join(this.packsDir, `${packId}.pack`);
   }
+  /** Damaged packs `ckvc repair` set aside (FORMAT.md §10.1): never read, kept for inspection. */
+  get damagedDir() {
+    return path.join(this.root, 'damaged');
+  }
 }
 
 async function isStoreDir(dir: string): Promise<boolean> {

@@ -2,10 +2,11 @@
 // then packs and index, then with readData every record re-read and re-hashed. Problems are collected, each
 // with its own code, rather than stopping at the first.
 import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { CkvcError, type ErrorCode } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
-import { damagedCommits, type DamagedCommit } from './damage-reach.js';
+import { damagedCommits, lostObjects, type Damage, type DamagedCommit } from './damage-reach.js';
 import { CODECS, PACK_FOOTER_BYTES } from '../core/store-format/pack-format.js';
 import { OffThreadFailed } from './file-output.js';
 import { findLeftovers, type LeftoverSummary } from './leftovers.js';
@@ -47,6 +48,8 @@ export interface VerifyReport {
   shallow: { commit: ObjectId; parents: ObjectId[] }[];
   /** What the damaged or missing objects among the problems cost: the commits and files that no longer rebuild. */
   damaged: DamagedCommit[];
+  /** Not a problem: damaged packs `ckvc repair` set aside in damaged/ (FORMAT.md §10.1), not read. */
+  setAside: { packs: number; bytes: number };
 }
 
 class Verifier {
@@ -56,6 +59,8 @@ class Verifier {
   readonly tips: ObjectId[] = [];
   /** The refs naming each tip, as `ckvc` prints them (`main`, `tags/best`, `origin/main`). */
   readonly names = new Map<ObjectId, string[]>();
+  /** Packs found damaged (FORMAT.md §10.1): unreadable header, footer or TOC, a wrong checksum, a bad record. */
+  readonly damagedPacks = new Set<string>();
   private pruned = new Map<ObjectId, PruneRecord>();
   private promises = new Map<ObjectId, PromiseRecord>();
   readonly recordOf = (id: ObjectId) => withPromise(this.pruned.get(id), this.promises.get(id));
@@ -114,7 +119,8 @@ class Verifier {
    * Every object the refs reach must be present and decode, down to chunks, except tensor data a prune record
    * released (the walk gc uses; gc may keep more, never less: it ignores records of commits a name points at).
    */
-  async history(tips: ObjectId[]): Promise<void> {
+  /** The prune and promise records the walk follows. */
+  async records(): Promise<void> {
     try {
       this.pruned = await this.store.pruned.all();
     } catch (e) {
@@ -136,6 +142,10 @@ class Verifier {
     } catch (e) {
       this.problem('history', e);
     }
+  }
+
+  async history(tips: ObjectId[]): Promise<void> {
+    await this.records();
     const counted = new Set<ObjectId>();
     // Chunks, and tensors whose data every reach so far released: not read here, but they must exist.
     const leaves = new Map<ObjectId, 'chunk' | 'tensor'>();
@@ -212,10 +222,15 @@ class Verifier {
     const records: ObjectLocation[] = [];
     // The pack phase's problems and each pack's whole-file hash, in pack order, reported once the hashes are in: a
     // large pack is hashed on the worker thread while this one decodes and hashes the records.
-    const inOrder: { phase: VerifyPhase; problem: CkvcError | undefined | Promise<CkvcError | undefined> }[] = [];
-    const note = (phase: VerifyPhase, e: unknown) => {
+    const inOrder: {
+      phase: VerifyPhase;
+      problem: CkvcError | undefined | Promise<CkvcError | undefined>;
+      /** The pack the problem, if any, finds damaged. */
+      damages?: string;
+    }[] = [];
+    const note = (phase: VerifyPhase, e: unknown, damages?: string) => {
       if (!(e instanceof CkvcError)) throw e;
-      inOrder.push({ phase, problem: e });
+      inOrder.push({ phase, problem: e, ...(damages ? { damages } : {}) });
     };
     const stop = new AbortController(); // a verify that fails midway leaves the worker no hashing to finish
     try {
@@ -225,7 +240,7 @@ class Verifier {
         try {
           toc = await this.store.packs.readToc(packId);
         } catch (e) {
-          note('packs', e);
+          note('packs', e, packId);
           continue;
         }
         if (toc.checksum !== packId) {
@@ -236,6 +251,7 @@ class Verifier {
               `pack ${packId.slice(0, 16)}: footer checksum ${toc.checksum.slice(0, 16)} does not match the file name`,
               { pack: packId },
             ),
+            packId,
           );
         }
         if (!indexed.has(packId)) {
@@ -251,18 +267,23 @@ class Verifier {
         if (!readData) continue;
         const end = toc.size - PACK_FOOTER_BYTES + 16; // the checksum covers all up to the footer's first 16 bytes
         const later = this.checksumOffThread(packId, end, stop.signal);
-        inOrder.push({ phase: 'data', problem: later ?? (await this.checksumHere(packId, end)) });
+        inOrder.push({ phase: 'data', problem: later ?? (await this.checksumHere(packId, end)), damages: packId });
         for (const entry of toc.entries) records.push({ packId, entry });
       }
       // Every record decoded and hashed, each delta against its base verified just before (not through its chain).
       const found: unknown[] = [];
       await verifyInChainOrder(this.store.packs, records, {
         onObject: () => this.checked.objectsRead++,
-        problem: (_, e) => found.push(e),
+        problem: (loc, e) => {
+          found.push(e);
+          this.damagedPacks.add(loc.packId);
+        },
       });
-      for (const { phase, problem } of inOrder) {
+      for (const { phase, problem, damages } of inOrder) {
         const p = await problem;
-        if (p) this.problem(phase, p);
+        if (!p) continue;
+        this.problem(phase, p);
+        if (damages) this.damagedPacks.add(damages);
       }
       for (const e of found) this.problem('data', e);
     } finally {
@@ -344,6 +365,14 @@ async function leftovers(store: ObjectStore): Promise<LeftoverSummary> {
 }
 
 export async function verifyStore(store: ObjectStore, opts: { readData?: boolean } = {}): Promise<VerifyReport> {
+  return (await checkStore(store, opts)).report;
+}
+
+/** verify's report, and for `ckvc repair` (FORMAT.md §10.1) the damage it found and the packs holding it. */
+export async function checkStore(
+  store: ObjectStore,
+  opts: { readData?: boolean } = {},
+): Promise<{ report: VerifyReport; damage: Damage; damagedPacks: Set<string> }> {
   const v = new Verifier(store);
   const tips = await v.refs();
   await v.history(tips);
@@ -358,12 +387,46 @@ export async function verifyStore(store: ObjectStore, opts: { readData?: boolean
     if ((damaged || p.code === 'CKVC_MISSING_OBJECT') && typeof id === 'string' && isObjectId(id)) bad.add(id);
     if (p.code === 'CKVC_CORRUPT_PACK' && typeof pack === 'string' && isObjectId(pack)) packs.add(pack);
   }
-  return {
+  const report: VerifyReport = {
     ok: v.problems.length === 0,
     problems: v.problems,
     checked: v.checked,
     leftovers: found,
     shallow: v.shallow,
     damaged: await damagedCommits(store, v.tips, v.names, { bad, packs }, v.recordOf),
+    setAside: await setAsidePacks(store),
   };
+  return { report, damage: { bad, packs }, damagedPacks: v.damagedPacks };
+}
+
+/**
+ * The objects the refs need that are absent or do not read back now (`damage` names suspects, as verify's
+ * problems do), and, on demand, the commits that costs: what `ckvc repair` asks its sources for, round by round.
+ */
+export async function currentLosses(
+  store: ObjectStore,
+  damage: Damage = { bad: new Set(), packs: new Set() },
+): Promise<{ lost: Set<ObjectId>; damaged: () => Promise<DamagedCommit[]> }> {
+  const v = new Verifier(store);
+  const tips = await v.refs();
+  await v.records();
+  const lost = await lostObjects(store, tips, damage, v.recordOf);
+  return {
+    lost,
+    damaged: () => damagedCommits(store, tips, v.names, { bad: lost, packs: damage.packs }, v.recordOf),
+  };
+}
+
+/** The packs in damaged/ and their bytes (nothing there is read). */
+async function setAsidePacks(store: ObjectStore): Promise<{ packs: number; bytes: number }> {
+  const out = { packs: 0, bytes: 0 };
+  const dir = store.layout.damagedDir;
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const st = await fs.stat(path.join(dir, name)).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    out.packs++;
+    out.bytes += st.size;
+  }
+  return out;
 }

@@ -9,6 +9,7 @@ export function storeCommands(y: CliParser): void {
   statusCommand(y);
   statsCommand(y);
   verifyCommand(y);
+  repairCommand(y);
   indexCommand(y);
 }
 
@@ -143,6 +144,10 @@ function verifyCommand(y: CliParser): void {
         );
         for (const sh of r.shallow) info(`history stops at ${short(sh.commit)} (shallow)`);
         info(r.ok ? 'no problems found' : `${r.problems.length} problem(s) found`);
+        if (r.setAside.packs)
+          info(
+            `note: damaged/ of the store holds ${r.setAside.packs} damaged pack(s) that ckvc repair set aside (${bytes(r.setAside.bytes)}), not read; delete them once their bytes are of no more use`,
+          );
         const l = r.leftovers;
         if (l.count) {
           const shown = l.paths.slice(0, 5).join(', ') + (l.count > 5 ? `, ... (${l.count - 5} more)` : '');
@@ -159,6 +164,65 @@ function verifyCommand(y: CliParser): void {
           { reported: true },
         );
       }
+    },
+  );
+}
+
+function repairCommand(y: CliParser): void {
+  addCommand(
+    y,
+    'repair',
+    'Mend a damaged store from a remote or bundle file that holds its lost objects: damaged packs are set aside in damaged/ once their sound records are copied',
+    (a) =>
+      a
+        .option('from', {
+          type: 'string',
+          array: true,
+          demandOption: true,
+          describe: 'a remote name or a bundle file to take lost objects from (repeat it: asked in that order)',
+        })
+        .option('dry-run', { type: 'boolean', describe: 'check and say what the sources hold; change nothing' })
+        .option('token-file', { type: 'string', describe: "file with the remote's token (default: $CKVC_TOKEN)" }),
+    async (args) => {
+      const r = await withStore(args, (s) =>
+        s.repair({ from: args.from.map(String), dryRun: args.dryRun, tokenFile: args.tokenFile }),
+      );
+      if (args.json) json(r);
+      else {
+        const sv = r.salvaged;
+        if (sv.packs)
+          info(
+            `salvaged ${sv.packs} damaged pack(s) (${bytes(sv.bytes)}, set aside in damaged/ of the store): ${sv.kept} sound record(s) copied, ${sv.dropped} damaged`,
+          );
+        for (const src of r.sources) {
+          const got = r.dryRun ? '' : `; ${src.restored} restored${src.bytes ? `, ${bytes(src.bytes)} received` : ''}`;
+          info(`${escaped(src.source)}: holds ${src.held} of the ${src.asked} lost object(s) asked of it${got}`);
+        }
+        if (r.otherProblems)
+          info(
+            `note: ${r.otherProblems} problem(s) are not lost objects (a damaged ref or prune record) and repair leaves them: 'ckvc verify' lists them`,
+          );
+        if (r.dryRun) {
+          printDamaged(r.damaged);
+          info(
+            r.sources.length
+              ? `dry run: nothing was changed; ${r.unrepaired} lost object(s) no source holds (more may show below lost commits, trees and file recipes once they are back)`
+              : 'no damaged or missing objects found; nothing to repair',
+          );
+        } else if (r.whole)
+          info(
+            r.sources.length
+              ? 'the store is whole again: no object it needs is damaged or missing'
+              : 'no damaged or missing objects found; nothing to repair (the store was left as it was)',
+          );
+        else printDamaged(r.damaged);
+      }
+      if (!r.dryRun && !r.whole)
+        throw new CkvcError(
+          'CKVC_NOT_REPAIRED',
+          `${r.unrepaired} lost object(s) were held by no source given (${r.sources.map((x) => x.source).join(', ')}); the commits listed still cannot be checked out whole: run repair again with --from a remote or bundle that has them (a damaged pack's bytes stay in damaged/ of the store)`,
+          { unrepaired: r.unrepaired, damaged: r.damaged.length },
+        );
     },
   );
 }

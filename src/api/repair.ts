@@ -1,0 +1,155 @@
+// `ckvc repair --from SOURCE...` (spec/FORMAT.md §10.1): with writers and gc held off, check every record, set
+// the damaged packs aside once their sound records are copied, then fetch what the refs need and no longer have
+// from the sources, round by round (what lies below a lost commit, tree or recipe shows only once it is back).
+import * as fs from 'node:fs';
+import { CkvcError } from '../core/errors.js';
+import type { ObjectId } from '../core/store-format/object-id.js';
+import type { DamagedCommit } from '../store/damage-reach.js';
+import { acquireGcLock } from '../store/gc-exclusion.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { repairFault, salvagePacks, type SalvageReport } from '../store/pack-salvage.js';
+import { checkStore, currentLosses } from '../store/verify-store.js';
+import { bundleSource, transportSource, type RepairSource } from '../remote/repair-sources.js';
+import { openBundleFile } from './bundle.js';
+import { openTransport, remotes, type RemoteAuth } from './remote.js';
+
+export interface RepairOptions extends RemoteAuth {
+  /** Remote names or bundle files, asked in this order. */
+  from: string[];
+  dryRun?: boolean;
+}
+
+export interface RepairSourceReport {
+  source: string;
+  /** Lost objects asked of it (those the sources before it did not hold), and how many of them it held. */
+  asked: number;
+  held: number;
+  /** Objects stored from it (0 in a dry run) and the bytes received. */
+  restored: number;
+  bytes: number;
+}
+
+export interface RepairReport {
+  dryRun: boolean;
+  /** What the check found (verify --read-data's problems), before anything changed. */
+  problems: number;
+  /** Problems repair does not mend (a damaged ref, an unreadable prune record): `ckvc verify` lists them. */
+  otherProblems: number;
+  salvaged: SalvageReport;
+  sources: RepairSourceReport[];
+  /** Objects the refs need that no source held (a dry run: that none holds, of those known so far). */
+  unrepaired: number;
+  /** The commits still not whole afterwards (a dry run: the ones the damage costs now). */
+  damaged: DamagedCommit[];
+  /** Whether the store is whole afterwards: nothing damaged or missing. */
+  whole: boolean;
+}
+
+/** Most rounds of fetching: each goes one level further down (commit, tree, recipe, tensor, chunk, bases). */
+const MAX_ROUNDS = 64;
+
+/** Each `--from`: an existing file is a bundle, anything else names a remote. */
+async function openSources(store: ObjectStore, opts: RepairOptions): Promise<RepairSource[]> {
+  const out: RepairSource[] = [];
+  try {
+    for (const from of opts.from) {
+      if (fs.statSync(from, { throwIfNoEntry: false })?.isFile()) {
+        out.push(bundleSource(store, from, await openBundleFile(from, store.layout.tmpDir, false)));
+        continue;
+      }
+      const known = (await remotes(store).list()).map((r) => r.name);
+      if (!known.includes(from))
+        throw new CkvcError(
+          'CKVC_UNKNOWN_REMOTE',
+          `--from ${from}: no remote of this store has that name (${known.length ? `remotes: ${known.join(', ')}` : 'it has none'}) and no bundle file is there; nothing was changed`,
+          { name: from },
+        );
+      const { t } = await openTransport(store, from, opts);
+      out.push(transportSource(store, from, t));
+    }
+  } catch (e) {
+    await Promise.allSettled(out.map((s) => s.close()));
+    throw e;
+  }
+  return out;
+}
+
+export async function repair(store: ObjectStore, opts: RepairOptions): Promise<RepairReport> {
+  if (!opts.from.length)
+    throw new CkvcError(
+      'CKVC_USAGE',
+      'repair needs --from: a remote or a bundle file holding the lost objects (several may be given)',
+      {},
+    );
+  const lock = await acquireGcLock(store.layout);
+  try {
+    repairFault('repair.locked', store.layout.root);
+    store.index.forWriting();
+    return await repairLocked(store, opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function repairLocked(store: ObjectStore, opts: RepairOptions): Promise<RepairReport> {
+  const check = await checkStore(store, { readData: true });
+  const { report: verified, damage, damagedPacks } = check;
+  const mended = (code: string) =>
+    code === 'CKVC_CORRUPT_OBJECT' || code === 'CKVC_CORRUPT_PACK' || code === 'CKVC_MISSING_OBJECT';
+  const out: RepairReport = {
+    dryRun: Boolean(opts.dryRun),
+    problems: verified.problems.length,
+    otherProblems: verified.problems.filter((p) => !mended(p.code)).length,
+    salvaged: { packs: 0, bytes: 0, kept: 0, dropped: 0 },
+    sources: [],
+    unrepaired: 0,
+    damaged: verified.damaged,
+    whole: true,
+  };
+  if (!damagedPacks.size && !damage.bad.size && !verified.damaged.length) return out;
+  const sources = await openSources(store, opts);
+  try {
+    const reports = new Map(sources.map((s) => [s, { source: s.name, asked: 0, held: 0, restored: 0, bytes: 0 }]));
+    out.sources = [...reports.values()];
+    if (opts.dryRun) {
+      const { lost } = await currentLosses(store, damage);
+      let remaining = [...lost];
+      for (const s of sources) {
+        const r = reports.get(s)!;
+        const held = await s.holds(remaining);
+        r.asked = remaining.length;
+        r.held = held.filter(Boolean).length;
+        remaining = remaining.filter((_, i) => !held[i]);
+      }
+      out.unrepaired = remaining.length;
+      out.whole = false;
+      return out;
+    }
+    out.salvaged = await salvagePacks(store, [...damagedPacks].sort());
+    const asked = new Set<ObjectId>();
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      let remaining = [...(await currentLosses(store)).lost].filter((id) => !asked.has(id));
+      if (!remaining.length) break;
+      for (const id of remaining) asked.add(id);
+      for (const s of sources) {
+        if (!remaining.length) break;
+        const r = reports.get(s)!;
+        const held = await s.holds(remaining);
+        const take = remaining.filter((_, i) => held[i]);
+        r.asked += remaining.length;
+        r.held += take.length;
+        const got = await s.restore(take);
+        r.restored += got.objects;
+        r.bytes += got.bytes;
+        remaining = remaining.filter((_, i) => !held[i]);
+      }
+    }
+    const after = await currentLosses(store);
+    out.unrepaired = after.lost.size;
+    out.damaged = await after.damaged();
+    out.whole = after.lost.size === 0;
+    return out;
+  } finally {
+    await Promise.allSettled(sources.map((s) => s.close()));
+  }
+}
