@@ -127,33 +127,63 @@ async function copySoundRecords(store: ObjectStore, packIds: string[], report: S
 }
 
 /**
- * Salvages the damaged packs `packIds` (FORMAT.md §10.1 step 2). The new packs are durable before any damaged one
- * moves; the index is rebuilt after the moves, so a crash in between leaves an index naming a pack that is gone,
+ * Keeps the bytes of damaged pack `packId` in damaged/ under its own name, as a second link to the same file (or
+ * a copy where links are not allowed), before anything replaces or removes it in packs/. Returns its size.
+ */
+async function keepAside(store: ObjectStore, packId: string): Promise<number | undefined> {
+  const from = store.layout.packFile(packId);
+  const to = path.join(store.layout.damagedDir, path.basename(from));
+  const size = (await fs.stat(from).catch(() => undefined))?.size;
+  if (size === undefined) return undefined; // removed by an earlier run that was killed after it
+  try {
+    await fs.link(from, to);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return size; // kept by an earlier run that was killed after it
+    await fs.copyFile(from, to).catch((err) => {
+      throw ioError(err, 'keep a copy of the damaged pack in', to);
+    });
+    const fh = await fs.open(to, 'r');
+    await fh.sync().finally(() => fh.close());
+  }
+  return size;
+}
+
+/**
+ * Salvages the damaged packs `packIds` (FORMAT.md §10.1 step 2). Their bytes are linked into damaged/ first: a
+ * pack of sound records can come out byte for byte what the damaged pack was before its damage (only its TOC or
+ * footer was hit), with its name, and replace it in packs/. The new packs are durable before any damaged one
+ * leaves packs/; the index is rebuilt after, so a crash in between leaves an index naming a pack that is gone,
  * which the next open rebuilds too.
  */
 export async function salvagePacks(store: ObjectStore, packIds: string[]): Promise<SalvageReport> {
   const report: SalvageReport = { packs: 0, bytes: 0, kept: 0, dropped: 0 };
   if (!packIds.length) return report;
-  await copySoundRecords(store, packIds, report);
-  repairFault('repair.salvaged', store.layout.packsDir);
-  await store.packs.close(); // our own handles on the damaged packs
   const aside = store.layout.damagedDir;
   await fs.mkdir(aside, { recursive: true }).catch((e) => {
     throw ioError(e, 'create', aside);
   });
+  const present: string[] = [];
   for (const packId of packIds) {
-    const from = store.layout.packFile(packId);
-    const to = path.join(aside, path.basename(from));
-    repairFault('repair.aside', from);
-    const size = (await fs.stat(from).catch(() => undefined))?.size;
-    if (size === undefined) continue; // moved by an earlier run that was killed after it
-    await fs.rename(from, to).catch((e) => {
-      throw ioError(e, 'set aside', from);
-    });
+    const size = await keepAside(store, packId);
+    if (size === undefined) continue;
+    present.push(packId);
     report.packs++;
     report.bytes += size;
   }
   await fsyncDir(aside);
+  const written = await copySoundRecords(store, present, report);
+  repairFault('repair.salvaged', store.layout.packsDir);
+  await store.packs.close(); // our own handles on the damaged packs
+  const sound = new Set(written.map((w) => w.packId));
+  for (const packId of present) {
+    if (sound.has(packId)) continue; // replaced in packs/ by its sound rewrite, of the same name
+    const file = store.layout.packFile(packId);
+    repairFault('repair.aside', file);
+    await fs.rm(file, { force: true }).catch((e) => {
+      throw ioError(e, 'remove the damaged pack (its bytes are in damaged/)', file);
+    });
+  }
   await fsyncDir(store.layout.packsDir);
   await store.index.rebuild();
   // The delta-base cache may hold bytes of chunks that were in the damaged packs: it goes, as after gc (§18).

@@ -57,6 +57,8 @@ class Verifier {
   readonly checked = { refs: 0, commits: 0, trees: 0, files: 0, tensors: 0, chunks: 0, packs: 0, objectsRead: 0 };
   readonly shallow: { commit: ObjectId; parents: ObjectId[] }[] = [];
   readonly tips: ObjectId[] = [];
+  /** Commits or tags refs name that are not in the store: a problem of the refs phase, and what they cost. */
+  readonly missingTips: ObjectId[] = [];
   /** The refs naming each tip, as `ckvc` prints them (`main`, `tags/best`, `origin/main`). */
   readonly names = new Map<ObjectId, string[]>();
   /** Packs found damaged (FORMAT.md §10.1): unreadable header, footer or TOC, a wrong checksum, a bad record. */
@@ -95,12 +97,13 @@ class Verifier {
       for (const r of list) {
         this.checked.refs++;
         const type = await this.store.typeOf(r.id);
-        if (type === 'commit' || type === 'tag') {
-          tips.push(r.id);
+        if (type === 'commit' || type === 'tag' || type === undefined) {
+          (type ? tips : this.missingTips).push(r.id);
           const name =
             kind === 'branch' || kind === 'remote' ? r.name : `${kind === 'tag' ? 'tags' : 'aliases'}/${r.name}`;
           this.names.set(r.id, [...(this.names.get(r.id) ?? []), name]);
-        } else {
+        }
+        if (type !== 'commit' && type !== 'tag') {
           this.problem(
             'refs',
             new CkvcError(
@@ -393,7 +396,7 @@ export async function checkStore(
     checked: v.checked,
     leftovers: found,
     shallow: v.shallow,
-    damaged: await damagedCommits(store, v.tips, v.names, { bad, packs }, v.recordOf),
+    damaged: await damagedCommits(store, [...v.tips, ...v.missingTips], v.names, { bad, packs }, v.recordOf),
     setAside: await setAsidePacks(store),
   };
   return { report, damage: { bad, packs }, damagedPacks: v.damagedPacks };
@@ -408,7 +411,7 @@ export async function currentLosses(
   damage: Damage = { bad: new Set(), packs: new Set() },
 ): Promise<{ lost: Set<ObjectId>; damaged: () => Promise<DamagedCommit[]> }> {
   const v = new Verifier(store);
-  const tips = await v.refs();
+  const tips = [...(await v.refs()), ...v.missingTips];
   await v.records();
   const lost = await lostObjects(store, tips, damage, v.recordOf);
   return {

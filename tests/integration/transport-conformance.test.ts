@@ -473,6 +473,51 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
     expect((await G.verify(true)).r.code).toBe(0);
   });
 
+  it('repair --from the remote mends a damaged store; a reply damaged on the way is refused (12), the store no worse', async () => {
+    const S = emptyCopy('ckvc-conf-repair-src-');
+    const Q = emptyCopy('ckvc-conf-repair-remote-');
+    const q = await tc.reach(Q);
+    await addRemote(S, 'q', q);
+    const dir = path.join(work, `repair-${made++}`);
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'model.safetensors');
+    let weights = [5, 6].map((seed) => trainedFloat32(seed, STEP_ELEMENTS));
+    const kept: Committed[] = [];
+    for (let k = 0; k < 2; k++) {
+      if (k > 0) weights = weights.map((w, i) => optimizerStepFloat32(w, 20 + i));
+      const tensors = weights.map((w, i) => [`w${i}`, { dtype: 'F32', shape: [STEP_ELEMENTS], bytes: w }]);
+      fs.writeFileSync(file, safetensorsBytes(Object.fromEntries(tensors)));
+      const { id } = await S.jsonAsync<{ id: string }>(['commit', file, '-m', `step ${k}`]);
+      kept.push({ id, files: hashTree(dir) });
+    }
+    await S.jsonAsync(['push', 'q', 'main'], { env: q.env ?? {} });
+    // Every pack of S damaged in its middle: the first step's chunks, and the deltas on them, no longer read.
+    for (const f of fs.readdirSync(path.join(S.store, 'packs'))) {
+      const p = path.join(S.store, 'packs', f);
+      const b = fs.readFileSync(p);
+      if (b.length < 4096) continue;
+      b[b.length >> 1]! ^= 0x10;
+      fs.writeFileSync(p, b);
+    }
+    expect((await S.verify(true)).r.code).toBe(12);
+
+    const d = await tc.damaging(Q);
+    await addRemote(S, 'evil', d);
+    const bad = await S.runAsync(['repair', '--from', 'evil'], { env: d.env ?? {} });
+    // A copy damaged at rest (folder, S3) may hold sound copies of what is asked; on the wire, every reply is hit.
+    const atRest = tc.name === 'folder' || tc.name === 'S3';
+    if (!atRest || bad.code !== 0) {
+      expect(bad.code, describeRun(bad)).toBe(12);
+      expect(codesOf(bad)).toEqual(['CKVC_BAD_BUNDLE']);
+    }
+
+    const r = await S.jsonAsync(['repair', '--from', 'q'], { env: q.env ?? {} });
+    expect(r).toMatchObject({ whole: true, unrepaired: 0 });
+    if (bad.code !== 0) expect(r.sources[0].restored).toBeGreaterThan(0);
+    for (const c of kept) expect(await checkoutDiff(S, c.id, c.files)).toEqual([]);
+    expect((await S.verify(true)).r.code).toBe(0);
+  });
+
   it('fetch REMOTE BRANCH takes that branch alone (no other branch, no tag); a branch the remote lacks fetches nothing', async () => {
     const one = await commit(A, [91, 92, 93, 94], 'only', 'only');
     const other = await commit(A, [95, 96, 97, 98], 'other', 'other');

@@ -5,11 +5,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECORD_HEADER_BYTES } from '../../src/core/store-format/pack-format.js';
 import { CODECS } from '../../src/core/store-format/pack-format.js';
 import { ObjectStore } from '../../src/store/object-store.js';
-import { listTreeFiles } from '../../src/store/object-walk.js';
 import { errorCodes } from '../helpers/ckvc.js';
+import { damageRecord, firstChunkRecord } from '../helpers/damage.js';
 import { optimizerStepFloat32, randomBytes, safetensorsFromHeader, trainedFloat32 } from '../helpers/data.js';
 import { flipByte } from '../helpers/snapshots.js';
 import { cleanupTemp } from '../helpers/temp-dirs.js';
@@ -24,26 +23,8 @@ function checkpoint(w: Buffer): Buffer {
   return safetensorsFromHeader(header, w);
 }
 
-/** Damages a record through its body (every byte plane of it), as a bad sector would. */
-function damage(file: string, entry: { offset: number; storedLength: number }): void {
-  const body = entry.offset + RECORD_HEADER_BYTES;
-  for (let k = 1; k <= 8; k++) flipByte(file, body + Math.floor((entry.storedLength * k) / 9));
-}
-
 /** The record of `commit`'s first chunk of tensor `w` in model.safetensors: its pack file, offset and codec. */
-async function chunkRecordOfW(s: TestStore, commit: string) {
-  const store = await ObjectStore.open(s.store);
-  try {
-    const { tree } = await store.readCommit(commit);
-    const file = (await listTreeFiles(store, tree)).find((f) => f.path === 'model.safetensors')!;
-    const part = (await store.readFileRecipe(file.id)).parts.find((p) => p.kind === 'tensor')!;
-    const chunk = (await store.readTensor(part.id)).chunks[0]!;
-    const [loc] = await store.locate([chunk]);
-    return { file: store.layout.packFile(loc!.packId), entry: loc!.entry };
-  } finally {
-    await store.close();
-  }
-}
+const chunkRecordOfW = (s: TestStore, commit: string) => firstChunkRecord(s, commit, 'model.safetensors');
 
 let template: TestStore;
 let step1: string;
@@ -71,7 +52,7 @@ describe('verify names the checkpoints damage costs', () => {
     const s = copyStore(template, 'ckvc-damage-case-');
     expect((await chunkRecordOfW(s, step2)).entry.codec, 'step 2 stores w as a delta').toBe(CODECS.xorPlanes);
     const { file, entry } = await chunkRecordOfW(s, step1);
-    damage(file, entry);
+    damageRecord(file, entry);
 
     const r = s.run(['verify', '--read-data', '--json']);
     expect(r.code).toBe(12);
@@ -100,7 +81,7 @@ describe('verify names the checkpoints damage costs', () => {
     const s = copyStore(template, 'ckvc-damage-pruned-');
     s.ok(['prune', '--keep-last', '1', '--tensors', 'w', '--include-tagged']);
     const { file, entry } = await chunkRecordOfW(s, step1);
-    damage(file, entry);
+    damageRecord(file, entry);
     const report = JSON.parse(s.run(['verify', '--read-data', '--json']).stdout);
     // step 1's w is released, but step 2 still needs its bytes as the base of its delta.
     expect(report.damaged.map((d: { commit: string }) => d.commit)).toEqual([step2]);
@@ -153,7 +134,7 @@ describe('verify names the checkpoints damage costs', () => {
     const s = copyStore(template, 'ckvc-damage-tag-');
     s.ok(['tag', 'annotated', step1, '-m', 'the first step']);
     const { file, entry } = await chunkRecordOfW(s, step1);
-    damage(file, entry);
+    damageRecord(file, entry);
     const first = JSON.parse(s.run(['verify', '--read-data', '--json']).stdout).damaged.find(
       (d: { commit: string }) => d.commit === step1,
     );
@@ -166,7 +147,7 @@ describe('verify names the checkpoints damage costs', () => {
     const store = await ObjectStore.open(t.store);
     const [loc] = await store.locate([tag]);
     await store.close();
-    damage(path.join(t.store, 'packs', `${loc!.packId}.pack`), loc!.entry);
+    damageRecord(path.join(t.store, 'packs', `${loc!.packId}.pack`), loc!.entry);
     const report = JSON.parse(t.run(['verify', '--read-data', '--json']).stdout);
     expect(report.damaged).toContainEqual({ commit: tag, refs: ['tags/annotated'], paths: [], unreadable: 'tag' });
     // The tag still exists: tagging the name again says so, and how to remove it.
@@ -178,7 +159,7 @@ describe('verify names the checkpoints damage costs', () => {
   it('pack refuses to write a bundle from a damaged record, and leaves no file', async () => {
     const s = copyStore(template, 'ckvc-damage-pack-');
     const { file, entry } = await chunkRecordOfW(s, step1);
-    damage(file, entry);
+    damageRecord(file, entry);
     const out = path.join(s.dir, 'bundles');
     fs.mkdirSync(out);
     const r = s.run(['pack', 'main', '-o', path.join(out, 'main.ckvb')]);

@@ -1,0 +1,196 @@
+// `ckvc repair --from SOURCE...` (spec/FORMAT.md §10.1): a damaged store made whole again from a remote or a
+// bundle that holds its lost objects. Each case damages a copy of one template the way a bad disk does (bytes
+// flipped in a record, a pack cut short, a table of contents garbled, a pack file gone) and checks what repair
+// leaves: every commit checks out byte-identical, `verify --read-data` is clean, the damaged file is kept in
+// damaged/, the refs are as they were, and what no source holds is named (CKVC_NOT_REPAIRED).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PACK_FOOTER_BYTES, PACK_HEADER_BYTES, TOC_ENTRY_BYTES } from '../../src/core/store-format/pack-format.js';
+import { codesOf, describeRun } from '../helpers/ckvc.js';
+import { damageRecord, firstChunkRecord, recordOf } from '../helpers/damage.js';
+import { diffSnapshots, flipByte, snapshotStore } from '../helpers/snapshots.js';
+import { checkoutsDiffer, makeRepairTemplate, refFiles } from '../helpers/repair-template.js';
+import { cleanupTemp } from '../helpers/temp-dirs.js';
+import { checkoutDiff, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
+
+afterAll(cleanupTemp);
+
+let template: TestStore;
+let files: Map<string, Map<string, string>>;
+let step1: string;
+let step2: string;
+let other: string;
+
+beforeAll(() => {
+  ({ template, files, step1, step2, other } = makeRepairTemplate('ckvc-repair'));
+});
+
+/** Asserts what a repaired store must be: whole, verified, byte-identical, refs untouched. */
+async function expectWhole(s: TestStore, refsBefore: Map<string, string>): Promise<void> {
+  expect(await checkoutsDiffer(s, files)).toEqual([]);
+  const v = await s.verify(true);
+  expect(v.r.code, describeRun(v.r)).toBe(0);
+  expect(v.report.damaged).toEqual([]);
+  expect(diffSnapshots(refsBefore, refFiles(s))).toEqual([]);
+}
+
+describe('repair mends a damaged store from another copy', () => {
+  it('a damaged chunk that a later delta needs: salvaged, set aside, fetched again; every commit byte-identical', async () => {
+    const s = copyStore(template, 'ckvc-repair-chunk-');
+    const refs = refFiles(s);
+    const { file, entry } = await firstChunkRecord(s, step1, 'model.safetensors');
+    damageRecord(file, entry);
+    // fetch does not mend it: the store indexes the object already, so nothing is asked for.
+    s.ok(['fetch', 'backup']);
+    expect((await s.verify(true)).r.code).toBe(12);
+
+    const deltaPack = (await firstChunkRecord(s, step2, 'model.safetensors')).file;
+    const r = s.json(['repair', '--from', 'backup']);
+    expect(r).toMatchObject({ dryRun: false, whole: true, unrepaired: 0, damaged: [], otherProblems: 0 });
+    // step 2's chunk, a delta on the damaged one, no longer decodes: its pack is salvaged too, and it comes again.
+    expect(r.salvaged).toMatchObject({ packs: 2, dropped: 2 });
+    expect(r.salvaged.kept).toBeGreaterThan(0);
+    expect(r.sources).toEqual([
+      { source: "remote 'backup'", asked: 2, held: 2, restored: 2, bytes: expect.any(Number) },
+    ]);
+    expect(fs.readdirSync(path.join(s.store, 'damaged')).sort()).toEqual(
+      [path.basename(file), path.basename(deltaPack)].sort(),
+    );
+    expect(fs.existsSync(file)).toBe(false);
+    await expectWhole(s, refs);
+    const text = s.ok(['verify']);
+    expect(text.stderr).toContain('damaged/ of the store holds 2 damaged pack(s) that ckvc repair set aside');
+    // Run again: nothing left to do, nothing changes.
+    const before = snapshotStore(s.store);
+    const again = s.ok(['repair', '--from', 'backup']);
+    expect(again.stderr).toContain('no damaged or missing objects found; nothing to repair');
+    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+  });
+
+  it('--dry-run changes nothing and says what each source holds and what the damage costs', async () => {
+    const s = copyStore(template, 'ckvc-repair-dry-');
+    const { file, entry } = await firstChunkRecord(s, step1, 'model.safetensors');
+    damageRecord(file, entry);
+    const before = snapshotStore(s.store);
+    const r = s.json(['repair', '--from', 'partial', '--from', 'backup', '--dry-run']);
+    expect(r).toMatchObject({ dryRun: true, whole: false, unrepaired: 0 });
+    expect(r.sources.map((x: { source: string; held: number }) => [x.source, x.held])).toEqual([
+      ["remote 'partial'", 0],
+      ["remote 'backup'", 2],
+    ]);
+    expect(r.damaged.map((d: { commit: string }) => d.commit).sort()).toEqual([step1, step2].sort());
+    const text = s.ok(['repair', '--from', 'backup', '--dry-run']);
+    expect(text.stdout).toContain(`  ${step2.slice(0, 12)} (main, backup/main): model.safetensors`);
+    expect(text.stderr).toContain('dry run: nothing was changed');
+    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+  });
+
+  it('a pack cut short: the records before the cut are kept, the rest fetched level by level', async () => {
+    const s = copyStore(template, 'ckvc-repair-cut-');
+    const refs = refFiles(s);
+    // step 2's pack holds its chunk, tensor, recipes, tree and commit: cut inside its first record.
+    const { file } = await firstChunkRecord(s, step2, 'model.safetensors');
+    expect((await recordOf(s, step2)).file).toBe(file);
+    fs.truncateSync(file, PACK_HEADER_BYTES + 20);
+    const r = s.json(['repair', '--from', 'backup']);
+    expect(r).toMatchObject({ whole: true, unrepaired: 0 });
+    expect(r.salvaged.packs).toBe(1);
+    // The commit comes first; its tree, recipes, tensor and chunk only once what names them is back.
+    expect(r.sources[0].restored).toBeGreaterThanOrEqual(4);
+    await expectWhole(s, refs);
+  });
+
+  it('a garbled table of contents loses nothing: every record is found by its header, no source needed', async () => {
+    const s = copyStore(template, 'ckvc-repair-toc-');
+    const refs = refFiles(s);
+    const { file } = await recordOf(s, step2);
+    const size = fs.statSync(file).size;
+    // The first TOC entry's ID and offset, and the footer's count: neither the TOC nor a footer check holds.
+    const toc = fs.readFileSync(file).readBigUInt64LE(size - PACK_FOOTER_BYTES);
+    for (const at of [Number(toc) + 3, Number(toc) + 40, size - PACK_FOOTER_BYTES + 8]) flipByte(file, at);
+    expect(TOC_ENTRY_BYTES).toBe(52);
+    const damagedBytes = fs.readFileSync(file);
+    const empty = newStore('ckvc-repair-empty-');
+    s.ok(['remote', 'add', 'empty', empty.dir]);
+    const r = s.json(['repair', '--from', 'empty']);
+    expect(r).toMatchObject({ whole: true, unrepaired: 0 });
+    expect(r.salvaged).toMatchObject({ packs: 1, dropped: 0 });
+    expect(r.sources[0]).toMatchObject({ restored: 0 });
+    // Its sound rewrite is what the pack was before the damage, name and all: the damaged bytes are kept apart.
+    expect(fs.readFileSync(path.join(s.store, 'damaged', path.basename(file))).equals(damagedBytes)).toBe(true);
+    expect(fs.readFileSync(file).equals(damagedBytes)).toBe(false);
+    await expectWhole(s, refs);
+  });
+
+  it('a pack file gone: its objects are missing, and fetched', async () => {
+    const s = copyStore(template, 'ckvc-repair-gone-');
+    const refs = refFiles(s);
+    fs.rmSync((await recordOf(s, other)).file);
+    const r = s.json(['repair', '--from', 'backup']);
+    expect(r).toMatchObject({ whole: true, unrepaired: 0 });
+    expect(r.salvaged.packs).toBe(0);
+    expect(fs.existsSync(path.join(s.store, 'damaged'))).toBe(false);
+    await expectWhole(s, refs);
+  });
+
+  it('from a bundle file and a remote, asked in order: each supplies what the ones before lacked', async () => {
+    const s = copyStore(template, 'ckvc-repair-bundle-');
+    const refs = refFiles(s);
+    const bundle = path.join(s.dir, 'other.ckvb');
+    s.ok(['pack', 'other', '-o', bundle]);
+    damageRecord(...spread(await firstChunkRecord(s, step1, 'model.safetensors')));
+    damageRecord(...spread(await firstChunkRecord(s, other, 'model.safetensors')));
+    const r = s.json(['repair', '--from', bundle, '--from', 'backup']);
+    expect(r).toMatchObject({ whole: true, unrepaired: 0 });
+    expect(r.sources.map((x: { source: string; held: number }) => [x.source, x.held])).toEqual([
+      [`bundle ${bundle}`, 1],
+      ["remote 'backup'", 2],
+    ]);
+    await expectWhole(s, refs);
+  });
+
+  it('what no source holds: CKVC_NOT_REPAIRED (12) names the commits; a later repair from one that has it mends it', async () => {
+    const s = copyStore(template, 'ckvc-repair-none-');
+    const refs = refFiles(s);
+    damageRecord(...spread(await firstChunkRecord(s, step1, 'model.safetensors')));
+    const r = s.run(['repair', '--from', 'partial']);
+    expect(r.code, describeRun(r)).toBe(12);
+    expect(codesOf(r)).toEqual(['CKVC_NOT_REPAIRED']);
+    expect(r.stdout).toContain(`  ${step2.slice(0, 12)} (main, backup/main): model.safetensors`);
+    expect(r.stdout).toContain(`  ${step1.slice(0, 12)} (tags/first): model.safetensors`);
+    expect(r.stderr).toContain('2 lost object(s) were held by no source given');
+    // The damaged copy is set aside; verify now calls the chunk missing, and names the same commits.
+    const v = await s.verify(true);
+    expect(v.r.code).toBe(12);
+    expect(v.report.problems.map((p: { code: string }) => p.code)).toContain('CKVC_MISSING_OBJECT');
+    expect(v.report.damaged.map((d: { commit: string }) => d.commit).sort()).toEqual([step1, step2].sort());
+    // Other branches were never touched.
+    expect(await checkoutDiff(s, other, files.get(other)!)).toEqual([]);
+    s.ok(['repair', '--from', 'backup']);
+    await expectWhole(s, refs);
+  });
+
+  it('a healthy store: nothing to repair, nothing changes; an unknown source is refused, nothing changed', async () => {
+    const s = copyStore(template, 'ckvc-repair-healthy-');
+    const before = snapshotStore(s.store);
+    const r = s.ok(['repair', '--from', 'backup']);
+    expect(r.stderr).toContain('no damaged or missing objects found; nothing to repair (the store was left as it was)');
+    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+
+    damageRecord(...spread(await firstChunkRecord(s, step1, 'model.safetensors')));
+    const damaged = snapshotStore(s.store);
+    const unknown = s.run(['repair', '--from', 'bakup']);
+    expect(unknown.code, describeRun(unknown)).toBe(14);
+    expect(codesOf(unknown)).toEqual(['CKVC_UNKNOWN_REMOTE']);
+    expect(unknown.stderr).toContain('remotes: backup, partial');
+    expect(diffSnapshots(damaged, snapshotStore(s.store))).toEqual([]);
+    const missing = s.run(['repair']);
+    expect(missing.code).toBe(2);
+    expect(codesOf(missing)).toEqual(['CKVC_USAGE']);
+  });
+});
+
+function spread(r: { file: string; entry: { offset: number; storedLength: number } }) {
+  return [r.file, r.entry] as const;
+}
