@@ -2,7 +2,7 @@
 // the damaged packs aside once their sound records are copied, then fetch what the refs need and no longer have
 // from the sources, round by round (what lies below a lost commit, tree or recipe shows only once it is back).
 import * as fs from 'node:fs';
-import { CkvcError } from '../core/errors.js';
+import { CkvcError, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import type { DamagedCommit } from '../store/damage-reach.js';
 import { acquireGcLock } from '../store/gc-exclusion.js';
@@ -27,6 +27,8 @@ export interface RepairSourceReport {
   /** Objects stored from it (0 in a dry run) and the bytes received. */
   restored: number;
   bytes: number;
+  /** Why it was asked nothing more (unreachable, or it sent what did not verify): the next sources were asked. */
+  error?: { code: string; message: string };
 }
 
 export interface RepairReport {
@@ -45,8 +47,11 @@ export interface RepairReport {
   whole: boolean;
 }
 
-/** Most rounds of fetching: each goes one level further down (commit, tree, recipe, tensor, chunk, bases). */
-const MAX_ROUNDS = 64;
+/** Errors that are a source's (it cannot be reached, refuses, or sent what does not verify), not this store's. */
+function fromSource(e: unknown): e is CkvcError {
+  if (!isCkvcError(e)) return false;
+  return !['CKVC_IO', 'CKVC_INTERRUPTED', 'CKVC_INTERNAL', 'CKVC_LOCKED'].includes(e.code);
+}
 
 /** Each `--from`: an existing file is a bundle, anything else names a remote. */
 async function openSources(store: ObjectStore, opts: RepairOptions): Promise<RepairSource[]> {
@@ -81,17 +86,19 @@ export async function repair(store: ObjectStore, opts: RepairOptions): Promise<R
       'repair needs --from: a remote or a bundle file holding the lost objects (several may be given)',
       {},
     );
+  // A dry run writes nothing, so it holds off no writer and needs no right to write.
+  if (opts.dryRun) return repairChecked(store, opts);
   const lock = await acquireGcLock(store.layout);
   try {
     repairFault('repair.locked', store.layout.root);
     store.index.forWriting();
-    return await repairLocked(store, opts);
+    return await repairChecked(store, opts);
   } finally {
     await lock.release();
   }
 }
 
-async function repairLocked(store: ObjectStore, opts: RepairOptions): Promise<RepairReport> {
+async function repairChecked(store: ObjectStore, opts: RepairOptions): Promise<RepairReport> {
   const check = await checkStore(store, { readData: true });
   const { report: verified, damage, damagedPacks } = check;
   const mended = (code: string) =>
@@ -100,7 +107,7 @@ async function repairLocked(store: ObjectStore, opts: RepairOptions): Promise<Re
     dryRun: Boolean(opts.dryRun),
     problems: verified.problems.length,
     otherProblems: verified.problems.filter((p) => !mended(p.code)).length,
-    salvaged: { packs: 0, bytes: 0, kept: 0, dropped: 0 },
+    salvaged: { packs: 0, bytes: 0, kept: 0, dropped: 0, rewritten: 0 },
     sources: [],
     unrepaired: 0,
     damaged: verified.damaged,
@@ -109,40 +116,32 @@ async function repairLocked(store: ObjectStore, opts: RepairOptions): Promise<Re
   if (!damagedPacks.size && !damage.bad.size && !verified.damaged.length) return out;
   const sources = await openSources(store, opts);
   try {
-    const reports = new Map(sources.map((s) => [s, { source: s.name, asked: 0, held: 0, restored: 0, bytes: 0 }]));
-    out.sources = [...reports.values()];
+    const asking = new SourceRound(store, sources);
+    out.sources = asking.reports;
     if (opts.dryRun) {
       const { lost } = await currentLosses(store, damage);
-      let remaining = [...lost];
-      for (const s of sources) {
-        const r = reports.get(s)!;
-        const held = await s.holds(remaining);
-        r.asked = remaining.length;
-        r.held = held.filter(Boolean).length;
-        remaining = remaining.filter((_, i) => !held[i]);
-      }
-      out.unrepaired = remaining.length;
+      out.unrepaired = (await asking.ask([...lost], true)).length;
       out.whole = false;
       return out;
     }
     out.salvaged = await salvagePacks(store, [...damagedPacks].sort());
     const asked = new Set<ObjectId>();
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      let remaining = [...(await currentLosses(store)).lost].filter((id) => !asked.has(id));
-      if (!remaining.length) break;
-      for (const id of remaining) asked.add(id);
-      for (const s of sources) {
-        if (!remaining.length) break;
-        const r = reports.get(s)!;
-        const held = await s.holds(remaining);
-        const take = remaining.filter((_, i) => held[i]);
-        r.asked += remaining.length;
-        r.held += take.length;
-        const got = await s.restore(take);
-        r.restored += got.objects;
-        r.bytes += got.bytes;
-        remaining = remaining.filter((_, i) => !held[i]);
-      }
+    const fresh = (ids: Iterable<ObjectId>) => [...ids].filter((id) => !asked.has(id));
+    let ask = fresh((await currentLosses(store)).lost);
+    while (ask.length) {
+      for (const id of ask) asked.add(id);
+      await asking.ask(ask, false);
+      // Below what came back: the history of the commits and tags restored, walked down to the commits that
+      // were here already (the walk from the refs covered those). A chain of lost commits takes a request each,
+      // not a walk of everything each.
+      const back = (await Promise.all(ask.map(async (id) => ({ id, type: await store.typeOf(id) })))).filter(
+        (o) => o.type === 'commit' || o.type === 'tag',
+      );
+      const stopAt = async (id: ObjectId) => !asked.has(id) && (await store.typeOf(id)) !== undefined;
+      ask = back.length
+        ? fresh((await currentLosses(store, undefined, { roots: back.map((o) => o.id), stopAt })).lost)
+        : [];
+      if (!ask.length) ask = fresh((await currentLosses(store)).lost);
     }
     const after = await currentLosses(store);
     out.unrepaired = after.lost.size;
@@ -151,5 +150,46 @@ async function repairLocked(store: ObjectStore, opts: RepairOptions): Promise<Re
     return out;
   } finally {
     await Promise.allSettled(sources.map((s) => s.close()));
+  }
+}
+
+/** Asks the sources in order, each for what the ones before did not hold; a source that fails is asked no more. */
+class SourceRound {
+  readonly reports: RepairSourceReport[];
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly sources: RepairSource[],
+  ) {
+    this.reports = sources.map((s) => ({ source: s.name, asked: 0, held: 0, restored: 0, bytes: 0 }));
+  }
+
+  /** Restores what the sources hold of `ids` (with `dryRun`, only asks); returns what none held. */
+  async ask(ids: ObjectId[], dryRun: boolean): Promise<ObjectId[]> {
+    let remaining = ids;
+    for (const [i, s] of this.sources.entries()) {
+      const r = this.reports[i]!;
+      if (!remaining.length) break;
+      if (r.error) continue;
+      try {
+        const held = await s.holds(remaining);
+        const take = remaining.filter((_, k) => held[k]);
+        r.asked += remaining.length;
+        r.held += take.length;
+        remaining = remaining.filter((_, k) => !held[k]);
+        if (dryRun) continue;
+        const got = await s.restore(take);
+        r.restored += got.objects;
+        r.bytes += got.bytes;
+      } catch (e) {
+        if (!fromSource(e)) throw e;
+        r.error = { code: e.code, message: e.message };
+        if (dryRun) continue;
+        // What it restored before it failed stays; the rest is asked of the next source.
+        const here = await this.store.locate(ids);
+        remaining = ids.filter((_, k) => !here[k]);
+      }
+    }
+    return remaining;
   }
 }

@@ -153,6 +153,8 @@ export async function lostObjects(
   tips: ObjectId[],
   damage: Damage,
   recordOf: (commit: ObjectId) => ReleaseRecord | undefined,
+  /** Commits and tags the walk does not go past (walkObjects' `stopAt`). */
+  stopAt?: (id: ObjectId) => Promise<boolean>,
 ): Promise<Set<ObjectId>> {
   const lost = new Set<ObjectId>();
   const suspects = new Map<ObjectId, ObjectType | undefined>();
@@ -187,6 +189,7 @@ export async function lostObjects(
   };
   await walkObjects(store, tips, {
     recordOf,
+    ...(stopAt ? { stopAt } : {}),
     visit: async (r) => {
       if ((r.kind === 'tensor' && r.released) || located.has(r.id)) return;
       located.add(r.id);

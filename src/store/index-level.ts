@@ -170,6 +170,16 @@ export class LevelSession implements IndexSession {
   }
 
   /** Per object type: how many, their raw (uncompressed) bytes and their stored bytes. */
+  async locationsIn(packIds: ReadonlySet<string>): Promise<ObjectLocation[]> {
+    const out: ObjectLocation[] = [];
+    for await (const [k, v] of this.db.iterator(kindRange(K_OBJECT))) {
+      if (!packIds.has(v.subarray(0, 32).toString('hex'))) continue;
+      const loc = decodeLocation(k.subarray(1).toString('hex'), v);
+      if (loc) out.push(loc);
+    }
+    return out;
+  }
+
   async totals(): Promise<IndexTotals> {
     const out: IndexTotals = new Map();
     for await (const v of this.db.values(kindRange(K_OBJECT)))

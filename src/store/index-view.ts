@@ -130,6 +130,20 @@ export class IndexReadView {
       .map(([id, type]) => ({ id, type }));
   }
 
+  async locationsIn(packIds: ReadonlySet<string>): Promise<ObjectLocation[]> {
+    const out: ObjectLocation[] = [];
+    if (this.snapshot) {
+      const { gte, lt } = kindRange(K_OBJECT);
+      for await (const [k, v] of this.snapshot.range(gte, lt)) {
+        if (!packIds.has(v.subarray(0, 32).toString('hex'))) continue;
+        const loc = decodeLocation(k.subarray(1).toString('hex'), v);
+        if (loc) out.push(loc);
+      }
+    }
+    for (const l of this.overlay.values()) if (packIds.has(l.packId)) out.push(l);
+    return out;
+  }
+
   async totals(): Promise<IndexTotals> {
     const out: IndexTotals = new Map();
     if (this.snapshot) {
@@ -183,6 +197,9 @@ export class ViewSession implements IndexSession {
   }
   totals() {
     return this.view.totals();
+  }
+  locationsIn(packIds: ReadonlySet<string>) {
+    return this.view.locationsIn(packIds);
   }
 
   addPack(pack: IndexedPack, commitBodies: Map<ObjectId, Uint8Array>): Promise<void> {

@@ -55,6 +55,8 @@ export interface IndexSession {
   findByPrefix(prefix: string, types: ObjectType[], limit?: number): Promise<{ id: ObjectId; type: ObjectType }[]>;
   /** Per object type: how many, their raw (uncompressed) bytes and their stored bytes. */
   totals(): Promise<IndexTotals>;
+  /** Every location the index gives in one of `packIds` (a whole scan: for repair's salvage, FORMAT.md §10.1). */
+  locationsIn(packIds: ReadonlySet<string>): Promise<ObjectLocation[]>;
   addPack(pack: IndexedPack, commitBodies: Map<ObjectId, Uint8Array>): Promise<void>;
   replacePacks(
     added: IndexedPack[],

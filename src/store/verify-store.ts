@@ -279,7 +279,9 @@ class Verifier {
         onObject: () => this.checked.objectsRead++,
         problem: (loc, e) => {
           found.push(e);
-          this.damagedPacks.add(loc.packId);
+          // A delta whose base is missing, or damaged elsewhere, is sound itself: its pack is not damaged.
+          const about = e instanceof CkvcError ? e.data.id : undefined;
+          if (about === undefined || about === loc.entry.id) this.damagedPacks.add(loc.packId);
         },
       });
       for (const { phase, problem, damages } of inOrder) {
@@ -409,11 +411,13 @@ export async function checkStore(
 export async function currentLosses(
   store: ObjectStore,
   damage: Damage = { bad: new Set(), packs: new Set() },
+  /** Walk from these commits and tags instead of the refs, not past those `stopAt` says. */
+  from?: { roots: ObjectId[]; stopAt: (id: ObjectId) => Promise<boolean> },
 ): Promise<{ lost: Set<ObjectId>; damaged: () => Promise<DamagedCommit[]> }> {
   const v = new Verifier(store);
-  const tips = [...(await v.refs()), ...v.missingTips];
+  const tips = from ? from.roots : [...(await v.refs()), ...v.missingTips];
   await v.records();
-  const lost = await lostObjects(store, tips, damage, v.recordOf);
+  const lost = await lostObjects(store, tips, damage, v.recordOf, from?.stopAt);
   return {
     lost,
     damaged: () => damagedCommits(store, tips, v.names, { bad: lost, packs: damage.packs }, v.recordOf),

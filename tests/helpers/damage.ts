@@ -9,7 +9,7 @@ import type { TestStore } from './test-store.js';
 export interface RecordAt {
   /** The pack file holding it. */
   file: string;
-  entry: { offset: number; storedLength: number; codec: number };
+  entry: { offset: number; storedLength: number; rawLength: number; codec: number };
 }
 
 /** Damages a record through its body (every byte plane of it), as a bad sector would. */

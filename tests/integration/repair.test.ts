@@ -6,24 +6,32 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PACK_FOOTER_BYTES, PACK_HEADER_BYTES, TOC_ENTRY_BYTES } from '../../src/core/store-format/pack-format.js';
+import { parsePlaneHeader, PLANE_XOR } from '../../src/core/store-format/codec/plane-codec.js';
+import {
+  CODECS,
+  PACK_FOOTER_BYTES,
+  PACK_HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  TOC_ENTRY_BYTES,
+} from '../../src/core/store-format/pack-format.js';
 import { codesOf, describeRun } from '../helpers/ckvc.js';
-import { damageRecord, firstChunkRecord, recordOf } from '../helpers/damage.js';
-import { diffSnapshots, flipByte, snapshotStore } from '../helpers/snapshots.js';
+import { damageRecord, firstChunkRecord, type RecordAt, recordOf } from '../helpers/damage.js';
+import { diffSnapshots, flipByte, hashTree, snapshotStore, snapshotTree } from '../helpers/snapshots.js';
 import { checkoutsDiffer, makeRepairTemplate, refFiles } from '../helpers/repair-template.js';
 import { cleanupTemp } from '../helpers/temp-dirs.js';
-import { checkoutDiff, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
+import { checkoutDiff, commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 
 afterAll(cleanupTemp);
 
 let template: TestStore;
+let backup: TestStore;
 let files: Map<string, Map<string, string>>;
 let step1: string;
 let step2: string;
 let other: string;
 
 beforeAll(() => {
-  ({ template, files, step1, step2, other } = makeRepairTemplate('ckvc-repair'));
+  ({ template, backup, files, step1, step2, other } = makeRepairTemplate('ckvc-repair'));
 });
 
 /** Asserts what a repaired store must be: whole, verified, byte-identical, refs untouched. */
@@ -72,7 +80,8 @@ describe('repair mends a damaged store from another copy', () => {
     const s = copyStore(template, 'ckvc-repair-dry-');
     const { file, entry } = await firstChunkRecord(s, step1, 'model.safetensors');
     damageRecord(file, entry);
-    const before = snapshotStore(s.store);
+    // Every file, the index's too: a dry run takes no lock and opens nothing for writing.
+    const before = snapshotTree(s.store);
     const r = s.json(['repair', '--from', 'partial', '--from', 'backup', '--dry-run']);
     expect(r).toMatchObject({ dryRun: true, whole: false, unrepaired: 0 });
     expect(r.sources.map((x: { source: string; held: number }) => [x.source, x.held])).toEqual([
@@ -83,7 +92,7 @@ describe('repair mends a damaged store from another copy', () => {
     const text = s.ok(['repair', '--from', 'backup', '--dry-run']);
     expect(text.stdout).toContain(`  ${step2.slice(0, 12)} (main, backup/main): model.safetensors`);
     expect(text.stderr).toContain('dry run: nothing was changed');
-    expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
+    expect(diffSnapshots(before, snapshotTree(s.store))).toEqual([]);
   });
 
   it('a pack cut short: the records before the cut are kept, the rest fetched level by level', async () => {
@@ -171,6 +180,82 @@ describe('repair mends a damaged store from another copy', () => {
     await expectWhole(s, refs);
   });
 
+  it('a base damaged in a plane its delta does not XOR: the delta, which still reads, is stored decoded, not lost', async () => {
+    const s = copyStore(template, 'ckvc-repair-plane-');
+    const refs = refFiles(s);
+    const base = await firstChunkRecord(s, step1, 'model.safetensors');
+    const delta = await firstChunkRecord(s, step2, 'model.safetensors');
+    expect(delta.entry.codec).toBe(CODECS.xorPlanes);
+    const whole = planesOf(delta).planes.findIndex((p) => !(p.mode & PLANE_XOR));
+    expect(whole, 'the delta stores a plane whole').toBeGreaterThanOrEqual(0);
+    const b = planesOf(base);
+    flipByte(base.file, b.body + b.planes[whole]!.offset + 5);
+    expect(await checkoutDiff(s, step2, files.get(step2)!)).toEqual([]);
+
+    // The partial remote lacks step 1's chunk: it stays lost, and step 2 must still check out.
+    const r = s.run(['repair', '--from', 'partial', '--json']);
+    expect(r.code, describeRun(r)).toBe(12);
+    const report = JSON.parse(r.stdout);
+    expect(report.salvaged).toMatchObject({ dropped: 1, rewritten: 1 });
+    expect(report.damaged.map((d: { commit: string }) => d.commit)).toEqual([step1]);
+    expect(await checkoutDiff(s, step2, files.get(step2)!)).toEqual([]);
+    expect(await checkoutDiff(s, other, files.get(other)!)).toEqual([]);
+    s.ok(['repair', '--from', 'backup']);
+    await expectWhole(s, refs);
+  });
+
+  it('a commit whose record is damaged comes back from the index, which caches commit bodies: nothing lost', async () => {
+    const s = copyStore(template, 'ckvc-repair-commit-');
+    const refs = refFiles(s);
+    damageRecord(...spread(await recordOf(s, step2)));
+    const r = s.json(['repair', '--from', 'partial']);
+    expect(r).toMatchObject({ whole: true, unrepaired: 0 });
+    expect(r.salvaged).toMatchObject({ packs: 1, dropped: 0 });
+    expect(r.sources[0]).toMatchObject({ asked: 0, restored: 0 });
+    await expectWhole(s, refs);
+  });
+
+  it('a source that fails is asked nothing more, and the next one is asked instead', async () => {
+    const s = copyStore(template, 'ckvc-repair-failing-');
+    const refs = refFiles(s);
+    const bad = copyStore(backup, 'ckvc-repair-bad-backup-');
+    damageRecord(...spread(await firstChunkRecord(bad, step1, 'model.safetensors')));
+    s.ok(['remote', 'add', 'bad', bad.dir]);
+    damageRecord(...spread(await firstChunkRecord(s, step1, 'model.safetensors')));
+    const r = s.run(['repair', '--from', 'bad', '--from', 'backup']);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stderr).toContain("ckvc: warning (CKVC_BAD_BUNDLE): remote 'bad' failed, so it was asked nothing more");
+    expect(r.stderr).toContain('the store is whole again');
+    await expectWhole(s, refs);
+  });
+
+  it('a long chain of lost commits: each comes back with one request, without a walk of everything each', async () => {
+    const s = newStore('ckvc-repair-chain-');
+    const b = newStore('ckvc-repair-chain-backup-');
+    const dir = path.join(s.dir, 'ck');
+    fs.mkdirSync(dir);
+    const want = new Map<string, Map<string, string>>();
+    let tip = '';
+    for (let k = 0; k < 70; k++) {
+      fs.writeFileSync(path.join(dir, 'step.json'), JSON.stringify({ step: k }));
+      tip = commitId(s, [dir, '-m', `step ${k}`]);
+      if (k % 10 === 0) want.set(tip, hashTree(dir));
+    }
+    s.ok(['remote', 'add', 'backup', b.dir]);
+    s.ok(['push', 'backup', 'main']);
+    const keep = (await recordOf(s, tip)).file;
+    for (const f of fs.readdirSync(path.join(s.store, 'packs'))) {
+      const p = path.join(s.store, 'packs', f);
+      if (p !== keep) fs.rmSync(p);
+    }
+    const refs = refFiles(s);
+    const r = s.json(['repair', '--from', 'backup']);
+    expect(r).toMatchObject({ whole: true, unrepaired: 0 });
+    expect(await checkoutsDiffer(s, want)).toEqual([]);
+    expect((await s.verify(true)).r.code).toBe(0);
+    expect(diffSnapshots(refs, refFiles(s))).toEqual([]);
+  });
+
   it('a healthy store: nothing to repair, nothing changes; an unknown source is refused, nothing changed', async () => {
     const s = copyStore(template, 'ckvc-repair-healthy-');
     const before = snapshotStore(s.store);
@@ -190,6 +275,17 @@ describe('repair mends a damaged store from another copy', () => {
     expect(codesOf(missing)).toEqual(['CKVC_USAGE']);
   });
 });
+
+/** The plane table of a record, and the file offset where its stored body starts. */
+function planesOf(r: RecordAt): { body: number; planes: { mode: number; offset: number; length: number }[] } {
+  const bytes = fs.readFileSync(r.file);
+  const body = r.entry.offset + RECORD_HEADER_BYTES;
+  const stored = bytes.subarray(body, body + r.entry.storedLength);
+  return {
+    body,
+    planes: parsePlaneHeader(stored, r.entry.rawLength, r.entry.codec === CODECS.xorPlanes, 'test').planes,
+  };
+}
 
 function spread(r: { file: string; entry: { offset: number; storedLength: number } }) {
   return [r.file, r.entry] as const;

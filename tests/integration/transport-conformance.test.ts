@@ -508,7 +508,10 @@ describe.each(TRANSPORTS)('$name transport', (tc) => {
     const atRest = tc.name === 'folder' || tc.name === 'S3';
     if (!atRest || bad.code !== 0) {
       expect(bad.code, describeRun(bad)).toBe(12);
-      expect(codesOf(bad)).toEqual(['CKVC_BAD_BUNDLE']);
+      expect(codesOf(bad)).toEqual(['CKVC_NOT_REPAIRED']);
+      expect(bad.stderr).toContain(
+        "ckvc: warning (CKVC_BAD_BUNDLE): remote 'evil' failed, so it was asked nothing more",
+      );
     }
 
     const r = await S.jsonAsync(['repair', '--from', 'q'], { env: q.env ?? {} });

@@ -192,11 +192,15 @@ function repairCommand(y: CliParser): void {
         const sv = r.salvaged;
         if (sv.packs)
           info(
-            `salvaged ${sv.packs} damaged pack(s) (${bytes(sv.bytes)}, set aside in damaged/ of the store): ${sv.kept} sound record(s) copied, ${sv.dropped} damaged`,
+            `salvaged ${sv.packs} damaged pack(s) (${bytes(sv.bytes)}, kept in damaged/ of the store): ${sv.kept} sound record(s) copied, ${sv.dropped} object(s) lost with them${sv.rewritten ? `; ${sv.rewritten} other pack(s) rewritten so that no delta needs a lost record` : ''}`,
           );
         for (const src of r.sources) {
           const got = r.dryRun ? '' : `; ${src.restored} restored${src.bytes ? `, ${bytes(src.bytes)} received` : ''}`;
           info(`${escaped(src.source)}: holds ${src.held} of the ${src.asked} lost object(s) asked of it${got}`);
+          if (src.error)
+            info(
+              `ckvc: warning (${src.error.code}): ${escaped(src.source)} failed, so it was asked nothing more: ${escaped(src.error.message)}`,
+            );
         }
         if (r.otherProblems)
           info(
@@ -220,7 +224,7 @@ function repairCommand(y: CliParser): void {
       if (!r.dryRun && !r.whole)
         throw new CkvcError(
           'CKVC_NOT_REPAIRED',
-          `${r.unrepaired} lost object(s) were held by no source given (${r.sources.map((x) => x.source).join(', ')}); the commits listed still cannot be checked out whole: run repair again with --from a remote or bundle that has them (a damaged pack's bytes stay in damaged/ of the store)`,
+          `${r.unrepaired} lost object(s) were held by no source given (${r.sources.map((x) => `${x.source}${x.error ? `, which failed: ${x.error.code}` : ''}`).join('; ')}); the commits listed still cannot be checked out whole: run repair again with --from a remote or bundle that has them (a damaged pack's bytes stay in damaged/ of the store)`,
           { unrepaired: r.unrepaired, damaged: r.damaged.length },
         );
     },
