@@ -8,6 +8,7 @@ import type { DamagedCommit } from '../store/damage-reach.js';
 import { acquireGcLock } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { repairFault, salvagePacks, type SalvageReport } from '../store/pack-salvage.js';
+import { reflogIds } from '../store/reachability.js';
 import { checkStore, currentLosses } from '../store/verify-store.js';
 import { bundleSource, transportSource, type RepairSource } from '../remote/repair-sources.js';
 import { openBundleFile } from './bundle.js';
@@ -45,6 +46,8 @@ export interface RepairReport {
   damaged: DamagedCommit[];
   /** Whether the store is whole afterwards: nothing damaged or missing. */
   whole: boolean;
+  /** Objects only reflog lines reach (gc keeps them) that no source held: counted, not part of `whole`. */
+  reflogUnrepaired: number;
 }
 
 /** Errors that are a source's (it cannot be reached, refuses, or sent what does not verify), not this store's. */
@@ -112,8 +115,16 @@ async function repairChecked(store: ObjectStore, opts: RepairOptions): Promise<R
     unrepaired: 0,
     damaged: verified.damaged,
     whole: true,
+    reflogUnrepaired: 0,
   };
-  if (!damagedPacks.size && !damage.bad.size && !verified.damaged.length) return out;
+  // Commits only the reflog keeps (a deleted branch, a tip a forced push replaced) are live to gc: their losses are
+  // asked for too. What no source holds of them does not make the refs' history less whole, so it is only counted.
+  // A reflog line naming a commit that is not here at all is left out: a failed command may never have made it.
+  const reflog: ObjectId[] = [];
+  for (const id of await reflogIds(store)) if ((await store.typeOf(id)) !== undefined) reflog.push(id);
+  const reflogLosses = () => currentLosses(store, undefined, { roots: reflog, stopAt: async () => false });
+  const reflogLost = reflog.length ? (await reflogLosses()).lost : new Set<ObjectId>();
+  if (!damagedPacks.size && !damage.bad.size && !verified.damaged.length && !reflogLost.size) return out;
   const sources = await openSources(store, opts);
   try {
     const asking = new SourceRound(store, sources);
@@ -121,27 +132,16 @@ async function repairChecked(store: ObjectStore, opts: RepairOptions): Promise<R
     if (opts.dryRun) {
       const { lost } = await currentLosses(store, damage);
       out.unrepaired = (await asking.ask([...lost], true)).length;
-      out.whole = false;
+      out.reflogUnrepaired = (await asking.ask([...reflogLost].filter((id) => !lost.has(id)), true)).length;
+      out.whole = lost.size === 0;
       return out;
     }
     out.salvaged = await salvagePacks(store, [...damagedPacks].sort());
     const asked = new Set<ObjectId>();
-    const fresh = (ids: Iterable<ObjectId>) => [...ids].filter((id) => !asked.has(id));
-    let ask = fresh((await currentLosses(store)).lost);
-    while (ask.length) {
-      for (const id of ask) asked.add(id);
-      await asking.ask(ask, false);
-      // Below what came back: the history of the commits and tags restored, walked down to the commits that
-      // were here already (the walk from the refs covered those). A chain of lost commits takes a request each,
-      // not a walk of everything each.
-      const back = (await Promise.all(ask.map(async (id) => ({ id, type: await store.typeOf(id) })))).filter(
-        (o) => o.type === 'commit' || o.type === 'tag',
-      );
-      const stopAt = async (id: ObjectId) => !asked.has(id) && (await store.typeOf(id)) !== undefined;
-      ask = back.length
-        ? fresh((await currentLosses(store, undefined, { roots: back.map((o) => o.id), stopAt })).lost)
-        : [];
-      if (!ask.length) ask = fresh((await currentLosses(store)).lost);
+    await restoreLost(store, asking, asked, () => currentLosses(store));
+    if (reflog.length) {
+      await restoreLost(store, asking, asked, reflogLosses);
+      out.reflogUnrepaired = (await reflogLosses()).lost.size;
     }
     const after = await currentLosses(store);
     out.unrepaired = after.lost.size;
@@ -150,6 +150,33 @@ async function repairChecked(store: ObjectStore, opts: RepairOptions): Promise<R
     return out;
   } finally {
     await Promise.allSettled(sources.map((s) => s.close()));
+  }
+}
+
+/**
+ * Restores what `lostNow` finds lost, then what lies below what came back, until nothing new is found: the history
+ * of the commits and tags restored is walked down to the commits that were here already (`lostNow`'s walk covered
+ * those), so a chain of lost commits takes a request each, not a walk of everything each. `asked` grows.
+ */
+async function restoreLost(
+  store: ObjectStore,
+  asking: SourceRound,
+  asked: Set<ObjectId>,
+  lostNow: () => Promise<{ lost: Set<ObjectId> }>,
+): Promise<void> {
+  const fresh = (ids: Iterable<ObjectId>) => [...ids].filter((id) => !asked.has(id));
+  let ask = fresh((await lostNow()).lost);
+  while (ask.length) {
+    for (const id of ask) asked.add(id);
+    await asking.ask(ask, false);
+    const back = (await Promise.all(ask.map(async (id) => ({ id, type: await store.typeOf(id) })))).filter(
+      (o) => o.type === 'commit' || o.type === 'tag',
+    );
+    const stopAt = async (id: ObjectId) => !asked.has(id) && (await store.typeOf(id)) !== undefined;
+    ask = back.length
+      ? fresh((await currentLosses(store, undefined, { roots: back.map((o) => o.id), stopAt })).lost)
+      : [];
+    if (!ask.length) ask = fresh((await lostNow()).lost);
   }
 }
 

@@ -43,7 +43,7 @@ export function reflogLineIds(line: string): ObjectId[] {
 }
 
 /** Every ID named by a reflog line, old or new. */
-async function reflogIds(store: ObjectStore, skip?: SkipReflogLine): Promise<Set<ObjectId>> {
+export async function reflogIds(store: ObjectStore, skip?: SkipReflogLine): Promise<Set<ObjectId>> {
   const out = new Set<ObjectId>();
   for (const [full, lines] of await readReflogs(store)) {
     for (const line of lines) {

@@ -30,15 +30,16 @@ export async function recordOf(s: TestStore, id: string): Promise<RecordAt> {
   }
 }
 
-/** The record of the first chunk of the first tensor of `path` in `commit`. */
+/** The record of the first chunk of `path` in `commit`: of its first tensor if it has tensors. */
 export async function firstChunkRecord(s: TestStore, commit: string, path: string): Promise<RecordAt> {
   const store = await ObjectStore.open(s.store);
   let chunk: string;
   try {
     const { tree } = await store.readCommit(commit);
     const file = (await listTreeFiles(store, tree)).find((f) => f.path === path)!;
-    const part = (await store.readFileRecipe(file.id)).parts.find((p) => p.kind === 'tensor')!;
-    chunk = (await store.readTensor(part.id)).chunks[0]!;
+    const { parts } = await store.readFileRecipe(file.id);
+    const part = parts.find((p) => p.kind === 'tensor') ?? parts[0]!;
+    chunk = part.kind === 'tensor' ? (await store.readTensor(part.id)).chunks[0]! : part.id;
   } finally {
     await store.close();
   }

@@ -18,6 +18,7 @@ import { codesOf, describeRun } from '../helpers/ckvc.js';
 import { damageRecord, firstChunkRecord, type RecordAt, recordOf } from '../helpers/damage.js';
 import { diffSnapshots, flipByte, hashTree, snapshotStore, snapshotTree } from '../helpers/snapshots.js';
 import { checkoutsDiffer, makeRepairTemplate, refFiles } from '../helpers/repair-template.js';
+import { randomBytes } from '../helpers/data.js';
 import { cleanupTemp } from '../helpers/temp-dirs.js';
 import { checkoutDiff, commitId, copyStore, newStore, type TestStore } from '../helpers/test-store.js';
 
@@ -254,6 +255,33 @@ describe('repair mends a damaged store from another copy', () => {
     expect(await checkoutsDiffer(s, want)).toEqual([]);
     expect((await s.verify(true)).r.code).toBe(0);
     expect(diffSnapshots(refs, refFiles(s))).toEqual([]);
+  });
+
+  it('a commit only the reflog keeps (its branch deleted) is mended too; what no source holds of it is only counted', async () => {
+    const s = copyStore(template, 'ckvc-repair-reflog-');
+    const dir = path.join(s.dir, 'exp');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(
+      path.join(dir, 'model.safetensors'),
+      fs.readFileSync(path.join(s.dir, 'ckpt', 'model.safetensors')),
+    );
+    fs.writeFileSync(path.join(dir, 'extra.bin'), randomBytes(9, 50_000));
+    const exp = commitId(s, [dir, '-m', 'experiment', '-b', 'exp']);
+    const want = hashTree(dir);
+    const bundle = path.join(s.dir, 'exp.ckvb');
+    s.ok(['pack', 'exp', '-o', bundle]);
+    s.ok(['checkout', 'main', '--to', path.join(s.dir, 'co-main')]);
+    s.ok(['branch', '-d', 'exp']);
+    const refs = refFiles(s);
+    damageRecord(...spread(await firstChunkRecord(s, exp, 'extra.bin')));
+    // No source holds it: the refs' history is whole, the reflog's loss only counted.
+    const first = s.json(['repair', '--from', 'backup']);
+    expect(first).toMatchObject({ whole: true, reflogUnrepaired: 1 });
+    const second = s.json(['repair', '--from', bundle]);
+    expect(second).toMatchObject({ whole: true, reflogUnrepaired: 0 });
+    expect(second.sources[0].restored).toBeGreaterThan(0);
+    expect(await checkoutDiff(s, exp, want)).toEqual([]);
+    await expectWhole(s, refs);
   });
 
   it('a healthy store: nothing to repair, nothing changes; an unknown source is refused, nothing changed', async () => {

@@ -202,6 +202,10 @@ function repairCommand(y: CliParser): void {
               `ckvc: warning (${src.error.code}): ${escaped(src.source)} failed, so it was asked nothing more: ${escaped(src.error.message)}`,
             );
         }
+        if (r.reflogUnrepaired)
+          info(
+            `note: ${r.reflogUnrepaired} lost object(s) that only reflog lines reach (a deleted branch, a replaced tip) were held by no source; no ref needs them`,
+          );
         if (r.otherProblems)
           info(
             `note: ${r.otherProblems} problem(s) are not lost objects (a damaged ref or prune record) and repair leaves them: 'ckvc verify' lists them`,
