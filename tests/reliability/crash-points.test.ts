@@ -610,7 +610,9 @@ describe('crash points: coverage', () => {
     const killed = rows.filter((r) => r.outcome === 'killed');
     expect(killed.length).toBeGreaterThanOrEqual(FULL_MATRIX ? 110 : 65);
     const killedSteps = new Set(killed.map((r) => r.fault.replace(/@\d+$/, '')));
-    expect(STEPS.filter((s) => !killedSteps.has(s))).toEqual([]);
+    // repair's steps start from a damaged store, which the common checks here would call broken: the kills at
+    // each of them are repair-crash.test.ts's, with its own promise (no worse than before; a re-run mends it).
+    expect(STEPS.filter((s) => !s.startsWith('repair.') && !killedSteps.has(s))).toEqual([]);
     // A commit goes through every pack, index and ref step; gc through its own and the pack steps.
     const aKilled = new Set(killed.filter((r) => r.op === 'a').map((r) => r.fault));
     expect(STEPS.filter((s) => /^(pack|index|ref|reflog)\./.test(s) && !aKilled.has(s))).toEqual([]);

@@ -3,7 +3,8 @@
 // and repair run again makes it whole (spec/FORMAT.md §10.1).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAULT_STEPS } from '../../src/store/fault-injection.js';
 import { describeRun, errorCodes, type RunResult } from '../helpers/ckvc.js';
 import { damageRecord, firstChunkRecord } from '../helpers/damage.js';
 import { checkoutsDiffer, makeRepairTemplate, refFiles, type RepairTemplate } from '../helpers/repair-template.js';
@@ -50,7 +51,12 @@ async function whole(s: TestStore, what: string, refs: Map<string, string>): Pro
 }
 
 describe.concurrent('repair killed at each of its steps', () => {
-  for (const step of ['repair.locked', 'repair.salvaged', 'repair.aside', 'repair.aside@2', 'repair.received']) {
+  // Every repair step of spec/FAULTS.md (crash-points.test.ts leaves them to this file), and the second removal.
+  const steps = FAULT_STEPS.filter((s) => s.startsWith('repair.'));
+  it('the steps tried are the spec table repair steps', () => {
+    expect(steps).toEqual(['repair.locked', 'repair.salvaged', 'repair.aside', 'repair.received']);
+  });
+  for (const step of [...steps, 'repair.aside@2']) {
     it(`kill at ${step}: no worse than before; repair run again makes the store whole`, {
       timeout: 120_000,
     }, async ({ expect }) => {
