@@ -523,7 +523,7 @@ function objectWhere(id: ObjectId, packId: string): string {
 function hashMismatch(id: ObjectId, packId: string): CkvcError {
   return new CkvcError(
     'CKVC_CORRUPT_OBJECT',
-    `${objectWhere(id, packId)}: content does not match its hash (the pack is damaged; 'ckvc verify --read-data' lists the checkpoints it costs)`,
+    `${objectWhere(id, packId)}: content does not match its hash (the pack is damaged; 'ckvc verify --read-data' lists the checkpoints it costs, 'ckvc repair --from REMOTE' mends them)`,
     { id, pack: packId },
   );
 }

@@ -144,6 +144,10 @@ function verifyCommand(y: CliParser): void {
         );
         for (const sh of r.shallow) info(`history stops at ${short(sh.commit)} (shallow)`);
         info(r.ok ? 'no problems found' : `${r.problems.length} problem(s) found`);
+        if (r.damaged.length)
+          info(
+            "to mend it from a remote or a bundle file that holds what was lost: 'ckvc repair --from REMOTE_OR_FILE' ('--dry-run' first says what each holds)",
+          );
         if (r.setAside.packs)
           info(
             `note: damaged/ of the store holds ${r.setAside.packs} damaged pack(s) that ckvc repair set aside (${bytes(r.setAside.bytes)}), not read; delete them once their bytes are of no more use`,
