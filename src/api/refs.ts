@@ -1,5 +1,5 @@
 // Branches, tags, HEAD and reflogs as data.
-import { CkvcError } from '../core/errors.js';
+import { CkvcError, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import { encodeTag } from '../core/store-format/objects/tag-object.js';
 import { assertRefName } from '../core/ref-name.js';
@@ -37,12 +37,26 @@ async function tips(store: ObjectStore, kind: RefKind, opts: ListOptions = {}): 
   for (const r of await store.refs.list(kind, opts.onDamaged ? { onCorrupt: opts.onDamaged } : {})) {
     let commit = r.id;
     let tagMessage: string | undefined;
-    if (kind === 'tag' && (await store.typeOf(r.id)) === 'tag') {
-      const t = await store.readTag(r.id);
-      commit = t.target;
-      tagMessage = t.message;
+    let c: Awaited<ReturnType<ObjectStore['readCommit']>>;
+    try {
+      if (kind === 'tag' && (await store.typeOf(r.id)) === 'tag') {
+        const t = await store.readTag(r.id);
+        commit = t.target;
+        tagMessage = t.message;
+      }
+      c = await store.readCommit(commit);
+    } catch (e) {
+      // A tip lost to damage is named, with the ways back, and the others are listed (as for a damaged ref file).
+      if (!(e instanceof CkvcError) || !opts.onDamaged) throw e;
+      opts.onDamaged(
+        new CkvcError(
+          e.code,
+          `${kind} '${r.name}' points at ${r.id.slice(0, 12)}, which cannot be read (${e.message}); 'ckvc repair --from REMOTE' brings it back from a copy that has it, 'ckvc reflog ${r.name}' lists the ref's earlier values`,
+          { ...e.data, ref: REF_PREFIX[kind] + r.name },
+        ),
+      );
+      continue;
     }
-    const c = await store.readCommit(commit);
     out.push({
       name: r.name,
       id: r.id,
@@ -63,19 +77,31 @@ export const listTags = (store: ObjectStore, opts?: ListOptions) => tips(store, 
 /** Remote-tracking branches (refs/remotes/REMOTE/BRANCH), named REMOTE/BRANCH. */
 export const listRemoteBranches = (store: ObjectStore, opts?: ListOptions) => tips(store, 'remote', opts);
 
+/**
+ * Creates branch `name` at `start`; with `force`, an existing one is moved there instead (its reflog keeps where it
+ * was), the current branch and one whose tip was lost to damage included: git's `branch -f`.
+ */
 export async function createBranch(
   store: ObjectStore,
   name: string,
   start = 'HEAD',
-): Promise<{ name: string; id: ObjectId }> {
+  opts: { force?: boolean } = {},
+): Promise<{ name: string; id: ObjectId; was?: ObjectId | 'damaged' }> {
   assertRefName(name, 'branch');
   const { id } = await resolveRevision(store, start);
-  await store.refs.update(REF_PREFIX.branch + name, id, {
-    expect: null,
+  const full = REF_PREFIX.branch + name;
+  const was = opts.force
+    ? await store.refs.read(full).catch((e) => {
+        if (isCkvcError(e, 'CKVC_CORRUPT_REF')) return 'damaged' as const;
+        throw e;
+      })
+    : undefined;
+  await store.refs.update(full, id, {
+    ...(was === 'damaged' ? { expectDamaged: true } : { expect: was ?? null }),
     who: defaultAuthor(),
-    message: `branch: created from ${start}`,
+    message: was ? `branch: forced to ${start}` : `branch: created from ${start}`,
   });
-  return { name, id };
+  return { name, id, ...(was ? { was } : {}) };
 }
 
 /**

@@ -56,28 +56,51 @@ function fromSource(e: unknown): e is CkvcError {
   return !['CKVC_IO', 'CKVC_INTERRUPTED', 'CKVC_INTERNAL', 'CKVC_LOCKED'].includes(e.code);
 }
 
-/** Each `--from`: an existing file is a bundle, anything else names a remote. */
-async function openSources(store: ObjectStore, opts: RepairOptions): Promise<RepairSource[]> {
-  const out: RepairSource[] = [];
-  try {
-    for (const from of opts.from) {
-      if (fs.statSync(from, { throwIfNoEntry: false })?.isFile()) {
-        out.push(bundleSource(store, from, await openBundleFile(from, store.layout.tmpDir, false)));
-        continue;
+/** A `--from` as named: an existing file is a bundle, anything else names a remote. */
+interface NamedSource {
+  from: string;
+  kind: 'bundle' | 'remote';
+}
+
+/**
+ * Resolves every `--from` without reaching anything, so that a typo is refused before the store is read or
+ * changed, whatever state it is in.
+ */
+async function resolveSources(store: ObjectStore, from: string[]): Promise<NamedSource[]> {
+  const known = (await remotes(store).list()).map((r) => r.name);
+  return from.map((f) => {
+    const st = fs.statSync(f, { throwIfNoEntry: false });
+    if (st?.isFile()) return { from: f, kind: 'bundle' as const };
+    if (known.includes(f)) return { from: f, kind: 'remote' as const };
+    const what = st?.isDirectory()
+      ? `${f} is a folder, and --from takes a bundle file or a remote's name (for a folder holding a ckvc store: 'ckvc remote add NAME ${f}', then --from NAME)`
+      : `no remote of this store has that name (${known.length ? `remotes: ${known.join(', ')}` : 'it has none'}) and no bundle file is there`;
+    throw new CkvcError('CKVC_UNKNOWN_REMOTE', `--from ${f}: ${what}; nothing was changed`, { name: f });
+  });
+}
+
+/** A source opened, or why it could not be (then it is asked nothing, and the next ones are). */
+interface OpenedSource {
+  name: string;
+  source?: RepairSource;
+  error?: CkvcError;
+}
+
+async function openSources(store: ObjectStore, named: NamedSource[], auth: RemoteAuth): Promise<OpenedSource[]> {
+  const out: OpenedSource[] = [];
+  for (const { from, kind } of named) {
+    const name = kind === 'bundle' ? `bundle ${from}` : `remote '${from}'`;
+    try {
+      if (kind === 'bundle')
+        out.push({ name, source: bundleSource(store, from, await openBundleFile(from, store.layout.tmpDir, false)) });
+      else out.push({ name, source: transportSource(store, from, (await openTransport(store, from, auth)).t) });
+    } catch (e) {
+      if (!fromSource(e)) {
+        await Promise.allSettled(out.map((o) => o.source?.close()));
+        throw e;
       }
-      const known = (await remotes(store).list()).map((r) => r.name);
-      if (!known.includes(from))
-        throw new CkvcError(
-          'CKVC_UNKNOWN_REMOTE',
-          `--from ${from}: no remote of this store has that name (${known.length ? `remotes: ${known.join(', ')}` : 'it has none'}) and no bundle file is there; nothing was changed`,
-          { name: from },
-        );
-      const { t } = await openTransport(store, from, opts);
-      out.push(transportSource(store, from, t));
+      out.push({ name, error: e });
     }
-  } catch (e) {
-    await Promise.allSettled(out.map((s) => s.close()));
-    throw e;
   }
   return out;
 }
@@ -89,19 +112,20 @@ export async function repair(store: ObjectStore, opts: RepairOptions): Promise<R
       'repair needs --from: a remote or a bundle file holding the lost objects (several may be given)',
       {},
     );
+  const named = await resolveSources(store, opts.from);
   // A dry run writes nothing, so it holds off no writer and needs no right to write.
-  if (opts.dryRun) return repairChecked(store, opts);
+  if (opts.dryRun) return repairChecked(store, opts, named);
   const lock = await acquireGcLock(store.layout);
   try {
     repairFault('repair.locked', store.layout.root);
     store.index.forWriting();
-    return await repairChecked(store, opts);
+    return await repairChecked(store, opts, named);
   } finally {
     await lock.release();
   }
 }
 
-async function repairChecked(store: ObjectStore, opts: RepairOptions): Promise<RepairReport> {
+async function repairChecked(store: ObjectStore, opts: RepairOptions, named: NamedSource[]): Promise<RepairReport> {
   const check = await checkStore(store, { readData: true });
   const { report: verified, damage, damagedPacks } = check;
   const mended = (code: string) =>
@@ -125,31 +149,37 @@ async function repairChecked(store: ObjectStore, opts: RepairOptions): Promise<R
   const reflogLosses = () => currentLosses(store, undefined, { roots: reflog, stopAt: async () => false });
   const reflogLost = reflog.length ? (await reflogLosses()).lost : new Set<ObjectId>();
   if (!damagedPacks.size && !damage.bad.size && !verified.damaged.length && !reflogLost.size) return out;
-  const sources = await openSources(store, opts);
+  const sources = await openSources(store, named, opts);
   try {
     const asking = new SourceRound(store, sources);
     out.sources = asking.reports;
     if (opts.dryRun) {
       const { lost } = await currentLosses(store, damage);
       out.unrepaired = (await asking.ask([...lost], true)).length;
-      out.reflogUnrepaired = (await asking.ask([...reflogLost].filter((id) => !lost.has(id)), true)).length;
+      out.reflogUnrepaired = (
+        await asking.ask(
+          [...reflogLost].filter((id) => !lost.has(id)),
+          true,
+        )
+      ).length;
       out.whole = lost.size === 0;
       return out;
     }
     out.salvaged = await salvagePacks(store, [...damagedPacks].sort());
     const asked = new Set<ObjectId>();
     await restoreLost(store, asking, asked, () => currentLosses(store));
-    if (reflog.length) {
-      await restoreLost(store, asking, asked, reflogLosses);
-      out.reflogUnrepaired = (await reflogLosses()).lost.size;
-    }
+    if (reflog.length) await restoreLost(store, asking, asked, reflogLosses);
     const after = await currentLosses(store);
+    if (reflog.length) {
+      const lostBelowReflog = (await reflogLosses()).lost;
+      out.reflogUnrepaired = [...lostBelowReflog].filter((id) => !after.lost.has(id)).length;
+    }
     out.unrepaired = after.lost.size;
     out.damaged = await after.damaged();
     out.whole = after.lost.size === 0;
     return out;
   } finally {
-    await Promise.allSettled(sources.map((s) => s.close()));
+    await Promise.allSettled(sources.map((s) => s.source?.close()));
   }
 }
 
@@ -186,18 +216,25 @@ class SourceRound {
 
   constructor(
     private readonly store: ObjectStore,
-    private readonly sources: RepairSource[],
+    private readonly sources: OpenedSource[],
   ) {
-    this.reports = sources.map((s) => ({ source: s.name, asked: 0, held: 0, restored: 0, bytes: 0 }));
+    this.reports = sources.map((s) => ({
+      source: s.name,
+      asked: 0,
+      held: 0,
+      restored: 0,
+      bytes: 0,
+      ...(s.error ? { error: { code: s.error.code, message: s.error.message } } : {}),
+    }));
   }
 
   /** Restores what the sources hold of `ids` (with `dryRun`, only asks); returns what none held. */
   async ask(ids: ObjectId[], dryRun: boolean): Promise<ObjectId[]> {
     let remaining = ids;
-    for (const [i, s] of this.sources.entries()) {
+    for (const [i, { source: s }] of this.sources.entries()) {
       const r = this.reports[i]!;
       if (!remaining.length) break;
-      if (r.error) continue;
+      if (r.error || !s) continue;
       try {
         const held = await s.holds(remaining);
         const take = remaining.filter((_, k) => held[k]);

@@ -84,8 +84,8 @@ export class Store {
   remoteBranches(opts?: ListOptions): Promise<RefTip[]> {
     return listRemoteBranches(this.objects, opts);
   }
-  createBranch(name: string, start?: string) {
-    return createBranch(this.objects, name, start);
+  createBranch(name: string, start?: string, opts?: { force?: boolean }) {
+    return createBranch(this.objects, name, start, opts);
   }
   deleteBranch(name: string) {
     return deleteBranch(this.objects, name);

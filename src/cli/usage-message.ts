@@ -54,12 +54,12 @@ function commandOf(argv: string[], commands: ReadonlySet<string>): string | unde
  */
 export function usageMessage(msg: string, argv: string[], failed: unknown, commands: ReadonlySet<string>): string {
   const m = /^Unknown arguments?: (.+)$/.exec(msg);
+  const command = commandOf(argv, commands);
   // yargs' other messages can span lines ("Invalid values:\n  Argument: ..."): one line, as every error is.
   if (!m) {
     const said = optionsNamed(msg).replace(/\s*\n\s*/g, ' ');
-    return said.includes('--help') ? said : `${said}; see 'ckvc --help'`;
+    return said.includes('--help') ? said : `${said}; see 'ckvc${command ? ` ${command}` : ''} --help'`;
   }
-  const command = commandOf(argv, commands);
   const typed = typedOptions(argv);
   const known = (failed as { getDescriptions?: () => Record<string, unknown> } | undefined)?.getDescriptions?.();
   const options = Object.keys(known ?? {}).filter((k) => k.length > 1 && !/[A-Z]/.test(k));

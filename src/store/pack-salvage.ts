@@ -139,9 +139,19 @@ async function copyRecords(
         try {
           const head = codec === CODECS.xorPlanes ? await store.packs.readDeltaHead(loc) : undefined;
           if (head && lost.has(head.base)) {
-            const raw = await store.packs.readObject(loc, id, type);
+            // Decoded while the base's sound planes are still here; one that needs a lost plane is kept as it is
+            // (its own bytes may be sound: it reads again once repair brings the base back).
+            const raw = await store.packs.readObject(loc, id, type).catch((e) => {
+              if (e instanceof CkvcError) return undefined;
+              throw e;
+            });
             writer ??= await PackWriter.create(store.layout);
-            await writer.add(type, id, raw, head.width);
+            if (raw) await writer.add(type, id, raw, head.width);
+            else
+              await writer.addStored(
+                { id, type, codec, rawLength, storedLength },
+                await store.packs.readStoredRecord(loc, id, { verify: false }),
+              );
           } else {
             const body = await store.packs.readStoredRecord(loc, id, { verify: true });
             writer ??= await PackWriter.create(store.layout);
@@ -224,7 +234,10 @@ export async function salvagePacks(store: ObjectStore, packIds: string[]): Promi
 
   await store.packs.close(); // our own handles on the packs that go
   const replaced = new Set(copied.written.map((w) => w.packId));
-  for (const packId of records.keys()) {
+  // The rewritten sound packs first: killed among them, the damaged packs are still here, and the next repair
+  // finds them and does all of this again; killed among the damaged ones, nothing sound is left to redo.
+  const order = [...dependents.keys(), ...present];
+  for (const packId of order) {
     if (replaced.has(packId)) continue; // replaced in packs/ by its sound rewrite, of the same name
     const file = store.layout.packFile(packId);
     repairFault('repair.aside', file);

@@ -48,7 +48,8 @@ export type Head = { kind: 'branch'; branch: string } | { kind: 'detached'; id: 
 /** What to do when a name is taken: never to delete it (another command may have just made it, with commits). */
 function alreadyAdvice(kind: RefKind, short: string): string {
   if (kind === 'tag') return `choose another name, or move it: 'ckvc tag -d ${short}' and tag again`;
-  if (kind === 'branch') return `choose another name, or work on it: 'ckvc switch ${short}'`;
+  if (kind === 'branch')
+    return `choose another name, work on it ('ckvc switch ${short}'), or move it ('ckvc branch -f ${short} START')`;
   return 'choose another name';
 }
 

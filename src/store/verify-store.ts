@@ -274,15 +274,10 @@ class Verifier {
         for (const entry of toc.entries) records.push({ packId, entry });
       }
       // Every record decoded and hashed, each delta against its base verified just before (not through its chain).
-      const found: unknown[] = [];
+      const found: { loc: ObjectLocation; e: unknown }[] = [];
       await verifyInChainOrder(this.store.packs, records, {
         onObject: () => this.checked.objectsRead++,
-        problem: (loc, e) => {
-          found.push(e);
-          // A delta whose base is missing, or damaged elsewhere, is sound itself: its pack is not damaged.
-          const about = e instanceof CkvcError ? e.data.id : undefined;
-          if (about === undefined || about === loc.entry.id) this.damagedPacks.add(loc.packId);
-        },
+        problem: (loc, e) => found.push({ loc, e }),
       });
       for (const { phase, problem, damages } of inOrder) {
         const p = await problem;
@@ -290,9 +285,24 @@ class Verifier {
         this.problem(phase, p);
         if (damages) this.damagedPacks.add(damages);
       }
-      for (const e of found) this.problem('data', e);
+      for (const { e } of found) this.problem('data', e);
+      await this.blamePacks(found.map((f) => f.loc));
     } finally {
       stop.abort();
+    }
+  }
+
+  /**
+   * The packs the records that failed make damaged (FORMAT.md §10.1). A delta record whose base failed too, or is
+   * missing, may be sound itself (it cannot be told without the base): its pack is not called damaged, so repair
+   * keeps it in place, to read again once the base is back.
+   */
+  private async blamePacks(failed: ObjectLocation[]): Promise<void> {
+    const ids = new Set(failed.map((l) => l.entry.id));
+    for (const loc of failed) {
+      const base = await this.store.packs.readDeltaBaseId(loc).catch(() => undefined);
+      const baseFailed = base !== undefined && (ids.has(base) || !(await this.store.locate([base]))[0]);
+      if (!baseFailed) this.damagedPacks.add(loc.packId);
     }
   }
 

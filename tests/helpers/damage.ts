@@ -1,6 +1,8 @@
 // Damage as a bad disk does it, aimed at one record of a store: the tests of what verify reports
 // (verify-damage-report.test.ts) and of what repair mends (repair.test.ts) damage the same way.
-import { RECORD_HEADER_BYTES } from '../../src/core/store-format/pack-format.js';
+import { parsePlaneHeader } from '../../src/core/store-format/codec/plane-codec.js';
+import { CODECS, RECORD_HEADER_BYTES } from '../../src/core/store-format/pack-format.js';
+import * as fs from 'node:fs';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { listTreeFiles } from '../../src/store/object-walk.js';
 import { flipByte } from './snapshots.js';
@@ -44,4 +46,15 @@ export async function firstChunkRecord(s: TestStore, commit: string, path: strin
     await store.close();
   }
   return recordOf(s, chunk);
+}
+
+/** The plane table of a record, and the file offset where its stored body starts. */
+export function planesOf(r: RecordAt): { body: number; planes: { mode: number; offset: number; length: number }[] } {
+  const bytes = fs.readFileSync(r.file);
+  const body = r.entry.offset + RECORD_HEADER_BYTES;
+  const stored = bytes.subarray(body, body + r.entry.storedLength);
+  return {
+    body,
+    planes: parsePlaneHeader(stored, r.entry.rawLength, r.entry.codec === CODECS.xorPlanes, 'test').planes,
+  };
 }

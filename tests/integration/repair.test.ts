@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parsePlaneHeader, PLANE_XOR } from '../../src/core/store-format/codec/plane-codec.js';
+import { PLANE_XOR } from '../../src/core/store-format/codec/plane-codec.js';
 import {
   CODECS,
   PACK_FOOTER_BYTES,
@@ -15,7 +15,7 @@ import {
   TOC_ENTRY_BYTES,
 } from '../../src/core/store-format/pack-format.js';
 import { codesOf, describeRun } from '../helpers/ckvc.js';
-import { damageRecord, firstChunkRecord, type RecordAt, recordOf } from '../helpers/damage.js';
+import { damageRecord, firstChunkRecord, planesOf, recordOf } from '../helpers/damage.js';
 import { diffSnapshots, flipByte, hashTree, snapshotStore, snapshotTree } from '../helpers/snapshots.js';
 import { checkoutsDiffer, makeRepairTemplate, refFiles } from '../helpers/repair-template.js';
 import { randomBytes } from '../helpers/data.js';
@@ -57,19 +57,25 @@ describe('repair mends a damaged store from another copy', () => {
     const deltaPack = (await firstChunkRecord(s, step2, 'model.safetensors')).file;
     const r = s.json(['repair', '--from', 'backup']);
     expect(r).toMatchObject({ dryRun: false, whole: true, unrepaired: 0, damaged: [], otherProblems: 0 });
-    // step 2's chunk, a delta on the damaged one, no longer decodes: its pack is salvaged too, and it comes again.
-    expect(r.salvaged).toMatchObject({ packs: 2, dropped: 2 });
+    // step 2's chunk, a delta on the damaged one, no longer decodes, but its own bytes may be sound: its pack is
+    // not called damaged, and only the base is lost.
+    expect(r.salvaged).toMatchObject({ packs: 1, dropped: 1 });
     expect(r.salvaged.kept).toBeGreaterThan(0);
     expect(r.sources).toEqual([
-      { source: "remote 'backup'", asked: 2, held: 2, restored: 2, bytes: expect.any(Number) },
+      {
+        source: "remote 'backup'",
+        asked: expect.any(Number),
+        held: expect.any(Number),
+        restored: expect.any(Number),
+        bytes: expect.any(Number),
+      },
     ]);
-    expect(fs.readdirSync(path.join(s.store, 'damaged')).sort()).toEqual(
-      [path.basename(file), path.basename(deltaPack)].sort(),
-    );
+    expect(fs.readdirSync(path.join(s.store, 'damaged'))).toEqual([path.basename(file)]);
+    expect(fs.readdirSync(path.join(s.store, 'damaged'))).not.toContain(path.basename(deltaPack));
     expect(fs.existsSync(file)).toBe(false);
     await expectWhole(s, refs);
     const text = s.ok(['verify']);
-    expect(text.stderr).toContain('damaged/ of the store holds 2 damaged pack(s) that ckvc repair set aside');
+    expect(text.stderr).toContain('damaged/ of the store holds 1 damaged pack(s) that ckvc repair set aside');
     // Run again: nothing left to do, nothing changes.
     const before = snapshotStore(s.store);
     const again = s.ok(['repair', '--from', 'backup']);
@@ -205,6 +211,25 @@ describe('repair mends a damaged store from another copy', () => {
     await expectWhole(s, refs);
   });
 
+  it('a source that is behind (it holds the base, not the newer commits): the deltas on it stay and read again', async () => {
+    const s = copyStore(template, 'ckvc-repair-behind-');
+    const refs = refFiles(s);
+    const behind = newStore('ckvc-repair-behind-remote-');
+    s.ok(['remote', 'add', 'behind', behind.dir]);
+    s.ok(['push', 'behind', 'first']);
+    // The base of step 2's delta damaged through every plane: the delta no longer decodes, yet its own bytes are
+    // sound, and step 2 is in no source.
+    damageRecord(...spread(await firstChunkRecord(s, step1, 'model.safetensors')));
+    const deltaPack = (await firstChunkRecord(s, step2, 'model.safetensors')).file;
+    const r = s.json(['repair', '--from', 'behind']);
+    expect(r).toMatchObject({ whole: true, unrepaired: 0 });
+    expect(r.salvaged).toMatchObject({ packs: 1, dropped: 1 });
+    // Only the base was lost and fetched: the delta (kept, or stored decoded) reads again.
+    expect(r.sources[0]).toMatchObject({ held: 1, restored: 1 });
+    expect(fs.readdirSync(path.join(s.store, 'damaged'))).not.toContain(path.basename(deltaPack));
+    await expectWhole(s, refs);
+  });
+
   it('a commit whose record is damaged comes back from the index, which caches commit bodies: nothing lost', async () => {
     const s = copyStore(template, 'ckvc-repair-commit-');
     const refs = refFiles(s);
@@ -303,17 +328,6 @@ describe('repair mends a damaged store from another copy', () => {
     expect(codesOf(missing)).toEqual(['CKVC_USAGE']);
   });
 });
-
-/** The plane table of a record, and the file offset where its stored body starts. */
-function planesOf(r: RecordAt): { body: number; planes: { mode: number; offset: number; length: number }[] } {
-  const bytes = fs.readFileSync(r.file);
-  const body = r.entry.offset + RECORD_HEADER_BYTES;
-  const stored = bytes.subarray(body, body + r.entry.storedLength);
-  return {
-    body,
-    planes: parsePlaneHeader(stored, r.entry.rawLength, r.entry.codec === CODECS.xorPlanes, 'test').planes,
-  };
-}
 
 function spread(r: { file: string; entry: { offset: number; storedLength: number } }) {
   return [r.file, r.entry] as const;

@@ -6,9 +6,10 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAULT_STEPS } from '../../src/store/fault-injection.js';
 import { describeRun, errorCodes, type RunResult } from '../helpers/ckvc.js';
-import { damageRecord, firstChunkRecord } from '../helpers/damage.js';
+import { damageRecord, firstChunkRecord, planesOf } from '../helpers/damage.js';
+import { PLANE_XOR } from '../../src/core/store-format/codec/plane-codec.js';
 import { checkoutsDiffer, makeRepairTemplate, refFiles, type RepairTemplate } from '../helpers/repair-template.js';
-import { diffSnapshots } from '../helpers/snapshots.js';
+import { diffSnapshots, flipByte } from '../helpers/snapshots.js';
 import { cleanupTemp } from '../helpers/temp-dirs.js';
 import { checkoutDiff, copyStore, type TestStore } from '../helpers/test-store.js';
 
@@ -69,6 +70,50 @@ describe.concurrent('repair killed at each of its steps', () => {
       if (again.code !== 0) problems.push(`repair re-run: ${describeRun(again)}`);
       problems.push(...(await whole(s, 'after the re-run', refs)));
       expect(problems).toEqual([]);
+    });
+  }
+});
+
+describe.concurrent('repair killed while it removes packs, from a source lacking what was lost', () => {
+  // A base damaged in a plane its delta does not XOR: salvage rewrites the delta's sound pack (the delta stored
+  // decoded) and removes it, then the damaged one. Killed anywhere there and run again from a source that cannot
+  // bring the base back, the store must end as one repaired without a kill: the same packs, the same loss.
+  let planeDamaged: TestStore;
+  let reference: { problems: string[]; damaged: string[] };
+  beforeAll(async () => {
+    planeDamaged = copyStore(t.template, 'ckvc-repair-crash-plane-');
+    const base = await firstChunkRecord(planeDamaged, t.step1, 'model.safetensors');
+    const delta = await firstChunkRecord(planeDamaged, t.step2, 'model.safetensors');
+    const whole = planesOf(delta).planes.findIndex((p) => !(p.mode & PLANE_XOR));
+    const b = planesOf(base);
+    flipByte(base.file, b.body + b.planes[whole]!.offset + 5);
+    const ref = copyStore(planeDamaged, 'ckvc-repair-crash-plane-ref-');
+    const r = await run(ref, ['repair', '--from', 'partial']);
+    expect(r.code, describeRun(r)).toBe(12);
+    reference = await endState(ref);
+    expect(reference.damaged).toEqual([t.step1]);
+  }, 120_000);
+
+  /** What verify finds (a pack of duplicates a killed run wrote may stay: it holds nothing wrong). */
+  async function endState(s: TestStore): Promise<{ problems: string[]; damaged: string[] }> {
+    const v = await s.verify(true);
+    return {
+      problems: (v.report?.problems ?? [])
+        .map((p: { code: string; data: { id?: string } }) => `${p.code} ${p.data.id}`)
+        .sort(),
+      damaged: (v.report?.damaged ?? []).map((d: { commit: string }) => d.commit).sort(),
+    };
+  }
+
+  for (const step of ['repair.aside', 'repair.aside@2']) {
+    it(`kill at ${step}, run again: the same end as without the kill`, { timeout: 120_000 }, async ({ expect }) => {
+      const s = copyStore(planeDamaged, 'ckvc-repair-crash-plane-case-');
+      const killed = await run(s, ['repair', '--from', 'partial'], { CKVC_FAULT: step });
+      expect(killed.signal, describeRun(killed)).toBe('SIGKILL');
+      const again = await run(s, ['repair', '--from', 'partial']);
+      expect(again.code, describeRun(again)).toBe(12);
+      expect(await endState(s)).toEqual(reference);
+      expect(await checkoutDiff(s, t.step2, t.files.get(t.step2)!)).toEqual([]);
     });
   }
 });

@@ -46,6 +46,11 @@ function branchCommand(y: CliParser): void {
         .positional('name', { type: 'string' })
         .positional('start', { type: 'string' })
         .option('delete', { alias: 'd', type: 'boolean', describe: 'delete the branch (its reflog keeps the tip)' })
+        .option('force', {
+          alias: 'f',
+          type: 'boolean',
+          describe: 'move an existing branch to START, the current one too (its reflog keeps where it was)',
+        })
         .option('remotes', {
           alias: 'r',
           type: 'boolean',
@@ -78,9 +83,14 @@ function branchCommand(y: CliParser): void {
           if (args.json) return json(r);
           return info(`deleted ${deletedWhat('branch', r)}; 'ckvc reflog ${escaped(r.name)}' keeps its earlier values`);
         }
-        const r = await s.createBranch(args.name, args.start);
+        if (args.force && args.delete) throw new CkvcError('CKVC_USAGE', 'branch takes -f or -d, not both', {});
+        const r = await s.createBranch(args.name, args.start, { force: args.force });
         if (args.json) return json(r);
-        info(`created branch ${escaped(r.name)} at ${short(r.id)}`);
+        if (!r.was) return info(`created branch ${escaped(r.name)} at ${short(r.id)}`);
+        const was = r.was === 'damaged' ? 'a damaged ref file' : short(r.was);
+        info(
+          `moved branch ${escaped(r.name)} to ${short(r.id)} (was ${was}; 'ckvc reflog ${escaped(r.name)}' keeps it)`,
+        );
       }),
   );
 }

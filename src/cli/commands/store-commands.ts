@@ -143,7 +143,11 @@ function verifyCommand(y: CliParser): void {
           `checked ${c.refs} ref(s), ${c.commits} commit(s), ${c.trees} tree(s), ${c.files} file(s), ${c.tensors} tensor(s), ${c.chunks} chunk(s), ${c.packs} pack(s)${args.readData ? `, re-hashed ${c.objectsRead} object(s)` : ''}`,
         );
         for (const sh of r.shallow) info(`history stops at ${short(sh.commit)} (shallow)`);
-        info(r.ok ? 'no problems found' : `${r.problems.length} problem(s) found`);
+        info(
+          r.ok
+            ? `no problems found${args.readData ? '' : " (stored data not re-read: after a disk problem, 'ckvc verify --read-data' re-hashes every byte)"}`
+            : `${r.problems.length} problem(s) found`,
+        );
         if (r.damaged.length)
           info(
             "to mend it from a remote or a bundle file that holds what was lost: 'ckvc repair --from REMOTE_OR_FILE' ('--dry-run' first says what each holds)",
@@ -229,6 +233,12 @@ function repairCommand(y: CliParser): void {
           );
         else printDamaged(r.damaged);
       }
+      if (r.dryRun && r.unrepaired)
+        throw new CkvcError(
+          'CKVC_NOT_REPAIRED',
+          `a repair would leave ${r.unrepaired} lost object(s) that no source given holds (${r.sources.map((x) => x.source).join('; ')}): give another --from that has them`,
+          { unrepaired: r.unrepaired, damaged: r.damaged.length },
+        );
       if (!r.dryRun && !r.whole)
         throw new CkvcError(
           'CKVC_NOT_REPAIRED',
