@@ -309,6 +309,46 @@ describe('repair mends a damaged store from another copy', () => {
     await expectWhole(s, refs);
   });
 
+  it('a source that cannot be opened (a junk bundle, a remote whose folder is gone) is skipped for the next', async () => {
+    const s = copyStore(template, 'ckvc-repair-unopened-');
+    const refs = refFiles(s);
+    const junk = path.join(s.dir, 'junk.ckvb');
+    fs.writeFileSync(junk, randomBytes(3, 5000));
+    s.ok(['remote', 'add', 'gone', path.join(s.dir, 'no-such-store')]);
+    damageRecord(...spread(await firstChunkRecord(s, other, 'model.safetensors')));
+    const dry = s.run(['repair', '--from', junk, '--from', 'gone', '--dry-run']);
+    expect(dry.code, describeRun(dry)).toBe(12);
+    expect(codesOf(dry).at(-1)).toBe('CKVC_NOT_REPAIRED');
+    expect(dry.stderr).toContain('a repair would leave 1 lost object(s) that no source given holds');
+    const r = s.run(['repair', '--from', junk, '--from', 'gone', '--from', 'backup']);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stderr).toContain(`ckvc: warning (CKVC_BAD_BUNDLE): bundle ${junk} failed, so it was asked nothing more`);
+    expect(r.stderr).toContain("ckvc: warning (CKVC_REMOTE): remote 'gone' failed, so it was asked nothing more");
+    await expectWhole(s, refs);
+  });
+
+  it('a branch whose tip no source holds: listed with a warning, moved back with branch -f, the reflog kept', async () => {
+    const s = copyStore(template, 'ckvc-repair-lost-tip-');
+    const dir = path.join(s.dir, 'next');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'notes.bin'), randomBytes(11, 3000));
+    const tip = commitId(s, [dir, '-m', 'never pushed']);
+    fs.rmSync((await recordOf(s, tip)).file);
+    const r = s.run(['repair', '--from', 'backup']);
+    expect(r.code, describeRun(r)).toBe(12);
+    expect(r.stdout).toContain(`  ${tip.slice(0, 12)} (main): its commit cannot be read`);
+    const list = s.ok(['branch']);
+    expect(list.stderr).toContain(`warning: branch 'main' points at ${tip.slice(0, 12)}, which cannot be read`);
+    expect(list.stderr).toContain("'ckvc reflog main' lists the ref's earlier values");
+    expect(list.stdout).toContain('other');
+    const moved = s.ok(['branch', '-f', 'main', step2]);
+    expect(moved.stderr).toContain(`moved branch main to ${step2.slice(0, 12)} (was ${tip.slice(0, 12)}`);
+    expect(s.ref('refs/heads/main')).toBe(step2);
+    const log = s.json<{ new: string; old: string }[]>(['reflog', 'main']);
+    expect(log[0]).toMatchObject({ new: step2, old: tip });
+    expect((await s.verify(true)).r.code).toBe(0);
+  });
+
   it('a healthy store: nothing to repair, nothing changes; an unknown source is refused, nothing changed', async () => {
     const s = copyStore(template, 'ckvc-repair-healthy-');
     const before = snapshotStore(s.store);
@@ -316,6 +356,12 @@ describe('repair mends a damaged store from another copy', () => {
     expect(r.stderr).toContain('no damaged or missing objects found; nothing to repair (the store was left as it was)');
     expect(diffSnapshots(before, snapshotStore(s.store))).toEqual([]);
 
+    // A typo is refused on a healthy store too, before anything is read.
+    const typo = s.run(['repair', '--from', 'bakup']);
+    expect(typo.code, describeRun(typo)).toBe(14);
+    const folder = s.run(['repair', '--from', s.dir]);
+    expect(folder.code).toBe(14);
+    expect(folder.stderr).toContain(`${s.dir} is a folder, and --from takes a bundle file or a remote's name`);
     damageRecord(...spread(await firstChunkRecord(s, step1, 'model.safetensors')));
     const damaged = snapshotStore(s.store);
     const unknown = s.run(['repair', '--from', 'bakup']);
@@ -326,6 +372,7 @@ describe('repair mends a damaged store from another copy', () => {
     const missing = s.run(['repair']);
     expect(missing.code).toBe(2);
     expect(codesOf(missing)).toEqual(['CKVC_USAGE']);
+    expect(missing.stderr).toContain("missing required option(s): --from; see 'ckvc repair --help'");
   });
 });
 
