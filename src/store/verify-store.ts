@@ -71,12 +71,8 @@ class Verifier {
 
   problem(phase: VerifyPhase, e: unknown, context?: string): void {
     if (!(e instanceof CkvcError)) throw e;
-    this.problems.push({
-      phase,
-      code: e.code,
-      message: context ? `${context}: ${e.message}` : e.message,
-      data: e.data,
-    });
+    const message = withoutVerifyAdvice(e.message);
+    this.problems.push({ phase, code: e.code, message: context ? `${context}: ${message}` : message, data: e.data });
   }
 
   async refs(): Promise<ObjectId[]> {
@@ -285,8 +281,21 @@ class Verifier {
         this.problem(phase, p);
         if (damages) this.damagedPacks.add(damages);
       }
-      for (const { e } of found) this.problem('data', e);
-      await this.blamePacks(found.map((f) => f.loc));
+      const tainted = await this.blamePacks(found.map((f) => f.loc));
+      for (const { loc, e } of found) if (!tainted.has(loc.entry.id)) this.problem('data', e);
+      // What a damaged or missing base costs is one line, not one per delta on it, nested down its chain.
+      if (tainted.size) {
+        const [first] = found.filter((f) => tainted.has(f.loc.entry.id));
+        const at = `object ${first!.loc.entry.id.slice(0, 16)} in pack ${first!.loc.packId.slice(0, 16)}`;
+        this.problem(
+          'data',
+          new CkvcError(
+            'CKVC_CORRUPT_OBJECT',
+            `${tainted.size} delta record(s) no longer decode because their base is damaged or missing (${at}${tainted.size > 1 ? ', ...' : ''}); they read again once it is back`,
+            { id: first!.loc.entry.id, count: tainted.size },
+          ),
+        );
+      }
     } finally {
       stop.abort();
     }
@@ -297,13 +306,16 @@ class Verifier {
    * missing, may be sound itself (it cannot be told without the base): its pack is not called damaged, so repair
    * keeps it in place, to read again once the base is back.
    */
-  private async blamePacks(failed: ObjectLocation[]): Promise<void> {
+  private async blamePacks(failed: ObjectLocation[]): Promise<Set<ObjectId>> {
     const ids = new Set(failed.map((l) => l.entry.id));
+    const tainted = new Set<ObjectId>();
     for (const loc of failed) {
       const base = await this.store.packs.readDeltaBaseId(loc).catch(() => undefined);
       const baseFailed = base !== undefined && (ids.has(base) || !(await this.store.locate([base]))[0]);
-      if (!baseFailed) this.damagedPacks.add(loc.packId);
+      if (baseFailed) tainted.add(loc.entry.id);
+      else this.damagedPacks.add(loc.packId);
     }
+    return tainted;
   }
 
   /** Whether the pack's first `end` bytes hash to its name, hashed here: the problem when they do not. */
@@ -342,6 +354,14 @@ class Verifier {
 }
 
 const OFF_THREAD_HASH_MIN_BYTES = 4 * 1024 * 1024;
+
+/** A read error's advice to run verify (for the commands that meet it), said inside verify itself, left out. */
+function withoutVerifyAdvice(message: string): string {
+  return message
+    .replace(/; run 'ckvc verify(?: --read-data)?'(?: to see what is affected)?/g, '')
+    .replace(/, run 'ckvc verify(?: --read-data)?'/g, '')
+    .replace(/'ckvc verify --read-data' lists the checkpoints it costs, /g, '');
+}
 
 /** The problem of a pack whose bytes hash to `b3` rather than to its name, if they do. */
 function notItsName(packId: string, b3: string): CkvcError | undefined {
