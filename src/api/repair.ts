@@ -8,6 +8,7 @@ import type { DamagedCommit } from '../store/damage-reach.js';
 import { acquireGcLock } from '../store/gc-exclusion.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { repairFault, salvagePacks, type SalvageReport } from '../store/pack-salvage.js';
+import { setAsideRecords } from '../store/set-aside-packs.js';
 import { reflogIds } from '../store/reachability.js';
 import { checkStore, currentLosses } from '../store/verify-store.js';
 import { bundleSource, transportSource, type RepairSource } from '../remote/repair-sources.js';
@@ -82,7 +83,7 @@ async function resolveSources(store: ObjectStore, from: string[]): Promise<Named
 /** A source opened, or why it could not be (then it is asked nothing, and the next ones are). */
 interface OpenedSource {
   name: string;
-  source?: RepairSource;
+  source?: Pick<RepairSource, 'holds' | 'restore' | 'close'>;
   error?: CkvcError;
 }
 
@@ -151,9 +152,9 @@ async function repairChecked(store: ObjectStore, opts: RepairOptions, named: Nam
   if (!damagedPacks.size && !damage.bad.size && !verified.damaged.length && !reflogLost.size) return out;
   const sources = await openSources(store, named, opts);
   try {
-    const asking = new SourceRound(store, sources);
-    out.sources = asking.reports;
     if (opts.dryRun) {
+      const asking = new SourceRound(store, sources);
+      out.sources = asking.reports;
       const { lost } = await currentLosses(store, damage);
       out.unrepaired = (await asking.ask([...lost], true)).length;
       out.reflogUnrepaired = (
@@ -166,9 +167,22 @@ async function repairChecked(store: ObjectStore, opts: RepairOptions, named: Nam
       return out;
     }
     out.salvaged = await salvagePacks(store, [...damagedPacks].sort());
+    // Last, what damaged/ holds: a delta there that did not decode for want of its base reads once that is back.
+    const aside = await setAsideRecords(store);
+    if (aside) sources.push({ name: aside.name, source: aside });
+    const asking = new SourceRound(store, sources);
+    out.sources = asking.reports;
     const asked = new Set<ObjectId>();
-    await restoreLost(store, asking, asked, () => currentLosses(store));
-    if (reflog.length) await restoreLost(store, asking, asked, reflogLosses);
+    for (;;) {
+      await restoreLost(store, asking, asked, () => currentLosses(store));
+      if (reflog.length) await restoreLost(store, asking, asked, reflogLosses);
+      // A delta in damaged/ asked for before its base came back (found lost in a later round) is tried again.
+      if (!aside) break;
+      const still = [...(await currentLosses(store)).lost];
+      if (reflog.length) still.push(...(await reflogLosses()).lost);
+      await asking.ask([...new Set(still)], false, sources.length - 1);
+      if (!asking.restoredLast) break;
+    }
     const after = await currentLosses(store);
     if (reflog.length) {
       const lostBelowReflog = (await reflogLosses()).lost;
@@ -228,13 +242,17 @@ class SourceRound {
     }));
   }
 
-  /** Restores what the sources hold of `ids` (with `dryRun`, only asks); returns what none held. */
-  async ask(ids: ObjectId[], dryRun: boolean): Promise<ObjectId[]> {
+  /** Objects the last call's sources restored. */
+  restoredLast = 0;
+
+  /** Restores what the sources hold of `ids` (with `dryRun`, only asks), from source `first` on; returns what none held. */
+  async ask(ids: ObjectId[], dryRun: boolean, first = 0): Promise<ObjectId[]> {
     let remaining = ids;
+    this.restoredLast = 0;
     for (const [i, { source: s }] of this.sources.entries()) {
       const r = this.reports[i]!;
       if (!remaining.length) break;
-      if (r.error || !s) continue;
+      if (i < first || r.error || !s) continue;
       try {
         const held = await s.holds(remaining);
         const take = remaining.filter((_, k) => held[k]);
@@ -245,6 +263,7 @@ class SourceRound {
         const got = await s.restore(take);
         r.restored += got.objects;
         r.bytes += got.bytes;
+        this.restoredLast += got.objects;
       } catch (e) {
         if (!fromSource(e)) throw e;
         r.error = { code: e.code, message: e.message };

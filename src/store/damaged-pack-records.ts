@@ -12,11 +12,10 @@ import {
   type PackEntry,
 } from '../core/store-format/pack-format.js';
 import { ioError } from './durable-fs.js';
-import type { ObjectStore } from './object-store.js';
+import type { PackReader } from './pack-reader.js';
 
 /** Records found by reading headers from the first record on. */
-async function recordsByHeader(store: ObjectStore, packId: string): Promise<PackEntry[]> {
-  const file = store.layout.packFile(packId);
+async function recordsByHeader(file: string, packId: string): Promise<PackEntry[]> {
   const fh = await fs.open(file, 'r').catch((e) => {
     throw ioError(e, 'read', file);
   });
@@ -45,22 +44,24 @@ async function recordsByHeader(store: ObjectStore, packId: string): Promise<Pack
 }
 
 /**
- * Every record of pack `packId` that its TOC, its record headers or `indexed` (the index's entries in it)
- * describe, each description once: those that disagree are all tried, since reading checks each.
+ * Every record of pack `packId` (the file `file`, which `reader` reads) that its TOC, its record headers or
+ * `indexed` (the index's entries in it) describe, each description once: those that disagree are all tried, since
+ * reading checks each.
  */
 export async function damagedPackRecords(
-  store: ObjectStore,
+  reader: PackReader,
   packId: string,
+  file: string,
   indexed: readonly PackEntry[],
 ): Promise<PackEntry[]> {
   let listed: PackEntry[] = [];
   try {
-    listed = (await store.packs.readToc(packId)).entries;
+    listed = (await reader.readToc(packId)).entries;
   } catch (e) {
     if (!(e instanceof CkvcError)) throw e;
   }
   const out = new Map<string, PackEntry>();
-  for (const e of [...listed, ...(await recordsByHeader(store, packId)), ...indexed]) {
+  for (const e of [...listed, ...(await recordsByHeader(file, packId)), ...indexed]) {
     const key = `${e.id}@${e.offset}/${e.codec}/${e.storedLength}/${e.rawLength}/${e.type}`;
     if (!out.has(key)) out.set(key, e);
   }

@@ -139,10 +139,11 @@ async function copyRecords(
         try {
           const head = codec === CODECS.xorPlanes ? await store.packs.readDeltaHead(loc) : undefined;
           if (head && lost.has(head.base)) {
-            // Decoded while the base's sound planes are still here; one that needs a lost plane is kept as it is
-            // (its own bytes may be sound: it reads again once repair brings the base back).
+            // Decoded while the base's sound planes are still here. One that needs a lost plane is copied as it is
+            // from a sound pack (whose checksum held: its bytes are as written, and read again once repair brings
+            // the base back); from a damaged pack it cannot be vouched for, and is read again from damaged/ then.
             const raw = await store.packs.readObject(loc, id, type).catch((e) => {
-              if (e instanceof CkvcError) return undefined;
+              if (e instanceof CkvcError && !damaged.has(packId)) return undefined;
               throw e;
             });
             writer ??= await PackWriter.create(store.layout);
@@ -212,7 +213,7 @@ export async function salvagePacks(store: ObjectStore, packIds: string[]): Promi
   const records = new Map<string, PackEntry[]>();
   for (const packId of present) {
     const known = indexed.filter((l) => l.packId === packId).map((l) => l.entry);
-    records.set(packId, await damagedPackRecords(store, packId, known));
+    records.set(packId, await damagedPackRecords(store.packs, packId, store.layout.packFile(packId), known));
   }
   // What no copy in the damaged packs gives: a delta anywhere on it must be stored decoded before it goes.
   const sound = new Set<ObjectId>();

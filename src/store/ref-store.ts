@@ -83,7 +83,7 @@ export class RefStore {
           : [`its earlier values are in ${this.logFile(full)}`, 'deleting the file'];
       throw new CkvcError(
         'CKVC_CORRUPT_REF',
-        `ref ${full} (${this.file(full)}) does not hold an object ID; ${earlier} ('ckvc branch NEW ID' or 'ckvc tag NEW ID' puts one back under a new name); ${drop} drops the damaged ref (its reflog stays)`,
+        `ref ${full} (${this.file(full)}) does not hold an object ID; ${earlier} (${full.startsWith(REF_PREFIX.branch) ? `'ckvc branch -f ${short} ID' puts one back` : "'ckvc branch NEW ID' or 'ckvc tag NEW ID' puts one back under a new name"}); ${drop} drops the damaged ref (its reflog stays)`,
         { ref: full },
       );
     }

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ckvc, describeRun, errorCodes, REPO_ROOT } from '../helpers/ckvc.js';
 import { cleanupTemp, tempDir } from '../helpers/temp-dirs.js';
-import { commitId, newStore, readRef, type TestStore } from '../helpers/test-store.js';
+import { commitId, copyStore, newStore, readRef, type TestStore } from '../helpers/test-store.js';
 import { diffSnapshots, snapshotStore } from '../helpers/snapshots.js';
 import { randomBytes } from '../helpers/data.js';
 import { pool } from '../helpers/async-tasks.js';
@@ -156,7 +156,9 @@ describe('branches, tags and revisions', () => {
     expect(dup.code, describeRun(dup)).toBe(13);
     expect(errorCodes(dup.stderr)).toEqual(['CKVC_REF_CONFLICT']);
     expect(dup.stderr).toContain("branch 'feat' already exists (at ");
-    expect(dup.stderr).toContain("choose another name, or work on it: 'ckvc switch feat'");
+    expect(dup.stderr).toContain(
+      "choose another name, work on it ('ckvc switch feat'), or move it ('ckvc branch -f feat START')",
+    );
     // ~N past the first commit says so.
     const past = s.run(['show', 'main~20']);
     expect(past.code).toBe(14);
@@ -167,6 +169,27 @@ describe('branches, tags and revisions', () => {
     const bad = s.run(['branch', 'x', 'nosuch']);
     expect(bad.code).toBe(14);
     expect(readRef(s.store, 'refs/heads/x')).toBeUndefined();
+  });
+
+  it('branch -f moves a branch, the current one too, and its reflog says so; it puts back a damaged ref file', () => {
+    const t = copyStore(s, 'ckvc-branch-force-');
+    const moved = t.json(['branch', '-f', 'old', 'main~1']);
+    expect(moved).toMatchObject({ name: 'old', id: c2, was: c1 });
+    expect(t.json(['reflog', 'old'])[0]).toMatchObject({ old: c1, new: c2, message: 'branch: forced to main~1' });
+    expect(t.json(['branch', '-f', 'fresh', c1])).toEqual({ name: 'fresh', id: c1 });
+    const both = t.run(['branch', '-f', '-d', 'fresh']);
+    expect(both.code).toBe(2);
+    expect(readRef(t.store, 'refs/heads/fresh')).toBe(c1);
+    fs.writeFileSync(path.join(t.store, 'refs', 'heads', 'fresh'), 'garbage\n');
+    const listed = t.run(['branch']);
+    expect(listed.stderr).toContain("'ckvc branch -f fresh ID' puts one back");
+    expect(t.json(['branch', '-f', 'fresh', c2])).toMatchObject({ id: c2, was: 'damaged' });
+    expect(readRef(t.store, 'refs/heads/fresh')).toBe(c2);
+    const head = s.json<{ head: { branch: string } }>(['status']).head.branch;
+    const tip = readRef(t.store, `refs/heads/${head}`);
+    t.ok(['branch', '-f', head, c1]);
+    expect(readRef(t.store, `refs/heads/${head}`)).toBe(c1);
+    expect(t.json(['reflog', head])[0]).toMatchObject({ old: tip, new: c1 });
   });
 
   it('plain and annotated tags: listing, peeling, decoration', () => {

@@ -78,12 +78,12 @@ function branchCommand(y: CliParser): void {
             : [...(await s.branches(listedPastDamage)), ...remote.map((t) => ({ ...t, name: `remotes/${t.name}` }))];
           return args.json ? json(tips) : listing(tips);
         }
+        if (args.force && args.delete) throw new CkvcError('CKVC_USAGE', 'branch takes -f or -d, not both', {});
         if (args.delete) {
           const r = await s.deleteBranch(args.name);
           if (args.json) return json(r);
           return info(`deleted ${deletedWhat('branch', r)}; 'ckvc reflog ${escaped(r.name)}' keeps its earlier values`);
         }
-        if (args.force && args.delete) throw new CkvcError('CKVC_USAGE', 'branch takes -f or -d, not both', {});
         const r = await s.createBranch(args.name, args.start, { force: args.force });
         if (args.json) return json(r);
         if (!r.was) return info(`created branch ${escaped(r.name)} at ${short(r.id)}`);
