@@ -10,6 +10,7 @@ import { damagedPackRecords } from './damaged-pack-records.js';
 import type { ObjectStore } from './object-store.js';
 import { PackReader, type ObjectLocation } from './pack-reader.js';
 import { PackWriter } from './pack-writer.js';
+import type { StoreLayout } from './store-layout.js';
 
 export interface SetAsideRecords {
   readonly name: string;
@@ -95,4 +96,17 @@ async function readSound(
     if (e instanceof CkvcError) return undefined;
     throw e;
   }
+}
+
+/** The packs in damaged/ and their bytes, for verify to note (nothing there is read). */
+export async function setAsideTotals(layout: StoreLayout): Promise<{ packs: number; bytes: number }> {
+  const out = { packs: 0, bytes: 0 };
+  const dir = layout.damagedDir;
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    const st = await fs.stat(path.join(dir, name)).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    out.packs++;
+    out.bytes += st.size;
+  }
+  return out;
 }

@@ -1,16 +1,11 @@
 // fsck for a store, in phases (spec/FORMAT.md §10): refs, then history (commits, trees, files, tensors),
 // then packs and index, then with readData every record re-read and re-hashed. Problems are collected, each
 // with its own code, rather than stopping at the first.
-import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { CkvcError, type ErrorCode } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/store-format/object-id.js';
 import { damagedCommits, lostObjects, type Damage, type DamagedCommit } from './damage-reach.js';
 import { CODECS, PACK_FOOTER_BYTES } from '../core/store-format/pack-format.js';
-import { OffThreadFailed } from './file-output.js';
 import { findLeftovers, type LeftoverSummary } from './leftovers.js';
-import { offThreadFileHash } from './off-thread-writer.js';
 import { listPackIds } from './object-index.js';
 import type { ObjectStore } from './object-store.js';
 import type { ObjectLocation, PackReader } from './pack-reader.js';
@@ -18,6 +13,8 @@ import type { PruneRecord } from './prune-records.js';
 import { PromiseRecords, withPromise, type PromiseRecord } from './promise-records.js';
 import { walkObjects } from './object-walk.js';
 import { verifyInChainOrder } from './verify-in-chain-order.js';
+import { PackChecksums } from './pack-checksum.js';
+import { setAsideTotals } from './set-aside-packs.js';
 import { REF_PREFIX } from './ref-store.js';
 
 export type VerifyPhase = 'refs' | 'history' | 'packs' | 'data';
@@ -232,6 +229,7 @@ class Verifier {
       inOrder.push({ phase, problem: e, ...(damages ? { damages } : {}) });
     };
     const stop = new AbortController(); // a verify that fails midway leaves the worker no hashing to finish
+    const sums = new PackChecksums(this.store.layout, stop.signal);
     try {
       for (const packId of packIds) {
         this.checked.packs++;
@@ -265,8 +263,8 @@ class Verifier {
         }
         if (!readData) continue;
         const end = toc.size - PACK_FOOTER_BYTES + 16; // the checksum covers all up to the footer's first 16 bytes
-        const later = this.checksumOffThread(packId, end, stop.signal);
-        inOrder.push({ phase: 'data', problem: later ?? (await this.checksumHere(packId, end)), damages: packId });
+        const later = sums.offThread(packId, end);
+        inOrder.push({ phase: 'data', problem: later ?? (await sums.here(packId, end)), damages: packId });
         for (const entry of toc.entries) records.push({ packId, entry });
       }
       // Every record decoded and hashed, each delta against its base verified just before (not through its chain).
@@ -317,43 +315,7 @@ class Verifier {
     }
     return tainted;
   }
-
-  /** Whether the pack's first `end` bytes hash to its name, hashed here: the problem when they do not. */
-  private async checksumHere(packId: string, end: number): Promise<CkvcError | undefined> {
-    return notItsName(packId, await hashFileHere(this.store.layout.packFile(packId), end));
-  }
-
-  /**
-   * checksumHere's answer from the worker thread, for a pack of OFF_THREAD_HASH_MIN_BYTES or more (a small one is
-   * hashed here, in turn as before: a worker's start would cost more); undefined when it is not hashed there. The
-   * promise is never rejected before it is awaited.
-   */
-  private checksumOffThread(
-    packId: string,
-    end: number,
-    signal: AbortSignal,
-  ): Promise<CkvcError | undefined> | undefined {
-    if (end < OFF_THREAD_HASH_MIN_BYTES) return undefined;
-    const hashed = offThreadFileHash(this.store.layout.packFile(packId), end, signal);
-    if (!hashed) return undefined;
-    const later = hashed.then(
-      (b3) => notItsName(packId, b3),
-      (e) => {
-        if (!(e instanceof OffThreadFailed) || signal.aborted) throw e;
-        // The worker stopped: hashed here, one pack at a time.
-        this.fallback = this.fallback.then(() => this.checksumHere(packId, end));
-        return this.fallback;
-      },
-    );
-    later.catch(() => {}); // awaited after the records: a failure before then is not unhandled
-    return later;
-  }
-
-  /** Packs hashed here after the worker stopped, in turn (each holds a 4 MiB buffer). */
-  private fallback: Promise<CkvcError | undefined> = Promise.resolve(undefined);
 }
-
-const OFF_THREAD_HASH_MIN_BYTES = 4 * 1024 * 1024;
 
 /** A read error's advice to run verify (for the commands that meet it), said inside verify itself, left out. */
 function withoutVerifyAdvice(message: string): string {
@@ -361,36 +323,6 @@ function withoutVerifyAdvice(message: string): string {
     .replace(/; run 'ckvc verify(?: --read-data)?'(?: to see what is affected)?/g, '')
     .replace(/, run 'ckvc verify(?: --read-data)?'/g, '')
     .replace(/'ckvc verify --read-data' lists the checkpoints it costs, /g, '');
-}
-
-/** The problem of a pack whose bytes hash to `b3` rather than to its name, if they do. */
-function notItsName(packId: string, b3: string): CkvcError | undefined {
-  if (b3 === packId) return undefined;
-  return new CkvcError(
-    'CKVC_CORRUPT_PACK',
-    `pack ${packId.slice(0, 16)}: its bytes do not hash to its name (damaged on disk)`,
-    {
-      pack: packId,
-    },
-  );
-}
-
-/** The BLAKE3 (hex) of the first `end` bytes of `file`, on this thread. */
-async function hashFileHere(file: string, end: number): Promise<string> {
-  const fh = await fs.open(file, 'r');
-  try {
-    const h = new Blake3Hasher();
-    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let pos = 0; pos < end; ) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
-      if (bytesRead === 0) break;
-      h.update(buf.subarray(0, bytesRead));
-      pos += bytesRead;
-    }
-    return h.digestBuffer().toString('hex');
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Leftovers whose process is gone, young or old: a running command's temp files are its work, not leftovers. */
@@ -429,7 +361,7 @@ export async function checkStore(
     leftovers: found,
     shallow: v.shallow,
     damaged: await damagedCommits(store, [...v.tips, ...v.missingTips], v.names, { bad, packs }, v.recordOf),
-    setAside: await setAsidePacks(store),
+    setAside: await setAsideTotals(store.layout),
   };
   return { report, damage: { bad, packs }, damagedPacks: v.damagedPacks };
 }
@@ -452,18 +384,4 @@ export async function currentLosses(
     lost,
     damaged: () => damagedCommits(store, tips, v.names, { bad: lost, packs: damage.packs }, v.recordOf),
   };
-}
-
-/** The packs in damaged/ and their bytes (nothing there is read). */
-async function setAsidePacks(store: ObjectStore): Promise<{ packs: number; bytes: number }> {
-  const out = { packs: 0, bytes: 0 };
-  const dir = store.layout.damagedDir;
-  const names = await fs.readdir(dir).catch(() => [] as string[]);
-  for (const name of names) {
-    const st = await fs.stat(path.join(dir, name)).catch(() => undefined);
-    if (!st?.isFile()) continue;
-    out.packs++;
-    out.bytes += st.size;
-  }
-  return out;
 }
