@@ -209,9 +209,7 @@ describe('repair mends a damaged store from another copy', () => {
   it('a source that is behind (it holds the base, not the newer commits): the deltas on it stay and read again', async () => {
     const s = copyStore(template, 'ckvc-repair-behind-');
     const refs = refFiles(s);
-    const behind = newStore('ckvc-repair-behind-remote-');
-    s.ok(['remote', 'add', 'behind', behind.dir]);
-    s.ok(['push', 'behind', 'first']);
+    addRemoteBehind(s);
     // The base of step 2's delta damaged through every plane: the delta no longer decodes, yet its own bytes are
     // sound, and step 2 is in no source.
     damageRecord(...spread(await firstChunkRecord(s, step1, 'model.safetensors')));
@@ -227,9 +225,7 @@ describe('repair mends a damaged store from another copy', () => {
 
   it('base and delta in one damaged pack, the source behind: the delta is read again from damaged/ once the base is back', async () => {
     const s = copyStore(template, 'ckvc-repair-same-pack-');
-    const behind = newStore('ckvc-repair-same-pack-remote-');
-    s.ok(['remote', 'add', 'behind', behind.dir]);
-    s.ok(['push', 'behind', 'first']);
+    addRemoteBehind(s);
     // Small packs merged into one: step 1's base and step 2's delta share a pack.
     const dir = path.join(s.dir, 'merge');
     fs.mkdirSync(dir);
@@ -249,9 +245,7 @@ describe('repair mends a damaged store from another copy', () => {
   it('a delta damaged itself over a damaged base: never copied unverified, so a full source mends it for good', async () => {
     const s = copyStore(template, 'ckvc-repair-both-');
     const refs = refFiles(s);
-    const behind = newStore('ckvc-repair-both-remote-');
-    s.ok(['remote', 'add', 'behind', behind.dir]);
-    s.ok(['push', 'behind', 'first']);
+    addRemoteBehind(s);
     damageRecord(...spread(await firstChunkRecord(s, step1, 'model.safetensors')));
     damageRecord(...spread(await firstChunkRecord(s, step2, 'model.safetensors')));
     const r = s.run(['repair', '--from', 'behind', '--json']);
@@ -410,6 +404,13 @@ describe('repair mends a damaged store from another copy', () => {
     expect(missing.stderr).toContain("missing required option(s): --from; see 'ckvc repair --help'");
   });
 });
+
+/** Adds remote `behind` to `s`: a store holding only tag `first` (step 1), as a backup made before step 2. */
+function addRemoteBehind(s: TestStore): void {
+  const behind = newStore('ckvc-repair-behind-remote-');
+  s.ok(['remote', 'add', 'behind', behind.dir]);
+  s.ok(['push', 'behind', 'first']);
+}
 
 function spread(r: { file: string; entry: { offset: number; storedLength: number } }) {
   return [r.file, r.entry] as const;
