@@ -180,7 +180,7 @@ function repairCommand(y: CliParser): void {
   addCommand(
     y,
     'repair',
-    'Mend a damaged store from a remote or bundle file that holds its lost objects: damaged packs are set aside in damaged/ once their sound records are copied',
+    'Mend a damaged store from remotes or bundle files holding its lost objects: sound records are kept, damaged pack files moved to .ckvc/damaged/, what was lost fetched again and verified',
     (a) =>
       a
         .option('from', {
