@@ -366,6 +366,7 @@ describe('repair mends a damaged store from another copy', () => {
     const r = s.run(['repair', '--from', 'backup']);
     expect(r.code, describeRun(r)).toBe(12);
     expect(r.stdout).toContain(`  ${tip.slice(0, 12)} (main): its commit cannot be read`);
+    expect(r.stderr).toContain("'ckvc reflog main' lists where it was, 'ckvc branch -f NAME ID' moves a branch");
     const list = s.ok(['branch']);
     expect(list.stderr).toContain(`warning: branch 'main' points at ${tip.slice(0, 12)}, which cannot be read`);
     expect(list.stderr).toContain("'ckvc reflog main' lists the ref's earlier values");

@@ -239,12 +239,18 @@ function repairCommand(y: CliParser): void {
           `a repair would leave ${r.unrepaired} lost object(s) that no source given holds (${r.sources.map((x) => x.source).join('; ')}): give another --from that has them`,
           { unrepaired: r.unrepaired, damaged: r.damaged.length },
         );
-      if (!r.dryRun && !r.whole)
+      if (!r.dryRun && !r.whole) {
+        // A tip no copy has is lost for good: what is left is to move the branch back to where it was before.
+        const tip = r.damaged.find((d) => d.unreadable === 'commit' && d.refs.length)?.refs[0];
+        const back = tip
+          ? `; a ref whose own commit no copy has can be moved back: 'ckvc reflog ${tip.replace(/^tags\//, '--tag ')}' lists where it was, 'ckvc branch -f NAME ID' moves a branch`
+          : '';
         throw new CkvcError(
           'CKVC_NOT_REPAIRED',
-          `${r.unrepaired} lost object(s) were held by no source given (${r.sources.map((x) => `${x.source}${x.error ? `, which failed: ${x.error.code}` : ''}`).join('; ')}); the commits listed still cannot be checked out whole: run repair again with --from a remote or bundle that has them (a damaged pack's bytes stay in damaged/ of the store)`,
+          `${r.unrepaired} lost object(s) were held by no source given (${r.sources.map((x) => `${x.source}${x.error ? `, which failed: ${x.error.code}` : ''}`).join('; ')}); the commits listed still cannot be checked out whole: run repair again with --from a remote or bundle that has them (a damaged pack's bytes stay in damaged/ of the store)${back}`,
           { unrepaired: r.unrepaired, damaged: r.damaged.length },
         );
+      }
     },
   );
 }
