@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { configHash } from '../core/config-snapshot.js';
 import { similarNames } from '../core/similar-names.js';
-import { CkvcError, isCkvcError } from '../core/errors.js';
+import { CkvcError, ERROR_CODES, EXIT, isCkvcError } from '../core/errors.js';
 import type { ObjectId } from '../core/store-format/object-id.js';
 import {
   encodeCommit,
@@ -97,7 +97,13 @@ export async function commit(store: ObjectStore, opts: CommitOptions): Promise<C
   // Once our writer registration is gone: consolidation, like gc, runs only with no writer registered (FORMAT.md §15.2).
   const failed = await consolidateIfNeeded(store).then(
     () => undefined,
-    (e: Error) => `committed, but merging small packs failed (${e.message}); the next commit or 'ckvc gc' tries again`,
+    (e: Error) =>
+      // Damage stops it every time until mended: then saying "tries again" alone would promise what never comes.
+      `committed, but merging small packs failed (${e.message}); ${
+        isCkvcError(e) && ERROR_CODES[e.code].exit === EXIT.CORRUPT
+          ? "the store is damaged: 'ckvc verify --read-data' says what it costs, 'ckvc repair --from REMOTE' mends it"
+          : "the next commit or 'ckvc gc' tries again"
+      }`,
   );
   return failed ? { ...result, warnings: [...(result.warnings ?? []), failed] } : result;
 }

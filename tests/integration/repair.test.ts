@@ -379,6 +379,23 @@ describe('repair mends a damaged store from another copy', () => {
     expect((await s.verify(true)).r.code).toBe(0);
   });
 
+  it('a commit whose pack merge fails on damage says to repair, not that the next commit tries again', async () => {
+    const s = copyStore(template, 'ckvc-repair-merge-');
+    fs.rmSync((await firstChunkRecord(s, step1, 'model.safetensors')).file);
+    const dir = path.join(s.dir, 'more');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'a.bin'), randomBytes(31, 2000));
+    const r = s.run(['commit', dir, '-m', 'more', '-b', 'more'], { env: { CKVC_AUTO_SMALL_PACKS: '1' } });
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stderr).toContain('committed, but merging small packs failed');
+    expect(r.stderr).toContain(
+      "the store is damaged: 'ckvc verify --read-data' says what it costs, 'ckvc repair --from REMOTE' mends it",
+    );
+    s.ok(['repair', '--from', 'backup']);
+    const again = s.run(['commit', dir, '-m', 'again', '-b', 'more'], { env: { CKVC_AUTO_SMALL_PACKS: '1' } });
+    expect(again.stderr).not.toContain('merging small packs failed');
+  });
+
   it('a healthy store: nothing to repair, nothing changes; an unknown source is refused, nothing changed', async () => {
     const s = copyStore(template, 'ckvc-repair-healthy-');
     const before = snapshotStore(s.store);
