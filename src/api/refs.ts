@@ -51,7 +51,7 @@ async function tips(store: ObjectStore, kind: RefKind, opts: ListOptions = {}): 
       opts.onDamaged(
         new CkvcError(
           e.code,
-          `${kind} '${r.name}' points at ${r.id.slice(0, 12)}, which cannot be read (${e.message}); 'ckvc repair --from REMOTE' brings it back from a copy that has it, 'ckvc reflog ${r.name}' lists the ref's earlier values`,
+          `${kind} '${r.name}' points at ${r.id.slice(0, 12)}, which cannot be read (${e.message}); 'ckvc repair --from REMOTE' brings it back from a copy that has it${kind === 'branch' || kind === 'tag' ? `, 'ckvc reflog ${kind === 'tag' ? '--tag ' : ''}${r.name}' lists the ref's earlier values` : ''}`,
           { ...e.data, ref: REF_PREFIX[kind] + r.name },
         ),
       );
