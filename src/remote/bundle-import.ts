@@ -204,11 +204,7 @@ export async function promoteObjects(store: ObjectStore, rb: ReceivedBundle): Pr
     });
     await fsyncDir(store.layout.packsDir);
     receiveFault('receive.moved', store.layout.packsDir);
-    const bodies = new Map<ObjectId, Uint8Array>();
-    for (const e of rb.entries)
-      if (e.type === 'commit')
-        bodies.set(e.id, await store.packs.readObject({ packId: rb.packId, entry: e }, e.id, 'commit'));
-    await store.index.session((s) => s.addPack({ packId: rb.packId!, entries: rb.entries, keepIndexed }, bodies));
+    await store.indexPack({ packId: rb.packId, entries: rb.entries, keepIndexed });
     receiveFault('receive.indexed', store.layout.indexDir);
     // History that arrived ends the grafts it completes (a full pull after a shallow one).
     if (rb.entries.some((e) => e.type === 'commit')) {

@@ -48,12 +48,7 @@ async function storeReceived(store: ObjectStore, rb: ReceivedBundle, ids: Object
   }
   if (!done) return 0;
   repairFault('repair.received', done.file);
-  const bodies = new Map<ObjectId, Uint8Array>();
-  for (const entry of done.entries)
-    if (entry.type === 'commit')
-      bodies.set(entry.id, await store.packs.readObject({ packId: done.packId, entry }, entry.id, 'commit'));
-  const pack = { packId: done.packId, entries: done.entries };
-  await store.index.session((s) => s.addPack(pack, bodies));
+  await store.indexPack({ packId: done.packId, entries: done.entries });
   return done.entries.length;
 }
 

@@ -16,7 +16,7 @@ import { BaseLocations, type BaseLookups } from './base-locations.js';
 import type { DecodedObjects } from './decoded-objects.js';
 import { ConfigLabels } from './config-labels.js';
 import { chainRoot } from './delta-chains.js';
-import { ObjectIndex } from './object-index.js';
+import { ObjectIndex, type IndexedPack } from './object-index.js';
 import { PruneRecords } from './prune-records.js';
 import { ObjectWriter } from './object-writer.js';
 import { type BaseLocator, PackReader, type GroupedObject, type ObjectLocation } from './pack-reader.js';
@@ -295,6 +295,15 @@ export class ObjectStore {
 
   async readTag(id: ObjectId): Promise<TagObject> {
     return decodeTag(await this.readRaw(id, 'tag'), `tag ${id.slice(0, 12)}`);
+  }
+
+  /**
+   * Indexes a pack now in packs/, with the bodies of its commits (FORMAT.md §8); its copies are the ones read from
+   * now on, but for the objects `keepIndexed` names.
+   */
+  async indexPack(pack: IndexedPack): Promise<void> {
+    const bodies = await this.commitBodiesIn(pack.packId, pack.entries);
+    await this.index.session((s) => s.addPack(pack, bodies));
   }
 
   private async commitBodiesIn(packId: string, entries: PackEntry[]): Promise<Map<ObjectId, Uint8Array>> {

@@ -121,6 +121,8 @@ async function copyRecords(
   records: Map<string, PackEntry[]>,
   lost: ReadonlySet<ObjectId>,
   damaged: ReadonlySet<string>,
+  /** Records (`packId@offset`) already decoded and re-hashed here: their bytes are copied without a second pass. */
+  vouched: ReadonlySet<string>,
 ): Promise<Copied> {
   const out: Copied = { written: [], kept: new Set(), failed: new Set(), alsoAside: [] };
   let writer: PackWriter | undefined;
@@ -154,7 +156,8 @@ async function copyRecords(
                 await store.packs.readStoredRecord(loc, id, { verify: false }),
               );
           } else {
-            const body = await store.packs.readStoredRecord(loc, id, { verify: true });
+            const verify = !vouched.has(`${packId}@${entry.offset}`);
+            const body = await store.packs.readStoredRecord(loc, id, { verify });
             writer ??= await PackWriter.create(store.layout);
             await writer.addStored({ id, type, codec, rawLength, storedLength }, body);
           }
@@ -218,15 +221,21 @@ export async function salvagePacks(store: ObjectStore, packIds: string[]): Promi
   // What no copy in the damaged packs gives: a delta anywhere on it must be stored decoded before it goes.
   const sound = new Set<ObjectId>();
   const failed = new Set<ObjectId>();
+  const vouched = new Set<string>();
   for (const [packId, entries] of records)
-    for (const e of entries)
-      if (!sound.has(e.id)) (await reHashes(store, packId, e)) ? sound.add(e.id) : failed.add(e.id);
+    for (const e of entries) {
+      if (sound.has(e.id)) continue;
+      if (await reHashes(store, packId, e)) {
+        sound.add(e.id);
+        vouched.add(`${packId}@${e.offset}`);
+      } else failed.add(e.id);
+    }
   const lost = new Set([...failed].filter((id) => !sound.has(id)));
   const dependents = await packsWithDeltasOn(store, lost, damaged);
   for (const [packId, entries] of dependents) records.set(packId, entries);
   report.rewritten = dependents.size;
 
-  const copied = await copyRecords(store, records, lost, damaged);
+  const copied = await copyRecords(store, records, lost, damaged, vouched);
   for (const packId of copied.alsoAside) await keep(packId);
   if (copied.alsoAside.length) await fsyncDir(aside);
   report.kept = copied.kept.size;

@@ -64,11 +64,7 @@ export async function setAsideRecords(store: ObjectStore): Promise<SetAsideRecor
         const done = await writer?.finish();
         writer = undefined;
         if (!done) return { objects: 0, bytes: 0 };
-        const bodies = new Map<ObjectId, Uint8Array>();
-        for (const entry of done.entries)
-          if (entry.type === 'commit')
-            bodies.set(entry.id, await store.packs.readObject({ packId: done.packId, entry }, entry.id, 'commit'));
-        await store.index.session((s) => s.addPack({ packId: done.packId, entries: done.entries }, bodies));
+        await store.indexPack({ packId: done.packId, entries: done.entries });
         return { objects: done.entries.length, bytes: 0 };
       } catch (e) {
         await writer?.abort();
